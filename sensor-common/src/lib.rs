@@ -1,0 +1,177 @@
+//! Types that cross the kernel boundary between the XDP program (`sensor-ebpf`) and userspace
+//! (`sensor-user`).
+//!
+//! Everything here is `no_std`, `#[repr(C)]`, integer-only and free of implicit padding, so the two
+//! sides agree on layout byte for byte.
+#![no_std]
+
+/// Largest number of bytes of one frame the XDP program copies into the ring buffer.
+///
+/// A power of two: the program bounds the copy length with a mask, the form the verifier accepts.
+pub const MAX_SNAP_LEN: u32 = 16384;
+
+/// Default number of bytes copied per frame: every standard-MTU frame (1518 bytes plus two VLAN
+/// tags) fits whole.
+pub const DEFAULT_SNAP_LEN: u32 = 2048;
+
+/// Entries in each of the domain-controller address sets.
+pub const MAX_DC_ADDRESSES: u32 = 1024;
+
+/// Value bits of the port map: which transports a port is watched on.
+pub mod port_flags {
+    pub const TCP: u8 = 1 << 0;
+    pub const UDP: u8 = 1 << 1;
+}
+
+/// Values of the `CAPTURE_MODE` global, set by the loader.
+pub mod capture_mode {
+    /// The sensor shares the NIC with the host: every frame continues up the stack (`XDP_PASS`).
+    pub const HOST: u32 = 0;
+    /// A dedicated mirror NIC: frames end in XDP after the copy (`XDP_DROP`).
+    pub const MIRROR: u32 = 1;
+}
+
+/// Names of the maps and globals in the XDP object, so the loader and the program cannot drift.
+pub mod names {
+    pub const PROGRAM: &str = "dcwatch_capture";
+    pub const PORTS: &str = "PORTS";
+    pub const DC_V4: &str = "DC_V4";
+    pub const DC_V6: &str = "DC_V6";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const FRAMES: &str = "FRAMES";
+    pub const CAPTURE_MODE: &str = "CAPTURE_MODE";
+    pub const FILTER_DC_ADDRESSES: &str = "FILTER_DC_ADDRESSES";
+    pub const SNAP_LEN: &str = "SNAP_LEN";
+}
+
+/// The per-CPU packet counters kept by the XDP program, indices into the `COUNTERS` map.
+///
+/// Every frame bumps `Seen` and `Bytes`; then exactly one of `NonIp`, `Malformed`, `Matched`, or
+/// none of them (an IP frame that is not watched). Every matched frame is then exactly one of
+/// `Copied` or `RingbufFull`, so `Matched == Copied + RingbufFull` always holds.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Frames the program ran on.
+    Seen = 0,
+    /// Bytes of those frames.
+    Bytes = 1,
+    /// Frames on a watched port (and, when configured, to or from a watched address).
+    Matched = 2,
+    /// Matched frames written to the ring buffer.
+    Copied = 3,
+    /// Matched frames that did not reach the ring buffer: no room in it (the only place such a
+    /// loss shows), or, in theory, a failed copy.
+    RingbufFull = 4,
+    /// Copied frames longer than the snap length, copied up to it.
+    Truncated = 5,
+    /// Frames whose EtherType (after VLAN tags) is neither IPv4 nor IPv6.
+    NonIp = 6,
+    /// Frames whose headers are cut short or inconsistent, or nest deeper than the program parses.
+    Malformed = 7,
+}
+
+impl Counter {
+    pub const ALL: [Self; 8] = [
+        Self::Seen,
+        Self::Bytes,
+        Self::Matched,
+        Self::Copied,
+        Self::RingbufFull,
+        Self::Truncated,
+        Self::NonIp,
+        Self::Malformed,
+    ];
+
+    /// Number of entries in the `COUNTERS` map.
+    pub const COUNT: u32 = Self::ALL.len() as u32;
+
+    /// The counter's name in stats files and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Seen => "seen",
+            Self::Bytes => "bytes",
+            Self::Matched => "matched",
+            Self::Copied => "copied",
+            Self::RingbufFull => "ringbuf_full",
+            Self::Truncated => "truncated",
+            Self::NonIp => "non_ip",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+/// The header in front of every frame in the ring buffer; `cap_len` bytes of frame follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// `CLOCK_MONOTONIC` nanoseconds when the program saw the frame.
+    pub timestamp_ns: u64,
+    /// Interface the frame arrived on.
+    pub ifindex: u32,
+    /// Length of the frame on the wire.
+    pub orig_len: u32,
+    /// Bytes of the frame that follow this header: `min(orig_len, snap length)`.
+    pub cap_len: u32,
+    /// Zero; keeps the header a multiple of 8 bytes with no implicit padding.
+    pub reserved: u32,
+}
+
+impl RecordHeader {
+    pub const SIZE: usize = size_of::<Self>();
+
+    /// Reads a header from the front of a ring-buffer record; `None` when the record is shorter.
+    pub fn parse(record: &[u8]) -> Option<Self> {
+        let field = |at: usize| -> Option<[u8; 4]> { record.get(at..at + 4)?.try_into().ok() };
+        let timestamp: [u8; 8] = record.get(0..8)?.try_into().ok()?;
+        Some(Self {
+            timestamp_ns: u64::from_ne_bytes(timestamp),
+            ifindex: u32::from_ne_bytes(field(8)?),
+            orig_len: u32::from_ne_bytes(field(12)?),
+            cap_len: u32::from_ne_bytes(field(16)?),
+            reserved: u32::from_ne_bytes(field(20)?),
+        })
+    }
+}
+
+/// What the program writes into its per-CPU scratch slot before handing it to the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Record {
+    pub header: RecordHeader,
+    pub frame: [u8; MAX_SNAP_LEN as usize],
+}
+
+const _: () = assert!(RecordHeader::SIZE == 24);
+const _: () = assert!(MAX_SNAP_LEN.is_power_of_two());
+const _: () = assert!(DEFAULT_SNAP_LEN <= MAX_SNAP_LEN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_through_bytes() {
+        let header = RecordHeader {
+            timestamp_ns: 0x0102_0304_0506_0708,
+            ifindex: 7,
+            orig_len: 3000,
+            cap_len: 2048,
+            reserved: 0,
+        };
+        // SAFETY: RecordHeader is repr(C), integer-only and padding-free.
+        let bytes: [u8; RecordHeader::SIZE] = unsafe { core::mem::transmute(header) };
+        assert_eq!(RecordHeader::parse(&bytes), Some(header));
+        assert_eq!(RecordHeader::parse(&bytes[..RecordHeader::SIZE - 1]), None);
+    }
+
+    #[test]
+    fn counter_indices_are_dense_and_named_uniquely() {
+        for (index, counter) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*counter as usize, index);
+            for other in &Counter::ALL[index + 1..] {
+                assert_ne!(counter.name(), other.name());
+            }
+        }
+    }
+}

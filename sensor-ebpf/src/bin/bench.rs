@@ -1,0 +1,27 @@
+//! Reference programs for the benchmarks and the packet generator, never loaded by the sensor:
+//! the cheapest possible XDP programs, to measure the capture program against, and `XDP_TX`, which
+//! under `BPF_PROG_TEST_RUN` with live frames turns into an in-kernel packet generator.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use sensor_ebpf as _;
+
+#[xdp]
+pub fn bench_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn bench_drop(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_DROP
+}
+
+#[xdp]
+pub fn bench_tx(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_TX
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,156 @@
+//! The `dcwatch-sensor` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Attach, Config, ConfigError, Mode};
+
+const ABOUT: &str = "dcwatch's network sensor for Active Directory domain controllers.";
+
+const LONG_ABOUT: &str = "\
+dcwatch's network sensor for Active Directory domain controllers.
+
+It attaches an XDP program to the NIC that receives a mirror (SPAN port, TAP, or a hypervisor's
+mirrored vNIC) of a domain controller's traffic, keeps the frames on the ports that matter
+(Kerberos, LDAP, DNS, SMB, DCE-RPC, NetBIOS, RDP, RADIUS, syslog, NTP...), and reads them from a
+BPF ring buffer. Every frame is either delivered or counted as dropped: see --stats-file.
+
+Examples:
+  dcwatch-sensor run --interface ens4                     capture on a mirror NIC
+  dcwatch-sensor run -i ens4 --mode host --output json    on a DC's own NIC, print packets
+  dcwatch-sensor replay dc.pcapng --output json           the same pipeline over a capture file
+
+Needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON) and Linux 5.18+ with BTF for `run`.";
+
+#[derive(Debug, Parser)]
+#[command(name = "dcwatch-sensor", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Capture live on one or more interfaces until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Feed the frames of a pcap or pcapng file through the same pipeline.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Interface to attach to; repeat for several (overrides capture.interfaces).
+    #[arg(short, long = "interface", value_name = "IF")]
+    pub interfaces: Vec<String>,
+    /// mirror: a dedicated mirror NIC, frames end in XDP. host: a NIC the host uses, frames go on.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// auto: native XDP, else generic with a warning. native or generic: that mode only.
+    #[arg(long, value_enum)]
+    pub attach: Option<Attach>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Stop after this many seconds instead of waiting for a signal.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The capture file: pcap or pcapng; Ethernet, Linux cooked or raw IP.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Configuration file (TOML); see dcwatch.example.toml for every key and its default.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print what was seen on standard output.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+    /// Write the counters to FILE as one JSON object, every stats.interval_secs and at exit.
+    #[arg(long, value_name = "FILE")]
+    pub stats_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per line.
+    Json,
+}
+
+impl CommonArgs {
+    /// The configuration file (or the defaults) with this command line's overrides applied.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(path) = &self.stats_file {
+            config.stats.file = Some(path.clone());
+        }
+        Ok(config)
+    }
+}
+
+impl RunArgs {
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = self.common.config()?;
+        if !self.interfaces.is_empty() {
+            config.capture.interfaces.clone_from(&self.interfaces);
+        }
+        if let Some(mode) = self.mode {
+            config.capture.mode = mode;
+        }
+        if let Some(attach) = self.attach {
+            config.capture.attach = attach;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_the_config() {
+        let cli = Cli::try_parse_from([
+            "dcwatch-sensor",
+            "run",
+            "-i",
+            "a",
+            "--interface",
+            "b",
+            "--mode",
+            "host",
+            "--attach",
+            "generic",
+            "--stats-file",
+            "/tmp/s.json",
+        ])
+        .expect("valid command line");
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        let config = args.config().expect("defaults");
+        assert_eq!(config.capture.interfaces, ["a", "b"]);
+        assert_eq!(config.capture.mode, Mode::Host);
+        assert_eq!(config.capture.attach, Attach::Generic);
+        assert_eq!(config.stats.file, Some(PathBuf::from("/tmp/s.json")));
+    }
+}

@@ -1,0 +1,286 @@
+//! The sensor's configuration file (TOML). Every key is optional; `dcwatch.example.toml` at the
+//! root of the crate documents each one with its default.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use sensor_common::{DEFAULT_SNAP_LEN, MAX_SNAP_LEN};
+use serde::Deserialize;
+
+use crate::services::{Transport, default_ports};
+
+/// What the XDP program does with a frame once it has looked at it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A dedicated mirror NIC (SPAN, TAP): frames end in XDP (`XDP_DROP`).
+    #[default]
+    Mirror,
+    /// The sensor shares the NIC with the host (a DC's own NIC): frames go on (`XDP_PASS`).
+    Host,
+}
+
+/// How the XDP program is attached to an interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Attach {
+    /// Native (driver) mode, falling back to generic mode with a warning.
+    #[default]
+    Auto,
+    /// Native (driver) mode only: fails where the driver has no XDP support.
+    Native,
+    /// Generic (SKB) mode only: works on every interface, costs more per packet.
+    Generic,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub stats: StatsConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    pub interfaces: Vec<String>,
+    pub mode: Mode,
+    pub attach: Attach,
+    pub snap_len: u32,
+    pub ring_buffer_mib: u32,
+    pub dc_addresses: Vec<IpAddr>,
+    pub ports: PortsConfig,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            interfaces: Vec::new(),
+            mode: Mode::default(),
+            attach: Attach::default(),
+            snap_len: DEFAULT_SNAP_LEN,
+            ring_buffer_mib: 64,
+            dc_addresses: Vec::new(),
+            ports: PortsConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortsConfig {
+    pub tcp: Vec<u16>,
+    pub udp: Vec<u16>,
+}
+
+impl Default for PortsConfig {
+    fn default() -> Self {
+        Self {
+            tcp: default_ports(Transport::Tcp),
+            udp: default_ports(Transport::Udp),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsConfig {
+    pub file: Option<PathBuf>,
+    pub interval_secs: u64,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            interval_secs: 10,
+        }
+    }
+}
+
+impl StatsConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+}
+
+/// A configuration that cannot be used, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config file {path}: key `{key}`: {message}")]
+    Key {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|error| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: one_line(error.message()),
+            })?;
+        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let key = error.path().to_string();
+            let message = one_line(error.inner().message());
+            if key == "." {
+                ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message,
+                }
+            } else {
+                ConfigError::Key {
+                    path: path.to_owned(),
+                    key,
+                    message,
+                }
+            }
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError::Key {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Range checks serde cannot express; also applied after command-line overrides.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let capture = &self.capture;
+        if !(64..=MAX_SNAP_LEN).contains(&capture.snap_len) {
+            return Err((
+                "capture.snap_len",
+                format!(
+                    "{} is out of range: 64 to {MAX_SNAP_LEN} bytes",
+                    capture.snap_len
+                ),
+            ));
+        }
+        if !(1..=1024).contains(&capture.ring_buffer_mib)
+            || !capture.ring_buffer_mib.is_power_of_two()
+        {
+            return Err((
+                "capture.ring_buffer_mib",
+                format!(
+                    "{} is not a power of two from 1 to 1024",
+                    capture.ring_buffer_mib
+                ),
+            ));
+        }
+        if capture.ports.tcp.is_empty() && capture.ports.udp.is_empty() {
+            return Err((
+                "capture.ports",
+                "no port to watch: list at least one in `tcp` or `udp`".to_owned(),
+            ));
+        }
+        if capture.dc_addresses.len() > sensor_common::MAX_DC_ADDRESSES as usize {
+            return Err((
+                "capture.dc_addresses",
+                format!(
+                    "{} addresses, more than the {} the sensor holds",
+                    capture.dc_addresses.len(),
+                    sensor_common::MAX_DC_ADDRESSES
+                ),
+            ));
+        }
+        if self.stats.interval_secs == 0 {
+            return Err(("stats.interval_secs", "must be at least 1".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("test.toml")).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(parse(""), Ok(Config::default()));
+    }
+
+    #[test]
+    fn example_file_documents_the_defaults() {
+        let example = include_str!("../dcwatch.example.toml");
+        assert_eq!(parse(example), Ok(Config::default()));
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let config = parse(
+            r#"
+            [capture]
+            interfaces = ["ens4"]
+            mode = "host"
+            attach = "generic"
+            snap_len = 4096
+            ring_buffer_mib = 128
+            dc_addresses = ["10.0.0.1", "fd00::1"]
+            ports = { tcp = [88], udp = [] }
+            [stats]
+            file = "/run/dcwatch/stats.json"
+            interval_secs = 5
+            "#,
+        )
+        .expect("valid config");
+        assert_eq!(config.capture.mode, Mode::Host);
+        assert_eq!(config.capture.attach, Attach::Generic);
+        assert_eq!(config.capture.ports.tcp, [88]);
+        assert_eq!(config.capture.dc_addresses.len(), 2);
+        assert_eq!(config.stats.interval(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[capture]\nmode = \"tap\"", "key `capture.mode`"),
+            ("[capture.ports]\ntcp = [70000]", "key `capture.ports.tcp[0]`"),
+            ("[capture]\ndc_addresses = [\"dc1\"]", "key `capture.dc_addresses[0]`"),
+            ("[capture]\nsnap_len = 10", "key `capture.snap_len`"),
+            ("[capture]\nring_buffer_mib = 3", "key `capture.ring_buffer_mib`"),
+            ("[capture]\nsnapl_len = 10", "key `capture`"),
+            ("[stats]\ninterval_secs = 0", "key `stats.interval_secs`"),
+        ];
+        for (text, expected) in cases {
+            let error = parse(text).expect_err(text);
+            assert!(error.contains(expected), "{text:?} gave {error:?}");
+            assert!(!error.contains('\n'), "{error:?} is not one line");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line() {
+        let error = parse("[capture\nmode = ").expect_err("broken TOML");
+        assert!(error.starts_with("config file test.toml: "), "{error}");
+        assert!(!error.contains('\n'), "{error:?}");
+    }
+}

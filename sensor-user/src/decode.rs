@@ -1,0 +1,152 @@
+//! Frame to packet summary: addresses, ports and transport, decoded with etherparse.
+
+use std::net::{IpAddr, SocketAddr};
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+use crate::services::Transport;
+
+/// How a frame's first header is framed: live frames are always Ethernet; capture files may hold
+/// the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    Ethernet,
+    /// Linux "cooked" capture (`tcpdump -i any`), version 1.
+    LinuxSll,
+    /// An IPv4 or IPv6 header with nothing before it.
+    RawIp,
+}
+
+/// What one IP packet is, as far as the capture stage needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketSummary {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub transport: Option<Transport>,
+    /// Ports, when the packet carries a TCP or UDP header (not a non-first fragment).
+    pub ports: Option<(u16, u16)>,
+    /// Part of a fragmented IP packet: ports wait for reassembly.
+    pub fragment: bool,
+}
+
+impl PacketSummary {
+    pub fn src_endpoint(&self) -> String {
+        endpoint(self.src, self.ports.map(|(src, _)| src))
+    }
+
+    pub fn dst_endpoint(&self) -> String {
+        endpoint(self.dst, self.ports.map(|(_, dst)| dst))
+    }
+}
+
+fn endpoint(address: IpAddr, port: Option<u16>) -> String {
+    match port {
+        Some(port) => SocketAddr::new(address, port).to_string(),
+        None => address.to_string(),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame too short for its link header")]
+    TooShort,
+    #[error("not an IP packet")]
+    NotIp,
+}
+
+/// Linux cooked-capture header: 16 bytes, the EtherType in the last two.
+const LINUX_SLL_HEADER_LEN: usize = 16;
+
+pub fn decode(link: LinkType, frame: &[u8]) -> Result<PacketSummary, DecodeError> {
+    let packet = match link {
+        LinkType::Ethernet => {
+            LaxSlicedPacket::from_ethernet(frame).map_err(|_| DecodeError::TooShort)?
+        }
+        LinkType::LinuxSll => {
+            let ether_type = frame
+                .get(LINUX_SLL_HEADER_LEN - 2..LINUX_SLL_HEADER_LEN)
+                .ok_or(DecodeError::TooShort)?;
+            LaxSlicedPacket::from_ether_type(
+                EtherType(u16::from_be_bytes([ether_type[0], ether_type[1]])),
+                &frame[LINUX_SLL_HEADER_LEN..],
+            )
+        }
+        LinkType::RawIp => LaxSlicedPacket::from_ip(frame).map_err(|_| DecodeError::NotIp)?,
+    };
+    let (src, dst, payload) = match &packet.net {
+        Some(LaxNetSlice::Ipv4(ipv4)) => (
+            IpAddr::V4(ipv4.header().source_addr()),
+            IpAddr::V4(ipv4.header().destination_addr()),
+            ipv4.payload(),
+        ),
+        Some(LaxNetSlice::Ipv6(ipv6)) => (
+            IpAddr::V6(ipv6.header().source_addr()),
+            IpAddr::V6(ipv6.header().destination_addr()),
+            ipv6.payload(),
+        ),
+        Some(LaxNetSlice::Arp(_)) | None => return Err(DecodeError::NotIp),
+    };
+    let transport = match payload.ip_number {
+        etherparse::IpNumber::TCP => Some(Transport::Tcp),
+        etherparse::IpNumber::UDP => Some(Transport::Udp),
+        _ => None,
+    };
+    let ports = match &packet.transport {
+        Some(TransportSlice::Tcp(tcp)) => Some((tcp.source_port(), tcp.destination_port())),
+        Some(TransportSlice::Udp(udp)) => Some((udp.source_port(), udp.destination_port())),
+        _ => None,
+    };
+    Ok(PacketSummary {
+        src,
+        dst,
+        transport,
+        ports,
+        fragment: payload.fragmented,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use etherparse::PacketBuilder;
+
+    use super::*;
+
+    fn udp_frame(payload_len: usize) -> Vec<u8> {
+        let builder = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .single_vlan(10.into())
+            .ipv6([0xfd; 16], [0xfe; 16], 64)
+            .udp(5353, 88);
+        let mut frame = Vec::new();
+        builder
+            .write(&mut frame, &vec![0; payload_len])
+            .expect("write to a Vec");
+        frame
+    }
+
+    #[test]
+    fn decodes_vlan_ipv6_udp() {
+        let summary = decode(LinkType::Ethernet, &udp_frame(20)).expect("valid frame");
+        assert_eq!(summary.transport, Some(Transport::Udp));
+        assert_eq!(summary.ports, Some((5353, 88)));
+        assert_eq!(summary.dst_endpoint(), "[fefe:fefe:fefe:fefe:fefe:fefe:fefe:fefe]:88");
+        assert!(!summary.fragment);
+    }
+
+    #[test]
+    fn a_snap_truncated_frame_still_decodes() {
+        let mut frame = udp_frame(3000);
+        frame.truncate(100);
+        let summary = decode(LinkType::Ethernet, &frame).expect("lax decoding");
+        assert_eq!(summary.ports, Some((5353, 88)));
+    }
+
+    #[test]
+    fn non_ip_and_short_frames_are_errors() {
+        let mut arp = vec![0_u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(decode(LinkType::Ethernet, &arp), Err(DecodeError::NotIp));
+        assert_eq!(decode(LinkType::Ethernet, &[0; 5]), Err(DecodeError::TooShort));
+        assert_eq!(decode(LinkType::LinuxSll, &[0; 15]), Err(DecodeError::TooShort));
+        assert_eq!(decode(LinkType::RawIp, &[0x45]), Err(DecodeError::NotIp));
+    }
+}

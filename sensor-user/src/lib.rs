@@ -1,0 +1,17 @@
+//! dcwatch's sensor: captures the traffic of Active Directory domain controllers with XDP and
+//! turns it into what the backend's detectors need.
+//!
+//! The `dcwatch-sensor` binary is a thin command line over this library.
+
+pub mod capture;
+pub mod capture_file;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod frame;
+pub mod live;
+pub mod output;
+pub mod pipeline;
+pub mod replay;
+pub mod services;
+pub mod stats;

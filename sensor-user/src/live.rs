@@ -1,0 +1,164 @@
+//! `dcwatch-sensor run`: attach, read the ring buffer until shut down, report.
+
+use std::{collections::HashMap, future::Future, io::Write, path::PathBuf};
+
+use log::{info, warn};
+use sensor_common::Counter;
+
+use crate::{
+    capture::{Capture, CaptureError, FrameReader, KernelCounters},
+    config::Config,
+    decode::LinkType,
+    pipeline::Pipeline,
+    stats::{self, UserCounters},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("no interface to capture on: pass --interface or set capture.interfaces")]
+    NoInterface,
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("writing output: {0}")]
+    Output(std::io::Error),
+}
+
+/// The counters at the end of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveSummary {
+    pub kernel: KernelCounters,
+    pub user: UserCounters,
+}
+
+/// Captures on the configured interfaces until `shutdown` resolves, then detaches, drains the ring
+/// buffer and writes the final stats. Needs a tokio runtime with I/O and time enabled.
+pub async fn run<W: Write>(
+    config: &Config,
+    output: Option<W>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<LiveSummary, LiveError> {
+    let interfaces = &config.capture.interfaces;
+    if interfaces.is_empty() {
+        return Err(LiveError::NoInterface);
+    }
+    let mut capture = Capture::load(&config.capture)?;
+    for interface in interfaces {
+        let attached = capture.attach(interface, config.capture.attach)?;
+        info!(
+            "capturing on {} (ifindex {}, {} XDP, {:?} mode)",
+            attached.name, attached.ifindex, attached.mode, config.capture.mode
+        );
+    }
+    let names: HashMap<u32, String> = capture
+        .attached()
+        .iter()
+        .map(|interface| (interface.ifindex, interface.name.clone()))
+        .collect();
+    let mut reader = FrameReader::new(capture.take_frames()?)?;
+    let mut pipeline = Pipeline::new(output, names);
+    let stats_file = config.stats.file.clone();
+    let mut ticker = tokio::time::interval(config.stats.interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut output_error = None;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            read = reader.read(|record| feed(&mut pipeline, record, &mut output_error)) => {
+                read?;
+                if output_error.is_none() {
+                    output_error = pipeline.flush().err();
+                }
+                if output_error.is_some() {
+                    break;
+                }
+            }
+            _ = ticker.tick() => report(&capture, pipeline.counters(), stats_file.as_ref()),
+        }
+    }
+    // Detach first so nothing new arrives, then take what is still in the ring.
+    capture.detach_all();
+    reader.drain(|record| feed(&mut pipeline, record, &mut output_error));
+    if output_error.is_none() {
+        output_error = pipeline.flush().err();
+    }
+    let summary = LiveSummary {
+        kernel: capture.counters()?,
+        user: *pipeline.counters(),
+    };
+    report(&capture, &summary.user, stats_file.as_ref());
+    log_summary(&summary);
+    match output_error {
+        Some(error) => Err(LiveError::Output(error)),
+        None => Ok(summary),
+    }
+}
+
+/// Hands one ring record to the pipeline; after an output error, frames are still counted.
+fn feed<W: Write>(
+    pipeline: &mut Pipeline<W>,
+    record: Result<crate::frame::Frame<'_>, crate::capture::InvalidRecord>,
+    output_error: &mut Option<std::io::Error>,
+) {
+    match record {
+        Ok(frame) => {
+            if let Err(error) = pipeline.handle(LinkType::Ethernet, frame) {
+                output_error.get_or_insert(error);
+            }
+        }
+        Err(_) => pipeline.invalid_record(),
+    }
+}
+
+fn report(capture: &Capture, user: &UserCounters, stats_file: Option<&PathBuf>) {
+    let Some(path) = stats_file else {
+        return;
+    };
+    let kernel = match capture.counters() {
+        Ok(kernel) => kernel,
+        Err(error) => {
+            warn!("reading counters: {error}");
+            return;
+        }
+    };
+    if let Err(error) = stats::write_file(path, &stats::snapshot(Some(&kernel), user)) {
+        warn!("writing stats file {}: {error}", path.display());
+    }
+}
+
+fn log_summary(summary: &LiveSummary) {
+    let kernel = &summary.kernel;
+    info!(
+        "stopped: seen {} frames, matched {}, copied {}, delivered {}, ring buffer full {}, \
+         truncated {}, decode errors {}",
+        kernel.get(Counter::Seen),
+        kernel.get(Counter::Matched),
+        kernel.get(Counter::Copied),
+        summary.user.delivered,
+        kernel.get(Counter::RingbufFull),
+        kernel.get(Counter::Truncated),
+        summary.user.decode_errors,
+    );
+    if kernel.get(Counter::RingbufFull) > 0 {
+        warn!(
+            "{} matched frames were lost because the ring buffer was full: raise \
+             capture.ring_buffer_mib",
+            kernel.get(Counter::RingbufFull)
+        );
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        warn!("cannot install signal handlers; stop the sensor with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => info!("SIGINT: stopping"),
+        _ = terminate.recv() => info!("SIGTERM: stopping"),
+    }
+}
