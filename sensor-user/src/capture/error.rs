@@ -20,6 +20,12 @@ pub enum CaptureError {
     KernelTooOld { release: String },
     #[error("kernel rejected the XDP program (does it support XDP and BPF ring buffers?): {0}")]
     ProgramRejected(String),
+    #[error(
+        "refusing mirror mode on `{interface}`: it carries the host's own address {address}, and \
+         mirror mode drops every frame it receives; use --mode host, or a dedicated capture NIC \
+         without addresses"
+    )]
+    MirrorOnAddressedInterface { interface: String, address: std::net::IpAddr },
     #[error("cannot attach XDP to `{interface}` in {mode} mode: {reason}")]
     Attach {
         interface: String,

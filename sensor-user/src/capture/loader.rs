@@ -23,6 +23,7 @@ const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 #[derive(Debug)]
 pub struct Capture {
     ebpf: Ebpf,
+    mode: Mode,
     attached: Vec<AttachedInterface>,
 }
 
@@ -73,6 +74,7 @@ impl Capture {
             .map_err(|error| load_error("load BPF programs", &error))?;
         let mut capture = Self {
             ebpf,
+            mode: config.mode,
             attached: Vec::new(),
         };
         capture.fill_ports(&config.ports.tcp, &config.ports.udp)?;
@@ -127,13 +129,22 @@ impl Capture {
     }
 
     /// Attaches the program to `interface`. `Attach::Auto` tries native mode, then generic mode
-    /// with a warning.
+    /// with a warning. In mirror mode, an interface with a routable address of the host's is
+    /// refused: dropping its frames would cut the host off.
     pub fn attach(
         &mut self,
         interface: &str,
         attach: Attach,
     ) -> Result<&AttachedInterface, CaptureError> {
         let ifindex = interface_index(interface)?;
+        if self.mode == Mode::Mirror
+            && let Some(address) = host_address(interface)
+        {
+            return Err(CaptureError::MirrorOnAddressedInterface {
+                interface: interface.to_owned(),
+                address,
+            });
+        }
         let program = xdp_program(&mut self.ebpf)?;
         let attempt = |program: &mut Xdp, mode: XdpMode| {
             program
@@ -258,6 +269,55 @@ fn interface_index(interface: &str) -> Result<u32, CaptureError> {
     match unsafe { libc::if_nametoindex(name.as_ptr()) } {
         0 => Err(not_found()),
         index => Ok(index),
+    }
+}
+
+/// An address of the host's on `interface` that traffic is routed to: any IPv4 address, or an
+/// IPv6 address that is not link-local (those appear on every interface that is up).
+fn host_address(interface: &str) -> Option<IpAddr> {
+    let mut addresses: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut addresses) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut current = addresses;
+    while found.is_none() && !current.is_null() {
+        // SAFETY: `current` is a node of the list getifaddrs returned, not yet freed.
+        let entry = unsafe { &*current };
+        current = entry.ifa_next;
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.ifa_name) };
+        if entry.ifa_addr.is_null() || name.to_bytes() != interface.as_bytes() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and its family says which sockaddr it is.
+        found = unsafe { socket_address(entry.ifa_addr) }.filter(|address| match address {
+            IpAddr::V4(_) => true,
+            IpAddr::V6(v6) => !v6.is_unicast_link_local(),
+        });
+    }
+    // SAFETY: the list came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(addresses) };
+    found
+}
+
+/// # Safety
+/// `address` must point to a valid sockaddr of the size its family implies.
+unsafe fn socket_address(address: *const libc::sockaddr) -> Option<IpAddr> {
+    // SAFETY: the caller guarantees a valid sockaddr; the family selects the layout read.
+    unsafe {
+        match i32::from((*address).sa_family) {
+            libc::AF_INET => {
+                let v4 = &*address.cast::<libc::sockaddr_in>();
+                Some(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()))
+            }
+            libc::AF_INET6 => {
+                let v6 = &*address.cast::<libc::sockaddr_in6>();
+                Some(IpAddr::from(v6.sin6_addr.s6_addr))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -1,0 +1,200 @@
+//! End to end on veth: how many packets per second the real sensor captures into userspace, and
+//! how many it drops, in mirror and in host mode, beside a bare `XDP_DROP` receiver fed by the
+//! same generator in the same run.
+//!
+//! The generator is the kernel itself: `bench_tx` (`XDP_TX`) run under `BPF_PROG_TEST_RUN` with
+//! live frames transmits each frame out of the sender's veth, about as fast as this machine can
+//! make packets. The receiver end, in its own namespace, runs either the bare program or the
+//! sensor binary (no output, counting only). Figures are medians over `TRIALS` trials.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, XdpMode};
+use bench::{load_reference_programs, median, reference_program};
+use dcwatch_tests::{
+    frames,
+    netns::{NetNs, VethPair},
+    sensor_process::SensorProcess,
+    stats_file,
+};
+
+const PACKETS: u32 = 2_000_000;
+const BATCH: u32 = 256;
+const TRIALS: usize = 3;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Receiver {
+    BareDrop,
+    Sensor(&'static str),
+}
+
+#[derive(Default)]
+struct Figures {
+    generated_pps: Vec<f64>,
+    captured_pps: Vec<f64>,
+    seen: Vec<f64>,
+    delivered: Vec<f64>,
+    ringbuf_full: Vec<f64>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let sensor = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/dcwatch-sensor");
+    if !sensor.exists() {
+        bail!("{} not found: run `cargo build --release -p sensor-user` first", sensor.display());
+    }
+    // Kerberos-sized request: 128-byte frames to UDP/88.
+    let frame = frames::udp_v4(88, &[0x6a; 86]);
+    let receivers = [
+        Receiver::BareDrop,
+        Receiver::Sensor("mirror"),
+        Receiver::Sensor("host"),
+    ];
+    let mut figures: Vec<Figures> = receivers.iter().map(|_| Figures::default()).collect();
+    for _ in 0..TRIALS {
+        for (receiver, figures) in receivers.iter().zip(&mut figures) {
+            trial(*receiver, &sensor, &frame, figures)?;
+        }
+    }
+
+    println!(
+        "veth-rate: {PACKETS} frames of {} B per trial from an XDP_TX live-frames generator, \
+         median of {TRIALS} trials",
+        frame.len()
+    );
+    println!(
+        "{:<28} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}",
+        "receiver", "generated/s", "captured/s", "vs bare", "seen", "delivered", "ringbuf_full"
+    );
+    let bare = median(&mut figures[0].generated_pps);
+    for (receiver, figures) in receivers.iter().zip(&mut figures) {
+        let name = match receiver {
+            Receiver::BareDrop => "bare XDP_DROP (baseline)".to_owned(),
+            Receiver::Sensor(mode) => format!("dcwatch-sensor, {mode} mode"),
+        };
+        let generated = median(&mut figures.generated_pps);
+        if *receiver == Receiver::BareDrop {
+            println!("{name:<28} {generated:>12.0} {:>12} {:>10}", "-", "1.00x");
+            continue;
+        }
+        let captured = median(&mut figures.captured_pps);
+        println!(
+            "{name:<28} {generated:>12.0} {captured:>12.0} {:>9.2}x {:>12.0} {:>12.0} {:>12.0}",
+            captured / bare,
+            median(&mut figures.seen),
+            median(&mut figures.delivered),
+            median(&mut figures.ringbuf_full),
+        );
+    }
+    Ok(())
+}
+
+fn trial(
+    receiver: Receiver,
+    sensor: &std::path::Path,
+    frame: &[u8],
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let peer = NetNs::create("dcwb")?;
+    let capture = NetNs::create("dcwb")?;
+    let veth = VethPair::create(&peer, &capture)?;
+    let workdir = std::env::temp_dir().join(format!("dcwatch-bench-{}", veth.receiver));
+    std::fs::create_dir_all(&workdir)?;
+    let stats = workdir.join("stats.json");
+    let config = workdir.join("dcwatch.toml");
+    std::fs::write(&config, "[capture]\nring_buffer_mib = 256\n[stats]\ninterval_secs = 1\n")?;
+
+    let mut reference = load_reference_programs()?;
+    let mut running = None;
+    match receiver {
+        Receiver::BareDrop => {
+            let program = reference_program(&mut reference, "bench_drop")?;
+            capture.run(|| {
+                program
+                    .attach(&veth.receiver, XdpMode::Driver)
+                    .map_err(std::io::Error::other)
+            })?;
+        }
+        Receiver::Sensor(mode) => {
+            running = Some(SensorProcess::start(
+                &capture,
+                sensor,
+                &[
+                    "run",
+                    "-i",
+                    &veth.receiver,
+                    "--mode",
+                    mode,
+                    "--attach",
+                    "native",
+                    "--config",
+                    &config.to_string_lossy(),
+                    "--stats-file",
+                    &stats.to_string_lossy(),
+                ],
+                1,
+            )?);
+        }
+    }
+
+    let generator = reference_program(&mut reference, "bench_tx")?;
+    let elapsed = peer.run(|| {
+        let ifindex = if_index(&veth.sender)?;
+        let context = xdp_md(frame.len(), ifindex);
+        let started = Instant::now();
+        generator
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(&context),
+                repeat: PACKETS,
+                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+                ..TestRunOptions::new()
+            })
+            .map_err(std::io::Error::other)?;
+        Ok(started.elapsed())
+    })?;
+    figures
+        .generated_pps
+        .push(f64::from(PACKETS) / elapsed.as_secs_f64());
+
+    if let Some(process) = running {
+        // Let the sensor empty the ring buffer before stopping it.
+        let copied_then = stats_file::wait_for(&stats, "seen", 1, Duration::from_secs(10))?;
+        let target = stats_file::counter(&copied_then, "copied").max(1);
+        stats_file::wait_for(&stats, "delivered", target, Duration::from_secs(30))?;
+        let finished = process.stop()?;
+        if !finished.status.success() {
+            bail!("sensor failed: {}", finished.stderr.join("\n"));
+        }
+        let counters = stats_file::read(&stats).context("final stats")?;
+        let counter = |name| stats_file::counter(&counters, name) as f64;
+        figures.captured_pps.push(counter("copied") / elapsed.as_secs_f64());
+        figures.seen.push(counter("seen"));
+        figures.delivered.push(counter("delivered"));
+        figures.ringbuf_full.push(counter("ringbuf_full"));
+    }
+    std::fs::remove_dir_all(&workdir)?;
+    Ok(())
+}
+
+fn if_index(interface: &str) -> std::io::Result<u32> {
+    let name = std::ffi::CString::new(interface).map_err(std::io::Error::other)?;
+    // SAFETY: a plain libc call with a valid C string.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(std::io::Error::last_os_error()),
+        index => Ok(index),
+    }
+}
+
+/// `struct xdp_md` for a live-frames run: data from 0 to the frame's end, no metadata, the
+/// interface the frames are transmitted from.
+fn xdp_md(frame_len: usize, ifindex: u32) -> Vec<u8> {
+    let frame_len = u32::try_from(frame_len).unwrap_or(u32::MAX);
+    [0, frame_len, 0, ifindex, 0, 0]
+        .iter()
+        .flat_map(|word: &u32| word.to_ne_bytes())
+        .collect()
+}

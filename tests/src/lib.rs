@@ -1,0 +1,13 @@
+//! dcwatch's end-to-end test bed: what the sensor's integration tests, the benchmarks and the demo
+//! need to put real frames on a real interface, all inside network namespaces made here and
+//! removed when their guards drop.
+//!
+//! Deliberately free of the sensor's own crates, so `cargo xtask` can use it before the eBPF
+//! toolchain is installed.
+
+pub mod frames;
+pub mod netns;
+pub mod sender;
+pub mod sensor_process;
+pub mod stats_file;
+pub mod traffic;

@@ -1,0 +1,126 @@
+//! The real `dcwatch-sensor` binary run in a namespace, as a person would run it.
+
+use std::{
+    io::{self, BufRead, BufReader},
+    path::Path,
+    process::{Child, ExitStatus, Stdio},
+    sync::mpsc,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crate::netns::NetNs;
+
+/// What the sensor logs once per interface when its XDP program is attached.
+const READY_MARKER: &str = "capturing on";
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running sensor whose output is being collected.
+#[derive(Debug)]
+pub struct SensorProcess {
+    child: Child,
+    /// Taken by `wait`; `None` afterwards.
+    readers: Option<(JoinHandle<Vec<String>>, JoinHandle<Vec<String>>)>,
+}
+
+/// How the sensor ended and everything it printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+impl SensorProcess {
+    /// Starts `binary ARGS` in `namespace` and waits until it has attached to `interfaces`
+    /// interfaces. Standard output is collected line by line.
+    pub fn start(
+        namespace: &NetNs,
+        binary: &Path,
+        args: &[&str],
+        interfaces: usize,
+    ) -> io::Result<Self> {
+        let mut child = namespace
+            .command(&binary.to_string_lossy())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr"))?;
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stdout = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect());
+        let stderr = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(READY_MARKER) {
+                    let _ = ready_tx.send(());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        let mut process = Self {
+            child,
+            readers: Some((stdout, stderr)),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        for _ in 0..interfaces {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if ready_rx.recv_timeout(left).is_err() {
+                let _ = process.child.kill();
+                let finished = process.finish()?;
+                return Err(io::Error::other(format!(
+                    "sensor did not start ({}): {}",
+                    finished.status,
+                    finished.stderr.join("\n")
+                )));
+            }
+        }
+        Ok(process)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGINT, as Ctrl-C would, and waits for the sensor to finish.
+    pub fn stop(mut self) -> io::Result<Finished> {
+        let pid = libc::pid_t::try_from(self.child.id()).map_err(io::Error::other)?;
+        // SAFETY: signalling our own child, which has not been waited for yet.
+        if unsafe { libc::kill(pid, libc::SIGINT) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.finish()
+    }
+
+    /// Waits for the sensor to end by itself.
+    pub fn wait(mut self) -> io::Result<Finished> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> io::Result<Finished> {
+        let status = self.child.wait()?;
+        let (stdout, stderr) = self
+            .readers
+            .take()
+            .ok_or_else(|| io::Error::other("already finished"))?;
+        let join_error = |_| io::Error::other("output reader panicked");
+        Ok(Finished {
+            status,
+            stdout: stdout.join().map_err(join_error)?,
+            stderr: stderr.join().map_err(join_error)?,
+        })
+    }
+}
+
+impl Drop for SensorProcess {
+    fn drop(&mut self) {
+        if self.readers.is_some() {
+            // A test bailed out before stopping the sensor.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

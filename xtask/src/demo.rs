@@ -1,0 +1,100 @@
+//! `cargo xtask demo`: the sensor capturing generated traffic on a veth pair, no hardware needed.
+//!
+//! A sender namespace puts a known mix of frames (every watched AD service, IPv6, VLANs, and
+//! frames that must not match) on one end of a veth pair; the sensor runs in mirror mode on the
+//! other end, in its own namespace, and prints one JSON line per captured packet; then the
+//! counters, beside what the mix should give.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use dcwatch_tests::{
+    netns::{NetNs, VethPair},
+    sender::RawSender,
+    sensor_process::SensorProcess,
+    stats_file, traffic,
+};
+
+use crate::shell::{self, cargo};
+
+pub fn run(rounds: u32) -> anyhow::Result<()> {
+    crate::setup::run()?;
+    shell::require_root("demo")?;
+    let root = shell::workspace_root();
+    shell::run(cargo().current_dir(&root).args(["build", "--release", "-p", "sensor-user"]))?;
+    let sensor = root.join("target/release/dcwatch-sensor");
+
+    let peer = NetNs::create("dcwdemo")?;
+    let capture = NetNs::create("dcwdemo")?;
+    let veth = VethPair::create(&peer, &capture)?;
+    let workdir = std::env::temp_dir().join(format!("dcwatch-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir)?;
+    let config = workdir.join("dcwatch.toml");
+    let stats = workdir.join("stats.json");
+    std::fs::write(&config, "[stats]\ninterval_secs = 1\n")?;
+    eprintln!(
+        "demo: sensor on {} (namespace {}), traffic from {} (namespace {})",
+        veth.receiver,
+        capture.name(),
+        veth.sender,
+        peer.name()
+    );
+    let process = SensorProcess::start(
+        &capture,
+        &sensor,
+        &[
+            "run",
+            "--interface",
+            &veth.receiver,
+            "--mode",
+            "mirror",
+            "--config",
+            &config.to_string_lossy(),
+            "--stats-file",
+            &stats.to_string_lossy(),
+            "--output",
+            "json",
+        ],
+        1,
+    )?;
+
+    let samples = traffic::mix();
+    let expected = traffic::expected(&samples, u64::from(rounds));
+    peer.run(|| {
+        let sender = RawSender::open(&veth.sender)?;
+        for _ in 0..rounds {
+            for sample in &samples {
+                sender.send(&sample.frame)?;
+            }
+        }
+        Ok(())
+    })
+    .context("sending the traffic mix")?;
+    stats_file::wait_for(&stats, "delivered", expected.matched, Duration::from_secs(10))?;
+    let finished = process.stop()?;
+    for line in &finished.stdout {
+        println!("{line}");
+    }
+    let counters = stats_file::read(&stats)?;
+    println!();
+    println!("{:<14} {:>10} {:>10}", "counter", "sensor", "expected");
+    for (name, want) in [
+        ("seen", expected.seen),
+        ("bytes", expected.bytes),
+        ("matched", expected.matched),
+        ("copied", expected.matched),
+        ("delivered", expected.matched),
+        ("non_ip", expected.non_ip),
+        ("malformed", expected.malformed),
+        ("ringbuf_full", 0),
+        ("truncated", 0),
+        ("decode_errors", 0),
+    ] {
+        println!("{name:<14} {:>10} {want:>10}", stats_file::counter(&counters, name));
+    }
+    std::fs::remove_dir_all(&workdir)?;
+    if !finished.status.success() {
+        bail!("the sensor exited with {}: {}", finished.status, finished.stderr.join("\n"));
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `cargo xtask`: dcwatch's development tasks, one module per subcommand.
+
+mod bench;
+mod demo;
+mod setup;
+mod shell;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+/// dcwatch's development tasks. Each one first runs `setup`, so any of them works on a fresh
+/// machine.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what building and testing need, idempotently: apt packages (LLVM 22, iproute2,
+    /// ethtool), rust-src, and bpf-linker 0.13.0 built against LLVM 22.
+    Setup,
+    /// Set up, then run every check CI runs: rustfmt, clippy, and the tests (as root: they load
+    /// XDP programs and make network namespaces).
+    Test,
+    /// Set up, build, then capture generated traffic on a veth pair in network namespaces and
+    /// print what the sensor saw.
+    Demo {
+        /// Rounds of the traffic mix to send.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
+    /// Set up, build, then run the benchmarks and print their figures.
+    Bench,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Test => test::run(),
+        Task::Demo { rounds } => demo::run(rounds),
+        Task::Bench => bench::run(),
+    }
+}

@@ -1,0 +1,88 @@
+//! `cargo xtask setup`: everything a fresh machine needs, installed only where missing.
+
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use crate::shell::{self, output};
+
+/// Debian packages: LLVM 22 for bpf-linker (rustc 1.95 emits LLVM 22 bitcode), iproute2 and
+/// ethtool for the network-namespace tests and the demo.
+const APT_PACKAGES: &[&str] = &["llvm-22-dev", "libllvm22", "iproute2", "ethtool"];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+pub fn run() -> anyhow::Result<()> {
+    apt_packages()?;
+    rust_src()?;
+    bpf_linker()?;
+    eprintln!("setup: ready");
+    Ok(())
+}
+
+fn apt_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| {
+            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+                .is_none_or(|status| !status.contains("ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("setup: apt-get install {}", missing.join(" "));
+    shell::require_root("setup")?;
+    shell::run(Command::new("apt-get").args(["update", "-q"]))?;
+    shell::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn rust_src() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        "stable",
+    ]))
+    .context("rustup is needed: the eBPF crate builds with `rustup run stable`")?;
+    if installed.lines().any(|line| line.starts_with("rust-src")) {
+        return Ok(());
+    }
+    eprintln!("setup: rustup component add rust-src");
+    shell::run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "stable",
+    ]))
+}
+
+fn bpf_linker() -> anyhow::Result<()> {
+    let version = output(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
+    if version.contains(BPF_LINKER_VERSION) {
+        return Ok(());
+    }
+    eprintln!("setup: cargo install bpf-linker@{BPF_LINKER_VERSION} (against LLVM 22, about a minute)");
+    // Its default feature wants LLVM 23, which Debian does not ship (TOOLCHAIN.md).
+    shell::run(
+        shell::cargo()
+            .args([
+                "install",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                "--locked",
+                "--force",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
+            .env("LLVM_PREFIX", LLVM_PREFIX),
+    )
+}

@@ -1,0 +1,37 @@
+//! `cargo xtask test`: what CI runs.
+
+use crate::shell::{self, cargo};
+
+pub fn run() -> anyhow::Result<()> {
+    crate::setup::run()?;
+    shell::require_root("test")?;
+    let root = shell::workspace_root();
+    shell::run(cargo().current_dir(&root).args(["fmt", "--all", "--", "--check"]))?;
+    shell::run(cargo().current_dir(&root).args([
+        "clippy",
+        "--release",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The eBPF crate, checked for its own target.
+    shell::run(
+        cargo()
+            .current_dir(root.join("sensor-ebpf"))
+            .args([
+                "clippy",
+                "--release",
+                "--target",
+                "bpfel-unknown-none",
+                "-Z",
+                "build-std=core",
+                "--bins",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .env("RUSTC_BOOTSTRAP", "1"),
+    )?;
+    shell::run(cargo().current_dir(&root).args(["test", "--release"]))
+}
