@@ -81,15 +81,16 @@ impl SensorProcess {
         Ok(process)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// Sends SIGINT, as Ctrl-C would, and waits for the sensor to finish.
+    pub fn stop(self) -> io::Result<Finished> {
+        self.stop_with(libc::SIGINT)
     }
 
-    /// Sends SIGINT, as Ctrl-C would, and waits for the sensor to finish.
-    pub fn stop(mut self) -> io::Result<Finished> {
+    /// Sends `signal` and waits for the sensor to finish.
+    pub fn stop_with(mut self, signal: libc::c_int) -> io::Result<Finished> {
         let pid = libc::pid_t::try_from(self.child.id()).map_err(io::Error::other)?;
         // SAFETY: signalling our own child, which has not been waited for yet.
-        if unsafe { libc::kill(pid, libc::SIGINT) } != 0 {
+        if unsafe { libc::kill(pid, signal) } != 0 {
             return Err(io::Error::last_os_error());
         }
         self.finish()

@@ -1,0 +1,422 @@
+//! The XDP capture program run by the kernel on crafted frames (`BPF_PROG_TEST_RUN`): for each
+//! frame, the exact verdict, the exact change of every counter, and what reached the ring buffer.
+//! Needs root.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use dcwatch_tests::{
+    frames::{
+        self, CLIENT_V4, CLIENT_V6, DC_V4, DC_V6, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
+        IPV6_DESTINATION, IPV6_FRAGMENT, IPV6_HOP_BY_HOP, IPV6_ROUTING, Ipv4, PROTO_TCP,
+        PROTO_UDP, TPID_8021AD, TPID_8021Q, ipv6, ipv6_extension, ipv6_fragment, tcp, udp,
+    },
+    traffic::WATCHED,
+};
+use sensor_common::Counter;
+use sensor_user::{
+    capture::{Capture, FrameRing, KernelCounters},
+    config::{CaptureConfig, Mode},
+};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Matched,
+    Unwatched,
+    NonIp,
+    Malformed,
+}
+
+struct Harness {
+    capture: Capture,
+    ring: FrameRing,
+    verdict: u32,
+    snap_len: usize,
+}
+
+impl Harness {
+    fn new(config: CaptureConfig) -> Self {
+        let mut capture = Capture::load(&config).expect("load the XDP program (as root)");
+        let ring = capture.take_frames().expect("ring buffer");
+        Self {
+            capture,
+            ring,
+            verdict: if config.mode == Mode::Host { XDP_PASS } else { XDP_DROP },
+            snap_len: config.snap_len as usize,
+        }
+    }
+
+    fn mirror() -> Self {
+        Self::new(CaptureConfig {
+            ring_buffer_mib: 4,
+            ..CaptureConfig::default()
+        })
+    }
+
+    fn counters(&self) -> KernelCounters {
+        self.capture.counters().expect("counters")
+    }
+
+    /// Runs `frame` once and checks verdict, counters and ring contents against `outcome`.
+    fn expect(&mut self, what: &str, frame: &[u8], outcome: Outcome) {
+        let before = self.counters();
+        let result = self.capture.test_run(frame, 1).expect("test run");
+        let after = self.counters();
+        let delta = |counter| after.get(counter) - before.get(counter);
+        assert_eq!(result.return_value, self.verdict, "{what}: verdict");
+        assert_eq!(delta(Counter::Seen), 1, "{what}: seen");
+        assert_eq!(delta(Counter::Bytes), frame.len() as u64, "{what}: bytes");
+        let one_if = |wanted| u64::from(outcome == wanted);
+        assert_eq!(delta(Counter::Matched), one_if(Outcome::Matched), "{what}: matched");
+        assert_eq!(delta(Counter::Copied), one_if(Outcome::Matched), "{what}: copied");
+        assert_eq!(delta(Counter::NonIp), one_if(Outcome::NonIp), "{what}: non_ip");
+        assert_eq!(delta(Counter::Malformed), one_if(Outcome::Malformed), "{what}: malformed");
+        assert_eq!(delta(Counter::RingbufFull), 0, "{what}: ringbuf_full");
+        let truncated = outcome == Outcome::Matched && frame.len() > self.snap_len;
+        assert_eq!(delta(Counter::Truncated), u64::from(truncated), "{what}: truncated");
+
+        let mut records = Vec::new();
+        self.ring.drain(|record| {
+            let frame = record.expect("whole record");
+            records.push((frame.orig_len, frame.data.to_vec()));
+        });
+        if outcome == Outcome::Matched {
+            let captured = &frame[..frame.len().min(self.snap_len)];
+            assert_eq!(
+                records,
+                [(frame.len() as u32, captured.to_vec())],
+                "{what}: ring contents"
+            );
+        } else {
+            assert!(records.is_empty(), "{what}: {} records", records.len());
+        }
+    }
+}
+
+fn ipv4_frame(ip: Ipv4, l4: &[u8]) -> Vec<u8> {
+    frames::ethernet(&[], ETHERTYPE_IPV4, &ip.packet(l4))
+}
+
+fn ipv6_frame(next_header: u8, payload: &[u8]) -> Vec<u8> {
+    frames::ethernet(&[], ETHERTYPE_IPV6, &ipv6(CLIENT_V6, DC_V6, next_header, payload))
+}
+
+fn is_watched(transport: &str, port: u16) -> bool {
+    WATCHED
+        .iter()
+        .any(|&(watched_transport, watched_port, _)| {
+            watched_transport == transport && watched_port == port
+        })
+}
+
+#[test]
+fn every_default_port_matches_over_its_transports_in_both_directions() {
+    let mut harness = Harness::mirror();
+    let payload = [7_u8; 32];
+    for &(transport, port, protocol) in WATCHED {
+        let (to_server, from_server, other_transport) = if transport == "tcp" {
+            (frames::tcp_v4(port, &payload), tcp(port, 50_000, &payload), "udp")
+        } else {
+            (frames::udp_v4(port, &payload), udp(port, 50_000, &payload), "tcp")
+        };
+        let reply_protocol = if transport == "tcp" { PROTO_TCP } else { PROTO_UDP };
+        let reply = ipv4_frame(Ipv4::new(DC_V4, CLIENT_V4, reply_protocol), &from_server);
+        harness.expect(&format!("{protocol} request"), &to_server, Outcome::Matched);
+        harness.expect(&format!("{protocol} reply"), &reply, Outcome::Matched);
+        let over_ipv6 = if transport == "tcp" {
+            frames::tcp_v6(port, &payload)
+        } else {
+            frames::udp_v6(port, &payload)
+        };
+        harness.expect(&format!("{protocol} over IPv6"), &over_ipv6, Outcome::Matched);
+        if !is_watched(other_transport, port) {
+            let wrong = if other_transport == "tcp" {
+                frames::tcp_v4(port, &payload)
+            } else {
+                frames::udp_v4(port, &payload)
+            };
+            let what = format!("{other_transport}/{port}, watched on {transport} only");
+            harness.expect(&what, &wrong, Outcome::Unwatched);
+        }
+    }
+    harness.expect("http", &frames::tcp_v4(80, &payload), Outcome::Unwatched);
+    harness.expect("udp/5000", &frames::udp_v6(5000, &payload), Outcome::Unwatched);
+}
+
+#[test]
+fn vlan_tags_are_followed_two_deep() {
+    let mut harness = Harness::mirror();
+    let ip = Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP).packet(&udp(50_000, 88, &[1; 20]));
+    for (what, tags, outcome) in [
+        ("802.1Q", &[TPID_8021Q][..], Outcome::Matched),
+        ("QinQ 802.1ad", &[TPID_8021AD, TPID_8021Q][..], Outcome::Matched),
+        ("QinQ legacy 0x9100", &[0x9100, TPID_8021Q][..], Outcome::Matched),
+        ("three tags", &[TPID_8021AD, TPID_8021Q, TPID_8021Q][..], Outcome::Malformed),
+    ] {
+        harness.expect(what, &frames::ethernet(tags, ETHERTYPE_IPV4, &ip), outcome);
+    }
+    let arp_in_vlan = frames::ethernet(&[TPID_8021Q], ETHERTYPE_ARP, &[0; 28]);
+    harness.expect("ARP in 802.1Q", &arp_in_vlan, Outcome::NonIp);
+}
+
+#[test]
+fn ipv4_options_are_skipped() {
+    let mut harness = Harness::mirror();
+    for options_len in [4, 12, 40] {
+        let ip = Ipv4 {
+            options_len,
+            ..Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP)
+        };
+        let frame = ipv4_frame(ip, &tcp(50_000, 445, &[2; 10]));
+        harness.expect(&format!("{options_len} bytes of options"), &frame, Outcome::Matched);
+    }
+}
+
+#[test]
+fn ipv6_extension_headers_are_followed() {
+    let mut harness = Harness::mirror();
+    let udp_88 = udp(50_000, 88, &[3; 16]);
+    let cases = [
+        (
+            "hop-by-hop",
+            IPV6_HOP_BY_HOP,
+            ipv6_extension(PROTO_UDP, 0, &udp_88),
+            Outcome::Matched,
+        ),
+        (
+            "routing (24 bytes)",
+            IPV6_ROUTING,
+            ipv6_extension(PROTO_UDP, 2, &udp_88),
+            Outcome::Matched,
+        ),
+        (
+            "hop-by-hop, destination options, routing",
+            IPV6_HOP_BY_HOP,
+            ipv6_extension(
+                IPV6_DESTINATION,
+                0,
+                &ipv6_extension(IPV6_ROUTING, 1, &ipv6_extension(PROTO_UDP, 0, &udp_88)),
+            ),
+            Outcome::Matched,
+        ),
+        (
+            "first fragment",
+            IPV6_FRAGMENT,
+            ipv6_fragment(PROTO_UDP, 0, true, &udp_88),
+            Outcome::Matched,
+        ),
+        (
+            "first fragment, unwatched port",
+            IPV6_FRAGMENT,
+            ipv6_fragment(PROTO_UDP, 0, true, &udp(50_000, 80, &[3; 16])),
+            Outcome::Unwatched,
+        ),
+        (
+            "non-first fragment",
+            IPV6_FRAGMENT,
+            ipv6_fragment(PROTO_UDP, 100, false, &[3; 24]),
+            Outcome::Matched,
+        ),
+        ("ICMPv6", 58, vec![128, 0, 0, 0, 0, 1, 0, 1], Outcome::Unwatched),
+        ("no next header", 59, Vec::new(), Outcome::Unwatched),
+    ];
+    for (what, next_header, payload, outcome) in cases {
+        harness.expect(what, &ipv6_frame(next_header, &payload), outcome);
+    }
+    let mut chain = udp_88.clone();
+    let mut next = PROTO_UDP;
+    for _ in 0..7 {
+        chain = ipv6_extension(next, 0, &chain);
+        next = IPV6_DESTINATION;
+    }
+    harness.expect("seven extension headers", &ipv6_frame(next, &chain), Outcome::Malformed);
+}
+
+#[test]
+fn ipv4_fragments_first_by_port_the_rest_by_address() {
+    let mut harness = Harness::mirror();
+    let first = |port| Ipv4 {
+        more_fragments: true,
+        ..Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP)
+    }
+    .packet(&udp(50_000, port, &[4; 64]));
+    let later = |src, dst| Ipv4 {
+        fragment_offset: 185,
+        ..Ipv4::new(src, dst, PROTO_UDP)
+    };
+    harness.expect(
+        "first fragment to 88",
+        &frames::ethernet(&[], ETHERTYPE_IPV4, &first(88)),
+        Outcome::Matched,
+    );
+    harness.expect(
+        "first fragment to 80",
+        &frames::ethernet(&[], ETHERTYPE_IPV4, &first(80)),
+        Outcome::Unwatched,
+    );
+    let stranger = Ipv4Addr::new(192, 0, 2, 7);
+    harness.expect(
+        "later fragment, no address filter",
+        &ipv4_frame(later(stranger, CLIENT_V4), &[4; 64]),
+        Outcome::Matched,
+    );
+
+    let mut filtered = Harness::new(CaptureConfig {
+        ring_buffer_mib: 4,
+        dc_addresses: vec![IpAddr::V4(DC_V4), IpAddr::V6(DC_V6)],
+        ..CaptureConfig::default()
+    });
+    filtered.expect(
+        "later fragment to a DC",
+        &ipv4_frame(later(CLIENT_V4, DC_V4), &[4; 64]),
+        Outcome::Matched,
+    );
+    filtered.expect(
+        "later fragment between others",
+        &ipv4_frame(later(stranger, CLIENT_V4), &[4; 64]),
+        Outcome::Unwatched,
+    );
+}
+
+#[test]
+fn dc_address_sets_restrict_matching() {
+    let mut harness = Harness::new(CaptureConfig {
+        ring_buffer_mib: 4,
+        dc_addresses: vec![IpAddr::V4(DC_V4), IpAddr::V6(DC_V6)],
+        ..CaptureConfig::default()
+    });
+    let payload = [5_u8; 16];
+    harness.expect("client to DC", &frames::udp_v4(88, &payload), Outcome::Matched);
+    let reply = ipv4_frame(Ipv4::new(DC_V4, CLIENT_V4, PROTO_UDP), &udp(88, 50_000, &payload));
+    harness.expect("DC to client", &reply, Outcome::Matched);
+    let elsewhere = ipv4_frame(
+        Ipv4::new(CLIENT_V4, Ipv4Addr::new(10, 99, 1, 3), PROTO_UDP),
+        &udp(50_000, 88, &payload),
+    );
+    harness.expect("client to another server", &elsewhere, Outcome::Unwatched);
+    harness.expect("IPv6 client to DC", &frames::tcp_v6(389, &payload), Outcome::Matched);
+    let v6_elsewhere = frames::ethernet(
+        &[],
+        ETHERTYPE_IPV6,
+        &ipv6(CLIENT_V6, CLIENT_V6, PROTO_TCP, &tcp(50_000, 389, &payload)),
+    );
+    harness.expect("IPv6 between others", &v6_elsewhere, Outcome::Unwatched);
+}
+
+#[test]
+fn headers_cut_short_at_every_layer_are_malformed() {
+    let mut harness = Harness::mirror();
+    let ipv4 = Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP);
+    let tcp_445 = tcp(50_000, 445, &[6; 8]);
+    let whole_ipv4 = ipv4.packet(&tcp_445);
+    let mut long_ihl = whole_ipv4[..20].to_vec();
+    long_ihl[0] = 0x4f;
+    let mut total_len_beyond_frame = whole_ipv4.clone();
+    total_len_beyond_frame[2..4].copy_from_slice(&1000_u16.to_be_bytes());
+    let mut total_len_below_header = whole_ipv4.clone();
+    total_len_below_header[2..4].copy_from_slice(&12_u16.to_be_bytes());
+    let mut wrong_version = whole_ipv4.clone();
+    wrong_version[0] = 0x65;
+    let mut tcp_offset_4 = tcp_445.clone();
+    tcp_offset_4[12] = 0x40;
+    let mut tcp_offset_beyond_packet = tcp_445.clone();
+    tcp_offset_beyond_packet[12] = 0xf0;
+    let whole_ipv6 = ipv6(CLIENT_V6, DC_V6, PROTO_UDP, &udp(50_000, 88, &[6; 8]));
+    let mut ipv6_payload_beyond_frame = whole_ipv6.clone();
+    ipv6_payload_beyond_frame[4..6].copy_from_slice(&900_u16.to_be_bytes());
+
+    let on_ipv4 = |payload: &[u8]| frames::ethernet(&[], ETHERTYPE_IPV4, payload);
+    let on_ipv6 = |payload: &[u8]| frames::ethernet(&[], ETHERTYPE_IPV6, payload);
+    let cases = [
+        ("VLAN tag with no room for it", frames::ethernet(&[], TPID_8021Q, &[0, 100])),
+        ("IPv4 header of 19 bytes", on_ipv4(&whole_ipv4[..19])),
+        ("IPv4 IHL 15, 20 bytes present", on_ipv4(&long_ihl)),
+        ("IPv4 total length beyond frame", on_ipv4(&total_len_beyond_frame)),
+        ("IPv4 total length below header", on_ipv4(&total_len_below_header)),
+        ("version 6 in an IPv4 EtherType", on_ipv4(&wrong_version)),
+        ("IPv6 header of 39 bytes", on_ipv6(&whole_ipv6[..39])),
+        ("IPv6 payload length beyond frame", on_ipv6(&ipv6_payload_beyond_frame)),
+        ("IPv4 EtherType on IPv6", on_ipv4(&whole_ipv6)),
+        ("TCP header of 19 bytes", ipv4_frame(ipv4, &tcp_445[..19])),
+        ("TCP data offset 4", ipv4_frame(ipv4, &tcp_offset_4)),
+        ("TCP data offset beyond packet", ipv4_frame(ipv4, &tcp_offset_beyond_packet)),
+        (
+            "UDP header of 7 bytes",
+            ipv4_frame(Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP), &udp(50_000, 88, &[])[..7]),
+        ),
+        (
+            "IPv6 extension header cut short",
+            ipv6_frame(IPV6_HOP_BY_HOP, &[PROTO_UDP, 0, 0]),
+        ),
+        (
+            "IPv6 routing header, then no room for UDP",
+            ipv6_frame(IPV6_ROUTING, &ipv6_extension(PROTO_UDP, 0, &[])),
+        ),
+    ];
+    for (what, frame) in cases {
+        harness.expect(what, &frame, Outcome::Malformed);
+    }
+}
+
+#[test]
+fn non_ip_frames_are_counted_apart() {
+    let mut harness = Harness::mirror();
+    harness.expect("ARP", &frames::ethernet(&[], ETHERTYPE_ARP, &[0; 28]), Outcome::NonIp);
+    harness.expect("LLDP", &frames::ethernet(&[], 0x88cc, &[0; 40]), Outcome::NonIp);
+    harness.expect("802.3 length field", &frames::ethernet(&[], 46, &[0; 46]), Outcome::NonIp);
+    harness.expect("bare Ethernet header", &frames::ethernet(&[], ETHERTYPE_IPV4, &[]), Outcome::Malformed);
+}
+
+#[test]
+fn frames_longer_than_the_snap_length_are_truncated_and_counted() {
+    let mut harness = Harness::mirror();
+    let jumbo = frames::tcp_v4(445, &vec![8; 3000 - 54]);
+    assert_eq!(jumbo.len(), 3000);
+    harness.expect("3000-byte frame, snap 2048", &jumbo, Outcome::Matched);
+
+    let mut short_snap = Harness::new(CaptureConfig {
+        ring_buffer_mib: 1,
+        snap_len: 64,
+        ..CaptureConfig::default()
+    });
+    short_snap.expect("100-byte frame, snap 64", &frames::udp_v4(53, &[9; 58]), Outcome::Matched);
+    short_snap.expect("64-byte frame, snap 64", &frames::udp_v4(53, &[9; 22]), Outcome::Matched);
+}
+
+#[test]
+fn host_mode_passes_every_frame() {
+    let mut harness = Harness::new(CaptureConfig {
+        mode: Mode::Host,
+        ring_buffer_mib: 1,
+        ..CaptureConfig::default()
+    });
+    harness.expect("matched", &frames::udp_v4(88, &[1; 10]), Outcome::Matched);
+    harness.expect("unwatched", &frames::tcp_v4(80, &[1; 10]), Outcome::Unwatched);
+    harness.expect("non-IP", &frames::ethernet(&[], ETHERTYPE_ARP, &[0; 28]), Outcome::NonIp);
+    harness.expect(
+        "malformed",
+        &frames::ethernet(&[], ETHERTYPE_IPV4, &[0x45, 0]),
+        Outcome::Malformed,
+    );
+}
+
+#[test]
+fn a_full_ring_buffer_is_counted_never_silent() {
+    let mut harness = Harness::new(CaptureConfig {
+        ring_buffer_mib: 1,
+        ..CaptureConfig::default()
+    });
+    let frame = frames::tcp_v4(445, &[10; 1460]);
+    let runs = 2000;
+    harness.capture.test_run(&frame, runs).expect("test run");
+    let counters = harness.counters();
+    let copied = counters.get(Counter::Copied);
+    let full = counters.get(Counter::RingbufFull);
+    assert_eq!(counters.get(Counter::Matched), u64::from(runs));
+    assert_eq!(copied + full, u64::from(runs), "every matched frame is copied or counted");
+    assert!(full > 0, "2000 frames of 1514 bytes cannot fit 1 MiB");
+    let drained = harness.ring.drain(|record| assert!(record.is_ok()));
+    assert_eq!(drained, copied, "every copied frame reaches userspace");
+}
