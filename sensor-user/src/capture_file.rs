@@ -48,7 +48,7 @@ pub enum CaptureFileError {
     Truncated { path: PathBuf, offset: u64 },
     #[error(
         "capture file {path}: link type {link_type} is not supported (dcwatch replays Ethernet, \
-         Linux cooked and raw IP captures)"
+         Linux cooked, raw IP and loopback captures)"
     )]
     UnsupportedLinkType { path: PathBuf, link_type: u32 },
 }
@@ -86,10 +86,12 @@ impl Endian {
     }
 }
 
-/// How to turn an interface's raw timestamps into nanoseconds.
+/// How to read an interface's packets and turn its raw timestamps into nanoseconds.
 #[derive(Clone, Copy, Debug)]
 struct Interface {
-    link: LinkType,
+    /// The link type, or its number when dcwatch cannot decode it: a pcapng file may describe
+    /// interfaces it never uses, so only a packet on such an interface is an error.
+    link: Result<LinkType, u32>,
     /// Timestamp units per second.
     units_per_second: u64,
 }
@@ -175,7 +177,7 @@ impl<R: Read> CaptureFile<R> {
                 1_000_000
             };
             let interface = Interface {
-                link: reader.link_type(link_type)?,
+                link: Ok(reader.link_type(link_type)?),
                 units_per_second,
             };
             reader.format = Format::Pcap { endian, interface };
@@ -214,7 +216,7 @@ impl<R: Read> CaptureFile<R> {
             .saturating_mul(1_000_000_000)
             .saturating_add(interface.nanos(fraction));
         Ok(Some(FileFrame {
-            link: interface.link,
+            link: self.supported(interface)?,
             timestamp_ns,
             orig_len: orig_len.max(u32::try_from(captured).unwrap_or(u32::MAX)),
             data: &self.buffer[..captured],
@@ -245,7 +247,7 @@ impl<R: Read> CaptureFile<R> {
                     let (interface, timestamp, orig_len, data) =
                         self.packet_fields(block_type, endian)?;
                     return Ok(Some(FileFrame {
-                        link: interface.link,
+                        link: self.supported(interface)?,
                         timestamp_ns: interface.nanos(timestamp),
                         orig_len,
                         data: &self.buffer[data.0..data.1],
@@ -310,7 +312,8 @@ impl<R: Read> CaptureFile<R> {
         if self.buffer.len() < 8 {
             return Err(self.malformed("interface description shorter than 8 bytes".into()));
         }
-        let link = self.link_type(u32::from(endian.u16(&self.buffer[0..2])))?;
+        let link_type = u32::from(endian.u16(&self.buffer[0..2]));
+        let link = self.link_type(link_type).map_err(|_| link_type);
         let mut units_per_second = 1_000_000;
         let mut options = &self.buffer[8..];
         while options.len() >= 4 {
@@ -377,10 +380,21 @@ impl<R: Read> CaptureFile<R> {
         Ok(total - 8)
     }
 
+    fn supported(&self, interface: Interface) -> Result<LinkType, CaptureFileError> {
+        interface
+            .link
+            .map_err(|link_type| CaptureFileError::UnsupportedLinkType {
+                path: self.path.clone(),
+                link_type,
+            })
+    }
+
     fn link_type(&self, link_type: u32) -> Result<LinkType, CaptureFileError> {
         match link_type {
+            0 | 108 => Ok(LinkType::Loopback),
             1 => Ok(LinkType::Ethernet),
             113 => Ok(LinkType::LinuxSll),
+            276 => Ok(LinkType::LinuxSll2),
             // DLT_RAW in its three numberings, LINKTYPE_IPV4, LINKTYPE_IPV6.
             12 | 14 | 101 | 228 | 229 => Ok(LinkType::RawIp),
             _ => Err(CaptureFileError::UnsupportedLinkType {

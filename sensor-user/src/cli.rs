@@ -61,7 +61,7 @@ pub struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// The capture file: pcap or pcapng; Ethernet, Linux cooked or raw IP.
+    /// The capture file: pcap or pcapng; Ethernet, Linux cooked, raw IP or loopback.
     pub file: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,

@@ -13,8 +13,12 @@ pub enum LinkType {
     Ethernet,
     /// Linux "cooked" capture (`tcpdump -i any`), version 1.
     LinuxSll,
+    /// Linux "cooked" capture, version 2 (newer `tcpdump -i any`).
+    LinuxSll2,
     /// An IPv4 or IPv6 header with nothing before it.
     RawIp,
+    /// BSD loopback: a 4-byte address family, then the IP header.
+    Loopback,
 }
 
 /// What one IP packet is, as far as the capture stage needs to know.
@@ -56,6 +60,11 @@ pub enum DecodeError {
 
 /// Linux cooked-capture header: 16 bytes, the EtherType in the last two.
 const LINUX_SLL_HEADER_LEN: usize = 16;
+/// Linux cooked-capture v2 header: 20 bytes, the EtherType in the first two.
+const LINUX_SLL2_HEADER_LEN: usize = 20;
+/// BSD loopback header: the address family, whose values differ by OS; the IP version nibble
+/// says the same thing portably.
+const LOOPBACK_HEADER_LEN: usize = 4;
 
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<PacketSummary, DecodeError> {
     let packet = match link {
@@ -71,7 +80,19 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<PacketSummary, DecodeError
                 &frame[LINUX_SLL_HEADER_LEN..],
             )
         }
+        LinkType::LinuxSll2 => {
+            let ether_type = frame.get(0..2).ok_or(DecodeError::TooShort)?;
+            let packet = frame.get(LINUX_SLL2_HEADER_LEN..).ok_or(DecodeError::TooShort)?;
+            LaxSlicedPacket::from_ether_type(
+                EtherType(u16::from_be_bytes([ether_type[0], ether_type[1]])),
+                packet,
+            )
+        }
         LinkType::RawIp => LaxSlicedPacket::from_ip(frame).map_err(|_| DecodeError::NotIp)?,
+        LinkType::Loopback => {
+            let packet = frame.get(LOOPBACK_HEADER_LEN..).ok_or(DecodeError::TooShort)?;
+            LaxSlicedPacket::from_ip(packet).map_err(|_| DecodeError::NotIp)?
+        }
     };
     let (src, dst, payload) = match &packet.net {
         Some(LaxNetSlice::Ipv4(ipv4)) => (
@@ -147,6 +168,8 @@ mod tests {
         assert_eq!(decode(LinkType::Ethernet, &arp), Err(DecodeError::NotIp));
         assert_eq!(decode(LinkType::Ethernet, &[0; 5]), Err(DecodeError::TooShort));
         assert_eq!(decode(LinkType::LinuxSll, &[0; 15]), Err(DecodeError::TooShort));
+        assert_eq!(decode(LinkType::LinuxSll2, &[0; 19]), Err(DecodeError::TooShort));
         assert_eq!(decode(LinkType::RawIp, &[0x45]), Err(DecodeError::NotIp));
+        assert_eq!(decode(LinkType::Loopback, &[2, 0]), Err(DecodeError::TooShort));
     }
 }
