@@ -265,14 +265,20 @@ fn classify_l4(
             if header_len < TCP_MIN_HEADER_LEN || l4 + header_len > ip_end {
                 return Err(Malformed);
             }
-            (port_flags::TCP, [header[0], header[1], header[2], header[3]])
+            (
+                port_flags::TCP,
+                [header[0], header[1], header[2], header[3]],
+            )
         }
         IPPROTO_UDP => {
             let header: [u8; UDP_HEADER_LEN] = read(ctx, l4)?;
             if l4 + UDP_HEADER_LEN > ip_end {
                 return Err(Malformed);
             }
-            (port_flags::UDP, [header[0], header[1], header[2], header[3]])
+            (
+                port_flags::UDP,
+                [header[0], header[1], header[2], header[3]],
+            )
         }
         _ => return Ok(Class::Unwatched),
     };
@@ -296,7 +302,11 @@ fn classify_l4(
 fn copy_frame(ctx: &XdpContext, frame_len: u32) {
     // SAFETY: a plain read of a global the loader sets before the program runs.
     let snap_len = unsafe { ptr::read_volatile(&SNAP_LEN) };
-    let wanted = if frame_len < snap_len { frame_len } else { snap_len };
+    let wanted = if frame_len < snap_len {
+        frame_len
+    } else {
+        snap_len
+    };
     if wanted == 0 {
         count(Counter::RingbufFull, 1);
         return;

@@ -286,10 +286,16 @@ impl<R: Read> CaptureFile<R> {
                 } else {
                     endian.u32(&body[0..4])
                 };
-                let timestamp = u64::from(endian.u32(&body[4..8])) << 32
-                    | u64::from(endian.u32(&body[8..12]));
+                let timestamp =
+                    u64::from(endian.u32(&body[4..8])) << 32 | u64::from(endian.u32(&body[8..12]));
                 let captured = endian.u32(&body[12..16]) as usize;
-                (interface_id, timestamp, captured, endian.u32(&body[16..20]), 20)
+                (
+                    interface_id,
+                    timestamp,
+                    captured,
+                    endian.u32(&body[16..20]),
+                    20,
+                )
             }
         };
         if captured > body.len() - data_start {
@@ -302,10 +308,17 @@ impl<R: Read> CaptureFile<R> {
             unreachable!("pcapng reader in pcap state");
         };
         let interface = *interfaces.get(interface_id as usize).ok_or_else(|| {
-            self.malformed(format!("packet names interface {interface_id}, not described"))
+            self.malformed(format!(
+                "packet names interface {interface_id}, not described"
+            ))
         })?;
         let orig_len = orig_len.max(u32::try_from(captured).unwrap_or(u32::MAX));
-        Ok((interface, timestamp, orig_len, (data_start, data_start + captured)))
+        Ok((
+            interface,
+            timestamp,
+            orig_len,
+            (data_start, data_start + captured),
+        ))
     }
 
     fn add_interface(&mut self, endian: Endian) -> Result<(), CaptureFileError> {
@@ -374,7 +387,7 @@ impl<R: Read> CaptureFile<R> {
     /// of type and length: the body plus the trailing copy of the length.
     fn block_body_len(&self, total: u32) -> Result<usize, CaptureFileError> {
         let total = total as usize;
-        if total < 12 || total % 4 != 0 || total > MAX_BLOCK_LEN {
+        if total < 12 || !total.is_multiple_of(4) || total > MAX_BLOCK_LEN {
             return Err(self.malformed(format!("block length {total}")));
         }
         Ok(total - 8)
@@ -532,7 +545,10 @@ mod tests {
             frames(b"GIF89a"),
             Err(CaptureFileError::NotACapture { .. })
         ));
-        assert!(matches!(frames(b""), Err(CaptureFileError::NotACapture { .. })));
+        assert!(matches!(
+            frames(b""),
+            Err(CaptureFileError::NotACapture { .. })
+        ));
     }
 
     #[test]

@@ -157,11 +157,13 @@ impl Config {
                 }
             }
         })?;
-        config.validate().map_err(|(key, message)| ConfigError::Key {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Key {
+                path: path.to_owned(),
+                key: key.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 
@@ -263,10 +265,19 @@ mod tests {
     fn errors_name_the_key() {
         let cases = [
             ("[capture]\nmode = \"tap\"", "key `capture.mode`"),
-            ("[capture.ports]\ntcp = [70000]", "key `capture.ports.tcp[0]`"),
-            ("[capture]\ndc_addresses = [\"dc1\"]", "key `capture.dc_addresses[0]`"),
+            (
+                "[capture.ports]\ntcp = [70000]",
+                "key `capture.ports.tcp[0]`",
+            ),
+            (
+                "[capture]\ndc_addresses = [\"dc1\"]",
+                "key `capture.dc_addresses[0]`",
+            ),
             ("[capture]\nsnap_len = 10", "key `capture.snap_len`"),
-            ("[capture]\nring_buffer_mib = 3", "key `capture.ring_buffer_mib`"),
+            (
+                "[capture]\nring_buffer_mib = 3",
+                "key `capture.ring_buffer_mib`",
+            ),
             ("[capture]\nsnapl_len = 10", "key `capture`"),
             ("[stats]\ninterval_secs = 0", "key `stats.interval_secs`"),
         ];

@@ -82,7 +82,9 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<PacketSummary, DecodeError
         }
         LinkType::LinuxSll2 => {
             let ether_type = frame.get(0..2).ok_or(DecodeError::TooShort)?;
-            let packet = frame.get(LINUX_SLL2_HEADER_LEN..).ok_or(DecodeError::TooShort)?;
+            let packet = frame
+                .get(LINUX_SLL2_HEADER_LEN..)
+                .ok_or(DecodeError::TooShort)?;
             LaxSlicedPacket::from_ether_type(
                 EtherType(u16::from_be_bytes([ether_type[0], ether_type[1]])),
                 packet,
@@ -90,7 +92,9 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<PacketSummary, DecodeError
         }
         LinkType::RawIp => LaxSlicedPacket::from_ip(frame).map_err(|_| DecodeError::NotIp)?,
         LinkType::Loopback => {
-            let packet = frame.get(LOOPBACK_HEADER_LEN..).ok_or(DecodeError::TooShort)?;
+            let packet = frame
+                .get(LOOPBACK_HEADER_LEN..)
+                .ok_or(DecodeError::TooShort)?;
             LaxSlicedPacket::from_ip(packet).map_err(|_| DecodeError::NotIp)?
         }
     };
@@ -134,7 +138,7 @@ mod tests {
 
     fn udp_frame(payload_len: usize) -> Vec<u8> {
         let builder = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-            .single_vlan(10.into())
+            .single_vlan(etherparse::VlanId::try_new(10).expect("valid VLAN id"))
             .ipv6([0xfd; 16], [0xfe; 16], 64)
             .udp(5353, 88);
         let mut frame = Vec::new();
@@ -149,7 +153,10 @@ mod tests {
         let summary = decode(LinkType::Ethernet, &udp_frame(20)).expect("valid frame");
         assert_eq!(summary.transport, Some(Transport::Udp));
         assert_eq!(summary.ports, Some((5353, 88)));
-        assert_eq!(summary.dst_endpoint(), "[fefe:fefe:fefe:fefe:fefe:fefe:fefe:fefe]:88");
+        assert_eq!(
+            summary.dst_endpoint(),
+            "[fefe:fefe:fefe:fefe:fefe:fefe:fefe:fefe]:88"
+        );
         assert!(!summary.fragment);
     }
 
@@ -166,10 +173,22 @@ mod tests {
         let mut arp = vec![0_u8; 60];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert_eq!(decode(LinkType::Ethernet, &arp), Err(DecodeError::NotIp));
-        assert_eq!(decode(LinkType::Ethernet, &[0; 5]), Err(DecodeError::TooShort));
-        assert_eq!(decode(LinkType::LinuxSll, &[0; 15]), Err(DecodeError::TooShort));
-        assert_eq!(decode(LinkType::LinuxSll2, &[0; 19]), Err(DecodeError::TooShort));
+        assert_eq!(
+            decode(LinkType::Ethernet, &[0; 5]),
+            Err(DecodeError::TooShort)
+        );
+        assert_eq!(
+            decode(LinkType::LinuxSll, &[0; 15]),
+            Err(DecodeError::TooShort)
+        );
+        assert_eq!(
+            decode(LinkType::LinuxSll2, &[0; 19]),
+            Err(DecodeError::TooShort)
+        );
         assert_eq!(decode(LinkType::RawIp, &[0x45]), Err(DecodeError::NotIp));
-        assert_eq!(decode(LinkType::Loopback, &[2, 0]), Err(DecodeError::TooShort));
+        assert_eq!(
+            decode(LinkType::Loopback, &[2, 0]),
+            Err(DecodeError::TooShort)
+        );
     }
 }

@@ -64,6 +64,9 @@ mod tests {
             .expect("after 1970")
             .as_nanos();
         let mapped = u128::from(clock.unix_ns(monotonic));
-        assert!(realtime.abs_diff(mapped) < 1_000_000_000, "{realtime} vs {mapped}");
+        assert!(
+            realtime.abs_diff(mapped) < 1_000_000_000,
+            "{realtime} vs {mapped}"
+        );
     }
 }

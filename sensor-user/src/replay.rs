@@ -19,10 +19,7 @@ pub enum ReplayError {
 
 /// Replays `path` into `output` (JSON lines, if any). On a file that goes bad part-way, the frames
 /// before the fault have been handled and counted; the error says where the fault is.
-pub fn replay<W: Write>(
-    path: &Path,
-    output: Option<W>,
-) -> (UserCounters, Result<(), ReplayError>) {
+pub fn replay<W: Write>(path: &Path, output: Option<W>) -> (UserCounters, Result<(), ReplayError>) {
     let mut pipeline = Pipeline::new(output, HashMap::new());
     let result = replay_into(path, &mut pipeline);
     let flushed = pipeline.flush().map_err(ReplayError::from);

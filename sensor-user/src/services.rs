@@ -119,7 +119,9 @@ mod tests {
         let tcp = default_ports(Transport::Tcp);
         assert_eq!(
             tcp,
-            [53, 88, 135, 139, 389, 445, 464, 514, 636, 3268, 3269, 3389, 9389]
+            [
+                53, 88, 135, 139, 389, 445, 464, 514, 636, 3268, 3269, 3389, 9389
+            ]
         );
         assert_eq!(
             default_ports(Transport::Udp),

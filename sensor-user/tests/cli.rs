@@ -11,7 +11,10 @@ use dcwatch_tests::netns::{NetNs, VethPair, ip};
 const SENSOR: &str = env!("CARGO_BIN_EXE_dcwatch-sensor");
 
 fn sensor(args: &[&str]) -> Output {
-    Command::new(SENSOR).args(args).output().expect("run the sensor")
+    Command::new(SENSOR)
+        .args(args)
+        .output()
+        .expect("run the sensor")
 }
 
 /// Fails unless the run failed with exactly one error line containing `expected`.
@@ -19,9 +22,16 @@ fn assert_one_error_line(output: &Output, expected: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "exit code; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|line| line.contains("ERROR")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("ERROR"))
+        .collect();
     assert_eq!(errors.len(), 1, "one error line: {stderr}");
-    assert!(errors[0].contains(expected), "{:?} lacks {expected:?}", errors[0]);
+    assert!(
+        errors[0].contains(expected),
+        "{:?} lacks {expected:?}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -32,7 +42,10 @@ fn a_missing_interface_is_named() {
 
 #[test]
 fn no_interface_at_all_says_how_to_give_one() {
-    assert_one_error_line(&sensor(&["run"]), "pass --interface or set capture.interfaces");
+    assert_one_error_line(
+        &sensor(&["run"]),
+        "pass --interface or set capture.interfaces",
+    );
 }
 
 #[test]
@@ -51,7 +64,16 @@ fn mirror_mode_is_refused_on_an_interface_with_host_addresses() {
     let peer = NetNs::create("dcwc").expect("namespace");
     let host = NetNs::create("dcwc").expect("namespace");
     let veth = VethPair::create(&peer, &host).expect("veth");
-    ip(&["-n", host.name(), "addr", "add", "192.0.2.1/24", "dev", &veth.receiver]).expect("address");
+    ip(&[
+        "-n",
+        host.name(),
+        "addr",
+        "add",
+        "192.0.2.1/24",
+        "dev",
+        &veth.receiver,
+    ])
+    .expect("address");
     let output = host
         .command(SENSOR)
         .args(["run", "-i", &veth.receiver, "--duration", "1"])
@@ -60,10 +82,22 @@ fn mirror_mode_is_refused_on_an_interface_with_host_addresses() {
     assert_one_error_line(&output, "refusing mirror mode");
     let host_mode = host
         .command(SENSOR)
-        .args(["run", "-i", &veth.receiver, "--mode", "host", "--duration", "1"])
+        .args([
+            "run",
+            "-i",
+            &veth.receiver,
+            "--mode",
+            "host",
+            "--duration",
+            "1",
+        ])
         .output()
         .expect("run the sensor");
-    assert!(host_mode.status.success(), "{}", String::from_utf8_lossy(&host_mode.stderr));
+    assert!(
+        host_mode.status.success(),
+        "{}",
+        String::from_utf8_lossy(&host_mode.stderr)
+    );
 }
 
 #[test]
@@ -115,7 +149,14 @@ fn help_teaches() {
         assert!(help.contains(expected), "--help lacks {expected:?}");
     }
     let run_help = String::from_utf8_lossy(&sensor(&["run", "--help"]).stdout).into_owned();
-    for flag in ["--interface", "--mode", "--attach", "--config", "--output", "--stats-file"] {
+    for flag in [
+        "--interface",
+        "--mode",
+        "--attach",
+        "--config",
+        "--output",
+        "--stats-file",
+    ] {
         assert!(run_help.contains(flag), "run --help lacks {flag}");
     }
 }

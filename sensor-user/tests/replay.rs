@@ -61,7 +61,10 @@ fn every_bundled_capture_replays_as_tshark_reads_it() {
             .join("expected")
             .join(format!("{}.tsv", capture.replace('/', "_")));
         let expected = std::fs::read_to_string(&expected_file).expect("expected file");
-        let expected_ip: Vec<&str> = expected.lines().filter(|row| !row.contains("non-ip")).collect();
+        let expected_ip: Vec<&str> = expected
+            .lines()
+            .filter(|row| !row.contains("non-ip"))
+            .collect();
         let non_ip = expected.lines().count() - expected_ip.len();
         let stdout = String::from_utf8(output.stdout).expect("UTF-8");
         let actual: Vec<String> = stdout.lines().map(as_expected_row).collect();
@@ -71,7 +74,11 @@ fn every_bundled_capture_replays_as_tshark_reads_it() {
         }
         let stats: Value =
             serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("JSON");
-        assert_eq!(stats["delivered"], expected.lines().count(), "{capture}: delivered");
+        assert_eq!(
+            stats["delivered"],
+            expected.lines().count(),
+            "{capture}: delivered"
+        );
         assert_eq!(stats["decode_errors"], non_ip, "{capture}: decode_errors");
     }
 }

@@ -61,9 +61,17 @@ fn capture_the_mix(mode: &str, attach: &str, stop_signal: libc::c_int) {
     stats_file::wait_for(&stats, "seen", expected.seen, Duration::from_secs(15))
         .expect("stats file");
     let finished = process.stop_with(stop_signal).expect("sensor stops");
-    assert!(finished.status.success(), "sensor failed: {:?}", finished.stderr);
+    assert!(
+        finished.status.success(),
+        "sensor failed: {:?}",
+        finished.stderr
+    );
     let attached_line = format!("capturing on {}", veth.receiver);
-    let mode_word = if attach == "native" { "native XDP" } else { "generic XDP" };
+    let mode_word = if attach == "native" {
+        "native XDP"
+    } else {
+        "generic XDP"
+    };
     assert!(
         finished
             .stderr

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use dcwatch_tests::{
     frames::{
         self, CLIENT_V4, CLIENT_V6, DC_V4, DC_V6, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
-        IPV6_DESTINATION, IPV6_FRAGMENT, IPV6_HOP_BY_HOP, IPV6_ROUTING, Ipv4, PROTO_TCP,
-        PROTO_UDP, TPID_8021AD, TPID_8021Q, ipv6, ipv6_extension, ipv6_fragment, tcp, udp,
+        IPV6_DESTINATION, IPV6_FRAGMENT, IPV6_HOP_BY_HOP, IPV6_ROUTING, Ipv4, PROTO_TCP, PROTO_UDP,
+        TPID_8021AD, TPID_8021Q, ipv6, ipv6_extension, ipv6_fragment, tcp, udp,
     },
     traffic::WATCHED,
 };
@@ -43,7 +43,11 @@ impl Harness {
         Self {
             capture,
             ring,
-            verdict: if config.mode == Mode::Host { XDP_PASS } else { XDP_DROP },
+            verdict: if config.mode == Mode::Host {
+                XDP_PASS
+            } else {
+                XDP_DROP
+            },
             snap_len: config.snap_len as usize,
         }
     }
@@ -69,13 +73,33 @@ impl Harness {
         assert_eq!(delta(Counter::Seen), 1, "{what}: seen");
         assert_eq!(delta(Counter::Bytes), frame.len() as u64, "{what}: bytes");
         let one_if = |wanted| u64::from(outcome == wanted);
-        assert_eq!(delta(Counter::Matched), one_if(Outcome::Matched), "{what}: matched");
-        assert_eq!(delta(Counter::Copied), one_if(Outcome::Matched), "{what}: copied");
-        assert_eq!(delta(Counter::NonIp), one_if(Outcome::NonIp), "{what}: non_ip");
-        assert_eq!(delta(Counter::Malformed), one_if(Outcome::Malformed), "{what}: malformed");
+        assert_eq!(
+            delta(Counter::Matched),
+            one_if(Outcome::Matched),
+            "{what}: matched"
+        );
+        assert_eq!(
+            delta(Counter::Copied),
+            one_if(Outcome::Matched),
+            "{what}: copied"
+        );
+        assert_eq!(
+            delta(Counter::NonIp),
+            one_if(Outcome::NonIp),
+            "{what}: non_ip"
+        );
+        assert_eq!(
+            delta(Counter::Malformed),
+            one_if(Outcome::Malformed),
+            "{what}: malformed"
+        );
         assert_eq!(delta(Counter::RingbufFull), 0, "{what}: ringbuf_full");
         let truncated = outcome == Outcome::Matched && frame.len() > self.snap_len;
-        assert_eq!(delta(Counter::Truncated), u64::from(truncated), "{what}: truncated");
+        assert_eq!(
+            delta(Counter::Truncated),
+            u64::from(truncated),
+            "{what}: truncated"
+        );
 
         let mut records = Vec::new();
         self.ring.drain(|record| {
@@ -100,15 +124,17 @@ fn ipv4_frame(ip: Ipv4, l4: &[u8]) -> Vec<u8> {
 }
 
 fn ipv6_frame(next_header: u8, payload: &[u8]) -> Vec<u8> {
-    frames::ethernet(&[], ETHERTYPE_IPV6, &ipv6(CLIENT_V6, DC_V6, next_header, payload))
+    frames::ethernet(
+        &[],
+        ETHERTYPE_IPV6,
+        &ipv6(CLIENT_V6, DC_V6, next_header, payload),
+    )
 }
 
 fn is_watched(transport: &str, port: u16) -> bool {
-    WATCHED
-        .iter()
-        .any(|&(watched_transport, watched_port, _)| {
-            watched_transport == transport && watched_port == port
-        })
+    WATCHED.iter().any(|&(watched_transport, watched_port, _)| {
+        watched_transport == transport && watched_port == port
+    })
 }
 
 #[test]
@@ -117,11 +143,23 @@ fn every_default_port_matches_over_its_transports_in_both_directions() {
     let payload = [7_u8; 32];
     for &(transport, port, protocol) in WATCHED {
         let (to_server, from_server, other_transport) = if transport == "tcp" {
-            (frames::tcp_v4(port, &payload), tcp(port, 50_000, &payload), "udp")
+            (
+                frames::tcp_v4(port, &payload),
+                tcp(port, 50_000, &payload),
+                "udp",
+            )
         } else {
-            (frames::udp_v4(port, &payload), udp(port, 50_000, &payload), "tcp")
+            (
+                frames::udp_v4(port, &payload),
+                udp(port, 50_000, &payload),
+                "tcp",
+            )
         };
-        let reply_protocol = if transport == "tcp" { PROTO_TCP } else { PROTO_UDP };
+        let reply_protocol = if transport == "tcp" {
+            PROTO_TCP
+        } else {
+            PROTO_UDP
+        };
         let reply = ipv4_frame(Ipv4::new(DC_V4, CLIENT_V4, reply_protocol), &from_server);
         harness.expect(&format!("{protocol} request"), &to_server, Outcome::Matched);
         harness.expect(&format!("{protocol} reply"), &reply, Outcome::Matched);
@@ -130,7 +168,11 @@ fn every_default_port_matches_over_its_transports_in_both_directions() {
         } else {
             frames::udp_v6(port, &payload)
         };
-        harness.expect(&format!("{protocol} over IPv6"), &over_ipv6, Outcome::Matched);
+        harness.expect(
+            &format!("{protocol} over IPv6"),
+            &over_ipv6,
+            Outcome::Matched,
+        );
         if !is_watched(other_transport, port) {
             let wrong = if other_transport == "tcp" {
                 frames::tcp_v4(port, &payload)
@@ -142,7 +184,11 @@ fn every_default_port_matches_over_its_transports_in_both_directions() {
         }
     }
     harness.expect("http", &frames::tcp_v4(80, &payload), Outcome::Unwatched);
-    harness.expect("udp/5000", &frames::udp_v6(5000, &payload), Outcome::Unwatched);
+    harness.expect(
+        "udp/5000",
+        &frames::udp_v6(5000, &payload),
+        Outcome::Unwatched,
+    );
 }
 
 #[test]
@@ -151,9 +197,21 @@ fn vlan_tags_are_followed_two_deep() {
     let ip = Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP).packet(&udp(50_000, 88, &[1; 20]));
     for (what, tags, outcome) in [
         ("802.1Q", &[TPID_8021Q][..], Outcome::Matched),
-        ("QinQ 802.1ad", &[TPID_8021AD, TPID_8021Q][..], Outcome::Matched),
-        ("QinQ legacy 0x9100", &[0x9100, TPID_8021Q][..], Outcome::Matched),
-        ("three tags", &[TPID_8021AD, TPID_8021Q, TPID_8021Q][..], Outcome::Malformed),
+        (
+            "QinQ 802.1ad",
+            &[TPID_8021AD, TPID_8021Q][..],
+            Outcome::Matched,
+        ),
+        (
+            "QinQ legacy 0x9100",
+            &[0x9100, TPID_8021Q][..],
+            Outcome::Matched,
+        ),
+        (
+            "three tags",
+            &[TPID_8021AD, TPID_8021Q, TPID_8021Q][..],
+            Outcome::Malformed,
+        ),
     ] {
         harness.expect(what, &frames::ethernet(tags, ETHERTYPE_IPV4, &ip), outcome);
     }
@@ -170,7 +228,11 @@ fn ipv4_options_are_skipped() {
             ..Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP)
         };
         let frame = ipv4_frame(ip, &tcp(50_000, 445, &[2; 10]));
-        harness.expect(&format!("{options_len} bytes of options"), &frame, Outcome::Matched);
+        harness.expect(
+            &format!("{options_len} bytes of options"),
+            &frame,
+            Outcome::Matched,
+        );
     }
 }
 
@@ -219,7 +281,12 @@ fn ipv6_extension_headers_are_followed() {
             ipv6_fragment(PROTO_UDP, 100, false, &[3; 24]),
             Outcome::Matched,
         ),
-        ("ICMPv6", 58, vec![128, 0, 0, 0, 0, 1, 0, 1], Outcome::Unwatched),
+        (
+            "ICMPv6",
+            58,
+            vec![128, 0, 0, 0, 0, 1, 0, 1],
+            Outcome::Unwatched,
+        ),
         ("no next header", 59, Vec::new(), Outcome::Unwatched),
     ];
     for (what, next_header, payload, outcome) in cases {
@@ -231,17 +298,23 @@ fn ipv6_extension_headers_are_followed() {
         chain = ipv6_extension(next, 0, &chain);
         next = IPV6_DESTINATION;
     }
-    harness.expect("seven extension headers", &ipv6_frame(next, &chain), Outcome::Malformed);
+    harness.expect(
+        "seven extension headers",
+        &ipv6_frame(next, &chain),
+        Outcome::Malformed,
+    );
 }
 
 #[test]
 fn ipv4_fragments_first_by_port_the_rest_by_address() {
     let mut harness = Harness::mirror();
-    let first = |port| Ipv4 {
-        more_fragments: true,
-        ..Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP)
-    }
-    .packet(&udp(50_000, port, &[4; 64]));
+    let first = |port| {
+        Ipv4 {
+            more_fragments: true,
+            ..Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP)
+        }
+        .packet(&udp(50_000, port, &[4; 64]))
+    };
     let later = |src, dst| Ipv4 {
         fragment_offset: 185,
         ..Ipv4::new(src, dst, PROTO_UDP)
@@ -288,15 +361,26 @@ fn dc_address_sets_restrict_matching() {
         ..CaptureConfig::default()
     });
     let payload = [5_u8; 16];
-    harness.expect("client to DC", &frames::udp_v4(88, &payload), Outcome::Matched);
-    let reply = ipv4_frame(Ipv4::new(DC_V4, CLIENT_V4, PROTO_UDP), &udp(88, 50_000, &payload));
+    harness.expect(
+        "client to DC",
+        &frames::udp_v4(88, &payload),
+        Outcome::Matched,
+    );
+    let reply = ipv4_frame(
+        Ipv4::new(DC_V4, CLIENT_V4, PROTO_UDP),
+        &udp(88, 50_000, &payload),
+    );
     harness.expect("DC to client", &reply, Outcome::Matched);
     let elsewhere = ipv4_frame(
         Ipv4::new(CLIENT_V4, Ipv4Addr::new(10, 99, 1, 3), PROTO_UDP),
         &udp(50_000, 88, &payload),
     );
     harness.expect("client to another server", &elsewhere, Outcome::Unwatched);
-    harness.expect("IPv6 client to DC", &frames::tcp_v6(389, &payload), Outcome::Matched);
+    harness.expect(
+        "IPv6 client to DC",
+        &frames::tcp_v6(389, &payload),
+        Outcome::Matched,
+    );
     let v6_elsewhere = frames::ethernet(
         &[],
         ETHERTYPE_IPV6,
@@ -330,21 +414,39 @@ fn headers_cut_short_at_every_layer_are_malformed() {
     let on_ipv4 = |payload: &[u8]| frames::ethernet(&[], ETHERTYPE_IPV4, payload);
     let on_ipv6 = |payload: &[u8]| frames::ethernet(&[], ETHERTYPE_IPV6, payload);
     let cases = [
-        ("VLAN tag with no room for it", frames::ethernet(&[], TPID_8021Q, &[0, 100])),
+        (
+            "VLAN tag with no room for it",
+            frames::ethernet(&[], TPID_8021Q, &[0, 100]),
+        ),
         ("IPv4 header of 19 bytes", on_ipv4(&whole_ipv4[..19])),
         ("IPv4 IHL 15, 20 bytes present", on_ipv4(&long_ihl)),
-        ("IPv4 total length beyond frame", on_ipv4(&total_len_beyond_frame)),
-        ("IPv4 total length below header", on_ipv4(&total_len_below_header)),
+        (
+            "IPv4 total length beyond frame",
+            on_ipv4(&total_len_beyond_frame),
+        ),
+        (
+            "IPv4 total length below header",
+            on_ipv4(&total_len_below_header),
+        ),
         ("version 6 in an IPv4 EtherType", on_ipv4(&wrong_version)),
         ("IPv6 header of 39 bytes", on_ipv6(&whole_ipv6[..39])),
-        ("IPv6 payload length beyond frame", on_ipv6(&ipv6_payload_beyond_frame)),
+        (
+            "IPv6 payload length beyond frame",
+            on_ipv6(&ipv6_payload_beyond_frame),
+        ),
         ("IPv4 EtherType on IPv6", on_ipv4(&whole_ipv6)),
         ("TCP header of 19 bytes", ipv4_frame(ipv4, &tcp_445[..19])),
         ("TCP data offset 4", ipv4_frame(ipv4, &tcp_offset_4)),
-        ("TCP data offset beyond packet", ipv4_frame(ipv4, &tcp_offset_beyond_packet)),
+        (
+            "TCP data offset beyond packet",
+            ipv4_frame(ipv4, &tcp_offset_beyond_packet),
+        ),
         (
             "UDP header of 7 bytes",
-            ipv4_frame(Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP), &udp(50_000, 88, &[])[..7]),
+            ipv4_frame(
+                Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP),
+                &udp(50_000, 88, &[])[..7],
+            ),
         ),
         (
             "IPv6 extension header cut short",
@@ -363,10 +465,26 @@ fn headers_cut_short_at_every_layer_are_malformed() {
 #[test]
 fn non_ip_frames_are_counted_apart() {
     let mut harness = Harness::mirror();
-    harness.expect("ARP", &frames::ethernet(&[], ETHERTYPE_ARP, &[0; 28]), Outcome::NonIp);
-    harness.expect("LLDP", &frames::ethernet(&[], 0x88cc, &[0; 40]), Outcome::NonIp);
-    harness.expect("802.3 length field", &frames::ethernet(&[], 46, &[0; 46]), Outcome::NonIp);
-    harness.expect("bare Ethernet header", &frames::ethernet(&[], ETHERTYPE_IPV4, &[]), Outcome::Malformed);
+    harness.expect(
+        "ARP",
+        &frames::ethernet(&[], ETHERTYPE_ARP, &[0; 28]),
+        Outcome::NonIp,
+    );
+    harness.expect(
+        "LLDP",
+        &frames::ethernet(&[], 0x88cc, &[0; 40]),
+        Outcome::NonIp,
+    );
+    harness.expect(
+        "802.3 length field",
+        &frames::ethernet(&[], 46, &[0; 46]),
+        Outcome::NonIp,
+    );
+    harness.expect(
+        "bare Ethernet header",
+        &frames::ethernet(&[], ETHERTYPE_IPV4, &[]),
+        Outcome::Malformed,
+    );
 }
 
 #[test]
@@ -381,8 +499,16 @@ fn frames_longer_than_the_snap_length_are_truncated_and_counted() {
         snap_len: 64,
         ..CaptureConfig::default()
     });
-    short_snap.expect("100-byte frame, snap 64", &frames::udp_v4(53, &[9; 58]), Outcome::Matched);
-    short_snap.expect("64-byte frame, snap 64", &frames::udp_v4(53, &[9; 22]), Outcome::Matched);
+    short_snap.expect(
+        "100-byte frame, snap 64",
+        &frames::udp_v4(53, &[9; 58]),
+        Outcome::Matched,
+    );
+    short_snap.expect(
+        "64-byte frame, snap 64",
+        &frames::udp_v4(53, &[9; 22]),
+        Outcome::Matched,
+    );
 }
 
 #[test]
@@ -393,8 +519,16 @@ fn host_mode_passes_every_frame() {
         ..CaptureConfig::default()
     });
     harness.expect("matched", &frames::udp_v4(88, &[1; 10]), Outcome::Matched);
-    harness.expect("unwatched", &frames::tcp_v4(80, &[1; 10]), Outcome::Unwatched);
-    harness.expect("non-IP", &frames::ethernet(&[], ETHERTYPE_ARP, &[0; 28]), Outcome::NonIp);
+    harness.expect(
+        "unwatched",
+        &frames::tcp_v4(80, &[1; 10]),
+        Outcome::Unwatched,
+    );
+    harness.expect(
+        "non-IP",
+        &frames::ethernet(&[], ETHERTYPE_ARP, &[0; 28]),
+        Outcome::NonIp,
+    );
     harness.expect(
         "malformed",
         &frames::ethernet(&[], ETHERTYPE_IPV4, &[0x45, 0]),
@@ -415,7 +549,11 @@ fn a_full_ring_buffer_is_counted_never_silent() {
     let copied = counters.get(Counter::Copied);
     let full = counters.get(Counter::RingbufFull);
     assert_eq!(counters.get(Counter::Matched), u64::from(runs));
-    assert_eq!(copied + full, u64::from(runs), "every matched frame is copied or counted");
+    assert_eq!(
+        copied + full,
+        u64::from(runs),
+        "every matched frame is copied or counted"
+    );
     assert!(full > 0, "2000 frames of 1514 bytes cannot fit 1 MiB");
     let drained = harness.ring.drain(|record| assert!(record.is_ok()));
     assert_eq!(drained, copied, "every copied frame reaches userspace");

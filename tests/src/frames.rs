@@ -83,7 +83,11 @@ impl Ipv4 {
 pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, payload: &[u8]) -> Vec<u8> {
     let mut packet = Vec::with_capacity(40 + payload.len());
     packet.extend_from_slice(&[0x60, 0, 0, 0]);
-    packet.extend_from_slice(&u16::try_from(payload.len()).unwrap_or(u16::MAX).to_be_bytes());
+    packet.extend_from_slice(
+        &u16::try_from(payload.len())
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
     packet.extend_from_slice(&[next_header, 64]);
     packet.extend_from_slice(&src.octets());
     packet.extend_from_slice(&dst.octets());

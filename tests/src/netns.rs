@@ -121,7 +121,14 @@ impl VethPair {
             receiver_ns.name(),
         ])?;
         ip(&["-n", sender_ns.name(), "link", "set", &pair.sender, "up"])?;
-        ip(&["-n", receiver_ns.name(), "link", "set", &pair.receiver, "up"])?;
+        ip(&[
+            "-n",
+            receiver_ns.name(),
+            "link",
+            "set",
+            &pair.receiver,
+            "up",
+        ])?;
         Ok(pair)
     }
 }

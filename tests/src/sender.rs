@@ -1,6 +1,10 @@
 //! Puts frames on an interface as they are, through an `AF_PACKET` socket.
 
-use std::{ffi::CString, io, mem, os::fd::{AsRawFd, FromRawFd, OwnedFd}};
+use std::{
+    ffi::CString,
+    io, mem,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+};
 
 /// A raw socket bound to one interface of the namespace it was opened in.
 #[derive(Debug)]
@@ -48,7 +52,12 @@ impl RawSender {
         loop {
             // SAFETY: `frame` is valid for reads of its length.
             let sent = unsafe {
-                libc::send(self.socket.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0)
+                libc::send(
+                    self.socket.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                )
             };
             if sent >= 0 {
                 return Ok(());

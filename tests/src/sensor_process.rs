@@ -15,12 +15,15 @@ use crate::netns::NetNs;
 const READY_MARKER: &str = "capturing on";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A thread collecting the lines of one output stream.
+type LineReader = JoinHandle<Vec<String>>;
+
 /// A running sensor whose output is being collected.
 #[derive(Debug)]
 pub struct SensorProcess {
     child: Child,
     /// Taken by `wait`; `None` afterwards.
-    readers: Option<(JoinHandle<Vec<String>>, JoinHandle<Vec<String>>)>,
+    readers: Option<(LineReader, LineReader)>,
 }
 
 /// How the sensor ended and everything it printed.
@@ -47,10 +50,21 @@ impl SensorProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
-        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
-        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| io::Error::other("no stderr"))?;
         let (ready_tx, ready_rx) = mpsc::channel();
-        let stdout = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect());
+        let stdout = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect()
+        });
         let stderr = std::thread::spawn(move || {
             let mut lines = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {

@@ -13,7 +13,10 @@ pub fn read(path: &Path) -> io::Result<Map<String, Value>> {
     let text = std::fs::read_to_string(path)?;
     match serde_json::from_str(&text) {
         Ok(Value::Object(object)) => Ok(object),
-        _ => Err(io::Error::other(format!("{} is not a JSON object: {text}", path.display()))),
+        _ => Err(io::Error::other(format!(
+            "{} is not a JSON object: {text}",
+            path.display()
+        ))),
     }
 }
 

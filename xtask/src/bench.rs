@@ -6,9 +6,21 @@ pub fn run() -> anyhow::Result<()> {
     crate::setup::run()?;
     shell::require_root("bench")?;
     let root = shell::workspace_root();
-    shell::run(cargo().current_dir(&root).args(["build", "--release", "-p", "sensor-user"]))?;
+    shell::run(
+        cargo()
+            .current_dir(&root)
+            .args(["build", "--release", "-p", "sensor-user"]),
+    )?;
     for bench in ["xdp-cost", "veth-rate"] {
-        shell::run(cargo().current_dir(&root).args(["run", "--release", "-q", "-p", "bench", "--bin", bench]))?;
+        shell::run(cargo().current_dir(&root).args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "bench",
+            "--bin",
+            bench,
+        ]))?;
     }
     Ok(())
 }

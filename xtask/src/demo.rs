@@ -21,7 +21,11 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
     crate::setup::run()?;
     shell::require_root("demo")?;
     let root = shell::workspace_root();
-    shell::run(cargo().current_dir(&root).args(["build", "--release", "-p", "sensor-user"]))?;
+    shell::run(
+        cargo()
+            .current_dir(&root)
+            .args(["build", "--release", "-p", "sensor-user"]),
+    )?;
     let sensor = root.join("target/release/dcwatch-sensor");
 
     let peer = NetNs::create("dcwdemo")?;
@@ -70,7 +74,12 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
         Ok(())
     })
     .context("sending the traffic mix")?;
-    stats_file::wait_for(&stats, "delivered", expected.matched, Duration::from_secs(10))?;
+    stats_file::wait_for(
+        &stats,
+        "delivered",
+        expected.matched,
+        Duration::from_secs(10),
+    )?;
     let finished = process.stop()?;
     for line in &finished.stdout {
         println!("{line}");
@@ -90,11 +99,18 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
         ("truncated", 0),
         ("decode_errors", 0),
     ] {
-        println!("{name:<14} {:>10} {want:>10}", stats_file::counter(&counters, name));
+        println!(
+            "{name:<14} {:>10} {want:>10}",
+            stats_file::counter(&counters, name)
+        );
     }
     std::fs::remove_dir_all(&workdir)?;
     if !finished.status.success() {
-        bail!("the sensor exited with {}: {}", finished.status, finished.stderr.join("\n"));
+        bail!(
+            "the sensor exited with {}: {}",
+            finished.status,
+            finished.stderr.join("\n")
+        );
     }
     Ok(())
 }

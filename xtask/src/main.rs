@@ -1,4 +1,9 @@
 //! `cargo xtask`: dcwatch's development tasks, one module per subcommand.
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool reports progress on stderr and results on stdout"
+)]
 
 mod bench;
 mod demo;

@@ -70,7 +70,9 @@ fn bpf_linker() -> anyhow::Result<()> {
     if version.contains(BPF_LINKER_VERSION) {
         return Ok(());
     }
-    eprintln!("setup: cargo install bpf-linker@{BPF_LINKER_VERSION} (against LLVM 22, about a minute)");
+    eprintln!(
+        "setup: cargo install bpf-linker@{BPF_LINKER_VERSION} (against LLVM 22, about a minute)"
+    );
     // Its default feature wants LLVM 23, which Debian does not ship (TOOLCHAIN.md).
     shell::run(
         shell::cargo()

@@ -40,7 +40,9 @@ pub fn workspace_root() -> std::path::PathBuf {
 pub fn require_root(task: &str) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("`cargo xtask {task}` must run as root: it loads XDP programs and makes network namespaces");
+        bail!(
+            "`cargo xtask {task}` must run as root: it loads XDP programs and makes network namespaces"
+        );
     }
     Ok(())
 }

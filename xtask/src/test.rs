@@ -6,7 +6,11 @@ pub fn run() -> anyhow::Result<()> {
     crate::setup::run()?;
     shell::require_root("test")?;
     let root = shell::workspace_root();
-    shell::run(cargo().current_dir(&root).args(["fmt", "--all", "--", "--check"]))?;
+    shell::run(
+        cargo()
+            .current_dir(&root)
+            .args(["fmt", "--all", "--", "--check"]),
+    )?;
     shell::run(cargo().current_dir(&root).args([
         "clippy",
         "--release",

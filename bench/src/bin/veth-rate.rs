@@ -6,6 +6,7 @@
 //! live frames transmits each frame out of the sender's veth, about as fast as this machine can
 //! make packets. The receiver end, in its own namespace, runs either the bare program or the
 //! sensor binary (no output, counting only). Figures are medians over `TRIALS` trials.
+#![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
     path::PathBuf,
@@ -44,7 +45,10 @@ struct Figures {
 fn main() -> anyhow::Result<()> {
     let sensor = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/dcwatch-sensor");
     if !sensor.exists() {
-        bail!("{} not found: run `cargo build --release -p sensor-user` first", sensor.display());
+        bail!(
+            "{} not found: run `cargo build --release -p sensor-user` first",
+            sensor.display()
+        );
     }
     // Kerberos-sized request: 128-byte frames to UDP/88.
     let frame = frames::udp_v4(88, &[0x6a; 86]);
@@ -105,7 +109,10 @@ fn trial(
     std::fs::create_dir_all(&workdir)?;
     let stats = workdir.join("stats.json");
     let config = workdir.join("dcwatch.toml");
-    std::fs::write(&config, "[capture]\nring_buffer_mib = 256\n[stats]\ninterval_secs = 1\n")?;
+    std::fs::write(
+        &config,
+        "[capture]\nring_buffer_mib = 256\n[stats]\ninterval_secs = 1\n",
+    )?;
 
     let mut reference = load_reference_programs()?;
     let mut running = None;
@@ -171,7 +178,9 @@ fn trial(
         }
         let counters = stats_file::read(&stats).context("final stats")?;
         let counter = |name| stats_file::counter(&counters, name) as f64;
-        figures.captured_pps.push(counter("copied") / elapsed.as_secs_f64());
+        figures
+            .captured_pps
+            .push(counter("copied") / elapsed.as_secs_f64());
         figures.seen.push(counter("seen"));
         figures.delivered.push(counter("delivered"));
         figures.ringbuf_full.push(counter("ringbuf_full"));

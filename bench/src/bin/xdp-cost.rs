@@ -5,6 +5,7 @@
 //! over `TRIALS` such trials, the cases interleaved so drift on a noisy machine hits them alike.
 //! Matched frames are drained from the ring buffer by a second thread while the program runs;
 //! the copied and ring-full counts are printed so the figures say which path they measured.
+#![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
     sync::{
@@ -84,13 +85,21 @@ fn main() -> anyhow::Result<()> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let drained = drainer.join().map_err(|_| anyhow::anyhow!("drain thread panicked"))?;
+    let drained = drainer
+        .join()
+        .map_err(|_| anyhow::anyhow!("drain thread panicked"))?;
     let counters = capture.counters()?;
 
     let baseline = median(&mut baseline);
     println!("xdp-cost: BPF_PROG_TEST_RUN, {REPEAT} runs per trial, median of {TRIALS} trials");
-    println!("{:<46} {:>10} {:>12}", "program and frame", "ns/packet", "vs XDP_PASS");
-    println!("{:<46} {:>10.1} {:>12}", "bare XDP_PASS (baseline), 64 B", baseline, "1.00x");
+    println!(
+        "{:<46} {:>10} {:>12}",
+        "program and frame", "ns/packet", "vs XDP_PASS"
+    );
+    println!(
+        "{:<46} {:>10.1} {:>12}",
+        "bare XDP_PASS (baseline), 64 B", baseline, "1.00x"
+    );
     for case in &mut cases {
         let ns = median(&mut case.ns_per_packet);
         println!("{:<46} {:>10.1} {:>11.2}x", case.name, ns, ns / baseline);

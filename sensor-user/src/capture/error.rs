@@ -14,9 +14,7 @@ pub enum CaptureError {
          CONFIG_DEBUG_INFO_BTF=y"
     )]
     NoBtf { path: String },
-    #[error(
-        "kernel {release} is too old for dcwatch's XDP program: Linux 5.18 or later is needed"
-    )]
+    #[error("kernel {release} is too old for dcwatch's XDP program: Linux 5.18 or later is needed")]
     KernelTooOld { release: String },
     #[error("kernel rejected the XDP program (does it support XDP and BPF ring buffers?): {0}")]
     ProgramRejected(String),
@@ -25,7 +23,10 @@ pub enum CaptureError {
          mirror mode drops every frame it receives; use --mode host, or a dedicated capture NIC \
          without addresses"
     )]
-    MirrorOnAddressedInterface { interface: String, address: std::net::IpAddr },
+    MirrorOnAddressedInterface {
+        interface: String,
+        address: std::net::IpAddr,
+    },
     #[error("cannot attach XDP to `{interface}` in {mode} mode: {reason}")]
     Attach {
         interface: String,

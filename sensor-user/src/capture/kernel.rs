@@ -42,9 +42,13 @@ mod tests {
 
     #[test]
     fn missing_btf_is_named() {
-        let error = check_kernel(Path::new("/nonexistent/btf/vmlinux"), "6.18.0")
-            .expect_err("no BTF");
-        assert!(error.to_string().contains("/nonexistent/btf/vmlinux is missing"));
+        let error =
+            check_kernel(Path::new("/nonexistent/btf/vmlinux"), "6.18.0").expect_err("no BTF");
+        assert!(
+            error
+                .to_string()
+                .contains("/nonexistent/btf/vmlinux is missing")
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ impl KernelCounters {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
-        Counter::ALL.iter().map(|&counter| (counter, self.get(counter)))
+        Counter::ALL
+            .iter()
+            .map(|&counter| (counter, self.get(counter)))
     }
 }
 
@@ -93,7 +95,9 @@ impl Capture {
         let mut ports: Array<_, u8> = self.map(names::PORTS)?;
         for (port, &value) in (0_u32..).zip(&flags) {
             if value != 0 {
-                ports.set(port, value, 0).map_err(|error| map_error(names::PORTS, &error))?;
+                ports
+                    .set(port, value, 0)
+                    .map_err(|error| map_error(names::PORTS, &error))?;
             }
         }
         Ok(())

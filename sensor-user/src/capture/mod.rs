@@ -13,7 +13,8 @@ pub use reader::{FrameReader, FrameRing, InvalidRecord};
 /// The XDP objects built from `sensor-ebpf` by the build script.
 pub mod objects {
     /// The capture program the sensor loads.
-    pub static CAPTURE: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dcwatch-xdp"));
+    pub static CAPTURE: &[u8] =
+        aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dcwatch-xdp"));
     /// Reference programs (pass, drop, tx) for benchmarks and the packet generator.
     pub static BENCH: &[u8] =
         aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dcwatch-bench-xdp"));

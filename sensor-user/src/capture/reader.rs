@@ -79,9 +79,8 @@ impl FrameReader {
     pub fn new(ring: FrameRing) -> Result<Self, CaptureError> {
         // SAFETY: the ring owns its map fd, which stays open and the same for as long as the
         // AsyncFd owns the ring.
-        let inner =
-            unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-                .map_err(|error| CaptureError::Ring(error.into()))?;
+        let inner = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|error| CaptureError::Ring(error.into()))?;
         Ok(Self { inner })
     }
 
@@ -90,7 +89,11 @@ impl FrameReader {
         &mut self,
         handle: impl FnMut(Result<Frame<'_>, InvalidRecord>),
     ) -> Result<u64, CaptureError> {
-        let mut guard = self.inner.readable_mut().await.map_err(CaptureError::Ring)?;
+        let mut guard = self
+            .inner
+            .readable_mut()
+            .await
+            .map_err(CaptureError::Ring)?;
         let records = guard.get_inner_mut().drain(handle);
         guard.clear_ready();
         Ok(records)
@@ -122,7 +125,10 @@ mod tests {
         let clock = WallClock::now();
         let bytes = record(60, 64);
         let frame = parse_record(&bytes, &clock).expect("valid record");
-        assert_eq!((frame.ifindex, frame.orig_len, frame.data.len()), (3, 100, 60));
+        assert_eq!(
+            (frame.ifindex, frame.orig_len, frame.data.len()),
+            (3, 100, 60)
+        );
         assert!(parse_record(&record(60, 59), &clock).is_err());
         assert!(parse_record(&bytes[..10], &clock).is_err());
         assert!(parse_record(&record(u32::MAX, 8), &clock).is_err());
