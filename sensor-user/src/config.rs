@@ -278,7 +278,10 @@ mod tests {
                 "[capture]\nring_buffer_mib = 3",
                 "key `capture.ring_buffer_mib`",
             ),
-            ("[capture]\nsnapl_len = 10", "key `capture`"),
+            (
+                "[capture]\nsnapl_len = 10",
+                "key `capture.snapl_len`: unknown field",
+            ),
             ("[stats]\ninterval_secs = 0", "key `stats.interval_secs`"),
         ];
         for (text, expected) in cases {
