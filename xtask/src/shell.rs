@@ -1,6 +1,9 @@
 //! Running commands, with their command line in the error when they fail.
 
-use std::process::Command;
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+};
 
 use anyhow::{Context as _, bail};
 
@@ -13,6 +16,48 @@ pub fn run(command: &mut Command) -> anyhow::Result<()> {
         bail!("{command:?} failed: {status}");
     }
     Ok(())
+}
+
+/// What `cargo test` reported over all its test binaries.
+#[derive(Debug, Default)]
+pub struct TestTotals {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+/// Runs `cargo test ...`, passing its output through, and adds up its `test result:` lines.
+pub fn run_tests(command: &mut Command) -> anyhow::Result<TestTotals> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut totals = TestTotals::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(result) = line.strip_prefix("test result: ") {
+            totals.passed += count_before(result, " passed");
+            totals.failed += count_before(result, " failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!(
+            "{command:?} failed: {status} ({} passed, {} failed)",
+            totals.passed,
+            totals.failed
+        );
+    }
+    Ok(totals)
+}
+
+/// The number just before `label` in `text` ("ok. 5 passed; 0 failed" gives 5 for " passed").
+fn count_before(text: &str, label: &str) -> u64 {
+    text.split_once(label)
+        .and_then(|(before, _)| before.rsplit(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Runs `command` and returns its standard output; `None` if it cannot start or fails.

@@ -37,5 +37,8 @@ pub fn run() -> anyhow::Result<()> {
             ])
             .env("RUSTC_BOOTSTRAP", "1"),
     )?;
-    shell::run(cargo().current_dir(&root).args(["test", "--release"]))
+    let totals = shell::run_tests(cargo().current_dir(&root).args(["test", "--release"]))?;
+    // One closing line for the whole run, where cargo prints one per test binary.
+    println!("{} passed, {} failed", totals.passed, totals.failed);
+    Ok(())
 }
