@@ -20,6 +20,15 @@ pub fn reference_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&
     Ok(program.try_into()?)
 }
 
+/// Frames `bench_drop` has received, summed over CPUs.
+pub fn bare_drop_received(ebpf: &Ebpf) -> anyhow::Result<u64> {
+    let map = ebpf
+        .map("RECEIVED")
+        .context("RECEIVED missing from the reference object")?;
+    let received: aya::maps::PerCpuArray<_, u64> = aya::maps::PerCpuArray::try_from(map)?;
+    Ok(received.get(&0, 0)?.iter().sum())
+}
+
 /// The median of `values` (the mean of the middle two for an even count); 0 for none.
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);

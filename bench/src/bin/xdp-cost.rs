@@ -2,9 +2,11 @@
 //! program measured in the same run, trial by trial.
 //!
 //! The kernel reports the mean time per run over `REPEAT` runs; each figure printed is the median
-//! over `TRIALS` such trials, the cases interleaved so drift on a noisy machine hits them alike.
-//! Matched frames are drained from the ring buffer by a second thread while the program runs;
-//! the copied and ring-full counts are printed so the figures say which path they measured.
+//! over `TRIALS` such trials, all cases interleaved so drift on a noisy machine hits them alike.
+//! The capture program runs twice over: with the default ring buffer (16 MiB, which stays in the
+//! last-level cache) and with a 256 MiB one (which does not), each drained by its own consumer
+//! thread while the program runs. The copied and ring-full counts are printed so the figures say
+//! which path they measured.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
@@ -12,6 +14,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -19,96 +22,126 @@ use aya::programs::{TestRun, TestRunOptions};
 use bench::{load_reference_programs, median, reference_program};
 use dcwatch_tests::frames;
 use sensor_common::Counter;
-use sensor_user::{capture::Capture, config::CaptureConfig};
+use sensor_user::{
+    capture::{Capture, FrameRing},
+    config::CaptureConfig,
+};
 
 const REPEAT: u32 = 1_000_000;
 const TRIALS: usize = 7;
+const RING_SIZES_MIB: [u32; 2] = [16, 256];
 
-struct Case {
-    name: &'static str,
-    frame: Vec<u8>,
-    ns_per_packet: Vec<f64>,
+/// The capture program with a thread emptying its ring buffer as fast as it can.
+struct Drained {
+    ring_mib: u32,
+    capture: Capture,
+    stop: Arc<AtomicBool>,
+    drainer: JoinHandle<u64>,
+}
+
+impl Drained {
+    fn load(ring_mib: u32) -> anyhow::Result<Self> {
+        let mut capture = Capture::load(&CaptureConfig {
+            ring_buffer_mib: ring_mib,
+            ..CaptureConfig::default()
+        })?;
+        let ring = capture.take_frames()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let drainer = std::thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || drain_until(ring, &stop)
+        });
+        Ok(Self {
+            ring_mib,
+            capture,
+            stop,
+            drainer,
+        })
+    }
+
+    /// Stops the consumer; returns the counters and how many records it drained.
+    fn finish(self) -> anyhow::Result<(sensor_user::capture::KernelCounters, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let drained = self
+            .drainer
+            .join()
+            .map_err(|_| anyhow::anyhow!("drain thread panicked"))?;
+        Ok((self.capture.counters()?, drained))
+    }
+}
+
+fn drain_until(mut ring: FrameRing, stop: &AtomicBool) -> u64 {
+    let mut drained = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let batch = ring.drain(|_| {});
+        drained += batch;
+        if batch == 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    drained + ring.drain(|_| {})
 }
 
 fn main() -> anyhow::Result<()> {
     let mut reference = load_reference_programs()?;
-    let mut capture = Capture::load(&CaptureConfig {
-        ring_buffer_mib: 256,
-        ..CaptureConfig::default()
-    })?;
-    let mut ring = capture.take_frames()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let drainer = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut drained = 0_u64;
-            while !stop.load(Ordering::Relaxed) {
-                let batch = ring.drain(|_| {});
-                drained += batch;
-                if batch == 0 {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-            }
-            drained + ring.drain(|_| {})
-        })
-    };
+    let pass = reference_program(&mut reference, "bench_pass")?;
+    let mut programs = RING_SIZES_MIB
+        .iter()
+        .map(|&mib| Drained::load(mib))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let frames = [
+        ("not matched: TCP/80, 64 B", frames::tcp_v4(80, &[0; 10])),
+        (
+            "matched: UDP/88, 300 B (Kerberos-sized)",
+            frames::udp_v4(88, &[0; 258]),
+        ),
+        (
+            "matched: TCP/445, 1514 B (full SMB segment)",
+            frames::tcp_v4(445, &[0; 1460]),
+        ),
+    ];
 
     let mut baseline = Vec::new();
-    let mut cases = [
-        Case {
-            name: "not matched: TCP/80, 64 B",
-            frame: frames::tcp_v4(80, &[0; 10]),
-            ns_per_packet: Vec::new(),
-        },
-        Case {
-            name: "matched: UDP/88, 300 B (Kerberos-sized)",
-            frame: frames::udp_v4(88, &[0; 258]),
-            ns_per_packet: Vec::new(),
-        },
-        Case {
-            name: "matched: TCP/445, 1514 B (full SMB segment)",
-            frame: frames::tcp_v4(445, &[0; 1460]),
-            ns_per_packet: Vec::new(),
-        },
-    ];
-    let pass = reference_program(&mut reference, "bench_pass")?;
+    let mut samples = vec![vec![Vec::new(); frames.len()]; programs.len()];
     for _ in 0..TRIALS {
         let result = pass.test_run(TestRunOptions {
-            data_in: Some(&cases[0].frame),
+            data_in: Some(&frames[0].1),
             repeat: REPEAT,
             ..TestRunOptions::new()
         })?;
         baseline.push(result.duration.as_nanos() as f64);
-        for case in &mut cases {
-            let result = capture.test_run(&case.frame, REPEAT)?;
-            case.ns_per_packet.push(result.duration.as_nanos() as f64);
+        for (program, samples) in programs.iter_mut().zip(&mut samples) {
+            for ((_, frame), samples) in frames.iter().zip(samples.iter_mut()) {
+                let result = program.capture.test_run(frame, REPEAT)?;
+                samples.push(result.duration.as_nanos() as f64);
+            }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let drained = drainer
-        .join()
-        .map_err(|_| anyhow::anyhow!("drain thread panicked"))?;
-    let counters = capture.counters()?;
 
     let baseline = median(&mut baseline);
     println!("xdp-cost: BPF_PROG_TEST_RUN, {REPEAT} runs per trial, median of {TRIALS} trials");
     println!(
-        "{:<46} {:>10} {:>12}",
+        "{:<58} {:>10} {:>12}",
         "program and frame", "ns/packet", "vs XDP_PASS"
     );
     println!(
-        "{:<46} {:>10.1} {:>12}",
-        "bare XDP_PASS (baseline), 64 B", baseline, "1.00x"
+        "{:<58} {baseline:>10.1} {:>12}",
+        "bare XDP_PASS (baseline), 64 B", "1.00x"
     );
-    for case in &mut cases {
-        let ns = median(&mut case.ns_per_packet);
-        println!("{:<46} {:>10.1} {:>11.2}x", case.name, ns, ns / baseline);
+    for (program, samples) in programs.drain(..).zip(&mut samples) {
+        let ring_mib = program.ring_mib;
+        for ((name, _), samples) in frames.iter().zip(samples.iter_mut()) {
+            let ns = median(samples);
+            let label = format!("{name}, ring {ring_mib} MiB");
+            println!("{label:<58} {ns:>10.1} {:>11.2}x", ns / baseline);
+        }
+        let (counters, drained) = program.finish()?;
+        println!(
+            "  ring {ring_mib} MiB: {} frames copied, {} found the ring full, {} drained",
+            counters.get(Counter::Copied),
+            counters.get(Counter::RingbufFull),
+            drained
+        );
     }
-    println!(
-        "matched frames: {} copied to the ring buffer, {} found it full, {} drained",
-        counters.get(Counter::Copied),
-        counters.get(Counter::RingbufFull),
-        drained
-    );
     Ok(())
 }

@@ -4,8 +4,17 @@
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{map, xdp},
+    maps::PerCpuArray,
+    programs::XdpContext,
+};
 use sensor_ebpf as _;
+
+/// Frames `bench_drop` has seen, so a baseline receiver reports what reached it.
+#[map]
+static RECEIVED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[xdp]
 pub fn bench_pass(_ctx: XdpContext) -> u32 {
@@ -14,6 +23,10 @@ pub fn bench_pass(_ctx: XdpContext) -> u32 {
 
 #[xdp]
 pub fn bench_drop(_ctx: XdpContext) -> u32 {
+    if let Some(received) = RECEIVED.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; XDP programs do not nest on a CPU.
+        unsafe { *received += 1 };
+    }
     xdp_action::XDP_DROP
 }
 
