@@ -48,16 +48,7 @@ fn capture_the_mix(mode: &str, attach: &str, stop_signal: libc::c_int) {
 
     let samples = traffic::mix();
     let expected = traffic::expected(&samples, ROUNDS);
-    peer.run(|| {
-        let sender = RawSender::open(&veth.sender)?;
-        for _ in 0..ROUNDS {
-            for sample in &samples {
-                sender.send(&sample.frame)?;
-            }
-        }
-        Ok(())
-    })
-    .expect("send the mix");
+    traffic::send(&peer, &veth.sender, &samples, ROUNDS).expect("send the mix");
     stats_file::wait_for(&stats, "seen", expected.seen, Duration::from_secs(15))
         .expect("stats file");
     let finished = process.stop_with(stop_signal).expect("sensor stops");

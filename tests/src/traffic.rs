@@ -1,10 +1,13 @@
 //! A known mix of frames, and what a correct sensor must make of each: the ground truth of the
 //! veth tests and the traffic of the demo.
 
+use std::io;
+
 use crate::frames::{
     self, CLIENT_V4, DC_V4, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ipv4, PROTO_ICMP,
     PROTO_TCP, TPID_8021AD, TPID_8021Q,
 };
+use crate::{netns::NetNs, sender::RawSender};
 
 /// What the XDP program must decide about a frame (with the default configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,4 +158,17 @@ pub fn expected(samples: &[Sample], rounds: u64) -> Expected {
         }
     }
     expected
+}
+
+/// Sends every sample `rounds` times, in order, out of `interface` in `namespace`.
+pub fn send(namespace: &NetNs, interface: &str, samples: &[Sample], rounds: u64) -> io::Result<()> {
+    namespace.run(|| {
+        let sender = RawSender::open(interface)?;
+        for _ in 0..rounds {
+            for sample in samples {
+                sender.send(&sample.frame)?;
+            }
+        }
+        Ok(())
+    })
 }

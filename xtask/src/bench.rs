@@ -3,14 +3,8 @@
 use crate::shell::{self, cargo};
 
 pub fn run() -> anyhow::Result<()> {
-    crate::setup::run()?;
-    shell::require_root("bench")?;
+    shell::build_sensor("bench")?;
     let root = shell::workspace_root();
-    shell::run(
-        cargo()
-            .current_dir(&root)
-            .args(["build", "--release", "-p", "sensor-user"]),
-    )?;
     for bench in ["xdp-cost", "veth-rate"] {
         shell::run(cargo().current_dir(&root).args([
             "run",

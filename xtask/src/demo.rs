@@ -10,23 +10,14 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use dcwatch_tests::{
     netns::{NetNs, VethPair},
-    sender::RawSender,
     sensor_process::SensorProcess,
     stats_file, traffic,
 };
 
-use crate::shell::{self, cargo};
+use crate::shell;
 
 pub fn run(rounds: u32) -> anyhow::Result<()> {
-    crate::setup::run()?;
-    shell::require_root("demo")?;
-    let root = shell::workspace_root();
-    shell::run(
-        cargo()
-            .current_dir(&root)
-            .args(["build", "--release", "-p", "sensor-user"]),
-    )?;
-    let sensor = root.join("target/release/dcwatch-sensor");
+    let sensor = shell::build_sensor("demo")?;
 
     let peer = NetNs::create("dcwdemo")?;
     let capture = NetNs::create("dcwdemo")?;
@@ -64,16 +55,8 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
 
     let samples = traffic::mix();
     let expected = traffic::expected(&samples, u64::from(rounds));
-    peer.run(|| {
-        let sender = RawSender::open(&veth.sender)?;
-        for _ in 0..rounds {
-            for sample in &samples {
-                sender.send(&sample.frame)?;
-            }
-        }
-        Ok(())
-    })
-    .context("sending the traffic mix")?;
+    traffic::send(&peer, &veth.sender, &samples, u64::from(rounds))
+        .context("sending the traffic mix")?;
     stats_file::wait_for(
         &stats,
         "delivered",

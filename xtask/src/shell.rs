@@ -91,3 +91,15 @@ pub fn require_root(task: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Sets up, checks for root, builds the sensor in release mode, and returns its binary's path:
+/// the prologue of every task that runs it.
+pub fn build_sensor(task: &str) -> anyhow::Result<std::path::PathBuf> {
+    crate::setup::run()?;
+    require_root(task)?;
+    let root = workspace_root();
+    run(cargo()
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "sensor-user"]))?;
+    Ok(root.join("target/release/dcwatch-sensor"))
+}
