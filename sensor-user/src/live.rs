@@ -42,6 +42,20 @@ pub async fn run<W: Write>(
         return Err(LiveError::NoInterface);
     }
     let mut capture = Capture::load(&config.capture)?;
+    let settings = &config.capture;
+    info!(
+        "XDP program loaded: {:?} mode, {} TCP and {} UDP ports, {}, snap length {} B, ring buffer \
+         {} MiB",
+        settings.mode,
+        settings.ports.tcp.len(),
+        settings.ports.udp.len(),
+        match settings.dc_addresses.len() {
+            0 => "any address".to_owned(),
+            count => format!("{count} DC addresses"),
+        },
+        settings.snap_len,
+        settings.ring_buffer_mib
+    );
     for interface in interfaces {
         let attached = capture.attach(interface, config.capture.attach)?;
         info!(
@@ -61,6 +75,7 @@ pub async fn run<W: Write>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut output_error = None;
+    let mut reported = KernelCounters::default();
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -73,7 +88,12 @@ pub async fn run<W: Write>(
                     break;
                 }
             }
-            _ = ticker.tick() => report(&capture, pipeline.counters(), stats_file.as_ref()),
+            _ = ticker.tick() => {
+                if let Some(kernel) = report(&capture, pipeline.counters(), stats_file.as_ref()) {
+                    warn_of_new_drops(&reported, &kernel);
+                    reported = kernel;
+                }
+            }
         }
     }
     // Detach first so nothing new arrives, then take what is still in the ring.
@@ -110,19 +130,35 @@ fn feed<W: Write>(
     }
 }
 
-fn report(capture: &Capture, user: &UserCounters, stats_file: Option<&PathBuf>) {
-    let Some(path) = stats_file else {
-        return;
-    };
+/// Reads the kernel counters and, when asked for, writes the stats file; returns the counters.
+fn report(
+    capture: &Capture,
+    user: &UserCounters,
+    stats_file: Option<&PathBuf>,
+) -> Option<KernelCounters> {
     let kernel = match capture.counters() {
         Ok(kernel) => kernel,
         Err(error) => {
             warn!("reading counters: {error}");
-            return;
+            return None;
         }
     };
-    if let Err(error) = stats::write_file(path, &stats::snapshot(Some(&kernel), user)) {
+    if let Some(path) = stats_file
+        && let Err(error) = stats::write_file(path, &stats::snapshot(Some(&kernel), user))
+    {
         warn!("writing stats file {}: {error}", path.display());
+    }
+    Some(kernel)
+}
+
+/// Says so in the log when frames were lost to a full ring buffer since the last report.
+fn warn_of_new_drops(before: &KernelCounters, now: &KernelCounters) {
+    let lost = now.get(Counter::RingbufFull) - before.get(Counter::RingbufFull);
+    if lost > 0 {
+        warn!(
+            "{lost} matched frames lost to a full ring buffer since the last report ({} in all)",
+            now.get(Counter::RingbufFull)
+        );
     }
 }
 

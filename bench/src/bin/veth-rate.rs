@@ -5,7 +5,8 @@
 //! The generator is the kernel itself: `bench_tx` (`XDP_TX`) run under `BPF_PROG_TEST_RUN` with
 //! live frames transmits each frame out of the sender's veth, about as fast as this machine can
 //! make packets. The receiver end, in its own namespace, runs either the bare program (which
-//! counts what reaches it) or the sensor binary (no output, counting only). "captured/s" is what
+//! counts what reaches it) or the sensor binary with its default configuration (no output,
+//! counting only). "captured/s" is what
 //! reached XDP (bare) or was copied to the ring buffer (sensor) per second of generation; frames
 //! the veth queue could not take never reach XDP, which is why `seen` can fall short of what was
 //! generated. Figures are medians over `TRIALS` trials.

@@ -2,10 +2,10 @@
 //! program measured in the same run, trial by trial.
 //!
 //! The kernel reports the mean time per run over `REPEAT` runs; each figure printed is the median
-//! over `TRIALS` such trials, all cases interleaved so drift on a noisy machine hits them alike.
-//! The capture program runs twice over: with the default ring buffer (16 MiB, which stays in the
-//! last-level cache) and with a 256 MiB one (which does not), each drained by its own consumer
-//! thread while the program runs. The copied and ring-full counts are printed so the figures say
+//! over `TRIALS` such trials, the cases and the baseline interleaved so drift on a noisy machine
+//! hits them alike. The capture program is measured with the default ring buffer (16 MiB, which
+//! stays in the last-level cache) and then with a 256 MiB one (which does not), each drained by a
+//! consumer thread while the program runs. The copied and ring-full counts are printed so the figures say
 //! which path they measured.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
@@ -33,7 +33,6 @@ const RING_SIZES_MIB: [u32; 2] = [16, 256];
 
 /// The capture program with a thread emptying its ring buffer as fast as it can.
 struct Drained {
-    ring_mib: u32,
     capture: Capture,
     stop: Arc<AtomicBool>,
     drainer: JoinHandle<u64>,
@@ -52,7 +51,6 @@ impl Drained {
             move || drain_until(ring, &stop)
         });
         Ok(Self {
-            ring_mib,
             capture,
             stop,
             drainer,
@@ -85,10 +83,6 @@ fn drain_until(mut ring: FrameRing, stop: &AtomicBool) -> u64 {
 fn main() -> anyhow::Result<()> {
     let mut reference = load_reference_programs()?;
     let pass = reference_program(&mut reference, "bench_pass")?;
-    let mut programs = RING_SIZES_MIB
-        .iter()
-        .map(|&mib| Drained::load(mib))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let frames = [
         ("not matched: TCP/80, 64 B", frames::tcp_v4(80, &[0; 10])),
         (
@@ -100,44 +94,41 @@ fn main() -> anyhow::Result<()> {
             frames::tcp_v4(445, &[0; 1460]),
         ),
     ];
-
-    let mut baseline = Vec::new();
-    let mut samples = vec![vec![Vec::new(); frames.len()]; programs.len()];
-    for _ in 0..TRIALS {
-        let result = pass.test_run(TestRunOptions {
-            data_in: Some(&frames[0].1),
-            repeat: REPEAT,
-            ..TestRunOptions::new()
-        })?;
-        baseline.push(result.duration.as_nanos() as f64);
-        for (program, samples) in programs.iter_mut().zip(&mut samples) {
-            for ((_, frame), samples) in frames.iter().zip(samples.iter_mut()) {
+    println!("xdp-cost: BPF_PROG_TEST_RUN, {REPEAT} runs per trial, median of {TRIALS} trials");
+    println!(
+        "{:<46} {:>10} {:>12}",
+        "program and frame", "ns/packet", "vs XDP_PASS"
+    );
+    // One ring at a time: two consumer threads and the test run would share two cores.
+    for ring_mib in RING_SIZES_MIB {
+        let mut program = Drained::load(ring_mib)?;
+        let mut baseline = Vec::new();
+        let mut samples = vec![Vec::new(); frames.len()];
+        for _ in 0..TRIALS {
+            let result = pass.test_run(TestRunOptions {
+                data_in: Some(&frames[0].1),
+                repeat: REPEAT,
+                ..TestRunOptions::new()
+            })?;
+            baseline.push(result.duration.as_nanos() as f64);
+            for ((_, frame), samples) in frames.iter().zip(&mut samples) {
                 let result = program.capture.test_run(frame, REPEAT)?;
                 samples.push(result.duration.as_nanos() as f64);
             }
         }
-    }
-
-    let baseline = median(&mut baseline);
-    println!("xdp-cost: BPF_PROG_TEST_RUN, {REPEAT} runs per trial, median of {TRIALS} trials");
-    println!(
-        "{:<58} {:>10} {:>12}",
-        "program and frame", "ns/packet", "vs XDP_PASS"
-    );
-    println!(
-        "{:<58} {baseline:>10.1} {:>12}",
-        "bare XDP_PASS (baseline), 64 B", "1.00x"
-    );
-    for (program, samples) in programs.drain(..).zip(&mut samples) {
-        let ring_mib = program.ring_mib;
-        for ((name, _), samples) in frames.iter().zip(samples.iter_mut()) {
-            let ns = median(samples);
-            let label = format!("{name}, ring {ring_mib} MiB");
-            println!("{label:<58} {ns:>10.1} {:>11.2}x", ns / baseline);
-        }
         let (counters, drained) = program.finish()?;
+        let baseline = median(&mut baseline);
+        println!("ring buffer {ring_mib} MiB:");
         println!(
-            "  ring {ring_mib} MiB: {} frames copied, {} found the ring full, {} drained",
+            "  {:<44} {baseline:>10.1} {:>12}",
+            "bare XDP_PASS (baseline), 64 B", "1.00x"
+        );
+        for ((name, _), samples) in frames.iter().zip(&mut samples) {
+            let ns = median(samples);
+            println!("  {name:<44} {ns:>10.1} {:>11.2}x", ns / baseline);
+        }
+        println!(
+            "  {} frames copied, {} found the ring full, {} drained",
             counters.get(Counter::Copied),
             counters.get(Counter::RingbufFull),
             drained
