@@ -116,10 +116,7 @@ fn trial(
     std::fs::create_dir_all(&workdir)?;
     let stats = workdir.join("stats.json");
     let config = workdir.join("dcwatch.toml");
-    std::fs::write(
-        &config,
-        "[capture]\nring_buffer_mib = 256\n[stats]\ninterval_secs = 1\n",
-    )?;
+    std::fs::write(&config, "[stats]\ninterval_secs = 1\n")?;
 
     let mut reference = load_reference_programs()?;
     let mut running = None;
