@@ -97,18 +97,30 @@ struct Malformed;
 
 #[xdp]
 pub fn dcwatch_capture(ctx: XdpContext) -> u32 {
+    capture(&ctx);
+    verdict()
+}
+
+/// Counts the frame, and copies it to the ring buffer if it matches.
+#[inline(always)]
+fn capture(ctx: &XdpContext) {
     let frame_len = ctx.data_end() - ctx.data();
     count(Counter::Seen, 1);
     count(Counter::Bytes, frame_len as u64);
-    match classify(&ctx) {
+    match classify(ctx) {
         Ok(Class::Matched) => {
             count(Counter::Matched, 1);
-            copy_frame(&ctx, frame_len as u32);
+            copy_frame(ctx, frame_len as u32);
         }
         Ok(Class::Unwatched) => {}
         Ok(Class::NonIp) => count(Counter::NonIp, 1),
         Err(Malformed) => count(Counter::Malformed, 1),
     }
+}
+
+/// The same for every frame: what becomes of it depends on the mode alone.
+#[inline(always)]
+fn verdict() -> u32 {
     // SAFETY: a plain read of a global the loader sets before the program runs.
     if unsafe { ptr::read_volatile(&CAPTURE_MODE) } == capture_mode::HOST {
         xdp_action::XDP_PASS
