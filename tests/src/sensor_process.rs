@@ -110,11 +110,6 @@ impl SensorProcess {
         self.finish()
     }
 
-    /// Waits for the sensor to end by itself.
-    pub fn wait(mut self) -> io::Result<Finished> {
-        self.finish()
-    }
-
     fn finish(&mut self) -> io::Result<Finished> {
         let status = self.child.wait()?;
         let (stdout, stderr) = self

@@ -6,7 +6,6 @@ mod loader;
 mod reader;
 
 pub use error::CaptureError;
-pub use kernel::check_kernel;
 pub use loader::{AttachedInterface, Capture, KernelCounters};
 pub use reader::{FrameReader, FrameRing, InvalidRecord};
 
