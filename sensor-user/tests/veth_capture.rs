@@ -6,7 +6,6 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use dcwatch_tests::{
     netns::{NetNs, VethPair},
-    sender::RawSender,
     sensor_process::SensorProcess,
     stats_file,
     traffic::{self, Expect},
@@ -141,6 +140,10 @@ fn several_interfaces_share_one_ring() {
     let capture = NetNs::create("dcwt").expect("capture namespace");
     let first = VethPair::create(&peer, &capture).expect("first veth pair");
     let second = VethPair::create(&peer, &capture).expect("second veth pair");
+    let workdir = tempfile::tempdir().expect("temporary directory");
+    let config = workdir.path().join("dcwatch.toml");
+    let stats = workdir.path().join("stats.json");
+    std::fs::write(&config, "[stats]\ninterval_secs = 1\n").expect("config");
     let process = SensorProcess::start(
         &capture,
         Path::new(SENSOR),
@@ -150,23 +153,24 @@ fn several_interfaces_share_one_ring() {
             &first.receiver,
             "-i",
             &second.receiver,
+            "--config",
+            &config.to_string_lossy(),
+            "--stats-file",
+            &stats.to_string_lossy(),
             "--output",
             "json",
         ],
         2,
     )
     .expect("sensor starts on two interfaces");
-    peer.run(|| {
-        for (pair, count) in [(&first, 3), (&second, 5)] {
-            let sender = RawSender::open(&pair.sender)?;
-            for _ in 0..count {
-                sender.send(&dcwatch_tests::frames::udp_v4(88, &[1; 40]))?;
-            }
-        }
-        Ok(())
-    })
-    .expect("send");
-    std::thread::sleep(Duration::from_millis(500));
+    let kerberos = [traffic::Sample {
+        what: "kerberos",
+        frame: dcwatch_tests::frames::udp_v4(88, &[1; 40]),
+        expect: Expect::Matched("kerberos"),
+    }];
+    traffic::send(&peer, &first.sender, &kerberos, 3).expect("send on the first pair");
+    traffic::send(&peer, &second.sender, &kerberos, 5).expect("send on the second pair");
+    stats_file::wait_for(&stats, "seen", 8, Duration::from_secs(15)).expect("stats file");
     let finished = process.stop().expect("sensor stops");
     assert!(finished.status.success(), "{:?}", finished.stderr);
     let mut per_interface: BTreeMap<String, u32> = BTreeMap::new();
@@ -177,4 +181,5 @@ fn several_interfaces_share_one_ring() {
     }
     assert_eq!(per_interface.get(&first.receiver), Some(&3));
     assert_eq!(per_interface.get(&second.receiver), Some(&5));
+    assert_eq!(per_interface.len(), 2);
 }
