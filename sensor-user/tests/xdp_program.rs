@@ -558,3 +558,127 @@ fn a_full_ring_buffer_is_counted_never_silent() {
     let drained = harness.ring.drain(|record| assert!(record.is_ok()));
     assert_eq!(drained, copied, "every copied frame reaches userspace");
 }
+
+/// A small deterministic generator, so a failure names a reproducible case.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound as u64) as usize
+    }
+}
+
+/// `frame` cut, flipped or re-tagged at random: what a hostile or broken network might send.
+fn mutate(random: &mut XorShift, mut frame: Vec<u8>) -> Vec<u8> {
+    for _ in 0..=random.below(3) {
+        match random.below(4) {
+            0 => {
+                let keep = 14 + random.below(frame.len().saturating_sub(14).max(1));
+                frame.truncate(keep);
+            }
+            1 | 2 => {
+                // Headers live in the first 100 bytes; flip one of them.
+                let at = random.below(frame.len().min(100));
+                frame[at] ^= 1 << random.below(8);
+            }
+            _ => {
+                let tag = [[0x81, 0x00], [0x88, 0xa8]][random.below(2)];
+                frame.splice(12..12, [tag[0], tag[1], 0, 7]);
+            }
+        }
+    }
+    frame
+}
+
+/// What etherparse, an independent parser, makes of a frame the XDP program matched: IP with a
+/// watched port, or an IP fragment.
+fn etherparse_agrees_it_is_watched(frame: &[u8]) -> bool {
+    use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
+    let Ok(packet) = LaxSlicedPacket::from_ethernet(frame) else {
+        return false;
+    };
+    let payload = match &packet.net {
+        Some(LaxNetSlice::Ipv4(ipv4)) => ipv4.payload(),
+        Some(LaxNetSlice::Ipv6(ipv6)) => ipv6.payload(),
+        _ => return false,
+    };
+    if payload.fragmented {
+        return true;
+    }
+    let (transport, ports) = match &packet.transport {
+        Some(TransportSlice::Tcp(tcp)) => ("tcp", [tcp.source_port(), tcp.destination_port()]),
+        Some(TransportSlice::Udp(udp)) => ("udp", [udp.source_port(), udp.destination_port()]),
+        _ => return false,
+    };
+    ports.iter().any(|&port| is_watched(transport, port))
+}
+
+#[test]
+fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse() {
+    let mut harness = Harness::mirror();
+    let mut bases: Vec<Vec<u8>> = dcwatch_tests::traffic::mix()
+        .into_iter()
+        .map(|sample| sample.frame)
+        .collect();
+    bases.push(ipv6_frame(
+        IPV6_HOP_BY_HOP,
+        &ipv6_extension(PROTO_UDP, 1, &udp(50_000, 88, &[1; 40])),
+    ));
+    bases.push(ipv4_frame(
+        Ipv4 {
+            options_len: 8,
+            ..Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP)
+        },
+        &tcp(50_000, 389, &[2; 40]),
+    ));
+    let mut random = XorShift(0x5eed_dc_a7c4);
+    let cases = 20_000;
+    let mut matched = 0;
+    for case in 0..cases {
+        let base = bases[random.below(bases.len())].clone();
+        let frame = mutate(&mut random, base);
+        let before = harness.counters();
+        let verdict = harness
+            .capture
+            .test_run(&frame, 1)
+            .expect("test run")
+            .return_value;
+        let after = harness.counters();
+        let delta = |counter| after.get(counter) - before.get(counter);
+        assert_eq!(verdict, XDP_DROP, "case {case}: {frame:02x?}");
+        assert_eq!(delta(Counter::Seen), 1, "case {case}");
+        let outcomes = delta(Counter::Matched) + delta(Counter::NonIp) + delta(Counter::Malformed);
+        assert!(outcomes <= 1, "case {case}: counted twice: {frame:02x?}");
+        assert_eq!(
+            delta(Counter::Matched),
+            delta(Counter::Copied),
+            "case {case}"
+        );
+        let mut records = Vec::new();
+        harness.ring.drain(|record| {
+            records.push(record.expect("whole record").data.to_vec());
+        });
+        if delta(Counter::Matched) == 1 {
+            matched += 1;
+            assert_eq!(records, [frame.clone()], "case {case}: ring contents");
+            assert!(
+                etherparse_agrees_it_is_watched(&frame),
+                "case {case}: XDP matched what etherparse does not see as watched: {frame:02x?}"
+            );
+        } else {
+            assert!(records.is_empty(), "case {case}: copied without a match");
+        }
+    }
+    // The mutations must leave enough frames intact for the agreement check to mean something.
+    assert!(
+        matched > cases / 10,
+        "only {matched} of {cases} mutated frames matched"
+    );
+}
