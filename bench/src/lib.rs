@@ -29,6 +29,18 @@ pub fn bare_drop_received(ebpf: &Ebpf) -> anyhow::Result<u64> {
     Ok(received.get(&0, 0)?.iter().sum())
 }
 
+/// Pins the calling thread to `cpu`, so the scheduler cannot move it mid-measurement; a failure
+/// (fewer CPUs than asked for) leaves it unpinned.
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes a bit of the set we own; sched_setaffinity(0) is this thread.
+    unsafe {
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// The median of `values` (the mean of the middle two for an even count); 0 for none.
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);

@@ -62,7 +62,7 @@ impl Default for CaptureConfig {
             mode: Mode::default(),
             attach: Attach::default(),
             snap_len: DEFAULT_SNAP_LEN,
-            ring_buffer_mib: 16,
+            ring_buffer_mib: 64,
             dc_addresses: Vec::new(),
             ports: PortsConfig::default(),
         }

@@ -3,9 +3,9 @@
 //!
 //! The kernel reports the mean time per run over `REPEAT` runs; each figure printed is the median
 //! over `TRIALS` such trials, the cases and the baseline interleaved so drift on a noisy machine
-//! hits them alike. The capture program is measured with the default ring buffer (16 MiB, which
-//! stays in the last-level cache) and then with a 256 MiB one (which does not), each drained by a
-//! consumer thread while the program runs. The copied and ring-full counts are printed so the figures say
+//! hits them alike. The capture program is measured with ring buffers of 16, 64 (the default) and
+//! 256 MiB, one after the other, each drained while the program runs by a consumer thread pinned
+//! to the other CPU, as the sensor's reader would be. The copied and ring-full counts are printed so the figures say
 //! which path they measured.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
@@ -19,7 +19,7 @@ use std::{
 };
 
 use aya::programs::{TestRun, TestRunOptions};
-use bench::{load_reference_programs, median, reference_program};
+use bench::{load_reference_programs, median, pin_to_cpu, reference_program};
 use dcwatch_tests::frames;
 use sensor_common::Counter;
 use sensor_user::{
@@ -29,7 +29,10 @@ use sensor_user::{
 
 const REPEAT: u32 = 1_000_000;
 const TRIALS: usize = 7;
-const RING_SIZES_MIB: [u32; 2] = [16, 256];
+const RING_SIZES_MIB: [u32; 3] = [16, 64, 256];
+/// The program runs on one CPU, the consumer on the other, as in the sensor.
+const RUN_CPU: usize = 0;
+const DRAIN_CPU: usize = 1;
 
 /// The capture program with a thread emptying its ring buffer as fast as it can.
 struct Drained {
@@ -48,7 +51,10 @@ impl Drained {
         let stop = Arc::new(AtomicBool::new(false));
         let drainer = std::thread::spawn({
             let stop = Arc::clone(&stop);
-            move || drain_until(ring, &stop)
+            move || {
+                pin_to_cpu(DRAIN_CPU);
+                drain_until(ring, &stop)
+            }
         });
         Ok(Self {
             capture,
@@ -81,6 +87,7 @@ fn drain_until(mut ring: FrameRing, stop: &AtomicBool) -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    pin_to_cpu(RUN_CPU);
     let mut reference = load_reference_programs()?;
     let pass = reference_program(&mut reference, "bench_pass")?;
     let frames = [
