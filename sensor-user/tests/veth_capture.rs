@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use dcwatch_tests::{
     netns::{NetNs, VethPair},
-    sensor_process::SensorProcess,
+    sensor_process::{RunDir, SensorProcess},
     stats_file,
     traffic::{self, Expect},
 };
@@ -19,36 +19,19 @@ fn capture_the_mix(mode: &str, attach: &str, stop_signal: libc::c_int) {
     let peer = NetNs::create("dcwt").expect("sender namespace");
     let capture = NetNs::create("dcwt").expect("capture namespace");
     let veth = VethPair::create(&peer, &capture).expect("veth pair");
-    let workdir = tempfile::tempdir().expect("temporary directory");
-    let config = workdir.path().join("dcwatch.toml");
-    let stats = workdir.path().join("stats.json");
-    std::fs::write(&config, "[stats]\ninterval_secs = 1\n").expect("config");
-    let process = SensorProcess::start(
-        &capture,
-        Path::new(SENSOR),
-        &[
-            "run",
-            "--interface",
-            &veth.receiver,
-            "--mode",
-            mode,
-            "--attach",
-            attach,
-            "--config",
-            &config.to_string_lossy(),
-            "--stats-file",
-            &stats.to_string_lossy(),
-            "--output",
-            "json",
-        ],
-        1,
-    )
-    .expect("sensor starts");
+    let run = RunDir::create().expect("run directory");
+    let args = run.run_args(
+        &[&veth.receiver],
+        &["--mode", mode, "--attach", attach, "--output", "json"],
+    );
+    let process =
+        SensorProcess::start(&capture, Path::new(SENSOR), &args, 1).expect("sensor starts");
+    let stats = &run.stats;
 
     let samples = traffic::mix();
     let expected = traffic::expected(&samples, ROUNDS);
     traffic::send(&peer, &veth.sender, &samples, ROUNDS).expect("send the mix");
-    stats_file::wait_for(&stats, "seen", expected.seen, Duration::from_secs(15))
+    stats_file::wait_for(stats, "seen", expected.seen, Duration::from_secs(15))
         .expect("stats file");
     let finished = process.stop_with(stop_signal).expect("sensor stops");
     assert!(
@@ -71,7 +54,7 @@ fn capture_the_mix(mode: &str, attach: &str, stop_signal: libc::c_int) {
         finished.stderr
     );
 
-    let counters = stats_file::read(&stats).expect("final stats");
+    let counters = stats_file::read(stats).expect("final stats");
     let counter = |name| stats_file::counter(&counters, name);
     assert_eq!(counter("seen"), expected.seen, "seen: {counters:?}");
     assert_eq!(counter("bytes"), expected.bytes, "bytes");
@@ -140,29 +123,10 @@ fn several_interfaces_share_one_ring() {
     let capture = NetNs::create("dcwt").expect("capture namespace");
     let first = VethPair::create(&peer, &capture).expect("first veth pair");
     let second = VethPair::create(&peer, &capture).expect("second veth pair");
-    let workdir = tempfile::tempdir().expect("temporary directory");
-    let config = workdir.path().join("dcwatch.toml");
-    let stats = workdir.path().join("stats.json");
-    std::fs::write(&config, "[stats]\ninterval_secs = 1\n").expect("config");
-    let process = SensorProcess::start(
-        &capture,
-        Path::new(SENSOR),
-        &[
-            "run",
-            "-i",
-            &first.receiver,
-            "-i",
-            &second.receiver,
-            "--config",
-            &config.to_string_lossy(),
-            "--stats-file",
-            &stats.to_string_lossy(),
-            "--output",
-            "json",
-        ],
-        2,
-    )
-    .expect("sensor starts on two interfaces");
+    let run = RunDir::create().expect("run directory");
+    let args = run.run_args(&[&first.receiver, &second.receiver], &["--output", "json"]);
+    let process = SensorProcess::start(&capture, Path::new(SENSOR), &args, 2)
+        .expect("sensor starts on two interfaces");
     let kerberos = [traffic::Sample {
         what: "kerberos",
         frame: dcwatch_tests::frames::udp_v4(88, &[1; 40]),
@@ -170,7 +134,7 @@ fn several_interfaces_share_one_ring() {
     }];
     traffic::send(&peer, &first.sender, &kerberos, 3).expect("send on the first pair");
     traffic::send(&peer, &second.sender, &kerberos, 5).expect("send on the second pair");
-    stats_file::wait_for(&stats, "seen", 8, Duration::from_secs(15)).expect("stats file");
+    stats_file::wait_for(&run.stats, "seen", 8, Duration::from_secs(15)).expect("stats file");
     let finished = process.stop().expect("sensor stops");
     assert!(finished.status.success(), "{:?}", finished.stderr);
     let mut per_interface: BTreeMap<String, u32> = BTreeMap::new();

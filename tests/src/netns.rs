@@ -10,12 +10,18 @@ use std::{
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
-/// A short name unique to this process and call, usable for namespaces and interfaces (15 bytes
-/// at most).
-pub fn unique_name(prefix: &str) -> String {
+/// A suffix unique to this process and call.
+pub fn unique_suffix() -> String {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let name = format!("{prefix}{}x{id}", std::process::id() % 100_000);
-    name.chars().take(15).collect()
+    format!("{}x{id}", std::process::id() % 100_000)
+}
+
+/// A name unique to this process and call, short enough for an interface (15 bytes): keep
+/// `prefix` to four characters, or uniqueness is cut off.
+pub fn unique_name(prefix: &str) -> String {
+    let name = format!("{prefix}{}", unique_suffix());
+    debug_assert!(name.len() <= 15, "{name} is too long for an interface name");
+    name
 }
 
 /// Runs `ip ARGS`, failing with its stderr.
@@ -39,11 +45,11 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    /// Creates `dcw…` namespace with loopback up and IPv6 off, so no traffic of the kernel's own
-    /// (router solicitations, DAD) mixes with what a test sends.
+    /// Creates a namespace named `prefix` plus a unique suffix, with loopback up and IPv6 off, so
+    /// no traffic of the kernel's own (router solicitations, DAD) mixes with what a test sends.
     pub fn create(prefix: &str) -> io::Result<Self> {
         let namespace = Self {
-            name: unique_name(prefix),
+            name: format!("{prefix}{}", unique_suffix()),
         };
         ip(&["netns", "add", &namespace.name])?;
         ip(&["-n", &namespace.name, "link", "set", "lo", "up"])?;

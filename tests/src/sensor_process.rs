@@ -1,15 +1,16 @@
 //! The real `dcwatch-sensor` binary run in a namespace, as a person would run it.
 
 use std::{
+    ffi::OsStr,
     io::{self, BufRead, BufReader},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, ExitStatus, Stdio},
     sync::mpsc,
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use crate::netns::NetNs;
+use crate::netns::{NetNs, unique_suffix};
 
 /// What the sensor logs once per interface when its XDP program is attached.
 const READY_MARKER: &str = "capturing on";
@@ -40,7 +41,7 @@ impl SensorProcess {
     pub fn start(
         namespace: &NetNs,
         binary: &Path,
-        args: &[&str],
+        args: &[impl AsRef<OsStr>],
         interfaces: usize,
     ) -> io::Result<Self> {
         let mut child = namespace
@@ -132,5 +133,50 @@ impl Drop for SensorProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// A scratch directory for one sensor run, removed on drop: a config that has the sensor write
+/// its stats file every second, and that file's path.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    pub config: PathBuf,
+    pub stats: PathBuf,
+}
+
+impl RunDir {
+    pub fn create() -> io::Result<Self> {
+        let path = std::env::temp_dir().join(format!("dcwatch-run-{}", unique_suffix()));
+        std::fs::create_dir_all(&path)?;
+        let run = Self {
+            config: path.join("dcwatch.toml"),
+            stats: path.join("stats.json"),
+            path,
+        };
+        std::fs::write(&run.config, "[stats]\ninterval_secs = 1\n")?;
+        Ok(run)
+    }
+
+    /// `run` on `interfaces` with this directory's config and stats file, then `extra` flags.
+    pub fn run_args(&self, interfaces: &[&str], extra: &[&str]) -> Vec<String> {
+        let mut args = vec!["run".to_owned()];
+        for interface in interfaces {
+            args.extend(["--interface".to_owned(), (*interface).to_owned()]);
+        }
+        args.extend([
+            "--config".to_owned(),
+            self.config.to_string_lossy().into_owned(),
+            "--stats-file".to_owned(),
+            self.stats.to_string_lossy().into_owned(),
+        ]);
+        args.extend(extra.iter().map(|flag| (*flag).to_owned()));
+        args
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use dcwatch_tests::{
     netns::{NetNs, VethPair},
-    sensor_process::SensorProcess,
+    sensor_process::{RunDir, SensorProcess},
     stats_file, traffic,
 };
 
@@ -22,11 +22,8 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
     let peer = NetNs::create("dcwdemo")?;
     let capture = NetNs::create("dcwdemo")?;
     let veth = VethPair::create(&peer, &capture)?;
-    let workdir = std::env::temp_dir().join(format!("dcwatch-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&workdir)?;
-    let config = workdir.join("dcwatch.toml");
-    let stats = workdir.join("stats.json");
-    std::fs::write(&config, "[stats]\ninterval_secs = 1\n")?;
+    let run = RunDir::create()?;
+    let stats = &run.stats;
     eprintln!(
         "demo: sensor on {} (namespace {}), traffic from {} (namespace {})",
         veth.receiver,
@@ -34,31 +31,15 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
         veth.sender,
         peer.name()
     );
-    let process = SensorProcess::start(
-        &capture,
-        &sensor,
-        &[
-            "run",
-            "--interface",
-            &veth.receiver,
-            "--mode",
-            "mirror",
-            "--config",
-            &config.to_string_lossy(),
-            "--stats-file",
-            &stats.to_string_lossy(),
-            "--output",
-            "json",
-        ],
-        1,
-    )?;
+    let args = run.run_args(&[&veth.receiver], &["--mode", "mirror", "--output", "json"]);
+    let process = SensorProcess::start(&capture, &sensor, &args, 1)?;
 
     let samples = traffic::mix();
     let expected = traffic::expected(&samples, u64::from(rounds));
     traffic::send(&peer, &veth.sender, &samples, u64::from(rounds))
         .context("sending the traffic mix")?;
     stats_file::wait_for(
-        &stats,
+        stats,
         "delivered",
         expected.matched,
         Duration::from_secs(10),
@@ -67,7 +48,7 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
     for line in &finished.stdout {
         println!("{line}");
     }
-    let counters = stats_file::read(&stats)?;
+    let counters = stats_file::read(stats)?;
     println!();
     println!("{:<14} {:>10} {:>10}", "counter", "sensor", "expected");
     for (name, want) in [
@@ -87,7 +68,6 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
             stats_file::counter(&counters, name)
         );
     }
-    std::fs::remove_dir_all(&workdir)?;
     if !finished.status.success() {
         bail!(
             "the sensor exited with {}: {}",

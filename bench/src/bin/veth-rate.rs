@@ -23,7 +23,7 @@ use bench::{bare_drop_received, load_reference_programs, median, reference_progr
 use dcwatch_tests::{
     frames,
     netns::{NetNs, VethPair},
-    sensor_process::SensorProcess,
+    sensor_process::{RunDir, SensorProcess},
     stats_file,
 };
 
@@ -112,11 +112,8 @@ fn trial(
     let peer = NetNs::create("dcwb")?;
     let capture = NetNs::create("dcwb")?;
     let veth = VethPair::create(&peer, &capture)?;
-    let workdir = std::env::temp_dir().join(format!("dcwatch-bench-{}", veth.receiver));
-    std::fs::create_dir_all(&workdir)?;
-    let stats = workdir.join("stats.json");
-    let config = workdir.join("dcwatch.toml");
-    std::fs::write(&config, "[stats]\ninterval_secs = 1\n")?;
+    let run = RunDir::create()?;
+    let stats = &run.stats;
 
     let mut reference = load_reference_programs()?;
     let mut running = None;
@@ -130,24 +127,8 @@ fn trial(
             })?;
         }
         Receiver::Sensor(mode) => {
-            running = Some(SensorProcess::start(
-                &capture,
-                sensor,
-                &[
-                    "run",
-                    "-i",
-                    &veth.receiver,
-                    "--mode",
-                    mode,
-                    "--attach",
-                    "native",
-                    "--config",
-                    &config.to_string_lossy(),
-                    "--stats-file",
-                    &stats.to_string_lossy(),
-                ],
-                1,
-            )?);
+            let args = run.run_args(&[&veth.receiver], &["--mode", mode, "--attach", "native"]);
+            running = Some(SensorProcess::start(&capture, sensor, &args, 1)?);
         }
     }
 
@@ -180,14 +161,14 @@ fn trial(
     }
     if let Some(process) = running {
         // Let the sensor empty the ring buffer before stopping it.
-        let copied_then = stats_file::wait_for(&stats, "seen", 1, Duration::from_secs(10))?;
+        let copied_then = stats_file::wait_for(stats, "seen", 1, Duration::from_secs(10))?;
         let target = stats_file::counter(&copied_then, "copied").max(1);
-        stats_file::wait_for(&stats, "delivered", target, Duration::from_secs(30))?;
+        stats_file::wait_for(stats, "delivered", target, Duration::from_secs(30))?;
         let finished = process.stop()?;
         if !finished.status.success() {
             bail!("sensor failed: {}", finished.stderr.join("\n"));
         }
-        let counters = stats_file::read(&stats).context("final stats")?;
+        let counters = stats_file::read(stats).context("final stats")?;
         let counter = |name| stats_file::counter(&counters, name) as f64;
         figures
             .captured_pps
@@ -196,7 +177,6 @@ fn trial(
         figures.delivered.push(counter("delivered"));
         figures.ringbuf_full.push(counter("ringbuf_full"));
     }
-    std::fs::remove_dir_all(&workdir)?;
     Ok(())
 }
 
