@@ -63,13 +63,33 @@ impl Harness {
         self.capture.counters().expect("counters")
     }
 
+    /// Runs `frame` once: the verdict, how each counter moved, and what reached the ring buffer.
+    fn run(&mut self, frame: &[u8]) -> Run {
+        let before = self.counters();
+        let verdict = self
+            .capture
+            .test_run(frame, 1)
+            .expect("test run")
+            .return_value;
+        let after = self.counters();
+        let mut records = Vec::new();
+        self.ring.drain(|record| {
+            let frame = record.expect("whole record");
+            records.push((frame.orig_len, frame.data.to_vec()));
+        });
+        Run {
+            verdict,
+            before,
+            after,
+            records,
+        }
+    }
+
     /// Runs `frame` once and checks verdict, counters and ring contents against `outcome`.
     fn expect(&mut self, what: &str, frame: &[u8], outcome: Outcome) {
-        let before = self.counters();
-        let result = self.capture.test_run(frame, 1).expect("test run");
-        let after = self.counters();
-        let delta = |counter| after.get(counter) - before.get(counter);
-        assert_eq!(result.return_value, self.verdict, "{what}: verdict");
+        let run = self.run(frame);
+        let delta = |counter| run.delta(counter);
+        assert_eq!(run.verdict, self.verdict, "{what}: verdict");
         assert_eq!(delta(Counter::Seen), 1, "{what}: seen");
         assert_eq!(delta(Counter::Bytes), frame.len() as u64, "{what}: bytes");
         let one_if = |wanted| u64::from(outcome == wanted);
@@ -101,21 +121,35 @@ impl Harness {
             "{what}: truncated"
         );
 
-        let mut records = Vec::new();
-        self.ring.drain(|record| {
-            let frame = record.expect("whole record");
-            records.push((frame.orig_len, frame.data.to_vec()));
-        });
         if outcome == Outcome::Matched {
             let captured = &frame[..frame.len().min(self.snap_len)];
             assert_eq!(
-                records,
+                run.records,
                 [(frame.len() as u32, captured.to_vec())],
                 "{what}: ring contents"
             );
         } else {
-            assert!(records.is_empty(), "{what}: {} records", records.len());
+            assert!(
+                run.records.is_empty(),
+                "{what}: {} records",
+                run.records.len()
+            );
         }
+    }
+}
+
+/// One run of the program on one frame.
+struct Run {
+    verdict: u32,
+    before: KernelCounters,
+    after: KernelCounters,
+    /// Original length and bytes of each record the run left in the ring buffer.
+    records: Vec<(u32, Vec<u8>)>,
+}
+
+impl Run {
+    fn delta(&self, counter: Counter) -> u64 {
+        self.after.get(counter) - self.before.get(counter)
     }
 }
 
@@ -597,62 +631,59 @@ fn mutate(random: &mut XorShift, mut frame: Vec<u8>) -> Vec<u8> {
     frame
 }
 
-/// Whether etherparse, an independent parser, sees a whole, well-formed IP packet on a watched
-/// port, within the depth the XDP program follows (two VLAN tags, six IPv6 extension headers).
-fn etherparse_sees_clean_watched_packet(frame: &[u8]) -> bool {
+/// What etherparse, an independent parser, makes of an IP frame.
+struct EtherparseView {
+    /// A TCP or UDP header with a watched source or destination port.
+    watched: bool,
+    fragmented: bool,
+    /// Whole and well-formed, within the depth the XDP program follows (two VLAN tags, six IPv6
+    /// extension headers).
+    whole: bool,
+}
+
+/// `None` when etherparse does not see an IP packet at all.
+fn etherparse_view(frame: &[u8]) -> Option<EtherparseView> {
     use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
-    let Ok(packet) = LaxSlicedPacket::from_ethernet(frame) else {
-        return false;
+    let packet = LaxSlicedPacket::from_ethernet(frame).ok()?;
+    let (payload, extensions) = match &packet.net {
+        Some(LaxNetSlice::Ipv4(ipv4)) => (ipv4.payload(), 0),
+        Some(LaxNetSlice::Ipv6(ipv6)) => (
+            ipv6.payload(),
+            ipv6.extensions().clone().into_iter().count(),
+        ),
+        _ => return None,
     };
-    let payload = match &packet.net {
-        Some(LaxNetSlice::Ipv4(ipv4)) => ipv4.payload(),
-        Some(LaxNetSlice::Ipv6(ipv6)) => {
-            if ipv6.extensions().clone().into_iter().count() > 6 {
-                return false;
-            }
-            ipv6.payload()
-        }
-        _ => return false,
+    let watched = match &packet.transport {
+        Some(TransportSlice::Tcp(tcp)) => [tcp.source_port(), tcp.destination_port()]
+            .iter()
+            .any(|&port| is_watched("tcp", port)),
+        Some(TransportSlice::Udp(udp)) => [udp.source_port(), udp.destination_port()]
+            .iter()
+            .any(|&port| is_watched("udp", port)),
+        _ => false,
     };
     // Lax parsing falls back to the frame's length when the IP header's is impossible; the XDP
     // program, rightly, calls such a packet malformed.
-    if packet.stop_err.is_some()
-        || packet.link_exts.len() > 2
-        || payload.incomplete
-        || payload.fragmented
-        || payload.len_source == etherparse::LenSource::Slice
-    {
-        return false;
-    }
-    let (transport, ports) = match &packet.transport {
-        Some(TransportSlice::Tcp(tcp)) => ("tcp", [tcp.source_port(), tcp.destination_port()]),
-        Some(TransportSlice::Udp(udp)) => ("udp", [udp.source_port(), udp.destination_port()]),
-        _ => return false,
-    };
-    ports.iter().any(|&port| is_watched(transport, port))
+    let whole = packet.stop_err.is_none()
+        && packet.link_exts.len() <= 2
+        && extensions <= 6
+        && !payload.incomplete
+        && payload.len_source != etherparse::LenSource::Slice;
+    Some(EtherparseView {
+        watched,
+        fragmented: payload.fragmented,
+        whole,
+    })
 }
 
-/// What etherparse, an independent parser, makes of a frame the XDP program matched: IP with a
-/// watched port, or an IP fragment.
+/// Whatever the XDP program matches, etherparse must see as IP on a watched port, or a fragment.
 fn etherparse_agrees_it_is_watched(frame: &[u8]) -> bool {
-    use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
-    let Ok(packet) = LaxSlicedPacket::from_ethernet(frame) else {
-        return false;
-    };
-    let payload = match &packet.net {
-        Some(LaxNetSlice::Ipv4(ipv4)) => ipv4.payload(),
-        Some(LaxNetSlice::Ipv6(ipv6)) => ipv6.payload(),
-        _ => return false,
-    };
-    if payload.fragmented {
-        return true;
-    }
-    let (transport, ports) = match &packet.transport {
-        Some(TransportSlice::Tcp(tcp)) => ("tcp", [tcp.source_port(), tcp.destination_port()]),
-        Some(TransportSlice::Udp(udp)) => ("udp", [udp.source_port(), udp.destination_port()]),
-        _ => return false,
-    };
-    ports.iter().any(|&port| is_watched(transport, port))
+    etherparse_view(frame).is_some_and(|view| view.fragmented || view.watched)
+}
+
+/// What the XDP program must not miss: a whole, unfragmented packet on a watched port.
+fn etherparse_sees_clean_watched_packet(frame: &[u8]) -> bool {
+    etherparse_view(frame).is_some_and(|view| view.whole && !view.fragmented && view.watched)
 }
 
 #[test]
@@ -679,15 +710,9 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
     for case in 0..cases {
         let base = bases[random.below(bases.len())].clone();
         let frame = mutate(&mut random, base);
-        let before = harness.counters();
-        let verdict = harness
-            .capture
-            .test_run(&frame, 1)
-            .expect("test run")
-            .return_value;
-        let after = harness.counters();
-        let delta = |counter| after.get(counter) - before.get(counter);
-        assert_eq!(verdict, XDP_DROP, "case {case}: {frame:02x?}");
+        let run = harness.run(&frame);
+        let delta = |counter| run.delta(counter);
+        assert_eq!(run.verdict, XDP_DROP, "case {case}: {frame:02x?}");
         assert_eq!(delta(Counter::Seen), 1, "case {case}");
         let outcomes = delta(Counter::Matched) + delta(Counter::NonIp) + delta(Counter::Malformed);
         assert!(outcomes <= 1, "case {case}: counted twice: {frame:02x?}");
@@ -696,15 +721,11 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
             delta(Counter::Copied),
             "case {case}"
         );
-        let mut records = Vec::new();
-        harness.ring.drain(|record| {
-            records.push(record.expect("whole record").data.to_vec());
-        });
         if delta(Counter::Matched) == 1 {
             matched += 1;
             assert_eq!(
-                records,
-                std::slice::from_ref(&frame),
+                run.records,
+                [(frame.len() as u32, frame.clone())],
                 "case {case}: ring contents"
             );
             assert!(
@@ -712,7 +733,10 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
                 "case {case}: XDP matched what etherparse does not see as watched: {frame:02x?}"
             );
         } else {
-            assert!(records.is_empty(), "case {case}: copied without a match");
+            assert!(
+                run.records.is_empty(),
+                "case {case}: copied without a match"
+            );
             assert!(
                 !etherparse_sees_clean_watched_packet(&frame),
                 "case {case}: XDP missed a clean packet on a watched port: {frame:02x?}"
