@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""Regenerates activities/*.tsv: the activities dcwatch should report for each capture in
+CAPTURES, derived from tshark alone (never from dcwatch), one "key line" per activity.
+
+Method
+------
+For each capture, run
+
+    tshark -r CAPTURE -o tcp.desegment_tcp_streams:TRUE -o tcp.analyze_sequence_numbers:TRUE \
+        -o ip.defragment:TRUE -o ipv6.defragment:TRUE -T json
+
+and read the JSON with duplicate keys kept in order (object_pairs_hook), so that repeated fields
+(SNameString, ENCTYPE, several LDAP messages or DNS messages in one frame, ...) are all seen.
+Every top-level protocol layer of every frame is then looked at:
+
+* `kerberos` at the top level of a frame whose TCP or UDP source or destination port is 88;
+* `ldap` at the top level of a TCP frame with port 389 or 3268, `cldap` at the top level of a
+  UDP frame with port 389;
+* `dns` at the top level of a UDP or TCP frame with port 53;
+* `http` at the top level (any port tshark recognises as HTTP), only for the NTLMSSP and Kerberos
+  tokens tshark finds inside its Authorization / WWW-Authenticate headers.
+
+Anything else (Kerberos, NTLMSSP or LDAP inside SMB, SMB2, DCE-RPC, TDS, SMTP, ... and top-level
+layers on other ports) is out of scope and gives no line. A PDU tshark does not decode (a TCP
+gap, a malformed or truncated message) gives no line either: the file says what tshark says.
+tshark itself does not hand retransmitted TCP data to the dissectors a second time, so a
+retransmitted message gives one line; a UDP message sent twice (a client retry) gives two.
+
+Key lines
+---------
+Tab-separated: `protocol TAB type TAB key=value TAB key=value ...`, keys in the fixed order
+below, tabs/newlines/carriage returns in values replaced by spaces, an empty value written
+`key=`. A file holds one line per activity, sorted (byte order), so the test compares multisets.
+
+kerberos (port 88)
+  AS_REQ    client=<req-body cname, components joined by /> realm=<req-body realm>
+            service=<req-body sname joined by /> etypes=<req-body etypes, comma-separated, in
+            order, as signed numbers (e.g. -135)>
+  TGS_REQ   client= (always empty) realm=<req-body realm> service=<req-body sname> etypes=<...>;
+            the AP-REQ inside PA-TGS-REQ (padata, which tshark lists BEFORE the req-body) is part
+            of the TGS_REQ and has no line of its own. Only direct children of req-body are
+            read, never the principals of that ticket.
+  AS_REP / TGS_REP  client=<cname> realm=<crealm> service=<ticket sname>
+            ticket_etype=<ticket enc-part etype>
+  KRB_ERROR error_code=<n> realm=<realm> service=<sname>  (the KRB-ERROR's own realm and sname)
+  A bare AP-REQ/AP-REP (or KRB-SAFE/PRIV/CRED) on port 88 gives no line.
+kerberos inside LDAP binds and HTTP headers (GSS-API / SPNEGO / raw krb5 GSS token)
+  AP_REQ    realm=<ticket realm> service=<ticket sname> ticket_etype=<ticket enc-part etype>
+  AP_REP    (no keys)
+  Any other Kerberos message tshark finds there (e.g. a KRB-ERROR inside SPNEGO) gives no line.
+ntlm (inside LDAP binds / bind responses and HTTP headers only)
+  NEGOTIATE
+  CHALLENGE server_nb_domain=<MsvAvNbDomainName of the CHALLENGE target info, empty if absent>
+  AUTHENTICATE user=<user> domain=<domain> workstation=<host>
+  tshark writes an empty NTLM string as "NULL"; it is written as an empty value here.
+  Rule decided: tshark 4.0 does not dissect the NTLMSSP CHALLENGE in the serverSaslCreds of a
+  bindResponse to a SASL "NTLM" bind (it shows the raw bytes). When a bindResponse has
+  serverSaslCreds starting with "NTLMSSP\\0" + type 2 and tshark found no ntlmssp in it, this
+  script decodes those bytes itself (MS-NLMP 2.2.1.2 CHALLENGE_MESSAGE: TargetInfoFields at
+  offset 40, AV pairs, AvId 2 = MsvAvNbDomainName, UTF-16LE) and writes a CHALLENGE line.
+  Everything else NTLM comes from tshark's ntlmssp fields.
+  Rule decided: tshark also dissects an NTLMSSP CHALLENGE found in the matchedDN of any
+  bindResponse (sicily; ntlm_synthetic.pcap even has one answering a simple bind); it is
+  written as tshark shows it.
+ldap (TCP 389/3268) and cldap (UDP 389)
+  BIND      bind_name=<name> auth=<simple|sasl:<mechanism>|sicily> result=<resultCode of the
+            matching bindResponse, or ->. One line per bindRequest (each leg of a multi-leg
+            SASL or sicily bind is its own line). sicily = authentication choice 9
+            (sicilyPackageDiscovery), 10 (sicilyNegotiate) or 11 (sicilyResponse). Another
+            choice (e.g. krbv42LDAP) is written auth=<choice number>.
+  SEARCH    base=<baseObject> scope=<0|1|2> filter=<tshark's rendering, the text of its
+            "Filter: " tree item; see activities/README.md for how it differs from RFC 4515>
+            entries=<searchResEntry count answering it> result=<searchResDone resultCode, or ->
+  ADD dn=<entry> result=..   MODIFY dn=<object> result=..   DELETE dn=<dn> result=..
+  MODIFY_DN dn=<entry> result=..   EXTENDED request_name=<OID> result=..   UNBIND   ABANDON
+  SEALED    one per SASL-wrapped buffer (tshark: an ldap layer with ldap.sasl_buffer_length,
+            shown as "SASL GSS-API Privacy/Integrity"), whichever direction. The content of such
+            a buffer is not looked into (even if tshark could decode an integrity-only one).
+  Matching a response to its request: same transport stream (tcp.stream / udp.stream) and same
+  messageID; a response goes to the earliest request of the right kind with that messageID that
+  has no answer yet (search entries go to the earliest search not yet done). result is "-" when
+  no response was captured or decoded.
+dns (UDP/TCP 53)
+  QUERY     name=<first question name> qtype=<its type as tshark names it (A, SRV, ...), or the
+            number when tshark has no name>  (opcode 0 query, also used for other opcodes but
+            4 and 5)
+  RESPONSE  name= qtype= rcode=<n> answers=<ANCOUNT>
+  AXFR / IXFR (and AXFR_RESPONSE / IXFR_RESPONSE) instead of QUERY / RESPONSE when the first
+            question's type is 252 / 251, same keys.
+  UPDATE zone=<zone name>   UPDATE_RESPONSE zone=<zone name> rcode=<n>   (opcode 5)
+  NOTIFY / NOTIFY_RESPONSE  (opcode 4, same keys as QUERY / RESPONSE)
+  A message with no question gives name= qtype= (zone= for an update).
+  Rule decided: each DNS message on TCP is a line, including every message of a multi-message
+  response (AXFR/IXFR answers can span several messages: one *_RESPONSE line each).
+
+Needs tshark (written against 4.0). Run from anywhere: testdata/pcaps/make-activities.py
+Optional arguments: capture paths (as in CAPTURES) to regenerate only those.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+# Captures, relative to testdata/pcaps. Notes say what tshark makes of the awkward ones.
+CAPTURES = [
+    # Kerberos
+    "arkime/tests/pcap/krb5-udp.pcap",
+    "arkime/tests/pcap/krb5-tcp.pcap",
+    # nDPI kerberos.pcap: Kerberos inside SMB2/DCE-RPC is out of scope; its 7 LDAP bindResponses
+    # have no bindRequest in the capture, so no BIND line, and tshark (not knowing the SASL
+    # mechanism) leaves their serverSaslCreds (SPNEGO with an AP-REP) raw: no AP_REP line.
+    "nDPI/tests/cfgs/default/pcap/kerberos.pcap",
+    "nDPI/tests/cfgs/default/pcap/kerberos-error.pcap",
+    "suricata-verify/tests/krb5-krb5_msg_type/input.pcap",
+    "suricata-verify/tests/krb5-kerberoasting/kerberoast.pcap",
+    "suricata-verify/tests/krb5-request-frag-log/krb5-frag.pcap",  # IP fragments, reassembled
+    # bug-8278: two Kerberos records (AS-REQ, then TGS-REQ) in one TCP segment (-01) or split
+    # over two segments (-02); tshark finds both.
+    "suricata-verify/tests/bug-8278-krb5-01/evasion.1.flow.1.segment.pcap",
+    "suricata-verify/tests/bug-8278-krb5-02/evasion.1.flow.2.segments.pcap",
+    "zeek/testing/btest/Traces/krb/kinit.pcap",
+    "zeek/testing/btest/Traces/krb/optional-service-name.pcap",  # KRB-ERROR without sname
+    "zeek/testing/btest/Traces/krb/kerberos_tso.pcapng",  # AP-REQs inside SMB2: out of scope
+    # LDAP
+    "arkime/tests/pcap/ldap-and-search.pcap",
+    # modify-request: after the GSS-SPNEGO bind, three integrity-only (signed, not sealed) SASL
+    # buffers in which tshark decodes modifyRequest(8) of CN=DESKTOP-6AJTBQM,CN=Computers,...,
+    # its modifyResponse (success) and unbindRequest(9). Rule decided: one SEALED line per buffer,
+    # whatever is inside, so no MODIFY/UNBIND line (the only capture where this matters).
+    "zeek/testing/btest/Traces/ldap/modify-request.pcapng",
+    "zeek/testing/btest/Traces/ldap/issue-32.pcapng",  # searchResRef only: entries=0
+    "zeek/testing/btest/Traces/ldap/simpleauth.pcap",
+    "zeek/testing/btest/Traces/ldap/ldap-add.pcap",
+    "zeek/testing/btest/Traces/ldap/ldap-who-am-i.pcap",
+    "zeek/testing/btest/Traces/ldap/ldap_escaping_test.pcapng",
+    "zeek/testing/btest/Traces/ldap/sasl-ntlm.pcap",  # CHALLENGE in serverSaslCreds: see rule
+    "zeek/testing/btest/Traces/ldap/aduser1-ntlm.pcap",  # sicily NTLM (choices 10, 11)
+    "zeek/testing/btest/Traces/ldap/krb5-sign-seal-01.pcap",
+    "zeek/testing/btest/Traces/ldap/ldap_invalid_credentials.pcap",
+    # gap-data-missing: segments are missing in both directions after the GSS-SPNEGO bind;
+    # tshark still shows 7 SASL buffers (frames 8-11, 13, 16) because each one it saw starts on
+    # a buffer boundary; the retransmission in frame 14 is not dissected again. The buffers
+    # lost in the gaps have no line.
+    "zeek/testing/btest/Traces/ldap/gap-data-missing.pcapng",
+    # DNS
+    "arkime/tests/pcap/dns-wiresharkrepo.pcap",
+    "suricata-verify/tests/dns/dns-udp-eve-log-srv/input.pcap",
+    "suricata-verify/tests/dns/dns-tcp-multirequest-buffer/dns-tcp-multirequest-buffer.pcap",
+    "zeek/testing/btest/Traces/dns/dynamic-update.pcap",  # UPDATE signed with GSS-TSIG
+    "zeek/testing/btest/Traces/dns/tkey.pcap",  # TKEY (qtype 249) queries over TCP
+    "zeek/testing/btest/Traces/dns/long-connection.pcap",
+    # HTTP / LDAP NTLM. Also NTLMSSP in SMB, DCE-RPC, SMTP, POP, IMAP, TDS: out of scope.
+    "arkime/tests/pcap/ntlm_synthetic.pcap",
+    # Samba 4.17 AD DC lab (dcwatch's lab.sh): realm LAB.EXAMPLE, DC 10.99.0.1
+    "adlab/asreproast.pcap",
+    "adlab/bruteforce.pcap",
+    "adlab/dcsync.pcap",  # DRSUAPI over DCE-RPC/SMB: nothing in scope
+    "adlab/dns-update.pcap",
+    "adlab/dns.pcap",
+    "adlab/kerberoast.pcap",
+    "adlab/kerberos.pcap",
+    "adlab/lateral.pcap",  # SMB only: nothing in scope
+    "adlab/ldap.pcap",  # also LDAPS/StartTLS: TLS content has no line
+    "adlab/pth.pcap",
+    "adlab/recon-rpc.pcap",
+    "adlab/smb-kerberos.pcap",  # 3 KRB-ERRORs carry the literal realm "<unspecified realm>"
+    "adlab/smb-ntlm.pcap",  # NTLM inside SMB2 only: nothing in scope
+]
+
+TSHARK_OPTIONS = [
+    "-o", "tcp.desegment_tcp_streams:TRUE",
+    "-o", "tcp.analyze_sequence_numbers:TRUE",
+    "-o", "ip.defragment:TRUE",
+    "-o", "ipv6.defragment:TRUE",
+]
+
+LDAP_TCP_PORTS = {389, 3268}
+SICILY = {"9", "10", "11"}
+
+
+# ---- helpers over the ordered (key, value) trees -------------------------------------------
+
+def pairs(obj):
+    return obj if isinstance(obj, list) else []
+
+
+def child(tree, key, default=None):
+    for k, v in pairs(tree):
+        if k == key:
+            return v
+    return default
+
+
+def children(tree, key):
+    return [v for k, v in pairs(tree) if k == key]
+
+
+def descendants(tree, key):
+    """Every value under `key` anywhere below `tree`, depth first, in order; does not look
+    inside a match."""
+    found = []
+    for k, v in pairs(tree):
+        if k == key:
+            found.append(v)
+        elif isinstance(v, list):
+            found.extend(descendants(v, key))
+    return found
+
+
+def first(tree, key, default=""):
+    found = descendants(tree, key)
+    return found[0] if found else default
+
+
+def clean(value):
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ""
+    return re.sub(r"[\t\r\n]", " ", str(value))
+
+
+def line(protocol, kind, *fields):
+    parts = [protocol, kind] + ["%s=%s" % (k, clean(v)) for k, v in fields]
+    return "\t".join(parts)
+
+
+def leaf_values(tree):
+    out = []
+    for _, v in pairs(tree):
+        if isinstance(v, list):
+            out.extend(leaf_values(v))
+        else:
+            out.append(v)
+    return out
+
+
+# ---- Kerberos ----------------------------------------------------------------------------
+
+def principal(elem, which):
+    """Components of a cname_element / sname_element, joined by /."""
+    if elem is None:
+        return ""
+    tree = child(elem, "kerberos.%s_string_tree" % which)
+    return "/".join(leaf_values(tree)) if tree is not None else ""
+
+
+def krb_kdc_req(kind, msg):
+    body = child(msg, "kerberos.req_body_element", [])
+    client = principal(child(body, "kerberos.cname_element"), "cname") if kind == "AS_REQ" else ""
+    etypes = leaf_values(child(body, "kerberos.kdc-req-body.etype_tree", []))
+    return line("kerberos", kind, ("client", client), ("realm", child(body, "kerberos.realm", "")),
+                ("service", principal(child(body, "kerberos.sname_element"), "sname")),
+                ("etypes", ",".join(etypes)))
+
+
+def ticket_fields(ticket):
+    ticket = ticket or []
+    enc = child(ticket, "kerberos.enc_part_element", [])
+    return (principal(child(ticket, "kerberos.sname_element"), "sname"),
+            child(enc, "kerberos.etype", ""), child(ticket, "kerberos.realm", ""))
+
+
+def krb_kdc_rep(kind, msg):
+    service, etype, _ = ticket_fields(child(msg, "kerberos.ticket_element"))
+    return line("kerberos", kind,
+                ("client", principal(child(msg, "kerberos.cname_element"), "cname")),
+                ("realm", child(msg, "kerberos.crealm", "")), ("service", service),
+                ("ticket_etype", etype))
+
+
+def kerberos_port88(layer):
+    out = []
+    for key, msg in pairs(layer):
+        if key == "kerberos.as_req_element":
+            out.append(krb_kdc_req("AS_REQ", msg))
+        elif key == "kerberos.tgs_req_element":
+            out.append(krb_kdc_req("TGS_REQ", msg))
+        elif key == "kerberos.as_rep_element":
+            out.append(krb_kdc_rep("AS_REP", msg))
+        elif key == "kerberos.tgs_rep_element":
+            out.append(krb_kdc_rep("TGS_REP", msg))
+        elif key == "kerberos.krb_error_element":
+            out.append(line("kerberos", "KRB_ERROR",
+                            ("error_code", child(msg, "kerberos.error_code", "")),
+                            ("realm", child(msg, "kerberos.realm", "")),
+                            ("service", principal(child(msg, "kerberos.sname_element"), "sname"))))
+    return out
+
+
+def embedded_tokens(tree):
+    """AP_REQ / AP_REP / ntlm lines for every Kerberos or NTLMSSP message tshark found inside
+    `tree` (an LDAP bind or an HTTP header), in order."""
+    out = []
+    for k, v in pairs(tree):
+        if k == "kerberos":
+            for mk, msg in pairs(v):
+                if mk == "kerberos.ap_req_element":
+                    service, etype, realm = ticket_fields(child(msg, "kerberos.ticket_element"))
+                    out.append(line("kerberos", "AP_REQ", ("realm", realm), ("service", service),
+                                    ("ticket_etype", etype)))
+                elif mk == "kerberos.ap_rep_element":
+                    out.append(line("kerberos", "AP_REP"))
+        elif k == "ntlmssp":
+            out.extend(ntlm_line(v))
+        elif isinstance(v, list):
+            out.extend(embedded_tokens(v))
+    return out
+
+
+def ntlm_str(value):
+    return "" if value in (None, "NULL") else value
+
+
+def ntlm_line(msg):
+    kind = child(msg, "ntlmssp.messagetype", "")
+    try:
+        kind = int(kind, 16)
+    except ValueError:
+        return []
+    if kind == 1:
+        return [line("ntlm", "NEGOTIATE")]
+    if kind == 2:
+        info = child(msg, "ntlmssp.challenge.target_info", [])
+        return [line("ntlm", "CHALLENGE", ("server_nb_domain",
+                     first(info, "ntlmssp.challenge.target_info.nb_domain_name", "")))]
+    if kind == 3:
+        return [line("ntlm", "AUTHENTICATE",
+                     ("user", ntlm_str(child(msg, "ntlmssp.auth.username"))),
+                     ("domain", ntlm_str(child(msg, "ntlmssp.auth.domain"))),
+                     ("workstation", ntlm_str(child(msg, "ntlmssp.auth.hostname"))))]
+    return []
+
+
+def raw_ntlm_challenge(hexbytes):
+    """MS-NLMP CHALLENGE_MESSAGE from raw bytes (only used where tshark leaves them raw)."""
+    try:
+        data = bytes.fromhex(hexbytes.replace(":", ""))
+    except ValueError:
+        return []
+    if len(data) < 48 or data[:8] != b"NTLMSSP\0" or int.from_bytes(data[8:12], "little") != 2:
+        return []
+    length = int.from_bytes(data[40:42], "little")
+    offset = int.from_bytes(data[44:48], "little")
+    info = data[offset:offset + length]
+    domain = ""
+    while len(info) >= 4:
+        av_id = int.from_bytes(info[0:2], "little")
+        av_len = int.from_bytes(info[2:4], "little")
+        if av_id == 0:
+            break
+        if av_id == 2:
+            domain = info[4:4 + av_len].decode("utf-16-le", "replace")
+            break
+        info = info[4 + av_len:]
+    return [line("ntlm", "CHALLENGE", ("server_nb_domain", domain))]
+
+
+# ---- LDAP --------------------------------------------------------------------------------
+
+REQUESTS = {  # request op -> its response op (as tshark 4.0 names them in -T json)
+    "ldap.bindRequest_element": "ldap.bindResponse_element",
+    "ldap.searchRequest_element": "ldap.searchResDone_element",
+    "ldap.addRequest_element": "ldap.addResponse_element",
+    "ldap.modifyRequest_element": "ldap.modifyResponse_element",
+    "ldap.delRequest": "ldap.delResponse_element",  # delRequest is a bare LDAPDN
+    "ldap.modDNRequest_element": "ldap.modDNResponse_element",
+    "ldap.extendedReq_element": "ldap.extendedResp_element",
+}
+RESPONSES = {v: k for k, v in REQUESTS.items()}
+
+
+class Pending:
+    """A request waiting for its response; render() gives its key line."""
+
+    def __init__(self, op, body):
+        self.op, self.body, self.result, self.entries, self.done = op, body, "-", 0, False
+
+    def render(self):
+        b, r = self.body, self.result
+        if self.op == "ldap.bindRequest_element":
+            choice = child(b, "ldap.authentication", "")
+            if choice == "0":
+                auth = "simple"
+            elif choice == "3":
+                auth = "sasl:" + first(child(b, "ldap.authentication_tree", []), "ldap.mechanism")
+            elif choice in SICILY:
+                auth = "sicily"
+            else:
+                auth = choice
+            return line("ldap", "BIND", ("bind_name", child(b, "ldap.name", "")), ("auth", auth),
+                        ("result", r))
+        if self.op == "ldap.searchRequest_element":
+            filt = ""
+            for k, _ in pairs(b):
+                if k.startswith("Filter: "):
+                    filt = k[len("Filter: "):]
+                    break
+            return line("ldap", "SEARCH", ("base", child(b, "ldap.baseObject", "")),
+                        ("scope", child(b, "ldap.scope", "")), ("filter", filt),
+                        ("entries", self.entries), ("result", r))
+        if self.op == "ldap.addRequest_element":
+            return line("ldap", "ADD", ("dn", child(b, "ldap.entry", "")), ("result", r))
+        if self.op == "ldap.modifyRequest_element":
+            return line("ldap", "MODIFY", ("dn", child(b, "ldap.object", "")), ("result", r))
+        if self.op == "ldap.delRequest":
+            return line("ldap", "DELETE", ("dn", b), ("result", r))
+        if self.op == "ldap.modDNRequest_element":
+            return line("ldap", "MODIFY_DN", ("dn", child(b, "ldap.entry", "")), ("result", r))
+        return line("ldap", "EXTENDED", ("request_name", child(b, "ldap.requestName", "")),
+                    ("result", r))
+
+
+def ldap_layer(layer, stream, pending, order, out):
+    """One ldap/cldap layer: SASL buffers, then every LDAPMessage in it."""
+    if child(layer, "ldap.sasl_buffer_length") is not None:
+        out.append(line("ldap", "SEALED"))
+        return
+    for message in children(layer, "ldap.LDAPMessage_element"):
+        msgid = child(message, "ldap.messageID", "")
+        ops = child(message, "ldap.protocolOp_tree", [])
+        for op, body in pairs(ops):
+            key = (stream, msgid)
+            if op in REQUESTS:
+                request = Pending(op, body)
+                pending.setdefault(key, []).append(request)
+                order.append(request)
+                if op == "ldap.bindRequest_element":
+                    out.extend(embedded_tokens(body))
+            elif op in RESPONSES or op == "ldap.searchResEntry_element":
+                want = RESPONSES.get(op, "ldap.searchRequest_element")
+                request = next((p for p in pending.get(key, [])
+                                if p.op == want and not p.done), None)
+                if op == "ldap.searchResEntry_element":
+                    if request is not None:
+                        request.entries += 1
+                    continue
+                if request is not None:
+                    request.result, request.done = child(body, "ldap.resultCode", "-"), True
+                if op == "ldap.bindResponse_element":
+                    tokens = embedded_tokens(body)
+                    creds = child(body, "ldap.serverSaslCreds")
+                    if not tokens and isinstance(creds, str):
+                        tokens = raw_ntlm_challenge(creds)
+                    out.extend(tokens)
+            elif op in ("ldap.unbindRequest", "ldap.unbindRequest_element"):
+                out.append(line("ldap", "UNBIND"))
+            elif op in ("ldap.abandonRequest", "ldap.abandonRequest_element"):
+                out.append(line("ldap", "ABANDON"))
+
+
+# ---- DNS ---------------------------------------------------------------------------------
+
+def dns_question(layer, section):
+    """(name, type name) of the first entry of the Queries / Zone section."""
+    entries = child(layer, section)
+    if not entries:
+        return "", ""
+    label, entry = entries[0]
+    name = child(entry, "dns.qry.name", "")
+    number = child(entry, "dns.qry.type", "")
+    at = label.rfind(": type ")
+    type_name = label[at + len(": type "):].split(",")[0] if at >= 0 else ""
+    if not type_name or type_name.startswith("Unknown") or " " in type_name:
+        type_name = number
+    return name, type_name
+
+
+def dns_layer(layer):
+    flags = child(layer, "dns.flags_tree", [])
+    if not flags:
+        return []
+    opcode = child(flags, "dns.flags.opcode", "")
+    response = child(flags, "dns.flags.response", "0") == "1"
+    rcode = child(flags, "dns.flags.rcode", "")
+    if opcode == "5":
+        zone, _ = dns_question(layer, "Zone")
+        if response:
+            return [line("dns", "UPDATE_RESPONSE", ("zone", zone), ("rcode", rcode))]
+        return [line("dns", "UPDATE", ("zone", zone))]
+    name, qtype = dns_question(layer, "Queries")
+    number = ""
+    entries = child(layer, "Queries")
+    if entries:
+        number = child(entries[0][1], "dns.qry.type", "")
+    kind = {"4": "NOTIFY"}.get(opcode) or {"252": "AXFR", "251": "IXFR"}.get(number, "QUERY")
+    if response:
+        suffix = "_RESPONSE" if kind != "QUERY" else ""
+        return [line("dns", "RESPONSE" if kind == "QUERY" else kind + suffix, ("name", name),
+                     ("qtype", qtype), ("rcode", rcode),
+                     ("answers", child(layer, "dns.count.answers", "")))]
+    return [line("dns", kind, ("name", name), ("qtype", qtype))]
+
+
+# ---- driver ------------------------------------------------------------------------------
+
+def ports(layers):
+    for transport in ("tcp", "udp"):
+        t = child(layers, transport)
+        if t is not None:
+            return transport, {int(child(t, transport + ".srcport", "0")),
+                               int(child(t, transport + ".dstport", "0"))}, \
+                child(t, transport + ".stream", "")
+    return None, set(), ""
+
+
+def activities(capture):
+    raw = subprocess.run(["tshark", "-r", capture] + TSHARK_OPTIONS + ["-T", "json"],
+                         check=True, capture_output=True).stdout
+    frames = json.loads(raw, object_pairs_hook=lambda p: p)
+    out, pending, order = [], {}, []
+    for frame in frames:
+        layers = child(child(frame, "_source", []), "layers", [])
+        transport, port_set, stream = ports(layers)
+        for name, layer in pairs(layers):
+            if name == "kerberos" and 88 in port_set:
+                out.extend(kerberos_port88(layer))
+            elif (name == "ldap" and transport == "tcp" and port_set & LDAP_TCP_PORTS) or \
+                    (name == "cldap" and transport == "udp" and 389 in port_set):
+                ldap_layer(layer, "%s:%s" % (transport, stream), pending, order, out)
+            elif name == "dns" and 53 in port_set:
+                out.extend(dns_layer(layer))
+            elif name == "http":
+                out.extend(embedded_tokens(layer))
+    out.extend(request.render() for request in order)
+    return sorted(out)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.chdir(here)
+    os.makedirs("activities", exist_ok=True)
+    for capture in sys.argv[1:] or CAPTURES:
+        lines = activities(capture)
+        target = os.path.join("activities", capture.replace("/", "_") + ".tsv")
+        with open(target, "w", encoding="utf-8") as f:
+            f.writelines(l + "\n" for l in lines)
+        print("%s: %d lines" % (target, len(lines)))
+
+
+if __name__ == "__main__":
+    main()
