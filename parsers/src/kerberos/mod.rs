@@ -651,7 +651,7 @@ pub fn frame(bytes: &[u8]) -> Framing {
 /// [`MAX_MESSAGE_LEN`]; an APPLICATION tag of a KDC or AP message follows (0x6a..=0x6f, 0x7e);
 /// its DER length fills the record exactly; a SEQUENCE fills the application value exactly; and
 /// the SEQUENCE starts with `pvno 5` and the `msg-type` of the tag, as `[n] INTEGER` in DER.
-/// About 20 octets are needed to answer.
+/// From 20 to 26 octets are needed to answer, depending on the length forms.
 pub fn is_pdu_start(bytes: &[u8]) -> Start {
     match pdu_start(bytes) {
         Ok(true) => Start::Yes,
@@ -662,12 +662,10 @@ pub fn is_pdu_start(bytes: &[u8]) -> Start {
 
 /// [`is_pdu_start`], with `Err(())` for "need more bytes".
 fn pdu_start(bytes: &[u8]) -> Result<bool, ()> {
-    let Framing::Pdu(total) = frame(bytes) else {
-        return if bytes.len() < RECORD_MARK_LEN && frame(bytes) == Framing::NeedMore {
-            Err(())
-        } else {
-            Ok(false)
-        };
+    let total = match frame(bytes) {
+        Framing::Pdu(total) => total,
+        Framing::NeedMore => return Err(()),
+        Framing::NotPdu => return Ok(false),
     };
     let record_len = total - RECORD_MARK_LEN;
     if record_len > MAX_MESSAGE_LEN {
