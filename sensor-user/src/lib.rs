@@ -8,6 +8,7 @@ pub mod capture_file;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod flow;
 pub mod frame;
 pub mod live;
 pub mod output;
