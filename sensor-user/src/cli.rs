@@ -14,12 +14,16 @@ dcwatch's network sensor for Active Directory domain controllers.
 It attaches an XDP program to the NIC that receives a mirror (SPAN port, TAP, or a hypervisor's
 mirrored vNIC) of a domain controller's traffic, keeps the frames on the ports that matter
 (Kerberos, LDAP, DNS, SMB, DCE-RPC, NetBIOS, RDP, RADIUS, syslog, NTP...), and reads them from a
-BPF ring buffer. Every frame is either delivered or counted as dropped: see --stats-file.
+BPF ring buffer. It reassembles TCP and IP fragments, parses Kerberos, NTLM, LDAP, CLDAP, DNS
+and HTTP authentication, and turns them into activities: who asked for which ticket, who bound
+to the directory and searched for what, which names were looked up. Every frame is either
+delivered or counted as dropped, and every cap that bites is counted: see --stats-file.
 
 Examples:
   dcwatch-sensor run --interface ens4                     capture on a mirror NIC
-  dcwatch-sensor run -i ens4 --mode host --output json    on a DC's own NIC, print packets
+  dcwatch-sensor run -i ens4 --mode host --output json    on a DC's own NIC, print activities
   dcwatch-sensor replay dc.pcapng --output json           the same pipeline over a capture file
+  dcwatch-sensor replay dc.pcapng --output packets        one line per packet instead
 
 Needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON) and Linux 5.18+ with BTF for `run`.";
 
@@ -72,7 +76,8 @@ pub struct CommonArgs {
     /// Configuration file (TOML); see dcwatch.example.toml for every key and its default.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Print what was seen on standard output.
+    /// Print what was seen on standard output: `json`, one activity per line; `packets`, one
+    /// captured packet per line (to check what the capture keeps).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
     /// Write the counters to FILE as one JSON object, every stats.interval_secs and at exit.
@@ -82,8 +87,11 @@ pub struct CommonArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// One JSON object per line.
+    /// One activity per line, as a JSON object: `time`, `protocol`, `type`, `src`, `dst`, and
+    /// the protocol's fields.
     Json,
+    /// One captured packet per line, as a JSON object: addresses, transport, lengths.
+    Packets,
 }
 
 impl CommonArgs {

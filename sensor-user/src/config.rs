@@ -10,7 +10,11 @@ use std::{
 use sensor_common::{DEFAULT_SNAP_LEN, MAX_SNAP_LEN};
 use serde::Deserialize;
 
-use crate::services::{Transport, default_ports};
+use crate::{
+    dissect::DissectLimits,
+    flow::{FlowLimits, FragmentLimits},
+    services::{Transport, default_ports},
+};
 
 /// What the XDP program does with a frame once it has looked at it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -39,8 +43,75 @@ pub enum Attach {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    pub sensor: SensorConfig,
     pub capture: CaptureConfig,
+    pub dissect: DissectConfig,
     pub stats: StatsConfig,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SensorConfig {
+    /// Names the sensor in its activities; empty: the host name.
+    pub id: String,
+}
+
+impl SensorConfig {
+    pub fn id(&self) -> String {
+        if !self.id.is_empty() {
+            return self.id.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// Limits of reassembly and dissection: the memory they may hold and how long flows live.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DissectConfig {
+    pub memory_mib: u32,
+    pub max_flows: u32,
+    pub tcp_idle_timeout_secs: u64,
+    pub max_buffered_per_direction_kib: u32,
+    pub max_fragmented_datagrams: u32,
+    pub fragment_timeout_secs: u64,
+}
+
+impl Default for DissectConfig {
+    fn default() -> Self {
+        Self {
+            memory_mib: 32,
+            max_flows: 100_000,
+            tcp_idle_timeout_secs: 300,
+            max_buffered_per_direction_kib: 1024,
+            max_fragmented_datagrams: 4096,
+            fragment_timeout_secs: 30,
+        }
+    }
+}
+
+impl DissectConfig {
+    pub fn limits(&self) -> DissectLimits {
+        const KIB: usize = 1024;
+        const NS_PER_SECOND: u64 = 1_000_000_000;
+        let memory_bytes = self.memory_mib as usize * KIB * KIB;
+        DissectLimits {
+            flows: FlowLimits {
+                max_flows: self.max_flows as usize,
+                idle_timeout_ns: self.tcp_idle_timeout_secs.saturating_mul(NS_PER_SECOND),
+                max_buffered_per_direction: self.max_buffered_per_direction_kib as usize * KIB,
+                max_buffered_total: memory_bytes,
+            },
+            fragments: FragmentLimits {
+                max_datagrams: self.max_fragmented_datagrams as usize,
+                timeout_ns: self.fragment_timeout_secs.saturating_mul(NS_PER_SECOND),
+                ..FragmentLimits::default()
+            },
+            memory_bytes,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -204,6 +275,31 @@ impl Config {
                     capture.dc_addresses.len(),
                     sensor_common::MAX_DC_ADDRESSES
                 ),
+            ));
+        }
+        let dissect = &self.dissect;
+        if !(1..=65536).contains(&dissect.memory_mib) {
+            return Err(("dissect.memory_mib", "must be from 1 to 65536".to_owned()));
+        }
+        if dissect.max_flows == 0 {
+            return Err(("dissect.max_flows", "must be at least 1".to_owned()));
+        }
+        if dissect.tcp_idle_timeout_secs == 0 {
+            return Err((
+                "dissect.tcp_idle_timeout_secs",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if dissect.max_buffered_per_direction_kib == 0 {
+            return Err((
+                "dissect.max_buffered_per_direction_kib",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if dissect.fragment_timeout_secs == 0 {
+            return Err((
+                "dissect.fragment_timeout_secs",
+                "must be at least 1".to_owned(),
             ));
         }
         if self.stats.interval_secs == 0 {

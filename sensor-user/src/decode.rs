@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{
+    EtherType, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice, TransportSlice, UdpSlice,
+};
 
 use crate::services::Transport;
 
@@ -66,8 +68,9 @@ const LINUX_SLL2_HEADER_LEN: usize = 20;
 /// says the same thing portably.
 const LOOPBACK_HEADER_LEN: usize = 4;
 
-pub fn decode(link: LinkType, frame: &[u8]) -> Result<PacketSummary, DecodeError> {
-    let packet = match link {
+/// Slices a frame down to its IP layer, whatever link header it came with.
+fn slice(link: LinkType, frame: &[u8]) -> Result<LaxSlicedPacket<'_>, DecodeError> {
+    Ok(match link {
         LinkType::Ethernet => {
             LaxSlicedPacket::from_ethernet(frame).map_err(|_| DecodeError::TooShort)?
         }
@@ -97,7 +100,11 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<PacketSummary, DecodeError
                 .ok_or(DecodeError::TooShort)?;
             LaxSlicedPacket::from_ip(packet).map_err(|_| DecodeError::NotIp)?
         }
-    };
+    })
+}
+
+pub fn decode(link: LinkType, frame: &[u8]) -> Result<PacketSummary, DecodeError> {
+    let packet = slice(link, frame)?;
     let (src, dst, payload) = match &packet.net {
         Some(LaxNetSlice::Ipv4(ipv4)) => (
             IpAddr::V4(ipv4.header().source_addr()),
@@ -128,6 +135,155 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<PacketSummary, DecodeError
         ports,
         fragment: payload.fragmented,
     })
+}
+
+/// An IP packet down to its transport payload, borrowed from the frame: what the flow stage
+/// needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub ip_number: u8,
+    /// Set when this is one fragment of an IP datagram: `transport` is then `Fragment` and the
+    /// datagram must be reassembled first.
+    pub fragment: Option<Fragment>,
+    pub transport: TransportPacket<'a>,
+}
+
+/// Where an IP fragment belongs in its datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    /// IPv4's 16-bit or IPv6's 32-bit identification.
+    pub id: u32,
+    /// In bytes from the start of the datagram's payload.
+    pub offset: usize,
+    pub more: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum TransportPacket<'a> {
+    Tcp(TcpPacket<'a>),
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        payload: &'a [u8],
+    },
+    /// The bytes of an IP fragment, from its offset on.
+    Fragment(&'a [u8]),
+    /// Another transport, or a transport header cut short.
+    Other,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct TcpPacket<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    /// The flags byte of the header (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, ...).
+    pub flags: u8,
+    pub payload: &'a [u8],
+}
+
+/// Decodes a frame down to its transport payload.
+pub fn packet(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
+    let sliced = slice(link, frame)?;
+    let (src, dst, payload, fragment) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(ipv4)) => {
+            let header = ipv4.header();
+            let fragment = header.is_fragmenting_payload().then(|| Fragment {
+                id: u32::from(header.identification()),
+                offset: usize::from(header.fragments_offset().value()) * 8,
+                more: header.more_fragments(),
+            });
+            (
+                IpAddr::V4(header.source_addr()),
+                IpAddr::V4(header.destination_addr()),
+                ipv4.payload(),
+                fragment,
+            )
+        }
+        Some(LaxNetSlice::Ipv6(ipv6)) => {
+            let fragment =
+                ipv6.extensions()
+                    .clone()
+                    .into_iter()
+                    .find_map(|extension| match extension {
+                        Ipv6ExtensionSlice::Fragment(header) if header.is_fragmenting_payload() => {
+                            Some(Fragment {
+                                id: header.identification(),
+                                offset: usize::from(header.fragment_offset().value()) * 8,
+                                more: header.more_fragments(),
+                            })
+                        }
+                        _ => None,
+                    });
+            (
+                IpAddr::V6(ipv6.header().source_addr()),
+                IpAddr::V6(ipv6.header().destination_addr()),
+                ipv6.payload(),
+                fragment,
+            )
+        }
+        Some(LaxNetSlice::Arp(_)) | None => return Err(DecodeError::NotIp),
+    };
+    let transport = if fragment.is_some() {
+        TransportPacket::Fragment(payload.payload)
+    } else {
+        match &sliced.transport {
+            Some(TransportSlice::Tcp(tcp)) => TransportPacket::Tcp(tcp_packet(tcp)),
+            Some(TransportSlice::Udp(udp)) => TransportPacket::Udp {
+                src_port: udp.source_port(),
+                dst_port: udp.destination_port(),
+                payload: udp.payload(),
+            },
+            _ => TransportPacket::Other,
+        }
+    };
+    Ok(Packet {
+        src,
+        dst,
+        ip_number: payload.ip_number.0,
+        fragment,
+        transport,
+    })
+}
+
+/// The transport of a datagram put back together from its fragments.
+pub fn transport(ip_number: u8, datagram: &[u8]) -> TransportPacket<'_> {
+    match etherparse::IpNumber(ip_number) {
+        etherparse::IpNumber::TCP => match TcpSlice::from_slice(datagram) {
+            Ok(tcp) => TransportPacket::Tcp(tcp_packet(&tcp)),
+            Err(_) => TransportPacket::Other,
+        },
+        etherparse::IpNumber::UDP => match UdpSlice::from_slice_lax(datagram) {
+            Ok(udp) => TransportPacket::Udp {
+                src_port: udp.source_port(),
+                dst_port: udp.destination_port(),
+                payload: udp.payload(),
+            },
+            Err(_) => TransportPacket::Other,
+        },
+        _ => TransportPacket::Other,
+    }
+}
+
+/// Where the flags byte sits in a TCP header (RFC 9293 3.1).
+const TCP_FLAGS_OFFSET: usize = 13;
+
+fn tcp_packet<'a>(tcp: &TcpSlice<'a>) -> TcpPacket<'a> {
+    TcpPacket {
+        src_port: tcp.source_port(),
+        dst_port: tcp.destination_port(),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: tcp
+            .header_slice()
+            .get(TCP_FLAGS_OFFSET)
+            .copied()
+            .unwrap_or(0),
+        payload: tcp.payload(),
+    }
 }
 
 #[cfg(test)]

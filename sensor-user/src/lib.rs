@@ -3,11 +3,13 @@
 //!
 //! The `dcwatch-sensor` binary is a thin command line over this library.
 
+pub mod activity;
 pub mod capture;
 pub mod capture_file;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod dissect;
 pub mod flow;
 pub mod frame;
 pub mod live;

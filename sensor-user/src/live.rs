@@ -9,7 +9,7 @@ use crate::{
     capture::{Capture, CaptureError, FrameReader, KernelCounters},
     config::Config,
     decode::LinkType,
-    pipeline::Pipeline,
+    pipeline::{Output, Pipeline},
     stats::{self, UserCounters},
 };
 
@@ -28,13 +28,14 @@ pub enum LiveError {
 pub struct LiveSummary {
     pub kernel: KernelCounters,
     pub user: UserCounters,
+    pub activities: u64,
 }
 
 /// Captures on the configured interfaces until `shutdown` resolves, then detaches, drains the ring
 /// buffer and writes the final stats. Needs a tokio runtime with I/O and time enabled.
 pub async fn run<W: Write>(
     config: &Config,
-    output: Option<W>,
+    output: Option<Output<W>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<LiveSummary, LiveError> {
     let interfaces = &config.capture.interfaces;
@@ -69,7 +70,8 @@ pub async fn run<W: Write>(
         .map(|interface| (interface.ifindex, interface.name.clone()))
         .collect();
     let mut reader = FrameReader::new(capture.take_frames()?)?;
-    let mut pipeline = Pipeline::new(output, names);
+    let mut pipeline = Pipeline::new(output, names, config.dissect.limits(), config.sensor.id());
+
     let stats_file = config.stats.file.clone();
     let mut ticker = tokio::time::interval(config.stats.interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -89,7 +91,10 @@ pub async fn run<W: Write>(
                 }
             }
             _ = ticker.tick() => {
-                if let Some(kernel) = report(&capture, pipeline.counters(), stats_file.as_ref()) {
+                if output_error.is_none() {
+                    output_error = pipeline.tick(unix_now_ns()).err();
+                }
+                if let Some(kernel) = report(&capture, &pipeline.stats(), stats_file.as_ref()) {
                     warn_of_new_drops(&reported, &kernel);
                     reported = kernel;
                 }
@@ -100,13 +105,14 @@ pub async fn run<W: Write>(
     capture.detach_all();
     reader.drain(|record| feed(&mut pipeline, record, &mut output_error));
     if output_error.is_none() {
-        output_error = pipeline.flush().err();
+        output_error = pipeline.finish().err();
     }
     let summary = LiveSummary {
         kernel: capture.counters()?,
         user: *pipeline.counters(),
+        activities: pipeline.dissector().counters().activities,
     };
-    report(&capture, &summary.user, stats_file.as_ref());
+    report(&capture, &pipeline.stats(), stats_file.as_ref());
     log_summary(&summary);
     match output_error {
         Some(error) => Err(LiveError::Output(error)),
@@ -133,7 +139,7 @@ fn feed<W: Write>(
 /// Reads the kernel counters and, when asked for, writes the stats file; returns the counters.
 fn report(
     capture: &Capture,
-    user: &UserCounters,
+    user: &[(String, u64)],
     stats_file: Option<&PathBuf>,
 ) -> Option<KernelCounters> {
     let kernel = match capture.counters() {
@@ -166,7 +172,7 @@ fn log_summary(summary: &LiveSummary) {
     let kernel = &summary.kernel;
     info!(
         "stopped: seen {} frames, matched {}, copied {}, delivered {}, ring buffer full {}, \
-         truncated {}, decode errors {}",
+         truncated {}, decode errors {}, activities {}",
         kernel.get(Counter::Seen),
         kernel.get(Counter::Matched),
         kernel.get(Counter::Copied),
@@ -174,6 +180,7 @@ fn log_summary(summary: &LiveSummary) {
         kernel.get(Counter::RingbufFull),
         kernel.get(Counter::Truncated),
         summary.user.decode_errors,
+        summary.activities,
     );
     if kernel.get(Counter::RingbufFull) > 0 {
         warn!(
@@ -182,6 +189,15 @@ fn log_summary(summary: &LiveSummary) {
             kernel.get(Counter::RingbufFull)
         );
     }
+}
+
+/// Frames carry wall-clock times; so does the tick that closes idle flows between frames.
+fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Resolves on SIGINT or SIGTERM.

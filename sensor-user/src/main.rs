@@ -7,7 +7,9 @@ use clap::Parser as _;
 use log::{error, info};
 use sensor_user::{
     cli::{Cli, Command, OutputFormat, ReplayArgs, RunArgs},
-    live, replay, stats,
+    live,
+    pipeline::Output,
+    replay, stats,
 };
 
 fn main() -> ExitCode {
@@ -28,8 +30,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn output(format: Option<OutputFormat>) -> Option<io::Stdout> {
-    format.map(|OutputFormat::Json| io::stdout())
+fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {
+    format.map(|format| Output::new(io::stdout(), format))
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -58,16 +60,17 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
 
 fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let config = args.common.config()?;
-    let (counters, result) = replay::replay(&args.file, output(args.common.output));
+    let (summary, result) = replay::replay(&args.file, output(args.common.output), &config);
     if let Some(path) = &config.stats.file {
-        stats::write_file(path, &stats::snapshot(None, &counters))
+        stats::write_file(path, &stats::snapshot(None, &summary.stats))
             .with_context(|| format!("writing stats file {}", path.display()))?;
     }
     info!(
-        "replayed {}: {} frames, {} not decodable",
+        "replayed {}: {} frames, {} not decodable, {} activities",
         args.file.display(),
-        counters.delivered,
-        counters.decode_errors
+        summary.frames.delivered,
+        summary.frames.decode_errors,
+        summary.activities
     );
     Ok(result?)
 }

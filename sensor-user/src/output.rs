@@ -42,6 +42,11 @@ impl<W: Write> JsonLines<W> {
         self.out.write_all(b"\n")
     }
 
+    /// The buffered writer, for lines serialised by other means.
+    pub fn writer(&mut self) -> &mut io::BufWriter<W> {
+        &mut self.out
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

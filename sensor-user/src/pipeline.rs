@@ -1,32 +1,69 @@
 //! What happens to a frame once it is in userspace, whether it came from the ring buffer or a
-//! capture file: decode, count, and print.
+//! capture file: decode, dissect into activities, count, and print.
 
-use std::{collections::HashMap, io::Write};
+use std::{
+    collections::HashMap,
+    io::{self, Write},
+};
 
+use dcwatch_proto::v1::Activity;
 use log::debug;
 
 use crate::{
-    decode::{LinkType, decode},
+    activity::write_json_line,
+    cli::OutputFormat,
+    decode::{LinkType, decode, packet},
+    dissect::{DissectLimits, Dissector},
     frame::Frame,
     output::{JsonLines, PacketLine, rfc3339_micros},
     services::guess_protocol,
     stats::UserCounters,
 };
 
+/// Where the pipeline prints, and in which form.
+#[derive(Debug)]
+pub struct Output<W: Write> {
+    lines: JsonLines<W>,
+    format: OutputFormat,
+}
+
+impl<W: Write> Output<W> {
+    pub fn new(out: W, format: OutputFormat) -> Self {
+        Self {
+            lines: JsonLines::new(out),
+            format,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Pipeline<W: Write> {
-    output: Option<JsonLines<W>>,
+    output: Option<Output<W>>,
     interfaces: HashMap<u32, String>,
     counters: UserCounters,
+    dissector: Dissector,
+    /// Activities of the frame at hand, reused from frame to frame.
+    activities: Vec<Activity>,
+    sensor_id: String,
+    last_time_ns: u64,
 }
 
 impl<W: Write> Pipeline<W> {
-    /// `output`: where JSON lines go, if anywhere. `interfaces`: names by ifindex, for the lines.
-    pub fn new(output: Option<W>, interfaces: HashMap<u32, String>) -> Self {
+    /// `output`: where lines go, if anywhere. `interfaces`: names by ifindex, for packet lines.
+    pub fn new(
+        output: Option<Output<W>>,
+        interfaces: HashMap<u32, String>,
+        limits: DissectLimits,
+        sensor_id: String,
+    ) -> Self {
         Self {
-            output: output.map(JsonLines::new),
+            output,
             interfaces,
             counters: UserCounters::default(),
+            dissector: Dissector::new(limits),
+            activities: Vec::new(),
+            sensor_id,
+            last_time_ns: 0,
         }
     }
 
@@ -34,34 +71,71 @@ impl<W: Write> Pipeline<W> {
         &self.counters
     }
 
-    pub fn handle(&mut self, link: LinkType, frame: Frame<'_>) -> std::io::Result<()> {
+    pub fn dissector(&self) -> &Dissector {
+        &self.dissector
+    }
+
+    /// Every userspace counter, for the stats file.
+    pub fn stats(&self) -> Vec<(String, u64)> {
+        let frames = [
+            ("delivered".to_owned(), self.counters.delivered),
+            ("decode_errors".to_owned(), self.counters.decode_errors),
+        ];
+        frames
+            .into_iter()
+            .chain(self.dissector.counter_pairs())
+            .collect()
+    }
+
+    pub fn handle(&mut self, link: LinkType, frame: Frame<'_>) -> io::Result<()> {
         self.counters.delivered += 1;
-        let packet = match decode(link, frame.data) {
-            Ok(packet) => packet,
+        self.last_time_ns = self.last_time_ns.max(frame.timestamp_ns);
+        let decoded = match packet(link, frame.data) {
+            Ok(decoded) => decoded,
             Err(error) => {
                 self.counters.decode_errors += 1;
                 debug!("frame of {} bytes: {error}", frame.data.len());
                 return Ok(());
             }
         };
-        let Some(output) = &mut self.output else {
-            return Ok(());
-        };
-        let protocol = match (packet.transport, packet.ports) {
-            (Some(transport), Some((src, dst))) => guess_protocol(transport, src, dst),
-            _ => "unknown",
-        };
-        output.write(&PacketLine {
-            time: rfc3339_micros(frame.time()),
-            interface: self.interfaces.get(&frame.ifindex).map(String::as_str),
-            src: packet.src_endpoint(),
-            dst: packet.dst_endpoint(),
-            transport: packet.transport,
-            protocol,
-            len: frame.orig_len,
-            captured_len: frame.data.len(),
-            fragment: packet.fragment,
-        })
+        if let Some(Output {
+            lines,
+            format: OutputFormat::Packets,
+        }) = &mut self.output
+        {
+            write_packet_line(lines, &self.interfaces, link, &frame)?;
+        }
+        self.dissector
+            .packet(frame.timestamp_ns, &decoded, &mut self.activities);
+        self.emit()
+    }
+
+    /// Lets time pass when no frame arrives, so idle flows still close.
+    pub fn tick(&mut self, now_ns: u64) -> io::Result<()> {
+        self.dissector.tick(now_ns, &mut self.activities);
+        self.emit()
+    }
+
+    /// End of input: flows give up what they hold, and their last activities are written.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.dissector
+            .finish(self.last_time_ns, &mut self.activities);
+        self.emit()?;
+        self.flush()
+    }
+
+    fn emit(&mut self) -> io::Result<()> {
+        for mut activity in self.activities.drain(..) {
+            activity.sensor_id.clone_from(&self.sensor_id);
+            if let Some(Output {
+                lines,
+                format: OutputFormat::Json,
+            }) = &mut self.output
+            {
+                write_json_line(&activity, lines.writer())?;
+            }
+        }
+        Ok(())
     }
 
     /// Counts a ring-buffer record that did not hold a whole frame.
@@ -70,10 +144,36 @@ impl<W: Write> Pipeline<W> {
         self.counters.decode_errors += 1;
     }
 
-    pub fn flush(&mut self) -> std::io::Result<()> {
+    pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.output {
-            Some(output) => output.flush(),
+            Some(output) => output.lines.flush(),
             None => Ok(()),
         }
     }
+}
+
+fn write_packet_line<W: Write>(
+    lines: &mut JsonLines<W>,
+    interfaces: &HashMap<u32, String>,
+    link: LinkType,
+    frame: &Frame<'_>,
+) -> io::Result<()> {
+    let Ok(packet) = decode(link, frame.data) else {
+        return Ok(());
+    };
+    let protocol = match (packet.transport, packet.ports) {
+        (Some(transport), Some((src, dst))) => guess_protocol(transport, src, dst),
+        _ => "unknown",
+    };
+    lines.write(&PacketLine {
+        time: rfc3339_micros(frame.time()),
+        interface: interfaces.get(&frame.ifindex).map(String::as_str),
+        src: packet.src_endpoint(),
+        dst: packet.dst_endpoint(),
+        transport: packet.transport,
+        protocol,
+        len: frame.orig_len,
+        captured_len: frame.data.len(),
+        fragment: packet.fragment,
+    })
 }

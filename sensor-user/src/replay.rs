@@ -4,8 +4,9 @@ use std::{collections::HashMap, io::Write, path::Path};
 
 use crate::{
     capture_file::{CaptureFile, CaptureFileError},
+    config::Config,
     frame::Frame,
-    pipeline::Pipeline,
+    pipeline::{Output, Pipeline},
     stats::UserCounters,
 };
 
@@ -17,13 +18,36 @@ pub enum ReplayError {
     Output(#[from] std::io::Error),
 }
 
-/// Replays `path` into `output` (JSON lines, if any). On a file that goes bad part-way, the frames
-/// before the fault have been handled and counted; the error says where the fault is.
-pub fn replay<W: Write>(path: &Path, output: Option<W>) -> (UserCounters, Result<(), ReplayError>) {
-    let mut pipeline = Pipeline::new(output, HashMap::new());
+/// What a replay counted: frames, and every counter of the pipeline for the stats file.
+#[derive(Clone, Debug)]
+pub struct ReplaySummary {
+    pub frames: UserCounters,
+    pub activities: u64,
+    pub stats: Vec<(String, u64)>,
+}
+
+/// Replays `path` into `output` (lines, if any). On a file that goes bad part-way, the frames
+/// before the fault have been handled and counted, the flows flushed, and the error says where
+/// the fault is.
+pub fn replay<W: Write>(
+    path: &Path,
+    output: Option<Output<W>>,
+    config: &Config,
+) -> (ReplaySummary, Result<(), ReplayError>) {
+    let mut pipeline = Pipeline::new(
+        output,
+        HashMap::new(),
+        config.dissect.limits(),
+        config.sensor.id(),
+    );
     let result = replay_into(path, &mut pipeline);
-    let flushed = pipeline.flush().map_err(ReplayError::from);
-    (*pipeline.counters(), result.and(flushed))
+    let finished = pipeline.finish().map_err(ReplayError::from);
+    let summary = ReplaySummary {
+        frames: *pipeline.counters(),
+        activities: pipeline.dissector().counters().activities,
+        stats: pipeline.stats(),
+    };
+    (summary, result.and(finished))
 }
 
 fn replay_into<W: Write>(path: &Path, pipeline: &mut Pipeline<W>) -> Result<(), ReplayError> {

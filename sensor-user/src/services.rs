@@ -64,6 +64,10 @@ pub const SERVICES: &[Service] = &[
     tcp("netbios-ssn", 139),
     tcp("dcerpc-epm", 135),
     tcp("rdp", 3389),
+    // HTTP carries NTLM and Kerberos (Negotiate) authentication; WinRM is how PowerShell
+    // remoting reaches a DC.
+    tcp("http", 80),
+    tcp("winrm", 5985),
     udp("radius-acct", 1813),
     udp("syslog", 514),
     tcp("syslog", 514),
@@ -120,7 +124,7 @@ mod tests {
         assert_eq!(
             tcp,
             [
-                53, 88, 135, 139, 389, 445, 464, 514, 636, 3268, 3269, 3389, 9389
+                53, 80, 88, 135, 139, 389, 445, 464, 514, 636, 3268, 3269, 3389, 5985, 9389
             ]
         );
         assert_eq!(

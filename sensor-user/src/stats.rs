@@ -21,14 +21,15 @@ pub struct UserCounters {
 }
 
 /// The stats object: `time`, the kernel counters when capturing live, and the userspace ones.
-pub fn snapshot(kernel: Option<&KernelCounters>, user: &UserCounters) -> Value {
+pub fn snapshot(kernel: Option<&KernelCounters>, user: &[(String, u64)]) -> Value {
     let mut object = Map::new();
     object.insert("time".into(), rfc3339_micros(SystemTime::now()).into());
     for (counter, value) in kernel.iter().flat_map(|kernel| kernel.iter()) {
         object.insert(counter.name().into(), value.into());
     }
-    object.insert("delivered".into(), user.delivered.into());
-    object.insert("decode_errors".into(), user.decode_errors.into());
+    for (name, value) in user {
+        object.insert(name.clone(), (*value).into());
+    }
     Value::Object(object)
 }
 
@@ -52,10 +53,7 @@ mod tests {
     fn file_holds_every_counter() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let path = directory.path().join("stats.json");
-        let user = UserCounters {
-            delivered: 7,
-            decode_errors: 1,
-        };
+        let user = [("delivered".to_owned(), 7), ("decode_errors".to_owned(), 1)];
         write_file(&path, &snapshot(Some(&KernelCounters::default()), &user)).expect("write");
         let text = std::fs::read_to_string(&path).expect("read back");
         let value: Value = serde_json::from_str(&text).expect("JSON");

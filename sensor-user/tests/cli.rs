@@ -134,7 +134,7 @@ fn a_truncated_capture_replays_what_it_holds_then_fails() {
     let workdir = tempfile::tempdir().expect("temporary directory");
     let cut = workdir.path().join("cut.pcap");
     std::fs::write(&cut, &bytes[..bytes.len() - 10]).expect("write");
-    let output = sensor(&["replay", "--output", "json", &cut.to_string_lossy()]);
+    let output = sensor(&["replay", "--output", "packets", &cut.to_string_lossy()]);
     assert_one_error_line(&output, "ends in the middle of a record");
     let lines = String::from_utf8_lossy(&output.stdout).lines().count();
     assert_eq!(lines, 12, "the 12 whole frames of 13 are printed");

@@ -47,7 +47,7 @@ fn every_bundled_capture_replays_as_tshark_reads_it() {
     for capture in captures {
         let stats = workdir.path().join("stats.json");
         let output = Command::new(SENSOR)
-            .args(["replay", "--output", "json", "--stats-file"])
+            .args(["replay", "--output", "packets", "--stats-file"])
             .arg(&stats)
             .arg(testdata().join(&capture))
             .output()

@@ -22,7 +22,7 @@ fn capture_the_mix(mode: &str, attach: &str, stop_signal: libc::c_int) {
     let run = RunDir::create().expect("run directory");
     let args = run.run_args(
         &[&veth.receiver],
-        &["--mode", mode, "--attach", attach, "--output", "json"],
+        &["--mode", mode, "--attach", attach, "--output", "packets"],
     );
     let process =
         SensorProcess::start(&capture, Path::new(SENSOR), &args, 1).expect("sensor starts");
@@ -124,7 +124,10 @@ fn several_interfaces_share_one_ring() {
     let first = VethPair::create(&peer, &capture).expect("first veth pair");
     let second = VethPair::create(&peer, &capture).expect("second veth pair");
     let run = RunDir::create().expect("run directory");
-    let args = run.run_args(&[&first.receiver, &second.receiver], &["--output", "json"]);
+    let args = run.run_args(
+        &[&first.receiver, &second.receiver],
+        &["--output", "packets"],
+    );
     let process = SensorProcess::start(&capture, Path::new(SENSOR), &args, 2)
         .expect("sensor starts on two interfaces");
     let kerberos = [traffic::Sample {

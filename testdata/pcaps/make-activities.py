@@ -36,7 +36,9 @@ kerberos (port 88)
   AS_REQ    client=<req-body cname, components joined by /> realm=<req-body realm>
             service=<req-body sname joined by /> etypes=<req-body etypes, comma-separated, in
             order, as signed numbers (e.g. -135)>
-  TGS_REQ   client= (always empty) realm=<req-body realm> service=<req-body sname> etypes=<...>;
+  TGS_REQ   client=<req-body cname: usually absent (the client is in the ticket), but some
+            clients, impacket among them, send it> realm=<req-body realm>
+            service=<req-body sname> etypes=<...>;
             the AP-REQ inside PA-TGS-REQ (padata, which tshark lists BEFORE the req-body) is part
             of the TGS_REQ and has no line of its own. Only direct children of req-body are
             read, never the principals of that ticket.
@@ -110,7 +112,8 @@ CAPTURES = [
     "arkime/tests/pcap/krb5-tcp.pcap",
     # nDPI kerberos.pcap: Kerberos inside SMB2/DCE-RPC is out of scope; its 7 LDAP bindResponses
     # have no bindRequest in the capture, so no BIND line, and tshark (not knowing the SASL
-    # mechanism) leaves their serverSaslCreds (SPNEGO with an AP-REP) raw: no AP_REP line.
+    # mechanism) leaves their serverSaslCreds (SPNEGO with an AP-REP) raw: raw_krb5_ap_rep
+    # finds the AP-REP in those bytes (one AP_REP line each).
     "nDPI/tests/cfgs/default/pcap/kerberos.pcap",
     "nDPI/tests/cfgs/default/pcap/kerberos-error.pcap",
     "suricata-verify/tests/krb5-krb5_msg_type/input.pcap",
@@ -249,7 +252,7 @@ def principal(elem, which):
 
 def krb_kdc_req(kind, msg):
     body = child(msg, "kerberos.req_body_element", [])
-    client = principal(child(body, "kerberos.cname_element"), "cname") if kind == "AS_REQ" else ""
+    client = principal(child(body, "kerberos.cname_element"), "cname")
     etypes = leaf_values(child(body, "kerberos.kdc-req-body.etype_tree", []))
     return line("kerberos", kind, ("client", client), ("realm", child(body, "kerberos.realm", "")),
                 ("service", principal(child(body, "kerberos.sname_element"), "sname")),
@@ -332,6 +335,26 @@ def ntlm_line(msg):
                      ("domain", ntlm_str(child(msg, "ntlmssp.auth.domain"))),
                      ("workstation", ntlm_str(child(msg, "ntlmssp.auth.hostname"))))]
     return []
+
+
+# The Kerberos mechanism OIDs (RFC 4121 and Microsoft's variant), DER-encoded with their tag,
+# followed by TOK_ID 02 00 (AP-REP) and the AP-REP's [APPLICATION 15] tag: what a GSS-API
+# Kerberos AP-REP token looks like inside an SPNEGO negTokenResp's responseToken (RFC 4121 4.1).
+KRB5_AP_REP_MARKERS = (
+    bytes.fromhex("06092a864886f71201020202006f"),
+    bytes.fromhex("06092a864882f71201020202006f"),
+)
+
+
+def raw_krb5_ap_rep(hexbytes):
+    """A Kerberos AP-REP inside raw SPNEGO bytes (only used where tshark leaves them raw)."""
+    try:
+        data = bytes.fromhex(hexbytes.replace(":", ""))
+    except ValueError:
+        return []
+    if data[:1] != b"\xa1" or not any(marker in data for marker in KRB5_AP_REP_MARKERS):
+        return []
+    return [line("kerberos", "AP_REP")]
 
 
 def raw_ntlm_challenge(hexbytes):
@@ -443,7 +466,7 @@ def ldap_layer(layer, stream, pending, order, out):
                     tokens = embedded_tokens(body)
                     creds = child(body, "ldap.serverSaslCreds")
                     if not tokens and isinstance(creds, str):
-                        tokens = raw_ntlm_challenge(creds)
+                        tokens = raw_ntlm_challenge(creds) or raw_krb5_ap_rep(creds)
                     out.extend(tokens)
             elif op in ("ldap.unbindRequest", "ldap.unbindRequest_element"):
                 out.append(line("ldap", "UNBIND"))

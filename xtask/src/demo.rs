@@ -31,7 +31,10 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
         veth.sender,
         peer.name()
     );
-    let args = run.run_args(&[&veth.receiver], &["--mode", "mirror", "--output", "json"]);
+    let args = run.run_args(
+        &[&veth.receiver],
+        &["--mode", "mirror", "--output", "packets"],
+    );
     let process = SensorProcess::start(&capture, &sensor, &args, 1)?;
 
     let samples = traffic::mix();

@@ -1,0 +1,49 @@
+//! Authentication tokens that other protocols carry (SPNEGO, Kerberos GSS-API, raw NTLMSSP), to
+//! the Kerberos and NTLM activities inside them.
+
+use dcwatch_parsers::gssapi::{self, GssToken};
+use dcwatch_proto::v1::{Activity, Carrier};
+
+use super::{kerberos, ntlm};
+use crate::activity::Seen;
+
+/// The signature every NTLMSSP message starts with (MS-NLMP 2.2.1).
+const NTLMSSP_SIGNATURE: &[u8] = b"NTLMSSP\0";
+
+/// Appends the activities of a token to `out`; `false` when the token could not be read.
+pub fn token(bytes: &[u8], seen: &Seen, carrier: Carrier, out: &mut Vec<Activity>) -> bool {
+    if bytes.starts_with(NTLMSSP_SIGNATURE) {
+        return ntlm_token(bytes, seen, carrier, out);
+    }
+    match gssapi::parse(bytes) {
+        Ok(token) => walk(&token, seen, carrier, out),
+        Err(_) => false,
+    }
+}
+
+fn ntlm_token(bytes: &[u8], seen: &Seen, carrier: Carrier, out: &mut Vec<Activity>) -> bool {
+    match ntlm::activity(bytes, seen, carrier) {
+        Some(activity) => {
+            out.push(activity);
+            true
+        }
+        None => false,
+    }
+}
+
+fn walk(token: &GssToken<'_>, seen: &Seen, carrier: Carrier, out: &mut Vec<Activity>) -> bool {
+    match token {
+        GssToken::Kerberos { message, .. } => {
+            out.extend(kerberos::activity(message, seen, carrier));
+            true
+        }
+        GssToken::Ntlm(bytes) => ntlm_token(bytes, seen, carrier, out),
+        GssToken::SpnegoInit { mech_token, .. } => mech_token
+            .as_deref()
+            .is_none_or(|inner| walk(inner, seen, carrier, out)),
+        GssToken::SpnegoResponse { response_token, .. } => response_token
+            .as_deref()
+            .is_none_or(|inner| walk(inner, seen, carrier, out)),
+        GssToken::Unknown { .. } | GssToken::Opaque(_) => true,
+    }
+}

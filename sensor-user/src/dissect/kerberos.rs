@@ -1,0 +1,188 @@
+//! Kerberos messages (RFC 4120) to activities: over UDP, over TCP with record marking, and
+//! inside GSS-API tokens of other protocols.
+
+use dcwatch_parsers::{
+    framing::{Framing, Start},
+    kerberos::{self, Anomalies, Body, KrbMessage, MessageType, Principal, TicketInfo},
+};
+use dcwatch_proto::v1::{
+    Account, Activity, Carrier, KerberosActivity, activity, kerberos_activity::Type,
+};
+
+use super::stream::{Malformed, StreamProtocol};
+use crate::{
+    activity::{Seen, outcome, timestamp},
+    flow::Direction,
+};
+
+/// Kerberos over TCP (RFC 4120 7.2.2): each message behind a 4-byte length.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KerberosStream;
+
+/// The record mark in front of each message over TCP.
+const RECORD_MARK_LEN: usize = 4;
+
+impl StreamProtocol for KerberosStream {
+    fn frame(&self, _direction: Direction, bytes: &[u8]) -> Framing {
+        kerberos::frame(bytes)
+    }
+
+    fn is_pdu_start(&self, _direction: Direction, bytes: &[u8]) -> Start {
+        kerberos::is_pdu_start(bytes)
+    }
+
+    fn pdu(
+        &mut self,
+        _direction: Direction,
+        pdu: &[u8],
+        _truncated: bool,
+        seen: &Seen,
+        out: &mut Vec<Activity>,
+    ) -> Result<(), Malformed> {
+        message(pdu.get(RECORD_MARK_LEN..).unwrap_or_default(), seen, out)
+    }
+}
+
+/// One message: a UDP datagram, or a TCP record without its mark.
+pub fn message(bytes: &[u8], seen: &Seen, out: &mut Vec<Activity>) -> Result<(), Malformed> {
+    let message = kerberos::parse(bytes).map_err(|_| Malformed)?;
+    out.extend(activity(&message, seen, Carrier::None));
+    Ok(())
+}
+
+/// The activity of a message, when it is one the sensor reports (not KRB-SAFE, -PRIV, -CRED).
+pub fn activity(message: &KrbMessage, seen: &Seen, carrier: Carrier) -> Option<Activity> {
+    let mut body = KerberosActivity {
+        tcp: seen.tcp,
+        anomalies: anomaly_names(&message.anomalies),
+        ..KerberosActivity::default()
+    };
+    let mut account = None;
+    let mut result = None;
+    match &message.body {
+        Body::KdcReq(request) => {
+            body.r#type = if message.msg_type == MessageType::AS_REQ {
+                Type::AsReq
+            } else {
+                Type::TgsReq
+            }
+            .into();
+            body.client_realm.clone_from(&request.realm);
+            body.client = principal(request.cname.as_ref());
+            body.service_realm.clone_from(&request.realm);
+            body.service = principal(request.sname.as_ref());
+            body.kdc_options = request.kdc_options.0;
+            body.etypes = request.etypes.iter().map(|etype| etype.0).collect();
+            body.pa_data_types = request.padata_types.iter().map(|pa| pa.0).collect();
+            body.encrypted_timestamp = request.enc_timestamp;
+            body.pac_request = request.pac_request;
+            body.fast_armor = request.fast_armor;
+            body.addresses.clone_from(&request.addresses);
+            body.till = request.till.and_then(unix_seconds);
+            if let Some(ap_req) = &request.ap_req {
+                ticket(&mut body, &ap_req.ticket);
+                body.ap_options = ap_req.ap_options.0;
+            }
+            account = request
+                .cname
+                .as_ref()
+                .map(|cname| named(&request.realm, cname));
+        }
+        Body::KdcRep(reply) => {
+            body.r#type = if message.msg_type == MessageType::AS_REP {
+                Type::AsRep
+            } else {
+                Type::TgsRep
+            }
+            .into();
+            body.client_realm.clone_from(&reply.crealm);
+            body.client = reply.cname.to_string();
+            ticket(&mut body, &reply.ticket);
+            body.reply_etype = reply.enc_part_etype.0;
+            body.pa_data_types = reply.padata_types.iter().map(|pa| pa.0).collect();
+            account = Some(named(&reply.crealm, &reply.cname));
+            result = Some(outcome(true, 0, None));
+        }
+        Body::ApReq(ap_req) => {
+            body.r#type = Type::ApReq.into();
+            ticket(&mut body, &ap_req.ticket);
+            body.ap_options = ap_req.ap_options.0;
+            body.reply_etype = ap_req.authenticator_etype.0;
+        }
+        Body::ApRep(ap_rep) => {
+            body.r#type = Type::ApRep.into();
+            body.reply_etype = ap_rep.enc_part_etype.0;
+            result = Some(outcome(true, 0, None));
+        }
+        Body::Error(error) => {
+            body.r#type = Type::KrbError.into();
+            body.error_code = error.error_code.0;
+            body.error_name = error.error_code.name().unwrap_or_default().to_owned();
+            body.client_realm = error.crealm.clone().unwrap_or_default();
+            body.client = principal(error.cname.as_ref());
+            body.service_realm.clone_from(&error.realm);
+            body.service = error.sname.to_string();
+            body.pa_data_types = error.e_data_padata_types.iter().map(|pa| pa.0).collect();
+            account = error
+                .cname
+                .as_ref()
+                .map(|cname| named(error.crealm.as_deref().unwrap_or(&error.realm), cname));
+            result = Some(outcome(
+                false,
+                u32::try_from(error.error_code.0).unwrap_or_default(),
+                error.error_code.name(),
+            ));
+        }
+    }
+    let mut activity = seen.activity(activity::Body::Kerberos(body));
+    activity.account = account;
+    activity.outcome = result;
+    activity.carrier = carrier.into();
+    Some(activity)
+}
+
+fn ticket(body: &mut KerberosActivity, ticket: &TicketInfo) {
+    if body.service.is_empty() {
+        body.service = ticket.sname.to_string();
+        body.service_realm.clone_from(&ticket.realm);
+    }
+    body.ticket_etype = ticket.etype.0;
+    body.ticket_kvno = ticket.kvno.unwrap_or_default();
+    body.ticket_hash = ticket.hash.to_vec();
+}
+
+fn principal(principal: Option<&Principal>) -> String {
+    principal.map(ToString::to_string).unwrap_or_default()
+}
+
+fn named(realm: &str, principal: &Principal) -> Account {
+    Account {
+        domain: realm.to_owned(),
+        name: principal.to_string(),
+        sid: String::new(),
+    }
+}
+
+fn unix_seconds(seconds: i64) -> Option<pbjson_types::Timestamp> {
+    const NS_PER_SECOND: u64 = 1_000_000_000;
+    let seconds = u64::try_from(seconds).ok()?;
+    Some(timestamp(seconds.checked_mul(NS_PER_SECOND)?))
+}
+
+fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
+    [
+        (anomalies.non_der, "non_der"),
+        (anomalies.trailing_data, "trailing_data"),
+        (anomalies.truncated_lists, "truncated_lists"),
+        (anomalies.truncated_strings, "truncated_strings"),
+        (anomalies.msg_type_mismatch, "msg_type_mismatch"),
+        (anomalies.bad_pvno, "bad_pvno"),
+        (anomalies.bad_time, "bad_time"),
+        (anomalies.bad_pac_request, "bad_pac_request"),
+        (anomalies.bad_tgs_ap_req, "bad_tgs_ap_req"),
+    ]
+    .into_iter()
+    .filter(|(present, _)| *present)
+    .map(|(_, name)| name.to_owned())
+    .collect()
+}

@@ -1,0 +1,325 @@
+//! From decoded packets to activities: IP fragments put back together, TCP streams reassembled
+//! and cut into PDUs, each PDU handed to its protocol's parser and turned into activities.
+//!
+//! Which parser a flow gets is decided by the server's port (one table with the capture's
+//! watched ports, [`crate::services`]) and confirmed by content: a stream whose first bytes
+//! after the handshake are not a PDU of that protocol is counted and ignored.
+
+mod dns;
+mod gss;
+mod http;
+mod kerberos;
+mod ldap;
+mod ntlm;
+mod session;
+pub mod stream;
+
+use std::net::SocketAddr;
+
+use dcwatch_proto::v1::Activity;
+
+use self::{
+    ldap::Cldap,
+    session::{Kind, Session},
+};
+use crate::{
+    activity::Seen,
+    decode::{Packet, TransportPacket},
+    flow::{
+        CloseReason, Direction, FlowHandler, FlowKey, FlowLimits, FlowTable, FragmentKey,
+        FragmentLimits, FragmentTable, MemoryBudget, StreamEvent, TcpFlags, TcpSegment,
+    },
+};
+
+/// What the dissector counts beyond the flow table's and the fragment table's own counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DissectCounters {
+    pub activities: u64,
+    pub pdus: u64,
+    /// PDUs longer than [`stream::MAX_PDU_LEN`], handed over cut short.
+    pub oversized_pdus: u64,
+    /// Messages a parser rejected (malformed, or not what the port said).
+    pub parse_errors: u64,
+    /// Streams whose first bytes were not the protocol the port suggested.
+    pub not_protocol_streams: u64,
+    /// Times a stream lost PDU boundaries (bytes that did not frame) and went hunting.
+    pub desyncs: u64,
+    /// Times a hunting stream found a PDU start again.
+    pub resyncs: u64,
+    /// Partial PDUs given up because the memory budget was spent.
+    pub pdu_budget_drops: u64,
+    /// Datagrams on a watched port that no parser took (kpasswd, NTP, ...).
+    pub unparsed_datagrams: u64,
+}
+
+impl DissectCounters {
+    pub fn pairs(&self) -> [(&'static str, u64); 9] {
+        [
+            ("activities", self.activities),
+            ("pdus", self.pdus),
+            ("oversized_pdus", self.oversized_pdus),
+            ("parse_errors", self.parse_errors),
+            ("not_protocol_streams", self.not_protocol_streams),
+            ("desyncs", self.desyncs),
+            ("resyncs", self.resyncs),
+            ("pdu_budget_drops", self.pdu_budget_drops),
+            ("unparsed_datagrams", self.unparsed_datagrams),
+        ]
+    }
+}
+
+/// Limits of the dissector's memory: the flow table's, the fragment table's, and one budget
+/// they share with the PDU buffers.
+#[derive(Clone, Debug, Default)]
+pub struct DissectLimits {
+    pub flows: FlowLimits,
+    pub fragments: FragmentLimits,
+    pub memory_bytes: usize,
+}
+
+/// How often, in capture time, idle flows and stale fragments are looked for.
+const EXPIRY_INTERVAL_NS: u64 = 1_000_000_000;
+
+pub struct Dissector {
+    flows: FlowTable<Session>,
+    fragments: FragmentTable,
+    cldap: Cldap,
+    budget: MemoryBudget,
+    counters: DissectCounters,
+    next_expiry_ns: u64,
+}
+
+impl std::fmt::Debug for Dissector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dissector")
+            .field("flows", &self.flows.len())
+            .field("memory", &self.budget.in_use())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dissector {
+    pub fn new(limits: DissectLimits) -> Self {
+        let budget = MemoryBudget::new(limits.memory_bytes);
+        Self {
+            flows: FlowTable::new(limits.flows, budget.clone()),
+            fragments: FragmentTable::new(limits.fragments, budget.clone()),
+            cldap: Cldap::default(),
+            budget,
+            counters: DissectCounters::default(),
+            next_expiry_ns: 0,
+        }
+    }
+
+    pub fn counters(&self) -> &DissectCounters {
+        &self.counters
+    }
+
+    pub fn flows(&self) -> &FlowTable<Session> {
+        &self.flows
+    }
+
+    pub fn fragments(&self) -> &FragmentTable {
+        &self.fragments
+    }
+
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Every counter of the stage, for the stats file.
+    pub fn counter_pairs(&self) -> Vec<(String, u64)> {
+        let dissect = self
+            .counters
+            .pairs()
+            .map(|(name, value)| (name.to_owned(), value));
+        let flows = self
+            .flows
+            .counters()
+            .pairs()
+            .map(|(name, value)| (format!("flow_{name}"), value));
+        let fragments = self
+            .fragments
+            .counters()
+            .pairs()
+            .map(|(name, value)| (format!("fragment_{name}"), value));
+        let memory = [
+            ("memory_in_use".to_owned(), self.budget.in_use() as u64),
+            ("memory_peak".to_owned(), self.budget.peak() as u64),
+        ];
+        dissect
+            .into_iter()
+            .chain(flows)
+            .chain(fragments)
+            .chain(memory)
+            .collect()
+    }
+
+    /// Handles one packet; the activities it completes are appended to `out`, in order.
+    pub fn packet(&mut self, time_ns: u64, packet: &Packet<'_>, out: &mut Vec<Activity>) {
+        let before = out.len();
+        self.expire_if_due(time_ns, out);
+        match (packet.fragment, packet.transport) {
+            (Some(fragment), TransportPacket::Fragment(bytes)) => {
+                let key = FragmentKey {
+                    src: packet.src,
+                    dst: packet.dst,
+                    protocol: packet.ip_number,
+                    id: fragment.id,
+                };
+                if let Some(datagram) =
+                    self.fragments
+                        .insert(time_ns, key, fragment.offset, fragment.more, bytes)
+                {
+                    let transport = crate::decode::transport(packet.ip_number, &datagram);
+                    self.transport(time_ns, packet, transport, out);
+                }
+            }
+            (_, transport) => self.transport(time_ns, packet, transport, out),
+        }
+        self.counters.activities += (out.len() - before) as u64;
+    }
+
+    fn transport(
+        &mut self,
+        time_ns: u64,
+        packet: &Packet<'_>,
+        transport: TransportPacket<'_>,
+        out: &mut Vec<Activity>,
+    ) {
+        match transport {
+            TransportPacket::Tcp(tcp) => {
+                let src = SocketAddr::new(packet.src, tcp.src_port);
+                let dst = SocketAddr::new(packet.dst, tcp.dst_port);
+                let server_hint = if Kind::for_tcp(tcp.dst_port).is_some() {
+                    Some(dst)
+                } else if Kind::for_tcp(tcp.src_port).is_some() {
+                    Some(src)
+                } else {
+                    None
+                };
+                let segment = TcpSegment {
+                    src,
+                    dst,
+                    seq: tcp.seq,
+                    ack: tcp.ack,
+                    flags: TcpFlags(tcp.flags),
+                    payload: tcp.payload,
+                };
+                let mut handler = Handler {
+                    time_ns,
+                    budget: &self.budget,
+                    counters: &mut self.counters,
+                    out,
+                };
+                self.flows
+                    .segment(time_ns, &segment, server_hint, &mut handler);
+            }
+            TransportPacket::Udp {
+                src_port,
+                dst_port,
+                payload,
+            } => {
+                let seen = Seen {
+                    time_ns,
+                    src: SocketAddr::new(packet.src, src_port),
+                    dst: SocketAddr::new(packet.dst, dst_port),
+                    tcp: false,
+                };
+                let (kind, to_server) = match (Kind::for_udp(dst_port), Kind::for_udp(src_port)) {
+                    (Some(kind), _) => (kind, true),
+                    (None, Some(kind)) => (kind, false),
+                    (None, None) => {
+                        self.counters.unparsed_datagrams += 1;
+                        return;
+                    }
+                };
+                session::datagram(
+                    kind,
+                    to_server,
+                    payload,
+                    &seen,
+                    &mut self.cldap,
+                    &mut self.counters,
+                    out,
+                );
+            }
+            TransportPacket::Fragment(_) | TransportPacket::Other => {}
+        }
+    }
+
+    /// Lets time pass without a packet: idle flows close, stale fragments go.
+    pub fn tick(&mut self, time_ns: u64, out: &mut Vec<Activity>) {
+        let before = out.len();
+        self.expire_if_due(time_ns, out);
+        self.counters.activities += (out.len() - before) as u64;
+    }
+
+    fn expire_if_due(&mut self, time_ns: u64, out: &mut Vec<Activity>) {
+        if time_ns < self.next_expiry_ns {
+            return;
+        }
+        self.next_expiry_ns = time_ns.saturating_add(EXPIRY_INTERVAL_NS);
+        self.fragments.expire(time_ns);
+        let mut handler = Handler {
+            time_ns,
+            budget: &self.budget,
+            counters: &mut self.counters,
+            out,
+        };
+        self.flows.expire(time_ns, &mut handler);
+    }
+
+    /// End of input: every flow gives up what it holds.
+    pub fn finish(&mut self, time_ns: u64, out: &mut Vec<Activity>) {
+        let before = out.len();
+        let mut handler = Handler {
+            time_ns,
+            budget: &self.budget,
+            counters: &mut self.counters,
+            out,
+        };
+        self.flows.drain(&mut handler);
+        self.cldap.flush(out);
+        self.counters.activities += (out.len() - before) as u64;
+    }
+}
+
+/// The flow table's view of the dissector, for the length of one call.
+struct Handler<'a> {
+    time_ns: u64,
+    budget: &'a MemoryBudget,
+    counters: &'a mut DissectCounters,
+    out: &'a mut Vec<Activity>,
+}
+
+impl FlowHandler for Handler<'_> {
+    type State = Session;
+
+    fn open(&mut self, key: &FlowKey) -> Option<Session> {
+        Kind::for_tcp(key.server.port()).map(|kind| Session::new(kind, self.budget.clone()))
+    }
+
+    fn event(
+        &mut self,
+        session: &mut Session,
+        key: &FlowKey,
+        direction: Direction,
+        event: StreamEvent<'_>,
+    ) {
+        session.event(
+            self.time_ns,
+            key,
+            direction,
+            event,
+            self.budget,
+            self.counters,
+            self.out,
+        );
+    }
+
+    fn close(&mut self, session: Session, key: &FlowKey, _reason: CloseReason) {
+        session.close(self.time_ns, key, self.out);
+    }
+}

@@ -1,0 +1,213 @@
+//! One flow's dissection: which protocol, and its two PDU streams.
+
+use dcwatch_parsers::framing::{Framing, Start};
+use dcwatch_proto::v1::Activity;
+
+use super::{
+    DissectCounters,
+    dns::DnsStream,
+    http::HttpSession,
+    kerberos::KerberosStream,
+    ldap::{Cldap, LdapSession},
+    stream::{Feed, Malformed, PduStream, StreamProtocol},
+};
+use crate::{
+    activity::Seen,
+    flow::{Direction, FlowKey, MemoryBudget, StreamEvent},
+    services::{SERVICES, Transport},
+};
+
+/// The parsers a flow can get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Kerberos,
+    Ldap,
+    Dns,
+    Http,
+}
+
+impl Kind {
+    fn for_service(name: &str) -> Option<Self> {
+        match name {
+            "kerberos" => Some(Self::Kerberos),
+            "ldap" | "ldap-gc" | "cldap" => Some(Self::Ldap),
+            "dns" => Some(Self::Dns),
+            "http" | "winrm" => Some(Self::Http),
+            _ => None,
+        }
+    }
+
+    fn for_port(transport: Transport, port: u16) -> Option<Self> {
+        SERVICES
+            .iter()
+            .filter(|service| service.transport == transport && service.port == port)
+            .find_map(|service| Self::for_service(service.name))
+    }
+
+    pub fn for_tcp(port: u16) -> Option<Self> {
+        Self::for_port(Transport::Tcp, port)
+    }
+
+    pub fn for_udp(port: u16) -> Option<Self> {
+        Self::for_port(Transport::Udp, port)
+    }
+}
+
+/// A datagram on a watched UDP port: one message, one parse.
+pub fn datagram(
+    kind: Kind,
+    to_server: bool,
+    payload: &[u8],
+    seen: &Seen,
+    cldap: &mut Cldap,
+    counters: &mut DissectCounters,
+    out: &mut Vec<Activity>,
+) {
+    let parsed = match kind {
+        Kind::Kerberos => super::kerberos::message(payload, seen, out),
+        Kind::Ldap => cldap.datagram(payload, to_server, seen, out),
+        Kind::Dns => super::dns::message(payload, seen, out),
+        Kind::Http => {
+            counters.unparsed_datagrams += 1;
+            return;
+        }
+    };
+    counters.pdus += 1;
+    if parsed.is_err() {
+        counters.parse_errors += 1;
+    }
+}
+
+#[derive(Debug)]
+enum Protocol {
+    Kerberos(KerberosStream),
+    Ldap(Box<LdapSession>),
+    Dns(DnsStream),
+    Http(HttpSession),
+}
+
+impl StreamProtocol for Protocol {
+    fn frame(&self, direction: Direction, bytes: &[u8]) -> Framing {
+        match self {
+            Self::Kerberos(protocol) => protocol.frame(direction, bytes),
+            Self::Ldap(protocol) => protocol.frame(direction, bytes),
+            Self::Dns(protocol) => protocol.frame(direction, bytes),
+            Self::Http(protocol) => protocol.frame(direction, bytes),
+        }
+    }
+
+    fn is_pdu_start(&self, direction: Direction, bytes: &[u8]) -> Start {
+        match self {
+            Self::Kerberos(protocol) => protocol.is_pdu_start(direction, bytes),
+            Self::Ldap(protocol) => protocol.is_pdu_start(direction, bytes),
+            Self::Dns(protocol) => protocol.is_pdu_start(direction, bytes),
+            Self::Http(protocol) => protocol.is_pdu_start(direction, bytes),
+        }
+    }
+
+    fn pdu(
+        &mut self,
+        direction: Direction,
+        pdu: &[u8],
+        truncated: bool,
+        seen: &Seen,
+        out: &mut Vec<Activity>,
+    ) -> Result<(), Malformed> {
+        match self {
+            Self::Kerberos(protocol) => protocol.pdu(direction, pdu, truncated, seen, out),
+            Self::Ldap(protocol) => protocol.pdu(direction, pdu, truncated, seen, out),
+            Self::Dns(protocol) => protocol.pdu(direction, pdu, truncated, seen, out),
+            Self::Http(protocol) => protocol.pdu(direction, pdu, truncated, seen, out),
+        }
+    }
+
+    fn gap(&mut self, direction: Direction) {
+        match self {
+            Self::Kerberos(protocol) => protocol.gap(direction),
+            Self::Ldap(protocol) => protocol.gap(direction),
+            Self::Dns(protocol) => protocol.gap(direction),
+            Self::Http(protocol) => protocol.gap(direction),
+        }
+    }
+}
+
+/// The dissection state of one TCP connection.
+#[derive(Debug)]
+pub struct Session {
+    protocol: Protocol,
+    to_server: PduStream,
+    to_client: PduStream,
+}
+
+impl Session {
+    pub fn new(kind: Kind, budget: MemoryBudget) -> Self {
+        let protocol = match kind {
+            Kind::Kerberos => Protocol::Kerberos(KerberosStream),
+            Kind::Ldap => Protocol::Ldap(Box::default()),
+            Kind::Dns => Protocol::Dns(DnsStream),
+            Kind::Http => Protocol::Http(HttpSession::default()),
+        };
+        Self {
+            protocol,
+            to_server: PduStream::new(budget.clone()),
+            to_client: PduStream::new(budget),
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the flow table's callback hands these over separately"
+    )]
+    pub fn event(
+        &mut self,
+        time_ns: u64,
+        key: &FlowKey,
+        direction: Direction,
+        event: StreamEvent<'_>,
+        budget: &MemoryBudget,
+        counters: &mut DissectCounters,
+        out: &mut Vec<Activity>,
+    ) {
+        let seen = seen(time_ns, key, direction);
+        let stream = match direction {
+            Direction::ToServer => &mut self.to_server,
+            Direction::ToClient => &mut self.to_client,
+        };
+        let mut feed = Feed {
+            protocol: &mut self.protocol,
+            direction,
+            seen: &seen,
+            out,
+            budget,
+            counters,
+        };
+        match event {
+            StreamEvent::Data(bytes) => stream.data(bytes, &mut feed),
+            StreamEvent::Gap { .. } => stream.gap(&mut feed),
+            StreamEvent::Closed => {}
+        }
+    }
+
+    /// The flow is gone: requests still waiting for an answer are reported without one.
+    pub fn close(self, time_ns: u64, key: &FlowKey, out: &mut Vec<Activity>) {
+        let _ = (time_ns, key);
+        match self.protocol {
+            Protocol::Ldap(ldap) => ldap.close(out),
+            Protocol::Http(http) => http.close(out),
+            Protocol::Kerberos(_) | Protocol::Dns(_) => {}
+        }
+    }
+}
+
+fn seen(time_ns: u64, key: &FlowKey, direction: Direction) -> Seen {
+    let (src, dst) = match direction {
+        Direction::ToServer => (key.client, key.server),
+        Direction::ToClient => (key.server, key.client),
+    };
+    Seen {
+        time_ns,
+        src,
+        dst,
+        tcp: true,
+    }
+}

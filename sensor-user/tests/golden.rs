@@ -1,0 +1,363 @@
+//! Golden tests: `dcwatch-sensor replay --output json` over the bundled captures, compared with
+//! the activities tshark finds in the same files (testdata/pcaps/activities, made by
+//! testdata/pcaps/make-activities.py; its README says how, and what each key line holds).
+//!
+//! Each activity the sensor prints is reduced to the same key line (protocol, type, and the key
+//! fields of its kind), and the two multisets of lines must be equal: nothing missing, nothing
+//! extra.
+
+use std::{collections::BTreeMap, path::PathBuf, process::Command};
+
+use serde_json::Value;
+
+const SENSOR: &str = env!("CARGO_BIN_EXE_dcwatch-sensor");
+
+fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/pcaps")
+}
+
+/// Captures that have an activities file, with that file.
+fn golden_captures() -> Vec<(String, PathBuf)> {
+    let text = std::fs::read_to_string(testdata().join("MANIFEST.tsv")).expect("manifest");
+    text.lines()
+        .skip(1)
+        .filter_map(|line| line.split('\t').next())
+        .filter_map(|capture| {
+            let file = testdata()
+                .join("activities")
+                .join(format!("{}.tsv", capture.replace('/', "_")));
+            file.exists().then(|| (capture.to_owned(), file))
+        })
+        .collect()
+}
+
+fn text(activity: &Value, key: &str) -> String {
+    match &activity[key] {
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        Value::Bool(flag) => flag.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn number(activity: &Value, key: &str) -> String {
+    match &activity[key] {
+        Value::Null => "0".to_owned(),
+        other => text(&serde_json::json!({ "v": other }), "v"),
+    }
+}
+
+fn list(activity: &Value, key: &str) -> String {
+    activity[key]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| text(&serde_json::json!({ "v": item }), "v"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// The LDAP result, or `-` when the request was never answered.
+fn ldap_result(activity: &Value) -> String {
+    if activity["answered"] == Value::Bool(true) {
+        number(activity, "result_code")
+    } else {
+        "-".to_owned()
+    }
+}
+
+fn scope_number(activity: &Value) -> &'static str {
+    match activity["scope"].as_str() {
+        Some("BASE_OBJECT") => "0",
+        Some("SINGLE_LEVEL") => "1",
+        Some("WHOLE_SUBTREE") => "2",
+        _ => "?",
+    }
+}
+
+fn auth(activity: &Value) -> String {
+    match activity["auth_method"].as_str() {
+        Some("SIMPLE") => "simple".to_owned(),
+        Some("SASL") => format!("sasl:{}", text(activity, "sasl_mechanism")),
+        Some("SICILY") => "sicily".to_owned(),
+        _ => "?".to_owned(),
+    }
+}
+
+/// An activity as the key line of its kind (testdata/pcaps/activities/README.md).
+fn key_line(activity: &Value) -> String {
+    let protocol = text(activity, "protocol");
+    let kind = text(activity, "type");
+    let fields: Vec<(&str, String)> = match (protocol.as_str(), kind.as_str()) {
+        ("kerberos", "AS_REQ" | "TGS_REQ") => vec![
+            ("client", text(activity, "client")),
+            ("realm", text(activity, "client_realm")),
+            ("service", text(activity, "service")),
+            ("etypes", list(activity, "etypes")),
+        ],
+        ("kerberos", "AS_REP" | "TGS_REP") => vec![
+            ("client", text(activity, "client")),
+            ("realm", text(activity, "client_realm")),
+            ("service", text(activity, "service")),
+            ("ticket_etype", number(activity, "ticket_etype")),
+        ],
+        ("kerberos", "KRB_ERROR") => vec![
+            ("error_code", number(activity, "error_code")),
+            ("realm", text(activity, "service_realm")),
+            ("service", text(activity, "service")),
+        ],
+        ("kerberos", "AP_REQ") => vec![
+            ("realm", text(activity, "service_realm")),
+            ("service", text(activity, "service")),
+            ("ticket_etype", number(activity, "ticket_etype")),
+        ],
+        ("ntlm", "CHALLENGE") => vec![("server_nb_domain", text(activity, "server_nb_domain"))],
+        ("ntlm", "AUTHENTICATE") => vec![
+            ("user", text(activity, "user")),
+            ("domain", text(activity, "domain")),
+            ("workstation", text(activity, "workstation")),
+        ],
+        ("ldap", "BIND") => vec![
+            ("bind_name", text(activity, "bind_name")),
+            ("auth", auth(activity)),
+            ("result", ldap_result(activity)),
+        ],
+        ("ldap", "SEARCH") => vec![
+            ("base", text(activity, "base")),
+            ("scope", scope_number(activity).to_owned()),
+            ("filter", tshark_filter(&text(activity, "filter"))),
+            ("entries", number(activity, "entries")),
+            ("result", ldap_result(activity)),
+        ],
+        ("ldap", "ADD" | "MODIFY" | "DELETE" | "MODIFY_DN") => vec![
+            ("dn", text(activity, "dn")),
+            ("result", ldap_result(activity)),
+        ],
+        ("ldap", "EXTENDED") => vec![
+            ("request_name", text(activity, "request_name")),
+            ("result", ldap_result(activity)),
+        ],
+        ("dns", "QUERY" | "AXFR" | "IXFR" | "NOTIFY") => vec![
+            ("name", text(activity, "query_name")),
+            ("qtype", text(activity, "query_type")),
+        ],
+        ("dns", "RESPONSE" | "AXFR_RESPONSE" | "IXFR_RESPONSE" | "NOTIFY_RESPONSE") => vec![
+            ("name", text(activity, "query_name")),
+            ("qtype", text(activity, "query_type")),
+            ("rcode", number(activity, "rcode")),
+            ("answers", number(activity, "answer_count")),
+        ],
+        ("dns", "UPDATE") => vec![("zone", text(activity, "query_name"))],
+        ("dns", "UPDATE_RESPONSE") => vec![
+            ("zone", text(activity, "query_name")),
+            ("rcode", number(activity, "rcode")),
+        ],
+        _ => Vec::new(),
+    };
+    let mut line = format!("{protocol}\t{kind}");
+    for (key, value) in fields {
+        line.push('\t');
+        line.push_str(key);
+        line.push('=');
+        line.push_str(&value.replace(['\t', '\n', '\r'], " "));
+    }
+    line
+}
+
+/// The sensor's RFC 4515 filter text in the form tshark prints (activities/README.md): an and
+/// or or of n items nested in pairs, `(&(&AB)C)`, one item bare; values unescaped, and written
+/// as colon-separated hex unless they are printable ASCII; `NtVer` as a little-endian
+/// `0x%08x`.
+fn tshark_filter(rfc4515: &str) -> String {
+    let mut at = 0;
+    let rendered = tshark_component(rfc4515.as_bytes(), &mut at);
+    if at == rfc4515.len() {
+        rendered
+    } else {
+        format!("unparsed RFC 4515 filter: {rfc4515}")
+    }
+}
+
+fn tshark_component(filter: &[u8], at: &mut usize) -> String {
+    if filter.get(*at) != Some(&b'(') {
+        return String::new();
+    }
+    *at += 1;
+    let rendered = match filter.get(*at) {
+        Some(&operator @ (b'&' | b'|')) => {
+            *at += 1;
+            let mut items = Vec::new();
+            while filter.get(*at) == Some(&b'(') {
+                items.push(tshark_component(filter, at));
+            }
+            let mut items = items.into_iter();
+            let first = items.next().unwrap_or_default();
+            items.fold(first, |nested, item| {
+                format!("({}{nested}{item})", char::from(operator))
+            })
+        }
+        Some(b'!') => {
+            *at += 1;
+            format!("(!{})", tshark_component(filter, at))
+        }
+        _ => {
+            let end = filter[*at..]
+                .iter()
+                .position(|&byte| byte == b')')
+                .map_or(filter.len(), |offset| *at + offset);
+            let item = String::from_utf8_lossy(&filter[*at..end]).into_owned();
+            *at = end;
+            format!("({})", tshark_item(&item))
+        }
+    };
+    if filter.get(*at) == Some(&b')') {
+        *at += 1;
+    }
+    rendered
+}
+
+fn tshark_item(item: &str) -> String {
+    let Some(split) = item.find('=') else {
+        return item.to_owned();
+    };
+    let (left, value) = (&item[..split], &item[split + 1..]);
+    if value == "*" {
+        return item.to_owned();
+    }
+    let (attribute, operator) = match left.chars().last() {
+        Some(last @ ('>' | '<' | '~' | ':')) => (&left[..left.len() - 1], last.to_string()),
+        _ => (left, String::new()),
+    };
+    let parts: Vec<Vec<u8>> = value.split('*').map(unescape).collect();
+    let rendered = if parts.len() == 1 {
+        tshark_value(attribute, &parts[0])
+    } else {
+        parts
+            .iter()
+            .map(|part| String::from_utf8_lossy(part).into_owned())
+            .collect::<Vec<_>>()
+            .join("*")
+    };
+    format!("{attribute}{operator}={rendered}")
+}
+
+fn unescape(value: &str) -> Vec<u8> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::new();
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'\\'
+            && let Some(hex) = value.get(index + 1..index + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    out
+}
+
+fn tshark_value(attribute: &str, value: &[u8]) -> String {
+    if attribute.eq_ignore_ascii_case("NtVer")
+        && let Ok(bytes) = <[u8; 4]>::try_from(value)
+    {
+        return format!("0x{:08x}", u32::from_le_bytes(bytes));
+    }
+    if value.iter().all(|byte| (0x20..0x7f).contains(byte)) {
+        String::from_utf8_lossy(value).into_owned()
+    } else {
+        value
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+}
+
+#[test]
+fn filters_convert_to_tsharks_form() {
+    assert_eq!(tshark_filter("(&(a=1)(b=2)(c=3))"), "(&(&(a=1)(b=2))(c=3))");
+    assert_eq!(tshark_filter("(|(a=1))"), "(a=1)");
+    assert_eq!(
+        tshark_filter("(&(NtVer=\\06\\00\\00\\00)(AAC=\\00\\00\\00\\00))"),
+        "(&(NtVer=0x00000006)(AAC=00:00:00:00))"
+    );
+    assert_eq!(tshark_filter("(name=Test\\28x\\29)"), "(name=Test(x))");
+    assert_eq!(tshark_filter("(cn=*fred*)"), "(cn=*fred*)");
+    assert_eq!(tshark_filter("(!(uac:1.2.3:=2))"), "(!(uac:1.2.3:=2))");
+}
+
+fn count(lines: impl Iterator<Item = String>) -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    for line in lines {
+        *counts.entry(line).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn replayed_captures_give_the_activities_tshark_finds() {
+    let captures = golden_captures();
+    assert!(
+        captures.len() >= 20,
+        "only {} golden captures",
+        captures.len()
+    );
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for (capture, expected_file) in captures {
+        let output = Command::new(SENSOR)
+            .args(["replay", "--output", "json"])
+            .arg(testdata().join(&capture))
+            .output()
+            .expect("run the sensor");
+        assert!(
+            output.status.success(),
+            "{capture}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).expect("UTF-8");
+        let activities: Vec<Value> = stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect();
+        // Tokens of a secure dynamic update's TKEY are out of the expectations' scope.
+        let actual = count(
+            activities
+                .iter()
+                .filter(|activity| activity["carrier"].as_str() != Some("DNS_TKEY"))
+                .map(key_line),
+        );
+        let expected = count(
+            std::fs::read_to_string(&expected_file)
+                .expect("activities file")
+                .lines()
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(str::to_owned),
+        );
+        total += expected.values().sum::<i64>();
+        let mut difference = Vec::new();
+        for line in expected.keys().chain(actual.keys()) {
+            let want = expected.get(line).copied().unwrap_or(0);
+            let got = actual.get(line).copied().unwrap_or(0);
+            if want != got && !difference.iter().any(|(seen, _, _)| seen == line) {
+                difference.push((line.clone(), want, got));
+            }
+        }
+        if !difference.is_empty() {
+            let lines: Vec<String> = difference
+                .iter()
+                .map(|(line, want, got)| format!("  expected {want}, got {got}: {line}"))
+                .collect();
+            failures.push(format!("{capture}:\n{}", lines.join("\n")));
+        }
+    }
+    assert!(total > 300, "only {total} expected activities in all");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
