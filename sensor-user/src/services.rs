@@ -64,9 +64,7 @@ pub const SERVICES: &[Service] = &[
     tcp("netbios-ssn", 139),
     tcp("dcerpc-epm", 135),
     tcp("rdp", 3389),
-    // HTTP carries NTLM and Kerberos (Negotiate) authentication; WinRM is how PowerShell
-    // remoting reaches a DC.
-    tcp("http", 80),
+    // WinRM: how PowerShell remoting reaches a DC, authenticated with Kerberos or NTLM over HTTP.
     tcp("winrm", 5985),
     udp("radius-acct", 1813),
     udp("syslog", 514),
@@ -77,6 +75,19 @@ pub const SERVICES: &[Service] = &[
     tcp("ldaps-gc", 3269),
     tcp("adws", 9389),
 ];
+
+/// Services the sensor understands but does not watch unless configured to: plain HTTP carries
+/// NTLM and Negotiate authentication to web applications, rarely to a DC itself.
+pub const OPT_IN_SERVICES: &[Service] = &[tcp("http", 80), tcp("http", 8080)];
+
+/// The name of the service on a port, among the default and the opt-in ones.
+pub fn service_name(transport: Transport, port: u16) -> Option<&'static str> {
+    SERVICES
+        .iter()
+        .chain(OPT_IN_SERVICES)
+        .find(|service| service.transport == transport && service.port == port)
+        .map(|service| service.name)
+}
 
 /// Default watched ports of one transport, ascending.
 pub fn default_ports(transport: Transport) -> Vec<u16> {
@@ -93,14 +104,8 @@ pub fn default_ports(transport: Transport) -> Vec<u16> {
 /// The service a packet between these ports most likely belongs to: the destination port's, else
 /// the source port's (a reply), else `"other"` (a port configured beyond the table).
 pub fn guess_protocol(transport: Transport, src_port: u16, dst_port: u16) -> &'static str {
-    let lookup = |port| {
-        SERVICES
-            .iter()
-            .find(|service| service.transport == transport && service.port == port)
-            .map(|service| service.name)
-    };
-    lookup(dst_port)
-        .or_else(|| lookup(src_port))
+    service_name(transport, dst_port)
+        .or_else(|| service_name(transport, src_port))
         .unwrap_or("other")
 }
 
@@ -124,7 +129,7 @@ mod tests {
         assert_eq!(
             tcp,
             [
-                53, 80, 88, 135, 139, 389, 445, 464, 514, 636, 3268, 3269, 3389, 5985, 9389
+                53, 88, 135, 139, 389, 445, 464, 514, 636, 3268, 3269, 3389, 5985, 9389
             ]
         );
         assert_eq!(

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     activity::Seen,
     flow::{Direction, FlowKey, MemoryBudget, StreamEvent},
-    services::{SERVICES, Transport},
+    services::{Transport, service_name},
 };
 
 /// The parsers a flow can get.
@@ -38,10 +38,7 @@ impl Kind {
     }
 
     fn for_port(transport: Transport, port: u16) -> Option<Self> {
-        SERVICES
-            .iter()
-            .filter(|service| service.transport == transport && service.port == port)
-            .find_map(|service| Self::for_service(service.name))
+        service_name(transport, port).and_then(Self::for_service)
     }
 
     pub fn for_tcp(port: u16) -> Option<Self> {
