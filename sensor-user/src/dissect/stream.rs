@@ -251,3 +251,238 @@ fn hunt<P: StreamProtocol>(feed: &Feed<'_, P>, bytes: &[u8]) -> Hunt {
     }
     Hunt::NotFound
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A toy protocol: `AB`, a 4-byte big-endian length of what follows, then that many bytes.
+    /// A payload holding `FF` is malformed.
+    #[derive(Debug, Default)]
+    struct Toy {
+        pdus: Vec<(Vec<u8>, bool)>,
+        gaps: usize,
+    }
+
+    const MAGIC: u8 = 0xab;
+    const HEADER: usize = 5;
+
+    impl StreamProtocol for Toy {
+        fn frame(&self, _: Direction, bytes: &[u8]) -> Framing {
+            match bytes {
+                [MAGIC, a, b, c, d, ..] => {
+                    Framing::Pdu(HEADER + u32::from_be_bytes([*a, *b, *c, *d]) as usize)
+                }
+                [MAGIC, ..] | [] => Framing::NeedMore,
+                _ => Framing::NotPdu,
+            }
+        }
+
+        fn is_pdu_start(&self, _: Direction, bytes: &[u8]) -> Start {
+            match bytes {
+                [MAGIC, 0, 0, _, _, ..] => Start::Yes,
+                [MAGIC] | [MAGIC, 0] | [MAGIC, 0, 0] | [MAGIC, 0, 0, _] => Start::NeedMore,
+                _ => Start::No,
+            }
+        }
+
+        fn pdu(
+            &mut self,
+            _: Direction,
+            pdu: &[u8],
+            truncated: bool,
+            _: &Seen,
+            _: &mut Vec<Activity>,
+        ) -> Result<(), Malformed> {
+            self.pdus.push((pdu[HEADER..].to_vec(), truncated));
+            if pdu[HEADER..].contains(&0xff) {
+                return Err(Malformed);
+            }
+            Ok(())
+        }
+
+        fn gap(&mut self, _: Direction) {
+            self.gaps += 1;
+        }
+    }
+
+    fn pdu(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![MAGIC];
+        bytes.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    struct Harness {
+        toy: Toy,
+        stream: PduStream,
+        budget: MemoryBudget,
+        counters: DissectCounters,
+        out: Vec<Activity>,
+    }
+
+    impl Harness {
+        fn new(budget_bytes: usize) -> Self {
+            let budget = MemoryBudget::new(budget_bytes);
+            Self {
+                toy: Toy::default(),
+                stream: PduStream::new(budget.clone()),
+                budget,
+                counters: DissectCounters::default(),
+                out: Vec::new(),
+            }
+        }
+
+        fn feed(&mut self, bytes: &[u8]) {
+            let seen = Seen {
+                time_ns: 0,
+                src: "10.0.0.1:1".parse().expect("address"),
+                dst: "10.0.0.2:2".parse().expect("address"),
+                tcp: true,
+            };
+            let mut feed = Feed {
+                protocol: &mut self.toy,
+                direction: Direction::ToServer,
+                seen: &seen,
+                out: &mut self.out,
+                budget: &self.budget,
+                counters: &mut self.counters,
+            };
+            self.stream.data(bytes, &mut feed);
+        }
+
+        fn gap(&mut self) {
+            let seen = Seen {
+                time_ns: 0,
+                src: "10.0.0.1:1".parse().expect("address"),
+                dst: "10.0.0.2:2".parse().expect("address"),
+                tcp: true,
+            };
+            let mut feed = Feed {
+                protocol: &mut self.toy,
+                direction: Direction::ToServer,
+                seen: &seen,
+                out: &mut self.out,
+                budget: &self.budget,
+                counters: &mut self.counters,
+            };
+            self.stream.gap(&mut feed);
+        }
+
+        fn payloads(&self) -> Vec<Vec<u8>> {
+            self.toy.pdus.iter().map(|(payload, _)| payload.clone()).collect()
+        }
+    }
+
+    #[test]
+    fn whole_pdus_are_parsed_in_place() {
+        let mut harness = Harness::new(1 << 20);
+        harness.feed(&[pdu(b"one"), pdu(b"two")].concat());
+        assert_eq!(harness.payloads(), [b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(harness.budget.peak(), 0, "nothing was buffered");
+        assert_eq!(harness.counters.pdus, 2);
+    }
+
+    #[test]
+    fn pdus_split_anywhere_come_out_the_same() {
+        let stream = [pdu(b"first"), pdu(b""), pdu(b"third one")].concat();
+        for first_cut in 0..stream.len() {
+            for second_cut in first_cut..stream.len() {
+                let mut harness = Harness::new(1 << 20);
+                harness.feed(&stream[..first_cut]);
+                harness.feed(&stream[first_cut..second_cut]);
+                harness.feed(&stream[second_cut..]);
+                assert_eq!(
+                    harness.payloads(),
+                    [b"first".to_vec(), Vec::new(), b"third one".to_vec()],
+                    "cut at {first_cut} and {second_cut}"
+                );
+                assert_eq!(harness.budget.in_use(), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn after_a_gap_the_stream_resumes_at_the_next_pdu() {
+        let mut harness = Harness::new(1 << 20);
+        let second = pdu(b"second");
+        harness.feed(&pdu(b"first")[..4]);
+        harness.gap();
+        // The tail of a PDU whose start was lost, then a whole one.
+        harness.feed(&[b"lost tail".as_slice(), &second].concat());
+        assert_eq!(harness.payloads(), [b"second".to_vec()]);
+        assert_eq!(harness.toy.gaps, 1);
+        assert_eq!(harness.counters.resyncs, 1);
+        assert_eq!(harness.budget.in_use(), 0, "the partial PDU was released");
+    }
+
+    #[test]
+    fn a_stream_that_does_not_start_with_the_protocol_is_ignored() {
+        let mut harness = Harness::new(1 << 20);
+        harness.feed(b"GET / HTTP/1.1\r\n\r\n");
+        harness.feed(&pdu(b"later"));
+        assert!(harness.stream.is_off());
+        assert!(harness.payloads().is_empty());
+        assert_eq!(harness.counters.not_protocol_streams, 1);
+    }
+
+    #[test]
+    fn junk_between_pdus_is_a_desync_then_a_resync() {
+        let mut harness = Harness::new(1 << 20);
+        harness.feed(&[pdu(b"a"), b"\x01\x02junk".to_vec(), pdu(b"b")].concat());
+        assert_eq!(harness.payloads(), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(harness.counters.desyncs, 1);
+        assert_eq!(harness.counters.resyncs, 1);
+    }
+
+    #[test]
+    fn an_oversized_pdu_is_handed_over_cut_and_the_rest_skipped() {
+        let mut harness = Harness::new(1 << 20);
+        let big = pdu(&vec![7; MAX_PDU_LEN + 1000]);
+        for chunk in big.chunks(1460) {
+            harness.feed(chunk);
+        }
+        harness.feed(&pdu(b"next"));
+        assert_eq!(harness.toy.pdus.len(), 2);
+        let (head, truncated) = &harness.toy.pdus[0];
+        assert!(truncated);
+        assert_eq!(head.len(), MAX_PDU_LEN - HEADER);
+        assert_eq!(harness.toy.pdus[1], (b"next".to_vec(), false));
+        assert_eq!(harness.counters.oversized_pdus, 1);
+        assert!(harness.budget.peak() <= MAX_PDU_LEN + 1460);
+        assert_eq!(harness.budget.in_use(), 0);
+    }
+
+    #[test]
+    fn a_refused_budget_gives_up_the_partial_pdu() {
+        let mut harness = Harness::new(64);
+        let big = pdu(&[1; 200]);
+        harness.feed(&big[..100]);
+        assert_eq!(harness.counters.pdu_budget_drops, 1);
+        assert_eq!(harness.toy.gaps, 1);
+        assert_eq!(harness.budget.in_use(), 0);
+        harness.feed(&big[100..]);
+        harness.feed(&pdu(b"fits"));
+        assert_eq!(harness.payloads(), [b"fits".to_vec()]);
+    }
+
+    #[test]
+    fn malformed_pdus_are_counted_and_the_stream_goes_on() {
+        let mut harness = Harness::new(1 << 20);
+        harness.feed(&[pdu(&[0xff]), pdu(b"ok")].concat());
+        assert_eq!(harness.counters.parse_errors, 1);
+        assert_eq!(harness.payloads().len(), 2);
+    }
+
+    #[test]
+    fn dropping_a_stream_returns_its_memory() {
+        let budget = MemoryBudget::new(1 << 20);
+        let mut harness = Harness::new(1 << 20);
+        harness.budget = budget.clone();
+        harness.stream = PduStream::new(budget.clone());
+        harness.feed(&pdu(b"incomplete")[..7]);
+        assert_eq!(budget.in_use(), 7);
+        drop(harness);
+        assert_eq!(budget.in_use(), 0);
+    }
+}
