@@ -161,3 +161,28 @@ pub fn tcp_v6(dst_port: u16, payload: &[u8]) -> Vec<u8> {
     let ip = ipv6(CLIENT_V6, DC_V6, PROTO_TCP, &tcp(50_000, dst_port, payload));
     ethernet(&[], ETHERTYPE_IPV6, &ip)
 }
+
+/// TCP header flags (RFC 9293 3.1).
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_ACK: u8 = 0x10;
+pub const TCP_PSH: u8 = 0x08;
+
+/// A TCP segment with chosen sequence numbers and flags (20-byte header).
+pub fn tcp_segment(
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut segment = Vec::with_capacity(20 + payload.len());
+    segment.extend_from_slice(&src_port.to_be_bytes());
+    segment.extend_from_slice(&dst_port.to_be_bytes());
+    segment.extend_from_slice(&seq.to_be_bytes());
+    segment.extend_from_slice(&ack.to_be_bytes());
+    segment.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    segment.extend_from_slice(payload);
+    segment
+}

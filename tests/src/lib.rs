@@ -7,6 +7,7 @@
 
 pub mod frames;
 pub mod netns;
+pub mod pcap;
 pub mod sender;
 pub mod sensor_process;
 pub mod stats_file;

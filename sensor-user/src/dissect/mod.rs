@@ -48,12 +48,14 @@ pub struct DissectCounters {
     pub resyncs: u64,
     /// Partial PDUs given up because the memory budget was spent.
     pub pdu_budget_drops: u64,
+    /// Streams that ended (closed, timed out, evicted) in the middle of a PDU.
+    pub unfinished_pdus: u64,
     /// Datagrams on a watched port that no parser took (kpasswd, NTP, ...).
     pub unparsed_datagrams: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 9] {
+    pub fn pairs(&self) -> [(&'static str, u64); 10] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -63,6 +65,7 @@ impl DissectCounters {
             ("desyncs", self.desyncs),
             ("resyncs", self.resyncs),
             ("pdu_budget_drops", self.pdu_budget_drops),
+            ("unfinished_pdus", self.unfinished_pdus),
             ("unparsed_datagrams", self.unparsed_datagrams),
         ]
     }
@@ -319,7 +322,7 @@ impl FlowHandler for Handler<'_> {
         );
     }
 
-    fn close(&mut self, session: Session, key: &FlowKey, _reason: CloseReason) {
-        session.close(self.time_ns, key, self.out);
+    fn close(&mut self, session: Session, _key: &FlowKey, _reason: CloseReason) {
+        session.close(self.counters, self.out);
     }
 }

@@ -185,9 +185,14 @@ impl Session {
         }
     }
 
-    /// The flow is gone: requests still waiting for an answer are reported without one.
-    pub fn close(self, time_ns: u64, key: &FlowKey, out: &mut Vec<Activity>) {
-        let _ = (time_ns, key);
+    /// The flow is gone: requests still waiting for an answer are reported without one, and
+    /// PDUs cut short by the end are counted.
+    pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
+        for stream in [&self.to_server, &self.to_client] {
+            if stream.pending_len() > 0 {
+                counters.unfinished_pdus += 1;
+            }
+        }
         match self.protocol {
             Protocol::Ldap(ldap) => ldap.close(out),
             Protocol::Http(http) => http.close(out),

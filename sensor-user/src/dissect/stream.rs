@@ -89,6 +89,11 @@ impl PduStream {
         self.state == State::Off
     }
 
+    /// Bytes of a PDU that never completed.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn data<P: StreamProtocol>(&mut self, bytes: &[u8], feed: &mut Feed<'_, P>) {
         if self.state == State::Off {
             return;
@@ -370,7 +375,11 @@ mod tests {
         }
 
         fn payloads(&self) -> Vec<Vec<u8>> {
-            self.toy.pdus.iter().map(|(payload, _)| payload.clone()).collect()
+            self.toy
+                .pdus
+                .iter()
+                .map(|(payload, _)| payload.clone())
+                .collect()
         }
     }
 
