@@ -5,8 +5,7 @@ use std::{
     net::{IpAddr, SocketAddr},
 };
 
-use dcwatch_proto::v1::{Activity, Endpoint, Outcome, activity::Body, outcome::Status};
-use serde_json::Value;
+use dcwatch_proto::v1::{Activity, Carrier, Endpoint, Outcome, activity::Body, outcome::Status};
 
 /// Where and when a message was seen: what every activity built from it shares.
 #[derive(Clone, Copy, Debug)]
@@ -88,67 +87,97 @@ fn endpoint_text(endpoint: Option<&Endpoint>) -> String {
         .unwrap_or_default()
 }
 
-/// Keys that lead each line, in this order; the rest follow sorted.
-const LEADING_KEYS: [&str; 5] = ["time", "protocol", "type", "src", "dst"];
-
 /// Writes the JSON line of an activity (DESIGN.md, "What to extract"): the proto3 JSON form with
 /// proto field names and enums by name, flattened so the protocol's fields sit beside the
 /// header's: `{"time":…,"protocol":"kerberos","type":"AS_REQ","src":"ip:port","dst":…,…}`.
-pub fn write_json_line(activity: &Activity, out: &mut impl Write) -> io::Result<()> {
-    let Value::Object(mut fields) = serde_json::to_value(activity)? else {
-        return Err(io::Error::other(
-            "an activity did not serialise to an object",
-        ));
-    };
-    let protocol = activity.body.as_ref().map(protocol_name);
-    if let Some(protocol) = protocol {
-        if let Some(Value::Object(body)) = fields.remove(protocol) {
-            fields.extend(body);
+///
+/// Built from the pieces' own serialisations rather than through a `serde_json::Value`: this
+/// runs once per activity, and a map per line cost more than all the parsing before it.
+/// `scratch` is reused from line to line.
+pub fn write_json_line(
+    activity: &Activity,
+    out: &mut impl Write,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    scratch.clear();
+    let protocol = match &activity.body {
+        Some(Body::Kerberos(body)) => {
+            serde_json::to_writer(&mut *scratch, body).map(|()| "kerberos")
         }
-        fields.insert("protocol".to_owned(), Value::from(protocol));
+        Some(Body::Ntlm(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "ntlm"),
+        Some(Body::Ldap(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "ldap"),
+        Some(Body::Dns(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "dns"),
+        None => Ok("unknown"),
+    }?;
+    // The body's members without its braces; `type` is its field 1, so it comes first.
+    let members = scratch
+        .get(1..scratch.len().saturating_sub(1))
+        .unwrap_or_default();
+    let (kind, rest) = split_type(members);
+    out.write_all(b"{\"time\":")?;
+    serde_json::to_writer(&mut *out, &activity.time)?;
+    write!(out, ",\"protocol\":\"{protocol}\"")?;
+    if !kind.is_empty() {
+        out.write_all(b",")?;
+        out.write_all(kind)?;
     }
-    fields.insert(
-        "src".to_owned(),
-        Value::from(endpoint_text(activity.src.as_ref())),
-    );
-    fields.insert(
-        "dst".to_owned(),
-        Value::from(endpoint_text(activity.dst.as_ref())),
-    );
-    out.write_all(b"{")?;
-    let mut first = true;
-    let leading = LEADING_KEYS
-        .iter()
-        .filter_map(|key| fields.get(*key).map(|value| (*key, value)));
-    let rest = fields
-        .iter()
-        .filter(|(key, _)| !LEADING_KEYS.contains(&key.as_str()))
-        .map(|(key, value)| (key.as_str(), value));
-    for (key, value) in leading.chain(rest) {
-        if !first {
-            out.write_all(b",")?;
-        }
-        first = false;
-        serde_json::to_writer(&mut *out, key)?;
-        out.write_all(b":")?;
-        serde_json::to_writer(&mut *out, value)?;
+    write!(
+        out,
+        ",\"src\":\"{}\",\"dst\":\"{}\"",
+        endpoint_text(activity.src.as_ref()),
+        endpoint_text(activity.dst.as_ref())
+    )?;
+    if !rest.is_empty() {
+        out.write_all(b",")?;
+        out.write_all(rest)?;
+    }
+    if !activity.sensor_id.is_empty() {
+        out.write_all(b",\"sensor_id\":")?;
+        serde_json::to_writer(&mut *out, &activity.sensor_id)?;
+    }
+    if let Some(account) = &activity.account {
+        out.write_all(b",\"account\":")?;
+        serde_json::to_writer(&mut *out, account)?;
+    }
+    if let Some(computer) = &activity.source_computer {
+        out.write_all(b",\"source_computer\":")?;
+        serde_json::to_writer(&mut *out, computer)?;
+    }
+    if let Some(outcome) = &activity.outcome {
+        out.write_all(b",\"outcome\":")?;
+        serde_json::to_writer(&mut *out, outcome)?;
+    }
+    if let Ok(carrier) = Carrier::try_from(activity.carrier)
+        && carrier != Carrier::None
+    {
+        write!(out, ",\"carrier\":\"{}\"", carrier.as_str_name())?;
     }
     out.write_all(b"}\n")
 }
 
-/// The protocol's name in JSON lines: the name of the body's field in the proto.
-pub fn protocol_name(body: &Body) -> &'static str {
-    match body {
-        Body::Kerberos(_) => "kerberos",
-        Body::Ntlm(_) => "ntlm",
-        Body::Ldap(_) => "ldap",
-        Body::Dns(_) => "dns",
+/// Splits `"type":"NAME",rest` into the `type` member and the rest (either may be empty).
+fn split_type(members: &[u8]) -> (&[u8], &[u8]) {
+    const TYPE_KEY: &[u8] = b"\"type\":\"";
+    if !members.starts_with(TYPE_KEY) {
+        return (&[], members);
     }
+    // An enum name holds no quote, so the next quote closes the value.
+    let Some(close) = members[TYPE_KEY.len()..]
+        .iter()
+        .position(|&byte| byte == b'"')
+    else {
+        return (&[], members);
+    };
+    let end = TYPE_KEY.len() + close + 1;
+    let rest = members.get(end + 1..).unwrap_or_default();
+    (&members[..end], rest)
 }
 
 #[cfg(test)]
 mod tests {
-    use dcwatch_proto::v1::{DnsActivity, dns_activity};
+    use dcwatch_proto::v1::{
+        Account, DnsActivity, KerberosActivity, dns_activity, kerberos_activity,
+    };
 
     use super::*;
 
@@ -168,13 +197,60 @@ mod tests {
             ..DnsActivity::default()
         }));
         let mut line = Vec::new();
-        write_json_line(&activity, &mut line).expect("write to a Vec");
+        write_json_line(&activity, &mut line, &mut Vec::new()).expect("write to a Vec");
         let text = String::from_utf8(line).expect("UTF-8");
         assert_eq!(
             text,
             "{\"time\":\"2023-11-14T22:13:20.123456789+00:00\",\"protocol\":\"dns\",\"type\":\"QUERY\",\
              \"src\":\"10.0.0.5:53124\",\"dst\":\"[fd00::1]:53\",\"id\":7,\
              \"query_name\":\"_ldap._tcp.dc._msdcs.corp.example\",\"query_type\":\"SRV\"}\n"
+        );
+    }
+
+    #[test]
+    fn header_fields_follow_the_body_and_the_line_is_valid_json() {
+        let seen = Seen {
+            time_ns: 1_000_000_001,
+            src: "10.0.0.1:88".parse().expect("address"),
+            dst: "10.0.0.5:50000".parse().expect("address"),
+            tcp: true,
+        };
+        let mut activity = seen.activity(Body::Kerberos(KerberosActivity {
+            r#type: kerberos_activity::Type::KrbError.into(),
+            error_code: 24,
+            error_name: "KDC_ERR_PREAUTH_FAILED".to_owned(),
+            etypes: vec![23, -135],
+            ticket_hash: vec![1, 2, 3],
+            ..KerberosActivity::default()
+        }));
+        activity.sensor_id = "sensor \"one\"".to_owned();
+        activity.account = Some(Account {
+            domain: "CORP".to_owned(),
+            name: "alice".to_owned(),
+            sid: String::new(),
+        });
+        activity.outcome = Some(outcome(false, 24, Some("KDC_ERR_PREAUTH_FAILED")));
+        activity.carrier = Carrier::Http.into();
+        let mut line = Vec::new();
+        write_json_line(&activity, &mut line, &mut Vec::new()).expect("write to a Vec");
+        let value: serde_json::Value = serde_json::from_slice(&line).expect("valid JSON");
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "time": "1970-01-01T00:00:01.000000001+00:00",
+                "protocol": "kerberos",
+                "type": "KRB_ERROR",
+                "src": "10.0.0.1:88",
+                "dst": "10.0.0.5:50000",
+                "etypes": [23, -135],
+                "ticket_hash": "AQID",
+                "error_code": 24,
+                "error_name": "KDC_ERR_PREAUTH_FAILED",
+                "sensor_id": "sensor \"one\"",
+                "account": {"domain": "CORP", "name": "alice"},
+                "outcome": {"status": "FAILURE", "code": 24, "name": "KDC_ERR_PREAUTH_FAILED"},
+                "carrier": "HTTP",
+            })
         );
     }
 }

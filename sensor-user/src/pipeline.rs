@@ -46,6 +46,8 @@ pub struct Pipeline<W: Write> {
     activities: Vec<Activity>,
     sensor_id: String,
     last_time_ns: u64,
+    /// Reused by every JSON line.
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -64,6 +66,7 @@ impl<W: Write> Pipeline<W> {
             activities: Vec::new(),
             sensor_id,
             last_time_ns: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -132,7 +135,7 @@ impl<W: Write> Pipeline<W> {
                 format: OutputFormat::Json,
             }) = &mut self.output
             {
-                write_json_line(&activity, lines.writer())?;
+                write_json_line(&activity, lines.writer(), &mut self.scratch)?;
             }
         }
         Ok(())
