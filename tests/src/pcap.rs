@@ -33,3 +33,43 @@ pub fn write(path: &Path, frames: impl IntoIterator<Item = (u64, Vec<u8>)>) -> i
     }
     out.flush()
 }
+
+/// The frames of a classic pcap file (either byte order, micro- or nanosecond timestamps), for
+/// sending a capture's frames onto a link. Not a general reader: the sensor has its own.
+pub fn read_frames(path: &Path) -> io::Result<Vec<Vec<u8>>> {
+    const HEADER_LEN: usize = 24;
+    const RECORD_HEADER_LEN: usize = 16;
+    let bytes = std::fs::read(path)?;
+    let invalid = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {what}", path.display()),
+        )
+    };
+    let magic = bytes.get(..4).ok_or_else(|| invalid("no pcap header"))?;
+    let little_endian = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => return Err(invalid("not a classic pcap file")),
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let field: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if little_endian {
+            u32::from_le_bytes(field)
+        } else {
+            u32::from_be_bytes(field)
+        })
+    };
+    let mut frames = Vec::new();
+    let mut at = HEADER_LEN;
+    while at < bytes.len() {
+        let captured = u32_at(at + 8).ok_or_else(|| invalid("truncated record header"))? as usize;
+        let start = at + RECORD_HEADER_LEN;
+        let frame = bytes
+            .get(start..start + captured)
+            .ok_or_else(|| invalid("truncated record"))?;
+        frames.push(frame.to_vec());
+        at = start + captured;
+    }
+    Ok(frames)
+}

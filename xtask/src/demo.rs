@@ -1,24 +1,44 @@
-//! `cargo xtask demo`: the sensor capturing generated traffic on a veth pair, no hardware needed.
+//! `cargo xtask demo`: the sensor capturing on a veth pair, no hardware needed.
 //!
-//! A sender namespace puts a known mix of frames (every watched AD service, IPv6, VLANs, and
-//! frames that must not match) on one end of a veth pair; the sensor runs in mirror mode on the
-//! other end, in its own namespace, and prints one JSON line per captured packet; then the
-//! counters, beside what the mix should give.
+//! First the capture: a sender namespace puts a known mix of frames (every watched AD service,
+//! IPv6, VLANs, and frames that must not match) on one end of a veth pair; the sensor runs in
+//! mirror mode on the other end, in its own namespace, and prints one JSON line per captured
+//! packet; then the counters, beside what the mix should give.
+//!
+//! Then what the sensor understands: the frames of captures from a real Samba AD domain
+//! controller (testdata/pcaps/adlab: Kerberos logons, AS-REP roasting, Kerberoasting, LDAP
+//! reconnaissance, DNS) are sent over the link the same way, and the sensor prints one JSON line
+//! per activity, then a count of them by protocol and type.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use anyhow::{Context as _, bail};
 use dcwatch_tests::{
     netns::{NetNs, VethPair},
+    pcap,
+    sender::RawSender,
     sensor_process::{RunDir, SensorProcess},
     stats_file, traffic,
 };
 
 use crate::shell;
 
+/// Lab captures whose activities the demo shows.
+const LAB_CAPTURES: [&str; 5] = [
+    "kerberos.pcap",
+    "asreproast.pcap",
+    "kerberoast.pcap",
+    "ldap.pcap",
+    "dns.pcap",
+];
+
 pub fn run(rounds: u32) -> anyhow::Result<()> {
     let sensor = shell::build_sensor("demo")?;
+    capture_the_mix(&sensor, rounds)?;
+    activities_of_the_lab(&sensor)
+}
 
+fn capture_the_mix(sensor: &Path, rounds: u32) -> anyhow::Result<()> {
     let peer = NetNs::create("dcwdemo")?;
     let capture = NetNs::create("dcwdemo")?;
     let veth = VethPair::create(&peer, &capture)?;
@@ -35,7 +55,7 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
         &[&veth.receiver],
         &["--mode", "mirror", "--output", "packets"],
     );
-    let process = SensorProcess::start(&capture, &sensor, &args, 1)?;
+    let process = SensorProcess::start(&capture, sensor, &args, 1)?;
 
     let samples = traffic::mix();
     let expected = traffic::expected(&samples, u64::from(rounds));
@@ -70,6 +90,61 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
             "{name:<14} {:>10} {want:>10}",
             stats_file::counter(&counters, name)
         );
+    }
+    if !finished.status.success() {
+        bail!(
+            "the sensor exited with {}: {}",
+            finished.status,
+            finished.stderr.join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn activities_of_the_lab(sensor: &Path) -> anyhow::Result<()> {
+    let lab = shell::workspace_root().join("testdata/pcaps/adlab");
+    let mut frames = Vec::new();
+    for capture in LAB_CAPTURES {
+        frames.extend(pcap::read_frames(&lab.join(capture))?);
+    }
+    let peer = NetNs::create("dcwdemo")?;
+    let capture = NetNs::create("dcwdemo")?;
+    let veth = VethPair::create(&peer, &capture)?;
+    let run = RunDir::create()?;
+    eprintln!(
+        "\ndemo: {} frames of the Samba AD lab's captures ({}) over {}: one line per activity",
+        frames.len(),
+        LAB_CAPTURES.join(", "),
+        veth.receiver
+    );
+    let args = run.run_args(&[&veth.receiver], &["--mode", "mirror", "--output", "json"]);
+    let process = SensorProcess::start(&capture, sensor, &args, 1)?;
+    peer.run(|| {
+        let sender = RawSender::open(&veth.sender)?;
+        for frame in &frames {
+            sender.send(frame)?;
+        }
+        Ok(())
+    })
+    .context("sending the lab's frames")?;
+    stats_file::wait_for(
+        &run.stats,
+        "seen",
+        frames.len() as u64,
+        Duration::from_secs(10),
+    )?;
+    let finished = process.stop()?;
+    let mut kinds: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for line in &finished.stdout {
+        println!("{line}");
+        let activity: serde_json::Value = serde_json::from_str(line)?;
+        let field = |key: &str| activity[key].as_str().unwrap_or_default().to_owned();
+        *kinds.entry((field("protocol"), field("type"))).or_default() += 1;
+    }
+    println!();
+    println!("{:<10} {:<16} {:>10}", "protocol", "type", "activities");
+    for ((protocol, kind), count) in &kinds {
+        println!("{protocol:<10} {kind:<16} {count:>10}");
     }
     if !finished.status.success() {
         bail!(
