@@ -1,11 +1,18 @@
 //! `cargo xtask bench`: builds and runs the benchmarks in bench/, which print their figures.
 
-use crate::shell::{self, cargo};
+use crate::{
+    setup,
+    shell::{self, cargo},
+};
+
+/// The tools `replay-cost` measures the sensor against.
+const BASELINE_PACKAGES: &[&str] = &["tshark", "tcpdump"];
 
 pub fn run() -> anyhow::Result<()> {
     shell::build_sensor("bench")?;
+    setup::apt_install(BASELINE_PACKAGES)?;
     let root = shell::workspace_root();
-    for bench in ["xdp-cost", "veth-rate"] {
+    for bench in ["xdp-cost", "veth-rate", "replay-cost"] {
         shell::run(cargo().current_dir(&root).args([
             "run",
             "--release",
