@@ -348,3 +348,59 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod packet_tests {
+    use dcwatch_tests::frames;
+
+    use super::*;
+
+    #[test]
+    fn ipv6_fragments_carry_their_place_and_bytes() {
+        for (offset, more) in [(0_u16, true), (8, true), (16, false)] {
+            let piece = [offset as u8; 64];
+            let fragment = frames::ipv6_fragment(17, offset, more, &piece);
+            let ip = frames::ipv6(frames::CLIENT_V6, frames::DC_V6, 44, &fragment);
+            let frame = frames::ethernet(&[], frames::ETHERTYPE_IPV6, &ip);
+            let decoded = packet(LinkType::Ethernet, &frame).expect("decodes");
+            assert_eq!(
+                decoded.fragment,
+                Some(Fragment {
+                    id: 0xdead_beef,
+                    offset: usize::from(offset) * 8,
+                    more
+                })
+            );
+            assert_eq!(decoded.ip_number, 17);
+            match decoded.transport {
+                TransportPacket::Fragment(bytes) => assert_eq!(bytes, piece),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_fragments_carry_their_place_and_bytes() {
+        let piece = [9_u8; 64];
+        let ip = frames::Ipv4 {
+            more_fragments: true,
+            fragment_offset: 8,
+            ..frames::Ipv4::new(frames::CLIENT_V4, frames::DC_V4, 17)
+        }
+        .packet(&piece);
+        let frame = frames::ethernet(&[], frames::ETHERTYPE_IPV4, &ip);
+        let decoded = packet(LinkType::Ethernet, &frame).expect("decodes");
+        assert_eq!(
+            decoded.fragment,
+            Some(Fragment {
+                id: 0x1234,
+                offset: 64,
+                more: true
+            })
+        );
+        match decoded.transport {
+            TransportPacket::Fragment(bytes) => assert_eq!(bytes, piece),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -18,7 +18,9 @@ use serde_json::Value;
 const SENSOR: &str = env!("CARGO_BIN_EXE_dcwatch-sensor");
 
 fn lab_capture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/pcaps/adlab").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/pcaps/adlab")
+        .join(name)
 }
 
 fn frames(path: &Path) -> Vec<Vec<u8>> {
@@ -75,8 +77,13 @@ fn live(path: &Path) -> BTreeMap<String, usize> {
         Ok(())
     })
     .expect("send the capture's frames");
-    stats_file::wait_for(&run.stats, "seen", frames.len() as u64, Duration::from_secs(15))
-        .expect("every frame seen");
+    stats_file::wait_for(
+        &run.stats,
+        "seen",
+        frames.len() as u64,
+        Duration::from_secs(15),
+    )
+    .expect("every frame seen");
     let finished = process.stop().expect("sensor stops");
     assert!(finished.status.success(), "{:?}", finished.stderr);
     let stats = stats_file::read(&run.stats).expect("final stats");
@@ -92,9 +99,15 @@ fn live_matches_replay(capture: &str, at_least: usize) {
     let path = lab_capture(capture);
     let replayed = replayed(&path);
     let total: usize = replayed.values().sum();
-    assert!(total >= at_least, "{capture}: only {total} activities replayed");
+    assert!(
+        total >= at_least,
+        "{capture}: only {total} activities replayed"
+    );
     let live = live(&path);
-    assert_eq!(live, replayed, "{capture}: live and replayed activities differ");
+    assert_eq!(
+        live, replayed,
+        "{capture}: live and replayed activities differ"
+    );
 }
 
 #[test]
