@@ -18,15 +18,6 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// The reverse direction: for an answer correlated with a request seen earlier.
-    pub fn reply(&self) -> Self {
-        Self {
-            src: self.dst,
-            dst: self.src,
-            ..*self
-        }
-    }
-
     pub fn activity(&self, body: Body) -> Activity {
         Activity {
             time: Some(timestamp(self.time_ns)),

@@ -119,18 +119,6 @@ impl Dissector {
         &self.counters
     }
 
-    pub fn flows(&self) -> &FlowTable<Session> {
-        &self.flows
-    }
-
-    pub fn fragments(&self) -> &FragmentTable {
-        &self.fragments
-    }
-
-    pub fn budget(&self) -> &MemoryBudget {
-        &self.budget
-    }
-
     /// Every counter of the stage, for the stats file.
     pub fn counter_pairs(&self) -> Vec<(String, u64)> {
         let dissect = self
