@@ -293,6 +293,24 @@ fn filters_convert_to_tsharks_form() {
     assert_eq!(tshark_filter("(!(uac:1.2.3:=2))"), "(!(uac:1.2.3:=2))");
 }
 
+/// The first activity that happened before the one printed before it on the same flow (the
+/// same two endpoints, either way round), if any.
+fn out_of_order(activities: &[Value]) -> Option<String> {
+    let mut last: BTreeMap<(String, String), String> = BTreeMap::new();
+    for activity in activities {
+        let (src, dst) = (text(activity, "src"), text(activity, "dst"));
+        let flow = if src < dst { (src, dst) } else { (dst, src) };
+        let time = text(activity, "time");
+        if let Some(before) = last.get(&flow)
+            && time < *before
+        {
+            return Some(format!("{time} after {before}: {activity}"));
+        }
+        last.insert(flow, time);
+    }
+    None
+}
+
 fn count(lines: impl Iterator<Item = String>) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
     for line in lines {
@@ -327,6 +345,11 @@ fn replayed_captures_give_the_activities_tshark_finds() {
             .lines()
             .map(|line| serde_json::from_str(line).expect("a JSON line"))
             .collect();
+        if let Some(disorder) = out_of_order(&activities) {
+            failures.push(format!(
+                "{capture}: activities out of order in a flow: {disorder}"
+            ));
+        }
         // Tokens of a secure dynamic update's TKEY are out of the expectations' scope.
         let actual = count(
             activities

@@ -149,6 +149,8 @@ impl LdapSession {
     }
 
     fn response(&mut self, message: &LdapMessage<'_>, seen: &Seen, out: &mut Vec<Activity>) {
+        // The server's tokens follow the request's activities, which happened before them.
+        let mut server_tokens = Vec::new();
         if let ProtocolOp::BindResponse {
             result,
             server_sasl_creds,
@@ -156,7 +158,7 @@ impl LdapSession {
         } = &message.op
         {
             for token in [server_sasl_creds, sicily_challenge].into_iter().flatten() {
-                gss::token(token, seen, Carrier::Ldap, out);
+                gss::token(token, seen, Carrier::Ldap, &mut server_tokens);
             }
             if result.code == ResultCode::SUCCESS
                 && self
@@ -182,18 +184,23 @@ impl LdapSession {
         {
             self.tls = true;
         }
-        let Some(pending) = self.pending.get_mut(&message.message_id) else {
-            return;
-        };
+        if let Some(pending) = self.pending.get_mut(&message.message_id) {
+            match &message.op {
+                ProtocolOp::SearchResultEntry { .. } => {
+                    pending.entries = pending.entries.saturating_add(1);
+                }
+                ProtocolOp::SearchResultReference { .. } => {
+                    pending.references = pending.references.saturating_add(1);
+                }
+                _ => self.answer(message, out),
+            }
+        }
+        out.extend(server_tokens);
+    }
+
+    /// The final response to a pending request: its activities, with the result.
+    fn answer(&mut self, message: &LdapMessage<'_>, out: &mut Vec<Activity>) {
         let result = match &message.op {
-            ProtocolOp::SearchResultEntry { .. } => {
-                pending.entries = pending.entries.saturating_add(1);
-                return;
-            }
-            ProtocolOp::SearchResultReference { .. } => {
-                pending.references = pending.references.saturating_add(1);
-                return;
-            }
             ProtocolOp::BindResponse { result, .. }
             | ProtocolOp::SearchResultDone(result)
             | ProtocolOp::ModifyResponse(result)
