@@ -316,6 +316,13 @@ pub fn frame_response(bytes: &[u8], request_was_head: bool) -> Framing {
 /// `HTTP/1.<digit> SP 3DIGIT` with a printable reason, ended by CRLF or LF. `NeedMore` only
 /// while the bytes are a prefix of such a line shorter than [`MAX_START_LINE_LEN`].
 pub fn is_pdu_start(bytes: &[u8]) -> Start {
+    // Resynchronising calls this at every offset of a stream: the first bytes decide before
+    // the line is searched for its end, or a stretch without a newline would cost a search of
+    // up to MAX_START_LINE_LEN bytes per offset.
+    match start_token(bytes) {
+        Start::Yes => {}
+        other => return other,
+    }
     match start_line(bytes, true) {
         Ok(_) => Start::Yes,
         Err(ScanError::NeedMore) => Start::NeedMore,
@@ -743,6 +750,31 @@ fn scan_head(bytes: &[u8], strict: bool) -> Result<Scanned<'_>, ScanError> {
         pos += i + 1;
     }
     Err(ScanError::TooManyHeaders)
+}
+
+/// Whether `bytes` begin with `HTTP/` or a known method and a space (`NeedMore` while they are
+/// a prefix of one).
+fn start_token(bytes: &[u8]) -> Start {
+    let tokens = KNOWN_METHODS.iter().map(|method| method.as_bytes());
+    let mut need_more = false;
+    for token in std::iter::once(b"HTTP/".as_slice()).chain(tokens) {
+        let starts = match token {
+            b"HTTP/" => bytes.starts_with(token),
+            _ => bytes.starts_with(token) && bytes.get(token.len()) == Some(&b' '),
+        };
+        if starts {
+            return Start::Yes;
+        }
+        let with_space = token.len() + usize::from(token != b"HTTP/");
+        if bytes.len() < with_space && token.starts_with(bytes) {
+            need_more = true;
+        }
+    }
+    if need_more {
+        Start::NeedMore
+    } else {
+        Start::No
+    }
 }
 
 /// request-line or status-line (RFC 9112 3, 4), through its LF. Returns the line, its length

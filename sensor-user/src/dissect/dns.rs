@@ -13,7 +13,7 @@ use dcwatch_proto::v1::{Activity, Carrier, DnsActivity, Record, activity, dns_ac
 
 use super::{
     gss,
-    stream::{Malformed, StreamProtocol},
+    stream::{Malformed, Sink, StreamProtocol},
 };
 use crate::{
     activity::{Seen, outcome},
@@ -44,19 +44,21 @@ impl StreamProtocol for DnsStream {
         pdu: &[u8],
         _truncated: bool,
         seen: &Seen,
-        out: &mut Vec<Activity>,
+        sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
-        message(pdu.get(LENGTH_PREFIX_LEN..).unwrap_or_default(), seen, out)
+        message(pdu.get(LENGTH_PREFIX_LEN..).unwrap_or_default(), seen, sink)
     }
 }
 
 /// One message: a UDP datagram, or a TCP message without its length.
-pub fn message(bytes: &[u8], seen: &Seen, out: &mut Vec<Activity>) -> Result<(), Malformed> {
+pub fn message(bytes: &[u8], seen: &Seen, sink: &mut Sink<'_>) -> Result<(), Malformed> {
     let message = dns::parse(bytes).map_err(|_| Malformed)?;
-    if let Some(token) = message.tkey_key_data() {
-        gss::token(token, seen, Carrier::DnsTkey, out);
+    if let Some(token) = message.tkey_key_data()
+        && !gss::token(token, seen, Carrier::DnsTkey, sink.out)
+    {
+        sink.counters.unreadable_tokens += 1;
     }
-    out.push(activity(&message, seen));
+    sink.out.push(activity(&message, seen));
     Ok(())
 }
 

@@ -1,22 +1,27 @@
 //! HTTP/1.x as a carrier of NTLM and Negotiate (Kerberos) authentication (RFC 4559): the tokens
 //! of `Authorization` headers, with the outcome the response's status gives them, and the tokens
 //! of `WWW-Authenticate` challenges.
+//!
+//! Only heads are parsed. A PDU here is a head; the body after it is passed over, by its
+//! `Content-Length`, chunk by chunk, or to the end of the connection, so a large body costs
+//! neither memory nor parsing. Requests are taken only from the client and responses only from
+//! the server, so a client cannot answer its own authentication.
 
-use std::collections::VecDeque;
+use std::{cell::Cell, collections::VecDeque};
 
 use dcwatch_parsers::{
     framing::{Framing, Start},
-    http::{self, HeadKind, Method},
+    http::{self, HeadKind, MAX_CHUNK_LINE_LEN, MAX_CHUNK_SIZE_DIGITS, MAX_HEAD_LEN, Method},
 };
-use dcwatch_proto::v1::{Activity, Carrier};
+use dcwatch_proto::v1::{Activity, Carrier, outcome::Status};
 
 use super::{
     gss,
-    stream::{Malformed, StreamProtocol},
+    stream::{Malformed, Sink, StreamProtocol},
 };
 use crate::{
     activity::{Seen, outcome},
-    flow::Direction,
+    flow::{Direction, MemoryBudget},
 };
 
 /// Requests waiting for their response on one connection (pipelining); beyond it the oldest is
@@ -30,23 +35,166 @@ const PROXY_AUTHENTICATION_REQUIRED: u16 = 407;
 #[derive(Debug)]
 struct PendingRequest {
     is_head: bool,
+    is_connect: bool,
     /// Activities of the request's tokens, waiting for the response's status.
     carried: Vec<Activity>,
+    /// Bytes of the budget they hold.
+    charge: usize,
 }
 
-#[derive(Debug, Default)]
+/// What follows the head just handed over, per direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Body {
+    #[default]
+    None,
+    Length(u64),
+    /// Everything to the end of the connection (a response without a length, a tunnel).
+    UntilClose,
+}
+
+#[derive(Debug)]
 pub struct HttpSession {
     pending: VecDeque<PendingRequest>,
+    /// Activities given up waiting (after a gap), written out with the next PDU or at the end.
+    orphaned: Vec<Activity>,
+    /// Per direction: in the middle of a chunked body.
+    chunked: [bool; 2],
+    /// Per direction: what the last head said follows it.
+    body: [Body; 2],
+    /// Per direction: how far the head at the front has been searched for its end, so that a
+    /// head arriving in many small segments is searched once, not once per segment.
+    scanned: [Cell<usize>; 2],
+    budget: MemoryBudget,
+}
+
+fn index(direction: Direction) -> usize {
+    match direction {
+        Direction::ToServer => 0,
+        Direction::ToClient => 1,
+    }
+}
+
+impl HttpSession {
+    pub fn new(budget: MemoryBudget) -> Self {
+        Self {
+            pending: VecDeque::new(),
+            orphaned: Vec::new(),
+            chunked: [false; 2],
+            body: [Body::None; 2],
+            scanned: [Cell::new(0), Cell::new(0)],
+            budget,
+        }
+    }
+
+    /// The connection ended: tokens of requests never answered are reported without outcome.
+    pub fn close(mut self, out: &mut Vec<Activity>) {
+        out.append(&mut self.orphaned);
+        while let Some(request) = self.pending.pop_front() {
+            self.budget.release(request.charge);
+            out.extend(request.carried);
+        }
+    }
+
+    /// The length of the head at the front of `bytes`, searching only what was not searched
+    /// before.
+    fn head_len(&self, direction: Direction, bytes: &[u8]) -> Option<usize> {
+        let scanned = &self.scanned[index(direction)];
+        // Back up three bytes: the end of a head may straddle the old and the new bytes.
+        let from = scanned.get().saturating_sub(3).min(bytes.len());
+        let window = bytes.get(..bytes.len().min(MAX_HEAD_LEN))?;
+        let found =
+            window
+                .get(from..)?
+                .windows(2)
+                .enumerate()
+                .find_map(|(offset, pair)| match pair {
+                    [b'\n', b'\n'] => Some(from + offset + 2),
+                    [b'\n', b'\r'] if window.get(from + offset + 2) == Some(&b'\n') => {
+                        Some(from + offset + 3)
+                    }
+                    _ => None,
+                });
+        scanned.set(window.len());
+        found
+    }
+
+    fn request(&mut self, method: Method<'_>, carried: Vec<Activity>, sink: &mut Sink<'_>) {
+        if self.pending.len() >= MAX_PENDING_REQUESTS
+            && let Some(oldest) = self.pending.pop_front()
+        {
+            self.budget.release(oldest.charge);
+            sink.counters.requests_not_awaited += 1;
+            sink.out.extend(oldest.carried);
+        }
+        let charge = carried.iter().map(prost::Message::encoded_len).sum();
+        if !carried.is_empty() && !self.budget.try_reserve(charge) {
+            sink.counters.requests_not_awaited += 1;
+            sink.out.extend(carried);
+            return;
+        }
+        self.pending.push_back(PendingRequest {
+            is_head: method == Method::HEAD,
+            is_connect: method == Method::CONNECT,
+            carried,
+            charge,
+        });
+    }
+
+    /// Pairs a response with its request; returns what follows the head when the status or the
+    /// request decide it rather than the headers.
+    fn response(
+        &mut self,
+        status: u16,
+        carried: Vec<Activity>,
+        sink: &mut Sink<'_>,
+    ) -> Option<Body> {
+        let informational = (100..200).contains(&status);
+        let request = if informational {
+            None
+        } else {
+            self.pending.pop_front()
+        };
+        let (is_head, is_connect) = request.as_ref().map_or((false, false), |request| {
+            (request.is_head, request.is_connect)
+        });
+        match request {
+            Some(request) => {
+                self.budget.release(request.charge);
+                let refused = status == UNAUTHORIZED || status == PROXY_AUTHENTICATION_REQUIRED;
+                // A 401 that carries the server's next token is a step of the exchange (the
+                // NTLM CHALLENGE), not a refusal.
+                let continues = refused && !carried.is_empty();
+                for mut activity in request.carried {
+                    let mut result = outcome(!refused, u32::from(status), None);
+                    if continues {
+                        result.status = Status::Unspecified.into();
+                    }
+                    activity.outcome = Some(result);
+                    sink.out.push(activity);
+                }
+            }
+            None if !informational => sink.counters.orphan_responses += 1,
+            None => {}
+        }
+        sink.out.extend(carried);
+        match status {
+            _ if is_connect && (200..300).contains(&status) => Some(Body::UntilClose),
+            _ if is_head || informational || status == 204 || status == 304 => Some(Body::None),
+            _ => None,
+        }
+    }
 }
 
 impl StreamProtocol for HttpSession {
     fn frame(&self, direction: Direction, bytes: &[u8]) -> Framing {
-        match direction {
-            Direction::ToServer => http::frame(bytes),
-            Direction::ToClient => http::frame_response(
-                bytes,
-                self.pending.front().is_some_and(|request| request.is_head),
-            ),
+        if self.chunked[index(direction)] {
+            return chunk_frame(bytes);
+        }
+        match self.head_len(direction, bytes) {
+            Some(len) => Framing::Pdu(len),
+            None if bytes.len() >= MAX_HEAD_LEN => Framing::NotPdu,
+            None if http::is_pdu_start(bytes) == Start::No => Framing::NotPdu,
+            None => Framing::NeedMore,
         }
     }
 
@@ -56,50 +204,178 @@ impl StreamProtocol for HttpSession {
 
     fn pdu(
         &mut self,
-        _direction: Direction,
+        direction: Direction,
         pdu: &[u8],
         _truncated: bool,
         seen: &Seen,
-        out: &mut Vec<Activity>,
+        sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
+        let side = index(direction);
+        self.scanned[side].set(0);
+        sink.out.append(&mut self.orphaned);
+        if self.chunked[side] {
+            let size = chunk_size(pdu).ok_or(Malformed)?;
+            self.body[side] = if size == 0 {
+                self.chunked[side] = false;
+                Body::None
+            } else {
+                // The chunk's data and its CRLF.
+                Body::Length(size.saturating_add(2))
+            };
+            return Ok(());
+        }
         let head = http::parse_head(pdu).map_err(|_| Malformed)?;
         let mut carried = Vec::new();
         for auth in &head.auth {
-            if let Some(token) = auth.token.bytes() {
-                gss::token(token, seen, Carrier::Http, &mut carried);
+            if let Some(token) = auth.token.bytes()
+                && !gss::token(token, seen, Carrier::Http, &mut carried)
+            {
+                sink.counters.unreadable_tokens += 1;
             }
         }
-        match head.kind {
-            HeadKind::Request { method, .. } => {
-                if self.pending.len() >= MAX_PENDING_REQUESTS
-                    && let Some(oldest) = self.pending.pop_front()
-                {
-                    out.extend(oldest.carried);
-                }
-                self.pending.push_back(PendingRequest {
-                    is_head: method == Method::HEAD,
-                    carried,
-                });
+        let decided = match (head.kind, direction) {
+            (HeadKind::Request { method, .. }, Direction::ToServer) => {
+                self.request(method, carried, sink);
+                None
             }
-            HeadKind::Response { status } => {
-                let informational = (100..200).contains(&status);
-                if !informational && let Some(request) = self.pending.pop_front() {
-                    let refused = status == UNAUTHORIZED || status == PROXY_AUTHENTICATION_REQUIRED;
-                    for mut activity in request.carried {
-                        activity.outcome = Some(outcome(!refused, u32::from(status), None));
-                        out.push(activity);
-                    }
-                }
-                out.extend(carried);
+            (HeadKind::Response { status }, Direction::ToClient) => {
+                self.response(status, carried, sink)
             }
-        }
+            _ => return Err(Malformed),
+        };
+        self.body[side] = match decided {
+            Some(body) => body,
+            None if head.chunked => {
+                self.chunked[side] = true;
+                Body::None
+            }
+            None => match head.content_length {
+                Some(length) => Body::Length(length),
+                None if direction == Direction::ToClient => Body::UntilClose,
+                None => Body::None,
+            },
+        };
         Ok(())
+    }
+
+    fn skip_after(&mut self, direction: Direction) -> u64 {
+        match std::mem::take(&mut self.body[index(direction)]) {
+            Body::None => 0,
+            Body::Length(length) => length,
+            Body::UntilClose => u64::MAX,
+        }
+    }
+
+    fn gap(&mut self, direction: Direction) {
+        let side = index(direction);
+        self.scanned[side].set(0);
+        self.chunked[side] = false;
+        self.body[side] = Body::None;
+        // Requests and responses no longer pair up: what waits is reported without outcome.
+        while let Some(request) = self.pending.pop_front() {
+            self.budget.release(request.charge);
+            self.orphaned.extend(request.carried);
+        }
     }
 }
 
-impl HttpSession {
-    /// The connection ended: tokens of requests never answered are reported without outcome.
-    pub fn close(self, out: &mut Vec<Activity>) {
-        out.extend(self.pending.into_iter().flat_map(|request| request.carried));
+impl Drop for HttpSession {
+    fn drop(&mut self) {
+        for request in &self.pending {
+            self.budget.release(request.charge);
+        }
+        self.pending.clear();
+    }
+}
+
+/// A chunk-size line (RFC 9112 7.1): `1*HEXDIG [ chunk-ext ] CRLF`; for the last chunk (size
+/// 0), the trailer section and the empty line that ends it too.
+fn chunk_frame(bytes: &[u8]) -> Framing {
+    let window = bytes
+        .get(..bytes.len().min(MAX_CHUNK_LINE_LEN))
+        .unwrap_or(bytes);
+    let Some(line_end) = window.iter().position(|&byte| byte == b'\n') else {
+        return if window.len() >= MAX_CHUNK_LINE_LEN {
+            Framing::NotPdu
+        } else {
+            Framing::NeedMore
+        };
+    };
+    let line_len = line_end + 1;
+    match chunk_size(&bytes[..line_len]) {
+        None => Framing::NotPdu,
+        Some(0) => trailers_end(bytes, line_len),
+        Some(_) => Framing::Pdu(line_len),
+    }
+}
+
+/// The end of the trailer section that starts at `from`: the first empty line.
+fn trailers_end(bytes: &[u8], from: usize) -> Framing {
+    let mut at = from;
+    while let Some(rest) = bytes.get(at..).filter(|rest| !rest.is_empty()) {
+        if at - from > MAX_HEAD_LEN {
+            return Framing::NotPdu;
+        }
+        let Some(end) = rest.iter().position(|&byte| byte == b'\n') else {
+            return Framing::NeedMore;
+        };
+        let line = &rest[..end];
+        at += end + 1;
+        if line.is_empty() || line == b"\r" {
+            return Framing::Pdu(at);
+        }
+    }
+    Framing::NeedMore
+}
+
+/// The size a chunk-size line announces.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let digits: Vec<u8> = line
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_hexdigit)
+        .collect();
+    if digits.is_empty() || digits.len() > MAX_CHUNK_SIZE_DIGITS {
+        return None;
+    }
+    let rest = &line[digits.len()..];
+    if !matches!(rest.first(), Some(b';' | b'\r' | b'\n' | b' ' | b'\t')) {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(&digits).ok()?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_lines_frame_the_size_line_and_the_last_chunk_its_trailers() {
+        assert_eq!(chunk_frame(b"1a\r\n0123"), Framing::Pdu(4));
+        assert_eq!(chunk_frame(b"1A;name=value\r\n"), Framing::Pdu(15));
+        assert_eq!(chunk_frame(b"1a"), Framing::NeedMore);
+        assert_eq!(chunk_frame(b"0\r\n\r\nGET"), Framing::Pdu(5));
+        assert_eq!(chunk_frame(b"0\r\nX-T: 1\r\n\r\n"), Framing::Pdu(13));
+        assert_eq!(chunk_frame(b"0\r\nX-T: 1\r\n"), Framing::NeedMore);
+        assert_eq!(chunk_frame(b"zz\r\n"), Framing::NotPdu);
+        assert_eq!(chunk_frame(b"12345678901234567\r\n"), Framing::NotPdu);
+        assert_eq!(chunk_frame(&[b'1'; MAX_CHUNK_LINE_LEN]), Framing::NotPdu);
+        assert_eq!(chunk_size(b"ff\r\n"), Some(255));
+    }
+
+    #[test]
+    fn a_head_is_found_whatever_the_segments() {
+        let head = b"GET / HTTP/1.1\r\nHost: dc\r\n\r\nbody";
+        for cut in 0..head.len() {
+            let session = HttpSession::new(MemoryBudget::new(1 << 20));
+            let first = session.head_len(Direction::ToServer, &head[..cut]);
+            let found = first.or_else(|| session.head_len(Direction::ToServer, head));
+            assert_eq!(found, Some(28), "cut at {cut}");
+        }
+        let session = HttpSession::new(MemoryBudget::new(1 << 20));
+        assert_eq!(
+            session.head_len(Direction::ToClient, b"HTTP/1.0 200 OK\n\nx"),
+            Some(17)
+        );
     }
 }

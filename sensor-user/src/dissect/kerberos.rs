@@ -3,13 +3,14 @@
 
 use dcwatch_parsers::{
     framing::{Framing, Start},
-    kerberos::{self, Anomalies, Body, KrbMessage, MessageType, Principal, TicketInfo},
+    kerberos::{self, Anomalies, Body, ErrorCode, KrbMessage, MessageType, Principal, TicketInfo},
 };
 use dcwatch_proto::v1::{
     Account, Activity, Carrier, KerberosActivity, activity, kerberos_activity::Type,
+    outcome::Status,
 };
 
-use super::stream::{Malformed, StreamProtocol};
+use super::stream::{Malformed, Sink, StreamProtocol};
 use crate::{
     activity::{Seen, outcome, timestamp},
     flow::Direction,
@@ -37,9 +38,13 @@ impl StreamProtocol for KerberosStream {
         pdu: &[u8],
         _truncated: bool,
         seen: &Seen,
-        out: &mut Vec<Activity>,
+        sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
-        message(pdu.get(RECORD_MARK_LEN..).unwrap_or_default(), seen, out)
+        message(
+            pdu.get(RECORD_MARK_LEN..).unwrap_or_default(),
+            seen,
+            sink.out,
+        )
     }
 }
 
@@ -127,11 +132,17 @@ pub fn activity(message: &KrbMessage, seen: &Seen, carrier: Carrier) -> Option<A
                 .cname
                 .as_ref()
                 .map(|cname| named(error.crealm.as_deref().unwrap_or(&error.realm), cname));
-            result = Some(outcome(
+            let mut error_outcome = outcome(
                 false,
                 u32::try_from(error.error_code.0).unwrap_or_default(),
                 error.error_code.name(),
-            ));
+            );
+            // The KDC asking for pre-authentication is a step of every password logon, not a
+            // failure of one.
+            if error.error_code == ErrorCode::KDC_ERR_PREAUTH_REQUIRED {
+                error_outcome.status = Status::Unspecified.into();
+            }
+            result = Some(error_outcome);
         }
     }
     let mut activity = seen.activity(activity::Body::Kerberos(body));

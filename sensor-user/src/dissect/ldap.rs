@@ -3,11 +3,16 @@
 //! A request becomes an activity when its answer arrives, so that the activity carries the
 //! result (and, for a search, how many entries came back); requests never answered are reported
 //! when the flow ends. Authentication tokens inside binds (SASL GSS-SPNEGO, GSSAPI, NTLM, and
-//! Microsoft's Sicily NTLM bind) are reported as Kerberos or NTLM activities carried by LDAP.
-//! After a SASL bind with a security layer, messages arrive wrapped (RFC 4422 3.7): they are
-//! reported as `SEALED` with their size, never parsed as LDAP.
+//! Microsoft's Sicily NTLM bind) are reported as Kerberos or NTLM activities carried by LDAP,
+//! with the bind's outcome. After a SASL bind with a security layer, messages arrive wrapped
+//! (RFC 4422 3.7): they are reported as `SEALED` with their size, never parsed as LDAP. Waiting
+//! requests are charged to the shared memory budget.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{
+    cell::Cell,
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+};
 
 use dcwatch_parsers::{
     ber,
@@ -22,14 +27,15 @@ use dcwatch_proto::v1::{
     ldap_activity::{AuthMethod, Scope as ScopeValue, Type},
     outcome::Status,
 };
+use prost::Message as _;
 
 use super::{
     gss,
-    stream::{Malformed, StreamProtocol},
+    stream::{Malformed, Sink, StreamProtocol},
 };
 use crate::{
     activity::{Seen, outcome},
-    flow::Direction,
+    flow::{Direction, MemoryBudget},
 };
 
 /// Requests waiting for their answer on one connection. A client that sends more without
@@ -40,8 +46,14 @@ pub const MAX_PENDING_PER_FLOW: usize = 256;
 /// CLDAP requests waiting for their answer, across all clients.
 pub const MAX_PENDING_CLDAP: usize = 4096;
 
+/// How long a CLDAP request waits for its answer: a DC answers a locator ping at once.
+pub const CLDAP_TIMEOUT_NS: u64 = 10_000_000_000;
+
 /// The StartTLS extended operation (RFC 4511 4.14): after its success the stream is TLS.
 const START_TLS: &[u8] = b"1.3.6.1.4.1.1466.20037";
+
+/// The identifier octet of a SearchResultEntry (RFC 4511 4.5.2, [APPLICATION 4]).
+const SEARCH_RESULT_ENTRY: u8 = 0x64;
 
 /// A request seen, its activity waiting for the answer.
 #[derive(Debug)]
@@ -52,34 +64,94 @@ struct Pending {
     carried: Vec<Activity>,
     entries: u32,
     references: u32,
+    /// Bytes of the budget it holds.
+    charge: usize,
 }
 
 impl Pending {
-    fn new(activity: Activity, carried: Vec<Activity>) -> Self {
-        Self {
+    /// The request, if the budget has room for it to wait.
+    fn charged(
+        activity: Activity,
+        carried: Vec<Activity>,
+        budget: &MemoryBudget,
+    ) -> Result<Self, Vec<Activity>> {
+        let charge =
+            activity.encoded_len() + carried.iter().map(Activity::encoded_len).sum::<usize>();
+        if !budget.try_reserve(charge) {
+            let mut activities = carried;
+            activities.push(activity);
+            return Err(activities);
+        }
+        Ok(Self {
             activity,
             carried,
             entries: 0,
             references: 0,
+            charge,
+        })
+    }
+}
+
+/// Whether a request op is answered by a response op (the server's side is correlated).
+fn is_request(op: &ProtocolOp<'_>) -> bool {
+    matches!(
+        op,
+        ProtocolOp::BindRequest { .. }
+            | ProtocolOp::UnbindRequest
+            | ProtocolOp::SearchRequest { .. }
+            | ProtocolOp::ModifyRequest { .. }
+            | ProtocolOp::AddRequest { .. }
+            | ProtocolOp::DelRequest { .. }
+            | ProtocolOp::ModifyDnRequest { .. }
+            | ProtocolOp::CompareRequest { .. }
+            | ProtocolOp::AbandonRequest { .. }
+            | ProtocolOp::ExtendedRequest { .. }
+    )
+}
+
+/// SASL mechanisms whose credentials are GSS-API or NTLMSSP tokens.
+fn carries_gss_token(mechanism: &[u8]) -> bool {
+    [b"GSSAPI".as_slice(), b"GSS-SPNEGO", b"NTLM"]
+        .iter()
+        .any(|name| mechanism.eq_ignore_ascii_case(name))
+}
+
+#[derive(Debug)]
+pub struct LdapSession {
+    pending: HashMap<u32, Pending>,
+    budget: MemoryBudget,
+    /// A SASL bind happened (or a wrapped buffer was seen): messages may come wrapped in a
+    /// security layer. A cell because resynchronising, which only looks, is what may find the
+    /// first wrapped buffer of a connection picked up mid-stream.
+    sasl_bound: Cell<bool>,
+    /// StartTLS succeeded: the rest is TLS.
+    tls: bool,
+}
+
+impl LdapSession {
+    pub fn new(budget: MemoryBudget) -> Self {
+        Self {
+            pending: HashMap::new(),
+            budget,
+            sasl_bound: Cell::new(false),
+            tls: false,
         }
     }
 }
 
-#[derive(Debug, Default)]
-pub struct LdapSession {
-    pending: HashMap<u32, Pending>,
-    /// A SASL bind happened: messages may now come wrapped in a security layer.
-    sasl_bound: bool,
-    /// StartTLS succeeded: the rest is TLS.
-    tls: bool,
+impl Drop for LdapSession {
+    fn drop(&mut self) {
+        for pending in self.pending.values() {
+            self.budget.release(pending.charge);
+        }
+    }
 }
 
 impl StreamProtocol for LdapSession {
     fn frame(&self, _direction: Direction, bytes: &[u8]) -> Framing {
         match bytes.first() {
-            _ if self.tls => Framing::NotPdu,
             Some(0x30) => ldap::frame(bytes),
-            Some(0x00) if self.sasl_bound => ldap::frame_sasl(bytes),
+            Some(0x00) if self.sasl_bound.get() => ldap::frame_sasl(bytes),
             Some(_) => Framing::NotPdu,
             None => Framing::NeedMore,
         }
@@ -87,12 +159,21 @@ impl StreamProtocol for LdapSession {
 
     fn is_pdu_start(&self, _direction: Direction, bytes: &[u8]) -> Start {
         match bytes.first() {
-            _ if self.tls => Start::No,
             Some(0x30) => ldap::is_pdu_start(bytes),
-            Some(0x00) if self.sasl_bound => ldap::is_sasl_start(bytes),
+            Some(0x00) => {
+                let start = ldap::is_sasl_start(bytes);
+                if start == Start::Yes {
+                    self.sasl_bound.set(true);
+                }
+                start
+            }
             Some(_) => Start::No,
             None => Start::NeedMore,
         }
+    }
+
+    fn is_done(&self, _direction: Direction) -> bool {
+        self.tls
     }
 
     fn pdu(
@@ -101,54 +182,74 @@ impl StreamProtocol for LdapSession {
         pdu: &[u8],
         truncated: bool,
         seen: &Seen,
-        out: &mut Vec<Activity>,
+        sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
         if pdu.first() != Some(&0x30) {
-            out.push(sealed(pdu.len(), seen));
+            self.sasl_bound.set(true);
+            sink.out.push(sealed(pdu, seen));
             return Ok(());
         }
         if truncated {
-            return self.truncated(pdu);
+            return self.truncated(direction, pdu);
         }
         let message = ldap::parse(pdu).map_err(|_| Malformed)?;
         match direction {
-            Direction::ToServer => self.request(&message, seen, out),
-            Direction::ToClient => self.response(&message, seen, out),
+            Direction::ToServer if is_request(&message.op) => self.request(&message, seen, sink),
+            Direction::ToClient if !is_request(&message.op) => self.response(&message, seen, sink),
+            // A request from the server, or an answer from the client.
+            _ => sink.counters.orphan_responses += 1,
         }
         Ok(())
     }
 }
 
 impl LdapSession {
-    fn request(&mut self, message: &LdapMessage<'_>, seen: &Seen, out: &mut Vec<Activity>) {
+    fn request(&mut self, message: &LdapMessage<'_>, seen: &Seen, sink: &mut Sink<'_>) {
         let mut carried = Vec::new();
-        let Some(activity) = request_activity(message, seen, Carrier::Ldap, &mut carried) else {
+        let mut tokens = Sink {
+            out: &mut carried,
+            counters: sink.counters,
+        };
+        let Some(activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
             return;
         };
-        let never_answered = matches!(
+        if let ProtocolOp::AbandonRequest { id } = message.op
+            && let Some(abandoned) = self.pending.remove(&id)
+        {
+            self.budget.release(abandoned.charge);
+            sink.out.extend(unanswered(abandoned));
+        }
+        if matches!(
             message.op,
             ProtocolOp::UnbindRequest | ProtocolOp::AbandonRequest { .. }
-        );
-        if never_answered {
-            out.extend(carried);
-            out.push(activity);
+        ) {
+            sink.out.extend(carried);
+            sink.out.push(activity);
             return;
         }
         if self.pending.len() >= MAX_PENDING_PER_FLOW
             && let Some(oldest) = self.pending.keys().min().copied()
             && let Some(evicted) = self.pending.remove(&oldest)
         {
-            out.extend(unanswered(evicted));
+            self.budget.release(evicted.charge);
+            sink.counters.requests_not_awaited += 1;
+            sink.out.extend(unanswered(evicted));
         }
-        if let Some(replaced) = self
-            .pending
-            .insert(message.message_id, Pending::new(activity, carried))
-        {
-            out.extend(unanswered(replaced));
+        match Pending::charged(activity, carried, &self.budget) {
+            Ok(pending) => {
+                if let Some(replaced) = self.pending.insert(message.message_id, pending) {
+                    self.budget.release(replaced.charge);
+                    sink.out.extend(unanswered(replaced));
+                }
+            }
+            Err(activities) => {
+                sink.counters.requests_not_awaited += 1;
+                sink.out.extend(activities);
+            }
         }
     }
 
-    fn response(&mut self, message: &LdapMessage<'_>, seen: &Seen, out: &mut Vec<Activity>) {
+    fn response(&mut self, message: &LdapMessage<'_>, seen: &Seen, sink: &mut Sink<'_>) {
         // The server's tokens follow the request's activities, which happened before them.
         let mut server_tokens = Vec::new();
         if let ProtocolOp::BindResponse {
@@ -158,7 +259,9 @@ impl LdapSession {
         } = &message.op
         {
             for token in [server_sasl_creds, sicily_challenge].into_iter().flatten() {
-                gss::token(token, seen, Carrier::Ldap, &mut server_tokens);
+                if !gss::token(token, seen, Carrier::Ldap, &mut server_tokens) {
+                    sink.counters.unreadable_tokens += 1;
+                }
             }
             if result.code == ResultCode::SUCCESS
                 && self
@@ -169,7 +272,7 @@ impl LdapSession {
                             .is_some_and(|bind| bind.auth_method == i32::from(AuthMethod::Sasl))
                     })
             {
-                self.sasl_bound = true;
+                self.sasl_bound.set(true);
             }
         }
         if let ProtocolOp::ExtendedResponse { result, .. } = &message.op
@@ -184,43 +287,41 @@ impl LdapSession {
         {
             self.tls = true;
         }
-        if let Some(pending) = self.pending.get_mut(&message.message_id) {
-            match &message.op {
-                ProtocolOp::SearchResultEntry { .. } => {
-                    pending.entries = pending.entries.saturating_add(1);
+        match (&message.op, self.pending.get_mut(&message.message_id)) {
+            (ProtocolOp::SearchResultEntry { .. }, Some(pending)) => {
+                pending.entries = pending.entries.saturating_add(1);
+            }
+            (ProtocolOp::SearchResultReference { .. }, Some(pending)) => {
+                pending.references = pending.references.saturating_add(1);
+            }
+            (
+                ProtocolOp::SearchResultEntry { .. } | ProtocolOp::SearchResultReference { .. },
+                None,
+            ) => {
+                sink.counters.orphan_responses += 1;
+            }
+            // Anything else but a final response is an IntermediateResponse or an unsolicited
+            // notification (message ID 0): nothing waits for it.
+            (op, _) => {
+                if let Some(result) = final_result(op) {
+                    match self.pending.remove(&message.message_id) {
+                        Some(pending) => {
+                            self.budget.release(pending.charge);
+                            sink.out.extend(answered(pending, result));
+                        }
+                        None => sink.counters.orphan_responses += 1,
+                    }
                 }
-                ProtocolOp::SearchResultReference { .. } => {
-                    pending.references = pending.references.saturating_add(1);
-                }
-                _ => self.answer(message, out),
             }
         }
-        out.extend(server_tokens);
-    }
-
-    /// The final response to a pending request: its activities, with the result.
-    fn answer(&mut self, message: &LdapMessage<'_>, out: &mut Vec<Activity>) {
-        let result = match &message.op {
-            ProtocolOp::BindResponse { result, .. }
-            | ProtocolOp::SearchResultDone(result)
-            | ProtocolOp::ModifyResponse(result)
-            | ProtocolOp::AddResponse(result)
-            | ProtocolOp::DelResponse(result)
-            | ProtocolOp::ModifyDnResponse(result)
-            | ProtocolOp::CompareResponse(result)
-            | ProtocolOp::ExtendedResponse { result, .. } => result,
-            _ => return,
-        };
-        if let Some(pending) = self.pending.remove(&message.message_id) {
-            out.extend(answered(pending, result));
-        }
+        sink.out.extend(server_tokens);
     }
 
     /// An oversized PDU: only a search result entry is worth counting from its first bytes.
-    fn truncated(&mut self, pdu: &[u8]) -> Result<(), Malformed> {
-        const SEARCH_RESULT_ENTRY: u8 = 0x64;
+    fn truncated(&mut self, direction: Direction, pdu: &[u8]) -> Result<(), Malformed> {
         let (id, op) = peek_id_and_op(pdu).ok_or(Malformed)?;
-        if op == SEARCH_RESULT_ENTRY
+        if direction == Direction::ToClient
+            && op == SEARCH_RESULT_ENTRY
             && let Some(pending) = self.pending.get_mut(&id)
         {
             pending.entries = pending.entries.saturating_add(1);
@@ -229,14 +330,28 @@ impl LdapSession {
     }
 
     /// The connection ended: requests never answered are reported as such.
-    pub fn close(self, out: &mut Vec<Activity>) {
-        let mut pending: Vec<_> = self.pending.into_iter().collect();
+    pub fn close(mut self, out: &mut Vec<Activity>) {
+        let mut pending: Vec<_> = self.pending.drain().collect();
         pending.sort_by_key(|(id, _)| *id);
-        out.extend(
-            pending
-                .into_iter()
-                .flat_map(|(_, pending)| unanswered(pending)),
-        );
+        for (_, pending) in pending {
+            self.budget.release(pending.charge);
+            out.extend(unanswered(pending));
+        }
+    }
+}
+
+/// The result of a final response, if `op` is one.
+fn final_result<'a, 'b>(op: &'b ProtocolOp<'a>) -> Option<&'b LdapResult<'a>> {
+    match op {
+        ProtocolOp::BindResponse { result, .. }
+        | ProtocolOp::SearchResultDone(result)
+        | ProtocolOp::ModifyResponse(result)
+        | ProtocolOp::AddResponse(result)
+        | ProtocolOp::DelResponse(result)
+        | ProtocolOp::ModifyDnResponse(result)
+        | ProtocolOp::CompareResponse(result)
+        | ProtocolOp::ExtendedResponse { result, .. } => Some(result),
+        _ => None,
     }
 }
 
@@ -248,74 +363,122 @@ fn peek_id_and_op(pdu: &[u8]) -> Option<(u32, u8)> {
     Some((id, *rest.first()?))
 }
 
-/// CLDAP requests waiting for their datagram of answers.
-#[derive(Debug, Default)]
+/// CLDAP requests waiting for their datagram of answers, oldest first.
+#[derive(Debug)]
 pub struct Cldap {
     pending: HashMap<(SocketAddr, SocketAddr, u32), Pending>,
+    /// Keys in the order their requests came, with the time they came; may name requests
+    /// already answered, which are skipped.
+    order: VecDeque<(u64, (SocketAddr, SocketAddr, u32))>,
+    budget: MemoryBudget,
 }
 
 impl Cldap {
-    /// One CLDAP datagram: a request (to the server) or its answer.
+    pub fn new(budget: MemoryBudget) -> Self {
+        Self {
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+            budget,
+        }
+    }
+
+    /// One CLDAP datagram: requests (to the server) or their answers, told apart by their
+    /// operations rather than their ports.
     pub fn datagram(
         &mut self,
         payload: &[u8],
-        to_server: bool,
         seen: &Seen,
-        out: &mut Vec<Activity>,
+        sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
         let mut parsed_any = false;
         for message in ldap::messages(payload) {
             let message = message.map_err(|_| Malformed)?;
             parsed_any = true;
-            if to_server {
-                self.request(&message, seen, out);
+            if is_request(&message.op) {
+                self.request(&message, seen, sink);
             } else {
-                self.response(&message, seen, out);
+                self.response(&message, seen, sink);
             }
         }
         if parsed_any { Ok(()) } else { Err(Malformed) }
     }
 
-    fn request(&mut self, message: &LdapMessage<'_>, seen: &Seen, out: &mut Vec<Activity>) {
+    fn request(&mut self, message: &LdapMessage<'_>, seen: &Seen, sink: &mut Sink<'_>) {
         let mut carried = Vec::new();
-        let Some(mut activity) = request_activity(message, seen, Carrier::Ldap, &mut carried)
-        else {
+        let mut tokens = Sink {
+            out: &mut carried,
+            counters: sink.counters,
+        };
+        let Some(mut activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
             return;
         };
         if let Some(activity::Body::Ldap(body)) = &mut activity.body {
             body.cldap = true;
         }
-        if self.pending.len() >= MAX_PENDING_CLDAP {
-            self.flush(out);
+        while self.pending.len() >= MAX_PENDING_CLDAP {
+            let Some((_, key)) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(evicted) = self.pending.remove(&key) {
+                self.budget.release(evicted.charge);
+                sink.counters.requests_not_awaited += 1;
+                sink.out.extend(unanswered(evicted));
+            }
         }
         let key = (seen.src, seen.dst, message.message_id);
-        if let Some(replaced) = self.pending.insert(key, Pending::new(activity, carried)) {
-            out.extend(unanswered(replaced));
+        match Pending::charged(activity, carried, &self.budget) {
+            Ok(pending) => {
+                if let Some(replaced) = self.pending.insert(key, pending) {
+                    self.budget.release(replaced.charge);
+                    sink.out.extend(unanswered(replaced));
+                }
+                self.order.push_back((seen.time_ns, key));
+            }
+            Err(activities) => {
+                sink.counters.requests_not_awaited += 1;
+                sink.out.extend(activities);
+            }
         }
     }
 
-    fn response(&mut self, message: &LdapMessage<'_>, seen: &Seen, out: &mut Vec<Activity>) {
+    fn response(&mut self, message: &LdapMessage<'_>, seen: &Seen, sink: &mut Sink<'_>) {
         let key = (seen.dst, seen.src, message.message_id);
-        match &message.op {
-            ProtocolOp::SearchResultEntry { .. } => {
-                if let Some(pending) = self.pending.get_mut(&key) {
-                    pending.entries = pending.entries.saturating_add(1);
-                }
+        match (&message.op, self.pending.get_mut(&key)) {
+            (ProtocolOp::SearchResultEntry { .. }, Some(pending)) => {
+                pending.entries = pending.entries.saturating_add(1);
             }
-            ProtocolOp::SearchResultDone(result) => {
+            (ProtocolOp::SearchResultDone(result), Some(_)) => {
                 if let Some(pending) = self.pending.remove(&key) {
-                    out.extend(answered(pending, result));
+                    self.budget.release(pending.charge);
+                    sink.out.extend(answered(pending, result));
                 }
             }
-            _ => {}
+            _ => sink.counters.orphan_responses += 1,
         }
     }
 
-    /// Reports every request still waiting, unanswered.
+    /// Reports the requests that waited longer than [`CLDAP_TIMEOUT_NS`], unanswered.
+    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<Activity>) {
+        while let Some(&(time_ns, key)) = self.order.front() {
+            if now_ns.saturating_sub(time_ns) <= CLDAP_TIMEOUT_NS {
+                break;
+            }
+            self.order.pop_front();
+            if let Some(pending) = self.pending.remove(&key) {
+                self.budget.release(pending.charge);
+                out.extend(unanswered(pending));
+            }
+        }
+    }
+
+    /// Reports every request still waiting, unanswered, oldest first.
     pub fn flush(&mut self, out: &mut Vec<Activity>) {
-        let mut pending: Vec<_> = self.pending.drain().map(|(_, pending)| pending).collect();
-        pending.sort_by_key(|pending| pending.activity.time.map(|time| (time.seconds, time.nanos)));
-        out.extend(pending.into_iter().flat_map(unanswered));
+        while let Some((_, key)) = self.order.pop_front() {
+            if let Some(pending) = self.pending.remove(&key) {
+                self.budget.release(pending.charge);
+                out.extend(unanswered(pending));
+            }
+        }
     }
 }
 
@@ -326,10 +489,19 @@ fn ldap_body(activity: &Activity) -> Option<&LdapActivity> {
     }
 }
 
-fn sealed(len: usize, seen: &Seen) -> Activity {
+/// A buffer of a SASL security layer: its length, from its 4-byte header (the buffer handed
+/// over may be cut at the longest PDU).
+fn sealed(pdu: &[u8], seen: &Seen) -> Activity {
+    const LENGTH_LEN: usize = 4;
+    let declared = pdu
+        .get(..LENGTH_LEN)
+        .and_then(|length| <[u8; LENGTH_LEN]>::try_from(length).ok())
+        .map_or(0, |length| {
+            u32::from_be_bytes(length).saturating_add(LENGTH_LEN as u32)
+        });
     seen.activity(activity::Body::Ldap(LdapActivity {
         r#type: Type::Sealed.into(),
-        sealed_len: u32::try_from(len).unwrap_or(u32::MAX),
+        sealed_len: declared,
         ..LdapActivity::default()
     }))
 }
@@ -339,7 +511,7 @@ fn request_activity(
     message: &LdapMessage<'_>,
     seen: &Seen,
     carrier: Carrier,
-    out: &mut Vec<Activity>,
+    sink: &mut Sink<'_>,
 ) -> Option<Activity> {
     let mut body = LdapActivity {
         message_id: message.message_id,
@@ -366,8 +538,10 @@ fn request_activity(
                     body.auth_method = AuthMethod::Sasl.into();
                     body.sasl_mechanism = mechanism.to_string();
                     if let Some(token) = credentials
-                        && !gss::token(token, seen, carrier, out)
+                        && carries_gss_token(mechanism.as_bytes())
+                        && !gss::token(token, seen, carrier, sink.out)
                     {
+                        sink.counters.unreadable_tokens += 1;
                         body.anomalies.push("unreadable_auth_token".to_owned());
                     }
                 }
@@ -375,8 +549,9 @@ fn request_activity(
                     body.auth_method = AuthMethod::Sicily.into();
                     if *step != SicilyStep::PackageDiscovery
                         && !token.is_empty()
-                        && !gss::token(token, seen, carrier, out)
+                        && !gss::token(token, seen, carrier, sink.out)
                     {
+                        sink.counters.unreadable_tokens += 1;
                         body.anomalies.push("unreadable_auth_token".to_owned());
                     }
                 }

@@ -21,6 +21,7 @@ use dcwatch_proto::v1::Activity;
 use self::{
     ldap::Cldap,
     session::{Kind, Session},
+    stream::Sink,
 };
 use crate::{
     activity::Seen,
@@ -52,10 +53,16 @@ pub struct DissectCounters {
     pub unfinished_pdus: u64,
     /// Datagrams on a watched port that no parser took (kpasswd, NTP, ...).
     pub unparsed_datagrams: u64,
+    /// Authentication tokens (SPNEGO, Kerberos, NTLM) a carrier handed over that did not parse.
+    pub unreadable_tokens: u64,
+    /// Answers to requests the sensor never saw (or gave up waiting for).
+    pub orphan_responses: u64,
+    /// Requests reported without waiting for their answer, for lack of room.
+    pub requests_not_awaited: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 10] {
+    pub fn pairs(&self) -> [(&'static str, u64); 13] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -67,6 +74,9 @@ impl DissectCounters {
             ("pdu_budget_drops", self.pdu_budget_drops),
             ("unfinished_pdus", self.unfinished_pdus),
             ("unparsed_datagrams", self.unparsed_datagrams),
+            ("unreadable_tokens", self.unreadable_tokens),
+            ("orphan_responses", self.orphan_responses),
+            ("requests_not_awaited", self.requests_not_awaited),
         ]
     }
 }
@@ -108,7 +118,7 @@ impl Dissector {
         Self {
             flows: FlowTable::new(limits.flows, budget.clone()),
             fragments: FragmentTable::new(limits.fragments, budget.clone()),
-            cldap: Cldap::default(),
+            cldap: Cldap::new(budget.clone()),
             budget,
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
@@ -218,23 +228,15 @@ impl Dissector {
                     dst: SocketAddr::new(packet.dst, dst_port),
                     tcp: false,
                 };
-                let (kind, to_server) = match (Kind::for_udp(dst_port), Kind::for_udp(src_port)) {
-                    (Some(kind), _) => (kind, true),
-                    (None, Some(kind)) => (kind, false),
-                    (None, None) => {
-                        self.counters.unparsed_datagrams += 1;
-                        return;
-                    }
+                let Some(kind) = Kind::for_udp(dst_port).or_else(|| Kind::for_udp(src_port)) else {
+                    self.counters.unparsed_datagrams += 1;
+                    return;
                 };
-                session::datagram(
-                    kind,
-                    to_server,
-                    payload,
-                    &seen,
-                    &mut self.cldap,
-                    &mut self.counters,
+                let mut sink = Sink {
                     out,
-                );
+                    counters: &mut self.counters,
+                };
+                session::datagram(kind, payload, &seen, &mut self.cldap, &mut sink);
             }
             TransportPacket::Fragment(_) | TransportPacket::Other => {}
         }
@@ -253,6 +255,7 @@ impl Dissector {
         }
         self.next_expiry_ns = time_ns.saturating_add(EXPIRY_INTERVAL_NS);
         self.fragments.expire(time_ns);
+        self.cldap.expire(time_ns, out);
         let mut handler = Handler {
             time_ns,
             budget: &self.budget,

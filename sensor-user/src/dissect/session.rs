@@ -9,7 +9,7 @@ use super::{
     http::HttpSession,
     kerberos::KerberosStream,
     ldap::{Cldap, LdapSession},
-    stream::{Feed, Malformed, PduStream, StreamProtocol},
+    stream::{Feed, Malformed, PduStream, Sink, StreamProtocol},
 };
 use crate::{
     activity::Seen,
@@ -51,27 +51,19 @@ impl Kind {
 }
 
 /// A datagram on a watched UDP port: one message, one parse.
-pub fn datagram(
-    kind: Kind,
-    to_server: bool,
-    payload: &[u8],
-    seen: &Seen,
-    cldap: &mut Cldap,
-    counters: &mut DissectCounters,
-    out: &mut Vec<Activity>,
-) {
+pub fn datagram(kind: Kind, payload: &[u8], seen: &Seen, cldap: &mut Cldap, sink: &mut Sink<'_>) {
     let parsed = match kind {
-        Kind::Kerberos => super::kerberos::message(payload, seen, out),
-        Kind::Ldap => cldap.datagram(payload, to_server, seen, out),
-        Kind::Dns => super::dns::message(payload, seen, out),
+        Kind::Kerberos => super::kerberos::message(payload, seen, sink.out),
+        Kind::Ldap => cldap.datagram(payload, seen, sink),
+        Kind::Dns => super::dns::message(payload, seen, sink),
         Kind::Http => {
-            counters.unparsed_datagrams += 1;
+            sink.counters.unparsed_datagrams += 1;
             return;
         }
     };
-    counters.pdus += 1;
+    sink.counters.pdus += 1;
     if parsed.is_err() {
-        counters.parse_errors += 1;
+        sink.counters.parse_errors += 1;
     }
 }
 
@@ -108,13 +100,31 @@ impl StreamProtocol for Protocol {
         pdu: &[u8],
         truncated: bool,
         seen: &Seen,
-        out: &mut Vec<Activity>,
+        sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
         match self {
-            Self::Kerberos(protocol) => protocol.pdu(direction, pdu, truncated, seen, out),
-            Self::Ldap(protocol) => protocol.pdu(direction, pdu, truncated, seen, out),
-            Self::Dns(protocol) => protocol.pdu(direction, pdu, truncated, seen, out),
-            Self::Http(protocol) => protocol.pdu(direction, pdu, truncated, seen, out),
+            Self::Kerberos(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
+            Self::Ldap(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
+            Self::Dns(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
+            Self::Http(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
+        }
+    }
+
+    fn skip_after(&mut self, direction: Direction) -> u64 {
+        match self {
+            Self::Kerberos(protocol) => protocol.skip_after(direction),
+            Self::Ldap(protocol) => protocol.skip_after(direction),
+            Self::Dns(protocol) => protocol.skip_after(direction),
+            Self::Http(protocol) => protocol.skip_after(direction),
+        }
+    }
+
+    fn is_done(&self, direction: Direction) -> bool {
+        match self {
+            Self::Kerberos(protocol) => protocol.is_done(direction),
+            Self::Ldap(protocol) => protocol.is_done(direction),
+            Self::Dns(protocol) => protocol.is_done(direction),
+            Self::Http(protocol) => protocol.is_done(direction),
         }
     }
 
@@ -140,9 +150,9 @@ impl Session {
     pub fn new(kind: Kind, budget: MemoryBudget) -> Self {
         let protocol = match kind {
             Kind::Kerberos => Protocol::Kerberos(KerberosStream),
-            Kind::Ldap => Protocol::Ldap(Box::default()),
+            Kind::Ldap => Protocol::Ldap(Box::new(LdapSession::new(budget.clone()))),
             Kind::Dns => Protocol::Dns(DnsStream),
-            Kind::Http => Protocol::Http(HttpSession::default()),
+            Kind::Http => Protocol::Http(HttpSession::new(budget.clone())),
         };
         Self {
             protocol,
@@ -174,9 +184,8 @@ impl Session {
             protocol: &mut self.protocol,
             direction,
             seen: &seen,
-            out,
+            sink: Sink { out, counters },
             budget,
-            counters,
         };
         match event {
             StreamEvent::Data(bytes) => stream.data(bytes, &mut feed),
