@@ -378,4 +378,225 @@ mod tests {
             Some(17)
         );
     }
+
+    /// The NTLM messages of arkime's ntlm_synthetic.pcap HTTP exchange
+    /// (parsers/tests/fixtures/ntlm/synthetic_http_*.hex), base64 as in the headers.
+    fn token(name: &str) -> String {
+        use base64::Engine as _;
+        let path = format!(
+            "{}/../parsers/tests/fixtures/ntlm/synthetic_http_{name}.hex",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let hex = std::fs::read_to_string(path).expect("fixture");
+        let bytes: Vec<u8> = (0..hex.trim().len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&hex.trim()[at..at + 2], 16).expect("hex"))
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    use crate::dissect::{
+        DissectCounters,
+        stream::{Feed, PduStream},
+    };
+
+    struct Connection {
+        http: HttpSession,
+        to_server: PduStream,
+        to_client: PduStream,
+        budget: MemoryBudget,
+        counters: DissectCounters,
+        out: Vec<Activity>,
+    }
+
+    impl Connection {
+        fn new() -> Self {
+            let budget = MemoryBudget::new(1 << 20);
+            Self {
+                http: HttpSession::new(budget.clone()),
+                to_server: PduStream::new(budget.clone()),
+                to_client: PduStream::new(budget.clone()),
+                budget,
+                counters: DissectCounters::default(),
+                out: Vec::new(),
+            }
+        }
+
+        fn send(&mut self, direction: Direction, bytes: &[u8]) {
+            let (client, server) = ("10.0.0.5:50000", "10.0.0.1:5985");
+            let (src, dst) = match direction {
+                Direction::ToServer => (client, server),
+                Direction::ToClient => (server, client),
+            };
+            let seen = Seen {
+                time_ns: 0,
+                src: src.parse().expect("address"),
+                dst: dst.parse().expect("address"),
+                tcp: true,
+            };
+            let mut feed = Feed {
+                protocol: &mut self.http,
+                direction,
+                seen: &seen,
+                sink: Sink {
+                    out: &mut self.out,
+                    counters: &mut self.counters,
+                },
+                budget: &self.budget,
+            };
+            let stream = match direction {
+                Direction::ToServer => &mut self.to_server,
+                Direction::ToClient => &mut self.to_client,
+            };
+            stream.data(bytes, &mut feed);
+        }
+
+        /// (type, outcome status) of each activity so far.
+        fn outcomes(&self) -> Vec<(String, i32)> {
+            self.out
+                .iter()
+                .map(|activity| {
+                    let kind = match &activity.body {
+                        Some(dcwatch_proto::v1::activity::Body::Ntlm(ntlm)) => {
+                            ntlm.r#type().as_str_name().to_owned()
+                        }
+                        other => format!("{other:?}"),
+                    };
+                    (
+                        kind,
+                        activity
+                            .outcome
+                            .as_ref()
+                            .map_or(0, |outcome| outcome.status),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    const UNSPECIFIED: i32 = Status::Unspecified as i32;
+    const SUCCESS: i32 = Status::Success as i32;
+    const FAILURE: i32 = Status::Failure as i32;
+
+    #[test]
+    fn an_ntlm_exchange_takes_its_outcomes_from_the_responses() {
+        let mut connection = Connection::new();
+        let body = vec![b'x'; 100_000];
+        connection.send(
+            Direction::ToServer,
+            format!(
+                "POST /wsman HTTP/1.1\r\nAuthorization: NTLM {}\r\nContent-Length: {}\r\n\r\n",
+                token("negotiate"),
+                body.len()
+            )
+            .as_bytes(),
+        );
+        // A large body, in segments: passed over, never buffered.
+        for chunk in body.chunks(1460) {
+            connection.send(Direction::ToServer, chunk);
+        }
+        connection.send(
+            Direction::ToClient,
+            format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM {}\r\nContent-Length: 0\r\n\r\n",
+                token("challenge")
+            )
+            .as_bytes(),
+        );
+        let authorization = format!(
+            "GET /wsman HTTP/1.1\r\nAuthorization: NTLM {}\r\n\r\n",
+            token("v1_authenticate")
+        );
+        // The second request's head in two-byte segments: searched once, found once.
+        for pair in authorization.as_bytes().chunks(2) {
+            connection.send(Direction::ToServer, pair);
+        }
+        connection.send(
+            Direction::ToClient,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        );
+        connection.send(
+            Direction::ToServer,
+            format!(
+                "GET /again HTTP/1.1\r\nAuthorization: NTLM {}\r\n\r\n",
+                token("v1_authenticate")
+            )
+            .as_bytes(),
+        );
+        connection.send(
+            Direction::ToClient,
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(
+            connection.outcomes(),
+            [
+                ("NEGOTIATE".to_owned(), UNSPECIFIED),
+                ("CHALLENGE".to_owned(), 0),
+                ("AUTHENTICATE".to_owned(), SUCCESS),
+                ("AUTHENTICATE".to_owned(), FAILURE),
+            ]
+        );
+        assert_eq!(connection.counters.parse_errors, 0);
+        assert!(
+            connection.budget.peak() < 64 * 1024,
+            "bodies are not buffered"
+        );
+    }
+
+    #[test]
+    fn a_client_cannot_answer_its_own_authentication() {
+        let mut connection = Connection::new();
+        connection.send(
+            Direction::ToServer,
+            format!(
+                "GET / HTTP/1.1\r\nAuthorization: NTLM {}\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                token("v1_authenticate")
+            )
+            .as_bytes(),
+        );
+        connection.send(
+            Direction::ToClient,
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(
+            connection.outcomes(),
+            [("AUTHENTICATE".to_owned(), FAILURE)]
+        );
+        assert_eq!(
+            connection.counters.parse_errors, 1,
+            "the forged status line"
+        );
+    }
+
+    #[test]
+    fn a_response_without_length_runs_to_the_end_and_a_gap_unpairs_requests() {
+        let mut connection = Connection::new();
+        let request = format!(
+            "GET / HTTP/1.1\r\nAuthorization: NTLM {}\r\n\r\n",
+            token("v1_authenticate")
+        );
+        connection.send(Direction::ToServer, request.as_bytes());
+        connection.send(
+            Direction::ToClient,
+            b"HTTP/1.0 200 OK\r\n\r\nHTTP/1.1 401 x\r\n\r\n",
+        );
+        assert_eq!(
+            connection.outcomes(),
+            [("AUTHENTICATE".to_owned(), SUCCESS)]
+        );
+        assert_eq!(
+            connection.counters.pdus, 2,
+            "the body's look-alike is not a response"
+        );
+
+        let mut connection = Connection::new();
+        connection.send(Direction::ToServer, request.as_bytes());
+        connection.http.gap(Direction::ToClient);
+        connection.send(
+            Direction::ToClient,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(connection.outcomes(), [("AUTHENTICATE".to_owned(), 0)]);
+        assert_eq!(connection.counters.orphan_responses, 1);
+    }
 }
