@@ -59,10 +59,13 @@ pub struct DissectCounters {
     pub orphan_responses: u64,
     /// Requests reported without waiting for their answer, for lack of room.
     pub requests_not_awaited: u64,
+    /// Stream bytes passed over without parsing: while hunting for a PDU start, and the parts
+    /// of oversized PDUs and HTTP bodies.
+    pub skipped_bytes: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 13] {
+    pub fn pairs(&self) -> [(&'static str, u64); 14] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -77,6 +80,7 @@ impl DissectCounters {
             ("unreadable_tokens", self.unreadable_tokens),
             ("orphan_responses", self.orphan_responses),
             ("requests_not_awaited", self.requests_not_awaited),
+            ("skipped_bytes", self.skipped_bytes),
         ]
     }
 }

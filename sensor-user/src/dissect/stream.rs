@@ -221,6 +221,7 @@ impl PduStream {
                 State::Off => return bytes.len(),
                 State::Skipping(left) => {
                     let step = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
+                    feed.sink.counters.skipped_bytes += step as u64;
                     at += step;
                     let left = left - step as u64;
                     self.state = if left == 0 {
@@ -231,12 +232,19 @@ impl PduStream {
                 }
                 State::Hunting => match hunt(feed, rest) {
                     Hunt::Found(offset) => {
+                        feed.sink.counters.skipped_bytes += offset as u64;
                         at += offset;
                         feed.sink.counters.resyncs += 1;
                         self.state = State::Synced;
                     }
-                    Hunt::NeedMore(offset) => return at + offset,
-                    Hunt::NotFound => return bytes.len(),
+                    Hunt::NeedMore(offset) => {
+                        feed.sink.counters.skipped_bytes += offset as u64;
+                        return at + offset;
+                    }
+                    Hunt::NotFound => {
+                        feed.sink.counters.skipped_bytes += rest.len() as u64;
+                        return bytes.len();
+                    }
                 },
                 State::Start | State::Synced => match feed.protocol.frame(feed.direction, rest) {
                     Framing::Pdu(len) if len > 0 && len <= MAX_PDU_LEN && len <= rest.len() => {
