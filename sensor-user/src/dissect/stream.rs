@@ -96,6 +96,9 @@ pub struct PduStream {
     /// The length of the PDU `pending` starts, once its header said so: until that many bytes
     /// are in, new data is only appended, not framed again.
     awaiting: Option<usize>,
+    /// Hunting found a start and no PDU has parsed since: a start found by chance must not make
+    /// the stream skip the megabytes its "length" announces.
+    unconfirmed: bool,
     budget: MemoryBudget,
 }
 
@@ -106,6 +109,7 @@ impl PduStream {
             pending: Vec::new(),
             reserved: 0,
             awaiting: None,
+            unconfirmed: false,
             budget,
         }
     }
@@ -233,6 +237,7 @@ impl PduStream {
                 State::Hunting => match hunt(feed, rest) {
                     Hunt::Found(offset) => {
                         feed.sink.counters.skipped_bytes += offset as u64;
+                        self.unconfirmed = true;
                         at += offset;
                         feed.sink.counters.resyncs += 1;
                         self.state = State::Synced;
@@ -248,7 +253,8 @@ impl PduStream {
                 },
                 State::Start | State::Synced => match feed.protocol.frame(feed.direction, rest) {
                     Framing::Pdu(len) if len > 0 && len <= MAX_PDU_LEN && len <= rest.len() => {
-                        hand_over(feed, &rest[..len], false);
+                        let parsed = hand_over(feed, &rest[..len], false);
+                        self.unconfirmed &= !parsed;
                         at += len;
                         self.state = skip_after(feed, 0);
                     }
@@ -258,9 +264,14 @@ impl PduStream {
                             return at;
                         }
                         feed.sink.counters.oversized_pdus += 1;
-                        hand_over(feed, &rest[..MAX_PDU_LEN], true);
+                        let parsed = hand_over(feed, &rest[..MAX_PDU_LEN], true);
                         at += MAX_PDU_LEN;
-                        self.state = skip_after(feed, (len - MAX_PDU_LEN) as u64);
+                        self.state = if self.unconfirmed && !parsed {
+                            State::Hunting
+                        } else {
+                            skip_after(feed, (len - MAX_PDU_LEN) as u64)
+                        };
+                        self.unconfirmed &= !parsed;
                     }
                     Framing::Pdu(len) if len > 0 => {
                         self.awaiting = Some(len);
@@ -291,16 +302,17 @@ impl Drop for PduStream {
     }
 }
 
-/// Hands a PDU to the protocol, counting it, and its rejection.
-fn hand_over<P: StreamProtocol>(feed: &mut Feed<'_, P>, pdu: &[u8], truncated: bool) {
+/// Hands a PDU to the protocol, counting it, and its rejection; whether it parsed.
+fn hand_over<P: StreamProtocol>(feed: &mut Feed<'_, P>, pdu: &[u8], truncated: bool) -> bool {
     feed.sink.counters.pdus += 1;
-    if feed
+    let parsed = feed
         .protocol
         .pdu(feed.direction, pdu, truncated, feed.seen, &mut feed.sink)
-        .is_err()
-    {
+        .is_ok();
+    if !parsed {
         feed.sink.counters.parse_errors += 1;
     }
+    parsed
 }
 
 /// Where the stream stands after a PDU: synced, or passing over what is left of it (`unread`)
@@ -570,5 +582,23 @@ mod tests {
         assert!(budget.in_use() >= 7, "charged by capacity");
         drop(harness);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn a_start_found_by_chance_does_not_skip_what_its_length_announces() {
+        let mut harness = Harness::new(1 << 20);
+        harness.feed(&pdu(b"first"));
+        harness.gap();
+        // Junk that looks like a start announcing 16 MiB, whose payload does not parse (FF),
+        // then real PDUs.
+        let mut junk = vec![MAGIC, 0, 0, 0xff, 0xff];
+        junk.extend(vec![0xff; MAX_PDU_LEN]);
+        harness.feed(&junk);
+        harness.feed(&pdu(b"second"));
+        assert_eq!(
+            harness.payloads().last().map(Vec::as_slice),
+            Some(b"second".as_slice())
+        );
+        assert_eq!(harness.counters.parse_errors, 1);
     }
 }
