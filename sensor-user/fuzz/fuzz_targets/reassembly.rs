@@ -125,7 +125,7 @@ fuzz_target!(|data: &[u8]| {
                 let seq_delta = i16::from_le_bytes([next(), next()]);
                 let ack_delta = i16::from_le_bytes([next(), next()]);
                 let (len, conflict) = (usize::from(next()) % (MAX_PAYLOAD + 1), next());
-                let flow = usize::from(which) % FLOWS;
+                let flow = usize::from(which & 0x7f) % FLOWS;
                 let to_server = which & 0x80 == 0;
                 let (src, dst, own, peer) = if to_server {
                     (clients[flow], server, 0, 1)
