@@ -329,9 +329,12 @@ fn replayed_captures_give_the_activities_tshark_finds() {
     );
     let mut failures = Vec::new();
     let mut total = 0;
+    let workdir = tempfile::tempdir().expect("temporary directory");
     for (capture, expected_file) in captures {
+        let stats_path = workdir.path().join("stats.json");
         let output = Command::new(SENSOR)
-            .args(["replay", "--output", "json"])
+            .args(["replay", "--output", "json", "--stats-file"])
+            .arg(&stats_path)
             .arg(testdata().join(&capture))
             .output()
             .expect("run the sensor");
@@ -345,6 +348,20 @@ fn replayed_captures_give_the_activities_tshark_finds() {
             .lines()
             .map(|line| serde_json::from_str(line).expect("a JSON line"))
             .collect();
+        // Legitimate traffic: every message parses, every carried token reads.
+        let stats: Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats_path).expect("stats"))
+                .expect("JSON");
+        for counter in [
+            "parse_errors",
+            "unreadable_tokens",
+            "desyncs",
+            "not_protocol_streams",
+        ] {
+            if stats[counter] != 0 {
+                failures.push(format!("{capture}: {counter} = {}", stats[counter]));
+            }
+        }
         if let Some(disorder) = out_of_order(&activities) {
             failures.push(format!(
                 "{capture}: activities out of order in a flow: {disorder}"

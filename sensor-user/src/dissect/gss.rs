@@ -10,10 +10,21 @@ use crate::activity::Seen;
 /// The signature every NTLMSSP message starts with (MS-NLMP 2.2.1).
 const NTLMSSP_SIGNATURE: &[u8] = b"NTLMSSP\0";
 
+/// The TOK_IDs of Kerberos per-message tokens (RFC 4121 4.2.6): MIC and Wrap. The last leg of a
+/// SASL GSSAPI bind (RFC 4752 3.1) carries one each way, to agree on a security layer.
+const PER_MESSAGE_TOKEN_IDS: [[u8; 2]; 2] = [[0x04, 0x04], [0x05, 0x04]];
+
 /// Appends the activities of a token to `out`; `false` when the token could not be read.
 pub fn token(bytes: &[u8], seen: &Seen, carrier: Carrier, out: &mut Vec<Activity>) -> bool {
     if bytes.starts_with(NTLMSSP_SIGNATURE) {
         return ntlm_token(bytes, seen, carrier, out);
+    }
+    if PER_MESSAGE_TOKEN_IDS
+        .iter()
+        .any(|token_id| bytes.starts_with(token_id))
+    {
+        // Protected by the session key: nothing to read, nothing wrong.
+        return true;
     }
     match gssapi::parse(bytes) {
         Ok(token) => walk(&token, seen, carrier, out),

@@ -258,7 +258,8 @@ impl LdapSession {
             sicily_challenge,
         } = &message.op
         {
-            for token in [server_sasl_creds, sicily_challenge].into_iter().flatten() {
+            let tokens = [server_sasl_creds, sicily_challenge].into_iter().flatten();
+            for token in tokens.filter(|token| !token.is_empty()) {
                 if !gss::token(token, seen, Carrier::Ldap, &mut server_tokens) {
                     sink.counters.unreadable_tokens += 1;
                 }
@@ -537,7 +538,7 @@ fn request_activity(
                 } => {
                     body.auth_method = AuthMethod::Sasl.into();
                     body.sasl_mechanism = mechanism.to_string();
-                    if let Some(token) = credentials
+                    if let Some(token) = credentials.filter(|token| !token.is_empty())
                         && carries_gss_token(mechanism.as_bytes())
                         && !gss::token(token, seen, carrier, sink.out)
                     {
