@@ -80,6 +80,35 @@ fn hostile_capture(path: &Path) {
     let mut huge = vec![0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02, 0x01, 0x05, 0x63];
     huge.extend_from_slice(&[0; 10]);
     push(tcp(40_002, 389, 5001, TCP_ACK | TCP_PSH, &huge));
+    // Not LDAP on the LDAP port, both ways: given up, then no longer reassembled.
+    push(tcp(40_004, 389, 7000, TCP_SYN, &[]));
+    push(tcp(
+        40_004,
+        389,
+        7001,
+        TCP_ACK | TCP_PSH,
+        b"GET / HTTP/1.1\r\n\r\n",
+    ));
+    let handshake = frames::tcp_segment(389, 40_004, 2999, 7001, TCP_SYN | TCP_ACK, &[]);
+    push(frames::ethernet(
+        &[],
+        ETHERTYPE_IPV4,
+        &Ipv4::new(DC_V4, CLIENT_V4, PROTO_TCP).packet(&handshake),
+    ));
+    let reply = frames::tcp_segment(
+        389,
+        40_004,
+        3000,
+        7019,
+        TCP_ACK | TCP_PSH,
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    );
+    push(frames::ethernet(
+        &[],
+        ETHERTYPE_IPV4,
+        &Ipv4::new(DC_V4, CLIENT_V4, PROTO_TCP).packet(&reply),
+    ));
+    push(tcp(40_004, 389, 7019, TCP_ACK | TCP_PSH, &[0x30; 100]));
     // DNS: a name that points at itself, and a two-pointer cycle.
     push(dns_query(&[0xc0, 0x0c]));
     push(dns_query(&[0xc0, 0x0e, 0xc0, 0x0c]));
@@ -168,6 +197,8 @@ fn hostile_traffic_is_counted_and_memory_stays_under_the_budget() {
         "{stats}"
     );
     assert!(counter("parse_errors") >= 2, "the two DNS loops: {stats}");
+    assert!(counter("not_protocol_streams") >= 2, "{stats}");
+    assert_eq!(counter("flow_flows_unfollowed"), 1, "{stats}");
     assert!(
         counter("unfinished_pdus") >= 1,
         "the 2 GiB LDAP message: {stats}"

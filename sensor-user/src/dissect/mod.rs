@@ -317,6 +317,10 @@ impl FlowHandler for Handler<'_> {
         );
     }
 
+    fn follows(&self, session: &Session) -> bool {
+        session.follows()
+    }
+
     fn close(&mut self, session: Session, _key: &FlowKey, _reason: CloseReason) {
         session.close(self.counters, self.out);
     }

@@ -194,6 +194,12 @@ impl Session {
         }
     }
 
+    /// Whether either direction is still being parsed: a flow that is not its port's protocol,
+    /// or has turned to TLS both ways, need not be reassembled any more.
+    pub fn follows(&self) -> bool {
+        !(self.to_server.is_off() && self.to_client.is_off())
+    }
+
     /// The flow is gone: requests still waiting for an answer are reported without one, and
     /// PDUs cut short by the end are counted.
     pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {

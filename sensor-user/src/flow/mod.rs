@@ -177,6 +177,10 @@ pub enum CloseReason {
     Reused,
     /// [`FlowTable::drain`]: end of input.
     EndOfInput,
+    /// The handler no longer wants the flow's data ([`FlowHandler::follows`]): its state is
+    /// handed back and what it held is dropped; the flow stays in the table, not followed, so
+    /// its remaining segments cost a lookup and nothing else.
+    Unfollowed,
 }
 
 /// The caller's side of a [`FlowTable`]: creates per-flow state, consumes stream events, takes
@@ -200,6 +204,12 @@ pub trait FlowHandler {
 
     /// The flow is over: all its events have been delivered.
     fn close(&mut self, state: Self::State, key: &FlowKey, reason: CloseReason);
+
+    /// Whether the flow's data is still wanted, asked after each segment: `false` stops the
+    /// reassembly of a flow the caller has given up on (not its protocol, encrypted from here).
+    fn follows(&self, _state: &Self::State) -> bool {
+        true
+    }
 }
 
 /// Limits of a [`FlowTable`].
@@ -267,6 +277,8 @@ pub struct FlowCounters {
     pub flows_reused: u64,
     /// Flows ended by [`FlowTable::drain`].
     pub flows_drained: u64,
+    /// Flows whose data the handler stopped wanting (still in the table, not reassembled).
+    pub flows_unfollowed: u64,
     /// Directions whose first segment was not a SYN (nor answered by a SYN+ACK that gave its
     /// initial sequence number): they start with `Gap { bytes: 0 }`.
     pub midstream_pickups: u64,
@@ -317,6 +329,7 @@ impl FlowCounters {
             ("flows_evicted", self.flows_evicted),
             ("flows_reused", self.flows_reused),
             ("flows_drained", self.flows_drained),
+            ("flows_unfollowed", self.flows_unfollowed),
             ("midstream_pickups", self.midstream_pickups),
             ("segments", self.segments),
             ("unmatched_segments", self.unmatched_segments),

@@ -177,10 +177,38 @@ impl<S> FlowTable<S> {
             None => self.create(ends, orient(segment, server_hint), handler),
         };
         self.touch(slot, now_ns);
-        let outcome = self.reassemble(slot, segment, handler);
-        if let Outcome::Close(reason) = outcome {
-            self.finish(slot, reason, handler);
+        match self.reassemble(slot, segment, handler) {
+            Outcome::Close(reason) => self.finish(slot, reason, handler),
+            Outcome::Continue => self.unfollow_if_unwanted(slot, handler),
         }
+    }
+
+    /// Stops following the flow in `slot` when the handler no longer wants its data.
+    fn unfollow_if_unwanted<H: FlowHandler<State = S>>(&mut self, slot: usize, handler: &mut H) {
+        let Some(flow) = self.slots.get_mut(slot).and_then(|slot| slot.flow.as_mut()) else {
+            return;
+        };
+        if flow
+            .state
+            .as_ref()
+            .is_none_or(|state| handler.follows(state))
+        {
+            return;
+        }
+        let Some(state) = flow.state.take() else {
+            return;
+        };
+        let mut ctx = Ctx {
+            limits: &self.limits,
+            budget: &self.budget,
+            counters: &mut self.counters,
+            held_total: &mut self.held_total,
+        };
+        for half in &mut flow.halves {
+            half.discard(&mut ctx);
+        }
+        self.counters.flows_unfollowed += 1;
+        handler.close(state, &flow.key, CloseReason::Unfollowed);
     }
 
     /// Closes the flows idle for longer than [`FlowLimits::idle_timeout_ns`]: flushes what they
@@ -416,6 +444,9 @@ impl<S> FlowTable<S> {
             CloseReason::Evicted => &mut self.counters.flows_evicted,
             CloseReason::Reused => &mut self.counters.flows_reused,
             CloseReason::EndOfInput => &mut self.counters.flows_drained,
+            // Never passed here: a flow no longer followed stays in the table (see
+            // `unfollow_if_unwanted`) and later ends by one of the reasons above.
+            CloseReason::Unfollowed => &mut self.counters.flows_unfollowed,
         };
         *counter += 1;
         let Some(mut state) = flow.state.take() else {
@@ -496,6 +527,8 @@ mod tests {
     #[derive(Debug, Default)]
     struct Recorder {
         not_interested: bool,
+        /// Stop following a flow once it has had this many events.
+        unfollow_after: Option<u32>,
         opened: Vec<FlowKey>,
         closed: Vec<(FlowKey, CloseReason)>,
         events: Vec<(FlowKey, Direction, Ev)>,
@@ -532,6 +565,10 @@ mod tests {
 
         fn close(&mut self, _: u32, key: &FlowKey, reason: CloseReason) {
             self.closed.push((*key, reason));
+        }
+
+        fn follows(&self, events: &u32) -> bool {
+            self.unfollow_after.is_none_or(|limit| *events < limit)
         }
     }
 
@@ -1050,6 +1087,35 @@ mod tests {
         );
         assert_eq!(t.budget().in_use(), 0);
         check_invariants(&t);
+    }
+
+    #[test]
+    fn a_flow_given_up_by_its_handler_is_no_longer_reassembled() {
+        let budget = MemoryBudget::new(DEFAULT_BUDGET);
+        let mut t = FlowTable::new(FlowLimits::default(), budget.clone());
+        let mut r = Recorder {
+            unfollow_after: Some(1),
+            ..Recorder::default()
+        };
+        t.segment(0, &seg(CLIENT, SERVER, 100, 0, SYN, b""), None, &mut r);
+        // Held beyond a hole, then the hole filled: one data event, and the flow is given up.
+        t.segment(0, &seg(CLIENT, SERVER, 105, 0, ACK, b"later"), None, &mut r);
+        assert!(budget.in_use() > 0);
+        t.segment(0, &seg(CLIENT, SERVER, 101, 0, ACK, b"abc"), None, &mut r);
+        assert_eq!(r.closed, vec![(KEY, CloseReason::Unfollowed)]);
+        assert_eq!(budget.in_use(), 0, "what it held is dropped");
+        t.segment(0, &seg(CLIENT, SERVER, 110, 0, ACK, b"more"), None, &mut r);
+        assert_eq!(r.events.len(), 1, "nothing delivered after");
+        let c = t.counters();
+        assert_eq!(c.flows_unfollowed, 1);
+        assert_eq!(c.not_interested_segments, 1);
+        assert_eq!(
+            c.payload_bytes,
+            c.bytes_delivered + c.dropped_bytes + c.buffered_bytes
+        );
+        assert_eq!(t.len(), 1, "still in the table until it ends");
+        t.drain(&mut r);
+        assert_eq!(r.closed.len(), 1, "a state is handed back once");
     }
 
     #[test]
