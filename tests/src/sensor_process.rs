@@ -4,7 +4,7 @@ use std::{
     ffi::OsStr,
     io::{self, BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, ExitStatus, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc,
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -44,9 +44,15 @@ impl SensorProcess {
         args: &[impl AsRef<OsStr>],
         interfaces: usize,
     ) -> io::Result<Self> {
-        let mut child = namespace
-            .command(&binary.to_string_lossy())
-            .args(args)
+        let mut command = namespace.command(&binary.to_string_lossy());
+        command.args(args);
+        Self::spawn(command, interfaces)
+    }
+
+    /// Starts `command` (a sensor, wrapped as the caller needs: in a namespace made elsewhere,
+    /// say) and waits until it has attached to `interfaces` interfaces.
+    pub fn spawn(mut command: Command, interfaces: usize) -> io::Result<Self> {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
