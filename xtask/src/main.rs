@@ -7,6 +7,7 @@
 
 mod bench;
 mod demo;
+mod lab;
 mod setup;
 mod shell;
 mod test;
@@ -39,6 +40,13 @@ enum Task {
     },
     /// Set up, build, then run the benchmarks and print their figures.
     Bench,
+    /// The Samba Active Directory lab (tests/lab/lab.sh, as root): a domain controller, a client
+    /// with attack tools and a mirror port for the sensor, in network namespaces. `cargo xtask lab
+    /// up`, then `lab scenario all` (or `lab scenario --capture DIR kerberoast`), then `lab down`.
+    Lab {
+        #[command(subcommand)]
+        task: lab::LabTask,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +55,6 @@ fn main() -> anyhow::Result<()> {
         Task::Test => test::run(),
         Task::Demo { rounds } => demo::run(rounds),
         Task::Bench => bench::run(),
+        Task::Lab { task } => lab::run(task),
     }
 }

