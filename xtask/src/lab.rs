@@ -89,3 +89,16 @@ pub fn run(task: LabTask) -> anyhow::Result<()> {
     };
     shell::run(&mut script)
 }
+
+/// The names of the lab's scenarios, in the order `scenario all` plays them.
+pub fn scenario_names() -> anyhow::Result<Vec<String>> {
+    let listing = shell::output(
+        Command::new(shell::workspace_root().join("tests/lab/lab.sh")).args(["scenario", "list"]),
+    )
+    .context("listing the lab's scenarios")?;
+    Ok(listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect())
+}

@@ -7,6 +7,7 @@
 
 mod bench;
 mod demo;
+mod e2e;
 mod lab;
 mod setup;
 mod shell;
@@ -40,6 +41,16 @@ enum Task {
     },
     /// Set up, build, then run the benchmarks and print their figures.
     Bench,
+    /// Set up, build, bring up the lab, and play each scenario with the sensor on the lab's
+    /// mirror port: checks the activities each scenario must produce and that no frame was lost,
+    /// then takes the lab down.
+    E2e {
+        /// Scenarios to play (default: all of them).
+        scenarios: Vec<String>,
+        /// Leave the lab running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
     /// The Samba Active Directory lab (tests/lab/lab.sh, as root): a domain controller, a client
     /// with attack tools and a mirror port for the sensor, in network namespaces. `cargo xtask lab
     /// up`, then `lab scenario all` (or `lab scenario --capture DIR kerberoast`), then `lab down`.
@@ -55,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test => test::run(),
         Task::Demo { rounds } => demo::run(rounds),
         Task::Bench => bench::run(),
+        Task::E2e { scenarios, keep } => e2e::run(&scenarios, keep),
         Task::Lab { task } => lab::run(task),
     }
 }
