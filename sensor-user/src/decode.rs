@@ -204,26 +204,18 @@ pub fn packet(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
             )
         }
         Some(LaxNetSlice::Ipv6(ipv6)) => {
-            let fragment =
-                ipv6.extensions()
-                    .clone()
-                    .into_iter()
-                    .find_map(|extension| match extension {
-                        Ipv6ExtensionSlice::Fragment(header) if header.is_fragmenting_payload() => {
-                            Some(Fragment {
-                                id: header.identification(),
-                                offset: usize::from(header.fragment_offset().value()) * 8,
-                                more: header.more_fragments(),
-                            })
-                        }
-                        _ => None,
-                    });
-            (
-                IpAddr::V6(ipv6.header().source_addr()),
-                IpAddr::V6(ipv6.header().destination_addr()),
-                ipv6.payload(),
-                fragment,
-            )
+            let source = IpAddr::V6(ipv6.header().source_addr());
+            let destination = IpAddr::V6(ipv6.header().destination_addr());
+            if let Some((fragment, ip_number, bytes)) = ipv6_fragment(frame, ipv6) {
+                return Ok(Packet {
+                    src: source,
+                    dst: destination,
+                    ip_number,
+                    fragment: Some(fragment),
+                    transport: TransportPacket::Fragment(bytes),
+                });
+            }
+            (source, destination, ipv6.payload(), None)
         }
         Some(LaxNetSlice::Arp(_)) | None => return Err(DecodeError::NotIp),
     };
@@ -249,8 +241,63 @@ pub fn packet(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
     })
 }
 
+/// IPv6 extension headers that may follow a Fragment header inside the fragmentable part
+/// (RFC 8200 4.1): hop-by-hop, routing, destination options. Each is `next header, length in
+/// 8-byte units beyond the first 8, ...`.
+const IPV6_FRAGMENTABLE_EXTENSIONS: [u8; 3] = [0, 43, 60];
+
+/// Extension headers skipped in a reassembled datagram before its transport: as many as the
+/// capture program parses.
+const MAX_IPV6_EXTENSIONS: usize = 6;
+
+/// A fragment of an IPv6 datagram: where it belongs, what its Fragment header says follows, and
+/// its bytes, which start right after that header. Read from the frame rather than from the
+/// parsed extension chain: in a fragment, what follows the Fragment header is datagram data
+/// (or, in the first one, headers of the fragmentable part), not headers of this packet.
+fn ipv6_fragment<'a>(
+    frame: &'a [u8],
+    ipv6: &etherparse::LaxIpv6Slice<'a>,
+) -> Option<(Fragment, u8, &'a [u8])> {
+    let header = ipv6
+        .extensions()
+        .clone()
+        .into_iter()
+        .find_map(|extension| match extension {
+            Ipv6ExtensionSlice::Fragment(header) if header.is_fragmenting_payload() => Some(header),
+            _ => None,
+        })?;
+    let fragment = Fragment {
+        id: header.identification(),
+        offset: usize::from(header.fragment_offset().value()) * 8,
+        more: header.more_fragments(),
+    };
+    let payload = ipv6.payload().payload;
+    let start = offset_in(frame, header.slice())? + header.slice().len();
+    let end = offset_in(frame, payload)? + payload.len();
+    Some((fragment, header.next_header().0, frame.get(start..end)?))
+}
+
+/// Where `inner`, a slice of `outer`, starts in it.
+fn offset_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
+    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    (start.checked_add(inner.len())? <= outer.len()).then_some(start)
+}
+
 /// The transport of a datagram put back together from its fragments.
-pub fn transport(ip_number: u8, datagram: &[u8]) -> TransportPacket<'_> {
+pub fn transport(mut ip_number: u8, mut datagram: &[u8]) -> TransportPacket<'_> {
+    for _ in 0..MAX_IPV6_EXTENSIONS {
+        if !IPV6_FRAGMENTABLE_EXTENSIONS.contains(&ip_number) {
+            break;
+        }
+        let (Some(&next), Some(&units)) = (datagram.first(), datagram.get(1)) else {
+            return TransportPacket::Other;
+        };
+        let Some(rest) = datagram.get((usize::from(units) + 1) * 8..) else {
+            return TransportPacket::Other;
+        };
+        ip_number = next;
+        datagram = rest;
+    }
     match etherparse::IpNumber(ip_number) {
         etherparse::IpNumber::TCP => match TcpSlice::from_slice(datagram) {
             Ok(tcp) => TransportPacket::Tcp(tcp_packet(&tcp)),

@@ -68,6 +68,25 @@ fn v6_fragments(datagram: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// IPv6 fragments whose fragmentable part starts with a destination options header (RFC 8200
+/// 4.5: extension headers after the Fragment header travel inside the fragments).
+fn v6_fragments_with_options(datagram: &[u8]) -> Vec<Vec<u8>> {
+    const DESTINATION_OPTIONS: u8 = 60;
+    let fragmentable = frames::ipv6_extension(PROTO_UDP, 0, datagram);
+    let pieces: Vec<&[u8]> = fragmentable.chunks(PIECE).collect();
+    let last = pieces.len() - 1;
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(index, piece)| {
+            let offset = u16::try_from(index * PIECE / 8).expect("small");
+            let fragment = frames::ipv6_fragment(DESTINATION_OPTIONS, offset, index != last, piece);
+            let ip = frames::ipv6(CLIENT_V6, DC_V6, IPV6_FRAGMENT, &fragment);
+            frames::ethernet(&[], ETHERTYPE_IPV6, &ip)
+        })
+        .collect()
+}
+
 fn replay(frames: Vec<Vec<u8>>, workdir: &Path) -> (Vec<Value>, Value) {
     let capture = workdir.join("fragments.pcap");
     let stats = workdir.join("stats.json");
@@ -105,6 +124,10 @@ fn fragmented_kerberos_datagrams_are_parsed_whole() {
     for (family, mut fragments) in [
         ("IPv4", v4_fragments(&datagram)),
         ("IPv6", v6_fragments(&datagram)),
+        (
+            "IPv6 with options after the fragment header",
+            v6_fragments_with_options(&datagram),
+        ),
     ] {
         assert!(
             fragments.len() >= 5,
