@@ -10,7 +10,7 @@
 //! reconnaissance, DNS) are sent over the link the same way, and the sensor prints one JSON line
 //! per activity, then a count of them by protocol and type.
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
 use anyhow::{Context as _, bail};
 use dcwatch_tests::{
@@ -21,7 +21,11 @@ use dcwatch_tests::{
     stats_file, traffic,
 };
 
-use crate::shell;
+use crate::{
+    e2e,
+    lab::{self, LabTask},
+    shell,
+};
 
 /// Lab captures whose activities the demo shows.
 const LAB_CAPTURES: [&str; 5] = [
@@ -32,10 +36,132 @@ const LAB_CAPTURES: [&str; 5] = [
     "dns.pcap",
 ];
 
-pub fn run(rounds: u32) -> anyhow::Result<()> {
+pub fn run(rounds: u32, live_lab: bool) -> anyhow::Result<()> {
     let sensor = shell::build_sensor("demo")?;
+    if live_lab {
+        return watch_the_lab(&sensor);
+    }
     capture_the_mix(&sensor, rounds)?;
     activities_of_the_lab(&sensor)
+}
+
+/// `--lab`: the sensor on the running lab's mirror port while every scenario plays, a summary
+/// of each, then the sensor left watching until Ctrl-C, and the lab taken down.
+fn watch_the_lab(sensor: &Path) -> anyhow::Result<()> {
+    shell::require_root("demo --lab")?;
+    lab::run(LabTask::Up)?;
+    let watched = play_then_watch(sensor);
+    let down = lab::run(LabTask::Down);
+    watched.and(down)
+}
+
+fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
+    for scenario in lab::scenario_names()? {
+        let played = e2e::play(sensor, &scenario)?;
+        println!(
+            "\n== {scenario}: {} activities from {} frames",
+            played.activities.len(),
+            played.frames
+        );
+        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+        for activity in &played.activities {
+            let field = |key: &str| activity[key].as_str().unwrap_or_default().to_owned();
+            *kinds
+                .entry(format!("{} {}", field("protocol"), field("type")))
+                .or_default() += 1;
+        }
+        let kinds: Vec<String> = kinds
+            .iter()
+            .map(|(kind, count)| format!("{kind} x{count}"))
+            .collect();
+        println!("   {}", kinds.join(", "));
+        for activity in played
+            .activities
+            .iter()
+            .filter(|activity| notable(activity))
+            .take(5)
+        {
+            println!("   {}", describe(activity));
+        }
+    }
+    println!(
+        "\nThe lab stays up and the sensor keeps watching its mirror, one activity per line: \
+         play with `cargo xtask lab exec client '...'` in another terminal. Ctrl-C stops the \
+         sensor and takes the lab down."
+    );
+    // Ctrl-C is for the sensor: this process waits for it, then tears the lab down.
+    // SAFETY: SIG_IGN is a valid disposition for SIGINT; no handler of ours is replaced.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let status = Command::new("ip")
+        .args(["netns", "exec", e2e::SENSOR_NAMESPACE])
+        .arg(sensor)
+        .args([
+            "run",
+            "--interface",
+            e2e::MIRROR_INTERFACE,
+            "--mode",
+            "mirror",
+            "--output",
+            "json",
+        ])
+        .status()
+        .context("running the sensor")?;
+    if !status.success() {
+        bail!("the sensor exited with {status}");
+    }
+    Ok(())
+}
+
+/// Activities worth a line of their own in the summary: failures, and the attacks' tell-tales.
+fn notable(activity: &serde_json::Value) -> bool {
+    activity["outcome"]["status"] == "FAILURE"
+        || activity["ticket_etype"] == 23
+        || activity["type"] == "AXFR"
+}
+
+fn describe(activity: &serde_json::Value) -> String {
+    let field = |key: &str| activity[key].as_str().unwrap_or_default();
+    let what = match field("protocol") {
+        "kerberos" => format!(
+            "{}@{} -> {} {}{}",
+            field("client"),
+            field("client_realm"),
+            field("service"),
+            if activity["ticket_etype"] == 23 {
+                "(RC4 ticket) "
+            } else {
+                ""
+            },
+            field("error_name")
+        ),
+        "ldap" => format!(
+            "{} {} {}",
+            field("bind_name"),
+            field("filter"),
+            field("result_name")
+        ),
+        "dns" => format!(
+            "{} {} {}",
+            field("query_name"),
+            field("query_type"),
+            field("rcode_name")
+        ),
+        "ntlm" => format!(
+            "{}\\{} from {}",
+            field("domain"),
+            field("user"),
+            field("workstation")
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{} {} {} -> {}: {}",
+        field("protocol"),
+        field("type"),
+        field("src"),
+        field("dst"),
+        what.trim()
+    )
 }
 
 fn capture_the_mix(sensor: &Path, rounds: u32) -> anyhow::Result<()> {

@@ -20,8 +20,8 @@ use crate::{
 };
 
 /// The namespace and interface of the lab's mirror port (tests/lab/lab.sh).
-const SENSOR_NAMESPACE: &str = "dcwlab-sensor";
-const MIRROR_INTERFACE: &str = "sensor0";
+pub const SENSOR_NAMESPACE: &str = "dcwlab-sensor";
+pub const MIRROR_INTERFACE: &str = "sensor0";
 
 /// What one scenario's activities must include.
 struct Expectation {
@@ -124,7 +124,7 @@ pub fn run(scenarios: &[String], keep: bool) -> anyhow::Result<()> {
         "scenario", "activities", "frames"
     );
     for scenario in &scenarios {
-        match play(&sensor, scenario) {
+        match check(&sensor, scenario) {
             Ok((activities, frames)) => println!("{scenario:<22} {activities:>10} {frames:>8}  ok"),
             Err(failure) => {
                 println!("{scenario:<22} {:>10} {:>8}  FAILED: {failure:#}", "-", "-");
@@ -145,9 +145,15 @@ pub fn run(scenarios: &[String], keep: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the sensor on the mirror while `scenario` plays; checks its activities and counters.
-/// Returns the number of activities and of frames the sensor delivered.
-fn play(sensor: &Path, scenario: &str) -> anyhow::Result<(usize, u64)> {
+/// What the sensor reported while one scenario played.
+pub struct Played {
+    pub activities: Vec<Value>,
+    /// Frames the sensor delivered from the ring.
+    pub frames: u64,
+}
+
+/// Runs the sensor on the mirror while `scenario` plays; checks that no frame was lost.
+pub fn play(sensor: &Path, scenario: &str) -> anyhow::Result<Played> {
     let run = RunDir::create()?;
     let mut command = Command::new("ip");
     command
@@ -187,6 +193,15 @@ fn play(sensor: &Path, scenario: &str) -> anyhow::Result<(usize, u64)> {
         .map(|line| serde_json::from_str(line))
         .collect::<Result<_, _>>()
         .context("an activity that is not JSON")?;
+    Ok(Played {
+        activities,
+        frames: counter("delivered"),
+    })
+}
+
+/// Plays `scenario` and checks the activities it must produce.
+fn check(sensor: &Path, scenario: &str) -> anyhow::Result<(usize, u64)> {
+    let Played { activities, frames } = play(sensor, scenario)?;
     for expectation in expectations(scenario) {
         let found = activities
             .iter()
@@ -200,5 +215,5 @@ fn play(sensor: &Path, scenario: &str) -> anyhow::Result<(usize, u64)> {
             );
         }
     }
-    Ok((activities.len(), counter("delivered")))
+    Ok((activities.len(), frames))
 }

@@ -38,6 +38,10 @@ enum Task {
         /// Rounds of the traffic mix to send.
         #[arg(long, default_value_t = 3)]
         rounds: u32,
+        /// Instead: bring up the AD lab, watch its mirror port while every scenario plays,
+        /// summarise each, then keep watching until Ctrl-C and take the lab down.
+        #[arg(long)]
+        lab: bool,
     },
     /// Set up, build, then run the benchmarks and print their figures.
     Bench,
@@ -64,7 +68,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::run(),
         Task::Test => test::run(),
-        Task::Demo { rounds } => demo::run(rounds),
+        Task::Demo { rounds, lab } => demo::run(rounds, lab),
         Task::Bench => bench::run(),
         Task::E2e { scenarios, keep } => e2e::run(&scenarios, keep),
         Task::Lab { task } => lab::run(task),
