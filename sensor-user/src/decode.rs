@@ -2,9 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use etherparse::{
-    EtherType, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice, TransportSlice, UdpSlice,
-};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TcpSlice, TransportSlice, UdpSlice};
 
 use crate::services::Transport;
 
@@ -251,30 +249,54 @@ const IPV6_FRAGMENTABLE_EXTENSIONS: [u8; 3] = [0, 43, 60];
 const MAX_IPV6_EXTENSIONS: usize = 6;
 
 /// A fragment of an IPv6 datagram: where it belongs, what its Fragment header says follows, and
-/// its bytes, which start right after that header. Read from the frame rather than from the
-/// parsed extension chain: in a fragment, what follows the Fragment header is datagram data
-/// (or, in the first one, headers of the fragmentable part), not headers of this packet.
+/// its bytes, which start right after that header. The extension chain is walked here, from the
+/// frame's bytes, rather than with etherparse's iterator: in a fragment, what follows the
+/// Fragment header is datagram data, not headers of this packet, and etherparse 0.21's
+/// iterator builds header slices unchecked (a fuzzer found it reading past the frame on a
+/// chain its lax parser had cut short).
 fn ipv6_fragment<'a>(
     frame: &'a [u8],
     ipv6: &etherparse::LaxIpv6Slice<'a>,
 ) -> Option<(Fragment, u8, &'a [u8])> {
-    let header = ipv6
-        .extensions()
-        .clone()
-        .into_iter()
-        .find_map(|extension| match extension {
-            Ipv6ExtensionSlice::Fragment(header) if header.is_fragmenting_payload() => Some(header),
-            _ => None,
-        })?;
-    let fragment = Fragment {
-        id: header.identification(),
-        offset: usize::from(header.fragment_offset().value()) * 8,
-        more: header.more_fragments(),
-    };
-    let payload = ipv6.payload().payload;
-    let start = offset_in(frame, header.slice())? + header.slice().len();
-    let end = offset_in(frame, payload)? + payload.len();
-    Some((fragment, header.next_header().0, frame.get(start..end)?))
+    const HEADER_LEN: usize = 40;
+    const FRAGMENT_HEADER: u8 = 44;
+    const AUTHENTICATION_HEADER: u8 = 51;
+    const FRAGMENT_HEADER_LEN: usize = 8;
+    let header = ipv6.header();
+    let start = offset_in(frame, header.slice())?;
+    let end = start
+        .checked_add(HEADER_LEN)?
+        .checked_add(usize::from(header.payload_length()))?
+        .min(frame.len());
+    let packet = frame.get(start..end)?;
+    let mut next = header.next_header().0;
+    let mut at = HEADER_LEN;
+    for _ in 0..MAX_IPV6_EXTENSIONS {
+        let extension = packet.get(at..)?;
+        let len = match next {
+            FRAGMENT_HEADER => {
+                let fragment = extension.get(..FRAGMENT_HEADER_LEN)?;
+                let word = u16::from_be_bytes([fragment[2], fragment[3]]);
+                let offset = usize::from(word >> 3) * 8;
+                let more = word & 1 == 1;
+                if offset == 0 && !more {
+                    // An atomic fragment (RFC 6946): a whole datagram.
+                    return None;
+                }
+                let id = u32::from_be_bytes([fragment[4], fragment[5], fragment[6], fragment[7]]);
+                let data = extension.get(FRAGMENT_HEADER_LEN..)?;
+                return Some((Fragment { id, offset, more }, fragment[0], data));
+            }
+            AUTHENTICATION_HEADER => (usize::from(*extension.get(1)?) + 2) * 4,
+            next if IPV6_FRAGMENTABLE_EXTENSIONS.contains(&next) => {
+                (usize::from(*extension.get(1)?) + 1) * 8
+            }
+            _ => return None,
+        };
+        next = *extension.first()?;
+        at = at.checked_add(len)?;
+    }
+    None
 }
 
 /// Where `inner`, a slice of `outer`, starts in it.
@@ -448,6 +470,27 @@ mod packet_tests {
         match decoded.transport {
             TransportPacket::Fragment(bytes) => assert_eq!(bytes, piece),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// Found by the `decode` fuzz target: an IPv6 packet whose extension chain the lax parser
+    /// cuts short, on which etherparse 0.21's extension iterator read past the frame (a
+    /// debug-assertion panic in fuzz builds, an out-of-bounds read in release ones). The chain
+    /// is now walked here, bounded by the frame.
+    #[test]
+    fn a_cut_ipv6_extension_chain_is_read_within_the_frame() {
+        let frame = [
+            101, 101, 101, 37, 101, 30, 44, 44, 44, 44, 58, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44,
+            44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 39, 44, 44, 44, 44, 101, 47, 0, 0, 0,
+            2, 255, 39, 44, 44,
+        ];
+        let decoded = packet(LinkType::RawIp, &frame).expect("an IPv6 header");
+        assert_eq!(
+            decoded.fragment, None,
+            "an atomic fragment: a whole datagram"
+        );
+        for cut in 0..frame.len() {
+            let _ = packet(LinkType::RawIp, &frame[..cut]);
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The first byte picks the link type, the rest is the frame.
+//! The first byte picks the link type, the rest is the frame: both decoders (the packet summary
+//! and the transport view the flow stage uses), and the transport reader of reassembled IP
+//! datagrams on the bytes of any fragment.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sensor_user::decode::{LinkType, decode};
+use sensor_user::decode::{LinkType, TransportPacket, decode, packet, transport};
 
 const LINKS: [LinkType; 5] = [
     LinkType::Ethernet,
@@ -21,5 +23,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(summary) = decode(link, frame) {
         let _ = summary.src_endpoint();
         let _ = summary.dst_endpoint();
+    }
+    if let Ok(decoded) = packet(link, frame) {
+        let _ = format!("{decoded:?}");
+        if let TransportPacket::Fragment(bytes) = decoded.transport {
+            let _ = format!("{:?}", transport(decoded.ip_number, bytes));
+        }
     }
 });
