@@ -649,7 +649,7 @@ fn etherparse_view(frame: &[u8]) -> Option<EtherparseView> {
         Some(LaxNetSlice::Ipv4(ipv4)) => (ipv4.payload(), 0),
         Some(LaxNetSlice::Ipv6(ipv6)) => (
             ipv6.payload(),
-            ipv6.extensions().clone().into_iter().count(),
+            extension_count(ipv6.header().next_header().0, ipv6.extensions().slice()),
         ),
         _ => return None,
     };
@@ -674,6 +674,26 @@ fn etherparse_view(frame: &[u8]) -> Option<EtherparseView> {
         fragmented: payload.fragmented,
         whole,
     })
+}
+
+/// IPv6 extension headers in the bytes etherparse parsed as such (`chain`, whose first header is
+/// of kind `first`), counted by walking their lengths: etherparse 0.21's own iterator builds
+/// header slices unchecked and can read past a chain its lax parser cut short.
+fn extension_count(first: u8, chain: &[u8]) -> usize {
+    const FRAGMENT: u8 = 44;
+    const AUTHENTICATION: u8 = 51;
+    let (mut kind, mut at, mut count) = (first, 0, 0);
+    while let Some(header) = chain.get(at..).filter(|rest| rest.len() >= 8) {
+        let len = match kind {
+            FRAGMENT => 8,
+            AUTHENTICATION => (usize::from(header[1]) + 2) * 4,
+            _ => (usize::from(header[1]) + 1) * 8,
+        };
+        count += 1;
+        kind = header[0];
+        at += len;
+    }
+    count
 }
 
 /// Whatever the XDP program matches, etherparse must see as IP on a watched port, or a fragment.
