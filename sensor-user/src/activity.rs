@@ -60,6 +60,15 @@ pub fn outcome(success: bool, code: u32, name: Option<&str>) -> Outcome {
     }
 }
 
+/// The names of the anomaly flags that are set, for an activity's `anomalies` list.
+pub fn flag_names<'a>(flags: impl IntoIterator<Item = (bool, &'a str)>) -> Vec<String> {
+    flags
+        .into_iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, name)| name.to_owned())
+        .collect()
+}
+
 fn endpoint_text(endpoint: Option<&Endpoint>) -> String {
     let Some(endpoint) = endpoint else {
         return String::new();

@@ -16,7 +16,7 @@ use super::{
     stream::{Malformed, Sink, StreamProtocol},
 };
 use crate::{
-    activity::{Seen, outcome},
+    activity::{Seen, flag_names, outcome},
     flow::Direction,
 };
 
@@ -178,7 +178,7 @@ fn action_name(action: dns::UpdateAction) -> &'static str {
 }
 
 fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
-    [
+    flag_names([
         (anomalies.trailing_bytes, "trailing_bytes"),
         (anomalies.missing_records, "missing_records"),
         (anomalies.questions_not_decoded, "questions_not_decoded"),
@@ -188,9 +188,5 @@ fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
         (anomalies.z_bit, "z_bit"),
         (anomalies.opt_misplaced, "opt_misplaced"),
         (anomalies.tsig_not_last, "tsig_not_last"),
-    ]
-    .into_iter()
-    .filter(|(present, _)| *present)
-    .map(|(_, name)| name.to_owned())
-    .collect()
+    ])
 }

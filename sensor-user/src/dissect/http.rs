@@ -67,13 +67,6 @@ pub struct HttpSession {
     budget: MemoryBudget,
 }
 
-fn index(direction: Direction) -> usize {
-    match direction {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
 impl HttpSession {
     pub fn new(budget: MemoryBudget) -> Self {
         Self {
@@ -98,7 +91,7 @@ impl HttpSession {
     /// The length of the head at the front of `bytes`, searching only what was not searched
     /// before.
     fn head_len(&self, direction: Direction, bytes: &[u8]) -> Option<usize> {
-        let scanned = &self.scanned[index(direction)];
+        let scanned = &self.scanned[direction.index()];
         // Back up three bytes: the end of a head may straddle the old and the new bytes.
         let from = scanned.get().saturating_sub(3).min(bytes.len());
         let window = bytes.get(..bytes.len().min(MAX_HEAD_LEN))?;
@@ -187,7 +180,7 @@ impl HttpSession {
 
 impl StreamProtocol for HttpSession {
     fn frame(&self, direction: Direction, bytes: &[u8]) -> Framing {
-        if self.chunked[index(direction)] {
+        if self.chunked[direction.index()] {
             return chunk_frame(bytes);
         }
         match self.head_len(direction, bytes) {
@@ -210,7 +203,7 @@ impl StreamProtocol for HttpSession {
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
-        let side = index(direction);
+        let side = direction.index();
         self.scanned[side].set(0);
         sink.out.append(&mut self.orphaned);
         if self.chunked[side] {
@@ -259,7 +252,7 @@ impl StreamProtocol for HttpSession {
     }
 
     fn skip_after(&mut self, direction: Direction) -> u64 {
-        match std::mem::take(&mut self.body[index(direction)]) {
+        match std::mem::take(&mut self.body[direction.index()]) {
             Body::None => 0,
             Body::Length(length) => length,
             Body::UntilClose => u64::MAX,
@@ -267,7 +260,7 @@ impl StreamProtocol for HttpSession {
     }
 
     fn gap(&mut self, direction: Direction) {
-        let side = index(direction);
+        let side = direction.index();
         self.scanned[side].set(0);
         self.chunked[side] = false;
         self.body[side] = Body::None;

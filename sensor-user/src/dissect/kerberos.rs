@@ -12,7 +12,7 @@ use dcwatch_proto::v1::{
 
 use super::stream::{Malformed, Sink, StreamProtocol};
 use crate::{
-    activity::{Seen, outcome, timestamp},
+    activity::{Seen, flag_names, outcome, timestamp},
     flow::Direction,
 };
 
@@ -181,7 +181,7 @@ fn unix_seconds(seconds: i64) -> Option<pbjson_types::Timestamp> {
 }
 
 fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
-    [
+    flag_names([
         (anomalies.non_der, "non_der"),
         (anomalies.trailing_data, "trailing_data"),
         (anomalies.truncated_lists, "truncated_lists"),
@@ -191,9 +191,5 @@ fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
         (anomalies.bad_time, "bad_time"),
         (anomalies.bad_pac_request, "bad_pac_request"),
         (anomalies.bad_tgs_ap_req, "bad_tgs_ap_req"),
-    ]
-    .into_iter()
-    .filter(|(present, _)| *present)
-    .map(|(_, name)| name.to_owned())
-    .collect()
+    ])
 }

@@ -34,7 +34,7 @@ use super::{
     stream::{Malformed, Sink, StreamProtocol},
 };
 use crate::{
-    activity::{Seen, outcome},
+    activity::{Seen, flag_names, outcome},
     flow::{Direction, MemoryBudget},
 };
 
@@ -675,16 +675,12 @@ fn scope_value(scope: Scope) -> ScopeValue {
 
 fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
     let filter = &anomalies.filter;
-    let mut names: Vec<String> = [
+    let mut names = flag_names([
         (anomalies.trailing_data, "trailing_data"),
         (anomalies.too_many_controls, "too_many_controls"),
         (anomalies.list_truncated, "list_truncated"),
         (anomalies.unusual_bind_version, "unusual_bind_version"),
-    ]
-    .into_iter()
-    .filter(|(present, _)| *present)
-    .map(|(_, name)| name.to_owned())
-    .collect();
+    ]);
     if *filter != Default::default() {
         names.push(format!("filter:{filter:?}"));
     }

@@ -6,7 +6,7 @@ use dcwatch_proto::v1::{
     ntlm_activity::{Type, Version},
 };
 
-use crate::activity::Seen;
+use crate::activity::{Seen, flag_names};
 
 /// Parses one NTLMSSP message; `None` when it is not one.
 pub fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity> {
@@ -94,7 +94,7 @@ fn target_info(body: &mut NtlmActivity, info: &TargetInfo<'_>) {
 }
 
 fn anomaly_names(anomalies: &Anomalies, pairs: Option<&AvAnomalies>) -> Vec<String> {
-    let mut names: Vec<&str> = [
+    let mut names = flag_names([
         (anomalies.payload_in_header, "payload_in_header"),
         (anomalies.overlapping_fields, "overlapping_fields"),
         (anomalies.max_len_below_len, "max_len_below_len"),
@@ -106,26 +106,17 @@ fn anomaly_names(anomalies: &Anomalies, pairs: Option<&AvAnomalies>) -> Vec<Stri
             "target_info_out_of_bounds",
         ),
         (anomalies.bad_ntlmv2_response, "bad_ntlmv2_response"),
-    ]
-    .into_iter()
-    .filter(|(present, _)| *present)
-    .map(|(_, name)| name)
-    .collect();
+    ]);
     if let Some(pairs) = pairs {
-        names.extend(
-            [
-                (pairs.empty, "av_pairs_empty"),
-                (pairs.unterminated, "av_pairs_unterminated"),
-                (pairs.pair_out_of_bounds, "av_pair_out_of_bounds"),
-                (pairs.too_many_pairs, "too_many_av_pairs"),
-                (pairs.duplicate_id, "duplicate_av_id"),
-                (pairs.bad_value_length, "bad_av_value_length"),
-                (pairs.name_truncated, "av_name_truncated"),
-            ]
-            .into_iter()
-            .filter(|(present, _)| *present)
-            .map(|(_, name)| name),
-        );
+        names.extend(flag_names([
+            (pairs.empty, "av_pairs_empty"),
+            (pairs.unterminated, "av_pairs_unterminated"),
+            (pairs.pair_out_of_bounds, "av_pair_out_of_bounds"),
+            (pairs.too_many_pairs, "too_many_av_pairs"),
+            (pairs.duplicate_id, "duplicate_av_id"),
+            (pairs.bad_value_length, "bad_av_value_length"),
+            (pairs.name_truncated, "av_name_truncated"),
+        ]));
     }
-    names.into_iter().map(str::to_owned).collect()
+    names
 }

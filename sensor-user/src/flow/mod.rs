@@ -137,7 +137,7 @@ impl Direction {
         }
     }
 
-    const fn index(self) -> usize {
+    pub const fn index(self) -> usize {
         match self {
             Self::ToServer => 0,
             Self::ToClient => 1,
