@@ -424,26 +424,14 @@ mod tests {
         }
 
         fn feed(&mut self, bytes: &[u8]) {
-            let seen = Seen {
-                time_ns: 0,
-                src: "10.0.0.1:1".parse().expect("address"),
-                dst: "10.0.0.2:2".parse().expect("address"),
-                tcp: true,
-            };
-            let mut feed = Feed {
-                protocol: &mut self.toy,
-                direction: Direction::ToServer,
-                seen: &seen,
-                sink: Sink {
-                    out: &mut self.out,
-                    counters: &mut self.counters,
-                },
-                budget: &self.budget,
-            };
-            self.stream.data(bytes, &mut feed);
+            self.with_feed(|stream, feed| stream.data(bytes, feed));
         }
 
         fn gap(&mut self) {
+            self.with_feed(PduStream::gap);
+        }
+
+        fn with_feed(&mut self, work: impl FnOnce(&mut PduStream, &mut Feed<'_, Toy>)) {
             let seen = Seen {
                 time_ns: 0,
                 src: "10.0.0.1:1".parse().expect("address"),
@@ -460,7 +448,7 @@ mod tests {
                 },
                 budget: &self.budget,
             };
-            self.stream.gap(&mut feed);
+            work(&mut self.stream, &mut feed);
         }
 
         fn payloads(&self) -> Vec<Vec<u8>> {
