@@ -8,25 +8,21 @@
 
 use std::{collections::BTreeMap, path::PathBuf, process::Command};
 
+use dcwatch_tests::corpus;
 use serde_json::Value;
 
 const SENSOR: &str = env!("CARGO_BIN_EXE_dcwatch-sensor");
 
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/pcaps")
-}
-
 /// Captures that have an activities file, with that file.
 fn golden_captures() -> Vec<(String, PathBuf)> {
-    let text = std::fs::read_to_string(testdata().join("MANIFEST.tsv")).expect("manifest");
-    text.lines()
-        .skip(1)
-        .filter_map(|line| line.split('\t').next())
+    corpus::captures()
+        .expect("manifest")
+        .into_iter()
         .filter_map(|capture| {
-            let file = testdata()
+            let file = corpus::dir()
                 .join("activities")
                 .join(format!("{}.tsv", capture.replace('/', "_")));
-            file.exists().then(|| (capture.to_owned(), file))
+            file.exists().then_some((capture, file))
         })
         .collect()
 }
@@ -335,7 +331,7 @@ fn replayed_captures_give_the_activities_tshark_finds() {
         let output = Command::new(SENSOR)
             .args(["replay", "--output", "json", "--stats-file"])
             .arg(&stats_path)
-            .arg(testdata().join(&capture))
+            .arg(corpus::dir().join(&capture))
             .output()
             .expect("run the sensor");
         assert!(

@@ -2,24 +2,12 @@
 //! with what tshark makes of the same files (testdata/pcaps/expected, made by
 //! testdata/pcaps/make-expected.sh): time, lengths, addresses, ports and transport.
 
-use std::{path::PathBuf, process::Command};
+use std::process::Command;
 
+use dcwatch_tests::corpus;
 use serde_json::Value;
 
 const SENSOR: &str = env!("CARGO_BIN_EXE_dcwatch-sensor");
-
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/pcaps")
-}
-
-fn manifest() -> Vec<String> {
-    let text = std::fs::read_to_string(testdata().join("MANIFEST.tsv")).expect("manifest");
-    text.lines()
-        .skip(1)
-        .filter_map(|line| line.split('\t').next())
-        .map(str::to_owned)
-        .collect()
-}
 
 /// A JSON line in the layout of the expected files.
 fn as_expected_row(line: &str) -> String {
@@ -41,7 +29,7 @@ fn as_expected_row(line: &str) -> String {
 
 #[test]
 fn every_bundled_capture_replays_as_tshark_reads_it() {
-    let captures = manifest();
+    let captures = corpus::captures().expect("manifest");
     assert!(captures.len() >= 10, "manifest lists {}", captures.len());
     let workdir = tempfile::tempdir().expect("temporary directory");
     for capture in captures {
@@ -49,7 +37,7 @@ fn every_bundled_capture_replays_as_tshark_reads_it() {
         let output = Command::new(SENSOR)
             .args(["replay", "--output", "packets", "--stats-file"])
             .arg(&stats)
-            .arg(testdata().join(&capture))
+            .arg(corpus::dir().join(&capture))
             .output()
             .expect("run the sensor");
         assert!(
@@ -57,7 +45,7 @@ fn every_bundled_capture_replays_as_tshark_reads_it() {
             "{capture}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let expected_file = testdata()
+        let expected_file = corpus::dir()
             .join("expected")
             .join(format!("{}.tsv", capture.replace('/', "_")));
         let expected = std::fs::read_to_string(&expected_file).expect("expected file");

@@ -22,6 +22,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use bench::median;
+use dcwatch_tests::corpus;
 use sensor_user::{capture_file::CaptureFile, decode::LinkType};
 
 /// Copies of the corpus in the input.
@@ -74,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     let workdir = std::env::temp_dir().join("dcwatch-replay-cost");
     std::fs::create_dir_all(&workdir)?;
     let input = workdir.join("corpus-repeated.pcap");
-    let (frames, bytes) = build_input(&root.join("testdata/pcaps"), &input)?;
+    let (frames, bytes) = build_input(&corpus::dir(), &input)?;
     println!(
         "input: {} copies of the bundled corpus: {frames} frames, {:.1} MB ({})",
         COPIES,
@@ -167,7 +168,7 @@ fn build_input(corpus: &Path, output: &Path) -> anyhow::Result<(u64, u64)> {
     const NS_PER_SECOND: u64 = 1_000_000_000;
     let mut frames = Vec::new();
     let mut offset = 0_u64;
-    for capture in manifest(corpus)? {
+    for capture in corpus::captures().context("the corpus manifest")? {
         let path = corpus.join(&capture);
         let mut file = CaptureFile::open(&path)?;
         let mut first = None;
@@ -210,16 +211,6 @@ fn build_input(corpus: &Path, output: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((count, bytes))
 }
 
-fn manifest(corpus: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(corpus.join("MANIFEST.tsv")).context("manifest")?;
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split('\t').next())
-        .map(str::to_owned)
-        .collect())
-}
-
 /// Rewrites both addresses of an IPv4 or IPv6 packet the same way for a given copy, so each copy
 /// is a distinct set of hosts and connections. Checksums are left alone: none of the tools
 /// checks them.
@@ -253,8 +244,8 @@ fn rewrite_addresses(frame: &mut [u8], copy: u16) {
     }
 }
 
-/// Lines a command prints, read as they come: holding them would raise this process's peak
-/// memory, which every tool forked after it would inherit in its own `ru_maxrss`.
+/// Lines a command prints, read as they come: holding them would swell this process's resident
+/// memory, which every tool forked from it afterwards starts its own `ru_maxrss` with.
 fn count_lines(command: &[String]) -> anyhow::Result<u64> {
     let mut child = Command::new(&command[0])
         .args(&command[1..])
