@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
 use dcwatch_tests::{
     netns::{NetNs, VethPair},
-    sender::RawSender,
+    sender::send_frames,
     sensor_process::{RunDir, SensorProcess},
     stats_file,
 };
@@ -69,14 +69,8 @@ fn live(path: &Path) -> BTreeMap<String, usize> {
     let run = RunDir::create().expect("run directory");
     let args = run.run_args(&[&veth.receiver], &["--mode", "mirror", "--output", "json"]);
     let process = SensorProcess::start(&capture, Path::new(SENSOR), &args, 1).expect("starts");
-    peer.run(|| {
-        let sender = RawSender::open(&veth.sender)?;
-        for frame in &frames {
-            sender.send(frame)?;
-        }
-        Ok(())
-    })
-    .expect("send the capture's frames");
+    send_frames(&peer, &veth.sender, frames.iter().map(Vec::as_slice))
+        .expect("send the capture's frames");
     stats_file::wait_for(
         &run.stats,
         "seen",

@@ -6,6 +6,20 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
 };
 
+use crate::netns::NetNs;
+
+/// Sends `frames`, in order, out of `interface` in `namespace`.
+pub fn send_frames<'a>(
+    namespace: &NetNs,
+    interface: &str,
+    frames: impl IntoIterator<Item = &'a [u8]> + Send,
+) -> io::Result<()> {
+    namespace.run(|| {
+        let sender = RawSender::open(interface)?;
+        frames.into_iter().try_for_each(|frame| sender.send(frame))
+    })
+}
+
 /// A raw socket bound to one interface of the namespace it was opened in.
 #[derive(Debug)]
 pub struct RawSender {

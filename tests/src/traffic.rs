@@ -7,7 +7,7 @@ use crate::frames::{
     self, CLIENT_V4, DC_V4, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ipv4, PROTO_ICMP,
     PROTO_TCP, TPID_8021AD, TPID_8021Q,
 };
-use crate::{netns::NetNs, sender::RawSender};
+use crate::{netns::NetNs, sender::send_frames};
 
 /// What the XDP program must decide about a frame (with the default configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,13 +162,6 @@ pub fn expected(samples: &[Sample], rounds: u64) -> Expected {
 
 /// Sends every sample `rounds` times, in order, out of `interface` in `namespace`.
 pub fn send(namespace: &NetNs, interface: &str, samples: &[Sample], rounds: u64) -> io::Result<()> {
-    namespace.run(|| {
-        let sender = RawSender::open(interface)?;
-        for _ in 0..rounds {
-            for sample in samples {
-                sender.send(&sample.frame)?;
-            }
-        }
-        Ok(())
-    })
+    let rounds = (0..rounds).flat_map(|_| samples.iter().map(|sample| sample.frame.as_slice()));
+    send_frames(namespace, interface, rounds)
 }

@@ -16,7 +16,7 @@ use anyhow::{Context as _, bail};
 use dcwatch_tests::{
     netns::{NetNs, VethPair},
     pcap,
-    sender::RawSender,
+    sender::send_frames,
     sensor_process::{RunDir, SensorProcess},
     stats_file, traffic,
 };
@@ -245,14 +245,8 @@ fn activities_of_the_lab(sensor: &Path) -> anyhow::Result<()> {
     );
     let args = run.run_args(&[&veth.receiver], &["--mode", "mirror", "--output", "json"]);
     let process = SensorProcess::start(&capture, sensor, &args, 1)?;
-    peer.run(|| {
-        let sender = RawSender::open(&veth.sender)?;
-        for frame in &frames {
-            sender.send(frame)?;
-        }
-        Ok(())
-    })
-    .context("sending the lab's frames")?;
+    send_frames(&peer, &veth.sender, frames.iter().map(Vec::as_slice))
+        .context("sending the lab's frames")?;
     stats_file::wait_for(
         &run.stats,
         "seen",
