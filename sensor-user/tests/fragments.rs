@@ -17,6 +17,7 @@ use serde_json::Value;
 const SENSOR: &str = env!("CARGO_BIN_EXE_dcwatch-sensor");
 const PROTO_UDP: u8 = 17;
 const IPV6_FRAGMENT: u8 = 44;
+const DESTINATION_OPTIONS: u8 = 60;
 /// Bytes of UDP datagram per fragment: a multiple of 8, as fragment offsets require.
 const PIECE: usize = 64;
 
@@ -35,56 +36,41 @@ fn as_req() -> Vec<u8> {
     }
 }
 
+/// Cuts `payload` into [`PIECE`]-byte fragments; `frame` makes each one's frame from its offset
+/// (in 8-byte units), whether more follow, and its bytes.
+fn fragments(payload: &[u8], frame: impl Fn(u16, bool, &[u8]) -> Vec<u8>) -> Vec<Vec<u8>> {
+    let pieces: Vec<&[u8]> = payload.chunks(PIECE).collect();
+    let last = pieces.len() - 1;
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(index, piece)| {
+            let offset = u16::try_from(index * PIECE / 8).expect("small");
+            frame(offset, index != last, piece)
+        })
+        .collect()
+}
+
 fn v4_fragments(datagram: &[u8]) -> Vec<Vec<u8>> {
-    let pieces: Vec<&[u8]> = datagram.chunks(PIECE).collect();
-    let last = pieces.len() - 1;
-    pieces
-        .iter()
-        .enumerate()
-        .map(|(index, piece)| {
-            let ip = Ipv4 {
-                more_fragments: index != last,
-                fragment_offset: u16::try_from(index * PIECE / 8).expect("small"),
-                ..Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP)
-            }
-            .packet(piece);
-            frames::ethernet(&[], ETHERTYPE_IPV4, &ip)
-        })
-        .collect()
+    fragments(datagram, |offset, more, piece| {
+        let ip = Ipv4 {
+            more_fragments: more,
+            fragment_offset: offset,
+            ..Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP)
+        }
+        .packet(piece);
+        frames::ethernet(&[], ETHERTYPE_IPV4, &ip)
+    })
 }
 
-fn v6_fragments(datagram: &[u8]) -> Vec<Vec<u8>> {
-    let pieces: Vec<&[u8]> = datagram.chunks(PIECE).collect();
-    let last = pieces.len() - 1;
-    pieces
-        .iter()
-        .enumerate()
-        .map(|(index, piece)| {
-            let offset = u16::try_from(index * PIECE / 8).expect("small");
-            let fragment = frames::ipv6_fragment(PROTO_UDP, offset, index != last, piece);
-            let ip = frames::ipv6(CLIENT_V6, DC_V6, IPV6_FRAGMENT, &fragment);
-            frames::ethernet(&[], ETHERTYPE_IPV6, &ip)
-        })
-        .collect()
-}
-
-/// IPv6 fragments whose fragmentable part starts with a destination options header (RFC 8200
-/// 4.5: extension headers after the Fragment header travel inside the fragments).
-fn v6_fragments_with_options(datagram: &[u8]) -> Vec<Vec<u8>> {
-    const DESTINATION_OPTIONS: u8 = 60;
-    let fragmentable = frames::ipv6_extension(PROTO_UDP, 0, datagram);
-    let pieces: Vec<&[u8]> = fragmentable.chunks(PIECE).collect();
-    let last = pieces.len() - 1;
-    pieces
-        .iter()
-        .enumerate()
-        .map(|(index, piece)| {
-            let offset = u16::try_from(index * PIECE / 8).expect("small");
-            let fragment = frames::ipv6_fragment(DESTINATION_OPTIONS, offset, index != last, piece);
-            let ip = frames::ipv6(CLIENT_V6, DC_V6, IPV6_FRAGMENT, &fragment);
-            frames::ethernet(&[], ETHERTYPE_IPV6, &ip)
-        })
-        .collect()
+/// IPv6 fragments of `fragmentable` (the part after the Fragment header), which starts with a
+/// header of kind `next`.
+fn v6_fragments(next: u8, fragmentable: &[u8]) -> Vec<Vec<u8>> {
+    fragments(fragmentable, |offset, more, piece| {
+        let fragment = frames::ipv6_fragment(next, offset, more, piece);
+        let ip = frames::ipv6(CLIENT_V6, DC_V6, IPV6_FRAGMENT, &fragment);
+        frames::ethernet(&[], ETHERTYPE_IPV6, &ip)
+    })
 }
 
 fn replay(frames: Vec<Vec<u8>>, workdir: &Path) -> (Vec<Value>, Value) {
@@ -123,10 +109,15 @@ fn fragmented_kerberos_datagrams_are_parsed_whole() {
     let workdir = tempfile::tempdir().expect("temporary directory");
     for (family, mut fragments) in [
         ("IPv4", v4_fragments(&datagram)),
-        ("IPv6", v6_fragments(&datagram)),
+        ("IPv6", v6_fragments(PROTO_UDP, &datagram)),
+        // RFC 8200 4.5: extension headers after the Fragment header travel inside the
+        // fragments.
         (
             "IPv6 with options after the fragment header",
-            v6_fragments_with_options(&datagram),
+            v6_fragments(
+                DESTINATION_OPTIONS,
+                &frames::ipv6_extension(PROTO_UDP, 0, &datagram),
+            ),
         ),
     ] {
         assert!(
