@@ -19,11 +19,13 @@ pub fn token(bytes: &[u8], seen: &Seen, carrier: Carrier, out: &mut Vec<Activity
     if bytes.starts_with(NTLMSSP_SIGNATURE) {
         return ntlm_token(bytes, seen, carrier, out);
     }
-    if PER_MESSAGE_TOKEN_IDS
-        .iter()
-        .any(|token_id| bytes.starts_with(token_id))
+    // An empty token (the server's last, empty SASL credentials) carries nothing; a per-message
+    // token is protected by the session key: nothing to read, nothing wrong.
+    if bytes.is_empty()
+        || PER_MESSAGE_TOKEN_IDS
+            .iter()
+            .any(|token_id| bytes.starts_with(token_id))
     {
-        // Protected by the session key: nothing to read, nothing wrong.
         return true;
     }
     match gssapi::parse(bytes) {

@@ -258,8 +258,7 @@ impl LdapSession {
             sicily_challenge,
         } = &message.op
         {
-            let tokens = [server_sasl_creds, sicily_challenge].into_iter().flatten();
-            for token in tokens.filter(|token| !token.is_empty()) {
+            for token in [server_sasl_creds, sicily_challenge].into_iter().flatten() {
                 if !gss::token(token, seen, Carrier::Ldap, &mut server_tokens) {
                     sink.counters.unreadable_tokens += 1;
                 }
@@ -538,7 +537,7 @@ fn request_activity(
                 } => {
                     body.auth_method = AuthMethod::Sasl.into();
                     body.sasl_mechanism = mechanism.to_string();
-                    if let Some(token) = credentials.filter(|token| !token.is_empty())
+                    if let Some(token) = credentials
                         && carries_gss_token(mechanism.as_bytes())
                         && !gss::token(token, seen, carrier, sink.out)
                     {
@@ -549,7 +548,6 @@ fn request_activity(
                 BindAuth::Sicily { step, token } => {
                     body.auth_method = AuthMethod::Sicily.into();
                     if *step != SicilyStep::PackageDiscovery
-                        && !token.is_empty()
                         && !gss::token(token, seen, carrier, sink.out)
                     {
                         sink.counters.unreadable_tokens += 1;
