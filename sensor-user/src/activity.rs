@@ -107,6 +107,14 @@ pub fn write_json_line(
         Some(Body::Ntlm(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "ntlm"),
         Some(Body::Ldap(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "ldap"),
         Some(Body::Dns(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "dns"),
+        Some(Body::Smb(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "smb"),
+        Some(Body::Dcerpc(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "dcerpc"),
+        Some(Body::Netbios(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "netbios"),
+        Some(Body::Rdp(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "rdp"),
+        Some(Body::Radius(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "radius"),
+        Some(Body::WindowsEvent(body)) => {
+            serde_json::to_writer(&mut *scratch, body).map(|()| "windows_event")
+        }
         None => Ok("unknown"),
     }?;
     // The body's members without its braces; `type` is its field 1, so it comes first.

@@ -5,6 +5,7 @@
 //! watched ports, [`crate::services`]) and confirmed by content: a stream whose first bytes
 //! after the handshake are not a PDU of that protocol is counted and ignored.
 
+mod dcerpc;
 mod dns;
 mod gss;
 mod http;
