@@ -18,7 +18,6 @@ pub struct RpcPipe {
     budget: MemoryBudget,
 }
 
-#[expect(dead_code, reason = "scaffold: the SMB session's named pipes use it")]
 impl RpcPipe {
     pub fn new(budget: MemoryBudget) -> Self {
         Self { budget }
