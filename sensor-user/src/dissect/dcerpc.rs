@@ -13,7 +13,6 @@ use crate::{
 /// One DCE-RPC association carried by an SMB named pipe (an open file on IPC$): the bytes
 /// written to it and read from it, in each direction, are a stream of DCE-RPC PDUs.
 #[derive(Debug)]
-#[expect(dead_code, reason = "scaffold: the SMB session's named pipes use it")]
 pub struct RpcPipe {
     budget: MemoryBudget,
 }
