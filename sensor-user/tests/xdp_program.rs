@@ -14,7 +14,7 @@ use dcwatch_tests::{
 };
 use sensor_common::Counter;
 use sensor_user::{
-    capture::{Capture, FrameRing, KernelCounters},
+    capture::{Capture, FrameRing, KernelCounters, PortChange},
     config::{CaptureConfig, Mode},
 };
 
@@ -567,6 +567,55 @@ fn host_mode_passes_every_frame() {
         "malformed",
         &frames::ethernet(&[], ETHERTYPE_IPV4, &[0x45, 0]),
         Outcome::Malformed,
+    );
+}
+
+#[test]
+fn ports_learned_at_run_time_are_watched_until_unwatched() {
+    let mut harness = Harness::mirror();
+    let dynamic = 49_667;
+    harness.expect(
+        "before",
+        &frames::tcp_v4(dynamic, &[1; 10]),
+        Outcome::Unwatched,
+    );
+    harness
+        .capture
+        .apply_port_change(PortChange::Watch(dynamic))
+        .expect("watch");
+    harness.expect(
+        "learned",
+        &frames::tcp_v4(dynamic, &[1; 10]),
+        Outcome::Matched,
+    );
+    harness.expect(
+        "learned, UDP",
+        &frames::udp_v4(dynamic, &[1; 10]),
+        Outcome::Unwatched,
+    );
+    harness
+        .capture
+        .apply_port_change(PortChange::Unwatch(dynamic))
+        .expect("unwatch");
+    harness.expect(
+        "forgotten",
+        &frames::tcp_v4(dynamic, &[1; 10]),
+        Outcome::Unwatched,
+    );
+    // A port also watched over UDP keeps that when TCP is learned and forgotten.
+    harness
+        .capture
+        .apply_port_change(PortChange::Watch(88))
+        .expect("watch a UDP and TCP port");
+    harness
+        .capture
+        .apply_port_change(PortChange::Unwatch(88))
+        .expect("unwatch it over TCP");
+    harness.expect("UDP kept", &frames::udp_v4(88, &[1; 10]), Outcome::Matched);
+    harness.expect(
+        "TCP gone",
+        &frames::tcp_v4(88, &[1; 10]),
+        Outcome::Unwatched,
     );
 }
 

@@ -10,6 +10,7 @@ use sensor_common::{Counter, capture_mode, names, port_flags};
 
 use super::{
     CaptureError,
+    dynamic_ports::PortChange,
     error::{chain, is_permission_error, os_error},
     kernel,
     reader::FrameRing,
@@ -101,6 +102,28 @@ impl Capture {
             }
         }
         Ok(())
+    }
+
+    /// Starts or stops watching a TCP port learned at run time (an endpoint mapper's answer),
+    /// leaving the port's UDP flag as it was.
+    pub fn apply_port_change(&mut self, change: PortChange) -> Result<(), CaptureError> {
+        let mut ports: Array<_, u8> = self.map(names::PORTS)?;
+        let (port, watch) = match change {
+            PortChange::Watch(port) => (port, true),
+            PortChange::Unwatch(port) => (port, false),
+        };
+        let index = u32::from(port);
+        let flags = ports
+            .get(&index, 0)
+            .map_err(|error| map_error(names::PORTS, &error))?;
+        let flags = if watch {
+            flags | port_flags::TCP
+        } else {
+            flags & !port_flags::TCP
+        };
+        ports
+            .set(index, flags, 0)
+            .map_err(|error| map_error(names::PORTS, &error))
     }
 
     fn fill_addresses(&mut self, addresses: &[IpAddr]) -> Result<(), CaptureError> {

@@ -1,10 +1,12 @@
 //! Live capture: the XDP program loaded, configured and attached, and the ring buffer it fills.
 
+mod dynamic_ports;
 mod error;
 mod kernel;
 mod loader;
 mod reader;
 
+pub use dynamic_ports::{DynamicPortCounters, DynamicPorts, MAX_LEARNED_PORTS, PortChange};
 pub use error::CaptureError;
 pub use loader::{AttachedInterface, Capture, KernelCounters};
 pub use reader::{FrameReader, FrameRing, InvalidRecord};
