@@ -1,6 +1,10 @@
-//! `cargo xtask demo`: the sensor capturing on a veth pair, no hardware needed.
+//! `cargo xtask demo`: the sensor on the mirror port of a real Samba AD domain controller, no
+//! hardware needed. The lab (tests/lab/lab.sh) comes up in network namespaces, every scenario
+//! plays (logons, file access, roasting, DCSync, brute force, reconnaissance, ...) with a
+//! summary of what the sensor saw in each; then the sensor keeps watching, one activity per
+//! line, until Ctrl-C, and the lab is taken down.
 //!
-//! First the capture: a sender namespace puts a known mix of frames (every watched AD service,
+//! `--captures` needs no Samba: first the capture: a sender namespace puts a known mix of frames (every watched AD service,
 //! IPv6, VLANs, and frames that must not match) on one end of a veth pair; the sensor runs in
 //! mirror mode on the other end, in its own namespace, and prints one JSON line per captured
 //! packet; then the counters, beside what the mix should give.
@@ -45,10 +49,10 @@ pub fn run(rounds: u32, live_lab: bool) -> anyhow::Result<()> {
     activities_of_the_lab(&sensor)
 }
 
-/// `--lab`: the sensor on the running lab's mirror port while every scenario plays, a summary
+/// The sensor on the running lab's mirror port while every scenario plays, a summary
 /// of each, then the sensor left watching until Ctrl-C, and the lab taken down.
 fn watch_the_lab(sensor: &Path) -> anyhow::Result<()> {
-    shell::require_root("demo --lab")?;
+    shell::require_root("demo")?;
     lab::run(LabTask::Up)?;
     let watched = play_then_watch(sensor);
     let down = lab::run(LabTask::Down);

@@ -29,19 +29,23 @@ enum Task {
     /// Install what building and testing need, idempotently: apt packages (LLVM 22, iproute2,
     /// ethtool), rust-src, and bpf-linker 0.13.0 built against LLVM 22.
     Setup,
-    /// Set up, then run every check CI runs: rustfmt, clippy, and the tests (as root: they load
-    /// XDP programs and make network namespaces).
-    Test,
-    /// Set up, build, then capture generated traffic on a veth pair in network namespaces and
-    /// print what the sensor saw.
+    /// Set up, then run every check CI runs: rustfmt, clippy, the tests (as root: they load XDP
+    /// programs and make network namespaces), and the end-to-end run against the AD lab.
+    Test {
+        /// Skip the end-to-end run (the lab): for a quick check while developing.
+        #[arg(long)]
+        no_e2e: bool,
+    },
+    /// Set up, build, bring up the AD lab, watch its mirror port while every scenario plays,
+    /// summarise each, then keep watching until Ctrl-C and take the lab down.
     Demo {
-        /// Rounds of the traffic mix to send.
+        /// Instead of the live lab: the sensor on a veth pair, fed a generated traffic mix and
+        /// the lab's bundled captures (no Samba needed).
+        #[arg(long)]
+        captures: bool,
+        /// Rounds of the traffic mix to send, with `--captures`.
         #[arg(long, default_value_t = 3)]
         rounds: u32,
-        /// Instead: bring up the AD lab, watch its mirror port while every scenario plays,
-        /// summarise each, then keep watching until Ctrl-C and take the lab down.
-        #[arg(long)]
-        lab: bool,
     },
     /// Set up, build, then run the benchmarks and print their figures.
     Bench,
@@ -67,8 +71,8 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::run(),
-        Task::Test => test::run(),
-        Task::Demo { rounds, lab } => demo::run(rounds, lab),
+        Task::Test { no_e2e } => test::run(!no_e2e),
+        Task::Demo { captures, rounds } => demo::run(rounds, !captures),
         Task::Bench => bench::run(),
         Task::E2e { scenarios, keep } => e2e::run(&scenarios, keep),
         Task::Lab { task } => lab::run(task),

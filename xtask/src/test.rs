@@ -2,7 +2,7 @@
 
 use crate::shell::{self, cargo};
 
-pub fn run() -> anyhow::Result<()> {
+pub fn run(end_to_end: bool) -> anyhow::Result<()> {
     crate::setup::run()?;
     shell::require_root("test")?;
     let root = shell::workspace_root();
@@ -37,8 +37,17 @@ pub fn run() -> anyhow::Result<()> {
             ])
             .env("RUSTC_BOOTSTRAP", "1"),
     )?;
-    let totals = shell::run_tests(cargo().current_dir(&root).args(["test", "--release"]))?;
+    let mut totals = shell::run_tests(cargo().current_dir(&root).args(["test", "--release"]))?;
+    if end_to_end {
+        // Each lab scenario counts as one test.
+        let scenarios = crate::e2e::play_all(&[], false)?;
+        totals.passed += scenarios.passed;
+        totals.failed += scenarios.failed;
+    }
     // One closing line for the whole run, where cargo prints one per test binary.
     println!("{} passed, {} failed", totals.passed, totals.failed);
+    if totals.failed > 0 {
+        anyhow::bail!("{} test(s) failed", totals.failed);
+    }
     Ok(())
 }
