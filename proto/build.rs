@@ -1,6 +1,7 @@
 //! Compiles `dcwatch/v1/*.proto` with protox (a protobuf compiler in Rust, so no `protoc` is
 //! needed on the machine), generates the message types with prost and their JSON form (proto
-//! field names, enums by name) with pbjson.
+//! field names, enums by name) with pbjson, and the `Ingest` service's tonic client and server
+//! with tonic-prost-build (sensors use the client, the backend the server).
 
 use std::{env, fs, path::PathBuf};
 
@@ -35,6 +36,12 @@ fn main() -> anyhow::Result<()> {
         // pbjson_types: Timestamp with its JSON form (RFC 3339); prost_types has none.
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types")
+        .service_generator(
+            tonic_prost_build::configure()
+                .build_client(true)
+                .build_server(true)
+                .service_generator(),
+        )
         .compile_fds(descriptors)
         .context("generating the Rust types")?;
     pbjson_build::Builder::new()

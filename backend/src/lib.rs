@@ -1,0 +1,1 @@
+//! dcwatch's backend: gRPC ingest from sensors and the embedded activity store.
