@@ -15,7 +15,14 @@ pub fn endpoint_text(endpoint: Option<&Endpoint>) -> String {
         return String::new();
     };
     let port = u16::try_from(endpoint.port).unwrap_or(0);
-    let ip = match endpoint.ip.len() {
+    let ip = endpoint_ip(endpoint);
+    ip.map(|ip| SocketAddr::new(ip, port).to_string())
+        .unwrap_or_default()
+}
+
+/// An endpoint's address, when it is 4 (IPv4) or 16 (IPv6) bytes long.
+pub fn endpoint_ip(endpoint: &Endpoint) -> Option<IpAddr> {
+    match endpoint.ip.len() {
         4 => <[u8; 4]>::try_from(endpoint.ip.as_slice())
             .map(IpAddr::from)
             .ok(),
@@ -23,9 +30,7 @@ pub fn endpoint_text(endpoint: Option<&Endpoint>) -> String {
             .map(IpAddr::from)
             .ok(),
         _ => None,
-    };
-    ip.map(|ip| SocketAddr::new(ip, port).to_string())
-        .unwrap_or_default()
+    }
 }
 
 /// Writes the JSON line of an activity (DESIGN.md, "What to extract"): the proto3 JSON form with
@@ -41,23 +46,20 @@ pub fn write_json_line(
     scratch: &mut Vec<u8>,
 ) -> io::Result<()> {
     scratch.clear();
-    let protocol = match &activity.body {
-        Some(Body::Kerberos(body)) => {
-            serde_json::to_writer(&mut *scratch, body).map(|()| "kerberos")
-        }
-        Some(Body::Ntlm(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "ntlm"),
-        Some(Body::Ldap(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "ldap"),
-        Some(Body::Dns(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "dns"),
-        Some(Body::Smb(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "smb"),
-        Some(Body::Dcerpc(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "dcerpc"),
-        Some(Body::Netbios(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "netbios"),
-        Some(Body::Rdp(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "rdp"),
-        Some(Body::Radius(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "radius"),
-        Some(Body::WindowsEvent(body)) => {
-            serde_json::to_writer(&mut *scratch, body).map(|()| "windows_event")
-        }
-        None => Ok("unknown"),
+    match &activity.body {
+        Some(Body::Kerberos(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::Ntlm(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::Ldap(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::Dns(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::Smb(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::Dcerpc(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::Netbios(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::Rdp(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::Radius(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::WindowsEvent(body)) => serde_json::to_writer(&mut *scratch, body),
+        None => Ok(()),
     }?;
+    let protocol = protocol_name(activity.body.as_ref());
     // The body's members without its braces; `type` is its field 1, so it comes first.
     let members = scratch
         .get(1..scratch.len().saturating_sub(1))
@@ -102,6 +104,24 @@ pub fn write_json_line(
         write!(out, ",\"carrier\":\"{}\"", carrier.as_str_name())?;
     }
     out.write_all(b"}\n")
+}
+
+/// The `protocol` member of an activity's JSON line: the name of its body's variant
+/// (`"unknown"` for an activity without one).
+pub fn protocol_name(body: Option<&Body>) -> &'static str {
+    match body {
+        Some(Body::Kerberos(_)) => "kerberos",
+        Some(Body::Ntlm(_)) => "ntlm",
+        Some(Body::Ldap(_)) => "ldap",
+        Some(Body::Dns(_)) => "dns",
+        Some(Body::Smb(_)) => "smb",
+        Some(Body::Dcerpc(_)) => "dcerpc",
+        Some(Body::Netbios(_)) => "netbios",
+        Some(Body::Rdp(_)) => "rdp",
+        Some(Body::Radius(_)) => "radius",
+        Some(Body::WindowsEvent(_)) => "windows_event",
+        None => "unknown",
+    }
 }
 
 /// Splits `"type":"NAME",rest` into the `type` member and the rest (either may be empty).
