@@ -164,4 +164,11 @@ mod tests {
         assert_eq!(config.tls.sans, ["backend.corp.example"]);
         assert!(toml::from_str::<Config>("[limits]\nmax_size = 1").is_err());
     }
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let example: Config =
+            toml::from_str(include_str!("../dcwatch-backend.example.toml")).expect("parses");
+        assert_eq!(example, Config::default());
+    }
 }

@@ -19,7 +19,7 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use dcwatch_proto::v1::{
@@ -37,6 +37,10 @@ use crate::{
     config::Limits,
     store::{Store, StoreError, Stored},
 };
+
+/// How long a new stream may take to say hello: a connection that never does would otherwise
+/// hold its handler forever.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Replies queued towards one sensor before the stream's reader waits for the sensor to read.
 const REPLY_QUEUE: usize = 64;
@@ -150,7 +154,17 @@ impl Ingest for IngestService {
     ) -> Result<Response<Self::StreamStream>, Status> {
         let peer = request.remote_addr();
         let mut inbound = request.into_inner();
-        let hello = match inbound.message().await? {
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| {
+                add(&self.counters.refused_streams, 1);
+                warn!(
+                    "refused a stream from {}: no hello in time",
+                    peer_text(peer)
+                );
+                Status::deadline_exceeded("no hello in time")
+            })??;
+        let hello = match first {
             Some(SensorMessage {
                 message: Some(sensor_message::Message::Hello(hello)),
             }) => hello,
@@ -307,7 +321,8 @@ impl Session {
                             add(&self.counters.bad_batches, 1);
                         }
                         warn!("sensor {sensor:?}: stream failed: {}", status.message());
-                        break None;
+                        // The sensor learns why (a message over the size limit, mostly).
+                        break Some(status);
                     }
                 },
             }

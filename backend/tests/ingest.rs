@@ -14,9 +14,10 @@ use anyhow::Context as _;
 use dcwatch_proto::{
     json::write_json_line,
     v1::{
-        Account, Activity, ActivityBatch, BackendMessage, Batch, Compression, DnsActivity,
-        Endpoint, Hello, KerberosActivity, SensorMessage, activity::Body, backend_message,
-        dns_activity, ingest_client::IngestClient, kerberos_activity, sensor_message,
+        Account, Activity, ActivityBatch, BackendMessage, Batch, Compression, Counters,
+        DnsActivity, Endpoint, HealthEvent, Hello, KerberosActivity, SensorMessage, activity::Body,
+        backend_message, dns_activity, health_event::Severity, ingest_client::IngestClient,
+        kerberos_activity, sensor_message,
     },
 };
 use prost::Message as _;
@@ -293,6 +294,24 @@ async fn batches_are_stored_once_queried_back_and_kept_across_restarts() -> anyh
     assert_eq!(sensor.batch(2, &second).await?, 2);
     // A resend after a lost ack: acknowledged again, not stored again.
     assert_eq!(sensor.batch(1, &first).await?, 1);
+    sensor
+        .outbound
+        .send(message(sensor_message::Message::Health(HealthEvent {
+            time: None,
+            severity: Severity::Warning.into(),
+            kind: "SPOOL_EVICTED".to_owned(),
+            message: "the spool evicted 3 batches".to_owned(),
+        })))
+        .await?;
+    sensor
+        .outbound
+        .send(message(sensor_message::Message::Counters(Counters {
+            time: None,
+            values: [("delivered".to_owned(), 7)].into(),
+        })))
+        .await?;
+    // Health events and counters are not acknowledged: the next ack shows they were read.
+    assert_eq!(sensor.batch(2, &second).await?, 2);
     drop(sensor);
 
     let everything = lines(&[&first[1], &first[0], &second[0]]);
@@ -322,10 +341,16 @@ async fn batches_are_stored_once_queried_back_and_kept_across_restarts() -> anyh
         lines(&[&first[0], &second[0]])
     );
 
+    let backend_log = backend.log();
     let stats = backend.stop()?;
-    assert_eq!(stats["batches_received"], 3, "{stats}");
+    assert_eq!(stats["batches_received"], 4, "{stats}");
     assert_eq!(stats["activities_stored"], 3, "{stats}");
-    assert_eq!(stats["duplicates"], 1, "{stats}");
+    assert_eq!(stats["duplicates"], 2, "{stats}");
+    assert_eq!(stats["health_events"], 1, "{stats}");
+    assert!(
+        backend_log.contains("sensor \"sensor-a\": SPOOL_EVICTED: the spool evicted 3 batches"),
+        "{backend_log}"
+    );
 
     // A restarted backend remembers what it stored.
     let backend = Backend::start(dir.path(), &[])?;
@@ -438,14 +463,29 @@ async fn bad_batches_are_counted_and_refused_and_the_stream_goes_on() -> anyhow:
         assert_eq!(sensor.ack().await?, sequence);
     }
     assert_eq!(sensor.batch(6, &good).await?, 6, "the stream goes on");
+
+    // A message beyond what gRPC will decode (twice the batch limit) ends that stream; the
+    // server goes on and the sensor reconnects.
+    let mut huge = batch(7, &good);
+    huge.payload = vec![0; 10_000];
+    sensor.send(huge).await?;
+    let ended = tokio::time::timeout(WAIT, sensor.inbound.message()).await?;
+    assert_eq!(
+        ended.as_ref().err().map(tonic::Status::code),
+        Some(Code::OutOfRange),
+        "{ended:?}"
+    );
+    let (mut sensor, stored_through) = Sensor::open(&backend, &ca, "sensor-c", &token).await?;
+    assert_eq!(stored_through, 6);
+    assert_eq!(sensor.batch(7, &good).await?, 7);
     drop(sensor);
-    assert_eq!(query(dir.path(), &[])?, lines(&[&good[0]]));
+    assert_eq!(query(dir.path(), &[])?, lines(&[&good[0], &good[0]]));
 
     let log = backend.log();
     assert!(log.contains("batch 3 refused"), "{log}");
     let stats = backend.stop()?;
-    assert_eq!(stats["bad_batches"], 5, "{stats}");
-    assert_eq!(stats["activities_stored"], 1, "{stats}");
+    assert_eq!(stats["bad_batches"], 6, "{stats}");
+    assert_eq!(stats["activities_stored"], 2, "{stats}");
     Ok(())
 }
 
