@@ -381,6 +381,17 @@ async fn unknown_and_missing_tokens_are_refused() -> anyhow::Result<()> {
             .context("an unknown token was let in")?;
         assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     }
+    // A stream that does not start with a hello.
+    let (outbound, requests) = mpsc::channel(1);
+    outbound
+        .send(message(sensor_message::Message::Batch(batch(1, &[]))))
+        .await?;
+    let refused = IngestClient::new(channel(backend.address, &ca).await?)
+        .stream(ReceiverStream::new(requests))
+        .await
+        .err()
+        .context("a stream without a hello was let in")?;
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     // A revoked token is refused from then on.
     let data_dir = dir.path().to_str().context("UTF-8")?;
     run(&["token", "revoke", "dc1", "--data-dir", data_dir])?;
@@ -400,7 +411,7 @@ async fn unknown_and_missing_tokens_are_refused() -> anyhow::Result<()> {
         "a token was logged: {log}"
     );
     let stats = backend.stop()?;
-    assert_eq!(stats["refused_streams"], 3, "{stats}");
+    assert_eq!(stats["refused_streams"], 4, "{stats}");
     Ok(())
 }
 

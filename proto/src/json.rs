@@ -141,3 +141,36 @@ fn split_type(members: &[u8]) -> (&[u8], &[u8]) {
     let rest = members.get(end + 1..).unwrap_or_default();
     (&members[..end], rest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1::DnsActivity;
+
+    #[test]
+    fn endpoints_print_as_socket_addresses() {
+        let v6 = Endpoint {
+            ip: vec![0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            port: 88,
+        };
+        assert_eq!(endpoint_text(Some(&v6)), "[fd00::1]:88");
+        let odd = Endpoint {
+            ip: vec![1, 2, 3],
+            port: 1,
+        };
+        assert_eq!(endpoint_text(Some(&odd)), "");
+        assert_eq!(endpoint_text(None), "");
+    }
+
+    #[test]
+    fn an_activity_without_a_body_is_still_a_line() {
+        let mut line = Vec::new();
+        write_json_line(&Activity::default(), &mut line, &mut Vec::new()).expect("to a Vec");
+        assert_eq!(
+            String::from_utf8(line).expect("UTF-8"),
+            "{\"time\":null,\"protocol\":\"unknown\",\"src\":\"\",\"dst\":\"\"}\n"
+        );
+        let dns = Body::Dns(DnsActivity::default());
+        assert_eq!(protocol_name(Some(&dns)), "dns");
+    }
+}
