@@ -302,7 +302,12 @@ impl Session {
                 _ = &mut replaced => {
                     break Some(Status::aborted("replaced by a newer stream from the same sensor"));
                 }
-                _ = stopping.changed() => continue,
+                changed = stopping.changed() => {
+                    // A server gone without saying so is stopping too.
+                    if changed.is_err() {
+                        break Some(Status::unavailable("the backend is shutting down"));
+                    }
+                }
                 message = inbound.message() => match message {
                     Ok(Some(message)) => match self.handle(message).await {
                         Ok(Some(reply)) => {

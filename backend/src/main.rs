@@ -11,7 +11,7 @@ use clap::Parser as _;
 use dcwatch_backend::{
     cli::{ActivitiesArgs, Cli, Command, ServeArgs, TokenCommand},
     new_token, print_activities, serve,
-    store::Store,
+    store::{Store, StoreError},
 };
 use log::{error, info};
 
@@ -94,6 +94,9 @@ fn activities(args: &ActivitiesArgs) -> anyhow::Result<()> {
         config.data_dir.display()
     );
     let mut out = io::BufWriter::new(io::stdout().lock());
-    print_activities(&config.data_dir, &args.query(), &mut out)?;
-    Ok(())
+    match print_activities(&config.data_dir, &args.query(), &mut out) {
+        // `activities ... | head`: the reader had enough.
+        Err(StoreError::Output(failure)) if failure.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other.map(drop)?),
+    }
 }

@@ -527,6 +527,17 @@ mod tests {
         drop(store);
         let store = Store::open(directory.path()).expect("reopen");
         assert_eq!(store.stored_through("s1").expect("through"), 1);
+        assert_eq!(
+            store.prune(15_000_000_000).expect("prune"),
+            1,
+            "the older one"
+        );
+        assert_eq!(all(&store, &Query::default())[0].activity, batch[0]);
+        assert_eq!(
+            store.stored_through("s1").expect("through"),
+            1,
+            "kept by pruning"
+        );
     }
 
     #[test]
