@@ -237,7 +237,7 @@ fn custom_slot(key: &str) -> Option<(usize, bool)> {
     };
     (1..=limit)
         .contains(&number)
-        .then_some((base + number - 1, is_label))
+        .then(|| (base + number - 1, is_label))
 }
 
 /// `CEF:Version|Device Vendor|Device Product|Device Version|Signature ID|Name|Severity|Extension`

@@ -408,6 +408,25 @@ fn cef_escapes() {
 }
 
 #[test]
+fn custom_fields_out_of_range_are_ignored() {
+    // fuzz/artifacts/winevent/crash-cf1eecf9: `cs0` once underflowed the slot index.
+    for key in [
+        "cs0",
+        "cs7",
+        "cn0",
+        "cn4",
+        "flexString0",
+        "flexString3",
+        "cs99999999999999999999",
+    ] {
+        let message =
+            format!("CEF:0|a|b|c|d|e|f|externalId=4776 {key}=Security {key}Label=EventSource");
+        let event = parse(message.as_bytes()).expect(&message);
+        assert_eq!(event.provider, None, "{key}");
+    }
+}
+
+#[test]
 fn header_times_and_mismatches() {
     // No time of its own: the RFC 5424 header's.
     let message = "<14>1 2026-11-22T03:04:05.678Z dc1 x - - - CEF:0|a|b|c|4728|n|5|externalId=4729 cat=Security dhost=DC1";
