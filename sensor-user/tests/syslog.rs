@@ -132,7 +132,7 @@ fn cases() -> Vec<Case> {
                 "authentication_package": "MICROSOFT_AUTHENTICATION_PACKAGE_V1_0",
                 "status": 0xC000_006A_u32,
                 "has_status": true,
-                "outcome": {"status": "FAILURE", "code": 0xC000_006A_u32},
+                "outcome": {"status": "FAILURE", "code": 0xC000_006A_u32, "name": "STATUS_WRONG_PASSWORD"},
             }),
             user: Some("Administrator"),
             host: "WKS01",

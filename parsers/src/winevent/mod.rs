@@ -168,6 +168,47 @@ impl EventId {
     }
 }
 
+/// An NTSTATUS, as 4776's "Error Code" (and RSA's and CEF's NTLM result) gives it. Open: any
+/// code parses; those the 4776 documentation lists have names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NtStatus(pub u32);
+
+impl NtStatus {
+    pub const SUCCESS: Self = Self(0);
+    pub const NO_SUCH_USER: Self = Self(0xC000_0064);
+    pub const WRONG_PASSWORD: Self = Self(0xC000_006A);
+    pub const LOGON_FAILURE: Self = Self(0xC000_006D);
+    pub const ACCOUNT_RESTRICTION: Self = Self(0xC000_006E);
+    pub const INVALID_LOGON_HOURS: Self = Self(0xC000_006F);
+    pub const INVALID_WORKSTATION: Self = Self(0xC000_0070);
+    pub const PASSWORD_EXPIRED: Self = Self(0xC000_0071);
+    pub const ACCOUNT_DISABLED: Self = Self(0xC000_0072);
+    pub const ACCOUNT_EXPIRED: Self = Self(0xC000_0193);
+    pub const PASSWORD_MUST_CHANGE: Self = Self(0xC000_0224);
+    pub const ACCOUNT_LOCKED_OUT: Self = Self(0xC000_0234);
+    pub const NO_SECRETS: Self = Self(0xC000_0371);
+
+    /// The code's name in [MS-ERREF] 2.3.1.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::SUCCESS => "STATUS_SUCCESS",
+            Self::NO_SUCH_USER => "STATUS_NO_SUCH_USER",
+            Self::WRONG_PASSWORD => "STATUS_WRONG_PASSWORD",
+            Self::LOGON_FAILURE => "STATUS_LOGON_FAILURE",
+            Self::ACCOUNT_RESTRICTION => "STATUS_ACCOUNT_RESTRICTION",
+            Self::INVALID_LOGON_HOURS => "STATUS_INVALID_LOGON_HOURS",
+            Self::INVALID_WORKSTATION => "STATUS_INVALID_WORKSTATION",
+            Self::PASSWORD_EXPIRED => "STATUS_PASSWORD_EXPIRED",
+            Self::ACCOUNT_DISABLED => "STATUS_ACCOUNT_DISABLED",
+            Self::ACCOUNT_EXPIRED => "STATUS_ACCOUNT_EXPIRED",
+            Self::PASSWORD_MUST_CHANGE => "STATUS_PASSWORD_MUST_CHANGE",
+            Self::ACCOUNT_LOCKED_OUT => "STATUS_ACCOUNT_LOCKED_OUT",
+            Self::NO_SECRETS => "STATUS_NO_SECRETS",
+            _ => return None,
+        })
+    }
+}
+
 /// Where [`WinEvent::time_ms`] came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TimeSource {
@@ -268,7 +309,7 @@ pub struct WinEvent<'a> {
     /// 4776 "Error Code", RSA's NTLM result, CEF's "Reason or Error Code", as written.
     pub status: Option<Cow<'a, str>>,
     /// [`Self::status`] as a number (`0x0`, `0xC000006A`).
-    pub status_code: Option<u32>,
+    pub status_code: Option<NtStatus>,
     /// The client: 4776 "Source Workstation", 8004 "Workstation name", CEF `shost`, RSA's
     /// source host.
     pub workstation: Option<Cow<'a, str>>,
@@ -349,7 +390,7 @@ fn finish<'a>(
         event.time_source = TimeSource::SyslogHeader;
     }
     if let Some(status) = event.status.as_deref() {
-        event.status_code = status_code(status);
+        event.status_code = status_code(status).map(NtStatus);
         event.anomalies.status_unreadable = event.status_code.is_none();
     }
     Ok(event)

@@ -266,7 +266,7 @@ fn check_text(event: &WinEvent<'_>, case: &Case, context: &str) {
         "{context}: service"
     );
     if let Some(status) = case.status {
-        assert_eq!(event.status_code, Some(status), "{context}");
+        assert_eq!(event.status_code, Some(NtStatus(status)), "{context}");
     }
     assert_eq!(
         text_of(event.server.as_ref()),
@@ -289,7 +289,7 @@ fn every_event_in_rsa() {
         let event = parse(message.as_bytes()).expect(&message);
         check_common(&event, &case, Layout::Rsa, 1_432_026_429_250, &message);
         assert_eq!(text_of(event.workstation.as_ref()), Some("WKS01"));
-        assert_eq!(event.status_code, Some(0));
+        assert_eq!(event.status_code, Some(NtStatus::SUCCESS));
         assert_eq!(
             text_of(event.target.name.as_ref()),
             Some(case.target.map_or("Administrator", |target| target.0))
@@ -351,7 +351,7 @@ fn the_reference_examples_verbatim() {
         Some("YYYYYY.subDomain.domain.com")
     );
     assert_eq!(text_of(event.provider.as_ref()), Some(SECURITY));
-    assert_eq!(event.status_code, Some(0));
+    assert_eq!(event.status_code, Some(NtStatus::SUCCESS));
     assert!(
         matches!(event.target.name, Some(Cow::Borrowed(_))),
         "no escape: borrowed"
@@ -368,7 +368,7 @@ fn the_reference_examples_verbatim() {
         text_of(event.authentication_package.as_ref()),
         Some("MICROSOFT_AUTHENTICATION_PACKAGE_V1_0")
     );
-    assert_eq!(event.status_code, Some(0));
+    assert_eq!(event.status_code, Some(NtStatus::SUCCESS));
     assert_eq!(event.time_ms, Some(1_456_144_380_009));
 
     // reference/002, Splunk, with its literal `\r\n` separators and its `\r\ComputerName` slip.

@@ -2,7 +2,7 @@
 
 use std::{borrow::Cow, net::SocketAddr};
 
-use dcwatch_parsers::winevent::{AccountName, Layout, TimeSource, WinEvent};
+use dcwatch_parsers::winevent::{AccountName, EventId, Layout, NtStatus, TimeSource, WinEvent};
 use dcwatch_proto::v1::{
     Account, Activity, EventAccount, WindowsEventActivity, activity::Body, windows_event_activity,
 };
@@ -59,7 +59,7 @@ pub fn activity(
         service_start_type: text(event.service_start_type.as_ref()),
         service_account: text(event.service_account.as_ref()),
         authentication_package: text(event.authentication_package.as_ref()),
-        status: event.status_code.unwrap_or_default(),
+        status: event.status_code.unwrap_or_default().0,
         has_status: event.status_code.is_some(),
         workstation: text(event.workstation.as_ref()),
         server: text(event.server.as_ref()),
@@ -80,10 +80,10 @@ pub fn activity(
             sid: text(acted_on.sid.as_ref()),
         });
     }
-    if event.event_id.0 == 4776
+    if event.event_id == EventId::CREDENTIAL_VALIDATION
         && let Some(code) = event.status_code
     {
-        activity.outcome = Some(outcome(code == 0, code, None));
+        activity.outcome = Some(outcome(code == NtStatus::SUCCESS, code.0, code.name()));
     }
     activity
 }
@@ -110,5 +110,85 @@ fn layout(layout: Option<Layout>) -> windows_event_activity::Layout {
         Some(Layout::Splunk) => Proto::Splunk,
         Some(Layout::Qradar) => Proto::Qradar,
         None => Proto::Unspecified,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_parsers::winevent;
+
+    use super::*;
+
+    fn activity_of(message: &str) -> Activity {
+        let event = winevent::parse(message.as_bytes()).expect("an event");
+        activity(
+            &event,
+            "10.0.0.9:5000".parse().expect("address"),
+            "10.0.0.1:514".parse().expect("address"),
+            7_000_000_000,
+        )
+    }
+
+    fn body(activity: &Activity) -> &WindowsEventActivity {
+        match &activity.body {
+            Some(Body::WindowsEvent(body)) => body,
+            other => panic!("not a Windows event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_validation_has_its_outcome_and_account() {
+        let activity = activity_of(
+            "CEF:0|a|b|c|d|e|f|externalId=4776 rt=1426218619123 cat=Security dhost=DC1 duser=CORP\\\\bob shost=WKS cs4=0xC0000234 cs4Label=Reason or Error Code",
+        );
+        let body = body(&activity);
+        assert_eq!(body.event_id, 4776);
+        assert_eq!(body.status, 0xC000_0234);
+        assert!(body.has_status);
+        assert_eq!(
+            body.time_source(),
+            windows_event_activity::TimeSource::EventTime
+        );
+        assert_eq!(
+            activity
+                .time
+                .as_ref()
+                .map(|time| (time.seconds, time.nanos)),
+            Some((1_426_218_619, 123_000_000))
+        );
+        let account = activity.account.as_ref().expect("account");
+        assert_eq!(
+            (account.domain.as_str(), account.name.as_str()),
+            ("CORP", "bob")
+        );
+        let outcome = activity.outcome.as_ref().expect("outcome");
+        assert_eq!(outcome.name, "STATUS_ACCOUNT_LOCKED_OUT");
+    }
+
+    #[test]
+    fn the_member_is_the_account_and_no_time_means_received() {
+        let activity = activity_of(
+            "<13>Feb 11 00:00:00 relay EventCode=4728\nComputerName=DC1\nMessage=Member: Security ID: S-1-5-21-1-2-3-1104 Account Name: CN=bob Group: Group Name: Domain Admins",
+        );
+        let body = body(&activity);
+        assert_eq!(
+            body.time_source(),
+            windows_event_activity::TimeSource::ReceivedTime
+        );
+        assert_eq!(activity.time.as_ref().map(|time| time.seconds), Some(7));
+        assert_eq!(
+            activity
+                .account
+                .as_ref()
+                .map(|account| account.name.as_str()),
+            Some("CN=bob")
+        );
+        assert_eq!(
+            body.group.as_ref().map(|group| group.name.as_str()),
+            Some("Domain Admins")
+        );
+        assert_eq!(body.syslog_host, "relay");
+        assert!(activity.outcome.is_none());
+        assert!(body.anomalies.contains(&"event_time_missing".to_owned()));
     }
 }

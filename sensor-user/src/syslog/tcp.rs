@@ -291,3 +291,112 @@ enum Step {
     NeedMore,
     Stop,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use tokio::sync::mpsc;
+
+    use super::{super::SyslogCounters, *};
+
+    const EVENT: &str = "CEF:0|Microsoft|Microsoft Windows||Microsoft-Windows-Security-Auditing:4776|x|Low| externalId=4776 cat=Security rt=1426218619000 shost=WKS dhost=DC1 duser=bob cs4=0x0 cs4Label=Reason or Error Code";
+
+    fn open() -> (Connection, mpsc::Receiver<dcwatch_proto::v1::Activity>) {
+        let (sender, receiver) = mpsc::channel(64);
+        let sink = Sink {
+            counters: Arc::new(SyslogCounters::default()),
+            activities: sender,
+        };
+        let peer = "127.0.0.1:40000".parse().expect("address");
+        let local = "127.0.0.1:514".parse().expect("address");
+        (Connection::new(sink, peer, local), receiver)
+    }
+
+    fn counter(
+        connection: &Connection,
+        pick: fn(&SyslogCounters) -> &std::sync::atomic::AtomicU64,
+    ) -> u64 {
+        pick(&connection.sink.counters).load(Ordering::Relaxed)
+    }
+
+    /// Feeds `stream` in pieces of `size` bytes; returns the activities delivered.
+    async fn feed(
+        connection: &mut Connection,
+        stream: &[u8],
+        size: usize,
+        receiver: &mut mpsc::Receiver<dcwatch_proto::v1::Activity>,
+    ) -> usize {
+        for piece in stream.chunks(size) {
+            assert!(connection.receive(piece).await);
+        }
+        let mut delivered = 0;
+        while receiver.try_recv().is_ok() {
+            delivered += 1;
+        }
+        delivered
+    }
+
+    #[tokio::test]
+    async fn octet_counting_across_any_split() {
+        let mut stream = Vec::new();
+        for _ in 0..3 {
+            stream.extend_from_slice(format!("{} {EVENT}", EVENT.len()).as_bytes());
+        }
+        for size in [1, 2, 7, 100, stream.len()] {
+            let (mut connection, mut receiver) = open();
+            assert_eq!(
+                feed(&mut connection, &stream, size, &mut receiver).await,
+                3,
+                "pieces of {size}"
+            );
+            assert_eq!(connection.framing, Some(Framing6587::OctetCounted));
+            assert!(connection.buffer.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn newline_framing_across_any_split() {
+        let stream = format!("\n{EVENT}\n{EVENT}\r\n\n{EVENT}\0");
+        for size in [1, 3, 64, stream.len()] {
+            let (mut connection, mut receiver) = open();
+            assert_eq!(
+                feed(&mut connection, stream.as_bytes(), size, &mut receiver).await,
+                3,
+                "pieces of {size}"
+            );
+            assert_eq!(connection.framing, Some(Framing6587::Newline));
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_skipped_and_the_stream_goes_on() {
+        let huge = MAX_MESSAGE_LEN + 10;
+        let mut stream = format!("{huge} ").into_bytes();
+        stream.resize(stream.len() + huge, b'x');
+        stream.extend_from_slice(format!("{} {EVENT}", EVENT.len()).as_bytes());
+        let (mut connection, mut receiver) = open();
+        assert_eq!(
+            feed(&mut connection, &stream, READ_CHUNK, &mut receiver).await,
+            1
+        );
+        assert_eq!(counter(&connection, |c| &c.oversized), 1);
+        assert_eq!(counter(&connection, |c| &c.messages), 2);
+
+        let mut stream = vec![b'<'; MAX_MESSAGE_LEN + 5];
+        stream.push(b'\n');
+        stream.extend_from_slice(EVENT.as_bytes());
+        stream.push(b'\n');
+        let (mut connection, mut receiver) = open();
+        assert_eq!(feed(&mut connection, &stream, 1000, &mut receiver).await, 1);
+        assert_eq!(counter(&connection, |c| &c.oversized), 1);
+        assert!(connection.buffer.len() <= MAX_CONNECTION_BUFFER);
+    }
+
+    #[tokio::test]
+    async fn a_bad_count_ends_the_connection() {
+        let (mut connection, _receiver) = open();
+        assert!(!connection.receive(b"12x hello").await);
+        assert_eq!(counter(&connection, |c| &c.junk), 1);
+    }
+}
