@@ -188,12 +188,26 @@ fn rfc3164<'a>(text: &'a str, header: &mut SyslogHeader<'a>) -> Option<&'a str> 
     let Some((hostname, after_host)) = token(rest) else {
         return Some(rest);
     };
-    // A host name holds no `=` or `|`: if it does, the relay left the host out.
-    if hostname.contains(['=', '|']) || hostname.ends_with(':') {
+    if !plausible_host(hostname) {
+        // The relay left the host out: what follows the time is the tag or the message.
         return Some(tag(rest, header));
     }
     header.hostname = Some(hostname);
     Some(tag(after_host, header))
+}
+
+/// A host name or address: no `=`, `|`, control character or trailing `:`, and not the first
+/// word of a layout (`RsaSA`, `CEF:0|...`).
+fn plausible_host(token: &str) -> bool {
+    let layout_start = token
+        .get(..5)
+        .is_some_and(|head| head.eq_ignore_ascii_case("RsaSA"))
+        || token
+            .get(..4)
+            .is_some_and(|head| head.eq_ignore_ascii_case("CEF:"));
+    !layout_start
+        && !token.ends_with(':')
+        && !token.contains(|c: char| c == '=' || c == '|' || c.is_control())
 }
 
 /// `TAG[PID]: ` when there is one; CEF's own `CEF:0|` is not a tag.
@@ -311,6 +325,18 @@ mod tests {
         assert_eq!(
             header.bsd_time.and_then(|t| t.unix_ms(2026)),
             Some(1_772_532_672_000)
+        );
+    }
+
+    #[test]
+    fn rfc3164_without_host() {
+        let (header, message) = split("<13>Feb 11 00:00:00 RsaSA\n2015-May-19 09:07:09\n4776");
+        assert_eq!((header.hostname, header.app), (None, None));
+        assert_eq!(message, "RsaSA\n2015-May-19 09:07:09\n4776");
+        let (header, message) = split("Feb 11 00:00:00 CEF:0|a");
+        assert_eq!(
+            (header.form, header.hostname, message),
+            (HeaderForm::Rfc3164, None, "CEF:0|a")
         );
     }
 

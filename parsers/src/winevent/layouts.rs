@@ -99,26 +99,33 @@ pub(super) fn detect(message: &str) -> Option<Layout> {
     {
         return Some(Layout::Cef);
     }
-    if contains_key(message, "AgentDevice=") {
-        return Some(Layout::Qradar);
+    // Whichever key comes first: an event text may quote the other layout's key.
+    match (
+        find_key(message, "AgentDevice="),
+        find_key(message, "EventCode="),
+    ) {
+        (Some(qradar), Some(splunk)) if splunk < qradar => Some(Layout::Splunk),
+        (Some(_), _) => Some(Layout::Qradar),
+        (None, Some(_)) => Some(Layout::Splunk),
+        (None, None) => None,
     }
-    if contains_key(message, "EventCode=") {
-        return Some(Layout::Splunk);
-    }
-    None
 }
 
-/// Whether `key` (ending in `=`) starts `text` or follows a separator in it, in any case.
-fn contains_key(text: &str, key: &str) -> bool {
+/// Where `key` (ending in `=`) starts `text` or first follows a non-alphanumeric byte, in any
+/// case.
+fn find_key(text: &str, key: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let key = key.as_bytes();
-    bytes.windows(key.len()).enumerate().any(|(at, window)| {
-        window.eq_ignore_ascii_case(key)
-            && (at == 0
-                || bytes
-                    .get(at - 1)
-                    .is_some_and(|byte| !byte.is_ascii_alphanumeric()))
-    })
+    bytes
+        .windows(key.len())
+        .enumerate()
+        .position(|(at, window)| {
+            window.eq_ignore_ascii_case(key)
+                && (at == 0
+                    || bytes
+                        .get(at - 1)
+                        .is_some_and(|byte| !byte.is_ascii_alphanumeric()))
+        })
 }
 
 /// Reads the layout's fields into `event`; returns what [`super::finish`] still needs.

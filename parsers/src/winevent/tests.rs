@@ -466,6 +466,16 @@ fn liberal_in_case_and_order() {
 }
 
 #[test]
+fn the_first_key_decides_between_splunk_and_qradar() {
+    let event =
+        parse(b"EventCode=4776\nComputerName=DC1\nMessage=AgentDevice=WindowsLog").expect("Splunk");
+    assert_eq!(event.layout, Some(Layout::Splunk));
+    let event = parse(b"AgentDevice=WindowsLog EventID=4776 Message=EventCode=1").expect("QRadar");
+    assert_eq!(event.layout, Some(Layout::Qradar));
+    assert_eq!(event.event_id, EventId(4776));
+}
+
+#[test]
 fn junk_is_refused() {
     let cases: [(&[u8], WinEventError); 8] = [
         (b"", WinEventError::Empty),

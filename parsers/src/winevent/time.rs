@@ -184,8 +184,13 @@ pub fn date_time(text: &str) -> Option<u64> {
 
 /// `yyyy-(mm|Mmm)-dd[T ]hh:mm:ss[.fff][Z|±hh:mm]`.
 fn iso_like(text: &str) -> Option<u64> {
-    let date = text.get(..text.find(['T', 't', ' '])?)?;
-    let rest = text.get(date.len() + 1..)?.trim_start();
+    // `yyyy-` then a month of 2 digits or 3 letters (`Oct` holds a `t`: look after it).
+    let month_end = text.get(5..)?.find('-')? + 5;
+    let date = text.get(..month_end + 3)?;
+    if !matches!(text.get(month_end + 3..month_end + 4)?, "T" | "t" | " ") {
+        return None;
+    }
+    let rest = text.get(month_end + 4..)?.trim_start();
     let mut parts = date.split('-');
     let year = i64::from(digits(parts.next()?, 4)?);
     let month_text = parts.next()?;
