@@ -587,3 +587,51 @@ fn a_taken_port_is_one_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_idle_connection_is_closed_and_its_half_message_counted() {
+    let run = RunDir::create().expect("run directory");
+    std::fs::write(
+        &run.config,
+        "[stats]\ninterval_secs = 1\n[syslog]\nidle_timeout_secs = 1\n",
+    )
+    .expect("config");
+    let address: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+        .parse()
+        .expect("address");
+    let mut command = Command::new(SENSOR);
+    command.args(run.run_args(
+        &[],
+        &["--syslog-listen", &address.to_string(), "--duration", "60"],
+    ));
+    let sensor = SensorProcess::spawn(command, 0).expect("start the sensor");
+    let mut stream = connect(address);
+    stream
+        .write_all(b"<13>Feb 11 00:00:00 siem RsaSA\\n2015-May-19")
+        .expect("send");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let started = Instant::now();
+    let mut buffer = [0; 1];
+    assert!(
+        matches!(stream.read(&mut buffer), Ok(0) | Err(_)),
+        "closed by the sensor"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "not before the timeout"
+    );
+    wait_for(&run, "syslog_partial", 1);
+    let finished = sensor.stop().expect("stop the sensor");
+    assert!(finished.status.success());
+    let stats = stats_file::read(&run.stats).expect("final stats");
+    assert_eq!(
+        stats_file::counter(&stats, "syslog_messages"),
+        0,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats_file::counter(&stats, "syslog_partial"),
+        1,
+        "{stats:?}"
+    );
+}
