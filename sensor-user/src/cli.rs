@@ -22,6 +22,8 @@ delivered or counted as dropped, and every cap that bites is counted: see --stat
 Examples:
   dcwatch-sensor run --interface ens4                     capture on a mirror NIC
   dcwatch-sensor run -i ens4 --mode host --output json    on a DC's own NIC, print activities
+  dcwatch-sensor run --syslog-listen 0.0.0.0:514 --output json
+                                                          Windows events from a SIEM only
   dcwatch-sensor replay dc.pcapng --output json           the same pipeline over a capture file
   dcwatch-sensor replay dc.pcapng --output packets        one line per packet instead
 
@@ -58,6 +60,12 @@ pub struct RunArgs {
     pub attach: Option<Attach>,
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Listen for Windows events a SIEM forwards over syslog, on UDP and TCP at ADDR:PORT
+    /// (`0.0.0.0:514`, `[::]:6514`); repeat for several (overrides syslog.listen). Layouts:
+    /// RSA Security Analytics, ArcSight CEF, Splunk, QRadar; events 4726 4728 4729 4730 4732
+    /// 4733 4743 4753 4756 4757 4758 4763 4776 7045 8004. With it, --interface is optional.
+    #[arg(long = "syslog-listen", value_name = "ADDR:PORT")]
+    pub syslog_listen: Vec<std::net::SocketAddr>,
     /// Stop after this many seconds instead of waiting for a signal.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<u64>,
@@ -120,6 +128,9 @@ impl RunArgs {
         if let Some(attach) = self.attach {
             config.capture.attach = attach;
         }
+        if !self.syslog_listen.is_empty() {
+            config.syslog.listen.clone_from(&self.syslog_listen);
+        }
         Ok(config)
     }
 }
@@ -150,6 +161,10 @@ mod tests {
             "generic",
             "--stats-file",
             "/tmp/s.json",
+            "--syslog-listen",
+            "127.0.0.1:5514",
+            "--syslog-listen",
+            "[::1]:5514",
         ])
         .expect("valid command line");
         let Command::Run(args) = cli.command else {
@@ -160,5 +175,7 @@ mod tests {
         assert_eq!(config.capture.mode, Mode::Host);
         assert_eq!(config.capture.attach, Attach::Generic);
         assert_eq!(config.stats.file, Some(PathBuf::from("/tmp/s.json")));
+        assert_eq!(config.syslog.listen.len(), 2);
+        assert_eq!(config.syslog.listen[1].to_string(), "[::1]:5514");
     }
 }

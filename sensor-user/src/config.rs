@@ -2,7 +2,7 @@
 //! root of the crate documents each one with its default.
 
 use std::{
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -47,6 +47,7 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub dissect: DissectConfig,
     pub stats: StatsConfig,
+    pub syslog: SyslogConfig,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -178,6 +179,38 @@ impl StatsConfig {
     }
 }
 
+/// The syslog listener for Windows events forwarded by a SIEM (`crate::syslog`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// Addresses to listen on, UDP and TCP each; empty: no listener.
+    pub listen: Vec<SocketAddr>,
+    /// TCP connections open at once; more are closed at once and counted.
+    pub max_connections: u32,
+    /// A TCP connection silent for this long is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            max_connections: 64,
+            idle_timeout_secs: 300,
+        }
+    }
+}
+
+impl SyslogConfig {
+    pub fn settings(&self) -> crate::syslog::ListenerSettings {
+        crate::syslog::ListenerSettings {
+            listen: self.listen.clone(),
+            max_connections: self.max_connections as usize,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+        }
+    }
+}
+
 /// A configuration that cannot be used, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -302,6 +335,15 @@ impl Config {
                 "must be at least 1".to_owned(),
             ));
         }
+        if !(1..=65536).contains(&self.syslog.max_connections) {
+            return Err((
+                "syslog.max_connections",
+                "must be from 1 to 65536".to_owned(),
+            ));
+        }
+        if self.syslog.idle_timeout_secs == 0 {
+            return Err(("syslog.idle_timeout_secs", "must be at least 1".to_owned()));
+        }
         if self.stats.interval_secs == 0 {
             return Err(("stats.interval_secs", "must be at least 1".to_owned()));
         }
@@ -347,6 +389,10 @@ mod tests {
             [stats]
             file = "/run/dcwatch/stats.json"
             interval_secs = 5
+            [syslog]
+            listen = ["0.0.0.0:514", "[::]:6514"]
+            max_connections = 8
+            idle_timeout_secs = 60
             "#,
         )
         .expect("valid config");
@@ -355,6 +401,14 @@ mod tests {
         assert_eq!(config.capture.ports.tcp, [88]);
         assert_eq!(config.capture.dc_addresses.len(), 2);
         assert_eq!(config.stats.interval(), Duration::from_secs(5));
+        assert_eq!(
+            config.syslog.listen,
+            [
+                "0.0.0.0:514".parse::<SocketAddr>().expect("address"),
+                "[::]:6514".parse().expect("address")
+            ]
+        );
+        assert_eq!(config.syslog.settings().max_connections, 8);
     }
 
     #[test]
@@ -379,6 +433,11 @@ mod tests {
                 "key `capture.snapl_len`: unknown field",
             ),
             ("[stats]\ninterval_secs = 0", "key `stats.interval_secs`"),
+            ("[syslog]\nlisten = [\"514\"]", "key `syslog.listen[0]`"),
+            (
+                "[syslog]\nmax_connections = 0",
+                "key `syslog.max_connections`",
+            ),
         ];
         for (text, expected) in cases {
             let error = parse(text).expect_err(text);

@@ -2,8 +2,10 @@
 
 use std::{collections::HashMap, future::Future, io::Write, path::PathBuf};
 
+use dcwatch_proto::v1::Activity;
 use log::{info, warn};
 use sensor_common::Counter;
+use tokio::sync::mpsc;
 
 use crate::{
     capture::{Capture, CaptureError, FrameReader, KernelCounters},
@@ -11,14 +13,20 @@ use crate::{
     decode::LinkType,
     pipeline::{Output, Pipeline},
     stats::{self, UserCounters},
+    syslog::{self, Listeners, SyslogError},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("no interface to capture on: pass --interface or set capture.interfaces")]
+    #[error(
+        "no interface to capture on: pass --interface or set capture.interfaces (or listen for \
+         syslog only with --syslog-listen)"
+    )]
     NoInterface,
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Syslog(#[from] SyslogError),
     #[error("writing output: {0}")]
     Output(std::io::Error),
 }
@@ -26,22 +34,125 @@ pub enum LiveError {
 /// The counters at the end of a run.
 #[derive(Clone, Copy, Debug)]
 pub struct LiveSummary {
+    /// All zero when nothing was captured (a syslog listener only).
     pub kernel: KernelCounters,
     pub user: UserCounters,
+    /// Activities from captured traffic.
     pub activities: u64,
+    /// Windows events received by the syslog listener and reported.
+    pub syslog_events: u64,
 }
 
-/// Captures on the configured interfaces until `shutdown` resolves, then detaches, drains the ring
-/// buffer and writes the final stats. Needs a tokio runtime with I/O and time enabled.
+/// Captures on the configured interfaces and listens for syslog on the configured addresses
+/// (either may be absent, not both) until `shutdown` resolves, then detaches, drains the ring
+/// buffer and what the listeners handed over, and writes the final stats. Needs a tokio runtime
+/// with I/O and time enabled.
 pub async fn run<W: Write>(
     config: &Config,
     output: Option<Output<W>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<LiveSummary, LiveError> {
     let interfaces = &config.capture.interfaces;
-    if interfaces.is_empty() {
+    if interfaces.is_empty() && config.syslog.listen.is_empty() {
         return Err(LiveError::NoInterface);
     }
+    // The listeners first: a port already taken should fail before XDP is attached.
+    let (syslog_tx, mut syslog_rx) = mpsc::channel(syslog::CHANNEL_CAPACITY);
+    let mut listeners = Listeners::bind(&config.syslog.settings(), syslog_tx).await?;
+    let mut capture = if interfaces.is_empty() {
+        None
+    } else {
+        Some(attach(config)?)
+    };
+    let names: HashMap<u32, String> = capture
+        .iter()
+        .flat_map(|capture| capture.attached())
+        .map(|interface| (interface.ifindex, interface.name.clone()))
+        .collect();
+    let mut reader = match capture.as_mut() {
+        Some(capture) => Some(FrameReader::new(capture.take_frames()?)?),
+        None => None,
+    };
+    let mut pipeline = Pipeline::new(output, names, config.dissect.limits(), config.sensor.id());
+
+    let stats_file = config.stats.file.clone();
+    let mut ticker = tokio::time::interval(config.stats.interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut output_error = None;
+    let mut reported = KernelCounters::default();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            read = read_frames(reader.as_mut(), |record| feed(&mut pipeline, record, &mut output_error)) => {
+                read?;
+                if output_error.is_none() {
+                    output_error = pipeline.flush().err();
+                }
+                if output_error.is_some() {
+                    break;
+                }
+            }
+            Some(activity) = syslog_rx.recv() => {
+                push_events(&mut pipeline, activity, &mut syslog_rx, &mut output_error);
+                if output_error.is_some() {
+                    break;
+                }
+            }
+            _ = ticker.tick() => {
+                if output_error.is_none() {
+                    output_error = pipeline.tick(unix_now_ns()).err();
+                }
+                if let Some(kernel) = report(capture.as_ref(), &stats(&pipeline, &listeners), stats_file.as_ref()) {
+                    warn_of_new_drops(&reported, &kernel);
+                    reported = kernel;
+                }
+            }
+        }
+    }
+    // Detach first so nothing new arrives, then take what is still in the ring.
+    listeners.stop();
+    if let Some(capture) = capture.as_mut() {
+        capture.detach_all();
+    }
+    if let Some(reader) = reader.as_mut() {
+        reader.drain(|record| feed(&mut pipeline, record, &mut output_error));
+    }
+    while let Ok(activity) = syslog_rx.try_recv() {
+        if output_error.is_none() {
+            output_error = pipeline.push(activity).err();
+        }
+    }
+    if output_error.is_none() {
+        output_error = pipeline.finish().err();
+    }
+    let syslog_events = listeners
+        .counters()
+        .events
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let summary = LiveSummary {
+        kernel: match capture.as_ref() {
+            Some(capture) => capture.counters()?,
+            None => KernelCounters::default(),
+        },
+        user: *pipeline.counters(),
+        activities: pipeline.dissector().counters().activities,
+        syslog_events,
+    };
+    report(
+        capture.as_ref(),
+        &stats(&pipeline, &listeners),
+        stats_file.as_ref(),
+    );
+    log_summary(&summary, capture.is_some());
+    match output_error {
+        Some(error) => Err(LiveError::Output(error)),
+        None => Ok(summary),
+    }
+}
+
+/// Loads the XDP program and attaches it to every configured interface.
+fn attach(config: &Config) -> Result<Capture, LiveError> {
     let mut capture = Capture::load(&config.capture)?;
     let settings = &config.capture;
     info!(
@@ -57,67 +168,62 @@ pub async fn run<W: Write>(
         settings.snap_len,
         settings.ring_buffer_mib
     );
-    for interface in interfaces {
-        let attached = capture.attach(interface, config.capture.attach)?;
+    for interface in &settings.interfaces {
+        let attached = capture.attach(interface, settings.attach)?;
         info!(
             "capturing on {} (ifindex {}, {} XDP, {:?} mode)",
-            attached.name, attached.ifindex, attached.mode, config.capture.mode
+            attached.name, attached.ifindex, attached.mode, settings.mode
         );
     }
-    let names: HashMap<u32, String> = capture
-        .attached()
-        .iter()
-        .map(|interface| (interface.ifindex, interface.name.clone()))
-        .collect();
-    let mut reader = FrameReader::new(capture.take_frames()?)?;
-    let mut pipeline = Pipeline::new(output, names, config.dissect.limits(), config.sensor.id());
+    Ok(capture)
+}
 
-    let stats_file = config.stats.file.clone();
-    let mut ticker = tokio::time::interval(config.stats.interval());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    let mut output_error = None;
-    let mut reported = KernelCounters::default();
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            read = reader.read(|record| feed(&mut pipeline, record, &mut output_error)) => {
-                read?;
-                if output_error.is_none() {
-                    output_error = pipeline.flush().err();
-                }
-                if output_error.is_some() {
-                    break;
-                }
-            }
-            _ = ticker.tick() => {
-                if output_error.is_none() {
-                    output_error = pipeline.tick(unix_now_ns()).err();
-                }
-                if let Some(kernel) = report(&capture, &pipeline.stats(), stats_file.as_ref()) {
-                    warn_of_new_drops(&reported, &kernel);
-                    reported = kernel;
-                }
-            }
+/// Reads the ring buffer when there is one; without, never resolves.
+async fn read_frames(
+    reader: Option<&mut FrameReader>,
+    handle: impl FnMut(Result<crate::frame::Frame<'_>, crate::capture::InvalidRecord>),
+) -> Result<u64, CaptureError> {
+    match reader {
+        Some(reader) => reader.read(handle).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Prints a syslog activity and those already waiting behind it (a bounded batch), then
+/// flushes.
+fn push_events<W: Write>(
+    pipeline: &mut Pipeline<W>,
+    first: Activity,
+    queue: &mut mpsc::Receiver<Activity>,
+    output_error: &mut Option<std::io::Error>,
+) {
+    let mut next = Some(first);
+    let mut batch = 0;
+    while let Some(activity) = next.take() {
+        if output_error.is_none() {
+            *output_error = pipeline.push(activity).err();
+        }
+        batch += 1;
+        if batch < syslog::CHANNEL_CAPACITY {
+            next = queue.try_recv().ok();
         }
     }
-    // Detach first so nothing new arrives, then take what is still in the ring.
-    capture.detach_all();
-    reader.drain(|record| feed(&mut pipeline, record, &mut output_error));
     if output_error.is_none() {
-        output_error = pipeline.finish().err();
+        *output_error = pipeline.flush().err();
     }
-    let summary = LiveSummary {
-        kernel: capture.counters()?,
-        user: *pipeline.counters(),
-        activities: pipeline.dissector().counters().activities,
-    };
-    report(&capture, &pipeline.stats(), stats_file.as_ref());
-    log_summary(&summary);
-    match output_error {
-        Some(error) => Err(LiveError::Output(error)),
-        None => Ok(summary),
-    }
+}
+
+/// The userspace counters: the pipeline's and the syslog listeners'.
+fn stats<W: Write>(pipeline: &Pipeline<W>, listeners: &Listeners) -> Vec<(String, u64)> {
+    let mut stats = pipeline.stats();
+    stats.extend(
+        listeners
+            .counters()
+            .pairs()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
+    stats
 }
 
 /// Hands one ring record to the pipeline; after an output error, frames are still counted.
@@ -136,25 +242,27 @@ fn feed<W: Write>(
     }
 }
 
-/// Reads the kernel counters and, when asked for, writes the stats file; returns the counters.
+/// Reads the kernel counters (when capturing) and, when asked for, writes the stats file;
+/// returns the kernel counters.
 fn report(
-    capture: &Capture,
+    capture: Option<&Capture>,
     user: &[(String, u64)],
     stats_file: Option<&PathBuf>,
 ) -> Option<KernelCounters> {
-    let kernel = match capture.counters() {
-        Ok(kernel) => kernel,
-        Err(error) => {
+    let kernel = match capture.map(Capture::counters) {
+        Some(Ok(kernel)) => Some(kernel),
+        Some(Err(error)) => {
             warn!("reading counters: {error}");
             return None;
         }
+        None => None,
     };
     if let Some(path) = stats_file
-        && let Err(error) = stats::write_file(path, &stats::snapshot(Some(&kernel), user))
+        && let Err(error) = stats::write_file(path, &stats::snapshot(kernel.as_ref(), user))
     {
         warn!("writing stats file {}: {error}", path.display());
     }
-    Some(kernel)
+    kernel
 }
 
 /// Says so in the log when frames were lost to a full ring buffer since the last report.
@@ -168,11 +276,18 @@ fn warn_of_new_drops(before: &KernelCounters, now: &KernelCounters) {
     }
 }
 
-fn log_summary(summary: &LiveSummary) {
+fn log_summary(summary: &LiveSummary, captured: bool) {
+    if !captured {
+        info!(
+            "stopped: {} Windows events from syslog",
+            summary.syslog_events
+        );
+        return;
+    }
     let kernel = &summary.kernel;
     info!(
         "stopped: seen {} frames, matched {}, copied {}, delivered {}, ring buffer full {}, \
-         truncated {}, decode errors {}, activities {}",
+         truncated {}, decode errors {}, activities {}, Windows events from syslog {}",
         kernel.get(Counter::Seen),
         kernel.get(Counter::Matched),
         kernel.get(Counter::Copied),
@@ -181,6 +296,7 @@ fn log_summary(summary: &LiveSummary) {
         kernel.get(Counter::Truncated),
         summary.user.decode_errors,
         summary.activities,
+        summary.syslog_events,
     );
     if kernel.get(Counter::RingbufFull) > 0 {
         warn!(

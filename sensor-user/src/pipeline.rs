@@ -141,6 +141,13 @@ impl<W: Write> Pipeline<W> {
         Ok(())
     }
 
+    /// Prints an activity that did not come from a captured frame (a Windows event received by
+    /// the syslog listener), as the captured ones are; the caller flushes.
+    pub fn push(&mut self, activity: Activity) -> io::Result<()> {
+        self.activities.push(activity);
+        self.emit()
+    }
+
     /// Counts a ring-buffer record that did not hold a whole frame.
     pub fn invalid_record(&mut self) {
         self.counters.delivered += 1;
