@@ -1,6 +1,6 @@
 //! Compiles `dcwatch/v1/*.proto` with protox (a protobuf compiler in Rust, so no `protoc` is
-//! needed on the machine), generates the message types with prost and their JSON form (proto
-//! field names, enums by name) with pbjson.
+//! needed on the machine), generates the message types with prost, the Ingest service's client and server
+//! with tonic, and their JSON form (proto field names, enums by name) with pbjson.
 
 use std::{env, fs, path::PathBuf};
 
@@ -35,6 +35,13 @@ fn main() -> anyhow::Result<()> {
         // pbjson_types: Timestamp with its JSON form (RFC 3339); prost_types has none.
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types")
+        // The Ingest service's client and server; callers bring their own channel (no
+        // `connect`), so this crate needs tonic's codegen only.
+        .service_generator(
+            tonic_prost_build::configure()
+                .build_transport(false)
+                .service_generator(),
+        )
         .compile_fds(descriptors)
         .context("generating the Rust types")?;
     pbjson_build::Builder::new()
