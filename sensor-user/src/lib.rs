@@ -18,3 +18,4 @@ pub mod pipeline;
 pub mod replay;
 pub mod services;
 pub mod stats;
+pub mod transport;

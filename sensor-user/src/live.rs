@@ -11,7 +11,12 @@ use crate::{
     decode::LinkType,
     pipeline::{Output, Pipeline},
     stats::{self, UserCounters},
+    transport::ActivitySink,
 };
+
+/// How often the batch on its way to the backend is checked for age: a fraction of the shortest
+/// `backend.batch_max_secs`, so a batch leaves at most this late.
+const BATCH_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -32,10 +37,12 @@ pub struct LiveSummary {
 }
 
 /// Captures on the configured interfaces until `shutdown` resolves, then detaches, drains the ring
-/// buffer and writes the final stats. Needs a tokio runtime with I/O and time enabled.
+/// buffer and writes the final stats. Activities go to `output` and `sink` (a backend), if
+/// given. Needs a tokio runtime with I/O and time enabled.
 pub async fn run<W: Write>(
     config: &Config,
     output: Option<Output<W>>,
+    sink: Option<ActivitySink>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<LiveSummary, LiveError> {
     let interfaces = &config.capture.interfaces;
@@ -70,7 +77,10 @@ pub async fn run<W: Write>(
         .map(|interface| (interface.ifindex, interface.name.clone()))
         .collect();
     let mut reader = FrameReader::new(capture.take_frames()?)?;
-    let mut pipeline = Pipeline::new(output, names, config.dissect.limits(), config.sensor.id());
+    let mut pipeline =
+        Pipeline::new(output, names, config.dissect.limits(), config.sensor.id()).with_sink(sink);
+    let mut batch_ticker = tokio::time::interval(BATCH_TICK);
+    batch_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let stats_file = config.stats.file.clone();
     let mut ticker = tokio::time::interval(config.stats.interval());
@@ -90,12 +100,13 @@ pub async fn run<W: Write>(
                     break;
                 }
             }
+            _ = batch_ticker.tick(), if pipeline.sink().is_some() => pipeline.tick_sink(),
             _ = ticker.tick() => {
                 if output_error.is_none() {
                     output_error = pipeline.tick(unix_now_ns()).err();
                 }
-                if let Some(kernel) = report(&capture, &pipeline.stats(), stats_file.as_ref()) {
-                    warn_of_new_drops(&reported, &kernel);
+                if let Some(kernel) = report(&capture, &pipeline, stats_file.as_ref()) {
+                    warn_of_new_drops(&pipeline, &reported, &kernel);
                     reported = kernel;
                 }
             }
@@ -112,7 +123,7 @@ pub async fn run<W: Write>(
         user: *pipeline.counters(),
         activities: pipeline.dissector().counters().activities,
     };
-    report(&capture, &pipeline.stats(), stats_file.as_ref());
+    report(&capture, &pipeline, stats_file.as_ref());
     log_summary(&summary);
     match output_error {
         Some(error) => Err(LiveError::Output(error)),
@@ -136,10 +147,11 @@ fn feed<W: Write>(
     }
 }
 
-/// Reads the kernel counters and, when asked for, writes the stats file; returns the counters.
-fn report(
+/// Reads the kernel counters and, when asked for, writes the stats file; hands the same pairs to
+/// the backend, if any; returns the kernel counters.
+fn report<W: Write>(
     capture: &Capture,
-    user: &[(String, u64)],
+    pipeline: &Pipeline<W>,
     stats_file: Option<&PathBuf>,
 ) -> Option<KernelCounters> {
     let kernel = match capture.counters() {
@@ -149,22 +161,44 @@ fn report(
             return None;
         }
     };
+    let user = pipeline.stats();
     if let Some(path) = stats_file
-        && let Err(error) = stats::write_file(path, &stats::snapshot(Some(&kernel), user))
+        && let Err(error) = stats::write_file(path, &stats::snapshot(Some(&kernel), &user))
     {
         warn!("writing stats file {}: {error}", path.display());
+    }
+    if let Some(sink) = pipeline.sink() {
+        let pairs = kernel
+            .iter()
+            .map(|(counter, value)| (counter.name().to_owned(), value))
+            .chain(user)
+            .collect();
+        sink.publish(pairs);
     }
     Some(kernel)
 }
 
-/// Says so in the log when frames were lost to a full ring buffer since the last report.
-fn warn_of_new_drops(before: &KernelCounters, now: &KernelCounters) {
+/// Says so in the log (and to the backend) when frames were lost to a full ring buffer since the
+/// last report.
+fn warn_of_new_drops<W: Write>(
+    pipeline: &Pipeline<W>,
+    before: &KernelCounters,
+    now: &KernelCounters,
+) {
     let lost = now.get(Counter::RingbufFull) - before.get(Counter::RingbufFull);
     if lost > 0 {
-        warn!(
+        let message = format!(
             "{lost} matched frames lost to a full ring buffer since the last report ({} in all)",
             now.get(Counter::RingbufFull)
         );
+        warn!("{message}");
+        if let Some(sink) = pipeline.sink() {
+            sink.shared().health(
+                dcwatch_proto::v1::health_event::Severity::Warning,
+                "CAPTURE_LOSS",
+                message,
+            );
+        }
     }
 }
 
