@@ -3,6 +3,8 @@
 //! Every message also serialises to JSON in the proto3 mapping with the proto field names kept
 //! (snake_case) and enums by name: the form `dcwatch-sensor --output json` builds on.
 
+pub mod json;
+
 /// Version 1 of the protocol between sensors and backends.
 pub mod v1 {
     #![expect(

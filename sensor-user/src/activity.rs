@@ -1,11 +1,8 @@
 //! Activities: the proto messages the sensor reports, their common header, and their JSON line.
 
-use std::{
-    io::{self, Write},
-    net::{IpAddr, SocketAddr},
-};
+use std::net::{IpAddr, SocketAddr};
 
-use dcwatch_proto::v1::{Activity, Carrier, Endpoint, Outcome, activity::Body, outcome::Status};
+use dcwatch_proto::v1::{Activity, Endpoint, Outcome, activity::Body, outcome::Status};
 
 /// Where and when a message was seen: what every activity built from it shares.
 #[derive(Clone, Copy, Debug)]
@@ -69,122 +66,12 @@ pub fn flag_names<'a>(flags: impl IntoIterator<Item = (bool, &'a str)>) -> Vec<S
         .collect()
 }
 
-fn endpoint_text(endpoint: Option<&Endpoint>) -> String {
-    let Some(endpoint) = endpoint else {
-        return String::new();
-    };
-    let port = u16::try_from(endpoint.port).unwrap_or(0);
-    let ip = match endpoint.ip.len() {
-        4 => <[u8; 4]>::try_from(endpoint.ip.as_slice())
-            .map(IpAddr::from)
-            .ok(),
-        16 => <[u8; 16]>::try_from(endpoint.ip.as_slice())
-            .map(IpAddr::from)
-            .ok(),
-        _ => None,
-    };
-    ip.map(|ip| SocketAddr::new(ip, port).to_string())
-        .unwrap_or_default()
-}
-
-/// Writes the JSON line of an activity (DESIGN.md, "What to extract"): the proto3 JSON form with
-/// proto field names and enums by name, flattened so the protocol's fields sit beside the
-/// header's: `{"time":…,"protocol":"kerberos","type":"AS_REQ","src":"ip:port","dst":…,…}`.
-///
-/// Built from the pieces' own serialisations rather than through a `serde_json::Value`: this
-/// runs once per activity, and a map per line cost more than all the parsing before it.
-/// `scratch` is reused from line to line.
-pub fn write_json_line(
-    activity: &Activity,
-    out: &mut impl Write,
-    scratch: &mut Vec<u8>,
-) -> io::Result<()> {
-    scratch.clear();
-    let protocol = match &activity.body {
-        Some(Body::Kerberos(body)) => {
-            serde_json::to_writer(&mut *scratch, body).map(|()| "kerberos")
-        }
-        Some(Body::Ntlm(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "ntlm"),
-        Some(Body::Ldap(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "ldap"),
-        Some(Body::Dns(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "dns"),
-        Some(Body::Smb(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "smb"),
-        Some(Body::Dcerpc(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "dcerpc"),
-        Some(Body::Netbios(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "netbios"),
-        Some(Body::Rdp(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "rdp"),
-        Some(Body::Radius(body)) => serde_json::to_writer(&mut *scratch, body).map(|()| "radius"),
-        Some(Body::WindowsEvent(body)) => {
-            serde_json::to_writer(&mut *scratch, body).map(|()| "windows_event")
-        }
-        None => Ok("unknown"),
-    }?;
-    // The body's members without its braces; `type` is its field 1, so it comes first.
-    let members = scratch
-        .get(1..scratch.len().saturating_sub(1))
-        .unwrap_or_default();
-    let (kind, rest) = split_type(members);
-    out.write_all(b"{\"time\":")?;
-    serde_json::to_writer(&mut *out, &activity.time)?;
-    write!(out, ",\"protocol\":\"{protocol}\"")?;
-    if !kind.is_empty() {
-        out.write_all(b",")?;
-        out.write_all(kind)?;
-    }
-    write!(
-        out,
-        ",\"src\":\"{}\",\"dst\":\"{}\"",
-        endpoint_text(activity.src.as_ref()),
-        endpoint_text(activity.dst.as_ref())
-    )?;
-    if !rest.is_empty() {
-        out.write_all(b",")?;
-        out.write_all(rest)?;
-    }
-    if !activity.sensor_id.is_empty() {
-        out.write_all(b",\"sensor_id\":")?;
-        serde_json::to_writer(&mut *out, &activity.sensor_id)?;
-    }
-    if let Some(account) = &activity.account {
-        out.write_all(b",\"account\":")?;
-        serde_json::to_writer(&mut *out, account)?;
-    }
-    if let Some(computer) = &activity.source_computer {
-        out.write_all(b",\"source_computer\":")?;
-        serde_json::to_writer(&mut *out, computer)?;
-    }
-    if let Some(outcome) = &activity.outcome {
-        out.write_all(b",\"outcome\":")?;
-        serde_json::to_writer(&mut *out, outcome)?;
-    }
-    if let Ok(carrier) = Carrier::try_from(activity.carrier)
-        && carrier != Carrier::None
-    {
-        write!(out, ",\"carrier\":\"{}\"", carrier.as_str_name())?;
-    }
-    out.write_all(b"}\n")
-}
-
-/// Splits `"type":"NAME",rest` into the `type` member and the rest (either may be empty).
-fn split_type(members: &[u8]) -> (&[u8], &[u8]) {
-    const TYPE_KEY: &[u8] = b"\"type\":\"";
-    if !members.starts_with(TYPE_KEY) {
-        return (&[], members);
-    }
-    // An enum name holds no quote, so the next quote closes the value.
-    let Some(close) = members[TYPE_KEY.len()..]
-        .iter()
-        .position(|&byte| byte == b'"')
-    else {
-        return (&[], members);
-    };
-    let end = TYPE_KEY.len() + close + 1;
-    let rest = members.get(end + 1..).unwrap_or_default();
-    (&members[..end], rest)
-}
+pub use dcwatch_proto::json::write_json_line;
 
 #[cfg(test)]
 mod tests {
     use dcwatch_proto::v1::{
-        Account, DnsActivity, KerberosActivity, dns_activity, kerberos_activity,
+        Account, Carrier, DnsActivity, KerberosActivity, dns_activity, kerberos_activity,
     };
 
     use super::*;

@@ -1,0 +1,225 @@
+//! The `dcwatch-backend` command line.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    config::{Config, ConfigError},
+    store::Query,
+};
+
+const ABOUT: &str = "dcwatch's backend: receives sensors' activities and stores them.";
+
+const LONG_ABOUT: &str = "\
+dcwatch's backend: receives sensors' activities and stores them.
+
+`serve` listens for dcwatch sensors over gRPC with TLS. Each sensor presents an access token
+(made with `token add`), then streams numbered, zstd-compressed batches of activities; the
+backend stores each batch once (a resent batch is acknowledged, not stored again) in an embedded
+SQLite store in the data directory, and acknowledges it so the sensor can free its spool.
+
+Without a configured certificate, the first `serve` makes a CA and a server certificate in
+DATA_DIR/tls/ and logs where the CA file is: give that file to sensors (their --ca).
+
+Examples:
+  dcwatch-backend token add dc1 --data-dir /var/lib/dcwatch-backend    prints dc1's token
+  dcwatch-backend serve --data-dir /var/lib/dcwatch-backend --san backend.corp.example
+  dcwatch-backend activities --data-dir /var/lib/dcwatch-backend --since 1h --protocol kerberos
+  dcwatch-backend activities --data-dir DIR --account 'CORP\\alice' --ip 10.0.0.5
+
+Stop `serve` with SIGINT or SIGTERM: open streams end, the counters are logged and written to
+the stats file.";
+
+#[derive(Debug, Parser)]
+#[command(name = "dcwatch-backend", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive sensors' streams until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Manage the access tokens sensors present.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print stored activities as JSON lines (the sensor's --output json form), oldest first.
+    Activities(ActivitiesArgs),
+}
+
+/// Where the data directory is: `--data-dir`, else the configuration file's `data_dir`, else
+/// the default.
+#[derive(Debug, clap::Args)]
+pub struct Location {
+    /// Holds the store (dcwatch.sqlite3, tokens included) and the generated certificates (tls/).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML); see dcwatch-backend.example.toml for every key and its default.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl Location {
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub location: Location,
+    /// Address and port to listen on (port 0: any free port, logged). Default 0.0.0.0:50051.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// A name or address sensors reach this backend by, added to the generated server
+    /// certificate (besides localhost, 127.0.0.1, ::1 and the host name); repeatable.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// Write the counters to FILE as one JSON object, every stats.interval_secs and at exit.
+    #[arg(long, value_name = "FILE")]
+    pub stats_file: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = self.location.config()?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        config.tls.sans.extend(self.sans.iter().cloned());
+        if let Some(file) = &self.stats_file {
+            config.stats.file = Some(file.clone());
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for a sensor and print it (only its SHA-256 is kept: note it now).
+    Add {
+        /// A name for the token, usually the sensor's.
+        name: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Print the tokens' names and when they were made.
+    List {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Delete a token: sensors presenting it are refused from their next connection on.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ActivitiesArgs {
+    #[command(flatten)]
+    pub location: Location,
+    /// From this time on: RFC 3339 (2026-11-22T03:00:00Z) or an age (15m, 2h, 1day).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// Before this time: RFC 3339 or an age.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<i64>,
+    /// Only this protocol: kerberos, ntlm, ldap, dns, smb, dcerpc, netbios, rdp, radius,
+    /// windows_event.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub protocol: Option<String>,
+    /// Only this account: a name (any case) or DOMAIN\name.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
+    /// Only activities from or to this address.
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<IpAddr>,
+    /// Only activities from this sensor id.
+    #[arg(long, value_name = "ID")]
+    pub sensor: Option<String>,
+    /// One JSON object per line (the only format so far, and the default).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ActivitiesArgs {
+    pub fn query(&self) -> Query {
+        Query {
+            since_ns: self.since,
+            until_ns: self.until,
+            protocol: self.protocol.clone(),
+            account: self.account.clone(),
+            ip: self.ip,
+            sensor_id: self.sensor.clone(),
+        }
+    }
+}
+
+/// RFC 3339, or an age before now, to Unix nanoseconds.
+fn parse_time(text: &str) -> Result<i64, String> {
+    let time = match humantime::parse_rfc3339_weak(text) {
+        Ok(time) => time,
+        Err(_) => {
+            let age = humantime::parse_duration(text).map_err(|_| {
+                format!("{text:?} is neither an RFC 3339 time nor an age like 15m or 2h")
+            })?;
+            SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH)
+        }
+    };
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    Ok(i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_or_ages() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
+        let hour_ago = parse_time("1h").expect("an age");
+        let now = parse_time("0s").expect("an age");
+        assert!((now - hour_ago - 3_600_000_000_000).abs() < 1_000_000_000);
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn serve_options_override_the_file() {
+        let cli = Cli::parse_from([
+            "dcwatch-backend",
+            "serve",
+            "--data-dir",
+            "/tmp/d",
+            "--listen",
+            "127.0.0.1:0",
+            "--san",
+            "b.example",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
+        let config = args.config().expect("config");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.tls.sans, ["b.example"]);
+    }
+}

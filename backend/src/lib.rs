@@ -1,0 +1,50 @@
+//! dcwatch's backend: gRPC ingest from sensors and the embedded activity store.
+//!
+//! `serve::serve` runs the `Ingest` service (ingest.rs) over TLS (tls.rs) into the store
+//! (store.rs); `activities` prints stored activities back as the sensor's own JSON lines.
+
+pub mod cli;
+pub mod config;
+pub mod ingest;
+pub mod serve;
+pub mod store;
+pub mod tls;
+
+use std::{
+    fs::File,
+    io::{self, Read as _, Write},
+    path::Path,
+};
+
+use dcwatch_proto::json::write_json_line;
+
+use crate::store::{Query, Store, StoreError};
+
+/// Prints the activities `query` selects as JSON lines, the same bytes `dcwatch-sensor --output
+/// json` printed for them; returns how many.
+pub fn print_activities(
+    data_dir: &Path,
+    query: &Query,
+    out: &mut impl Write,
+) -> Result<u64, StoreError> {
+    let store = Store::open(data_dir)?;
+    let mut scratch = Vec::new();
+    let mut count = 0_u64;
+    store.activities(query, |stored| {
+        write_json_line(&stored.activity, out, &mut scratch).map_err(StoreError::Output)?;
+        count += 1;
+        Ok(())
+    })?;
+    out.flush().map_err(StoreError::Output)?;
+    Ok(count)
+}
+
+/// Bytes of randomness in an access token.
+pub const TOKEN_BYTES: usize = 32;
+
+/// A new access token: 32 random bytes from the kernel, in hex.
+pub fn new_token() -> io::Result<String> {
+    let mut bytes = [0_u8; TOKEN_BYTES];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}

@@ -1,0 +1,102 @@
+//! `dcwatch-backend`: see `dcwatch-backend --help`.
+
+use std::{
+    io::{self, Write as _},
+    process::ExitCode,
+    time::{Duration, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use dcwatch_backend::{
+    cli::{ActivitiesArgs, Cli, Command, ServeArgs, TokenCommand},
+    new_token, print_activities, serve,
+    store::{Store, StoreError},
+};
+use log::{error, info};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&cli.log_level))
+        .format_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => run_serve(&args),
+        Command::Token(command) => token(command),
+        Command::Activities(args) => activities(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            error!("{failure:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(serve::serve(&config, serve::shutdown_signal()))?;
+    Ok(())
+}
+
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        });
+    match command {
+        TokenCommand::Add { name, location } => {
+            let config = location.config()?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let store = Store::open(&config.data_dir)?;
+            let token = new_token().context("reading /dev/urandom")?;
+            store.add_token(&name, &token, now_ns)?;
+            info!("token {name:?} added; only its SHA-256 is kept");
+            writeln!(io::stdout(), "{token}")?;
+        }
+        TokenCommand::List { location } => {
+            let store = Store::open(&location.config()?.data_dir)?;
+            let mut out = io::stdout().lock();
+            for (name, created_ns) in store.tokens()? {
+                let created =
+                    UNIX_EPOCH + Duration::from_nanos(u64::try_from(created_ns).unwrap_or(0));
+                writeln!(
+                    out,
+                    "{name}\t{}",
+                    humantime::format_rfc3339_seconds(created)
+                )?;
+            }
+        }
+        TokenCommand::Revoke { name, location } => {
+            let store = Store::open(&location.config()?.data_dir)?;
+            anyhow::ensure!(store.revoke_token(&name)?, "no token named {name:?}");
+            info!("token {name:?} revoked");
+        }
+    }
+    Ok(())
+}
+
+fn activities(args: &ActivitiesArgs) -> anyhow::Result<()> {
+    let config = args.location.config()?;
+    anyhow::ensure!(
+        config
+            .data_dir
+            .join(dcwatch_backend::store::FILE_NAME)
+            .exists(),
+        "no store in {} (is --data-dir right?)",
+        config.data_dir.display()
+    );
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match print_activities(&config.data_dir, &args.query(), &mut out) {
+        // `activities ... | head`: the reader had enough.
+        Err(StoreError::Output(failure)) if failure.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other.map(drop)?),
+    }
+}

@@ -1,0 +1,228 @@
+//! `dcwatch-backend serve`: the TLS gRPC server, the stats file and retention, until shutdown.
+
+use std::{
+    future::Future,
+    io::{self, Write as _},
+    path::Path,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use dcwatch_proto::v1::ingest_server::IngestServer;
+use log::{info, warn};
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::{
+    config::Config,
+    ingest::{Counters, IngestService},
+    store::{Store, StoreError},
+    tls::{self, TlsError},
+};
+
+/// How often old activities are deleted when a retention is set.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// HTTP/2 pings on idle connections, so a sensor that vanished without closing its connection
+/// frees its stream (and its sensor id) within about a minute.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Room for a batch's envelope (sequence, lengths) on top of its payload when bounding a gRPC
+/// message: anything larger than twice the payload limit ends the stream; between one and two
+/// times the limit, the batch is refused and counted and the stream goes on.
+const MESSAGE_SIZE_FACTOR: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("listening on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves until `shutdown` completes, then ends the open streams, writes the stats file one
+/// last time and returns the final counters.
+pub async fn serve(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Vec<(&'static str, u64)>, ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store = Store::open(&config.data_dir)?;
+    let identity = tls::server_identity(&config.tls, &config.data_dir)?;
+    if let Some(ca) = &identity.ca {
+        if identity.created {
+            info!(
+                "made a CA and a server certificate in {}",
+                config.data_dir.join("tls").display()
+            );
+        }
+        info!(
+            "sensors trust this backend with its CA file: --ca {}",
+            ca.display()
+        );
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| ServeError::Listen {
+        address: config.listen,
+        source,
+    })?;
+
+    let store = Arc::new(Mutex::new(store));
+    let counters = Arc::new(Counters::default());
+    let (stop, stopping) = watch::channel(false);
+    let service = IngestService::new(
+        Arc::clone(&store),
+        Arc::clone(&counters),
+        config.limits,
+        stopping.clone(),
+    );
+    let message_limit = config
+        .limits
+        .max_batch_bytes
+        .saturating_mul(MESSAGE_SIZE_FACTOR);
+    let router = Server::builder()
+        .tls_config(
+            ServerTlsConfig::new()
+                .identity(Identity::from_pem(identity.cert_pem, identity.key_pem)),
+        )?
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .add_service(IngestServer::new(service).max_decoding_message_size(message_limit));
+    info!("listening on {address}");
+
+    let housekeeping = tokio::spawn(housekeeping(
+        config.clone(),
+        Arc::clone(&store),
+        Arc::clone(&counters),
+        stopping,
+    ));
+    let signalled = async move {
+        shutdown.await;
+        info!("stopping: ending the open streams");
+        let _closed = stop.send(true);
+    };
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signalled)
+        .await?;
+    let _finished = housekeeping.await;
+    let final_counters = counters.snapshot();
+    if let Some(file) = &config.stats.file
+        && let Err(failure) = write_stats(file, &final_counters)
+    {
+        warn!("stats file {}: {failure}", file.display());
+    }
+    let summary: Vec<String> = final_counters
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    info!("stopped: {}", summary.join(" "));
+    Ok(final_counters)
+}
+
+/// The stats file every interval, and retention every hour, until the server stops.
+async fn housekeeping(
+    config: Config,
+    store: Arc<Mutex<Store>>,
+    counters: Arc<Counters>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut stats = tokio::time::interval(config.stats.interval());
+    let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = stats.tick() => {
+                if let Some(file) = &config.stats.file
+                    && let Err(failure) = write_stats(file, &counters.snapshot())
+                {
+                    warn!("stats file {}: {failure}", file.display());
+                }
+            }
+            _ = prune.tick() => {
+                if config.retention.days > 0 {
+                    prune_old(&store, config.retention.days).await;
+                }
+            }
+            _ = stopping.changed() => return,
+        }
+    }
+}
+
+async fn prune_old(store: &Arc<Mutex<Store>>, days: u32) {
+    let keep = Duration::from_secs(u64::from(days).saturating_mul(86_400));
+    let before = SystemTime::now()
+        .checked_sub(keep)
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        });
+    let store = Arc::clone(store);
+    let pruned = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .prune(before)
+    })
+    .await;
+    match pruned {
+        Ok(Ok(0)) => {}
+        Ok(Ok(count)) => info!("retention: deleted {count} activities older than {days} days"),
+        Ok(Err(failure)) => warn!("retention: {failure}"),
+        Err(failure) => warn!("retention: {failure}"),
+    }
+}
+
+/// Replaces `path` with the counters whole (a temporary file, then a rename), so a reader never
+/// sees half a file: `{"time":"…","batches_received":…,…}`.
+pub fn write_stats(path: &Path, counters: &[(&'static str, u64)]) -> io::Result<()> {
+    let mut object = serde_json::Map::new();
+    object.insert(
+        "time".into(),
+        humantime::format_rfc3339_micros(SystemTime::now())
+            .to_string()
+            .into(),
+    );
+    for (name, value) in counters {
+        object.insert((*name).into(), (*value).into());
+    }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    serde_json::to_writer(&mut file, &object)?;
+    file.write_all(b"\n")?;
+    file.sync_data()?;
+    std::fs::rename(&temporary, path)
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        warn!("cannot watch SIGTERM; only SIGINT stops the backend");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT"),
+        _ = terminate.recv() => info!("SIGTERM"),
+    }
+}

@@ -1,0 +1,560 @@
+//! The embedded store: one SQLite file, `DIR/dcwatch.sqlite3`.
+//!
+//! Each activity is kept whole (its prost encoding, so nothing the sensor sent is lost and the
+//! JSON line printed back is the sensor's own) beside the columns queries filter on: time,
+//! protocol, account name, source and destination address, and the sensor and batch it came in.
+//! A batch's activities and its sensor's new `stored_through` are written in one transaction,
+//! so a batch is either wholly stored and counted as stored, or not at all: a crash between the
+//! two cannot make a resend store it twice.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use dcwatch_proto::{
+    json::{endpoint_ip, protocol_name},
+    v1::{Activity, HealthEvent},
+};
+use prost::Message as _;
+use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter, types::Value};
+use sha2::{Digest as _, Sha256};
+
+/// The store's file name inside the data directory.
+pub const FILE_NAME: &str = "dcwatch.sqlite3";
+
+/// How long a writer waits for another process (a `token add` while `serve` runs) to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS activities (
+    id INTEGER PRIMARY KEY,
+    time_ns INTEGER NOT NULL,
+    sensor_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    account TEXT,
+    domain TEXT,
+    src_ip TEXT,
+    dst_ip TEXT,
+    activity BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS activities_time ON activities (time_ns, sensor_id, sequence, position);
+CREATE INDEX IF NOT EXISTS activities_protocol ON activities (protocol, time_ns);
+CREATE INDEX IF NOT EXISTS activities_account ON activities (account COLLATE NOCASE, time_ns);
+CREATE INDEX IF NOT EXISTS activities_src ON activities (src_ip, time_ns);
+CREATE INDEX IF NOT EXISTS activities_dst ON activities (dst_ip, time_ns);
+CREATE TABLE IF NOT EXISTS sensors (
+    sensor_id TEXT PRIMARY KEY,
+    stored_through INTEGER NOT NULL DEFAULT 0,
+    version TEXT NOT NULL DEFAULT '',
+    last_seen_ns INTEGER NOT NULL DEFAULT 0,
+    counters TEXT
+);
+CREATE TABLE IF NOT EXISTS refused_batches (
+    sensor_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    received_ns INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS health_events (
+    id INTEGER PRIMARY KEY,
+    sensor_id TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY,
+    sha256 BLOB NOT NULL UNIQUE,
+    created_ns INTEGER NOT NULL
+);
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("store: activity {id} does not decode: {source}")]
+    Decode { id: i64, source: prost::DecodeError },
+    #[error("writing: {0}")]
+    Output(std::io::Error),
+    #[error("a token named {0:?} already exists (revoke it first)")]
+    TokenExists(String),
+}
+
+/// What storing a batch did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// New: its activities are stored and its sequence is the sensor's `stored_through`.
+    New,
+    /// At or below the sensor's `stored_through`: stored before, nothing written.
+    Duplicate,
+}
+
+/// Which activities to read back; every filter that is set must match.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    /// Unix nanoseconds, inclusive.
+    pub since_ns: Option<i64>,
+    /// Unix nanoseconds, exclusive.
+    pub until_ns: Option<i64>,
+    /// A JSON line's `protocol` (kerberos, ntlm, ldap...).
+    pub protocol: Option<String>,
+    /// The account name (case-insensitive), or `DOMAIN\name`.
+    pub account: Option<String>,
+    /// Source or destination address.
+    pub ip: Option<IpAddr>,
+    pub sensor_id: Option<String>,
+}
+
+/// One stored activity with where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredActivity {
+    pub sensor_id: String,
+    pub sequence: u64,
+    pub activity: Activity,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    connection: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(FILE_NAME);
+        let open = |path: &Path| -> rusqlite::Result<Connection> {
+            let connection = Connection::open(path)?;
+            connection.busy_timeout(BUSY_TIMEOUT)?;
+            // WAL: readers (`activities`) do not block ingest. FULL: an acknowledged batch is
+            // on disk, since the sensor frees its spool copy on the ack.
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            connection.pragma_update(None, "synchronous", "FULL")?;
+            connection.execute_batch(SCHEMA)?;
+            Ok(connection)
+        };
+        let connection = open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self { connection })
+    }
+
+    /// The highest sequence stored for `sensor_id` (0 for none).
+    pub fn stored_through(&self, sensor_id: &str) -> Result<u64, StoreError> {
+        let through: Option<i64> = self
+            .connection
+            .query_row(
+                "SELECT stored_through FROM sensors WHERE sensor_id = ?1",
+                [sensor_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(through.map_or(0, to_u64))
+    }
+
+    /// Records a sensor's hello (its version and when it was seen).
+    pub fn sensor_seen(
+        &self,
+        sensor_id: &str,
+        version: &str,
+        now_ns: i64,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT INTO sensors (sensor_id, version, last_seen_ns) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sensor_id) DO UPDATE SET version = ?2, last_seen_ns = ?3",
+            params![sensor_id, version, now_ns],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a batch's activities and advances the sensor's `stored_through` to `sequence`, in
+    /// one transaction; a batch at or below `stored_through` is a duplicate and writes nothing.
+    pub fn store_batch(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+        activities: &[Activity],
+    ) -> Result<Stored, StoreError> {
+        let transaction = self.connection.transaction()?;
+        if sequence <= through_in(&transaction, sensor_id)? {
+            return Ok(Stored::Duplicate);
+        }
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO activities (time_ns, sensor_id, sequence, position, protocol, account,
+                 domain, src_ip, dst_ip, activity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for (position, activity) in activities.iter().enumerate() {
+                let account = activity.account.as_ref();
+                insert.execute(params![
+                    time_ns(activity),
+                    sensor_id,
+                    to_i64(sequence),
+                    i64::try_from(position).unwrap_or(i64::MAX),
+                    protocol_name(activity.body.as_ref()),
+                    account
+                        .map(|account| account.name.as_str())
+                        .filter(|name| !name.is_empty()),
+                    account
+                        .map(|account| account.domain.as_str())
+                        .filter(|name| !name.is_empty()),
+                    activity
+                        .src
+                        .as_ref()
+                        .and_then(endpoint_ip)
+                        .map(|ip| ip.to_string()),
+                    activity
+                        .dst
+                        .as_ref()
+                        .and_then(endpoint_ip)
+                        .map(|ip| ip.to_string()),
+                    activity.encode_to_vec(),
+                ])?;
+            }
+        }
+        set_through(&transaction, sensor_id, sequence)?;
+        transaction.commit()?;
+        Ok(Stored::New)
+    }
+
+    /// Records a batch that could not be stored (undecodable, oversized) and moves the sensor's
+    /// `stored_through` past it: resending the same bytes cannot succeed, and a batch the sensor
+    /// is never told about would come back after every reconnection.
+    pub fn refuse_batch(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+        reason: &str,
+        now_ns: i64,
+    ) -> Result<Stored, StoreError> {
+        let transaction = self.connection.transaction()?;
+        if sequence <= through_in(&transaction, sensor_id)? {
+            return Ok(Stored::Duplicate);
+        }
+        transaction.execute(
+            "INSERT INTO refused_batches (sensor_id, sequence, received_ns, reason)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![sensor_id, to_i64(sequence), now_ns, reason],
+        )?;
+        set_through(&transaction, sensor_id, sequence)?;
+        transaction.commit()?;
+        Ok(Stored::New)
+    }
+
+    pub fn store_health(&self, sensor_id: &str, event: &HealthEvent) -> Result<(), StoreError> {
+        let time = event
+            .time
+            .as_ref()
+            .map_or(0, |time| timestamp_ns(time.seconds, time.nanos));
+        self.connection.execute(
+            "INSERT INTO health_events (sensor_id, time_ns, severity, kind, message)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                sensor_id,
+                time,
+                event.severity().as_str_name(),
+                event.kind,
+                event.message
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps the latest counters a sensor sent, as a JSON object.
+    pub fn store_counters(&self, sensor_id: &str, counters_json: &str) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE sensors SET counters = ?2 WHERE sensor_id = ?1",
+            params![sensor_id, counters_json],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes activities older than `before_ns`; returns how many.
+    pub fn prune(&self, before_ns: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .connection
+            .execute("DELETE FROM activities WHERE time_ns < ?1", [before_ns])?)
+    }
+
+    /// The activities `query` selects, by time, then sensor, then sequence (then their place in
+    /// the batch), each handed to `each`.
+    pub fn activities(
+        &self,
+        query: &Query,
+        mut each: impl FnMut(StoredActivity) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        let mut condition = |sql: &str, value: Value| {
+            values.push(value);
+            conditions.push(sql.replace('?', &format!("?{}", values.len())));
+        };
+        if let Some(since) = query.since_ns {
+            condition("time_ns >= ?", Value::Integer(since));
+        }
+        if let Some(until) = query.until_ns {
+            condition("time_ns < ?", Value::Integer(until));
+        }
+        if let Some(protocol) = &query.protocol {
+            condition("protocol = ?", Value::Text(protocol.to_lowercase()));
+        }
+        if let Some(account) = &query.account {
+            match account.split_once('\\') {
+                Some((domain, name)) => {
+                    condition("account = ? COLLATE NOCASE", Value::Text(name.to_owned()));
+                    condition("domain = ? COLLATE NOCASE", Value::Text(domain.to_owned()));
+                }
+                None => condition("account = ? COLLATE NOCASE", Value::Text(account.clone())),
+            }
+        }
+        if let Some(ip) = query.ip {
+            // Both placeholders become the same numbered one.
+            condition("(src_ip = ? OR dst_ip = ?)", Value::Text(ip.to_string()));
+        }
+        if let Some(sensor) = &query.sensor_id {
+            condition("sensor_id = ?", Value::Text(sensor.clone()));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let mut statement = self.connection.prepare(&format!(
+            "SELECT id, sensor_id, sequence, activity FROM activities {filter}
+             ORDER BY time_ns, sensor_id, sequence, position"
+        ))?;
+        let mut rows = statement.query(params_from_iter(values))?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let bytes: Vec<u8> = row.get(3)?;
+            let activity = Activity::decode(bytes.as_slice())
+                .map_err(|source| StoreError::Decode { id, source })?;
+            each(StoredActivity {
+                sensor_id: row.get(1)?,
+                sequence: to_u64(row.get(2)?),
+                activity,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Adds a token named `name`; stores only its SHA-256.
+    pub fn add_token(&self, name: &str, token: &str, now_ns: i64) -> Result<(), StoreError> {
+        let exists: Option<String> = self
+            .connection
+            .query_row("SELECT name FROM tokens WHERE name = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::TokenExists(name.to_owned()));
+        }
+        self.connection.execute(
+            "INSERT INTO tokens (name, sha256, created_ns) VALUES (?1, ?2, ?3)",
+            params![name, token_hash(token).as_slice(), now_ns],
+        )?;
+        Ok(())
+    }
+
+    /// The names of the tokens, with their creation times (Unix nanoseconds).
+    pub fn tokens(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT name, created_ns FROM tokens ORDER BY name")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes the token named `name`; false when there was none.
+    pub fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .connection
+            .execute("DELETE FROM tokens WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    /// The name of the token `token`, when it is a known one.
+    pub fn token_name(&self, token: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT name FROM tokens WHERE sha256 = ?1",
+                [token_hash(token).as_slice()],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+}
+
+fn through_in(transaction: &rusqlite::Transaction<'_>, sensor_id: &str) -> rusqlite::Result<u64> {
+    let through: Option<i64> = transaction
+        .query_row(
+            "SELECT stored_through FROM sensors WHERE sensor_id = ?1",
+            [sensor_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(through.map_or(0, to_u64))
+}
+
+fn set_through(
+    transaction: &rusqlite::Transaction<'_>,
+    sensor_id: &str,
+    sequence: u64,
+) -> rusqlite::Result<()> {
+    transaction.execute(
+        "INSERT INTO sensors (sensor_id, stored_through) VALUES (?1, ?2)
+         ON CONFLICT (sensor_id) DO UPDATE SET stored_through = ?2",
+        params![sensor_id, to_i64(sequence)],
+    )?;
+    Ok(())
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// SQLite integers are signed; sequences beyond i64::MAX (never in practice) saturate.
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Unix nanoseconds of a protobuf timestamp, saturating.
+pub fn timestamp_ns(seconds: i64, nanos: i32) -> i64 {
+    seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(nanos))
+}
+
+fn time_ns(activity: &Activity) -> i64 {
+    activity
+        .time
+        .as_ref()
+        .map_or(0, |time| timestamp_ns(time.seconds, time.nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_proto::v1::{Account, DnsActivity, Endpoint, activity::Body};
+
+    use super::*;
+
+    fn activity(seconds: i64, name: &str, src: [u8; 4]) -> Activity {
+        Activity {
+            time: Some(pbjson_types::Timestamp { seconds, nanos: 0 }),
+            src: Some(Endpoint {
+                ip: src.to_vec(),
+                port: 5000,
+            }),
+            dst: Some(Endpoint {
+                ip: vec![10, 0, 0, 1],
+                port: 53,
+            }),
+            account: Some(Account {
+                domain: "CORP".to_owned(),
+                name: name.to_owned(),
+                sid: String::new(),
+            }),
+            body: Some(Body::Dns(DnsActivity::default())),
+            ..Activity::default()
+        }
+    }
+
+    fn all(store: &Store, query: &Query) -> Vec<StoredActivity> {
+        let mut out = Vec::new();
+        store
+            .activities(query, |stored| {
+                out.push(stored);
+                Ok(())
+            })
+            .expect("query");
+        out
+    }
+
+    #[test]
+    fn a_batch_is_stored_once_and_queries_filter_and_order() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        let batch = [
+            activity(20, "alice", [10, 0, 0, 5]),
+            activity(10, "bob", [10, 0, 0, 6]),
+        ];
+        assert_eq!(
+            store.store_batch("s1", 1, &batch).expect("store"),
+            Stored::New
+        );
+        assert_eq!(
+            store.store_batch("s1", 1, &batch).expect("store"),
+            Stored::Duplicate
+        );
+        assert_eq!(store.stored_through("s1").expect("through"), 1);
+        assert_eq!(store.stored_through("s2").expect("through"), 0);
+        let every = all(&store, &Query::default());
+        assert_eq!(every.len(), 2);
+        assert_eq!(every[0].activity, batch[1], "ordered by time");
+        let alice = Query {
+            account: Some("CORP\\ALICE".to_owned()),
+            ..Query::default()
+        };
+        assert_eq!(all(&store, &alice).len(), 1);
+        let by_ip = Query {
+            ip: Some("10.0.0.6".parse().expect("ip")),
+            protocol: Some("dns".to_owned()),
+            ..Query::default()
+        };
+        assert_eq!(all(&store, &by_ip)[0].activity, batch[1]);
+        let by_dst = Query {
+            ip: Some("10.0.0.1".parse().expect("ip")),
+            since_ns: Some(15_000_000_000),
+            ..Query::default()
+        };
+        assert_eq!(all(&store, &by_dst)[0].activity, batch[0]);
+        drop(store);
+        let store = Store::open(directory.path()).expect("reopen");
+        assert_eq!(store.stored_through("s1").expect("through"), 1);
+        assert_eq!(
+            store.prune(15_000_000_000).expect("prune"),
+            1,
+            "the older one"
+        );
+        assert_eq!(all(&store, &Query::default())[0].activity, batch[0]);
+        assert_eq!(
+            store.stored_through("s1").expect("through"),
+            1,
+            "kept by pruning"
+        );
+    }
+
+    #[test]
+    fn tokens_are_kept_as_hashes() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(directory.path()).expect("open");
+        store.add_token("dc1", "secret", 1).expect("add");
+        assert!(matches!(
+            store.add_token("dc1", "other", 2),
+            Err(StoreError::TokenExists(_))
+        ));
+        assert_eq!(
+            store.token_name("secret").expect("lookup").as_deref(),
+            Some("dc1")
+        );
+        assert_eq!(store.token_name("wrong").expect("lookup"), None);
+        assert!(store.revoke_token("dc1").expect("revoke"));
+        assert_eq!(store.token_name("secret").expect("lookup"), None);
+    }
+}
