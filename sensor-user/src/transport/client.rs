@@ -60,17 +60,13 @@ enum SessionEnd {
 }
 
 /// Runs sessions until `stop` turns true.
-pub async fn run(config: TransportConfig, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    config: TransportConfig,
+    endpoint: Endpoint,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Backoff::default();
-    let endpoint = match endpoint(&config) {
-        Ok(endpoint) => endpoint,
-        Err(message) => {
-            error!("backend {}: {message}", config.url);
-            shared.set_error(message);
-            shared.refused.store(true, Ordering::Relaxed);
-            return;
-        }
-    };
     let mut highest_sent = 0;
     loop {
         if *stop.borrow() {
@@ -116,7 +112,8 @@ pub async fn run(config: TransportConfig, shared: Arc<Shared>, mut stop: watch::
 }
 
 /// The endpoint for `config.url`: TLS for `https`, plain for `http` to a loopback address only.
-fn endpoint(config: &TransportConfig) -> Result<Endpoint, String> {
+/// Fails on a URL or CA file that cannot work, before any connection is tried.
+pub fn endpoint(config: &TransportConfig) -> Result<Endpoint, String> {
     let uri: Uri = config
         .url
         .parse()

@@ -214,6 +214,10 @@ pub struct Transport {
 impl Transport {
     /// Opens the spool (recovering what it holds) and starts the writer and the client.
     pub fn start(config: TransportConfig) -> Result<Self, TransportError> {
+        let endpoint = client::endpoint(&config).map_err(|message| TransportError::Backend {
+            url: config.url.clone(),
+            message,
+        })?;
         let spool = Spool::open(config.spool.clone())?;
         let recovered = spool.counters();
         if recovered.batches > 0 || recovered.corrupt_records > 0 {
@@ -261,7 +265,7 @@ impl Transport {
             .spawn(move || {
                 runtime.block_on(async move {
                     let writer = write_batches(receiver, Arc::clone(&thread_shared));
-                    let client = client::run(config, Arc::clone(&thread_shared), stopped);
+                    let client = client::run(config, endpoint, Arc::clone(&thread_shared), stopped);
                     tokio::join!(writer, client);
                 });
             })
