@@ -104,6 +104,19 @@ pub struct Shared {
 }
 
 impl Shared {
+    fn new(spool: Spool) -> Self {
+        Self {
+            counters: TransportCounters::default(),
+            spool: Mutex::new(spool),
+            appended: Notify::new(),
+            health: Mutex::new(VecDeque::new()),
+            published: Mutex::new((0, Vec::new())),
+            refused: AtomicBool::new(false),
+            writer_done: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        }
+    }
+
     pub(crate) fn spool(&self) -> MutexGuard<'_, Spool> {
         // A panic while holding the lock leaves a spool that is still consistent on disk.
         self.spool
@@ -231,16 +244,7 @@ impl Transport {
                 recovered.corrupt_records
             );
         }
-        let shared = Arc::new(Shared {
-            counters: TransportCounters::default(),
-            spool: Mutex::new(spool),
-            appended: Notify::new(),
-            health: Mutex::new(VecDeque::new()),
-            published: Mutex::new((0, Vec::new())),
-            refused: AtomicBool::new(false),
-            writer_done: AtomicBool::new(false),
-            last_error: Mutex::new(None),
-        });
+        let shared = Arc::new(Shared::new(spool));
         if recovered.corrupt_records > 0 {
             shared.health(
                 Severity::Warning,
@@ -482,4 +486,85 @@ pub(crate) fn unix_now_ns() -> u64 {
         .map_or(0, |since| {
             u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(dir: &std::path::Path, segments: u64) -> Arc<Shared> {
+        let options = SpoolOptions {
+            dir: dir.to_owned(),
+            max_bytes: spool::MIN_SEGMENT_BYTES * segments,
+            segment_bytes: spool::MIN_SEGMENT_BYTES,
+        };
+        Arc::new(Shared::new(Spool::open(options).expect("spool")))
+    }
+
+    #[test]
+    fn eviction_is_counted_and_reported() {
+        let dir = tempfile::tempdir().expect("dir");
+        let shared = shared(dir.path(), 2);
+        let mut rng = fastrand::Rng::with_seed(1);
+        // Random bytes do not compress: about three batches per segment.
+        for _ in 0..12 {
+            let encoded: Vec<u8> = (0..600 * 1024).map(|_| rng.u8(..)).collect();
+            write_batch(
+                &EncodedBatch {
+                    encoded,
+                    activity_count: 5,
+                },
+                &shared,
+            );
+        }
+        let pairs: std::collections::HashMap<_, _> = shared.counter_pairs().into_iter().collect();
+        assert!(pairs["spool_evicted_batches"] > 0, "{pairs:?}");
+        assert_eq!(
+            pairs["spool_evicted_activities"],
+            5 * pairs["spool_evicted_batches"]
+        );
+        assert_eq!(pairs["spool_batches"] + pairs["spool_evicted_batches"], 12);
+        assert!(pairs["spool_bytes"] <= 2 * spool::MIN_SEGMENT_BYTES);
+        let event = shared.take_health().expect("a health event");
+        assert_eq!(event.kind, "SPOOL_EVICTED");
+        assert_eq!(event.severity, i32::from(Severity::Warning));
+        // Sequences go on across the gap the eviction left.
+        let first = shared.spool().first_from(0).expect("a batch").sequence;
+        assert!(first > 1);
+        assert_eq!(shared.spool().next_sequence(), 13);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let dir = tempfile::tempdir().expect("dir");
+        let shared = shared(dir.path(), 4);
+        let (batches, mut receiver) = mpsc::channel(1);
+        let mut sink = ActivitySink {
+            batcher: Batcher::new(BatchLimits {
+                max_activities: 2,
+                ..BatchLimits::default()
+            }),
+            batches,
+            shared: Arc::clone(&shared),
+            wait: false,
+        };
+        for _ in 0..6 {
+            sink.push(&Activity::default());
+        }
+        let counters = &shared.counters;
+        assert_eq!(counters.spool_queue_full_batches.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            counters.spool_queue_full_activities.load(Ordering::Relaxed),
+            4
+        );
+        let queued = receiver.try_recv().expect("the first batch");
+        assert_eq!(queued.activity_count, 2);
+        // The written batch decompresses to what went in.
+        write_batch(&queued, &shared);
+        let spooled = shared.spool().first_from(0).expect("spooled");
+        let encoded = zstd::bulk::decompress(&spooled.payload, spooled.uncompressed_len as usize)
+            .expect("zstd");
+        assert_eq!(encoded, queued.encoded);
+        assert_eq!(spooled.compression, i32::from(Compression::Zstd));
+    }
 }
