@@ -306,6 +306,20 @@ impl Setup {
             .expect("dcwatch-sensor replay")
     }
 
+    /// A capture with no frames: a replay of it only sends what the spool holds.
+    fn empty_capture(&self) -> PathBuf {
+        let empty = self.dir.path().join("empty.pcap");
+        let mut header = Vec::new();
+        header.extend_from_slice(&0xa1b2_c3d4_u32.to_le_bytes());
+        header.extend_from_slice(&2_u16.to_le_bytes());
+        header.extend_from_slice(&4_u16.to_le_bytes());
+        header.extend_from_slice(&[0; 8]);
+        header.extend_from_slice(&65535_u32.to_le_bytes());
+        header.extend_from_slice(&1_u32.to_le_bytes());
+        std::fs::write(&empty, header).expect("empty capture");
+        empty
+    }
+
     fn stats_value(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.stats()).expect("stats file")).expect("JSON")
     }
@@ -449,6 +463,49 @@ fn nothing_lost_nothing_doubled_through_cuts_and_a_backend_restart() {
     assert_eq!(counter(&stats, "spool_batches"), 0);
 }
 
+#[test]
+fn a_sensor_killed_with_its_spool_full_sends_everything_at_its_next_start() {
+    let expected = expected();
+    let setup = Setup::new();
+    Backend::start(&setup.data_dir()).kill(); // makes the CA
+    let closed = Relay::start(None);
+    let mut sensor = Command::new(SENSOR)
+        .arg("replay")
+        .arg(capture())
+        .arg("--config")
+        .arg(setup.dir.path().join("sensor.toml"))
+        .args(["--backend", &closed.url(), "--token", &setup.token, "--ca"])
+        .arg(setup.ca())
+        .arg("--spool-dir")
+        .arg(setup.spool())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dcwatch-sensor replay");
+    let stderr = sensor.stderr.take().expect("stderr");
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if line.contains("replayed ") {
+            break;
+        }
+    }
+    // The file is read and its batches queued: once the writer has spooled them all, kill -9.
+    let deadline = Instant::now() + WAIT;
+    while spooled_activities(&setup.spool()) < expected.len() {
+        assert!(Instant::now() < deadline, "the spool never filled");
+        thread::sleep(Duration::from_millis(10));
+    }
+    sensor.kill().expect("kill -9");
+    sensor.wait().expect("reaped");
+
+    let backend = Backend::start(&setup.data_dir());
+    let url = format!("https://localhost:{}", backend.address.port());
+    let output = setup.replay(&setup.empty_capture(), &url, &setup.token, 60);
+    assert_success(&output);
+    assert_eq!(setup.stored(), expected, "{}", backend.log());
+    let stats = setup.stats_value();
+    assert_eq!(counter(&stats, "spool_corrupt_records"), 0);
+    assert_eq!(counter(&stats, "spool_batches"), 0);
+}
+
 /// The spool's segment files, in order.
 fn segments(spool: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(spool)
@@ -458,6 +515,25 @@ fn segments(spool: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Activities in the spool's records, read as the sensor wrote them (good CRC or not).
+fn spooled_activities(spool: &Path) -> usize {
+    let mut total = 0;
+    for segment in segments(spool) {
+        let Ok(bytes) = std::fs::read(&segment) else {
+            continue;
+        };
+        let mut offset = 32;
+        while bytes.len() >= offset + 32
+            && bytes[offset..offset + 4] == 0x5243_5744_u32.to_le_bytes()
+        {
+            let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
+            total += u32_at(offset + 16) as usize;
+            offset += (32 + u32_at(offset + 4) as usize).div_ceil(8) * 8;
+        }
+    }
+    total
 }
 
 /// The JSON lines of the record at `offset` in a segment, and where the next record starts.
@@ -506,16 +582,7 @@ fn a_corrupted_spool_record_is_skipped_counted_and_the_rest_arrives() {
     bytes[third + 40] ^= 0x55;
     std::fs::write(&segment, &bytes).expect("corrupt it");
 
-    // A capture with no frames: this run only sends what the spool holds.
-    let empty = setup.dir.path().join("empty.pcap");
-    let mut header = Vec::new();
-    header.extend_from_slice(&0xa1b2_c3d4_u32.to_le_bytes());
-    header.extend_from_slice(&2_u16.to_le_bytes());
-    header.extend_from_slice(&4_u16.to_le_bytes());
-    header.extend_from_slice(&[0; 8]);
-    header.extend_from_slice(&65535_u32.to_le_bytes());
-    header.extend_from_slice(&1_u32.to_le_bytes());
-    std::fs::write(&empty, header).expect("empty capture");
+    let empty = setup.empty_capture();
     let backend = Backend::start(&setup.data_dir());
     let url = format!("https://localhost:{}", backend.address.port());
     let output = setup.replay(&empty, &url, &setup.token, 60);

@@ -51,6 +51,9 @@ pub const RECORD_HEADER_LEN: usize = 32;
 pub const RECORD_ALIGN: usize = 8;
 
 const STATE_FILE: &str = "state";
+/// Held with `flock` while a spool is open: two sensors on one folder would overwrite each
+/// other's records.
+const LOCK_FILE: &str = "lock";
 const SEGMENT_SUFFIX: &str = ".seg";
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,8 @@ pub enum SpoolError {
     TooLarge(usize),
     #[error("spool: {0} segments, the most the spool keeps")]
     TooManySegments(usize),
+    #[error("spool {0} is in use by another process (another sensor with the same --spool-dir?)")]
+    Locked(PathBuf),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -156,12 +161,15 @@ pub struct Spool {
     counters: SpoolCounters,
     /// The state file differs from memory.
     state_dirty: bool,
+    /// Holds the folder's lock for the spool's life.
+    lock: Option<File>,
 }
 
 impl Spool {
     /// Opens (or makes) the spool in `options.dir` and recovers what it holds.
     pub fn open(options: SpoolOptions) -> Result<Self, SpoolError> {
         fs::create_dir_all(&options.dir).map_err(io_error(&options.dir))?;
+        let lock = lock_folder(&options.dir)?;
         let (acked_through, state_next) = read_state(&options.dir.join(STATE_FILE));
         let mut spool = Self {
             options,
@@ -170,6 +178,7 @@ impl Spool {
             next_sequence: state_next.max(acked_through.saturating_add(1)).max(1),
             counters: SpoolCounters::default(),
             state_dirty: false,
+            lock: Some(lock),
         };
         let mut numbers = spool.segment_numbers()?;
         numbers.sort_unstable();
@@ -547,6 +556,30 @@ impl Drop for Spool {
     }
 }
 
+fn lock_folder(dir: &Path) -> Result<File, SpoolError> {
+    use std::os::fd::AsRawFd as _;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    // SAFETY: a plain syscall on a descriptor we own, with no pointers.
+    let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if result != 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::WouldBlock {
+            return Err(SpoolError::Locked(dir.to_owned()));
+        }
+        return Err(SpoolError::Io {
+            path,
+            source: error,
+        });
+    }
+    Ok(file)
+}
+
 fn remove_segment(segment: Segment) -> Result<(), SpoolError> {
     let Segment { path, map, .. } = segment;
     drop(map);
@@ -759,6 +792,12 @@ mod tests {
         out
     }
 
+    /// `kill -9`: no Drop, no state written, no flush; the kernel closes the lock's descriptor.
+    fn crash(mut spool: Spool) {
+        drop(spool.lock.take());
+        std::mem::forget(spool);
+    }
+
     fn segment_files(dir: &Path) -> Vec<PathBuf> {
         let mut files: Vec<_> = fs::read_dir(dir)
             .expect("dir")
@@ -842,8 +881,7 @@ mod tests {
             spool.append(&batch(2, 50, index)).expect("append");
         }
         spool.ack(1).expect("ack");
-        // kill -9: no Drop, no state written.
-        std::mem::forget(spool);
+        crash(spool);
         let spool = Spool::open(options(dir.path(), 4)).expect("reopen");
         // The ack never reached the state file: batch 1 comes back (the backend's welcome
         // drops it again); nothing is lost.
@@ -858,7 +896,7 @@ mod tests {
         for index in 0..3 {
             spool.append(&batch(2, 1000, index + 1)).expect("append");
         }
-        std::mem::forget(spool);
+        crash(spool);
         let file = segment_files(dir.path()).pop().expect("segment");
         let mut bytes = fs::read(&file).expect("read");
         // The third record's payload was only half written.
@@ -948,6 +986,16 @@ mod tests {
         let spool = Spool::open(options(dir.path(), 4)).expect("reopen");
         assert_eq!(sequences(&spool), [101, 102, 103]);
         assert_eq!(spool.counters().corrupt_records, 0);
+    }
+
+    #[test]
+    fn one_spool_per_folder() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool = Spool::open(options(dir.path(), 4)).expect("open");
+        let second = Spool::open(options(dir.path(), 4));
+        assert!(matches!(second, Err(SpoolError::Locked(_))), "{second:?}");
+        drop(spool);
+        Spool::open(options(dir.path(), 4)).expect("free again");
     }
 
     #[test]
