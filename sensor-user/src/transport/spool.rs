@@ -162,7 +162,7 @@ pub struct Spool {
     /// The state file differs from memory.
     state_dirty: bool,
     /// Holds the folder's lock for the spool's life.
-    lock: Option<File>,
+    _lock: Option<File>,
 }
 
 impl Spool {
@@ -178,7 +178,7 @@ impl Spool {
             next_sequence: state_next.max(acked_through.saturating_add(1)).max(1),
             counters: SpoolCounters::default(),
             state_dirty: false,
-            lock: Some(lock),
+            _lock: Some(lock),
         };
         let mut numbers = spool.segment_numbers()?;
         numbers.sort_unstable();
@@ -794,7 +794,7 @@ mod tests {
 
     /// `kill -9`: no Drop, no state written, no flush; the kernel closes the lock's descriptor.
     fn crash(mut spool: Spool) {
-        drop(spool.lock.take());
+        drop(spool._lock.take());
         std::mem::forget(spool);
     }
 
