@@ -212,11 +212,7 @@ impl Default for BackendConfig {
 
 impl BackendConfig {
     /// The transport's settings when a backend is configured.
-    pub fn transport(
-        &self,
-        sensor_id: String,
-        counters_interval: Duration,
-    ) -> Option<crate::transport::TransportConfig> {
+    pub fn transport(&self, sensor_id: String) -> Option<crate::transport::TransportConfig> {
         const MIB: u64 = 1024 * 1024;
         const KIB: usize = 1024;
         Some(crate::transport::TransportConfig {
@@ -233,7 +229,6 @@ impl BackendConfig {
                 max_age: Duration::from_secs(self.batch_max_secs),
             },
             sensor_id,
-            counters_interval,
         })
     }
 
@@ -468,10 +463,7 @@ mod tests {
         assert_eq!(config.capture.ports.tcp, [88]);
         assert_eq!(config.capture.dc_addresses.len(), 2);
         assert_eq!(config.stats.interval(), Duration::from_secs(5));
-        let transport = config
-            .backend
-            .transport("s".to_owned(), Duration::from_secs(5))
-            .expect("a backend");
+        let transport = config.backend.transport("s".to_owned()).expect("a backend");
         assert_eq!(transport.url, "https://backend.example:7443");
         assert_eq!(transport.spool.max_bytes, 64 << 20);
         assert_eq!(transport.batch.max_bytes, 128 << 10);

@@ -42,10 +42,7 @@ fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {
 
 /// The transport to the backend, when one is configured.
 fn transport(config: &Config) -> anyhow::Result<Option<Transport>> {
-    let Some(settings) = config
-        .backend
-        .transport(config.sensor.id(), config.stats.interval())
-    else {
+    let Some(settings) = config.backend.transport(config.sensor.id()) else {
         return Ok(None);
     };
     let url = settings.url.clone();
@@ -115,6 +112,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let mut delivery = Ok(());
     if let Some(transport) = transport {
         let shared = std::sync::Arc::clone(transport.shared());
+        shared.publish(pairs.clone());
         let finished = transport.finish(Duration::from_secs(args.wait_secs));
         // The transport's counters as they ended, not as they were when the file ended.
         let last = shared.counter_pairs();

@@ -77,7 +77,14 @@ struct Backend {
 impl Backend {
     fn start(data_dir: &Path) -> Self {
         let mut child = Command::new(backend_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--log-level",
+                "debug",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .stderr(Stdio::piped())
             .spawn()
@@ -110,6 +117,18 @@ impl Backend {
 
     fn log(&self) -> String {
         self.log.lock().expect("log").clone()
+    }
+
+    /// Waits (a little) for the backend to log `text`.
+    fn logged(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.log().contains(text) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// SIGKILL: no goodbye to open streams.
@@ -388,6 +407,12 @@ fn replay_streams_exactly_what_it_prints() {
     assert_eq!(counter(&stats, "spool_batches"), 0);
     assert_eq!(counter(&stats, "spool_corrupt_records"), 0);
     assert_eq!(counter(&stats, "backend_connects"), 1);
+    // The replay's counters reached the backend too.
+    assert!(
+        backend.logged("\"batches_sent\""),
+        "no counters: {}",
+        backend.log()
+    );
 
     // Again: the sequence goes on where it was; the backend stores the second copy too.
     let output = setup.replay(&capture(), &url, &setup.token, 60);
@@ -600,6 +625,7 @@ fn a_corrupted_spool_record_is_skipped_counted_and_the_rest_arrives() {
     assert_eq!(setup.stored(), rest, "{}", backend.log());
     let stats = setup.stats_value();
     assert_eq!(counter(&stats, "spool_corrupt_records"), 1, "{stats}");
+    assert!(backend.logged("SPOOL_CORRUPT"), "{}", backend.log());
     assert_eq!(counter(&stats, "spool_batches"), 0);
     assert_eq!(counter(&stats, "batches_sent"), spooled - 1);
 }

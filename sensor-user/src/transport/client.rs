@@ -12,12 +12,12 @@
 use std::{
     net::IpAddr,
     sync::{Arc, atomic::Ordering},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use dcwatch_proto::v1::{
-    Batch, Counters, Hello, SensorMessage, backend_message, ingest_client::IngestClient,
-    sensor_message,
+    Batch, Counters, Hello, SensorMessage, backend_message, health_event::Severity,
+    ingest_client::IngestClient, sensor_message,
 };
 use log::{debug, error, info, warn};
 use tokio::sync::{mpsc, watch};
@@ -45,6 +45,8 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest backend message accepted (welcomes and acks are a few bytes).
 pub const MAX_BACKEND_MESSAGE: usize = 64 * 1024;
+/// An outage at least this long is reported as a health event once the backend is back.
+pub const OUTAGE_REPORT: Duration = Duration::from_secs(60);
 /// How often a session checks for room in the outbound queue when it was full.
 const QUEUE_POLL: Duration = Duration::from_millis(50);
 
@@ -68,11 +70,23 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::default();
     let mut highest_sent = 0;
+    let mut down_since = None;
     loop {
         if *stop.borrow() {
             return;
         }
-        let end = session(&config, &endpoint, &shared, &mut stop, &mut highest_sent).await;
+        let end = session(
+            &config,
+            &endpoint,
+            &shared,
+            &mut stop,
+            &mut highest_sent,
+            &mut down_since,
+        )
+        .await;
+        if !matches!(end, SessionEnd::Stopped) {
+            down_since.get_or_insert_with(Instant::now);
+        }
         let delay = match end {
             SessionEnd::Stopped => return,
             SessionEnd::Refused(message) => {
@@ -181,6 +195,7 @@ async fn session(
     shared: &Shared,
     stop: &mut watch::Receiver<bool>,
     highest_sent: &mut u64,
+    down_since: &mut Option<Instant>,
 ) -> SessionEnd {
     let channel: Channel = tokio::select! {
         connected = endpoint.connect() => match connected {
@@ -264,11 +279,27 @@ async fn session(
         "connected to backend {} (it has stored through sequence {stored_through})",
         config.url
     );
+    if let Some(since) = down_since.take()
+        && since.elapsed() >= OUTAGE_REPORT
+    {
+        shared.health(
+            Severity::Warning,
+            "BACKEND_UNREACHABLE",
+            format!(
+                "the backend was unreachable for {}s; the spool kept what was captured meanwhile",
+                since.elapsed().as_secs()
+            ),
+        );
+    }
     let mut cursor = 0;
     let mut counters_sent = 0;
-    let mut counters_tick = tokio::time::interval(config.counters_interval);
-    counters_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Counters go out as often as they are published (every stats interval).
+        let (generation, pairs) = shared.published();
+        if generation != counters_sent {
+            counters_sent = generation;
+            send_counters(&outbound, shared, pairs);
+        }
         if let Err(message) = fill(&outbound, shared, &mut cursor, highest_sent) {
             return SessionEnd::Failed {
                 message,
@@ -289,13 +320,6 @@ async fn session(
                 Err(status) => return failed(&status, true),
             },
             () = shared.appended.notified() => {}
-            _ = counters_tick.tick() => {
-                let (generation, pairs) = shared.published();
-                if generation != counters_sent {
-                    counters_sent = generation;
-                    send_counters(&outbound, shared, pairs);
-                }
-            }
             () = tokio::time::sleep(QUEUE_POLL), if outbound.capacity() == 0 => {}
             _ = stop.changed() => return SessionEnd::Stopped,
         }
@@ -316,11 +340,7 @@ fn welcome(shared: &Shared, stored_through: u64) -> Result<(), String> {
              numbering (a new spool folder?): {renumbered} pending batches renumbered after it"
         );
         warn!("{message}");
-        shared.health(
-            dcwatch_proto::v1::health_event::Severity::Warning,
-            "SEQUENCE_RESET",
-            message,
-        );
+        shared.health(Severity::Warning, "SEQUENCE_RESET", message);
         return Ok(());
     }
     let freed = spool

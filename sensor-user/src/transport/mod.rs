@@ -65,8 +65,6 @@ pub struct TransportConfig {
     pub spool: SpoolOptions,
     pub batch: BatchLimits,
     pub sensor_id: String,
-    /// How often counters go to the backend.
-    pub counters_interval: Duration,
 }
 
 /// Counters of the transport, shared by the pipeline's thread and the transport's.
@@ -156,6 +154,18 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push_front(event);
+    }
+
+    /// A counters snapshot (the stats file's pairs) for the backend.
+    pub fn publish(&self, pairs: Vec<(String, u64)>) {
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        published.0 += 1;
+        published.1 = pairs;
+        drop(published);
+        self.appended.notify_one();
     }
 
     pub(crate) fn published(&self) -> (u64, Vec<(String, u64)>) {
@@ -391,13 +401,7 @@ impl ActivitySink {
 
     /// The counters the stats file shows; also sent to the backend.
     pub fn publish(&self, pairs: Vec<(String, u64)>) {
-        let mut published = self
-            .shared
-            .published
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        published.0 += 1;
-        published.1 = pairs;
+        self.shared.publish(pairs);
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
