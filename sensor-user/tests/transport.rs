@@ -76,7 +76,12 @@ struct Backend {
 
 impl Backend {
     fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(backend_bin())
+        Self::start_with(Command::new(backend_bin()), data_dir)
+    }
+
+    /// `command` runs the backend binary (in a namespace, say).
+    fn start_with(mut command: Command, data_dir: &Path) -> Self {
+        let mut child = command
             .args([
                 "--log-level",
                 "debug",
@@ -628,4 +633,77 @@ fn a_corrupted_spool_record_is_skipped_counted_and_the_rest_arrives() {
     assert!(backend.logged("SPOOL_CORRUPT"), "{}", backend.log());
     assert_eq!(counter(&stats, "spool_batches"), 0);
     assert_eq!(counter(&stats, "batches_sent"), spooled - 1);
+}
+
+/// `run` on a veth pair (XDP, mirror mode) streaming to a backend in the same namespace: the
+/// backend ends with exactly the lines the sensor printed. Needs root.
+#[test]
+fn live_run_streams_what_it_prints() {
+    use dcwatch_tests::{
+        netns::{NetNs, VethPair},
+        sender::send_frames,
+        sensor_process::{RunDir, SensorProcess},
+        stats_file,
+    };
+
+    let setup = Setup::new();
+    let peer = NetNs::create("dcwt").expect("sender namespace");
+    let capture_ns = NetNs::create("dcwt").expect("capture namespace");
+    let veth = VethPair::create(&peer, &capture_ns).expect("veth pair");
+    let backend = Backend::start_with(
+        capture_ns.command(&backend_bin().to_string_lossy()),
+        &setup.data_dir(),
+    );
+    let run = RunDir::create().expect("run directory");
+    std::fs::write(
+        &run.config,
+        format!(
+            "[sensor]\nid = \"{SENSOR_ID}\"\n[stats]\ninterval_secs = 1\n[backend]\nbatch_max_kib = 1\n"
+        ),
+    )
+    .expect("config");
+    let url = format!("https://localhost:{}", backend.address.port());
+    let ca = setup.ca().to_string_lossy().into_owned();
+    let spool = setup.spool().to_string_lossy().into_owned();
+    let args = run.run_args(
+        &[&veth.receiver],
+        &[
+            "--mode",
+            "mirror",
+            "--output",
+            "json",
+            "--backend",
+            &url,
+            "--token",
+            &setup.token,
+            "--ca",
+            &ca,
+            "--spool-dir",
+            &spool,
+        ],
+    );
+    let process =
+        SensorProcess::start(&capture_ns, Path::new(SENSOR), &args, 1).expect("the sensor starts");
+    let mut file =
+        sensor_user::capture_file::CaptureFile::open(&corpus::dir().join("adlab/kerberos.pcap"))
+            .expect("capture");
+    let mut frames = Vec::new();
+    while let Some(frame) = file.next_frame().expect("a frame") {
+        frames.push(frame.data.to_vec());
+    }
+    send_frames(&peer, &veth.sender, frames.iter().map(Vec::as_slice)).expect("send");
+    stats_file::wait_for(&run.stats, "seen", frames.len() as u64, WAIT).expect("every frame seen");
+    let finished = process.stop().expect("the sensor stops");
+    assert!(finished.status.success(), "{:?}", finished.stderr);
+    let printed: Vec<String> = {
+        let mut lines = finished.stdout.clone();
+        lines.sort();
+        lines
+    };
+    assert!(printed.len() > 20, "{} activities", printed.len());
+    assert_eq!(setup.stored(), printed, "{}", backend.log());
+    let stats = stats_file::read(&run.stats).expect("final stats");
+    assert_eq!(stats_file::counter(&stats, "spool_batches"), 0);
+    assert_eq!(stats_file::counter(&stats, "spool_queue_full_batches"), 0);
+    assert!(stats_file::counter(&stats, "batches_acked") > 0);
 }
