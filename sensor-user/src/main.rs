@@ -80,7 +80,15 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         live::run(&config, output(args.common.output), sink, shutdown).await
     });
     if let Some(transport) = transport {
-        match transport.finish(RUN_SHUTDOWN_WAIT) {
+        let shared = std::sync::Arc::clone(transport.shared());
+        let finished = transport.finish(RUN_SHUTDOWN_WAIT);
+        // The last report was written before the backend acknowledged what was in flight.
+        if let Some(path) = &config.stats.file
+            && let Err(error) = stats::update_file(path, &shared.counter_pairs())
+        {
+            warn!("writing stats file {}: {error}", path.display());
+        }
+        match finished {
             Ok(Leftover { batches: 0, .. }) => {}
             Ok(left) => info!(
                 "{} batches ({} activities) not yet acknowledged stay in the spool for the next \
