@@ -133,11 +133,14 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             }
             Ok(left) => Err(anyhow::anyhow!(
                 "after {}s, {} batches ({} activities) are not acknowledged; they stay in spool \
-                 {} for the next run",
+                 {} for the next run{}",
                 args.wait_secs,
                 left.batches,
                 left.activities,
-                config.backend.spool_dir.display()
+                config.backend.spool_dir.display(),
+                left.last_error
+                    .map(|error| format!(" (last error: {error})"))
+                    .unwrap_or_default()
             )),
             Err(failure) => Err(failure.into()),
         };

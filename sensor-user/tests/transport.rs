@@ -600,6 +600,7 @@ fn a_corrupted_spool_record_is_skipped_counted_and_the_rest_arrives() {
     assert!(!output.status.success(), "nothing can be acknowledged");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not acknowledged"), "{stderr}");
+    assert!(stderr.contains("last error: connecting"), "{stderr}");
     let spooled = counter(&setup.stats_value(), "spool_batches");
     assert!(spooled > 10, "{spooled} batches spooled");
 

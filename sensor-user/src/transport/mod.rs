@@ -217,10 +217,12 @@ impl Shared {
 }
 
 /// What is still in the spool when the transport stops.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Leftover {
     pub batches: u64,
     pub activities: u64,
+    /// Why the last session failed, if one did.
+    pub last_error: Option<String>,
 }
 
 /// The running transport: its thread, and what the pipeline hands batches to.
@@ -333,22 +335,22 @@ impl Transport {
         }
         let counters = spool.counters();
         drop(spool);
+        let last_error = self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         if self.shared.refused.load(Ordering::Relaxed) {
-            let message = self
-                .shared
-                .last_error
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-                .unwrap_or_else(|| "refused the token".to_owned());
             return Err(TransportError::Backend {
                 url: self.url.clone(),
-                message,
+                message: last_error.unwrap_or_else(|| "refused the token".to_owned()),
             });
         }
         Ok(Leftover {
             batches: counters.batches,
             activities: counters.activities,
+            last_error,
         })
     }
 
