@@ -90,6 +90,9 @@ fn add(counter: &AtomicU64, value: u64) {
 pub struct Shared {
     pub counters: TransportCounters,
     spool: Mutex<Spool>,
+    /// The spool's counters as of its last use: what the capture thread reads, so that it never
+    /// waits on the spool's lock (held across disk writes and fsyncs).
+    spool_counters: Mutex<spool::SpoolCounters>,
     /// The writer appended a batch (or health event): the client has something to send.
     pub(crate) appended: Notify,
     health: Mutex<VecDeque<HealthEvent>>,
@@ -105,6 +108,7 @@ impl Shared {
     fn new(spool: Spool) -> Self {
         Self {
             counters: TransportCounters::default(),
+            spool_counters: Mutex::new(spool.counters()),
             spool: Mutex::new(spool),
             appended: Notify::new(),
             health: Mutex::new(VecDeque::new()),
@@ -115,9 +119,21 @@ impl Shared {
         }
     }
 
-    pub(crate) fn spool(&self) -> MutexGuard<'_, Spool> {
-        // A panic while holding the lock leaves a spool that is still consistent on disk.
-        self.spool
+    pub(crate) fn spool(&self) -> SpoolGuard<'_> {
+        SpoolGuard {
+            // A panic while holding the lock leaves a spool that is still consistent on disk.
+            spool: self
+                .spool
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            counters: &self.spool_counters,
+        }
+    }
+
+    /// The spool's counters as of its last use, without waiting for its lock.
+    pub fn spool_counters(&self) -> spool::SpoolCounters {
+        *self
+            .spool_counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -184,7 +200,7 @@ impl Shared {
 
     /// The transport's counters and the spool's, as the stats file names them.
     pub fn counter_pairs(&self) -> Vec<(String, u64)> {
-        let spool = self.spool().counters();
+        let spool = self.spool_counters();
         let counters = &self.counters;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         [
@@ -213,6 +229,36 @@ impl Shared {
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
         .collect()
+    }
+}
+
+/// The spool, locked; its counters are copied out for [`Shared::spool_counters`] on release.
+#[derive(Debug)]
+pub(crate) struct SpoolGuard<'a> {
+    spool: MutexGuard<'a, Spool>,
+    counters: &'a Mutex<spool::SpoolCounters>,
+}
+
+impl std::ops::Deref for SpoolGuard<'_> {
+    type Target = Spool;
+
+    fn deref(&self) -> &Spool {
+        &self.spool
+    }
+}
+
+impl std::ops::DerefMut for SpoolGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Spool {
+        &mut self.spool
+    }
+}
+
+impl Drop for SpoolGuard<'_> {
+    fn drop(&mut self) {
+        *self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = self.spool.counters();
     }
 }
 
