@@ -26,6 +26,8 @@ Examples:
                                                           Windows events from a SIEM only
   dcwatch-sensor replay dc.pcapng --output json           the same pipeline over a capture file
   dcwatch-sensor replay dc.pcapng --output packets        one line per packet instead
+  dcwatch-sensor run -i ens4 --backend https://backend:7443 --token T --ca ca.pem \
+      --spool-dir /var/lib/dcwatch/spool                  stream activities to a backend
 
 Needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON) and Linux 5.18+ with BTF for `run`.";
 
@@ -77,6 +79,10 @@ pub struct ReplayArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
+    /// With a backend: how long to wait, once the file is read, for the backend to acknowledge
+    /// every batch. What is left stays in the spool, and the exit status is non-zero.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub wait_secs: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +97,21 @@ pub struct CommonArgs {
     /// Write the counters to FILE as one JSON object, every stats.interval_secs and at exit.
     #[arg(long, value_name = "FILE")]
     pub stats_file: Option<PathBuf>,
+    /// Stream activities to this backend, `https://HOST:PORT` (backend.url). `--output` still
+    /// prints them too.
+    #[arg(long, value_name = "URL")]
+    pub backend: Option<String>,
+    /// The sensor's access token for the backend (backend.token; the config file keeps it out
+    /// of `ps`).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// PEM file of the CA that signed the backend's certificate (backend.ca; default: the
+    /// system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Where batches wait until the backend acknowledges them (backend.spool_dir).
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -112,6 +133,26 @@ impl CommonArgs {
         if let Some(path) = &self.stats_file {
             config.stats.file = Some(path.clone());
         }
+        let backend = &mut config.backend;
+        if let Some(url) = &self.backend {
+            backend.url = Some(url.clone());
+        }
+        if let Some(token) = &self.token {
+            backend.token.clone_from(token);
+        }
+        if let Some(ca) = &self.ca {
+            backend.ca = Some(ca.clone());
+        }
+        if let Some(dir) = &self.spool_dir {
+            backend.spool_dir.clone_from(dir);
+        }
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Key {
+                path: PathBuf::from("(command line)"),
+                key: key.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 }
@@ -165,6 +206,14 @@ mod tests {
             "127.0.0.1:5514",
             "--syslog-listen",
             "[::1]:5514",
+            "--backend",
+            "https://b.example:7443",
+            "--token",
+            "T",
+            "--ca",
+            "/tmp/ca.pem",
+            "--spool-dir",
+            "/tmp/spool",
         ])
         .expect("valid command line");
         let Command::Run(args) = cli.command else {
@@ -177,5 +226,12 @@ mod tests {
         assert_eq!(config.stats.file, Some(PathBuf::from("/tmp/s.json")));
         assert_eq!(config.syslog.listen.len(), 2);
         assert_eq!(config.syslog.listen[1].to_string(), "[::1]:5514");
+        assert_eq!(
+            config.backend.url.as_deref(),
+            Some("https://b.example:7443")
+        );
+        assert_eq!(config.backend.token, "T");
+        assert_eq!(config.backend.ca, Some(PathBuf::from("/tmp/ca.pem")));
+        assert_eq!(config.backend.spool_dir, PathBuf::from("/tmp/spool"));
     }
 }

@@ -48,6 +48,7 @@ pub struct Config {
     pub dissect: DissectConfig,
     pub stats: StatsConfig,
     pub syslog: SyslogConfig,
+    pub backend: BackendConfig,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -201,6 +202,37 @@ impl Default for SyslogConfig {
     }
 }
 
+/// Where activities are streamed (`dcwatch-backend`'s gRPC ingest), and the spool that keeps them
+/// until the backend has them.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `https://HOST:PORT`; unset: activities are not streamed.
+    pub url: Option<String>,
+    /// The access token `dcwatch-backend token add` printed for this sensor.
+    pub token: String,
+    /// PEM file of the CA that signed the backend's certificate; unset: the system's roots.
+    pub ca: Option<PathBuf>,
+    pub spool_dir: PathBuf,
+    pub spool_max_mib: u32,
+    pub batch_max_kib: u32,
+    pub batch_max_secs: u64,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            token: String::new(),
+            ca: None,
+            spool_dir: PathBuf::from("/var/lib/dcwatch/spool"),
+            spool_max_mib: 1024,
+            batch_max_kib: 256,
+            batch_max_secs: 1,
+        }
+    }
+}
+
 impl SyslogConfig {
     pub fn settings(&self) -> crate::syslog::ListenerSettings {
         crate::syslog::ListenerSettings {
@@ -208,6 +240,74 @@ impl SyslogConfig {
             max_connections: self.max_connections as usize,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
         }
+    }
+}
+
+impl BackendConfig {
+    /// The transport's settings when a backend is configured.
+    pub fn transport(&self, sensor_id: String) -> Option<crate::transport::TransportConfig> {
+        const MIB: u64 = 1024 * 1024;
+        const KIB: usize = 1024;
+        Some(crate::transport::TransportConfig {
+            url: self.url.clone()?,
+            token: self.token.clone(),
+            ca: self.ca.clone(),
+            spool: crate::transport::spool::SpoolOptions::new(
+                self.spool_dir.clone(),
+                u64::from(self.spool_max_mib) * MIB,
+            ),
+            batch: crate::transport::batcher::BatchLimits {
+                max_bytes: self.batch_max_kib as usize * KIB,
+                max_activities: crate::transport::batcher::MAX_BATCH_ACTIVITIES,
+                max_age: Duration::from_secs(self.batch_max_secs),
+            },
+            sensor_id,
+        })
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        use crate::transport::{batcher::MAX_BATCH_MAX_BYTES, spool};
+        if let Some(url) = &self.url {
+            let uri: tonic::transport::Uri = url
+                .parse()
+                .map_err(|error| ("backend.url", format!("not a URL: {error}")))?;
+            let host = uri.host().unwrap_or_default();
+            match uri.scheme_str() {
+                Some("https") if !host.is_empty() => {}
+                Some("http") if crate::transport::client::is_loopback(host) => {}
+                Some("http") => {
+                    return Err((
+                        "backend.url",
+                        "plain http:// only to a loopback address; use https://".to_owned(),
+                    ));
+                }
+                _ => return Err(("backend.url", "must be https://HOST:PORT".to_owned())),
+            }
+            if self.token.is_empty() {
+                return Err((
+                    "backend.token",
+                    "a backend needs the sensor's access token".to_owned(),
+                ));
+            }
+        }
+        let min_mib = spool::MIN_SEGMENTS * spool::MIN_SEGMENT_BYTES / (1024 * 1024);
+        if u64::from(self.spool_max_mib) < min_mib {
+            return Err((
+                "backend.spool_max_mib",
+                format!("must be at least {min_mib}"),
+            ));
+        }
+        let max_kib = MAX_BATCH_MAX_BYTES / 1024;
+        if !(1..=max_kib).contains(&(self.batch_max_kib as usize)) {
+            return Err((
+                "backend.batch_max_kib",
+                format!("must be from 1 to {max_kib}"),
+            ));
+        }
+        if !(1..=60).contains(&self.batch_max_secs) {
+            return Err(("backend.batch_max_secs", "must be from 1 to 60".to_owned()));
+        }
+        Ok(())
     }
 }
 
@@ -347,7 +447,7 @@ impl Config {
         if self.stats.interval_secs == 0 {
             return Err(("stats.interval_secs", "must be at least 1".to_owned()));
         }
-        Ok(())
+        self.backend.validate()
     }
 }
 
@@ -393,6 +493,14 @@ mod tests {
             listen = ["0.0.0.0:514", "[::]:6514"]
             max_connections = 8
             idle_timeout_secs = 60
+            [backend]
+            url = "https://backend.example:7443"
+            token = "secret"
+            ca = "/etc/dcwatch/ca.pem"
+            spool_dir = "/tmp/spool"
+            spool_max_mib = 64
+            batch_max_kib = 128
+            batch_max_secs = 2
             "#,
         )
         .expect("valid config");
@@ -409,6 +517,11 @@ mod tests {
             ]
         );
         assert_eq!(config.syslog.settings().max_connections, 8);
+        let transport = config.backend.transport("s".to_owned()).expect("a backend");
+        assert_eq!(transport.url, "https://backend.example:7443");
+        assert_eq!(transport.spool.max_bytes, 64 << 20);
+        assert_eq!(transport.batch.max_bytes, 128 << 10);
+        assert_eq!(transport.batch.max_age, Duration::from_secs(2));
     }
 
     #[test]
@@ -437,6 +550,19 @@ mod tests {
             (
                 "[syslog]\nmax_connections = 0",
                 "key `syslog.max_connections`",
+            ),
+            (
+                "[backend]\nurl = \"http://10.0.0.1:7443\"\ntoken = \"t\"",
+                "key `backend.url`",
+            ),
+            ("[backend]\nurl = \"https://b:7443\"", "key `backend.token`"),
+            (
+                "[backend]\nspool_max_mib = 1",
+                "key `backend.spool_max_mib`",
+            ),
+            (
+                "[backend]\nbatch_max_kib = 4096",
+                "key `backend.batch_max_kib`",
             ),
         ];
         for (text, expected) in cases {

@@ -19,3 +19,4 @@ pub mod replay;
 pub mod services;
 pub mod stats;
 pub mod syslog;
+pub mod transport;

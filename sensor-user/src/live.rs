@@ -14,7 +14,12 @@ use crate::{
     pipeline::{Output, Pipeline},
     stats::{self, UserCounters},
     syslog::{self, Listeners, SyslogError},
+    transport::ActivitySink,
 };
+
+/// How often the batch on its way to the backend is checked for age: a fraction of the shortest
+/// `backend.batch_max_secs`, so a batch leaves at most this late.
+const BATCH_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -45,11 +50,12 @@ pub struct LiveSummary {
 
 /// Captures on the configured interfaces and listens for syslog on the configured addresses
 /// (either may be absent, not both) until `shutdown` resolves, then detaches, drains the ring
-/// buffer and what the listeners handed over, and writes the final stats. Needs a tokio runtime
-/// with I/O and time enabled.
+/// buffer and what the listeners handed over, and writes the final stats. Activities go to
+/// `output` and `sink` (a backend), if given. Needs a tokio runtime with I/O and time enabled.
 pub async fn run<W: Write>(
     config: &Config,
     output: Option<Output<W>>,
+    sink: Option<ActivitySink>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<LiveSummary, LiveError> {
     let interfaces = &config.capture.interfaces;
@@ -73,7 +79,10 @@ pub async fn run<W: Write>(
         Some(capture) => Some(FrameReader::new(capture.take_frames()?)?),
         None => None,
     };
-    let mut pipeline = Pipeline::new(output, names, config.dissect.limits(), config.sensor.id());
+    let mut pipeline =
+        Pipeline::new(output, names, config.dissect.limits(), config.sensor.id()).with_sink(sink);
+    let mut batch_ticker = tokio::time::interval(BATCH_TICK);
+    batch_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let stats_file = config.stats.file.clone();
     let mut ticker = tokio::time::interval(config.stats.interval());
@@ -99,12 +108,13 @@ pub async fn run<W: Write>(
                     break;
                 }
             }
+            _ = batch_ticker.tick(), if pipeline.sink().is_some() => pipeline.tick_sink(),
             _ = ticker.tick() => {
                 if output_error.is_none() {
                     output_error = pipeline.tick(unix_now_ns()).err();
                 }
-                if let Some(kernel) = report(capture.as_ref(), &stats(&pipeline, &listeners), stats_file.as_ref()) {
-                    warn_of_new_drops(&reported, &kernel);
+                if let Some(kernel) = report(capture.as_ref(), &pipeline, &listeners, stats_file.as_ref()) {
+                    warn_of_new_drops(&pipeline, &reported, &kernel);
                     reported = kernel;
                 }
             }
@@ -141,7 +151,8 @@ pub async fn run<W: Write>(
     };
     report(
         capture.as_ref(),
-        &stats(&pipeline, &listeners),
+        &pipeline,
+        &listeners,
         stats_file.as_ref(),
     );
     log_summary(&summary, capture.is_some());
@@ -242,11 +253,12 @@ fn feed<W: Write>(
     }
 }
 
-/// Reads the kernel counters (when capturing) and, when asked for, writes the stats file;
-/// returns the kernel counters.
-fn report(
+/// Reads the kernel counters (when capturing) and, when asked for, writes the stats file; hands
+/// the same pairs to the backend, if any; returns the kernel counters.
+fn report<W: Write>(
     capture: Option<&Capture>,
-    user: &[(String, u64)],
+    pipeline: &Pipeline<W>,
+    listeners: &Listeners,
     stats_file: Option<&PathBuf>,
 ) -> Option<KernelCounters> {
     let kernel = match capture.map(Capture::counters) {
@@ -257,22 +269,45 @@ fn report(
         }
         None => None,
     };
+    let user = stats(pipeline, listeners);
     if let Some(path) = stats_file
-        && let Err(error) = stats::write_file(path, &stats::snapshot(kernel.as_ref(), user))
+        && let Err(error) = stats::write_file(path, &stats::snapshot(kernel.as_ref(), &user))
     {
         warn!("writing stats file {}: {error}", path.display());
+    }
+    if let Some(sink) = pipeline.sink() {
+        let pairs = kernel
+            .iter()
+            .flat_map(KernelCounters::iter)
+            .map(|(counter, value)| (counter.name().to_owned(), value))
+            .chain(user)
+            .collect();
+        sink.publish(pairs);
     }
     kernel
 }
 
-/// Says so in the log when frames were lost to a full ring buffer since the last report.
-fn warn_of_new_drops(before: &KernelCounters, now: &KernelCounters) {
+/// Says so in the log (and to the backend) when frames were lost to a full ring buffer since the
+/// last report.
+fn warn_of_new_drops<W: Write>(
+    pipeline: &Pipeline<W>,
+    before: &KernelCounters,
+    now: &KernelCounters,
+) {
     let lost = now.get(Counter::RingbufFull) - before.get(Counter::RingbufFull);
     if lost > 0 {
-        warn!(
+        let message = format!(
             "{lost} matched frames lost to a full ring buffer since the last report ({} in all)",
             now.get(Counter::RingbufFull)
         );
+        warn!("{message}");
+        if let Some(sink) = pipeline.sink() {
+            sink.shared().health(
+                dcwatch_proto::v1::health_event::Severity::Warning,
+                "CAPTURE_LOSS",
+                message,
+            );
+        }
     }
 }
 

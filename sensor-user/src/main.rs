@@ -4,13 +4,19 @@ use std::{io, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use log::{error, info};
+use log::{error, info, warn};
 use sensor_user::{
     cli::{Cli, Command, OutputFormat, ReplayArgs, RunArgs},
+    config::Config,
     live,
     pipeline::Output,
     replay, stats,
+    transport::{Leftover, Transport},
 };
+
+/// At shutdown of `run`, how long the sensor waits for the backend to acknowledge what is still
+/// in flight; the rest stays in the spool for the next start.
+const RUN_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -34,14 +40,32 @@ fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {
     format.map(|format| Output::new(io::stdout(), format))
 }
 
+/// The transport to the backend, when one is configured.
+fn transport(config: &Config) -> anyhow::Result<Option<Transport>> {
+    let Some(settings) = config.backend.transport(config.sensor.id()) else {
+        return Ok(None);
+    };
+    let url = settings.url.clone();
+    let transport = Transport::start(settings).context("starting the transport")?;
+    info!(
+        "streaming activities to {url} (spool {})",
+        config.backend.spool_dir.display()
+    );
+    Ok(Some(transport))
+}
+
 fn run(args: &RunArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    let transport = transport(&config)?;
+    let sink = transport
+        .as_ref()
+        .and_then(|transport| transport.sink(false));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     let duration = args.duration.map(Duration::from_secs);
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let shutdown = async {
             match duration {
                 Some(duration) => {
@@ -53,18 +77,38 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 None => live::shutdown_signal().await,
             }
         };
-        live::run(&config, output(args.common.output), shutdown).await
-    })?;
+        live::run(&config, output(args.common.output), sink, shutdown).await
+    });
+    if let Some(transport) = transport {
+        let shared = std::sync::Arc::clone(transport.shared());
+        let finished = transport.finish(RUN_SHUTDOWN_WAIT);
+        // The last report was written before the backend acknowledged what was in flight.
+        if let Some(path) = &config.stats.file
+            && let Err(error) = stats::update_file(path, &shared.counter_pairs())
+        {
+            warn!("writing stats file {}: {error}", path.display());
+        }
+        match finished {
+            Ok(Leftover { batches: 0, .. }) => {}
+            Ok(left) => info!(
+                "{} batches ({} activities) not yet acknowledged stay in the spool for the next \
+                 start",
+                left.batches, left.activities
+            ),
+            Err(failure) => warn!("{failure}"),
+        }
+    }
+    result?;
     Ok(())
 }
 
 fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let config = args.common.config()?;
-    let (summary, result) = replay::replay(&args.file, output(args.common.output), &config);
-    if let Some(path) = &config.stats.file {
-        stats::write_file(path, &stats::snapshot(None, &summary.stats))
-            .with_context(|| format!("writing stats file {}", path.display()))?;
-    }
+    let transport = transport(&config)?;
+    let sink = transport
+        .as_ref()
+        .and_then(|transport| transport.sink(true));
+    let (summary, result) = replay::replay(&args.file, output(args.common.output), sink, &config);
     info!(
         "replayed {}: {} frames, {} not decodable, {} activities",
         args.file.display(),
@@ -72,5 +116,39 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         summary.frames.decode_errors,
         summary.activities
     );
-    Ok(result?)
+    let mut pairs = summary.stats;
+    let mut delivery = Ok(());
+    if let Some(transport) = transport {
+        let shared = std::sync::Arc::clone(transport.shared());
+        shared.publish(pairs.clone());
+        let finished = transport.finish(Duration::from_secs(args.wait_secs));
+        // The transport's counters as they ended, not as they were when the file ended.
+        let last = shared.counter_pairs();
+        pairs.retain(|(name, _)| !last.iter().any(|(own, _)| own == name));
+        pairs.extend(last);
+        delivery = match finished {
+            Ok(Leftover { batches: 0, .. }) => {
+                info!("the backend acknowledged every batch");
+                Ok(())
+            }
+            Ok(left) => Err(anyhow::anyhow!(
+                "after {}s, {} batches ({} activities) are not acknowledged; they stay in spool \
+                 {} for the next run{}",
+                args.wait_secs,
+                left.batches,
+                left.activities,
+                config.backend.spool_dir.display(),
+                left.last_error
+                    .map(|error| format!(" (last error: {error})"))
+                    .unwrap_or_default()
+            )),
+            Err(failure) => Err(failure.into()),
+        };
+    }
+    if let Some(path) = &config.stats.file {
+        stats::write_file(path, &stats::snapshot(None, &pairs))
+            .with_context(|| format!("writing stats file {}", path.display()))?;
+    }
+    result?;
+    delivery
 }

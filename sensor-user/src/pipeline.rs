@@ -18,6 +18,7 @@ use crate::{
     output::{JsonLines, PacketLine, rfc3339_micros},
     services::guess_protocol,
     stats::UserCounters,
+    transport::ActivitySink,
 };
 
 /// Where the pipeline prints, and in which form.
@@ -48,6 +49,8 @@ pub struct Pipeline<W: Write> {
     last_time_ns: u64,
     /// Reused by every JSON line.
     scratch: Vec<u8>,
+    /// Where activities go to the backend, if anywhere.
+    sink: Option<ActivitySink>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -67,6 +70,25 @@ impl<W: Write> Pipeline<W> {
             sensor_id,
             last_time_ns: 0,
             scratch: Vec::new(),
+            sink: None,
+        }
+    }
+
+    /// Also sends every activity to a backend (alongside any output).
+    #[must_use]
+    pub fn with_sink(mut self, sink: Option<ActivitySink>) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    pub fn sink(&self) -> Option<&ActivitySink> {
+        self.sink.as_ref()
+    }
+
+    /// Cuts the batch on its way to the backend if it has waited long enough.
+    pub fn tick_sink(&mut self) {
+        if let Some(sink) = &mut self.sink {
+            sink.tick();
         }
     }
 
@@ -87,6 +109,11 @@ impl<W: Write> Pipeline<W> {
         frames
             .into_iter()
             .chain(self.dissector.counter_pairs())
+            .chain(
+                self.sink
+                    .iter()
+                    .flat_map(|sink| sink.shared().counter_pairs()),
+            )
             .collect()
     }
 
@@ -124,12 +151,19 @@ impl<W: Write> Pipeline<W> {
         self.dissector
             .finish(self.last_time_ns, &mut self.activities);
         self.emit()?;
+        if let Some(sink) = &mut self.sink {
+            sink.flush();
+        }
         self.flush()
     }
 
     fn emit(&mut self) -> io::Result<()> {
         for mut activity in self.activities.drain(..) {
             activity.sensor_id.clone_from(&self.sensor_id);
+            // The backend first: a broken output pipe must not cost it activities.
+            if let Some(sink) = &mut self.sink {
+                sink.push(&activity);
+            }
             if let Some(Output {
                 lines,
                 format: OutputFormat::Json,

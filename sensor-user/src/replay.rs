@@ -8,6 +8,7 @@ use crate::{
     frame::Frame,
     pipeline::{Output, Pipeline},
     stats::UserCounters,
+    transport::ActivitySink,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -26,12 +27,13 @@ pub struct ReplaySummary {
     pub stats: Vec<(String, u64)>,
 }
 
-/// Replays `path` into `output` (lines, if any). On a file that goes bad part-way, the frames
-/// before the fault have been handled and counted, the flows flushed, and the error says where
-/// the fault is.
+/// Replays `path` into `output` (lines, if any) and `sink` (a backend, if any). On a file that
+/// goes bad part-way, the frames before the fault have been handled and counted, the flows
+/// flushed, and the error says where the fault is.
 pub fn replay<W: Write>(
     path: &Path,
     output: Option<Output<W>>,
+    sink: Option<ActivitySink>,
     config: &Config,
 ) -> (ReplaySummary, Result<(), ReplayError>) {
     let mut pipeline = Pipeline::new(
@@ -39,7 +41,8 @@ pub fn replay<W: Write>(
         HashMap::new(),
         config.dissect.limits(),
         config.sensor.id(),
-    );
+    )
+    .with_sink(sink);
     let result = replay_into(path, &mut pipeline);
     let finished = pipeline.finish().map_err(ReplayError::from);
     let summary = ReplaySummary {

@@ -45,6 +45,21 @@ pub fn write_file(path: &Path, stats: &Value) -> io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
+/// Sets `pairs` in the stats object already in `path` (a fresh one if there is none or it does
+/// not read), keeping the other counters: for counters that settle after the last report (the
+/// transport's, once the backend has acknowledged what was in flight at shutdown).
+pub fn update_file(path: &Path, pairs: &[(String, u64)]) -> io::Result<()> {
+    let mut object = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .unwrap_or_default();
+    object.insert("time".into(), rfc3339_micros(SystemTime::now()).into());
+    for (name, value) in pairs {
+        object.insert(name.clone(), (*value).into());
+    }
+    write_file(path, &Value::Object(object))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +87,13 @@ mod tests {
         }
         assert_eq!(value["delivered"], 7);
         assert_eq!(value["decode_errors"], 1);
+
+        update_file(&path, &[("delivered".to_owned(), 9), ("new".to_owned(), 2)]).expect("update");
+        let value: Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read back")).expect("JSON");
+        assert_eq!(value["delivered"], 9);
+        assert_eq!(value["new"], 2);
+        assert_eq!(value["decode_errors"], 1, "kept");
+        assert!(value.get("seen").is_some(), "kept");
     }
 }
