@@ -17,3 +17,4 @@ pub mod http;
 pub mod kerberos;
 pub mod ldap;
 pub mod ntlm;
+pub mod smb;
