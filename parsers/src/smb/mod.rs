@@ -285,7 +285,7 @@ fn message_start(trailer: &[u8], length: usize) -> Start {
     /// Bytes of an SMB header checked: the signature and the fields after it that say which
     /// header this is.
     const PEEK: usize = 8;
-    if length > MAX_PLAUSIBLE_MESSAGE || length < PEEK {
+    if !(PEEK..=MAX_PLAUSIBLE_MESSAGE).contains(&length) {
         return Start::No;
     }
     let Some(peek) = trailer.first_chunk::<PEEK>() else {

@@ -634,7 +634,7 @@ fn parse_body<'a>(
 }
 
 fn name(raw: &[u8], anomalies: &mut Anomalies) -> String {
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         anomalies.odd_name_length = true;
     }
     let (text, cut) = utf16(raw);

@@ -65,6 +65,11 @@ const RELATED_FILE_ID: FileId = FileId {
     volatile: u64::MAX,
 };
 
+/// Bytes of a related compounded write or transceive kept until the chain's CREATE answer
+/// names the file: a pipe call (a DCE-RPC request) fits; larger writes are counted, their bytes
+/// beyond this not handed to the pipe.
+pub const MAX_DEFERRED_BYTES: usize = 64 * 1024;
+
 /// Fixed cost charged per remembered item, besides its strings: map entry, struct, allocator.
 const ENTRY_OVERHEAD: usize = 128;
 
@@ -133,6 +138,16 @@ enum Waiting {
     },
     Transceive {
         file: FileKey,
+        /// The input of a related transceive, written once its file is known: its length,
+        /// bytes (at most [`MAX_DEFERRED_BYTES`]) and the client's message.
+        input: Option<(u32, Vec<u8>, Seen)>,
+    },
+    /// A related write, waiting for its file to be known.
+    Write {
+        file: FileKey,
+        length: u32,
+        data: Vec<u8>,
+        client: Seen,
     },
     Close {
         file: FileKey,
@@ -224,7 +239,7 @@ impl StreamProtocol for SmbSession {
         sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
         self.last_seen = Some(*seen);
-        self.flush_gaps(seen, sink);
+        self.flush_gaps(sink);
         let packet = smb::parse(pdu).map_err(|_| Malformed)?;
         match packet {
             Packet::Smb2(message) => self.smb2(direction, &message, seen, sink),
@@ -286,7 +301,7 @@ impl SmbSession {
             }
             let anomalies = smb2_anomalies(&pdu.anomalies);
             if header.is_response() && direction == Direction::ToClient {
-                self.smb2_response(pdu, session, tree, &mut chain_file, seen, sink);
+                self.smb2_response(pdu, session, &mut chain_file, seen, sink);
             } else if !header.is_response() && direction == Direction::ToServer {
                 self.smb2_request(pdu, session, tree, &mut chain_file, anomalies, seen, sink);
             } else {
@@ -309,7 +324,6 @@ impl SmbSession {
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) {
-        let header = &pdu.header;
         let file_key = |id: FileId, chain_file: &Option<FileKey>| {
             if id == RELATED_FILE_ID {
                 chain_file.unwrap_or(FileKey { session, tree, id })
@@ -394,8 +408,20 @@ impl SmbSession {
                 ..
             } => {
                 let key = file_key(*file_id, chain_file);
-                self.wrote(key, *data_length, data, seen, sink);
-                (Waiting::Other, None)
+                if key.id != RELATED_FILE_ID {
+                    self.wrote(key, *data_length, data, seen, sink);
+                    return;
+                }
+                // The file a related write names is known once the chain's CREATE is answered.
+                (
+                    Waiting::Write {
+                        file: key,
+                        length: *data_length,
+                        data: deferred(data),
+                        client: *seen,
+                    },
+                    None,
+                )
             }
             Body2::IoctlRequest {
                 ctl_code,
@@ -403,8 +429,19 @@ impl SmbSession {
                 input,
             } if *ctl_code == CtlCode::PIPE_TRANSCEIVE => {
                 let key = file_key(*file_id, chain_file);
-                self.wrote(key, len32(input), input, seen, sink);
-                (Waiting::Transceive { file: key }, None)
+                if key.id != RELATED_FILE_ID {
+                    self.wrote(key, len32(input), input, seen, sink);
+                    (
+                        Waiting::Transceive {
+                            file: key,
+                            input: None,
+                        },
+                        None,
+                    )
+                } else {
+                    let input = Some((len32(input), deferred(input), *seen));
+                    (Waiting::Transceive { file: key, input }, None)
+                }
             }
             Body2::LogoffRequest => {
                 let body = self.body(Type::Logoff, session);
@@ -415,7 +452,6 @@ impl SmbSession {
             }
             _ => (Waiting::Other, None),
         };
-        let _ = header;
         self.wait(pdu.header.message_id, waiting, activity, sink);
     }
 
@@ -423,7 +459,6 @@ impl SmbSession {
         &mut self,
         pdu: &smb2::Pdu<'_>,
         session: u64,
-        tree: u32,
         chain_file: &mut Option<FileKey>,
         seen: &Seen,
         sink: &mut Sink<'_>,
@@ -531,13 +566,30 @@ impl SmbSession {
                 );
             }
             (Waiting::Read { file }, Body2::ReadResponse { data_length, data }) => {
-                self.read(file, *data_length, data, seen, sink);
+                self.read(related(file, *chain_file), *data_length, data, seen, sink);
             }
-            (Waiting::Transceive { file }, Body2::IoctlResponse { output, .. }) => {
-                self.read(file, len32(output), output, seen, sink);
+            (
+                Waiting::Write {
+                    file,
+                    length,
+                    data,
+                    client,
+                },
+                _,
+            ) => {
+                self.wrote(related(file, *chain_file), length, &data, &client, sink);
+            }
+            (Waiting::Transceive { file, input }, body) => {
+                let file = related(file, *chain_file);
+                if let Some((length, data, client)) = input {
+                    self.wrote(file, length, &data, &client, sink);
+                }
+                if let Body2::IoctlResponse { output, .. } = body {
+                    self.read(file, len32(output), output, seen, sink);
+                }
             }
             (Waiting::Close { file }, _) => {
-                self.close_file(file, Some(status), seen, sink);
+                self.close_file(related(file, *chain_file), Some(status), seen, sink);
             }
             (Waiting::Logoff, _) => {
                 if !status.is_error() {
@@ -545,9 +597,7 @@ impl SmbSession {
                 }
                 self.answered(pending.activity, status, seen, sink);
             }
-            (_, _) => {
-                let _ = tree;
-            }
+            (_, _) => {}
         }
     }
 }
@@ -726,7 +776,7 @@ impl SmbSession {
                     };
                     let file = fid_key(fid);
                     self.wrote(file, len32(data), data, seen, sink);
-                    (Waiting::Transceive { file }, None, 5)
+                    (Waiting::Transceive { file, input: None }, None, 5)
                 }
                 Body1::LogoffRequest => {
                     let activity_body = self.body(Type::Logoff, session);
@@ -865,7 +915,7 @@ impl SmbSession {
             (Waiting::Read { file }, Body1::ReadResponse { data_length, data }) => {
                 self.read(file, *data_length, data, seen, sink);
             }
-            (Waiting::Transceive { file }, Body1::TransactionResponse { data }) => {
+            (Waiting::Transceive { file, .. }, Body1::TransactionResponse { data }) => {
                 self.read(file, len32(data), data, seen, sink);
             }
             (Waiting::Close { file }, _) => self.close_file(file, Some(status), seen, sink),
@@ -1193,7 +1243,6 @@ impl SmbSession {
             time_ns: seen.time_ns,
             ..file.seen
         };
-        let _ = key;
         let session = key.session;
         let mut activities = Vec::new();
         let mut inner = Sink {
@@ -1322,6 +1371,11 @@ impl SmbSession {
             Waiting::SessionSetup { carried, .. } => {
                 carried.iter().map(Activity::encoded_len).sum()
             }
+            Waiting::Write { data, .. }
+            | Waiting::Transceive {
+                input: Some((_, data, _)),
+                ..
+            } => data.capacity(),
             _ => 0,
         };
         let charge = ENTRY_OVERHEAD + carried + activity.as_ref().map_or(0, Activity::encoded_len);
@@ -1384,8 +1438,7 @@ impl SmbSession {
     }
 
     /// Gaps seen since the last PDU, told to the pipes (which need a sink).
-    fn flush_gaps(&mut self, seen: &Seen, sink: &mut Sink<'_>) {
-        let _ = seen;
+    fn flush_gaps(&mut self, sink: &mut Sink<'_>) {
         for (index, direction) in [Direction::ToServer, Direction::ToClient]
             .into_iter()
             .enumerate()
@@ -1448,6 +1501,19 @@ impl SmbSession {
         if self.encrypted.messages > 0 {
             self.report_encrypted(time_ns, out);
         }
+    }
+}
+
+/// A copy of a related command's data, at most [`MAX_DEFERRED_BYTES`].
+fn deferred(data: &[u8]) -> Vec<u8> {
+    data.get(..MAX_DEFERRED_BYTES).unwrap_or(data).to_vec()
+}
+
+/// The file a related command meant: the one its chain's CREATE opened.
+fn related(file: FileKey, chain_file: Option<FileKey>) -> FileKey {
+    match chain_file {
+        Some(opened) if file.id == RELATED_FILE_ID => opened,
+        _ => file,
     }
 }
 
@@ -1519,4 +1585,413 @@ fn smb1_anomalies(anomalies: &smb1::Anomalies) -> Vec<String> {
         (anomalies.unterminated_string, "unterminated_string"),
         (anomalies.short_setup, "short_setup"),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_proto::v1::outcome::Status;
+
+    use super::*;
+    use crate::dissect::stream::{Feed, PduStream};
+
+    const SUCCESS: u32 = 0;
+
+    /// One SMB2 command, header and body, unframed.
+    fn command(
+        command: u16,
+        message_id: u64,
+        status: Option<u32>,
+        tree: u32,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut header = vec![0u8; smb2::HEADER_LEN];
+        header[..4].copy_from_slice(b"\xfeSMB");
+        header[4] = 64;
+        header[12..14].copy_from_slice(&command.to_le_bytes());
+        if let Some(status) = status {
+            header[8..12].copy_from_slice(&status.to_le_bytes());
+            header[16] = 1;
+        }
+        header[24..32].copy_from_slice(&message_id.to_le_bytes());
+        header[36..40].copy_from_slice(&tree.to_le_bytes());
+        header[40..48].copy_from_slice(&0x55u64.to_le_bytes());
+        header.extend_from_slice(body);
+        header
+    }
+
+    /// Commands compounded into one framed message (each padded to 8 bytes, NextCommand set;
+    /// all but the first related).
+    fn framed(commands: &[Vec<u8>]) -> Vec<u8> {
+        let mut message = Vec::new();
+        for (index, command) in commands.iter().enumerate() {
+            let mut command = command.clone();
+            if index > 0 {
+                command[16] |= 4;
+            }
+            if index + 1 < commands.len() {
+                command.resize(command.len().next_multiple_of(8), 0);
+                let next = command.len() as u32;
+                command[20..24].copy_from_slice(&next.to_le_bytes());
+            }
+            message.extend(command);
+        }
+        let mut packet = (message.len() as u32).to_be_bytes().to_vec();
+        packet.extend(message);
+        packet
+    }
+
+    fn utf16(text: &str) -> Vec<u8> {
+        text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    fn tree_connect_request(path: &str) -> Vec<u8> {
+        let name = utf16(path);
+        let mut body = vec![9, 0, 0, 0, 72, 0];
+        body.extend((name.len() as u16).to_le_bytes());
+        body.extend(name);
+        body
+    }
+
+    fn tree_connect_response(share_type: u8) -> Vec<u8> {
+        let mut body = vec![0u8; 16];
+        body[0] = 16;
+        body[2] = share_type;
+        body
+    }
+
+    fn create_request(name: &str) -> Vec<u8> {
+        let name = utf16(name);
+        let mut body = vec![0u8; 56];
+        body[0] = 57;
+        body[24..28].copy_from_slice(&0x0012_019fu32.to_le_bytes());
+        body[36..40].copy_from_slice(&1u32.to_le_bytes());
+        body[44..46].copy_from_slice(&120u16.to_le_bytes());
+        body[46..48].copy_from_slice(&(name.len() as u16).to_le_bytes());
+        body.extend(name);
+        body
+    }
+
+    fn create_response(file: u64) -> Vec<u8> {
+        let mut body = vec![0u8; 88];
+        body[0] = 89;
+        body[4] = 1;
+        body[64..72].copy_from_slice(&file.to_le_bytes());
+        body[72..80].copy_from_slice(&file.to_le_bytes());
+        body
+    }
+
+    fn ioctl(output: bool, file: u64, data: &[u8]) -> Vec<u8> {
+        let mut body = vec![0u8; if output { 48 } else { 56 }];
+        body[0] = if output { 49 } else { 57 };
+        body[4..8].copy_from_slice(&0x0011_c017u32.to_le_bytes());
+        body[8..16].copy_from_slice(&file.to_le_bytes());
+        body[16..24].copy_from_slice(&file.to_le_bytes());
+        let (offset_at, count_at) = if output { (32, 36) } else { (24, 28) };
+        let offset = 64 + body.len() as u32;
+        body[offset_at..offset_at + 4].copy_from_slice(&offset.to_le_bytes());
+        body[count_at..count_at + 4].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        body
+    }
+
+    fn close_request(file: u64) -> Vec<u8> {
+        let mut body = vec![0u8; 24];
+        body[0] = 24;
+        body[8..16].copy_from_slice(&file.to_le_bytes());
+        body[16..24].copy_from_slice(&file.to_le_bytes());
+        body
+    }
+
+    fn close_response() -> Vec<u8> {
+        let mut body = vec![0u8; 60];
+        body[0] = 60;
+        body
+    }
+
+    fn write_request(file: u64, data: &[u8]) -> Vec<u8> {
+        let mut body = vec![0u8; 48];
+        body[0] = 49;
+        body[2..4].copy_from_slice(&112u16.to_le_bytes());
+        body[4..8].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        body[16..24].copy_from_slice(&file.to_le_bytes());
+        body[24..32].copy_from_slice(&file.to_le_bytes());
+        body.extend_from_slice(data);
+        body
+    }
+
+    fn session_setup_response(flags: u16) -> Vec<u8> {
+        let mut body = vec![0u8; 8];
+        body[0] = 9;
+        body[2..4].copy_from_slice(&flags.to_le_bytes());
+        body
+    }
+
+    fn session_setup_request() -> Vec<u8> {
+        let mut body = vec![0u8; 24];
+        body[0] = 25;
+        body
+    }
+
+    struct Connection {
+        smb: SmbSession,
+        to_server: PduStream,
+        to_client: PduStream,
+        budget: MemoryBudget,
+        counters: DissectCounters,
+        out: Vec<Activity>,
+        time_ns: u64,
+    }
+
+    impl Connection {
+        fn new() -> Self {
+            let budget = MemoryBudget::new(1 << 20);
+            Self {
+                smb: SmbSession::new(budget.clone()),
+                to_server: PduStream::new(budget.clone()),
+                to_client: PduStream::new(budget.clone()),
+                budget,
+                counters: DissectCounters::default(),
+                out: Vec::new(),
+                time_ns: 0,
+            }
+        }
+
+        fn send(&mut self, direction: Direction, bytes: &[u8]) {
+            let (client, server) = ("10.0.0.5:50000", "10.0.0.1:445");
+            let (src, dst) = match direction {
+                Direction::ToServer => (client, server),
+                Direction::ToClient => (server, client),
+            };
+            self.time_ns += 1;
+            let seen = Seen {
+                time_ns: self.time_ns,
+                src: src.parse().expect("address"),
+                dst: dst.parse().expect("address"),
+                tcp: true,
+            };
+            let mut feed = Feed {
+                protocol: &mut self.smb,
+                direction,
+                seen: &seen,
+                sink: Sink {
+                    out: &mut self.out,
+                    counters: &mut self.counters,
+                },
+                budget: &self.budget,
+            };
+            let stream = match direction {
+                Direction::ToServer => &mut self.to_server,
+                Direction::ToClient => &mut self.to_client,
+            };
+            stream.data(bytes, &mut feed);
+        }
+
+        fn gap(&mut self, direction: Direction) {
+            let seen = Seen {
+                time_ns: self.time_ns,
+                src: "10.0.0.5:50000".parse().expect("address"),
+                dst: "10.0.0.1:445".parse().expect("address"),
+                tcp: true,
+            };
+            let mut feed = Feed {
+                protocol: &mut self.smb,
+                direction,
+                seen: &seen,
+                sink: Sink {
+                    out: &mut self.out,
+                    counters: &mut self.counters,
+                },
+                budget: &self.budget,
+            };
+            match direction {
+                Direction::ToServer => self.to_server.gap(&mut feed),
+                Direction::ToClient => self.to_client.gap(&mut feed),
+            }
+        }
+
+        /// Sends a message one byte at a time.
+        fn trickle(&mut self, direction: Direction, bytes: &[u8]) {
+            for byte in bytes {
+                self.send(direction, std::slice::from_ref(byte));
+            }
+        }
+
+        fn close(self) -> (Vec<Activity>, DissectCounters, MemoryBudget) {
+            let Self {
+                smb,
+                mut counters,
+                mut out,
+                budget,
+                ..
+            } = self;
+            smb.close(&mut counters, &mut out);
+            (out, counters, budget)
+        }
+    }
+
+    fn smb_bodies(activities: &[Activity]) -> Vec<(&SmbActivity, Option<i32>)> {
+        activities
+            .iter()
+            .filter_map(|activity| match &activity.body {
+                Some(activity::Body::Smb(body)) => {
+                    Some((body, activity.outcome.as_ref().map(|o| o.status)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pipe_is_opened_transceived_and_closed_across_split_compounded_messages() {
+        let mut connection = Connection::new();
+        connection.trickle(
+            Direction::ToServer,
+            &framed(&[command(3, 1, None, 0, &tree_connect_request(r"\\dc\IPC$"))]),
+        );
+        connection.send(
+            Direction::ToClient,
+            &framed(&[command(3, 1, Some(SUCCESS), 7, &tree_connect_response(2))]),
+        );
+        let related = u64::MAX;
+        let request = framed(&[
+            command(5, 2, None, 7, &create_request("lsarpc")),
+            command(
+                0x0b,
+                3,
+                None,
+                7,
+                &ioctl(false, related, &[5, 0, 11, 3, 0, 0]),
+            ),
+            command(6, 4, None, 7, &close_request(related)),
+        ]);
+        // Split in the middle of the second command.
+        let (first, second) = request.split_at(150);
+        connection.send(Direction::ToServer, first);
+        connection.send(Direction::ToServer, second);
+        connection.trickle(
+            Direction::ToClient,
+            &framed(&[
+                command(5, 2, Some(SUCCESS), 7, &create_response(9)),
+                command(0x0b, 3, Some(SUCCESS), 7, &ioctl(true, 9, &[5, 0, 12, 3])),
+                command(6, 4, Some(SUCCESS), 7, &close_response()),
+            ]),
+        );
+        let (out, counters, budget) = connection.close();
+        assert_eq!(counters.parse_errors, 0);
+        let bodies = smb_bodies(&out);
+        let kinds: Vec<_> = bodies.iter().map(|(body, _)| body.r#type()).collect();
+        assert_eq!(kinds, [Type::TreeConnect, Type::Create, Type::Close]);
+        assert_eq!(bodies[0].0.share, r"\\dc\IPC$");
+        assert_eq!(bodies[0].0.share_type(), ShareTypeValue::Pipe);
+        assert_eq!(bodies[1].0.path, r"\\dc\IPC$\lsarpc");
+        assert!(bodies[1].0.is_pipe);
+        assert_eq!(bodies[1].1, Some(Status::Success as i32));
+        let close = bodies[2].0;
+        assert_eq!(close.path, r"\\dc\IPC$\lsarpc");
+        assert_eq!((close.bytes_written, close.bytes_read), (6, 4));
+        assert!(!close.open_at_end);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn a_setup_reports_once_with_its_final_status() {
+        let mut connection = Connection::new();
+        for (id, status) in [
+            (1, NtStatus::MORE_PROCESSING_REQUIRED),
+            (2, NtStatus::SUCCESS),
+            (3, NtStatus::MORE_PROCESSING_REQUIRED),
+            (4, NtStatus::LOGON_FAILURE),
+        ] {
+            connection.send(
+                Direction::ToServer,
+                &framed(&[command(1, id, None, 0, &session_setup_request())]),
+            );
+            let body = if status.is_error() && status != NtStatus::MORE_PROCESSING_REQUIRED {
+                vec![9, 0, 0, 0, 0, 0, 0, 0, 0]
+            } else {
+                session_setup_response(0)
+            };
+            connection.send(
+                Direction::ToClient,
+                &framed(&[command(1, id, Some(status.0), 0, &body)]),
+            );
+        }
+        let (out, _, _) = connection.close();
+        let bodies = smb_bodies(&out);
+        let outcomes: Vec<_> = bodies.iter().map(|(_, outcome)| *outcome).collect();
+        assert_eq!(
+            outcomes,
+            [Some(Status::Success as i32), Some(Status::Failure as i32)]
+        );
+        assert_eq!(out[1].outcome.as_ref().map(|o| o.code), Some(0xc000_006d));
+    }
+
+    #[test]
+    fn a_connection_picked_up_mid_stream_reports_what_it_can() {
+        let mut connection = Connection::new();
+        // Picked up after a loss: half a message, then the stream hunts for a start.
+        let write = framed(&[command(9, 40, None, 3, &write_request(77, b"hello"))]);
+        connection.gap(Direction::ToServer);
+        connection.send(Direction::ToServer, &write[10..]);
+        connection.send(Direction::ToServer, &write);
+        // The answer to a request never seen.
+        connection.send(
+            Direction::ToClient,
+            &framed(&[command(5, 39, Some(SUCCESS), 3, &create_response(1))]),
+        );
+        connection.send(Direction::ToServer, &[0x85, 0, 0, 0]);
+        let (out, counters, budget) = connection.close();
+        assert_eq!(counters.orphan_responses, 1, "{counters:?}");
+        let bodies = smb_bodies(&out);
+        assert_eq!(bodies.len(), 1);
+        let close = bodies[0].0;
+        assert_eq!(close.r#type(), Type::Close);
+        assert!(close.open_at_end);
+        assert_eq!(close.bytes_written, 5);
+        assert_eq!(close.file_name, "");
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn encrypted_messages_are_counted_once_per_connection() {
+        let mut connection = Connection::new();
+        let mut transform = vec![0u8; 4 + smb2::TRANSFORM_HEADER_LEN + 16];
+        let len = (transform.len() - 4) as u32;
+        transform[..4].copy_from_slice(&len.to_be_bytes());
+        transform[4..8].copy_from_slice(b"\xfdSMB");
+        transform[40..44].copy_from_slice(&100u32.to_le_bytes());
+        for _ in 0..3 {
+            connection.send(Direction::ToServer, &transform);
+            connection.send(Direction::ToClient, &transform);
+        }
+        let (out, _, _) = connection.close();
+        let bodies = smb_bodies(&out);
+        assert_eq!(bodies.len(), 1);
+        assert_eq!(bodies[0].0.encrypted_messages, 6);
+        assert_eq!(bodies[0].0.encrypted_bytes, 600);
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let mut connection = Connection::new();
+        let mut state: u64 = 7;
+        for _ in 0..2000 {
+            let mut bytes = [0u8; 96];
+            for byte in &mut bytes {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                *byte = (state >> 56) as u8;
+            }
+            // A plausible frame around random content, so the parsers see it.
+            bytes[..8].copy_from_slice(&[0, 0, 0, 92, 0xfe, b'S', b'M', b'B']);
+            bytes[8] = 64;
+            bytes[9] = 0;
+            connection.send(Direction::ToServer, &bytes);
+            bytes[20] |= 1;
+            connection.send(Direction::ToClient, &bytes);
+        }
+        let (_, _, budget) = connection.close();
+        assert_eq!(budget.in_use(), 0);
+    }
 }
