@@ -102,6 +102,7 @@ impl Tree {
 
 #[derive(Debug)]
 struct File {
+    session: u64,
     share: String,
     share_type: ShareType,
     name: String,
@@ -443,6 +444,10 @@ impl SmbSession {
                     (Waiting::Transceive { file: key, input }, None)
                 }
             }
+            Body2::TreeDisconnect => {
+                self.forget_tree((session, tree));
+                return;
+            }
             Body2::LogoffRequest => {
                 let body = self.body(Type::Logoff, session);
                 (
@@ -480,7 +485,9 @@ impl SmbSession {
             return;
         }
         let Some(pending) = self.take(header.message_id) else {
-            sink.counters.orphan_responses += 1;
+            if awaits_answer(&pdu.body) {
+                sink.counters.orphan_responses += 1;
+            }
             return;
         };
         let status = header.status;
@@ -593,7 +600,7 @@ impl SmbSession {
             }
             (Waiting::Logoff, _) => {
                 if !status.is_error() {
-                    self.logons.remove(&session);
+                    self.forget_logon(session);
                 }
                 self.answered(pending.activity, status, seen, sink);
             }
@@ -778,6 +785,10 @@ impl SmbSession {
                     self.wrote(file, len32(data), data, seen, sink);
                     (Waiting::Transceive { file, input: None }, None, 5)
                 }
+                Body1::TreeDisconnect => {
+                    self.forget_tree((session, tree));
+                    return;
+                }
                 Body1::LogoffRequest => {
                     let activity_body = self.body(Type::Logoff, session);
                     (
@@ -830,7 +841,10 @@ impl SmbSession {
             _ => return,
         };
         let Some(pending) = slots.iter().find_map(|slot| self.take(key | slot << 48)) else {
-            sink.counters.orphan_responses += 1;
+            // An error answers any command, tracked or not.
+            if *body != Body1::Error {
+                sink.counters.orphan_responses += 1;
+            }
             return;
         };
         match (pending.waiting, body) {
@@ -921,7 +935,7 @@ impl SmbSession {
             (Waiting::Close { file }, _) => self.close_file(file, Some(status), seen, sink),
             (Waiting::Logoff, _) => {
                 if !status.is_error() {
-                    self.logons.remove(&session);
+                    self.forget_logon(session);
                 }
                 self.answered(pending.activity, status, seen, sink);
             }
@@ -1162,6 +1176,7 @@ impl SmbSession {
         let tree = self.trees.get(&(key.session, key.tree));
         let is_pipe = pipe.unwrap_or(false) || tree.is_some_and(Tree::is_pipe);
         File {
+            session: key.session,
             share: tree.map(|tree| tree.share.clone()).unwrap_or_default(),
             share_type: tree.map_or(ShareType::UNKNOWN, |tree| tree.share_type),
             name,
@@ -1270,7 +1285,7 @@ impl SmbSession {
         if let Some(pipe) = file.pipe {
             pipe.close(sink.counters, sink.out);
         }
-        let mut body = self.body(Type::Close, 0);
+        let mut body = self.body(Type::Close, file.session);
         body.share = file.share.clone();
         body.share_type = share_type_value(file.share_type).into();
         body.path = join_path(&file.share, &file.name);
@@ -1421,6 +1436,18 @@ impl SmbSession {
         }
     }
 
+    fn forget_logon(&mut self, session: u64) {
+        if let Some(logon) = self.logons.remove(&session) {
+            self.release_entry(logon.user.len() + logon.domain.len());
+        }
+    }
+
+    fn forget_tree(&mut self, tree: (u64, u32)) {
+        if let Some(gone) = self.trees.remove(&tree) {
+            self.release_entry(gone.share.len());
+        }
+    }
+
     fn charge_entry(&mut self, strings: usize) -> bool {
         let charge = ENTRY_OVERHEAD + strings;
         if self.budget.try_reserve(charge) {
@@ -1514,6 +1541,22 @@ fn related(file: FileKey, chain_file: Option<FileKey>) -> FileKey {
     match chain_file {
         Some(opened) if file.id == RELATED_FILE_ID => opened,
         _ => file,
+    }
+}
+
+/// Whether an SMB2 answer is one whose request the session keeps (so that not finding it means
+/// the request was not seen): others (QUERY_INFO, a plain WRITE, ...) never wait.
+fn awaits_answer(body: &Body2<'_>) -> bool {
+    match body {
+        Body2::NegotiateResponse { .. }
+        | Body2::SessionSetupResponse { .. }
+        | Body2::TreeConnectResponse { .. }
+        | Body2::CreateResponse { .. }
+        | Body2::CloseResponse
+        | Body2::ReadResponse { .. }
+        | Body2::LogoffResponse => true,
+        Body2::IoctlResponse { ctl_code, .. } => *ctl_code == CtlCode::PIPE_TRANSCEIVE,
+        _ => false,
     }
 }
 
