@@ -439,3 +439,67 @@ fn status_names() {
     assert!(!NtStatus::BUFFER_OVERFLOW.is_error());
     assert_eq!(NtStatus(0x1234).name(), None);
 }
+
+/// An SMB1 LOGOFF_ANDX request whose AndX block names `next` at `offset`.
+fn smb1_andx_logoff(next: u8, offset: u16) -> Vec<u8> {
+    let mut message = SMB1_MAGIC.to_vec();
+    message.push(smb1::Command::LOGOFF_ANDX.0);
+    message.resize(smb1::HEADER_LEN, 0);
+    message.push(2); // WordCount
+    message.extend([next, 0]);
+    message.extend(offset.to_le_bytes());
+    message.extend([0, 0]); // ByteCount
+    message
+}
+
+#[test]
+fn smb1_andx_chains_only_go_forward() {
+    // Pointing at itself: one command read, the loop flagged.
+    let message = smb1_andx_logoff(smb1::Command::LOGOFF_ANDX.0, smb1::HEADER_LEN as u16);
+    let parsed = smb1::parse(&message).expect("parses");
+    assert_eq!(parsed.commands.len(), 1);
+    assert!(parsed.anomalies.chain_truncated);
+    // Pointing past the end: the first command still reads.
+    let message = smb1_andx_logoff(smb1::Command::LOGOFF_ANDX.0, 0xfff0);
+    let parsed = smb1::parse(&message).expect("parses");
+    assert_eq!(parsed.commands.len(), 1);
+    assert!(parsed.anomalies.chain_truncated);
+    // A chain of blocks each pointing to the next is cut at MAX_ANDX_CHAIN.
+    let mut message = smb1_andx_logoff(smb1::Command::LOGOFF_ANDX.0, 39);
+    for index in 0..smb1::MAX_ANDX_CHAIN + 3 {
+        let next = 39 + 7 * (index as u16 + 1);
+        message.extend([2, smb1::Command::LOGOFF_ANDX.0, 0]);
+        message.extend(next.to_le_bytes());
+        message.extend([0, 0]);
+    }
+    let parsed = smb1::parse(&message).expect("parses");
+    assert_eq!(parsed.commands.len(), smb1::MAX_ANDX_CHAIN);
+    assert!(parsed.anomalies.chain_truncated);
+    assert!(
+        parsed
+            .commands
+            .iter()
+            .all(|block| block.body == Body1::LogoffRequest)
+    );
+}
+
+#[test]
+fn smb2_dialect_list_is_bounded() {
+    let mut message = vec![0u8; smb2::HEADER_LEN];
+    message[..4].copy_from_slice(&SMB2_MAGIC);
+    message[4] = 64;
+    let mut body = vec![0u8; 36];
+    body[0] = 36;
+    body[2..4].copy_from_slice(&u16::MAX.to_le_bytes());
+    message.extend(body);
+    // Fewer dialects than announced: an error, not a read past the end.
+    message.extend([0x02, 0x02, 0x10, 0x02]);
+    assert!(smb2::parse(&message).is_err());
+    message.extend(vec![0x11; smb2::MAX_DIALECTS * 2]);
+    let parsed = smb2::parse(&message).expect("parses");
+    let Body2::NegotiateRequest { dialects } = &parsed.commands[0].body else {
+        panic!("{:?}", parsed.commands[0].body);
+    };
+    assert_eq!(dialects.len(), smb2::MAX_DIALECTS);
+    assert!(parsed.commands[0].anomalies.too_many_dialects);
+}
