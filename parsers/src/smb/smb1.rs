@@ -160,7 +160,7 @@ pub struct Anomalies {
     pub chain_truncated: bool,
     /// A string without its terminating NUL.
     pub unterminated_string: bool,
-    /// A TRANSACTION whose SetupCount exceeds its WordCount.
+    /// A TRANSACTION whose SetupCount exceeds its WordCount (read with the setup words added).
     pub short_setup: bool,
 }
 
@@ -288,7 +288,7 @@ pub fn parse(message: &[u8]) -> Result<Message<'_>, SmbError> {
     let mut at = HEADER_LEN;
     loop {
         let block = match read_block(message, at) {
-            Ok(block) => block,
+            Ok(block) => transaction_words(&header, command, message, at, block, &mut anomalies),
             Err(error) if commands.is_empty() => return Err(error),
             Err(_) => {
                 anomalies.chain_truncated = true;
@@ -315,6 +315,38 @@ pub fn parse(message: &[u8]) -> Result<Message<'_>, SmbError> {
         commands,
         anomalies,
     })
+}
+
+/// A TRANSACTION request whose WordCount (14) leaves out its SetupCount words, as some clients
+/// send it: read with 14 + SetupCount words, as Wireshark does, and flagged. Any other block is
+/// kept as read.
+fn transaction_words<'a>(
+    header: &Header,
+    command: Command,
+    message: &'a [u8],
+    at: usize,
+    block: RawBlock<'a>,
+    anomalies: &mut Anomalies,
+) -> RawBlock<'a> {
+    /// TRANSACTION's fixed words ([MS-CIFS] 2.2.4.33.1), before the setup words.
+    const FIXED_WORDS: usize = 14;
+    if command != Command::TRANSACTION
+        || header.is_response()
+        || block.words.len() != FIXED_WORDS * 2
+    {
+        return block;
+    }
+    let setup_count = usize::from(block.words.get(26).copied().unwrap_or(0));
+    if setup_count == 0 {
+        return block;
+    }
+    match read_words(message, at, FIXED_WORDS + setup_count) {
+        Ok(widened) => {
+            anomalies.short_setup = true;
+            widened
+        }
+        Err(_) => block,
+    }
 }
 
 fn parse_header(message: &[u8]) -> Result<Header, SmbError> {
@@ -390,6 +422,11 @@ fn read_block(message: &[u8], at: usize) -> Result<RawBlock<'_>, SmbError> {
     let count = usize::from(*message.get(at).ok_or(SmbError::Truncated {
         needed: at.saturating_add(1),
     })?);
+    read_words(message, at, count)
+}
+
+/// A block read as if its WordCount were `count`.
+fn read_words(message: &[u8], at: usize, count: usize) -> Result<RawBlock<'_>, SmbError> {
     let words_at = at.saturating_add(1);
     let words = super::field(message, words_at, count * 2, "Words")?;
     let count_at = words_at.saturating_add(count * 2);

@@ -373,11 +373,12 @@ fn smb1_transact_named_pipe() {
 
     let packet = hex(SMB1_TRANSACTION_ASCII);
     let message = smb1_of(&packet);
-    // Its WordCount (14) leaves out the two setup words: they are not read, and flagged.
-    let Body1::TransactionRequest { setup, data, .. } = &message.commands[0].body else {
+    // Its WordCount (14) leaves out the two setup words: read as 16 words, and flagged.
+    let Body1::TransactionRequest { name, setup, data } = &message.commands[0].body else {
         panic!("{:?}", message.commands[0].body);
     };
-    assert!(setup.is_empty());
+    assert_eq!(name, r"\\PIPE\lsarpc");
+    assert_eq!(setup, &[0x2600, 0xffff]);
     assert_eq!(*data, b"some_data");
     assert!(message.anomalies.short_setup);
 }
