@@ -48,7 +48,114 @@ const SMB1_TRANSACT_NMPIPE: &str = "0000009cff534d4225000000000801c8000000000000
 // \PIPE\lsarpc, ASCII strings.
 const SMB1_TRANSACTION_ASCII: &str = "00000069ff534d422500000000000000000000000000000000000000677a01007c2b02000e0b00090000000000000000000000000000000b0052000900600002000026ffff26005c5c504950455c6c73617270630000736f6d655f706172616d73000000736f6d655f64617461";
 
-const ALL: [&str; 11] = [
+// zeek/testing/btest/Traces/smb/smb2readwrite.pcap: frame 1, CREATE request for "pythonfile".
+const SMB2_CREATE: &str = "000000e8fe534d424000010000000000050001000000000000000000cd04000000000000fffe00007a6c1953c01c233c0000000000000000000000000000000000000000390000090200000000000000000000000000000000000000890012008000000003000000010000006000000078001400900000005800000070007900740068006f006e00660069006c006500320000002800000010000400000018001000000044486e510000000000000000000000000000000000000000180000001000040000001800000000004d78416300000000000000001000040000001800000000005146696400000000";
+
+// Same capture, frame 2: its response, opened (1), 16 bytes, File Id c52f8c2e-...-ffae00000000.
+const SMB2_CREATE_RESPONSE: &str = "000000f0fe534d424000010000000000050001000100000000000000cd04000000000000fffe00007a6c1953c01c233c0000000000000000000000000000000000000000590009000100000080261aedcabfd40140afd907cbbfd4016f871aedcabfd4016f871aedcabfd4010000100000000000100000000000000080000000000000002e8c2fc5000000004d57ffae000000009800000058000000200000001000040000001800080000004d78416300000000000000009f011700000000001000040000001800200000005146696400000000ceee1d0000000000010800000000000000000000000000000000000000000000";
+
+// Same capture, frame 9: READ request of 16 bytes; frame 10: its 16 bytes of "A".
+const SMB2_READ: &str = "00000071fe534d424000010000000000080001000000000000000000d204000000000000fffe00007a6c1953c01c233c0000000000000000000000000000000000000000310050001000000000000000000000002e8c2fc5000000004d57ffae000000000000000000000000000000000000000000";
+const SMB2_READ_RESPONSE: &str = "00000060fe534d424000010000000000080001000100000000000000d204000000000000fffe00007a6c1953c01c233c00000000000000000000000000000000000000001100500010000000000000000000000041414141414141414141414141414141";
+
+// Same capture, frame 19: the first 160 bytes of a 7000-byte WRITE (the rest cut, as the
+// sensor cuts an oversized PDU).
+const SMB2_WRITE_CUT: &str = "00001bc8fe534d424000010000000000090001000000000000000000d604000000000000fffe00007a6c1953c01c233c000000000000000000000000000000000000000031007000581b00000000000000000000f9d8d6ca0000000049b1670e0000000000000000000000000000000000000000424242424242424242424242424242424242424242424242424242424242424242424242424242424242";
+
+// Same capture, frame 27: a CREATE answered STATUS_OBJECT_NAME_NOT_FOUND (an ERROR body).
+const SMB2_CREATE_NOT_FOUND: &str = "00000049fe534d4240000100340000c0050001000100000000000000d804000000000000fffe00007a6c1953c01c233c0000000000000000000000000000000000000000090000000000000000";
+
+// zeek/testing/btest/Traces/smb/smb3.pcap: frame 4, SESSION_SETUP answered
+// MORE_PROCESSING_REQUIRED with the NTLMSSP CHALLENGE.
+const SMB3_SESSION_SETUP_CHALLENGE: &str = "000000f8fe534d4240000000160000c00100010001000000000000000100000000000000d5000000000000003d0000940048000000000000000000000000000000000000090000004800b0004e544c4d53535000020000000800080038000000350289e201151813d2898ccd000000000000000070007000400000000a0039380000000f530055005300450002000800530055005300450001000c0057005300320030003100360004000e0073007500730065002e006400650003001c005700530032003000310036002e0073007500730065002e006400650005000e0073007500730065002e0064006500070008008a8ce7a9f4ced20100000000";
+
+#[test]
+fn smb2_files_are_opened_read_written() {
+    let packet = hex(SMB2_CREATE);
+    let message = smb2_of(&packet);
+    let Body2::CreateRequest {
+        name,
+        create_disposition,
+        ..
+    } = &message.commands[0].body
+    else {
+        panic!("{:?}", message.commands[0].body);
+    };
+    assert_eq!(name, "pythonfile");
+    assert_eq!(*create_disposition, 1);
+    let packet = hex(SMB2_CREATE_RESPONSE);
+    let message = smb2_of(&packet);
+    let file = FileId {
+        persistent: 0xc52f_8c2e,
+        volatile: 0xaeff_574d,
+    };
+    let Body2::CreateResponse {
+        file_id,
+        create_action,
+        end_of_file,
+        ..
+    } = message.commands[0].body
+    else {
+        panic!("{:?}", message.commands[0].body);
+    };
+    assert_eq!((file_id, create_action, end_of_file), (file, 1, 16));
+    let packet = hex(SMB2_READ);
+    assert_eq!(
+        smb2_of(&packet).commands[0].body,
+        Body2::ReadRequest {
+            file_id: file,
+            length: 16,
+            offset: 0
+        }
+    );
+    let packet = hex(SMB2_READ_RESPONSE);
+    assert_eq!(
+        smb2_of(&packet).commands[0].body,
+        Body2::ReadResponse {
+            data_length: 16,
+            data: &[b'A'; 16]
+        }
+    );
+    let packet = hex(SMB2_WRITE_CUT);
+    let message = smb2_of(&packet);
+    let Body2::WriteRequest {
+        data_length, data, ..
+    } = message.commands[0].body
+    else {
+        panic!("{:?}", message.commands[0].body);
+    };
+    assert_eq!(data_length, 7000);
+    assert!(data.iter().all(|&b| b == b'B') && data.len() < 7000);
+    assert!(message.commands[0].anomalies.data_truncated);
+    let packet = hex(SMB2_CREATE_NOT_FOUND);
+    let message = smb2_of(&packet);
+    assert_eq!(message.commands[0].body, Body2::Error);
+    assert_eq!(
+        message.commands[0].header.status,
+        NtStatus::OBJECT_NAME_NOT_FOUND
+    );
+}
+
+#[test]
+fn smb2_session_setup_leg() {
+    let packet = hex(SMB3_SESSION_SETUP_CHALLENGE);
+    let message = smb2_of(&packet);
+    let pdu = &message.commands[0];
+    assert_eq!(pdu.header.status, NtStatus::MORE_PROCESSING_REQUIRED);
+    assert_eq!(pdu.header.session_id, 0x0000_4800_9400_003d);
+    let Body2::SessionSetupResponse {
+        session_flags,
+        security_buffer,
+    } = pdu.body
+    else {
+        panic!("{:?}", pdu.body);
+    };
+    assert_eq!(session_flags.0, 0);
+    assert!(security_buffer.starts_with(b"NTLMSSP\0\x02"));
+    assert_eq!(security_buffer.len(), 0xb0);
+}
+
+const ALL: [&str; 18] = [
     SMB3_NEGOTIATE_REQUEST,
     SMB3_NEGOTIATE_RESPONSE,
     SMB3_TREE_CONNECT,
@@ -60,6 +167,13 @@ const ALL: [&str; 11] = [
     SMB1_NT_CREATE,
     SMB1_NT_CREATE_RESPONSE,
     SMB1_TRANSACT_NMPIPE,
+    SMB2_CREATE,
+    SMB2_CREATE_RESPONSE,
+    SMB2_READ,
+    SMB2_READ_RESPONSE,
+    SMB2_WRITE_CUT,
+    SMB2_CREATE_NOT_FOUND,
+    SMB3_SESSION_SETUP_CHALLENGE,
 ];
 
 fn smb2_of(packet: &[u8]) -> smb2::Message<'_> {
@@ -80,7 +194,7 @@ fn smb1_of(packet: &[u8]) -> smb1::Message<'_> {
 fn frames_and_starts() {
     for fixture in ALL {
         let packet = hex(fixture);
-        if fixture != SMB3_TRANSFORM {
+        if fixture != SMB3_TRANSFORM && fixture != SMB2_WRITE_CUT {
             assert_eq!(frame(&packet), Framing::Pdu(packet.len()), "{fixture}");
         }
         assert_eq!(is_pdu_start(&packet), Start::Yes, "{fixture}");
