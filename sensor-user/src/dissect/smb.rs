@@ -246,10 +246,15 @@ impl StreamProtocol for SmbSession {
             Packet::Smb2(message) => self.smb2(direction, &message, seen, sink),
             Packet::Smb1(message) => self.smb1(&message, seen, sink),
             Packet::Transform(transform) => {
+                // The activity is the client's: its endpoints as a request's.
+                let client = match direction {
+                    Direction::ToServer => *seen,
+                    Direction::ToClient => swapped(seen),
+                };
                 self.encrypted(
                     transform.session_id,
                     transform.original_message_size,
-                    seen,
+                    &client,
                     sink,
                 );
             }
@@ -1302,18 +1307,17 @@ impl SmbSession {
         });
     }
 
-    fn encrypted(&mut self, session_id: u64, size: u32, seen: &Seen, sink: &mut Sink<'_>) {
+    /// One transform message; `client` has the client's endpoints as source.
+    fn encrypted(&mut self, session_id: u64, size: u32, client: &Seen, sink: &mut Sink<'_>) {
         let encrypted = &mut self.encrypted;
         if encrypted.messages == 0 {
             encrypted.session_id = session_id;
         }
         encrypted.messages = encrypted.messages.saturating_add(1);
         encrypted.bytes = encrypted.bytes.saturating_add(u64::from(size));
-        if encrypted.seen.is_none() || seen.dst.port() == 445 || seen.dst.port() == 139 {
-            encrypted.seen = Some(*seen);
-        }
+        encrypted.seen.get_or_insert(*client);
         if encrypted.messages >= ENCRYPTED_REPORT_EVERY {
-            self.report_encrypted(seen.time_ns, sink.out);
+            self.report_encrypted(client.time_ns, sink.out);
         }
     }
 
