@@ -18,3 +18,4 @@ pub mod kerberos;
 pub mod ldap;
 pub mod ntlm;
 pub mod winevent;
+pub mod smb;

@@ -5,7 +5,6 @@
 //! watched ports, [`crate::services`]) and confirmed by content: a stream whose first bytes
 //! after the handshake are not a PDU of that protocol is counted and ignored.
 
-#[expect(dead_code, reason = "scaffold: the SMB session's named pipes use it")]
 mod dcerpc;
 mod dns;
 mod gss;
@@ -14,6 +13,7 @@ mod kerberos;
 mod ldap;
 mod ntlm;
 mod session;
+mod smb;
 pub mod stream;
 
 use std::net::SocketAddr;

@@ -9,6 +9,7 @@ use super::{
     http::HttpSession,
     kerberos::KerberosStream,
     ldap::{Cldap, LdapSession},
+    smb::SmbSession,
     stream::{Feed, Malformed, PduStream, Sink, StreamProtocol},
 };
 use crate::{
@@ -24,6 +25,7 @@ pub enum Kind {
     Ldap,
     Dns,
     Http,
+    Smb,
 }
 
 impl Kind {
@@ -33,6 +35,7 @@ impl Kind {
             "ldap" | "ldap-gc" | "cldap" => Some(Self::Ldap),
             "dns" => Some(Self::Dns),
             "http" | "winrm" => Some(Self::Http),
+            "smb" | "netbios-ssn" => Some(Self::Smb),
             _ => None,
         }
     }
@@ -56,7 +59,7 @@ pub fn datagram(kind: Kind, payload: &[u8], seen: &Seen, cldap: &mut Cldap, sink
         Kind::Kerberos => super::kerberos::message(payload, seen, sink.out),
         Kind::Ldap => cldap.datagram(payload, seen, sink),
         Kind::Dns => super::dns::message(payload, seen, sink),
-        Kind::Http => {
+        Kind::Http | Kind::Smb => {
             sink.counters.unparsed_datagrams += 1;
             return;
         }
@@ -73,6 +76,7 @@ enum Protocol {
     Ldap(Box<LdapSession>),
     Dns(DnsStream),
     Http(HttpSession),
+    Smb(Box<SmbSession>),
 }
 
 impl StreamProtocol for Protocol {
@@ -82,6 +86,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.frame(direction, bytes),
             Self::Dns(protocol) => protocol.frame(direction, bytes),
             Self::Http(protocol) => protocol.frame(direction, bytes),
+            Self::Smb(protocol) => protocol.frame(direction, bytes),
         }
     }
 
@@ -91,6 +96,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::Dns(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::Http(protocol) => protocol.is_pdu_start(direction, bytes),
+            Self::Smb(protocol) => protocol.is_pdu_start(direction, bytes),
         }
     }
 
@@ -107,6 +113,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::Dns(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::Http(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
+            Self::Smb(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
         }
     }
 
@@ -116,6 +123,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.skip_after(direction),
             Self::Dns(protocol) => protocol.skip_after(direction),
             Self::Http(protocol) => protocol.skip_after(direction),
+            Self::Smb(protocol) => protocol.skip_after(direction),
         }
     }
 
@@ -125,6 +133,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.is_done(direction),
             Self::Dns(protocol) => protocol.is_done(direction),
             Self::Http(protocol) => protocol.is_done(direction),
+            Self::Smb(protocol) => protocol.is_done(direction),
         }
     }
 
@@ -134,6 +143,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.gap(direction),
             Self::Dns(protocol) => protocol.gap(direction),
             Self::Http(protocol) => protocol.gap(direction),
+            Self::Smb(protocol) => protocol.gap(direction),
         }
     }
 }
@@ -153,6 +163,7 @@ impl Session {
             Kind::Ldap => Protocol::Ldap(Box::new(LdapSession::new(budget.clone()))),
             Kind::Dns => Protocol::Dns(DnsStream),
             Kind::Http => Protocol::Http(HttpSession::new(budget.clone())),
+            Kind::Smb => Protocol::Smb(Box::new(SmbSession::new(budget.clone()))),
         };
         Self {
             protocol,
@@ -211,6 +222,7 @@ impl Session {
         match self.protocol {
             Protocol::Ldap(ldap) => ldap.close(out),
             Protocol::Http(http) => http.close(out),
+            Protocol::Smb(smb) => smb.close(counters, out),
             Protocol::Kerberos(_) | Protocol::Dns(_) => {}
         }
     }
