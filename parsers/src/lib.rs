@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ber;
+pub mod dcerpc;
 pub mod dns;
 pub mod framing;
 pub mod gssapi;
