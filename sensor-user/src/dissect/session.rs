@@ -5,6 +5,7 @@ use dcwatch_proto::v1::Activity;
 
 use super::{
     DissectCounters,
+    dcerpc::DceRpc,
     dns::DnsStream,
     http::HttpSession,
     kerberos::KerberosStream,
@@ -24,6 +25,7 @@ pub enum Kind {
     Ldap,
     Dns,
     Http,
+    DceRpc,
 }
 
 impl Kind {
@@ -33,6 +35,7 @@ impl Kind {
             "ldap" | "ldap-gc" | "cldap" => Some(Self::Ldap),
             "dns" => Some(Self::Dns),
             "http" | "winrm" => Some(Self::Http),
+            "dcerpc-epm" => Some(Self::DceRpc),
             _ => None,
         }
     }
@@ -56,7 +59,7 @@ pub fn datagram(kind: Kind, payload: &[u8], seen: &Seen, cldap: &mut Cldap, sink
         Kind::Kerberos => super::kerberos::message(payload, seen, sink.out),
         Kind::Ldap => cldap.datagram(payload, seen, sink),
         Kind::Dns => super::dns::message(payload, seen, sink),
-        Kind::Http => {
+        Kind::Http | Kind::DceRpc => {
             sink.counters.unparsed_datagrams += 1;
             return;
         }
@@ -73,6 +76,7 @@ enum Protocol {
     Ldap(Box<LdapSession>),
     Dns(DnsStream),
     Http(HttpSession),
+    DceRpc(Box<DceRpc>),
 }
 
 impl StreamProtocol for Protocol {
@@ -82,6 +86,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.frame(direction, bytes),
             Self::Dns(protocol) => protocol.frame(direction, bytes),
             Self::Http(protocol) => protocol.frame(direction, bytes),
+            Self::DceRpc(protocol) => protocol.frame(direction, bytes),
         }
     }
 
@@ -91,6 +96,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::Dns(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::Http(protocol) => protocol.is_pdu_start(direction, bytes),
+            Self::DceRpc(protocol) => protocol.is_pdu_start(direction, bytes),
         }
     }
 
@@ -107,6 +113,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::Dns(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::Http(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
+            Self::DceRpc(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
         }
     }
 
@@ -116,6 +123,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.skip_after(direction),
             Self::Dns(protocol) => protocol.skip_after(direction),
             Self::Http(protocol) => protocol.skip_after(direction),
+            Self::DceRpc(protocol) => protocol.skip_after(direction),
         }
     }
 
@@ -125,6 +133,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.is_done(direction),
             Self::Dns(protocol) => protocol.is_done(direction),
             Self::Http(protocol) => protocol.is_done(direction),
+            Self::DceRpc(protocol) => protocol.is_done(direction),
         }
     }
 
@@ -134,6 +143,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.gap(direction),
             Self::Dns(protocol) => protocol.gap(direction),
             Self::Http(protocol) => protocol.gap(direction),
+            Self::DceRpc(protocol) => protocol.gap(direction),
         }
     }
 }
@@ -153,6 +163,10 @@ impl Session {
             Kind::Ldap => Protocol::Ldap(Box::new(LdapSession::new(budget.clone()))),
             Kind::Dns => Protocol::Dns(DnsStream),
             Kind::Http => Protocol::Http(HttpSession::new(budget.clone())),
+            Kind::DceRpc => Protocol::DceRpc(Box::new(DceRpc::new(
+                dcwatch_proto::v1::Carrier::None,
+                budget.clone(),
+            ))),
         };
         Self {
             protocol,
@@ -211,6 +225,7 @@ impl Session {
         match self.protocol {
             Protocol::Ldap(ldap) => ldap.close(out),
             Protocol::Http(http) => http.close(out),
+            Protocol::DceRpc(rpc) => rpc.close(out),
             Protocol::Kerberos(_) | Protocol::Dns(_) => {}
         }
     }
