@@ -20,7 +20,7 @@ Every top-level protocol layer of every frame is then looked at:
 * `http` at the top level (any port tshark recognises as HTTP), only for the NTLMSSP and Kerberos
   tokens tshark finds inside its Authorization / WWW-Authenticate headers.
 
-Anything else (Kerberos, NTLMSSP or LDAP inside SMB, SMB2, DCE-RPC, TDS, SMTP, ... and top-level
+Anything else (Kerberos, NTLMSSP or LDAP inside SMB, SMB2, TDS, SMTP, ... and top-level
 layers on other ports) is out of scope and gives no line. A PDU tshark does not decode (a TCP
 gap, a malformed or truncated message) gives no line either: the file says what tshark says.
 tshark itself does not hand retransmitted TCP data to the dissectors a second time, so a
@@ -94,6 +94,19 @@ dns (UDP/TCP 53)
   A message with no question gives name= qtype= (zone= for an update).
   Rule decided: each DNS message on TCP is a line, including every message of a multi-message
   response (AXFR/IXFR answers can span several messages: one *_RESPONSE line each).
+
+dcerpc (connection-oriented DCE-RPC, a `dcerpc` layer of a TCP frame: any port, since the
+  sensor learns dynamic ports from the endpoint mapper; frames with an smb/smb2 layer only when
+  DCERPC_OVER_SMB is set, which waits for the SMB dissector)
+  BIND / ALTER_CONTEXT  interfaces=<the abstract syntax UUIDs of its context items
+            (dcerpc.cn_bind_to_uuid), comma-separated, in order>  (pkt_type 11 / 14)
+  REQUEST   opnum=<n>  one line per call: a request PDU (pkt_type 0) with first_frag set; the
+            later fragments of the call have no line of their own.
+  NTLM and Kerberos tokens in the auth verifiers of bind, bind_ack, alter_context,
+  alter_context_resp and AUTH3 PDUs (pkt_type 11, 12, 14, 15, 16) give ntlm / kerberos lines as
+  for LDAP binds (same rules); verifiers of requests and responses (signatures) give none.
+  Rule decided: the interface of a request and the outcome of a call are not in the key line:
+  tshark's JSON names neither reliably (the interface only as a sub-dissector's layer name).
 
 Needs tshark (written against 4.0). Run from anywhere: testdata/pcaps/make-activities.py
 Optional arguments: capture paths (as in CAPTURES) to regenerate only those.
@@ -170,6 +183,16 @@ CAPTURES = [
     "adlab/recon-rpc.pcap",
     "adlab/smb-kerberos.pcap",  # 3 KRB-ERRORs carry the literal realm "<unspecified realm>"
     "adlab/smb-ntlm.pcap",  # NTLM inside SMB2 only: nothing in scope
+    # DCE-RPC over TCP
+    # zerologon: EPM binds and ept_map on 135 announce NETLOGON on 49668, where the
+    # NetrServerReqChallenge / NetrServerAuthenticate3 attempts follow (the sensor learns the
+    # port from the ept_map answers).
+    "suricata-verify/tests/dcerpc/zerologon/input.pcap",
+    "zeek/testing/btest/Traces/dce-rpc/kerberos135_auth.pcapng",  # Kerberos AP-REQ in a bind
+    "zeek/testing/btest/Traces/dce-rpc/bind-ack-no-inband-null.pcap",
+    # Not here: suricata-verify dcerpc-auth3-5133 and zeek dce_rpc_ntlm.pcapng run on dynamic
+    # ports whose endpoint-mapper exchange is not in the capture (the sensor cannot know them
+    # as DCE-RPC; tshark guesses by heuristics).
 ]
 
 TSHARK_OPTIONS = [
@@ -180,6 +203,10 @@ TSHARK_OPTIONS = [
 ]
 
 LDAP_TCP_PORTS = {389, 3268}
+# DCE-RPC over SMB named pipes: off until the SMB dissector (which hands pipes to DCE-RPC) merges.
+DCERPC_OVER_SMB = False
+DCERPC_BIND_TYPES = {"11": "BIND", "14": "ALTER_CONTEXT"}
+DCERPC_TOKEN_TYPES = {"11", "12", "14", "15", "16"}
 SICILY = {"9", "10", "11"}
 
 
@@ -517,6 +544,23 @@ def dns_layer(layer):
     return [line("dns", kind, ("name", name), ("qtype", qtype))]
 
 
+# ---- DCE-RPC -----------------------------------------------------------------------------
+
+def dcerpc_layer(layer):
+    kind = child(layer, "dcerpc.pkt_type", "")
+    out = []
+    if kind in DCERPC_BIND_TYPES:
+        uuids = descendants(layer, "dcerpc.cn_bind_to_uuid")
+        out.append(line("dcerpc", DCERPC_BIND_TYPES[kind], ("interfaces", ",".join(uuids))))
+    elif kind == "0":
+        flags = child(layer, "dcerpc.cn_flags_tree", [])
+        if child(flags, "dcerpc.cn_flags.first_frag", "0") == "1":
+            out.append(line("dcerpc", "REQUEST", ("opnum", child(layer, "dcerpc.opnum", ""))))
+    if kind in DCERPC_TOKEN_TYPES:
+        out.extend(embedded_tokens(layer))
+    return out
+
+
 # ---- driver ------------------------------------------------------------------------------
 
 def ports(layers):
@@ -547,6 +591,9 @@ def activities(capture):
                 out.extend(dns_layer(layer))
             elif name == "http":
                 out.extend(embedded_tokens(layer))
+            elif name == "dcerpc" and transport == "tcp" and (
+                    DCERPC_OVER_SMB or not ({"smb", "smb2"} & {k for k, _ in pairs(layers)})):
+                out.extend(dcerpc_layer(layer))
     out.extend(request.render() for request in order)
     return sorted(out)
 
