@@ -95,8 +95,9 @@ dns (UDP/TCP 53)
   Rule decided: each DNS message on TCP is a line, including every message of a multi-message
   response (AXFR/IXFR answers can span several messages: one *_RESPONSE line each).
 
-dcerpc (connection-oriented DCE-RPC, a `dcerpc` layer of a TCP frame: any port, since the
-  sensor learns dynamic ports from the endpoint mapper; frames with an smb/smb2 layer only when
+dcerpc (connection-oriented DCE-RPC, a `dcerpc` layer of a TCP frame on port 135 or on a TCP
+  port an earlier endpoint-mapper answer in the capture announced (epm.proto.tcp_port): what
+  the sensor can know; frames with an smb/smb2 layer only when
   DCERPC_OVER_SMB is set, which waits for the SMB dissector)
   BIND / ALTER_CONTEXT  interfaces=<the abstract syntax UUIDs of its context items
             (dcerpc.cn_bind_to_uuid), comma-separated, in order>  (pkt_type 11 / 14)
@@ -105,6 +106,9 @@ dcerpc (connection-oriented DCE-RPC, a `dcerpc` layer of a TCP frame: any port, 
   NTLM and Kerberos tokens in the auth verifiers of bind, bind_ack, alter_context,
   alter_context_resp and AUTH3 PDUs (pkt_type 11, 12, 14, 15, 16) give ntlm / kerberos lines as
   for LDAP binds (same rules); verifiers of requests and responses (signatures) give none.
+  Rule decided: a frame listed in REDISSECT (a segment whose first copy was never captured,
+  which tshark takes for a retransmission and does not dissect) is dissected again with
+  tcp.analyze_sequence_numbers off, and its lines come from that dissection.
   Rule decided: the interface of a request and the outcome of a call are not in the key line:
   tshark's JSON names neither reliably (the interface only as a sub-dissector's layer name).
 
@@ -573,14 +577,46 @@ def ports(layers):
     return None, set(), ""
 
 
+# Frames whose data tshark does not dissect because it takes them for retransmissions, while
+# the first copy was never captured (tshark marks the segment before as "previous segment not
+# captured"): they are dissected again with tcp.analyze_sequence_numbers off, so tshark's own
+# decoding of their bytes gives the lines. Capture -> frame numbers, each with its reason.
+REDISSECT = {
+    # zerologon, TCP stream 29: the NetrServerAuthenticate3 request's first copy is lost; frame
+    # 419 is its retransmission, answered in frame 420.
+    "suricata-verify/tests/dcerpc/zerologon/input.pcap": {"419"},
+}
+
+
+def frame_number(layers):
+    return child(child(layers, "frame", []), "frame.number", "")
+
+
+def redissect(capture):
+    numbers = REDISSECT.get(capture)
+    if not numbers:
+        return {}
+    options = [o if o != "tcp.analyze_sequence_numbers:TRUE" else
+               "tcp.analyze_sequence_numbers:FALSE" for o in TSHARK_OPTIONS]
+    raw = subprocess.run(["tshark", "-r", capture] + options + ["-T", "json", "-Y",
+                         " || ".join("frame.number==%s" % n for n in sorted(numbers))],
+                         check=True, capture_output=True).stdout
+    frames = json.loads(raw, object_pairs_hook=lambda p: p)
+    layers = [child(child(frame, "_source", []), "layers", []) for frame in frames]
+    return {frame_number(l): l for l in layers}
+
+
 def activities(capture):
     raw = subprocess.run(["tshark", "-r", capture] + TSHARK_OPTIONS + ["-T", "json"],
                          check=True, capture_output=True).stdout
     frames = json.loads(raw, object_pairs_hook=lambda p: p)
-    out, pending, order = [], {}, []
+    redissected = redissect(capture)
+    out, pending, order, epm_ports = [], {}, [], set()
     for frame in frames:
         layers = child(child(frame, "_source", []), "layers", [])
+        layers = redissected.get(frame_number(layers), layers)
         transport, port_set, stream = ports(layers)
+        smb = {"smb", "smb2"} & {k for k, _ in pairs(layers)}
         for name, layer in pairs(layers):
             if name == "kerberos" and 88 in port_set:
                 out.extend(kerberos_port88(layer))
@@ -591,8 +627,10 @@ def activities(capture):
                 out.extend(dns_layer(layer))
             elif name == "http":
                 out.extend(embedded_tokens(layer))
-            elif name == "dcerpc" and transport == "tcp" and (
-                    DCERPC_OVER_SMB or not ({"smb", "smb2"} & {k for k, _ in pairs(layers)})):
+            elif name == "epm":
+                epm_ports.update(descendants(layer, "epm.proto.tcp_port"))
+            elif name == "dcerpc" and transport == "tcp" and (DCERPC_OVER_SMB or not smb) and (
+                    port_set & ({135} | {int(p) for p in epm_ports if p.isdigit()})):
                 out.extend(dcerpc_layer(layer))
     out.extend(request.render() for request in order)
     return sorted(out)

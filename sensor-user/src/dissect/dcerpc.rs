@@ -167,6 +167,11 @@ impl DceRpc {
     ) -> Result<(), Malformed> {
         let pdu = dcerpc::parse(bytes).map_err(|_| Malformed)?;
         let anomalies = anomaly_names(&pdu);
+        if direction == Direction::ToServer {
+            // The client went on (clients wait for the ack): a bind still waiting will not be
+            // answered any more, and its activity must come before what the client does next.
+            self.flush_binds(sink);
+        }
         match (&pdu.body, direction) {
             (PduBody::Bind(bind), Direction::ToServer) => {
                 self.bind(
@@ -554,6 +559,15 @@ impl DceRpc {
         self.release_stub(call.request_stub.take());
         self.release_stub(call.response_stub.take());
         sink.out.push(call.activity);
+    }
+
+    fn flush_binds(&mut self, sink: &mut Sink<'_>) {
+        let mut binds: Vec<(u32, PendingBind)> = self.binds.drain().collect();
+        binds.sort_by_key(|(id, _)| *id);
+        for (_, bind) in binds {
+            self.release_waiting();
+            sink.out.push(bind.activity);
+        }
     }
 
     /// A call reported without its answer.
