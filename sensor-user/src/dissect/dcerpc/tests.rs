@@ -275,3 +275,146 @@ fn a_tcp_session_on_port_135_is_dcerpc() {
     assert_eq!(counters.parse_errors, 0);
     assert_eq!(body(&out[1]).endpoints, ["172.16.5.58:49668"]);
 }
+
+/// One TCP connection driven through a whole [`crate::dissect::Dissector`].
+struct Connection {
+    client: SocketAddr,
+    server: SocketAddr,
+    client_seq: u32,
+    server_seq: u32,
+}
+
+impl Connection {
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const PSH_ACK: u8 = 0x18;
+
+    fn send(
+        &mut self,
+        dissector: &mut crate::dissect::Dissector,
+        time_ns: u64,
+        to_server: bool,
+        flags: u8,
+        payload: &[u8],
+        out: &mut Vec<Activity>,
+    ) {
+        use crate::decode::{Packet, TcpPacket, TransportPacket};
+        let (src, dst, seq, ack) = if to_server {
+            (self.client, self.server, self.client_seq, self.server_seq)
+        } else {
+            (self.server, self.client, self.server_seq, self.client_seq)
+        };
+        let packet = Packet {
+            src: src.ip(),
+            dst: dst.ip(),
+            ip_number: 6,
+            fragment: None,
+            transport: TransportPacket::Tcp(TcpPacket {
+                src_port: src.port(),
+                dst_port: dst.port(),
+                seq,
+                ack,
+                flags,
+                payload,
+            }),
+        };
+        dissector.packet(time_ns, &packet, out);
+        let advance = u32::try_from(payload.len()).expect("small") + u32::from(flags & 0x02 != 0);
+        if to_server {
+            self.client_seq = self.client_seq.wrapping_add(advance);
+        } else {
+            self.server_seq = self.server_seq.wrapping_add(advance);
+        }
+    }
+
+    fn open(
+        client: &str,
+        server: &str,
+        dissector: &mut crate::dissect::Dissector,
+        time_ns: u64,
+        out: &mut Vec<Activity>,
+    ) -> Self {
+        let mut connection = Self {
+            client: client.parse().expect("address"),
+            server: server.parse().expect("address"),
+            client_seq: 1000,
+            server_seq: 5000,
+        };
+        connection.send(dissector, time_ns, true, Self::SYN, &[], out);
+        connection.send(dissector, time_ns, false, Self::SYN | Self::ACK, &[], out);
+        connection.send(dissector, time_ns, true, Self::ACK, &[], out);
+        connection
+    }
+}
+
+#[test]
+fn an_endpoint_learned_from_epm_makes_a_later_connection_dcerpc() {
+    use crate::dissect::{DissectLimits, Dissector};
+    let mut dissector = Dissector::new(DissectLimits {
+        memory_bytes: 1 << 24,
+        ..DissectLimits::default()
+    });
+    let mut out = Vec::new();
+    let mut epm = Connection::open(
+        "172.16.5.10:50555",
+        "172.16.5.58:135",
+        &mut dissector,
+        1,
+        &mut out,
+    );
+    for (to_server, pdu) in [
+        (true, EPM_BIND),
+        (false, EPM_BIND_ACK),
+        (true, EPM_MAP),
+        (false, EPM_MAP_RESPONSE),
+    ] {
+        epm.send(
+            &mut dissector,
+            2,
+            to_server,
+            Connection::PSH_ACK,
+            &hex(pdu),
+            &mut out,
+        );
+    }
+    assert_eq!(
+        dissector.take_learned_endpoints(),
+        [(
+            "172.16.5.58:49668".parse().expect("address"),
+            2 + LEARNED_ENDPOINT_TTL_NS
+        )]
+    );
+    let mut netlogon = Connection::open(
+        "172.16.5.10:50556",
+        "172.16.5.58:49668",
+        &mut dissector,
+        3,
+        &mut out,
+    );
+    netlogon.send(
+        &mut dissector,
+        4,
+        true,
+        Connection::PSH_ACK,
+        &hex(NETLOGON_AUTHENTICATE3),
+        &mut out,
+    );
+    netlogon.send(
+        &mut dissector,
+        5,
+        false,
+        Connection::PSH_ACK,
+        &hex(NETLOGON_AUTHENTICATE3_RESPONSE),
+        &mut out,
+    );
+    dissector.finish(6, &mut out);
+    let requests: Vec<_> = out
+        .iter()
+        .filter_map(|activity| match &activity.body {
+            Some(Body::Dcerpc(body)) if body.r#type == i32::from(Type::Request) => Some(body.opnum),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests, [3, 26], "{out:?}");
+    assert_eq!(dissector.counters().parse_errors, 0);
+}
