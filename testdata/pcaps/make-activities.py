@@ -194,7 +194,15 @@ CAPTURES = [
     "suricata-verify/tests/dcerpc/zerologon/input.pcap",
     "zeek/testing/btest/Traces/dce-rpc/kerberos135_auth.pcapng",  # Kerberos AP-REQ in a bind
     "zeek/testing/btest/Traces/dce-rpc/bind-ack-no-inband-null.pcap",
-    # Not here: suricata-verify dcerpc-auth3-5133 and zeek dce_rpc_ntlm.pcapng run on dynamic
+    # DCOM activation on 135; the object exporters' ports (49724...) come from the OXID
+    # resolver, not the endpoint mapper: no line for them.
+    "suricata-verify/tests/dcerpc/dcerpc-ctxids/input.pcap",
+    "suricata-verify/tests/dcerpc/dcerpc-dce-stub-data-04/input.pcap",  # 135 only (not 1234)
+    # Not here: arkime dcerpc_synthetic.pcap (frame 47 carries 12 bytes after its PDU, which
+    # tshark shows as "Long frame" and ignores, while a stream reassembler must count them as a
+    # desync; hand-made); OTRF covenant_dcsync (ept_map on 135 announcing DRSUAPI on 49674: the right
+    # case, but the file is cut short in its last packet and tshark exits with an error);
+    # suricata-verify dcerpc-auth3-5133 and zeek dce_rpc_ntlm.pcapng run on dynamic
     # ports whose endpoint-mapper exchange is not in the capture (the sensor cannot know them
     # as DCE-RPC; tshark guesses by heuristics).
 ]
