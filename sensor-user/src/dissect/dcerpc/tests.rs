@@ -418,3 +418,84 @@ fn an_endpoint_learned_from_epm_makes_a_later_connection_dcerpc() {
     assert_eq!(requests, [3, 26], "{out:?}");
     assert_eq!(dissector.counters().parse_errors, 0);
 }
+
+#[test]
+fn an_ept_map_answer_in_fragments_is_put_back_together() {
+    let whole = hex(EPM_MAP_RESPONSE);
+    let stub = &whole[24..];
+    let (head, tail) = stub.split_at(70);
+    let fragment = |flags: u8, part: &[u8]| {
+        let mut pdu = whole[..24].to_vec();
+        pdu[3] = flags;
+        let len = u16::try_from(24 + part.len()).expect("small");
+        pdu[8..10].copy_from_slice(&len.to_le_bytes());
+        pdu.extend_from_slice(part);
+        pdu
+    };
+    let mut harness = Harness::new();
+    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
+    harness.pdu(Direction::ToClient, &fragment(0x01, head));
+    assert_eq!(harness.out.len(), 1, "only the bind so far");
+    harness.pdu(Direction::ToClient, &fragment(0x02, tail));
+    let budget = harness.rpc.budget.clone();
+    let out = harness.close();
+    assert_eq!(body(&out[1]).endpoints, ["172.16.5.58:49668"]);
+    assert_eq!(budget.in_use(), 0);
+}
+
+#[test]
+fn calls_never_answered_are_bounded_and_reported() {
+    let budget = MemoryBudget::new(1 << 20);
+    let mut rpc = DceRpc::new(Carrier::None, budget.clone());
+    let mut counters = DissectCounters::default();
+    let mut out = Vec::new();
+    let mut request = hex(NETLOGON_REQ_CHALLENGE);
+    for call_id in 0..u32::try_from(MAX_PENDING_CALLS + 10).expect("small") {
+        request[12..16].copy_from_slice(&call_id.to_le_bytes());
+        let mut sink = Sink {
+            out: &mut out,
+            counters: &mut counters,
+        };
+        rpc.message(
+            Direction::ToServer,
+            &request,
+            &seen(Direction::ToServer),
+            &mut sink,
+        )
+        .expect("parses");
+    }
+    assert_eq!(out.len(), 10, "the oldest were reported unanswered");
+    assert_eq!(counters.requests_not_awaited, 10);
+    assert!(budget.in_use() > 0);
+    rpc.close(&mut out);
+    assert_eq!(out.len(), MAX_PENDING_CALLS + 10);
+    assert_eq!(budget.in_use(), 0);
+}
+
+#[test]
+fn a_malformed_pdu_is_an_error_and_the_association_goes_on() {
+    let mut harness = Harness::new();
+    let mut sink = Sink {
+        out: &mut harness.out,
+        counters: &mut harness.counters,
+    };
+    // An auth_length longer than the PDU.
+    let mut bad = hex(EPM_BIND);
+    bad[10] = 0xff;
+    assert!(
+        harness
+            .rpc
+            .message(
+                Direction::ToServer,
+                &bad,
+                &seen(Direction::ToServer),
+                &mut sink
+            )
+            .is_err()
+    );
+    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    assert_eq!(harness.close().len(), 1);
+}
