@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ber;
+pub mod dcerpc;
 pub mod dns;
 pub mod framing;
 pub mod gssapi;
@@ -17,5 +18,5 @@ pub mod http;
 pub mod kerberos;
 pub mod ldap;
 pub mod ntlm;
-pub mod winevent;
 pub mod smb;
+pub mod winevent;

@@ -149,12 +149,7 @@ pub async fn run<W: Write>(
         activities: pipeline.dissector().counters().activities,
         syslog_events,
     };
-    report(
-        capture.as_ref(),
-        &pipeline,
-        &listeners,
-        stats_file.as_ref(),
-    );
+    report(capture.as_ref(), &pipeline, &listeners, stats_file.as_ref());
     log_summary(&summary, capture.is_some());
     match output_error {
         Some(error) => Err(LiveError::Output(error)),

@@ -192,6 +192,8 @@ fn key_line(activity: &Value) -> String {
             ("answers", number(activity, "answer_count")),
         ],
         ("dns", "UPDATE") => vec![("zone", text(activity, "query_name"))],
+        ("dcerpc", "BIND" | "ALTER_CONTEXT") => vec![("interfaces", dcerpc_interfaces(activity))],
+        ("dcerpc", "REQUEST") => vec![("opnum", number(activity, "opnum"))],
         ("dns", "UPDATE_RESPONSE") => vec![
             ("zone", text(activity, "query_name")),
             ("rcode", number(activity, "rcode")),
@@ -213,6 +215,21 @@ fn key_line(activity: &Value) -> String {
 /// or or of n items nested in pairs, `(&(&AB)C)`, one item bare; values unescaped, and written
 /// as colon-separated hex unless they are printable ASCII; `NtVer` as a little-endian
 /// `0x%08x`.
+/// The abstract syntax UUIDs a DCE-RPC bind offered, in order (make-activities.py's
+/// `interfaces`).
+fn dcerpc_interfaces(activity: &Value) -> String {
+    activity["contexts"]
+        .as_array()
+        .map(|contexts| {
+            contexts
+                .iter()
+                .map(|context| text(context, "interface_uuid"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 fn tshark_filter(rfc4515: &str) -> String {
     let mut at = 0;
     let rendered = tshark_component(rfc4515.as_bytes(), &mut at);

@@ -1,40 +1,904 @@
 //! DCE-RPC, connection-oriented (C706 chapter 12, MS-RPCE), over TCP and over SMB named pipes.
 //!
-//! SCAFFOLD: the interface the SMB session uses for named pipes; the DCE-RPC work fills it in.
+//! One association's state serves both carriers: the presentation contexts its binds set up
+//! (context id to interface and transfer syntax), binds waiting for their ack, and calls waiting
+//! for their response, whose fragments are put back together when the stub is one dcwatch reads.
+//! A BIND or ALTER_CONTEXT is reported when its ack (or nak) arrives, a REQUEST when its
+//! RESPONSE or FAULT does; what never got an answer is reported when the association ends.
+//! Authentication tokens of binds, alter contexts, AUTH3 and their acks become Kerberos or NTLM
+//! activities carried by DCE-RPC; the signatures of later PDUs are not looked at.
+//!
+//! The endpoint mapper's answers say on which TCP ports DCE-RPC runs (DRSUAPI on a dynamic
+//! port, say): [`LearnedEndpoints`] keeps them, from the activities, so that later connections
+//! to those ports are dissected too.
 
-use dcwatch_proto::v1::Activity;
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+};
 
-use super::{DissectCounters, stream::Sink};
+use dcwatch_parsers::{
+    dcerpc::{
+        self, AuthVerifier, Bind, BindAck, Body as PduBody, ContextResult, Fault, Header, Pdu,
+        PfcFlags, Request, Response, SyntaxId, Uuid, interfaces,
+        stub::{self, Decoded, Encoding, TowerProtocol},
+    },
+    framing::{Framing, Start},
+};
+use dcwatch_proto::v1::{
+    Activity, Carrier, DceRpcActivity,
+    activity::Body,
+    dce_rpc_activity::{Context, Type},
+};
+
+use super::{
+    DissectCounters, gss,
+    stream::{Feed, Malformed, PduStream, Sink, StreamProtocol},
+};
 use crate::{
-    activity::Seen,
+    activity::{Seen, flag_names, outcome},
     flow::{Direction, MemoryBudget},
 };
+
+/// Presentation contexts remembered per association. A client binds a handful; DCOM a few
+/// dozen. The bound keeps a hostile client that binds in a loop from growing the table.
+pub const MAX_CONTEXTS: usize = 256;
+
+/// Binds (and alter contexts) waiting for their ack. A client sends one at a time.
+pub const MAX_PENDING_BINDS: usize = 16;
+
+/// Calls waiting for their response per association. A client without CONC_MPX has one
+/// outstanding; 256 allows pipelining. The oldest is reported unanswered beyond it.
+pub const MAX_PENDING_CALLS: usize = 256;
+
+/// Bytes of one call's stub put back together from its fragments, in each direction. The stubs
+/// dcwatch reads (a service's binary path, names looked up, endpoint towers) fit in a few KiB;
+/// a stub longer than this is not decoded.
+pub const MAX_STUB_BYTES: usize = 64 * 1024;
+
+/// Budget charged for a call or bind waiting for its answer, beyond its stub buffers: the
+/// activity it holds, roughly.
+const WAITING_CHARGE: usize = 512;
+
+/// How long a TCP endpoint an endpoint mapper announced stays known as DCE-RPC, in capture
+/// time: a server keeps its dynamic ports until it restarts, and clients connect within
+/// seconds of asking; an hour covers retries and long sessions without keeping stale ports.
+pub const LEARNED_ENDPOINT_TTL_NS: u64 = 3_600 * 1_000_000_000;
+
+/// TCP endpoints known as DCE-RPC at once. A DC announces a dozen; the bound keeps a hostile
+/// endpoint mapper from growing the table (the entry closest to expiry goes first).
+pub const MAX_LEARNED_ENDPOINTS: usize = 4096;
+
+/// A presentation context of the association.
+#[derive(Clone, Copy, Debug)]
+struct ContextInfo {
+    syntax: SyntaxId,
+    /// The transfer syntax the server accepted (or the only one offered), if NDR or NDR64.
+    encoding: Option<Encoding>,
+}
+
+/// A bind waiting for its ack.
+#[derive(Debug)]
+struct PendingBind {
+    activity: Activity,
+    context_ids: Vec<u16>,
+}
+
+/// A stub being put back together from fragments.
+#[derive(Debug, Default)]
+struct StubBuffer {
+    bytes: Vec<u8>,
+    /// Bytes of the budget it holds.
+    charge: usize,
+}
+
+/// A call waiting for its response.
+#[derive(Debug)]
+struct Call {
+    activity: Activity,
+    interface: Option<Uuid>,
+    opnum: u16,
+    encoding: Option<Encoding>,
+    /// The request's own fragments are still coming.
+    request_open: bool,
+    request_stub: Option<StubBuffer>,
+    response_stub: Option<StubBuffer>,
+}
+
+/// The DCE-RPC state of one association (a TCP connection, or a named pipe).
+#[derive(Debug)]
+pub struct DceRpc {
+    carrier: Carrier,
+    contexts: HashMap<u16, ContextInfo>,
+    binds: HashMap<u32, PendingBind>,
+    calls: HashMap<u32, Call>,
+    budget: MemoryBudget,
+    /// Bytes of the budget the waiting binds and calls hold, beyond their stub buffers.
+    waiting_charge: usize,
+}
+
+impl DceRpc {
+    /// `carrier` is what the DCE-RPC activities are carried by: none over TCP, SMB on pipes.
+    pub fn new(carrier: Carrier, budget: MemoryBudget) -> Self {
+        Self {
+            carrier,
+            contexts: HashMap::new(),
+            binds: HashMap::new(),
+            calls: HashMap::new(),
+            budget,
+            waiting_charge: 0,
+        }
+    }
+
+    fn activity(&self, seen: &Seen, body: DceRpcActivity) -> Activity {
+        let mut activity = seen.activity(Body::Dcerpc(body));
+        activity.carrier = self.carrier.into();
+        activity
+    }
+
+    fn charge_waiting(&mut self) -> bool {
+        if self.budget.try_reserve(WAITING_CHARGE) {
+            self.waiting_charge += WAITING_CHARGE;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn release_waiting(&mut self) {
+        let release = WAITING_CHARGE.min(self.waiting_charge);
+        self.budget.release(release);
+        self.waiting_charge -= release;
+    }
+
+    fn release_stub(&self, buffer: Option<StubBuffer>) {
+        if let Some(buffer) = buffer {
+            self.budget.release(buffer.charge);
+        }
+    }
+
+    /// One whole PDU in `direction`.
+    pub fn message(
+        &mut self,
+        direction: Direction,
+        bytes: &[u8],
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Malformed> {
+        let pdu = dcerpc::parse(bytes).map_err(|_| Malformed)?;
+        let anomalies = anomaly_names(&pdu);
+        if direction == Direction::ToServer {
+            // The client went on (clients wait for the ack): a bind still waiting will not be
+            // answered any more, and its activity must come before what the client does next.
+            self.flush_binds(sink);
+        }
+        match (&pdu.body, direction) {
+            (PduBody::Bind(bind), Direction::ToServer) => {
+                self.bind(
+                    Type::Bind,
+                    &pdu.header,
+                    bind,
+                    pdu.auth,
+                    anomalies,
+                    seen,
+                    sink,
+                );
+            }
+            (PduBody::AlterContext(bind), Direction::ToServer) => {
+                self.bind(
+                    Type::AlterContext,
+                    &pdu.header,
+                    bind,
+                    pdu.auth,
+                    anomalies,
+                    seen,
+                    sink,
+                );
+            }
+            (PduBody::BindAck(ack) | PduBody::AlterContextResp(ack), Direction::ToClient) => {
+                self.bind_ack(&pdu.header, ack, pdu.auth, seen, sink);
+            }
+            (PduBody::BindNak { reason }, Direction::ToClient) => {
+                let name = reason
+                    .name()
+                    .map_or_else(|| reason.0.to_string(), str::to_owned);
+                self.bind_nak(&pdu.header, reason.0, &name, sink);
+            }
+            (PduBody::Auth3, Direction::ToServer) => tokens(pdu.auth, seen, sink),
+            (PduBody::Request(request), Direction::ToServer) => {
+                self.request(&pdu.header, request, pdu.auth, anomalies, seen, sink);
+            }
+            (PduBody::Response(response), Direction::ToClient) => {
+                self.response(&pdu.header, response, seen, sink);
+            }
+            (PduBody::Fault(fault), Direction::ToClient) => self.fault(&pdu.header, fault, sink),
+            // shutdown, co_cancel, orphaned; or a PDU from the wrong side.
+            (PduBody::Other, _) => {}
+            _ => sink.counters.orphan_responses += 1,
+        }
+        Ok(())
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one PDU, kept apart to borrow"
+    )]
+    fn bind(
+        &mut self,
+        kind: Type,
+        header: &Header,
+        bind: &Bind,
+        auth: Option<AuthVerifier<'_>>,
+        anomalies: Vec<String>,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
+        tokens(auth, seen, sink);
+        let mut context_ids = Vec::new();
+        let contexts = bind
+            .contexts
+            .iter()
+            .map(|element| {
+                let syntax = element.abstract_syntax;
+                let offered = match element.transfer_syntaxes.as_slice() {
+                    [only] => encoding(only.uuid),
+                    _ => None,
+                };
+                if self.contexts.len() < MAX_CONTEXTS
+                    || self.contexts.contains_key(&element.context_id)
+                {
+                    self.contexts.insert(
+                        element.context_id,
+                        ContextInfo {
+                            syntax,
+                            encoding: offered,
+                        },
+                    );
+                }
+                context_ids.push(element.context_id);
+                Context {
+                    context_id: u32::from(element.context_id),
+                    interface_uuid: syntax.uuid.to_string(),
+                    interface_name: interface_name(syntax.uuid),
+                    version_major: u32::from(syntax.major),
+                    version_minor: u32::from(syntax.minor),
+                    transfer_syntax: element
+                        .transfer_syntaxes
+                        .first()
+                        .map(|transfer| transfer.uuid.to_string())
+                        .unwrap_or_default(),
+                    result: String::new(),
+                }
+            })
+            .collect();
+        let (auth_type, auth_level) = auth_fields(auth);
+        let activity = self.activity(
+            seen,
+            DceRpcActivity {
+                r#type: kind.into(),
+                call_id: header.call_id,
+                auth_type,
+                auth_level,
+                contexts,
+                anomalies,
+                ..DceRpcActivity::default()
+            },
+        );
+        if self.binds.len() >= MAX_PENDING_BINDS || !self.charge_waiting() {
+            sink.counters.requests_not_awaited += 1;
+            sink.out.push(activity);
+            return;
+        }
+        if let Some(replaced) = self.binds.insert(
+            header.call_id,
+            PendingBind {
+                activity,
+                context_ids,
+            },
+        ) {
+            self.release_waiting();
+            sink.out.push(replaced.activity);
+        }
+    }
+
+    fn bind_ack(
+        &mut self,
+        header: &Header,
+        ack: &BindAck<'_>,
+        auth: Option<AuthVerifier<'_>>,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
+        let Some(mut pending) = self.binds.remove(&header.call_id) else {
+            sink.counters.orphan_responses += 1;
+            tokens(auth, seen, sink);
+            return;
+        };
+        self.release_waiting();
+        let mut accepted = false;
+        for (context_id, result) in pending.context_ids.iter().zip(&ack.results) {
+            if result.result == ContextResult::ACCEPTANCE {
+                accepted = true;
+                if let Some(info) = self.contexts.get_mut(context_id) {
+                    info.encoding = encoding(result.transfer_syntax.uuid);
+                }
+            } else {
+                self.contexts.remove(context_id);
+            }
+        }
+        if let Some(Body::Dcerpc(body)) = pending.activity.body.as_mut() {
+            for (context, result) in body.contexts.iter_mut().zip(&ack.results) {
+                context.result = result
+                    .result
+                    .name()
+                    .map_or_else(|| result.result.0.to_string(), str::to_owned);
+            }
+            body.answered = true;
+            body.secondary_address = String::from_utf8_lossy(ack.secondary_address).into_owned();
+        }
+        pending.activity.outcome = Some(outcome(accepted, 0, None));
+        sink.out.push(pending.activity);
+        // The server's token follows the bind it answers.
+        tokens(auth, seen, sink);
+    }
+
+    fn bind_nak(&mut self, header: &Header, code: u16, name: &str, sink: &mut Sink<'_>) {
+        let Some(mut pending) = self.binds.remove(&header.call_id) else {
+            sink.counters.orphan_responses += 1;
+            return;
+        };
+        self.release_waiting();
+        for context_id in &pending.context_ids {
+            self.contexts.remove(context_id);
+        }
+        if let Some(Body::Dcerpc(body)) = pending.activity.body.as_mut() {
+            body.answered = true;
+            body.reject_reason = name.to_owned();
+        }
+        pending.activity.outcome = Some(outcome(false, u32::from(code), Some(name)));
+        sink.out.push(pending.activity);
+    }
+
+    fn request(
+        &mut self,
+        header: &Header,
+        request: &Request<'_>,
+        auth: Option<AuthVerifier<'_>>,
+        anomalies: Vec<String>,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
+        let first = header.flags.contains(PfcFlags::FIRST_FRAG);
+        let last = header.flags.contains(PfcFlags::LAST_FRAG);
+        let continues = self
+            .calls
+            .get(&header.call_id)
+            .is_some_and(|call| call.request_open);
+        if !first && continues {
+            self.more_request(header.call_id, request.stub, last);
+            return;
+        }
+        if let Some(replaced) = self.calls.remove(&header.call_id) {
+            // A call id reused before its answer: the old call is reported unanswered.
+            self.report(replaced, sink);
+        }
+        if self.calls.len() >= MAX_PENDING_CALLS
+            && let Some(oldest) = self.calls.keys().min().copied()
+            && let Some(evicted) = self.calls.remove(&oldest)
+        {
+            sink.counters.requests_not_awaited += 1;
+            self.report(evicted, sink);
+        }
+        let context = self.contexts.get(&request.context_id).copied();
+        let interface = context.map(|context| context.syntax.uuid);
+        let sealed = auth.is_some_and(|auth| auth.auth_level >= dcerpc::AuthLevel::PKT_PRIVACY);
+        let encoding = context
+            .and_then(|context| context.encoding)
+            .filter(|_| !sealed);
+        let (auth_type, auth_level) = auth_fields(auth);
+        let body = DceRpcActivity {
+            r#type: Type::Request.into(),
+            call_id: header.call_id,
+            auth_type,
+            auth_level,
+            interface_uuid: interface.map(|uuid| uuid.to_string()).unwrap_or_default(),
+            interface_name: interface.map(interface_name).unwrap_or_default(),
+            context_id: u32::from(request.context_id),
+            opnum: u32::from(request.opnum),
+            operation: interface
+                .and_then(|uuid| interfaces::operation_name(uuid, request.opnum))
+                .unwrap_or_default()
+                .to_owned(),
+            object_uuid: request
+                .object
+                .map(|uuid| uuid.to_string())
+                .unwrap_or_default(),
+            stub_len: u32::try_from(request.stub.len()).unwrap_or(u32::MAX),
+            anomalies,
+            ..DceRpcActivity::default()
+        };
+        let mut call = Call {
+            activity: self.activity(seen, body),
+            interface,
+            opnum: request.opnum,
+            encoding,
+            request_open: !last,
+            request_stub: None,
+            response_stub: None,
+        };
+        let reads = |read: fn(Uuid, u16) -> bool| {
+            encoding.is_some() && interface.is_some_and(|uuid| read(uuid, request.opnum))
+        };
+        if reads(stub::reads_request) {
+            if last {
+                decode_request(&mut call, request.stub);
+            } else {
+                call.request_stub = self.buffer(request.stub);
+            }
+        }
+        if reads(stub::reads_response) {
+            call.response_stub = Some(StubBuffer::default());
+        }
+        if !self.charge_waiting() {
+            sink.counters.requests_not_awaited += 1;
+            let Call {
+                activity,
+                request_stub,
+                response_stub,
+                ..
+            } = call;
+            self.release_stub(request_stub);
+            self.release_stub(response_stub);
+            sink.out.push(activity);
+            return;
+        }
+        self.calls.insert(header.call_id, call);
+    }
+
+    /// A stub buffer holding `bytes`, if the budget allows.
+    fn buffer(&self, bytes: &[u8]) -> Option<StubBuffer> {
+        let mut buffer = StubBuffer::default();
+        self.append(&mut buffer, bytes).then_some(buffer)
+    }
+
+    /// Appends a fragment's stub; `false` (and nothing kept) beyond [`MAX_STUB_BYTES`] or the
+    /// budget.
+    fn append(&self, buffer: &mut StubBuffer, bytes: &[u8]) -> bool {
+        let len = buffer.bytes.len().saturating_add(bytes.len());
+        if len > MAX_STUB_BYTES || !self.budget.try_reserve(bytes.len()) {
+            return false;
+        }
+        buffer.charge += bytes.len();
+        buffer.bytes.extend_from_slice(bytes);
+        true
+    }
+
+    fn more_request(&mut self, call_id: u32, bytes: &[u8], last: bool) {
+        let Some(mut call) = self.calls.remove(&call_id) else {
+            return;
+        };
+        if let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() {
+            body.stub_len = body
+                .stub_len
+                .saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+        }
+        if let Some(mut buffer) = call.request_stub.take() {
+            if self.append(&mut buffer, bytes) {
+                if last {
+                    decode_request(&mut call, &buffer.bytes);
+                    self.release_stub(Some(buffer));
+                } else {
+                    call.request_stub = Some(buffer);
+                }
+            } else {
+                truncated_stub(&mut call.activity);
+                self.release_stub(Some(buffer));
+            }
+        }
+        call.request_open = !last;
+        self.calls.insert(call_id, call);
+    }
+
+    fn response(
+        &mut self,
+        header: &Header,
+        response: &Response<'_>,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
+        let Some(mut call) = self.calls.remove(&header.call_id) else {
+            sink.counters.orphan_responses += 1;
+            return;
+        };
+        let first = header.flags.contains(PfcFlags::FIRST_FRAG);
+        let last = header.flags.contains(PfcFlags::LAST_FRAG);
+        if let Some(mut buffer) = call.response_stub.take() {
+            if first {
+                self.budget.release(buffer.charge);
+                buffer = StubBuffer::default();
+            }
+            if self.append(&mut buffer, response.stub) {
+                if last {
+                    decode_response(&mut call, &buffer.bytes, seen);
+                    self.release_stub(Some(buffer));
+                } else {
+                    call.response_stub = Some(buffer);
+                }
+            } else {
+                truncated_stub(&mut call.activity);
+                self.release_stub(Some(buffer));
+            }
+        }
+        if !last {
+            self.calls.insert(header.call_id, call);
+            return;
+        }
+        self.release_waiting();
+        let sealed = call.encoding.is_none();
+        if let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() {
+            body.answered = true;
+            if !sealed {
+                body.return_value = stub::return_value(response.stub).unwrap_or_default();
+            }
+        }
+        call.activity.outcome = Some(outcome(true, 0, None));
+        self.release_stub(call.request_stub.take());
+        sink.out.push(call.activity);
+    }
+
+    fn fault(&mut self, header: &Header, fault: &Fault, sink: &mut Sink<'_>) {
+        let Some(mut call) = self.calls.remove(&header.call_id) else {
+            sink.counters.orphan_responses += 1;
+            return;
+        };
+        self.release_waiting();
+        if let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() {
+            body.answered = true;
+        }
+        call.activity.outcome = Some(outcome(false, fault.status.0, fault.status.name()));
+        self.release_stub(call.request_stub.take());
+        self.release_stub(call.response_stub.take());
+        sink.out.push(call.activity);
+    }
+
+    fn flush_binds(&mut self, sink: &mut Sink<'_>) {
+        let mut binds: Vec<(u32, PendingBind)> = self.binds.drain().collect();
+        binds.sort_by_key(|(id, _)| *id);
+        for (_, bind) in binds {
+            self.release_waiting();
+            sink.out.push(bind.activity);
+        }
+    }
+
+    /// A call reported without its answer.
+    fn report(&mut self, mut call: Call, sink: &mut Sink<'_>) {
+        self.release_waiting();
+        self.release_stub(call.request_stub.take());
+        self.release_stub(call.response_stub.take());
+        sink.out.push(call.activity);
+    }
+
+    /// Bytes were lost in `direction`: stubs being put together from fragments there cannot
+    /// complete.
+    fn lost(&mut self, direction: Direction) {
+        let mut released = 0;
+        for call in self.calls.values_mut() {
+            let buffer = match direction {
+                Direction::ToServer => call.request_stub.take(),
+                Direction::ToClient => call.response_stub.take(),
+            };
+            if let Some(buffer) = buffer {
+                released += buffer.charge;
+                truncated_stub(&mut call.activity);
+            }
+            if direction == Direction::ToServer {
+                call.request_open = false;
+            }
+        }
+        self.budget.release(released);
+    }
+
+    /// The association ended: binds and calls still waiting are reported unanswered, in call
+    /// order.
+    pub fn close(mut self, out: &mut Vec<Activity>) {
+        let mut waiting: Vec<(u32, Activity)> = self
+            .binds
+            .drain()
+            .map(|(id, bind)| (id, bind.activity))
+            .collect();
+        let calls: Vec<(u32, Call)> = self.calls.drain().collect();
+        for (id, mut call) in calls {
+            self.release_stub(call.request_stub.take());
+            self.release_stub(call.response_stub.take());
+            waiting.push((id, call.activity));
+        }
+        waiting.sort_by_key(|(id, _)| *id);
+        out.extend(waiting.into_iter().map(|(_, activity)| activity));
+    }
+}
+
+impl Drop for DceRpc {
+    fn drop(&mut self) {
+        let stubs: usize = self
+            .calls
+            .values()
+            .flat_map(|call| [&call.request_stub, &call.response_stub])
+            .flatten()
+            .map(|buffer| buffer.charge)
+            .sum();
+        self.budget.release(stubs + self.waiting_charge);
+    }
+}
+
+impl StreamProtocol for DceRpc {
+    fn frame(&self, _direction: Direction, bytes: &[u8]) -> Framing {
+        dcerpc::frame(bytes)
+    }
+
+    fn is_pdu_start(&self, _direction: Direction, bytes: &[u8]) -> Start {
+        dcerpc::is_pdu_start(bytes)
+    }
+
+    fn pdu(
+        &mut self,
+        direction: Direction,
+        pdu: &[u8],
+        _truncated: bool,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Malformed> {
+        // frag_length is a u16: a PDU is never longer than the stream's limit.
+        self.message(direction, pdu, seen, sink)
+    }
+
+    fn gap(&mut self, direction: Direction) {
+        self.lost(direction);
+    }
+}
+
+/// The transfer syntax a UUID names, if it is one the stub decoders read.
+fn encoding(uuid: Uuid) -> Option<Encoding> {
+    match uuid {
+        SyntaxId::NDR => Some(Encoding::Ndr),
+        SyntaxId::NDR64 => Some(Encoding::Ndr64),
+        _ => None,
+    }
+}
+
+fn interface_name(uuid: Uuid) -> String {
+    interfaces::interface(uuid)
+        .map(|interface| interface.name.to_owned())
+        .unwrap_or_default()
+}
+
+fn auth_fields(auth: Option<AuthVerifier<'_>>) -> (i32, i32) {
+    auth.map_or((0, 0), |auth| {
+        (i32::from(auth.auth_type.0), i32::from(auth.auth_level.0))
+    })
+}
+
+/// The token of a bind, alter context, AUTH3 or their acks, as Kerberos / NTLM activities.
+fn tokens(auth: Option<AuthVerifier<'_>>, seen: &Seen, sink: &mut Sink<'_>) {
+    let Some(auth) = auth.filter(|auth| auth.auth_type.is_gss()) else {
+        return;
+    };
+    if !gss::token(auth.token, seen, Carrier::Dcerpc, sink.out) {
+        sink.counters.unreadable_tokens += 1;
+    }
+}
+
+fn anomaly_names(pdu: &Pdu<'_>) -> Vec<String> {
+    let anomalies = pdu.anomalies;
+    flag_names([
+        (anomalies.too_many_items, "too_many_items"),
+        (anomalies.truncated_body, "truncated_body"),
+        (anomalies.bad_auth_trailer, "bad_auth_trailer"),
+        (anomalies.long_secondary_address, "long_secondary_address"),
+        (anomalies.unusual_drep, "unusual_drep"),
+    ])
+}
+
+fn truncated_stub(activity: &mut Activity) {
+    if let Some(Body::Dcerpc(body)) = activity.body.as_mut()
+        && !body.anomalies.iter().any(|name| name == "truncated_stub")
+    {
+        body.anomalies.push("truncated_stub".to_owned());
+    }
+}
+
+fn decode_request(call: &mut Call, bytes: &[u8]) {
+    let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
+        return;
+    };
+    let Some(decoded) = stub::request(interface, call.opnum, bytes, encoding) else {
+        return;
+    };
+    let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() else {
+        return;
+    };
+    match decoded {
+        Decoded::CreateService(service) => {
+            body.service_name = service.service_name;
+            body.display_name = service.display_name.unwrap_or_default();
+            body.binary_path = service.binary_path;
+        }
+        Decoded::LookupNames(names) => body.names = names,
+        Decoded::OpenUser { rid } => body.rid = rid,
+        Decoded::Netlogon(netlogon) => {
+            body.zero_credential = netlogon.zero_credential();
+            body.computer_name = netlogon.computer_name;
+            body.account_name = netlogon.account_name.unwrap_or_default();
+            body.secure_channel_type = netlogon
+                .secure_channel_type
+                .map(|kind| {
+                    kind.name()
+                        .map_or_else(|| kind.0.to_string(), str::to_owned)
+                })
+                .unwrap_or_default();
+        }
+        Decoded::Endpoints(_) => {}
+    }
+}
+
+fn decode_response(call: &mut Call, bytes: &[u8], seen: &Seen) {
+    let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
+        return;
+    };
+    let Some(Decoded::Endpoints(endpoints)) =
+        stub::response(interface, call.opnum, bytes, encoding)
+    else {
+        return;
+    };
+    let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() else {
+        return;
+    };
+    for endpoint in endpoints {
+        match (endpoint.protocol, endpoint.port, endpoint.name) {
+            (TowerProtocol::TCP, Some(port), _) => {
+                // A tower may leave the host to the caller: the mapper's own address.
+                let ip = endpoint
+                    .ip
+                    .filter(|ip| !ip.is_unspecified())
+                    .map_or(seen.src.ip(), IpAddr::V4);
+                body.endpoints.push(SocketAddr::new(ip, port).to_string());
+            }
+            (TowerProtocol::NAMED_PIPE, _, Some(pipe)) => body.pipes.push(pipe),
+            _ => {}
+        }
+    }
+}
 
 /// One DCE-RPC association carried by an SMB named pipe (an open file on IPC$): the bytes
 /// written to it and read from it, in each direction, are a stream of DCE-RPC PDUs.
 #[derive(Debug)]
 pub struct RpcPipe {
+    rpc: DceRpc,
+    to_server: PduStream,
+    to_client: PduStream,
     budget: MemoryBudget,
 }
 
 impl RpcPipe {
     pub fn new(budget: MemoryBudget) -> Self {
-        Self { budget }
+        Self {
+            rpc: DceRpc::new(Carrier::Smb, budget.clone()),
+            to_server: PduStream::new(budget.clone()),
+            to_client: PduStream::new(budget.clone()),
+            budget,
+        }
+    }
+
+    fn feed(
+        &mut self,
+        direction: Direction,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+        work: impl FnOnce(&mut PduStream, &mut Feed<'_, DceRpc>),
+    ) {
+        let stream = match direction {
+            Direction::ToServer => &mut self.to_server,
+            Direction::ToClient => &mut self.to_client,
+        };
+        let mut feed = Feed {
+            protocol: &mut self.rpc,
+            direction,
+            seen,
+            sink: Sink {
+                out: &mut *sink.out,
+                counters: &mut *sink.counters,
+            },
+            budget: &self.budget,
+        };
+        work(stream, &mut feed);
     }
 
     /// Bytes written to the pipe (`ToServer`) or read from it (`ToClient`), in order: whole PDUs,
     /// several, or part of one.
     pub fn data(&mut self, direction: Direction, bytes: &[u8], seen: &Seen, sink: &mut Sink<'_>) {
-        let _ = (direction, bytes, seen, sink, &self.budget);
+        self.feed(direction, seen, sink, |stream, feed| {
+            stream.data(bytes, feed)
+        });
     }
 
     /// Bytes of the pipe were lost in this direction (a read or write the sensor did not see).
     pub fn gap(&mut self, direction: Direction, sink: &mut Sink<'_>) {
-        let _ = (direction, sink);
+        // The stream's gap needs a `Seen` only to build its feed; nothing is reported from it.
+        let seen = Seen {
+            time_ns: 0,
+            src: SocketAddr::from(([0, 0, 0, 0], 0)),
+            dst: SocketAddr::from(([0, 0, 0, 0], 0)),
+            tcp: true,
+        };
+        self.feed(direction, &seen, sink, PduStream::gap);
     }
 
     /// The pipe was closed, or its SMB connection ended.
     pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
-        let _ = (counters, out);
+        for stream in [&self.to_server, &self.to_client] {
+            if stream.pending_len() > 0 {
+                counters.unfinished_pdus += 1;
+            }
+        }
+        self.rpc.close(out);
     }
 }
+
+/// TCP endpoints endpoint mappers announced, each known as DCE-RPC until its expiry (capture
+/// time).
+#[derive(Debug, Default)]
+pub struct LearnedEndpoints {
+    table: HashMap<SocketAddr, u64>,
+    /// Learned (or renewed) since the last [`LearnedEndpoints::take_fresh`].
+    fresh: Vec<(SocketAddr, u64)>,
+}
+
+impl LearnedEndpoints {
+    /// Learns the endpoints the ept_map answers among `activities` announced.
+    pub fn learn_from(&mut self, time_ns: u64, activities: &[Activity]) {
+        for activity in activities {
+            let Some(Body::Dcerpc(body)) = &activity.body else {
+                continue;
+            };
+            for endpoint in &body.endpoints {
+                if let Ok(address) = endpoint.parse::<SocketAddr>() {
+                    self.learn(time_ns, address);
+                }
+            }
+        }
+    }
+
+    fn learn(&mut self, time_ns: u64, address: SocketAddr) {
+        let expiry = time_ns.saturating_add(LEARNED_ENDPOINT_TTL_NS);
+        if !self.table.contains_key(&address) && self.table.len() >= MAX_LEARNED_ENDPOINTS {
+            self.table.retain(|_, until| *until > time_ns);
+            if self.table.len() >= MAX_LEARNED_ENDPOINTS
+                && let Some(soonest) = self
+                    .table
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(address, _)| *address)
+            {
+                self.table.remove(&soonest);
+            }
+        }
+        self.table.insert(address, expiry);
+        if self.fresh.len() < MAX_LEARNED_ENDPOINTS {
+            self.fresh.push((address, expiry));
+        }
+    }
+
+    /// Whether `address` was announced as a DCE-RPC endpoint and has not expired.
+    pub fn contains(&self, address: SocketAddr, time_ns: u64) -> bool {
+        self.table
+            .get(&address)
+            .is_some_and(|until| *until > time_ns)
+    }
+
+    /// The endpoints learned since the last call, with their expiry (ns, capture time).
+    pub fn take_fresh(&mut self) -> Vec<(SocketAddr, u64)> {
+        std::mem::take(&mut self.fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests;

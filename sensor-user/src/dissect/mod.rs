@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use dcwatch_proto::v1::Activity;
 
 use self::{
+    dcerpc::LearnedEndpoints,
     ldap::Cldap,
     session::{Kind, Session},
     stream::Sink,
@@ -106,6 +107,8 @@ pub struct Dissector {
     budget: MemoryBudget,
     counters: DissectCounters,
     next_expiry_ns: u64,
+    /// TCP endpoints endpoint mappers announced as DCE-RPC.
+    learned: LearnedEndpoints,
 }
 
 impl std::fmt::Debug for Dissector {
@@ -128,6 +131,7 @@ impl Dissector {
             budget,
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
+            learned: LearnedEndpoints::default(),
         }
     }
 
@@ -185,7 +189,15 @@ impl Dissector {
             }
             (_, transport) => self.transport(time_ns, packet, transport, out),
         }
+        self.learned.learn_from(time_ns, &out[before..]);
         self.counters.activities += (out.len() - before) as u64;
+    }
+
+    /// The TCP endpoints endpoint mappers announced as DCE-RPC since the last call, with the
+    /// capture time (ns) until which they are dissected as such: for the live capture's port
+    /// filter.
+    pub fn take_learned_endpoints(&mut self) -> Vec<(SocketAddr, u64)> {
+        self.learned.take_fresh()
     }
 
     fn transport(
@@ -199,9 +211,13 @@ impl Dissector {
             TransportPacket::Tcp(tcp) => {
                 let src = SocketAddr::new(packet.src, tcp.src_port);
                 let dst = SocketAddr::new(packet.dst, tcp.dst_port);
-                let server_hint = if Kind::for_tcp(tcp.dst_port).is_some() {
+                let serves = |address: SocketAddr| {
+                    Kind::for_tcp(address.port()).is_some()
+                        || self.learned.contains(address, time_ns)
+                };
+                let server_hint = if serves(dst) {
                     Some(dst)
-                } else if Kind::for_tcp(tcp.src_port).is_some() {
+                } else if serves(src) {
                     Some(src)
                 } else {
                     None
@@ -218,6 +234,7 @@ impl Dissector {
                     time_ns,
                     budget: &self.budget,
                     counters: &mut self.counters,
+                    learned: &self.learned,
                     out,
                 };
                 self.flows
@@ -252,6 +269,7 @@ impl Dissector {
     pub fn tick(&mut self, time_ns: u64, out: &mut Vec<Activity>) {
         let before = out.len();
         self.expire_if_due(time_ns, out);
+        self.learned.learn_from(time_ns, &out[before..]);
         self.counters.activities += (out.len() - before) as u64;
     }
 
@@ -266,6 +284,7 @@ impl Dissector {
             time_ns,
             budget: &self.budget,
             counters: &mut self.counters,
+            learned: &self.learned,
             out,
         };
         self.flows.expire(time_ns, &mut handler);
@@ -278,6 +297,7 @@ impl Dissector {
             time_ns,
             budget: &self.budget,
             counters: &mut self.counters,
+            learned: &self.learned,
             out,
         };
         self.flows.drain(&mut handler);
@@ -291,6 +311,7 @@ struct Handler<'a> {
     time_ns: u64,
     budget: &'a MemoryBudget,
     counters: &'a mut DissectCounters,
+    learned: &'a LearnedEndpoints,
     out: &'a mut Vec<Activity>,
 }
 
@@ -298,7 +319,13 @@ impl FlowHandler for Handler<'_> {
     type State = Session;
 
     fn open(&mut self, key: &FlowKey) -> Option<Session> {
-        Kind::for_tcp(key.server.port()).map(|kind| Session::new(kind, self.budget.clone()))
+        Kind::for_tcp(key.server.port())
+            .or_else(|| {
+                self.learned
+                    .contains(key.server, self.time_ns)
+                    .then_some(Kind::DceRpc)
+            })
+            .map(|kind| Session::new(kind, self.budget.clone()))
     }
 
     fn event(

@@ -5,6 +5,7 @@ use dcwatch_proto::v1::Activity;
 
 use super::{
     DissectCounters,
+    dcerpc::DceRpc,
     dns::DnsStream,
     http::HttpSession,
     kerberos::KerberosStream,
@@ -26,6 +27,7 @@ pub enum Kind {
     Dns,
     Http,
     Smb,
+    DceRpc,
 }
 
 impl Kind {
@@ -36,6 +38,7 @@ impl Kind {
             "dns" => Some(Self::Dns),
             "http" | "winrm" => Some(Self::Http),
             "smb" | "netbios-ssn" => Some(Self::Smb),
+            "dcerpc-epm" => Some(Self::DceRpc),
             _ => None,
         }
     }
@@ -59,7 +62,7 @@ pub fn datagram(kind: Kind, payload: &[u8], seen: &Seen, cldap: &mut Cldap, sink
         Kind::Kerberos => super::kerberos::message(payload, seen, sink.out),
         Kind::Ldap => cldap.datagram(payload, seen, sink),
         Kind::Dns => super::dns::message(payload, seen, sink),
-        Kind::Http | Kind::Smb => {
+        Kind::Http | Kind::Smb | Kind::DceRpc => {
             sink.counters.unparsed_datagrams += 1;
             return;
         }
@@ -77,6 +80,7 @@ enum Protocol {
     Dns(DnsStream),
     Http(HttpSession),
     Smb(Box<SmbSession>),
+    DceRpc(Box<DceRpc>),
 }
 
 impl StreamProtocol for Protocol {
@@ -87,6 +91,7 @@ impl StreamProtocol for Protocol {
             Self::Dns(protocol) => protocol.frame(direction, bytes),
             Self::Http(protocol) => protocol.frame(direction, bytes),
             Self::Smb(protocol) => protocol.frame(direction, bytes),
+            Self::DceRpc(protocol) => protocol.frame(direction, bytes),
         }
     }
 
@@ -97,6 +102,7 @@ impl StreamProtocol for Protocol {
             Self::Dns(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::Http(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::Smb(protocol) => protocol.is_pdu_start(direction, bytes),
+            Self::DceRpc(protocol) => protocol.is_pdu_start(direction, bytes),
         }
     }
 
@@ -114,6 +120,7 @@ impl StreamProtocol for Protocol {
             Self::Dns(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::Http(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::Smb(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
+            Self::DceRpc(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
         }
     }
 
@@ -124,6 +131,7 @@ impl StreamProtocol for Protocol {
             Self::Dns(protocol) => protocol.skip_after(direction),
             Self::Http(protocol) => protocol.skip_after(direction),
             Self::Smb(protocol) => protocol.skip_after(direction),
+            Self::DceRpc(protocol) => protocol.skip_after(direction),
         }
     }
 
@@ -134,6 +142,7 @@ impl StreamProtocol for Protocol {
             Self::Dns(protocol) => protocol.is_done(direction),
             Self::Http(protocol) => protocol.is_done(direction),
             Self::Smb(protocol) => protocol.is_done(direction),
+            Self::DceRpc(protocol) => protocol.is_done(direction),
         }
     }
 
@@ -144,6 +153,7 @@ impl StreamProtocol for Protocol {
             Self::Dns(protocol) => protocol.gap(direction),
             Self::Http(protocol) => protocol.gap(direction),
             Self::Smb(protocol) => protocol.gap(direction),
+            Self::DceRpc(protocol) => protocol.gap(direction),
         }
     }
 }
@@ -164,6 +174,10 @@ impl Session {
             Kind::Dns => Protocol::Dns(DnsStream),
             Kind::Http => Protocol::Http(HttpSession::new(budget.clone())),
             Kind::Smb => Protocol::Smb(Box::new(SmbSession::new(budget.clone()))),
+            Kind::DceRpc => Protocol::DceRpc(Box::new(DceRpc::new(
+                dcwatch_proto::v1::Carrier::None,
+                budget.clone(),
+            ))),
         };
         Self {
             protocol,
@@ -223,6 +237,7 @@ impl Session {
             Protocol::Ldap(ldap) => ldap.close(out),
             Protocol::Http(http) => http.close(out),
             Protocol::Smb(smb) => smb.close(counters, out),
+            Protocol::DceRpc(rpc) => rpc.close(out),
             Protocol::Kerberos(_) | Protocol::Dns(_) => {}
         }
     }

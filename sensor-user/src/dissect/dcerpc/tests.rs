@@ -1,0 +1,501 @@
+use dcwatch_proto::v1::{
+    dce_rpc_activity::{AuthLevel, AuthType},
+    outcome::Status,
+};
+
+use super::*;
+use crate::dissect::session::{Kind, Session};
+use crate::flow::{FlowKey, StreamEvent};
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
+        .collect()
+}
+
+// testdata/pcaps/suricata-verify/tests/dcerpc/zerologon/input.pcap (tshark -e tcp.payload):
+// frames 4, 5, 7, 8 on port 135 (EPM bind, ack, ept_map request and answer), then 16, 17, 19,
+// 22, 23 on the learned port 49668 (NETLOGON bind, ack, NetrServerReqChallenge,
+// NetrServerAuthenticate3 and its answer).
+const EPM_BIND: &str = "05000b03100000004800000001000000b810b8100000000001000000000001000883afe11f5dc91191a408002b14a0fa03000000045d888aeb1cc9119fe808002b10486002000000";
+const EPM_BIND_ACK: &str = "05000c03100000003c00000001000000b810b81057e0000004003133350000000100000000000000045d888aeb1cc9119fe808002b10486002000000";
+const EPM_MAP: &str = "05000003100000009c0000000100000084000000000003000100000000000000000000000000000000000000020000004b0000004b000000050013000d785634123412cdabef0001234567cffb01000200000013000d045d888aeb1cc9119fe808002b10486002000200000001000b0200000001000702000000010009040000000000ab000000000000000000000000000000000000000001000000";
+const EPM_MAP_RESPONSE: &str = "0500020310000000980000000100000080000000000000000000000048450468443dad43ad06e9e13075aaf101000000010000000000000001000000030000004b0000004b000000050013000d785634123412cdabef0001234567cffb01000200000013000d045d888aeb1cc9119fe808002b10486002000200000001000b020000000100070200c2040100090400ac10053a0000000000";
+const NETLOGON_REQ_CHALLENGE: &str = "050000031000000068000000010000005000000000000400e85a00000c000000000000000c0000005c005c004200410053002d00410044002d003000310000000a000000000000000a0000004200410053002d00410044002d003000310000000000000000000000";
+const NETLOGON_AUTHENTICATE3: &str = "050000031000000090000000020000007800000000001a00d2d900000c000000000000000c0000005c005c004200410053002d00410044002d003000310000000b000000000000000b0000004200410053002d00410044002d00300031002400000006000a000000000000000a0000004200410053002d00410044002d003000310000000000000000000000ffff2f21";
+const NETLOGON_AUTHENTICATE3_RESPONSE: &str =
+    "05000203100000002c0000000200000014000000000000000000000000000000ffff2f2100000000220000c0";
+
+fn seen(direction: Direction) -> Seen {
+    let client: SocketAddr = "172.16.5.10:50555".parse().expect("address");
+    let server: SocketAddr = "172.16.5.58:135".parse().expect("address");
+    let (src, dst) = match direction {
+        Direction::ToServer => (client, server),
+        Direction::ToClient => (server, client),
+    };
+    Seen {
+        time_ns: 1,
+        src,
+        dst,
+        tcp: true,
+    }
+}
+
+struct Harness {
+    rpc: DceRpc,
+    counters: DissectCounters,
+    out: Vec<Activity>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            rpc: DceRpc::new(Carrier::None, MemoryBudget::new(1 << 20)),
+            counters: DissectCounters::default(),
+            out: Vec::new(),
+        }
+    }
+
+    fn pdu(&mut self, direction: Direction, bytes: &[u8]) {
+        let mut sink = Sink {
+            out: &mut self.out,
+            counters: &mut self.counters,
+        };
+        self.rpc
+            .message(direction, bytes, &seen(direction), &mut sink)
+            .expect("parses");
+    }
+
+    fn close(self) -> Vec<Activity> {
+        let mut out = self.out;
+        self.rpc.close(&mut out);
+        out
+    }
+}
+
+fn body(activity: &Activity) -> &DceRpcActivity {
+    match &activity.body {
+        Some(Body::Dcerpc(body)) => body,
+        other => panic!("not DCE-RPC: {other:?}"),
+    }
+}
+
+#[test]
+fn an_epm_exchange_names_the_interface_and_announces_the_port() {
+    let mut harness = Harness::new();
+    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
+    assert!(harness.out.is_empty(), "the bind waits for its ack");
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
+    harness.pdu(Direction::ToClient, &hex(EPM_MAP_RESPONSE));
+    let out = harness.close();
+    assert_eq!(out.len(), 2);
+    let bind = body(&out[0]);
+    assert_eq!(bind.r#type, i32::from(Type::Bind));
+    assert_eq!(bind.contexts[0].interface_name, "epm");
+    assert_eq!(bind.contexts[0].result, "acceptance");
+    assert_eq!(bind.secondary_address, "135");
+    let map = body(&out[1]);
+    assert_eq!(map.interface_name, "epm");
+    assert_eq!(map.operation, "ept_map");
+    assert_eq!(map.endpoints, ["172.16.5.58:49668"]);
+    assert_eq!(
+        out[1].outcome.as_ref().map(|outcome| outcome.status),
+        Some(Status::Success.into())
+    );
+    let mut learned = LearnedEndpoints::default();
+    learned.learn_from(10, &out);
+    assert!(learned.contains("172.16.5.58:49668".parse().expect("address"), 11));
+    assert!(!learned.contains(
+        "172.16.5.58:49668".parse().expect("address"),
+        10 + LEARNED_ENDPOINT_TTL_NS
+    ));
+    assert_eq!(learned.take_fresh().len(), 1);
+    assert!(learned.take_fresh().is_empty());
+}
+
+#[test]
+fn a_request_without_its_bind_still_reports_its_opnum() {
+    let mut harness = Harness::new();
+    harness.pdu(Direction::ToServer, &hex(NETLOGON_AUTHENTICATE3));
+    harness.pdu(Direction::ToClient, &hex(NETLOGON_AUTHENTICATE3_RESPONSE));
+    let out = harness.close();
+    assert_eq!(out.len(), 1);
+    let request = body(&out[0]);
+    assert_eq!(request.opnum, 26);
+    assert!(request.interface_uuid.is_empty());
+    assert!(request.answered);
+    assert!(
+        request.computer_name.is_empty(),
+        "no interface, no stub decoded"
+    );
+}
+
+#[test]
+fn zerologon_is_visible_once_the_bind_is_seen() {
+    let mut harness = Harness::new();
+    // The NETLOGON bind of frame 16: the EPM bind's bytes with the NETLOGON interface.
+    let mut bind = hex(EPM_BIND);
+    bind[32..48].copy_from_slice(&hex("785634123412cdabef0001234567cffb"));
+    bind[48..52].copy_from_slice(&1u32.to_le_bytes());
+    harness.pdu(Direction::ToServer, &bind);
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &hex(NETLOGON_REQ_CHALLENGE));
+    harness.pdu(Direction::ToServer, &hex(NETLOGON_AUTHENTICATE3));
+    harness.pdu(Direction::ToClient, &hex(NETLOGON_AUTHENTICATE3_RESPONSE));
+    let out = harness.close();
+    assert_eq!(out.len(), 3, "{out:?}");
+    let authenticate = body(&out[1]);
+    assert_eq!(authenticate.operation, "NetrServerAuthenticate3");
+    assert_eq!(authenticate.account_name, "BAS-AD-01$");
+    assert_eq!(authenticate.secure_channel_type, "ServerSecureChannel");
+    assert!(authenticate.zero_credential);
+    assert_eq!(authenticate.return_value, 0xc000_0022);
+    // Never answered: reported at close, without an outcome.
+    let challenge = body(&out[2]);
+    assert_eq!(challenge.operation, "NetrServerReqChallenge");
+    assert!(!challenge.answered);
+    assert!(challenge.zero_credential);
+    assert_eq!(challenge.auth_type, i32::from(AuthType::None));
+    assert_eq!(challenge.auth_level, i32::from(AuthLevel::Unspecified));
+}
+
+#[test]
+fn a_fault_is_the_outcome_of_its_request() {
+    let mut harness = Harness::new();
+    harness.pdu(Direction::ToServer, &hex(NETLOGON_REQ_CHALLENGE));
+    // A FAULT for call 1: nca_s_op_rng_error.
+    let fault = hex("0500030310000000200000000100000000000000000000000200011c00000000");
+    harness.pdu(Direction::ToClient, &fault);
+    let out = harness.close();
+    let outcome = out[0].outcome.as_ref().expect("outcome");
+    assert_eq!(outcome.status, i32::from(Status::Failure));
+    assert_eq!(outcome.code, 0x1c01_0002);
+    assert_eq!(outcome.name, "nca_s_op_rng_error");
+}
+
+#[test]
+fn a_request_in_fragments_is_put_back_together() {
+    let whole = hex(NETLOGON_AUTHENTICATE3);
+    let stub = &whole[24..];
+    let (head, tail) = stub.split_at(50);
+    let fragment = |flags: u8, part: &[u8]| {
+        let mut pdu = whole[..24].to_vec();
+        pdu[3] = flags;
+        let len = u16::try_from(24 + part.len()).expect("small");
+        pdu[8..10].copy_from_slice(&len.to_le_bytes());
+        pdu.extend_from_slice(part);
+        pdu
+    };
+    let mut harness = Harness::new();
+    let mut bind = hex(EPM_BIND);
+    bind[32..48].copy_from_slice(&hex("785634123412cdabef0001234567cffb"));
+    harness.pdu(Direction::ToServer, &bind);
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &fragment(0x01, head));
+    harness.pdu(Direction::ToServer, &fragment(0x02, tail));
+    harness.pdu(Direction::ToClient, &hex(NETLOGON_AUTHENTICATE3_RESPONSE));
+    let budget = harness.rpc.budget.clone();
+    let out = harness.close();
+    let request = body(&out[1]);
+    assert_eq!(request.account_name, "BAS-AD-01$");
+    assert_eq!(request.stub_len as usize, stub.len());
+    assert_eq!(budget.in_use(), 0);
+}
+
+#[test]
+fn a_pipe_carries_the_same_association() {
+    let budget = MemoryBudget::new(1 << 20);
+    let mut pipe = RpcPipe::new(budget.clone());
+    let mut counters = DissectCounters::default();
+    let mut out = Vec::new();
+    let bind = hex(EPM_BIND);
+    let mut sink = Sink {
+        out: &mut out,
+        counters: &mut counters,
+    };
+    // The bind split across two writes.
+    pipe.data(
+        Direction::ToServer,
+        &bind[..10],
+        &seen(Direction::ToServer),
+        &mut sink,
+    );
+    pipe.data(
+        Direction::ToServer,
+        &bind[10..],
+        &seen(Direction::ToServer),
+        &mut sink,
+    );
+    pipe.data(
+        Direction::ToClient,
+        &hex(EPM_BIND_ACK),
+        &seen(Direction::ToClient),
+        &mut sink,
+    );
+    pipe.gap(Direction::ToServer, &mut sink);
+    pipe.close(&mut counters, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].carrier, i32::from(Carrier::Smb));
+    assert_eq!(body(&out[0]).contexts[0].interface_name, "epm");
+    assert_eq!(budget.in_use(), 0);
+}
+
+#[test]
+fn a_tcp_session_on_port_135_is_dcerpc() {
+    assert_eq!(Kind::for_tcp(135), Some(Kind::DceRpc));
+    let budget = MemoryBudget::new(1 << 20);
+    let mut session = Session::new(Kind::DceRpc, budget.clone());
+    let key = FlowKey {
+        client: "172.16.5.10:50555".parse().expect("address"),
+        server: "172.16.5.58:135".parse().expect("address"),
+    };
+    let mut counters = DissectCounters::default();
+    let mut out = Vec::new();
+    for (direction, pdu) in [
+        (Direction::ToServer, EPM_BIND),
+        (Direction::ToClient, EPM_BIND_ACK),
+        (Direction::ToServer, EPM_MAP),
+        (Direction::ToClient, EPM_MAP_RESPONSE),
+    ] {
+        let bytes = hex(pdu);
+        session.event(
+            1,
+            &key,
+            direction,
+            StreamEvent::Data(&bytes),
+            &budget,
+            &mut counters,
+            &mut out,
+        );
+    }
+    session.close(&mut counters, &mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(counters.parse_errors, 0);
+    assert_eq!(body(&out[1]).endpoints, ["172.16.5.58:49668"]);
+}
+
+/// One TCP connection driven through a whole [`crate::dissect::Dissector`].
+struct Connection {
+    client: SocketAddr,
+    server: SocketAddr,
+    client_seq: u32,
+    server_seq: u32,
+}
+
+impl Connection {
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const PSH_ACK: u8 = 0x18;
+
+    fn send(
+        &mut self,
+        dissector: &mut crate::dissect::Dissector,
+        time_ns: u64,
+        to_server: bool,
+        flags: u8,
+        payload: &[u8],
+        out: &mut Vec<Activity>,
+    ) {
+        use crate::decode::{Packet, TcpPacket, TransportPacket};
+        let (src, dst, seq, ack) = if to_server {
+            (self.client, self.server, self.client_seq, self.server_seq)
+        } else {
+            (self.server, self.client, self.server_seq, self.client_seq)
+        };
+        let packet = Packet {
+            src: src.ip(),
+            dst: dst.ip(),
+            ip_number: 6,
+            fragment: None,
+            transport: TransportPacket::Tcp(TcpPacket {
+                src_port: src.port(),
+                dst_port: dst.port(),
+                seq,
+                ack,
+                flags,
+                payload,
+            }),
+        };
+        dissector.packet(time_ns, &packet, out);
+        let advance = u32::try_from(payload.len()).expect("small") + u32::from(flags & 0x02 != 0);
+        if to_server {
+            self.client_seq = self.client_seq.wrapping_add(advance);
+        } else {
+            self.server_seq = self.server_seq.wrapping_add(advance);
+        }
+    }
+
+    fn open(
+        client: &str,
+        server: &str,
+        dissector: &mut crate::dissect::Dissector,
+        time_ns: u64,
+        out: &mut Vec<Activity>,
+    ) -> Self {
+        let mut connection = Self {
+            client: client.parse().expect("address"),
+            server: server.parse().expect("address"),
+            client_seq: 1000,
+            server_seq: 5000,
+        };
+        connection.send(dissector, time_ns, true, Self::SYN, &[], out);
+        connection.send(dissector, time_ns, false, Self::SYN | Self::ACK, &[], out);
+        connection.send(dissector, time_ns, true, Self::ACK, &[], out);
+        connection
+    }
+}
+
+#[test]
+fn an_endpoint_learned_from_epm_makes_a_later_connection_dcerpc() {
+    use crate::dissect::{DissectLimits, Dissector};
+    let mut dissector = Dissector::new(DissectLimits {
+        memory_bytes: 1 << 24,
+        ..DissectLimits::default()
+    });
+    let mut out = Vec::new();
+    let mut epm = Connection::open(
+        "172.16.5.10:50555",
+        "172.16.5.58:135",
+        &mut dissector,
+        1,
+        &mut out,
+    );
+    for (to_server, pdu) in [
+        (true, EPM_BIND),
+        (false, EPM_BIND_ACK),
+        (true, EPM_MAP),
+        (false, EPM_MAP_RESPONSE),
+    ] {
+        epm.send(
+            &mut dissector,
+            2,
+            to_server,
+            Connection::PSH_ACK,
+            &hex(pdu),
+            &mut out,
+        );
+    }
+    assert_eq!(
+        dissector.take_learned_endpoints(),
+        [(
+            "172.16.5.58:49668".parse().expect("address"),
+            2 + LEARNED_ENDPOINT_TTL_NS
+        )]
+    );
+    let mut netlogon = Connection::open(
+        "172.16.5.10:50556",
+        "172.16.5.58:49668",
+        &mut dissector,
+        3,
+        &mut out,
+    );
+    netlogon.send(
+        &mut dissector,
+        4,
+        true,
+        Connection::PSH_ACK,
+        &hex(NETLOGON_AUTHENTICATE3),
+        &mut out,
+    );
+    netlogon.send(
+        &mut dissector,
+        5,
+        false,
+        Connection::PSH_ACK,
+        &hex(NETLOGON_AUTHENTICATE3_RESPONSE),
+        &mut out,
+    );
+    dissector.finish(6, &mut out);
+    let requests: Vec<_> = out
+        .iter()
+        .filter_map(|activity| match &activity.body {
+            Some(Body::Dcerpc(body)) if body.r#type == i32::from(Type::Request) => Some(body.opnum),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests, [3, 26], "{out:?}");
+    assert_eq!(dissector.counters().parse_errors, 0);
+}
+
+#[test]
+fn an_ept_map_answer_in_fragments_is_put_back_together() {
+    let whole = hex(EPM_MAP_RESPONSE);
+    let stub = &whole[24..];
+    let (head, tail) = stub.split_at(70);
+    let fragment = |flags: u8, part: &[u8]| {
+        let mut pdu = whole[..24].to_vec();
+        pdu[3] = flags;
+        let len = u16::try_from(24 + part.len()).expect("small");
+        pdu[8..10].copy_from_slice(&len.to_le_bytes());
+        pdu.extend_from_slice(part);
+        pdu
+    };
+    let mut harness = Harness::new();
+    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
+    harness.pdu(Direction::ToClient, &fragment(0x01, head));
+    assert_eq!(harness.out.len(), 1, "only the bind so far");
+    harness.pdu(Direction::ToClient, &fragment(0x02, tail));
+    let budget = harness.rpc.budget.clone();
+    let out = harness.close();
+    assert_eq!(body(&out[1]).endpoints, ["172.16.5.58:49668"]);
+    assert_eq!(budget.in_use(), 0);
+}
+
+#[test]
+fn calls_never_answered_are_bounded_and_reported() {
+    let budget = MemoryBudget::new(1 << 20);
+    let mut rpc = DceRpc::new(Carrier::None, budget.clone());
+    let mut counters = DissectCounters::default();
+    let mut out = Vec::new();
+    let mut request = hex(NETLOGON_REQ_CHALLENGE);
+    for call_id in 0..u32::try_from(MAX_PENDING_CALLS + 10).expect("small") {
+        request[12..16].copy_from_slice(&call_id.to_le_bytes());
+        let mut sink = Sink {
+            out: &mut out,
+            counters: &mut counters,
+        };
+        rpc.message(
+            Direction::ToServer,
+            &request,
+            &seen(Direction::ToServer),
+            &mut sink,
+        )
+        .expect("parses");
+    }
+    assert_eq!(out.len(), 10, "the oldest were reported unanswered");
+    assert_eq!(counters.requests_not_awaited, 10);
+    assert!(budget.in_use() > 0);
+    rpc.close(&mut out);
+    assert_eq!(out.len(), MAX_PENDING_CALLS + 10);
+    assert_eq!(budget.in_use(), 0);
+}
+
+#[test]
+fn a_malformed_pdu_is_an_error_and_the_association_goes_on() {
+    let mut harness = Harness::new();
+    let mut sink = Sink {
+        out: &mut harness.out,
+        counters: &mut harness.counters,
+    };
+    // An auth_length longer than the PDU.
+    let mut bad = hex(EPM_BIND);
+    bad[10] = 0xff;
+    assert!(
+        harness
+            .rpc
+            .message(
+                Direction::ToServer,
+                &bad,
+                &seen(Direction::ToServer),
+                &mut sink
+            )
+            .is_err()
+    );
+    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    assert_eq!(harness.close().len(), 1);
+}
