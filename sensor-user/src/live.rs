@@ -8,7 +8,7 @@ use sensor_common::Counter;
 use tokio::sync::mpsc;
 
 use crate::{
-    capture::{Capture, CaptureError, FrameReader, KernelCounters},
+    capture::{Capture, CaptureError, DynamicPorts, FrameReader, KernelCounters},
     config::Config,
     decode::LinkType,
     pipeline::{Output, Pipeline},
@@ -81,6 +81,7 @@ pub async fn run<W: Write>(
     };
     let mut pipeline =
         Pipeline::new(output, names, config.dissect.limits(), config.sensor.id()).with_sink(sink);
+    let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
     let mut batch_ticker = tokio::time::interval(BATCH_TICK);
     batch_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -95,6 +96,11 @@ pub async fn run<W: Write>(
             () = &mut shutdown => break,
             read = read_frames(reader.as_mut(), |record| feed(&mut pipeline, record, &mut output_error)) => {
                 read?;
+                // At once, not at the next tick: the client connects to an announced port
+                // right after the answer.
+                if let Some(capture) = capture.as_mut() {
+                    watch_learned_ports(capture, &mut pipeline, &mut dynamic_ports);
+                }
                 if output_error.is_none() {
                     output_error = pipeline.flush().err();
                 }
@@ -113,7 +119,10 @@ pub async fn run<W: Write>(
                 if output_error.is_none() {
                     output_error = pipeline.tick(unix_now_ns()).err();
                 }
-                if let Some(kernel) = report(capture.as_ref(), &pipeline, &listeners, stats_file.as_ref()) {
+                if let Some(capture) = capture.as_mut() {
+                    unwatch_expired_ports(capture, &mut dynamic_ports);
+                }
+                if let Some(kernel) = report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, stats_file.as_ref()) {
                     warn_of_new_drops(&pipeline, &reported, &kernel);
                     reported = kernel;
                 }
@@ -149,7 +158,13 @@ pub async fn run<W: Write>(
         activities: pipeline.dissector().counters().activities,
         syslog_events,
     };
-    report(capture.as_ref(), &pipeline, &listeners, stats_file.as_ref());
+    report(
+        capture.as_ref(),
+        &pipeline,
+        &listeners,
+        &dynamic_ports,
+        stats_file.as_ref(),
+    );
     log_summary(&summary, capture.is_some());
     match output_error {
         Some(error) => Err(LiveError::Output(error)),
@@ -219,17 +234,51 @@ fn push_events<W: Write>(
     }
 }
 
-/// The userspace counters: the pipeline's and the syslog listeners'.
-fn stats<W: Write>(pipeline: &Pipeline<W>, listeners: &Listeners) -> Vec<(String, u64)> {
+/// The userspace counters: the pipeline's, the syslog listeners' and the learned ports'.
+fn stats<W: Write>(
+    pipeline: &Pipeline<W>,
+    listeners: &Listeners,
+    dynamic_ports: &DynamicPorts,
+) -> Vec<(String, u64)> {
     let mut stats = pipeline.stats();
+    let listener_pairs = listeners.counters().pairs();
+    let port_pairs = dynamic_ports.counters().pairs();
     stats.extend(
-        listeners
-            .counters()
-            .pairs()
+        listener_pairs
             .into_iter()
+            .chain(port_pairs)
             .map(|(name, value)| (name.to_owned(), value)),
     );
+    stats.push(("rpc_ports_watched".to_owned(), dynamic_ports.len() as u64));
     stats
+}
+
+/// Opens the XDP filter to the ports endpoint mappers announced since the last call.
+fn watch_learned_ports<W: Write>(
+    capture: &mut Capture,
+    pipeline: &mut Pipeline<W>,
+    dynamic_ports: &mut DynamicPorts,
+) {
+    for (endpoint, until_ns) in pipeline.take_learned_endpoints() {
+        if let Some(change) = dynamic_ports.announce(endpoint.port(), until_ns) {
+            match capture.apply_port_change(change) {
+                Ok(()) => info!(
+                    "watching TCP port {} (DCE-RPC at {endpoint}, announced by an endpoint mapper)",
+                    endpoint.port()
+                ),
+                Err(error) => warn!("watching TCP port {}: {error}", endpoint.port()),
+            }
+        }
+    }
+}
+
+/// Closes the XDP filter to learned ports no endpoint mapper announced again in time.
+fn unwatch_expired_ports(capture: &mut Capture, dynamic_ports: &mut DynamicPorts) {
+    for change in dynamic_ports.expire(unix_now_ns()) {
+        if let Err(error) = capture.apply_port_change(change) {
+            warn!("no longer watching a learned port: {error}");
+        }
+    }
 }
 
 /// Hands one ring record to the pipeline; after an output error, frames are still counted.
@@ -254,6 +303,7 @@ fn report<W: Write>(
     capture: Option<&Capture>,
     pipeline: &Pipeline<W>,
     listeners: &Listeners,
+    dynamic_ports: &DynamicPorts,
     stats_file: Option<&PathBuf>,
 ) -> Option<KernelCounters> {
     let kernel = match capture.map(Capture::counters) {
@@ -264,7 +314,7 @@ fn report<W: Write>(
         }
         None => None,
     };
-    let user = stats(pipeline, listeners);
+    let user = stats(pipeline, listeners, dynamic_ports);
     if let Some(path) = stats_file
         && let Err(error) = stats::write_file(path, &stats::snapshot(kernel.as_ref(), &user))
     {

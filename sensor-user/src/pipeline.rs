@@ -100,6 +100,12 @@ impl<W: Write> Pipeline<W> {
         &self.dissector
     }
 
+    /// The TCP endpoints endpoint mappers announced since the last call, with the time (ns, the
+    /// frames' clock) until which they are DCE-RPC.
+    pub fn take_learned_endpoints(&mut self) -> Vec<(std::net::SocketAddr, u64)> {
+        self.dissector.take_learned_endpoints()
+    }
+
     /// Every userspace counter, for the stats file.
     pub fn stats(&self) -> Vec<(String, u64)> {
         let frames = [
