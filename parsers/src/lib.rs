@@ -16,4 +16,7 @@ pub mod gssapi;
 pub mod http;
 pub mod kerberos;
 pub mod ldap;
+pub mod nbns;
 pub mod ntlm;
+pub mod radius;
+pub mod rdp;
