@@ -201,7 +201,7 @@ pub struct Anomalies {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetbiosName {
     /// The first 15 octets, trailing spaces and NULs removed; octets outside printable ASCII shown as
-    /// `\xNN`. For a name whose first label was not the 32-letter encoding: that label's text.
+    /// `<xx>`. For a name whose first label was not the 32-letter encoding: that label's text.
     pub name: String,
     /// The 16th octet: the service (0x00 workstation, 0x20 server, 0x1c domain controllers...).
     pub suffix: u8,
@@ -556,7 +556,8 @@ fn plain_name(octets: &[u8]) -> NetbiosName {
     }
 }
 
-/// Printable ASCII as is, other octets as `\xNN`; the padding removed: trailing spaces, and
+/// Printable ASCII as is, other octets as `<xx>` (as Wireshark shows them: `<01><02>__MSBROWSE__
+/// <02><01>`); the padding removed: trailing spaces, and
 /// the NULs of the wildcard name `*` (RFC 1002 4.2.18).
 fn render(chars: &[u8]) -> String {
     let end = chars
@@ -568,7 +569,7 @@ fn render(chars: &[u8]) -> String {
         if byte.is_ascii_graphic() || byte == b' ' {
             text.push(char::from(byte));
         } else {
-            text.push_str(&format!("\\x{byte:02x}"));
+            text.push_str(&format!("<{byte:02x}>"));
         }
     }
     text

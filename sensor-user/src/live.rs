@@ -70,7 +70,7 @@ pub async fn run<W: Write>(
         .map(|interface| (interface.ifindex, interface.name.clone()))
         .collect();
     let mut reader = FrameReader::new(capture.take_frames()?)?;
-    let mut pipeline = Pipeline::new(output, names, config.dissect.limits(), config.sensor.id());
+    let mut pipeline = Pipeline::new(output, names, config.dissect_limits(), config.sensor.id());
 
     let stats_file = config.stats.file.clone();
     let mut ticker = tokio::time::interval(config.stats.interval());

@@ -37,7 +37,7 @@ pub fn replay<W: Write>(
     let mut pipeline = Pipeline::new(
         output,
         HashMap::new(),
-        config.dissect.limits(),
+        config.dissect_limits(),
         config.sensor.id(),
     );
     let result = replay_into(path, &mut pipeline);

@@ -56,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
         },
         fragments: FragmentLimits::default(),
         memory_bytes: MEMORY,
+        ..DissectLimits::default()
     });
     let mut activities = Vec::new();
     let mut scratch = Vec::new();

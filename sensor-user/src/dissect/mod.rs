@@ -12,7 +12,10 @@ mod gss;
 mod http;
 mod kerberos;
 mod ldap;
+mod netbios;
 mod ntlm;
+pub mod radius;
+mod rdp;
 mod session;
 pub mod stream;
 
@@ -22,6 +25,7 @@ use dcwatch_proto::v1::Activity;
 
 use self::{
     ldap::Cldap,
+    radius::RadiusSecrets,
     session::{Kind, Session},
     stream::Sink,
 };
@@ -94,6 +98,9 @@ pub struct DissectLimits {
     pub flows: FlowLimits,
     pub fragments: FragmentLimits,
     pub memory_bytes: usize,
+    /// Shared secrets to check RADIUS Accounting-Requests with (not a limit, but handed over
+    /// the same way).
+    pub radius: RadiusSecrets,
 }
 
 /// How often, in capture time, idle flows and stale fragments are looked for.
@@ -103,6 +110,7 @@ pub struct Dissector {
     flows: FlowTable<Session>,
     fragments: FragmentTable,
     cldap: Cldap,
+    radius: RadiusSecrets,
     budget: MemoryBudget,
     counters: DissectCounters,
     next_expiry_ns: u64,
@@ -125,6 +133,7 @@ impl Dissector {
             flows: FlowTable::new(limits.flows, budget.clone()),
             fragments: FragmentTable::new(limits.fragments, budget.clone()),
             cldap: Cldap::new(budget.clone()),
+            radius: limits.radius,
             budget,
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
@@ -242,7 +251,14 @@ impl Dissector {
                     out,
                     counters: &mut self.counters,
                 };
-                session::datagram(kind, payload, &seen, &mut self.cldap, &mut sink);
+                session::datagram(
+                    kind,
+                    payload,
+                    &seen,
+                    &mut self.cldap,
+                    &self.radius,
+                    &mut sink,
+                );
             }
             TransportPacket::Fragment(_) | TransportPacket::Other => {}
         }
@@ -298,7 +314,7 @@ impl FlowHandler for Handler<'_> {
     type State = Session;
 
     fn open(&mut self, key: &FlowKey) -> Option<Session> {
-        Kind::for_tcp(key.server.port()).map(|kind| Session::new(kind, self.budget.clone()))
+        Kind::for_tcp(key.server.port()).and_then(|kind| Session::new(kind, self.budget.clone()))
     }
 
     fn event(

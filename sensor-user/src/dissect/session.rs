@@ -9,6 +9,8 @@ use super::{
     http::HttpSession,
     kerberos::KerberosStream,
     ldap::{Cldap, LdapSession},
+    radius::RadiusSecrets,
+    rdp::RdpSession,
     stream::{Feed, Malformed, PduStream, Sink, StreamProtocol},
 };
 use crate::{
@@ -24,6 +26,11 @@ pub enum Kind {
     Ldap,
     Dns,
     Http,
+    /// NetBIOS name service, UDP only.
+    Netbios,
+    /// RADIUS authentication and accounting, UDP only.
+    Radius,
+    Rdp,
 }
 
 impl Kind {
@@ -33,6 +40,9 @@ impl Kind {
             "ldap" | "ldap-gc" | "cldap" => Some(Self::Ldap),
             "dns" => Some(Self::Dns),
             "http" | "winrm" => Some(Self::Http),
+            "netbios-ns" => Some(Self::Netbios),
+            "radius" | "radius-acct" => Some(Self::Radius),
+            "rdp" => Some(Self::Rdp),
             _ => None,
         }
     }
@@ -51,12 +61,21 @@ impl Kind {
 }
 
 /// A datagram on a watched UDP port: one message, one parse.
-pub fn datagram(kind: Kind, payload: &[u8], seen: &Seen, cldap: &mut Cldap, sink: &mut Sink<'_>) {
+pub fn datagram(
+    kind: Kind,
+    payload: &[u8],
+    seen: &Seen,
+    cldap: &mut Cldap,
+    radius: &RadiusSecrets,
+    sink: &mut Sink<'_>,
+) {
     let parsed = match kind {
         Kind::Kerberos => super::kerberos::message(payload, seen, sink.out),
         Kind::Ldap => cldap.datagram(payload, seen, sink),
         Kind::Dns => super::dns::message(payload, seen, sink),
-        Kind::Http => {
+        Kind::Netbios => super::netbios::message(payload, seen, sink.out),
+        Kind::Radius => super::radius::message(payload, seen, radius, sink.out),
+        Kind::Http | Kind::Rdp => {
             sink.counters.unparsed_datagrams += 1;
             return;
         }
@@ -73,6 +92,7 @@ enum Protocol {
     Ldap(Box<LdapSession>),
     Dns(DnsStream),
     Http(HttpSession),
+    Rdp(RdpSession),
 }
 
 impl StreamProtocol for Protocol {
@@ -82,6 +102,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.frame(direction, bytes),
             Self::Dns(protocol) => protocol.frame(direction, bytes),
             Self::Http(protocol) => protocol.frame(direction, bytes),
+            Self::Rdp(protocol) => protocol.frame(direction, bytes),
         }
     }
 
@@ -91,6 +112,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::Dns(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::Http(protocol) => protocol.is_pdu_start(direction, bytes),
+            Self::Rdp(protocol) => protocol.is_pdu_start(direction, bytes),
         }
     }
 
@@ -107,6 +129,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::Dns(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::Http(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
+            Self::Rdp(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
         }
     }
 
@@ -116,6 +139,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.skip_after(direction),
             Self::Dns(protocol) => protocol.skip_after(direction),
             Self::Http(protocol) => protocol.skip_after(direction),
+            Self::Rdp(protocol) => protocol.skip_after(direction),
         }
     }
 
@@ -125,6 +149,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.is_done(direction),
             Self::Dns(protocol) => protocol.is_done(direction),
             Self::Http(protocol) => protocol.is_done(direction),
+            Self::Rdp(protocol) => protocol.is_done(direction),
         }
     }
 
@@ -134,6 +159,7 @@ impl StreamProtocol for Protocol {
             Self::Ldap(protocol) => protocol.gap(direction),
             Self::Dns(protocol) => protocol.gap(direction),
             Self::Http(protocol) => protocol.gap(direction),
+            Self::Rdp(protocol) => protocol.gap(direction),
         }
     }
 }
@@ -147,18 +173,21 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(kind: Kind, budget: MemoryBudget) -> Self {
+    /// `None` for a kind that has no stream form (a UDP-only protocol).
+    pub fn new(kind: Kind, budget: MemoryBudget) -> Option<Self> {
         let protocol = match kind {
             Kind::Kerberos => Protocol::Kerberos(KerberosStream),
             Kind::Ldap => Protocol::Ldap(Box::new(LdapSession::new(budget.clone()))),
             Kind::Dns => Protocol::Dns(DnsStream),
             Kind::Http => Protocol::Http(HttpSession::new(budget.clone())),
+            Kind::Rdp => Protocol::Rdp(RdpSession::default()),
+            Kind::Netbios | Kind::Radius => return None,
         };
-        Self {
+        Some(Self {
             protocol,
             to_server: PduStream::new(budget.clone()),
             to_client: PduStream::new(budget),
-        }
+        })
     }
 
     #[expect(
@@ -211,7 +240,7 @@ impl Session {
         match self.protocol {
             Protocol::Ldap(ldap) => ldap.close(out),
             Protocol::Http(http) => http.close(out),
-            Protocol::Kerberos(_) | Protocol::Dns(_) => {}
+            Protocol::Kerberos(_) | Protocol::Dns(_) | Protocol::Rdp(_) => {}
         }
     }
 }
