@@ -41,8 +41,8 @@ pub const MAX_NB_ADDRESSES: usize = 64;
 /// about a dozen (workstation, server, messenger, domain and browser names).
 pub const MAX_NODE_NAMES: usize = 64;
 
-/// Labels in a name's scope, and compression pointers followed while reading one name: the
-/// whole name fits 255 octets (RFC 1002 4.1), and a pointer chain longer than this is a loop.
+/// Labels in a name's scope. The whole name fits 255 octets (RFC 1002 4.1); real scopes are
+/// empty or a DNS-like suffix of a few labels.
 pub const MAX_SCOPE_LABELS: usize = 16;
 
 /// Compression pointers followed in one name. NBNS senders use one, to the question's name.

@@ -324,8 +324,10 @@ pub fn parse(bytes: &[u8]) -> Result<Tpdu<'_>, RdpError> {
         })?;
     let tpdu = &record[TPKT_HEADER_LEN..];
     let li = tpdu[0];
+    // Every TPDU has at least its code and one more octet after LI (X.224 13.2.1).
     let (tpdu, after) = tpdu
         .split_at_checked(usize::from(li) + 1)
+        .filter(|_| li >= 2)
         .ok_or(RdpError::BadLengthIndicator(li))?;
     match tpdu[1] & 0xf0 {
         0xe0 => connection_request(tpdu).map(Tpdu::ConnectionRequest),
@@ -686,5 +688,10 @@ mod tests {
         assert!(request.anomalies.unterminated_token);
         bytes[4] = 0xff;
         assert_eq!(parse(&bytes), Err(RdpError::BadLengthIndicator(0xff)));
+        // LI 0 and 1 leave no room for the TPDU code.
+        for li in [0, 1] {
+            let bytes = [3, 0, 0, 7, li, 0xf0, 0x80];
+            assert_eq!(parse(&bytes), Err(RdpError::BadLengthIndicator(li)));
+        }
     }
 }
