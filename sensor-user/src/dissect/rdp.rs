@@ -160,3 +160,92 @@ fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
         (anomalies.short_core_data, "short_core_data"),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_proto::v1::Account;
+
+    use super::*;
+    use crate::dissect::DissectCounters;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    // zeek/testing/btest/Traces/rdp/rdp-to-ssl.pcap frames 4 and 6 (tshark -T fields
+    // -e tcp.payload): a request from AWAKECODI for SSL|HYBRID, the server choosing HYBRID.
+    const CR_TO_SSL: &str = "0300002f2ae00000000000436f6f6b69653a206d737473686173683d4157414b45434f44490d0a0100080003000000";
+    const CC_HYBRID: &str = "030000130ed000001234000201080002000000";
+    // zeek/testing/btest/Traces/rdp/rdp-proprietary-encryption.pcap frames 12, 13 and 14: a
+    // request from FTBCO\A70 for standard security, the server agreeing, the Connect-Initial.
+    const CR_STANDARD: &str = "0300002f2ae00000000000436f6f6b69653a206d737473686173683d465442434f5c4137300d0a0100080000000000";
+    const CC_STANDARD: &str = "030000130ed000001234000200080000000000";
+    const CONNECT_INITIAL: &[u8] =
+        include_bytes!("../../../parsers/fuzz/seeds/rdp/rdp-proprietary-encryption-14.bin");
+
+    fn feed(session: &mut RdpSession, direction: Direction, pdu: &[u8]) -> Vec<Activity> {
+        let seen = Seen {
+            time_ns: 1,
+            src: "10.0.0.5:49206".parse().expect("address"),
+            dst: "10.0.0.1:3389".parse().expect("address"),
+            tcp: true,
+        };
+        let mut out = Vec::new();
+        let mut counters = DissectCounters::default();
+        let mut sink = Sink {
+            out: &mut out,
+            counters: &mut counters,
+        };
+        session
+            .pdu(direction, pdu, false, &seen, &mut sink)
+            .expect("parses");
+        out
+    }
+
+    fn body(activity: &Activity) -> &RdpActivity {
+        match &activity.body {
+            Some(activity::Body::Rdp(body)) => body,
+            other => panic!("not RDP: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn credssp_ends_both_directions() {
+        let mut session = RdpSession::default();
+        let out = feed(&mut session, Direction::ToServer, &hex(CR_TO_SSL));
+        assert_eq!(body(&out[0]).cookie, "AWAKECODI");
+        assert_eq!(body(&out[0]).requested_protocols, ["SSL", "HYBRID"]);
+        assert!(!session.is_done(Direction::ToServer));
+        let out = feed(&mut session, Direction::ToClient, &hex(CC_HYBRID));
+        assert_eq!(body(&out[0]).selected_protocol, "HYBRID");
+        assert!(session.is_done(Direction::ToServer) && session.is_done(Direction::ToClient));
+    }
+
+    #[test]
+    fn standard_security_waits_for_the_client_data() {
+        let mut session = RdpSession::default();
+        let out = feed(&mut session, Direction::ToServer, &hex(CR_STANDARD));
+        assert_eq!(
+            out[0].account,
+            Some(Account {
+                domain: "FTBCO".to_owned(),
+                name: "A70".to_owned(),
+                sid: String::new(),
+            })
+        );
+        feed(&mut session, Direction::ToClient, &hex(CC_STANDARD));
+        assert!(session.is_done(Direction::ToClient));
+        assert!(!session.is_done(Direction::ToServer));
+        let out = feed(&mut session, Direction::ToServer, CONNECT_INITIAL);
+        assert_eq!(body(&out[0]).client_name, "FROG-POND");
+        assert_eq!(body(&out[0]).client_build, 6000);
+        assert_eq!(
+            out[0].source_computer.as_ref().map(|c| c.name.as_str()),
+            Some("FROG-POND")
+        );
+        assert!(session.is_done(Direction::ToServer));
+    }
+}
