@@ -25,7 +25,7 @@ use dcwatch_proto::v1::Activity;
 
 use self::{
     ldap::Cldap,
-    radius::RadiusSecrets,
+    radius::{RadiusSecrets, RadiusState},
     session::{Kind, Session},
     stream::Sink,
 };
@@ -98,8 +98,8 @@ pub struct DissectLimits {
     pub flows: FlowLimits,
     pub fragments: FragmentLimits,
     pub memory_bytes: usize,
-    /// Shared secrets to check RADIUS Accounting-Requests with (not a limit, but handed over
-    /// the same way).
+    /// Shared secrets to check RADIUS authenticators with (not a limit, but handed over the
+    /// same way).
     pub radius: RadiusSecrets,
 }
 
@@ -110,7 +110,7 @@ pub struct Dissector {
     flows: FlowTable<Session>,
     fragments: FragmentTable,
     cldap: Cldap,
-    radius: RadiusSecrets,
+    radius: RadiusState,
     budget: MemoryBudget,
     counters: DissectCounters,
     next_expiry_ns: u64,
@@ -133,7 +133,7 @@ impl Dissector {
             flows: FlowTable::new(limits.flows, budget.clone()),
             fragments: FragmentTable::new(limits.fragments, budget.clone()),
             cldap: Cldap::new(budget.clone()),
-            radius: limits.radius,
+            radius: RadiusState::new(limits.radius),
             budget,
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
@@ -256,7 +256,7 @@ impl Dissector {
                     payload,
                     &seen,
                     &mut self.cldap,
-                    &self.radius,
+                    &mut self.radius,
                     &mut sink,
                 );
             }

@@ -1,6 +1,6 @@
 //! RADIUS packets (RFC 2865, RFC 2866) to activities: accounting (which user holds which
-//! address) and access requests and their outcome. An Accounting-Request's authenticator is
-//! checked when a shared secret is configured for its NAS.
+//! address) and access requests and their outcome. With a shared secret configured for the NAS,
+//! an Accounting-Request's authenticator is checked, and a response's against its request.
 
 use std::{collections::HashMap, fmt, net::IpAddr};
 
@@ -53,23 +53,114 @@ impl RadiusSecrets {
     }
 }
 
-/// One RADIUS datagram.
+/// Requests of NASes with a configured secret whose answer has not been seen, kept to check
+/// the answer's Response Authenticator (RFC 2865 3). A NAS retries within seconds and gives up
+/// after about 30; 1024 outstanding requests (about 64 KiB) cover a busy server's accounting.
+pub const MAX_PENDING_REQUESTS: usize = 1024;
+
+/// How long a request waits for its answer: RADIUS clients give up well before.
+pub const REQUEST_WAIT_NS: u64 = 60_000_000_000;
+
+/// A request by NAS address and port, server address and port, and Identifier (RFC 2865 3:
+/// the Identifier matches a response to its request from the same client).
+type RequestKey = (std::net::SocketAddr, std::net::SocketAddr, u8);
+
+/// The secrets, and the authenticators of requests waiting for their answer.
+#[derive(Debug, Default)]
+pub struct RadiusState {
+    secrets: RadiusSecrets,
+    /// Request Authenticator and time seen, at most [`MAX_PENDING_REQUESTS`].
+    pending: HashMap<RequestKey, ([u8; 16], u64)>,
+}
+
+impl RadiusState {
+    pub fn new(secrets: RadiusSecrets) -> Self {
+        Self {
+            secrets,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Remembers a request's authenticator, when its NAS has a secret; when full, requests
+    /// older than [`REQUEST_WAIT_NS`] go, and if none is that old the new one is not kept.
+    fn remember(&mut self, packet: &RadiusPacket<'_>, seen: &Seen) {
+        if self.secrets.for_nas(seen.src.ip()).is_none() {
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING_REQUESTS {
+            let oldest = seen.time_ns.saturating_sub(REQUEST_WAIT_NS);
+            self.pending.retain(|_, (_, time)| *time > oldest);
+            if self.pending.len() >= MAX_PENDING_REQUESTS {
+                return;
+            }
+        }
+        self.pending.insert(
+            (seen.src, seen.dst, packet.identifier),
+            (packet.authenticator, seen.time_ns),
+        );
+    }
+
+    /// Checks a response against its request: UNCHECKED without a secret or a request seen.
+    fn check_response(
+        &mut self,
+        bytes: &[u8],
+        packet: &RadiusPacket<'_>,
+        seen: &Seen,
+    ) -> Authenticator {
+        let Some(secret) = self.secrets.for_nas(seen.dst.ip()) else {
+            return Authenticator::Unchecked;
+        };
+        match self
+            .pending
+            .remove(&(seen.dst, seen.src, packet.identifier))
+        {
+            Some((request, _)) if radius::verify_response(bytes, &request, secret) => {
+                Authenticator::Verified
+            }
+            Some(_) => Authenticator::Invalid,
+            None => Authenticator::Unchecked,
+        }
+    }
+}
+
+/// Whether the code is a response (RFC 2865 4, RFC 2866 4, RFC 5176 3).
+fn is_response(code: Code) -> bool {
+    matches!(
+        code,
+        Code::ACCESS_ACCEPT
+            | Code::ACCESS_REJECT
+            | Code::ACCESS_CHALLENGE
+            | Code::ACCOUNTING_RESPONSE
+            | Code::DISCONNECT_ACK
+            | Code::DISCONNECT_NAK
+            | Code::COA_ACK
+            | Code::COA_NAK
+    )
+}
+
+/// One RADIUS datagram. With a secret for the NAS: an Accounting-Request's authenticator is
+/// checked on its own, a response's against the request it answers (Access-Request
+/// authenticators are random: nothing to check).
 pub fn message(
     bytes: &[u8],
     seen: &Seen,
-    secrets: &RadiusSecrets,
+    state: &mut RadiusState,
     out: &mut Vec<Activity>,
 ) -> Result<(), Malformed> {
     let packet = radius::parse(bytes).map_err(|_| Malformed)?;
-    let authenticator = if packet.code == Code::ACCOUNTING_REQUEST {
-        match secrets.for_nas(seen.src.ip()) {
+    let authenticator = if packet.code.has_request_digest() {
+        state.remember(&packet, seen);
+        match state.secrets.for_nas(seen.src.ip()) {
             Some(secret) if radius::verify_accounting_request(bytes, secret) => {
                 Authenticator::Verified
             }
             Some(_) => Authenticator::Invalid,
             None => Authenticator::Unchecked,
         }
+    } else if is_response(packet.code) {
+        state.check_response(bytes, &packet, seen)
     } else {
+        state.remember(&packet, seen);
         Authenticator::Unspecified
     };
     out.push(activity(&packet, authenticator, seen));
@@ -226,7 +317,8 @@ mod tests {
 
     fn authenticator(secrets: &RadiusSecrets) -> Authenticator {
         let mut out = Vec::new();
-        message(&hex(SIGNED), &seen(), secrets, &mut out).expect("parses");
+        let mut state = RadiusState::new(secrets.clone());
+        message(&hex(SIGNED), &seen(), &mut state, &mut out).expect("parses");
         let Some(activity::Body::Radius(body)) = &out[0].body else {
             panic!("not RADIUS");
         };
@@ -253,5 +345,72 @@ mod tests {
             authenticator(&RadiusSecrets::default()),
             Authenticator::Unchecked
         );
+    }
+
+    // tcpdump/tests/RADIUS-RFC4675.pcap frames 1 and 2 (127.0.0.1:53334 <-> 127.0.0.1:1812):
+    // an Access-Request for bob-tagged and its Access-Accept; the secret is "testing123".
+    const ACCESS_REQUEST: &str = "01460050f44757bc498c3393763a27d0b2393702010c626f622d7461676765640212a30e22b0369e89f89eb6e0612c2c3c2304067f0000010506000000015012ffb19e8ea9620aec372d7fa3b2c76287";
+    const ACCESS_ACCEPT: &str = "02460035766a0314eaf4b95f1ec271ae19cb3bdc38063100007b3906000000013a0b31766c616e6e616d653b0a6162636461626364";
+
+    fn exchange(state: &mut RadiusState) -> Authenticator {
+        let nas = "127.0.0.1:53334".parse().expect("address");
+        let server = "127.0.0.1:1812".parse().expect("address");
+        let request = Seen {
+            time_ns: 1,
+            src: nas,
+            dst: server,
+            tcp: false,
+        };
+        let response = Seen {
+            time_ns: 2,
+            src: server,
+            dst: nas,
+            tcp: false,
+        };
+        let mut out = Vec::new();
+        message(&hex(ACCESS_REQUEST), &request, state, &mut out).expect("parses");
+        message(&hex(ACCESS_ACCEPT), &response, state, &mut out).expect("parses");
+        let Some(activity::Body::Radius(body)) = &out[1].body else {
+            panic!("not RADIUS");
+        };
+        Authenticator::try_from(body.authenticator).expect("known value")
+    }
+
+    #[test]
+    fn responses_are_checked_against_their_request() {
+        let mut state = RadiusState::new(RadiusSecrets::new("testing123", []));
+        assert_eq!(exchange(&mut state), Authenticator::Verified);
+        assert!(state.pending.is_empty());
+        let mut state = RadiusState::new(RadiusSecrets::new("wrong", []));
+        assert_eq!(exchange(&mut state), Authenticator::Invalid);
+        let mut state = RadiusState::default();
+        assert_eq!(exchange(&mut state), Authenticator::Unchecked);
+        assert!(state.pending.is_empty());
+    }
+
+    #[test]
+    fn pending_requests_are_bounded() {
+        let mut state = RadiusState::new(RadiusSecrets::new("testing123", []));
+        let mut out = Vec::new();
+        let request = hex(ACCESS_REQUEST);
+        for port in 0..u16::try_from(MAX_PENDING_REQUESTS * 2).expect("fits") {
+            let seen = Seen {
+                time_ns: 1,
+                src: std::net::SocketAddr::new([127, 0, 0, 1].into(), port),
+                dst: "127.0.0.1:1812".parse().expect("address"),
+                tcp: false,
+            };
+            message(&request, &seen, &mut state, &mut out).expect("parses");
+        }
+        assert_eq!(state.pending.len(), MAX_PENDING_REQUESTS);
+        // Once they are old enough, a new request makes room.
+        let late = Seen {
+            time_ns: 1 + REQUEST_WAIT_NS + 1,
+            src: "127.0.0.2:1".parse().expect("address"),
+            dst: "127.0.0.1:1812".parse().expect("address"),
+            tcp: false,
+        };
+        message(&request, &late, &mut state, &mut out).expect("parses");
+        assert_eq!(state.pending.len(), 1);
     }
 }

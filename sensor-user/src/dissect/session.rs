@@ -9,7 +9,7 @@ use super::{
     http::HttpSession,
     kerberos::KerberosStream,
     ldap::{Cldap, LdapSession},
-    radius::RadiusSecrets,
+    radius::RadiusState,
     rdp::RdpSession,
     stream::{Feed, Malformed, PduStream, Sink, StreamProtocol},
 };
@@ -66,7 +66,7 @@ pub fn datagram(
     payload: &[u8],
     seen: &Seen,
     cldap: &mut Cldap,
-    radius: &RadiusSecrets,
+    radius: &mut RadiusState,
     sink: &mut Sink<'_>,
 ) {
     let parsed = match kind {
