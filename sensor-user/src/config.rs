@@ -2,6 +2,8 @@
 //! root of the crate documents each one with its default.
 
 use std::{
+    collections::BTreeMap,
+    fmt,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
@@ -11,7 +13,7 @@ use sensor_common::{DEFAULT_SNAP_LEN, MAX_SNAP_LEN};
 use serde::Deserialize;
 
 use crate::{
-    dissect::DissectLimits,
+    dissect::{DissectLimits, radius::RadiusSecrets},
     flow::{FlowLimits, FragmentLimits},
     services::{Transport, default_ports},
 };
@@ -46,6 +48,7 @@ pub struct Config {
     pub sensor: SensorConfig,
     pub capture: CaptureConfig,
     pub dissect: DissectConfig,
+    pub radius: RadiusConfig,
     pub stats: StatsConfig,
     pub syslog: SyslogConfig,
     pub backend: BackendConfig,
@@ -112,7 +115,49 @@ impl DissectConfig {
                 ..FragmentLimits::default()
             },
             memory_bytes,
+            radius: RadiusSecrets::default(),
         }
+    }
+}
+
+impl Config {
+    /// The dissector's limits, with the RADIUS secrets of the `[radius]` section.
+    pub fn dissect_limits(&self) -> DissectLimits {
+        DissectLimits {
+            radius: self.radius.secrets(),
+            ..self.dissect.limits()
+        }
+    }
+}
+
+/// RADIUS shared secrets, to check the authenticator of Accounting-Requests (RFC 2866 3).
+/// `Debug` never shows them.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RadiusConfig {
+    /// The secret of every NAS not listed in `secrets`; empty: none.
+    pub secret: String,
+    /// Secrets by NAS address (the source address of its requests).
+    pub secrets: BTreeMap<IpAddr, String>,
+}
+
+impl fmt::Debug for RadiusConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RadiusConfig")
+            .field("secret", &(!self.secret.is_empty()).then_some("<redacted>"))
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl RadiusConfig {
+    pub fn secrets(&self) -> RadiusSecrets {
+        RadiusSecrets::new(
+            &self.secret,
+            self.secrets
+                .iter()
+                .map(|(nas, secret)| (*nas, secret.as_str())),
+        )
     }
 }
 
@@ -570,6 +615,27 @@ mod tests {
             assert!(error.contains(expected), "{text:?} gave {error:?}");
             assert!(!error.contains('\n'), "{error:?} is not one line");
         }
+    }
+
+    #[test]
+    fn radius_secrets_are_read_and_never_shown() {
+        let config = parse(
+            r#"
+            [radius]
+            secret = "fallback-secret"
+            secrets = { "10.0.0.1" = "nas-one-secret" }
+            "#,
+        )
+        .expect("valid config");
+        let nas: IpAddr = "10.0.0.1".parse().expect("address");
+        let secrets = config.dissect_limits().radius;
+        assert_eq!(secrets.for_nas(nas), Some(&b"nas-one-secret"[..]));
+        let other: IpAddr = "10.0.0.2".parse().expect("address");
+        assert_eq!(secrets.for_nas(other), Some(&b"fallback-secret"[..]));
+        let shown = format!("{config:?} {secrets:?}");
+        assert!(!shown.contains("fallback-secret") && !shown.contains("nas-one-secret"));
+        let error = parse("[radius]\nsecrets = { \"nas1\" = \"x\" }").expect_err("not an address");
+        assert!(error.contains("key `radius.secrets"), "{error}");
     }
 
     #[test]

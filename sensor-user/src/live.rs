@@ -80,7 +80,7 @@ pub async fn run<W: Write>(
         None => None,
     };
     let mut pipeline =
-        Pipeline::new(output, names, config.dissect.limits(), config.sensor.id()).with_sink(sink);
+        Pipeline::new(output, names, config.dissect_limits(), config.sensor.id()).with_sink(sink);
     let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
     let mut batch_ticker = tokio::time::interval(BATCH_TICK);
     batch_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

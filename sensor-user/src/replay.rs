@@ -39,7 +39,7 @@ pub fn replay<W: Write>(
     let mut pipeline = Pipeline::new(
         output,
         HashMap::new(),
-        config.dissect.limits(),
+        config.dissect_limits(),
         config.sensor.id(),
     )
     .with_sink(sink);

@@ -66,6 +66,8 @@ pub const SERVICES: &[Service] = &[
     tcp("rdp", 3389),
     // WinRM: how PowerShell remoting reaches a DC, authenticated with Kerberos or NTLM over HTTP.
     tcp("winrm", 5985),
+    // RADIUS (often NPS on the DCs themselves): VPN and Wi-Fi logons and who holds which address.
+    udp("radius", 1812),
     udp("radius-acct", 1813),
     udp("syslog", 514),
     tcp("syslog", 514),
@@ -78,7 +80,14 @@ pub const SERVICES: &[Service] = &[
 
 /// Services the sensor understands but does not watch unless configured to: plain HTTP carries
 /// NTLM and Negotiate authentication to web applications, rarely to a DC itself.
-pub const OPT_IN_SERVICES: &[Service] = &[tcp("http", 80), tcp("http", 8080)];
+///
+/// RADIUS's pre-RFC 2865 ports, 1645 and 1646, are still used by some NASes.
+pub const OPT_IN_SERVICES: &[Service] = &[
+    tcp("http", 80),
+    tcp("http", 8080),
+    udp("radius", 1645),
+    udp("radius-acct", 1646),
+];
 
 /// The name of the service on a port, among the default and the opt-in ones.
 pub fn service_name(transport: Transport, port: u16) -> Option<&'static str> {
@@ -120,6 +129,8 @@ mod tests {
         assert_eq!(guess_protocol(Transport::Udp, 389, 51000), "cldap");
         assert_eq!(guess_protocol(Transport::Tcp, 51000, 445), "smb");
         assert_eq!(guess_protocol(Transport::Tcp, 51000, 137), "other");
+        assert_eq!(guess_protocol(Transport::Udp, 1645, 1812), "radius");
+        assert_eq!(guess_protocol(Transport::Udp, 40000, 1646), "radius-acct");
         assert_eq!(guess_protocol(Transport::Tcp, 40000, 50000), "other");
     }
 
@@ -134,7 +145,7 @@ mod tests {
         );
         assert_eq!(
             default_ports(Transport::Udp),
-            [53, 88, 123, 137, 389, 464, 514, 1813]
+            [53, 88, 123, 137, 389, 464, 514, 1812, 1813]
         );
     }
 }

@@ -199,6 +199,7 @@ fn key_line(activity: &Value) -> String {
             ("rcode", number(activity, "rcode")),
         ],
         ("smb", kind) => smb_fields(activity, kind),
+        ("netbios" | "rdp" | "radius", _) => netbios_rdp_radius_fields(&protocol, &kind, activity),
         _ => Vec::new(),
     };
     let mut line = format!("{protocol}\t{kind}");
@@ -209,6 +210,60 @@ fn key_line(activity: &Value) -> String {
         line.push_str(&value.replace(['\t', '\n', '\r'], " "));
     }
     line
+}
+
+/// Key fields of NetBIOS name service, RDP and RADIUS activities (activities/README.md).
+fn netbios_rdp_radius_fields(
+    protocol: &str,
+    kind: &str,
+    activity: &Value,
+) -> Vec<(&'static str, String)> {
+    let response = activity["response"].as_bool().unwrap_or(false);
+    match (protocol, kind) {
+        ("netbios", _) => vec![
+            ("name", text(activity, "name")),
+            ("response", if response { "1" } else { "0" }.to_owned()),
+            (
+                "rcode",
+                if response {
+                    number(activity, "rcode")
+                } else {
+                    String::new()
+                },
+            ),
+            ("addresses", list(activity, "addresses")),
+            (
+                "names",
+                if response && kind == "NODE_STATUS" {
+                    activity["node_names"]
+                        .as_array()
+                        .map_or(0, Vec::len)
+                        .to_string()
+                } else {
+                    String::new()
+                },
+            ),
+        ],
+        ("rdp", "CONNECTION_REQUEST") => vec![
+            ("cookie", text(activity, "cookie")),
+            ("protocols", list(activity, "requested_protocols")),
+        ],
+        ("rdp", "CONNECTION_CONFIRM") => vec![
+            ("selected", text(activity, "selected_protocol")),
+            ("failure", text(activity, "failure_code")),
+        ],
+        ("rdp", "CLIENT_INFO") => vec![
+            ("client_name", text(activity, "client_name")),
+            ("build", number(activity, "client_build")),
+        ],
+        ("radius", _) => vec![
+            ("user", text(activity, "user_name")),
+            ("status", text(activity, "status_type")),
+            ("framed_ip", text(activity, "framed_ip")),
+            ("calling_station", text(activity, "calling_station_id")),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// The sensor's RFC 4515 filter text in the form tshark prints (activities/README.md): an and

@@ -21,6 +21,10 @@ Every top-level protocol layer of every frame is then looked at:
   tokens tshark finds inside its Authorization / WWW-Authenticate headers;
 * `smb` and `smb2` at the top level of a TCP frame with port 445 or 139 (see "smb" below), and
   the NTLMSSP and Kerberos tokens tshark finds inside their session setups.
+* `nbns` at the top level of a UDP frame with port 137;
+* `radius` at the top level of a UDP frame with port 1812 or 1813 (the default watch list);
+* `rdp` at the top level of a TCP frame with port 3389 (the layer tshark puts after `cotp` for
+  the X.224 Connection Request / Confirm, and after `t124` for the MCS Connect-Initial).
 
 Anything else (Kerberos, NTLMSSP or LDAP inside TDS, SMTP, ... and top-level layers on other
 ports) is out of scope and gives no line. A PDU tshark does not decode (a TCP
@@ -142,6 +146,43 @@ dcerpc (connection-oriented DCE-RPC, a `dcerpc` layer of a TCP frame on port 135
   Rule decided: the interface of a request and the outcome of a call are not in the key line:
   tshark's JSON names neither reliably (the interface only as a sub-dissector's layer name).
 
+netbios (UDP 137), every line with the keys name= response= rcode= addresses= names=
+  QUERY / RESPONSE  opcode 0, request / response, question (or first answer) type NB
+  NODE_STATUS  opcode 0, question (or first answer) type 33 (NBSTAT), either direction
+  REGISTRATION (opcode 5, or 15 multi-homed), REFRESH (8 or 9), RELEASE (6), WACK (7)
+  name      the first question's nbns.name, else the first record's, without tshark's
+            " (Workstation/Redirector)"-style description; tshark shows a NUL octet as <00>,
+            and the NULs padding the wildcard name "*" are removed (so "*<00><00>...<00>" with
+            15 <00> becomes "*<00>": the last <xx> is the suffix)
+  response  nbns.flags.response (0 or 1)
+  rcode     nbns.flags.rcode of a response, empty for a request
+  addresses every nbns.addr of the message, in order, comma-separated
+  names     nbns.number_of_names of a node status answer, else empty
+rdp (TCP 3389)
+  CONNECTION_REQUEST cookie=<rdp.rt_cookie without "Cookie: mstshash=", empty without one>
+            protocols=<rdp.negReq.requestedProtocols as names, comma-separated: SSL 0x1,
+            HYBRID 0x2, RDSTLS 0x4, HYBRID_EX 0x8, RDSAAD 0x10, RDP for 0; empty without
+            RDP_NEG_REQ>
+  CONNECTION_CONFIRM selected=<rdp.negReq.selectedProtocol (tshark's name for the RDP_NEG_RSP
+            field) as a name, as above; empty without RDP_NEG_RSP>
+            failure=<rdp.negFailure.failureCode as a decimal number, empty without one>
+  CLIENT_INFO client_name=<rdp.client.name> build=<rdp.client.build>  (MCS Connect-Initial with
+            client core data: standard RDP security only)
+  A Connection Request / Confirm without any RDP structure (an old client's, or the confirm
+  answering a request without RDP_NEG_REQ) has no rdp layer in tshark, only cotp (type 0x0e /
+  0x0d): it gives the same line, with empty keys (a cotp layer on port 3389 is read only then).
+  Nothing after the Connection Confirm of a connection that turned to TLS/CredSSP gives a line
+  (tshark dissects none of it as rdp either).
+radius (UDP 1812/1813), every line with the keys user= status= framed_ip= calling_station=
+  the type from radius.code: ACCESS_REQUEST 1, ACCESS_ACCEPT 2, ACCESS_REJECT 3,
+  ACCOUNTING_REQUEST 4, ACCOUNTING_RESPONSE 5, ACCESS_CHALLENGE 11, OTHER for any other code
+  user      the first radius.User_Name
+  status    the first radius.Acct_Status_Type by its RFC 2866 5.1 name: Start 1, Stop 2,
+            Interim-Update 3, Accounting-On 7, Accounting-Off 8 (another value: the number)
+  framed_ip the first radius.Framed-IP-Address (tshark 4.0 spells this one with dashes)
+  calling_station  the first radius.Calling_Station_Id
+  The authenticator is not in the line (the test configures no shared secret).
+
 Needs tshark (written against 4.0). Run from anywhere: testdata/pcaps/make-activities.py
 Optional arguments: capture paths (as in CAPTURES) to regenerate only those.
 """
@@ -207,6 +248,26 @@ CAPTURES = [
     "zeek/testing/btest/Traces/dns/long-connection.pcap",
     # HTTP / LDAP / SMB NTLM. Also NTLMSSP in DCE-RPC, SMTP, POP, IMAP, TDS: out of scope.
     "arkime/tests/pcap/ntlm_synthetic.pcap",
+    # NetBIOS name service. Not here: tcpdump nbns-valgrind.pcap (a crafted query cut inside
+    # its name: tshark and dcwatch both reject it; it is a parser unit test instead).
+    "arkime/tests/pcap/nbns.pcap",  # 46 registrations (and NetBIOS datagrams on 138: no line)
+    "nDPI/tests/cfgs/default/pcap/netbios.pcap",  # queries, answers, node status
+    # RADIUS. Not here: tcpdump RADIUS-RFC5176.pcap (Disconnect/CoA on port 3799, which is not
+    # watched; its Disconnect-Request is a parser unit test of the authenticator check).
+    "arkime/tests/pcap/radius.pcap",  # Accounting-Request Interim-Update and its response
+    "zeek/testing/btest/Traces/radius/radius.pcap",  # EAP Access-Request/-Challenge/-Accept
+    "zeek/testing/btest/Traces/radius/radius_localhost.pcap",  # with an Access-Reject
+    "tcpdump/tests/RADIUS-RFC4675.pcap",  # Access-Request with User-Password, Access-Accept
+    # RDP. Not here: zeek rdp-invalid-length.pcap (a Connection Confirm with a lying length:
+    # a parser unit test), rdp-unknown-keyboard.pcap (the same bytes as rdp-x509.pcap but for
+    # the keyboard layout), and the RDP-UDP captures (MS-RDPEUDP, not parsed).
+    "zeek/testing/btest/Traces/rdp/rdp-to-ssl.pcap",  # two connections turning to CredSSP
+    "zeek/testing/btest/Traces/rdp/rdp-proprietary-encryption.pcap",  # a failure, then client data
+    "zeek/testing/btest/Traces/rdp/rdp-x509.pcap",  # standard security: client core data
+    "zeek/testing/btest/Traces/rdp/rdp-no-cookie-mstshash.pcap",
+    "nDPI/tests/cfgs/default/pcap/rdp.pcap",
+    "nDPI/tests/cfgs/default/pcap/rdp_over_tls.pcap",
+    "suricata-verify/tests/rdp-protocol/RDP-003.pcap",  # no RDP_NEG_REQ/RSP, client core data
     # Samba 4.17 AD DC lab (dcwatch's lab.sh): realm LAB.EXAMPLE, DC 10.99.0.1
     "adlab/asreproast.pcap",
     "adlab/bruteforce.pcap",
@@ -788,6 +849,96 @@ def dcerpc_layer(layer):
     if kind in DCERPC_TOKEN_TYPES:
         out.extend(embedded_tokens(layer))
     return out
+# ---- NetBIOS name service ---------------------------------------------------------------
+
+NBNS_OPCODES = {"5": "REGISTRATION", "15": "REGISTRATION", "8": "REFRESH", "9": "REFRESH",
+                "6": "RELEASE", "7": "WACK"}
+
+
+def nbns_name(shown):
+    """tshark's nbns.name without its description, the wildcard's NUL padding removed."""
+    name = re.sub(r" \([^()]*\)$", "", shown)
+    match = re.match(r"^(.*?)((?:<00>)*)(<[0-9a-f]{2}>)$", name)
+    if match:
+        name = match.group(1) + match.group(3)
+    return name
+
+
+def nbns_layer(layer):
+    flags = child(layer, "nbns.flags_tree", [])
+    opcode = child(flags, "nbns.flags.opcode", "")
+    response = child(flags, "nbns.flags.response", "0")
+    entries = []
+    for section in ("Queries", "Answers", "Authoritative nameservers", "Additional records"):
+        entries.extend(entry for _, entry in pairs(child(layer, section, [])))
+    name = nbns_name(child(entries[0], "nbns.name", "")) if entries else ""
+    rtype = child(entries[0], "nbns.type", "") if entries else ""
+    if opcode == "0":
+        kind = "NODE_STATUS" if rtype == "33" else ("RESPONSE" if response == "1" else "QUERY")
+    else:
+        kind = NBNS_OPCODES.get(opcode, "TYPE_UNSPECIFIED")
+    addresses = [value for entry in entries for value in descendants(entry, "nbns.addr")]
+    names = first(layer, "nbns.number_of_names", "")
+    return [line("netbios", kind, ("name", name), ("response", response),
+                 ("rcode", child(flags, "nbns.flags.rcode", "") if response == "1" else ""),
+                 ("addresses", ",".join(addresses)), ("names", names))]
+
+
+# ---- RDP ---------------------------------------------------------------------------------
+
+RDP_PROTOCOLS = [(0x1, "SSL"), (0x2, "HYBRID"), (0x4, "RDSTLS"), (0x8, "HYBRID_EX"),
+                 (0x10, "RDSAAD")]
+
+
+def rdp_protocols(value):
+    if not value:
+        return ""
+    bits = int(value, 16)
+    if bits == 0:
+        return "RDP"
+    names = [name for flag, name in RDP_PROTOCOLS if bits & flag]
+    rest = bits & ~sum(flag for flag, _ in RDP_PROTOCOLS)
+    if rest:
+        names.append(hex(rest))
+    return ",".join(names)
+
+
+def rdp_layer(layer, cotp):
+    core = first(layer, "rdp.client.name", None)
+    if core is not None:
+        return [line("rdp", "CLIENT_INFO", ("client_name", core),
+                     ("build", first(layer, "rdp.client.build", "")))]
+    tpdu = child(cotp, "cotp.type", "")
+    if tpdu == "0x0e":
+        cookie = child(layer, "rdp.rt_cookie", "")
+        prefix = "Cookie: mstshash="
+        return [line("rdp", "CONNECTION_REQUEST",
+                     ("cookie", cookie[len(prefix):] if cookie.startswith(prefix) else ""),
+                     ("protocols", rdp_protocols(child(layer, "rdp.negReq.requestedProtocols"))))]
+    if tpdu == "0x0d":
+        failure = child(layer, "rdp.negFailure.failureCode")
+        return [line("rdp", "CONNECTION_CONFIRM",
+                     ("selected", rdp_protocols(child(layer, "rdp.negReq.selectedProtocol"))),
+                     ("failure", str(int(failure, 16)) if failure else ""))]
+    return []
+
+
+# ---- RADIUS ------------------------------------------------------------------------------
+
+RADIUS_CODES = {"1": "ACCESS_REQUEST", "2": "ACCESS_ACCEPT", "3": "ACCESS_REJECT",
+                "4": "ACCOUNTING_REQUEST", "5": "ACCOUNTING_RESPONSE", "11": "ACCESS_CHALLENGE"}
+ACCT_STATUS = {"1": "Start", "2": "Stop", "3": "Interim-Update", "7": "Accounting-On",
+               "8": "Accounting-Off"}
+RADIUS_PORTS = {1812, 1813}
+
+
+def radius_layer(layer):
+    status = first(layer, "radius.Acct_Status_Type", "")
+    return [line("radius", RADIUS_CODES.get(child(layer, "radius.code", ""), "OTHER"),
+                 ("user", first(layer, "radius.User_Name", "")),
+                 ("status", ACCT_STATUS.get(status, status)),
+                 ("framed_ip", first(layer, "radius.Framed-IP-Address", "")),
+                 ("calling_station", first(layer, "radius.Calling_Station_Id", "")))]
 
 
 # ---- driver ------------------------------------------------------------------------------
@@ -863,6 +1014,15 @@ def activities(capture):
                     (port_set & ({135} | {int(p) for p in epm_ports if p.isdigit()}) and not smb)
                     or (DCERPC_OVER_SMB and smb and port_set & SMB_PORTS)):
                 out.extend(dcerpc_layer(layer))
+            elif name == "nbns" and transport == "udp" and 137 in port_set:
+                out.extend(nbns_layer(layer))
+            elif name == "radius" and transport == "udp" and port_set & RADIUS_PORTS:
+                out.extend(radius_layer(layer))
+            elif name == "rdp" and transport == "tcp" and 3389 in port_set:
+                out.extend(rdp_layer(layer, child(layers, "cotp", [])))
+            elif name == "cotp" and transport == "tcp" and 3389 in port_set and \
+                    child(layers, "rdp") is None:
+                out.extend(rdp_layer([], layer))
     out.extend(request.render() for request in order)
     out.extend(request.render() for request in smb_state.order)
     return sorted(out)

@@ -44,6 +44,7 @@ pub const WATCHED: &[(&str, u16, &str)] = &[
     ("tcp", 139, "netbios-ssn"),
     ("tcp", 135, "dcerpc-epm"),
     ("tcp", 3389, "rdp"),
+    ("udp", 1812, "radius"),
     ("udp", 1813, "radius-acct"),
     ("udp", 514, "syslog"),
     ("tcp", 514, "syslog"),

@@ -3,8 +3,8 @@
 //! parsers), with a small memory budget so the caps bite. After every packet and at the end the
 //! budget must hold, and every activity must write as a valid JSON line.
 //!
-//! The first byte picks the server port (Kerberos, LDAP, DNS, WinRM, HTTP; UDP for the first
-//! three, TCP for all). Then records: a control byte (bit 0: from the server; bit 1: SYN; bit 2:
+//! The first byte picks the server port (Kerberos, LDAP, DNS, WinRM, HTTP, RDP, NetBIOS name
+//! service, RADIUS accounting; UDP for all but WinRM and HTTP, TCP for all). Then records: a control byte (bit 0: from the server; bit 1: SYN; bit 2:
 //! FIN; bit 3: RST; bit 4: UDP; bit 5: a second client port), a sequence delta (i8, from where
 //! the direction is), a length byte, and that many payload bytes.
 
@@ -21,7 +21,7 @@ use sensor_user::{
     flow::{FlowLimits, FragmentLimits},
 };
 
-const PORTS: [u16; 5] = [88, 389, 53, 5985, 80];
+const PORTS: [u16; 8] = [88, 389, 53, 5985, 80, 3389, 137, 1813];
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const MEMORY: usize = 256 * 1024;
@@ -56,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
         },
         fragments: FragmentLimits::default(),
         memory_bytes: MEMORY,
+        ..DissectLimits::default()
     });
     let mut activities = Vec::new();
     let mut scratch = Vec::new();

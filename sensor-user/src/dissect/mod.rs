@@ -11,7 +11,10 @@ mod gss;
 mod http;
 mod kerberos;
 mod ldap;
+mod netbios;
 mod ntlm;
+pub mod radius;
+mod rdp;
 mod session;
 mod smb;
 pub mod stream;
@@ -23,6 +26,7 @@ use dcwatch_proto::v1::Activity;
 use self::{
     dcerpc::LearnedEndpoints,
     ldap::Cldap,
+    radius::{RadiusSecrets, RadiusState},
     session::{Kind, Session},
     stream::Sink,
 };
@@ -95,6 +99,9 @@ pub struct DissectLimits {
     pub flows: FlowLimits,
     pub fragments: FragmentLimits,
     pub memory_bytes: usize,
+    /// Shared secrets to check RADIUS authenticators with (not a limit, but handed over the
+    /// same way).
+    pub radius: RadiusSecrets,
 }
 
 /// How often, in capture time, idle flows and stale fragments are looked for.
@@ -104,6 +111,7 @@ pub struct Dissector {
     flows: FlowTable<Session>,
     fragments: FragmentTable,
     cldap: Cldap,
+    radius: RadiusState,
     budget: MemoryBudget,
     counters: DissectCounters,
     next_expiry_ns: u64,
@@ -128,6 +136,7 @@ impl Dissector {
             flows: FlowTable::new(limits.flows, budget.clone()),
             fragments: FragmentTable::new(limits.fragments, budget.clone()),
             cldap: Cldap::new(budget.clone()),
+            radius: RadiusState::new(limits.radius),
             budget,
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
@@ -259,7 +268,14 @@ impl Dissector {
                     out,
                     counters: &mut self.counters,
                 };
-                session::datagram(kind, payload, &seen, &mut self.cldap, &mut sink);
+                session::datagram(
+                    kind,
+                    payload,
+                    &seen,
+                    &mut self.cldap,
+                    &mut self.radius,
+                    &mut sink,
+                );
             }
             TransportPacket::Fragment(_) | TransportPacket::Other => {}
         }
@@ -325,7 +341,7 @@ impl FlowHandler for Handler<'_> {
                     .contains(key.server, self.time_ns)
                     .then_some(Kind::DceRpc)
             })
-            .map(|kind| Session::new(kind, self.budget.clone()))
+            .and_then(|kind| Session::new(kind, self.budget.clone()))
     }
 
     fn event(

@@ -10,6 +10,8 @@ use super::{
     http::HttpSession,
     kerberos::KerberosStream,
     ldap::{Cldap, LdapSession},
+    radius::RadiusState,
+    rdp::RdpSession,
     smb::SmbSession,
     stream::{Feed, Malformed, PduStream, Sink, StreamProtocol},
 };
@@ -28,6 +30,11 @@ pub enum Kind {
     Http,
     Smb,
     DceRpc,
+    /// NetBIOS name service, UDP only.
+    Netbios,
+    /// RADIUS authentication and accounting, UDP only.
+    Radius,
+    Rdp,
 }
 
 impl Kind {
@@ -39,6 +46,9 @@ impl Kind {
             "http" | "winrm" => Some(Self::Http),
             "smb" | "netbios-ssn" => Some(Self::Smb),
             "dcerpc-epm" => Some(Self::DceRpc),
+            "netbios-ns" => Some(Self::Netbios),
+            "radius" | "radius-acct" => Some(Self::Radius),
+            "rdp" => Some(Self::Rdp),
             _ => None,
         }
     }
@@ -57,12 +67,21 @@ impl Kind {
 }
 
 /// A datagram on a watched UDP port: one message, one parse.
-pub fn datagram(kind: Kind, payload: &[u8], seen: &Seen, cldap: &mut Cldap, sink: &mut Sink<'_>) {
+pub fn datagram(
+    kind: Kind,
+    payload: &[u8],
+    seen: &Seen,
+    cldap: &mut Cldap,
+    radius: &mut RadiusState,
+    sink: &mut Sink<'_>,
+) {
     let parsed = match kind {
         Kind::Kerberos => super::kerberos::message(payload, seen, sink.out),
         Kind::Ldap => cldap.datagram(payload, seen, sink),
         Kind::Dns => super::dns::message(payload, seen, sink),
-        Kind::Http | Kind::Smb | Kind::DceRpc => {
+        Kind::Netbios => super::netbios::message(payload, seen, sink.out),
+        Kind::Radius => super::radius::message(payload, seen, radius, sink.out),
+        Kind::Http | Kind::Rdp | Kind::Smb | Kind::DceRpc => {
             sink.counters.unparsed_datagrams += 1;
             return;
         }
@@ -81,6 +100,7 @@ enum Protocol {
     Http(HttpSession),
     Smb(Box<SmbSession>),
     DceRpc(Box<DceRpc>),
+    Rdp(RdpSession),
 }
 
 impl StreamProtocol for Protocol {
@@ -92,6 +112,7 @@ impl StreamProtocol for Protocol {
             Self::Http(protocol) => protocol.frame(direction, bytes),
             Self::Smb(protocol) => protocol.frame(direction, bytes),
             Self::DceRpc(protocol) => protocol.frame(direction, bytes),
+            Self::Rdp(protocol) => protocol.frame(direction, bytes),
         }
     }
 
@@ -103,6 +124,7 @@ impl StreamProtocol for Protocol {
             Self::Http(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::Smb(protocol) => protocol.is_pdu_start(direction, bytes),
             Self::DceRpc(protocol) => protocol.is_pdu_start(direction, bytes),
+            Self::Rdp(protocol) => protocol.is_pdu_start(direction, bytes),
         }
     }
 
@@ -121,6 +143,7 @@ impl StreamProtocol for Protocol {
             Self::Http(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::Smb(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
             Self::DceRpc(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
+            Self::Rdp(protocol) => protocol.pdu(direction, pdu, truncated, seen, sink),
         }
     }
 
@@ -132,6 +155,7 @@ impl StreamProtocol for Protocol {
             Self::Http(protocol) => protocol.skip_after(direction),
             Self::Smb(protocol) => protocol.skip_after(direction),
             Self::DceRpc(protocol) => protocol.skip_after(direction),
+            Self::Rdp(protocol) => protocol.skip_after(direction),
         }
     }
 
@@ -143,6 +167,7 @@ impl StreamProtocol for Protocol {
             Self::Http(protocol) => protocol.is_done(direction),
             Self::Smb(protocol) => protocol.is_done(direction),
             Self::DceRpc(protocol) => protocol.is_done(direction),
+            Self::Rdp(protocol) => protocol.is_done(direction),
         }
     }
 
@@ -154,6 +179,7 @@ impl StreamProtocol for Protocol {
             Self::Http(protocol) => protocol.gap(direction),
             Self::Smb(protocol) => protocol.gap(direction),
             Self::DceRpc(protocol) => protocol.gap(direction),
+            Self::Rdp(protocol) => protocol.gap(direction),
         }
     }
 }
@@ -167,7 +193,8 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(kind: Kind, budget: MemoryBudget) -> Self {
+    /// `None` for a kind that has no stream form (a UDP-only protocol).
+    pub fn new(kind: Kind, budget: MemoryBudget) -> Option<Self> {
         let protocol = match kind {
             Kind::Kerberos => Protocol::Kerberos(KerberosStream),
             Kind::Ldap => Protocol::Ldap(Box::new(LdapSession::new(budget.clone()))),
@@ -178,12 +205,14 @@ impl Session {
                 dcwatch_proto::v1::Carrier::None,
                 budget.clone(),
             ))),
+            Kind::Rdp => Protocol::Rdp(RdpSession::default()),
+            Kind::Netbios | Kind::Radius => return None,
         };
-        Self {
+        Some(Self {
             protocol,
             to_server: PduStream::new(budget.clone()),
             to_client: PduStream::new(budget),
-        }
+        })
     }
 
     #[expect(
@@ -238,7 +267,7 @@ impl Session {
             Protocol::Http(http) => http.close(out),
             Protocol::Smb(smb) => smb.close(counters, out),
             Protocol::DceRpc(rpc) => rpc.close(out),
-            Protocol::Kerberos(_) | Protocol::Dns(_) => {}
+            Protocol::Kerberos(_) | Protocol::Dns(_) | Protocol::Rdp(_) => {}
         }
     }
 }

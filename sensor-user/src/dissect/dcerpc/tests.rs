@@ -246,7 +246,7 @@ fn a_pipe_carries_the_same_association() {
 fn a_tcp_session_on_port_135_is_dcerpc() {
     assert_eq!(Kind::for_tcp(135), Some(Kind::DceRpc));
     let budget = MemoryBudget::new(1 << 20);
-    let mut session = Session::new(Kind::DceRpc, budget.clone());
+    let mut session = Session::new(Kind::DceRpc, budget.clone()).expect("a stream protocol");
     let key = FlowKey {
         client: "172.16.5.10:50555".parse().expect("address"),
         server: "172.16.5.58:135".parse().expect("address"),
