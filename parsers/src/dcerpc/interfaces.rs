@@ -25,7 +25,7 @@ impl Interface {
     }
 }
 
-pub const DRSUAPI: Uuid = Uuid(0xe3514235_4b06_11d1_ab04_00c04fd2dcd2);
+pub const DRSUAPI: Uuid = Uuid(0xe3514235_4b06_11d1_ab04_00c04fc2dcd2);
 pub const SVCCTL: Uuid = Uuid(0x367abb81_9844_35f1_ad32_98f038001003);
 pub const SAMR: Uuid = Uuid(0x12345778_1234_abcd_ef00_0123456789ac);
 pub const LSARPC: Uuid = Uuid(0x12345778_1234_abcd_ef00_0123456789ab);

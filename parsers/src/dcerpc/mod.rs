@@ -305,7 +305,7 @@ impl RejectReason {
 }
 
 /// A UUID, held as the 128-bit number its canonical text spells (RFC 4122 field order), so
-/// constants read like the specifications: `Uuid(0xe3514235_4b06_11d1_ab04_00c04fd2dcd2)`.
+/// constants read like the specifications: `Uuid(0xe3514235_4b06_11d1_ab04_00c04fc2dcd2)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Uuid(pub u128);
 

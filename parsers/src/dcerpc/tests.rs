@@ -348,3 +348,49 @@ fn names_of_code_points() {
         Some("efsrpc")
     );
 }
+
+/// The interface UUIDs as the specifications print them (MS-DRSR 2.2, MS-SCMR 1.9, MS-SAMR 1.9,
+/// MS-LSAD 1.9, MS-NRPC 1.9, MS-SRVS 1.9, MS-WKST 1.9, C706 appendix O, MS-TSCH 1.9, MS-EFSR
+/// 1.9, MS-RPRN 1.9, MS-RRP 1.9, MS-DSSP 1.9): a constant written as a number once named
+/// DCSync's interface wrongly by one digit, and nothing else would have told.
+#[test]
+fn interface_uuids_read_as_the_specifications_print_them() {
+    let expected = [
+        ("drsuapi", "e3514235-4b06-11d1-ab04-00c04fc2dcd2"),
+        ("svcctl", "367abb81-9844-35f1-ad32-98f038001003"),
+        ("samr", "12345778-1234-abcd-ef00-0123456789ac"),
+        ("lsarpc", "12345778-1234-abcd-ef00-0123456789ab"),
+        ("netlogon", "12345678-1234-abcd-ef00-01234567cffb"),
+        ("srvsvc", "4b324fc8-1670-01d3-1278-5a47bf6ee188"),
+        ("wkssvc", "6bffd098-a112-3610-9833-46c3f87e345a"),
+        ("epm", "e1af8308-5d1f-11c9-91a4-08002b14a0fa"),
+        ("atsvc", "1ff70682-0a51-30e8-076d-740be8cee98b"),
+        ("efsrpc", "df1941c5-fe89-4e79-bf10-463657acf44d"),
+        ("spoolss", "12345678-1234-abcd-ef00-0123456789ab"),
+        ("winreg", "338cd001-2244-31f1-aaaa-900038001003"),
+        ("dssetup", "3919286a-b10c-11d0-9ba8-00c04fd92ef5"),
+    ];
+    let known = [
+        interfaces::DRSUAPI,
+        interfaces::SVCCTL,
+        interfaces::SAMR,
+        interfaces::LSARPC,
+        interfaces::NETLOGON,
+        interfaces::SRVSVC,
+        interfaces::WKSSVC,
+        interfaces::EPM,
+        interfaces::ATSVC,
+        interfaces::EFSRPC,
+        interfaces::SPOOLSS,
+        interfaces::WINREG,
+        interfaces::DSSETUP,
+    ];
+    for ((name, text), uuid) in expected.into_iter().zip(known) {
+        assert_eq!(uuid.to_string(), text, "{name}");
+        assert_eq!(
+            interfaces::interface(uuid).map(|interface| interface.name),
+            Some(name),
+            "{name}"
+        );
+    }
+}
