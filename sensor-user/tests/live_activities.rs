@@ -113,3 +113,100 @@ fn ldap_lab_capture_live_matches_replay() {
 fn kerberos_lab_capture_live_matches_replay() {
     live_matches_replay("kerberos.pcap", 50);
 }
+
+/// The TCP ports of an Ethernet + IPv4 frame (the lab's captures have nothing else).
+fn tcp_ports(frame: &[u8]) -> Option<(u16, u16)> {
+    const ETHERNET: usize = 14;
+    if frame.get(12..14)? != [0x08, 0x00] || *frame.get(ETHERNET + 9)? != 6 {
+        return None;
+    }
+    let header = usize::from(frame.get(ETHERNET)? & 0x0f) * 4;
+    let tcp = frame.get(ETHERNET + header..ETHERNET + header + 4)?;
+    Some((
+        u16::from_be_bytes([tcp[0], tcp[1]]),
+        u16::from_be_bytes([tcp[2], tcp[3]]),
+    ))
+}
+
+/// DCSync in the lab: impacket asks the endpoint mapper (TCP 135) where DRSUAPI is, then
+/// connects to the dynamic port it announced, which no configuration lists. The port must be
+/// dropped by the XDP filter before the announcement and captured after it, so that live
+/// capture gives the DsGetNCChanges calls replay gives.
+#[test]
+fn a_port_an_endpoint_mapper_announces_is_captured_from_then_on() {
+    let path = lab_capture("dcsync.pcap");
+    let replayed = replayed(&path);
+    let announced: Vec<u16> = replayed
+        .keys()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .flat_map(|activity| {
+            activity["endpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|endpoint| endpoint.as_str()?.rsplit(':').next()?.parse().ok())
+                .collect::<Vec<u16>>()
+        })
+        .collect();
+    let &[drsuapi] = announced.as_slice() else {
+        panic!("expected one announced port, got {announced:?}");
+    };
+    assert!(
+        replayed.keys().any(|line| line.contains("DsGetNCChanges")),
+        "replay sees the DCSync call"
+    );
+    let frames = frames(&path);
+    let first_on_port = frames
+        .iter()
+        .position(|frame| {
+            tcp_ports(frame).is_some_and(|(src, dst)| src == drsuapi || dst == drsuapi)
+        })
+        .expect("the capture reaches the announced port");
+
+    let peer = NetNs::create("dcwp").expect("sender namespace");
+    let capture = NetNs::create("dcwp").expect("capture namespace");
+    let veth = VethPair::create(&peer, &capture).expect("veth pair");
+    let run = RunDir::create().expect("run directory");
+    let args = run.run_args(&[&veth.receiver], &["--mode", "mirror", "--output", "json"]);
+    let process = SensorProcess::start(&capture, Path::new(SENSOR), &args, 1).expect("starts");
+    let probe = dcwatch_tests::frames::tcp_v4(drsuapi, &[0; 8]);
+    send_frames(&peer, &veth.sender, [probe.as_slice()]).expect("send the probe");
+    let stats = stats_file::wait_for(&run.stats, "seen", 1, Duration::from_secs(15))
+        .expect("the probe seen");
+    assert_eq!(
+        stats_file::counter(&stats, "matched"),
+        0,
+        "the port is not watched before the announcement"
+    );
+    send_frames(
+        &peer,
+        &veth.sender,
+        frames[..first_on_port].iter().map(Vec::as_slice),
+    )
+    .expect("send up to the announcement");
+    stats_file::wait_for(&run.stats, "rpc_ports_learned", 1, Duration::from_secs(15))
+        .expect("the announced port learned");
+    send_frames(
+        &peer,
+        &veth.sender,
+        frames[first_on_port..].iter().map(Vec::as_slice),
+    )
+    .expect("send the rest");
+    stats_file::wait_for(
+        &run.stats,
+        "seen",
+        1 + frames.len() as u64,
+        Duration::from_secs(15),
+    )
+    .expect("every frame seen");
+    let finished = process.stop().expect("sensor stops");
+    assert!(finished.status.success(), "{:?}", finished.stderr);
+    let stats = stats_file::read(&run.stats).expect("final stats");
+    assert_eq!(stats_file::counter(&stats, "rpc_ports_watched"), 1);
+    assert_eq!(stats_file::counter(&stats, "ringbuf_full"), 0);
+    assert_eq!(
+        activities(finished.stdout),
+        replayed,
+        "live capture, learning the port, gives replay's activities"
+    );
+}
