@@ -10,7 +10,7 @@ use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -20,7 +20,7 @@ use std::{
 };
 
 use dcwatch_proto::{json::write_json_line, v1::ActivityBatch};
-use dcwatch_tests::corpus;
+use dcwatch_tests::{backend_process::BackendProcess, corpus};
 use prost::Message as _;
 use serde_json::Value;
 
@@ -67,86 +67,17 @@ fn run_backend(args: &[&str], data_dir: &Path) -> String {
     String::from_utf8(output.stdout).expect("UTF-8")
 }
 
-/// A `dcwatch-backend serve` process; killed when dropped.
-struct Backend {
-    child: Child,
-    address: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
+/// A `dcwatch-backend serve` process on 127.0.0.1; killed when dropped.
+struct Backend;
 
 impl Backend {
-    fn start(data_dir: &Path) -> Self {
+    fn start(data_dir: &Path) -> BackendProcess {
         Self::start_with(Command::new(backend_bin()), data_dir)
     }
 
     /// `command` runs the backend binary (in a namespace, say).
-    fn start_with(mut command: Command, data_dir: &Path) -> Self {
-        let mut child = command
-            .args([
-                "--log-level",
-                "debug",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("dcwatch-backend serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, address) = std::sync::mpsc::channel();
-        let lines = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, address)) = line.split_once("listening on ") {
-                    drop(found.send(address.trim().to_owned()));
-                }
-                let mut log = lines.lock().expect("log");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let address = address
-            .recv_timeout(WAIT)
-            .expect("the backend says where it listens")
-            .parse()
-            .expect("an address");
-        Self {
-            child,
-            address,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().expect("log").clone()
-    }
-
-    /// Waits (a little) for the backend to log `text`.
-    fn logged(&self, text: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.log().contains(text) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// SIGKILL: no goodbye to open streams.
-    fn kill(mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
+    fn start_with(command: Command, data_dir: &Path) -> BackendProcess {
+        BackendProcess::start(command, "127.0.0.1:0", data_dir).expect("dcwatch-backend serve")
     }
 }
 
@@ -398,7 +329,7 @@ fn replay_streams_exactly_what_it_prints() {
     let expected = expected();
     let setup = Setup::new();
     let backend = Backend::start(&setup.data_dir());
-    let url = format!("https://localhost:{}", backend.address.port());
+    let url = backend.url();
     let output = setup.replay(&capture(), &url, &setup.token, 60);
     assert_success(&output);
     assert_eq!(setup.stored(), expected, "{}", backend.log());
@@ -437,10 +368,30 @@ fn an_unreadable_ca_fails_at_start() {
 }
 
 #[test]
+fn a_backend_another_ca_signed_is_refused_with_a_clear_error() {
+    let setup = Setup::new();
+    let backend = Backend::start(&setup.data_dir());
+    // A second backend's CA: a valid CA, not the one that signed this backend's certificate.
+    let other = tempfile::tempdir().expect("temporary directory");
+    Backend::start(other.path()).kill();
+    std::fs::copy(other.path().join("tls/ca.pem"), setup.ca()).expect("the wrong CA in place");
+    let output = setup.replay(&capture(), &backend.url(), &setup.token, 3);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+    assert!(
+        stderr.contains("not one the CA given with --ca"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stay in spool"), "{stderr}");
+    assert!(setup.stored().is_empty(), "nothing reached the backend");
+}
+
+#[test]
 fn a_refused_token_fails_at_once() {
     let setup = Setup::new();
     let backend = Backend::start(&setup.data_dir());
-    let url = format!("https://localhost:{}", backend.address.port());
+    let url = backend.url();
     let started = Instant::now();
     let output = setup.replay(&capture(), &url, "not-the-token", 60);
     assert!(!output.status.success());
@@ -527,7 +478,7 @@ fn a_sensor_killed_with_its_spool_full_sends_everything_at_its_next_start() {
     sensor.wait().expect("reaped");
 
     let backend = Backend::start(&setup.data_dir());
-    let url = format!("https://localhost:{}", backend.address.port());
+    let url = backend.url();
     let output = setup.replay(&setup.empty_capture(), &url, &setup.token, 60);
     assert_success(&output);
     assert_eq!(setup.stored(), expected, "{}", backend.log());
@@ -615,7 +566,7 @@ fn a_corrupted_spool_record_is_skipped_counted_and_the_rest_arrives() {
 
     let empty = setup.empty_capture();
     let backend = Backend::start(&setup.data_dir());
-    let url = format!("https://localhost:{}", backend.address.port());
+    let url = backend.url();
     let output = setup.replay(&empty, &url, &setup.token, 60);
     assert_success(&output);
 
@@ -663,7 +614,7 @@ fn live_run_streams_what_it_prints() {
         ),
     )
     .expect("config");
-    let url = format!("https://localhost:{}", backend.address.port());
+    let url = backend.url();
     let ca = setup.ca().to_string_lossy().into_owned();
     let spool = setup.spool().to_string_lossy().into_owned();
     let args = run.run_args(

@@ -5,6 +5,7 @@
 //! Deliberately free of the sensor's own crates, so `cargo xtask` can use it before the eBPF
 //! toolchain is installed.
 
+pub mod backend_process;
 pub mod corpus;
 pub mod frames;
 pub mod netns;

@@ -455,13 +455,24 @@ fn send_counters(
     drop(outbound.try_send(message));
 }
 
+/// The error and its causes, each said once: layers that repeat their cause's text (rustls
+/// under hyper under tonic) are not written twice. A certificate the CA did not sign gets a hint.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
+    }
+    if text.contains("invalid peer certificate") {
+        text.push_str(
+            " (the backend's certificate is not one the CA given with --ca / backend.ca signed, \
+             or not for this host name)",
+        );
     }
     text
 }
@@ -469,6 +480,40 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1
+                .as_deref()
+                .map(|layer| layer as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        let rustls = Layer("invalid peer certificate: BadSignature", None);
+        let hyper = Layer(
+            "invalid peer certificate: BadSignature",
+            Some(Box::new(rustls)),
+        );
+        let tonic = Layer("transport error", Some(Box::new(hyper)));
+        let text = error_chain(&tonic);
+        assert!(
+            text.starts_with("transport error: invalid peer certificate: BadSignature ("),
+            "{text}"
+        );
+        assert_eq!(text.matches("BadSignature").count(), 1, "{text}");
+        assert!(text.contains("--ca"), "{text}");
+    }
 
     #[test]
     fn loopback_hosts() {

@@ -1,0 +1,116 @@
+//! `dcwatch-backend serve` as a process for the tests, the end-to-end run and the demo: started
+//! with a data folder, its listening address read from its log, killed when dropped.
+
+use std::{
+    io::{self, BufRead as _, BufReader},
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// How long the backend may take to say where it listens (it makes its CA on a first start).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct BackendProcess {
+    child: Child,
+    pub address: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl BackendProcess {
+    /// Runs `command` (the backend binary, or `ip netns exec NS` followed by it) with
+    /// `serve --listen LISTEN --data-dir DATA_DIR` and debug logs.
+    pub fn start(mut command: Command, listen: &str, data_dir: &Path) -> io::Result<Self> {
+        let mut child = command
+            .args([
+                "--log-level",
+                "debug",
+                "serve",
+                "--listen",
+                listen,
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| io::Error::other("no stderr"))?;
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, address) = std::sync::mpsc::channel();
+        let lines = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, address)) = line.split_once("listening on ") {
+                    drop(found.send(address.trim().to_owned()));
+                }
+                if let Ok(mut log) = lines.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+        let address = match address.recv_timeout(START_TIMEOUT) {
+            Ok(address) => address,
+            Err(_) => {
+                drop(child.kill());
+                drop(child.wait());
+                let log = log.lock().map(|log| log.clone()).unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "the backend never said where it listens: {log}"
+                )));
+            }
+        };
+        let address = address
+            .parse()
+            .map_err(|error| io::Error::other(format!("{address:?}: {error}")))?;
+        Ok(Self {
+            child,
+            address,
+            log,
+        })
+    }
+
+    /// `https://localhost:PORT`: the name its generated certificate carries.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.address.port())
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    /// Waits (a little) for the backend to log `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.log().contains(text) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// SIGKILL: no goodbye to open streams.
+    pub fn kill(mut self) {
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        drop(self.child.kill());
+        drop(self.child.wait());
+    }
+}
+
+impl Drop for BackendProcess {
+    fn drop(&mut self) {
+        self.reap();
+    }
+}
