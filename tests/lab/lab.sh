@@ -295,6 +295,10 @@ provision() {
     sed -i '/dns forwarder/d' "$SMB_CONF"
     # Simple binds on 389 without TLS, so the lab shows cleartext LDAP binds and their brute force.
     sed -i '/^\[global\]/a\	ldap server require strong auth = no' "$SMB_CONF"
+    # No SMB3 encryption, as on a Windows DC (which offers it but requires it of no share):
+    # impacket encrypts whenever the server offers it, and then psexec's SVCCTL calls, SAMR
+    # enumeration and file names are only ENCRYPTED metadata to the sensor.
+    sed -i '/^\[global\]/a\	server smb encrypt = off' "$SMB_CONF"
     # A share anyone in the domain can write to: file access, and psexec's upload.
     printf '\n[share]\n\tpath = %s\n\tread only = No\n' "$DC/share" >>"$SMB_CONF"
     log "provisioned in $((SECONDS - started)) s"

@@ -152,6 +152,11 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// The folder itself, removed with everything in it when the guard drops.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn create() -> io::Result<Self> {
         let path = std::env::temp_dir().join(format!("dcwatch-run-{}", unique_suffix()));
         std::fs::create_dir_all(&path)?;

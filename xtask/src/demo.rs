@@ -60,8 +60,12 @@ fn watch_the_lab(sensor: &Path) -> anyhow::Result<()> {
 }
 
 fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
+    let backend = e2e::LabBackend::start(sensor)?;
+    println!(
+        "dcwatch-backend is up in the sensor's namespace; the sensor streams every activity to it"
+    );
     for scenario in lab::scenario_names()? {
-        let played = e2e::play(sensor, &scenario)?;
+        let played = e2e::play(sensor, &scenario, &backend)?;
         println!(
             "\n== {scenario}: {} activities from {} frames",
             played.activities.len(),
@@ -89,9 +93,15 @@ fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
         }
     }
     println!(
-        "\nThe lab stays up and the sensor keeps watching its mirror, one activity per line: \
-         play with `cargo xtask lab exec client '...'` in another terminal. Ctrl-C stops the \
-         sensor and takes the lab down."
+        "\nThe backend stored {} activities (query them with `dcwatch-backend activities \
+         --data-dir {} --json`).",
+        backend.stored()?.len(),
+        backend.data_dir().display()
+    );
+    println!(
+        "\nThe lab stays up and the sensor keeps watching its mirror, one activity per line, \
+         streaming to the backend: play with `cargo xtask lab exec client '...'` in another \
+         terminal. Ctrl-C stops the sensor and takes the lab down."
     );
     // Ctrl-C is for the sensor: this process waits for it, then tears the lab down.
     // SAFETY: SIG_IGN is a valid disposition for SIGINT; no handler of ours is replaced.
@@ -108,11 +118,16 @@ fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
             "--output",
             "json",
         ])
+        .args(backend.sensor_args())
         .status()
         .context("running the sensor")?;
     if !status.success() {
         bail!("the sensor exited with {status}");
     }
+    println!(
+        "\nThe backend stored {} activities in all.",
+        backend.stored()?.len()
+    );
     Ok(())
 }
 

@@ -5,10 +5,16 @@
 //! while it ran. The lab (tests/lab/lab.sh) is brought up first and taken down at the end
 //! unless `--keep` is given.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use dcwatch_tests::{
+    backend_process::BackendProcess,
     sensor_process::{RunDir, SensorProcess},
     stats_file,
 };
@@ -38,8 +44,11 @@ fn is(activity: &Value, protocol: &str, kind: &str) -> bool {
     field(activity, "protocol") == protocol && field(activity, "type") == kind
 }
 
-/// The activities each scenario must produce, from what the protocols parsed so far can see
-/// (SMB and DCE-RPC scenarios are checked for loss only until those protocols are parsed).
+fn succeeded(activity: &Value) -> bool {
+    activity["outcome"]["status"] == "SUCCESS"
+}
+
+/// The activities each scenario must produce.
 fn expectations(scenario: &str) -> Vec<Expectation> {
     match scenario {
         "benign" => vec![
@@ -63,6 +72,31 @@ fn expectations(scenario: &str) -> Vec<Expectation> {
                 at_least: 1,
                 matches: |a| is(a, "dns", "QUERY"),
             },
+            Expectation {
+                what: "an SMB logon of alice with NTLM",
+                at_least: 1,
+                matches: |a| {
+                    is(a, "smb", "SESSION_SETUP")
+                        && field(a, "mechanism") == "NTLM"
+                        && field(a, "user") == "alice"
+                        && succeeded(a)
+                },
+            },
+            Expectation {
+                what: "an SMB logon with Kerberos (its AP-REQ carried by SMB)",
+                at_least: 1,
+                matches: |a| is(a, "kerberos", "AP_REQ") && field(a, "carrier") == "SMB",
+            },
+            Expectation {
+                what: "the share connected",
+                at_least: 1,
+                matches: |a| is(a, "smb", "TREE_CONNECT") && field(a, "share").ends_with("\\share"),
+            },
+            Expectation {
+                what: "readme.txt opened",
+                at_least: 1,
+                matches: |a| is(a, "smb", "CREATE") && field(a, "file_name") == "readme.txt",
+            },
         ],
         "kerberoast" => vec![Expectation {
             // impacket asks for the ticket by the account's name rather than its SPN.
@@ -73,6 +107,73 @@ fn expectations(scenario: &str) -> Vec<Expectation> {
                     && (field(a, "service") == "svc_sql"
                         || field(a, "service").starts_with("MSSQLSvc/"))
                     && a["ticket_etype"] == 23
+            },
+        }],
+        "dcsync" => vec![
+            Expectation {
+                what: "the endpoint mapper asked where DRSUAPI is",
+                at_least: 1,
+                matches: |a| {
+                    is(a, "dcerpc", "REQUEST")
+                        && field(a, "operation") == "ept_map"
+                        && a["endpoints"]
+                            .as_array()
+                            .is_some_and(|list| !list.is_empty())
+                },
+            },
+            Expectation {
+                what: "DsGetNCChanges calls (DCSync) on the port it announced",
+                at_least: 1,
+                matches: |a| {
+                    is(a, "dcerpc", "REQUEST")
+                        && field(a, "interface_name") == "drsuapi"
+                        && field(a, "operation") == "DsGetNCChanges"
+                },
+            },
+        ],
+        "pass-the-hash" => vec![Expectation {
+            what: "an NTLM logon of Administrator over SMB",
+            at_least: 1,
+            matches: |a| {
+                is(a, "ntlm", "AUTHENTICATE")
+                    && field(a, "carrier") == "SMB"
+                    && field(a, "user") == "Administrator"
+                    && succeeded(a)
+            },
+        }],
+        "bruteforce-ntlm" => vec![Expectation {
+            what: "SMB logons refused with STATUS_LOGON_FAILURE",
+            at_least: 3,
+            matches: |a| {
+                is(a, "smb", "SESSION_SETUP") && a["outcome"]["name"] == "STATUS_LOGON_FAILURE"
+            },
+        }],
+        "recon-samr" => vec![
+            Expectation {
+                what: "SAMR user enumeration over a named pipe",
+                at_least: 1,
+                matches: |a| {
+                    is(a, "dcerpc", "REQUEST")
+                        && field(a, "operation") == "SamrEnumerateUsersInDomain"
+                        && field(a, "carrier") == "SMB"
+                },
+            },
+            Expectation {
+                what: "LSA lookups",
+                at_least: 1,
+                matches: |a| is(a, "dcerpc", "REQUEST") && field(a, "interface_name") == "lsarpc",
+            },
+        ],
+        "psexec" => vec![Expectation {
+            // Samba has no service control manager to create it with: the call faults.
+            what: "a service created through SVCCTL, with its name and binary path",
+            at_least: 1,
+            matches: |a| {
+                is(a, "dcerpc", "REQUEST")
+                    && field(a, "interface_name") == "svcctl"
+                    && field(a, "operation").starts_with("RCreateService")
+                    && !field(a, "service_name").is_empty()
+                    && field(a, "binary_path").ends_with(".exe")
             },
         }],
         "asreproast" => vec![Expectation {
@@ -116,8 +217,8 @@ pub struct Totals {
     pub failed: u64,
 }
 
-pub fn run(scenarios: &[String], keep: bool) -> anyhow::Result<()> {
-    let totals = play_all(scenarios, keep)?;
+pub fn run(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyhow::Result<()> {
+    let totals = play_all(scenarios, keep, save)?;
     if totals.failed > 0 {
         bail!(
             "{} of {} scenario(s) failed",
@@ -128,33 +229,47 @@ pub fn run(scenarios: &[String], keep: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Brings the lab up, plays `scenarios` (all when empty) with the checks of each, and takes the
-/// lab down unless `keep`. A failing scenario is reported and counted; the others still play.
-pub fn play_all(scenarios: &[String], keep: bool) -> anyhow::Result<Totals> {
+/// Brings the lab and a backend up, plays `scenarios` (all when empty) with the checks of each,
+/// and takes the lab down unless `keep`. A failing scenario is reported and counted; the others
+/// still play. With `save`, each scenario's activities are written to `DIR/SCENARIO.jsonl`.
+pub fn play_all(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyhow::Result<Totals> {
     shell::require_root("e2e")?;
     let sensor = shell::build_sensor("e2e")?;
     lab::run(LabTask::Up)?;
+    let played = play_with_backend(&sensor, scenarios, save);
+    if !keep {
+        lab::run(LabTask::Down)?;
+    }
+    played
+}
+
+fn play_with_backend(
+    sensor: &Path,
+    scenarios: &[String],
+    save: Option<&Path>,
+) -> anyhow::Result<Totals> {
+    let backend = LabBackend::start(sensor)?;
     let scenarios = if scenarios.is_empty() {
         lab::scenario_names()?
     } else {
         scenarios.to_vec()
     };
+    if let Some(dir) = save {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let mut failures = Vec::new();
     println!(
         "{:<22} {:>10} {:>8}  result",
         "scenario", "activities", "frames"
     );
     for scenario in &scenarios {
-        match check(&sensor, scenario) {
+        match check(sensor, scenario, &backend, save) {
             Ok((activities, frames)) => println!("{scenario:<22} {activities:>10} {frames:>8}  ok"),
             Err(failure) => {
                 println!("{scenario:<22} {:>10} {:>8}  FAILED: {failure:#}", "-", "-");
                 failures.push(scenario.clone());
             }
         }
-    }
-    if !keep {
-        lab::run(LabTask::Down)?;
     }
     if !failures.is_empty() {
         eprintln!("e2e: failed: {}", failures.join(", "));
@@ -165,24 +280,107 @@ pub fn play_all(scenarios: &[String], keep: bool) -> anyhow::Result<Totals> {
     })
 }
 
+/// `dcwatch-backend` in the sensor's namespace, on its loopback, with a token for the sensor:
+/// every scenario's activities are streamed to it, and must all arrive.
+pub struct LabBackend {
+    bin: PathBuf,
+    dir: RunDir,
+    token: String,
+    process: BackendProcess,
+}
+
+impl LabBackend {
+    /// Starts the backend built beside `sensor`.
+    pub fn start(sensor: &Path) -> anyhow::Result<Self> {
+        let bin = sensor.with_file_name("dcwatch-backend");
+        let dir = RunDir::create()?;
+        let data = dir.path().join("backend");
+        let token = shell::stdout_of(
+            Command::new(&bin)
+                .args(["token", "add", "lab-sensor", "--data-dir"])
+                .arg(&data),
+        )
+        .context("adding the sensor's token")?
+        .trim()
+        .to_owned();
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", SENSOR_NAMESPACE]).arg(&bin);
+        let process = BackendProcess::start(command, "127.0.0.1:0", &data)
+            .context("starting dcwatch-backend")?;
+        Ok(Self {
+            bin,
+            dir,
+            token,
+            process,
+        })
+    }
+
+    /// What `dcwatch-sensor run` needs to stream to it.
+    pub fn sensor_args(&self) -> Vec<String> {
+        let data = self.dir.path().join("backend");
+        vec![
+            "--backend".to_owned(),
+            self.process.url(),
+            "--token".to_owned(),
+            self.token.clone(),
+            "--ca".to_owned(),
+            data.join("tls/ca.pem").to_string_lossy().into_owned(),
+            "--spool-dir".to_owned(),
+            self.dir.path().join("spool").to_string_lossy().into_owned(),
+        ]
+    }
+
+    /// Every activity stored, as the JSON lines the sensor prints.
+    pub fn stored(&self) -> anyhow::Result<Vec<String>> {
+        let out = shell::stdout_of(
+            Command::new(&self.bin)
+                .args(["activities", "--json", "--data-dir"])
+                .arg(self.data_dir()),
+        )
+        .context("querying the backend")?;
+        Ok(out.lines().map(str::to_owned).collect())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("backend")
+    }
+}
+
+/// How many of each line.
+fn multiset(lines: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for line in lines {
+        *counts.entry(line).or_insert(0) += 1;
+    }
+    counts
+}
+
 /// What the sensor reported while one scenario played.
 pub struct Played {
     pub activities: Vec<Value>,
+    /// The JSON lines as printed.
+    pub lines: Vec<String>,
     /// Frames the sensor delivered from the ring.
     pub frames: u64,
 }
 
-/// Runs the sensor on the mirror while `scenario` plays; checks that no frame was lost.
-pub fn play(sensor: &Path, scenario: &str) -> anyhow::Result<Played> {
+/// Runs the sensor on the mirror while `scenario` plays, streaming to `backend`; checks that
+/// no frame was lost.
+pub fn play(sensor: &Path, scenario: &str, backend: &LabBackend) -> anyhow::Result<Played> {
     let run = RunDir::create()?;
+    let mut extra = vec![
+        "--mode".to_owned(),
+        "mirror".to_owned(),
+        "--output".to_owned(),
+        "json".to_owned(),
+    ];
+    extra.extend(backend.sensor_args());
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let mut command = Command::new("ip");
     command
         .args(["netns", "exec", SENSOR_NAMESPACE])
         .arg(sensor)
-        .args(run.run_args(
-            &[MIRROR_INTERFACE],
-            &["--mode", "mirror", "--output", "json"],
-        ));
+        .args(run.run_args(&[MIRROR_INTERFACE], &extra));
     let process = SensorProcess::spawn(command, 1).context("starting the sensor")?;
     let played = lab::run(LabTask::Scenario {
         names: vec![scenario.to_owned()],
@@ -207,6 +405,9 @@ pub fn play(sensor: &Path, scenario: &str) -> anyhow::Result<Played> {
     if counter("delivered") != counter("copied") || counter("decode_errors") != 0 {
         bail!("frames lost after the ring: {stats:?}");
     }
+    if counter("spool_batches") != 0 || counter("spool_evicted_batches") != 0 {
+        bail!("activities not acknowledged by the backend: {stats:?}");
+    }
     let activities: Vec<Value> = finished
         .stdout
         .iter()
@@ -215,13 +416,40 @@ pub fn play(sensor: &Path, scenario: &str) -> anyhow::Result<Played> {
         .context("an activity that is not JSON")?;
     Ok(Played {
         activities,
+        lines: finished.stdout,
         frames: counter("delivered"),
     })
 }
 
-/// Plays `scenario` and checks the activities it must produce.
-fn check(sensor: &Path, scenario: &str) -> anyhow::Result<(usize, u64)> {
-    let Played { activities, frames } = play(sensor, scenario)?;
+/// Plays `scenario` and checks the activities it must produce, and that the backend received
+/// exactly what the sensor printed.
+fn check(
+    sensor: &Path,
+    scenario: &str,
+    backend: &LabBackend,
+    save: Option<&Path>,
+) -> anyhow::Result<(usize, u64)> {
+    let before = multiset(backend.stored()?);
+    let Played {
+        activities,
+        lines,
+        frames,
+    } = play(sensor, scenario, backend)?;
+    if let Some(dir) = save {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(dir.join(format!("{scenario}.jsonl")), text)?;
+    }
+    let mut arrived = multiset(backend.stored()?);
+    for (line, count) in before {
+        if let Some(now) = arrived.get_mut(&line) {
+            *now -= count;
+        }
+    }
+    arrived.retain(|_, count| *count > 0);
+    if arrived != multiset(lines) {
+        bail!("the backend did not store exactly what the sensor printed");
+    }
     for expectation in expectations(scenario) {
         let found = activities
             .iter()

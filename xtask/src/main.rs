@@ -58,6 +58,9 @@ enum Task {
         /// Leave the lab running afterwards.
         #[arg(long)]
         keep: bool,
+        /// Write each scenario's activities to DIR/SCENARIO.jsonl.
+        #[arg(long, value_name = "DIR")]
+        save: Option<std::path::PathBuf>,
     },
     /// The Samba Active Directory lab (tests/lab/lab.sh, as root): a domain controller, a client
     /// with attack tools and a mirror port for the sensor, in network namespaces. `cargo xtask lab
@@ -74,7 +77,11 @@ fn main() -> anyhow::Result<()> {
         Task::Test { no_e2e } => test::run(!no_e2e),
         Task::Demo { captures, rounds } => demo::run(rounds, !captures),
         Task::Bench => bench::run(),
-        Task::E2e { scenarios, keep } => e2e::run(&scenarios, keep),
+        Task::E2e {
+            scenarios,
+            keep,
+            save,
+        } => e2e::run(&scenarios, keep, save.as_deref()),
         Task::Lab { task } => lab::run(task),
     }
 }

@@ -69,6 +69,21 @@ pub fn output(command: &mut Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Runs `command` and returns its standard output, or an error with its standard error.
+pub fn stdout_of(command: &mut Command) -> anyhow::Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("starting {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// `cargo`, as the one running this task (falls back to PATH).
 pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -98,8 +113,13 @@ pub fn build_sensor(task: &str) -> anyhow::Result<std::path::PathBuf> {
     crate::setup::run()?;
     require_root(task)?;
     let root = workspace_root();
-    run(cargo()
-        .current_dir(&root)
-        .args(["build", "--release", "-p", "sensor-user"]))?;
+    run(cargo().current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "sensor-user",
+        "-p",
+        "dcwatch-backend",
+    ]))?;
     Ok(root.join("target/release/dcwatch-sensor"))
 }

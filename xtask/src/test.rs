@@ -40,7 +40,7 @@ pub fn run(end_to_end: bool) -> anyhow::Result<()> {
     let mut totals = shell::run_tests(cargo().current_dir(&root).args(["test", "--release"]))?;
     if end_to_end {
         // Each lab scenario counts as one test.
-        let scenarios = crate::e2e::play_all(&[], false)?;
+        let scenarios = crate::e2e::play_all(&[], false, None)?;
         totals.passed += scenarios.passed;
         totals.failed += scenarios.failed;
     }
