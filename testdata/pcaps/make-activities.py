@@ -282,6 +282,10 @@ CAPTURES = [
     "adlab/recon-rpc.pcap",
     "adlab/smb-kerberos.pcap",  # 3 KRB-ERRORs carry the literal realm "<unspecified realm>"
     "adlab/smb-ntlm.pcap",
+    # The project's own lab (tests/lab, SMB encryption off): psexec, SAMR recon, pass-the-hash.
+    "adlab/project-psexec.pcap",
+    "adlab/project-recon-samr.pcap",
+    "adlab/project-pass-the-hash.pcap",
     # SMB 1/2/3 (and the NTLM/Kerberos tokens of their session setups)
     "zeek/testing/btest/Traces/smb/smb3.pcap",  # then encrypted: no line for the transforms
     "zeek/testing/btest/Traces/smb/smb311.pcap",
