@@ -1,7 +1,18 @@
 //! What the benchmarks share: the reference programs and robust statistics.
 
-use anyhow::Context as _;
+use std::{
+    fs::File,
+    io::{BufWriter, Write as _},
+    os::unix::process::ExitStatusExt as _,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
 use aya::{Ebpf, programs::Xdp};
+use dcwatch_tests::corpus;
+use sensor_user::{capture_file::CaptureFile, decode::LinkType};
 
 /// The reference programs (`bench_pass`, `bench_drop`, `bench_tx`), loaded.
 pub fn load_reference_programs() -> anyhow::Result<Ebpf> {
@@ -49,6 +60,155 @@ pub fn median(values: &mut [f64]) -> f64 {
         len if len % 2 == 1 => values[len / 2],
         len => (values[len / 2 - 1] + values[len / 2]) / 2.0,
     }
+}
+
+/// Writes the bundled corpus's Ethernet frames `copies` times into one pcap at `output`, with
+/// both IP addresses rewritten per copy and the times shifted, so that each copy is new hosts
+/// and connections to a reassembler rather than retransmissions of the first. Returns its frame
+/// and byte counts.
+pub fn build_repeated_corpus(copies: u16, output: &Path) -> anyhow::Result<(u64, u64)> {
+    // Each capture's frames keep their own spacing, except that a pause longer than MAX_GAP
+    // (one capture spans six years) is shortened to it; captures follow one another a second
+    // apart.
+    const NS_PER_SECOND: u64 = 1_000_000_000;
+    // Longer than every timeout of the sensor (TCP idle 300 s), so a shortened pause still
+    // closes what the original did.
+    const MAX_GAP: u64 = 600 * NS_PER_SECOND;
+    let corpus_dir = corpus::dir();
+    let mut frames = Vec::new();
+    let mut offset = 0_u64;
+    for capture in corpus::captures().context("the corpus manifest")? {
+        let path = corpus_dir.join(&capture);
+        let mut file = CaptureFile::open(&path)?;
+        let mut previous = None;
+        let mut relative = 0;
+        while let Some(frame) = file.next_frame()? {
+            if frame.link == LinkType::Ethernet {
+                let gap =
+                    previous.map_or(0, |previous| frame.timestamp_ns.saturating_sub(previous));
+                previous = Some(frame.timestamp_ns);
+                relative += gap.min(MAX_GAP);
+                frames.push((offset + relative, frame.orig_len, frame.data.to_vec()));
+            }
+        }
+        offset += relative + NS_PER_SECOND;
+    }
+    let span = offset;
+    let mut out = BufWriter::new(File::create(output)?);
+    // pcap header: nanosecond magic, version 2.4, snap length 262144, Ethernet.
+    out.write_all(&0xa1b2_3c4d_u32.to_le_bytes())?;
+    out.write_all(&2_u16.to_le_bytes())?;
+    out.write_all(&4_u16.to_le_bytes())?;
+    out.write_all(&[0; 8])?;
+    out.write_all(&262_144_u32.to_le_bytes())?;
+    out.write_all(&1_u32.to_le_bytes())?;
+    let (mut count, mut bytes) = (0_u64, 0_u64);
+    for copy in 0..copies {
+        for (time, orig_len, data) in &frames {
+            let time = 1_700_000_000 * NS_PER_SECOND + u64::from(copy) * span + time;
+            let mut data = data.clone();
+            rewrite_addresses(&mut data, copy);
+            out.write_all(&u32::try_from(time / NS_PER_SECOND)?.to_le_bytes())?;
+            out.write_all(&u32::try_from(time % NS_PER_SECOND)?.to_le_bytes())?;
+            out.write_all(&u32::try_from(data.len())?.to_le_bytes())?;
+            out.write_all(&orig_len.to_le_bytes())?;
+            out.write_all(&data)?;
+            count += 1;
+            bytes += data.len() as u64;
+        }
+    }
+    out.flush()?;
+    Ok((count, bytes))
+}
+
+/// Rewrites both addresses of an IPv4 or IPv6 packet the same way for a given copy, so each copy
+/// is a distinct set of hosts and connections. Checksums are left alone: none of the tools
+/// checks them.
+fn rewrite_addresses(frame: &mut [u8], copy: u16) {
+    const ETHERNET_LEN: usize = 14;
+    let [high, low] = copy.to_be_bytes();
+    let mut at = ETHERNET_LEN;
+    let mut ether_type = frame
+        .get(12..14)
+        .map(|bytes| u16::from_be_bytes([bytes[0], bytes[1]]));
+    // Up to two VLAN tags.
+    for _ in 0..2 {
+        if matches!(ether_type, Some(0x8100 | 0x88a8)) {
+            ether_type = frame
+                .get(at + 2..at + 4)
+                .map(|bytes| u16::from_be_bytes([bytes[0], bytes[1]]));
+            at += 4;
+        }
+    }
+    let (offsets, span): (&[usize], usize) = match ether_type {
+        Some(0x0800) => (&[12, 16], 4),
+        Some(0x86dd) => (&[8, 24], 16),
+        _ => return,
+    };
+    for offset in offsets {
+        let start = at + offset + span - 3;
+        if let Some(bytes) = frame.get_mut(start..start + 2) {
+            bytes[0] ^= high;
+            bytes[1] ^= low;
+        }
+    }
+}
+
+/// What a finished child process used.
+#[derive(Clone, Copy, Debug)]
+pub struct Usage {
+    /// User + system CPU time.
+    pub cpu: Duration,
+    /// From spawning to its exit.
+    pub wall: Duration,
+    pub peak_rss_kib: i64,
+}
+
+/// Runs `command` to its end with `stdout` (and stderr discarded), pinned to `cpu` if given
+/// (`taskset -c CPU`); what it used, from `wait4`. Fails if it does not exit with success.
+pub fn measure(command: &[String], cpu: Option<&str>, stdout: Stdio) -> anyhow::Result<Usage> {
+    let mut process = match cpu {
+        Some(cpu) => {
+            let mut process = Command::new("taskset");
+            process.args(["-c", cpu]).args(command);
+            process
+        }
+        None => {
+            let mut process = Command::new(&command[0]);
+            process.args(&command[1..]);
+            process
+        }
+    };
+    let started = Instant::now();
+    let child = process
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", command[0]))?;
+    let pid = i32::try_from(child.id())?;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; zero is a valid value to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with pointers to locals that outlive the call; the Child
+    // handle is not waited on afterwards.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if waited != pid {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    let exit = std::process::ExitStatus::from_raw(status);
+    if !exit.success() {
+        bail!("{} failed: {exit}", command[0]);
+    }
+    let time = |value: libc::timeval| {
+        Duration::from_secs(u64::try_from(value.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(value.tv_usec).unwrap_or(0))
+    };
+    Ok(Usage {
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        wall,
+        peak_rss_kib: usage.ru_maxrss,
+    })
 }
 
 #[cfg(test)]

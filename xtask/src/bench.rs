@@ -12,7 +12,16 @@ pub fn run() -> anyhow::Result<()> {
     shell::build_sensor("bench")?;
     setup::apt_install(BASELINE_PACKAGES)?;
     let root = shell::workspace_root();
-    for bench in ["xdp-cost", "veth-rate", "replay-cost"] {
+    // transport-cost runs a real backend beside the sensor.
+    shell::run(cargo().current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "dcwatch-backend",
+        "--bin",
+        "dcwatch-backend",
+    ]))?;
+    for bench in ["xdp-cost", "veth-rate", "replay-cost", "transport-cost"] {
         shell::run(cargo().current_dir(&root).args([
             "run",
             "--release",

@@ -7,23 +7,18 @@
 //! the figures are medians of CPU time (user + system, from `wait4`) and peak resident memory.
 //!
 //! - `dcwatch-sensor replay FILE --output json`: every activity as a JSON line;
-//! - `tshark -r FILE -T fields -e ...`: the same fields from tshark's dissectors;
+//! - `tshark -r FILE -T fields -e ...`: the same fields from tshark's dissectors (every protocol
+//!   the sensor reports: Kerberos, NTLM, LDAP, DNS, SMB, DCE-RPC, NetBIOS, RDP, RADIUS);
 //! - `tcpdump -nn -r FILE`: a floor that decodes and prints headers only.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
-    fs::File,
-    io::{BufWriter, Write},
-    os::unix::process::ExitStatusExt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
-use bench::median;
-use dcwatch_tests::corpus;
-use sensor_user::{capture_file::CaptureFile, decode::LinkType};
+use bench::{build_repeated_corpus, measure, median};
 
 /// Copies of the corpus in the input.
 const COPIES: u16 = 100;
@@ -31,7 +26,9 @@ const TRIALS: usize = 5;
 /// The CPU every tool is pinned to.
 const CPU: &str = "1";
 
-/// tshark's fields for what the sensor reports of Kerberos, NTLM, LDAP and DNS.
+/// tshark's fields for what the sensor reports of Kerberos, NTLM, LDAP, DNS, SMB, DCE-RPC,
+/// NetBIOS, RDP and RADIUS: asking for a field makes tshark build that part of its tree, so
+/// every protocol the sensor reports is asked for, for a like-for-like comparison.
 const TSHARK_FIELDS: &[&str] = &[
     "frame.time_epoch",
     "ip.src",
@@ -58,6 +55,54 @@ const TSHARK_FIELDS: &[&str] = &[
     "dns.a",
     "dns.aaaa",
     "dns.srv.target",
+    // SMB 1 and 2/3: commands and status, session setup's account, tree connects, opens.
+    "smb.cmd",
+    "smb.nt_status",
+    "smb.account",
+    "smb.primary_domain",
+    "smb.native_os",
+    "smb.path",
+    "smb.file",
+    "smb2.cmd",
+    "smb2.nt_status",
+    "smb2.dialect",
+    "smb2.acct",
+    "smb2.domain",
+    "smb2.host",
+    "smb2.tree",
+    "smb2.filename",
+    // DCE-RPC: binds and requests, and the operations' arguments the sensor reports.
+    "dcerpc.pkt_type",
+    "dcerpc.cn_bind_to_uuid",
+    "dcerpc.cn_ack_result",
+    "dcerpc.opnum",
+    "dcerpc.auth_type",
+    "dcerpc.auth_level",
+    "svcctl.binarypathname",
+    "netlogon.computer_name",
+    "netlogon.acct_name",
+    // NetBIOS name service.
+    "nbns.name",
+    "nbns.flags.opcode",
+    "nbns.flags.rcode",
+    "nbns.addr",
+    // RDP connection setup.
+    "rdp.rt_cookie",
+    "rdp.negReq.requestedProtocols",
+    "rdp.negReq.selectedProtocol",
+    "rdp.negFailure.failureCode",
+    "rdp.client.name",
+    // RADIUS.
+    "radius.code",
+    "radius.User_Name",
+    "radius.Framed_IP_Address",
+    "radius.Calling_Station_Id",
+    "radius.Called_Station_Id",
+    "radius.NAS_IP_Address",
+    "radius.NAS_Identifier",
+    "radius.Acct_Session_Id",
+    "radius.Acct_Status_Type",
+    "radius.Reply_Message",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -75,7 +120,7 @@ fn main() -> anyhow::Result<()> {
     let workdir = std::env::temp_dir().join("dcwatch-replay-cost");
     std::fs::create_dir_all(&workdir)?;
     let input = workdir.join("corpus-repeated.pcap");
-    let (frames, bytes) = build_input(&corpus::dir(), &input)?;
+    let (frames, bytes) = build_repeated_corpus(COPIES, &input)?;
     println!(
         "input: {} copies of the bundled corpus: {frames} frames, {:.1} MB ({})",
         COPIES,
@@ -117,12 +162,13 @@ fn main() -> anyhow::Result<()> {
             ],
         ),
     ];
-    let activities = count_lines(&tools[0].1)?;
+    let by_protocol = count_by_protocol(&tools[0].1)?;
+    let activities: u64 = by_protocol.iter().map(|(_, count)| count).sum();
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     for _ in 0..TRIALS {
         for (index, (_, command)) in tools.iter().enumerate() {
-            let usage = measure(command)?;
+            let usage = measure(command, Some(CPU), Stdio::null())?;
             cpu[index].push(usage.cpu.as_secs_f64());
             rss[index].push(usage.peak_rss_kib as f64 / 1024.0);
         }
@@ -157,96 +203,31 @@ fn main() -> anyhow::Result<()> {
     }
     println!(
         "(medians of {TRIALS} runs, each pinned to CPU {CPU}; {activities} activities per dcwatch \
-         run; CPU s = user + system)"
+         run; CPU s = user + system; {} tshark fields)",
+        TSHARK_FIELDS.len()
     );
+    // One run's CPU time spread over its activities: what each protocol's share of the corpus
+    // makes of the whole run's rate, not a per-protocol measurement.
+    println!(
+        "{:<10} {:>10} {:>7} {:>14}",
+        "protocol", "activities", "share", "activities/s"
+    );
+    for (protocol, count) in &by_protocol {
+        println!(
+            "{:<10} {:>10} {:>6.1}% {:>14.0}",
+            protocol,
+            count,
+            *count as f64 * 100.0 / activities.max(1) as f64,
+            *count as f64 / medians[0].0,
+        );
+    }
     Ok(())
 }
 
-/// Writes the corpus `COPIES` times into one pcap; returns its frame and byte counts.
-fn build_input(corpus: &Path, output: &Path) -> anyhow::Result<(u64, u64)> {
-    // Each capture's frames keep their own spacing; captures follow one another a second apart.
-    const NS_PER_SECOND: u64 = 1_000_000_000;
-    let mut frames = Vec::new();
-    let mut offset = 0_u64;
-    for capture in corpus::captures().context("the corpus manifest")? {
-        let path = corpus.join(&capture);
-        let mut file = CaptureFile::open(&path)?;
-        let mut first = None;
-        let mut last = 0;
-        while let Some(frame) = file.next_frame()? {
-            if frame.link == LinkType::Ethernet {
-                let start = *first.get_or_insert(frame.timestamp_ns);
-                let relative = frame.timestamp_ns.saturating_sub(start);
-                last = last.max(relative);
-                frames.push((offset + relative, frame.orig_len, frame.data.to_vec()));
-            }
-        }
-        offset += last + NS_PER_SECOND;
-    }
-    let span = offset;
-    let mut out = BufWriter::new(File::create(output)?);
-    // pcap header: nanosecond magic, version 2.4, snap length 262144, Ethernet.
-    out.write_all(&0xa1b2_3c4d_u32.to_le_bytes())?;
-    out.write_all(&2_u16.to_le_bytes())?;
-    out.write_all(&4_u16.to_le_bytes())?;
-    out.write_all(&[0; 8])?;
-    out.write_all(&262_144_u32.to_le_bytes())?;
-    out.write_all(&1_u32.to_le_bytes())?;
-    let (mut count, mut bytes) = (0_u64, 0_u64);
-    for copy in 0..COPIES {
-        for (time, orig_len, data) in &frames {
-            let time = 1_700_000_000 * NS_PER_SECOND + u64::from(copy) * span + time;
-            let mut data = data.clone();
-            rewrite_addresses(&mut data, copy);
-            out.write_all(&u32::try_from(time / NS_PER_SECOND)?.to_le_bytes())?;
-            out.write_all(&u32::try_from(time % NS_PER_SECOND)?.to_le_bytes())?;
-            out.write_all(&u32::try_from(data.len())?.to_le_bytes())?;
-            out.write_all(&orig_len.to_le_bytes())?;
-            out.write_all(&data)?;
-            count += 1;
-            bytes += data.len() as u64;
-        }
-    }
-    out.flush()?;
-    Ok((count, bytes))
-}
-
-/// Rewrites both addresses of an IPv4 or IPv6 packet the same way for a given copy, so each copy
-/// is a distinct set of hosts and connections. Checksums are left alone: none of the tools
-/// checks them.
-fn rewrite_addresses(frame: &mut [u8], copy: u16) {
-    const ETHERNET_LEN: usize = 14;
-    let [high, low] = copy.to_be_bytes();
-    let mut at = ETHERNET_LEN;
-    let mut ether_type = frame
-        .get(12..14)
-        .map(|bytes| u16::from_be_bytes([bytes[0], bytes[1]]));
-    // Up to two VLAN tags.
-    for _ in 0..2 {
-        if matches!(ether_type, Some(0x8100 | 0x88a8)) {
-            ether_type = frame
-                .get(at + 2..at + 4)
-                .map(|bytes| u16::from_be_bytes([bytes[0], bytes[1]]));
-            at += 4;
-        }
-    }
-    let (offsets, span): (&[usize], usize) = match ether_type {
-        Some(0x0800) => (&[12, 16], 4),
-        Some(0x86dd) => (&[8, 24], 16),
-        _ => return,
-    };
-    for offset in offsets {
-        let start = at + offset + span - 3;
-        if let Some(bytes) = frame.get_mut(start..start + 2) {
-            bytes[0] ^= high;
-            bytes[1] ^= low;
-        }
-    }
-}
-
-/// Lines a command prints, read as they come: holding them would swell this process's resident
-/// memory, which every tool forked from it afterwards starts its own `ru_maxrss` with.
-fn count_lines(command: &[String]) -> anyhow::Result<u64> {
+/// JSON lines a command prints, counted by their `protocol`, read as they come: holding them
+/// would swell this process's resident memory, which every tool forked from it afterwards starts
+/// its own `ru_maxrss` with. Most frequent first.
+fn count_by_protocol(command: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
     let mut child = Command::new(&command[0])
         .args(&command[1..])
         .stdout(Stdio::piped())
@@ -254,49 +235,25 @@ fn count_lines(command: &[String]) -> anyhow::Result<u64> {
         .spawn()
         .with_context(|| format!("running {}", command[0]))?;
     let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = 0;
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
     for line in std::io::BufRead::split(std::io::BufReader::new(stdout), b'\n') {
-        line?;
-        lines += 1;
+        *counts.entry(protocol_of(&line?)).or_default() += 1;
     }
     child.wait()?;
-    Ok(lines)
+    let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(counts)
 }
 
-struct Usage {
-    cpu: Duration,
-    peak_rss_kib: i64,
-}
-
-/// Runs `command` pinned to one CPU with its output discarded; its CPU time and peak memory.
-fn measure(command: &[String]) -> anyhow::Result<Usage> {
-    let child = Command::new("taskset")
-        .args(["-c", CPU])
-        .args(command)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", command[0]))?;
-    let pid = i32::try_from(child.id())?;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; zero is a valid value to overwrite.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child, with pointers to locals that outlive the call; the Child
-    // handle is not waited on afterwards.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if waited != pid {
-        bail!("wait4: {}", std::io::Error::last_os_error());
-    }
-    let exit = std::process::ExitStatus::from_raw(status);
-    if !exit.success() {
-        bail!("{} failed: {exit}", command[0]);
-    }
-    let time = |value: libc::timeval| {
-        Duration::from_secs(u64::try_from(value.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(value.tv_usec).unwrap_or(0))
-    };
-    Ok(Usage {
-        cpu: time(usage.ru_utime) + time(usage.ru_stime),
-        peak_rss_kib: usage.ru_maxrss,
-    })
+/// The `"protocol":"..."` value of a JSON line (the sensor writes it near the start).
+fn protocol_of(line: &[u8]) -> String {
+    const KEY: &[u8] = b"\"protocol\":\"";
+    line.windows(KEY.len())
+        .position(|window| window == KEY)
+        .and_then(|at| {
+            let rest = line.get(at + KEY.len()..)?;
+            let end = rest.iter().position(|&byte| byte == b'"')?;
+            Some(String::from_utf8_lossy(rest.get(..end)?).into_owned())
+        })
+        .unwrap_or_else(|| "?".to_owned())
 }

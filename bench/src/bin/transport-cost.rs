@@ -1,0 +1,616 @@
+//! What streaming to a backend costs: end-to-end rate, bytes per activity, spool per day.
+//!
+//! The input is the bundled capture corpus repeated `COPIES` times with the addresses rewritten
+//! per copy (as `replay-cost` builds it).
+//!
+//! 1. End to end, real processes on loopback: `dcwatch-backend serve` (a fresh data folder, a
+//!    token made with `token add`, the CA it generates) and `dcwatch-sensor replay FILE
+//!    --backend https://localhost:PORT ...`, timed from start to exit (a replay exits once the
+//!    backend has acknowledged every batch), beside the same replay with `--output json` to
+//!    /dev/null, `TRIALS` times interleaved, medians. The backend's stored activities
+//!    (`activities --json`) are counted against the sensor's after each trial.
+//! 2. Bytes per activity, in this process through the sensor's library: the input dissected
+//!    into activities, cut into `ActivityBatch`es by the sensor's `Batcher`, each batch
+//!    compressed with zstd at the sensor's level as the spool writer does; encoded and
+//!    compressed sizes, the spool record, and an estimate of the bytes on the wire (the
+//!    `SensorMessage` as encoded, gRPC's 5-byte message prefix, HTTP/2 DATA frame headers and
+//!    TLS 1.3 record overhead). Batches are cut twice: by size, as in a replay or a burst, and
+//!    by age, as at `RATE_PACKETS_PER_SECOND` (one batch a second: the default age cut).
+//! 3. Spool bytes per day at `RATE_PACKETS_PER_SECOND` of DC traffic like the corpus: packets
+//!    per activity from the corpus, bytes per activity from 2., beside the 0.3 GB a day Microsoft
+//!    gives for Defender for Identity (Azure ATP) at the same packet rate. The corpus's density
+//!    of activities per packet is the assumption: it was chosen for authentication traffic, and
+//!    a real DC's mix (replication, file traffic, noise) differs.
+#![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use bench::{build_repeated_corpus, measure, median};
+use dcwatch_proto::{
+    json::write_json_line,
+    v1::{Activity, Batch, Compression, SensorMessage, sensor_message},
+};
+use prost::Message as _;
+use sensor_user::{
+    capture_file::CaptureFile,
+    config::Config,
+    decode::packet,
+    dissect::Dissector,
+    transport::{
+        ZSTD_LEVEL,
+        batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
+        spool::{RECORD_ALIGN, RECORD_HEADER_LEN},
+    },
+};
+
+/// Copies of the corpus in the input.
+const COPIES: u16 = 50;
+const TRIALS: usize = 5;
+const SENSOR_ID: &str = "bench-sensor";
+/// The packet rate Microsoft sizes Defender for Identity's storage by.
+const RATE_PACKETS_PER_SECOND: f64 = 1000.0;
+/// Defender for Identity (Azure ATP) FAQ, "How much storage do I need for ATP?": "For every one
+/// full day with an average of 1000 packets/sec you need 0.3 GB of storage."
+const MDI_GB_PER_DAY: f64 = 0.3;
+const SECONDS_PER_DAY: f64 = 86_400.0;
+/// How long the backend may take to say where it listens.
+const STARTUP: Duration = Duration::from_secs(30);
+/// gRPC's length prefix per message: a compressed flag and a 4-byte length.
+const GRPC_PREFIX: usize = 5;
+/// HTTP/2: a 9-byte header per DATA frame of at most 16 KiB (SETTINGS_MAX_FRAME_SIZE's default,
+/// which neither side raises).
+const H2_FRAME_HEADER: usize = 9;
+const H2_MAX_FRAME: usize = 16_384;
+/// TLS 1.3 (AEAD): a 5-byte record header, the inner content type and a 16-byte tag per record
+/// of at most 16 KiB of plaintext.
+const TLS_RECORD_OVERHEAD: usize = 22;
+const TLS_MAX_RECORD: usize = 16_384;
+
+fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sensor = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/dcwatch-sensor"));
+    let backend = sensor.with_file_name("dcwatch-backend");
+    for binary in [&sensor, &backend] {
+        if !binary.exists() {
+            bail!(
+                "{} not found: build it with cargo build --release",
+                binary.display()
+            );
+        }
+    }
+    let workdir = std::env::temp_dir().join("dcwatch-transport-cost");
+    drop(std::fs::remove_dir_all(&workdir));
+    std::fs::create_dir_all(&workdir)?;
+    let input = workdir.join("corpus-repeated.pcap");
+    let (frames, bytes) = build_repeated_corpus(COPIES, &input)?;
+    println!(
+        "input: {COPIES} copies of the bundled corpus: {frames} frames, {:.1} MB",
+        bytes as f64 / 1e6
+    );
+    let config = workdir.join("sensor.toml");
+    std::fs::write(&config, format!("[sensor]\nid = \"{SENSOR_ID}\"\n"))?;
+
+    let activities = dissect(&input)?;
+    let end_to_end = end_to_end(&sensor, &backend, &input, &config, &workdir, &activities)?;
+    print_end_to_end(&end_to_end, activities.len());
+    let density = activities.len() as f64 / frames as f64;
+    let sizes = wire_sizes(&activities, density)?;
+    print_sizes(&sizes);
+    print_per_day(
+        density,
+        frames,
+        activities.len(),
+        &sizes,
+        end_to_end.store_bytes,
+    );
+    drop(std::fs::remove_dir_all(&workdir));
+    Ok(())
+}
+
+/// The activities of `input`, as `replay` makes them (same dissector, same limits).
+fn dissect(input: &Path) -> anyhow::Result<Vec<Activity>> {
+    let config = Config::default();
+    let mut dissector = Dissector::new(config.dissect_limits());
+    let mut file = CaptureFile::open(input)?;
+    let mut activities = Vec::new();
+    let mut last = 0;
+    while let Some(frame) = file.next_frame()? {
+        last = last.max(frame.timestamp_ns);
+        if let Ok(decoded) = packet(frame.link, frame.data) {
+            dissector.packet(frame.timestamp_ns, &decoded, &mut activities);
+        }
+    }
+    dissector.finish(last, &mut activities);
+    for activity in &mut activities {
+        SENSOR_ID.clone_into(&mut activity.sensor_id);
+    }
+    Ok(activities)
+}
+
+struct EndToEnd {
+    /// Wall seconds and CPU seconds of `replay --backend`, of the baseline, of the backend.
+    backend_wall: f64,
+    backend_sensor_cpu: f64,
+    baseline_wall: f64,
+    baseline_cpu: f64,
+    server_cpu: f64,
+    /// The backend's store (SQLite file and its WAL) after the last trial.
+    store_bytes: u64,
+    trials: usize,
+}
+
+fn end_to_end(
+    sensor: &Path,
+    backend: &Path,
+    input: &Path,
+    config: &Path,
+    workdir: &Path,
+    activities: &[Activity],
+) -> anyhow::Result<EndToEnd> {
+    let expected = count_lines(&[
+        sensor.display().to_string(),
+        "--log-level".into(),
+        "warn".into(),
+        "replay".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--output".into(),
+        "json".into(),
+        input.display().to_string(),
+    ])?;
+    if expected != activities.len() as u64 {
+        bail!(
+            "replay --output json printed {expected} activities, the library made {}",
+            activities.len()
+        );
+    }
+    let baseline = vec![
+        sensor.display().to_string(),
+        "--log-level".into(),
+        "warn".into(),
+        "replay".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--output".into(),
+        "json".into(),
+        input.display().to_string(),
+    ];
+    let (mut backend_wall, mut backend_cpu, mut baseline_wall, mut baseline_cpu, mut server_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut store_bytes = 0;
+    for trial in 0..TRIALS {
+        let usage = measure(&baseline, None, Stdio::null())?;
+        baseline_wall.push(usage.wall.as_secs_f64());
+        baseline_cpu.push(usage.cpu.as_secs_f64());
+
+        let dir = workdir.join(format!("trial-{trial}"));
+        let data = dir.join("backend");
+        std::fs::create_dir_all(&data)?;
+        let token = run_backend(backend, &["token", "add", SENSOR_ID], &data)?
+            .trim()
+            .to_owned();
+        let server = Server::start(backend, &data)?;
+        let before = process_cpu(server.child.id())?;
+        let streaming = vec![
+            sensor.display().to_string(),
+            "--log-level".into(),
+            "warn".into(),
+            "replay".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--backend".into(),
+            format!("https://localhost:{}", server.port),
+            "--token".into(),
+            token,
+            "--ca".into(),
+            data.join("tls/ca.pem").display().to_string(),
+            "--spool-dir".into(),
+            dir.join("spool").display().to_string(),
+            "--wait-secs".into(),
+            "600".into(),
+            input.display().to_string(),
+        ];
+        let usage = measure(&streaming, None, Stdio::null())?;
+        backend_wall.push(usage.wall.as_secs_f64());
+        backend_cpu.push(usage.cpu.as_secs_f64());
+        server_cpu.push(process_cpu(server.child.id())? - before);
+        server.stop()?;
+        let stored = count_lines(&[
+            backend.display().to_string(),
+            "activities".into(),
+            "--json".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ])?;
+        if stored != expected {
+            bail!(
+                "trial {trial}: the backend stored {stored} activities, the sensor made {expected}"
+            );
+        }
+        store_bytes = ["dcwatch.sqlite3", "dcwatch.sqlite3-wal"]
+            .iter()
+            .filter_map(|name| std::fs::metadata(data.join(name)).ok())
+            .map(|metadata| metadata.len())
+            .sum();
+        drop(std::fs::remove_dir_all(&dir));
+    }
+    Ok(EndToEnd {
+        backend_wall: median(&mut backend_wall),
+        backend_sensor_cpu: median(&mut backend_cpu),
+        baseline_wall: median(&mut baseline_wall),
+        baseline_cpu: median(&mut baseline_cpu),
+        server_cpu: median(&mut server_cpu),
+        store_bytes,
+        trials: TRIALS,
+    })
+}
+
+fn print_end_to_end(run: &EndToEnd, activities: usize) {
+    let count = activities as f64;
+    println!();
+    println!(
+        "end to end, loopback, TLS ({} trials interleaved, medians):",
+        run.trials
+    );
+    println!(
+        "{:<44} {:>8} {:>14} {:>10} {:>16}",
+        "run", "wall s", "activities/s", "vs json", "CPU s"
+    );
+    println!(
+        "{:<44} {:>8.3} {:>14.0} {:>9.2}x {:>16}",
+        "replay --output json > /dev/null (baseline)",
+        run.baseline_wall,
+        count / run.baseline_wall,
+        1.0,
+        format!("{:.3}", run.baseline_cpu),
+    );
+    println!(
+        "{:<44} {:>8.3} {:>14.0} {:>9.2}x {:>16}",
+        "replay --backend (until all acknowledged)",
+        run.backend_wall,
+        count / run.backend_wall,
+        run.backend_wall / run.baseline_wall,
+        format!(
+            "{:.3} + {:.2} backend",
+            run.backend_sensor_cpu, run.server_cpu
+        ),
+    );
+    println!(
+        "({activities} activities per run; the backend stored exactly as many in every trial)"
+    );
+}
+
+/// Sizes summed over one way of cutting batches.
+#[derive(Default)]
+struct Sizes {
+    label: String,
+    batches: u64,
+    activities: u64,
+    json: u64,
+    encoded: u64,
+    compressed: u64,
+    spool: u64,
+    /// Estimated bytes on the wire, compressed and not.
+    wire: u64,
+    wire_uncompressed: u64,
+}
+
+fn wire_sizes(activities: &[Activity], density: f64) -> anyhow::Result<Vec<Sizes>> {
+    let mut json = 0_u64;
+    let (mut line, mut scratch) = (Vec::new(), Vec::new());
+    for activity in activities {
+        line.clear();
+        write_json_line(activity, &mut line, &mut scratch)?;
+        json += line.len() as u64;
+    }
+    // At the rate, the default age cut (1 s) ends a batch after a second's activities.
+    let per_second = (RATE_PACKETS_PER_SECOND * density).round().max(1.0);
+    let per_second = (per_second as u32).min(MAX_BATCH_ACTIVITIES);
+    let cuts = [
+        (
+            "by size (256 KiB or 2,000: replay, bursts)".to_owned(),
+            BatchLimits::default(),
+        ),
+        (
+            format!(
+                "by age, 1 s at {RATE_PACKETS_PER_SECOND:.0} packets/s ({per_second} activities)"
+            ),
+            BatchLimits {
+                max_activities: per_second,
+                ..BatchLimits::default()
+            },
+        ),
+    ];
+    let mut all = Vec::new();
+    for (label, limits) in cuts {
+        let mut sizes = Sizes {
+            label,
+            json,
+            ..Sizes::default()
+        };
+        let mut batcher = Batcher::new(limits);
+        let now = Instant::now();
+        for activity in activities {
+            if let Some(batch) = batcher.push(activity, now) {
+                add_batch(&mut sizes, &batch)?;
+            }
+        }
+        if let Some(batch) = batcher.take() {
+            add_batch(&mut sizes, &batch)?;
+        }
+        all.push(sizes);
+    }
+    Ok(all)
+}
+
+fn add_batch(sizes: &mut Sizes, batch: &EncodedBatch) -> anyhow::Result<()> {
+    let compressed = zstd::bulk::compress(&batch.encoded, ZSTD_LEVEL)?;
+    sizes.batches += 1;
+    sizes.activities += u64::from(batch.activity_count);
+    sizes.encoded += batch.encoded.len() as u64;
+    sizes.compressed += compressed.len() as u64;
+    sizes.spool += (RECORD_HEADER_LEN + compressed.len()).next_multiple_of(RECORD_ALIGN) as u64;
+    let uncompressed_len = u32::try_from(batch.encoded.len())?;
+    // A sequence as large as a day's would be: its varint is not the smallest.
+    let sequence = 1 << 20;
+    sizes.wire += wire_bytes(Batch {
+        sequence,
+        compression: Compression::Zstd.into(),
+        payload: compressed,
+        activity_count: batch.activity_count,
+        uncompressed_len,
+    }) as u64;
+    sizes.wire_uncompressed += wire_bytes(Batch {
+        sequence,
+        compression: Compression::None.into(),
+        payload: batch.encoded.clone(),
+        activity_count: batch.activity_count,
+        uncompressed_len,
+    }) as u64;
+    Ok(())
+}
+
+/// A batch's bytes on the wire: the `SensorMessage`, gRPC's prefix, HTTP/2 DATA frame headers,
+/// TLS records' overhead (acknowledgements, counters and TCP/IP headers left out).
+fn wire_bytes(batch: Batch) -> usize {
+    let message = SensorMessage {
+        message: Some(sensor_message::Message::Batch(batch)),
+    }
+    .encoded_len();
+    let grpc = message + GRPC_PREFIX;
+    let h2 = grpc + grpc.div_ceil(H2_MAX_FRAME) * H2_FRAME_HEADER;
+    h2 + h2.div_ceil(TLS_MAX_RECORD) * TLS_RECORD_OVERHEAD
+}
+
+fn print_sizes(all: &[Sizes]) {
+    println!();
+    println!("bytes per activity (library: Batcher, zstd level {ZSTD_LEVEL}; wire = estimate):");
+    println!(
+        "{:<48} {:>7} {:>9} {:>6} {:>8} {:>6} {:>7} {:>6} {:>9} {:>10} {:>8}",
+        "batches",
+        "count",
+        "act/batch",
+        "JSON",
+        "protobuf",
+        "zstd",
+        "ratio",
+        "spool",
+        "wire zstd",
+        "wire plain",
+        "framing"
+    );
+    for sizes in all {
+        let per = |bytes: u64| bytes as f64 / sizes.activities.max(1) as f64;
+        println!(
+            "{:<48} {:>7} {:>9.0} {:>6.0} {:>8.1} {:>6.1} {:>6.2}x {:>6.1} {:>9.1} {:>10.1} {:>8.0}",
+            sizes.label,
+            sizes.batches,
+            sizes.activities as f64 / sizes.batches.max(1) as f64,
+            per(sizes.json),
+            per(sizes.encoded),
+            per(sizes.compressed),
+            sizes.encoded as f64 / sizes.compressed.max(1) as f64,
+            per(sizes.spool),
+            per(sizes.wire),
+            per(sizes.wire_uncompressed),
+            (sizes.wire - sizes.compressed) as f64 / sizes.batches.max(1) as f64,
+        );
+    }
+    println!(
+        "(bytes per activity; ratio = protobuf / zstd; spool = record header and alignment \
+         included; wire = SensorMessage + gRPC prefix + HTTP/2 DATA headers + TLS 1.3 records, \
+         estimated; framing = wire zstd - zstd, bytes per batch)"
+    );
+}
+
+fn print_per_day(density: f64, frames: u64, activities: usize, sizes: &[Sizes], store_bytes: u64) {
+    let per_day = RATE_PACKETS_PER_SECOND * SECONDS_PER_DAY * density;
+    println!();
+    println!(
+        "per day at {RATE_PACKETS_PER_SECOND:.0} packets/s of traffic like the corpus: \
+         {activities} activities / {frames} packets = {density:.4} activities per packet, \
+         {per_day:.0} activities a day"
+    );
+    println!(
+        "{:<60} {:>10} {:>10} {:>10}",
+        "what", "B/activity", "GB/day", "vs MDI"
+    );
+    let row = |what: &str, per_activity: f64| {
+        let gb = per_day * per_activity / 1e9;
+        println!(
+            "{what:<60} {per_activity:>10.1} {gb:>10.3} {:>9.2}x",
+            gb / MDI_GB_PER_DAY
+        );
+    };
+    if let Some(rate) = sizes.get(1) {
+        let per = |bytes: u64| bytes as f64 / rate.activities.max(1) as f64;
+        row(
+            "spool (zstd batches + record headers), 1 batch/s",
+            per(rate.spool),
+        );
+        row("wire with zstd (estimate), 1 batch/s", per(rate.wire));
+        row(
+            "wire without zstd (estimate), 1 batch/s",
+            per(rate.wire_uncompressed),
+        );
+    }
+    row(
+        "backend store (SQLite, uncompressed, indexed)",
+        store_bytes as f64 / activities.max(1) as f64,
+    );
+    println!(
+        "{:<60} {:>10} {:>10.3} {:>9.2}x",
+        "Defender for Identity (Azure ATP FAQ), 1000 packets/s", "", MDI_GB_PER_DAY, 1.0
+    );
+    println!(
+        "(assumption: the corpus's density of activities per packet; it was gathered for \
+         authentication and directory traffic, a real DC's mix differs)"
+    );
+}
+
+/// `dcwatch-backend ARGS --data-dir DATA`'s standard output.
+fn run_backend(backend: &Path, args: &[&str], data: &Path) -> anyhow::Result<String> {
+    let output = Command::new(backend)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .context("dcwatch-backend")?;
+    if !output.status.success() {
+        bail!(
+            "dcwatch-backend {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// A `dcwatch-backend serve` on a free loopback port; stopped with SIGTERM.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(backend: &Path, data: &Path) -> anyhow::Result<Self> {
+        let mut child = Command::new(backend)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("dcwatch-backend serve")?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let (found, address) = mpsc::channel();
+        // Reads the log to its end, so the backend never blocks on a full pipe.
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, address)) = line.split_once("listening on ") {
+                    drop(found.send(address.trim().to_owned()));
+                }
+            }
+        });
+        let address: std::net::SocketAddr = match address.recv_timeout(STARTUP) {
+            Ok(address) => address.parse()?,
+            Err(_) => {
+                drop(child.kill());
+                drop(child.wait());
+                bail!("the backend never said where it listens");
+            }
+        };
+        Ok(Self {
+            child,
+            port: address.port(),
+        })
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        let pid = i32::try_from(self.child.id())?;
+        // SAFETY: a signal to our own child, which has not been waited on yet.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + STARTUP;
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() >= deadline {
+                drop(self.child.kill());
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        drop(self.child.wait());
+        Ok(())
+    }
+}
+
+/// User + system CPU seconds a running process has used so far (/proc/PID/stat).
+fn process_cpu(pid: u32) -> anyhow::Result<f64> {
+    let mut stat = String::new();
+    std::fs::File::open(format!("/proc/{pid}/stat"))?.read_to_string(&mut stat)?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let after = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'.
+    let ticks = |index: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(index)
+            .context("/proc/PID/stat")?
+            .parse::<f64>()?)
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((ticks(11)? + ticks(12)?) / hz.max(1.0))
+}
+
+/// Lines `command` prints, read as they come.
+fn count_lines(command: &[String]) -> anyhow::Result<u64> {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {}", command[0]))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = 0;
+    for line in BufReader::new(stdout).split(b'\n') {
+        line?;
+        lines += 1;
+    }
+    if !child.wait()?.success() {
+        bail!("{} failed", command[0]);
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_overhead_grows_with_frames_and_records() {
+        let small = wire_bytes(Batch {
+            payload: vec![0; 100],
+            ..Batch::default()
+        });
+        // 100 bytes of payload, its tag and length, the oneof's tag and length, gRPC's prefix,
+        // one DATA frame, one TLS record.
+        assert_eq!(
+            small,
+            100 + 2 + 2 + GRPC_PREFIX + H2_FRAME_HEADER + TLS_RECORD_OVERHEAD
+        );
+        let large = wire_bytes(Batch {
+            payload: vec![0; 3 * H2_MAX_FRAME],
+            ..Batch::default()
+        });
+        assert!(large > 3 * H2_MAX_FRAME + 4 * H2_FRAME_HEADER + 4 * TLS_RECORD_OVERHEAD);
+    }
+}
