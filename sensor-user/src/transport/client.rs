@@ -408,15 +408,29 @@ fn fill(
             Err(mpsc::error::TrySendError::Full(())) => return Ok(()),
             Err(mpsc::error::TrySendError::Closed(())) => return Err("stream closed".into()),
         };
-        let spool = shared.spool();
+        let mut spool = shared.spool();
         let acked = spool.acked_through();
         if cursor.saturating_sub(acked.saturating_add(1)) >= MAX_IN_FLIGHT {
             return Ok(());
         }
-        let Some(batch) = spool.first_from(*cursor) else {
+        let corrupt_before = spool.counters().corrupt_records;
+        let next = spool.first_from(*cursor);
+        let lost = spool
+            .counters()
+            .corrupt_records
+            .saturating_sub(corrupt_before);
+        drop(spool);
+        if lost > 0 {
+            let message = format!(
+                "{lost} spooled batches no longer read back (the spool's files changed on disk): \
+                 skipped"
+            );
+            warn!("{message}");
+            shared.health(Severity::Warning, "SPOOL_CORRUPT", message);
+        }
+        let Some(batch) = next else {
             return Ok(());
         };
-        drop(spool);
         *cursor = batch.sequence.saturating_add(1);
         let counters = &shared.counters;
         counters.batches_sent.fetch_add(1, Ordering::Relaxed);
