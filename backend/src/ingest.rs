@@ -1,7 +1,8 @@
 //! The `Ingest` gRPC service: one bidirectional stream per connected sensor.
 //!
 //! A stream starts with the sensor's hello: its token is checked (unknown or missing: the call
-//! ends with UNAUTHENTICATED, logged with the sensor id and peer address, never the token) and
+//! ends with UNAUTHENTICATED; made for another sensor id: PERMISSION_DENIED; logged with the
+//! sensor id, the token's name and the peer address, never the token) and
 //! the backend answers with a welcome carrying what it has stored for that sensor. Then each
 //! batch is checked (sizes before decompressing, the decompression bounded, the activity count),
 //! stored with its sequence in one transaction, and acknowledged.
@@ -230,7 +231,8 @@ impl Ingest for IngestService {
 }
 
 impl IngestService {
-    /// Checks a hello's sensor id and token; the sensor id when admitted.
+    /// Checks a hello's sensor id and token (a token admits only the sensor id it is named
+    /// after); the sensor id when admitted.
     async fn admit(&self, hello: &Hello, peer: Option<SocketAddr>) -> Result<String, Status> {
         let sensor = hello.sensor_id.clone();
         if sensor.is_empty() {
@@ -256,7 +258,22 @@ impl IngestService {
                 "unknown or missing access token (dcwatch-backend token add NAME makes one)",
             ));
         };
-        debug!("sensor {sensor:?} presented the token named {token_name:?}");
+        if token_name != sensor {
+            // A token speaks for the one sensor it was made for: another sensor's id with it
+            // could replace that sensor's stream, push its stored_through ahead (its real
+            // batches then acknowledged as duplicates and lost) or forge its activities.
+            add(&self.counters.refused_streams, 1);
+            warn!(
+                "refused sensor {sensor:?} from {}: it presented the token made for sensor \
+                 {token_name:?}",
+                peer_text(peer)
+            );
+            return Err(Status::permission_denied(format!(
+                "this token was made for sensor {token_name:?}, not {sensor:?} (a token admits \
+                 only the sensor id it was added for: dcwatch-backend token add SENSOR_ID)"
+            )));
+        }
+        debug!("sensor {sensor:?} presented its token");
         Ok(sensor)
     }
 
