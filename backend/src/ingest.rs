@@ -3,8 +3,9 @@
 //! A stream starts with the sensor's hello: its token is checked (unknown or missing: the call
 //! ends with UNAUTHENTICATED; made for another sensor id: PERMISSION_DENIED; logged with the
 //! sensor id, the token's name and the peer address, never the token) and
-//! the backend answers with a welcome carrying what it has stored for that sensor. Then each
-//! batch is checked (sizes before decompressing, the decompression bounded, the activity count),
+//! the backend answers with a welcome carrying what it has stored for that sensor (its
+//! `stored_through` and the spool instance that numbered it). Then each batch is checked (sizes
+//! before decompressing, the decompression bounded, the activity count),
 //! stored with its sequence in one transaction, and acknowledged.
 //!
 //! One stream per sensor id: a new stream replaces the older one, which ends with ABORTED. A
@@ -181,12 +182,12 @@ impl Ingest for IngestService {
             }
         };
         let sensor = self.admit(&hello, peer).await?;
-        let stored_through = {
+        let (stored_through, spool_instance) = {
             let id = sensor.clone();
             let version = hello.version.clone();
             with_store(&self.store, move |store| {
                 store.sensor_seen(&id, &version, now_ns())?;
-                store.stored_through(&id)
+                Ok((store.stored_through(&id)?, store.spool_instance(&id)?))
             })
             .await?
         };
@@ -200,6 +201,7 @@ impl Ingest for IngestService {
         let welcome = BackendMessage {
             message: Some(backend_message::Message::Welcome(Welcome {
                 stored_through,
+                spool_instance,
             })),
         };
         replies
@@ -208,6 +210,7 @@ impl Ingest for IngestService {
             .map_err(|_| Status::cancelled("the sensor went away"))?;
         let session = Session {
             sensor,
+            spool_instance: hello.spool_instance.clone(),
             store: Arc::clone(&self.store),
             counters: Arc::clone(&self.counters),
             limits: self.limits,
@@ -294,6 +297,8 @@ impl IngestService {
 /// One sensor's stream once admitted.
 struct Session {
     sensor: String,
+    /// The hello's spool instance: stored with each new `stored_through`.
+    spool_instance: String,
     store: Arc<Mutex<Store>>,
     counters: Arc<Counters>,
     limits: Limits,
@@ -415,11 +420,12 @@ impl Session {
             return Ok(sequence);
         }
         let sensor = self.sensor.clone();
+        let instance = self.spool_instance.clone();
         let stored = match decode(&batch, &self.limits) {
             Ok(activities) => {
                 let count = u64::try_from(activities.len()).unwrap_or(u64::MAX);
                 let stored = with_store(&self.store, move |store| {
-                    store.store_batch(&sensor, sequence, &activities)
+                    store.store_batch(&sensor, &instance, sequence, &activities)
                 })
                 .await?;
                 if stored == Stored::New {
@@ -434,7 +440,7 @@ impl Session {
                     self.sensor
                 );
                 with_store(&self.store, move |store| {
-                    store.refuse_batch(&sensor, sequence, &reason.to_string(), now_ns())
+                    store.refuse_batch(&sensor, &instance, sequence, &reason.to_string(), now_ns())
                 })
                 .await?
             }

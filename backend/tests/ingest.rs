@@ -156,6 +156,7 @@ impl Sensor {
             sensor_id: sensor_id.to_owned(),
             version: "test".to_owned(),
             token: token.to_owned(),
+            spool_instance: format!("spool-of-{sensor_id}"),
         };
         outbound
             .send(message(sensor_message::Message::Hello(hello)))

@@ -13,9 +13,11 @@
 //!   ([`RECORD_MAGIC`]), payload length `u32`, sequence `u64`, activity count `u32`,
 //!   uncompressed length `u32`, compression `u32` (the proto enum), CRC-32 (IEEE) `u32` of header
 //!   bytes 4..28 and the payload; then the payload (the batch as sent).
-//! - `state`: `acked_through=N` and `next_sequence=M` lines, replaced whole (write, fsync,
-//!   rename). It may lag behind: after a crash the sensor resends a few acknowledged batches,
-//!   which the backend's welcome (`stored_through`) or its deduplication absorbs.
+//! - `state`: `acked_through=N`, `next_sequence=M` and `instance=HEX` lines (the instance: a
+//!   random id made with the spool, sent in the hello, so the backend's welcome says whether
+//!   its `stored_through` is this spool's numbering), replaced whole (write, fsync, rename).
+//!   It may lag behind: after a crash the sensor resends a few acknowledged batches, which the
+//!   backend's welcome (`stored_through`) or its deduplication absorbs.
 //!
 //! Recovery reads every segment: records with a good CRC come back; anything else (a torn record
 //! after a crash, flipped bits) is skipped up to the next good record and counted once per
@@ -175,6 +177,8 @@ pub struct Spool {
     segments: VecDeque<Segment>,
     acked_through: u64,
     next_sequence: u64,
+    /// A random id the spool was made with: sequences are this spool's numbering.
+    instance: String,
     counters: SpoolCounters,
     /// The state file differs from memory.
     state_dirty: bool,
@@ -187,16 +191,27 @@ impl Spool {
     pub fn open(options: SpoolOptions) -> Result<Self, SpoolError> {
         fs::create_dir_all(&options.dir).map_err(io_error(&options.dir))?;
         let lock = lock_folder(&options.dir)?;
-        let (acked_through, state_next) = read_state(&options.dir.join(STATE_FILE));
+        let state = read_state(&options.dir.join(STATE_FILE));
+        let (acked_through, state_next) = (state.acked_through, state.next_sequence);
+        // A spool without an instance (new, or its state file lost) gets one now, written
+        // before anything is sent under it.
+        let fresh = state.instance.is_empty();
+        let instance = if fresh {
+            new_instance(&options.dir)?
+        } else {
+            state.instance
+        };
         let mut spool = Self {
             options,
             segments: VecDeque::new(),
             acked_through,
             next_sequence: state_next.max(acked_through.saturating_add(1)).max(1),
+            instance,
             counters: SpoolCounters::default(),
-            state_dirty: false,
+            state_dirty: fresh,
             _lock: Some(lock),
         };
+        spool.write_state()?;
         let mut numbers = spool.segment_numbers()?;
         numbers.sort_unstable();
         for number in numbers {
@@ -234,6 +249,11 @@ impl Spool {
 
     pub fn acked_through(&self) -> u64 {
         self.acked_through
+    }
+
+    /// The random id this spool was made with (sent in the hello).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     pub fn counters(&self) -> SpoolCounters {
@@ -352,12 +372,32 @@ impl Spool {
         self.write_state()
     }
 
-    /// The backend stores more than this spool ever numbered (the spool was wiped, or another
-    /// sensor had this id): later batches must be numbered after `stored_through`, or the backend
-    /// would take them for duplicates. Renumbers what is pending in place, in order, and returns
-    /// how many batches were renumbered.
+    /// The backend has stored through `stored_through` batches this spool numbered (the
+    /// welcome named this spool's instance): frees them, and numbers on after it. After an OS
+    /// crash the spool may have lost records and numbering the backend already stored; reusing
+    /// those numbers would make new batches look like duplicates.
+    pub fn catch_up(&mut self, stored_through: u64) -> Result<Removed, SpoolError> {
+        if stored_through >= self.next_sequence {
+            self.next_sequence = stored_through.saturating_add(1);
+            self.state_dirty = true;
+        }
+        self.ack(stored_through)
+    }
+
+    /// The backend's `stored_through` was numbered by another spool (this one was wiped, or
+    /// another machine has this sensor id) and reaches what is pending here: later batches must
+    /// be numbered after it, or the backend would take them for duplicates. Renumbers what is
+    /// pending in place, in order, and returns how many batches were renumbered; nothing is
+    /// freed (the backend's numbers say nothing about this spool's batches).
     pub fn continue_after(&mut self, stored_through: u64) -> Result<u64, SpoolError> {
-        if stored_through < self.next_sequence {
+        let lowest_pending = self
+            .segments
+            .iter()
+            .flat_map(|segment| &segment.records)
+            .map(|record| record.sequence)
+            .find(|&sequence| sequence > self.acked_through)
+            .unwrap_or(self.next_sequence);
+        if stored_through < lowest_pending {
             return Ok(0);
         }
         let mut sequence = stored_through.saturating_add(1);
@@ -615,8 +655,8 @@ impl Spool {
         let path = self.options.dir.join(STATE_FILE);
         let temporary = self.options.dir.join(format!("{STATE_FILE}.tmp"));
         let text = format!(
-            "acked_through={}\nnext_sequence={}\n",
-            self.acked_through, self.next_sequence
+            "acked_through={}\nnext_sequence={}\ninstance={}\n",
+            self.acked_through, self.next_sequence, self.instance
         );
         let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
         file.write_all(text.as_bytes())
@@ -671,22 +711,51 @@ fn remove_segment(segment: Segment) -> Result<(), SpoolError> {
     }
 }
 
-/// `acked_through` and `next_sequence` from the state file; zeros when it is missing or bad
-/// (the segments then tell what is there).
-fn read_state(path: &Path) -> (u64, u64) {
+/// What the state file holds.
+#[derive(Debug, Default)]
+struct State {
+    acked_through: u64,
+    next_sequence: u64,
+    instance: String,
+}
+
+/// The state file's values; zeros and no instance when it is missing or bad (the segments then
+/// tell what is there).
+fn read_state(path: &Path) -> State {
+    let mut state = State::default();
     let Ok(text) = fs::read_to_string(path) else {
-        return (0, 0);
+        return state;
     };
-    let mut acked = 0;
-    let mut next = 0;
     for line in text.lines() {
         match line.split_once('=') {
-            Some(("acked_through", value)) => acked = value.trim().parse().unwrap_or(0),
-            Some(("next_sequence", value)) => next = value.trim().parse().unwrap_or(0),
+            Some(("acked_through", value)) => {
+                state.acked_through = value.trim().parse().unwrap_or(0);
+            }
+            Some(("next_sequence", value)) => {
+                state.next_sequence = value.trim().parse().unwrap_or(0);
+            }
+            Some(("instance", value)) => state.instance = value.trim().to_owned(),
             _ => {}
         }
     }
-    (acked, next)
+    state
+}
+
+/// Bytes of randomness in a spool instance id: two spools never share one.
+const INSTANCE_BYTES: usize = 16;
+
+/// A new random spool instance id, in hex.
+fn new_instance(dir: &Path) -> Result<String, SpoolError> {
+    use std::io::Read as _;
+    let mut bytes = [0_u8; INSTANCE_BYTES];
+    let random = Path::new("/dev/urandom");
+    File::open(random)
+        .and_then(|mut file| file.read_exact(&mut bytes))
+        .map_err(|source| SpoolError::Io {
+            path: dir.join(STATE_FILE),
+            source,
+        })?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// Zeros written at a time when the file system cannot `fallocate`.
@@ -1091,7 +1160,11 @@ mod tests {
             spool.append(&batch(1, 20, index)).expect("append");
         }
         spool.ack(1).expect("ack");
-        assert_eq!(spool.continue_after(2).expect("behind"), 0, "not ahead");
+        assert_eq!(
+            spool.continue_after(1).expect("behind"),
+            0,
+            "below what is pending"
+        );
         assert_eq!(spool.continue_after(100).expect("renumber"), 2);
         assert_eq!(sequences(&mut spool), [101, 102]);
         assert_eq!(spool.append(&batch(1, 20, 5)).expect("append").0, 103);
@@ -1207,6 +1280,64 @@ mod tests {
         }
         spool.sync().expect("sync");
         assert!(spool.segments.iter().all(|segment| !segment.unflushed));
+    }
+
+    #[test]
+    fn the_instance_is_made_with_the_spool_and_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool = Spool::open(options(dir.path(), 4)).expect("open");
+        let instance = spool.instance().to_owned();
+        assert_eq!(instance.len(), 2 * INSTANCE_BYTES);
+        crash(spool);
+        // Written when the spool was made, not only on a clean close.
+        let spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        assert_eq!(spool.instance(), instance);
+        drop(spool);
+        let other = tempfile::tempdir().expect("dir");
+        let spool = Spool::open(options(other.path(), 4)).expect("another");
+        assert_ne!(spool.instance(), instance);
+    }
+
+    #[test]
+    fn the_same_spool_behind_the_backend_frees_and_numbers_on_without_renumbering() {
+        // An OS crash lost the state file's and the last records' numbering: 5..8 are on disk,
+        // the backend stored 5..10 from this spool.
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("open");
+        for index in 0..8 {
+            spool.append(&batch(1, 20, index)).expect("append");
+        }
+        spool.ack(4).expect("ack");
+        assert_eq!(spool.next_sequence(), 9);
+        assert_eq!(
+            spool.catch_up(10).expect("catch up"),
+            Removed {
+                batches: 4,
+                activities: 4
+            }
+        );
+        assert_eq!(sequences(&mut spool), Vec::<u64>::new());
+        assert_eq!(spool.append(&batch(1, 20, 9)).expect("append").0, 11);
+        drop(spool);
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        assert_eq!(sequences(&mut spool), [11]);
+    }
+
+    #[test]
+    fn another_spools_numbers_renumber_only_what_they_reach() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("open");
+        for index in 0..4 {
+            spool.append(&batch(1, 20, index)).expect("append");
+        }
+        spool.ack(1).expect("ack");
+        // Below what is pending: nothing to do, nothing freed.
+        assert_eq!(spool.continue_after(1).expect("below"), 0);
+        assert_eq!(sequences(&mut spool), [2, 3, 4]);
+        // Reaching into it (but below next_sequence): everything pending moves after it.
+        assert_eq!(spool.continue_after(3).expect("renumber"), 3);
+        assert_eq!(sequences(&mut spool), [4, 5, 6]);
+        assert_eq!(spool.append(&batch(1, 20, 5)).expect("append").0, 7);
     }
 
     #[test]
