@@ -113,9 +113,11 @@ impl ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Make a token for a sensor and print it (only its SHA-256 is kept: note it now).
+    /// Make a token for a sensor and print it (only its SHA-256 is kept: note it now). The
+    /// token admits only the sensor whose id is NAME.
     Add {
-        /// A name for the token, usually the sensor's.
+        /// The sensor's id (its `[sensor] id`, the host name by default): a sensor presenting
+        /// this token under another id is refused with PERMISSION_DENIED.
         name: String,
         #[command(flatten)]
         location: Location,

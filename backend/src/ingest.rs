@@ -1,9 +1,11 @@
 //! The `Ingest` gRPC service: one bidirectional stream per connected sensor.
 //!
 //! A stream starts with the sensor's hello: its token is checked (unknown or missing: the call
-//! ends with UNAUTHENTICATED, logged with the sensor id and peer address, never the token) and
-//! the backend answers with a welcome carrying what it has stored for that sensor. Then each
-//! batch is checked (sizes before decompressing, the decompression bounded, the activity count),
+//! ends with UNAUTHENTICATED; made for another sensor id: PERMISSION_DENIED; logged with the
+//! sensor id, the token's name and the peer address, never the token) and
+//! the backend answers with a welcome carrying what it has stored for that sensor (its
+//! `stored_through` and the spool instance that numbered it). Then each batch is checked (sizes
+//! before decompressing, the decompression bounded, the activity count),
 //! stored with its sequence in one transaction, and acknowledged.
 //!
 //! One stream per sensor id: a new stream replaces the older one, which ends with ABORTED. A
@@ -180,12 +182,12 @@ impl Ingest for IngestService {
             }
         };
         let sensor = self.admit(&hello, peer).await?;
-        let stored_through = {
+        let (stored_through, spool_instance) = {
             let id = sensor.clone();
             let version = hello.version.clone();
             with_store(&self.store, move |store| {
                 store.sensor_seen(&id, &version, now_ns())?;
-                store.stored_through(&id)
+                Ok((store.stored_through(&id)?, store.spool_instance(&id)?))
             })
             .await?
         };
@@ -199,6 +201,7 @@ impl Ingest for IngestService {
         let welcome = BackendMessage {
             message: Some(backend_message::Message::Welcome(Welcome {
                 stored_through,
+                spool_instance,
             })),
         };
         replies
@@ -207,6 +210,7 @@ impl Ingest for IngestService {
             .map_err(|_| Status::cancelled("the sensor went away"))?;
         let session = Session {
             sensor,
+            spool_instance: hello.spool_instance.clone(),
             store: Arc::clone(&self.store),
             counters: Arc::clone(&self.counters),
             limits: self.limits,
@@ -230,7 +234,8 @@ impl Ingest for IngestService {
 }
 
 impl IngestService {
-    /// Checks a hello's sensor id and token; the sensor id when admitted.
+    /// Checks a hello's sensor id and token (a token admits only the sensor id it is named
+    /// after); the sensor id when admitted.
     async fn admit(&self, hello: &Hello, peer: Option<SocketAddr>) -> Result<String, Status> {
         let sensor = hello.sensor_id.clone();
         if sensor.is_empty() {
@@ -256,7 +261,22 @@ impl IngestService {
                 "unknown or missing access token (dcwatch-backend token add NAME makes one)",
             ));
         };
-        debug!("sensor {sensor:?} presented the token named {token_name:?}");
+        if token_name != sensor {
+            // A token speaks for the one sensor it was made for: another sensor's id with it
+            // could replace that sensor's stream, push its stored_through ahead (its real
+            // batches then acknowledged as duplicates and lost) or forge its activities.
+            add(&self.counters.refused_streams, 1);
+            warn!(
+                "refused sensor {sensor:?} from {}: it presented the token made for sensor \
+                 {token_name:?}",
+                peer_text(peer)
+            );
+            return Err(Status::permission_denied(format!(
+                "this token was made for sensor {token_name:?}, not {sensor:?} (a token admits \
+                 only the sensor id it was added for: dcwatch-backend token add SENSOR_ID)"
+            )));
+        }
+        debug!("sensor {sensor:?} presented its token");
         Ok(sensor)
     }
 
@@ -277,6 +297,8 @@ impl IngestService {
 /// One sensor's stream once admitted.
 struct Session {
     sensor: String,
+    /// The hello's spool instance: stored with each new `stored_through`.
+    spool_instance: String,
     store: Arc<Mutex<Store>>,
     counters: Arc<Counters>,
     limits: Limits,
@@ -398,11 +420,12 @@ impl Session {
             return Ok(sequence);
         }
         let sensor = self.sensor.clone();
+        let instance = self.spool_instance.clone();
         let stored = match decode(&batch, &self.limits) {
             Ok(activities) => {
                 let count = u64::try_from(activities.len()).unwrap_or(u64::MAX);
                 let stored = with_store(&self.store, move |store| {
-                    store.store_batch(&sensor, sequence, &activities)
+                    store.store_batch(&sensor, &instance, sequence, &activities)
                 })
                 .await?;
                 if stored == Stored::New {
@@ -417,7 +440,7 @@ impl Session {
                     self.sensor
                 );
                 with_store(&self.store, move |store| {
-                    store.refuse_batch(&sensor, sequence, &reason.to_string(), now_ns())
+                    store.refuse_batch(&sensor, &instance, sequence, &reason.to_string(), now_ns())
                 })
                 .await?
             }

@@ -141,6 +141,7 @@ impl Store {
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "synchronous", "FULL")?;
             connection.execute_batch(SCHEMA)?;
+            add_spool_instance_column(&connection)?;
             Ok(connection)
         };
         let connection = open(&path).map_err(|source| StoreError::Open {
@@ -163,6 +164,19 @@ impl Store {
         Ok(through.map_or(0, to_u64))
     }
 
+    /// The spool instance that numbered the sensor's `stored_through` (empty: none known).
+    pub fn spool_instance(&self, sensor_id: &str) -> Result<String, StoreError> {
+        let instance: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT spool_instance FROM sensors WHERE sensor_id = ?1",
+                [sensor_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(instance.unwrap_or_default())
+    }
+
     /// Records a sensor's hello (its version and when it was seen).
     pub fn sensor_seen(
         &self,
@@ -178,11 +192,13 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a batch's activities and advances the sensor's `stored_through` to `sequence`, in
-    /// one transaction; a batch at or below `stored_through` is a duplicate and writes nothing.
+    /// Stores a batch's activities and advances the sensor's `stored_through` to `sequence`
+    /// (numbered by the spool `spool_instance`), in one transaction; a batch at or below
+    /// `stored_through` is a duplicate and writes nothing.
     pub fn store_batch(
         &mut self,
         sensor_id: &str,
+        spool_instance: &str,
         sequence: u64,
         activities: &[Activity],
     ) -> Result<Stored, StoreError> {
@@ -223,7 +239,7 @@ impl Store {
                 ])?;
             }
         }
-        set_through(&transaction, sensor_id, sequence)?;
+        set_through(&transaction, sensor_id, spool_instance, sequence)?;
         transaction.commit()?;
         Ok(Stored::New)
     }
@@ -234,6 +250,7 @@ impl Store {
     pub fn refuse_batch(
         &mut self,
         sensor_id: &str,
+        spool_instance: &str,
         sequence: u64,
         reason: &str,
         now_ns: i64,
@@ -247,7 +264,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4)",
             params![sensor_id, to_i64(sequence), now_ns, reason],
         )?;
-        set_through(&transaction, sensor_id, sequence)?;
+        set_through(&transaction, sensor_id, spool_instance, sequence)?;
         transaction.commit()?;
         Ok(Stored::New)
     }
@@ -408,16 +425,34 @@ fn through_in(transaction: &rusqlite::Transaction<'_>, sensor_id: &str) -> rusql
     Ok(through.map_or(0, to_u64))
 }
 
+/// The sensor's `stored_through`, and the spool that numbered it: together, so the welcome
+/// never pairs a sequence with a spool that did not number it.
 fn set_through(
     transaction: &rusqlite::Transaction<'_>,
     sensor_id: &str,
+    spool_instance: &str,
     sequence: u64,
 ) -> rusqlite::Result<()> {
     transaction.execute(
-        "INSERT INTO sensors (sensor_id, stored_through) VALUES (?1, ?2)
-         ON CONFLICT (sensor_id) DO UPDATE SET stored_through = ?2",
-        params![sensor_id, to_i64(sequence)],
+        "INSERT INTO sensors (sensor_id, stored_through, spool_instance) VALUES (?1, ?2, ?3)
+         ON CONFLICT (sensor_id) DO UPDATE SET stored_through = ?2, spool_instance = ?3",
+        params![sensor_id, to_i64(sequence), spool_instance],
     )?;
+    Ok(())
+}
+
+/// `sensors.spool_instance`, added to stores made before it existed.
+fn add_spool_instance_column(connection: &Connection) -> rusqlite::Result<()> {
+    let present: bool = connection.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('sensors') WHERE name = 'spool_instance'",
+        [],
+        |row| row.get::<_, i64>(0).map(|count| count > 0),
+    )?;
+    if !present {
+        connection.execute_batch(
+            "ALTER TABLE sensors ADD COLUMN spool_instance TEXT NOT NULL DEFAULT ''",
+        )?;
+    }
     Ok(())
 }
 
@@ -487,6 +522,42 @@ mod tests {
     }
 
     #[test]
+    fn the_spool_instance_is_kept_with_stored_through() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        // A store made before spool instances: the column is added on open.
+        let old = Connection::open(directory.path().join(FILE_NAME)).expect("sqlite");
+        old.execute_batch(
+            "CREATE TABLE sensors (sensor_id TEXT PRIMARY KEY,
+             stored_through INTEGER NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',
+             last_seen_ns INTEGER NOT NULL DEFAULT 0, counters TEXT);
+             INSERT INTO sensors (sensor_id, stored_through) VALUES ('s1', 4);",
+        )
+        .expect("old schema");
+        drop(old);
+        let mut store = Store::open(directory.path()).expect("open");
+        assert_eq!(store.spool_instance("s1").expect("instance"), "");
+        assert_eq!(store.stored_through("s1").expect("through"), 4);
+        let batch = [activity(20, "alice", [10, 0, 0, 5])];
+        store
+            .store_batch("s1", "spool-a", 5, &batch)
+            .expect("store");
+        assert_eq!(store.spool_instance("s1").expect("instance"), "spool-a");
+        // A duplicate does not change which spool numbered stored_through.
+        store
+            .store_batch("s1", "spool-b", 5, &batch)
+            .expect("store");
+        assert_eq!(store.spool_instance("s1").expect("instance"), "spool-a");
+        store
+            .refuse_batch("s1", "spool-b", 6, "undecodable", 0)
+            .expect("refuse");
+        drop(store);
+        let store = Store::open(directory.path()).expect("reopen");
+        assert_eq!(store.spool_instance("s1").expect("instance"), "spool-b");
+        assert_eq!(store.stored_through("s1").expect("through"), 6);
+        assert_eq!(store.spool_instance("s2").expect("instance"), "");
+    }
+
+    #[test]
     fn a_batch_is_stored_once_and_queries_filter_and_order() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut store = Store::open(directory.path()).expect("open");
@@ -495,11 +566,15 @@ mod tests {
             activity(10, "bob", [10, 0, 0, 6]),
         ];
         assert_eq!(
-            store.store_batch("s1", 1, &batch).expect("store"),
+            store
+                .store_batch("s1", "spool-1", 1, &batch)
+                .expect("store"),
             Stored::New
         );
         assert_eq!(
-            store.store_batch("s1", 1, &batch).expect("store"),
+            store
+                .store_batch("s1", "spool-1", 1, &batch)
+                .expect("store"),
             Stored::Duplicate
         );
         assert_eq!(store.stored_through("s1").expect("through"), 1);

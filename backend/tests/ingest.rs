@@ -156,6 +156,7 @@ impl Sensor {
             sensor_id: sensor_id.to_owned(),
             version: "test".to_owned(),
             token: token.to_owned(),
+            spool_instance: format!("spool-of-{sensor_id}"),
         };
         outbound
             .send(message(sensor_message::Message::Hello(hello)))
@@ -278,7 +279,7 @@ fn ca(dir: &Path) -> anyhow::Result<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_stored_once_queried_back_and_kept_across_restarts() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let token = token(dir.path(), "dc1")?;
+    let token = token(dir.path(), "sensor-a")?;
     let backend = Backend::start(dir.path(), &[])?;
     let ca = ca(dir.path())?;
     assert!(backend.log().contains("--ca "), "{}", backend.log());
@@ -370,7 +371,7 @@ async fn batches_are_stored_once_queried_back_and_kept_across_restarts() -> anyh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_missing_tokens_are_refused() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let token = token(dir.path(), "dc1")?;
+    let token = token(dir.path(), "sensor-b")?;
     let backend = Backend::start(dir.path(), &[])?;
     let ca = ca(dir.path())?;
     let wrong = "0".repeat(64);
@@ -394,7 +395,7 @@ async fn unknown_and_missing_tokens_are_refused() -> anyhow::Result<()> {
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     // A revoked token is refused from then on.
     let data_dir = dir.path().to_str().context("UTF-8")?;
-    run(&["token", "revoke", "dc1", "--data-dir", data_dir])?;
+    run(&["token", "revoke", "sensor-b", "--data-dir", data_dir])?;
     let refused = Sensor::open(&backend, &ca, "sensor-b", &token)
         .await
         .err()
@@ -412,6 +413,41 @@ async fn unknown_and_missing_tokens_are_refused() -> anyhow::Result<()> {
     );
     let stats = backend.stop()?;
     assert_eq!(stats["refused_streams"], 4, "{stats}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_admits_only_the_sensor_it_was_made_for() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mine = token(dir.path(), "sensor-e")?;
+    let other = token(dir.path(), "sensor-f")?;
+    let backend = Backend::start(dir.path(), &[])?;
+    let ca = ca(dir.path())?;
+    let good = [dns(1_700_000_000, [10, 0, 0, 9], "ok.corp.example")];
+    let (mut owner, _) = Sensor::open(&backend, &ca, "sensor-f", &other).await?;
+    assert_eq!(owner.batch(1, &good).await?, 1);
+    // sensor-e's token, claiming to be sensor-f: refused, and sensor-f's stream goes on.
+    let refused = Sensor::open(&backend, &ca, "sensor-f", &mine)
+        .await
+        .err()
+        .context("a token was let in for another sensor")?;
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert_eq!(owner.batch(2, &good).await?, 2);
+    let (_, stored_through) = Sensor::open(&backend, &ca, "sensor-e", &mine).await?;
+    assert_eq!(stored_through, 0);
+
+    let log = backend.log();
+    assert!(
+        log.contains("refused sensor \"sensor-f\" from 127.0.0.1:")
+            && log.contains("made for sensor \"sensor-e\""),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&mine) && !log.contains(&other),
+        "a token was logged: {log}"
+    );
+    let stats = backend.stop()?;
+    assert_eq!(stats["refused_streams"], 1, "{stats}");
     Ok(())
 }
 
@@ -439,7 +475,7 @@ async fn a_client_trusting_another_ca_fails_on_the_certificate() -> anyhow::Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_batches_are_counted_and_refused_and_the_stream_goes_on() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let token = token(dir.path(), "dc1")?;
+    let token = token(dir.path(), "sensor-c")?;
     let config = dir.path().join("backend.toml");
     std::fs::write(
         &config,
@@ -503,7 +539,7 @@ async fn bad_batches_are_counted_and_refused_and_the_stream_goes_on() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_stream_from_the_same_sensor_replaces_the_older() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let token = token(dir.path(), "dc1")?;
+    let token = token(dir.path(), "sensor-d")?;
     let backend = Backend::start(dir.path(), &[])?;
     let ca = ca(dir.path())?;
     let good = [dns(1_700_000_000, [10, 0, 0, 9], "ok.corp.example")];

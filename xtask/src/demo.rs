@@ -118,6 +118,8 @@ fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
             "--output",
             "json",
         ])
+        .arg("--config")
+        .arg(backend.sensor_config()?)
         .args(backend.sensor_args())
         .status()
         .context("running the sensor")?;

@@ -280,6 +280,11 @@ fn play_with_backend(
     })
 }
 
+/// The sensor id the lab backend's token is added for. A token admits only the sensor id it
+/// was added for, and the sensor's default id (the host name) varies, so the sensor is given
+/// this one in its config (`[sensor] id`, see [`LabBackend::configure_sensor`]).
+pub const LAB_SENSOR_ID: &str = "lab-sensor";
+
 /// `dcwatch-backend` in the sensor's namespace, on its loopback, with a token for the sensor:
 /// every scenario's activities are streamed to it, and must all arrive.
 pub struct LabBackend {
@@ -297,7 +302,7 @@ impl LabBackend {
         let data = dir.path().join("backend");
         let token = shell::stdout_of(
             Command::new(&bin)
-                .args(["token", "add", "lab-sensor", "--data-dir"])
+                .args(["token", "add", LAB_SENSOR_ID, "--data-dir"])
                 .arg(&data),
         )
         .context("adding the sensor's token")?
@@ -315,7 +320,30 @@ impl LabBackend {
         })
     }
 
-    /// What `dcwatch-sensor run` needs to stream to it.
+    /// Adds `[sensor] id = LAB_SENSOR_ID` to the sensor config file at `config` (made if
+    /// missing): the id the token admits.
+    pub fn configure_sensor(config: &Path) -> anyhow::Result<()> {
+        let mut text = match std::fs::read_to_string(config) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => {
+                return Err(error).with_context(|| format!("reading {}", config.display()));
+            }
+        };
+        text.push_str(&format!("\n[sensor]\nid = \"{LAB_SENSOR_ID}\"\n"));
+        std::fs::write(config, text).with_context(|| format!("writing {}", config.display()))
+    }
+
+    /// A sensor config file with only `[sensor] id`, for a run that has no config of its own.
+    pub fn sensor_config(&self) -> anyhow::Result<PathBuf> {
+        let config = self.dir.path().join("sensor.toml");
+        std::fs::write(&config, "")?;
+        Self::configure_sensor(&config)?;
+        Ok(config)
+    }
+
+    /// What `dcwatch-sensor run` needs to stream to it (the sensor id comes with its config:
+    /// [`LabBackend::configure_sensor`]).
     pub fn sensor_args(&self) -> Vec<String> {
         let data = self.dir.path().join("backend");
         vec![
@@ -368,6 +396,7 @@ pub struct Played {
 /// no frame was lost.
 pub fn play(sensor: &Path, scenario: &str, backend: &LabBackend) -> anyhow::Result<Played> {
     let run = RunDir::create()?;
+    LabBackend::configure_sensor(&run.config)?;
     let mut extra = vec![
         "--mode".to_owned(),
         "mirror".to_owned(),

@@ -66,13 +66,16 @@ pub struct DissectCounters {
     pub orphan_responses: u64,
     /// Requests reported without waiting for their answer, for lack of room.
     pub requests_not_awaited: u64,
+    /// RADIUS requests whose authenticator was not kept because the pending-request table
+    /// (`radius::MAX_PENDING_REQUESTS`) was full of recent ones: their answers are UNCHECKED.
+    pub radius_requests_not_kept: u64,
     /// Stream bytes passed over without parsing: while hunting for a PDU start, and the parts
     /// of oversized PDUs and HTTP bodies.
     pub skipped_bytes: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 14] {
+    pub fn pairs(&self) -> [(&'static str, u64); 15] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -87,6 +90,7 @@ impl DissectCounters {
             ("unreadable_tokens", self.unreadable_tokens),
             ("orphan_responses", self.orphan_responses),
             ("requests_not_awaited", self.requests_not_awaited),
+            ("radius_requests_not_kept", self.radius_requests_not_kept),
             ("skipped_bytes", self.skipped_bytes),
         ]
     }
@@ -276,6 +280,7 @@ impl Dissector {
                     &mut self.radius,
                     &mut sink,
                 );
+                self.counters.radius_requests_not_kept = self.radius.requests_not_kept();
             }
             TransportPacket::Fragment(_) | TransportPacket::Other => {}
         }

@@ -71,6 +71,9 @@ pub struct RadiusState {
     secrets: RadiusSecrets,
     /// Request Authenticator and time seen, at most [`MAX_PENDING_REQUESTS`].
     pending: HashMap<RequestKey, ([u8; 16], u64)>,
+    /// Requests not remembered because the table was full of recent ones: their answers are
+    /// UNCHECKED (DissectCounters::radius_requests_not_kept).
+    requests_not_kept: u64,
 }
 
 impl RadiusState {
@@ -78,7 +81,14 @@ impl RadiusState {
         Self {
             secrets,
             pending: HashMap::new(),
+            requests_not_kept: 0,
         }
+    }
+
+    /// Requests whose authenticator was not kept for lack of room (their answers go
+    /// UNCHECKED).
+    pub fn requests_not_kept(&self) -> u64 {
+        self.requests_not_kept
     }
 
     /// Remembers a request's authenticator, when its NAS has a secret; when full, requests
@@ -91,6 +101,7 @@ impl RadiusState {
             let oldest = seen.time_ns.saturating_sub(REQUEST_WAIT_NS);
             self.pending.retain(|_, (_, time)| *time > oldest);
             if self.pending.len() >= MAX_PENDING_REQUESTS {
+                self.requests_not_kept += 1;
                 return;
             }
         }
@@ -403,6 +414,11 @@ mod tests {
             message(&request, &seen, &mut state, &mut out).expect("parses");
         }
         assert_eq!(state.pending.len(), MAX_PENDING_REQUESTS);
+        // The requests that found no room are counted: their answers cannot be checked.
+        assert_eq!(
+            state.requests_not_kept(),
+            u64::try_from(MAX_PENDING_REQUESTS).expect("fits")
+        );
         // Once they are old enough, a new request makes room.
         let late = Seen {
             time_ns: 1 + REQUEST_WAIT_NS + 1,

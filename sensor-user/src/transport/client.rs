@@ -208,11 +208,13 @@ async fn session(
         _ = stop.changed() => return SessionEnd::Stopped,
     };
     let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE);
+    let spool_instance = shared.spool().instance().to_owned();
     let hello = SensorMessage {
         message: Some(sensor_message::Message::Hello(Hello {
             sensor_id: config.sensor_id.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             token: config.token.clone(),
+            spool_instance,
         })),
     };
     if outbound.send(hello).await.is_err() {
@@ -240,9 +242,11 @@ async fn session(
         first = tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()) => first,
         _ = stop.changed() => return SessionEnd::Stopped,
     };
-    let stored_through = match first {
+    let (stored_through, backend_instance) = match first {
         Ok(Ok(Some(message))) => match message.message {
-            Some(backend_message::Message::Welcome(welcome)) => welcome.stored_through,
+            Some(backend_message::Message::Welcome(welcome)) => {
+                (welcome.stored_through, welcome.spool_instance)
+            }
             other => {
                 return SessionEnd::Failed {
                     message: format!("expected a welcome, got {other:?}"),
@@ -269,7 +273,7 @@ async fn session(
         .backend_connects
         .fetch_add(1, Ordering::Relaxed);
     shared.refused.store(false, Ordering::Relaxed);
-    if let Err(message) = welcome(shared, stored_through) {
+    if let Err(message) = welcome(shared, stored_through, &backend_instance) {
         return SessionEnd::Failed {
             message,
             welcomed: true,
@@ -326,31 +330,43 @@ async fn session(
     }
 }
 
-/// The welcome's `stored_through`: drop what the backend has; if it has more than this spool
-/// ever numbered, number on after it.
-fn welcome(shared: &Shared, stored_through: u64) -> Result<(), String> {
+/// The welcome's `stored_through`, and `backend_instance`, the spool that numbered it.
+/// - This spool: everything at or below it is stored (free it), and numbering goes on after
+///   it even if this spool lost records and numbers in a crash (no renumbering: what is left
+///   was numbered by this spool and may be stored already).
+/// - Another spool (this one was wiped, or another machine has this id): its numbers say
+///   nothing of this spool's batches; pending ones it reaches are renumbered after it.
+/// - Unknown (a backend or stored batches from before spool instances): as before them, free
+///   what it covers unless it is beyond this spool's numbering, then renumber.
+fn welcome(shared: &Shared, stored_through: u64, backend_instance: &str) -> Result<(), String> {
     let mut spool = shared.spool();
-    if stored_through >= spool.next_sequence() {
-        let renumbered = spool
-            .continue_after(stored_through)
+    let ours = !backend_instance.is_empty() && backend_instance == spool.instance();
+    let unknown = backend_instance.is_empty();
+    if ours || (unknown && stored_through < spool.next_sequence()) {
+        let freed = spool
+            .catch_up(stored_through)
             .map_err(|error| error.to_string())?;
         drop(spool);
+        shared
+            .counters
+            .batches_acked
+            .fetch_add(freed.batches, Ordering::Relaxed);
+        return Ok(());
+    }
+    let jumped = stored_through >= spool.next_sequence();
+    let renumbered = spool
+        .continue_after(stored_through)
+        .map_err(|error| error.to_string())?;
+    drop(spool);
+    if renumbered > 0 || jumped {
         let message = format!(
-            "the backend has stored through sequence {stored_through}, beyond this spool's \
-             numbering (a new spool folder?): {renumbered} pending batches renumbered after it"
+            "the backend has stored through sequence {stored_through} from another spool (a new \
+             spool folder, or another sensor with this id?): {renumbered} pending batches \
+             renumbered after it"
         );
         warn!("{message}");
         shared.health(Severity::Warning, "SEQUENCE_RESET", message);
-        return Ok(());
     }
-    let freed = spool
-        .ack(stored_through)
-        .map_err(|error| error.to_string())?;
-    drop(spool);
-    shared
-        .counters
-        .batches_acked
-        .fetch_add(freed.batches, Ordering::Relaxed);
     Ok(())
 }
 
@@ -408,15 +424,29 @@ fn fill(
             Err(mpsc::error::TrySendError::Full(())) => return Ok(()),
             Err(mpsc::error::TrySendError::Closed(())) => return Err("stream closed".into()),
         };
-        let spool = shared.spool();
+        let mut spool = shared.spool();
         let acked = spool.acked_through();
         if cursor.saturating_sub(acked.saturating_add(1)) >= MAX_IN_FLIGHT {
             return Ok(());
         }
-        let Some(batch) = spool.first_from(*cursor) else {
+        let corrupt_before = spool.counters().corrupt_records;
+        let next = spool.first_from(*cursor);
+        let lost = spool
+            .counters()
+            .corrupt_records
+            .saturating_sub(corrupt_before);
+        drop(spool);
+        if lost > 0 {
+            let message = format!(
+                "{lost} spooled batches no longer read back (the spool's files changed on disk): \
+                 skipped"
+            );
+            warn!("{message}");
+            shared.health(Severity::Warning, "SPOOL_CORRUPT", message);
+        }
+        let Some(batch) = next else {
             return Ok(());
         };
-        drop(spool);
         *cursor = batch.sequence.saturating_add(1);
         let counters = &shared.counters;
         counters.batches_sent.fetch_add(1, Ordering::Relaxed);
@@ -513,6 +543,74 @@ mod tests {
         );
         assert_eq!(text.matches("BadSignature").count(), 1, "{text}");
         assert!(text.contains("--ca"), "{text}");
+    }
+
+    fn shared(dir: &std::path::Path) -> Shared {
+        let options = super::super::spool::SpoolOptions {
+            dir: dir.to_owned(),
+            max_bytes: 4 * super::super::spool::MIN_SEGMENT_BYTES,
+            segment_bytes: super::super::spool::MIN_SEGMENT_BYTES,
+        };
+        Shared::new(super::super::spool::Spool::open(options).expect("spool"))
+    }
+
+    fn spool_with(shared: &Shared, batches: usize) {
+        let mut spool = shared.spool();
+        for _ in 0..batches {
+            spool
+                .append(&super::super::spool::SpooledBatch {
+                    sequence: 0,
+                    compression: 0,
+                    activity_count: 1,
+                    uncompressed_len: 4,
+                    payload: vec![1; 4],
+                })
+                .expect("append");
+        }
+    }
+
+    fn pending(shared: &Shared) -> Vec<u64> {
+        let mut spool = shared.spool();
+        let mut out = Vec::new();
+        let mut from = 0;
+        while let Some(batch) = spool.first_from(from) {
+            out.push(batch.sequence);
+            from = batch.sequence + 1;
+        }
+        out
+    }
+
+    #[test]
+    fn a_welcome_from_this_spool_frees_and_numbers_on() {
+        let dir = tempfile::tempdir().expect("dir");
+        let shared = shared(dir.path());
+        spool_with(&shared, 8);
+        shared.spool().ack(4).expect("ack");
+        let instance = shared.spool().instance().to_owned();
+        // 5..8 pending, the backend stored 5..10 from this spool (an OS crash lost numbers):
+        // no renumbering (5..8 would be stored twice), 5..8 freed, numbering after 10.
+        welcome(&shared, 10, &instance).expect("welcome");
+        assert_eq!(pending(&shared), Vec::<u64>::new());
+        assert_eq!(shared.spool().next_sequence(), 11);
+        assert_eq!(shared.counters.batches_acked.load(Ordering::Relaxed), 4);
+        assert!(shared.take_health().is_none());
+    }
+
+    #[test]
+    fn a_welcome_from_another_spool_renumbers_and_frees_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let shared = shared(dir.path());
+        spool_with(&shared, 4);
+        // Another spool (a wiped one, another machine) stored through 2: this spool's 1..4
+        // were never stored, and must not be freed or taken for duplicates.
+        welcome(&shared, 2, "another-spool").expect("welcome");
+        assert_eq!(pending(&shared), [3, 4, 5, 6]);
+        assert_eq!(shared.counters.batches_acked.load(Ordering::Relaxed), 0);
+        let event = shared.take_health().expect("a health event");
+        assert_eq!(event.kind, "SEQUENCE_RESET");
+        // An older backend that names no spool: as before, what it covers is freed.
+        welcome(&shared, 3, "").expect("welcome");
+        assert_eq!(pending(&shared), [4, 5, 6]);
     }
 
     #[test]

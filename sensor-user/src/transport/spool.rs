@@ -3,17 +3,21 @@
 //!
 //! On disk, in the spool folder:
 //! - segment files `NNNNNNNNNNNNNNNNNNNN.seg` (a 20-digit segment number, increasing), each
-//!   preallocated to the segment size (`posix_fallocate`, so a full disk shows when a segment is
-//!   made, not as a SIGBUS on a mapped page) and memory-mapped. A segment begins with a
-//!   [`SEGMENT_HEADER_LEN`]-byte header (magic `DCWSPOOL`, format version, segment number), then
-//!   records one after the other, each at an 8-byte-aligned offset; zeros after the last one.
+//!   preallocated to the segment size (`posix_fallocate`, or zeros written where the file
+//!   system lacks it: never sparse, so a full disk shows when a segment is made, not as a
+//!   SIGBUS on a mapped page) and memory-mapped; recovery maps a segment only if its length
+//!   is still the one in its header (a truncated file would SIGBUS on read). A segment begins
+//!   with a [`SEGMENT_HEADER_LEN`]-byte header (magic `DCWSPOOL`, format version, segment
+//!   number, the file's length as made, `u64` at byte 24), then records one after the other, each at an 8-byte-aligned offset; zeros after the last one.
 //! - a record: a [`RECORD_HEADER_LEN`]-byte header, little-endian: magic `u32`
 //!   ([`RECORD_MAGIC`]), payload length `u32`, sequence `u64`, activity count `u32`,
 //!   uncompressed length `u32`, compression `u32` (the proto enum), CRC-32 (IEEE) `u32` of header
 //!   bytes 4..28 and the payload; then the payload (the batch as sent).
-//! - `state`: `acked_through=N` and `next_sequence=M` lines, replaced whole (write, fsync,
-//!   rename). It may lag behind: after a crash the sensor resends a few acknowledged batches,
-//!   which the backend's welcome (`stored_through`) or its deduplication absorbs.
+//! - `state`: `acked_through=N`, `next_sequence=M` and `instance=HEX` lines (the instance: a
+//!   random id made with the spool, sent in the hello, so the backend's welcome says whether
+//!   its `stored_through` is this spool's numbering), replaced whole (write, fsync, rename).
+//!   It may lag behind: after a crash the sensor resends a few acknowledged batches, which the
+//!   backend's welcome (`stored_through`) or its deduplication absorbs.
 //!
 //! Recovery reads every segment: records with a good CRC come back; anything else (a torn record
 //! after a crash, flipped bits) is skipped up to the next good record and counted once per
@@ -44,6 +48,9 @@ pub const MAX_SEGMENTS: usize = 4096;
 pub const SEGMENT_MAGIC: &[u8; 8] = b"DCWSPOOL";
 pub const SEGMENT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_LEN: usize = 32;
+/// Where a segment's header holds the file length it was made with (zero in older segments):
+/// recovery maps only a file that still has it.
+const SEGMENT_LENGTH_AT: usize = 24;
 pub const RECORD_MAGIC: u32 = 0x5243_5744; // "DWCR" little-endian
 pub const RECORD_HEADER_LEN: usize = 32;
 /// Records start at multiples of this, so a scan for the next good record after damage only
@@ -144,9 +151,21 @@ struct Segment {
     /// Where the next record goes; `None`: sealed (full, or damaged at its end).
     write_at: Option<usize>,
     records: Vec<RecordMeta>,
+    /// Written since its last synchronous flush (`append` only starts an asynchronous one).
+    unflushed: bool,
 }
 
 impl Segment {
+    /// Writes the mapping's dirty pages synchronously if anything was written since the last
+    /// time.
+    fn flush(&mut self) -> Result<(), SpoolError> {
+        if self.unflushed {
+            self.map.flush().map_err(io_error(&self.path))?;
+            self.unflushed = false;
+        }
+        Ok(())
+    }
+
     fn last_sequence(&self) -> Option<u64> {
         self.records.last().map(|record| record.sequence)
     }
@@ -158,6 +177,8 @@ pub struct Spool {
     segments: VecDeque<Segment>,
     acked_through: u64,
     next_sequence: u64,
+    /// A random id the spool was made with: sequences are this spool's numbering.
+    instance: String,
     counters: SpoolCounters,
     /// The state file differs from memory.
     state_dirty: bool,
@@ -170,23 +191,36 @@ impl Spool {
     pub fn open(options: SpoolOptions) -> Result<Self, SpoolError> {
         fs::create_dir_all(&options.dir).map_err(io_error(&options.dir))?;
         let lock = lock_folder(&options.dir)?;
-        let (acked_through, state_next) = read_state(&options.dir.join(STATE_FILE));
+        let state = read_state(&options.dir.join(STATE_FILE));
+        let (acked_through, state_next) = (state.acked_through, state.next_sequence);
+        // A spool without an instance (new, or its state file lost) gets one now, written
+        // before anything is sent under it.
+        let fresh = state.instance.is_empty();
+        let instance = if fresh {
+            new_instance(&options.dir)?
+        } else {
+            state.instance
+        };
         let mut spool = Self {
             options,
             segments: VecDeque::new(),
             acked_through,
             next_sequence: state_next.max(acked_through.saturating_add(1)).max(1),
+            instance,
             counters: SpoolCounters::default(),
-            state_dirty: false,
+            state_dirty: fresh,
             _lock: Some(lock),
         };
+        spool.write_state()?;
         let mut numbers = spool.segment_numbers()?;
         numbers.sort_unstable();
         for number in numbers {
             if spool.segments.len() >= MAX_SEGMENTS {
                 return Err(SpoolError::TooManySegments(spool.segments.len()));
             }
-            let segment = spool.recover_segment(number)?;
+            let Some(segment) = spool.recover_segment(number)? else {
+                continue;
+            };
             if let Some(last) = segment.last_sequence() {
                 spool.next_sequence = spool.next_sequence.max(last.saturating_add(1));
             }
@@ -217,6 +251,11 @@ impl Spool {
         self.acked_through
     }
 
+    /// The random id this spool was made with (sent in the hello).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     pub fn counters(&self) -> SpoolCounters {
         self.counters
     }
@@ -237,6 +276,9 @@ impl Spool {
         });
         if !fits {
             if let Some(segment) = self.segments.back_mut() {
+                // Sealed: `sync` no longer treats it as the open segment, so it reaches the disk
+                // now, before its records count as spooled beyond a crash.
+                segment.flush()?;
                 segment.write_at = None;
             }
             self.free_acknowledged()?;
@@ -265,34 +307,44 @@ impl Spool {
             activity_count: batch.activity_count,
         });
         segment.write_at = Some(offset + record_len);
+        segment.unflushed = true;
         self.next_sequence = sequence.saturating_add(1);
         self.counters.batches += 1;
         self.counters.activities += u64::from(batch.activity_count);
         Ok((sequence, evicted))
     }
 
-    /// The first unacknowledged batch with a sequence at or above `from`, read from disk.
-    pub fn first_from(&self, from: u64) -> Option<SpooledBatch> {
+    /// The first unacknowledged batch with a sequence at or above `from`, read from disk. A
+    /// record that no longer reads (the disk changed under us) is passed over: counted in
+    /// `corrupt_records` once, and forgotten (it can never be sent).
+    pub fn first_from(&mut self, from: u64) -> Option<SpooledBatch> {
         let from = from.max(self.acked_through.saturating_add(1));
-        for segment in &self.segments {
+        let mut lost = Removed::default();
+        let mut found = None;
+        for segment in &mut self.segments {
             if segment.last_sequence().is_none_or(|last| last < from) {
                 continue;
             }
             let index = segment
                 .records
                 .partition_point(|record| record.sequence < from);
-            // A record that no longer reads (the disk changed under us) is passed over.
-            let found = segment
-                .records
-                .get(index..)
-                .unwrap_or_default()
-                .iter()
-                .find_map(|record| read_record(&segment.map, record.offset));
+            while let Some(record) = segment.records.get(index).copied() {
+                if let Some(batch) = read_record(&segment.map, record.offset) {
+                    found = Some(batch);
+                    break;
+                }
+                segment.records.remove(index);
+                lost.batches += 1;
+                lost.activities += u64::from(record.activity_count);
+            }
             if found.is_some() {
-                return found;
+                break;
             }
         }
-        None
+        self.counters.corrupt_records += lost.batches;
+        self.counters.batches = self.counters.batches.saturating_sub(lost.batches);
+        self.counters.activities = self.counters.activities.saturating_sub(lost.activities);
+        found
     }
 
     /// Every batch at or below `through` is stored by the backend: frees them, and the segments
@@ -311,20 +363,41 @@ impl Spool {
         Ok(removed)
     }
 
-    /// Writes the state file if it is behind, and flushes the mapped segments.
+    /// Flushes every segment written since the last sync, then writes the state file if it is
+    /// behind.
     pub fn sync(&mut self) -> Result<(), SpoolError> {
-        if let Some(segment) = self.segments.back() {
-            segment.map.flush().map_err(io_error(&segment.path))?;
+        for segment in &mut self.segments {
+            segment.flush()?;
         }
         self.write_state()
     }
 
-    /// The backend stores more than this spool ever numbered (the spool was wiped, or another
-    /// sensor had this id): later batches must be numbered after `stored_through`, or the backend
-    /// would take them for duplicates. Renumbers what is pending in place, in order, and returns
-    /// how many batches were renumbered.
+    /// The backend has stored through `stored_through` batches this spool numbered (the
+    /// welcome named this spool's instance): frees them, and numbers on after it. After an OS
+    /// crash the spool may have lost records and numbering the backend already stored; reusing
+    /// those numbers would make new batches look like duplicates.
+    pub fn catch_up(&mut self, stored_through: u64) -> Result<Removed, SpoolError> {
+        if stored_through >= self.next_sequence {
+            self.next_sequence = stored_through.saturating_add(1);
+            self.state_dirty = true;
+        }
+        self.ack(stored_through)
+    }
+
+    /// The backend's `stored_through` was numbered by another spool (this one was wiped, or
+    /// another machine has this sensor id) and reaches what is pending here: later batches must
+    /// be numbered after it, or the backend would take them for duplicates. Renumbers what is
+    /// pending in place, in order, and returns how many batches were renumbered; nothing is
+    /// freed (the backend's numbers say nothing about this spool's batches).
     pub fn continue_after(&mut self, stored_through: u64) -> Result<u64, SpoolError> {
-        if stored_through < self.next_sequence {
+        let lowest_pending = self
+            .segments
+            .iter()
+            .flat_map(|segment| &segment.records)
+            .map(|record| record.sequence)
+            .find(|&sequence| sequence > self.acked_through)
+            .unwrap_or(self.next_sequence);
+        if stored_through < lowest_pending {
             return Ok(0);
         }
         let mut sequence = stored_through.saturating_add(1);
@@ -440,24 +513,31 @@ impl Spool {
                 source: error,
             });
         }
-        // SAFETY: the file is ours (created just now in the spool folder, which one sensor
-        // owns) and stays at its length for the mapping's life.
+        // SAFETY: a mapping is sound while no one else truncates or writes the file and every
+        // mapped page is backed by allocated blocks (else a store or load raises SIGBUS). The
+        // file was created just now (`create_new`) in the spool folder, which this process
+        // holds locked (`lock_folder`) and nothing else writes; `preallocate` allocated all its
+        // `length` bytes (never a sparse file), and the spool never changes its length while it
+        // is mapped.
         let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_error(&path))?;
-        write_segment_header(&mut map, number);
+        write_segment_header(&mut map, number, length);
         self.segments.push_back(Segment {
             number,
             path,
             map,
             write_at: Some(SEGMENT_HEADER_LEN),
             records: Vec::new(),
+            unflushed: true,
         });
         self.refresh_counters();
         Ok(())
     }
 
-    fn recover_segment(&mut self, number: u64) -> Result<Segment, SpoolError> {
+    /// The segment's records; `None` for a file that must not be mapped (its length is not
+    /// the one it was made with): counted as corrupt and renamed `*.seg.corrupt`.
+    fn recover_segment(&mut self, number: u64) -> Result<Option<Segment>, SpoolError> {
         let path = self.segment_path(number);
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&path)
@@ -466,26 +546,64 @@ impl Spool {
         if length < (SEGMENT_HEADER_LEN + RECORD_HEADER_LEN) as u64 {
             // Made but never written (a crash between create and header): nothing to recover.
             let mut map = MmapMut::map_anon(SEGMENT_HEADER_LEN).map_err(io_error(&path))?;
-            write_segment_header(&mut map, number);
-            return Ok(Segment {
+            write_segment_header(&mut map, number, 0);
+            return Ok(Some(Segment {
                 number,
                 path,
                 map,
                 write_at: None,
                 records: Vec::new(),
-            });
+                unflushed: false,
+            }));
         }
-        // SAFETY: as in `new_segment`: the spool folder is this sensor's alone.
+        let expected = made_length(&mut file)
+            .map_err(io_error(&path))?
+            .unwrap_or(self.options.segment_bytes);
+        if length != expected {
+            // Truncated (or grown) by someone else: a mapping past the file's end would SIGBUS
+            // on read, so the file is not mapped. Renamed, it stays for a look but is out of the
+            // segment numbering.
+            let aside = path.with_extension("seg.corrupt");
+            log::warn!(
+                "spool segment {} is {length} bytes, not the {expected} it was made with: \
+                 skipped as corrupt, renamed {}",
+                path.display(),
+                aside.display()
+            );
+            self.counters.corrupt_records += 1;
+            fs::rename(&path, &aside).map_err(io_error(&path))?;
+            return Ok(None);
+        }
+        // A sparse file (made by an older sensor on a file system without fallocate) has pages
+        // with no blocks behind them: reading them gives zeros, but a store into one on a full
+        // disk raises SIGBUS, so such a segment is only read, never appended to.
+        let allocated = {
+            use std::os::unix::fs::MetadataExt as _;
+            file.metadata()
+                .map_err(io_error(&path))?
+                .blocks()
+                .saturating_mul(512)
+                >= length
+        };
+        // SAFETY: loads and stores through a file mapping are sound only while every mapped
+        // page lies within the file (else SIGBUS) and no one else changes the bytes under us.
+        // Preconditions, each upheld here: (1) the spool folder is held locked by this process
+        // (`lock_folder`) and nothing else writes or truncates its segment files; (2) the spool
+        // never changes a mapped segment's length; (3) the length was just checked to be the one
+        // the segment was made with, and the mapping covers exactly that length. Stores (appends)
+        // go only into a segment whose blocks are all allocated (`allocated`), so a full disk
+        // cannot turn one into a SIGBUS.
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(io_error(&path))?;
         let scan = scan_segment(&map);
         self.counters.corrupt_records += scan.corrupt;
-        Ok(Segment {
+        Ok(Some(Segment {
             number,
             path,
             map,
-            write_at: scan.clean_end,
+            write_at: scan.clean_end.filter(|_| allocated),
             records: scan.records,
-        })
+            unflushed: false,
+        }))
     }
 
     fn refresh_counters(&mut self) {
@@ -537,8 +655,8 @@ impl Spool {
         let path = self.options.dir.join(STATE_FILE);
         let temporary = self.options.dir.join(format!("{STATE_FILE}.tmp"));
         let text = format!(
-            "acked_through={}\nnext_sequence={}\n",
-            self.acked_through, self.next_sequence
+            "acked_through={}\nnext_sequence={}\ninstance={}\n",
+            self.acked_through, self.next_sequence, self.instance
         );
         let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
         file.write_all(text.as_bytes())
@@ -593,48 +711,112 @@ fn remove_segment(segment: Segment) -> Result<(), SpoolError> {
     }
 }
 
-/// `acked_through` and `next_sequence` from the state file; zeros when it is missing or bad
-/// (the segments then tell what is there).
-fn read_state(path: &Path) -> (u64, u64) {
+/// What the state file holds.
+#[derive(Debug, Default)]
+struct State {
+    acked_through: u64,
+    next_sequence: u64,
+    instance: String,
+}
+
+/// The state file's values; zeros and no instance when it is missing or bad (the segments then
+/// tell what is there).
+fn read_state(path: &Path) -> State {
+    let mut state = State::default();
     let Ok(text) = fs::read_to_string(path) else {
-        return (0, 0);
+        return state;
     };
-    let mut acked = 0;
-    let mut next = 0;
     for line in text.lines() {
         match line.split_once('=') {
-            Some(("acked_through", value)) => acked = value.trim().parse().unwrap_or(0),
-            Some(("next_sequence", value)) => next = value.trim().parse().unwrap_or(0),
+            Some(("acked_through", value)) => {
+                state.acked_through = value.trim().parse().unwrap_or(0);
+            }
+            Some(("next_sequence", value)) => {
+                state.next_sequence = value.trim().parse().unwrap_or(0);
+            }
+            Some(("instance", value)) => state.instance = value.trim().to_owned(),
             _ => {}
         }
     }
-    (acked, next)
+    state
 }
 
+/// Bytes of randomness in a spool instance id: two spools never share one.
+const INSTANCE_BYTES: usize = 16;
+
+/// A new random spool instance id, in hex.
+fn new_instance(dir: &Path) -> Result<String, SpoolError> {
+    use std::io::Read as _;
+    let mut bytes = [0_u8; INSTANCE_BYTES];
+    let random = Path::new("/dev/urandom");
+    File::open(random)
+        .and_then(|mut file| file.read_exact(&mut bytes))
+        .map_err(|source| SpoolError::Io {
+            path: dir.join(STATE_FILE),
+            source,
+        })?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// Zeros written at a time when the file system cannot `fallocate`.
+const ZERO_CHUNK: usize = 64 * 1024;
+
+/// Gives the file `length` bytes of allocated blocks, so that no store into its mapping can
+/// find a page the disk has no room for (a SIGBUS, not an error). Never leaves a sparse file.
 fn preallocate(file: &File, length: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd as _;
-    let length = libc::off_t::try_from(length).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let length_off = libc::off_t::try_from(length).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: a plain syscall on a descriptor we own, with no pointers.
-    let result = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) };
+    let result = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length_off) };
     match result {
         0 => Ok(()),
-        // File systems without fallocate (tmpfs has it; some FUSE ones do not): a sparse file.
-        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(u64::try_from(length).unwrap_or(0)),
+        // File systems without fallocate (some FUSE ones, old NFS): allocate by writing zeros,
+        // so a full disk is an ENOSPC here rather than a SIGBUS later.
+        libc::EOPNOTSUPP | libc::EINVAL => write_zeros(file, length),
         errno => Err(io::Error::from_raw_os_error(errno)),
     }
+}
+
+/// Writes `length` zero bytes from the start of `file` in [`ZERO_CHUNK`] pieces, then syncs, so
+/// every block is allocated (ENOSPC and other errors are returned).
+fn write_zeros(mut file: &File, length: u64) -> io::Result<()> {
+    use std::io::{Seek as _, SeekFrom};
+    let zeros = vec![0_u8; ZERO_CHUNK];
+    file.seek(SeekFrom::Start(0))?;
+    let mut left = length;
+    while left > 0 {
+        let chunk = usize::try_from(left.min(ZERO_CHUNK as u64)).unwrap_or(ZERO_CHUNK);
+        file.write_all(&zeros[..chunk])?;
+        left -= chunk as u64;
+    }
+    file.sync_data()
 }
 
 fn align(length: usize) -> usize {
     length.div_ceil(RECORD_ALIGN) * RECORD_ALIGN
 }
 
-fn write_segment_header(map: &mut [u8], number: u64) {
+/// The length a segment file was made with, from its header (read, not mapped); `None` when
+/// the header does not say (a segment of the first format wrote zeros there).
+fn made_length(file: &mut File) -> io::Result<Option<u64>> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut header = [0_u8; SEGMENT_HEADER_LEN];
+    file.seek(SeekFrom::Start(0))?;
+    file.read_exact(&mut header)?;
+    if header.get(..8) != Some(SEGMENT_MAGIC.as_slice()) {
+        return Ok(None);
+    }
+    Ok(u64_at(&header, SEGMENT_LENGTH_AT).filter(|&length| length != 0))
+}
+
+fn write_segment_header(map: &mut [u8], number: u64, length: u64) {
     let Some(header) = map.get_mut(..SEGMENT_HEADER_LEN) else {
         return;
     };
     header[..8].copy_from_slice(SEGMENT_MAGIC);
     header[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
     header[16..24].copy_from_slice(&number.to_le_bytes());
+    header[SEGMENT_LENGTH_AT..SEGMENT_LENGTH_AT + 8].copy_from_slice(&length.to_le_bytes());
 }
 
 /// Writes a record into `slot` (its aligned length): header fields and payload first, the magic
@@ -782,7 +964,7 @@ mod tests {
         }
     }
 
-    fn sequences(spool: &Spool) -> Vec<u64> {
+    fn sequences(spool: &mut Spool) -> Vec<u64> {
         let mut out = Vec::new();
         let mut from = 0;
         while let Some(batch) = spool.first_from(from) {
@@ -833,11 +1015,11 @@ mod tests {
             }
         );
         assert_eq!(spool.counters().batches, 3);
-        assert_eq!(sequences(&spool), [3, 4, 5]);
+        assert_eq!(sequences(&mut spool), [3, 4, 5]);
         drop(spool);
 
         let mut spool = Spool::open(options(dir.path(), 8)).expect("reopen");
-        assert_eq!(sequences(&spool), [3, 4, 5]);
+        assert_eq!(sequences(&mut spool), [3, 4, 5]);
         assert_eq!(spool.counters().batches, 3);
         assert_eq!(spool.counters().activities, 9);
         assert_eq!(spool.next_sequence(), 6);
@@ -863,7 +1045,7 @@ mod tests {
             "only the open segment is kept"
         );
         drop(spool);
-        let spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
         assert_eq!(spool.next_sequence(), 5);
         assert_eq!(spool.first_from(0), None);
         drop(spool);
@@ -882,10 +1064,10 @@ mod tests {
         }
         spool.ack(1).expect("ack");
         crash(spool);
-        let spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
         // The ack never reached the state file: batch 1 comes back (the backend's welcome
         // drops it again); nothing is lost.
-        assert_eq!(sequences(&spool), [1, 2, 3]);
+        assert_eq!(sequences(&mut spool), [1, 2, 3]);
         assert_eq!(spool.next_sequence(), 4);
     }
 
@@ -905,14 +1087,14 @@ mod tests {
         fs::write(&file, &bytes).expect("write");
 
         let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
-        assert_eq!(sequences(&spool), [1, 2]);
+        assert_eq!(sequences(&mut spool), [1, 2]);
         assert_eq!(spool.counters().corrupt_records, 1);
         // The torn segment is sealed; new batches go to a new one and number on.
         assert_eq!(spool.append(&batch(1, 10, 7)).expect("append").0, 3);
         assert_eq!(segment_files(dir.path()).len(), 2);
         drop(spool);
-        let spool = Spool::open(options(dir.path(), 4)).expect("reopen");
-        assert_eq!(sequences(&spool), [1, 2, 3]);
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        assert_eq!(sequences(&mut spool), [1, 2, 3]);
     }
 
     #[test]
@@ -931,8 +1113,8 @@ mod tests {
         bytes[fourth + 4] = 0xee; // a wild length
         fs::write(&file, &bytes).expect("write");
 
-        let spool = Spool::open(options(dir.path(), 4)).expect("reopen");
-        assert_eq!(sequences(&spool), [1, 3, 5]);
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        assert_eq!(sequences(&mut spool), [1, 3, 5]);
         assert_eq!(spool.counters().corrupt_records, 2);
         assert_eq!(spool.next_sequence(), 6);
     }
@@ -957,7 +1139,7 @@ mod tests {
                 activities: 20
             }
         );
-        assert_eq!(sequences(&spool), [3, 4, 5, 6, 7, 8]);
+        assert_eq!(sequences(&mut spool), [3, 4, 5, 6, 7, 8]);
         let counters = spool.counters();
         assert_eq!(counters.evicted_batches, 2);
         assert_eq!(counters.evicted_activities, 20);
@@ -967,7 +1149,7 @@ mod tests {
         spool.ack(6).expect("ack");
         let (_, removed) = spool.append(&batch(10, len, 1)).expect("append");
         assert_eq!(removed, Removed::default());
-        assert_eq!(sequences(&spool), [7, 8, 9]);
+        assert_eq!(sequences(&mut spool), [7, 8, 9]);
     }
 
     #[test]
@@ -978,14 +1160,184 @@ mod tests {
             spool.append(&batch(1, 20, index)).expect("append");
         }
         spool.ack(1).expect("ack");
-        assert_eq!(spool.continue_after(2).expect("behind"), 0, "not ahead");
+        assert_eq!(
+            spool.continue_after(1).expect("behind"),
+            0,
+            "below what is pending"
+        );
         assert_eq!(spool.continue_after(100).expect("renumber"), 2);
-        assert_eq!(sequences(&spool), [101, 102]);
+        assert_eq!(sequences(&mut spool), [101, 102]);
         assert_eq!(spool.append(&batch(1, 20, 5)).expect("append").0, 103);
         drop(spool);
-        let spool = Spool::open(options(dir.path(), 4)).expect("reopen");
-        assert_eq!(sequences(&spool), [101, 102, 103]);
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        assert_eq!(sequences(&mut spool), [101, 102, 103]);
         assert_eq!(spool.counters().corrupt_records, 0);
+    }
+
+    #[test]
+    fn a_truncated_segment_is_not_mapped_but_counted_and_set_aside() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("open");
+        for index in 0..3 {
+            spool.append(&batch(1, 100, index + 1)).expect("append");
+        }
+        drop(spool);
+        let file = segment_files(dir.path()).pop().expect("segment");
+        // Someone else cut the file: its pages past the end would SIGBUS if mapped.
+        OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .expect("open segment")
+            .set_len(SEGMENT / 2)
+            .expect("truncate");
+
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        assert_eq!(sequences(&mut spool), Vec::<u64>::new());
+        assert_eq!(spool.counters().corrupt_records, 1);
+        assert!(segment_files(dir.path()).is_empty());
+        assert!(file.with_extension("seg.corrupt").exists());
+        // A new segment takes the next batch (numbered from the state file: the backend's
+        // welcome moves numbering past what it stored).
+        let (sequence, _) = spool.append(&batch(1, 10, 9)).expect("append");
+        drop(spool);
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        assert_eq!(sequences(&mut spool), [sequence]);
+        assert_eq!(spool.counters().corrupt_records, 0);
+    }
+
+    #[test]
+    fn a_segment_made_with_another_size_still_recovers() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("open");
+        spool.append(&batch(1, 100, 1)).expect("append");
+        drop(spool);
+        let mut bigger = options(dir.path(), 8);
+        bigger.segment_bytes = SEGMENT * 2;
+        let mut spool = Spool::open(bigger).expect("reopen");
+        assert_eq!(sequences(&mut spool), [1]);
+        assert_eq!(spool.counters().corrupt_records, 0);
+    }
+
+    #[test]
+    fn allocating_without_fallocate_leaves_no_hole() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("zeros");
+        let file = File::create(&path).expect("create");
+        let length = 3 * ZERO_CHUNK as u64 + 100;
+        write_zeros(&file, length).expect("zeros");
+        let metadata = fs::metadata(&path).expect("metadata");
+        assert_eq!(metadata.len(), length);
+        // Every block is allocated: a store into the mapping cannot meet a full disk.
+        assert!(metadata.blocks() * 512 >= length, "{}", metadata.blocks());
+    }
+
+    #[test]
+    fn a_record_that_no_longer_reads_is_counted_once_and_forgotten() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("open");
+        for index in 0..3 {
+            spool.append(&batch(2, 100, index + 1)).expect("append");
+        }
+        // The disk changed under the mapping: the second record's payload no longer checks.
+        let segment = spool.segments.back_mut().expect("segment");
+        let second = segment.records[1].offset;
+        segment.map[second + RECORD_HEADER_LEN + 5] ^= 0xff;
+        assert_eq!(sequences(&mut spool), [1, 3]);
+        let counters = spool.counters();
+        assert_eq!(counters.corrupt_records, 1);
+        assert_eq!((counters.batches, counters.activities), (2, 4));
+        // Read again (a resend after a break): not counted twice.
+        assert_eq!(sequences(&mut spool), [1, 3]);
+        assert_eq!(spool.counters().corrupt_records, 1);
+        assert_eq!(
+            spool.ack(3).expect("ack"),
+            Removed {
+                batches: 2,
+                activities: 4
+            }
+        );
+    }
+
+    #[test]
+    fn sealed_segments_and_sync_flush_every_written_segment() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spool = Spool::open(options(dir.path(), 8)).expect("open");
+        let big = usize::try_from(SEGMENT / 3).expect("small");
+        for _ in 0..7 {
+            spool.append(&batch(1, big, 1)).expect("append");
+        }
+        assert!(spool.segments.len() >= 3);
+        let newest = spool.segments.len() - 1;
+        for (index, segment) in spool.segments.iter().enumerate() {
+            // Sealing flushed each older segment synchronously; only the open one waits.
+            assert_eq!(segment.unflushed, index == newest, "segment {index}");
+            assert_eq!(
+                segment.write_at.is_none(),
+                index != newest,
+                "segment {index}"
+            );
+        }
+        spool.sync().expect("sync");
+        assert!(spool.segments.iter().all(|segment| !segment.unflushed));
+    }
+
+    #[test]
+    fn the_instance_is_made_with_the_spool_and_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool = Spool::open(options(dir.path(), 4)).expect("open");
+        let instance = spool.instance().to_owned();
+        assert_eq!(instance.len(), 2 * INSTANCE_BYTES);
+        crash(spool);
+        // Written when the spool was made, not only on a clean close.
+        let spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        assert_eq!(spool.instance(), instance);
+        drop(spool);
+        let other = tempfile::tempdir().expect("dir");
+        let spool = Spool::open(options(other.path(), 4)).expect("another");
+        assert_ne!(spool.instance(), instance);
+    }
+
+    #[test]
+    fn the_same_spool_behind_the_backend_frees_and_numbers_on_without_renumbering() {
+        // An OS crash lost the state file's and the last records' numbering: 5..8 are on disk,
+        // the backend stored 5..10 from this spool.
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("open");
+        for index in 0..8 {
+            spool.append(&batch(1, 20, index)).expect("append");
+        }
+        spool.ack(4).expect("ack");
+        assert_eq!(spool.next_sequence(), 9);
+        assert_eq!(
+            spool.catch_up(10).expect("catch up"),
+            Removed {
+                batches: 4,
+                activities: 4
+            }
+        );
+        assert_eq!(sequences(&mut spool), Vec::<u64>::new());
+        assert_eq!(spool.append(&batch(1, 20, 9)).expect("append").0, 11);
+        drop(spool);
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("reopen");
+        assert_eq!(sequences(&mut spool), [11]);
+    }
+
+    #[test]
+    fn another_spools_numbers_renumber_only_what_they_reach() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spool = Spool::open(options(dir.path(), 4)).expect("open");
+        for index in 0..4 {
+            spool.append(&batch(1, 20, index)).expect("append");
+        }
+        spool.ack(1).expect("ack");
+        // Below what is pending: nothing to do, nothing freed.
+        assert_eq!(spool.continue_after(1).expect("below"), 0);
+        assert_eq!(sequences(&mut spool), [2, 3, 4]);
+        // Reaching into it (but below next_sequence): everything pending moves after it.
+        assert_eq!(spool.continue_after(3).expect("renumber"), 3);
+        assert_eq!(sequences(&mut spool), [4, 5, 6]);
+        assert_eq!(spool.append(&batch(1, 20, 5)).expect("append").0, 7);
     }
 
     #[test]
