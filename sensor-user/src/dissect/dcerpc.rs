@@ -24,11 +24,13 @@ use dcwatch_parsers::{
         stub::{self, Decoded, Encoding, TowerProtocol},
     },
     framing::{Framing, Start},
+    smb::NtStatus,
 };
 use dcwatch_proto::v1::{
-    Activity, Carrier, DceRpcActivity,
+    Activity, Carrier, DceRpcActivity, Outcome,
     activity::Body,
     dce_rpc_activity::{Context, Type},
+    outcome::Status,
 };
 
 use super::{
@@ -535,13 +537,16 @@ impl DceRpc {
         }
         self.release_waiting();
         let sealed = call.encoding.is_none();
+        let returned = if sealed {
+            None
+        } else {
+            stub::return_value(response.stub)
+        };
         if let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() {
             body.answered = true;
-            if !sealed {
-                body.return_value = stub::return_value(response.stub).unwrap_or_default();
-            }
+            body.return_value = returned.unwrap_or_default();
         }
-        call.activity.outcome = Some(outcome(true, 0, None));
+        call.activity.outcome = Some(response_outcome(returned));
         self.release_stub(call.request_stub.take());
         sink.out.push(call.activity);
     }
@@ -696,6 +701,20 @@ fn anomaly_names(pdu: &Pdu<'_>) -> Vec<String> {
         (anomalies.long_secondary_address, "long_secondary_address"),
         (anomalies.unusual_drep, "unusual_drep"),
     ])
+}
+
+/// What a RESPONSE says of its call. Most MS-RPC operations return an NTSTATUS or a Win32
+/// error (error_status_t, DWORD, NET_API_STATUS) as the last 4 bytes of the response stub, 0
+/// for success; a sealed or unread stub (or one too short to hold it) claims nothing.
+fn response_outcome(returned: Option<u32>) -> Outcome {
+    match returned {
+        Some(0) => outcome(true, 0, None),
+        Some(code) => outcome(false, code, NtStatus(code).name()),
+        None => Outcome {
+            status: Status::Unspecified.into(),
+            ..Outcome::default()
+        },
+    }
 }
 
 fn truncated_stub(activity: &mut Activity) {

@@ -130,6 +130,11 @@ fn a_request_without_its_bind_still_reports_its_opnum() {
         request.computer_name.is_empty(),
         "no interface, no stub decoded"
     );
+    // Nor its return value: the answer claims neither success nor failure.
+    assert_eq!(
+        out[0].outcome.as_ref().map(|outcome| outcome.status),
+        Some(Status::Unspecified.into())
+    );
 }
 
 #[test]
@@ -152,6 +157,11 @@ fn zerologon_is_visible_once_the_bind_is_seen() {
     assert_eq!(authenticate.secure_channel_type, "ServerSecureChannel");
     assert!(authenticate.zero_credential);
     assert_eq!(authenticate.return_value, 0xc000_0022);
+    // The server refused the zero credential: the call failed with its NTSTATUS.
+    let refused = out[1].outcome.as_ref().expect("outcome");
+    assert_eq!(refused.status, i32::from(Status::Failure));
+    assert_eq!(refused.code, 0xc000_0022);
+    assert_eq!(refused.name, "STATUS_ACCESS_DENIED");
     // Never answered: reported at close, without an outcome.
     let challenge = body(&out[2]);
     assert_eq!(challenge.operation, "NetrServerReqChallenge");
