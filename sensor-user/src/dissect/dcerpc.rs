@@ -787,6 +787,13 @@ fn decode_response(call: &mut Call, bytes: &[u8], seen: &Seen) {
     }
 }
 
+fn ip_octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(ip) => ip.octets().to_vec(),
+        IpAddr::V6(ip) => ip.octets().to_vec(),
+    }
+}
+
 /// One DCE-RPC association carried by an SMB named pipe (an open file on IPC$): the bytes
 /// written to it and read from it, in each direction, are a stream of DCE-RPC PDUs.
 #[derive(Debug)]
@@ -872,21 +879,40 @@ pub struct LearnedEndpoints {
 }
 
 impl LearnedEndpoints {
-    /// Learns the endpoints the ept_map answers among `activities` announced.
-    pub fn learn_from(&mut self, time_ns: u64, activities: &[Activity]) {
+    /// Learns the endpoints the ept_map answers among `activities` announced on the mapper's
+    /// own address (a tower without an address was given the mapper's when decoded). A tower
+    /// naming another host is not learned: any endpoint mapper could otherwise have the
+    /// capture open a port for every address; it is counted instead.
+    pub fn learn_from(
+        &mut self,
+        time_ns: u64,
+        activities: &[Activity],
+        counters: &mut DissectCounters,
+    ) {
         for activity in activities {
             let Some(Body::Dcerpc(body)) = &activity.body else {
                 continue;
             };
+            // The request's destination: the endpoint mapper that answered.
+            let mapper = activity.dst.as_ref().map(|dst| dst.ip.as_slice());
             for endpoint in &body.endpoints {
-                if let Ok(address) = endpoint.parse::<SocketAddr>() {
-                    self.learn(time_ns, address);
+                let Ok(address) = endpoint.parse::<SocketAddr>() else {
+                    continue;
+                };
+                if mapper != Some(ip_octets(address.ip()).as_slice()) {
+                    counters.rpc_endpoints_foreign += 1;
+                    continue;
+                }
+                if !self.learn(time_ns, address) {
+                    counters.rpc_endpoints_dropped += 1;
                 }
             }
         }
     }
 
-    fn learn(&mut self, time_ns: u64, address: SocketAddr) {
+    /// Learns `address`; `false` when the list of fresh endpoints is full and the live capture
+    /// will not hear of it.
+    fn learn(&mut self, time_ns: u64, address: SocketAddr) -> bool {
         let expiry = time_ns.saturating_add(LEARNED_ENDPOINT_TTL_NS);
         if !self.table.contains_key(&address) && self.table.len() >= MAX_LEARNED_ENDPOINTS {
             self.table.retain(|_, until| *until > time_ns);
@@ -903,6 +929,9 @@ impl LearnedEndpoints {
         self.table.insert(address, expiry);
         if self.fresh.len() < MAX_LEARNED_ENDPOINTS {
             self.fresh.push((address, expiry));
+            true
+        } else {
+            false
         }
     }
 

@@ -69,10 +69,14 @@ pub struct DissectCounters {
     /// Stream bytes passed over without parsing: while hunting for a PDU start, and the parts
     /// of oversized PDUs and HTTP bodies.
     pub skipped_bytes: u64,
+    /// TCP endpoints an endpoint mapper announced on another host than its own, not learned.
+    pub rpc_endpoints_foreign: u64,
+    /// Endpoints learned while the list handed to the live capture was full, so not handed.
+    pub rpc_endpoints_dropped: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 14] {
+    pub fn pairs(&self) -> [(&'static str, u64); 16] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -88,6 +92,8 @@ impl DissectCounters {
             ("orphan_responses", self.orphan_responses),
             ("requests_not_awaited", self.requests_not_awaited),
             ("skipped_bytes", self.skipped_bytes),
+            ("rpc_endpoints_foreign", self.rpc_endpoints_foreign),
+            ("rpc_endpoints_dropped", self.rpc_endpoints_dropped),
         ]
     }
 }
@@ -198,7 +204,8 @@ impl Dissector {
             }
             (_, transport) => self.transport(time_ns, packet, transport, out),
         }
-        self.learned.learn_from(time_ns, &out[before..]);
+        self.learned
+            .learn_from(time_ns, &out[before..], &mut self.counters);
         self.counters.activities += (out.len() - before) as u64;
     }
 
@@ -285,7 +292,8 @@ impl Dissector {
     pub fn tick(&mut self, time_ns: u64, out: &mut Vec<Activity>) {
         let before = out.len();
         self.expire_if_due(time_ns, out);
-        self.learned.learn_from(time_ns, &out[before..]);
+        self.learned
+            .learn_from(time_ns, &out[before..], &mut self.counters);
         self.counters.activities += (out.len() - before) as u64;
     }
 

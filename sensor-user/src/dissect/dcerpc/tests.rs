@@ -105,7 +105,9 @@ fn an_epm_exchange_names_the_interface_and_announces_the_port() {
         Some(Status::Success.into())
     );
     let mut learned = LearnedEndpoints::default();
-    learned.learn_from(10, &out);
+    let mut counters = DissectCounters::default();
+    learned.learn_from(10, &out, &mut counters);
+    assert_eq!(counters, DissectCounters::default());
     assert!(learned.contains("172.16.5.58:49668".parse().expect("address"), 11));
     assert!(!learned.contains(
         "172.16.5.58:49668".parse().expect("address"),
@@ -113,6 +115,49 @@ fn an_epm_exchange_names_the_interface_and_announces_the_port() {
     ));
     assert_eq!(learned.take_fresh().len(), 1);
     assert!(learned.take_fresh().is_empty());
+}
+
+#[test]
+fn an_endpoint_announced_on_another_host_is_not_learned() {
+    let mut harness = Harness::new();
+    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
+    // The tower names 10.0.0.1 instead of the mapper's 172.16.5.58.
+    let answer = EPM_MAP_RESPONSE.replace("ac10053a", "0a000001");
+    harness.pdu(Direction::ToClient, &hex(&answer));
+    let out = harness.close();
+    assert_eq!(
+        body(&out[1]).endpoints,
+        ["10.0.0.1:49668"],
+        "still reported"
+    );
+    let mut learned = LearnedEndpoints::default();
+    let mut counters = DissectCounters::default();
+    learned.learn_from(10, &out, &mut counters);
+    assert!(!learned.contains("10.0.0.1:49668".parse().expect("address"), 11));
+    assert!(learned.take_fresh().is_empty());
+    assert_eq!(counters.rpc_endpoints_foreign, 1);
+}
+
+#[test]
+fn endpoints_beyond_the_fresh_list_are_counted() {
+    let mut harness = Harness::new();
+    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
+    harness.pdu(Direction::ToClient, &hex(EPM_MAP_RESPONSE));
+    let out = harness.close();
+    let mut learned = LearnedEndpoints::default();
+    for port in 0..MAX_LEARNED_ENDPOINTS {
+        let port = u16::try_from(port).expect("port");
+        assert!(learned.learn(1, SocketAddr::from(([10, 0, 0, 2], port))));
+    }
+    let mut counters = DissectCounters::default();
+    learned.learn_from(10, &out, &mut counters);
+    assert_eq!(counters.rpc_endpoints_dropped, 1);
+    assert!(learned.contains("172.16.5.58:49668".parse().expect("address"), 11));
+    assert_eq!(learned.take_fresh().len(), MAX_LEARNED_ENDPOINTS);
 }
 
 #[test]
