@@ -73,10 +73,14 @@ pub struct DissectCounters {
     pub rpc_endpoints_foreign: u64,
     /// Endpoints learned while the list handed to the live capture was full, so not handed.
     pub rpc_endpoints_dropped: u64,
+    /// Gaps in the DCE-RPC stream of an SMB named pipe: a write or read whose data was cut
+    /// (an oversized message, or a related write beyond what is kept), or a read whose answer
+    /// was not awaited.
+    pub pipe_gaps: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 16] {
+    pub fn pairs(&self) -> [(&'static str, u64); 17] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -94,6 +98,7 @@ impl DissectCounters {
             ("skipped_bytes", self.skipped_bytes),
             ("rpc_endpoints_foreign", self.rpc_endpoints_foreign),
             ("rpc_endpoints_dropped", self.rpc_endpoints_dropped),
+            ("pipe_gaps", self.pipe_gaps),
         ]
     }
 }
