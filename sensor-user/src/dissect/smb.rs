@@ -504,8 +504,9 @@ impl SmbSession {
         sink: &mut Sink<'_>,
     ) {
         let header = &pdu.header;
-        if header.status == NtStatus::PENDING && header.flags.contains(smb2::Flags::ASYNC_COMMAND) {
-            // An interim answer: the final one follows with the same message id.
+        if header.status == NtStatus::PENDING {
+            // An interim answer (async, or a server that left ASYNC_COMMAND out): the final
+            // one follows with the same message id.
             return;
         }
         if header.command == Command::NEGOTIATE {
@@ -1265,6 +1266,10 @@ impl SmbSession {
 
     /// The file a read or write names: known, or (picked up mid-stream) a nameless entry.
     fn file(&mut self, key: FileKey, client: Seen, sink: &mut Sink<'_>) -> Option<&mut File> {
+        if key.id == RELATED_FILE_ID {
+            // A related command whose chain's CREATE failed: there is no file.
+            return None;
+        }
         if !self.files.contains_key(&key) {
             let file = self.new_file(key, String::new(), None, client);
             self.insert_file(key, file, sink);
@@ -1345,6 +1350,10 @@ impl SmbSession {
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) {
+        if key.id == RELATED_FILE_ID {
+            // A related close whose chain's CREATE failed: nothing was open.
+            return;
+        }
         let Some(file) = self.files.remove(&key) else {
             // Opened before the capture: nothing known to report but the close itself.
             let mut body = self.body(Type::Close, key.session);
@@ -2144,6 +2153,74 @@ mod tests {
         let (_, counters, budget) = connection.close();
         assert_eq!(counters.pipe_gaps, 1, "{counters:?}");
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn related_commands_after_a_failed_create_open_no_file() {
+        let mut connection = pipe_open();
+        let related = u64::MAX;
+        let mut read = vec![0u8; 49];
+        read[0] = 49;
+        read[16..24].copy_from_slice(&related.to_le_bytes());
+        read[24..32].copy_from_slice(&related.to_le_bytes());
+        connection.send(
+            Direction::ToServer,
+            &framed(&[
+                command(5, 10, None, 7, &create_request("nothere")),
+                command(8, 11, None, 7, &read),
+                command(6, 12, None, 7, &close_request(related)),
+            ]),
+        );
+        let error = vec![9, 0, 0, 0, 0, 0, 0, 0, 0];
+        let not_found = 0xc000_0034;
+        connection.send(
+            Direction::ToClient,
+            &framed(&[
+                command(5, 10, Some(not_found), 7, &error),
+                command(8, 11, Some(not_found), 7, &error),
+                command(6, 12, Some(not_found), 7, &error),
+            ]),
+        );
+        let (out, _, budget) = connection.close();
+        let bodies = smb_bodies(&out);
+        let kinds: Vec<_> = bodies.iter().map(|(body, _)| body.r#type()).collect();
+        // The tree connect, the netlogon create, the failed create, netlogon still open.
+        assert_eq!(
+            kinds,
+            [Type::TreeConnect, Type::Create, Type::Create, Type::Close],
+            "{bodies:?}"
+        );
+        assert_eq!(bodies[3].0.file_name, "netlogon");
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn a_synchronous_pending_answer_keeps_the_request_waiting() {
+        let mut connection = pipe_open();
+        connection.send(
+            Direction::ToServer,
+            &framed(&[command(5, 10, None, 7, &create_request("lsarpc"))]),
+        );
+        let error = vec![9, 0, 0, 0, 0, 0, 0, 0, 0];
+        connection.send(
+            Direction::ToClient,
+            &framed(&[command(5, 10, Some(NtStatus::PENDING.0), 7, &error)]),
+        );
+        connection.send(
+            Direction::ToClient,
+            &framed(&[command(5, 10, Some(SUCCESS), 7, &create_response(12))]),
+        );
+        let (out, counters, _) = connection.close();
+        assert_eq!(counters.orphan_responses, 0);
+        let bodies = smb_bodies(&out);
+        let creates: Vec<_> = bodies
+            .iter()
+            .filter(|(body, _)| body.r#type() == Type::Create)
+            .collect();
+        assert_eq!(creates.len(), 2);
+        assert_eq!(creates[1].0.file_name, "lsarpc");
+        assert_eq!(creates[1].1, Some(Status::Success as i32));
+        assert_eq!(out.iter().filter(|a| a.outcome.is_some()).count(), 3);
     }
 
     #[test]
