@@ -32,6 +32,7 @@ use dcwatch_proto::v1::{
     dce_rpc_activity::{Context, Type},
     outcome::Status,
 };
+use prost::Message as _;
 
 use super::{
     DissectCounters, gss,
@@ -58,9 +59,9 @@ pub const MAX_PENDING_CALLS: usize = 256;
 /// a stub longer than this is not decoded.
 pub const MAX_STUB_BYTES: usize = 64 * 1024;
 
-/// Budget charged for a call or bind waiting for its answer, beyond its stub buffers: the
-/// activity it holds, roughly.
-const WAITING_CHARGE: usize = 512;
+/// Budget charged for a call or bind waiting for its answer beyond its activity (charged at
+/// its encoded length) and its stub buffers: map entry, struct, allocator.
+const ENTRY_OVERHEAD: usize = 128;
 
 /// How long a TCP endpoint an endpoint mapper announced stays known as DCE-RPC, in capture
 /// time: a server keeps its dynamic ports until it restarts, and clients connect within
@@ -84,6 +85,8 @@ struct ContextInfo {
 struct PendingBind {
     activity: Activity,
     context_ids: Vec<u16>,
+    /// Bytes of the budget it holds.
+    charge: usize,
 }
 
 /// A stub being put back together from fragments.
@@ -105,6 +108,8 @@ struct Call {
     request_open: bool,
     request_stub: Option<StubBuffer>,
     response_stub: Option<StubBuffer>,
+    /// Bytes of the budget it holds, beyond its stub buffers.
+    charge: usize,
 }
 
 /// The DCE-RPC state of one association (a TCP connection, or a named pipe).
@@ -138,17 +143,22 @@ impl DceRpc {
         activity
     }
 
-    fn charge_waiting(&mut self) -> bool {
-        if self.budget.try_reserve(WAITING_CHARGE) {
-            self.waiting_charge += WAITING_CHARGE;
+    /// What a waiting bind or call holding `activity` is charged.
+    fn waiting_cost(activity: &Activity) -> usize {
+        ENTRY_OVERHEAD + activity.encoded_len()
+    }
+
+    fn charge_waiting(&mut self, charge: usize) -> bool {
+        if self.budget.try_reserve(charge) {
+            self.waiting_charge += charge;
             true
         } else {
             false
         }
     }
 
-    fn release_waiting(&mut self) {
-        let release = WAITING_CHARGE.min(self.waiting_charge);
+    fn release_waiting(&mut self, charge: usize) {
+        let release = charge.min(self.waiting_charge);
         self.budget.release(release);
         self.waiting_charge -= release;
     }
@@ -286,7 +296,8 @@ impl DceRpc {
                 ..DceRpcActivity::default()
             },
         );
-        if self.binds.len() >= MAX_PENDING_BINDS || !self.charge_waiting() {
+        let charge = Self::waiting_cost(&activity);
+        if self.binds.len() >= MAX_PENDING_BINDS || !self.charge_waiting(charge) {
             sink.counters.requests_not_awaited += 1;
             sink.out.push(activity);
             return;
@@ -296,9 +307,10 @@ impl DceRpc {
             PendingBind {
                 activity,
                 context_ids,
+                charge,
             },
         ) {
-            self.release_waiting();
+            self.release_waiting(replaced.charge);
             sink.out.push(replaced.activity);
         }
     }
@@ -316,7 +328,7 @@ impl DceRpc {
             tokens(auth, seen, sink);
             return;
         };
-        self.release_waiting();
+        self.release_waiting(pending.charge);
         let mut accepted = false;
         for (context_id, result) in pending.context_ids.iter().zip(&ack.results) {
             if result.result == ContextResult::ACCEPTANCE {
@@ -349,7 +361,7 @@ impl DceRpc {
             sink.counters.orphan_responses += 1;
             return;
         };
-        self.release_waiting();
+        self.release_waiting(pending.charge);
         for context_id in &pending.context_ids {
             self.contexts.remove(context_id);
         }
@@ -377,7 +389,7 @@ impl DceRpc {
             .get(&header.call_id)
             .is_some_and(|call| call.request_open);
         if !first && continues {
-            self.more_request(header.call_id, request.stub, last);
+            self.more_request(header.call_id, request.stub, last, sink);
             return;
         }
         if let Some(replaced) = self.calls.remove(&header.call_id) {
@@ -427,6 +439,7 @@ impl DceRpc {
             request_open: !last,
             request_stub: None,
             response_stub: None,
+            charge: 0,
         };
         let reads = |read: fn(Uuid, u16) -> bool| {
             encoding.is_some() && interface.is_some_and(|uuid| read(uuid, request.opnum))
@@ -441,7 +454,8 @@ impl DceRpc {
         if reads(stub::reads_response) {
             call.response_stub = Some(StubBuffer::default());
         }
-        if !self.charge_waiting() {
+        call.charge = Self::waiting_cost(&call.activity);
+        if !self.charge_waiting(call.charge) {
             sink.counters.requests_not_awaited += 1;
             let Call {
                 activity,
@@ -475,7 +489,7 @@ impl DceRpc {
         true
     }
 
-    fn more_request(&mut self, call_id: u32, bytes: &[u8], last: bool) {
+    fn more_request(&mut self, call_id: u32, bytes: &[u8], last: bool, sink: &mut Sink<'_>) {
         let Some(mut call) = self.calls.remove(&call_id) else {
             return;
         };
@@ -498,6 +512,18 @@ impl DceRpc {
             }
         }
         call.request_open = !last;
+        // What the stub decoded (names looked up, a binary path) grows the activity held.
+        let charge = Self::waiting_cost(&call.activity);
+        if charge > call.charge {
+            if !self.charge_waiting(charge - call.charge) {
+                sink.counters.requests_not_awaited += 1;
+                self.report(call, sink);
+                return;
+            }
+        } else {
+            self.release_waiting(call.charge - charge);
+        }
+        call.charge = charge;
         self.calls.insert(call_id, call);
     }
 
@@ -535,7 +561,7 @@ impl DceRpc {
             self.calls.insert(header.call_id, call);
             return;
         }
-        self.release_waiting();
+        self.release_waiting(call.charge);
         let sealed = call.encoding.is_none();
         let returned = if sealed {
             None
@@ -556,7 +582,7 @@ impl DceRpc {
             sink.counters.orphan_responses += 1;
             return;
         };
-        self.release_waiting();
+        self.release_waiting(call.charge);
         if let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() {
             body.answered = true;
         }
@@ -570,14 +596,14 @@ impl DceRpc {
         let mut binds: Vec<(u32, PendingBind)> = self.binds.drain().collect();
         binds.sort_by_key(|(id, _)| *id);
         for (_, bind) in binds {
-            self.release_waiting();
+            self.release_waiting(bind.charge);
             sink.out.push(bind.activity);
         }
     }
 
     /// A call reported without its answer.
     fn report(&mut self, mut call: Call, sink: &mut Sink<'_>) {
-        self.release_waiting();
+        self.release_waiting(call.charge);
         self.release_stub(call.request_stub.take());
         self.release_stub(call.response_stub.take());
         sink.out.push(call.activity);

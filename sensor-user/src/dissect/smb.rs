@@ -1109,11 +1109,11 @@ impl SmbSession {
             if logon.mechanism == Mechanism::Unspecified {
                 logon.mechanism = earlier.mechanism;
             }
+            self.release_entry(earlier.user.len() + earlier.domain.len());
             if logon.user.is_empty() {
                 logon.user = earlier.user;
                 logon.domain = earlier.domain;
             }
-            self.release_entry(0);
         }
         let step = status == NtStatus::MORE_PROCESSING_REQUIRED;
         let mut result = outcome(!status.is_error(), status.0, status.name());
@@ -1127,7 +1127,9 @@ impl SmbSession {
         }
         sink.out.extend(carried);
         if step {
-            if self.setups.len() < MAX_SESSIONS_PER_FLOW && self.charge_entry(0) {
+            if self.setups.len() < MAX_SESSIONS_PER_FLOW
+                && self.charge_entry(logon.user.len() + logon.domain.len())
+            {
                 self.setups.insert(session, logon);
             }
             return;
@@ -1158,9 +1160,14 @@ impl SmbSession {
             });
         }
         if !status.is_error() {
+            // A logon replaced gives its charge back before the new one is charged.
             let charge = logon.user.len() + logon.domain.len();
-            if self.logons.contains_key(&session)
-                || (self.logons.len() < MAX_SESSIONS_PER_FLOW && self.charge_entry(charge))
+            let replaced = self.logons.remove(&session);
+            if let Some(old) = &replaced {
+                self.release_entry(old.user.len() + old.domain.len());
+            }
+            if (replaced.is_some() || self.logons.len() < MAX_SESSIONS_PER_FLOW)
+                && self.charge_entry(charge)
             {
                 self.logons.insert(session, logon);
             }
@@ -1183,12 +1190,18 @@ impl SmbSession {
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) {
-        if !status.is_error()
-            && (self.trees.contains_key(&(session, tree_id))
-                || (self.trees.len() < MAX_TREES_PER_FLOW && self.charge_entry(share.len())))
-        {
-            self.trees
-                .insert((session, tree_id), Tree { share, share_type });
+        if !status.is_error() {
+            // A tree replaced gives its charge back before the new one is charged.
+            let replaced = self.trees.remove(&(session, tree_id));
+            if let Some(old) = &replaced {
+                self.release_entry(old.share.len());
+            }
+            if (replaced.is_some() || self.trees.len() < MAX_TREES_PER_FLOW)
+                && self.charge_entry(share.len())
+            {
+                self.trees
+                    .insert((session, tree_id), Tree { share, share_type });
+            }
         }
         if let Some(mut activity) = activity {
             if let Some(activity::Body::Smb(body)) = &mut activity.body {
@@ -1448,7 +1461,8 @@ impl SmbSession {
             self.budget.release(previous.charge);
             sink.out.extend(previous.activity);
         }
-        let charge = activity.encoded_len() + ENTRY_OVERHEAD;
+        let offered_len: usize = offered.iter().map(String::capacity).sum();
+        let charge = activity.encoded_len() + ENTRY_OVERHEAD + offered_len;
         if !self.budget.try_reserve(charge) {
             sink.counters.requests_not_awaited += 1;
             sink.out.push(activity);
@@ -1505,6 +1519,8 @@ impl SmbSession {
                 input: Some(Deferred { data, .. }),
                 ..
             } => data.capacity(),
+            Waiting::Create { name, .. } => name.capacity(),
+            Waiting::TreeConnect { share } => share.capacity(),
             _ => 0,
         };
         let charge = ENTRY_OVERHEAD + carried + activity.as_ref().map_or(0, Activity::encoded_len);

@@ -160,6 +160,80 @@ fn endpoints_beyond_the_fresh_list_are_counted() {
     assert_eq!(learned.take_fresh().len(), MAX_LEARNED_ENDPOINTS);
 }
 
+/// A REQUEST PDU (call id 7, context 0, one fragment) carrying `stub`.
+fn request_pdu(opnum: u16, stub: &[u8]) -> Vec<u8> {
+    let frag = u16::try_from(24 + stub.len()).expect("fits");
+    let mut pdu = vec![5, 0, 0, 3, 0x10, 0, 0, 0];
+    pdu.extend(frag.to_le_bytes());
+    pdu.extend([0, 0]);
+    pdu.extend(7u32.to_le_bytes());
+    pdu.extend(u32::try_from(stub.len()).expect("fits").to_le_bytes());
+    pdu.extend(0u16.to_le_bytes());
+    pdu.extend(opnum.to_le_bytes());
+    pdu.extend_from_slice(stub);
+    pdu
+}
+
+/// A SamrLookupNamesInDomain stub in NDR ([MS-SAMR] 3.1.5.11.2) looking up `names`.
+fn samr_lookup_stub(names: &[String]) -> Vec<u8> {
+    let count = u32::try_from(names.len()).expect("fits");
+    let mut stub = vec![0u8; 20]; // DomainHandle
+    stub.extend(count.to_le_bytes());
+    stub.extend(1000u32.to_le_bytes());
+    stub.extend(0u32.to_le_bytes());
+    stub.extend(count.to_le_bytes());
+    for (index, name) in names.iter().enumerate() {
+        let bytes = u16::try_from(name.len() * 2).expect("fits");
+        stub.extend(bytes.to_le_bytes());
+        stub.extend(bytes.to_le_bytes());
+        stub.extend((0x2_0000 + u32::try_from(index).expect("fits")).to_le_bytes());
+    }
+    for name in names {
+        let units = u32::try_from(name.len()).expect("fits");
+        stub.extend(units.to_le_bytes());
+        stub.extend(0u32.to_le_bytes());
+        stub.extend(units.to_le_bytes());
+        stub.extend(name.encode_utf16().flat_map(u16::to_le_bytes));
+        stub.resize(stub.len().next_multiple_of(4), 0);
+    }
+    stub
+}
+
+#[test]
+fn a_call_is_charged_for_what_it_holds_and_gives_it_back() {
+    let mut harness = Harness::new();
+    // The EPM bind's bytes with the SAMR interface, version 1.0.
+    let mut bind = hex(EPM_BIND);
+    bind[32..48].copy_from_slice(&hex("785734123412cdabef000123456789ac"));
+    bind[48..52].copy_from_slice(&1u32.to_le_bytes());
+    harness.pdu(Direction::ToServer, &bind);
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    assert_eq!(harness.rpc.budget.in_use(), 0);
+    let names: Vec<String> = (0..200)
+        .map(|index| format!("account-{index:08}"))
+        .collect();
+    harness.pdu(
+        Direction::ToServer,
+        &request_pdu(17, &samr_lookup_stub(&names)),
+    );
+    let held = harness.rpc.budget.in_use();
+    let names_len: usize = names.iter().map(String::len).sum();
+    assert!(held > names_len, "{held} bytes charged");
+    // The response: a stub ending in STATUS_SUCCESS.
+    let mut response = hex(NETLOGON_AUTHENTICATE3_RESPONSE);
+    response[12] = 7;
+    let at = response.len() - 4;
+    response[at..].copy_from_slice(&0u32.to_le_bytes());
+    harness.pdu(Direction::ToClient, &response);
+    assert_eq!(harness.rpc.budget.in_use(), 0);
+    let out = harness.close();
+    assert_eq!(body(&out[1]).names, names);
+    assert_eq!(
+        out[1].outcome.as_ref().map(|outcome| outcome.status),
+        Some(Status::Success.into())
+    );
+}
+
 #[test]
 fn a_request_without_its_bind_still_reports_its_opnum() {
     let mut harness = Harness::new();
