@@ -21,7 +21,7 @@ use dcwatch_parsers::{
     dcerpc::{
         self, AuthVerifier, Bind, BindAck, Body as PduBody, ContextResult, Fault, Header, Pdu,
         PfcFlags, Request, Response, SyntaxId, Uuid, interfaces,
-        stub::{self, Decoded, Encoding, TowerProtocol},
+        stub::{self, ByteOrder, Decoded, Encoding, TowerProtocol},
     },
     framing::{Framing, Start},
     smb::NtStatus,
@@ -104,6 +104,8 @@ struct Call {
     interface: Option<Uuid>,
     opnum: u16,
     encoding: Option<Encoding>,
+    /// The byte order of the request's first fragment (a client may choose big-endian NDR).
+    order: ByteOrder,
     /// The request's own fragments are still coming.
     request_open: bool,
     request_stub: Option<StubBuffer>,
@@ -436,6 +438,7 @@ impl DceRpc {
             interface,
             opnum: request.opnum,
             encoding,
+            order: ByteOrder::of(header),
             request_open: !last,
             request_stub: None,
             response_stub: None,
@@ -547,7 +550,7 @@ impl DceRpc {
             }
             if self.append(&mut buffer, response.stub) {
                 if last {
-                    decode_response(&mut call, &buffer.bytes, seen);
+                    decode_response(&mut call, &buffer.bytes, ByteOrder::of(header), seen);
                     self.release_stub(Some(buffer));
                 } else {
                     call.response_stub = Some(buffer);
@@ -566,7 +569,7 @@ impl DceRpc {
         let returned = if sealed {
             None
         } else {
-            stub::return_value(response.stub)
+            stub::return_value(response.stub, ByteOrder::of(header))
         };
         if let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() {
             body.answered = true;
@@ -755,7 +758,7 @@ fn decode_request(call: &mut Call, bytes: &[u8]) {
     let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
         return;
     };
-    let Some(decoded) = stub::request(interface, call.opnum, bytes, encoding) else {
+    let Some(decoded) = stub::request(interface, call.opnum, bytes, encoding, call.order) else {
         return;
     };
     let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() else {
@@ -785,12 +788,12 @@ fn decode_request(call: &mut Call, bytes: &[u8]) {
     }
 }
 
-fn decode_response(call: &mut Call, bytes: &[u8], seen: &Seen) {
+fn decode_response(call: &mut Call, bytes: &[u8], order: ByteOrder, seen: &Seen) {
     let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
         return;
     };
     let Some(Decoded::Endpoints(endpoints)) =
-        stub::response(interface, call.opnum, bytes, encoding)
+        stub::response(interface, call.opnum, bytes, encoding, order)
     else {
         return;
     };

@@ -291,6 +291,69 @@ fn zerologon_is_visible_once_the_bind_is_seen() {
 }
 
 #[test]
+fn a_big_endian_call_is_decoded_and_flagged() {
+    let mut harness = Harness::new();
+    let mut bind = hex(EPM_BIND);
+    bind[32..48].copy_from_slice(&hex("785634123412cdabef0001234567cffb"));
+    bind[48..52].copy_from_slice(&1u32.to_le_bytes());
+    harness.pdu(Direction::ToServer, &bind);
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    // NETLOGON_AUTHENTICATE3 with drep big-endian and every integer (and UTF-16 unit) of its
+    // header and stub byte-swapped: PrimaryName (pointer, 12 units), AccountName (11 units),
+    // SecureChannelType, ComputerName (10 units), ClientCredential (bytes), NegotiateFlags.
+    let layout: &[(usize, usize)] = &[
+        (4, 4),
+        (2, 12),
+        (4, 3),
+        (2, 11),
+        (2, 1),
+        (4, 3),
+        (2, 10),
+        (1, 8),
+        (4, 1),
+    ];
+    let swap = |pdu: &[u8], layout: &[(usize, usize)]| {
+        let mut out = pdu[..4].to_vec();
+        out.extend([0x00, 0, 0, 0]);
+        let mut at = 8;
+        for &(width, count) in [(2, 2), (4, 2), (2, 2)].iter().chain(layout) {
+            for _ in 0..count {
+                out.extend(pdu[at..at + width].iter().rev());
+                at += width;
+            }
+        }
+        assert_eq!(at, pdu.len());
+        out
+    };
+    harness.pdu(
+        Direction::ToServer,
+        &swap(&hex(NETLOGON_AUTHENTICATE3), layout),
+    );
+    // The answer: ServerCredential (bytes), NegotiateFlags, AccountRid, STATUS_ACCESS_DENIED.
+    harness.pdu(
+        Direction::ToClient,
+        &swap(&hex(NETLOGON_AUTHENTICATE3_RESPONSE), &[(1, 8), (4, 3)]),
+    );
+    let out = harness.close();
+    let authenticate = body(&out[1]);
+    assert_eq!(authenticate.operation, "NetrServerAuthenticate3");
+    assert_eq!(authenticate.account_name, "BAS-AD-01$");
+    assert_eq!(authenticate.computer_name, "BAS-AD-01");
+    assert!(authenticate.zero_credential);
+    assert!(
+        authenticate
+            .anomalies
+            .iter()
+            .any(|name| name == "unusual_drep")
+    );
+    assert_eq!(authenticate.return_value, 0xc000_0022);
+    assert_eq!(
+        out[1].outcome.as_ref().map(|outcome| outcome.status),
+        Some(Status::Failure.into())
+    );
+}
+
+#[test]
 fn a_fault_is_the_outcome_of_its_request() {
     let mut harness = Harness::new();
     harness.pdu(Direction::ToServer, &hex(NETLOGON_REQ_CHALLENGE));
