@@ -2240,6 +2240,29 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_connected_again_gives_its_charge_back() {
+        let mut connection = Connection::new();
+        for (id, path) in [
+            (1, r"\\dc\a-share-with-a-rather-long-name"),
+            (2, r"\\dc\c$"),
+        ] {
+            connection.send(
+                Direction::ToServer,
+                &framed(&[command(3, id, None, 0, &tree_connect_request(path))]),
+            );
+            connection.send(
+                Direction::ToClient,
+                &framed(&[command(3, id, Some(SUCCESS), 7, &tree_connect_response(1))]),
+            );
+        }
+        connection.send(
+            Direction::ToServer,
+            &framed(&[command(4, 3, None, 7, &[4, 0, 0, 0])]),
+        );
+        assert_eq!(connection.budget.in_use(), 0);
+    }
+
+    #[test]
     fn a_setup_reports_once_with_its_final_status() {
         let mut connection = Connection::new();
         for (id, status) in [
