@@ -286,6 +286,45 @@ fn a_big_endian_netlogon_call_decodes_as_the_little_endian_one() {
 }
 
 #[test]
+fn a_big_endian_create_service_decodes_as_the_little_endian_one() {
+    // PSEXEC_CREATE's stub: hSCManager (20 bytes), lpServiceName (9 units), pad, lpDisplayName
+    // (pointer, 9 units), pad, access, type, start type, error control, lpBinaryPathName
+    // (26 units), and the rest (not read) kept as bytes.
+    let layout = [
+        (1, 20),
+        (4, 3),
+        (2, 9),
+        (1, 2),
+        (4, 4),
+        (2, 9),
+        (1, 2),
+        (4, 4),
+        (4, 3),
+        (2, 26),
+        (1, 28),
+    ];
+    let bytes = big_endian(&hex(PSEXEC_CREATE), &layout);
+    let pdu = parse(&bytes).expect("request");
+    let Body::Request(request) = pdu.body else {
+        panic!("not a request")
+    };
+    assert_eq!(request.opnum, 45);
+    let Some(Decoded::CreateService(service)) = stub::request(
+        interfaces::SVCCTL,
+        45,
+        request.stub,
+        Encoding::Ndr,
+        ByteOrder::of(&pdu.header),
+    ) else {
+        panic!("not decoded")
+    };
+    assert_eq!(service.service_name, "PSEXESVC");
+    assert_eq!(service.display_name.as_deref(), Some("PSEXESVC"));
+    assert_eq!(service.binary_path, "%SystemRoot%\\PSEXESVC.exe");
+    assert_eq!(service.start_type, 3);
+}
+
+#[test]
 fn a_created_service_shows_its_binary() {
     let (bytes, _) = request_of(PSEXEC_CREATE);
     let Body::Request(request) = parse(&bytes).expect("request").body else {
