@@ -2153,6 +2153,35 @@ mod tests {
     }
 
     #[test]
+    fn a_related_pipe_write_beyond_what_is_kept_is_a_gap() {
+        let mut connection = pipe_open();
+        // A compounded CREATE and related WRITE whose data is longer than what is kept until
+        // the CREATE is answered: a call, then filler.
+        let mut data = hex(REQ_CHALLENGE);
+        data.resize(MAX_DEFERRED_BYTES + 1000, 0);
+        connection.send(
+            Direction::ToServer,
+            &framed(&[
+                command(5, 10, None, 7, &create_request("svcctl")),
+                command(9, 11, None, 7, &write_request(u64::MAX, &data)),
+            ]),
+        );
+        let mut written = vec![0u8; 16];
+        written[0] = 17;
+        connection.send(
+            Direction::ToClient,
+            &framed(&[
+                command(5, 10, Some(SUCCESS), 7, &create_response(12)),
+                command(9, 11, Some(SUCCESS), 7, &written),
+            ]),
+        );
+        let (out, counters, budget) = connection.close();
+        assert_eq!(counters.pipe_gaps, 1, "{counters:?}");
+        assert_eq!(rpc_call_ids(&out), [1], "the call before the cut is read");
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
     fn a_pipe_read_not_awaited_is_a_gap() {
         let mut connection = pipe_open();
         let mut read = vec![0u8; 49];
