@@ -1,4 +1,4 @@
-//! DCE-RPC PDUs, then every stub decoder over the same bytes in both encodings.
+//! DCE-RPC PDUs, then every stub decoder over the same bytes in both encodings and byte orders.
 #![no_main]
 
 use dcwatch_parsers::dcerpc::{self, interfaces, stub};
@@ -10,7 +10,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(pdu) = dcerpc::parse(data) {
         let _ = format!("{pdu:?}");
     }
-    for encoding in [stub::Encoding::Ndr, stub::Encoding::Ndr64] {
+    for (encoding, order) in [stub::Encoding::Ndr, stub::Encoding::Ndr64]
+        .into_iter()
+        .flat_map(|encoding| {
+            [
+                (encoding, stub::ByteOrder::Little),
+                (encoding, stub::ByteOrder::Big),
+            ]
+        })
+    {
         for (interface, opnum) in [
             (interfaces::SVCCTL, 12),
             (interfaces::SAMR, 17),
@@ -18,8 +26,14 @@ fuzz_target!(|data: &[u8]| {
             (interfaces::NETLOGON, 4),
             (interfaces::NETLOGON, 26),
         ] {
-            let _ = format!("{:?}", stub::request(interface, opnum, data, encoding));
+            let _ = format!(
+                "{:?}",
+                stub::request(interface, opnum, data, encoding, order)
+            );
         }
-        let _ = format!("{:?}", stub::response(interfaces::EPM, 3, data, encoding));
+        let _ = format!(
+            "{:?}",
+            stub::response(interfaces::EPM, 3, data, encoding, order)
+        );
     }
 });

@@ -725,7 +725,9 @@ pub fn parse(bytes: &[u8]) -> Result<Pdu<'_>, DceRpcError> {
         return Err(DceRpcError::BadLength(header.frag_length));
     }
     let mut anomalies = Anomalies {
-        unusual_drep: header.drep[0] & 0x0f != 0 || header.drep[1] != 0,
+        // Windows sends little-endian ASCII IEEE; a big-endian PDU still decodes but is
+        // unusual enough to be worth a flag (a client choosing it to slip past decoders).
+        unusual_drep: header.drep[0] & 0x0f != 0 || header.drep[1] != 0 || !header.little_endian(),
         ..Anomalies::default()
     };
     let (body_end, auth) = auth_verifier(pdu, &header, &mut anomalies)?;

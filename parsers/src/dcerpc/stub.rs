@@ -1,4 +1,4 @@
-//! The few operation stubs dcwatch reads: NDR (C706 chapter 14) in little-endian order, the
+//! The few operation stubs dcwatch reads: NDR (C706 chapter 14) in the PDU's byte order, the
 //! [in] parameters of requests that name a service, an account or a computer, and the endpoints
 //! an endpoint-mapper answer announces.
 //!
@@ -46,20 +46,64 @@ pub enum Encoding {
     Ndr64,
 }
 
-/// An NDR reader over a stub, little-endian.
+/// The order of a stub's integers and UTF-16 units: the integer representation of the PDU's
+/// data representation label (drep[0] high nibble, C706 12.6.3.1 / 14.2.5). Windows sends
+/// little-endian, but its RPC runtime accepts big-endian NDR too, so a client may choose it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ByteOrder {
+    #[default]
+    Little,
+    Big,
+}
+
+impl ByteOrder {
+    /// The byte order a PDU's header declares.
+    pub fn of(header: &super::Header) -> Self {
+        if header.little_endian() {
+            Self::Little
+        } else {
+            Self::Big
+        }
+    }
+
+    fn u16(self, bytes: [u8; 2]) -> u16 {
+        match self {
+            Self::Little => u16::from_le_bytes(bytes),
+            Self::Big => u16::from_be_bytes(bytes),
+        }
+    }
+
+    fn u32(self, bytes: [u8; 4]) -> u32 {
+        match self {
+            Self::Little => u32::from_le_bytes(bytes),
+            Self::Big => u32::from_be_bytes(bytes),
+        }
+    }
+
+    fn u64(self, bytes: [u8; 8]) -> u64 {
+        match self {
+            Self::Little => u64::from_le_bytes(bytes),
+            Self::Big => u64::from_be_bytes(bytes),
+        }
+    }
+}
+
+/// An NDR reader over a stub, in the PDU's byte order.
 #[derive(Clone, Copy, Debug)]
 struct Ndr<'a> {
     bytes: &'a [u8],
     at: usize,
     encoding: Encoding,
+    order: ByteOrder,
 }
 
 impl<'a> Ndr<'a> {
-    fn new(bytes: &'a [u8], encoding: Encoding) -> Self {
+    fn new(bytes: &'a [u8], encoding: Encoding, order: ByteOrder) -> Self {
         Self {
             bytes,
             at: 0,
             encoding,
+            order,
         }
     }
 
@@ -79,21 +123,21 @@ impl<'a> Ndr<'a> {
         self.align(2)?;
         self.take(2)
             .and_then(|bytes| bytes.try_into().ok())
-            .map(u16::from_le_bytes)
+            .map(|bytes| self.order.u16(bytes))
     }
 
     fn u32(&mut self) -> Option<u32> {
         self.align(4)?;
         self.take(4)
             .and_then(|bytes| bytes.try_into().ok())
-            .map(u32::from_le_bytes)
+            .map(|bytes| self.order.u32(bytes))
     }
 
     fn u64(&mut self) -> Option<u64> {
         self.align(8)?;
         self.take(8)
             .and_then(|bytes| bytes.try_into().ok())
-            .map(u64::from_le_bytes)
+            .map(|bytes| self.order.u64(bytes))
     }
 
     /// A conformance, variance or count: 4 bytes in NDR, 8 in NDR64.
@@ -127,7 +171,7 @@ impl<'a> Ndr<'a> {
             return None;
         }
         let bytes = self.take(actual.checked_mul(2)?)?;
-        Some(utf16(bytes))
+        Some(utf16(bytes, self.order))
     }
 
     /// A unique pointer to a string: `Some(None)` for NULL.
@@ -139,11 +183,12 @@ impl<'a> Ndr<'a> {
     }
 }
 
-/// UTF-16LE to text, a trailing NUL dropped, unpaired surrogates replaced.
-fn utf16(bytes: &[u8]) -> String {
+/// UTF-16 (wchar_t units in the stub's byte order) to text, a trailing NUL dropped, unpaired
+/// surrogates replaced.
+fn utf16(bytes: &[u8], order: ByteOrder) -> String {
     let units: Vec<u16> = bytes
         .chunks_exact(2)
-        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+        .map(|pair| order.u16([pair[0], pair[1]]))
         .collect();
     let units = units.strip_suffix(&[0]).unwrap_or(&units);
     String::from_utf16_lossy(units)
@@ -169,8 +214,12 @@ pub struct CreateService {
 ///   [in] DWORD dwErrorControl,
 ///   [in, string, range(0, SC_MAX_PATH_LENGTH)] wchar_t* lpBinaryPathName, ...);
 /// ```
-pub fn create_service_w(stub: &[u8], encoding: Encoding) -> Option<CreateService> {
-    let mut ndr = Ndr::new(stub, encoding);
+pub fn create_service_w(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<CreateService> {
+    let mut ndr = Ndr::new(stub, encoding, order);
     ndr.take(CONTEXT_HANDLE_LEN)?;
     let service_name = ndr.wstring()?;
     let display_name = ndr.unique_wstring()?;
@@ -197,8 +246,8 @@ pub fn create_service_w(stub: &[u8], encoding: Encoding) -> Option<CreateService
 /// RPC_UNICODE_STRING = Length (u16, bytes) MaximumLength (u16) [size_is(MaximumLength/2),
 ///   length_is(Length/2)] unique WCHAR* Buffer (deferred)
 /// ```
-pub fn samr_lookup_names(stub: &[u8], encoding: Encoding) -> Option<Vec<String>> {
-    let mut ndr = Ndr::new(stub, encoding);
+pub fn samr_lookup_names(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<String>> {
+    let mut ndr = Ndr::new(stub, encoding, order);
     ndr.take(CONTEXT_HANDLE_LEN)?;
     let count = usize::try_from(ndr.u32()?).ok()?;
     let _max_count = ndr.size()?;
@@ -230,7 +279,7 @@ pub fn samr_lookup_names(stub: &[u8], encoding: Encoding) -> Option<Vec<String>>
         if offset != 0 || units > MAX_STRING_UNITS {
             return None;
         }
-        names.push(utf16(ndr.take(units.checked_mul(2)?)?));
+        names.push(utf16(ndr.take(units.checked_mul(2)?)?, ndr.order));
     }
     Some(names)
 }
@@ -241,8 +290,8 @@ pub fn samr_lookup_names(stub: &[u8], encoding: Encoding) -> Option<Vec<String>>
 /// long SamrOpenUser([in] SAMPR_HANDLE DomainHandle, [in] unsigned long DesiredAccess,
 ///   [in] unsigned long UserId, [out] SAMPR_HANDLE* UserHandle);
 /// ```
-pub fn samr_open_user(stub: &[u8], encoding: Encoding) -> Option<u32> {
-    let mut ndr = Ndr::new(stub, encoding);
+pub fn samr_open_user(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
+    let mut ndr = Ndr::new(stub, encoding, order);
     ndr.take(CONTEXT_HANDLE_LEN)?;
     let _access = ndr.u32()?;
     ndr.u32()
@@ -307,8 +356,12 @@ impl NetlogonAuth {
 ///   [in, string] wchar_t* ComputerName, [in] PNETLOGON_CREDENTIAL ClientChallenge, ...);
 /// NETLOGON_CREDENTIAL = CHAR data[8]
 /// ```
-pub fn netr_server_req_challenge(stub: &[u8], encoding: Encoding) -> Option<NetlogonAuth> {
-    let mut ndr = Ndr::new(stub, encoding);
+pub fn netr_server_req_challenge(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<NetlogonAuth> {
+    let mut ndr = Ndr::new(stub, encoding, order);
     let primary_name = ndr.unique_wstring()?;
     let computer_name = ndr.wstring()?;
     let credential = ndr.take(8)?.try_into().ok()?;
@@ -331,8 +384,12 @@ pub fn netr_server_req_challenge(stub: &[u8], encoding: Encoding) -> Option<Netl
 /// ```
 ///
 /// The channel type is an NDR enum: 16 bits on the wire.
-pub fn netr_server_authenticate(stub: &[u8], encoding: Encoding) -> Option<NetlogonAuth> {
-    let mut ndr = Ndr::new(stub, encoding);
+pub fn netr_server_authenticate(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<NetlogonAuth> {
+    let mut ndr = Ndr::new(stub, encoding, order);
     let primary_name = ndr.unique_wstring()?;
     let account_name = ndr.wstring()?;
     let channel = ndr.enumeration()?;
@@ -409,8 +466,12 @@ pub struct TowerEndpoint {
 /// ```
 ///
 /// Port numbers in a tower's right-hand sides are big-endian, whatever the PDU's drep.
-pub fn ept_map_response(stub: &[u8], encoding: Encoding) -> Option<Vec<TowerEndpoint>> {
-    let mut ndr = Ndr::new(stub, encoding);
+pub fn ept_map_response(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<Vec<TowerEndpoint>> {
+    let mut ndr = Ndr::new(stub, encoding, order);
     ndr.take(CONTEXT_HANDLE_LEN)?;
     let num_towers = usize::try_from(ndr.u32()?).ok()?;
     let _max_count = ndr.size()?;
@@ -440,7 +501,8 @@ pub fn ept_map_response(stub: &[u8], encoding: Encoding) -> Option<Vec<TowerEndp
 
 /// One protocol tower's endpoint: floors 1 (interface), 4 (transport) and 5 (host).
 fn tower(bytes: &[u8]) -> Option<TowerEndpoint> {
-    let mut at = Ndr::new(bytes, Encoding::Ndr);
+    // A tower's floors are little-endian whatever the PDU's drep (C706 appendix L).
+    let mut at = Ndr::new(bytes, Encoding::Ndr, ByteOrder::Little);
     let floors = at
         .take(2)
         .and_then(|b| b.try_into().ok())
@@ -512,29 +574,48 @@ pub fn reads_response(interface: Uuid, opnum: u16) -> bool {
 /// Decodes the request stub of an operation dcwatch reads: RCreateServiceW and
 /// RCreateServiceWOW64W (the same [in] parameters, [MS-SCMR] 3.1.4.41), SamrLookupNamesInDomain,
 /// SamrOpenUser, NetrServerReqChallenge, NetrServerAuthenticate2/3.
-pub fn request(interface: Uuid, opnum: u16, stub: &[u8], encoding: Encoding) -> Option<Decoded> {
+pub fn request(
+    interface: Uuid,
+    opnum: u16,
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<Decoded> {
     use super::interfaces::{NETLOGON, SAMR, SVCCTL};
     match (interface, opnum) {
-        (SVCCTL, 12 | 45) => create_service_w(stub, encoding).map(Decoded::CreateService),
-        (SAMR, 17) => samr_lookup_names(stub, encoding).map(Decoded::LookupNames),
-        (SAMR, 34) => samr_open_user(stub, encoding).map(|rid| Decoded::OpenUser { rid }),
-        (NETLOGON, 4) => netr_server_req_challenge(stub, encoding).map(Decoded::Netlogon),
-        (NETLOGON, 15 | 26) => netr_server_authenticate(stub, encoding).map(Decoded::Netlogon),
+        (SVCCTL, 12 | 45) => create_service_w(stub, encoding, order).map(Decoded::CreateService),
+        (SAMR, 17) => samr_lookup_names(stub, encoding, order).map(Decoded::LookupNames),
+        (SAMR, 34) => samr_open_user(stub, encoding, order).map(|rid| Decoded::OpenUser { rid }),
+        (NETLOGON, 4) => netr_server_req_challenge(stub, encoding, order).map(Decoded::Netlogon),
+        (NETLOGON, 15 | 26) => {
+            netr_server_authenticate(stub, encoding, order).map(Decoded::Netlogon)
+        }
         _ => None,
     }
 }
 
 /// Decodes the response stub of an operation dcwatch reads: ept_map.
-pub fn response(interface: Uuid, opnum: u16, stub: &[u8], encoding: Encoding) -> Option<Decoded> {
+pub fn response(
+    interface: Uuid,
+    opnum: u16,
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<Decoded> {
     match (interface, opnum) {
-        (super::interfaces::EPM, 3) => ept_map_response(stub, encoding).map(Decoded::Endpoints),
+        (super::interfaces::EPM, 3) => {
+            ept_map_response(stub, encoding, order).map(Decoded::Endpoints)
+        }
         _ => None,
     }
 }
 
 /// The last 4 bytes of a response stub, where an operation's return value (an NTSTATUS, a
-/// Win32 error, an error_status_t) sits in NDR and NDR64 alike.
-pub fn return_value(stub: &[u8]) -> Option<u32> {
+/// Win32 error, an error_status_t) sits in NDR and NDR64 alike, in the PDU's byte order.
+pub fn return_value(stub: &[u8], order: ByteOrder) -> Option<u32> {
     let at = stub.len().checked_sub(4)?;
-    stub.get(at..)?.try_into().ok().map(u32::from_le_bytes)
+    stub.get(at..)?
+        .try_into()
+        .ok()
+        .map(|bytes| order.u32(bytes))
 }

@@ -1,5 +1,5 @@
 use super::{
-    stub::{self, Decoded, Encoding, SecureChannelType, TowerProtocol},
+    stub::{self, ByteOrder, Decoded, Encoding, SecureChannelType, TowerProtocol},
     *,
 };
 
@@ -123,9 +123,13 @@ fn an_ept_map_answer_announces_its_endpoint() {
     let Body::Response(response) = pdu.body else {
         panic!("not a response")
     };
-    let Some(Decoded::Endpoints(endpoints)) =
-        stub::response(interfaces::EPM, 3, response.stub, Encoding::Ndr)
-    else {
+    let Some(Decoded::Endpoints(endpoints)) = stub::response(
+        interfaces::EPM,
+        3,
+        response.stub,
+        Encoding::Ndr,
+        ByteOrder::Little,
+    ) else {
         panic!("no endpoints")
     };
     assert_eq!(endpoints.len(), 1);
@@ -147,9 +151,13 @@ fn zerologon_requests_show_zero_credentials() {
         interfaces::operation_name(interfaces::NETLOGON, request.opnum),
         Some("NetrServerReqChallenge")
     );
-    let Some(Decoded::Netlogon(challenge)) =
-        stub::request(interfaces::NETLOGON, 4, request.stub, Encoding::Ndr)
-    else {
+    let Some(Decoded::Netlogon(challenge)) = stub::request(
+        interfaces::NETLOGON,
+        4,
+        request.stub,
+        Encoding::Ndr,
+        ByteOrder::Little,
+    ) else {
         panic!("not decoded")
     };
     assert_eq!(challenge.primary_name.as_deref(), Some("\\\\BAS-AD-01"));
@@ -165,6 +173,7 @@ fn zerologon_requests_show_zero_credentials() {
         request.opnum,
         request.stub,
         Encoding::Ndr,
+        ByteOrder::Little,
     ) else {
         panic!("not decoded")
     };
@@ -178,7 +187,141 @@ fn zerologon_requests_show_zero_credentials() {
     let Body::Response(response) = parse(&bytes).expect("response").body else {
         panic!("not a response")
     };
-    assert_eq!(stub::return_value(response.stub), Some(0xc000_0022));
+    assert_eq!(
+        stub::return_value(response.stub, ByteOrder::Little),
+        Some(0xc000_0022)
+    );
+}
+
+/// Reverses the bytes of each element of `bytes`, laid out as runs of (element width, count):
+/// a little-endian NDR stub made big-endian, field by field.
+fn swapped(bytes: &[u8], layout: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for &(width, count) in layout {
+        for _ in 0..count {
+            out.extend(bytes[at..at + width].iter().rev());
+            at += width;
+        }
+    }
+    assert_eq!(at, bytes.len(), "the layout covers the stub");
+    out
+}
+
+/// A REQUEST or RESPONSE PDU (24-byte header and fixed fields) made big-endian: drep, then
+/// frag_length, auth_length, call_id, alloc_hint and the two u16 that follow, then the stub by
+/// `layout`.
+fn big_endian(pdu: &[u8], layout: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = pdu[..4].to_vec();
+    out.extend(swapped(&pdu[4..8], &[(1, 4)]));
+    out[4] = 0x00; // drep: big-endian integers, ASCII, IEEE.
+    out.extend(swapped(&pdu[8..24], &[(2, 2), (4, 2), (2, 2)]));
+    out.extend(swapped(&pdu[24..], layout));
+    out
+}
+
+#[test]
+fn a_big_endian_netlogon_call_decodes_as_the_little_endian_one() {
+    // ZL_AUTHENTICATE3's stub: PrimaryName (unique pointer, 12-unit string), AccountName
+    // (11 units), SecureChannelType, ComputerName (10 units), ClientCredential (8 bytes),
+    // NegotiateFlags.
+    let layout = [
+        (4, 4),
+        (2, 12),
+        (4, 3),
+        (2, 11),
+        (2, 1),
+        (4, 3),
+        (2, 10),
+        (1, 8),
+        (4, 1),
+    ];
+    let bytes = big_endian(&hex(ZL_AUTHENTICATE3), &layout);
+    let pdu = parse(&bytes).expect("request");
+    assert!(!pdu.header.little_endian());
+    assert!(pdu.anomalies.unusual_drep);
+    let Body::Request(request) = pdu.body else {
+        panic!("not a request")
+    };
+    assert_eq!(request.opnum, 26);
+    let order = ByteOrder::of(&pdu.header);
+    assert_eq!(order, ByteOrder::Big);
+    let Some(Decoded::Netlogon(auth)) = stub::request(
+        interfaces::NETLOGON,
+        request.opnum,
+        request.stub,
+        Encoding::Ndr,
+        order,
+    ) else {
+        panic!("not decoded")
+    };
+    assert_eq!(auth.primary_name.as_deref(), Some("\\\\BAS-AD-01"));
+    assert_eq!(auth.account_name.as_deref(), Some("BAS-AD-01$"));
+    assert_eq!(auth.secure_channel_type, Some(SecureChannelType::SERVER));
+    assert_eq!(auth.computer_name, "BAS-AD-01");
+    assert!(auth.zero_credential());
+    assert_eq!(auth.negotiate_flags, Some(0x212f_ffff));
+    // Read little-endian, the same stub says nothing sensible.
+    assert_ne!(
+        stub::request(
+            interfaces::NETLOGON,
+            26,
+            request.stub,
+            Encoding::Ndr,
+            ByteOrder::Little
+        ),
+        Some(Decoded::Netlogon(auth))
+    );
+
+    // The answer: ServerCredential (8 bytes), NegotiateFlags, AccountRid, the NTSTATUS.
+    let bytes = big_endian(&hex(ZL_AUTHENTICATE3_RESPONSE), &[(1, 8), (4, 3)]);
+    let pdu = parse(&bytes).expect("response");
+    let Body::Response(response) = pdu.body else {
+        panic!("not a response")
+    };
+    assert_eq!(
+        stub::return_value(response.stub, ByteOrder::of(&pdu.header)),
+        Some(0xc000_0022)
+    );
+}
+
+#[test]
+fn a_big_endian_create_service_decodes_as_the_little_endian_one() {
+    // PSEXEC_CREATE's stub: hSCManager (20 bytes), lpServiceName (9 units), pad, lpDisplayName
+    // (pointer, 9 units), pad, access, type, start type, error control, lpBinaryPathName
+    // (26 units), and the rest (not read) kept as bytes.
+    let layout = [
+        (1, 20),
+        (4, 3),
+        (2, 9),
+        (1, 2),
+        (4, 4),
+        (2, 9),
+        (1, 2),
+        (4, 4),
+        (4, 3),
+        (2, 26),
+        (1, 28),
+    ];
+    let bytes = big_endian(&hex(PSEXEC_CREATE), &layout);
+    let pdu = parse(&bytes).expect("request");
+    let Body::Request(request) = pdu.body else {
+        panic!("not a request")
+    };
+    assert_eq!(request.opnum, 45);
+    let Some(Decoded::CreateService(service)) = stub::request(
+        interfaces::SVCCTL,
+        45,
+        request.stub,
+        Encoding::Ndr,
+        ByteOrder::of(&pdu.header),
+    ) else {
+        panic!("not decoded")
+    };
+    assert_eq!(service.service_name, "PSEXESVC");
+    assert_eq!(service.display_name.as_deref(), Some("PSEXESVC"));
+    assert_eq!(service.binary_path, "%SystemRoot%\\PSEXESVC.exe");
+    assert_eq!(service.start_type, 3);
 }
 
 #[test]
@@ -188,9 +331,13 @@ fn a_created_service_shows_its_binary() {
         panic!("not a request")
     };
     assert_eq!(request.opnum, 45);
-    let Some(Decoded::CreateService(service)) =
-        stub::request(interfaces::SVCCTL, 45, request.stub, Encoding::Ndr)
-    else {
+    let Some(Decoded::CreateService(service)) = stub::request(
+        interfaces::SVCCTL,
+        45,
+        request.stub,
+        Encoding::Ndr,
+        ByteOrder::Little,
+    ) else {
         panic!("not decoded")
     };
     assert_eq!(service.service_name, "PSEXESVC");
@@ -206,11 +353,23 @@ fn samr_names_decode_in_ndr64_and_not_as_ndr() {
         panic!("not a request")
     };
     assert_eq!(
-        stub::request(interfaces::SAMR, 17, request.stub, Encoding::Ndr64),
+        stub::request(
+            interfaces::SAMR,
+            17,
+            request.stub,
+            Encoding::Ndr64,
+            ByteOrder::Little
+        ),
         Some(Decoded::LookupNames(vec!["Domain Admins".to_owned()]))
     );
     assert_eq!(
-        stub::request(interfaces::SAMR, 17, request.stub, Encoding::Ndr),
+        stub::request(
+            interfaces::SAMR,
+            17,
+            request.stub,
+            Encoding::Ndr,
+            ByteOrder::Little
+        ),
         None
     );
 }
@@ -253,7 +412,13 @@ fn stubs_cut_anywhere_decode_to_nothing_without_panic() {
         };
         for len in 0..request.stub.len().saturating_sub(8) {
             for encoding in [Encoding::Ndr, Encoding::Ndr64] {
-                let _ = stub::request(interface, request.opnum, &request.stub[..len], encoding);
+                let _ = stub::request(
+                    interface,
+                    request.opnum,
+                    &request.stub[..len],
+                    encoding,
+                    ByteOrder::Little,
+                );
             }
         }
     }
@@ -264,7 +429,13 @@ fn stubs_cut_anywhere_decode_to_nothing_without_panic() {
     // The tower ends 5 bytes before the stub does (1 byte of pad, then the status).
     for len in 0..response.stub.len() - 5 {
         assert_eq!(
-            stub::response(interfaces::EPM, 3, &response.stub[..len], Encoding::Ndr),
+            stub::response(
+                interfaces::EPM,
+                3,
+                &response.stub[..len],
+                Encoding::Ndr,
+                ByteOrder::Little
+            ),
             None,
             "cut at {len}"
         );

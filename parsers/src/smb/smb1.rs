@@ -295,7 +295,16 @@ pub fn parse(message: &[u8]) -> Result<Message<'_>, SmbError> {
                 break;
             }
         };
-        let body = parse_body(&header, command, message, &block, &mut anomalies)?;
+        // A later block that does not read must not take the ones before it along (a
+        // SESSION_SETUP_ANDX and its token, say).
+        let body = match parse_body(&header, command, message, &block, &mut anomalies) {
+            Ok(body) => body,
+            Err(error) if commands.is_empty() => return Err(error),
+            Err(_) => {
+                anomalies.chain_truncated = true;
+                break;
+            }
+        };
         commands.push(Block { command, body });
         let Some((next, offset)) = block.andx(command) else {
             break;

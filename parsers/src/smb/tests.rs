@@ -568,6 +568,23 @@ fn smb1_andx_logoff(next: u8, offset: u16) -> Vec<u8> {
 }
 
 #[test]
+fn smb1_andx_block_that_does_not_read_keeps_the_ones_before() {
+    // A LOGOFF_ANDX followed by an extended-security SESSION_SETUP_ANDX whose SecurityBlob
+    // is longer than its bytes.
+    let mut message = smb1_andx_logoff(smb1::Command::SESSION_SETUP_ANDX.0, 39);
+    let mut words = [0u8; 24];
+    words[0] = smb1::Command::NO_ANDX.0;
+    words[14..16].copy_from_slice(&0xffffu16.to_le_bytes());
+    message.push(12); // WordCount
+    message.extend(words);
+    message.extend([0, 0]); // ByteCount
+    let parsed = smb1::parse(&message).expect("parses");
+    assert_eq!(parsed.commands.len(), 1);
+    assert_eq!(parsed.commands[0].body, Body1::LogoffRequest);
+    assert!(parsed.anomalies.chain_truncated);
+}
+
+#[test]
 fn smb1_andx_chains_only_go_forward() {
     // Pointing at itself: one command read, the loop flagged.
     let message = smb1_andx_logoff(smb1::Command::LOGOFF_ANDX.0, smb1::HEADER_LEN as u16);

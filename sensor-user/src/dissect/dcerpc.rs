@@ -21,15 +21,18 @@ use dcwatch_parsers::{
     dcerpc::{
         self, AuthVerifier, Bind, BindAck, Body as PduBody, ContextResult, Fault, Header, Pdu,
         PfcFlags, Request, Response, SyntaxId, Uuid, interfaces,
-        stub::{self, Decoded, Encoding, TowerProtocol},
+        stub::{self, ByteOrder, Decoded, Encoding, TowerProtocol},
     },
     framing::{Framing, Start},
+    smb::NtStatus,
 };
 use dcwatch_proto::v1::{
-    Activity, Carrier, DceRpcActivity,
+    Activity, Carrier, DceRpcActivity, Outcome,
     activity::Body,
     dce_rpc_activity::{Context, Type},
+    outcome::Status,
 };
+use prost::Message as _;
 
 use super::{
     DissectCounters, gss,
@@ -56,9 +59,9 @@ pub const MAX_PENDING_CALLS: usize = 256;
 /// a stub longer than this is not decoded.
 pub const MAX_STUB_BYTES: usize = 64 * 1024;
 
-/// Budget charged for a call or bind waiting for its answer, beyond its stub buffers: the
-/// activity it holds, roughly.
-const WAITING_CHARGE: usize = 512;
+/// Budget charged for a call or bind waiting for its answer beyond its activity (charged at
+/// its encoded length) and its stub buffers: map entry, struct, allocator.
+const ENTRY_OVERHEAD: usize = 128;
 
 /// How long a TCP endpoint an endpoint mapper announced stays known as DCE-RPC, in capture
 /// time: a server keeps its dynamic ports until it restarts, and clients connect within
@@ -82,6 +85,8 @@ struct ContextInfo {
 struct PendingBind {
     activity: Activity,
     context_ids: Vec<u16>,
+    /// Bytes of the budget it holds.
+    charge: usize,
 }
 
 /// A stub being put back together from fragments.
@@ -99,10 +104,14 @@ struct Call {
     interface: Option<Uuid>,
     opnum: u16,
     encoding: Option<Encoding>,
+    /// The byte order of the request's first fragment (a client may choose big-endian NDR).
+    order: ByteOrder,
     /// The request's own fragments are still coming.
     request_open: bool,
     request_stub: Option<StubBuffer>,
     response_stub: Option<StubBuffer>,
+    /// Bytes of the budget it holds, beyond its stub buffers.
+    charge: usize,
 }
 
 /// The DCE-RPC state of one association (a TCP connection, or a named pipe).
@@ -136,17 +145,22 @@ impl DceRpc {
         activity
     }
 
-    fn charge_waiting(&mut self) -> bool {
-        if self.budget.try_reserve(WAITING_CHARGE) {
-            self.waiting_charge += WAITING_CHARGE;
+    /// What a waiting bind or call holding `activity` is charged.
+    fn waiting_cost(activity: &Activity) -> usize {
+        ENTRY_OVERHEAD + activity.encoded_len()
+    }
+
+    fn charge_waiting(&mut self, charge: usize) -> bool {
+        if self.budget.try_reserve(charge) {
+            self.waiting_charge += charge;
             true
         } else {
             false
         }
     }
 
-    fn release_waiting(&mut self) {
-        let release = WAITING_CHARGE.min(self.waiting_charge);
+    fn release_waiting(&mut self, charge: usize) {
+        let release = charge.min(self.waiting_charge);
         self.budget.release(release);
         self.waiting_charge -= release;
     }
@@ -284,7 +298,8 @@ impl DceRpc {
                 ..DceRpcActivity::default()
             },
         );
-        if self.binds.len() >= MAX_PENDING_BINDS || !self.charge_waiting() {
+        let charge = Self::waiting_cost(&activity);
+        if self.binds.len() >= MAX_PENDING_BINDS || !self.charge_waiting(charge) {
             sink.counters.requests_not_awaited += 1;
             sink.out.push(activity);
             return;
@@ -294,9 +309,10 @@ impl DceRpc {
             PendingBind {
                 activity,
                 context_ids,
+                charge,
             },
         ) {
-            self.release_waiting();
+            self.release_waiting(replaced.charge);
             sink.out.push(replaced.activity);
         }
     }
@@ -314,7 +330,7 @@ impl DceRpc {
             tokens(auth, seen, sink);
             return;
         };
-        self.release_waiting();
+        self.release_waiting(pending.charge);
         let mut accepted = false;
         for (context_id, result) in pending.context_ids.iter().zip(&ack.results) {
             if result.result == ContextResult::ACCEPTANCE {
@@ -347,7 +363,7 @@ impl DceRpc {
             sink.counters.orphan_responses += 1;
             return;
         };
-        self.release_waiting();
+        self.release_waiting(pending.charge);
         for context_id in &pending.context_ids {
             self.contexts.remove(context_id);
         }
@@ -375,7 +391,7 @@ impl DceRpc {
             .get(&header.call_id)
             .is_some_and(|call| call.request_open);
         if !first && continues {
-            self.more_request(header.call_id, request.stub, last);
+            self.more_request(header.call_id, request.stub, last, sink);
             return;
         }
         if let Some(replaced) = self.calls.remove(&header.call_id) {
@@ -422,9 +438,11 @@ impl DceRpc {
             interface,
             opnum: request.opnum,
             encoding,
+            order: ByteOrder::of(header),
             request_open: !last,
             request_stub: None,
             response_stub: None,
+            charge: 0,
         };
         let reads = |read: fn(Uuid, u16) -> bool| {
             encoding.is_some() && interface.is_some_and(|uuid| read(uuid, request.opnum))
@@ -439,7 +457,8 @@ impl DceRpc {
         if reads(stub::reads_response) {
             call.response_stub = Some(StubBuffer::default());
         }
-        if !self.charge_waiting() {
+        call.charge = Self::waiting_cost(&call.activity);
+        if !self.charge_waiting(call.charge) {
             sink.counters.requests_not_awaited += 1;
             let Call {
                 activity,
@@ -473,7 +492,7 @@ impl DceRpc {
         true
     }
 
-    fn more_request(&mut self, call_id: u32, bytes: &[u8], last: bool) {
+    fn more_request(&mut self, call_id: u32, bytes: &[u8], last: bool, sink: &mut Sink<'_>) {
         let Some(mut call) = self.calls.remove(&call_id) else {
             return;
         };
@@ -496,6 +515,18 @@ impl DceRpc {
             }
         }
         call.request_open = !last;
+        // What the stub decoded (names looked up, a binary path) grows the activity held.
+        let charge = Self::waiting_cost(&call.activity);
+        if charge > call.charge {
+            if !self.charge_waiting(charge - call.charge) {
+                sink.counters.requests_not_awaited += 1;
+                self.report(call, sink);
+                return;
+            }
+        } else {
+            self.release_waiting(call.charge - charge);
+        }
+        call.charge = charge;
         self.calls.insert(call_id, call);
     }
 
@@ -519,7 +550,7 @@ impl DceRpc {
             }
             if self.append(&mut buffer, response.stub) {
                 if last {
-                    decode_response(&mut call, &buffer.bytes, seen);
+                    decode_response(&mut call, &buffer.bytes, ByteOrder::of(header), seen);
                     self.release_stub(Some(buffer));
                 } else {
                     call.response_stub = Some(buffer);
@@ -533,15 +564,18 @@ impl DceRpc {
             self.calls.insert(header.call_id, call);
             return;
         }
-        self.release_waiting();
+        self.release_waiting(call.charge);
         let sealed = call.encoding.is_none();
+        let returned = if sealed {
+            None
+        } else {
+            stub::return_value(response.stub, ByteOrder::of(header))
+        };
         if let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() {
             body.answered = true;
-            if !sealed {
-                body.return_value = stub::return_value(response.stub).unwrap_or_default();
-            }
+            body.return_value = returned.unwrap_or_default();
         }
-        call.activity.outcome = Some(outcome(true, 0, None));
+        call.activity.outcome = Some(response_outcome(returned));
         self.release_stub(call.request_stub.take());
         sink.out.push(call.activity);
     }
@@ -551,7 +585,7 @@ impl DceRpc {
             sink.counters.orphan_responses += 1;
             return;
         };
-        self.release_waiting();
+        self.release_waiting(call.charge);
         if let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() {
             body.answered = true;
         }
@@ -565,14 +599,14 @@ impl DceRpc {
         let mut binds: Vec<(u32, PendingBind)> = self.binds.drain().collect();
         binds.sort_by_key(|(id, _)| *id);
         for (_, bind) in binds {
-            self.release_waiting();
+            self.release_waiting(bind.charge);
             sink.out.push(bind.activity);
         }
     }
 
     /// A call reported without its answer.
     fn report(&mut self, mut call: Call, sink: &mut Sink<'_>) {
-        self.release_waiting();
+        self.release_waiting(call.charge);
         self.release_stub(call.request_stub.take());
         self.release_stub(call.response_stub.take());
         sink.out.push(call.activity);
@@ -698,6 +732,20 @@ fn anomaly_names(pdu: &Pdu<'_>) -> Vec<String> {
     ])
 }
 
+/// What a RESPONSE says of its call. Most MS-RPC operations return an NTSTATUS or a Win32
+/// error (error_status_t, DWORD, NET_API_STATUS) as the last 4 bytes of the response stub, 0
+/// for success; a sealed or unread stub (or one too short to hold it) claims nothing.
+fn response_outcome(returned: Option<u32>) -> Outcome {
+    match returned {
+        Some(0) => outcome(true, 0, None),
+        Some(code) => outcome(false, code, NtStatus(code).name()),
+        None => Outcome {
+            status: Status::Unspecified.into(),
+            ..Outcome::default()
+        },
+    }
+}
+
 fn truncated_stub(activity: &mut Activity) {
     if let Some(Body::Dcerpc(body)) = activity.body.as_mut()
         && !body.anomalies.iter().any(|name| name == "truncated_stub")
@@ -710,7 +758,7 @@ fn decode_request(call: &mut Call, bytes: &[u8]) {
     let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
         return;
     };
-    let Some(decoded) = stub::request(interface, call.opnum, bytes, encoding) else {
+    let Some(decoded) = stub::request(interface, call.opnum, bytes, encoding, call.order) else {
         return;
     };
     let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() else {
@@ -740,12 +788,12 @@ fn decode_request(call: &mut Call, bytes: &[u8]) {
     }
 }
 
-fn decode_response(call: &mut Call, bytes: &[u8], seen: &Seen) {
+fn decode_response(call: &mut Call, bytes: &[u8], order: ByteOrder, seen: &Seen) {
     let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
         return;
     };
     let Some(Decoded::Endpoints(endpoints)) =
-        stub::response(interface, call.opnum, bytes, encoding)
+        stub::response(interface, call.opnum, bytes, encoding, order)
     else {
         return;
     };
@@ -765,6 +813,13 @@ fn decode_response(call: &mut Call, bytes: &[u8], seen: &Seen) {
             (TowerProtocol::NAMED_PIPE, _, Some(pipe)) => body.pipes.push(pipe),
             _ => {}
         }
+    }
+}
+
+fn ip_octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(ip) => ip.octets().to_vec(),
+        IpAddr::V6(ip) => ip.octets().to_vec(),
     }
 }
 
@@ -853,21 +908,40 @@ pub struct LearnedEndpoints {
 }
 
 impl LearnedEndpoints {
-    /// Learns the endpoints the ept_map answers among `activities` announced.
-    pub fn learn_from(&mut self, time_ns: u64, activities: &[Activity]) {
+    /// Learns the endpoints the ept_map answers among `activities` announced on the mapper's
+    /// own address (a tower without an address was given the mapper's when decoded). A tower
+    /// naming another host is not learned: any endpoint mapper could otherwise have the
+    /// capture open a port for every address; it is counted instead.
+    pub fn learn_from(
+        &mut self,
+        time_ns: u64,
+        activities: &[Activity],
+        counters: &mut DissectCounters,
+    ) {
         for activity in activities {
             let Some(Body::Dcerpc(body)) = &activity.body else {
                 continue;
             };
+            // The request's destination: the endpoint mapper that answered.
+            let mapper = activity.dst.as_ref().map(|dst| dst.ip.as_slice());
             for endpoint in &body.endpoints {
-                if let Ok(address) = endpoint.parse::<SocketAddr>() {
-                    self.learn(time_ns, address);
+                let Ok(address) = endpoint.parse::<SocketAddr>() else {
+                    continue;
+                };
+                if mapper != Some(ip_octets(address.ip()).as_slice()) {
+                    counters.rpc_endpoints_foreign += 1;
+                    continue;
+                }
+                if !self.learn(time_ns, address) {
+                    counters.rpc_endpoints_dropped += 1;
                 }
             }
         }
     }
 
-    fn learn(&mut self, time_ns: u64, address: SocketAddr) {
+    /// Learns `address`; `false` when the list of fresh endpoints is full and the live capture
+    /// will not hear of it.
+    fn learn(&mut self, time_ns: u64, address: SocketAddr) -> bool {
         let expiry = time_ns.saturating_add(LEARNED_ENDPOINT_TTL_NS);
         if !self.table.contains_key(&address) && self.table.len() >= MAX_LEARNED_ENDPOINTS {
             self.table.retain(|_, until| *until > time_ns);
@@ -884,6 +958,9 @@ impl LearnedEndpoints {
         self.table.insert(address, expiry);
         if self.fresh.len() < MAX_LEARNED_ENDPOINTS {
             self.fresh.push((address, expiry));
+            true
+        } else {
+            false
         }
     }
 

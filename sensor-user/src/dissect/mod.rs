@@ -72,10 +72,18 @@ pub struct DissectCounters {
     /// Stream bytes passed over without parsing: while hunting for a PDU start, and the parts
     /// of oversized PDUs and HTTP bodies.
     pub skipped_bytes: u64,
+    /// TCP endpoints an endpoint mapper announced on another host than its own, not learned.
+    pub rpc_endpoints_foreign: u64,
+    /// Endpoints learned while the list handed to the live capture was full, so not handed.
+    pub rpc_endpoints_dropped: u64,
+    /// Gaps in the DCE-RPC stream of an SMB named pipe: a write or read whose data was cut
+    /// (an oversized message, or a related write beyond what is kept), or a read whose answer
+    /// was not awaited.
+    pub pipe_gaps: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 15] {
+    pub fn pairs(&self) -> [(&'static str, u64); 18] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -92,6 +100,9 @@ impl DissectCounters {
             ("requests_not_awaited", self.requests_not_awaited),
             ("radius_requests_not_kept", self.radius_requests_not_kept),
             ("skipped_bytes", self.skipped_bytes),
+            ("rpc_endpoints_foreign", self.rpc_endpoints_foreign),
+            ("rpc_endpoints_dropped", self.rpc_endpoints_dropped),
+            ("pipe_gaps", self.pipe_gaps),
         ]
     }
 }
@@ -202,7 +213,8 @@ impl Dissector {
             }
             (_, transport) => self.transport(time_ns, packet, transport, out),
         }
-        self.learned.learn_from(time_ns, &out[before..]);
+        self.learned
+            .learn_from(time_ns, &out[before..], &mut self.counters);
         self.counters.activities += (out.len() - before) as u64;
     }
 
@@ -290,7 +302,8 @@ impl Dissector {
     pub fn tick(&mut self, time_ns: u64, out: &mut Vec<Activity>) {
         let before = out.len();
         self.expire_if_due(time_ns, out);
-        self.learned.learn_from(time_ns, &out[before..]);
+        self.learned
+            .learn_from(time_ns, &out[before..], &mut self.counters);
         self.counters.activities += (out.len() - before) as u64;
     }
 

@@ -139,15 +139,16 @@ enum Waiting {
     },
     Transceive {
         file: FileKey,
-        /// The input of a related transceive, written once its file is known: its length,
-        /// bytes (at most [`MAX_DEFERRED_BYTES`]) and the client's message.
-        input: Option<(u32, Vec<u8>, Seen)>,
+        /// The input of a related transceive, written once its file is known.
+        input: Option<Deferred>,
     },
     /// A related write, waiting for its file to be known.
     Write {
         file: FileKey,
         length: u32,
         data: Vec<u8>,
+        /// The data was cut before it was kept.
+        cut: bool,
         client: Seen,
     },
     Close {
@@ -155,6 +156,18 @@ enum Waiting {
     },
     Logoff,
     Other,
+}
+
+/// The input of a related transceive, kept until the chain's CREATE answer names its file.
+#[derive(Debug)]
+struct Deferred {
+    /// The input's length, as sent.
+    length: u32,
+    /// Its bytes, at most [`MAX_DEFERRED_BYTES`].
+    data: Vec<u8>,
+    /// The bytes were cut before they were kept.
+    cut: bool,
+    client: Seen,
 }
 
 #[derive(Debug)]
@@ -190,6 +203,9 @@ pub struct SmbSession {
     charged: usize,
     /// A gap in a direction: the pipes lost bytes there.
     gapped: [bool; 2],
+    /// The data of the command being handled was cut (an oversized PDU, or a data field past
+    /// the end of the message): a pipe gets what arrived, then a gap.
+    cut: bool,
     last_seen: Option<Seen>,
 }
 
@@ -207,6 +223,7 @@ impl SmbSession {
             encrypted: Encrypted::default(),
             charged: 0,
             gapped: [false; 2],
+            cut: false,
             last_seen: None,
         }
     }
@@ -235,7 +252,7 @@ impl StreamProtocol for SmbSession {
         &mut self,
         direction: Direction,
         pdu: &[u8],
-        _truncated: bool,
+        truncated: bool,
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
@@ -243,8 +260,11 @@ impl StreamProtocol for SmbSession {
         self.flush_gaps(sink);
         let packet = smb::parse(pdu).map_err(|_| Malformed)?;
         match packet {
-            Packet::Smb2(message) => self.smb2(direction, &message, seen, sink),
-            Packet::Smb1(message) => self.smb1(&message, seen, sink),
+            Packet::Smb2(message) => self.smb2(direction, &message, truncated, seen, sink),
+            Packet::Smb1(message) => {
+                self.cut = truncated || message.anomalies.data_truncated;
+                self.smb1(&message, seen, sink);
+            }
             Packet::Transform(transform) => {
                 // The activity is the client's: its endpoints as a request's.
                 let client = match direction {
@@ -282,17 +302,21 @@ impl SmbSession {
         &mut self,
         direction: Direction,
         message: &smb2::Message<'_>,
+        truncated: bool,
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) {
         if self.version == 0 {
             self.version = 2;
         }
+        let last = message.commands.len().saturating_sub(1);
         // Related compounded commands take the session, tree and file of the one before.
         let mut session = 0;
         let mut tree = 0;
         let mut chain_file = None;
-        for pdu in &message.commands {
+        for (index, pdu) in message.commands.iter().enumerate() {
+            // Only the last command of a cut message runs into the cut.
+            self.cut = pdu.anomalies.data_truncated || (truncated && index == last);
             let header = &pdu.header;
             if !header.flags.contains(smb2::Flags::RELATED_OPERATIONS) {
                 session = header.session_id;
@@ -415,7 +439,7 @@ impl SmbSession {
             } => {
                 let key = file_key(*file_id, chain_file);
                 if key.id != RELATED_FILE_ID {
-                    self.wrote(key, *data_length, data, seen, sink);
+                    self.wrote(key, *data_length, data, self.cut, seen, sink);
                     return;
                 }
                 // The file a related write names is known once the chain's CREATE is answered.
@@ -424,6 +448,7 @@ impl SmbSession {
                         file: key,
                         length: *data_length,
                         data: deferred(data),
+                        cut: self.cut,
                         client: *seen,
                     },
                     None,
@@ -436,7 +461,7 @@ impl SmbSession {
             } if *ctl_code == CtlCode::PIPE_TRANSCEIVE => {
                 let key = file_key(*file_id, chain_file);
                 if key.id != RELATED_FILE_ID {
-                    self.wrote(key, len32(input), input, seen, sink);
+                    self.wrote(key, len32(input), input, self.cut, seen, sink);
                     (
                         Waiting::Transceive {
                             file: key,
@@ -445,7 +470,12 @@ impl SmbSession {
                         None,
                     )
                 } else {
-                    let input = Some((len32(input), deferred(input), *seen));
+                    let input = Some(Deferred {
+                        length: len32(input),
+                        data: deferred(input),
+                        cut: self.cut,
+                        client: *seen,
+                    });
                     (Waiting::Transceive { file: key, input }, None)
                 }
             }
@@ -474,8 +504,9 @@ impl SmbSession {
         sink: &mut Sink<'_>,
     ) {
         let header = &pdu.header;
-        if header.status == NtStatus::PENDING && header.flags.contains(smb2::Flags::ASYNC_COMMAND) {
-            // An interim answer: the final one follows with the same message id.
+        if header.status == NtStatus::PENDING {
+            // An interim answer (async, or a server that left ASYNC_COMMAND out): the final
+            // one follows with the same message id.
             return;
         }
         if header.command == Command::NEGOTIATE {
@@ -578,26 +609,50 @@ impl SmbSession {
                 );
             }
             (Waiting::Read { file }, Body2::ReadResponse { data_length, data }) => {
-                self.read(related(file, *chain_file), *data_length, data, seen, sink);
+                let cut = self.cut;
+                self.read(
+                    related(file, *chain_file),
+                    *data_length,
+                    data,
+                    cut,
+                    seen,
+                    sink,
+                );
             }
             (
                 Waiting::Write {
                     file,
                     length,
                     data,
+                    cut,
                     client,
                 },
                 _,
             ) => {
-                self.wrote(related(file, *chain_file), length, &data, &client, sink);
+                self.wrote(
+                    related(file, *chain_file),
+                    length,
+                    &data,
+                    cut,
+                    &client,
+                    sink,
+                );
             }
             (Waiting::Transceive { file, input }, body) => {
                 let file = related(file, *chain_file);
-                if let Some((length, data, client)) = input {
-                    self.wrote(file, length, &data, &client, sink);
+                if let Some(input) = input {
+                    self.wrote(
+                        file,
+                        input.length,
+                        &input.data,
+                        input.cut,
+                        &input.client,
+                        sink,
+                    );
                 }
                 if let Body2::IoctlResponse { output, .. } = body {
-                    self.read(file, len32(output), output, seen, sink);
+                    let cut = self.cut;
+                    self.read(file, len32(output), output, cut, seen, sink);
                 }
             }
             (Waiting::Close { file }, _) => {
@@ -779,7 +834,7 @@ impl SmbSession {
                     data_length,
                     data,
                 } => {
-                    self.wrote(fid_key(*fid), *data_length, data, seen, sink);
+                    self.wrote(fid_key(*fid), *data_length, data, self.cut, seen, sink);
                     return;
                 }
                 body @ Body1::TransactionRequest { data, .. } => {
@@ -787,7 +842,7 @@ impl SmbSession {
                         return;
                     };
                     let file = fid_key(fid);
-                    self.wrote(file, len32(data), data, seen, sink);
+                    self.wrote(file, len32(data), data, self.cut, seen, sink);
                     (Waiting::Transceive { file, input: None }, None, 5)
                 }
                 Body1::TreeDisconnect => {
@@ -932,10 +987,10 @@ impl SmbSession {
                 );
             }
             (Waiting::Read { file }, Body1::ReadResponse { data_length, data }) => {
-                self.read(file, *data_length, data, seen, sink);
+                self.read(file, *data_length, data, self.cut, seen, sink);
             }
             (Waiting::Transceive { file, .. }, Body1::TransactionResponse { data }) => {
-                self.read(file, len32(data), data, seen, sink);
+                self.read(file, len32(data), data, self.cut, seen, sink);
             }
             (Waiting::Close { file }, _) => self.close_file(file, Some(status), seen, sink),
             (Waiting::Logoff, _) => {
@@ -1054,11 +1109,11 @@ impl SmbSession {
             if logon.mechanism == Mechanism::Unspecified {
                 logon.mechanism = earlier.mechanism;
             }
+            self.release_entry(earlier.user.len() + earlier.domain.len());
             if logon.user.is_empty() {
                 logon.user = earlier.user;
                 logon.domain = earlier.domain;
             }
-            self.release_entry(0);
         }
         let step = status == NtStatus::MORE_PROCESSING_REQUIRED;
         let mut result = outcome(!status.is_error(), status.0, status.name());
@@ -1072,7 +1127,9 @@ impl SmbSession {
         }
         sink.out.extend(carried);
         if step {
-            if self.setups.len() < MAX_SESSIONS_PER_FLOW && self.charge_entry(0) {
+            if self.setups.len() < MAX_SESSIONS_PER_FLOW
+                && self.charge_entry(logon.user.len() + logon.domain.len())
+            {
                 self.setups.insert(session, logon);
             }
             return;
@@ -1103,9 +1160,14 @@ impl SmbSession {
             });
         }
         if !status.is_error() {
+            // A logon replaced gives its charge back before the new one is charged.
             let charge = logon.user.len() + logon.domain.len();
-            if self.logons.contains_key(&session)
-                || (self.logons.len() < MAX_SESSIONS_PER_FLOW && self.charge_entry(charge))
+            let replaced = self.logons.remove(&session);
+            if let Some(old) = &replaced {
+                self.release_entry(old.user.len() + old.domain.len());
+            }
+            if (replaced.is_some() || self.logons.len() < MAX_SESSIONS_PER_FLOW)
+                && self.charge_entry(charge)
             {
                 self.logons.insert(session, logon);
             }
@@ -1128,12 +1190,18 @@ impl SmbSession {
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) {
-        if !status.is_error()
-            && (self.trees.contains_key(&(session, tree_id))
-                || (self.trees.len() < MAX_TREES_PER_FLOW && self.charge_entry(share.len())))
-        {
-            self.trees
-                .insert((session, tree_id), Tree { share, share_type });
+        if !status.is_error() {
+            // A tree replaced gives its charge back before the new one is charged.
+            let replaced = self.trees.remove(&(session, tree_id));
+            if let Some(old) = &replaced {
+                self.release_entry(old.share.len());
+            }
+            if (replaced.is_some() || self.trees.len() < MAX_TREES_PER_FLOW)
+                && self.charge_entry(share.len())
+            {
+                self.trees
+                    .insert((session, tree_id), Tree { share, share_type });
+            }
         }
         if let Some(mut activity) = activity {
             if let Some(activity::Body::Smb(body)) = &mut activity.body {
@@ -1211,6 +1279,10 @@ impl SmbSession {
 
     /// The file a read or write names: known, or (picked up mid-stream) a nameless entry.
     fn file(&mut self, key: FileKey, client: Seen, sink: &mut Sink<'_>) -> Option<&mut File> {
+        if key.id == RELATED_FILE_ID {
+            // A related command whose chain's CREATE failed: there is no file.
+            return None;
+        }
         if !self.files.contains_key(&key) {
             let file = self.new_file(key, String::new(), None, client);
             self.insert_file(key, file, sink);
@@ -1218,23 +1290,69 @@ impl SmbSession {
         self.files.get_mut(&key)
     }
 
-    fn wrote(&mut self, key: FileKey, length: u32, data: &[u8], seen: &Seen, sink: &mut Sink<'_>) {
+    /// `length` bytes written to a file, of which `data` arrived (`cut`: the message cut it).
+    fn wrote(
+        &mut self,
+        key: FileKey,
+        length: u32,
+        data: &[u8],
+        cut: bool,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
         let Some(file) = self.file(key, *seen, sink) else {
             return;
         };
         file.bytes_written = file.bytes_written.saturating_add(u64::from(length));
         if let Some(pipe) = &mut file.pipe {
-            pipe.data(Direction::ToServer, data, seen, sink);
+            pipe_data(pipe, Direction::ToServer, (length, data, cut), seen, sink);
         }
     }
 
-    fn read(&mut self, key: FileKey, length: u32, data: &[u8], seen: &Seen, sink: &mut Sink<'_>) {
+    /// `length` bytes read from a file, of which `data` arrived (`cut`: the message cut it).
+    fn read(
+        &mut self,
+        key: FileKey,
+        length: u32,
+        data: &[u8],
+        cut: bool,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
         let Some(file) = self.file(key, swapped(seen), sink) else {
             return;
         };
         file.bytes_read = file.bytes_read.saturating_add(u64::from(length));
         if let Some(pipe) = &mut file.pipe {
-            pipe.data(Direction::ToClient, data, seen, sink);
+            pipe_data(pipe, Direction::ToClient, (length, data, cut), seen, sink);
+        }
+    }
+
+    /// A request that moved pipe bytes will not be followed up (not awaited, or given up): the
+    /// pipes it concerns lose what it wrote (a related write still held) or what its answer
+    /// would have read.
+    fn pipe_bytes_lost(&mut self, waiting: &Waiting, sink: &mut Sink<'_>) {
+        let (file, directions): (FileKey, &[Direction]) = match waiting {
+            Waiting::Read { file }
+            | Waiting::Transceive {
+                file, input: None, ..
+            } => (*file, &[Direction::ToClient]),
+            Waiting::Transceive {
+                file,
+                input: Some(_),
+            } => (*file, &[Direction::ToServer, Direction::ToClient]),
+            Waiting::Write { file, .. } => (*file, &[Direction::ToServer]),
+            _ => return,
+        };
+        let pipe = match self.files.get_mut(&file) {
+            Some(File {
+                pipe: Some(pipe), ..
+            }) => pipe,
+            _ => return,
+        };
+        for direction in directions {
+            sink.counters.pipe_gaps += 1;
+            pipe.gap(*direction, sink);
         }
     }
 
@@ -1245,6 +1363,10 @@ impl SmbSession {
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) {
+        if key.id == RELATED_FILE_ID {
+            // A related close whose chain's CREATE failed: nothing was open.
+            return;
+        }
         let Some(file) = self.files.remove(&key) else {
             // Opened before the capture: nothing known to report but the close itself.
             let mut body = self.body(Type::Close, key.session);
@@ -1339,7 +1461,8 @@ impl SmbSession {
             self.budget.release(previous.charge);
             sink.out.extend(previous.activity);
         }
-        let charge = activity.encoded_len() + ENTRY_OVERHEAD;
+        let offered_len: usize = offered.iter().map(String::capacity).sum();
+        let charge = activity.encoded_len() + ENTRY_OVERHEAD + offered_len;
         if !self.budget.try_reserve(charge) {
             sink.counters.requests_not_awaited += 1;
             sink.out.push(activity);
@@ -1384,6 +1507,7 @@ impl SmbSession {
             && let Some(evicted) = self.take(oldest)
         {
             sink.counters.requests_not_awaited += 1;
+            self.pipe_bytes_lost(&evicted.waiting, sink);
             self.give_up(evicted, sink.out);
         }
         let carried: usize = match &waiting {
@@ -1392,9 +1516,11 @@ impl SmbSession {
             }
             Waiting::Write { data, .. }
             | Waiting::Transceive {
-                input: Some((_, data, _)),
+                input: Some(Deferred { data, .. }),
                 ..
             } => data.capacity(),
+            Waiting::Create { name, .. } => name.capacity(),
+            Waiting::TreeConnect { share } => share.capacity(),
             _ => 0,
         };
         let charge = ENTRY_OVERHEAD + carried + activity.as_ref().map_or(0, Activity::encoded_len);
@@ -1405,11 +1531,13 @@ impl SmbSession {
         };
         if !self.budget.try_reserve(charge) {
             sink.counters.requests_not_awaited += 1;
+            self.pipe_bytes_lost(&pending.waiting, sink);
             self.give_up(pending, sink.out);
             return;
         }
         if let Some(replaced) = self.pending.insert(id, pending) {
             self.budget.release(replaced.charge);
+            self.pipe_bytes_lost(&replaced.waiting, sink);
             self.give_up(replaced, sink.out);
         }
     }
@@ -1532,6 +1660,23 @@ impl SmbSession {
         if self.encrypted.messages > 0 {
             self.report_encrypted(time_ns, out);
         }
+    }
+}
+
+/// Bytes of a pipe: `length` declared, `data` what arrived, `cut` whether the message cut them.
+/// What arrived from the start goes to the pipe; anything missing is a gap there, so the
+/// DCE-RPC stream in the pipe does not take the next bytes for the rest of a PDU.
+fn pipe_data(
+    pipe: &mut RpcPipe,
+    direction: Direction,
+    (length, data, cut): (u32, &[u8], bool),
+    seen: &Seen,
+    sink: &mut Sink<'_>,
+) {
+    pipe.data(direction, data, seen, sink);
+    if cut || data.len() < usize::try_from(length).unwrap_or(usize::MAX) {
+        sink.counters.pipe_gaps += 1;
+        pipe.gap(direction, sink);
     }
 }
 
@@ -1938,6 +2083,212 @@ mod tests {
         assert_eq!((close.bytes_written, close.bytes_read), (6, 4));
         assert!(!close.open_at_end);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    /// A connection with `\\dc\IPC$\netlogon` open as file 9 (tree 7).
+    fn pipe_open() -> Connection {
+        let mut connection = Connection::new();
+        connection.send(
+            Direction::ToServer,
+            &framed(&[command(3, 1, None, 0, &tree_connect_request(r"\\dc\IPC$"))]),
+        );
+        connection.send(
+            Direction::ToClient,
+            &framed(&[command(3, 1, Some(SUCCESS), 7, &tree_connect_response(2))]),
+        );
+        connection.send(
+            Direction::ToServer,
+            &framed(&[command(5, 2, None, 7, &create_request("netlogon"))]),
+        );
+        connection.send(
+            Direction::ToClient,
+            &framed(&[command(5, 2, Some(SUCCESS), 7, &create_response(9))]),
+        );
+        connection
+    }
+
+    // testdata/pcaps/suricata-verify/tests/dcerpc/zerologon/input.pcap: frame 19,
+    // NetrServerReqChallenge (call id 1), as in the dcerpc tests.
+    const REQ_CHALLENGE: &str = "050000031000000068000000010000005000000000000400e85a00000c000000000000000c0000005c005c004200410053002d00410044002d003000310000000a000000000000000a0000004200410053002d00410044002d003000310000000000000000000000";
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn rpc_call_ids(activities: &[Activity]) -> Vec<u32> {
+        activities
+            .iter()
+            .filter_map(|activity| match &activity.body {
+                Some(activity::Body::Dcerpc(body)) => Some(body.call_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pipe_write_cut_short_is_a_gap_and_the_next_call_is_read() {
+        let mut connection = pipe_open();
+        // A write of 0x10000 bytes of which the message holds the first 40: a DCE-RPC request
+        // whose rest never arrives.
+        let mut cut = write_request(9, &hex(REQ_CHALLENGE)[..40]);
+        cut[4..8].copy_from_slice(&0x1_0000u32.to_le_bytes());
+        connection.send(
+            Direction::ToServer,
+            &framed(&[command(9, 3, None, 7, &cut)]),
+        );
+        // The next call, whole in its own write, call id 2.
+        let mut next = hex(REQ_CHALLENGE);
+        next[12] = 2;
+        connection.send(
+            Direction::ToServer,
+            &framed(&[command(9, 4, None, 7, &write_request(9, &next))]),
+        );
+        let (out, counters, budget) = connection.close();
+        assert_eq!(counters.pipe_gaps, 1, "{counters:?}");
+        assert_eq!(rpc_call_ids(&out), [2]);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn a_related_pipe_write_beyond_what_is_kept_is_a_gap() {
+        let mut connection = pipe_open();
+        // A compounded CREATE and related WRITE whose data is longer than what is kept until
+        // the CREATE is answered: a call, then filler.
+        let mut data = hex(REQ_CHALLENGE);
+        data.resize(MAX_DEFERRED_BYTES + 1000, 0);
+        connection.send(
+            Direction::ToServer,
+            &framed(&[
+                command(5, 10, None, 7, &create_request("svcctl")),
+                command(9, 11, None, 7, &write_request(u64::MAX, &data)),
+            ]),
+        );
+        let mut written = vec![0u8; 16];
+        written[0] = 17;
+        connection.send(
+            Direction::ToClient,
+            &framed(&[
+                command(5, 10, Some(SUCCESS), 7, &create_response(12)),
+                command(9, 11, Some(SUCCESS), 7, &written),
+            ]),
+        );
+        let (out, counters, budget) = connection.close();
+        assert_eq!(counters.pipe_gaps, 1, "{counters:?}");
+        assert_eq!(rpc_call_ids(&out), [1], "the call before the cut is read");
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn a_pipe_read_not_awaited_is_a_gap() {
+        let mut connection = pipe_open();
+        let mut read = vec![0u8; 49];
+        read[0] = 49;
+        read[16..24].copy_from_slice(&9u64.to_le_bytes());
+        read[24..32].copy_from_slice(&9u64.to_le_bytes());
+        // The same message id twice: the first read's answer will not be recognised.
+        for _ in 0..2 {
+            connection.send(
+                Direction::ToServer,
+                &framed(&[command(8, 3, None, 7, &read)]),
+            );
+        }
+        let (_, counters, budget) = connection.close();
+        assert_eq!(counters.pipe_gaps, 1, "{counters:?}");
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn related_commands_after_a_failed_create_open_no_file() {
+        let mut connection = pipe_open();
+        let related = u64::MAX;
+        let mut read = vec![0u8; 49];
+        read[0] = 49;
+        read[16..24].copy_from_slice(&related.to_le_bytes());
+        read[24..32].copy_from_slice(&related.to_le_bytes());
+        connection.send(
+            Direction::ToServer,
+            &framed(&[
+                command(5, 10, None, 7, &create_request("nothere")),
+                command(8, 11, None, 7, &read),
+                command(6, 12, None, 7, &close_request(related)),
+            ]),
+        );
+        let error = vec![9, 0, 0, 0, 0, 0, 0, 0, 0];
+        let not_found = 0xc000_0034;
+        connection.send(
+            Direction::ToClient,
+            &framed(&[
+                command(5, 10, Some(not_found), 7, &error),
+                command(8, 11, Some(not_found), 7, &error),
+                command(6, 12, Some(not_found), 7, &error),
+            ]),
+        );
+        let (out, _, budget) = connection.close();
+        let bodies = smb_bodies(&out);
+        let kinds: Vec<_> = bodies.iter().map(|(body, _)| body.r#type()).collect();
+        // The tree connect, the netlogon create, the failed create, netlogon still open.
+        assert_eq!(
+            kinds,
+            [Type::TreeConnect, Type::Create, Type::Create, Type::Close],
+            "{bodies:?}"
+        );
+        assert_eq!(bodies[3].0.file_name, "netlogon");
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn a_synchronous_pending_answer_keeps_the_request_waiting() {
+        let mut connection = pipe_open();
+        connection.send(
+            Direction::ToServer,
+            &framed(&[command(5, 10, None, 7, &create_request("lsarpc"))]),
+        );
+        let error = vec![9, 0, 0, 0, 0, 0, 0, 0, 0];
+        connection.send(
+            Direction::ToClient,
+            &framed(&[command(5, 10, Some(NtStatus::PENDING.0), 7, &error)]),
+        );
+        connection.send(
+            Direction::ToClient,
+            &framed(&[command(5, 10, Some(SUCCESS), 7, &create_response(12))]),
+        );
+        let (out, counters, _) = connection.close();
+        assert_eq!(counters.orphan_responses, 0);
+        let bodies = smb_bodies(&out);
+        let creates: Vec<_> = bodies
+            .iter()
+            .filter(|(body, _)| body.r#type() == Type::Create)
+            .collect();
+        assert_eq!(creates.len(), 2);
+        assert_eq!(creates[1].0.file_name, "lsarpc");
+        assert_eq!(creates[1].1, Some(Status::Success as i32));
+        assert_eq!(out.iter().filter(|a| a.outcome.is_some()).count(), 3);
+    }
+
+    #[test]
+    fn a_tree_connected_again_gives_its_charge_back() {
+        let mut connection = Connection::new();
+        for (id, path) in [
+            (1, r"\\dc\a-share-with-a-rather-long-name"),
+            (2, r"\\dc\c$"),
+        ] {
+            connection.send(
+                Direction::ToServer,
+                &framed(&[command(3, id, None, 0, &tree_connect_request(path))]),
+            );
+            connection.send(
+                Direction::ToClient,
+                &framed(&[command(3, id, Some(SUCCESS), 7, &tree_connect_response(1))]),
+            );
+        }
+        connection.send(
+            Direction::ToServer,
+            &framed(&[command(4, 3, None, 7, &[4, 0, 0, 0])]),
+        );
+        assert_eq!(connection.budget.in_use(), 0);
     }
 
     #[test]

@@ -105,7 +105,9 @@ fn an_epm_exchange_names_the_interface_and_announces_the_port() {
         Some(Status::Success.into())
     );
     let mut learned = LearnedEndpoints::default();
-    learned.learn_from(10, &out);
+    let mut counters = DissectCounters::default();
+    learned.learn_from(10, &out, &mut counters);
+    assert_eq!(counters, DissectCounters::default());
     assert!(learned.contains("172.16.5.58:49668".parse().expect("address"), 11));
     assert!(!learned.contains(
         "172.16.5.58:49668".parse().expect("address"),
@@ -113,6 +115,123 @@ fn an_epm_exchange_names_the_interface_and_announces_the_port() {
     ));
     assert_eq!(learned.take_fresh().len(), 1);
     assert!(learned.take_fresh().is_empty());
+}
+
+#[test]
+fn an_endpoint_announced_on_another_host_is_not_learned() {
+    let mut harness = Harness::new();
+    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
+    // The tower names 10.0.0.1 instead of the mapper's 172.16.5.58.
+    let answer = EPM_MAP_RESPONSE.replace("ac10053a", "0a000001");
+    harness.pdu(Direction::ToClient, &hex(&answer));
+    let out = harness.close();
+    assert_eq!(
+        body(&out[1]).endpoints,
+        ["10.0.0.1:49668"],
+        "still reported"
+    );
+    let mut learned = LearnedEndpoints::default();
+    let mut counters = DissectCounters::default();
+    learned.learn_from(10, &out, &mut counters);
+    assert!(!learned.contains("10.0.0.1:49668".parse().expect("address"), 11));
+    assert!(learned.take_fresh().is_empty());
+    assert_eq!(counters.rpc_endpoints_foreign, 1);
+}
+
+#[test]
+fn endpoints_beyond_the_fresh_list_are_counted() {
+    let mut harness = Harness::new();
+    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
+    harness.pdu(Direction::ToClient, &hex(EPM_MAP_RESPONSE));
+    let out = harness.close();
+    let mut learned = LearnedEndpoints::default();
+    for port in 0..MAX_LEARNED_ENDPOINTS {
+        let port = u16::try_from(port).expect("port");
+        assert!(learned.learn(1, SocketAddr::from(([10, 0, 0, 2], port))));
+    }
+    let mut counters = DissectCounters::default();
+    learned.learn_from(10, &out, &mut counters);
+    assert_eq!(counters.rpc_endpoints_dropped, 1);
+    assert!(learned.contains("172.16.5.58:49668".parse().expect("address"), 11));
+    assert_eq!(learned.take_fresh().len(), MAX_LEARNED_ENDPOINTS);
+}
+
+/// A REQUEST PDU (call id 7, context 0, one fragment) carrying `stub`.
+fn request_pdu(opnum: u16, stub: &[u8]) -> Vec<u8> {
+    let frag = u16::try_from(24 + stub.len()).expect("fits");
+    let mut pdu = vec![5, 0, 0, 3, 0x10, 0, 0, 0];
+    pdu.extend(frag.to_le_bytes());
+    pdu.extend([0, 0]);
+    pdu.extend(7u32.to_le_bytes());
+    pdu.extend(u32::try_from(stub.len()).expect("fits").to_le_bytes());
+    pdu.extend(0u16.to_le_bytes());
+    pdu.extend(opnum.to_le_bytes());
+    pdu.extend_from_slice(stub);
+    pdu
+}
+
+/// A SamrLookupNamesInDomain stub in NDR ([MS-SAMR] 3.1.5.11.2) looking up `names`.
+fn samr_lookup_stub(names: &[String]) -> Vec<u8> {
+    let count = u32::try_from(names.len()).expect("fits");
+    let mut stub = vec![0u8; 20]; // DomainHandle
+    stub.extend(count.to_le_bytes());
+    stub.extend(1000u32.to_le_bytes());
+    stub.extend(0u32.to_le_bytes());
+    stub.extend(count.to_le_bytes());
+    for (index, name) in names.iter().enumerate() {
+        let bytes = u16::try_from(name.len() * 2).expect("fits");
+        stub.extend(bytes.to_le_bytes());
+        stub.extend(bytes.to_le_bytes());
+        stub.extend((0x2_0000 + u32::try_from(index).expect("fits")).to_le_bytes());
+    }
+    for name in names {
+        let units = u32::try_from(name.len()).expect("fits");
+        stub.extend(units.to_le_bytes());
+        stub.extend(0u32.to_le_bytes());
+        stub.extend(units.to_le_bytes());
+        stub.extend(name.encode_utf16().flat_map(u16::to_le_bytes));
+        stub.resize(stub.len().next_multiple_of(4), 0);
+    }
+    stub
+}
+
+#[test]
+fn a_call_is_charged_for_what_it_holds_and_gives_it_back() {
+    let mut harness = Harness::new();
+    // The EPM bind's bytes with the SAMR interface, version 1.0.
+    let mut bind = hex(EPM_BIND);
+    bind[32..48].copy_from_slice(&hex("785734123412cdabef000123456789ac"));
+    bind[48..52].copy_from_slice(&1u32.to_le_bytes());
+    harness.pdu(Direction::ToServer, &bind);
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    assert_eq!(harness.rpc.budget.in_use(), 0);
+    let names: Vec<String> = (0..200)
+        .map(|index| format!("account-{index:08}"))
+        .collect();
+    harness.pdu(
+        Direction::ToServer,
+        &request_pdu(17, &samr_lookup_stub(&names)),
+    );
+    let held = harness.rpc.budget.in_use();
+    let names_len: usize = names.iter().map(String::len).sum();
+    assert!(held > names_len, "{held} bytes charged");
+    // The response: a stub ending in STATUS_SUCCESS.
+    let mut response = hex(NETLOGON_AUTHENTICATE3_RESPONSE);
+    response[12] = 7;
+    let at = response.len() - 4;
+    response[at..].copy_from_slice(&0u32.to_le_bytes());
+    harness.pdu(Direction::ToClient, &response);
+    assert_eq!(harness.rpc.budget.in_use(), 0);
+    let out = harness.close();
+    assert_eq!(body(&out[1]).names, names);
+    assert_eq!(
+        out[1].outcome.as_ref().map(|outcome| outcome.status),
+        Some(Status::Success.into())
+    );
 }
 
 #[test]
@@ -129,6 +248,11 @@ fn a_request_without_its_bind_still_reports_its_opnum() {
     assert!(
         request.computer_name.is_empty(),
         "no interface, no stub decoded"
+    );
+    // Nor its return value: the answer claims neither success nor failure.
+    assert_eq!(
+        out[0].outcome.as_ref().map(|outcome| outcome.status),
+        Some(Status::Unspecified.into())
     );
 }
 
@@ -152,6 +276,11 @@ fn zerologon_is_visible_once_the_bind_is_seen() {
     assert_eq!(authenticate.secure_channel_type, "ServerSecureChannel");
     assert!(authenticate.zero_credential);
     assert_eq!(authenticate.return_value, 0xc000_0022);
+    // The server refused the zero credential: the call failed with its NTSTATUS.
+    let refused = out[1].outcome.as_ref().expect("outcome");
+    assert_eq!(refused.status, i32::from(Status::Failure));
+    assert_eq!(refused.code, 0xc000_0022);
+    assert_eq!(refused.name, "STATUS_ACCESS_DENIED");
     // Never answered: reported at close, without an outcome.
     let challenge = body(&out[2]);
     assert_eq!(challenge.operation, "NetrServerReqChallenge");
@@ -159,6 +288,69 @@ fn zerologon_is_visible_once_the_bind_is_seen() {
     assert!(challenge.zero_credential);
     assert_eq!(challenge.auth_type, i32::from(AuthType::None));
     assert_eq!(challenge.auth_level, i32::from(AuthLevel::Unspecified));
+}
+
+#[test]
+fn a_big_endian_call_is_decoded_and_flagged() {
+    let mut harness = Harness::new();
+    let mut bind = hex(EPM_BIND);
+    bind[32..48].copy_from_slice(&hex("785634123412cdabef0001234567cffb"));
+    bind[48..52].copy_from_slice(&1u32.to_le_bytes());
+    harness.pdu(Direction::ToServer, &bind);
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    // NETLOGON_AUTHENTICATE3 with drep big-endian and every integer (and UTF-16 unit) of its
+    // header and stub byte-swapped: PrimaryName (pointer, 12 units), AccountName (11 units),
+    // SecureChannelType, ComputerName (10 units), ClientCredential (bytes), NegotiateFlags.
+    let layout: &[(usize, usize)] = &[
+        (4, 4),
+        (2, 12),
+        (4, 3),
+        (2, 11),
+        (2, 1),
+        (4, 3),
+        (2, 10),
+        (1, 8),
+        (4, 1),
+    ];
+    let swap = |pdu: &[u8], layout: &[(usize, usize)]| {
+        let mut out = pdu[..4].to_vec();
+        out.extend([0x00, 0, 0, 0]);
+        let mut at = 8;
+        for &(width, count) in [(2, 2), (4, 2), (2, 2)].iter().chain(layout) {
+            for _ in 0..count {
+                out.extend(pdu[at..at + width].iter().rev());
+                at += width;
+            }
+        }
+        assert_eq!(at, pdu.len());
+        out
+    };
+    harness.pdu(
+        Direction::ToServer,
+        &swap(&hex(NETLOGON_AUTHENTICATE3), layout),
+    );
+    // The answer: ServerCredential (bytes), NegotiateFlags, AccountRid, STATUS_ACCESS_DENIED.
+    harness.pdu(
+        Direction::ToClient,
+        &swap(&hex(NETLOGON_AUTHENTICATE3_RESPONSE), &[(1, 8), (4, 3)]),
+    );
+    let out = harness.close();
+    let authenticate = body(&out[1]);
+    assert_eq!(authenticate.operation, "NetrServerAuthenticate3");
+    assert_eq!(authenticate.account_name, "BAS-AD-01$");
+    assert_eq!(authenticate.computer_name, "BAS-AD-01");
+    assert!(authenticate.zero_credential);
+    assert!(
+        authenticate
+            .anomalies
+            .iter()
+            .any(|name| name == "unusual_drep")
+    );
+    assert_eq!(authenticate.return_value, 0xc000_0022);
+    assert_eq!(
+        out[1].outcome.as_ref().map(|outcome| outcome.status),
+        Some(Status::Failure.into())
+    );
 }
 
 #[test]
