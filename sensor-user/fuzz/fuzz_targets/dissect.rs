@@ -39,7 +39,9 @@ fn check(dissector: &Dissector, activities: &mut Vec<Activity>, scratch: &mut Ve
     assert!(peak <= MEMORY as u64, "memory peak {peak} over {MEMORY}");
     for activity in activities.drain(..) {
         let mut line = Vec::new();
-        write_json_line(&activity, &mut line, scratch).expect("write to a Vec");
+        if let Err(error) = write_json_line(&activity, &mut line, scratch) {
+            panic!("{error} writing {activity:?}");
+        }
         serde_json::from_slice::<serde_json::Value>(&line).expect("a valid JSON line");
     }
 }
