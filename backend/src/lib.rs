@@ -30,12 +30,22 @@ pub fn print_activities(
     let store = Store::open(data_dir)?;
     let mut scratch = Vec::new();
     let mut count = 0_u64;
+    let mut unprintable = 0_u64;
     store.activities(query, |stored| {
-        write_json_line(&stored.activity, out, &mut scratch).map_err(StoreError::Output)?;
-        count += 1;
+        // A value with no JSON form fails before anything is written: skip it, say so below.
+        match write_json_line(&stored.activity, out, &mut scratch) {
+            Err(error) if error.kind() == io::ErrorKind::InvalidData => unprintable += 1,
+            written => {
+                written.map_err(StoreError::Output)?;
+                count += 1;
+            }
+        }
         Ok(())
     })?;
     out.flush().map_err(StoreError::Output)?;
+    if unprintable > 0 {
+        log::warn!("{unprintable} stored activities have no JSON form and were not printed");
+    }
     Ok(count)
 }
 

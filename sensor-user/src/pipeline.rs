@@ -111,6 +111,10 @@ impl<W: Write> Pipeline<W> {
         let frames = [
             ("delivered".to_owned(), self.counters.delivered),
             ("decode_errors".to_owned(), self.counters.decode_errors),
+            (
+                "unprintable_activities".to_owned(),
+                self.counters.unprintable_activities,
+            ),
         ];
         frames
             .into_iter()
@@ -175,7 +179,15 @@ impl<W: Write> Pipeline<W> {
                 format: OutputFormat::Json,
             }) = &mut self.output
             {
-                write_json_line(&activity, lines.writer(), &mut self.scratch)?;
+                // The body is serialised before anything is written, so a value that has no
+                // JSON form leaves no partial line: it is counted and the output goes on.
+                match write_json_line(&activity, lines.writer(), &mut self.scratch) {
+                    Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+                        self.counters.unprintable_activities += 1;
+                        log::debug!("an activity without a JSON form: {error}");
+                    }
+                    written => written?,
+                }
             }
         }
         Ok(())
@@ -226,4 +238,46 @@ fn write_packet_line<W: Write>(
         captured_len: frame.data.len(),
         fragment: packet.fragment,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_proto::v1::{DceRpcActivity, DnsActivity, activity::Body};
+
+    use super::*;
+
+    fn activity(body: Body) -> Activity {
+        Activity {
+            body: Some(body),
+            ..Activity::default()
+        }
+    }
+
+    #[test]
+    fn an_activity_without_a_json_form_is_counted_and_the_output_goes_on() {
+        let mut out = Vec::new();
+        let unprintable = {
+            let mut pipeline = Pipeline::new(
+                Some(Output::new(&mut out, OutputFormat::Json)),
+                HashMap::new(),
+                DissectLimits::default(),
+                "s".to_owned(),
+            );
+            // An enum value the proto does not name: its JSON form cannot be written.
+            let nameless = activity(Body::Dcerpc(DceRpcActivity {
+                auth_type: 99,
+                ..DceRpcActivity::default()
+            }));
+            pipeline.push(nameless).expect("not an output error");
+            pipeline
+                .push(activity(Body::Dns(DnsActivity::default())))
+                .expect("the next one is written");
+            pipeline.flush().expect("flush");
+            pipeline.counters().unprintable_activities
+        };
+        assert_eq!(unprintable, 1);
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("\"protocol\":\"dns\""), "{text}");
+    }
 }

@@ -18,6 +18,9 @@ pub struct UserCounters {
     /// Of those, frames that could not be decoded as IP packets (or ring records that were not
     /// whole).
     pub decode_errors: u64,
+    /// Activities that could not be written as JSON lines (a value its enum has no name for):
+    /// skipped on the output, still streamed to the backend.
+    pub unprintable_activities: u64,
 }
 
 /// The stats object: `time`, the kernel counters when capturing live, and the userspace ones.

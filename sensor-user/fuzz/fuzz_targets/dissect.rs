@@ -4,9 +4,11 @@
 //! budget must hold, and every activity must write as a valid JSON line.
 //!
 //! The first byte picks the server port (Kerberos, LDAP, DNS, WinRM, HTTP, RDP, NetBIOS name
-//! service, RADIUS accounting; UDP for all but WinRM and HTTP, TCP for all). Then records: a control byte (bit 0: from the server; bit 1: SYN; bit 2:
-//! FIN; bit 3: RST; bit 4: UDP; bit 5: a second client port), a sequence delta (i8, from where
-//! the direction is), a length byte, and that many payload bytes.
+//! service, RADIUS accounting, SMB, the DCE-RPC endpoint mapper; UDP for all but WinRM and
+//! HTTP, TCP for all). Then records: a control byte (bit 0: from the server; bit 1: SYN; bit 2:
+//! FIN; bit 3: RST; bit 4: UDP; bit 5: a second client port; bit 6: no ACK, as on a client's
+//! opening SYN, which the flow table needs to tell the client from the server), a sequence delta
+//! (i8, from where the direction is), a length byte, and that many payload bytes.
 
 #![no_main]
 
@@ -21,7 +23,7 @@ use sensor_user::{
     flow::{FlowLimits, FragmentLimits},
 };
 
-const PORTS: [u16; 8] = [88, 389, 53, 5985, 80, 3389, 137, 1813];
+const PORTS: [u16; 10] = [88, 389, 53, 5985, 80, 3389, 137, 1813, 445, 135];
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const MEMORY: usize = 256 * 1024;
@@ -37,7 +39,9 @@ fn check(dissector: &Dissector, activities: &mut Vec<Activity>, scratch: &mut Ve
     assert!(peak <= MEMORY as u64, "memory peak {peak} over {MEMORY}");
     for activity in activities.drain(..) {
         let mut line = Vec::new();
-        write_json_line(&activity, &mut line, scratch).expect("write to a Vec");
+        if let Err(error) = write_json_line(&activity, &mut line, scratch) {
+            panic!("{error} writing {activity:?}");
+        }
         serde_json::from_slice::<serde_json::Value>(&line).expect("a valid JSON line");
     }
 }
@@ -90,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
             *seq = start
                 .wrapping_add(u32::try_from(payload.len()).unwrap_or(0))
                 .wrapping_add(u32::from(syn));
-            let mut flags = 0x10;
+            let mut flags = if control & 0x40 != 0 { 0 } else { 0x10 };
             if syn {
                 flags |= 0x02;
             }

@@ -29,7 +29,7 @@ use dcwatch_parsers::{
 use dcwatch_proto::v1::{
     Activity, Carrier, DceRpcActivity, Outcome,
     activity::Body,
-    dce_rpc_activity::{Context, Type},
+    dce_rpc_activity::{AuthLevel, AuthType, Context, Type},
     outcome::Status,
 };
 use prost::Message as _;
@@ -705,10 +705,27 @@ fn interface_name(uuid: Uuid) -> String {
         .unwrap_or_default()
 }
 
+/// The sec_trailer's auth type and level as the activity's enums. A wire value they do not name
+/// is left at 0 and flagged ([`anomaly_names`]): the JSON line writes enums by name, and fails
+/// on a value that has none.
 fn auth_fields(auth: Option<AuthVerifier<'_>>) -> (i32, i32) {
     auth.map_or((0, 0), |auth| {
-        (i32::from(auth.auth_type.0), i32::from(auth.auth_level.0))
+        let auth_type = i32::from(auth.auth_type.0);
+        let auth_level = i32::from(auth.auth_level.0);
+        (
+            Some(auth_type)
+                .filter(|&value| names::<AuthType>(value))
+                .unwrap_or(0),
+            Some(auth_level)
+                .filter(|&value| names::<AuthLevel>(value))
+                .unwrap_or(0),
+        )
     })
+}
+
+/// Whether the proto enum `E` has a name for `value`.
+fn names<E: TryFrom<i32>>(value: i32) -> bool {
+    E::try_from(value).is_ok()
 }
 
 /// The token of a bind, alter context, AUTH3 or their acks, as Kerberos / NTLM activities.
@@ -723,12 +740,21 @@ fn tokens(auth: Option<AuthVerifier<'_>>, seen: &Seen, sink: &mut Sink<'_>) {
 
 fn anomaly_names(pdu: &Pdu<'_>) -> Vec<String> {
     let anomalies = pdu.anomalies;
+    let auth = pdu.auth;
     flag_names([
         (anomalies.too_many_items, "too_many_items"),
         (anomalies.truncated_body, "truncated_body"),
         (anomalies.bad_auth_trailer, "bad_auth_trailer"),
         (anomalies.long_secondary_address, "long_secondary_address"),
         (anomalies.unusual_drep, "unusual_drep"),
+        (
+            auth.is_some_and(|auth| !names::<AuthType>(i32::from(auth.auth_type.0))),
+            "unknown_auth_type",
+        ),
+        (
+            auth.is_some_and(|auth| !names::<AuthLevel>(i32::from(auth.auth_level.0))),
+            "unknown_auth_level",
+        ),
     ])
 }
 
