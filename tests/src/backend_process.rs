@@ -4,6 +4,7 @@
 use std::{
     io::{self, BufRead as _, BufReader},
     net::SocketAddr,
+    os::unix::process::CommandExt as _,
     path::Path,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -25,7 +26,10 @@ impl BackendProcess {
     /// Runs `command` (the backend binary, or `ip netns exec NS` followed by it) with
     /// `serve --listen LISTEN --data-dir DATA_DIR` and debug logs.
     pub fn start(mut command: Command, listen: &str, data_dir: &Path) -> io::Result<Self> {
+        // A process group of its own: a Ctrl-C meant for the sensor (the demo) must not stop
+        // the backend first; the guard stops it.
         let mut child = command
+            .process_group(0)
             .args([
                 "--log-level",
                 "debug",

@@ -134,26 +134,46 @@ fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
 }
 
 /// Activities worth a line of their own in the summary: failures, and the attacks' tell-tales.
+/// RPC operations an attack leaves: replication (DCSync), service creation (psexec), account
+/// enumeration, Netlogon authentication (Zerologon), DPAPI backup keys, coercion.
+const TELL_TALE_OPERATIONS: &[&str] = &[
+    "DsGetNCChanges",
+    "DsReplicaAdd",
+    "DsAddEntry",
+    "RCreateServiceW",
+    "RCreateServiceWOW64W",
+    "RStartServiceW",
+    "SamrEnumerateUsersInDomain",
+    "SamrLookupNamesInDomain",
+    "NetrServerAuthenticate3",
+    "NetrServerPasswordSet2",
+    "LsarRetrievePrivateData",
+    "EfsRpcOpenFileRaw",
+    "RpcRemoteFindFirstPrinterChangeNotificationEx",
+];
+
 fn notable(activity: &serde_json::Value) -> bool {
     activity["outcome"]["status"] == "FAILURE"
         || activity["ticket_etype"] == 23
         || activity["type"] == "AXFR"
+        || activity["operation"]
+            .as_str()
+            .is_some_and(|operation| TELL_TALE_OPERATIONS.contains(&operation))
 }
 
 fn describe(activity: &serde_json::Value) -> String {
     let field = |key: &str| activity[key].as_str().unwrap_or_default();
     let what = match field("protocol") {
         "kerberos" => format!(
-            "{}@{} -> {} {}{}",
+            "{}@{} -> {} {}",
             field("client"),
             field("client_realm"),
             field("service"),
             if activity["ticket_etype"] == 23 {
-                "(RC4 ticket) "
+                "(RC4 ticket)"
             } else {
                 ""
             },
-            field("error_name")
         ),
         "ldap" => format!(
             "{} {} {}",
@@ -173,16 +193,39 @@ fn describe(activity: &serde_json::Value) -> String {
             field("user"),
             field("workstation")
         ),
+        "smb" => format!(
+            "{}{} {}{} {}",
+            field("domain"),
+            if field("domain").is_empty() { "" } else { "\\" },
+            field("user"),
+            field("share"),
+            field("file_name")
+        ),
+        "dcerpc" => format!(
+            "{} {} {}{}",
+            field("interface_name"),
+            field("operation"),
+            field("service_name"),
+            if field("binary_path").is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", field("binary_path"))
+            }
+        ),
         _ => String::new(),
     };
+    let outcome = activity["outcome"]["name"].as_str().unwrap_or_default();
     format!(
-        "{} {} {} -> {}: {}",
+        "{} {} {} -> {}: {} {}",
         field("protocol"),
         field("type"),
         field("src"),
         field("dst"),
-        what.trim()
+        what.trim(),
+        outcome
     )
+    .trim_end()
+    .to_owned()
 }
 
 fn capture_the_mix(sensor: &Path, rounds: u32) -> anyhow::Result<()> {
