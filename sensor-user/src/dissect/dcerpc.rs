@@ -36,7 +36,7 @@ use prost::Message as _;
 
 use super::{
     DissectCounters, gss,
-    stream::{Feed, Malformed, PduStream, Sink, StreamProtocol},
+    stream::{Duplex, Malformed, Sink, StreamProtocol},
 };
 use crate::{
     activity::{Seen, flag_names, outcome},
@@ -853,52 +853,23 @@ fn ip_octets(ip: IpAddr) -> Vec<u8> {
 /// written to it and read from it, in each direction, are a stream of DCE-RPC PDUs.
 #[derive(Debug)]
 pub struct RpcPipe {
-    rpc: DceRpc,
-    to_server: PduStream,
-    to_client: PduStream,
+    streams: Duplex<DceRpc>,
     budget: MemoryBudget,
 }
 
 impl RpcPipe {
     pub fn new(budget: MemoryBudget) -> Self {
         Self {
-            rpc: DceRpc::new(Carrier::Smb, budget.clone()),
-            to_server: PduStream::new(budget.clone()),
-            to_client: PduStream::new(budget.clone()),
+            streams: Duplex::new(DceRpc::new(Carrier::Smb, budget.clone()), &budget),
             budget,
         }
-    }
-
-    fn feed(
-        &mut self,
-        direction: Direction,
-        seen: &Seen,
-        sink: &mut Sink<'_>,
-        work: impl FnOnce(&mut PduStream, &mut Feed<'_, DceRpc>),
-    ) {
-        let stream = match direction {
-            Direction::ToServer => &mut self.to_server,
-            Direction::ToClient => &mut self.to_client,
-        };
-        let mut feed = Feed {
-            protocol: &mut self.rpc,
-            direction,
-            seen,
-            sink: Sink {
-                out: &mut *sink.out,
-                counters: &mut *sink.counters,
-            },
-            budget: &self.budget,
-        };
-        work(stream, &mut feed);
     }
 
     /// Bytes written to the pipe (`ToServer`) or read from it (`ToClient`), in order: whole PDUs,
     /// several, or part of one.
     pub fn data(&mut self, direction: Direction, bytes: &[u8], seen: &Seen, sink: &mut Sink<'_>) {
-        self.feed(direction, seen, sink, |stream, feed| {
-            stream.data(bytes, feed)
-        });
+        self.streams
+            .data(direction, bytes, seen, sink.reborrow(), &self.budget);
     }
 
     /// Bytes of the pipe were lost in this direction (a read or write the sensor did not see).
@@ -910,17 +881,13 @@ impl RpcPipe {
             dst: SocketAddr::from(([0, 0, 0, 0], 0)),
             tcp: true,
         };
-        self.feed(direction, &seen, sink, PduStream::gap);
+        self.streams
+            .gap(direction, &seen, sink.reborrow(), &self.budget);
     }
 
     /// The pipe was closed, or its SMB connection ended.
     pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
-        for stream in [&self.to_server, &self.to_client] {
-            if stream.pending_len() > 0 {
-                counters.unfinished_pdus += 1;
-            }
-        }
-        self.rpc.close(out);
+        self.streams.finish(counters).close(out);
     }
 }
 

@@ -388,15 +388,10 @@ mod tests {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
-    use crate::dissect::{
-        DissectCounters,
-        stream::{Feed, PduStream},
-    };
+    use crate::dissect::{DissectCounters, stream::Duplex};
 
     struct Connection {
-        http: HttpSession,
-        to_server: PduStream,
-        to_client: PduStream,
+        streams: Duplex<HttpSession>,
         budget: MemoryBudget,
         counters: DissectCounters,
         out: Vec<Activity>,
@@ -406,9 +401,7 @@ mod tests {
         fn new() -> Self {
             let budget = MemoryBudget::new(1 << 20);
             Self {
-                http: HttpSession::new(budget.clone()),
-                to_server: PduStream::new(budget.clone()),
-                to_client: PduStream::new(budget.clone()),
+                streams: Duplex::new(HttpSession::new(budget.clone()), &budget),
                 budget,
                 counters: DissectCounters::default(),
                 out: Vec::new(),
@@ -427,21 +420,12 @@ mod tests {
                 dst: dst.parse().expect("address"),
                 tcp: true,
             };
-            let mut feed = Feed {
-                protocol: &mut self.http,
-                direction,
-                seen: &seen,
-                sink: Sink {
-                    out: &mut self.out,
-                    counters: &mut self.counters,
-                },
-                budget: &self.budget,
+            let sink = Sink {
+                out: &mut self.out,
+                counters: &mut self.counters,
             };
-            let stream = match direction {
-                Direction::ToServer => &mut self.to_server,
-                Direction::ToClient => &mut self.to_client,
-            };
-            stream.data(bytes, &mut feed);
+            self.streams
+                .data(direction, bytes, &seen, sink, &self.budget);
         }
 
         /// (type, outcome status) of each activity so far.
@@ -584,7 +568,7 @@ mod tests {
 
         let mut connection = Connection::new();
         connection.send(Direction::ToServer, request.as_bytes());
-        connection.http.gap(Direction::ToClient);
+        connection.streams.protocol.gap(Direction::ToClient);
         connection.send(
             Direction::ToClient,
             b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",

@@ -13,7 +13,7 @@ use super::{
     radius::RadiusState,
     rdp::RdpSession,
     smb::SmbSession,
-    stream::{Feed, Malformed, PduStream, Sink, StreamProtocol},
+    stream::{Duplex, Malformed, Sink, StreamProtocol},
 };
 use crate::{
     activity::Seen,
@@ -187,9 +187,7 @@ impl StreamProtocol for Protocol {
 /// The dissection state of one TCP connection.
 #[derive(Debug)]
 pub struct Session {
-    protocol: Protocol,
-    to_server: PduStream,
-    to_client: PduStream,
+    streams: Duplex<Protocol>,
 }
 
 impl Session {
@@ -209,9 +207,7 @@ impl Session {
             Kind::Netbios | Kind::Radius => return None,
         };
         Some(Self {
-            protocol,
-            to_server: PduStream::new(budget.clone()),
-            to_client: PduStream::new(budget),
+            streams: Duplex::new(protocol, &budget),
         })
     }
 
@@ -230,20 +226,10 @@ impl Session {
         out: &mut Vec<Activity>,
     ) {
         let seen = seen(time_ns, key, direction);
-        let stream = match direction {
-            Direction::ToServer => &mut self.to_server,
-            Direction::ToClient => &mut self.to_client,
-        };
-        let mut feed = Feed {
-            protocol: &mut self.protocol,
-            direction,
-            seen: &seen,
-            sink: Sink { out, counters },
-            budget,
-        };
+        let sink = Sink { out, counters };
         match event {
-            StreamEvent::Data(bytes) => stream.data(bytes, &mut feed),
-            StreamEvent::Gap { .. } => stream.gap(&mut feed),
+            StreamEvent::Data(bytes) => self.streams.data(direction, bytes, &seen, sink, budget),
+            StreamEvent::Gap { .. } => self.streams.gap(direction, &seen, sink, budget),
             StreamEvent::Closed => {}
         }
     }
@@ -251,18 +237,13 @@ impl Session {
     /// Whether either direction is still being parsed: a flow that is not its port's protocol,
     /// or has turned to TLS both ways, need not be reassembled any more.
     pub fn follows(&self) -> bool {
-        !(self.to_server.is_off() && self.to_client.is_off())
+        self.streams.follows()
     }
 
     /// The flow is gone: requests still waiting for an answer are reported without one, and
     /// PDUs cut short by the end are counted.
     pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
-        for stream in [&self.to_server, &self.to_client] {
-            if stream.pending_len() > 0 {
-                counters.unfinished_pdus += 1;
-            }
-        }
-        match self.protocol {
+        match self.streams.finish(counters) {
             Protocol::Ldap(ldap) => ldap.close(out),
             Protocol::Http(http) => http.close(out),
             Protocol::Smb(smb) => smb.close(counters, out),

@@ -1784,7 +1784,7 @@ mod tests {
     use dcwatch_proto::v1::outcome::Status;
 
     use super::*;
-    use crate::dissect::stream::{Feed, PduStream};
+    use crate::dissect::stream::Duplex;
 
     const SUCCESS: u32 = 0;
 
@@ -1925,9 +1925,7 @@ mod tests {
     }
 
     struct Connection {
-        smb: SmbSession,
-        to_server: PduStream,
-        to_client: PduStream,
+        streams: Duplex<SmbSession>,
         budget: MemoryBudget,
         counters: DissectCounters,
         out: Vec<Activity>,
@@ -1938,9 +1936,7 @@ mod tests {
         fn new() -> Self {
             let budget = MemoryBudget::new(1 << 20);
             Self {
-                smb: SmbSession::new(budget.clone()),
-                to_server: PduStream::new(budget.clone()),
-                to_client: PduStream::new(budget.clone()),
+                streams: Duplex::new(SmbSession::new(budget.clone()), &budget),
                 budget,
                 counters: DissectCounters::default(),
                 out: Vec::new(),
@@ -1961,21 +1957,12 @@ mod tests {
                 dst: dst.parse().expect("address"),
                 tcp: true,
             };
-            let mut feed = Feed {
-                protocol: &mut self.smb,
-                direction,
-                seen: &seen,
-                sink: Sink {
-                    out: &mut self.out,
-                    counters: &mut self.counters,
-                },
-                budget: &self.budget,
+            let sink = Sink {
+                out: &mut self.out,
+                counters: &mut self.counters,
             };
-            let stream = match direction {
-                Direction::ToServer => &mut self.to_server,
-                Direction::ToClient => &mut self.to_client,
-            };
-            stream.data(bytes, &mut feed);
+            self.streams
+                .data(direction, bytes, &seen, sink, &self.budget);
         }
 
         fn gap(&mut self, direction: Direction) {
@@ -1985,20 +1972,11 @@ mod tests {
                 dst: "10.0.0.1:445".parse().expect("address"),
                 tcp: true,
             };
-            let mut feed = Feed {
-                protocol: &mut self.smb,
-                direction,
-                seen: &seen,
-                sink: Sink {
-                    out: &mut self.out,
-                    counters: &mut self.counters,
-                },
-                budget: &self.budget,
+            let sink = Sink {
+                out: &mut self.out,
+                counters: &mut self.counters,
             };
-            match direction {
-                Direction::ToServer => self.to_server.gap(&mut feed),
-                Direction::ToClient => self.to_client.gap(&mut feed),
-            }
+            self.streams.gap(direction, &seen, sink, &self.budget);
         }
 
         /// Sends a message one byte at a time.
@@ -2010,13 +1988,13 @@ mod tests {
 
         fn close(self) -> (Vec<Activity>, DissectCounters, MemoryBudget) {
             let Self {
-                smb,
+                streams,
                 mut counters,
                 mut out,
                 budget,
                 ..
             } = self;
-            smb.close(&mut counters, &mut out);
+            streams.finish(&mut counters).close(&mut counters, &mut out);
             (out, counters, budget)
         }
     }

@@ -63,6 +63,95 @@ pub struct Sink<'a> {
     pub counters: &'a mut DissectCounters,
 }
 
+impl Sink<'_> {
+    /// The same sink for a shorter while: what a carrier hands to the protocol it carries.
+    pub fn reborrow(&mut self) -> Sink<'_> {
+        Sink {
+            out: self.out,
+            counters: self.counters,
+        }
+    }
+}
+
+/// A protocol and the PDU streams of its two directions: a TCP connection's, or a named pipe's.
+#[derive(Debug)]
+pub struct Duplex<P> {
+    pub protocol: P,
+    to_server: PduStream,
+    to_client: PduStream,
+}
+
+impl<P: StreamProtocol> Duplex<P> {
+    pub fn new(protocol: P, budget: &MemoryBudget) -> Self {
+        Self {
+            protocol,
+            to_server: PduStream::new(budget.clone()),
+            to_client: PduStream::new(budget.clone()),
+        }
+    }
+
+    /// Bytes of one direction, in order.
+    pub fn data(
+        &mut self,
+        direction: Direction,
+        bytes: &[u8],
+        seen: &Seen,
+        sink: Sink<'_>,
+        budget: &MemoryBudget,
+    ) {
+        let (stream, mut feed) = self.feed(direction, seen, sink, budget);
+        stream.data(bytes, &mut feed);
+    }
+
+    /// Bytes of one direction were lost.
+    pub fn gap(
+        &mut self,
+        direction: Direction,
+        seen: &Seen,
+        sink: Sink<'_>,
+        budget: &MemoryBudget,
+    ) {
+        let (stream, mut feed) = self.feed(direction, seen, sink, budget);
+        stream.gap(&mut feed);
+    }
+
+    fn feed<'a>(
+        &'a mut self,
+        direction: Direction,
+        seen: &'a Seen,
+        sink: Sink<'a>,
+        budget: &'a MemoryBudget,
+    ) -> (&'a mut PduStream, Feed<'a, P>) {
+        let stream = match direction {
+            Direction::ToServer => &mut self.to_server,
+            Direction::ToClient => &mut self.to_client,
+        };
+        let feed = Feed {
+            protocol: &mut self.protocol,
+            direction,
+            seen,
+            sink,
+            budget,
+        };
+        (stream, feed)
+    }
+
+    /// Whether either direction is still being parsed.
+    pub fn follows(&self) -> bool {
+        !(self.to_server.is_off() && self.to_client.is_off())
+    }
+
+    /// The end: the protocol is handed back, and PDUs cut short by it are counted.
+    pub fn finish(self, counters: &mut DissectCounters) -> P {
+        for stream in [&self.to_server, &self.to_client] {
+            if stream.pending_len() > 0 {
+                counters.unfinished_pdus += 1;
+            }
+        }
+        self.protocol
+    }
+}
+
 /// Everything a stream needs from its flow while it works through some bytes.
 #[derive(Debug)]
 pub struct Feed<'a, P> {
