@@ -373,26 +373,29 @@ fn a_fault_is_the_outcome_of_its_request() {
     assert_eq!(outcome.name, "nca_s_op_rng_error");
 }
 
+/// One fragment of the request or response `whole` (its 24-byte header, flags and length
+/// changed) carrying `part` of its stub.
+fn fragment(whole: &[u8], flags: u8, part: &[u8]) -> Vec<u8> {
+    let mut pdu = whole[..24].to_vec();
+    pdu[3] = flags;
+    let len = u16::try_from(24 + part.len()).expect("small");
+    pdu[8..10].copy_from_slice(&len.to_le_bytes());
+    pdu.extend_from_slice(part);
+    pdu
+}
+
 #[test]
 fn a_request_in_fragments_is_put_back_together() {
     let whole = hex(NETLOGON_AUTHENTICATE3);
     let stub = &whole[24..];
     let (head, tail) = stub.split_at(50);
-    let fragment = |flags: u8, part: &[u8]| {
-        let mut pdu = whole[..24].to_vec();
-        pdu[3] = flags;
-        let len = u16::try_from(24 + part.len()).expect("small");
-        pdu[8..10].copy_from_slice(&len.to_le_bytes());
-        pdu.extend_from_slice(part);
-        pdu
-    };
     let mut harness = Harness::new();
     let mut bind = hex(EPM_BIND);
     bind[32..48].copy_from_slice(&hex("785634123412cdabef0001234567cffb"));
     harness.pdu(Direction::ToServer, &bind);
     harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
-    harness.pdu(Direction::ToServer, &fragment(0x01, head));
-    harness.pdu(Direction::ToServer, &fragment(0x02, tail));
+    harness.pdu(Direction::ToServer, &fragment(&whole, 0x01, head));
+    harness.pdu(Direction::ToServer, &fragment(&whole, 0x02, tail));
     harness.pdu(Direction::ToClient, &hex(NETLOGON_AUTHENTICATE3_RESPONSE));
     let budget = harness.rpc.budget.clone();
     let out = harness.close();
@@ -622,21 +625,13 @@ fn an_ept_map_answer_in_fragments_is_put_back_together() {
     let whole = hex(EPM_MAP_RESPONSE);
     let stub = &whole[24..];
     let (head, tail) = stub.split_at(70);
-    let fragment = |flags: u8, part: &[u8]| {
-        let mut pdu = whole[..24].to_vec();
-        pdu[3] = flags;
-        let len = u16::try_from(24 + part.len()).expect("small");
-        pdu[8..10].copy_from_slice(&len.to_le_bytes());
-        pdu.extend_from_slice(part);
-        pdu
-    };
     let mut harness = Harness::new();
     harness.pdu(Direction::ToServer, &hex(EPM_BIND));
     harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
     harness.pdu(Direction::ToServer, &hex(EPM_MAP));
-    harness.pdu(Direction::ToClient, &fragment(0x01, head));
+    harness.pdu(Direction::ToClient, &fragment(&whole, 0x01, head));
     assert_eq!(harness.out.len(), 1, "only the bind so far");
-    harness.pdu(Direction::ToClient, &fragment(0x02, tail));
+    harness.pdu(Direction::ToClient, &fragment(&whole, 0x02, tail));
     let budget = harness.rpc.budget.clone();
     let out = harness.close();
     assert_eq!(body(&out[1]).endpoints, ["172.16.5.58:49668"]);
