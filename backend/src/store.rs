@@ -153,15 +153,7 @@ impl Store {
 
     /// The highest sequence stored for `sensor_id` (0 for none).
     pub fn stored_through(&self, sensor_id: &str) -> Result<u64, StoreError> {
-        let through: Option<i64> = self
-            .connection
-            .query_row(
-                "SELECT stored_through FROM sensors WHERE sensor_id = ?1",
-                [sensor_id],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(through.map_or(0, to_u64))
+        Ok(through_in(&self.connection, sensor_id)?)
     }
 
     /// The spool instance that numbered the sensor's `stored_through` (empty: none known).
@@ -414,8 +406,10 @@ impl Store {
     }
 }
 
-fn through_in(transaction: &rusqlite::Transaction<'_>, sensor_id: &str) -> rusqlite::Result<u64> {
-    let through: Option<i64> = transaction
+/// The highest sequence stored for `sensor_id` (0 for none), read in `connection` or in a
+/// transaction on it.
+fn through_in(connection: &Connection, sensor_id: &str) -> rusqlite::Result<u64> {
+    let through: Option<i64> = connection
         .query_row(
             "SELECT stored_through FROM sensors WHERE sensor_id = ?1",
             [sensor_id],
