@@ -57,6 +57,7 @@ pub fn write_json_line(
         Some(Body::Rdp(body)) => serde_json::to_writer(&mut *scratch, body),
         Some(Body::Radius(body)) => serde_json::to_writer(&mut *scratch, body),
         Some(Body::WindowsEvent(body)) => serde_json::to_writer(&mut *scratch, body),
+        Some(Body::Ntp(body)) => serde_json::to_writer(&mut *scratch, body),
         None => Ok(()),
     }?;
     let protocol = protocol_name(activity.body.as_ref());
@@ -94,6 +95,10 @@ pub fn write_json_line(
         out.write_all(b",\"source_computer\":")?;
         serde_json::to_writer(&mut *out, computer)?;
     }
+    if let Some(computer) = &activity.destination_computer {
+        out.write_all(b",\"destination_computer\":")?;
+        serde_json::to_writer(&mut *out, computer)?;
+    }
     if let Some(outcome) = &activity.outcome {
         out.write_all(b",\"outcome\":")?;
         serde_json::to_writer(&mut *out, outcome)?;
@@ -102,6 +107,14 @@ pub fn write_json_line(
         && carrier != Carrier::None
     {
         write!(out, ",\"carrier\":\"{}\"", carrier.as_str_name())?;
+    }
+    if !activity.flow_id.is_empty() {
+        out.write_all(b",\"flow_id\":")?;
+        serde_json::to_writer(&mut *out, &activity.flow_id)?;
+    }
+    if !activity.community_id.is_empty() {
+        out.write_all(b",\"community_id\":")?;
+        serde_json::to_writer(&mut *out, &activity.community_id)?;
     }
     out.write_all(b"}\n")
 }
@@ -120,6 +133,7 @@ pub fn protocol_name(body: Option<&Body>) -> &'static str {
         Some(Body::Rdp(_)) => "rdp",
         Some(Body::Radius(_)) => "radius",
         Some(Body::WindowsEvent(_)) => "windows_event",
+        Some(Body::Ntp(_)) => "ntp",
         None => "unknown",
     }
 }
