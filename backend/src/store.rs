@@ -498,6 +498,7 @@ mod tests {
                 domain: "CORP".to_owned(),
                 name: name.to_owned(),
                 sid: String::new(),
+                tags: Vec::new(),
             }),
             body: Some(Body::Dns(DnsActivity::default())),
             ..Activity::default()

@@ -233,6 +233,7 @@ fn kerberos(seconds: i64, client: [u8; 4], name: &str) -> Activity {
             domain: "CORP".to_owned(),
             name: name.to_owned(),
             sid: String::new(),
+            tags: Vec::new(),
         }),
         body: Some(Body::Kerberos(KerberosActivity {
             r#type: kerberos_activity::Type::AsReq.into(),

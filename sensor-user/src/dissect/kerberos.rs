@@ -171,6 +171,7 @@ fn named(realm: &str, principal: &Principal) -> Account {
         domain: realm.to_owned(),
         name: principal.to_string(),
         sid: String::new(),
+        tags: Vec::new(),
     }
 }
 

@@ -237,6 +237,7 @@ fn activity(packet: &RadiusPacket<'_>, authenticator: Authenticator, seen: &Seen
         password: a.password_present,
         eap: a.eap_present,
         anomalies: anomaly_names(&packet.anomalies),
+        tunnel_client_endpoint: String::new(),
     };
     let mut activity = seen.activity(activity::Body::Radius(body));
     activity.account = a.user_name.map(|name| account(&text(name)));
@@ -261,6 +262,7 @@ pub fn account(user: &str) -> Account {
         domain: domain.to_owned(),
         name: name.to_owned(),
         sid: String::new(),
+        tags: Vec::new(),
     }
 }
 
