@@ -61,7 +61,19 @@ pub struct Knowledge {
     servers: BoundedMap<IpAddr, ServerRoles>,
     accounts: BoundedMap<String, LearnedAccount>,
     requests: BoundedMap<(IpAddr, u16), AsRequest>,
+    flows: BoundedMap<String, FlowAccount>,
 }
+
+/// The account that authenticated a connection (its NTLM AUTHENTICATE, its SMB session setup):
+/// the caller of the DCE-RPC requests that follow on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowAccount {
+    pub domain: String,
+    pub name: String,
+}
+
+/// Connections whose authenticated account is remembered.
+pub const MAX_AUTHENTICATED_FLOWS: usize = 65_536;
 
 /// An AS-REQ waiting for its answer, by the client's address and port (the KDC answers there).
 #[derive(Debug, Clone)]
@@ -111,6 +123,7 @@ impl Knowledge {
             servers: BoundedMap::new(MAX_LEARNED_SERVERS),
             accounts: BoundedMap::new(MAX_LEARNED_ACCOUNTS),
             requests: BoundedMap::new(MAX_PENDING_AS_REQUESTS),
+            flows: BoundedMap::new(MAX_AUTHENTICATED_FLOWS),
         }
     }
 
@@ -128,6 +141,18 @@ impl Knowledge {
 
     /// Learns from one activity, before the detectors judge it.
     pub fn learn(&mut self, seen: &Observed<'_>) {
+        if let Some(account) = &seen.activity.account
+            && !account.name.is_empty()
+            && matches!(seen.body(), Some(Body::Ntlm(_) | Body::Smb(_)))
+            && !seen.failed()
+        {
+            *self
+                .flows
+                .touch(flow_key(seen), seen.time, FlowAccount::default) = FlowAccount {
+                domain: account.domain.clone(),
+                name: account.name.clone(),
+            };
+        }
         match seen.body() {
             Some(Body::Kerberos(kerberos)) => self.learn_kerberos(seen, kerberos),
             Some(Body::Ldap(ldap))
@@ -225,6 +250,11 @@ impl Knowledge {
     /// goes to).
     pub fn as_request(&self, answer: &Observed<'_>) -> Option<&AsRequest> {
         self.requests.get(&(answer.dst?, answer.dst_port))
+    }
+
+    /// The account that authenticated the activity's connection, when one did.
+    pub fn flow_account(&self, seen: &Observed<'_>) -> Option<&FlowAccount> {
+        self.flows.get(&flow_key(seen))
     }
 
     /// Whether `address` is a domain controller, and on what.
@@ -394,7 +424,7 @@ impl Knowledge {
     }
 
     /// Counters of the learned tables: (name, evictions).
-    pub fn evictions(&self) -> [(&'static str, u64); 3] {
+    pub fn evictions(&self) -> [(&'static str, u64); 4] {
         [
             ("detect_learned_servers_evicted", self.servers.evicted()),
             ("detect_learned_accounts_evicted", self.accounts.evicted()),
@@ -402,6 +432,7 @@ impl Knowledge {
                 "detect_pending_as_requests_evicted",
                 self.requests.evicted(),
             ),
+            ("detect_authenticated_flows_evicted", self.flows.evicted()),
         ]
     }
 
@@ -410,7 +441,24 @@ impl Knowledge {
         self.servers.expire(before);
         self.accounts.expire(before);
         self.requests.expire(before);
+        self.flows.expire(before);
     }
+}
+
+/// A connection's key: the sensor's flow id, else its addresses and ports from the client's side
+/// (requests and the authentications before them are both client to server).
+fn flow_key(seen: &Observed<'_>) -> String {
+    if !seen.activity.flow_id.is_empty() {
+        return seen.activity.flow_id.clone();
+    }
+    let text = |ip: Option<IpAddr>| ip.map(|ip| ip.to_string()).unwrap_or_default();
+    format!(
+        "{}:{}>{}:{}",
+        text(seen.src),
+        seen.src_port,
+        text(seen.dst),
+        seen.dst_port
+    )
 }
 
 fn verdict(yes: bool, source: Source, basis: String) -> Verdict {
