@@ -10,7 +10,11 @@ use crate::{
     observed::Observed,
 };
 
+mod account_enumeration;
 mod dcsync;
+mod dns_recon;
+mod guesses;
+mod target;
 
 /// What a detector sees of the engine while it judges one activity.
 #[derive(Debug)]
@@ -42,8 +46,14 @@ pub trait Detector: Send + std::fmt::Debug {
 
 /// Every detector, fresh.
 pub fn all() -> Vec<Box<dyn Detector>> {
-    vec![Box::new(dcsync::Dcsync)]
+    vec![
+        Box::new(dcsync::Dcsync),
+        Box::new(dns_recon::DnsRecon::default()),
+        Box::new(account_enumeration::AccountEnumeration::default()),
+    ]
 }
 
+#[cfg(test)]
+mod builders;
 #[cfg(test)]
 pub(crate) mod testing;
