@@ -14,6 +14,8 @@ mod account_enumeration;
 mod dcsync;
 mod dns_recon;
 mod guesses;
+mod ldap_ping_enumeration;
+mod samr_recon;
 mod target;
 
 /// What a detector sees of the engine while it judges one activity.
@@ -50,6 +52,8 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(dcsync::Dcsync),
         Box::new(dns_recon::DnsRecon::default()),
         Box::new(account_enumeration::AccountEnumeration::default()),
+        Box::new(ldap_ping_enumeration::LdapPingEnumeration::default()),
+        Box::new(samr_recon::SamrRecon::default()),
     ]
 }
 
