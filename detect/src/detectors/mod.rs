@@ -15,7 +15,9 @@ mod dcsync;
 mod dns_recon;
 mod guesses;
 mod ldap_ping_enumeration;
+mod ldap_recon;
 mod samr_recon;
+mod smb_session_enumeration;
 mod target;
 
 /// What a detector sees of the engine while it judges one activity.
@@ -54,6 +56,8 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(account_enumeration::AccountEnumeration::default()),
         Box::new(ldap_ping_enumeration::LdapPingEnumeration::default()),
         Box::new(samr_recon::SamrRecon::default()),
+        Box::new(smb_session_enumeration::SmbSessionEnumeration),
+        Box::new(ldap_recon::LdapRecon::default()),
     ]
 }
 
