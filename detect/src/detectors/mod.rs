@@ -13,6 +13,7 @@ use crate::{
 mod account_enumeration;
 mod dcsync;
 mod dns_recon;
+mod dns_suspicious_communication;
 mod guesses;
 mod ldap_ping_enumeration;
 mod ldap_recon;
@@ -58,6 +59,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(samr_recon::SamrRecon::default()),
         Box::new(smb_session_enumeration::SmbSessionEnumeration),
         Box::new(ldap_recon::LdapRecon::default()),
+        Box::new(dns_suspicious_communication::DnsSuspiciousCommunication::default()),
     ]
 }
 
