@@ -12,14 +12,20 @@ use crate::{
 
 mod account_enumeration;
 mod dcsync;
+mod dfs_coercion;
 mod dns_recon;
 mod dns_suspicious_communication;
+mod dpapi_backup_key;
+mod efsrpc_coercion;
 mod guesses;
 mod ldap_ping_enumeration;
 mod ldap_recon;
+mod print_spooler;
+mod printer_bug_coercion;
 mod samr_recon;
 mod smb_session_enumeration;
 mod target;
+mod zerologon;
 
 /// What a detector sees of the engine while it judges one activity.
 #[derive(Debug)]
@@ -60,6 +66,12 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(smb_session_enumeration::SmbSessionEnumeration),
         Box::new(ldap_recon::LdapRecon::default()),
         Box::new(dns_suspicious_communication::DnsSuspiciousCommunication::default()),
+        Box::new(dpapi_backup_key::DpapiBackupKey),
+        Box::new(zerologon::Zerologon::default()),
+        Box::new(efsrpc_coercion::EfsrpcCoercion),
+        Box::new(dfs_coercion::DfsCoercion),
+        Box::new(print_spooler::PrintSpooler),
+        Box::new(printer_bug_coercion::PrinterBugCoercion),
     ]
 }
 

@@ -194,6 +194,20 @@ pub fn on_answer(
     finding
 }
 
+/// The host a coercion makes the victim authenticate to.
+pub fn listener(host: &str) -> AlertEntity {
+    AlertEntity {
+        role: Role::Listener.into(),
+        name: host.to_owned(),
+        address: host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .map(|ip| ip.to_string())
+            .unwrap_or_default(),
+        ..AlertEntity::default()
+    }
+}
+
 /// Adds the account the activity names, with its directory SID and tags.
 pub fn with_account(finding: Finding, seen: &Observed<'_>, context: &Context<'_>) -> Finding {
     match &seen.activity.account {
