@@ -22,6 +22,7 @@ mod ldap_ping_enumeration;
 mod ldap_recon;
 mod print_spooler;
 mod printer_bug_coercion;
+mod remote_execution;
 mod samr_recon;
 mod smb_session_enumeration;
 mod target;
@@ -72,6 +73,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(dfs_coercion::DfsCoercion),
         Box::new(print_spooler::PrintSpooler),
         Box::new(printer_bug_coercion::PrinterBugCoercion),
+        Box::new(remote_execution::RemoteExecution::default()),
     ]
 }
 
