@@ -25,6 +25,7 @@ mod printer_bug_coercion;
 mod remote_execution;
 mod samr_recon;
 mod smb_session_enumeration;
+mod suspicious_service_creation;
 mod target;
 mod zerologon;
 
@@ -74,6 +75,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(print_spooler::PrintSpooler),
         Box::new(printer_bug_coercion::PrinterBugCoercion),
         Box::new(remote_execution::RemoteExecution::default()),
+        Box::new(suspicious_service_creation::SuspiciousServiceCreation::default()),
     ]
 }
 
