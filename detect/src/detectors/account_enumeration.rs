@@ -15,7 +15,7 @@ use dcwatch_proto::v1::{
 use super::{
     Context, Detector,
     guesses::{Answer, Guesses},
-    target::{answered_client_text, listed, on_answer},
+    target::{answered_client_text, clip, listed, on_answer},
 };
 use crate::{
     bounded::BoundedMap,
@@ -185,29 +185,33 @@ fn finding(
                 &ACCOUNT_ENUMERATION,
                 tried.key.clone(),
                 seen,
-                format!("4776 {} status {:#x}", tried.name, event.status),
+                format!("4776 {} status {:#x}", clip(tried.name), event.status),
             );
             // The syslog sender is not the guesser: the event's workstation is.
             finding.entities = vec![dcwatch_proto::v1::AlertEntity {
                 role: Role::SourceComputer.into(),
-                name: event.workstation.clone(),
+                name: clip(&event.workstation),
                 ..Default::default()
             }];
             let finding = finding.relied_on(format!(
                     "event 4776 of {}: the workstation name the client gave, not resolved to an address",
-                    event.computer
+                    clip(&event.computer)
                 ));
             (
                 finding,
-                computer_text(&event.workstation, None),
-                event.computer.clone(),
+                computer_text(&clip(&event.workstation), None),
+                clip(&event.computer),
             )
         }
         _ => {
             let finding = on_answer(
                 &ACCOUNT_ENUMERATION,
                 seen,
-                format!("kerberos KRB-ERROR {} for {}", error_text(seen), tried.name),
+                format!(
+                    "kerberos KRB-ERROR {} for {}",
+                    clip(&error_text(seen)),
+                    clip(tried.name)
+                ),
             )
             .weighed_by_resolution(seen);
             (

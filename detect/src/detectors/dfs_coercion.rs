@@ -8,7 +8,7 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, d
 
 use super::{
     Context, Detector,
-    target::{Named, dc_target, listener, named, unc_host, with_account},
+    target::{Named, clip, dc_target, listener, named, unc_host, with_account},
 };
 use crate::{
     catalogue::DFS_COERCION,
@@ -41,11 +41,11 @@ impl Detector for DfsCoercion {
         let (naming, confidence) = match host.map(|host| (host, named(host, seen, context.knowledge))) {
             Some((_, Named::Callee | Named::DomainController(_))) => return,
             Some((host, Named::Caller | Named::Other)) => (
-                format!("naming {host} as the server: the DC authenticates to {host}, a listener that can relay its credentials"),
+                format!("naming {0} as the server: the DC authenticates to {0}, a listener that can relay its credentials", clip(host)),
                 dc.confidence,
             ),
             Some((host, Named::Unknown)) => (
-                format!("naming {host} as the server, which is not known as this DC: the DC authenticates to it"),
+                format!("naming {} as the server, which is not known as this DC: the DC authenticates to it", clip(host)),
                 Confidence::MediumConfidence,
             ),
             None => (
@@ -67,18 +67,20 @@ impl Detector for DfsCoercion {
             &DFS_COERCION,
             source_key(seen),
             seen,
-            format!("netdfs {operation} {}", rpc.server_name),
+            format!("netdfs {operation} {}", clip(&rpc.server_name)),
         )
         .describe(description)
         .entity(destination(seen, Role::DomainController))
         .detail("operation", operation)
-        .detail("server_name", rpc.server_name.clone())
+        .detail("server_name", clip(&rpc.server_name))
         .relied_on(dc.verdict.basis)
         .confidence(confidence)
         .weighed_by_resolution(seen)
         .app("Netdfs");
         if let Some(host) = host {
-            finding = finding.detail("listener", host).entity(listener(host));
+            finding = finding
+                .detail("listener", clip(host))
+                .entity(listener(&clip(host)));
         }
         finding = with_account(finding, seen, context);
         context.raise(finding);

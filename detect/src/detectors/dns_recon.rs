@@ -14,7 +14,7 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    target::{answered_client_text, on_answer, source_name},
+    target::{answered_client_text, clip, on_answer, source_name},
 };
 use crate::{
     bounded::BoundedMap,
@@ -91,10 +91,11 @@ impl DnsRecon {
             self.pending
                 .touch((client, seen.src_port, dns.id), seen.time, || seen.time);
         }
+        let name = clip(&dns.query_name);
         let zone = if dns.query_name.is_empty() {
             "a zone".to_owned()
         } else {
-            format!("the zone {}", dns.query_name)
+            format!("the zone {name}")
         };
         let description = format!(
             "{}, which is not a DNS server, asked {} for a transfer of {zone} ({transfer}), which lists every name in it",
@@ -105,11 +106,11 @@ impl DnsRecon {
             &DNS_RECON,
             source_key(seen),
             seen,
-            format!("dns {transfer} {}", dns.query_name),
+            format!("dns {transfer} {name}"),
         )
         .describe(description)
         .entity(destination(seen, Role::DestinationComputer))
-        .detail("zone", dns.query_name.clone())
+        .detail("zone", name.clone())
         .detail("transfer", transfer)
         .relied_on(verdict.basis)
         .weighed_by_resolution(seen);
@@ -144,11 +145,11 @@ impl DnsRecon {
         let said = if outcome == Status::Success {
             format!("granted ({} records)", dns.answer_count)
         } else {
-            format!("refused ({})", dns.rcode_name)
+            format!("refused ({})", clip(&dns.rcode_name))
         };
         let mut finding = on_answer(&DNS_RECON, seen, format!("dns {transfer} answer: {said}"))
             .outcome(outcome)
-            .detail("zone", dns.query_name.clone())
+            .detail("zone", clip(&dns.query_name))
             .detail("transfer", transfer)
             .detail("answer", said.clone());
         // The answer adds no attempt to the count, only what became of it; it is judged as its
@@ -162,7 +163,7 @@ impl DnsRecon {
         finding.description = format!(
             "{}, which is not a DNS server, asked for a transfer of the zone {} ({transfer}); the server {said}",
             answered_client_text(seen),
-            dns.query_name,
+            clip(&dns.query_name),
         );
         context.raise(finding);
     }

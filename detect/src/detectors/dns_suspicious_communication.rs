@@ -16,7 +16,7 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, d
 use super::{
     Context, Detector,
     guesses::{Answer, Guesses},
-    target::source_name,
+    target::{clip, source_name},
 };
 use crate::{
     bounded::BoundedMap,
@@ -181,25 +181,27 @@ impl Detector for DnsSuspiciousCommunication {
         };
         names.counted += count;
         let start = names.first_time().unwrap_or(seen.time);
+        let (name, query_type) = (clip(&dns.query_name), clip(&dns.query_type));
+        let domain = clip(&domain);
         let description = format!(
             "{} sent {} DNS queries with encoded-looking names under {domain}, outside the forest, within {} minutes, as DNS tunnels carrying data do (e.g. {} {})",
             source_text(seen),
             names.len(),
             WINDOW / MINUTE,
-            dns.query_type,
-            dns.query_name,
+            query_type,
+            name,
         );
         let mut finding = Finding::on(
             &DNS_SUSPICIOUS_COMMUNICATION,
             source_key(seen),
             seen,
-            format!("dns {} {}", dns.query_type, dns.query_name),
+            format!("dns {query_type} {name}"),
         )
         .describe(description)
         .entity(destination(seen, Role::DestinationComputer))
         .detail("domain", domain)
-        .detail("example", dns.query_name.clone())
-        .detail("query_type", dns.query_type.clone())
+        .detail("example", name.clone())
+        .detail("query_type", query_type.clone())
         .relied_on(format!(
             "name shape: labels of {LONG_LABEL}+ characters ({LONG_LABEL_TXT}+ for TXT/NULL) or {LONG_PAYLOAD}+ before the domain, with {MIN_DIGIT_SHARE}+ of digits and {MIN_ENTROPY}+ bits of entropy per character"
         ))

@@ -12,7 +12,7 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, d
 
 use super::{
     Context, Detector,
-    target::{outcome_word, with_account},
+    target::{clip, outcome_word, with_account},
 };
 use crate::{
     catalogue::DPAPI_BACKUP_KEY,
@@ -41,6 +41,7 @@ impl Detector for DpapiBackupKey {
             return;
         }
         let name = rpc.secret_name.trim_matches('\0').trim();
+        let shown = clip(name);
         let is_backup_key = name
             .get(..BACKUP_KEY_PREFIX.len())
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case(BACKUP_KEY_PREFIX));
@@ -57,7 +58,7 @@ impl Detector for DpapiBackupKey {
             "an LSA secret whose name was unreadable (sealed), likely the DPAPI domain backup key"
                 .to_owned()
         } else {
-            format!("the DPAPI domain backup key {name}")
+            format!("the DPAPI domain backup key {shown}")
         };
         let verb = if rpc.opnum == LSAR_OPEN_SECRET {
             "opened"
@@ -74,11 +75,11 @@ impl Detector for DpapiBackupKey {
             &DPAPI_BACKUP_KEY,
             source_key(seen),
             seen,
-            format!("lsarpc {operation} {name}"),
+            format!("lsarpc {operation} {shown}"),
         )
         .describe(description)
         .entity(destination(seen, Role::DomainController))
-        .detail("secret_name", name)
+        .detail("secret_name", shown.clone())
         .detail("operation", operation)
         .weighed_by_resolution(seen)
         .app("LsaRpc");
@@ -90,7 +91,7 @@ impl Detector for DpapiBackupKey {
                 )
                 .confidence(Confidence::MediumConfidence);
         } else {
-            finding = finding.relied_on(format!("the secret's name on the wire: {name}"));
+            finding = finding.relied_on(format!("the secret's name on the wire: {shown}"));
         }
         context.raise(finding);
     }

@@ -10,7 +10,7 @@ use dcwatch_proto::v1::{activity::Body, alert_entity::Role, dce_rpc_activity, ou
 
 use super::{
     Context, Detector,
-    target::{Named, dc_target, listener, named, unc_host, with_account},
+    target::{Named, clip, dc_target, listener, named, unc_host, with_account},
 };
 use crate::{
     catalogue::EFSRPC_COERCION,
@@ -38,9 +38,11 @@ impl Detector for EfsrpcCoercion {
         let operation = if rpc.operation.is_empty() {
             format!("EFSRPC opnum {}", rpc.opnum)
         } else {
-            rpc.operation.clone()
+            clip(&rpc.operation)
         };
         let host = unc_host(&rpc.file_name);
+        let file_name = clip(&rpc.file_name);
+        let shown_host = host.map(clip).unwrap_or_default();
         let naming = match host {
             Some(host) => {
                 let whose = if named(host, seen, context.knowledge) == Named::Caller {
@@ -49,14 +51,14 @@ impl Detector for EfsrpcCoercion {
                     ""
                 };
                 format!(
-                    ", naming {}: the DC authenticates to {host}{whose}, a listener that can relay its credentials",
-                    rpc.file_name
+                    ", naming {}: the DC authenticates to {shown_host}{whose}, a listener that can relay its credentials",
+                    file_name
                 )
             }
             None if rpc.file_name.is_empty() => {
                 ", with a path the sensor could not read; the DC authenticates to whatever host it names".to_owned()
             }
-            None => format!(", naming the local path {}", rpc.file_name),
+            None => format!(", naming the local path {file_name}"),
         };
         let outcome = match rpc.return_value {
             ERROR_BAD_NETPATH => Status::Success,
@@ -76,19 +78,21 @@ impl Detector for EfsrpcCoercion {
             &EFSRPC_COERCION,
             source_key(seen),
             seen,
-            format!("efsrpc {operation} {}", rpc.file_name),
+            format!("efsrpc {operation} {file_name}"),
         )
         .describe(description)
         .entity(destination(seen, Role::DomainController))
         .detail("operation", operation)
-        .detail("file_name", rpc.file_name.clone())
+        .detail("file_name", file_name.clone())
         .relied_on(dc.verdict.basis)
         .outcome(outcome)
         .confidence(dc.confidence)
         .weighed_by_resolution(seen)
         .app("Efsrpc");
         if let Some(host) = host {
-            finding = finding.detail("listener", host).entity(listener(host));
+            finding = finding
+                .detail("listener", clip(host))
+                .entity(listener(&clip(host)));
         }
         finding = with_account(finding, seen, context);
         context.raise(finding);

@@ -10,7 +10,7 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, l
 use super::{
     Context, Detector,
     guesses::{Answer, Guesses},
-    target::{listed, short_name, source_name},
+    target::{clip, listed, short_name, source_name},
 };
 use crate::{
     bounded::BoundedMap,
@@ -125,7 +125,7 @@ impl Detector for LdapPingEnumeration {
             &LDAP_PING_ENUMERATION,
             source_key(seen),
             seen,
-            format!("ldap ping User={user}"),
+            format!("ldap ping User={}", clip(user)),
         )
         .describe(description)
         .detail(

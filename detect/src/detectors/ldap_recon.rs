@@ -22,7 +22,7 @@ use dcwatch_proto::v1::{
 use super::{
     Context, Detector,
     guesses::{Answer, Guesses},
-    target::{listed, source_name, with_account},
+    target::{clip, listed, source_name, with_account},
 };
 use crate::{
     bounded::BoundedMap,
@@ -351,7 +351,7 @@ impl Detector for LdapRecon {
         .describe(description)
         .entity(destination(seen, Role::DomainController))
         .detail("filter", quoted)
-        .detail("base", ldap.base.clone())
+        .detail("base", clip(&ldap.base))
         .detail(
             "attributes",
             listed(ldap.attributes.iter().map(String::as_str), 20),

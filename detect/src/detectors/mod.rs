@@ -24,6 +24,7 @@ mod print_spooler;
 mod printer_bug_coercion;
 mod remote_execution;
 mod samr_recon;
+mod smb_compression_exploit;
 mod smb_session_enumeration;
 mod suspicious_service_creation;
 mod target;
@@ -76,10 +77,13 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(printer_bug_coercion::PrinterBugCoercion),
         Box::new(remote_execution::RemoteExecution::default()),
         Box::new(suspicious_service_creation::SuspiciousServiceCreation::default()),
+        Box::new(smb_compression_exploit::SmbCompressionExploit),
     ]
 }
 
 #[cfg(test)]
 mod builders;
+#[cfg(test)]
+mod extremes;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -9,7 +9,7 @@ use dcwatch_proto::v1::{activity::Body, alert_entity::Role, dce_rpc_activity};
 
 use super::{
     Context, Detector,
-    target::{dc_target, listed, outcome_word, unc_host, with_account},
+    target::{clip, dc_target, listed, outcome_word, unc_host, with_account},
 };
 use crate::{
     catalogue::PRINT_SPOOLER,
@@ -67,7 +67,7 @@ impl Detector for PrintSpooler {
         } else {
             format!(
                 "a driver from {paths}, loaded from the remote host {}",
-                remote.first().copied().unwrap_or_default()
+                clip(remote.first().copied().unwrap_or_default())
             )
         };
         let description = format!(

@@ -9,7 +9,7 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, d
 
 use super::{
     Context, Detector,
-    target::{Named, dc_target, listener, named, unc_host, with_account},
+    target::{Named, clip, dc_target, listener, named, unc_host, with_account},
 };
 use crate::{
     catalogue::PRINTER_BUG_COERCION,
@@ -42,6 +42,8 @@ impl Detector for PrinterBugCoercion {
         let Some(host) = unc_host(&rpc.local_machine) else {
             return;
         };
+        let local_machine = clip(&rpc.local_machine);
+        let shown_host = clip(host);
         let confidence = match named(host, seen, context.knowledge) {
             Named::Caller => return,
             Named::Unknown => Confidence::MediumConfidence,
@@ -56,23 +58,23 @@ impl Detector for PrinterBugCoercion {
             "RpcRemoteFindFirstPrinterChangeNotification"
         };
         let description = format!(
-            "{} called {operation} on {} naming {} as the machine to notify: the DC's spooler authenticates to {host}, which is not the caller (printer bug coercion)",
+            "{} called {operation} on {} naming {} as the machine to notify: the DC's spooler authenticates to {shown_host}, which is not the caller (printer bug coercion)",
             actor_text(seen),
             destination_text(seen),
-            rpc.local_machine,
+            local_machine,
         );
         let mut finding = Finding::on(
             &PRINTER_BUG_COERCION,
             source_key(seen),
             seen,
-            format!("spoolss {operation} {}", rpc.local_machine),
+            format!("spoolss {operation} {local_machine}"),
         )
         .describe(description)
         .entity(destination(seen, Role::DomainController))
-        .entity(listener(host))
+        .entity(listener(&shown_host))
         .detail("operation", operation)
-        .detail("local_machine", rpc.local_machine.clone())
-        .detail("listener", host)
+        .detail("local_machine", local_machine.clone())
+        .detail("listener", shown_host.clone())
         .relied_on(dc.verdict.basis)
         .confidence(confidence.min(dc.confidence))
         .weighed_by_resolution(seen)

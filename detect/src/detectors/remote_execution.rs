@@ -13,7 +13,7 @@ use dcwatch_proto::v1::{DceRpcActivity, activity::Body, alert_entity::Role, dce_
 
 use super::{
     Context, Detector,
-    target::{destination_name, listed, outcome_word, with_account},
+    target::{clip, destination_name, listed, outcome_word, with_account},
 };
 use crate::{
     bounded::BoundedMap,
@@ -26,7 +26,7 @@ pub const MAX_SOURCES: usize = 20_000;
 /// Actions a description lists per source.
 pub const MAX_ACTIONS_LISTED: usize = 10;
 /// Command text an alert quotes.
-const MAX_COMMAND_QUOTED: usize = 500;
+const MAX_COMMAND_QUOTED: usize = 300;
 
 /// DCOM classes that run commands (dcomexec).
 const EXECUTING_CLASSES: [&str; 3] = ["MMC20.Application", "ShellWindows", "ShellBrowserWindow"];
@@ -126,7 +126,8 @@ fn execution(rpc: &DceRpcActivity) -> Option<Execution> {
             } else {
                 format!(
                     "executed the WMI method {}.{}",
-                    rpc.wmi_class, rpc.wmi_method
+                    clip(&rpc.wmi_class),
+                    clip(&rpc.wmi_method)
                 )
             },
             command: String::new(),
@@ -140,7 +141,7 @@ fn execution(rpc: &DceRpcActivity) -> Option<Execution> {
             Execution {
                 action: format!(
                     "activated the DCOM object {}, which runs commands",
-                    rpc.clsid_name
+                    clip(&rpc.clsid_name)
                 ),
                 command: String::new(),
                 how: "DCOM",
@@ -194,12 +195,14 @@ impl Detector for RemoteExecution {
             seen,
             format!(
                 "{} {}: {}",
-                rpc.interface_name, rpc.operation, execution.action
+                rpc.interface_name,
+                clip(&rpc.operation),
+                execution.action
             ),
         )
         .describe(description)
         .entity(destination(seen, role))
-        .detail("operation", rpc.operation.clone())
+        .detail("operation", clip(&rpc.operation))
         .detail("action", execution.action)
         .relied_on(format!("target: {}", dc.basis))
         .weighed_by_resolution(seen);

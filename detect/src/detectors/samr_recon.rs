@@ -18,7 +18,7 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    target::{listed, outcome_word, source_name, with_account},
+    target::{clip, listed, outcome_word, source_name, with_account},
 };
 use crate::{
     bounded::BoundedMap,
@@ -170,10 +170,10 @@ fn sensitive_rid(rid: u32, domain_sid: &str, group: bool, knowledge: &Knowledge)
 /// Why the account or group `name` is sensitive, when it is.
 fn sensitive_name(name: &str, knowledge: &Knowledge) -> Option<String> {
     if let Some(reason) = knowledge.honeytoken(name, "") {
-        return Some(format!("{name} is a honeytoken ({reason})"));
+        return Some(format!("{} is a honeytoken ({reason})", clip(name)));
     }
     if let Some(reason) = knowledge.sensitive(name, "") {
-        return Some(format!("directory: {name} is sensitive ({reason})"));
+        return Some(format!("directory: {} is sensitive ({reason})", clip(name)));
     }
     if let Some(object) = knowledge.account(name, "")
         && let Some(group) = sensitive::group(object)
@@ -184,7 +184,7 @@ fn sensitive_name(name: &str, knowledge: &Knowledge) -> Option<String> {
     let key = key.rsplit('\\').next().unwrap_or(&key);
     SENSITIVE_NAMES
         .contains(&key)
-        .then(|| format!("well-known: {name} is a sensitive name"))
+        .then(|| format!("well-known: {} is a sensitive name", clip(name)))
 }
 
 impl SamrRecon {
@@ -214,9 +214,10 @@ impl SamrRecon {
                 Some(enumeration("the display information of accounts"))
             }
             LOOKUP_NAMES => {
-                let by_name = rpc.names.iter().find_map(|name| {
-                    sensitive_name(name, knowledge).map(|why| (name.clone(), why))
-                });
+                let by_name = rpc
+                    .names
+                    .iter()
+                    .find_map(|name| sensitive_name(name, knowledge).map(|why| (clip(name), why)));
                 let by_rid = || {
                     rpc.rids.iter().find_map(|&rid| {
                         sensitive_rid(rid, &association.domain_sid, true, knowledge)
@@ -330,11 +331,11 @@ impl Detector for SamrRecon {
             &SAMR_RECON,
             source_key(seen),
             seen,
-            format!("samr {} {}", rpc.operation, judged.query.phrase()),
+            format!("samr {} {}", clip(&rpc.operation), judged.query.phrase()),
         )
         .describe(description)
         .entity(destination(seen, Role::DomainController))
-        .detail("operation", rpc.operation.clone())
+        .detail("operation", clip(&rpc.operation))
         .detail("query", phrase)
         .relied_on(verdict.basis)
         .weighed_by_resolution(seen);

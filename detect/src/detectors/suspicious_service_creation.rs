@@ -14,7 +14,10 @@ use dcwatch_proto::v1::{
     AlertEntity, activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity,
 };
 
-use super::{Context, Detector, target::short_name};
+use super::{
+    Context, Detector,
+    target::{clip, short_name},
+};
 use crate::{
     bounded::BoundedMap,
     catalogue::SUSPICIOUS_SERVICE_CREATION,
@@ -30,7 +33,7 @@ pub const MATCH_WITHIN: Millis = 10 * MINUTE;
 pub const MAX_WIRE_CREATIONS: usize = 4_096;
 pub const MAX_EVENTS: usize = 4_096;
 /// Binary path text an alert quotes.
-const MAX_PATH_QUOTED: usize = 500;
+const MAX_PATH_QUOTED: usize = 300;
 
 /// Marks of attack tools in a service's binary path, lower case, with what each says (Sigma
 /// win_system_susp_service_installation and smbexec rules; impacket's psexec, smbexec, wmiexec).
@@ -234,14 +237,15 @@ impl SuspiciousServiceCreation {
             creation.key.clone(),
             seen,
             format!(
-                "svcctl create {service}, matching event 7045 on {}",
+                "svcctl create {}, matching event 7045 on {}",
+                clip(service),
                 installed.computer
             ),
         );
         let finding = matched(
             finding,
             &creation,
-            service,
+            &clip(service),
             &installed.computer,
             &installed.file,
             None,
@@ -256,11 +260,13 @@ impl SuspiciousServiceCreation {
         event: &dcwatch_proto::v1::WindowsEventActivity,
         context: &mut Context<'_>,
     ) {
-        let service = event.service_name.as_str();
+        let service = clip(&event.service_name);
+        let service = service.as_str();
         let file = event.service_file.as_str();
-        let computer = event.computer.as_str();
-        let name = service.to_lowercase();
-        let why = suspicious(service, file);
+        let computer = clip(&event.computer);
+        let computer = computer.as_str();
+        let name = event.service_name.to_lowercase();
+        let why = suspicious(&event.service_name, file);
         let wire = self
             .wire
             .get(&name)
@@ -301,7 +307,7 @@ impl SuspiciousServiceCreation {
                 ))
                 .detail("service_name", service)
                 .detail("service_file", quoted(file))
-                .detail("service_account", event.service_account.clone())
+                .detail("service_account", clip(&event.service_account))
                 .detail("why", why)
                 .relied_on(basis)
                 .relied_on("event 7045 alone: the computer that created the service was not seen on the wire");

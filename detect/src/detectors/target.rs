@@ -232,13 +232,27 @@ pub fn outcome_word(seen: &Observed<'_>) -> &'static str {
     }
 }
 
+/// Characters of a wire-supplied text (a name, a path) a description quotes.
+pub const MAX_QUOTED: usize = 200;
+
+/// A wire-supplied text cut for a description: the first `MAX_QUOTED` characters, and an
+/// ellipsis when there were more.
+pub fn clip(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut clipped: String = chars.by_ref().take(MAX_QUOTED).collect();
+    if chars.next().is_some() {
+        clipped.push('…');
+    }
+    clipped
+}
+
 /// A list for a description or a detail: the first `max` items, and how many more.
 pub fn listed<'a>(items: impl IntoIterator<Item = &'a str>, max: usize) -> String {
     let mut shown = Vec::new();
     let mut more = 0_usize;
     for item in items {
         if shown.len() < max {
-            shown.push(item);
+            shown.push(clip(item));
         } else {
             more += 1;
         }

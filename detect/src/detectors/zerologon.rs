@@ -14,7 +14,7 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    target::{outcome_word, source_name},
+    target::{clip, outcome_word, source_name},
 };
 use crate::{
     bounded::{BoundedMap, Window},
@@ -97,7 +97,9 @@ impl Detector for Zerologon {
                 authentications: Window::new(VOLUME_THRESHOLD + 1),
                 caught: None,
             });
-        let target = impersonated(rpc);
+        let target = clip(impersonated(rpc));
+        let target = target.as_str();
+        let operation = clip(&rpc.operation);
         let as_whom = if target.is_empty() {
             String::new()
         } else {
@@ -137,10 +139,10 @@ impl Detector for Zerologon {
                     source_text(seen),
                     outcome_word(seen),
                     destination_text(seen),
-                    rpc.operation,
+                    operation,
                 ),
                 Confidence::HighConfidence,
-                format!("netlogon {}{as_whom} zero credential", rpc.operation),
+                format!("netlogon {operation}{as_whom} zero credential"),
             ),
             _ => {
                 let window = if authenticate {
@@ -164,7 +166,7 @@ impl Detector for Zerologon {
                         VOLUME_WINDOW / MINUTE,
                     ),
                     Confidence::MediumConfidence,
-                    format!("netlogon {}{as_whom} (volume)", rpc.operation),
+                    format!("netlogon {operation}{as_whom} (volume)"),
                 )
             }
         };
@@ -175,8 +177,8 @@ impl Detector for Zerologon {
         let mut finding = Finding::on(&ZEROLOGON, source_key(seen), seen, summary)
             .describe(description)
             .entity(destination(seen, Role::DomainController))
-            .detail("operation", rpc.operation.clone())
-            .detail("secure_channel_type", rpc.secure_channel_type.clone())
+            .detail("operation", operation.clone())
+            .detail("secure_channel_type", clip(&rpc.secure_channel_type))
             .relied_on(format!("source: {}", dc.basis))
             .confidence(confidence)
             .weighed_by_resolution(seen)
