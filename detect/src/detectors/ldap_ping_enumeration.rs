@@ -5,7 +5,9 @@
 //! DC locator's own pings carry no `User=`, or the computer's own account (`WS01$`), so those
 //! never count.
 
-use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, ldap_activity};
+use dcwatch_proto::v1::{
+    LdapActivity, activity::Body, alert::Confidence, alert_entity::Role, ldap_activity,
+};
 
 use super::{
     Context, Detector,
@@ -59,6 +61,26 @@ fn answer(opcode: u32) -> Answer {
     }
 }
 
+/// The `User=` of an LDAP ping and the answer's opcode: from the sensor's `ping`, else from
+/// the filter of a base search for the NetLogon attribute (a sensor that does not fill `ping`
+/// yet), unanswered then.
+fn ping_user(ldap: &LdapActivity) -> Option<(&str, u32)> {
+    if let Some(ping) = &ldap.ping {
+        return Some((ping.user.as_str(), ping.response_opcode));
+    }
+    let netlogon = ldap
+        .attributes
+        .iter()
+        .any(|attribute| attribute.eq_ignore_ascii_case("netlogon"));
+    if !netlogon || ldap.scope != ldap_activity::Scope::BaseObject as i32 {
+        return None;
+    }
+    // ASCII lower case keeps byte offsets, so they index the original filter.
+    let at = ldap.filter.to_ascii_lowercase().find("(user=")? + "(user=".len();
+    let value = ldap.filter.get(at..)?;
+    Some((value.split(')').next().unwrap_or(value), 0))
+}
+
 impl Detector for LdapPingEnumeration {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Ldap(ldap)) = seen.body() else {
@@ -67,10 +89,10 @@ impl Detector for LdapPingEnumeration {
         if ldap.r#type != ldap_activity::Type::Search as i32 {
             return;
         }
-        let Some(ping) = &ldap.ping else {
+        let Some((user, opcode)) = ping_user(ldap) else {
             return;
         };
-        let user = ping.user.trim();
+        let user = user.trim();
         if user.is_empty() {
             return;
         }
@@ -83,7 +105,7 @@ impl Detector for LdapPingEnumeration {
             Guesses::new(MAX_NAMES_PER_SOURCE)
         });
         let before = guesses.dropped();
-        let new = guesses.add(seen.time, user, answer(ping.response_opcode), WINDOW);
+        let new = guesses.add(seen.time, user, answer(opcode), WINDOW);
         self.dropped += guesses.dropped() - before;
         if !new || guesses.len() < DISTINCT_USERS_THRESHOLD {
             return;
@@ -223,6 +245,31 @@ mod tests {
             ));
         }
         assert!(run(None, Directory::default(), &pings).is_empty());
+    }
+
+    #[test]
+    fn pings_over_tcp_without_the_sensor_s_ping_field_are_read_from_the_filter() {
+        let pings: Vec<Activity> = (0..10)
+            .map(|n| {
+                let mut ping = ldap_ping(n * 10, NOMNOM, DC, &format!("guess{n}"), 0);
+                if let Some(dcwatch_proto::v1::activity::Body::Ldap(ldap)) = &mut ping.body {
+                    ldap.ping = None;
+                    ldap.cldap = false;
+                }
+                ping
+            })
+            .collect();
+        let alerts = run(None, Directory::default(), &pings);
+        assert_eq!(
+            summary(&alerts),
+            [("ldap_ping_enumeration".into(), "src:10.98.0.66".into(), 10)]
+        );
+        assert!(
+            alerts[0].description.contains("(LDAP over TCP)")
+                && alerts[0].description.contains("10 unanswered"),
+            "{}",
+            alerts[0].description
+        );
     }
 
     #[test]
