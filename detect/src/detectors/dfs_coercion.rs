@@ -40,11 +40,17 @@ impl Detector for DfsCoercion {
         let host = unc_host(&rpc.server_name);
         let (naming, confidence) = match host.map(|host| (host, named(host, seen, context.knowledge))) {
             Some((_, Named::Callee | Named::DomainController(_))) => return,
-            Some((host, Named::Caller | Named::Other)) => (
-                format!("naming {0} as the server: the DC authenticates to {0}, a listener that can relay its credentials", clip(host)),
-                dc.confidence,
-            ),
-            Some((host, Named::Unknown)) => (
+            Some((host, Named::Caller))
+            | Some((host, Named::Other))
+                if host.parse::<std::net::IpAddr>().is_ok() || context.knowledge.has_directory() =>
+            {
+                (
+                    format!("naming {0} as the server: the DC authenticates to {0}, a listener that can relay its credentials", clip(host)),
+                    dc.confidence,
+                )
+            }
+            // A name no directory can place could be the DC's own.
+            Some((host, _)) => (
                 format!("naming {} as the server, which is not known as this DC: the DC authenticates to it", clip(host)),
                 Confidence::MediumConfidence,
             ),
@@ -150,6 +156,22 @@ mod tests {
             dfs(0, "NetrDfsManagerGetVersion", ""),
         ];
         assert!(run(Some(dc_config()), Directory::default(), &activities).is_empty());
+    }
+
+    #[test]
+    fn a_server_name_without_a_directory_to_place_it_fires_at_medium_confidence() {
+        let request = crate::detectors::testing::with_source_computer(
+            dfs(12, "NetrDfsAddStdRoot", "DC1"),
+            "WS01.lab.example",
+            dcwatch_proto::v1::Certainty::High,
+        );
+        let alerts = run(Some(dc_config()), Directory::default(), &[request]);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(
+            alerts[0].confidence(),
+            dcwatch_proto::v1::alert::Confidence::MediumConfidence
+        );
+        assert!(alerts[0].description.contains("not known as this DC"));
     }
 
     #[test]
