@@ -345,6 +345,17 @@ mod tests {
     }
 
     #[test]
+    fn answers_arriving_out_of_order_from_several_sensors_still_count() {
+        let mut activities = guesses(10, &[]);
+        activities.reverse();
+        let alerts = run(None, Directory::default(), &activities);
+        assert_eq!(
+            summary(&alerts),
+            [("account_enumeration".into(), "src:10.98.0.66".into(), 10)]
+        );
+    }
+
+    #[test]
     fn ntlm_no_such_user_events_count_by_workstation() {
         let mut events: Vec<Activity> = (0..10)
             .map(|n| event_4776(n * 100, "KALI", &format!("user{n}"), 0xC000_0064))
