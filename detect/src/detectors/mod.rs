@@ -10,7 +10,25 @@ use crate::{
     observed::Observed,
 };
 
+mod account_enumeration;
 mod dcsync;
+mod dfs_coercion;
+mod dns_recon;
+mod dns_suspicious_communication;
+mod dpapi_backup_key;
+mod efsrpc_coercion;
+mod guesses;
+mod ldap_ping_enumeration;
+mod ldap_recon;
+mod print_spooler;
+mod printer_bug_coercion;
+mod remote_execution;
+mod samr_recon;
+mod smb_compression_exploit;
+mod smb_session_enumeration;
+mod suspicious_service_creation;
+mod target;
+mod zerologon;
 
 /// What a detector sees of the engine while it judges one activity.
 #[derive(Debug)]
@@ -42,8 +60,30 @@ pub trait Detector: Send + std::fmt::Debug {
 
 /// Every detector, fresh.
 pub fn all() -> Vec<Box<dyn Detector>> {
-    vec![Box::new(dcsync::Dcsync)]
+    vec![
+        Box::new(dcsync::Dcsync),
+        Box::new(dns_recon::DnsRecon::default()),
+        Box::new(account_enumeration::AccountEnumeration::default()),
+        Box::new(ldap_ping_enumeration::LdapPingEnumeration::default()),
+        Box::new(samr_recon::SamrRecon::default()),
+        Box::new(smb_session_enumeration::SmbSessionEnumeration),
+        Box::new(ldap_recon::LdapRecon::default()),
+        Box::new(dns_suspicious_communication::DnsSuspiciousCommunication::default()),
+        Box::new(dpapi_backup_key::DpapiBackupKey),
+        Box::new(zerologon::Zerologon::default()),
+        Box::new(efsrpc_coercion::EfsrpcCoercion),
+        Box::new(dfs_coercion::DfsCoercion),
+        Box::new(print_spooler::PrintSpooler),
+        Box::new(printer_bug_coercion::PrinterBugCoercion),
+        Box::new(remote_execution::RemoteExecution::default()),
+        Box::new(suspicious_service_creation::SuspiciousServiceCreation::default()),
+        Box::new(smb_compression_exploit::SmbCompressionExploit),
+    ]
 }
 
+#[cfg(test)]
+mod builders;
+#[cfg(test)]
+mod extremes;
 #[cfg(test)]
 pub(crate) mod testing;
