@@ -143,8 +143,12 @@ impl Knowledge {
     pub fn learn(&mut self, seen: &Observed<'_>) {
         if let Some(account) = &seen.activity.account
             && !account.name.is_empty()
-            && matches!(seen.body(), Some(Body::Ntlm(_) | Body::Smb(_)))
-            && !seen.failed()
+            && match seen.body() {
+                // A DCE-RPC bind's NTLM has no outcome of its own: not refused is enough.
+                Some(Body::Ntlm(_) | Body::Smb(_)) => !seen.failed(),
+                Some(Body::Ldap(_)) => seen.succeeded(),
+                _ => false,
+            }
         {
             *self
                 .flows
@@ -299,6 +303,23 @@ impl Knowledge {
                 format!("directory: {name} is not a domain controller")
             };
             return verdict(yes, Source::Directory, basis);
+        }
+        // The configuration's or the directory's list is the authority when there is one:
+        // a rogue DC (DCShadow) serves DRSUAPI too, so the traffic must not make it one.
+        let listed = !self.configured_dcs.is_empty()
+            || self
+                .directory
+                .domains()
+                .iter()
+                .any(|domain| !domain.dc_addresses.is_empty());
+        if listed {
+            return verdict(
+                false,
+                Source::Directory,
+                format!(
+                    "{address} is not in the configured or directory list of domain controllers"
+                ),
+            );
         }
         if let Some(roles) = self.servers.get(&address) {
             let role = if roles.drsuapi {

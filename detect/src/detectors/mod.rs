@@ -11,6 +11,7 @@ use crate::{
 };
 
 mod account_enumeration;
+mod dcshadow;
 mod dcsync;
 mod dfs_coercion;
 mod dns_recon;
@@ -20,10 +21,12 @@ mod efsrpc_coercion;
 mod guesses;
 mod ldap_ping_enumeration;
 mod ldap_recon;
+mod massive_object_deletion;
 mod print_spooler;
 mod printer_bug_coercion;
 mod remote_execution;
 mod samr_recon;
+mod sensitive_group_change;
 mod smb_compression_exploit;
 mod smb_session_enumeration;
 mod suspicious_service_creation;
@@ -62,6 +65,9 @@ pub trait Detector: Send + std::fmt::Debug {
 pub fn all() -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(dcsync::Dcsync),
+        Box::new(dcshadow::Dcshadow),
+        Box::new(sensitive_group_change::SensitiveGroupChange),
+        Box::new(massive_object_deletion::MassiveObjectDeletion::default()),
         Box::new(dns_recon::DnsRecon::default()),
         Box::new(account_enumeration::AccountEnumeration::default()),
         Box::new(ldap_ping_enumeration::LdapPingEnumeration::default()),
