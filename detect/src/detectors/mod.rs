@@ -10,6 +10,8 @@ use crate::{
     observed::Observed,
 };
 
+mod auth;
+mod brute_force;
 mod dcsync;
 
 /// What a detector sees of the engine while it judges one activity.
@@ -42,7 +44,10 @@ pub trait Detector: Send + std::fmt::Debug {
 
 /// Every detector, fresh.
 pub fn all() -> Vec<Box<dyn Detector>> {
-    vec![Box::new(dcsync::Dcsync)]
+    vec![
+        Box::new(dcsync::Dcsync),
+        Box::new(brute_force::BruteForce::default()),
+    ]
 }
 
 #[cfg(test)]
