@@ -13,6 +13,8 @@ use crate::{
 mod auth;
 mod brute_force;
 mod dcsync;
+mod ldap_brute_force;
+mod password_spray;
 
 /// What a detector sees of the engine while it judges one activity.
 #[derive(Debug)]
@@ -47,6 +49,8 @@ pub fn all() -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(dcsync::Dcsync),
         Box::new(brute_force::BruteForce::default()),
+        Box::new(password_spray::PasswordSpray::default()),
+        Box::new(ldap_brute_force::LdapBruteForce::default()),
     ]
 }
 
