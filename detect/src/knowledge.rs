@@ -85,7 +85,12 @@ pub struct AsRequest {
     pub pre_authenticated: bool,
     pub etypes: Vec<i32>,
     pub timestamp_etype: i32,
+    /// Armoured with FAST (RFC 6113): its etypes say nothing of the client's keys.
+    pub fast: bool,
 }
+
+/// PA-FX-FAST (RFC 6113): the request is armoured.
+pub const PA_FX_FAST: i32 = 136;
 
 /// AS-REQs remembered until their answer.
 pub const MAX_PENDING_AS_REQUESTS: usize = 16_384;
@@ -217,11 +222,13 @@ impl Knowledge {
                             pre_authenticated: false,
                             etypes: Vec::new(),
                             timestamp_etype: 0,
+                            fast: false,
                         }) = AsRequest {
                         client: key,
                         pre_authenticated: kerberos.encrypted_timestamp,
                         etypes: kerberos.etypes.clone(),
                         timestamp_etype: kerberos.timestamp_etype,
+                        fast: kerberos.fast_armor || kerberos.pa_data_types.contains(&PA_FX_FAST),
                     };
                 }
             }

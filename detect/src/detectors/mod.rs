@@ -10,10 +10,13 @@ use crate::{
     observed::Observed,
 };
 
+mod asrep_roasting;
 mod auth;
 mod brute_force;
 mod dcsync;
+mod kerberoasting;
 mod ldap_brute_force;
+mod overpass_the_hash;
 mod password_spray;
 
 /// What a detector sees of the engine while it judges one activity.
@@ -51,6 +54,9 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(brute_force::BruteForce::default()),
         Box::new(password_spray::PasswordSpray::default()),
         Box::new(ldap_brute_force::LdapBruteForce::default()),
+        Box::new(kerberoasting::Kerberoasting::default()),
+        Box::new(asrep_roasting::AsrepRoasting::default()),
+        Box::new(overpass_the_hash::OverpassTheHash::default()),
     ]
 }
 
