@@ -313,7 +313,7 @@ mod tests {
         web.spns = vec!["HTTP/web.lab.example".into()];
         let mut ws = computer("WS01", 1200, 0x1000);
         ws.spns = vec!["HOST/ws01.lab.example".into()];
-        directory(vec![sql, web, ws], &[])
+        directory(vec![user("alice", 1104), sql, web, ws], &[])
     }
 
     fn rc4_reply(offset: i64, service: &str) -> dcwatch_proto::v1::Activity {

@@ -14,9 +14,11 @@ mod asrep_roasting;
 mod auth;
 mod brute_force;
 mod dcsync;
+mod golden_ticket;
 mod kerberoasting;
 mod ldap_brute_force;
 mod overpass_the_hash;
+mod pass_the_ticket;
 mod password_spray;
 
 /// What a detector sees of the engine while it judges one activity.
@@ -57,6 +59,8 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(kerberoasting::Kerberoasting::default()),
         Box::new(asrep_roasting::AsrepRoasting::default()),
         Box::new(overpass_the_hash::OverpassTheHash::default()),
+        Box::new(pass_the_ticket::PassTheTicket::default()),
+        Box::new(golden_ticket::GoldenTicket::default()),
     ]
 }
 
