@@ -16,10 +16,14 @@ mod brute_force;
 mod dcsync;
 mod golden_ticket;
 mod kerberoasting;
+mod key_list;
 mod ldap_brute_force;
+mod nopac;
 mod overpass_the_hash;
 mod pass_the_ticket;
 mod password_spray;
+mod skeleton_key;
+mod timeroasting;
 
 /// What a detector sees of the engine while it judges one activity.
 #[derive(Debug)]
@@ -61,6 +65,10 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(overpass_the_hash::OverpassTheHash::default()),
         Box::new(pass_the_ticket::PassTheTicket::default()),
         Box::new(golden_ticket::GoldenTicket::default()),
+        Box::new(skeleton_key::SkeletonKey::default()),
+        Box::new(key_list::KeyList),
+        Box::new(timeroasting::Timeroasting::default()),
+        Box::new(nopac::Nopac::default()),
     ]
 }
 
