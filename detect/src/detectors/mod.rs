@@ -15,10 +15,13 @@ mod auth;
 mod brute_force;
 mod dcsync;
 mod golden_ticket;
+mod honeytoken_activity;
 mod kerberoasting;
 mod key_list;
 mod ldap_brute_force;
 mod nopac;
+mod ntlm_relay;
+mod ntlm_tampering;
 mod overpass_the_hash;
 mod pass_the_ticket;
 mod password_spray;
@@ -69,6 +72,9 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(key_list::KeyList),
         Box::new(timeroasting::Timeroasting::default()),
         Box::new(nopac::Nopac::default()),
+        Box::new(ntlm_relay::NtlmRelay::default()),
+        Box::new(ntlm_tampering::NtlmTampering),
+        Box::new(honeytoken_activity::HoneytokenActivity),
     ]
 }
 
