@@ -322,6 +322,7 @@ impl Echoes {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.wire.len()
     }

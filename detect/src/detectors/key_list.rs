@@ -71,9 +71,11 @@ impl Detector for KeyList {
                 Confidence::MediumConfidence,
             ),
         };
-        let rodc = (kerberos.ticket_kvno >= RODC_KVNO)
-            .then(|| format!(", with a TGT of RODC number {}", kerberos.ticket_kvno >> 16))
-            .unwrap_or_default();
+        let rodc = if kerberos.ticket_kvno >= RODC_KVNO {
+            format!(", with a TGT of RODC number {}", kerberos.ticket_kvno >> 16)
+        } else {
+            String::new()
+        };
         let description = format!(
             "{} asked {} for the long-term keys of {} (KERB-KEY-LIST-REQ){rodc}, which only read-only domain controllers do: a key list attack to take the account's NT hash",
             source_text(seen),

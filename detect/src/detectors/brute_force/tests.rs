@@ -125,3 +125,132 @@ fn events_4776_alone_name_the_workstation() {
             .starts_with("workstation kali (event 4776) made 10")
     );
 }
+
+/// Feeds `total` failed Kerberos logons, round-robin from `sources` addresses against one
+/// account each, one every millisecond, through the knowledge, brute force, password spray and
+/// the book; checks every table against its cap as it goes. Returns (alerts, alert changes,
+/// seconds, baseline seconds of the knowledge alone).
+fn flood(sources: u32, total: u32) -> (Vec<dcwatch_proto::v1::Alert>, u64, f64, f64) {
+    use std::{sync::Arc, time::Instant};
+
+    use crate::{
+        Config,
+        book::Book,
+        detectors::{Context, Detector, password_spray::PasswordSpray},
+        knowledge::Knowledge,
+        observed::Observed,
+    };
+
+    let config = Config::test_mode();
+    let make = |n: u32| {
+        let source = n % sources;
+        krb_error(
+            i64::from(n),
+            &format!(
+                "10.{}.{}.{}:50000",
+                100 + source / 65_536,
+                source / 256 % 256,
+                source % 256
+            ),
+            &format!("user{source}"),
+            24,
+        )
+    };
+    let baseline = {
+        let mut knowledge = Knowledge::new(&config, Arc::new(Directory::default()));
+        let started = Instant::now();
+        for n in 0..total {
+            let activity = make(n);
+            let Some(seen) = Observed::new(&activity, "") else {
+                panic!("timed")
+            };
+            knowledge.learn(&seen);
+        }
+        started.elapsed().as_secs_f64()
+    };
+    let mut knowledge = Knowledge::new(&config, Arc::new(Directory::default()));
+    let mut brute_force = super::BruteForce::default();
+    let mut spray = PasswordSpray::default();
+    let mut book = Book::default();
+    let mut findings = Vec::new();
+    let mut changes = 0_u64;
+    let started = Instant::now();
+    for n in 0..total {
+        let activity = make(n);
+        let Some(seen) = Observed::new(&activity, "") else {
+            panic!("timed")
+        };
+        knowledge.learn(&seen);
+        let mut context = Context {
+            knowledge: &knowledge,
+            config: &config,
+            findings: &mut findings,
+        };
+        brute_force.observe(&seen, &mut context);
+        spray.observe(&seen, &mut context);
+        for finding in findings.drain(..) {
+            book.apply(finding);
+            changes += 1;
+        }
+        if n % 10_000 == 0 {
+            assert!(brute_force.pairs.len() <= super::MAX_PAIRS);
+            assert!(brute_force.attackers.len() <= super::MAX_ATTACKERS);
+            assert!(brute_force.echoes.len() <= super::super::auth::MAX_ECHOES);
+            assert!(brute_force.pairs.len() <= sources as usize);
+            assert!(
+                brute_force
+                    .pairs
+                    .iter()
+                    .all(|(_, pair)| pair.guesses.len() <= super::BRUTE_FORCE_GUESSES)
+            );
+            assert!(knowledge.learned_account("user0").is_some());
+        }
+        for (name, evicted) in knowledge.evictions() {
+            assert_eq!(evicted, 0, "{name}");
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(brute_force.evicted() + spray.evicted(), 0);
+    let mut alerts: Vec<_> = book.alerts().cloned().collect();
+    alerts.sort_by(|a, b| a.primary_key.cmp(&b.primary_key));
+    (alerts, changes, seconds, baseline)
+}
+
+fn assert_one_alert_per_source(alerts: &[dcwatch_proto::v1::Alert], sources: u32, per_source: u64) {
+    assert_eq!(alerts.len(), sources as usize);
+    let mut keys: Vec<&str> = alerts
+        .iter()
+        .map(|alert| alert.primary_key.as_str())
+        .collect();
+    keys.dedup();
+    assert_eq!(keys.len(), sources as usize);
+    for alert in alerts {
+        assert_eq!(alert.r#type, "brute_force");
+        assert_eq!(alert.count, per_source, "{}", alert.primary_key);
+        assert!(alert.evidence.len() <= crate::book::MAX_EVIDENCE);
+    }
+}
+
+#[test]
+fn a_small_flood_gives_one_alert_per_source_with_its_count() {
+    // 100 sources × 200 failures: every table stays at one entry per source.
+    let (alerts, changes, _, _) = flood(100, 20_000);
+    // Each source's tenth failure opens its alert; each later one updates it.
+    assert_eq!(changes, 100 * 191);
+    assert_one_alert_per_source(&alerts, 100, 200);
+}
+
+/// 1,000,000 failed logons from 1,000 sources. Slow in a debug build: run it with
+/// `cargo test -p dcwatch-detect --release -- --ignored flood --nocapture`.
+#[test]
+#[ignore = "a million activities: run in release"]
+fn a_flood_of_a_million_failures_from_a_thousand_sources() {
+    let (alerts, changes, seconds, baseline) = flood(1_000, 1_000_000);
+    assert_one_alert_per_source(&alerts, 1_000, 1_000);
+    println!(
+        "flood: 1,000,000 failures in {seconds:.2} s: {:.0} activities/s, {:.0} alerts (new or updated) /s, {:.2}x the time of the knowledge alone ({baseline:.2} s)",
+        1_000_000.0 / seconds,
+        changes as f64 / seconds,
+        seconds / baseline,
+    );
+}
