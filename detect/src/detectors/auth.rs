@@ -139,6 +139,33 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// A finding on an attempt from this origin: its source computer is the client address, or
+    /// the workstation a 4776 names (the event's sender is the DC, not the client).
+    pub fn finding(
+        &self,
+        kind: &'static Kind,
+        seen: &Observed<'_>,
+        summary: impl Into<String>,
+    ) -> Finding {
+        let mut finding = client_finding(kind, self.key(), seen, summary);
+        if let (Self::Workstation(name), Some(first)) = (self, finding.entities.first_mut()) {
+            *first = AlertEntity {
+                role: Role::SourceComputer.into(),
+                name: name.clone(),
+                ..AlertEntity::default()
+            };
+        }
+        finding
+    }
+
+    /// How a description names the origin.
+    pub fn text(&self, seen: &Observed<'_>) -> String {
+        match self {
+            Self::Address(_) => client_text(seen),
+            Self::Workstation(name) => format!("workstation {name} (event 4776)"),
+        }
+    }
+
     /// The primary key of what the origin did.
     pub fn key(&self) -> String {
         match self {

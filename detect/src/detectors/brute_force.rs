@@ -17,7 +17,7 @@ use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
 
 use super::{
     Context, Detector,
-    auth::{Attempt, Echoes, Guess, Origin, account_entity, attempt, client_finding},
+    auth::{Attempt, Echoes, Guess, Origin, account_entity, attempt},
 };
 use crate::{
     bounded::{BoundedMap, Window},
@@ -181,10 +181,7 @@ fn finding(
     attacker: &Attacker,
     outcome: Status,
 ) -> Finding {
-    let origin = match &attempt.origin {
-        Origin::Address(_) => super::auth::client_text(seen),
-        Origin::Workstation(name) => format!("workstation {name} (event 4776)"),
-    };
+    let origin = attempt.origin.text(seen);
     let named: Vec<String> = attacker
         .accounts
         .iter()
@@ -222,7 +219,9 @@ fn finding(
         .account
         .split_once('\\')
         .unwrap_or(("", attempt.account.as_str()));
-    let mut finding = client_finding(&BRUTE_FORCE, attempt.origin.key(), seen, summary)
+    let mut finding = attempt
+        .origin
+        .finding(&BRUTE_FORCE, seen, summary)
         .describe(description)
         .entity(account_entity(context, Role::AttackedAccount, domain, name))
         .detail("attacked_accounts", named.join(", "))

@@ -51,6 +51,9 @@ impl Detector for HoneytokenActivity {
                         &how,
                     );
                 }
+                if kerberos.r#type == Type::TgsRep as i32 {
+                    service_ticket(seen, context, kerberos);
+                }
             }
             Some(Body::Ntlm(ntlm)) if ntlm.r#type == ntlm_activity::Type::Authenticate as i32 => {
                 authentication(
@@ -160,6 +163,13 @@ fn authentication(
     } else {
         format!("{domain}\\{name}")
     };
+    // A 4776 comes from the DC that validated it, and names the client's workstation.
+    let (from, to) = match seen.body() {
+        Some(Body::WindowsEvent(event)) => {
+            (Some(format!("workstation {}", event.workstation)), seen.src)
+        }
+        _ => (None, super::auth::server_address(seen)),
+    };
     let outcome = if seen.failed() {
         ", unsuccessfully"
     } else {
@@ -167,8 +177,8 @@ fn authentication(
     };
     let description = format!(
         "The honeytoken {account} {how} from {} to {}{outcome}: no one should use this account",
-        client_text(seen),
-        crate::finding::computer_text("", super::auth::server_address(seen)),
+        from.unwrap_or_else(|| client_text(seen)),
+        crate::finding::computer_text("", to),
     );
     raise(
         seen,
@@ -177,6 +187,43 @@ fn authentication(
         &honeytoken,
         description,
         format!("{account} {how}"),
+    );
+}
+
+/// A service ticket for a honeytoken's SPN: roasting the honeytoken, or using it as a service.
+fn service_ticket(
+    seen: &Observed<'_>,
+    context: &mut Context<'_>,
+    kerberos: &dcwatch_proto::v1::KerberosActivity,
+) {
+    let owner = context
+        .knowledge
+        .directory()
+        .account(&kerberos.service)
+        .map_or_else(
+            || kerberos.service.clone(),
+            |object| object.sam_account_name.clone(),
+        );
+    let Some(honeytoken) = named(context, &owner).cloned() else {
+        return;
+    };
+    let who = seen.account_text();
+    let actor = if who.is_empty() {
+        client_text(seen)
+    } else {
+        format!("{who} on {}", client_text(seen))
+    };
+    let description = format!(
+        "{actor} got a service ticket for {}, an SPN of the honeytoken {}: no one should use this account",
+        kerberos.service, honeytoken.name,
+    );
+    raise(
+        seen,
+        context,
+        &HONEYTOKEN_ACTIVITY,
+        &honeytoken,
+        description,
+        format!("TGS-REP for {}", kerberos.service),
     );
 }
 
@@ -271,8 +318,8 @@ mod tests {
     use crate::{
         Config,
         detectors::testing::{
-            activity, as_rep, directory, krb_error, ldap, ntlm_authenticate, rpc_request, run,
-            summary, user,
+            activity, as_rep, directory, event_4776, hash, krb_error, ldap, ntlm_authenticate,
+            rpc_request, run, summary, tgs_rep, user,
         },
     };
 
@@ -351,6 +398,38 @@ mod tests {
         });
         let activities = [as_rep(1, WS, "alice", |_| {}), search];
         assert!(run(None, lab(), &activities).is_empty());
+    }
+
+    #[test]
+    fn a_service_ticket_for_its_spn_and_a_4776_name_the_client() {
+        let mut honey = user("svc_honey", 1667);
+        honey.spns = vec!["MSSQLSvc/honey.lab.example:1433".into()];
+        let lab = directory(vec![user("alice", 1104), honey], &["svc_honey"]);
+        let activities = [
+            tgs_rep(
+                0,
+                WS,
+                "alice",
+                "MSSQLSvc/honey.lab.example:1433",
+                &hash(1),
+                |_| {},
+            ),
+            event_4776(1, "KALI", "svc_honey", 0xC000_006A),
+        ];
+        let alerts = run(None, lab, &activities);
+        assert_eq!(
+            summary(&alerts),
+            [("honeytoken_activity".into(), "account:svc_honey".into(), 2)]
+        );
+        assert_eq!(
+            alerts[0].description,
+            "The honeytoken svc_honey was validated (event 4776) from workstation KALI to 10.98.0.1, unsuccessfully: no one should use this account"
+        );
+        assert!(
+            alerts[0].evidence[0]
+                .summary
+                .contains("TGS-REP for MSSQLSvc/honey.lab.example:1433")
+        );
     }
 
     #[test]

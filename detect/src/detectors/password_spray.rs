@@ -13,7 +13,7 @@ use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
 
 use super::{
     Context, Detector,
-    auth::{Attempt, Echoes, Guess, Origin, account_entity, attempt, client_finding, client_text},
+    auth::{Attempt, Echoes, Guess, Origin, account_entity, attempt},
 };
 use crate::{
     bounded::BoundedMap,
@@ -178,10 +178,7 @@ fn finding(
     sprayed: usize,
     outcome: Status,
 ) -> crate::finding::Finding {
-    let origin = match &attempt.origin {
-        Origin::Address(_) => client_text(seen),
-        Origin::Workstation(name) => format!("workstation {name} (event 4776)"),
-    };
+    let origin = attempt.origin.text(seen);
     let more = sprayed.saturating_sub(source.named.len());
     let listed = if more > 0 {
         format!("{} and {more} more", source.named.join(", "))
@@ -214,7 +211,9 @@ fn finding(
     } else {
         Role::AttackedAccount
     };
-    let mut finding = client_finding(&PASSWORD_SPRAY, attempt.origin.key(), seen, summary)
+    let mut finding = attempt
+        .origin
+        .finding(&PASSWORD_SPRAY, seen, summary)
         .describe(description)
         .entity(account_entity(context, role, domain, name))
         .detail("sprayed_accounts", sprayed.to_string())
