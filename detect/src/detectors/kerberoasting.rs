@@ -125,7 +125,8 @@ pub fn user_owner(
 
 #[derive(Debug)]
 pub struct Kerberoasting {
-    sources: BoundedMap<IpAddr, (Window<String>, bool)>,
+    /// Per source: (SPN, its account when known) asked RC4-first, and whether its alert is open.
+    sources: BoundedMap<IpAddr, (Window<(String, String)>, bool)>,
     aes_services: BoundedMap<String, ()>,
 }
 
@@ -242,15 +243,27 @@ impl Kerberoasting {
         let spn = kerberos.service.clone();
         let new = !window
             .items()
-            .any(|(_, known)| known.eq_ignore_ascii_case(&spn));
-        window.push(seen.time, spn.clone(), ROAST_WINDOW);
+            .any(|(_, (known, _))| known.eq_ignore_ascii_case(&spn));
+        window.push(
+            seen.time,
+            (spn.clone(), owner.account.clone()),
+            ROAST_WINDOW,
+        );
         if !new {
             return;
         }
-        let mut spns: Vec<&str> = Vec::new();
-        for (_, known) in window.items() {
-            if !spns.iter().any(|seen| seen.eq_ignore_ascii_case(known)) {
-                spns.push(known);
+        let mut spns: Vec<String> = Vec::new();
+        for (_, (known, account)) in window.items() {
+            if !spns
+                .iter()
+                .any(|listed| listed.split(' ').next() == Some(known.as_str()))
+            {
+                // An SPN with its account when that is not the SPN itself: `HTTP/web (svc_web)`.
+                if account.is_empty() || account.eq_ignore_ascii_case(known) {
+                    spns.push(known.clone());
+                } else {
+                    spns.push(format!("{known} ({account})"));
+                }
             }
         }
         let count = if *roasting {
@@ -398,6 +411,31 @@ mod tests {
             alerts[0].description.contains(
                 "for 3 user SPNs within 2 minutes (svc_sql, svc_web, MSSQLSvc/sql02:1433)"
             )
+        );
+    }
+
+    #[test]
+    fn the_spns_are_listed_with_their_accounts() {
+        let asks: Vec<_> = [
+            "MSSQLSvc/sql01.lab.example:1433",
+            "HTTP/web.lab.example",
+            "svc_sql",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(n, spn)| {
+            tgs_req(n as i64, CLIENT, spn, &hash(1), |body| {
+                body.etypes = vec![23, 18, 17, 16, 3];
+            })
+        })
+        .collect();
+        let alerts = run(None, lab(None), &asks);
+        assert!(
+            alerts[0].description.contains(
+                "for 3 user SPNs within 2 minutes (MSSQLSvc/sql01.lab.example:1433 (svc_sql), HTTP/web.lab.example (svc_web), svc_sql)"
+            ),
+            "{}",
+            alerts[0].description
         );
     }
 

@@ -244,6 +244,10 @@ fn a_small_flood_gives_one_alert_per_source_with_its_count() {
 /// `cargo test -p dcwatch-detect --release -- --ignored flood --nocapture`.
 #[test]
 #[ignore = "a million activities: run in release"]
+#[expect(
+    clippy::print_stdout,
+    reason = "the flood's figures are for the person running it"
+)]
 fn a_flood_of_a_million_failures_from_a_thousand_sources() {
     let (alerts, changes, seconds, baseline) = flood(1_000, 1_000_000);
     assert_one_alert_per_source(&alerts, 1_000, 1_000);
