@@ -26,12 +26,6 @@ pub struct IssuedTicket {
     pub to: Option<IpAddr>,
 }
 
-impl IssuedTicket {
-    pub fn is_tgt(&self) -> bool {
-        self.service.to_lowercase().starts_with("krbtgt")
-    }
-}
-
 #[derive(Debug)]
 pub struct Tickets {
     issued: BoundedMap<Vec<u8>, IssuedTicket>,
@@ -72,14 +66,6 @@ impl Tickets {
 
     pub fn evicted(&self) -> u64 {
         self.issued.evicted()
-    }
-
-    pub fn len(&self) -> usize {
-        self.issued.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.issued.is_empty()
     }
 
     pub fn expire(&mut self, before: Millis) {

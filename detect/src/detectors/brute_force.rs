@@ -43,11 +43,13 @@ pub const MAX_NAMED_ACCOUNTS: usize = 20;
 struct Pair {
     guesses: Window<()>,
     attacking: bool,
+    last: Millis,
 }
 
 /// What one attacking source did, for its alert's description.
 #[derive(Debug, Default)]
 struct Attacker {
+    last: Millis,
     guesses: u64,
     /// (account, guesses, guessed), the first `MAX_NAMED_ACCOUNTS`.
     accounts: Vec<(String, u64, bool)>,
@@ -103,7 +105,14 @@ impl BruteForce {
         let pair = self.pairs.touch(slot, seen.time, || Pair {
             guesses: Window::new(BRUTE_FORCE_GUESSES),
             attacking: false,
+            last: seen.time,
         });
+        // An attack silent for a whole window is over: the next guesses are counted afresh.
+        if seen.time - pair.last > BRUTE_FORCE_WINDOW {
+            pair.attacking = false;
+            pair.guesses = Window::new(BRUTE_FORCE_GUESSES);
+        }
+        pair.last = pair.last.max(seen.time);
         let (count, start) = if pair.attacking {
             (1, seen.time)
         } else {
@@ -119,6 +128,10 @@ impl BruteForce {
         let attacker = self
             .attackers
             .touch(attempt.origin.clone(), seen.time, Attacker::default);
+        if seen.time - attacker.last > BRUTE_FORCE_WINDOW {
+            *attacker = Attacker::default();
+        }
+        attacker.last = attacker.last.max(seen.time);
         attacker.guesses += count;
         if !attacker.via.contains(&attempt.via) {
             attacker.via.push(attempt.via);

@@ -31,6 +31,7 @@ pub const MAX_LDAP_ACCOUNTS: usize = 256;
 
 #[derive(Debug)]
 struct Source {
+    last: Millis,
     failures: Window<()>,
     attacking: bool,
     guesses: u64,
@@ -89,6 +90,11 @@ impl Detector for LdapBruteForce {
             return;
         }
         let source = self.sources.touch(address, seen.time, Source::new);
+        // An attack silent for a whole window is over: the next guesses are counted afresh.
+        if source.attacking && seen.time - source.last > LDAP_WINDOW {
+            *source = Source::new();
+        }
+        source.last = source.last.max(seen.time);
         if !source.accounts.contains(&name) {
             if source.accounts.len() < MAX_LDAP_ACCOUNTS {
                 source.accounts.push(name.clone());
@@ -122,6 +128,7 @@ impl Detector for LdapBruteForce {
 impl Source {
     fn new() -> Self {
         Self {
+            last: 0,
             failures: Window::new(LDAP_GUESSES),
             attacking: false,
             guesses: 0,

@@ -38,6 +38,7 @@ pub const MAX_NAMED_ACCOUNTS: usize = 20;
 
 #[derive(Debug, Default)]
 struct Source {
+    last: Millis,
     /// account key → (its name, the times of its wrong guesses in the window, at most
     /// `SPRAY_MAX_GUESSES + 1`).
     accounts: HashMap<String, (String, Vec<Millis>)>,
@@ -87,6 +88,11 @@ impl Detector for PasswordSpray {
         let source = self
             .sources
             .touch(attempt.origin.clone(), seen.time, Source::default);
+        // A spray silent for a whole window is over: the next one is a new alert.
+        if source.spraying && seen.time - source.last > SPRAY_WINDOW {
+            *source = Source::default();
+        }
+        source.last = source.last.max(seen.time);
         match attempt.guess {
             Guess::Wrong => {
                 if !source.accounts.contains_key(&attempt.key)

@@ -62,6 +62,13 @@ impl Detector for Timeroasting {
             roasting: false,
             answered: 0,
         });
+        if source
+            .rids
+            .items()
+            .all(|(at, _)| seen.time - at > TIMEROAST_WINDOW)
+        {
+            source.roasting = false;
+        }
         source.rids.push(seen.time, ntp.rid, TIMEROAST_WINDOW);
         source.answered += u64::from(ntp.answered);
         let distinct: HashSet<u32> = source.rids.items().map(|(_, rid)| *rid).collect();

@@ -258,3 +258,14 @@ fn a_flood_of_a_million_failures_from_a_thousand_sources() {
         seconds / baseline,
     );
 }
+
+#[test]
+fn a_lone_failure_a_day_after_an_attack_is_not_counted_as_more_of_it() {
+    let mut activities: Vec<_> = (0..10).map(|n| preauth_failed(n, "alice")).collect();
+    activities.push(krb_error(24 * 3_600 * SECOND, ATTACKER, "alice", 24));
+    let alerts = run(None, Directory::default(), &activities);
+    assert_eq!(
+        summary(&alerts),
+        [("brute_force".into(), "src:10.98.0.5".into(), 10)]
+    );
+}
