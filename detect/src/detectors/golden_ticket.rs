@@ -229,6 +229,14 @@ impl GoldenTicket {
         if kerberos.client.is_empty() {
             return;
         }
+        // A client of a trusted realm is in another forest's directory, not this one.
+        let directory = context.knowledge.directory();
+        if context.knowledge.has_directory()
+            && !kerberos.client_realm.is_empty()
+            && directory.domain(&kerberos.client_realm).is_none()
+        {
+            return;
+        }
         if context
             .knowledge
             .account_exists(&kerberos.client, &kerberos.client_realm)
@@ -468,6 +476,19 @@ mod tests {
             [("golden_ticket".into(), "account:fakeadmin".into(), 1)]
         );
         assert_eq!(alerts[0].external_id, 2027);
+        // A user of a trusted forest is not in this directory.
+        let trusted = tgs_rep(
+            4,
+            WS,
+            "partner",
+            "cifs/dc1.lab.example",
+            &hash(11),
+            |body| {
+                body.client_realm = "PARTNER.EXAMPLE".into();
+            },
+        );
+        let lab = directory(vec![user("alice", 1104)], &[]);
+        assert!(run(None, lab, &[trusted]).is_empty());
     }
 
     #[test]
