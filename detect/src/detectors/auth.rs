@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use dcwatch_proto::v1::{
-    AlertEntity, Certainty, ResolutionMethod, activity::Body, alert_entity::Role,
+    AlertEntity, Carrier, Certainty, ResolutionMethod, activity::Body, alert_entity::Role,
     kerberos_activity, ntlm_activity, windows_event_activity,
 };
 
@@ -196,8 +196,20 @@ pub struct Attempt {
     pub workstation: String,
 }
 
+impl Attempt {
+    /// What says the guess was wrong or right, for an alert's `relied_on`.
+    pub fn basis(&self) -> &'static str {
+        match self.via {
+            "Kerberos" => "traffic: the KDC's PREAUTH_FAILED answers (and AS-REPs for a guess)",
+            "NTLM" => "traffic: the NTLM carrier's answers (wrong password, logon failure)",
+            _ => "event 4776: the DC's credential validation status",
+        }
+    }
+}
+
 /// The attempt an activity shows: a Kerberos pre-authentication that failed (24) or an AS-REP,
-/// an NTLM AUTHENTICATE with its carrier's outcome, a 4776 with its status. Other failures
+/// an NTLM AUTHENTICATE with its carrier's outcome (an NTSTATUS over SMB, invalidCredentials
+/// over LDAP, 401 over HTTP), a 4776 with its status. Other failures
 /// (unknown user, locked out, clock skew) are not password guesses.
 pub fn attempt(seen: &Observed<'_>) -> Option<Attempt> {
     let (origin, account, guess, via, workstation) = match seen.body()? {
@@ -233,7 +245,7 @@ pub fn attempt(seen: &Observed<'_>) -> Option<Attempt> {
             }
             let guess = if seen.succeeded() {
                 Guess::Right
-            } else if seen.failed() && is_wrong_password(outcome_code(seen)) {
+            } else if seen.failed() && carrier_says_wrong_password(seen) {
                 Guess::Wrong
             } else {
                 return None;
@@ -298,6 +310,22 @@ pub fn attempt(seen: &Observed<'_>) -> Option<Attempt> {
 
 fn is_wrong_password(status: u32) -> bool {
     matches!(status, STATUS_WRONG_PASSWORD | STATUS_LOGON_FAILURE)
+}
+
+/// LDAP result invalidCredentials (RFC 4511), which an NTLM bind's failure answers.
+const LDAP_INVALID_CREDENTIALS: u32 = 49;
+/// HTTP 401 to an AUTHENTICATE: the credentials were refused (the challenge step's 401 answers
+/// the NEGOTIATE, not the AUTHENTICATE).
+const HTTP_UNAUTHORIZED: u32 = 401;
+
+/// Whether an NTLM AUTHENTICATE's carrier answered "wrong password", in its own codes.
+fn carrier_says_wrong_password(seen: &Observed<'_>) -> bool {
+    let code = outcome_code(seen);
+    match seen.activity.carrier() {
+        Carrier::Ldap => code == LDAP_INVALID_CREDENTIALS || is_wrong_password(code),
+        Carrier::Http => code == HTTP_UNAUTHORIZED || is_wrong_password(code),
+        _ => is_wrong_password(code),
+    }
 }
 
 fn outcome_code(seen: &Observed<'_>) -> u32 {

@@ -240,6 +240,7 @@ fn finding(
         .detail("attacked_accounts", named.join(", "))
         .detail("guesses", attacker.guesses.to_string())
         .outcome(outcome)
+        .relied_on(attempt.basis())
         .weighed_by_resolution(seen);
     if !guessed.is_empty() {
         finding = finding.detail("guessed_accounts", guessed.join(", "));

@@ -225,6 +225,7 @@ fn finding(
         .detail("sprayed_accounts", sprayed.to_string())
         .detail("attacked_accounts", listed)
         .outcome(outcome)
+        .relied_on(attempt.basis())
         .weighed_by_resolution(seen);
     if !source.guessed.is_empty() {
         finding = finding.detail("guessed_accounts", source.guessed.join(", "));

@@ -269,3 +269,33 @@ fn a_lone_failure_a_day_after_an_attack_is_not_counted_as_more_of_it() {
         [("brute_force".into(), "src:10.98.0.5".into(), 10)]
     );
 }
+
+#[test]
+fn ntlm_binds_refused_over_ldap_are_guesses() {
+    // As zeek's ldap_invalid_credentials.pcap shows them: the carrier's LDAP result code.
+    let activities: Vec<_> = (0..10)
+        .map(|n| {
+            let mut bind = ntlm_authenticate(
+                n * SECOND,
+                ATTACKER,
+                "10.98.0.1:389",
+                "MATRIX",
+                "agent.smith",
+                49,
+                |_| {},
+            );
+            bind.carrier = dcwatch_proto::v1::Carrier::Ldap.into();
+            bind
+        })
+        .collect();
+    let alerts = run(None, Directory::default(), &activities);
+    assert_eq!(
+        summary(&alerts),
+        [("brute_force".into(), "src:10.98.0.5".into(), 10)]
+    );
+    // Over SMB, 49 is no NTSTATUS of a wrong password.
+    let smb: Vec<_> = (0..10)
+        .map(|n| ntlm_authenticate(n * SECOND, ATTACKER, SMB, "LAB", "agent.smith", 49, |_| {}))
+        .collect();
+    assert!(run(None, Directory::default(), &smb).is_empty());
+}
