@@ -166,9 +166,9 @@ impl Knowledge {
             Some(Body::Ntlm(ntlm))
                 if ntlm.r#type == ntlm_activity::Type::Challenge as i32
                     && !ntlm.server_nb_computer.is_empty()
-                    && seen
-                        .src
-                        .is_some_and(|server| self.servers.get(&server).is_some()) =>
+                    && seen.src.is_some_and(|server| {
+                        self.servers.get(&server).is_some() || self.configured_dcs.contains(&server)
+                    }) =>
             {
                 self.dc_names
                     .touch(ntlm.server_nb_computer.to_lowercase(), seen.time, || ());

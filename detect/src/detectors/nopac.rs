@@ -188,8 +188,11 @@ mod tests {
     use dcwatch_entity::{Directory, Uac};
     use dcwatch_proto::v1::{LdapActivity, ldap_activity, ldap_activity::Change};
 
+    use dcwatch_proto::v1::{NtlmActivity, activity::Body, ntlm_activity};
+
+    use crate::Config;
     use crate::detectors::testing::{
-        as_req, computer, directory, hash, ldap, run, summary, tgs_req, user,
+        activity, as_req, computer, directory, hash, ldap, run, summary, tgs_req, user,
     };
     use crate::time::MINUTE;
 
@@ -228,6 +231,36 @@ mod tests {
             alerts[0].description.starts_with(
                 "10.98.0.16 got a TGT as DC1, a domain controller's name without its $"
             )
+        );
+    }
+
+    #[test]
+    fn without_a_directory_the_dc_name_comes_from_its_ntlm_challenge() {
+        let challenge = activity(
+            0,
+            "10.98.0.1:445",
+            "10.98.0.30:50000",
+            Body::Ntlm(NtlmActivity {
+                r#type: ntlm_activity::Type::Challenge.into(),
+                server_nb_computer: "DC1".into(),
+                ..NtlmActivity::default()
+            }),
+        );
+        let config = Config {
+            dc_addresses: vec!["10.98.0.1".parse().expect("an address")],
+            ..Config::test_mode()
+        };
+        let activities = [challenge, as_req(1, ATTACKER, "dc1", |_| {}), s4u(MINUTE)];
+        let alerts = run(Some(config), Directory::default(), &activities);
+        assert_eq!(
+            summary(&alerts),
+            [("nopac".into(), "src:10.98.0.16".into(), 1)]
+        );
+        assert!(
+            alerts[0]
+                .relied_on
+                .iter()
+                .any(|basis| basis == "traffic: a domain controller answered NTLM as dc1")
         );
     }
 
