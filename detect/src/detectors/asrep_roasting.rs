@@ -175,7 +175,7 @@ impl AsrepRoasting {
                 .asked
                 .iter()
                 .filter(|(_, at, followed)| {
-                    !followed && *at >= since && seen.time - *at > FOLLOW_UP
+                    !followed && *at >= since && seen.time.saturating_sub(*at) > FOLLOW_UP
                 })
                 .map(|(account, _, _)| account.clone())
                 .collect()

@@ -372,7 +372,7 @@ impl Echoes {
             "event 4776" => self
                 .wire
                 .get(&slot)
-                .is_none_or(|wire| (time - wire).abs() > ECHO_WITHIN),
+                .is_none_or(|wire| time.abs_diff(*wire) > ECHO_WITHIN.unsigned_abs()),
             _ => true,
         }
     }

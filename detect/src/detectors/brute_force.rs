@@ -108,7 +108,7 @@ impl BruteForce {
             last: seen.time,
         });
         // An attack silent for a whole window is over: the next guesses are counted afresh.
-        if seen.time - pair.last > BRUTE_FORCE_WINDOW {
+        if seen.time.saturating_sub(pair.last) > BRUTE_FORCE_WINDOW {
             pair.attacking = false;
             pair.guesses = Window::new(BRUTE_FORCE_GUESSES);
         }
@@ -128,7 +128,7 @@ impl BruteForce {
         let attacker = self
             .attackers
             .touch(attempt.origin.clone(), seen.time, Attacker::default);
-        if seen.time - attacker.last > BRUTE_FORCE_WINDOW {
+        if seen.time.saturating_sub(attacker.last) > BRUTE_FORCE_WINDOW {
             *attacker = Attacker::default();
         }
         attacker.last = attacker.last.max(seen.time);

@@ -163,7 +163,7 @@ impl GoldenTicket {
                 None => (presented.time, String::new(), Confidence::LowConfidence),
             },
         };
-        let age = presented.time - since;
+        let age = presented.time.saturating_sub(since);
         let allowed = if presented.renew {
             MAX_RENEW_AGE
         } else {

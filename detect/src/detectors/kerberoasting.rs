@@ -240,7 +240,10 @@ impl Kerberoasting {
         let (window, roasting) = self
             .sources
             .touch(address, seen.time, || (Window::new(MAX_ROAST_SPNS), false));
-        if window.items().all(|(at, _)| seen.time - at > ROAST_WINDOW) {
+        if window
+            .items()
+            .all(|(at, _)| seen.time.saturating_sub(*at) > ROAST_WINDOW)
+        {
             *roasting = false;
         }
         let spn = kerberos.service.clone();

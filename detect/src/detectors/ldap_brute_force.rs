@@ -91,7 +91,7 @@ impl Detector for LdapBruteForce {
         }
         let source = self.sources.touch(address, seen.time, Source::new);
         // An attack silent for a whole window is over: the next guesses are counted afresh.
-        if source.attacking && seen.time - source.last > LDAP_WINDOW {
+        if source.attacking && seen.time.saturating_sub(source.last) > LDAP_WINDOW {
             *source = Source::new();
         }
         source.last = source.last.max(seen.time);

@@ -109,7 +109,7 @@ impl Nopac {
                 let Some(pending) = self.pending.get(&source).cloned() else {
                     return;
                 };
-                if seen.time - pending.time > NOPAC_WINDOW {
+                if seen.time.saturating_sub(pending.time) > NOPAC_WINDOW {
                     return;
                 }
                 self.pending.remove(&source);

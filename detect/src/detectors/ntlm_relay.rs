@@ -110,7 +110,7 @@ impl NtlmRelay {
         let coerced = self
             .coercions
             .get(&source)
-            .filter(|(at, _)| (0..=RELAY_AFTER_COERCION).contains(&(seen.time - at)))
+            .filter(|(at, _)| (0..=RELAY_AFTER_COERCION).contains(&seen.time.saturating_sub(*at)))
             .cloned();
         let reason = match (&elsewhere, &coerced) {
             (Some(computer), _) => format!(
@@ -157,7 +157,7 @@ impl NtlmRelay {
         if let Some((at, call)) = coerced {
             finding = finding.detail("coercion", call.clone()).relied_on(format!(
                 "traffic: {call} from {source} {} ms before",
-                seen.time - at
+                seen.time.saturating_sub(at)
             ));
         }
         if let Some(computer) = elsewhere {

@@ -121,7 +121,8 @@ impl Detector for PassTheTicket {
                         self.released_early += 1;
                         context.raise(early);
                     }
-                    self.held.push_back((seen.time + hold, finding));
+                    self.held
+                        .push_back((seen.time.saturating_add(hold), finding));
                 }
             }
             _ => {}

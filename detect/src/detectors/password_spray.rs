@@ -89,7 +89,7 @@ impl Detector for PasswordSpray {
             .sources
             .touch(attempt.origin.clone(), seen.time, Source::default);
         // A spray silent for a whole window is over: the next one is a new alert.
-        if source.spraying && seen.time - source.last > SPRAY_WINDOW {
+        if source.spraying && seen.time.saturating_sub(source.last) > SPRAY_WINDOW {
             *source = Source::default();
         }
         source.last = source.last.max(seen.time);

@@ -65,7 +65,7 @@ impl Detector for Timeroasting {
         if source
             .rids
             .items()
-            .all(|(at, _)| seen.time - at > TIMEROAST_WINDOW)
+            .all(|(at, _)| seen.time.saturating_sub(*at) > TIMEROAST_WINDOW)
         {
             source.roasting = false;
         }

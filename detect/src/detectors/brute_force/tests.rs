@@ -299,3 +299,37 @@ fn ntlm_binds_refused_over_ldap_are_guesses() {
         .collect();
     assert!(run(None, Directory::default(), &smb).is_empty());
 }
+
+#[test]
+fn activities_at_the_ends_of_time_never_panic_any_detector() {
+    use crate::detectors::testing::{as_req, hash, tgs_rep, tgs_req};
+    let mut activities = Vec::new();
+    for seconds in [i64::MIN, -1, 0, i64::MAX, i64::MIN, i64::MAX] {
+        for mut activity in [
+            preauth_failed(0, "alice"),
+            as_req(0, ATTACKER, "alice", |_| {}),
+            as_rep(0, ATTACKER, "alice", |body| body.ticket_hash = hash(1)),
+            tgs_req(0, ATTACKER, "krbtgt/LAB.EXAMPLE", &hash(1), |body| {
+                body.ticket_etype = 23
+            }),
+            tgs_rep(0, ATTACKER, "alice", "svc_sql", &hash(2), |body| {
+                body.ticket_etype = 23
+            }),
+            ntlm_authenticate(0, ATTACKER, SMB, "LAB", "DC1$", 0xC000_006D, |body| {
+                body.av_flags_present = true;
+                body.av_flags = 2;
+                body.mic_zero = true;
+            }),
+            event_4776(0, "KALI", "carol", 0xC000_006A),
+        ] {
+            activity.time = Some(pbjson_types::Timestamp {
+                seconds,
+                nanos: 999_999_999,
+            });
+            activities.push(activity);
+        }
+    }
+    // Whatever they raise, they raise it without overflowing.
+    let alerts = run(None, Directory::default(), &activities);
+    assert!(alerts.iter().all(|alert| !alert.id.is_empty()));
+}
