@@ -39,6 +39,7 @@ mod password_spray;
 mod print_spooler;
 mod printer_bug_coercion;
 mod remote_execution;
+mod remote_registry_dump;
 mod samr_recon;
 mod sensitive_group_change;
 mod skeleton_key;
@@ -84,6 +85,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(dcshadow::Dcshadow),
         Box::new(sensitive_group_change::SensitiveGroupChange),
         Box::new(massive_object_deletion::MassiveObjectDeletion::default()),
+        Box::new(remote_registry_dump::RemoteRegistryDump),
         Box::new(dns_recon::DnsRecon::default()),
         Box::new(account_enumeration::AccountEnumeration::default()),
         Box::new(ldap_ping_enumeration::LdapPingEnumeration::default()),
