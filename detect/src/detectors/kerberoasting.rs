@@ -43,10 +43,20 @@ pub const MAX_ROAST_SPNS: usize = 64;
 /// Services whose tickets were seen in AES (their account has AES keys).
 pub const MAX_AES_SERVICES: usize = 100_000;
 
-/// Service classes registered on computer accounts (MS-ADTS's host SPN aliases and kin): with
-/// no directory, a ticket for one is not a roast.
+/// Service classes registered on computer accounts (MS-ADTS's host SPN aliases, the default
+/// sPNMappings, and kin): with no directory, a ticket for one is not a roast.
 const COMPUTER_SERVICE_CLASSES: &[&str] = &[
     "host",
+    "http",
+    "www",
+    "w3svc",
+    "time",
+    "schedule",
+    "spooler",
+    "rpc",
+    "dcom",
+    "netlogon",
+    "msdtc",
     "cifs",
     "ldap",
     "gc",
