@@ -118,7 +118,8 @@ def sessions(dc_ip, domain, user, password, _listener):
         answer = call(f"NetrSessionEnum level {level}", dce, request)
         if answer is not None:
             for session in answer["InfoStruct"]["SessionInfo"][f"Level{level}"]["Buffer"]:
-                print(f"  session {session['sesi{0}_cname'.format(level)][:-1]} {session['sesi{0}_username'.format(level)][:-1]}")
+                client, user = session[f"sesi{level}_cname"][:-1], session[f"sesi{level}_username"][:-1]
+                print(f"  session {client} {user}")
     for level in (1, 2):
         request = srvs.NetrShareEnum()
         request["ServerName"] = "\x00"
@@ -130,7 +131,7 @@ def sessions(dc_ip, domain, user, password, _listener):
         answer = call(f"NetrShareEnum level {level}", dce, request)
         if answer is not None:
             for share in answer["InfoStruct"]["ShareInfo"][f"Level{level}"]["Buffer"]:
-                print(f"  share {share['shi{0}_netname'.format(level)][:-1]}")
+                print(f"  share {share[f'shi{level}_netname'][:-1]}")
     close(dce)
     dce = pipe(dc_ip, "wkssvc", domain, user, password, wkst.MSRPC_UUID_WKST)
     request = wkst.NetrWkstaUserEnum()
