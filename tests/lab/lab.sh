@@ -72,7 +72,7 @@ declare -A WHAT=(
     [printerbug]="the printer bug as alice: RpcOpenPrinter, then RpcRemoteFindFirstPrinterChangeNotificationEx with pszLocalMachine \\\\10.98.0.2: Samba answers RPC_S_SERVER_UNAVAILABLE without calling back"
     [dfscoerce]="DFSCoerce as alice: NETDFS NetrDfsRemoveStdRoot and NetrDfsAddStdRoot with the client's address (Samba faults both)"
     [zerologon]="Zerologon test: 5 NetrServerReqChallenge + NetrServerAuthenticate3 with zero credentials for DC1\$ over TCP, no authentication (Samba denies each)"
-    [timeroast]="Timeroasting: 40 MS-SNTP requests to UDP 123 with RIDs 1000-1039 as key ids (Samba runs no NTP server: no answer)"
+    [timeroast]="Timeroasting: 40 MS-SNTP requests to UDP 123 with RIDs 1000-1004 and 1100-1134 as key ids, answered (signed by Samba's ntp_signd) for the computer accounts"
     [atexec]="atexec as Administrator: SMB session, \\pipe\\atsvc open (Samba has no task scheduler pipe: not found)"
     [wmiexec]="wmiexec as Administrator: DCOM activation bind on 135 (Samba refuses the interface: no DCOM)"
     [dcomexec]="dcomexec as Administrator with MMC20 and ShellWindows: DCOM activation binds on 135 (Samba refuses them: no DCOM)"
@@ -362,6 +362,17 @@ samba_pid() {
 
 listening() { ip netns exec $NS_DC ss -Hltn "sport = :$1" | grep -q "$DC_IP:$1"; }
 
+# The DC's time service: Samba signs MS-SNTP answers for ntpd or chrony through its ntp_signd
+# socket and runs none itself; tools/ntp_signd_server.py is the smallest such server. `down`
+# ends it with the namespace's other processes.
+ntp_start() {
+    local pid
+    pid=$(cat "$DC/run/ntp.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null && return 0
+    ip netns exec $NS_DC setsid /usr/bin/python3 "$TOOLS/ntp_signd_server.py" $DC_IP "$DC/run/ntp_signd/socket" \
+        >>"$LOGS/ntp.log" 2>&1 </dev/null &
+    echo $! >"$DC/run/ntp.pid"
+}
+
 samba_start() {
     samba_pid >/dev/null && return 0
     in_dc "samba -s $SMB_CONF -D"
@@ -408,6 +419,7 @@ configure_domain() {
         samba-tool group addmembers IT-Admins it_admin $conf
         # The client's own computer account, and a member server's whose password the lab knows.
         samba-tool computer create client1 $conf
+        samba-tool user setpassword 'client1\$' --random-password $conf
         samba-tool computer create filesrv01 --ip-address=$FILESRV_IP $admin $conf
         samba-tool user setpassword 'filesrv01\$' --newpassword='Filesrv!Passw0rd1' $conf
         # Samba ignores ms-DS-MachineAccountQuota: alice gets what it grants every user on Windows,
@@ -432,6 +444,7 @@ cmd_up() {
     write_configs
     provisioned || provision
     samba_start
+    ntp_start
     configure_domain
     log "lab is up in $((SECONDS - started)) s: DC $DC_NAME.$DNSDOMAIN $DC_IP ($NS_DC), client $CLIENT_IP ($NS_CLIENT), mirror sensor0 ($NS_SENSOR)"
 }
@@ -763,9 +776,15 @@ scenario_zerologon() {
 }
 
 scenario_timeroast() {
-    python $TOOLS/timeroast.py $DC_IP 1000 40 >timeroast.out
+    # The first RIDs (DC1$ is 1000) and the range of the lab's accounts (client1$ and filesrv01$
+    # among them): 40 requests, answered for the computer accounts only.
+    {
+        python $TOOLS/timeroast.py $DC_IP 1000 5
+        python $TOOLS/timeroast.py $DC_IP 1100 35
+    } >timeroast.out
     cat timeroast.out
-    expect_in '^RID 1039: ' timeroast.out
+    expect_in '^RID 1000: 68-byte answer' timeroast.out
+    expect_in '^RID 1103: no answer' timeroast.out
 }
 
 scenario_atexec() {

@@ -405,8 +405,9 @@ fn attack_expectations(scenario: &str) -> Vec<Expectation> {
                     && a["outcome"]["name"] == "STATUS_ACCESS_DENIED"
             },
         }],
-        // Waits for issue 11's NTP parser: 40 NtpActivity requests with the key identifiers
-        // (RIDs 1000-1039), none answered. Main reports nothing for UDP 123.
+        // Waits for issue 11's NTP parser: 40 NtpActivity requests with their key identifiers
+        // (RIDs 1000-1004, 1100-1134), answered for 1000, 1110 and 1111 (the computer
+        // accounts). Main reports nothing for UDP 123.
         "timeroast" => Vec::new(),
         // Waits for issue 11: the `command` of NetrJobAdd / SchRpcRegisterTask, which Samba
         // never lets atexec send.
