@@ -118,8 +118,8 @@ def sessions(dc_ip, domain, user, password, _listener):
         answer = call(f"NetrSessionEnum level {level}", dce, request)
         if answer is not None:
             for session in answer["InfoStruct"]["SessionInfo"][f"Level{level}"]["Buffer"]:
-                client, user = session[f"sesi{level}_cname"][:-1], session[f"sesi{level}_username"][:-1]
-                print(f"  session {client} {user}")
+                client, account = session[f"sesi{level}_cname"][:-1], session[f"sesi{level}_username"][:-1]
+                print(f"  session {client} {account}")
     for level in (1, 2):
         request = srvs.NetrShareEnum()
         request["ServerName"] = "\x00"
