@@ -123,6 +123,7 @@ mod tests {
             domain: "CORP".to_owned(),
             name: "alice".to_owned(),
             sid: String::new(),
+            tags: Vec::new(),
         });
         activity.outcome = Some(outcome(false, 24, Some("KDC_ERR_PREAUTH_FAILED")));
         activity.carrier = Carrier::Http.into();

@@ -65,6 +65,7 @@ pub fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity>
                     domain: authenticate.domain.clone(),
                     name: authenticate.user.clone(),
                     sid: String::new(),
+                    tags: Vec::new(),
                 });
             }
             if !authenticate.workstation.is_empty() {
@@ -72,6 +73,7 @@ pub fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity>
                     name: authenticate.workstation.clone(),
                     certainty: Certainty::Low.into(),
                     method: ResolutionMethod::NtlmWorkstation.into(),
+                    ..Computer::default()
                 });
             }
         }

@@ -147,6 +147,7 @@ fn client_info(initial: &ConnectInitial, seen: &Seen) -> Option<Activity> {
             name: core.client_name.clone(),
             certainty: Certainty::Low.into(),
             method: ResolutionMethod::RdpCookie.into(),
+            ..Computer::default()
         });
     }
     Some(activity)
@@ -234,6 +235,7 @@ mod tests {
                 domain: "FTBCO".to_owned(),
                 name: "A70".to_owned(),
                 sid: String::new(),
+                tags: Vec::new(),
             })
         );
         feed(&mut session, Direction::ToClient, &hex(CC_STANDARD));

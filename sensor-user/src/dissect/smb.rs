@@ -1033,6 +1033,7 @@ impl SmbSession {
                 domain: logon.domain.clone(),
                 name: logon.user.clone(),
                 sid: String::new(),
+                tags: Vec::new(),
             });
         }
         activity
@@ -1157,6 +1158,7 @@ impl SmbSession {
                 domain: logon.domain.clone(),
                 name: logon.user.clone(),
                 sid: String::new(),
+                tags: Vec::new(),
             });
         }
         if !status.is_error() {

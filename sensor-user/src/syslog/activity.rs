@@ -78,6 +78,7 @@ pub fn activity(
             domain: text(acted_on.domain.as_ref()),
             name: text(acted_on.name.as_ref()),
             sid: text(acted_on.sid.as_ref()),
+            tags: Vec::new(),
         });
     }
     if event.event_id == EventId::CREDENTIAL_VALIDATION
