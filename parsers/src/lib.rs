@@ -21,5 +21,6 @@ pub mod nbns;
 pub mod ntlm;
 pub mod radius;
 pub mod rdp;
+pub mod sasl;
 pub mod smb;
 pub mod winevent;
