@@ -5,8 +5,8 @@
 //! when the flow ends. Authentication tokens inside binds (SASL GSS-SPNEGO, GSSAPI, NTLM, and
 //! Microsoft's Sicily NTLM bind) are reported as Kerberos or NTLM activities carried by LDAP,
 //! with the bind's outcome. After a SASL bind with a security layer, messages arrive wrapped
-//! (RFC 4422 3.7): they are reported as `SEALED` with their size, never parsed as LDAP. Waiting
-//! requests are charged to the shared memory budget.
+//! (RFC 4422 3.7): those only signed are read as LDAP (`sasl_signed`), the sealed ones reported
+//! as `SEALED` with their size. Waiting requests are charged to the shared memory budget.
 
 use std::{
     cell::Cell,
@@ -18,13 +18,13 @@ use dcwatch_parsers::{
     ber,
     framing::{Framing, Start},
     ldap::{
-        self, Anomalies, BindAuth, LdapMessage, LdapResult, ProtocolOp, ResultCode, Scope,
-        SicilyStep,
+        self, Anomalies, BindAuth, Change, LdapMessage, LdapResult, ProtocolOp, ResultCode,
+        SaslPayload, Scope, SicilyStep, ping,
     },
 };
 use dcwatch_proto::v1::{
     Account, Activity, Carrier, LdapActivity, activity,
-    ldap_activity::{AuthMethod, Scope as ScopeValue, Type},
+    ldap_activity::{self, AuthMethod, Scope as ScopeValue, Type},
     outcome::Status,
 };
 use prost::Message as _;
@@ -89,6 +89,19 @@ impl Pending {
             references: 0,
             charge,
         })
+    }
+}
+
+impl Pending {
+    /// A search result entry for the request; a ping's answer gives its NETLOGON opcode.
+    fn entry(&mut self, netlogon: Option<&[u8]>) {
+        self.entries = self.entries.saturating_add(1);
+        if let Some(activity::Body::Ldap(body)) = &mut self.activity.body
+            && let Some(ping) = &mut body.ping
+            && let Some(opcode) = netlogon.and_then(ping::response_opcode)
+        {
+            ping.response_opcode = u32::from(opcode);
+        }
     }
 }
 
@@ -186,33 +199,68 @@ impl StreamProtocol for LdapSession {
     ) -> Result<(), Malformed> {
         if pdu.first() != Some(&0x30) {
             self.sasl_bound.set(true);
-            sink.out.push(sealed(pdu, seen));
+            let payload = if truncated {
+                SaslPayload::Opaque
+            } else {
+                ldap::sasl_payload(pdu)
+            };
+            let SaslPayload::Clear(plaintext) = payload else {
+                sink.out.push(sealed(pdu, seen));
+                return Ok(());
+            };
+            for message in ldap::messages(&plaintext) {
+                let message = message.map_err(|_| Malformed)?;
+                self.message(direction, &message, true, seen, sink);
+            }
             return Ok(());
         }
         if truncated {
             return self.truncated(direction, pdu);
         }
         let message = ldap::parse(pdu).map_err(|_| Malformed)?;
-        match direction {
-            Direction::ToServer if is_request(&message.op) => self.request(&message, seen, sink),
-            Direction::ToClient if !is_request(&message.op) => self.response(&message, seen, sink),
-            // A request from the server, or an answer from the client.
-            _ => sink.counters.orphan_responses += 1,
-        }
+        self.message(direction, &message, false, seen, sink);
         Ok(())
     }
 }
 
 impl LdapSession {
-    fn request(&mut self, message: &LdapMessage<'_>, seen: &Seen, sink: &mut Sink<'_>) {
+    /// One LDAPMessage; `signed` when it came in a SASL buffer that signs without sealing.
+    fn message(
+        &mut self,
+        direction: Direction,
+        message: &LdapMessage<'_>,
+        signed: bool,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
+        match direction {
+            Direction::ToServer if is_request(&message.op) => {
+                self.request(message, signed, seen, sink);
+            }
+            Direction::ToClient if !is_request(&message.op) => self.response(message, seen, sink),
+            // A request from the server, or an answer from the client.
+            _ => sink.counters.orphan_responses += 1,
+        }
+    }
+
+    fn request(
+        &mut self,
+        message: &LdapMessage<'_>,
+        signed: bool,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
         let mut carried = Vec::new();
         let mut tokens = Sink {
             out: &mut carried,
             counters: sink.counters,
         };
-        let Some(activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
+        let Some(mut activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
             return;
         };
+        if let Some(activity::Body::Ldap(body)) = &mut activity.body {
+            body.sasl_signed = signed;
+        }
         if let ProtocolOp::AbandonRequest { id } = message.op
             && let Some(abandoned) = self.pending.remove(&id)
         {
@@ -288,8 +336,8 @@ impl LdapSession {
             self.tls = true;
         }
         match (&message.op, self.pending.get_mut(&message.message_id)) {
-            (ProtocolOp::SearchResultEntry { .. }, Some(pending)) => {
-                pending.entries = pending.entries.saturating_add(1);
+            (ProtocolOp::SearchResultEntry { netlogon, .. }, Some(pending)) => {
+                pending.entry(*netlogon);
             }
             (ProtocolOp::SearchResultReference { .. }, Some(pending)) => {
                 pending.references = pending.references.saturating_add(1);
@@ -444,8 +492,8 @@ impl Cldap {
     fn response(&mut self, message: &LdapMessage<'_>, seen: &Seen, sink: &mut Sink<'_>) {
         let key = (seen.dst, seen.src, message.message_id);
         match (&message.op, self.pending.get_mut(&key)) {
-            (ProtocolOp::SearchResultEntry { .. }, Some(pending)) => {
-                pending.entries = pending.entries.saturating_add(1);
+            (ProtocolOp::SearchResultEntry { netlogon, .. }, Some(pending)) => {
+                pending.entry(*netlogon);
             }
             (ProtocolOp::SearchResultDone(result), Some(_)) => {
                 if let Some(pending) = self.pending.remove(&key) {
@@ -571,21 +619,37 @@ fn request_activity(
             body.filter.clone_from(filter);
             body.attributes = attributes.iter().map(ToString::to_string).collect();
             body.size_limit = *size_limit;
+            body.ping = ping::request(*base, *scope, attributes, filter).map(|ping| {
+                ldap_activity::Ping {
+                    user: ping.user.unwrap_or_default(),
+                    nt_ver: ping.nt_ver.unwrap_or_default(),
+                    aac: ping.aac.unwrap_or_default(),
+                    domain: ping.domain.unwrap_or_default(),
+                    host: ping.host.unwrap_or_default(),
+                    response_opcode: 0,
+                }
+            });
         }
         ProtocolOp::ModifyRequest { object, changes } => {
             body.r#type = Type::Modify.into();
             body.dn = object.to_string();
             body.attributes = changes
                 .iter()
-                .map(|(operation, attribute)| {
-                    format!("{}:{attribute}", operation.name().unwrap_or("unknown"))
+                .map(|change| {
+                    let operation = change.operation.and_then(|operation| operation.name());
+                    format!("{}:{}", operation.unwrap_or("unknown"), change.attribute)
                 })
                 .collect();
+            body.changes = changes.iter().map(change_record).collect();
         }
         ProtocolOp::AddRequest { entry, attributes } => {
             body.r#type = Type::Add.into();
             body.dn = entry.to_string();
-            body.attributes = attributes.iter().map(ToString::to_string).collect();
+            body.attributes = attributes
+                .iter()
+                .map(|change| change.attribute.to_string())
+                .collect();
+            body.changes = attributes.iter().map(change_record).collect();
         }
         ProtocolOp::DelRequest { dn } => {
             body.r#type = Type::Delete.into();
@@ -660,6 +724,70 @@ fn unanswered(mut pending: Pending) -> Vec<Activity> {
     }
     pending.carried.push(pending.activity);
     pending.carried
+}
+
+/// Attributes whose values a change reports (ldap.proto's `Change`): those the detectors read
+/// (noPac's renames, SPN and delegation changes, shadow credentials, group membership). Every
+/// other attribute, and so every password (unicodePwd, userPassword...) and nTSecurityDescriptor,
+/// is reported by name and value count only.
+const ATTRIBUTES_WITH_VALUES: [&str; 8] = [
+    "sAMAccountName",
+    "dNSHostName",
+    "servicePrincipalName",
+    "userAccountControl",
+    "member",
+    "msDS-AllowedToActOnBehalfOfOtherIdentity",
+    "msDS-KeyCredentialLink",
+    "objectClass",
+];
+
+/// Bytes of one change value reported; longer values are cut (a KeyCredentialLink runs to a
+/// few KB of hex).
+const MAX_CHANGE_VALUE_LEN: usize = 4096;
+
+fn change_record(change: &Change<'_>) -> ldap_activity::Change {
+    // Attribute options (`;binary`) do not change which attribute it is.
+    let name = change.attribute.as_bytes();
+    let base = name.split(|&b| b == b';').next().unwrap_or(name);
+    let show = ATTRIBUTES_WITH_VALUES
+        .iter()
+        .any(|shown| base.eq_ignore_ascii_case(shown.as_bytes()));
+    ldap_activity::Change {
+        operation: change
+            .operation
+            .map(|operation| {
+                operation
+                    .name()
+                    .map_or_else(|| operation.0.to_string(), str::to_owned)
+            })
+            .unwrap_or_default(),
+        attribute: change.attribute.to_string(),
+        values: if show {
+            change.values.iter().map(|value| value_text(value)).collect()
+        } else {
+            Vec::new()
+        },
+        value_count: u32::try_from(change.value_count).unwrap_or(u32::MAX),
+    }
+}
+
+/// Text as sent when it is printable UTF-8, else hex (the binary security descriptor of
+/// msDS-AllowedToActOnBehalfOfOtherIdentity); at most [`MAX_CHANGE_VALUE_LEN`] characters.
+fn value_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) if !text.chars().any(char::is_control) => {
+            let end = (0..=text.len().min(MAX_CHANGE_VALUE_LEN))
+                .rev()
+                .find(|&end| text.is_char_boundary(end))
+                .unwrap_or(0);
+            text.get(..end).unwrap_or_default().to_owned()
+        }
+        _ => value
+            .iter()
+            .take(MAX_CHANGE_VALUE_LEN / 2)
+            .map(|byte| format!("{byte:02x}"))
+            .collect(),
+    }
 }
 
 fn scope_value(scope: Scope) -> ScopeValue {
