@@ -619,16 +619,15 @@ fn request_activity(
             body.filter.clone_from(filter);
             body.attributes = attributes.iter().map(ToString::to_string).collect();
             body.size_limit = *size_limit;
-            body.ping = ping::request(*base, *scope, attributes, filter).map(|ping| {
-                ldap_activity::Ping {
+            body.ping =
+                ping::request(*base, *scope, attributes, filter).map(|ping| ldap_activity::Ping {
                     user: ping.user.unwrap_or_default(),
                     nt_ver: ping.nt_ver.unwrap_or_default(),
                     aac: ping.aac.unwrap_or_default(),
                     domain: ping.domain.unwrap_or_default(),
                     host: ping.host.unwrap_or_default(),
                     response_opcode: 0,
-                }
-            });
+                });
         }
         ProtocolOp::ModifyRequest { object, changes } => {
             body.r#type = Type::Modify.into();
@@ -763,7 +762,11 @@ fn change_record(change: &Change<'_>) -> ldap_activity::Change {
             .unwrap_or_default(),
         attribute: change.attribute.to_string(),
         values: if show {
-            change.values.iter().map(|value| value_text(value)).collect()
+            change
+                .values
+                .iter()
+                .map(|value| value_text(value))
+                .collect()
         } else {
             Vec::new()
         },

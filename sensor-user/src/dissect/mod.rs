@@ -5,6 +5,7 @@
 //! watched ports, [`crate::services`]) and confirmed by content: a stream whose first bytes
 //! after the handshake are not a PDU of that protocol is counted and ignored.
 
+mod connection;
 mod dcerpc;
 mod dns;
 mod gss;
@@ -24,6 +25,7 @@ use std::net::SocketAddr;
 use dcwatch_proto::v1::Activity;
 
 use self::{
+    connection::{ConnectionNotes, annotate_datagram},
     dcerpc::LearnedEndpoints,
     ldap::Cldap,
     radius::{RadiusSecrets, RadiusState},
@@ -280,6 +282,7 @@ impl Dissector {
                     self.counters.unparsed_datagrams += 1;
                     return;
                 };
+                let before = out.len();
                 let mut sink = Sink {
                     out,
                     counters: &mut self.counters,
@@ -292,6 +295,7 @@ impl Dissector {
                     &mut self.radius,
                     &mut sink,
                 );
+                out[before..].iter_mut().for_each(annotate_datagram);
                 self.counters.radius_requests_not_kept = self.radius.requests_not_kept();
             }
             TransportPacket::Fragment(_) | TransportPacket::Other => {}
@@ -313,7 +317,9 @@ impl Dissector {
         }
         self.next_expiry_ns = time_ns.saturating_add(EXPIRY_INTERVAL_NS);
         self.fragments.expire(time_ns);
+        let before = out.len();
         self.cldap.expire(time_ns, out);
+        out[before..].iter_mut().for_each(annotate_datagram);
         let mut handler = Handler {
             time_ns,
             budget: &self.budget,
@@ -335,7 +341,9 @@ impl Dissector {
             out,
         };
         self.flows.drain(&mut handler);
+        let datagrams = out.len();
         self.cldap.flush(out);
+        out[datagrams..].iter_mut().for_each(annotate_datagram);
         self.counters.activities += (out.len() - before) as u64;
     }
 }
@@ -360,6 +368,9 @@ impl FlowHandler for Handler<'_> {
                     .then_some(Kind::DceRpc)
             })
             .and_then(|kind| Session::new(kind, self.budget.clone()))
+            .map(|session| {
+                session.on_connection(ConnectionNotes::tcp(key.client, key.server, self.time_ns))
+            })
     }
 
     fn event(

@@ -5,6 +5,7 @@ use dcwatch_proto::v1::Activity;
 
 use super::{
     DissectCounters,
+    connection::ConnectionNotes,
     dcerpc::DceRpc,
     dns::DnsStream,
     http::HttpSession,
@@ -188,6 +189,7 @@ impl StreamProtocol for Protocol {
 #[derive(Debug)]
 pub struct Session {
     streams: Duplex<Protocol>,
+    notes: ConnectionNotes,
 }
 
 impl Session {
@@ -208,7 +210,14 @@ impl Session {
         };
         Some(Self {
             streams: Duplex::new(protocol, &budget),
+            notes: ConnectionNotes::default(),
         })
+    }
+
+    /// The session of this connection: its activities carry its ids.
+    pub fn on_connection(mut self, notes: ConnectionNotes) -> Self {
+        self.notes = notes;
+        self
     }
 
     #[expect(
@@ -226,12 +235,14 @@ impl Session {
         out: &mut Vec<Activity>,
     ) {
         let seen = seen(time_ns, key, direction);
+        let before = out.len();
         let sink = Sink { out, counters };
         match event {
             StreamEvent::Data(bytes) => self.streams.data(direction, bytes, &seen, sink, budget),
             StreamEvent::Gap { .. } => self.streams.gap(direction, &seen, sink, budget),
             StreamEvent::Closed => {}
         }
+        self.notes.annotate(&mut out[before..]);
     }
 
     /// Whether either direction is still being parsed: a flow that is not its port's protocol,
@@ -243,6 +254,8 @@ impl Session {
     /// The flow is gone: requests still waiting for an answer are reported without one, and
     /// PDUs cut short by the end are counted.
     pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
+        let mut notes = self.notes;
+        let before = out.len();
         match self.streams.finish(counters) {
             Protocol::Ldap(ldap) => ldap.close(out),
             Protocol::Http(http) => http.close(out),
@@ -250,6 +263,7 @@ impl Session {
             Protocol::DceRpc(rpc) => rpc.close(out),
             Protocol::Kerberos(_) | Protocol::Dns(_) | Protocol::Rdp(_) => {}
         }
+        notes.annotate(&mut out[before..]);
     }
 }
 
