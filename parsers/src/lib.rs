@@ -18,6 +18,7 @@ pub mod http;
 pub mod kerberos;
 pub mod ldap;
 pub mod nbns;
+pub mod ntp;
 pub mod ntlm;
 pub mod radius;
 pub mod rdp;
