@@ -14,6 +14,7 @@ mod kerberos;
 mod ldap;
 mod netbios;
 mod ntlm;
+mod ntp;
 pub mod radius;
 mod rdp;
 mod session;
@@ -28,6 +29,7 @@ use self::{
     connection::{ConnectionNotes, annotate_datagram},
     dcerpc::LearnedEndpoints,
     ldap::Cldap,
+    ntp::NtpState,
     radius::{RadiusSecrets, RadiusState},
     session::{Kind, Session},
     stream::Sink,
@@ -60,7 +62,7 @@ pub struct DissectCounters {
     pub pdu_budget_drops: u64,
     /// Streams that ended (closed, timed out, evicted) in the middle of a PDU.
     pub unfinished_pdus: u64,
-    /// Datagrams on a watched port that no parser took (kpasswd, NTP, ...).
+    /// Datagrams on a watched port that no parser took (kpasswd, ...).
     pub unparsed_datagrams: u64,
     /// Authentication tokens (SPNEGO, Kerberos, NTLM) a carrier handed over that did not parse.
     pub unreadable_tokens: u64,
@@ -129,6 +131,7 @@ pub struct Dissector {
     fragments: FragmentTable,
     cldap: Cldap,
     radius: RadiusState,
+    ntp: NtpState,
     budget: MemoryBudget,
     counters: DissectCounters,
     next_expiry_ns: u64,
@@ -154,6 +157,7 @@ impl Dissector {
             fragments: FragmentTable::new(limits.fragments, budget.clone()),
             cldap: Cldap::new(budget.clone()),
             radius: RadiusState::new(limits.radius),
+            ntp: NtpState::default(),
             budget,
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
@@ -293,6 +297,7 @@ impl Dissector {
                     &seen,
                     &mut self.cldap,
                     &mut self.radius,
+                    &mut self.ntp,
                     &mut sink,
                 );
                 out[before..].iter_mut().for_each(annotate_datagram);
@@ -319,6 +324,7 @@ impl Dissector {
         self.fragments.expire(time_ns);
         let before = out.len();
         self.cldap.expire(time_ns, out);
+        self.ntp.expire(time_ns, out);
         out[before..].iter_mut().for_each(annotate_datagram);
         let mut handler = Handler {
             time_ns,
@@ -343,6 +349,7 @@ impl Dissector {
         self.flows.drain(&mut handler);
         let datagrams = out.len();
         self.cldap.flush(out);
+        self.ntp.flush(out);
         out[datagrams..].iter_mut().for_each(annotate_datagram);
         self.counters.activities += (out.len() - before) as u64;
     }

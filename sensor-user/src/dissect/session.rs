@@ -11,6 +11,7 @@ use super::{
     http::HttpSession,
     kerberos::KerberosStream,
     ldap::{Cldap, LdapSession},
+    ntp::NtpState,
     radius::RadiusState,
     rdp::RdpSession,
     smb::SmbSession,
@@ -35,6 +36,8 @@ pub enum Kind {
     Netbios,
     /// RADIUS authentication and accounting, UDP only.
     Radius,
+    /// NTP and MS-SNTP, UDP only.
+    Ntp,
     Rdp,
 }
 
@@ -49,6 +52,7 @@ impl Kind {
             "dcerpc-epm" => Some(Self::DceRpc),
             "netbios-ns" => Some(Self::Netbios),
             "radius" | "radius-acct" => Some(Self::Radius),
+            "ntp" => Some(Self::Ntp),
             "rdp" => Some(Self::Rdp),
             _ => None,
         }
@@ -74,6 +78,7 @@ pub fn datagram(
     seen: &Seen,
     cldap: &mut Cldap,
     radius: &mut RadiusState,
+    ntp: &mut NtpState,
     sink: &mut Sink<'_>,
 ) {
     let parsed = match kind {
@@ -82,6 +87,7 @@ pub fn datagram(
         Kind::Dns => super::dns::message(payload, seen, sink),
         Kind::Netbios => super::netbios::message(payload, seen, sink.out),
         Kind::Radius => super::radius::message(payload, seen, radius, sink.out),
+        Kind::Ntp => ntp.datagram(payload, seen, sink),
         Kind::Http | Kind::Rdp | Kind::Smb | Kind::DceRpc => {
             sink.counters.unparsed_datagrams += 1;
             return;
@@ -206,7 +212,7 @@ impl Session {
                 budget.clone(),
             ))),
             Kind::Rdp => Protocol::Rdp(RdpSession::default()),
-            Kind::Netbios | Kind::Radius => return None,
+            Kind::Netbios | Kind::Radius | Kind::Ntp => return None,
         };
         Some(Self {
             streams: Duplex::new(protocol, &budget),
