@@ -32,12 +32,18 @@ const SYMMETRIC: &str = "\
 #[test]
 fn ms_sntp_request_and_answer() {
     let request = parse(&hex(CLIENT)).unwrap();
-    assert_eq!((request.version, request.mode, request.stratum), (3, Mode::CLIENT, 4));
+    assert_eq!(
+        (request.version, request.mode, request.stratum),
+        (3, Mode::CLIENT, 4)
+    );
     assert_eq!(request.transmit, 0xe2d6_aab9_dd13_32e2);
     assert_eq!(request.trailer_len, EXTENDED_AUTHENTICATOR_LEN);
     let auth = request.authenticator.unwrap();
     // Key ID 58 04 00 00, little-endian: RID 0x458 (1112), the current password.
-    assert_eq!((auth.key_id, auth.rid(), auth.old_password()), (0x458, 1112, false));
+    assert_eq!(
+        (auth.key_id, auth.rid(), auth.old_password()),
+        (0x458, 1112, false)
+    );
     assert_eq!(auth.len, 72);
     assert_eq!(request.anomalies, Anomalies::default());
 
@@ -62,7 +68,10 @@ fn key_identifier_alone_and_old_password_bit() {
     assert_eq!((auth.rid(), auth.old_password(), auth.len), (1104, true, 4));
     // The 20-octet form.
     bytes.extend_from_slice(&[0xaa; 16]);
-    assert_eq!(parse(&bytes).unwrap().authenticator.unwrap().len, AUTHENTICATOR_LEN);
+    assert_eq!(
+        parse(&bytes).unwrap().authenticator.unwrap().len,
+        AUTHENTICATOR_LEN
+    );
     // No authenticator, and a trailer of another length.
     bytes.truncate(HEADER_LEN);
     let plain = parse(&bytes).unwrap();
@@ -89,5 +98,8 @@ fn malformed_and_every_prefix() {
     assert_eq!(parse(&bad), Err(NtpError::Unsupported(6)));
     bad[0] = 0x18; // mode 0
     assert_eq!(parse(&bad), Err(NtpError::Unsupported(0)));
-    assert_eq!(parse(&vec![0x1b; MAX_PACKET_LEN + 1]), Err(NtpError::TooLong(MAX_PACKET_LEN + 1)));
+    assert_eq!(
+        parse(&vec![0x1b; MAX_PACKET_LEN + 1]),
+        Err(NtpError::TooLong(MAX_PACKET_LEN + 1))
+    );
 }

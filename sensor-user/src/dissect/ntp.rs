@@ -198,16 +198,30 @@ mod tests {
         let mut out = Vec::new();
         let (client, dc) = ("10.0.0.66:40000", "10.0.0.1:123");
         for rid in [1103, 1104] {
-            feed(&mut state, &request(rid, rid == 1104), &seen(1, client, dc), &mut out)
-                .expect("a request");
+            feed(
+                &mut state,
+                &request(rid, rid == 1104),
+                &seen(1, client, dc),
+                &mut out,
+            )
+            .expect("a request");
         }
         assert!(out.is_empty(), "requests wait for their answers");
         feed(&mut state, &answer(1103), &seen(2, dc, client), &mut out).expect("an answer");
         let (request, response) = (body(&out[0]), body(&out[1]));
         assert_eq!(request.r#type, i32::from(Type::Request));
-        assert_eq!((request.rid, request.old_password, request.answered), (1103, false, true));
-        assert_eq!((request.mode, request.version, request.authenticator_len), (3, 3, 4));
-        assert_eq!((response.r#type, response.rid), (i32::from(Type::Response), 1103));
+        assert_eq!(
+            (request.rid, request.old_password, request.answered),
+            (1103, false, true)
+        );
+        assert_eq!(
+            (request.mode, request.version, request.authenticator_len),
+            (3, 3, 4)
+        );
+        assert_eq!(
+            (response.r#type, response.rid),
+            (i32::from(Type::Response), 1103)
+        );
         assert_eq!(response.authenticator_len, 20);
         // The other waits its time, then goes unanswered.
         state.expire(1 + REQUEST_WAIT_NS, &mut out);
@@ -227,7 +241,8 @@ mod tests {
         let at = seen(1, "10.0.0.66:40000", "10.0.0.1:123");
         let mut evicted = 0;
         for rid in 0..total {
-            let counters = feed(&mut state, &request(rid, false), &at, &mut out).expect("a request");
+            let counters =
+                feed(&mut state, &request(rid, false), &at, &mut out).expect("a request");
             evicted += counters.requests_not_awaited;
         }
         assert_eq!(out.len(), 3);
@@ -237,6 +252,9 @@ mod tests {
         assert_eq!(out.len(), MAX_PENDING_NTP + 3);
         let mut bytes = request(1, false);
         bytes.truncate(47);
-        assert_eq!(feed(&mut state, &bytes, &at, &mut out).err(), Some(Malformed));
+        assert_eq!(
+            feed(&mut state, &bytes, &at, &mut out).err(),
+            Some(Malformed)
+        );
     }
 }
