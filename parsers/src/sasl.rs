@@ -96,6 +96,52 @@ fn cfx(token: &[u8]) -> Wrap<'_> {
     Wrap::Signed(Cow::Owned(plaintext))
 }
 
+/// The first octets of the plaintext of a Kerberos wrap token that signs only, when the caller
+/// holds only the front of the token (`total` octets long): enough to tell what the first
+/// message inside is. `None` for a sealed token, an NTLMSSP one (whose clear text cannot be
+/// told from ciphertext without the whole message), or a rotation that splits the plaintext.
+#[must_use]
+pub fn signed_prefix(token: &[u8], total: usize) -> Option<&[u8]> {
+    match token.first_chunk::<2>()? {
+        &CFX_WRAP => {
+            let header = token.first_chunk::<CFX_HEADER_LEN>()?;
+            let [_, _, flags, filler, ec_high, ec_low, rrc_high, rrc_low, ..] = *header;
+            if filler != 0xff || flags & CFX_SEALED != 0 {
+                return None;
+            }
+            let data_len = total.checked_sub(CFX_HEADER_LEN).filter(|&len| len > 0)?;
+            let checksum_len = usize::from(u16::from_be_bytes([ec_high, ec_low]));
+            let rotation = usize::from(u16::from_be_bytes([rrc_high, rrc_low])) % data_len;
+            // Rotated by no more than the checksum: the plaintext follows the rotated octets.
+            if rotation > checksum_len {
+                return None;
+            }
+            let plaintext_len = data_len.checked_sub(checksum_len)?;
+            let start = CFX_HEADER_LEN + rotation;
+            let end = start.saturating_add(plaintext_len).min(token.len());
+            token.get(start..end)
+        }
+        [0x60, _] => {
+            let framing = der::header(token).ok()?;
+            let after_framing = token.get(framing.header_len..)?;
+            let (0x06, oid, inner) = der::tlv(after_framing)? else {
+                return None;
+            };
+            let (header, data) = inner.split_first_chunk::<RFC1964_HEADER_LEN>()?;
+            let signed = oid == KRB5_OID
+                && header[..2] == RFC1964_WRAP
+                && header[4..6] == RFC1964_NOT_SEALED
+                && header[6..8] == [0xff, 0xff];
+            if signed {
+                data.get(RFC1964_CONFOUNDER_LEN..)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
 fn rfc1964(token: &[u8]) -> Wrap<'_> {
     let Ok(framing) = der::header(token) else {
         return Wrap::Unknown;

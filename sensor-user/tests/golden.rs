@@ -473,6 +473,20 @@ fn tshark_value(attribute: &str, value: &[u8]) -> String {
     {
         return format!("0x{:08x}", u32::from_le_bytes(bytes));
     }
+    // README rule 4: a 16-byte DomainGuid value as a GUID, its first three fields
+    // little-endian.
+    if attribute.starts_with("DomainGuid")
+        && let Ok(b) = <[u8; 16]>::try_from(value)
+    {
+        return format!(
+            "{:08x}-{:04x}-{:04x}-{}-{}",
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            u16::from_le_bytes([b[4], b[5]]),
+            u16::from_le_bytes([b[6], b[7]]),
+            hex_octets(&b[8..10]),
+            hex_octets(&b[10..]),
+        );
+    }
     if value.iter().all(|byte| (0x20..0x7f).contains(byte)) {
         String::from_utf8_lossy(value).into_owned()
     } else {
@@ -484,8 +498,19 @@ fn tshark_value(attribute: &str, value: &[u8]) -> String {
     }
 }
 
+fn hex_octets(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 #[test]
 fn filters_convert_to_tsharks_form() {
+    // The covenant GetDomainUser capture's ping, as tshark 4.0 prints its DomainGuid.
+    assert_eq!(
+        tshark_filter(
+            "(DomainGuid=\\17\\8e\\9d\\5f\\fd\\5c\\79\\4d\\b2\\3f\\f4\\26\\93\\25\\03\\63)"
+        ),
+        "(DomainGuid=5f9d8e17-5cfd-4d79-b23f-f42693250363)"
+    );
     assert_eq!(tshark_filter("(&(a=1)(b=2)(c=3))"), "(&(&(a=1)(b=2))(c=3))");
     assert_eq!(tshark_filter("(|(a=1))"), "(a=1)");
     assert_eq!(

@@ -90,7 +90,9 @@ ldap (TCP 389/3268) and cldap (UDP 389)
             among User, NtVer, AAC, DnsDomain, Host, DnsHostName, DomainSid, DomainGuid; MS-ADTS
             6.3.3.2): user=<User>;ntver=<mscldap.ntver.flags, decimal>;aac=<AAC's 4 octets,
             little-endian, decimal>;domain=<DnsDomain>;host=<Host, else DnsHostName, the first
-            in the filter>;opcode=<mscldap.netlogon.opcode of the answer's entry, 0 without>;
+            in the filter>;opcode=<mscldap.netlogon.opcode of the answer's entry, or the first two
+            octets, little-endian, of its Netlogon value when tshark leaves it undecoded; 0
+            without>;
             empty for any other search>
   ADD dn=<entry> result=.. changes=<attribute#count[=values]; ...> (=values only when there
             are values to show)
@@ -105,6 +107,11 @@ ldap (TCP 389/3268) and cldap (UDP 389)
             shown as "SASL GSS-API Privacy"), whichever direction, whose content tshark cannot
             decode. A buffer only signed ("SASL GSS-API Integrity") gives the lines of the
             LDAPMessages tshark decodes in its "GSS-API payload", as if they were in clear.
+            Rule decided: a signed buffer longer than the sensor's longest PDU (262,208 bytes
+            with its length) is read from its front only: its first message counts if it is a
+            searchResEntry (an entry for its search), the rest gives nothing (covenant
+            GetDomainUser frame 140: a 305,439-byte schema entry then its searchResDone, so
+            that search has entries=1 and no result).
   Matching a response to its request: same transport stream (tcp.stream / udp.stream) and same
   messageID; a response goes to the earliest request of the right kind with that messageID that
   has no answer yet (search entries go to the earliest search not yet done). result is "-" when
@@ -610,6 +617,10 @@ def raw_ntlm_challenge(hexbytes):
 
 # ---- LDAP --------------------------------------------------------------------------------
 
+# The longest PDU the sensor hands over whole (sensor-user/src/dissect/stream.rs MAX_PDU_LEN:
+# 256 KiB of message plus 64 bytes for a length prefix).
+SENSOR_MAX_PDU_LEN = 256 * 1024 + 64
+
 REQUESTS = {  # request op -> its response op (as tshark 4.0 names them in -T json)
     "ldap.bindRequest_element": "ldap.bindResponse_element",
     "ldap.searchRequest_element": "ldap.searchResDone_element",
@@ -698,6 +709,22 @@ def ping_terms(body):
     return terms or None
 
 
+def netlogon_opcode(entry):
+    """The Opcode of a search entry's NETLOGON attribute (MS-ADTS 6.3.1.9): tshark's
+    mscldap.netlogon.opcode when it decodes the value (it does for an attribute named
+    `netlogon`, not for `Netlogon`), else the value's first two octets, little-endian."""
+    for item in descendants(entry, "ldap.PartialAttributeList_item_element"):
+        if child(item, "ldap.type", "").lower() != "netlogon":
+            continue
+        opcode = first(item, "mscldap.netlogon.opcode", None)
+        if opcode is not None:
+            return opcode
+        value = first(item, "ldap.AttributeValue", "")
+        octets = assertion_octets(value) if value else b""
+        return str(int.from_bytes(octets[:2], "little")) if len(octets) >= 2 else None
+    return None
+
+
 class Pending:
     """A request waiting for its response; render() gives its key line."""
 
@@ -754,7 +781,8 @@ class Pending:
 def ldap_layer(layer, stream, pending, order, out):
     """One ldap/cldap layer: SASL buffers, then every LDAPMessage in it."""
     messages = children(layer, "ldap.LDAPMessage_element")
-    if child(layer, "ldap.sasl_buffer_length") is not None:
+    buffer_length = child(layer, "ldap.sasl_buffer_length")
+    if buffer_length is not None:
         # A buffer only signed: tshark decodes the LDAPMessages of its "GSS-API payload".
         messages = []
         for key, value in pairs(child(layer, "SASL Buffer", [])):
@@ -763,6 +791,13 @@ def ldap_layer(layer, stream, pending, order, out):
         if not messages:
             out.append(line("ldap", "SEALED"))
             return
+        if int(buffer_length) + 4 > SENSOR_MAX_PDU_LEN:
+            # Rule decided: read from its first SENSOR_MAX_PDU_LEN bytes, only its first
+            # message counts, and only as a search result entry.
+            messages = messages[:1]
+            if not any(op == "ldap.searchResEntry_element" for op, _ in
+                       pairs(child(messages[0], "ldap.protocolOp_tree", []))):
+                return
     for message in messages:
         msgid = child(message, "ldap.messageID", "")
         ops = child(message, "ldap.protocolOp_tree", [])
@@ -781,7 +816,7 @@ def ldap_layer(layer, stream, pending, order, out):
                 if op == "ldap.searchResEntry_element":
                     if request is not None:
                         request.entries += 1
-                        opcode = first(body, "mscldap.netlogon.opcode", None)
+                        opcode = netlogon_opcode(body)
                         if opcode is not None:
                             request.opcode = opcode
                     continue

@@ -624,6 +624,15 @@ pub fn sasl_payload(buffer: &[u8]) -> SaslPayload<'_> {
     }
 }
 
+/// The front of the clear text of a SASL buffer cut short (`buffer` holds its first bytes,
+/// length included): what a signed-only Kerberos wrap lets be read of a buffer too long to keep
+/// whole. `None` when sealed, NTLMSSP, or unreadable.
+#[must_use]
+pub fn sasl_clear_prefix(buffer: &[u8]) -> Option<&[u8]> {
+    let total = sasl_len(buffer)?;
+    crate::sasl::signed_prefix(buffer.get(SASL_LENGTH_LEN..)?, total)
+}
+
 /// Whether `bytes` are one or more LDAPMessages end to end (at most
 /// [`MAX_MESSAGES_PER_DATAGRAM`]), each parsing without trailing data.
 fn whole_messages(mut bytes: &[u8]) -> bool {

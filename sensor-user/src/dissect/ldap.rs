@@ -199,6 +199,11 @@ impl StreamProtocol for LdapSession {
     ) -> Result<(), Malformed> {
         if pdu.first() != Some(&0x30) {
             self.sasl_bound.set(true);
+            // A signed buffer too long to keep whole: its first message is all that is read
+            // (a search result entry counts), as for an oversized message in clear.
+            if truncated && let Some(prefix) = ldap::sasl_clear_prefix(pdu) {
+                return self.truncated(direction, prefix);
+            }
             let payload = if truncated {
                 SaslPayload::Opaque
             } else {
@@ -814,4 +819,182 @@ fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
         names.push(format!("filter:{filter:?}"));
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_parsers::ldap::Operation;
+
+    use super::*;
+    use crate::dissect::DissectCounters;
+
+    fn hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks_exact(2)
+            .map(|pair| {
+                u8::from_str_radix(std::str::from_utf8(pair).expect("ASCII"), 16).expect("hex")
+            })
+            .collect()
+    }
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            hex(include_str!(concat!(
+                "../../../parsers/tests/fixtures/ldap/",
+                $name,
+                ".hex"
+            )))
+        };
+    }
+
+    fn seen(direction: Direction) -> Seen {
+        let (client, server) = ("10.0.0.5:49695", "10.0.0.1:389");
+        let (src, dst) = match direction {
+            Direction::ToServer => (client, server),
+            Direction::ToClient => (server, client),
+        };
+        Seen {
+            time_ns: 1,
+            src: src.parse().expect("address"),
+            dst: dst.parse().expect("address"),
+            tcp: true,
+        }
+    }
+
+    fn feed(session: &mut LdapSession, direction: Direction, pdu: &[u8]) -> Vec<Activity> {
+        let mut out = Vec::new();
+        let mut counters = DissectCounters::default();
+        let mut sink = Sink {
+            out: &mut out,
+            counters: &mut counters,
+        };
+        session
+            .pdu(direction, pdu, false, &seen(direction), &mut sink)
+            .expect("a PDU");
+        out
+    }
+
+    fn body(activity: &Activity) -> &LdapActivity {
+        ldap_body(activity).expect("an LDAP activity")
+    }
+
+    // modify-request.pcapng frames 12 to 14 (tshark: "SASL GSS-API Integrity" modifyRequest(8)
+    // replace msDS-SupportedEncryptionTypes "28", modifyResponse(8) success, unbindRequest(9)),
+    // then a sealed buffer (krb5-sign-seal-01.pcap frame 10, "Privacy").
+    #[test]
+    fn signed_sasl_buffers_are_read_and_sealed_ones_are_not() {
+        let mut session = LdapSession::new(MemoryBudget::new(1 << 20));
+        assert!(
+            feed(
+                &mut session,
+                Direction::ToServer,
+                &fixture!("sasl_integrity_modify")
+            )
+            .is_empty()
+        );
+        let answered = feed(
+            &mut session,
+            Direction::ToClient,
+            &fixture!("sasl_integrity_modify_response"),
+        );
+        let modify = body(&answered[0]);
+        assert_eq!(modify.r#type, i32::from(Type::Modify));
+        assert!(modify.sasl_signed && modify.answered);
+        assert_eq!(modify.result_code, 0);
+        assert_eq!(
+            modify.dn,
+            "CN=DESKTOP-6AJTBQM,CN=Computers,DC=ad2024,DC=weberlab,DC=de"
+        );
+        assert_eq!(modify.changes.len(), 1);
+        let change = &modify.changes[0];
+        assert_eq!(
+            (change.operation.as_str(), change.attribute.as_str()),
+            ("replace", "msDS-SupportedEncryptionTypes")
+        );
+        // Not an attribute whose values are reported: its one value is only counted.
+        assert_eq!((change.values.len(), change.value_count), (0, 1));
+        let unbind = feed(
+            &mut session,
+            Direction::ToServer,
+            &fixture!("sasl_integrity_unbind"),
+        );
+        assert_eq!(body(&unbind[0]).r#type, i32::from(Type::Unbind));
+        assert!(body(&unbind[0]).sasl_signed);
+        let sealed = feed(&mut session, Direction::ToServer, &fixture!("sasl_sealed"));
+        assert_eq!(body(&sealed[0]).r#type, i32::from(Type::Sealed));
+        assert_eq!(body(&sealed[0]).sealed_len, 102);
+    }
+
+    #[test]
+    fn passwords_and_security_descriptors_are_never_shown() {
+        let change = |operation, attribute: &'static str, values: &[&'static [u8]]| Change {
+            operation,
+            attribute: ldap::LdapString(attribute.as_bytes()),
+            values: values.to_vec(),
+            value_count: values.len(),
+        };
+        for secret in [
+            "unicodePwd",
+            "userPassword",
+            "nTSecurityDescriptor",
+            "UNICODEPWD;binary",
+        ] {
+            let record = change_record(&change(
+                Some(Operation::REPLACE),
+                secret,
+                &[b"\"Secret1!\""],
+            ));
+            assert!(record.values.is_empty(), "{secret}");
+            assert_eq!(record.value_count, 1);
+        }
+        // noPac: the rename of a computer account, shown.
+        let record = change_record(&change(
+            Some(Operation::REPLACE),
+            "sAMAccountName",
+            &[b"DC01"],
+        ));
+        assert_eq!(record.values, ["DC01"]);
+        // An ADD's objectClass, and a binary descriptor shown as hex.
+        let record = change_record(&change(None, "objectClass", &[b"top", b"computer"]));
+        assert_eq!((record.operation.as_str(), record.values.len()), ("", 2));
+        let record = change_record(&change(
+            Some(Operation::ADD),
+            "msDS-AllowedToActOnBehalfOfOtherIdentity",
+            &[&[0x01, 0x00, 0x04, 0x80]],
+        ));
+        assert_eq!(record.values, ["01000480"]);
+    }
+
+    // suricata-verify ldap-udp/cldap.pcap frames 1 and 2: the DC locator's ping (tshark: DnsDomain
+    // s4.howto.abartlet.net, Host WINDOWS7-3, mscldap.ntver.flags 0x00000016) and its answer
+    // (mscldap.netlogon.opcode 23, LOGON_SAM_LOGON_RESPONSE_EX).
+    #[test]
+    fn cldap_ping_and_its_opcode() {
+        let mut cldap = Cldap::new(MemoryBudget::new(1 << 20));
+        let mut out = Vec::new();
+        let mut counters = DissectCounters::default();
+        let mut sink = Sink {
+            out: &mut out,
+            counters: &mut counters,
+        };
+        let client = seen(Direction::ToServer);
+        cldap
+            .datagram(&fixture!("cldap_search"), &client, &mut sink)
+            .expect("a ping");
+        cldap
+            .datagram(
+                &fixture!("cldap_entry_and_done"),
+                &seen(Direction::ToClient),
+                &mut sink,
+            )
+            .expect("its answer");
+        let search = body(&out[0]);
+        let ping = search.ping.as_ref().expect("a ping");
+        assert_eq!(ping.domain, "s4.howto.abartlet.net");
+        assert_eq!(ping.host, "WINDOWS7-3");
+        assert_eq!((ping.nt_ver, ping.aac, ping.user.as_str()), (0x16, 0, ""));
+        assert_eq!(ping.response_opcode, 0x17);
+        assert!(search.cldap && search.answered);
+    }
 }
