@@ -1,5 +1,6 @@
-//! SASL security layer buffers: the wrap-token reader, and LDAP's decision between clear and
-//! sealed on the same bytes (as a whole buffer, its 4-byte length in front).
+//! SASL security layer buffers: the wrap-token reader, the clear front of a cut signed token,
+//! and LDAP's decision between clear and sealed on the same bytes (as a whole buffer, its
+//! 4-byte length in front).
 #![no_main]
 
 use dcwatch_parsers::{ldap, sasl};
@@ -13,6 +14,16 @@ fuzz_target!(|data: &[u8]| {
             assert!(plaintext.len() <= token.len());
         }
         assert!(!format!("{wrap:?}").is_empty());
+    }
+    // As if the buffer had been cut to what the input holds, whatever its length says.
+    if let Some(prefix) = ldap::sasl_clear_prefix(data) {
+        assert!(prefix.len() <= data.len());
+    }
+    let token = data.get(4..).unwrap_or_default();
+    for total in [token.len(), token.len().saturating_mul(2), usize::MAX] {
+        if let Some(prefix) = sasl::signed_prefix(token, total) {
+            assert!(prefix.len() <= token.len());
+        }
     }
     if let ldap::SaslPayload::Clear(plaintext) = ldap::sasl_payload(data) {
         assert!(plaintext.len() <= data.len());

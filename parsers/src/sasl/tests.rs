@@ -111,3 +111,32 @@ fn every_prefix_and_junk_is_harmless() {
     // RFC 1964 framing around another mechanism's OID.
     assert_eq!(unwrap(&hex("6006 0604 2b060105 0201")), Wrap::Unknown);
 }
+
+// A buffer held only in part: the plaintext's front is still there to read.
+#[test]
+fn signed_prefix_of_a_cut_token() {
+    let token = token!("sasl_integrity_modify");
+    let whole = match unwrap(&token) {
+        Wrap::Signed(plaintext) => plaintext.into_owned(),
+        other => panic!("{other:?}"),
+    };
+    // Cut after 60 octets: header, the 12 rotated checksum octets, 32 of plaintext.
+    assert_eq!(signed_prefix(&token[..60], token.len()), Some(&whole[..32]));
+    // Whole, it is the whole plaintext.
+    assert_eq!(signed_prefix(&token, token.len()), Some(&whole[..]));
+    let rfc1964 = token!("sasl_rfc1964_signed");
+    let prefix = signed_prefix(&rfc1964[..rfc1964.len() - 3], rfc1964.len()).unwrap();
+    assert!(prefix.starts_with(&hex("30840000000502")));
+    // Sealed and NTLMSSP tokens give nothing.
+    for sealed in [
+        token!("sasl_cfx_sealed"),
+        token!("sasl_sealed"),
+        token!("sasl_ntlm_signed"),
+    ] {
+        assert_eq!(signed_prefix(&sealed[..40], sealed.len()), None);
+    }
+    // A rotation past the checksum would split the plaintext: not read.
+    let mut rotated = token.clone();
+    rotated[7] = 13;
+    assert_eq!(signed_prefix(&rotated, rotated.len()), None);
+}
