@@ -74,6 +74,11 @@ pub const MAX_LIST_ITEMS: usize = 1024;
 /// minimal messages, and no sender packs more than a few.
 pub const MAX_MESSAGES_PER_DATAGRAM: usize = 16;
 
+/// Most LDAPMessages read from one SASL buffer by [`sasl_messages`]: a signed search answer
+/// wraps all its entries, references and the done together (MS-ADTS caps a page at 1000
+/// entries by default); the buffer's own size bounds the work too.
+pub const MAX_MESSAGES_PER_SASL_BUFFER: usize = 4096;
+
 /// An LDAPString, LDAPDN or LDAPOID: octets that should be UTF-8 (RFC 4511 4.1.2), borrowed.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct LdapString<'a>(pub &'a [u8]);
@@ -634,9 +639,9 @@ pub fn sasl_clear_prefix(buffer: &[u8]) -> Option<&[u8]> {
 }
 
 /// Whether `bytes` are one or more LDAPMessages end to end (at most
-/// [`MAX_MESSAGES_PER_DATAGRAM`]), each parsing without trailing data.
+/// [`MAX_MESSAGES_PER_SASL_BUFFER`]), each parsing without trailing data.
 fn whole_messages(mut bytes: &[u8]) -> bool {
-    for _ in 0..MAX_MESSAGES_PER_DATAGRAM {
+    for _ in 0..MAX_MESSAGES_PER_SASL_BUFFER {
         let Framing::Pdu(len) = frame(bytes) else {
             return false;
         };
@@ -784,6 +789,17 @@ pub fn messages(datagram: &[u8]) -> Messages<'_> {
     Messages {
         rest: datagram,
         count: 0,
+        max: MAX_MESSAGES_PER_DATAGRAM,
+    }
+}
+
+/// The LDAPMessages of a SASL buffer's clear payload, end to end; at most
+/// [`MAX_MESSAGES_PER_SASL_BUFFER`], stopping after the first error.
+pub fn sasl_messages(payload: &[u8]) -> Messages<'_> {
+    Messages {
+        rest: payload,
+        count: 0,
+        max: MAX_MESSAGES_PER_SASL_BUFFER,
     }
 }
 
@@ -792,13 +808,14 @@ pub fn messages(datagram: &[u8]) -> Messages<'_> {
 pub struct Messages<'a> {
     rest: &'a [u8],
     count: usize,
+    max: usize,
 }
 
 impl<'a> Iterator for Messages<'a> {
     type Item = Result<LdapMessage<'a>, LdapError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() || self.count >= MAX_MESSAGES_PER_DATAGRAM {
+        if self.rest.is_empty() || self.count >= self.max {
             return None;
         }
         self.count = self.count.saturating_add(1);

@@ -213,7 +213,7 @@ impl StreamProtocol for LdapSession {
                 sink.out.push(sealed(pdu, seen));
                 return Ok(());
             };
-            for message in ldap::messages(&plaintext) {
+            for message in ldap::sasl_messages(&plaintext) {
                 let message = message.map_err(|_| Malformed)?;
                 self.message(direction, &message, true, seen, sink);
             }

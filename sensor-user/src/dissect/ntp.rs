@@ -58,6 +58,9 @@ impl NtpState {
             }
             Mode::SERVER | Mode::SYMMETRIC_PASSIVE => {
                 let key = (seen.dst, seen.src, packet.origin, key_id);
+                if self.pending.contains_key(&key) {
+                    self.report_earlier(key, out);
+                }
                 if let Some(mut request) = self.pending.remove(&key) {
                     if let Some(activity::Body::Ntp(body)) = &mut request.body {
                         body.answered = true;
@@ -69,6 +72,23 @@ impl NtpState {
             _ => out.push(activity(&packet, Type::Unspecified, seen)),
         }
         Ok(())
+    }
+
+    /// Reports, unanswered, the requests between the same client and server that came before
+    /// the one `answered` answers: servers answer in order, and a flow's activities go out in
+    /// the order they happened.
+    fn report_earlier(&mut self, answered: RequestKey, out: &mut Vec<Activity>) {
+        for (_, key) in &self.order {
+            if *key == answered {
+                break;
+            }
+            if key.0 == answered.0
+                && key.1 == answered.1
+                && let Some(request) = self.pending.remove(key)
+            {
+                out.push(request);
+            }
+        }
     }
 
     /// Reports the requests that waited longer than [`REQUEST_WAIT_NS`], unanswered.

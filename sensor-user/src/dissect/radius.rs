@@ -238,7 +238,6 @@ fn activity(packet: &RadiusPacket<'_>, authenticator: Authenticator, seen: &Seen
         password: a.password_present,
         eap: a.eap_present,
         anomalies: anomaly_names(&packet.anomalies),
-        tunnel_client_endpoint: String::new(),
     };
     let mut activity = seen.activity(activity::Body::Radius(body));
     activity.account = a.user_name.map(|name| account(&text(name)));
