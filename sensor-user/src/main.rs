@@ -70,10 +70,14 @@ fn detection_engine(
         }
         None => dcwatch_entity::Directory::default(),
     };
-    let detect = dcwatch_detect::Config {
-        dc_addresses: config.capture.dc_addresses.clone(),
-        ..dcwatch_detect::Config::test_mode()
-    };
+    let mut detect = config.detect.clone();
+    detect.check()?;
+    // Test mode: every threshold low, so nothing waits for a learning period or a hold.
+    detect.threshold = dcwatch_detect::Threshold::Low;
+    detect.thresholds.clear();
+    detect
+        .dc_addresses
+        .extend(config.capture.dc_addresses.iter().copied());
     Ok(dcwatch_detect::Engine::new(
         detect,
         std::sync::Arc::new(directory),
