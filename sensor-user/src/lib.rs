@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod dissect;
+pub mod epm_query;
 pub mod flow;
 pub mod frame;
 pub mod live;
