@@ -145,7 +145,7 @@ fn main() -> anyhow::Result<()> {
             drained
         );
     }
-    rpc_header_costs(&pass)
+    rpc_header_costs(pass)
 }
 
 // testdata/pcaps/adlab/dcsync.pcap frame 53, the first 32 bytes of its payload: impacket's
