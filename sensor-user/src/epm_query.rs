@@ -147,10 +147,11 @@ async fn exchange(address: SocketAddr) -> Result<Vec<u16>, QueryError> {
                 .iter()
                 .filter(|endpoint| endpoint.protocol == TowerProtocol::TCP)
                 // A tower may name another host; 0.0.0.0 (or no floor 5) means the mapper's.
+                // Floor 5 holds IPv4 only: a mapper asked over IPv6 cannot be compared with it.
                 .filter(|endpoint| {
-                    endpoint
-                        .ip
-                        .is_none_or(|ip| ip.is_unspecified() || IpAddr::V4(ip) == address.ip())
+                    endpoint.ip.is_none_or(|ip| {
+                        ip.is_unspecified() || address.is_ipv6() || IpAddr::V4(ip) == address.ip()
+                    })
                 })
                 .filter_map(|endpoint| endpoint.port),
         );

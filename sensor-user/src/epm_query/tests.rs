@@ -1,7 +1,7 @@
 //! A fake endpoint mapper on loopback answering with the parsers crate's fixtures
 //! (parsers/src/dcerpc/epm/tests.rs, checked with tshark).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use tokio::net::TcpListener;
 
@@ -116,4 +116,17 @@ async fn a_closed_port_is_an_error() {
     drop(listener);
     let error = query(address, Duration::from_secs(5)).await;
     assert!(matches!(error, Err(QueryError::Io(_))), "{error:?}");
+}
+
+#[tokio::test]
+async fn over_ipv6_towers_naming_an_ipv4_host_are_kept() {
+    let listener = TcpListener::bind((Ipv6Addr::LOCALHOST, 0))
+        .await
+        .expect("bind ::1");
+    let address = listener.local_addr().expect("address");
+    let server = tokio::spawn(serve_once(listener, BIND_ACK));
+    let ports = query(address, Duration::from_secs(5)).await.expect("ports");
+    // Floor 5 is IPv4 only: 10.0.0.1 cannot be told apart from the mapper's own host.
+    assert_eq!(ports, [49667, 49668]);
+    server.await.expect("server");
 }
