@@ -26,8 +26,8 @@ const ZL_BIND: &str = "05000b03100000004800000001000000b810b81000000000010000000
 // v56, floor 4 RPC over HTTP (0x1f) port 5000, floor 5 proto 0x20), return code 0.
 const MAPI_LOOKUP_RESPONSE: &str = "0500020310000000d400000001000000bc00000000000000000000007cfc5f3b92b07544a3e3e4d53df481df01000000010000000000000001000000000000000000000000000000000000000300000000000000240000004d532045786368616e6765204469726563746f7279204e535020496e74657266616365004b0000004b000000050013000d185accf564421a108c5908002b2f842638000200000013000d045d888aeb1cc9119fe808002b10486002000200000001000b0200000001001f020013880100200400c0a800020000000000";
 
-// Crafted the way a Windows DC answers, checked with tshark 4.0 (epm.pcap of the branch's
-// report): RESPONSE call 2, handle 00000000 0102...10, 4 entries (max_count 500):
+// Crafted the way a Windows DC answers (parsers/tests/fixtures/epm/craft-lookup.py), decoded by
+// tshark 4.0 from parsers/tests/fixtures/epm/lookup.pcap as: RESPONSE call 2, handle 00000000 0102...10, 4 entries (max_count 500):
 //   1. DRSUAPI e3514235-4b06-11d1-ab04-00c04fc2dcd2 v4, ncacn_ip_tcp port 49667, IP 10.0.0.1,
 //      annotation "MS NT Directory DRS Interface"
 //   2. LSARPC on named pipe \PIPE\lsass, NetBIOS \\DC1, empty annotation
