@@ -17,6 +17,16 @@ pub const DEFAULT_SNAP_LEN: u32 = 2048;
 /// Entries in each of the domain-controller address sets.
 pub const MAX_DC_ADDRESSES: u32 = 1024;
 
+/// Ports a DC's dynamic DCE-RPC endpoints live on: Windows' dynamic range (49152-65535).
+/// A segment on such a port of a DC whose payload starts with a DCE-RPC header is copied even
+/// when the port is not watched.
+pub const RPC_DYNAMIC_PORT_MIN: u16 = 49152;
+
+/// Largest frag_length the XDP program's DCE-RPC header test accepts: the largest fragment
+/// Windows negotiates over TCP (5840; Samba and impacket offer 4280). A later PDU of a
+/// connection that negotiated more is still seen once the port is watched.
+pub const RPC_MAX_FRAG_LENGTH: u16 = 5840;
+
 /// Value bits of the port map: which transports a port is watched on.
 pub mod port_flags {
     pub const TCP: u8 = 1 << 0;
@@ -48,7 +58,8 @@ pub mod names {
 ///
 /// Every frame bumps `Seen` and `Bytes`; then exactly one of `NonIp`, `Malformed`, `Matched`, or
 /// none of them (an IP frame that is not watched). Every matched frame is then exactly one of
-/// `Copied` or `RingbufFull`, so `Matched == Copied + RingbufFull` always holds.
+/// `Copied` or `RingbufFull`, so `Matched == Copied + RingbufFull` always holds; `RpcHeader`
+/// counts the matched frames the DCE-RPC header test let through.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -69,10 +80,14 @@ pub enum Counter {
     NonIp = 6,
     /// Frames whose headers are cut short or inconsistent, or nest deeper than the program parses.
     Malformed = 7,
+    /// Of `Matched`, the TCP segments on an unwatched port of a DC's (at least
+    /// `RPC_DYNAMIC_PORT_MIN`) matched only because their payload starts with a DCE-RPC
+    /// connection-oriented header; their record carries that port in `rpc_port`.
+    RpcHeader = 8,
 }
 
 impl Counter {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Seen,
         Self::Bytes,
         Self::Matched,
@@ -81,6 +96,7 @@ impl Counter {
         Self::Truncated,
         Self::NonIp,
         Self::Malformed,
+        Self::RpcHeader,
     ];
 
     /// Number of entries in the `COUNTERS` map.
@@ -97,6 +113,7 @@ impl Counter {
             Self::Truncated => "truncated",
             Self::NonIp => "non_ip",
             Self::Malformed => "malformed",
+            Self::RpcHeader => "rpc_header_matched",
         }
     }
 }
@@ -113,8 +130,9 @@ pub struct RecordHeader {
     pub orig_len: u32,
     /// Bytes of the frame that follow this header: `min(orig_len, snap length)`.
     pub cap_len: u32,
-    /// Zero; keeps the header a multiple of 8 bytes with no implicit padding.
-    pub reserved: u32,
+    /// The DC's port when the frame was copied for its DCE-RPC header alone (`Counter::RpcHeader`),
+    /// for userspace to watch from then on; otherwise 0.
+    pub rpc_port: u32,
 }
 
 impl RecordHeader {
@@ -129,7 +147,7 @@ impl RecordHeader {
             ifindex: u32::from_ne_bytes(field(8)?),
             orig_len: u32::from_ne_bytes(field(12)?),
             cap_len: u32::from_ne_bytes(field(16)?),
-            reserved: u32::from_ne_bytes(field(20)?),
+            rpc_port: u32::from_ne_bytes(field(20)?),
         })
     }
 }
@@ -157,7 +175,7 @@ mod tests {
             ifindex: 7,
             orig_len: 3000,
             cap_len: 2048,
-            reserved: 0,
+            rpc_port: 49_667,
         };
         // SAFETY: RecordHeader is repr(C), integer-only and padding-free.
         let bytes: [u8; RecordHeader::SIZE] = unsafe { core::mem::transmute(header) };

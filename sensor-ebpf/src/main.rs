@@ -5,7 +5,10 @@
 //! set and, when configured, the domain-controller address sets, copies each matched frame (up to
 //! the snap length) into the `FRAMES` ring buffer, and counts everything in `COUNTERS`. Non-first
 //! IP fragments carry no ports: those to or from a watched address are copied for userspace to
-//! reassemble. The verdict depends on the mode only: `mirror` drops every frame (a mirror NIC's
+//! reassemble. With DC addresses configured, a TCP segment on an unwatched port of a DC's in the
+//! dynamic range whose payload starts with a DCE-RPC header is copied too, with that port in its
+//! record, so userspace watches the port from then on (DCE-RPC to an endpoint announced before
+//! the sensor started). The verdict depends on the mode only: `mirror` drops every frame (a mirror NIC's
 //! traffic is of no use to the host), `host` passes every frame (never break a host's traffic).
 #![no_std]
 #![no_main]
@@ -20,8 +23,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use sensor_common::{
-    Counter, DEFAULT_SNAP_LEN, MAX_DC_ADDRESSES, MAX_SNAP_LEN, Record, RecordHeader, capture_mode,
-    port_flags,
+    Counter, DEFAULT_SNAP_LEN, MAX_DC_ADDRESSES, MAX_SNAP_LEN, RPC_DYNAMIC_PORT_MIN,
+    RPC_MAX_FRAG_LENGTH, Record, RecordHeader, capture_mode, port_flags,
 };
 use sensor_ebpf as _;
 
@@ -84,12 +87,60 @@ const UDP_HEADER_LEN: usize = 8;
 /// verifier's tracking of packet pointers finite.
 const MAX_L4_OFFSET: usize = 512;
 
+/// The common header of a connection-oriented DCE-RPC PDU (C706 12.6.3.1).
+const RPC_HEADER_LEN: usize = 16;
+/// Its sec_trailer, which an auth verifier of auth_length bytes follows.
+const RPC_SEC_TRAILER_LEN: usize = 8;
+
 /// What the parser made of a frame.
 enum Class {
     /// IP, but not on a watched port or address.
     Unwatched,
     Matched,
+    /// On an unwatched port, but a DCE-RPC PDU starts here on this port of a DC's.
+    RpcHeader(u16),
     NonIp,
+}
+
+/// The addresses of a frame that passed the DC filter, for the DCE-RPC header test to ask
+/// whether the server's side is a DC without a second lookup in the common case.
+#[derive(Clone, Copy)]
+enum Peers {
+    /// No DC filter: the header test does not run.
+    Any,
+    V4 {
+        src_is_dc: bool,
+        dst: [u8; 4],
+    },
+    V6 {
+        src_is_dc: bool,
+        dst: [u8; 16],
+    },
+}
+
+impl Peers {
+    /// Whether the source (`false`) or the destination (`true`) is a DC. The frame passed the
+    /// filter, so one of them is: only a DC source leaves the destination to look up.
+    #[inline(always)]
+    fn is_dc(&self, destination: bool) -> bool {
+        match *self {
+            Self::Any => false,
+            Self::V4 { src_is_dc, dst } => {
+                if destination {
+                    !src_is_dc || DC_V4.get_ptr(dst).is_some()
+                } else {
+                    src_is_dc
+                }
+            }
+            Self::V6 { src_is_dc, dst } => {
+                if destination {
+                    !src_is_dc || DC_V6.get_ptr(dst).is_some()
+                } else {
+                    src_is_dc
+                }
+            }
+        }
+    }
 }
 
 /// A header was cut short, inconsistent, or nested deeper than the program follows.
@@ -110,7 +161,12 @@ fn capture(ctx: &XdpContext) {
     match classify(ctx) {
         Ok(Class::Matched) => {
             count(Counter::Matched, 1);
-            copy_frame(ctx, frame_len as u32);
+            copy_frame(ctx, frame_len as u32, 0);
+        }
+        Ok(Class::RpcHeader(port)) => {
+            count(Counter::Matched, 1);
+            count(Counter::RpcHeader, 1);
+            copy_frame(ctx, frame_len as u32, u32::from(port));
         }
         Ok(Class::Unwatched) => {}
         Ok(Class::NonIp) => count(Counter::NonIp, 1),
@@ -197,16 +253,19 @@ fn classify_ipv4(ctx: &XdpContext, l3: usize) -> Result<Class, Malformed> {
     let src = [header[12], header[13], header[14], header[15]];
     let dst = [header[16], header[17], header[18], header[19]];
     // SAFETY: a plain read of a global the loader sets before the program runs.
-    if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0
-        && DC_V4.get_ptr(src).is_none()
-        && DC_V4.get_ptr(dst).is_none()
-    {
-        return Ok(Class::Unwatched);
-    }
+    let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
+        let src_is_dc = DC_V4.get_ptr(src).is_some();
+        if !src_is_dc && DC_V4.get_ptr(dst).is_none() {
+            return Ok(Class::Unwatched);
+        }
+        Peers::V4 { src_is_dc, dst }
+    } else {
+        Peers::Any
+    };
     if fragment_offset != 0 {
         return Ok(Class::Matched);
     }
-    classify_l4(ctx, header[9], l4, ip_end)
+    classify_l4(ctx, header[9], l4, ip_end, peers)
 }
 
 #[inline(always)]
@@ -224,12 +283,15 @@ fn classify_ipv6(ctx: &XdpContext, l3: usize) -> Result<Class, Malformed> {
     src.copy_from_slice(&header[8..24]);
     dst.copy_from_slice(&header[24..40]);
     // SAFETY: a plain read of a global the loader sets before the program runs.
-    if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0
-        && DC_V6.get_ptr(src).is_none()
-        && DC_V6.get_ptr(dst).is_none()
-    {
-        return Ok(Class::Unwatched);
-    }
+    let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
+        let src_is_dc = DC_V6.get_ptr(src).is_some();
+        if !src_is_dc && DC_V6.get_ptr(dst).is_none() {
+            return Ok(Class::Unwatched);
+        }
+        Peers::V6 { src_is_dc, dst }
+    } else {
+        Peers::Any
+    };
     let mut next_header = header[6];
     let mut offset = l3 + IPV6_HEADER_LEN;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
@@ -237,7 +299,7 @@ fn classify_ipv6(ctx: &XdpContext, l3: usize) -> Result<Class, Malformed> {
             next_header,
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_AH | IPPROTO_FRAGMENT
         ) {
-            return classify_l4(ctx, next_header, offset, ip_end);
+            return classify_l4(ctx, next_header, offset, ip_end, peers);
         }
         // Every extension header is at least 8 bytes: next header, length, then 6 more.
         let extension: [u8; 8] = read(ctx, offset)?;
@@ -266,10 +328,13 @@ fn classify_l4(
     protocol: u8,
     l4: usize,
     ip_end: usize,
+    peers: Peers,
 ) -> Result<Class, Malformed> {
     if l4 > MAX_L4_OFFSET {
         return Err(Malformed);
     }
+    // Where a TCP segment's payload starts; 0 for UDP.
+    let mut payload = 0;
     let (transport, ports) = match protocol {
         IPPROTO_TCP => {
             let header: [u8; TCP_MIN_HEADER_LEN] = read(ctx, l4)?;
@@ -277,6 +342,7 @@ fn classify_l4(
             if header_len < TCP_MIN_HEADER_LEN || l4 + header_len > ip_end {
                 return Err(Malformed);
             }
+            payload = l4 + header_len;
             (
                 port_flags::TCP,
                 [header[0], header[1], header[2], header[3]],
@@ -299,19 +365,89 @@ fn classify_l4(
             .get(u32::from(port))
             .is_some_and(|flags| flags & transport != 0)
     };
-    if watched(u16::from_be_bytes([ports[0], ports[1]]))
-        || watched(u16::from_be_bytes([ports[2], ports[3]]))
+    let src_port = u16::from_be_bytes([ports[0], ports[1]]);
+    let dst_port = u16::from_be_bytes([ports[2], ports[3]]);
+    if watched(src_port) || watched(dst_port) {
+        return Ok(Class::Matched);
+    }
+    if payload == 0
+        || matches!(peers, Peers::Any)
+        || (src_port < RPC_DYNAMIC_PORT_MIN && dst_port < RPC_DYNAMIC_PORT_MIN)
     {
-        Ok(Class::Matched)
+        return Ok(Class::Unwatched);
+    }
+    Ok(rpc_header(ctx, payload, ip_end, src_port, dst_port, &peers))
+}
+
+/// The DCE-RPC header test: a connection-oriented PDU of version 5.0 of a known type, with a
+/// defined drep (integers either way, ASCII, IEEE floats), a frag_length from 16 to
+/// `RPC_MAX_FRAG_LENGTH` and an auth verifier that fits in it, starts the payload, and the
+/// server's side (the destination of a client's PDU types, the source of a server's) is a DC's
+/// port in the dynamic range. `RpcHeader` with that port, or `Unwatched`.
+#[inline(always)]
+fn rpc_header(
+    ctx: &XdpContext,
+    payload: usize,
+    ip_end: usize,
+    src_port: u16,
+    dst_port: u16,
+    peers: &Peers,
+) -> Class {
+    if payload + RPC_HEADER_LEN > ip_end {
+        return Class::Unwatched;
+    }
+    let Ok(header) = read::<[u8; RPC_HEADER_LEN]>(ctx, payload) else {
+        return Class::Unwatched;
+    };
+    let to_server = match header[2] {
+        // request, bind, alter_context, auth3, co_cancel, orphaned
+        0 | 11 | 14 | 16 | 18 | 19 => true,
+        // response, fault, bind_ack, bind_nak, alter_context_resp, shutdown
+        2 | 3 | 12 | 13 | 15 | 17 => false,
+        _ => return Class::Unwatched,
+    };
+    let drep = header[4];
+    if header[0] != 5
+        || header[1] != 0
+        || header[3] & 0x08 != 0
+        || (drep != 0x10 && drep != 0x00)
+        || header[5] != 0
+        || header[6] != 0
+        || header[7] != 0
+    {
+        return Class::Unwatched;
+    }
+    let (frag_length, auth_length) = if drep == 0x10 {
+        (
+            u16::from_le_bytes([header[8], header[9]]),
+            u16::from_le_bytes([header[10], header[11]]),
+        )
     } else {
-        Ok(Class::Unwatched)
+        (
+            u16::from_be_bytes([header[8], header[9]]),
+            u16::from_be_bytes([header[10], header[11]]),
+        )
+    };
+    if usize::from(frag_length) < RPC_HEADER_LEN
+        || frag_length > RPC_MAX_FRAG_LENGTH
+        || (auth_length != 0
+            && usize::from(frag_length)
+                < RPC_HEADER_LEN + RPC_SEC_TRAILER_LEN + usize::from(auth_length))
+    {
+        return Class::Unwatched;
+    }
+    let server_port = if to_server { dst_port } else { src_port };
+    if server_port >= RPC_DYNAMIC_PORT_MIN && peers.is_dc(to_server) {
+        Class::RpcHeader(server_port)
+    } else {
+        Class::Unwatched
     }
 }
 
 /// Writes the frame, up to the snap length, behind a header into the ring buffer, and counts the
 /// outcome: every matched frame ends up `Copied` or `RingbufFull`.
 #[inline(always)]
-fn copy_frame(ctx: &XdpContext, frame_len: u32) {
+fn copy_frame(ctx: &XdpContext, frame_len: u32, rpc_port: u32) {
     // SAFETY: a plain read of a global the loader sets before the program runs.
     let snap_len = unsafe { ptr::read_volatile(&SNAP_LEN) };
     let wanted = if frame_len < snap_len {
@@ -351,7 +487,7 @@ fn copy_frame(ctx: &XdpContext, frame_len: u32) {
         ifindex: ctx.ingress_ifindex() as u32,
         orig_len: frame_len,
         cap_len,
-        reserved: 0,
+        rpc_port,
     };
     // SAFETY: header and copied bytes lie within the record, cap_len <= MAX_SNAP_LEN.
     let bytes = unsafe {

@@ -172,6 +172,8 @@ pub struct CaptureConfig {
     pub snap_len: u32,
     pub ring_buffer_mib: u32,
     pub dc_addresses: Vec<IpAddr>,
+    /// Ask each DC's endpoint mapper for its TCP endpoints and watch their ports.
+    pub rpc_endpoint_query: bool,
     pub ports: PortsConfig,
 }
 
@@ -184,6 +186,7 @@ impl Default for CaptureConfig {
             snap_len: DEFAULT_SNAP_LEN,
             ring_buffer_mib: 64,
             dc_addresses: Vec::new(),
+            rpc_endpoint_query: true,
             ports: PortsConfig::default(),
         }
     }

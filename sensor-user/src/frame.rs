@@ -12,6 +12,9 @@ pub struct Frame<'a> {
     pub orig_len: u32,
     /// The bytes captured, from the Ethernet header on.
     pub data: &'a [u8],
+    /// A DC's port the XDP program found a DCE-RPC header on while the port was not watched
+    /// (live capture only): the port to watch from now on.
+    pub rpc_port: Option<u16>,
 }
 
 impl Frame<'_> {

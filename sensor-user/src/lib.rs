@@ -11,6 +11,7 @@ pub mod community_id;
 pub mod config;
 pub mod decode;
 pub mod dissect;
+pub mod epm_query;
 pub mod flow;
 pub mod frame;
 pub mod live;

@@ -11,6 +11,7 @@ use crate::{
     capture::{Capture, CaptureError, DynamicPorts, FrameReader, KernelCounters},
     config::Config,
     decode::LinkType,
+    epm_query::{self, DcAnswer, QueryCounters},
     pipeline::{Output, Pipeline},
     stats::{self, UserCounters},
     syslog::{self, Listeners, SyslogError},
@@ -82,6 +83,19 @@ pub async fn run<W: Write>(
     let mut pipeline =
         Pipeline::new(output, names, config.dissect_limits(), config.sensor.id()).with_sink(sink);
     let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
+    let mut discovery = Discovery::default();
+    let mut header_ports = Vec::new();
+    let (mut epm_answers, epm_task) = match &capture {
+        Some(_) if config.capture.rpc_endpoint_query && !config.capture.dc_addresses.is_empty() => {
+            let (answers, task) = epm_query::spawn(
+                config.capture.dc_addresses.clone(),
+                epm_query::QUERY_INTERVAL,
+                epm_query::QUERY_TIMEOUT,
+            );
+            (Some(answers), Some(task))
+        }
+        _ => (None, None),
+    };
     let mut batch_ticker = tokio::time::interval(BATCH_TICK);
     batch_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -94,18 +108,25 @@ pub async fn run<W: Write>(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            read = read_frames(reader.as_mut(), |record| feed(&mut pipeline, record, &mut output_error)) => {
+            read = read_frames(reader.as_mut(), |record| feed(&mut pipeline, record, &mut header_ports, &mut output_error)) => {
                 read?;
                 // At once, not at the next tick: the client connects to an announced port
-                // right after the answer.
+                // right after the answer, and the rest of a PDU whose header opened a port
+                // follows it closely.
                 if let Some(capture) = capture.as_mut() {
                     watch_learned_ports(capture, &mut pipeline, &mut dynamic_ports);
+                    watch_header_ports(capture, &mut header_ports, &mut dynamic_ports, &mut discovery);
                 }
                 if output_error.is_none() {
                     output_error = pipeline.flush().err();
                 }
                 if output_error.is_some() {
                     break;
+                }
+            }
+            Some(answer) = next_answer(epm_answers.as_mut()) => {
+                if let Some(capture) = capture.as_mut() {
+                    watch_answered_ports(capture, answer, &mut dynamic_ports, &mut discovery.epm);
                 }
             }
             Some(activity) = syslog_rx.recv() => {
@@ -122,7 +143,7 @@ pub async fn run<W: Write>(
                 if let Some(capture) = capture.as_mut() {
                     unwatch_expired_ports(capture, &mut dynamic_ports);
                 }
-                if let Some(kernel) = report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, stats_file.as_ref()) {
+                if let Some(kernel) = report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, &discovery, stats_file.as_ref()) {
                     warn_of_new_drops(&pipeline, &reported, &kernel);
                     reported = kernel;
                 }
@@ -130,12 +151,16 @@ pub async fn run<W: Write>(
         }
     }
     // Detach first so nothing new arrives, then take what is still in the ring.
+    if let Some(task) = epm_task {
+        task.abort();
+    }
+    epm_answers.take();
     listeners.stop();
     if let Some(capture) = capture.as_mut() {
         capture.detach_all();
     }
     if let Some(reader) = reader.as_mut() {
-        reader.drain(|record| feed(&mut pipeline, record, &mut output_error));
+        reader.drain(|record| feed(&mut pipeline, record, &mut header_ports, &mut output_error));
     }
     while let Ok(activity) = syslog_rx.try_recv() {
         if output_error.is_none() {
@@ -163,6 +188,7 @@ pub async fn run<W: Write>(
         &pipeline,
         &listeners,
         &dynamic_ports,
+        &discovery,
         stats_file.as_ref(),
     );
     log_summary(&summary, capture.is_some());
@@ -234,11 +260,29 @@ fn push_events<W: Write>(
     }
 }
 
+/// How the DCE-RPC ports not announced on the wire were found.
+#[derive(Clone, Copy, Debug, Default)]
+struct Discovery {
+    epm: QueryCounters,
+    /// Ports added to the XDP filter because the program found a DCE-RPC header on them.
+    header_ports_opened: u64,
+}
+
+/// Ports found by the XDP header test waiting to be watched: more in one read of the ring
+/// than this are dropped (the next header on the port brings it again).
+const MAX_PENDING_HEADER_PORTS: usize = 256;
+
+/// How long a port found by the header test stays watched: as long as an endpoint mapper's
+/// announcement (an hour). Once watched, the program no longer tests the port's segments, so
+/// a port in use for longer is found again by its next PDU header after it expires.
+const HEADER_PORT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The userspace counters: the pipeline's, the syslog listeners' and the learned ports'.
 fn stats<W: Write>(
     pipeline: &Pipeline<W>,
     listeners: &Listeners,
     dynamic_ports: &DynamicPorts,
+    discovery: &Discovery,
 ) -> Vec<(String, u64)> {
     let mut stats = pipeline.stats();
     let listener_pairs = listeners.counters().pairs();
@@ -247,10 +291,79 @@ fn stats<W: Write>(
         listener_pairs
             .into_iter()
             .chain(port_pairs)
+            .chain(discovery.epm.pairs())
+            .chain([("rpc_header_ports_opened", discovery.header_ports_opened)])
             .map(|(name, value)| (name.to_owned(), value)),
     );
     stats.push(("rpc_ports_watched".to_owned(), dynamic_ports.len() as u64));
     stats
+}
+
+/// The next endpoint-mapper answer; without a query task, never resolves.
+async fn next_answer(answers: Option<&mut mpsc::Receiver<DcAnswer>>) -> Option<DcAnswer> {
+    match answers {
+        Some(answers) => answers.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens the XDP filter to the TCP ports a DC's endpoint mapper announced when asked, or
+/// extends their watch.
+fn watch_answered_ports(
+    capture: &mut Capture,
+    answer: DcAnswer,
+    dynamic_ports: &mut DynamicPorts,
+    counters: &mut QueryCounters,
+) {
+    counters.queries += 1;
+    let ports = match answer.ports {
+        Ok(ports) => ports,
+        Err(error) => {
+            counters.failures += 1;
+            warn!("asking {}'s endpoint mapper: {error}", answer.dc);
+            return;
+        }
+    };
+    let until_ns = unix_now_ns().saturating_add(duration_ns(epm_query::PORT_TTL));
+    for port in ports {
+        if let Some(change) = dynamic_ports.announce(port, until_ns) {
+            match capture.apply_port_change(change) {
+                Ok(()) => {
+                    counters.ports_opened += 1;
+                    info!(
+                        "watching TCP port {port} (DCE-RPC on {}, its endpoint mapper says)",
+                        answer.dc
+                    );
+                }
+                Err(error) => warn!("watching TCP port {port}: {error}"),
+            }
+        }
+    }
+}
+
+/// Opens the XDP filter to the ports the program found DCE-RPC headers on.
+fn watch_header_ports(
+    capture: &mut Capture,
+    pending: &mut Vec<u16>,
+    dynamic_ports: &mut DynamicPorts,
+    discovery: &mut Discovery,
+) {
+    let until_ns = unix_now_ns().saturating_add(duration_ns(HEADER_PORT_TTL));
+    for port in pending.drain(..) {
+        if let Some(change) = dynamic_ports.announce(port, until_ns) {
+            match capture.apply_port_change(change) {
+                Ok(()) => {
+                    discovery.header_ports_opened += 1;
+                    info!("watching TCP port {port} (a DCE-RPC header on a DC's dynamic port)");
+                }
+                Err(error) => warn!("watching TCP port {port}: {error}"),
+            }
+        }
+    }
+}
+
+fn duration_ns(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Opens the XDP filter to the ports endpoint mappers announced since the last call.
@@ -285,10 +398,17 @@ fn unwatch_expired_ports(capture: &mut Capture, dynamic_ports: &mut DynamicPorts
 fn feed<W: Write>(
     pipeline: &mut Pipeline<W>,
     record: Result<crate::frame::Frame<'_>, crate::capture::InvalidRecord>,
+    header_ports: &mut Vec<u16>,
     output_error: &mut Option<std::io::Error>,
 ) {
     match record {
         Ok(frame) => {
+            if let Some(port) = frame.rpc_port
+                && !header_ports.contains(&port)
+                && header_ports.len() < MAX_PENDING_HEADER_PORTS
+            {
+                header_ports.push(port);
+            }
             if let Err(error) = pipeline.handle(LinkType::Ethernet, frame) {
                 output_error.get_or_insert(error);
             }
@@ -304,6 +424,7 @@ fn report<W: Write>(
     pipeline: &Pipeline<W>,
     listeners: &Listeners,
     dynamic_ports: &DynamicPorts,
+    discovery: &Discovery,
     stats_file: Option<&PathBuf>,
 ) -> Option<KernelCounters> {
     let kernel = match capture.map(Capture::counters) {
@@ -314,7 +435,7 @@ fn report<W: Write>(
         }
         None => None,
     };
-    let user = stats(pipeline, listeners, dynamic_ports);
+    let user = stats(pipeline, listeners, dynamic_ports, discovery);
     if let Some(path) = stats_file
         && let Err(error) = stats::write_file(path, &stats::snapshot(kernel.as_ref(), &user))
     {

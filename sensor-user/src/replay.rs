@@ -83,6 +83,7 @@ fn replay_into<W: Write>(
             ifindex: 0,
             orig_len: record.orig_len,
             data: record.data,
+            rpc_port: None,
         };
         pipeline.handle(record.link, frame)?;
     }

@@ -85,6 +85,7 @@ mod tests {
             "truncated",
             "non_ip",
             "malformed",
+            "rpc_header_matched",
         ] {
             assert!(value.get(key).is_some(), "{key} missing from {text}");
         }

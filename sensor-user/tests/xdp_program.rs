@@ -73,15 +73,18 @@ impl Harness {
             .return_value;
         let after = self.counters();
         let mut records = Vec::new();
+        let mut rpc_ports = Vec::new();
         self.ring.drain(|record| {
             let frame = record.expect("whole record");
             records.push((frame.orig_len, frame.data.to_vec()));
+            rpc_ports.push(frame.rpc_port);
         });
         Run {
             verdict,
             before,
             after,
             records,
+            rpc_ports,
         }
     }
 
@@ -114,6 +117,7 @@ impl Harness {
             "{what}: malformed"
         );
         assert_eq!(delta(Counter::RingbufFull), 0, "{what}: ringbuf_full");
+        assert_eq!(delta(Counter::RpcHeader), 0, "{what}: rpc_header_matched");
         let truncated = outcome == Outcome::Matched && frame.len() > self.snap_len;
         assert_eq!(
             delta(Counter::Truncated),
@@ -145,6 +149,8 @@ struct Run {
     after: KernelCounters,
     /// Original length and bytes of each record the run left in the ring buffer.
     records: Vec<(u32, Vec<u8>)>,
+    /// The port the DCE-RPC header test put in each record.
+    rpc_ports: Vec<Option<u16>>,
 }
 
 impl Run {
@@ -817,4 +823,224 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
         matched > cases / 10,
         "only {matched} of {cases} mutated frames matched"
     );
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
+        .collect()
+}
+
+// testdata/pcaps/adlab/dcsync.pcap, the DCSync against the lab's Samba DC on its DRSUAPI port
+// 49153 (tshark -e tcp.payload, first 32 bytes of each segment):
+// frame 53, client to DC: BIND of DRSUAPI (frag_length 112, auth_length 32).
+const DCSYNC_BIND: &str = "05000b03100000007000200001000000b810b810000000000100000000000100";
+// frame 60, client to DC: REQUEST, call 2 (frag_length 132, auth_length 16, sealed stub).
+const DCSYNC_REQUEST: &str = "050000031000000084001000020000005400000000000000b59c08b9c38dae43";
+// frame 62, DC to client: RESPONSE, call 2 (frag_length 144, auth_length 16).
+const DCSYNC_RESPONSE: &str = "050002031000000090001000020000005400000000000000794cd52bf51fa838";
+
+const DRSUAPI_PORT: u16 = 49_153;
+const OTHER_HOST_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 1, 3);
+
+/// With the DC addresses set: runs `frame` and returns whether the header test matched it, and
+/// the port its record names. Every other counter is checked to move as a match (or nothing)
+/// must move it.
+fn rpc_header_run(harness: &mut Harness, what: &str, frame: &[u8]) -> Option<u16> {
+    let run = harness.run(frame);
+    let matched = run.delta(Counter::Matched);
+    assert_eq!(
+        run.delta(Counter::RpcHeader),
+        matched,
+        "{what}: rpc_header_matched"
+    );
+    assert_eq!(run.delta(Counter::Copied), matched, "{what}: copied");
+    assert_eq!(run.delta(Counter::Malformed), 0, "{what}: malformed");
+    assert_eq!(run.records.len() as u64, matched, "{what}: records");
+    if matched == 1 {
+        assert_eq!(run.records[0].1, frame, "{what}: ring contents");
+    }
+    run.rpc_ports.first().copied().flatten()
+}
+
+fn dc_harness() -> Harness {
+    Harness::new(CaptureConfig {
+        ring_buffer_mib: 4,
+        dc_addresses: vec![IpAddr::V4(DC_V4), IpAddr::V6(DC_V6)],
+        ..CaptureConfig::default()
+    })
+}
+
+#[test]
+fn dce_rpc_headers_on_a_dcs_dynamic_port_are_copied_with_the_port() {
+    let mut harness = dc_harness();
+    let to_dc = |payload: &str| {
+        ipv4_frame(
+            Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP),
+            &tcp(33_952, DRSUAPI_PORT, &hex(payload)),
+        )
+    };
+    for (what, payload) in [("bind", DCSYNC_BIND), ("request", DCSYNC_REQUEST)] {
+        assert_eq!(
+            rpc_header_run(&mut harness, what, &to_dc(payload)),
+            Some(DRSUAPI_PORT),
+            "{what}"
+        );
+    }
+    let response = ipv4_frame(
+        Ipv4::new(DC_V4, CLIENT_V4, PROTO_TCP),
+        &tcp(DRSUAPI_PORT, 33_952, &hex(DCSYNC_RESPONSE)),
+    );
+    assert_eq!(
+        rpc_header_run(&mut harness, "response", &response),
+        Some(DRSUAPI_PORT)
+    );
+    // The same bind under an 802.1Q tag, and over IPv6 to the DC's IPv6 address.
+    let tagged = frames::ethernet(
+        &[TPID_8021Q],
+        ETHERTYPE_IPV4,
+        &Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP).packet(&tcp(
+            33_952,
+            DRSUAPI_PORT,
+            &hex(DCSYNC_BIND),
+        )),
+    );
+    assert_eq!(
+        rpc_header_run(&mut harness, "802.1Q bind", &tagged),
+        Some(DRSUAPI_PORT)
+    );
+    let v6 = ipv6_frame(PROTO_TCP, &tcp(33_952, DRSUAPI_PORT, &hex(DCSYNC_BIND)));
+    assert_eq!(
+        rpc_header_run(&mut harness, "IPv6 bind", &v6),
+        Some(DRSUAPI_PORT)
+    );
+    // Big-endian integers (drep 0x00): frag_length 0x0070 read the other way round.
+    let mut big_endian = hex(DCSYNC_BIND);
+    big_endian[4] = 0x00;
+    big_endian[8..10].copy_from_slice(&112_u16.to_be_bytes());
+    big_endian[10..12].copy_from_slice(&32_u16.to_be_bytes());
+    let big_endian = ipv4_frame(
+        Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP),
+        &tcp(33_952, DRSUAPI_PORT, &big_endian),
+    );
+    assert_eq!(
+        rpc_header_run(&mut harness, "big-endian bind", &big_endian),
+        Some(DRSUAPI_PORT)
+    );
+}
+
+#[test]
+fn what_is_not_dce_rpc_to_a_dcs_dynamic_port_is_not_copied() {
+    let mut harness = dc_harness();
+    let to_dc = |port: u16, payload: &[u8]| {
+        ipv4_frame(
+            Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP),
+            &tcp(33_952, port, payload),
+        )
+    };
+    let bind = hex(DCSYNC_BIND);
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "HTTP to a DC's high port",
+            to_dc(DRSUAPI_PORT, b"GET / HTTP/1.1\r\nHost: dc\r\n\r\n"),
+        ),
+        (
+            "an RPC bind to a DC's port below 49152",
+            to_dc(49_151, &bind),
+        ),
+        ("a header cut short", to_dc(DRSUAPI_PORT, &bind[..15])),
+        ("no payload", to_dc(DRSUAPI_PORT, &[])),
+        (
+            "an RPC bind to another host's high port",
+            ipv4_frame(
+                Ipv4::new(CLIENT_V4, OTHER_HOST_V4, PROTO_TCP),
+                &tcp(33_952, DRSUAPI_PORT, &bind),
+            ),
+        ),
+        (
+            // The DC is the client here: the server, on 49153, is not a DC.
+            "a DC's request to another host's high port",
+            ipv4_frame(
+                Ipv4::new(DC_V4, CLIENT_V4, PROTO_TCP),
+                &tcp(50_000, DRSUAPI_PORT, &hex(DCSYNC_REQUEST)),
+            ),
+        ),
+        (
+            "IPv6 non-RPC to a DC's high port",
+            ipv6_frame(
+                PROTO_TCP,
+                &tcp(
+                    33_952,
+                    DRSUAPI_PORT,
+                    &[0x16, 3, 1, 0, 0x50, 1, 0, 0, 0x4c, 3, 3, 0, 0, 0, 0, 0],
+                ),
+            ),
+        ),
+    ];
+    // One field at a time outside what a PDU header may hold.
+    for (what, at, value) in [
+        ("version 4", 0, 4),
+        ("minor version 1", 1, 1),
+        ("PTYPE 20", 2, 20),
+        ("PTYPE 1 (connectionless ping)", 2, 1),
+        ("flag 0x08", 3, 0x0b),
+        ("EBCDIC drep", 4, 0x11),
+        ("drep byte 2", 6, 1),
+        ("frag_length 15", 8, 15),
+    ] {
+        let mut payload = bind.clone();
+        payload[at] = value;
+        if at == 8 {
+            payload[9] = 0;
+        }
+        cases.push((what, to_dc(DRSUAPI_PORT, &payload)));
+    }
+    let mut too_long = bind.clone();
+    too_long[8..10].copy_from_slice(&5841_u16.to_le_bytes());
+    cases.push(("frag_length 5841", to_dc(DRSUAPI_PORT, &too_long)));
+    let mut auth_too_long = bind.clone();
+    auth_too_long[10..12].copy_from_slice(&100_u16.to_le_bytes());
+    cases.push((
+        "auth_length past frag_length",
+        to_dc(DRSUAPI_PORT, &auth_too_long),
+    ));
+    // UDP carries no connection-oriented PDU.
+    cases.push((
+        "UDP",
+        ipv4_frame(
+            Ipv4::new(CLIENT_V4, DC_V4, PROTO_UDP),
+            &udp(33_952, DRSUAPI_PORT, &bind),
+        ),
+    ));
+    for (what, frame) in cases {
+        assert_eq!(rpc_header_run(&mut harness, what, &frame), None, "{what}");
+    }
+}
+
+#[test]
+fn without_dc_addresses_the_header_test_does_not_run() {
+    let mut harness = Harness::mirror();
+    let frame = ipv4_frame(
+        Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP),
+        &tcp(33_952, DRSUAPI_PORT, &hex(DCSYNC_BIND)),
+    );
+    harness.expect("bind to a high port", &frame, Outcome::Unwatched);
+}
+
+#[test]
+fn a_watched_port_matches_as_watched_not_by_its_header() {
+    let mut harness = dc_harness();
+    harness
+        .capture
+        .apply_port_change(PortChange::Watch(DRSUAPI_PORT))
+        .expect("watch");
+    let frame = ipv4_frame(
+        Ipv4::new(CLIENT_V4, DC_V4, PROTO_TCP),
+        &tcp(33_952, DRSUAPI_PORT, &hex(DCSYNC_BIND)),
+    );
+    let run = harness.run(&frame);
+    assert_eq!(run.delta(Counter::Matched), 1);
+    assert_eq!(run.delta(Counter::RpcHeader), 0);
+    assert_eq!(run.rpc_ports, [None]);
 }

@@ -43,10 +43,14 @@ struct Drained {
 
 impl Drained {
     fn load(ring_mib: u32) -> anyhow::Result<Self> {
-        let mut capture = Capture::load(&CaptureConfig {
+        Self::load_with(CaptureConfig {
             ring_buffer_mib: ring_mib,
             ..CaptureConfig::default()
-        })?;
+        })
+    }
+
+    fn load_with(config: CaptureConfig) -> anyhow::Result<Self> {
+        let mut capture = Capture::load(&config)?;
         let ring = capture.take_frames()?;
         let stop = Arc::new(AtomicBool::new(false));
         let drainer = std::thread::spawn({
@@ -141,5 +145,91 @@ fn main() -> anyhow::Result<()> {
             drained
         );
     }
+    rpc_header_costs(pass)
+}
+
+// testdata/pcaps/adlab/dcsync.pcap frame 53, the first 32 bytes of its payload: impacket's
+// BIND of DRSUAPI (frag_length 112, auth_length 32).
+const DCSYNC_BIND: [u8; 32] = [
+    0x05, 0x00, 0x0b, 0x03, 0x10, 0x00, 0x00, 0x00, 0x70, 0x00, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00,
+    0xb8, 0x10, 0xb8, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+];
+
+fn tcp_frame(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    port: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let ip =
+        frames::Ipv4::new(src, dst, frames::PROTO_TCP).packet(&frames::tcp(33_952, port, payload));
+    frames::ethernet(&[], frames::ETHERTYPE_IPV4, &ip)
+}
+
+/// The DCE-RPC header test's cost: with DC addresses configured (the only case it runs in), a
+/// segment to a DC's high port that matches (and is copied), one that does not (its payload
+/// read and refused), a segment to a DC's unwatched low port (refused on the port alone), and one
+/// to another host's high port (refused on the address), beside the bare program.
+fn rpc_header_costs(pass: &aya::programs::Xdp) -> anyhow::Result<()> {
+    const OTHER_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 99, 1, 3);
+    let mut program = Drained::load_with(CaptureConfig {
+        dc_addresses: vec![std::net::IpAddr::V4(frames::DC_V4)],
+        ..CaptureConfig::default()
+    })?;
+    let not_rpc = *b"GET / HTTP/1.1\r\nHost: dc.lab\r\n\r\n";
+    let cases = [
+        (
+            "DC high port, DCE-RPC bind: matches, 86 B",
+            tcp_frame(frames::CLIENT_V4, frames::DC_V4, 49_153, &DCSYNC_BIND),
+        ),
+        (
+            "DC high port, not DCE-RPC: no match, 86 B",
+            tcp_frame(frames::CLIENT_V4, frames::DC_V4, 49_153, &not_rpc[..32]),
+        ),
+        (
+            "DC TCP/80 (low port): no match, 86 B",
+            tcp_frame(frames::CLIENT_V4, frames::DC_V4, 80, &DCSYNC_BIND),
+        ),
+        (
+            "non-DC high port, DCE-RPC bind: no match",
+            tcp_frame(frames::CLIENT_V4, OTHER_HOST, 49_153, &DCSYNC_BIND),
+        ),
+        (
+            "DC TCP/445 (watched), 86 B: matches",
+            tcp_frame(frames::CLIENT_V4, frames::DC_V4, 445, &DCSYNC_BIND),
+        ),
+    ];
+    let mut baseline = Vec::new();
+    let mut samples = vec![Vec::new(); cases.len()];
+    for _ in 0..TRIALS {
+        let result = pass.test_run(TestRunOptions {
+            data_in: Some(&cases[0].1),
+            repeat: REPEAT,
+            ..TestRunOptions::new()
+        })?;
+        baseline.push(result.duration.as_nanos() as f64);
+        for ((_, frame), samples) in cases.iter().zip(&mut samples) {
+            let result = program.capture.test_run(frame, REPEAT)?;
+            samples.push(result.duration.as_nanos() as f64);
+        }
+    }
+    let (counters, drained) = program.finish()?;
+    let baseline = median(&mut baseline);
+    println!("DCE-RPC header test, DC addresses set, ring buffer 64 MiB:");
+    println!(
+        "  {:<44} {baseline:>10.1} {:>12}",
+        "bare XDP_PASS (baseline), 86 B", "1.00x"
+    );
+    for ((name, _), samples) in cases.iter().zip(&mut samples) {
+        let ns = median(samples);
+        println!("  {name:<44} {ns:>10.1} {:>11.2}x", ns / baseline);
+    }
+    println!(
+        "  {} frames copied ({} by the header test), {} found the ring full, {} drained",
+        counters.get(Counter::Copied),
+        counters.get(Counter::RpcHeader),
+        counters.get(Counter::RingbufFull),
+        drained
+    );
     Ok(())
 }

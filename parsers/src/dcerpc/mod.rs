@@ -28,6 +28,7 @@
 //! honours it. The stub decoders of [`stub`] read NDR in little-endian order only (what every
 //! Windows peer sends) and give nothing for anything else.
 
+pub mod epm;
 pub mod interfaces;
 pub mod stub;
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub const MAX_TOWERS: usize = 64;
 pub const MAX_FLOORS: usize = 16;
 
 /// Length of an NDR context handle (C706 14.2.3.1 / [MS-RPCE] 2.2.4.1.2).
-const CONTEXT_HANDLE_LEN: usize = 20;
+pub(super) const CONTEXT_HANDLE_LEN: usize = 20;
 
 /// The transfer syntax a stub is in: the one the bind_ack accepted for its context.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -90,7 +90,7 @@ impl ByteOrder {
 
 /// An NDR reader over a stub, in the PDU's byte order.
 #[derive(Clone, Copy, Debug)]
-struct Ndr<'a> {
+pub(super) struct Ndr<'a> {
     bytes: &'a [u8],
     at: usize,
     encoding: Encoding,
@@ -98,7 +98,7 @@ struct Ndr<'a> {
 }
 
 impl<'a> Ndr<'a> {
-    fn new(bytes: &'a [u8], encoding: Encoding, order: ByteOrder) -> Self {
+    pub(super) fn new(bytes: &'a [u8], encoding: Encoding, order: ByteOrder) -> Self {
         Self {
             bytes,
             at: 0,
@@ -107,14 +107,14 @@ impl<'a> Ndr<'a> {
         }
     }
 
-    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, len: usize) -> Option<&'a [u8]> {
         let end = self.at.checked_add(len)?;
         let slice = self.bytes.get(self.at..end)?;
         self.at = end;
         Some(slice)
     }
 
-    fn align(&mut self, to: usize) -> Option<()> {
+    pub(super) fn align(&mut self, to: usize) -> Option<()> {
         let pad = (to - self.at % to) % to;
         self.take(pad).map(|_| ())
     }
@@ -126,7 +126,7 @@ impl<'a> Ndr<'a> {
             .map(|bytes| self.order.u16(bytes))
     }
 
-    fn u32(&mut self) -> Option<u32> {
+    pub(super) fn u32(&mut self) -> Option<u32> {
         self.align(4)?;
         self.take(4)
             .and_then(|bytes| bytes.try_into().ok())
@@ -141,7 +141,7 @@ impl<'a> Ndr<'a> {
     }
 
     /// A conformance, variance or count: 4 bytes in NDR, 8 in NDR64.
-    fn size(&mut self) -> Option<usize> {
+    pub(super) fn size(&mut self) -> Option<usize> {
         let value = match self.encoding {
             Encoding::Ndr => u64::from(self.u32()?),
             Encoding::Ndr64 => self.u64()?,
@@ -150,7 +150,7 @@ impl<'a> Ndr<'a> {
     }
 
     /// A pointer's referent id (0 = NULL): the same width as a size.
-    fn pointer(&mut self) -> Option<usize> {
+    pub(super) fn pointer(&mut self) -> Option<usize> {
         self.size()
     }
 
@@ -500,7 +500,7 @@ pub fn ept_map_response(
 }
 
 /// One protocol tower's endpoint: floors 1 (interface), 4 (transport) and 5 (host).
-fn tower(bytes: &[u8]) -> Option<TowerEndpoint> {
+pub(super) fn tower(bytes: &[u8]) -> Option<TowerEndpoint> {
     // A tower's floors are little-endian whatever the PDU's drep (C706 appendix L).
     let mut at = Ndr::new(bytes, Encoding::Ndr, ByteOrder::Little);
     let floors = at

@@ -51,6 +51,9 @@ fn parse_record<'a>(record: &'a [u8], clock: &WallClock) -> Result<Frame<'a>, In
         ifindex: header.ifindex,
         orig_len: header.orig_len,
         data,
+        rpc_port: u16::try_from(header.rpc_port)
+            .ok()
+            .filter(|&port| port != 0),
     })
 }
 
