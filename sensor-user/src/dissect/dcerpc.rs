@@ -9,8 +9,8 @@
 //! activities carried by DCE-RPC; the signatures of later PDUs are not looked at.
 //!
 //! The endpoint mapper's answers say on which TCP ports DCE-RPC runs (DRSUAPI on a dynamic
-//! port, say): [`LearnedEndpoints`] keeps them, from the activities, so that later connections
-//! to those ports are dissected too.
+//! port, say): they are handed over as [`Announced`] endpoints, which the dissector learns so
+//! that later connections to those ports are dissected too.
 
 use std::{
     collections::HashMap,
@@ -35,7 +35,9 @@ use dcwatch_proto::v1::{
 use prost::Message as _;
 
 use super::{
-    DissectCounters, gss,
+    DissectCounters,
+    endpoints::Announced,
+    gss,
     stream::{Duplex, Malformed, Sink, StreamProtocol},
 };
 use crate::{
@@ -62,15 +64,6 @@ pub const MAX_STUB_BYTES: usize = 64 * 1024;
 /// Budget charged for a call or bind waiting for its answer beyond its activity (charged at
 /// its encoded length) and its stub buffers: map entry, struct, allocator.
 const ENTRY_OVERHEAD: usize = 128;
-
-/// How long a TCP endpoint an endpoint mapper announced stays known as DCE-RPC, in capture
-/// time: a server keeps its dynamic ports until it restarts, and clients connect within
-/// seconds of asking; an hour covers retries and long sessions without keeping stale ports.
-pub const LEARNED_ENDPOINT_TTL_NS: u64 = 3_600 * 1_000_000_000;
-
-/// TCP endpoints known as DCE-RPC at once. A DC announces a dozen; the bound keeps a hostile
-/// endpoint mapper from growing the table (the entry closest to expiry goes first).
-pub const MAX_LEARNED_ENDPOINTS: usize = 4096;
 
 /// A presentation context of the association.
 #[derive(Clone, Copy, Debug)]
@@ -550,7 +543,7 @@ impl DceRpc {
             }
             if self.append(&mut buffer, response.stub) {
                 if last {
-                    decode_response(&mut call, &buffer.bytes, ByteOrder::of(header), seen);
+                    decode_response(&mut call, &buffer.bytes, ByteOrder::of(header), seen, sink);
                     self.release_stub(Some(buffer));
                 } else {
                     call.response_stub = Some(buffer);
@@ -814,7 +807,13 @@ fn decode_request(call: &mut Call, bytes: &[u8]) {
     }
 }
 
-fn decode_response(call: &mut Call, bytes: &[u8], order: ByteOrder, seen: &Seen) {
+fn decode_response(
+    call: &mut Call,
+    bytes: &[u8],
+    order: ByteOrder,
+    seen: &Seen,
+    sink: &mut Sink<'_>,
+) {
     let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
         return;
     };
@@ -834,18 +833,16 @@ fn decode_response(call: &mut Call, bytes: &[u8], order: ByteOrder, seen: &Seen)
                     .ip
                     .filter(|ip| !ip.is_unspecified())
                     .map_or(seen.src.ip(), IpAddr::V4);
-                body.endpoints.push(SocketAddr::new(ip, port).to_string());
+                let endpoint = SocketAddr::new(ip, port);
+                body.endpoints.push(endpoint.to_string());
+                sink.announced.push(Announced {
+                    mapper: seen.src.ip(),
+                    endpoint,
+                });
             }
             (TowerProtocol::NAMED_PIPE, _, Some(pipe)) => body.pipes.push(pipe),
             _ => {}
         }
-    }
-}
-
-fn ip_octets(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(ip) => ip.octets().to_vec(),
-        IpAddr::V6(ip) => ip.octets().to_vec(),
     }
 }
 
@@ -888,85 +885,6 @@ impl RpcPipe {
     /// The pipe was closed, or its SMB connection ended.
     pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
         self.streams.finish(counters).close(out);
-    }
-}
-
-/// TCP endpoints endpoint mappers announced, each known as DCE-RPC until its expiry (capture
-/// time).
-#[derive(Debug, Default)]
-pub struct LearnedEndpoints {
-    table: HashMap<SocketAddr, u64>,
-    /// Learned (or renewed) since the last [`LearnedEndpoints::take_fresh`].
-    fresh: Vec<(SocketAddr, u64)>,
-}
-
-impl LearnedEndpoints {
-    /// Learns the endpoints the ept_map answers among `activities` announced on the mapper's
-    /// own address (a tower without an address was given the mapper's when decoded). A tower
-    /// naming another host is not learned: any endpoint mapper could otherwise have the
-    /// capture open a port for every address; it is counted instead.
-    pub fn learn_from(
-        &mut self,
-        time_ns: u64,
-        activities: &[Activity],
-        counters: &mut DissectCounters,
-    ) {
-        for activity in activities {
-            let Some(Body::Dcerpc(body)) = &activity.body else {
-                continue;
-            };
-            // The request's destination: the endpoint mapper that answered.
-            let mapper = activity.dst.as_ref().map(|dst| dst.ip.as_slice());
-            for endpoint in &body.endpoints {
-                let Ok(address) = endpoint.parse::<SocketAddr>() else {
-                    continue;
-                };
-                if mapper != Some(ip_octets(address.ip()).as_slice()) {
-                    counters.rpc_endpoints_foreign += 1;
-                    continue;
-                }
-                if !self.learn(time_ns, address) {
-                    counters.rpc_endpoints_dropped += 1;
-                }
-            }
-        }
-    }
-
-    /// Learns `address`; `false` when the list of fresh endpoints is full and the live capture
-    /// will not hear of it.
-    fn learn(&mut self, time_ns: u64, address: SocketAddr) -> bool {
-        let expiry = time_ns.saturating_add(LEARNED_ENDPOINT_TTL_NS);
-        if !self.table.contains_key(&address) && self.table.len() >= MAX_LEARNED_ENDPOINTS {
-            self.table.retain(|_, until| *until > time_ns);
-            if self.table.len() >= MAX_LEARNED_ENDPOINTS
-                && let Some(soonest) = self
-                    .table
-                    .iter()
-                    .min_by_key(|(_, until)| **until)
-                    .map(|(address, _)| *address)
-            {
-                self.table.remove(&soonest);
-            }
-        }
-        self.table.insert(address, expiry);
-        if self.fresh.len() < MAX_LEARNED_ENDPOINTS {
-            self.fresh.push((address, expiry));
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Whether `address` was announced as a DCE-RPC endpoint and has not expired.
-    pub fn contains(&self, address: SocketAddr, time_ns: u64) -> bool {
-        self.table
-            .get(&address)
-            .is_some_and(|until| *until > time_ns)
-    }
-
-    /// The endpoints learned since the last call, with their expiry (ns, capture time).
-    pub fn take_fresh(&mut self) -> Vec<(SocketAddr, u64)> {
-        std::mem::take(&mut self.fresh)
     }
 }
 

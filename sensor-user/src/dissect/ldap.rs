@@ -209,6 +209,7 @@ impl LdapSession {
         let mut tokens = Sink {
             out: &mut carried,
             counters: sink.counters,
+            announced: sink.announced,
         };
         let Some(activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
             return;
@@ -408,6 +409,7 @@ impl Cldap {
         let mut tokens = Sink {
             out: &mut carried,
             counters: sink.counters,
+            announced: sink.announced,
         };
         let Some(mut activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
             return;

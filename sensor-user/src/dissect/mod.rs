@@ -7,6 +7,7 @@
 
 mod dcerpc;
 mod dns;
+mod endpoints;
 mod gss;
 mod http;
 mod kerberos;
@@ -24,7 +25,7 @@ use std::net::SocketAddr;
 use dcwatch_proto::v1::Activity;
 
 use self::{
-    dcerpc::LearnedEndpoints,
+    endpoints::{Announcements, LearnedEndpoints},
     ldap::Cldap,
     radius::{RadiusSecrets, RadiusState},
     session::{Kind, Session},
@@ -132,6 +133,8 @@ pub struct Dissector {
     next_expiry_ns: u64,
     /// TCP endpoints endpoint mappers announced as DCE-RPC.
     learned: LearnedEndpoints,
+    /// Endpoints announced while handling the current packet, learned once it is done.
+    announced: Announcements,
 }
 
 impl std::fmt::Debug for Dissector {
@@ -156,6 +159,7 @@ impl Dissector {
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
             learned: LearnedEndpoints::default(),
+            announced: Announcements::default(),
         }
     }
 
@@ -214,7 +218,7 @@ impl Dissector {
             (_, transport) => self.transport(time_ns, packet, transport, out),
         }
         self.learned
-            .learn_from(time_ns, &out[before..], &mut self.counters);
+            .learn_from(time_ns, &mut self.announced, &mut self.counters);
         self.counters.activities += (out.len() - before) as u64;
     }
 
@@ -260,6 +264,7 @@ impl Dissector {
                     budget: &self.budget,
                     counters: &mut self.counters,
                     learned: &self.learned,
+                    announced: &mut self.announced,
                     out,
                 };
                 self.flows
@@ -283,6 +288,7 @@ impl Dissector {
                 let mut sink = Sink {
                     out,
                     counters: &mut self.counters,
+                    announced: &mut self.announced,
                 };
                 session::datagram(
                     kind,
@@ -303,7 +309,7 @@ impl Dissector {
         let before = out.len();
         self.expire_if_due(time_ns, out);
         self.learned
-            .learn_from(time_ns, &out[before..], &mut self.counters);
+            .learn_from(time_ns, &mut self.announced, &mut self.counters);
         self.counters.activities += (out.len() - before) as u64;
     }
 
@@ -319,6 +325,7 @@ impl Dissector {
             budget: &self.budget,
             counters: &mut self.counters,
             learned: &self.learned,
+            announced: &mut self.announced,
             out,
         };
         self.flows.expire(time_ns, &mut handler);
@@ -332,6 +339,7 @@ impl Dissector {
             budget: &self.budget,
             counters: &mut self.counters,
             learned: &self.learned,
+            announced: &mut self.announced,
             out,
         };
         self.flows.drain(&mut handler);
@@ -346,6 +354,7 @@ struct Handler<'a> {
     budget: &'a MemoryBudget,
     counters: &'a mut DissectCounters,
     learned: &'a LearnedEndpoints,
+    announced: &'a mut Announcements,
     out: &'a mut Vec<Activity>,
 }
 
@@ -376,6 +385,7 @@ impl FlowHandler for Handler<'_> {
             event,
             self.budget,
             self.counters,
+            self.announced,
             self.out,
         );
     }

@@ -7,6 +7,7 @@ use super::{
     DissectCounters,
     dcerpc::DceRpc,
     dns::DnsStream,
+    endpoints::Announcements,
     http::HttpSession,
     kerberos::KerberosStream,
     ldap::{Cldap, LdapSession},
@@ -223,10 +224,15 @@ impl Session {
         event: StreamEvent<'_>,
         budget: &MemoryBudget,
         counters: &mut DissectCounters,
+        announced: &mut Announcements,
         out: &mut Vec<Activity>,
     ) {
         let seen = seen(time_ns, key, direction);
-        let sink = Sink { out, counters };
+        let sink = Sink {
+            out,
+            counters,
+            announced,
+        };
         match event {
             StreamEvent::Data(bytes) => self.streams.data(direction, bytes, &seen, sink, budget),
             StreamEvent::Gap { .. } => self.streams.gap(direction, &seen, sink, budget),

@@ -4,6 +4,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::*;
+use crate::dissect::endpoints::{Announced, Announcements, LEARNED_ENDPOINT_TTL_NS};
 use crate::dissect::session::{Kind, Session};
 use crate::flow::{FlowKey, StreamEvent};
 
@@ -51,6 +52,7 @@ fn seen(direction: Direction) -> Seen {
 struct Harness {
     rpc: DceRpc,
     counters: DissectCounters,
+    announced: Announcements,
     out: Vec<Activity>,
 }
 
@@ -59,6 +61,7 @@ impl Harness {
         Self {
             rpc: DceRpc::new(Carrier::None, MemoryBudget::new(1 << 20)),
             counters: DissectCounters::default(),
+            announced: Announcements::default(),
             out: Vec::new(),
         }
     }
@@ -67,6 +70,7 @@ impl Harness {
         let mut sink = Sink {
             out: &mut self.out,
             counters: &mut self.counters,
+            announced: &mut self.announced,
         };
         self.rpc
             .message(direction, bytes, &seen(direction), &mut sink)
@@ -95,6 +99,7 @@ fn an_epm_exchange_names_the_interface_and_announces_the_port() {
     harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
     harness.pdu(Direction::ToServer, &hex(EPM_MAP));
     harness.pdu(Direction::ToClient, &hex(EPM_MAP_RESPONSE));
+    let harness_announced = harness.announced.as_slice().to_vec();
     let out = harness.close();
     assert_eq!(out.len(), 2);
     let bind = body(&out[0]);
@@ -110,60 +115,14 @@ fn an_epm_exchange_names_the_interface_and_announces_the_port() {
         out[1].outcome.as_ref().map(|outcome| outcome.status),
         Some(Status::Success.into())
     );
-    let mut learned = LearnedEndpoints::default();
-    let mut counters = DissectCounters::default();
-    learned.learn_from(10, &out, &mut counters);
-    assert_eq!(counters, DissectCounters::default());
-    assert!(learned.contains("172.16.5.58:49668".parse().expect("address"), 11));
-    assert!(!learned.contains(
-        "172.16.5.58:49668".parse().expect("address"),
-        10 + LEARNED_ENDPOINT_TTL_NS
-    ));
-    assert_eq!(learned.take_fresh().len(), 1);
-    assert!(learned.take_fresh().is_empty());
-}
-
-#[test]
-fn an_endpoint_announced_on_another_host_is_not_learned() {
-    let mut harness = Harness::new();
-    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
-    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
-    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
-    // The tower names 10.0.0.1 instead of the mapper's 172.16.5.58.
-    let answer = EPM_MAP_RESPONSE.replace("ac10053a", "0a000001");
-    harness.pdu(Direction::ToClient, &hex(&answer));
-    let out = harness.close();
     assert_eq!(
-        body(&out[1]).endpoints,
-        ["10.0.0.1:49668"],
-        "still reported"
+        harness_announced,
+        [Announced {
+            mapper: "172.16.5.58".parse().expect("address"),
+            endpoint: "172.16.5.58:49668".parse().expect("address"),
+        }],
+        "the answer's endpoint handed over as a typed value"
     );
-    let mut learned = LearnedEndpoints::default();
-    let mut counters = DissectCounters::default();
-    learned.learn_from(10, &out, &mut counters);
-    assert!(!learned.contains("10.0.0.1:49668".parse().expect("address"), 11));
-    assert!(learned.take_fresh().is_empty());
-    assert_eq!(counters.rpc_endpoints_foreign, 1);
-}
-
-#[test]
-fn endpoints_beyond_the_fresh_list_are_counted() {
-    let mut harness = Harness::new();
-    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
-    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
-    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
-    harness.pdu(Direction::ToClient, &hex(EPM_MAP_RESPONSE));
-    let out = harness.close();
-    let mut learned = LearnedEndpoints::default();
-    for port in 0..MAX_LEARNED_ENDPOINTS {
-        let port = u16::try_from(port).expect("port");
-        assert!(learned.learn(1, SocketAddr::from(([10, 0, 0, 2], port))));
-    }
-    let mut counters = DissectCounters::default();
-    learned.learn_from(10, &out, &mut counters);
-    assert_eq!(counters.rpc_endpoints_dropped, 1);
-    assert!(learned.contains("172.16.5.58:49668".parse().expect("address"), 11));
-    assert_eq!(learned.take_fresh().len(), MAX_LEARNED_ENDPOINTS);
 }
 
 /// A REQUEST PDU (call id 7, context 0, one fragment) carrying `stub`.
@@ -410,11 +369,13 @@ fn a_pipe_carries_the_same_association() {
     let budget = MemoryBudget::new(1 << 20);
     let mut pipe = RpcPipe::new(budget.clone());
     let mut counters = DissectCounters::default();
+    let mut announced = Announcements::default();
     let mut out = Vec::new();
     let bind = hex(EPM_BIND);
     let mut sink = Sink {
         out: &mut out,
         counters: &mut counters,
+        announced: &mut announced,
     };
     // The bind split across two writes.
     pipe.data(
@@ -453,6 +414,7 @@ fn a_tcp_session_on_port_135_is_dcerpc() {
         server: "172.16.5.58:135".parse().expect("address"),
     };
     let mut counters = DissectCounters::default();
+    let mut announced = Announcements::default();
     let mut out = Vec::new();
     for (direction, pdu) in [
         (Direction::ToServer, EPM_BIND),
@@ -468,6 +430,7 @@ fn a_tcp_session_on_port_135_is_dcerpc() {
             StreamEvent::Data(&bytes),
             &budget,
             &mut counters,
+            &mut announced,
             &mut out,
         );
     }
@@ -643,6 +606,7 @@ fn calls_never_answered_are_bounded_and_reported() {
     let budget = MemoryBudget::new(1 << 20);
     let mut rpc = DceRpc::new(Carrier::None, budget.clone());
     let mut counters = DissectCounters::default();
+    let mut announced = Announcements::default();
     let mut out = Vec::new();
     let mut request = hex(NETLOGON_REQ_CHALLENGE);
     for call_id in 0..u32::try_from(MAX_PENDING_CALLS + 10).expect("small") {
@@ -650,6 +614,7 @@ fn calls_never_answered_are_bounded_and_reported() {
         let mut sink = Sink {
             out: &mut out,
             counters: &mut counters,
+            announced: &mut announced,
         };
         rpc.message(
             Direction::ToServer,
@@ -673,6 +638,7 @@ fn a_malformed_pdu_is_an_error_and_the_association_goes_on() {
     let mut sink = Sink {
         out: &mut harness.out,
         counters: &mut harness.counters,
+        announced: &mut harness.announced,
     };
     // An auth_length longer than the PDU.
     let mut bad = hex(EPM_BIND);
