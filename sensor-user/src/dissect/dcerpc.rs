@@ -12,16 +12,13 @@
 //! port, say): they are handed over as [`Announced`] endpoints, which the dissector learns so
 //! that later connections to those ports are dissected too.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr},
-};
+use std::{collections::HashMap, net::SocketAddr};
 
 use dcwatch_parsers::{
     dcerpc::{
         self, AuthVerifier, Bind, BindAck, Body as PduBody, ContextResult, Fault, Header, Pdu,
         PfcFlags, Request, Response, SyntaxId, Uuid, interfaces,
-        stub::{self, ByteOrder, Decoded, Encoding, TowerProtocol},
+        stub::{self, ByteOrder, Encoding},
     },
     framing::{Framing, Start},
     smb::NtStatus,
@@ -34,10 +31,15 @@ use dcwatch_proto::v1::{
 };
 use prost::Message as _;
 
+mod fields;
+mod handles;
+
+use self::{
+    fields::{decode_request, decode_response},
+    handles::Handles,
+};
 use super::{
-    DissectCounters,
-    endpoints::Announced,
-    gss,
+    DissectCounters, gss,
     stream::{Duplex, Malformed, Sink, StreamProtocol},
 };
 use crate::{
@@ -105,6 +107,8 @@ struct Call {
     response_stub: Option<StubBuffer>,
     /// Bytes of the budget it holds, beyond its stub buffers.
     charge: usize,
+    /// What the handle the answer hands out stands for (a service, a registry key).
+    opens: Option<String>,
 }
 
 /// The DCE-RPC state of one association (a TCP connection, or a named pipe).
@@ -117,6 +121,7 @@ pub struct DceRpc {
     budget: MemoryBudget,
     /// Bytes of the budget the waiting binds and calls hold, beyond their stub buffers.
     waiting_charge: usize,
+    handles: Handles,
 }
 
 impl DceRpc {
@@ -127,6 +132,7 @@ impl DceRpc {
             contexts: HashMap::new(),
             binds: HashMap::new(),
             calls: HashMap::new(),
+            handles: Handles::new(budget.clone()),
             budget,
             waiting_charge: 0,
         }
@@ -436,13 +442,14 @@ impl DceRpc {
             request_stub: None,
             response_stub: None,
             charge: 0,
+            opens: None,
         };
         let reads = |read: fn(Uuid, u16) -> bool| {
             encoding.is_some() && interface.is_some_and(|uuid| read(uuid, request.opnum))
         };
         if reads(stub::reads_request) {
             if last {
-                decode_request(&mut call, request.stub);
+                decode_request(&mut call, request.stub, &self.handles);
             } else {
                 call.request_stub = self.buffer(request.stub);
             }
@@ -497,7 +504,7 @@ impl DceRpc {
         if let Some(mut buffer) = call.request_stub.take() {
             if self.append(&mut buffer, bytes) {
                 if last {
-                    decode_request(&mut call, &buffer.bytes);
+                    decode_request(&mut call, &buffer.bytes, &self.handles);
                     self.release_stub(Some(buffer));
                 } else {
                     call.request_stub = Some(buffer);
@@ -543,7 +550,14 @@ impl DceRpc {
             }
             if self.append(&mut buffer, response.stub) {
                 if last {
-                    decode_response(&mut call, &buffer.bytes, ByteOrder::of(header), seen, sink);
+                    decode_response(
+                        &mut call,
+                        &buffer.bytes,
+                        ByteOrder::of(header),
+                        seen,
+                        sink,
+                        &mut self.handles,
+                    );
                     self.release_stub(Some(buffer));
                 } else {
                     call.response_stub = Some(buffer);
@@ -770,79 +784,6 @@ fn truncated_stub(activity: &mut Activity) {
         && !body.anomalies.iter().any(|name| name == "truncated_stub")
     {
         body.anomalies.push("truncated_stub".to_owned());
-    }
-}
-
-fn decode_request(call: &mut Call, bytes: &[u8]) {
-    let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
-        return;
-    };
-    let Some(decoded) = stub::request(interface, call.opnum, bytes, encoding, call.order) else {
-        return;
-    };
-    let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() else {
-        return;
-    };
-    match decoded {
-        Decoded::CreateService(service) => {
-            body.service_name = service.service_name;
-            body.display_name = service.display_name.unwrap_or_default();
-            body.binary_path = service.binary_path;
-        }
-        Decoded::LookupNames(names) => body.names = names,
-        Decoded::OpenUser { rid } => body.rid = rid,
-        Decoded::Netlogon(netlogon) => {
-            body.zero_credential = netlogon.zero_credential();
-            body.computer_name = netlogon.computer_name;
-            body.account_name = netlogon.account_name.unwrap_or_default();
-            body.secure_channel_type = netlogon
-                .secure_channel_type
-                .map(|kind| {
-                    kind.name()
-                        .map_or_else(|| kind.0.to_string(), str::to_owned)
-                })
-                .unwrap_or_default();
-        }
-        Decoded::Endpoints(_) => {}
-    }
-}
-
-fn decode_response(
-    call: &mut Call,
-    bytes: &[u8],
-    order: ByteOrder,
-    seen: &Seen,
-    sink: &mut Sink<'_>,
-) {
-    let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
-        return;
-    };
-    let Some(Decoded::Endpoints(endpoints)) =
-        stub::response(interface, call.opnum, bytes, encoding, order)
-    else {
-        return;
-    };
-    let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() else {
-        return;
-    };
-    for endpoint in endpoints {
-        match (endpoint.protocol, endpoint.port, endpoint.name) {
-            (TowerProtocol::TCP, Some(port), _) => {
-                // A tower may leave the host to the caller: the mapper's own address.
-                let ip = endpoint
-                    .ip
-                    .filter(|ip| !ip.is_unspecified())
-                    .map_or(seen.src.ip(), IpAddr::V4);
-                let endpoint = SocketAddr::new(ip, port);
-                body.endpoints.push(endpoint.to_string());
-                sink.announced.push(Announced {
-                    mapper: seen.src.ip(),
-                    endpoint,
-                });
-            }
-            (TowerProtocol::NAMED_PIPE, _, Some(pipe)) => body.pipes.push(pipe),
-            _ => {}
-        }
     }
 }
 

@@ -81,10 +81,13 @@ pub struct DissectCounters {
     /// (an oversized message, or a related write beyond what is kept), or a read whose answer
     /// was not awaited.
     pub pipe_gaps: u64,
+    /// DCE-RPC context handles forgotten (the table full) or not remembered (the budget spent):
+    /// later calls naming them go unnamed.
+    pub rpc_handles_forgotten: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 18] {
+    pub fn pairs(&self) -> [(&'static str, u64); 19] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -104,6 +107,7 @@ impl DissectCounters {
             ("rpc_endpoints_foreign", self.rpc_endpoints_foreign),
             ("rpc_endpoints_dropped", self.rpc_endpoints_dropped),
             ("pipe_gaps", self.pipe_gaps),
+            ("rpc_handles_forgotten", self.rpc_handles_forgotten),
         ]
     }
 }
