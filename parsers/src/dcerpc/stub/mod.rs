@@ -206,7 +206,7 @@ pub fn reads_response(interface: Uuid, opnum: u16) -> bool {
         SAMR => matches!(opnum, 17 | 18 | 25 | 33),
         SRVSVC => matches!(opnum, 12 | 15),
         WKSSVC => opnum == 2,
-        SVCCTL => opnum == 16,
+        SVCCTL => matches!(opnum, 12 | 16 | 45),
         WINREG => winreg::hive(opnum).is_some() || matches!(opnum, 6 | 15),
         _ => false,
     }
@@ -288,6 +288,7 @@ pub fn response(
         (SRVSVC, 15) => srvsvc::shares(stub, e, o).map(Decoded::Shares),
         (WKSSVC, 2) => srvsvc::users(stub, e, o).map(Decoded::Users),
         (SVCCTL, 16) | (WINREG, 0..=4 | 6 | 15 | 27) => opened_handle(stub, o),
+        (SVCCTL, 12 | 45) => svcctl::created_service_handle(stub, e, o).map(Decoded::Handle),
         _ => None,
     }
 }
@@ -310,3 +311,6 @@ pub fn return_value(stub: &[u8], order: ByteOrder) -> Option<u32> {
         .ok()
         .map(|bytes| order.u32(bytes))
 }
+
+#[cfg(test)]
+mod tests;

@@ -92,6 +92,8 @@ pub fn add_printer_driver(
     let _name = ndr.unique_wstring()?;
     ndr.structure()?;
     let level = ndr.u32()?;
+    // The union is aligned as its arm, a pointer: to 8 in NDR64 ([MS-RPCE] 2.2.5.3.4.3).
+    ndr.structure()?;
     let tag = ndr.u32()?;
     let fields = driver_fields(level)?;
     if tag != level {

@@ -103,6 +103,8 @@ fn entries(
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.structure()?;
     let level = ndr.u32()?;
+    // The union is aligned as its arm, a pointer: to 8 in NDR64 ([MS-RPCE] 2.2.5.3.4.3).
+    ndr.structure()?;
     let tag = ndr.u32()?;
     let fields = layout(level)?;
     if tag != level {

@@ -99,28 +99,40 @@ pub fn change_service_config_w(
     let _start_type = ndr.u32()?;
     let _error_control = ndr.u32()?;
     let binary_path = ndr.unique_wstring()?;
-    let mut config = ServiceConfig {
+    let _load_order_group = ndr.unique_wstring()?;
+    if ndr.pointer()? != 0 {
+        let _tag = ndr.u32()?;
+    }
+    if ndr.pointer()? != 0 {
+        ndr.conformant_bytes()?;
+    }
+    let _depend_size = ndr.u32()?;
+    let _start_name = ndr.unique_wstring()?;
+    if ndr.pointer()? != 0 {
+        ndr.conformant_bytes()?;
+    }
+    let _password_size = ndr.u32()?;
+    let display_name = ndr.unique_wstring()?;
+    Some(ServiceConfig {
         handle,
         binary_path,
-        display_name: None,
-    };
-    // What follows is read for the display name; the binary path stands without it.
-    let rest = (|| {
-        let _load_order_group = ndr.unique_wstring()?;
-        if ndr.pointer()? != 0 {
-            let _tag = ndr.u32()?;
-        }
-        if ndr.pointer()? != 0 {
-            ndr.conformant_bytes()?;
-        }
-        let _depend_size = ndr.u32()?;
-        let _start_name = ndr.unique_wstring()?;
-        if ndr.pointer()? != 0 {
-            ndr.conformant_bytes()?;
-        }
-        let _password_size = ndr.u32()?;
-        ndr.unique_wstring()
-    })();
-    config.display_name = rest.flatten();
-    Some(config)
+        display_name,
+    })
+}
+
+/// RCreateServiceW's (and RCreateServiceWOW64W's) answer, [MS-SCMR] 3.1.4.12: the new
+/// service's handle, when the call succeeded.
+///
+/// ```text
+/// [in, out, unique] LPDWORD lpdwTagId, [out] LPSC_RPC_HANDLE lpServiceHandle, DWORD return
+/// ```
+pub fn created_service_handle(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Handle> {
+    if super::return_value(stub, order)? != 0 {
+        return None;
+    }
+    let mut ndr = Ndr::new(stub, encoding, order);
+    if ndr.pointer()? != 0 {
+        let _tag = ndr.u32()?;
+    }
+    ndr.handle()
 }

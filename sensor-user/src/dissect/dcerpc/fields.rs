@@ -32,9 +32,10 @@ fn request_fields(
     let named = |handle: &stub::Handle| handles.name(handle).unwrap_or_default().to_owned();
     match decoded {
         Decoded::CreateService(service) => {
-            body.service_name = service.service_name;
+            body.service_name.clone_from(&service.service_name);
             body.display_name = service.display_name.unwrap_or_default();
             body.binary_path = service.binary_path;
+            return Some(service.service_name);
         }
         Decoded::LookupNames(names) => body.names = names,
         Decoded::OpenUser { rid } => body.rid = rid,

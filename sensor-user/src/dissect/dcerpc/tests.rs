@@ -676,3 +676,86 @@ fn an_auth_type_without_a_name_is_flagged_and_still_writes_as_a_line() {
             .expect("every enum has a name");
     }
 }
+
+/// A request (`ptype` 0) or response (2) PDU of `call_id`, little-endian NDR, one fragment.
+fn call_pdu(ptype: u8, call_id: u32, opnum: u16, stub: &[u8]) -> Vec<u8> {
+    let frag = u16::try_from(24 + stub.len()).expect("fits");
+    let mut pdu = vec![5, 0, ptype, 3, 0x10, 0, 0, 0];
+    pdu.extend(frag.to_le_bytes());
+    pdu.extend([0, 0]);
+    pdu.extend(call_id.to_le_bytes());
+    pdu.extend(u32::try_from(stub.len()).expect("fits").to_le_bytes());
+    pdu.extend(0u16.to_le_bytes());
+    if ptype == 0 {
+        pdu.extend(opnum.to_le_bytes());
+    } else {
+        pdu.extend([0, 0]);
+    }
+    pdu.extend_from_slice(stub);
+    pdu
+}
+
+// testdata/pcaps/suricata-verify/tests/dcerpc/dcerpc-dce-stub-data-04/input.pcap, stubs of
+// frames 8 and 10 (OpenHKLM and its answer), 12 and 14 (BaseRegOpenKey and its answer).
+const OPEN_HKLM: &str = "2cfdb50040aa010000000002";
+const OPEN_HKLM_RESPONSE: &str = "00000000f672289cf057d811b005000c2987eae900000000";
+const OPEN_RUN_KEY: &str = concat!(
+    "00000000f672289cf057d811b005000c2987eae95c005c00a8b914002e000000000000002e00000053004f00",
+    "4600540057004100520045005c004d006900630072006f0073006f00660074005c00570069006e0064006f00",
+    "770073005c00430075007200720065006e007400560065007200730069006f006e005c00520075006e000000",
+    "0000000003000000",
+);
+const OPEN_RUN_KEY_RESPONSE: &str = "00000000f772289cf057d811b005000c2987eae900000000";
+
+#[test]
+fn registry_keys_are_named_through_their_handles() {
+    let mut harness = Harness::new();
+    let mut bind = hex(EPM_BIND);
+    // WINREG 338cd001-2244-31f1-aaaa-900038001003 as the abstract syntax.
+    bind[32..48].copy_from_slice(&hex("01d08c334422f131aaaa900038001003"));
+    harness.pdu(Direction::ToServer, &bind);
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &call_pdu(0, 1, 2, &hex(OPEN_HKLM)));
+    harness.pdu(
+        Direction::ToClient,
+        &call_pdu(2, 1, 0, &hex(OPEN_HKLM_RESPONSE)),
+    );
+    harness.pdu(Direction::ToServer, &call_pdu(0, 2, 15, &hex(OPEN_RUN_KEY)));
+    harness.pdu(
+        Direction::ToClient,
+        &call_pdu(2, 2, 0, &hex(OPEN_RUN_KEY_RESPONSE)),
+    );
+    // BaseRegSaveKey on the Run key's handle (frame 14's), saving to a file name.
+    let mut save = hex("00000000f772289cf057d811b005000c2987eae9");
+    save.extend(hex(
+        "0a000a00000002000500000000000000050000006100620063000000000000000000",
+    ));
+    harness.pdu(Direction::ToServer, &call_pdu(0, 3, 20, &save));
+    // A save on a handle this association never saw opened names no key.
+    let mut unknown = vec![0x42; 20];
+    unknown.extend(hex(
+        "0a000a00000002000500000000000000050000006100620063000000000000000000",
+    ));
+    harness.pdu(Direction::ToServer, &call_pdu(0, 4, 20, &unknown));
+    let out = harness.close();
+    let paths: Vec<(&str, &str)> = out[1..]
+        .iter()
+        .map(body)
+        .map(|body| (body.operation.as_str(), body.key_path.as_str()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("OpenLocalMachine", "HKLM"),
+            (
+                "BaseRegOpenKey",
+                "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+            ),
+            (
+                "BaseRegSaveKey",
+                "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+            ),
+            ("BaseRegSaveKey", ""),
+        ]
+    );
+}
