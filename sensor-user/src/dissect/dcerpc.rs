@@ -43,7 +43,7 @@ use super::{
     stream::{Duplex, Malformed, Sink, StreamProtocol},
 };
 use crate::{
-    activity::{Seen, flag_names, outcome},
+    activity::{Seen, flag_names, outcome, timestamp},
     flow::{Direction, MemoryBudget},
 };
 
@@ -122,6 +122,11 @@ pub struct DceRpc {
     /// Bytes of the budget the waiting binds and calls hold, beyond their stub buffers.
     waiting_charge: usize,
     handles: Handles,
+    /// The association was recognised by its content, on a port nothing announced.
+    by_content: bool,
+    /// The time of the latest PDU (ns): what is reported without its answer is reported then,
+    /// so that an association's activities stay in time order.
+    last_time_ns: u64,
 }
 
 impl DceRpc {
@@ -135,10 +140,19 @@ impl DceRpc {
             handles: Handles::new(budget.clone()),
             budget,
             waiting_charge: 0,
+            by_content: false,
+            last_time_ns: 0,
         }
     }
 
-    fn activity(&self, seen: &Seen, body: DceRpcActivity) -> Activity {
+    /// The association was recognised by its content: its activities say so.
+    pub fn found_by_content(mut self) -> Self {
+        self.by_content = true;
+        self
+    }
+
+    fn activity(&self, seen: &Seen, mut body: DceRpcActivity) -> Activity {
+        body.found_by_content = self.by_content;
         let mut activity = seen.activity(Body::Dcerpc(body));
         activity.carrier = self.carrier.into();
         activity
@@ -178,12 +192,13 @@ impl DceRpc {
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
+        self.last_time_ns = self.last_time_ns.max(seen.time_ns);
         let pdu = dcerpc::parse(bytes).map_err(|_| Malformed)?;
         let anomalies = anomaly_names(&pdu);
         if direction == Direction::ToServer {
             // The client went on (clients wait for the ack): a bind still waiting will not be
             // answered any more, and its activity must come before what the client does next.
-            self.flush_binds(sink);
+            self.flush_binds(seen.time_ns, sink);
         }
         match (&pdu.body, direction) {
             (PduBody::Bind(bind), Direction::ToServer) => {
@@ -602,12 +617,12 @@ impl DceRpc {
         sink.out.push(call.activity);
     }
 
-    fn flush_binds(&mut self, sink: &mut Sink<'_>) {
+    fn flush_binds(&mut self, time_ns: u64, sink: &mut Sink<'_>) {
         let mut binds: Vec<(u32, PendingBind)> = self.binds.drain().collect();
         binds.sort_by_key(|(id, _)| *id);
         for (_, bind) in binds {
             self.release_waiting(bind.charge);
-            sink.out.push(bind.activity);
+            sink.out.push(not_before(bind.activity, time_ns));
         }
     }
 
@@ -654,7 +669,12 @@ impl DceRpc {
             waiting.push((id, call.activity));
         }
         waiting.sort_by_key(|(id, _)| *id);
-        out.extend(waiting.into_iter().map(|(_, activity)| activity));
+        let last = self.last_time_ns;
+        out.extend(
+            waiting
+                .into_iter()
+                .map(|(_, activity)| not_before(activity, last)),
+        );
     }
 }
 
@@ -777,6 +797,18 @@ fn response_outcome(returned: Option<u32>) -> Outcome {
             ..Outcome::default()
         },
     }
+}
+
+/// `activity` stamped no earlier than `time_ns` (what an unanswered request is reported at).
+fn not_before(mut activity: Activity, time_ns: u64) -> Activity {
+    let own = activity.time.as_ref().map_or(0, |time| {
+        u64::try_from(time.seconds).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(time.nanos).unwrap_or(0)
+    });
+    if time_ns > own {
+        activity.time = Some(timestamp(time_ns));
+    }
+    activity
 }
 
 fn truncated_stub(activity: &mut Activity) {

@@ -14,6 +14,7 @@ mod kerberos;
 mod ldap;
 mod netbios;
 mod ntlm;
+mod probe;
 pub mod radius;
 mod rdp;
 mod session;
@@ -38,6 +39,7 @@ use crate::{
         CloseReason, Direction, FlowHandler, FlowKey, FlowLimits, FlowTable, FragmentKey,
         FragmentLimits, FragmentTable, MemoryBudget, StreamEvent, TcpFlags, TcpSegment,
     },
+    services::{Transport, service_name},
 };
 
 /// What the dissector counts beyond the flow table's and the fragment table's own counters.
@@ -84,10 +86,14 @@ pub struct DissectCounters {
     /// DCE-RPC context handles forgotten (the table full) or not remembered (the budget spent):
     /// later calls naming them go unnamed.
     pub rpc_handles_forgotten: u64,
+    /// TCP flows on ports no service names recognised as DCE-RPC by their content.
+    pub rpc_found_by_content: u64,
+    /// TCP flows on such ports probed for DCE-RPC and found not to be.
+    pub rpc_probes_refused: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 19] {
+    pub fn pairs(&self) -> [(&'static str, u64); 21] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -108,6 +114,8 @@ impl DissectCounters {
             ("rpc_endpoints_dropped", self.rpc_endpoints_dropped),
             ("pipe_gaps", self.pipe_gaps),
             ("rpc_handles_forgotten", self.rpc_handles_forgotten),
+            ("rpc_found_by_content", self.rpc_found_by_content),
+            ("rpc_probes_refused", self.rpc_probes_refused),
         ]
     }
 }
@@ -122,6 +130,8 @@ pub struct DissectLimits {
     /// Shared secrets to check RADIUS authenticators with (not a limit, but handed over the
     /// same way).
     pub radius: RadiusSecrets,
+    /// Whether TCP flows on ports no service names are probed for DCE-RPC by their content.
+    pub rpc_by_content: bool,
 }
 
 /// How often, in capture time, idle flows and stale fragments are looked for.
@@ -137,6 +147,7 @@ pub struct Dissector {
     next_expiry_ns: u64,
     /// TCP endpoints endpoint mappers announced as DCE-RPC.
     learned: LearnedEndpoints,
+    rpc_by_content: bool,
     /// Endpoints announced while handling the current packet, learned once it is done.
     announced: Announcements,
 }
@@ -163,6 +174,7 @@ impl Dissector {
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
             learned: LearnedEndpoints::default(),
+            rpc_by_content: limits.rpc_by_content,
             announced: Announcements::default(),
         }
     }
@@ -268,6 +280,7 @@ impl Dissector {
                     budget: &self.budget,
                     counters: &mut self.counters,
                     learned: &self.learned,
+                    rpc_by_content: self.rpc_by_content,
                     announced: &mut self.announced,
                     out,
                 };
@@ -329,6 +342,7 @@ impl Dissector {
             budget: &self.budget,
             counters: &mut self.counters,
             learned: &self.learned,
+            rpc_by_content: self.rpc_by_content,
             announced: &mut self.announced,
             out,
         };
@@ -343,6 +357,7 @@ impl Dissector {
             budget: &self.budget,
             counters: &mut self.counters,
             learned: &self.learned,
+            rpc_by_content: self.rpc_by_content,
             announced: &mut self.announced,
             out,
         };
@@ -358,6 +373,7 @@ struct Handler<'a> {
     budget: &'a MemoryBudget,
     counters: &'a mut DissectCounters,
     learned: &'a LearnedEndpoints,
+    rpc_by_content: bool,
     announced: &'a mut Announcements,
     out: &'a mut Vec<Activity>,
 }
@@ -366,13 +382,25 @@ impl FlowHandler for Handler<'_> {
     type State = Session;
 
     fn open(&mut self, key: &FlowKey) -> Option<Session> {
-        Kind::for_tcp(key.server.port())
-            .or_else(|| {
-                self.learned
-                    .contains(key.server, self.time_ns)
-                    .then_some(Kind::DceRpc)
-            })
-            .and_then(|kind| Session::new(kind, self.budget.clone()))
+        let kind = Kind::for_tcp(key.server.port()).or_else(|| {
+            self.learned
+                .contains(key.server, self.time_ns)
+                .then_some(Kind::DceRpc)
+        });
+        match kind {
+            Some(kind) => Session::new(kind, self.budget.clone()),
+            // A service's port (LDAPS, ADWS...: watched for their flows) is never probed; nor is
+            // a flow whose port the table took for the client's is one.
+            None if [key.server, key.client]
+                .iter()
+                .any(|end| service_name(Transport::Tcp, end.port()).is_some()) =>
+            {
+                None
+            }
+            None => self
+                .rpc_by_content
+                .then(|| Session::probe(self.budget.clone())),
+        }
     }
 
     fn event(

@@ -759,3 +759,75 @@ fn registry_keys_are_named_through_their_handles() {
         ]
     );
 }
+
+#[test]
+fn a_high_port_is_taken_as_dcerpc_by_its_content_and_only_then() {
+    use crate::dissect::{DissectLimits, Dissector};
+    let mut dissector = Dissector::new(DissectLimits {
+        memory_bytes: 1 << 24,
+        rpc_by_content: true,
+        ..DissectLimits::default()
+    });
+    let mut out = Vec::new();
+    // An HTTP request and answer on a high port: probed, refused, not followed.
+    let mut web = Connection::open(
+        "172.16.5.10:50600",
+        "172.16.5.58:50000",
+        &mut dissector,
+        1,
+        &mut out,
+    );
+    // A few requests on a kept-alive connection: each segment looked at, then given up.
+    for _ in 0..5 {
+        web.send(
+            &mut dissector,
+            2,
+            true,
+            Connection::PSH_ACK,
+            b"GET / HTTP/1.1\r\nHost: dc\r\n\r\n",
+            &mut out,
+        );
+    }
+    web.send(
+        &mut dissector,
+        2,
+        false,
+        Connection::PSH_ACK,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        &mut out,
+    );
+    assert!(out.is_empty());
+    assert_eq!(dissector.counters().rpc_probes_refused, 1);
+    assert_eq!(dissector.counters().rpc_found_by_content, 0);
+    // The zerologon NETLOGON association on 49668, whose ept_map answer the sensor never saw.
+    let mut netlogon = Connection::open(
+        "172.16.5.10:50556",
+        "172.16.5.58:49668",
+        &mut dissector,
+        3,
+        &mut out,
+    );
+    netlogon.send(
+        &mut dissector,
+        4,
+        true,
+        Connection::PSH_ACK,
+        &hex(NETLOGON_AUTHENTICATE3),
+        &mut out,
+    );
+    netlogon.send(
+        &mut dissector,
+        4,
+        false,
+        Connection::PSH_ACK,
+        &hex(NETLOGON_AUTHENTICATE3_RESPONSE),
+        &mut out,
+    );
+    dissector.finish(5, &mut out);
+    assert_eq!(dissector.counters().rpc_found_by_content, 1);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let request = body(&out[0]);
+    assert!(request.found_by_content);
+    assert_eq!(request.opnum, 26);
+    assert!(request.answered, "its response matched");
+}

@@ -21,6 +21,8 @@ impl SmbSession {
             body.is_pipe = tree.is_pipe();
         }
         body.path = join_path(&body.share, name);
+        body.admin_share = admin_share(&body.share);
+        body.executable = executable(name);
     }
 
     #[expect(
@@ -54,6 +56,7 @@ impl SmbSession {
         if let Some(mut activity) = activity {
             if let Some(activity::Body::Smb(body)) = &mut activity.body {
                 body.share_type = share_type_value(share_type).into();
+                body.admin_share = admin_share(&body.share);
                 body.is_pipe = self
                     .trees
                     .get(&(session, tree_id))
@@ -159,10 +162,23 @@ impl SmbSession {
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) {
+        let budget = self.budget.clone();
         let Some(file) = self.file(key, *seen, sink) else {
             return;
         };
         file.bytes_written = file.bytes_written.saturating_add(u64::from(length));
+        // A file on a tree whose connection was not seen (a connection picked up mid-stream)
+        // is a named pipe when what is written to it is DCE-RPC: a PDU header that passes the
+        // strict start test and frames the whole write.
+        if file.pipe.is_none()
+            && file.share_type == ShareType::UNKNOWN
+            && file.share.is_empty()
+            && starts_rpc(data)
+        {
+            file.is_pipe = true;
+            file.pipe = Some(RpcPipe::new(budget));
+            sink.counters.rpc_found_by_content += 1;
+        }
         if let Some(pipe) = &mut file.pipe {
             pipe_data(pipe, Direction::ToServer, (length, data, cut), seen, sink);
         }
@@ -248,6 +264,8 @@ impl SmbSession {
         body.share = file.share.clone();
         body.share_type = share_type_value(file.share_type).into();
         body.path = join_path(&file.share, &file.name);
+        body.admin_share = admin_share(&file.share);
+        body.executable = executable(&file.name);
         body.file_name = file.name;
         body.is_pipe = file.is_pipe;
         body.bytes_read = file.bytes_read;
@@ -282,4 +300,19 @@ impl SmbSession {
         self.charged -= charge;
         self.budget.release(charge);
     }
+}
+
+/// Whether `data` is one or more whole DCE-RPC PDUs, each passing the strict start test.
+fn starts_rpc(data: &[u8]) -> bool {
+    let mut rest = data;
+    while !rest.is_empty() {
+        if dcwatch_parsers::dcerpc::is_pdu_start(rest) != Start::Yes {
+            return false;
+        }
+        match dcwatch_parsers::dcerpc::frame(rest) {
+            Framing::Pdu(len) if len <= rest.len() => rest = &rest[len..],
+            _ => return false,
+        }
+    }
+    data.len() >= dcwatch_parsers::dcerpc::HEADER_LEN
 }

@@ -10,6 +10,7 @@
 //! the setup's outcome. Encrypted (SMB3 transform) messages are counted, one activity per
 //! connection.
 
+mod compressed;
 mod encrypted;
 mod files;
 mod pending;
@@ -210,6 +211,8 @@ pub struct SmbSession {
     trees: HashMap<(u64, u32), Tree>,
     files: HashMap<FileKey, File>,
     encrypted: Encrypted,
+    /// A COMPRESSED activity was reported for this connection.
+    compression_reported: bool,
     /// Bytes of the budget held by the maps' entries (pending requests charge their own).
     charged: usize,
     /// A gap in a direction: the pipes lost bytes there.
@@ -232,6 +235,7 @@ impl SmbSession {
             trees: HashMap::new(),
             files: HashMap::new(),
             encrypted: Encrypted::default(),
+            compression_reported: false,
             charged: 0,
             gapped: [false; 2],
             cut: false,
@@ -289,7 +293,14 @@ impl StreamProtocol for SmbSession {
                     sink,
                 );
             }
-            Packet::Compressed { .. } | Packet::Control(_) => {}
+            Packet::Compressed(header) => {
+                let client = match direction {
+                    Direction::ToServer => *seen,
+                    Direction::ToClient => swapped(seen),
+                };
+                self.compressed(&header, &client, sink);
+            }
+            Packet::Control(_) => {}
         }
         Ok(())
     }
@@ -328,6 +339,31 @@ fn with_outcome(mut activity: Activity, status: NtStatus) -> Activity {
     }
     activity.outcome = Some(outcome(!status.is_error(), status.0, status.name()));
     activity
+}
+
+/// Extensions of files that run (programs, libraries, drivers, scripts, screensavers): what
+/// lateral movement copies to an administrative share.
+const EXECUTABLE_EXTENSIONS: &[&str] = &[
+    ".exe", ".dll", ".bat", ".cmd", ".ps1", ".vbs", ".sys", ".scr",
+];
+
+/// Whether a share (`\\server\NAME` or `NAME`) is an administrative one: ADMIN$, IPC$, or a
+/// drive's hidden share (C$, D$...).
+fn admin_share(share: &str) -> bool {
+    let name = share.rsplit('\\').next().unwrap_or(share);
+    let upper = name.to_ascii_uppercase();
+    match upper.as_bytes() {
+        [drive, b'$'] => drive.is_ascii_alphabetic(),
+        _ => upper == "ADMIN$" || upper == "IPC$",
+    }
+}
+
+/// Whether a file's name ends in an executable's extension (case-insensitive).
+fn executable(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    EXECUTABLE_EXTENSIONS
+        .iter()
+        .any(|extension| lower.ends_with(extension))
 }
 
 fn join_path(share: &str, name: &str) -> String {

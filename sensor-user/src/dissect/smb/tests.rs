@@ -585,3 +585,108 @@ fn hostile_input_never_panics() {
     let (_, _, budget) = connection.close();
     assert_eq!(budget.in_use(), 0);
 }
+
+#[test]
+fn admin_shares_and_executables_are_flagged() {
+    assert!(admin_share(r"\\dc1\ADMIN$"));
+    assert!(admin_share(r"\\10.0.0.1\c$"));
+    assert!(admin_share("IPC$"));
+    assert!(!admin_share(r"\\dc1\SYSVOL"));
+    assert!(!admin_share(r"\\dc1\share$"));
+    assert!(executable(r"Windows\Temp\evil.EXE"));
+    assert!(executable("run.ps1"));
+    assert!(!executable("notes.txt"));
+    assert!(!executable("exe"));
+    let mut connection = Connection::new();
+    connection.send(
+        Direction::ToServer,
+        &framed(&[command(
+            3,
+            1,
+            None,
+            0,
+            &tree_connect_request(r"\\dc1\ADMIN$"),
+        )]),
+    );
+    connection.send(
+        Direction::ToClient,
+        &framed(&[command(3, 1, Some(SUCCESS), 7, &tree_connect_response(1))]),
+    );
+    connection.send(
+        Direction::ToServer,
+        &framed(&[command(5, 2, None, 7, &create_request(r"Temp\svc.exe"))]),
+    );
+    connection.send(
+        Direction::ToClient,
+        &framed(&[command(5, 2, Some(SUCCESS), 7, &create_response(9))]),
+    );
+    connection.send(
+        Direction::ToServer,
+        &framed(&[command(6, 3, None, 7, &close_request(9))]),
+    );
+    connection.send(
+        Direction::ToClient,
+        &framed(&[command(6, 3, Some(SUCCESS), 7, &close_response())]),
+    );
+    let flags: Vec<(i32, bool, bool)> = smb_bodies(&connection.out)
+        .into_iter()
+        .map(|(body, _)| (body.r#type, body.admin_share, body.executable))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            (Type::TreeConnect.into(), true, false),
+            (Type::Create.into(), true, true),
+            (Type::Close.into(), true, true),
+        ]
+    );
+}
+
+/// A session message holding a COMPRESSION_TRANSFORM_HEADER ([MS-SMB2] 2.2.42.1) and
+/// `payload`.
+fn compressed_message(original_size: u32, offset: u32, payload: &[u8]) -> Vec<u8> {
+    let mut message = b"\xfcSMB".to_vec();
+    message.extend(original_size.to_le_bytes());
+    message.extend(1u16.to_le_bytes()); // LZNT1
+    message.extend(0u16.to_le_bytes()); // unchained
+    message.extend(offset.to_le_bytes());
+    message.extend_from_slice(payload);
+    let mut packet = (message.len() as u32).to_be_bytes().to_vec();
+    packet.extend(message);
+    packet
+}
+
+#[test]
+fn smbghost_is_reported_and_ordinary_compression_once() {
+    let mut connection = Connection::new();
+    // Two ordinary compressed messages: the first is reported, the second not.
+    connection.send(
+        Direction::ToServer,
+        &compressed_message(0x100, 0, &[0x11; 64]),
+    );
+    connection.send(
+        Direction::ToServer,
+        &compressed_message(0x100, 0, &[0x11; 64]),
+    );
+    // CVE-2020-0796: OriginalCompressedSegmentSize 0xffffffff plus Offset 16 wraps.
+    connection.send(
+        Direction::ToServer,
+        &compressed_message(0xffff_ffff, 16, &[0x41; 64]),
+    );
+    let compressed: Vec<(u32, u32, u32, bool)> = smb_bodies(&connection.out)
+        .into_iter()
+        .filter(|(body, _)| body.r#type == i32::from(Type::Compressed))
+        .map(|(body, _)| {
+            (
+                body.compressed_original_size,
+                body.compressed_offset,
+                body.compressed_payload_len,
+                body.compression_overflow,
+            )
+        })
+        .collect();
+    assert_eq!(
+        compressed,
+        [(0x100, 0, 64, false), (0xffff_ffff, 16, 64, true)]
+    );
+}
