@@ -193,6 +193,10 @@ pub struct Session {
 }
 
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the streams are the common case; boxing them would cost every flow an allocation"
+)]
 enum State {
     /// Its protocol's PDU streams; `flipped` when the flow table's client is the server
     /// (found by content: the first PDU seen was a server's).
