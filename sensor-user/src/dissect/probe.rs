@@ -7,8 +7,9 @@
 //! IEEE, no undefined flag, a frag_length that fits the type's fixed body and its auth
 //! verifier. Two PDUs passing it, in either direction, confirm the flow (one passing header
 //! could be chance); a PDU failing it after one passed, a gap after bytes were held, or too
-//! many bytes or segments without two passing end the probe. Bytes of a direction before its
-//! first passing header are passed over: the rest of a PDU whose start was not captured. A confirmed flow is dissected as on a learned port from its first
+//! many bytes or segments without two passing end the probe. On a flow picked up mid-stream,
+//! bytes of a direction before its first passing header are passed over: the rest of a PDU
+//! whose start was not captured. A confirmed flow is dissected as on a learned port from its first
 //! held byte, so mid-stream requests are reported too.
 
 use dcwatch_parsers::{
@@ -47,6 +48,8 @@ pub struct Probe {
     /// Bytes of each direction already cut into passing PDUs.
     cut: [usize; 2],
     segments: [u8; 2],
+    /// A direction whose first bytes were lost (a flow picked up mid-stream).
+    midstream: [bool; 2],
     pdus: usize,
     /// Whether the first passing PDU was sent by the flow's client side.
     first_from: Option<(Direction, PacketType)>,
@@ -81,6 +84,7 @@ impl Probe {
             held_len: 0,
             cut: [0; 2],
             segments: [0; 2],
+            midstream: [false; 2],
             pdus: 0,
             first_from: None,
             budget,
@@ -95,13 +99,18 @@ impl Probe {
         if self.segments[side] > MAX_PROBE_SEGMENTS {
             return Verdict::NotRpc;
         }
-        // Before a PDU starts in this direction, bytes that do not begin one are the rest of
-        // a PDU whose start the capture missed (a flow picked up mid-stream): passed over.
+        // Before a PDU starts in this direction, bytes that do not begin one are, on a flow
+        // picked up mid-stream, the rest of a PDU whose start the capture missed: passed over.
+        // On a flow seen from its start they are another protocol.
         if self.cut[side] == 0
             && !self.held.iter().any(|(held, _)| *held == direction)
             && dcerpc::is_pdu_start(bytes) == Start::No
         {
-            return Verdict::Undecided;
+            return if self.midstream[side] {
+                Verdict::Undecided
+            } else {
+                Verdict::NotRpc
+            };
         }
         if self.held_len + bytes.len() > MAX_PROBE_BYTES || !self.budget.try_reserve(bytes.len()) {
             return Verdict::NotRpc;
@@ -144,6 +153,7 @@ impl Probe {
         if self.held.iter().any(|(held, _)| *held == direction) {
             Verdict::NotRpc
         } else {
+            self.midstream[index(direction)] = true;
             Verdict::Undecided
         }
     }
@@ -221,6 +231,10 @@ mod tests {
             pdu(0, 20),
         ] {
             let mut probe = Probe::new(budget.clone());
+            assert_eq!(probe.data(Direction::ToServer, &first), Verdict::NotRpc);
+            // Picked up mid-stream, it is given up after a few segments.
+            let mut probe = Probe::new(budget.clone());
+            assert_eq!(probe.gap(Direction::ToServer), Verdict::Undecided);
             for _ in 0..MAX_PROBE_SEGMENTS {
                 assert_eq!(probe.data(Direction::ToServer, &first), Verdict::Undecided);
             }
@@ -239,6 +253,7 @@ mod tests {
     #[test]
     fn the_rest_of_a_pdu_whose_start_was_missed_is_passed_over() {
         let mut probe = Probe::new(MemoryBudget::new(1 << 20));
+        assert_eq!(probe.gap(Direction::ToServer), Verdict::Undecided);
         assert_eq!(
             probe.data(Direction::ToServer, &[0x38, 0x9b, 0x2b, 0x26]),
             Verdict::Undecided
