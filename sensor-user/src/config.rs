@@ -84,6 +84,8 @@ pub struct DissectConfig {
     pub max_buffered_per_direction_kib: u32,
     pub max_fragmented_datagrams: u32,
     pub fragment_timeout_secs: u64,
+    /// Probe TCP flows on ports no service names for DCE-RPC by their content.
+    pub rpc_by_content: bool,
 }
 
 impl Default for DissectConfig {
@@ -95,6 +97,7 @@ impl Default for DissectConfig {
             max_buffered_per_direction_kib: 1024,
             max_fragmented_datagrams: 4096,
             fragment_timeout_secs: 30,
+            rpc_by_content: true,
         }
     }
 }
@@ -118,6 +121,7 @@ impl DissectConfig {
             },
             memory_bytes,
             radius: RadiusSecrets::default(),
+            rpc_by_content: self.rpc_by_content,
         }
     }
 }

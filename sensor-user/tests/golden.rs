@@ -275,7 +275,7 @@ fn key_line(activity: &Value) -> String {
         ],
         ("dns", "UPDATE") => vec![("zone", text(activity, "query_name"))],
         ("dcerpc", "BIND" | "ALTER_CONTEXT") => vec![("interfaces", dcerpc_interfaces(activity))],
-        ("dcerpc", "REQUEST") => vec![("opnum", number(activity, "opnum"))],
+        ("dcerpc", "REQUEST") => dcerpc_request_fields(activity),
         ("dns", "UPDATE_RESPONSE") => vec![
             ("zone", text(activity, "query_name")),
             ("rcode", number(activity, "rcode")),
@@ -360,6 +360,19 @@ fn netbios_rdp_radius_fields(
 /// or or of n items nested in pairs, `(&(&AB)C)`, one item bare; values unescaped, and written
 /// as colon-separated hex unless they are printable ASCII; `NtVer` as a little-endian
 /// `0x%08x`.
+/// A DCE-RPC request's opnum, then the stub fields make-activities.py reads from tshark, each
+/// only when not empty.
+fn dcerpc_request_fields(activity: &Value) -> Vec<(&'static str, String)> {
+    let mut fields = vec![("opnum", number(activity, "opnum"))];
+    for key in ["key_path", "file_name", "command", "clsid"] {
+        let value = text(activity, key);
+        if !value.is_empty() {
+            fields.push((key, value));
+        }
+    }
+    fields
+}
+
 /// The abstract syntax UUIDs a DCE-RPC bind offered, in order (make-activities.py's
 /// `interfaces`).
 fn dcerpc_interfaces(activity: &Value) -> String {

@@ -165,13 +165,15 @@ ntp (UDP 123)
             TYPE_UNSPECIFIED. The key identifier counts only with an authenticator of 4, 20 or
             72 octets (MS-SNTP 2.2.1, 2.2.2, or the identifier alone).
 
-dcerpc (connection-oriented DCE-RPC, a `dcerpc` layer of a TCP frame on port 135 or on a TCP
-  port an earlier endpoint-mapper answer in the capture announced (epm.proto.tcp_port): what
-  the sensor can know; frames with an smb/smb2 layer only when
-  DCERPC_OVER_SMB is set, which waits for the SMB dissector)
+dcerpc (connection-oriented DCE-RPC, a `dcerpc` layer of a TCP frame on port 135, on a TCP
+  port an earlier endpoint-mapper answer in the capture announced (epm.proto.tcp_port), or on
+  any other TCP port no service of the sensor's uses (the sensor finds DCE-RPC there by its
+  content, DCERPC_BY_CONTENT); frames with an smb/smb2 layer only when DCERPC_OVER_SMB is set)
   BIND / ALTER_CONTEXT  interfaces=<the abstract syntax UUIDs of its context items
             (dcerpc.cn_bind_to_uuid), comma-separated, in order>  (pkt_type 11 / 14)
-  REQUEST   opnum=<n>  one line per call: a request PDU (pkt_type 0) with first_frag set; the
+  REQUEST   opnum=<n> [key_path= file_name= command= clsid=: the stub fields of "DCE-RPC stub
+            fields" below, each only when tshark decodes it]
+            one line per call: a request PDU (pkt_type 0) with first_frag set; the
             later fragments of the call have no line of their own.
   NTLM and Kerberos tokens in the auth verifiers of bind, bind_ack, alter_context,
   alter_context_resp and AUTH3 PDUs (pkt_type 11, 12, 14, 15, 16) give ntlm / kerberos lines as
@@ -373,6 +375,11 @@ CAPTURES = [
     # resolver, not the endpoint mapper: no line for them.
     "suricata-verify/tests/dcerpc/dcerpc-ctxids/input.pcap",
     "suricata-verify/tests/dcerpc/dcerpc-dce-stub-data-04/input.pcap",  # 135 only (not 1234)
+    # DCE-RPC stub fields over SMB named pipes: PetitPotam's EfsRpcOpenFileRaw over
+    # \pipe\lsarpc (the TCP stream of frame 1995 of the upstream UnPatchedDCOpenFileRaw.pcapng,
+    # cut with tshark -Y tcp.stream==50), and at.exe's NetrJobAdd in NDR64 over \pipe\atsvc.
+    "corelight-PetitPotam/testing/Traces/UnPatchedDCOpenFileRaw-efsrpc-stream.pcapng",
+    "401trg-detections/pcaps/20171220_smb_at_schedule.pcap",
     # Not here: arkime dcerpc_synthetic.pcap (frame 47 carries 12 bytes after its PDU, which
     # tshark shows as "Long frame" and ignores, while a stream reassembler must count them as a
     # desync; hand-made); OTRF covenant_dcsync (ept_map on 135 announcing DRSUAPI on 49674: the right
@@ -1070,7 +1077,7 @@ def smb1_layer(layer, stream, state, out):
 
 # ---- DCE-RPC -----------------------------------------------------------------------------
 
-def dcerpc_layer(layer):
+def dcerpc_layer(layer, layers=None, stubs=None):
     kind = child(layer, "dcerpc.pkt_type", "")
     out = []
     if kind in DCERPC_BIND_TYPES:
@@ -1079,10 +1086,179 @@ def dcerpc_layer(layer):
     elif kind == "0":
         flags = child(layer, "dcerpc.cn_flags_tree", [])
         if child(flags, "dcerpc.cn_flags.first_frag", "0") == "1":
-            out.append(line("dcerpc", "REQUEST", ("opnum", child(layer, "dcerpc.opnum", ""))))
+            keys = dcerpc_stub_keys(layers or [], stubs) if stubs is not None else []
+            out.append(line("dcerpc", "REQUEST", ("opnum", child(layer, "dcerpc.opnum", "")),
+                            *keys))
+    elif kind == "2" and stubs is not None:
+        dcerpc_stub_answer(layers or [], stubs)
     if kind in DCERPC_TOKEN_TYPES:
-        out.extend(embedded_tokens(layer))
+        tokens = embedded_tokens(layer)
+        if not tokens and stubs is not None and undecoded_negtokenresp(layer):
+            tokens = raw_dcerpc_ap_rep(stubs.capture, frame_number(layers or []))
+        out.extend(tokens)
     return out
+# ---- DCE-RPC stub fields (branch fields-rpc) -----------------------------------------------
+#
+# A REQUEST line gains, after opnum, the stub fields below that tshark decodes for it, in this
+# order, each only when not empty (the sensor's key line writes the same ones):
+#   key_path   WINREG: the hive an Open* call opens (OpenHKLM -> HKLM...), or the path of the key
+#              BaseRegOpenKey / BaseRegCreateKey opens under its parent handle, or the key
+#              BaseRegSaveKey / BaseRegSaveKeyEx saves. tshark names the frame that answered
+#              with each handle (dcerpc.nt.open_frame); the path that answer gave it is the
+#              path of its request. A handle whose opening is not in the capture gives the
+#              subkey alone (open/create) or nothing (save).
+#   file_name  EFSRPC: the FileName / SrcFileName tshark decodes (efs.*.FileName, or
+#              efs.*.Filename as its EfsRpcEncryptFileSrv spells it).
+#   command    ATSVC NetrJobAdd: atsvc.atsvc_JobInfo.command.
+#   clsid      ISystemActivator RemoteCreateInstance / RemoteGetClassObject: the CLSID of the
+#              InstantiationInfo property (isystemactivator.properties.instninfo.clsid).
+
+WINREG_HIVES = {"0": "HKCR", "1": "HKCU", "2": "HKLM", "3": "HKPD", "4": "HKU", "27": "HKCC"}
+
+
+def dcerpc_tcp_port(port_set, epm_ports):
+    """DCE-RPC over TCP: port 135, a port an ept_map answer announced, or (the sensor finds
+    DCE-RPC by its content, DCERPC_BY_CONTENT) any port that is not another watched service's."""
+    if port_set & ({135} | {int(p) for p in epm_ports if p.isdigit()}):
+        return True
+    return DCERPC_BY_CONTENT and not port_set & OTHER_SERVICE_PORTS
+
+
+# The sensor probes a TCP flow on a port no service names for DCE-RPC by its content; on the
+# ports of its other services (sensor-user/src/services.rs, default and opt-in) it never looks.
+DCERPC_BY_CONTENT = True
+OTHER_SERVICE_PORTS = {53, 80, 88, 139, 389, 445, 464, 514, 636, 3268, 3269, 3389, 5985, 8080, 9389}
+
+
+def undecoded_negtokenresp(layer):
+    """tshark leaves a SPNEGO NegTokenResp ([1]) in a DCE-RPC auth verifier undecoded ("Unknown
+    header (class=2, pc=1, tag=1)") when the bind that opened the SPNEGO exchange is not in the
+    capture: on a flow the sensor found by its content mid-way."""
+    return any("Unknown header (class=2, pc=1, tag=1)" in k for k, _ in walk(layer))
+
+
+def walk(tree):
+    for k, v in pairs(tree):
+        yield k, v
+        if isinstance(v, list):
+            yield from walk(v)
+
+
+def raw_dcerpc_ap_rep(capture, frame):
+    """Rule decided: the AP_REP line of such a verifier, found in its raw bytes as
+    raw_krb5_ap_rep finds one in an LDAP bind's serverSaslCreds: the frame's TCP payload, cut
+    into PDUs by frag_length, each PDU's last auth_length bytes."""
+    payload = subprocess.run(["tshark", "-r", capture, "-Y", "frame.number==%s" % frame, "-T",
+                              "fields", "-e", "tcp.payload"], check=True,
+                             capture_output=True, text=True).stdout.strip().replace(":", "")
+    data = bytes.fromhex(payload) if payload else b""
+    out, at = [], 0
+    while at + 16 <= len(data) and data[at] == 5:
+        little = data[at + 4] & 0x10
+        frag = int.from_bytes(data[at + 8:at + 10], "little" if little else "big")
+        auth = int.from_bytes(data[at + 10:at + 12], "little" if little else "big")
+        if frag < 16:
+            break
+        if auth:
+            token = data[at + frag - auth:at + frag]
+            out.extend(raw_krb5_ap_rep(token.hex()) or dce_style_ap_rep(token))
+        at += frag
+    return out
+
+
+def der_length(data, at):
+    """(length, where the content starts) of the DER length at `at`."""
+    first = data[at]
+    if first < 0x80:
+        return first, at + 1
+    count = first & 0x7f
+    return int.from_bytes(data[at + 1:at + 1 + count], "big"), at + 1 + count
+
+
+def dce_style_ap_rep(token):
+    """A NegTokenResp whose responseToken ([2] OCTET STRING) is a bare AP-REP ([APPLICATION 15],
+    0x6f): DCE-style Kerberos (RFC 4121 with DCE mutual authentication), as in the binds and
+    alter contexts of DCE-RPC. One AP_REP line."""
+    try:
+        if token[:1] != b"\xa1":
+            return []
+        _, at = der_length(token, 1)
+        if token[at] != 0x30:
+            return []
+        end_len, at = der_length(token, at + 1)
+        end = at + end_len
+        while at < end:
+            tag = token[at]
+            length, content = der_length(token, at + 1)
+            if tag == 0xa2 and token[content] == 0x04:
+                _, inner = der_length(token, content + 1)
+                return [line("kerberos", "AP_REP")] if token[inner] == 0x6f else []
+            at = content + length
+    except IndexError:
+        return []
+    return []
+
+
+class StubState:
+    def __init__(self, capture=""):
+        self.capture = capture
+        self.request_paths = {}  # request frame -> the key path it opens
+        self.open_paths = {}  # answer frame -> the key path of the handle it gave
+
+
+def open_frame_path(tree, stubs):
+    frames = descendants(tree, "dcerpc.nt.open_frame")
+    return stubs.open_paths.get(frames[0]) if frames else None
+
+
+def dcerpc_stub_keys(layers, stubs):
+    frame = frame_number(layers)
+    keys = []
+    winreg = child(layers, "winreg")
+    if winreg is not None:
+        opnum = child(winreg, "winreg.opnum", "")
+        path = ""
+        if opnum in WINREG_HIVES:
+            path = WINREG_HIVES[opnum]
+        elif opnum in ("6", "15"):
+            names = (descendants(winreg, "winreg.winreg_OpenKey.keyname") or
+                     descendants(winreg, "winreg.winreg_CreateKey.name"))
+            name = names[0] if names else ""
+            parent = open_frame_path(winreg, stubs)
+            path = "%s\\%s" % (parent, name) if parent and name else (parent or name)
+        elif opnum in ("20", "31"):
+            path = open_frame_path(winreg, stubs) or ""
+        stubs.request_paths[frame] = path
+        if path:
+            keys.append(("key_path", path))
+    efs = child(layers, "efs")
+    if efs is not None:
+        names = [v for k, v in pairs(efs)
+                 if k.lower().endswith(".filename") or k.endswith(".SrcFileName")]
+        if names and names[0]:
+            keys.append(("file_name", names[0]))
+    atsvc = child(layers, "atsvc")
+    if atsvc is not None:
+        commands = descendants(atsvc, "atsvc.atsvc_JobInfo.command")
+        if commands and commands[0]:
+            keys.append(("command", commands[0]))
+    activator = child(layers, "isystemactivator")
+    if activator is not None:
+        classes = descendants(activator, "isystemactivator.properties.instninfo.clsid")
+        if classes:
+            keys.append(("clsid", classes[0]))
+    return keys
+
+
+def dcerpc_stub_answer(layers, stubs):
+    winreg = child(layers, "winreg")
+    if winreg is None or child(winreg, "winreg.werror", "") != "0x00000000":
+        return
+    request = child(winreg, "dcerpc.request_in", "")
+    if request in stubs.request_paths and descendants(winreg, "winreg.handle"):
+        stubs.open_paths[frame_number(layers)] = stubs.request_paths[request]
+
+
 # ---- NetBIOS name service ---------------------------------------------------------------
 
 NBNS_OPCODES = {"5": "REGISTRATION", "15": "REGISTRATION", "8": "REFRESH", "9": "REFRESH",
@@ -1267,6 +1443,7 @@ def activities(capture):
     out, pending, order, epm_ports = [], {}, [], set()
     ntp_waiting, ntp_order = {}, []
     smb_state = SmbState()
+    stubs = StubState(capture)
     for frame in frames:
         layers = child(child(frame, "_source", []), "layers", [])
         layers = redissected.get(frame_number(layers), layers)
@@ -1289,9 +1466,9 @@ def activities(capture):
             elif name == "epm":
                 epm_ports.update(descendants(layer, "epm.proto.tcp_port"))
             elif name == "dcerpc" and transport == "tcp" and (
-                    (port_set & ({135} | {int(p) for p in epm_ports if p.isdigit()}) and not smb)
+                    (not smb and dcerpc_tcp_port(port_set, epm_ports))
                     or (DCERPC_OVER_SMB and smb and port_set & SMB_PORTS)):
-                out.extend(dcerpc_layer(layer))
+                out.extend(dcerpc_layer(layer, layers, stubs))
             elif name == "nbns" and transport == "udp" and 137 in port_set:
                 out.extend(nbns_layer(layer))
             elif name == "radius" and transport == "udp" and port_set & RADIUS_PORTS:

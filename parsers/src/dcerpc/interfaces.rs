@@ -42,6 +42,17 @@ pub const EFSRPC: Uuid = Uuid(0xdf1941c5_fe89_4e79_bf10_463657acf44d);
 pub const SPOOLSS: Uuid = Uuid(0x12345678_1234_abcd_ef00_0123456789ab);
 pub const WINREG: Uuid = Uuid(0x338cd001_2244_31f1_aaaa_900038001003);
 pub const DSSETUP: Uuid = Uuid(0x3919286a_b10c_11d0_9ba8_00c04fd92ef5);
+/// MS-BKRP, the DPAPI domain backup key service (over \pipe\protected_storage or lsarpc).
+pub const BKRP: Uuid = Uuid(0x3dde7c30_165d_11d1_ab8f_00805f14db40);
+pub const NETDFS: Uuid = Uuid(0x4fc742e0_4a10_11cf_8273_00aa004ae673);
+/// MS-PAR, the asynchronous print interface (PrintNightmare's second road).
+pub const REMOTE_WINSPOOL: Uuid = Uuid(0x76f03f96_cdfd_44fc_a22c_64950a001209);
+/// MS-DCOM IRemoteSCMActivator, which Windows names ISystemActivator.
+pub const SYSTEM_ACTIVATOR: Uuid = Uuid(0x000001a0_0000_0000_c000_000000000046);
+/// MS-DCOM IActivation, the older activation interface.
+pub const ACTIVATION: Uuid = Uuid(0x4d9f4ab8_7d1c_11cf_861e_0020af6e7c57);
+pub const WBEM_SERVICES: Uuid = Uuid(0x9556dc99_828c_11cf_a37e_00aa003240c7);
+pub const WBEM_LEVEL1_LOGIN: Uuid = Uuid(0xf309ad18_d86a_11d0_a075_00c04fb68820);
 
 const DRSUAPI_OPS: &[(u16, &str)] = &[
     (0, "DsBind"),
@@ -557,6 +568,81 @@ const WINREG_OPS: &[(u16, &str)] = &[
 
 const DSSETUP_OPS: &[(u16, &str)] = &[(0, "DsRolerGetPrimaryDomainInformation")];
 
+const BKRP_OPS: &[(u16, &str)] = &[(0, "BackuprKey")];
+
+const NETDFS_OPS: &[(u16, &str)] = &[
+    (0, "NetrDfsManagerGetVersion"),
+    (1, "NetrDfsAdd"),
+    (2, "NetrDfsRemove"),
+    (3, "NetrDfsSetInfo"),
+    (4, "NetrDfsGetInfo"),
+    (5, "NetrDfsEnum"),
+    (6, "NetrDfsRename"),
+    (7, "NetrDfsMove"),
+    (10, "NetrDfsAddFtRoot"),
+    (11, "NetrDfsRemoveFtRoot"),
+    (12, "NetrDfsAddStdRoot"),
+    (13, "NetrDfsRemoveStdRoot"),
+    (14, "NetrDfsManagerInitialize"),
+    (15, "NetrDfsAddStdRootForced"),
+    (16, "NetrDfsGetDcAddress"),
+    (17, "NetrDfsSetDcAddress"),
+    (18, "NetrDfsFlushFtTable"),
+    (19, "NetrDfsAdd2"),
+    (20, "NetrDfsRemove2"),
+    (21, "NetrDfsEnumEx"),
+    (22, "NetrDfsSetInfo2"),
+    (23, "NetrDfsAddRootTarget"),
+    (24, "NetrDfsRemoveRootTarget"),
+    (25, "NetrDfsGetSupportedNamespaceVersion"),
+];
+
+const REMOTE_WINSPOOL_OPS: &[(u16, &str)] = &[
+    (0, "RpcAsyncOpenPrinter"),
+    (20, "RpcAsyncClosePrinter"),
+    (39, "RpcAsyncAddPrinterDriver"),
+    (40, "RpcAsyncEnumPrinterDrivers"),
+    (41, "RpcAsyncGetPrinterDriverDirectory"),
+];
+
+const SYSTEM_ACTIVATOR_OPS: &[(u16, &str)] =
+    &[(3, "RemoteGetClassObject"), (4, "RemoteCreateInstance")];
+
+const ACTIVATION_OPS: &[(u16, &str)] = &[(0, "RemoteActivation")];
+
+const WBEM_SERVICES_OPS: &[(u16, &str)] = &[
+    (3, "OpenNamespace"),
+    (4, "CancelAsyncCall"),
+    (5, "QueryObjectSink"),
+    (6, "GetObject"),
+    (7, "GetObjectAsync"),
+    (8, "PutClass"),
+    (9, "PutClassAsync"),
+    (10, "DeleteClass"),
+    (11, "DeleteClassAsync"),
+    (12, "CreateClassEnum"),
+    (13, "CreateClassEnumAsync"),
+    (14, "PutInstance"),
+    (15, "PutInstanceAsync"),
+    (16, "DeleteInstance"),
+    (17, "DeleteInstanceAsync"),
+    (18, "CreateInstanceEnum"),
+    (19, "CreateInstanceEnumAsync"),
+    (20, "ExecQuery"),
+    (21, "ExecQueryAsync"),
+    (22, "ExecNotificationQuery"),
+    (23, "ExecNotificationQueryAsync"),
+    (24, "ExecMethod"),
+    (25, "ExecMethodAsync"),
+];
+
+const WBEM_LEVEL1_LOGIN_OPS: &[(u16, &str)] = &[
+    (3, "EstablishPosition"),
+    (4, "RequestChallenge"),
+    (5, "WBEMLogin"),
+    (6, "NTLMLogin"),
+];
+
 /// The interfaces dcwatch names.
 pub const INTERFACES: &[Interface] = &[
     Interface {
@@ -648,6 +734,48 @@ pub const INTERFACES: &[Interface] = &[
         name: "dssetup",
         spec: "MS-DSSP 3.2.5",
         operations: DSSETUP_OPS,
+    },
+    Interface {
+        uuid: BKRP,
+        name: "bkrp",
+        spec: "MS-BKRP 3.1.4",
+        operations: BKRP_OPS,
+    },
+    Interface {
+        uuid: NETDFS,
+        name: "netdfs",
+        spec: "MS-DFSNM 3.1.4",
+        operations: NETDFS_OPS,
+    },
+    Interface {
+        uuid: REMOTE_WINSPOOL,
+        name: "IRemoteWinspool",
+        spec: "MS-PAR 3.1.4",
+        operations: REMOTE_WINSPOOL_OPS,
+    },
+    Interface {
+        uuid: SYSTEM_ACTIVATOR,
+        name: "ISystemActivator",
+        spec: "MS-DCOM 3.1.2.5.2",
+        operations: SYSTEM_ACTIVATOR_OPS,
+    },
+    Interface {
+        uuid: ACTIVATION,
+        name: "IActivation",
+        spec: "MS-DCOM 3.1.2.5.1",
+        operations: ACTIVATION_OPS,
+    },
+    Interface {
+        uuid: WBEM_SERVICES,
+        name: "IWbemServices",
+        spec: "MS-WMI 3.1.4.3",
+        operations: WBEM_SERVICES_OPS,
+    },
+    Interface {
+        uuid: WBEM_LEVEL1_LOGIN,
+        name: "IWbemLevel1Login",
+        spec: "MS-WMI 3.1.4.1",
+        operations: WBEM_LEVEL1_LOGIN_OPS,
     },
 ];
 

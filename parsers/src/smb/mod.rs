@@ -232,8 +232,8 @@ pub enum Packet<'a> {
     Smb2(smb2::Message<'a>),
     /// An SMB3 encrypted message: its transform header is all that can be read.
     Transform(smb2::TransformHeader),
-    /// An SMB3.1.1 compressed message ([MS-SMB2] 2.2.42): its original size.
-    Compressed { original_size: u32 },
+    /// An SMB3.1.1 compressed message ([MS-SMB2] 2.2.42): its compression transform header.
+    Compressed(smb2::CompressionHeader),
     /// A session service control packet (session request or response, keep-alive).
     Control(PacketType),
 }
@@ -343,14 +343,7 @@ pub fn parse_message(message: &[u8]) -> Result<Packet<'_>, SmbError> {
         SMB2_MAGIC => smb2::parse(message).map(Packet::Smb2),
         SMB1_MAGIC => smb1::parse(message).map(Packet::Smb1),
         TRANSFORM_MAGIC => smb2::parse_transform(message).map(Packet::Transform),
-        COMPRESSION_MAGIC => {
-            let size = le32(message, 4).ok_or(SmbError::Truncated {
-                needed: smb2::COMPRESSION_HEADER_LEN,
-            })?;
-            Ok(Packet::Compressed {
-                original_size: size,
-            })
-        }
+        COMPRESSION_MAGIC => smb2::parse_compression(message).map(Packet::Compressed),
         _ => Err(SmbError::BadProtocol),
     }
 }

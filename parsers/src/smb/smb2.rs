@@ -334,6 +334,70 @@ pub struct Message<'a> {
     pub chain_truncated: bool,
 }
 
+/// A compressed message's COMPRESSION_TRANSFORM_HEADER ([MS-SMB2] 2.2.42).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompressionHeader {
+    /// OriginalCompressedSegmentSize: the size of the message once decompressed.
+    pub original_size: u32,
+    /// CompressionAlgorithm: 0 none, 1 LZNT1, 2 LZ77, 3 LZ77+Huffman, 4 Pattern_V1, 5 LZ4.
+    pub algorithm: u16,
+    /// Flags: 0x0001 SMB2_COMPRESSION_FLAG_CHAINED.
+    pub flags: u16,
+    /// Offset (unchained: where the compressed data starts, after the header) or Length
+    /// (chained: the first payload's length).
+    pub offset_or_length: u32,
+    /// Bytes of the message after this 16-byte header.
+    pub payload_len: u32,
+}
+
+/// Past this original size a decompressed message is not one Windows sends: SMB2's largest
+/// read, write or transact is 8 MiB ([MS-SMB2] 3.3.5.4, MaxReadSize and friends).
+pub const MAX_DECOMPRESSED_SIZE: u64 = 8 * 1024 * 1024 + 64 * 1024;
+
+impl CompressionHeader {
+    pub const FLAG_CHAINED: u16 = 0x0001;
+
+    pub fn chained(&self) -> bool {
+        self.flags & Self::FLAG_CHAINED != 0
+    }
+
+    /// The header contradicts its message, as CVE-2020-0796 (SMBGhost) exploits do: the
+    /// offset or length points past the message, the original size plus the offset wraps past
+    /// 2^32 (the server's buffer size computation), or the original size exceeds what any
+    /// message decompresses to.
+    pub fn overflows(&self) -> bool {
+        let original = u64::from(self.original_size);
+        let offset = u64::from(self.offset_or_length);
+        offset > u64::from(self.payload_len)
+            || original + offset > u64::from(u32::MAX)
+            || original + offset > MAX_DECOMPRESSED_SIZE
+    }
+}
+
+/// Reads an SMB2 COMPRESSION_TRANSFORM_HEADER ([MS-SMB2] 2.2.42.1 unchained, 2.2.42.2
+/// chained: the first payload header's fields in the same place):
+///
+/// ```text
+/// ProtocolId (0xFC 'S' 'M' 'B') OriginalCompressedSegmentSize (u32) CompressionAlgorithm (u16)
+/// Flags (u16) Offset / Length (u32), then the message
+/// ```
+pub fn parse_compression(message: &[u8]) -> Result<CompressionHeader, SmbError> {
+    if message.len() < COMPRESSION_HEADER_LEN {
+        return Err(SmbError::Truncated {
+            needed: COMPRESSION_HEADER_LEN,
+        });
+    }
+    let field = |at| le32(message, at).ok_or(SmbError::Truncated { needed: at + 4 });
+    let short = |at| le16(message, at).ok_or(SmbError::Truncated { needed: at + 2 });
+    Ok(CompressionHeader {
+        original_size: field(4)?,
+        algorithm: short(8)?,
+        flags: short(10)?,
+        offset_or_length: field(12)?,
+        payload_len: u32::try_from(message.len() - COMPRESSION_HEADER_LEN).unwrap_or(u32::MAX),
+    })
+}
+
 /// An encrypted message's TRANSFORM_HEADER ([MS-SMB2] 2.2.41).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransformHeader {

@@ -635,3 +635,81 @@ fn smb2_dialect_list_is_bounded() {
     assert_eq!(dialects.len(), smb2::MAX_DIALECTS);
     assert!(parsed.commands[0].anomalies.too_many_dialects);
 }
+
+/// A COMPRESSION_TRANSFORM_HEADER ([MS-SMB2] 2.2.42.1) and `payload` bytes after it, in a
+/// session message.
+fn compressed(
+    original_size: u32,
+    algorithm: u16,
+    flags: u16,
+    offset: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut message = b"\xfcSMB".to_vec();
+    message.extend(original_size.to_le_bytes());
+    message.extend(algorithm.to_le_bytes());
+    message.extend(flags.to_le_bytes());
+    message.extend(offset.to_le_bytes());
+    message.extend_from_slice(payload);
+    let mut packet = vec![0, 0];
+    packet.extend(u16::try_from(message.len()).expect("small").to_be_bytes());
+    packet.extend(message);
+    packet
+}
+
+#[test]
+fn a_compression_header_is_checked_against_its_message() {
+    // A legitimate LZ77 message: 0x68 bytes compressed into the 40 that follow, no
+    // uncompressed prefix.
+    let packet = compressed(0x68, 2, 0, 0, &[0x5a; 40]);
+    let Ok(Packet::Compressed(header)) = parse(&packet) else {
+        panic!("not a compressed message")
+    };
+    assert_eq!(
+        header,
+        smb2::CompressionHeader {
+            original_size: 0x68,
+            algorithm: 2,
+            flags: 0,
+            offset_or_length: 0,
+            payload_len: 40,
+        }
+    );
+    assert!(!header.overflows());
+    assert_eq!(is_pdu_start(&packet), Start::Yes);
+}
+
+#[test]
+fn smbghost_headers_overflow() {
+    // CVE-2020-0796 as the public proofs of concept send it: LZNT1, OriginalCompressedSegmentSize
+    // 0xffffffff, Offset 16, so that the server's OriginalCompressedSegmentSize + Offset wraps.
+    let ghost = compressed(0xffff_ffff, 1, 0, 16, &[0x41; 32]);
+    let Ok(Packet::Compressed(header)) = parse(&ghost) else {
+        panic!("not a compressed message")
+    };
+    assert!(header.overflows());
+    // An offset past the end of the message.
+    let past = compressed(0x1000, 1, 0, 0x100, &[0; 16]);
+    let Ok(Packet::Compressed(header)) = parse(&past) else {
+        panic!("not a compressed message")
+    };
+    assert!(header.overflows());
+    // An original size no message decompresses to, without wrapping.
+    let huge = compressed(0x4000_0000, 3, 0, 0, &[0; 16]);
+    let Ok(Packet::Compressed(header)) = parse(&huge) else {
+        panic!("not a compressed message")
+    };
+    assert!(header.overflows());
+}
+
+#[test]
+fn compression_headers_cut_short_are_errors() {
+    let packet = compressed(0x68, 2, 0, 0, &[]);
+    for len in 4..packet.len() {
+        let mut cut = packet[..len].to_vec();
+        let body = u16::try_from(len - 4).expect("small");
+        cut[2..4].copy_from_slice(&body.to_be_bytes());
+        assert!(parse(&cut).is_err(), "cut at {len}");
+    }
+    assert!(parse(&packet).is_ok());
+}

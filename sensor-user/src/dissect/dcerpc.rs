@@ -9,19 +9,16 @@
 //! activities carried by DCE-RPC; the signatures of later PDUs are not looked at.
 //!
 //! The endpoint mapper's answers say on which TCP ports DCE-RPC runs (DRSUAPI on a dynamic
-//! port, say): [`LearnedEndpoints`] keeps them, from the activities, so that later connections
-//! to those ports are dissected too.
+//! port, say): they are handed over as [`Announced`] endpoints, which the dissector learns so
+//! that later connections to those ports are dissected too.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr},
-};
+use std::{collections::HashMap, net::SocketAddr};
 
 use dcwatch_parsers::{
     dcerpc::{
         self, AuthVerifier, Bind, BindAck, Body as PduBody, ContextResult, Fault, Header, Pdu,
         PfcFlags, Request, Response, SyntaxId, Uuid, interfaces,
-        stub::{self, ByteOrder, Decoded, Encoding, TowerProtocol},
+        stub::{self, ByteOrder, Encoding},
     },
     framing::{Framing, Start},
     smb::NtStatus,
@@ -34,12 +31,19 @@ use dcwatch_proto::v1::{
 };
 use prost::Message as _;
 
+mod fields;
+mod handles;
+
+use self::{
+    fields::{decode_request, decode_response},
+    handles::Handles,
+};
 use super::{
     DissectCounters, gss,
     stream::{Duplex, Malformed, Sink, StreamProtocol},
 };
 use crate::{
-    activity::{Seen, flag_names, outcome},
+    activity::{Seen, flag_names, outcome, timestamp},
     flow::{Direction, MemoryBudget},
 };
 
@@ -62,15 +66,6 @@ pub const MAX_STUB_BYTES: usize = 64 * 1024;
 /// Budget charged for a call or bind waiting for its answer beyond its activity (charged at
 /// its encoded length) and its stub buffers: map entry, struct, allocator.
 const ENTRY_OVERHEAD: usize = 128;
-
-/// How long a TCP endpoint an endpoint mapper announced stays known as DCE-RPC, in capture
-/// time: a server keeps its dynamic ports until it restarts, and clients connect within
-/// seconds of asking; an hour covers retries and long sessions without keeping stale ports.
-pub const LEARNED_ENDPOINT_TTL_NS: u64 = 3_600 * 1_000_000_000;
-
-/// TCP endpoints known as DCE-RPC at once. A DC announces a dozen; the bound keeps a hostile
-/// endpoint mapper from growing the table (the entry closest to expiry goes first).
-pub const MAX_LEARNED_ENDPOINTS: usize = 4096;
 
 /// A presentation context of the association.
 #[derive(Clone, Copy, Debug)]
@@ -112,6 +107,8 @@ struct Call {
     response_stub: Option<StubBuffer>,
     /// Bytes of the budget it holds, beyond its stub buffers.
     charge: usize,
+    /// What the handle the answer hands out stands for (a service, a registry key).
+    opens: Option<String>,
 }
 
 /// The DCE-RPC state of one association (a TCP connection, or a named pipe).
@@ -124,6 +121,12 @@ pub struct DceRpc {
     budget: MemoryBudget,
     /// Bytes of the budget the waiting binds and calls hold, beyond their stub buffers.
     waiting_charge: usize,
+    handles: Handles,
+    /// The association was recognised by its content, on a port nothing announced.
+    by_content: bool,
+    /// The time of the latest PDU (ns): what is reported without its answer is reported then,
+    /// so that an association's activities stay in time order.
+    last_time_ns: u64,
 }
 
 impl DceRpc {
@@ -134,12 +137,22 @@ impl DceRpc {
             contexts: HashMap::new(),
             binds: HashMap::new(),
             calls: HashMap::new(),
+            handles: Handles::new(budget.clone()),
             budget,
             waiting_charge: 0,
+            by_content: false,
+            last_time_ns: 0,
         }
     }
 
-    fn activity(&self, seen: &Seen, body: DceRpcActivity) -> Activity {
+    /// The association was recognised by its content: its activities say so.
+    pub fn found_by_content(mut self) -> Self {
+        self.by_content = true;
+        self
+    }
+
+    fn activity(&self, seen: &Seen, mut body: DceRpcActivity) -> Activity {
+        body.found_by_content = self.by_content;
         let mut activity = seen.activity(Body::Dcerpc(body));
         activity.carrier = self.carrier.into();
         activity
@@ -179,12 +192,13 @@ impl DceRpc {
         seen: &Seen,
         sink: &mut Sink<'_>,
     ) -> Result<(), Malformed> {
+        self.last_time_ns = self.last_time_ns.max(seen.time_ns);
         let pdu = dcerpc::parse(bytes).map_err(|_| Malformed)?;
         let anomalies = anomaly_names(&pdu);
         if direction == Direction::ToServer {
             // The client went on (clients wait for the ack): a bind still waiting will not be
             // answered any more, and its activity must come before what the client does next.
-            self.flush_binds(sink);
+            self.flush_binds(seen.time_ns, sink);
         }
         match (&pdu.body, direction) {
             (PduBody::Bind(bind), Direction::ToServer) => {
@@ -338,9 +352,9 @@ impl DceRpc {
                 if let Some(info) = self.contexts.get_mut(context_id) {
                     info.encoding = encoding(result.transfer_syntax.uuid);
                 }
-            } else {
-                self.contexts.remove(context_id);
             }
+            // A rejected context stays named: a client that calls it anyway (PetitPotam over
+            // a pipe whose server lacks EFSRPC) still said which interface it meant.
         }
         if let Some(Body::Dcerpc(body)) = pending.activity.body.as_mut() {
             for (context, result) in body.contexts.iter_mut().zip(&ack.results) {
@@ -443,13 +457,14 @@ impl DceRpc {
             request_stub: None,
             response_stub: None,
             charge: 0,
+            opens: None,
         };
         let reads = |read: fn(Uuid, u16) -> bool| {
             encoding.is_some() && interface.is_some_and(|uuid| read(uuid, request.opnum))
         };
         if reads(stub::reads_request) {
             if last {
-                decode_request(&mut call, request.stub);
+                decode_request(&mut call, request.stub, &self.handles);
             } else {
                 call.request_stub = self.buffer(request.stub);
             }
@@ -504,7 +519,7 @@ impl DceRpc {
         if let Some(mut buffer) = call.request_stub.take() {
             if self.append(&mut buffer, bytes) {
                 if last {
-                    decode_request(&mut call, &buffer.bytes);
+                    decode_request(&mut call, &buffer.bytes, &self.handles);
                     self.release_stub(Some(buffer));
                 } else {
                     call.request_stub = Some(buffer);
@@ -550,7 +565,14 @@ impl DceRpc {
             }
             if self.append(&mut buffer, response.stub) {
                 if last {
-                    decode_response(&mut call, &buffer.bytes, ByteOrder::of(header), seen);
+                    decode_response(
+                        &mut call,
+                        &buffer.bytes,
+                        ByteOrder::of(header),
+                        seen,
+                        sink,
+                        &mut self.handles,
+                    );
                     self.release_stub(Some(buffer));
                 } else {
                     call.response_stub = Some(buffer);
@@ -595,12 +617,12 @@ impl DceRpc {
         sink.out.push(call.activity);
     }
 
-    fn flush_binds(&mut self, sink: &mut Sink<'_>) {
+    fn flush_binds(&mut self, time_ns: u64, sink: &mut Sink<'_>) {
         let mut binds: Vec<(u32, PendingBind)> = self.binds.drain().collect();
         binds.sort_by_key(|(id, _)| *id);
         for (_, bind) in binds {
             self.release_waiting(bind.charge);
-            sink.out.push(bind.activity);
+            sink.out.push(not_before(bind.activity, time_ns));
         }
     }
 
@@ -647,7 +669,12 @@ impl DceRpc {
             waiting.push((id, call.activity));
         }
         waiting.sort_by_key(|(id, _)| *id);
-        out.extend(waiting.into_iter().map(|(_, activity)| activity));
+        let last = self.last_time_ns;
+        out.extend(
+            waiting
+                .into_iter()
+                .map(|(_, activity)| not_before(activity, last)),
+        );
     }
 }
 
@@ -772,80 +799,23 @@ fn response_outcome(returned: Option<u32>) -> Outcome {
     }
 }
 
+/// `activity` stamped no earlier than `time_ns` (what an unanswered request is reported at).
+fn not_before(mut activity: Activity, time_ns: u64) -> Activity {
+    let own = activity.time.as_ref().map_or(0, |time| {
+        u64::try_from(time.seconds).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(time.nanos).unwrap_or(0)
+    });
+    if time_ns > own {
+        activity.time = Some(timestamp(time_ns));
+    }
+    activity
+}
+
 fn truncated_stub(activity: &mut Activity) {
     if let Some(Body::Dcerpc(body)) = activity.body.as_mut()
         && !body.anomalies.iter().any(|name| name == "truncated_stub")
     {
         body.anomalies.push("truncated_stub".to_owned());
-    }
-}
-
-fn decode_request(call: &mut Call, bytes: &[u8]) {
-    let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
-        return;
-    };
-    let Some(decoded) = stub::request(interface, call.opnum, bytes, encoding, call.order) else {
-        return;
-    };
-    let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() else {
-        return;
-    };
-    match decoded {
-        Decoded::CreateService(service) => {
-            body.service_name = service.service_name;
-            body.display_name = service.display_name.unwrap_or_default();
-            body.binary_path = service.binary_path;
-        }
-        Decoded::LookupNames(names) => body.names = names,
-        Decoded::OpenUser { rid } => body.rid = rid,
-        Decoded::Netlogon(netlogon) => {
-            body.zero_credential = netlogon.zero_credential();
-            body.computer_name = netlogon.computer_name;
-            body.account_name = netlogon.account_name.unwrap_or_default();
-            body.secure_channel_type = netlogon
-                .secure_channel_type
-                .map(|kind| {
-                    kind.name()
-                        .map_or_else(|| kind.0.to_string(), str::to_owned)
-                })
-                .unwrap_or_default();
-        }
-        Decoded::Endpoints(_) => {}
-    }
-}
-
-fn decode_response(call: &mut Call, bytes: &[u8], order: ByteOrder, seen: &Seen) {
-    let (Some(interface), Some(encoding)) = (call.interface, call.encoding) else {
-        return;
-    };
-    let Some(Decoded::Endpoints(endpoints)) =
-        stub::response(interface, call.opnum, bytes, encoding, order)
-    else {
-        return;
-    };
-    let Some(Body::Dcerpc(body)) = call.activity.body.as_mut() else {
-        return;
-    };
-    for endpoint in endpoints {
-        match (endpoint.protocol, endpoint.port, endpoint.name) {
-            (TowerProtocol::TCP, Some(port), _) => {
-                // A tower may leave the host to the caller: the mapper's own address.
-                let ip = endpoint
-                    .ip
-                    .filter(|ip| !ip.is_unspecified())
-                    .map_or(seen.src.ip(), IpAddr::V4);
-                body.endpoints.push(SocketAddr::new(ip, port).to_string());
-            }
-            (TowerProtocol::NAMED_PIPE, _, Some(pipe)) => body.pipes.push(pipe),
-            _ => {}
-        }
-    }
-}
-
-fn ip_octets(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(ip) => ip.octets().to_vec(),
-        IpAddr::V6(ip) => ip.octets().to_vec(),
     }
 }
 
@@ -888,85 +858,6 @@ impl RpcPipe {
     /// The pipe was closed, or its SMB connection ended.
     pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
         self.streams.finish(counters).close(out);
-    }
-}
-
-/// TCP endpoints endpoint mappers announced, each known as DCE-RPC until its expiry (capture
-/// time).
-#[derive(Debug, Default)]
-pub struct LearnedEndpoints {
-    table: HashMap<SocketAddr, u64>,
-    /// Learned (or renewed) since the last [`LearnedEndpoints::take_fresh`].
-    fresh: Vec<(SocketAddr, u64)>,
-}
-
-impl LearnedEndpoints {
-    /// Learns the endpoints the ept_map answers among `activities` announced on the mapper's
-    /// own address (a tower without an address was given the mapper's when decoded). A tower
-    /// naming another host is not learned: any endpoint mapper could otherwise have the
-    /// capture open a port for every address; it is counted instead.
-    pub fn learn_from(
-        &mut self,
-        time_ns: u64,
-        activities: &[Activity],
-        counters: &mut DissectCounters,
-    ) {
-        for activity in activities {
-            let Some(Body::Dcerpc(body)) = &activity.body else {
-                continue;
-            };
-            // The request's destination: the endpoint mapper that answered.
-            let mapper = activity.dst.as_ref().map(|dst| dst.ip.as_slice());
-            for endpoint in &body.endpoints {
-                let Ok(address) = endpoint.parse::<SocketAddr>() else {
-                    continue;
-                };
-                if mapper != Some(ip_octets(address.ip()).as_slice()) {
-                    counters.rpc_endpoints_foreign += 1;
-                    continue;
-                }
-                if !self.learn(time_ns, address) {
-                    counters.rpc_endpoints_dropped += 1;
-                }
-            }
-        }
-    }
-
-    /// Learns `address`; `false` when the list of fresh endpoints is full and the live capture
-    /// will not hear of it.
-    fn learn(&mut self, time_ns: u64, address: SocketAddr) -> bool {
-        let expiry = time_ns.saturating_add(LEARNED_ENDPOINT_TTL_NS);
-        if !self.table.contains_key(&address) && self.table.len() >= MAX_LEARNED_ENDPOINTS {
-            self.table.retain(|_, until| *until > time_ns);
-            if self.table.len() >= MAX_LEARNED_ENDPOINTS
-                && let Some(soonest) = self
-                    .table
-                    .iter()
-                    .min_by_key(|(_, until)| **until)
-                    .map(|(address, _)| *address)
-            {
-                self.table.remove(&soonest);
-            }
-        }
-        self.table.insert(address, expiry);
-        if self.fresh.len() < MAX_LEARNED_ENDPOINTS {
-            self.fresh.push((address, expiry));
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Whether `address` was announced as a DCE-RPC endpoint and has not expired.
-    pub fn contains(&self, address: SocketAddr, time_ns: u64) -> bool {
-        self.table
-            .get(&address)
-            .is_some_and(|until| *until > time_ns)
-    }
-
-    /// The endpoints learned since the last call, with their expiry (ns, capture time).
-    pub fn take_fresh(&mut self) -> Vec<(SocketAddr, u64)> {
-        std::mem::take(&mut self.fresh)
     }
 }
 

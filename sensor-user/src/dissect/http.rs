@@ -341,6 +341,7 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dissect::endpoints::Announcements;
 
     #[test]
     fn chunk_lines_frame_the_size_line_and_the_last_chunk_its_trailers() {
@@ -394,6 +395,7 @@ mod tests {
         streams: Duplex<HttpSession>,
         budget: MemoryBudget,
         counters: DissectCounters,
+        announced: Announcements,
         out: Vec<Activity>,
     }
 
@@ -404,6 +406,7 @@ mod tests {
                 streams: Duplex::new(HttpSession::new(budget.clone()), &budget),
                 budget,
                 counters: DissectCounters::default(),
+                announced: Announcements::default(),
                 out: Vec::new(),
             }
         }
@@ -423,6 +426,7 @@ mod tests {
             let sink = Sink {
                 out: &mut self.out,
                 counters: &mut self.counters,
+                announced: &mut self.announced,
             };
             self.streams
                 .data(direction, bytes, &seen, sink, &self.budget);

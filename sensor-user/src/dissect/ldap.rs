@@ -259,6 +259,7 @@ impl LdapSession {
         let mut tokens = Sink {
             out: &mut carried,
             counters: sink.counters,
+            announced: sink.announced,
         };
         let Some(mut activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
             return;
@@ -461,6 +462,7 @@ impl Cldap {
         let mut tokens = Sink {
             out: &mut carried,
             counters: sink.counters,
+            announced: sink.announced,
         };
         let Some(mut activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
             return;
@@ -865,9 +867,11 @@ mod tests {
     fn feed(session: &mut LdapSession, direction: Direction, pdu: &[u8]) -> Vec<Activity> {
         let mut out = Vec::new();
         let mut counters = DissectCounters::default();
+        let mut announced = crate::dissect::endpoints::Announcements::default();
         let mut sink = Sink {
             out: &mut out,
             counters: &mut counters,
+            announced: &mut announced,
         };
         session
             .pdu(direction, pdu, false, &seen(direction), &mut sink)
@@ -974,9 +978,11 @@ mod tests {
         let mut cldap = Cldap::new(MemoryBudget::new(1 << 20));
         let mut out = Vec::new();
         let mut counters = DissectCounters::default();
+        let mut announced = crate::dissect::endpoints::Announcements::default();
         let mut sink = Sink {
             out: &mut out,
             counters: &mut counters,
+            announced: &mut announced,
         };
         let client = seen(Direction::ToServer);
         cldap

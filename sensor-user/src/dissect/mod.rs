@@ -8,6 +8,7 @@
 mod connection;
 mod dcerpc;
 mod dns;
+mod endpoints;
 mod gss;
 mod http;
 mod kerberos;
@@ -15,6 +16,7 @@ mod ldap;
 mod netbios;
 mod ntlm;
 mod ntp;
+mod probe;
 pub mod radius;
 mod rdp;
 mod session;
@@ -27,7 +29,7 @@ use dcwatch_proto::v1::Activity;
 
 use self::{
     connection::{ConnectionNotes, annotate_datagram},
-    dcerpc::LearnedEndpoints,
+    endpoints::{Announcements, LearnedEndpoints},
     ldap::Cldap,
     ntp::NtpState,
     radius::{RadiusSecrets, RadiusState},
@@ -41,6 +43,7 @@ use crate::{
         CloseReason, Direction, FlowHandler, FlowKey, FlowLimits, FlowTable, FragmentKey,
         FragmentLimits, FragmentTable, MemoryBudget, StreamEvent, TcpFlags, TcpSegment,
     },
+    services::{Transport, service_name},
 };
 
 /// What the dissector counts beyond the flow table's and the fragment table's own counters.
@@ -84,10 +87,17 @@ pub struct DissectCounters {
     /// (an oversized message, or a related write beyond what is kept), or a read whose answer
     /// was not awaited.
     pub pipe_gaps: u64,
+    /// DCE-RPC context handles forgotten (the table full) or not remembered (the budget spent):
+    /// later calls naming them go unnamed.
+    pub rpc_handles_forgotten: u64,
+    /// TCP flows on ports no service names recognised as DCE-RPC by their content.
+    pub rpc_found_by_content: u64,
+    /// TCP flows on such ports probed for DCE-RPC and found not to be.
+    pub rpc_probes_refused: u64,
 }
 
 impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 18] {
+    pub fn pairs(&self) -> [(&'static str, u64); 21] {
         [
             ("activities", self.activities),
             ("pdus", self.pdus),
@@ -107,6 +117,9 @@ impl DissectCounters {
             ("rpc_endpoints_foreign", self.rpc_endpoints_foreign),
             ("rpc_endpoints_dropped", self.rpc_endpoints_dropped),
             ("pipe_gaps", self.pipe_gaps),
+            ("rpc_handles_forgotten", self.rpc_handles_forgotten),
+            ("rpc_found_by_content", self.rpc_found_by_content),
+            ("rpc_probes_refused", self.rpc_probes_refused),
         ]
     }
 }
@@ -121,6 +134,8 @@ pub struct DissectLimits {
     /// Shared secrets to check RADIUS authenticators with (not a limit, but handed over the
     /// same way).
     pub radius: RadiusSecrets,
+    /// Whether TCP flows on ports no service names are probed for DCE-RPC by their content.
+    pub rpc_by_content: bool,
 }
 
 /// How often, in capture time, idle flows and stale fragments are looked for.
@@ -137,6 +152,9 @@ pub struct Dissector {
     next_expiry_ns: u64,
     /// TCP endpoints endpoint mappers announced as DCE-RPC.
     learned: LearnedEndpoints,
+    rpc_by_content: bool,
+    /// Endpoints announced while handling the current packet, learned once it is done.
+    announced: Announcements,
 }
 
 impl std::fmt::Debug for Dissector {
@@ -162,6 +180,8 @@ impl Dissector {
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
             learned: LearnedEndpoints::default(),
+            rpc_by_content: limits.rpc_by_content,
+            announced: Announcements::default(),
         }
     }
 
@@ -220,7 +240,7 @@ impl Dissector {
             (_, transport) => self.transport(time_ns, packet, transport, out),
         }
         self.learned
-            .learn_from(time_ns, &out[before..], &mut self.counters);
+            .learn_from(time_ns, &mut self.announced, &mut self.counters);
         self.counters.activities += (out.len() - before) as u64;
     }
 
@@ -266,6 +286,8 @@ impl Dissector {
                     budget: &self.budget,
                     counters: &mut self.counters,
                     learned: &self.learned,
+                    rpc_by_content: self.rpc_by_content,
+                    announced: &mut self.announced,
                     out,
                 };
                 self.flows
@@ -290,6 +312,7 @@ impl Dissector {
                 let mut sink = Sink {
                     out,
                     counters: &mut self.counters,
+                    announced: &mut self.announced,
                 };
                 session::datagram(
                     kind,
@@ -312,7 +335,7 @@ impl Dissector {
         let before = out.len();
         self.expire_if_due(time_ns, out);
         self.learned
-            .learn_from(time_ns, &out[before..], &mut self.counters);
+            .learn_from(time_ns, &mut self.announced, &mut self.counters);
         self.counters.activities += (out.len() - before) as u64;
     }
 
@@ -331,6 +354,8 @@ impl Dissector {
             budget: &self.budget,
             counters: &mut self.counters,
             learned: &self.learned,
+            rpc_by_content: self.rpc_by_content,
+            announced: &mut self.announced,
             out,
         };
         self.flows.expire(time_ns, &mut handler);
@@ -344,6 +369,8 @@ impl Dissector {
             budget: &self.budget,
             counters: &mut self.counters,
             learned: &self.learned,
+            rpc_by_content: self.rpc_by_content,
+            announced: &mut self.announced,
             out,
         };
         self.flows.drain(&mut handler);
@@ -361,6 +388,8 @@ struct Handler<'a> {
     budget: &'a MemoryBudget,
     counters: &'a mut DissectCounters,
     learned: &'a LearnedEndpoints,
+    rpc_by_content: bool,
+    announced: &'a mut Announcements,
     out: &'a mut Vec<Activity>,
 }
 
@@ -368,16 +397,28 @@ impl FlowHandler for Handler<'_> {
     type State = Session;
 
     fn open(&mut self, key: &FlowKey) -> Option<Session> {
-        Kind::for_tcp(key.server.port())
-            .or_else(|| {
-                self.learned
-                    .contains(key.server, self.time_ns)
-                    .then_some(Kind::DceRpc)
-            })
-            .and_then(|kind| Session::new(kind, self.budget.clone()))
-            .map(|session| {
-                session.on_connection(ConnectionNotes::tcp(key.client, key.server, self.time_ns))
-            })
+        let kind = Kind::for_tcp(key.server.port()).or_else(|| {
+            self.learned
+                .contains(key.server, self.time_ns)
+                .then_some(Kind::DceRpc)
+        });
+        let session = match kind {
+            Some(kind) => Session::new(kind, self.budget.clone()),
+            // A service's port (LDAPS, ADWS...: watched for their flows) is never probed; nor is
+            // a flow whose port the table took for the client's is one.
+            None if [key.server, key.client]
+                .iter()
+                .any(|end| service_name(Transport::Tcp, end.port()).is_some()) =>
+            {
+                None
+            }
+            None => self
+                .rpc_by_content
+                .then(|| Session::probe(self.budget.clone())),
+        };
+        session.map(|session| {
+            session.on_connection(ConnectionNotes::tcp(key.client, key.server, self.time_ns))
+        })
     }
 
     fn event(
@@ -394,6 +435,7 @@ impl FlowHandler for Handler<'_> {
             event,
             self.budget,
             self.counters,
+            self.announced,
             self.out,
         );
     }

@@ -158,9 +158,11 @@ mod tests {
         out: &mut Vec<Activity>,
     ) -> Result<DissectCounters, Malformed> {
         let mut counters = DissectCounters::default();
+        let mut announced = crate::dissect::endpoints::Announcements::default();
         let mut sink = Sink {
             out,
             counters: &mut counters,
+            announced: &mut announced,
         };
         state.datagram(bytes, seen, &mut sink)?;
         Ok(counters)

@@ -168,6 +168,7 @@ mod tests {
 
     use super::*;
     use crate::dissect::DissectCounters;
+    use crate::dissect::endpoints::Announcements;
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -196,9 +197,11 @@ mod tests {
         };
         let mut out = Vec::new();
         let mut counters = DissectCounters::default();
+        let mut announced = Announcements::default();
         let mut sink = Sink {
             out: &mut out,
             counters: &mut counters,
+            announced: &mut announced,
         };
         session
             .pdu(direction, pdu, false, &seen, &mut sink)

@@ -8,10 +8,12 @@ use super::{
     connection::ConnectionNotes,
     dcerpc::DceRpc,
     dns::DnsStream,
+    endpoints::Announcements,
     http::HttpSession,
     kerberos::KerberosStream,
     ldap::{Cldap, LdapSession},
     ntp::NtpState,
+    probe::{Probe, Verdict},
     radius::RadiusState,
     rdp::RdpSession,
     smb::SmbSession,
@@ -194,8 +196,26 @@ impl StreamProtocol for Protocol {
 /// The dissection state of one TCP connection.
 #[derive(Debug)]
 pub struct Session {
-    streams: Duplex<Protocol>,
+    state: State,
     notes: ConnectionNotes,
+}
+
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the streams are the common case; boxing them would cost every flow an allocation"
+)]
+enum State {
+    /// Its protocol's PDU streams; `flipped` when the flow table's client is the server
+    /// (found by content: the first PDU seen was a server's).
+    Streams {
+        streams: Duplex<Protocol>,
+        flipped: bool,
+    },
+    /// A flow no port names, probed for DCE-RPC.
+    Probing(Box<Probe>),
+    /// Probed, and not DCE-RPC.
+    NotRpc,
 }
 
 impl Session {
@@ -215,7 +235,10 @@ impl Session {
             Kind::Netbios | Kind::Radius | Kind::Ntp => return None,
         };
         Some(Self {
-            streams: Duplex::new(protocol, &budget),
+            state: State::Streams {
+                streams: Duplex::new(protocol, &budget),
+                flipped: false,
+            },
             notes: ConnectionNotes::default(),
         })
     }
@@ -224,6 +247,14 @@ impl Session {
     pub fn on_connection(mut self, notes: ConnectionNotes) -> Self {
         self.notes = notes;
         self
+    }
+
+    /// A flow on a port no service names: probed for DCE-RPC by its content.
+    pub fn probe(budget: MemoryBudget) -> Self {
+        Self {
+            state: State::Probing(Box::new(Probe::new(budget))),
+            notes: ConnectionNotes::default(),
+        }
     }
 
     #[expect(
@@ -238,15 +269,61 @@ impl Session {
         event: StreamEvent<'_>,
         budget: &MemoryBudget,
         counters: &mut DissectCounters,
+        announced: &mut Announcements,
         out: &mut Vec<Activity>,
     ) {
-        let seen = seen(time_ns, key, direction);
         let before = out.len();
-        let sink = Sink { out, counters };
-        match event {
-            StreamEvent::Data(bytes) => self.streams.data(direction, bytes, &seen, sink, budget),
-            StreamEvent::Gap { .. } => self.streams.gap(direction, &seen, sink, budget),
-            StreamEvent::Closed => {}
+        let mut sink = Sink {
+            out,
+            counters,
+            announced,
+        };
+        match &mut self.state {
+            State::Streams { streams, flipped } => {
+                let direction = if *flipped {
+                    direction.reverse()
+                } else {
+                    direction
+                };
+                let seen = seen(time_ns, key, direction, *flipped);
+                match event {
+                    StreamEvent::Data(bytes) => streams.data(direction, bytes, &seen, sink, budget),
+                    StreamEvent::Gap { .. } => streams.gap(direction, &seen, sink, budget),
+                    StreamEvent::Closed => {}
+                }
+            }
+            State::Probing(probe) => {
+                let verdict = match event {
+                    StreamEvent::Data(bytes) => probe.data(direction, bytes),
+                    StreamEvent::Gap { .. } => probe.gap(direction),
+                    StreamEvent::Closed => Verdict::Undecided,
+                };
+                match verdict {
+                    Verdict::Undecided => {}
+                    Verdict::NotRpc => {
+                        sink.counters.rpc_probes_refused += 1;
+                        self.state = State::NotRpc;
+                    }
+                    Verdict::Rpc { flipped } => {
+                        sink.counters.rpc_found_by_content += 1;
+                        let held = probe.take_held();
+                        let rpc = DceRpc::new(dcwatch_proto::v1::Carrier::None, budget.clone())
+                            .found_by_content();
+                        let mut streams = Duplex::new(Protocol::DceRpc(Box::new(rpc)), budget);
+                        for (direction, bytes) in held {
+                            let direction = if flipped {
+                                direction.reverse()
+                            } else {
+                                direction
+                            };
+                            let seen = seen(time_ns, key, direction, flipped);
+                            streams.data(direction, &bytes, &seen, sink.reborrow(), budget);
+                        }
+                        self.state = State::Streams { streams, flipped };
+                    }
+                }
+            }
+            State::NotRpc => {}
         }
         self.notes.annotate(&mut out[before..]);
     }
@@ -254,15 +331,22 @@ impl Session {
     /// Whether either direction is still being parsed: a flow that is not its port's protocol,
     /// or has turned to TLS both ways, need not be reassembled any more.
     pub fn follows(&self) -> bool {
-        self.streams.follows()
+        match &self.state {
+            State::Streams { streams, .. } => streams.follows(),
+            State::Probing(_) => true,
+            State::NotRpc => false,
+        }
     }
 
     /// The flow is gone: requests still waiting for an answer are reported without one, and
     /// PDUs cut short by the end are counted.
     pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
+        let State::Streams { streams, .. } = self.state else {
+            return;
+        };
         let mut notes = self.notes;
         let before = out.len();
-        match self.streams.finish(counters) {
+        match streams.finish(counters) {
             Protocol::Ldap(ldap) => ldap.close(out),
             Protocol::Http(http) => http.close(out),
             Protocol::Smb(smb) => smb.close(counters, out),
@@ -273,10 +357,17 @@ impl Session {
     }
 }
 
-fn seen(time_ns: u64, key: &FlowKey, direction: Direction) -> Seen {
+/// The endpoints of a PDU sent in `direction` (the protocol's), the flow table's client and
+/// server swapped when `flipped`.
+fn seen(time_ns: u64, key: &FlowKey, direction: Direction, flipped: bool) -> Seen {
+    let (client, server) = if flipped {
+        (key.server, key.client)
+    } else {
+        (key.client, key.server)
+    };
     let (src, dst) = match direction {
-        Direction::ToServer => (key.client, key.server),
-        Direction::ToClient => (key.server, key.client),
+        Direction::ToServer => (client, server),
+        Direction::ToClient => (server, client),
     };
     Seen {
         time_ns,

@@ -8,7 +8,7 @@
 use dcwatch_parsers::framing::{Framing, Start};
 use dcwatch_proto::v1::Activity;
 
-use super::DissectCounters;
+use super::{DissectCounters, endpoints::Announcements};
 use crate::{
     activity::Seen,
     flow::{Direction, MemoryBudget},
@@ -61,6 +61,8 @@ pub struct Malformed;
 pub struct Sink<'a> {
     pub out: &'a mut Vec<Activity>,
     pub counters: &'a mut DissectCounters,
+    /// DCE-RPC endpoints announced by endpoint mappers, learned once the packet is done.
+    pub announced: &'a mut Announcements,
 }
 
 impl Sink<'_> {
@@ -69,6 +71,7 @@ impl Sink<'_> {
         Sink {
             out: self.out,
             counters: self.counters,
+            announced: self.announced,
         }
     }
 }
@@ -497,6 +500,7 @@ mod tests {
         stream: PduStream,
         budget: MemoryBudget,
         counters: DissectCounters,
+        announced: Announcements,
         out: Vec<Activity>,
     }
 
@@ -508,6 +512,7 @@ mod tests {
                 stream: PduStream::new(budget.clone()),
                 budget,
                 counters: DissectCounters::default(),
+                announced: Announcements::default(),
                 out: Vec::new(),
             }
         }
@@ -534,6 +539,7 @@ mod tests {
                 sink: Sink {
                     out: &mut self.out,
                     counters: &mut self.counters,
+                    announced: &mut self.announced,
                 },
                 budget: &self.budget,
             };

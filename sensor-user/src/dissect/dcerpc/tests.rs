@@ -4,6 +4,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::*;
+use crate::dissect::endpoints::{Announced, Announcements, LEARNED_ENDPOINT_TTL_NS};
 use crate::dissect::session::{Kind, Session};
 use crate::flow::{FlowKey, StreamEvent};
 
@@ -51,6 +52,7 @@ fn seen(direction: Direction) -> Seen {
 struct Harness {
     rpc: DceRpc,
     counters: DissectCounters,
+    announced: Announcements,
     out: Vec<Activity>,
 }
 
@@ -59,6 +61,7 @@ impl Harness {
         Self {
             rpc: DceRpc::new(Carrier::None, MemoryBudget::new(1 << 20)),
             counters: DissectCounters::default(),
+            announced: Announcements::default(),
             out: Vec::new(),
         }
     }
@@ -67,6 +70,7 @@ impl Harness {
         let mut sink = Sink {
             out: &mut self.out,
             counters: &mut self.counters,
+            announced: &mut self.announced,
         };
         self.rpc
             .message(direction, bytes, &seen(direction), &mut sink)
@@ -95,6 +99,7 @@ fn an_epm_exchange_names_the_interface_and_announces_the_port() {
     harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
     harness.pdu(Direction::ToServer, &hex(EPM_MAP));
     harness.pdu(Direction::ToClient, &hex(EPM_MAP_RESPONSE));
+    let harness_announced = harness.announced.as_slice().to_vec();
     let out = harness.close();
     assert_eq!(out.len(), 2);
     let bind = body(&out[0]);
@@ -110,60 +115,14 @@ fn an_epm_exchange_names_the_interface_and_announces_the_port() {
         out[1].outcome.as_ref().map(|outcome| outcome.status),
         Some(Status::Success.into())
     );
-    let mut learned = LearnedEndpoints::default();
-    let mut counters = DissectCounters::default();
-    learned.learn_from(10, &out, &mut counters);
-    assert_eq!(counters, DissectCounters::default());
-    assert!(learned.contains("172.16.5.58:49668".parse().expect("address"), 11));
-    assert!(!learned.contains(
-        "172.16.5.58:49668".parse().expect("address"),
-        10 + LEARNED_ENDPOINT_TTL_NS
-    ));
-    assert_eq!(learned.take_fresh().len(), 1);
-    assert!(learned.take_fresh().is_empty());
-}
-
-#[test]
-fn an_endpoint_announced_on_another_host_is_not_learned() {
-    let mut harness = Harness::new();
-    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
-    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
-    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
-    // The tower names 10.0.0.1 instead of the mapper's 172.16.5.58.
-    let answer = EPM_MAP_RESPONSE.replace("ac10053a", "0a000001");
-    harness.pdu(Direction::ToClient, &hex(&answer));
-    let out = harness.close();
     assert_eq!(
-        body(&out[1]).endpoints,
-        ["10.0.0.1:49668"],
-        "still reported"
+        harness_announced,
+        [Announced {
+            mapper: "172.16.5.58".parse().expect("address"),
+            endpoint: "172.16.5.58:49668".parse().expect("address"),
+        }],
+        "the answer's endpoint handed over as a typed value"
     );
-    let mut learned = LearnedEndpoints::default();
-    let mut counters = DissectCounters::default();
-    learned.learn_from(10, &out, &mut counters);
-    assert!(!learned.contains("10.0.0.1:49668".parse().expect("address"), 11));
-    assert!(learned.take_fresh().is_empty());
-    assert_eq!(counters.rpc_endpoints_foreign, 1);
-}
-
-#[test]
-fn endpoints_beyond_the_fresh_list_are_counted() {
-    let mut harness = Harness::new();
-    harness.pdu(Direction::ToServer, &hex(EPM_BIND));
-    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
-    harness.pdu(Direction::ToServer, &hex(EPM_MAP));
-    harness.pdu(Direction::ToClient, &hex(EPM_MAP_RESPONSE));
-    let out = harness.close();
-    let mut learned = LearnedEndpoints::default();
-    for port in 0..MAX_LEARNED_ENDPOINTS {
-        let port = u16::try_from(port).expect("port");
-        assert!(learned.learn(1, SocketAddr::from(([10, 0, 0, 2], port))));
-    }
-    let mut counters = DissectCounters::default();
-    learned.learn_from(10, &out, &mut counters);
-    assert_eq!(counters.rpc_endpoints_dropped, 1);
-    assert!(learned.contains("172.16.5.58:49668".parse().expect("address"), 11));
-    assert_eq!(learned.take_fresh().len(), MAX_LEARNED_ENDPOINTS);
 }
 
 /// A REQUEST PDU (call id 7, context 0, one fragment) carrying `stub`.
@@ -410,11 +369,13 @@ fn a_pipe_carries_the_same_association() {
     let budget = MemoryBudget::new(1 << 20);
     let mut pipe = RpcPipe::new(budget.clone());
     let mut counters = DissectCounters::default();
+    let mut announced = Announcements::default();
     let mut out = Vec::new();
     let bind = hex(EPM_BIND);
     let mut sink = Sink {
         out: &mut out,
         counters: &mut counters,
+        announced: &mut announced,
     };
     // The bind split across two writes.
     pipe.data(
@@ -453,6 +414,7 @@ fn a_tcp_session_on_port_135_is_dcerpc() {
         server: "172.16.5.58:135".parse().expect("address"),
     };
     let mut counters = DissectCounters::default();
+    let mut announced = Announcements::default();
     let mut out = Vec::new();
     for (direction, pdu) in [
         (Direction::ToServer, EPM_BIND),
@@ -468,6 +430,7 @@ fn a_tcp_session_on_port_135_is_dcerpc() {
             StreamEvent::Data(&bytes),
             &budget,
             &mut counters,
+            &mut announced,
             &mut out,
         );
     }
@@ -643,6 +606,7 @@ fn calls_never_answered_are_bounded_and_reported() {
     let budget = MemoryBudget::new(1 << 20);
     let mut rpc = DceRpc::new(Carrier::None, budget.clone());
     let mut counters = DissectCounters::default();
+    let mut announced = Announcements::default();
     let mut out = Vec::new();
     let mut request = hex(NETLOGON_REQ_CHALLENGE);
     for call_id in 0..u32::try_from(MAX_PENDING_CALLS + 10).expect("small") {
@@ -650,6 +614,7 @@ fn calls_never_answered_are_bounded_and_reported() {
         let mut sink = Sink {
             out: &mut out,
             counters: &mut counters,
+            announced: &mut announced,
         };
         rpc.message(
             Direction::ToServer,
@@ -673,6 +638,7 @@ fn a_malformed_pdu_is_an_error_and_the_association_goes_on() {
     let mut sink = Sink {
         out: &mut harness.out,
         counters: &mut harness.counters,
+        announced: &mut harness.announced,
     };
     // An auth_length longer than the PDU.
     let mut bad = hex(EPM_BIND);
@@ -709,4 +675,159 @@ fn an_auth_type_without_a_name_is_flagged_and_still_writes_as_a_line() {
         crate::activity::write_json_line(activity, &mut line, &mut Vec::new())
             .expect("every enum has a name");
     }
+}
+
+/// A request (`ptype` 0) or response (2) PDU of `call_id`, little-endian NDR, one fragment.
+fn call_pdu(ptype: u8, call_id: u32, opnum: u16, stub: &[u8]) -> Vec<u8> {
+    let frag = u16::try_from(24 + stub.len()).expect("fits");
+    let mut pdu = vec![5, 0, ptype, 3, 0x10, 0, 0, 0];
+    pdu.extend(frag.to_le_bytes());
+    pdu.extend([0, 0]);
+    pdu.extend(call_id.to_le_bytes());
+    pdu.extend(u32::try_from(stub.len()).expect("fits").to_le_bytes());
+    pdu.extend(0u16.to_le_bytes());
+    if ptype == 0 {
+        pdu.extend(opnum.to_le_bytes());
+    } else {
+        pdu.extend([0, 0]);
+    }
+    pdu.extend_from_slice(stub);
+    pdu
+}
+
+// testdata/pcaps/suricata-verify/tests/dcerpc/dcerpc-dce-stub-data-04/input.pcap, stubs of
+// frames 8 and 10 (OpenHKLM and its answer), 12 and 14 (BaseRegOpenKey and its answer).
+const OPEN_HKLM: &str = "2cfdb50040aa010000000002";
+const OPEN_HKLM_RESPONSE: &str = "00000000f672289cf057d811b005000c2987eae900000000";
+const OPEN_RUN_KEY: &str = concat!(
+    "00000000f672289cf057d811b005000c2987eae95c005c00a8b914002e000000000000002e00000053004f00",
+    "4600540057004100520045005c004d006900630072006f0073006f00660074005c00570069006e0064006f00",
+    "770073005c00430075007200720065006e007400560065007200730069006f006e005c00520075006e000000",
+    "0000000003000000",
+);
+const OPEN_RUN_KEY_RESPONSE: &str = "00000000f772289cf057d811b005000c2987eae900000000";
+
+#[test]
+fn registry_keys_are_named_through_their_handles() {
+    let mut harness = Harness::new();
+    let mut bind = hex(EPM_BIND);
+    // WINREG 338cd001-2244-31f1-aaaa-900038001003 as the abstract syntax.
+    bind[32..48].copy_from_slice(&hex("01d08c334422f131aaaa900038001003"));
+    harness.pdu(Direction::ToServer, &bind);
+    harness.pdu(Direction::ToClient, &hex(EPM_BIND_ACK));
+    harness.pdu(Direction::ToServer, &call_pdu(0, 1, 2, &hex(OPEN_HKLM)));
+    harness.pdu(
+        Direction::ToClient,
+        &call_pdu(2, 1, 0, &hex(OPEN_HKLM_RESPONSE)),
+    );
+    harness.pdu(Direction::ToServer, &call_pdu(0, 2, 15, &hex(OPEN_RUN_KEY)));
+    harness.pdu(
+        Direction::ToClient,
+        &call_pdu(2, 2, 0, &hex(OPEN_RUN_KEY_RESPONSE)),
+    );
+    // BaseRegSaveKey on the Run key's handle (frame 14's), saving to a file name.
+    let mut save = hex("00000000f772289cf057d811b005000c2987eae9");
+    save.extend(hex(
+        "0a000a00000002000500000000000000050000006100620063000000000000000000",
+    ));
+    harness.pdu(Direction::ToServer, &call_pdu(0, 3, 20, &save));
+    // A save on a handle this association never saw opened names no key.
+    let mut unknown = vec![0x42; 20];
+    unknown.extend(hex(
+        "0a000a00000002000500000000000000050000006100620063000000000000000000",
+    ));
+    harness.pdu(Direction::ToServer, &call_pdu(0, 4, 20, &unknown));
+    let out = harness.close();
+    let paths: Vec<(&str, &str)> = out[1..]
+        .iter()
+        .map(body)
+        .map(|body| (body.operation.as_str(), body.key_path.as_str()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("OpenLocalMachine", "HKLM"),
+            (
+                "BaseRegOpenKey",
+                "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+            ),
+            (
+                "BaseRegSaveKey",
+                "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+            ),
+            ("BaseRegSaveKey", ""),
+        ]
+    );
+}
+
+#[test]
+fn a_high_port_is_taken_as_dcerpc_by_its_content_and_only_then() {
+    use crate::dissect::{DissectLimits, Dissector};
+    let mut dissector = Dissector::new(DissectLimits {
+        memory_bytes: 1 << 24,
+        rpc_by_content: true,
+        ..DissectLimits::default()
+    });
+    let mut out = Vec::new();
+    // An HTTP request and answer on a high port: probed, refused, not followed.
+    let mut web = Connection::open(
+        "172.16.5.10:50600",
+        "172.16.5.58:50000",
+        &mut dissector,
+        1,
+        &mut out,
+    );
+    // Requests on a connection seen from its start: the first is not DCE-RPC, so none is.
+    for _ in 0..2 {
+        web.send(
+            &mut dissector,
+            2,
+            true,
+            Connection::PSH_ACK,
+            b"GET / HTTP/1.1\r\nHost: dc\r\n\r\n",
+            &mut out,
+        );
+    }
+    web.send(
+        &mut dissector,
+        2,
+        false,
+        Connection::PSH_ACK,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        &mut out,
+    );
+    assert!(out.is_empty());
+    assert_eq!(dissector.counters().rpc_probes_refused, 1);
+    assert_eq!(dissector.counters().rpc_found_by_content, 0);
+    // The zerologon NETLOGON association on 49668, whose ept_map answer the sensor never saw.
+    let mut netlogon = Connection::open(
+        "172.16.5.10:50556",
+        "172.16.5.58:49668",
+        &mut dissector,
+        3,
+        &mut out,
+    );
+    netlogon.send(
+        &mut dissector,
+        4,
+        true,
+        Connection::PSH_ACK,
+        &hex(NETLOGON_AUTHENTICATE3),
+        &mut out,
+    );
+    netlogon.send(
+        &mut dissector,
+        4,
+        false,
+        Connection::PSH_ACK,
+        &hex(NETLOGON_AUTHENTICATE3_RESPONSE),
+        &mut out,
+    );
+    dissector.finish(5, &mut out);
+    assert_eq!(dissector.counters().rpc_found_by_content, 1);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let request = body(&out[0]);
+    assert!(request.found_by_content);
+    assert_eq!(request.opnum, 26);
+    assert!(request.answered, "its response matched");
 }
