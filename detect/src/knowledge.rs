@@ -1,0 +1,418 @@
+//! What the detectors know about who is who: the directory when there is one, the
+//! configuration, and what the traffic itself shows (an address that answers as a KDC, or serves
+//! LDAP or DRSUAPI, is a domain controller; an account that got an AS-REP without
+//! pre-authentication does not require it). Every answer says what it rests on, so an alert can
+//! name what it relied on.
+
+use std::{collections::HashSet, net::IpAddr, sync::Arc};
+
+use dcwatch_entity::{Directory, Object, TagName};
+use dcwatch_proto::v1::{activity::Body, dce_rpc_activity, kerberos_activity, ldap_activity};
+
+use crate::{bounded::BoundedMap, config::Config, observed::Observed, time::Millis};
+
+/// Addresses remembered as servers (DCs and DNS servers) from the traffic.
+pub const MAX_LEARNED_SERVERS: usize = 4_096;
+/// Accounts remembered from the traffic (exists or not, no pre-authentication, AES keys).
+pub const MAX_LEARNED_ACCOUNTS: usize = 200_000;
+
+/// A yes or no, with what it rests on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub yes: bool,
+    /// "configuration", "directory", "traffic" (the strongest first): how sure it is.
+    pub source: Source,
+    pub basis: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    /// Neither the directory nor the traffic said anything: a guess.
+    Assumed,
+    Traffic,
+    Directory,
+    Configuration,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ServerRoles {
+    kdc: bool,
+    ldap: bool,
+    drsuapi: bool,
+}
+
+/// What the traffic says of an account.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LearnedAccount {
+    /// The KDC answered for it (AS-REP, PREAUTH_REQUIRED, PREAUTH_FAILED...): it exists.
+    pub exists: Option<bool>,
+    /// The KDC issued it an AS-REP to a request without pre-authentication.
+    pub no_preauth: bool,
+    /// The KDC offered or issued AES for it.
+    pub aes_seen: bool,
+}
+
+#[derive(Debug)]
+pub struct Knowledge {
+    directory: Arc<Directory>,
+    configured_dcs: HashSet<IpAddr>,
+    configured_dns: HashSet<IpAddr>,
+    honeytokens: Vec<String>,
+    servers: BoundedMap<IpAddr, ServerRoles>,
+    accounts: BoundedMap<String, LearnedAccount>,
+    requests: BoundedMap<(IpAddr, u16), AsRequest>,
+}
+
+/// An AS-REQ waiting for its answer, by the client's address and port (the KDC answers there).
+#[derive(Debug, Clone)]
+pub struct AsRequest {
+    pub client: String,
+    pub pre_authenticated: bool,
+    pub etypes: Vec<i32>,
+    pub timestamp_etype: i32,
+}
+
+/// AS-REQs remembered until their answer.
+pub const MAX_PENDING_AS_REQUESTS: usize = 16_384;
+
+/// Kerberos error codes (RFC 4120 7.5.9) that say the principal exists.
+const KDC_ERR_PREAUTH_FAILED: i32 = 24;
+const KDC_ERR_PREAUTH_REQUIRED: i32 = 25;
+const KDC_ERR_C_PRINCIPAL_UNKNOWN: i32 = 6;
+const KDC_ERR_CLIENT_REVOKED: i32 = 18;
+const KDC_ERR_KEY_EXPIRED: i32 = 23;
+/// AES128 and AES256 (RFC 3962).
+pub fn is_aes(etype: i32) -> bool {
+    etype == 17 || etype == 18
+}
+/// RC4-HMAC (RFC 4757) and its export variant.
+pub fn is_rc4(etype: i32) -> bool {
+    etype == 23 || etype == 24
+}
+
+/// The lookup key of an account name: lower case, without its domain or realm.
+pub fn account_key(name: &str) -> String {
+    let name = name.rsplit('\\').next().unwrap_or(name);
+    let name = name.split('@').next().unwrap_or(name);
+    name.to_lowercase()
+}
+
+impl Knowledge {
+    pub fn new(config: &Config, directory: Arc<Directory>) -> Self {
+        Self {
+            directory,
+            configured_dcs: config.dc_addresses.iter().copied().collect(),
+            configured_dns: config.dns_servers.iter().copied().collect(),
+            honeytokens: config
+                .honeytokens
+                .iter()
+                .map(|name| account_key(name))
+                .collect(),
+            servers: BoundedMap::new(MAX_LEARNED_SERVERS),
+            accounts: BoundedMap::new(MAX_LEARNED_ACCOUNTS),
+            requests: BoundedMap::new(MAX_PENDING_AS_REQUESTS),
+        }
+    }
+
+    pub fn set_directory(&mut self, directory: Arc<Directory>) {
+        self.directory = directory;
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    pub fn has_directory(&self) -> bool {
+        !self.directory.is_empty()
+    }
+
+    /// Learns from one activity, before the detectors judge it.
+    pub fn learn(&mut self, seen: &Observed<'_>) {
+        match seen.body() {
+            Some(Body::Kerberos(kerberos)) => self.learn_kerberos(seen, kerberos),
+            Some(Body::Ldap(ldap))
+                if ldap.answered && ldap.r#type != ldap_activity::Type::Sealed as i32 =>
+            {
+                if let Some(server) = seen.dst {
+                    self.servers
+                        .touch(server, seen.time, ServerRoles::default)
+                        .ldap = true;
+                }
+            }
+            Some(Body::Dcerpc(rpc))
+                if rpc.answered
+                    && (rpc.interface_name == "drsuapi"
+                        || rpc.contexts.iter().any(|context| {
+                            context.interface_name == "drsuapi" && context.result == "acceptance"
+                        }))
+                    && rpc.r#type != dce_rpc_activity::Type::Unspecified as i32 =>
+            {
+                if let Some(server) = seen.dst {
+                    self.servers
+                        .touch(server, seen.time, ServerRoles::default)
+                        .drsuapi = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn learn_kerberos(
+        &mut self,
+        seen: &Observed<'_>,
+        kerberos: &dcwatch_proto::v1::KerberosActivity,
+    ) {
+        use kerberos_activity::Type;
+        let Ok(kind) = Type::try_from(kerberos.r#type) else {
+            return;
+        };
+        if matches!(kind, Type::AsRep | Type::TgsRep | Type::KrbError)
+            && let Some(kdc) = seen.src
+        {
+            self.servers.touch(kdc, seen.time, ServerRoles::default).kdc = true;
+        }
+        if kerberos.client.is_empty() {
+            return;
+        }
+        let key = account_key(&kerberos.client);
+        match kind {
+            Type::AsReq => {
+                if let Some(client) = seen.src {
+                    *self
+                        .requests
+                        .touch((client, seen.src_port), seen.time, || AsRequest {
+                            client: String::new(),
+                            pre_authenticated: false,
+                            etypes: Vec::new(),
+                            timestamp_etype: 0,
+                        }) = AsRequest {
+                        client: key,
+                        pre_authenticated: kerberos.encrypted_timestamp,
+                        etypes: kerberos.etypes.clone(),
+                        timestamp_etype: kerberos.timestamp_etype,
+                    };
+                }
+            }
+            Type::AsRep => {
+                let no_preauth = self
+                    .as_request(seen)
+                    .is_some_and(|request| request.client == key && !request.pre_authenticated);
+                let learned = self.accounts.touch(key, seen.time, LearnedAccount::default);
+                learned.exists = Some(true);
+                learned.aes_seen |= is_aes(kerberos.reply_etype) || is_aes(kerberos.ticket_etype);
+                learned.no_preauth |= no_preauth;
+            }
+            Type::KrbError => {
+                let exists = match kerberos.error_code {
+                    KDC_ERR_C_PRINCIPAL_UNKNOWN => Some(false),
+                    KDC_ERR_PREAUTH_FAILED
+                    | KDC_ERR_PREAUTH_REQUIRED
+                    | KDC_ERR_CLIENT_REVOKED
+                    | KDC_ERR_KEY_EXPIRED => Some(true),
+                    _ => None,
+                };
+                if exists.is_some() {
+                    let learned = self.accounts.touch(key, seen.time, LearnedAccount::default);
+                    learned.exists = exists;
+                    learned.aes_seen |= kerberos.offered_etypes.iter().any(|etype| is_aes(*etype));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The AS-REQ an AS-REP or KRB-ERROR answers (the last one from the address and port it
+    /// goes to).
+    pub fn as_request(&self, answer: &Observed<'_>) -> Option<&AsRequest> {
+        self.requests.get(&(answer.dst?, answer.dst_port))
+    }
+
+    /// Whether `address` is a domain controller, and on what.
+    pub fn domain_controller(&self, address: Option<IpAddr>, computer_name: &str) -> Verdict {
+        let Some(address) = address else {
+            return Verdict {
+                yes: false,
+                source: Source::Assumed,
+                basis: "the address is unknown".into(),
+            };
+        };
+        if self.configured_dcs.contains(&address) {
+            return verdict(
+                true,
+                Source::Configuration,
+                format!("configuration: {address} is a domain controller"),
+            );
+        }
+        if let Some(domain) = self.directory.domains().iter().find(|domain| {
+            domain
+                .dc_addresses
+                .iter()
+                .any(|dc| dc.parse() == Ok(address))
+        }) {
+            return verdict(
+                true,
+                Source::Directory,
+                format!(
+                    "directory: {address} is a domain controller of {}",
+                    domain.name
+                ),
+            );
+        }
+        if !computer_name.is_empty()
+            && let Some(computer) = self.directory.by_dns_name(computer_name)
+        {
+            let yes = computer.is_domain_controller();
+            let name = &computer.sam_account_name;
+            let basis = if yes {
+                format!("directory: {name} is a domain controller (userAccountControl)")
+            } else {
+                format!("directory: {name} is not a domain controller")
+            };
+            return verdict(yes, Source::Directory, basis);
+        }
+        if let Some(roles) = self.servers.get(&address) {
+            let role = if roles.drsuapi {
+                "served DRSUAPI"
+            } else if roles.kdc {
+                "answered as a KDC"
+            } else {
+                "served LDAP"
+            };
+            return verdict(
+                true,
+                Source::Traffic,
+                format!("traffic: {address} {role}, as domain controllers do"),
+            );
+        }
+        let none_configured = self.configured_dcs.is_empty() && !self.has_directory();
+        let basis = if none_configured {
+            format!(
+                "traffic: {address} never answered as a KDC or served LDAP or DRSUAPI (no directory or DC list configured)"
+            )
+        } else {
+            format!(
+                "{address} is not a configured or directory domain controller and never answered as one"
+            )
+        };
+        verdict(
+            false,
+            if none_configured {
+                Source::Assumed
+            } else {
+                Source::Directory
+            },
+            basis,
+        )
+    }
+
+    /// Whether `address` may transfer DNS zones: a configured DNS server, or a DC.
+    pub fn dns_server(&self, address: Option<IpAddr>, computer_name: &str) -> Verdict {
+        if let Some(address) = address
+            && self.configured_dns.contains(&address)
+        {
+            return verdict(
+                true,
+                Source::Configuration,
+                format!("configuration: {address} is a DNS server"),
+            );
+        }
+        if !computer_name.is_empty()
+            && let Some(computer) = self.directory.by_dns_name(computer_name)
+            && self.directory.has_tag(computer, TagName::DnsServer)
+        {
+            return verdict(
+                true,
+                Source::Directory,
+                format!("directory: {} is a DNS server", computer.sam_account_name),
+            );
+        }
+        let dc = self.domain_controller(address, computer_name);
+        if dc.yes {
+            return Verdict {
+                basis: format!("{} (DCs serve DNS)", dc.basis),
+                ..dc
+            };
+        }
+        Verdict {
+            basis: format!("{}; not a configured DNS server", dc.basis),
+            ..dc
+        }
+    }
+
+    /// The directory's account for a name in any form the wire uses.
+    pub fn account(&self, name: &str, domain: &str) -> Option<&Object> {
+        if domain.is_empty() {
+            self.directory.account(name)
+        } else {
+            self.directory
+                .account(&format!("{domain}\\{}", account_key(name)))
+                .or_else(|| self.directory.account(name))
+        }
+    }
+
+    pub fn learned_account(&self, name: &str) -> Option<&LearnedAccount> {
+        self.accounts.get(&account_key(name))
+    }
+
+    /// Whether an account exists: the directory's word, else the KDC's answers.
+    pub fn account_exists(&self, name: &str, domain: &str) -> Option<bool> {
+        if self.has_directory() {
+            return Some(
+                self.account(name, domain)
+                    .is_some_and(|account| !account.deleted),
+            );
+        }
+        self.learned_account(name)
+            .and_then(|learned| learned.exists)
+    }
+
+    /// Why an account is a honeytoken, when it is one.
+    pub fn honeytoken(&self, name: &str, domain: &str) -> Option<String> {
+        if let Some(account) = self.account(name, domain)
+            && let Some(tag) = self
+                .directory
+                .tags(account)
+                .iter()
+                .find(|tag| tag.name == TagName::Honeytoken)
+        {
+            return Some(format!("directory: {}", tag.reason));
+        }
+        let key = account_key(name);
+        self.honeytokens
+            .contains(&key)
+            .then(|| "configuration: a honeytoken".to_owned())
+    }
+
+    /// Why an account is sensitive, when the directory says it is.
+    pub fn sensitive(&self, name: &str, domain: &str) -> Option<String> {
+        let account = self.account(name, domain)?;
+        self.directory
+            .tags(account)
+            .iter()
+            .find(|tag| tag.name == TagName::Sensitive)
+            .map(|tag| tag.reason.clone())
+    }
+
+    /// Counters of the learned tables: (name, evictions).
+    pub fn evictions(&self) -> [(&'static str, u64); 3] {
+        [
+            ("detect_learned_servers_evicted", self.servers.evicted()),
+            ("detect_learned_accounts_evicted", self.accounts.evicted()),
+            (
+                "detect_pending_as_requests_evicted",
+                self.requests.evicted(),
+            ),
+        ]
+    }
+
+    /// Forgets learned facts not refreshed since `before`.
+    pub fn expire(&mut self, before: Millis) {
+        self.servers.expire(before);
+        self.accounts.expire(before);
+        self.requests.expire(before);
+    }
+}
+
+fn verdict(yes: bool, source: Source, basis: String) -> Verdict {
+    Verdict { yes, source, basis }
+}
