@@ -7,6 +7,12 @@
 //! so a batch is either wholly stored and counted as stored, or not at all: a crash between the
 //! two cannot make a resend store it twice.
 
+mod alerts;
+
+pub use alerts::{
+    AlertQuery, Closed, DETECTION, Exclusion, ExclusionKind, HistoryEntry, NewActivity,
+};
+
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
@@ -87,6 +93,11 @@ pub enum StoreError {
     Decode { id: i64, source: prost::DecodeError },
     #[error("writing: {0}")]
     Output(std::io::Error),
+    #[error("store: alert {id} does not decode: {source}")]
+    AlertDecode {
+        id: String,
+        source: prost::DecodeError,
+    },
     #[error("a token named {0:?} already exists (revoke it first)")]
     TokenExists(String),
 }
@@ -141,6 +152,7 @@ impl Store {
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "synchronous", "FULL")?;
             connection.execute_batch(SCHEMA)?;
+            connection.execute_batch(alerts::SCHEMA)?;
             add_spool_instance_column(&connection)?;
             Ok(connection)
         };
