@@ -401,7 +401,72 @@ pub async fn test(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    use tokio::io::AsyncBufReadExt as _;
+
     use super::*;
+
+    #[tokio::test]
+    async fn an_absent_destination_queues_drops_the_excess_and_delivers_once_back() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let counters = Arc::new(OutputCounters::default());
+        let destination = SyslogDestination {
+            address: format!("127.0.0.1:{port}"),
+            transport: SyslogTransport::Tcp,
+            framing: SyslogFraming::Newline,
+            queue: 3,
+            ..SyslogDestination::default()
+        };
+        let output = SyslogOutput::start(&destination, Arc::clone(&counters)).expect("start");
+        // The task has not run yet (one thread): the queue takes 3, the rest is dropped at
+        // once, without waiting.
+        for number in 0..6 {
+            output.send(&format!("CEF:0|line {number}"), "C", 13, 0, "h");
+        }
+        assert_eq!(counters.syslog_dropped.load(Ordering::Relaxed), 3);
+        // The task takes line 0, fails to connect, and waits FIRST_BACKOFF holding it: one
+        // place is free in the queue.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        output.send("CEF:0|line 3", "C", 13, 0, "h");
+        output.send("CEF:0|line 4", "C", 13, 0, "h");
+        assert_eq!(counters.syslog_dropped.load(Ordering::Relaxed), 4);
+        assert_eq!(counters.syslog_connects.load(Ordering::Relaxed), 0);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("listen");
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("reconnected")
+            .expect("accept");
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        let mut received = Vec::new();
+        while received.len() < 4 {
+            let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+                .await
+                .expect("a line in time")
+                .expect("read")
+                .expect("a line");
+            received.push(line);
+        }
+        // Oldest first, each behind an RFC 5424 header.
+        for (index, line) in received.iter().enumerate() {
+            assert!(
+                line.starts_with("<13>1 1970-01-01T00:00:00.000000Z h CEF "),
+                "{line}"
+            );
+            assert!(
+                line.ends_with(&format!(" C - CEF:0|line {index}")),
+                "{line}"
+            );
+        }
+        assert_eq!(counters.syslog_sent.load(Ordering::Relaxed), 4);
+        assert_eq!(counters.syslog_connects.load(Ordering::Relaxed), 1);
+        output.finish(Duration::from_secs(1)).await;
+    }
 
     #[test]
     fn frames_follow_rfc6587() {

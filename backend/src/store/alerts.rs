@@ -554,3 +554,161 @@ fn set_state(connection: &rusqlite::Connection, name: &str, value: i64) -> rusql
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_proto::v1::alert::Trigger;
+
+    use super::*;
+
+    const SECOND: i64 = 1_000_000_000;
+
+    fn alert(id: &str, end_s: i64, status: Status) -> Alert {
+        Alert {
+            id: id.to_owned(),
+            r#type: "dcsync".to_owned(),
+            primary_key: format!("src:{id}"),
+            status: status.into(),
+            start: Some(timestamp(end_s * SECOND)),
+            end: Some(timestamp(end_s * SECOND)),
+            count: 1,
+            trigger: Trigger::New.into(),
+            description: format!("alert {id}"),
+            ..Alert::default()
+        }
+    }
+
+    fn events(store: &Store, id: &str) -> Vec<String> {
+        store
+            .alert_history(id, 0)
+            .expect("history")
+            .into_iter()
+            .map(|entry| entry.event)
+            .collect()
+    }
+
+    #[test]
+    fn alerts_upsert_close_reopen_and_restore() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        assert_eq!(store.detection_cursor().expect("cursor"), None);
+        let first = alert("a", 100, Status::Open);
+        assert_eq!(
+            store
+                .save_alerts(&[first.clone(), alert("b", 50, Status::Open)], 7, 0, 1)
+                .expect("save"),
+            [true, true]
+        );
+        assert_eq!(store.detection_cursor().expect("cursor"), Some(7));
+        let listed = store.alerts(&AlertQuery::default()).expect("list");
+        assert_eq!(
+            listed
+                .iter()
+                .map(|alert| alert.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"],
+            "latest evidence first"
+        );
+        assert_eq!(listed[0], first);
+
+        assert_eq!(
+            store
+                .close_alert("a", Classification::Btp, "ana", "pentest", 200 * SECOND)
+                .expect("close"),
+            Closed::Closed
+        );
+        assert_eq!(
+            store
+                .close_alert("a", Classification::Fp, "ana", "", 201 * SECOND)
+                .expect("close"),
+            Closed::AlreadyClosed
+        );
+        assert_eq!(
+            store
+                .close_alert("zz", Classification::Fp, "ana", "", 201 * SECOND)
+                .expect("close"),
+            Closed::NoSuchAlert
+        );
+        let closed = store
+            .alerts(&AlertQuery {
+                status: Some(Status::Closed),
+                ..AlertQuery::default()
+            })
+            .expect("list");
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].classification(), Classification::Btp);
+        assert_eq!(closed[0].closed, Some(timestamp(200 * SECOND)));
+
+        // Detection, not yet aware of the close (it applied history up to row 2, the two
+        // `raised`), updates the alert: the analyst's status stays, nothing is emitted.
+        let mut update = alert("a", 150, Status::Open);
+        update.count = 2;
+        update.trigger = Trigger::Update.into();
+        assert_eq!(
+            store.save_alerts(&[update.clone()], 8, 2, 2).expect("save"),
+            [false]
+        );
+        let kept = store
+            .alerts(&AlertQuery {
+                id: Some("a".to_owned()),
+                ..AlertQuery::default()
+            })
+            .expect("list");
+        assert_eq!(kept[0].status(), Status::Closed);
+        assert_eq!(kept[0].count, 2, "the evidence is kept");
+        // Once it has applied the close (row 3), its reopening stands.
+        assert_eq!(store.save_alerts(&[update], 9, 3, 3).expect("save"), [true]);
+        assert_eq!(events(&store, "a"), ["raised", "closed", "reopened"]);
+        assert!(store.comment_alert("a", "ana", "seen", 4).expect("comment"));
+        assert!(
+            !store
+                .comment_alert("zz", "ana", "seen", 4)
+                .expect("comment")
+        );
+        assert_eq!(
+            events(&store, "a").last().map(String::as_str),
+            Some("comment")
+        );
+
+        // Restore: open ones, and closed ones closed since the given time.
+        store
+            .close_alert("b", Classification::Tp, "ana", "", 300 * SECOND)
+            .expect("close");
+        let restore = |since: i64| -> Vec<String> {
+            store
+                .alerts_to_restore(since * SECOND)
+                .expect("restore")
+                .into_iter()
+                .map(|alert| alert.id)
+                .collect()
+        };
+        assert_eq!(restore(299), ["b", "a"]);
+        assert_eq!(restore(301), ["a"]);
+        assert_eq!(store.last_history_row().expect("rows"), 6);
+    }
+
+    #[test]
+    fn exclusions_are_added_listed_and_removed() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(directory.path()).expect("open");
+        let first = store
+            .add_exclusion("", ExclusionKind::Subnet, "10.0.0.0/8", "scanners", 1)
+            .expect("add");
+        store
+            .add_exclusion("dcsync", ExclusionKind::Account, "CORP\\aadsync", "", 2)
+            .expect("add");
+        let listed = store.exclusions().expect("list");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            (
+                listed[1].type_name.as_str(),
+                listed[1].kind,
+                listed[1].value.as_str()
+            ),
+            ("dcsync", ExclusionKind::Account, "CORP\\aadsync")
+        );
+        assert!(store.remove_exclusion(first).expect("remove"));
+        assert!(!store.remove_exclusion(first).expect("remove"));
+        assert_eq!(store.exclusions().expect("list").len(), 1);
+    }
+}
