@@ -437,3 +437,49 @@ pub fn with_exclusions(config: &Config, exclusions: &[Exclusion]) -> Config {
     }
     config
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exclusion(id: i64, type_name: &str, kind: ExclusionKind, value: &str) -> Exclusion {
+        Exclusion {
+            id,
+            type_name: type_name.to_owned(),
+            kind,
+            value: value.to_owned(),
+            created_ns: 0,
+            comment: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_stores_exclusions_add_to_the_configurations() {
+        let config: Config = toml::from_str(
+            "[exclusions]\naccounts = [\"CORP\\\\aadsync\"]\n[exclude.dcsync]\ncomputers = [\"DC9\"]",
+        )
+        .expect("a [detect] section");
+        let merged = with_exclusions(
+            &config,
+            &[
+                exclusion(1, "", ExclusionKind::Subnet, "10.20.0.0/16"),
+                exclusion(2, "dcsync", ExclusionKind::Account, "alice"),
+                exclusion(3, "brute_force", ExclusionKind::Computer, "SCANNER"),
+                exclusion(4, "", ExclusionKind::Subnet, "not a subnet"),
+            ],
+        );
+        assert_eq!(merged.exclusions.accounts, ["CORP\\aadsync"]);
+        assert_eq!(merged.exclusions.subnets.len(), 1);
+        assert!(merged.exclusions.subnets[0].contains("10.20.3.4".parse().expect("an address")));
+        let dcsync = &merged.exclude["dcsync"];
+        assert_eq!(
+            (dcsync.computers.as_slice(), dcsync.accounts.as_slice()),
+            (&["DC9".to_owned()][..], &["alice".to_owned()][..])
+        );
+        assert_eq!(merged.exclude["brute_force"].computers, ["SCANNER"]);
+        assert!(
+            config.exclude.get("brute_force").is_none(),
+            "the base is untouched"
+        );
+    }
+}

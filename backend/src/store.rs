@@ -163,6 +163,15 @@ impl Store {
         Ok(Self { connection })
     }
 
+    /// A transaction that takes the write lock at once. Detection and the `alerts` commands
+    /// write through connections of their own: a deferred transaction that read before writing
+    /// would fail at once (SQLITE_BUSY_SNAPSHOT, no busy wait) whenever another connection
+    /// committed in between; an immediate one waits its turn (`BUSY_TIMEOUT`).
+    fn write_transaction(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    }
+
     /// The highest sequence stored for `sensor_id` (0 for none).
     pub fn stored_through(&self, sensor_id: &str) -> Result<u64, StoreError> {
         Ok(through_in(&self.connection, sensor_id)?)
@@ -206,7 +215,7 @@ impl Store {
         sequence: u64,
         activities: &[Activity],
     ) -> Result<Stored, StoreError> {
-        let transaction = self.connection.transaction()?;
+        let transaction = self.write_transaction()?;
         if sequence <= through_in(&transaction, sensor_id)? {
             return Ok(Stored::Duplicate);
         }
@@ -259,7 +268,7 @@ impl Store {
         reason: &str,
         now_ns: i64,
     ) -> Result<Stored, StoreError> {
-        let transaction = self.connection.transaction()?;
+        let transaction = self.write_transaction()?;
         if sequence <= through_in(&transaction, sensor_id)? {
             return Ok(Stored::Duplicate);
         }

@@ -212,7 +212,7 @@ impl Store {
         applied_history: i64,
         now_ns: i64,
     ) -> Result<Vec<bool>, StoreError> {
-        let transaction = self.connection.transaction()?;
+        let transaction = self.write_transaction()?;
         let mut emit = Vec::with_capacity(alerts.len());
         for alert in alerts {
             let stored: Option<String> = transaction
@@ -410,7 +410,7 @@ impl Store {
         comment: &str,
         now_ns: i64,
     ) -> Result<Closed, StoreError> {
-        let transaction = self.connection.transaction()?;
+        let transaction = self.write_transaction()?;
         let status: Option<String> = transaction
             .query_row("SELECT status FROM alerts WHERE id = ?1", [id], |row| {
                 row.get(0)
@@ -685,6 +685,28 @@ mod tests {
         assert_eq!(restore(299), ["b", "a"]);
         assert_eq!(restore(301), ["a"]);
         assert_eq!(store.last_history_row().expect("rows"), 6);
+    }
+
+    #[test]
+    fn ingest_and_detection_write_through_their_own_connections_at_once() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut ingest = Store::open(directory.path()).expect("open");
+        let mut detection = Store::open(directory.path()).expect("open");
+        let writer = std::thread::spawn(move || {
+            for sequence in 1..=300 {
+                ingest
+                    .store_batch("s1", "spool", sequence, &[Activity::default()])
+                    .expect("a batch is stored while detection writes");
+            }
+        });
+        for round in 0..300 {
+            let alert = alert(&format!("a{}", round % 7), round, Status::Open);
+            detection
+                .save_alerts(&[alert], round, 0, round)
+                .expect("alerts are saved while ingest writes");
+        }
+        writer.join().expect("the writer");
+        assert_eq!(detection.last_activity_row().expect("rows"), 300);
     }
 
     #[test]

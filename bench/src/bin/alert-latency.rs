@@ -402,8 +402,17 @@ async fn client(
     let acks = {
         let sent_at = Arc::clone(&sent_at);
         let shared = Arc::clone(shared);
+        let name = name.to_owned();
         tokio::spawn(async move {
-            while let Ok(Some(reply)) = inbound.message().await {
+            loop {
+                let reply = match inbound.message().await {
+                    Ok(Some(reply)) => reply,
+                    Ok(None) => break,
+                    Err(status) => {
+                        println!("{name}: the stream ended: {status}");
+                        break;
+                    }
+                };
                 if let Some(backend_message::Message::Ack(ack)) = reply.message {
                     let sent = sent_at
                         .lock()
@@ -495,11 +504,15 @@ impl Server {
             .context("dcwatch-backend serve")?;
         let stderr = child.stderr.take().context("stderr")?;
         let (found, address) = std::sync::mpsc::channel();
-        // Reads the log to its end, so the backend never blocks on a full pipe.
+        // Reads the log to its end, so the backend never blocks on a full pipe; its warnings
+        // and errors are shown, as they may explain the figures.
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some((_, address)) = line.split_once("listening on ") {
                     drop(found.send(address.trim().to_owned()));
+                }
+                if line.contains(" WARN ") || line.contains(" ERROR") {
+                    println!("backend: {line}");
                 }
             }
         });
