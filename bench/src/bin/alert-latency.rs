@@ -139,10 +139,11 @@ fn main() -> anyhow::Result<()> {
     }
     watching.store(false, Ordering::Relaxed);
     drop(watcher.join());
+    // The stats file is rewritten at exit with the final counters.
+    server.stop()?;
     let stats = std::fs::read(data.join("stats.json"))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
-    server.stop()?;
 
     let mut results = shared.lock();
     let elapsed = sent_until.duration_since(started).as_secs_f64();
