@@ -127,6 +127,7 @@ impl AttributeType {
     pub const ACCT_INPUT_GIGAWORDS: Self = Self(52);
     pub const ACCT_OUTPUT_GIGAWORDS: Self = Self(53);
     pub const NAS_PORT_TYPE: Self = Self(61);
+    pub const TUNNEL_CLIENT_ENDPOINT: Self = Self(66);
     pub const TUNNEL_PASSWORD: Self = Self(69);
     pub const EAP_MESSAGE: Self = Self(79);
     pub const MESSAGE_AUTHENTICATOR: Self = Self(80);
@@ -206,6 +207,9 @@ pub struct Attributes<'a> {
     pub delegated_ipv6_prefix: Option<Ipv6Prefix>,
     pub called_station_id: Option<&'a [u8]>,
     pub calling_station_id: Option<&'a [u8]>,
+    /// Tunnel-Client-Endpoint (RFC 2868 3.3): the tunnel initiator's address (a VPN client's
+    /// public address), as text; its tag, when there was one, removed.
+    pub tunnel_client_endpoint: Option<&'a [u8]>,
     pub acct_status_type: Option<AcctStatusType>,
     pub acct_session_id: Option<&'a [u8]>,
     pub acct_session_time: Option<u32>,
@@ -328,6 +332,15 @@ fn ipv6_prefix(value: &[u8]) -> Option<Ipv6Prefix> {
     })
 }
 
+/// The string of a tagged attribute (RFC 2868 3): a first octet of 0x00 to 0x1F is the tag
+/// (0 when unused); from 0x20 on it is the string's first octet, the tag left out.
+fn untagged(value: &[u8]) -> &[u8] {
+    match value.split_first() {
+        Some((&tag, rest)) if tag <= 0x1F => rest,
+        _ => value,
+    }
+}
+
 /// RFC 2865 5: text and string attributes are 1..=253 octets; an empty one is malformed.
 fn string(value: &[u8]) -> Option<&[u8]> {
     (!value.is_empty()).then_some(value)
@@ -362,6 +375,13 @@ impl<'a> Attributes<'a> {
             }
             AttributeType::CALLING_STATION_ID => {
                 first(&mut self.calling_station_id, string(value), anomalies);
+            }
+            AttributeType::TUNNEL_CLIENT_ENDPOINT => {
+                first(
+                    &mut self.tunnel_client_endpoint,
+                    string(untagged(value)),
+                    anomalies,
+                );
             }
             AttributeType::ACCT_STATUS_TYPE => first(
                 &mut self.acct_status_type,
@@ -700,5 +720,33 @@ mod tests {
         );
         assert_eq!(packet.attributes.delegated_ipv6_prefix, None);
         assert!(packet.anomalies.bad_attribute_value);
+    }
+
+    // Crafted (RFC 2868 3.3), and read the same by tshark 4.0's radius dissector
+    // (radius.Tunnel_Client_Endpoint): an Access-Request whose Tunnel-Client-Endpoint
+    // "203.0.113.7" has tag 0x01, then one whose "198.51.100.9" has none (its first octet, '1',
+    // is above 0x1F).
+    const TAGGED_ENDPOINT: &str = "\
+        0107003c000000000000000000000000000000000107616c696365420e013230332e302e3131332e371f13\
+        30302d31312d32322d33332d34342d3535";
+    const UNTAGGED_ENDPOINT: &str =
+        "01080027000000000000000000000000000000000105626f62420e3139382e35312e3130302e39";
+
+    #[test]
+    fn tunnel_client_endpoint_with_and_without_its_tag() {
+        let bytes = hex(TAGGED_ENDPOINT);
+        let a = parse(&bytes).unwrap().attributes;
+        assert_eq!(a.tunnel_client_endpoint, Some(&b"203.0.113.7"[..]));
+        assert_eq!(a.calling_station_id, Some(&b"00-11-22-33-44-55"[..]));
+        let bytes = hex(UNTAGGED_ENDPOINT);
+        let a = parse(&bytes).unwrap().attributes;
+        assert_eq!(a.tunnel_client_endpoint, Some(&b"198.51.100.9"[..]));
+        // A tag and nothing after it is an empty string: malformed, not kept.
+        let mut empty = hex("0109001700000000000000000000000000000000420301");
+        let packet = parse(&empty).unwrap();
+        assert_eq!(packet.attributes.tunnel_client_endpoint, None);
+        assert!(packet.anomalies.bad_attribute_value);
+        empty.truncate(22);
+        assert!(parse(&empty).is_err());
     }
 }

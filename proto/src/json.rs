@@ -119,6 +119,13 @@ pub fn write_json_line(
     out.write_all(b"}\n")
 }
 
+/// Writes the JSON line of an alert: its proto3 JSON form (proto field names, enums by name),
+/// what `dcwatch-sensor replay --alerts json` and `dcwatch-backend alerts --json` print.
+pub fn write_alert_line(alert: &crate::v1::Alert, out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, alert)?;
+    out.write_all(b"\n")
+}
+
 /// The `protocol` member of an activity's JSON line: the name of its body's variant
 /// (`"unknown"` for an activity without one).
 pub fn protocol_name(body: Option<&Body>) -> &'static str {

@@ -26,6 +26,7 @@ Examples:
                                                           Windows events from a SIEM only
   dcwatch-sensor replay dc.pcapng --output json           the same pipeline over a capture file
   dcwatch-sensor replay dc.pcapng --output packets        one line per packet instead
+  dcwatch-sensor replay a.pcap b.pcap --alerts json       the alerts the detectors raise
   dcwatch-sensor run -i ens4 --backend https://backend:7443 --token T --ca ca.pem \
       --spool-dir /var/lib/dcwatch/spool                  stream activities to a backend
 
@@ -75,8 +76,19 @@ pub struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// The capture file: pcap or pcapng; Ethernet, Linux cooked, raw IP or loopback.
-    pub file: PathBuf,
+    /// The capture files, replayed one after the other as one stream: pcap or pcapng;
+    /// Ethernet, Linux cooked, raw IP or loopback.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Judge the traffic with the detectors and print the alerts they raise, one per line,
+    /// after the activities (alone without --output). A replay judges in test mode: every
+    /// threshold low, so nothing waits for a learning period or a hold.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub alerts: Option<AlertFormat>,
+    /// A directory snapshot (from `dcwatch-backend directory export`) telling the detectors who
+    /// is who: domain controllers, sensitive accounts, SPNs, honeytokens.
+    #[arg(long, value_name = "FILE")]
+    pub directory: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
     /// With a backend: how long to wait, once the file is read, for the backend to acknowledge
@@ -112,6 +124,12 @@ pub struct CommonArgs {
     /// Where batches wait until the backend acknowledges them (backend.spool_dir).
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AlertFormat {
+    /// One alert per line, as a JSON object in the proto's JSON form (as the backend prints).
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

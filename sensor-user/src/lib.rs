@@ -7,6 +7,7 @@ pub mod activity;
 pub mod capture;
 pub mod capture_file;
 pub mod cli;
+pub mod community_id;
 pub mod config;
 pub mod decode;
 pub mod dissect;

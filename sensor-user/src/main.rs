@@ -1,6 +1,10 @@
 //! `dcwatch-sensor`: see `dcwatch-sensor --help`.
 
-use std::{io, process::ExitCode, time::Duration};
+use std::{
+    io::{self, Write as _},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -38,6 +42,46 @@ fn main() -> ExitCode {
 
 fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {
     format.map(|format| Output::new(io::stdout(), format))
+}
+
+/// The detectors a replay runs: the configuration's `[detect]` in test mode, the configured DC
+/// addresses, and the directory snapshot when one is given.
+fn detection_engine(
+    config: &Config,
+    directory: Option<&std::path::Path>,
+) -> anyhow::Result<dcwatch_detect::Engine> {
+    let directory = match directory {
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("opening the directory snapshot {}", path.display()))?;
+            let (domains, objects) = dcwatch_entity::snapshot::read(io::BufReader::new(file))
+                .with_context(|| format!("reading the directory snapshot {}", path.display()))?;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| {
+                    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+                });
+            dcwatch_entity::Directory::new(
+                domains,
+                objects,
+                &dcwatch_entity::TagConfig::default(),
+                now_ms,
+            )
+        }
+        None => dcwatch_entity::Directory::default(),
+    };
+    let mut detect = config.detect.clone();
+    detect.check()?;
+    // Test mode: every threshold low, so nothing waits for a learning period or a hold.
+    detect.threshold = dcwatch_detect::Threshold::Low;
+    detect.thresholds.clear();
+    detect
+        .dc_addresses
+        .extend(config.capture.dc_addresses.iter().copied());
+    Ok(dcwatch_detect::Engine::new(
+        detect,
+        std::sync::Arc::new(directory),
+    ))
 }
 
 /// The transport to the backend, when one is configured.
@@ -108,14 +152,32 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let sink = transport
         .as_ref()
         .and_then(|transport| transport.sink(true));
-    let (summary, result) = replay::replay(&args.file, output(args.common.output), sink, &config);
+    let engine = args
+        .alerts
+        .map(|_| detection_engine(&config, args.directory.as_deref()))
+        .transpose()?;
+    let (summary, result) = replay::replay(
+        &args.files,
+        output(args.common.output),
+        sink,
+        engine,
+        &config,
+    );
     info!(
-        "replayed {}: {} frames, {} not decodable, {} activities",
-        args.file.display(),
+        "replayed {} file(s): {} frames, {} not decodable, {} activities",
+        args.files.len(),
         summary.frames.delivered,
         summary.frames.decode_errors,
         summary.activities
     );
+    if args.alerts.is_some() {
+        let mut out = io::stdout().lock();
+        for alert in &summary.alerts {
+            dcwatch_proto::json::write_alert_line(alert, &mut out).context("writing alerts")?;
+        }
+        out.flush().context("writing alerts")?;
+        info!("{} alerts", summary.alerts.len());
+    }
     let mut pairs = summary.stats;
     let mut delivery = Ok(());
     if let Some(transport) = transport {

@@ -51,6 +51,8 @@ pub struct Pipeline<W: Write> {
     scratch: Vec<u8>,
     /// Where activities go to the backend, if anywhere.
     sink: Option<ActivitySink>,
+    /// The detectors, when the sensor judges activities itself (a replay with `--alerts`).
+    engine: Option<dcwatch_detect::Engine>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -71,7 +73,19 @@ impl<W: Write> Pipeline<W> {
             last_time_ns: 0,
             scratch: Vec::new(),
             sink: None,
+            engine: None,
         }
+    }
+
+    /// Also runs every activity through the detectors.
+    #[must_use]
+    pub fn with_engine(mut self, engine: Option<dcwatch_detect::Engine>) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    pub fn engine(&self) -> Option<&dcwatch_detect::Engine> {
+        self.engine.as_ref()
     }
 
     /// Also sends every activity to a backend (alongside any output).
@@ -124,6 +138,12 @@ impl<W: Write> Pipeline<W> {
                     .iter()
                     .flat_map(|sink| sink.shared().counter_pairs()),
             )
+            .chain(self.engine.iter().flat_map(|engine| {
+                engine
+                    .counters()
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value))
+            }))
             .collect()
     }
 
@@ -173,6 +193,9 @@ impl<W: Write> Pipeline<W> {
             // The backend first: a broken output pipe must not cost it activities.
             if let Some(sink) = &mut self.sink {
                 sink.push(&activity);
+            }
+            if let Some(engine) = &mut self.engine {
+                engine.observe(&activity, "");
             }
             if let Some(Output {
                 lines,

@@ -1,6 +1,8 @@
 //! `dcwatch-sensor replay`: frames from a capture file through the same pipeline as live frames.
 
-use std::{collections::HashMap, io::Write, path::Path};
+use std::{collections::HashMap, io::Write, path::PathBuf};
+
+use dcwatch_proto::v1::Alert;
 
 use crate::{
     capture_file::{CaptureFile, CaptureFileError},
@@ -25,15 +27,19 @@ pub struct ReplaySummary {
     pub frames: UserCounters,
     pub activities: u64,
     pub stats: Vec<(String, u64)>,
+    /// With detectors: every alert they hold at the end, oldest first.
+    pub alerts: Vec<Alert>,
 }
 
-/// Replays `path` into `output` (lines, if any) and `sink` (a backend, if any). On a file that
-/// goes bad part-way, the frames before the fault have been handled and counted, the flows
-/// flushed, and the error says where the fault is.
+/// Replays `paths`, one after the other through one pipeline, into `output` (lines, if any),
+/// `sink` (a backend, if any) and `engine` (the detectors, if any). On a file that goes bad
+/// part-way, the frames before the fault have been handled and counted, the flows flushed, and
+/// the error says which file and where the fault is; the files after it are not read.
 pub fn replay<W: Write>(
-    path: &Path,
+    paths: &[PathBuf],
     output: Option<Output<W>>,
     sink: Option<ActivitySink>,
+    engine: Option<dcwatch_detect::Engine>,
     config: &Config,
 ) -> (ReplaySummary, Result<(), ReplayError>) {
     let mut pipeline = Pipeline::new(
@@ -42,18 +48,34 @@ pub fn replay<W: Write>(
         config.dissect_limits(),
         config.sensor.id(),
     )
-    .with_sink(sink);
-    let result = replay_into(path, &mut pipeline);
+    .with_sink(sink)
+    .with_engine(engine);
+    let result = paths
+        .iter()
+        .try_for_each(|path| replay_into(path, &mut pipeline));
     let finished = pipeline.finish().map_err(ReplayError::from);
     let summary = ReplaySummary {
         frames: *pipeline.counters(),
         activities: pipeline.dissector().counters().activities,
         stats: pipeline.stats(),
+        alerts: pipeline.engine().map(sorted_alerts).unwrap_or_default(),
     };
     (summary, result.and(finished))
 }
 
-fn replay_into<W: Write>(path: &Path, pipeline: &mut Pipeline<W>) -> Result<(), ReplayError> {
+fn sorted_alerts(engine: &dcwatch_detect::Engine) -> Vec<Alert> {
+    let mut alerts: Vec<Alert> = engine.alerts().cloned().collect();
+    let start = |alert: &Alert| alert.start.map(|start| (start.seconds, start.nanos));
+    alerts.sort_by(|a, b| {
+        (start(a), &a.r#type, &a.primary_key).cmp(&(start(b), &b.r#type, &b.primary_key))
+    });
+    alerts
+}
+
+fn replay_into<W: Write>(
+    path: &std::path::Path,
+    pipeline: &mut Pipeline<W>,
+) -> Result<(), ReplayError> {
     let mut file = CaptureFile::open(path)?;
     while let Some(record) = file.next_frame()? {
         let frame = Frame {

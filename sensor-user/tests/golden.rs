@@ -83,6 +83,65 @@ fn auth(activity: &Value) -> String {
     }
 }
 
+/// A boolean field as `1` or `0`.
+fn flag(activity: &Value, key: &str) -> String {
+    if activity[key] == Value::Bool(true) {
+        "1".to_owned()
+    } else {
+        "0".to_owned()
+    }
+}
+
+/// An LDAP ping's terms and answer (make-activities.py's `ping`), empty for other searches.
+fn ping(activity: &Value) -> String {
+    let ping = &activity["ping"];
+    if ping.is_null() {
+        return String::new();
+    }
+    format!(
+        "user={};ntver={};aac={};domain={};host={};opcode={}",
+        text(ping, "user"),
+        number(ping, "nt_ver"),
+        number(ping, "aac"),
+        text(ping, "domain"),
+        text(ping, "host"),
+        number(ping, "response_opcode"),
+    )
+}
+
+/// An ADD's or MODIFY's changes as make-activities.py writes them:
+/// `[operation:]attribute#count[=v1|v2]`, `;`-separated.
+fn changes(activity: &Value) -> String {
+    activity["changes"]
+        .as_array()
+        .map(|changes| {
+            changes
+                .iter()
+                .map(|change| {
+                    let mut item = format!(
+                        "{}#{}",
+                        text(change, "attribute"),
+                        number(change, "value_count")
+                    );
+                    let operation = text(change, "operation");
+                    if !operation.is_empty() {
+                        item = format!("{operation}:{item}");
+                    }
+                    if let Some(values) = change["values"].as_array() {
+                        let values: Vec<String> = values
+                            .iter()
+                            .map(|value| value.as_str().unwrap_or_default().to_owned())
+                            .collect();
+                        item = format!("{item}={}", values.join("|"));
+                    }
+                    item
+                })
+                .collect::<Vec<_>>()
+                .join(";")
+        })
+        .unwrap_or_default()
+}
+
 /// An SMB answer's NTSTATUS as tshark writes it (`0x%08x`), or `-` when it was not seen.
 fn smb_status(activity: &Value) -> String {
     if activity["answered"] != Value::Bool(true) {
@@ -133,7 +192,14 @@ fn key_line(activity: &Value) -> String {
     let protocol = text(activity, "protocol");
     let kind = text(activity, "type");
     let fields: Vec<(&str, String)> = match (protocol.as_str(), kind.as_str()) {
-        ("kerberos", "AS_REQ" | "TGS_REQ") => vec![
+        ("kerberos", "AS_REQ") => vec![
+            ("client", text(activity, "client")),
+            ("realm", text(activity, "client_realm")),
+            ("service", text(activity, "service")),
+            ("etypes", list(activity, "etypes")),
+            ("timestamp_etype", number(activity, "timestamp_etype")),
+        ],
+        ("kerberos", "TGS_REQ") => vec![
             ("client", text(activity, "client")),
             ("realm", text(activity, "client_realm")),
             ("service", text(activity, "service")),
@@ -149,6 +215,7 @@ fn key_line(activity: &Value) -> String {
             ("error_code", number(activity, "error_code")),
             ("realm", text(activity, "service_realm")),
             ("service", text(activity, "service")),
+            ("offered_etypes", list(activity, "offered_etypes")),
         ],
         ("kerberos", "AP_REQ") => vec![
             ("realm", text(activity, "service_realm")),
@@ -160,6 +227,15 @@ fn key_line(activity: &Value) -> String {
             ("user", text(activity, "user")),
             ("domain", text(activity, "domain")),
             ("workstation", text(activity, "workstation")),
+            (
+                "av_flags",
+                if activity["av_flags_present"] == Value::Bool(true) {
+                    format!("0x{:08x}", activity["av_flags"].as_u64().unwrap_or(0))
+                } else {
+                    String::new()
+                },
+            ),
+            ("mic_zero", flag(activity, "mic_zero")),
         ],
         ("ldap", "BIND") => vec![
             ("bind_name", text(activity, "bind_name")),
@@ -172,8 +248,14 @@ fn key_line(activity: &Value) -> String {
             ("filter", tshark_filter(&text(activity, "filter"))),
             ("entries", number(activity, "entries")),
             ("result", ldap_result(activity)),
+            ("ping", ping(activity)),
         ],
-        ("ldap", "ADD" | "MODIFY" | "DELETE" | "MODIFY_DN") => vec![
+        ("ldap", "ADD" | "MODIFY") => vec![
+            ("dn", text(activity, "dn")),
+            ("result", ldap_result(activity)),
+            ("changes", changes(activity)),
+        ],
+        ("ldap", "DELETE" | "MODIFY_DN") => vec![
             ("dn", text(activity, "dn")),
             ("result", ldap_result(activity)),
         ],
@@ -200,6 +282,14 @@ fn key_line(activity: &Value) -> String {
         ],
         ("smb", kind) => smb_fields(activity, kind),
         ("netbios" | "rdp" | "radius", _) => netbios_rdp_radius_fields(&protocol, &kind, activity),
+        ("ntp", _) => vec![
+            ("mode", number(activity, "mode")),
+            ("version", number(activity, "version")),
+            ("rid", number(activity, "rid")),
+            ("old_password", flag(activity, "old_password")),
+            ("authenticator_len", number(activity, "authenticator_len")),
+            ("answered", flag(activity, "answered")),
+        ],
         _ => Vec::new(),
     };
     let mut line = format!("{protocol}\t{kind}");
@@ -383,6 +473,20 @@ fn tshark_value(attribute: &str, value: &[u8]) -> String {
     {
         return format!("0x{:08x}", u32::from_le_bytes(bytes));
     }
+    // README rule 4: a 16-byte DomainGuid value as a GUID, its first three fields
+    // little-endian.
+    if attribute.starts_with("DomainGuid")
+        && let Ok(b) = <[u8; 16]>::try_from(value)
+    {
+        return format!(
+            "{:08x}-{:04x}-{:04x}-{}-{}",
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            u16::from_le_bytes([b[4], b[5]]),
+            u16::from_le_bytes([b[6], b[7]]),
+            hex_octets(&b[8..10]),
+            hex_octets(&b[10..]),
+        );
+    }
     if value.iter().all(|byte| (0x20..0x7f).contains(byte)) {
         String::from_utf8_lossy(value).into_owned()
     } else {
@@ -394,8 +498,19 @@ fn tshark_value(attribute: &str, value: &[u8]) -> String {
     }
 }
 
+fn hex_octets(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 #[test]
 fn filters_convert_to_tsharks_form() {
+    // The covenant GetDomainUser capture's ping, as tshark 4.0 prints its DomainGuid.
+    assert_eq!(
+        tshark_filter(
+            "(DomainGuid=\\17\\8e\\9d\\5f\\fd\\5c\\79\\4d\\b2\\3f\\f4\\26\\93\\25\\03\\63)"
+        ),
+        "(DomainGuid=5f9d8e17-5cfd-4d79-b23f-f42693250363)"
+    );
     assert_eq!(tshark_filter("(&(a=1)(b=2)(c=3))"), "(&(&(a=1)(b=2))(c=3))");
     assert_eq!(tshark_filter("(|(a=1))"), "(a=1)");
     assert_eq!(
@@ -423,6 +538,75 @@ fn out_of_order(activities: &[Value]) -> Option<String> {
         last.insert(flow, time);
     }
     None
+}
+
+/// The first activity without a `flow_id` or a Community ID, or whose endpoints already had
+/// another Community ID: every activity of a flow carries the same one.
+fn flow_ids_problem(activities: &[Value]) -> Option<String> {
+    let mut ids: BTreeMap<(String, String), String> = BTreeMap::new();
+    for activity in activities {
+        let (flow_id, community_id) = (text(activity, "flow_id"), text(activity, "community_id"));
+        if flow_id.is_empty() || !community_id.starts_with("1:") {
+            return Some(format!("activity without flow ids: {activity}"));
+        }
+        let (src, dst) = (text(activity, "src"), text(activity, "dst"));
+        let flow = if src < dst { (src, dst) } else { (dst, src) };
+        if let Some(before) = ids.insert(flow, community_id.clone())
+            && before != community_id
+        {
+            return Some(format!("{community_id} after {before}: {activity}"));
+        }
+    }
+    None
+}
+
+/// Community IDs tshark 4.0 computes (`--enable-protocol communityid`, field `communityid`)
+/// for a flow of each capture: a TCP flow, a UDP one, and Kerberos over UDP.
+#[test]
+fn community_ids_are_the_ones_tshark_computes() {
+    for (capture, expected) in [
+        (
+            "arkime/tests/pcap/ldap-and-search.pcap",
+            "1:cYzd/0JznkfD7OLZxih2GujHI2g=",
+        ),
+        (
+            "arkime/tests/pcap/krb5-udp.pcap",
+            "1:37biltTX+G3ht//omeHKaBaSt6A=",
+        ),
+        (
+            "OTRF-Security-Datasets/datasets/atomic/windows/discovery/network/\
+             covenant_ldap_searchrequest_domainuser.cap",
+            "1:48jqTIirRNUpV4q2gkucO7lKnCA=",
+        ),
+    ] {
+        let output = Command::new(SENSOR)
+            .args(["replay", "--output", "json"])
+            .arg(corpus::dir().join(capture))
+            .output()
+            .expect("run the sensor");
+        assert!(output.status.success(), "{capture}");
+        let activities: Vec<Value> = String::from_utf8(output.stdout)
+            .expect("UTF-8")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect();
+        let matching: Vec<&Value> = activities
+            .iter()
+            .filter(|activity| text(activity, "community_id") == expected)
+            .collect();
+        assert!(
+            !matching.is_empty(),
+            "{capture}: no activity with {expected}"
+        );
+        // One connection or exchange: one flow_id for all its activities.
+        let flow_id = text(matching[0], "flow_id");
+        assert!(
+            matching
+                .iter()
+                .all(|activity| text(activity, "flow_id") == flow_id),
+            "{capture}"
+        );
+    }
 }
 
 fn count(lines: impl Iterator<Item = String>) -> BTreeMap<String, i64> {
@@ -475,6 +659,9 @@ fn replayed_captures_give_the_activities_tshark_finds() {
             if stats[counter] != 0 {
                 failures.push(format!("{capture}: {counter} = {}", stats[counter]));
             }
+        }
+        if let Some(problem) = flow_ids_problem(&activities) {
+            failures.push(format!("{capture}: {problem}"));
         }
         if let Some(disorder) = out_of_order(&activities) {
             failures.push(format!(

@@ -23,6 +23,7 @@ Every top-level protocol layer of every frame is then looked at:
   the NTLMSSP and Kerberos tokens tshark finds inside their session setups.
 * `nbns` at the top level of a UDP frame with port 137;
 * `radius` at the top level of a UDP frame with port 1812 or 1813 (the default watch list);
+* `ntp` at the top level of a UDP frame with port 123;
 * `rdp` at the top level of a TCP frame with port 3389 (the layer tshark puts after `cotp` for
   the X.224 Connection Request / Confirm, and after `t124` for the MCS Connect-Initial).
 
@@ -41,7 +42,8 @@ below, tabs/newlines/carriage returns in values replaced by spaces, an empty val
 kerberos (port 88)
   AS_REQ    client=<req-body cname, components joined by /> realm=<req-body realm>
             service=<req-body sname joined by /> etypes=<req-body etypes, comma-separated, in
-            order, as signed numbers (e.g. -135)>
+            order, as signed numbers (e.g. -135)> timestamp_etype=<kerberos.etype of the first
+            PA-ENC-TIMESTAMP's EncryptedData, 0 without one>
   TGS_REQ   client=<req-body cname: usually absent (the client is in the ticket), but some
             clients, impacket among them, send it> realm=<req-body realm>
             service=<req-body sname> etypes=<...>;
@@ -51,6 +53,8 @@ kerberos (port 88)
   AS_REP / TGS_REP  client=<cname> realm=<crealm> service=<ticket sname>
             ticket_etype=<ticket enc-part etype>
   KRB_ERROR error_code=<n> realm=<realm> service=<sname>  (the KRB-ERROR's own realm and sname)
+            offered_etypes=<the etypes of the e-data's first PA-ETYPE-INFO2 (19), else of its
+            first PA-ETYPE-INFO (11), comma-separated in order; empty without>
   A bare AP-REQ/AP-REP (or KRB-SAFE/PRIV/CRED) on port 88 gives no line.
 kerberos inside LDAP binds, HTTP headers and SMB session setups (GSS-API / SPNEGO / raw krb5
 GSS token)
@@ -60,7 +64,9 @@ GSS token)
 ntlm (inside LDAP binds / bind responses, HTTP headers and SMB session setups only)
   NEGOTIATE
   CHALLENGE server_nb_domain=<MsvAvNbDomainName of the CHALLENGE target info, empty if absent>
-  AUTHENTICATE user=<user> domain=<domain> workstation=<host>
+  AUTHENTICATE user=<user> domain=<domain> workstation=<host> av_flags=<MsvAvFlags of the
+            NTLMv2 response (ntlmssp.ntlmv2_response.flags) as 0x%08x, empty without>
+            mic_zero=<1 when tshark shows an ntlmssp.authenticate.mic of zero octets only, else 0>
   tshark writes an empty NTLM string as "NULL"; it is written as an empty value here.
   Rule decided: tshark 4.0 does not dissect the NTLMSSP CHALLENGE in the serverSaslCreds of a
   bindResponse to a SASL "NTLM" bind (it shows the raw bytes). When a bindResponse has
@@ -80,11 +86,32 @@ ldap (TCP 389/3268) and cldap (UDP 389)
   SEARCH    base=<baseObject> scope=<0|1|2> filter=<tshark's rendering, the text of its
             "Filter: " tree item; see activities/README.md for how it differs from RFC 4515>
             entries=<searchResEntry count answering it> result=<searchResDone resultCode, or ->
-  ADD dn=<entry> result=..   MODIFY dn=<object> result=..   DELETE dn=<dn> result=..
+            ping=<for an LDAP ping (baseObject "", scope 0, attribute Netlogon, equality terms
+            among User, NtVer, AAC, DnsDomain, Host, DnsHostName, DomainSid, DomainGuid; MS-ADTS
+            6.3.3.2): user=<User>;ntver=<mscldap.ntver.flags, decimal>;aac=<AAC's 4 octets,
+            little-endian, decimal>;domain=<DnsDomain>;host=<Host, else DnsHostName, the first
+            in the filter>;opcode=<mscldap.netlogon.opcode of the answer's entry, or the first two
+            octets, little-endian, of its Netlogon value when tshark leaves it undecoded; 0
+            without>;
+            empty for any other search>
+  ADD dn=<entry> result=.. changes=<attribute#count[=values]; ...> (=values only when there
+            are values to show)
+  MODIFY dn=<object> result=.. changes=<operation:attribute#count[=values]; ...> (operation
+            add/delete/replace/increment; values, |-separated, only for sAMAccountName,
+            dNSHostName, servicePrincipalName, userAccountControl, member,
+            msDS-AllowedToActOnBehalfOfOtherIdentity, msDS-KeyCredentialLink and objectClass,
+            case-insensitively: text when printable UTF-8, else lowercase hex)
+  DELETE dn=<dn> result=..
   MODIFY_DN dn=<entry> result=..   EXTENDED request_name=<OID> result=..   UNBIND   ABANDON
   SEALED    one per SASL-wrapped buffer (tshark: an ldap layer with ldap.sasl_buffer_length,
-            shown as "SASL GSS-API Privacy/Integrity"), whichever direction. The content of such
-            a buffer is not looked into (even if tshark could decode an integrity-only one).
+            shown as "SASL GSS-API Privacy"), whichever direction, whose content tshark cannot
+            decode. A buffer only signed ("SASL GSS-API Integrity") gives the lines of the
+            LDAPMessages tshark decodes in its "GSS-API payload", as if they were in clear.
+            Rule decided: a signed buffer longer than the sensor's longest PDU (262,208 bytes
+            with its length) is read from its front only: its first message counts if it is a
+            searchResEntry (an entry for its search), the rest gives nothing (covenant
+            GetDomainUser frame 140: a 305,439-byte schema entry then its searchResDone, so
+            that search has entries=1 and no result).
   Matching a response to its request: same transport stream (tcp.stream / udp.stream) and same
   messageID; a response goes to the earliest request of the right kind with that messageID that
   has no answer yet (search entries go to the earliest search not yet done). result is "-" when
@@ -128,6 +155,15 @@ message and of an SMB1 AndX chain, each tshark item "<Name> Request|Response (0x
   them out of the comparison.
   NTLMSSP and Kerberos (AP_REQ/AP_REP) tokens in session setup requests and answers give the
   ntlm/kerberos lines above, as inside LDAP binds.
+
+ntp (UDP 123)
+  REQUEST / RESPONSE  mode=<ntp.flags.mode> version=<ntp.flags.vn> rid=<low 31 bits of
+            ntp.keyid read little-endian (MS-SNTP), 0 without one> old_password=<its top bit>
+            authenticator_len=<udp.length - 8 - 48> answered=<REQUEST: 1 when an answer between
+            the same endpoints has its ntp.org equal to the request's ntp.xmt and the same
+            ntp.keyid, else 0; RESPONSE: 0>. Modes 1 and 3 are REQUEST, 2 and 4 RESPONSE, others
+            TYPE_UNSPECIFIED. The key identifier counts only with an authenticator of 4, 20 or
+            72 octets (MS-SNTP 2.2.1, 2.2.2, or the identifier alone).
 
 dcerpc (connection-oriented DCE-RPC, a `dcerpc` layer of a TCP frame on port 135 or on a TCP
   port an earlier endpoint-mapper answer in the capture announced (epm.proto.tcp_port): what
@@ -192,6 +228,7 @@ import os
 import re
 import subprocess
 import sys
+import unicodedata
 
 # Captures, relative to testdata/pcaps. Notes say what tshark makes of the awkward ones.
 CAPTURES = [
@@ -222,9 +259,12 @@ CAPTURES = [
     "arkime/tests/pcap/ldap-and-search.pcap",
     # modify-request: after the GSS-SPNEGO bind, three integrity-only (signed, not sealed) SASL
     # buffers in which tshark decodes modifyRequest(8) of CN=DESKTOP-6AJTBQM,CN=Computers,...,
-    # its modifyResponse (success) and unbindRequest(9). Rule decided: one SEALED line per buffer,
-    # whatever is inside, so no MODIFY/UNBIND line (the only capture where this matters).
+    # its modifyResponse (success) and unbindRequest(9): a MODIFY and an UNBIND line.
     "zeek/testing/btest/Traces/ldap/modify-request.pcapng",
+    # Covenant GetDomainUser: LDAP searches in signed-only SASL buffers after a GSS-SPNEGO bind,
+    # a CLDAP ping (opcode 23), and an MS-SNTP request with its answer (extended authenticator).
+    "OTRF-Security-Datasets/datasets/atomic/windows/discovery/network/"
+    "covenant_ldap_searchrequest_domainuser.cap",
     "zeek/testing/btest/Traces/ldap/issue-32.pcapng",  # searchResRef only: entries=0
     "zeek/testing/btest/Traces/ldap/simpleauth.pcap",
     "zeek/testing/btest/Traces/ldap/ldap-add.pcap",
@@ -286,6 +326,30 @@ CAPTURES = [
     "adlab/project-psexec.pcap",
     "adlab/project-recon-samr.pcap",
     "adlab/project-pass-the-hash.pcap",
+    # The lab's attack scenarios of issues 11 and 13 (winevents-syslog has no line: its syslog
+    # reaches the sensor's listener, not its capture path).
+    "adlab/project-ldap-sign-kerberos.pcap",
+    "adlab/project-ldap-sign-ntlm.pcap",
+    "adlab/project-ldap-seal.pcap",
+    "adlab/project-dpapi-backupkey.pcap",
+    "adlab/project-session-enum.pcap",
+    "adlab/project-petitpotam.pcap",
+    "adlab/project-printerbug.pcap",
+    "adlab/project-dfscoerce.pcap",
+    "adlab/project-zerologon.pcap",
+    "adlab/project-timeroast.pcap",
+    "adlab/project-atexec.pcap",
+    "adlab/project-wmiexec.pcap",
+    "adlab/project-dcomexec.pcap",
+    "adlab/project-remote-registry.pcap",
+    "adlab/project-spn-modify.pcap",
+    "adlab/project-group-modify.pcap",
+    "adlab/project-nopac.pcap",
+    "adlab/project-honeytoken.pcap",
+    "adlab/project-golden-ticket.pcap",
+    "adlab/project-ldap-ping-enum.pcap",
+    "adlab/project-computer-ntlm.pcap",
+    "adlab/project-account-enum.pcap",
     # SMB 1/2/3 (and the NTLM/Kerberos tokens of their session setups)
     "zeek/testing/btest/Traces/smb/smb3.pcap",  # then encrypted: no line for the transforms
     "zeek/testing/btest/Traces/smb/smb311.pcap",
@@ -404,13 +468,47 @@ def principal(elem, which):
     return "/".join(leaf_values(tree)) if tree is not None else ""
 
 
+def padata_of_type(tree, padata_type):
+    """The padata_value_tree of every PA_DATA_element of that type directly in `tree`."""
+    out = []
+    for pa in children(tree, "kerberos.PA_DATA_element"):
+        if child(pa, "kerberos.padata_type") == padata_type:
+            out.append(child(child(pa, "kerberos.padata_type_tree", []),
+                             "kerberos.padata_value_tree", []))
+    return out
+
+
+def timestamp_etype(msg):
+    """The etype of the first PA-ENC-TIMESTAMP's EncryptedData, 0 without one."""
+    for value in padata_of_type(child(msg, "kerberos.padata_tree", []), "2"):
+        etype = child(value, "kerberos.etype")
+        if etype is not None:
+            return etype
+    return "0"
+
+
+def offered_etypes(msg):
+    """The etypes of the e-data's first PA-ETYPE-INFO2, else of its first PA-ETYPE-INFO."""
+    e_data = child(msg, "kerberos.e_data_tree", [])
+    for padata_type, entry in (("19", "kerberos.ETYPE_INFO2_ENTRY_element"),
+                               ("11", "kerberos.ETYPE_INFO_ENTRY_element")):
+        for value in padata_of_type(e_data, padata_type):
+            entries = children(value, entry)
+            if entries:
+                return ",".join(child(e, "kerberos.etype", "") for e in entries)
+    return ""
+
+
 def krb_kdc_req(kind, msg):
     body = child(msg, "kerberos.req_body_element", [])
     client = principal(child(body, "kerberos.cname_element"), "cname")
     etypes = leaf_values(child(body, "kerberos.kdc-req-body.etype_tree", []))
-    return line("kerberos", kind, ("client", client), ("realm", child(body, "kerberos.realm", "")),
-                ("service", principal(child(body, "kerberos.sname_element"), "sname")),
-                ("etypes", ",".join(etypes)))
+    fields = [("client", client), ("realm", child(body, "kerberos.realm", "")),
+              ("service", principal(child(body, "kerberos.sname_element"), "sname")),
+              ("etypes", ",".join(etypes))]
+    if kind == "AS_REQ":
+        fields.append(("timestamp_etype", timestamp_etype(msg)))
+    return line("kerberos", kind, *fields)
 
 
 def ticket_fields(ticket):
@@ -443,7 +541,8 @@ def kerberos_port88(layer):
             out.append(line("kerberos", "KRB_ERROR",
                             ("error_code", child(msg, "kerberos.error_code", "")),
                             ("realm", child(msg, "kerberos.realm", "")),
-                            ("service", principal(child(msg, "kerberos.sname_element"), "sname"))))
+                            ("service", principal(child(msg, "kerberos.sname_element"), "sname")),
+                            ("offered_etypes", offered_etypes(msg))))
     return out
 
 
@@ -484,10 +583,15 @@ def ntlm_line(msg):
         return [line("ntlm", "CHALLENGE", ("server_nb_domain",
                      first(info, "ntlmssp.challenge.target_info.nb_domain_name", "")))]
     if kind == 3:
+        av_flags = descendants(msg, "ntlmssp.ntlmv2_response.flags")
+        mic = child(msg, "ntlmssp.authenticate.mic")
+        mic_zero = mic is not None and all(b == "00" for b in mic.split(":"))
         return [line("ntlm", "AUTHENTICATE",
                      ("user", ntlm_str(child(msg, "ntlmssp.auth.username"))),
                      ("domain", ntlm_str(child(msg, "ntlmssp.auth.domain"))),
-                     ("workstation", ntlm_str(child(msg, "ntlmssp.auth.hostname"))))]
+                     ("workstation", ntlm_str(child(msg, "ntlmssp.auth.hostname"))),
+                     ("av_flags", "0x%08x" % int(av_flags[0], 16) if av_flags else ""),
+                     ("mic_zero", "1" if mic_zero else "0"))]
     return []
 
 
@@ -537,6 +641,10 @@ def raw_ntlm_challenge(hexbytes):
 
 # ---- LDAP --------------------------------------------------------------------------------
 
+# The longest PDU the sensor hands over whole (sensor-user/src/dissect/stream.rs MAX_PDU_LEN:
+# 256 KiB of message plus 64 bytes for a length prefix).
+SENSOR_MAX_PDU_LEN = 256 * 1024 + 64
+
 REQUESTS = {  # request op -> its response op (as tshark 4.0 names them in -T json)
     "ldap.bindRequest_element": "ldap.bindResponse_element",
     "ldap.searchRequest_element": "ldap.searchResDone_element",
@@ -549,11 +657,104 @@ REQUESTS = {  # request op -> its response op (as tshark 4.0 names them in -T js
 RESPONSES = {v: k for k, v in REQUESTS.items()}
 
 
+# Attributes whose values a change line shows (ldap.proto's Change): every other attribute,
+# passwords and nTSecurityDescriptor among them, by name and value count only.
+ATTRIBUTES_WITH_VALUES = {a.lower() for a in (
+    "sAMAccountName", "dNSHostName", "servicePrincipalName", "userAccountControl", "member",
+    "msDS-AllowedToActOnBehalfOfOtherIdentity", "msDS-KeyCredentialLink", "objectClass")}
+OPERATIONS = {"0": "add", "1": "delete", "2": "replace", "3": "increment"}
+
+
+def attribute_value(value):
+    """An AttributeValue as tshark shows it (hex octets, or text): text when the octets are
+    printable UTF-8, else lowercase hex."""
+    if re.fullmatch(r"(?:[0-9a-f]{2}:)*[0-9a-f]{2}", value):
+        octets = bytes.fromhex(value.replace(":", ""))
+    else:
+        octets = value.encode("utf-8")
+    try:
+        text = octets.decode("utf-8")
+        if not any(unicodedata.category(c) == "Cc" for c in text):
+            return text
+    except UnicodeDecodeError:
+        pass
+    return octets.hex()
+
+
+def change_items(items):
+    """`[op:]attribute#count[=v1|v2]` per attribute of an add or modify, `;`-separated."""
+    out = []
+    for item in items:
+        operation = child(item, "ldap.operation")
+        attribute = item if operation is None else child(item, "ldap.modification_element", [])
+        name = child(attribute, "ldap.type", "")
+        values = descendants(child(attribute, "ldap.vals_tree", []), "ldap.AttributeValue")
+        text = "%s#%d" % (name, len(values))
+        if operation is not None:
+            text = "%s:%s" % (OPERATIONS.get(operation, operation), text)
+        if name.split(";")[0].lower() in ATTRIBUTES_WITH_VALUES and values:
+            text += "=" + "|".join(attribute_value(v) for v in values)
+        out.append(text)
+    return ";".join(out)
+
+
+PING_TERMS = {"user", "ntver", "aac", "dnsdomain", "host", "dnshostname", "domainsid",
+              "domainguid"}
+
+
+def assertion_octets(value):
+    if re.fullmatch(r"(?:[0-9a-f]{2}:)*[0-9a-f]{2}", value):
+        return bytes.fromhex(value.replace(":", ""))
+    return value.encode("utf-8")
+
+
+def ping_terms(body):
+    """An LDAP ping's terms (MS-ADTS 6.3.3.2): a base search of the rootDSE for Netlogon whose
+    filter has equality terms among PING_TERMS; None for any other search."""
+    attributes = [a.lower() for a in descendants(body, "ldap.AttributeDescription")]
+    if child(body, "ldap.baseObject", "") != "" or child(body, "ldap.scope", "") != "0" or \
+            "netlogon" not in attributes:
+        return None
+    terms = {}
+    for match in descendants(body, "ldap.equalityMatch_element"):
+        name = child(match, "ldap.attributeDesc", "").lower()
+        if name not in PING_TERMS:
+            continue
+        if name == "ntver":
+            flags = first(match, "mscldap.ntver.flags", "")
+            terms.setdefault(name, str(int(flags, 16)) if flags else "0")
+        elif name == "aac":
+            octets = assertion_octets(child(match, "ldap.assertionValue", ""))
+            terms.setdefault(name, str(int.from_bytes(octets, "little")) if len(octets) == 4
+                             else "0")
+        else:
+            terms.setdefault("host" if name == "dnshostname" else name,
+                             child(match, "ldap.assertionValue", ""))
+    return terms or None
+
+
+def netlogon_opcode(entry):
+    """The Opcode of a search entry's NETLOGON attribute (MS-ADTS 6.3.1.9): tshark's
+    mscldap.netlogon.opcode when it decodes the value (it does for an attribute named
+    `netlogon`, not for `Netlogon`), else the value's first two octets, little-endian."""
+    for item in descendants(entry, "ldap.PartialAttributeList_item_element"):
+        if child(item, "ldap.type", "").lower() != "netlogon":
+            continue
+        opcode = first(item, "mscldap.netlogon.opcode", None)
+        if opcode is not None:
+            return opcode
+        value = first(item, "ldap.AttributeValue", "")
+        octets = assertion_octets(value) if value else b""
+        return str(int.from_bytes(octets[:2], "little")) if len(octets) >= 2 else None
+    return None
+
+
 class Pending:
     """A request waiting for its response; render() gives its key line."""
 
     def __init__(self, op, body):
         self.op, self.body, self.result, self.entries, self.done = op, body, "-", 0, False
+        self.opcode = "0"
 
     def render(self):
         b, r = self.body, self.result
@@ -575,13 +776,24 @@ class Pending:
                 if k.startswith("Filter: "):
                     filt = k[len("Filter: "):]
                     break
+            ping = ping_terms(b)
+            ping_text = "" if ping is None else \
+                "user=%s;ntver=%s;aac=%s;domain=%s;host=%s;opcode=%s" % (
+                    ping.get("user", ""), ping.get("ntver", "0"), ping.get("aac", "0"),
+                    ping.get("dnsdomain", ""), ping.get("host", ""), self.opcode)
             return line("ldap", "SEARCH", ("base", child(b, "ldap.baseObject", "")),
                         ("scope", child(b, "ldap.scope", "")), ("filter", filt),
-                        ("entries", self.entries), ("result", r))
+                        ("entries", self.entries), ("result", r), ("ping", ping_text))
         if self.op == "ldap.addRequest_element":
-            return line("ldap", "ADD", ("dn", child(b, "ldap.entry", "")), ("result", r))
+            items = children(child(b, "ldap.attributes_tree", []),
+                             "ldap.AttributeList_item_element")
+            return line("ldap", "ADD", ("dn", child(b, "ldap.entry", "")), ("result", r),
+                        ("changes", change_items(items)))
         if self.op == "ldap.modifyRequest_element":
-            return line("ldap", "MODIFY", ("dn", child(b, "ldap.object", "")), ("result", r))
+            items = children(child(b, "ldap.modification_tree", []),
+                             "ldap.modification_item_element")
+            return line("ldap", "MODIFY", ("dn", child(b, "ldap.object", "")), ("result", r),
+                        ("changes", change_items(items)))
         if self.op == "ldap.delRequest":
             return line("ldap", "DELETE", ("dn", b), ("result", r))
         if self.op == "ldap.modDNRequest_element":
@@ -592,10 +804,25 @@ class Pending:
 
 def ldap_layer(layer, stream, pending, order, out):
     """One ldap/cldap layer: SASL buffers, then every LDAPMessage in it."""
-    if child(layer, "ldap.sasl_buffer_length") is not None:
-        out.append(line("ldap", "SEALED"))
-        return
-    for message in children(layer, "ldap.LDAPMessage_element"):
+    messages = children(layer, "ldap.LDAPMessage_element")
+    buffer_length = child(layer, "ldap.sasl_buffer_length")
+    if buffer_length is not None:
+        # A buffer only signed: tshark decodes the LDAPMessages of its "GSS-API payload".
+        messages = []
+        for key, value in pairs(child(layer, "SASL Buffer", [])):
+            if key.startswith("GSS-API payload"):
+                messages.extend(children(value, "ldap.LDAPMessage_element"))
+        if not messages:
+            out.append(line("ldap", "SEALED"))
+            return
+        if int(buffer_length) + 4 > SENSOR_MAX_PDU_LEN:
+            # Rule decided: read from its first SENSOR_MAX_PDU_LEN bytes, only its first
+            # message counts, and only as a search result entry.
+            messages = messages[:1]
+            if not any(op == "ldap.searchResEntry_element" for op, _ in
+                       pairs(child(messages[0], "ldap.protocolOp_tree", []))):
+                return
+    for message in messages:
         msgid = child(message, "ldap.messageID", "")
         ops = child(message, "ldap.protocolOp_tree", [])
         for op, body in pairs(ops):
@@ -613,6 +840,9 @@ def ldap_layer(layer, stream, pending, order, out):
                 if op == "ldap.searchResEntry_element":
                     if request is not None:
                         request.entries += 1
+                        opcode = netlogon_opcode(body)
+                        if opcode is not None:
+                            request.opcode = opcode
                     continue
                 if request is not None:
                     request.result, request.done = child(body, "ldap.resultCode", "-"), True
@@ -945,6 +1175,49 @@ def radius_layer(layer):
                  ("calling_station", first(layer, "radius.Calling_Station_Id", "")))]
 
 
+# ---- NTP ---------------------------------------------------------------------------------
+
+NTP_PORT = 123
+NTP_HEADER_LEN = 48
+# MS-SNTP 2.2.1 and 2.2.2, and the key identifier alone (what Timeroasting tools send).
+MS_SNTP_AUTHENTICATOR_LENS = {4, 20, 72}
+NTP_TYPES = {"1": "REQUEST", "3": "REQUEST", "2": "RESPONSE", "4": "RESPONSE"}
+
+
+class NtpPending:
+    """An NTP packet's line; a request's `answered` is set when an answer comes whose Origin is
+    its Transmit, with the same key identifier, between the same endpoints."""
+
+    def __init__(self, kind, fields):
+        self.kind, self.fields, self.answered = kind, fields, "0"
+
+    def render(self):
+        return line("ntp", self.kind, *self.fields, ("answered", self.answered))
+
+
+def ntp_layer(layer, udp, src, dst, waiting, order):
+    trailer = int(child(udp, "udp.length", "8")) - 8 - NTP_HEADER_LEN
+    key_id = child(layer, "ntp.keyid")
+    rid, old = 0, 0
+    if key_id is not None and trailer in MS_SNTP_AUTHENTICATOR_LENS:
+        value = int.from_bytes(bytes.fromhex(key_id.replace(":", "")), "little")
+        rid, old = value & 0x7FFFFFFF, value >> 31
+    else:
+        key_id = None
+    mode = first(layer, "ntp.flags.mode", "")
+    kind = NTP_TYPES.get(mode, "TYPE_UNSPECIFIED")
+    packet = NtpPending(kind, [("mode", mode), ("version", first(layer, "ntp.flags.vn", "")),
+                               ("rid", rid), ("old_password", old),
+                               ("authenticator_len", trailer)])
+    if kind == "REQUEST":
+        waiting[(src, dst, child(layer, "ntp.xmt", ""), key_id)] = packet
+    elif kind == "RESPONSE":
+        request = waiting.pop((dst, src, child(layer, "ntp.org", ""), key_id), None)
+        if request is not None:
+            request.answered = "1"
+    order.append(packet)
+
+
 # ---- driver ------------------------------------------------------------------------------
 
 def ports(layers):
@@ -992,6 +1265,7 @@ def activities(capture):
     frames = json.loads(raw, object_pairs_hook=lambda p: p)
     redissected = redissect(capture)
     out, pending, order, epm_ports = [], {}, [], set()
+    ntp_waiting, ntp_order = {}, []
     smb_state = SmbState()
     for frame in frames:
         layers = child(child(frame, "_source", []), "layers", [])
@@ -1022,6 +1296,14 @@ def activities(capture):
                 out.extend(nbns_layer(layer))
             elif name == "radius" and transport == "udp" and port_set & RADIUS_PORTS:
                 out.extend(radius_layer(layer))
+            elif name == "ntp" and transport == "udp" and NTP_PORT in port_set:
+                udp = child(layers, "udp", [])
+                ip = child(layers, "ip", []) or child(layers, "ipv6", [])
+                src = (first(ip, "ip.src", "") or first(ip, "ipv6.src", ""),
+                       child(udp, "udp.srcport", ""))
+                dst = (first(ip, "ip.dst", "") or first(ip, "ipv6.dst", ""),
+                       child(udp, "udp.dstport", ""))
+                ntp_layer(layer, udp, src, dst, ntp_waiting, ntp_order)
             elif name == "rdp" and transport == "tcp" and 3389 in port_set:
                 out.extend(rdp_layer(layer, child(layers, "cotp", [])))
             elif name == "cotp" and transport == "tcp" and 3389 in port_set and \
@@ -1029,6 +1311,7 @@ def activities(capture):
                 out.extend(rdp_layer([], layer))
     out.extend(request.render() for request in order)
     out.extend(request.render() for request in smb_state.order)
+    out.extend(packet.render() for packet in ntp_order)
     return sorted(out)
 
 

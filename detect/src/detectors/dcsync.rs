@@ -58,9 +58,14 @@ impl Detector for Dcsync {
         } else {
             ""
         };
+        let actor = match caller(seen, context) {
+            Some((domain, name)) if seen.account_name().is_empty() => {
+                format!("{domain}\\{name} on {}", crate::finding::source_text(seen))
+            }
+            _ => actor_text(seen),
+        };
         let description = format!(
-            "{} {outcome}requested replication of {what} ({operation}) from {}, which only domain controllers do",
-            actor_text(seen),
+            "{actor} {outcome}requested replication of {what} ({operation}) from {}, which only domain controllers do",
             destination_text(seen),
         );
         let mut finding = Finding::on(
@@ -79,13 +84,11 @@ impl Detector for Dcsync {
         if !rpc.extended_operation.is_empty() {
             finding = finding.detail("extended_operation", rpc.extended_operation.clone());
         }
-        if let Some(account) = &seen.activity.account
-            && !account.name.is_empty()
-        {
+        if let Some((domain, name)) = caller(seen, context) {
             finding = finding.entity(crate::finding::account_entity(
                 Role::SourceAccount,
-                &account.domain,
-                &account.name,
+                &domain,
+                &name,
                 context.knowledge.directory(),
             ));
         }
@@ -94,6 +97,19 @@ impl Detector for Dcsync {
         }
         context.raise(finding);
     }
+}
+
+/// The account calling: the activity's own, else the one that authenticated its connection.
+fn caller(seen: &Observed<'_>, context: &Context<'_>) -> Option<(String, String)> {
+    if let Some(account) = &seen.activity.account
+        && !account.name.is_empty()
+    {
+        return Some((account.domain.clone(), account.name.clone()));
+    }
+    context
+        .knowledge
+        .flow_account(seen)
+        .map(|account| (account.domain.clone(), account.name.clone()))
 }
 
 #[cfg(test)]
@@ -190,6 +206,46 @@ mod tests {
     }
 
     #[test]
+    fn the_caller_is_the_account_that_authenticated_the_connection() {
+        // secretsdump binds DRSUAPI with NTLM: the user is in the bind's AUTHENTICATE, not in
+        // the requests that follow on the same connection.
+        let authenticate = with_account(
+            activity(
+                0,
+                CLIENT,
+                DC,
+                Body::Ntlm(dcwatch_proto::v1::NtlmActivity {
+                    r#type: dcwatch_proto::v1::ntlm_activity::Type::Authenticate.into(),
+                    ..Default::default()
+                }),
+            ),
+            "LAB",
+            "Administrator",
+        );
+        let other_connection = get_nc_changes(200, "10.98.0.2:50001");
+        let alerts = run(
+            None,
+            Directory::default(),
+            &[authenticate, other_connection, get_nc_changes(500, CLIENT)],
+        );
+        assert_eq!(alerts.len(), 1);
+        let accounts: Vec<&str> = alerts[0]
+            .entities
+            .iter()
+            .filter(|entity| entity.role() == dcwatch_proto::v1::alert_entity::Role::SourceAccount)
+            .map(|entity| entity.name.as_str())
+            .collect();
+        assert_eq!(accounts, ["LAB\\Administrator"]);
+        assert!(
+            alerts[0]
+                .description
+                .starts_with("LAB\\Administrator on 10.98.0.2"),
+            "{}",
+            alerts[0].description
+        );
+    }
+
+    #[test]
     fn repeated_requests_update_the_one_alert() {
         let alerts = run(
             None,
@@ -209,7 +265,10 @@ mod tests {
     #[test]
     fn a_configured_dc_replicating_is_not_dcsync() {
         let config = Config {
-            dc_addresses: vec!["10.98.0.3".parse().expect("an address")],
+            dc_addresses: vec![
+                "10.98.0.3".parse().expect("an address"),
+                "10.98.0.1".parse().expect("an address"),
+            ],
             ..Config::test_mode()
         };
         assert!(

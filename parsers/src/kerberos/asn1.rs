@@ -233,3 +233,77 @@ pub(crate) struct PaPacRequest {
     #[rasn(tag(explicit(0)))]
     pub include_pac: bool,
 }
+
+/// `ETYPE-INFO2-ENTRY ::= SEQUENCE { etype [0] Int32, salt [1] KerberosString OPTIONAL,
+/// s2kparams [2] OCTET STRING OPTIONAL }`; `ETYPE-INFO2 ::= SEQUENCE SIZE (1..MAX) OF
+/// ETYPE-INFO2-ENTRY` (RFC 4120 5.2.7.5).
+#[derive(AsnType, Clone, Debug, Decode, Encode, PartialEq, Eq)]
+pub(crate) struct EtypeInfo2Entry {
+    #[rasn(tag(explicit(0)))]
+    pub etype: i32,
+    #[rasn(tag(explicit(1)))]
+    pub salt: Option<KString>,
+    #[rasn(tag(explicit(2)))]
+    pub s2kparams: Option<OctetString>,
+}
+
+/// `ETYPE-INFO-ENTRY ::= SEQUENCE { etype [0] Int32, salt [1] OCTET STRING OPTIONAL }`;
+/// `ETYPE-INFO ::= SEQUENCE OF ETYPE-INFO-ENTRY` (RFC 4120 5.2.7.4).
+#[derive(AsnType, Clone, Debug, Decode, Encode, PartialEq, Eq)]
+pub(crate) struct EtypeInfoEntry {
+    #[rasn(tag(explicit(0)))]
+    pub etype: i32,
+    #[rasn(tag(explicit(1)))]
+    pub salt: Option<OctetString>,
+}
+
+/// `Checksum ::= SEQUENCE { cksumtype [0] Int32, checksum [1] OCTET STRING }`
+#[derive(AsnType, Clone, Debug, Decode, Encode, PartialEq, Eq)]
+pub(crate) struct Checksum {
+    #[rasn(tag(explicit(0)))]
+    pub cksumtype: i32,
+    #[rasn(tag(explicit(1)))]
+    pub checksum: OctetString,
+}
+
+/// `PA-FOR-USER ::= SEQUENCE { userName [0] PrincipalName, userRealm [1] Realm,
+/// cksum [2] Checksum, auth-package [3] KerberosString }` (MS-SFU 2.2.1).
+#[derive(AsnType, Clone, Debug, Decode, Encode, PartialEq, Eq)]
+pub(crate) struct PaForUser {
+    #[rasn(tag(explicit(0)))]
+    pub user_name: PrincipalName,
+    #[rasn(tag(explicit(1)))]
+    pub user_realm: KString,
+    #[rasn(tag(explicit(2)))]
+    pub cksum: Checksum,
+    #[rasn(tag(explicit(3)))]
+    pub auth_package: KString,
+}
+
+/// `S4UUserID ::= SEQUENCE { nonce [0] UInt32, cname [1] PrincipalName OPTIONAL,
+/// crealm [2] Realm, subject-certificate [3] OCTET STRING OPTIONAL,
+/// options [4] BIT STRING OPTIONAL, ... }` (MS-SFU 2.2.2).
+#[derive(AsnType, Clone, Debug, Decode, Encode, PartialEq, Eq)]
+#[non_exhaustive]
+pub(crate) struct S4uUserId {
+    #[rasn(tag(explicit(0)))]
+    pub nonce: i64,
+    #[rasn(tag(explicit(1)))]
+    pub cname: Option<PrincipalName>,
+    #[rasn(tag(explicit(2)))]
+    pub crealm: KString,
+    #[rasn(tag(explicit(3)))]
+    pub subject_certificate: Option<OctetString>,
+    #[rasn(tag(explicit(4)))]
+    pub options: Option<BitString>,
+}
+
+/// `PA-S4U-X509-USER ::= SEQUENCE { user-id [0] S4UUserID, checksum [1] Checksum }`
+/// (MS-SFU 2.2.2).
+#[derive(AsnType, Clone, Debug, Decode, Encode, PartialEq, Eq)]
+pub(crate) struct PaS4uX509User {
+    #[rasn(tag(explicit(0)))]
+    pub user_id: S4uUserId,
+    #[rasn(tag(explicit(1)))]
+    pub checksum: Checksum,
+}

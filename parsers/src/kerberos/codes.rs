@@ -197,6 +197,10 @@ open_code! {
         PA_PKINIT_KX = 147 => "PA-PKINIT-KX",
         PA_REQ_ENC_PA_REP = 149 => "PA-REQ-ENC-PA-REP",
         PA_AS_FRESHNESS = 150 => "PA-AS-FRESHNESS",
+        /// A TGS-REQ asking for the client's long-term keys (MS-KILE 2.2.11): what an RODC
+        /// sends, and the key list attack.
+        KERB_KEY_LIST_REQ = 161 => "KERB-KEY-LIST-REQ",
+        KERB_KEY_LIST_REP = 162 => "KERB-KEY-LIST-REP",
         PA_SUPPORTED_ENCTYPES = 165 => "PA-SUPPORTED-ENCTYPES",
         PA_EXTENDED_ERROR = 166 => "PA-EXTENDED-ERROR",
         PA_PAC_OPTIONS = 167 => "PA-PAC-OPTIONS",

@@ -22,7 +22,7 @@ use core::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rasn::error::{DecodeError, DecodeErrorKind};
-use rasn::types::{BitString, OctetString};
+use rasn::types::{BitString, OctetString, SequenceOf};
 use sha2::{Digest, Sha256};
 
 pub use codes::{
@@ -124,6 +124,8 @@ pub struct Anomalies {
     pub bad_pac_request: bool,
     /// A PA-TGS-REQ whose value is not an AP-REQ.
     pub bad_tgs_ap_req: bool,
+    /// A PA-FOR-USER or PA-S4U-X509-USER whose value does not decode.
+    pub bad_s4u_user: bool,
 }
 
 /// `PrincipalName` (RFC 4120 5.2.2).
@@ -196,6 +198,27 @@ pub struct KdcReq {
     pub additional_tickets: usize,
     /// The AP-REQ of PA-TGS-REQ (a TGS-REQ's TGT and authenticator).
     pub ap_req: Option<Box<ApReq>>,
+    /// S4U2self: the user of PA-FOR-USER, else of PA-S4U-X509-USER (MS-SFU 2.2.1, 2.2.2).
+    pub s4u_user: Option<S4uUser>,
+    /// PA-DATA 161, KERB-KEY-LIST-REQ, among the PA-DATA (at any position).
+    pub key_list_request: bool,
+}
+
+impl KdcReq {
+    /// S4U2proxy (MS-SFU 3.2.5.2.1): an additional ticket, and the `cname-in-addl-tkt` option
+    /// saying the ticket's client is the one to act for.
+    #[must_use]
+    pub fn is_s4u2proxy(&self) -> bool {
+        self.additional_tickets > 0 && self.kdc_options.contains(KdcOptions::CNAME_IN_ADDL_TKT)
+    }
+}
+
+/// The user a service asks a ticket for with S4U2self.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S4uUser {
+    pub realm: String,
+    /// Absent in a PA-S4U-X509-USER that names the user by certificate only.
+    pub name: Option<Principal>,
 }
 
 /// AS-REP or TGS-REP: `KDC-REP` (RFC 4120 5.4.2).
@@ -239,6 +262,10 @@ pub struct KrbError {
     pub e_data_present: bool,
     /// The PA-DATA types of e-data when it is METHOD-DATA (as with PREAUTH_REQUIRED), in order.
     pub e_data_padata_types: Vec<PaDataType>,
+    /// The etypes the KDC offers in e-data: those of its PA-ETYPE-INFO2, else of its
+    /// PA-ETYPE-INFO (RFC 4120 5.2.7.4-5), in order, at most [`MAX_ETYPES`]. A domain
+    /// controller lists the account's keys; one patched with a skeleton key offers RC4 only.
+    pub offered_etypes: Vec<EncryptionType>,
 }
 
 /// Parses one Kerberos message: the contents of a UDP datagram, or of a TCP record once
@@ -387,6 +414,8 @@ fn kdc_req(req: asn1::KdcReq, msg_type: MessageType, anomalies: &mut Anomalies) 
         ),
         additional_tickets: body.additional_tickets.as_ref().map_or(0, Vec::len),
         ap_req: None,
+        s4u_user: None,
+        key_list_request: false,
     };
     // Every entry counts here, not only the first MAX_PADATA: a KDC reads them all.
     for pa in &padata {
@@ -405,6 +434,32 @@ fn kdc_req(req: asn1::KdcReq, msg_type: MessageType, anomalies: &mut Anomalies) 
                 }
             }
             PaDataType::PA_FX_FAST => out.fast_armor = true,
+            PaDataType::KERB_KEY_LIST_REQ => out.key_list_request = true,
+            // PA-FOR-USER first: Windows sends both, naming the same user.
+            PaDataType::PA_FOR_USER => {
+                match decode_nested::<asn1::PaForUser>(&pa.padata_value, anomalies) {
+                    Some(for_user) => {
+                        out.s4u_user = Some(S4uUser {
+                            realm: text(&for_user.user_realm.0, anomalies),
+                            name: Some(principal(&for_user.user_name, anomalies)),
+                        });
+                    }
+                    None => anomalies.bad_s4u_user = true,
+                }
+            }
+            PaDataType::PA_FOR_X509_USER => {
+                match decode_nested::<asn1::PaS4uX509User>(&pa.padata_value, anomalies) {
+                    Some(x509) if out.s4u_user.is_none() => {
+                        let id = x509.user_id;
+                        out.s4u_user = Some(S4uUser {
+                            realm: text(&id.crealm.0, anomalies),
+                            name: id.cname.as_ref().map(|p| principal(p, anomalies)),
+                        });
+                    }
+                    Some(_) => {}
+                    None => anomalies.bad_s4u_user = true,
+                }
+            }
             // Only a TGS-REQ carries an AP-REQ; one is enough (a KDC uses the first).
             PaDataType::PA_TGS_REQ if out.ap_req.is_none() => {
                 match decode_nested::<asn1::ApReq>(&pa.padata_value, anomalies) {
@@ -458,7 +513,34 @@ fn krb_error(err: asn1::KrbError, anomalies: &mut Anomalies) -> KrbError {
         e_text: err.e_text.as_ref().map(|t| text(&t.0, anomalies)),
         e_data_present: err.e_data.is_some(),
         e_data_padata_types: padata_types(method_data.as_deref().unwrap_or_default(), anomalies),
+        offered_etypes: offered_etypes(method_data.as_deref().unwrap_or_default(), anomalies),
     }
+}
+
+/// The etypes of the first PA-ETYPE-INFO2 that decodes, else of the first PA-ETYPE-INFO:
+/// RFC 4120 5.2.7.5 has a KDC send ETYPE-INFO2 to every client, ETYPE-INFO only besides it
+/// for old ones, so ETYPE-INFO2 is the KDC's word.
+fn offered_etypes(method_data: &[asn1::PaData], anomalies: &mut Anomalies) -> Vec<EncryptionType> {
+    let of_type = |wanted: PaDataType| {
+        method_data
+            .iter()
+            .filter(move |pa| PaDataType(pa.padata_type) == wanted)
+    };
+    for pa in of_type(PaDataType::PA_ETYPE_INFO2) {
+        if let Some(entries) =
+            decode_nested::<SequenceOf<asn1::EtypeInfo2Entry>>(&pa.padata_value, anomalies)
+        {
+            return capped(&entries, MAX_ETYPES, anomalies, |e| EncryptionType(e.etype));
+        }
+    }
+    for pa in of_type(PaDataType::PA_ETYPE_INFO) {
+        if let Some(entries) =
+            decode_nested::<SequenceOf<asn1::EtypeInfoEntry>>(&pa.padata_value, anomalies)
+        {
+            return capped(&entries, MAX_ETYPES, anomalies, |e| EncryptionType(e.etype));
+        }
+    }
+    Vec::new()
 }
 
 fn ticket(ticket: &asn1::Ticket, anomalies: &mut Anomalies) -> TicketInfo {

@@ -189,6 +189,8 @@ fn error_preauth_required() {
     assert_eq!((err.crealm.as_deref(), err.cname.as_ref()), (None, None));
     assert!(err.e_data_present);
     assert_eq!(err.e_data_padata_types, padata(&[19, 2, 16, 15]));
+    // tshark: kerberos.etype 18,23,-133,-128 in PA-ETYPE-INFO2.
+    assert_eq!(err.offered_etypes, etypes(&[18, 23, -133, -128]));
     assert_eq!(err.stime, Some(1_624_354_060));
     assert_eq!(msg.anomalies, Anomalies::default());
 }
@@ -211,6 +213,8 @@ fn error_mit_method_data() {
         err.e_data_padata_types,
         padata(&[136, 19, 16, 14, 15, 147, 2, 133])
     );
+    // tshark: kerberos.etype 18,17,16,23, all in PA-ETYPE-INFO2.
+    assert_eq!(err.offered_etypes, etypes(&[18, 17, 16, 23]));
     assert_eq!(err.stime, Some(1_421_708_049));
 }
 
@@ -226,6 +230,7 @@ fn error_response_too_big() {
     assert_eq!(err.sname.to_string(), "krbtgt/LINUX.SHELL.COM");
     assert_eq!(err.stime, Some(1_645_515_964));
     assert!(!err.e_data_present && err.e_data_padata_types.is_empty());
+    assert!(err.offered_etypes.is_empty());
 }
 
 // suricata-verify/tests/krb5-krb5_msg_type/input.pcap: frame 18, AS-REP (two TCP segments).
@@ -280,6 +285,10 @@ fn tgs_req_and_rep() {
     let as_rep = parse(&fixture!("msgtype_f18_as_rep")).unwrap();
     assert_eq!(ap.ticket.hash, kdc_rep(&as_rep).ticket.hash);
     assert_eq!(ap.ticket.cipher_len, kdc_rep(&as_rep).ticket.cipher_len);
+    // tshark: the first kerberos.cipher of both frames (the TGT's) is 964 bytes.
+    assert_eq!(ap.ticket.cipher_len, 964);
+    assert_eq!(req.s4u_user, None);
+    assert!(!req.is_s4u2proxy() && !req.key_list_request);
 
     let msg = parse(&fixture!("msgtype_f29_tgs_rep")).unwrap();
     assert_eq!(msg.msg_type, MessageType::TGS_REP);
@@ -368,6 +377,101 @@ fn tgs_req_ap_req_in_padata() {
     assert_eq!(ap.authenticator_etype, EncryptionType(18));
 }
 
+// The crafted fixtures below are real messages with PA-DATA or e-data put in by
+// tests/fixtures/kerberos/make-crafted.py (no public capture has them); tshark 4.0 decodes each,
+// sent to UDP 88, without an expert warning, as the comments say.
+
+// crafted_tgs_req_s4u2self: auth.pcap frame 1's TGS-REQ with PA-TGS-REQ, PA-FOR-USER and
+// PA-FOR-X509-USER. tshark: padata_type 1,129,130; PA-FOR-USER name-type 10 KerberosString
+// alice@vladg.net, realm VLADG.NET, cksumtype -138, auth Kerberos; user-id nonce 123456789,
+// cname bob, crealm VLADG.NET; kdc-options 40810000 (constrained-delegation False).
+#[test]
+fn tgs_req_s4u2self() {
+    let msg = parse(&fixture!("crafted_tgs_req_s4u2self")).unwrap();
+    let req = kdc_req(&msg);
+    assert_eq!(req.padata_types, padata(&[1, 129, 130]));
+    let user = req.s4u_user.as_ref().unwrap();
+    assert_eq!(user.realm, "VLADG.NET");
+    let name = user.name.as_ref().unwrap();
+    assert_eq!(name.name_type, NameType::NT_ENTERPRISE);
+    assert_eq!(name.to_string(), "alice@vladg.net");
+    assert!(!req.is_s4u2proxy() && !req.key_list_request);
+    assert_eq!(msg.anomalies, Anomalies::default());
+
+    // PA-FOR-X509-USER alone names its cname.
+    let msg = parse(&fixture!("crafted_tgs_req_s4u_x509")).unwrap();
+    let user = kdc_req(&msg).s4u_user.clone().unwrap();
+    assert_eq!(
+        (user.realm.as_str(), self::name(user.name.as_ref()).as_str()),
+        ("VLADG.NET", "bob")
+    );
+    assert_eq!(msg.anomalies, Anomalies::default());
+}
+
+// crafted_tgs_req_s4u2proxy: the same TGS-REQ with PA-PAC-OPTIONS, sname cifs/fs01.vladg.net
+// and the TGT again as additional ticket. tshark: kdc-options 40830000 "constrained-delegation:
+// True", additional-tickets: 1 item (sname krbtgt,VLADG.NET, etype 18).
+#[test]
+fn tgs_req_s4u2proxy() {
+    let msg = parse(&fixture!("crafted_tgs_req_s4u2proxy")).unwrap();
+    let req = kdc_req(&msg);
+    assert_eq!(req.kdc_options.0, 0x4083_0000);
+    assert!(req.kdc_options.contains(KdcOptions::CNAME_IN_ADDL_TKT));
+    assert_eq!(req.additional_tickets, 1);
+    assert!(req.is_s4u2proxy());
+    assert_eq!(req.s4u_user, None);
+    assert_eq!(name(req.sname.as_ref()), "cifs/fs01.vladg.net");
+
+    // The option without a ticket, or a ticket without the option (user-to-user), is not.
+    let mut without_ticket = req.clone();
+    without_ticket.additional_tickets = 0;
+    assert!(!without_ticket.is_s4u2proxy());
+    let mut without_option = req.clone();
+    without_option.kdc_options = KdcOptions(0x4081_0008);
+    assert!(!without_option.is_s4u2proxy());
+}
+
+// crafted_tgs_req_key_list: the TGS-REQ for krbtgt/VLADG.NET with PA-DATA 161. tshark:
+// padata_type 1,161 "pA-KERB-KEY-LIST-REQ", its ENCTYPE 23.
+#[test]
+fn tgs_req_key_list() {
+    let msg = parse(&fixture!("crafted_tgs_req_key_list")).unwrap();
+    let req = kdc_req(&msg);
+    assert_eq!(req.padata_types, padata(&[1, 161]));
+    assert_eq!(req.padata_types[1].name(), Some("KERB-KEY-LIST-REQ"));
+    assert!(req.key_list_request);
+    assert!(!req.is_s4u2proxy());
+}
+
+// crafted_error_etype_info[_both]: msgtype frame 9's KRB-ERROR with its e-data replaced.
+// tshark: padata_type 11,2 with PA-ETYPE-INFO etypes 23,1; then 11,19,2 with PA-ETYPE-INFO2
+// etypes 18,23 after the same PA-ETYPE-INFO.
+#[test]
+fn error_offered_etypes_prefer_etype_info2() {
+    let msg = parse(&fixture!("crafted_error_etype_info")).unwrap();
+    let err = krb_error(&msg);
+    assert_eq!(err.e_data_padata_types, padata(&[11, 2]));
+    assert_eq!(err.offered_etypes, etypes(&[23, 1]));
+    let msg = parse(&fixture!("crafted_error_etype_info_both")).unwrap();
+    let err = krb_error(&msg);
+    assert_eq!(err.e_data_padata_types, padata(&[11, 19, 2]));
+    assert_eq!(err.offered_etypes, etypes(&[18, 23]));
+}
+
+// A PA-FOR-USER whose value is not one is flagged, and the request still parses.
+#[test]
+fn undecodable_s4u_user_is_flagged() {
+    let mut bytes = fixture!("crafted_tgs_req_s4u_x509");
+    // After padata-type 130 (02 02 00 82) come [2] and the OCTET STRING; the value's SEQUENCE
+    // tag (0x30) becomes an INTEGER's.
+    let type_at = bytes.windows(4).position(|w| w == [2, 2, 0, 0x82]).unwrap();
+    let at = type_at + bytes[type_at..].iter().position(|&b| b == 0x30).unwrap();
+    bytes[at] = 0x02;
+    let msg = parse(&bytes).unwrap();
+    assert_eq!(kdc_req(&msg).s4u_user, None);
+    assert!(msg.anomalies.bad_s4u_user);
+}
+
 /// rasn-kerberos' GeneralString refuses octets 0x80..=0xA0, which UTF-8 names contain: the
 /// reason this module declares its own ASN.1 types.
 #[test]
@@ -421,6 +525,18 @@ fn to_indefinite(der: &[u8]) -> Vec<u8> {
 
 #[test]
 fn every_proper_prefix_is_an_error() {
+    for bytes in [
+        fixture!("crafted_tgs_req_s4u2self"),
+        fixture!("crafted_tgs_req_s4u2proxy"),
+        fixture!("crafted_error_etype_info_both"),
+    ] {
+        for len in 0..bytes.len() {
+            assert!(
+                parse(&bytes[..len]).is_err(),
+                "prefix of {len} bytes parsed"
+            );
+        }
+    }
     let bytes = fixture!("msgtype_f16_as_req_enc_ts");
     for len in 0..bytes.len() {
         assert!(

@@ -33,6 +33,7 @@
 //! [`LdapString`] and decoded only when the caller asks.
 
 pub mod filter;
+pub mod ping;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -72,6 +73,11 @@ pub const MAX_LIST_ITEMS: usize = 1024;
 /// has two (searchResEntry then searchResDone); a datagram cannot hold more than ~9000
 /// minimal messages, and no sender packs more than a few.
 pub const MAX_MESSAGES_PER_DATAGRAM: usize = 16;
+
+/// Most LDAPMessages read from one SASL buffer by [`sasl_messages`]: a signed search answer
+/// wraps all its entries, references and the done together (MS-ADTS caps a page at 1000
+/// entries by default); the buffer's own size bounds the work too.
+pub const MAX_MESSAGES_PER_SASL_BUFFER: usize = 4096;
 
 /// An LDAPString, LDAPDN or LDAPOID: octets that should be UTF-8 (RFC 4511 4.1.2), borrowed.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -379,6 +385,25 @@ pub enum BindAuth<'a> {
     Unknown { tag: u32 },
 }
 
+/// Values borrowed from one attribute of a change: enough for any attribute a detector reads
+/// (an ADD's objectClass has 4, a group's member list is read by count, not by value).
+pub const MAX_CHANGE_VALUES: usize = 64;
+
+/// One attribute of a ModifyRequest's change or an AddRequest:
+/// `PartialAttribute ::= SEQUENCE { type AttributeDescription, vals SET OF value
+/// AttributeValue }` (RFC 4511 4.1.7). Values are borrowed, not copied: which may be shown is
+/// the caller's decision (never a password's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change<'a> {
+    /// The ModifyRequest's operation; `None` for an AddRequest's attribute.
+    pub operation: Option<Operation>,
+    pub attribute: LdapString<'a>,
+    /// The first [`MAX_CHANGE_VALUES`] values.
+    pub values: Vec<&'a [u8]>,
+    /// All the values, also those past [`MAX_CHANGE_VALUES`].
+    pub value_count: usize,
+}
+
 /// The protocolOp of an LDAPMessage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProtocolOp<'a> {
@@ -423,6 +448,9 @@ pub enum ProtocolOp<'a> {
     SearchResultEntry {
         object_name: LdapString<'a>,
         attribute_count: usize,
+        /// The first value of a `Netlogon` attribute: the answer to an LDAP ping (MS-ADTS
+        /// 6.3.3.2), a NETLOGON_SAM_LOGON_RESPONSE(_EX) or its older forms (6.3.1.9).
+        netlogon: Option<&'a [u8]>,
     },
     /// `SearchResultReference ::= [APPLICATION 19] SEQUENCE SIZE (1..MAX) OF uri URI`
     SearchResultReference {
@@ -434,15 +462,15 @@ pub enum ProtocolOp<'a> {
     /// change SEQUENCE { operation ENUMERATED, modification PartialAttribute } }` (4.6)
     ModifyRequest {
         object: LdapString<'a>,
-        /// (operation, attribute description); values are not kept.
-        changes: Vec<(Operation, LdapString<'a>)>,
+        /// One per change, `operation` set.
+        changes: Vec<Change<'a>>,
     },
     ModifyResponse(LdapResult<'a>),
     /// `AddRequest ::= [APPLICATION 8] SEQUENCE { entry LDAPDN, attributes AttributeList }`
-    /// (4.7); attribute names only.
+    /// (4.7); one [`Change`] per attribute, without an operation.
     AddRequest {
         entry: LdapString<'a>,
-        attributes: Vec<LdapString<'a>>,
+        attributes: Vec<Change<'a>>,
     },
     AddResponse(LdapResult<'a>),
     /// `DelRequest ::= [APPLICATION 10] LDAPDN` (4.8)
@@ -563,9 +591,72 @@ pub fn frame_sasl(bytes: &[u8]) -> Framing {
     len.checked_add(4).map_or(Framing::NotPdu, Framing::Pdu)
 }
 
+/// The SASL buffer's length field (RFC 4422 3.7).
+const SASL_LENGTH_LEN: usize = 4;
+
 fn sasl_len(bytes: &[u8]) -> Option<usize> {
-    let b: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+    let b: [u8; SASL_LENGTH_LEN] = bytes.get(..SASL_LENGTH_LEN)?.try_into().ok()?;
     usize::try_from(u32::from_be_bytes(b)).ok()
+}
+
+/// What a SASL security layer buffer (its 4-byte length included, as [`frame_sasl`] cuts it)
+/// carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaslPayload<'a> {
+    /// Signed, not sealed: the LDAPMessages inside, in clear, for [`messages`].
+    Clear(Cow<'a, [u8]>),
+    /// Encrypted, or in a form not known: only its size can be told.
+    Opaque,
+}
+
+/// Reads a SASL buffer's wrap token ([`crate::sasl`]). A Kerberos token says whether it seals;
+/// an NTLMSSP one does not, so its bytes count as clear only when they are whole LDAPMessages,
+/// each parsing, that fill it exactly (RC4 ciphertext passes that test with odds far below one
+/// in 2^32: the first octet must be 0x30 and the BER length must match the rest).
+#[must_use]
+pub fn sasl_payload(buffer: &[u8]) -> SaslPayload<'_> {
+    let Some(token) = buffer.get(SASL_LENGTH_LEN..) else {
+        return SaslPayload::Opaque;
+    };
+    match crate::sasl::unwrap(token) {
+        crate::sasl::Wrap::Signed(plaintext) => SaslPayload::Clear(plaintext),
+        crate::sasl::Wrap::Ntlm(bytes) if whole_messages(bytes) => {
+            SaslPayload::Clear(Cow::Borrowed(bytes))
+        }
+        crate::sasl::Wrap::Ntlm(_) | crate::sasl::Wrap::Sealed | crate::sasl::Wrap::Unknown => {
+            SaslPayload::Opaque
+        }
+    }
+}
+
+/// The front of the clear text of a SASL buffer cut short (`buffer` holds its first bytes,
+/// length included): what a signed-only Kerberos wrap lets be read of a buffer too long to keep
+/// whole. `None` when sealed, NTLMSSP, or unreadable.
+#[must_use]
+pub fn sasl_clear_prefix(buffer: &[u8]) -> Option<&[u8]> {
+    let total = sasl_len(buffer)?;
+    crate::sasl::signed_prefix(buffer.get(SASL_LENGTH_LEN..)?, total)
+}
+
+/// Whether `bytes` are one or more LDAPMessages end to end (at most
+/// [`MAX_MESSAGES_PER_SASL_BUFFER`]), each parsing without trailing data.
+fn whole_messages(mut bytes: &[u8]) -> bool {
+    for _ in 0..MAX_MESSAGES_PER_SASL_BUFFER {
+        let Framing::Pdu(len) = frame(bytes) else {
+            return false;
+        };
+        let Some((message, rest)) = bytes.split_at_checked(len) else {
+            return false;
+        };
+        if parse(message).is_err() {
+            return false;
+        }
+        if rest.is_empty() {
+            return true;
+        }
+        bytes = rest;
+    }
+    false
 }
 
 /// Whether a SASL security-layer buffer plausibly starts here, for resynchronising.
@@ -698,6 +789,17 @@ pub fn messages(datagram: &[u8]) -> Messages<'_> {
     Messages {
         rest: datagram,
         count: 0,
+        max: MAX_MESSAGES_PER_DATAGRAM,
+    }
+}
+
+/// The LDAPMessages of a SASL buffer's clear payload, end to end; at most
+/// [`MAX_MESSAGES_PER_SASL_BUFFER`], stopping after the first error.
+pub fn sasl_messages(payload: &[u8]) -> Messages<'_> {
+    Messages {
+        rest: payload,
+        count: 0,
+        max: MAX_MESSAGES_PER_SASL_BUFFER,
     }
 }
 
@@ -706,13 +808,14 @@ pub fn messages(datagram: &[u8]) -> Messages<'_> {
 pub struct Messages<'a> {
     rest: &'a [u8],
     count: usize,
+    max: usize,
 }
 
 impl<'a> Iterator for Messages<'a> {
     type Item = Result<LdapMessage<'a>, LdapError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() || self.count >= MAX_MESSAGES_PER_DATAGRAM {
+        if self.rest.is_empty() || self.count >= self.max {
             return None;
         }
         self.count = self.count.saturating_add(1);
@@ -966,17 +1069,30 @@ fn parse_search_entry<'a>(v: &'a [u8], an: &mut Anomalies) -> Result<ProtocolOp<
     let (attrs, rest) = ber::read_sequence(rest).at("searchResEntry.attributes")?;
     an.trailing_data |= !rest.is_empty();
     let mut attribute_count = 0usize;
+    let mut netlogon = None;
     for a in attrs.children() {
-        a.at("searchResEntry.attribute")?;
+        let a = a.at("searchResEntry.attribute")?;
         if attribute_count == MAX_LIST_ITEMS {
             an.list_truncated = true;
             break;
         }
         attribute_count = attribute_count.saturating_add(1);
+        // Other attributes are only counted, as before: a value this parser does not expect
+        // in them costs nothing.
+        if netlogon.is_none()
+            && let Ok(attribute) = partial_attribute(a, None, "searchResEntry.attribute")
+            && attribute
+                .attribute
+                .as_bytes()
+                .eq_ignore_ascii_case(b"netlogon")
+        {
+            netlogon = attribute.values.first().copied();
+        }
     }
     Ok(ProtocolOp::SearchResultEntry {
         object_name,
         attribute_count,
+        netlogon,
     })
 }
 
@@ -992,12 +1108,37 @@ fn parse_reference<'a>(v: &'a [u8], an: &mut Anomalies) -> Result<ProtocolOp<'a>
     })
 }
 
-/// The attribute description at the front of a PartialAttribute/Attribute SEQUENCE.
-fn attribute_name<'a>(t: Tlv<'a>, at: &'static str) -> Result<LdapString<'a>, LdapError> {
+/// `PartialAttribute ::= SEQUENCE { type AttributeDescription, vals SET OF value
+/// AttributeValue }` (RFC 4511 4.1.7; an Attribute is the same with at least one value).
+fn partial_attribute<'a>(
+    t: Tlv<'a>,
+    operation: Option<Operation>,
+    at: &'static str,
+) -> Result<Change<'a>, LdapError> {
     let t = t
         .expect(Class::Universal, true, universal::SEQUENCE)
         .at(at)?;
-    Ok(string(t.value, at)?.0)
+    let (attribute, rest) = string(t.value, at)?;
+    let (set, _) = ber::read_tlv(rest).at(at)?;
+    let set = set.expect(Class::Universal, true, universal::SET).at(at)?;
+    let mut values = Vec::new();
+    let mut value_count = 0usize;
+    for value in set.children() {
+        let value = value
+            .at(at)?
+            .expect(Class::Universal, false, universal::OCTET_STRING)
+            .at(at)?;
+        if values.len() < MAX_CHANGE_VALUES {
+            values.push(value.value);
+        }
+        value_count = value_count.saturating_add(1);
+    }
+    Ok(Change {
+        operation,
+        attribute,
+        values,
+        value_count,
+    })
 }
 
 fn parse_modify_request<'a>(v: &'a [u8], an: &mut Anomalies) -> Result<ProtocolOp<'a>, LdapError> {
@@ -1016,10 +1157,11 @@ fn parse_modify_request<'a>(v: &'a [u8], an: &mut Anomalies) -> Result<ProtocolO
             .at("modifyRequest.change")?;
         let (operation, rest) = ber::read_enumerated(c.value).at("modifyRequest.operation")?;
         let (m, _) = ber::read_tlv(rest).at("modifyRequest.modification")?;
-        changes.push((
-            Operation(operation),
-            attribute_name(m, "modification.type")?,
-        ));
+        changes.push(partial_attribute(
+            m,
+            Some(Operation(operation)),
+            "modifyRequest.modification",
+        )?);
     }
     Ok(ProtocolOp::ModifyRequest { object, changes })
 }
@@ -1035,7 +1177,7 @@ fn parse_add_request<'a>(v: &'a [u8], an: &mut Anomalies) -> Result<ProtocolOp<'
             an.list_truncated = true;
             break;
         }
-        attributes.push(attribute_name(a, "addRequest.attribute.type")?);
+        attributes.push(partial_attribute(a, None, "addRequest.attribute")?);
     }
     Ok(ProtocolOp::AddRequest { entry, attributes })
 }

@@ -125,7 +125,8 @@ fn simpleauth_search_and_entry() {
         parse_ok(entry).op,
         ProtocolOp::SearchResultEntry {
             object_name: s("CN=xxxxxxxx,OU=Users,OU=Accounts,DC=xx,DC=xxx,DC=xxxxx,DC=net"),
-            attribute_count: 1
+            attribute_count: 1,
+            netlogon: None,
         }
     );
     let ProtocolOp::SearchResultDone(r) = parse_ok(rest).op else {
@@ -136,6 +137,15 @@ fn simpleauth_search_and_entry() {
     assert!(parse(&b).unwrap().anomalies.trailing_data);
 }
 
+fn change<'a>(operation: Option<Operation>, attribute: &'a str, values: &[&'a str]) -> Change<'a> {
+    Change {
+        operation,
+        attribute: s(attribute),
+        values: values.iter().map(|value| value.as_bytes()).collect(),
+        value_count: values.len(),
+    }
+}
+
 // zeek .../ldap/ldap-add.pcap frames 8, 9.
 #[test]
 fn add() {
@@ -144,7 +154,13 @@ fn add() {
         parse_ok(&b).op,
         ProtocolOp::AddRequest {
             entry: s("ou=People,dc=example,dc=com"),
-            attributes: vec![s("objectclass"), s("ou"), s("description")]
+            // tshark: objectclass (top, organizationalUnit), ou (People), description
+            // (Container for user entries).
+            attributes: vec![
+                change(None, "objectclass", &["top", "organizationalUnit"]),
+                change(None, "ou", &["People"]),
+                change(None, "description", &["Container for user entries"]),
+            ]
         }
     );
     let b = fixture!("add_response");
@@ -320,10 +336,11 @@ fn other_operations() {
         parse_ok(&b).op,
         ProtocolOp::ModifyRequest {
             object: s("uid=jdoe,ou=People,dc=example,dc=com"),
+            // tshark: delete givenName John, add givenName Jonathan, replace cn Jonathan Doe.
             changes: vec![
-                (Operation::DELETE, s("givenName")),
-                (Operation::ADD, s("givenName")),
-                (Operation::REPLACE, s("cn")),
+                change(Some(Operation::DELETE), "givenName", &["John"]),
+                change(Some(Operation::ADD), "givenName", &["Jonathan"]),
+                change(Some(Operation::REPLACE), "cn", &["Jonathan Doe"]),
             ]
         }
     );
@@ -394,17 +411,29 @@ fn cldap() {
         "(&(DnsDomain=s4.howto.abartlet.net)(Host=WINDOWS7-3)(NtVer=\\16\\00\\00\\00))"
     );
     assert_eq!(attributes, &vec![s("Netlogon")]);
+    let ProtocolOp::SearchRequest { base, .. } = &msgs[0].as_ref().unwrap().op else {
+        panic!()
+    };
+    let ping = ping::request(*base, *scope, attributes, filter).unwrap();
+    assert_eq!(ping.domain.as_deref(), Some("s4.howto.abartlet.net"));
+    assert_eq!(ping.host.as_deref(), Some("WINDOWS7-3"));
+    // tshark: mscldap.ntver.flags 0x00000016.
+    assert_eq!(ping.nt_ver, Some(0x16));
+    assert_eq!((ping.user, ping.aac), (None, None));
 
     let b = fixture!("cldap_entry_and_done");
     let msgs: Vec<_> = messages(&b).map(Result::unwrap).collect();
     assert_eq!(msgs.len(), 2);
-    assert!(matches!(
-        msgs[0].op,
-        ProtocolOp::SearchResultEntry {
-            attribute_count: 1,
-            ..
-        }
-    ));
+    let ProtocolOp::SearchResultEntry {
+        attribute_count: 1,
+        netlogon: Some(netlogon),
+        ..
+    } = msgs[0].op
+    else {
+        panic!("{:?}", msgs[0].op)
+    };
+    // tshark: mscldap.netlogon.opcode 23, LOGON_SAM_LOGON_RESPONSE_EX.
+    assert_eq!(ping::response_opcode(netlogon), Some(0x17));
     assert!(matches!(&msgs[1].op, ProtocolOp::SearchResultDone(r) if r.code.0 == 0));
 }
 
@@ -628,4 +657,56 @@ fn wrong_shapes() {
         }
     ));
     assert!(!format!("{m:?}").contains("secret"));
+}
+
+// SASL buffers whose LDAP is in clear (SOURCES.tsv): tshark decodes frames 12 to 14 of
+// modify-request.pcapng as "SASL GSS-API Integrity" modifyRequest(8), modifyResponse(8)
+// success, unbindRequest(9); the sealed ones as "Privacy".
+#[test]
+fn sasl_payloads_in_clear_and_sealed() {
+    let clear = |b: &[u8]| -> Vec<u8> {
+        match sasl_payload(b) {
+            SaslPayload::Clear(bytes) => bytes.into_owned(),
+            SaslPayload::Opaque => panic!("opaque"),
+        }
+    };
+    let b = fixture!("sasl_integrity_modify");
+    let inner = clear(&b);
+    let message = parse(&inner).unwrap();
+    assert_eq!(message.message_id, 8);
+    let ProtocolOp::ModifyRequest { object, changes } = message.op else {
+        panic!()
+    };
+    assert_eq!(
+        object,
+        s("CN=DESKTOP-6AJTBQM,CN=Computers,DC=ad2024,DC=weberlab,DC=de")
+    );
+    assert!(!changes.is_empty());
+    let inner = clear(&fixture!("sasl_integrity_modify_response"));
+    assert!(matches!(parse(&inner).unwrap().op, ProtocolOp::ModifyResponse(r) if r.code.0 == 0));
+    let inner = clear(&fixture!("sasl_integrity_unbind"));
+    assert_eq!(parse(&inner).unwrap().op, ProtocolOp::UnbindRequest);
+    let inner = clear(&fixture!("sasl_ntlm_signed"));
+    assert!(matches!(
+        parse(&inner).unwrap().op,
+        ProtocolOp::SearchRequest { .. }
+    ));
+    let inner = clear(&fixture!("sasl_rfc1964_signed"));
+    assert_eq!(parse(&inner).unwrap().op, ProtocolOp::UnbindRequest);
+    for sealed in [
+        fixture!("sasl_sealed"),
+        fixture!("sasl_cfx_sealed"),
+        fixture!("sasl_ntlm_sealed"),
+    ] {
+        assert_eq!(sasl_payload(&sealed), SaslPayload::Opaque);
+    }
+    // An NTLM-signed message with a byte more, or one less, is not taken for clear text.
+    let mut longer = fixture!("sasl_ntlm_signed");
+    longer.push(0);
+    assert_eq!(sasl_payload(&longer), SaslPayload::Opaque);
+    let shorter = fixture!("sasl_ntlm_signed");
+    assert_eq!(
+        sasl_payload(&shorter[..shorter.len() - 1]),
+        SaslPayload::Opaque
+    );
 }

@@ -80,6 +80,13 @@ pub fn activity(message: &KrbMessage, seen: &Seen, carrier: Carrier) -> Option<A
             body.etypes = request.etypes.iter().map(|etype| etype.0).collect();
             body.pa_data_types = request.padata_types.iter().map(|pa| pa.0).collect();
             body.encrypted_timestamp = request.enc_timestamp;
+            body.timestamp_etype = request.enc_timestamp_etype.map_or(0, |etype| etype.0);
+            if let Some(user) = &request.s4u_user {
+                body.s4u_user = principal(user.name.as_ref());
+                body.s4u_realm.clone_from(&user.realm);
+            }
+            body.s4u2proxy = request.is_s4u2proxy();
+            body.key_list_request = request.key_list_request;
             body.pac_request = request.pac_request;
             body.fast_armor = request.fast_armor;
             body.addresses.clone_from(&request.addresses);
@@ -128,6 +135,7 @@ pub fn activity(message: &KrbMessage, seen: &Seen, carrier: Carrier) -> Option<A
             body.service_realm.clone_from(&error.realm);
             body.service = error.sname.to_string();
             body.pa_data_types = error.e_data_padata_types.iter().map(|pa| pa.0).collect();
+            body.offered_etypes = error.offered_etypes.iter().map(|etype| etype.0).collect();
             account = error
                 .cname
                 .as_ref()
@@ -160,6 +168,7 @@ fn ticket(body: &mut KerberosActivity, ticket: &TicketInfo) {
     body.ticket_etype = ticket.etype.0;
     body.ticket_kvno = ticket.kvno.unwrap_or_default();
     body.ticket_hash = ticket.hash.to_vec();
+    body.ticket_cipher_len = u32::try_from(ticket.cipher_len).unwrap_or(u32::MAX);
 }
 
 fn principal(principal: Option<&Principal>) -> String {
@@ -192,5 +201,103 @@ fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
         (anomalies.bad_time, "bad_time"),
         (anomalies.bad_pac_request, "bad_pac_request"),
         (anomalies.bad_tgs_ap_req, "bad_tgs_ap_req"),
+        (anomalies.bad_s4u_user, "bad_s4u_user"),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_proto::v1::activity::Body as ActivityBody;
+
+    use super::*;
+
+    fn hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks_exact(2)
+            .map(|pair| {
+                u8::from_str_radix(std::str::from_utf8(pair).expect("ASCII"), 16).expect("hex")
+            })
+            .collect()
+    }
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            hex(include_str!(concat!(
+                "../../../parsers/tests/fixtures/kerberos/",
+                $name,
+                ".hex"
+            )))
+        };
+    }
+
+    fn body(bytes: &[u8]) -> KerberosActivity {
+        let seen = Seen {
+            time_ns: 1,
+            src: "10.0.0.5:50000".parse().expect("address"),
+            dst: "10.0.0.1:88".parse().expect("address"),
+            tcp: false,
+        };
+        let mut out = Vec::new();
+        message(bytes, &seen, &mut out).expect("a Kerberos message");
+        match out.pop().and_then(|activity| activity.body) {
+            Some(ActivityBody::Kerberos(body)) => body,
+            other => panic!("not a Kerberos activity: {other:?}"),
+        }
+    }
+
+    // suricata-verify krb5-krb5_msg_type frame 16: tshark's kerberos.etype 18 in
+    // PA-ENC-TIMESTAMP.
+    #[test]
+    fn as_req_timestamp_etype() {
+        let as_req = body(&fixture!("msgtype_f16_as_req_enc_ts"));
+        assert!(as_req.encrypted_timestamp);
+        assert_eq!(as_req.timestamp_etype, 18);
+        let without = body(&fixture!("msgtype_f8_as_req"));
+        assert_eq!(
+            (without.encrypted_timestamp, without.timestamp_etype),
+            (false, 0)
+        );
+    }
+
+    // Frame 26's TGS-REQ presents the TGT frame 18's AS-REP issued: the TGS-REQ's ticket fields
+    // describe it (tshark: etype 18, kvno 2, its cipher 964 bytes in both frames).
+    #[test]
+    fn tgs_req_ticket_fields_are_the_presented_tgts() {
+        let as_rep = body(&fixture!("msgtype_f18_as_rep"));
+        let tgs_req = body(&fixture!("msgtype_f26_tgs_req"));
+        assert_eq!(tgs_req.ticket_etype, 18);
+        assert_eq!(tgs_req.ticket_kvno, 2);
+        assert_eq!(tgs_req.ticket_cipher_len, 964);
+        assert_eq!(tgs_req.ticket_hash, as_rep.ticket_hash);
+        assert_eq!(tgs_req.ticket_cipher_len, as_rep.ticket_cipher_len);
+        assert_eq!(tgs_req.ticket_etype, as_rep.ticket_etype);
+        // The service is the one asked for, not the TGT's krbtgt.
+        assert_eq!(tgs_req.service, "ldap/dc01");
+    }
+
+    #[test]
+    fn s4u_and_key_list_requests() {
+        let s4u2self = body(&fixture!("crafted_tgs_req_s4u2self"));
+        assert_eq!(
+            (s4u2self.s4u_user.as_str(), s4u2self.s4u_realm.as_str()),
+            ("alice@vladg.net", "VLADG.NET")
+        );
+        assert!(!s4u2self.s4u2proxy && !s4u2self.key_list_request);
+        let proxy = body(&fixture!("crafted_tgs_req_s4u2proxy"));
+        assert!(proxy.s4u2proxy);
+        assert!(proxy.s4u_user.is_empty());
+        let key_list = body(&fixture!("crafted_tgs_req_key_list"));
+        assert!(key_list.key_list_request);
+        assert_eq!(key_list.pa_data_types, [1, 161]);
+    }
+
+    // Frame 9: PA-ETYPE-INFO2 with tshark's etypes 18,23,-133,-128.
+    #[test]
+    fn krb_error_offered_etypes() {
+        let error = body(&fixture!("msgtype_f9_error_preauth_required"));
+        assert_eq!(error.offered_etypes, [18, 23, -133, -128]);
+        let old = body(&fixture!("crafted_error_etype_info"));
+        assert_eq!(old.offered_etypes, [23, 1]);
+    }
 }

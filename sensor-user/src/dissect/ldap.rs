@@ -5,8 +5,8 @@
 //! when the flow ends. Authentication tokens inside binds (SASL GSS-SPNEGO, GSSAPI, NTLM, and
 //! Microsoft's Sicily NTLM bind) are reported as Kerberos or NTLM activities carried by LDAP,
 //! with the bind's outcome. After a SASL bind with a security layer, messages arrive wrapped
-//! (RFC 4422 3.7): they are reported as `SEALED` with their size, never parsed as LDAP. Waiting
-//! requests are charged to the shared memory budget.
+//! (RFC 4422 3.7): those only signed are read as LDAP (`sasl_signed`), the sealed ones reported
+//! as `SEALED` with their size. Waiting requests are charged to the shared memory budget.
 
 use std::{
     cell::Cell,
@@ -18,13 +18,13 @@ use dcwatch_parsers::{
     ber,
     framing::{Framing, Start},
     ldap::{
-        self, Anomalies, BindAuth, LdapMessage, LdapResult, ProtocolOp, ResultCode, Scope,
-        SicilyStep,
+        self, Anomalies, BindAuth, Change, LdapMessage, LdapResult, ProtocolOp, ResultCode,
+        SaslPayload, Scope, SicilyStep, ping,
     },
 };
 use dcwatch_proto::v1::{
     Account, Activity, Carrier, LdapActivity, activity,
-    ldap_activity::{AuthMethod, Scope as ScopeValue, Type},
+    ldap_activity::{self, AuthMethod, Scope as ScopeValue, Type},
     outcome::Status,
 };
 use prost::Message as _;
@@ -89,6 +89,19 @@ impl Pending {
             references: 0,
             charge,
         })
+    }
+}
+
+impl Pending {
+    /// A search result entry for the request; a ping's answer gives its NETLOGON opcode.
+    fn entry(&mut self, netlogon: Option<&[u8]>) {
+        self.entries = self.entries.saturating_add(1);
+        if let Some(activity::Body::Ldap(body)) = &mut self.activity.body
+            && let Some(ping) = &mut body.ping
+            && let Some(opcode) = netlogon.and_then(ping::response_opcode)
+        {
+            ping.response_opcode = u32::from(opcode);
+        }
     }
 }
 
@@ -186,33 +199,73 @@ impl StreamProtocol for LdapSession {
     ) -> Result<(), Malformed> {
         if pdu.first() != Some(&0x30) {
             self.sasl_bound.set(true);
-            sink.out.push(sealed(pdu, seen));
+            // A signed buffer too long to keep whole: its first message is all that is read
+            // (a search result entry counts), as for an oversized message in clear.
+            if truncated && let Some(prefix) = ldap::sasl_clear_prefix(pdu) {
+                return self.truncated(direction, prefix);
+            }
+            let payload = if truncated {
+                SaslPayload::Opaque
+            } else {
+                ldap::sasl_payload(pdu)
+            };
+            let SaslPayload::Clear(plaintext) = payload else {
+                sink.out.push(sealed(pdu, seen));
+                return Ok(());
+            };
+            for message in ldap::sasl_messages(&plaintext) {
+                let message = message.map_err(|_| Malformed)?;
+                self.message(direction, &message, true, seen, sink);
+            }
             return Ok(());
         }
         if truncated {
             return self.truncated(direction, pdu);
         }
         let message = ldap::parse(pdu).map_err(|_| Malformed)?;
-        match direction {
-            Direction::ToServer if is_request(&message.op) => self.request(&message, seen, sink),
-            Direction::ToClient if !is_request(&message.op) => self.response(&message, seen, sink),
-            // A request from the server, or an answer from the client.
-            _ => sink.counters.orphan_responses += 1,
-        }
+        self.message(direction, &message, false, seen, sink);
         Ok(())
     }
 }
 
 impl LdapSession {
-    fn request(&mut self, message: &LdapMessage<'_>, seen: &Seen, sink: &mut Sink<'_>) {
+    /// One LDAPMessage; `signed` when it came in a SASL buffer that signs without sealing.
+    fn message(
+        &mut self,
+        direction: Direction,
+        message: &LdapMessage<'_>,
+        signed: bool,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
+        match direction {
+            Direction::ToServer if is_request(&message.op) => {
+                self.request(message, signed, seen, sink);
+            }
+            Direction::ToClient if !is_request(&message.op) => self.response(message, seen, sink),
+            // A request from the server, or an answer from the client.
+            _ => sink.counters.orphan_responses += 1,
+        }
+    }
+
+    fn request(
+        &mut self,
+        message: &LdapMessage<'_>,
+        signed: bool,
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
         let mut carried = Vec::new();
         let mut tokens = Sink {
             out: &mut carried,
             counters: sink.counters,
         };
-        let Some(activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
+        let Some(mut activity) = request_activity(message, seen, Carrier::Ldap, &mut tokens) else {
             return;
         };
+        if let Some(activity::Body::Ldap(body)) = &mut activity.body {
+            body.sasl_signed = signed;
+        }
         if let ProtocolOp::AbandonRequest { id } = message.op
             && let Some(abandoned) = self.pending.remove(&id)
         {
@@ -288,8 +341,8 @@ impl LdapSession {
             self.tls = true;
         }
         match (&message.op, self.pending.get_mut(&message.message_id)) {
-            (ProtocolOp::SearchResultEntry { .. }, Some(pending)) => {
-                pending.entries = pending.entries.saturating_add(1);
+            (ProtocolOp::SearchResultEntry { netlogon, .. }, Some(pending)) => {
+                pending.entry(*netlogon);
             }
             (ProtocolOp::SearchResultReference { .. }, Some(pending)) => {
                 pending.references = pending.references.saturating_add(1);
@@ -444,8 +497,8 @@ impl Cldap {
     fn response(&mut self, message: &LdapMessage<'_>, seen: &Seen, sink: &mut Sink<'_>) {
         let key = (seen.dst, seen.src, message.message_id);
         match (&message.op, self.pending.get_mut(&key)) {
-            (ProtocolOp::SearchResultEntry { .. }, Some(pending)) => {
-                pending.entries = pending.entries.saturating_add(1);
+            (ProtocolOp::SearchResultEntry { netlogon, .. }, Some(pending)) => {
+                pending.entry(*netlogon);
             }
             (ProtocolOp::SearchResultDone(result), Some(_)) => {
                 if let Some(pending) = self.pending.remove(&key) {
@@ -571,21 +624,36 @@ fn request_activity(
             body.filter.clone_from(filter);
             body.attributes = attributes.iter().map(ToString::to_string).collect();
             body.size_limit = *size_limit;
+            body.ping =
+                ping::request(*base, *scope, attributes, filter).map(|ping| ldap_activity::Ping {
+                    user: ping.user.unwrap_or_default(),
+                    nt_ver: ping.nt_ver.unwrap_or_default(),
+                    aac: ping.aac.unwrap_or_default(),
+                    domain: ping.domain.unwrap_or_default(),
+                    host: ping.host.unwrap_or_default(),
+                    response_opcode: 0,
+                });
         }
         ProtocolOp::ModifyRequest { object, changes } => {
             body.r#type = Type::Modify.into();
             body.dn = object.to_string();
             body.attributes = changes
                 .iter()
-                .map(|(operation, attribute)| {
-                    format!("{}:{attribute}", operation.name().unwrap_or("unknown"))
+                .map(|change| {
+                    let operation = change.operation.and_then(|operation| operation.name());
+                    format!("{}:{}", operation.unwrap_or("unknown"), change.attribute)
                 })
                 .collect();
+            body.changes = changes.iter().map(change_record).collect();
         }
         ProtocolOp::AddRequest { entry, attributes } => {
             body.r#type = Type::Add.into();
             body.dn = entry.to_string();
-            body.attributes = attributes.iter().map(ToString::to_string).collect();
+            body.attributes = attributes
+                .iter()
+                .map(|change| change.attribute.to_string())
+                .collect();
+            body.changes = attributes.iter().map(change_record).collect();
         }
         ProtocolOp::DelRequest { dn } => {
             body.r#type = Type::Delete.into();
@@ -662,6 +730,74 @@ fn unanswered(mut pending: Pending) -> Vec<Activity> {
     pending.carried
 }
 
+/// Attributes whose values a change reports (ldap.proto's `Change`): those the detectors read
+/// (noPac's renames, SPN and delegation changes, shadow credentials, group membership). Every
+/// other attribute, and so every password (unicodePwd, userPassword...) and nTSecurityDescriptor,
+/// is reported by name and value count only.
+const ATTRIBUTES_WITH_VALUES: [&str; 8] = [
+    "sAMAccountName",
+    "dNSHostName",
+    "servicePrincipalName",
+    "userAccountControl",
+    "member",
+    "msDS-AllowedToActOnBehalfOfOtherIdentity",
+    "msDS-KeyCredentialLink",
+    "objectClass",
+];
+
+/// Bytes of one change value reported; longer values are cut (a KeyCredentialLink runs to a
+/// few KB of hex).
+const MAX_CHANGE_VALUE_LEN: usize = 4096;
+
+fn change_record(change: &Change<'_>) -> ldap_activity::Change {
+    // Attribute options (`;binary`) do not change which attribute it is.
+    let name = change.attribute.as_bytes();
+    let base = name.split(|&b| b == b';').next().unwrap_or(name);
+    let show = ATTRIBUTES_WITH_VALUES
+        .iter()
+        .any(|shown| base.eq_ignore_ascii_case(shown.as_bytes()));
+    ldap_activity::Change {
+        operation: change
+            .operation
+            .map(|operation| {
+                operation
+                    .name()
+                    .map_or_else(|| operation.0.to_string(), str::to_owned)
+            })
+            .unwrap_or_default(),
+        attribute: change.attribute.to_string(),
+        values: if show {
+            change
+                .values
+                .iter()
+                .map(|value| value_text(value))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        value_count: u32::try_from(change.value_count).unwrap_or(u32::MAX),
+    }
+}
+
+/// Text as sent when it is printable UTF-8, else hex (the binary security descriptor of
+/// msDS-AllowedToActOnBehalfOfOtherIdentity); at most [`MAX_CHANGE_VALUE_LEN`] characters.
+fn value_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) if !text.chars().any(char::is_control) => {
+            let end = (0..=text.len().min(MAX_CHANGE_VALUE_LEN))
+                .rev()
+                .find(|&end| text.is_char_boundary(end))
+                .unwrap_or(0);
+            text.get(..end).unwrap_or_default().to_owned()
+        }
+        _ => value
+            .iter()
+            .take(MAX_CHANGE_VALUE_LEN / 2)
+            .map(|byte| format!("{byte:02x}"))
+            .collect(),
+    }
+}
+
 fn scope_value(scope: Scope) -> ScopeValue {
     match scope {
         Scope::BASE_OBJECT => ScopeValue::BaseObject,
@@ -683,4 +819,182 @@ fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
         names.push(format!("filter:{filter:?}"));
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_parsers::ldap::Operation;
+
+    use super::*;
+    use crate::dissect::DissectCounters;
+
+    fn hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks_exact(2)
+            .map(|pair| {
+                u8::from_str_radix(std::str::from_utf8(pair).expect("ASCII"), 16).expect("hex")
+            })
+            .collect()
+    }
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            hex(include_str!(concat!(
+                "../../../parsers/tests/fixtures/ldap/",
+                $name,
+                ".hex"
+            )))
+        };
+    }
+
+    fn seen(direction: Direction) -> Seen {
+        let (client, server) = ("10.0.0.5:49695", "10.0.0.1:389");
+        let (src, dst) = match direction {
+            Direction::ToServer => (client, server),
+            Direction::ToClient => (server, client),
+        };
+        Seen {
+            time_ns: 1,
+            src: src.parse().expect("address"),
+            dst: dst.parse().expect("address"),
+            tcp: true,
+        }
+    }
+
+    fn feed(session: &mut LdapSession, direction: Direction, pdu: &[u8]) -> Vec<Activity> {
+        let mut out = Vec::new();
+        let mut counters = DissectCounters::default();
+        let mut sink = Sink {
+            out: &mut out,
+            counters: &mut counters,
+        };
+        session
+            .pdu(direction, pdu, false, &seen(direction), &mut sink)
+            .expect("a PDU");
+        out
+    }
+
+    fn body(activity: &Activity) -> &LdapActivity {
+        ldap_body(activity).expect("an LDAP activity")
+    }
+
+    // modify-request.pcapng frames 12 to 14 (tshark: "SASL GSS-API Integrity" modifyRequest(8)
+    // replace msDS-SupportedEncryptionTypes "28", modifyResponse(8) success, unbindRequest(9)),
+    // then a sealed buffer (krb5-sign-seal-01.pcap frame 10, "Privacy").
+    #[test]
+    fn signed_sasl_buffers_are_read_and_sealed_ones_are_not() {
+        let mut session = LdapSession::new(MemoryBudget::new(1 << 20));
+        assert!(
+            feed(
+                &mut session,
+                Direction::ToServer,
+                &fixture!("sasl_integrity_modify")
+            )
+            .is_empty()
+        );
+        let answered = feed(
+            &mut session,
+            Direction::ToClient,
+            &fixture!("sasl_integrity_modify_response"),
+        );
+        let modify = body(&answered[0]);
+        assert_eq!(modify.r#type, i32::from(Type::Modify));
+        assert!(modify.sasl_signed && modify.answered);
+        assert_eq!(modify.result_code, 0);
+        assert_eq!(
+            modify.dn,
+            "CN=DESKTOP-6AJTBQM,CN=Computers,DC=ad2024,DC=weberlab,DC=de"
+        );
+        assert_eq!(modify.changes.len(), 1);
+        let change = &modify.changes[0];
+        assert_eq!(
+            (change.operation.as_str(), change.attribute.as_str()),
+            ("replace", "msDS-SupportedEncryptionTypes")
+        );
+        // Not an attribute whose values are reported: its one value is only counted.
+        assert_eq!((change.values.len(), change.value_count), (0, 1));
+        let unbind = feed(
+            &mut session,
+            Direction::ToServer,
+            &fixture!("sasl_integrity_unbind"),
+        );
+        assert_eq!(body(&unbind[0]).r#type, i32::from(Type::Unbind));
+        assert!(body(&unbind[0]).sasl_signed);
+        let sealed = feed(&mut session, Direction::ToServer, &fixture!("sasl_sealed"));
+        assert_eq!(body(&sealed[0]).r#type, i32::from(Type::Sealed));
+        assert_eq!(body(&sealed[0]).sealed_len, 102);
+    }
+
+    #[test]
+    fn passwords_and_security_descriptors_are_never_shown() {
+        let change = |operation, attribute: &'static str, values: &[&'static [u8]]| Change {
+            operation,
+            attribute: ldap::LdapString(attribute.as_bytes()),
+            values: values.to_vec(),
+            value_count: values.len(),
+        };
+        for secret in [
+            "unicodePwd",
+            "userPassword",
+            "nTSecurityDescriptor",
+            "UNICODEPWD;binary",
+        ] {
+            let record = change_record(&change(
+                Some(Operation::REPLACE),
+                secret,
+                &[b"\"Secret1!\""],
+            ));
+            assert!(record.values.is_empty(), "{secret}");
+            assert_eq!(record.value_count, 1);
+        }
+        // noPac: the rename of a computer account, shown.
+        let record = change_record(&change(
+            Some(Operation::REPLACE),
+            "sAMAccountName",
+            &[b"DC01"],
+        ));
+        assert_eq!(record.values, ["DC01"]);
+        // An ADD's objectClass, and a binary descriptor shown as hex.
+        let record = change_record(&change(None, "objectClass", &[b"top", b"computer"]));
+        assert_eq!((record.operation.as_str(), record.values.len()), ("", 2));
+        let record = change_record(&change(
+            Some(Operation::ADD),
+            "msDS-AllowedToActOnBehalfOfOtherIdentity",
+            &[&[0x01, 0x00, 0x04, 0x80]],
+        ));
+        assert_eq!(record.values, ["01000480"]);
+    }
+
+    // suricata-verify ldap-udp/cldap.pcap frames 1 and 2: the DC locator's ping (tshark: DnsDomain
+    // s4.howto.abartlet.net, Host WINDOWS7-3, mscldap.ntver.flags 0x00000016) and its answer
+    // (mscldap.netlogon.opcode 23, LOGON_SAM_LOGON_RESPONSE_EX).
+    #[test]
+    fn cldap_ping_and_its_opcode() {
+        let mut cldap = Cldap::new(MemoryBudget::new(1 << 20));
+        let mut out = Vec::new();
+        let mut counters = DissectCounters::default();
+        let mut sink = Sink {
+            out: &mut out,
+            counters: &mut counters,
+        };
+        let client = seen(Direction::ToServer);
+        cldap
+            .datagram(&fixture!("cldap_search"), &client, &mut sink)
+            .expect("a ping");
+        cldap
+            .datagram(
+                &fixture!("cldap_entry_and_done"),
+                &seen(Direction::ToClient),
+                &mut sink,
+            )
+            .expect("its answer");
+        let search = body(&out[0]);
+        let ping = search.ping.as_ref().expect("a ping");
+        assert_eq!(ping.domain, "s4.howto.abartlet.net");
+        assert_eq!(ping.host, "WINDOWS7-3");
+        assert_eq!((ping.nt_ver, ping.aac, ping.user.as_str()), (0x16, 0, ""));
+        assert_eq!(ping.response_opcode, 0x17);
+        assert!(search.cldap && search.answered);
+    }
 }

@@ -5,6 +5,7 @@
 //! watched ports, [`crate::services`]) and confirmed by content: a stream whose first bytes
 //! after the handshake are not a PDU of that protocol is counted and ignored.
 
+mod connection;
 mod dcerpc;
 mod dns;
 mod gss;
@@ -13,6 +14,7 @@ mod kerberos;
 mod ldap;
 mod netbios;
 mod ntlm;
+mod ntp;
 pub mod radius;
 mod rdp;
 mod session;
@@ -24,8 +26,10 @@ use std::net::SocketAddr;
 use dcwatch_proto::v1::Activity;
 
 use self::{
+    connection::{ConnectionNotes, annotate_datagram},
     dcerpc::LearnedEndpoints,
     ldap::Cldap,
+    ntp::NtpState,
     radius::{RadiusSecrets, RadiusState},
     session::{Kind, Session},
     stream::Sink,
@@ -58,7 +62,7 @@ pub struct DissectCounters {
     pub pdu_budget_drops: u64,
     /// Streams that ended (closed, timed out, evicted) in the middle of a PDU.
     pub unfinished_pdus: u64,
-    /// Datagrams on a watched port that no parser took (kpasswd, NTP, ...).
+    /// Datagrams on a watched port that no parser took (kpasswd, ...).
     pub unparsed_datagrams: u64,
     /// Authentication tokens (SPNEGO, Kerberos, NTLM) a carrier handed over that did not parse.
     pub unreadable_tokens: u64,
@@ -127,6 +131,7 @@ pub struct Dissector {
     fragments: FragmentTable,
     cldap: Cldap,
     radius: RadiusState,
+    ntp: NtpState,
     budget: MemoryBudget,
     counters: DissectCounters,
     next_expiry_ns: u64,
@@ -152,6 +157,7 @@ impl Dissector {
             fragments: FragmentTable::new(limits.fragments, budget.clone()),
             cldap: Cldap::new(budget.clone()),
             radius: RadiusState::new(limits.radius),
+            ntp: NtpState::default(),
             budget,
             counters: DissectCounters::default(),
             next_expiry_ns: 0,
@@ -280,6 +286,7 @@ impl Dissector {
                     self.counters.unparsed_datagrams += 1;
                     return;
                 };
+                let before = out.len();
                 let mut sink = Sink {
                     out,
                     counters: &mut self.counters,
@@ -290,8 +297,10 @@ impl Dissector {
                     &seen,
                     &mut self.cldap,
                     &mut self.radius,
+                    &mut self.ntp,
                     &mut sink,
                 );
+                out[before..].iter_mut().for_each(annotate_datagram);
                 self.counters.radius_requests_not_kept = self.radius.requests_not_kept();
             }
             TransportPacket::Fragment(_) | TransportPacket::Other => {}
@@ -313,7 +322,10 @@ impl Dissector {
         }
         self.next_expiry_ns = time_ns.saturating_add(EXPIRY_INTERVAL_NS);
         self.fragments.expire(time_ns);
+        let before = out.len();
         self.cldap.expire(time_ns, out);
+        self.ntp.expire(time_ns, out);
+        out[before..].iter_mut().for_each(annotate_datagram);
         let mut handler = Handler {
             time_ns,
             budget: &self.budget,
@@ -335,7 +347,10 @@ impl Dissector {
             out,
         };
         self.flows.drain(&mut handler);
+        let datagrams = out.len();
         self.cldap.flush(out);
+        self.ntp.flush(out);
+        out[datagrams..].iter_mut().for_each(annotate_datagram);
         self.counters.activities += (out.len() - before) as u64;
     }
 }
@@ -360,6 +375,9 @@ impl FlowHandler for Handler<'_> {
                     .then_some(Kind::DceRpc)
             })
             .and_then(|kind| Session::new(kind, self.budget.clone()))
+            .map(|session| {
+                session.on_connection(ConnectionNotes::tcp(key.client, key.server, self.time_ns))
+            })
     }
 
     fn event(

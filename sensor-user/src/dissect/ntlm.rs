@@ -1,6 +1,8 @@
 //! NTLMSSP messages (MS-NLMP) to activities, for whichever protocol carried them.
 
-use dcwatch_parsers::ntlm::{self, Anomalies, AvAnomalies, NtlmMessage, NtlmVersion, TargetInfo};
+use dcwatch_parsers::ntlm::{
+    self, Anomalies, AvAnomalies, MicField, NtlmMessage, NtlmVersion, TargetInfo,
+};
 use dcwatch_proto::v1::{
     Account, Activity, Carrier, Certainty, Computer, NtlmActivity, ResolutionMethod, activity,
     ntlm_activity::{Type, Version},
@@ -18,6 +20,7 @@ pub fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity>
         NtlmMessage::Negotiate(negotiate) => {
             body.r#type = Type::Negotiate.into();
             body.negotiate_flags = negotiate.flags.0;
+            body.version_present = negotiate.version.is_some();
             body.domain = negotiate.domain.clone().unwrap_or_default();
             body.workstation = negotiate.workstation.clone().unwrap_or_default();
             body.anomalies = anomaly_names(&negotiate.anomalies, None);
@@ -25,6 +28,7 @@ pub fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity>
         NtlmMessage::Challenge(challenge) => {
             body.r#type = Type::Challenge.into();
             body.negotiate_flags = challenge.flags.0;
+            body.version_present = challenge.version.is_some();
             if let Some(info) = &challenge.target_info {
                 target_info(&mut body, info);
             }
@@ -40,6 +44,16 @@ pub fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity>
             body.domain.clone_from(&authenticate.domain);
             body.workstation.clone_from(&authenticate.workstation);
             body.mic_present = authenticate.mic_present;
+            body.mic_zero = authenticate.mic_field == MicField::Zero;
+            body.version_present = authenticate.version.is_some();
+            if let Some(flags) = authenticate
+                .ntlmv2
+                .as_ref()
+                .and_then(|v2| v2.target_info.flags)
+            {
+                body.av_flags_present = true;
+                body.av_flags = flags.0;
+            }
             body.version = match authenticate.ntlm_version {
                 NtlmVersion::V1 => Version::NtlmV1,
                 NtlmVersion::V2 => Version::NtlmV2,
@@ -121,4 +135,79 @@ fn anomaly_names(anomalies: &Anomalies, pairs: Option<&AvAnomalies>) -> Vec<Stri
         ]));
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dissect::connection::ConnectionNotes;
+
+    fn hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks_exact(2)
+            .map(|pair| {
+                u8::from_str_radix(std::str::from_utf8(pair).expect("ASCII"), 16).expect("hex")
+            })
+            .collect()
+    }
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            hex(include_str!(concat!(
+                "../../../parsers/tests/fixtures/ntlm/",
+                $name,
+                ".hex"
+            )))
+        };
+    }
+
+    fn seen() -> Seen {
+        Seen {
+            time_ns: 1,
+            src: "10.0.0.5:50000".parse().expect("address"),
+            dst: "10.0.0.1:135".parse().expect("address"),
+            tcp: true,
+        }
+    }
+
+    fn body(activity: &Activity) -> &NtlmActivity {
+        match &activity.body {
+            Some(activity::Body::Ntlm(body)) => body,
+            _ => panic!("not NTLM"),
+        }
+    }
+
+    // zeek dce-rpc/dce_rpc_ntlm.pcapng frame 6, tshark -V: flags 0xe2988215, Version 10.0.18362,
+    // MIC 8073b2c3..., MsvAvFlags (ntlmssp.ntlmv2_response.flags) 0x00000002.
+    #[test]
+    fn av_flags_mic_and_version() {
+        let mut bytes = fixture!("dcerpc_mic_authenticate");
+        let intact = activity(&bytes, &seen(), Carrier::Dcerpc).expect("an AUTHENTICATE");
+        let ntlm = body(&intact);
+        assert!(ntlm.av_flags_present && ntlm.mic_present && ntlm.version_present);
+        assert_eq!(ntlm.av_flags, 2);
+        assert!(!ntlm.mic_zero);
+        // The MIC zeroed (bytes 72 to 88, MS-NLMP 2.2.1.3), as drop-the-MIC tools leave it.
+        bytes[72..88].fill(0);
+        let zeroed = activity(&bytes, &seen(), Carrier::Dcerpc).expect("an AUTHENTICATE");
+        assert!(body(&zeroed).mic_zero && body(&zeroed).mic_present);
+    }
+
+    // zeek smb/smb3.pcap frames 3 and 5 (the ntlm parser's smb3 fixtures), tshark: NEGOTIATE
+    // flags 0xe0080235 (no NEGOTIATE_VERSION, so no Version), AUTHENTICATE 0xe0880235; no
+    // security flag dropped.
+    #[test]
+    fn negotiate_and_authenticate_of_one_connection() {
+        let mut activities = vec![
+            activity(&fixture!("smb3_negotiate"), &seen(), Carrier::Smb).expect("NEGOTIATE"),
+            activity(&fixture!("smb3_authenticate"), &seen(), Carrier::Smb).expect("AUTHENTICATE"),
+        ];
+        assert!(!body(&activities[0]).version_present);
+        ConnectionNotes::default().annotate(&mut activities);
+        let authenticate = body(&activities[1]);
+        assert_eq!(authenticate.negotiate_message_flags, Some(0xe008_0235));
+        assert_eq!(authenticate.negotiate_flags, 0xe088_0235);
+        assert!(authenticate.dropped_flags.is_empty());
+    }
 }

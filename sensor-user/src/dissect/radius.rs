@@ -220,6 +220,7 @@ fn activity(packet: &RadiusPacket<'_>, authenticator: Authenticator, seen: &Seen
         delegated_ipv6_prefix: prefix(a.delegated_ipv6_prefix),
         calling_station_id: string(a.calling_station_id),
         called_station_id: string(a.called_station_id),
+        tunnel_client_endpoint: string(a.tunnel_client_endpoint),
         nas_ip: a
             .nas_ip
             .map(|ip| ip.to_string())
@@ -237,7 +238,6 @@ fn activity(packet: &RadiusPacket<'_>, authenticator: Authenticator, seen: &Seen
         password: a.password_present,
         eap: a.eap_present,
         anomalies: anomaly_names(&packet.anomalies),
-        tunnel_client_endpoint: String::new(),
     };
     let mut activity = seen.activity(activity::Body::Radius(body));
     activity.account = a.user_name.map(|name| account(&text(name)));

@@ -5,11 +5,13 @@ use dcwatch_proto::v1::Activity;
 
 use super::{
     DissectCounters,
+    connection::ConnectionNotes,
     dcerpc::DceRpc,
     dns::DnsStream,
     http::HttpSession,
     kerberos::KerberosStream,
     ldap::{Cldap, LdapSession},
+    ntp::NtpState,
     radius::RadiusState,
     rdp::RdpSession,
     smb::SmbSession,
@@ -34,6 +36,8 @@ pub enum Kind {
     Netbios,
     /// RADIUS authentication and accounting, UDP only.
     Radius,
+    /// NTP and MS-SNTP, UDP only.
+    Ntp,
     Rdp,
 }
 
@@ -48,6 +52,7 @@ impl Kind {
             "dcerpc-epm" => Some(Self::DceRpc),
             "netbios-ns" => Some(Self::Netbios),
             "radius" | "radius-acct" => Some(Self::Radius),
+            "ntp" => Some(Self::Ntp),
             "rdp" => Some(Self::Rdp),
             _ => None,
         }
@@ -73,6 +78,7 @@ pub fn datagram(
     seen: &Seen,
     cldap: &mut Cldap,
     radius: &mut RadiusState,
+    ntp: &mut NtpState,
     sink: &mut Sink<'_>,
 ) {
     let parsed = match kind {
@@ -81,6 +87,7 @@ pub fn datagram(
         Kind::Dns => super::dns::message(payload, seen, sink),
         Kind::Netbios => super::netbios::message(payload, seen, sink.out),
         Kind::Radius => super::radius::message(payload, seen, radius, sink.out),
+        Kind::Ntp => ntp.datagram(payload, seen, sink),
         Kind::Http | Kind::Rdp | Kind::Smb | Kind::DceRpc => {
             sink.counters.unparsed_datagrams += 1;
             return;
@@ -188,6 +195,7 @@ impl StreamProtocol for Protocol {
 #[derive(Debug)]
 pub struct Session {
     streams: Duplex<Protocol>,
+    notes: ConnectionNotes,
 }
 
 impl Session {
@@ -204,11 +212,18 @@ impl Session {
                 budget.clone(),
             ))),
             Kind::Rdp => Protocol::Rdp(RdpSession::default()),
-            Kind::Netbios | Kind::Radius => return None,
+            Kind::Netbios | Kind::Radius | Kind::Ntp => return None,
         };
         Some(Self {
             streams: Duplex::new(protocol, &budget),
+            notes: ConnectionNotes::default(),
         })
+    }
+
+    /// The session of this connection: its activities carry its ids.
+    pub fn on_connection(mut self, notes: ConnectionNotes) -> Self {
+        self.notes = notes;
+        self
     }
 
     #[expect(
@@ -226,12 +241,14 @@ impl Session {
         out: &mut Vec<Activity>,
     ) {
         let seen = seen(time_ns, key, direction);
+        let before = out.len();
         let sink = Sink { out, counters };
         match event {
             StreamEvent::Data(bytes) => self.streams.data(direction, bytes, &seen, sink, budget),
             StreamEvent::Gap { .. } => self.streams.gap(direction, &seen, sink, budget),
             StreamEvent::Closed => {}
         }
+        self.notes.annotate(&mut out[before..]);
     }
 
     /// Whether either direction is still being parsed: a flow that is not its port's protocol,
@@ -243,6 +260,8 @@ impl Session {
     /// The flow is gone: requests still waiting for an answer are reported without one, and
     /// PDUs cut short by the end are counted.
     pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
+        let mut notes = self.notes;
+        let before = out.len();
         match self.streams.finish(counters) {
             Protocol::Ldap(ldap) => ldap.close(out),
             Protocol::Http(http) => http.close(out),
@@ -250,6 +269,7 @@ impl Session {
             Protocol::DceRpc(rpc) => rpc.close(out),
             Protocol::Kerberos(_) | Protocol::Dns(_) | Protocol::Rdp(_) => {}
         }
+        notes.annotate(&mut out[before..]);
     }
 }
 

@@ -1,0 +1,290 @@
+//! Whom a call is about, for the detectors of attacks on domain controllers: whether the
+//! destination counts as a DC, whether a host a call names (a coercion's listener) is someone
+//! other than the caller and the callee, and the client side of an answer (a KRB-ERROR goes from
+//! the KDC to the client, so the client is its destination).
+
+use std::net::IpAddr;
+
+use dcwatch_proto::v1::{
+    AlertEntity, Certainty, ResolutionMethod, alert::Confidence, alert_entity::Role,
+};
+
+use super::Context;
+use crate::{
+    finding::{Finding, account_entity, computer_text},
+    knowledge::{Knowledge, Source, Verdict},
+    observed::Observed,
+};
+
+/// The resolved name of the computer that acted (the client side).
+pub fn source_name<'a>(seen: &Observed<'a>) -> &'a str {
+    seen.activity
+        .source_computer
+        .as_ref()
+        .map_or("", |computer| computer.name.as_str())
+}
+
+/// The resolved name of the other end (the sensor names it only when it is not a DC).
+pub fn destination_name<'a>(seen: &Observed<'a>) -> &'a str {
+    seen.activity
+        .destination_computer
+        .as_ref()
+        .map_or("", |computer| computer.name.as_str())
+}
+
+/// Whether the destination is a domain controller, for the rules that say "against a DC".
+pub struct DcTarget {
+    pub verdict: Verdict,
+    /// High when something said it is a DC; medium when nothing was known either way.
+    pub confidence: Confidence,
+}
+
+/// `Some` when the destination is a DC, or when nothing at all is known of it (no directory, no
+/// DC list, and it never answered as a DC: the sensor watches DCs, so it is taken as one, at
+/// medium confidence); `None` when the directory or the configuration says it is not one.
+pub fn dc_target(seen: &Observed<'_>, knowledge: &Knowledge) -> Option<DcTarget> {
+    let verdict = knowledge.domain_controller(seen.dst, destination_name(seen));
+    if verdict.yes {
+        return Some(DcTarget {
+            verdict,
+            confidence: Confidence::HighConfidence,
+        });
+    }
+    (verdict.source == Source::Assumed).then(|| DcTarget {
+        verdict: Verdict {
+            basis: format!(
+                "{}: taken as a domain controller, since the sensor watches them",
+                verdict.basis
+            ),
+            ..verdict
+        },
+        confidence: Confidence::MediumConfidence,
+    })
+}
+
+/// The host of a UNC path or a bare host name: `\\10.0.0.66\share\f` and `\\evil@80/x` name
+/// `10.0.0.66` and `evil`; `\\?\UNC\host\share` names `host`. `None` for a local path or nothing.
+pub fn unc_host(text: &str) -> Option<&str> {
+    let text = text.trim().trim_matches('\0');
+    let text = text
+        .strip_prefix("\\\\?\\UNC\\")
+        .or_else(|| text.strip_prefix("\\\\"))
+        .or_else(|| text.strip_prefix("//"))
+        .unwrap_or(text);
+    // A drive letter (C:\...) or a relative path is local.
+    let bytes = text.as_bytes();
+    if bytes.first().is_some_and(u8::is_ascii_alphabetic)
+        && bytes.get(1) == Some(&b':')
+        && matches!(bytes.get(2), None | Some(b'\\' | b'/'))
+    {
+        return None;
+    }
+    let host = text
+        .split(['\\', '/', '@'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('.');
+    (!host.is_empty()).then_some(host)
+}
+
+/// A computer name without its domain or `$`, lower case: `WS01.lab.example` and `ws01$` are
+/// both `ws01`.
+pub fn short_name(name: &str) -> String {
+    let name = name.trim().trim_end_matches('.');
+    let name = name.split('.').next().unwrap_or(name);
+    name.trim_end_matches('$').to_lowercase()
+}
+
+/// Who a host named in a call is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Named {
+    /// The computer that made the call.
+    Caller,
+    /// The computer the call went to.
+    Callee,
+    /// Another domain controller, and on what that rests.
+    DomainController(String),
+    /// Someone else: a listener of the caller's choosing.
+    Other,
+    /// A name that could not be compared (the caller's own name is unknown).
+    Unknown,
+}
+
+/// Who `host` (an address or a name) is, as far as the traffic and the directory tell.
+pub fn named(host: &str, seen: &Observed<'_>, knowledge: &Knowledge) -> Named {
+    let host = host.trim_matches(['[', ']']);
+    if let Ok(address) = host.parse::<IpAddr>() {
+        if Some(address) == seen.src {
+            return Named::Caller;
+        }
+        if Some(address) == seen.dst {
+            return Named::Callee;
+        }
+        let dc = knowledge.domain_controller(Some(address), "");
+        if dc.yes {
+            return Named::DomainController(dc.basis);
+        }
+        return Named::Other;
+    }
+    let short = short_name(host);
+    if short.is_empty() {
+        return Named::Unknown;
+    }
+    if short_name(source_name(seen)) == short {
+        return Named::Caller;
+    }
+    if short_name(destination_name(seen)) == short {
+        return Named::Callee;
+    }
+    if let Some(computer) = knowledge.directory().by_dns_name(host) {
+        if computer.is_domain_controller() {
+            return Named::DomainController(format!(
+                "directory: {} is a domain controller",
+                computer.sam_account_name
+            ));
+        }
+        return Named::Other;
+    }
+    if source_name(seen).is_empty() {
+        Named::Unknown
+    } else {
+        Named::Other
+    }
+}
+
+/// The client of an answer (a KRB-ERROR, a response): the address it went to, and the computer
+/// the sensor resolved for the client side.
+pub fn answered_client(seen: &Observed<'_>) -> AlertEntity {
+    let computer = seen.activity.source_computer.as_ref();
+    AlertEntity {
+        role: Role::SourceComputer.into(),
+        name: computer.map(|c| c.name.clone()).unwrap_or_default(),
+        sid: computer.map(|c| c.sid.clone()).unwrap_or_default(),
+        address: seen.dst.map(|ip| ip.to_string()).unwrap_or_default(),
+        certainty: computer
+            .map_or(Certainty::Unspecified, |c| c.certainty())
+            .into(),
+        method: computer
+            .map_or(ResolutionMethod::Unspecified, |c| c.method())
+            .into(),
+        tags: computer.map(|c| c.tags.clone()).unwrap_or_default(),
+    }
+}
+
+/// The key of the client an answer went to.
+pub fn answered_client_key(seen: &Observed<'_>) -> String {
+    seen.dst
+        .map_or_else(|| "src:unknown".to_owned(), |ip| format!("src:{ip}"))
+}
+
+/// The client of an answer as a description names it.
+pub fn answered_client_text(seen: &Observed<'_>) -> String {
+    computer_text(source_name(seen), seen.dst)
+}
+
+/// A finding about what the client of an answer did: its source computer is the answer's
+/// destination.
+pub fn on_answer(
+    kind: &'static crate::catalogue::Kind,
+    seen: &Observed<'_>,
+    summary: impl Into<String>,
+) -> Finding {
+    let mut finding = Finding::on(kind, answered_client_key(seen), seen, summary);
+    finding.entities = vec![answered_client(seen)];
+    finding
+}
+
+/// The host a coercion makes the victim authenticate to.
+pub fn listener(host: &str) -> AlertEntity {
+    AlertEntity {
+        role: Role::Listener.into(),
+        name: host.to_owned(),
+        address: host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .map(|ip| ip.to_string())
+            .unwrap_or_default(),
+        ..AlertEntity::default()
+    }
+}
+
+/// Adds the account the activity names, with its directory SID and tags.
+pub fn with_account(finding: Finding, seen: &Observed<'_>, context: &Context<'_>) -> Finding {
+    match &seen.activity.account {
+        Some(account) if !account.name.is_empty() => finding.entity(account_entity(
+            Role::SourceAccount,
+            &account.domain,
+            &account.name,
+            context.knowledge.directory(),
+        )),
+        _ => finding,
+    }
+}
+
+/// "successfully ", "unsuccessfully " or nothing, as the outcome says.
+pub fn outcome_word(seen: &Observed<'_>) -> &'static str {
+    if seen.succeeded() {
+        "successfully "
+    } else if seen.failed() {
+        "unsuccessfully "
+    } else {
+        ""
+    }
+}
+
+/// Characters of a wire-supplied text (a name, a path) a description quotes.
+pub const MAX_QUOTED: usize = 200;
+
+/// A wire-supplied text cut for a description: the first `MAX_QUOTED` characters, and an
+/// ellipsis when there were more.
+pub fn clip(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut clipped: String = chars.by_ref().take(MAX_QUOTED).collect();
+    if chars.next().is_some() {
+        clipped.push('…');
+    }
+    clipped
+}
+
+/// A list for a description or a detail: the first `max` items, and how many more.
+pub fn listed<'a>(items: impl IntoIterator<Item = &'a str>, max: usize) -> String {
+    let mut shown = Vec::new();
+    let mut more = 0_usize;
+    for item in items {
+        if shown.len() < max {
+            shown.push(clip(item));
+        } else {
+            more += 1;
+        }
+    }
+    let mut text = shown.join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unc_hosts_are_read_from_every_form_coercion_tools_use() {
+        assert_eq!(unc_host(r"\\10.0.0.66\share\x.txt"), Some("10.0.0.66"));
+        assert_eq!(unc_host(r"\\attacker@80/test"), Some("attacker"));
+        assert_eq!(unc_host(r"\\?\UNC\evil.example\s"), Some("evil.example"));
+        assert_eq!(unc_host(r"\\WS01"), Some("WS01"));
+        assert_eq!(unc_host("10.0.0.66"), Some("10.0.0.66"));
+        assert_eq!(unc_host(r"C:\Windows\x"), None);
+        assert_eq!(unc_host(r"C:\Temp\a.txt"), None);
+        assert_eq!(unc_host(""), None);
+        assert_eq!(unc_host(r"\\"), None);
+    }
+
+    #[test]
+    fn short_names_drop_domain_and_dollar() {
+        assert_eq!(short_name("WS01.lab.example"), "ws01");
+        assert_eq!(short_name("WS01$"), "ws01");
+        assert_eq!(listed(["a", "b", "c"], 2), "a, b and 1 more");
+    }
+}
