@@ -13,7 +13,8 @@ use crate::{
     store::Query,
 };
 
-const ABOUT: &str = "dcwatch's backend: receives sensors' activities and stores them.";
+const ABOUT: &str =
+    "dcwatch's backend: receives sensors' activities, stores them and raises alerts.";
 
 const LONG_ABOUT: &str = "\
 dcwatch's backend: receives sensors' activities and stores them.
@@ -31,6 +32,14 @@ Examples:
   dcwatch-backend serve --data-dir /var/lib/dcwatch-backend --san backend.corp.example
   dcwatch-backend activities --data-dir /var/lib/dcwatch-backend --since 1h --protocol kerberos
   dcwatch-backend activities --data-dir DIR --account 'CORP\\alice' --ip 10.0.0.5
+  dcwatch-backend alerts --data-dir DIR --status open --since 1day --json
+  dcwatch-backend alerts close ID --classification btp --comment 'approved pentest'
+  dcwatch-backend alerts exclude --type dcsync --account 'CORP\\aadsync' --data-dir DIR
+  dcwatch-backend alerts test-syslog --config /etc/dcwatch-backend.toml
+
+Every stored activity goes through the detectors; alerts are kept in the store and sent to
+the outputs the configuration names (syslog in CEF, a JSON-lines file). SIGHUP reopens the
+JSON file (logrotate).
 
 Stop `serve` with SIGINT or SIGTERM: open streams end, the counters are logged and written to
 the stats file.";
@@ -54,6 +63,119 @@ pub enum Command {
     Token(TokenCommand),
     /// Print stored activities as JSON lines (the sensor's --output json form), oldest first.
     Activities(ActivitiesArgs),
+    /// List alerts (latest first), or close, comment, exclude, test the syslog destinations.
+    Alerts(AlertsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub command: Option<AlertsCommand>,
+    #[command(flatten)]
+    pub list: AlertListArgs,
+}
+
+/// `alerts` with no subcommand: which alerts to print.
+#[derive(Debug, clap::Args)]
+pub struct AlertListArgs {
+    #[command(flatten)]
+    pub location: Location,
+    /// Alerts whose latest evidence is from this time on: RFC 3339 or an age (15m, 2h, 1day).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<i64>,
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<StatusArg>,
+    /// Only this alert type (dcsync, brute_force, ...).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub type_name: Option<String>,
+    /// Only this alert.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// One JSON object per line (the alert's proto3 JSON, as the JSON output file writes it);
+    /// without it, one summary line per alert.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum StatusArg {
+    Open,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ClassificationArg {
+    /// True positive: malicious.
+    Tp,
+    /// Benign true positive: it happened, and it was allowed (a pentest, an admin tool).
+    Btp,
+    /// False positive: it did not happen.
+    Fp,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Close an alert with a classification. A running `serve` applies it within a second; the
+    /// same activity within 24 hours reopens it.
+    Close {
+        id: String,
+        #[arg(long, value_name = "CLASS")]
+        classification: ClassificationArg,
+        /// Why (kept in the alert's history).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        comment: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Add a comment to an alert's history.
+    Comment {
+        id: String,
+        text: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Print an alert's history (raised, reopened, closed, comments) as JSON lines.
+    History {
+        id: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Exclude accounts, computers or source subnets from one detection (--type) or all. Kept
+    /// in the store; a running `serve` applies it within a second. Also --list and --remove.
+    Exclude(ExcludeArgs),
+    /// Send a test message to every configured syslog destination and say what happened.
+    TestSyslog {
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExcludeArgs {
+    #[command(flatten)]
+    pub location: Location,
+    /// The alert type the exclusion applies to; without it, every detection.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub type_name: Option<String>,
+    /// An account, in any name form (alice, CORP\alice, alice@corp.example); repeatable.
+    #[arg(long = "account", value_name = "NAME")]
+    pub accounts: Vec<String>,
+    /// A computer by name; repeatable.
+    #[arg(long = "computer", value_name = "NAME")]
+    pub computers: Vec<String>,
+    /// Source addresses: 10.20.0.0/16, or one address; repeatable.
+    #[arg(long = "subnet", value_name = "PREFIX")]
+    pub subnets: Vec<String>,
+    /// Why (kept with the exclusion).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub comment: String,
+    /// Print the exclusions the store holds.
+    #[arg(long, conflicts_with_all = ["accounts", "computers", "subnets", "remove"])]
+    pub list: bool,
+    /// Remove the exclusion with this number (from --list).
+    #[arg(long, value_name = "N", conflicts_with_all = ["accounts", "computers", "subnets"])]
+    pub remove: Option<i64>,
 }
 
 /// Where the data directory is: `--data-dir`, else the configuration file's `data_dir`, else

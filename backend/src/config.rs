@@ -14,7 +14,7 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:50051";
 /// Where the store, the tokens and the generated certificates live unless told otherwise.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/dcwatch-backend";
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -23,6 +23,10 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub limits: Limits,
     pub stats: StatsConfig,
+    /// Thresholds, exclusions and the facts the traffic cannot tell: the detection library's
+    /// own configuration (`dcwatch_detect::Config`).
+    pub detect: dcwatch_detect::Config,
+    pub outputs: OutputsConfig,
 }
 
 impl Default for Config {
@@ -36,6 +40,8 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             limits: Limits::default(),
             stats: StatsConfig::default(),
+            detect: dcwatch_detect::Config::default(),
+            outputs: OutputsConfig::default(),
         }
     }
 }
@@ -108,6 +114,92 @@ impl StatsConfig {
     }
 }
 
+/// Where alerts and health events go besides the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputsConfig {
+    /// An alert's address in a console, CEF's `cs1` (`{id}` is replaced by the alert's id, else
+    /// the id is appended). Empty: no `cs1`.
+    pub console_url: String,
+    /// Syslog destinations, each with its own queue and connection.
+    pub syslog: Vec<SyslogDestination>,
+    /// Alerts as JSON lines in a file.
+    pub json: Option<JsonOutput>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonOutput {
+    /// Appended to; reopened on SIGHUP (after logrotate moved it).
+    pub path: PathBuf,
+}
+
+/// One syslog destination: CEF lines of alerts and health events.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyslogDestination {
+    /// `host:port`.
+    pub address: String,
+    pub transport: SyslogTransport,
+    pub format: SyslogFormat,
+    /// TCP and TLS only: how messages are delimited.
+    pub framing: SyslogFraming,
+    /// TLS: the CA file (PEM) the receiver's certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// TLS: the name the receiver's certificate must hold (default: the address's host).
+    pub server_name: Option<String>,
+    /// The syslog facility, 0..=23 (default 4, auth, as MDI's lines: `Auth.Warning`).
+    pub facility: u8,
+    /// Messages waiting while the destination is slow or away; beyond it they are dropped and
+    /// counted.
+    pub queue: usize,
+}
+
+impl Default for SyslogDestination {
+    fn default() -> Self {
+        Self {
+            address: String::new(),
+            transport: SyslogTransport::default(),
+            format: SyslogFormat::default(),
+            framing: SyslogFraming::default(),
+            ca: None,
+            server_name: None,
+            facility: 4,
+            queue: DEFAULT_SYSLOG_QUEUE,
+        }
+    }
+}
+
+/// Messages a syslog destination holds while it is unreachable: about a minute of a busy
+/// backend's alerts and health events, a few MB.
+pub const DEFAULT_SYSLOG_QUEUE: usize = 10_000;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogTransport {
+    #[default]
+    Udp,
+    Tcp,
+    Tls,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogFormat {
+    #[default]
+    Rfc5424,
+    Rfc3164,
+}
+
+/// RFC 6587: octet counting (3.4.1, `LEN SP MSG`) or a line feed after each message (3.4.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogFraming {
+    #[default]
+    OctetCounting,
+    Newline,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
@@ -120,6 +212,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
 }
 
 impl Config {
@@ -128,10 +222,41 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source,
-        })
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// What serde cannot check: alert types the catalogue knows, usable syslog destinations.
+    pub fn check(&self) -> Result<(), String> {
+        self.detect.check().map_err(|failure| failure.to_string())?;
+        for destination in &self.outputs.syslog {
+            if destination.address.rsplit_once(':').is_none() {
+                return Err(format!(
+                    "outputs.syslog: address {:?} is not host:port",
+                    destination.address
+                ));
+            }
+            if destination.facility > 23 {
+                return Err(format!(
+                    "outputs.syslog {}: facility {} is not 0..=23",
+                    destination.address, destination.facility
+                ));
+            }
+            if destination.transport == SyslogTransport::Tls && destination.ca.is_none() {
+                return Err(format!(
+                    "outputs.syslog {}: TLS needs ca (the receiver's CA file)",
+                    destination.address
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -156,19 +281,52 @@ mod tests {
             [stats]
             file = "/tmp/stats.json"
             interval_secs = 2
+            [detect]
+            thresholds = { dcsync = "low" }
+            exclusions = { accounts = ["CORP\\aadsync"], subnets = ["10.9.0.0/16"] }
+            [outputs]
+            console_url = "https://console.example/alerts/{id}"
+            [[outputs.syslog]]
+            address = "127.0.0.1:6514"
+            transport = "tls"
+            ca = "/etc/ssl/siem-ca.pem"
+            format = "rfc3164"
+            framing = "newline"
+            [[outputs.syslog]]
+            address = "siem.example:514"
+            [outputs.json]
+            path = "/var/log/dcwatch/alerts.jsonl"
             "#,
         )
         .expect("parses");
         assert_eq!(config.listen.port(), 6000);
         assert_eq!(config.limits.max_activities, 10);
         assert_eq!(config.tls.sans, ["backend.corp.example"]);
+        assert_eq!(
+            config.detect.threshold("dcsync"),
+            dcwatch_detect::config::Threshold::Low
+        );
+        assert_eq!(config.outputs.syslog.len(), 2);
+        assert_eq!(config.outputs.syslog[0].transport, SyslogTransport::Tls);
+        assert_eq!(config.outputs.syslog[0].framing, SyslogFraming::Newline);
+        assert_eq!(config.outputs.syslog[1].transport, SyslogTransport::Udp);
+        assert_eq!(config.outputs.syslog[1].facility, 4);
+        assert!(config.check().is_ok());
         assert!(toml::from_str::<Config>("[limits]\nmax_size = 1").is_err());
+        let unknown_type: Config =
+            toml::from_str("[detect.thresholds]\ndcsinc = \"low\"").expect("parses");
+        assert!(unknown_type.check().is_err());
+        let tls_without_ca: Config =
+            toml::from_str("[[outputs.syslog]]\naddress = \"h:1\"\ntransport = \"tls\"")
+                .expect("parses");
+        assert!(tls_without_ca.check().is_err());
     }
 
     #[test]
     fn the_example_file_is_the_defaults() {
         let example: Config =
             toml::from_str(include_str!("../dcwatch-backend.example.toml")).expect("parses");
-        assert_eq!(example, Config::default());
+        // dcwatch_detect::Config has no PartialEq: compare the debug forms.
+        assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
     }
 }

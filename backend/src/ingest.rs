@@ -37,6 +37,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     config::Limits,
+    detection::Wake,
+    outputs::Outputs,
     store::{Store, StoreError, Stored},
 };
 
@@ -96,6 +98,14 @@ pub struct IngestService {
     /// Becomes true when the server stops: open streams end, so graceful shutdown does not wait
     /// for sensors that never hang up.
     stopping: watch::Receiver<bool>,
+    alerts: Alerts,
+}
+
+/// Where ingest hands on what it stored: health events to the outputs, a nudge to detection.
+#[derive(Clone, Debug)]
+struct Alerts {
+    outputs: Arc<Outputs>,
+    detection: Option<Wake>,
 }
 
 impl IngestService {
@@ -112,7 +122,21 @@ impl IngestService {
             active: Arc::default(),
             generation: AtomicU64::new(0),
             stopping,
+            alerts: Alerts {
+                outputs: Arc::new(Outputs::none()),
+                detection: None,
+            },
         }
+    }
+
+    /// Sends health events to `outputs` and wakes detection after each stored batch.
+    #[must_use]
+    pub fn with_alerts(mut self, outputs: Arc<Outputs>, detection: Wake) -> Self {
+        self.alerts = Alerts {
+            outputs,
+            detection: Some(detection),
+        };
+        self
     }
 }
 
@@ -215,6 +239,7 @@ impl Ingest for IngestService {
             counters: Arc::clone(&self.counters),
             limits: self.limits,
             stored_through,
+            alerts: self.alerts.clone(),
         };
         let active = Arc::clone(&self.active);
         let stopping = self.stopping.clone();
@@ -305,6 +330,7 @@ struct Session {
     /// What the store holds for this sensor, as far as this stream knows: batches at or below
     /// are duplicates without touching the store (which checks again, in its transaction).
     stored_through: u64,
+    alerts: Alerts,
 }
 
 impl Session {
@@ -384,10 +410,12 @@ impl Session {
                     Severity::Info | Severity::Unspecified => info!("{text}"),
                 }
                 let sensor = sensor.clone();
+                let stored = event.clone();
                 with_store(&self.store, move |store| {
-                    store.store_health(&sensor, &event)
+                    store.store_health(&sensor, &stored)
                 })
                 .await?;
+                self.alerts.outputs.health(&self.sensor, &event);
                 Ok(None)
             }
             Some(sensor_message::Message::Counters(counters)) => {
@@ -430,6 +458,9 @@ impl Session {
                 .await?;
                 if stored == Stored::New {
                     add(&self.counters.activities_stored, count);
+                    if let Some(detection) = &self.alerts.detection {
+                        detection.wake();
+                    }
                 }
                 stored
             }

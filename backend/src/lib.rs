@@ -3,9 +3,12 @@
 //! `serve::serve` runs the `Ingest` service (ingest.rs) over TLS (tls.rs) into the store
 //! (store.rs); `activities` prints stored activities back as the sensor's own JSON lines.
 
+pub mod alerts_cli;
 pub mod cli;
 pub mod config;
+pub mod detection;
 pub mod ingest;
+pub mod outputs;
 pub mod serve;
 pub mod store;
 pub mod tls;

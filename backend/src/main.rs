@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_serve(&args),
         Command::Token(command) => token(command),
         Command::Activities(args) => activities(&args),
+        Command::Alerts(args) => dcwatch_backend::alerts_cli::run(args.command, &args.list),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

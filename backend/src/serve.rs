@@ -1,4 +1,5 @@
-//! `dcwatch-backend serve`: the TLS gRPC server, the stats file and retention, until shutdown.
+//! `dcwatch-backend serve`: the TLS gRPC server, detection, the outputs, the stats file and
+//! retention, until shutdown. SIGHUP reopens the outputs' files (logrotate).
 
 use std::{
     future::Future,
@@ -16,10 +17,15 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::{
     config::Config,
+    detection::{Detection, DirectorySource},
     ingest::{Counters, IngestService},
+    outputs::{OutputCounters, OutputError, Outputs},
     store::{Store, StoreError},
     tls::{self, TlsError},
 };
+
+/// How long queued alerts may take to reach the outputs at shutdown.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 
 /// How often old activities are deleted when a retention is set.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -50,6 +56,56 @@ pub enum ServeError {
     },
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// Every counter the stats file shows: ingest's, the outputs', detection's.
+#[derive(Clone, Debug)]
+struct AllCounters {
+    ingest: Arc<Counters>,
+    outputs: Arc<OutputCounters>,
+    detection: Arc<Mutex<Option<Arc<Detection>>>>,
+}
+
+impl AllCounters {
+    fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let mut all = self.ingest.snapshot();
+        all.extend(self.outputs.snapshot());
+        if let Some(detection) = self
+            .detection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            all.extend(detection.counters());
+        }
+        all
+    }
+}
+
+/// Reopens the outputs on every SIGHUP until the server stops. Installed before anything else,
+/// so a SIGHUP never ends the process.
+fn watch_hangups(
+    outputs: Arc<Outputs>,
+    mut stopping: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, io::Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                received = hangups.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                    info!("SIGHUP: reopening the outputs' files");
+                    outputs.reopen();
+                }
+                _ = stopping.changed() => return,
+            }
+        }
+    }))
 }
 
 /// Serves until `shutdown` completes, then ends the open streams, writes the stats file one
@@ -90,12 +146,31 @@ pub async fn serve(
     let store = Arc::new(Mutex::new(store));
     let counters = Arc::new(Counters::default());
     let (stop, stopping) = watch::channel(false);
+    let outputs = Arc::new(Outputs::start(&config.outputs)?);
+    let hangups = watch_hangups(Arc::clone(&outputs), stopping.clone()).map_err(|source| {
+        ServeError::DataDir {
+            path: "SIGHUP".into(),
+            source,
+        }
+    })?;
+    let detection = Arc::new(Detection::start(
+        config.data_dir.clone(),
+        config.detect.clone(),
+        Arc::clone(&outputs),
+        Arc::new(DirectorySource::default()),
+    )?);
+    let all_counters = AllCounters {
+        ingest: Arc::clone(&counters),
+        outputs: Arc::clone(outputs.counters()),
+        detection: Arc::new(Mutex::new(Some(Arc::clone(&detection)))),
+    };
     let service = IngestService::new(
         Arc::clone(&store),
         Arc::clone(&counters),
         config.limits,
         stopping.clone(),
-    );
+    )
+    .with_alerts(Arc::clone(&outputs), detection.waker());
     let message_limit = config
         .limits
         .max_batch_bytes
@@ -113,7 +188,7 @@ pub async fn serve(
     let housekeeping = tokio::spawn(housekeeping(
         config.clone(),
         Arc::clone(&store),
-        Arc::clone(&counters),
+        all_counters.clone(),
         stopping,
     ));
     let signalled = async move {
@@ -125,7 +200,26 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signalled)
         .await?;
     let _finished = housekeeping.await;
-    let final_counters = counters.snapshot();
+    let _finished = hangups.await;
+    // Detection judges what was stored, then the outputs get what it emitted.
+    all_counters
+        .detection
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    let detection_counters = match Arc::try_unwrap(detection) {
+        Ok(detection) => tokio::task::spawn_blocking(move || detection.stop())
+            .await
+            .unwrap_or_default(),
+        Err(_) => {
+            warn!("detection still in use at exit");
+            Vec::new()
+        }
+    };
+    finish_outputs(outputs).await;
+    let mut final_counters = counters.snapshot();
+    final_counters.extend(all_counters.outputs.snapshot());
+    final_counters.extend(detection_counters);
     if let Some(file) = &config.stats.file
         && let Err(failure) = write_stats(file, &final_counters)
     {
@@ -139,11 +233,26 @@ pub async fn serve(
     Ok(final_counters)
 }
 
+/// Lets queued messages reach the outputs, once every stream (and its handle on them) ended.
+async fn finish_outputs(mut outputs: Arc<Outputs>) {
+    for _ in 0..20 {
+        match Arc::try_unwrap(outputs) {
+            Ok(owned) => {
+                owned.finish(OUTPUT_DRAIN).await;
+                return;
+            }
+            Err(shared) => outputs = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    warn!("outputs still in use at exit: messages queued now may be lost");
+}
+
 /// The stats file every interval, and retention every hour, until the server stops.
 async fn housekeeping(
     config: Config,
     store: Arc<Mutex<Store>>,
-    counters: Arc<Counters>,
+    counters: AllCounters,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut stats = tokio::time::interval(config.stats.interval());

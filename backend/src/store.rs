@@ -7,6 +7,12 @@
 //! so a batch is either wholly stored and counted as stored, or not at all: a crash between the
 //! two cannot make a resend store it twice.
 
+mod alerts;
+
+pub use alerts::{
+    AlertQuery, Closed, DETECTION, Exclusion, ExclusionKind, HistoryEntry, NewActivity,
+};
+
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
@@ -87,6 +93,11 @@ pub enum StoreError {
     Decode { id: i64, source: prost::DecodeError },
     #[error("writing: {0}")]
     Output(std::io::Error),
+    #[error("store: alert {id} does not decode: {source}")]
+    AlertDecode {
+        id: String,
+        source: prost::DecodeError,
+    },
     #[error("a token named {0:?} already exists (revoke it first)")]
     TokenExists(String),
 }
@@ -141,6 +152,7 @@ impl Store {
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "synchronous", "FULL")?;
             connection.execute_batch(SCHEMA)?;
+            connection.execute_batch(alerts::SCHEMA)?;
             add_spool_instance_column(&connection)?;
             Ok(connection)
         };
@@ -149,6 +161,15 @@ impl Store {
             source,
         })?;
         Ok(Self { connection })
+    }
+
+    /// A transaction that takes the write lock at once. Detection and the `alerts` commands
+    /// write through connections of their own: a deferred transaction that read before writing
+    /// would fail at once (SQLITE_BUSY_SNAPSHOT, no busy wait) whenever another connection
+    /// committed in between; an immediate one waits its turn (`BUSY_TIMEOUT`).
+    fn write_transaction(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
     }
 
     /// The highest sequence stored for `sensor_id` (0 for none).
@@ -194,7 +215,7 @@ impl Store {
         sequence: u64,
         activities: &[Activity],
     ) -> Result<Stored, StoreError> {
-        let transaction = self.connection.transaction()?;
+        let transaction = self.write_transaction()?;
         if sequence <= through_in(&transaction, sensor_id)? {
             return Ok(Stored::Duplicate);
         }
@@ -247,7 +268,7 @@ impl Store {
         reason: &str,
         now_ns: i64,
     ) -> Result<Stored, StoreError> {
-        let transaction = self.connection.transaction()?;
+        let transaction = self.write_transaction()?;
         if sequence <= through_in(&transaction, sensor_id)? {
             return Ok(Stored::Duplicate);
         }

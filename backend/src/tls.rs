@@ -114,14 +114,22 @@ fn ca_params() -> Result<CertificateParams, rcgen::Error> {
 /// The server certificate's names: the defaults, the host name, then the configured ones.
 pub fn server_names(extra_sans: &[String]) -> Vec<String> {
     let mut names: Vec<String> = DEFAULT_SANS.iter().map(|&name| name.to_owned()).collect();
-    if let Ok(host) = fs::read_to_string("/proc/sys/kernel/hostname") {
-        names.push(host.trim().to_owned());
+    if let Some(host) = host_name() {
+        names.push(host);
     }
     names.extend(extra_sans.iter().cloned());
     names.retain(|name| !name.is_empty());
     let mut seen = std::collections::HashSet::new();
     names.retain(|name| seen.insert(name.to_lowercase()));
     names
+}
+
+/// This machine's host name, from the kernel.
+pub fn host_name() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
 }
 
 fn server_params(extra_sans: &[String]) -> Result<CertificateParams, rcgen::Error> {

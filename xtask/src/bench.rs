@@ -12,7 +12,7 @@ pub fn run() -> anyhow::Result<()> {
     shell::build_sensor("bench")?;
     setup::apt_install(BASELINE_PACKAGES)?;
     let root = shell::workspace_root();
-    // transport-cost runs a real backend beside the sensor.
+    // transport-cost and alert-latency run a real backend.
     shell::run(cargo().current_dir(&root).args([
         "build",
         "--release",
@@ -27,6 +27,7 @@ pub fn run() -> anyhow::Result<()> {
         "replay-cost",
         "detect-cost",
         "transport-cost",
+        "alert-latency",
     ] {
         shell::run(cargo().current_dir(&root).args([
             "run",

@@ -37,6 +37,10 @@ pub struct SyslogHeader<'a> {
     pub hostname: Option<&'a str>,
     /// RFC 3164 TAG or RFC 5424 APP-NAME.
     pub app: Option<&'a str>,
+    /// RFC 5424 PROCID, or the `[PID]` of an RFC 3164 TAG.
+    pub procid: Option<&'a str>,
+    /// RFC 5424 MSGID.
+    pub msgid: Option<&'a str>,
 }
 
 /// Which syslog header was in front of the message.
@@ -132,13 +136,15 @@ fn rfc5424<'a>(text: &'a str, header: &mut SyslogHeader<'a>) -> Option<&'a str> 
     let (timestamp, rest) = token(text)?;
     let (hostname, rest) = token(rest)?;
     let (app, rest) = token(rest)?;
-    let (_procid, rest) = token(rest)?;
-    let (_msgid, rest) = token(rest)?;
+    let (procid, rest) = token(rest)?;
+    let (msgid, rest) = token(rest)?;
     let rest = structured_data(rest)?;
     header.form = HeaderForm::Rfc5424;
     header.time_ms = nil(timestamp).and_then(time::date_time);
     header.hostname = nil(hostname);
     header.app = nil(app);
+    header.procid = nil(procid);
+    header.msgid = nil(msgid);
     let message = rest.strip_prefix(' ').unwrap_or(rest);
     Some(message.strip_prefix('\u{feff}').unwrap_or(message))
 }
@@ -210,7 +216,7 @@ fn plausible_host(token: &str) -> bool {
         && !token.contains(|c: char| c == '=' || c == '|' || c.is_control())
 }
 
-/// `TAG[PID]: ` when there is one; CEF's own `CEF:0|` is not a tag.
+/// `TAG[PID]: ` when there is one; CEF's own `CEF:0|` is not a tag, but `CEF[PID]: ` is.
 fn tag<'a>(text: &'a str, header: &mut SyslogHeader<'a>) -> &'a str {
     // `:` is ASCII, so its byte position is a character boundary.
     let Some(colon) = text
@@ -223,22 +229,24 @@ fn tag<'a>(text: &'a str, header: &mut SyslogHeader<'a>) -> &'a str {
     let Some(candidate) = text.get(..colon) else {
         return text;
     };
-    let name =
-        candidate.split_once('[').map_or(
-            candidate,
-            |(name, pid)| {
-                if pid.ends_with(']') { name } else { "" }
-            },
-        );
+    let (name, pid) = candidate
+        .split_once('[')
+        .map_or((candidate, None), |(name, pid)| {
+            match pid.strip_suffix(']') {
+                Some(pid) => (name, Some(pid)),
+                None => ("", None),
+            }
+        });
     let plausible = !name.is_empty()
         && name.len() <= MAX_TAG_LEN
         && name
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || b"-_./".contains(&byte));
-    if !plausible || name.eq_ignore_ascii_case("CEF") {
+    if !plausible || (name.eq_ignore_ascii_case("CEF") && pid.is_none()) {
         return text;
     }
     header.app = Some(name);
+    header.procid = pid.filter(|pid| !pid.is_empty());
     let rest = text.get(colon + 1..).unwrap_or_default();
     rest.strip_prefix(' ').unwrap_or(rest)
 }
@@ -329,6 +337,16 @@ mod tests {
     }
 
     #[test]
+    fn cef_with_a_pid_is_a_tag() {
+        let (header, message) = split("<35>Feb  1 23:59:59 backend CEF[42]: CEF:0|dcwatch|x");
+        assert_eq!(
+            (header.hostname, header.app, header.procid),
+            (Some("backend"), Some("CEF"), Some("42"))
+        );
+        assert_eq!(message, "CEF:0|dcwatch|x");
+    }
+
+    #[test]
     fn rfc3164_without_host() {
         let (header, message) = split("<13>Feb 11 00:00:00 RsaSA\n2015-May-19 09:07:09\n4776");
         assert_eq!((header.hostname, header.app), (None, None));
@@ -349,6 +367,7 @@ mod tests {
         assert_eq!(header.time_ms, Some(1_795_316_645_678));
         assert_eq!(header.hostname, Some("dc1"));
         assert_eq!(header.app, Some("nxlog"));
+        assert_eq!((header.procid, header.msgid), (Some("42"), None));
         assert_eq!(message, "RsaSA\n");
         let (header, message) = split("<14>1 - - - - - - EventCode=1");
         assert_eq!(

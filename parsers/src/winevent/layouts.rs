@@ -307,6 +307,90 @@ fn cef<'a>(message: &'a str, event: &mut WinEvent<'a>, raw: &mut Raw<'a>) {
     }
 }
 
+/// Any CEF message read whole: the seven header fields and the extension's pairs, unescaped,
+/// in order. Windows events are read by [`super::parse`]; this serves other CEF (dcwatch's own
+/// alerts, read back in tests and by tools).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CefMessage<'a> {
+    /// `CEF:0`, vendor, product, version, signature id, name, severity.
+    pub header: Vec<Cow<'a, str>>,
+    /// At most [`MAX_FIELDS`] pairs; `too_many_fields` says when more were ignored.
+    pub extension: Vec<(&'a str, Cow<'a, str>)>,
+    pub anomalies: Anomalies,
+}
+
+impl CefMessage<'_> {
+    /// The first value of `key` (case-sensitive, as CEF keys are).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.extension
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.as_ref())
+    }
+
+    /// The value of the custom field labelled `label` (`csN=value csNLabel=label`).
+    pub fn custom(&self, label: &str) -> Option<&str> {
+        let (key, _) = self
+            .extension
+            .iter()
+            .find(|(key, value)| key.ends_with("Label") && value == label)?;
+        self.get(key.strip_suffix("Label")?)
+    }
+}
+
+/// Reads a CEF message (`CEF:` first, no syslog header); `None` when it is not CEF.
+pub fn cef_message(message: &str) -> Option<CefMessage<'_>> {
+    let after = message
+        .get(..4)
+        .filter(|head| head.eq_ignore_ascii_case("CEF:"))
+        .and_then(|_| message.get(4..))?;
+    let (fields, extension) = cef_header(after);
+    let mut read = CefMessage::default();
+    if fields.len() < 7 {
+        read.anomalies.missing_fields = true;
+    }
+    read.header = fields
+        .iter()
+        .enumerate()
+        .map(|(index, field)| {
+            let field = unescape_header(field);
+            if index == 0 {
+                Cow::Owned(format!("CEF:{field}"))
+            } else {
+                field
+            }
+        })
+        .collect();
+    for (key, raw_value) in pairs(extension, |byte| byte == b' ', None) {
+        if read.extension.len() == MAX_FIELDS {
+            read.anomalies.too_many_fields = true;
+            break;
+        }
+        let value = unescape_cef(raw_value, &mut read.anomalies);
+        read.extension.push((key, value));
+    }
+    Some(read)
+}
+
+/// A header field's escapes: `\\` and `\|`.
+fn unescape_header(field: &str) -> Cow<'_, str> {
+    if !field.contains('\\') {
+        return Cow::Borrowed(field);
+    }
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some(escaped @ ('\\' | '|'))) => {
+                out.push(escaped);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Header fields before the 7th unescaped `|` (escapes left in: only the signature id is used,
 /// and it has none), and the extension after it.
 fn cef_header(text: &str) -> (Vec<&str>, &str) {

@@ -38,7 +38,10 @@ pub mod time;
 
 use std::borrow::Cow;
 
-pub use header::{BsdTime, HeaderForm, MAX_PRI, MAX_SD_ELEMENTS, MAX_TAG_LEN, SyslogHeader};
+pub use header::{
+    BsdTime, HeaderForm, MAX_PRI, MAX_SD_ELEMENTS, MAX_TAG_LEN, SyslogHeader, split as split_header,
+};
+pub use layouts::{CefMessage, cef_message};
 
 use crate::framing::Framing;
 

@@ -558,3 +558,28 @@ fn tcp_framing() {
     assert_eq!(newline_frame(b"<13>x"), Framing::NeedMore);
     assert!(is_octet_counted(b'1') && !is_octet_counted(b'<'));
 }
+
+#[test]
+fn any_cef_message_reads_whole() {
+    // Escapes from ArcSight's "Implementing CEF": `\|` and `\\` in the header; `\=`, `\\`,
+    // `\n` in values; a value runs to the space before the next `key=`.
+    let message = "CEF:0|dc\\|watch|dc\\\\watch|1.0|Class|A title|10|msg=a\\=b c\\nd\\\\ cs2Label=trigger cs2=update suser=CORP\\\\al ice";
+    let read = cef_message(message).expect("CEF");
+    assert_eq!(
+        read.header,
+        [
+            "CEF:0",
+            "dc|watch",
+            "dc\\watch",
+            "1.0",
+            "Class",
+            "A title",
+            "10"
+        ]
+    );
+    assert_eq!(read.get("msg"), Some("a=b c\nd\\"));
+    assert_eq!(read.custom("trigger"), Some("update"));
+    assert_eq!(read.get("suser"), Some("CORP\\al ice"));
+    assert_eq!(read.anomalies, Anomalies::default());
+    assert!(cef_message("LEEF:1.0|x").is_none());
+}

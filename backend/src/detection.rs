@@ -1,0 +1,485 @@
+//! Detection on ingest: a thread of its own judges every stored activity with the detection
+//! engine, in the order the store received them, from all sensors.
+//!
+//! It reads the activities back from the store (its own SQLite connection, WAL: no lock shared
+//! with ingest) after a row cursor kept in the store, so ingest only stores, acknowledges and
+//! nudges it: a slow detector never slows an acknowledgement, a burst is caught up from the
+//! store rather than queued in memory, and activities stored just before a crash are judged
+//! after the restart. Each chunk's alerts are upserted, with the cursor, in one transaction,
+//! and only then emitted to the outputs (a crash between the two loses the emission, never the
+//! alert).
+//!
+//! Between chunks it applies what other processes wrote to the store: analysts' closes
+//! (`alerts close`) are handed to the engine; exclusions (`alerts exclude`) rebuild it (the
+//! detectors' windows start over; the alerts are restored from the store).
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use dcwatch_detect::{Config, Engine, book::Raised, config::Subnet};
+use dcwatch_entity::Directory;
+use dcwatch_proto::v1::alert::{Classification, Trigger};
+use log::{error, info, warn};
+
+use crate::{
+    outputs::{Outputs, now_ns},
+    store::{DETECTION, Exclusion, ExclusionKind, Store, StoreError},
+};
+
+/// Activities judged between two looks at the store's closes: a few hundred milliseconds of
+/// a busy backend's ingest.
+const CHUNK: usize = 2_000;
+/// How often an idle loop looks for closes, exclusions and a new directory.
+const POLL: Duration = Duration::from_millis(250);
+/// How long after its close an alert may still reopen (DETECTIONS.md): those are restored.
+const REOPEN_WINDOW_NS: i64 = 24 * 3600 * 1_000_000_000;
+/// At shutdown, how long detection may go on catching up before it stops where it is (the
+/// cursor is in the store: the rest is judged at the next start).
+const FINAL_DRAIN: Duration = Duration::from_secs(5);
+
+/// Where the engine's view of the directory comes from: the one seam the directory sync plugs
+/// into. Until there is a directory store, it is empty and the engine learns from the traffic.
+#[derive(Debug, Default)]
+pub struct DirectorySource {
+    current: Mutex<Arc<Directory>>,
+}
+
+impl DirectorySource {
+    /// The directory detection should use now; a new `Arc` means a new directory.
+    pub fn current(&self) -> Arc<Directory> {
+        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub fn replace(&self, directory: Arc<Directory>) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = directory;
+    }
+}
+
+/// Nudges the detection thread after a batch was stored (cheap, never blocks).
+#[derive(Clone, Debug)]
+pub struct Wake(mpsc::SyncSender<()>);
+
+impl Wake {
+    pub fn wake(&self) {
+        // Full: a nudge is already pending, which is all the thread needs.
+        let _ = self.0.try_send(());
+    }
+}
+
+/// The running detection thread.
+#[derive(Debug)]
+pub struct Detection {
+    wake: Wake,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    counters: Arc<Mutex<Vec<(&'static str, u64)>>>,
+}
+
+impl Detection {
+    /// Opens its store connection, restores the engine and starts the thread.
+    pub fn start(
+        data_dir: PathBuf,
+        config: Config,
+        outputs: Arc<Outputs>,
+        directory: Arc<DirectorySource>,
+    ) -> Result<Self, StoreError> {
+        let store = Store::open(&data_dir)?;
+        let (wake, woken) = mpsc::sync_channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Mutex::new(Vec::new()));
+        let stopping = Arc::clone(&stop);
+        let published = Arc::clone(&counters);
+        // The engine is built on its thread (its detectors need not be Send); the start waits
+        // for the restore to succeed or fail.
+        let (started, start_result) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("detection".to_owned())
+            .spawn(
+                move || match Loop::new(store, config, outputs, directory, published) {
+                    Ok(mut state) => {
+                        let _ = started.send(Ok(()));
+                        state.run(&woken, &stopping);
+                    }
+                    Err(failure) => {
+                        let _ = started.send(Err(failure));
+                    }
+                },
+            )
+            .map_err(StoreError::Output)?;
+        start_result.recv().map_err(|_| {
+            StoreError::Output(std::io::Error::other("the detection thread ended at start"))
+        })??;
+        Ok(Self {
+            wake: Wake(wake),
+            stop,
+            thread,
+            counters,
+        })
+    }
+
+    pub fn waker(&self) -> Wake {
+        self.wake.clone()
+    }
+
+    /// Detection's counters as of its last chunk.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Judges what is stored (for at most a few seconds), then stops.
+    pub fn stop(self) -> Vec<(&'static str, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.wake();
+        if self.thread.join().is_err() {
+            error!("the detection thread panicked");
+        }
+        self.counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What detection itself counts, beside the engine's counters.
+#[derive(Debug, Default)]
+struct Counts {
+    alerts_new: u64,
+    alerts_updated: u64,
+    alerts_emitted: u64,
+    /// Updates to alerts an analyst had just closed: kept closed, not emitted.
+    alerts_held_closed: u64,
+    closes_applied: u64,
+    engine_rebuilds: u64,
+    store_errors: u64,
+}
+
+struct Loop {
+    store: Store,
+    config: Config,
+    engine: Engine,
+    outputs: Arc<Outputs>,
+    directory_source: Arc<DirectorySource>,
+    directory: Arc<Directory>,
+    exclusions: Vec<Exclusion>,
+    cursor: i64,
+    applied_history: i64,
+    counts: Counts,
+    published: Arc<Mutex<Vec<(&'static str, u64)>>>,
+}
+
+impl Loop {
+    fn new(
+        store: Store,
+        config: Config,
+        outputs: Arc<Outputs>,
+        directory_source: Arc<DirectorySource>,
+        published: Arc<Mutex<Vec<(&'static str, u64)>>>,
+    ) -> Result<Self, StoreError> {
+        let cursor = match store.detection_cursor()? {
+            Some(cursor) => cursor,
+            None => {
+                // First start: activities stored before detection existed are history, not
+                // news.
+                let last = store.last_activity_row()?;
+                store.set_detection_cursor(last)?;
+                last
+            }
+        };
+        // Closes already in the store are in the restored alerts' status.
+        let applied_history = store.last_history_row()?;
+        let exclusions = store.exclusions()?;
+        let directory = directory_source.current();
+        let engine = build_engine(&store, &config, &exclusions, Arc::clone(&directory))?;
+        Ok(Self {
+            store,
+            config,
+            engine,
+            outputs,
+            directory_source,
+            directory,
+            exclusions,
+            cursor,
+            applied_history,
+            counts: Counts::default(),
+            published,
+        })
+    }
+
+    fn run(&mut self, woken: &mpsc::Receiver<()>, stop: &AtomicBool) {
+        let mut last_poll = Instant::now();
+        let mut stopping_since: Option<Instant> = None;
+        loop {
+            if stopping_since.is_none() && stop.load(Ordering::Relaxed) {
+                stopping_since = Some(Instant::now());
+            }
+            if stopping_since.is_some_and(|since| since.elapsed() > FINAL_DRAIN) {
+                warn!(
+                    "detection stopped before judging every stored activity; it resumes at the next start"
+                );
+                break;
+            }
+            if let Err(failure) = self.apply_closes() {
+                self.store_failed(&failure);
+            }
+            if last_poll.elapsed() >= POLL {
+                last_poll = Instant::now();
+                if let Err(failure) = self.poll_changes() {
+                    self.store_failed(&failure);
+                }
+            }
+            let judged = match self.chunk() {
+                Ok(judged) => judged,
+                Err(failure) => {
+                    self.store_failed(&failure);
+                    0
+                }
+            };
+            self.publish();
+            if judged == 0 {
+                if stopping_since.is_some() {
+                    break;
+                }
+                match woken.recv_timeout(POLL) {
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn store_failed(&mut self, failure: &StoreError) {
+        self.counts.store_errors += 1;
+        error!("detection: {failure}");
+        // Do not spin on a store that keeps failing.
+        std::thread::sleep(POLL);
+    }
+
+    /// Hands the engine every close analysts wrote since the last look.
+    fn apply_closes(&mut self) -> Result<(), StoreError> {
+        for entry in self.store.alert_history("", self.applied_history)? {
+            self.applied_history = self.applied_history.max(entry.id);
+            if entry.event != "closed" || entry.actor == DETECTION {
+                continue;
+            }
+            let classification = Classification::from_str_name(&entry.classification)
+                .unwrap_or(Classification::Unspecified);
+            if self
+                .engine
+                .close(&entry.alert_id, classification, entry.time_ns / 1_000_000)
+            {
+                self.counts.closes_applied += 1;
+                info!(
+                    "alert {} closed by {} ({})",
+                    entry.alert_id, entry.actor, entry.classification
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A new directory, new exclusions.
+    fn poll_changes(&mut self) -> Result<(), StoreError> {
+        let directory = self.directory_source.current();
+        if !Arc::ptr_eq(&directory, &self.directory) {
+            self.directory = Arc::clone(&directory);
+            self.engine.set_directory(directory);
+        }
+        let exclusions = self.store.exclusions()?;
+        if exclusions != self.exclusions {
+            info!(
+                "exclusions changed ({} in the store): detection restarts its windows",
+                exclusions.len()
+            );
+            self.engine = build_engine(
+                &self.store,
+                &self.config,
+                &exclusions,
+                Arc::clone(&self.directory),
+            )?;
+            self.exclusions = exclusions;
+            self.applied_history = self.store.last_history_row()?;
+            self.counts.engine_rebuilds += 1;
+        }
+        Ok(())
+    }
+
+    /// Judges up to [`CHUNK`] new activities; how many.
+    fn chunk(&mut self) -> Result<usize, StoreError> {
+        let activities = self.store.activities_after(self.cursor, CHUNK)?;
+        let Some(last) = activities.last().map(|stored| stored.row) else {
+            return Ok(0);
+        };
+        // One entry per alert: its latest state, emitted if any of its changes was to be, as
+        // `new` if it was new in this chunk.
+        let mut order: Vec<String> = Vec::new();
+        let mut latest: HashMap<String, (Raised, bool)> = HashMap::new();
+        for stored in &activities {
+            for raised in self.engine.observe(&stored.activity, &stored.reference()) {
+                let is_new = raised.alert.trigger() == Trigger::New;
+                if is_new {
+                    self.counts.alerts_new += 1;
+                } else {
+                    self.counts.alerts_updated += 1;
+                }
+                match latest.get_mut(&raised.alert.id) {
+                    Some((kept, was_new)) => {
+                        let emit = kept.emit || raised.emit;
+                        *kept = raised;
+                        kept.emit = emit;
+                        *was_new |= is_new;
+                    }
+                    None => {
+                        order.push(raised.alert.id.clone());
+                        latest.insert(raised.alert.id.clone(), (raised, is_new));
+                    }
+                }
+            }
+        }
+        let changed: Vec<(Raised, bool)> =
+            order.iter().filter_map(|id| latest.remove(id)).collect();
+        let alerts: Vec<_> = changed
+            .iter()
+            .map(|(raised, _)| raised.alert.clone())
+            .collect();
+        let may_emit = self
+            .store
+            .save_alerts(&alerts, last, self.applied_history, now_ns())?;
+        self.cursor = last;
+        for ((raised, was_new), may_emit) in changed.into_iter().zip(may_emit) {
+            if !may_emit {
+                self.counts.alerts_held_closed += 1;
+                continue;
+            }
+            if raised.emit {
+                let mut alert = raised.alert;
+                if was_new {
+                    alert.trigger = Trigger::New.into();
+                }
+                self.outputs.alert(&alert);
+                self.counts.alerts_emitted += 1;
+            }
+        }
+        Ok(activities.len())
+    }
+
+    fn publish(&self) {
+        let mut counters = vec![
+            ("alerts_new", self.counts.alerts_new),
+            ("alerts_updated", self.counts.alerts_updated),
+            ("alerts_emitted", self.counts.alerts_emitted),
+            ("alerts_held_closed", self.counts.alerts_held_closed),
+            ("alerts_closes_applied", self.counts.closes_applied),
+            ("detect_engine_rebuilds", self.counts.engine_rebuilds),
+            ("detect_store_errors", self.counts.store_errors),
+        ];
+        counters.extend(self.engine.counters());
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = counters;
+    }
+}
+
+/// An engine for the configuration plus the store's exclusions, with the store's open and
+/// recently closed alerts.
+fn build_engine(
+    store: &Store,
+    config: &Config,
+    exclusions: &[Exclusion],
+    directory: Arc<Directory>,
+) -> Result<Engine, StoreError> {
+    let mut engine = Engine::new(with_exclusions(config, exclusions), directory);
+    let alerts = store.alerts_to_restore(now_ns().saturating_sub(REOPEN_WINDOW_NS))?;
+    if !alerts.is_empty() {
+        info!(
+            "detection: {} open or recently closed alerts restored",
+            alerts.len()
+        );
+    }
+    engine.restore(alerts);
+    Ok(engine)
+}
+
+/// The configuration's exclusions and the store's together.
+pub fn with_exclusions(config: &Config, exclusions: &[Exclusion]) -> Config {
+    let mut config = config.clone();
+    for exclusion in exclusions {
+        let target = if exclusion.type_name.is_empty() {
+            &mut config.exclusions
+        } else {
+            config
+                .exclude
+                .entry(exclusion.type_name.clone())
+                .or_default()
+        };
+        match exclusion.kind {
+            ExclusionKind::Account => target.accounts.push(exclusion.value.clone()),
+            ExclusionKind::Computer => target.computers.push(exclusion.value.clone()),
+            ExclusionKind::Subnet => match exclusion.value.parse::<Subnet>() {
+                Ok(subnet) => target.subnets.push(subnet),
+                // `alerts exclude` checks subnets; a row edited by hand may still be wrong.
+                Err(failure) => warn!("exclusion {}: {failure}", exclusion.id),
+            },
+        }
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exclusion(id: i64, type_name: &str, kind: ExclusionKind, value: &str) -> Exclusion {
+        Exclusion {
+            id,
+            type_name: type_name.to_owned(),
+            kind,
+            value: value.to_owned(),
+            created_ns: 0,
+            comment: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_stores_exclusions_add_to_the_configurations() {
+        let config: Config = toml::from_str(
+            "[exclusions]\naccounts = [\"CORP\\\\aadsync\"]\n[exclude.dcsync]\ncomputers = [\"DC9\"]",
+        )
+        .expect("a [detect] section");
+        let merged = with_exclusions(
+            &config,
+            &[
+                exclusion(1, "", ExclusionKind::Subnet, "10.20.0.0/16"),
+                exclusion(2, "dcsync", ExclusionKind::Account, "alice"),
+                exclusion(3, "brute_force", ExclusionKind::Computer, "SCANNER"),
+                exclusion(4, "", ExclusionKind::Subnet, "not a subnet"),
+            ],
+        );
+        assert_eq!(merged.exclusions.accounts, ["CORP\\aadsync"]);
+        assert_eq!(merged.exclusions.subnets.len(), 1);
+        assert!(merged.exclusions.subnets[0].contains("10.20.3.4".parse().expect("an address")));
+        let dcsync = &merged.exclude["dcsync"];
+        assert_eq!(
+            (dcsync.computers.as_slice(), dcsync.accounts.as_slice()),
+            (&["DC9".to_owned()][..], &["alice".to_owned()][..])
+        );
+        assert_eq!(merged.exclude["brute_force"].computers, ["SCANNER"]);
+        assert!(
+            !config.exclude.contains_key("brute_force"),
+            "the base is untouched"
+        );
+    }
+}

@@ -1,0 +1,736 @@
+//! Alerts in the store: the alert as detection last made it, its status (owned by whoever
+//! changed it last: detection reopening it, an analyst closing it), its history, the
+//! exclusions `alerts exclude` adds, and detection's place in the activities.
+//!
+//! Every function takes and returns plain values (alerts, ids, times), so a PostgreSQL store
+//! can implement the same ones.
+//!
+//! Analysts and detection run in different processes: `alerts close` writes the alert's new
+//! status and a `closed` history row; the detection loop reads history rows past the last it
+//! applied and closes the alert in its engine. Until it has, an update detection makes to that
+//! alert keeps the analyst's status (and is not emitted): the close wins over evidence the
+//! engine judged before it knew of the close.
+
+use dcwatch_proto::v1::{
+    Activity, Alert,
+    alert::{Classification, Status},
+};
+use prost::Message as _;
+use rusqlite::{OptionalExtension as _, params, params_from_iter, types::Value};
+
+use super::{Store, StoreError, timestamp_ns, to_u64};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    primary_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    classification TEXT NOT NULL,
+    closed_ns INTEGER,
+    severity INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL,
+    alert BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_end ON alerts (end_ns);
+CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status, end_ns);
+CREATE INDEX IF NOT EXISTS alerts_type ON alerts (type, end_ns);
+CREATE TABLE IF NOT EXISTS alert_history (
+    id INTEGER PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    classification TEXT NOT NULL DEFAULT '',
+    actor TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS alert_history_alert ON alert_history (alert_id, id);
+CREATE TABLE IF NOT EXISTS alert_exclusions (
+    id INTEGER PRIMARY KEY,
+    type TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    comment TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS detection_state (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+";
+
+/// The actor of history rows detection writes.
+pub const DETECTION: &str = "detection";
+
+/// Which alerts to list; every filter set must match.
+#[derive(Clone, Debug, Default)]
+pub struct AlertQuery {
+    /// Alerts whose latest evidence is at or after this (Unix ns).
+    pub since_ns: Option<i64>,
+    pub status: Option<Status>,
+    pub type_name: Option<String>,
+    pub id: Option<String>,
+}
+
+/// One line of an alert's history.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub alert_id: String,
+    pub time_ns: i64,
+    /// `raised`, `reopened`, `closed`, `comment`.
+    pub event: String,
+    pub classification: String,
+    pub actor: String,
+    pub text: String,
+}
+
+/// What closing did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    Closed,
+    AlreadyClosed,
+    NoSuchAlert,
+}
+
+/// Who an exclusion names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExclusionKind {
+    Account,
+    Computer,
+    Subnet,
+}
+
+impl ExclusionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Computer => "computer",
+            Self::Subnet => "subnet",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "account" => Some(Self::Account),
+            "computer" => Some(Self::Computer),
+            "subnet" => Some(Self::Subnet),
+            _ => None,
+        }
+    }
+}
+
+/// An exclusion `alerts exclude` added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exclusion {
+    pub id: i64,
+    /// The alert type it applies to; empty: every detection.
+    pub type_name: String,
+    pub kind: ExclusionKind,
+    pub value: String,
+    pub created_ns: i64,
+    pub comment: String,
+}
+
+/// A stored activity as detection reads it, with its row id (detection's cursor).
+#[derive(Clone, Debug)]
+pub struct NewActivity {
+    pub row: i64,
+    pub sensor_id: String,
+    pub sequence: u64,
+    pub position: u64,
+    pub activity: Activity,
+}
+
+impl NewActivity {
+    /// The evidence's `activity_ref`: `SENSOR:SEQUENCE:POSITION`.
+    pub fn reference(&self) -> String {
+        format!("{}:{}:{}", self.sensor_id, self.sequence, self.position)
+    }
+}
+
+fn status_name(status: Status) -> &'static str {
+    status.as_str_name()
+}
+
+fn classification_name(classification: Classification) -> &'static str {
+    match classification {
+        Classification::Unspecified => "",
+        other => other.as_str_name(),
+    }
+}
+
+fn time_of(time: Option<&pbjson_types::Timestamp>) -> i64 {
+    time.map_or(0, |time| timestamp_ns(time.seconds, time.nanos))
+}
+
+fn timestamp(ns: i64) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
+        seconds: ns.div_euclid(1_000_000_000),
+        nanos: i32::try_from(ns.rem_euclid(1_000_000_000)).unwrap_or(0),
+    }
+}
+
+/// An alert row back as an alert: the blob, with the status columns over it.
+fn decode_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<Alert, (String, prost::DecodeError)>> {
+    let id: String = row.get(0)?;
+    let blob: Vec<u8> = row.get(1)?;
+    let status: String = row.get(2)?;
+    let classification: String = row.get(3)?;
+    let closed: Option<i64> = row.get(4)?;
+    Ok(match Alert::decode(blob.as_slice()) {
+        Ok(mut alert) => {
+            alert.status = Status::from_str_name(&status)
+                .unwrap_or(Status::Open)
+                .into();
+            alert.classification = Classification::from_str_name(&classification)
+                .unwrap_or(Classification::Unspecified)
+                .into();
+            alert.closed = closed.map(timestamp);
+            Ok(alert)
+        }
+        Err(source) => Err((id, source)),
+    })
+}
+
+const ALERT_COLUMNS: &str = "id, alert, status, classification, closed_ns";
+
+impl Store {
+    /// Writes what detection raised and moves its cursor (the last activity row judged) in one
+    /// transaction. For each alert, whether it may be emitted:
+    /// false when an analyst closed it after `applied_history` (detection has not seen the
+    /// close yet, so the stored status stays the analyst's).
+    pub fn save_alerts(
+        &mut self,
+        alerts: &[Alert],
+        cursor: i64,
+        applied_history: i64,
+        now_ns: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let transaction = self.write_transaction()?;
+        let mut emit = Vec::with_capacity(alerts.len());
+        for alert in alerts {
+            let stored: Option<String> = transaction
+                .query_row(
+                    "SELECT status FROM alerts WHERE id = ?1",
+                    [&alert.id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let pending_close: bool = transaction.query_row(
+                "SELECT EXISTS (SELECT 1 FROM alert_history WHERE alert_id = ?1 AND id > ?2
+                 AND event = 'closed')",
+                params![alert.id, applied_history],
+                |row| row.get(0),
+            )?;
+            let blob = alert.encode_to_vec();
+            let status = status_name(alert.status());
+            if pending_close {
+                transaction.execute(
+                    "UPDATE alerts SET severity = ?2, start_ns = ?3, end_ns = ?4, count = ?5,
+                     updated_ns = ?6, alert = ?7 WHERE id = ?1",
+                    params![
+                        alert.id,
+                        alert.severity,
+                        time_of(alert.start.as_ref()),
+                        time_of(alert.end.as_ref()),
+                        i64::try_from(alert.count).unwrap_or(i64::MAX),
+                        now_ns,
+                        blob
+                    ],
+                )?;
+                emit.push(false);
+                continue;
+            }
+            transaction.execute(
+                "INSERT INTO alerts (id, type, primary_key, status, classification, closed_ns,
+                 severity, start_ns, end_ns, count, updated_ns, alert)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (id) DO UPDATE SET status = ?4, classification = ?5, closed_ns = ?6,
+                 severity = ?7, start_ns = ?8, end_ns = ?9, count = ?10, updated_ns = ?11,
+                 alert = ?12",
+                params![
+                    alert.id,
+                    alert.r#type,
+                    alert.primary_key,
+                    status,
+                    classification_name(alert.classification()),
+                    alert.closed.as_ref().map(|time| time_of(Some(time))),
+                    alert.severity,
+                    time_of(alert.start.as_ref()),
+                    time_of(alert.end.as_ref()),
+                    i64::try_from(alert.count).unwrap_or(i64::MAX),
+                    now_ns,
+                    blob
+                ],
+            )?;
+            let event = match stored.as_deref() {
+                None => Some("raised"),
+                Some(before) if before != status && alert.status() == Status::Open => {
+                    Some("reopened")
+                }
+                Some(_) => None,
+            };
+            if let Some(event) = event {
+                transaction.execute(
+                    "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![alert.id, now_ns, event, DETECTION, alert.description],
+                )?;
+            }
+            emit.push(true);
+        }
+        set_state(&transaction, "activity_cursor", cursor)?;
+        transaction.commit()?;
+        Ok(emit)
+    }
+
+    /// Detection's cursor: the last activity row it judged (`None` before it first ran).
+    pub fn detection_cursor(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT value FROM detection_state WHERE name = 'activity_cursor'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn set_detection_cursor(&self, cursor: i64) -> Result<(), StoreError> {
+        set_state(&self.connection, "activity_cursor", cursor)?;
+        Ok(())
+    }
+
+    /// The last activity row stored (0 for none).
+    pub fn last_activity_row(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .connection
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM activities", [], |row| {
+                row.get(0)
+            })?)
+    }
+
+    /// Up to `limit` activities stored after row `cursor`, in the order they were stored.
+    pub fn activities_after(
+        &self,
+        cursor: i64,
+        limit: usize,
+    ) -> Result<Vec<NewActivity>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT id, sensor_id, sequence, position, activity FROM activities WHERE id > ?1
+             ORDER BY id LIMIT ?2",
+        )?;
+        let mut rows =
+            statement.query(params![cursor, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let bytes: Vec<u8> = row.get(4)?;
+            let activity = Activity::decode(bytes.as_slice())
+                .map_err(|source| StoreError::Decode { id, source })?;
+            out.push(NewActivity {
+                row: id,
+                sensor_id: row.get(1)?,
+                sequence: to_u64(row.get(2)?),
+                position: to_u64(row.get(3)?),
+                activity,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The alerts `query` selects, latest evidence first.
+    pub fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        let mut condition = |sql: &str, value: Value| {
+            values.push(value);
+            conditions.push(sql.replace('?', &format!("?{}", values.len())));
+        };
+        if let Some(since) = query.since_ns {
+            condition("end_ns >= ?", Value::Integer(since));
+        }
+        if let Some(status) = query.status {
+            condition("status = ?", Value::Text(status_name(status).to_owned()));
+        }
+        if let Some(type_name) = &query.type_name {
+            condition("type = ?", Value::Text(type_name.clone()));
+        }
+        if let Some(id) = &query.id {
+            condition("id = ?", Value::Text(id.clone()));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        self.select_alerts(
+            &format!("SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY end_ns DESC, id"),
+            values,
+        )
+    }
+
+    /// What detection takes back at start: open alerts, and those closed at or after
+    /// `closed_since_ns` (they may still reopen).
+    pub fn alerts_to_restore(&self, closed_since_ns: i64) -> Result<Vec<Alert>, StoreError> {
+        self.select_alerts(
+            &format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'OPEN' OR closed_ns >= ?1
+                 ORDER BY end_ns"
+            ),
+            vec![Value::Integer(closed_since_ns)],
+        )
+    }
+
+    fn select_alerts(&self, sql: &str, values: Vec<Value>) -> Result<Vec<Alert>, StoreError> {
+        let mut statement = self.connection.prepare(sql)?;
+        let rows = statement.query_map(params_from_iter(values), decode_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            match row? {
+                Ok(alert) => out.push(alert),
+                Err((id, source)) => return Err(StoreError::AlertDecode { id, source }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Closes an alert with an analyst's classification, and says so in its history.
+    pub fn close_alert(
+        &mut self,
+        id: &str,
+        classification: Classification,
+        actor: &str,
+        comment: &str,
+        now_ns: i64,
+    ) -> Result<Closed, StoreError> {
+        let transaction = self.write_transaction()?;
+        let status: Option<String> = transaction
+            .query_row("SELECT status FROM alerts WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        match status.as_deref() {
+            None => return Ok(Closed::NoSuchAlert),
+            Some(status) if status == status_name(Status::Closed) => {
+                return Ok(Closed::AlreadyClosed);
+            }
+            Some(_) => {}
+        }
+        transaction.execute(
+            "UPDATE alerts SET status = 'CLOSED', classification = ?2, closed_ns = ?3,
+             updated_ns = ?3 WHERE id = ?1",
+            params![id, classification_name(classification), now_ns],
+        )?;
+        transaction.execute(
+            "INSERT INTO alert_history (alert_id, time_ns, event, classification, actor, text)
+             VALUES (?1, ?2, 'closed', ?3, ?4, ?5)",
+            params![
+                id,
+                now_ns,
+                classification_name(classification),
+                actor,
+                comment
+            ],
+        )?;
+        transaction.commit()?;
+        Ok(Closed::Closed)
+    }
+
+    /// Adds a comment to an alert's history; false when there is no such alert.
+    pub fn comment_alert(
+        &self,
+        id: &str,
+        actor: &str,
+        text: &str,
+        now_ns: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.connection.execute(
+            "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
+             SELECT id, ?2, 'comment', ?3, ?4 FROM alerts WHERE id = ?1",
+            params![id, now_ns, actor, text],
+        )? > 0)
+    }
+
+    /// The history of one alert, oldest first; or, with `alert_id` empty, every row after
+    /// `after` (detection reads closes this way).
+    pub fn alert_history(
+        &self,
+        alert_id: &str,
+        after: i64,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT id, alert_id, time_ns, event, classification, actor, text FROM alert_history
+             WHERE (?1 = '' OR alert_id = ?1) AND id > ?2 ORDER BY id",
+        )?;
+        let rows = statement.query_map(params![alert_id, after], |row| {
+            Ok(HistoryEntry {
+                id: row.get(0)?,
+                alert_id: row.get(1)?,
+                time_ns: row.get(2)?,
+                event: row.get(3)?,
+                classification: row.get(4)?,
+                actor: row.get(5)?,
+                text: row.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The last history row (0 for none).
+    pub fn last_history_row(&self) -> Result<i64, StoreError> {
+        Ok(self.connection.query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM alert_history",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    pub fn add_exclusion(
+        &self,
+        type_name: &str,
+        kind: ExclusionKind,
+        value: &str,
+        comment: &str,
+        now_ns: i64,
+    ) -> Result<i64, StoreError> {
+        self.connection.execute(
+            "INSERT INTO alert_exclusions (type, kind, value, created_ns, comment)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![type_name, kind.name(), value, now_ns, comment],
+        )?;
+        Ok(self.connection.last_insert_rowid())
+    }
+
+    pub fn remove_exclusion(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .connection
+            .execute("DELETE FROM alert_exclusions WHERE id = ?1", [id])?
+            > 0)
+    }
+
+    pub fn exclusions(&self) -> Result<Vec<Exclusion>, StoreError> {
+        let mut statement = self.connection.prepare(
+            "SELECT id, type, kind, value, created_ns, comment FROM alert_exclusions ORDER BY id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            let kind: String = row.get(2)?;
+            Ok((
+                kind,
+                Exclusion {
+                    id: row.get(0)?,
+                    type_name: row.get(1)?,
+                    kind: ExclusionKind::Account,
+                    value: row.get(3)?,
+                    created_ns: row.get(4)?,
+                    comment: row.get(5)?,
+                },
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, mut exclusion) = row?;
+            // A kind this version does not know (written by a newer one) is skipped.
+            if let Some(kind) = ExclusionKind::from_name(&kind) {
+                exclusion.kind = kind;
+                out.push(exclusion);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn set_state(connection: &rusqlite::Connection, name: &str, value: i64) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO detection_state (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = ?2",
+        params![name, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_proto::v1::alert::Trigger;
+
+    use super::*;
+
+    const SECOND: i64 = 1_000_000_000;
+
+    fn alert(id: &str, end_s: i64, status: Status) -> Alert {
+        Alert {
+            id: id.to_owned(),
+            r#type: "dcsync".to_owned(),
+            primary_key: format!("src:{id}"),
+            status: status.into(),
+            start: Some(timestamp(end_s * SECOND)),
+            end: Some(timestamp(end_s * SECOND)),
+            count: 1,
+            trigger: Trigger::New.into(),
+            description: format!("alert {id}"),
+            ..Alert::default()
+        }
+    }
+
+    fn events(store: &Store, id: &str) -> Vec<String> {
+        store
+            .alert_history(id, 0)
+            .expect("history")
+            .into_iter()
+            .map(|entry| entry.event)
+            .collect()
+    }
+
+    #[test]
+    fn alerts_upsert_close_reopen_and_restore() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        assert_eq!(store.detection_cursor().expect("cursor"), None);
+        let first = alert("a", 100, Status::Open);
+        assert_eq!(
+            store
+                .save_alerts(&[first.clone(), alert("b", 50, Status::Open)], 7, 0, 1)
+                .expect("save"),
+            [true, true]
+        );
+        assert_eq!(store.detection_cursor().expect("cursor"), Some(7));
+        let listed = store.alerts(&AlertQuery::default()).expect("list");
+        assert_eq!(
+            listed
+                .iter()
+                .map(|alert| alert.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"],
+            "latest evidence first"
+        );
+        assert_eq!(listed[0], first);
+
+        assert_eq!(
+            store
+                .close_alert("a", Classification::Btp, "ana", "pentest", 200 * SECOND)
+                .expect("close"),
+            Closed::Closed
+        );
+        assert_eq!(
+            store
+                .close_alert("a", Classification::Fp, "ana", "", 201 * SECOND)
+                .expect("close"),
+            Closed::AlreadyClosed
+        );
+        assert_eq!(
+            store
+                .close_alert("zz", Classification::Fp, "ana", "", 201 * SECOND)
+                .expect("close"),
+            Closed::NoSuchAlert
+        );
+        let closed = store
+            .alerts(&AlertQuery {
+                status: Some(Status::Closed),
+                ..AlertQuery::default()
+            })
+            .expect("list");
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].classification(), Classification::Btp);
+        assert_eq!(closed[0].closed, Some(timestamp(200 * SECOND)));
+
+        // Detection, not yet aware of the close (it applied history up to row 2, the two
+        // `raised`), updates the alert: the analyst's status stays, nothing is emitted.
+        let mut update = alert("a", 150, Status::Open);
+        update.count = 2;
+        update.trigger = Trigger::Update.into();
+        assert_eq!(
+            store.save_alerts(&[update.clone()], 8, 2, 2).expect("save"),
+            [false]
+        );
+        let kept = store
+            .alerts(&AlertQuery {
+                id: Some("a".to_owned()),
+                ..AlertQuery::default()
+            })
+            .expect("list");
+        assert_eq!(kept[0].status(), Status::Closed);
+        assert_eq!(kept[0].count, 2, "the evidence is kept");
+        // Once it has applied the close (row 3), its reopening stands.
+        assert_eq!(store.save_alerts(&[update], 9, 3, 3).expect("save"), [true]);
+        assert_eq!(events(&store, "a"), ["raised", "closed", "reopened"]);
+        assert!(store.comment_alert("a", "ana", "seen", 4).expect("comment"));
+        assert!(
+            !store
+                .comment_alert("zz", "ana", "seen", 4)
+                .expect("comment")
+        );
+        assert_eq!(
+            events(&store, "a").last().map(String::as_str),
+            Some("comment")
+        );
+
+        // Restore: open ones, and closed ones closed since the given time.
+        store
+            .close_alert("b", Classification::Tp, "ana", "", 300 * SECOND)
+            .expect("close");
+        let restore = |since: i64| -> Vec<String> {
+            store
+                .alerts_to_restore(since * SECOND)
+                .expect("restore")
+                .into_iter()
+                .map(|alert| alert.id)
+                .collect()
+        };
+        assert_eq!(restore(299), ["b", "a"]);
+        assert_eq!(restore(301), ["a"]);
+        assert_eq!(store.last_history_row().expect("rows"), 6);
+    }
+
+    #[test]
+    fn ingest_and_detection_write_through_their_own_connections_at_once() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut ingest = Store::open(directory.path()).expect("open");
+        let mut detection = Store::open(directory.path()).expect("open");
+        let writer = std::thread::spawn(move || {
+            for sequence in 1..=300 {
+                ingest
+                    .store_batch("s1", "spool", sequence, &[Activity::default()])
+                    .expect("a batch is stored while detection writes");
+            }
+        });
+        for round in 0..300 {
+            let alert = alert(&format!("a{}", round % 7), round, Status::Open);
+            detection
+                .save_alerts(&[alert], round, 0, round)
+                .expect("alerts are saved while ingest writes");
+        }
+        writer.join().expect("the writer");
+        assert_eq!(detection.last_activity_row().expect("rows"), 300);
+    }
+
+    #[test]
+    fn exclusions_are_added_listed_and_removed() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(directory.path()).expect("open");
+        let first = store
+            .add_exclusion("", ExclusionKind::Subnet, "10.0.0.0/8", "scanners", 1)
+            .expect("add");
+        store
+            .add_exclusion("dcsync", ExclusionKind::Account, "CORP\\aadsync", "", 2)
+            .expect("add");
+        let listed = store.exclusions().expect("list");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            (
+                listed[1].type_name.as_str(),
+                listed[1].kind,
+                listed[1].value.as_str()
+            ),
+            ("dcsync", ExclusionKind::Account, "CORP\\aadsync")
+        );
+        assert!(store.remove_exclusion(first).expect("remove"));
+        assert!(!store.remove_exclusion(first).expect("remove"));
+        assert_eq!(store.exclusions().expect("list").len(), 1);
+    }
+}
