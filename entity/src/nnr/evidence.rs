@@ -41,10 +41,7 @@ pub struct Evidence {
 /// The part of a name that two methods compare: the first DNS label, ASCII upper case, so that
 /// `ws01.lab.example` (DNS) and `WS01` (NetBIOS, Kerberos `WS01$`) agree.
 pub fn host_key(name: &str) -> String {
-    name.split('.')
-        .next()
-        .unwrap_or(name)
-        .to_ascii_uppercase()
+    name.split('.').next().unwrap_or(name).to_ascii_uppercase()
 }
 
 pub fn endpoint_ip(endpoint: Option<&Endpoint>) -> Option<IpAddr> {
@@ -182,7 +179,8 @@ fn netbios_evidence(
     use netbios_activity::Type;
     let mut found = Vec::new();
     let host_name = !netbios.group && is_host_suffix(netbios.suffix);
-    let claimed = matches!(netbios.r#type(), Type::Registration | Type::Refresh) && !netbios.response;
+    let claimed =
+        matches!(netbios.r#type(), Type::Registration | Type::Refresh) && !netbios.response;
     let answered = netbios.r#type() == Type::Response && netbios.response && netbios.rcode == 0;
     match netbios.r#type() {
         _ if host_name && (claimed || answered) => {
@@ -241,7 +239,11 @@ pub fn reverse_address(name: &str) -> Option<IpAddr> {
     let reversed = name.strip_suffix(".ip6.arpa")?;
     let nibbles: Vec<u8> = reversed
         .split('.')
-        .map(|nibble| u8::from_str_radix(nibble, 16).ok().filter(|_| nibble.len() == 1))
+        .map(|nibble| {
+            u8::from_str_radix(nibble, 16)
+                .ok()
+                .filter(|_| nibble.len() == 1)
+        })
         .collect::<Option<_>>()?;
     if nibbles.len() != 32 {
         return None;

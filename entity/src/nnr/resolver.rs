@@ -5,14 +5,11 @@
 //! Domain controllers are the configured addresses, and the addresses seen answering Kerberos
 //! (a reply or error from port 88) or LDAP (an answered request to port 389, 636, 3268 or 3269).
 
-use std::{
-    collections::HashSet,
-    net::IpAddr,
-};
+use std::{collections::HashSet, net::IpAddr};
 
 use dcwatch_proto::v1::{
-    Activity, Certainty, Computer, activity::Body, dns_activity, kerberos_activity,
-    ntp_activity, radius_activity, rdp_activity,
+    Activity, Certainty, Computer, activity::Body, dns_activity, kerberos_activity, ntp_activity,
+    radius_activity, rdp_activity,
 };
 
 use super::{
@@ -265,5 +262,209 @@ fn answering_dc(activity: &Activity) -> Option<IpAddr> {
             endpoint_ip(activity.dst.as_ref())
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_proto::v1::{
+        Endpoint, KerberosActivity, LdapActivity, NetbiosActivity, NtlmActivity, ResolutionMethod,
+        SmbActivity, netbios_activity, ntlm_activity, smb_activity,
+    };
+    use pbjson_types::Timestamp;
+
+    use super::*;
+
+    const CLIENT: [u8; 4] = [10, 0, 0, 5];
+    const DC: [u8; 4] = [10, 0, 0, 1];
+    const SERVER: [u8; 4] = [10, 0, 0, 20];
+
+    fn activity(seconds: i64, src: ([u8; 4], u32), dst: ([u8; 4], u32), body: Body) -> Activity {
+        let endpoint = |(ip, port): ([u8; 4], u32)| Endpoint {
+            ip: ip.to_vec(),
+            port,
+        };
+        Activity {
+            time: Some(Timestamp { seconds, nanos: 0 }),
+            src: Some(endpoint(src)),
+            dst: Some(endpoint(dst)),
+            body: Some(body),
+            ..Activity::default()
+        }
+    }
+
+    fn as_rep(seconds: i64, client: &str) -> Activity {
+        activity(
+            seconds,
+            (DC, 88),
+            (CLIENT, 50_000),
+            Body::Kerberos(KerberosActivity {
+                r#type: kerberos_activity::Type::AsRep.into(),
+                client: client.to_owned(),
+                ..KerberosActivity::default()
+            }),
+        )
+    }
+
+    fn ntlm_to_server(seconds: i64, workstation: &str) -> Activity {
+        activity(
+            seconds,
+            (CLIENT, 50_001),
+            (SERVER, 445),
+            Body::Ntlm(NtlmActivity {
+                r#type: ntlm_activity::Type::Authenticate.into(),
+                workstation: workstation.to_owned(),
+                ..NtlmActivity::default()
+            }),
+        )
+    }
+
+    fn names(computer: Option<&Computer>) -> Option<(&str, Certainty, ResolutionMethod)> {
+        computer.map(|computer| {
+            (
+                computer.name.as_str(),
+                computer.certainty(),
+                computer.method(),
+            )
+        })
+    }
+
+    #[test]
+    fn the_client_is_named_on_replies_and_requests_and_the_dc_is_learned() {
+        let mut resolver = Resolver::new(NnrConfig::default(), []);
+        let mut reply = as_rep(1_000, "WS01$");
+        resolver.process(&mut reply);
+        assert_eq!(
+            names(reply.source_computer.as_ref()),
+            Some(("WS01", Certainty::High, ResolutionMethod::KerberosPrincipal)),
+            "the AS-REP goes to the client: its receiver"
+        );
+        assert!(resolver.is_dc(IpAddr::from(DC)), "it answered Kerberos");
+        assert_eq!(reply.destination_computer, None, "the KDC is a DC");
+
+        // The NetBIOS registration of the server, then NTLM from the client to it.
+        let mut registration = activity(
+            1_001,
+            (SERVER, 137),
+            ([10, 0, 0, 255], 137),
+            Body::Netbios(NetbiosActivity {
+                r#type: netbios_activity::Type::Registration.into(),
+                name_base: "FILES".to_owned(),
+                suffix: 0x20,
+                addresses: vec!["10.0.0.20".to_owned()],
+                ..NetbiosActivity::default()
+            }),
+        );
+        resolver.process(&mut registration);
+        let mut ntlm = ntlm_to_server(1_002, "ws01");
+        resolver.process(&mut ntlm);
+        assert_eq!(
+            names(ntlm.source_computer.as_ref()),
+            Some(("WS01", Certainty::High, ResolutionMethod::NtlmWorkstation)),
+            "NTLM's workstation agrees with Kerberos"
+        );
+        assert_eq!(
+            names(ntlm.destination_computer.as_ref()),
+            Some(("FILES", Certainty::Low, ResolutionMethod::Netbios)),
+            "a server that is not a DC: a single weak method"
+        );
+        // HIGH: the AS-REP's client, NTLM's client; LOW: the registration's sender, NTLM's
+        // server; unresolved: the AS-REP's DC side is skipped, the broadcast address unknown.
+        let counters = resolver.counters();
+        assert_eq!(
+            (counters.high, counters.low, counters.unresolved),
+            (2, 2, 1)
+        );
+    }
+
+    #[test]
+    fn a_spoofed_workstation_name_conflicts_with_the_kerberos_name() {
+        let mut resolver = Resolver::new(NnrConfig::default(), [IpAddr::from(DC)]);
+        resolver.process(&mut as_rep(1_000, "WS01$"));
+        let mut spoofed = ntlm_to_server(1_060, "ATTACKER");
+        resolver.process(&mut spoofed);
+        assert_eq!(
+            names(spoofed.source_computer.as_ref()),
+            Some((
+                "ATTACKER",
+                Certainty::Low,
+                ResolutionMethod::NtlmWorkstation
+            ))
+        );
+        assert_eq!(resolver.table().counters().conflicts, 1);
+        assert_eq!(resolver.counters().conflicting, 1);
+        assert_eq!(
+            resolver.counters().learned_dcs,
+            0,
+            "configured, not learned"
+        );
+    }
+
+    #[test]
+    fn stale_evidence_names_with_low_certainty() {
+        let config = NnrConfig {
+            lease_ms: 3_600_000,
+            ..NnrConfig::default()
+        };
+        let mut resolver = Resolver::new(config, [IpAddr::from(DC)]);
+        resolver.process(&mut as_rep(1_000, "WS01$"));
+        let mut later = ntlm_to_server(1_000 + 7_200, "");
+        resolver.process(&mut later);
+        assert_eq!(
+            names(later.source_computer.as_ref()),
+            Some(("WS01", Certainty::Low, ResolutionMethod::KerberosPrincipal))
+        );
+    }
+
+    #[test]
+    fn accepted_smb_sessions_of_computer_accounts_are_strong_evidence() {
+        let mut resolver = Resolver::new(NnrConfig::default(), []);
+        let setup = |status| {
+            let mut setup = activity(
+                1_000,
+                (CLIENT, 50_002),
+                (SERVER, 445),
+                Body::Smb(SmbActivity {
+                    r#type: smb_activity::Type::SessionSetup.into(),
+                    answered: true,
+                    user: "WS09$".to_owned(),
+                    ..SmbActivity::default()
+                }),
+            );
+            setup.outcome = Some(dcwatch_proto::v1::Outcome {
+                status,
+                ..Default::default()
+            });
+            setup
+        };
+        let mut refused = setup(dcwatch_proto::v1::outcome::Status::Failure.into());
+        resolver.process(&mut refused);
+        assert_eq!(
+            refused.source_computer, None,
+            "a refused logon proves nothing"
+        );
+        let mut accepted = setup(dcwatch_proto::v1::outcome::Status::Success.into());
+        resolver.process(&mut accepted);
+        assert_eq!(
+            names(accepted.source_computer.as_ref()),
+            Some(("WS09", Certainty::High, ResolutionMethod::SmbSession))
+        );
+    }
+
+    #[test]
+    fn ldap_servers_answering_are_learned_as_dcs() {
+        let mut resolver = Resolver::new(NnrConfig::default(), []);
+        let mut search = activity(
+            1_000,
+            (CLIENT, 50_003),
+            (SERVER, 389),
+            Body::Ldap(LdapActivity {
+                answered: true,
+                ..LdapActivity::default()
+            }),
+        );
+        resolver.process(&mut search);
+        assert!(resolver.is_dc(IpAddr::from(SERVER)));
+        assert!(!resolver.is_dc(IpAddr::from(CLIENT)));
     }
 }

@@ -135,9 +135,11 @@ impl EvidenceTable {
 
         let key = host_key(&evidence.name);
         let window = self.config.conflict_window_ms;
-        if entry.facts.iter().any(|fact| {
-            *fact.key != *key && (fact.time_ms - time_ms).abs() <= window
-        }) {
+        if entry
+            .facts
+            .iter()
+            .any(|fact| *fact.key != *key && (fact.time_ms - time_ms).abs() <= window)
+        {
             self.counters.conflicts += 1;
         }
         if let Some(fact) = entry.facts.iter_mut().find(|fact| {
@@ -199,7 +201,11 @@ impl EvidenceTable {
         Some(Resolution {
             name: chosen.name.to_string(),
             method: chosen.method,
-            certainty: if high { Certainty::High } else { Certainty::Low },
+            certainty: if high {
+                Certainty::High
+            } else {
+                Certainty::Low
+            },
             conflict,
             stale,
         })
@@ -269,7 +275,11 @@ mod tests {
             .expect("known");
         assert_eq!(resolution.name, "ws01.lab.example", "the freshest names it");
         assert_eq!(resolution.method, ResolutionMethod::Dns);
-        assert_eq!(resolution.certainty, Certainty::High, "NTLM agrees with DNS");
+        assert_eq!(
+            resolution.certainty,
+            Certainty::High,
+            "NTLM agrees with DNS"
+        );
         assert!(!resolution.conflict && !resolution.stale);
     }
 
@@ -316,7 +326,11 @@ mod tests {
             .expect("known");
         assert_eq!(resolution.name, "WS05", "the freshest");
         assert!(resolution.conflict);
-        assert_eq!(resolution.certainty, Certainty::Low, "strong, but contradicted");
+        assert_eq!(
+            resolution.certainty,
+            Certainty::Low,
+            "strong, but contradicted"
+        );
         // Before the second name arrived there was no conflict yet.
         assert_eq!(
             certainty(&table, "10.0.0.8", T0 + MINUTE),
@@ -353,7 +367,10 @@ mod tests {
     fn evidence_per_address_is_bounded() {
         let mut table = EvidenceTable::new(NnrConfig::default());
         for index in 0..MAX_EVIDENCE_PER_ADDRESS as i64 + 3 {
-            table.insert(&ntlm("10.0.0.11", &format!("NAME{index}")), T0 + index * HOUR * 2);
+            table.insert(
+                &ntlm("10.0.0.11", &format!("NAME{index}")),
+                T0 + index * HOUR * 2,
+            );
         }
         assert_eq!(table.facts().count(), MAX_EVIDENCE_PER_ADDRESS);
         assert_eq!(table.counters().evidence_evictions, 3);
