@@ -122,11 +122,12 @@ impl EvidenceTable {
         self.counters.evidence += 1;
         self.next += 1;
         let order = self.next;
-        if !self.entries.contains_key(&evidence.address) && self.entries.len() >= MAX_ADDRESSES {
-            if let Some((_, oldest)) = self.recency.pop_first() {
-                self.entries.remove(&oldest);
-                self.counters.address_evictions += 1;
-            }
+        if !self.entries.contains_key(&evidence.address)
+            && self.entries.len() >= MAX_ADDRESSES
+            && let Some((_, oldest)) = self.recency.pop_first()
+        {
+            self.entries.remove(&oldest);
+            self.counters.address_evictions += 1;
         }
         let entry = self.entries.entry(evidence.address).or_default();
         self.recency.remove(&entry.touched);
