@@ -83,6 +83,11 @@ pub struct ReplayArgs {
     /// every batch. What is left stays in the spool, and the exit status is non-zero.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub wait_secs: u64,
+    /// A directory snapshot (JSON lines, as `dcwatch-sensor directory sync --out` or
+    /// `dcwatch-backend directory export` write it): every activity's account and computers get
+    /// their SIDs and tags from it, as the backend would give them.
+    #[arg(long, value_name = "FILE")]
+    pub directory: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -102,13 +102,46 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A directory snapshot, tagged as of now ("new" and "expired" are relative to it).
+fn load_directory(path: &std::path::Path) -> anyhow::Result<dcwatch_entity::Directory> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("opening the directory snapshot {}", path.display()))?;
+    let (domains, objects) = dcwatch_entity::snapshot::read(io::BufReader::new(file))
+        .with_context(|| format!("reading the directory snapshot {}", path.display()))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        });
+    let directory = dcwatch_entity::Directory::new(
+        domains,
+        objects,
+        &dcwatch_entity::TagConfig::default(),
+        now_ms,
+    );
+    info!(
+        "directory {}: {} domains, {} live accounts",
+        path.display(),
+        directory.domains().len(),
+        directory.live_account_count()
+    );
+    Ok(directory)
+}
+
 fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let config = args.common.config()?;
+    let directory = args.directory.as_deref().map(load_directory).transpose()?;
     let transport = transport(&config)?;
     let sink = transport
         .as_ref()
         .and_then(|transport| transport.sink(true));
-    let (summary, result) = replay::replay(&args.file, output(args.common.output), sink, &config);
+    let (summary, result) = replay::replay(
+        &args.file,
+        output(args.common.output),
+        sink,
+        &config,
+        directory,
+    );
     info!(
         "replayed {}: {} frames, {} not decodable, {} activities",
         args.file.display(),

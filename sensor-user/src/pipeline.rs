@@ -6,6 +6,7 @@ use std::{
     io::{self, Write},
 };
 
+use dcwatch_entity::{Directory, enrich, nnr::Resolver};
 use dcwatch_proto::v1::Activity;
 use log::debug;
 
@@ -51,6 +52,10 @@ pub struct Pipeline<W: Write> {
     scratch: Vec<u8>,
     /// Where activities go to the backend, if anywhere.
     sink: Option<ActivitySink>,
+    /// Names every activity's computers from the evidence the activities carry.
+    resolver: Resolver,
+    /// Fills accounts' and computers' SIDs and tags (a replay given `--directory`).
+    directory: Option<Directory>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -71,7 +76,28 @@ impl<W: Write> Pipeline<W> {
             last_time_ns: 0,
             scratch: Vec::new(),
             sink: None,
+            resolver: Resolver::default(),
+            directory: None,
         }
+    }
+
+    /// Resolves names with this resolver (its configuration and known DCs) instead of the
+    /// defaults.
+    #[must_use]
+    pub fn with_resolver(mut self, resolver: Resolver) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Enriches every activity from this directory before it goes out.
+    #[must_use]
+    pub fn with_directory(mut self, directory: Option<Directory>) -> Self {
+        self.directory = directory;
+        self
+    }
+
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
     }
 
     /// Also sends every activity to a backend (alongside any output).
@@ -119,6 +145,7 @@ impl<W: Write> Pipeline<W> {
         frames
             .into_iter()
             .chain(self.dissector.counter_pairs())
+            .chain(self.resolver.counter_pairs())
             .chain(
                 self.sink
                     .iter()
@@ -170,6 +197,10 @@ impl<W: Write> Pipeline<W> {
     fn emit(&mut self) -> io::Result<()> {
         for mut activity in self.activities.drain(..) {
             activity.sensor_id.clone_from(&self.sensor_id);
+            self.resolver.process(&mut activity);
+            if let Some(directory) = &self.directory {
+                enrich::activity(directory, &mut activity);
+            }
             // The backend first: a broken output pipe must not cost it activities.
             if let Some(sink) = &mut self.sink {
                 sink.push(&activity);

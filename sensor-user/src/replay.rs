@@ -2,6 +2,8 @@
 
 use std::{collections::HashMap, io::Write, path::Path};
 
+use dcwatch_entity::Directory;
+
 use crate::{
     capture_file::{CaptureFile, CaptureFileError},
     config::Config,
@@ -30,11 +32,13 @@ pub struct ReplaySummary {
 /// Replays `path` into `output` (lines, if any) and `sink` (a backend, if any). On a file that
 /// goes bad part-way, the frames before the fault have been handled and counted, the flows
 /// flushed, and the error says where the fault is.
+/// With a `directory`, every activity is enriched from it (SIDs and tags).
 pub fn replay<W: Write>(
     path: &Path,
     output: Option<Output<W>>,
     sink: Option<ActivitySink>,
     config: &Config,
+    directory: Option<Directory>,
 ) -> (ReplaySummary, Result<(), ReplayError>) {
     let mut pipeline = Pipeline::new(
         output,
@@ -42,7 +46,9 @@ pub fn replay<W: Write>(
         config.dissect_limits(),
         config.sensor.id(),
     )
-    .with_sink(sink);
+    .with_sink(sink)
+    .with_resolver(config.resolver())
+    .with_directory(directory);
     let result = replay_into(path, &mut pipeline);
     let finished = pipeline.finish().map_err(ReplayError::from);
     let summary = ReplaySummary {

@@ -9,7 +9,7 @@
 //! | SMB session setup of a computer account, accepted | its client | `WS01` | SMB_SESSION | yes: the server checked it |
 //! | NetBIOS registration or refresh request, unique `<00>`/`<20>` name | each NB address | the name | NETBIOS | no |
 //! | NetBIOS positive name query response, unique `<00>`/`<20>` name | each NB address | the name | NETBIOS | no |
-//! | NetBIOS node status answer | its sender | its first unique `<00>` name | NETBIOS_NODE_STATUS | yes: the host lists its own names |
+//! | NetBIOS node status answer | its sender | its first unique name (the host's own `<00>`) | NETBIOS_NODE_STATUS | yes: the host lists its own names |
 //! | DNS response (NOERROR): A/AAAA answers | the record's address | the owner name, lower case | DNS | no: records outlive hosts |
 //! | DNS response (NOERROR): PTR answers under in-addr.arpa / ip6.arpa | the address the owner spells | the target name | DNS | no |
 //! | RADIUS Accounting-Request Start or Interim-Update with Framed-IP-Address | that address | User-Name | RADIUS | yes: the NAS assigned it |
@@ -192,12 +192,18 @@ fn netbios_evidence(
             }
         }
         Type::NodeStatus if netbios.response && netbios.rcode == 0 => {
-            let workstation = netbios.node_names.iter().find_map(|entry| {
-                entry
-                    .strip_suffix("<00>")
-                    .filter(|name| !name.is_empty())
-                    .map(netbios_style)
-            });
+            // The host lists its own unique names first (NAME<00>, then the domain's group
+            // names, NAME<20>...): the first unique one names it.
+            let workstation = netbios
+                .node_names
+                .iter()
+                .find(|entry| !entry.ends_with(" group"))
+                .map(|entry| {
+                    entry
+                        .rsplit_once('<')
+                        .map_or(entry.as_str(), |(name, _)| name)
+                })
+                .map(netbios_style);
             if let (Some(address), Some(name)) = (sender, workstation) {
                 found.push((address, name, ResolutionMethod::NetbiosNodeStatus, true));
             }
