@@ -183,6 +183,37 @@ radius (UDP 1812/1813), every line with the keys user= status= framed_ip= callin
   calling_station  the first radius.Calling_Station_Id
   The authenticator is not in the line (the test configures no shared secret).
 
+Network name resolution evidence (nnr/*.tsv)
+--------------------------------------------
+The same pass also writes, per capture that has any, nnr/<capture with / replaced by _>.tsv:
+the distinct facts "this name was at this address" the frames carry, one
+`address TAB method TAB name` line each, sorted. The sensor's resolver must hold exactly these
+facts after replaying the capture (sensor-user/tests/nnr_golden.rs). Names are normalised as
+the resolver does: NetBIOS-style names (NetBIOS, NTLM, RDP, computer accounts) trimmed, without
+a trailing `$`, ASCII upper case; DNS names without the trailing dot, ASCII lower case; longer
+than 255 bytes: no fact. Addresses as Python's ipaddress writes them. The facts:
+
+  KERBEROS_PRINCIPAL  port 88: the req-body cname of an AS-REQ (address: ip.src) and the cname
+            of an AS-REP or TGS-REP (address: ip.dst), when it is a computer account (`NAME$`,
+            no `/`: name NAME) or a `host/NAME` principal (name: the DNS name).
+  NTLM_WORKSTATION  every NTLMSSP AUTHENTICATE that gives an ntlm line above: ntlmssp.auth.hostname
+            (tshark's NULL is empty: no fact), address ip.src.
+  RDP_COOKIE  every CLIENT_INFO line: rdp.client.name, address ip.src.
+  SMB_SESSION  every SESSION_SETUP line whose user ends in `$` and whose status is 0x00000000:
+            the user, address the ip.src of its request.
+  NETBIOS   a registration (opcode 5, 15) or refresh (8, 9) request, or a RESPONSE line with
+            rcode 0, whose name has the suffix <00> or <20> and whose first NB record is not a
+            group (nbns.nb_flags.group): the name's base, at each of the message's nbns.addr.
+  NETBIOS_NODE_STATUS  a NODE_STATUS answer with rcode 0: its first name that is not a group
+            (nbns.netbios_name with nbns.name_flags.group 0; tshark's JSON has no suffix, and a
+            host lists its own <00> name first), address ip.src.
+  DNS       a RESPONSE line with rcode 0: each of its first 64 answers (the sensor keeps 64) of
+            type A (dns.a) or AAAA (dns.aaaa) under its owner name dns.resp.name, and of type
+            PTR under an in-addr.arpa / ip6.arpa owner: the address it spells, the name
+            dns.ptr.domain_name.
+  RADIUS    an Accounting-Request (code 4) with Acct-Status-Type Start (1) or Interim-Update (3):
+            the first User_Name (trimmed) at the first Framed-IP-Address.
+
 Needs tshark (written against 4.0). Run from anywhere: testdata/pcaps/make-activities.py
 Optional arguments: capture paths (as in CAPTURES) to regenerate only those.
 """
