@@ -200,7 +200,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let tcpdump_cpu = medians[2].0;
     println!(
-        "{:<8} {:>9} {:>12} {:>10} {:>12} {:>9} {:>10} {:>9}",
+        "{:<11} {:>9} {:>12} {:>10} {:>12} {:>9} {:>10} {:>9}",
         "tool", "CPU s", "packets/s", "MB/s", "activities/s", "peak MiB", "/tcpdump", "/tshark"
     );
     for ((name, _), (seconds, peak)) in tools.iter().zip(&medians) {
@@ -210,7 +210,7 @@ fn main() -> anyhow::Result<()> {
             "-".to_owned()
         };
         println!(
-            "{:<8} {:>9.3} {:>12.0} {:>10.1} {:>12} {:>9.1} {:>9.2}x {:>8.2}x",
+            "{:<11} {:>9.3} {:>12.0} {:>10.1} {:>12} {:>9.1} {:>9.2}x {:>8.2}x",
             name,
             seconds,
             frames as f64 / seconds,
