@@ -219,3 +219,91 @@ fn a_snapshot_reads_back_what_was_written() {
     let error = snapshot::read(&b"{\"domain\":{}}\nnot json\n"[..]).expect_err("junk");
     assert!(error.to_string().starts_with("snapshot line 2"), "{error}");
 }
+
+mod enrichment {
+    use dcwatch_proto::v1::{Account, Activity, Certainty, Computer, ResolutionMethod};
+
+    use super::*;
+    use crate::enrich;
+
+    fn computer(name: &str, method: ResolutionMethod) -> Computer {
+        Computer {
+            name: name.into(),
+            certainty: Certainty::High.into(),
+            method: method.into(),
+            ..Computer::default()
+        }
+    }
+
+    fn tag_names(tags: &[dcwatch_proto::v1::Tag]) -> Vec<&str> {
+        tags.iter().map(|tag| tag.name.as_str()).collect()
+    }
+
+    #[test]
+    fn the_account_and_both_computers_get_sids_and_tags() {
+        let lab = lab();
+        let mut activity = Activity {
+            account: Some(Account {
+                domain: "LAB.EXAMPLE".into(),
+                name: "bob".into(),
+                ..Account::default()
+            }),
+            source_computer: Some(computer("WS01", ResolutionMethod::KerberosPrincipal)),
+            destination_computer: Some(computer("dc1.lab.example", ResolutionMethod::Dns)),
+            ..Activity::default()
+        };
+        let matched = enrich::activity(&lab, &mut activity);
+        assert_eq!(
+            matched,
+            enrich::Enriched {
+                account: true,
+                source_computer: true,
+                destination_computer: true
+            }
+        );
+        let account = activity.account.expect("kept");
+        assert_eq!(account.sid, format!("{DOMAIN_SID}-1105"));
+        assert_eq!(tag_names(&account.tags), ["dont_req_preauth"]);
+        let source = activity.source_computer.expect("kept");
+        assert_eq!(source.sid, format!("{DOMAIN_SID}-1200"));
+        assert_eq!(
+            tag_names(&source.tags),
+            ["new"],
+            "WS01 was created 2 days ago"
+        );
+        let destination = activity.destination_computer.expect("kept");
+        assert_eq!(tag_names(&destination.tags), ["dc"]);
+        assert_eq!(
+            destination.name, "dc1.lab.example",
+            "names are not rewritten"
+        );
+    }
+
+    #[test]
+    fn a_nested_admin_carries_its_chain_and_unknown_names_stay_bare() {
+        let lab = lab();
+        let mut activity = Activity {
+            account: Some(Account {
+                domain: "LAB".into(),
+                name: "it_admin".into(),
+                ..Account::default()
+            }),
+            source_computer: Some(computer("NOSUCHHOST", ResolutionMethod::NtlmWorkstation)),
+            // A VPN address resolves to a user: never matched to a computer.
+            destination_computer: Some(computer("alice", ResolutionMethod::Radius)),
+            ..Activity::default()
+        };
+        let matched = enrich::activity(&lab, &mut activity);
+        assert!(matched.account && !matched.source_computer && !matched.destination_computer);
+        let account = activity.account.expect("kept");
+        assert_eq!(
+            account
+                .tags
+                .iter()
+                .find(|tag| tag.name == "sensitive")
+                .map(|tag| tag.reason.as_str()),
+            Some("member of Domain Admins via IT-Admins via Helpdesk")
+        );
+        assert_eq!(activity.source_computer.expect("kept").sid, "");
+    }
+}

@@ -85,16 +85,18 @@ pub struct ReplayArgs {
     /// threshold low, so nothing waits for a learning period or a hold.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub alerts: Option<AlertFormat>,
-    /// A directory snapshot (from `dcwatch-backend directory export`) telling the detectors who
-    /// is who: domain controllers, sensitive accounts, SPNs, honeytokens.
-    #[arg(long, value_name = "FILE")]
-    pub directory: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
     /// With a backend: how long to wait, once the file is read, for the backend to acknowledge
     /// every batch. What is left stays in the spool, and the exit status is non-zero.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub wait_secs: u64,
+    /// A directory snapshot (JSON lines, as `dcwatch-sensor directory sync --out` or
+    /// `dcwatch-backend directory export` write it): every activity's account and computers get
+    /// their SIDs and tags from it, as the backend would give them; with --alerts, the detectors
+    /// learn from it who is who (domain controllers, sensitive accounts, SPNs' owners).
+    #[arg(long, value_name = "FILE")]
+    pub directory: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

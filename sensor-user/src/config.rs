@@ -54,6 +54,37 @@ pub struct Config {
     pub backend: BackendConfig,
     /// The detectors a replay with `--alerts` runs (the backend's `[detect]` takes the same keys).
     pub detect: dcwatch_detect::Config,
+    pub nnr: NnrConfig,
+}
+
+/// Network name resolution (`dcwatch_entity::nnr`): how long evidence stays good and how close
+/// two names for one address must be to conflict.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NnrConfig {
+    pub lease_secs: u64,
+    pub conflict_window_secs: u64,
+}
+
+impl Default for NnrConfig {
+    fn default() -> Self {
+        let defaults = dcwatch_entity::nnr::NnrConfig::default();
+        Self {
+            lease_secs: u64::try_from(defaults.lease_ms / 1000).unwrap_or(u64::MAX),
+            conflict_window_secs: u64::try_from(defaults.conflict_window_ms / 1000)
+                .unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl NnrConfig {
+    pub fn table_config(&self) -> dcwatch_entity::nnr::NnrConfig {
+        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        dcwatch_entity::nnr::NnrConfig {
+            lease_ms: ms(self.lease_secs),
+            conflict_window_ms: ms(self.conflict_window_secs),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -128,6 +159,14 @@ impl DissectConfig {
 
 impl Config {
     /// The dissector's limits, with the RADIUS secrets of the `[radius]` section.
+    /// The name resolver: its lease and conflict window, and the configured DCs.
+    pub fn resolver(&self) -> dcwatch_entity::nnr::Resolver {
+        dcwatch_entity::nnr::Resolver::new(
+            self.nnr.table_config(),
+            self.capture.dc_addresses.iter().copied(),
+        )
+    }
+
     pub fn dissect_limits(&self) -> DissectLimits {
         DissectLimits {
             radius: self.radius.secrets(),

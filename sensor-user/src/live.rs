@@ -80,8 +80,9 @@ pub async fn run<W: Write>(
         Some(capture) => Some(FrameReader::new(capture.take_frames()?)?),
         None => None,
     };
-    let mut pipeline =
-        Pipeline::new(output, names, config.dissect_limits(), config.sensor.id()).with_sink(sink);
+    let mut pipeline = Pipeline::new(output, names, config.dissect_limits(), config.sensor.id())
+        .with_sink(sink)
+        .with_resolver(config.resolver());
     let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
     let mut discovery = Discovery::default();
     let mut header_ports = Vec::new();

@@ -51,23 +51,7 @@ fn detection_engine(
     directory: Option<&std::path::Path>,
 ) -> anyhow::Result<dcwatch_detect::Engine> {
     let directory = match directory {
-        Some(path) => {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("opening the directory snapshot {}", path.display()))?;
-            let (domains, objects) = dcwatch_entity::snapshot::read(io::BufReader::new(file))
-                .with_context(|| format!("reading the directory snapshot {}", path.display()))?;
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| {
-                    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-                });
-            dcwatch_entity::Directory::new(
-                domains,
-                objects,
-                &dcwatch_entity::TagConfig::default(),
-                now_ms,
-            )
-        }
+        Some(path) => load_directory(path)?,
         None => dcwatch_entity::Directory::default(),
     };
     let mut detect = config.detect.clone();
@@ -146,8 +130,35 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A directory snapshot, tagged as of now ("new" and "expired" are relative to it).
+fn load_directory(path: &std::path::Path) -> anyhow::Result<dcwatch_entity::Directory> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("opening the directory snapshot {}", path.display()))?;
+    let (domains, objects) = dcwatch_entity::snapshot::read(io::BufReader::new(file))
+        .with_context(|| format!("reading the directory snapshot {}", path.display()))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        });
+    let directory = dcwatch_entity::Directory::new(
+        domains,
+        objects,
+        &dcwatch_entity::TagConfig::default(),
+        now_ms,
+    );
+    info!(
+        "directory {}: {} domains, {} live accounts",
+        path.display(),
+        directory.domains().len(),
+        directory.live_account_count()
+    );
+    Ok(directory)
+}
+
 fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let config = args.common.config()?;
+    let directory = args.directory.as_deref().map(load_directory).transpose()?;
     let transport = transport(&config)?;
     let sink = transport
         .as_ref()
@@ -162,6 +173,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         sink,
         engine,
         &config,
+        directory,
     );
     info!(
         "replayed {} file(s): {} frames, {} not decodable, {} activities",

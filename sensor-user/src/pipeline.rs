@@ -6,6 +6,7 @@ use std::{
     io::{self, Write},
 };
 
+use dcwatch_entity::{Directory, enrich, nnr::Resolver};
 use dcwatch_proto::v1::Activity;
 use log::debug;
 
@@ -53,6 +54,10 @@ pub struct Pipeline<W: Write> {
     sink: Option<ActivitySink>,
     /// The detectors, when the sensor judges activities itself (a replay with `--alerts`).
     engine: Option<dcwatch_detect::Engine>,
+    /// Names every activity's computers from the evidence the activities carry.
+    resolver: Resolver,
+    /// Fills accounts' and computers' SIDs and tags (a replay given `--directory`).
+    directory: Option<Directory>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -74,6 +79,8 @@ impl<W: Write> Pipeline<W> {
             scratch: Vec::new(),
             sink: None,
             engine: None,
+            resolver: Resolver::default(),
+            directory: None,
         }
     }
 
@@ -86,6 +93,25 @@ impl<W: Write> Pipeline<W> {
 
     pub fn engine(&self) -> Option<&dcwatch_detect::Engine> {
         self.engine.as_ref()
+    }
+
+    /// Resolves names with this resolver (its configuration and known DCs) instead of the
+    /// defaults.
+    #[must_use]
+    pub fn with_resolver(mut self, resolver: Resolver) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Enriches every activity from this directory before it goes out.
+    #[must_use]
+    pub fn with_directory(mut self, directory: Option<Directory>) -> Self {
+        self.directory = directory;
+        self
+    }
+
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
     }
 
     /// Also sends every activity to a backend (alongside any output).
@@ -133,6 +159,7 @@ impl<W: Write> Pipeline<W> {
         frames
             .into_iter()
             .chain(self.dissector.counter_pairs())
+            .chain(self.resolver.counter_pairs())
             .chain(
                 self.sink
                     .iter()
@@ -190,6 +217,10 @@ impl<W: Write> Pipeline<W> {
     fn emit(&mut self) -> io::Result<()> {
         for mut activity in self.activities.drain(..) {
             activity.sensor_id.clone_from(&self.sensor_id);
+            self.resolver.process(&mut activity);
+            if let Some(directory) = &self.directory {
+                enrich::activity(directory, &mut activity);
+            }
             // The backend first: a broken output pipe must not cost it activities.
             if let Some(sink) = &mut self.sink {
                 sink.push(&activity);

@@ -4,6 +4,8 @@ use std::{collections::HashMap, io::Write, path::PathBuf};
 
 use dcwatch_proto::v1::Alert;
 
+use dcwatch_entity::Directory;
+
 use crate::{
     capture_file::{CaptureFile, CaptureFileError},
     config::Config,
@@ -35,12 +37,14 @@ pub struct ReplaySummary {
 /// `sink` (a backend, if any) and `engine` (the detectors, if any). On a file that goes bad
 /// part-way, the frames before the fault have been handled and counted, the flows flushed, and
 /// the error says which file and where the fault is; the files after it are not read.
+/// With a `directory`, every activity is enriched from it (SIDs and tags).
 pub fn replay<W: Write>(
     paths: &[PathBuf],
     output: Option<Output<W>>,
     sink: Option<ActivitySink>,
     engine: Option<dcwatch_detect::Engine>,
     config: &Config,
+    directory: Option<Directory>,
 ) -> (ReplaySummary, Result<(), ReplayError>) {
     let mut pipeline = Pipeline::new(
         output,
@@ -49,7 +53,9 @@ pub fn replay<W: Write>(
         config.sensor.id(),
     )
     .with_sink(sink)
-    .with_engine(engine);
+    .with_engine(engine)
+    .with_resolver(config.resolver())
+    .with_directory(directory);
     let result = paths
         .iter()
         .try_for_each(|path| replay_into(path, &mut pipeline));

@@ -221,10 +221,42 @@ radius (UDP 1812/1813), every line with the keys user= status= framed_ip= callin
   calling_station  the first radius.Calling_Station_Id
   The authenticator is not in the line (the test configures no shared secret).
 
+Network name resolution evidence (nnr/*.tsv)
+--------------------------------------------
+The same pass also writes, per capture that has any, nnr/<capture with / replaced by _>.tsv:
+the distinct facts "this name was at this address" the frames carry, one
+`address TAB method TAB name` line each, sorted. The sensor's resolver must hold exactly these
+facts after replaying the capture (sensor-user/tests/nnr_golden.rs). Names are normalised as
+the resolver does: NetBIOS-style names (NetBIOS, NTLM, RDP, computer accounts) trimmed, without
+a trailing `$`, ASCII upper case; DNS names without the trailing dot, ASCII lower case; longer
+than 255 bytes: no fact. Addresses as Python's ipaddress writes them. The facts:
+
+  KERBEROS_PRINCIPAL  port 88: the req-body cname of an AS-REQ (address: ip.src) and the cname
+            of an AS-REP or TGS-REP (address: ip.dst), when it is a computer account (`NAME$`,
+            no `/`: name NAME) or a `host/NAME` principal (name: the DNS name).
+  NTLM_WORKSTATION  every NTLMSSP AUTHENTICATE that gives an ntlm line above: ntlmssp.auth.hostname
+            (tshark's NULL is empty: no fact), address ip.src.
+  RDP_COOKIE  every CLIENT_INFO line: rdp.client.name, address ip.src.
+  SMB_SESSION  every SESSION_SETUP line whose user ends in `$` and whose status is 0x00000000:
+            the user, address the ip.src of its request.
+  NETBIOS   a registration (opcode 5, 15) or refresh (8, 9) request, or a RESPONSE line with
+            rcode 0, whose name has the suffix <00> or <20> and whose first NB record is not a
+            group (nbns.nb_flags.group): the name's base, at each of the message's nbns.addr.
+  NETBIOS_NODE_STATUS  a NODE_STATUS answer with rcode 0: its first name that is not a group
+            (nbns.netbios_name with nbns.name_flags.group 0; tshark's JSON has no suffix, and a
+            host lists its own <00> name first), address ip.src.
+  DNS       a RESPONSE line with rcode 0: each of its first 64 answers (the sensor keeps 64) of
+            type A (dns.a) or AAAA (dns.aaaa) under its owner name dns.resp.name, and of type
+            PTR under an in-addr.arpa / ip6.arpa owner: the address it spells, the name
+            dns.ptr.domain_name.
+  RADIUS    an Accounting-Request (code 4) with Acct-Status-Type Start (1) or Interim-Update (3):
+            the first User_Name (trimmed) at the first Framed-IP-Address.
+
 Needs tshark (written against 4.0). Run from anywhere: testdata/pcaps/make-activities.py
 Optional arguments: capture paths (as in CAPTURES) to regenerate only those.
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -536,6 +568,7 @@ def krb_kdc_rep(kind, msg):
 def kerberos_port88(layer):
     out = []
     for key, msg in pairs(layer):
+        nnr_kerberos(key, msg)
         if key == "kerberos.as_req_element":
             out.append(krb_kdc_req("AS_REQ", msg))
         elif key == "kerberos.tgs_req_element":
@@ -593,6 +626,8 @@ def ntlm_line(msg):
         av_flags = descendants(msg, "ntlmssp.ntlmv2_response.flags")
         mic = child(msg, "ntlmssp.authenticate.mic")
         mic_zero = mic is not None and all(b == "00" for b in mic.split(":"))
+        nnr_add(CURRENT["src"], netbios_style(ntlm_str(child(msg, "ntlmssp.auth.hostname"))),
+                "NTLM_WORKSTATION")
         return [line("ntlm", "AUTHENTICATE",
                      ("user", ntlm_str(child(msg, "ntlmssp.auth.username"))),
                      ("domain", ntlm_str(child(msg, "ntlmssp.auth.domain"))),
@@ -900,6 +935,8 @@ def dns_layer(layer):
     if entries:
         number = child(entries[0][1], "dns.qry.type", "")
     kind = {"4": "NOTIFY"}.get(opcode) or {"252": "AXFR", "251": "IXFR"}.get(number, "QUERY")
+    if response and kind == "QUERY" and rcode == "0":
+        nnr_dns_answers(layer)
     if response:
         suffix = "_RESPONSE" if kind != "QUERY" else ""
         return [line("dns", "RESPONSE" if kind == "QUERY" else kind + suffix, ("name", name),
@@ -999,6 +1036,7 @@ def smb_command(state, out, stream, version, code, response, status, key, sessio
             name = first(item, "smb2.filename" if version == 2 else "smb.file", "")
             fields["name"] = name.lstrip("\\")
         request = SmbRequest(kind, fields)
+        request.client = CURRENT["src"]
         state.pending[(stream, key, kind)] = request
         state.order.append(request)
         return
@@ -1289,6 +1327,8 @@ def nbns_layer(layer):
         kind = NBNS_OPCODES.get(opcode, "TYPE_UNSPECIFIED")
     addresses = [value for entry in entries for value in descendants(entry, "nbns.addr")]
     names = first(layer, "nbns.number_of_names", "")
+    nnr_netbios(kind, opcode, response, child(flags, "nbns.flags.rcode", ""), name, entries,
+                addresses)
     return [line("netbios", kind, ("name", name), ("response", response),
                  ("rcode", child(flags, "nbns.flags.rcode", "") if response == "1" else ""),
                  ("addresses", ",".join(addresses)), ("names", names))]
@@ -1316,6 +1356,7 @@ def rdp_protocols(value):
 def rdp_layer(layer, cotp):
     core = first(layer, "rdp.client.name", None)
     if core is not None:
+        nnr_add(CURRENT["src"], netbios_style(core), "RDP_COOKIE")
         return [line("rdp", "CLIENT_INFO", ("client_name", core),
                      ("build", first(layer, "rdp.client.build", "")))]
     tpdu = child(cotp, "cotp.type", "")
@@ -1344,6 +1385,9 @@ RADIUS_PORTS = {1812, 1813}
 
 def radius_layer(layer):
     status = first(layer, "radius.Acct_Status_Type", "")
+    if child(layer, "radius.code", "") == "4" and status in ("1", "3"):
+        nnr_add(first(layer, "radius.Framed-IP-Address", ""),
+                first(layer, "radius.User_Name", "").strip(), "RADIUS")
     return [line("radius", RADIUS_CODES.get(child(layer, "radius.code", ""), "OTHER"),
                  ("user", first(layer, "radius.User_Name", "")),
                  ("status", ACCT_STATUS.get(status, status)),
@@ -1392,6 +1436,110 @@ def ntp_layer(layer, udp, src, dst, waiting, order):
         if request is not None:
             request.answered = "1"
     order.append(packet)
+# ---- network name resolution evidence ------------------------------------------------------
+
+# What each frame says about which host is at which address (nnr/*.tsv): the addresses of the
+# frame being read, and the distinct (address, method, name) facts found so far.
+CURRENT = {"src": "", "dst": ""}
+EVIDENCE = set()
+MAX_NAME_LEN = 255
+
+
+def ascii_upper(text):
+    return "".join(c.upper() if c.isascii() else c for c in text)
+
+
+def ascii_lower(text):
+    return "".join(c.lower() if c.isascii() else c for c in text)
+
+
+def netbios_style(name):
+    return ascii_upper(name.strip().strip("\0").strip().rstrip("$"))
+
+
+def dns_style(name):
+    return ascii_lower(name.strip().rstrip("."))
+
+
+def nnr_add(address, name, method):
+    if address and name and len(name.encode("utf-8")) <= MAX_NAME_LEN:
+        EVIDENCE.add((address, method, name))
+
+
+def nnr_kerberos(key, msg):
+    if key == "kerberos.as_req_element":
+        client = principal(child(child(msg, "kerberos.req_body_element", []),
+                                 "kerberos.cname_element"), "cname")
+        address = CURRENT["src"]
+    elif key in ("kerberos.as_rep_element", "kerberos.tgs_rep_element"):
+        client = principal(child(msg, "kerberos.cname_element"), "cname")
+        address = CURRENT["dst"]
+    else:
+        return
+    client = client.strip()
+    if client.endswith("$") and "/" not in client:
+        nnr_add(address, netbios_style(client), "KERBEROS_PRINCIPAL")
+    elif client.startswith(("host/", "HOST/")):
+        nnr_add(address, dns_style(client[5:]), "KERBEROS_PRINCIPAL")
+
+
+def reverse_address(name):
+    name = ascii_lower(name.rstrip("."))
+    if name.endswith(".in-addr.arpa"):
+        parts = name[:-len(".in-addr.arpa")].split(".")
+        if len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts):
+            return str(ipaddress.IPv4Address(".".join(reversed([str(int(p)) for p in parts]))))
+    elif name.endswith(".ip6.arpa"):
+        nibbles = name[:-len(".ip6.arpa")].split(".")
+        if len(nibbles) == 32 and all(len(n) == 1 and n in "0123456789abcdef" for n in nibbles):
+            return str(ipaddress.IPv6Address(int("".join(reversed(nibbles)), 16)))
+    return None
+
+
+MAX_DNS_RECORDS = 64  # the sensor's MAX_RECORDS_PER_ACTIVITY
+
+
+def nnr_dns_answers(layer):
+    for _, record in pairs(child(layer, "Answers", []))[:MAX_DNS_RECORDS]:
+        rtype = child(record, "dns.resp.type", "")
+        owner = child(record, "dns.resp.name", "")
+        if rtype == "1":
+            nnr_add(child(record, "dns.a", ""), dns_style(owner), "DNS")
+        elif rtype == "28":
+            nnr_add(str(ipaddress.IPv6Address(child(record, "dns.aaaa", "::"))),
+                    dns_style(owner), "DNS")
+        elif rtype == "12":
+            nnr_add(reverse_address(owner),
+                    dns_style(child(record, "dns.ptr.domain_name", "")), "DNS")
+
+
+def nnr_netbios(kind, opcode, response, rcode, name, entries, addresses):
+    claimed = opcode in ("5", "15", "8", "9") and response == "0"
+    answered = kind == "RESPONSE" and response == "1" and rcode == "0"
+    if claimed or answered:
+        flags = [first(entry, "nbns.nb_flags.group", None) for entry in entries]
+        group = next((flag for flag in flags if flag is not None), "0") == "1"
+        match = re.match(r"^(.*)<([0-9a-f]{2})>$", name)
+        if match and match.group(2) in ("00", "20") and not group:
+            for address in addresses:
+                nnr_add(address, netbios_style(match.group(1)), "NETBIOS")
+    elif kind == "NODE_STATUS" and response == "1" and rcode == "0":
+        answer = entries[0] if entries else []
+        names = children(answer, "nbns.netbios_name")
+        groups = [child(tree, "nbns.name_flags.group", "0")
+                  for tree in children(answer, "nbns.name_flags_tree")]
+        for host, group in zip(names, groups):
+            if group == "0":
+                nnr_add(CURRENT["src"], netbios_style(host), "NETBIOS_NODE_STATUS")
+                break
+
+
+def addresses(layers):
+    for version in ("ip", "ipv6"):
+        header = child(layers, version)
+        if header is not None:
+            return (child(header, version + ".src", ""), child(header, version + ".dst", ""))
+    return ("", "")
 
 
 # ---- driver ------------------------------------------------------------------------------
@@ -1436,6 +1584,7 @@ def redissect(capture):
 
 
 def activities(capture):
+    EVIDENCE.clear()
     raw = subprocess.run(["tshark", "-r", capture] + TSHARK_OPTIONS + ["-T", "json"],
                          check=True, capture_output=True).stdout
     frames = json.loads(raw, object_pairs_hook=lambda p: p)
@@ -1448,6 +1597,7 @@ def activities(capture):
         layers = child(child(frame, "_source", []), "layers", [])
         layers = redissected.get(frame_number(layers), layers)
         transport, port_set, stream = ports(layers)
+        CURRENT["src"], CURRENT["dst"] = addresses(layers)
         smb = {"smb", "smb2"} & {k for k, _ in pairs(layers)}
         for name, layer in pairs(layers):
             if name == "kerberos" and 88 in port_set:
@@ -1489,6 +1639,11 @@ def activities(capture):
     out.extend(request.render() for request in order)
     out.extend(request.render() for request in smb_state.order)
     out.extend(packet.render() for packet in ntp_order)
+    for request in smb_state.order:
+        user = request.fields.get("user", "")
+        if request.kind == "SESSION_SETUP" and request.status == "0x00000000" and \
+                user.endswith("$"):
+            nnr_add(request.client, netbios_style(user), "SMB_SESSION")
     return sorted(out)
 
 
@@ -1496,12 +1651,21 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     os.chdir(here)
     os.makedirs("activities", exist_ok=True)
+    os.makedirs("nnr", exist_ok=True)
     for capture in sys.argv[1:] or CAPTURES:
         lines = activities(capture)
         target = os.path.join("activities", capture.replace("/", "_") + ".tsv")
         with open(target, "w", encoding="utf-8") as f:
             f.writelines(l + "\n" for l in lines)
         print("%s: %d lines" % (target, len(lines)))
+        evidence = sorted(EVIDENCE)
+        target = os.path.join("nnr", capture.replace("/", "_") + ".tsv")
+        if evidence:
+            with open(target, "w", encoding="utf-8") as f:
+                f.writelines("\t".join(fact) + "\n" for fact in evidence)
+            print("%s: %d facts" % (target, len(evidence)))
+        elif os.path.exists(target):
+            os.remove(target)
 
 
 if __name__ == "__main__":

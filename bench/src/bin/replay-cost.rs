@@ -9,20 +9,35 @@
 //! - `dcwatch-sensor replay FILE --output json`: every activity as a JSON line;
 //! - `tshark -r FILE -T fields -e ...`: the same fields from tshark's dissectors (every protocol
 //!   the sensor reports: Kerberos, NTLM, LDAP, DNS, SMB, DCE-RPC, NetBIOS, RDP, RADIUS);
-//! - `tcpdump -nn -r FILE`: a floor that decodes and prints headers only.
+//! - `tcpdump -nn -r FILE`: a floor that decodes and prints headers only;
+//! - `dcwatch-sensor replay FILE --output json --directory adlab.jsonl`: the same with every
+//!   activity enriched from the lab's directory snapshot (testdata/directory).
+//!
+//! Then, in this process, the cost per activity of name resolution and enrichment beside the
+//! cost of producing the activity: `IN_PROCESS_COPIES` copies of the corpus are decoded and
+//! dissected once (timed: the baseline), the activities kept, then every one goes through the
+//! resolver (`dcwatch_entity::nnr::Resolver::process`, a fresh one per trial) and through
+//! enrichment (`dcwatch_entity::enrich::activity`) with and without a directory.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
-    path::PathBuf,
+    collections::HashMap,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
+    time::Instant,
 };
 
 use anyhow::{Context as _, bail};
-use bench::{build_repeated_corpus, measure, median};
+use bench::{build_repeated_corpus, measure, median, pin_to_cpu};
+use dcwatch_entity::{Directory, TagConfig, enrich, snapshot};
+use dcwatch_proto::v1::Activity;
+use sensor_user::{capture_file::CaptureFile, config::Config, decode::packet, dissect::Dissector};
 
 /// Copies of the corpus in the input.
 const COPIES: u16 = 100;
 const TRIALS: usize = 5;
+/// Copies of the corpus whose activities are held in memory for the in-process figures.
+const IN_PROCESS_COPIES: u16 = 10;
 /// The CPU every tool is pinned to.
 const CPU: &str = "1";
 
@@ -138,19 +153,23 @@ fn main() -> anyhow::Result<()> {
         fields.push("-e".into());
         fields.push((*field).to_owned());
     }
+    let directory = root.join("testdata/directory/adlab.jsonl");
+    let dcwatch = vec![
+        sensor.display().to_string(),
+        "--log-level".into(),
+        "warn".into(),
+        "replay".into(),
+        "--output".into(),
+        "json".into(),
+        input.display().to_string(),
+    ];
+    let with_directory = [
+        dcwatch.clone(),
+        vec!["--directory".into(), directory.display().to_string()],
+    ]
+    .concat();
     let tools: Vec<(&str, Vec<String>)> = vec![
-        (
-            "dcwatch",
-            vec![
-                sensor.display().to_string(),
-                "--log-level".into(),
-                "warn".into(),
-                "replay".into(),
-                "--output".into(),
-                "json".into(),
-                input.display().to_string(),
-            ],
-        ),
+        ("dcwatch", dcwatch),
         ("tshark", [vec!["tshark".to_owned()], fields].concat()),
         (
             "tcpdump",
@@ -161,6 +180,7 @@ fn main() -> anyhow::Result<()> {
                 input.display().to_string(),
             ],
         ),
+        ("dcwatch+dir", with_directory),
     ];
     let by_protocol = count_by_protocol(&tools[0].1)?;
     let activities: u64 = by_protocol.iter().map(|(_, count)| count).sum();
@@ -180,17 +200,17 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let tcpdump_cpu = medians[2].0;
     println!(
-        "{:<8} {:>9} {:>12} {:>10} {:>12} {:>9} {:>10} {:>9}",
+        "{:<11} {:>9} {:>12} {:>10} {:>12} {:>9} {:>10} {:>9}",
         "tool", "CPU s", "packets/s", "MB/s", "activities/s", "peak MiB", "/tcpdump", "/tshark"
     );
     for ((name, _), (seconds, peak)) in tools.iter().zip(&medians) {
-        let activities_per_second = if *name == "dcwatch" {
+        let activities_per_second = if name.starts_with("dcwatch") {
             format!("{:.0}", activities as f64 / seconds)
         } else {
             "-".to_owned()
         };
         println!(
-            "{:<8} {:>9.3} {:>12.0} {:>10.1} {:>12} {:>9.1} {:>9.2}x {:>8.2}x",
+            "{:<11} {:>9.3} {:>12.0} {:>10.1} {:>12} {:>9.1} {:>9.2}x {:>8.2}x",
             name,
             seconds,
             frames as f64 / seconds,
@@ -221,6 +241,103 @@ fn main() -> anyhow::Result<()> {
             *count as f64 / medians[0].0,
         );
     }
+    let small = workdir.join("corpus-in-process.pcap");
+    build_repeated_corpus(IN_PROCESS_COPIES, &small)?;
+    resolution_cost(&small, &directory)
+}
+
+/// Nanoseconds per activity of `work` over `activities`, median of TRIALS.
+fn per_activity(activities: &mut [Activity], mut work: impl FnMut(&mut [Activity])) -> f64 {
+    let mut runs: Vec<f64> = (0..TRIALS)
+        .map(|_| {
+            let start = Instant::now();
+            work(activities);
+            start.elapsed().as_nanos() as f64 / activities.len().max(1) as f64
+        })
+        .collect();
+    median(&mut runs)
+}
+
+/// Resolution and enrichment per activity, beside decoding and dissection per activity.
+fn resolution_cost(input: &Path, directory_path: &Path) -> anyhow::Result<()> {
+    pin_to_cpu(CPU.parse()?);
+    let config = Config::default();
+    let mut dissect = Vec::new();
+    let mut activities = Vec::new();
+    for trial in 0..TRIALS {
+        let mut file = CaptureFile::open(input)?;
+        let mut dissector = Dissector::new(config.dissect_limits());
+        let mut out: Vec<Activity> = Vec::new();
+        let mut last = 0;
+        let start = Instant::now();
+        while let Some(record) = file.next_frame()? {
+            last = record.timestamp_ns;
+            if let Ok(decoded) = packet(record.link, record.data) {
+                dissector.packet(record.timestamp_ns, &decoded, &mut out);
+            }
+        }
+        dissector.finish(last, &mut out);
+        dissect.push(start.elapsed().as_nanos() as f64 / out.len().max(1) as f64);
+        if trial == 0 {
+            activities = out;
+        }
+    }
+    let dissect = median(&mut dissect);
+    let (domains, objects) = snapshot::read(std::io::BufReader::new(
+        std::fs::File::open(directory_path)
+            .with_context(|| format!("opening {}", directory_path.display()))?,
+    ))?;
+    let directory = Directory::new(domains, objects, &TagConfig::default(), 0);
+    let empty = Directory::default();
+    let mut resolver_counters = HashMap::new();
+    let resolve = per_activity(&mut activities, |activities| {
+        let mut resolver = config.resolver();
+        for activity in activities.iter_mut() {
+            resolver.process(activity);
+        }
+        resolver_counters = resolver.counter_pairs().into_iter().collect();
+    });
+    let enrich_empty = per_activity(&mut activities, |activities| {
+        for activity in activities.iter_mut() {
+            enrich::activity(&empty, activity);
+        }
+    });
+    let enrich_lab = per_activity(&mut activities, |activities| {
+        for activity in activities.iter_mut() {
+            enrich::activity(&directory, activity);
+        }
+    });
+    let enriched = activities
+        .iter()
+        .filter(|activity| {
+            activity
+                .account
+                .as_ref()
+                .is_some_and(|account| !account.sid.is_empty())
+        })
+        .count();
+    println!(
+        "in process, {} activities of {IN_PROCESS_COPIES} copies (medians of {TRIALS}, CPU {CPU}):",
+        activities.len()
+    );
+    println!("{:<34} {:>12} {:>12}", "step", "ns/activity", "/dissection");
+    for (step, cost) in [
+        ("decode + dissect (baseline)", dissect),
+        ("name resolution (Resolver)", resolve),
+        ("enrichment, no directory", enrich_empty),
+        ("enrichment, lab directory", enrich_lab),
+    ] {
+        println!("{step:<34} {cost:>12.0} {:>11.3}x", cost / dissect);
+    }
+    let counter = |name: &str| resolver_counters.get(name).copied().unwrap_or(0);
+    println!(
+        "(resolution: {} high, {} low, {} unresolved, {} addresses; {enriched} accounts matched \
+         in the lab directory)",
+        counter("nnr_resolved_high"),
+        counter("nnr_resolved_low"),
+        counter("nnr_unresolved"),
+        counter("nnr_addresses"),
+    );
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use dcwatch_parsers::ntlm::{
     self, Anomalies, AvAnomalies, MicField, NtlmMessage, NtlmVersion, TargetInfo,
 };
 use dcwatch_proto::v1::{
-    Account, Activity, Carrier, Certainty, Computer, NtlmActivity, ResolutionMethod, activity,
+    Account, Activity, Carrier, NtlmActivity, activity,
     ntlm_activity::{Type, Version},
 };
 
@@ -15,7 +15,6 @@ pub fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity>
     let message = ntlm::parse(bytes).ok()?;
     let mut body = NtlmActivity::default();
     let mut account = None;
-    let mut computer = None;
     match &message {
         NtlmMessage::Negotiate(negotiate) => {
             body.r#type = Type::Negotiate.into();
@@ -82,19 +81,10 @@ pub fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity>
                     tags: Vec::new(),
                 });
             }
-            if !authenticate.workstation.is_empty() {
-                computer = Some(Computer {
-                    name: authenticate.workstation.clone(),
-                    certainty: Certainty::Low.into(),
-                    method: ResolutionMethod::NtlmWorkstation.into(),
-                    ..Computer::default()
-                });
-            }
         }
     }
     let mut activity = seen.activity(activity::Body::Ntlm(body));
     activity.account = account;
-    activity.source_computer = computer;
     activity.carrier = carrier.into();
     Some(activity)
 }

@@ -10,9 +10,7 @@ use dcwatch_parsers::{
         self, Anomalies, ConnectInitial, ConnectionConfirm, ConnectionRequest, Negotiation, Tpdu,
     },
 };
-use dcwatch_proto::v1::{
-    Activity, Certainty, Computer, RdpActivity, ResolutionMethod, activity, rdp_activity::Type,
-};
+use dcwatch_proto::v1::{Activity, RdpActivity, activity, rdp_activity::Type};
 
 use super::{
     radius::account,
@@ -141,16 +139,8 @@ fn client_info(initial: &ConnectInitial, seen: &Seen) -> Option<Activity> {
         anomalies: anomaly_names(&initial.anomalies),
         ..RdpActivity::default()
     };
-    let mut activity = seen.activity(activity::Body::Rdp(body));
-    if !core.client_name.is_empty() {
-        activity.source_computer = Some(Computer {
-            name: core.client_name.clone(),
-            certainty: Certainty::Low.into(),
-            method: ResolutionMethod::RdpCookie.into(),
-            ..Computer::default()
-        });
-    }
-    Some(activity)
+    // The client name is evidence for the resolver, which alone sets source_computer.
+    Some(seen.activity(activity::Body::Rdp(body)))
 }
 
 fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
@@ -247,10 +237,6 @@ mod tests {
         let out = feed(&mut session, Direction::ToServer, CONNECT_INITIAL);
         assert_eq!(body(&out[0]).client_name, "FROG-POND");
         assert_eq!(body(&out[0]).client_build, 6000);
-        assert_eq!(
-            out[0].source_computer.as_ref().map(|c| c.name.as_str()),
-            Some("FROG-POND")
-        );
         assert!(session.is_done(Direction::ToServer));
     }
 }
