@@ -4,7 +4,9 @@
 //! writers it is handed.
 
 pub mod directory;
+pub mod ldap;
 pub mod model;
+pub mod replica;
 pub mod sensitive;
 pub mod snapshot;
 pub mod tag;
