@@ -23,6 +23,26 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub limits: Limits,
     pub stats: StatsConfig,
+    pub entities: EntitiesConfig,
+}
+
+/// What the configuration adds to the directory's own facts when entities are tagged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EntitiesConfig {
+    /// Accounts tagged honeytoken: sAMAccountName, DOMAIN\name, UPN, DN or SID.
+    pub honeytokens: Vec<String>,
+    /// Groups or accounts tagged sensitive beyond the built-in groups, named the same ways.
+    pub sensitive: Vec<String>,
+}
+
+impl EntitiesConfig {
+    pub fn tag_config(&self) -> dcwatch_entity::TagConfig {
+        dcwatch_entity::TagConfig {
+            honeytokens: self.honeytokens.clone(),
+            sensitive: self.sensitive.clone(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -36,6 +56,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             limits: Limits::default(),
             stats: StatsConfig::default(),
+            entities: EntitiesConfig::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Every message also serialises to JSON in the proto3 mapping with the proto field names kept
 //! (snake_case) and enums by name: the form `dcwatch-sensor --output json` builds on.
 
+pub mod directory;
 pub mod json;
 
 /// Version 1 of the protocol between sensors and backends.
