@@ -52,6 +52,7 @@ pub struct Config {
     pub stats: StatsConfig,
     pub syslog: SyslogConfig,
     pub backend: BackendConfig,
+    pub directory: crate::directory::config::DirectoryConfig,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -492,7 +493,8 @@ impl Config {
         if self.stats.interval_secs == 0 {
             return Err(("stats.interval_secs", "must be at least 1".to_owned()));
         }
-        self.backend.validate()
+        self.backend.validate()?;
+        self.directory.validate()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod capture_file;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod directory;
 pub mod dissect;
 pub mod flow;
 pub mod frame;
