@@ -7,8 +7,8 @@ use clap::Parser as _;
 use log::{error, info, warn};
 use sensor_user::{
     cli::{Cli, Command, DirectoryCommand, OutputFormat, ReplayArgs, RunArgs},
-    directory::DirectorySync,
     config::Config,
+    directory::DirectorySync,
     live,
     pipeline::Output,
     replay, stats,

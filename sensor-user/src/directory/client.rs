@@ -63,9 +63,7 @@ fn tls_config(domain: &DomainConfig) -> Result<Arc<rustls::ClientConfig>, Client
             use rustls::pki_types::{CertificateDer, pem::PemObject as _};
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|error| failed(error.to_string()))?;
-                roots
-                    .add(cert)
-                    .map_err(|error| failed(error.to_string()))?;
+                roots.add(cert).map_err(|error| failed(error.to_string()))?;
             }
             if roots.is_empty() {
                 return Err(failed("no certificate in it".into()));
@@ -90,15 +88,18 @@ fn tls_config(domain: &DomainConfig) -> Result<Arc<rustls::ClientConfig>, Client
 /// The system's trust anchors (Debian: /etc/ssl/certs/ca-certificates.crt).
 fn rustls_native_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::{CertificateDer, pem::PemObject as _};
-    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
-        .iter()
-        .find_map(|path| std::fs::read(path).ok())
-        .map(|pem| {
-            CertificateDer::pem_slice_iter(&pem)
-                .filter_map(Result::ok)
-                .collect()
-        })
-        .unwrap_or_default()
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ]
+    .iter()
+    .find_map(|path| std::fs::read(path).ok())
+    .map(|pem| {
+        CertificateDer::pem_slice_iter(&pem)
+            .filter_map(Result::ok)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl Session {
@@ -121,11 +122,16 @@ impl Session {
             dc: name.clone(),
             reason,
         };
-        let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((address.as_str(), port)))
-            .await
-            .map_err(|_| unreachable(format!("no answer from {address}:{port} in {timeout:?}")))?
-            .map_err(|error| unreachable(format!("{address}:{port}: {error}")))?;
-        let tcp = tcp.into_std().map_err(|error| unreachable(error.to_string()))?;
+        let tcp = tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((address.as_str(), port)),
+        )
+        .await
+        .map_err(|_| unreachable(format!("no answer from {address}:{port} in {timeout:?}")))?
+        .map_err(|error| unreachable(format!("{address}:{port}: {error}")))?;
+        let tcp = tcp
+            .into_std()
+            .map_err(|error| unreachable(error.to_string()))?;
         let scheme = match domain.tls {
             TlsMode::Ldaps => "ldaps",
             TlsMode::Starttls => "ldap",
@@ -200,7 +206,11 @@ impl Session {
     }
 
     /// One entry read at its DN (scope base).
-    pub async fn base(&mut self, dn: &str, attrs: Vec<String>) -> Result<Option<RawEntry>, ClientError> {
+    pub async fn base(
+        &mut self,
+        dn: &str,
+        attrs: Vec<String>,
+    ) -> Result<Option<RawEntry>, ClientError> {
         let (entries, _) = self
             .ldap
             .with_timeout(self.timeout)
@@ -215,8 +225,15 @@ impl Session {
     }
 
     /// The NetBIOS name of the domain whose naming context is `base_dn`.
-    pub async fn netbios_name(&mut self, configuration_nc: &str, base_dn: &str) -> Result<String, ClientError> {
-        let filter = format!("(&(objectClass=crossRef)(nCName={}))", ldap3::ldap_escape(base_dn));
+    pub async fn netbios_name(
+        &mut self,
+        configuration_nc: &str,
+        base_dn: &str,
+    ) -> Result<String, ClientError> {
+        let filter = format!(
+            "(&(objectClass=crossRef)(nCName={}))",
+            ldap3::ldap_escape(base_dn)
+        );
         let (entries, _) = self
             .ldap
             .with_timeout(self.timeout)
@@ -295,7 +312,11 @@ impl Session {
     }
 
     /// The rest of a group's members the DC cut into ranges, from `start` on.
-    pub async fn member_ranges(&mut self, dn: &str, mut start: u64) -> Result<Vec<String>, ClientError> {
+    pub async fn member_ranges(
+        &mut self,
+        dn: &str,
+        mut start: u64,
+    ) -> Result<Vec<String>, ClientError> {
         let mut members = Vec::new();
         // Each round asks for the next range; a DC that keeps answering ranges ends with `*`.
         for _ in 0..MAX_RANGE_ROUNDS {

@@ -162,7 +162,10 @@ impl DomainConfig {
             ));
         }
         if self.user.is_empty() {
-            return Err(("directory.domains.user", "a synced domain needs a user".into()));
+            return Err((
+                "directory.domains.user",
+                "a synced domain needs a user".into(),
+            ));
         }
         match (&self.password_file, &self.password_credential) {
             (Some(_), None) | (None, Some(_)) => Ok(()),

@@ -145,10 +145,12 @@ pub async fn snapshot(config: &DirectoryConfig) -> Result<(Vec<Domain>, Vec<Obje
     for domain_config in &config.domains {
         let mut domain = DomainSync::new(domain_config.clone());
         if domain_config.sync {
-            let report = domain
-                .sync(config, &LogHealth)
-                .await
-                .ok_or_else(|| format!("directory {}: the sync failed (see above)", domain_config.dns_name()))?;
+            let report = domain.sync(config, &LogHealth).await.ok_or_else(|| {
+                format!(
+                    "directory {}: the sync failed (see above)",
+                    domain_config.dns_name()
+                )
+            })?;
             let mut report = report;
             report.changed = domain.replica().len();
             log_report(&domain_config.dns_name(), &report);

@@ -110,7 +110,10 @@ mod tests {
             ..DomainConfig::default()
         };
         let error = read(&domain).expect_err("group-readable");
-        assert!(matches!(error, SecretError::Mode { mode: 0o640, .. }), "{error}");
+        assert!(
+            matches!(error, SecretError::Mode { mode: 0o640, .. }),
+            "{error}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let secret = read(&domain).expect("owner-only");
         assert_eq!(secret.expose(), "S3cret!pw");

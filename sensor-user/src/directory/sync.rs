@@ -224,7 +224,10 @@ impl DomainSync {
             }
         }
         if unmapped > 0 {
-            warn!("directory {}: {unmapped} entries without an objectGUID skipped", self.config.dns_name());
+            warn!(
+                "directory {}: {unmapped} entries without an objectGUID skipped",
+                self.config.dns_name()
+            );
         }
         let gone = if full {
             self.last_full = Some(Instant::now());
@@ -244,7 +247,11 @@ impl DomainSync {
     }
 
     /// The domain object's SID and the crossRef's NetBIOS name.
-    async fn read_domain(&mut self, session: &mut Session, configuration_nc: &str) -> Result<(), SyncError> {
+    async fn read_domain(
+        &mut self,
+        session: &mut Session,
+        configuration_nc: &str,
+    ) -> Result<(), SyncError> {
         let base_dn = self.config.base_dn.clone();
         if let Some(entry) = session.base(&base_dn, vec!["objectSid".into()]).await?
             && let Some(sid) = entry

@@ -29,8 +29,8 @@ use std::{
 use dcwatch_proto::v1::{
     Activity, ActivityBatch, Compression, DirectoryDelta, HealthEvent, health_event::Severity,
 };
-use prost::Message as _;
 use log::{error, warn};
+use prost::Message as _;
 use tokio::sync::{Notify, mpsc, watch};
 
 use self::{
