@@ -641,6 +641,35 @@ mod tests {
     }
 
     #[test]
+    fn directory_domains_are_read_and_clear_text_is_refused() {
+        let domain = r#"
+            [[directory.domains]]
+            base_dn = "DC=lab,DC=example"
+            dcs = ["dc1.lab.example"]
+            user = "sync@lab.example"
+            password_credential = "directory"
+            sync = true
+            "#;
+        let config = parse(&format!("[directory]\ninterval_secs = 60\n{domain}")).expect("valid");
+        let read = &config.directory.domains[0];
+        assert_eq!(read.dns_name(), "lab.example");
+        assert_eq!(read.port(), 636);
+        assert_eq!(config.directory.lag(), Duration::from_secs(180));
+        let cases = [
+            ("tls = \"none\"", "key `directory.domains[0].tls`: unknown variant `none`"),
+            ("bind = \"anonymous\"", "key `directory.domains[0].bind`"),
+            ("password_file = \"/p\"", "exactly one of password_file and password_credential"),
+            ("password = \"x\"", "unknown field `password`"),
+            ("dc_addresses = [\"1.2.3.4\", \"5.6.7.8\"]", "one address per DC"),
+        ];
+        for (line, expected) in cases {
+            let text = domain.replace("sync = true", &format!("sync = true\n{line}"));
+            let error = parse(&text).expect_err(line);
+            assert!(error.contains(expected), "{line:?} gave {error:?}");
+        }
+    }
+
+    #[test]
     fn syntax_errors_are_one_line() {
         let error = parse("[capture\nmode = ").expect_err("broken TOML");
         assert!(error.starts_with("config file test.toml: "), "{error}");

@@ -426,3 +426,144 @@ fn starttls_binds_and_failures_become_health_events() {
     );
     assert!(!log.contains("Not!ThePassw0rd"));
 }
+
+/// The backend binary beside `dcwatch-sensor`, built if the workspace build did not make it.
+fn backend_bin() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_dcwatch-sensor"))
+        .parent()
+        .expect("the binaries' folder")
+        .to_owned();
+    let bin = dir.join("dcwatch-backend");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "dcwatch-backend", "--bin", "dcwatch-backend"])
+            .env("CARGO_TARGET_DIR", dir.parent().expect("the target folder"))
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building dcwatch-backend");
+    }
+    bin
+}
+
+fn backend(args: &[&str]) -> String {
+    let output = Command::new(backend_bin())
+        .args(args)
+        .output()
+        .expect("dcwatch-backend");
+    assert!(
+        output.status.success(),
+        "dcwatch-backend {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+#[test]
+fn deltas_reach_the_backend_which_prints_entities_and_snapshots() {
+    use sensor_user::transport::{
+        Transport, TransportConfig, batcher::BatchLimits, spool::SpoolOptions,
+    };
+    dc();
+    let work = tempfile::tempdir().expect("dir");
+    let data = work.path().join("backend");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let data_dir = data.to_str().expect("UTF-8 path");
+    let token = backend(&["token", "add", "syncer", "--data-dir", data_dir]);
+    let serve = dcwatch_tests::backend_process::BackendProcess::start(
+        Command::new(backend_bin()),
+        "127.0.0.1:0",
+        &data,
+    )
+    .expect("dcwatch-backend serve");
+    // The transport's thread starts here, outside the DC's namespace: it reaches the backend
+    // on this namespace's loopback while the sync reads the DC from inside the other.
+    let transport = Transport::start(TransportConfig {
+        url: serve.url(),
+        token: token.trim().to_owned(),
+        ca: Some(data.join("tls/ca.pem")),
+        spool: SpoolOptions::new(work.path().join("spool"), 64 << 20),
+        batch: BatchLimits::default(),
+        sensor_id: "syncer".into(),
+    })
+    .expect("transport");
+    let sink = transport.directory_sink().expect("a directory sink");
+    let password = password_file("admin", ADMIN_PW);
+    let synced = in_namespace(move || {
+        let runtime = runtime();
+        let mut sync = DomainSync::new(domain(TlsMode::Ldaps, &password));
+        runtime
+            .block_on(sync.sync(&settings(), &sink))
+            .expect("a full sync");
+        for delta in sync.take_deltas() {
+            assert!(runtime.block_on(sink.send(delta)));
+        }
+        sync.replica().len()
+    });
+    let left = transport.finish(Duration::from_secs(60)).expect("finished");
+    assert_eq!(left.batches, 0, "every delta acknowledged: {left:?}");
+
+    let config = work.path().join("backend.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"{data_dir}\"\n[entities]\nhoneytokens = [\"honey_admin\"]\n"),
+    )
+    .expect("backend config");
+    let config = config.to_str().expect("UTF-8 path");
+    let entities = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["entities", "--config", config, "--json"];
+        all.extend_from_slice(args);
+        backend(&all)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    };
+    let every = entities(&[]);
+    assert_eq!(every.len(), synced);
+    let it_admin = entities(&["--name", "SYNC\\it_admin"]);
+    assert_eq!(it_admin.len(), 1);
+    let it_admin = &it_admin[0];
+    assert_eq!(it_admin["kind"], "user");
+    assert_eq!(it_admin["domain"], "sync.example");
+    assert!(it_admin["sid"].as_str().is_some_and(|sid| sid.starts_with("S-1-5-21-")));
+    assert!(it_admin["tags"].as_array().expect("tags").iter().any(|tag| {
+        tag["name"] == "sensitive" && tag["reason"] == "member of Domain Admins via IT-Admins"
+    }));
+    let groups: Vec<&str> = it_admin["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(groups.iter().any(|dn| dn.starts_with("CN=Domain Admins,")), "{groups:?}");
+    assert!(it_admin["uac_flags"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .any(|flag| flag == "NORMAL_ACCOUNT"));
+    let honey = entities(&["--tag", "honeytoken"]);
+    assert_eq!(honey.len(), 1);
+    assert_eq!(honey[0]["sam_account_name"], "honey_admin");
+    let computers = entities(&["--kind", "computer", "--tag", "dc"]);
+    assert_eq!(computers.len(), 1);
+    assert_eq!(computers[0]["sam_account_name"], "DC1$");
+    let svc = entities(&["--name", "MSSQLSvc/sql01.sync.example:1433"]);
+    assert_eq!(svc[0]["sam_account_name"], "svc_sql");
+    assert_eq!(svc[0]["spns"][0], "MSSQLSvc/sql01.sync.example:1433");
+
+    let snapshot = work.path().join("export.jsonl");
+    backend(&[
+        "directory",
+        "export",
+        snapshot.to_str().expect("UTF-8 path"),
+        "--data-dir",
+        data_dir,
+    ]);
+    let (domains, objects) = dcwatch_entity::snapshot::read(std::io::BufReader::new(
+        std::fs::File::open(&snapshot).expect("the snapshot"),
+    ))
+    .expect("a snapshot");
+    assert_eq!(domains.len(), 1);
+    assert_eq!(domains[0].netbios_name, "SYNC");
+    assert_eq!(objects.len(), synced);
+    serve.kill();
+}

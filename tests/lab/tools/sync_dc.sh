@@ -92,22 +92,9 @@ configure() {
     touch "$DC/.configured"
 }
 
-# Samba's own certificate is X.509 v1 with only a CN, which rustls (webpki) refuses: a CA and
-# a v3 server certificate with the DC's names as subjectAltNames instead. Sensors get ca.pem.
 tls_certs() {
     [ -f "$DC/tls/cert.pem" ] && return 0
-    mkdir -p "$DC/tls"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=dcwatch test CA $REALM" \
-        -keyout "$DC/tls/ca.key" -out "$DC/tls/ca.pem" \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$DC_NAME.$DNSDOMAIN" \
-        -keyout "$DC/tls/key.pem" -out "$DC/tls/cert.csr" 2>/dev/null
-    printf 'subjectAltName=DNS:%s.%s,DNS:%s,IP:%s\nextendedKeyUsage=serverAuth\n' \
-        $DC_NAME $DNSDOMAIN $DNSDOMAIN "$IP" >"$DC/tls/ext.cnf"
-    openssl x509 -req -in "$DC/tls/cert.csr" -CA "$DC/tls/ca.pem" -CAkey "$DC/tls/ca.key" \
-        -CAcreateserial -days 3650 -extfile "$DC/tls/ext.cnf" -out "$DC/tls/cert.pem" 2>/dev/null
-    chmod 600 "$DC/tls/key.pem" "$DC/tls/ca.key"
-    sed -i "/^\[global\]/a\\	tls enabled = yes\n\ttls keyfile = $DC/tls/key.pem\n\ttls certfile = $DC/tls/cert.pem\n\ttls cafile = $DC/tls/ca.pem" "$CONF"
+    "$HERE/dc_tls.sh" "$DC/tls" "$CONF" $DC_NAME.$DNSDOMAIN $DNSDOMAIN "$IP"
     if pid=$(samba_pid); then kill "$pid"; sleep 2; fi
 }
 
