@@ -656,11 +656,20 @@ mod tests {
         assert_eq!(read.port(), 636);
         assert_eq!(config.directory.lag(), Duration::from_secs(180));
         let cases = [
-            ("tls = \"none\"", "key `directory.domains[0].tls`: unknown variant `none`"),
+            (
+                "tls = \"none\"",
+                "key `directory.domains[0].tls`: unknown variant `none`",
+            ),
             ("bind = \"anonymous\"", "key `directory.domains[0].bind`"),
-            ("password_file = \"/p\"", "exactly one of password_file and password_credential"),
+            (
+                "password_file = \"/p\"",
+                "exactly one of password_file and password_credential",
+            ),
             ("password = \"x\"", "unknown field `password`"),
-            ("dc_addresses = [\"1.2.3.4\", \"5.6.7.8\"]", "one address per DC"),
+            (
+                "dc_addresses = [\"1.2.3.4\", \"5.6.7.8\"]",
+                "one address per DC",
+            ),
         ];
         for (line, expected) in cases {
             let text = domain.replace("sync = true", &format!("sync = true\n{line}"));

@@ -524,22 +524,38 @@ fn deltas_reach_the_backend_which_prints_entities_and_snapshots() {
     let it_admin = &it_admin[0];
     assert_eq!(it_admin["kind"], "user");
     assert_eq!(it_admin["domain"], "sync.example");
-    assert!(it_admin["sid"].as_str().is_some_and(|sid| sid.starts_with("S-1-5-21-")));
-    assert!(it_admin["tags"].as_array().expect("tags").iter().any(|tag| {
-        tag["name"] == "sensitive" && tag["reason"] == "member of Domain Admins via IT-Admins"
-    }));
+    assert!(
+        it_admin["sid"]
+            .as_str()
+            .is_some_and(|sid| sid.starts_with("S-1-5-21-"))
+    );
+    assert!(
+        it_admin["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .any(|tag| {
+                tag["name"] == "sensitive"
+                    && tag["reason"] == "member of Domain Admins via IT-Admins"
+            })
+    );
     let groups: Vec<&str> = it_admin["groups"]
         .as_array()
         .expect("groups")
         .iter()
         .filter_map(serde_json::Value::as_str)
         .collect();
-    assert!(groups.iter().any(|dn| dn.starts_with("CN=Domain Admins,")), "{groups:?}");
-    assert!(it_admin["uac_flags"]
-        .as_array()
-        .expect("flags")
-        .iter()
-        .any(|flag| flag == "NORMAL_ACCOUNT"));
+    assert!(
+        groups.iter().any(|dn| dn.starts_with("CN=Domain Admins,")),
+        "{groups:?}"
+    );
+    assert!(
+        it_admin["uac_flags"]
+            .as_array()
+            .expect("flags")
+            .iter()
+            .any(|flag| flag == "NORMAL_ACCOUNT")
+    );
     let honey = entities(&["--tag", "honeytoken"]);
     assert_eq!(honey.len(), 1);
     assert_eq!(honey[0]["sam_account_name"], "honey_admin");
