@@ -109,13 +109,21 @@ fn settings() -> DirectoryConfig {
     DirectoryConfig {
         // Small pages: a full sync goes through dozens of them.
         page_size: 100,
-        timeout_secs: 3,
+        // Generous: these machines are shared, and a page can wait for the CPU.
+        timeout_secs: 60,
         ..DirectoryConfig::default()
     }
 }
 
 #[derive(Debug, Default)]
 struct Recorded(Mutex<Vec<(Severity, String, String)>>);
+
+impl Recorded {
+    /// What was reported, for a failure's message.
+    fn said(&self) -> String {
+        format!("{:?}", self.0.lock().expect("lock"))
+    }
+}
 
 impl Health for Recorded {
     fn report(&self, severity: Severity, kind: &str, message: String) {
@@ -170,7 +178,7 @@ fn full_sync_then_each_change_in_the_next_incremental_sync() {
         let mut sync = DomainSync::new(domain(TlsMode::Ldaps, &password));
         let report = runtime
             .block_on(sync.sync(&settings(), &health))
-            .expect("a full sync over LDAPS");
+            .unwrap_or_else(|| panic!("a full sync over LDAPS: {}", health.said()));
         assert!(report.full);
         let deltas = sync.take_deltas();
         let sent: usize = deltas.iter().map(|delta| delta.objects.len()).sum();
@@ -276,7 +284,7 @@ fn full_sync_then_each_change_in_the_next_incremental_sync() {
             .clone();
         let report = runtime
             .block_on(sync.sync(&settings(), &health))
-            .expect("an incremental sync");
+            .unwrap_or_else(|| panic!("an incremental sync: {}", health.said()));
         assert!(!report.full);
         // The six changed objects, and what a change touches besides (the group Domain Admins,
         // the deleted user's tombstone container...): a handful, not the directory.
@@ -344,7 +352,7 @@ fn starttls_binds_and_failures_become_health_events() {
         let mut starttls = DomainSync::new(domain(TlsMode::Starttls, &good));
         let report = runtime
             .block_on(starttls.sync(&settings(), &health))
-            .expect("a sync over StartTLS");
+            .unwrap_or_else(|| panic!("a sync over StartTLS: {}", health.said()));
         assert!(report.full && report.entries > 1000, "{report:?}");
         assert!(health.0.lock().expect("lock").is_empty());
 
@@ -493,7 +501,7 @@ fn deltas_reach_the_backend_which_prints_entities_and_snapshots() {
         let mut sync = DomainSync::new(domain(TlsMode::Ldaps, &password));
         runtime
             .block_on(sync.sync(&settings(), &sink))
-            .expect("a full sync");
+            .expect("a full sync (see the log)");
         for delta in sync.take_deltas() {
             assert!(runtime.block_on(sink.send(delta)));
         }
