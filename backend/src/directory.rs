@@ -24,11 +24,12 @@ CREATE TABLE IF NOT EXISTS directory_domains (
 CREATE TABLE IF NOT EXISTS directory_objects (
     guid TEXT PRIMARY KEY,
     domain TEXT NOT NULL COLLATE NOCASE,
+    sensor_id TEXT NOT NULL,
     sync_id TEXT NOT NULL,
     deleted INTEGER NOT NULL,
     object BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS directory_objects_sync ON directory_objects (domain, sync_id);
+CREATE INDEX IF NOT EXISTS directory_objects_sync ON directory_objects (domain, sensor_id, sync_id);
 ";
 
 pub(crate) fn now_ns() -> i64 {
@@ -47,9 +48,10 @@ pub(crate) fn apply(
     now_ns: i64,
 ) -> rusqlite::Result<()> {
     let mut upsert = transaction.prepare_cached(
-        "INSERT INTO directory_objects (guid, domain, sync_id, deleted, object)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (guid) DO UPDATE SET domain = ?2, sync_id = ?3, deleted = ?4, object = ?5",
+        "INSERT INTO directory_objects (guid, domain, sensor_id, sync_id, deleted, object)
+         VALUES (?1, ?2, ?6, ?3, ?4, ?5)
+         ON CONFLICT (guid) DO UPDATE SET domain = ?2, sensor_id = ?6, sync_id = ?3,
+         deleted = ?4, object = ?5",
     )?;
     for delta in deltas {
         let Some(domain) = &delta.domain else {
@@ -78,25 +80,33 @@ pub(crate) fn apply(
                 domain.name,
                 delta.sync_id,
                 object.deleted,
-                object.encode_to_vec()
+                object.encode_to_vec(),
+                sensor_id
             ])?;
         }
         if delta.full_sync_complete {
-            reconcile(transaction, &domain.name, &delta.sync_id)?;
+            reconcile(transaction, &domain.name, sensor_id, &delta.sync_id)?;
         }
     }
     Ok(())
 }
 
-/// After a full sync: what it did not name is gone from the directory.
-fn reconcile(transaction: &Transaction<'_>, domain: &str, sync_id: &str) -> rusqlite::Result<()> {
+/// After a full sync: what it did not name is gone from the directory. Only rows this sensor
+/// wrote last: a second synchroniser's rows are its own to reconcile (its replica names objects
+/// this one's may not have re-sent).
+fn reconcile(
+    transaction: &Transaction<'_>,
+    domain: &str,
+    sensor_id: &str,
+    sync_id: &str,
+) -> rusqlite::Result<()> {
     let stale: Vec<(String, Vec<u8>)> = {
         let mut select = transaction.prepare(
             "SELECT guid, object FROM directory_objects
-             WHERE domain = ?1 AND sync_id != ?2 AND deleted = 0",
+             WHERE domain = ?1 AND sensor_id = ?2 AND sync_id != ?3 AND deleted = 0",
         )?;
         select
-            .query_map(params![domain, sync_id], |row| {
+            .query_map(params![domain, sensor_id, sync_id], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?
             .collect::<Result<_, _>>()?
@@ -311,7 +321,21 @@ mod tests {
         store
             .store_batch_with_directory("s1", "i", 3, &[], &[delta("b", Vec::new(), true)])
             .expect("stored");
+        // A second synchroniser's object is not the first one's to reconcile.
+        store
+            .store_batch_with_directory(
+                "s2",
+                "j",
+                1,
+                &[],
+                &[delta("c", vec![object("u3", "carol", &[])], false)],
+            )
+            .expect("stored");
+        store
+            .store_batch_with_directory("s1", "i", 4, &[], &[delta("b", Vec::new(), true)])
+            .expect("stored");
         let directory = load(&store, &TagConfig::default(), 0).expect("load");
+        assert!(!directory.account("carol").expect("carol").deleted);
         assert!(directory.account("bob").expect("bob").deleted);
         assert!(!directory.account("alice").expect("alice").deleted);
         assert!(
@@ -330,8 +354,8 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].uac_flags, ["NORMAL_ACCOUNT"]);
         let mut out = Vec::new();
-        assert_eq!(export(&store, &mut out).expect("export"), 3);
+        assert_eq!(export(&store, &mut out).expect("export"), 4);
         let (domains, objects) = snapshot::read(out.as_slice()).expect("snapshot");
-        assert_eq!((domains.len(), objects.len()), (1, 3));
+        assert_eq!((domains.len(), objects.len()), (1, 4));
     }
 }
