@@ -1,8 +1,9 @@
 //! What the directory costs: syncing it from a real Samba DC, and loading a large one.
 //!
 //! 1. Full sync: `dcwatch-sensor directory sync` (LDAPS, paged) against the Samba DC of
-//!    tests/lab/tools/sync_dc.sh (namespace dcwsync-dc; `sync_dc.sh up` first, and
-//!    tests/lab/tools/add_users.py to grow it), timed from start to exit with its peak RSS,
+//!    tests/lab/tools/sync_dc.sh (namespace dcwsync-dc; brought up here, filled with 5,000
+//!    users, 1,000 computers and 120 groups, plus `BENCH_USERS` by tests/lab/tools/add_users.py:
+//!    about 10,000 objects; adding them takes minutes the first time), timed from start to exit with its peak RSS,
 //!    beside the baseline `ldapsearch` reading the same entries with the same attributes,
 //!    controls and page size into /dev/null. `TRIALS` interleaved runs each, medians.
 //! 2. Incremental sync, in this process through the sensor's library: after one full sync, an
@@ -42,6 +43,8 @@ const PAGE_SIZE: u32 = 500;
 /// Accounts changed before the measured incremental sync.
 const CHANGES: usize = 10;
 const SNAPSHOT_OBJECTS: usize = 200_000;
+/// Users added in OU=Bench beyond the fill (tests/lab/tools/add_users.py, idempotent).
+const BENCH_USERS: usize = 4000;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -59,12 +62,26 @@ fn main() -> anyhow::Result<()> {
             sensor.display()
         );
     }
+    // The fill applies only to a DC not yet configured; the tests' smaller one stays as it is.
     let status = Command::new("bash")
         .arg(root.join("tests/lab/tools/sync_dc.sh"))
         .arg("up")
+        .env("DCWSYNC_FILL", "5000 1000 120")
         .status()?;
     if !status.success() {
         bail!("sync_dc.sh up failed");
+    }
+    // About 10,000 objects in all with the fill above.
+    let status = Command::new("bash")
+        .arg(root.join("tests/lab/tools/sync_dc.sh"))
+        .arg("exec")
+        .arg(format!(
+            "/usr/bin/python3 {} {STATE}/dc/etc/smb.conf Bench {BENCH_USERS}",
+            root.join("tests/lab/tools/add_users.py").display()
+        ))
+        .status()?;
+    if !status.success() {
+        bail!("add_users.py failed");
     }
     let work = std::env::temp_dir().join("dcwatch-directory-cost");
     drop(std::fs::remove_dir_all(&work));
