@@ -296,18 +296,14 @@ fn incremental(root: &Path) -> anyhow::Result<()> {
     let mut changed_counts = Vec::new();
     for trial in 0..TRIALS {
         let names: Vec<String> = (0..CHANGES).map(|i| format!("u{:05}", i * 7)).collect();
-        let script = names
-            .iter()
-            .map(|name| {
-                // A new accountExpires: a change the next sync must carry.
-                format!(
-                    "samba-tool user setexpiry {name} --days={} -s {STATE}/dc/etc/smb.conf \
-                     >/dev/null",
-                    trial + 1
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
+        // A new accountExpires each trial (a FILETIME in 2030 plus the trial): changes the
+        // next sync must carry.
+        let script = format!(
+            "/usr/bin/python3 {} {STATE}/dc/etc/smb.conf {} {}",
+            root.join("tests/lab/tools/touch_users.py").display(),
+            159_000_000_000_000_000_u64 + u64::try_from(trial).unwrap_or(0),
+            names.join(" ")
+        );
         let status = Command::new("bash")
             .arg(root.join("tests/lab/tools/sync_dc.sh"))
             .arg("exec")
