@@ -32,7 +32,7 @@ use sensor_user::directory::{
     sync::DomainSync,
 };
 
-const TRIALS: usize = 5;
+const TRIALS: usize = 3;
 const NAMESPACE: &str = "dcwsync-dc";
 const STATE: &str = "/tmp/dcwsync";
 const DC_IP: &str = "10.97.0.1";
@@ -296,12 +296,13 @@ fn incremental(root: &Path) -> anyhow::Result<()> {
     let mut changed_counts = Vec::new();
     for trial in 0..TRIALS {
         let names: Vec<String> = (0..CHANGES).map(|i| format!("u{:05}", i * 7)).collect();
-        // A new accountExpires each trial (a FILETIME in 2030 plus the trial): changes the
+        // A new accountExpires each trial (a FILETIME around 2105 plus whole seconds: the sync keeps
+        // milliseconds, so a smaller step would be no change to it): changes the
         // next sync must carry.
         let script = format!(
             "/usr/bin/python3 {} {STATE}/dc/etc/smb.conf {} {}",
             root.join("tests/lab/tools/touch_users.py").display(),
-            159_000_000_000_000_000_u64 + u64::try_from(trial).unwrap_or(0),
+            159_000_000_000_000_000_u64 + 10_000_000 * u64::try_from(trial + 1).unwrap_or(0),
             names.join(" ")
         );
         let status = Command::new("bash")
