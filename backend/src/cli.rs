@@ -65,6 +65,11 @@ pub enum Command {
     Activities(ActivitiesArgs),
     /// List alerts (latest first), or close, comment, exclude, test the syslog destinations.
     Alerts(AlertsArgs),
+    /// Print the directory's entities (synced by sensors) as JSON lines, with their tags.
+    Entities(EntitiesArgs),
+    /// The directory the sensors synced.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -176,6 +181,58 @@ pub struct ExcludeArgs {
     /// Remove the exclusion with this number (from --list).
     #[arg(long, value_name = "N", conflicts_with_all = ["accounts", "computers", "subnets"])]
     pub remove: Option<i64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EntitiesArgs {
+    #[command(flatten)]
+    pub location: Location,
+    /// Only this kind: user, computer, group or other.
+    #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+    pub kind: Option<dcwatch_entity::ObjectKind>,
+    /// Only entities with this tag: sensitive, honeytoken, dc, rodc, exchange_server,
+    /// dns_server, disabled, expired, new, dont_req_preauth.
+    #[arg(long, value_name = "TAG", value_parser = parse_tag)]
+    pub tag: Option<dcwatch_entity::TagName>,
+    /// Only this entity (any name form: alice, LAB\alice, alice@lab.example, WS01$, an SPN) or
+    /// those whose DN contains NAME.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// One JSON object per line (the only format so far, and the default).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl EntitiesArgs {
+    pub fn filter(&self) -> crate::directory::EntityFilter {
+        crate::directory::EntityFilter {
+            kind: self.kind,
+            tag: self.tag,
+            name: self.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Write the stored directory as a snapshot (JSON lines, the form `dcwatch-sensor directory
+    /// sync --out` writes and `dcwatch-sensor replay --directory` reads).
+    Export {
+        /// The snapshot file; `-` for standard output.
+        file: PathBuf,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+fn parse_kind(text: &str) -> Result<dcwatch_entity::ObjectKind, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_lowercase()))
+        .map_err(|_| format!("{text:?} is not one of user, computer, group, other"))
+}
+
+fn parse_tag(text: &str) -> Result<dcwatch_entity::TagName, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_lowercase()))
+        .map_err(|_| format!("{text:?} is not a tag name"))
 }
 
 /// Where the data directory is: `--data-dir`, else the configuration file's `data_dir`, else

@@ -27,6 +27,26 @@ pub struct Config {
     /// own configuration (`dcwatch_detect::Config`).
     pub detect: dcwatch_detect::Config,
     pub outputs: OutputsConfig,
+    pub entities: EntitiesConfig,
+}
+
+/// What the configuration adds to the directory's own facts when entities are tagged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EntitiesConfig {
+    /// Accounts tagged honeytoken: sAMAccountName, DOMAIN\name, UPN, DN or SID.
+    pub honeytokens: Vec<String>,
+    /// Groups or accounts tagged sensitive beyond the built-in groups, named the same ways.
+    pub sensitive: Vec<String>,
+}
+
+impl EntitiesConfig {
+    pub fn tag_config(&self) -> dcwatch_entity::TagConfig {
+        dcwatch_entity::TagConfig {
+            honeytokens: self.honeytokens.clone(),
+            sensitive: self.sensitive.clone(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -42,6 +62,7 @@ impl Default for Config {
             stats: StatsConfig::default(),
             detect: dcwatch_detect::Config::default(),
             outputs: OutputsConfig::default(),
+            entities: EntitiesConfig::default(),
         }
     }
 }

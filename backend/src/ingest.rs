@@ -59,6 +59,7 @@ pub struct Counters {
     pub bad_batches: AtomicU64,
     pub health_events: AtomicU64,
     pub bytes_received: AtomicU64,
+    pub directory_objects_stored: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +73,7 @@ impl Counters {
             ("bad_batches", &self.bad_batches),
             ("health_events", &self.health_events),
             ("bytes_received", &self.bytes_received),
+            ("directory_objects_stored", &self.directory_objects_stored),
         ]
         .into_iter()
         .map(|(name, counter)| (name, counter.load(Ordering::Relaxed)))
@@ -449,13 +451,29 @@ impl Session {
         }
         let sensor = self.sensor.clone();
         let instance = self.spool_instance.clone();
-        let stored = match decode(&batch, &self.limits) {
-            Ok(activities) => {
+        let stored = match decode_batch(&batch, &self.limits) {
+            Ok(ActivityBatch {
+                activities,
+                directory,
+            }) => {
                 let count = u64::try_from(activities.len()).unwrap_or(u64::MAX);
+                let objects: usize = directory.iter().map(|delta| delta.objects.len()).sum();
                 let stored = with_store(&self.store, move |store| {
-                    store.store_batch(&sensor, &instance, sequence, &activities)
+                    store.store_batch_with_directory(
+                        &sensor,
+                        &instance,
+                        sequence,
+                        &activities,
+                        &directory,
+                    )
                 })
                 .await?;
+                if stored == Stored::New {
+                    add(
+                        &self.counters.directory_objects_stored,
+                        u64::try_from(objects).unwrap_or(u64::MAX),
+                    );
+                }
                 if stored == Stored::New {
                     add(&self.counters.activities_stored, count);
                     if let Some(detection) = &self.alerts.detection {
@@ -508,6 +526,11 @@ pub fn decode(
     batch: &Batch,
     limits: &Limits,
 ) -> Result<Vec<dcwatch_proto::v1::Activity>, BatchError> {
+    decode_batch(batch, limits).map(|decoded| decoded.activities)
+}
+
+/// [`decode`], keeping the directory deltas the batch carries beside its activities.
+pub fn decode_batch(batch: &Batch, limits: &Limits) -> Result<ActivityBatch, BatchError> {
     let len = batch.payload.len();
     if len > limits.max_batch_bytes {
         return Err(BatchError::TooBig {
@@ -551,14 +574,14 @@ pub fn decode(
             reason: format!("it holds {} bytes", bytes.len()),
         });
     }
-    let activities = ActivityBatch::decode(bytes.as_ref())?.activities;
-    if activities.len() != usize::try_from(batch.activity_count).unwrap_or(usize::MAX) {
+    let decoded = ActivityBatch::decode(bytes.as_ref())?;
+    if decoded.activities.len() != usize::try_from(batch.activity_count).unwrap_or(usize::MAX) {
         return Err(BatchError::Count {
-            found: activities.len(),
+            found: decoded.activities.len(),
             declared: batch.activity_count,
         });
     }
-    Ok(activities)
+    Ok(decoded)
 }
 
 /// A sensor's counters as a JSON object: `time` (RFC 3339) and the values by name.
@@ -586,6 +609,7 @@ mod tests {
                 };
                 activities
             ],
+            ..ActivityBatch::default()
         }
         .encode_to_vec();
         let payload = match compression {

@@ -7,6 +7,7 @@ pub mod alerts_cli;
 pub mod cli;
 pub mod config;
 pub mod detection;
+pub mod directory;
 pub mod ingest;
 pub mod outputs;
 pub mod serve;

@@ -9,8 +9,11 @@ use std::{
 use anyhow::Context as _;
 use clap::Parser as _;
 use dcwatch_backend::{
-    cli::{ActivitiesArgs, Cli, Command, ServeArgs, TokenCommand},
-    new_token, print_activities, serve,
+    cli::{
+        ActivitiesArgs, Cli, Command, DirectoryCommand, EntitiesArgs, Location, ServeArgs,
+        TokenCommand,
+    },
+    directory, new_token, print_activities, serve,
     store::{Store, StoreError},
 };
 use log::{error, info};
@@ -25,6 +28,10 @@ fn main() -> ExitCode {
         Command::Token(command) => token(command),
         Command::Activities(args) => activities(&args),
         Command::Alerts(args) => dcwatch_backend::alerts_cli::run(args.command, &args.list),
+        Command::Entities(args) => entities(&args),
+        Command::Directory(DirectoryCommand::Export { file, location }) => {
+            export_directory(&file, &location)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,4 +107,63 @@ fn activities(args: &ActivitiesArgs) -> anyhow::Result<()> {
         Err(StoreError::Output(failure)) if failure.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other.map(drop)?),
     }
+}
+
+fn existing_store(location: &Location) -> anyhow::Result<(Store, dcwatch_backend::config::Config)> {
+    let config = location.config()?;
+    anyhow::ensure!(
+        config
+            .data_dir
+            .join(dcwatch_backend::store::FILE_NAME)
+            .exists(),
+        "no store in {} (is --data-dir right?)",
+        config.data_dir.display()
+    );
+    Ok((Store::open(&config.data_dir)?, config))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+fn entities(args: &EntitiesArgs) -> anyhow::Result<()> {
+    let (store, config) = existing_store(&args.location)?;
+    let directory = directory::load(&store, &config.entities.tag_config(), now_ms())?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    for line in directory::entities(&directory, &args.filter()) {
+        let written = serde_json::to_writer(&mut out, &line)
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(b"\n"));
+        match written {
+            // `entities ... | head`: the reader had enough.
+            Err(failure) if failure.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other?,
+        }
+    }
+    match out.flush() {
+        Err(failure) if failure.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn export_directory(file: &std::path::Path, location: &Location) -> anyhow::Result<()> {
+    let (store, _) = existing_store(location)?;
+    let count = if file.as_os_str() == "-" {
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        directory::export(&store, &mut out)?
+    } else {
+        let mut out = io::BufWriter::new(
+            std::fs::File::create(file).with_context(|| format!("creating {}", file.display()))?,
+        );
+        let count = directory::export(&store, &mut out)?;
+        out.flush()
+            .with_context(|| format!("writing {}", file.display()))?;
+        count
+    };
+    info!("{count} directory objects exported");
+    Ok(())
 }

@@ -153,11 +153,14 @@ pub async fn serve(
             source,
         }
     })?;
+    let directory = Arc::new(DirectorySource::default());
+    let mut directory_version = None;
+    refresh_directory(&store, &config, &directory, &mut directory_version).await;
     let detection = Arc::new(Detection::start(
         config.data_dir.clone(),
         config.detect.clone(),
         Arc::clone(&outputs),
-        Arc::new(DirectorySource::default()),
+        Arc::clone(&directory),
     )?);
     let all_counters = AllCounters {
         ingest: Arc::clone(&counters),
@@ -189,6 +192,7 @@ pub async fn serve(
         config.clone(),
         Arc::clone(&store),
         all_counters.clone(),
+        (directory, directory_version),
         stopping,
     ));
     let signalled = async move {
@@ -248,17 +252,23 @@ async fn finish_outputs(mut outputs: Arc<Outputs>) {
     warn!("outputs still in use at exit: messages queued now may be lost");
 }
 
-/// The stats file every interval, and retention every hour, until the server stops.
+/// The stats file every interval, retention every hour, and the directory for detection every
+/// minute, until the server stops.
 async fn housekeeping(
     config: Config,
     store: Arc<Mutex<Store>>,
     counters: AllCounters,
+    (directory, mut directory_version): (Arc<DirectorySource>, Option<(i64, i64)>),
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut stats = tokio::time::interval(config.stats.interval());
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+    let mut directory_check = tokio::time::interval(DIRECTORY_CHECK_INTERVAL);
     loop {
         tokio::select! {
+            _ = directory_check.tick() => {
+                refresh_directory(&store, &config, &directory, &mut directory_version).await;
+            }
             _ = stats.tick() => {
                 if let Some(file) = &config.stats.file
                     && let Err(failure) = write_stats(file, &counters.snapshot())
@@ -273,6 +283,50 @@ async fn housekeeping(
             }
             _ = stopping.changed() => return,
         }
+    }
+}
+
+/// How often the detection engine's directory is checked against the store's.
+const DIRECTORY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Gives detection the directory the sensors synced, when it changed since `version`.
+async fn refresh_directory(
+    store: &Arc<Mutex<Store>>,
+    config: &Config,
+    source: &Arc<DirectorySource>,
+    version: &mut Option<(i64, i64)>,
+) {
+    let store = Arc::clone(store);
+    let tags = config.entities.tag_config();
+    let known = *version;
+    let loaded = tokio::task::spawn_blocking(move || {
+        let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = crate::directory::version(&store)?;
+        if Some(current) == known {
+            return Ok(None);
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| {
+                i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+            });
+        crate::directory::load(&store, &tags, now_ms).map(|directory| Some((current, directory)))
+    })
+    .await;
+    match loaded {
+        Ok(Ok(Some((current, directory)))) => {
+            if !directory.is_empty() {
+                info!(
+                    "detection: the directory has {} live accounts",
+                    directory.live_account_count()
+                );
+            }
+            *version = Some(current);
+            source.replace(Arc::new(directory));
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(failure)) => warn!("loading the directory for detection: {failure}"),
+        Err(failure) => warn!("loading the directory for detection: {failure}"),
     }
 }
 

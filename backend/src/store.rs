@@ -21,7 +21,7 @@ use std::{
 
 use dcwatch_proto::{
     json::{endpoint_ip, protocol_name},
-    v1::{Activity, HealthEvent},
+    v1::{Activity, DirectoryDelta, HealthEvent},
 };
 use prost::Message as _;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter, types::Value};
@@ -153,6 +153,7 @@ impl Store {
             connection.pragma_update(None, "synchronous", "FULL")?;
             connection.execute_batch(SCHEMA)?;
             connection.execute_batch(alerts::SCHEMA)?;
+            connection.execute_batch(crate::directory::SCHEMA)?;
             add_spool_instance_column(&connection)?;
             Ok(connection)
         };
@@ -215,6 +216,19 @@ impl Store {
         sequence: u64,
         activities: &[Activity],
     ) -> Result<Stored, StoreError> {
+        self.store_batch_with_directory(sensor_id, spool_instance, sequence, activities, &[])
+    }
+
+    /// [`Self::store_batch`], with the directory deltas the batch carries merged in the same
+    /// transaction (`crate::directory`).
+    pub fn store_batch_with_directory(
+        &mut self,
+        sensor_id: &str,
+        spool_instance: &str,
+        sequence: u64,
+        activities: &[Activity],
+        directory: &[DirectoryDelta],
+    ) -> Result<Stored, StoreError> {
         let transaction = self.write_transaction()?;
         if sequence <= through_in(&transaction, sensor_id)? {
             return Ok(Stored::Duplicate);
@@ -252,9 +266,19 @@ impl Store {
                 ])?;
             }
         }
+        crate::directory::apply(
+            &transaction,
+            sensor_id,
+            directory,
+            crate::directory::now_ns(),
+        )?;
         set_through(&transaction, sensor_id, spool_instance, sequence)?;
         transaction.commit()?;
         Ok(Stored::New)
+    }
+
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.connection
     }
 
     /// Records a batch that could not be stored (undecodable, oversized) and moves the sensor's

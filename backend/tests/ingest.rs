@@ -206,6 +206,7 @@ fn message(message: sensor_message::Message) -> SensorMessage {
 fn batch(sequence: u64, activities: &[Activity]) -> Batch {
     let plain = ActivityBatch {
         activities: activities.to_vec(),
+        ..ActivityBatch::default()
     }
     .encode_to_vec();
     Batch {

@@ -6,12 +6,15 @@
 
 pub mod directory;
 pub mod enrich;
+pub mod ldap;
 pub mod model;
 pub mod nnr;
+pub mod replica;
 pub mod sensitive;
 pub mod snapshot;
 pub mod tag;
 pub mod uac;
+pub mod wire;
 
 pub use directory::{Directory, TagConfig};
 pub use model::{Domain, Object, ObjectKind};

@@ -29,6 +29,8 @@ Examples:
   dcwatch-sensor replay a.pcap b.pcap --alerts json       the alerts the detectors raise
   dcwatch-sensor run -i ens4 --backend https://backend:7443 --token T --ca ca.pem \
       --spool-dir /var/lib/dcwatch/spool                  stream activities to a backend
+  dcwatch-sensor directory sync --config dcwatch.toml --out directory.jsonl
+                                                          a snapshot of the [directory] domains
 
 Needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON) and Linux 5.18+ with BTF for `run`.";
 
@@ -48,6 +50,23 @@ pub enum Command {
     Run(RunArgs),
     /// Feed the frames of a pcap or pcapng file through the same pipeline.
     Replay(ReplayArgs),
+    /// The directory of the domains in `[directory]`.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Read every domain with `sync = true` once, in full (paged, tombstones included), and
+    /// write a snapshot: JSON lines, a domain per line then an object per line.
+    Sync {
+        /// Configuration file (TOML) with the `[directory]` section.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The snapshot file; `-` for standard output.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -55,6 +55,7 @@ pub struct Config {
     /// The detectors a replay with `--alerts` runs (the backend's `[detect]` takes the same keys).
     pub detect: dcwatch_detect::Config,
     pub nnr: NnrConfig,
+    pub directory: crate::directory::config::DirectoryConfig,
 }
 
 /// Network name resolution (`dcwatch_entity::nnr`): how long evidence stays good and how close
@@ -540,7 +541,8 @@ impl Config {
         if self.stats.interval_secs == 0 {
             return Err(("stats.interval_secs", "must be at least 1".to_owned()));
         }
-        self.backend.validate()
+        self.backend.validate()?;
+        self.directory.validate()
     }
 }
 
@@ -684,6 +686,44 @@ mod tests {
         assert!(!shown.contains("fallback-secret") && !shown.contains("nas-one-secret"));
         let error = parse("[radius]\nsecrets = { \"nas1\" = \"x\" }").expect_err("not an address");
         assert!(error.contains("key `radius.secrets"), "{error}");
+    }
+
+    #[test]
+    fn directory_domains_are_read_and_clear_text_is_refused() {
+        let domain = r#"
+            [[directory.domains]]
+            base_dn = "DC=lab,DC=example"
+            dcs = ["dc1.lab.example"]
+            user = "sync@lab.example"
+            password_credential = "directory"
+            sync = true
+            "#;
+        let config = parse(&format!("[directory]\ninterval_secs = 60\n{domain}")).expect("valid");
+        let read = &config.directory.domains[0];
+        assert_eq!(read.dns_name(), "lab.example");
+        assert_eq!(read.port(), 636);
+        assert_eq!(config.directory.lag(), Duration::from_secs(180));
+        let cases = [
+            (
+                "tls = \"none\"",
+                "key `directory.domains[0].tls`: unknown variant `none`",
+            ),
+            ("bind = \"anonymous\"", "key `directory.domains[0].bind`"),
+            (
+                "password_file = \"/p\"",
+                "exactly one of password_file and password_credential",
+            ),
+            ("password = \"x\"", "unknown field `password`"),
+            (
+                "dc_addresses = [\"1.2.3.4\", \"5.6.7.8\"]",
+                "one address per DC",
+            ),
+        ];
+        for (line, expected) in cases {
+            let text = domain.replace("sync = true", &format!("sync = true\n{line}"));
+            let error = parse(&text).expect_err(line);
+            assert!(error.contains(expected), "{line:?} gave {error:?}");
+        }
     }
 
     #[test]

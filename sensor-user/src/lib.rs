@@ -10,6 +10,7 @@ pub mod cli;
 pub mod community_id;
 pub mod config;
 pub mod decode;
+pub mod directory;
 pub mod dissect;
 pub mod epm_query;
 pub mod flow;

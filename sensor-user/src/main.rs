@@ -10,8 +10,9 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use log::{error, info, warn};
 use sensor_user::{
-    cli::{Cli, Command, OutputFormat, ReplayArgs, RunArgs},
+    cli::{Cli, Command, DirectoryCommand, OutputFormat, ReplayArgs, RunArgs},
     config::Config,
+    directory::DirectorySync,
     live,
     pipeline::Output,
     replay, stats,
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(&args),
         Command::Replay(args) => replay(&args),
+        Command::Directory(DirectoryCommand::Sync { config, out }) => directory_sync(&config, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,6 +90,11 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     let sink = transport
         .as_ref()
         .and_then(|transport| transport.sink(false));
+    let directory = DirectorySync::start(
+        &config.directory,
+        transport.as_ref().and_then(Transport::directory_sink),
+    )
+    .context("starting the directory sync")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,6 +114,10 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         };
         live::run(&config, output(args.common.output), sink, shutdown).await
     });
+    // Its deltas hold the transport's queue open: stop it before the transport finishes.
+    if let Some(directory) = directory {
+        directory.stop();
+    }
     if let Some(transport) = transport {
         let shared = std::sync::Arc::clone(transport.shared());
         let finished = transport.finish(RUN_SHUTDOWN_WAIT);
@@ -225,4 +236,37 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     }
     result?;
     delivery
+}
+
+fn directory_sync(config: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let config = Config::load(config)?;
+    anyhow::ensure!(
+        config.directory.domains.iter().any(|domain| domain.sync),
+        "no domain with `sync = true` in [directory]"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let (domains, objects) = runtime
+        .block_on(sensor_user::directory::snapshot(&config.directory))
+        .map_err(anyhow::Error::msg)?;
+    let mut writer: Box<dyn io::Write> = if out.as_os_str() == "-" {
+        Box::new(io::BufWriter::new(io::stdout().lock()))
+    } else {
+        Box::new(io::BufWriter::new(
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+        ))
+    };
+    dcwatch_entity::snapshot::write(&mut writer, &domains, &objects)
+        .and_then(|()| writer.flush())
+        .with_context(|| format!("writing {}", out.display()))?;
+    info!(
+        "{} domains, {} objects written to {}",
+        domains.len(),
+        objects.len(),
+        out.display()
+    );
+    Ok(())
 }

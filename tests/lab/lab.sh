@@ -34,6 +34,8 @@ readonly SYSLOG_CLIENT_IP=10.98.1.2 SENSOR_IP=10.98.1.1 SYSLOG_PORT=514
 readonly FILESRV_IP=10.98.0.60
 readonly REALM=LAB.EXAMPLE DOMAIN=LAB DNSDOMAIN=lab.example DC_NAME=dc1 BASE_DN=DC=lab,DC=example
 readonly ADMIN_PW='Adm1n!Passw0rd'
+# it_admin's and honey_admin's (tools/fill_directory.py).
+readonly IT_ADMIN_PW='ItAdm1n!Passw0rd'
 readonly SMB_CONF=$DC/etc/smb.conf
 
 # Pinned: the compatibility patches in tools/ replace impacket internals of this version.
@@ -434,6 +436,37 @@ configure_domain() {
     touch "$DC/.configured"
 }
 
+# LDAPS and StartTLS with a certificate rustls accepts (the directory sync's), made once;
+# Samba's own is X.509 v1 without subjectAltNames. Sensors are given $DC/tls/ca.pem.
+dc_tls() {
+    [ -f "$DC/tls/cert.pem" ] && return 0
+    "$TOOLS/dc_tls.sh" "$DC/tls" "$SMB_CONF" $DC_NAME.$DNSDOMAIN $DNSDOMAIN $DC_IP
+    local pid
+    if pid=$(samba_pid); then
+        kill "$pid"
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    fi
+}
+
+# The directory the sync reads: 5,000 users, 1,000 computers, 120 groups nested ten deep,
+# it_admin in IT-Admins in Domain Admins, honey_admin (tools/fill_directory.py). Once: about
+# 3 minutes on 2 cores, every account going through Samba's own checks (straight into sam.ldb,
+# which is still several times faster than samba-tool or LDAP adds).
+# Only with LAB_FILL=1 (`cargo xtask lab up --fill`... or the environment): the attack scenarios
+# need none of it, and on a fresh 2-core machine it costs minutes the default test run has not.
+fill_directory() {
+    [ "${LAB_FILL:-0}" = 1 ] || return 0
+    [ -f "$DC/.filled" ] && return 0
+    log "filling the directory (log: $LOGS/fill.log)"
+    in_dc "echo '$IT_ADMIN_PW' | /usr/bin/python3 $TOOLS/fill_directory.py $SMB_CONF 5000 1000 120" \
+        >>"$LOGS/fill.log" 2>&1 || {
+        tail -20 "$LOGS/fill.log" >&2
+        die "filling the directory failed"
+    }
+    log "$(tail -1 "$LOGS/fill.log")"
+    touch "$DC/.filled"
+}
+
 # ------------------------------------------------------------------------------ up, down, status
 
 cmd_up() {
@@ -443,9 +476,11 @@ cmd_up() {
     network_up
     write_configs
     provisioned || provision
+    dc_tls
     samba_start
     ntp_start
     configure_domain
+    fill_directory
     log "lab is up in $((SECONDS - started)) s: DC $DC_NAME.$DNSDOMAIN $DC_IP ($NS_DC), client $CLIENT_IP ($NS_CLIENT), mirror sensor0 ($NS_SENSOR)"
 }
 

@@ -28,6 +28,7 @@ pub fn run() -> anyhow::Result<()> {
         "detect-cost",
         "transport-cost",
         "alert-latency",
+        "directory-cost",
     ] {
         shell::run(cargo().current_dir(&root).args([
             "run",

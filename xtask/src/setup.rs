@@ -8,7 +8,9 @@ use crate::shell::{self, output};
 
 /// Debian packages: LLVM 22 for bpf-linker (rustc 1.95 emits LLVM 22 bitcode), iproute2 and
 /// ethtool for the network-namespace tests and the demo, rsyslog with its GnuTLS driver for the
-/// backend's syslog-output tests (a real receiver over UDP, TCP and TLS).
+/// backend's syslog-output tests (a real receiver over UDP, TCP and TLS), a Samba AD DC and
+/// openssl for the directory sync tests (sensor-user/tests/directory_sync.rs,
+/// tests/lab/tools/sync_dc.sh).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libllvm22",
@@ -16,7 +18,16 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "rsyslog",
     "rsyslog-gnutls",
+    "samba",
+    "samba-ad-dc",
+    "samba-ad-provision",
+    "samba-dsdb-modules",
+    "python3-samba",
+    "openssl",
 ];
+/// Services Debian starts when Samba is installed: the tests' DCs run in their own namespaces,
+/// never on the host.
+const HOST_SAMBA_SERVICES: &[&str] = &["samba-ad-dc", "smbd", "nmbd", "winbind"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
@@ -29,7 +40,17 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn apt_packages() -> anyhow::Result<()> {
-    apt_install(APT_PACKAGES)
+    let had_samba = output(Command::new("dpkg-query").args(["-W", "-f=${Status}", "samba"]))
+        .is_some_and(|status| status.contains("ok installed"));
+    apt_install(APT_PACKAGES)?;
+    if !had_samba {
+        // Best effort: a machine without systemd runs none of them anyway.
+        let _ = Command::new("systemctl")
+            .args(["disable", "--now"])
+            .args(HOST_SAMBA_SERVICES)
+            .status();
+    }
+    Ok(())
 }
 
 /// Installs those of `packages` that are missing.

@@ -202,6 +202,7 @@ fn message(message: sensor_message::Message) -> SensorMessage {
 pub fn batch(sequence: u64, activities: &[dcwatch_proto::v1::Activity]) -> Batch {
     let plain = ActivityBatch {
         activities: activities.to_vec(),
+        ..ActivityBatch::default()
     }
     .encode_to_vec();
     Batch {

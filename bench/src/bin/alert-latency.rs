@@ -345,7 +345,11 @@ fn marker(sensor: u8, number: u64) -> (Activity, String) {
 
 fn batch(sequence: u64, activities: Vec<Activity>) -> anyhow::Result<Batch> {
     let count = u32::try_from(activities.len())?;
-    let plain = ActivityBatch { activities }.encode_to_vec();
+    let plain = ActivityBatch {
+        activities,
+        ..ActivityBatch::default()
+    }
+    .encode_to_vec();
     Ok(Batch {
         sequence,
         compression: Compression::Zstd.into(),

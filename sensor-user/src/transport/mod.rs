@@ -26,8 +26,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dcwatch_proto::v1::{Activity, Compression, HealthEvent, health_event::Severity};
+use dcwatch_proto::v1::{
+    Activity, ActivityBatch, Compression, DirectoryDelta, HealthEvent, health_event::Severity,
+};
 use log::{error, warn};
+use prost::Message as _;
 use tokio::sync::{Notify, mpsc, watch};
 
 use self::{
@@ -414,6 +417,48 @@ impl Drop for Transport {
     fn drop(&mut self) {
         self.batches = None;
         self.stop_thread();
+    }
+}
+
+impl Transport {
+    /// What the directory sync sends its deltas into.
+    pub fn directory_sink(&self) -> Option<DirectorySink> {
+        Some(DirectorySink {
+            batches: self.batches.clone()?,
+            shared: Arc::clone(&self.shared),
+        })
+    }
+}
+
+/// The directory sync's end of the transport: each delta goes in a batch of its own
+/// (`ActivityBatch.directory`), numbered and spooled like activities. It waits for room in the
+/// queue rather than drop: a lost delta would leave the backend's directory wrong until the
+/// next full sync.
+#[derive(Clone, Debug)]
+pub struct DirectorySink {
+    batches: mpsc::Sender<EncodedBatch>,
+    shared: Arc<Shared>,
+}
+
+impl DirectorySink {
+    /// Queues a delta for the spool; false once the transport is stopping.
+    pub async fn send(&self, delta: DirectoryDelta) -> bool {
+        let encoded = ActivityBatch {
+            directory: vec![delta],
+            ..ActivityBatch::default()
+        }
+        .encode_to_vec();
+        self.batches
+            .send(EncodedBatch {
+                encoded,
+                activity_count: 0,
+            })
+            .await
+            .is_ok()
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 
