@@ -452,7 +452,7 @@ dc_tls() {
 # it_admin in IT-Admins in Domain Admins, honey_admin (tools/fill_directory.py). Once: about
 # 3 minutes on 2 cores, every account going through Samba's own checks (straight into sam.ldb,
 # which is still several times faster than samba-tool or LDAP adds).
-# Only with LAB_FILL=1 (`cargo xtask lab up --fill`... or the environment): the attack scenarios
+# Only with LAB_FILL=1 in the environment of `cargo xtask lab up` (or lab.sh up): the attack scenarios
 # need none of it, and on a fresh 2-core machine it costs minutes the default test run has not.
 fill_directory() {
     [ "${LAB_FILL:-0}" = 1 ] || return 0
