@@ -31,6 +31,8 @@ Examples:
   dcwatch-backend serve --data-dir /var/lib/dcwatch-backend --san backend.corp.example
   dcwatch-backend activities --data-dir /var/lib/dcwatch-backend --since 1h --protocol kerberos
   dcwatch-backend activities --data-dir DIR --account 'CORP\\alice' --ip 10.0.0.5
+  dcwatch-backend user add alice --role analyst --data-dir DIR < password-file
+  dcwatch-backend serve --data-dir DIR --console 0.0.0.0:8443        with the console
 
 Stop `serve` with SIGINT or SIGTERM: open streams end, the counters are logged and written to
 the stats file.";
@@ -54,6 +56,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Print stored activities as JSON lines (the sensor's --output json form), oldest first.
     Activities(ActivitiesArgs),
+    /// Manage the console's users.
+    #[command(subcommand)]
+    User(crate::console::cli::UserCommand),
 }
 
 /// Where the data directory is: `--data-dir`, else the configuration file's `data_dir`, else
@@ -95,6 +100,9 @@ pub struct ServeArgs {
     /// Write the counters to FILE as one JSON object, every stats.interval_secs and at exit.
     #[arg(long, value_name = "FILE")]
     pub stats_file: Option<PathBuf>,
+    /// Serve the analyst's console (HTTPS) on this address ([console] listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub console: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -106,6 +114,9 @@ impl ServeArgs {
         config.tls.sans.extend(self.sans.iter().cloned());
         if let Some(file) = &self.stats_file {
             config.stats.file = Some(file.clone());
+        }
+        if self.console.is_some() {
+            config.console.listen = self.console;
         }
         Ok(config)
     }

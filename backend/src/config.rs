@@ -23,6 +23,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub limits: Limits,
     pub stats: StatsConfig,
+    pub console: crate::console::ConsoleConfig,
 }
 
 impl Default for Config {
@@ -36,6 +37,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             limits: Limits::default(),
             stats: StatsConfig::default(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }

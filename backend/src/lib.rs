@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod ingest;
 pub mod serve;
 pub mod store;

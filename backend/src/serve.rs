@@ -50,6 +50,8 @@ pub enum ServeError {
     },
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// Serves until `shutdown` completes, then ends the open streams, writes the stats file one
@@ -90,6 +92,13 @@ pub async fn serve(
     let store = Arc::new(Mutex::new(store));
     let counters = Arc::new(Counters::default());
     let (stop, stopping) = watch::channel(false);
+    let console = crate::console::start(
+        config,
+        &identity.cert_pem,
+        &identity.key_pem,
+        stopping.clone(),
+    )
+    .await?;
     let service = IngestService::new(
         Arc::clone(&store),
         Arc::clone(&counters),
@@ -125,6 +134,9 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signalled)
         .await?;
     let _finished = housekeeping.await;
+    if let Some(console) = console {
+        let _finished = console.await;
+    }
     let final_counters = counters.snapshot();
     if let Some(file) = &config.stats.file
         && let Err(failure) = write_stats(file, &final_counters)
