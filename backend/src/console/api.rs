@@ -1,4 +1,4 @@
-//! The JSON API under `/api/v1/`, described by `backend/console-openapi.json`. Pages render
+//! The JSON API under `/api/v1/`, described by `backend/console/openapi.json`. Pages render
 //! the same `data` answers; downloads (the report, the CSV) are served from here for both.
 
 use axum::{

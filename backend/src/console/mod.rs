@@ -5,7 +5,7 @@
 //! - `data` is the console's one way into the store: every page and endpoint reads and writes
 //!   through it, so pointing it at other tables (the alerts and directory stores as they land)
 //!   touches one file.
-//! - `api` answers JSON (described by `backend/console-openapi.json`), `pages` renders the same
+//! - `api` answers JSON (described by `backend/console/openapi.json`), `pages` renders the same
 //!   data as HTML without script, `report` writes the per-alert workbook.
 
 pub mod api;
