@@ -44,9 +44,8 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
-            panic!("{error}: {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&self.body)))
     }
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -153,7 +152,10 @@ fn conforms(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(),
         return conforms(spec, &spec["components"]["schemas"][name], value, at);
     }
     if let Some(choices) = schema.get("oneOf").and_then(Value::as_array) {
-        return if choices.iter().any(|choice| conforms(spec, choice, value, at).is_ok()) {
+        return if choices
+            .iter()
+            .any(|choice| conforms(spec, choice, value, at).is_ok())
+        {
             Ok(())
         } else {
             Err(format!("{at}: matches no oneOf"))
@@ -216,10 +218,7 @@ fn operations(spec: &Value, alert: &str) -> Vec<(Method, String, Option<String>,
                     }
                     Some("query") => {
                         if let Some(example) = parameter["example"].as_str() {
-                            query.push(format!(
-                                "{name}={}",
-                                console::auth::url_encode(example)
-                            ));
+                            query.push(format!("{name}={}", console::auth::url_encode(example)));
                         }
                     }
                     _ => {}
@@ -272,15 +271,32 @@ async fn the_seeded_alerts_are_the_engines_dcsync() {
             .iter()
             .any(|entity| entity["role"] == role && entity[field] == value)
     };
-    assert!(has("SOURCE_ACCOUNT", "name", "LAB\\Administrator"), "{entities:?}");
-    assert!(has("SOURCE_COMPUTER", "address", "10.99.0.2"), "{entities:?}");
-    assert!(has("DOMAIN_CONTROLLER", "address", "10.99.0.1"), "{entities:?}");
+    assert!(
+        has("SOURCE_ACCOUNT", "name", "LAB\\Administrator"),
+        "{entities:?}"
+    );
+    assert!(
+        has("SOURCE_COMPUTER", "address", "10.99.0.2"),
+        "{entities:?}"
+    );
+    assert!(
+        has("DOMAIN_CONTROLLER", "address", "10.99.0.1"),
+        "{entities:?}"
+    );
     let evidence = detail["evidence"].as_array().expect("evidence");
     assert!(!evidence.is_empty());
-    assert_eq!(detail["evidence_missing"], 0, "every evidence reference resolves");
+    assert_eq!(
+        detail["evidence_missing"], 0,
+        "every evidence reference resolves"
+    );
     for activity in evidence {
         assert_eq!(activity["protocol"], "dcerpc");
-        assert_eq!(activity["src"].as_str().map(|src| src.starts_with("10.99.0.2:")), Some(true));
+        assert_eq!(
+            activity["src"]
+                .as_str()
+                .map(|src| src.starts_with("10.99.0.2:")),
+            Some(true)
+        );
         assert!(activity["source_computer"].get("certainty").is_some());
     }
     assert_eq!(detail["history"][0]["event"], "raised");
@@ -310,9 +326,16 @@ async fn every_operation_of_the_spec_answers_as_the_spec_says() {
             "{method} {uri}: {code} is not documented: {}",
             answer.text()
         );
-        assert!(answer.status.is_success(), "{method} {uri}: {code} {}", answer.text());
+        assert!(
+            answer.status.is_success(),
+            "{method} {uri}: {code} {}",
+            answer.text()
+        );
         let content = &documented["content"];
-        if let Some(schema) = content.get("application/json").map(|media| &media["schema"]) {
+        if let Some(schema) = content
+            .get("application/json")
+            .map(|media| &media["schema"])
+        {
             conforms(&spec, schema, &answer.json(), &format!("{method} {uri}"))
                 .unwrap_or_else(|error| panic!("{error}"));
         } else if let Some(types) = content.as_object() {
@@ -322,7 +345,9 @@ async fn every_operation_of_the_spec_answers_as_the_spec_says() {
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or_default();
             assert!(
-                types.keys().any(|expected| got.starts_with(expected.as_str())),
+                types
+                    .keys()
+                    .any(|expected| got.starts_with(expected.as_str())),
                 "{method} {uri}: {got}"
             );
         }
@@ -347,7 +372,10 @@ async fn nothing_answers_without_a_login() {
         )
         .await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
-        assert!(operation["responses"]["401"].is_object(), "{uri} documents 401");
+        assert!(
+            operation["responses"]["401"].is_object(),
+            "{uri} documents 401"
+        );
     }
     for page in [
         "/alerts".to_owned(),
@@ -375,13 +403,24 @@ async fn nothing_answers_without_a_login() {
             Method::POST,
             &form,
             None,
-            Some(("application/x-www-form-urlencoded", "classification=TP".to_owned())),
+            Some((
+                "application/x-www-form-urlencoded",
+                "classification=TP".to_owned(),
+            )),
             &[],
         )
         .await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{form}");
     }
-    let open = call(&fixture.router, Method::GET, "/api/v1/alerts?status=CLOSED", None, None, &[]).await;
+    let open = call(
+        &fixture.router,
+        Method::GET,
+        "/api/v1/alerts?status=CLOSED",
+        None,
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(open.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -427,11 +466,18 @@ async fn cross_site_and_tokenless_posts_are_refused() {
         Method::POST,
         &form,
         Some(&session),
-        Some(("application/x-www-form-urlencoded", "classification=TP".to_owned())),
+        Some((
+            "application/x-www-form-urlencoded",
+            "classification=TP".to_owned(),
+        )),
         &[],
     )
     .await;
-    assert_eq!(answer.status, StatusCode::FORBIDDEN, "a form without its token");
+    assert_eq!(
+        answer.status,
+        StatusCode::FORBIDDEN,
+        "a form without its token"
+    );
     let detail = call(
         &fixture.router,
         Method::GET,
@@ -442,7 +488,10 @@ async fn cross_site_and_tokenless_posts_are_refused() {
     )
     .await
     .json();
-    assert_eq!(detail["row"]["status"], "OPEN", "nothing refused changed it");
+    assert_eq!(
+        detail["row"]["status"], "OPEN",
+        "nothing refused changed it"
+    );
     assert!(fixture.console.auth.counters().csrf_refused >= 4);
     // With its token, the same form closes it (303 back to the alert).
     let answer = call(
@@ -452,9 +501,15 @@ async fn cross_site_and_tokenless_posts_are_refused() {
         Some(&session),
         Some((
             "application/x-www-form-urlencoded",
-            format!("csrf={}&classification=FP&comment=lab&exclude=on", session.csrf),
+            format!(
+                "csrf={}&classification=FP&comment=lab&exclude=on",
+                session.csrf
+            ),
         )),
-        &[("origin", "https://console.test"), ("sec-fetch-site", "same-origin")],
+        &[
+            ("origin", "https://console.test"),
+            ("sec-fetch-site", "same-origin"),
+        ],
     )
     .await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
@@ -477,9 +532,16 @@ async fn cross_site_and_tokenless_posts_are_refused() {
         .filter_map(|entry| entry["event"].as_str())
         .collect();
     assert_eq!(events, ["raised", "closed", "excluded"]);
-    let exclusions = call(&fixture.router, Method::GET, "/api/v1/exclusions", Some(&session), None, &[])
-        .await
-        .json();
+    let exclusions = call(
+        &fixture.router,
+        Method::GET,
+        "/api/v1/exclusions",
+        Some(&session),
+        None,
+        &[],
+    )
+    .await
+    .json();
     assert_eq!(exclusions[0]["type"], "dcsync");
     assert_eq!(exclusions[0]["kind"], "computer");
     assert_eq!(exclusions[0]["value"], "10.99.0.2");
@@ -507,15 +569,29 @@ async fn a_viewer_cannot_change_an_alert() {
         .await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{path}");
     }
-    let page = call(&fixture.router, Method::GET, &format!("/alerts/{id}"), Some(&viewer), None, &[])
-        .await
-        .text();
+    let page = call(
+        &fixture.router,
+        Method::GET,
+        &format!("/alerts/{id}"),
+        Some(&viewer),
+        None,
+        &[],
+    )
+    .await
+    .text();
     assert!(!page.contains("id=\"close\""), "no close form for a viewer");
     assert!(page.contains("Viewers cannot change alerts"));
     let analyst = login(&fixture.router, "analyst").await;
-    let page = call(&fixture.router, Method::GET, &format!("/alerts/{id}"), Some(&analyst), None, &[])
-        .await
-        .text();
+    let page = call(
+        &fixture.router,
+        Method::GET,
+        &format!("/alerts/{id}"),
+        Some(&analyst),
+        None,
+        &[],
+    )
+    .await
+    .text();
     assert!(page.contains("id=\"close\""), "an analyst gets the form");
 }
 
@@ -543,7 +619,11 @@ async fn logins_are_rate_limited() {
         assert_eq!(attempt("wrong").await.status, StatusCode::UNAUTHORIZED);
     }
     let limited = attempt(PASSWORD).await;
-    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
     assert!(limited.headers.get(header::SET_COOKIE).is_none());
     // Another user from another address is not held up by it (no Peer in router tests: the
@@ -555,7 +635,10 @@ async fn logins_are_rate_limited() {
         None,
         Some((
             "application/x-www-form-urlencoded",
-            format!("name=analyst&password={}", console::auth::url_encode(PASSWORD)),
+            format!(
+                "name=analyst&password={}",
+                console::auth::url_encode(PASSWORD)
+            ),
         )),
         &[],
     )
@@ -571,11 +654,19 @@ async fn the_timeline_filters_and_counts() {
     let get = |uri: String| {
         let router = fixture.router.clone();
         let session = session.clone();
-        async move { call(&router, Method::GET, &uri, Some(&session), None, &[]).await.json() }
+        async move {
+            call(&router, Method::GET, &uri, Some(&session), None, &[])
+                .await
+                .json()
+        }
     };
     let all = get("/api/v1/alerts".to_owned()).await;
     assert_eq!(all["counts"]["total"], fixture.seeded.alerts);
-    assert_eq!(all["alerts"][0]["id"], fixture.seeded.hostile.as_str(), "newest first");
+    assert_eq!(
+        all["alerts"][0]["id"],
+        fixture.seeded.hostile.as_str(),
+        "newest first"
+    );
     assert_eq!(all["counts"]["by_type"]["dcsync"], 2);
     let by_entity = get("/api/v1/alerts?entity=10.99.0.2".to_owned()).await;
     let ids: Vec<&str> = by_entity["alerts"]
@@ -585,10 +676,13 @@ async fn the_timeline_filters_and_counts() {
         .filter_map(|alert| alert["id"].as_str())
         .collect();
     assert_eq!(ids, [fixture.seeded.dcsync.as_str()]);
-    assert_eq!(get("/api/v1/alerts?severity=LOW".to_owned()).await["counts"]["total"], 0);
     assert_eq!(
-        get("/api/v1/alerts?category=CREDENTIAL_ACCESS&type=dcsync&status=OPEN".to_owned())
-            .await["counts"]["total"],
+        get("/api/v1/alerts?severity=LOW".to_owned()).await["counts"]["total"],
+        0
+    );
+    assert_eq!(
+        get("/api/v1/alerts?category=CREDENTIAL_ACCESS&type=dcsync&status=OPEN".to_owned()).await["counts"]
+            ["total"],
         2
     );
     // The hostile copy is an hour after the capture (2026-11-22T00:07Z).
@@ -626,13 +720,29 @@ async fn a_hostile_account_name_is_inert_everywhere() {
         format!("/search?q={}", console::auth::url_encode("LAB\\<img")),
     ];
     for page in &pages {
-        let answer = call(&fixture.router, Method::GET, page, Some(&session), None, &[]).await;
+        let answer = call(
+            &fixture.router,
+            Method::GET,
+            page,
+            Some(&session),
+            None,
+            &[],
+        )
+        .await;
         assert_eq!(answer.status, StatusCode::OK, "{page}");
         let text = answer.text();
         assert!(!text.contains("<img"), "{page} carries live markup");
-        assert!(text.contains("&lt;img src=x onerror=alert(1)&gt;"), "{page} shows the name as text");
-        let policy = answer.headers[header::CONTENT_SECURITY_POLICY].to_str().expect("csp");
-        assert!(policy.contains("default-src 'none'") && !policy.contains("script-src"), "{policy}");
+        assert!(
+            text.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{page} shows the name as text"
+        );
+        let policy = answer.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("csp");
+        assert!(
+            policy.contains("default-src 'none'") && !policy.contains("script-src"),
+            "{policy}"
+        );
     }
     let csv = call(
         &fixture.router,
@@ -646,10 +756,19 @@ async fn a_hostile_account_name_is_inert_everywhere() {
     assert_eq!(csv.status, StatusCode::OK);
     let text = csv.text();
     let mut lines = text.lines();
-    assert!(lines.next().expect("header").starts_with("time,protocol,type,src,dst,account"));
+    assert!(
+        lines
+            .next()
+            .expect("header")
+            .starts_with("time,protocol,type,src,dst,account")
+    );
     let rows: Vec<&str> = lines.collect();
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|row| row.contains(&format!("\"LAB\\{HOSTILE}\""))), "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|row| row.contains(&format!("\"LAB\\{HOSTILE}\""))),
+        "{rows:?}"
+    );
     // In the workbook the name is a string cell, exactly as it is.
     let workbook = call(
         &fixture.router,
@@ -662,9 +781,17 @@ async fn a_hostile_account_name_is_inert_everywhere() {
     .await;
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(workbook.body)).expect("an xlsx");
     let users = book.worksheet_range("Source User").expect("Source User");
-    assert_eq!(users.get_value((1, 0)).map(ToString::to_string), Some(account.clone()));
+    assert_eq!(
+        users.get_value((1, 0)).map(ToString::to_string),
+        Some(account.clone())
+    );
     let formulas = book.worksheet_formula("Source User").expect("formulas");
-    assert!(formulas.used_cells().all(|(_, _, formula)| formula.is_empty()), "no formulas");
+    assert!(
+        formulas
+            .used_cells()
+            .all(|(_, _, formula)| formula.is_empty()),
+        "no formulas"
+    );
 }
 
 #[tokio::test]
@@ -722,11 +849,21 @@ async fn the_report_has_mdis_tabs_and_cells() {
             "View in browser"
         ]
     );
-    assert_eq!(cell(&summary, 0, 1), "Suspected DCSync attack (replication of directory services)");
-    assert!(cell(&summary, 2, 1).starts_with("2026-11-22T00:07:16"), "{}", cell(&summary, 2, 1));
+    assert_eq!(
+        cell(&summary, 0, 1),
+        "Suspected DCSync attack (replication of directory services)"
+    );
+    assert!(
+        cell(&summary, 2, 1).starts_with("2026-11-22T00:07:16"),
+        "{}",
+        cell(&summary, 2, 1)
+    );
     assert_eq!(cell(&summary, 4, 1), "High");
     assert_eq!(cell(&summary, 5, 1), "Open");
-    assert_eq!(cell(&summary, 7, 1), format!("https://console.test/alerts/{id}"));
+    assert_eq!(
+        cell(&summary, 7, 1),
+        format!("https://console.test/alerts/{id}")
+    );
     for (tab, name) in [
         ("Source Computer", "10.99.0.2"),
         ("Source User", "LAB\\Administrator"),
@@ -744,24 +881,47 @@ async fn the_report_has_mdis_tabs_and_cells() {
     let header: Vec<String> = (0..11).map(|column| cell(&network, 0, column)).collect();
     assert!(header.contains(&"Source Computer Certainty".to_owned()));
     assert!(header.contains(&"Destination Computer Resolution Method".to_owned()));
-    let detail = call(&fixture.router, Method::GET, &format!("/api/v1/alerts/{id}"), Some(&session), None, &[])
-        .await
-        .json();
+    let detail = call(
+        &fixture.router,
+        Method::GET,
+        &format!("/api/v1/alerts/{id}"),
+        Some(&session),
+        None,
+        &[],
+    )
+    .await
+    .json();
     let evidence = detail["evidence"].as_array().expect("evidence").len();
-    assert_eq!(usize::try_from(network.height()).expect("rows"), evidence + 1);
+    assert_eq!(
+        usize::try_from(network.height()).expect("rows"),
+        evidence + 1
+    );
     assert_eq!(cell(&network, 1, 1), "dcerpc");
     assert!(cell(&network, 1, 3).starts_with("10.99.0.2:"));
     let related = book.worksheet_range("Related Entities").expect("related");
     assert_eq!(
-        (0..5).map(|column| cell(&related, 0, column)).collect::<Vec<_>>(),
-        ["Id", "Type", "Name", "Unique Entity Json", "Unique Entity Profile Json"]
+        (0..5)
+            .map(|column| cell(&related, 0, column))
+            .collect::<Vec<_>>(),
+        [
+            "Id",
+            "Type",
+            "Name",
+            "Unique Entity Json",
+            "Unique Entity Profile Json"
+        ]
     );
     assert_eq!(related.height(), 4, "three entities and the header");
     for row in 1..4 {
         let entity: Value = serde_json::from_str(&cell(&related, row, 3)).expect("entity json");
         assert!(entity.is_object());
         let profile: Value = serde_json::from_str(&cell(&related, row, 4)).expect("profile json");
-        assert!(profile["activities"].as_u64().is_some_and(|count| count > 0), "{profile}");
+        assert!(
+            profile["activities"]
+                .as_u64()
+                .is_some_and(|count| count > 0),
+            "{profile}"
+        );
     }
 }
 
@@ -774,34 +934,73 @@ async fn entity_sensor_health_and_search_pages() {
         let session = session.clone();
         async move { call(&router, Method::GET, uri, Some(&session), None, &[]).await }
     };
-    let account = get("/api/v1/accounts?name=LAB%5CAdministrator").await.json();
+    let account = get("/api/v1/accounts?name=LAB%5CAdministrator")
+        .await
+        .json();
     assert_eq!(account["alerts"][0]["id"], fixture.seeded.dcsync.as_str());
     let activities = account["activities"].as_array().expect("activities");
     assert!(!activities.is_empty());
-    assert!(activities.iter().all(|a| a["account"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("LAB\\Administrator"))));
-    let times: Vec<&str> = activities.iter().filter_map(|a| a["time"].as_str()).collect();
-    assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "newest first");
-    let dcerpc = get("/api/v1/accounts?name=LAB%5CAdministrator&protocol=dcerpc").await.json();
-    assert!(dcerpc["activities"].as_array().expect("a").iter().all(|a| a["protocol"] == "dcerpc"));
+    assert!(activities.iter().all(|a| {
+        a["account"]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case("LAB\\Administrator"))
+    }));
+    let times: Vec<&str> = activities
+        .iter()
+        .filter_map(|a| a["time"].as_str())
+        .collect();
+    assert!(
+        times.windows(2).all(|pair| pair[0] >= pair[1]),
+        "newest first"
+    );
+    let dcerpc = get("/api/v1/accounts?name=LAB%5CAdministrator&protocol=dcerpc")
+        .await
+        .json();
+    assert!(
+        dcerpc["activities"]
+            .as_array()
+            .expect("a")
+            .iter()
+            .all(|a| a["protocol"] == "dcerpc")
+    );
     let computer = get("/api/v1/computers?key=10.99.0.2").await.json();
     assert_eq!(computer["alerts"][0]["id"], fixture.seeded.dcsync.as_str());
-    let csv = get("/api/v1/activities.csv?kind=computer&key=10.99.0.2&protocol=smb").await.text();
+    let csv = get("/api/v1/activities.csv?kind=computer&key=10.99.0.2&protocol=smb")
+        .await
+        .text();
     assert!(csv.lines().skip(1).all(|line| line.contains("\"smb\"")));
     assert!(csv.lines().count() > 1);
     let sensors = get("/api/v1/sensors").await.json();
     assert_eq!(sensors[0]["sensor_id"], "vm");
     assert_eq!(sensors[0]["status"], "connected");
     assert_eq!(sensors[0]["open_issues"], 1);
-    fixture.console.data.sample_counters(console::data::now_ns()).expect("sample");
+    fixture
+        .console
+        .data
+        .sample_counters(console::data::now_ns())
+        .expect("sample");
     let sensor = get("/api/v1/sensors/vm").await.json();
     assert_eq!(sensor["samples"][0]["counters"]["frames"], 120);
     assert_eq!(sensor["health"][0]["kind"], "CAPTURE_LOSS");
     let health = get("/health").await.text();
     assert!(health.contains("ring buffer full: 3 frames lost"));
     let search = get("/api/v1/search?q=Adm").await.json();
-    assert!(search["accounts"].as_array().expect("a").iter().any(|a| a == "LAB\\Administrator"), "{search}");
+    assert!(
+        search["accounts"]
+            .as_array()
+            .expect("a")
+            .iter()
+            .any(|a| a == "LAB\\Administrator"),
+        "{search}"
+    );
     let search = get("/api/v1/search?q=10.99.0.6").await.json();
     assert_eq!(search["addresses"], json!(["10.99.0.66"]));
-    assert_eq!(get("/api/v1/sensors/nope").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(get("/api/v1/alerts/nope").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get("/api/v1/sensors/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get("/api/v1/alerts/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -7,8 +7,16 @@ use anyhow::Context as _;
 use crate::shell::{self, output};
 
 /// Debian packages: LLVM 22 for bpf-linker (rustc 1.95 emits LLVM 22 bitcode), iproute2 and
-/// ethtool for the network-namespace tests and the demo.
-const APT_PACKAGES: &[&str] = &["llvm-22-dev", "libllvm22", "iproute2", "ethtool"];
+/// ethtool for the network-namespace tests and the demo, Chromium and its WebDriver (one
+/// source package, so they always match) for the console's browser tests.
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libllvm22",
+    "iproute2",
+    "ethtool",
+    "chromium",
+    "chromium-driver",
+];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 

@@ -167,7 +167,9 @@ async fn login(
             Json(serde_json::json!({"error": "too many failed logins; try later"})),
         )
             .into_response(),
-        Err(LoginError::CrossSite) => Refusal::Forbidden("cross-site request refused").into_response(),
+        Err(LoginError::CrossSite) => {
+            Refusal::Forbidden("cross-site request refused").into_response()
+        }
         Err(LoginError::Internal(why)) => ApiError::Internal(why).into_response(),
     }
 }
@@ -192,7 +194,9 @@ async fn alerts(
     _user: User,
     Query(filter): Query<AlertFilter>,
 ) -> Result<Json<data::Timeline>, ApiError> {
-    Ok(Json(blocking(&state, move |data| data.timeline(&filter)).await?))
+    Ok(Json(
+        blocking(&state, move |data| data.timeline(&filter)).await?,
+    ))
 }
 
 async fn alert(
@@ -254,10 +258,21 @@ pub async fn close_alert(
     let actor = user.name.clone();
     let comment = bounded(&request.comment);
     let closed = blocking(state, move |data| {
-        data.close_alert(&id, classification, &actor, &comment, request.exclude, data::now_ns())
+        data.close_alert(
+            &id,
+            classification,
+            &actor,
+            &comment,
+            request.exclude,
+            data::now_ns(),
+        )
     })
     .await?;
-    if closed { Ok(()) } else { Err(ApiError::NotFound) }
+    if closed {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
 }
 
 async fn close(
@@ -273,7 +288,11 @@ async fn close(
 pub async fn reopen_alert(state: &State, user: &User, id: String) -> Result<(), ApiError> {
     may_change(user)?;
     let actor = user.name.clone();
-    if blocking(state, move |data| data.reopen_alert(&id, &actor, data::now_ns())).await? {
+    if blocking(state, move |data| {
+        data.reopen_alert(&id, &actor, data::now_ns())
+    })
+    .await?
+    {
         Ok(())
     } else {
         Err(ApiError::NotFound)
@@ -448,7 +467,11 @@ async fn activities_csv(
     let kind: &'static str = match query.kind.as_str() {
         "account" => "account",
         "computer" => "computer",
-        _ => return Err(ApiError::BadRequest("kind is account or computer".to_owned())),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "kind is account or computer".to_owned(),
+            ));
+        }
     };
     let page = blocking(&state, move |data| {
         data.entity(kind, &query.key, &query.filter, MAX_CSV_ROWS)
@@ -547,7 +570,9 @@ async fn search(
     _user: User,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<data::SearchResults>, ApiError> {
-    Ok(Json(blocking(&state, move |data| data.search(&query.q)).await?))
+    Ok(Json(
+        blocking(&state, move |data| data.search(&query.q)).await?,
+    ))
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -361,8 +361,14 @@ mod tests {
             assert!(auth.login_allowed("10.0.0.1", "alice"));
             auth.login_failed("10.0.0.1", "alice");
         }
-        assert!(!auth.login_allowed("10.0.0.1", "bob"), "the client is limited");
-        assert!(!auth.login_allowed("10.0.0.2", "ALICE"), "the name is limited");
+        assert!(
+            !auth.login_allowed("10.0.0.1", "bob"),
+            "the client is limited"
+        );
+        assert!(
+            !auth.login_allowed("10.0.0.2", "ALICE"),
+            "the name is limited"
+        );
         assert!(auth.login_allowed("10.0.0.2", "bob"));
         assert_eq!(auth.counters().rate_limited, 2);
     }
@@ -376,10 +382,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            format!("other=1; {COOKIE}={token}").parse().expect("header"),
+            format!("other=1; {COOKIE}={token}")
+                .parse()
+                .expect("header"),
         );
         assert_eq!(cookie_token(&headers).as_deref(), Some(token.as_str()));
-        assert_eq!(auth.user(&token).map(|user| user.name).as_deref(), Some("alice"));
+        assert_eq!(
+            auth.user(&token).map(|user| user.name).as_deref(),
+            Some("alice")
+        );
         auth.end(&token);
         assert!(auth.user(&token).is_none());
         assert!(session_cookie("x").contains("Secure; HttpOnly; SameSite=Strict"));
@@ -390,9 +401,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "console:8443".parse().expect("header"));
         assert!(!cross_site(&headers));
-        headers.insert(header::ORIGIN, "https://console:8443".parse().expect("header"));
+        headers.insert(
+            header::ORIGIN,
+            "https://console:8443".parse().expect("header"),
+        );
         assert!(!cross_site(&headers));
-        headers.insert(header::ORIGIN, "https://evil.example".parse().expect("header"));
+        headers.insert(
+            header::ORIGIN,
+            "https://evil.example".parse().expect("header"),
+        );
         assert!(cross_site(&headers));
         headers.remove(header::ORIGIN);
         headers.insert("sec-fetch-site", "cross-site".parse().expect("header"));

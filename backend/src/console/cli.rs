@@ -47,8 +47,8 @@ fn first_line(text: &str) -> String {
 
 fn read_password(file: Option<&PathBuf>) -> anyhow::Result<String> {
     if let Some(file) = file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         return Ok(first_line(&text));
     }
     let stdin = io::stdin();

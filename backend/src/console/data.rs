@@ -97,7 +97,10 @@ pub enum DataError {
     #[error("store: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("store: alert {id} does not decode: {source}")]
-    Decode { id: String, source: prost::DecodeError },
+    Decode {
+        id: String,
+        source: prost::DecodeError,
+    },
     #[error(transparent)]
     User(#[from] users::UserError),
     #[error("directory snapshot {path}: {message}")]
@@ -133,7 +136,9 @@ pub struct AlertFilter {
 
 impl AlertFilter {
     fn nonempty(value: Option<&String>) -> Option<&str> {
-        value.map(|value| value.trim()).filter(|value| !value.is_empty())
+        value
+            .map(|value| value.trim())
+            .filter(|value| !value.is_empty())
     }
 }
 
@@ -329,7 +334,9 @@ fn lock(mutex: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
+        .map_or(0, |since| {
+            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        })
 }
 
 /// RFC 3339 (UTC, milliseconds) of Unix nanoseconds.
@@ -464,7 +471,9 @@ fn decode_alert(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Alert, DataE
     let closed: Option<i64> = row.get(4)?;
     Ok(match Alert::decode(blob.as_slice()) {
         Ok(mut alert) => {
-            alert.status = Status::from_str_name(&status).unwrap_or(Status::Open).into();
+            alert.status = Status::from_str_name(&status)
+                .unwrap_or(Status::Open)
+                .into();
             alert.classification = Classification::from_str_name(&classification)
                 .unwrap_or(Classification::Unspecified)
                 .into();
@@ -491,10 +500,12 @@ impl Data {
         connection.busy_timeout(Duration::from_secs(10))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         // The ingest schema first (the console may start before any sensor), then ours.
-        drop(crate::store::Store::open(data_dir).map_err(|error| DataError::Directory {
-            path: data_dir.display().to_string(),
-            message: error.to_string(),
-        })?);
+        drop(
+            crate::store::Store::open(data_dir).map_err(|error| DataError::Directory {
+                path: data_dir.display().to_string(),
+                message: error.to_string(),
+            })?,
+        );
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(users::SCHEMA)?;
         Ok(Self {
@@ -721,7 +732,9 @@ impl Data {
         let mut evidence_missing = 0;
         for piece in &alert.evidence {
             match self.activity_by_ref(&piece.activity_ref)? {
-                Some(activity) => evidence.push(activity_row(piece.activity_ref.clone(), &activity)),
+                Some(activity) => {
+                    evidence.push(activity_row(piece.activity_ref.clone(), &activity))
+                }
                 None => evidence_missing += 1,
             }
         }
@@ -787,7 +800,13 @@ impl Data {
                 "INSERT INTO {HISTORY} (alert_id, time_ns, event, classification, actor, text)
                  VALUES (?1, ?2, 'closed', ?3, ?4, ?5)"
             ),
-            params![id, now_ns, classification_name(classification), actor, comment],
+            params![
+                id,
+                now_ns,
+                classification_name(classification),
+                actor,
+                comment
+            ],
         )?;
         if exclude {
             let (kind, value) = match alert.primary_key.split_once(':') {
@@ -799,14 +818,25 @@ impl Data {
             transaction.execute(
                 "INSERT INTO console_exclusions (type, kind, value, created_ns, comment)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![alert.r#type, kind, value, now_ns, format!("closed {id} by {actor}")],
+                params![
+                    alert.r#type,
+                    kind,
+                    value,
+                    now_ns,
+                    format!("closed {id} by {actor}")
+                ],
             )?;
             transaction.execute(
                 &format!(
                     "INSERT INTO {HISTORY} (alert_id, time_ns, event, actor, text)
                      VALUES (?1, ?2, 'excluded', ?3, ?4)"
                 ),
-                params![id, now_ns, actor, format!("{kind} {value} from {}", alert.r#type)],
+                params![
+                    id,
+                    now_ns,
+                    actor,
+                    format!("{kind} {value} from {}", alert.r#type)
+                ],
             )?;
         }
         transaction.commit()?;
@@ -1081,7 +1111,9 @@ impl Data {
             (
                 "SELECT protocol, COUNT(*), MIN(time_ns), MAX(time_ns) FROM activities
                  WHERE src_ip = ?1 OR dst_ip = ?1 GROUP BY protocol ORDER BY protocol",
-                vec![Value::Text(if address.is_empty() { key } else { address }.to_owned())],
+                vec![Value::Text(
+                    if address.is_empty() { key } else { address }.to_owned(),
+                )],
             )
         };
         let mut statement = connection.prepare(sql)?;
@@ -1113,8 +1145,7 @@ impl Data {
     pub fn sensors(&self) -> Result<Vec<SensorRow>, DataError> {
         let now = now_ns();
         let open_since = now - i64::try_from(OPEN_ISSUE_AGE.as_nanos()).unwrap_or(i64::MAX);
-        let disconnected =
-            now - i64::try_from(DISCONNECTED_AFTER.as_nanos()).unwrap_or(i64::MAX);
+        let disconnected = now - i64::try_from(DISCONNECTED_AFTER.as_nanos()).unwrap_or(i64::MAX);
         let connection = lock(&self.connection);
         let mut statement = connection.prepare(
             "SELECT s.sensor_id, s.version, s.last_seen_ns, s.stored_through, s.counters,
@@ -1184,8 +1215,7 @@ impl Data {
 
     /// Health events, newest first; with `sensor_id`, that sensor's only.
     pub fn health(&self, sensor_id: Option<&str>) -> Result<Vec<HealthRow>, DataError> {
-        let open_since =
-            now_ns() - i64::try_from(OPEN_ISSUE_AGE.as_nanos()).unwrap_or(i64::MAX);
+        let open_since = now_ns() - i64::try_from(OPEN_ISSUE_AGE.as_nanos()).unwrap_or(i64::MAX);
         let connection = lock(&self.connection);
         let mut statement = connection.prepare(
             "SELECT sensor_id, time_ns, severity, kind, message FROM health_events

@@ -91,7 +91,11 @@ pub struct Console {
 pub type State = Arc<Console>;
 
 impl Console {
-    pub fn open(data_dir: &Path, config: &ConsoleConfig, url: String) -> Result<Self, ConsoleError> {
+    pub fn open(
+        data_dir: &Path,
+        config: &ConsoleConfig,
+        url: String,
+    ) -> Result<Self, ConsoleError> {
         let mut data = Data::open(data_dir)?;
         if let Some(path) = &config.directory {
             data.load_directory(path)?;
@@ -128,7 +132,12 @@ async fn security_headers(request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not no-referrer: with it, Chromium sends `Origin: null` on the console's own form posts,
+    // which the cross-site check then (rightly) refuses.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::STRICT_TRANSPORT_SECURITY,
@@ -194,8 +203,7 @@ pub async fn serve(
         let router = router.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     debug!("console: TLS handshake from {peer}: {error}");

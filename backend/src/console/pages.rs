@@ -16,7 +16,9 @@ use crate::console::{
     api::{self, ApiError, CloseRequest, EntityQuery, LoginError, SearchQuery, blocking},
     auth::{self, Refusal, User, url_encode},
     data::{self, AlertFilter, EntityPage, MAX_ROWS},
-    html::{activity_table, alert_table, entity_href, entity_link, page, severity_badge, status_badge},
+    html::{
+        activity_table, alert_table, entity_href, entity_link, page, severity_badge, status_badge,
+    },
 };
 
 pub fn routes() -> Router<State> {
@@ -225,7 +227,12 @@ async fn alert(Shared(state): Shared<State>, user: User, Path(id): Path<String>)
     let relied: Vec<String> = alert
         .get("relied_on")
         .and_then(|v| v.as_array())
-        .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let details: Vec<(String, String)> = alert
         .get("details")
@@ -234,7 +241,12 @@ async fn alert(Shared(state): Shared<State>, user: User, Path(id): Path<String>)
             items
                 .iter()
                 .map(|item| {
-                    let field = |name: &str| item.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                    let field = |name: &str| {
+                        item.get(name)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
                     (field("name"), field("value"))
                 })
                 .collect()
@@ -246,18 +258,27 @@ async fn alert(Shared(state): Shared<State>, user: User, Path(id): Path<String>)
         .map(|items| items.iter().filter_map(|i| i.as_str()).collect())
         .unwrap_or_default();
     let mut story: Vec<(String, String)> = Vec::new();
-    story.push((row.start.clone(), format!("First evidence: {}", row.description)));
+    story.push((
+        row.start.clone(),
+        format!("First evidence: {}", row.description),
+    ));
     for entry in &detail.history {
         let text = match entry.event.as_str() {
             "raised" => "Alert raised".to_owned(),
-            "closed" => format!("Closed as {} by {}: {}", entry.classification, entry.actor, entry.text),
+            "closed" => format!(
+                "Closed as {} by {}: {}",
+                entry.classification, entry.actor, entry.text
+            ),
             "comment" => format!("{} commented: {}", entry.actor, entry.text),
             "assigned" => format!("{} assigned it to {}", entry.actor, entry.text),
             other => format!("{other} by {}: {}", entry.actor, entry.text),
         };
         story.push((entry.time.clone(), text));
     }
-    story.push((row.end.clone(), format!("Latest evidence ({} in all)", row.count)));
+    story.push((
+        row.end.clone(),
+        format!("Latest evidence ({} in all)", row.count),
+    ));
     story.sort_by(|a, b| a.0.cmp(&b.0));
     let may_change = user.may_change();
     let body = html! {
@@ -450,7 +471,11 @@ fn entity_body(entity: &EntityPage, query: &EntityQuery) -> Markup {
         url_encode(query.filter.since.as_deref().unwrap_or_default()),
         url_encode(query.filter.until.as_deref().unwrap_or_default()),
     );
-    let action = if kind == "account" { "/accounts" } else { "/computers" };
+    let action = if kind == "account" {
+        "/accounts"
+    } else {
+        "/computers"
+    };
     html! {
         h1 { @if kind == "account" { "Account " } @else { "Computer " } span #entity-name { (entity.key) } }
         h2 { "Directory" }
@@ -502,12 +527,23 @@ fn entity_body(entity: &EntityPage, query: &EntityQuery) -> Markup {
 }
 
 async fn entity_page(state: State, user: User, kind: &'static str, query: EntityQuery) -> Response {
-    let key = if kind == "account" { query.name.clone() } else { query.key.clone() };
+    let key = if kind == "account" {
+        query.name.clone()
+    } else {
+        query.key.clone()
+    };
     if key.trim().is_empty() {
-        return failure(Some(&user), ApiError::BadRequest("which entity?".to_owned()));
+        return failure(
+            Some(&user),
+            ApiError::BadRequest("which entity?".to_owned()),
+        );
     }
     let filter = query.filter.clone();
-    let entity = match blocking(&state, move |data| data.entity(kind, &key, &filter, MAX_ROWS)).await {
+    let entity = match blocking(&state, move |data| {
+        data.entity(kind, &key, &filter, MAX_ROWS)
+    })
+    .await
+    {
         Ok(entity) => entity,
         Err(error) => return failure(Some(&user), error),
     };
@@ -515,11 +551,19 @@ async fn entity_page(state: State, user: User, kind: &'static str, query: Entity
     Html(page(&title, Some(&user), &entity_body(&entity, &query)).into_string()).into_response()
 }
 
-async fn account(Shared(state): Shared<State>, user: User, Query(query): Query<EntityQuery>) -> Response {
+async fn account(
+    Shared(state): Shared<State>,
+    user: User,
+    Query(query): Query<EntityQuery>,
+) -> Response {
     entity_page(state, user, "account", query).await
 }
 
-async fn computer(Shared(state): Shared<State>, user: User, Query(query): Query<EntityQuery>) -> Response {
+async fn computer(
+    Shared(state): Shared<State>,
+    user: User,
+    Query(query): Query<EntityQuery>,
+) -> Response {
     entity_page(state, user, "computer", query).await
 }
 
@@ -606,7 +650,11 @@ async fn health(Shared(state): Shared<State>, user: User) -> Response {
     Html(page("Health", Some(&user), &body).into_string()).into_response()
 }
 
-async fn search(Shared(state): Shared<State>, user: User, Query(query): Query<SearchQuery>) -> Response {
+async fn search(
+    Shared(state): Shared<State>,
+    user: User,
+    Query(query): Query<SearchQuery>,
+) -> Response {
     let text = query.q.clone();
     let results = match blocking(&state, move |data| data.search(&text)).await {
         Ok(results) => results,

@@ -37,7 +37,10 @@ pub fn workbook(data: &Data, id: &str, url: &str) -> Result<Option<Vec<u8>>, Dat
     let Some(alert) = data.alert(id)? else {
         return Ok(None);
     };
-    let status_time = detail.history.last().map_or_else(String::new, |h| h.time.clone());
+    let status_time = detail
+        .history
+        .last()
+        .map_or_else(String::new, |h| h.time.clone());
     let related: Vec<RelatedEntity> = alert
         .entities
         .iter()
@@ -60,7 +63,11 @@ struct RelatedEntity {
     profile_json: String,
 }
 
-fn related_entity(data: &Data, index: usize, entity: &AlertEntity) -> Result<RelatedEntity, DataError> {
+fn related_entity(
+    data: &Data,
+    index: usize,
+    entity: &AlertEntity,
+) -> Result<RelatedEntity, DataError> {
     let shown = data::entity_ref(entity);
     let entity_json = data
         .directory_json(shown.kind, &shown.key)
@@ -72,7 +79,11 @@ fn related_entity(data: &Data, index: usize, entity: &AlertEntity) -> Result<Rel
         } else {
             entity.sid.clone()
         },
-        kind: if shown.kind == "account" { "Account" } else { "Computer" },
+        kind: if shown.kind == "account" {
+            "Account"
+        } else {
+            "Computer"
+        },
         name: display_name(entity),
         entity_json: entity_json.to_string(),
         profile_json: profile.to_string(),
@@ -97,7 +108,12 @@ fn row_number(index: usize) -> u32 {
 
 fn header(sheet: &mut Worksheet, names: &[&str], bold: &Format) -> Result<(), XlsxError> {
     for (column, name) in names.iter().enumerate() {
-        sheet.write_string_with_format(0, u16::try_from(column).unwrap_or(u16::MAX), *name, bold)?;
+        sheet.write_string_with_format(
+            0,
+            u16::try_from(column).unwrap_or(u16::MAX),
+            *name,
+            bold,
+        )?;
     }
     sheet.set_freeze_panes(1, 0)?;
     Ok(())
@@ -119,7 +135,11 @@ fn details(entity: &AlertEntity) -> String {
         parts.push(entity.address.clone());
     }
     if !shown.certainty.is_empty() || !shown.method.is_empty() {
-        parts.push(format!("NNR {} {}", shown.certainty, shown.method).trim().to_owned());
+        parts.push(
+            format!("NNR {} {}", shown.certainty, shown.method)
+                .trim()
+                .to_owned(),
+        );
     }
     if !entity.sid.is_empty() {
         parts.push(entity.sid.clone());
@@ -140,7 +160,15 @@ fn sam_name(entity: &AlertEntity) -> String {
     } else if entity.name.is_empty() {
         String::new()
     } else {
-        format!("{}$", entity.name.split('.').next().unwrap_or_default().to_uppercase())
+        format!(
+            "{}$",
+            entity
+                .name
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_uppercase()
+        )
     }
 }
 
@@ -223,7 +251,12 @@ fn write(
             line(
                 sheet,
                 row_number(index + 1),
-                &[&display_name(entity), &details(entity), entity_type(entity), &sam_name(entity)],
+                &[
+                    &display_name(entity),
+                    &details(entity),
+                    entity_type(entity),
+                    &sam_name(entity),
+                ],
             )?;
         }
     }
@@ -231,7 +264,11 @@ fn write(
     let resources = by_role(&[Role::DestinationComputer]);
     if !resources.is_empty() {
         let sheet = book.add_worksheet().set_name(ACCESSED_RESOURCES)?;
-        header(sheet, &["Time", "Computer", "Name", "Details", "Type", "Service"], &bold)?;
+        header(
+            sheet,
+            &["Time", "Computer", "Name", "Details", "Type", "Service"],
+            &bold,
+        )?;
         let source = by_role(&[Role::SourceComputer])
             .first()
             .map(|entity| display_name(entity))
@@ -240,7 +277,14 @@ fn write(
             line(
                 sheet,
                 row_number(index + 1),
-                &[&row.start, &source, &display_name(entity), &details(entity), entity_type(entity), &alert.protocol],
+                &[
+                    &row.start,
+                    &source,
+                    &display_name(entity),
+                    &details(entity),
+                    entity_type(entity),
+                    &alert.protocol,
+                ],
             )?;
         }
     }
@@ -297,7 +341,9 @@ fn write(
     let sheet = book.add_worksheet().set_name(EVENT_ACTIVITIES)?;
     header(
         sheet,
-        &["Time", "Type", "Computer", "Account", "Outcome", "Sensor", "Details"],
+        &[
+            "Time", "Type", "Computer", "Account", "Outcome", "Sensor", "Details",
+        ],
         &bold,
     )?;
     for (index, activity) in events.iter().enumerate() {
@@ -319,14 +365,26 @@ fn write(
     let sheet = book.add_worksheet().set_name(RELATED_ENTITIES)?;
     header(
         sheet,
-        &["Id", "Type", "Name", "Unique Entity Json", "Unique Entity Profile Json"],
+        &[
+            "Id",
+            "Type",
+            "Name",
+            "Unique Entity Json",
+            "Unique Entity Profile Json",
+        ],
         &bold,
     )?;
     for (index, entity) in related.iter().enumerate() {
         line(
             sheet,
             row_number(index + 1),
-            &[&entity.id, entity.kind, &entity.name, &entity.entity_json, &entity.profile_json],
+            &[
+                &entity.id,
+                entity.kind,
+                &entity.name,
+                &entity.entity_json,
+                &entity.profile_json,
+            ],
         )?;
     }
     book.save_to_buffer()

@@ -2,8 +2,7 @@
 //! in the store's `console_users` table.
 
 use argon2::{
-    Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _,
-    password_hash::SaltString,
+    Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _, password_hash::SaltString,
 };
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
@@ -74,7 +73,9 @@ pub fn add(
 ) -> Result<(), UserError> {
     let name_ok = !name.is_empty()
         && name.chars().count() <= MAX_NAME_CHARS
-        && name.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "._-@".contains(c));
     if !name_ok {
         return Err(UserError::BadName);
     }
@@ -92,9 +93,11 @@ pub fn add(
         .map_err(|error| UserError::Hash(error.to_string()))?
         .to_string();
     let exists: Option<String> = connection
-        .query_row("SELECT name FROM console_users WHERE name = ?1", [name], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT name FROM console_users WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )
         .optional()?;
     if exists.is_some() {
         return Err(UserError::Exists(name.to_owned()));
@@ -135,7 +138,9 @@ pub fn verify(
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()?;
-    let hash = row.as_ref().map_or(DECOY_HASH, |(_, _, hash)| hash.as_str());
+    let hash = row
+        .as_ref()
+        .map_or(DECOY_HASH, |(_, _, hash)| hash.as_str());
     let matches = PasswordHash::new(hash).is_ok_and(|parsed| {
         Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -155,9 +160,22 @@ mod tests {
     fn passwords_are_hashed_and_checked() {
         let connection = Connection::open_in_memory().expect("sqlite");
         connection.execute_batch(SCHEMA).expect("schema");
-        add(&connection, "alice", Role::Analyst, "correct horse battery", 1).expect("add");
+        add(
+            &connection,
+            "alice",
+            Role::Analyst,
+            "correct horse battery",
+            1,
+        )
+        .expect("add");
         assert!(matches!(
-            add(&connection, "ALICE", Role::Viewer, "another long password", 2),
+            add(
+                &connection,
+                "ALICE",
+                Role::Viewer,
+                "another long password",
+                2
+            ),
             Err(UserError::Exists(_))
         ));
         assert!(matches!(

@@ -79,7 +79,9 @@ pub fn activity_from_line(line: &str) -> Activity {
 }
 
 fn capture(name: &str) -> Vec<Activity> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read_to_string(&path)
         .expect("the capture's activities")
         .lines()
@@ -137,7 +139,12 @@ pub fn seed(dir: &Path) -> Seeded {
     let mut store = Store::open(dir).expect("store");
     for (index, batch) in batches.iter().enumerate() {
         store
-            .store_batch("vm", "seed", u64::try_from(index + 1).expect("small"), batch)
+            .store_batch(
+                "vm",
+                "seed",
+                u64::try_from(index + 1).expect("small"),
+                batch,
+            )
             .expect("store a batch");
     }
     store.sensor_seen("vm", "0.1.0", now_ns()).expect("sensor");
@@ -176,7 +183,10 @@ pub fn seed(dir: &Path) -> Seeded {
             .iter()
             .find(|alert| {
                 alert.r#type == "dcsync"
-                    && alert.entities.iter().any(|entity| entity.address == address)
+                    && alert
+                        .entities
+                        .iter()
+                        .any(|entity| entity.address == address)
             })
             .map(|alert| alert.id.clone())
             .expect("a DCSync alert from that address")
@@ -205,7 +215,11 @@ pub fn now_ns() -> i64 {
 /// The console's state over a seeded directory.
 pub fn console(dir: &Path) -> Arc<Console> {
     Arc::new(
-        Console::open(dir, &ConsoleConfig::default(), "https://console.test".to_owned())
-            .expect("console"),
+        Console::open(
+            dir,
+            &ConsoleConfig::default(),
+            "https://console.test".to_owned(),
+        )
+        .expect("console"),
     )
 }
