@@ -121,6 +121,8 @@ kinds! {
         "Suspected Timeroasting (MS-SNTP hashes of computer accounts requested)", Medium, CredentialAccess, ["T1110.002"];
     MASSIVE_OBJECT_DELETION = "massive_object_deletion", 9004, "DcwatchSecurityAlert",
         "Massive object deletion", Medium, Other, ["T1531"];
+    REMOTE_REGISTRY_DUMP = "remote_registry_dump", 9005, "DcwatchSecurityAlert",
+        "Suspected credential theft through the remote registry (SAM, SECURITY, SYSTEM hives)", High, CredentialAccess, ["T1003.002", "T1003.004"];
 }
 
 /// The first kind of a type (the one its primary MDI id names).

@@ -131,13 +131,14 @@ impl Engine {
     }
 }
 
-/// Whether exclusions name a source of the finding: its account, its computer or its address.
+/// Whether exclusions name a party to the finding: its source or attacked account (a script with
+/// an old password is excluded by its account), its source computer or address.
 fn excludes(exclusions: &Exclusions, entities: &[AlertEntity]) -> bool {
     if exclusions.is_empty() {
         return false;
     }
     entities.iter().any(|entity| match entity.role() {
-        Role::SourceAccount => exclusions.accounts.iter().any(|account| {
+        Role::SourceAccount | Role::AttackedAccount => exclusions.accounts.iter().any(|account| {
             crate::knowledge::account_key(account) == crate::knowledge::account_key(&entity.name)
         }),
         Role::SourceComputer => {
@@ -162,4 +163,114 @@ fn excludes(exclusions: &Exclusions, entities: &[AlertEntity]) -> bool {
         }
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dcwatch_entity::Directory;
+    use dcwatch_proto::v1::{activity::Body, alert::Classification};
+
+    use super::Engine;
+    use crate::{
+        Config,
+        config::Exclusions,
+        detectors::testing::{T0, activity, rpc_request, with_account},
+        time::{DAY, HOUR},
+    };
+
+    fn dcsync(offset: i64, src: &str) -> dcwatch_proto::v1::Activity {
+        with_account(
+            activity(
+                offset,
+                src,
+                "10.98.0.1:49160",
+                Body::Dcerpc(rpc_request("drsuapi", 3, "DsGetNCChanges")),
+            ),
+            "LAB",
+            "svc_aadconnect",
+        )
+    }
+
+    fn engine(config: Config) -> Engine {
+        Engine::new(config, Arc::new(Directory::default()))
+    }
+
+    #[test]
+    fn exclusions_by_subnet_account_and_type_drop_findings_and_count_them() {
+        let mut by_subnet = Config::test_mode();
+        by_subnet.exclusions.subnets = vec!["10.98.5.0/24".parse().expect("a prefix")];
+        let mut by_account = Config::test_mode();
+        by_account.exclude.insert(
+            "dcsync".into(),
+            Exclusions {
+                accounts: vec!["LAB\\SVC_AADCONNECT".into()],
+                ..Exclusions::default()
+            },
+        );
+        let mut other_type = Config::test_mode();
+        other_type.exclude.insert(
+            "brute_force".into(),
+            Exclusions {
+                accounts: vec!["svc_aadconnect".into()],
+                ..Exclusions::default()
+            },
+        );
+        for (config, raised) in [(by_subnet, 1), (by_account, 0), (other_type, 2)] {
+            let mut engine = engine(config);
+            let alerts: Vec<String> = [dcsync(0, "10.98.5.7:5000"), dcsync(10, "10.98.6.7:5000")]
+                .iter()
+                .flat_map(|activity| engine.observe(activity, ""))
+                .map(|raised| format!("{} {}", raised.alert.r#type, raised.alert.primary_key))
+                .collect();
+            assert_eq!(alerts.len(), raised, "{alerts:?}");
+            let excluded = engine
+                .counters()
+                .into_iter()
+                .find(|(name, _)| *name == "detect_findings_excluded");
+            assert_eq!(
+                excluded,
+                Some(("detect_findings_excluded", 2 - raised as u64))
+            );
+        }
+    }
+
+    #[test]
+    fn a_closed_alert_reopens_within_a_day_and_a_new_one_is_raised_after() {
+        let mut engine = engine(Config::test_mode());
+        let first = engine.observe(&dcsync(0, "10.98.0.2:5000"), "");
+        let id = first[0].alert.id.clone();
+        assert!(engine.close(&id, Classification::Btp, T0 + HOUR));
+        assert!(
+            !engine.close(&id, Classification::Btp, HOUR),
+            "closing twice"
+        );
+        let reopened = engine.observe(&dcsync(2 * HOUR, "10.98.0.2:5000"), "");
+        assert_eq!(
+            (reopened[0].alert.id.as_str(), reopened[0].emit),
+            (id.as_str(), true)
+        );
+        assert_eq!(
+            reopened[0].alert.status(),
+            dcwatch_proto::v1::alert::Status::Open
+        );
+        assert!(engine.close(&id, Classification::Tp, T0 + 3 * HOUR));
+        let later = engine.observe(&dcsync(3 * HOUR + DAY + 1, "10.98.0.2:5000"), "");
+        assert_ne!(later[0].alert.id, id);
+        assert_eq!(
+            later[0].alert.trigger(),
+            dcwatch_proto::v1::alert::Trigger::New
+        );
+    }
+
+    #[test]
+    fn updates_reach_the_outputs_at_most_every_fifteen_minutes() {
+        let mut engine = engine(Config::test_mode());
+        let emitted: Vec<bool> = [0, 60_000, 14 * 60_000, 16 * 60_000, 17 * 60_000]
+            .iter()
+            .map(|offset| engine.observe(&dcsync(*offset, "10.98.0.2:5000"), "")[0].emit)
+            .collect();
+        assert_eq!(emitted, [true, false, false, true, false]);
+    }
 }

@@ -60,6 +60,14 @@ impl Finding {
         finding
     }
 
+    /// For evidence whose sender is not the actor (a Windows event forwarded by a SIEM): no
+    /// source computer.
+    pub fn without_source_computer(mut self) -> Self {
+        self.entities
+            .retain(|entity| entity.role() != Role::SourceComputer);
+        self
+    }
+
     pub fn describe(mut self, description: impl Into<String>) -> Self {
         self.description = description.into();
         self

@@ -7,9 +7,17 @@
 use std::{collections::HashSet, net::IpAddr, sync::Arc};
 
 use dcwatch_entity::{Directory, Object, TagName};
-use dcwatch_proto::v1::{activity::Body, dce_rpc_activity, kerberos_activity, ldap_activity};
+use dcwatch_proto::v1::{
+    activity::Body, dce_rpc_activity, kerberos_activity, ldap_activity, ntlm_activity,
+};
 
-use crate::{bounded::BoundedMap, config::Config, observed::Observed, time::Millis};
+use crate::{
+    bounded::BoundedMap,
+    config::Config,
+    observed::Observed,
+    tickets::{Honeytoken, Tickets, honeytokens_of},
+    time::Millis,
+};
 
 /// Addresses remembered as servers (DCs and DNS servers) from the traffic.
 pub const MAX_LEARNED_SERVERS: usize = 4_096;
@@ -62,6 +70,13 @@ pub struct Knowledge {
     accounts: BoundedMap<String, LearnedAccount>,
     requests: BoundedMap<(IpAddr, u16), AsRequest>,
     flows: BoundedMap<String, FlowAccount>,
+    /// The tickets the KDCs issued, by hash (golden ticket, pass-the-ticket).
+    tickets: Tickets,
+    /// Every honeytoken with the names a query may use for it, from the directory and the
+    /// configuration (recomputed when the directory changes).
+    honeytoken_names: Vec<Honeytoken>,
+    /// NetBIOS names of computers the traffic shows are DCs (their NTLM CHALLENGE), lower case.
+    dc_names: BoundedMap<String, ()>,
 }
 
 /// The account that authenticated a connection (its NTLM AUTHENTICATE, its SMB session setup):
@@ -82,7 +97,12 @@ pub struct AsRequest {
     pub pre_authenticated: bool,
     pub etypes: Vec<i32>,
     pub timestamp_etype: i32,
+    /// Armoured with FAST (RFC 6113): its etypes say nothing of the client's keys.
+    pub fast: bool,
 }
+
+/// PA-FX-FAST (RFC 6113): the request is armoured.
+pub const PA_FX_FAST: i32 = 136;
 
 /// AS-REQs remembered until their answer.
 pub const MAX_PENDING_AS_REQUESTS: usize = 16_384;
@@ -112,7 +132,6 @@ pub fn account_key(name: &str) -> String {
 impl Knowledge {
     pub fn new(config: &Config, directory: Arc<Directory>) -> Self {
         Self {
-            directory,
             configured_dcs: config.dc_addresses.iter().copied().collect(),
             configured_dns: config.dns_servers.iter().copied().collect(),
             honeytokens: config
@@ -124,10 +143,15 @@ impl Knowledge {
             accounts: BoundedMap::new(MAX_LEARNED_ACCOUNTS),
             requests: BoundedMap::new(MAX_PENDING_AS_REQUESTS),
             flows: BoundedMap::new(MAX_AUTHENTICATED_FLOWS),
+            tickets: Tickets::default(),
+            honeytoken_names: honeytokens_of(&directory, &config.honeytokens),
+            dc_names: BoundedMap::new(MAX_LEARNED_SERVERS),
+            directory,
         }
     }
 
     pub fn set_directory(&mut self, directory: Arc<Directory>) {
+        self.honeytoken_names = honeytokens_of(&directory, &self.honeytokens);
         self.directory = directory;
     }
 
@@ -143,8 +167,12 @@ impl Knowledge {
     pub fn learn(&mut self, seen: &Observed<'_>) {
         if let Some(account) = &seen.activity.account
             && !account.name.is_empty()
-            && matches!(seen.body(), Some(Body::Ntlm(_) | Body::Smb(_)))
-            && !seen.failed()
+            && match seen.body() {
+                // A DCE-RPC bind's NTLM has no outcome of its own: not refused is enough.
+                Some(Body::Ntlm(_) | Body::Smb(_)) => !seen.failed(),
+                Some(Body::Ldap(_)) => seen.succeeded(),
+                _ => false,
+            }
         {
             *self
                 .flows
@@ -163,6 +191,16 @@ impl Knowledge {
                         .touch(server, seen.time, ServerRoles::default)
                         .ldap = true;
                 }
+            }
+            Some(Body::Ntlm(ntlm))
+                if ntlm.r#type == ntlm_activity::Type::Challenge as i32
+                    && !ntlm.server_nb_computer.is_empty()
+                    && seen.src.is_some_and(|server| {
+                        self.servers.get(&server).is_some() || self.configured_dcs.contains(&server)
+                    }) =>
+            {
+                self.dc_names
+                    .touch(ntlm.server_nb_computer.to_lowercase(), seen.time, || ());
             }
             Some(Body::Dcerpc(rpc))
                 if rpc.answered
@@ -196,6 +234,9 @@ impl Knowledge {
         {
             self.servers.touch(kdc, seen.time, ServerRoles::default).kdc = true;
         }
+        if matches!(kind, Type::AsRep | Type::TgsRep) {
+            self.tickets.learn(seen, kerberos);
+        }
         if kerberos.client.is_empty() {
             return;
         }
@@ -210,11 +251,13 @@ impl Knowledge {
                             pre_authenticated: false,
                             etypes: Vec::new(),
                             timestamp_etype: 0,
+                            fast: false,
                         }) = AsRequest {
                         client: key,
                         pre_authenticated: kerberos.encrypted_timestamp,
                         etypes: kerberos.etypes.clone(),
                         timestamp_etype: kerberos.timestamp_etype,
+                        fast: kerberos.fast_armor || kerberos.pa_data_types.contains(&PA_FX_FAST),
                     };
                 }
             }
@@ -224,7 +267,8 @@ impl Knowledge {
                     .is_some_and(|request| request.client == key && !request.pre_authenticated);
                 let learned = self.accounts.touch(key, seen.time, LearnedAccount::default);
                 learned.exists = Some(true);
-                learned.aes_seen |= is_aes(kerberos.reply_etype) || is_aes(kerberos.ticket_etype);
+                // The reply's encrypted part is in the client's key; its ticket is in krbtgt's.
+                learned.aes_seen |= is_aes(kerberos.reply_etype);
                 learned.no_preauth |= no_preauth;
             }
             Type::KrbError => {
@@ -299,6 +343,23 @@ impl Knowledge {
                 format!("directory: {name} is not a domain controller")
             };
             return verdict(yes, Source::Directory, basis);
+        }
+        // The configuration's or the directory's list is the authority when there is one:
+        // a rogue DC (DCShadow) serves DRSUAPI too, so the traffic must not make it one.
+        let listed = !self.configured_dcs.is_empty()
+            || self
+                .directory
+                .domains()
+                .iter()
+                .any(|domain| !domain.dc_addresses.is_empty());
+        if listed {
+            return verdict(
+                false,
+                Source::Directory,
+                format!(
+                    "{address} is not in the configured or directory list of domain controllers"
+                ),
+            );
         }
         if let Some(roles) = self.servers.get(&address) {
             let role = if roles.drsuapi {
@@ -423,9 +484,48 @@ impl Knowledge {
             .map(|tag| tag.reason.clone())
     }
 
+    /// The ticket a KDC issued with this hash, when a sensor saw the reply.
+    pub fn issued_ticket(&self, hash: &[u8]) -> Option<&crate::tickets::IssuedTicket> {
+        self.tickets.get(hash)
+    }
+
+    /// Every honeytoken, with the names a query may use for it.
+    pub fn honeytokens(&self) -> &[Honeytoken] {
+        &self.honeytoken_names
+    }
+
+    /// Whether `name` (`DC1`, `dc1$`) is a domain controller's computer name, and on what.
+    pub fn dc_name(&self, name: &str) -> Option<Verdict> {
+        let short = account_key(name).trim_end_matches('$').to_owned();
+        if short.is_empty() {
+            return None;
+        }
+        if let Some(computer) = self.directory.account(&format!("{short}$"))
+            && computer.is_domain_controller()
+        {
+            return Some(verdict(
+                true,
+                Source::Directory,
+                format!(
+                    "directory: {} is a domain controller",
+                    computer.sam_account_name
+                ),
+            ));
+        }
+        self.dc_names.get(&short).map(|()| {
+            verdict(
+                true,
+                Source::Traffic,
+                format!("traffic: a domain controller answered NTLM as {short}"),
+            )
+        })
+    }
+
     /// Counters of the learned tables: (name, evictions).
-    pub fn evictions(&self) -> [(&'static str, u64); 4] {
+    pub fn evictions(&self) -> [(&'static str, u64); 6] {
         [
+            ("detect_learned_tickets_evicted", self.tickets.evicted()),
+            ("detect_learned_dc_names_evicted", self.dc_names.evicted()),
             ("detect_learned_servers_evicted", self.servers.evicted()),
             ("detect_learned_accounts_evicted", self.accounts.evicted()),
             (
@@ -442,6 +542,8 @@ impl Knowledge {
         self.accounts.expire(before);
         self.requests.expire(before);
         self.flows.expire(before);
+        self.tickets.expire(before);
+        self.dc_names.expire(before);
     }
 }
 

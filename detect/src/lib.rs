@@ -22,6 +22,7 @@ pub mod engine;
 pub mod finding;
 pub mod knowledge;
 pub mod observed;
+pub mod tickets;
 pub mod time;
 
 pub use book::Raised;

@@ -21,7 +21,13 @@ pub fn run() -> anyhow::Result<()> {
         "--bin",
         "dcwatch-backend",
     ]))?;
-    for bench in ["xdp-cost", "veth-rate", "replay-cost", "transport-cost"] {
+    for bench in [
+        "xdp-cost",
+        "veth-rate",
+        "replay-cost",
+        "detect-cost",
+        "transport-cost",
+    ] {
         shell::run(cargo().current_dir(&root).args([
             "run",
             "--release",

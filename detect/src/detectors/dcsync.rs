@@ -265,7 +265,10 @@ mod tests {
     #[test]
     fn a_configured_dc_replicating_is_not_dcsync() {
         let config = Config {
-            dc_addresses: vec!["10.98.0.3".parse().expect("an address")],
+            dc_addresses: vec![
+                "10.98.0.3".parse().expect("an address"),
+                "10.98.0.1".parse().expect("an address"),
+            ],
             ..Config::test_mode()
         };
         assert!(

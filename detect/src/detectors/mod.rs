@@ -11,23 +11,43 @@ use crate::{
 };
 
 mod account_enumeration;
+mod asrep_roasting;
+mod auth;
+mod brute_force;
+mod dcshadow;
 mod dcsync;
 mod dfs_coercion;
 mod dns_recon;
 mod dns_suspicious_communication;
 mod dpapi_backup_key;
 mod efsrpc_coercion;
+mod golden_ticket;
 mod guesses;
+mod honeytoken_activity;
+mod kerberoasting;
+mod key_list;
+mod ldap_brute_force;
 mod ldap_ping_enumeration;
 mod ldap_recon;
+mod massive_object_deletion;
+mod nopac;
+mod ntlm_relay;
+mod ntlm_tampering;
+mod overpass_the_hash;
+mod pass_the_ticket;
+mod password_spray;
 mod print_spooler;
 mod printer_bug_coercion;
 mod remote_execution;
+mod remote_registry_dump;
 mod samr_recon;
+mod sensitive_group_change;
+mod skeleton_key;
 mod smb_compression_exploit;
 mod smb_session_enumeration;
 mod suspicious_service_creation;
 mod target;
+mod timeroasting;
 mod zerologon;
 
 /// What a detector sees of the engine while it judges one activity.
@@ -62,6 +82,10 @@ pub trait Detector: Send + std::fmt::Debug {
 pub fn all() -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(dcsync::Dcsync),
+        Box::new(dcshadow::Dcshadow),
+        Box::new(sensitive_group_change::SensitiveGroupChange),
+        Box::new(massive_object_deletion::MassiveObjectDeletion::default()),
+        Box::new(remote_registry_dump::RemoteRegistryDump),
         Box::new(dns_recon::DnsRecon::default()),
         Box::new(account_enumeration::AccountEnumeration::default()),
         Box::new(ldap_ping_enumeration::LdapPingEnumeration::default()),
@@ -78,6 +102,21 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(remote_execution::RemoteExecution::default()),
         Box::new(suspicious_service_creation::SuspiciousServiceCreation::default()),
         Box::new(smb_compression_exploit::SmbCompressionExploit),
+        Box::new(brute_force::BruteForce::default()),
+        Box::new(password_spray::PasswordSpray::default()),
+        Box::new(ldap_brute_force::LdapBruteForce::default()),
+        Box::new(kerberoasting::Kerberoasting::default()),
+        Box::new(asrep_roasting::AsrepRoasting::default()),
+        Box::new(overpass_the_hash::OverpassTheHash::default()),
+        Box::new(pass_the_ticket::PassTheTicket::default()),
+        Box::new(golden_ticket::GoldenTicket::default()),
+        Box::new(skeleton_key::SkeletonKey::default()),
+        Box::new(key_list::KeyList),
+        Box::new(timeroasting::Timeroasting::default()),
+        Box::new(nopac::Nopac::default()),
+        Box::new(ntlm_relay::NtlmRelay::default()),
+        Box::new(ntlm_tampering::NtlmTampering),
+        Box::new(honeytoken_activity::HoneytokenActivity),
     ]
 }
 

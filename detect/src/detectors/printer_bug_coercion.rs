@@ -2,8 +2,10 @@
 //! RpcRemoteFindFirstPrinterChangeNotification(Ex) (opnums 62, 65) asks the spooler to send
 //! change notifications to `pszLocalMachine`; naming a host other than the caller makes a DC
 //! authenticate, as its machine account, to that host (unconstrained delegation abuse, relay).
-//! A print client names itself: that is normal and not this. Without a readable
-//! `pszLocalMachine` the call cannot be told from a client's, so it does not fire.
+//! A print client names itself, and so does an attacker whose own host is the listener (the
+//! usual SpoolSample run): against a DC, which serves no print clients where Microsoft's
+//! guidance is followed (the spooler off on DCs), that call is raised too, at medium confidence.
+//! Without a readable `pszLocalMachine` the call cannot be judged, so it does not fire.
 
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
@@ -44,10 +46,15 @@ impl Detector for PrinterBugCoercion {
         };
         let local_machine = clip(&rpc.local_machine);
         let shown_host = clip(host);
-        let confidence = match named(host, seen, context.knowledge) {
-            Named::Caller => return,
-            Named::Unknown => Confidence::MediumConfidence,
+        let named = named(host, seen, context.knowledge);
+        let confidence = match named {
+            Named::Caller | Named::Unknown => Confidence::MediumConfidence,
             Named::Callee | Named::DomainController(_) | Named::Other => Confidence::HighConfidence,
+        };
+        let whose = if matches!(named, Named::Caller) {
+            "the caller itself, as a listener would be"
+        } else {
+            "not the caller"
         };
         let Some(dc) = dc_target(seen, context.knowledge) else {
             return;
@@ -58,7 +65,7 @@ impl Detector for PrinterBugCoercion {
             "RpcRemoteFindFirstPrinterChangeNotification"
         };
         let description = format!(
-            "{} called {operation} on {} naming {} as the machine to notify: the DC's spooler authenticates to {shown_host}, which is not the caller (printer bug coercion)",
+            "{} called {operation} on {} naming {} as the machine to notify: the DC's spooler authenticates to {shown_host}, {whose} (printer bug coercion)",
             actor_text(seen),
             destination_text(seen),
             local_machine,
@@ -79,9 +86,17 @@ impl Detector for PrinterBugCoercion {
         .confidence(confidence.min(dc.confidence))
         .weighed_by_resolution(seen)
         .app("Spoolss");
-        if confidence == Confidence::MediumConfidence {
-            finding = finding
-                .relied_on("the caller's name is unknown, so a name it gave could be its own");
+        match named {
+            Named::Caller => {
+                finding = finding.relied_on(
+                    "the machine named is the caller: a print client subscribing to a DC's spooler, or an attacker's own listener",
+                );
+            }
+            Named::Unknown => {
+                finding = finding
+                    .relied_on("the caller's name is unknown, so a name it gave could be its own");
+            }
+            _ => {}
         }
         finding = with_account(finding, seen, context);
         context.raise(finding);
@@ -149,10 +164,30 @@ mod tests {
     }
 
     #[test]
-    fn a_print_client_naming_itself_or_nothing_readable_is_not_coercion() {
-        let by_address = notify(65, "\\\\10.98.0.93");
-        let by_name =
-            with_source_computer(notify(65, "\\\\WS03"), "WS03.lab.example", Certainty::High);
+    fn naming_itself_to_a_dc_is_raised_at_medium_confidence() {
+        // SpoolSample's usual run: the attacker's own host is the listener.
+        for local_machine in ["\\\\10.98.0.93", "\\\\WS03"] {
+            let call = with_source_computer(
+                notify(65, local_machine),
+                "WS03.lab.example",
+                Certainty::High,
+            );
+            let alerts = run(Some(dc_config()), Directory::default(), &[call]);
+            assert_eq!(alerts.len(), 1, "{local_machine}");
+            assert_eq!(
+                alerts[0].confidence(),
+                dcwatch_proto::v1::alert::Confidence::MediumConfidence
+            );
+            assert!(
+                alerts[0].description.contains("the caller itself"),
+                "{}",
+                alerts[0].description
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_readable_or_another_operation_is_not_coercion() {
         let sealed = notify(65, "");
         let open_printer = {
             let mut body = rpc_request("spoolss", 1, "RpcOpenPrinter");
@@ -163,7 +198,7 @@ mod tests {
             run(
                 Some(dc_config()),
                 Directory::default(),
-                &[by_address, by_name, sealed, open_printer]
+                &[sealed, open_printer]
             )
             .is_empty()
         );

@@ -1,0 +1,466 @@
+//! Kerberoasting (MDI 2410): service tickets for user accounts' SPNs asked in RC4, whose cipher
+//! (the account's NT hash as key) cracks offline. Two rules (DETECTIONS.md):
+//! - a TGS-REP with an RC4 ticket (23) for a user account's SPN when that account supports AES
+//!   (the KDC only picks RC4 for it when the client asked RC4 alone, as impacket does);
+//! - TGS-REQs from one source for `ROAST_SPNS` distinct user SPNs within `ROAST_WINDOW` asking
+//!   RC4 first (impacket's GetUserSPNs asks `23,18,17,16,3`; Windows asks AES first).
+//!
+//! Computer accounts (`$`) and krbtgt have random 120-character passwords: not roastable. An
+//! RC4-only legacy account (msDS-SupportedEncryptionTypes without AES) gets RC4 tickets
+//! normally, so the first rule needs the directory's AES bit, or AES seen for the account; with
+//! the attribute unset the KDC's default gives RC4 tickets too.
+
+use std::net::IpAddr;
+
+use dcwatch_entity::ObjectKind;
+use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, kerberos_activity};
+
+use super::{
+    Context, Detector,
+    auth::{account_entity, client_finding, client_key, client_text},
+};
+use crate::{
+    bounded::{BoundedMap, Window},
+    catalogue::KERBEROASTING,
+    knowledge::{is_aes, is_rc4},
+    observed::Observed,
+    time::{MINUTE, Millis},
+};
+
+/// Distinct user SPNs asked RC4-first from one source that make a roast (*ours*, after Splunk's
+/// `dc(ServiceName) > 2` and Sigma).
+pub const ROAST_SPNS: usize = 3;
+/// ... within this long (*ours*, Splunk's 2-minute buckets).
+pub const ROAST_WINDOW: Millis = 2 * MINUTE;
+/// Sources followed at once.
+pub const MAX_ROAST_SOURCES: usize = 10_000;
+/// SPNs a source's window keeps.
+pub const MAX_ROAST_SPNS: usize = 64;
+/// Services whose tickets were seen in AES (their account has AES keys).
+pub const MAX_AES_SERVICES: usize = 100_000;
+
+/// Service classes registered on computer accounts (MS-ADTS's host SPN aliases and kin): with
+/// no directory, a ticket for one is not a roast.
+const COMPUTER_SERVICE_CLASSES: &[&str] = &[
+    "host",
+    "cifs",
+    "ldap",
+    "gc",
+    "rpcss",
+    "restrictedkrbhost",
+    "dns",
+    "wsman",
+    "termsrv",
+    "krbtgt",
+    "kadmin",
+    "e3514235-4b06-11d1-ab04-00c04fc2dcd2",
+];
+
+/// Who owns a service principal, as far as is known.
+#[derive(Debug)]
+pub struct Owner {
+    /// The user account (its sAMAccountName, or the SPN's own name).
+    pub account: String,
+    /// Whether it can use AES: the directory's attribute, else AES seen for it.
+    pub aes: Option<bool>,
+    pub basis: String,
+    pub from_directory: bool,
+}
+
+/// The user account behind `service`, or `None` for a computer's, krbtgt's, or an unknown one.
+pub fn user_owner(
+    context: &Context<'_>,
+    service: &str,
+    aes_services: &BoundedMap<String, ()>,
+) -> Option<Owner> {
+    let knowledge = context.knowledge;
+    let service_key = service.to_lowercase();
+    if knowledge.has_directory() {
+        let object = knowledge.directory().account(service)?;
+        if object.kind != ObjectKind::User || object.sam_account_name.ends_with('$') {
+            return None;
+        }
+        let aes = object
+            .supports_aes()
+            .or_else(|| aes_services.get(&service_key).map(|()| true));
+        let etypes = match object.supported_etypes {
+            Some(bits) => format!("msDS-SupportedEncryptionTypes {bits:#x}"),
+            None => "msDS-SupportedEncryptionTypes unset".to_owned(),
+        };
+        return Some(Owner {
+            account: object.sam_account_name.clone(),
+            aes,
+            basis: format!(
+                "directory: {service} belongs to the user {} ({etypes})",
+                object.sam_account_name
+            ),
+            from_directory: true,
+        });
+    }
+    let class = service.split('/').next().unwrap_or(service).to_lowercase();
+    if service.ends_with('$') || COMPUTER_SERVICE_CLASSES.contains(&class.as_str()) {
+        return None;
+    }
+    // With no directory, an SPN without a host names the account itself (impacket asks by
+    // sAMAccountName); any other class is taken for a service account's.
+    let account = if service.contains('/') {
+        String::new()
+    } else {
+        crate::knowledge::account_key(service)
+    };
+    let learned = (!account.is_empty())
+        .then(|| knowledge.learned_account(&account))
+        .flatten()
+        .is_some_and(|learned| learned.aes_seen);
+    let aes = (learned || aes_services.get(&service_key).is_some()).then_some(true);
+    Some(Owner {
+        basis: format!(
+            "traffic: {service} is not a computer's service class (no directory to name its account)"
+        ),
+        account,
+        aes,
+        from_directory: false,
+    })
+}
+
+#[derive(Debug)]
+pub struct Kerberoasting {
+    /// Per source: (SPN, its account when known) asked RC4-first, and whether its alert is open.
+    sources: BoundedMap<IpAddr, (Window<(String, String)>, bool)>,
+    aes_services: BoundedMap<String, ()>,
+}
+
+impl Default for Kerberoasting {
+    fn default() -> Self {
+        Self {
+            sources: BoundedMap::new(MAX_ROAST_SOURCES),
+            aes_services: BoundedMap::new(MAX_AES_SERVICES),
+        }
+    }
+}
+
+impl Detector for Kerberoasting {
+    fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
+        use kerberos_activity::Type;
+        let Some(Body::Kerberos(kerberos)) = seen.body() else {
+            return;
+        };
+        if kerberos.service.is_empty() {
+            return;
+        }
+        match Type::try_from(kerberos.r#type) {
+            Ok(Type::TgsRep) if is_aes(kerberos.ticket_etype) => {
+                self.aes_services
+                    .touch(kerberos.service.to_lowercase(), seen.time, || ());
+            }
+            Ok(Type::TgsRep) if is_rc4(kerberos.ticket_etype) => {
+                self.rc4_ticket(seen, context, kerberos);
+            }
+            Ok(Type::TgsReq) if kerberos.etypes.first().is_some_and(|etype| is_rc4(*etype)) => {
+                self.rc4_first(seen, context, kerberos);
+            }
+            _ => {}
+        }
+    }
+
+    fn evicted(&self) -> u64 {
+        self.sources.evicted() + self.aes_services.evicted()
+    }
+}
+
+impl Kerberoasting {
+    fn rc4_ticket(
+        &mut self,
+        seen: &Observed<'_>,
+        context: &mut Context<'_>,
+        kerberos: &dcwatch_proto::v1::KerberosActivity,
+    ) {
+        let Some(owner) = user_owner(context, &kerberos.service, &self.aes_services) else {
+            return;
+        };
+        if owner.aes != Some(true) {
+            return;
+        }
+        let account = if owner.account.is_empty() {
+            kerberos.service.clone()
+        } else {
+            owner.account.clone()
+        };
+        let requester = seen.account_text();
+        let description = format!(
+            "{}{} got an RC4 service ticket for {} (account {account}), which supports AES: its hash can be cracked offline",
+            if requester.is_empty() {
+                String::new()
+            } else {
+                format!("{requester} on ")
+            },
+            client_text(seen),
+            kerberos.service,
+        );
+        let mut finding = client_finding(
+            &KERBEROASTING,
+            client_key(seen),
+            seen,
+            format!("TGS-REP RC4 ticket for {}", kerberos.service),
+        )
+        .describe(description)
+        .entity(account_entity(context, Role::AttackedAccount, "", &account))
+        .detail("spns", kerberos.service.clone())
+        .detail("ticket_etype", kerberos.ticket_etype.to_string())
+        .relied_on(owner.basis)
+        .weighed_by_resolution(seen);
+        if !requester.is_empty()
+            && let Some(account) = &seen.activity.account
+        {
+            finding = finding.entity(account_entity(
+                context,
+                Role::SourceAccount,
+                &account.domain,
+                &account.name,
+            ));
+        }
+        if !owner.from_directory {
+            finding = finding.relied_on(format!("traffic: {account} was seen using AES keys"));
+        }
+        context.raise(finding);
+    }
+
+    fn rc4_first(
+        &mut self,
+        seen: &Observed<'_>,
+        context: &mut Context<'_>,
+        kerberos: &dcwatch_proto::v1::KerberosActivity,
+    ) {
+        let Some(owner) = user_owner(context, &kerberos.service, &self.aes_services) else {
+            return;
+        };
+        let Some(address) = seen.src else {
+            return;
+        };
+        let (window, roasting) = self
+            .sources
+            .touch(address, seen.time, || (Window::new(MAX_ROAST_SPNS), false));
+        if window
+            .items()
+            .all(|(at, _)| seen.time.saturating_sub(*at) > ROAST_WINDOW)
+        {
+            *roasting = false;
+        }
+        let spn = kerberos.service.clone();
+        let new = !window
+            .items()
+            .any(|(_, (known, _))| known.eq_ignore_ascii_case(&spn));
+        window.push(
+            seen.time,
+            (spn.clone(), owner.account.clone()),
+            ROAST_WINDOW,
+        );
+        if !new {
+            return;
+        }
+        let mut spns: Vec<String> = Vec::new();
+        for (_, (known, account)) in window.items() {
+            if !spns
+                .iter()
+                .any(|listed| listed.split(' ').next() == Some(known.as_str()))
+            {
+                // An SPN with its account when that is not the SPN itself: `HTTP/web (svc_web)`.
+                if account.is_empty() || account.eq_ignore_ascii_case(known) {
+                    spns.push(known.clone());
+                } else {
+                    spns.push(format!("{known} ({account})"));
+                }
+            }
+        }
+        let count = if *roasting {
+            1
+        } else if spns.len() >= ROAST_SPNS {
+            *roasting = true;
+            spns.len() as u64
+        } else {
+            return;
+        };
+        let start = window.first_time().unwrap_or(seen.time);
+        let description = format!(
+            "{} asked RC4-first service tickets for {} user SPNs within {} minutes ({}), as Kerberoasting tools do",
+            client_text(seen),
+            spns.len(),
+            ROAST_WINDOW / MINUTE,
+            spns.join(", "),
+        );
+        let mut finding = client_finding(
+            &KERBEROASTING,
+            client_key(seen),
+            seen,
+            format!("TGS-REQ for {spn}, etypes {:?}", kerberos.etypes),
+        )
+        .describe(description)
+        .detail("spns", spns.join(", "))
+        .spanning(start, count)
+        .relied_on(owner.basis.clone())
+        .weighed_by_resolution(seen);
+        if !owner.account.is_empty() {
+            finding = finding.entity(account_entity(
+                context,
+                Role::AttackedAccount,
+                "",
+                &owner.account,
+            ));
+        }
+        if !owner.from_directory {
+            finding = finding.confidence(Confidence::MediumConfidence);
+        }
+        context.raise(finding);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_entity::Directory;
+
+    use crate::detectors::testing::{
+        computer, directory, hash, run, summary, tgs_rep, tgs_req, user,
+    };
+
+    const CLIENT: &str = "10.98.0.8:50000";
+
+    fn lab(sql_etypes: Option<u32>) -> Directory {
+        let mut sql = user("svc_sql", 1107);
+        sql.spns = vec!["MSSQLSvc/sql01.lab.example:1433".into()];
+        sql.supported_etypes = sql_etypes;
+        let mut web = user("svc_web", 1108);
+        web.spns = vec!["HTTP/web.lab.example".into()];
+        let mut ws = computer("WS01", 1200, 0x1000);
+        ws.spns = vec!["HOST/ws01.lab.example".into()];
+        directory(vec![user("alice", 1104), sql, web, ws], &[])
+    }
+
+    fn rc4_reply(offset: i64, service: &str) -> dcwatch_proto::v1::Activity {
+        tgs_rep(
+            offset,
+            CLIENT,
+            "alice",
+            service,
+            &hash(offset as u8),
+            |body| {
+                body.ticket_etype = 23;
+            },
+        )
+    }
+
+    #[test]
+    fn an_rc4_ticket_for_an_aes_user_spn_is_kerberoasting() {
+        let alerts = run(
+            None,
+            lab(Some(0x18)),
+            &[rc4_reply(0, "MSSQLSvc/sql01.lab.example:1433")],
+        );
+        assert_eq!(
+            summary(&alerts),
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 1)]
+        );
+        let alert = &alerts[0];
+        assert_eq!(alert.external_id, 2410);
+        assert_eq!(
+            alert.description,
+            "LAB.EXAMPLE\\alice on 10.98.0.8 got an RC4 service ticket for MSSQLSvc/sql01.lab.example:1433 (account svc_sql), which supports AES: its hash can be cracked offline"
+        );
+        assert!(
+            alert
+                .relied_on
+                .iter()
+                .any(|basis| basis.contains("msDS-SupportedEncryptionTypes 0x18"))
+        );
+    }
+
+    #[test]
+    fn an_rc4_only_legacy_account_a_computer_and_an_aes_ticket_are_not_kerberoasting() {
+        let legacy = run(
+            None,
+            lab(Some(0x4)),
+            &[
+                rc4_reply(0, "MSSQLSvc/sql01.lab.example:1433"),
+                // Unset: the KDC's default gives RC4 tickets.
+                rc4_reply(1, "HTTP/web.lab.example"),
+                rc4_reply(2, "HOST/ws01.lab.example"),
+                tgs_rep(
+                    3,
+                    CLIENT,
+                    "alice",
+                    "MSSQLSvc/sql01.lab.example:1433",
+                    &hash(9),
+                    |_| {},
+                ),
+            ],
+        );
+        assert!(legacy.is_empty());
+    }
+
+    #[test]
+    fn three_user_spns_asked_rc4_first_are_kerberoasting_without_a_directory() {
+        let asks: Vec<_> = ["svc_sql", "svc_web", "MSSQLSvc/sql02:1433", "svc_sql"]
+            .iter()
+            .enumerate()
+            .map(|(n, spn)| {
+                tgs_req(n as i64 * 1_000, CLIENT, spn, &hash(1), |body| {
+                    body.etypes = vec![23, 18, 17, 16, 3];
+                })
+            })
+            .collect();
+        let alerts = run(None, Directory::default(), &asks);
+        // Three open it, the fourth distinct... is the same svc_sql: no update.
+        assert_eq!(
+            summary(&alerts),
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 3)]
+        );
+        assert!(
+            alerts[0].description.contains(
+                "for 3 user SPNs within 2 minutes (svc_sql, svc_web, MSSQLSvc/sql02:1433)"
+            )
+        );
+    }
+
+    #[test]
+    fn the_spns_are_listed_with_their_accounts() {
+        let asks: Vec<_> = [
+            "MSSQLSvc/sql01.lab.example:1433",
+            "HTTP/web.lab.example",
+            "svc_sql",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(n, spn)| {
+            tgs_req(n as i64, CLIENT, spn, &hash(1), |body| {
+                body.etypes = vec![23, 18, 17, 16, 3];
+            })
+        })
+        .collect();
+        let alerts = run(None, lab(None), &asks);
+        assert!(
+            alerts[0].description.contains(
+                "for 3 user SPNs within 2 minutes (MSSQLSvc/sql01.lab.example:1433 (svc_sql), HTTP/web.lab.example (svc_web), svc_sql)"
+            ),
+            "{}",
+            alerts[0].description
+        );
+    }
+
+    #[test]
+    fn windows_asking_aes_first_or_computer_services_rc4_first_is_not_kerberoasting() {
+        let mut asks: Vec<_> = ["svc_sql", "svc_web", "svc_app"]
+            .iter()
+            .enumerate()
+            .map(|(n, spn)| {
+                tgs_req(n as i64, CLIENT, spn, &hash(1), |body| {
+                    body.etypes = vec![18, 17, 23, 24, -135];
+                })
+            })
+            .collect();
+        asks.extend(
+            ["cifs/dc1", "ldap/dc1", "host/ws02"]
+                .iter()
+                .map(|spn| tgs_req(10, CLIENT, spn, &hash(1), |body| body.etypes = vec![23])),
+        );
+        assert!(run(None, Directory::default(), &asks).is_empty());
+    }
+}

@@ -1,0 +1,325 @@
+//! Password spray (MDI 2023, horizontal): one source trying one or two passwords against many
+//! accounts, usually in rounds half an hour apart so no account locks out. Guesses are those of
+//! brute force (`auth::attempt`). From `SPRAY_ACCOUNTS` accounts with one to `SPRAY_MAX_GUESSES`
+//! wrong guesses each within `SPRAY_WINDOW` the source's alert opens; every later such guess
+//! (the next round) updates it, and a success for a sprayed account marks it guessed. Kerberos
+//! and NTLM never show whether the passwords were the same (LDAP simple binds would), so the
+//! count of accounts is the evidence. An account guessed more often is brute force's.
+//! Part II adds MDI's learned per-source baseline at threshold high.
+
+use std::collections::HashMap;
+
+use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
+
+use super::{
+    Context, Detector,
+    auth::{Attempt, Echoes, Guess, Origin, account_entity, attempt},
+};
+use crate::{
+    bounded::BoundedMap,
+    catalogue::PASSWORD_SPRAY,
+    observed::Observed,
+    time::{MINUTE, Millis},
+};
+
+/// Distinct accounts guessed from one source that make a spray (*ours*, as Splunk's 10).
+pub const SPRAY_ACCOUNTS: usize = 10;
+/// Wrong guesses per account a spray makes at most (*ours*: one password per round, and a
+/// second round within the window).
+pub const SPRAY_MAX_GUESSES: usize = 2;
+/// The window (*ours*: spray rounds are often 30 minutes apart, research §1b).
+pub const SPRAY_WINDOW: Millis = 60 * MINUTE;
+/// Sources followed at once.
+pub const MAX_SPRAY_SOURCES: usize = 10_000;
+/// Accounts followed per source; a fuller table first forgets the accounts out of the window.
+pub const MAX_SPRAY_ACCOUNTS_PER_SOURCE: usize = 4_096;
+/// Accounts an alert names one by one; the rest are counted.
+pub const MAX_NAMED_ACCOUNTS: usize = 20;
+
+#[derive(Debug, Default)]
+struct Source {
+    last: Millis,
+    /// account key → (its name, the times of its wrong guesses in the window, at most
+    /// `SPRAY_MAX_GUESSES + 1`).
+    accounts: HashMap<String, (String, Vec<Millis>)>,
+    spraying: bool,
+    guesses: u64,
+    named: Vec<String>,
+    guessed: Vec<String>,
+    dropped: u64,
+}
+
+impl Source {
+    fn sprayed(&self, since: Millis) -> usize {
+        self.accounts
+            .values()
+            .filter(|(_, times)| {
+                let recent = times.iter().filter(|time| **time >= since).count();
+                (1..=SPRAY_MAX_GUESSES).contains(&recent)
+            })
+            .count()
+    }
+}
+
+#[derive(Debug)]
+pub struct PasswordSpray {
+    sources: BoundedMap<Origin, Source>,
+    echoes: Echoes,
+}
+
+impl Default for PasswordSpray {
+    fn default() -> Self {
+        Self {
+            sources: BoundedMap::new(MAX_SPRAY_SOURCES),
+            echoes: Echoes::default(),
+        }
+    }
+}
+
+impl Detector for PasswordSpray {
+    fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
+        let Some(attempt) = attempt(seen) else {
+            return;
+        };
+        if !self.echoes.is_new(&attempt, seen.time) {
+            return;
+        }
+        let since = seen.time.saturating_sub(SPRAY_WINDOW);
+        let source = self
+            .sources
+            .touch(attempt.origin.clone(), seen.time, Source::default);
+        // A spray silent for a whole window is over: the next one is a new alert.
+        if source.spraying && seen.time.saturating_sub(source.last) > SPRAY_WINDOW {
+            *source = Source::default();
+        }
+        source.last = source.last.max(seen.time);
+        match attempt.guess {
+            Guess::Wrong => {
+                if !source.accounts.contains_key(&attempt.key)
+                    && source.accounts.len() >= MAX_SPRAY_ACCOUNTS_PER_SOURCE
+                {
+                    source
+                        .accounts
+                        .retain(|_, (_, times)| times.iter().any(|time| *time >= since));
+                    if source.accounts.len() >= MAX_SPRAY_ACCOUNTS_PER_SOURCE {
+                        source.dropped += 1;
+                        return;
+                    }
+                }
+                let (_, times) = source
+                    .accounts
+                    .entry(attempt.key.clone())
+                    .or_insert_with(|| (attempt.account.clone(), Vec::new()));
+                times.retain(|time| *time >= since);
+                times.push(seen.time);
+                if times.len() > SPRAY_MAX_GUESSES {
+                    // Guessed more often than a spray does: brute force's to judge.
+                    times.truncate(SPRAY_MAX_GUESSES + 1);
+                    return;
+                }
+                let sprayed = source.sprayed(since);
+                if !source.named.contains(&attempt.account)
+                    && source.named.len() < MAX_NAMED_ACCOUNTS
+                {
+                    source.named.push(attempt.account.clone());
+                }
+                let count = if source.spraying {
+                    1
+                } else if sprayed >= SPRAY_ACCOUNTS {
+                    source.spraying = true;
+                    sprayed as u64
+                } else {
+                    return;
+                };
+                source.guesses += count;
+                let finding = finding(seen, context, &attempt, source, sprayed, Status::Failure)
+                    .spanning(since.max(first_guess(source)), count);
+                context.raise(finding);
+            }
+            Guess::Right => {
+                let Some((name, times)) = source.accounts.get(&attempt.key) else {
+                    return;
+                };
+                if times.is_empty() || source.guessed.contains(name) {
+                    return;
+                }
+                let name = name.clone();
+                source.guessed.push(name);
+                if source.spraying {
+                    let sprayed = source.sprayed(since);
+                    let finding =
+                        finding(seen, context, &attempt, source, sprayed, Status::Success)
+                            .spanning(seen.time, 0);
+                    context.raise(finding);
+                }
+            }
+        }
+    }
+
+    fn evicted(&self) -> u64 {
+        self.sources.evicted()
+            + self.echoes.evicted()
+            + self
+                .sources
+                .iter()
+                .map(|(_, source)| source.dropped)
+                .sum::<u64>()
+    }
+}
+
+fn first_guess(source: &Source) -> Millis {
+    source
+        .accounts
+        .values()
+        .flat_map(|(_, times)| times.iter().copied())
+        .min()
+        .unwrap_or(Millis::MAX)
+}
+
+fn finding(
+    seen: &Observed<'_>,
+    context: &Context<'_>,
+    attempt: &Attempt,
+    source: &Source,
+    sprayed: usize,
+    outcome: Status,
+) -> crate::finding::Finding {
+    let origin = attempt.origin.text(seen);
+    let more = sprayed.saturating_sub(source.named.len());
+    let listed = if more > 0 {
+        format!("{} and {more} more", source.named.join(", "))
+    } else {
+        source.named.join(", ")
+    };
+    let result = if source.guessed.is_empty() {
+        "none succeeded so far".to_owned()
+    } else {
+        format!(
+            "the password of {} was then guessed",
+            source.guessed.join(", ")
+        )
+    };
+    let description = format!(
+        "{origin} sprayed passwords ({}) against {sprayed} accounts within {} minutes, at most {SPRAY_MAX_GUESSES} guesses each ({listed}); {result}",
+        attempt.via,
+        SPRAY_WINDOW / MINUTE,
+    );
+    let summary = match attempt.guess {
+        Guess::Wrong => format!("{} wrong password for {}", attempt.via, attempt.account),
+        Guess::Right => format!("{} logon of {} succeeded", attempt.via, attempt.account),
+    };
+    let (domain, name) = attempt
+        .account
+        .split_once('\\')
+        .unwrap_or(("", attempt.account.as_str()));
+    let role = if outcome == Status::Success {
+        Role::CompromisedAccount
+    } else {
+        Role::AttackedAccount
+    };
+    let mut finding = attempt
+        .origin
+        .finding(&PASSWORD_SPRAY, seen, summary)
+        .describe(description)
+        .entity(account_entity(context, role, domain, name))
+        .detail("sprayed_accounts", sprayed.to_string())
+        .detail("attacked_accounts", listed)
+        .outcome(outcome)
+        .relied_on(attempt.basis())
+        .weighed_by_resolution(seen);
+    if !source.guessed.is_empty() {
+        finding = finding.detail("guessed_accounts", source.guessed.join(", "));
+    }
+    finding
+}
+
+#[cfg(test)]
+mod tests {
+    use dcwatch_entity::Directory;
+    use dcwatch_proto::v1::outcome::Status;
+
+    use crate::detectors::testing::{as_rep, krb_error, ntlm_authenticate, run, summary};
+    use crate::time::{MINUTE, SECOND};
+
+    const SPRAYER: &str = "10.98.0.6:50000";
+
+    fn round(start: i64, accounts: usize) -> Vec<dcwatch_proto::v1::Activity> {
+        (0..accounts)
+            .map(|n| {
+                krb_error(
+                    start + n as i64 * SECOND,
+                    SPRAYER,
+                    &format!("user{n:02}"),
+                    24,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_password_against_ten_accounts_is_a_spray_and_the_next_round_updates_it() {
+        let mut activities = round(0, 10);
+        activities.extend(round(30 * MINUTE, 10));
+        activities.push(as_rep(31 * MINUTE, SPRAYER, "user03", |_| {}));
+        let alerts = run(None, Directory::default(), &activities);
+        // 10 guesses open it, the 10 of the second round update it.
+        assert_eq!(
+            summary(&alerts),
+            [("password_spray".into(), "src:10.98.0.6".into(), 20)]
+        );
+        let alert = &alerts[0];
+        assert_eq!(alert.external_id, 2023);
+        assert!(
+            alert.description.starts_with(
+                "10.98.0.6 sprayed passwords (Kerberos) against 10 accounts within 60 minutes"
+            ),
+            "{}",
+            alert.description
+        );
+        assert!(
+            alert
+                .description
+                .ends_with("the password of LAB.EXAMPLE\\user03 was then guessed")
+        );
+        assert_eq!(alert.outcome(), Status::Success);
+    }
+
+    #[test]
+    fn nine_accounts_or_accounts_an_hour_apart_are_not_a_spray() {
+        assert!(run(None, Directory::default(), &round(0, 9)).is_empty());
+        let mut spread = round(0, 5);
+        spread.extend((5..10).map(|n| {
+            krb_error(
+                61 * MINUTE + n * SECOND,
+                SPRAYER,
+                &format!("user{n:02}"),
+                24,
+            )
+        }));
+        assert!(run(None, Directory::default(), &spread).is_empty());
+    }
+
+    #[test]
+    fn many_guesses_against_few_accounts_are_not_a_spray() {
+        // A shared kiosk where three users mistype often: each account has more than two.
+        let activities: Vec<_> = (0..12)
+            .map(|n| {
+                ntlm_authenticate(
+                    n * SECOND,
+                    SPRAYER,
+                    "10.98.0.1:445",
+                    "LAB",
+                    &format!("kiosk{}", n % 3),
+                    0xC000_006A,
+                    |_| {},
+                )
+            })
+            .collect();
+        let alerts = run(None, Directory::default(), &activities);
+        assert!(
+            summary(&alerts)
+                .iter()
+                .all(|(kind, _, _)| kind != "password_spray")
+        );
+    }
+}
