@@ -660,37 +660,65 @@ async fn the_timeline_filters_and_counts() {
                 .json()
         }
     };
+    let ids = |answer: &Value| -> Vec<String> {
+        answer["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .filter_map(|alert| alert["id"].as_str().map(str::to_owned))
+            .collect()
+    };
     let all = get("/api/v1/alerts".to_owned()).await;
     assert_eq!(all["counts"]["total"], fixture.seeded.alerts);
+    assert_eq!(ids(&all).len(), fixture.seeded.alerts);
     assert_eq!(
         all["alerts"][0]["id"],
         fixture.seeded.hostile.as_str(),
         "newest first"
     );
-    assert_eq!(all["counts"]["by_type"]["dcsync"], 2);
-    let by_entity = get("/api/v1/alerts?entity=10.99.0.2".to_owned()).await;
-    let ids: Vec<&str> = by_entity["alerts"]
+    let ends: Vec<&str> = all["alerts"]
         .as_array()
-        .expect("alerts")
+        .expect("a")
         .iter()
-        .filter_map(|alert| alert["id"].as_str())
+        .filter_map(|a| a["end"].as_str())
         .collect();
-    assert_eq!(ids, [fixture.seeded.dcsync.as_str()]);
-    assert_eq!(
-        get("/api/v1/alerts?severity=LOW".to_owned()).await["counts"]["total"],
-        0
+    assert!(ends.windows(2).all(|pair| pair[0] >= pair[1]), "{ends:?}");
+    // Both captures' attacks: the DCSync twice, the brute force against LAB\carol.
+    assert_eq!(all["counts"]["by_type"]["dcsync"], 2);
+    assert!(
+        all["counts"]["by_type"]["brute_force"].as_u64() >= Some(1),
+        "{all}"
     );
+    let by_entity = get("/api/v1/alerts?entity=10.99.0.2".to_owned()).await;
+    assert!(ids(&by_entity).contains(&fixture.seeded.dcsync));
+    assert!(!ids(&by_entity).contains(&fixture.seeded.hostile));
+    let carol = get("/api/v1/alerts?entity=carol".to_owned()).await;
+    assert!(carol["counts"]["total"].as_u64() >= Some(1));
+    for alert in carol["alerts"].as_array().expect("alerts") {
+        assert!(
+            alert["type"]
+                .as_str()
+                .is_some_and(|kind| kind.contains("brute_force")),
+            "{alert}"
+        );
+    }
+    let high = get("/api/v1/alerts?severity=HIGH&entity=10.99.0.2".to_owned()).await;
+    assert_eq!(ids(&high), [fixture.seeded.dcsync.clone()]);
     assert_eq!(
         get("/api/v1/alerts?category=CREDENTIAL_ACCESS&type=dcsync&status=OPEN".to_owned()).await["counts"]
             ["total"],
         2
     );
-    // The hostile copy is an hour after the capture (2026-11-22T00:07Z).
+    assert_eq!(
+        get("/api/v1/alerts?status=CLOSED".to_owned()).await["counts"]["total"],
+        0
+    );
+    // The hostile copy is an hour after the captures (2026-11-22T00:07Z).
     let late = get("/api/v1/alerts?since=2026-11-22T00:30:00Z".to_owned()).await;
-    assert_eq!(late["counts"]["total"], 1);
-    assert_eq!(late["alerts"][0]["id"], fixture.seeded.hostile.as_str());
+    assert_eq!(ids(&late), [fixture.seeded.hostile.clone()]);
     let early = get("/api/v1/alerts?until=2026-11-22T00:30:00Z".to_owned()).await;
-    assert_eq!(early["alerts"][0]["id"], fixture.seeded.dcsync.as_str());
+    assert!(ids(&early).contains(&fixture.seeded.dcsync));
+    assert!(!ids(&early).contains(&fixture.seeded.hostile));
     let page = call(
         &fixture.router,
         Method::GET,
@@ -937,7 +965,15 @@ async fn entity_sensor_health_and_search_pages() {
     let account = get("/api/v1/accounts?name=LAB%5CAdministrator")
         .await
         .json();
-    assert_eq!(account["alerts"][0]["id"], fixture.seeded.dcsync.as_str());
+    let alert_ids = |page: &Value| -> Vec<String> {
+        page["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .filter_map(|alert| alert["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(alert_ids(&account), [fixture.seeded.dcsync.clone()]);
     let activities = account["activities"].as_array().expect("activities");
     assert!(!activities.is_empty());
     assert!(activities.iter().all(|a| {
@@ -964,7 +1000,8 @@ async fn entity_sensor_health_and_search_pages() {
             .all(|a| a["protocol"] == "dcerpc")
     );
     let computer = get("/api/v1/computers?key=10.99.0.2").await.json();
-    assert_eq!(computer["alerts"][0]["id"], fixture.seeded.dcsync.as_str());
+    assert!(alert_ids(&computer).contains(&fixture.seeded.dcsync));
+    assert!(!alert_ids(&computer).contains(&fixture.seeded.hostile));
     let csv = get("/api/v1/activities.csv?kind=computer&key=10.99.0.2&protocol=smb")
         .await
         .text();

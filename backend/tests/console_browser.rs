@@ -373,15 +373,17 @@ fn run_flow(base: &str, trust: &str, seeded: &console_support::Seeded, shots: &P
     browser.type_into("#name", "analyst");
     browser.type_into("#password", PASSWORD);
     browser.click("#login");
-    browser.wait_text("#count-total", "2 alerts");
+    browser.wait_text("#count-total", &format!("{} alerts", seeded.alerts));
     assert!(browser.url().ends_with("/alerts"), "{}", browser.url());
-    assert_eq!(browser.find_all("tr[data-alert]").len(), 2);
+    assert_eq!(browser.find_all("tr[data-alert]").len(), seeded.alerts);
     assert!(
         !browser.dialog_open(),
         "the hostile name ran no script on the timeline"
     );
 
-    // Filter by the lab client's address: only the capture's own DCSync stays.
+    // Filter by severity and the lab client's address: only the capture's own DCSync stays
+    // (the hostile copy came from 10.99.0.66, the brute force is medium).
+    browser.click("#filter-severity option[value='HIGH']");
     browser.type_into("#filter-entity", "10.99.0.2");
     browser.click("#apply");
     browser.wait_text("#count-total", "1 alerts");
