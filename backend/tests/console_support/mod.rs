@@ -131,7 +131,7 @@ pub struct Seeded {
 /// `viewer`, `analyst` and `admin` (password `PASSWORD`).
 pub fn seed(dir: &Path) -> Seeded {
     let dcsync = capture("dcsync.jsonl");
-    let batches = vec![
+    let batches = [
         dcsync.clone(),
         capture("bruteforce.jsonl"),
         hostile_copy(&dcsync),
