@@ -24,7 +24,8 @@ use dcwatch_backend::{
     store::Store,
 };
 use dcwatch_proto::v1::{
-    Account, Activity, Alert, AlertEntity, Endpoint, Evidence, KerberosActivity, activity::Body as ActivityBody,
+    Account, Activity, Alert, AlertEntity, Endpoint, Evidence, KerberosActivity,
+    activity::Body as ActivityBody,
     alert::{Category, Severity, Status},
     alert_entity::Role,
 };
@@ -76,10 +77,20 @@ fn alert(index: usize, evidence: usize, activities: usize) -> Alert {
     let ts = |seconds| Some(pbjson_types::Timestamp { seconds, nanos: 0 });
     Alert {
         id: format!("bench{index:06}"),
-        r#type: if index % 3 == 0 { "dcsync" } else { "brute_force" }.into(),
+        r#type: if index.is_multiple_of(3) {
+            "dcsync"
+        } else {
+            "brute_force"
+        }
+        .into(),
         title: "Suspected brute-force attack (Kerberos, NTLM)".into(),
         description: format!("user{} made wrong guesses", first % ACCOUNTS),
-        severity: if index % 3 == 0 { Severity::High } else { Severity::Medium }.into(),
+        severity: if index.is_multiple_of(3) {
+            Severity::High
+        } else {
+            Severity::Medium
+        }
+        .into(),
         category: Category::CredentialAccess.into(),
         start: sample.time,
         end: ts(sample.time.unwrap().seconds + 60),
@@ -121,14 +132,22 @@ fn peak_rss_kib() -> u64 {
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     let last = sorted.len().saturating_sub(1);
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "an index")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index"
+    )]
     let index = ((last as f64) * fraction).round() as usize;
     sorted[index.min(last)]
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|arg| arg.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|arg| arg.parse().ok())
+        .collect();
     let activities = args.first().copied().unwrap_or(1_000_000);
     let alerts = args.get(1).copied().unwrap_or(10_000);
     let big = args.get(2).copied().unwrap_or(100_000).min(activities);
@@ -146,7 +165,9 @@ async fn main() {
     drop(store);
     let data = Data::open(dir.path()).unwrap();
     let now = console::data::now_ns();
-    let made: Vec<Alert> = (0..alerts).map(|index| alert(index, 10, activities)).collect();
+    let made: Vec<Alert> = (0..alerts)
+        .map(|index| alert(index, 10, activities))
+        .collect();
     for chunk in made.chunks(1000) {
         data.save_alerts(chunk, now).unwrap();
     }
@@ -154,7 +175,14 @@ async fn main() {
     huge.id = "bench-big".into();
     data.save_alerts(&[huge], now).unwrap();
     data.with(|connection| {
-        users::add(connection, "admin", users::Role::Admin, "a long bench password", now).unwrap();
+        users::add(
+            connection,
+            "admin",
+            users::Role::Admin,
+            "a long bench password",
+            now,
+        )
+        .unwrap();
     });
     drop(data);
     println!(
@@ -163,10 +191,18 @@ async fn main() {
     );
 
     let state = Arc::new(
-        Console::open(dir.path(), &ConsoleConfig::default(), "https://bench".into()).unwrap(),
+        Console::open(
+            dir.path(),
+            &ConsoleConfig::default(),
+            "https://bench".into(),
+        )
+        .unwrap(),
     );
     let router = console::router(Arc::clone(&state));
-    let (token, _) = state.auth.start("admin".into(), users::Role::Admin).unwrap();
+    let (token, _) = state
+        .auth
+        .start("admin".into(), users::Role::Admin)
+        .unwrap();
     let get = |uri: String| {
         let router = router.clone();
         let token = token.clone();
@@ -187,18 +223,30 @@ async fn main() {
         ("baseline: GET /api/v1/me", "/api/v1/me".to_owned()),
         ("timeline JSON, no filter", "/api/v1/alerts".to_owned()),
         ("timeline page, no filter", "/alerts".to_owned()),
-        ("timeline JSON, entity filter", "/api/v1/alerts?entity=user42".to_owned()),
-        ("timeline JSON, status+type", "/api/v1/alerts?status=OPEN&type=dcsync".to_owned()),
+        (
+            "timeline JSON, entity filter",
+            "/api/v1/alerts?entity=user42".to_owned(),
+        ),
+        (
+            "timeline JSON, status+type",
+            "/api/v1/alerts?status=OPEN&type=dcsync".to_owned(),
+        ),
         ("alert page", "/alerts/bench000042".to_owned()),
         ("alert JSON", "/api/v1/alerts/bench000042".to_owned()),
         ("account page", "/accounts?name=CORP%5Cuser42".to_owned()),
-        ("computer JSON", "/api/v1/computers?key=10.1.0.43".to_owned()),
+        (
+            "computer JSON",
+            "/api/v1/computers?key=10.1.0.43".to_owned(),
+        ),
         ("search", "/api/v1/search?q=user42".to_owned()),
         ("sensors page", "/sensors".to_owned()),
         ("health page", "/health".to_owned()),
     ];
     let mut baseline = Duration::ZERO;
-    println!("{:<32} {:>10} {:>10} {:>9} {:>10}", "call", "p50", "p99", "ratio", "bytes");
+    println!(
+        "{:<32} {:>10} {:>10} {:>9} {:>10}",
+        "call", "p50", "p99", "ratio", "bytes"
+    );
     for (name, uri) in cases {
         let mut times = Vec::with_capacity(TRIALS);
         let mut size = 0;

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_serve(&args),
         Command::Token(command) => token(command),
         Command::Activities(args) => activities(&args),
-        Command::User(command) => dcwatch_backend::console::cli::run(&command),
+        Command::User(command) => dcwatch_backend::console::cli::run(&command).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,13 +6,35 @@ use std::{
     path::PathBuf,
 };
 
-use anyhow::Context as _;
 use clap::Subcommand;
 
 use crate::{
     cli::Location,
+    config::ConfigError,
     console::{data::now_ns, users},
+    store::StoreError,
 };
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserCliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    User(#[from] users::UserError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> UserCliError {
+    let what = what.into();
+    move |source| UserCliError::Io { what, source }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -45,26 +67,29 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
-fn read_password(file: Option<&PathBuf>) -> anyhow::Result<String> {
+fn read_password(file: Option<&PathBuf>) -> Result<String, UserCliError> {
     if let Some(file) = file {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(io_error(format!("reading {}", file.display())))?;
         return Ok(first_line(&text));
     }
     let stdin = io::stdin();
     if stdin.is_terminal() {
         // Typed: the terminal echoes it; a pipe or a file is the way to keep it unseen.
-        write!(io::stderr(), "password: ")?;
+        write!(io::stderr(), "password: ").map_err(io_error("the terminal"))?;
     }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(io_error("reading the password"))?;
     Ok(first_line(&line))
 }
 
-fn connection(location: &Location) -> anyhow::Result<rusqlite::Connection> {
+fn connection(location: &Location) -> Result<rusqlite::Connection, UserCliError> {
     let config = location.config()?;
     std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        .map_err(io_error(format!("creating {}", config.data_dir.display())))?;
     drop(crate::store::Store::open(&config.data_dir)?);
     let connection = rusqlite::Connection::open(config.data_dir.join(crate::store::FILE_NAME))?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -72,7 +97,7 @@ fn connection(location: &Location) -> anyhow::Result<rusqlite::Connection> {
     Ok(connection)
 }
 
-pub fn run(command: &UserCommand) -> anyhow::Result<()> {
+pub fn run(command: &UserCommand) -> Result<(), UserCliError> {
     match command {
         UserCommand::Add {
             name,
@@ -80,7 +105,8 @@ pub fn run(command: &UserCommand) -> anyhow::Result<()> {
             password_file,
             location,
         } => {
-            let role = users::Role::parse(role).context("role is viewer, analyst or admin")?;
+            // clap allows only the three names.
+            let role = users::Role::parse(role).unwrap_or(users::Role::Viewer);
             let password = read_password(password_file.as_ref())?;
             users::add(&connection(location)?, name, role, &password, now_ns())?;
             log::info!("user {name:?} added as {}", role.name());
@@ -88,14 +114,13 @@ pub fn run(command: &UserCommand) -> anyhow::Result<()> {
         UserCommand::List { location } => {
             let mut out = io::stdout().lock();
             for (name, role) in users::list(&connection(location)?)? {
-                writeln!(out, "{name}\t{role}")?;
+                writeln!(out, "{name}\t{role}").map_err(io_error("standard output"))?;
             }
         }
         UserCommand::Remove { name, location } => {
-            anyhow::ensure!(
-                users::remove(&connection(location)?, name)?,
-                "no user named {name:?}"
-            );
+            if !users::remove(&connection(location)?, name)? {
+                return Err(UserCliError::NoSuchUser(name.clone()));
+            }
             log::info!("user {name:?} removed");
         }
     }
