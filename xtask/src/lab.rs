@@ -26,13 +26,12 @@ pub enum LabTask {
     /// Run scenarios in the client namespace: names from `scenario list`, or `all`. Each fails
     /// when the traffic it stands for did not happen; output goes to the lab's logs.
     Scenario {
-        /// `list`, `all`, or scenario names (benign, kerberoast, asreproast, dcsync,
-        /// pass-the-hash, overpass-the-hash, bruteforce-kerberos, bruteforce-ntlm,
-        /// bruteforce-ldap, spray, recon-samr, recon-ldap, psexec, axfr).
+        /// `list`, `all`, or scenario names (benign, kerberoast, dcsync, psexec, golden-ticket,
+        /// petitpotam, winevents-syslog...: `scenario list` names them all).
         #[arg(required = true)]
         names: Vec<String>,
-        /// Also capture what the sensor sees on the mirror, one NAME.pcap per scenario in this
-        /// directory.
+        /// Also capture what the sensor sees on the mirror (for winevents-syslog, on its syslog
+        /// link), one NAME.pcap per scenario in this directory.
         #[arg(long, value_name = "DIR")]
         capture: Option<PathBuf>,
     },

@@ -45,6 +45,8 @@ struct Probes {
     /// (account, when PREAUTH_REQUIRED answered, followed up).
     asked: Vec<(String, Millis, bool)>,
     reported: Vec<String>,
+    /// Accounts answered an AES AS-REP without pre-authentication, and when.
+    answered: Vec<(String, Millis)>,
 }
 
 #[derive(Debug)]
@@ -70,7 +72,7 @@ impl Detector for AsrepRoasting {
             return;
         };
         match kind {
-            Type::AsReq if kerberos.encrypted_timestamp => {
+            Type::AsReq if crate::knowledge::is_pre_authenticated(kerberos) => {
                 if let Some(address) = seen.src
                     && self.sources.get(&address).is_some()
                 {
@@ -122,8 +124,28 @@ impl AsrepRoasting {
         let Some(request) = context.knowledge.as_request(seen) else {
             return;
         };
-        if request.pre_authenticated || request.client != key {
+        if request.pre_authenticated || request.client != key || key.starts_with("wellknown/") {
             return;
+        }
+        // An application using its no-pre-authentication account asks AES first, as every
+        // modern client does; a roasting tool asks RC4, which cracks fastest. Without RC4, it
+        // takes `PROBES` such accounts answered to one client to make a roast.
+        let rc4 = is_rc4(kerberos.reply_etype)
+            || request.etypes.first().is_some_and(|etype| is_rc4(*etype));
+        if !rc4 {
+            let Some(client) = seen.dst else { return };
+            let probes = self.sources.touch(client, seen.time, Probes::default);
+            let since = seen.time.saturating_sub(PROBE_WINDOW);
+            probes
+                .answered
+                .retain(|(account, at)| *at >= since && *account != key);
+            if probes.answered.len() >= MAX_PROBES_PER_SOURCE {
+                probes.answered.remove(0);
+            }
+            probes.answered.push((key, seen.time));
+            if probes.answered.len() < PROBES {
+                return;
+            }
         }
         let (domain, name) = (kerberos.client_realm.as_str(), kerberos.client.as_str());
         let cipher = if is_rc4(kerberos.reply_etype) {
@@ -301,5 +323,49 @@ mod tests {
                 .description
                 .contains("for 3 accounts within 10 minutes")
         );
+    }
+
+    #[test]
+    fn aes_as_reps_without_pre_authentication_take_three_accounts() {
+        let aes_exchange = |n: i64, user: &str| {
+            let addr = format!("10.98.0.9:{}", 42_000 + n);
+            [
+                as_req(n * 10, &addr, user, |body| {
+                    body.encrypted_timestamp = false;
+                    body.timestamp_etype = 0;
+                    body.pa_data_types = vec![128];
+                    body.etypes = vec![18, 17, 23];
+                }),
+                as_rep(n * 10 + 1, &addr, user, |body| body.reply_etype = 18),
+            ]
+        };
+        // An application using its one no-pre-authentication account, in AES: not a roast.
+        let app: Vec<_> = (0..5).flat_map(|n| aes_exchange(n, "svc_legacy")).collect();
+        assert!(run(None, Directory::default(), &app).is_empty());
+        // Three accounts answered so to one client: a roast, even in AES.
+        let tool: Vec<_> = ["bob", "svc_legacy", "old_app"]
+            .iter()
+            .enumerate()
+            .flat_map(|(n, user)| aes_exchange(n as i64, user))
+            .collect();
+        assert_eq!(run(None, Directory::default(), &tool).len(), 1);
+        // PKINIT and FAST pre-authenticate: no roast however many accounts.
+        let pkinit: Vec<_> = ["u1", "u2", "u3"]
+            .iter()
+            .enumerate()
+            .flat_map(|(n, user)| {
+                let addr = format!("10.98.0.9:{}", 43_000 + n);
+                [
+                    as_req(n as i64, &addr, user, |body| {
+                        body.encrypted_timestamp = false;
+                        body.timestamp_etype = 0;
+                        body.pa_data_types = vec![16];
+                        body.etypes = vec![23];
+                    }),
+                    as_rep(n as i64 + 1, &addr, user, |body| body.reply_etype = 23),
+                ]
+            })
+            .collect();
+        assert!(run(None, Directory::default(), &pkinit).is_empty());
     }
 }

@@ -3,7 +3,11 @@
 //! - a TGS-REP with an RC4 ticket (23) for a user account's SPN when that account supports AES
 //!   (the KDC only picks RC4 for it when the client asked RC4 alone, as impacket does);
 //! - TGS-REQs from one source for `ROAST_SPNS` distinct user SPNs within `ROAST_WINDOW` asking
-//!   RC4 first (impacket's GetUserSPNs asks `23,18,17,16,3`; Windows asks AES first).
+//!   RC4 first (impacket's GetUserSPNs asks `23,18,17,16,3`; Windows asks AES first);
+//! - ours, beside them: one RC4-first request for a user SPN answered with an RC4 ticket, when
+//!   nothing says the account lacks AES. Windows asks AES first, so a client that puts RC4 first
+//!   and gets it chose the crackable ticket; raised at medium confidence, since a legacy client
+//!   configured for RC4 only does the same.
 //!
 //! Computer accounts (`$`) and krbtgt have random 120-character passwords: not roastable. An
 //! RC4-only legacy account (msDS-SupportedEncryptionTypes without AES) gets RC4 tickets
@@ -39,10 +43,20 @@ pub const MAX_ROAST_SPNS: usize = 64;
 /// Services whose tickets were seen in AES (their account has AES keys).
 pub const MAX_AES_SERVICES: usize = 100_000;
 
-/// Service classes registered on computer accounts (MS-ADTS's host SPN aliases and kin): with
-/// no directory, a ticket for one is not a roast.
+/// Service classes registered on computer accounts (MS-ADTS's host SPN aliases, the default
+/// sPNMappings, and kin): with no directory, a ticket for one is not a roast.
 const COMPUTER_SERVICE_CLASSES: &[&str] = &[
     "host",
+    "http",
+    "www",
+    "w3svc",
+    "time",
+    "schedule",
+    "spooler",
+    "rpc",
+    "dcom",
+    "netlogon",
+    "msdtc",
     "cifs",
     "ldap",
     "gc",
@@ -128,13 +142,19 @@ pub struct Kerberoasting {
     /// Per source: (SPN, its account when known) asked RC4-first, and whether its alert is open.
     sources: BoundedMap<IpAddr, (Window<(String, String)>, bool)>,
     aes_services: BoundedMap<String, ()>,
+    /// RC4-first requests waiting for their answer, by the client's address and port: the SPN.
+    rc4_requests: BoundedMap<(IpAddr, u16), String>,
 }
+
+/// RC4-first requests remembered until their answer.
+pub const MAX_RC4_REQUESTS: usize = 10_000;
 
 impl Default for Kerberoasting {
     fn default() -> Self {
         Self {
             sources: BoundedMap::new(MAX_ROAST_SOURCES),
             aes_services: BoundedMap::new(MAX_AES_SERVICES),
+            rc4_requests: BoundedMap::new(MAX_RC4_REQUESTS),
         }
     }
 }
@@ -157,6 +177,12 @@ impl Detector for Kerberoasting {
                 self.rc4_ticket(seen, context, kerberos);
             }
             Ok(Type::TgsReq) if kerberos.etypes.first().is_some_and(|etype| is_rc4(*etype)) => {
+                if let Some(client) = seen.src {
+                    *self
+                        .rc4_requests
+                        .touch((client, seen.src_port), seen.time, String::new) =
+                        kerberos.service.to_lowercase();
+                }
                 self.rc4_first(seen, context, kerberos);
             }
             _ => {}
@@ -164,7 +190,7 @@ impl Detector for Kerberoasting {
     }
 
     fn evicted(&self) -> u64 {
-        self.sources.evicted() + self.aes_services.evicted()
+        self.sources.evicted() + self.aes_services.evicted() + self.rc4_requests.evicted()
     }
 }
 
@@ -178,7 +204,12 @@ impl Kerberoasting {
         let Some(owner) = user_owner(context, &kerberos.service, &self.aes_services) else {
             return;
         };
-        if owner.aes != Some(true) {
+        let asked_rc4_first = seen
+            .dst
+            .and_then(|client| self.rc4_requests.remove(&(client, seen.dst_port)))
+            .is_some_and(|service| service == kerberos.service.to_lowercase());
+        let downgraded = owner.aes != Some(false) && asked_rc4_first;
+        if owner.aes != Some(true) && !downgraded {
             return;
         }
         let account = if owner.account.is_empty() {
@@ -187,8 +218,13 @@ impl Kerberoasting {
             owner.account.clone()
         };
         let requester = seen.account_text();
+        let why = if owner.aes == Some(true) {
+            "which supports AES"
+        } else {
+            "asking RC4 before AES, as Kerberoasting tools do"
+        };
         let description = format!(
-            "{}{} got an RC4 service ticket for {} (account {account}), which supports AES: its hash can be cracked offline",
+            "{}{} got an RC4 service ticket for {} (account {account}), {why}: its hash can be cracked offline",
             if requester.is_empty() {
                 String::new()
             } else {
@@ -219,8 +255,14 @@ impl Kerberoasting {
                 &account.name,
             ));
         }
-        if !owner.from_directory {
-            finding = finding.relied_on(format!("traffic: {account} was seen using AES keys"));
+        if owner.aes == Some(true) {
+            if !owner.from_directory {
+                finding = finding.relied_on(format!("traffic: {account} was seen using AES keys"));
+            }
+        } else {
+            finding = finding
+                .relied_on("traffic: the client asked RC4 first (Windows asks AES first); a legacy client set to RC4 only does the same")
+                .confidence(Confidence::MediumConfidence);
         }
         context.raise(finding);
     }
@@ -462,5 +504,50 @@ mod tests {
                 .map(|spn| tgs_req(10, CLIENT, spn, &hash(1), |body| body.etypes = vec![23])),
         );
         assert!(run(None, Directory::default(), &asks).is_empty());
+    }
+
+    #[test]
+    fn one_rc4_first_request_answered_in_rc4_is_kerberoasting_at_medium_confidence() {
+        let ask = |offset: i64, spn: &str| {
+            tgs_req(offset, CLIENT, spn, &hash(1), |body| {
+                body.etypes = vec![23, 16, 3, 18];
+            })
+        };
+        let alerts = run(
+            None,
+            Directory::default(),
+            &[ask(0, "svc_sql"), rc4_reply(1, "svc_sql")],
+        );
+        assert_eq!(
+            summary(&alerts),
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 1)]
+        );
+        assert_eq!(
+            alerts[0].confidence(),
+            dcwatch_proto::v1::alert::Confidence::MediumConfidence
+        );
+        assert!(alerts[0].description.contains("asking RC4 before AES"));
+        // An account the directory says has no AES key: RC4 is its only ticket.
+        let legacy = run(
+            None,
+            lab(Some(0x4)),
+            &[
+                ask(0, "MSSQLSvc/sql01.lab.example:1433"),
+                rc4_reply(1, "MSSQLSvc/sql01.lab.example:1433"),
+            ],
+        );
+        assert!(legacy.is_empty());
+        // An AES-first request answered in RC4 (Windows and a legacy account): nothing.
+        let windows = tgs_req(0, CLIENT, "svc_sql", &hash(1), |body| {
+            body.etypes = vec![18, 17, 23];
+        });
+        assert!(
+            run(
+                None,
+                Directory::default(),
+                &[windows, rc4_reply(1, "svc_sql")]
+            )
+            .is_empty()
+        );
     }
 }

@@ -117,6 +117,31 @@ fn narrowed(filter: &str) -> bool {
     })
 }
 
+/// Whether a filter selects objects only by presence or by class (`(objectClass=*)`,
+/// `(|(samAccountType=805306368)(objectCategory=group))`): what a dump of every object asks, as
+/// opposed to a search for particular values.
+fn selects_by_class_only(filter: &str) -> bool {
+    const CLASS_ATTRIBUTES: [&str; 4] = [
+        "objectclass",
+        "objectcategory",
+        "samaccounttype",
+        "grouptype",
+    ];
+    let mut terms = filter
+        .split(['(', ')'])
+        .filter(|term| !term.is_empty() && !matches!(*term, "&" | "|" | "!"))
+        .peekable();
+    terms.peek().is_some()
+        && terms.all(|term| {
+            let Some((attribute, value)) = term.split_once('=') else {
+                return false;
+            };
+            value == "*"
+                || (!attribute.contains(':')
+                    && CLASS_ATTRIBUTES.contains(&attribute.trim_end_matches(['<', '>', '~'])))
+        })
+}
+
 /// The reconnaissance a search shows, if any.
 pub fn recon(ldap: &LdapActivity, knowledge: &Knowledge) -> Vec<Recon> {
     // Lower case only: values (group names) keep their spaces.
@@ -176,7 +201,10 @@ pub fn recon(ldap: &LdapActivity, knowledge: &Knowledge) -> Vec<Recon> {
             "nltest /domain_trusts, BloodHound",
         ));
     }
-    if subtree && attributes.iter().any(|a| a == "ntsecuritydescriptor") {
+    if subtree
+        && attributes.iter().any(|a| a == "ntsecuritydescriptor")
+        && selects_by_class_only(&filter)
+    {
         found.push(tool(
             "the security descriptors (ACLs) of every object",
             "BloodHound, PowerView Get-ObjectAcl",
@@ -548,5 +576,35 @@ mod tests {
             ldap.sealed_len = 4_000;
         }
         assert!(run(None, Directory::default(), &[sealed]).is_empty());
+    }
+
+    #[test]
+    fn acl_dumps_select_by_class_and_searches_for_values_do_not() {
+        for filter in [
+            "(objectClass=*)",
+            "(|(samAccountType=805306368)(objectCategory=group))",
+        ] {
+            let alerts = run(
+                None,
+                Directory::default(),
+                &[search(0, filter, &["nTSecurityDescriptor"])],
+            );
+            assert_eq!(summary(&alerts).len(), 1, "{filter}");
+            assert!(
+                alerts[0].description.contains("security descriptors"),
+                "{filter}"
+            );
+        }
+        for filter in [
+            "(departmentNumber:2.16.840.1.113730.3.3.2.46.1:=>=N4709)",
+            "(&(objectClass=user)(department=Sales))",
+        ] {
+            let alerts = run(
+                None,
+                Directory::default(),
+                &[search(0, filter, &["*", "ntsecuritydescriptor"])],
+            );
+            assert!(alerts.is_empty(), "{filter}: {alerts:?}");
+        }
     }
 }
