@@ -36,6 +36,8 @@ Examples:
   dcwatch-backend alerts close ID --classification btp --comment 'approved pentest'
   dcwatch-backend alerts exclude --type dcsync --account 'CORP\\aadsync' --data-dir DIR
   dcwatch-backend alerts test-syslog --config /etc/dcwatch-backend.toml
+  dcwatch-backend user add alice --role analyst --data-dir DIR < password-file
+  dcwatch-backend serve --data-dir DIR --console 0.0.0.0:8443        with the console
 
 Every stored activity goes through the detectors; alerts are kept in the store and sent to
 the outputs the configuration names (syslog in CEF, a JSON-lines file). SIGHUP reopens the
@@ -70,6 +72,9 @@ pub enum Command {
     /// The directory the sensors synced.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Manage the console's users.
+    #[command(subcommand)]
+    User(crate::console::cli::UserCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,6 +279,9 @@ pub struct ServeArgs {
     /// Write the counters to FILE as one JSON object, every stats.interval_secs and at exit.
     #[arg(long, value_name = "FILE")]
     pub stats_file: Option<PathBuf>,
+    /// Serve the analyst's console (HTTPS) on this address ([console] listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub console: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -285,6 +293,9 @@ impl ServeArgs {
         config.tls.sans.extend(self.sans.iter().cloned());
         if let Some(file) = &self.stats_file {
             config.stats.file = Some(file.clone());
+        }
+        if self.console.is_some() {
+            config.console.listen = self.console;
         }
         Ok(config)
     }

@@ -28,6 +28,7 @@ pub struct Config {
     pub detect: dcwatch_detect::Config,
     pub outputs: OutputsConfig,
     pub entities: EntitiesConfig,
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// What the configuration adds to the directory's own facts when entities are tagged.
@@ -63,6 +64,7 @@ impl Default for Config {
             detect: dcwatch_detect::Config::default(),
             outputs: OutputsConfig::default(),
             entities: EntitiesConfig::default(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }

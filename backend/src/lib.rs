@@ -6,6 +6,7 @@
 pub mod alerts_cli;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod detection;
 pub mod directory;
 pub mod ingest;

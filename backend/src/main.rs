@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Directory(DirectoryCommand::Export { file, location }) => {
             export_directory(&file, &location)
         }
+        Command::User(command) => dcwatch_backend::console::cli::run(&command).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

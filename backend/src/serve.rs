@@ -58,6 +58,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// Every counter the stats file shows: ingest's, the outputs', detection's.
@@ -167,6 +169,13 @@ pub async fn serve(
         outputs: Arc::clone(outputs.counters()),
         detection: Arc::new(Mutex::new(Some(Arc::clone(&detection)))),
     };
+    let console = crate::console::start(
+        config,
+        &identity.cert_pem,
+        &identity.key_pem,
+        stopping.clone(),
+    )
+    .await?;
     let service = IngestService::new(
         Arc::clone(&store),
         Arc::clone(&counters),
@@ -204,6 +213,9 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signalled)
         .await?;
     let _finished = housekeeping.await;
+    if let Some(console) = console {
+        let _finished = console.await;
+    }
     let _finished = hangups.await;
     // Detection judges what was stored, then the outputs get what it emitted.
     all_counters

@@ -10,7 +10,8 @@ use crate::shell::{self, output};
 /// ethtool for the network-namespace tests and the demo, rsyslog with its GnuTLS driver for the
 /// backend's syslog-output tests (a real receiver over UDP, TCP and TLS), a Samba AD DC and
 /// openssl for the directory sync tests (sensor-user/tests/directory_sync.rs,
-/// tests/lab/tools/sync_dc.sh).
+/// tests/lab/tools/sync_dc.sh), Chromium and its WebDriver (one source package, so they always
+/// match) for the console's browser tests.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libllvm22",
@@ -24,6 +25,8 @@ const APT_PACKAGES: &[&str] = &[
     "samba-dsdb-modules",
     "python3-samba",
     "openssl",
+    "chromium",
+    "chromium-driver",
 ];
 /// Services Debian starts when Samba is installed: the tests' DCs run in their own namespaces,
 /// never on the host.
