@@ -157,7 +157,7 @@ pub async fn serve(
     })?;
     let directory = Arc::new(DirectorySource::default());
     let mut directory_version = None;
-    refresh_directory(&store, &config, &directory, &mut directory_version).await;
+    refresh_directory(&store, config, &directory, &mut directory_version).await;
     let detection = Arc::new(Detection::start(
         config.data_dir.clone(),
         config.detect.clone(),
