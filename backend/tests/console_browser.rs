@@ -188,13 +188,19 @@ impl Browser {
         .expect("type");
     }
 
+    /// The element's text; found again when a navigation replaced it between the find and the
+    /// read (WebDriver's "stale element reference"), a few times.
     fn text(&self, css: &str) -> String {
-        let element = self.find(css);
-        self.call("GET", &format!("/element/{element}/text"), None)
-            .expect("text")
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        let mut last = None;
+        for _ in 0..5 {
+            let element = self.find(css);
+            match self.call("GET", &format!("/element/{element}/text"), None) {
+                Ok(text) => return text.as_str().unwrap_or_default().to_owned(),
+                Err(failure) => last = Some(failure),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("text of {css}: {last:?}")
     }
 
     /// Waits until `css`'s text contains `wanted` (the page after a form post).
