@@ -198,7 +198,7 @@ impl Browser {
                 Ok(text) => return text.as_str().unwrap_or_default().to_owned(),
                 Err(failure) => last = Some(failure),
             }
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(200));
         }
         panic!("text of {css}: {last:?}")
     }
