@@ -9,6 +9,8 @@
 
 mod alerts;
 
+pub(crate) use alerts::decode_row as decode_alert_row;
+
 pub use alerts::{
     AlertQuery, Closed, DETECTION, Exclusion, ExclusionKind, HistoryEntry, NewActivity,
 };

@@ -430,27 +430,8 @@ pub fn activity_row(reference: String, activity: &Activity) -> ActivityRow {
 }
 
 fn decode_alert(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Alert, DataError>> {
-    let id: String = row.get(0)?;
-    let blob: Vec<u8> = row.get(1)?;
-    let status: String = row.get(2)?;
-    let classification: String = row.get(3)?;
-    let closed: Option<i64> = row.get(4)?;
-    Ok(match Alert::decode(blob.as_slice()) {
-        Ok(mut alert) => {
-            alert.status = Status::from_str_name(&status)
-                .unwrap_or(Status::Open)
-                .into();
-            alert.classification = Classification::from_str_name(&classification)
-                .unwrap_or(Classification::Unspecified)
-                .into();
-            alert.closed = closed.map(|ns| pbjson_types::Timestamp {
-                seconds: ns.div_euclid(1_000_000_000),
-                nanos: i32::try_from(ns.rem_euclid(1_000_000_000)).unwrap_or(0),
-            });
-            Ok(alert)
-        }
-        Err(source) => Err(DataError::Decode { id, source }),
-    })
+    crate::store::decode_alert_row(row)
+        .map(|decoded| decoded.map_err(|(id, source)| DataError::Decode { id, source }))
 }
 
 fn classification_name(classification: Classification) -> &'static str {

@@ -174,8 +174,9 @@ fn timestamp(ns: i64) -> pbjson_types::Timestamp {
     }
 }
 
-/// An alert row back as an alert: the blob, with the status columns over it.
-fn decode_row(
+/// An alert row back as an alert: the blob, with the status columns over it. The row's columns
+/// are `ALERT_COLUMNS`, in that order (the console reads alerts through it too).
+pub(crate) fn decode_row(
     row: &rusqlite::Row<'_>,
 ) -> rusqlite::Result<Result<Alert, (String, prost::DecodeError)>> {
     let id: String = row.get(0)?;
