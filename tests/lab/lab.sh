@@ -325,6 +325,26 @@ EOF
 
 provisioned() { [ -f "$DC/.configured" ]; }
 
+# What the DC's database was made by: the provisioning and configuration code and the tools it
+# runs. A lab left behind by another version of this script (a run killed before `down`, a
+# checkout moved on under `--keep`) lacks accounts and keys the scenarios count on.
+provisioning_stamp() {
+    { declare -f provision configure_domain; cat "$TOOLS/set_uac.py"; } | sha256sum | cut -d' ' -f1
+}
+
+# A DC provisioned by other code is set aside: its Samba stopped and its database removed.
+discard_stale_domain() {
+    provisioned || return 0
+    [ "$(cat "$DC/.configured")" = "$(provisioning_stamp)" ] && return 0
+    log "the DC in $DC was provisioned by another version of lab.sh: provisioning it afresh"
+    local pid
+    if pid=$(samba_pid); then
+        kill "$pid"
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    fi
+    rm -rf "$DC"
+}
+
 provision() {
     local started=$SECONDS
     log "provisioning $REALM (log: $LOGS/provision.log)"
@@ -433,7 +453,7 @@ configure_domain() {
         tail -20 "$LOGS/configure.log" >&2
         die "configuring the domain failed"
     }
-    touch "$DC/.configured"
+    provisioning_stamp >"$DC/.configured"
 }
 
 # LDAPS and StartTLS with a certificate rustls accepts (the directory sync's), made once;
@@ -474,6 +494,7 @@ cmd_up() {
     mkdir -p "$STATE" "$LOGS" "$CACHE"
     install
     network_up
+    discard_stale_domain
     write_configs
     provisioned || provision
     dc_tls
