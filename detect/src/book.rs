@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use dcwatch_proto::v1::{
-    Alert,
-    alert::{Classification, Status, Trigger},
+    Alert, Detail,
+    alert::{Classification, Confidence, Severity, Status, Trigger},
     outcome,
 };
 use sha2::{Digest, Sha256};
@@ -26,6 +26,9 @@ pub const MAX_EVIDENCE: usize = 50;
 pub const MAX_ENTITIES: usize = 100;
 /// Alerts the book keeps in memory; the oldest closed ones go first.
 pub const MAX_ALERTS: usize = 100_000;
+
+/// The detail a damped alert carries.
+pub const DAMPED_DETAIL: &str = "damped";
 
 /// An alert made or changed by a finding; `emit` says whether the outputs (syslog, JSON file)
 /// should carry it now. Every change is for the store.
@@ -89,6 +92,23 @@ impl Book {
             },
         );
         Raised { alert, emit: true }
+    }
+
+    /// Lowers a new alert's severity one step and its confidence to low, saying why in a detail.
+    pub fn damp(&mut self, id: &str, note: String) -> Option<Alert> {
+        let tracked = self.alerts.get_mut(id)?;
+        let alert = &mut tracked.alert;
+        let lowered = match alert.severity() {
+            Severity::High => Severity::Medium,
+            _ => Severity::Low,
+        };
+        alert.severity = lowered.into();
+        alert.confidence = Confidence::LowConfidence.into();
+        alert.details.push(Detail {
+            name: DAMPED_DETAIL.to_owned(),
+            value: note,
+        });
+        Some(alert.clone())
     }
 
     /// Closes an alert with an analyst's classification; false when there is no such open alert.
@@ -200,7 +220,9 @@ fn merge(alert: &mut Alert, finding: Finding) {
     alert.start = Some(timestamp(start));
     alert.end = Some(timestamp(end));
     // A graver variant of the same type (a forged principal after a time anomaly) takes over.
-    if finding.kind.severity as i32 > alert.severity {
+    // (Damping lowered the alert's own kind: its updates keep the lowered severity.)
+    if finding.kind.severity as i32 > alert.severity && finding.kind.external_id != alert.external_id
+    {
         alert.external_id = finding.kind.external_id;
         alert.class = finding.kind.class.to_owned();
         alert.title = finding.kind.title.to_owned();

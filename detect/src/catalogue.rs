@@ -1,4 +1,4 @@
-//! The detection catalogue (DETECTIONS.md Part I): each alert's stable `type`, Defender for
+//! The detection catalogue (DETECTIONS.md Parts I and II): each alert's stable `type`, Defender for
 //! Identity's external id and CEF class, title, severity, category and MITRE techniques. Where
 //! one type carries several MDI ids (golden ticket by time, by forged principal, by downgrade),
 //! each is a `Kind` of its own with the same `type_name`.
@@ -69,6 +69,12 @@ kinds! {
         "Suspected AS-REP roasting attack", High, CredentialAccess, ["T1558.004"];
     OVERPASS_THE_HASH = "overpass_the_hash", 2002, "AbnormalProtocolSecurityAlert",
         "Suspected overpass-the-hash attack (Kerberos)", Medium, LateralMovement, ["T1550.002"];
+    OVERPASS_THE_HASH_DOWNGRADE = "overpass_the_hash", 2008, "EncryptionDowngradeSecurityAlert",
+        "Suspected overpass-the-hash attack (encryption downgrade)", Medium, LateralMovement, ["T1550.002"];
+    PASS_THE_HASH = "pass_the_hash", 2017, "PassTheHashSecurityAlert",
+        "Suspected identity theft (pass-the-hash)", High, LateralMovement, ["T1550.002"];
+    SUSPICIOUS_VPN = "suspicious_vpn", 2025, "AbnormalVpnSecurityAlert",
+        "Suspicious VPN connection", Medium, Persistence, ["T1133", "T1078"];
     PASS_THE_TICKET = "pass_the_ticket", 2018, "PassTheTicketSecurityAlert",
         "Suspected identity theft (pass-the-ticket)", High, LateralMovement, ["T1550.003"];
     HONEYTOKEN_ACTIVITY = "honeytoken_activity", 2014, "HoneytokenActivitySecurityAlert",

@@ -49,6 +49,33 @@ pub struct Config {
     /// How long a pass-the-ticket alert is held before it is raised (MDI: 2 hours), at
     /// thresholds high and medium.
     pub pass_the_ticket_hold_minutes: Option<u32>,
+    /// Damping of alerts of one type repeating across many entities.
+    pub damping: Damping,
+}
+
+/// MDI: "an increase of alerts of the exact same type typically reduces the importance of the
+/// alert". A new alert of a type that already opened alerts for `entities` other entities
+/// within `window_hours` is lowered one severity step (high to medium, else low) and to low
+/// confidence, with a `damped` detail saying why (*ours*: MDI does not give its figures).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Damping {
+    /// 0 switches damping off.
+    pub entities: u32,
+    pub window_hours: u32,
+}
+
+/// Damping's defaults (*ours*): 20 other entities within a day.
+const DEFAULT_DAMPING_ENTITIES: u32 = 20;
+const DEFAULT_DAMPING_WINDOW_HOURS: u32 = 24;
+
+impl Default for Damping {
+    fn default() -> Self {
+        Self {
+            entities: DEFAULT_DAMPING_ENTITIES,
+            window_hours: DEFAULT_DAMPING_WINDOW_HOURS,
+        }
+    }
 }
 
 /// Who is excluded: accounts in any name form, computers by name, and subnets of source

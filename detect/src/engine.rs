@@ -2,20 +2,31 @@
 //! alerts out. It learns from each activity, lets every detector judge it, drops what the
 //! exclusions name, and merges the rest into alerts.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use dcwatch_entity::Directory;
-use dcwatch_proto::v1::{Activity, AlertEntity, alert::Classification, alert_entity::Role};
+use dcwatch_proto::v1::{
+    Activity, Alert, AlertEntity, Detail,
+    alert::{Classification, Trigger},
+    alert_entity::Role,
+};
 
 use crate::{
     book::{Book, Raised},
+    bounded::Window,
     config::{Config, Exclusions},
     detectors::{self, Context, Detector},
     finding::Finding,
     knowledge::Knowledge,
+    learning::{self, Behaviour, Gate},
     observed::Observed,
-    time::{DAY, Millis},
+    profiles::{Changes, Profiles},
+    profiling,
+    time::{DAY, HOUR, Millis},
 };
+
+/// New alerts of one type remembered for damping (the window holds at most this many).
+const MAX_DAMPING_WINDOW: usize = 10_000;
 
 /// Learned facts not refreshed for this long are forgotten.
 const LEARNED_LIFETIME: Millis = 30 * DAY;
@@ -26,6 +37,9 @@ pub struct Engine {
     knowledge: Knowledge,
     detectors: Vec<Box<dyn Detector>>,
     book: Book,
+    profiles: Profiles,
+    /// New alerts per type within the damping window: (time, primary key).
+    recent_new: HashMap<&'static str, Window<String>>,
     findings: Vec<Finding>,
     /// The latest activity time seen: the engine's clock.
     clock: Millis,
@@ -33,6 +47,11 @@ pub struct Engine {
     untimed: u64,
     excluded: u64,
     findings_total: u64,
+    /// Behavioural findings dropped while their entity learned, and for learned behaviour.
+    findings_learning: u64,
+    findings_known: u64,
+    alerts_damped: u64,
+    taught: u64,
 }
 
 impl Engine {
@@ -42,12 +61,18 @@ impl Engine {
             config,
             detectors: detectors::all(),
             book: Book::default(),
+            profiles: Profiles::default(),
+            recent_new: HashMap::new(),
             findings: Vec::new(),
             clock: Millis::MIN,
             activities: 0,
             untimed: 0,
             excluded: 0,
             findings_total: 0,
+            findings_learning: 0,
+            findings_known: 0,
+            alerts_damped: 0,
+            taught: 0,
         }
     }
 
@@ -74,6 +99,7 @@ impl Engine {
         self.knowledge.learn(&seen);
         let mut context = Context {
             knowledge: &self.knowledge,
+            profiles: &self.profiles,
             config: &self.config,
             findings: &mut self.findings,
         };
@@ -81,26 +107,125 @@ impl Engine {
             detector.observe(&seen, &mut context);
         }
         let mut raised = Vec::new();
-        for finding in std::mem::take(&mut self.findings) {
+        for mut finding in std::mem::take(&mut self.findings) {
             self.findings_total += 1;
             if self.is_excluded(&finding) {
                 self.excluded += 1;
                 continue;
             }
-            raised.push(self.book.apply(finding));
+            if let Some(behaviour) = finding.behaviour.take() {
+                let threshold = self.config.threshold(finding.kind.type_name);
+                match learning::gate(
+                    finding.kind.type_name,
+                    threshold,
+                    &behaviour,
+                    &mut self.profiles,
+                    seen.time,
+                ) {
+                    Gate::Learning => {
+                        self.findings_learning += 1;
+                        continue;
+                    }
+                    Gate::Known => {
+                        self.findings_known += 1;
+                        continue;
+                    }
+                    Gate::Raise(differs) => {
+                        if let Some(differs) = differs {
+                            finding.description = format!("{}; {differs}", finding.description);
+                        }
+                        for (name, value) in behaviour.details() {
+                            finding = finding.detail(name, value);
+                        }
+                    }
+                }
+            }
+            let mut made = self.book.apply(finding);
+            if made.alert.trigger() == Trigger::New
+                && let Some(damped) = self.damp(&made.alert, seen.time)
+            {
+                made.alert = damped;
+            }
+            raised.push(made);
         }
+        profiling::learn(&mut self.profiles, &seen, &self.knowledge);
         raised
+    }
+
+    /// Damping (MDI: "an increase of alerts of the exact same type reduces their importance"):
+    /// a new alert of a type that already opened alerts for `damping_entities` other entities
+    /// within `damping_window_hours` is lowered one severity step and to low confidence.
+    fn damp(&mut self, alert: &Alert, time: Millis) -> Option<Alert> {
+        let damping = &self.config.damping;
+        if damping.entities == 0 {
+            return None;
+        }
+        let kind = crate::catalogue::by_type(&alert.r#type)?;
+        let span = Millis::from(damping.window_hours) * HOUR;
+        let window = self
+            .recent_new
+            .entry(kind.type_name)
+            .or_insert_with(|| Window::new(MAX_DAMPING_WINDOW));
+        window.push(time, alert.primary_key.clone(), span);
+        let mut others: Vec<&str> = window
+            .items()
+            .map(|(_, key)| key.as_str())
+            .filter(|key| *key != alert.primary_key)
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        if others.len() < damping.entities as usize {
+            return None;
+        }
+        let note = format!(
+            "{} other entities raised {} within {} hours: importance lowered",
+            others.len(),
+            alert.r#type,
+            damping.window_hours
+        );
+        self.alerts_damped += 1;
+        self.book.damp(&alert.id, note)
+    }
+
+    /// Teaches the profiles the behaviour of an alert an analyst closed as B-TP and excluded:
+    /// the same behaviour no longer alerts, new behaviour of the same entity still does.
+    /// False when the alert carries no learned behaviour (Part I alerts).
+    pub fn teach(&mut self, alert: &Alert, time: Millis) -> bool {
+        let details = alert
+            .details
+            .iter()
+            .map(|Detail { name, value }| (name.as_str(), value.as_str()));
+        let Some(behaviour) = Behaviour::from_details(details) else {
+            return false;
+        };
+        behaviour.teach(&mut self.profiles, time);
+        self.taught += 1;
+        true
+    }
+
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
+    }
+
+    /// The profiles that changed since the last call, for the store.
+    pub fn take_profile_changes(&mut self) -> Changes {
+        self.profiles.take_changes()
+    }
+
+    /// Takes back the profiles a store kept.
+    pub fn load_profiles(&mut self, records: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        self.profiles.load(records);
     }
 
     pub fn close(&mut self, id: &str, classification: Classification, time: Millis) -> bool {
         self.book.close(id, classification, time)
     }
 
-    pub fn restore(&mut self, alerts: impl IntoIterator<Item = dcwatch_proto::v1::Alert>) {
+    pub fn restore(&mut self, alerts: impl IntoIterator<Item = Alert>) {
         self.book.restore(alerts);
     }
 
-    pub fn alerts(&self) -> impl Iterator<Item = &dcwatch_proto::v1::Alert> {
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.book.alerts()
     }
 
@@ -110,6 +235,11 @@ impl Engine {
             ("detect_activities_untimed", self.untimed),
             ("detect_findings", self.findings_total),
             ("detect_findings_excluded", self.excluded),
+            ("detect_findings_learning", self.findings_learning),
+            ("detect_findings_known", self.findings_known),
+            ("detect_alerts_damped", self.alerts_damped),
+            ("detect_profiles_taught", self.taught),
+            ("detect_profiles", self.profiles.len() as u64),
             ("detect_alerts_evicted", self.book.evicted()),
             (
                 "detect_state_evicted",
@@ -120,6 +250,7 @@ impl Engine {
             ),
         ];
         counters.extend(self.knowledge.evictions());
+        counters.extend(self.profiles.counters());
         counters
     }
 

@@ -10,7 +10,7 @@ use dcwatch_proto::v1::{
     alert_entity::Role, outcome::Status,
 };
 
-use crate::{catalogue::Kind, observed::Observed, time::Millis};
+use crate::{catalogue::Kind, learning::Behaviour, observed::Observed, time::Millis};
 
 #[derive(Debug, Clone)]
 pub struct Finding {
@@ -30,6 +30,8 @@ pub struct Finding {
     pub confidence: Confidence,
     pub outcome: Status,
     pub protocol: &'static str,
+    /// What the finding shows in profile terms, for the detections that learn (Part II).
+    pub behaviour: Option<Behaviour>,
 }
 
 impl Finding {
@@ -55,6 +57,7 @@ impl Finding {
             confidence: Confidence::HighConfidence,
             outcome: seen.status(),
             protocol: app_name(seen),
+            behaviour: None,
         };
         finding.entities.push(source_computer(seen));
         finding
@@ -115,6 +118,11 @@ impl Finding {
 
     pub fn evidence(mut self, evidence: impl IntoIterator<Item = Evidence>) -> Self {
         self.evidence.splice(0..0, evidence);
+        self
+    }
+
+    pub fn behaviour(mut self, behaviour: Behaviour) -> Self {
+        self.behaviour = Some(behaviour);
         self
     }
 

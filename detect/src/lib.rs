@@ -12,6 +12,8 @@
 //! - Each detection is a module of `detectors`, with its state in bounded tables
 //!   (`bounded::BoundedMap`, `bounded::Window`): what is evicted is counted.
 //! - The `book` merges findings into alerts: one open alert per (type, primary entity).
+//! - `profiles` keep what each computer, user and DC usually does; `learning` holds the
+//!   learning periods and the gate behavioural findings pass (Part II).
 
 pub mod book;
 pub mod bounded;
@@ -21,7 +23,10 @@ pub mod detectors;
 pub mod engine;
 pub mod finding;
 pub mod knowledge;
+pub mod learning;
 pub mod observed;
+pub mod profiles;
+pub mod profiling;
 pub mod tickets;
 pub mod time;
 

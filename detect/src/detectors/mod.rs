@@ -8,6 +8,7 @@ use crate::{
     finding::Finding,
     knowledge::Knowledge,
     observed::Observed,
+    profiles::Profiles,
 };
 
 mod account_enumeration;
@@ -54,6 +55,7 @@ mod zerologon;
 #[derive(Debug)]
 pub struct Context<'a> {
     pub knowledge: &'a Knowledge,
+    pub profiles: &'a Profiles,
     pub config: &'a Config,
     pub findings: &'a mut Vec<Finding>,
 }

@@ -1,0 +1,426 @@
+//! Learning periods (DETECTIONS.md Part II, MDI's figures) and the gate every behavioural
+//! finding goes through.
+//!
+//! A detection of Part II tags its finding with the `Behaviour` it shows: whose learning clock
+//! applies (the entity the period counts on, from its first activity), whose profile holds the
+//! behaviour, and the items that make it up. At threshold high the gate then:
+//! - during the learning period, learns the items and drops the finding;
+//! - after it, drops the finding when the profile knows every item (learned, or taught by an
+//!   analyst's B-TP close), and raises it otherwise, its description saying what was learned
+//!   and what differs.
+//!
+//! Thresholds medium and low skip learning periods (MDI's advanced settings): their findings
+//! are raised unless an analyst taught the profile the behaviour.
+
+use crate::{
+    config::Threshold,
+    profiles::{Profile, Profiles, Subject},
+    time::{DAY, Millis},
+};
+
+/// What a learning period counts on, and how long it is.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Period {
+    pub type_name: &'static str,
+    /// The entity whose first activity starts it.
+    pub clock: Subject,
+    pub span: Millis,
+    /// Where the figure comes from.
+    pub source: &'static str,
+}
+
+/// LDAP reconnaissance waits this long after the deployment's first activity, whatever the
+/// computer (MDI: "none in the first 10 days").
+pub const LDAP_DEPLOYMENT_WAIT: Millis = 10 * DAY;
+/// A user's VPN profile needs this many connections within `VPN_WINDOW` (MDI).
+pub const VPN_MIN_CONNECTIONS: usize = 5;
+pub const VPN_WINDOW: Millis = 30 * DAY;
+
+/// Every learning period, by alert type (DETECTIONS.md Part II).
+pub const PERIODS: &[Period] = &[
+    Period {
+        type_name: "samr_recon",
+        clock: Subject::Dc,
+        span: 28 * DAY,
+        source: "MDI: 4 weeks per DC",
+    },
+    Period {
+        type_name: "ldap_recon",
+        clock: Subject::Computer,
+        span: 15 * DAY,
+        source: "MDI: 15 days per computer, none in the first 10 days of deployment",
+    },
+    Period {
+        type_name: "dns_recon",
+        clock: Subject::Dc,
+        span: 8 * DAY,
+        source: "MDI: 8 days from the start of the DC's monitoring",
+    },
+    Period {
+        type_name: "brute_force",
+        clock: Subject::Computer,
+        span: 7 * DAY,
+        source: "MDI: 1 week per source",
+    },
+    Period {
+        type_name: "password_spray",
+        clock: Subject::Computer,
+        span: 7 * DAY,
+        source: "MDI: 1 week per source",
+    },
+    Period {
+        type_name: "overpass_the_hash",
+        clock: Subject::Computer,
+        span: 30 * DAY,
+        source: "MDI 2008: 1 month per computer",
+    },
+    Period {
+        type_name: "golden_ticket",
+        clock: Subject::Dc,
+        span: 5 * DAY,
+        source: "MDI 2009: 5 days from the start of the DC's monitoring",
+    },
+    Period {
+        type_name: "pass_the_hash",
+        clock: Subject::User,
+        span: 7 * DAY,
+        source: "ours: a week of a user's logons before a computer is new to them (MDI: not documented)",
+    },
+    Period {
+        type_name: "sensitive_group_change",
+        clock: Subject::Dc,
+        span: 28 * DAY,
+        source: "MDI: 4 weeks per DC",
+    },
+    Period {
+        type_name: "suspicious_vpn",
+        clock: Subject::User,
+        span: VPN_WINDOW,
+        source: "MDI: 30 days from the user's first VPN connection and 5 connections in the last 30 days",
+    },
+];
+
+pub fn period(type_name: &str) -> Option<&'static Period> {
+    PERIODS.iter().find(|period| period.type_name == type_name)
+}
+
+/// Where an entity stands in a detection's learning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Learning; `until` when the end is a date (a VPN user may also lack connections).
+    Learning { until: Option<Millis>, why: String },
+    Active,
+}
+
+/// The state of `period` for the profile `clock` at the profiles' clock.
+pub fn state(period: &Period, profiles: &Profiles, clock: Option<&Profile>) -> State {
+    let now = profiles.clock();
+    let Some(profile) = clock else {
+        return State::Learning {
+            until: None,
+            why: "no activity yet".into(),
+        };
+    };
+    if period.type_name == "suspicious_vpn" {
+        if profile.vpn_first == 0 {
+            return State::Learning {
+                until: None,
+                why: "no VPN connection yet".into(),
+            };
+        }
+        let until = profile.vpn_first.saturating_add(period.span);
+        let recent = profile.vpn_connections_since(now.saturating_sub(VPN_WINDOW));
+        if now < until || recent < VPN_MIN_CONNECTIONS {
+            return State::Learning {
+                until: (now < until).then_some(until),
+                why: format!(
+                    "{recent} of {VPN_MIN_CONNECTIONS} VPN connections in the last 30 days"
+                ),
+            };
+        }
+        return State::Active;
+    }
+    let mut until = profile.first_seen.saturating_add(period.span);
+    if period.type_name == "ldap_recon"
+        && let Some(deployed) = profiles.deployed()
+    {
+        until = until.max(deployed.saturating_add(LDAP_DEPLOYMENT_WAIT));
+    }
+    if now < until {
+        State::Learning {
+            until: Some(until),
+            why: period.source.to_owned(),
+        }
+    } else {
+        State::Active
+    }
+}
+
+/// The behaviour a finding shows, in profile terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Behaviour {
+    /// The profile whose first activity starts the learning period (`dc:10.0.0.1`).
+    pub clock: String,
+    /// The profile that holds the behaviour (`computer:10.0.0.7`).
+    pub subject: String,
+    /// How descriptions name the subject: `WS07 (10.0.0.7)`.
+    pub subject_text: String,
+    /// (facet, item): the behaviour is known when every item is.
+    pub items: Vec<(String, String)>,
+    /// What the subject did, as a description says it: "enumerated all users over SAMR".
+    pub phrase: String,
+}
+
+impl Behaviour {
+    pub fn new(
+        clock: String,
+        subject: String,
+        subject_text: String,
+        phrase: impl Into<String>,
+    ) -> Self {
+        Self {
+            clock,
+            subject,
+            subject_text,
+            items: Vec::new(),
+            phrase: phrase.into(),
+        }
+    }
+
+    pub fn item(mut self, facet: &str, item: impl Into<String>) -> Self {
+        self.items.push((facet.to_owned(), item.into()));
+        self
+    }
+
+    pub fn known(&self, profiles: &Profiles) -> bool {
+        !self.items.is_empty()
+            && self
+                .items
+                .iter()
+                .all(|(facet, item)| profiles.knows(&self.subject, facet, item))
+    }
+
+    /// Teaches the subject's profile every item (a finding during learning, a B-TP close).
+    pub fn teach(&self, profiles: &mut Profiles, time: Millis) {
+        for (facet, item) in &self.items {
+            profiles.learn(&self.subject, time, facet, item);
+        }
+    }
+
+    /// The alert details that carry it, so a close can teach it after a restart.
+    pub fn details(&self) -> Vec<(&'static str, String)> {
+        let mut details = vec![(SUBJECT_DETAIL, self.subject.clone())];
+        details.extend(
+            self.items
+                .iter()
+                .map(|(facet, item)| (ITEM_DETAIL, format!("{facet}\t{item}"))),
+        );
+        details
+    }
+
+    /// The subject and items alert details carry (`details`' inverse).
+    pub fn from_details<'a>(details: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
+        let mut subject = None;
+        let mut items = Vec::new();
+        for (name, value) in details {
+            match name {
+                SUBJECT_DETAIL => subject = Some(value.to_owned()),
+                ITEM_DETAIL => {
+                    if let Some((facet, item)) = value.split_once('\t') {
+                        items.push((facet.to_owned(), item.to_owned()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let subject = subject?;
+        (!items.is_empty()).then(|| Self {
+            clock: subject.clone(),
+            subject_text: subject.clone(),
+            subject,
+            items,
+            phrase: String::new(),
+        })
+    }
+}
+
+pub const SUBJECT_DETAIL: &str = "learned_subject";
+pub const ITEM_DETAIL: &str = "learned_item";
+
+/// What the gate made of a finding.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Raise it; at threshold high, with what differs from the learned profile.
+    Raise(Option<String>),
+    /// Dropped: the clock entity is still learning (the behaviour was learned).
+    Learning,
+    /// Dropped: the profile knows the behaviour.
+    Known,
+}
+
+/// Judges a behavioural finding of `type_name` at `threshold`.
+pub fn gate(
+    type_name: &str,
+    threshold: Threshold,
+    behaviour: &Behaviour,
+    profiles: &mut Profiles,
+    time: Millis,
+) -> Gate {
+    if behaviour.known(profiles) {
+        return Gate::Known;
+    }
+    let Some(period) = period(type_name) else {
+        return Gate::Raise(None);
+    };
+    if threshold != Threshold::High {
+        return Gate::Raise(None);
+    }
+    if let State::Learning { .. } = state(period, profiles, profiles.get(&behaviour.clock)) {
+        behaviour.teach(profiles, time);
+        return Gate::Learning;
+    }
+    let learned_days = profiles
+        .get(&behaviour.subject)
+        .map_or(0, |profile| time.saturating_sub(profile.first_seen) / DAY);
+    Gate::Raise(Some(format!(
+        "{} had never {} in {learned_days} days of learning",
+        behaviour.subject_text, behaviour.phrase
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue;
+
+    fn samr(profiles: &mut Profiles, time: Millis) -> (Behaviour, Gate) {
+        let behaviour = Behaviour::new(
+            Subject::Dc.key("10.98.0.1"),
+            Subject::Computer.key("10.98.0.7"),
+            "WS07 (10.98.0.7)".into(),
+            "enumerated all users over SAMR",
+        )
+        .item("samr_recon", "enumerated all users");
+        let gate = gate("samr_recon", Threshold::High, &behaviour, profiles, time);
+        (behaviour, gate)
+    }
+
+    #[test]
+    fn every_period_names_a_catalogued_type() {
+        for period in PERIODS {
+            assert!(catalogue::is_type(period.type_name), "{}", period.type_name);
+        }
+    }
+
+    #[test]
+    fn high_learns_during_the_period_stays_silent_on_the_learned_and_raises_the_new() {
+        let mut profiles = Profiles::default();
+        profiles.touch("dc:10.98.0.1", 0);
+        profiles.touch("computer:10.98.0.7", 0);
+        assert_eq!(samr(&mut profiles, DAY).1, Gate::Learning);
+        profiles.touch("dc:10.98.0.1", 29 * DAY);
+        assert_eq!(samr(&mut profiles, 29 * DAY).1, Gate::Known);
+        let other = Behaviour::new(
+            "dc:10.98.0.1".into(),
+            "computer:10.98.0.7".into(),
+            "WS07 (10.98.0.7)".into(),
+            "enumerated all groups over SAMR",
+        )
+        .item("samr_recon", "enumerated all groups");
+        assert_eq!(
+            gate(
+                "samr_recon",
+                Threshold::High,
+                &other,
+                &mut profiles,
+                29 * DAY
+            ),
+            Gate::Raise(Some(
+                "WS07 (10.98.0.7) had never enumerated all groups over SAMR in 29 days of learning"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            gate("samr_recon", Threshold::Medium, &other, &mut profiles, DAY),
+            Gate::Raise(None)
+        );
+    }
+
+    #[test]
+    fn medium_and_low_skip_learning_but_honour_what_was_taught() {
+        for threshold in [Threshold::Medium, Threshold::Low] {
+            let mut profiles = Profiles::default();
+            profiles.touch("dc:10.98.0.1", 0);
+            let behaviour = Behaviour::new(
+                "dc:10.98.0.1".into(),
+                "computer:10.98.0.7".into(),
+                "WS07".into(),
+                "enumerated all users over SAMR",
+            )
+            .item("samr_recon", "enumerated all users");
+            assert_eq!(
+                gate("samr_recon", threshold, &behaviour, &mut profiles, DAY),
+                Gate::Raise(None)
+            );
+            behaviour.teach(&mut profiles, DAY);
+            assert_eq!(
+                gate("samr_recon", threshold, &behaviour, &mut profiles, DAY),
+                Gate::Known
+            );
+        }
+    }
+
+    #[test]
+    fn ldap_waits_for_the_deployment_and_vpn_for_five_connections() {
+        let mut profiles = Profiles::default();
+        profiles.touch("dc:10.98.0.1", 0);
+        profiles.touch("computer:10.98.0.7", 0);
+        profiles.touch("computer:10.98.0.7", 16 * DAY);
+        let ldap = period("ldap_recon").expect("a period");
+        assert_eq!(
+            state(ldap, &profiles, profiles.get("computer:10.98.0.7")),
+            State::Active
+        );
+        profiles.touch("computer:10.98.0.8", 16 * DAY - 1);
+        assert_eq!(
+            state(ldap, &profiles, profiles.get("computer:10.98.0.8")),
+            State::Learning {
+                until: Some(31 * DAY - 1),
+                why: ldap.source.into()
+            }
+        );
+        let vpn = period("suspicious_vpn").expect("a period");
+        for day in 0..4 {
+            profiles.vpn_connected("user:alice", day * DAY);
+        }
+        profiles.touch("user:alice", 40 * DAY);
+        assert!(matches!(
+            state(vpn, &profiles, profiles.get("user:alice")),
+            State::Learning { until: None, .. }
+        ));
+        for day in 36..40 {
+            profiles.vpn_connected("user:alice", day * DAY);
+        }
+        profiles.vpn_connected("user:alice", 40 * DAY);
+        assert_eq!(
+            state(vpn, &profiles, profiles.get("user:alice")),
+            State::Active
+        );
+    }
+
+    #[test]
+    fn a_behaviour_survives_the_details_of_its_alert() {
+        let behaviour = Behaviour::new(
+            "dc:1".into(),
+            "computer:10.98.0.7".into(),
+            "WS07".into(),
+            "x",
+        )
+        .item("samr_recon", "enumerated all users")
+        .item("vpn_device", "aa-bb");
+        let details = behaviour.details();
+        let back = Behaviour::from_details(details.iter().map(|(n, v)| (*n, v.as_str())))
+            .expect("a behaviour");
+        assert_eq!((back.subject, back.items), (behaviour.subject, behaviour.items));
+    }
+}

@@ -1,0 +1,483 @@
+//! What each entity usually does (DETECTIONS.md Part II): a profile per computer, user and
+//! domain controller, learned from the activities and from analysts' B-TP closes.
+//!
+//! A profile is its first and last activity times (learning periods count from the first), the
+//! behaviour it was seen with, as 64-bit hashes of `facet\0item` (a SAMR query class, a computer
+//! a user logged on from, a VPN device...), and its latest VPN connection times. Hashes keep a
+//! profile small and fixed in shape whatever the items' text; an alert quotes the item from the
+//! activity, never from the profile.
+//!
+//! Bounds: `MAX_ITEMS` items per profile (the oldest learned go first) and `MAX_PROFILES`
+//! profiles in all (the least recently active go first, in batches); both are counted. The
+//! backend persists what changed (`take_changes`) in its store and hands it back at start
+//! (`load`): profiles are plain bytes to it (`encode`/`decode`, versioned).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::time::Millis;
+
+/// Items one profile keeps.
+pub const MAX_ITEMS: usize = 128;
+/// Profiles kept in all (computers, users and DCs together).
+pub const MAX_PROFILES: usize = 400_000;
+/// VPN connection times a user's profile keeps (enough to count MDI's 5 in 30 days).
+pub const MAX_VPN_CONNECTIONS: usize = 16;
+/// When full, this share of the profiles (the least recently active) goes at once, so eviction
+/// costs one sort per `MAX_PROFILES / EVICTION_BATCH_DIVISOR` new entities.
+const EVICTION_BATCH_DIVISOR: usize = 64;
+/// The encoding's version byte.
+const FORMAT: u8 = 1;
+/// The key of the record that keeps when dcwatch started watching (the deployment).
+pub const META_KEY: &str = "meta:deployment";
+
+/// Whose profile: a computer (its resolved name, else its address), a user (the account name
+/// without domain), a domain controller (its address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    Computer,
+    User,
+    Dc,
+}
+
+impl Subject {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Computer => "computer",
+            Self::User => "user",
+            Self::Dc => "dc",
+        }
+    }
+
+    /// The profile key of `name` (`computer:ws07`).
+    pub fn key(self, name: &str) -> String {
+        format!("{}:{}", self.prefix(), name.to_lowercase())
+    }
+
+    pub fn of_key(key: &str) -> Option<Self> {
+        match key.split_once(':')?.0 {
+            "computer" => Some(Self::Computer),
+            "user" => Some(Self::User),
+            "dc" => Some(Self::Dc),
+            _ => None,
+        }
+    }
+}
+
+/// A learned item's hash: FNV-1a over `facet\0item` (stable across builds and platforms, so
+/// stored profiles stay readable; not a defence against crafted collisions, which would only
+/// hide one item behind another).
+pub fn item_hash(facet: &str, item: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in facet
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(item.to_lowercase().bytes())
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    /// Learned items, oldest first.
+    items: Vec<u64>,
+    /// The latest VPN connections' times, oldest first.
+    vpn: Vec<Millis>,
+    /// The first VPN connection (MDI's VPN learning counts from it); 0: none yet.
+    pub vpn_first: Millis,
+}
+
+impl Profile {
+    fn new(time: Millis) -> Self {
+        Self {
+            first_seen: time,
+            last_seen: time,
+            ..Self::default()
+        }
+    }
+
+    pub fn knows(&self, facet: &str, item: &str) -> bool {
+        self.items.contains(&item_hash(facet, item))
+    }
+
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Adds an item; true when it was new. A full profile forgets its oldest item (counted by
+    /// the caller through the returned eviction flag).
+    fn learn(&mut self, hash: u64) -> (bool, bool) {
+        if self.items.contains(&hash) {
+            return (false, false);
+        }
+        let evicted = self.items.len() >= MAX_ITEMS;
+        if evicted {
+            self.items.remove(0);
+        }
+        self.items.push(hash);
+        (true, evicted)
+    }
+
+    /// VPN connections within `span` before `now`.
+    pub fn vpn_connections_since(&self, since: Millis) -> usize {
+        self.vpn.iter().filter(|time| **time >= since).count()
+    }
+
+    fn vpn_connected(&mut self, time: Millis) {
+        if self.vpn_first == 0 {
+            self.vpn_first = time;
+        }
+        if self.vpn.len() >= MAX_VPN_CONNECTIONS {
+            self.vpn.remove(0);
+        }
+        self.vpn.push(time);
+    }
+
+    /// The profile's bytes: version, times, VPN times, items (little-endian).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(1 + 8 * (5 + self.vpn.len() + self.items.len()));
+        bytes.push(FORMAT);
+        for value in [self.first_seen, self.last_seen, self.vpn_first] {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        for list_len in [self.vpn.len(), self.items.len()] {
+            bytes.extend_from_slice(&(list_len as u32).to_le_bytes());
+        }
+        for time in &self.vpn {
+            bytes.extend_from_slice(&time.to_le_bytes());
+        }
+        for item in &self.items {
+            bytes.extend_from_slice(&item.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// A profile from its bytes; `None` for bytes of another version, short or too long.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (&format, mut rest) = bytes.split_first()?;
+        if format != FORMAT {
+            return None;
+        }
+        let mut take8 = || -> Option<[u8; 8]> {
+            let (head, tail) = rest.split_first_chunk::<8>()?;
+            rest = tail;
+            Some(*head)
+        };
+        let first_seen = i64::from_le_bytes(take8()?);
+        let last_seen = i64::from_le_bytes(take8()?);
+        let vpn_first = i64::from_le_bytes(take8()?);
+        let (vpn_len, tail) = rest.split_first_chunk::<4>()?;
+        let (items_len, tail) = tail.split_first_chunk::<4>()?;
+        let vpn_len = u32::from_le_bytes(*vpn_len) as usize;
+        let items_len = u32::from_le_bytes(*items_len) as usize;
+        if vpn_len > MAX_VPN_CONNECTIONS
+            || items_len > MAX_ITEMS
+            || tail.len() != 8 * (vpn_len + items_len)
+        {
+            return None;
+        }
+        let (vpn, items) = tail.split_at(8 * vpn_len);
+        let words = |bytes: &[u8]| -> Vec<[u8; 8]> {
+            bytes
+                .chunks_exact(8)
+                .filter_map(|chunk| chunk.try_into().ok())
+                .collect()
+        };
+        Some(Self {
+            first_seen,
+            last_seen,
+            vpn_first,
+            vpn: words(vpn).into_iter().map(i64::from_le_bytes).collect(),
+            items: words(items).into_iter().map(u64::from_le_bytes).collect(),
+        })
+    }
+}
+
+/// What changed since the last `take_changes`: profiles to write (key, bytes) and keys to delete.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub upserts: Vec<(String, Vec<u8>)>,
+    pub removed: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.removed.is_empty()
+    }
+}
+
+#[derive(Debug)]
+pub struct Profiles {
+    profiles: HashMap<String, Profile>,
+    capacity: usize,
+    /// When the first activity was seen (MDI's "deployment": LDAP recon waits 10 days from it).
+    deployed: Option<Millis>,
+    /// The latest activity time seen: the profiles' clock.
+    clock: Millis,
+    dirty: HashSet<String>,
+    removed: HashSet<String>,
+    meta_dirty: bool,
+    evicted_profiles: u64,
+    evicted_items: u64,
+    undecodable: u64,
+}
+
+impl Default for Profiles {
+    fn default() -> Self {
+        Self::with_capacity(MAX_PROFILES)
+    }
+}
+
+impl Profiles {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            profiles: HashMap::new(),
+            capacity: capacity.max(EVICTION_BATCH_DIVISOR),
+            deployed: None,
+            clock: Millis::MIN,
+            dirty: HashSet::new(),
+            removed: HashSet::new(),
+            meta_dirty: false,
+            evicted_profiles: 0,
+            evicted_items: 0,
+            undecodable: 0,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Profile> {
+        self.profiles.get(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Profile)> {
+        self.profiles.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.profiles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+    }
+
+    pub fn deployed(&self) -> Option<Millis> {
+        self.deployed
+    }
+
+    pub fn clock(&self) -> Millis {
+        self.clock
+    }
+
+    /// Marks `key` active at `time`, making its profile when it has none.
+    pub fn touch(&mut self, key: &str, time: Millis) -> &mut Profile {
+        if self.deployed.is_none_or(|deployed| time < deployed) {
+            self.deployed = Some(time);
+            self.meta_dirty = true;
+        }
+        if time > self.clock {
+            self.clock = time;
+            self.meta_dirty = true;
+        }
+        if !self.profiles.contains_key(key) {
+            self.make_room();
+        }
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.to_owned());
+        }
+        let profile = self
+            .profiles
+            .entry(key.to_owned())
+            .or_insert_with(|| Profile::new(time));
+        profile.first_seen = profile.first_seen.min(time);
+        profile.last_seen = profile.last_seen.max(time);
+        profile
+    }
+
+    /// Learns `item` of `facet` for `key` at `time`; true when it was new to the profile.
+    pub fn learn(&mut self, key: &str, time: Millis, facet: &str, item: &str) -> bool {
+        let (new, evicted) = self.touch(key, time).learn(item_hash(facet, item));
+        if evicted {
+            self.evicted_items += 1;
+        }
+        new
+    }
+
+    /// Records a VPN connection of the user `key`.
+    pub fn vpn_connected(&mut self, key: &str, time: Millis) {
+        self.touch(key, time).vpn_connected(time);
+    }
+
+    pub fn knows(&self, key: &str, facet: &str, item: &str) -> bool {
+        self.profiles
+            .get(key)
+            .is_some_and(|profile| profile.knows(facet, item))
+    }
+
+    /// Evictions: (profiles, items), and stored profiles that did not decode.
+    pub fn counters(&self) -> [(&'static str, u64); 3] {
+        [
+            ("detect_profiles_evicted", self.evicted_profiles),
+            ("detect_profile_items_evicted", self.evicted_items),
+            ("detect_profiles_undecodable", self.undecodable),
+        ]
+    }
+
+    /// What changed since the last call, for the store.
+    pub fn take_changes(&mut self) -> Changes {
+        let mut upserts: Vec<(String, Vec<u8>)> = self
+            .dirty
+            .drain()
+            .filter_map(|key| {
+                let bytes = self.profiles.get(&key)?.encode();
+                Some((key, bytes))
+            })
+            .collect();
+        if std::mem::take(&mut self.meta_dirty) {
+            upserts.push((META_KEY.to_owned(), self.meta().encode()));
+        }
+        upserts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut removed: Vec<String> = self.removed.drain().collect();
+        removed.sort_unstable();
+        Changes { upserts, removed }
+    }
+
+    /// Takes back what a store kept; records that do not decode are counted and skipped.
+    pub fn load(&mut self, records: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        for (key, bytes) in records {
+            let Some(profile) = Profile::decode(&bytes) else {
+                self.undecodable += 1;
+                continue;
+            };
+            if key == META_KEY {
+                self.deployed = Some(profile.first_seen);
+                self.clock = self.clock.max(profile.last_seen);
+                continue;
+            }
+            if Subject::of_key(&key).is_none() {
+                self.undecodable += 1;
+                continue;
+            }
+            if !self.profiles.contains_key(&key) {
+                self.make_room();
+            }
+            self.clock = self.clock.max(profile.last_seen);
+            self.profiles.insert(key, profile);
+        }
+    }
+
+    /// The deployment and the clock, as a profile-shaped record.
+    fn meta(&self) -> Profile {
+        Profile {
+            first_seen: self.deployed.unwrap_or(self.clock),
+            last_seen: self.clock,
+            ..Profile::default()
+        }
+    }
+
+    /// Forgets the least recently active profiles when full, a batch at a time.
+    fn make_room(&mut self) {
+        if self.profiles.len() < self.capacity {
+            return;
+        }
+        let batch = (self.capacity / EVICTION_BATCH_DIVISOR).max(1);
+        let mut by_age: Vec<(Millis, &String)> = self
+            .profiles
+            .iter()
+            .map(|(key, profile)| (profile.last_seen, key))
+            .collect();
+        by_age.select_nth_unstable_by(batch - 1, |a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        let gone: Vec<String> = by_age[..batch]
+            .iter()
+            .map(|(_, key)| (*key).clone())
+            .collect();
+        for key in gone {
+            self.profiles.remove(&key);
+            self.dirty.remove(&key);
+            self.removed.insert(key);
+            self.evicted_profiles += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_round_trips_through_its_bytes_and_bad_bytes_are_refused() {
+        let mut profile = Profile::new(1_000);
+        profile.last_seen = 9_000;
+        profile.learn(item_hash("samr", "enumerated all users"));
+        profile.vpn_connected(5_000);
+        let bytes = profile.encode();
+        assert_eq!(Profile::decode(&bytes), Some(profile));
+        assert_eq!(Profile::decode(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(Profile::decode(&[]), None);
+        let mut other_version = bytes.clone();
+        other_version[0] = 9;
+        assert_eq!(Profile::decode(&other_version), None);
+        let mut longer = bytes;
+        longer.push(0);
+        assert_eq!(Profile::decode(&longer), None);
+    }
+
+    #[test]
+    fn items_are_bounded_per_profile_and_the_oldest_go_counted() {
+        let mut profiles = Profiles::default();
+        for index in 0..=MAX_ITEMS {
+            assert!(profiles.learn("computer:ws01", 0, "ldap", &format!("query {index}")));
+        }
+        assert!(!profiles.knows("computer:ws01", "ldap", "query 0"));
+        assert!(profiles.knows("computer:ws01", "ldap", &format!("query {MAX_ITEMS}")));
+        assert!(!profiles.learn("computer:ws01", 1, "ldap", "query 5"));
+        assert_eq!(profiles.counters()[1], ("detect_profile_items_evicted", 1));
+    }
+
+    #[test]
+    fn profiles_are_bounded_in_all_and_the_least_recently_active_go_counted() {
+        let mut profiles = Profiles::with_capacity(128);
+        for index in 0..128 {
+            profiles.touch(&format!("user:u{index}"), index);
+        }
+        profiles.touch("user:u0", 1_000);
+        profiles.take_changes();
+        profiles.touch("user:new", 2_000);
+        assert_eq!(profiles.len(), 127);
+        assert!(profiles.get("user:u0").is_some(), "touched recently");
+        assert!(profiles.get("user:u1").is_none() && profiles.get("user:u2").is_some());
+        assert_eq!(profiles.counters()[0], ("detect_profiles_evicted", 2));
+        let changes = profiles.take_changes();
+        assert_eq!(changes.removed, ["user:u1", "user:u2"]);
+    }
+
+    #[test]
+    fn changes_carry_what_was_touched_and_load_restores_it() {
+        let mut profiles = Profiles::default();
+        profiles.learn("computer:ws07", 100, "samr", "enumerated all users");
+        profiles.touch("dc:10.98.0.1", 50);
+        let changes = profiles.take_changes();
+        assert_eq!(
+            changes
+                .upserts
+                .iter()
+                .map(|(key, _)| key.as_str())
+                .collect::<Vec<_>>(),
+            ["computer:ws07", "dc:10.98.0.1", META_KEY]
+        );
+        assert!(profiles.take_changes().is_empty());
+        let mut restored = Profiles::default();
+        restored.load(changes.upserts.into_iter().chain([
+            ("computer:bad".to_owned(), vec![1, 2]),
+            ("nonsense".to_owned(), Profile::new(1).encode()),
+        ]));
+        assert!(restored.knows("computer:ws07", "samr", "enumerated all users"));
+        assert_eq!(restored.deployed(), Some(50));
+        assert_eq!(restored.clock(), 100);
+        assert_eq!(restored.get("dc:10.98.0.1").map(|p| p.first_seen), Some(50));
+        assert_eq!(restored.counters()[2], ("detect_profiles_undecodable", 2));
+    }
+}

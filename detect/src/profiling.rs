@@ -1,0 +1,135 @@
+//! What each activity teaches the profiles, after the detectors judged it (so a detector sees
+//! the profile as it was before the activity):
+//! - the DC an activity reached and the computer that sent it are active (their learning
+//!   periods count from their first activity); a Windows event's DC is the computer it names;
+//! - a logon (an NTLM AUTHENTICATE its carrier accepted, an AS-REP) teaches the user the
+//!   computer it came from;
+//! - a VPN connection (RADIUS Accounting-Request Start) teaches the user its device
+//!   (Calling-Station-Id) and location (the client's public address, its /24 or /48: *ours*,
+//!   there is no GeoIP), and counts toward MDI's five connections.
+//!
+//! Computers are keyed by address, as alerts' primary keys are.
+
+use std::net::IpAddr;
+
+use dcwatch_proto::v1::{
+    RadiusActivity, activity::Body, kerberos_activity, ntlm_activity, radius_activity,
+};
+
+use crate::{
+    knowledge::{Knowledge, account_key},
+    observed::Observed,
+    profiles::{Profiles, Subject},
+};
+
+/// The facet of the computers a user logged on from.
+pub const LOGON: &str = "logon";
+/// The facets of a user's VPN devices and locations.
+pub const VPN_DEVICE: &str = "vpn_device";
+pub const VPN_LOCATION: &str = "vpn_location";
+
+/// The profile key of the computer at `address`.
+pub fn computer_key(address: IpAddr) -> String {
+    Subject::Computer.key(&address.to_string())
+}
+
+pub fn dc_key(name: &str) -> String {
+    Subject::Dc.key(name)
+}
+
+pub fn user_key(name: &str) -> String {
+    Subject::User.key(&account_key(name))
+}
+
+/// Where a VPN client connects from: its public address's /24 (IPv4) or /48 (IPv6).
+pub fn vpn_location(radius: &RadiusActivity) -> Option<String> {
+    let address: IpAddr = radius.tunnel_client_endpoint.trim().parse().ok()?;
+    Some(match address {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            format!(
+                "{:x}:{:x}:{:x}::/48",
+                segments[0], segments[1], segments[2]
+            )
+        }
+    })
+}
+
+/// A RADIUS accounting start: a VPN connection.
+pub fn vpn_start<'a>(seen: &Observed<'a>) -> Option<&'a RadiusActivity> {
+    match seen.body() {
+        Some(Body::Radius(radius))
+            if radius.r#type == radius_activity::Type::AccountingRequest as i32
+                && radius.status_type.eq_ignore_ascii_case("start")
+                && !radius.user_name.is_empty() =>
+        {
+            Some(radius)
+        }
+        _ => None,
+    }
+}
+
+/// A successful logon: (user, the computer's address).
+pub fn logon<'a>(seen: &Observed<'a>) -> Option<(&'a str, IpAddr)> {
+    match seen.body() {
+        Some(Body::Ntlm(ntlm))
+            if ntlm.r#type == ntlm_activity::Type::Authenticate as i32
+                && seen.succeeded()
+                && !ntlm.user.is_empty() =>
+        {
+            Some((ntlm.user.as_str(), seen.src?))
+        }
+        Some(Body::Kerberos(kerberos))
+            if kerberos.r#type == kerberos_activity::Type::AsRep as i32
+                && !kerberos.client.is_empty() =>
+        {
+            Some((kerberos.client.as_str(), seen.dst?))
+        }
+        _ => None,
+    }
+}
+
+/// Teaches the profiles what `seen` shows.
+pub fn learn(profiles: &mut Profiles, seen: &Observed<'_>, knowledge: &Knowledge) {
+    let time = seen.time;
+    if let Some(Body::WindowsEvent(event)) = seen.body() {
+        if !event.computer.is_empty() {
+            profiles.touch(&dc_key(&event.computer), time);
+        }
+        return;
+    }
+    let is_dc = |address: Option<IpAddr>| {
+        address.is_some_and(|address| knowledge.domain_controller(Some(address), "").yes)
+    };
+    match (seen.src, seen.dst) {
+        (Some(src), Some(dst)) if is_dc(Some(dst)) && !is_dc(Some(src)) => {
+            profiles.touch(&dc_key(&dst.to_string()), time);
+            profiles.touch(&computer_key(src), time);
+        }
+        (Some(src), Some(dst)) if is_dc(Some(src)) && !is_dc(Some(dst)) => {
+            profiles.touch(&dc_key(&src.to_string()), time);
+            profiles.touch(&computer_key(dst), time);
+        }
+        (Some(src), _) if !is_dc(Some(src)) => {
+            profiles.touch(&computer_key(src), time);
+        }
+        _ => {}
+    }
+    if let Some((user, computer)) = logon(seen) {
+        profiles.learn(&user_key(user), time, LOGON, &computer.to_string());
+    }
+    if let Some(radius) = vpn_start(seen) {
+        let user = user_key(&radius.user_name);
+        profiles.vpn_connected(&user, time);
+        if !radius.calling_station_id.is_empty() {
+            profiles.learn(&user, time, VPN_DEVICE, &radius.calling_station_id);
+        }
+        if let Some(location) = vpn_location(radius) {
+            profiles.learn(&user, time, VPN_LOCATION, &location);
+        }
+    }
+}
