@@ -448,7 +448,8 @@ mod tests {
         profiles.touch("user:new", 2_000);
         assert_eq!(profiles.len(), 127);
         assert!(profiles.get("user:u0").is_some(), "touched recently");
-        assert!(profiles.get("user:u1").is_none() && profiles.get("user:u2").is_some());
+        assert!(profiles.get("user:u1").is_none() && profiles.get("user:u2").is_none());
+        assert!(profiles.get("user:u3").is_some());
         assert_eq!(profiles.counters()[0], ("detect_profiles_evicted", 2));
         let changes = profiles.take_changes();
         assert_eq!(changes.removed, ["user:u1", "user:u2"]);

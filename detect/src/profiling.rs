@@ -2,6 +2,8 @@
 //! the profile as it was before the activity):
 //! - the DC an activity reached and the computer that sent it are active (their learning
 //!   periods count from their first activity); a Windows event's DC is the computer it names;
+//! - a computer's AES pre-authentication and AES TGTs are learned (overpass-the-hash and golden
+//!   ticket downgrades are judged against them);
 //! - a logon (an NTLM AUTHENTICATE its carrier accepted, an AS-REP) teaches the user the
 //!   computer it came from;
 //! - a VPN connection (RADIUS Accounting-Request Start) teaches the user its device
@@ -17,13 +19,16 @@ use dcwatch_proto::v1::{
 };
 
 use crate::{
-    knowledge::{Knowledge, account_key},
+    knowledge::{Knowledge, account_key, is_aes, is_pre_authenticated},
     observed::Observed,
     profiles::{Profiles, Subject},
 };
 
 /// The facet of the computers a user logged on from.
 pub const LOGON: &str = "logon";
+/// The facets of a computer's pre-authentication etypes and its TGTs' etypes ("aes").
+pub const AS_ETYPE: &str = "as_etype";
+pub const TGT_ETYPE: &str = "tgt_etype";
 /// The facets of a user's VPN devices and locations.
 pub const VPN_DEVICE: &str = "vpn_device";
 pub const VPN_LOCATION: &str = "vpn_location";
@@ -118,6 +123,21 @@ pub fn learn(profiles: &mut Profiles, seen: &Observed<'_>, knowledge: &Knowledge
             profiles.touch(&computer_key(src), time);
         }
         _ => {}
+    }
+    if let (Some(Body::Kerberos(kerberos)), Some(src)) = (seen.body(), seen.src) {
+        use kerberos_activity::Type;
+        let aes = match Type::try_from(kerberos.r#type) {
+            Ok(Type::AsReq) if is_pre_authenticated(kerberos) => Some(AS_ETYPE).filter(|_| {
+                is_aes(kerberos.timestamp_etype)
+                    || (kerberos.timestamp_etype == 0
+                        && kerberos.etypes.first().is_some_and(|etype| is_aes(*etype)))
+            }),
+            Ok(Type::TgsReq) => Some(TGT_ETYPE).filter(|_| is_aes(kerberos.ticket_etype)),
+            _ => None,
+        };
+        if let Some(facet) = aes {
+            profiles.learn(&computer_key(src), time, facet, "aes");
+        }
     }
     if let Some((user, computer)) = logon(seen) {
         profiles.learn(&user_key(user), time, LOGON, &computer.to_string());

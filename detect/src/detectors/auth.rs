@@ -166,6 +166,14 @@ impl Origin {
         }
     }
 
+    /// The profile of the origin (its learned baseline, Part II).
+    pub fn profile_key(&self) -> String {
+        match self {
+            Self::Address(ip) => crate::profiling::computer_key(*ip),
+            Self::Workstation(name) => crate::profiles::Subject::Computer.key(name),
+        }
+    }
+
     /// The primary key of what the origin did.
     pub fn key(&self) -> String {
         match self {

@@ -10,8 +10,9 @@
 //! False positives the rule avoids: a user mistyping then succeeding (a success before the
 //! threshold clears that account's guesses: whoever typed them knows the password), a script
 //! with an old password below the threshold, and the one NTLM logon the wire and a 4776 both
-//! show (counted once). Part II adds a learned per-source baseline that raises the count at
-//! threshold high; this count stays its floor.
+//! show (counted once). Part II (MDI: a week per source): at threshold high the source's
+//! profile learns the accounts it fails against during its first week (a script with an old
+//! password), and only accounts outside that baseline alert after; this count stays the floor.
 
 use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
 
@@ -23,6 +24,7 @@ use crate::{
     bounded::{BoundedMap, Window},
     catalogue::BRUTE_FORCE,
     finding::Finding,
+    learning::Behaviour,
     observed::Observed,
     time::{MINUTE, Millis},
 };
@@ -253,6 +255,16 @@ fn finding(
             name,
         ));
     }
+    let subject = attempt.origin.profile_key();
+    finding = finding.behaviour(
+        Behaviour::new(
+            subject.clone(),
+            subject,
+            attempt.origin.text(seen),
+            format!("failed to log on as {}", attempt.account),
+        )
+        .item(BRUTE_FORCE.type_name, attempt.key.clone()),
+    );
     if let Origin::Workstation(name) = &attempt.origin {
         finding = finding.relied_on(format!(
             "event 4776 names the workstation {name}, not its address"

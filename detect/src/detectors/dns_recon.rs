@@ -21,7 +21,9 @@ use crate::{
     catalogue::DNS_RECON,
     finding::{Finding, destination, source_key, source_text},
     knowledge::Source,
+    learning::Behaviour,
     observed::Observed,
+    profiling::{computer_key, dc_key},
     time::{MINUTE, Millis},
 };
 
@@ -75,6 +77,23 @@ impl Detector for DnsRecon {
     }
 }
 
+/// A zone transfer as profiles see it: learned per computer while the DNS server's DC learns
+/// (MDI: 8 days from the start of the DC's monitoring).
+fn transfer_behaviour(
+    server: IpAddr,
+    client: IpAddr,
+    client_text: String,
+    server_text: String,
+) -> Behaviour {
+    Behaviour::new(
+        dc_key(&server.to_string()),
+        computer_key(client),
+        client_text,
+        format!("asked {server_text} for a zone transfer"),
+    )
+    .item(DNS_RECON.type_name, "zone transfer")
+}
+
 impl DnsRecon {
     fn request(
         &mut self,
@@ -116,6 +135,14 @@ impl DnsRecon {
         .weighed_by_resolution(seen);
         if verdict.source == Source::Assumed {
             finding = finding.confidence(Confidence::MediumConfidence);
+        }
+        if let (Some(src), Some(dst)) = (seen.src, seen.dst) {
+            finding = finding.behaviour(transfer_behaviour(
+                dst,
+                src,
+                source_text(seen),
+                crate::finding::destination_text(seen),
+            ));
         }
         context.raise(finding);
     }
@@ -165,6 +192,14 @@ impl DnsRecon {
             answered_client_text(seen),
             clip(&dns.query_name),
         );
+        if let Some(server) = seen.src {
+            finding = finding.behaviour(transfer_behaviour(
+                server,
+                client,
+                answered_client_text(seen),
+                source_text(seen),
+            ));
+        }
         context.raise(finding);
     }
 }

@@ -27,7 +27,9 @@ use crate::{
     },
     finding::account_key,
     knowledge::{is_aes, is_rc4},
+    learning::Behaviour,
     observed::Observed,
+    profiling::{TGT_ETYPE, computer_key, dc_key},
     time::{DAY, HOUR, MINUTE, Millis},
 };
 
@@ -197,7 +199,10 @@ impl GoldenTicket {
         }
         if issued.is_none()
             && is_rc4(presented.etype)
-            && self.aes_tgt_computers.get(&client).is_some()
+            && (self.aes_tgt_computers.get(&client).is_some()
+                || context
+                    .profiles
+                    .knows(&computer_key(client), TGT_ETYPE, "aes"))
         {
             let description = format!(
                 "{} presented an RC4 TGT{} that no KDC reply issued, from a computer whose TGTs are AES: a ticket forged with krbtgt's NT hash",
@@ -216,6 +221,18 @@ impl GoldenTicket {
                 .relied_on(format!("traffic: {client} held AES TGTs before"))
                 .relied_on("traffic: no AS-REP or TGS-REP seen issued this ticket")
                 .confidence(Confidence::MediumConfidence);
+            let finding = match seen.src {
+                Some(kdc) => finding.behaviour(
+                    Behaviour::new(
+                        dc_key(&kdc.to_string()),
+                        computer_key(client),
+                        client_text(seen),
+                        "presented an RC4 TGT no KDC issued",
+                    )
+                    .item(GOLDEN_TICKET_DOWNGRADE.type_name, "RC4 TGT never issued"),
+                ),
+                None => finding,
+            };
             context.raise(finding);
         }
     }

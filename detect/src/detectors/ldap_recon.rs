@@ -8,8 +8,10 @@
 //!   one application, reconnaissance when one source makes `BROAD_THRESHOLD` distinct ones
 //!   within `WINDOW` (*ours*; BloodHound makes them all in seconds).
 //!
-//! Part II (MDI's per-computer learning: 15 days, popular queries filtered) will judge the same
-//! categories against what each computer usually asks. Sealed (SASL-encrypted) searches are
+//! Part II (MDI's per-computer learning: 15 days from the computer's first activity, none in the
+//! first 10 days of the deployment): at threshold high a computer's profile learns the
+//! categories it searches for while it learns, and only categories it never searched for alert
+//! after. Sealed (SASL-encrypted) searches are
 //! invisible, as they are to MDI's network-only sensors; DCs searching each other are left alone.
 
 use std::collections::BTreeSet;
@@ -27,7 +29,9 @@ use super::{
 use crate::{
     bounded::BoundedMap,
     catalogue::LDAP_RECON,
-    finding::{Finding, actor_text, destination, destination_text, source_key},
+    finding::{Finding, actor_text, destination, destination_text, source_key, source_text},
+    learning::Behaviour,
+    profiling::computer_key,
     knowledge::{Knowledge, Source},
     observed::Observed,
     time::{MINUTE, Millis},
@@ -391,6 +395,19 @@ impl Detector for LdapRecon {
             && let Some(start) = broad_start
         {
             finding = finding.spanning(start, count);
+        }
+        if let Some(src) = seen.src {
+            let subject = computer_key(src);
+            let behaviour = fired.iter().fold(
+                Behaviour::new(
+                    subject.clone(),
+                    subject,
+                    source_text(seen),
+                    format!("searched LDAP for {}", fired.join("; ")),
+                ),
+                |behaviour, what| behaviour.item(LDAP_RECON.type_name, what.clone()),
+            );
+            finding = finding.behaviour(behaviour);
         }
         finding = with_account(finding, seen, context);
         if verdict.source == Source::Assumed {

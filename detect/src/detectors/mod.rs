@@ -1,4 +1,4 @@
-//! One module per detection of DETECTIONS.md Part I. A detector reads activities (and what the
+//! One module per detection of DETECTIONS.md Parts I and II. A detector reads activities (and what the
 //! engine knows of who is who) and pushes findings; it keeps its own bounded state, keyed by
 //! what it counts on.
 
@@ -35,6 +35,7 @@ mod nopac;
 mod ntlm_relay;
 mod ntlm_tampering;
 mod overpass_the_hash;
+mod pass_the_hash;
 mod pass_the_ticket;
 mod password_spray;
 mod print_spooler;
@@ -47,6 +48,7 @@ mod skeleton_key;
 mod smb_compression_exploit;
 mod smb_session_enumeration;
 mod suspicious_service_creation;
+mod suspicious_vpn;
 mod target;
 mod timeroasting;
 mod zerologon;
@@ -111,6 +113,8 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(asrep_roasting::AsrepRoasting::default()),
         Box::new(overpass_the_hash::OverpassTheHash::default()),
         Box::new(pass_the_ticket::PassTheTicket::default()),
+        Box::new(pass_the_hash::PassTheHash),
+        Box::new(suspicious_vpn::SuspiciousVpn),
         Box::new(golden_ticket::GoldenTicket::default()),
         Box::new(skeleton_key::SkeletonKey::default()),
         Box::new(key_list::KeyList),

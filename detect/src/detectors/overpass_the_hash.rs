@@ -7,7 +7,10 @@
 //! Judged on the KDC's answer (paired with its request by the knowledge), so the alert's outcome
 //! is the KDC's. FAST-armoured requests are skipped: the armour hides the etypes (MDI: the same).
 //! An RC4-only legacy account (no AES in msDS-SupportedEncryptionTypes) is not a downgrade.
-//! Part II adds MDI 2008's learned per-computer etypes; `aes_computers` is where they start.
+//! Part II (MDI 2008, a month per computer): the computer's profile keeps that it
+//! pre-authenticated with AES (across restarts, beside `aes_computers`), and at threshold high
+//! the alert is 2008's, raised only after the computer's month of learning and never for a
+//! computer whose profile learned RC4-only pre-authentication (a legacy application).
 
 use std::net::IpAddr;
 
@@ -21,10 +24,13 @@ use super::{
 };
 use crate::{
     bounded::BoundedMap,
-    catalogue::OVERPASS_THE_HASH,
+    catalogue::{OVERPASS_THE_HASH, OVERPASS_THE_HASH_DOWNGRADE},
+    config::Threshold,
     finding::account_key,
     knowledge::{is_aes, is_rc4},
+    learning::Behaviour,
     observed::Observed,
+    profiling::{AS_ETYPE, computer_key},
 };
 
 /// Computers remembered as having pre-authenticated with AES.
@@ -49,10 +55,10 @@ impl Detector for OverpassTheHash {
         let Some(Body::Kerberos(kerberos)) = seen.body() else {
             return;
         };
-        let Ok(kind) = Type::try_from(kerberos.r#type) else {
+        let Ok(answer) = Type::try_from(kerberos.r#type) else {
             return;
         };
-        let answered = match kind {
+        let answered = match answer {
             Type::AsRep => true,
             Type::KrbError => kerberos.error_code != KDC_ERR_PREAUTH_REQUIRED,
             _ => false,
@@ -85,14 +91,18 @@ impl Detector for OverpassTheHash {
             }
             return;
         }
-        if self.aes_computers.get(&client).is_none() {
+        if self.aes_computers.get(&client).is_none()
+            && !context
+                .profiles
+                .knows(&computer_key(client), AS_ETYPE, "aes")
+        {
             return;
         }
         let (domain, name) = (kerberos.client_realm.as_str(), kerberos.client.as_str());
         let Some((aes_basis, confidence)) = account_aes(context, name, domain) else {
             return;
         };
-        let outcome = if kind == Type::AsRep {
+        let outcome = if answer == Type::AsRep {
             "got a TGT"
         } else {
             "was refused a TGT"
@@ -106,8 +116,16 @@ impl Detector for OverpassTheHash {
                 format!("etypes {:?}", request.etypes)
             }
         );
+        // At threshold high the rule is MDI 2008's: a downgrade against the computer's month
+        // of learned etypes (the learning gate judges it); medium and low skip learning (2002).
+        let kind = if context.threshold(&OVERPASS_THE_HASH) == Threshold::High {
+            &OVERPASS_THE_HASH_DOWNGRADE
+        } else {
+            &OVERPASS_THE_HASH
+        };
+        let computer = computer_key(client);
         let finding = client_finding(
-            &OVERPASS_THE_HASH,
+            kind,
             account_key(name),
             seen,
             format!("AS-REQ for {name} with RC4 only"),
@@ -121,7 +139,16 @@ impl Detector for OverpassTheHash {
             "traffic: {client} pre-authenticated with AES before"
         ))
         .confidence(confidence)
-        .outcome(if kind == Type::AsRep {
+        .behaviour(
+            Behaviour::new(
+                computer.clone(),
+                computer,
+                client_text(seen),
+                "pre-authenticated with RC4 only",
+            )
+            .item(OVERPASS_THE_HASH.type_name, "RC4-only pre-authentication"),
+        )
+        .outcome(if answer == Type::AsRep {
             Status::Success
         } else {
             Status::Failure

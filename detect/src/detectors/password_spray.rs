@@ -5,7 +5,8 @@
 //! (the next round) updates it, and a success for a sprayed account marks it guessed. Kerberos
 //! and NTLM never show whether the passwords were the same (LDAP simple binds would), so the
 //! count of accounts is the evidence. An account guessed more often is brute force's.
-//! Part II adds MDI's learned per-source baseline at threshold high.
+//! Part II (MDI: a week per source): at threshold high a source that sprays during its first
+//! week (a server relaying many users' failures) is learned as one, and does not alert after.
 
 use std::collections::HashMap;
 
@@ -18,6 +19,7 @@ use super::{
 use crate::{
     bounded::BoundedMap,
     catalogue::PASSWORD_SPRAY,
+    learning::Behaviour,
     observed::Observed,
     time::{MINUTE, Millis},
 };
@@ -230,8 +232,21 @@ fn finding(
     if !source.guessed.is_empty() {
         finding = finding.detail("guessed_accounts", source.guessed.join(", "));
     }
-    finding
+    let subject = attempt.origin.profile_key();
+    finding.behaviour(
+        Behaviour::new(
+            subject.clone(),
+            subject,
+            origin,
+            "failed to log on to many accounts in one round",
+        )
+        .item(PASSWORD_SPRAY.type_name, SPRAY_ITEM),
+    )
 }
+
+/// What a source that sprays (an Exchange server relaying failures, a misconfigured portal)
+/// is learned as.
+const SPRAY_ITEM: &str = "failed logons for many accounts";
 
 #[cfg(test)]
 mod tests {

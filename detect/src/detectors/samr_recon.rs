@@ -3,8 +3,9 @@
 //! or looking up, opening or listing the members of a sensitive group or account (Domain Admins
 //! RID 512, Administrators S-1-5-32-544, Administrator RID 500...). Every SAMR request is first
 //! read as a `Query` (what was asked, of what); Part I judges a query by itself: an enumeration,
-//! or anything about a sensitive object. Part II (MDI's learning, four weeks per DC) will keep
-//! the (computer, query) pairs it saw and judge the unlearned ones, on the same `Query`.
+//! or anything about a sensitive object. Part II (MDI's learning, four weeks per DC): at
+//! threshold high the computer's profile learns its queries while the DC learns, and only
+//! (computer, query) pairs it never made alert after.
 //!
 //! Which objects are sensitive: the directory's tags when there is a directory (with the domain
 //! SID SamrOpenDomain gave, a RID is a SID), honeytokens; else the well-known RIDs and names.
@@ -23,8 +24,10 @@ use super::{
 use crate::{
     bounded::BoundedMap,
     catalogue::SAMR_RECON,
-    finding::{Finding, actor_text, destination, destination_text, source_key},
+    finding::{Finding, actor_text, destination, destination_text, source_key, source_text},
     knowledge::{Knowledge, Source},
+    learning::Behaviour,
+    profiling::{computer_key, dc_key},
     observed::Observed,
 };
 
@@ -339,6 +342,21 @@ impl Detector for SamrRecon {
         .detail("query", phrase)
         .relied_on(verdict.basis)
         .weighed_by_resolution(seen);
+        if let (Some(src), Some(dst)) = (seen.src, seen.dst) {
+            finding = finding.behaviour(
+                Behaviour::new(
+                    dc_key(&dst.to_string()),
+                    computer_key(src),
+                    source_text(seen),
+                    format!(
+                        "{} over SAMR on {}",
+                        judged.query.phrase(),
+                        destination_text(seen)
+                    ),
+                )
+                .item(SAMR_RECON.type_name, judged.query.phrase()),
+            );
+        }
         finding = with_account(finding, seen, context);
         if !context.knowledge.has_directory() && judged.sensitive.is_some() {
             finding = finding.relied_on(

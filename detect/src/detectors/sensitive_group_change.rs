@@ -16,7 +16,9 @@ use super::{Context, Detector, target::clip};
 use crate::{
     catalogue::{HONEYTOKEN_GROUP_CHANGE, Kind, SENSITIVE_GROUP_CHANGE},
     finding::{Finding, account_entity, account_key, source_text},
+    learning::Behaviour,
     observed::Observed,
+    profiling::dc_key,
 };
 
 /// Events of a member added to a global, local and universal security group.
@@ -209,7 +211,40 @@ fn judge(
     if object.is_none() && !knowledge.has_directory() {
         finding = finding.confidence(Confidence::MediumConfidence);
     }
+    // Part II (MDI: 4 weeks per DC): while the DC learns, who changes its sensitive groups is
+    // learned; after, only additions by an actor it never saw do so alert (at threshold high).
+    // Honeytoken group changes stay deterministic.
+    if std::ptr::eq(kind, &SENSITIVE_GROUP_CHANGE)
+        && !actor.is_empty()
+        && let Some(dc) = dc_of(seen)
+    {
+        finding = finding.behaviour(
+            Behaviour::new(
+                dc.clone(),
+                dc.clone(),
+                dc.split_once(':').map_or(dc.as_str(), |(_, name)| name).to_owned(),
+                format!("seen {} add members to sensitive groups", clip(actor)),
+            )
+            .item(SENSITIVE_GROUP_CHANGE.type_name, account_key_text(actor)),
+        );
+    }
     context.raise(finding);
+}
+
+/// The DC a group change happened on: the computer a Windows event names, else the LDAP
+/// server the modify went to.
+fn dc_of(seen: &Observed<'_>) -> Option<String> {
+    match seen.body() {
+        Some(Body::WindowsEvent(event)) if !event.computer.is_empty() => {
+            Some(dc_key(&event.computer))
+        }
+        Some(Body::WindowsEvent(_)) => None,
+        _ => seen.dst.map(|dst| dc_key(&dst.to_string())),
+    }
+}
+
+fn account_key_text(actor: &str) -> String {
+    crate::knowledge::account_key(actor)
 }
 
 /// The sensitive groups with no well-known RID, and the well-known ones by their English names,

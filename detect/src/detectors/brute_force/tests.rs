@@ -178,6 +178,7 @@ fn flood(sources: u32, total: u32) -> (Vec<dcwatch_proto::v1::Alert>, u64, f64, 
     let mut spray = PasswordSpray::default();
     let mut book = Book::default();
     let mut findings = Vec::new();
+    let profiles = crate::profiles::Profiles::default();
     let mut changes = 0_u64;
     let started = Instant::now();
     for n in 0..total {
@@ -188,6 +189,7 @@ fn flood(sources: u32, total: u32) -> (Vec<dcwatch_proto::v1::Alert>, u64, f64, 
         knowledge.learn(&seen);
         let mut context = Context {
             knowledge: &knowledge,
+            profiles: &profiles,
             config: &config,
             findings: &mut findings,
         };
