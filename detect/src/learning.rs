@@ -275,6 +275,9 @@ pub fn gate(
     if threshold != Threshold::High {
         return Gate::Raise(None);
     }
+    // The clock entity's first activity may not have been told apart (a DC only the
+    // detection's own evidence shows): its learning starts no later than this.
+    profiles.touch(&behaviour.clock, time);
     if let State::Learning { .. } = state(period, profiles, profiles.get(&behaviour.clock)) {
         behaviour.teach(profiles, time);
         return Gate::Learning;

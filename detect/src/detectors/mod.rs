@@ -131,4 +131,6 @@ mod builders;
 #[cfg(test)]
 mod extremes;
 #[cfg(test)]
+mod part_two;
+#[cfg(test)]
 pub(crate) mod testing;
