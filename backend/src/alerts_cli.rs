@@ -17,7 +17,7 @@ use crate::{
     cli::{AlertListArgs, AlertsCommand, ClassificationArg, ExcludeArgs, Location, StatusArg},
     config::Config,
     outputs::{now_ns, syslog},
-    store::{AlertQuery, Closed, ExclusionKind, Store},
+    store::{AlertQuery, Closed, Excluded, ExclusionKind, Store},
 };
 
 pub fn run(command: Option<AlertsCommand>, list: &AlertListArgs) -> anyhow::Result<()> {
@@ -27,8 +27,9 @@ pub fn run(command: Option<AlertsCommand>, list: &AlertListArgs) -> anyhow::Resu
             id,
             classification,
             comment,
+            exclude,
             location,
-        }) => close(&location, &id, classification, &comment),
+        }) => close(&location, &id, classification, &comment, exclude),
         Some(AlertsCommand::Comment { id, text, location }) => {
             let store = open(&location)?;
             anyhow::ensure!(
@@ -124,6 +125,7 @@ fn close(
     id: &str,
     classification: ClassificationArg,
     comment: &str,
+    exclude: bool,
 ) -> anyhow::Result<()> {
     let mut store = open(location)?;
     let classification = match classification {
@@ -131,9 +133,30 @@ fn close(
         ClassificationArg::Btp => Classification::Btp,
         ClassificationArg::Fp => Classification::Fp,
     };
+    // A false positive says why it did not happen (an address resolved to the wrong
+    // computer...): the reason is what tuning acts on.
+    anyhow::ensure!(
+        classification != Classification::Fp || !comment.trim().is_empty(),
+        "closing as fp needs --comment: why it did not happen"
+    );
+    anyhow::ensure!(
+        !exclude || classification == Classification::Btp,
+        "--exclude goes with --classification btp (it happened and is allowed)"
+    );
     match store.close_alert(id, classification, &actor(), comment, now_ns())? {
         Closed::Closed => {
             log::info!("alert {id} closed ({})", classification.as_str_name());
+            if exclude {
+                match store.exclude_alert(id, &actor(), now_ns())? {
+                    Some(Excluded::Taught) => {
+                        log::info!("alert {id}: its entity's profile learns the behaviour");
+                    }
+                    Some(Excluded::Entity(kind, value)) => {
+                        log::info!("alert {id}: {} {value} excluded", kind.name());
+                    }
+                    None => anyhow::bail!("no alert {id:?}"),
+                }
+            }
             Ok(())
         }
         Closed::AlreadyClosed => anyhow::bail!("alert {id:?} is already closed"),

@@ -35,6 +35,7 @@ Examples:
   dcwatch-backend alerts --data-dir DIR --status open --since 1day --json
   dcwatch-backend alerts close ID --classification btp --comment 'approved pentest'
   dcwatch-backend alerts exclude --type dcsync --account 'CORP\\aadsync' --data-dir DIR
+  dcwatch-backend learning --json --data-dir DIR          learning periods per detection and entity
   dcwatch-backend alerts test-syslog --config /etc/dcwatch-backend.toml
   dcwatch-backend user add alice --role analyst --data-dir DIR < password-file
   dcwatch-backend serve --data-dir DIR --console 0.0.0.0:8443        with the console
@@ -72,6 +73,9 @@ pub enum Command {
     /// The directory the sensors synced.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Where each entity stands in each learning detection (Part II): "learning until T" or
+    /// "active", from the stored profiles and the configuration's thresholds.
+    Learning(LearningArgs),
     /// Manage the console's users.
     #[command(subcommand)]
     User(crate::console::cli::UserCommand),
@@ -132,9 +136,14 @@ pub enum AlertsCommand {
         id: String,
         #[arg(long, value_name = "CLASS")]
         classification: ClassificationArg,
-        /// Why (kept in the alert's history).
+        /// Why (kept in the alert's history; required for fp: why it did not happen).
         #[arg(long, value_name = "TEXT", default_value = "")]
         comment: String,
+        /// Also exclude: a learning detection's alert (Part II) teaches its entity's profile
+        /// the behaviour (the same behaviour stops alerting, new behaviour still does); any
+        /// other alert's primary entity is excluded from its detection.
+        #[arg(long)]
+        exclude: bool,
         #[command(flatten)]
         location: Location,
     },
@@ -186,6 +195,18 @@ pub struct ExcludeArgs {
     /// Remove the exclusion with this number (from --list).
     #[arg(long, value_name = "N", conflicts_with_all = ["accounts", "computers", "subnets"])]
     pub remove: Option<i64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LearningArgs {
+    #[command(flatten)]
+    pub location: Location,
+    /// One JSON object per line: detection, entity, state, until (RFC 3339), why.
+    #[arg(long)]
+    pub json: bool,
+    /// Only this detection (an alert type).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub type_name: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

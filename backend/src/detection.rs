@@ -10,8 +10,15 @@
 //! alert).
 //!
 //! Between chunks it applies what other processes wrote to the store: analysts' closes
-//! (`alerts close`) are handed to the engine; exclusions (`alerts exclude`) rebuild it (the
-//! detectors' windows start over; the alerts are restored from the store).
+//! (`alerts close`) are handed to the engine, and a B-TP close with exclude of a learning
+//! detection's alert (a `taught` history row) teaches the engine's profiles; exclusions
+//! (`alerts exclude`) rebuild it (the detectors' windows start over; the alerts and profiles
+//! are restored from the store).
+//!
+//! The profiles (Part II) that changed are written with each chunk, just before its alerts and
+//! cursor: a crash between the two makes the chunk's activities judged again after the restart,
+//! against profiles that already learned them (learning is idempotent: sets of items, first
+//! and last times).
 
 use std::{
     collections::HashMap,
@@ -32,7 +39,7 @@ use log::{error, info, warn};
 
 use crate::{
     outputs::{Outputs, now_ns},
-    store::{DETECTION, Exclusion, ExclusionKind, Store, StoreError},
+    store::{AlertQuery, DETECTION, Exclusion, ExclusionKind, ProfileStore, Store, StoreError},
 };
 
 /// Activities judged between two looks at the store's closes: a few hundred milliseconds of
@@ -271,6 +278,10 @@ impl Loop {
     fn apply_closes(&mut self) -> Result<(), StoreError> {
         for entry in self.store.alert_history("", self.applied_history)? {
             self.applied_history = self.applied_history.max(entry.id);
+            if entry.event == "taught" {
+                self.teach(&entry.alert_id, entry.time_ns / 1_000_000)?;
+                continue;
+            }
             if entry.event != "closed" || entry.actor == DETECTION {
                 continue;
             }
@@ -290,6 +301,22 @@ impl Loop {
         Ok(())
     }
 
+    /// Teaches the profiles an alert's behaviour, and stores them at once (an idle backend may
+    /// judge nothing for a while).
+    fn teach(&mut self, alert_id: &str, time: i64) -> Result<(), StoreError> {
+        let query = AlertQuery {
+            id: Some(alert_id.to_owned()),
+            ..AlertQuery::default()
+        };
+        for alert in self.store.alerts(&query)? {
+            if self.engine.teach(&alert, time) {
+                info!("alert {alert_id}: its entity's profile learned the behaviour");
+            }
+        }
+        self.store
+            .save_profiles(&self.engine.take_profile_changes())
+    }
+
     /// A new directory, new exclusions.
     fn poll_changes(&mut self) -> Result<(), StoreError> {
         let directory = self.directory_source.current();
@@ -303,6 +330,9 @@ impl Loop {
                 "exclusions changed ({} in the store): detection restarts its windows",
                 exclusions.len()
             );
+            // The rebuilt engine reads the profiles back: store what changed first.
+            self.store
+                .save_profiles(&self.engine.take_profile_changes())?;
             self.engine = build_engine(
                 &self.store,
                 &self.config,
@@ -354,6 +384,8 @@ impl Loop {
             .iter()
             .map(|(raised, _)| raised.alert.clone())
             .collect();
+        self.store
+            .save_profiles(&self.engine.take_profile_changes())?;
         let may_emit = self
             .store
             .save_alerts(&alerts, last, self.applied_history, now_ns())?;
@@ -394,7 +426,7 @@ impl Loop {
 }
 
 /// An engine for the configuration plus the store's exclusions, with the store's open and
-/// recently closed alerts.
+/// recently closed alerts and its profiles.
 fn build_engine(
     store: &Store,
     config: &Config,
@@ -410,6 +442,11 @@ fn build_engine(
         );
     }
     engine.restore(alerts);
+    let profiles = store.load_profiles()?;
+    if !profiles.is_empty() {
+        info!("detection: {} profiles restored", profiles.len());
+    }
+    engine.load_profiles(profiles);
     Ok(engine)
 }
 

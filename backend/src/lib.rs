@@ -10,6 +10,7 @@ pub mod console;
 pub mod detection;
 pub mod directory;
 pub mod ingest;
+pub mod learning_cli;
 pub mod outputs;
 pub mod serve;
 pub mod store;

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Activities(args) => activities(&args),
         Command::Alerts(args) => dcwatch_backend::alerts_cli::run(args.command, &args.list),
         Command::Entities(args) => entities(&args),
+        Command::Learning(args) => dcwatch_backend::learning_cli::run(&args),
         Command::Directory(DirectoryCommand::Export { file, location }) => {
             export_directory(&file, &location)
         }

@@ -8,11 +8,14 @@
 //! two cannot make a resend store it twice.
 
 mod alerts;
+mod profiles;
 
 pub(crate) use alerts::decode_row as decode_alert_row;
 
+pub use profiles::ProfileStore;
+
 pub use alerts::{
-    AlertQuery, Closed, DETECTION, Exclusion, ExclusionKind, HistoryEntry, NewActivity,
+    AlertQuery, Closed, DETECTION, Excluded, Exclusion, ExclusionKind, HistoryEntry, NewActivity,
 };
 
 use std::{
@@ -155,6 +158,7 @@ impl Store {
             connection.pragma_update(None, "synchronous", "FULL")?;
             connection.execute_batch(SCHEMA)?;
             connection.execute_batch(alerts::SCHEMA)?;
+            connection.execute_batch(profiles::SCHEMA)?;
             connection.execute_batch(crate::directory::SCHEMA)?;
             add_spool_instance_column(&connection)?;
             Ok(connection)

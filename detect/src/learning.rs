@@ -156,6 +156,44 @@ pub fn state(period: &Period, profiles: &Profiles, clock: Option<&Profile>) -> S
     }
 }
 
+/// One line of `dcwatch-backend learning`: where an entity stands in one detection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Standing {
+    pub type_name: &'static str,
+    /// The profile key: `dc:10.0.0.1`, `computer:10.0.0.7`, `user:alice`.
+    pub entity: String,
+    pub state: State,
+}
+
+/// Every (detection, entity) pair's standing at the profiles' clock, sorted by detection then
+/// entity; thresholds medium and low make every entity of their detections active.
+pub fn standings(profiles: &Profiles, config: &crate::Config) -> Vec<Standing> {
+    let mut keys: Vec<(&String, &Profile)> = profiles.iter().collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::new();
+    for period in PERIODS {
+        let skipped = config.threshold(period.type_name) != Threshold::High;
+        for (key, profile) in &keys {
+            if Subject::of_key(key) != Some(period.clock)
+                || (period.type_name == "suspicious_vpn" && profile.vpn_first == 0)
+            {
+                continue;
+            }
+            let state = if skipped {
+                State::Active
+            } else {
+                state(period, profiles, Some(profile))
+            };
+            out.push(Standing {
+                type_name: period.type_name,
+                entity: (*key).clone(),
+                state,
+            });
+        }
+    }
+    out
+}
+
 /// The behaviour a finding shows, in profile terms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Behaviour {
@@ -409,6 +447,37 @@ mod tests {
             state(vpn, &profiles, profiles.get("user:alice")),
             State::Active
         );
+    }
+
+    #[test]
+    fn standings_list_each_detection_of_each_entity_and_medium_skips_learning() {
+        let mut profiles = Profiles::default();
+        profiles.touch("dc:10.98.0.1", 0);
+        profiles.touch("computer:10.98.0.7", 9 * DAY);
+        let mut config = crate::Config::default();
+        config.thresholds.insert("brute_force".into(), Threshold::Medium);
+        let standings = standings(&profiles, &config);
+        let state_of = |type_name: &str, entity: &str| {
+            standings
+                .iter()
+                .find(|standing| standing.type_name == type_name && standing.entity == entity)
+                .map(|standing| standing.state.clone())
+        };
+        assert_eq!(state_of("golden_ticket", "dc:10.98.0.1"), Some(State::Active));
+        assert!(matches!(
+            state_of("samr_recon", "dc:10.98.0.1"),
+            Some(State::Learning { until: Some(until), .. }) if until == 28 * DAY
+        ));
+        assert_eq!(
+            state_of("brute_force", "computer:10.98.0.7"),
+            Some(State::Active)
+        );
+        assert!(matches!(
+            state_of("password_spray", "computer:10.98.0.7"),
+            Some(State::Learning { until: Some(until), .. }) if until == 16 * DAY
+        ));
+        assert_eq!(state_of("samr_recon", "computer:10.98.0.7"), None);
+        assert_eq!(state_of("suspicious_vpn", "user:alice"), None);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub fn run() -> anyhow::Result<()> {
         "transport-cost",
         "alert-latency",
         "directory-cost",
+        "profile-cost",
     ] {
         shell::run(cargo().current_dir(&root).args([
             "run",

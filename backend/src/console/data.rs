@@ -720,7 +720,8 @@ impl Data {
     }
 
     /// Closes an alert with a classification; with `exclude`, also excludes its primary entity
-    /// from that detection. False when there is no such alert.
+    /// from that detection, or, for a B-TP close of a learning detection's alert, teaches its
+    /// entity's profile the behaviour. False when there is no such alert.
     pub fn close_alert(
         &self,
         id: &str,
@@ -755,7 +756,25 @@ impl Data {
                 comment
             ],
         )?;
-        if exclude {
+        let learns = dcwatch_detect::learning::Behaviour::from_details(
+            alert
+                .details
+                .iter()
+                .map(|detail| (detail.name.as_str(), detail.value.as_str())),
+        )
+        .is_some();
+        if exclude && learns && classification == Classification::Btp {
+            // A learning detection's alert (Part II): its entity's profile learns the
+            // behaviour (the detection loop applies the `taught` row), so new behaviour of the
+            // same entity still alerts.
+            transaction.execute(
+                &format!(
+                    "INSERT INTO {HISTORY} (alert_id, time_ns, event, actor, text)
+                     VALUES (?1, ?2, 'taught', ?3, 'the behaviour is learned for its entity')"
+                ),
+                params![id, now_ns, actor],
+            )?;
+        } else if exclude {
             let (kind, value) = match alert.primary_key.split_once(':') {
                 Some(("src", value)) => ("computer", value),
                 Some(("account", value)) => ("account", value),

@@ -15,6 +15,7 @@ use dcwatch_proto::v1::{
     Activity, Alert,
     alert::{Classification, Status},
 };
+use dcwatch_detect::learning::Behaviour;
 use prost::Message as _;
 use rusqlite::{OptionalExtension as _, params, params_from_iter, types::Value};
 
@@ -81,7 +82,7 @@ pub struct HistoryEntry {
     pub id: i64,
     pub alert_id: String,
     pub time_ns: i64,
-    /// `raised`, `reopened`, `closed`, `comment`.
+    /// `raised`, `reopened`, `closed`, `comment`, `excluded`, `taught`.
     pub event: String,
     pub classification: String,
     pub actor: String,
@@ -94,6 +95,15 @@ pub enum Closed {
     Closed,
     AlreadyClosed,
     NoSuchAlert,
+}
+
+/// What excluding a closed alert did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Excluded {
+    /// The entity's profile learns the alert's behaviour.
+    Taught,
+    /// The alert's primary entity is excluded from its detection.
+    Entity(ExclusionKind, String),
 }
 
 /// Who an exclusion names.
@@ -491,6 +501,72 @@ impl Store {
             [],
             |row| row.get(0),
         )?)
+    }
+
+    /// "Close and exclude" after a close: an alert of a detection that learns (its details
+    /// carry the behaviour, Part II) teaches the profile (a `taught` history row the detection
+    /// loop applies), so the same behaviour stops alerting and new behaviour of the same entity
+    /// still does; any other excludes its primary entity from its detection. `None`: no such
+    /// alert.
+    pub fn exclude_alert(
+        &mut self,
+        id: &str,
+        actor: &str,
+        now_ns: i64,
+    ) -> Result<Option<Excluded>, StoreError> {
+        let query = AlertQuery {
+            id: Some(id.to_owned()),
+            ..AlertQuery::default()
+        };
+        let Some(alert) = self.alerts(&query)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let details = alert
+            .details
+            .iter()
+            .map(|detail| (detail.name.as_str(), detail.value.as_str()));
+        let transaction = self.write_transaction()?;
+        let excluded = if Behaviour::from_details(details).is_some() {
+            transaction.execute(
+                "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
+                 VALUES (?1, ?2, 'taught', ?3, 'the behaviour is learned for its entity')",
+                params![id, now_ns, actor],
+            )?;
+            Excluded::Taught
+        } else {
+            let (kind, value) = match alert.primary_key.split_once(':') {
+                Some(("account", value)) => (ExclusionKind::Account, value),
+                Some((_, value)) if value.parse::<std::net::IpAddr>().is_ok() => {
+                    (ExclusionKind::Subnet, value)
+                }
+                Some((_, value)) => (ExclusionKind::Computer, value),
+                None => (ExclusionKind::Computer, alert.primary_key.as_str()),
+            };
+            transaction.execute(
+                "INSERT INTO alert_exclusions (type, kind, value, created_ns, comment)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    alert.r#type,
+                    kind.name(),
+                    value,
+                    now_ns,
+                    format!("closed {id} by {actor}")
+                ],
+            )?;
+            transaction.execute(
+                "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
+                 VALUES (?1, ?2, 'excluded', ?3, ?4)",
+                params![
+                    id,
+                    now_ns,
+                    actor,
+                    format!("{} {value} from {}", kind.name(), alert.r#type)
+                ],
+            )?;
+            Excluded::Entity(kind, value.to_owned())
+        };
+        transaction.commit()?;
+        Ok(Some(excluded))
     }
 
     pub fn add_exclusion(
