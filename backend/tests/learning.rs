@@ -41,8 +41,15 @@ fn samr(seconds: i64, client: [u8; 4], opnum: u32, operation: &str) -> Activity 
 
 /// The admin workstation's daily user enumeration, days `from..to` after `t0`.
 fn benign(t0: i64, days: std::ops::Range<i64>) -> Vec<Activity> {
-    days.map(|day| samr(t0 + day * DAY + 9 * 3600, ADMIN, 13, "SamrEnumerateUsersInDomain"))
-        .collect()
+    days.map(|day| {
+        samr(
+            t0 + day * DAY + 9 * 3600,
+            ADMIN,
+            13,
+            "SamrEnumerateUsersInDomain",
+        )
+    })
+    .collect()
 }
 
 fn json_lines(args: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
@@ -77,7 +84,14 @@ async fn stream(
 }
 
 fn samr_dc_state(config: &str) -> anyhow::Result<serde_json::Value> {
-    let lines = json_lines(&["learning", "--config", config, "--json", "--type", "samr_recon"])?;
+    let lines = json_lines(&[
+        "learning",
+        "--config",
+        config,
+        "--json",
+        "--type",
+        "samr_recon",
+    ])?;
     lines
         .into_iter()
         .find(|line| line["entity"] == "dc:10.98.0.1")
@@ -85,7 +99,14 @@ fn samr_dc_state(config: &str) -> anyhow::Result<serde_json::Value> {
 }
 
 fn samr_alerts(config: &str) -> anyhow::Result<Vec<serde_json::Value>> {
-    json_lines(&["alerts", "--config", config, "--json", "--type", "samr_recon"])
+    json_lines(&[
+        "alerts",
+        "--config",
+        config,
+        "--json",
+        "--type",
+        "samr_recon",
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +143,8 @@ async fn profiles_survive_a_restart_and_only_new_behaviour_alerts() -> anyhow::R
     let learning = samr_dc_state(config)?;
     assert_eq!(learning["state"], "learning", "{learning}");
     let until = humantime::format_rfc3339_seconds(
-        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(t0 + 9 * 3600 + 28 * DAY)?),
+        SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(t0 + 9 * 3600 + 28 * DAY)?),
     )
     .to_string();
     assert_eq!(learning["until"], until.as_str(), "{learning}");
@@ -131,14 +153,23 @@ async fn profiles_survive_a_restart_and_only_new_behaviour_alerts() -> anyhow::R
 
     // Restarted: three more weeks; WS11's learned enumeration stays quiet, a new one alerts.
     let backend = Backend::start(&config_path)?;
-    assert!(backend.log().contains("profiles restored"), "{}", backend.log());
+    assert!(
+        backend.log().contains("profiles restored"),
+        "{}",
+        backend.log()
+    );
     let mut sensor = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
     let mut second = benign(t0, 14..35);
     second.push(samr(t0 + 30 * DAY, WS11, 11, "SamrEnumerateGroupsInDomain"));
     let judged_so_far = stream(&mut sensor, 2, &second, &data, 0).await?;
     assert!(samr_alerts(config)?.is_empty());
     assert_eq!(samr_dc_state(config)?["state"], "active");
-    let attack = [samr(t0 + 35 * DAY, WS11, 15, "SamrEnumerateAliasesInDomain")];
+    let attack = [samr(
+        t0 + 35 * DAY,
+        WS11,
+        15,
+        "SamrEnumerateAliasesInDomain",
+    )];
     let judged_so_far = stream(&mut sensor, 3, &attack, &data, judged_so_far).await?;
     let alerts = samr_alerts(config)?;
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
@@ -155,26 +186,55 @@ async fn profiles_survive_a_restart_and_only_new_behaviour_alerts() -> anyhow::R
     // B-TP and exclude: the profile learns the query.
     let id = alert["id"].as_str().unwrap_or_default().to_owned();
     let refused = std::process::Command::new(support::BIN)
-        .args(["alerts", "close", &id, "--classification", "fp", "--config", config])
+        .args([
+            "alerts",
+            "close",
+            &id,
+            "--classification",
+            "fp",
+            "--config",
+            config,
+        ])
         .output()?;
     assert!(!refused.status.success(), "fp without a reason");
     run(&[
-        "alerts", "close", &id, "--classification", "btp", "--exclude", "--comment",
-        "the helpdesk's audit", "--config", config,
+        "alerts",
+        "close",
+        &id,
+        "--classification",
+        "btp",
+        "--exclude",
+        "--comment",
+        "the helpdesk's audit",
+        "--config",
+        config,
     ])?;
     let history = json_lines(&["alerts", "history", &id, "--config", config])?;
-    assert!(history.iter().any(|entry| entry["event"] == "taught"), "{history:#?}");
+    assert!(
+        history.iter().any(|entry| entry["event"] == "taught"),
+        "{history:#?}"
+    );
     eventually("the profile to be taught", || {
         backend
             .log()
             .contains("profile learned the behaviour")
             .then_some(())
     })?;
-    let again = [samr(t0 + 36 * DAY, WS11, 15, "SamrEnumerateAliasesInDomain")];
+    let again = [samr(
+        t0 + 36 * DAY,
+        WS11,
+        15,
+        "SamrEnumerateAliasesInDomain",
+    )];
     let judged_so_far = stream(&mut sensor, 4, &again, &data, judged_so_far).await?;
     let alerts = samr_alerts(config)?;
     assert_eq!(alerts[0]["status"], "CLOSED", "{alerts:#?}");
-    let new = [samr(t0 + 36 * DAY + 60, WS11, 48, "SamrQueryDisplayInformation2")];
+    let new = [samr(
+        t0 + 36 * DAY + 60,
+        WS11,
+        48,
+        "SamrQueryDisplayInformation2",
+    )];
     stream(&mut sensor, 5, &new, &data, judged_so_far).await?;
     let alerts = samr_alerts(config)?;
     assert_eq!(alerts[0]["status"], "OPEN", "{alerts:#?}");

@@ -221,7 +221,8 @@ fn merge(alert: &mut Alert, finding: Finding) {
     alert.end = Some(timestamp(end));
     // A graver variant of the same type (a forged principal after a time anomaly) takes over.
     // (Damping lowered the alert's own kind: its updates keep the lowered severity.)
-    if finding.kind.severity as i32 > alert.severity && finding.kind.external_id != alert.external_id
+    if finding.kind.severity as i32 > alert.severity
+        && finding.kind.external_id != alert.external_id
     {
         alert.external_id = finding.kind.external_id;
         alert.class = finding.kind.class.to_owned();

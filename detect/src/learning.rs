@@ -108,7 +108,10 @@ pub fn period(type_name: &str) -> Option<&'static Period> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
     /// Learning; `until` when the end is a date (a VPN user may also lack connections).
-    Learning { until: Option<Millis>, why: String },
+    Learning {
+        until: Option<Millis>,
+        why: String,
+    },
     Active,
 }
 
@@ -455,7 +458,9 @@ mod tests {
         profiles.touch("dc:10.98.0.1", 0);
         profiles.touch("computer:10.98.0.7", 9 * DAY);
         let mut config = crate::Config::default();
-        config.thresholds.insert("brute_force".into(), Threshold::Medium);
+        config
+            .thresholds
+            .insert("brute_force".into(), Threshold::Medium);
         let standings = standings(&profiles, &config);
         let state_of = |type_name: &str, entity: &str| {
             standings
@@ -463,7 +468,10 @@ mod tests {
                 .find(|standing| standing.type_name == type_name && standing.entity == entity)
                 .map(|standing| standing.state.clone())
         };
-        assert_eq!(state_of("golden_ticket", "dc:10.98.0.1"), Some(State::Active));
+        assert_eq!(
+            state_of("golden_ticket", "dc:10.98.0.1"),
+            Some(State::Active)
+        );
         assert!(matches!(
             state_of("samr_recon", "dc:10.98.0.1"),
             Some(State::Learning { until: Some(until), .. }) if until == 28 * DAY
@@ -493,6 +501,9 @@ mod tests {
         let details = behaviour.details();
         let back = Behaviour::from_details(details.iter().map(|(n, v)| (*n, v.as_str())))
             .expect("a behaviour");
-        assert_eq!((back.subject, back.items), (behaviour.subject, behaviour.items));
+        assert_eq!(
+            (back.subject, back.items),
+            (behaviour.subject, behaviour.items)
+        );
     }
 }

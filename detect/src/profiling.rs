@@ -56,10 +56,7 @@ pub fn vpn_location(radius: &RadiusActivity) -> Option<String> {
         }
         IpAddr::V6(v6) => {
             let segments = v6.segments();
-            format!(
-                "{:x}:{:x}:{:x}::/48",
-                segments[0], segments[1], segments[2]
-            )
+            format!("{:x}:{:x}:{:x}::/48", segments[0], segments[1], segments[2])
         }
     })
 }

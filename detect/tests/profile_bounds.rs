@@ -51,7 +51,11 @@ fn a_hundred_thousand_users_and_fifty_thousand_computers_stay_within_bounds() {
     }
     let changes = profiles.take_changes();
     let resident = resident_mib() - before;
-    let encoded: usize = changes.upserts.iter().map(|(key, bytes)| key.len() + bytes.len()).sum();
+    let encoded: usize = changes
+        .upserts
+        .iter()
+        .map(|(key, bytes)| key.len() + bytes.len())
+        .sum();
     let per_entity = encoded / (USERS + COMPUTERS);
     println!(
         "{} profiles: {resident:.1} MiB resident, {per_entity} bytes encoded per entity",
@@ -60,5 +64,8 @@ fn a_hundred_thousand_users_and_fifty_thousand_computers_stay_within_bounds() {
     assert_eq!(profiles.len(), USERS + COMPUTERS);
     assert_eq!(profiles.counters()[0].1, 0, "nothing evicted under the cap");
     assert!(resident < MAX_RESIDENT_MIB, "{resident:.1} MiB");
-    assert!(per_entity < MAX_ENCODED_BYTES_PER_ENTITY, "{per_entity} bytes");
+    assert!(
+        per_entity < MAX_ENCODED_BYTES_PER_ENTITY,
+        "{per_entity} bytes"
+    );
 }

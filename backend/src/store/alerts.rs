@@ -11,11 +11,11 @@
 //! alert keeps the analyst's status (and is not emitted): the close wins over evidence the
 //! engine judged before it knew of the close.
 
+use dcwatch_detect::learning::Behaviour;
 use dcwatch_proto::v1::{
     Activity, Alert,
     alert::{Classification, Status},
 };
-use dcwatch_detect::learning::Behaviour;
 use prost::Message as _;
 use rusqlite::{OptionalExtension as _, params, params_from_iter, types::Value};
 

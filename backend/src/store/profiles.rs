@@ -65,7 +65,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut profiles = Profiles::with_capacity(64);
         for index in 0..64 {
-            profiles.learn(&format!("computer:10.0.0.{index}"), index, "samr_recon", "x");
+            profiles.learn(
+                &format!("computer:10.0.0.{index}"),
+                index,
+                "samr_recon",
+                "x",
+            );
         }
         {
             let mut store = Store::open(dir.path()).expect("a store");

@@ -212,9 +212,7 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|(key, bytes)| key.len() + bytes.len())
         .sum();
-    println!(
-        "scale: {SCALE_USERS} users and {SCALE_COMPUTERS} computers ({count} profiles)"
-    );
+    println!("scale: {SCALE_USERS} users and {SCALE_COMPUTERS} computers ({count} profiles)");
     println!(
         "  memory: {resident:.1} MiB resident, {:.0} bytes per entity",
         resident * 1024.0 * 1024.0 / count as f64
@@ -226,8 +224,11 @@ fn main() -> anyhow::Result<()> {
     let written = start.elapsed();
     drop(store);
     let file = std::fs::metadata(dir.path().join(dcwatch_backend::store::FILE_NAME))?.len()
-        + std::fs::metadata(dir.path().join(format!("{}-wal", dcwatch_backend::store::FILE_NAME)))
-            .map_or(0, |wal| wal.len());
+        + std::fs::metadata(
+            dir.path()
+                .join(format!("{}-wal", dcwatch_backend::store::FILE_NAME)),
+        )
+        .map_or(0, |wal| wal.len());
     println!(
         "  disk: {:.1} MiB in SQLite, {:.0} bytes per entity ({:.0} encoded), written in {:.2} s",
         file as f64 / (1024.0 * 1024.0),

@@ -30,10 +30,10 @@ use crate::{
     bounded::BoundedMap,
     catalogue::LDAP_RECON,
     finding::{Finding, actor_text, destination, destination_text, source_key, source_text},
-    learning::Behaviour,
-    profiling::computer_key,
     knowledge::{Knowledge, Source},
+    learning::Behaviour,
     observed::Observed,
+    profiling::computer_key,
     time::{MINUTE, Millis},
 };
 

@@ -7,15 +7,14 @@ use std::sync::Arc;
 
 use dcwatch_entity::Directory;
 use dcwatch_proto::v1::{
-    Activity, Alert, EventAccount, RadiusActivity, WindowsEventActivity,
-    activity::Body, alert::Classification, dns_activity, ldap_activity::Scope, radius_activity,
+    Activity, Alert, EventAccount, RadiusActivity, WindowsEventActivity, activity::Body,
+    alert::Classification, dns_activity, ldap_activity::Scope, radius_activity,
 };
 
 use super::{
     builders::{dns, event, ldap_search},
     testing::{
-        activity, as_rep, as_req, hash, krb_error, ntlm_authenticate, rpc_request, tgs_rep,
-        tgs_req,
+        activity, as_rep, as_req, hash, krb_error, ntlm_authenticate, rpc_request, tgs_rep, tgs_req,
     },
 };
 use crate::{
@@ -174,7 +173,12 @@ fn benign_day(day: i64) -> Vec<Activity> {
     ));
     // The admin workstation: its tools enumerate users and look up admins every day.
     out.extend(logon(start + HOUR, ADMIN, "bob"));
-    out.push(samr(start + HOUR + MINUTE, ADMIN, 13, "SamrEnumerateUsersInDomain"));
+    out.push(samr(
+        start + HOUR + MINUTE,
+        ADMIN,
+        13,
+        "SamrEnumerateUsersInDomain",
+    ));
     out.push(ldap(start + HOUR + 2 * MINUTE, ADMIN, ADMINS_FILTER));
     // A legacy application: RC4-only pre-authentication, a script with an old password.
     out.extend(logon(start + 2 * HOUR, APP, "svc_app"));
@@ -189,7 +193,12 @@ fn benign_day(day: i64) -> Vec<Activity> {
         out.push(group_added(start + 5 * HOUR, "bob"));
     }
     if day % 7 < 5 {
-        out.push(vpn(start + 10 * HOUR, "LAB\\bob", "00-11-22-33-44-55", "198.51.100.7"));
+        out.push(vpn(
+            start + 10 * HOUR,
+            "LAB\\bob",
+            "00-11-22-33-44-55",
+            "198.51.100.7",
+        ));
     }
     out
 }
@@ -320,7 +329,9 @@ fn at_threshold_high_only_new_behaviour_after_learning_alerts() {
     // After the attacks, more of the same benign behaviour still raises nothing new.
     let after = feed(&mut engine, &history(43..44));
     assert!(
-        after.iter().all(|alert| raised.iter().any(|seen| seen.id == alert.id)),
+        after
+            .iter()
+            .all(|alert| raised.iter().any(|seen| seen.id == alert.id)),
         "{after:#?}"
     );
 }
@@ -342,7 +353,10 @@ fn at_threshold_high_nothing_of_part_two_fires_while_learning_and_medium_low_do(
         // types are all there, the downgrade as 2002 (no learned month).
         let raised = types(&raised);
         for name in EVERY_TYPE {
-            assert!(raised.iter().any(|raised| raised == name), "{threshold:?} {name} {raised:?}");
+            assert!(
+                raised.iter().any(|raised| raised == name),
+                "{threshold:?} {name} {raised:?}"
+            );
         }
     }
 }
@@ -363,14 +377,20 @@ fn a_restart_mid_learning_keeps_the_profiles() {
     let mut forgetful = engine(Config::default());
     feed(&mut forgetful, &history(20..42));
     let raised = types(&feed(&mut forgetful, &attacks(42)));
-    assert!(!raised.iter().any(|name| name == "samr_recon"), "{raised:?}");
+    assert!(
+        !raised.iter().any(|name| name == "samr_recon"),
+        "{raised:?}"
+    );
 }
 
 #[test]
 fn a_btp_close_teaches_the_profile_and_new_behaviour_still_alerts() {
     let mut engine = engine(Config::default());
     feed(&mut engine, &history(0..42));
-    let raised = feed(&mut engine, &[samr(42 * DAY, WS11, 11, "SamrEnumerateGroupsInDomain")]);
+    let raised = feed(
+        &mut engine,
+        &[samr(42 * DAY, WS11, 11, "SamrEnumerateGroupsInDomain")],
+    );
     assert_eq!(types(&raised), ["samr_recon"]);
     assert!(engine.close(&raised[0].id, Classification::Btp, 42 * DAY + HOUR));
     assert!(engine.teach(&raised[0], 42 * DAY + HOUR));
@@ -382,7 +402,12 @@ fn a_btp_close_teaches_the_profile_and_new_behaviour_still_alerts() {
     assert!(taught.is_empty(), "{taught:#?}");
     let new = feed(
         &mut engine,
-        &[samr(44 * DAY + MINUTE, WS11, 15, "SamrEnumerateAliasesInDomain")],
+        &[samr(
+            44 * DAY + MINUTE,
+            WS11,
+            15,
+            "SamrEnumerateAliasesInDomain",
+        )],
     );
     assert_eq!(types(&new), ["samr_recon"]);
     // A Part I alert carries no behaviour: nothing to teach.
@@ -437,11 +462,22 @@ fn many_entities_with_one_new_alert_type_are_damped() {
         raised[3].severity(),
         dcwatch_proto::v1::alert::Severity::Low
     );
-    assert_eq!(raised[0].severity(), dcwatch_proto::v1::alert::Severity::Medium);
+    assert_eq!(
+        raised[0].severity(),
+        dcwatch_proto::v1::alert::Severity::Medium
+    );
     // An update of a damped alert stays damped.
     let update = feed(
         &mut engine,
-        &[samr(10 * MINUTE, "10.98.1.4", 13, "SamrEnumerateUsersInDomain")],
+        &[samr(
+            10 * MINUTE,
+            "10.98.1.4",
+            13,
+            "SamrEnumerateUsersInDomain",
+        )],
     );
-    assert_eq!(update[0].severity(), dcwatch_proto::v1::alert::Severity::Low);
+    assert_eq!(
+        update[0].severity(),
+        dcwatch_proto::v1::alert::Severity::Low
+    );
 }

@@ -69,7 +69,12 @@ impl Detector for PassTheHash {
             format!("NTLM logon of {account}"),
         )
         .describe(description)
-        .entity(account_entity(context, Role::SourceAccount, &ntlm.domain, &ntlm.user))
+        .entity(account_entity(
+            context,
+            Role::SourceAccount,
+            &ntlm.domain,
+            &ntlm.user,
+        ))
         .relied_on(format!(
             "profile: the computers {account} logged on from since {}",
             crate::time::timestamp(profile.first_seen).seconds
@@ -101,12 +106,22 @@ mod tests {
     const DC: &str = "10.98.0.1:445";
 
     fn logon(offset: i64, from: &str) -> dcwatch_proto::v1::Activity {
-        ntlm_authenticate(offset, &format!("{from}:50000"), DC, "LAB", "alice", 0, |_| {})
+        ntlm_authenticate(
+            offset,
+            &format!("{from}:50000"),
+            DC,
+            "LAB",
+            "alice",
+            0,
+            |_| {},
+        )
     }
 
     /// alice logs on from her workstation every working day for `days`.
     fn usual(days: i64) -> Vec<dcwatch_proto::v1::Activity> {
-        (0..days).map(|day| logon(day * DAY + 9 * HOUR, "10.98.0.11")).collect()
+        (0..days)
+            .map(|day| logon(day * DAY + 9 * HOUR, "10.98.0.11"))
+            .collect()
     }
 
     #[test]

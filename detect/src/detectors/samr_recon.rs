@@ -27,8 +27,8 @@ use crate::{
     finding::{Finding, actor_text, destination, destination_text, source_key, source_text},
     knowledge::{Knowledge, Source},
     learning::Behaviour,
-    profiling::{computer_key, dc_key},
     observed::Observed,
+    profiling::{computer_key, dc_key},
 };
 
 /// SAMR opnums (MS-SAMR 3.1.5).

@@ -222,7 +222,9 @@ fn judge(
             Behaviour::new(
                 dc.clone(),
                 dc.clone(),
-                dc.split_once(':').map_or(dc.as_str(), |(_, name)| name).to_owned(),
+                dc.split_once(':')
+                    .map_or(dc.as_str(), |(_, name)| name)
+                    .to_owned(),
                 format!("seen {} add members to sensitive groups", clip(actor)),
             )
             .item(SENSITIVE_GROUP_CHANGE.type_name, account_key_text(actor)),

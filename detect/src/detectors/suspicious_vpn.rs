@@ -68,7 +68,10 @@ impl Detector for SuspiciousVpn {
                 user.clone(),
                 user,
                 name,
-                format!("connected from the device {} or from {location}", clip(device)),
+                format!(
+                    "connected from the device {} or from {location}",
+                    clip(device)
+                ),
             )
             .item(VPN_DEVICE, device)
             .item(VPN_LOCATION, location),
