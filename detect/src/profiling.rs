@@ -107,16 +107,17 @@ pub fn learn(profiles: &mut Profiles, seen: &Observed<'_>, knowledge: &Knowledge
     let is_dc = |address: Option<IpAddr>| {
         address.is_some_and(|address| knowledge.domain_controller(Some(address), "").yes)
     };
+    let (src_dc, dst_dc) = (is_dc(seen.src), is_dc(seen.dst));
     match (seen.src, seen.dst) {
-        (Some(src), Some(dst)) if is_dc(Some(dst)) && !is_dc(Some(src)) => {
+        (Some(src), Some(dst)) if dst_dc && !src_dc => {
             profiles.touch(&dc_key(&dst.to_string()), time);
             profiles.touch(&computer_key(src), time);
         }
-        (Some(src), Some(dst)) if is_dc(Some(src)) && !is_dc(Some(dst)) => {
+        (Some(src), Some(dst)) if src_dc && !dst_dc => {
             profiles.touch(&dc_key(&src.to_string()), time);
             profiles.touch(&computer_key(dst), time);
         }
-        (Some(src), _) if !is_dc(Some(src)) => {
+        (Some(src), _) if !src_dc => {
             profiles.touch(&computer_key(src), time);
         }
         _ => {}
