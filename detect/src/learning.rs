@@ -299,6 +299,25 @@ pub enum Gate {
     Known,
 }
 
+/// Whether a finding showing `behaviour` would be raised now (for a detector that lists in its
+/// alert what it saw: it lists only what alerts). The gate's judgement, without learning.
+pub fn would_raise(
+    type_name: &str,
+    threshold: Threshold,
+    behaviour: &Behaviour,
+    profiles: &Profiles,
+) -> bool {
+    if behaviour.known(profiles) {
+        return false;
+    }
+    match period(type_name) {
+        Some(period) if threshold == Threshold::High => {
+            state(period, profiles, profiles.get(&behaviour.clock)) == State::Active
+        }
+        _ => true,
+    }
+}
+
 /// Judges a behavioural finding of `type_name` at `threshold`.
 pub fn gate(
     type_name: &str,

@@ -31,7 +31,7 @@ use crate::{
     catalogue::LDAP_RECON,
     finding::{Finding, actor_text, destination, destination_text, source_key, source_text},
     knowledge::{Knowledge, Source},
-    learning::Behaviour,
+    learning::{Behaviour, would_raise},
     observed::Observed,
     profiling::computer_key,
     time::{MINUTE, Millis},
@@ -350,8 +350,22 @@ impl Detector for LdapRecon {
             return;
         }
         let broad_start = searches.broad.first_time();
+        // The description lists what alerts: categories the computer learned stay out of it.
+        let alerts = |what: &str| {
+            seen.src.is_none_or(|src| {
+                let subject = computer_key(src);
+                let behaviour = Behaviour::new(subject.clone(), subject, String::new(), "")
+                    .item(LDAP_RECON.type_name, what);
+                would_raise(
+                    LDAP_RECON.type_name,
+                    context.threshold(&LDAP_RECON),
+                    &behaviour,
+                    context.profiles,
+                )
+            })
+        };
         for what in &fired {
-            if searches.listed.len() < MAX_CATEGORIES_LISTED {
+            if searches.listed.len() < MAX_CATEGORIES_LISTED && alerts(what) {
                 searches.listed.insert(what.clone());
             }
         }

@@ -26,7 +26,7 @@ use crate::{
     catalogue::SAMR_RECON,
     finding::{Finding, actor_text, destination, destination_text, source_key, source_text},
     knowledge::{Knowledge, Source},
-    learning::Behaviour,
+    learning::{Behaviour, would_raise},
     observed::Observed,
     profiling::{computer_key, dc_key},
 };
@@ -317,10 +317,35 @@ impl Detector for SamrRecon {
             Some(why) => format!("{} ({why})", judged.query.phrase()),
             None => judged.query.phrase(),
         };
+        let behaviour = match (seen.src, seen.dst) {
+            (Some(src), Some(dst)) => Some(
+                Behaviour::new(
+                    dc_key(&dst.to_string()),
+                    computer_key(src),
+                    source_text(seen),
+                    format!(
+                        "{} over SAMR on {}",
+                        judged.query.phrase(),
+                        destination_text(seen)
+                    ),
+                )
+                .item(SAMR_RECON.type_name, judged.query.phrase()),
+            ),
+            _ => None,
+        };
+        // The description lists what alerts: learned queries stay out of it.
+        let listed_now = behaviour.as_ref().is_none_or(|behaviour| {
+            would_raise(
+                SAMR_RECON.type_name,
+                context.threshold(&SAMR_RECON),
+                behaviour,
+                context.profiles,
+            )
+        });
         let asked = self
             .sources
             .touch(source_key(seen), seen.time, BTreeSet::new);
-        if asked.len() < MAX_QUERIES_LISTED {
+        if listed_now && asked.len() < MAX_QUERIES_LISTED {
             asked.insert(phrase.clone());
         }
         let description = format!(
@@ -342,20 +367,8 @@ impl Detector for SamrRecon {
         .detail("query", phrase)
         .relied_on(verdict.basis)
         .weighed_by_resolution(seen);
-        if let (Some(src), Some(dst)) = (seen.src, seen.dst) {
-            finding = finding.behaviour(
-                Behaviour::new(
-                    dc_key(&dst.to_string()),
-                    computer_key(src),
-                    source_text(seen),
-                    format!(
-                        "{} over SAMR on {}",
-                        judged.query.phrase(),
-                        destination_text(seen)
-                    ),
-                )
-                .item(SAMR_RECON.type_name, judged.query.phrase()),
-            );
+        if let Some(behaviour) = behaviour {
+            finding = finding.behaviour(behaviour);
         }
         finding = with_account(finding, seen, context);
         if !context.knowledge.has_directory() && judged.sensitive.is_some() {
