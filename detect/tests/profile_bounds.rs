@@ -57,10 +57,6 @@ fn a_hundred_thousand_users_and_fifty_thousand_computers_stay_within_bounds() {
         .map(|(key, bytes)| key.len() + bytes.len())
         .sum();
     let per_entity = encoded / (USERS + COMPUTERS);
-    println!(
-        "{} profiles: {resident:.1} MiB resident, {per_entity} bytes encoded per entity",
-        profiles.len()
-    );
     assert_eq!(profiles.len(), USERS + COMPUTERS);
     assert_eq!(profiles.counters()[0].1, 0, "nothing evicted under the cap");
     assert!(resident < MAX_RESIDENT_MIB, "{resident:.1} MiB");
