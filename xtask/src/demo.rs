@@ -65,7 +65,7 @@ fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
         "dcwatch-backend is up in the sensor's namespace; the sensor streams every activity to it"
     );
     for scenario in lab::scenario_names()? {
-        let played = e2e::play(sensor, &scenario, &backend)?;
+        let played = e2e::play(sensor, &scenario, &backend, None)?;
         println!(
             "\n== {scenario}: {} activities from {} frames",
             played.activities.len(),
