@@ -859,6 +859,12 @@ pub fn lab_detect_config() -> PathBuf {
 impl LabBackend {
     /// Starts the backend built beside `sensor`.
     pub fn start(sensor: &Path) -> anyhow::Result<Self> {
+        Self::start_with(sensor, "")
+    }
+
+    /// Starts the backend built beside `sensor`, with `tables` (TOML: `[console]`...) ahead of
+    /// the lab's `[detect]` in its configuration.
+    pub fn start_with(sensor: &Path, tables: &str) -> anyhow::Result<Self> {
         let bin = sensor.with_file_name("dcwatch-backend");
         let dir = RunDir::create()?;
         let data = dir.path().join("backend");
@@ -875,7 +881,7 @@ impl LabBackend {
         // (adlab.toml's one table is [detect], so the line lands in it.)
         let config = dir.path().join("backend.toml");
         let detect = std::fs::read_to_string(lab_detect_config())?;
-        std::fs::write(&config, format!("{detect}threshold = \"low\"\n"))?;
+        std::fs::write(&config, format!("{tables}\n{detect}threshold = \"low\"\n"))?;
         let mut command = Command::new("ip");
         command.args(["netns", "exec", SENSOR_NAMESPACE]).arg(&bin);
         let process =
@@ -964,6 +970,11 @@ impl LabBackend {
         )
         .context("querying the backend")?;
         Ok(out.lines().map(str::to_owned).collect())
+    }
+
+    /// The `dcwatch-backend` binary, for its other commands.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     pub fn data_dir(&self) -> PathBuf {
