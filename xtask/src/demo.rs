@@ -153,23 +153,13 @@ fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The alerts opened or updated since `known` (id to count), which is brought up to date. The
-/// backend judges what it stored on its own thread: wait until the alerts stop changing.
+/// The alerts opened or updated since `known` (id to count), which is brought up to date.
 fn raised_since(
     backend: &e2e::LabBackend,
     known: &mut BTreeMap<String, String>,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
-    let mut alerts = backend.alerts()?;
-    for _ in 0..10 {
-        std::thread::sleep(Duration::from_millis(500));
-        let again = backend.alerts()?;
-        if again == alerts {
-            break;
-        }
-        alerts = again;
-    }
     let mut changed = Vec::new();
-    for alert in alerts {
+    for alert in backend.settled_alerts()? {
         let id = alert["id"].as_str().unwrap_or_default().to_owned();
         let count = alert["count"].to_string();
         if known.get(&id) != Some(&count) {

@@ -35,8 +35,8 @@ pub struct MassiveObjectDeletion {
 #[derive(Debug)]
 struct Deletions {
     window: Window<(String, String)>,
-    /// The accounts in `window` by name: an account is deleted once, so its deletion arriving
-    /// again (two forwarders, one event in two layouts) is not another one.
+    /// The accounts in `window` by name (within the domain): an account is deleted once, so its
+    /// deletion arriving again (two forwarders, one event in two layouts) is not another one.
     deleted: BoundedMap<String, ()>,
     /// The threshold was crossed and the window has not fallen below it since: each further
     /// deletion adds one to the alert.
@@ -61,7 +61,14 @@ impl Detector for MassiveObjectDeletion {
         }
         let target = event.target.clone().unwrap_or_default();
         let subject = event.subject.clone().unwrap_or_default();
-        let domain = target.domain.to_lowercase();
+        // A DC logs the deletions of its own domain's accounts: its name gives the domain, where
+        // the target's domain is a NetBIOS name in some layouts and missing in others.
+        let domain = event
+            .computer
+            .split_once('.')
+            .map(|(_, domain)| domain.to_lowercase())
+            .filter(|domain| !domain.is_empty())
+            .unwrap_or_else(|| target.domain.to_lowercase());
         let deleted = if target.domain.is_empty() {
             target.name.clone()
         } else {
@@ -80,7 +87,7 @@ impl Detector for MassiveObjectDeletion {
         // A layout without the event's text names no account: each such event counts.
         if !target.name.is_empty() {
             state.deleted.expire(seen.time.saturating_sub(SPAN));
-            let name = deleted.to_lowercase();
+            let name = target.name.to_lowercase();
             if state.deleted.get(&name).is_some() {
                 return;
             }
@@ -236,7 +243,11 @@ mod tests {
         let alerts = run(None, directory, &activities);
         assert_eq!(
             summary(&alerts),
-            [("massive_object_deletion".into(), "domain:lab".into(), 13)]
+            [(
+                "massive_object_deletion".into(),
+                "domain:lab.example".into(),
+                13
+            )]
         );
         assert!(
             alerts[0]
