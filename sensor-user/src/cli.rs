@@ -27,6 +27,7 @@ Examples:
   dcwatch-sensor replay dc.pcapng --output json           the same pipeline over a capture file
   dcwatch-sensor replay dc.pcapng --output packets        one line per packet instead
   dcwatch-sensor replay a.pcap b.pcap --alerts json       the alerts the detectors raise
+  dcwatch-sensor replay a.pcap --alerts cef               the same as CEF lines, as a SIEM gets them
   dcwatch-sensor run -i ens4 --backend https://backend:7443 --token T --ca ca.pem \
       --spool-dir /var/lib/dcwatch/spool                  stream activities to a backend
   dcwatch-sensor directory sync --config dcwatch.toml --out directory.jsonl
@@ -151,6 +152,9 @@ pub struct CommonArgs {
 pub enum AlertFormat {
     /// One alert per line, as a JSON object in the proto's JSON form (as the backend prints).
     Json,
+    /// One alert per line in CEF, Defender for Identity's layout, as the backend's syslog output
+    /// writes it (without the syslog header).
+    Cef,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -91,8 +91,9 @@ impl<W: Write> Pipeline<W> {
         self
     }
 
-    pub fn engine(&self) -> Option<&dcwatch_detect::Engine> {
-        self.engine.as_ref()
+    /// Takes the detectors out (at the end: their alerts are the caller's).
+    pub fn take_engine(&mut self) -> Option<dcwatch_detect::Engine> {
+        self.engine.take()
     }
 
     /// Resolves names with this resolver (its configuration and known DCs) instead of the

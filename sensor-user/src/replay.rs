@@ -1,13 +1,20 @@
 //! `dcwatch-sensor replay`: frames from a capture file through the same pipeline as live frames.
 
-use std::{collections::HashMap, io::Write, path::PathBuf};
-
-use dcwatch_proto::v1::Alert;
+use std::{
+    collections::HashMap,
+    io::{self, Write},
+    path::PathBuf,
+};
 
 use dcwatch_entity::Directory;
+use dcwatch_proto::{
+    cef::{self, CefContext},
+    v1::Alert,
+};
 
 use crate::{
     capture_file::{CaptureFile, CaptureFileError},
+    cli::AlertFormat,
     config::Config,
     frame::Frame,
     pipeline::{Output, Pipeline},
@@ -20,7 +27,7 @@ pub enum ReplayError {
     #[error(transparent)]
     File(#[from] CaptureFileError),
     #[error("writing output: {0}")]
-    Output(#[from] std::io::Error),
+    Output(#[from] io::Error),
 }
 
 /// What a replay counted: frames, and every counter of the pipeline for the stats file.
@@ -64,18 +71,37 @@ pub fn replay<W: Write>(
         frames: *pipeline.counters(),
         activities: pipeline.dissector().counters().activities,
         stats: pipeline.stats(),
-        alerts: pipeline.engine().map(sorted_alerts).unwrap_or_default(),
+        alerts: pipeline
+            .take_engine()
+            .map(sorted_alerts)
+            .unwrap_or_default(),
     };
     (summary, result.and(finished))
 }
 
-fn sorted_alerts(engine: &dcwatch_detect::Engine) -> Vec<Alert> {
-    let mut alerts: Vec<Alert> = engine.alerts().cloned().collect();
+fn sorted_alerts(engine: dcwatch_detect::Engine) -> Vec<Alert> {
+    let mut alerts = engine.into_alerts();
     let start = |alert: &Alert| alert.start.map(|start| (start.seconds, start.nanos));
     alerts.sort_by(|a, b| {
         (start(a), &a.r#type, &a.primary_key).cmp(&(start(b), &b.r#type, &b.primary_key))
     });
     alerts
+}
+
+/// Writes `alerts` one per line in `format`: JSON as `dcwatch-backend alerts --json` prints
+/// them, CEF as the backend's syslog output sends them (no console address: a replay has none).
+pub fn write_alerts(alerts: &[Alert], format: AlertFormat, out: &mut impl Write) -> io::Result<()> {
+    let context = CefContext {
+        version: env!("CARGO_PKG_VERSION"),
+        console_url: "",
+    };
+    for alert in alerts {
+        match format {
+            AlertFormat::Json => dcwatch_proto::json::write_alert_line(alert, out)?,
+            AlertFormat::Cef => writeln!(out, "{}", cef::alert_line(alert, &context))?,
+        }
+    }
+    out.flush()
 }
 
 fn replay_into<W: Write>(
