@@ -12,7 +12,7 @@ use crate::{
     config::{Config, Exclusions},
     detectors::{self, Context, Detector},
     finding::Finding,
-    knowledge::Knowledge,
+    knowledge::{Knowledge, short_name},
     observed::Observed,
     time::{DAY, Millis},
 };
@@ -154,16 +154,10 @@ fn excludes(exclusions: &Exclusions, entities: &[AlertEntity]) -> bool {
         }),
         Role::SourceComputer => {
             let named = !entity.name.is_empty()
-                && exclusions.computers.iter().any(|computer| {
-                    let short = |name: &str| {
-                        name.split('.')
-                            .next()
-                            .unwrap_or(name)
-                            .trim_end_matches('$')
-                            .to_lowercase()
-                    };
-                    short(computer) == short(&entity.name)
-                });
+                && exclusions
+                    .computers
+                    .iter()
+                    .any(|computer| short_name(computer) == short_name(&entity.name));
             let in_subnet = entity.address.parse().is_ok_and(|address| {
                 exclusions
                     .subnets

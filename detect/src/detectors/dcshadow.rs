@@ -15,11 +15,14 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    target::{clip, destination_name, source_name, with_account},
+    target::{clip, with_account},
 };
 use crate::{
     catalogue::{DCSHADOW_PROMOTION, DCSHADOW_REPLICATION, Kind},
-    finding::{Finding, destination, destination_text, source_key, source_text},
+    finding::{
+        Finding, destination, destination_name, destination_text, source_key, source_name,
+        source_text,
+    },
     knowledge::Source,
     observed::Observed,
 };
