@@ -121,6 +121,10 @@ impl BackendProcess {
         self.child.wait()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no goodbye to open streams.
     pub fn kill(mut self) {
         self.reap();
