@@ -49,7 +49,7 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(serve::serve(&config, serve::shutdown_signal()))?;
+    runtime.block_on(async { serve::serve(&config, serve::shutdown_signal()).await })?;
     Ok(())
 }
 
