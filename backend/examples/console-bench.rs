@@ -195,6 +195,7 @@ async fn main() {
             dir.path(),
             &ConsoleConfig::default(),
             "https://bench".into(),
+            Arc::default(),
         )
         .unwrap(),
     );

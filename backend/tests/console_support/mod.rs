@@ -219,6 +219,7 @@ pub fn console(dir: &Path) -> Arc<Console> {
             dir,
             &ConsoleConfig::default(),
             "https://console.test".to_owned(),
+            Arc::default(),
         )
         .expect("console"),
     )
