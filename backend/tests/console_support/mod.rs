@@ -163,7 +163,7 @@ pub fn seed(dir: &Path) -> Seeded {
     store.store_health("vm", &event).expect("health");
     drop(store);
 
-    let data = Data::open(dir).expect("console data");
+    let data = Data::open(dir, Arc::default()).expect("console data");
     let mut engine = dcwatch_detect::Engine::new(
         dcwatch_detect::Config::test_mode(),
         Arc::new(dcwatch_entity::Directory::default()),
