@@ -1047,30 +1047,9 @@ async fn entity_sensor_health_and_search_pages() {
 /// transitive groups; a newer directory shows without a restart.
 #[tokio::test]
 async fn entity_pages_show_the_stored_directory() {
-    use dcwatch_backend::{detection::DirectorySource, directory, store::Store};
     let dir = tempfile::tempdir().expect("temporary directory");
     seed(dir.path());
-    let snapshot =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/directory/adlab.jsonl");
-    let (domains, objects) = dcwatch_entity::snapshot::read(std::io::BufReader::new(
-        std::fs::File::open(snapshot).expect("the lab's snapshot"),
-    ))
-    .expect("a snapshot");
-    let mut store = Store::open(dir.path()).expect("store");
-    directory::import(&mut store, &domains, &objects).expect("import");
-    let source = Arc::new(DirectorySource::default());
-    source.replace(Arc::new(
-        directory::load(&store, &dcwatch_entity::TagConfig::default(), 0).expect("load"),
-    ));
-    let console = Arc::new(
-        Console::open(
-            dir.path(),
-            &console::ConsoleConfig::default(),
-            "https://console.test".to_owned(),
-            Arc::clone(&source),
-        )
-        .expect("console"),
-    );
+    let (console, source) = console_support::console_with_directory(dir.path());
     let router = console::router(console);
     let session = login(&router, "viewer").await;
     let get = |uri: &'static str| {
