@@ -439,7 +439,7 @@ mod tests {
             .expect("stored");
         let first = [without_guid("alice"), without_guid("bob")];
         assert_eq!(
-            import(&mut store, &[domain.clone()], &first).expect("import"),
+            import(&mut store, std::slice::from_ref(&domain), &first).expect("import"),
             2
         );
         let directory = load(&store, &TagConfig::default(), 0).expect("load");
