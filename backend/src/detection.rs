@@ -46,8 +46,10 @@ const REOPEN_WINDOW_NS: i64 = 24 * 3600 * 1_000_000_000;
 /// cursor is in the store: the rest is judged at the next start).
 const FINAL_DRAIN: Duration = Duration::from_secs(5);
 
-/// Where the engine's view of the directory comes from: the one seam the directory sync plugs
-/// into. Until there is a directory store, it is empty and the engine learns from the traffic.
+/// The directory the store holds, as last loaded (serve reloads it when the synced directory
+/// changes): detection judges with it, ingest enriches activities from it, the console shows
+/// it. Empty until a sensor synced one (or one was imported): the engine learns from the
+/// traffic then.
 #[derive(Debug, Default)]
 pub struct DirectorySource {
     current: Mutex<Arc<Directory>>,

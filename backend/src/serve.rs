@@ -173,6 +173,7 @@ pub async fn serve(
         config,
         &identity.cert_pem,
         &identity.key_pem,
+        Arc::clone(&directory),
         stopping.clone(),
     )
     .await?;
@@ -182,7 +183,8 @@ pub async fn serve(
         config.limits,
         stopping.clone(),
     )
-    .with_alerts(Arc::clone(&outputs), detection.waker());
+    .with_alerts(Arc::clone(&outputs), detection.waker())
+    .with_directory(Arc::clone(&directory));
     let message_limit = config
         .limits
         .max_batch_bytes

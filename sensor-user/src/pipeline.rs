@@ -6,9 +6,12 @@ use std::{
     io::{self, Write},
 };
 
-use dcwatch_entity::{Directory, enrich, nnr::Resolver};
-use dcwatch_proto::v1::Activity;
-use log::debug;
+use dcwatch_entity::{
+    Directory, enrich,
+    nnr::{CertaintyAlarm, Resolver},
+};
+use dcwatch_proto::v1::{Activity, health_event::Severity};
+use log::{debug, info, warn};
 
 use crate::{
     activity::write_json_line,
@@ -219,6 +222,9 @@ impl<W: Write> Pipeline<W> {
         for mut activity in self.activities.drain(..) {
             activity.sensor_id.clone_from(&self.sensor_id);
             self.resolver.process(&mut activity);
+            if let Some(alarm) = self.resolver.take_alarm() {
+                report_certainty(self.sink.as_ref(), alarm);
+            }
             if let Some(directory) = &self.directory {
                 enrich::activity(directory, &mut activity);
             }
@@ -293,6 +299,25 @@ fn write_packet_line<W: Write>(
         captured_len: frame.data.len(),
         fragment: packet.fragment,
     })
+}
+
+/// Says in the log, and to the backend as a health event, that sources are (no longer) mostly
+/// named with too little certainty.
+fn report_certainty(sink: Option<&ActivitySink>, alarm: CertaintyAlarm) {
+    let message = alarm.message();
+    let severity = match alarm {
+        CertaintyAlarm::Low { .. } => {
+            warn!("{message}");
+            Severity::Warning
+        }
+        CertaintyAlarm::Recovered { .. } => {
+            info!("{message}");
+            Severity::Info
+        }
+    };
+    if let Some(sink) = sink {
+        sink.shared().health(severity, alarm.kind(), message);
+    }
 }
 
 #[cfg(test)]

@@ -493,7 +493,7 @@ fn entity_body(entity: &EntityPage, query: &EntityQuery) -> Markup {
                     ul #groups-transitive { @for group in &directory.groups_transitive { li { (group) } } }
                 }
             }
-            None => { p { "No directory data for it (no directory snapshot is loaded, or it is not in it)." } }
+            None => { p { "The stored directory does not know it (no sensor synced its domain, none was imported, or it is not in it)." } }
         }
         @if !entity.alert_tags.is_empty() {
             h2 { "Tags seen in alerts" }
