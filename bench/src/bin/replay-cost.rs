@@ -11,7 +11,9 @@
 //!   the sensor reports: Kerberos, NTLM, LDAP, DNS, SMB, DCE-RPC, NetBIOS, RDP, RADIUS);
 //! - `tcpdump -nn -r FILE`: a floor that decodes and prints headers only;
 //! - `dcwatch-sensor replay FILE --output json --directory adlab.jsonl`: the same with every
-//!   activity enriched from the lab's directory snapshot (testdata/directory).
+//!   activity enriched from the lab's directory snapshot (testdata/directory);
+//! - `dcwatch-sensor replay FILE --output json --config F`, F turning `dissect.rpc_by_content`
+//!   off: the baseline of DCE-RPC found by its content (issue #11 allows it 5% more CPU).
 //!
 //! Then, in this process, the cost per activity of name resolution and enrichment beside the
 //! cost of producing the activity: `IN_PROCESS_COPIES` copies of the corpus are decoded and
@@ -168,6 +170,13 @@ fn main() -> anyhow::Result<()> {
         vec!["--directory".into(), directory.display().to_string()],
     ]
     .concat();
+    let no_rpc_by_content = workdir.join("no-rpc-by-content.toml");
+    std::fs::write(&no_rpc_by_content, "[dissect]\nrpc_by_content = false\n")?;
+    let without_rpc_by_content = [
+        dcwatch.clone(),
+        vec!["--config".into(), no_rpc_by_content.display().to_string()],
+    ]
+    .concat();
     let tools: Vec<(&str, Vec<String>)> = vec![
         ("dcwatch", dcwatch),
         ("tshark", [vec!["tshark".to_owned()], fields].concat()),
@@ -181,6 +190,7 @@ fn main() -> anyhow::Result<()> {
             ],
         ),
         ("dcwatch+dir", with_directory),
+        ("dcwatch-rpc", without_rpc_by_content),
     ];
     let by_protocol = count_by_protocol(&tools[0].1)?;
     let activities: u64 = by_protocol.iter().map(|(_, count)| count).sum();
@@ -225,6 +235,12 @@ fn main() -> anyhow::Result<()> {
         "(medians of {TRIALS} runs, each pinned to CPU {CPU}; {activities} activities per dcwatch \
          run; CPU s = user + system; {} tshark fields)",
         TSHARK_FIELDS.len()
+    );
+    println!(
+        "DCE-RPC found by content: {:.3} s on, {:.3} s off (dcwatch-rpc): {:.3}x",
+        medians[0].0,
+        medians[4].0,
+        medians[0].0 / medians[4].0
     );
     // One run's CPU time spread over its activities: what each protocol's share of the corpus
     // makes of the whole run's rate, not a per-protocol measurement.
