@@ -12,11 +12,12 @@ use std::{
 use sensor_common::{DEFAULT_SNAP_LEN, MAX_SNAP_LEN};
 use serde::Deserialize;
 
-use crate::{
+use dcwatch_pipeline::{
     dissect::{DissectLimits, radius::RadiusSecrets},
     flow::{FlowLimits, FragmentLimits},
     services::{Transport, default_ports},
 };
+
 
 /// What the XDP program does with a frame once it has looked at it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]

@@ -7,10 +7,11 @@ use log::{info, warn};
 use sensor_common::Counter;
 use tokio::sync::mpsc;
 
+use dcwatch_pipeline::decode::LinkType;
+
 use crate::{
     capture::{Capture, CaptureError, DynamicPorts, FrameReader, KernelCounters},
     config::Config,
-    decode::LinkType,
     epm_query::{self, DcAnswer, QueryCounters},
     pipeline::{Output, Pipeline},
     stats::{self, UserCounters},
@@ -229,7 +230,7 @@ fn attach(config: &Config) -> Result<Capture, LiveError> {
 /// Reads the ring buffer when there is one; without, never resolves.
 async fn read_frames(
     reader: Option<&mut FrameReader>,
-    handle: impl FnMut(Result<crate::frame::Frame<'_>, crate::capture::InvalidRecord>),
+    handle: impl FnMut(Result<dcwatch_pipeline::frame::Frame<'_>, crate::capture::InvalidRecord>),
 ) -> Result<u64, CaptureError> {
     match reader {
         Some(reader) => reader.read(handle).await,
@@ -398,7 +399,7 @@ fn unwatch_expired_ports(capture: &mut Capture, dynamic_ports: &mut DynamicPorts
 /// Hands one ring record to the pipeline; after an output error, frames are still counted.
 fn feed<W: Write>(
     pipeline: &mut Pipeline<W>,
-    record: Result<crate::frame::Frame<'_>, crate::capture::InvalidRecord>,
+    record: Result<dcwatch_pipeline::frame::Frame<'_>, crate::capture::InvalidRecord>,
     header_ports: &mut Vec<u16>,
     output_error: &mut Option<std::io::Error>,
 ) {

@@ -10,14 +10,17 @@ use dcwatch_entity::{Directory, enrich, nnr::Resolver};
 use dcwatch_proto::v1::Activity;
 use log::debug;
 
-use crate::{
+use dcwatch_pipeline::{
     activity::write_json_line,
-    cli::OutputFormat,
     decode::{LinkType, decode, packet},
     dissect::{DissectLimits, Dissector},
     frame::Frame,
-    output::{JsonLines, PacketLine, rfc3339_micros},
     services::guess_protocol,
+};
+
+use crate::{
+    cli::OutputFormat,
+    output::{JsonLines, PacketLine, rfc3339_micros},
     stats::UserCounters,
     transport::ActivitySink,
 };

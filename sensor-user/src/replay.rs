@@ -6,10 +6,13 @@ use dcwatch_proto::v1::Alert;
 
 use dcwatch_entity::Directory;
 
-use crate::{
+use dcwatch_pipeline::{
     capture_file::{CaptureFile, CaptureFileError},
-    config::Config,
     frame::Frame,
+};
+
+use crate::{
+    config::Config,
     pipeline::{Output, Pipeline},
     stats::UserCounters,
     transport::ActivitySink,

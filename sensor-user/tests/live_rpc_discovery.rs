@@ -15,7 +15,7 @@ use dcwatch_tests::{
     sensor_process::{RunDir, SensorProcess},
     stats_file,
 };
-use sensor_user::capture_file::CaptureFile;
+use dcwatch_pipeline::capture_file::CaptureFile;
 
 const SENSOR: &str = env!("CARGO_BIN_EXE_dcwatch-sensor");
 

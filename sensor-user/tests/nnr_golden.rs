@@ -13,11 +13,13 @@ use std::{
 };
 
 use dcwatch_tests::corpus;
-use sensor_user::{
+use dcwatch_pipeline::{
     capture_file::CaptureFile,
+    frame::Frame,
+};
+use sensor_user::{
     cli::OutputFormat,
     config::Config,
-    frame::Frame,
     pipeline::{Output, Pipeline},
 };
 use serde_json::Value;

@@ -39,16 +39,14 @@ use dcwatch_proto::{
     v1::{Activity, Batch, Compression, SensorMessage, sensor_message},
 };
 use prost::Message as _;
-use sensor_user::{
+use dcwatch_pipeline::{
     capture_file::CaptureFile,
-    config::Config,
     decode::packet,
     dissect::Dissector,
-    transport::{
-        ZSTD_LEVEL,
-        batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
-        spool::{RECORD_ALIGN, RECORD_HEADER_LEN},
-    },
+};
+use sensor_user::{
+    config::Config,
+    transport::{ZSTD_LEVEL, batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES}, spool::{RECORD_ALIGN, RECORD_HEADER_LEN},},
 };
 
 /// Copies of the corpus in the input.

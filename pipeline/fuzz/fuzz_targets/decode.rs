@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sensor_user::decode::{LinkType, TransportPacket, decode, packet, transport};
+use dcwatch_pipeline::decode::{LinkType, TransportPacket, decode, packet, transport};
 
 const LINKS: [LinkType; 5] = [
     LinkType::Ethernet,
