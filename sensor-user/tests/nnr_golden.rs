@@ -12,11 +12,8 @@ use std::{
     path::Path,
 };
 
+use dcwatch_pipeline::{capture_file::CaptureFile, frame::Frame};
 use dcwatch_tests::corpus;
-use dcwatch_pipeline::{
-    capture_file::CaptureFile,
-    frame::Frame,
-};
 use sensor_user::{
     cli::OutputFormat,
     config::Config,

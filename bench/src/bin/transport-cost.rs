@@ -34,19 +34,19 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use bench::{build_repeated_corpus, measure, median};
+use dcwatch_pipeline::{capture_file::CaptureFile, decode::packet, dissect::Dissector};
 use dcwatch_proto::{
     json::write_json_line,
     v1::{Activity, Batch, Compression, SensorMessage, sensor_message},
 };
 use prost::Message as _;
-use dcwatch_pipeline::{
-    capture_file::CaptureFile,
-    decode::packet,
-    dissect::Dissector,
-};
 use sensor_user::{
     config::Config,
-    transport::{ZSTD_LEVEL, batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES}, spool::{RECORD_ALIGN, RECORD_HEADER_LEN},},
+    transport::{
+        ZSTD_LEVEL,
+        batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
+        spool::{RECORD_ALIGN, RECORD_HEADER_LEN},
+    },
 };
 
 /// Copies of the corpus in the input.
