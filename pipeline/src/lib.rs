@@ -5,8 +5,10 @@
 pub mod activity;
 pub mod capture_file;
 pub mod community_id;
+pub mod decap;
 pub mod decode;
 pub mod dissect;
 pub mod flow;
 pub mod frame;
 pub mod services;
+pub mod workers;

@@ -36,6 +36,8 @@ pub enum LiveError {
     Syslog(#[from] SyslogError),
     #[error("writing output: {0}")]
     Output(std::io::Error),
+    #[error("starting the pipeline's worker threads: {0}")]
+    Workers(std::io::Error),
 }
 
 /// The counters at the end of a run.
@@ -81,7 +83,10 @@ pub async fn run<W: Write>(
         Some(capture) => Some(FrameReader::new(capture.take_frames()?)?),
         None => None,
     };
-    let mut pipeline = Pipeline::new(output, names, config.dissect_limits(), config.sensor.id())
+    let limits = config.dissect_limits();
+    let mut pipeline = Pipeline::new(output, names, limits.clone(), config.sensor.id())
+        .with_workers(config.capture.workers(), &limits)
+        .map_err(LiveError::Workers)?
         .with_sink(sink)
         .with_resolver(config.resolver());
     let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
@@ -182,7 +187,7 @@ pub async fn run<W: Write>(
             None => KernelCounters::default(),
         },
         user: *pipeline.counters(),
-        activities: pipeline.dissector().counters().activities,
+        activities: pipeline.activities(),
         syslog_events,
     };
     report(
