@@ -7,6 +7,8 @@
 //! results come back in the order the frames went out: the merge takes them in dispatch order,
 //! so every flow's activities keep their order, and the whole stream is the one a single worker
 //! would give, but for idle flows closed by a tick or at the end (those come worker by worker).
+//! The dispatcher keeps the capture-time clock a single dissector keeps, and tells every worker
+//! when to look for idle flows, so flows time out at the same frame whichever worker holds them.
 
 use std::{
     collections::VecDeque,
@@ -20,7 +22,7 @@ use sensor_common::flow_affinity;
 
 use crate::{
     decode::{LinkType, packet},
-    dissect::{DissectLimits, Dissector},
+    dissect::{DissectLimits, Dissector, EXPIRY_INTERVAL_NS},
 };
 
 /// Frames per batch: enough to make a queue operation cheap beside the frames' own work.
@@ -90,6 +92,9 @@ pub struct Workers {
     /// Each worker's counters, as of its last tick.
     counters: Vec<Vec<(String, u64)>>,
     learned: Vec<(SocketAddr, u64)>,
+    /// When, in capture time, every worker next looks for idle flows: the clock a single
+    /// dissector would keep, so flows time out at the same frame whichever worker holds them.
+    next_expiry_ns: u64,
 }
 
 impl Workers {
@@ -105,6 +110,7 @@ impl Workers {
             pending: vec![VecDeque::new(); count],
             counters: vec![Vec::new(); count],
             learned: Vec::new(),
+            next_expiry_ns: 0,
         };
         for index in 0..count {
             let (input, inputs) = mpsc::sync_channel(QUEUED_BATCHES);
@@ -135,6 +141,11 @@ impl Workers {
         (src, dst): (IpAddr, IpAddr),
         out: &mut Vec<Activity>,
     ) -> Result<(), WorkerGone> {
+        if time_ns >= self.next_expiry_ns {
+            // What a single dissector does before this frame: every worker does it, in order.
+            self.next_expiry_ns = time_ns.saturating_add(EXPIRY_INTERVAL_NS);
+            self.broadcast(Input::Tick, time_ns)?;
+        }
         let index = worker_of(src, dst, self.count());
         let batch = &mut self.filling[index];
         batch.bytes.extend_from_slice(data);
@@ -149,6 +160,9 @@ impl Workers {
     /// Lets time pass: sends every waiting frame, closes idle flows everywhere, and appends
     /// every result up to now to `out`.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Activity>) -> Result<(), WorkerGone> {
+        if now_ns >= self.next_expiry_ns {
+            self.next_expiry_ns = now_ns.saturating_add(EXPIRY_INTERVAL_NS);
+        }
         self.everyone(Input::Tick, now_ns, out)
     }
 
@@ -183,12 +197,20 @@ impl Workers {
         sum
     }
 
+    /// Sends `input` to every worker after what it was handed before, and waits for all of it.
     fn everyone(
         &mut self,
         input: fn(u64) -> Input,
         now_ns: u64,
         out: &mut Vec<Activity>,
     ) -> Result<(), WorkerGone> {
+        self.broadcast(input, now_ns)?;
+        self.merge(out, true)
+    }
+
+    /// Sends `input` to every worker after what it was handed before; its results are merged
+    /// worker by worker at this point of the order.
+    fn broadcast(&mut self, input: fn(u64) -> Input, now_ns: u64) -> Result<(), WorkerGone> {
         for index in 0..self.count() {
             self.send(index)?;
             self.inputs[index]
@@ -196,7 +218,7 @@ impl Workers {
                 .map_err(|_| WorkerGone)?;
         }
         self.order.push_back(Slot::Every);
-        self.merge(out, true)
+        Ok(())
     }
 
     fn send(&mut self, index: usize) -> Result<(), WorkerGone> {

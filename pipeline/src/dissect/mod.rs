@@ -162,7 +162,7 @@ impl DissectLimits {
 }
 
 /// How often, in capture time, idle flows and stale fragments are looked for.
-const EXPIRY_INTERVAL_NS: u64 = 1_000_000_000;
+pub const EXPIRY_INTERVAL_NS: u64 = 1_000_000_000;
 
 pub struct Dissector {
     flows: FlowTable<Session>,
