@@ -11,8 +11,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::{Ebpf, programs::Xdp};
+use dcwatch_pipeline::{capture_file::CaptureFile, decode::LinkType};
 use dcwatch_tests::corpus;
-use sensor_user::{capture_file::CaptureFile, decode::LinkType};
 
 /// The reference programs (`bench_pass`, `bench_drop`, `bench_tx`), loaded.
 pub fn load_reference_programs() -> anyhow::Result<Ebpf> {

@@ -146,6 +146,10 @@ pub struct CommonArgs {
     /// Where batches wait until the backend acknowledges them (backend.spool_dir).
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
+    /// Threads that decode and dissect, flows shared out by their two addresses
+    /// (capture.workers; default: the CPUs less one, at least one).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u16>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -188,6 +192,9 @@ impl CommonArgs {
         }
         if let Some(dir) = &self.spool_dir {
             backend.spool_dir.clone_from(dir);
+        }
+        if let Some(workers) = self.workers {
+            config.capture.workers = Some(workers);
         }
         config
             .validate()
@@ -257,6 +264,8 @@ mod tests {
             "/tmp/ca.pem",
             "--spool-dir",
             "/tmp/spool",
+            "--workers",
+            "3",
         ])
         .expect("valid command line");
         let Command::Run(args) = cli.command else {
@@ -276,5 +285,6 @@ mod tests {
         assert_eq!(config.backend.token, "T");
         assert_eq!(config.backend.ca, Some(PathBuf::from("/tmp/ca.pem")));
         assert_eq!(config.backend.spool_dir, PathBuf::from("/tmp/spool"));
+        assert_eq!(config.capture.workers(), 3);
     }
 }

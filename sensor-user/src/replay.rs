@@ -12,11 +12,14 @@ use dcwatch_proto::{
     v1::Alert,
 };
 
-use crate::{
+use dcwatch_pipeline::{
     capture_file::{CaptureFile, CaptureFileError},
+    frame::Frame,
+};
+
+use crate::{
     cli::AlertFormat,
     config::Config,
-    frame::Frame,
     pipeline::{Output, Pipeline},
     stats::UserCounters,
     transport::ActivitySink,
@@ -31,7 +34,7 @@ pub enum ReplayError {
 }
 
 /// What a replay counted: frames, and every counter of the pipeline for the stats file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ReplaySummary {
     pub frames: UserCounters,
     pub activities: u64,
@@ -53,23 +56,26 @@ pub fn replay<W: Write>(
     config: &Config,
     directory: Option<Directory>,
 ) -> (ReplaySummary, Result<(), ReplayError>) {
-    let mut pipeline = Pipeline::new(
-        output,
-        HashMap::new(),
-        config.dissect_limits(),
-        config.sensor.id(),
-    )
-    .with_sink(sink)
-    .with_engine(engine)
-    .with_resolver(config.resolver())
-    .with_directory(directory);
+    let limits = config.dissect_limits();
+    let pipeline = Pipeline::new(output, HashMap::new(), limits.clone(), config.sensor.id())
+        .with_workers(config.capture.workers(), &limits);
+    let pipeline = match pipeline {
+        Ok(pipeline) => pipeline,
+        Err(error) => return (ReplaySummary::default(), Err(error.into())),
+    };
+    let mut pipeline = pipeline
+        .with_sink(sink)
+        .with_engine(engine)
+        .with_resolver(config.resolver())
+        .with_decap(config.capture.decap())
+        .with_directory(directory);
     let result = paths
         .iter()
         .try_for_each(|path| replay_into(path, &mut pipeline));
     let finished = pipeline.finish().map_err(ReplayError::from);
     let summary = ReplaySummary {
         frames: *pipeline.counters(),
-        activities: pipeline.dissector().counters().activities,
+        activities: pipeline.activities(),
         stats: pipeline.stats(),
         alerts: pipeline
             .take_engine()

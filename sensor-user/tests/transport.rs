@@ -699,9 +699,10 @@ fn live_run_streams_what_it_prints() {
     );
     let process =
         SensorProcess::start(&capture_ns, Path::new(SENSOR), &args, 1).expect("the sensor starts");
-    let mut file =
-        sensor_user::capture_file::CaptureFile::open(&corpus::dir().join("adlab/kerberos.pcap"))
-            .expect("capture");
+    let mut file = dcwatch_pipeline::capture_file::CaptureFile::open(
+        &corpus::dir().join("adlab/kerberos.pcap"),
+    )
+    .expect("capture");
     let mut frames = Vec::new();
     while let Some(frame) = file.next_frame().expect("a frame") {
         frames.push(frame.data.to_vec());

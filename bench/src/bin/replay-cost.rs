@@ -32,8 +32,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use bench::{build_repeated_corpus, measure, median, pin_to_cpu};
 use dcwatch_entity::{Directory, TagConfig, enrich, snapshot};
+use dcwatch_pipeline::{capture_file::CaptureFile, decode::packet, dissect::Dissector};
 use dcwatch_proto::v1::Activity;
-use sensor_user::{capture_file::CaptureFile, config::Config, decode::packet, dissect::Dissector};
+use sensor_user::config::Config;
 
 /// Copies of the corpus in the input.
 const COPIES: u16 = 100;
@@ -163,6 +164,9 @@ fn main() -> anyhow::Result<()> {
         "replay".into(),
         "--output".into(),
         "json".into(),
+        // One thread, as every other tool here; workers-cost measures more.
+        "--workers".into(),
+        "1".into(),
         input.display().to_string(),
     ];
     let with_directory = [

@@ -31,6 +31,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use bench::{build_repeated_corpus, count_lines, measure, median, process_cpu};
+use dcwatch_pipeline::{capture_file::CaptureFile, decode::packet, dissect::Dissector};
 use dcwatch_proto::{
     json::write_json_line,
     v1::{Activity, Batch, Compression, SensorMessage, sensor_message},
@@ -38,10 +39,7 @@ use dcwatch_proto::{
 use dcwatch_tests::backend_process::BackendProcess;
 use prost::Message as _;
 use sensor_user::{
-    capture_file::CaptureFile,
     config::Config,
-    decode::packet,
-    dissect::Dissector,
     transport::{
         ZSTD_LEVEL,
         batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
