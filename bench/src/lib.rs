@@ -230,8 +230,10 @@ pub fn process_cpu(pid: u32) -> anyhow::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / hz.max(1.0))
 }
 
-/// Lines `command` prints, read as they come; fails unless it exits with success.
-pub fn count_lines(command: &[String]) -> anyhow::Result<u64> {
+/// Hands each line `command` prints to `line` as it comes (holding them would swell this
+/// process's resident memory, which every tool forked from it afterwards starts its own
+/// `ru_maxrss` with); fails unless the command exits with success.
+pub fn each_line(command: &[String], mut line: impl FnMut(&[u8])) -> anyhow::Result<()> {
     let mut child = Command::new(&command[0])
         .args(&command[1..])
         .stdout(Stdio::piped())
@@ -239,14 +241,19 @@ pub fn count_lines(command: &[String]) -> anyhow::Result<u64> {
         .spawn()
         .with_context(|| format!("running {}", command[0]))?;
     let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = 0;
-    for line in BufReader::new(stdout).split(b'\n') {
-        line?;
-        lines += 1;
+    for read in BufReader::new(stdout).split(b'\n') {
+        line(&read?);
     }
     if !child.wait()?.success() {
         bail!("{} failed", command[0]);
     }
+    Ok(())
+}
+
+/// Lines `command` prints; fails unless it exits with success.
+pub fn count_lines(command: &[String]) -> anyhow::Result<u64> {
+    let mut lines = 0;
+    each_line(command, |_| lines += 1)?;
     Ok(lines)
 }
 

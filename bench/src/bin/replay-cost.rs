@@ -25,7 +25,7 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Stdio,
     time::Instant,
 };
 
@@ -361,22 +361,12 @@ fn resolution_cost(input: &Path, directory_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// JSON lines a command prints, counted by their `protocol`, read as they come: holding them
-/// would swell this process's resident memory, which every tool forked from it afterwards starts
-/// its own `ru_maxrss` with. Most frequent first.
+/// JSON lines a command prints, counted by their `protocol`. Most frequent first.
 fn count_by_protocol(command: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
-    let mut child = Command::new(&command[0])
-        .args(&command[1..])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("running {}", command[0]))?;
-    let stdout = child.stdout.take().context("no stdout")?;
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    for line in std::io::BufRead::split(std::io::BufReader::new(stdout), b'\n') {
-        *counts.entry(protocol_of(&line?)).or_default() += 1;
-    }
-    child.wait()?;
+    bench::each_line(command, |line| {
+        *counts.entry(protocol_of(line)).or_default() += 1;
+    })?;
     let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(counts)
