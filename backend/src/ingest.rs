@@ -24,6 +24,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use dcwatch_entity::Directory;
 use dcwatch_proto::v1::{
     Ack, ActivityBatch, BackendMessage, Batch, Compression, Counters as SensorCounters, Hello,
     SensorMessage, Welcome, backend_message, health_event::Severity, ingest_server::Ingest,
@@ -37,7 +38,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     config::Limits,
-    detection::Wake,
+    detection::{DirectorySource, Wake},
     outputs::Outputs,
     store::{Store, StoreError, Stored},
 };
@@ -60,6 +61,8 @@ pub struct Counters {
     pub health_events: AtomicU64,
     pub bytes_received: AtomicU64,
     pub directory_objects_stored: AtomicU64,
+    /// Stored activities whose account the directory knew (SID and tags added on ingest).
+    pub accounts_enriched: AtomicU64,
 }
 
 impl Counters {
@@ -74,6 +77,7 @@ impl Counters {
             ("health_events", &self.health_events),
             ("bytes_received", &self.bytes_received),
             ("directory_objects_stored", &self.directory_objects_stored),
+            ("accounts_enriched", &self.accounts_enriched),
         ]
         .into_iter()
         .map(|(name, counter)| (name, counter.load(Ordering::Relaxed)))
@@ -101,6 +105,9 @@ pub struct IngestService {
     /// for sensors that never hang up.
     stopping: watch::Receiver<bool>,
     alerts: Alerts,
+    /// The stored directory, as last loaded: each activity's account and computers get their
+    /// SIDs and tags from it before they are stored.
+    directory: Arc<DirectorySource>,
 }
 
 /// Where ingest hands on what it stored: health events to the outputs, a nudge to detection.
@@ -128,7 +135,16 @@ impl IngestService {
                 outputs: Arc::new(Outputs::none()),
                 detection: None,
             },
+            directory: Arc::default(),
         }
+    }
+
+    /// Enriches each activity from `directory` (SIDs and tags) before it is stored, as
+    /// `dcwatch-sensor replay --directory` does offline.
+    #[must_use]
+    pub fn with_directory(mut self, directory: Arc<DirectorySource>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// Sends health events to `outputs` and wakes detection after each stored batch.
@@ -242,6 +258,7 @@ impl Ingest for IngestService {
             limits: self.limits,
             stored_through,
             alerts: self.alerts.clone(),
+            directory: Arc::clone(&self.directory),
         };
         let active = Arc::clone(&self.active);
         let stopping = self.stopping.clone();
@@ -333,6 +350,7 @@ struct Session {
     /// are duplicates without touching the store (which checks again, in its transaction).
     stored_through: u64,
     alerts: Alerts,
+    directory: Arc<DirectorySource>,
 }
 
 impl Session {
@@ -453,10 +471,11 @@ impl Session {
         let instance = self.spool_instance.clone();
         let stored = match decode_batch(&batch, &self.limits) {
             Ok(ActivityBatch {
-                activities,
+                mut activities,
                 directory,
             }) => {
                 let count = u64::try_from(activities.len()).unwrap_or(u64::MAX);
+                let enriched = enrich(&self.directory.current(), &mut activities);
                 let objects: usize = directory.iter().map(|delta| delta.objects.len()).sum();
                 let stored = with_store(&self.store, move |store| {
                     store.store_batch_with_directory(
@@ -476,6 +495,7 @@ impl Session {
                 }
                 if stored == Stored::New {
                     add(&self.counters.activities_stored, count);
+                    add(&self.counters.accounts_enriched, enriched);
                     if let Some(detection) = &self.alerts.detection {
                         detection.wake();
                     }
@@ -500,6 +520,19 @@ impl Session {
         self.stored_through = self.stored_through.max(sequence);
         Ok(sequence)
     }
+}
+
+/// Gives each activity's account and computers their SIDs and tags, where the directory knows
+/// them; how many accounts it matched.
+fn enrich(directory: &Directory, activities: &mut [dcwatch_proto::v1::Activity]) -> u64 {
+    if directory.is_empty() {
+        return 0;
+    }
+    let mut matched = 0_usize;
+    for activity in activities {
+        matched += usize::from(dcwatch_entity::enrich::activity(directory, activity).account);
+    }
+    u64::try_from(matched).unwrap_or(u64::MAX)
 }
 
 /// Why a batch was refused.

@@ -173,6 +173,7 @@ pub async fn serve(
         config,
         &identity.cert_pem,
         &identity.key_pem,
+        Arc::clone(&directory),
         stopping.clone(),
     )
     .await?;
@@ -182,7 +183,8 @@ pub async fn serve(
         config.limits,
         stopping.clone(),
     )
-    .with_alerts(Arc::clone(&outputs), detection.waker());
+    .with_alerts(Arc::clone(&outputs), detection.waker())
+    .with_directory(Arc::clone(&directory));
     let message_limit = config
         .limits
         .max_batch_bytes
@@ -388,16 +390,27 @@ pub fn write_stats(path: &Path, counters: &[(&'static str, u64)]) -> io::Result<
     std::fs::rename(&temporary, path)
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM, watched from this call on rather than from the future's
+/// first poll: until a handler is registered a SIGTERM kills the process, and one sent just
+/// after "listening on" must stop it cleanly (stats file, outputs). Call it within the runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        warn!("cannot watch SIGTERM; only SIGINT stops the backend");
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT"),
-        _ = terminate.recv() => info!("SIGTERM"),
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        let Ok(mut terminate) = terminate else {
+            warn!("cannot watch SIGTERM; only SIGINT stops the backend");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        let Ok(mut interrupt) = interrupt else {
+            terminate.recv().await;
+            info!("SIGTERM");
+            return;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT"),
+            _ = terminate.recv() => info!("SIGTERM"),
+        }
     }
 }

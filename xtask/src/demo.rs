@@ -59,13 +59,25 @@ fn watch_the_lab(sensor: &Path) -> anyhow::Result<()> {
     watched.and(down)
 }
 
+/// Where the demo backend's console listens inside the sensor's namespace, and the port on this
+/// host's loopback that leads to it (another when that one is taken).
+const CONSOLE_IN_LAB: &str = "127.0.0.1:8443";
+const CONSOLE_HERE: &str = "127.0.0.1:8443";
+/// The console account the demo makes.
+const ANALYST: &str = "analyst";
+
 fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
-    let backend = e2e::LabBackend::start(sensor)?;
+    let backend = e2e::LabBackend::start_with(
+        sensor,
+        &format!("[console]\nlisten = \"{CONSOLE_IN_LAB}\"\n"),
+    )?;
     println!(
-        "dcwatch-backend is up in the sensor's namespace; the sensor streams every activity to it"
+        "dcwatch-backend is up in the sensor's namespace; the sensor streams every activity to it, \
+         and its detectors judge them"
     );
+    let mut known = BTreeMap::new();
     for scenario in lab::scenario_names()? {
-        let played = e2e::play(sensor, &scenario, &backend)?;
+        let played = e2e::play(sensor, &scenario, &backend, None)?;
         println!(
             "\n== {scenario}: {} activities from {} frames",
             played.activities.len(),
@@ -91,17 +103,25 @@ fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
         {
             println!("   {}", describe(activity));
         }
+        for alert in raised_since(&backend, &mut known)? {
+            println!("   ALERT {}", headline(&alert));
+        }
     }
     println!(
-        "\nThe backend stored {} activities (query them with `dcwatch-backend activities \
-         --data-dir {} --json`).",
+        "\nThe backend stored {} activities and holds these alerts (`dcwatch-backend alerts \
+         --data-dir {}`):\n",
         backend.stored()?.len(),
         backend.data_dir().display()
     );
+    for alert in backend.alerts()? {
+        println!("  {}", headline(&alert));
+    }
+    show_the_console(&backend)?;
     println!(
         "\nThe lab stays up and the sensor keeps watching its mirror, one activity per line, \
          streaming to the backend: play with `cargo xtask lab exec client '...'` in another \
-         terminal. Ctrl-C stops the sensor and takes the lab down."
+         terminal, and watch the alerts in the console. Ctrl-C stops the sensor and takes the \
+         lab down."
     );
     // Ctrl-C is for the sensor: this process waits for it, then tears the lab down.
     // SAFETY: SIG_IGN is a valid disposition for SIGINT; no handler of ours is replaced.
@@ -129,6 +149,84 @@ fn play_then_watch(sensor: &Path) -> anyhow::Result<()> {
     println!(
         "\nThe backend stored {} activities in all.",
         backend.stored()?.len()
+    );
+    Ok(())
+}
+
+/// The alerts opened or updated since `known` (id to count), which is brought up to date.
+fn raised_since(
+    backend: &e2e::LabBackend,
+    known: &mut BTreeMap<String, String>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut changed = Vec::new();
+    for alert in backend.settled_alerts()? {
+        let id = alert["id"].as_str().unwrap_or_default().to_owned();
+        let count = alert["count"].to_string();
+        if known.get(&id) != Some(&count) {
+            known.insert(id, count);
+            changed.push(alert);
+        }
+    }
+    Ok(changed)
+}
+
+/// `SEVERITY type: description`.
+fn headline(alert: &serde_json::Value) -> String {
+    let field = |key: &str| alert[key].as_str().unwrap_or_default();
+    format!(
+        "{:<6} {}: {}",
+        field("severity")
+            .trim_start_matches("SEVERITY_")
+            .to_lowercase(),
+        field("type"),
+        field("description")
+    )
+}
+
+/// Makes the analyst's account, its password in a file only root reads, and opens the console
+/// on this host's loopback.
+fn show_the_console(backend: &e2e::LabBackend) -> anyhow::Result<()> {
+    let password_file = backend.data_dir().join("analyst-password");
+    let mut random = [0_u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut random))
+        .context("reading /dev/urandom")?;
+    let password: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&password_file)
+            .with_context(|| format!("making {}", password_file.display()))?;
+        std::io::Write::write_all(&mut file, format!("{password}\n").as_bytes())?;
+    }
+    shell::run(
+        Command::new(backend.bin())
+            .args([
+                "user",
+                "add",
+                ANALYST,
+                "--role",
+                "analyst",
+                "--password-file",
+            ])
+            .arg(&password_file)
+            .arg("--data-dir")
+            .arg(backend.data_dir()),
+    )?;
+    let here = crate::forward::start(
+        CONSOLE_HERE.parse()?,
+        e2e::SENSOR_NAMESPACE,
+        CONSOLE_IN_LAB.parse()?,
+    )?;
+    println!(
+        "\nThe analyst's console: https://localhost:{}/ (user {ANALYST}, password in {}; the \
+         certificate is signed by the backend's CA, {}).",
+        here.port(),
+        password_file.display(),
+        backend.data_dir().join("tls/ca.pem").display()
     );
     Ok(())
 }

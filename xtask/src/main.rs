@@ -8,6 +8,7 @@
 mod bench;
 mod demo;
 mod e2e;
+mod forward;
 mod lab;
 mod setup;
 mod shell;

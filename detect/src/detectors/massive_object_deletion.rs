@@ -35,6 +35,9 @@ pub struct MassiveObjectDeletion {
 #[derive(Debug)]
 struct Deletions {
     window: Window<(String, String)>,
+    /// The accounts in `window` by name (within the domain): an account is deleted once, so its
+    /// deletion arriving again (two forwarders, one event in two layouts) is not another one.
+    deleted: BoundedMap<String, ()>,
     /// The threshold was crossed and the window has not fallen below it since: each further
     /// deletion adds one to the alert.
     raised: bool,
@@ -58,7 +61,14 @@ impl Detector for MassiveObjectDeletion {
         }
         let target = event.target.clone().unwrap_or_default();
         let subject = event.subject.clone().unwrap_or_default();
-        let domain = target.domain.to_lowercase();
+        // A DC logs the deletions of its own domain's accounts: its name gives the domain, where
+        // the target's domain is a NetBIOS name in some layouts and missing in others.
+        let domain = event
+            .computer
+            .split_once('.')
+            .map(|(_, domain)| domain.to_lowercase())
+            .filter(|domain| !domain.is_empty())
+            .unwrap_or_else(|| target.domain.to_lowercase());
         let deleted = if target.domain.is_empty() {
             target.name.clone()
         } else {
@@ -71,8 +81,18 @@ impl Detector for MassiveObjectDeletion {
         };
         let state = self.domains.touch(domain.clone(), seen.time, || Deletions {
             window: Window::new(MAX_DELETIONS),
+            deleted: BoundedMap::new(MAX_DELETIONS),
             raised: false,
         });
+        // A layout without the event's text names no account: each such event counts.
+        if !target.name.is_empty() {
+            state.deleted.expire(seen.time.saturating_sub(SPAN));
+            let name = target.name.to_lowercase();
+            if state.deleted.get(&name).is_some() {
+                return;
+            }
+            state.deleted.touch(name, seen.time, || ());
+        }
         state
             .window
             .push(seen.time, (deleted.clone(), actor.clone()), SPAN);
@@ -160,7 +180,7 @@ impl Detector for MassiveObjectDeletion {
             + self
                 .domains
                 .iter()
-                .map(|(_, state)| state.window.dropped())
+                .map(|(_, state)| state.window.dropped() + state.deleted.evicted())
                 .sum::<u64>()
     }
 }
@@ -223,7 +243,11 @@ mod tests {
         let alerts = run(None, directory, &activities);
         assert_eq!(
             summary(&alerts),
-            [("massive_object_deletion".into(), "domain:lab".into(), 13)]
+            [(
+                "massive_object_deletion".into(),
+                "domain:lab.example".into(),
+                13
+            )]
         );
         assert!(
             alerts[0]
@@ -269,6 +293,36 @@ mod tests {
             alerts[0].relied_on[0].starts_with("no directory"),
             "{:?}",
             alerts[0].relied_on
+        );
+    }
+
+    #[test]
+    fn a_deletion_forwarded_twice_counts_once() {
+        // Below the stand-in threshold in distinct accounts, each event arriving twice (two
+        // forwarders): not a mass deletion.
+        let twice: Vec<_> = (0..WITHOUT_DIRECTORY - 1)
+            .flat_map(|index| {
+                let name = format!("u{index}");
+                [
+                    deleted(index as i64 * MINUTE, 4726, &name),
+                    deleted(index as i64 * MINUTE + 1, 4726, &name.to_uppercase()),
+                ]
+            })
+            .collect();
+        assert!(run(None, Directory::default(), &twice).is_empty());
+        let one_more = deleted(DAY / 2, 4726, "the-last");
+        let alerts = run(
+            None,
+            Directory::default(),
+            &[twice, vec![one_more]].concat(),
+        );
+        assert_eq!(alerts.len(), 1);
+        assert!(
+            alerts[0]
+                .description
+                .contains(&format!("deleted {WITHOUT_DIRECTORY} accounts")),
+            "{}",
+            alerts[0].description
         );
     }
 }

@@ -282,15 +282,20 @@ fn engine(config: Config) -> Engine {
     Engine::new(config, Arc::new(Directory::default()))
 }
 
+/// The alerts the activities raised or changed, in the order of their last change, as they
+/// then stand.
 fn feed(engine: &mut Engine, activities: &[Activity]) -> Vec<Alert> {
-    let mut raised: Vec<Alert> = Vec::new();
+    let mut raised: Vec<String> = Vec::new();
     for activity in activities {
         for made in engine.observe(activity, "") {
-            raised.retain(|alert| alert.id != made.alert.id);
-            raised.push(made.alert);
+            raised.retain(|id| *id != made.id);
+            raised.push(made.id);
         }
     }
     raised
+        .iter()
+        .filter_map(|id| engine.alert(id).cloned())
+        .collect()
 }
 
 fn types(alerts: &[Alert]) -> Vec<String> {

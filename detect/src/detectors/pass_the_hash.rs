@@ -11,7 +11,8 @@
 
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, ntlm_activity};
 
-use super::{Context, Detector, auth::account_entity};
+use super::{Context, Detector};
+use crate::finding::account_entity;
 use crate::{
     catalogue::PASS_THE_HASH,
     finding::{Finding, account_key, source_text},
@@ -70,10 +71,10 @@ impl Detector for PassTheHash {
         )
         .describe(description)
         .entity(account_entity(
-            context,
             Role::SourceAccount,
             &ntlm.domain,
             &ntlm.user,
+            context.knowledge.directory(),
         ))
         .relied_on(format!(
             "profile: the computers {account} logged on from since {}",

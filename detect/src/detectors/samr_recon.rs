@@ -19,12 +19,14 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    target::{clip, listed, outcome_word, source_name, with_account},
+    target::{clip, listed, outcome_word, with_account},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::SAMR_RECON,
-    finding::{Finding, actor_text, destination, destination_text, source_key, source_text},
+    finding::{
+        Finding, actor_text, destination, destination_text, source_key, source_name, source_text,
+    },
     knowledge::{Knowledge, Source},
     learning::{Behaviour, would_raise},
     observed::Observed,

@@ -10,7 +10,8 @@
 
 use dcwatch_proto::v1::alert_entity::Role;
 
-use super::{Context, Detector, auth::account_entity, target::clip};
+use super::{Context, Detector, target::clip};
+use crate::finding::account_entity;
 use crate::{
     catalogue::SUSPICIOUS_VPN,
     finding::{Finding, account_key},
@@ -58,7 +59,12 @@ impl Detector for SuspiciousVpn {
         )
         .without_source_computer()
         .describe(description)
-        .entity(account_entity(context, Role::SourceAccount, domain, short))
+        .entity(account_entity(
+            Role::SourceAccount,
+            domain,
+            short,
+            context.knowledge.directory(),
+        ))
         .detail("device", clip(device))
         .detail("location", location.clone())
         .detail("nas", clip(&radius.nas_identifier))
