@@ -112,6 +112,13 @@ fn hostile_copy(activities: &[Activity]) -> Vec<Activity> {
             {
                 account.name = HOSTILE.to_owned();
             }
+            // The NTLM message names the account too: a copy that kept it would be the
+            // administrator's own logon from a second computer (a pass-the-hash).
+            if let Some(Body::Ntlm(ntlm)) = &mut activity.body
+                && ntlm.user.eq_ignore_ascii_case("administrator")
+            {
+                ntlm.user = HOSTILE.to_owned();
+            }
             activity
         })
         .collect()
