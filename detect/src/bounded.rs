@@ -2,27 +2,67 @@
 //! constant, and what it had to forget is counted.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    cmp::{Ordering, Reverse},
+    collections::{BinaryHeap, HashMap, VecDeque, hash_map},
     hash::Hash,
 };
 
 use crate::time::Millis;
 
+/// When a touch happened: (activity time, touch sequence); the sequence orders touches of the
+/// same millisecond.
+type Touched = (Millis, u64);
+
 /// A map that forgets its least recently touched entry when full.
+///
+/// A touch of an existing entry is one hash lookup: the eviction order is a min-heap of
+/// (touched, key) records updated lazily. Each entry has exactly one record, never later than
+/// its last touch; a record popped that is older than its entry's last touch is pushed back at
+/// that touch (the key moves, nothing is copied), so the record popped that matches its
+/// entry is the least recently touched entry, as a fully ordered map would give it. Records of
+/// removed entries are dropped when they surface, and the heap is rebuilt when they pile up.
 #[derive(Debug)]
 pub struct BoundedMap<K, V> {
     capacity: usize,
     entries: HashMap<K, Entry<V>>,
-    /// (last touched, insertion sequence) → key: the eviction order.
-    order: BTreeMap<(Millis, u64), K>,
+    order: BinaryHeap<Reverse<Record<K>>>,
     sequence: u64,
     evicted: u64,
+}
+
+/// A key at a touch, ordered by the touch alone (the sequence makes touches unique).
+#[derive(Debug)]
+struct Record<K> {
+    touched: Touched,
+    key: K,
+}
+
+impl<K> PartialEq for Record<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.touched == other.touched
+    }
+}
+
+impl<K> Eq for Record<K> {}
+
+impl<K> PartialOrd for Record<K> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<K> Ord for Record<K> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.touched.cmp(&other.touched)
+    }
 }
 
 #[derive(Debug)]
 struct Entry<V> {
     value: V,
-    touched: (Millis, u64),
+    touched: Touched,
+    /// The touch its record in `order` carries.
+    recorded: Touched,
 }
 
 impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
@@ -30,7 +70,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         Self {
             capacity: capacity.max(1),
             entries: HashMap::new(),
-            order: BTreeMap::new(),
+            order: BinaryHeap::new(),
             sequence: 0,
             evicted: 0,
         }
@@ -45,47 +85,50 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     pub fn touch(&mut self, key: K, now: Millis, make: impl FnOnce() -> V) -> &mut V {
         self.sequence += 1;
         let sequence = self.sequence;
-        if !self.entries.contains_key(&key) {
-            while self.entries.len() >= self.capacity {
-                let Some((_, oldest)) = self.order.pop_first() else {
-                    break;
-                };
-                self.entries.remove(&oldest);
-                self.evicted += 1;
-            }
-            self.entries.insert(
-                key.clone(),
-                Entry {
-                    value: make(),
-                    touched: (now, sequence),
-                },
-            );
-            self.order.insert((now, sequence), key.clone());
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            self.evict_one();
         }
-        let Some(entry) = self.entries.get_mut(&key) else {
-            unreachable!("inserted above")
-        };
-        let touched = (entry.touched.0.max(now), sequence);
-        self.order.remove(&entry.touched);
-        self.order.insert(touched, key);
-        entry.touched = touched;
-        &mut entry.value
+        match self.entries.entry(key) {
+            hash_map::Entry::Occupied(occupied) => {
+                let entry = occupied.into_mut();
+                entry.touched = (entry.touched.0.max(now), sequence);
+                &mut entry.value
+            }
+            hash_map::Entry::Vacant(vacant) => {
+                let touched = (now, sequence);
+                self.order.push(Reverse(Record {
+                    touched,
+                    key: vacant.key().clone(),
+                }));
+                &mut vacant
+                    .insert(Entry {
+                        value: make(),
+                        touched,
+                        recorded: touched,
+                    })
+                    .value
+            }
+        }
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let entry = self.entries.remove(key)?;
-        self.order.remove(&entry.touched);
+        if self.order.len() > 2 * self.entries.len() + 64 {
+            self.rebuild_order();
+        }
         Some(entry.value)
     }
 
     /// Forgets what was last touched before `before` (expiry, not eviction: not counted).
     pub fn expire(&mut self, before: Millis) {
-        while let Some(entry) = self.order.first_entry() {
-            if entry.key().0 >= before {
-                break;
+        while self
+            .order
+            .peek()
+            .is_some_and(|Reverse(record)| record.touched.0 < before)
+        {
+            if let Some(key) = self.pop_oldest() {
+                self.entries.remove(&key);
             }
-            let key = entry.remove();
-            self.entries.remove(&key);
         }
     }
 
@@ -104,6 +147,50 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries.iter().map(|(key, entry)| (key, &entry.value))
+    }
+
+    fn evict_one(&mut self) {
+        while !self.order.is_empty() {
+            if let Some(key) = self.pop_oldest() {
+                self.entries.remove(&key);
+                self.evicted += 1;
+                return;
+            }
+        }
+    }
+
+    /// Pops the oldest record: its key when it is its entry's last touch; `None` when it was
+    /// stale (pushed back at the entry's last touch) or its entry is gone (dropped).
+    fn pop_oldest(&mut self) -> Option<K> {
+        let Reverse(Record { touched, key }) = self.order.pop()?;
+        let entry = self.entries.get_mut(&key)?;
+        if entry.recorded != touched {
+            return None;
+        }
+        if entry.touched == touched {
+            return Some(key);
+        }
+        entry.recorded = entry.touched;
+        self.order.push(Reverse(Record {
+            touched: entry.touched,
+            key,
+        }));
+        None
+    }
+
+    /// One record per entry, at its last touch.
+    fn rebuild_order(&mut self) {
+        self.order = self
+            .entries
+            .iter_mut()
+            .map(|(key, entry)| {
+                entry.recorded = entry.touched;
+                Reverse(Record {
+                    touched: entry.touched,
+                    key: key.clone(),
+                })
+            })
+            .collect();
     }
 }
 
@@ -190,6 +277,53 @@ mod tests {
         map.touch("late", 100, || ());
         map.expire(300);
         assert!(map.get(&"late").is_some());
+    }
+
+    #[test]
+    fn a_key_removed_and_made_again_is_ordered_by_its_new_touches() {
+        let mut map = BoundedMap::new(2);
+        map.touch("a", 10, || 1);
+        map.touch("b", 20, || 2);
+        assert_eq!(map.remove(&"a"), Some(1));
+        map.touch("a", 30, || 3);
+        // The record of the first "a" (10) is gone with it: "b" is the oldest now.
+        map.touch("c", 40, || 4);
+        assert_eq!((map.get(&"a"), map.get(&"b")), (Some(&3), None));
+        map.expire(35);
+        assert_eq!((map.get(&"a"), map.get(&"c")), (None, Some(&4)));
+        assert_eq!(map.evicted(), 1);
+    }
+
+    #[test]
+    fn eviction_follows_the_last_touches_whatever_the_order_of_making() {
+        let mut map = BoundedMap::new(100);
+        for key in 0..100 {
+            map.touch(key, key, || ());
+        }
+        // Touched again in reverse: 99 is now the least recently touched.
+        for key in (0..100).rev() {
+            map.touch(key, 1_000 + 99 - key, || ());
+        }
+        for (new, gone) in (100..150).zip((50..100).rev()) {
+            map.touch(new, 2_000 + new, || ());
+            assert!(
+                map.get(&gone).is_none(),
+                "{gone} should have gone for {new}"
+            );
+        }
+        assert!((0..50).all(|key| map.get(&key).is_some()));
+        assert_eq!((map.len(), map.evicted()), (100, 50));
+    }
+
+    #[test]
+    fn the_order_of_removed_keys_does_not_pile_up() {
+        let mut map = BoundedMap::new(10);
+        for key in 0..10_000 {
+            map.touch(key, key, || ());
+            map.remove(&key);
+        }
+        assert!(map.is_empty());
+        assert!(map.order.len() <= 64, "{}", map.order.len());
     }
 
     #[test]
