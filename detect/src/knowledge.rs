@@ -318,12 +318,64 @@ impl Knowledge {
                 basis: "the address is unknown".into(),
             };
         };
-        if self.configured_dcs.contains(&address) {
-            return verdict(
-                true,
+        let reason = self.dc_reason(address, computer_name);
+        let yes = reason.yes();
+        let (source, basis) = match reason {
+            DcReason::Configured => (
                 Source::Configuration,
                 format!("configuration: {address} is a domain controller"),
-            );
+            ),
+            DcReason::DirectoryDomain(domain) => (
+                Source::Directory,
+                format!("directory: {address} is a domain controller of {domain}"),
+            ),
+            DcReason::DirectoryComputer { yes: true, name } => (
+                Source::Directory,
+                format!("directory: {name} is a domain controller (userAccountControl)"),
+            ),
+            DcReason::DirectoryComputer { yes: false, name } => (
+                Source::Directory,
+                format!("directory: {name} is not a domain controller"),
+            ),
+            DcReason::NotListed => (
+                Source::Directory,
+                format!(
+                    "{address} is not in the configured or directory list of domain controllers"
+                ),
+            ),
+            DcReason::Served(role) => (
+                Source::Traffic,
+                format!("traffic: {address} {role}, as domain controllers do"),
+            ),
+            DcReason::NeverServed {
+                none_configured: true,
+            } => (
+                Source::Assumed,
+                format!(
+                    "traffic: {address} never answered as a KDC or served LDAP or DRSUAPI (no directory or DC list configured)"
+                ),
+            ),
+            DcReason::NeverServed {
+                none_configured: false,
+            } => (
+                Source::Directory,
+                format!(
+                    "{address} is not a configured or directory domain controller and never answered as one"
+                ),
+            ),
+        };
+        verdict(yes, source, basis)
+    }
+
+    /// Whether `address` is a domain controller, as `domain_controller` says without a computer
+    /// name, without writing out its basis (for what asks on every activity).
+    pub fn is_domain_controller(&self, address: IpAddr) -> bool {
+        self.dc_reason(address, "").yes()
+    }
+
+    fn dc_reason<'a>(&'a self, address: IpAddr, computer_name: &str) -> DcReason<'a> {
+        if self.configured_dcs.contains(&address) {
+            return DcReason::Configured;
         }
         if let Some(domain) = self.directory.domains().iter().find(|domain| {
             domain
@@ -331,26 +383,15 @@ impl Knowledge {
                 .iter()
                 .any(|dc| dc.parse() == Ok(address))
         }) {
-            return verdict(
-                true,
-                Source::Directory,
-                format!(
-                    "directory: {address} is a domain controller of {}",
-                    domain.name
-                ),
-            );
+            return DcReason::DirectoryDomain(&domain.name);
         }
         if !computer_name.is_empty()
             && let Some(computer) = self.directory.by_dns_name(computer_name)
         {
-            let yes = computer.is_domain_controller();
-            let name = &computer.sam_account_name;
-            let basis = if yes {
-                format!("directory: {name} is a domain controller (userAccountControl)")
-            } else {
-                format!("directory: {name} is not a domain controller")
+            return DcReason::DirectoryComputer {
+                yes: computer.is_domain_controller(),
+                name: &computer.sam_account_name,
             };
-            return verdict(yes, Source::Directory, basis);
         }
         // The configuration's or the directory's list is the authority when there is one:
         // a rogue DC (DCShadow) serves DRSUAPI too, so the traffic must not make it one.
@@ -361,47 +402,20 @@ impl Knowledge {
                 .iter()
                 .any(|domain| !domain.dc_addresses.is_empty());
         if listed {
-            return verdict(
-                false,
-                Source::Directory,
-                format!(
-                    "{address} is not in the configured or directory list of domain controllers"
-                ),
-            );
+            return DcReason::NotListed;
         }
         if let Some(roles) = self.servers.get(&address) {
-            let role = if roles.drsuapi {
+            return DcReason::Served(if roles.drsuapi {
                 "served DRSUAPI"
             } else if roles.kdc {
                 "answered as a KDC"
             } else {
                 "served LDAP"
-            };
-            return verdict(
-                true,
-                Source::Traffic,
-                format!("traffic: {address} {role}, as domain controllers do"),
-            );
+            });
         }
-        let none_configured = self.configured_dcs.is_empty() && !self.has_directory();
-        let basis = if none_configured {
-            format!(
-                "traffic: {address} never answered as a KDC or served LDAP or DRSUAPI (no directory or DC list configured)"
-            )
-        } else {
-            format!(
-                "{address} is not a configured or directory domain controller and never answered as one"
-            )
-        };
-        verdict(
-            false,
-            if none_configured {
-                Source::Assumed
-            } else {
-                Source::Directory
-            },
-            basis,
-        )
+        DcReason::NeverServed {
+            none_configured: self.configured_dcs.is_empty() && !self.has_directory(),
+        }
     }
 
     /// Whether `address` may transfer DNS zones: a configured DNS server, or a DC.
@@ -583,6 +597,34 @@ fn flow_key(seen: &Observed<'_>) -> String {
         text(seen.dst),
         seen.dst_port
     )
+}
+
+/// Why an address is or is not a domain controller, before the basis is written out.
+enum DcReason<'a> {
+    Configured,
+    /// A DC address of this directory domain.
+    DirectoryDomain(&'a str),
+    DirectoryComputer {
+        yes: bool,
+        name: &'a str,
+    },
+    /// Not in the configured or directory list, which is the authority.
+    NotListed,
+    /// What it served, as DCs do.
+    Served(&'static str),
+    NeverServed {
+        none_configured: bool,
+    },
+}
+
+impl DcReason<'_> {
+    fn yes(&self) -> bool {
+        match self {
+            Self::Configured | Self::DirectoryDomain(_) | Self::Served(_) => true,
+            Self::DirectoryComputer { yes, .. } => *yes,
+            Self::NotListed | Self::NeverServed { .. } => false,
+        }
+    }
 }
 
 fn verdict(yes: bool, source: Source, basis: String) -> Verdict {

@@ -12,7 +12,10 @@
 //! backend persists what changed (`take_changes`) in its store and hands it back at start
 //! (`load`): profiles are plain bytes to it (`encode`/`decode`, versioned).
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+};
 
 use crate::time::Millis;
 
@@ -51,6 +54,12 @@ impl Subject {
     /// The profile key of `name` (`computer:ws07`).
     pub fn key(self, name: &str) -> String {
         format!("{}:{}", self.prefix(), name.to_lowercase())
+    }
+
+    /// The profile key of the entity at `address`, as `key` gives it for the address's text
+    /// (which has no capitals to fold), in one allocation.
+    pub fn address_key(self, address: IpAddr) -> String {
+        format!("{}:{address}", self.prefix())
     }
 
     pub fn of_key(key: &str) -> Option<Self> {
@@ -210,15 +219,24 @@ impl Changes {
     }
 }
 
+/// A profile and whether it changed since the last `take_changes`.
+#[derive(Debug)]
+struct Slot {
+    profile: Profile,
+    dirty: bool,
+}
+
 #[derive(Debug)]
 pub struct Profiles {
-    profiles: HashMap<String, Profile>,
+    profiles: HashMap<String, Slot>,
     capacity: usize,
     /// When the first activity was seen (MDI's "deployment": LDAP recon waits 10 days from it).
     deployed: Option<Millis>,
     /// The latest activity time seen: the profiles' clock.
     clock: Millis,
-    dirty: HashSet<String>,
+    /// The keys of the profiles marked dirty since the last `take_changes` (a key evicted and
+    /// made again may be listed twice).
+    dirty: Vec<String>,
     removed: HashSet<String>,
     meta_dirty: bool,
     evicted_profiles: u64,
@@ -239,7 +257,7 @@ impl Profiles {
             capacity: capacity.max(EVICTION_BATCH_DIVISOR),
             deployed: None,
             clock: Millis::MIN,
-            dirty: HashSet::new(),
+            dirty: Vec::new(),
             removed: HashSet::new(),
             meta_dirty: false,
             evicted_profiles: 0,
@@ -249,11 +267,11 @@ impl Profiles {
     }
 
     pub fn get(&self, key: &str) -> Option<&Profile> {
-        self.profiles.get(key)
+        self.profiles.get(key).map(|slot| &slot.profile)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Profile)> {
-        self.profiles.iter()
+        self.profiles.iter().map(|(key, slot)| (key, &slot.profile))
     }
 
     pub fn len(&self) -> usize {
@@ -284,14 +302,22 @@ impl Profiles {
         }
         if !self.profiles.contains_key(key) {
             self.make_room();
+            self.profiles.insert(
+                key.to_owned(),
+                Slot {
+                    profile: Profile::new(time),
+                    dirty: false,
+                },
+            );
         }
-        if !self.dirty.contains(key) {
-            self.dirty.insert(key.to_owned());
+        let Some(slot) = self.profiles.get_mut(key) else {
+            unreachable!("inserted above")
+        };
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(key.to_owned());
         }
-        let profile = self
-            .profiles
-            .entry(key.to_owned())
-            .or_insert_with(|| Profile::new(time));
+        let profile = &mut slot.profile;
         profile.first_seen = profile.first_seen.min(time);
         profile.last_seen = profile.last_seen.max(time);
         profile
@@ -314,7 +340,7 @@ impl Profiles {
     pub fn knows(&self, key: &str, facet: &str, item: &str) -> bool {
         self.profiles
             .get(key)
-            .is_some_and(|profile| profile.knows(facet, item))
+            .is_some_and(|slot| slot.profile.knows(facet, item))
     }
 
     /// Evictions: (profiles, items), and stored profiles that did not decode.
@@ -328,14 +354,15 @@ impl Profiles {
 
     /// What changed since the last call, for the store.
     pub fn take_changes(&mut self) -> Changes {
-        let mut upserts: Vec<(String, Vec<u8>)> = self
-            .dirty
-            .drain()
-            .filter_map(|key| {
-                let bytes = self.profiles.get(&key)?.encode();
-                Some((key, bytes))
-            })
-            .collect();
+        let mut upserts: Vec<(String, Vec<u8>)> = Vec::with_capacity(self.dirty.len());
+        for key in std::mem::take(&mut self.dirty) {
+            if let Some(slot) = self.profiles.get_mut(&key)
+                && slot.dirty
+            {
+                slot.dirty = false;
+                upserts.push((key, slot.profile.encode()));
+            }
+        }
         if std::mem::take(&mut self.meta_dirty) {
             upserts.push((META_KEY.to_owned(), self.meta().encode()));
         }
@@ -365,7 +392,13 @@ impl Profiles {
                 self.make_room();
             }
             self.clock = self.clock.max(profile.last_seen);
-            self.profiles.insert(key, profile);
+            self.profiles.insert(
+                key,
+                Slot {
+                    profile,
+                    dirty: false,
+                },
+            );
         }
     }
 
@@ -387,7 +420,7 @@ impl Profiles {
         let mut by_age: Vec<(Millis, &String)> = self
             .profiles
             .iter()
-            .map(|(key, profile)| (profile.last_seen, key))
+            .map(|(key, slot)| (slot.profile.last_seen, key))
             .collect();
         by_age.select_nth_unstable_by(batch - 1, |a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         let gone: Vec<String> = by_age[..batch]
@@ -396,7 +429,6 @@ impl Profiles {
             .collect();
         for key in gone {
             self.profiles.remove(&key);
-            self.dirty.remove(&key);
             self.removed.insert(key);
             self.evicted_profiles += 1;
         }

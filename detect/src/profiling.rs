@@ -35,7 +35,7 @@ pub const VPN_LOCATION: &str = "vpn_location";
 
 /// The profile key of the computer at `address`.
 pub fn computer_key(address: IpAddr) -> String {
-    Subject::Computer.key(&address.to_string())
+    Subject::Computer.address_key(address)
 }
 
 pub fn dc_key(name: &str) -> String {
@@ -105,16 +105,16 @@ pub fn learn(profiles: &mut Profiles, seen: &Observed<'_>, knowledge: &Knowledge
         return;
     }
     let is_dc = |address: Option<IpAddr>| {
-        address.is_some_and(|address| knowledge.domain_controller(Some(address), "").yes)
+        address.is_some_and(|address| knowledge.is_domain_controller(address))
     };
     let (src_dc, dst_dc) = (is_dc(seen.src), is_dc(seen.dst));
     match (seen.src, seen.dst) {
         (Some(src), Some(dst)) if dst_dc && !src_dc => {
-            profiles.touch(&dc_key(&dst.to_string()), time);
+            profiles.touch(&Subject::Dc.address_key(dst), time);
             profiles.touch(&computer_key(src), time);
         }
         (Some(src), Some(dst)) if src_dc && !dst_dc => {
-            profiles.touch(&dc_key(&src.to_string()), time);
+            profiles.touch(&Subject::Dc.address_key(src), time);
             profiles.touch(&computer_key(dst), time);
         }
         (Some(src), _) if !src_dc => {
