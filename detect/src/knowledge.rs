@@ -182,12 +182,14 @@ impl Knowledge {
                 _ => false,
             }
         {
-            *self
+            let flow = self
                 .flows
-                .touch(flow_key(seen), seen.time, FlowAccount::default) = FlowAccount {
-                domain: account.domain.clone(),
-                name: account.name.clone(),
-            };
+                .touch(flow_key(seen), seen.time, FlowAccount::default);
+            // A connection's every message names its account: copied when it changes only.
+            if flow.name != account.name || flow.domain != account.domain {
+                flow.domain.clone_from(&account.domain);
+                flow.name.clone_from(&account.name);
+            }
         }
         match seen.body() {
             Some(Body::Kerberos(kerberos)) => self.learn_kerberos(seen, kerberos),
