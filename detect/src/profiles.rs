@@ -86,11 +86,7 @@ impl Subject {
                     key.push(char::from(b'0' + octet % 10));
                 }
             }
-            IpAddr::V6(v6) => {
-                use std::fmt::Write as _;
-                // Writing to a String cannot fail.
-                drop(write!(key, "{v6}"));
-            }
+            IpAddr::V6(v6) => key.push_str(&v6.to_string()),
         }
     }
 
