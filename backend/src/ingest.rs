@@ -430,6 +430,8 @@ impl Session {
                 .await?;
                 Ok(None)
             }
+            // Reconciled with the stored issues in the next commit.
+            Some(sensor_message::Message::OpenIssues(_)) => Ok(None),
             Some(sensor_message::Message::Hello(_)) => Err(Status::invalid_argument(
                 "a hello comes first and only first",
             )),

@@ -159,6 +159,7 @@ pub fn seed(dir: &Path) -> Seeded {
         severity: dcwatch_proto::v1::health_event::Severity::Warning.into(),
         kind: "CAPTURE_LOSS".to_owned(),
         message: "ring buffer full: 3 frames lost".to_owned(),
+        ..Default::default()
     };
     store.store_health("vm", &event).expect("health");
     drop(store);

@@ -147,6 +147,7 @@ impl Shared {
             severity: severity.into(),
             kind: kind.to_owned(),
             message,
+            ..Default::default()
         };
         let mut queue = self
             .health
