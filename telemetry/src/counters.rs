@@ -103,6 +103,16 @@ impl Snapshot {
         self.entries.extend(other.entries);
     }
 
+    /// Takes `newer`'s values: those already here are replaced in place, the others appended.
+    pub fn update(&mut self, newer: Self) {
+        for entry in newer.entries {
+            match self.entries.iter_mut().find(|old| old.name == entry.name) {
+                Some(old) => *old = entry,
+                None => self.entries.push(entry),
+            }
+        }
+    }
+
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
@@ -255,5 +265,12 @@ mod tests {
         );
         assert_eq!(snapshot.entries()[2].help, "Batches sent to the backend.");
         assert_eq!(snapshot.get("spool_batches"), Some(4));
+        let mut newer = Snapshot::default();
+        newer.push("queued", Kind::Gauge, "", 9);
+        newer.push("added", Kind::Counter, "", 1);
+        snapshot.update(newer);
+        assert_eq!(snapshot.get("queued"), Some(9));
+        assert_eq!(snapshot.entries()[1].name, "queued", "in place");
+        assert_eq!(snapshot.get("added"), Some(1));
     }
 }

@@ -5,9 +5,12 @@
 
 pub mod counters;
 pub mod health;
+#[cfg(feature = "logging")]
 pub mod logging;
+#[cfg(feature = "probe")]
 pub mod probe;
 pub mod prometheus;
+pub mod reload;
 pub mod stats_file;
 
 pub use counters::{CounterSet, Entry, Kind, Metric, Snapshot, Value};

@@ -4,7 +4,7 @@
 
 use std::{io::Write as _, str::FromStr};
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{Level, LevelFilter};
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,13 +34,18 @@ pub fn parse_level(text: &str) -> Result<LevelFilter, String> {
         .map_err(|_| format!("{text:?}: off, error, warn, info, debug or trace"))
 }
 
-/// Installs the logger: `level` applies unless `RUST_LOG` says otherwise (then `RUST_LOG`'s
-/// filter applies, and [`set_level`] only lowers it).
-pub fn init(format: LogFormat, level: LevelFilter) {
+/// Installs the logger. `level` is a level name (then [`set_level`] may change it later) or an
+/// env_logger filter (`info,tonic=warn`); `RUST_LOG`, when set, wins over both.
+pub fn init(format: LogFormat, level: &str) {
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let mut builder = env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(LevelFilter::Trace.as_str()),
-    );
+    let plain = parse_level(level)
+        .ok()
+        .filter(|_| std::env::var_os("RUST_LOG").is_none());
+    // A plain level is applied by `log::max_level` (so a reload can raise it), the rest by
+    // env_logger's filter.
+    let filter = if plain.is_some() { "trace" } else { level };
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter));
     match format {
         LogFormat::Json => {
             builder.format(|buf, record| {
@@ -63,11 +68,10 @@ pub fn init(format: LogFormat, level: LevelFilter) {
             builder.format_target(false);
         }
     }
-    let inner = builder.build();
-    let ceiling = inner.filter();
-    let logger = Logger { inner, ceiling };
+    let logger = builder.build();
+    let max = plain.unwrap_or_else(|| logger.filter());
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
-        log::set_max_level(level);
+        log::set_max_level(max);
     }
 }
 
@@ -85,28 +89,6 @@ fn priority(level: Level) -> u8 {
         Level::Warn => 4,
         Level::Info => 6,
         Level::Debug | Level::Trace => 7,
-    }
-}
-
-/// env_logger's filter (`RUST_LOG`) under the level set now.
-struct Logger {
-    inner: env_logger::Logger,
-    ceiling: LevelFilter,
-}
-
-impl Log for Logger {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level().min(self.ceiling) && self.inner.enabled(metadata)
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        if self.enabled(record.metadata()) {
-            self.inner.log(record);
-        }
-    }
-
-    fn flush(&self) {
-        self.inner.flush();
     }
 }
 

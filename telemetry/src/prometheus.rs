@@ -95,8 +95,11 @@ impl Exposition {
     }
 }
 
+/// Help comes from doc comments: their code and link marks (`` ` ``, `[`, `]`) go.
 fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\").replace('\n', "\\n")
+    help.replace(['`', '[', ']'], "")
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
 }
 
 fn escape_label(value: &str) -> String {
