@@ -7,7 +7,8 @@ use std::{
 };
 
 use dcwatch_entity::{Directory, enrich, nnr::Resolver};
-use dcwatch_proto::v1::Activity;
+use dcwatch_proto::v1::{Activity, activity::Body};
+use dcwatch_telemetry::{Kind, Snapshot};
 use log::debug;
 
 use crate::{
@@ -16,6 +17,7 @@ use crate::{
     decode::{LinkType, decode, packet},
     dissect::{DissectLimits, Dissector},
     frame::Frame,
+    health::checks::Heard,
     output::{JsonLines, PacketLine, rfc3339_micros},
     services::guess_protocol,
     stats::UserCounters,
@@ -58,6 +60,7 @@ pub struct Pipeline<W: Write> {
     resolver: Resolver,
     /// Fills accounts' and computers' SIDs and tags (a replay given `--directory`).
     directory: Option<Directory>,
+    heard: Heard,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -81,6 +84,7 @@ impl<W: Write> Pipeline<W> {
             engine: None,
             resolver: Resolver::default(),
             directory: None,
+            heard: Heard::default(),
         }
     }
 
@@ -146,32 +150,38 @@ impl<W: Write> Pipeline<W> {
         self.dissector.take_learned_endpoints()
     }
 
-    /// Every userspace counter, for the stats file.
-    pub fn stats(&self) -> Vec<(String, u64)> {
-        let frames = [
-            ("delivered".to_owned(), self.counters.delivered),
-            ("decode_errors".to_owned(), self.counters.decode_errors),
-            (
-                "unprintable_activities".to_owned(),
-                self.counters.unprintable_activities,
-            ),
-        ];
-        frames
-            .into_iter()
-            .chain(self.dissector.counter_pairs())
-            .chain(self.resolver.counter_pairs())
-            .chain(
-                self.sink
-                    .iter()
-                    .flat_map(|sink| sink.shared().counter_pairs()),
-            )
-            .chain(self.engine.iter().flat_map(|engine| {
-                engine
-                    .counters()
-                    .into_iter()
-                    .map(|(name, value)| (name.to_owned(), value))
-            }))
-            .collect()
+    /// Every userspace counter, for the stats file and `/metrics`.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.add(&self.counters);
+        snapshot.extend(self.dissector.snapshot());
+        snapshot.extend(self.resolver.snapshot());
+        if let Some(sink) = &self.sink {
+            snapshot.extend(sink.shared().snapshot());
+        }
+        for (name, value) in self
+            .engine
+            .iter()
+            .flat_map(dcwatch_detect::Engine::counters)
+        {
+            snapshot.push(
+                name,
+                Kind::Counter,
+                "Counted by the detection engine.",
+                value,
+            );
+        }
+        snapshot
+    }
+
+    /// When the pipeline last heard from the configured DCs and from RADIUS.
+    pub fn heard(&self) -> &Heard {
+        &self.heard
+    }
+
+    /// Remembers when each of `dcs` was last heard from (for the health checks).
+    pub fn watch_dcs(&mut self, dcs: &[std::net::IpAddr]) {
+        self.heard.watch(dcs);
     }
 
     pub fn handle(&mut self, link: LinkType, frame: Frame<'_>) -> io::Result<()> {
@@ -185,6 +195,7 @@ impl<W: Write> Pipeline<W> {
                 return Ok(());
             }
         };
+        self.heard.frame(decoded.src, frame.timestamp_ns);
         if let Some(Output {
             lines,
             format: OutputFormat::Packets,
@@ -217,6 +228,9 @@ impl<W: Write> Pipeline<W> {
     fn emit(&mut self) -> io::Result<()> {
         for mut activity in self.activities.drain(..) {
             activity.sensor_id.clone_from(&self.sensor_id);
+            if let Some(Body::Radius(_)) = activity.body {
+                self.heard.radius_ns = Some(self.last_time_ns);
+            }
             self.resolver.process(&mut activity);
             if let Some(directory) = &self.directory {
                 enrich::activity(directory, &mut activity);
