@@ -194,7 +194,8 @@ fn metrics_are_valid_exposition_and_equal_the_stats_file() {
             assert_eq!(metric(&samples, name), value.as_u64(), "{name}");
         }
     }
-    assert_eq!(metric(&samples, "seen"), Some(21));
+    // The kernel may add its own frames (IPv6 neighbour discovery) to what the test sent.
+    assert!(metric(&samples, "seen") >= Some(21));
     assert_eq!(metric(&samples, "matched"), Some(20));
     assert_eq!(
         samples.get(&format!(
