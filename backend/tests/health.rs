@@ -196,10 +196,6 @@ async fn issues_are_stored_sent_listed_counted_and_reloads_keep_the_backend_up()
     })?;
     assert!(stats.len() > 10, "{stats:?}");
     assert_eq!(
-        exposition::stat(&samples, "dcwatch_backend", "activities_stored"),
-        Some(1)
-    );
-    assert_eq!(
         exposition::stat(&samples, "dcwatch_backend", "health_events"),
         Some(2)
     );
