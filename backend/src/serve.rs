@@ -196,6 +196,8 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_service(IngestServer::new(service).max_decoding_message_size(message_limit));
     info!("listening on {address}");
+    // Under systemd (Type=notify): ready once listening.
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
 
     let housekeeping = tokio::spawn(housekeeping(
         config.clone(),
@@ -276,8 +278,18 @@ async fn housekeeping(
     let mut stats = tokio::time::interval(config.stats.interval());
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut directory_check = tokio::time::interval(DIRECTORY_CHECK_INTERVAL);
+    // systemd's watchdog (WatchdogSec=), pinged at half its timeout from this loop.
+    let mut usec = 0;
+    let mut watchdog = sd_notify::watchdog_enabled(false, &mut usec)
+        .then(|| tokio::time::interval(Duration::from_micros(usec / 2).max(Duration::from_millis(1))));
     loop {
         tokio::select! {
+            () = async {
+                match watchdog.as_mut() {
+                    Some(watchdog) => { watchdog.tick().await; }
+                    None => std::future::pending().await,
+                }
+            } => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
             _ = directory_check.tick() => {
                 refresh_directory(&store, &config, &directory, &mut directory_version).await;
             }
@@ -295,6 +307,13 @@ async fn housekeeping(
             }
             _ = stopping.changed() => return,
         }
+    }
+}
+
+/// Tells systemd, when it started the backend with a notification socket; without, nothing.
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(failure) = sd_notify::notify(false, state) {
+        warn!("telling systemd {state:?}: {failure}");
     }
 }
 

@@ -33,6 +33,28 @@ pub mod port_flags {
     pub const UDP: u8 = 1 << 1;
 }
 
+/// Classes of traffic the resource limiter can shed in the XDP program: indices into the `SHED`
+/// map, whose value says how much of the class is kept ([`shed_keep`]).
+pub mod shed_class {
+    /// DNS, NetBIOS name and datagram, LLMNR and mDNS exchanges of a client that is not a DC
+    /// (any client when no DC addresses are configured): the traffic worth least.
+    pub const NAME_QUERIES: u32 = 0;
+    /// Entries in the `SHED` map.
+    pub const COUNT: u32 = 1;
+}
+
+/// Values of the `SHED` map: keep one frame of the class in N, sampled at random.
+pub mod shed_keep {
+    /// Keep every frame (0 reads the same: a map entry never written).
+    pub const ALL: u32 = 1;
+    /// Keep none.
+    pub const NONE: u32 = u32::MAX;
+}
+
+/// The ports of the name services whose exchanges make up `shed_class::NAME_QUERIES`: DNS,
+/// NetBIOS name service and datagram service, mDNS, LLMNR.
+pub const NAME_QUERY_PORTS: [u16; 5] = [53, 137, 138, 5353, 5355];
+
 /// Values of the `CAPTURE_MODE` global, set by the loader.
 pub mod capture_mode {
     /// The sensor shares the NIC with the host: every frame continues up the stack (`XDP_PASS`).
@@ -52,13 +74,14 @@ pub mod names {
     pub const CAPTURE_MODE: &str = "CAPTURE_MODE";
     pub const FILTER_DC_ADDRESSES: &str = "FILTER_DC_ADDRESSES";
     pub const SNAP_LEN: &str = "SNAP_LEN";
+    pub const SHED: &str = "SHED";
 }
 
 /// The per-CPU packet counters kept by the XDP program, indices into the `COUNTERS` map.
 ///
 /// Every frame bumps `Seen` and `Bytes`; then exactly one of `NonIp`, `Malformed`, `Matched`, or
-/// none of them (an IP frame that is not watched). Every matched frame is then exactly one of
-/// `Copied` or `RingbufFull`, so `Matched == Copied + RingbufFull` always holds; `RpcHeader`
+/// `Shed`, or none of them (an IP frame that is not watched). Every matched frame is then exactly
+/// one of `Copied` or `RingbufFull`, so `Matched == Copied + RingbufFull` always holds; `RpcHeader`
 /// counts the matched frames the DCE-RPC header test let through.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +107,9 @@ pub enum Counter {
     /// `RPC_DYNAMIC_PORT_MIN`) matched only because their payload starts with a DCE-RPC
     /// connection-oriented header; their record carries that port in `rpc_port`.
     RpcHeader = 8,
+    /// Frames on a watched port that the resource limiter shed (the `SHED` map): never copied,
+    /// never counted as `Matched`.
+    Shed = 9,
 }
 
 impl Counter {
@@ -97,6 +123,7 @@ impl Counter {
         Self::NonIp,
         Self::Malformed,
         Self::RpcHeader,
+        Self::Shed,
     ];
 
     /// Number of entries in the `COUNTERS` map.
@@ -114,6 +141,7 @@ impl Counter {
             Self::NonIp => "non_ip",
             Self::Malformed => "malformed",
             Self::RpcHeader => "rpc_header_matched",
+            Self::Shed => "limiter_shed_frames",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod dissect;
 pub mod epm_query;
 pub mod flow;
 pub mod frame;
+pub mod limiter;
 pub mod live;
 pub mod output;
 pub mod pipeline;

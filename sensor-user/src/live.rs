@@ -12,6 +12,7 @@ use crate::{
     config::Config,
     decode::LinkType,
     epm_query::{self, DcAnswer, QueryCounters},
+    limiter::{Level, Limiter, Shedder, measure::Meter},
     pipeline::{Output, Pipeline},
     stats::{self, UserCounters},
     syslog::{self, Listeners, SyslogError},
@@ -82,7 +83,11 @@ pub async fn run<W: Write>(
     };
     let mut pipeline = Pipeline::new(output, names, config.dissect_limits(), config.sensor.id())
         .with_sink(sink)
-        .with_resolver(config.resolver());
+        .with_resolver(config.resolver())
+        .with_shedder(Shedder::new(config.capture.dc_addresses.iter().copied()));
+    let mut limiter = config.limiter.enabled.then(|| Governor::new(config));
+    let mut limiter_ticker = tokio::time::interval(config.limiter.interval());
+    limiter_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
     let mut discovery = Discovery::default();
     let mut header_ports = Vec::new();
@@ -97,6 +102,10 @@ pub async fn run<W: Write>(
         }
         _ => (None, None),
     };
+    // Under systemd (Type=notify): ready once attached and listening; the watchdog is pinged
+    // from this loop, so a loop stuck anywhere stops the pings and systemd restarts the sensor.
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let mut watchdog = watchdog_interval().map(tokio::time::interval);
     let mut batch_ticker = tokio::time::interval(BATCH_TICK);
     batch_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -137,6 +146,12 @@ pub async fn run<W: Write>(
                 }
             }
             _ = batch_ticker.tick(), if pipeline.sink().is_some() => pipeline.tick_sink(),
+            _ = next_tick(watchdog.as_mut()) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            _ = limiter_ticker.tick(), if limiter.is_some() => {
+                if let Some(limiter) = limiter.as_mut() {
+                    limiter.tick(capture.as_mut(), &mut pipeline);
+                }
+            }
             _ = ticker.tick() => {
                 if output_error.is_none() {
                     output_error = pipeline.tick(unix_now_ns()).err();
@@ -144,13 +159,14 @@ pub async fn run<W: Write>(
                 if let Some(capture) = capture.as_mut() {
                     unwatch_expired_ports(capture, &mut dynamic_ports);
                 }
-                if let Some(kernel) = report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, &discovery, stats_file.as_ref()) {
+                if let Some(kernel) = report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, &discovery, limiter.as_ref(), stats_file.as_ref()) {
                     warn_of_new_drops(&pipeline, &reported, &kernel);
                     reported = kernel;
                 }
             }
         }
     }
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // Detach first so nothing new arrives, then take what is still in the ring.
     if let Some(task) = epm_task {
         task.abort();
@@ -190,6 +206,7 @@ pub async fn run<W: Write>(
         &listeners,
         &dynamic_ports,
         &discovery,
+        limiter.as_ref(),
         stats_file.as_ref(),
     );
     log_summary(&summary, capture.is_some());
@@ -224,6 +241,30 @@ fn attach(config: &Config) -> Result<Capture, LiveError> {
         );
     }
     Ok(capture)
+}
+
+/// Tells systemd, when it started the sensor with a notification socket; without, nothing.
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(false, state) {
+        warn!("telling systemd {state:?}: {error}");
+    }
+}
+
+/// Half the watchdog timeout systemd set (`WatchdogSec=`), if it set one.
+fn watchdog_interval() -> Option<std::time::Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec)
+        .then(|| std::time::Duration::from_micros(usec / 2).max(std::time::Duration::from_millis(1)))
+}
+
+/// The next tick of an interval; without one, never resolves.
+async fn next_tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads the ring buffer when there is one; without, never resolves.
@@ -426,6 +467,7 @@ fn report<W: Write>(
     listeners: &Listeners,
     dynamic_ports: &DynamicPorts,
     discovery: &Discovery,
+    limiter: Option<&Governor>,
     stats_file: Option<&PathBuf>,
 ) -> Option<KernelCounters> {
     let kernel = match capture.map(Capture::counters) {
@@ -436,7 +478,13 @@ fn report<W: Write>(
         }
         None => None,
     };
-    let user = stats(pipeline, listeners, dynamic_ports, discovery);
+    let mut user = stats(pipeline, listeners, dynamic_ports, discovery);
+    user.extend(
+        limiter
+            .iter()
+            .flat_map(|limiter| limiter.pairs())
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
     if let Some(path) = stats_file
         && let Err(error) = stats::write_file(path, &stats::snapshot(kernel.as_ref(), &user))
     {
@@ -452,6 +500,104 @@ fn report<W: Write>(
         sink.publish(pairs);
     }
     kernel
+}
+
+/// The resource limiter at work: measures every tick, and applies a new level to the XDP
+/// program and the pipeline.
+#[derive(Debug)]
+struct Governor {
+    meter: Meter,
+    limiter: Limiter,
+    ticks: u64,
+    changes: u64,
+    /// The last load measured, as whole percent and bytes, for the stats file.
+    cpu_free_percent: u64,
+    memory_free_percent: u64,
+    own_bytes: u64,
+    measure_errors: u64,
+}
+
+impl Governor {
+    fn new(config: &Config) -> Self {
+        Self {
+            meter: Meter::new(std::path::Path::new("/proc")),
+            limiter: Limiter::new(config.limiter.policy()),
+            ticks: 0,
+            changes: 0,
+            cpu_free_percent: 100,
+            memory_free_percent: 100,
+            own_bytes: 0,
+            measure_errors: 0,
+        }
+    }
+
+    fn tick<W: Write>(&mut self, capture: Option<&mut Capture>, pipeline: &mut Pipeline<W>) {
+        self.ticks += 1;
+        let load = match self.meter.sample() {
+            Ok(Some(load)) => load,
+            Ok(None) => return,
+            Err(error) => {
+                self.measure_errors += 1;
+                warn!("resource limiter: {error}");
+                return;
+            }
+        };
+        let percent = |share: f64| (share * 100.0).round() as u64;
+        self.cpu_free_percent = percent(load.cpu_free);
+        self.memory_free_percent = percent(load.memory_free);
+        self.own_bytes = load.own_bytes;
+        let Some(change) = self.limiter.decide(&load) else {
+            return;
+        };
+        self.changes += 1;
+        let level = change.to;
+        if let Some(capture) = capture
+            && let Err(error) = capture.set_shed(
+                sensor_common::shed_class::NAME_QUERIES,
+                level.name_query_keep(),
+            )
+        {
+            warn!("resource limiter: setting the XDP program's shedding: {error}");
+        }
+        pipeline.shedder_mut().set_level(level);
+        let message = format!(
+            "resource limiter: {} ({}: CPU {}% free, memory {}% free, sensor {} MiB)",
+            level.name(),
+            change.cause.name(),
+            self.cpu_free_percent,
+            self.memory_free_percent,
+            load.own_bytes >> 20
+        );
+        if level > change.from {
+            warn!("{message}");
+        } else {
+            info!("{message}");
+        }
+        // The hook for the "dropped traffic" health issue: raised when shedding starts, and
+        // an INFO event when everything is restored.
+        if let Some(sink) = pipeline.sink()
+            && (change.from == Level::Normal || level == Level::Normal)
+        {
+            let severity = if level == Level::Normal {
+                dcwatch_proto::v1::health_event::Severity::Info
+            } else {
+                dcwatch_proto::v1::health_event::Severity::Warning
+            };
+            sink.shared().health(severity, "DROPPED_TRAFFIC", message);
+        }
+    }
+
+    fn pairs(&self) -> [(&'static str, u64); 7] {
+        [
+            ("limiter_level", self.limiter.level().number()),
+            ("limiter_ticks", self.ticks),
+            ("limiter_level_changes", self.changes),
+            ("limiter_cpu_free_percent", self.cpu_free_percent),
+            ("limiter_memory_free_percent", self.memory_free_percent),
+            ("limiter_own_memory_bytes", self.own_bytes),
+            ("limiter_measure_errors", self.measure_errors),
+        ]
+    }
 }
 
 /// Says so in the log (and to the backend) when frames were lost to a full ring buffer since the

@@ -72,9 +72,15 @@ fn detection_engine(
 
 /// The transport to the backend, when one is configured.
 fn transport(config: &Config) -> anyhow::Result<Option<Transport>> {
-    let Some(settings) = config.backend.transport(config.sensor.id()) else {
+    let Some(mut settings) = config.backend.transport(config.sensor.id()) else {
         return Ok(None);
     };
+    if let Some(name) = &config.backend.token_credential {
+        settings.token = sensor_user::directory::secret::read_credential(name)
+            .context("reading the backend token")?
+            .expose()
+            .to_owned();
+    }
     let url = settings.url.clone();
     let transport = Transport::start(settings).context("starting the transport")?;
     info!(

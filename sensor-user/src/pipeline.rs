@@ -16,6 +16,7 @@ use crate::{
     decode::{LinkType, decode, packet},
     dissect::{DissectLimits, Dissector},
     frame::Frame,
+    limiter::Shedder,
     output::{JsonLines, PacketLine, rfc3339_micros},
     services::guess_protocol,
     stats::UserCounters,
@@ -58,6 +59,8 @@ pub struct Pipeline<W: Write> {
     resolver: Resolver,
     /// Fills accounts' and computers' SIDs and tags (a replay given `--directory`).
     directory: Option<Directory>,
+    /// The resource limiter's userspace shedding.
+    shedder: Shedder,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -81,7 +84,20 @@ impl<W: Write> Pipeline<W> {
             engine: None,
             resolver: Resolver::default(),
             directory: None,
+            shedder: Shedder::default(),
         }
+    }
+
+    /// Sheds by the limiter's level, judging name queries by these DC addresses.
+    #[must_use]
+    pub fn with_shedder(mut self, shedder: Shedder) -> Self {
+        self.shedder = shedder;
+        self
+    }
+
+    /// The limiter's userspace shedding (its level is set here).
+    pub fn shedder_mut(&mut self) -> &mut Shedder {
+        &mut self.shedder
     }
 
     /// Also runs every activity through the detectors.
@@ -161,6 +177,12 @@ impl<W: Write> Pipeline<W> {
             .chain(self.dissector.counter_pairs())
             .chain(self.resolver.counter_pairs())
             .chain(
+                self.shedder
+                    .counters()
+                    .pairs()
+                    .map(|(name, value)| (name.to_owned(), value)),
+            )
+            .chain(
                 self.sink
                     .iter()
                     .flat_map(|sink| sink.shared().counter_pairs()),
@@ -216,6 +238,9 @@ impl<W: Write> Pipeline<W> {
 
     fn emit(&mut self) -> io::Result<()> {
         for mut activity in self.activities.drain(..) {
+            if !self.shedder.keep(&activity) {
+                continue;
+            }
             activity.sensor_id.clone_from(&self.sensor_id);
             self.resolver.process(&mut activity);
             if let Some(directory) = &self.directory {
