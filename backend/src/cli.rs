@@ -75,6 +75,12 @@ pub enum Command {
     /// Manage the console's users.
     #[command(subcommand)]
     User(crate::console::cli::UserCommand),
+    /// Write the man page and the bash, zsh and fish completions into DIR (for packaging).
+    #[command(hide = true)]
+    Docs {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]

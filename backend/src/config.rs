@@ -82,11 +82,27 @@ pub struct TlsConfig {
     pub sans: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Activities older than this many days are deleted (at start, then hourly); 0 keeps them all.
     pub days: u32,
+    /// The store may use this many MiB; past it the oldest activities are deleted (hourly).
+    /// 0: no budget.
+    pub max_mib: u64,
+    /// Activities older than this many seconds (and judged by detection) are compacted into
+    /// compressed blocks.
+    pub compact_after_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            days: 0,
+            max_mib: 0,
+            compact_after_secs: 600,
+        }
+    }
 }
 
 /// What a batch may weigh; a batch over a limit is refused (counted in `bad_batches`), the

@@ -60,6 +60,11 @@ pub struct Counters {
     pub health_events: AtomicU64,
     pub bytes_received: AtomicU64,
     pub directory_objects_stored: AtomicU64,
+    /// Activities deleted by retention (age or disk budget).
+    pub activities_pruned: AtomicU64,
+    /// Activities moved into compressed blocks, and the blocks.
+    pub activities_compacted: AtomicU64,
+    pub blocks_compacted: AtomicU64,
 }
 
 impl Counters {
@@ -74,6 +79,9 @@ impl Counters {
             ("health_events", &self.health_events),
             ("bytes_received", &self.bytes_received),
             ("directory_objects_stored", &self.directory_objects_stored),
+            ("activities_pruned", &self.activities_pruned),
+            ("activities_compacted", &self.activities_compacted),
+            ("blocks_compacted", &self.blocks_compacted),
         ]
         .into_iter()
         .map(|(name, counter)| (name, counter.load(Ordering::Relaxed)))

@@ -16,7 +16,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::{
-    config::Config,
+    config::{Config, RetentionConfig},
     detection::{Detection, DirectorySource},
     ingest::{Counters, IngestService},
     outputs::{OutputCounters, OutputError, Outputs},
@@ -27,8 +27,8 @@ use crate::{
 /// How long queued alerts may take to reach the outputs at shutdown.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 
-/// How often old activities are deleted when a retention is set.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often activities are compacted, and old ones deleted when a retention is set.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 /// HTTP/2 pings on idle connections, so a sensor that vanished without closing its connection
 /// frees its stream (and its sensor id) within about a minute.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -300,11 +300,7 @@ async fn housekeeping(
                     warn!("stats file {}: {failure}", file.display());
                 }
             }
-            _ = prune.tick() => {
-                if config.retention.days > 0 {
-                    prune_old(&store, config.retention.days).await;
-                }
-            }
+            _ = prune.tick() => retention(&store, &config.retention, &counters.ingest).await,
             _ = stopping.changed() => return,
         }
     }
@@ -361,28 +357,56 @@ async fn refresh_directory(
     }
 }
 
-async fn prune_old(store: &Arc<Mutex<Store>>, days: u32) {
-    let keep = Duration::from_secs(u64::from(days).saturating_mul(86_400));
-    let before = SystemTime::now()
-        .checked_sub(keep)
-        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |since| {
-            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
-        });
+/// Compacts what left the hot window, then deletes by age and by disk budget, whichever bites
+/// first; counts what each did.
+async fn retention(store: &Arc<Mutex<Store>>, settings: &RetentionConfig, counters: &Counters) {
+    let ago = |seconds: u64| {
+        SystemTime::now()
+            .checked_sub(Duration::from_secs(seconds))
+            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |since| i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
+    };
+    let compact_before = ago(settings.compact_after_secs);
+    let prune_before = (settings.days > 0).then(|| ago(u64::from(settings.days) * 86_400));
+    let budget = (settings.max_mib > 0).then(|| settings.max_mib << 20);
     let store = Arc::clone(store);
-    let pruned = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .prune(before)
+    let done = tokio::task::spawn_blocking(move || {
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        let compacted = store.compact(compact_before)?;
+        let by_age = match prune_before {
+            Some(before) => store.prune(before)?,
+            None => 0,
+        };
+        let by_budget = match budget {
+            Some(bytes) => store.prune_to_budget(bytes)?,
+            None => 0,
+        };
+        Ok::<_, StoreError>((compacted, by_age, by_budget))
     })
     .await;
-    match pruned {
-        Ok(Ok(0)) => {}
-        Ok(Ok(count)) => info!("retention: deleted {count} activities older than {days} days"),
+    match done {
+        Ok(Ok((compacted, by_age, by_budget))) => {
+            add(&counters.activities_compacted, compacted.activities);
+            add(&counters.blocks_compacted, compacted.blocks);
+            add(&counters.activities_pruned, by_age + by_budget);
+            if by_age > 0 {
+                info!("retention: deleted {by_age} activities older than {} days", settings.days);
+            }
+            if by_budget > 0 {
+                info!(
+                    "retention: deleted the {by_budget} oldest activities to keep the store under \
+                     {} MiB",
+                    settings.max_mib
+                );
+            }
+        }
         Ok(Err(failure)) => warn!("retention: {failure}"),
         Err(failure) => warn!("retention: {failure}"),
     }
+}
+
+fn add(counter: &std::sync::atomic::AtomicU64, value: u64) {
+    counter.fetch_add(value, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Replaces `path` with the counters whole (a temporary file, then a rename), so a reader never

@@ -113,7 +113,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Seen,
         Self::Bytes,
         Self::Matched,

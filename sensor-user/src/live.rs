@@ -573,8 +573,9 @@ impl Governor {
         } else {
             info!("{message}");
         }
-        // The hook for the "dropped traffic" health issue: raised when shedding starts, and
-        // an INFO event when everything is restored.
+        // The hook for the TRAFFIC_DROPPED health issue (the telemetry crate's
+        // `IssueKind::TrafficDropped` once it is wired): raised when shedding starts, and an
+        // INFO event when everything is restored.
         if let Some(sink) = pipeline.sink()
             && (change.from == Level::Normal || level == Level::Normal)
         {
@@ -583,7 +584,7 @@ impl Governor {
             } else {
                 dcwatch_proto::v1::health_event::Severity::Warning
             };
-            sink.shared().health(severity, "DROPPED_TRAFFIC", message);
+            sink.shared().health(severity, "TRAFFIC_DROPPED", message);
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod backend_process;
 pub mod corpus;
 pub mod frames;
+pub mod hog;
 pub mod netns;
 pub mod pcap;
 pub mod sender;

@@ -33,17 +33,13 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use bench::{build_repeated_corpus, measure, median};
+use bench::{build_repeated_corpus, dissect, measure, median};
 use dcwatch_proto::{
     json::write_json_line,
     v1::{Activity, Batch, Compression, SensorMessage, sensor_message},
 };
 use prost::Message as _;
 use sensor_user::{
-    capture_file::CaptureFile,
-    config::Config,
-    decode::packet,
-    dissect::Dissector,
     transport::{
         ZSTD_LEVEL,
         batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
@@ -101,7 +97,7 @@ fn main() -> anyhow::Result<()> {
     let config = workdir.join("sensor.toml");
     std::fs::write(&config, format!("[sensor]\nid = \"{SENSOR_ID}\"\n"))?;
 
-    let activities = dissect(&input)?;
+    let activities = dissect(&input, SENSOR_ID)?;
     let end_to_end = end_to_end(&sensor, &backend, &input, &config, &workdir, &activities)?;
     print_end_to_end(&end_to_end, activities.len());
     let density = activities.len() as f64 / frames as f64;
@@ -119,25 +115,6 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The activities of `input`, as `replay` makes them (same dissector, same limits).
-fn dissect(input: &Path) -> anyhow::Result<Vec<Activity>> {
-    let config = Config::default();
-    let mut dissector = Dissector::new(config.dissect_limits());
-    let mut file = CaptureFile::open(input)?;
-    let mut activities = Vec::new();
-    let mut last = 0;
-    while let Some(frame) = file.next_frame()? {
-        last = last.max(frame.timestamp_ns);
-        if let Ok(decoded) = packet(frame.link, frame.data) {
-            dissector.packet(frame.timestamp_ns, &decoded, &mut activities);
-        }
-    }
-    dissector.finish(last, &mut activities);
-    for activity in &mut activities {
-        SENSOR_ID.clone_into(&mut activity.sensor_id);
-    }
-    Ok(activities)
-}
-
 struct EndToEnd {
     /// Wall seconds and CPU seconds of `replay --backend`, of the baseline, of the backend.
     backend_wall: f64,
