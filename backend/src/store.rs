@@ -1087,7 +1087,7 @@ mod tests {
         };
         assert_eq!(all(&store, &by_dst)[0].activity, batch[0]);
         drop(store);
-        let store = Store::open(directory.path()).expect("reopen");
+        let mut store = Store::open(directory.path()).expect("reopen");
         assert_eq!(store.stored_through("s1").expect("through"), 1);
         assert_eq!(
             store.prune(15_000_000_000).expect("prune"),

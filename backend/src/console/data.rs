@@ -1121,7 +1121,7 @@ impl Data {
                 row.get::<_, i64>(3)?,
             ))
         })?;
-        let mut by_protocol: std::collections::BTreeMap<String, i64> = Default::default();
+        let mut by_protocol: BTreeMap<String, i64> = Default::default();
         let (mut total, mut first, mut last) = (0_i64, i64::MAX, 0_i64);
         for row in rows {
             let (protocol, count, min, max) = row?;
