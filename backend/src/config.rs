@@ -91,7 +91,8 @@ pub struct RetentionConfig {
     /// 0: no budget.
     pub max_mib: u64,
     /// Activities older than this many seconds (and judged by detection) are compacted into
-    /// compressed blocks.
+    /// compressed blocks; 0: never (queries of an account seen in every block get slower,
+    /// bench/RESULTS.md store-size).
     pub compact_after_secs: u64,
 }
 
@@ -100,7 +101,7 @@ impl Default for RetentionConfig {
         Self {
             days: 0,
             max_mib: 0,
-            compact_after_secs: 600,
+            compact_after_secs: 0,
         }
     }
 }

@@ -366,13 +366,16 @@ async fn retention(store: &Arc<Mutex<Store>>, settings: &RetentionConfig, counte
             .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |since| i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
     };
-    let compact_before = ago(settings.compact_after_secs);
+    let compact_before = (settings.compact_after_secs > 0).then(|| ago(settings.compact_after_secs));
     let prune_before = (settings.days > 0).then(|| ago(u64::from(settings.days) * 86_400));
     let budget = (settings.max_mib > 0).then(|| settings.max_mib << 20);
     let store = Arc::clone(store);
     let done = tokio::task::spawn_blocking(move || {
         let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-        let compacted = store.compact(compact_before)?;
+        let compacted = match compact_before {
+            Some(before) => store.compact(before)?,
+            None => crate::store::Compacted::default(),
+        };
         let by_age = match prune_before {
             Some(before) => store.prune(before)?,
             None => 0,

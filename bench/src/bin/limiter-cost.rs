@@ -28,9 +28,9 @@ use sensor_user::{
 };
 
 const TICKS: usize = 2000;
-const ROUNDS: usize = 3;
-/// Longest wait for a level: restoring three levels takes 9 calm ticks at least.
-const PATIENCE: Duration = Duration::from_secs(240);
+const ROUNDS: usize = 2;
+/// Longest wait for a level: restoring three levels takes 9 calm ticks (90 s) at least.
+const PATIENCE: Duration = Duration::from_secs(150);
 
 fn main() -> anyhow::Result<()> {
     tick_cost()?;
@@ -92,31 +92,42 @@ fn reaction() -> anyhow::Result<()> {
     let process = SensorProcess::start(&capture, &sensor, &run.run_args(&[&veth.receiver], &[]), 1)?;
     let (mut shed, mut full, mut restored) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        seconds_until(&run.stats, Instant::now(), |level| level == 0)?;
+        if seconds_until(&run.stats, Instant::now(), |level| level == 0).is_err() {
+            println!("the limiter is shedding before any hog: the host is busy; stopping");
+            break;
+        }
         let hog = Hog::start();
         let started = Instant::now();
         shed.push(seconds_until(&run.stats, started, |level| level >= 1)?);
         full.push(seconds_until(&run.stats, started, |level| level >= Level::MAX.number())?);
         drop(hog);
         let stopped = Instant::now();
-        restored.push(seconds_until(&run.stats, stopped, |level| level == 0)?);
+        match seconds_until(&run.stats, stopped, |level| level == 0) {
+            Ok(seconds) => restored.push(seconds),
+            Err(error) => println!("round {}: {error}", round + 1),
+        }
         println!(
-            "round {}: shedding after {:.1} s, all it may after {:.1} s; restored {:.1} s after \
-             the hog stopped",
+            "round {}: shedding after {:.1} s, all it may after {:.1} s",
             round + 1,
             shed[round],
             full[round],
-            restored[round]
         );
     }
     process.stop()?;
+    if shed.is_empty() {
+        return Ok(());
+    }
     println!(
         "medians of {ROUNDS}: load arriving to shedding {:.1} s, to shedding all it may {:.1} s; \
-         load leaving to everything restored {:.1} s (ticks of 10 s: at most 1, 3 and 9 ticks \
-         plus the stats file's second)",
+         load leaving to everything restored {} (ticks of 10 s: at most 1, 3 and 9 ticks plus \
+         the stats file's second)",
         median(&mut shed),
         median(&mut full),
-        median(&mut restored)
+        if restored.is_empty() {
+            "not seen (the host stayed busy)".to_owned()
+        } else {
+            format!("{:.1} s in {} of {ROUNDS} rounds", median(&mut restored), restored.len())
+        }
     );
     Ok(())
 }
