@@ -280,8 +280,9 @@ async fn housekeeping(
     let mut directory_check = tokio::time::interval(DIRECTORY_CHECK_INTERVAL);
     // systemd's watchdog (WatchdogSec=), pinged at half its timeout from this loop.
     let mut usec = 0;
-    let mut watchdog = sd_notify::watchdog_enabled(false, &mut usec)
-        .then(|| tokio::time::interval(Duration::from_micros(usec / 2).max(Duration::from_millis(1))));
+    let mut watchdog = sd_notify::watchdog_enabled(false, &mut usec).then(|| {
+        tokio::time::interval(Duration::from_micros(usec / 2).max(Duration::from_millis(1)))
+    });
     loop {
         tokio::select! {
             () = async {
@@ -364,9 +365,12 @@ async fn retention(store: &Arc<Mutex<Store>>, settings: &RetentionConfig, counte
         SystemTime::now()
             .checked_sub(Duration::from_secs(seconds))
             .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |since| i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
+            .map_or(0, |since| {
+                i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+            })
     };
-    let compact_before = (settings.compact_after_secs > 0).then(|| ago(settings.compact_after_secs));
+    let compact_before =
+        (settings.compact_after_secs > 0).then(|| ago(settings.compact_after_secs));
     let prune_before = (settings.days > 0).then(|| ago(u64::from(settings.days) * 86_400));
     let budget = (settings.max_mib > 0).then(|| settings.max_mib << 20);
     let store = Arc::clone(store);
@@ -393,7 +397,10 @@ async fn retention(store: &Arc<Mutex<Store>>, settings: &RetentionConfig, counte
             add(&counters.blocks_compacted, compacted.blocks);
             add(&counters.activities_pruned, by_age + by_budget);
             if by_age > 0 {
-                info!("retention: deleted {by_age} activities older than {} days", settings.days);
+                info!(
+                    "retention: deleted {by_age} activities older than {} days",
+                    settings.days
+                );
             }
             if by_budget > 0 {
                 info!(

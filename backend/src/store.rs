@@ -106,10 +106,7 @@ pub enum StoreError {
     #[error("a token named {0:?} already exists (revoke it first)")]
     TokenExists(String),
     #[error("store: activity block {id}: {source}")]
-    Block {
-        id: i64,
-        source: blocks::BlockError,
-    },
+    Block { id: i64, source: blocks::BlockError },
 }
 
 /// What one compaction did.
@@ -541,7 +538,9 @@ impl Store {
         .peekable();
         // The compacted tier, merged in time order: a block is opened once the output reaches
         // its oldest activity, so only overlapping blocks are held at once.
-        let mut pending = query_blocks(&self.connection, query)?.into_iter().peekable();
+        let mut pending = query_blocks(&self.connection, query)?
+            .into_iter()
+            .peekable();
         let mut open: std::collections::BinaryHeap<std::cmp::Reverse<Ordered>> =
             std::collections::BinaryHeap::new();
         loop {
@@ -798,7 +797,9 @@ fn query_blocks(connection: &Connection, query: &Query) -> Result<Vec<BlockRow>,
         condition(key, Value::Text(blocks::protocol_key(protocol)));
     }
     if let Some(account) = &query.account {
-        let name = account.split_once('\\').map_or(account.as_str(), |(_, name)| name);
+        let name = account
+            .split_once('\\')
+            .map_or(account.as_str(), |(_, name)| name);
         condition(key, Value::Text(blocks::account_key(name)));
     }
     if let Some(ip) = query.ip {
@@ -851,11 +852,15 @@ pub(crate) fn compacted(
 }
 
 /// The entries of block `id`.
-pub(crate) fn read_block(connection: &Connection, id: i64) -> Result<Vec<blocks::Entry>, StoreError> {
-    let data: Vec<u8> =
-        connection.query_row("SELECT data FROM activity_blocks WHERE id = ?1", [id], |row| {
-            row.get(0)
-        })?;
+pub(crate) fn read_block(
+    connection: &Connection,
+    id: i64,
+) -> Result<Vec<blocks::Entry>, StoreError> {
+    let data: Vec<u8> = connection.query_row(
+        "SELECT data FROM activity_blocks WHERE id = ?1",
+        [id],
+        |row| row.get(0),
+    )?;
     blocks::decode(&data).map_err(|source| StoreError::Block { id, source })
 }
 
@@ -1116,7 +1121,9 @@ mod tests {
                         activity(n, names[(n % 3) as usize], [10, 0, 1, (n % 200) as u8])
                     })
                     .collect();
-                store.store_batch(sensor, "spool", sequence, &batch).expect("store");
+                store
+                    .store_batch(sensor, "spool", sequence, &batch)
+                    .expect("store");
             }
         }
         let queries = [
@@ -1145,7 +1152,11 @@ mod tests {
         let referenced = store.activity_at("s2", 3, 17).expect("hot").expect("there");
         // Everything older than 4000 s and judged (no detection cursor: all but the newest row).
         let done = store.compact(4_000_000_000_000).expect("compact");
-        assert_eq!(done.activities, 2 * 3000, "the first three batches of each sensor");
+        assert_eq!(
+            done.activities,
+            2 * 3000,
+            "the first three batches of each sensor"
+        );
         assert_eq!(done.blocks, 2, "one block of 3000 per sensor");
         for (query, expected) in queries.iter().zip(&before) {
             assert_eq!(&all(&store, query), expected, "{query:?}");
@@ -1159,8 +1170,15 @@ mod tests {
         assert_eq!(store.activity_at("s2", 3, 1000).expect("none"), None);
 
         // Retention by age counts what it deleted, across both tiers.
-        assert_eq!(store.prune(3_500_000_000_000).expect("prune"), 0, "blocks straddle it");
-        assert_eq!(store.prune(4_500_000_000_000).expect("prune"), 2 * 3000 + 2 * 500);
+        assert_eq!(
+            store.prune(3_500_000_000_000).expect("prune"),
+            0,
+            "blocks straddle it"
+        );
+        assert_eq!(
+            store.prune(4_500_000_000_000).expect("prune"),
+            2 * 3000 + 2 * 500
+        );
         assert_eq!(all(&store, &Query::default()).len(), 2 * 1500);
         // A budget below what is left deletes the oldest until it fits, keeping the newest row.
         let pruned = store.prune_to_budget(1).expect("budget");

@@ -11,8 +11,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::{Ebpf, programs::Xdp};
-use dcwatch_tests::corpus;
 use dcwatch_proto::v1::Activity;
+use dcwatch_tests::corpus;
 use sensor_user::{
     capture_file::CaptureFile,
     config::Config,

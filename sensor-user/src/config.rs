@@ -121,8 +121,14 @@ impl LimiterConfig {
         }
         for (key, percent) in [
             ("limiter.min_free_cpu_percent", self.min_free_cpu_percent),
-            ("limiter.min_free_memory_percent", self.min_free_memory_percent),
-            ("limiter.restore_margin_percent", self.restore_margin_percent),
+            (
+                "limiter.min_free_memory_percent",
+                self.min_free_memory_percent,
+            ),
+            (
+                "limiter.restore_margin_percent",
+                self.restore_margin_percent,
+            ),
         ] {
             if percent > 90 {
                 return Err((key, "must be from 0 to 90".to_owned()));
@@ -702,7 +708,11 @@ mod tests {
         assert_eq!(doubled.dissect_limits().memory_bytes, 64 << 20);
         assert_eq!(doubled.dissect_limits().flows.max_flows, 209_715);
         let explicit = parse("[dissect]\nmax_flows = 10\n").expect("valid");
-        assert_eq!(explicit.dissect_limits().flows.max_flows, 10, "a set key wins");
+        assert_eq!(
+            explicit.dissect_limits().flows.max_flows,
+            10,
+            "a set key wins"
+        );
         // 64 MiB: the default 64 MiB ring buffer alone is more than three quarters of it.
         let error = parse("[limiter]\nmemory_mib = 64\n").expect_err("too small");
         assert!(error.contains("limiter.memory_mib"), "{error}");

@@ -253,8 +253,9 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
 /// Half the watchdog timeout systemd set (`WatchdogSec=`), if it set one.
 fn watchdog_interval() -> Option<std::time::Duration> {
     let mut usec = 0;
-    sd_notify::watchdog_enabled(false, &mut usec)
-        .then(|| std::time::Duration::from_micros(usec / 2).max(std::time::Duration::from_millis(1)))
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| {
+        std::time::Duration::from_micros(usec / 2).max(std::time::Duration::from_millis(1))
+    })
 }
 
 /// The next tick of an interval; without one, never resolves.

@@ -51,7 +51,9 @@ fn docs(out: &std::path::Path) -> anyhow::Result<()> {
     let mut command = Cli::command();
     let name = command.get_name().to_owned();
     let mut page = Vec::new();
-    clap_mangen::Man::new(command.clone()).section("8").render(&mut page)?;
+    clap_mangen::Man::new(command.clone())
+        .section("8")
+        .render(&mut page)?;
     std::fs::write(out.join(format!("{name}.8")), page)?;
     for (shell, file) in [
         (Shell::Bash, format!("{name}.bash")),

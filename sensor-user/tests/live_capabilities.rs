@@ -67,7 +67,11 @@ fn the_units_capabilities_are_enough_to_capture() {
     assert_eq!(stats_file::counter(&stats, "delivered"), 5, "{stats:?}");
     assert_eq!(finished.stdout.len(), 5, "one packet line a frame");
     let owner = std::fs::metadata(&run.stats).expect("stats file").uid();
-    assert_eq!(owner.to_string(), UNPRIVILEGED, "written by the unprivileged user");
+    assert_eq!(
+        owner.to_string(),
+        UNPRIVILEGED,
+        "written by the unprivileged user"
+    );
 }
 
 #[test]

@@ -79,7 +79,13 @@ fn shed_under_a_hog(floods: u32, hog_for: Duration) {
     let mut sent = BTreeMap::from([("kerberos", 0_u64), ("dns", 0_u64)]);
     for flood in 0..floods {
         let mix: Vec<&[u8]> = (0..FRAMES_PER_FLOOD)
-            .map(|i| if i % 2 == 0 { kerberos.as_slice() } else { dns.as_slice() })
+            .map(|i| {
+                if i % 2 == 0 {
+                    kerberos.as_slice()
+                } else {
+                    dns.as_slice()
+                }
+            })
             .collect();
         send_frames(&peer, &veth.sender, mix).expect("flood");
         *sent.get_mut("kerberos").expect("key") += FRAMES_PER_FLOOD as u64 / 2;
@@ -93,12 +99,17 @@ fn shed_under_a_hog(floods: u32, hog_for: Duration) {
         stats_file::counter(stats, "seen") >= total
     })
     .expect("every frame seen");
-    assert!(level(&during) >= Level::ShedLow.number(), "still shedding: {during:?}");
+    assert!(
+        level(&during) >= Level::ShedLow.number(),
+        "still shedding: {during:?}"
+    );
     drop(hog);
 
     // Restoring needs the host calm (15% + 10% free) for two ticks per level; what else runs
     // on this machine may keep it busier than that, which the test measures itself.
-    let restored = wait_until(&run.stats, Duration::from_secs(30), |stats| level(stats) == 0);
+    let restored = wait_until(&run.stats, Duration::from_secs(30), |stats| {
+        level(stats) == 0
+    });
     let mut meter = Meter::new(Path::new("/proc"));
     let _first = meter.sample();
     std::thread::sleep(Duration::from_secs(2));
@@ -121,7 +132,10 @@ fn shed_under_a_hog(floods: u32, hog_for: Duration) {
     let finished = process.stop().expect("sensor stops");
     assert!(finished.status.success(), "{:?}", finished.stderr);
     assert!(
-        finished.stderr.iter().any(|line| line.contains("resource limiter: shedding")),
+        finished
+            .stderr
+            .iter()
+            .any(|line| line.contains("resource limiter: shedding")),
         "the level change is logged: {:?}",
         finished.stderr
     );
@@ -135,7 +149,11 @@ fn shed_under_a_hog(floods: u32, hog_for: Duration) {
             .or_default() += 1;
     }
     let captured_of = |name: &str| captured.get(name).copied().unwrap_or(0);
-    assert_eq!(captured_of("kerberos"), sent["kerberos"], "every Kerberos frame: {captured:?}");
+    assert_eq!(
+        captured_of("kerberos"),
+        sent["kerberos"],
+        "every Kerberos frame: {captured:?}"
+    );
     let shed = counter("limiter_shed_frames");
     assert!(shed > 0, "DNS was shed: {stats:?}");
     assert_eq!(
@@ -143,7 +161,11 @@ fn shed_under_a_hog(floods: u32, hog_for: Duration) {
         sent["dns"],
         "each DNS frame captured or counted shed: {captured:?} {stats:?}"
     );
-    assert_eq!(counter("matched"), total - shed, "shed frames are not matched");
+    assert_eq!(
+        counter("matched"),
+        total - shed,
+        "shed frames are not matched"
+    );
     assert_eq!(counter("seen"), total);
     assert_eq!(counter("ringbuf_full"), 0);
     assert!(counter("limiter_level_changes") >= 2, "{stats:?}");

@@ -455,7 +455,11 @@ fn the_limiter_sheds_name_queries_of_clients_that_are_not_dcs() {
         &udp(53, 50_000, &payload),
     );
     harness.expect("its answer", &answer, Outcome::Shed);
-    harness.expect("NetBIOS name query", &frames::udp_v4(137, &payload), Outcome::Shed);
+    harness.expect(
+        "NetBIOS name query",
+        &frames::udp_v4(137, &payload),
+        Outcome::Shed,
+    );
     harness.expect("DNS over TCP", &frames::tcp_v4(53, &payload), Outcome::Shed);
     let dc_asks = ipv4_frame(
         Ipv4::new(DC_V4, Ipv4Addr::new(10, 99, 1, 3), PROTO_UDP),
@@ -476,7 +480,11 @@ fn the_limiter_sheds_name_queries_of_clients_that_are_not_dcs() {
     assert_eq!(delta(Counter::Matched) + delta(Counter::Shed), 400);
     assert_eq!(delta(Counter::Copied), delta(Counter::Matched));
     // 300 expected, standard deviation 8.7.
-    assert!((240..=360).contains(&delta(Counter::Shed)), "{}", delta(Counter::Shed));
+    assert!(
+        (240..=360).contains(&delta(Counter::Shed)),
+        "{}",
+        delta(Counter::Shed)
+    );
 
     set(&mut harness, shed_keep::ALL);
     harness.expect("restored", &query, Outcome::Matched);
@@ -487,7 +495,11 @@ fn the_limiter_sheds_name_queries_of_clients_that_are_not_dcs() {
         .set_shed(shed_class::NAME_QUERIES, shed_keep::NONE)
         .expect("SHED map");
     any.expect("DNS, no DC filter", &query, Outcome::Shed);
-    any.expect("Kerberos, no DC filter", &frames::udp_v4(88, &payload), Outcome::Matched);
+    any.expect(
+        "Kerberos, no DC filter",
+        &frames::udp_v4(88, &payload),
+        Outcome::Matched,
+    );
 }
 
 #[test]

@@ -22,18 +22,21 @@ pub fn run() -> anyhow::Result<Vec<PathBuf>> {
     // The metadata's assets name target/release/docs.
     let docs = release.join("docs");
     for (_, binary) in PACKAGES {
-        shell::run(std::process::Command::new(release.join(binary)).arg("docs").arg(&docs))?;
+        shell::run(
+            std::process::Command::new(release.join(binary))
+                .arg("docs")
+                .arg(&docs),
+        )?;
     }
     let out = root.join("target/debian");
     let mut built = Vec::new();
     for (package, _) in PACKAGES {
-        let path = shell::stdout_of(cargo().current_dir(&root).args([
-            "deb",
-            "--no-build",
-            "--package",
-            package,
-            "--output",
-        ]).arg(&out))?;
+        let path = shell::stdout_of(
+            cargo()
+                .current_dir(&root)
+                .args(["deb", "--no-build", "--package", package, "--output"])
+                .arg(&out),
+        )?;
         // cargo-deb prints the package's path last.
         let path = path.lines().last().unwrap_or_default().trim().to_owned();
         println!("{path}");
@@ -60,7 +63,10 @@ mod tests {
     #[ignore = "builds both packages and installs them on this machine: `cargo xtask test --full`"]
     fn packages_install_their_files_users_and_units_and_purge_leaves_nothing() {
         for user in ["dcwatch", "dcwatch-backend"] {
-            assert!(!user_exists(user), "{user} exists before the test: not a clean machine");
+            assert!(
+                !user_exists(user),
+                "{user} exists before the test: not a clean machine"
+            );
         }
         let debs = run().expect("the packages build");
         succeeds(Command::new("dpkg").arg("--install").args(&debs));
@@ -87,7 +93,11 @@ mod tests {
             assert!(user_exists(user), "{user} made by postinst");
         }
         let config = std::fs::metadata("/etc/dcwatch/dcwatch.toml").expect("the conffile");
-        assert_eq!(config.mode() & 0o777, 0o640, "readable by dcwatch's group only");
+        assert_eq!(
+            config.mode() & 0o777,
+            0o640,
+            "readable by dcwatch's group only"
+        );
         let token = std::fs::metadata("/etc/dcwatch/token").expect("the credential file");
         assert_eq!(token.mode() & 0o777, 0o600);
         let conffiles = succeeds(Command::new("dpkg-query").args([
@@ -95,9 +105,16 @@ mod tests {
             "--show",
             "dcwatch-sensor",
         ]));
-        assert!(conffiles.contains("/etc/dcwatch/dcwatch.toml"), "{conffiles}");
+        assert!(
+            conffiles.contains("/etc/dcwatch/dcwatch.toml"),
+            "{conffiles}"
+        );
 
-        succeeds(Command::new("dpkg").arg("--purge").args(PACKAGES.map(|(_, binary)| binary)));
+        succeeds(
+            Command::new("dpkg")
+                .arg("--purge")
+                .args(PACKAGES.map(|(_, binary)| binary)),
+        );
         for user in ["dcwatch", "dcwatch-backend"] {
             assert!(!user_exists(user), "{user} left after purge");
         }

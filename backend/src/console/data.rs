@@ -1302,10 +1302,12 @@ impl Data {
             for name in compacted {
                 let name = name?;
                 if results.accounts.len() < 50
-                    && !results
-                        .accounts
-                        .iter()
-                        .any(|known| known.rsplit('\\').next().is_some_and(|known| known.eq_ignore_ascii_case(&name)))
+                    && !results.accounts.iter().any(|known| {
+                        known
+                            .rsplit('\\')
+                            .next()
+                            .is_some_and(|known| known.eq_ignore_ascii_case(&name))
+                    })
                 {
                     results.accounts.push(name);
                 }

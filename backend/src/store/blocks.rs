@@ -107,7 +107,10 @@ pub fn encode(entries: &[Entry]) -> Result<Vec<u8>, BlockError> {
     let mut columns = Columns::default();
     let mut previous_sequence = 0_u64;
     for entry in entries {
-        put_varint(&mut columns.layout, entry.sequence.wrapping_sub(previous_sequence));
+        put_varint(
+            &mut columns.layout,
+            entry.sequence.wrapping_sub(previous_sequence),
+        );
         previous_sequence = entry.sequence;
         put_varint(&mut columns.layout, entry.position);
         let bytes = entry.activity.encode_to_vec();
@@ -116,7 +119,11 @@ pub fn encode(entries: &[Entry]) -> Result<Vec<u8>, BlockError> {
             let (number, length) = field_extent(rest).ok_or(BlockError::Malformed)?;
             put_varint(&mut columns.layout, u64::from(number));
             let (field, tail) = rest.split_at(length);
-            columns.fields.entry(number).or_default().extend_from_slice(field);
+            columns
+                .fields
+                .entry(number)
+                .or_default()
+                .extend_from_slice(field);
             rest = tail;
         }
         put_varint(&mut columns.layout, u64::from(END_OF_ACTIVITY));
@@ -164,7 +171,8 @@ pub fn decode(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
         let position = take_varint(&mut layout)?;
         bytes.clear();
         loop {
-            let number = u32::try_from(take_varint(&mut layout)?).map_err(|_| BlockError::Malformed)?;
+            let number =
+                u32::try_from(take_varint(&mut layout)?).map_err(|_| BlockError::Malformed)?;
             if number == END_OF_ACTIVITY {
                 break;
             }
@@ -239,9 +247,7 @@ fn field_extent(bytes: &[u8]) -> Option<(u32, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use dcwatch_proto::v1::{
-        Account, DnsActivity, Endpoint, KerberosActivity, activity::Body,
-    };
+    use dcwatch_proto::v1::{Account, DnsActivity, Endpoint, KerberosActivity, activity::Body};
 
     use super::*;
 
@@ -289,14 +295,22 @@ mod tests {
                         ..KerberosActivity::default()
                     })
                 };
-                entry(100 + i / 10, i % 10, if i % 5 == 0 { "" } else { "Alice" }, body)
+                entry(
+                    100 + i / 10,
+                    i % 10,
+                    if i % 5 == 0 { "" } else { "Alice" },
+                    body,
+                )
             })
             .collect();
         let block = encode(&entries).expect("encodes");
         let back = decode(&block).expect("decodes");
         assert_eq!(back, entries);
         for (original, decoded) in entries.iter().zip(&back) {
-            assert_eq!(original.activity.encode_to_vec(), decoded.activity.encode_to_vec());
+            assert_eq!(
+                original.activity.encode_to_vec(),
+                decoded.activity.encode_to_vec()
+            );
         }
         let raw: usize = entries.iter().map(|e| e.activity.encoded_len()).sum();
         assert!(block.len() * 5 < raw, "{} of {raw} bytes", block.len());
@@ -321,6 +335,9 @@ mod tests {
         let lying = zstd::bulk::compress(&lying, 1).expect("compress");
         assert!(decode(&lying).is_err());
         assert!(decode(b"not zstd").is_err());
-        assert_eq!(decode(&encode(&[]).expect("empty")).expect("empty"), Vec::new());
+        assert_eq!(
+            decode(&encode(&[]).expect("empty")).expect("empty"),
+            Vec::new()
+        );
     }
 }

@@ -89,7 +89,8 @@ fn reaction() -> anyhow::Result<()> {
     let capture = NetNs::create("dcwlimb")?;
     let veth = VethPair::create(&peer, &capture)?;
     let run = RunDir::create()?;
-    let process = SensorProcess::start(&capture, &sensor, &run.run_args(&[&veth.receiver], &[]), 1)?;
+    let process =
+        SensorProcess::start(&capture, &sensor, &run.run_args(&[&veth.receiver], &[]), 1)?;
     let (mut shed, mut full, mut restored) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         if seconds_until(&run.stats, Instant::now(), |level| level == 0).is_err() {
@@ -99,7 +100,9 @@ fn reaction() -> anyhow::Result<()> {
         let hog = Hog::start();
         let started = Instant::now();
         shed.push(seconds_until(&run.stats, started, |level| level >= 1)?);
-        full.push(seconds_until(&run.stats, started, |level| level >= Level::MAX.number())?);
+        full.push(seconds_until(&run.stats, started, |level| {
+            level >= Level::MAX.number()
+        })?);
         drop(hog);
         let stopped = Instant::now();
         match seconds_until(&run.stats, stopped, |level| level == 0) {
@@ -126,7 +129,11 @@ fn reaction() -> anyhow::Result<()> {
         if restored.is_empty() {
             "not seen (the host stayed busy)".to_owned()
         } else {
-            format!("{:.1} s in {} of {ROUNDS} rounds", median(&mut restored), restored.len())
+            format!(
+                "{:.1} s in {} of {ROUNDS} rounds",
+                median(&mut restored),
+                restored.len()
+            )
         }
     );
     Ok(())

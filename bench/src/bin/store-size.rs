@@ -75,7 +75,9 @@ fn main() -> anyhow::Result<()> {
         (per_activity, gb)
     };
     println!();
-    println!("| store | bytes | bytes per activity | GB per day at 1000 packets/s | vs Defender for Identity |");
+    println!(
+        "| store | bytes | bytes per activity | GB per day at 1000 packets/s | vs Defender for Identity |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for (name, bytes) in [
         ("as ingested (rows, five indexes)", hot_bytes),
@@ -108,7 +110,11 @@ fn main() -> anyhow::Result<()> {
     for ((name, count, hot), (_, _, cold)) in hot_times
         .iter()
         .map(|(name, seconds, answer)| (name, answer.len(), seconds))
-        .zip(cold_times.iter().map(|(name, seconds, answer)| (name, answer, seconds)))
+        .zip(
+            cold_times
+                .iter()
+                .map(|(name, seconds, answer)| (name, answer, seconds)),
+        )
     {
         println!(
             "| {name} | {count} | {:.1} ms | {:.1} ms | {:.2}x |",

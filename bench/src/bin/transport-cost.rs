@@ -39,12 +39,10 @@ use dcwatch_proto::{
     v1::{Activity, Batch, Compression, SensorMessage, sensor_message},
 };
 use prost::Message as _;
-use sensor_user::{
-    transport::{
-        ZSTD_LEVEL,
-        batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
-        spool::{RECORD_ALIGN, RECORD_HEADER_LEN},
-    },
+use sensor_user::transport::{
+    ZSTD_LEVEL,
+    batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
+    spool::{RECORD_ALIGN, RECORD_HEADER_LEN},
 };
 
 /// Copies of the corpus in the input.

@@ -87,12 +87,19 @@ impl Meter {
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         Self {
             root: root.to_owned(),
-            page_bytes: u64::try_from(page).ok().filter(|&bytes| bytes > 0).unwrap_or(4096),
+            page_bytes: u64::try_from(page)
+                .ok()
+                .filter(|&bytes| bytes > 0)
+                .unwrap_or(4096),
             last_cpu: None,
         }
     }
 
-    fn read<T>(&self, name: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, MeasureError> {
+    fn read<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, MeasureError> {
         let path = self.root.join(name);
         let error = |reason: String| MeasureError {
             path: path.display().to_string(),
@@ -153,7 +160,10 @@ mod tests {
                        MemAvailable:    6000000 kB\nBuffers: 1 kB\n";
         assert_eq!(parse_meminfo(meminfo), Some(0.25));
         assert_eq!(parse_meminfo("MemTotal: 10 kB\n"), None, "no MemAvailable");
-        assert_eq!(parse_statm("1000 250 30 1 0 300 0\n", 4096), Some(250 * 4096));
+        assert_eq!(
+            parse_statm("1000 250 30 1 0 300 0\n", 4096),
+            Some(250 * 4096)
+        );
         assert_eq!(parse_statm("1000\n", 4096), None);
     }
 
@@ -171,8 +181,16 @@ mod tests {
         let load = load.expect("the CPU counters moved within 5 s");
         assert!((0.0..=1.0).contains(&load.cpu_free));
         assert!(load.memory_free > 0.0 && load.memory_free < 1.0);
-        assert!(load.own_bytes > 1 << 20, "a test process holds more than 1 MiB");
+        assert!(
+            load.own_bytes > 1 << 20,
+            "a test process holds more than 1 MiB"
+        );
         let missing = Meter::new(Path::new("/nonexistent")).sample();
-        assert!(missing.expect_err("no such root").to_string().contains("/nonexistent/stat"));
+        assert!(
+            missing
+                .expect_err("no such root")
+                .to_string()
+                .contains("/nonexistent/stat")
+        );
     }
 }

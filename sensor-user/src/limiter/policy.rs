@@ -245,7 +245,10 @@ mod tests {
             let mut limiter = Limiter::new(policy());
             let change = limiter.decide(&measured).expect("a change");
             assert_eq!(change.cause, cause, "{measured:?}");
-            assert_eq!((change.from, change.to), (Level::Normal, Level::SampleNames));
+            assert_eq!(
+                (change.from, change.to),
+                (Level::Normal, Level::SampleNames)
+            );
         }
         // Exactly at the minimum is enough free.
         let mut limiter = Limiter::new(policy());

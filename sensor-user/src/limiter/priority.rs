@@ -41,9 +41,7 @@ impl Priority {
             Some(Body::Kerberos(_) | Body::Ntlm(_) | Body::WindowsEvent(_)) | None => {
                 Self::Protected
             }
-            Some(Body::Ldap(ldap)) if ldap.r#type() == ldap_activity::Type::Bind => {
-                Self::Protected
-            }
+            Some(Body::Ldap(ldap)) if ldap.r#type() == ldap_activity::Type::Bind => Self::Protected,
             Some(Body::Dcerpc(call))
                 if PROTECTED_INTERFACES.contains(&call.interface_name.as_str()) =>
             {
@@ -202,7 +200,10 @@ mod tests {
         }
         use smb_activity::{ShareType, Type};
         let file = smb(Type::Close, ShareType::Disk);
-        assert_eq!(of(&from(client, Body::Smb(file.clone()))), Priority::SmbFileIo);
+        assert_eq!(
+            of(&from(client, Body::Smb(file.clone()))),
+            Priority::SmbFileIo
+        );
         for keep in [
             SmbActivity {
                 executable: true,
@@ -215,7 +216,11 @@ mod tests {
             smb(Type::Create, ShareType::Pipe),
             smb(Type::TreeConnect, ShareType::Disk),
         ] {
-            assert_eq!(of(&from(client, Body::Smb(keep.clone()))), Priority::Normal, "{keep:?}");
+            assert_eq!(
+                of(&from(client, Body::Smb(keep.clone()))),
+                Priority::Normal,
+                "{keep:?}"
+            );
         }
     }
 
@@ -229,7 +234,11 @@ mod tests {
         ];
         let shed = |level| all.iter().filter(|p| p.shed_at(level)).count();
         assert_eq!(shed(Level::Normal), 0);
-        assert_eq!(shed(Level::SampleNames), 0, "XDP samples; what it keeps stays");
+        assert_eq!(
+            shed(Level::SampleNames),
+            0,
+            "XDP samples; what it keeps stays"
+        );
         assert_eq!(shed(Level::ShedLow), 2);
         assert_eq!(shed(Level::ShedNormal), 3);
         assert!(!Priority::Protected.shed_at(Level::MAX));
