@@ -82,7 +82,7 @@ pub struct TlsConfig {
     pub sans: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Activities older than this many days are deleted (at start, then hourly); 0 keeps them all.
@@ -94,16 +94,6 @@ pub struct RetentionConfig {
     /// compressed blocks; 0: never (queries of an account seen in every block get slower,
     /// bench/RESULTS.md store-size).
     pub compact_after_secs: u64,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            days: 0,
-            max_mib: 0,
-            compact_after_secs: 0,
-        }
-    }
 }
 
 /// What a batch may weigh; a batch over a limit is refused (counted in `bad_batches`), the

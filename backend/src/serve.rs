@@ -372,7 +372,7 @@ async fn retention(store: &Arc<Mutex<Store>>, settings: &RetentionConfig, counte
     let compact_before =
         (settings.compact_after_secs > 0).then(|| ago(settings.compact_after_secs));
     let prune_before = (settings.days > 0).then(|| ago(u64::from(settings.days) * 86_400));
-    let budget = (settings.max_mib > 0).then(|| settings.max_mib << 20);
+    let budget = (settings.max_mib > 0).then_some(settings.max_mib << 20);
     let store = Arc::clone(store);
     let done = tokio::task::spawn_blocking(move || {
         let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
