@@ -29,6 +29,17 @@ pub struct Config {
     pub outputs: OutputsConfig,
     pub entities: EntitiesConfig,
     pub console: crate::console::ConsoleConfig,
+    /// error, warn, info, debug or trace; unset: `--log-level`. A SIGHUP applies a change.
+    pub log_level: Option<String>,
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus `/metrics`, `/livez` and `/readyz` endpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to serve them (`--metrics-listen`); unset: not served.
+    pub listen: Option<SocketAddr>,
 }
 
 /// What the configuration adds to the directory's own facts when entities are tagged.
@@ -65,6 +76,8 @@ impl Default for Config {
             outputs: OutputsConfig::default(),
             entities: EntitiesConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+            log_level: None,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -87,6 +100,13 @@ pub struct TlsConfig {
 pub struct RetentionConfig {
     /// Activities older than this many days are deleted (at start, then hourly); 0 keeps them all.
     pub days: u32,
+    /// The store may use this many MiB; past it the oldest activities are deleted (hourly).
+    /// 0: no budget.
+    pub max_mib: u64,
+    /// Activities older than this many seconds (and judged by detection) are compacted into
+    /// compressed blocks; 0: never (queries of an account seen in every block get slower,
+    /// bench/RESULTS.md store-size).
+    pub compact_after_secs: u64,
 }
 
 /// What a batch may weigh; a batch over a limit is refused (counted in `bad_batches`), the
@@ -259,6 +279,10 @@ impl Config {
     /// What serde cannot check: alert types the catalogue knows, usable syslog destinations.
     pub fn check(&self) -> Result<(), String> {
         self.detect.check().map_err(|failure| failure.to_string())?;
+        if let Some(level) = &self.log_level {
+            dcwatch_telemetry::logging::parse_level(level)
+                .map_err(|message| format!("log_level: {message}"))?;
+        }
         for destination in &self.outputs.syslog {
             if destination.address.rsplit_once(':').is_none() {
                 return Err(format!(

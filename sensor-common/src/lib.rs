@@ -97,6 +97,28 @@ pub fn flow_affinity(a: &[u8], b: &[u8]) -> u32 {
     mixed ^ (mixed >> 15)
 }
 
+/// Classes of traffic the resource limiter can shed in the XDP program: indices into the `SHED`
+/// map, whose value says how much of the class is kept ([`shed_keep`]).
+pub mod shed_class {
+    /// DNS, NetBIOS name and datagram, LLMNR and mDNS exchanges of a client that is not a DC
+    /// (any client when no DC addresses are configured): the traffic worth least.
+    pub const NAME_QUERIES: u32 = 0;
+    /// Entries in the `SHED` map.
+    pub const COUNT: u32 = 1;
+}
+
+/// Values of the `SHED` map: keep one frame of the class in N, sampled at random.
+pub mod shed_keep {
+    /// Keep every frame (0 reads the same: a map entry never written).
+    pub const ALL: u32 = 1;
+    /// Keep none.
+    pub const NONE: u32 = u32::MAX;
+}
+
+/// The ports of the name services whose exchanges make up `shed_class::NAME_QUERIES`: DNS,
+/// NetBIOS name service and datagram service, mDNS, LLMNR.
+pub const NAME_QUERY_PORTS: [u16; 5] = [53, 137, 138, 5353, 5355];
+
 /// Values of the `CAPTURE_MODE` global, set by the loader.
 pub mod capture_mode {
     /// The sensor shares the NIC with the host: every frame continues up the stack (`XDP_PASS`).
@@ -118,55 +140,41 @@ pub mod names {
     pub const SNAP_LEN: &str = "SNAP_LEN";
     pub const DECAP: &str = "DECAP";
     pub const VXLAN_PORT: &str = "VXLAN_PORT";
+    pub const SHED: &str = "SHED";
 }
 
 /// The per-CPU packet counters kept by the XDP program, indices into the `COUNTERS` map.
 ///
 /// Every frame bumps `Seen` and `Bytes`; a tunnelled one, taken apart, also exactly one of the
 /// `Decap*` counters (its outer frame) and is then judged by its inner frame. Then exactly one of
-/// `NonIp`, `Malformed`, `Matched`, or none of them (an IP frame that is not watched). Every matched frame is then exactly one of
-/// `Copied` or `RingbufFull`, so `Matched == Copied + RingbufFull` always holds; `RpcHeader`
-/// counts the matched frames the DCE-RPC header test let through.
+/// `NonIp`, `Malformed`, `Matched`, or `Shed`, or none of them (an IP frame that is not watched).
+/// Every matched frame is then exactly one of `Copied` or `RingbufFull`, so
+/// `Matched == Copied + RingbufFull` always holds; `RpcHeader` counts the matched frames the
+/// DCE-RPC header test let through. Each counter's meaning is its [`Counter::help`] (the stats
+/// file's and `/metrics`' text).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Frames the program ran on.
     Seen = 0,
-    /// Bytes of those frames.
     Bytes = 1,
-    /// Frames on a watched port (and, when configured, to or from a watched address).
     Matched = 2,
-    /// Matched frames written to the ring buffer.
     Copied = 3,
-    /// Matched frames that did not reach the ring buffer: no room in it (the only place such a
-    /// loss shows), or, in theory, a failed copy.
     RingbufFull = 4,
-    /// Copied frames longer than the snap length, copied up to it.
     Truncated = 5,
-    /// Frames whose EtherType (after VLAN tags) is neither IPv4 nor IPv6.
     NonIp = 6,
-    /// Frames whose headers are cut short or inconsistent, or nest deeper than the program parses.
     Malformed = 7,
-    /// Of `Matched`, the TCP segments on an unwatched port of a DC's (at least
-    /// `RPC_DYNAMIC_PORT_MIN`) matched only because their payload starts with a DCE-RPC
-    /// connection-oriented header; their record carries that port in `rpc_port`.
     RpcHeader = 8,
-    /// Outer frames of ERSPAN type I (GRE 0x88BE without a sequence number), taken apart.
     DecapErspan1 = 9,
-    /// Outer frames of ERSPAN type II (GRE 0x88BE with a sequence number).
     DecapErspan2 = 10,
-    /// Outer frames of ERSPAN type III (GRE 0x22EB).
     DecapErspan3 = 11,
-    /// Outer frames of Ethernet over GRE (0x6558, gretap).
     DecapGreEthernet = 12,
-    /// Outer frames of VXLAN.
     DecapVxlan = 13,
-    /// Outer frames of Geneve carrying Ethernet.
     DecapGeneve = 14,
+    Shed = 15,
 }
 
 impl Counter {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Seen,
         Self::Bytes,
         Self::Matched,
@@ -182,6 +190,7 @@ impl Counter {
         Self::DecapGreEthernet,
         Self::DecapVxlan,
         Self::DecapGeneve,
+        Self::Shed,
     ];
 
     /// Number of entries in the `COUNTERS` map.
@@ -205,6 +214,50 @@ impl Counter {
             Self::DecapGreEthernet => "decap_gre_ethernet",
             Self::DecapVxlan => "decap_vxlan",
             Self::DecapGeneve => "decap_geneve",
+            Self::Shed => "limiter_shed_frames",
+        }
+    }
+
+    /// What the counter counts.
+    pub const fn help(self) -> &'static str {
+        match self {
+            Self::Seen => "Frames the program ran on.",
+            Self::Bytes => "Bytes of those frames.",
+            Self::Matched => {
+                "Frames on a watched port (and, when configured, to or from a watched address)."
+            }
+            Self::Copied => "Matched frames written to the ring buffer.",
+            Self::RingbufFull => {
+                "Matched frames that did not reach the ring buffer: no room in it (the only place \
+                 such a loss shows), or, in theory, a failed copy."
+            }
+            Self::Truncated => "Copied frames longer than the snap length, copied up to it.",
+            Self::NonIp => "Frames whose EtherType (after VLAN tags) is neither IPv4 nor IPv6.",
+            Self::Malformed => {
+                "Frames whose headers are cut short or inconsistent, or nest deeper than the \
+                 program parses."
+            }
+            Self::RpcHeader => {
+                "Of the matched frames, the TCP segments on an unwatched port of a DC's (at least \
+                 RPC_DYNAMIC_PORT_MIN) matched only because their payload starts with a DCE-RPC \
+                 connection-oriented header; their record carries that port in rpc_port."
+            }
+            Self::DecapErspan1 => {
+                "Outer frames of ERSPAN type I (GRE 0x88BE without a sequence number), taken apart."
+            }
+            Self::DecapErspan2 => {
+                "Outer frames of ERSPAN type II (GRE 0x88BE with a sequence number), taken apart."
+            }
+            Self::DecapErspan3 => "Outer frames of ERSPAN type III (GRE 0x22EB), taken apart.",
+            Self::DecapGreEthernet => {
+                "Outer frames of Ethernet over GRE (0x6558, gretap), taken apart."
+            }
+            Self::DecapVxlan => "Outer frames of VXLAN, taken apart.",
+            Self::DecapGeneve => "Outer frames of Geneve carrying Ethernet, taken apart.",
+            Self::Shed => {
+                "Frames on a watched port that the resource limiter shed (the SHED map): never \
+                 copied, never counted as matched."
+            }
         }
     }
 }

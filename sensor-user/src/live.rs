@@ -1,9 +1,10 @@
 //! `dcwatch-sensor run`: attach, read the ring buffer until shut down, report.
 
-use std::{collections::HashMap, future::Future, io::Write, path::PathBuf};
+use std::{collections::HashMap, future::Future, io::Write, path::PathBuf, sync::Arc};
 
 use dcwatch_proto::v1::Activity;
-use log::{info, warn};
+use dcwatch_telemetry::{Snapshot, probe::Published, stats_file};
+use log::{error, info, warn};
 use sensor_common::Counter;
 use tokio::sync::mpsc;
 
@@ -13,7 +14,13 @@ use crate::{
     capture::{Capture, CaptureError, DynamicPorts, FrameReader, KernelCounters},
     config::Config,
     epm_query::{self, DcAnswer, QueryCounters},
+    health::{
+        Health, IssueKind,
+        checks::{Checks, Expectations},
+    },
+    limiter::{Limiter, measure::Meter},
     pipeline::{Output, Pipeline},
+    reload::{self, Outcome},
     stats::{self, UserCounters},
     syslog::{self, Listeners, SyslogError},
     transport::ActivitySink,
@@ -52,16 +59,36 @@ pub struct LiveSummary {
     pub syslog_events: u64,
 }
 
+/// What the daemon hands the loop besides the configuration.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// The sensor's health issues, shared with the directory sync and the transport.
+    pub health: Health,
+    /// What `/metrics` and `/readyz` show, when they are served.
+    pub published: Option<Arc<Published>>,
+    /// Configurations read again on SIGHUP, already checked.
+    pub reloads: Option<mpsc::Receiver<Config>>,
+}
+
 /// Captures on the configured interfaces and listens for syslog on the configured addresses
 /// (either may be absent, not both) until `shutdown` resolves, then detaches, drains the ring
 /// buffer and what the listeners handed over, and writes the final stats. Activities go to
-/// `output` and `sink` (a backend), if given. Needs a tokio runtime with I/O and time enabled.
+/// `output` and `sink` (a backend), if given. A configuration from `context.reloads` applies
+/// what can change while running ([`reload::plan`]). Needs a tokio runtime with I/O and time
+/// enabled.
 pub async fn run<W: Write>(
     config: &Config,
     output: Option<Output<W>>,
     sink: Option<ActivitySink>,
+    context: Context,
     shutdown: impl Future<Output = ()>,
 ) -> Result<LiveSummary, LiveError> {
+    let mut config = config.clone();
+    let Context {
+        health,
+        published,
+        mut reloads,
+    } = context;
     let interfaces = &config.capture.interfaces;
     if interfaces.is_empty() && config.syslog.listen.is_empty() {
         return Err(LiveError::NoInterface);
@@ -72,7 +99,7 @@ pub async fn run<W: Write>(
     let mut capture = if interfaces.is_empty() {
         None
     } else {
-        Some(attach(config)?)
+        Some(attach(&config, &health)?)
     };
     let names: HashMap<u32, String> = capture
         .iter()
@@ -89,6 +116,10 @@ pub async fn run<W: Write>(
         .map_err(LiveError::Workers)?
         .with_sink(sink)
         .with_resolver(config.resolver());
+    pipeline.watch_dcs(&config.capture.dc_addresses);
+    let mut limiter = config.limiter.enabled.then(|| Governor::new(&config));
+    let mut limiter_ticker = tokio::time::interval(config.limiter.interval());
+    limiter_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
     let mut discovery = Discovery::default();
     let mut header_ports = Vec::new();
@@ -103,15 +134,23 @@ pub async fn run<W: Write>(
         }
         _ => (None, None),
     };
+    // Under systemd (Type=notify): ready once attached and listening; the watchdog is pinged
+    // from this loop, so a loop stuck anywhere stops the pings and systemd restarts the sensor.
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let mut watchdog = watchdog_interval().map(tokio::time::interval);
     let mut batch_ticker = tokio::time::interval(BATCH_TICK);
     batch_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    let stats_file = config.stats.file.clone();
-    let mut ticker = tokio::time::interval(config.stats.interval());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = stats_ticker(&config);
+    let mut reporting = Reporting {
+        stats_file: config.stats.file.clone(),
+        checks: Checks::new(expectations(&config), unix_now_ns()),
+        health,
+        published,
+        reported: KernelCounters::default(),
+    };
     tokio::pin!(shutdown);
     let mut output_error = None;
-    let mut reported = KernelCounters::default();
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -143,6 +182,22 @@ pub async fn run<W: Write>(
                 }
             }
             _ = batch_ticker.tick(), if pipeline.sink().is_some() => pipeline.tick_sink(),
+            _ = next_tick(watchdog.as_mut()) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            _ = limiter_ticker.tick(), if limiter.is_some() => {
+                if let Some(limiter) = limiter.as_mut() {
+                    limiter.tick(capture.as_mut(), &mut pipeline);
+                }
+            }
+            Some(new) = next_reload(reloads.as_mut()) => {
+                let running = Running {
+                    capture: capture.as_mut(),
+                    dynamic_ports: &mut dynamic_ports,
+                    reporting: &mut reporting,
+                };
+                if reload(&mut config, new, running, &mut pipeline) {
+                    ticker = stats_ticker(&config);
+                }
+            }
             _ = ticker.tick() => {
                 if output_error.is_none() {
                     output_error = pipeline.tick(unix_now_ns()).err();
@@ -150,13 +205,14 @@ pub async fn run<W: Write>(
                 if let Some(capture) = capture.as_mut() {
                     unwatch_expired_ports(capture, &mut dynamic_ports);
                 }
-                if let Some(kernel) = report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, &discovery, stats_file.as_ref()) {
-                    warn_of_new_drops(&pipeline, &reported, &kernel);
-                    reported = kernel;
-                }
+                reporting.report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, &discovery, limiter.as_ref());
             }
         }
     }
+    if let Some(published) = &reporting.published {
+        published.set_ready(Err("stopping".to_owned()));
+    }
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // Detach first so nothing new arrives, then take what is still in the ring.
     if let Some(task) = epm_task {
         task.abort();
@@ -190,13 +246,13 @@ pub async fn run<W: Write>(
         activities: pipeline.activities(),
         syslog_events,
     };
-    report(
+    reporting.write(
         capture.as_ref(),
         &pipeline,
         &listeners,
         &dynamic_ports,
         &discovery,
-        stats_file.as_ref(),
+        limiter.as_ref(),
     );
     log_summary(&summary, capture.is_some());
     match output_error {
@@ -206,7 +262,7 @@ pub async fn run<W: Write>(
 }
 
 /// Loads the XDP program and attaches it to every configured interface.
-fn attach(config: &Config) -> Result<Capture, LiveError> {
+fn attach(config: &Config, health: &Health) -> Result<Capture, LiveError> {
     let mut capture = Capture::load(&config.capture)?;
     let settings = &config.capture;
     info!(
@@ -228,8 +284,44 @@ fn attach(config: &Config) -> Result<Capture, LiveError> {
             "capturing on {} (ifindex {}, {} XDP, {:?} mode)",
             attached.name, attached.ifindex, attached.mode, settings.mode
         );
+        health.set(
+            IssueKind::XdpGeneric,
+            &attached.name,
+            (attached.mode == "generic").then(|| {
+                format!(
+                    "{} runs XDP in generic mode: every frame costs an skb; a driver with native \
+                     XDP costs less",
+                    attached.name
+                )
+            }),
+        );
     }
     Ok(capture)
+}
+
+/// Tells systemd, when it started the sensor with a notification socket; without, nothing.
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(false, state) {
+        warn!("telling systemd {state:?}: {error}");
+    }
+}
+
+/// Half the watchdog timeout systemd set (`WatchdogSec=`), if it set one.
+fn watchdog_interval() -> Option<std::time::Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| {
+        std::time::Duration::from_micros(usec / 2).max(std::time::Duration::from_millis(1))
+    })
+}
+
+/// The next tick of an interval; without one, never resolves.
+async fn next_tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads the ring buffer when there is one; without, never resolves.
@@ -284,26 +376,32 @@ const MAX_PENDING_HEADER_PORTS: usize = 256;
 /// a port in use for longer is found again by its next PDU header after it expires.
 const HEADER_PORT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
+dcwatch_telemetry::counters! {
+    /// DCE-RPC ports found by the XDP program's header test, and the learned ports watched.
+    struct HeaderPorts {
+        /// Ports added to the XDP filter because the program found a DCE-RPC header on them.
+        counter rpc_header_ports_opened: u64,
+        /// Learned DCE-RPC ports watched now.
+        gauge rpc_ports_watched: u64,
+    }
+}
+
 /// The userspace counters: the pipeline's, the syslog listeners' and the learned ports'.
 fn stats<W: Write>(
     pipeline: &Pipeline<W>,
     listeners: &Listeners,
     dynamic_ports: &DynamicPorts,
     discovery: &Discovery,
-) -> Vec<(String, u64)> {
-    let mut stats = pipeline.stats();
-    let listener_pairs = listeners.counters().pairs();
-    let port_pairs = dynamic_ports.counters().pairs();
-    stats.extend(
-        listener_pairs
-            .into_iter()
-            .chain(port_pairs)
-            .chain(discovery.epm.pairs())
-            .chain([("rpc_header_ports_opened", discovery.header_ports_opened)])
-            .map(|(name, value)| (name.to_owned(), value)),
-    );
-    stats.push(("rpc_ports_watched".to_owned(), dynamic_ports.len() as u64));
-    stats
+) -> Snapshot {
+    let mut snapshot = pipeline.snapshot();
+    snapshot.add_prefixed("syslog_", listeners.counters());
+    snapshot.add_prefixed("rpc_ports_", dynamic_ports.counters());
+    snapshot.add_prefixed("epm_", &discovery.epm);
+    snapshot.add(&HeaderPorts {
+        rpc_header_ports_opened: discovery.header_ports_opened,
+        rpc_ports_watched: dynamic_ports.len() as u64,
+    });
+    snapshot
 }
 
 /// The next endpoint-mapper answer; without a query task, never resolves.
@@ -326,7 +424,7 @@ fn watch_answered_ports(
     let ports = match answer.ports {
         Ok(ports) => ports,
         Err(error) => {
-            counters.failures += 1;
+            counters.query_failures += 1;
             warn!("asking {}'s endpoint mapper: {error}", answer.dc);
             return;
         }
@@ -336,7 +434,7 @@ fn watch_answered_ports(
         if let Some(change) = dynamic_ports.announce(port, until_ns) {
             match capture.apply_port_change(change) {
                 Ok(()) => {
-                    counters.ports_opened += 1;
+                    counters.query_ports_opened += 1;
                     info!(
                         "watching TCP port {port} (DCE-RPC on {}, its endpoint mapper says)",
                         answer.dc
@@ -424,64 +522,298 @@ fn feed<W: Write>(
     }
 }
 
-/// Reads the kernel counters (when capturing) and, when asked for, writes the stats file; hands
-/// the same pairs to the backend, if any; returns the kernel counters.
-fn report<W: Write>(
-    capture: Option<&Capture>,
-    pipeline: &Pipeline<W>,
-    listeners: &Listeners,
-    dynamic_ports: &DynamicPorts,
-    discovery: &Discovery,
-    stats_file: Option<&PathBuf>,
-) -> Option<KernelCounters> {
-    let kernel = match capture.map(Capture::counters) {
-        Some(Ok(kernel)) => Some(kernel),
-        Some(Err(error)) => {
-            warn!("reading counters: {error}");
-            return None;
-        }
-        None => None,
-    };
-    let user = stats(pipeline, listeners, dynamic_ports, discovery);
-    if let Some(path) = stats_file
-        && let Err(error) = stats::write_file(path, &stats::snapshot(kernel.as_ref(), &user))
-    {
-        warn!("writing stats file {}: {error}", path.display());
-    }
-    if let Some(sink) = pipeline.sink() {
-        let pairs = kernel
-            .iter()
-            .flat_map(KernelCounters::iter)
-            .map(|(counter, value)| (counter.name().to_owned(), value))
-            .chain(user)
-            .collect();
-        sink.publish(pairs);
-    }
-    kernel
+/// The stats tick's work: the stats file, the backend's copy of the counters, the health
+/// checks and the probes, all from one snapshot.
+#[derive(Debug)]
+struct Reporting {
+    stats_file: Option<PathBuf>,
+    checks: Checks,
+    health: Health,
+    published: Option<Arc<Published>>,
+    /// The kernel counters at the last report.
+    reported: KernelCounters,
 }
 
-/// Says so in the log (and to the backend) when frames were lost to a full ring buffer since the
-/// last report.
-fn warn_of_new_drops<W: Write>(
-    pipeline: &Pipeline<W>,
-    before: &KernelCounters,
-    now: &KernelCounters,
-) {
+impl Reporting {
+    /// Writes the counters and runs the health checks on them.
+    fn report<W: Write>(
+        &mut self,
+        capture: Option<&Capture>,
+        pipeline: &Pipeline<W>,
+        listeners: &Listeners,
+        dynamic_ports: &DynamicPorts,
+        discovery: &Discovery,
+        limiter: Option<&Governor>,
+    ) {
+        let Some((kernel, snapshot)) = self.write(
+            capture,
+            pipeline,
+            listeners,
+            dynamic_ports,
+            discovery,
+            limiter,
+        ) else {
+            return;
+        };
+        if let Some(kernel) = kernel {
+            warn_of_new_drops(&self.reported, &kernel);
+            self.reported = kernel;
+        }
+        self.checks
+            .run(&self.health, &snapshot, pipeline.heard(), unix_now_ns());
+        if let Some(published) = &self.published {
+            published.publish(snapshot, &self.health.open(), Ok(()));
+        }
+    }
+
+    /// Reads the kernel counters (when capturing) and, when asked for, writes the stats file;
+    /// hands the same snapshot to the backend, if any. `None` when the kernel's counters could
+    /// not be read.
+    fn write<W: Write>(
+        &self,
+        capture: Option<&Capture>,
+        pipeline: &Pipeline<W>,
+        listeners: &Listeners,
+        dynamic_ports: &DynamicPorts,
+        discovery: &Discovery,
+        limiter: Option<&Governor>,
+    ) -> Option<(Option<KernelCounters>, Snapshot)> {
+        let kernel = match capture.map(Capture::counters) {
+            Some(Ok(kernel)) => Some(kernel),
+            Some(Err(error)) => {
+                warn!("reading counters: {error}");
+                return None;
+            }
+            None => None,
+        };
+        let mut user = stats(pipeline, listeners, dynamic_ports, discovery);
+        if let Some(limiter) = limiter {
+            user.add_prefixed("limiter_", &limiter.stats);
+        }
+        let snapshot = stats::snapshot(kernel.as_ref(), user);
+        if let Some(path) = &self.stats_file
+            && let Err(error) = stats_file::write(path, &stats_file::object(snapshot.pairs()))
+        {
+            warn!("writing stats file {}: {error}", path.display());
+        }
+        if let Some(sink) = pipeline.sink() {
+            sink.publish(snapshot.clone());
+        }
+        Some((kernel, snapshot))
+    }
+}
+
+/// The resource limiter at work: measures every tick, and applies a new level to the XDP
+/// program and the pipeline.
+#[derive(Debug)]
+struct Governor {
+    meter: Meter,
+    limiter: Limiter,
+    stats: LimiterStats,
+}
+
+dcwatch_telemetry::counters! {
+    /// What the resource limiter measured and did (named `limiter_*`).
+    #[derive(Clone, Copy, Debug, Default)]
+    struct LimiterStats {
+        /// The shedding level in force: 0 sheds nothing, higher sheds more.
+        gauge level: u64,
+        /// Measurements taken.
+        counter ticks: u64,
+        /// Changes of level.
+        counter level_changes: u64,
+        /// The host's CPU free at the last measurement, in whole percent.
+        gauge cpu_free_percent: u64,
+        /// The host's memory free at the last measurement, in whole percent.
+        gauge memory_free_percent: u64,
+        /// The sensor's own resident memory at the last measurement.
+        gauge own_memory_bytes: u64,
+        /// Measurements that failed (/proc unreadable).
+        counter measure_errors: u64,
+    }
+}
+
+impl Governor {
+    fn new(config: &Config) -> Self {
+        Self {
+            meter: Meter::new(std::path::Path::new("/proc")),
+            limiter: Limiter::new(config.limiter.policy()),
+            stats: LimiterStats {
+                cpu_free_percent: 100,
+                memory_free_percent: 100,
+                ..LimiterStats::default()
+            },
+        }
+    }
+
+    fn tick<W: Write>(&mut self, capture: Option<&mut Capture>, pipeline: &mut Pipeline<W>) {
+        self.stats.ticks += 1;
+        let load = match self.meter.sample() {
+            Ok(Some(load)) => load,
+            Ok(None) => return,
+            Err(error) => {
+                self.stats.measure_errors += 1;
+                warn!("resource limiter: {error}");
+                return;
+            }
+        };
+        let percent = |share: f64| (share * 100.0).round() as u64;
+        self.stats.cpu_free_percent = percent(load.cpu_free);
+        self.stats.memory_free_percent = percent(load.memory_free);
+        self.stats.own_memory_bytes = load.own_bytes;
+        let Some(change) = self.limiter.decide(&load) else {
+            return;
+        };
+        self.stats.level_changes += 1;
+        let level = change.to;
+        self.stats.level = level.number();
+        if let Some(capture) = capture
+            && let Err(error) = capture.set_shed(
+                sensor_common::shed_class::NAME_QUERIES,
+                level.name_query_keep(),
+            )
+        {
+            warn!("resource limiter: setting the XDP program's shedding: {error}");
+        }
+        pipeline.shedder_mut().set_level(level);
+        let message = format!(
+            "resource limiter: {} ({}: CPU {}% free, memory {}% free, sensor {} MiB)",
+            level.name(),
+            change.cause.name(),
+            self.stats.cpu_free_percent,
+            self.stats.memory_free_percent,
+            load.own_bytes >> 20
+        );
+        if level > change.from {
+            warn!("{message}");
+        } else {
+            info!("{message}");
+        }
+        // What is shed is counted (limiter_shed_*): the health checks raise TRAFFIC_DROPPED
+        // from those counters with the rest of the drops.
+    }
+}
+
+/// Says so in the log when frames were lost to a full ring buffer since the last report (the
+/// health checks raise the issue).
+fn warn_of_new_drops(before: &KernelCounters, now: &KernelCounters) {
     let lost = now.get(Counter::RingbufFull) - before.get(Counter::RingbufFull);
     if lost > 0 {
-        let message = format!(
+        warn!(
             "{lost} matched frames lost to a full ring buffer since the last report ({} in all)",
             now.get(Counter::RingbufFull)
         );
-        warn!("{message}");
-        if let Some(sink) = pipeline.sink() {
-            sink.shared().health(
-                dcwatch_proto::v1::health_event::Severity::Warning,
-                "CAPTURE_LOSS",
-                message,
+    }
+}
+
+/// What the health checks expect to hear from, by the configuration.
+fn expectations(config: &Config) -> Expectations {
+    Expectations {
+        interfaces: config.capture.interfaces.clone(),
+        dc_addresses: config.capture.dc_addresses.clone(),
+        windows_events: !config.syslog.listen.is_empty(),
+        radius: !config.radius.secret.is_empty() || !config.radius.secrets.is_empty(),
+        silent_after_ns: config.health.silent_after_ns(),
+    }
+}
+
+fn stats_ticker(config: &Config) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(config.stats.interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// The next configuration read on SIGHUP; without a reload channel, never resolves.
+async fn next_reload(reloads: Option<&mut mpsc::Receiver<Config>>) -> Option<Config> {
+    match reloads {
+        Some(reloads) => reloads.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a reload may change.
+struct Running<'a> {
+    capture: Option<&'a mut Capture>,
+    dynamic_ports: &'a mut DynamicPorts,
+    reporting: &'a mut Reporting,
+}
+
+/// Applies what `new` changes that can change while running, logs every key's outcome, and
+/// keeps the running values of the rest. True when the stats settings changed (a new ticker).
+fn reload<W: Write>(
+    config: &mut Config,
+    mut new: Config,
+    running: Running<'_>,
+    pipeline: &mut Pipeline<W>,
+) -> bool {
+    let plan = reload::plan(config, &new);
+    let Running {
+        mut capture,
+        dynamic_ports,
+        reporting,
+    } = running;
+    let applied = |key: &str| reload::applied(&plan, key);
+    let mut failures = Vec::new();
+    if applied("capture.ports.tcp") || applied("capture.ports.udp") {
+        if let Some(capture) = capture.as_deref_mut() {
+            let result = capture.replace_ports(
+                (&config.capture.ports.tcp, &config.capture.ports.udp),
+                (&new.capture.ports.tcp, &new.capture.ports.udp),
+                |port| dynamic_ports.is_learned(port) && !new.capture.ports.tcp.contains(&port),
             );
+            match result {
+                Ok(()) => {
+                    dynamic_ports.set_configured(&new.capture.ports.tcp);
+                    config.capture.ports = new.capture.ports.clone();
+                }
+                Err(error) => failures.push(format!("capture.ports: {error}")),
+            }
+        } else {
+            config.capture.ports = new.capture.ports.clone();
         }
     }
+    if applied("capture.dc_addresses") {
+        let result = capture.map_or(Ok(()), |capture| {
+            capture.replace_addresses(&config.capture.dc_addresses, &new.capture.dc_addresses)
+        });
+        match result {
+            Ok(()) => {
+                config.capture.dc_addresses = new.capture.dc_addresses.clone();
+                pipeline.watch_dcs(&config.capture.dc_addresses);
+            }
+            Err(error) => failures.push(format!("capture.dc_addresses: {error}")),
+        }
+    }
+    if applied("sensor.log_level") {
+        config.sensor.log_level = new.sensor.log_level.take();
+        if let Some(level) = &config.sensor.log_level
+            && let Ok(level) = dcwatch_telemetry::logging::parse_level(level)
+        {
+            dcwatch_telemetry::logging::set_level(level);
+        }
+    }
+    let stats_changed = applied("stats");
+    if stats_changed {
+        config.stats = new.stats.clone();
+        reporting.stats_file.clone_from(&config.stats.file);
+    }
+    if applied("health") {
+        config.health = new.health.clone();
+    }
+    reporting
+        .checks
+        .expect(expectations(config), &reporting.health);
+    info!("SIGHUP: configuration read again");
+    for item in &plan {
+        match item.outcome {
+            Outcome::NeedsRestart => warn!("reload: {item}"),
+            Outcome::Applied(_) | Outcome::Unchanged => info!("reload: {item}"),
+        }
+    }
+    for failure in failures {
+        error!("reload: not applied: {failure}");
+    }
+    stats_changed
 }
 
 fn log_summary(summary: &LiveSummary, captured: bool) {
