@@ -75,6 +75,19 @@ pub enum Command {
     /// Manage the console's users.
     #[command(subcommand)]
     User(crate::console::cli::UserCommand),
+    /// The store's schema.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Apply the PostgreSQL store's migrations not yet applied ([cluster] postgres_url), in
+    /// order; the SQLite store makes its own schema when opened.
+    Migrate {
+        #[command(flatten)]
+        location: Location,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -282,6 +295,10 @@ pub struct ServeArgs {
     /// Serve the analyst's console (HTTPS) on this address ([console] listen).
     #[arg(long, value_name = "ADDR:PORT")]
     pub console: Option<SocketAddr>,
+    /// Which parts to run: all (one process, the default), or one role of a cluster (ingest,
+    /// detect, api) over [cluster]'s PostgreSQL and NATS.
+    #[arg(long, value_enum, default_value_t)]
+    pub role: crate::serve::Role,
 }
 
 impl ServeArgs {

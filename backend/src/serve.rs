@@ -16,11 +16,16 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::{
+    cluster::{
+        claims::{self, Claims},
+        publish::Publisher,
+        source::{SourceCounters, StreamSource},
+    },
     config::Config,
-    detection::{Detection, DirectorySource},
+    detection::{Detection, DirectorySource, Source, StoreSource},
     ingest::{Counters, IngestService},
     outputs::{OutputCounters, OutputError, Outputs},
-    store::{Store, StoreError},
+    store::{SharedStore, Storage, StoreError},
     tls::{self, TlsError},
 };
 
@@ -60,14 +65,62 @@ pub enum ServeError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("{0}")]
+    Role(String),
 }
 
-/// Every counter the stats file shows: ingest's, the outputs', detection's.
-#[derive(Clone, Debug)]
+/// Which parts of the backend this process runs (README "Scaling out").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Everything in one process: ingest, detection, the console, on the configured store.
+    #[default]
+    All,
+    /// Sensors' streams: batches checked, published to the stream, stored, acknowledged.
+    Ingest,
+    /// Detection on the partitions of the stream this node claims.
+    Detect,
+    /// Retention and the counters over the shared store (the console is the `all` role's).
+    Api,
+}
+
+impl Role {
+    fn ingests(self) -> bool {
+        matches!(self, Self::All | Self::Ingest)
+    }
+
+    fn detects(self) -> bool {
+        matches!(self, Self::All | Self::Detect)
+    }
+
+    /// What the role needs of the configuration.
+    fn check(self, config: &Config) -> Result<(), ServeError> {
+        let cluster = &config.cluster;
+        if self != Self::All && cluster.postgres_url.is_empty() {
+            return Err(ServeError::Role(format!(
+                "--role {self:?} shares the store: set [cluster] postgres_url"
+            )));
+        }
+        if matches!(self, Self::Ingest | Self::Detect) && cluster.nats_urls.is_empty() {
+            return Err(ServeError::Role(format!(
+                "--role {self:?} needs the stream: set [cluster] nats_urls"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A part's counters, read when the stats file is written.
+type CounterSource = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
+
+/// Every counter the stats file shows: ingest's, the outputs', detection's, the cluster's.
+#[derive(Clone)]
 struct AllCounters {
     ingest: Arc<Counters>,
     outputs: Arc<OutputCounters>,
     detection: Arc<Mutex<Option<Arc<Detection>>>>,
+    cluster: Vec<CounterSource>,
 }
 
 impl AllCounters {
@@ -81,6 +134,9 @@ impl AllCounters {
             .as_ref()
         {
             all.extend(detection.counters());
+        }
+        for source in &self.cluster {
+            all.extend(source());
         }
         all
     }
@@ -110,19 +166,32 @@ fn watch_hangups(
     }))
 }
 
-/// Serves until `shutdown` completes, then ends the open streams, writes the stats file one
-/// last time and returns the final counters.
+/// Opens the configured store off the runtime's threads (connecting to PostgreSQL blocks).
+async fn open_store(config: &Config) -> Result<Box<dyn Storage>, ServeError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || crate::store::open(&config))
+        .await
+        .map_err(|failure| ServeError::Role(format!("opening the store: {failure}")))?
+        .map_err(ServeError::Store)
+}
+
+/// Serves `role` until `shutdown` completes, then ends the open streams, writes the stats file
+/// one last time and returns the final counters.
 pub async fn serve(
     config: &Config,
+    role: Role,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Vec<(&'static str, u64)>, ServeError> {
+    role.check(config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
-    let store = Store::open(&config.data_dir)?;
+    let store: SharedStore = Arc::new(Mutex::new(open_store(config).await?));
     let identity = tls::server_identity(&config.tls, &config.data_dir)?;
-    if let Some(ca) = &identity.ca {
+    if role.ingests()
+        && let Some(ca) = &identity.ca
+    {
         if identity.created {
             info!(
                 "made a CA and a server certificate in {}",
@@ -134,18 +203,15 @@ pub async fn serve(
             ca.display()
         );
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            address: config.listen,
-            source,
-        })?;
-    let address = listener.local_addr().map_err(|source| ServeError::Listen {
-        address: config.listen,
-        source,
-    })?;
+    let node = crate::cluster::node_name(&config.cluster);
+    let stream = if matches!(role, Role::Ingest | Role::Detect) {
+        let context = crate::cluster::connect(&config.cluster, &node).await?;
+        let stream = crate::cluster::activity_stream(&context, &config.cluster).await?;
+        Some((context, stream))
+    } else {
+        None
+    };
 
-    let store = Arc::new(Mutex::new(store));
     let counters = Arc::new(Counters::default());
     let (stop, stopping) = watch::channel(false);
     let outputs = Arc::new(Outputs::start(&config.outputs)?);
@@ -157,48 +223,102 @@ pub async fn serve(
     })?;
     let directory = Arc::new(DirectorySource::default());
     let mut directory_version = None;
-    refresh_directory(&store, config, &directory, &mut directory_version).await;
-    let detection = Arc::new(Detection::start(
-        config.data_dir.clone(),
-        config.detect.clone(),
-        Arc::clone(&outputs),
-        Arc::clone(&directory),
-    )?);
-    let all_counters = AllCounters {
+    let mut all_counters = AllCounters {
         ingest: Arc::clone(&counters),
         outputs: Arc::clone(outputs.counters()),
-        detection: Arc::new(Mutex::new(Some(Arc::clone(&detection)))),
+        detection: Arc::new(Mutex::new(None)),
+        cluster: Vec::new(),
     };
-    let console = crate::console::start(
-        config,
-        &identity.cert_pem,
-        &identity.key_pem,
-        stopping.clone(),
-    )
-    .await?;
-    let service = IngestService::new(
-        Arc::clone(&store),
-        Arc::clone(&counters),
-        config.limits,
-        stopping.clone(),
-    )
-    .with_alerts(Arc::clone(&outputs), detection.waker());
-    let message_limit = config
-        .limits
-        .max_batch_bytes
-        .saturating_mul(MESSAGE_SIZE_FACTOR);
-    let router = Server::builder()
-        .tls_config(
-            ServerTlsConfig::new()
-                .identity(Identity::from_pem(identity.cert_pem, identity.key_pem)),
-        )?
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .add_service(IngestServer::new(service).max_decoding_message_size(message_limit));
-    info!("listening on {address}");
+    let mut claiming = None;
+    let detection = if role.detects() {
+        refresh_directory(&store, config, &directory, &mut directory_version).await;
+        let mut detection_store = open_store(config).await?;
+        let source: Box<dyn Source> = match &stream {
+            Some((context, activity_stream)) => {
+                let claims = Arc::new(Claims::default());
+                let bucket = claims::bucket(context, config.cluster.replicas).await?;
+                claiming = Some(tokio::spawn(claims::run(
+                    bucket,
+                    node.clone(),
+                    config.cluster.partitions,
+                    Arc::clone(&claims),
+                    stopping.clone(),
+                )));
+                let source_counters = Arc::new(SourceCounters::default());
+                let shown = Arc::clone(&source_counters);
+                all_counters
+                    .cluster
+                    .push(Arc::new(move || shown.snapshot()));
+                Box::new(StreamSource::new(
+                    tokio::runtime::Handle::current(),
+                    activity_stream.clone(),
+                    claims,
+                    source_counters,
+                ))
+            }
+            None => Box::new(tokio::task::block_in_place(|| {
+                StoreSource::new(detection_store.as_mut())
+            })?),
+        };
+        let detection = Arc::new(tokio::task::block_in_place(|| {
+            Detection::start(
+                detection_store,
+                source,
+                config.detect.clone(),
+                Arc::clone(&outputs),
+                Arc::clone(&directory),
+            )
+        })?);
+        *all_counters
+            .detection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&detection));
+        Some(detection)
+    } else {
+        None
+    };
+    let console = if role == Role::All {
+        crate::console::start(
+            config,
+            &identity.cert_pem,
+            &identity.key_pem,
+            stopping.clone(),
+        )
+        .await?
+    } else {
+        None
+    };
+    let publisher = match (&stream, role) {
+        (Some((context, _)), Role::Ingest) => {
+            let publisher = Arc::new(Publisher::new(context.clone(), config.cluster.partitions));
+            let shown = Arc::clone(&publisher);
+            all_counters
+                .cluster
+                .push(Arc::new(move || shown.snapshot()));
+            Some(publisher)
+        }
+        _ => None,
+    };
 
+    let service = role.ingests().then(|| {
+        let service = IngestService::new(
+            Arc::clone(&store),
+            Arc::clone(&counters),
+            config.limits,
+            stopping.clone(),
+        )
+        .with_alerts(
+            Arc::clone(&outputs),
+            detection.as_ref().map(|detection| detection.waker()),
+        );
+        match &publisher {
+            Some(publisher) => service.with_stream(Arc::clone(publisher)),
+            None => service,
+        }
+    });
     let housekeeping = tokio::spawn(housekeeping(
         config.clone(),
+        role,
         Arc::clone(&store),
         all_counters.clone(),
         (directory, directory_version),
@@ -209,12 +329,19 @@ pub async fn serve(
         info!("stopping: ending the open streams");
         let _closed = stop.send(true);
     };
-    router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signalled)
-        .await?;
+    match service {
+        Some(service) => serve_ingest(config, &identity, service, signalled).await?,
+        None => {
+            info!("serving as {role:?}");
+            signalled.await;
+        }
+    }
     let _finished = housekeeping.await;
     if let Some(console) = console {
         let _finished = console.await;
+    }
+    if let Some(claiming) = claiming {
+        let _finished = claiming.await;
     }
     let _finished = hangups.await;
     // Detection judges what was stored, then the outputs get what it emitted.
@@ -223,19 +350,23 @@ pub async fn serve(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
-    let detection_counters = match Arc::try_unwrap(detection) {
-        Ok(detection) => tokio::task::spawn_blocking(move || detection.stop())
+    let detection_counters = match detection.map(Arc::try_unwrap) {
+        Some(Ok(detection)) => tokio::task::spawn_blocking(move || detection.stop())
             .await
             .unwrap_or_default(),
-        Err(_) => {
+        Some(Err(_)) => {
             warn!("detection still in use at exit");
             Vec::new()
         }
+        None => Vec::new(),
     };
     finish_outputs(outputs).await;
     let mut final_counters = counters.snapshot();
     final_counters.extend(all_counters.outputs.snapshot());
     final_counters.extend(detection_counters);
+    for source in &all_counters.cluster {
+        final_counters.extend(source());
+    }
     if let Some(file) = &config.stats.file
         && let Err(failure) = write_stats(file, &final_counters)
     {
@@ -247,6 +378,42 @@ pub async fn serve(
         .collect();
     info!("stopped: {}", summary.join(" "));
     Ok(final_counters)
+}
+
+/// The sensors' gRPC service over TLS, until `signalled` completes.
+async fn serve_ingest(
+    config: &Config,
+    identity: &tls::ServerIdentity,
+    service: IngestService,
+    signalled: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| ServeError::Listen {
+        address: config.listen,
+        source,
+    })?;
+    let message_limit = config
+        .limits
+        .max_batch_bytes
+        .saturating_mul(MESSAGE_SIZE_FACTOR);
+    let router = Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(
+            identity.cert_pem.clone(),
+            identity.key_pem.clone(),
+        )))?
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .add_service(IngestServer::new(service).max_decoding_message_size(message_limit));
+    info!("listening on {address}");
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signalled)
+        .await?;
+    Ok(())
 }
 
 /// Lets queued messages reach the outputs, once every stream (and its handle on them) ended.
@@ -268,7 +435,8 @@ async fn finish_outputs(mut outputs: Arc<Outputs>) {
 /// minute, until the server stops.
 async fn housekeeping(
     config: Config,
-    store: Arc<Mutex<Store>>,
+    role: Role,
+    store: SharedStore,
     counters: AllCounters,
     (directory, mut directory_version): (Arc<DirectorySource>, Option<(i64, i64)>),
     mut stopping: watch::Receiver<bool>,
@@ -278,7 +446,7 @@ async fn housekeeping(
     let mut directory_check = tokio::time::interval(DIRECTORY_CHECK_INTERVAL);
     loop {
         tokio::select! {
-            _ = directory_check.tick() => {
+            _ = directory_check.tick(), if role.detects() => {
                 refresh_directory(&store, &config, &directory, &mut directory_version).await;
             }
             _ = stats.tick() => {
@@ -288,7 +456,8 @@ async fn housekeeping(
                     warn!("stats file {}: {failure}", file.display());
                 }
             }
-            _ = prune.tick() => {
+            // Once per store: the `all` node, or a cluster's api nodes.
+            _ = prune.tick(), if matches!(role, Role::All | Role::Api) => {
                 if config.retention.days > 0 {
                     prune_old(&store, config.retention.days).await;
                 }
@@ -303,7 +472,7 @@ const DIRECTORY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Gives detection the directory the sensors synced, when it changed since `version`.
 async fn refresh_directory(
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     config: &Config,
     source: &Arc<DirectorySource>,
     version: &mut Option<(i64, i64)>,
@@ -312,8 +481,8 @@ async fn refresh_directory(
     let tags = config.entities.tag_config();
     let known = *version;
     let loaded = tokio::task::spawn_blocking(move || {
-        let store = store.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = crate::directory::version(&store)?;
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = store.directory_version()?;
         if Some(current) == known {
             return Ok(None);
         }
@@ -322,7 +491,8 @@ async fn refresh_directory(
             .map_or(0, |since| {
                 i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
             });
-        crate::directory::load(&store, &tags, now_ms).map(|directory| Some((current, directory)))
+        crate::directory::load(store.as_mut(), &tags, now_ms)
+            .map(|directory| Some((current, directory)))
     })
     .await;
     match loaded {
@@ -342,7 +512,7 @@ async fn refresh_directory(
     }
 }
 
-async fn prune_old(store: &Arc<Mutex<Store>>, days: u32) {
+async fn prune_old(store: &SharedStore, days: u32) {
     let keep = Duration::from_secs(u64::from(days).saturating_mul(86_400));
     let before = SystemTime::now()
         .checked_sub(keep)

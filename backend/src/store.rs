@@ -8,8 +8,11 @@
 //! two cannot make a resend store it twice.
 
 mod alerts;
+pub mod postgres;
+mod storage;
 
 pub(crate) use alerts::decode_row as decode_alert_row;
+pub use storage::{ACTIVITY_CURSOR, SharedStore, Storage, open, open_existing};
 
 pub use alerts::{
     AlertQuery, Closed, DETECTION, Exclusion, ExclusionKind, HistoryEntry, NewActivity,
@@ -102,6 +105,16 @@ pub enum StoreError {
     },
     #[error("a token named {0:?} already exists (revoke it first)")]
     TokenExists(String),
+    #[error("no store in {} (is --data-dir right?)", .0.display())]
+    Missing(PathBuf),
+    #[error("store (PostgreSQL): {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("store (PostgreSQL): migration {version} is unknown to this version of dcwatch")]
+    NewerSchema { version: i32 },
+    #[error(
+        "store (PostgreSQL): migration {version} is not applied (run `dcwatch-backend store migrate`)"
+    )]
+    MigrationPending { version: i32 },
 }
 
 /// What storing a batch did.

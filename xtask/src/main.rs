@@ -36,6 +36,9 @@ enum Task {
         /// Skip the end-to-end run (the lab): for a quick check while developing.
         #[arg(long)]
         no_e2e: bool,
+        /// Also run the slow tests (ignored by default: the full cluster test with its faults).
+        #[arg(long)]
+        full: bool,
     },
     /// Set up, build, bring up the AD lab, watch its mirror port while every scenario plays,
     /// summarise each, then keep watching until Ctrl-C and take the lab down.
@@ -75,7 +78,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::run(),
-        Task::Test { no_e2e } => test::run(!no_e2e),
+        Task::Test { no_e2e, full } => test::run(!no_e2e, full),
         Task::Demo { captures, rounds } => demo::run(rounds, !captures),
         Task::Bench => bench::run(),
         Task::E2e {

@@ -2,7 +2,7 @@
 
 use crate::shell::{self, cargo};
 
-pub fn run(end_to_end: bool) -> anyhow::Result<()> {
+pub fn run(end_to_end: bool, full: bool) -> anyhow::Result<()> {
     crate::setup::run()?;
     shell::require_root("test")?;
     let root = shell::workspace_root();
@@ -37,7 +37,12 @@ pub fn run(end_to_end: bool) -> anyhow::Result<()> {
             ])
             .env("RUSTC_BOOTSTRAP", "1"),
     )?;
-    let mut totals = shell::run_tests(cargo().current_dir(&root).args(["test", "--release"]))?;
+    let mut tests = cargo();
+    tests.current_dir(&root).args(["test", "--release"]);
+    if full {
+        tests.args(["--", "--include-ignored"]);
+    }
+    let mut totals = shell::run_tests(&mut tests)?;
     if end_to_end {
         // Each lab scenario counts as one test.
         let scenarios = crate::e2e::play_all(&[], false, None)?;

@@ -1,6 +1,8 @@
 //! What the alert tests share: a real `dcwatch-backend serve` process, a sensor-like gRPC
 //! client, and a real rsyslog from Debian listening on loopback.
 
+#![allow(dead_code, reason = "each test binary uses a part")]
+
 pub mod rsyslog;
 
 use std::{
@@ -61,8 +63,21 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(config: &Path) -> anyhow::Result<Self> {
+        Self::start_role(config, "all")
+    }
+
+    /// `serve --role ROLE`; a role without a listener (detect, api) is up once it says so, and
+    /// its `address` is unspecified.
+    pub fn start_role(config: &Path, role: &str) -> anyhow::Result<Self> {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args([
+                "serve",
+                "--role",
+                role,
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(config)
             .stderr(Stdio::piped())
             .spawn()?;
@@ -74,6 +89,9 @@ impl Backend {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some((_, address)) = line.split_once("listening on ") {
                     let _ = found.send(address.trim().to_owned());
+                }
+                if line.contains("serving as ") {
+                    let _ = found.send("0.0.0.0:0".to_owned());
                 }
                 let mut log = lines.lock().expect("log");
                 log.push_str(&line);
