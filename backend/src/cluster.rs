@@ -123,11 +123,17 @@ pub async fn activity_stream(
         .map_err(ClusterError::jetstream)
 }
 
-/// The partition that judges `activity`: its source address hashed (FNV-1a, the same on every
-/// node and version), so one source's activities meet in one detect node's engine. An
-/// activity without a source goes by its sensor.
+/// The partition that judges `activity`: its client's address hashed (FNV-1a, the same on
+/// every node and version), so one client's requests and the answers to them meet in one detect
+/// node's engine. The client is the side with the higher port (the service listens on the
+/// well-known one: a KDC's reply to a roasting request comes from port 88 to the client's
+/// ephemeral port), else the source. An activity without an address goes by its sensor.
 pub fn partition(activity: &Activity, sensor_id: &str, partitions: u32) -> u32 {
-    let key: &[u8] = match activity.src.as_ref() {
+    let client = match (activity.src.as_ref(), activity.dst.as_ref()) {
+        (Some(src), Some(dst)) if dst.port > src.port && !dst.ip.is_empty() => Some(dst),
+        (src, _) => src,
+    };
+    let key: &[u8] = match client {
         Some(endpoint) if !endpoint.ip.is_empty() => &endpoint.ip,
         _ => sensor_id.as_bytes(),
     };
@@ -162,16 +168,31 @@ mod tests {
         Activity {
             src: Some(Endpoint {
                 ip: ip.to_vec(),
-                port: 1,
+                port: 50_000,
+            }),
+            dst: Some(Endpoint {
+                ip: vec![10, 0, 0, 1],
+                port: 88,
             }),
             ..Activity::default()
         }
     }
 
     #[test]
-    fn a_source_always_lands_in_the_same_partition_and_sources_spread() {
-        let first = partition(&from(&[10, 0, 0, 5]), "s1", 16);
-        assert_eq!(first, partition(&from(&[10, 0, 0, 5]), "s2", 16));
+    fn a_client_always_lands_in_the_same_partition_and_clients_spread() {
+        let request = from(&[10, 0, 0, 5]);
+        let first = partition(&request, "s1", 16);
+        assert_eq!(first, partition(&request, "s2", 16));
+        let reply = Activity {
+            src: request.dst.clone(),
+            dst: request.src.clone(),
+            ..Activity::default()
+        };
+        assert_eq!(
+            partition(&reply, "s1", 16),
+            first,
+            "the answer meets its request"
+        );
         let used: std::collections::BTreeSet<u32> = (0..=255_u8)
             .map(|last| partition(&from(&[10, 0, 0, last]), "s1", 16))
             .collect();

@@ -256,19 +256,24 @@ pub async fn serve(
                     source_counters,
                 ))
             }
-            None => Box::new(tokio::task::block_in_place(|| {
-                StoreSource::new(detection_store.as_mut())
-            })?),
+            None => {
+                let (store, source) = tokio::task::spawn_blocking(move || {
+                    let source = StoreSource::new(detection_store.as_mut());
+                    (detection_store, source)
+                })
+                .await
+                .map_err(|failure| ServeError::Role(format!("detection: {failure}")))?;
+                detection_store = store;
+                Box::new(source?)
+            }
         };
-        let detection = Arc::new(tokio::task::block_in_place(|| {
-            Detection::start(
-                detection_store,
-                source,
-                config.detect.clone(),
-                Arc::clone(&outputs),
-                Arc::clone(&directory),
-            )
-        })?);
+        let detection = Arc::new(Detection::start(
+            detection_store,
+            source,
+            config.detect.clone(),
+            Arc::clone(&outputs),
+            Arc::clone(&directory),
+        )?);
         *all_counters
             .detection
             .lock()

@@ -88,7 +88,7 @@ impl Plan {
             .iter()
             .flat_map(|(_, batches)| batches)
             .flatten()
-            .map(Message::encode_to_vec)
+            .map(prost::Message::encode_to_vec)
             .collect();
         all.sort();
         all

@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::{self, kv, stream};
 use futures::TryStreamExt as _;
 use log::{info, warn};
 use tokio::sync::watch;
@@ -70,21 +70,34 @@ fn node_key(node: &str) -> String {
     format!("node.{node}")
 }
 
+/// The claims bucket, made if missing. Its stream is made here with the key-value layout
+/// (`KV_<bucket>`, subjects `$KV.<bucket>.>`, one message per key) rather than through
+/// `create_key_value`, whose account query Debian's nats-server 2.9 answers in a form the
+/// client does not read.
 pub async fn bucket(
     context: &jetstream::Context,
     replicas: usize,
 ) -> Result<kv::Store, ClusterError> {
-    if let Ok(store) = context.get_key_value(BUCKET).await {
-        return Ok(store);
-    }
     context
-        .create_key_value(kv::Config {
-            bucket: BUCKET.to_owned(),
-            history: 1,
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{BUCKET}"),
+            subjects: vec![format!("$KV.{BUCKET}.>")],
+            max_messages_per_subject: 1,
             max_age: CLAIM_TTL,
+            // Never more than the lifetime, or an expired claim's key could not be made again.
+            duplicate_window: CLAIM_TTL,
             num_replicas: replicas.max(1),
-            ..kv::Config::default()
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            storage: stream::StorageType::File,
+            ..stream::Config::default()
         })
+        .await
+        .map_err(ClusterError::jetstream)?;
+    context
+        .get_key_value(BUCKET)
         .await
         .map_err(ClusterError::jetstream)
 }

@@ -31,7 +31,20 @@ use super::{
 /// is made again at the next call.
 pub struct PgStore {
     url: String,
-    client: Client,
+    /// Always `Some` but while dropping.
+    client: Option<Client>,
+}
+
+/// The blocking client closes its connection on its own runtime when dropped, which tokio
+/// forbids on a runtime's thread: there, it is dropped on a thread of its own.
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            std::thread::spawn(move || drop(client));
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -54,16 +67,19 @@ impl PgStore {
     pub fn connect_unchecked(url: &str) -> Result<Self, StoreError> {
         Ok(Self {
             url: url.to_owned(),
-            client: Client::connect(url, NoTls)?,
+            client: Some(Client::connect(url, NoTls)?),
         })
     }
 
     /// The connection, made again if the server closed it.
     fn client(&mut self) -> Result<&mut Client, StoreError> {
-        if self.client.is_closed() {
-            self.client = Client::connect(&self.url, NoTls)?;
+        match &mut self.client {
+            Some(client) if !client.is_closed() => {}
+            slot => *slot = Some(Client::connect(&self.url, NoTls)?),
         }
-        Ok(&mut self.client)
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Output(std::io::Error::other("the store is closed")))
     }
 
     /// Applies the migrations not applied yet; their versions.
@@ -153,7 +169,7 @@ impl Columns {
 impl Storage for PgStore {
     fn stored_through(&mut self, sensor_id: &str) -> Result<u64, StoreError> {
         Ok(self
-            .client
+            .client()?
             .query_opt(
                 "SELECT stored_through FROM sensors WHERE sensor_id = $1",
                 &[&sensor_id],
@@ -163,7 +179,7 @@ impl Storage for PgStore {
 
     fn spool_instance(&mut self, sensor_id: &str) -> Result<String, StoreError> {
         Ok(self
-            .client
+            .client()?
             .query_opt(
                 "SELECT spool_instance FROM sensors WHERE sensor_id = $1",
                 &[&sensor_id],
@@ -284,7 +300,7 @@ impl Storage for PgStore {
 
     fn prune(&mut self, before_ns: i64) -> Result<usize, StoreError> {
         let deleted = self
-            .client
+            .client()?
             .execute("DELETE FROM activities WHERE time_ns < $1", &[&before_ns])?;
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
@@ -375,7 +391,7 @@ impl Storage for PgStore {
 
     fn tokens(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(self
-            .client
+            .client()?
             .query("SELECT name, created_ns FROM tokens ORDER BY name", &[])?
             .iter()
             .map(|row| (row.get(0), row.get(1)))
@@ -384,14 +400,14 @@ impl Storage for PgStore {
 
     fn revoke_token(&mut self, name: &str) -> Result<bool, StoreError> {
         Ok(self
-            .client
+            .client()?
             .execute("DELETE FROM tokens WHERE name = $1", &[&name])?
             > 0)
     }
 
     fn token_name(&mut self, token: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .client
+            .client()?
             .query_opt(
                 "SELECT name FROM tokens WHERE sha256 = $1",
                 &[&token_hash(token).as_slice()],
@@ -411,7 +427,7 @@ impl Storage for PgStore {
 
     fn detection_state(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
-            .client
+            .client()?
             .query_opt(
                 "SELECT value FROM detection_state WHERE name = $1",
                 &[&name],
@@ -425,7 +441,7 @@ impl Storage for PgStore {
 
     fn last_activity_row(&mut self) -> Result<i64, StoreError> {
         Ok(self
-            .client
+            .client()?
             .query_one("SELECT COALESCE(MAX(id), 0) FROM activities", &[])?
             .get(0))
     }
@@ -500,7 +516,7 @@ impl Storage for PgStore {
 
     fn last_history_row(&mut self) -> Result<i64, StoreError> {
         Ok(self
-            .client
+            .client()?
             .query_one("SELECT COALESCE(MAX(id), 0) FROM alert_history", &[])?
             .get(0))
     }
@@ -514,7 +530,7 @@ impl Storage for PgStore {
         now_ns: i64,
     ) -> Result<i64, StoreError> {
         Ok(self
-            .client
+            .client()?
             .query_one(
                 "INSERT INTO alert_exclusions (type, kind, value, created_ns, comment)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -525,7 +541,7 @@ impl Storage for PgStore {
 
     fn remove_exclusion(&mut self, id: i64) -> Result<bool, StoreError> {
         Ok(self
-            .client
+            .client()?
             .execute("DELETE FROM alert_exclusions WHERE id = $1", &[&id])?
             > 0)
     }

@@ -98,10 +98,13 @@ impl Backend {
                 log.push('\n');
             }
         });
-        let address = address
-            .recv_timeout(WAIT)
-            .context("the backend never said where it listens")?
-            .parse()?;
+        let address = match address.recv_timeout(WAIT) {
+            Ok(address) => address.parse()?,
+            Err(_) => anyhow::bail!(
+                "the backend never said where it listens: {}",
+                log.lock().expect("log")
+            ),
+        };
         Ok(Self {
             child,
             address,

@@ -5,7 +5,7 @@
 //! BYTEA for blobs, identity columns for row ids, `lower()` indexes where SQLite compares
 //! with NOCASE.
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
 
 use crate::store::StoreError;
 
@@ -122,19 +122,16 @@ CREATE INDEX directory_objects_sync ON directory_objects (lower(domain), sensor_
 /// Serialises migrators: two nodes started at once do not both run migration 1.
 const LOCK: i64 = 0x6463_7761_7463_68;
 
-/// The migrations applied, highest first (none: an empty database).
-fn applied(client: &mut Client) -> Result<Vec<i32>, StoreError> {
-    client.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version INTEGER PRIMARY KEY,
-             applied_ns BIGINT NOT NULL
-         )",
-    )?;
+/// The migrations applied (none: an empty database).
+fn applied(client: &mut impl GenericClient) -> Result<Vec<i32>, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
     Ok(client
-        .query(
-            "SELECT version FROM schema_migrations ORDER BY version DESC",
-            &[],
-        )?
+        .query("SELECT version FROM schema_migrations", &[])?
         .iter()
         .map(|row| row.get(0))
         .collect())
@@ -145,17 +142,15 @@ fn applied(client: &mut Client) -> Result<Vec<i32>, StoreError> {
 pub fn migrate(client: &mut Client, now_ns: i64) -> Result<Vec<i32>, StoreError> {
     let mut transaction = client.transaction()?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
-    transaction.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version INTEGER PRIMARY KEY,
-             applied_ns BIGINT NOT NULL
-         )",
-    )?;
-    let done: Vec<i32> = transaction
-        .query("SELECT version FROM schema_migrations", &[])?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let done = applied(&mut transaction)?;
+    if done.is_empty() {
+        transaction.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version INTEGER PRIMARY KEY,
+                 applied_ns BIGINT NOT NULL
+             )",
+        )?;
+    }
     check_known(&done)?;
     let mut ran = Vec::new();
     for (version, sql) in MIGRATIONS {
