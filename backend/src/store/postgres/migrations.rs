@@ -120,7 +120,7 @@ CREATE INDEX directory_objects_sync ON directory_objects (lower(domain), sensor_
 ";
 
 /// Serialises migrators: two nodes started at once do not both run migration 1.
-const LOCK: i64 = 0x6463_7761_7463_68;
+const LOCK: i64 = 0x0064_6377_6174_6368;
 
 /// The migrations applied (none: an empty database).
 fn applied(client: &mut impl GenericClient) -> Result<Vec<i32>, StoreError> {
