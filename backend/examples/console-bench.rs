@@ -163,7 +163,7 @@ async fn main() {
             .unwrap();
     }
     drop(store);
-    let data = Data::open(dir.path()).unwrap();
+    let data = Data::open(dir.path(), Arc::default()).unwrap();
     let now = console::data::now_ns();
     let made: Vec<Alert> = (0..alerts)
         .map(|index| alert(index, 10, activities))
@@ -195,6 +195,7 @@ async fn main() {
             dir.path(),
             &ConsoleConfig::default(),
             "https://bench".into(),
+            Arc::default(),
         )
         .unwrap(),
     );

@@ -241,6 +241,16 @@ pub enum DirectoryCommand {
         #[command(flatten)]
         location: Location,
     },
+    /// Store a snapshot as the directory (a backend no sensor syncs for, or a lab's saved
+    /// directory): its rows count as one full sync, so a later import replaces them; what
+    /// sensors sync is kept beside it.
+    Import {
+        /// The snapshot file (JSON lines, as `export` or `dcwatch-sensor directory sync --out`
+        /// write it).
+        file: PathBuf,
+        #[command(flatten)]
+        location: Location,
+    },
 }
 
 fn parse_kind(text: &str) -> Result<dcwatch_entity::ObjectKind, String> {

@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dcwatch_detect::{Config, Engine, book::Raised, config::Subnet};
+use dcwatch_detect::{Config, Engine, config::Subnet};
 use dcwatch_entity::Directory;
 use dcwatch_proto::v1::alert::{Classification, Trigger};
 use log::{error, info, warn};
@@ -116,8 +116,10 @@ const REOPEN_WINDOW_NS: i64 = 24 * 3600 * 1_000_000_000;
 /// cursor is in the store: the rest is judged at the next start).
 const FINAL_DRAIN: Duration = Duration::from_secs(5);
 
-/// Where the engine's view of the directory comes from: the one seam the directory sync plugs
-/// into. Until there is a directory store, it is empty and the engine learns from the traffic.
+/// The directory the store holds, as last loaded (serve reloads it when the synced directory
+/// changes): detection judges with it, ingest enriches activities from it, the console shows
+/// it. Empty until a sensor synced one (or one was imported): the engine learns from the
+/// traffic then.
 #[derive(Debug, Default)]
 pub struct DirectorySource {
     current: Mutex<Arc<Directory>>,
@@ -233,6 +235,15 @@ struct Counts {
     closes_applied: u64,
     engine_rebuilds: u64,
     store_errors: u64,
+}
+
+/// What an alert's changes within one chunk add up to.
+#[derive(Debug, Default)]
+struct Change {
+    /// One of them was to reach the outputs.
+    emit: bool,
+    /// It was raised in this chunk.
+    new: bool,
 }
 
 struct Loop {
@@ -395,38 +406,33 @@ impl Loop {
                 Arc::clone(&self.directory),
             )?),
         };
-        // One entry per alert: its latest state, emitted if any of its changes was to be, as
-        // `new` if it was new in this chunk.
+        // One entry per alert changed in this chunk, in the order of its first change: whether
+        // any of its changes was to be emitted, and whether it was new in this chunk. The engine
+        // updates its alerts in place; each is copied once, at the end of the chunk, as it then
+        // stands.
         let mut order: Vec<String> = Vec::new();
-        let mut latest: HashMap<String, (Raised, bool)> = HashMap::new();
+        let mut changes: HashMap<String, Change> = HashMap::new();
         for stored in &chunk.activities {
             for raised in engine.observe(&stored.activity, &stored.reference()) {
-                let is_new = raised.alert.trigger() == Trigger::New;
-                if is_new {
+                if raised.new {
                     self.counts.alerts_new += 1;
                 } else {
                     self.counts.alerts_updated += 1;
                 }
-                match latest.get_mut(&raised.alert.id) {
-                    Some((kept, was_new)) => {
-                        let emit = kept.emit || raised.emit;
-                        *kept = raised;
-                        kept.emit = emit;
-                        *was_new |= is_new;
-                    }
-                    None => {
-                        order.push(raised.alert.id.clone());
-                        latest.insert(raised.alert.id.clone(), (raised, is_new));
-                    }
-                }
+                let change = changes.entry(raised.id).or_insert_with_key(|id| {
+                    order.push(id.clone());
+                    Change::default()
+                });
+                change.emit |= raised.emit;
+                change.new |= raised.new;
             }
         }
-        let changed: Vec<(Raised, bool)> =
-            order.iter().filter_map(|id| latest.remove(id)).collect();
-        let alerts: Vec<_> = changed
+        // An alert the engine evicted again within the chunk (counted by the engine as
+        // detect_alerts_evicted) has no state left to save.
+        let (alerts, changed): (Vec<_>, Vec<_>) = order
             .iter()
-            .map(|(raised, _)| raised.alert.clone())
-            .collect();
+            .filter_map(|id| Some((engine.alert(id)?.clone(), changes.remove(id)?)))
+            .unzip();
         let saved = self.store.save_alerts(
             &alerts,
             (&chunk.cursor.0, chunk.cursor.1),
@@ -443,14 +449,13 @@ impl Loop {
             }
         };
         self.source.done(&chunk);
-        for ((raised, was_new), may_emit) in changed.into_iter().zip(may_emit) {
+        for ((mut alert, change), may_emit) in alerts.into_iter().zip(changed).zip(may_emit) {
             if !may_emit {
                 self.counts.alerts_held_closed += 1;
                 continue;
             }
-            if raised.emit {
-                let mut alert = raised.alert;
-                if was_new {
+            if change.emit {
+                if change.new {
                     alert.trigger = Trigger::New.into();
                 }
                 self.outputs.alert(&alert);

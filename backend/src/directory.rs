@@ -72,11 +72,11 @@ pub(crate) fn apply(
             ],
         )?;
         for object in &delta.objects {
-            if object.guid.is_empty() {
+            let Some(key) = row_key(object) else {
                 continue;
-            }
+            };
             upsert.execute(params![
-                object.guid,
+                key,
                 domain.name,
                 delta.sync_id,
                 object.deleted,
@@ -89,6 +89,21 @@ pub(crate) fn apply(
         }
     }
     Ok(())
+}
+
+/// An object's row: its objectGUID; a snapshot written by hand may have none, and is keyed by
+/// its DN then (a rename in a later import is a new object, the old one marked deleted).
+fn row_key(object: &DirectoryObject) -> Option<std::borrow::Cow<'_, str>> {
+    if !object.guid.is_empty() {
+        Some(std::borrow::Cow::Borrowed(object.guid.as_str()))
+    } else if !object.dn.is_empty() {
+        Some(std::borrow::Cow::Owned(format!(
+            "dn:{}",
+            object.dn.to_lowercase()
+        )))
+    } else {
+        None
+    }
 }
 
 /// After a full sync: what it did not name is gone from the directory. Only rows this sensor
@@ -189,6 +204,40 @@ pub fn export(store: &mut dyn Storage, out: &mut impl Write) -> Result<usize, St
     let (domains, objects) = store.directory()?;
     snapshot::write(out, &domains, &objects).map_err(StoreError::Output)?;
     Ok(objects.len())
+}
+
+/// Who a snapshot's rows are stored as (in place of a sensor id): a later import reconciles
+/// what the earlier one named, and never what a sensor synced.
+pub const IMPORT_SOURCE: &str = "import";
+
+/// Stores a snapshot's domains and objects (`directory import`), as one full sync per domain:
+/// what an earlier import named and this one does not is marked deleted. The objects of a
+/// domain the snapshot does not list are skipped; how many were stored.
+pub fn import(
+    store: &mut Store,
+    domains: &[Domain],
+    objects: &[Object],
+) -> Result<usize, StoreError> {
+    let sync_id = format!("import-{}", now_ns());
+    let mut stored = 0;
+    let mut deltas = Vec::new();
+    for domain in domains {
+        let objects: Vec<DirectoryObject> = objects
+            .iter()
+            .filter(|object| object.domain.eq_ignore_ascii_case(&domain.name))
+            .map(DirectoryObject::from)
+            .collect();
+        stored += objects.len();
+        deltas.push(DirectoryDelta {
+            domain: Some(DirectoryDomain::from(domain)),
+            objects,
+            sync_id: sync_id.clone(),
+            full_sync_complete: true,
+            usn: 0,
+        });
+    }
+    store.apply_directory(IMPORT_SOURCE, &deltas)?;
+    Ok(stored)
 }
 
 /// Which entities `entities` prints.
@@ -371,5 +420,41 @@ mod tests {
         assert_eq!(export(&mut store, &mut out).expect("export"), 4);
         let (domains, objects) = snapshot::read(out.as_slice()).expect("snapshot");
         assert_eq!((domains.len(), objects.len()), (1, 4));
+    }
+
+    #[test]
+    fn an_import_is_a_full_sync_of_its_own_keyed_by_dn_without_guids() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut store = Store::open(dir.path()).expect("store");
+        let domain = Domain::from(delta("x", Vec::new(), false).domain.expect("domain"));
+        let without_guid = |sam: &str| Object {
+            guid: String::new(),
+            ..Object::from(object("g", sam, &[]))
+        };
+        // A sensor's synced object beside the imports.
+        store
+            .store_batch_with_directory(
+                "s1",
+                "i",
+                1,
+                &[],
+                &[delta("a", vec![object("u9", "synced", &[])], true)],
+            )
+            .expect("stored");
+        let first = [without_guid("alice"), without_guid("bob")];
+        assert_eq!(
+            import(&mut store, std::slice::from_ref(&domain), &first).expect("import"),
+            2
+        );
+        let directory = load(&mut store, &TagConfig::default(), 0).expect("load");
+        assert!(!directory.account("LAB\\alice").expect("alice").deleted);
+        assert!(!directory.account("bob").expect("bob").deleted);
+        // The next import no longer has bob: gone; the synced object stays.
+        import(&mut store, &[domain], &[without_guid("alice")]).expect("import");
+        let directory = load(&mut store, &TagConfig::default(), 0).expect("load");
+        assert!(directory.account("bob").expect("bob").deleted);
+        assert!(!directory.account("alice").expect("alice").deleted);
+        assert!(!directory.account("synced").expect("synced").deleted);
+        assert_eq!(directory.objects().count(), 3);
     }
 }

@@ -24,6 +24,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use dcwatch_entity::Directory;
 use dcwatch_proto::v1::{
     Ack, ActivityBatch, BackendMessage, Batch, Compression, Counters as SensorCounters, Hello,
     SensorMessage, Welcome, backend_message, health_event::Severity, ingest_server::Ingest,
@@ -38,7 +39,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::{
     cluster::publish::Publisher,
     config::Limits,
-    detection::Wake,
+    detection::{DirectorySource, Wake},
     outputs::Outputs,
     store::{SharedStore, Storage, StoreError, Stored},
 };
@@ -61,6 +62,8 @@ pub struct Counters {
     pub health_events: AtomicU64,
     pub bytes_received: AtomicU64,
     pub directory_objects_stored: AtomicU64,
+    /// Stored activities whose account the directory knew (SID and tags added on ingest).
+    pub accounts_enriched: AtomicU64,
 }
 
 impl Counters {
@@ -75,6 +78,7 @@ impl Counters {
             ("health_events", &self.health_events),
             ("bytes_received", &self.bytes_received),
             ("directory_objects_stored", &self.directory_objects_stored),
+            ("accounts_enriched", &self.accounts_enriched),
         ]
         .into_iter()
         .map(|(name, counter)| (name, counter.load(Ordering::Relaxed)))
@@ -102,6 +106,9 @@ pub struct IngestService {
     /// for sensors that never hang up.
     stopping: watch::Receiver<bool>,
     alerts: Alerts,
+    /// The stored directory, as last loaded: each activity's account and computers get their
+    /// SIDs and tags from it before they are stored.
+    directory: Arc<DirectorySource>,
 }
 
 /// Where ingest hands on what it stored: health events to the outputs, a nudge to detection,
@@ -132,7 +139,16 @@ impl IngestService {
                 detection: None,
                 stream: None,
             },
+            directory: Arc::default(),
         }
+    }
+
+    /// Enriches each activity from `directory` (SIDs and tags) before it is stored, as
+    /// `dcwatch-sensor replay --directory` does offline.
+    #[must_use]
+    pub fn with_directory(mut self, directory: Arc<DirectorySource>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// Sends health events to `outputs` and wakes detection after each stored batch.
@@ -251,6 +267,7 @@ impl Ingest for IngestService {
             limits: self.limits,
             stored_through,
             alerts: self.alerts.clone(),
+            directory: Arc::clone(&self.directory),
         };
         let active = Arc::clone(&self.active);
         let stopping = self.stopping.clone();
@@ -342,6 +359,7 @@ struct Session {
     /// are duplicates without touching the store (which checks again, in its transaction).
     stored_through: u64,
     alerts: Alerts,
+    directory: Arc<DirectorySource>,
 }
 
 impl Session {
@@ -462,10 +480,11 @@ impl Session {
         let instance = self.spool_instance.clone();
         let stored = match decode_batch(&batch, &self.limits) {
             Ok(ActivityBatch {
-                activities,
+                mut activities,
                 directory,
             }) => {
                 let count = u64::try_from(activities.len()).unwrap_or(u64::MAX);
+                let enriched = enrich(&self.directory.current(), &mut activities);
                 let objects: usize = directory.iter().map(|delta| delta.objects.len()).sum();
                 if let Some(publisher) = &self.alerts.stream {
                     // Stored already (by another ingest node the sensor was on): not
@@ -506,6 +525,7 @@ impl Session {
                 }
                 if stored == Stored::New {
                     add(&self.counters.activities_stored, count);
+                    add(&self.counters.accounts_enriched, enriched);
                     if let Some(detection) = &self.alerts.detection {
                         detection.wake();
                     }
@@ -530,6 +550,19 @@ impl Session {
         self.stored_through = self.stored_through.max(sequence);
         Ok(sequence)
     }
+}
+
+/// Gives each activity's account and computers their SIDs and tags, where the directory knows
+/// them; how many accounts it matched.
+fn enrich(directory: &Directory, activities: &mut [dcwatch_proto::v1::Activity]) -> u64 {
+    if directory.is_empty() {
+        return 0;
+    }
+    let mut matched = 0_usize;
+    for activity in activities {
+        matched += usize::from(dcwatch_entity::enrich::activity(directory, activity).account);
+    }
+    u64::try_from(matched).unwrap_or(u64::MAX)
 }
 
 /// Why a batch was refused.

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
         Command::Directory(DirectoryCommand::Export { file, location }) => {
             export_directory(&file, &location)
         }
+        Command::Directory(DirectoryCommand::Import { file, location }) => {
+            import_directory(&file, &location)
+        }
         Command::User(command) => dcwatch_backend::console::cli::run(&command).map_err(Into::into),
         Command::Store(StoreCommand::Migrate { location }) => migrate(&location),
     };
@@ -50,7 +53,8 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(serve::serve(&config, args.role, serve::shutdown_signal()))?;
+    // The signals are watched from inside the runtime (their registration needs its reactor).
+    runtime.block_on(async { serve::serve(&config, args.role, serve::shutdown_signal()).await })?;
     Ok(())
 }
 
@@ -164,6 +168,33 @@ fn entities(args: &EntitiesArgs) -> anyhow::Result<()> {
         Err(failure) if failure.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
+}
+
+fn import_directory(file: &std::path::Path, location: &Location) -> anyhow::Result<()> {
+    let (domains, objects) = dcwatch_entity::snapshot::read(io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+    ))
+    .with_context(|| format!("reading the snapshot {}", file.display()))?;
+    let config = location.config()?;
+    anyhow::ensure!(
+        config.cluster.postgres_url.is_empty(),
+        "directory import writes the SQLite store only; a cluster's sensors sync their directory"
+    );
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let mut store = store::Store::open(&config.data_dir)?;
+    let stored = directory::import(&mut store, &domains, &objects)?;
+    let skipped = objects.len() - stored;
+    info!(
+        "{stored} directory objects of {} domains imported{}",
+        domains.len(),
+        if skipped > 0 {
+            format!("; {skipped} skipped (their domain is not in the snapshot)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 fn export_directory(file: &std::path::Path, location: &Location) -> anyhow::Result<()> {

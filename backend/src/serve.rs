@@ -223,6 +223,8 @@ pub async fn serve(
     })?;
     let directory = Arc::new(DirectorySource::default());
     let mut directory_version = None;
+    // Ingest enriches activities from it, detection judges with it, the console shows it.
+    refresh_directory(&store, config, &directory, &mut directory_version).await;
     let mut all_counters = AllCounters {
         ingest: Arc::clone(&counters),
         outputs: Arc::clone(outputs.counters()),
@@ -231,7 +233,6 @@ pub async fn serve(
     };
     let mut claiming = None;
     let detection = if role.detects() {
-        refresh_directory(&store, config, &directory, &mut directory_version).await;
         let mut detection_store = open_store(config).await?;
         let source: Box<dyn Source> = match &stream {
             Some((context, activity_stream)) => {
@@ -287,6 +288,7 @@ pub async fn serve(
             config,
             &identity.cert_pem,
             &identity.key_pem,
+            Arc::clone(&directory),
             stopping.clone(),
         )
         .await?
@@ -315,7 +317,8 @@ pub async fn serve(
         .with_alerts(
             Arc::clone(&outputs),
             detection.as_ref().map(|detection| detection.waker()),
-        );
+        )
+        .with_directory(Arc::clone(&directory));
         match &publisher {
             Some(publisher) => service.with_stream(Arc::clone(publisher)),
             None => service,
@@ -436,7 +439,7 @@ async fn finish_outputs(mut outputs: Arc<Outputs>) {
     warn!("outputs still in use at exit: messages queued now may be lost");
 }
 
-/// The stats file every interval, retention every hour, and the directory for detection every
+/// The stats file every interval, retention every hour, and the stored directory every
 /// minute, until the server stops.
 async fn housekeeping(
     config: Config,
@@ -451,7 +454,7 @@ async fn housekeeping(
     let mut directory_check = tokio::time::interval(DIRECTORY_CHECK_INTERVAL);
     loop {
         tokio::select! {
-            _ = directory_check.tick(), if role.detects() => {
+            _ = directory_check.tick() => {
                 refresh_directory(&store, &config, &directory, &mut directory_version).await;
             }
             _ = stats.tick() => {
@@ -563,16 +566,27 @@ pub fn write_stats(path: &Path, counters: &[(&'static str, u64)]) -> io::Result<
     std::fs::rename(&temporary, path)
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM, watched from this call on rather than from the future's
+/// first poll: until a handler is registered a SIGTERM kills the process, and one sent just
+/// after "listening on" must stop it cleanly (stats file, outputs). Call it within the runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        warn!("cannot watch SIGTERM; only SIGINT stops the backend");
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT"),
-        _ = terminate.recv() => info!("SIGTERM"),
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        let Ok(mut terminate) = terminate else {
+            warn!("cannot watch SIGTERM; only SIGINT stops the backend");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        let Ok(mut interrupt) = interrupt else {
+            terminate.recv().await;
+            info!("SIGTERM");
+            return;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT"),
+            _ = terminate.recv() => info!("SIGTERM"),
+        }
     }
 }

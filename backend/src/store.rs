@@ -292,6 +292,18 @@ impl Store {
         Ok(Stored::New)
     }
 
+    /// Merges directory deltas that came with no batch (`directory import`), as `sensor_id`.
+    pub fn apply_directory(
+        &mut self,
+        sensor_id: &str,
+        deltas: &[DirectoryDelta],
+    ) -> Result<(), StoreError> {
+        let transaction = self.write_transaction()?;
+        crate::directory::apply(&transaction, sensor_id, deltas, crate::directory::now_ns())?;
+        transaction.commit()?;
+        Ok(())
+    }
+
     pub(crate) fn connection(&self) -> &Connection {
         &self.connection
     }

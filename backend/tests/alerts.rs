@@ -3,6 +3,10 @@
 //! a real rsyslog receiving the CEF lines over UDP, TCP and TLS, the JSON-lines file, and the
 //! `alerts` commands closing the alert and watching the same evidence reopen it.
 
+#[expect(
+    dead_code,
+    reason = "the support module serves the cluster tests too: roles are theirs"
+)]
 mod support;
 
 use std::{path::Path, time::SystemTime};
@@ -195,7 +199,7 @@ async fn a_dcsync_is_stored_printed_sent_closed_and_reopened() -> anyhow::Result
 
     let backend = Backend::start(&config_path)?;
     let ca = std::fs::read(data.join("tls/ca.pem"))?;
-    let mut sensor = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
+    let (mut sensor, _) = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
     let t0 = now_seconds();
     assert_eq!(
         sensor
@@ -374,7 +378,7 @@ async fn a_dcsync_is_stored_printed_sent_closed_and_reopened() -> anyhow::Result
 
     // After a restart the open alert is restored: more evidence updates it.
     let backend = Backend::start(&config_path)?;
-    let mut sensor = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
+    let (mut sensor, _) = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
     assert_eq!(
         sensor.batch(5, &[dcsync(t0 + 240, [10, 98, 0, 2])]).await?,
         5

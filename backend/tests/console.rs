@@ -1041,3 +1041,75 @@ async fn entity_sensor_health_and_search_pages() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Entity pages read the directory the store holds (here imported from the lab's snapshot, as
+/// a sync would store it), as serve loads it: attributes, tags with their reasons, direct and
+/// transitive groups; a newer directory shows without a restart.
+#[tokio::test]
+async fn entity_pages_show_the_stored_directory() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    seed(dir.path());
+    let (console, source) = console_support::console_with_directory(dir.path());
+    let router = console::router(console);
+    let session = login(&router, "viewer").await;
+    let get = |uri: &'static str| {
+        let router = router.clone();
+        let session = session.clone();
+        async move { call(&router, Method::GET, uri, Some(&session), None, &[]).await }
+    };
+    let tags = |page: &Value| -> Vec<(String, String)> {
+        page["directory"]["tags"]
+            .as_array()
+            .map(|tags| {
+                tags.iter()
+                    .map(|tag| {
+                        (
+                            tag["name"].as_str().unwrap_or_default().to_owned(),
+                            tag["reason"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let administrator = get("/api/v1/accounts?name=LAB%5CAdministrator")
+        .await
+        .json();
+    assert_eq!(
+        administrator["directory"]["sid"],
+        "S-1-5-21-3865083622-992237312-3860965316-500"
+    );
+    assert!(
+        tags(&administrator).contains(&("sensitive".into(), "member of Domain Admins".into())),
+        "{administrator}"
+    );
+    let direct = administrator["directory"]["groups_direct"]
+        .as_array()
+        .expect("direct groups");
+    assert!(
+        direct
+            .iter()
+            .any(|dn| dn == "CN=Domain Admins,CN=Users,DC=lab,DC=example"),
+        "{direct:?}"
+    );
+    let bob = get("/api/v1/accounts?name=bob").await.json();
+    assert_eq!(
+        tags(&bob),
+        [(
+            "dont_req_preauth".to_owned(),
+            "userAccountControl DONT_REQ_PREAUTH".to_owned()
+        )]
+    );
+    let dc = get("/api/v1/computers?key=dc1.lab.example").await.json();
+    assert!(tags(&dc).iter().any(|(name, _)| name == "dc"), "{dc}");
+    let page = get("/accounts?name=LAB%5CAdministrator").await.text();
+    assert!(
+        page.contains("member of Domain Admins") && page.contains("S-1-5-21-3865083622-"),
+        "{page}"
+    );
+
+    // A newer directory (here: none) is what the next page shows.
+    source.replace(Arc::default());
+    let bob = get("/api/v1/accounts?name=bob").await.json();
+    assert!(bob["directory"].is_null(), "{bob}");
+}

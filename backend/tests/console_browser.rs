@@ -219,6 +219,19 @@ impl Browser {
         }
     }
 
+    /// Waits until the address holds `wanted` (the page a GET form leads to).
+    fn wait_url(&self, wanted: &str) {
+        let started = Instant::now();
+        while !self.url().contains(wanted) {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{} has no {wanted:?}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn screenshot(&self, name: &str) {
         let png = self.call("GET", "/screenshot", None).expect("screenshot");
         let bytes = base64::engine::general_purpose::STANDARD
@@ -339,7 +352,7 @@ async fn an_analyst_works_an_alert_in_chromium() {
         .await
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
-    let state = console_support::console(dir.path());
+    let (state, _) = console_support::console_with_directory(dir.path());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(console::serve(
         listener,
@@ -449,7 +462,37 @@ fn run_flow(base: &str, trust: &str, seeded: &console_support::Seeded, shots: &P
     assert_eq!(name, "LAB\\Administrator");
     assert!(!browser.find_all("tr.activity").is_empty());
     assert!(!browser.find_all("tr[data-alert]").is_empty());
+    // What the stored directory says of it: tags with their reasons, its groups.
+    let tags = browser.text("#tags");
+    assert!(
+        tags.contains("sensitive: member of Domain Admins"),
+        "{tags}"
+    );
+    let groups = browser.text("#groups-direct");
+    assert!(
+        groups.contains("CN=Domain Admins,CN=Users,DC=lab,DC=example"),
+        "{groups}"
+    );
     browser.screenshot("5-account");
+    // Its activities filtered by protocol, and the CSV export of the same filter.
+    browser.type_into("#filter-protocol", "smb");
+    browser.click("form.filters button[type='submit']");
+    browser.wait_url("protocol=smb");
+    assert!(
+        !browser.find_all("tr.activity").is_empty(),
+        "SMB activities of Administrator"
+    );
+    let first = browser.text("tr.activity");
+    assert!(first.contains("smb"), "{first}");
+    browser.click("#csv");
+    let csv = wait_for_file(downloads.path(), "csv");
+    let csv = std::fs::read_to_string(csv).expect("the CSV");
+    assert!(csv.lines().count() > 1, "{csv}");
+    assert!(
+        csv.lines().skip(1).all(|line| line.contains("\"smb\"")),
+        "{csv}"
+    );
+    browser.screenshot("5b-account-smb");
 
     // The hostile-named alert: shown as text, no dialog.
     browser.go(&format!("{base}/alerts/{}", seeded.hostile));

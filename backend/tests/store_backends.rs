@@ -3,9 +3,6 @@
 //! (Debian's, an unprivileged cluster on loopback) migrated by `dcwatch-backend store migrate`.
 //! Each store must give the same answers.
 
-mod cluster_support;
-
-use cluster_support::Postgres;
 use dcwatch_backend::store::{
     ACTIVITY_CURSOR, AlertQuery, Closed, ExclusionKind, Query, Storage, Store, StoreError, Stored,
     StoredActivity, postgres::PgStore,
@@ -16,6 +13,7 @@ use dcwatch_proto::v1::{
     activity::Body,
     alert::{Classification, Status, Trigger},
 };
+use dcwatch_tests::cluster_servers::Postgres;
 
 const SECOND: i64 = 1_000_000_000;
 

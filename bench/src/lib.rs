@@ -2,7 +2,7 @@
 
 use std::{
     fs::File,
-    io::{BufWriter, Write as _},
+    io::{BufRead as _, BufReader, BufWriter, Read as _, Write as _},
     os::unix::process::ExitStatusExt as _,
     path::Path,
     process::{Command, Stdio},
@@ -11,8 +11,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::{Ebpf, programs::Xdp};
+use dcwatch_pipeline::{capture_file::CaptureFile, decode::LinkType};
 use dcwatch_tests::corpus;
-use sensor_user::{capture_file::CaptureFile, decode::LinkType};
 
 /// The reference programs (`bench_pass`, `bench_drop`, `bench_tx`), loaded.
 pub fn load_reference_programs() -> anyhow::Result<Ebpf> {
@@ -209,6 +209,52 @@ pub fn measure(command: &[String], cpu: Option<&str>, stdout: Stdio) -> anyhow::
         wall,
         peak_rss_kib: usage.ru_maxrss,
     })
+}
+
+/// User + system CPU seconds a running process has used so far (/proc/PID/stat).
+pub fn process_cpu(pid: u32) -> anyhow::Result<f64> {
+    let mut stat = String::new();
+    File::open(format!("/proc/{pid}/stat"))?.read_to_string(&mut stat)?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let after = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'.
+    let ticks = |index: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(index)
+            .context("/proc/PID/stat")?
+            .parse::<f64>()?)
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((ticks(11)? + ticks(12)?) / hz.max(1.0))
+}
+
+/// Hands each line `command` prints to `line` as it comes (holding them would swell this
+/// process's resident memory, which every tool forked from it afterwards starts its own
+/// `ru_maxrss` with); fails unless the command exits with success.
+pub fn each_line(command: &[String], mut line: impl FnMut(&[u8])) -> anyhow::Result<()> {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {}", command[0]))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    for read in BufReader::new(stdout).split(b'\n') {
+        line(&read?);
+    }
+    if !child.wait()?.success() {
+        bail!("{} failed", command[0]);
+    }
+    Ok(())
+}
+
+/// Lines `command` prints; fails unless it exits with success.
+pub fn count_lines(command: &[String]) -> anyhow::Result<u64> {
+    let mut lines = 0;
+    each_line(command, |_| lines += 1)?;
+    Ok(lines)
 }
 
 #[cfg(test)]

@@ -27,11 +27,15 @@ pub const MAX_ENTITIES: usize = 100;
 /// Alerts the book keeps in memory; the oldest closed ones go first.
 pub const MAX_ALERTS: usize = 100_000;
 
-/// An alert made or changed by a finding; `emit` says whether the outputs (syslog, JSON file)
-/// should carry it now. Every change is for the store.
-#[derive(Debug, Clone)]
+/// Which alert a finding made or changed; the alert stays in the book (`Book::get`), updated in
+/// place, so that an update costs no copy of it: a caller copies it only when it sends or
+/// stores it. `emit` says whether the outputs (syslog, JSON file) should carry it now; every
+/// change is for the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Raised {
-    pub alert: Alert,
+    pub id: String,
+    /// A new alert rather than an update (or reopening) of one.
+    pub new: bool,
     pub emit: bool,
 }
 
@@ -72,23 +76,34 @@ impl Book {
                     tracked.last_emitted = end;
                 }
                 return Raised {
-                    alert: tracked.alert.clone(),
+                    id: id.clone(),
+                    new: false,
                     emit,
                 };
             }
         }
         let alert = new_alert(finding);
         let end = millis(alert.end.as_ref()).unwrap_or(0);
+        let id = alert.id.clone();
         self.make_room();
-        self.latest.insert(slot, alert.id.clone());
+        self.latest.insert(slot, id.clone());
         self.alerts.insert(
-            alert.id.clone(),
+            id.clone(),
             Tracked {
-                alert: alert.clone(),
+                alert,
                 last_emitted: end,
             },
         );
-        Raised { alert, emit: true }
+        Raised {
+            id,
+            new: true,
+            emit: true,
+        }
+    }
+
+    /// The alert as it stands now; `None` once the book has forgotten it.
+    pub fn get(&self, id: &str) -> Option<&Alert> {
+        self.alerts.get(id).map(|tracked| &tracked.alert)
     }
 
     /// Closes an alert with an analyst's classification; false when there is no such open alert.
@@ -124,6 +139,13 @@ impl Book {
 
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values().map(|tracked| &tracked.alert)
+    }
+
+    pub fn into_alerts(self) -> Vec<Alert> {
+        self.alerts
+            .into_values()
+            .map(|tracked| tracked.alert)
+            .collect()
     }
 
     pub fn evicted(&self) -> u64 {

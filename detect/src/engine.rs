@@ -12,7 +12,7 @@ use crate::{
     config::{Config, Exclusions},
     detectors::{self, Context, Detector},
     finding::Finding,
-    knowledge::Knowledge,
+    knowledge::{Knowledge, short_name},
     observed::Observed,
     time::{DAY, Millis},
 };
@@ -104,6 +104,17 @@ impl Engine {
         self.book.alerts()
     }
 
+    /// Every alert the engine holds, its own (the end of a replay).
+    pub fn into_alerts(self) -> Vec<dcwatch_proto::v1::Alert> {
+        self.book.into_alerts()
+    }
+
+    /// A raised alert as it stands now (`None` once evicted, which `detect_alerts_evicted`
+    /// counts).
+    pub fn alert(&self, id: &str) -> Option<&dcwatch_proto::v1::Alert> {
+        self.book.get(id)
+    }
+
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
         let mut counters = vec![
             ("detect_activities", self.activities),
@@ -143,16 +154,10 @@ fn excludes(exclusions: &Exclusions, entities: &[AlertEntity]) -> bool {
         }),
         Role::SourceComputer => {
             let named = !entity.name.is_empty()
-                && exclusions.computers.iter().any(|computer| {
-                    let short = |name: &str| {
-                        name.split('.')
-                            .next()
-                            .unwrap_or(name)
-                            .trim_end_matches('$')
-                            .to_lowercase()
-                    };
-                    short(computer) == short(&entity.name)
-                });
+                && exclusions
+                    .computers
+                    .iter()
+                    .any(|computer| short_name(computer) == short_name(&entity.name));
             let in_subnet = entity.address.parse().is_ok_and(|address| {
                 exclusions
                     .subnets
@@ -219,11 +224,13 @@ mod tests {
         );
         for (config, raised) in [(by_subnet, 1), (by_account, 0), (other_type, 2)] {
             let mut engine = engine(config);
-            let alerts: Vec<String> = [dcsync(0, "10.98.5.7:5000"), dcsync(10, "10.98.6.7:5000")]
-                .iter()
-                .flat_map(|activity| engine.observe(activity, ""))
-                .map(|raised| format!("{} {}", raised.alert.r#type, raised.alert.primary_key))
-                .collect();
+            let mut alerts = Vec::new();
+            for activity in [dcsync(0, "10.98.5.7:5000"), dcsync(10, "10.98.6.7:5000")] {
+                for raised in engine.observe(&activity, "") {
+                    let alert = engine.alert(&raised.id).expect("raised alerts are kept");
+                    alerts.push(format!("{} {}", alert.r#type, alert.primary_key));
+                }
+            }
             assert_eq!(alerts.len(), raised, "{alerts:?}");
             let excluded = engine
                 .counters()
@@ -240,7 +247,7 @@ mod tests {
     fn a_closed_alert_reopens_within_a_day_and_a_new_one_is_raised_after() {
         let mut engine = engine(Config::test_mode());
         let first = engine.observe(&dcsync(0, "10.98.0.2:5000"), "");
-        let id = first[0].alert.id.clone();
+        let id = first[0].id.clone();
         assert!(engine.close(&id, Classification::Btp, T0 + HOUR));
         assert!(
             !engine.close(&id, Classification::Btp, HOUR),
@@ -248,19 +255,19 @@ mod tests {
         );
         let reopened = engine.observe(&dcsync(2 * HOUR, "10.98.0.2:5000"), "");
         assert_eq!(
-            (reopened[0].alert.id.as_str(), reopened[0].emit),
-            (id.as_str(), true)
+            (reopened[0].id.as_str(), reopened[0].new, reopened[0].emit),
+            (id.as_str(), false, true)
         );
-        assert_eq!(
-            reopened[0].alert.status(),
-            dcwatch_proto::v1::alert::Status::Open
-        );
+        let alert = engine.alert(&id).expect("the reopened alert");
+        assert_eq!(alert.status(), dcwatch_proto::v1::alert::Status::Open);
+        assert_eq!(alert.trigger(), dcwatch_proto::v1::alert::Trigger::Update);
         assert!(engine.close(&id, Classification::Tp, T0 + 3 * HOUR));
         let later = engine.observe(&dcsync(3 * HOUR + DAY + 1, "10.98.0.2:5000"), "");
-        assert_ne!(later[0].alert.id, id);
+        assert_ne!(later[0].id, id);
+        assert!(later[0].new);
         assert_eq!(
-            later[0].alert.trigger(),
-            dcwatch_proto::v1::alert::Trigger::New
+            engine.alert(&later[0].id).map(|alert| alert.trigger()),
+            Some(dcwatch_proto::v1::alert::Trigger::New)
         );
     }
 

@@ -148,10 +148,14 @@ impl Finding {
     }
 }
 
+/// The key of what an address did: `src:10.0.0.5`.
+pub fn address_key(address: Option<IpAddr>) -> String {
+    address.map_or_else(|| "src:unknown".to_owned(), |ip| format!("src:{ip}"))
+}
+
 /// The key of what a source address did.
 pub fn source_key(seen: &Observed<'_>) -> String {
-    seen.src
-        .map_or_else(|| "src:unknown".to_owned(), |ip| format!("src:{ip}"))
+    address_key(seen.src)
 }
 
 /// The key of an account: its name without domain or realm, since Kerberos says `LAB.EXAMPLE`
@@ -163,11 +167,34 @@ pub fn account_key(name: &str) -> String {
 /// The source computer of an activity: its resolved name when the sensor resolved one, its
 /// address always.
 pub fn source_computer(seen: &Observed<'_>) -> AlertEntity {
+    source_computer_at(seen, seen.src)
+}
+
+/// The source computer the sensor resolved, at `address`: the client side, which is the
+/// destination of an answer (the sensor resolves `source_computer` to the client whichever way
+/// the message went).
+pub fn source_computer_at(seen: &Observed<'_>, address: Option<IpAddr>) -> AlertEntity {
     computer_entity(
         Role::SourceComputer,
-        seen.src,
+        address,
         seen.activity.source_computer.as_ref(),
     )
+}
+
+/// The resolved name of the computer that acted (the client side), empty when unresolved.
+pub fn source_name<'a>(seen: &Observed<'a>) -> &'a str {
+    seen.activity
+        .source_computer
+        .as_ref()
+        .map_or("", |computer| computer.name.as_str())
+}
+
+/// The resolved name of the other end (the sensor names it only when it is not a DC).
+pub fn destination_name<'a>(seen: &Observed<'a>) -> &'a str {
+    seen.activity
+        .destination_computer
+        .as_ref()
+        .map_or("", |computer| computer.name.as_str())
 }
 
 /// The computer the activity went to.
@@ -246,22 +273,12 @@ pub fn computer_text(name: &str, address: Option<IpAddr>) -> String {
 
 /// The source as a description names it: `WS01 (10.0.0.5)`.
 pub fn source_text(seen: &Observed<'_>) -> String {
-    let name = seen
-        .activity
-        .source_computer
-        .as_ref()
-        .map_or("", |computer| computer.name.as_str());
-    computer_text(name, seen.src)
+    computer_text(source_name(seen), seen.src)
 }
 
 /// The destination as a description names it.
 pub fn destination_text(seen: &Observed<'_>) -> String {
-    let name = seen
-        .activity
-        .destination_computer
-        .as_ref()
-        .map_or("", |computer| computer.name.as_str());
-    computer_text(name, seen.dst)
+    computer_text(destination_name(seen), seen.dst)
 }
 
 /// Who acted, as a description names them: `LAB\alice on WS01 (10.0.0.5)`, or the source alone.

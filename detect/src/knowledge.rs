@@ -129,6 +129,14 @@ pub fn account_key(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// A computer name without its domain or `$`, lower case: `WS01.lab.example` and `ws01$` are
+/// both `ws01`.
+pub fn short_name(name: &str) -> String {
+    let name = name.trim().trim_end_matches('.');
+    let name = name.split('.').next().unwrap_or(name);
+    name.trim_end_matches('$').to_lowercase()
+}
+
 impl Knowledge {
     pub fn new(config: &Config, directory: Arc<Directory>) -> Self {
         Self {

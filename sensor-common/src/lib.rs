@@ -33,6 +33,70 @@ pub mod port_flags {
     pub const UDP: u8 = 1 << 1;
 }
 
+/// Tunnelled mirrors the XDP program takes apart before its filter (and replay the same way):
+/// what marks each encapsulation on the wire.
+pub mod tunnel {
+    /// IP protocol number of GRE.
+    pub const IPPROTO_GRE: u8 = 47;
+    /// GRE protocol of ERSPAN types I and II (type I has no GRE sequence number, type II has).
+    pub const GRE_ERSPAN: u16 = 0x88be;
+    /// GRE protocol of ERSPAN type III.
+    pub const GRE_ERSPAN3: u16 = 0x22eb;
+    /// GRE protocol of transparent Ethernet bridging (gretap), and Geneve's for Ethernet.
+    pub const TRANSPARENT_ETHERNET: u16 = 0x6558;
+    /// GRE flag bits (RFC 2890): each present flag adds 4 bytes to the 4-byte base header.
+    pub const GRE_CHECKSUM: u16 = 0x8000;
+    pub const GRE_ROUTING: u16 = 0x4000;
+    pub const GRE_KEY: u16 = 0x2000;
+    pub const GRE_SEQUENCE: u16 = 0x1000;
+    pub const GRE_VERSION: u16 = 0x0007;
+    pub const GRE_BASE_LEN: usize = 4;
+    /// ERSPAN type II header, version field 1.
+    pub const ERSPAN2_LEN: usize = 8;
+    pub const ERSPAN2_VERSION: u8 = 1;
+    /// ERSPAN type III header, version field 2; its O bit (last byte, lowest bit) announces an
+    /// 8-byte platform-specific subheader.
+    pub const ERSPAN3_LEN: usize = 12;
+    pub const ERSPAN3_VERSION: u8 = 2;
+    pub const ERSPAN3_PLATFORM_LEN: usize = 8;
+    /// VXLAN (RFC 7348): an 8-byte header whose I flag says the VNI is valid.
+    pub const VXLAN_DEFAULT_PORT: u16 = 4789;
+    pub const VXLAN_LEN: usize = 8;
+    pub const VXLAN_FLAG_I: u8 = 0x08;
+    /// Geneve (RFC 8926): an 8-byte header, version 0, then options of 4-byte words.
+    pub const GENEVE_PORT: u16 = 6081;
+    pub const GENEVE_LEN: usize = 8;
+    /// Outer headers deeper than this are not taken apart (the deepest real stack, Ethernet
+    /// with two tags, IPv4 with options, UDP and Geneve with the most options, is 346 bytes).
+    pub const MAX_OUTER_LEN: usize = 384;
+}
+
+/// Values of the `DECAP` global, set by the loader.
+pub mod decap_mode {
+    /// Frames are classified as they are: a tunnel is just its outer packet.
+    pub const OFF: u32 = 0;
+    /// Known tunnels are taken apart and their inner frame classified and copied.
+    pub const AUTO: u32 = 1;
+}
+
+/// Which worker a frame's flow belongs to: a hash of its two IP addresses that does not depend
+/// on their order, so both directions of a connection (and every fragment of a datagram, and the
+/// connections an endpoint mapper's answer announces between the same hosts) meet in one worker.
+/// FNV-1a of each address, combined by a commutative operation.
+pub fn flow_affinity(a: &[u8], b: &[u8]) -> u32 {
+    fn fnv1a(bytes: &[u8]) -> u32 {
+        let mut hash: u32 = 0x811c_9dc5;
+        for &byte in bytes {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+        hash
+    }
+    let (x, y) = (fnv1a(a), fnv1a(b));
+    // Sum and xor are both symmetric; mixing both keeps a == b from collapsing to 0.
+    let mixed = x.wrapping_add(y) ^ (x ^ y).rotate_left(16);
+    mixed ^ (mixed >> 15)
+}
+
 /// Values of the `CAPTURE_MODE` global, set by the loader.
 pub mod capture_mode {
     /// The sensor shares the NIC with the host: every frame continues up the stack (`XDP_PASS`).
@@ -52,12 +116,15 @@ pub mod names {
     pub const CAPTURE_MODE: &str = "CAPTURE_MODE";
     pub const FILTER_DC_ADDRESSES: &str = "FILTER_DC_ADDRESSES";
     pub const SNAP_LEN: &str = "SNAP_LEN";
+    pub const DECAP: &str = "DECAP";
+    pub const VXLAN_PORT: &str = "VXLAN_PORT";
 }
 
 /// The per-CPU packet counters kept by the XDP program, indices into the `COUNTERS` map.
 ///
-/// Every frame bumps `Seen` and `Bytes`; then exactly one of `NonIp`, `Malformed`, `Matched`, or
-/// none of them (an IP frame that is not watched). Every matched frame is then exactly one of
+/// Every frame bumps `Seen` and `Bytes`; a tunnelled one, taken apart, also exactly one of the
+/// `Decap*` counters (its outer frame) and is then judged by its inner frame. Then exactly one of
+/// `NonIp`, `Malformed`, `Matched`, or none of them (an IP frame that is not watched). Every matched frame is then exactly one of
 /// `Copied` or `RingbufFull`, so `Matched == Copied + RingbufFull` always holds; `RpcHeader`
 /// counts the matched frames the DCE-RPC header test let through.
 #[repr(u32)]
@@ -84,10 +151,22 @@ pub enum Counter {
     /// `RPC_DYNAMIC_PORT_MIN`) matched only because their payload starts with a DCE-RPC
     /// connection-oriented header; their record carries that port in `rpc_port`.
     RpcHeader = 8,
+    /// Outer frames of ERSPAN type I (GRE 0x88BE without a sequence number), taken apart.
+    DecapErspan1 = 9,
+    /// Outer frames of ERSPAN type II (GRE 0x88BE with a sequence number).
+    DecapErspan2 = 10,
+    /// Outer frames of ERSPAN type III (GRE 0x22EB).
+    DecapErspan3 = 11,
+    /// Outer frames of Ethernet over GRE (0x6558, gretap).
+    DecapGreEthernet = 12,
+    /// Outer frames of VXLAN.
+    DecapVxlan = 13,
+    /// Outer frames of Geneve carrying Ethernet.
+    DecapGeneve = 14,
 }
 
 impl Counter {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 15] = [
         Self::Seen,
         Self::Bytes,
         Self::Matched,
@@ -97,6 +176,12 @@ impl Counter {
         Self::NonIp,
         Self::Malformed,
         Self::RpcHeader,
+        Self::DecapErspan1,
+        Self::DecapErspan2,
+        Self::DecapErspan3,
+        Self::DecapGreEthernet,
+        Self::DecapVxlan,
+        Self::DecapGeneve,
     ];
 
     /// Number of entries in the `COUNTERS` map.
@@ -114,6 +199,12 @@ impl Counter {
             Self::NonIp => "non_ip",
             Self::Malformed => "malformed",
             Self::RpcHeader => "rpc_header_matched",
+            Self::DecapErspan1 => "decap_erspan1",
+            Self::DecapErspan2 => "decap_erspan2",
+            Self::DecapErspan3 => "decap_erspan3",
+            Self::DecapGreEthernet => "decap_gre_ethernet",
+            Self::DecapVxlan => "decap_vxlan",
+            Self::DecapGeneve => "decap_geneve",
         }
     }
 }
@@ -181,6 +272,23 @@ mod tests {
         let bytes: [u8; RecordHeader::SIZE] = unsafe { core::mem::transmute(header) };
         assert_eq!(RecordHeader::parse(&bytes), Some(header));
         assert_eq!(RecordHeader::parse(&bytes[..RecordHeader::SIZE - 1]), None);
+    }
+
+    #[test]
+    fn flow_affinity_is_symmetric_and_spreads() {
+        let a = [10, 0, 0, 1];
+        let b = [10, 0, 0, 2];
+        assert_eq!(flow_affinity(&a, &b), flow_affinity(&b, &a));
+        assert_ne!(flow_affinity(&a, &b), flow_affinity(&a, &[10, 0, 0, 3]));
+        // 256 clients of one server over 4 workers: none is left idle or takes most.
+        let mut per_worker = [0_u32; 4];
+        for last in 0..=255_u8 {
+            per_worker[(flow_affinity(&[192, 168, 1, last], &a) % 4) as usize] += 1;
+        }
+        assert!(
+            per_worker.iter().all(|&n| (32..=96).contains(&n)),
+            "{per_worker:?}"
+        );
     }
 
     #[test]

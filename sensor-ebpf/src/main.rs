@@ -8,7 +8,9 @@
 //! reassemble. With DC addresses configured, a TCP segment on an unwatched port of a DC's in the
 //! dynamic range whose payload starts with a DCE-RPC header is copied too, with that port in its
 //! record, so userspace watches the port from then on (DCE-RPC to an endpoint announced before
-//! the sensor started). The verdict depends on the mode only: `mirror` drops every frame (a mirror NIC's
+//! the sensor started). With decapsulation on (the default), a mirror that arrives in a tunnel
+//! (ERSPAN I/II/III, Ethernet over GRE, VXLAN, Geneve) is taken apart first, counted by tunnel
+//! type, and its inner frame judged and copied in its place. The verdict depends on the mode only: `mirror` drops every frame (a mirror NIC's
 //! traffic is of no use to the host), `host` passes every frame (never break a host's traffic).
 #![no_std]
 #![no_main]
@@ -24,7 +26,8 @@ use aya_ebpf::{
 };
 use sensor_common::{
     Counter, DEFAULT_SNAP_LEN, MAX_DC_ADDRESSES, MAX_SNAP_LEN, RPC_DYNAMIC_PORT_MIN,
-    RPC_MAX_FRAG_LENGTH, Record, RecordHeader, capture_mode, port_flags,
+    RPC_MAX_FRAG_LENGTH, Record, RecordHeader, capture_mode, decap_mode, port_flags,
+    tunnel::{self, MAX_OUTER_LEN},
 };
 use sensor_ebpf as _;
 
@@ -37,6 +40,12 @@ static FILTER_DC_ADDRESSES: u32 = 0;
 /// Bytes copied per frame, at most `MAX_SNAP_LEN`; set by the loader.
 #[unsafe(no_mangle)]
 static SNAP_LEN: u32 = DEFAULT_SNAP_LEN;
+/// `decap_mode::AUTO` or `decap_mode::OFF`; set by the loader.
+#[unsafe(no_mangle)]
+static DECAP: u32 = decap_mode::AUTO;
+/// The UDP port VXLAN arrives on; set by the loader.
+#[unsafe(no_mangle)]
+static VXLAN_PORT: u32 = tunnel::VXLAN_DEFAULT_PORT as u32;
 
 /// Watched ports: index is the port number, value the `port_flags` of its transports. An array
 /// rather than a hash map: its lookup compiles to a bounds check and a load.
@@ -146,6 +155,34 @@ impl Peers {
 /// A header was cut short, inconsistent, or nested deeper than the program follows.
 struct Malformed;
 
+/// The frame as the classifier sees it: from `base` on, the start of the inner frame of a
+/// tunnel (0 for a frame that is not one). Every offset below is relative to `base`, and bounded
+/// on its own, so the verifier sees `base + offset` bounded too.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    ctx: &'a XdpContext,
+    base: usize,
+}
+
+impl View<'_> {
+    /// `T` bytes at `offset` from the view's start, or `Malformed`.
+    #[inline(always)]
+    fn read<T: Copy>(&self, offset: usize) -> Result<T, Malformed> {
+        read(self.ctx, self.base + offset)
+    }
+
+    #[inline(always)]
+    fn read_be16(&self, offset: usize) -> Result<u16, Malformed> {
+        self.read::<[u8; 2]>(offset).map(u16::from_be_bytes)
+    }
+
+    /// Bytes from the view's start to the end of the frame.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.ctx.data_end() - self.ctx.data() - self.base
+    }
+}
+
 #[xdp]
 pub fn dcwatch_capture(ctx: XdpContext) -> u32 {
     capture(&ctx);
@@ -158,15 +195,22 @@ fn capture(ctx: &XdpContext) {
     let frame_len = ctx.data_end() - ctx.data();
     count(Counter::Seen, 1);
     count(Counter::Bytes, frame_len as u64);
-    match classify(ctx) {
+    let view = match decapsulate(ctx) {
+        Ok(view) => view,
+        Err(Malformed) => {
+            count(Counter::Malformed, 1);
+            return;
+        }
+    };
+    match classify(view) {
         Ok(Class::Matched) => {
             count(Counter::Matched, 1);
-            copy_frame(ctx, frame_len as u32, 0);
+            copy_frame(view, 0);
         }
         Ok(Class::RpcHeader(port)) => {
             count(Counter::Matched, 1);
             count(Counter::RpcHeader, 1);
-            copy_frame(ctx, frame_len as u32, u32::from(port));
+            copy_frame(view, u32::from(port));
         }
         Ok(Class::Unwatched) => {}
         Ok(Class::NonIp) => count(Counter::NonIp, 1),
@@ -205,32 +249,167 @@ fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Result<T, Malformed> {
 }
 
 #[inline(always)]
-fn read_be16(ctx: &XdpContext, offset: usize) -> Result<u16, Malformed> {
-    read::<[u8; 2]>(ctx, offset).map(u16::from_be_bytes)
-}
-
-#[inline(always)]
 fn is_vlan_tag(ethertype: u16) -> bool {
     matches!(ethertype, ETH_P_8021Q | ETH_P_8021AD | ETH_P_QINQ_LEGACY)
 }
 
+/// The EtherType after up to `MAX_VLAN_TAGS` tags, and where the header it announces starts.
 #[inline(always)]
-fn classify(ctx: &XdpContext) -> Result<Class, Malformed> {
-    let mut ethertype = read_be16(ctx, ETH_HEADER_LEN - 2)?;
+fn ethernet(view: View<'_>) -> Result<(u16, usize), Malformed> {
+    let mut ethertype = view.read_be16(ETH_HEADER_LEN - 2)?;
     let mut l3 = ETH_HEADER_LEN;
     for _ in 0..MAX_VLAN_TAGS {
         if !is_vlan_tag(ethertype) {
             break;
         }
-        ethertype = read_be16(ctx, l3 + 2)?;
+        ethertype = view.read_be16(l3 + 2)?;
         l3 += VLAN_TAG_LEN;
     }
+    Ok((ethertype, l3))
+}
+
+#[inline(always)]
+fn classify(view: View<'_>) -> Result<Class, Malformed> {
+    let (ethertype, l3) = ethernet(view)?;
     match ethertype {
-        ETH_P_IPV4 => classify_ipv4(ctx, l3),
-        ETH_P_IPV6 => classify_ipv6(ctx, l3),
+        ETH_P_IPV4 => classify_ipv4(view, l3),
+        ETH_P_IPV6 => classify_ipv6(view, l3),
         tag if is_vlan_tag(tag) => Err(Malformed),
         _ => Ok(Class::NonIp),
     }
+}
+
+/// With decapsulation on, a frame whose outer headers are a known tunnel's becomes the view of
+/// its inner frame, and its tunnel type is counted; any other frame is viewed whole. An outer IP
+/// packet that is a fragment, or whose header is not sound, is not taken apart (its
+/// classification says what it is). A tunnel header cut short is `Malformed`.
+#[inline(always)]
+fn decapsulate(ctx: &XdpContext) -> Result<View<'_>, Malformed> {
+    let whole = View { ctx, base: 0 };
+    // SAFETY: a plain read of a global the loader sets before the program runs.
+    if unsafe { ptr::read_volatile(&DECAP) } != decap_mode::AUTO {
+        return Ok(whole);
+    }
+    let Ok((ethertype, l3)) = ethernet(whole) else {
+        return Ok(whole);
+    };
+    let (protocol, l4) = match ethertype {
+        ETH_P_IPV4 => {
+            let Ok(header) = whole.read::<[u8; IPV4_MIN_HEADER_LEN]>(l3) else {
+                return Ok(whole);
+            };
+            let header_len = usize::from(header[0] & 0x0f) * 4;
+            let flags_offset = u16::from_be_bytes([header[6], header[7]]);
+            // More fragments (0x2000) or an offset: a fragment, not a whole tunnel packet.
+            if header[0] >> 4 != 4 || header_len < IPV4_MIN_HEADER_LEN || flags_offset & 0x3fff != 0
+            {
+                return Ok(whole);
+            }
+            (header[9], l3 + header_len)
+        }
+        ETH_P_IPV6 => {
+            let Ok(header) = whole.read::<[u8; IPV6_HEADER_LEN]>(l3) else {
+                return Ok(whole);
+            };
+            if header[0] >> 4 != 6 {
+                return Ok(whole);
+            }
+            (header[6], l3 + IPV6_HEADER_LEN)
+        }
+        _ => return Ok(whole),
+    };
+    let inner = match protocol {
+        tunnel::IPPROTO_GRE => gre(whole, l4)?,
+        IPPROTO_UDP => udp_tunnel(whole, l4)?,
+        _ => None,
+    };
+    let Some((counter, base)) = inner else {
+        return Ok(whole);
+    };
+    // Headers deeper than followed, or announced past the end of the frame.
+    if base > MAX_OUTER_LEN || base > whole.len() {
+        return Err(Malformed);
+    }
+    count(counter, 1);
+    Ok(View { ctx, base })
+}
+
+/// GRE carrying Ethernet (gretap) or ERSPAN I, II or III: the tunnel type and where the inner
+/// frame starts. Other GRE payloads, GRE with routing or of another version: `None`.
+#[inline(always)]
+fn gre(view: View<'_>, l4: usize) -> Result<Option<(Counter, usize)>, Malformed> {
+    let header: [u8; tunnel::GRE_BASE_LEN] = view.read(l4)?;
+    let flags = u16::from_be_bytes([header[0], header[1]]);
+    if flags & (tunnel::GRE_ROUTING | tunnel::GRE_VERSION) != 0 {
+        return Ok(None);
+    }
+    let optional = |flag: u16| if flags & flag != 0 { 4 } else { 0 };
+    let payload = l4
+        + tunnel::GRE_BASE_LEN
+        + optional(tunnel::GRE_CHECKSUM)
+        + optional(tunnel::GRE_KEY)
+        + optional(tunnel::GRE_SEQUENCE);
+    Ok(match u16::from_be_bytes([header[2], header[3]]) {
+        tunnel::TRANSPARENT_ETHERNET => Some((Counter::DecapGreEthernet, payload)),
+        tunnel::GRE_ERSPAN if flags & tunnel::GRE_SEQUENCE == 0 => {
+            Some((Counter::DecapErspan1, payload))
+        }
+        tunnel::GRE_ERSPAN => {
+            let erspan: [u8; tunnel::ERSPAN2_LEN] = view.read(payload)?;
+            if erspan[0] >> 4 != tunnel::ERSPAN2_VERSION {
+                return Err(Malformed);
+            }
+            Some((Counter::DecapErspan2, payload + tunnel::ERSPAN2_LEN))
+        }
+        tunnel::GRE_ERSPAN3 => {
+            let erspan: [u8; tunnel::ERSPAN3_LEN] = view.read(payload)?;
+            if erspan[0] >> 4 != tunnel::ERSPAN3_VERSION {
+                return Err(Malformed);
+            }
+            let platform = if erspan[tunnel::ERSPAN3_LEN - 1] & 1 != 0 {
+                tunnel::ERSPAN3_PLATFORM_LEN
+            } else {
+                0
+            };
+            Some((
+                Counter::DecapErspan3,
+                payload + tunnel::ERSPAN3_LEN + platform,
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// VXLAN on its configured port, or Geneve carrying Ethernet: the tunnel type and where the
+/// inner frame starts. Any other UDP: `None`.
+#[inline(always)]
+fn udp_tunnel(view: View<'_>, l4: usize) -> Result<Option<(Counter, usize)>, Malformed> {
+    let header: [u8; UDP_HEADER_LEN] = view.read(l4)?;
+    let dst_port = u16::from_be_bytes([header[2], header[3]]);
+    let payload = l4 + UDP_HEADER_LEN;
+    // SAFETY: a plain read of a global the loader sets before the program runs.
+    if u32::from(dst_port) == unsafe { ptr::read_volatile(&VXLAN_PORT) } {
+        let vxlan: [u8; tunnel::VXLAN_LEN] = view.read(payload)?;
+        if vxlan[0] & tunnel::VXLAN_FLAG_I == 0 {
+            return Err(Malformed);
+        }
+        return Ok(Some((Counter::DecapVxlan, payload + tunnel::VXLAN_LEN)));
+    }
+    if dst_port != tunnel::GENEVE_PORT {
+        return Ok(None);
+    }
+    let geneve: [u8; tunnel::GENEVE_LEN] = view.read(payload)?;
+    if geneve[0] >> 6 != 0 {
+        return Err(Malformed);
+    }
+    if u16::from_be_bytes([geneve[2], geneve[3]]) != tunnel::TRANSPARENT_ETHERNET {
+        return Ok(None);
+    }
+    let options = usize::from(geneve[0] & 0x3f) * 4;
+    Ok(Some((
+        Counter::DecapGeneve,
+        payload + tunnel::GENEVE_LEN + options,
+    )))
 }
 
 // Each fixed-size header is read whole, in one bounds check at a constant offset, before anything
@@ -238,15 +417,15 @@ fn classify(ctx: &XdpContext) -> Result<Class, Malformed> {
 // variable-offset check, which the verifier cannot follow.
 
 #[inline(always)]
-fn classify_ipv4(ctx: &XdpContext, l3: usize) -> Result<Class, Malformed> {
-    let header: [u8; IPV4_MIN_HEADER_LEN] = read(ctx, l3)?;
+fn classify_ipv4(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
+    let header: [u8; IPV4_MIN_HEADER_LEN] = view.read(l3)?;
     let header_len = usize::from(header[0] & 0x0f) * 4;
     if header[0] >> 4 != 4 || header_len < IPV4_MIN_HEADER_LEN {
         return Err(Malformed);
     }
     let ip_end = l3 + usize::from(u16::from_be_bytes([header[2], header[3]]));
     let l4 = l3 + header_len;
-    if ip_end < l4 || ip_end > ctx.data_end() - ctx.data() {
+    if ip_end < l4 || ip_end > view.len() {
         return Err(Malformed);
     }
     let fragment_offset = u16::from_be_bytes([header[6], header[7]]) & IPV4_OFFSET_MASK;
@@ -265,17 +444,17 @@ fn classify_ipv4(ctx: &XdpContext, l3: usize) -> Result<Class, Malformed> {
     if fragment_offset != 0 {
         return Ok(Class::Matched);
     }
-    classify_l4(ctx, header[9], l4, ip_end, peers)
+    classify_l4(view, header[9], l4, ip_end, peers)
 }
 
 #[inline(always)]
-fn classify_ipv6(ctx: &XdpContext, l3: usize) -> Result<Class, Malformed> {
-    let header: [u8; IPV6_HEADER_LEN] = read(ctx, l3)?;
+fn classify_ipv6(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
+    let header: [u8; IPV6_HEADER_LEN] = view.read(l3)?;
     if header[0] >> 4 != 6 {
         return Err(Malformed);
     }
     let ip_end = l3 + IPV6_HEADER_LEN + usize::from(u16::from_be_bytes([header[4], header[5]]));
-    if ip_end > ctx.data_end() - ctx.data() {
+    if ip_end > view.len() {
         return Err(Malformed);
     }
     let mut src = [0_u8; 16];
@@ -299,10 +478,10 @@ fn classify_ipv6(ctx: &XdpContext, l3: usize) -> Result<Class, Malformed> {
             next_header,
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_AH | IPPROTO_FRAGMENT
         ) {
-            return classify_l4(ctx, next_header, offset, ip_end, peers);
+            return classify_l4(view, next_header, offset, ip_end, peers);
         }
         // Every extension header is at least 8 bytes: next header, length, then 6 more.
-        let extension: [u8; 8] = read(ctx, offset)?;
+        let extension: [u8; 8] = view.read(offset)?;
         let header_len = match next_header {
             IPPROTO_FRAGMENT => {
                 if u16::from_be_bytes([extension[2], extension[3]]) >> 3 != 0 {
@@ -324,7 +503,7 @@ fn classify_ipv6(ctx: &XdpContext, l3: usize) -> Result<Class, Malformed> {
 
 #[inline(always)]
 fn classify_l4(
-    ctx: &XdpContext,
+    view: View<'_>,
     protocol: u8,
     l4: usize,
     ip_end: usize,
@@ -337,7 +516,7 @@ fn classify_l4(
     let mut payload = 0;
     let (transport, ports) = match protocol {
         IPPROTO_TCP => {
-            let header: [u8; TCP_MIN_HEADER_LEN] = read(ctx, l4)?;
+            let header: [u8; TCP_MIN_HEADER_LEN] = view.read(l4)?;
             let header_len = usize::from(header[12] >> 4) * 4;
             if header_len < TCP_MIN_HEADER_LEN || l4 + header_len > ip_end {
                 return Err(Malformed);
@@ -349,7 +528,7 @@ fn classify_l4(
             )
         }
         IPPROTO_UDP => {
-            let header: [u8; UDP_HEADER_LEN] = read(ctx, l4)?;
+            let header: [u8; UDP_HEADER_LEN] = view.read(l4)?;
             if l4 + UDP_HEADER_LEN > ip_end {
                 return Err(Malformed);
             }
@@ -376,7 +555,9 @@ fn classify_l4(
     {
         return Ok(Class::Unwatched);
     }
-    Ok(rpc_header(ctx, payload, ip_end, src_port, dst_port, &peers))
+    Ok(rpc_header(
+        view, payload, ip_end, src_port, dst_port, &peers,
+    ))
 }
 
 /// The DCE-RPC header test: a connection-oriented PDU of version 5.0 of a known type, with a
@@ -386,7 +567,7 @@ fn classify_l4(
 /// port in the dynamic range. `RpcHeader` with that port, or `Unwatched`.
 #[inline(always)]
 fn rpc_header(
-    ctx: &XdpContext,
+    view: View<'_>,
     payload: usize,
     ip_end: usize,
     src_port: u16,
@@ -396,7 +577,7 @@ fn rpc_header(
     if payload + RPC_HEADER_LEN > ip_end {
         return Class::Unwatched;
     }
-    let Ok(header) = read::<[u8; RPC_HEADER_LEN]>(ctx, payload) else {
+    let Ok(header) = view.read::<[u8; RPC_HEADER_LEN]>(payload) else {
         return Class::Unwatched;
     };
     let to_server = match header[2] {
@@ -444,10 +625,12 @@ fn rpc_header(
     }
 }
 
-/// Writes the frame, up to the snap length, behind a header into the ring buffer, and counts the
-/// outcome: every matched frame ends up `Copied` or `RingbufFull`.
+/// Writes the frame (the inner one of a tunnel), up to the snap length, behind a header into the
+/// ring buffer, and counts the outcome: every matched frame ends up `Copied` or `RingbufFull`.
 #[inline(always)]
-fn copy_frame(ctx: &XdpContext, frame_len: u32, rpc_port: u32) {
+fn copy_frame(view: View<'_>, rpc_port: u32) {
+    let ctx = view.ctx;
+    let frame_len = view.len() as u32;
     // SAFETY: a plain read of a global the loader sets before the program runs.
     let snap_len = unsafe { ptr::read_volatile(&SNAP_LEN) };
     let wanted = if frame_len < snap_len {
@@ -472,7 +655,7 @@ fn copy_frame(ctx: &XdpContext, frame_len: u32, rpc_port: u32) {
     let loaded = unsafe {
         bpf_xdp_load_bytes(
             ctx.ctx,
-            0,
+            view.base as u32,
             record.frame.as_mut_ptr().cast::<c_void>(),
             cap_len,
         )

@@ -27,6 +27,7 @@ Examples:
   dcwatch-sensor replay dc.pcapng --output json           the same pipeline over a capture file
   dcwatch-sensor replay dc.pcapng --output packets        one line per packet instead
   dcwatch-sensor replay a.pcap b.pcap --alerts json       the alerts the detectors raise
+  dcwatch-sensor replay a.pcap --alerts cef               the same as CEF lines, as a SIEM gets them
   dcwatch-sensor run -i ens4 --backend https://backend:7443 --token T --ca ca.pem \
       --spool-dir /var/lib/dcwatch/spool                  stream activities to a backend
   dcwatch-sensor directory sync --config dcwatch.toml --out directory.jsonl
@@ -145,12 +146,19 @@ pub struct CommonArgs {
     /// Where batches wait until the backend acknowledges them (backend.spool_dir).
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
+    /// Threads that decode and dissect, flows shared out by their two addresses
+    /// (capture.workers; default: the CPUs less one, at least one).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u16>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AlertFormat {
     /// One alert per line, as a JSON object in the proto's JSON form (as the backend prints).
     Json,
+    /// One alert per line in CEF, Defender for Identity's layout, as the backend's syslog output
+    /// writes it (without the syslog header).
+    Cef,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -184,6 +192,9 @@ impl CommonArgs {
         }
         if let Some(dir) = &self.spool_dir {
             backend.spool_dir.clone_from(dir);
+        }
+        if let Some(workers) = self.workers {
+            config.capture.workers = Some(workers);
         }
         config
             .validate()
@@ -253,6 +264,8 @@ mod tests {
             "/tmp/ca.pem",
             "--spool-dir",
             "/tmp/spool",
+            "--workers",
+            "3",
         ])
         .expect("valid command line");
         let Command::Run(args) = cli.command else {
@@ -272,5 +285,6 @@ mod tests {
         assert_eq!(config.backend.token, "T");
         assert_eq!(config.backend.ca, Some(PathBuf::from("/tmp/ca.pem")));
         assert_eq!(config.backend.spool_dir, PathBuf::from("/tmp/spool"));
+        assert_eq!(config.capture.workers(), 3);
     }
 }

@@ -12,11 +12,15 @@ use std::{
 use sensor_common::{DEFAULT_SNAP_LEN, MAX_SNAP_LEN};
 use serde::Deserialize;
 
-use crate::{
+use dcwatch_pipeline::{
+    decap::{DecapConfig, DecapMode},
     dissect::{DissectLimits, radius::RadiusSecrets},
     flow::{FlowLimits, FragmentLimits},
     services::{Transport, default_ports},
 };
+
+/// Most worker threads `capture.workers` may ask for.
+pub const MAX_WORKERS: u16 = 256;
 
 /// What the XDP program does with a frame once it has looked at it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -219,6 +223,31 @@ pub struct CaptureConfig {
     /// Ask each DC's endpoint mapper for its TCP endpoints and watch their ports.
     pub rpc_endpoint_query: bool,
     pub ports: PortsConfig,
+    /// Tunnelled mirrors (ERSPAN, Ethernet over GRE, VXLAN, Geneve): taken apart, or not.
+    pub decap: DecapMode,
+    /// The UDP port VXLAN arrives on.
+    pub vxlan_port: u16,
+    /// Threads that decode and dissect; `None`: the CPUs less one (the reader's), at least one.
+    pub workers: Option<u16>,
+}
+
+impl CaptureConfig {
+    /// How many threads decode and dissect.
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            Some(workers) => usize::from(workers),
+            None => std::thread::available_parallelism()
+                .map_or(1, |cpus| cpus.get().saturating_sub(1).max(1)),
+        }
+    }
+
+    /// How frames in tunnels are taken apart, live (in XDP) and in replay alike.
+    pub fn decap(&self) -> DecapConfig {
+        DecapConfig {
+            mode: self.decap,
+            vxlan_port: self.vxlan_port,
+        }
+    }
 }
 
 impl Default for CaptureConfig {
@@ -232,6 +261,9 @@ impl Default for CaptureConfig {
             dc_addresses: Vec::new(),
             rpc_endpoint_query: true,
             ports: PortsConfig::default(),
+            decap: DecapMode::default(),
+            vxlan_port: DecapConfig::default().vxlan_port,
+            workers: None,
         }
     }
 }
@@ -488,6 +520,14 @@ impl Config {
                 ),
             ));
         }
+        if let Some(workers) = capture.workers
+            && !(1..=MAX_WORKERS).contains(&workers)
+        {
+            return Err((
+                "capture.workers",
+                format!("{workers} is out of range: 1 to {MAX_WORKERS}"),
+            ));
+        }
         if capture.ports.tcp.is_empty() && capture.ports.udp.is_empty() {
             return Err((
                 "capture.ports",
@@ -632,6 +672,8 @@ mod tests {
                 "key `capture.dc_addresses[0]`",
             ),
             ("[capture]\nsnap_len = 10", "key `capture.snap_len`"),
+            ("[capture]\nworkers = 0", "key `capture.workers`"),
+            ("[capture]\ndecap = \"on\"", "key `capture.decap`"),
             (
                 "[capture]\nring_buffer_mib = 3",
                 "key `capture.ring_buffer_mib`",

@@ -7,10 +7,11 @@ use log::{info, warn};
 use sensor_common::Counter;
 use tokio::sync::mpsc;
 
+use dcwatch_pipeline::decode::LinkType;
+
 use crate::{
     capture::{Capture, CaptureError, DynamicPorts, FrameReader, KernelCounters},
     config::Config,
-    decode::LinkType,
     epm_query::{self, DcAnswer, QueryCounters},
     pipeline::{Output, Pipeline},
     stats::{self, UserCounters},
@@ -35,6 +36,8 @@ pub enum LiveError {
     Syslog(#[from] SyslogError),
     #[error("writing output: {0}")]
     Output(std::io::Error),
+    #[error("starting the pipeline's worker threads: {0}")]
+    Workers(std::io::Error),
 }
 
 /// The counters at the end of a run.
@@ -80,7 +83,10 @@ pub async fn run<W: Write>(
         Some(capture) => Some(FrameReader::new(capture.take_frames()?)?),
         None => None,
     };
-    let mut pipeline = Pipeline::new(output, names, config.dissect_limits(), config.sensor.id())
+    let limits = config.dissect_limits();
+    let mut pipeline = Pipeline::new(output, names, limits.clone(), config.sensor.id())
+        .with_workers(config.capture.workers(), &limits)
+        .map_err(LiveError::Workers)?
         .with_sink(sink)
         .with_resolver(config.resolver());
     let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
@@ -181,7 +187,7 @@ pub async fn run<W: Write>(
             None => KernelCounters::default(),
         },
         user: *pipeline.counters(),
-        activities: pipeline.dissector().counters().activities,
+        activities: pipeline.activities(),
         syslog_events,
     };
     report(
@@ -229,7 +235,7 @@ fn attach(config: &Config) -> Result<Capture, LiveError> {
 /// Reads the ring buffer when there is one; without, never resolves.
 async fn read_frames(
     reader: Option<&mut FrameReader>,
-    handle: impl FnMut(Result<crate::frame::Frame<'_>, crate::capture::InvalidRecord>),
+    handle: impl FnMut(Result<dcwatch_pipeline::frame::Frame<'_>, crate::capture::InvalidRecord>),
 ) -> Result<u64, CaptureError> {
     match reader {
         Some(reader) => reader.read(handle).await,
@@ -398,7 +404,7 @@ fn unwatch_expired_ports(capture: &mut Capture, dynamic_ports: &mut DynamicPorts
 /// Hands one ring record to the pipeline; after an output error, frames are still counted.
 fn feed<W: Write>(
     pipeline: &mut Pipeline<W>,
-    record: Result<crate::frame::Frame<'_>, crate::capture::InvalidRecord>,
+    record: Result<dcwatch_pipeline::frame::Frame<'_>, crate::capture::InvalidRecord>,
     header_ports: &mut Vec<u16>,
     output_error: &mut Option<std::io::Error>,
 ) {

@@ -1,10 +1,6 @@
 //! `dcwatch-sensor`: see `dcwatch-sensor --help`.
 
-use std::{
-    io::{self, Write as _},
-    process::ExitCode,
-    time::Duration,
-};
+use std::{io, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -193,12 +189,9 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         summary.frames.decode_errors,
         summary.activities
     );
-    if args.alerts.is_some() {
-        let mut out = io::stdout().lock();
-        for alert in &summary.alerts {
-            dcwatch_proto::json::write_alert_line(alert, &mut out).context("writing alerts")?;
-        }
-        out.flush().context("writing alerts")?;
+    if let Some(format) = args.alerts {
+        replay::write_alerts(&summary.alerts, format, &mut io::stdout().lock())
+            .context("writing alerts")?;
         info!("{} alerts", summary.alerts.len());
     }
     let mut pairs = summary.stats;

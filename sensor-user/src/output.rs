@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::services::Transport;
+use dcwatch_pipeline::services::Transport;
 
 /// One captured packet, as printed for now; later stages turn packets into activities.
 #[derive(Debug, Serialize)]

@@ -6,18 +6,26 @@ use std::{
     io::{self, Write},
 };
 
-use dcwatch_entity::{Directory, enrich, nnr::Resolver};
-use dcwatch_proto::v1::Activity;
-use log::debug;
+use dcwatch_entity::{
+    Directory, enrich,
+    nnr::{CertaintyAlarm, Resolver},
+};
+use dcwatch_proto::v1::{Activity, health_event::Severity};
+use log::{debug, info, warn};
 
-use crate::{
+use dcwatch_pipeline::{
     activity::write_json_line,
-    cli::OutputFormat,
+    decap::{DecapConfig, DecapCounters, decapsulate},
     decode::{LinkType, decode, packet},
     dissect::{DissectLimits, Dissector},
     frame::Frame,
-    output::{JsonLines, PacketLine, rfc3339_micros},
     services::guess_protocol,
+    workers::Workers,
+};
+
+use crate::{
+    cli::OutputFormat,
+    output::{JsonLines, PacketLine, rfc3339_micros},
     stats::UserCounters,
     transport::ActivitySink,
 };
@@ -38,12 +46,22 @@ impl<W: Write> Output<W> {
     }
 }
 
+/// Where frames are decoded and dissected.
+#[derive(Debug)]
+enum FlowStage {
+    /// On the pipeline's own thread.
+    Inline(Box<Dissector>),
+    /// On worker threads, the flows shared out among them.
+    Workers(Workers),
+}
+
 #[derive(Debug)]
 pub struct Pipeline<W: Write> {
     output: Option<Output<W>>,
     interfaces: HashMap<u32, String>,
     counters: UserCounters,
-    dissector: Dissector,
+    /// Decode, flows, reassembly and dissection: here, or on worker threads.
+    stage: FlowStage,
     /// Activities of the frame at hand, reused from frame to frame.
     activities: Vec<Activity>,
     sensor_id: String,
@@ -58,6 +76,8 @@ pub struct Pipeline<W: Write> {
     resolver: Resolver,
     /// Fills accounts' and computers' SIDs and tags (a replay given `--directory`).
     directory: Option<Directory>,
+    /// Takes tunnels apart, with what it found (replay: live frames come out of XDP bare).
+    decap: Option<(DecapConfig, DecapCounters)>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -72,7 +92,7 @@ impl<W: Write> Pipeline<W> {
             output,
             interfaces,
             counters: UserCounters::default(),
-            dissector: Dissector::new(limits),
+            stage: FlowStage::Inline(Box::new(Dissector::new(limits))),
             activities: Vec::new(),
             sensor_id,
             last_time_ns: 0,
@@ -81,7 +101,17 @@ impl<W: Write> Pipeline<W> {
             engine: None,
             resolver: Resolver::default(),
             directory: None,
+            decap: None,
         }
+    }
+
+    /// Decodes and dissects on `count` threads, the flows shared out among them, when more than
+    /// one; with the limits it was made with shared out too.
+    pub fn with_workers(mut self, count: usize, limits: &DissectLimits) -> io::Result<Self> {
+        if count > 1 {
+            self.stage = FlowStage::Workers(Workers::start(count, limits)?);
+        }
+        Ok(self)
     }
 
     /// Also runs every activity through the detectors.
@@ -91,8 +121,9 @@ impl<W: Write> Pipeline<W> {
         self
     }
 
-    pub fn engine(&self) -> Option<&dcwatch_detect::Engine> {
-        self.engine.as_ref()
+    /// Takes the detectors out (at the end: their alerts are the caller's).
+    pub fn take_engine(&mut self) -> Option<dcwatch_detect::Engine> {
+        self.engine.take()
     }
 
     /// Resolves names with this resolver (its configuration and known DCs) instead of the
@@ -107,6 +138,13 @@ impl<W: Write> Pipeline<W> {
     #[must_use]
     pub fn with_directory(mut self, directory: Option<Directory>) -> Self {
         self.directory = directory;
+        self
+    }
+
+    /// Takes tunnelled frames apart as the XDP program does (frames that did not come through it).
+    #[must_use]
+    pub fn with_decap(mut self, decap: DecapConfig) -> Self {
+        self.decap = Some((decap, DecapCounters::default()));
         self
     }
 
@@ -136,14 +174,25 @@ impl<W: Write> Pipeline<W> {
         &self.counters
     }
 
-    pub fn dissector(&self) -> &Dissector {
-        &self.dissector
+    /// Activities the dissectors made (from frames; as of the last tick with workers).
+    pub fn activities(&self) -> u64 {
+        match &self.stage {
+            FlowStage::Inline(dissector) => dissector.counters().activities,
+            FlowStage::Workers(workers) => workers
+                .counter_pairs()
+                .into_iter()
+                .find_map(|(name, value)| (name == "activities").then_some(value))
+                .unwrap_or(0),
+        }
     }
 
     /// The TCP endpoints endpoint mappers announced since the last call, with the time (ns, the
     /// frames' clock) until which they are DCE-RPC.
     pub fn take_learned_endpoints(&mut self) -> Vec<(std::net::SocketAddr, u64)> {
-        self.dissector.take_learned_endpoints()
+        match &mut self.stage {
+            FlowStage::Inline(dissector) => dissector.take_learned_endpoints(),
+            FlowStage::Workers(workers) => workers.take_learned_endpoints(),
+        }
     }
 
     /// Every userspace counter, for the stats file.
@@ -158,7 +207,15 @@ impl<W: Write> Pipeline<W> {
         ];
         frames
             .into_iter()
-            .chain(self.dissector.counter_pairs())
+            .chain(
+                self.decap
+                    .iter()
+                    .flat_map(|(_, counters)| counters.counter_pairs()),
+            )
+            .chain(match &self.stage {
+                FlowStage::Inline(dissector) => dissector.counter_pairs(),
+                FlowStage::Workers(workers) => workers.counter_pairs(),
+            })
             .chain(self.resolver.counter_pairs())
             .chain(
                 self.sink
@@ -174,9 +231,24 @@ impl<W: Write> Pipeline<W> {
             .collect()
     }
 
-    pub fn handle(&mut self, link: LinkType, frame: Frame<'_>) -> io::Result<()> {
+    pub fn handle(&mut self, link: LinkType, mut frame: Frame<'_>) -> io::Result<()> {
         self.counters.delivered += 1;
         self.last_time_ns = self.last_time_ns.max(frame.timestamp_ns);
+        if let (LinkType::Ethernet, Some((config, counters))) = (link, &mut self.decap) {
+            let Some(inner) = counters.count(frame.data, decapsulate(config, frame.data)) else {
+                debug!(
+                    "frame of {} bytes: a tunnel header that does not parse",
+                    frame.data.len()
+                );
+                return Ok(());
+            };
+            // The inner frame's own length, as the XDP program records it.
+            let outer = frame.data.len() - inner.len();
+            frame.orig_len = frame
+                .orig_len
+                .saturating_sub(u32::try_from(outer).unwrap_or(u32::MAX));
+            frame.data = inner;
+        }
         let decoded = match packet(link, frame.data) {
             Ok(decoded) => decoded,
             Err(error) => {
@@ -192,21 +264,44 @@ impl<W: Write> Pipeline<W> {
         {
             write_packet_line(lines, &self.interfaces, link, &frame)?;
         }
-        self.dissector
-            .packet(frame.timestamp_ns, &decoded, &mut self.activities);
+        match &mut self.stage {
+            FlowStage::Inline(dissector) => {
+                dissector.packet(frame.timestamp_ns, &decoded, &mut self.activities);
+            }
+            FlowStage::Workers(workers) => workers
+                .frame(
+                    link,
+                    frame.timestamp_ns,
+                    frame.data,
+                    (decoded.src, decoded.dst),
+                    &mut self.activities,
+                )
+                .map_err(io::Error::other)?,
+        }
         self.emit()
     }
 
     /// Lets time pass when no frame arrives, so idle flows still close.
     pub fn tick(&mut self, now_ns: u64) -> io::Result<()> {
-        self.dissector.tick(now_ns, &mut self.activities);
+        match &mut self.stage {
+            FlowStage::Inline(dissector) => dissector.tick(now_ns, &mut self.activities),
+            FlowStage::Workers(workers) => workers
+                .tick(now_ns, &mut self.activities)
+                .map_err(io::Error::other)?,
+        }
         self.emit()
     }
 
     /// End of input: flows give up what they hold, and their last activities are written.
     pub fn finish(&mut self) -> io::Result<()> {
-        self.dissector
-            .finish(self.last_time_ns, &mut self.activities);
+        match &mut self.stage {
+            FlowStage::Inline(dissector) => {
+                dissector.finish(self.last_time_ns, &mut self.activities);
+            }
+            FlowStage::Workers(workers) => workers
+                .finish(self.last_time_ns, &mut self.activities)
+                .map_err(io::Error::other)?,
+        }
         self.emit()?;
         if let Some(sink) = &mut self.sink {
             sink.flush();
@@ -218,6 +313,9 @@ impl<W: Write> Pipeline<W> {
         for mut activity in self.activities.drain(..) {
             activity.sensor_id.clone_from(&self.sensor_id);
             self.resolver.process(&mut activity);
+            if let Some(alarm) = self.resolver.take_alarm() {
+                report_certainty(self.sink.as_ref(), alarm);
+            }
             if let Some(directory) = &self.directory {
                 enrich::activity(directory, &mut activity);
             }
@@ -260,7 +358,15 @@ impl<W: Write> Pipeline<W> {
         self.counters.decode_errors += 1;
     }
 
+    /// Writes out what is buffered; with workers, first waits for the frames handed to them
+    /// and writes their activities.
     pub fn flush(&mut self) -> io::Result<()> {
+        if let FlowStage::Workers(workers) = &mut self.stage {
+            workers
+                .sync(&mut self.activities)
+                .map_err(io::Error::other)?;
+            self.emit()?;
+        }
         match &mut self.output {
             Some(output) => output.lines.flush(),
             None => Ok(()),
@@ -292,6 +398,25 @@ fn write_packet_line<W: Write>(
         captured_len: frame.data.len(),
         fragment: packet.fragment,
     })
+}
+
+/// Says in the log, and to the backend as a health event, that sources are (no longer) mostly
+/// named with too little certainty.
+fn report_certainty(sink: Option<&ActivitySink>, alarm: CertaintyAlarm) {
+    let message = alarm.message();
+    let severity = match alarm {
+        CertaintyAlarm::Low { .. } => {
+            warn!("{message}");
+            Severity::Warning
+        }
+        CertaintyAlarm::Recovered { .. } => {
+            info!("{message}");
+            Severity::Info
+        }
+    };
+    if let Some(sink) = sink {
+        sink.shared().health(severity, alarm.kind(), message);
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,25 @@
 //! `dcwatch-sensor replay`: frames from a capture file through the same pipeline as live frames.
 
-use std::{collections::HashMap, io::Write, path::PathBuf};
-
-use dcwatch_proto::v1::Alert;
+use std::{
+    collections::HashMap,
+    io::{self, Write},
+    path::PathBuf,
+};
 
 use dcwatch_entity::Directory;
+use dcwatch_proto::{
+    cef::{self, CefContext},
+    v1::Alert,
+};
+
+use dcwatch_pipeline::{
+    capture_file::{CaptureFile, CaptureFileError},
+    frame::Frame,
+};
 
 use crate::{
-    capture_file::{CaptureFile, CaptureFileError},
+    cli::AlertFormat,
     config::Config,
-    frame::Frame,
     pipeline::{Output, Pipeline},
     stats::UserCounters,
     transport::ActivitySink,
@@ -20,11 +30,11 @@ pub enum ReplayError {
     #[error(transparent)]
     File(#[from] CaptureFileError),
     #[error("writing output: {0}")]
-    Output(#[from] std::io::Error),
+    Output(#[from] io::Error),
 }
 
 /// What a replay counted: frames, and every counter of the pipeline for the stats file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ReplaySummary {
     pub frames: UserCounters,
     pub activities: u64,
@@ -46,36 +56,58 @@ pub fn replay<W: Write>(
     config: &Config,
     directory: Option<Directory>,
 ) -> (ReplaySummary, Result<(), ReplayError>) {
-    let mut pipeline = Pipeline::new(
-        output,
-        HashMap::new(),
-        config.dissect_limits(),
-        config.sensor.id(),
-    )
-    .with_sink(sink)
-    .with_engine(engine)
-    .with_resolver(config.resolver())
-    .with_directory(directory);
+    let limits = config.dissect_limits();
+    let pipeline = Pipeline::new(output, HashMap::new(), limits.clone(), config.sensor.id())
+        .with_workers(config.capture.workers(), &limits);
+    let pipeline = match pipeline {
+        Ok(pipeline) => pipeline,
+        Err(error) => return (ReplaySummary::default(), Err(error.into())),
+    };
+    let mut pipeline = pipeline
+        .with_sink(sink)
+        .with_engine(engine)
+        .with_resolver(config.resolver())
+        .with_decap(config.capture.decap())
+        .with_directory(directory);
     let result = paths
         .iter()
         .try_for_each(|path| replay_into(path, &mut pipeline));
     let finished = pipeline.finish().map_err(ReplayError::from);
     let summary = ReplaySummary {
         frames: *pipeline.counters(),
-        activities: pipeline.dissector().counters().activities,
+        activities: pipeline.activities(),
         stats: pipeline.stats(),
-        alerts: pipeline.engine().map(sorted_alerts).unwrap_or_default(),
+        alerts: pipeline
+            .take_engine()
+            .map(sorted_alerts)
+            .unwrap_or_default(),
     };
     (summary, result.and(finished))
 }
 
-fn sorted_alerts(engine: &dcwatch_detect::Engine) -> Vec<Alert> {
-    let mut alerts: Vec<Alert> = engine.alerts().cloned().collect();
+fn sorted_alerts(engine: dcwatch_detect::Engine) -> Vec<Alert> {
+    let mut alerts = engine.into_alerts();
     let start = |alert: &Alert| alert.start.map(|start| (start.seconds, start.nanos));
     alerts.sort_by(|a, b| {
         (start(a), &a.r#type, &a.primary_key).cmp(&(start(b), &b.r#type, &b.primary_key))
     });
     alerts
+}
+
+/// Writes `alerts` one per line in `format`: JSON as `dcwatch-backend alerts --json` prints
+/// them, CEF as the backend's syslog output sends them (no console address: a replay has none).
+pub fn write_alerts(alerts: &[Alert], format: AlertFormat, out: &mut impl Write) -> io::Result<()> {
+    let context = CefContext {
+        version: env!("CARGO_PKG_VERSION"),
+        console_url: "",
+    };
+    for alert in alerts {
+        match format {
+            AlertFormat::Json => dcwatch_proto::json::write_alert_line(alert, out)?,
+            AlertFormat::Cef => writeln!(out, "{}", cef::alert_line(alert, &context))?,
+        }
+    }
+    out.flush()
 }
 
 fn replay_into<W: Write>(

@@ -4,13 +4,13 @@
 
 use std::{path::Path, process::Command};
 
+use dcwatch_pipeline::{
+    capture_file::CaptureFile,
+    decode::{self, TransportPacket},
+};
 use dcwatch_tests::{
     frames::{self, CLIENT_V4, CLIENT_V6, DC_V4, DC_V6, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ipv4},
     pcap,
-};
-use sensor_user::{
-    capture_file::CaptureFile,
-    decode::{self, TransportPacket},
 };
 use serde_json::Value;
 

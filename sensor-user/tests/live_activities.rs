@@ -6,13 +6,13 @@
 
 use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
+use dcwatch_pipeline::capture_file::CaptureFile;
 use dcwatch_tests::{
     netns::{NetNs, VethPair},
     sender::send_frames,
     sensor_process::{RunDir, SensorProcess},
     stats_file,
 };
-use sensor_user::capture_file::CaptureFile;
 use serde_json::Value;
 
 const SENSOR: &str = env!("CARGO_BIN_EXE_dcwatch-sensor");

@@ -8,6 +8,7 @@
 
 use std::{net::Ipv4Addr, path::Path, time::Duration};
 
+use dcwatch_pipeline::capture_file::CaptureFile;
 use dcwatch_tests::{
     frames::{self, DC_V4, Ipv4, PROTO_TCP},
     netns::{NetNs, VethPair},
@@ -15,7 +16,6 @@ use dcwatch_tests::{
     sensor_process::{RunDir, SensorProcess},
     stats_file,
 };
-use sensor_user::capture_file::CaptureFile;
 
 const SENSOR: &str = env!("CARGO_BIN_EXE_dcwatch-sensor");
 

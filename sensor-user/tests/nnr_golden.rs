@@ -12,12 +12,11 @@ use std::{
     path::Path,
 };
 
+use dcwatch_pipeline::{capture_file::CaptureFile, frame::Frame};
 use dcwatch_tests::corpus;
 use sensor_user::{
-    capture_file::CaptureFile,
     cli::OutputFormat,
     config::Config,
-    frame::Frame,
     pipeline::{Output, Pipeline},
 };
 use serde_json::Value;

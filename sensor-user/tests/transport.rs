@@ -358,6 +358,69 @@ fn replay_streams_exactly_what_it_prints() {
     assert_eq!(setup.stored(), twice);
 }
 
+/// The lab's directory snapshot and captures where it names accounts and computers.
+const LAB_DIRECTORY: &str = "../directory/adlab.jsonl";
+const LAB_CAPTURES: [&str; 3] = [
+    "adlab/kerberos.pcap",
+    "adlab/project-pass-the-hash.pcap",
+    "adlab/asreproast.pcap",
+];
+
+/// Account enrichment on ingest: a backend holding the lab's directory (imported from its
+/// snapshot) stores for the lab's captures exactly what `replay --directory` prints for them,
+/// SIDs and tags included, though the sensor that streamed them had no directory.
+#[test]
+fn the_backend_enriches_what_it_stores_as_replay_with_the_directory_does() {
+    let setup = Setup::new();
+    let snapshot = corpus::dir().join(LAB_DIRECTORY);
+    run_backend(
+        &[
+            "directory",
+            "import",
+            snapshot.to_str().expect("UTF-8 path"),
+        ],
+        &setup.data_dir(),
+    );
+    let backend = Backend::start(&setup.data_dir());
+    let mut expected = Vec::new();
+    for capture in LAB_CAPTURES {
+        let capture = corpus::dir().join(capture);
+        let output = Command::new(SENSOR)
+            .args(["replay", "--output", "json", "--config"])
+            .arg(setup.dir.path().join("sensor.toml"))
+            .arg("--directory")
+            .arg(&snapshot)
+            .arg(&capture)
+            .output()
+            .expect("dcwatch-sensor replay --directory");
+        assert_success(&output);
+        expected.extend(
+            String::from_utf8(output.stdout)
+                .expect("UTF-8")
+                .lines()
+                .map(str::to_owned),
+        );
+        assert_success(&setup.replay(&capture, &backend.url(), &setup.token, 60));
+    }
+    expected.sort();
+    let stored = setup.stored();
+    let with_sid = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|line| line.contains("\"sid\":\"S-1-5-21-"))
+            .count()
+    };
+    // Not vacuous: the lab's accounts are in these captures, and carry their SIDs and tags.
+    assert!(with_sid(&expected) > 10, "{} enriched", with_sid(&expected));
+    assert!(
+        expected
+            .iter()
+            .any(|line| line.contains("\"name\":\"dont_req_preauth\"")),
+        "bob's tag"
+    );
+    assert_eq!(stored, expected, "{}", backend.log());
+}
+
 #[test]
 fn an_unreadable_ca_fails_at_start() {
     let setup = Setup::new();
@@ -636,9 +699,10 @@ fn live_run_streams_what_it_prints() {
     );
     let process =
         SensorProcess::start(&capture_ns, Path::new(SENSOR), &args, 1).expect("the sensor starts");
-    let mut file =
-        sensor_user::capture_file::CaptureFile::open(&corpus::dir().join("adlab/kerberos.pcap"))
-            .expect("capture");
+    let mut file = dcwatch_pipeline::capture_file::CaptureFile::open(
+        &corpus::dir().join("adlab/kerberos.pcap"),
+    )
+    .expect("capture");
     let mut frames = Vec::new();
     while let Some(frame) = file.next_frame().expect("a frame") {
         frames.push(frame.data.to_vec());

@@ -4,11 +4,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use dcwatch_pipeline::decap::{DecapConfig, DecapMode, Decapsulated, decapsulate};
 use dcwatch_tests::{
     frames::{
         self, CLIENT_V4, CLIENT_V6, DC_V4, DC_V6, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
         IPV6_DESTINATION, IPV6_FRAGMENT, IPV6_HOP_BY_HOP, IPV6_ROUTING, Ipv4, PROTO_TCP, PROTO_UDP,
-        TPID_8021AD, TPID_8021Q, ipv6, ipv6_extension, ipv6_fragment, tcp, udp,
+        TPID_8021AD, TPID_8021Q, Tunnel, ipv6, ipv6_extension, ipv6_fragment, tcp, udp,
     },
     traffic::WATCHED,
 };
@@ -779,9 +780,18 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
         },
         &tcp(50_000, 389, &[2; 40]),
     ));
+    // Every tunnel type around some of them: the mutations then hit outer and tunnel headers.
+    let tunnelled: Vec<Vec<u8>> = bases
+        .iter()
+        .step_by(3)
+        .zip(Tunnel::ALL.into_iter().cycle())
+        .map(|(inner, tunnel)| tunnel.wrap(inner))
+        .collect();
+    bases.extend(tunnelled);
+    let decap = DecapConfig::default();
     let mut random = XorShift(0x005e_eddc_a7c4);
     let cases = 20_000;
-    let mut matched = 0;
+    let (mut matched, mut decapsulated) = (0, 0);
     for case in 0..cases {
         let base = bases[random.below(bases.len())].clone();
         let frame = mutate(&mut random, base);
@@ -796,15 +806,34 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
             delta(Counter::Copied),
             "case {case}"
         );
+        // The replay's decapsulation, an independent implementation of the same rule, says
+        // which frame the program must have judged.
+        let (judged, tunnel) = match decapsulate(&decap, &frame) {
+            Decapsulated::Plain => (frame.as_slice(), None),
+            Decapsulated::Inner(counter, inner) => (inner, Some(counter)),
+            Decapsulated::Malformed => {
+                assert_eq!(delta(Counter::Malformed), 1, "case {case}: {frame:02x?}");
+                (&[][..], None)
+            }
+        };
+        for counter in DECAP_COUNTERS {
+            assert_eq!(
+                delta(counter),
+                u64::from(tunnel == Some(counter)),
+                "case {case}: {}: {frame:02x?}",
+                counter.name()
+            );
+        }
+        decapsulated += usize::from(tunnel.is_some());
         if delta(Counter::Matched) == 1 {
             matched += 1;
             assert_eq!(
                 run.records,
-                [(frame.len() as u32, frame.clone())],
+                [(judged.len() as u32, judged.to_vec())],
                 "case {case}: ring contents"
             );
             assert!(
-                etherparse_agrees_it_is_watched(&frame),
+                etherparse_agrees_it_is_watched(judged),
                 "case {case}: XDP matched what etherparse does not see as watched: {frame:02x?}"
             );
         } else {
@@ -813,7 +842,7 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
                 "case {case}: copied without a match"
             );
             assert!(
-                !etherparse_sees_clean_watched_packet(&frame),
+                !etherparse_sees_clean_watched_packet(judged),
                 "case {case}: XDP missed a clean packet on a watched port: {frame:02x?}"
             );
         }
@@ -822,6 +851,10 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
     assert!(
         matched > cases / 10,
         "only {matched} of {cases} mutated frames matched"
+    );
+    assert!(
+        decapsulated > cases / 20,
+        "only {decapsulated} of {cases} mutated frames were tunnels taken apart"
     );
 }
 
@@ -1043,4 +1076,276 @@ fn a_watched_port_matches_as_watched_not_by_its_header() {
     assert_eq!(run.delta(Counter::Matched), 1);
     assert_eq!(run.delta(Counter::RpcHeader), 0);
     assert_eq!(run.rpc_ports, [None]);
+}
+
+/// The `decap_*` counter of each tunnel type, in `Tunnel::ALL`'s order.
+const DECAP_COUNTERS: [Counter; 6] = [
+    Counter::DecapErspan1,
+    Counter::DecapErspan2,
+    Counter::DecapErspan3,
+    Counter::DecapGreEthernet,
+    Counter::DecapVxlan,
+    Counter::DecapGeneve,
+];
+
+/// Runs a tunnelled frame and checks it exactly: the verdict, one count of `tunnel` (or none),
+/// the inner frame's outcome, and the inner frame (only) in the ring buffer.
+fn expect_tunnelled(
+    harness: &mut Harness,
+    what: &str,
+    frame: &[u8],
+    tunnel: Option<Counter>,
+    inner: &[u8],
+    outcome: Outcome,
+) {
+    let run = harness.run(frame);
+    assert_eq!(run.verdict, harness.verdict, "{what}: verdict");
+    assert_eq!(run.delta(Counter::Seen), 1, "{what}: seen");
+    assert_eq!(
+        run.delta(Counter::Bytes),
+        frame.len() as u64,
+        "{what}: bytes"
+    );
+    for counter in DECAP_COUNTERS {
+        assert_eq!(
+            run.delta(counter),
+            u64::from(tunnel == Some(counter)),
+            "{what}: {}",
+            counter.name()
+        );
+    }
+    let one_if = |wanted| u64::from(outcome == wanted);
+    for (counter, wanted) in [
+        (Counter::Matched, Outcome::Matched),
+        (Counter::Copied, Outcome::Matched),
+        (Counter::NonIp, Outcome::NonIp),
+        (Counter::Malformed, Outcome::Malformed),
+    ] {
+        assert_eq!(
+            run.delta(counter),
+            one_if(wanted),
+            "{what}: {}",
+            counter.name()
+        );
+    }
+    assert_eq!(run.delta(Counter::RingbufFull), 0, "{what}: ringbuf_full");
+    if outcome == Outcome::Matched {
+        let captured = &inner[..inner.len().min(harness.snap_len)];
+        assert_eq!(
+            run.records,
+            [(inner.len() as u32, captured.to_vec())],
+            "{what}: the inner frame alone is copied"
+        );
+    } else {
+        assert!(
+            run.records.is_empty(),
+            "{what}: {} records",
+            run.records.len()
+        );
+    }
+}
+
+#[test]
+fn every_tunnel_type_is_taken_apart_and_its_inner_frame_judged_and_copied() {
+    let mut harness = Harness::mirror();
+    let kerberos = frames::udp_v4(88, &[1; 40]);
+    let tagged_ldap = frames::ethernet(
+        &[TPID_8021Q],
+        ETHERTYPE_IPV6,
+        &ipv6(CLIENT_V6, DC_V6, PROTO_TCP, &tcp(50_000, 389, &[2; 30])),
+    );
+    let web = frames::tcp_v4(80, &[3; 20]);
+    let arp = frames::ethernet(&[], ETHERTYPE_ARP, &[0; 28]);
+    for (tunnel, counter) in Tunnel::ALL.into_iter().zip(DECAP_COUNTERS) {
+        let what = format!("{tunnel:?}");
+        for (inner, outcome) in [
+            (&kerberos, Outcome::Matched),
+            (&tagged_ldap, Outcome::Matched),
+            (&web, Outcome::Unwatched),
+            (&arp, Outcome::NonIp),
+        ] {
+            expect_tunnelled(
+                &mut harness,
+                &format!("{what} around {outcome:?}"),
+                &tunnel.wrap(inner),
+                Some(counter),
+                inner,
+                outcome,
+            );
+        }
+    }
+    // ERSPAN III without its platform subheader, Geneve without options.
+    for (tunnel, counter) in [
+        (Tunnel::ErspanIII { platform: false }, Counter::DecapErspan3),
+        (Tunnel::Geneve { option_words: 0 }, Counter::DecapGeneve),
+    ] {
+        expect_tunnelled(
+            &mut harness,
+            &format!("{tunnel:?}"),
+            &tunnel.wrap(&kerberos),
+            Some(counter),
+            &kerberos,
+            Outcome::Matched,
+        );
+    }
+}
+
+#[test]
+fn tunnels_cut_short_or_of_the_wrong_version_are_malformed() {
+    let mut harness = Harness::mirror();
+    let kerberos = frames::udp_v4(88, &[1; 40]);
+    for (tunnel, counter) in Tunnel::ALL.into_iter().zip(DECAP_COUNTERS) {
+        let whole = tunnel.wrap(&kerberos);
+        let outer = whole.len() - kerberos.len();
+        // Cut inside the tunnel's own headers (options and subheaders included): the outer frame
+        // is malformed, and no tunnel is counted.
+        expect_tunnelled(
+            &mut harness,
+            &format!("{tunnel:?} cut in its header"),
+            &whole[..outer - 3],
+            None,
+            &[],
+            Outcome::Malformed,
+        );
+        // Cut inside the inner IP header: a tunnel whose inner frame is malformed.
+        expect_tunnelled(
+            &mut harness,
+            &format!("{tunnel:?} cut in the inner IP header"),
+            &whole[..outer + 14 + 10],
+            Some(counter),
+            &[],
+            Outcome::Malformed,
+        );
+    }
+    let mut no_vni = Tunnel::Vxlan { port: 4789 }.wrap(&kerberos);
+    no_vni[14 + 20 + 8] = 0;
+    expect_tunnelled(
+        &mut harness,
+        "VXLAN without its I flag",
+        &no_vni,
+        None,
+        &[],
+        Outcome::Malformed,
+    );
+    let mut erspan = Tunnel::ErspanII.wrap(&kerberos);
+    erspan[14 + 20 + 8] = 0x20;
+    expect_tunnelled(
+        &mut harness,
+        "ERSPAN II of version 2",
+        &erspan,
+        None,
+        &[],
+        Outcome::Malformed,
+    );
+    let mut geneve = Tunnel::Geneve { option_words: 0 }.wrap(&kerberos);
+    geneve[14 + 20 + 8] = 0x40;
+    expect_tunnelled(
+        &mut harness,
+        "Geneve version 1",
+        &geneve,
+        None,
+        &[],
+        Outcome::Malformed,
+    );
+}
+
+#[test]
+fn one_tunnel_level_is_taken_apart_and_other_gre_and_udp_are_plain() {
+    let mut harness = Harness::mirror();
+    let kerberos = frames::udp_v4(88, &[1; 40]);
+    // VXLAN in ERSPAN: the outer level is counted; the inner frame, itself a tunnel, is UDP to
+    // 4789, which is not watched.
+    let vxlan = Tunnel::Vxlan { port: 4789 }.wrap(&kerberos);
+    expect_tunnelled(
+        &mut harness,
+        "VXLAN inside ERSPAN II",
+        &Tunnel::ErspanII.wrap(&vxlan),
+        Some(Counter::DecapErspan2),
+        &vxlan,
+        Outcome::Unwatched,
+    );
+    // GRE carrying IPv4 (not Ethernet), and a fragment of a VXLAN packet: not taken apart.
+    let gre_ip = frames::ethernet(
+        &[],
+        ETHERTYPE_IPV4,
+        &Ipv4::new(frames::SWITCH_V4, frames::SENSOR_V4, frames::PROTO_GRE)
+            .packet(&[0, 0, 0x08, 0x00, 0x45, 0, 0, 20]),
+    );
+    expect_tunnelled(
+        &mut harness,
+        "GRE carrying IPv4",
+        &gre_ip,
+        None,
+        &[],
+        Outcome::Unwatched,
+    );
+    let (_, headers) = Tunnel::Vxlan { port: 4789 }.headers();
+    let fragment = ipv4_frame(
+        Ipv4 {
+            more_fragments: true,
+            ..Ipv4::new(frames::SWITCH_V4, frames::SENSOR_V4, PROTO_UDP)
+        },
+        &[headers.as_slice(), kerberos.as_slice()].concat(),
+    );
+    expect_tunnelled(
+        &mut harness,
+        "first fragment of a VXLAN packet",
+        &fragment,
+        None,
+        &[],
+        Outcome::Unwatched,
+    );
+}
+
+#[test]
+fn decapsulation_follows_the_configuration() {
+    let kerberos = frames::udp_v4(88, &[1; 40]);
+    let linux_vxlan = Tunnel::Vxlan { port: 8472 }.wrap(&kerberos);
+    let mut default = Harness::mirror();
+    expect_tunnelled(
+        &mut default,
+        "VXLAN on 8472, default port",
+        &linux_vxlan,
+        None,
+        &[],
+        Outcome::Unwatched,
+    );
+    let mut on_8472 = Harness::new(CaptureConfig {
+        ring_buffer_mib: 1,
+        vxlan_port: 8472,
+        ..CaptureConfig::default()
+    });
+    expect_tunnelled(
+        &mut on_8472,
+        "VXLAN on 8472, configured",
+        &linux_vxlan,
+        Some(Counter::DecapVxlan),
+        &kerberos,
+        Outcome::Matched,
+    );
+    let mut off = Harness::new(CaptureConfig {
+        ring_buffer_mib: 1,
+        decap: DecapMode::Off,
+        ..CaptureConfig::default()
+    });
+    for tunnel in Tunnel::ALL {
+        expect_tunnelled(
+            &mut off,
+            &format!("{tunnel:?}, decap off"),
+            &tunnel.wrap(&kerberos),
+            None,
+            &[],
+            Outcome::Unwatched,
+        );
+    }
+    // The snap length applies to the inner frame, whose own length the record carries.
+    let mut short_snap = Harness::new(CaptureConfig {
+        ring_buffer_mib: 1,
+        snap_len: 64,
+        ..CaptureConfig::default()
+    });
+    let long = frames::udp_v4(88, &[5; 200]);
+    let run = short_snap.run(&Tunnel::ErspanIII { platform: true }.wrap(&long));
+    assert_eq!(run.records, [(long.len() as u32, long[..64].to_vec())]);
+    assert_eq!(run.delta(Counter::Truncated), 1);
 }

@@ -186,3 +186,94 @@ pub fn tcp_segment(
     segment.extend_from_slice(payload);
     segment
 }
+
+/// The mirror's source and the sensor, the ends of the tunnels below.
+pub const SWITCH_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const SENSOR_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+pub const PROTO_GRE: u8 = 47;
+
+/// The ways a mirror arrives in a tunnel, with the header fields tests vary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tunnel {
+    /// GRE 0x88BE without a sequence number.
+    ErspanI,
+    /// GRE 0x88BE with a sequence number, then the 8-byte ERSPAN II header.
+    ErspanII,
+    /// GRE 0x22EB, the 12-byte ERSPAN III header, and with `platform` its 8-byte subheader.
+    ErspanIII { platform: bool },
+    /// GRE 0x6558 with a key (gretap).
+    GreEthernet,
+    /// VXLAN to `port`.
+    Vxlan { port: u16 },
+    /// Geneve carrying Ethernet, with `option_words` 4-byte words of options.
+    Geneve { option_words: u8 },
+}
+
+impl Tunnel {
+    /// Every type, in the order of the sensor's `decap_*` counters.
+    pub const ALL: [Self; 6] = [
+        Self::ErspanI,
+        Self::ErspanII,
+        Self::ErspanIII { platform: true },
+        Self::GreEthernet,
+        Self::Vxlan { port: 4789 },
+        Self::Geneve { option_words: 2 },
+    ];
+
+    /// The tunnel's headers from the outer IP payload on (GRE or UDP), up to the inner frame.
+    pub fn headers(self) -> (u8, Vec<u8>) {
+        let gre = |flags: u16, protocol: u16, extra: &[u8]| {
+            let mut header = flags.to_be_bytes().to_vec();
+            header.extend_from_slice(&protocol.to_be_bytes());
+            // Key and sequence number, each present when its flag is.
+            for flag in [0x2000, 0x1000] {
+                if flags & flag != 0 {
+                    header.extend_from_slice(&7_u32.to_be_bytes());
+                }
+            }
+            header.extend_from_slice(extra);
+            (PROTO_GRE, header)
+        };
+        match self {
+            Self::ErspanI => gre(0, 0x88be, &[]),
+            // Version 1, VLAN 0, session 5; index 0.
+            Self::ErspanII => gre(0x1000, 0x88be, &[0x10, 0, 0, 5, 0, 0, 0, 0]),
+            Self::ErspanIII { platform } => {
+                // Version 2, session 5, a timestamp; the O bit last.
+                let mut extra = vec![0x20, 0, 0, 5, 0, 0, 0x12, 0x34, 0, 0, 0, u8::from(platform)];
+                if platform {
+                    extra.extend_from_slice(&[0x08, 0, 0, 0, 0, 0, 0, 1]);
+                }
+                gre(0x1000, 0x22eb, &extra)
+            }
+            Self::GreEthernet => gre(0x2000, 0x6558, &[]),
+            // The I flag, VNI 42. The UDP header's length is filled in by `wrap`.
+            Self::Vxlan { port } => {
+                let mut header = udp(40_000, port, &[]);
+                header.extend_from_slice(&[0x08, 0, 0, 0, 0, 0, 42, 0]);
+                (PROTO_UDP, header)
+            }
+            Self::Geneve { option_words } => {
+                let mut header = udp(40_000, 6081, &[]);
+                header.extend_from_slice(&[option_words & 0x3f, 0, 0x65, 0x58, 0, 0, 42, 0]);
+                header.extend(std::iter::repeat_n(0xab, 4 * usize::from(option_words)));
+                (PROTO_UDP, header)
+            }
+        }
+    }
+
+    /// `inner`, a whole Ethernet frame, in this tunnel from the switch to the sensor.
+    pub fn wrap(self, inner: &[u8]) -> Vec<u8> {
+        let (protocol, mut payload) = self.headers();
+        if protocol == PROTO_UDP {
+            let len = u16::try_from(payload.len() + inner.len()).unwrap_or(u16::MAX);
+            payload[4..6].copy_from_slice(&len.to_be_bytes());
+        }
+        payload.extend_from_slice(inner);
+        ethernet(
+            &[],
+            ETHERTYPE_IPV4,
+            &Ipv4::new(SWITCH_V4, SENSOR_V4, protocol).packet(&payload),
+        )
+    }
+}

@@ -25,6 +25,7 @@ pub fn run() -> anyhow::Result<()> {
         "xdp-cost",
         "veth-rate",
         "replay-cost",
+        "workers-cost",
         "detect-cost",
         "transport-cost",
         "alert-latency",

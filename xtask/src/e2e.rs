@@ -1111,10 +1111,7 @@ fn check(sensor: &Path, scenario: &str, save: Option<&Path>) -> anyhow::Result<C
         bail!("the backend did not store exactly what the sensor printed");
     }
     for expectation in expectations(scenario) {
-        let found = activities
-            .iter()
-            .filter(|activity| (expectation.matches)(activity))
-            .count();
+        let found = matching(&activities, expectation.matches);
         if found < expectation.at_least {
             bail!(
                 "expected at least {} x {}, found {found}",
@@ -1124,10 +1121,7 @@ fn check(sensor: &Path, scenario: &str, save: Option<&Path>) -> anyhow::Result<C
         }
     }
     for absence in absences(scenario) {
-        let found = activities
-            .iter()
-            .filter(|activity| (absence.matches)(activity))
-            .count();
+        let found = matching(&activities, absence.matches);
         if found > 0 {
             bail!("expected no {}, found {found}", absence.what);
         }
@@ -1150,23 +1144,31 @@ fn check(sensor: &Path, scenario: &str, save: Option<&Path>) -> anyhow::Result<C
 /// alerts rather than raising new ones.
 const PLAYED_TWICE: &[&str] = &["kerberoast", "bruteforce-ntlm", "recon-ldap", "honeytoken"];
 
+/// How many of `activities` match.
+fn matching(activities: &[Value], matches: fn(&Value) -> bool) -> usize {
+    activities
+        .iter()
+        .filter(|activity| matches(activity))
+        .count()
+}
+
+/// Each alert's count, by id.
+fn counts_by_id(alerts: &[Value]) -> BTreeMap<String, u64> {
+    alerts
+        .iter()
+        .map(|alert| (field(alert, "id").to_owned(), alert_count(alert)))
+        .collect()
+}
+
 /// Plays `scenario` again: the activities the sensor printed.
 fn again_updates(
     sensor: &Path,
     scenario: &str,
     backend: &LabBackend,
 ) -> anyhow::Result<Vec<String>> {
-    let first: BTreeMap<String, u64> = backend
-        .settled_alerts()?
-        .iter()
-        .map(|alert| (field(alert, "id").to_owned(), alert_count(alert)))
-        .collect();
+    let first = counts_by_id(&backend.settled_alerts()?);
     let again = play(sensor, scenario, backend, None)?;
-    let second: BTreeMap<String, u64> = backend
-        .settled_alerts()?
-        .iter()
-        .map(|alert| (field(alert, "id").to_owned(), alert_count(alert)))
-        .collect();
+    let second = counts_by_id(&backend.settled_alerts()?);
     if !first.keys().eq(second.keys()) {
         bail!("played again, the attack raised new alerts: {first:?} then {second:?}");
     }

@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use dcwatch_entity::{Directory, model::Object};
+use dcwatch_entity::model::Object;
 use dcwatch_proto::{
     json::{endpoint_text, protocol_name},
     v1::{
@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use crate::{
     console::users,
+    detection::DirectorySource,
     store::{FILE_NAME, timestamp_ns},
 };
 
@@ -69,14 +70,17 @@ pub enum DataError {
     },
     #[error(transparent)]
     User(#[from] users::UserError),
-    #[error("directory snapshot {path}: {message}")]
-    Directory { path: String, message: String },
+    #[error("store {path}: {message}")]
+    Store { path: String, message: String },
+    #[error("the alert report: {0}")]
+    Report(String),
 }
 
 #[derive(Debug)]
 pub struct Data {
     connection: Mutex<Connection>,
-    directory: Arc<Directory>,
+    /// The directory the store holds, as serve last loaded it.
+    directory: Arc<DirectorySource>,
 }
 
 /// The timeline's filters; every one set must match.
@@ -442,13 +446,13 @@ fn classification_name(classification: Classification) -> &'static str {
 }
 
 impl Data {
-    pub fn open(data_dir: &Path) -> Result<Self, DataError> {
+    pub fn open(data_dir: &Path, directory: Arc<DirectorySource>) -> Result<Self, DataError> {
         let connection = Connection::open(data_dir.join(FILE_NAME))?;
         connection.busy_timeout(Duration::from_secs(10))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         // The ingest schema first (the console may start before any sensor), then ours.
         drop(
-            crate::store::Store::open(data_dir).map_err(|error| DataError::Directory {
+            crate::store::Store::open(data_dir).map_err(|error| DataError::Store {
                 path: data_dir.display().to_string(),
                 message: error.to_string(),
             })?,
@@ -457,26 +461,8 @@ impl Data {
         connection.execute_batch(users::SCHEMA)?;
         Ok(Self {
             connection: Mutex::new(connection),
-            directory: Arc::new(Directory::default()),
+            directory,
         })
-    }
-
-    pub fn load_directory(&mut self, path: &Path) -> Result<(), DataError> {
-        let error = |message: String| DataError::Directory {
-            path: path.display().to_string(),
-            message,
-        };
-        let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
-        let (domains, objects) = dcwatch_entity::snapshot::read(std::io::BufReader::new(file))
-            .map_err(|e| error(e.to_string()))?;
-        let now_ms = now_ns() / 1_000_000;
-        self.directory = Arc::new(Directory::new(
-            domains,
-            objects,
-            &dcwatch_entity::directory::TagConfig::default(),
-            now_ms,
-        ));
-        Ok(())
     }
 
     /// Runs `work` on the store's connection.
@@ -990,7 +976,7 @@ impl Data {
     }
 
     fn directory_view(&self, kind: &str, key: &str) -> Option<DirectoryView> {
-        let directory = &self.directory;
+        let directory = self.directory.current();
         let object: &Object = if kind == "account" {
             let (domain, name) = key
                 .split_once('\\')
@@ -1213,16 +1199,25 @@ impl Data {
                 })
             })?;
             results.accounts = rows.collect::<Result<_, _>>()?;
-            let address_pattern = format!("{}%", query.replace(['%', '_'], ""));
+            // A range, not LIKE: LIKE is case-insensitive and cannot use the addresses' (binary)
+            // indexes, so it scanned every activity (0.7-1.0 s on 1,000,000 of them; the range
+            // reads only the matching index entries, under a millisecond).
+            let low = query.to_lowercase();
+            let high = format!("{low}\u{10FFFF}");
             let mut statement = connection.prepare(
-                "SELECT ip FROM (SELECT src_ip AS ip FROM activities WHERE src_ip LIKE ?1
-                 UNION SELECT dst_ip FROM activities WHERE dst_ip LIKE ?1) LIMIT ?2",
+                "SELECT ip FROM (
+                   SELECT * FROM (SELECT DISTINCT src_ip AS ip FROM activities
+                                  WHERE src_ip >= ?1 AND src_ip < ?2 LIMIT ?3)
+                   UNION
+                   SELECT * FROM (SELECT DISTINCT dst_ip FROM activities
+                                  WHERE dst_ip >= ?1 AND dst_ip < ?2 LIMIT ?3))
+                 LIMIT ?3",
             )?;
-            let rows = statement.query_map(params![address_pattern, limit], |row| row.get(0))?;
+            let rows = statement.query_map(params![low, high, limit], |row| row.get(0))?;
             results.addresses = rows.collect::<Result<_, _>>()?;
         }
         let lower = query.to_lowercase();
-        for object in self.directory.objects() {
+        for object in self.directory.current().objects() {
             if !object.dns_host_name.is_empty()
                 && object.dns_host_name.to_lowercase().starts_with(&lower)
                 && results.computers.len() < 50

@@ -77,29 +77,59 @@ pub fn entity_link(entity: &EntityRef) -> Markup {
     html! { a.entity href=(entity_href(entity)) { (label) } }
 }
 
-pub fn alert_table(alerts: &[AlertRow]) -> Markup {
+/// How a table is found: by its class (the stylesheet, most tables) or its id (a page's one
+/// table of its kind, which the tests find).
+#[derive(Clone, Copy, Debug)]
+pub enum TableName<'a> {
+    Class(&'a str),
+    Id(&'a str),
+}
+
+/// Every table of the console: a header cell per heading, then `row`'s `tr` for each item.
+pub fn table<T>(
+    name: TableName<'_>,
+    headings: &[&str],
+    items: impl IntoIterator<Item = T>,
+    row: impl Fn(T) -> Markup,
+) -> Markup {
+    let (class, id) = match name {
+        TableName::Class(class) => (Some(class), None),
+        TableName::Id(id) => (None, Some(id)),
+    };
     html! {
-        table.alerts {
-            thead { tr { th { "Last activity (UTC)" } th { "Severity" } th { "Alert" } th { "Entities" } th { "Status" } th { "Count" } } }
-            tbody {
-                @for alert in alerts {
-                    tr data-alert=(alert.id) {
-                        td { (alert.end) }
-                        td { (severity_badge(&alert.severity)) }
-                        td {
-                            a.alert-link href={ "/alerts/" (url_encode(&alert.id)) } { (alert.title) }
-                            div.description { (alert.description) }
-                        }
-                        td {
-                            @for entity in &alert.entities { (entity_link(entity)) " " }
-                        }
-                        td { (status_badge(&alert.status, &alert.classification)) }
-                        td { (alert.count) }
-                    }
-                }
-            }
+        table class=[class] id=[id] {
+            thead { tr { @for heading in headings { th { (heading) } } } }
+            tbody { @for item in items { (row(item)) } }
         }
     }
+}
+
+pub fn alert_table(alerts: &[AlertRow]) -> Markup {
+    let headings = [
+        "Last activity (UTC)",
+        "Severity",
+        "Alert",
+        "Entities",
+        "Status",
+        "Count",
+    ];
+    table(TableName::Class("alerts"), &headings, alerts, |alert| {
+        html! {
+            tr data-alert=(alert.id) {
+                td { (alert.end) }
+                td { (severity_badge(&alert.severity)) }
+                td {
+                    a.alert-link href={ "/alerts/" (url_encode(&alert.id)) } { (alert.title) }
+                    div.description { (alert.description) }
+                }
+                td {
+                    @for entity in &alert.entities { (entity_link(entity)) " " }
+                }
+                td { (status_badge(&alert.status, &alert.classification)) }
+                td { (alert.count) }
+            }
+        }
+    })
 }
 
 fn nnr(name: &str, certainty: &str, method: &str) -> Markup {
@@ -114,32 +144,41 @@ fn nnr(name: &str, certainty: &str, method: &str) -> Markup {
 }
 
 pub fn activity_table(activities: &[ActivityRow]) -> Markup {
-    html! {
-        table.activities {
-            thead { tr {
-                th { "Time (UTC)" } th { "Protocol" } th { "Type" } th { "Source" } th { "Source computer (NNR)" }
-                th { "Destination" } th { "Destination computer (NNR)" } th { "Account" } th { "Outcome" } th { "Details" }
-            } }
-            tbody {
-                @for activity in activities {
-                    tr.activity {
-                        td { (activity.time) }
-                        td { (activity.protocol) }
-                        td { (activity.kind) }
-                        td { (activity.src) }
-                        td { (nnr(&activity.source_computer.name, &activity.source_computer.certainty, &activity.source_computer.method)) }
-                        td { (activity.dst) }
-                        td { (nnr(&activity.destination_computer.name, &activity.destination_computer.certainty, &activity.destination_computer.method)) }
-                        td {
-                            @if !activity.account.is_empty() {
-                                a href={ "/accounts?name=" (url_encode(&activity.account)) } { (activity.account) }
-                            }
+    let headings = [
+        "Time (UTC)",
+        "Protocol",
+        "Type",
+        "Source",
+        "Source computer (NNR)",
+        "Destination",
+        "Destination computer (NNR)",
+        "Account",
+        "Outcome",
+        "Details",
+    ];
+    table(
+        TableName::Class("activities"),
+        &headings,
+        activities,
+        |activity| {
+            html! {
+                tr.activity {
+                    td { (activity.time) }
+                    td { (activity.protocol) }
+                    td { (activity.kind) }
+                    td { (activity.src) }
+                    td { (nnr(&activity.source_computer.name, &activity.source_computer.certainty, &activity.source_computer.method)) }
+                    td { (activity.dst) }
+                    td { (nnr(&activity.destination_computer.name, &activity.destination_computer.certainty, &activity.destination_computer.method)) }
+                    td {
+                        @if !activity.account.is_empty() {
+                            a href={ "/accounts?name=" (url_encode(&activity.account)) } { (activity.account) }
                         }
-                        td { (activity.outcome) }
-                        td { details { summary { "JSON" } pre { (activity.json.to_string()) } } }
                     }
+                    td { (activity.outcome) }
+                    td { details { summary { "JSON" } pre { (activity.json.to_string()) } } }
                 }
             }
-        }
-    }
+        },
+    )
 }

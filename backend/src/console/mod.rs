@@ -3,8 +3,8 @@
 //! rate limit.
 //!
 //! - `data` is the console's one way into the store: every page and endpoint reads and writes
-//!   through it, so pointing it at other tables (the alerts and directory stores as they land)
-//!   touches one file.
+//!   through it; entity pages read the directory the store holds (synced by sensors or
+//!   imported), as serve last loaded it.
 //! - `api` answers JSON (described by `backend/console/openapi.json`), `pages` renders the same
 //!   data as HTML without script, `report` writes the per-alert workbook.
 
@@ -17,13 +17,7 @@ pub mod pages;
 pub mod report;
 pub mod users;
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -48,7 +42,10 @@ use tokio_rustls::{
     },
 };
 
-use crate::console::{auth::Auth, data::Data};
+use crate::{
+    console::{auth::Auth, data::Data},
+    detection::DirectorySource,
+};
 
 /// A TLS handshake that has not finished in this long is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,8 +59,6 @@ pub struct ConsoleConfig {
     pub listen: Option<SocketAddr>,
     /// How analysts reach it (the alert report's "View in browser" link).
     pub url: Option<String>,
-    /// A directory snapshot for the entity pages.
-    pub directory: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +90,9 @@ impl Console {
         data_dir: &Path,
         config: &ConsoleConfig,
         url: String,
+        directory: Arc<DirectorySource>,
     ) -> Result<Self, ConsoleError> {
-        let mut data = Data::open(data_dir)?;
-        if let Some(path) = &config.directory {
-            data.load_directory(path)?;
-        }
+        let data = Data::open(data_dir, directory)?;
         Ok(Self {
             data,
             auth: Auth::default(),
@@ -233,6 +226,7 @@ pub async fn start(
     config: &crate::config::Config,
     cert_pem: &[u8],
     key_pem: &[u8],
+    directory: Arc<DirectorySource>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, ConsoleError> {
     let Some(address) = config.console.listen else {
@@ -247,6 +241,7 @@ pub async fn start(
         &config.data_dir,
         &config.console,
         format!("https://localhost:{}", bound.port()),
+        directory,
     )?);
     info!("console on https://{bound}/");
     let sampler = Arc::clone(&console);

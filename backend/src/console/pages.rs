@@ -17,7 +17,8 @@ use crate::console::{
     auth::{self, Refusal, User, url_encode},
     data::{self, AlertFilter, EntityPage, MAX_ROWS},
     html::{
-        activity_table, alert_table, entity_href, entity_link, page, severity_badge, status_badge,
+        TableName, activity_table, alert_table, entity_href, entity_link, page, severity_badge,
+        status_badge, table,
     },
 };
 
@@ -299,14 +300,9 @@ async fn alert(Shared(state): Shared<State>, user: User, Path(id): Path<String>)
         h2 { "What happened" }
         ol.story { @for (time, text) in &story { li { span.nnr { (time) } " " (text) } } }
         h2 { "Entities" }
-        table.entities {
-            thead { tr { th { "Role" } th { "Entity" } th { "Name resolution" } } }
-            tbody {
-                @for entity in &row.entities {
-                    tr { td { (entity.role) } td { (entity_link(entity)) } td { (entity.certainty) " " (entity.method) } }
-                }
-            }
-        }
+        (table(TableName::Class("entities"), &["Role", "Entity", "Name resolution"], &row.entities, |entity| html! {
+            tr { td { (entity.role) } td { (entity_link(entity)) } td { (entity.certainty) " " (entity.method) } }
+        }))
         @if !details.is_empty() || !relied.is_empty() {
             h2 { "Details" }
             ul {
@@ -353,12 +349,9 @@ async fn alert(Shared(state): Shared<State>, user: User, Path(id): Path<String>)
             p { "Viewers cannot change alerts." }
         }
         h2 { "Comments and history" }
-        table #history {
-            thead { tr { th { "Time (UTC)" } th { "Event" } th { "By" } th { "Classification" } th { "Text" } } }
-            tbody { @for entry in &detail.history {
-                tr { td { (entry.time) } td { (entry.event) } td { (entry.actor) } td { (entry.classification) } td { (entry.text) } }
-            } }
-        }
+        (table(TableName::Id("history"), &["Time (UTC)", "Event", "By", "Classification", "Text"], &detail.history, |entry| html! {
+            tr { td { (entry.time) } td { (entry.event) } td { (entry.actor) } td { (entry.classification) } td { (entry.text) } }
+        }))
         @if may_change {
             form #comment method="post" action={ "/alerts/" (id_path) "/comment" } {
                 input type="hidden" name="csrf" value=(user.csrf);
@@ -385,24 +378,37 @@ fn back_to(id: &str) -> Response {
     Redirect::to(&format!("/alerts/{}", url_encode(id))).into_response()
 }
 
+/// A form's change to alert `id`: refused without the session's CSRF token, made otherwise, then
+/// back to the alert's page.
+async fn change_alert(
+    state: &State,
+    user: &User,
+    csrf: &str,
+    id: &str,
+    change: impl Future<Output = Result<(), ApiError>>,
+) -> Response {
+    if let Err(refusal) = user.check_form(state, csrf) {
+        return refusal.into_response();
+    }
+    match change.await {
+        Ok(()) => back_to(id),
+        Err(error) => failure(Some(user), error),
+    }
+}
+
 async fn close(
     Shared(state): Shared<State>,
     user: User,
     Path(id): Path<String>,
     Form(form): Form<CloseForm>,
 ) -> Response {
-    if let Err(refusal) = user.check_form(&state, &form.csrf) {
-        return refusal.into_response();
-    }
     let request = CloseRequest {
         classification: form.classification,
         comment: form.comment,
         exclude: form.exclude.is_some(),
     };
-    match api::close_alert(&state, &user, id.clone(), request).await {
-        Ok(()) => back_to(&id),
-        Err(error) => failure(Some(&user), error),
-    }
+    let change = api::close_alert(&state, &user, id.clone(), request);
+    change_alert(&state, &user, &form.csrf, &id, change).await
 }
 
 async fn reopen(
@@ -411,13 +417,8 @@ async fn reopen(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refusal) = user.check_form(&state, &form.csrf) {
-        return refusal.into_response();
-    }
-    match api::reopen_alert(&state, &user, id.clone()).await {
-        Ok(()) => back_to(&id),
-        Err(error) => failure(Some(&user), error),
-    }
+    let change = api::reopen_alert(&state, &user, id.clone());
+    change_alert(&state, &user, &form.csrf, &id, change).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -436,13 +437,8 @@ async fn comment(
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Response {
-    if let Err(refusal) = user.check_form(&state, &form.csrf) {
-        return refusal.into_response();
-    }
-    match api::add_history(&state, &user, id.clone(), "comment", &form.text).await {
-        Ok(()) => back_to(&id),
-        Err(error) => failure(Some(&user), error),
-    }
+    let change = api::add_history(&state, &user, id.clone(), "comment", &form.text);
+    change_alert(&state, &user, &form.csrf, &id, change).await
 }
 
 async fn assign(
@@ -451,13 +447,8 @@ async fn assign(
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Response {
-    if let Err(refusal) = user.check_form(&state, &form.csrf) {
-        return refusal.into_response();
-    }
-    match api::add_history(&state, &user, id.clone(), "assigned", &form.to).await {
-        Ok(()) => back_to(&id),
-        Err(error) => failure(Some(&user), error),
-    }
+    let change = api::add_history(&state, &user, id.clone(), "assigned", &form.to);
+    change_alert(&state, &user, &form.csrf, &id, change).await
 }
 
 fn entity_body(entity: &EntityPage, query: &EntityQuery) -> Markup {
@@ -502,7 +493,7 @@ fn entity_body(entity: &EntityPage, query: &EntityQuery) -> Markup {
                     ul #groups-transitive { @for group in &directory.groups_transitive { li { (group) } } }
                 }
             }
-            None => { p { "No directory data for it (no directory snapshot is loaded, or it is not in it)." } }
+            None => { p { "The stored directory does not know it (no sensor synced its domain, none was imported, or it is not in it)." } }
         }
         @if !entity.alert_tags.is_empty() {
             h2 { "Tags seen in alerts" }
@@ -568,14 +559,19 @@ async fn computer(
 }
 
 fn health_table(rows: &[data::HealthRow]) -> Markup {
-    html! {
-        table.health {
-            thead { tr { th { "Time (UTC)" } th { "Sensor" } th { "Severity" } th { "Issue" } th { "Message" } th { "State" } } }
-            tbody { @for row in rows {
-                tr { td { (row.time) } td { a href={ "/sensors/" (url_encode(&row.sensor_id)) } { (row.sensor_id) } } td { (row.severity) } td { (row.kind) } td { (row.message) } td { (row.state) } }
-            } }
+    let headings = [
+        "Time (UTC)",
+        "Sensor",
+        "Severity",
+        "Issue",
+        "Message",
+        "State",
+    ];
+    table(TableName::Class("health"), &headings, rows, |row| {
+        html! {
+            tr { td { (row.time) } td { a href={ "/sensors/" (url_encode(&row.sensor_id)) } { (row.sensor_id) } } td { (row.severity) } td { (row.kind) } td { (row.message) } td { (row.state) } }
         }
-    }
+    })
 }
 
 async fn sensors(Shared(state): Shared<State>, user: User) -> Response {
@@ -583,18 +579,23 @@ async fn sensors(Shared(state): Shared<State>, user: User) -> Response {
         Ok(sensors) => sensors,
         Err(error) => return failure(Some(&user), error),
     };
+    let headings = [
+        "Sensor",
+        "Status",
+        "Version",
+        "Last seen (UTC)",
+        "Batches stored",
+        "Open health issues",
+    ];
     let body = html! {
         h1 { "Sensors" }
-        table #sensors {
-            thead { tr { th { "Sensor" } th { "Status" } th { "Version" } th { "Last seen (UTC)" } th { "Batches stored" } th { "Open health issues" } } }
-            tbody { @for sensor in &sensors {
-                tr {
-                    td { a href={ "/sensors/" (url_encode(&sensor.sensor_id)) } { (sensor.sensor_id) } }
-                    td { (sensor.status) } td { (sensor.version) } td { (sensor.last_seen) }
-                    td { (sensor.stored_through) } td { (sensor.open_issues) }
-                }
-            } }
-        }
+        (table(TableName::Id("sensors"), &headings, &sensors, |sensor| html! {
+            tr {
+                td { a href={ "/sensors/" (url_encode(&sensor.sensor_id)) } { (sensor.sensor_id) } }
+                td { (sensor.status) } td { (sensor.version) } td { (sensor.last_seen) }
+                td { (sensor.stored_through) } td { (sensor.open_issues) }
+            }
+        }))
     };
     Html(page("Sensors", Some(&user), &body).into_string()).into_response()
 }
@@ -610,6 +611,9 @@ async fn sensor(Shared(state): Shared<State>, user: User, Path(id): Path<String>
         .as_object()
         .map(|object| object.keys().cloned().collect())
         .unwrap_or_default();
+    let headings: Vec<&str> = std::iter::once("Time (UTC)")
+        .chain(names.iter().map(String::as_str))
+        .collect();
     let body = html! {
         h1 { "Sensor " (view.sensor.sensor_id) }
         div.panel { dl.attributes {
@@ -621,12 +625,9 @@ async fn sensor(Shared(state): Shared<State>, user: User, Path(id): Path<String>
         h2 { "Counters over time" }
         @if view.samples.is_empty() { p { "No samples yet (one a minute while the console runs)." } }
         @else {
-            table.counters {
-                thead { tr { th { "Time (UTC)" } @for name in &names { th { (name) } } } }
-                tbody { @for sample in &view.samples {
-                    tr { td { (sample.time) } @for name in &names { td { (sample.counters.get(name).map(ToString::to_string).unwrap_or_default()) } } }
-                } }
-            }
+            (table(TableName::Class("counters"), &headings, &view.samples, |sample| html! {
+                tr { td { (sample.time) } @for name in &names { td { (sample.counters.get(name).map(ToString::to_string).unwrap_or_default()) } } }
+            }))
         }
         h2 { "Health" }
         (health_table(&view.health))

@@ -49,10 +49,7 @@ pub fn workbook(data: &Data, id: &str, url: &str) -> Result<Option<Vec<u8>>, Dat
         .collect::<Result<_, _>>()?;
     write(&alert, &detail, &status_time, url, &related)
         .map(Some)
-        .map_err(|error| DataError::Directory {
-            path: "report".to_owned(),
-            message: error.to_string(),
-        })
+        .map_err(|error| DataError::Report(error.to_string()))
 }
 
 struct RelatedEntity {

@@ -8,6 +8,8 @@ use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use dcwatch_backend::{
     console::{self, Console, ConsoleConfig, data::Data, users},
+    detection::DirectorySource,
+    directory,
     store::Store,
 };
 use dcwatch_proto::v1::{Activity, Endpoint, activity::Body};
@@ -163,7 +165,7 @@ pub fn seed(dir: &Path) -> Seeded {
     store.store_health("vm", &event).expect("health");
     drop(store);
 
-    let data = Data::open(dir).expect("console data");
+    let data = Data::open(dir, Arc::default()).expect("console data");
     let mut engine = dcwatch_detect::Engine::new(
         dcwatch_detect::Config::test_mode(),
         Arc::new(dcwatch_entity::Directory::default()),
@@ -219,7 +221,33 @@ pub fn console(dir: &Path) -> Arc<Console> {
             dir,
             &ConsoleConfig::default(),
             "https://console.test".to_owned(),
+            Arc::default(),
         )
         .expect("console"),
     )
+}
+
+/// The console's state over a seeded directory whose store also holds the lab's directory
+/// (imported from testdata/directory/adlab.jsonl, as a sync would store it), loaded as serve
+/// loads it; the source, to give it a newer directory.
+pub fn console_with_directory(dir: &Path) -> (Arc<Console>, Arc<DirectorySource>) {
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/directory/adlab.jsonl");
+    let (domains, objects) = dcwatch_entity::snapshot::read(std::io::BufReader::new(
+        std::fs::File::open(snapshot).expect("the lab's snapshot"),
+    ))
+    .expect("a snapshot");
+    let mut store = Store::open(dir).expect("store");
+    directory::import(&mut store, &domains, &objects).expect("import");
+    let source = Arc::new(DirectorySource::default());
+    source.replace(Arc::new(
+        directory::load(&mut store, &dcwatch_entity::TagConfig::default(), 0).expect("load"),
+    ));
+    let console = Console::open(
+        dir,
+        &ConsoleConfig::default(),
+        "https://console.test".to_owned(),
+        Arc::clone(&source),
+    )
+    .expect("console");
+    (Arc::new(console), source)
 }

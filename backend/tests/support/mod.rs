@@ -1,11 +1,10 @@
-//! What the alert tests share: a real `dcwatch-backend serve` process, a sensor-like gRPC
-//! client, and a real rsyslog from Debian listening on loopback.
-
-#![allow(dead_code, reason = "each test binary uses a part")]
+//! What the backend's process tests share (ingest, alerts): a real `dcwatch-backend serve`
+//! process, a sensor-like gRPC client, and a real rsyslog from Debian listening on loopback.
 
 pub mod rsyslog;
 
 use std::{
+    ffi::OsStr,
     io::{BufRead as _, BufReader},
     net::SocketAddr,
     path::Path,
@@ -62,23 +61,27 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// `serve` with the configuration file `config`.
     pub fn start(config: &Path) -> anyhow::Result<Self> {
-        Self::start_role(config, "all")
+        Self::serve([OsStr::new("--config"), config.as_os_str()])
     }
 
     /// `serve --role ROLE`; a role without a listener (detect, api) is up once it says so, and
     /// its `address` is unspecified.
     pub fn start_role(config: &Path, role: &str) -> anyhow::Result<Self> {
+        Self::serve([
+            OsStr::new("--role"),
+            OsStr::new(role),
+            OsStr::new("--config"),
+            config.as_os_str(),
+        ])
+    }
+
+    /// `serve --listen 127.0.0.1:0 ARGS`.
+    pub fn serve(args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> anyhow::Result<Self> {
         let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--role",
-                role,
-                "--listen",
-                "127.0.0.1:0",
-                "--config",
-            ])
-            .arg(config)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stderr(Stdio::piped())
             .spawn()?;
         let stderr = child.stderr.take().context("stderr")?;
@@ -144,28 +147,39 @@ impl Drop for Backend {
     }
 }
 
+pub async fn channel(
+    address: SocketAddr,
+    ca_pem: &[u8],
+) -> Result<Channel, tonic::transport::Error> {
+    Channel::from_shared(format!("https://localhost:{}", address.port()))
+        .expect("a URI")
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca_pem))
+                .domain_name("localhost"),
+        )?
+        .connect_timeout(WAIT)
+        .connect()
+        .await
+}
+
 /// One sensor's stream, as the sensor side drives it.
 pub struct Sensor {
     pub outbound: mpsc::Sender<SensorMessage>,
-    inbound: Streaming<BackendMessage>,
+    pub inbound: Streaming<BackendMessage>,
 }
 
 impl Sensor {
+    /// Opens a stream and says hello; the stream and the welcome's `stored_through`.
     pub async fn open(
         address: SocketAddr,
         ca_pem: &[u8],
         sensor_id: &str,
         token: &str,
-    ) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(format!("https://localhost:{}", address.port()))?
-            .tls_config(
-                ClientTlsConfig::new()
-                    .ca_certificate(Certificate::from_pem(ca_pem))
-                    .domain_name("localhost"),
-            )?
-            .connect_timeout(WAIT)
-            .connect()
-            .await?;
+    ) -> Result<(Self, u64), tonic::Status> {
+        let channel = channel(address, ca_pem)
+            .await
+            .map_err(|failure| tonic::Status::unavailable(format!("{failure:?}")))?;
         let (outbound, requests) = mpsc::channel(16);
         let hello = Hello {
             sensor_id: sensor_id.to_owned(),
@@ -175,17 +189,19 @@ impl Sensor {
         };
         outbound
             .send(message(sensor_message::Message::Hello(hello)))
-            .await?;
+            .await
+            .map_err(|_| tonic::Status::internal("send"))?;
         let mut inbound = IngestClient::new(channel)
             .stream(ReceiverStream::new(requests))
             .await?
             .into_inner();
-        match inbound.message().await? {
-            Some(BackendMessage {
-                message: Some(backend_message::Message::Welcome(_)),
-            }) => Ok(Self { outbound, inbound }),
-            other => anyhow::bail!("expected a welcome, got {other:?}"),
-        }
+        let Some(BackendMessage {
+            message: Some(backend_message::Message::Welcome(welcome)),
+        }) = inbound.message().await?
+        else {
+            return Err(tonic::Status::internal("no welcome"));
+        };
+        Ok((Self { outbound, inbound }, welcome.stored_through))
     }
 
     pub async fn send(&self, message: sensor_message::Message) -> anyhow::Result<()> {
@@ -197,6 +213,16 @@ impl Sensor {
             .context("the stream closed")
     }
 
+    /// The next acknowledgement.
+    pub async fn ack(&mut self) -> anyhow::Result<u64> {
+        match tokio::time::timeout(WAIT, self.inbound.message()).await?? {
+            Some(BackendMessage {
+                message: Some(backend_message::Message::Ack(ack)),
+            }) => Ok(ack.through),
+            other => anyhow::bail!("expected an ack, got {other:?}"),
+        }
+    }
+
     /// Sends a batch and waits for its acknowledgement.
     pub async fn batch(
         &mut self,
@@ -205,16 +231,11 @@ impl Sensor {
     ) -> anyhow::Result<u64> {
         self.send(sensor_message::Message::Batch(batch(sequence, activities)))
             .await?;
-        match tokio::time::timeout(WAIT, self.inbound.message()).await?? {
-            Some(BackendMessage {
-                message: Some(backend_message::Message::Ack(ack)),
-            }) => Ok(ack.through),
-            other => anyhow::bail!("expected an ack, got {other:?}"),
-        }
+        self.ack().await
     }
 }
 
-fn message(message: sensor_message::Message) -> SensorMessage {
+pub fn message(message: sensor_message::Message) -> SensorMessage {
     SensorMessage {
         message: Some(message),
     }

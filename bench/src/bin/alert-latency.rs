@@ -19,21 +19,23 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom},
+    io::{Read as _, Seek as _, SeekFrom},
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{Arc, Mutex, PoisonError, atomic::AtomicBool, atomic::Ordering},
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context as _, bail};
+use bench::process_cpu;
 use dcwatch_proto::v1::{
     Account, Activity, ActivityBatch, BackendMessage, Batch, Compression, DceRpcActivity,
     DnsActivity, Endpoint, Hello, KerberosActivity, SensorMessage, activity::Body, backend_message,
     dce_rpc_activity, dns_activity, ingest_client::IngestClient, kerberos_activity, sensor_message,
 };
+use dcwatch_tests::backend_process::BackendProcess;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -48,7 +50,6 @@ const WARMUP: Duration = Duration::from_secs(5);
 const MEASURE: Duration = Duration::from_secs(30);
 /// After the last batch, how long the alerts may take to arrive.
 const DRAIN: Duration = Duration::from_secs(15);
-const STARTUP: Duration = Duration::from_secs(30);
 const ZSTD_LEVEL: i32 = 3;
 
 fn main() -> anyhow::Result<()> {
@@ -90,7 +91,12 @@ fn main() -> anyhow::Result<()> {
         }
         tokens.push((name, String::from_utf8(output.stdout)?.trim().to_owned()));
     }
-    let server = Server::start(&backend, &config)?;
+    let server = BackendProcess::start_configured(
+        Command::new(&backend),
+        "127.0.0.1:0",
+        &data,
+        Some(&config),
+    )?;
     let ca = std::fs::read(data.join("tls/ca.pem"))?;
     println!(
         "alert-latency: {SENSORS} sensors x {} activities/s ({} in all), {} markers/s, {} s \
@@ -109,7 +115,7 @@ fn main() -> anyhow::Result<()> {
         let watching = Arc::clone(&watching);
         thread::spawn(move || watch_alerts(&alerts_file, &shared, &watching))
     };
-    let cpu_before = process_cpu(server.child.id())?;
+    let cpu_before = process_cpu(server.pid())?;
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -131,7 +137,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     let sent_until = Instant::now();
-    let cpu_after = process_cpu(server.child.id())?;
+    let cpu_after = process_cpu(server.pid())?;
     let expected = shared.lock().markers_measured;
     let deadline = Instant::now() + DRAIN;
     while shared.lock().alert_latencies.len() < expected && Instant::now() < deadline {
@@ -139,6 +145,12 @@ fn main() -> anyhow::Result<()> {
     }
     watching.store(false, Ordering::Relaxed);
     drop(watcher.join());
+    // Its warnings and errors may explain the figures.
+    for line in server.log().lines() {
+        if line.contains(" WARN ") || line.contains(" ERROR") {
+            println!("backend: {line}");
+        }
+    }
     // The stats file is rewritten at exit with the final counters.
     server.stop()?;
     let stats = std::fs::read(data.join("stats.json"))
@@ -490,79 +502,4 @@ async fn client(
     drop(outbound);
     acks.abort();
     Ok(())
-}
-
-/// A `dcwatch-backend serve` on a free loopback port; stopped with SIGTERM.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Server {
-    fn start(backend: &Path, config: &Path) -> anyhow::Result<Self> {
-        let mut child = Command::new(backend)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("dcwatch-backend serve")?;
-        let stderr = child.stderr.take().context("stderr")?;
-        let (found, address) = std::sync::mpsc::channel();
-        // Reads the log to its end, so the backend never blocks on a full pipe; its warnings
-        // and errors are shown, as they may explain the figures.
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, address)) = line.split_once("listening on ") {
-                    drop(found.send(address.trim().to_owned()));
-                }
-                if line.contains(" WARN ") || line.contains(" ERROR") {
-                    println!("backend: {line}");
-                }
-            }
-        });
-        let address = match address.recv_timeout(STARTUP) {
-            Ok(address) => address.parse()?,
-            Err(_) => {
-                drop(child.kill());
-                drop(child.wait());
-                bail!("the backend never said where it listens");
-            }
-        };
-        Ok(Self { child, address })
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        let pid = i32::try_from(self.child.id())?;
-        // SAFETY: a signal to our own child, which has not been waited on yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + STARTUP;
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() >= deadline {
-                drop(self.child.kill());
-                break;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        drop(self.child.wait());
-        Ok(())
-    }
-}
-
-/// User + system CPU seconds a running process has used so far (/proc/PID/stat).
-fn process_cpu(pid: u32) -> anyhow::Result<f64> {
-    let mut stat = String::new();
-    std::fs::File::open(format!("/proc/{pid}/stat"))?.read_to_string(&mut stat)?;
-    let after = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'.
-    let ticks = |index: usize| -> anyhow::Result<f64> {
-        Ok(fields
-            .get(index)
-            .context("/proc/PID/stat")?
-            .parse::<f64>()?)
-    };
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((ticks(11)? + ticks(12)?) / hz)
 }

@@ -11,7 +11,9 @@
 //!   the sensor reports: Kerberos, NTLM, LDAP, DNS, SMB, DCE-RPC, NetBIOS, RDP, RADIUS);
 //! - `tcpdump -nn -r FILE`: a floor that decodes and prints headers only;
 //! - `dcwatch-sensor replay FILE --output json --directory adlab.jsonl`: the same with every
-//!   activity enriched from the lab's directory snapshot (testdata/directory).
+//!   activity enriched from the lab's directory snapshot (testdata/directory);
+//! - `dcwatch-sensor replay FILE --output json --config F`, F turning `dissect.rpc_by_content`
+//!   off: the baseline of DCE-RPC found by its content (issue #11 allows it 5% more CPU).
 //!
 //! Then, in this process, the cost per activity of name resolution and enrichment beside the
 //! cost of producing the activity: `IN_PROCESS_COPIES` copies of the corpus are decoded and
@@ -23,15 +25,16 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Stdio,
     time::Instant,
 };
 
 use anyhow::{Context as _, bail};
 use bench::{build_repeated_corpus, measure, median, pin_to_cpu};
 use dcwatch_entity::{Directory, TagConfig, enrich, snapshot};
+use dcwatch_pipeline::{capture_file::CaptureFile, decode::packet, dissect::Dissector};
 use dcwatch_proto::v1::Activity;
-use sensor_user::{capture_file::CaptureFile, config::Config, decode::packet, dissect::Dissector};
+use sensor_user::config::Config;
 
 /// Copies of the corpus in the input.
 const COPIES: u16 = 100;
@@ -161,11 +164,21 @@ fn main() -> anyhow::Result<()> {
         "replay".into(),
         "--output".into(),
         "json".into(),
+        // One thread, as every other tool here; workers-cost measures more.
+        "--workers".into(),
+        "1".into(),
         input.display().to_string(),
     ];
     let with_directory = [
         dcwatch.clone(),
         vec!["--directory".into(), directory.display().to_string()],
+    ]
+    .concat();
+    let no_rpc_by_content = workdir.join("no-rpc-by-content.toml");
+    std::fs::write(&no_rpc_by_content, "[dissect]\nrpc_by_content = false\n")?;
+    let without_rpc_by_content = [
+        dcwatch.clone(),
+        vec!["--config".into(), no_rpc_by_content.display().to_string()],
     ]
     .concat();
     let tools: Vec<(&str, Vec<String>)> = vec![
@@ -181,6 +194,7 @@ fn main() -> anyhow::Result<()> {
             ],
         ),
         ("dcwatch+dir", with_directory),
+        ("dcwatch-rpc", without_rpc_by_content),
     ];
     let by_protocol = count_by_protocol(&tools[0].1)?;
     let activities: u64 = by_protocol.iter().map(|(_, count)| count).sum();
@@ -225,6 +239,12 @@ fn main() -> anyhow::Result<()> {
         "(medians of {TRIALS} runs, each pinned to CPU {CPU}; {activities} activities per dcwatch \
          run; CPU s = user + system; {} tshark fields)",
         TSHARK_FIELDS.len()
+    );
+    println!(
+        "DCE-RPC found by content: {:.3} s on, {:.3} s off (dcwatch-rpc): {:.3}x",
+        medians[0].0,
+        medians[4].0,
+        medians[0].0 / medians[4].0
     );
     // One run's CPU time spread over its activities: what each protocol's share of the corpus
     // makes of the whole run's rate, not a per-protocol measurement.
@@ -341,22 +361,12 @@ fn resolution_cost(input: &Path, directory_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// JSON lines a command prints, counted by their `protocol`, read as they come: holding them
-/// would swell this process's resident memory, which every tool forked from it afterwards starts
-/// its own `ru_maxrss` with. Most frequent first.
+/// JSON lines a command prints, counted by their `protocol`. Most frequent first.
 fn count_by_protocol(command: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
-    let mut child = Command::new(&command[0])
-        .args(&command[1..])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("running {}", command[0]))?;
-    let stdout = child.stdout.take().context("no stdout")?;
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    for line in std::io::BufRead::split(std::io::BufReader::new(stdout), b'\n') {
-        *counts.entry(protocol_of(&line?)).or_default() += 1;
-    }
-    child.wait()?;
+    bench::each_line(command, |line| {
+        *counts.entry(protocol_of(line)).or_default() += 1;
+    })?;
     let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(counts)

@@ -24,26 +24,22 @@
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    thread,
-    time::{Duration, Instant},
+    process::{Command, Stdio},
+    time::Instant,
 };
 
 use anyhow::{Context as _, bail};
-use bench::{build_repeated_corpus, measure, median};
+use bench::{build_repeated_corpus, count_lines, measure, median, process_cpu};
+use dcwatch_pipeline::{capture_file::CaptureFile, decode::packet, dissect::Dissector};
 use dcwatch_proto::{
     json::write_json_line,
     v1::{Activity, Batch, Compression, SensorMessage, sensor_message},
 };
+use dcwatch_tests::backend_process::BackendProcess;
 use prost::Message as _;
 use sensor_user::{
-    capture_file::CaptureFile,
     config::Config,
-    decode::packet,
-    dissect::Dissector,
     transport::{
         ZSTD_LEVEL,
         batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
@@ -61,8 +57,6 @@ const RATE_PACKETS_PER_SECOND: f64 = 1000.0;
 /// full day with an average of 1000 packets/sec you need 0.3 GB of storage."
 const MDI_GB_PER_DAY: f64 = 0.3;
 const SECONDS_PER_DAY: f64 = 86_400.0;
-/// How long the backend may take to say where it listens.
-const STARTUP: Duration = Duration::from_secs(30);
 /// gRPC's length prefix per message: a compressed flag and a 4-byte length.
 const GRPC_PREFIX: usize = 5;
 /// HTTP/2: a 9-byte header per DATA frame of at most 16 KiB (SETTINGS_MAX_FRAME_SIZE's default,
@@ -190,8 +184,8 @@ fn end_to_end(
         let token = run_backend(backend, &["token", "add", SENSOR_ID], &data)?
             .trim()
             .to_owned();
-        let server = Server::start(backend, &data)?;
-        let before = process_cpu(server.child.id())?;
+        let server = BackendProcess::start(Command::new(backend), "127.0.0.1:0", &data)?;
+        let before = process_cpu(server.pid())?;
         let streaming = vec![
             sensor.display().to_string(),
             "--log-level".into(),
@@ -200,7 +194,7 @@ fn end_to_end(
             "--config".into(),
             config.display().to_string(),
             "--backend".into(),
-            format!("https://localhost:{}", server.port),
+            server.url(),
             "--token".into(),
             token,
             "--ca".into(),
@@ -214,7 +208,7 @@ fn end_to_end(
         let usage = measure(&streaming, None, Stdio::null())?;
         backend_wall.push(usage.wall.as_secs_f64());
         backend_cpu.push(usage.cpu.as_secs_f64());
-        server_cpu.push(process_cpu(server.child.id())? - before);
+        server_cpu.push(process_cpu(server.pid())? - before);
         server.stop()?;
         let stored = count_lines(&[
             backend.display().to_string(),
@@ -484,101 +478,6 @@ fn run_backend(backend: &Path, args: &[&str], data: &Path) -> anyhow::Result<Str
         );
     }
     Ok(String::from_utf8(output.stdout)?)
-}
-
-/// A `dcwatch-backend serve` on a free loopback port; stopped with SIGTERM.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(backend: &Path, data: &Path) -> anyhow::Result<Self> {
-        let mut child = Command::new(backend)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("dcwatch-backend serve")?;
-        let stderr = child.stderr.take().context("stderr")?;
-        let (found, address) = mpsc::channel();
-        // Reads the log to its end, so the backend never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, address)) = line.split_once("listening on ") {
-                    drop(found.send(address.trim().to_owned()));
-                }
-            }
-        });
-        let address: std::net::SocketAddr = match address.recv_timeout(STARTUP) {
-            Ok(address) => address.parse()?,
-            Err(_) => {
-                drop(child.kill());
-                drop(child.wait());
-                bail!("the backend never said where it listens");
-            }
-        };
-        Ok(Self {
-            child,
-            port: address.port(),
-        })
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        let pid = i32::try_from(self.child.id())?;
-        // SAFETY: a signal to our own child, which has not been waited on yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + STARTUP;
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() >= deadline {
-                drop(self.child.kill());
-                break;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        drop(self.child.wait());
-        Ok(())
-    }
-}
-
-/// User + system CPU seconds a running process has used so far (/proc/PID/stat).
-fn process_cpu(pid: u32) -> anyhow::Result<f64> {
-    let mut stat = String::new();
-    std::fs::File::open(format!("/proc/{pid}/stat"))?.read_to_string(&mut stat)?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let after = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'.
-    let ticks = |index: usize| -> anyhow::Result<f64> {
-        Ok(fields
-            .get(index)
-            .context("/proc/PID/stat")?
-            .parse::<f64>()?)
-    };
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((ticks(11)? + ticks(12)?) / hz.max(1.0))
-}
-
-/// Lines `command` prints, read as they come.
-fn count_lines(command: &[String]) -> anyhow::Result<u64> {
-    let mut child = Command::new(&command[0])
-        .args(&command[1..])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("running {}", command[0]))?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = 0;
-    for line in BufReader::new(stdout).split(b'\n') {
-        line?;
-        lines += 1;
-    }
-    if !child.wait()?.success() {
-        bail!("{} failed", command[0]);
-    }
-    Ok(lines)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! hits them alike. The capture program is measured with ring buffers of 16, 64 (the default) and
 //! 256 MiB, one after the other, each drained while the program runs by a consumer thread pinned
 //! to the other CPU, as the sensor's reader would be. The copied and ring-full counts are printed so the figures say
-//! which path they measured.
+//! which path they measured. Last, decapsulation: the same frame bare and in each tunnel type.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
@@ -145,7 +145,68 @@ fn main() -> anyhow::Result<()> {
             drained
         );
     }
-    rpc_header_costs(pass)
+    rpc_header_costs(pass)?;
+    decap_costs(pass)
+}
+
+/// Decapsulation's cost: a Kerberos-sized frame bare and inside each tunnel type (all matched
+/// and copied), and an unwatched one bare and in VXLAN, beside the bare program.
+fn decap_costs(pass: &aya::programs::Xdp) -> anyhow::Result<()> {
+    let kerberos = frames::udp_v4(88, &[0; 258]);
+    let web = frames::tcp_v4(80, &[0; 10]);
+    let mut cases = vec![
+        ("bare, matched: UDP/88, 300 B".to_owned(), kerberos.clone()),
+        ("bare, not matched: TCP/80, 64 B".to_owned(), web.clone()),
+        (
+            "VXLAN, not matched: TCP/80 inside".to_owned(),
+            frames::Tunnel::Vxlan { port: 4789 }.wrap(&web),
+        ),
+    ];
+    for tunnel in frames::Tunnel::ALL {
+        cases.push((
+            format!("{tunnel:?}, matched: UDP/88 inside"),
+            tunnel.wrap(&kerberos),
+        ));
+    }
+    let mut program = Drained::load(64)?;
+    let mut baseline = Vec::new();
+    let mut samples = vec![Vec::new(); cases.len()];
+    for _ in 0..TRIALS {
+        let result = pass.test_run(TestRunOptions {
+            data_in: Some(&cases[0].1),
+            repeat: REPEAT,
+            ..TestRunOptions::new()
+        })?;
+        baseline.push(result.duration.as_nanos() as f64);
+        for ((_, frame), samples) in cases.iter().zip(&mut samples) {
+            let result = program.capture.test_run(frame, REPEAT)?;
+            samples.push(result.duration.as_nanos() as f64);
+        }
+    }
+    let (counters, drained) = program.finish()?;
+    let baseline = median(&mut baseline);
+    println!("decapsulation, ring buffer 64 MiB:");
+    println!(
+        "  {:<44} {baseline:>10.1} {:>12}",
+        "bare XDP_PASS (baseline), 300 B", "1.00x"
+    );
+    let mut bare_matched = None;
+    for ((name, _), samples) in cases.iter().zip(&mut samples) {
+        let ns = median(samples);
+        let plain = *bare_matched.get_or_insert(ns);
+        println!(
+            "  {name:<44} {ns:>10.1} {:>11.2}x  ({:+.1} ns vs bare matched)",
+            ns / baseline,
+            ns - plain
+        );
+    }
+    println!(
+        "  {} frames copied, {} found the ring full, {} drained",
+        counters.get(Counter::Copied),
+        counters.get(Counter::RingbufFull),
+        drained
+    );
+    Ok(())
 }
 
 // testdata/pcaps/adlab/dcsync.pcap frame 53, the first 32 bytes of its payload: impacket's

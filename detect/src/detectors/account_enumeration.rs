@@ -126,7 +126,7 @@ fn tried<'a>(seen: &Observed<'a>) -> Option<Tried<'a>> {
                 .as_ref()
                 .map_or_else(|| seen.account_name(), |target| target.name.as_str());
             Some(Tried {
-                key: format!("src:{}", super::target::short_name(&event.workstation)),
+                key: format!("src:{}", crate::knowledge::short_name(&event.workstation)),
                 name,
                 answer: ntlm_answer(event),
                 how: "NTLM (event 4776)",

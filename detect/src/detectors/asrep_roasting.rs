@@ -17,11 +17,12 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, k
 
 use super::{
     Context, Detector,
-    auth::{KDC_ERR_PREAUTH_REQUIRED, account_entity, client_finding, client_key, client_text},
+    auth::{KDC_ERR_PREAUTH_REQUIRED, client_finding, client_key, client_text},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::ASREP_ROASTING,
+    finding::account_entity,
     knowledge::{account_key, is_rc4},
     observed::Observed,
     time::{MINUTE, Millis, SECOND},
@@ -176,7 +177,12 @@ impl AsrepRoasting {
             ),
         )
         .describe(description)
-        .entity(account_entity(context, Role::AttackedAccount, domain, name))
+        .entity(account_entity(
+            Role::AttackedAccount,
+            domain,
+            name,
+            context.knowledge.directory(),
+        ))
         .detail("accounts", format!("{domain}\\{name}"))
         .detail("reply_etype", kerberos.reply_etype.to_string())
         .relied_on(directory_basis.unwrap_or_else(|| {

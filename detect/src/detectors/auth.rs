@@ -6,13 +6,13 @@
 use std::net::IpAddr;
 
 use dcwatch_proto::v1::{
-    AlertEntity, Carrier, Certainty, ResolutionMethod, activity::Body, alert_entity::Role,
-    kerberos_activity, ntlm_activity, windows_event_activity,
+    AlertEntity, Carrier, Certainty, activity::Body, alert_entity::Role, kerberos_activity,
+    ntlm_activity, windows_event_activity,
 };
 
 use crate::{
     catalogue::Kind,
-    finding::{Finding, computer_text},
+    finding::{Finding, address_key, computer_text, source_computer_at, source_name},
     knowledge::account_key,
     observed::Observed,
 };
@@ -60,41 +60,12 @@ pub fn server_address(seen: &Observed<'_>) -> Option<IpAddr> {
 
 /// The primary key of what a client address did (`finding::source_key` for either direction).
 pub fn client_key(seen: &Observed<'_>) -> String {
-    client_address(seen).map_or_else(|| "src:unknown".to_owned(), |ip| format!("src:{ip}"))
-}
-
-/// The client computer: the sensor resolves `source_computer` to the client whichever way the
-/// message went.
-pub fn client_computer(seen: &Observed<'_>) -> AlertEntity {
-    let computer = seen.activity.source_computer.as_ref();
-    AlertEntity {
-        role: Role::SourceComputer.into(),
-        name: computer.map(|c| c.name.clone()).unwrap_or_default(),
-        sid: computer.map(|c| c.sid.clone()).unwrap_or_default(),
-        address: client_address(seen)
-            .map(|ip| ip.to_string())
-            .unwrap_or_default(),
-        certainty: computer
-            .map_or(Certainty::Unspecified, |c| c.certainty())
-            .into(),
-        method: computer
-            .map_or(ResolutionMethod::Unspecified, |c| c.method())
-            .into(),
-        tags: computer.map(|c| c.tags.clone()).unwrap_or_default(),
-    }
+    address_key(client_address(seen))
 }
 
 /// The client as a description names it: `WS01 (10.0.0.5)`.
 pub fn client_text(seen: &Observed<'_>) -> String {
-    computer_text(client_name(seen), client_address(seen))
-}
-
-/// The client's resolved name, empty when unresolved.
-pub fn client_name<'a>(seen: &Observed<'a>) -> &'a str {
-    seen.activity
-        .source_computer
-        .as_ref()
-        .map_or("", |computer| computer.name.as_str())
+    computer_text(source_name(seen), client_address(seen))
 }
 
 /// Whether the client's name was resolved with high certainty.
@@ -116,19 +87,9 @@ pub fn client_finding(
 ) -> Finding {
     let mut finding = Finding::on(kind, key, seen, summary);
     if let Some(first) = finding.entities.first_mut() {
-        *first = client_computer(seen);
+        *first = source_computer_at(seen, client_address(seen));
     }
     finding
-}
-
-/// An account in a role, with the directory's SID and tags.
-pub fn account_entity(
-    context: &super::Context<'_>,
-    role: Role,
-    domain: &str,
-    name: &str,
-) -> AlertEntity {
-    crate::finding::account_entity(role, domain, name, context.knowledge.directory())
 }
 
 /// Where an attempt came from: an address on the wire, or the workstation name a 4776 names.

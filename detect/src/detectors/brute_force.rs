@@ -17,12 +17,12 @@ use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
 
 use super::{
     Context, Detector,
-    auth::{Attempt, Echoes, Guess, Origin, account_entity, attempt},
+    auth::{Attempt, Echoes, Guess, Origin, attempt},
 };
 use crate::{
     bounded::{BoundedMap, Window},
     catalogue::BRUTE_FORCE,
-    finding::Finding,
+    finding::{Finding, account_entity},
     observed::Observed,
     time::{MINUTE, Millis},
 };
@@ -236,7 +236,12 @@ fn finding(
         .origin
         .finding(&BRUTE_FORCE, seen, summary)
         .describe(description)
-        .entity(account_entity(context, Role::AttackedAccount, domain, name))
+        .entity(account_entity(
+            Role::AttackedAccount,
+            domain,
+            name,
+            context.knowledge.directory(),
+        ))
         .detail("attacked_accounts", named.join(", "))
         .detail("guesses", attacker.guesses.to_string())
         .outcome(outcome)
@@ -247,10 +252,10 @@ fn finding(
     }
     if outcome == Status::Success {
         finding = finding.entity(account_entity(
-            context,
             Role::CompromisedAccount,
             domain,
             name,
+            context.knowledge.directory(),
         ));
     }
     if let Origin::Workstation(name) = &attempt.origin {

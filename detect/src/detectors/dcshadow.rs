@@ -15,11 +15,14 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    target::{clip, destination_name, source_name, with_account},
+    target::{clip, with_account},
 };
 use crate::{
     catalogue::{DCSHADOW_PROMOTION, DCSHADOW_REPLICATION, Kind},
-    finding::{Finding, destination, destination_text, source_key, source_text},
+    finding::{
+        Finding, destination, destination_name, destination_text, source_key, source_name,
+        source_text,
+    },
     knowledge::Source,
     observed::Observed,
 };
@@ -215,7 +218,9 @@ impl Dcshadow {
 #[cfg(test)]
 mod tests {
     use dcwatch_entity::Directory;
-    use dcwatch_proto::v1::{LdapActivity, activity::Body, ldap_activity, ldap_activity::Change};
+    use dcwatch_proto::v1::{
+        DceRpcActivity, LdapActivity, activity::Body, ldap_activity, ldap_activity::Change,
+    };
 
     use crate::{
         Config,
@@ -260,6 +265,35 @@ mod tests {
         );
         // The registration came first; the link is the graver... both are High: the first stays.
         assert_eq!(alerts[0].external_id, 2028);
+    }
+
+    #[test]
+    fn a_registration_names_the_classes_it_added() {
+        // The fields the sensor fills from a decoded DsAddEntry: the objectClass values of
+        // parsers' ADD_ENTRY_V2 stub (dcerpc/stub/tests.rs), as the sensor writes them.
+        let add_entry = activity(
+            0,
+            &format!("{ROGUE}:50000"),
+            &format!("{DC}:49160"),
+            Body::Dcerpc(DceRpcActivity {
+                object_classes: vec![
+                    "nTDSDSA".into(),
+                    "1.3.6.1.1.1.2.10".into(),
+                    "0x80000abc".into(),
+                ],
+                ..rpc_request("drsuapi", 17, "DsAddEntry")
+            }),
+        );
+        let alerts = run(Some(config()), Directory::default(), &[add_entry]);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].external_id, 2028);
+        assert!(
+            alerts[0].description.contains(
+                "added directory objects with DsAddEntry (nTDSDSA, 1.3.6.1.1.1.2.10, 0x80000abc)"
+            ),
+            "{}",
+            alerts[0].description
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, d
 use super::{Context, Detector};
 use crate::{
     catalogue::DCSYNC,
-    finding::{Finding, actor_text, destination, destination_text, source_key},
+    finding::{Finding, actor_text, destination, destination_text, source_key, source_name},
     knowledge::Source,
     observed::Observed,
 };
@@ -32,12 +32,9 @@ impl Detector for Dcsync {
         {
             return;
         }
-        let source_name = seen
-            .activity
-            .source_computer
-            .as_ref()
-            .map_or("", |computer| computer.name.as_str());
-        let verdict = context.knowledge.domain_controller(seen.src, source_name);
+        let verdict = context
+            .knowledge
+            .domain_controller(seen.src, source_name(seen));
         if verdict.yes {
             return;
         }

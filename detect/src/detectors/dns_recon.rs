@@ -14,12 +14,12 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    target::{answered_client_text, clip, on_answer, source_name},
+    target::{answered_client_text, clip, on_answer},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::DNS_RECON,
-    finding::{Finding, destination, source_key, source_text},
+    finding::{Finding, destination, source_key, source_name, source_text},
     knowledge::Source,
     observed::Observed,
     time::{MINUTE, Millis},

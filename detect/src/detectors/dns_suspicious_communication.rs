@@ -16,12 +16,12 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, d
 use super::{
     Context, Detector,
     guesses::{Answer, Guesses},
-    target::{clip, source_name},
+    target::clip,
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::DNS_SUSPICIOUS_COMMUNICATION,
-    finding::{Finding, destination, source_key, source_text},
+    finding::{Finding, destination, source_key, source_name, source_text},
     knowledge::Knowledge,
     observed::Observed,
     time::{MINUTE, Millis},

@@ -18,14 +18,14 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    auth::{account_entity, client_finding, client_text},
+    auth::{client_finding, client_text},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::{
         GOLDEN_TICKET_DOWNGRADE, GOLDEN_TICKET_FORGED_PRINCIPAL, GOLDEN_TICKET_TIME, Kind,
     },
-    finding::account_key,
+    finding::{account_entity, account_key},
     knowledge::{is_aes, is_rc4},
     observed::Observed,
     time::{DAY, HOUR, MINUTE, Millis},
@@ -269,10 +269,10 @@ impl GoldenTicket {
         )
         .describe(description)
         .entity(account_entity(
-            context,
             Role::SourceAccount,
             &kerberos.client_realm,
             &kerberos.client,
+            context.knowledge.directory(),
         ))
         .detail("service", kerberos.service.clone())
         .relied_on(basis)
@@ -310,10 +310,10 @@ impl GoldenTicket {
         .weighed_by_resolution(seen);
         if !kerberos.client.is_empty() {
             finding = finding.entity(account_entity(
-                context,
                 Role::SourceAccount,
                 &kerberos.client_realm,
                 &kerberos.client,
+                context.knowledge.directory(),
             ));
         }
         finding

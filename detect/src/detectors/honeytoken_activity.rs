@@ -12,11 +12,11 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    auth::{account_entity, client_finding, client_text},
+    auth::{client_finding, client_text},
 };
 use crate::{
     catalogue::{HONEYTOKEN_ACTIVITY, HONEYTOKEN_LDAP_QUERY, HONEYTOKEN_SAMR_QUERY, Kind},
-    finding::{account_key, destination, destination_text},
+    finding::{account_entity, account_key, destination, destination_text},
     knowledge::account_key as name_key,
     observed::Observed,
     tickets::Honeytoken,
@@ -137,10 +137,10 @@ fn raise(
     let finding = client_finding(kind, account_key(&honeytoken.name), seen, summary)
         .describe(description)
         .entity(account_entity(
-            context,
             Role::AttackedAccount,
             "",
             &honeytoken.name,
+            context.knowledge.directory(),
         ))
         .entity(destination(seen, Role::DestinationComputer))
         .relied_on(honeytoken.reason.clone())

@@ -21,11 +21,12 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, k
 
 use super::{
     Context, Detector,
-    auth::{account_entity, client_finding, client_key, client_text},
+    auth::{client_finding, client_key, client_text},
 };
 use crate::{
     bounded::{BoundedMap, Window},
     catalogue::KERBEROASTING,
+    finding::account_entity,
     knowledge::{is_aes, is_rc4},
     observed::Observed,
     time::{MINUTE, Millis},
@@ -240,7 +241,12 @@ impl Kerberoasting {
             format!("TGS-REP RC4 ticket for {}", kerberos.service),
         )
         .describe(description)
-        .entity(account_entity(context, Role::AttackedAccount, "", &account))
+        .entity(account_entity(
+            Role::AttackedAccount,
+            "",
+            &account,
+            context.knowledge.directory(),
+        ))
         .detail("spns", kerberos.service.clone())
         .detail("ticket_etype", kerberos.ticket_etype.to_string())
         .relied_on(owner.basis)
@@ -249,10 +255,10 @@ impl Kerberoasting {
             && let Some(account) = &seen.activity.account
         {
             finding = finding.entity(account_entity(
-                context,
                 Role::SourceAccount,
                 &account.domain,
                 &account.name,
+                context.knowledge.directory(),
             ));
         }
         if owner.aes == Some(true) {
@@ -343,10 +349,10 @@ impl Kerberoasting {
         .weighed_by_resolution(seen);
         if !owner.account.is_empty() {
             finding = finding.entity(account_entity(
-                context,
                 Role::AttackedAccount,
                 "",
                 &owner.account,
+                context.knowledge.directory(),
             ));
         }
         if !owner.from_directory {

@@ -9,11 +9,11 @@ use std::collections::HashSet;
 
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, ldap_activity, outcome::Status};
 
-use super::{Context, Detector, auth::account_entity};
+use super::{Context, Detector};
 use crate::{
     bounded::{BoundedMap, Window},
     catalogue::LDAP_BRUTE_FORCE,
-    finding::{Finding, source_key, source_text},
+    finding::{Finding, account_entity, source_key, source_text},
     observed::Observed,
     time::{MINUTE, Millis},
 };
@@ -184,7 +184,12 @@ fn finding(
         .collect();
     let mut finding = Finding::on(&LDAP_BRUTE_FORCE, source_key(seen), seen, summary)
         .describe(description)
-        .entity(account_entity(context, role, "", name))
+        .entity(account_entity(
+            role,
+            "",
+            name,
+            context.knowledge.directory(),
+        ))
         .detail("attacked_accounts", listed.join(", "))
         .detail("guesses", source.guesses.to_string())
         .outcome(outcome)

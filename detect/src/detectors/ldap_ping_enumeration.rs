@@ -12,12 +12,13 @@ use dcwatch_proto::v1::{
 use super::{
     Context, Detector,
     guesses::{Answer, Guesses},
-    target::{clip, listed, short_name, source_name},
+    target::{clip, listed},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::LDAP_PING_ENUMERATION,
-    finding::{Finding, account_entity, destination_text, source_key, source_text},
+    finding::{Finding, account_entity, destination_text, source_key, source_name, source_text},
+    knowledge::short_name,
     observed::Observed,
     time::{MINUTE, Millis},
 };

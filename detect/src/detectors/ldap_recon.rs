@@ -22,12 +22,12 @@ use dcwatch_proto::v1::{
 use super::{
     Context, Detector,
     guesses::{Answer, Guesses},
-    target::{clip, listed, source_name, with_account},
+    target::{clip, listed, with_account},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::LDAP_RECON,
-    finding::{Finding, actor_text, destination, destination_text, source_key},
+    finding::{Finding, actor_text, destination, destination_text, source_key, source_name},
     knowledge::{Knowledge, Source},
     observed::Observed,
     time::{MINUTE, Millis},

@@ -12,11 +12,11 @@ use std::net::IpAddr;
 
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity, ldap_activity};
 
-use super::{Context, Detector, auth::account_entity};
+use super::{Context, Detector};
 use crate::{
     bounded::BoundedMap,
     catalogue::NOPAC,
-    finding::{Finding, destination, source_key, source_text},
+    finding::{Finding, account_entity, destination, source_key, source_text},
     knowledge::Verdict,
     observed::Observed,
     time::{MINUTE, Millis},
@@ -136,10 +136,10 @@ impl Nopac {
                 .spanning(pending.time, 1)
                 .entity(destination(seen, Role::DomainController))
                 .entity(account_entity(
-                    context,
                     Role::SourceAccount,
                     "",
                     &pending.name,
+                    context.knowledge.directory(),
                 ))
                 .detail("impersonated_name", pending.name.clone())
                 .detail("s4u_user", kerberos.s4u_user.clone())

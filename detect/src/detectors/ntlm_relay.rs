@@ -17,11 +17,11 @@ use dcwatch_proto::v1::{
     ntlm_activity,
 };
 
-use super::{Context, Detector, auth::account_entity};
+use super::{Context, Detector};
 use crate::{
     bounded::BoundedMap,
     catalogue::NTLM_RELAY,
-    finding::{Finding, destination, destination_text, source_key},
+    finding::{Finding, account_entity, destination, destination_text, source_key},
     observed::Observed,
     time::{Millis, SECOND},
 };
@@ -147,10 +147,10 @@ impl NtlmRelay {
         )
         .describe(description)
         .entity(account_entity(
-            context,
             Role::CompromisedAccount,
             &ntlm.domain,
             &ntlm.user,
+            context.knowledge.directory(),
         ))
         .entity(destination(seen, Role::DestinationComputer))
         .detail("relayed_account", format!("{}\\{}", ntlm.domain, ntlm.user));

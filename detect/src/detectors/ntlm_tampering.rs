@@ -8,10 +8,10 @@
 
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, ntlm_activity};
 
-use super::{Context, Detector, auth::account_entity};
+use super::{Context, Detector};
 use crate::{
     catalogue::NTLM_TAMPERING,
-    finding::{Finding, actor_text, destination, destination_text, source_key},
+    finding::{Finding, account_entity, actor_text, destination, destination_text, source_key},
     knowledge::Source,
     observed::Observed,
 };
@@ -80,10 +80,10 @@ impl Detector for NtlmTampering {
         .weighed_by_resolution(seen);
         if !ntlm.user.is_empty() {
             finding = finding.entity(account_entity(
-                context,
                 Role::SourceAccount,
                 &ntlm.domain,
                 &ntlm.user,
+                context.knowledge.directory(),
             ));
         }
         if dc.source == Source::Traffic {

@@ -17,12 +17,12 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    auth::{KDC_ERR_PREAUTH_REQUIRED, account_entity, client_finding, client_text},
+    auth::{KDC_ERR_PREAUTH_REQUIRED, client_finding, client_text},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::OVERPASS_THE_HASH,
-    finding::account_key,
+    finding::{account_entity, account_key},
     knowledge::{is_aes, is_rc4},
     observed::Observed,
 };
@@ -113,7 +113,12 @@ impl Detector for OverpassTheHash {
             format!("AS-REQ for {name} with RC4 only"),
         )
         .describe(description)
-        .entity(account_entity(context, Role::SourceAccount, domain, name))
+        .entity(account_entity(
+            Role::SourceAccount,
+            domain,
+            name,
+            context.knowledge.directory(),
+        ))
         .detail("etypes", format!("{:?}", request.etypes))
         .detail("timestamp_etype", request.timestamp_etype.to_string())
         .relied_on(aes_basis)

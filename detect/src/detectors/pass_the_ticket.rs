@@ -12,11 +12,14 @@ use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity};
 
 use super::{
     Context, Detector,
-    auth::{account_entity, client_address, client_finding, client_name, client_resolved_high},
+    auth::{client_address, client_finding, client_resolved_high},
     golden_ticket::hex,
 };
 use crate::{
-    bounded::BoundedMap, catalogue::PASS_THE_TICKET, finding::Finding, observed::Observed,
+    bounded::BoundedMap,
+    catalogue::PASS_THE_TICKET,
+    finding::{Finding, account_entity, source_name},
+    observed::Observed,
     time::Millis,
 };
 
@@ -73,7 +76,7 @@ impl Detector for PassTheTicket {
         };
         let holder = || Holder {
             address,
-            name: client_name(seen).to_owned(),
+            name: source_name(seen).to_owned(),
             high: client_resolved_high(seen),
             client: kerberos.client.clone(),
             client_realm: kerberos.client_realm.clone(),
@@ -97,7 +100,7 @@ impl Detector for PassTheTicket {
                 {
                     return;
                 }
-                let other = client_name(seen);
+                let other = source_name(seen);
                 if !first.high
                     || !client_resolved_high(seen)
                     || short(&first.name) == short(other)
@@ -163,7 +166,7 @@ impl PassTheTicket {
             "A {what} of {account} issued to {} ({}) was used from {} ({}) for {}: the ticket was stolen and passed",
             first.name,
             first.address,
-            client_name(seen),
+            source_name(seen),
             client_address(seen)
                 .map(|ip| ip.to_string())
                 .unwrap_or_default(),
@@ -191,14 +194,14 @@ impl PassTheTicket {
         .relied_on(format!(
             "name resolution: {} and {} both HIGH certainty, neither in a NAT/VPN/VDI subnet",
             first.name,
-            client_name(seen)
+            source_name(seen)
         ));
         if !first.client.is_empty() {
             finding = finding.entity(account_entity(
-                context,
                 Role::SourceAccount,
                 &first.client_realm,
                 &first.client,
+                context.knowledge.directory(),
             ));
         }
         finding

@@ -13,11 +13,12 @@ use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
 
 use super::{
     Context, Detector,
-    auth::{Attempt, Echoes, Guess, Origin, account_entity, attempt},
+    auth::{Attempt, Echoes, Guess, Origin, attempt},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::PASSWORD_SPRAY,
+    finding::account_entity,
     observed::Observed,
     time::{MINUTE, Millis},
 };
@@ -221,7 +222,12 @@ fn finding(
         .origin
         .finding(&PASSWORD_SPRAY, seen, summary)
         .describe(description)
-        .entity(account_entity(context, role, domain, name))
+        .entity(account_entity(
+            role,
+            domain,
+            name,
+            context.knowledge.directory(),
+        ))
         .detail("sprayed_accounts", sprayed.to_string())
         .detail("attacked_accounts", listed)
         .outcome(outcome)

@@ -13,12 +13,12 @@ use dcwatch_proto::v1::{DceRpcActivity, activity::Body, alert_entity::Role, dce_
 
 use super::{
     Context, Detector,
-    target::{clip, destination_name, listed, outcome_word, with_account},
+    target::{clip, listed, outcome_word, with_account},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::REMOTE_EXECUTION,
-    finding::{Finding, actor_text, destination, destination_text, source_key},
+    finding::{Finding, actor_text, destination, destination_name, destination_text, source_key},
     observed::Observed,
 };
 

@@ -18,12 +18,12 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    target::{clip, listed, outcome_word, source_name, with_account},
+    target::{clip, listed, outcome_word, with_account},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::SAMR_RECON,
-    finding::{Finding, actor_text, destination, destination_text, source_key},
+    finding::{Finding, actor_text, destination, destination_text, source_key, source_name},
     knowledge::{Knowledge, Source},
     observed::Observed,
 };

@@ -10,12 +10,12 @@ use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity};
 
 use super::{
     Context, Detector,
-    auth::{KDC_ERR_PREAUTH_REQUIRED, account_entity, client_finding, client_text},
+    auth::{KDC_ERR_PREAUTH_REQUIRED, client_finding, client_text},
 };
 use crate::{
     bounded::BoundedMap,
     catalogue::SKELETON_KEY,
-    finding::source_text,
+    finding::{account_entity, source_text},
     knowledge::{account_key, is_aes, is_rc4},
     observed::Observed,
 };
@@ -95,10 +95,10 @@ impl Detector for SkeletonKey {
         .describe(description)
         .entity(dc)
         .entity(account_entity(
-            context,
             Role::AttackedAccount,
             &kerberos.client_realm,
             &kerberos.client,
+            context.knowledge.directory(),
         ))
         .detail("offered_etypes", format!("{:?}", kerberos.offered_etypes))
         .relied_on(format!(

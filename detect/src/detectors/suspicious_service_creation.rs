@@ -14,15 +14,13 @@ use dcwatch_proto::v1::{
     AlertEntity, activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity,
 };
 
-use super::{
-    Context, Detector,
-    target::{clip, short_name},
-};
+use super::{Context, Detector, target::clip};
 use crate::{
     bounded::BoundedMap,
     catalogue::SUSPICIOUS_SERVICE_CREATION,
     finding::{Finding, actor_text, source_computer, source_key},
     knowledge::Knowledge,
+    knowledge::short_name,
     observed::Observed,
     time::{MINUTE, Millis},
 };

@@ -5,32 +5,17 @@
 
 use std::net::IpAddr;
 
-use dcwatch_proto::v1::{
-    AlertEntity, Certainty, ResolutionMethod, alert::Confidence, alert_entity::Role,
-};
+use dcwatch_proto::v1::{AlertEntity, alert::Confidence, alert_entity::Role};
 
 use super::Context;
 use crate::{
-    finding::{Finding, account_entity, computer_text},
-    knowledge::{Knowledge, Source, Verdict},
+    finding::{
+        Finding, account_entity, address_key, computer_text, destination_name, source_computer_at,
+        source_name,
+    },
+    knowledge::{Knowledge, Source, Verdict, short_name},
     observed::Observed,
 };
-
-/// The resolved name of the computer that acted (the client side).
-pub fn source_name<'a>(seen: &Observed<'a>) -> &'a str {
-    seen.activity
-        .source_computer
-        .as_ref()
-        .map_or("", |computer| computer.name.as_str())
-}
-
-/// The resolved name of the other end (the sensor names it only when it is not a DC).
-pub fn destination_name<'a>(seen: &Observed<'a>) -> &'a str {
-    seen.activity
-        .destination_computer
-        .as_ref()
-        .map_or("", |computer| computer.name.as_str())
-}
 
 /// Whether the destination is a domain controller, for the rules that say "against a DC".
 pub struct DcTarget {
@@ -85,14 +70,6 @@ pub fn unc_host(text: &str) -> Option<&str> {
         .unwrap_or_default()
         .trim_end_matches('.');
     (!host.is_empty()).then_some(host)
-}
-
-/// A computer name without its domain or `$`, lower case: `WS01.lab.example` and `ws01$` are
-/// both `ws01`.
-pub fn short_name(name: &str) -> String {
-    let name = name.trim().trim_end_matches('.');
-    let name = name.split('.').next().unwrap_or(name);
-    name.trim_end_matches('$').to_lowercase()
 }
 
 /// Who a host named in a call is.
@@ -155,26 +132,12 @@ pub fn named(host: &str, seen: &Observed<'_>, knowledge: &Knowledge) -> Named {
 /// The client of an answer (a KRB-ERROR, a response): the address it went to, and the computer
 /// the sensor resolved for the client side.
 pub fn answered_client(seen: &Observed<'_>) -> AlertEntity {
-    let computer = seen.activity.source_computer.as_ref();
-    AlertEntity {
-        role: Role::SourceComputer.into(),
-        name: computer.map(|c| c.name.clone()).unwrap_or_default(),
-        sid: computer.map(|c| c.sid.clone()).unwrap_or_default(),
-        address: seen.dst.map(|ip| ip.to_string()).unwrap_or_default(),
-        certainty: computer
-            .map_or(Certainty::Unspecified, |c| c.certainty())
-            .into(),
-        method: computer
-            .map_or(ResolutionMethod::Unspecified, |c| c.method())
-            .into(),
-        tags: computer.map(|c| c.tags.clone()).unwrap_or_default(),
-    }
+    source_computer_at(seen, seen.dst)
 }
 
 /// The key of the client an answer went to.
 pub fn answered_client_key(seen: &Observed<'_>) -> String {
-    seen.dst
-        .map_or_else(|| "src:unknown".to_owned(), |ip| format!("src:{ip}"))
+    address_key(seen.dst)
 }
 
 /// The client of an answer as a description names it.

@@ -14,12 +14,15 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
-    target::{clip, outcome_word, source_name},
+    target::{clip, outcome_word},
 };
 use crate::{
     bounded::{BoundedMap, Window},
     catalogue::ZEROLOGON,
-    finding::{Finding, account_entity, destination, destination_text, source_key, source_text},
+    finding::{
+        Finding, account_entity, destination, destination_text, source_key, source_name,
+        source_text,
+    },
     observed::Observed,
     time::{MINUTE, Millis},
 };

@@ -7,7 +7,8 @@
 //!   method and a certainty at a given time;
 //! - `resolver`: the sensor's side: feeds the table from each activity, learns which addresses
 //!   are domain controllers, and sets the activity's `source_computer` and
-//!   `destination_computer`.
+//!   `destination_computer`;
+//! - `watch`: the hourly share of sources named with HIGH certainty, and when it is too low.
 //!
 //! The rules, in one place (see [`table::EvidenceTable::resolve`] for the details):
 //!
@@ -30,7 +31,9 @@
 pub mod evidence;
 pub mod resolver;
 pub mod table;
+pub mod watch;
 
 pub use evidence::{Evidence, host_key};
 pub use resolver::{NnrCounters, Resolver};
 pub use table::{EvidenceTable, NnrConfig, Resolution};
+pub use watch::{CertaintyAlarm, CertaintyWatch};

@@ -15,6 +15,7 @@ use dcwatch_proto::v1::{
 use super::{
     evidence::{self, Evidence, endpoint_ip},
     table::{EvidenceTable, NnrConfig, Resolution, TableCounters},
+    watch::{CertaintyAlarm, CertaintyWatch},
 };
 
 /// Domain controllers learned from traffic; more are not learned (counted in
@@ -54,6 +55,10 @@ pub struct Resolver {
     learned_dcs: HashSet<IpAddr>,
     counters: NnrCounters,
     scratch: Vec<Evidence>,
+    /// The hourly share of sources named with HIGH certainty.
+    watch: CertaintyWatch,
+    /// What the watch said last, until taken.
+    alarm: Option<CertaintyAlarm>,
 }
 
 impl Resolver {
@@ -71,6 +76,12 @@ impl Resolver {
 
     pub fn counters(&self) -> NnrCounters {
         self.counters
+    }
+
+    /// A change in how well sources are named (an hour below the share of HIGH certainty, or
+    /// back above it), once, since the last call.
+    pub fn take_alarm(&mut self) -> Option<CertaintyAlarm> {
+        self.alarm.take()
     }
 
     pub fn is_dc(&self, address: IpAddr) -> bool {
@@ -119,6 +130,14 @@ impl Resolver {
             (src, dst)
         };
         activity.source_computer = client.and_then(|client| self.computer(client, time_ms));
+        if client.is_some()
+            && let Some(alarm) = self.watch.observe(
+                time_ms,
+                activity.source_computer.as_ref().map(Computer::certainty),
+            )
+        {
+            self.alarm = Some(alarm);
+        }
         activity.destination_computer = server
             .filter(|&server| !self.is_dc(server))
             .and_then(|server| self.computer(server, time_ms));
@@ -177,6 +196,7 @@ impl Resolver {
             ("nnr_addresses", self.table.len() as u64),
             ("nnr_learned_dcs", learned_dcs),
             ("nnr_learned_dcs_dropped", learned_dcs_dropped),
+            ("nnr_low_certainty_hours", self.watch.low_hours()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))

@@ -7,9 +7,11 @@ each line printed is `name hex`, pasted into parsers/src/dcerpc/stub/tests.rs.
 
 Every value here is made up for the test (a lab's names), none is a secret.
 """
+import struct
+
 from impacket.dcerpc.v5 import drsuapi, lsad, nrpc, rprn, rrp, scmr, srvs, tsch, wkst
 from impacket.dcerpc.v5.dtypes import DWORD, NULL, WSTR
-from impacket.dcerpc.v5.ndr import NDRCALL
+from impacket.dcerpc.v5.ndr import NDRCALL, NDRPOINTER, NDRPOINTERNULL, NDRSTRUCT, NDRUNION
 from impacket.uuid import string_to_bin
 
 HANDLE = b"\x11" * 20
@@ -62,6 +64,96 @@ def get_nc_changes(version):
 
 emit("GET_NC_CHANGES_V8", get_nc_changes(8))
 emit("GET_NC_CHANGES_V10", get_nc_changes(10))
+
+
+class ENTINFLIST(NDRSTRUCT):
+    """[MS-DRSR] 5.54; impacket has no DsAddEntry. pNextEntInf is NULL unless replaced by a
+    PENTINFLIST (a recursive type cannot be declared in impacket's tables)."""
+    structure = (("pNextEntInf", NDRPOINTERNULL), ("Entinf", drsuapi.ENTINF))
+
+
+class PENTINFLIST(NDRPOINTER):
+    referent = (("Data", ENTINFLIST),)
+
+
+class DRS_MSG_ADDENTRYREQ_V2(NDRSTRUCT):
+    structure = (("EntInfList", ENTINFLIST),)
+
+
+class DRS_MSG_ADDENTRYREQ_V3(NDRSTRUCT):
+    structure = (("EntInfList", ENTINFLIST), ("pClientCreds", NDRPOINTERNULL))
+
+
+class DRS_MSG_ADDENTRYREQ(NDRUNION):
+    commonHdr = (("tag", DWORD),)
+    union = {2: ("V2", DRS_MSG_ADDENTRYREQ_V2), 3: ("V3", DRS_MSG_ADDENTRYREQ_V3)}
+
+
+class DRSAddEntry(NDRCALL):
+    """[MS-DRSR] 4.1.1.1 IDL_DRSAddEntry (opnum 17), its [in] parameters."""
+    opnum = 17
+    structure = (("hDrs", drsuapi.DRS_HANDLE), ("dwInVersion", DWORD), ("pmsgIn", DRS_MSG_ADDENTRYREQ))
+
+
+def attr(attr_type, values):
+    block = drsuapi.ATTR()
+    block["attrTyp"] = attr_type
+    block["AttrVal"]["valCount"] = len(values)
+    for value in values:
+        val = drsuapi.ATTRVAL()
+        val["valLen"] = len(value)
+        val["pVal"] = list(value)
+        block["AttrVal"]["pAVal"].append(val)
+    return block
+
+
+def attrtyps(*values):
+    return [struct.pack("<I", value) for value in values]
+
+
+def entinf(target, dn, attrs):
+    target["pName"] = dsname(dn)
+    target["ulFlags"] = 0
+    target["AttrBlock"]["attrCount"] = len(attrs)
+    for block in attrs:
+        target["AttrBlock"]["pAttr"].append(block)
+
+
+def add_entry(version):
+    request = DRSAddEntry()
+    request["hDrs"] = HANDLE
+    request["dwInVersion"] = version
+    request["pmsgIn"]["tag"] = version
+    return request
+
+
+# DCShadow's registration: an nTDSDSA object with invocationId, objectClass and systemFlags;
+# objectClass also names a class of the default prefix table dcwatch does not name and an
+# msDS-IntId.
+request = add_entry(2)
+entinf(
+    request["pmsgIn"]["V2"]["EntInfList"]["Entinf"],
+    "CN=NTDS Settings,CN=WS66,CN=Servers,CN=Default-First-Site-Name,CN=Sites,"
+    "CN=Configuration,DC=lab,DC=local",
+    [
+        attr(0x00020073, [bytes(range(16))]),
+        attr(0x00000000, attrtyps(0x0017002F, 0x0026000A, 0x80000ABC)),
+        attr(0x00090177, attrtyps(0x02000000)),
+    ],
+)
+emit("ADD_ENTRY_V2", request)
+
+# Two entries: the server object, then its nTDSDSA child.
+request = add_entry(3)
+first = request["pmsgIn"]["V3"]["EntInfList"]
+entinf(first["Entinf"], "CN=WS66,CN=Servers,DC=lab", [attr(0, attrtyps(0x000A0011))])
+second = ENTINFLIST()
+entinf(second["Entinf"], "CN=NTDS Settings,CN=WS66,CN=Servers,DC=lab", [attr(0, attrtyps(0x0017002F))])
+link = PENTINFLIST()
+link["Data"] = second
+first.fields["pNextEntInf"] = link
+request["pmsgIn"]["V3"]["pClientCreds"] = NULL
+emit("ADD_ENTRY_V3", request)
 
 request = lsad.LsarRetrievePrivateData()
 request["PolicyHandle"] = HANDLE

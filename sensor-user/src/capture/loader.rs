@@ -5,8 +5,9 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
+use dcwatch_pipeline::decap::DecapMode;
 use log::warn;
-use sensor_common::{Counter, capture_mode, names, port_flags};
+use sensor_common::{Counter, capture_mode, decap_mode, names, port_flags};
 
 use super::{
     CaptureError,
@@ -64,10 +65,17 @@ impl Capture {
         };
         let filter_addresses = u32::from(!config.dc_addresses.is_empty());
         let ring_bytes = config.ring_buffer_mib << 20;
+        let decap = match config.decap {
+            DecapMode::Auto => decap_mode::AUTO,
+            DecapMode::Off => decap_mode::OFF,
+        };
+        let vxlan_port = u32::from(config.vxlan_port);
         let mut ebpf = EbpfLoader::new()
             .override_global(names::CAPTURE_MODE, &mode, true)
             .override_global(names::FILTER_DC_ADDRESSES, &filter_addresses, true)
             .override_global(names::SNAP_LEN, &config.snap_len, true)
+            .override_global(names::DECAP, &decap, true)
+            .override_global(names::VXLAN_PORT, &vxlan_port, true)
             .map_max_entries(names::FRAMES, ring_bytes)
             .load(super::objects::CAPTURE)
             .map_err(|error| load_error("create BPF maps", &error))?;

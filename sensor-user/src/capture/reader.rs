@@ -5,7 +5,7 @@ use sensor_common::RecordHeader;
 use tokio::io::unix::AsyncFd;
 
 use super::CaptureError;
-use crate::frame::{Frame, WallClock};
+use dcwatch_pipeline::frame::{Frame, WallClock};
 
 /// A ring-buffer record that does not hold what its header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@ use dcwatch_proto::v1::{
     Account, Activity, EventAccount, WindowsEventActivity, activity::Body, windows_event_activity,
 };
 
-use crate::activity::{Seen, flag_names, outcome};
+use dcwatch_pipeline::activity::{Seen, flag_names, outcome};
 
 /// The activity for `event`, received from `peer` on `local` at `received_ns`.
 ///

@@ -477,7 +477,7 @@ fn send_counters(
     pairs.extend(own);
     let message = SensorMessage {
         message: Some(sensor_message::Message::Counters(Counters {
-            time: Some(crate::activity::timestamp(super::unix_now_ns())),
+            time: Some(dcwatch_pipeline::activity::timestamp(super::unix_now_ns())),
             values: pairs.into_iter().collect(),
         })),
     };

@@ -143,7 +143,7 @@ impl Shared {
 
     pub fn health(&self, severity: Severity, kind: &str, message: String) {
         let event = HealthEvent {
-            time: Some(crate::activity::timestamp(unix_now_ns())),
+            time: Some(dcwatch_pipeline::activity::timestamp(unix_now_ns())),
             severity: severity.into(),
             kind: kind.to_owned(),
             message,

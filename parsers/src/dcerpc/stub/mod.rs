@@ -25,7 +25,7 @@ mod winreg;
 
 pub use self::{
     dcom::{WmiMethod, class_name},
-    drsuapi::{ExtendedOperation, GetNcChanges, ReplicaAdd},
+    drsuapi::{ExtendedOperation, GetNcChanges, ObjectClass, ReplicaAdd},
     epm::{TowerEndpoint, TowerProtocol, ept_map_response},
     ndr::Handle,
     netlogon::{
@@ -144,6 +144,8 @@ pub enum Decoded {
     Users(Vec<String>),
     GetNcChanges(GetNcChanges),
     ReplicaAdd(ReplicaAdd),
+    /// DsAddEntry: the classes of the entries added.
+    ObjectClasses(Vec<ObjectClass>),
     FileName(String),
     ServerName(String),
     LocalMachine(String),
@@ -187,7 +189,7 @@ pub fn reads_request(interface: Uuid, opnum: u16) -> bool {
         LSARPC => matches!(opnum, 16 | 28 | 42 | 43),
         SRVSVC => matches!(opnum, 12 | 15),
         WKSSVC => opnum == 2,
-        DRSUAPI => matches!(opnum, 3 | 5),
+        DRSUAPI => matches!(opnum, 3 | 5 | 17),
         EFSRPC | EFSRPC_LSARPC => efsrpc::file_name_opnum(opnum),
         NETDFS => matches!(opnum, 12 | 13 | 15),
         SPOOLSS => matches!(opnum, 9 | 62 | 65 | 89),
@@ -249,6 +251,7 @@ pub fn request(
         (SRVSVC, 15) | (WKSSVC, 2) => srvsvc::enum_level(stub, e, o).map(Decoded::InfoLevel),
         (DRSUAPI, 3) => drsuapi::get_nc_changes(stub, e, o).map(Decoded::GetNcChanges),
         (DRSUAPI, 5) => drsuapi::replica_add(stub, e, o).map(Decoded::ReplicaAdd),
+        (DRSUAPI, 17) => drsuapi::add_entry(stub, e, o).map(Decoded::ObjectClasses),
         (EFSRPC | EFSRPC_LSARPC, _) => efsrpc::file_name(opnum, stub, e, o).map(Decoded::FileName),
         (NETDFS, 12 | 13 | 15) => netdfs::server_name(stub, e, o).map(Decoded::ServerName),
         (SPOOLSS, 62 | 65) => spoolss::local_machine(stub, e, o).map(Decoded::LocalMachine),

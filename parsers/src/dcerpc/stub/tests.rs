@@ -159,6 +159,49 @@ const GET_NC_CHANGES_V8: &str = concat!(
     "6f00630061006c000000",
 );
 
+// DsAddEntry V2 as DCShadow registers a DC (impacket 0.13.1 encodes it, make-stubs.py; tshark
+// 4.0 does not dissect opnum 17). By offset: handle @0; dwInVersion 2 @20, tag 2 @24;
+// ENTINFLIST: pNextEntInf NULL @28, pName @32, ulFlags @36, attrCount 3 @40, pAttr @44;
+// DSNAME @48 (conformance 105, structLen, SidLen 0 @56, GUID @60, Sid @76, NameLen 104 @104,
+// "CN=NTDS Settings,CN=WS66,CN=Servers,...,DC=lab,DC=local" @108, 2 pad bytes @318);
+// ATTR[3] @320 (conformance): invocationId 0x00020073 @324 (1 value), objectClass 0 @336
+// (3 values), systemFlags 0x00090177 @348 (1 value), each {attrTyp, valCount, pAVal};
+// invocationId's ATTRVAL[1] @360 {valLen 16 @364, pVal}, its 16 bytes @372 (conformance) and
+// @376; objectClass's ATTRVAL[3] @392, values @420, @428, @436 (conformance, then 4 bytes each):
+// nTDSDSA 0x0017002f (1.2.840.113556.1.5.7000.47), 0x0026000a (1.3.6.1.1.1.2.10 through the
+// default prefixes) and an msDS-IntId 0x80000abc; systemFlags' ATTRVAL[1] @444, value @456.
+const ADD_ENTRY_V2: &str = concat!(
+    "1111111111111111111111111111111111111111020000000200000000000000149500000000000003000000",
+    "43f90000690000000e0100000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000006800000043004e003d004e0054004400530020005300650074007400",
+    "69006e00670073002c0043004e003d0057005300360036002c0043004e003d00530065007200760065007200",
+    "73002c0043004e003d00440065006600610075006c0074002d00460069007200730074002d00530069007400",
+    "65002d004e0061006d0065002c0043004e003d00530069007400650073002c0043004e003d0043006f006e00",
+    "660069006700750072006100740069006f006e002c00440043003d006c00610062002c00440043003d006c00",
+    "6f00630061006c000000efef030000007300020001000000528d00000000000003000000a24a000077010900",
+    "01000000a493000001000000100000005fff000010000000000102030405060708090a0b0c0d0e0f03000000",
+    "0400000066640000040000001e1300000400000064640000040000002f001700040000000a00260004000000",
+    "bc0a00800100000004000000715100000400000000000002",
+);
+
+// DsAddEntry V3 with two entries (impacket, make-stubs.py): the first's fixed part @28
+// (pNextEntInf set), pClientCreds NULL @48; the second entry's fixed part @52 (pNextEntInf
+// NULL), then the second's DSNAME (CN=NTDS Settings,CN=WS66,CN=Servers,DC=lab) and ATTRs
+// (objectClass: nTDSDSA), then the first's DSNAME (CN=WS66,CN=Servers,DC=lab) and ATTRs
+// (objectClass: server 0x000a0011, 1.2.840.113556.1.5.17): pointees depth first.
+const ADD_ENTRY_V3: &str = concat!(
+    "11111111111111111111111111111111111111110300000003000000bb500000953a00000000000001000000",
+    "ed450000000000000000000054e300000000000001000000941200002b000000920000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000002a000000",
+    "43004e003d004e005400440053002000530065007400740069006e00670073002c0043004e003d0057005300",
+    "360036002c0043004e003d0053006500720076006500720073002c00440043003d006c00610062000000efef",
+    "010000000000000001000000db4200000100000004000000a79e0000040000002f0017001a00000070000000",
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000001900000043004e003d0057005300360036002c0043004e003d005300650072007600650072007300",
+    "2c00440043003d006c006100620000000100000000000000010000009455000001000000040000007ec10000",
+    "0400000011000a00",
+);
+
 const GET_NC_CHANGES_V10: &str = concat!(
     "11111111111111111111111111111111111111110a0000000a000000ababababf1e4d6e2a72c5a4ea91c4d1c",
     "35c8e2a1f1e4d6e2a72c5a4ea91c4d1c35c8e2a18f8a0000abababab00000000000000000000000000000000",
@@ -430,6 +473,29 @@ fn dcsync_requests_name_their_object_and_operation() {
 }
 
 #[test]
+fn dcshadow_registrations_name_the_classes_added() {
+    let classes = |text: &str| match request_of(DRSUAPI, 17, text, NDR) {
+        Some(Decoded::ObjectClasses(classes)) => {
+            classes.iter().map(ToString::to_string).collect::<Vec<_>>()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        classes(ADD_ENTRY_V2),
+        ["nTDSDSA", "1.3.6.1.1.1.2.10", "0x80000abc"]
+    );
+    // Entries in list order, though the last one's pointees come first.
+    assert_eq!(classes(ADD_ENTRY_V3), ["server", "nTDSDSA"]);
+    assert_eq!(ObjectClass::COMPUTER.to_string(), "computer");
+    // A prefix index past the default table's is the server's own: only the number says it.
+    assert_eq!(ObjectClass(0x00c8_0001).to_string(), "0x00c80001");
+    assert_eq!(
+        ObjectClass(0x0017_0030).oid().as_deref(),
+        Some("1.2.840.113556.1.5.7000.48")
+    );
+}
+
+#[test]
 fn secrets_are_named() {
     assert_eq!(
         request_of(LSARPC, 43, RETRIEVE_PRIVATE_DATA, NDR),
@@ -575,6 +641,8 @@ fn fixtures() -> Vec<(Uuid, u16, bool, &'static str, Encoding)> {
         (SYSTEM_ACTIVATOR, 4, true, REMOTE_CREATE_INSTANCE, NDR),
         (DRSUAPI, 3, true, GET_NC_CHANGES_V8, NDR),
         (DRSUAPI, 3, true, GET_NC_CHANGES_V10, NDR),
+        (DRSUAPI, 17, true, ADD_ENTRY_V2, NDR),
+        (DRSUAPI, 17, true, ADD_ENTRY_V3, NDR),
         (LSARPC, 43, true, RETRIEVE_PRIVATE_DATA, NDR),
         (LSARPC, 28, true, OPEN_SECRET, NDR),
         (NETLOGON, 30, true, PASSWORD_SET2_ZERO, NDR),
@@ -709,6 +777,24 @@ fn big_endian_stubs_decode_as_the_little_endian_ones() {
         ),
         Some(Decoded::OpenUser { rid: 512 })
     );
+
+    // ADD_ENTRY_V2 (offsets above): every NDR integer swapped, the DSNAME's units too; the
+    // values' bytes (the GUID @376, the ATTRTYPs @424, @432, @440, the flags @460) are the
+    // directory's own and stay as they are.
+    let bytes = hex(ADD_ENTRY_V2);
+    let mut fields: Vec<(usize, usize)> = [20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 104]
+        .into_iter()
+        .chain((320..=372).step_by(4))
+        .chain((392..=420).step_by(4))
+        .chain([428, 436, 444, 448, 452, 456])
+        .map(|at| (at, 4))
+        .collect();
+    fields.extend((0..105).map(|unit| (108 + 2 * unit, 2)));
+    assert_eq!(
+        request(DRSUAPI, 17, &swapped(&bytes, &fields), NDR, ByteOrder::Big),
+        request(DRSUAPI, 17, &bytes, NDR, LE)
+    );
+    assert!(request(DRSUAPI, 17, &bytes, NDR, ByteOrder::Big).is_none());
 }
 
 #[test]
@@ -748,6 +834,16 @@ fn malformed_stubs_are_refused() {
         .expect("the DSNAME");
     bytes[name_len - 28 - 16 - 4 - 4 - 4] ^= 1;
     assert_eq!(request(DRSUAPI, 3, &bytes, NDR, LE), None);
+    // DsAddEntry: an ATTR array whose conformance is not attrCount; an objectClass value
+    // whose length is not its conformance; version 1, not read.
+    for (at, value) in [(320, 2), (396, 3), (20, 1)] {
+        let mut bytes = hex(ADD_ENTRY_V2);
+        bytes[at] = value;
+        if at == 20 {
+            bytes[24] = value;
+        }
+        assert_eq!(request(DRSUAPI, 17, &bytes, NDR, LE), None, "@{at}");
+    }
     // Empty stubs.
     for (interface, opnum, is_request, _, encoding) in fixtures() {
         if (interface, opnum) != (WINREG, 2) {

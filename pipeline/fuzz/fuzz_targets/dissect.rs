@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use dcwatch_proto::v1::Activity;
 use libfuzzer_sys::fuzz_target;
-use sensor_user::{
+use dcwatch_pipeline::{
     activity::write_json_line,
     decode::{Packet, TcpPacket, TransportPacket},
     dissect::{DissectLimits, Dissector},

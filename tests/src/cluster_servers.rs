@@ -1,9 +1,8 @@
-//! Real PostgreSQL and NATS servers for the cluster's tests, each on loopback in a temporary
-//! directory of its own, stopped and removed when dropped: Debian's `postgresql` (an
-//! unprivileged cluster made with its initdb, run with pg_ctl) and `nats-server` (with its own
-//! configuration file, JetStream on, clustered when asked for more than one node).
-
-#![allow(dead_code, reason = "each test binary uses a part")]
+//! Real PostgreSQL and NATS servers for the backend's cluster tests and benchmark, each on
+//! loopback in a temporary directory of its own, stopped and removed when dropped: Debian's
+//! `postgresql` (an unprivileged cluster made with its initdb, run with pg_ctl) and
+//! `nats-server` (with its own configuration file, JetStream on, clustered when asked for more
+//! than one node).
 
 use std::{
     io::{Read as _, Write as _},
@@ -68,6 +67,7 @@ fn postgres_bin() -> anyhow::Result<PathBuf> {
 }
 
 /// An unprivileged PostgreSQL cluster on a loopback port.
+#[derive(Debug)]
 pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
@@ -134,14 +134,27 @@ impl Postgres {
 
     /// A new empty database; its URL.
     pub fn database(&self, name: &str) -> anyhow::Result<String> {
-        let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)?;
-        client.batch_execute(&format!("CREATE DATABASE \"{name}\""))?;
+        run(Command::new(self.bin.join("createdb"))
+            .args(["--host=127.0.0.1", "--username=dcwatch"])
+            .arg(format!("--port={}", self.port))
+            .arg(name))?;
         Ok(self.url(name))
     }
 
     /// Stops and starts the server (its clients' connections break).
     pub fn restart(&self) -> anyhow::Result<()> {
         self.pg_ctl("restart")
+    }
+
+    /// The postmaster's process id (its backends are its children).
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        let pid_file = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))?;
+        Ok(pid_file
+            .lines()
+            .next()
+            .context("postmaster.pid")?
+            .trim()
+            .parse()?)
     }
 
     pub fn stop(&self) -> anyhow::Result<()> {
@@ -160,11 +173,13 @@ impl Drop for Postgres {
 }
 
 /// A NATS server, or a cluster of them, with JetStream.
+#[derive(Debug)]
 pub struct Nats {
     dir: tempfile::TempDir,
     nodes: Vec<NatsNode>,
 }
 
+#[derive(Debug)]
 struct NatsNode {
     config: PathBuf,
     port: u16,
@@ -265,17 +280,46 @@ impl Nats {
         }
     }
 
+    /// Messages the stream `name` holds, as node `index` reports it (`None`: the node does not
+    /// answer or holds no copy).
+    pub fn stream_messages(&self, index: usize, name: &str) -> Option<u64> {
+        let body = get(self.nodes[index].monitor, "/jsz?streams=true")?;
+        let json: serde_json::Value = serde_json::from_str(body.split_once("\r\n\r\n")?.1).ok()?;
+        json.get("account_details")?
+            .as_array()?
+            .iter()
+            .filter_map(|account| account.get("stream_detail")?.as_array())
+            .flatten()
+            .find(|stream| stream.get("name").and_then(serde_json::Value::as_str) == Some(name))?
+            .get("state")?
+            .get("messages")?
+            .as_u64()
+    }
+
+    /// The running nodes' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|node| node.child.as_ref().map(Child::id))
+            .collect()
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 }
 
-/// The monitoring port's `/healthz` body.
+/// The monitoring port's `/healthz` answer.
 fn health(port: u16) -> Option<String> {
+    get(port, "/healthz")
+}
+
+/// A monitoring port's answer to `GET path` (headers and body).
+fn get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream
-        .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;

@@ -73,6 +73,9 @@ fn request_fields(
             body.naming_context = add.naming_context;
             body.source_dsa = add.source_dsa;
         }
+        Decoded::ObjectClasses(classes) => {
+            body.object_classes = classes.iter().map(ToString::to_string).collect();
+        }
         Decoded::FileName(name) => body.file_name = name,
         Decoded::ServerName(name) => body.server_name = name,
         Decoded::LocalMachine(name) => body.local_machine = name,

@@ -1,11 +1,15 @@
 //! The first byte picks the link type, the rest is the frame: both decoders (the packet summary
 //! and the transport view the flow stage uses), and the transport reader of reassembled IP
-//! datagrams on the bytes of any fragment.
+//! datagrams on the bytes of any fragment; Ethernet frames are also taken out of their tunnel,
+//! and the inner frame decoded.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sensor_user::decode::{LinkType, TransportPacket, decode, packet, transport};
+use dcwatch_pipeline::{
+    decap::{DecapConfig, Decapsulated, decapsulate},
+    decode::{LinkType, TransportPacket, decode, packet, transport},
+};
 
 const LINKS: [LinkType; 5] = [
     LinkType::Ethernet,
@@ -20,6 +24,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let link = LINKS[usize::from(selector) % LINKS.len()];
+    if let (LinkType::Ethernet, Decapsulated::Inner(_, inner)) =
+        (link, decapsulate(&DecapConfig::default(), frame))
+    {
+        assert!(inner.len() < frame.len(), "the inner frame lies within the outer one");
+        let _ = packet(link, inner);
+    }
     if let Ok(summary) = decode(link, frame) {
         let _ = summary.src_endpoint();
         let _ = summary.dst_endpoint();

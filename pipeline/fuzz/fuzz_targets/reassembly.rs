@@ -15,7 +15,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use libfuzzer_sys::fuzz_target;
-use sensor_user::flow::{
+use dcwatch_pipeline::flow::{
     CloseReason, Direction, FlowHandler, FlowKey, FlowLimits, FlowTable, FragmentKey,
     FragmentLimits, FragmentTable, MemoryBudget, StreamEvent, TcpFlags, TcpSegment,
 };

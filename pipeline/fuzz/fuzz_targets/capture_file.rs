@@ -5,7 +5,10 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use sensor_user::{capture_file::CaptureFile, decode};
+use dcwatch_pipeline::{
+    capture_file::CaptureFile,
+    decode,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(mut file) = CaptureFile::new(data, Path::new("fuzz.pcap")) else {

@@ -138,8 +138,31 @@ pub struct DissectLimits {
     pub rpc_by_content: bool,
 }
 
+impl DissectLimits {
+    /// One of `ways` equal shares, for a worker of that many: the total stays within the limits.
+    #[must_use]
+    pub fn share(&self, ways: usize) -> Self {
+        let ways = ways.max(1);
+        let part = |total: usize| (total / ways).max(1);
+        Self {
+            flows: FlowLimits {
+                max_flows: part(self.flows.max_flows),
+                max_buffered_total: part(self.flows.max_buffered_total),
+                ..self.flows
+            },
+            fragments: FragmentLimits {
+                max_datagrams: part(self.fragments.max_datagrams),
+                ..self.fragments
+            },
+            memory_bytes: part(self.memory_bytes),
+            radius: self.radius.clone(),
+            rpc_by_content: self.rpc_by_content,
+        }
+    }
+}
+
 /// How often, in capture time, idle flows and stale fragments are looked for.
-const EXPIRY_INTERVAL_NS: u64 = 1_000_000_000;
+pub const EXPIRY_INTERVAL_NS: u64 = 1_000_000_000;
 
 pub struct Dissector {
     flows: FlowTable<Session>,
