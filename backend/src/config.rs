@@ -30,6 +30,17 @@ pub struct Config {
     pub entities: EntitiesConfig,
     pub console: crate::console::ConsoleConfig,
     pub cluster: ClusterConfig,
+    /// error, warn, info, debug or trace; unset: `--log-level`. A SIGHUP applies a change.
+    pub log_level: Option<String>,
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus `/metrics`, `/livez` and `/readyz` endpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to serve them (`--metrics-listen`); unset: not served.
+    pub listen: Option<SocketAddr>,
 }
 
 /// When one backend is not enough (README "Scaling out"): PostgreSQL as the shared store, NATS
@@ -106,6 +117,8 @@ impl Default for Config {
             entities: EntitiesConfig::default(),
             console: crate::console::ConsoleConfig::default(),
             cluster: ClusterConfig::default(),
+            log_level: None,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -305,6 +318,10 @@ impl Config {
                 "cluster.partitions: {} is not 1..=1024",
                 self.cluster.partitions
             ));
+        }
+        if let Some(level) = &self.log_level {
+            dcwatch_telemetry::logging::parse_level(level)
+                .map_err(|message| format!("log_level: {message}"))?;
         }
         for destination in &self.outputs.syslog {
             if destination.address.rsplit_once(':').is_none() {

@@ -143,6 +143,17 @@ fn counter(data_dir: &Path, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `serve --role ROLE --config CONFIG`; a role without a listener (detect, api) is up once it
+/// says so, its `address` unspecified.
+fn start_role(config: &Path, role: &str) -> anyhow::Result<Backend> {
+    Backend::serve([
+        std::ffi::OsStr::new("--role"),
+        std::ffi::OsStr::new(role),
+        std::ffi::OsStr::new("--config"),
+        config.as_os_str(),
+    ])
+}
+
 /// Tokens for every sensor, added through `config` (to its store); token by sensor id.
 fn tokens(config: &Path, plan: &Plan) -> BTreeMap<String, String> {
     plan.sensors
@@ -256,9 +267,9 @@ fn a_small_cluster_stores_the_union_and_alerts_as_one_node() {
     ])
     .expect("store migrate");
     let tokens = tokens(&ingest_config, &plan);
-    let ingest = Backend::start_role(&ingest_config, "ingest").expect("the ingest node");
-    let detect = Backend::start_role(&detect_config, "detect").expect("the detect node");
-    let api = Backend::start_role(&api_config, "api").expect("the api node");
+    let ingest = start_role(&ingest_config, "ingest").expect("the ingest node");
+    let detect = start_role(&detect_config, "detect").expect("the detect node");
+    let api = start_role(&api_config, "api").expect("the api node");
     let ca = std::fs::read(ingest_dir.join("tls/ca.pem")).expect("the ingest node's CA");
     replay(&ingest, &ca, &plan, &tokens);
 
@@ -548,13 +559,13 @@ fn the_full_cluster_loses_and_doubles_nothing_through_its_faults() {
     let sensors = full_sensors(&full_tokens(&api_config), FULL_ROUNDS);
     let mut ingest: Vec<Option<Backend>> = ingest_nodes
         .iter()
-        .map(|(config, _)| Some(Backend::start_role(config, "ingest").expect("an ingest node")))
+        .map(|(config, _)| Some(start_role(config, "ingest").expect("an ingest node")))
         .collect();
     let mut detect: Vec<Option<Backend>> = detect_nodes[..2]
         .iter()
-        .map(|(config, _)| Some(Backend::start_role(config, "detect").expect("a detect node")))
+        .map(|(config, _)| Some(start_role(config, "detect").expect("a detect node")))
         .collect();
-    let api = Backend::start_role(&api_config, "api").expect("the api node");
+    let api = start_role(&api_config, "api").expect("the api node");
     let targets: Vec<Target> = ingest
         .iter()
         .zip(&ingest_nodes)
@@ -582,7 +593,7 @@ fn the_full_cluster_loses_and_doubles_nothing_through_its_faults() {
     drop(killed);
     retries += runtime.block_on(sending).expect("round 2");
     detect.push(Some(
-        Backend::start_role(&detect_nodes[2].0, "detect").expect("detect-2"),
+        start_role(&detect_nodes[2].0, "detect").expect("detect-2"),
     ));
 
     let sending = round(2);

@@ -8,6 +8,7 @@
 pub mod backend_process;
 pub mod cluster_servers;
 pub mod corpus;
+pub mod exposition;
 pub mod frames;
 pub mod netns;
 pub mod pcap;

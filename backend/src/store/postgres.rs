@@ -12,6 +12,7 @@
 
 mod alerts;
 mod directory;
+mod health;
 pub mod migrations;
 
 use ::postgres::{Client, NoTls, Transaction, types::ToSql};
@@ -20,11 +21,13 @@ use dcwatch_proto::{
     json::{endpoint_ip, protocol_name},
     v1::{Activity, Alert, DirectoryDelta, HealthEvent, alert::Classification},
 };
+use dcwatch_telemetry::health::Issue;
 use prost::Message as _;
 
 use super::{
-    AlertQuery, Closed, Exclusion, ExclusionKind, HistoryEntry, NewActivity, Query, Storage,
-    StoreError, Stored, StoredActivity, time_ns, timestamp_ns, to_i64, to_u64, token_hash,
+    AlertQuery, Closed, Exclusion, ExclusionKind, HistoryEntry, NewActivity, Query, Recorded,
+    Storage, StoreError, Stored, StoredActivity, StoredIssue, time_ns, timestamp_ns, to_i64,
+    to_u64, token_hash,
 };
 
 /// A connection to the shared store; a connection the server closed (PostgreSQL restarted)
@@ -560,6 +563,26 @@ impl Storage for PgStore {
             &[],
         )?;
         Ok((row.get(0), row.get(1)))
+    }
+
+    fn record_issue(&mut self, sensor_id: &str, issue: &Issue) -> Result<Recorded, StoreError> {
+        health::record_issue(self.client()?, sensor_id, issue)
+    }
+
+    fn issues(
+        &mut self,
+        sensor_id: Option<&str>,
+        open_only: bool,
+    ) -> Result<Vec<StoredIssue>, StoreError> {
+        health::issues(self.client()?, sensor_id, open_only)
+    }
+
+    fn sensors_seen(&mut self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        health::sensors_seen(self.client()?)
+    }
+
+    fn sensor_heard(&mut self, sensor_id: &str, now_ns: i64) -> Result<(), StoreError> {
+        health::sensor_heard(self.client()?, sensor_id, now_ns)
     }
 }
 

@@ -9,9 +9,11 @@
 use dcwatch_entity::{Domain, Object};
 use dcwatch_proto::v1::{Activity, Alert, DirectoryDelta, HealthEvent, alert::Classification};
 
+use dcwatch_telemetry::health::Issue;
+
 use super::{
-    AlertQuery, Closed, Exclusion, ExclusionKind, HistoryEntry, NewActivity, Query, Store,
-    StoreError, Stored, StoredActivity,
+    AlertQuery, Closed, Exclusion, ExclusionKind, HistoryEntry, NewActivity, Query, Recorded,
+    Store, StoreError, Stored, StoredActivity, StoredIssue, is_derived,
 };
 
 /// The detection cursor of the `all` role: the last activity row judged.
@@ -129,6 +131,50 @@ pub trait Storage: Send + std::fmt::Debug {
     fn directory(&mut self) -> Result<(Vec<Domain>, Vec<Object>), StoreError>;
     /// What changes whenever the stored directory does (its domains' count and latest update).
     fn directory_version(&mut self) -> Result<(i64, i64), StoreError>;
+
+    /// Records an issue a sensor (or the backend) opened or closed: an open issue is inserted
+    /// unless one of its kind and subject is open already (its detail is then updated); a
+    /// closed one closes the open one at its end time.
+    fn record_issue(&mut self, sensor_id: &str, issue: &Issue) -> Result<Recorded, StoreError>;
+    /// Issues, newest first; with `sensor_id`, that sensor's only; `open_only`: still open.
+    fn issues(
+        &mut self,
+        sensor_id: Option<&str>,
+        open_only: bool,
+    ) -> Result<Vec<StoredIssue>, StoreError>;
+    /// Every sensor with the last time it was heard from (unix ns) and its version.
+    fn sensors_seen(&mut self) -> Result<Vec<(String, i64, String)>, StoreError>;
+    /// Marks `sensor_id` as heard from at `now_ns` (any message on its stream).
+    fn sensor_heard(&mut self, sensor_id: &str, now_ns: i64) -> Result<(), StoreError>;
+
+    /// Closes, at `now_ns`, the issues open for `sensor_id` that the sensor no longer has open
+    /// (`open`, its list after a reconnection). Issues the backend derives are left alone.
+    /// Returns the issues closed.
+    fn reconcile_issues(
+        &mut self,
+        sensor_id: &str,
+        open: &[Issue],
+        now_ns: u64,
+    ) -> Result<Vec<Issue>, StoreError> {
+        let stale: Vec<Issue> = self
+            .issues(Some(sensor_id), true)?
+            .into_iter()
+            .map(|stored| stored.issue)
+            .filter(|issue| !is_derived(issue.kind))
+            .filter(|issue| {
+                !open
+                    .iter()
+                    .any(|still| still.kind == issue.kind && still.subject == issue.subject)
+            })
+            .collect();
+        let mut closed = Vec::with_capacity(stale.len());
+        for mut issue in stale {
+            issue.end_ns = Some(now_ns.max(issue.start_ns));
+            self.record_issue(sensor_id, &issue)?;
+            closed.push(issue);
+        }
+        Ok(closed)
+    }
 }
 
 /// The SQLite store answers through its own methods.
@@ -283,6 +329,22 @@ impl Storage for Store {
     }
     fn directory_version(&mut self) -> Result<(i64, i64), StoreError> {
         crate::directory::sqlite_version(self)
+    }
+    fn record_issue(&mut self, sensor_id: &str, issue: &Issue) -> Result<Recorded, StoreError> {
+        Self::record_issue(self, sensor_id, issue)
+    }
+    fn issues(
+        &mut self,
+        sensor_id: Option<&str>,
+        open_only: bool,
+    ) -> Result<Vec<StoredIssue>, StoreError> {
+        Self::issues(self, sensor_id, open_only)
+    }
+    fn sensors_seen(&mut self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        Self::sensors_seen(self)
+    }
+    fn sensor_heard(&mut self, sensor_id: &str, now_ns: i64) -> Result<(), StoreError> {
+        Self::sensor_heard(self, sensor_id, now_ns)
     }
 }
 

@@ -66,17 +66,6 @@ impl Backend {
         Self::serve([OsStr::new("--config"), config.as_os_str()])
     }
 
-    /// `serve --role ROLE`; a role without a listener (detect, api) is up once it says so, and
-    /// its `address` is unspecified.
-    pub fn start_role(config: &Path, role: &str) -> anyhow::Result<Self> {
-        Self::serve([
-            OsStr::new("--role"),
-            OsStr::new(role),
-            OsStr::new("--config"),
-            config.as_os_str(),
-        ])
-    }
-
     /// `serve --listen 127.0.0.1:0 ARGS`.
     pub fn serve(args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> anyhow::Result<Self> {
         let mut child = Command::new(BIN)

@@ -10,7 +10,23 @@ use postgres::{Client, GenericClient};
 use crate::store::StoreError;
 
 /// (version, SQL), in order.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, INITIAL)];
+pub const MIGRATIONS: &[(i32, &str)] = &[(1, INITIAL), (2, HEALTH_ISSUES)];
+
+/// store/health.rs's table.
+const HEALTH_ISSUES: &str = "
+CREATE TABLE health_issues (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sensor_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    start_ns BIGINT NOT NULL,
+    end_ns BIGINT
+);
+CREATE INDEX health_issues_open ON health_issues (sensor_id, kind, subject, end_ns);
+CREATE INDEX health_issues_start ON health_issues (start_ns);
+";
 
 const INITIAL: &str = "
 CREATE TABLE activities (
