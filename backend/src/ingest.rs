@@ -436,9 +436,14 @@ impl Session {
                     State::Open => " (opened)",
                     State::Closed => " (closed)",
                 };
+                let about = if event.subject.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", event.subject)
+                };
                 let text = format!(
-                    "sensor {sensor:?}: {}{state} {}: {}",
-                    event.kind, event.subject, event.message
+                    "sensor {sensor:?}: {}{state}{about}: {}",
+                    event.kind, event.message
                 );
                 match event.severity() {
                     Severity::Error if event.state() != State::Closed => error!("{text}"),

@@ -27,6 +27,10 @@ pub const DROP_COUNTERS: &[&str] = &[
 /// [`IssueKind::MemoryLimit`].
 pub const MEMORY_LIMIT_PERCENT: u64 = 95;
 
+/// How long a capture link must stay down to be an issue: attaching XDP resets the link of some
+/// drivers (veth, virtio) for a moment.
+pub const NIC_DOWN_AFTER_NS: u64 = 5_000_000_000;
+
 /// What the checks were configured with.
 #[derive(Clone, Debug, Default)]
 pub struct Expectations {
@@ -82,6 +86,8 @@ pub struct Checks {
     previous: Option<Snapshot>,
     /// Per interface: the last `rx_packets` and when it last changed.
     received: HashMap<String, (u64, u64)>,
+    /// Per interface seen down: since when.
+    down_since: HashMap<String, u64>,
     /// `syslog_events` and when it last changed.
     windows_events: (u64, u64),
 }
@@ -93,6 +99,7 @@ impl Checks {
             started_ns: now_ns,
             previous: None,
             received: HashMap::new(),
+            down_since: HashMap::new(),
             windows_events: (0, now_ns),
         }
     }
@@ -148,7 +155,18 @@ impl Checks {
                 Some(state) => Some(format!("{name} is {state}")),
                 None => Some(format!("{name} is gone")),
             };
-            health.set(IssueKind::NicDown, name, down);
+            let since = match down {
+                Some(_) => *self.down_since.entry(name.clone()).or_insert(now_ns),
+                None => {
+                    self.down_since.remove(name);
+                    now_ns
+                }
+            };
+            health.set(
+                IssueKind::NicDown,
+                name,
+                down.filter(|_| now_ns.saturating_sub(since) >= NIC_DOWN_AFTER_NS),
+            );
             let packets = read_trimmed(&format!("/sys/class/net/{name}/statistics/rx_packets"))
                 .and_then(|text| text.parse::<u64>().ok());
             let Some(packets) = packets else {
@@ -327,6 +345,35 @@ mod tests {
             dropped(&before, &queue).as_deref(),
             Some("spool_queue_full_activities +9")
         );
+    }
+
+    #[test]
+    fn a_link_down_for_a_moment_is_not_an_issue_and_one_that_stays_down_is() {
+        let health = Health::default();
+        let expect = Expectations {
+            interfaces: vec!["dcwgone0".to_owned()],
+            silent_after_ns: u64::MAX,
+            ..Expectations::default()
+        };
+        let nic_down = |health: &Health| {
+            health
+                .open()
+                .iter()
+                .filter(|issue| issue.kind == IssueKind::NicDown)
+                .map(|issue| issue.detail.clone())
+                .collect::<Vec<_>>()
+        };
+        let mut checks = Checks::new(expect, 0);
+        let counters = snapshot(&[]);
+        checks.run(&health, &counters, &Heard::default(), 1_000);
+        assert!(nic_down(&health).is_empty(), "just seen down");
+        checks.run(
+            &health,
+            &counters,
+            &Heard::default(),
+            1_000 + NIC_DOWN_AFTER_NS,
+        );
+        assert_eq!(nic_down(&health), ["dcwgone0 is gone"]);
     }
 
     #[test]
