@@ -3,10 +3,6 @@
 //! a real rsyslog receiving the CEF lines over UDP, TCP and TLS, the JSON-lines file, and the
 //! `alerts` commands closing the alert and watching the same evidence reopen it.
 
-#[expect(
-    dead_code,
-    reason = "the support module serves the cluster tests too: roles are theirs"
-)]
 mod support;
 
 use std::{path::Path, time::SystemTime};

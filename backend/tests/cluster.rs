@@ -200,7 +200,9 @@ async fn replay_async(
 }
 
 /// Alerts as compared: what detection decided (id, type, entity, how much evidence).
-fn alert_keys(store: &mut dyn Storage) -> BTreeSet<(String, String, String, u64)> {
+type AlertKeys = BTreeSet<(String, String, String, u64)>;
+
+fn alert_keys(store: &mut dyn Storage) -> AlertKeys {
     store
         .alerts(&AlertQuery::default())
         .expect("alerts")
@@ -222,7 +224,7 @@ fn stored_union(store: &mut dyn Storage) -> Vec<Vec<u8>> {
 }
 
 /// The reference: one `all` node on SQLite, fed the plan; its alerts.
-fn single_node_alerts(dir: &Path, plan: &Plan) -> BTreeSet<(String, String, String, u64)> {
+fn single_node_alerts(dir: &Path, plan: &Plan) -> AlertKeys {
     let data_dir = dir.join("single");
     let config = write_config(dir, &data_dir, "");
     let tokens = tokens(&config, plan);
@@ -450,7 +452,7 @@ fn full_tokens(config: &Path) -> BTreeMap<String, String> {
 const FULL_ROUNDS: usize = 5;
 
 /// The alerts of one `all` node on SQLite fed the full test's rounds.
-fn full_single_node_alerts(dir: &Path) -> (BTreeSet<(String, String, String, u64)>, Vec<Vec<u8>>) {
+fn full_single_node_alerts(dir: &Path) -> (AlertKeys, Vec<Vec<u8>>) {
     let data_dir = dir.join("single");
     let config = write_config(dir, &data_dir, "");
     let sensors = full_sensors(&full_tokens(&config), FULL_ROUNDS);
@@ -480,11 +482,7 @@ fn full_single_node_alerts(dir: &Path) -> (BTreeSet<(String, String, String, u64
 
 /// Waits until the stream holds nothing (every message judged and acknowledged) as one of the
 /// live NATS nodes reports it, and the store's alerts stay the same for a few seconds.
-fn settled(
-    nats: &Nats,
-    live: &[usize],
-    store: &mut PgStore,
-) -> BTreeSet<(String, String, String, u64)> {
+fn settled(nats: &Nats, live: &[usize], store: &mut PgStore) -> AlertKeys {
     let started = std::time::Instant::now();
     let mut last = BTreeSet::new();
     let mut same_since = std::time::Instant::now();
@@ -526,6 +524,10 @@ fn settled(
 /// fed the same rounds by type and entity, none counting more evidence.
 #[test]
 #[ignore = "slow (minutes): cargo xtask test --full"]
+#[expect(
+    clippy::print_stderr,
+    reason = "the run's figures (reconnections, refusals) are read in the test's output"
+)]
 fn the_full_cluster_loses_and_doubles_nothing_through_its_faults() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (expected, union) = full_single_node_alerts(dir.path());
@@ -646,7 +648,7 @@ fn the_full_cluster_loses_and_doubles_nothing_through_its_faults() {
     // its windows again: an alert may count a little less evidence, or start later (another
     // id). What must hold: the same alerts by type and entity, one each, none counting more
     // than the single node's (a redelivered message counted twice would).
-    let by_entity = |alerts: &BTreeSet<(String, String, String, u64)>| {
+    let by_entity = |alerts: &AlertKeys| {
         let mut counts: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
         for (_, kind, key, count) in alerts {
             counts
