@@ -75,6 +75,12 @@ dcwatch_telemetry::counters! {
         counter directory_objects_stored: AtomicU64,
         /// Stored activities whose account the directory knew (SID and tags added on ingest).
         counter accounts_enriched: AtomicU64,
+        /// Activities deleted by retention (age or disk budget).
+        counter activities_pruned: AtomicU64,
+        /// Activities moved into compressed blocks.
+        counter activities_compacted: AtomicU64,
+        /// Compressed blocks written.
+        counter blocks_compacted: AtomicU64,
     }
 }
 

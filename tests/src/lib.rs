@@ -10,6 +10,7 @@ pub mod cluster_servers;
 pub mod corpus;
 pub mod exposition;
 pub mod frames;
+pub mod hog;
 pub mod netns;
 pub mod pcap;
 pub mod sender;

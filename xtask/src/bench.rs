@@ -31,6 +31,8 @@ pub fn run() -> anyhow::Result<()> {
         "alert-latency",
         "cluster-scale",
         "directory-cost",
+        "store-size",
+        "limiter-cost",
     ] {
         shell::run(cargo().current_dir(&root).args([
             "run",

@@ -10,6 +10,7 @@ mod demo;
 mod e2e;
 mod forward;
 mod lab;
+mod package;
 mod setup;
 mod shell;
 mod test;
@@ -36,7 +37,8 @@ enum Task {
         /// Skip the end-to-end run (the lab): for a quick check while developing.
         #[arg(long)]
         no_e2e: bool,
-        /// Also run the slow tests (ignored by default: the full cluster test with its faults).
+        /// Also run the slow tests (`#[ignore]`d ones: floods, a minute of CPU hog, the .deb
+        /// install and purge, the backend's cluster under faults).
         #[arg(long)]
         full: bool,
     },
@@ -53,6 +55,10 @@ enum Task {
     },
     /// Set up, build, then run the benchmarks and print their figures.
     Bench,
+    /// Set up, build, then make the Debian packages of both daemons (cargo-deb) in
+    /// target/debian: binaries, systemd units, conffiles, the system users, man pages and
+    /// completions.
+    Package,
     /// Set up, build, bring up the lab, and play each scenario with the sensor on the lab's
     /// mirror port: checks the activities each scenario must produce and that no frame was lost,
     /// then takes the lab down.
@@ -81,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { no_e2e, full } => test::run(!no_e2e, full),
         Task::Demo { captures, rounds } => demo::run(rounds, !captures),
         Task::Bench => bench::run(),
+        Task::Package => package::run().map(drop),
         Task::E2e {
             scenarios,
             keep,

@@ -301,11 +301,18 @@ impl Storage for PgStore {
         Ok(())
     }
 
-    fn prune(&mut self, before_ns: i64) -> Result<usize, StoreError> {
-        let deleted = self
+    fn prune(&mut self, before_ns: i64) -> Result<u64, StoreError> {
+        Ok(self
             .client()?
-            .execute("DELETE FROM activities WHERE time_ns < $1", &[&before_ns])?;
-        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+            .execute("DELETE FROM activities WHERE time_ns < $1", &[&before_ns])?)
+    }
+
+    fn prune_to_budget(&mut self, _max_bytes: u64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    fn compact(&mut self, _before_ns: i64) -> Result<crate::store::Compacted, StoreError> {
+        Ok(crate::store::Compacted::default())
     }
 
     fn activities(

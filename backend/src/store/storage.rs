@@ -56,7 +56,13 @@ pub trait Storage: Send + std::fmt::Debug {
     /// Keeps the latest counters a sensor sent, as a JSON object.
     fn store_counters(&mut self, sensor_id: &str, counters_json: &str) -> Result<(), StoreError>;
     /// Deletes activities older than `before_ns`; returns how many.
-    fn prune(&mut self, before_ns: i64) -> Result<usize, StoreError>;
+    fn prune(&mut self, before_ns: i64) -> Result<u64, StoreError>;
+    /// Deletes the oldest activities until the store fits `max_bytes`; how many. PostgreSQL's
+    /// size is its operator's (`retention.max_mib` is SQLite's): none there.
+    fn prune_to_budget(&mut self, max_bytes: u64) -> Result<u64, StoreError>;
+    /// Moves activities stored before `before_ns` into compressed blocks (SQLite's tier;
+    /// PostgreSQL keeps rows and compresses them itself).
+    fn compact(&mut self, before_ns: i64) -> Result<super::Compacted, StoreError>;
     /// The activities `query` selects, by time, then sensor, then sequence, then position.
     fn activities(
         &mut self,
@@ -226,8 +232,14 @@ impl Storage for Store {
     fn store_counters(&mut self, sensor_id: &str, counters_json: &str) -> Result<(), StoreError> {
         Self::store_counters(self, sensor_id, counters_json)
     }
-    fn prune(&mut self, before_ns: i64) -> Result<usize, StoreError> {
+    fn prune(&mut self, before_ns: i64) -> Result<u64, StoreError> {
         Self::prune(self, before_ns)
+    }
+    fn prune_to_budget(&mut self, max_bytes: u64) -> Result<u64, StoreError> {
+        Self::prune_to_budget(self, max_bytes)
+    }
+    fn compact(&mut self, before_ns: i64) -> Result<super::Compacted, StoreError> {
+        Self::compact(self, before_ns)
     }
     fn activities(
         &mut self,

@@ -10,8 +10,7 @@ use super::{Health, IssueKind};
 
 /// The stats names whose growth means traffic was not analysed: frames the ring had no room
 /// for, activities the spool's queue refused, stream bytes and datagrams given up for memory,
-/// syslog messages too long to read. A component that sheds or drops (the resource limiter)
-/// adds its counter here.
+/// syslog messages too long to read, frames and activities the resource limiter shed.
 pub const DROP_COUNTERS: &[&str] = &[
     "ringbuf_full",
     "spool_queue_full_activities",
@@ -21,6 +20,10 @@ pub const DROP_COUNTERS: &[&str] = &[
     "fragment_budget_cap_hits",
     "fragment_evicted",
     "syslog_oversized",
+    "limiter_shed_frames",
+    "limiter_shed_name_query_activities",
+    "limiter_shed_smb_file_activities",
+    "limiter_shed_normal_activities",
 ];
 
 /// Memory in use at or above this share of the cgroup's `memory.max` opens
@@ -248,8 +251,10 @@ pub fn dropped(before: &Snapshot, now: &Snapshot) -> Option<String> {
     if drops.is_empty() {
         return None;
     }
-    let matched = grown("matched");
-    let lost = grown("ringbuf_full");
+    // Frames the limiter shed in XDP were on watched ports but never counted as matched.
+    let shed = grown("limiter_shed_frames");
+    let matched = grown("matched") + shed;
+    let lost = grown("ringbuf_full") + shed;
     // Tenths of a percent, in integers; nothing to say when nothing matched.
     let share = lost
         .saturating_mul(1000)
