@@ -15,7 +15,6 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -32,8 +31,79 @@ use log::{error, info, warn};
 
 use crate::{
     outputs::{Outputs, now_ns},
-    store::{DETECTION, Exclusion, ExclusionKind, Store, StoreError},
+    store::{
+        ACTIVITY_CURSOR, DETECTION, Exclusion, ExclusionKind, NewActivity, Storage, StoreError,
+    },
 };
+
+/// Activities to judge, from one partition of the stream (the `all` role has one: the store's
+/// rows in the order they were stored).
+#[derive(Debug)]
+pub struct Chunk {
+    pub partition: u32,
+    /// The detection cursor saved with the chunk's alerts: its name and the chunk's last place.
+    pub cursor: (String, i64),
+    pub activities: Vec<NewActivity>,
+}
+
+/// Where detection takes its activities from.
+pub trait Source: Send + std::fmt::Debug {
+    /// The next activities to judge (`None`: nothing new now).
+    fn next(&mut self, store: &mut dyn Storage, limit: usize) -> Result<Option<Chunk>, StoreError>;
+    /// The chunk's alerts and cursor are stored: what it came from may forget it.
+    fn done(&mut self, chunk: &Chunk);
+    /// Storing the chunk's alerts failed; true when its partition's engine must be rebuilt from
+    /// the store (its activities come again).
+    fn failed(&mut self, chunk: &Chunk) -> bool;
+    /// Partitions this node judged and no longer owns: their engines are dropped.
+    fn lost(&mut self) -> Vec<u32>;
+}
+
+/// The `all` role's source: the store's activity rows after the cursor kept in the store.
+#[derive(Debug)]
+pub struct StoreSource {
+    cursor: i64,
+}
+
+impl StoreSource {
+    /// Reads the cursor; at the first start, activities stored before detection existed are
+    /// history, not news.
+    pub fn new(store: &mut dyn Storage) -> Result<Self, StoreError> {
+        let cursor = match store.detection_state(ACTIVITY_CURSOR)? {
+            Some(cursor) => cursor,
+            None => {
+                let last = store.last_activity_row()?;
+                store.set_detection_state(ACTIVITY_CURSOR, last)?;
+                last
+            }
+        };
+        Ok(Self { cursor })
+    }
+}
+
+impl Source for StoreSource {
+    fn next(&mut self, store: &mut dyn Storage, limit: usize) -> Result<Option<Chunk>, StoreError> {
+        let activities = store.activities_after(self.cursor, limit)?;
+        Ok(activities.last().map(|last| last.row).map(|last| Chunk {
+            partition: 0,
+            cursor: (ACTIVITY_CURSOR.to_owned(), last),
+            activities,
+        }))
+    }
+
+    fn done(&mut self, chunk: &Chunk) {
+        self.cursor = chunk.cursor.1;
+    }
+
+    /// The rows are read again after the unchanged cursor; the engine goes on.
+    fn failed(&mut self, _chunk: &Chunk) -> bool {
+        false
+    }
+
+    fn lost(&mut self) -> Vec<u32> {
+        Vec::new()
+    }
+}
 
 /// Activities judged between two looks at the store's closes: a few hundred milliseconds of
 /// a busy backend's ingest.
@@ -87,14 +157,14 @@ pub struct Detection {
 }
 
 impl Detection {
-    /// Opens its store connection, restores the engine and starts the thread.
+    /// Starts the thread judging what `source` gives, with its own store connection.
     pub fn start(
-        data_dir: PathBuf,
+        store: Box<dyn Storage>,
+        source: Box<dyn Source>,
         config: Config,
         outputs: Arc<Outputs>,
         directory: Arc<DirectorySource>,
     ) -> Result<Self, StoreError> {
-        let store = Store::open(&data_dir)?;
         let (wake, woken) = mpsc::sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Mutex::new(Vec::new()));
@@ -106,7 +176,7 @@ impl Detection {
         let thread = std::thread::Builder::new()
             .name("detection".to_owned())
             .spawn(
-                move || match Loop::new(store, config, outputs, directory, published) {
+                move || match Loop::new(store, source, config, outputs, directory, published) {
                     Ok(mut state) => {
                         let _ = started.send(Ok(()));
                         state.run(&woken, &stopping);
@@ -177,14 +247,15 @@ struct Change {
 }
 
 struct Loop {
-    store: Store,
+    store: Box<dyn Storage>,
+    source: Box<dyn Source>,
     config: Config,
-    engine: Engine,
+    /// One engine per partition judged here: a partition's state stays with its engine.
+    engines: HashMap<u32, Engine>,
     outputs: Arc<Outputs>,
     directory_source: Arc<DirectorySource>,
     directory: Arc<Directory>,
     exclusions: Vec<Exclusion>,
-    cursor: i64,
     applied_history: i64,
     counts: Counts,
     published: Arc<Mutex<Vec<(&'static str, u64)>>>,
@@ -192,36 +263,26 @@ struct Loop {
 
 impl Loop {
     fn new(
-        store: Store,
+        mut store: Box<dyn Storage>,
+        source: Box<dyn Source>,
         config: Config,
         outputs: Arc<Outputs>,
         directory_source: Arc<DirectorySource>,
         published: Arc<Mutex<Vec<(&'static str, u64)>>>,
     ) -> Result<Self, StoreError> {
-        let cursor = match store.detection_cursor()? {
-            Some(cursor) => cursor,
-            None => {
-                // First start: activities stored before detection existed are history, not
-                // news.
-                let last = store.last_activity_row()?;
-                store.set_detection_cursor(last)?;
-                last
-            }
-        };
         // Closes already in the store are in the restored alerts' status.
         let applied_history = store.last_history_row()?;
         let exclusions = store.exclusions()?;
         let directory = directory_source.current();
-        let engine = build_engine(&store, &config, &exclusions, Arc::clone(&directory))?;
         Ok(Self {
             store,
+            source,
             config,
-            engine,
+            engines: HashMap::new(),
             outputs,
             directory_source,
             directory,
             exclusions,
-            cursor,
             applied_history,
             counts: Counts::default(),
             published,
@@ -287,10 +348,11 @@ impl Loop {
             }
             let classification = Classification::from_str_name(&entry.classification)
                 .unwrap_or(Classification::Unspecified);
-            if self
-                .engine
-                .close(&entry.alert_id, classification, entry.time_ns / 1_000_000)
-            {
+            let mut closed = false;
+            for engine in self.engines.values_mut() {
+                closed |= engine.close(&entry.alert_id, classification, entry.time_ns / 1_000_000);
+            }
+            if closed {
                 self.counts.closes_applied += 1;
                 info!(
                     "alert {} closed by {} ({})",
@@ -306,7 +368,14 @@ impl Loop {
         let directory = self.directory_source.current();
         if !Arc::ptr_eq(&directory, &self.directory) {
             self.directory = Arc::clone(&directory);
-            self.engine.set_directory(directory);
+            for engine in self.engines.values_mut() {
+                engine.set_directory(Arc::clone(&directory));
+            }
+        }
+        for partition in self.source.lost() {
+            if self.engines.remove(&partition).is_some() {
+                info!("detection: partition {partition} moved to another node");
+            }
         }
         let exclusions = self.store.exclusions()?;
         if exclusions != self.exclusions {
@@ -314,12 +383,8 @@ impl Loop {
                 "exclusions changed ({} in the store): detection restarts its windows",
                 exclusions.len()
             );
-            self.engine = build_engine(
-                &self.store,
-                &self.config,
-                &exclusions,
-                Arc::clone(&self.directory),
-            )?;
+            // Rebuilt as their partitions come next.
+            self.engines.clear();
             self.exclusions = exclusions;
             self.applied_history = self.store.last_history_row()?;
             self.counts.engine_rebuilds += 1;
@@ -329,9 +394,17 @@ impl Loop {
 
     /// Judges up to [`CHUNK`] new activities; how many.
     fn chunk(&mut self) -> Result<usize, StoreError> {
-        let activities = self.store.activities_after(self.cursor, CHUNK)?;
-        let Some(last) = activities.last().map(|stored| stored.row) else {
+        let Some(chunk) = self.source.next(self.store.as_mut(), CHUNK)? else {
             return Ok(0);
+        };
+        let engine = match self.engines.entry(chunk.partition) {
+            std::collections::hash_map::Entry::Occupied(engine) => engine.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(build_engine(
+                self.store.as_mut(),
+                &self.config,
+                &self.exclusions,
+                Arc::clone(&self.directory),
+            )?),
         };
         // One entry per alert changed in this chunk, in the order of its first change: whether
         // any of its changes was to be emitted, and whether it was new in this chunk. The engine
@@ -339,8 +412,8 @@ impl Loop {
         // stands.
         let mut order: Vec<String> = Vec::new();
         let mut changes: HashMap<String, Change> = HashMap::new();
-        for stored in &activities {
-            for raised in self.engine.observe(&stored.activity, &stored.reference()) {
+        for stored in &chunk.activities {
+            for raised in engine.observe(&stored.activity, &stored.reference()) {
                 if raised.new {
                     self.counts.alerts_new += 1;
                 } else {
@@ -358,12 +431,24 @@ impl Loop {
         // detect_alerts_evicted) has no state left to save.
         let (alerts, changed): (Vec<_>, Vec<_>) = order
             .iter()
-            .filter_map(|id| Some((self.engine.alert(id)?.clone(), changes.remove(id)?)))
+            .filter_map(|id| Some((engine.alert(id)?.clone(), changes.remove(id)?)))
             .unzip();
-        let may_emit = self
-            .store
-            .save_alerts(&alerts, last, self.applied_history, now_ns())?;
-        self.cursor = last;
+        let saved = self.store.save_alerts(
+            &alerts,
+            (&chunk.cursor.0, chunk.cursor.1),
+            self.applied_history,
+            now_ns(),
+        );
+        let may_emit = match saved {
+            Ok(may_emit) => may_emit,
+            Err(failure) => {
+                if self.source.failed(&chunk) {
+                    self.engines.remove(&chunk.partition);
+                }
+                return Err(failure);
+            }
+        };
+        self.source.done(&chunk);
         for ((mut alert, change), may_emit) in alerts.into_iter().zip(changed).zip(may_emit) {
             if !may_emit {
                 self.counts.alerts_held_closed += 1;
@@ -377,7 +462,7 @@ impl Loop {
                 self.counts.alerts_emitted += 1;
             }
         }
-        Ok(activities.len())
+        Ok(chunk.activities.len())
     }
 
     fn publish(&self) {
@@ -390,7 +475,17 @@ impl Loop {
             ("detect_engine_rebuilds", self.counts.engine_rebuilds),
             ("detect_store_errors", self.counts.store_errors),
         ];
-        counters.extend(self.engine.counters());
+        // The engines' counters, summed over the partitions judged here.
+        let mut engines: Vec<(&'static str, u64)> = Vec::new();
+        for engine in self.engines.values() {
+            for (name, value) in engine.counters() {
+                match engines.iter_mut().find(|(known, _)| *known == name) {
+                    Some((_, total)) => *total += value,
+                    None => engines.push((name, value)),
+                }
+            }
+        }
+        counters.extend(engines);
         *self
             .published
             .lock()
@@ -401,7 +496,7 @@ impl Loop {
 /// An engine for the configuration plus the store's exclusions, with the store's open and
 /// recently closed alerts.
 fn build_engine(
-    store: &Store,
+    store: &mut dyn Storage,
     config: &Config,
     exclusions: &[Exclusion],
     directory: Arc<Directory>,

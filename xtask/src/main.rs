@@ -38,7 +38,7 @@ enum Task {
         #[arg(long)]
         no_e2e: bool,
         /// Also run the slow tests (`#[ignore]`d ones: floods, a minute of CPU hog, the .deb
-        /// install and purge).
+        /// install and purge, the backend's cluster under faults).
         #[arg(long)]
         full: bool,
     },

@@ -113,7 +113,7 @@ impl ExclusionKind {
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    pub(super) fn from_name(name: &str) -> Option<Self> {
         match name {
             "account" => Some(Self::Account),
             "computer" => Some(Self::Computer),
@@ -152,18 +152,18 @@ impl NewActivity {
     }
 }
 
-fn status_name(status: Status) -> &'static str {
+pub(super) fn status_name(status: Status) -> &'static str {
     status.as_str_name()
 }
 
-fn classification_name(classification: Classification) -> &'static str {
+pub(super) fn classification_name(classification: Classification) -> &'static str {
     match classification {
         Classification::Unspecified => "",
         other => other.as_str_name(),
     }
 }
 
-fn time_of(time: Option<&pbjson_types::Timestamp>) -> i64 {
+pub(super) fn time_of(time: Option<&pbjson_types::Timestamp>) -> i64 {
     time.map_or(0, |time| timestamp_ns(time.seconds, time.nanos))
 }
 
@@ -184,32 +184,37 @@ pub(crate) fn decode_row(
     let status: String = row.get(2)?;
     let classification: String = row.get(3)?;
     let closed: Option<i64> = row.get(4)?;
-    Ok(match Alert::decode(blob.as_slice()) {
-        Ok(mut alert) => {
-            alert.status = Status::from_str_name(&status)
-                .unwrap_or(Status::Open)
-                .into();
-            alert.classification = Classification::from_str_name(&classification)
-                .unwrap_or(Classification::Unspecified)
-                .into();
-            alert.closed = closed.map(timestamp);
-            Ok(alert)
-        }
-        Err(source) => Err((id, source)),
-    })
+    Ok(with_status(&blob, &status, &classification, closed).map_err(|source| (id, source)))
+}
+
+/// An alert's blob with its status columns laid over it: both stores keep the status (which
+/// analysts change) beside the alert detection made.
+pub(super) fn with_status(
+    blob: &[u8],
+    status: &str,
+    classification: &str,
+    closed_ns: Option<i64>,
+) -> Result<Alert, prost::DecodeError> {
+    let mut alert = Alert::decode(blob)?;
+    alert.status = Status::from_str_name(status).unwrap_or(Status::Open).into();
+    alert.classification = Classification::from_str_name(classification)
+        .unwrap_or(Classification::Unspecified)
+        .into();
+    alert.closed = closed_ns.map(timestamp);
+    Ok(alert)
 }
 
 const ALERT_COLUMNS: &str = "id, alert, status, classification, closed_ns";
 
 impl Store {
-    /// Writes what detection raised and moves its cursor (the last activity row judged) in one
-    /// transaction. For each alert, whether it may be emitted:
+    /// Writes what detection raised and moves its cursor named `cursor_name` (the `all` role's
+    /// is the last activity row judged) in one transaction. For each alert, whether it may be emitted:
     /// false when an analyst closed it after `applied_history` (detection has not seen the
     /// close yet, so the stored status stays the analyst's).
-    pub fn save_alerts(
+    pub fn save_alerts_at(
         &mut self,
         alerts: &[Alert],
-        cursor: i64,
+        (cursor_name, cursor): (&str, i64),
         applied_history: i64,
         now_ns: i64,
     ) -> Result<Vec<bool>, StoreError> {
@@ -286,25 +291,25 @@ impl Store {
             }
             emit.push(true);
         }
-        set_state(&transaction, "activity_cursor", cursor)?;
+        set_state(&transaction, cursor_name, cursor)?;
         transaction.commit()?;
         Ok(emit)
     }
 
-    /// Detection's cursor: the last activity row it judged (`None` before it first ran).
-    pub fn detection_cursor(&self) -> Result<Option<i64>, StoreError> {
+    /// A detection cursor (`None` before detection first set it).
+    pub fn detection_state(&self, name: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .connection
             .query_row(
-                "SELECT value FROM detection_state WHERE name = 'activity_cursor'",
-                [],
+                "SELECT value FROM detection_state WHERE name = ?1",
+                [name],
                 |row| row.get(0),
             )
             .optional()?)
     }
 
-    pub fn set_detection_cursor(&self, cursor: i64) -> Result<(), StoreError> {
-        set_state(&self.connection, "activity_cursor", cursor)?;
+    pub fn set_detection_state(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        set_state(&self.connection, name, value)?;
         Ok(())
     }
 
@@ -561,6 +566,7 @@ mod tests {
     use dcwatch_proto::v1::alert::Trigger;
 
     use super::*;
+    use crate::store::ACTIVITY_CURSOR;
 
     const SECOND: i64 = 1_000_000_000;
 
@@ -592,15 +598,26 @@ mod tests {
     fn alerts_upsert_close_reopen_and_restore() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut store = Store::open(directory.path()).expect("open");
-        assert_eq!(store.detection_cursor().expect("cursor"), None);
+        assert_eq!(
+            store.detection_state(ACTIVITY_CURSOR).expect("cursor"),
+            None
+        );
         let first = alert("a", 100, Status::Open);
         assert_eq!(
             store
-                .save_alerts(&[first.clone(), alert("b", 50, Status::Open)], 7, 0, 1)
+                .save_alerts_at(
+                    &[first.clone(), alert("b", 50, Status::Open)],
+                    (ACTIVITY_CURSOR, 7),
+                    0,
+                    1
+                )
                 .expect("save"),
             [true, true]
         );
-        assert_eq!(store.detection_cursor().expect("cursor"), Some(7));
+        assert_eq!(
+            store.detection_state(ACTIVITY_CURSOR).expect("cursor"),
+            Some(7)
+        );
         let listed = store.alerts(&AlertQuery::default()).expect("list");
         assert_eq!(
             listed
@@ -646,7 +663,9 @@ mod tests {
         update.count = 2;
         update.trigger = Trigger::Update.into();
         assert_eq!(
-            store.save_alerts(&[update.clone()], 8, 2, 2).expect("save"),
+            store
+                .save_alerts_at(&[update.clone()], (ACTIVITY_CURSOR, 8), 2, 2)
+                .expect("save"),
             [false]
         );
         let kept = store
@@ -658,7 +677,12 @@ mod tests {
         assert_eq!(kept[0].status(), Status::Closed);
         assert_eq!(kept[0].count, 2, "the evidence is kept");
         // Once it has applied the close (row 3), its reopening stands.
-        assert_eq!(store.save_alerts(&[update], 9, 3, 3).expect("save"), [true]);
+        assert_eq!(
+            store
+                .save_alerts_at(&[update], (ACTIVITY_CURSOR, 9), 3, 3)
+                .expect("save"),
+            [true]
+        );
         assert_eq!(events(&store, "a"), ["raised", "closed", "reopened"]);
         assert!(store.comment_alert("a", "ana", "seen", 4).expect("comment"));
         assert!(
@@ -703,7 +727,7 @@ mod tests {
         for round in 0..300 {
             let alert = alert(&format!("a{}", round % 7), round, Status::Open);
             detection
-                .save_alerts(&[alert], round, 0, round)
+                .save_alerts_at(&[alert], (ACTIVITY_CURSOR, round), 0, round)
                 .expect("alerts are saved while ingest writes");
         }
         writer.join().expect("the writer");

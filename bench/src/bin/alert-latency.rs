@@ -25,18 +25,19 @@ use std::{
     process::Command,
     sync::{Arc, Mutex, PoisonError, atomic::AtomicBool, atomic::Ordering},
     thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
-use bench::process_cpu;
+use bench::{
+    process_cpu,
+    synthetic::{batch, benign, marker},
+};
 use dcwatch_proto::v1::{
-    Account, Activity, ActivityBatch, BackendMessage, Batch, Compression, DceRpcActivity,
-    DnsActivity, Endpoint, Hello, KerberosActivity, SensorMessage, activity::Body, backend_message,
-    dce_rpc_activity, dns_activity, ingest_client::IngestClient, kerberos_activity, sensor_message,
+    Activity, BackendMessage, Hello, SensorMessage, backend_message, ingest_client::IngestClient,
+    sensor_message,
 };
 use dcwatch_tests::backend_process::BackendProcess;
-use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
@@ -50,7 +51,6 @@ const WARMUP: Duration = Duration::from_secs(5);
 const MEASURE: Duration = Duration::from_secs(30);
 /// After the last batch, how long the alerts may take to arrive.
 const DRAIN: Duration = Duration::from_secs(15);
-const ZSTD_LEVEL: i32 = 3;
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -273,102 +273,6 @@ fn watch_alerts(path: &Path, shared: &Shared, watching: &AtomicBool) {
         }
         thread::sleep(Duration::from_millis(1));
     }
-}
-
-fn endpoint(ip: [u8; 4], port: u32) -> Option<Endpoint> {
-    Some(Endpoint {
-        ip: ip.to_vec(),
-        port,
-    })
-}
-
-fn now() -> pbjson_types::Timestamp {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    pbjson_types::Timestamp {
-        seconds: i64::try_from(since.as_secs()).unwrap_or(0),
-        nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
-    }
-}
-
-/// A workstation's AS-REQ or DNS query to the DC.
-fn benign(sensor: u8, number: u64) -> Activity {
-    let host = u8::try_from(number % 250).unwrap_or(0) + 2;
-    let client = [10, 20 + sensor, 1, host];
-    let body = if number.is_multiple_of(2) {
-        Body::Kerberos(KerberosActivity {
-            r#type: kerberos_activity::Type::AsReq.into(),
-            ..KerberosActivity::default()
-        })
-    } else {
-        Body::Dns(DnsActivity {
-            r#type: dns_activity::Type::Query.into(),
-            query_name: format!("host{host}.corp.example"),
-            query_type: "A".to_owned(),
-            ..DnsActivity::default()
-        })
-    };
-    Activity {
-        time: Some(now()),
-        src: endpoint(client, 50_000 + u32::from(host)),
-        dst: endpoint(
-            [10, 20 + sensor, 0, 1],
-            if number.is_multiple_of(2) { 88 } else { 53 },
-        ),
-        account: Some(Account {
-            domain: "CORP".to_owned(),
-            name: format!("user{host}"),
-            ..Account::default()
-        }),
-        body: Some(body),
-        ..Activity::default()
-    }
-}
-
-/// A DCSync-like request from an address never used before.
-fn marker(sensor: u8, number: u64) -> (Activity, String) {
-    let client = [
-        10,
-        120 + sensor,
-        u8::try_from(number / 250).unwrap_or(0),
-        u8::try_from(number % 250).unwrap_or(0) + 2,
-    ];
-    let activity = Activity {
-        time: Some(now()),
-        src: endpoint(client, 51_000),
-        dst: endpoint([10, 20 + sensor, 0, 1], 49_160),
-        body: Some(Body::Dcerpc(DceRpcActivity {
-            r#type: dce_rpc_activity::Type::Request.into(),
-            interface_name: "drsuapi".to_owned(),
-            opnum: 3,
-            operation: "DsGetNCChanges".to_owned(),
-            answered: true,
-            ..DceRpcActivity::default()
-        })),
-        ..Activity::default()
-    };
-    let key = format!(
-        "src:{}.{}.{}.{}",
-        client[0], client[1], client[2], client[3]
-    );
-    (activity, key)
-}
-
-fn batch(sequence: u64, activities: Vec<Activity>) -> anyhow::Result<Batch> {
-    let count = u32::try_from(activities.len())?;
-    let plain = ActivityBatch {
-        activities,
-        ..ActivityBatch::default()
-    }
-    .encode_to_vec();
-    Ok(Batch {
-        sequence,
-        compression: Compression::Zstd.into(),
-        payload: zstd::bulk::compress(&plain, ZSTD_LEVEL)?,
-        activity_count: count,
-        uncompressed_len: u32::try_from(plain.len())?,
-    })
 }
 
 fn message(message: sensor_message::Message) -> SensorMessage {
