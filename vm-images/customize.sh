@@ -17,8 +17,9 @@ rm "$root/tmp/dcwatch-sensor.deb"
 
 chroot "$root" systemctl enable systemd-networkd.service dcwatch-appliance-seed.service \
     dcwatch-sensor.service dcwatch-appliance-report.service
-# SSH only when the seed asks for it, with host keys made on that appliance.
-chroot "$root" systemctl disable ssh.service
+# SSH only when the seed asks for it, with host keys made on that appliance. No daily apt run:
+# the appliance reaches its backend and nothing else, and is replaced rather than upgraded.
+chroot "$root" systemctl disable ssh.service apt-daily.timer apt-daily-upgrade.timer
 rm -f "$root"/etc/ssh/ssh_host_*
 # Unique per appliance: made at first boot.
 : >"$root/etc/machine-id"

@@ -237,7 +237,7 @@ fn disk(root: &Path, boot: &Path, raw: &Path) -> anyhow::Result<()> {
     fs::File::create(raw)?.set_len(DISK_MIB * MIB)?;
     let root_start = 1 + BOOT_MIB;
     let table = format!(
-        "label: dos\nstart=1MiB, size={BOOT_MIB}MiB, type=c, bootable\nstart={root_start}MiB, type=83\n"
+        "label: dos\nstart=1MiB, size={BOOT_MIB}MiB, type=e, bootable\nstart={root_start}MiB, type=83\n"
     );
     let mut sfdisk = Command::new("sfdisk")
         .arg("--quiet")
@@ -256,7 +256,7 @@ fn disk(root: &Path, boot: &Path, raw: &Path) -> anyhow::Result<()> {
     // The boot partition, written in place (offsets in 512-byte sectors, sizes in KiB).
     shell::run(
         Command::new("mkfs.fat")
-            .args(["-n", "DCWBOOT", "--offset", &(MIB / 512).to_string()])
+            .args(["-F", "16", "-n", "DCWBOOT", "--offset", &(MIB / 512).to_string()])
             .arg(raw)
             .arg((BOOT_MIB * 1024).to_string()),
     )?;
