@@ -38,10 +38,13 @@ Examples:
   dcwatch-backend alerts test-syslog --config /etc/dcwatch-backend.toml
   dcwatch-backend user add alice --role analyst --data-dir DIR < password-file
   dcwatch-backend serve --data-dir DIR --console 0.0.0.0:8443        with the console
+  dcwatch-backend health --data-dir DIR --open                        the open health issues
+  dcwatch-backend config check --config /etc/dcwatch-backend.toml
 
 Every stored activity goes through the detectors; alerts are kept in the store and sent to
 the outputs the configuration names (syslog in CEF, a JSON-lines file). SIGHUP reopens the
-JSON file (logrotate).
+JSON file (logrotate) and reads the configuration again: the log level and the stats settings
+apply at once; other changed keys are named in the log and wait for a restart.
 
 Stop `serve` with SIGINT or SIGTERM: open streams end, the counters are logged and written to
 the stats file.";
@@ -52,6 +55,9 @@ pub struct Cli {
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
     #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
+    /// Log lines as `text` (with journald priorities under systemd) or `json` objects.
+    #[arg(long, global = true, default_value = "text", value_name = "FORMAT")]
+    pub log_format: dcwatch_telemetry::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -75,6 +81,37 @@ pub enum Command {
     /// Manage the console's users.
     #[command(subcommand)]
     User(crate::console::cli::UserCommand),
+    /// List the sensors' health issues (newest first): those sensors raise, and those the
+    /// backend derives (a sensor silent for 5 minutes, a sensor older than the backend).
+    Health(HealthArgs),
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub location: Location,
+    /// Only the issues still open.
+    #[arg(long)]
+    pub open: bool,
+    /// Only this sensor's.
+    #[arg(long, value_name = "ID")]
+    pub sensor: Option<String>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Read and check the configuration as `serve` would; exit 1 naming what is wrong.
+    Check {
+        /// Configuration file (TOML); without it, the defaults are checked.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -252,7 +289,7 @@ fn parse_tag(text: &str) -> Result<dcwatch_entity::TagName, String> {
 
 /// Where the data directory is: `--data-dir`, else the configuration file's `data_dir`, else
 /// the default.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct Location {
     /// Holds the store (dcwatch.sqlite3, tokens included) and the generated certificates (tls/).
     #[arg(long, value_name = "DIR")]
@@ -275,7 +312,7 @@ impl Location {
     }
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub location: Location,
@@ -292,6 +329,9 @@ pub struct ServeArgs {
     /// Serve the analyst's console (HTTPS) on this address ([console] listen).
     #[arg(long, value_name = "ADDR:PORT")]
     pub console: Option<SocketAddr>,
+    /// Serve Prometheus `/metrics`, `/livez` and `/readyz` at ADDR:PORT (metrics.listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -306,6 +346,9 @@ impl ServeArgs {
         }
         if self.console.is_some() {
             config.console.listen = self.console;
+        }
+        if self.metrics_listen.is_some() {
+            config.metrics.listen = self.metrics_listen;
         }
         Ok(config)
     }

@@ -29,6 +29,17 @@ pub struct Config {
     pub outputs: OutputsConfig,
     pub entities: EntitiesConfig,
     pub console: crate::console::ConsoleConfig,
+    /// error, warn, info, debug or trace; unset: `--log-level`. A SIGHUP applies a change.
+    pub log_level: Option<String>,
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus `/metrics`, `/livez` and `/readyz` endpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to serve them (`--metrics-listen`); unset: not served.
+    pub listen: Option<SocketAddr>,
 }
 
 /// What the configuration adds to the directory's own facts when entities are tagged.
@@ -65,6 +76,8 @@ impl Default for Config {
             outputs: OutputsConfig::default(),
             entities: EntitiesConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+            log_level: None,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -259,6 +272,10 @@ impl Config {
     /// What serde cannot check: alert types the catalogue knows, usable syslog destinations.
     pub fn check(&self) -> Result<(), String> {
         self.detect.check().map_err(|failure| failure.to_string())?;
+        if let Some(level) = &self.log_level {
+            dcwatch_telemetry::logging::parse_level(level)
+                .map_err(|message| format!("log_level: {message}"))?;
+        }
         for destination in &self.outputs.syslog {
             if destination.address.rsplit_once(':').is_none() {
                 return Err(format!(

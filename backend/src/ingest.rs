@@ -27,7 +27,9 @@ use std::{
 use dcwatch_entity::Directory;
 use dcwatch_proto::v1::{
     Ack, ActivityBatch, BackendMessage, Batch, Compression, Counters as SensorCounters, Hello,
-    SensorMessage, Welcome, backend_message, health_event::Severity, ingest_server::Ingest,
+    SensorMessage, Welcome, backend_message,
+    health_event::{Severity, State},
+    ingest_server::Ingest,
     sensor_message,
 };
 use log::{debug, error, info, warn};
@@ -50,38 +52,28 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Replies queued towards one sensor before the stream's reader waits for the sensor to read.
 const REPLY_QUEUE: usize = 64;
 
-/// What the backend counts (the stats file's names).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub batches_received: AtomicU64,
-    pub activities_stored: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub refused_streams: AtomicU64,
-    pub bad_batches: AtomicU64,
-    pub health_events: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub directory_objects_stored: AtomicU64,
-    /// Stored activities whose account the directory knew (SID and tags added on ingest).
-    pub accounts_enriched: AtomicU64,
-}
-
-impl Counters {
-    /// Names and values, in a stable order.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        [
-            ("batches_received", &self.batches_received),
-            ("activities_stored", &self.activities_stored),
-            ("duplicates", &self.duplicates),
-            ("refused_streams", &self.refused_streams),
-            ("bad_batches", &self.bad_batches),
-            ("health_events", &self.health_events),
-            ("bytes_received", &self.bytes_received),
-            ("directory_objects_stored", &self.directory_objects_stored),
-            ("accounts_enriched", &self.accounts_enriched),
-        ]
-        .into_iter()
-        .map(|(name, counter)| (name, counter.load(Ordering::Relaxed)))
-        .collect()
+dcwatch_telemetry::counters! {
+    /// What ingest counts (the stats file's names).
+    #[derive(Debug, Default)]
+    pub struct Counters {
+        /// Batches received from sensors (stored, duplicate or refused).
+        counter batches_received: AtomicU64,
+        /// Activities stored.
+        counter activities_stored: AtomicU64,
+        /// Batches at or below a sensor's stored sequence: acknowledged, not stored again.
+        counter duplicates: AtomicU64,
+        /// Streams refused: no hello first, a bad token, a sensor id the token is not for.
+        counter refused_streams: AtomicU64,
+        /// Batches refused as malformed or over a limit.
+        counter bad_batches: AtomicU64,
+        /// Health events and issues received from sensors.
+        counter health_events: AtomicU64,
+        /// Bytes of sensor messages received.
+        counter bytes_received: AtomicU64,
+        /// Directory objects stored from sensors' directory syncs.
+        counter directory_objects_stored: AtomicU64,
+        /// Stored activities whose account the directory knew (SID and tags added on ingest).
+        counter accounts_enriched: AtomicU64,
     }
 }
 
@@ -227,8 +219,15 @@ impl Ingest for IngestService {
         let (stored_through, spool_instance) = {
             let id = sensor.clone();
             let version = hello.version.clone();
+            let outputs = Arc::clone(&self.alerts.outputs);
             with_store(&self.store, move |store| {
                 store.sensor_seen(&id, &version, now_ns())?;
+                // Heard from again, perhaps upgraded: the derived issues follow at once.
+                for (sensor, issue) in
+                    crate::health::derive(store, u64::try_from(now_ns()).unwrap_or_default())?
+                {
+                    outputs.health(&sensor, &issue.to_event());
+                }
                 Ok((store.stored_through(&id)?, store.spool_instance(&id)?))
             })
             .await?
@@ -423,19 +422,45 @@ impl Session {
             Some(sensor_message::Message::Health(event)) => {
                 add(&self.counters.health_events, 1);
                 let sensor = &self.sensor;
-                let text = format!("sensor {sensor:?}: {}: {}", event.kind, event.message);
+                let state = match event.state() {
+                    State::Unspecified => "",
+                    State::Open => " (opened)",
+                    State::Closed => " (closed)",
+                };
+                let text = format!(
+                    "sensor {sensor:?}: {}{state} {}: {}",
+                    event.kind, event.subject, event.message
+                );
                 match event.severity() {
-                    Severity::Error => error!("{text}"),
-                    Severity::Warning => warn!("{text}"),
-                    Severity::Info | Severity::Unspecified => info!("{text}"),
+                    Severity::Error if event.state() != State::Closed => error!("{text}"),
+                    Severity::Warning if event.state() != State::Closed => warn!("{text}"),
+                    _ => info!("{text}"),
                 }
                 let sensor = sensor.clone();
-                let stored = event.clone();
-                with_store(&self.store, move |store| {
-                    store.store_health(&sensor, &stored)
+                let received = event.clone();
+                let changed = with_store(&self.store, move |store| {
+                    crate::health::receive(store, &sensor, &received)
                 })
                 .await?;
-                self.alerts.outputs.health(&self.sensor, &event);
+                if let Some(event) = changed {
+                    self.alerts.outputs.health(&self.sensor, &event);
+                }
+                Ok(None)
+            }
+            Some(sensor_message::Message::OpenIssues(issues)) => {
+                let sensor = self.sensor.clone();
+                let changed = with_store(&self.store, move |store| {
+                    crate::health::reconcile(
+                        store,
+                        &sensor,
+                        &issues.open,
+                        u64::try_from(now_ns()).unwrap_or_default(),
+                    )
+                })
+                .await?;
+                for event in &changed {
+                    self.alerts.outputs.health(&self.sensor, event);
+                }
                 Ok(None)
             }
             Some(sensor_message::Message::Counters(counters)) => {
@@ -443,7 +468,8 @@ impl Session {
                 debug!("sensor {:?}: counters {json}", self.sensor);
                 let sensor = self.sensor.clone();
                 with_store(&self.store, move |store| {
-                    store.store_counters(&sensor, &json)
+                    store.store_counters(&sensor, &json)?;
+                    store.sensor_heard(&sensor, now_ns())
                 })
                 .await?;
                 Ok(None)

@@ -9,6 +9,7 @@ pub mod config;
 pub mod console;
 pub mod detection;
 pub mod directory;
+pub mod health;
 pub mod ingest;
 pub mod outputs;
 pub mod serve;

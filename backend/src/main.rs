@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use dcwatch_backend::{
     cli::{
-        ActivitiesArgs, Cli, Command, DirectoryCommand, EntitiesArgs, Location, ServeArgs,
-        TokenCommand,
+        ActivitiesArgs, Cli, Command, ConfigCommand, DirectoryCommand, EntitiesArgs, HealthArgs,
+        Location, ServeArgs, TokenCommand,
     },
     directory, new_token, print_activities, serve,
     store::{Store, StoreError},
@@ -20,9 +20,7 @@ use log::{error, info};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&cli.log_level))
-        .format_target(false)
-        .init();
+    dcwatch_telemetry::logging::init(cli.log_format, &cli.log_level);
     let result = match cli.command {
         Command::Serve(args) => run_serve(&args),
         Command::Token(command) => token(command),
@@ -36,6 +34,8 @@ fn main() -> ExitCode {
             import_directory(&file, &location)
         }
         Command::User(command) => dcwatch_backend::console::cli::run(&command).map_err(Into::into),
+        Command::Health(args) => health(&args),
+        Command::Config(ConfigCommand::Check { config }) => config_check(config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,11 +48,50 @@ fn main() -> ExitCode {
 
 fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    if let Some(level) = &config.log_level
+        && let Ok(level) = dcwatch_telemetry::logging::parse_level(level)
+    {
+        dcwatch_telemetry::logging::set_level(level);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(async { serve::serve(&config, serve::shutdown_signal()).await })?;
+    let reread = args.clone();
+    // The signals are watched from within the runtime, before serve starts.
+    runtime.block_on(async {
+        serve::serve(
+            &config,
+            Box::new(move || reread.config()),
+            serve::shutdown_signal(),
+        )
+        .await
+    })?;
+    Ok(())
+}
+
+/// `health`: the stored health issues, newest first.
+fn health(args: &HealthArgs) -> anyhow::Result<()> {
+    let config = args.location.config()?;
+    let store = Store::open(&config.data_dir)?;
+    let issues = store.issues(args.sensor.as_deref(), args.open)?;
+    let mut out = io::stdout().lock();
+    dcwatch_backend::health::print(&issues, args.json, &mut out).context("writing")?;
+    out.flush().context("writing")?;
+    Ok(())
+}
+
+/// `config check`: reads and checks the file as `serve` would.
+fn config_check(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    // Loading checks every key.
+    if let Some(path) = path {
+        dcwatch_backend::config::Config::load(path)?;
+    }
+    let name = path.map_or_else(
+        || "the defaults".to_owned(),
+        |path| path.display().to_string(),
+    );
+    writeln!(io::stdout(), "{name}: configuration OK").context("writing to standard output")?;
     Ok(())
 }
 

@@ -1,22 +1,28 @@
-//! `dcwatch-backend serve`: the TLS gRPC server, detection, the outputs, the stats file and
-//! retention, until shutdown. SIGHUP reopens the outputs' files (logrotate).
+//! `dcwatch-backend serve`: the TLS gRPC server, detection, the outputs, the stats file, the
+//! probes, the derived health issues and retention, until shutdown. SIGHUP reopens the outputs'
+//! files (logrotate) and reads the configuration again (`reload_plan`).
 
 use std::{
     future::Future,
-    io::{self, Write as _},
-    path::Path,
+    io,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use dcwatch_proto::v1::ingest_server::IngestServer;
-use log::{info, warn};
+use dcwatch_telemetry::{
+    Kind, Snapshot,
+    probe::{self, Published},
+    reload::{self, Item, Outcome},
+    stats_file,
+};
+use log::{error, info, warn};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::{
-    config::Config,
+    config::{Config, ConfigError},
     detection::{Detection, DirectorySource},
     ingest::{Counters, IngestService},
     outputs::{OutputCounters, OutputError, Outputs},
@@ -71,38 +77,68 @@ struct AllCounters {
 }
 
 impl AllCounters {
-    fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        let mut all = self.ingest.snapshot();
-        all.extend(self.outputs.snapshot());
+    fn snapshot(&self) -> Snapshot {
+        let mut all = Snapshot::default();
+        all.add(&*self.ingest);
+        all.add(&*self.outputs);
         if let Some(detection) = self
             .detection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
         {
-            all.extend(detection.counters());
+            add_detection(&mut all, detection.counters());
         }
         all
     }
 }
 
-/// Reopens the outputs on every SIGHUP until the server stops. Installed before anything else,
-/// so a SIGHUP never ends the process.
+/// The detection engine's counters (`dcwatch_detect` names them itself).
+fn add_detection(snapshot: &mut Snapshot, counters: Vec<(&'static str, u64)>) {
+    for (name, value) in counters {
+        snapshot.push(
+            name,
+            Kind::Counter,
+            "Counted by the detection engine.",
+            value,
+        );
+    }
+}
+
+/// Reads the configuration again (the same file and command line as at start).
+pub type Reread = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+
+/// On every SIGHUP until the server stops: reopens the outputs' files, reads the configuration
+/// again and hands what applies to `reloads`. Installed before anything else, so a SIGHUP
+/// never ends the process.
 fn watch_hangups(
     outputs: Arc<Outputs>,
+    running: Config,
+    reread: Reread,
+    reloads: watch::Sender<Config>,
     mut stopping: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, io::Error> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
+        let mut running = running;
         loop {
             tokio::select! {
                 received = hangups.recv() => {
                     if received.is_none() {
                         return;
                     }
-                    info!("SIGHUP: reopening the outputs' files");
+                    info!("SIGHUP: reopening the outputs' files, reading the configuration");
                     outputs.reopen();
+                    match reread() {
+                        Ok(new) => {
+                            running = apply_reload(running, new);
+                            reloads.send_replace(running.clone());
+                        }
+                        Err(failure) => {
+                            error!("SIGHUP: {failure}; the running configuration stays");
+                        }
+                    }
                 }
                 _ = stopping.changed() => return,
             }
@@ -110,12 +146,71 @@ fn watch_hangups(
     }))
 }
 
+/// What a reload changes: the log level, the stats settings and retention apply; the rest is
+/// logged and waits for a restart. Returns the configuration now running.
+fn apply_reload(mut running: Config, new: Config) -> Config {
+    let plan = reload_plan(&running, &new);
+    for item in &plan {
+        match item.outcome {
+            Outcome::NeedsRestart => warn!("reload: {item}"),
+            Outcome::Applied(_) | Outcome::Unchanged => info!("reload: {item}"),
+        }
+    }
+    if reload::applied(&plan, "log_level") {
+        running.log_level.clone_from(&new.log_level);
+        if let Some(level) = &running.log_level
+            && let Ok(level) = dcwatch_telemetry::logging::parse_level(level)
+        {
+            dcwatch_telemetry::logging::set_level(level);
+        }
+    }
+    if reload::applied(&plan, "stats") {
+        running.stats = new.stats.clone();
+    }
+    if reload::applied(&plan, "retention") {
+        running.retention = new.retention.clone();
+    }
+    running
+}
+
+/// Each key of the backend's configuration: applied, unchanged, or waiting for a restart.
+pub fn reload_plan(running: &Config, new: &Config) -> Vec<Item> {
+    let describe = |value: &dyn std::fmt::Debug| format!("{value:?}");
+    vec![
+        Item::applied("log_level", &running.log_level, &new.log_level, |new| {
+            new.as_deref().unwrap_or("--log-level").to_owned()
+        }),
+        Item::applied("stats", &running.stats, &new.stats, |new| describe(new)),
+        Item::applied("retention", &running.retention, &new.retention, |new| {
+            format!("{} days", new.days)
+        }),
+        Item::restart("listen", &running.listen, &new.listen),
+        Item::restart("data_dir", &running.data_dir, &new.data_dir),
+        Item::restart("tls", &running.tls, &new.tls),
+        Item::restart("limits", &running.limits, &new.limits),
+        Item::restart("detect", &describe(&running.detect), &describe(&new.detect)),
+        Item::restart(
+            "outputs",
+            &describe(&running.outputs),
+            &describe(&new.outputs),
+        ),
+        Item::restart("entities", &running.entities, &new.entities),
+        Item::restart(
+            "console",
+            &describe(&running.console),
+            &describe(&new.console),
+        ),
+        Item::restart("metrics", &running.metrics, &new.metrics),
+    ]
+}
+
 /// Serves until `shutdown` completes, then ends the open streams, writes the stats file one
 /// last time and returns the final counters.
 pub async fn serve(
     config: &Config,
+    reread: Reread,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Vec<(&'static str, u64)>, ServeError> {
+) -> Result<Snapshot, ServeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -149,12 +244,37 @@ pub async fn serve(
     let counters = Arc::new(Counters::default());
     let (stop, stopping) = watch::channel(false);
     let outputs = Arc::new(Outputs::start(&config.outputs)?);
-    let hangups = watch_hangups(Arc::clone(&outputs), stopping.clone()).map_err(|source| {
-        ServeError::DataDir {
-            path: "SIGHUP".into(),
-            source,
-        }
+    let (reloads, reloaded) = watch::channel(config.clone());
+    let hangups = watch_hangups(
+        Arc::clone(&outputs),
+        config.clone(),
+        reread,
+        reloads,
+        stopping.clone(),
+    )
+    .map_err(|source| ServeError::DataDir {
+        path: "SIGHUP".into(),
+        source,
     })?;
+    let published = match config.metrics.listen {
+        Some(address) => {
+            let listener = probe::bind(address)
+                .await
+                .map_err(|source| ServeError::Listen { address, source })?;
+            let published = Arc::new(Published::new(
+                "dcwatch_backend",
+                "backend",
+                crate::health::VERSION,
+            ));
+            let mut stopped = stopping.clone();
+            tokio::spawn(probe::serve(listener, Arc::clone(&published), async move {
+                let _ = stopped.changed().await;
+            }));
+            info!("serving /metrics, /livez and /readyz on http://{address}");
+            Some(published)
+        }
+        None => None,
+    };
     let directory = Arc::new(DirectorySource::default());
     let mut directory_version = None;
     refresh_directory(&store, config, &directory, &mut directory_version).await;
@@ -200,9 +320,13 @@ pub async fn serve(
     info!("listening on {address}");
 
     let housekeeping = tokio::spawn(housekeeping(
-        config.clone(),
-        Arc::clone(&store),
-        all_counters.clone(),
+        reloaded,
+        Housekeeping {
+            store: Arc::clone(&store),
+            counters: all_counters.clone(),
+            outputs: Arc::clone(&outputs),
+            published: published.clone(),
+        },
         (directory, directory_version),
         stopping,
     ));
@@ -235,16 +359,17 @@ pub async fn serve(
         }
     };
     finish_outputs(outputs).await;
-    let mut final_counters = counters.snapshot();
-    final_counters.extend(all_counters.outputs.snapshot());
-    final_counters.extend(detection_counters);
+    let mut final_counters = Snapshot::default();
+    final_counters.add(&*counters);
+    final_counters.add(&*all_counters.outputs);
+    add_detection(&mut final_counters, detection_counters);
     if let Some(file) = &config.stats.file
-        && let Err(failure) = write_stats(file, &final_counters)
+        && let Err(failure) = stats_file::write(file, &stats_file::object(final_counters.pairs()))
     {
         warn!("stats file {}: {failure}", file.display());
     }
     let summary: Vec<String> = final_counters
-        .iter()
+        .pairs()
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
     info!("stopped: {}", summary.join(" "));
@@ -266,37 +391,117 @@ async fn finish_outputs(mut outputs: Arc<Outputs>) {
     warn!("outputs still in use at exit: messages queued now may be lost");
 }
 
-/// The stats file every interval, retention every hour, and the directory for detection every
-/// minute, until the server stops.
-async fn housekeeping(
-    config: Config,
+/// What housekeeping works on.
+#[derive(Debug)]
+struct Housekeeping {
     store: Arc<Mutex<Store>>,
     counters: AllCounters,
+    outputs: Arc<Outputs>,
+    published: Option<Arc<Published>>,
+}
+
+/// How often the backend looks for sensors gone silent or outdated.
+const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The stats file and the probes every interval, the derived health issues every minute,
+/// retention every hour, and the directory for detection every minute, until the server
+/// stops; a reloaded configuration (`config`) takes effect at once.
+async fn housekeeping(
+    mut config: watch::Receiver<Config>,
+    work: Housekeeping,
     (directory, mut directory_version): (Arc<DirectorySource>, Option<(i64, i64)>),
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut stats = tokio::time::interval(config.stats.interval());
+    let mut running = config.borrow_and_update().clone();
+    let mut stats = tokio::time::interval(running.stats.interval());
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut directory_check = tokio::time::interval(DIRECTORY_CHECK_INTERVAL);
+    let mut health_check = tokio::time::interval(HEALTH_CHECK_INTERVAL);
+    let store = &work.store;
     loop {
         tokio::select! {
-            _ = directory_check.tick() => {
-                refresh_directory(&store, &config, &directory, &mut directory_version).await;
+            changed = config.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let new = config.borrow_and_update().clone();
+                if new.stats != running.stats {
+                    stats = tokio::time::interval(new.stats.interval());
+                }
+                running = new;
             }
+            _ = directory_check.tick() => {
+                refresh_directory(store, &running, &directory, &mut directory_version).await;
+            }
+            _ = health_check.tick() => derive_health(store, &work.outputs).await,
             _ = stats.tick() => {
-                if let Some(file) = &config.stats.file
-                    && let Err(failure) = write_stats(file, &counters.snapshot())
+                let snapshot = work.counters.snapshot();
+                if let Some(file) = &running.stats.file
+                    && let Err(failure) =
+                        stats_file::write(file, &stats_file::object(snapshot.pairs()))
                 {
                     warn!("stats file {}: {failure}", file.display());
                 }
+                if let Some(published) = &work.published {
+                    publish(store, published, snapshot).await;
+                }
             }
             _ = prune.tick() => {
-                if config.retention.days > 0 {
-                    prune_old(&store, config.retention.days).await;
+                if running.retention.days > 0 {
+                    prune_old(store, running.retention.days).await;
                 }
             }
             _ = stopping.changed() => return,
         }
+    }
+}
+
+/// Opens and closes the issues the backend derives (silent or outdated sensors); each change
+/// goes to the outputs.
+async fn derive_health(store: &Arc<Mutex<Store>>, outputs: &Arc<Outputs>) {
+    let store = Arc::clone(store);
+    let now_ns = u64::try_from(crate::outputs::now_ns()).unwrap_or_default();
+    let derived = tokio::task::spawn_blocking(move || {
+        crate::health::derive(
+            &store.lock().unwrap_or_else(PoisonError::into_inner),
+            now_ns,
+        )
+    })
+    .await;
+    match derived {
+        Ok(Ok(changed)) => {
+            for (sensor, issue) in changed {
+                let state = if issue.is_open() { "opened" } else { "closed" };
+                warn!(
+                    "sensor {sensor:?}: {} {state}: {}",
+                    issue.kind.title(),
+                    issue.detail
+                );
+                outputs.health(&sensor, &issue.to_event());
+            }
+        }
+        Ok(Err(failure)) => warn!("health issues: {failure}"),
+        Err(failure) => warn!("health issues: {failure}"),
+    }
+}
+
+/// Hands the probes the counters and the open health issues; ready once the store answers.
+async fn publish(store: &Arc<Mutex<Store>>, published: &Published, snapshot: Snapshot) {
+    let store = Arc::clone(store);
+    let open = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .issues(None, true)
+    })
+    .await;
+    match open {
+        Ok(Ok(open)) => {
+            let issues: Vec<_> = open.into_iter().map(|stored| stored.issue).collect();
+            published.publish(snapshot, &issues, Ok(()));
+        }
+        Ok(Err(failure)) => published.publish(snapshot, &[], Err(failure.to_string())),
+        Err(failure) => published.publish(snapshot, &[], Err(failure.to_string())),
     }
 }
 
@@ -366,28 +571,6 @@ async fn prune_old(store: &Arc<Mutex<Store>>, days: u32) {
         Ok(Err(failure)) => warn!("retention: {failure}"),
         Err(failure) => warn!("retention: {failure}"),
     }
-}
-
-/// Replaces `path` with the counters whole (a temporary file, then a rename), so a reader never
-/// sees half a file: `{"time":"…","batches_received":…,…}`.
-pub fn write_stats(path: &Path, counters: &[(&'static str, u64)]) -> io::Result<()> {
-    let mut object = serde_json::Map::new();
-    object.insert(
-        "time".into(),
-        humantime::format_rfc3339_micros(SystemTime::now())
-            .to_string()
-            .into(),
-    );
-    for (name, value) in counters {
-        object.insert((*name).into(), (*value).into());
-    }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let mut file = std::fs::File::create(&temporary)?;
-    serde_json::to_writer(&mut file, &object)?;
-    file.write_all(b"\n")?;
-    file.sync_data()?;
-    std::fs::rename(&temporary, path)
 }
 
 /// Completes on SIGINT or SIGTERM, watched from this call on rather than from the future's

@@ -8,8 +8,11 @@
 //! two cannot make a resend store it twice.
 
 mod alerts;
+mod health;
 
 pub(crate) use alerts::decode_row as decode_alert_row;
+
+pub use health::{Recorded, StoredIssue, is_derived};
 
 pub use alerts::{
     AlertQuery, Closed, DETECTION, Exclusion, ExclusionKind, HistoryEntry, NewActivity,
@@ -155,6 +158,7 @@ impl Store {
             connection.pragma_update(None, "synchronous", "FULL")?;
             connection.execute_batch(SCHEMA)?;
             connection.execute_batch(alerts::SCHEMA)?;
+            connection.execute_batch(health::SCHEMA)?;
             connection.execute_batch(crate::directory::SCHEMA)?;
             add_spool_instance_column(&connection)?;
             Ok(connection)

@@ -252,6 +252,7 @@ async fn a_dcsync_is_stored_printed_sent_closed_and_reopened() -> anyhow::Result
             severity: health_event::Severity::Error.into(),
             kind: "CAPTURE_LOSS".to_owned(),
             message: "the ring dropped packets".to_owned(),
+            ..Default::default()
         }))
         .await?;
     rsyslog.wait_for("the health event", 3, |received| {

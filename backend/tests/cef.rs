@@ -204,6 +204,7 @@ fn health_events_read_back() {
         severity: health_event::Severity::Error.into(),
         kind: "CAPTURE_LOSS".to_owned(),
         message: "the ring dropped 5% = 1200 packets\non eth1 | mirror".to_owned(),
+        ..Default::default()
     };
     let line = cef::health_line("dc1|sensor", &event, &CefContext::default());
     let message = syslog::message(

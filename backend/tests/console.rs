@@ -1021,6 +1021,27 @@ async fn entity_sensor_health_and_search_pages() {
     assert_eq!(sensor["health"][0]["kind"], "CAPTURE_LOSS");
     let health = get("/health").await.text();
     assert!(health.contains("ring buffer full: 3 frames lost"));
+    // The open issue under "Open issues", the closed one under "Closed issues" with its end.
+    let open = health
+        .split("<h2>Closed issues</h2>")
+        .next()
+        .expect("an open part");
+    assert!(
+        open.contains("Capture network interface is down"),
+        "{health}"
+    );
+    assert!(open.contains("<td>eth1</td>"), "{health}");
+    assert!(!open.contains("2.5% of matched frames lost"), "{health}");
+    let closed = health
+        .split("<h2>Closed issues</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("<h2>Events</h2>").next())
+        .expect("a closed part");
+    assert!(
+        closed.contains("Some network traffic could not be analysed"),
+        "{health}"
+    );
+    assert!(closed.contains("<td>closed</td>"), "{health}");
     let search = get("/api/v1/search?q=Adm").await.json();
     assert!(
         search["accounts"]

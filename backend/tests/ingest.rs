@@ -138,6 +138,7 @@ async fn batches_are_stored_once_queried_back_and_kept_across_restarts() -> anyh
             severity: Severity::Warning.into(),
             kind: "SPOOL_EVICTED".to_owned(),
             message: "the spool evicted 3 batches".to_owned(),
+            ..Default::default()
         })))
         .await?;
     sensor

@@ -3,6 +3,7 @@
 //! this is the same rule for frames that never went through it (replay), and the XDP program's
 //! differential test holds the two to each other.
 
+use dcwatch_telemetry::{Kind, Snapshot};
 use sensor_common::{
     Counter,
     tunnel::{self, MAX_OUTER_LEN},
@@ -259,12 +260,18 @@ impl DecapCounters {
         }
     }
 
-    pub fn counter_pairs(&self) -> impl Iterator<Item = (String, u64)> + '_ {
-        TUNNELS
-            .iter()
-            .zip(self.outer)
-            .map(|(counter, value)| (counter.name().to_owned(), value))
-            .chain([("decap_malformed".to_owned(), self.malformed)])
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for (counter, value) in TUNNELS.iter().zip(self.outer) {
+            snapshot.push(counter.name(), Kind::Counter, counter.help(), value);
+        }
+        snapshot.push(
+            "decap_malformed",
+            Kind::Counter,
+            "Frames whose tunnel header did not parse.",
+            self.malformed,
+        );
+        snapshot
     }
 }
 
@@ -410,12 +417,9 @@ mod tests {
         assert_eq!(counters.count(&vxlan, auto(&vxlan)), Some(INNER));
         let bad = udp(4789, &[0; 8]);
         assert_eq!(counters.count(&bad, auto(&bad)), None);
-        let pairs: Vec<_> = counters.counter_pairs().collect();
-        assert!(pairs.contains(&("decap_vxlan".to_owned(), 1)), "{pairs:?}");
-        assert!(
-            pairs.contains(&("decap_malformed".to_owned(), 1)),
-            "{pairs:?}"
-        );
-        assert!(pairs.contains(&("decap_geneve".to_owned(), 0)), "{pairs:?}");
+        let snapshot = counters.snapshot();
+        assert_eq!(snapshot.get("decap_vxlan"), Some(1), "{snapshot:?}");
+        assert_eq!(snapshot.get("decap_malformed"), Some(1), "{snapshot:?}");
+        assert_eq!(snapshot.get("decap_geneve"), Some(0), "{snapshot:?}");
     }
 }

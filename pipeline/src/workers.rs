@@ -18,6 +18,7 @@ use std::{
 };
 
 use dcwatch_proto::v1::Activity;
+use dcwatch_telemetry::Snapshot;
 use sensor_common::flow_affinity;
 
 use crate::{
@@ -67,7 +68,7 @@ struct Output {
     results: Vec<Vec<Activity>>,
     learned: Vec<(SocketAddr, u64)>,
     /// The worker's counters, after a tick or the end.
-    counters: Option<Vec<(String, u64)>>,
+    counters: Option<Snapshot>,
 }
 
 /// What the merge takes next.
@@ -90,7 +91,7 @@ pub struct Workers {
     /// Results received and not yet merged, per worker.
     pending: Vec<VecDeque<Vec<Activity>>>,
     /// Each worker's counters, as of its last tick.
-    counters: Vec<Vec<(String, u64)>>,
+    counters: Vec<Snapshot>,
     learned: Vec<(SocketAddr, u64)>,
     /// When, in capture time, every worker next looks for idle flows: the clock a single
     /// dissector would keep, so flows time out at the same frame whichever worker holds them.
@@ -108,7 +109,7 @@ impl Workers {
             filling: (0..count).map(|_| FrameBatch::default()).collect(),
             order: VecDeque::new(),
             pending: vec![VecDeque::new(); count],
-            counters: vec![Vec::new(); count],
+            counters: vec![Snapshot::default(); count],
             learned: Vec::new(),
             next_expiry_ns: 0,
         };
@@ -186,13 +187,10 @@ impl Workers {
     }
 
     /// Every worker's counters added up by name, as of the last tick.
-    pub fn counter_pairs(&self) -> Vec<(String, u64)> {
-        let mut sum: Vec<(String, u64)> = Vec::new();
-        for (name, value) in self.counters.iter().flatten() {
-            match sum.iter_mut().find(|(each, _)| each == name) {
-                Some((_, total)) => *total += value,
-                None => sum.push((name.clone(), *value)),
-            }
+    pub fn snapshot(&self) -> Snapshot {
+        let mut sum = Snapshot::default();
+        for counters in &self.counters {
+            sum.accumulate(counters.clone());
         }
         sum
     }
@@ -315,13 +313,13 @@ fn work(mut dissector: Dissector, inputs: &Receiver<Input>, outputs: &Sender<Out
             Input::Tick(now_ns) => {
                 let mut activities = Vec::new();
                 dissector.tick(now_ns, &mut activities);
-                counters = Some(dissector.counter_pairs());
+                counters = Some(dissector.snapshot());
                 vec![activities]
             }
             Input::Finish(now_ns) => {
                 let mut activities = Vec::new();
                 dissector.finish(now_ns, &mut activities);
-                counters = Some(dissector.counter_pairs());
+                counters = Some(dissector.snapshot());
                 vec![activities]
             }
         };

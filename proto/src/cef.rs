@@ -92,7 +92,8 @@ pub fn alert_line(alert: &Alert, context: &CefContext<'_>) -> String {
 }
 
 /// The CEF line of a sensor's health event: class [`HEALTH_CLASS`], the event's kind as the
-/// name, 3 (info), 5 (warning) or 10 (error).
+/// name, 3 (info), 5 (warning) or 10 (error). A health issue adds its `start` (and `end` once
+/// closed), `cs2Label=state cs2=open|closed` and `cs3Label=subject`.
 pub fn health_line(sensor_id: &str, event: &HealthEvent, context: &CefContext<'_>) -> String {
     let severity = match event.severity() {
         health_event::Severity::Error => 10,
@@ -104,9 +105,25 @@ pub fn health_line(sensor_id: &str, event: &HealthEvent, context: &CefContext<'_
     if let Some(time) = &event.time {
         extension.pair("rt", &iso8601(time.seconds, time.nanos));
     }
+    // A health issue's span; a point event has neither.
+    if let Some(start) = &event.start {
+        extension.pair("start", &iso8601(start.seconds, start.nanos));
+    }
+    if let Some(end) = &event.end {
+        extension.pair("end", &iso8601(end.seconds, end.nanos));
+    }
     extension.pair("dvchost", sensor_id);
     extension.pair("msg", &event.message);
     extension.custom(1, "kind", &event.kind);
+    let state = match event.state() {
+        health_event::State::Open => "open",
+        health_event::State::Closed => "closed",
+        health_event::State::Unspecified => "",
+    };
+    if !state.is_empty() {
+        extension.custom(2, "state", state);
+        extension.custom(3, "subject", &event.subject);
+    }
     line
 }
 

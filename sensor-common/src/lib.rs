@@ -126,42 +126,25 @@ pub mod names {
 /// `Decap*` counters (its outer frame) and is then judged by its inner frame. Then exactly one of
 /// `NonIp`, `Malformed`, `Matched`, or none of them (an IP frame that is not watched). Every matched frame is then exactly one of
 /// `Copied` or `RingbufFull`, so `Matched == Copied + RingbufFull` always holds; `RpcHeader`
-/// counts the matched frames the DCE-RPC header test let through.
+/// counts the matched frames the DCE-RPC header test let through. Each counter's meaning is its
+/// [`Counter::help`] (the stats file's and `/metrics`' text).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Frames the program ran on.
     Seen = 0,
-    /// Bytes of those frames.
     Bytes = 1,
-    /// Frames on a watched port (and, when configured, to or from a watched address).
     Matched = 2,
-    /// Matched frames written to the ring buffer.
     Copied = 3,
-    /// Matched frames that did not reach the ring buffer: no room in it (the only place such a
-    /// loss shows), or, in theory, a failed copy.
     RingbufFull = 4,
-    /// Copied frames longer than the snap length, copied up to it.
     Truncated = 5,
-    /// Frames whose EtherType (after VLAN tags) is neither IPv4 nor IPv6.
     NonIp = 6,
-    /// Frames whose headers are cut short or inconsistent, or nest deeper than the program parses.
     Malformed = 7,
-    /// Of `Matched`, the TCP segments on an unwatched port of a DC's (at least
-    /// `RPC_DYNAMIC_PORT_MIN`) matched only because their payload starts with a DCE-RPC
-    /// connection-oriented header; their record carries that port in `rpc_port`.
     RpcHeader = 8,
-    /// Outer frames of ERSPAN type I (GRE 0x88BE without a sequence number), taken apart.
     DecapErspan1 = 9,
-    /// Outer frames of ERSPAN type II (GRE 0x88BE with a sequence number).
     DecapErspan2 = 10,
-    /// Outer frames of ERSPAN type III (GRE 0x22EB).
     DecapErspan3 = 11,
-    /// Outer frames of Ethernet over GRE (0x6558, gretap).
     DecapGreEthernet = 12,
-    /// Outer frames of VXLAN.
     DecapVxlan = 13,
-    /// Outer frames of Geneve carrying Ethernet.
     DecapGeneve = 14,
 }
 
@@ -205,6 +188,45 @@ impl Counter {
             Self::DecapGreEthernet => "decap_gre_ethernet",
             Self::DecapVxlan => "decap_vxlan",
             Self::DecapGeneve => "decap_geneve",
+        }
+    }
+
+    /// What the counter counts.
+    pub const fn help(self) -> &'static str {
+        match self {
+            Self::Seen => "Frames the program ran on.",
+            Self::Bytes => "Bytes of those frames.",
+            Self::Matched => {
+                "Frames on a watched port (and, when configured, to or from a watched address)."
+            }
+            Self::Copied => "Matched frames written to the ring buffer.",
+            Self::RingbufFull => {
+                "Matched frames that did not reach the ring buffer: no room in it (the only place \
+                 such a loss shows), or, in theory, a failed copy."
+            }
+            Self::Truncated => "Copied frames longer than the snap length, copied up to it.",
+            Self::NonIp => "Frames whose EtherType (after VLAN tags) is neither IPv4 nor IPv6.",
+            Self::Malformed => {
+                "Frames whose headers are cut short or inconsistent, or nest deeper than the \
+                 program parses."
+            }
+            Self::RpcHeader => {
+                "Of the matched frames, the TCP segments on an unwatched port of a DC's (at least \
+                 RPC_DYNAMIC_PORT_MIN) matched only because their payload starts with a DCE-RPC \
+                 connection-oriented header; their record carries that port in rpc_port."
+            }
+            Self::DecapErspan1 => {
+                "Outer frames of ERSPAN type I (GRE 0x88BE without a sequence number), taken apart."
+            }
+            Self::DecapErspan2 => {
+                "Outer frames of ERSPAN type II (GRE 0x88BE with a sequence number), taken apart."
+            }
+            Self::DecapErspan3 => "Outer frames of ERSPAN type III (GRE 0x22EB), taken apart.",
+            Self::DecapGreEthernet => {
+                "Outer frames of Ethernet over GRE (0x6558, gretap), taken apart."
+            }
+            Self::DecapVxlan => "Outer frames of VXLAN, taken apart.",
+            Self::DecapGeneve => "Outer frames of Geneve carrying Ethernet, taken apart.",
         }
     }
 }

@@ -32,6 +32,11 @@ Examples:
       --spool-dir /var/lib/dcwatch/spool                  stream activities to a backend
   dcwatch-sensor directory sync --config dcwatch.toml --out directory.jsonl
                                                           a snapshot of the [directory] domains
+  dcwatch-sensor config check --config dcwatch.toml      check a configuration file
+
+`run` reloads its configuration on SIGHUP: capture ports, DC addresses, the log level, the stats
+file and the health settings apply at once; other changed keys are named in the log and wait
+for a restart.
 
 Needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON) and Linux 5.18+ with BTF for `run`.";
 
@@ -41,6 +46,9 @@ pub struct Cli {
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
     #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
+    /// Log lines as `text` (with journald priorities under systemd) or `json` objects.
+    #[arg(long, global = true, default_value = "text", value_name = "FORMAT")]
+    pub log_format: dcwatch_telemetry::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -54,6 +62,20 @@ pub enum Command {
     /// The directory of the domains in `[directory]`.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Read and check the configuration (every key, as `run` would); exit 1 naming the first
+    /// bad key.
+    Check {
+        /// Configuration file (TOML); without it, the defaults are checked.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +114,9 @@ pub struct RunArgs {
     /// Stop after this many seconds instead of waiting for a signal.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<u64>,
+    /// Serve Prometheus `/metrics`, `/livez` and `/readyz` at ADDR:PORT (metrics.listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -222,6 +247,9 @@ impl RunArgs {
         if !self.syslog_listen.is_empty() {
             config.syslog.listen.clone_from(&self.syslog_listen);
         }
+        if let Some(address) = self.metrics_listen {
+            config.metrics.listen = Some(address);
+        }
         Ok(config)
     }
 }
@@ -266,6 +294,10 @@ mod tests {
             "/tmp/spool",
             "--workers",
             "3",
+            "--metrics-listen",
+            "127.0.0.1:9464",
+            "--log-format",
+            "json",
         ])
         .expect("valid command line");
         let Command::Run(args) = cli.command else {
@@ -286,5 +318,14 @@ mod tests {
         assert_eq!(config.backend.ca, Some(PathBuf::from("/tmp/ca.pem")));
         assert_eq!(config.backend.spool_dir, PathBuf::from("/tmp/spool"));
         assert_eq!(config.capture.workers(), 3);
+        assert_eq!(
+            config
+                .metrics
+                .listen
+                .map(|address| address.to_string())
+                .as_deref(),
+            Some("127.0.0.1:9464")
+        );
+        assert_eq!(cli.log_format, dcwatch_telemetry::logging::LogFormat::Json);
     }
 }

@@ -60,6 +60,37 @@ pub struct Config {
     pub detect: dcwatch_detect::Config,
     pub nnr: NnrConfig,
     pub directory: crate::directory::config::DirectoryConfig,
+    pub health: HealthConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// When the health checks (`crate::health::checks`) call a source silent.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// A capture interface, a configured DC, the syslog listener (when configured) or RADIUS
+    /// (when secrets are configured) silent this long opens its health issue.
+    pub silent_minutes: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self { silent_minutes: 10 }
+    }
+}
+
+impl HealthConfig {
+    pub fn silent_after_ns(&self) -> u64 {
+        self.silent_minutes.saturating_mul(60_000_000_000)
+    }
+}
+
+/// The Prometheus `/metrics`, `/livez` and `/readyz` endpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to serve them (`--metrics-listen` overrides); unset: not served.
+    pub listen: Option<SocketAddr>,
 }
 
 /// Network name resolution (`dcwatch_entity::nnr`): how long evidence stays good and how close
@@ -97,6 +128,8 @@ impl NnrConfig {
 pub struct SensorConfig {
     /// Names the sensor in its activities; empty: the host name.
     pub id: String,
+    /// error, warn, info, debug or trace; unset: `--log-level`. A SIGHUP applies a change.
+    pub log_level: Option<String>,
 }
 
 impl SensorConfig {
@@ -580,6 +613,13 @@ impl Config {
         }
         if self.stats.interval_secs == 0 {
             return Err(("stats.interval_secs", "must be at least 1".to_owned()));
+        }
+        if let Some(level) = &self.sensor.log_level {
+            dcwatch_telemetry::logging::parse_level(level)
+                .map_err(|message| ("sensor.log_level", message))?;
+        }
+        if self.health.silent_minutes == 0 {
+            return Err(("health.silent_minutes", "must be at least 1".to_owned()));
         }
         self.backend.validate()?;
         self.directory.validate()

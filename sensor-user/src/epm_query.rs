@@ -67,23 +67,15 @@ pub struct DcAnswer {
     pub ports: Result<Vec<u16>, QueryError>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QueryCounters {
-    /// Exchanges with an endpoint mapper, answered or not.
-    pub queries: u64,
-    /// Of those, the ones that failed (refused, timed out, garbled).
-    pub failures: u64,
-    /// Ports added to the XDP filter because a queried endpoint mapper announced them.
-    pub ports_opened: u64,
-}
-
-impl QueryCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 3] {
-        [
-            ("epm_queries", self.queries),
-            ("epm_query_failures", self.failures),
-            ("epm_query_ports_opened", self.ports_opened),
-        ]
+dcwatch_telemetry::counters! {
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct QueryCounters {
+        /// Exchanges with an endpoint mapper, answered or not.
+        counter queries: u64,
+        /// Of those, the ones that failed (refused, timed out, garbled).
+        counter query_failures: u64,
+        /// Ports added to the XDP filter because a queried endpoint mapper announced them.
+        counter query_ports_opened: u64,
     }
 }
 

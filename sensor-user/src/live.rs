@@ -1,9 +1,10 @@
 //! `dcwatch-sensor run`: attach, read the ring buffer until shut down, report.
 
-use std::{collections::HashMap, future::Future, io::Write, path::PathBuf};
+use std::{collections::HashMap, future::Future, io::Write, path::PathBuf, sync::Arc};
 
 use dcwatch_proto::v1::Activity;
-use log::{info, warn};
+use dcwatch_telemetry::{Snapshot, probe::Published, stats_file};
+use log::{error, info, warn};
 use sensor_common::Counter;
 use tokio::sync::mpsc;
 
@@ -13,7 +14,12 @@ use crate::{
     capture::{Capture, CaptureError, DynamicPorts, FrameReader, KernelCounters},
     config::Config,
     epm_query::{self, DcAnswer, QueryCounters},
+    health::{
+        Health, IssueKind,
+        checks::{Checks, Expectations},
+    },
     pipeline::{Output, Pipeline},
+    reload::{self, Outcome},
     stats::{self, UserCounters},
     syslog::{self, Listeners, SyslogError},
     transport::ActivitySink,
@@ -52,16 +58,36 @@ pub struct LiveSummary {
     pub syslog_events: u64,
 }
 
+/// What the daemon hands the loop besides the configuration.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// The sensor's health issues, shared with the directory sync and the transport.
+    pub health: Health,
+    /// What `/metrics` and `/readyz` show, when they are served.
+    pub published: Option<Arc<Published>>,
+    /// Configurations read again on SIGHUP, already checked.
+    pub reloads: Option<mpsc::Receiver<Config>>,
+}
+
 /// Captures on the configured interfaces and listens for syslog on the configured addresses
 /// (either may be absent, not both) until `shutdown` resolves, then detaches, drains the ring
 /// buffer and what the listeners handed over, and writes the final stats. Activities go to
-/// `output` and `sink` (a backend), if given. Needs a tokio runtime with I/O and time enabled.
+/// `output` and `sink` (a backend), if given. A configuration from `context.reloads` applies
+/// what can change while running ([`reload::plan`]). Needs a tokio runtime with I/O and time
+/// enabled.
 pub async fn run<W: Write>(
     config: &Config,
     output: Option<Output<W>>,
     sink: Option<ActivitySink>,
+    context: Context,
     shutdown: impl Future<Output = ()>,
 ) -> Result<LiveSummary, LiveError> {
+    let mut config = config.clone();
+    let Context {
+        health,
+        published,
+        mut reloads,
+    } = context;
     let interfaces = &config.capture.interfaces;
     if interfaces.is_empty() && config.syslog.listen.is_empty() {
         return Err(LiveError::NoInterface);
@@ -72,7 +98,7 @@ pub async fn run<W: Write>(
     let mut capture = if interfaces.is_empty() {
         None
     } else {
-        Some(attach(config)?)
+        Some(attach(&config, &health)?)
     };
     let names: HashMap<u32, String> = capture
         .iter()
@@ -89,6 +115,7 @@ pub async fn run<W: Write>(
         .map_err(LiveError::Workers)?
         .with_sink(sink)
         .with_resolver(config.resolver());
+    pipeline.watch_dcs(&config.capture.dc_addresses);
     let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
     let mut discovery = Discovery::default();
     let mut header_ports = Vec::new();
@@ -106,12 +133,16 @@ pub async fn run<W: Write>(
     let mut batch_ticker = tokio::time::interval(BATCH_TICK);
     batch_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    let stats_file = config.stats.file.clone();
-    let mut ticker = tokio::time::interval(config.stats.interval());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = stats_ticker(&config);
+    let mut reporting = Reporting {
+        stats_file: config.stats.file.clone(),
+        checks: Checks::new(expectations(&config), unix_now_ns()),
+        health,
+        published,
+        reported: KernelCounters::default(),
+    };
     tokio::pin!(shutdown);
     let mut output_error = None;
-    let mut reported = KernelCounters::default();
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -143,6 +174,16 @@ pub async fn run<W: Write>(
                 }
             }
             _ = batch_ticker.tick(), if pipeline.sink().is_some() => pipeline.tick_sink(),
+            Some(new) = next_reload(reloads.as_mut()) => {
+                let running = Running {
+                    capture: capture.as_mut(),
+                    dynamic_ports: &mut dynamic_ports,
+                    reporting: &mut reporting,
+                };
+                if reload(&mut config, new, running, &mut pipeline) {
+                    ticker = stats_ticker(&config);
+                }
+            }
             _ = ticker.tick() => {
                 if output_error.is_none() {
                     output_error = pipeline.tick(unix_now_ns()).err();
@@ -150,12 +191,12 @@ pub async fn run<W: Write>(
                 if let Some(capture) = capture.as_mut() {
                     unwatch_expired_ports(capture, &mut dynamic_ports);
                 }
-                if let Some(kernel) = report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, &discovery, stats_file.as_ref()) {
-                    warn_of_new_drops(&pipeline, &reported, &kernel);
-                    reported = kernel;
-                }
+                reporting.report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, &discovery);
             }
         }
+    }
+    if let Some(published) = &reporting.published {
+        published.set_ready(Err("stopping".to_owned()));
     }
     // Detach first so nothing new arrives, then take what is still in the ring.
     if let Some(task) = epm_task {
@@ -190,13 +231,12 @@ pub async fn run<W: Write>(
         activities: pipeline.activities(),
         syslog_events,
     };
-    report(
+    reporting.write(
         capture.as_ref(),
         &pipeline,
         &listeners,
         &dynamic_ports,
         &discovery,
-        stats_file.as_ref(),
     );
     log_summary(&summary, capture.is_some());
     match output_error {
@@ -206,7 +246,7 @@ pub async fn run<W: Write>(
 }
 
 /// Loads the XDP program and attaches it to every configured interface.
-fn attach(config: &Config) -> Result<Capture, LiveError> {
+fn attach(config: &Config, health: &Health) -> Result<Capture, LiveError> {
     let mut capture = Capture::load(&config.capture)?;
     let settings = &config.capture;
     info!(
@@ -227,6 +267,17 @@ fn attach(config: &Config) -> Result<Capture, LiveError> {
         info!(
             "capturing on {} (ifindex {}, {} XDP, {:?} mode)",
             attached.name, attached.ifindex, attached.mode, settings.mode
+        );
+        health.set(
+            IssueKind::XdpGeneric,
+            &attached.name,
+            (attached.mode == "generic").then(|| {
+                format!(
+                    "{} runs XDP in generic mode: every frame costs an skb; a driver with native \
+                     XDP costs less",
+                    attached.name
+                )
+            }),
         );
     }
     Ok(capture)
@@ -284,26 +335,32 @@ const MAX_PENDING_HEADER_PORTS: usize = 256;
 /// a port in use for longer is found again by its next PDU header after it expires.
 const HEADER_PORT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
+dcwatch_telemetry::counters! {
+    /// DCE-RPC ports found by the XDP program's header test, and the learned ports watched.
+    struct HeaderPorts {
+        /// Ports added to the XDP filter because the program found a DCE-RPC header on them.
+        counter rpc_header_ports_opened: u64,
+        /// Learned DCE-RPC ports watched now.
+        gauge rpc_ports_watched: u64,
+    }
+}
+
 /// The userspace counters: the pipeline's, the syslog listeners' and the learned ports'.
 fn stats<W: Write>(
     pipeline: &Pipeline<W>,
     listeners: &Listeners,
     dynamic_ports: &DynamicPorts,
     discovery: &Discovery,
-) -> Vec<(String, u64)> {
-    let mut stats = pipeline.stats();
-    let listener_pairs = listeners.counters().pairs();
-    let port_pairs = dynamic_ports.counters().pairs();
-    stats.extend(
-        listener_pairs
-            .into_iter()
-            .chain(port_pairs)
-            .chain(discovery.epm.pairs())
-            .chain([("rpc_header_ports_opened", discovery.header_ports_opened)])
-            .map(|(name, value)| (name.to_owned(), value)),
-    );
-    stats.push(("rpc_ports_watched".to_owned(), dynamic_ports.len() as u64));
-    stats
+) -> Snapshot {
+    let mut snapshot = pipeline.snapshot();
+    snapshot.add_prefixed("syslog_", listeners.counters());
+    snapshot.add_prefixed("rpc_ports_", dynamic_ports.counters());
+    snapshot.add_prefixed("epm_", &discovery.epm);
+    snapshot.add(&HeaderPorts {
+        rpc_header_ports_opened: discovery.header_ports_opened,
+        rpc_ports_watched: dynamic_ports.len() as u64,
+    });
+    snapshot
 }
 
 /// The next endpoint-mapper answer; without a query task, never resolves.
@@ -326,7 +383,7 @@ fn watch_answered_ports(
     let ports = match answer.ports {
         Ok(ports) => ports,
         Err(error) => {
-            counters.failures += 1;
+            counters.query_failures += 1;
             warn!("asking {}'s endpoint mapper: {error}", answer.dc);
             return;
         }
@@ -336,7 +393,7 @@ fn watch_answered_ports(
         if let Some(change) = dynamic_ports.announce(port, until_ns) {
             match capture.apply_port_change(change) {
                 Ok(()) => {
-                    counters.ports_opened += 1;
+                    counters.query_ports_opened += 1;
                     info!(
                         "watching TCP port {port} (DCE-RPC on {}, its endpoint mapper says)",
                         answer.dc
@@ -424,64 +481,199 @@ fn feed<W: Write>(
     }
 }
 
-/// Reads the kernel counters (when capturing) and, when asked for, writes the stats file; hands
-/// the same pairs to the backend, if any; returns the kernel counters.
-fn report<W: Write>(
-    capture: Option<&Capture>,
-    pipeline: &Pipeline<W>,
-    listeners: &Listeners,
-    dynamic_ports: &DynamicPorts,
-    discovery: &Discovery,
-    stats_file: Option<&PathBuf>,
-) -> Option<KernelCounters> {
-    let kernel = match capture.map(Capture::counters) {
-        Some(Ok(kernel)) => Some(kernel),
-        Some(Err(error)) => {
-            warn!("reading counters: {error}");
-            return None;
-        }
-        None => None,
-    };
-    let user = stats(pipeline, listeners, dynamic_ports, discovery);
-    if let Some(path) = stats_file
-        && let Err(error) = stats::write_file(path, &stats::snapshot(kernel.as_ref(), &user))
-    {
-        warn!("writing stats file {}: {error}", path.display());
-    }
-    if let Some(sink) = pipeline.sink() {
-        let pairs = kernel
-            .iter()
-            .flat_map(KernelCounters::iter)
-            .map(|(counter, value)| (counter.name().to_owned(), value))
-            .chain(user)
-            .collect();
-        sink.publish(pairs);
-    }
-    kernel
+/// The stats tick's work: the stats file, the backend's copy of the counters, the health
+/// checks and the probes, all from one snapshot.
+#[derive(Debug)]
+struct Reporting {
+    stats_file: Option<PathBuf>,
+    checks: Checks,
+    health: Health,
+    published: Option<Arc<Published>>,
+    /// The kernel counters at the last report.
+    reported: KernelCounters,
 }
 
-/// Says so in the log (and to the backend) when frames were lost to a full ring buffer since the
-/// last report.
-fn warn_of_new_drops<W: Write>(
-    pipeline: &Pipeline<W>,
-    before: &KernelCounters,
-    now: &KernelCounters,
-) {
+impl Reporting {
+    /// Writes the counters and runs the health checks on them.
+    fn report<W: Write>(
+        &mut self,
+        capture: Option<&Capture>,
+        pipeline: &Pipeline<W>,
+        listeners: &Listeners,
+        dynamic_ports: &DynamicPorts,
+        discovery: &Discovery,
+    ) {
+        let Some((kernel, snapshot)) =
+            self.write(capture, pipeline, listeners, dynamic_ports, discovery)
+        else {
+            return;
+        };
+        if let Some(kernel) = kernel {
+            warn_of_new_drops(&self.reported, &kernel);
+            self.reported = kernel;
+        }
+        self.checks
+            .run(&self.health, &snapshot, pipeline.heard(), unix_now_ns());
+        if let Some(published) = &self.published {
+            published.publish(snapshot, &self.health.open(), Ok(()));
+        }
+    }
+
+    /// Reads the kernel counters (when capturing) and, when asked for, writes the stats file;
+    /// hands the same snapshot to the backend, if any. `None` when the kernel's counters could
+    /// not be read.
+    fn write<W: Write>(
+        &self,
+        capture: Option<&Capture>,
+        pipeline: &Pipeline<W>,
+        listeners: &Listeners,
+        dynamic_ports: &DynamicPorts,
+        discovery: &Discovery,
+    ) -> Option<(Option<KernelCounters>, Snapshot)> {
+        let kernel = match capture.map(Capture::counters) {
+            Some(Ok(kernel)) => Some(kernel),
+            Some(Err(error)) => {
+                warn!("reading counters: {error}");
+                return None;
+            }
+            None => None,
+        };
+        let snapshot = stats::snapshot(
+            kernel.as_ref(),
+            stats(pipeline, listeners, dynamic_ports, discovery),
+        );
+        if let Some(path) = &self.stats_file
+            && let Err(error) = stats_file::write(path, &stats_file::object(snapshot.pairs()))
+        {
+            warn!("writing stats file {}: {error}", path.display());
+        }
+        if let Some(sink) = pipeline.sink() {
+            sink.publish(snapshot.clone());
+        }
+        Some((kernel, snapshot))
+    }
+}
+
+/// Says so in the log when frames were lost to a full ring buffer since the last report (the
+/// health checks raise the issue).
+fn warn_of_new_drops(before: &KernelCounters, now: &KernelCounters) {
     let lost = now.get(Counter::RingbufFull) - before.get(Counter::RingbufFull);
     if lost > 0 {
-        let message = format!(
+        warn!(
             "{lost} matched frames lost to a full ring buffer since the last report ({} in all)",
             now.get(Counter::RingbufFull)
         );
-        warn!("{message}");
-        if let Some(sink) = pipeline.sink() {
-            sink.shared().health(
-                dcwatch_proto::v1::health_event::Severity::Warning,
-                "CAPTURE_LOSS",
-                message,
+    }
+}
+
+/// What the health checks expect to hear from, by the configuration.
+fn expectations(config: &Config) -> Expectations {
+    Expectations {
+        interfaces: config.capture.interfaces.clone(),
+        dc_addresses: config.capture.dc_addresses.clone(),
+        windows_events: !config.syslog.listen.is_empty(),
+        radius: !config.radius.secret.is_empty() || !config.radius.secrets.is_empty(),
+        silent_after_ns: config.health.silent_after_ns(),
+    }
+}
+
+fn stats_ticker(config: &Config) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(config.stats.interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// The next configuration read on SIGHUP; without a reload channel, never resolves.
+async fn next_reload(reloads: Option<&mut mpsc::Receiver<Config>>) -> Option<Config> {
+    match reloads {
+        Some(reloads) => reloads.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a reload may change.
+struct Running<'a> {
+    capture: Option<&'a mut Capture>,
+    dynamic_ports: &'a mut DynamicPorts,
+    reporting: &'a mut Reporting,
+}
+
+/// Applies what `new` changes that can change while running, logs every key's outcome, and
+/// keeps the running values of the rest. True when the stats settings changed (a new ticker).
+fn reload<W: Write>(
+    config: &mut Config,
+    mut new: Config,
+    running: Running<'_>,
+    pipeline: &mut Pipeline<W>,
+) -> bool {
+    let plan = reload::plan(config, &new);
+    let Running {
+        mut capture,
+        dynamic_ports,
+        reporting,
+    } = running;
+    let applied = |key: &str| reload::applied(&plan, key);
+    let mut failures = Vec::new();
+    if applied("capture.ports.tcp") || applied("capture.ports.udp") {
+        if let Some(capture) = capture.as_deref_mut() {
+            let result = capture.replace_ports(
+                (&config.capture.ports.tcp, &config.capture.ports.udp),
+                (&new.capture.ports.tcp, &new.capture.ports.udp),
+                |port| dynamic_ports.is_learned(port) && !new.capture.ports.tcp.contains(&port),
             );
+            match result {
+                Ok(()) => {
+                    dynamic_ports.set_configured(&new.capture.ports.tcp);
+                    config.capture.ports = new.capture.ports.clone();
+                }
+                Err(error) => failures.push(format!("capture.ports: {error}")),
+            }
+        } else {
+            config.capture.ports = new.capture.ports.clone();
         }
     }
+    if applied("capture.dc_addresses") {
+        let result = capture.map_or(Ok(()), |capture| {
+            capture.replace_addresses(&config.capture.dc_addresses, &new.capture.dc_addresses)
+        });
+        match result {
+            Ok(()) => {
+                config.capture.dc_addresses = new.capture.dc_addresses.clone();
+                pipeline.watch_dcs(&config.capture.dc_addresses);
+            }
+            Err(error) => failures.push(format!("capture.dc_addresses: {error}")),
+        }
+    }
+    if applied("sensor.log_level") {
+        config.sensor.log_level = new.sensor.log_level.take();
+        if let Some(level) = &config.sensor.log_level
+            && let Ok(level) = dcwatch_telemetry::logging::parse_level(level)
+        {
+            dcwatch_telemetry::logging::set_level(level);
+        }
+    }
+    let stats_changed = applied("stats");
+    if stats_changed {
+        config.stats = new.stats.clone();
+        reporting.stats_file.clone_from(&config.stats.file);
+    }
+    if applied("health") {
+        config.health = new.health.clone();
+    }
+    reporting
+        .checks
+        .expect(expectations(config), &reporting.health);
+    info!("SIGHUP: configuration read again");
+    for item in &plan {
+        match item.outcome {
+            Outcome::NeedsRestart => warn!("reload: {item}"),
+            Outcome::Applied(_) | Outcome::Unchanged => info!("reload: {item}"),
+        }
+    }
+    for failure in failures {
+        error!("reload: not applied: {failure}");
+    }
+    stats_changed
 }
 
 fn log_summary(summary: &LiveSummary, captured: bool) {

@@ -1,17 +1,27 @@
 //! `dcwatch-sensor`: see `dcwatch-sensor --help`.
 
-use std::{io, process::ExitCode, time::Duration};
+use std::{
+    io::{self, Write as _},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use dcwatch_telemetry::{
+    logging,
+    probe::{self, Published},
+    stats_file,
+};
 use log::{error, info, warn};
 use sensor_user::{
-    cli::{Cli, Command, DirectoryCommand, OutputFormat, ReplayArgs, RunArgs},
+    cli::{Cli, Command, ConfigCommand, DirectoryCommand, OutputFormat, ReplayArgs, RunArgs},
     config::Config,
     directory::DirectorySync,
+    health::Health,
     live,
     pipeline::Output,
-    replay, stats,
+    replay,
     transport::{Leftover, Transport},
 };
 
@@ -21,13 +31,12 @@ const RUN_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&cli.log_level))
-        .format_target(false)
-        .init();
+    logging::init(cli.log_format, &cli.log_level);
     let result = match cli.command {
         Command::Run(args) => run(&args),
         Command::Replay(args) => replay(&args),
         Command::Directory(DirectoryCommand::Sync { config, out }) => directory_sync(&config, &out),
+        Command::Config(ConfigCommand::Check { config }) => config_check(config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,20 +90,33 @@ fn transport(config: &Config) -> anyhow::Result<Option<Transport>> {
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    // First of all: from here on a SIGHUP reloads instead of ending the process.
+    let mut hangups = {
+        let _entered = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("watching SIGHUP")?
+    };
     let config = args.config()?;
+    apply_log_level(&config);
     let transport = transport(&config)?;
+    let health = Health::new(
+        transport
+            .as_ref()
+            .map(|transport| std::sync::Arc::clone(transport.shared())),
+    );
     let sink = transport
         .as_ref()
         .and_then(|transport| transport.sink(false));
     let directory = DirectorySync::start(
         &config.directory,
         transport.as_ref().and_then(Transport::directory_sink),
+        health.clone(),
     )
     .context("starting the directory sync")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
     let duration = args.duration.map(Duration::from_secs);
     let result = runtime.block_on(async {
         let shutdown = async {
@@ -108,7 +130,22 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 None => live::shutdown_signal().await,
             }
         };
-        live::run(&config, output(args.common.output), sink, shutdown).await
+        let published = match config.metrics.listen {
+            Some(address) => Some(serve_probes(address).await?),
+            None => None,
+        };
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
+        let context = live::Context {
+            health,
+            published,
+            reloads: Some(reloads),
+        };
+        tokio::select! {
+            result = live::run(&config, output(args.common.output), sink, context, shutdown) => {
+                result.map_err(anyhow::Error::from)
+            }
+            () = read_on_hangup(&mut hangups, args, &reload_tx) => unreachable!("reads forever"),
+        }
     });
     // Its deltas hold the transport's queue open: stop it before the transport finishes.
     if let Some(directory) = directory {
@@ -119,7 +156,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let finished = transport.finish(RUN_SHUTDOWN_WAIT);
         // The last report was written before the backend acknowledged what was in flight.
         if let Some(path) = &config.stats.file
-            && let Err(error) = stats::update_file(path, &shared.counter_pairs())
+            && let Err(error) = stats_file::update(path, shared.snapshot().pairs())
         {
             warn!("writing stats file {}: {error}", path.display());
         }
@@ -134,6 +171,72 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
     }
     result?;
+    Ok(())
+}
+
+/// The configuration's `sensor.log_level`, when set, over `--log-level`.
+fn apply_log_level(config: &Config) {
+    if let Some(level) = &config.sensor.log_level
+        && let Ok(level) = logging::parse_level(level)
+    {
+        logging::set_level(level);
+    }
+}
+
+/// Serves `/metrics`, `/livez` and `/readyz` at `address` until the process ends.
+async fn serve_probes(address: std::net::SocketAddr) -> anyhow::Result<std::sync::Arc<Published>> {
+    let listener = probe::bind(address)
+        .await
+        .with_context(|| format!("listening for metrics on {address}"))?;
+    let published = std::sync::Arc::new(Published::new(
+        "dcwatch_sensor",
+        "sensor",
+        env!("CARGO_PKG_VERSION"),
+    ));
+    tokio::spawn(probe::serve(
+        listener,
+        std::sync::Arc::clone(&published),
+        std::future::pending(),
+    ));
+    info!("serving /metrics, /livez and /readyz on http://{address}");
+    Ok(published)
+}
+
+/// Reads the configuration again at every SIGHUP and hands it to the live loop; a file that
+/// does not read or check is logged and the running configuration stays.
+async fn read_on_hangup(
+    hangups: &mut tokio::signal::unix::Signal,
+    args: &RunArgs,
+    reloads: &tokio::sync::mpsc::Sender<Config>,
+) {
+    loop {
+        if hangups.recv().await.is_none() {
+            return std::future::pending().await;
+        }
+        match args.config() {
+            Ok(config) => {
+                if reloads.send(config).await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+            Err(failure) => {
+                error!("SIGHUP: {failure}; the running configuration stays");
+            }
+        }
+    }
+}
+
+/// `config check`: reads and checks the file as `run` would.
+fn config_check(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    // Loading checks every key.
+    if let Some(path) = path {
+        Config::load(path)?;
+    }
+    let name = path.map_or_else(
+        || "the defaults".to_owned(),
+        |path| path.display().to_string(),
+    );
+    writeln!(io::stdout(), "{name}: configuration OK").context("writing to standard output")?;
     Ok(())
 }
 
@@ -194,16 +297,14 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             .context("writing alerts")?;
         info!("{} alerts", summary.alerts.len());
     }
-    let mut pairs = summary.stats;
+    let mut stats = summary.stats;
     let mut delivery = Ok(());
     if let Some(transport) = transport {
         let shared = std::sync::Arc::clone(transport.shared());
-        shared.publish(pairs.clone());
+        shared.publish(stats.clone());
         let finished = transport.finish(Duration::from_secs(args.wait_secs));
         // The transport's counters as they ended, not as they were when the file ended.
-        let last = shared.counter_pairs();
-        pairs.retain(|(name, _)| !last.iter().any(|(own, _)| own == name));
-        pairs.extend(last);
+        stats.update(shared.snapshot());
         delivery = match finished {
             Ok(Leftover { batches: 0, .. }) => {
                 info!("the backend acknowledged every batch");
@@ -224,7 +325,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         };
     }
     if let Some(path) = &config.stats.file {
-        stats::write_file(path, &stats::snapshot(None, &pairs))
+        stats_file::write(path, &stats_file::object(stats.pairs()))
             .with_context(|| format!("writing stats file {}", path.display()))?;
     }
     result?;

@@ -10,7 +10,8 @@ use dcwatch_entity::{
     Directory, enrich,
     nnr::{CertaintyAlarm, Resolver},
 };
-use dcwatch_proto::v1::{Activity, health_event::Severity};
+use dcwatch_proto::v1::{Activity, activity::Body};
+use dcwatch_telemetry::{Kind, Snapshot};
 use log::{debug, info, warn};
 
 use dcwatch_pipeline::{
@@ -25,6 +26,7 @@ use dcwatch_pipeline::{
 
 use crate::{
     cli::OutputFormat,
+    health::checks::Heard,
     output::{JsonLines, PacketLine, rfc3339_micros},
     stats::UserCounters,
     transport::ActivitySink,
@@ -78,6 +80,7 @@ pub struct Pipeline<W: Write> {
     directory: Option<Directory>,
     /// Takes tunnels apart, with what it found (replay: live frames come out of XDP bare).
     decap: Option<(DecapConfig, DecapCounters)>,
+    heard: Heard,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -102,6 +105,7 @@ impl<W: Write> Pipeline<W> {
             resolver: Resolver::default(),
             directory: None,
             decap: None,
+            heard: Heard::default(),
         }
     }
 
@@ -178,11 +182,7 @@ impl<W: Write> Pipeline<W> {
     pub fn activities(&self) -> u64 {
         match &self.stage {
             FlowStage::Inline(dissector) => dissector.counters().activities,
-            FlowStage::Workers(workers) => workers
-                .counter_pairs()
-                .into_iter()
-                .find_map(|(name, value)| (name == "activities").then_some(value))
-                .unwrap_or(0),
+            FlowStage::Workers(workers) => workers.snapshot().get("activities").unwrap_or(0),
         }
     }
 
@@ -195,40 +195,44 @@ impl<W: Write> Pipeline<W> {
         }
     }
 
-    /// Every userspace counter, for the stats file.
-    pub fn stats(&self) -> Vec<(String, u64)> {
-        let frames = [
-            ("delivered".to_owned(), self.counters.delivered),
-            ("decode_errors".to_owned(), self.counters.decode_errors),
-            (
-                "unprintable_activities".to_owned(),
-                self.counters.unprintable_activities,
-            ),
-        ];
-        frames
-            .into_iter()
-            .chain(
-                self.decap
-                    .iter()
-                    .flat_map(|(_, counters)| counters.counter_pairs()),
-            )
-            .chain(match &self.stage {
-                FlowStage::Inline(dissector) => dissector.counter_pairs(),
-                FlowStage::Workers(workers) => workers.counter_pairs(),
-            })
-            .chain(self.resolver.counter_pairs())
-            .chain(
-                self.sink
-                    .iter()
-                    .flat_map(|sink| sink.shared().counter_pairs()),
-            )
-            .chain(self.engine.iter().flat_map(|engine| {
-                engine
-                    .counters()
-                    .into_iter()
-                    .map(|(name, value)| (name.to_owned(), value))
-            }))
-            .collect()
+    /// Every userspace counter, for the stats file and `/metrics`.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.add(&self.counters);
+        if let Some((_, counters)) = &self.decap {
+            snapshot.extend(counters.snapshot());
+        }
+        snapshot.extend(match &self.stage {
+            FlowStage::Inline(dissector) => dissector.snapshot(),
+            FlowStage::Workers(workers) => workers.snapshot(),
+        });
+        snapshot.extend(self.resolver.snapshot());
+        if let Some(sink) = &self.sink {
+            snapshot.extend(sink.shared().snapshot());
+        }
+        for (name, value) in self
+            .engine
+            .iter()
+            .flat_map(dcwatch_detect::Engine::counters)
+        {
+            snapshot.push(
+                name,
+                Kind::Counter,
+                "Counted by the detection engine.",
+                value,
+            );
+        }
+        snapshot
+    }
+
+    /// When the pipeline last heard from the configured DCs and from RADIUS.
+    pub fn heard(&self) -> &Heard {
+        &self.heard
+    }
+
+    /// Remembers when each of `dcs` was last heard from (for the health checks).
+    pub fn watch_dcs(&mut self, dcs: &[std::net::IpAddr]) {
+        self.heard.watch(dcs);
     }
 
     pub fn handle(&mut self, link: LinkType, mut frame: Frame<'_>) -> io::Result<()> {
@@ -257,6 +261,7 @@ impl<W: Write> Pipeline<W> {
                 return Ok(());
             }
         };
+        self.heard.frame(decoded.src, frame.timestamp_ns);
         if let Some(Output {
             lines,
             format: OutputFormat::Packets,
@@ -312,9 +317,12 @@ impl<W: Write> Pipeline<W> {
     fn emit(&mut self) -> io::Result<()> {
         for mut activity in self.activities.drain(..) {
             activity.sensor_id.clone_from(&self.sensor_id);
+            if let Some(Body::Radius(_)) = activity.body {
+                self.heard.radius_ns = Some(self.last_time_ns);
+            }
             self.resolver.process(&mut activity);
             if let Some(alarm) = self.resolver.take_alarm() {
-                report_certainty(self.sink.as_ref(), alarm);
+                self.heard.low_certainty = report_certainty(&alarm);
             }
             if let Some(directory) = &self.directory {
                 enrich::activity(directory, &mut activity);
@@ -400,22 +408,19 @@ fn write_packet_line<W: Write>(
     })
 }
 
-/// Says in the log, and to the backend as a health event, that sources are (no longer) mostly
-/// named with too little certainty.
-fn report_certainty(sink: Option<&ActivitySink>, alarm: CertaintyAlarm) {
+/// Says in the log that sources are (no longer) mostly named with too little certainty, and
+/// returns the health issue's detail while they are.
+fn report_certainty(alarm: &CertaintyAlarm) -> Option<String> {
     let message = alarm.message();
-    let severity = match alarm {
+    match alarm {
         CertaintyAlarm::Low { .. } => {
             warn!("{message}");
-            Severity::Warning
+            Some(message)
         }
         CertaintyAlarm::Recovered { .. } => {
             info!("{message}");
-            Severity::Info
+            None
         }
-    };
-    if let Some(sink) = sink {
-        sink.shared().health(severity, alarm.kind(), message);
     }
 }
 

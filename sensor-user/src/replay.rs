@@ -38,7 +38,7 @@ pub enum ReplayError {
 pub struct ReplaySummary {
     pub frames: UserCounters,
     pub activities: u64,
-    pub stats: Vec<(String, u64)>,
+    pub stats: dcwatch_telemetry::Snapshot,
     /// With detectors: every alert they hold at the end, oldest first.
     pub alerts: Vec<Alert>,
 }
@@ -76,7 +76,7 @@ pub fn replay<W: Write>(
     let summary = ReplaySummary {
         frames: *pipeline.counters(),
         activities: pipeline.activities(),
-        stats: pipeline.stats(),
+        stats: pipeline.snapshot(),
         alerts: pipeline
             .take_engine()
             .map(sorted_alerts)

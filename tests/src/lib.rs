@@ -7,6 +7,7 @@
 
 pub mod backend_process;
 pub mod corpus;
+pub mod exposition;
 pub mod frames;
 pub mod netns;
 pub mod pcap;

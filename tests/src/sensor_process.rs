@@ -102,6 +102,21 @@ impl SensorProcess {
         Ok(process)
     }
 
+    /// Sends `signal` and lets the sensor run on (SIGHUP: a reload).
+    pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id()).map_err(io::Error::other)?;
+        // SAFETY: signalling our own child, which has not been waited for yet.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Whether the sensor is still running.
+    pub fn is_running(&mut self) -> io::Result<bool> {
+        Ok(self.child.try_wait()?.is_none())
+    }
+
     /// Sends SIGINT, as Ctrl-C would, and waits for the sensor to finish.
     pub fn stop(self) -> io::Result<Finished> {
         self.stop_with(libc::SIGINT)

@@ -56,8 +56,6 @@ pub const MAX_COUNTER_SAMPLES: i64 = 10_080;
 pub const COUNTER_SAMPLE_INTERVAL: Duration = Duration::from_secs(60);
 /// A sensor not heard from for this long is shown as disconnected (MDI: 10 minutes).
 pub const DISCONNECTED_AFTER: Duration = Duration::from_secs(600);
-/// Health events of this age or younger count as open issues.
-pub const OPEN_ISSUE_AGE: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -279,14 +277,21 @@ pub struct CounterSample {
     pub counters: serde_json::Value,
 }
 
+/// A health issue (open or closed, with its span) or a point event (sensors that predate
+/// issues, and one-off events such as a reset sequence).
 #[derive(Clone, Debug, Serialize)]
 pub struct HealthRow {
     pub sensor_id: String,
+    /// The issue's start, or the event's time.
     pub time: String,
+    /// The issue's end; empty while open, and for an event.
+    pub end: String,
     pub severity: String,
     pub kind: String,
+    /// What the issue is about (an interface, a DC); empty: the sensor.
+    pub subject: String,
     pub message: String,
-    /// `open` (within the last 24 hours) or `closed` (older).
+    /// `open`, `closed`, or `event`.
     pub state: String,
 }
 
@@ -1077,16 +1082,15 @@ impl Data {
 
     pub fn sensors(&self) -> Result<Vec<SensorRow>, DataError> {
         let now = now_ns();
-        let open_since = now - i64::try_from(OPEN_ISSUE_AGE.as_nanos()).unwrap_or(i64::MAX);
         let disconnected = now - i64::try_from(DISCONNECTED_AFTER.as_nanos()).unwrap_or(i64::MAX);
         let connection = lock(&self.connection);
         let mut statement = connection.prepare(
             "SELECT s.sensor_id, s.version, s.last_seen_ns, s.stored_through, s.counters,
-             (SELECT COUNT(*) FROM health_events h WHERE h.sensor_id = s.sensor_id
-              AND h.time_ns >= ?1 AND h.severity != 'INFO')
+             (SELECT COUNT(*) FROM health_issues h WHERE h.sensor_id = s.sensor_id
+              AND h.end_ns IS NULL)
              FROM sensors s ORDER BY s.sensor_id",
         )?;
-        let rows = statement.query_map([open_since], |row| {
+        let rows = statement.query_map([], |row| {
             let last_seen: i64 = row.get(2)?;
             let counters: Option<String> = row.get(4)?;
             Ok(SensorRow {
@@ -1146,25 +1150,36 @@ impl Data {
         Ok(())
     }
 
-    /// Health events, newest first; with `sensor_id`, that sensor's only.
+    /// Health issues and events, newest first; with `sensor_id`, that sensor's only.
     pub fn health(&self, sensor_id: Option<&str>) -> Result<Vec<HealthRow>, DataError> {
-        let open_since = now_ns() - i64::try_from(OPEN_ISSUE_AGE.as_nanos()).unwrap_or(i64::MAX);
         let connection = lock(&self.connection);
         let mut statement = connection.prepare(
-            "SELECT sensor_id, time_ns, severity, kind, message FROM health_events
-             WHERE ?1 IS NULL OR sensor_id = ?1 ORDER BY time_ns DESC LIMIT ?2",
+            "SELECT sensor_id, start_ns, end_ns, severity, kind, subject, detail, 1
+             FROM health_issues WHERE ?1 IS NULL OR sensor_id = ?1
+             UNION ALL
+             SELECT sensor_id, time_ns, NULL, severity, kind, '', message, 0
+             FROM health_events WHERE ?1 IS NULL OR sensor_id = ?1
+             ORDER BY 2 DESC LIMIT ?2",
         )?;
         let rows = statement.query_map(
             params![sensor_id, i64::try_from(MAX_ROWS).unwrap_or(i64::MAX)],
             |row| {
-                let time: i64 = row.get(1)?;
+                let end: Option<i64> = row.get(2)?;
+                let issue: bool = row.get(7)?;
                 Ok(HealthRow {
                     sensor_id: row.get(0)?,
-                    time: rfc3339(time),
-                    severity: row.get(2)?,
-                    kind: row.get(3)?,
-                    message: row.get(4)?,
-                    state: if time >= open_since { "open" } else { "closed" }.to_owned(),
+                    time: rfc3339(row.get(1)?),
+                    end: end.map(rfc3339).unwrap_or_default(),
+                    severity: row.get(3)?,
+                    kind: row.get(4)?,
+                    subject: row.get(5)?,
+                    message: row.get(6)?,
+                    state: match (issue, end) {
+                        (false, _) => "event",
+                        (true, None) => "open",
+                        (true, Some(_)) => "closed",
+                    }
+                    .to_owned(),
                 })
             },
         )?;

@@ -560,18 +560,32 @@ async fn computer(
 
 fn health_table(rows: &[data::HealthRow]) -> Markup {
     let headings = [
-        "Time (UTC)",
+        "Start (UTC)",
+        "End (UTC)",
         "Sensor",
         "Severity",
         "Issue",
-        "Message",
+        "About",
+        "Detail",
         "State",
     ];
     table(TableName::Class("health"), &headings, rows, |row| {
         html! {
-            tr { td { (row.time) } td { a href={ "/sensors/" (url_encode(&row.sensor_id)) } { (row.sensor_id) } } td { (row.severity) } td { (row.kind) } td { (row.message) } td { (row.state) } }
+            tr {
+                td { (row.time) } td { (row.end) }
+                td { a href={ "/sensors/" (url_encode(&row.sensor_id)) } { (row.sensor_id) } }
+                td { (row.severity) }
+                td { (issue_title(&row.kind)) }
+                td { (row.subject) } td { (row.message) } td { (row.state) }
+            }
         }
     })
+}
+
+/// A known issue kind's title for people; an event's (or a newer sensor's) kind as sent.
+fn issue_title(kind: &str) -> String {
+    dcwatch_telemetry::health::IssueKind::from_name(kind)
+        .map_or_else(|| kind.to_owned(), |kind| kind.title().to_owned())
 }
 
 async fn sensors(Shared(state): Shared<State>, user: User) -> Response {
@@ -640,13 +654,20 @@ async fn health(Shared(state): Shared<State>, user: User) -> Response {
         Ok(rows) => rows,
         Err(error) => return failure(Some(&user), error),
     };
-    let (open, closed): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.state == "open");
+    let of = |state: &str| -> Vec<data::HealthRow> {
+        rows.iter()
+            .filter(|row| row.state == state)
+            .cloned()
+            .collect()
+    };
     let body = html! {
         h1 { "Health" }
-        h2 { "Open issues (last 24 hours)" }
-        (health_table(&open))
+        h2 { "Open issues" }
+        (health_table(&of("open")))
         h2 { "Closed issues" }
-        (health_table(&closed))
+        (health_table(&of("closed")))
+        h2 { "Events" }
+        (health_table(&of("event")))
     };
     Html(page("Health", Some(&user), &body).into_string()).into_response()
 }

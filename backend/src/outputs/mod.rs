@@ -23,34 +23,26 @@ use dcwatch_proto::{
 
 use crate::config::OutputsConfig;
 
-/// What the outputs count (the stats file's names).
-#[derive(Debug, Default)]
-pub struct OutputCounters {
-    pub syslog_sent: AtomicU64,
-    pub syslog_dropped: AtomicU64,
-    pub syslog_send_errors: AtomicU64,
-    pub syslog_connects: AtomicU64,
-    pub json_written: AtomicU64,
-    pub json_dropped: AtomicU64,
-    pub json_errors: AtomicU64,
-    pub json_reopened: AtomicU64,
-}
-
-impl OutputCounters {
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        [
-            ("syslog_sent", &self.syslog_sent),
-            ("syslog_dropped", &self.syslog_dropped),
-            ("syslog_send_errors", &self.syslog_send_errors),
-            ("syslog_connects", &self.syslog_connects),
-            ("json_written", &self.json_written),
-            ("json_dropped", &self.json_dropped),
-            ("json_errors", &self.json_errors),
-            ("json_reopened", &self.json_reopened),
-        ]
-        .into_iter()
-        .map(|(name, counter)| (name, counter.load(Ordering::Relaxed)))
-        .collect()
+dcwatch_telemetry::counters! {
+    /// What the outputs count (the stats file's names).
+    #[derive(Debug, Default)]
+    pub struct OutputCounters {
+        /// Syslog messages (alerts and health events in CEF) sent.
+        counter syslog_sent: AtomicU64,
+        /// Syslog messages dropped: a destination's queue was full.
+        counter syslog_dropped: AtomicU64,
+        /// Syslog messages a destination failed to take.
+        counter syslog_send_errors: AtomicU64,
+        /// Connections made to TCP or TLS syslog destinations.
+        counter syslog_connects: AtomicU64,
+        /// Lines written to the JSON output file.
+        counter json_written: AtomicU64,
+        /// Lines dropped: the JSON file's queue was full.
+        counter json_dropped: AtomicU64,
+        /// Lines the JSON file failed to take.
+        counter json_errors: AtomicU64,
+        /// Times the JSON file was reopened (SIGHUP).
+        counter json_reopened: AtomicU64,
     }
 }
 

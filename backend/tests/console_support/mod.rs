@@ -13,6 +13,7 @@ use dcwatch_backend::{
     store::Store,
 };
 use dcwatch_proto::v1::{Activity, Endpoint, activity::Body};
+use dcwatch_telemetry::health::{Issue, IssueKind};
 use serde_json::{Map, Value};
 
 pub const PASSWORD: &str = "a long test password";
@@ -161,8 +162,43 @@ pub fn seed(dir: &Path) -> Seeded {
         severity: dcwatch_proto::v1::health_event::Severity::Warning.into(),
         kind: "CAPTURE_LOSS".to_owned(),
         message: "ring buffer full: 3 frames lost".to_owned(),
+        ..Default::default()
     };
     store.store_health("vm", &event).expect("health");
+    let minute = 60_000_000_000_u64;
+    let now = u64::try_from(now_ns()).expect("after 1970");
+    let issue = |kind, subject: &str, detail: &str, start_ns, end_ns| Issue {
+        kind,
+        subject: subject.to_owned(),
+        detail: detail.to_owned(),
+        start_ns,
+        end_ns,
+    };
+    for stored in [
+        issue(
+            IssueKind::NicDown,
+            "eth1",
+            "eth1 is down",
+            now - 2 * minute,
+            None,
+        ),
+        issue(
+            IssueKind::TrafficDropped,
+            "",
+            "2.5% of matched frames lost",
+            now - 10 * minute,
+            None,
+        ),
+        issue(
+            IssueKind::TrafficDropped,
+            "",
+            "2.5% of matched frames lost",
+            now - 10 * minute,
+            Some(now - 5 * minute),
+        ),
+    ] {
+        store.record_issue("vm", &stored).expect("issue");
+    }
     drop(store);
 
     let data = Data::open(dir, Arc::default()).expect("console data");

@@ -315,7 +315,11 @@ fn resolution_cost(input: &Path, directory_path: &Path) -> anyhow::Result<()> {
         for activity in activities.iter_mut() {
             resolver.process(activity);
         }
-        resolver_counters = resolver.counter_pairs().into_iter().collect();
+        resolver_counters = resolver
+            .snapshot()
+            .pairs()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
     });
     let enrich_empty = per_activity(&mut activities, |activities| {
         for activity in activities.iter_mut() {

@@ -11,10 +11,11 @@ use dcwatch_proto::v1::{
     Activity, Certainty, Computer, activity::Body, dns_activity, kerberos_activity, ntp_activity,
     radius_activity, rdp_activity,
 };
+use dcwatch_telemetry::{Kind, Snapshot};
 
 use super::{
     evidence::{self, Evidence, endpoint_ip},
-    table::{EvidenceTable, NnrConfig, Resolution, TableCounters},
+    table::{EvidenceTable, NnrConfig, Resolution},
     watch::{CertaintyAlarm, CertaintyWatch},
 };
 
@@ -31,21 +32,23 @@ const SERVICE_PORTS: &[u32] = &[
 const LDAP_PORTS: &[u32] = &[389, 636, 3268, 3269];
 const KERBEROS_PORT: u32 = 88;
 
-/// What resolution counted, beyond the table's own counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NnrCounters {
-    /// Computers (source or destination) resolved with HIGH certainty.
-    pub high: u64,
-    /// ... with LOW certainty.
-    pub low: u64,
-    /// Addresses the table had no evidence for at the activity's time.
-    pub unresolved: u64,
-    /// Of the resolutions, those in conflict (two names within the window).
-    pub conflicting: u64,
-    /// Domain controllers learned from traffic.
-    pub learned_dcs: u64,
-    /// Domain controllers not learned: MAX_LEARNED_DCS was reached.
-    pub learned_dcs_dropped: u64,
+dcwatch_telemetry::counters! {
+    /// What resolution counted, beyond the table's own counters.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct NnrCounters {
+        /// Computers (source or destination) resolved with HIGH certainty.
+        counter resolved_high: u64,
+        /// ... with LOW certainty.
+        counter resolved_low: u64,
+        /// Addresses the table had no evidence for at the activity's time.
+        counter unresolved: u64,
+        /// Of the resolutions, those in conflict (two names within the window).
+        counter resolved_in_conflict: u64,
+        /// Domain controllers learned from traffic.
+        counter learned_dcs: u64,
+        /// Domain controllers not learned: MAX_LEARNED_DCS was reached.
+        counter learned_dcs_dropped: u64,
+    }
 }
 
 #[derive(Debug, Default)]
@@ -156,10 +159,10 @@ impl Resolver {
             return None;
         };
         match certainty {
-            Certainty::High => self.counters.high += 1,
-            _ => self.counters.low += 1,
+            Certainty::High => self.counters.resolved_high += 1,
+            _ => self.counters.resolved_low += 1,
         }
-        self.counters.conflicting += u64::from(conflict);
+        self.counters.resolved_in_conflict += u64::from(conflict);
         Some(Computer {
             name,
             certainty: certainty.into(),
@@ -168,39 +171,24 @@ impl Resolver {
         })
     }
 
-    /// Every counter, named for the stats file.
-    pub fn counter_pairs(&self) -> Vec<(String, u64)> {
-        let TableCounters {
-            evidence,
-            address_evictions,
-            evidence_evictions,
-            conflicts,
-        } = self.table.counters();
-        let NnrCounters {
-            high,
-            low,
-            unresolved,
-            conflicting,
-            learned_dcs,
-            learned_dcs_dropped,
-        } = self.counters;
-        [
-            ("nnr_resolved_high", high),
-            ("nnr_resolved_low", low),
-            ("nnr_unresolved", unresolved),
-            ("nnr_resolved_in_conflict", conflicting),
-            ("nnr_evidence", evidence),
-            ("nnr_conflicts", conflicts),
-            ("nnr_address_evictions", address_evictions),
-            ("nnr_evidence_evictions", evidence_evictions),
-            ("nnr_addresses", self.table.len() as u64),
-            ("nnr_learned_dcs", learned_dcs),
-            ("nnr_learned_dcs_dropped", learned_dcs_dropped),
-            ("nnr_low_certainty_hours", self.watch.low_hours()),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
+    /// Every counter, named as the stats file names them.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.add_prefixed("nnr_", &self.counters);
+        snapshot.add_prefixed("nnr_", &self.table.counters());
+        snapshot.push(
+            "nnr_addresses",
+            Kind::Gauge,
+            "Addresses the evidence table holds now.",
+            self.table.len() as u64,
+        );
+        snapshot.push(
+            "nnr_low_certainty_hours",
+            Kind::Counter,
+            "Hours in which too few sources were named with HIGH certainty.",
+            self.watch.low_hours(),
+        );
+        snapshot
     }
 }
 
@@ -392,7 +380,11 @@ mod tests {
         // server; unresolved: the AS-REP's DC side is skipped, the broadcast address unknown.
         let counters = resolver.counters();
         assert_eq!(
-            (counters.high, counters.low, counters.unresolved),
+            (
+                counters.resolved_high,
+                counters.resolved_low,
+                counters.unresolved
+            ),
             (2, 2, 1)
         );
     }
@@ -412,7 +404,7 @@ mod tests {
             ))
         );
         assert_eq!(resolver.table().counters().conflicts, 1);
-        assert_eq!(resolver.counters().conflicting, 1);
+        assert_eq!(resolver.counters().resolved_in_conflict, 1);
         assert_eq!(
             resolver.counters().learned_dcs,
             0,

@@ -42,18 +42,20 @@ impl Default for NnrConfig {
     }
 }
 
-/// What the table counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TableCounters {
-    /// Evidence handed to the table.
-    pub evidence: u64,
-    /// Addresses forgotten to stay within MAX_ADDRESSES.
-    pub address_evictions: u64,
-    /// Facts forgotten to stay within MAX_EVIDENCE_PER_ADDRESS.
-    pub evidence_evictions: u64,
-    /// Evidence naming another host than evidence for the same address within the conflict
-    /// window.
-    pub conflicts: u64,
+dcwatch_telemetry::counters! {
+    /// What the table counted.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TableCounters {
+        /// Evidence handed to the table.
+        counter evidence: u64,
+        /// Addresses forgotten to stay within MAX_ADDRESSES.
+        counter address_evictions: u64,
+        /// Facts forgotten to stay within MAX_EVIDENCE_PER_ADDRESS.
+        counter evidence_evictions: u64,
+        /// Evidence naming another host than evidence for the same address within the conflict
+        /// window.
+        counter conflicts: u64,
+    }
 }
 
 /// The answer for an address at a time.

@@ -25,15 +25,7 @@ pub enum CertaintyAlarm {
 }
 
 impl CertaintyAlarm {
-    /// The health event kind.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Low { .. } => "NNR_LOW_CERTAINTY",
-            Self::Recovered { .. } => "NNR_CERTAINTY_RECOVERED",
-        }
-    }
-
-    /// One line for the log and the health event.
+    /// One line for the log and the health issue.
     pub fn message(&self) -> String {
         match *self {
             Self::Low { high, activities } => format!(
@@ -176,10 +168,6 @@ mod tests {
                 activities: 300
             })
         );
-        assert_eq!(
-            closing.map(|alarm| alarm.kind()),
-            Some("NNR_CERTAINTY_RECOVERED")
-        );
     }
 
     #[test]
@@ -199,7 +187,6 @@ mod tests {
             high: 3,
             activities: 120,
         };
-        assert_eq!(low.kind(), "NNR_LOW_CERTAINTY");
         let message = low.message();
         assert!(
             message.contains("only 3 of 120 activities") && message.contains("(2%, below 10%)"),

@@ -26,6 +26,7 @@ pub mod stream;
 use std::net::SocketAddr;
 
 use dcwatch_proto::v1::Activity;
+use dcwatch_telemetry::Snapshot;
 
 use self::{
     connection::{ConnectionNotes, annotate_datagram},
@@ -46,81 +47,65 @@ use crate::{
     services::{Transport, service_name},
 };
 
-/// What the dissector counts beyond the flow table's and the fragment table's own counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DissectCounters {
-    pub activities: u64,
-    pub pdus: u64,
-    /// PDUs longer than [`stream::MAX_PDU_LEN`], handed over cut short.
-    pub oversized_pdus: u64,
-    /// Messages a parser rejected (malformed, or not what the port said).
-    pub parse_errors: u64,
-    /// Streams whose first bytes were not the protocol the port suggested.
-    pub not_protocol_streams: u64,
-    /// Times a stream lost PDU boundaries (bytes that did not frame) and went hunting.
-    pub desyncs: u64,
-    /// Times a hunting stream found a PDU start again.
-    pub resyncs: u64,
-    /// Partial PDUs given up because the memory budget was spent.
-    pub pdu_budget_drops: u64,
-    /// Streams that ended (closed, timed out, evicted) in the middle of a PDU.
-    pub unfinished_pdus: u64,
-    /// Datagrams on a watched port that no parser took (kpasswd, ...).
-    pub unparsed_datagrams: u64,
-    /// Authentication tokens (SPNEGO, Kerberos, NTLM) a carrier handed over that did not parse.
-    pub unreadable_tokens: u64,
-    /// Answers to requests the sensor never saw (or gave up waiting for).
-    pub orphan_responses: u64,
-    /// Requests reported without waiting for their answer, for lack of room.
-    pub requests_not_awaited: u64,
-    /// RADIUS requests whose authenticator was not kept because the pending-request table
-    /// (`radius::MAX_PENDING_REQUESTS`) was full of recent ones: their answers are UNCHECKED.
-    pub radius_requests_not_kept: u64,
-    /// Stream bytes passed over without parsing: while hunting for a PDU start, and the parts
-    /// of oversized PDUs and HTTP bodies.
-    pub skipped_bytes: u64,
-    /// TCP endpoints an endpoint mapper announced on another host than its own, not learned.
-    pub rpc_endpoints_foreign: u64,
-    /// Endpoints learned while the list handed to the live capture was full, so not handed.
-    pub rpc_endpoints_dropped: u64,
-    /// Gaps in the DCE-RPC stream of an SMB named pipe: a write or read whose data was cut
-    /// (an oversized message, or a related write beyond what is kept), or a read whose answer
-    /// was not awaited.
-    pub pipe_gaps: u64,
-    /// DCE-RPC context handles forgotten (the table full) or not remembered (the budget spent):
-    /// later calls naming them go unnamed.
-    pub rpc_handles_forgotten: u64,
-    /// TCP flows on ports no service names recognised as DCE-RPC by their content.
-    pub rpc_found_by_content: u64,
-    /// TCP flows on such ports probed for DCE-RPC and found not to be.
-    pub rpc_probes_refused: u64,
+dcwatch_telemetry::counters! {
+    /// What the dissector counts beyond the flow table's and the fragment table's own counters.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct DissectCounters {
+        counter activities: u64,
+        counter pdus: u64,
+        /// PDUs longer than [`stream::MAX_PDU_LEN`], handed over cut short.
+        counter oversized_pdus: u64,
+        /// Messages a parser rejected (malformed, or not what the port said).
+        counter parse_errors: u64,
+        /// Streams whose first bytes were not the protocol the port suggested.
+        counter not_protocol_streams: u64,
+        /// Times a stream lost PDU boundaries (bytes that did not frame) and went hunting.
+        counter desyncs: u64,
+        /// Times a hunting stream found a PDU start again.
+        counter resyncs: u64,
+        /// Partial PDUs given up because the memory budget was spent.
+        counter pdu_budget_drops: u64,
+        /// Streams that ended (closed, timed out, evicted) in the middle of a PDU.
+        counter unfinished_pdus: u64,
+        /// Datagrams on a watched port that no parser took (kpasswd, ...).
+        counter unparsed_datagrams: u64,
+        /// Authentication tokens (SPNEGO, Kerberos, NTLM) a carrier handed over that did not parse.
+        counter unreadable_tokens: u64,
+        /// Answers to requests the sensor never saw (or gave up waiting for).
+        counter orphan_responses: u64,
+        /// Requests reported without waiting for their answer, for lack of room.
+        counter requests_not_awaited: u64,
+        /// RADIUS requests whose authenticator was not kept because the pending-request table
+        /// (`radius::MAX_PENDING_REQUESTS`) was full of recent ones: their answers are UNCHECKED.
+        counter radius_requests_not_kept: u64,
+        /// Stream bytes passed over without parsing: while hunting for a PDU start, and the parts
+        /// of oversized PDUs and HTTP bodies.
+        counter skipped_bytes: u64,
+        /// TCP endpoints an endpoint mapper announced on another host than its own, not learned.
+        counter rpc_endpoints_foreign: u64,
+        /// Endpoints learned while the list handed to the live capture was full, so not handed.
+        counter rpc_endpoints_dropped: u64,
+        /// Gaps in the DCE-RPC stream of an SMB named pipe: a write or read whose data was cut
+        /// (an oversized message, or a related write beyond what is kept), or a read whose answer
+        /// was not awaited.
+        counter pipe_gaps: u64,
+        /// DCE-RPC context handles forgotten (the table full) or not remembered (the budget spent):
+        /// later calls naming them go unnamed.
+        counter rpc_handles_forgotten: u64,
+        /// TCP flows on ports no service names recognised as DCE-RPC by their content.
+        counter rpc_found_by_content: u64,
+        /// TCP flows on such ports probed for DCE-RPC and found not to be.
+        counter rpc_probes_refused: u64,
+    }
 }
 
-impl DissectCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 21] {
-        [
-            ("activities", self.activities),
-            ("pdus", self.pdus),
-            ("oversized_pdus", self.oversized_pdus),
-            ("parse_errors", self.parse_errors),
-            ("not_protocol_streams", self.not_protocol_streams),
-            ("desyncs", self.desyncs),
-            ("resyncs", self.resyncs),
-            ("pdu_budget_drops", self.pdu_budget_drops),
-            ("unfinished_pdus", self.unfinished_pdus),
-            ("unparsed_datagrams", self.unparsed_datagrams),
-            ("unreadable_tokens", self.unreadable_tokens),
-            ("orphan_responses", self.orphan_responses),
-            ("requests_not_awaited", self.requests_not_awaited),
-            ("radius_requests_not_kept", self.radius_requests_not_kept),
-            ("skipped_bytes", self.skipped_bytes),
-            ("rpc_endpoints_foreign", self.rpc_endpoints_foreign),
-            ("rpc_endpoints_dropped", self.rpc_endpoints_dropped),
-            ("pipe_gaps", self.pipe_gaps),
-            ("rpc_handles_forgotten", self.rpc_handles_forgotten),
-            ("rpc_found_by_content", self.rpc_found_by_content),
-            ("rpc_probes_refused", self.rpc_probes_refused),
-        ]
+dcwatch_telemetry::counters! {
+    /// The memory budget the flow table, the fragment table and the PDU buffers share.
+    struct MemoryGauges {
+        /// Bytes the dissector's memory budget holds now.
+        gauge memory_in_use: u64,
+        /// The most bytes the budget held at once.
+        gauge memory_peak: u64,
     }
 }
 
@@ -213,31 +198,16 @@ impl Dissector {
     }
 
     /// Every counter of the stage, for the stats file.
-    pub fn counter_pairs(&self) -> Vec<(String, u64)> {
-        let dissect = self
-            .counters
-            .pairs()
-            .map(|(name, value)| (name.to_owned(), value));
-        let flows = self
-            .flows
-            .counters()
-            .pairs()
-            .map(|(name, value)| (format!("flow_{name}"), value));
-        let fragments = self
-            .fragments
-            .counters()
-            .pairs()
-            .map(|(name, value)| (format!("fragment_{name}"), value));
-        let memory = [
-            ("memory_in_use".to_owned(), self.budget.in_use() as u64),
-            ("memory_peak".to_owned(), self.budget.peak() as u64),
-        ];
-        dissect
-            .into_iter()
-            .chain(flows)
-            .chain(fragments)
-            .chain(memory)
-            .collect()
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.add(&self.counters);
+        snapshot.add_prefixed("flow_", self.flows.counters());
+        snapshot.add_prefixed("fragment_", self.fragments.counters());
+        snapshot.add(&MemoryGauges {
+            memory_in_use: self.budget.in_use() as u64,
+            memory_peak: self.budget.peak() as u64,
+        });
+        snapshot
     }
 
     /// Handles one packet; the activities it completes are appended to `out`, in order.

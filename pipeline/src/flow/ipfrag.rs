@@ -78,48 +78,31 @@ impl Default for FragmentLimits {
     }
 }
 
-/// What a [`FragmentTable`] counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FragmentCounters {
-    /// Fragments handed to [`FragmentTable::insert`].
-    pub fragments: u64,
-    /// Datagrams completed.
-    pub reassembled: u64,
-    /// Datagrams dropped incomplete at the timeout.
-    pub timed_out: u64,
-    /// Datagrams evicted: the table was full, or the budget needed room.
-    pub evicted: u64,
-    /// Datagrams dropped for overlapping fragments.
-    pub overlaps: u64,
-    /// Fragments ignored as exact duplicates.
-    pub duplicates: u64,
-    /// Datagrams dropped for reaching past [`FragmentLimits::max_datagram_len`].
-    pub too_large: u64,
-    /// Datagrams dropped for having more than [`FragmentLimits::max_fragments_per_datagram`].
-    pub too_many_fragments: u64,
-    /// Fragments (or their datagram) dropped as inconsistent: not a multiple of 8 bytes before
-    /// the last, data past the last fragment's end, two different ends.
-    pub malformed: u64,
-    /// Fragments whose datagram was dropped because the budget had no room even after evicting.
-    pub budget_cap_hits: u64,
-}
-
-impl FragmentCounters {
-    /// Every counter with its name, for printing.
-    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        [
-            ("fragments", self.fragments),
-            ("reassembled", self.reassembled),
-            ("timed_out", self.timed_out),
-            ("evicted", self.evicted),
-            ("overlaps", self.overlaps),
-            ("duplicates", self.duplicates),
-            ("too_large", self.too_large),
-            ("too_many_fragments", self.too_many_fragments),
-            ("malformed", self.malformed),
-            ("budget_cap_hits", self.budget_cap_hits),
-        ]
-        .into_iter()
+dcwatch_telemetry::counters! {
+    /// What a [`FragmentTable`] counted.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct FragmentCounters {
+        /// Fragments handed to [`FragmentTable::insert`].
+        counter fragments: u64,
+        /// Datagrams completed.
+        counter reassembled: u64,
+        /// Datagrams dropped incomplete at the timeout.
+        counter timed_out: u64,
+        /// Datagrams evicted: the table was full, or the budget needed room.
+        counter evicted: u64,
+        /// Datagrams dropped for overlapping fragments.
+        counter overlaps: u64,
+        /// Fragments ignored as exact duplicates.
+        counter duplicates: u64,
+        /// Datagrams dropped for reaching past [`FragmentLimits::max_datagram_len`].
+        counter too_large: u64,
+        /// Datagrams dropped for having more than [`FragmentLimits::max_fragments_per_datagram`].
+        counter too_many_fragments: u64,
+        /// Fragments (or their datagram) dropped as inconsistent: not a multiple of 8 bytes before
+        /// the last, data past the last fragment's end, two different ends.
+        counter malformed: u64,
+        /// Fragments whose datagram was dropped because the budget had no room even after evicting.
+        counter budget_cap_hits: u64,
     }
 }
 

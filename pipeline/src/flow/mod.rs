@@ -257,97 +257,66 @@ impl Default for FlowLimits {
     }
 }
 
-/// What a [`FlowTable`] counted. All monotonic except `buffered_bytes`, a gauge.
-///
-/// Invariants (tested): `flows_created == flows_closed + flows_timed_out + flows_evicted +
-/// flows_reused + flows_drained + table.len()`, and `payload_bytes == bytes_delivered +
-/// dropped_bytes + buffered_bytes` (every payload byte of an interested flow is delivered once,
-/// dropped, or still held).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowCounters {
-    /// Flows created (interested or not).
-    pub flows_created: u64,
-    /// Flows ended by FIN in both directions or by RST.
-    pub flows_closed: u64,
-    /// Flows ended by the idle timeout.
-    pub flows_timed_out: u64,
-    /// Flows evicted because the table was full.
-    pub flows_evicted: u64,
-    /// Flows ended because a new connection reused their endpoints.
-    pub flows_reused: u64,
-    /// Flows ended by [`FlowTable::drain`].
-    pub flows_drained: u64,
-    /// Flows whose data the handler stopped wanting (still in the table, not reassembled).
-    pub flows_unfollowed: u64,
-    /// Directions whose first segment was not a SYN (nor answered by a SYN+ACK that gave its
-    /// initial sequence number): they start with `Gap { bytes: 0 }`.
-    pub midstream_pickups: u64,
-    /// Segments handed to [`FlowTable::segment`].
-    pub segments: u64,
-    /// Segments that matched no flow and could not start one (bare ACK, FIN or RST: typically
-    /// the last packets of a flow already closed).
-    pub unmatched_segments: u64,
-    /// Segments of flows the caller was not interested in.
-    pub not_interested_segments: u64,
-    /// Payload bytes of interested flows.
-    pub payload_bytes: u64,
-    /// Bytes delivered as [`StreamEvent::Data`].
-    pub bytes_delivered: u64,
-    /// Payload bytes not delivered: already delivered or skipped (retransmissions, data behind a
-    /// given-up hole), already held (overlaps: first copy wins), after FIN or with RST, or
-    /// outside the window.
-    pub dropped_bytes: u64,
-    /// Payload bytes held out of order right now (a gauge).
-    pub buffered_bytes: u64,
-    /// Segments that started beyond the next expected byte.
-    pub out_of_order_segments: u64,
-    /// Segments that brought no new byte (wholly delivered or held already), or only partly new.
-    pub retransmitted_segments: u64,
-    /// Segments starting more than [`MAX_SEQ_AHEAD`] ahead: dropped.
-    pub out_of_window_segments: u64,
-    /// Segments whose bytes differ from those already held for the same offsets.
-    pub overlap_conflicts: u64,
-    /// Holes given up ([`StreamEvent::Gap`] with a known size).
-    pub gaps: u64,
-    /// Total size of those holes.
-    pub gap_bytes: u64,
-    /// Holes given up because a direction reached [`FlowLimits::max_buffered_per_direction`].
-    pub buffer_cap_hits: u64,
-    /// Holes given up because the table's total or the shared [`MemoryBudget`] was reached.
-    pub budget_cap_hits: u64,
-    /// Holes given up because the peer acknowledged past them.
-    pub ack_gaps: u64,
-}
-
-impl FlowCounters {
-    /// Every counter with its name, for printing.
-    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        [
-            ("flows_created", self.flows_created),
-            ("flows_closed", self.flows_closed),
-            ("flows_timed_out", self.flows_timed_out),
-            ("flows_evicted", self.flows_evicted),
-            ("flows_reused", self.flows_reused),
-            ("flows_drained", self.flows_drained),
-            ("flows_unfollowed", self.flows_unfollowed),
-            ("midstream_pickups", self.midstream_pickups),
-            ("segments", self.segments),
-            ("unmatched_segments", self.unmatched_segments),
-            ("not_interested_segments", self.not_interested_segments),
-            ("payload_bytes", self.payload_bytes),
-            ("bytes_delivered", self.bytes_delivered),
-            ("dropped_bytes", self.dropped_bytes),
-            ("buffered_bytes", self.buffered_bytes),
-            ("out_of_order_segments", self.out_of_order_segments),
-            ("retransmitted_segments", self.retransmitted_segments),
-            ("out_of_window_segments", self.out_of_window_segments),
-            ("overlap_conflicts", self.overlap_conflicts),
-            ("gaps", self.gaps),
-            ("gap_bytes", self.gap_bytes),
-            ("buffer_cap_hits", self.buffer_cap_hits),
-            ("budget_cap_hits", self.budget_cap_hits),
-            ("ack_gaps", self.ack_gaps),
-        ]
-        .into_iter()
+dcwatch_telemetry::counters! {
+    /// What a [`FlowTable`] counted. All monotonic except `buffered_bytes`, a gauge.
+    ///
+    /// Invariants (tested): `flows_created == flows_closed + flows_timed_out + flows_evicted +
+    /// flows_reused + flows_drained + table.len()`, and `payload_bytes == bytes_delivered +
+    /// dropped_bytes + buffered_bytes` (every payload byte of an interested flow is delivered once,
+    /// dropped, or still held).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct FlowCounters {
+        /// Flows created (interested or not).
+        counter flows_created: u64,
+        /// Flows ended by FIN in both directions or by RST.
+        counter flows_closed: u64,
+        /// Flows ended by the idle timeout.
+        counter flows_timed_out: u64,
+        /// Flows evicted because the table was full.
+        counter flows_evicted: u64,
+        /// Flows ended because a new connection reused their endpoints.
+        counter flows_reused: u64,
+        /// Flows ended by [`FlowTable::drain`].
+        counter flows_drained: u64,
+        /// Flows whose data the handler stopped wanting (still in the table, not reassembled).
+        counter flows_unfollowed: u64,
+        /// Directions whose first segment was not a SYN (nor answered by a SYN+ACK that gave its
+        /// initial sequence number): they start with `Gap { bytes: 0 }`.
+        counter midstream_pickups: u64,
+        /// Segments handed to [`FlowTable::segment`].
+        counter segments: u64,
+        /// Segments that matched no flow and could not start one (bare ACK, FIN or RST: typically
+        /// the last packets of a flow already closed).
+        counter unmatched_segments: u64,
+        /// Segments of flows the caller was not interested in.
+        counter not_interested_segments: u64,
+        /// Payload bytes of interested flows.
+        counter payload_bytes: u64,
+        /// Bytes delivered as [`StreamEvent::Data`].
+        counter bytes_delivered: u64,
+        /// Payload bytes not delivered: already delivered or skipped (retransmissions, data behind a
+        /// given-up hole), already held (overlaps: first copy wins), after FIN or with RST, or
+        /// outside the window.
+        counter dropped_bytes: u64,
+        /// Payload bytes held out of order right now (a gauge).
+        gauge buffered_bytes: u64,
+        /// Segments that started beyond the next expected byte.
+        counter out_of_order_segments: u64,
+        /// Segments that brought no new byte (wholly delivered or held already), or only partly new.
+        counter retransmitted_segments: u64,
+        /// Segments starting more than [`MAX_SEQ_AHEAD`] ahead: dropped.
+        counter out_of_window_segments: u64,
+        /// Segments whose bytes differ from those already held for the same offsets.
+        counter overlap_conflicts: u64,
+        /// Holes given up ([`StreamEvent::Gap`] with a known size).
+        counter gaps: u64,
+        /// Total size of those holes.
+        counter gap_bytes: u64,
+        /// Holes given up because a direction reached [`FlowLimits::max_buffered_per_direction`].
+        counter buffer_cap_hits: u64,
+        /// Holes given up because the table's total or the shared [`MemoryBudget`] was reached.
+        counter budget_cap_hits: u64,
+        /// Holes given up because the peer acknowledged past them.
+        counter ack_gaps: u64,
     }
 }

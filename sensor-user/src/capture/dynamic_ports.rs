@@ -18,26 +18,17 @@ pub enum PortChange {
     Unwatch(u16),
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DynamicPortCounters {
-    /// Ports added to the XDP filter because an endpoint mapper announced them.
-    pub learned: u64,
-    /// Announcements of a port already watched, which only pushed its expiry back.
-    pub renewed: u64,
-    /// Learned ports removed again once their announcement expired.
-    pub expired: u64,
-    /// Announcements not followed because [`MAX_LEARNED_PORTS`] were already watched.
-    pub refused: u64,
-}
-
-impl DynamicPortCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 4] {
-        [
-            ("rpc_ports_learned", self.learned),
-            ("rpc_ports_renewed", self.renewed),
-            ("rpc_ports_expired", self.expired),
-            ("rpc_ports_refused", self.refused),
-        ]
+dcwatch_telemetry::counters! {
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct DynamicPortCounters {
+        /// Ports added to the XDP filter because an endpoint mapper announced them.
+        counter learned: u64,
+        /// Announcements of a port already watched, which only pushed its expiry back.
+        counter renewed: u64,
+        /// Learned ports removed again once their announcement expired.
+        counter expired: u64,
+        /// Announcements not followed because [`MAX_LEARNED_PORTS`] were already watched.
+        counter refused: u64,
     }
 }
 
@@ -69,6 +60,18 @@ impl DynamicPorts {
 
     pub fn is_empty(&self) -> bool {
         self.learned.is_empty()
+    }
+
+    /// Whether `port` is watched because it was learned.
+    pub fn is_learned(&self, port: u16) -> bool {
+        self.learned.contains_key(&port)
+    }
+
+    /// New configured TCP ports (a reload): a learned port now configured stops being learned
+    /// (the configuration keeps it), so it never expires out of the filter.
+    pub fn set_configured(&mut self, configured: &[u16]) {
+        self.configured = configured.to_vec();
+        self.learned.retain(|port, _| !configured.contains(port));
     }
 
     /// An endpoint mapper announced `port` until `until_ns`: the change to make, if any.

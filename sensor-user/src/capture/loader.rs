@@ -112,6 +112,56 @@ impl Capture {
         Ok(())
     }
 
+    /// Replaces the configured ports (`old` by `new`, as TCP and UDP lists) in the XDP port
+    /// map; a TCP port `learned` says is watched for an endpoint mapper stays watched.
+    pub fn replace_ports(
+        &mut self,
+        old: (&[u16], &[u16]),
+        new: (&[u16], &[u16]),
+        learned: impl Fn(u16) -> bool,
+    ) -> Result<(), CaptureError> {
+        let mut ports: Array<_, u8> = self.map(names::PORTS)?;
+        let touched = old.0.iter().chain(old.1).chain(new.0).chain(new.1);
+        for &port in touched {
+            let mut flags = 0;
+            if new.0.contains(&port) || learned(port) {
+                flags |= port_flags::TCP;
+            }
+            if new.1.contains(&port) {
+                flags |= port_flags::UDP;
+            }
+            ports
+                .set(u32::from(port), flags, 0)
+                .map_err(|error| map_error(names::PORTS, &error))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the DC addresses `old` by `new` in the XDP address sets (both non-empty: the
+    /// program decides at load whether it filters by address).
+    pub fn replace_addresses(
+        &mut self,
+        old: &[IpAddr],
+        new: &[IpAddr],
+    ) -> Result<(), CaptureError> {
+        for address in old.iter().filter(|address| !new.contains(address)) {
+            let removed = match address {
+                IpAddr::V4(v4) => {
+                    let mut set: HashMap<_, [u8; 4], u8> = self.map(names::DC_V4)?;
+                    set.remove(&v4.octets())
+                        .map_err(|error| map_error(names::DC_V4, &error))
+                }
+                IpAddr::V6(v6) => {
+                    let mut set: HashMap<_, [u8; 16], u8> = self.map(names::DC_V6)?;
+                    set.remove(&v6.octets())
+                        .map_err(|error| map_error(names::DC_V6, &error))
+                }
+            };
+            removed?;
+        }
+        self.fill_addresses(new)
+    }
+
     /// Starts or stops watching a TCP port learned at run time (an endpoint mapper's answer),
     /// leaving the port's UDP flag as it was.
     pub fn apply_port_change(&mut self, change: PortChange) -> Result<(), CaptureError> {

@@ -19,7 +19,7 @@ use self::{
     config::DirectoryConfig,
     sync::{DomainSync, Health, log_report},
 };
-use crate::transport::DirectorySink;
+use crate::{health::IssueKind, transport::DirectorySink};
 
 /// Health events into the log alone (no backend, or a one-shot sync).
 #[derive(Debug)]
@@ -37,6 +37,25 @@ impl Health for DirectorySink {
     }
 }
 
+/// The daemon's: events to the backend (when there is one), issues to the sensor's health.
+#[derive(Debug)]
+struct DaemonHealth {
+    sink: Option<DirectorySink>,
+    issues: crate::health::Health,
+}
+
+impl Health for DaemonHealth {
+    fn report(&self, severity: Severity, kind: &str, message: String) {
+        if let Some(sink) = &self.sink {
+            sink.report(severity, kind, message);
+        }
+    }
+
+    fn issue(&self, kind: IssueKind, subject: &str, condition: Option<String>) {
+        self.issues.set(kind, subject, condition);
+    }
+}
+
 /// The running sync: its thread, stopped by [`DirectorySync::stop`] or on drop.
 #[derive(Debug)]
 pub struct DirectorySync {
@@ -50,6 +69,7 @@ impl DirectorySync {
     pub fn start(
         config: &DirectoryConfig,
         sink: Option<DirectorySink>,
+        issues: crate::health::Health,
     ) -> std::io::Result<Option<Self>> {
         let domains: Vec<DomainSync> = config
             .domains
@@ -71,7 +91,10 @@ impl DirectorySync {
             .build()?;
         let thread = thread::Builder::new()
             .name("directory".to_owned())
-            .spawn(move || runtime.block_on(run(settings, domains, sink, stopped)))?;
+            .spawn(move || {
+                let health = DaemonHealth { sink, issues };
+                runtime.block_on(run(settings, domains, health, stopped));
+            })?;
         Ok(Some(Self {
             stop,
             thread: Some(thread),
@@ -101,9 +124,10 @@ impl Drop for DirectorySync {
 async fn run(
     settings: DirectoryConfig,
     mut domains: Vec<DomainSync>,
-    sink: Option<DirectorySink>,
+    health: DaemonHealth,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let sink = health.sink.as_ref();
     let mut ticks = tokio::time::interval(settings.interval());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -112,19 +136,15 @@ async fn run(
             _ = stopped.changed() => return,
         }
         for domain in &mut domains {
-            let health: &dyn Health = match &sink {
-                Some(sink) => sink,
-                None => &LogHealth,
-            };
             let synced = tokio::select! {
-                synced = domain.sync(&settings, health) => synced,
+                synced = domain.sync(&settings, &health) => synced,
                 _ = stopped.changed() => return,
             };
             if let Some(mut report) = synced {
                 let deltas = domain.take_deltas();
                 report.changed = deltas.iter().map(|delta| delta.objects.len()).sum();
                 log_report(&domain.config.dns_name(), &report);
-                if let Some(sink) = &sink {
+                if let Some(sink) = sink {
                     for delta in deltas {
                         if !sink.send(delta).await {
                             return;
@@ -132,7 +152,7 @@ async fn run(
                     }
                 }
             }
-            domain.check_lag(&settings, health);
+            domain.check_lag(&settings, &health);
         }
     }
 }

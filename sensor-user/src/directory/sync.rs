@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use dcwatch_entity::{Domain, ldap::RawEntry, replica::Replica};
 use dcwatch_proto::v1::{DirectoryDelta, DirectoryDomain, DirectoryObject, health_event::Severity};
 use log::{info, warn};
+
+use crate::health::IssueKind;
 use prost::Message as _;
 
 use super::{
@@ -42,6 +44,10 @@ pub struct SyncReport {
 /// Where health events go: the backend's stream in the daemon, the log alone otherwise.
 pub trait Health {
     fn report(&self, severity: Severity, kind: &str, message: String);
+
+    /// Whether a health issue's condition holds (`crate::health::Health::set`); by default
+    /// nowhere (a one-shot sync, tests).
+    fn issue(&self, _kind: IssueKind, _subject: &str, _condition: Option<String>) {}
 }
 
 #[derive(Debug)]
@@ -102,6 +108,7 @@ impl DomainSync {
         let name = self.config.dns_name();
         match self.try_sync(settings).await {
             Ok(report) => {
+                health.issue(IssueKind::DirectoryUnreachable, &name, None);
                 if self.trouble.take().is_some() {
                     health.report(
                         Severity::Info,
@@ -122,6 +129,13 @@ impl DomainSync {
                 };
                 let message = format!("directory {name}: {error}");
                 warn!("{message}");
+                if severity == Severity::Error {
+                    health.issue(
+                        IssueKind::DirectoryUnreachable,
+                        &name,
+                        Some(message.clone()),
+                    );
+                }
                 if self.trouble != Some(kind) {
                     self.trouble = Some(kind);
                     health.report(severity, kind, message);

@@ -37,40 +37,26 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 /// The largest UDP payload (65,535 − 8 − 20): a datagram buffer of this size is never short.
 const MAX_DATAGRAM: usize = 65_507;
 
-/// What the listeners count; written to the stats file with the other counters.
-#[derive(Debug, Default)]
-pub struct SyslogCounters {
-    /// Messages received: datagrams and TCP frames, parsed or not.
-    pub messages: AtomicU64,
-    /// Of those, events of the 15 read, reported as activities.
-    pub events: AtomicU64,
-    /// Events in a known layout whose id is not one of the 15: counted, not reported.
-    pub unknown_events: AtomicU64,
-    /// Messages in no known layout (or without an event id, or not UTF-8).
-    pub junk: AtomicU64,
-    /// Messages longer than `winevent::MAX_MESSAGE_LEN`, dropped unread.
-    pub oversized: AtomicU64,
-    /// TCP connections that ended (closed, idle, or unframeable) in the middle of a message.
-    pub partial: AtomicU64,
-    /// TCP connections closed at once because `syslog.max_connections` were open.
-    pub connections_refused: AtomicU64,
-    /// TCP connections accepted.
-    pub connections: AtomicU64,
-}
-
-impl SyslogCounters {
-    pub fn pairs(&self) -> [(&'static str, u64); 8] {
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        [
-            ("syslog_messages", get(&self.messages)),
-            ("syslog_events", get(&self.events)),
-            ("syslog_unknown_events", get(&self.unknown_events)),
-            ("syslog_junk", get(&self.junk)),
-            ("syslog_oversized", get(&self.oversized)),
-            ("syslog_partial", get(&self.partial)),
-            ("syslog_connections_refused", get(&self.connections_refused)),
-            ("syslog_connections", get(&self.connections)),
-        ]
+dcwatch_telemetry::counters! {
+    /// What the listeners count; written to the stats file with the other counters.
+    #[derive(Debug, Default)]
+    pub struct SyslogCounters {
+        /// Messages received: datagrams and TCP frames, parsed or not.
+        counter messages: AtomicU64,
+        /// Of those, events of the 15 read, reported as activities.
+        counter events: AtomicU64,
+        /// Events in a known layout whose id is not one of the 15: counted, not reported.
+        counter unknown_events: AtomicU64,
+        /// Messages in no known layout (or without an event id, or not UTF-8).
+        counter junk: AtomicU64,
+        /// Messages longer than `winevent::MAX_MESSAGE_LEN`, dropped unread.
+        counter oversized: AtomicU64,
+        /// TCP connections that ended (closed, idle, or unframeable) in the middle of a message.
+        counter partial: AtomicU64,
+        /// TCP connections closed at once because `syslog.max_connections` were open.
+        counter connections_refused: AtomicU64,
+        /// TCP connections accepted.
+        counter connections: AtomicU64,
     }
 }
 

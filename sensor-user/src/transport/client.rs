@@ -16,9 +16,10 @@ use std::{
 };
 
 use dcwatch_proto::v1::{
-    Batch, Counters, Hello, SensorMessage, backend_message, health_event::Severity,
+    Batch, Counters, HealthIssues, Hello, SensorMessage, backend_message, health_event::Severity,
     ingest_client::IngestClient, sensor_message,
 };
+use dcwatch_telemetry::Snapshot;
 use log::{debug, error, info, warn};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -295,14 +296,25 @@ async fn session(
             ),
         );
     }
+    let open_issues = SensorMessage {
+        message: Some(sensor_message::Message::OpenIssues(HealthIssues {
+            open: shared.open_issues(),
+        })),
+    };
+    if outbound.send(open_issues).await.is_err() {
+        return SessionEnd::Failed {
+            message: "stream closed before the open issues".into(),
+            welcomed: true,
+        };
+    }
     let mut cursor = 0;
     let mut counters_sent = 0;
     loop {
         // Counters go out as often as they are published (every stats interval).
-        let (generation, pairs) = shared.published();
+        let (generation, snapshot) = shared.published();
         if generation != counters_sent {
             counters_sent = generation;
-            send_counters(&outbound, shared, pairs);
+            send_counters(&outbound, shared, snapshot);
         }
         if let Err(message) = fill(&outbound, shared, &mut cursor, highest_sent) {
             return SessionEnd::Failed {
@@ -466,19 +478,16 @@ fn fill(
     }
 }
 
-fn send_counters(
-    outbound: &mpsc::Sender<SensorMessage>,
-    shared: &Shared,
-    mut pairs: Vec<(String, u64)>,
-) {
+fn send_counters(outbound: &mpsc::Sender<SensorMessage>, shared: &Shared, mut snapshot: Snapshot) {
     // The transport's own counters are fresher than the published snapshot's.
-    let own = shared.counter_pairs();
-    pairs.retain(|(name, _)| !own.iter().any(|(own, _)| own == name));
-    pairs.extend(own);
+    snapshot.update(shared.snapshot());
     let message = SensorMessage {
         message: Some(sensor_message::Message::Counters(Counters {
             time: Some(dcwatch_pipeline::activity::timestamp(super::unix_now_ns())),
-            values: pairs.into_iter().collect(),
+            values: snapshot
+                .pairs()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
         })),
     };
     // Counters are a snapshot: when the queue is full, the next one will do.

@@ -29,6 +29,7 @@ use std::{
 use dcwatch_proto::v1::{
     Activity, ActivityBatch, Compression, DirectoryDelta, HealthEvent, health_event::Severity,
 };
+use dcwatch_telemetry::Snapshot;
 use log::{error, warn};
 use prost::Message as _;
 use tokio::sync::{Notify, mpsc, watch};
@@ -70,18 +71,20 @@ pub struct TransportConfig {
     pub sensor_id: String,
 }
 
-/// Counters of the transport, shared by the pipeline's thread and the transport's.
-#[derive(Debug, Default)]
-pub struct TransportCounters {
-    pub batches_sent: AtomicU64,
-    pub batches_acked: AtomicU64,
-    pub batches_resent: AtomicU64,
-    pub backend_connects: AtomicU64,
-    pub backend_errors: AtomicU64,
-    pub spool_queue_full_batches: AtomicU64,
-    pub spool_queue_full_activities: AtomicU64,
-    pub spool_write_errors: AtomicU64,
-    pub health_dropped: AtomicU64,
+dcwatch_telemetry::counters! {
+    /// Counters of the transport, shared by the pipeline's thread and the transport's.
+    #[derive(Debug, Default)]
+    pub struct TransportCounters {
+        counter batches_sent: AtomicU64,
+        counter batches_acked: AtomicU64,
+        counter batches_resent: AtomicU64,
+        counter backend_connects: AtomicU64,
+        counter backend_errors: AtomicU64,
+        counter spool_queue_full_batches: AtomicU64,
+        counter spool_queue_full_activities: AtomicU64,
+        counter spool_write_errors: AtomicU64,
+        counter health_events_dropped: AtomicU64,
+    }
 }
 
 fn add(counter: &AtomicU64, value: u64) {
@@ -99,8 +102,11 @@ pub struct Shared {
     /// The writer appended a batch (or health event): the client has something to send.
     pub(crate) appended: Notify,
     health: Mutex<VecDeque<HealthEvent>>,
+    /// The health issues open now, sent after each welcome so the backend closes those that
+    /// closed while it was away.
+    open_issues: Mutex<Vec<HealthEvent>>,
     /// The latest counters snapshot and a generation number, for `Counters` messages.
-    published: Mutex<(u64, Vec<(String, u64)>)>,
+    published: Mutex<(u64, Snapshot)>,
     /// The backend refused the token on the last attempt.
     pub(crate) refused: AtomicBool,
     writer_done: AtomicBool,
@@ -115,7 +121,8 @@ impl Shared {
             spool: Mutex::new(spool),
             appended: Notify::new(),
             health: Mutex::new(VecDeque::new()),
-            published: Mutex::new((0, Vec::new())),
+            open_issues: Mutex::new(Vec::new()),
+            published: Mutex::new((0, Snapshot::default())),
             refused: AtomicBool::new(false),
             writer_done: AtomicBool::new(false),
             last_error: Mutex::new(None),
@@ -142,19 +149,39 @@ impl Shared {
     }
 
     pub fn health(&self, severity: Severity, kind: &str, message: String) {
-        let event = HealthEvent {
+        self.queue_health(HealthEvent {
             time: Some(dcwatch_pipeline::activity::timestamp(unix_now_ns())),
             severity: severity.into(),
             kind: kind.to_owned(),
             message,
-        };
+            ..Default::default()
+        });
+    }
+
+    /// A health issue opened or closed (`event`), and the issues open now (`open`).
+    pub(crate) fn issue(&self, event: HealthEvent, open: Vec<HealthEvent>) {
+        *self
+            .open_issues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = open;
+        self.queue_health(event);
+    }
+
+    pub(crate) fn open_issues(&self) -> Vec<HealthEvent> {
+        self.open_issues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn queue_health(&self, event: HealthEvent) {
         let mut queue = self
             .health
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if queue.len() >= MAX_PENDING_HEALTH {
             queue.pop_front();
-            add(&self.counters.health_dropped, 1);
+            add(&self.counters.health_events_dropped, 1);
         }
         queue.push_back(event);
         drop(queue);
@@ -175,19 +202,19 @@ impl Shared {
             .push_front(event);
     }
 
-    /// A counters snapshot (the stats file's pairs) for the backend.
-    pub fn publish(&self, pairs: Vec<(String, u64)>) {
+    /// A counters snapshot (the stats file's) for the backend.
+    pub fn publish(&self, snapshot: Snapshot) {
         let mut published = self
             .published
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         published.0 += 1;
-        published.1 = pairs;
+        published.1 = snapshot;
         drop(published);
         self.appended.notify_one();
     }
 
-    pub(crate) fn published(&self) -> (u64, Vec<(String, u64)>) {
+    pub(crate) fn published(&self) -> (u64, Snapshot) {
         self.published
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -202,36 +229,11 @@ impl Shared {
     }
 
     /// The transport's counters and the spool's, as the stats file names them.
-    pub fn counter_pairs(&self) -> Vec<(String, u64)> {
-        let spool = self.spool_counters();
-        let counters = &self.counters;
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        [
-            ("batches_sent", load(&counters.batches_sent)),
-            ("batches_acked", load(&counters.batches_acked)),
-            ("batches_resent", load(&counters.batches_resent)),
-            ("backend_connects", load(&counters.backend_connects)),
-            ("backend_errors", load(&counters.backend_errors)),
-            ("spool_bytes", spool.bytes),
-            ("spool_batches", spool.batches),
-            ("spool_activities", spool.activities),
-            ("spool_evicted_batches", spool.evicted_batches),
-            ("spool_evicted_activities", spool.evicted_activities),
-            ("spool_corrupt_records", spool.corrupt_records),
-            (
-                "spool_queue_full_batches",
-                load(&counters.spool_queue_full_batches),
-            ),
-            (
-                "spool_queue_full_activities",
-                load(&counters.spool_queue_full_activities),
-            ),
-            ("spool_write_errors", load(&counters.spool_write_errors)),
-            ("health_events_dropped", load(&counters.health_dropped)),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.add(&self.counters);
+        snapshot.add_prefixed("spool_", &self.spool_counters());
+        snapshot
     }
 }
 
@@ -493,8 +495,8 @@ impl ActivitySink {
     }
 
     /// The counters the stats file shows; also sent to the backend.
-    pub fn publish(&self, pairs: Vec<(String, u64)>) {
-        self.shared.publish(pairs);
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.shared.publish(snapshot);
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -614,7 +616,8 @@ mod tests {
                 &shared,
             );
         }
-        let pairs: std::collections::HashMap<_, _> = shared.counter_pairs().into_iter().collect();
+        let snapshot = shared.snapshot();
+        let pairs: std::collections::HashMap<_, _> = snapshot.pairs().collect();
         assert!(pairs["spool_evicted_batches"] > 0, "{pairs:?}");
         assert_eq!(
             pairs["spool_evicted_activities"],

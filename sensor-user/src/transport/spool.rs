@@ -122,18 +122,20 @@ pub struct Removed {
     pub activities: u64,
 }
 
-/// The spool's counters, for the stats file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SpoolCounters {
-    /// Bytes of segment files on disk (what the quota bounds).
-    pub bytes: u64,
-    /// Unacknowledged batches held.
-    pub batches: u64,
-    /// Unacknowledged activities held.
-    pub activities: u64,
-    pub evicted_batches: u64,
-    pub evicted_activities: u64,
-    pub corrupt_records: u64,
+dcwatch_telemetry::counters! {
+    /// The spool's counters, for the stats file.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SpoolCounters {
+        /// Bytes of segment files on disk (what the quota bounds).
+        gauge bytes: u64,
+        /// Unacknowledged batches held.
+        gauge batches: u64,
+        /// Unacknowledged activities held.
+        gauge activities: u64,
+        counter evicted_batches: u64,
+        counter evicted_activities: u64,
+        counter corrupt_records: u64,
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -1,0 +1,16 @@
+//! What both daemons say about themselves, declared once: counters (the stats file's pairs and
+//! the Prometheus metrics from one declaration, [`counters!`]), health issues ([`health`]), the
+//! stats file ([`stats_file`]), the Prometheus exposition ([`prometheus`]) served with the
+//! liveness and readiness probes ([`probe`]), and the logs ([`logging`]).
+
+pub mod counters;
+pub mod health;
+#[cfg(feature = "logging")]
+pub mod logging;
+#[cfg(feature = "probe")]
+pub mod probe;
+pub mod prometheus;
+pub mod reload;
+pub mod stats_file;
+
+pub use counters::{CounterSet, Entry, Kind, Metric, Snapshot, Value};
