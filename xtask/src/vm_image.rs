@@ -9,6 +9,7 @@
 use std::{
     fs,
     io::Write as _,
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::Command,
     time::Instant,
@@ -318,6 +319,8 @@ pub fn seed(dir: &Path, out: &Path) -> anyhow::Result<()> {
             .arg(out)
             .arg("8192"),
     )?;
+    // It holds the token and the directory password.
+    fs::set_permissions(out, fs::Permissions::from_mode(0o600))?;
     let mut copy = Command::new("mcopy");
     copy.args(["-s", "-i"]).arg(out);
     for entry in fs::read_dir(dir)? {

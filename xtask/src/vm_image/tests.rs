@@ -187,8 +187,9 @@ impl Backend {
     }
 }
 
-/// A seed in `dir` for the backend, with `token` as the sensor's token; returns its image.
-fn seed_with(dir: &Path, backend: &Backend, token: &str) -> PathBuf {
+/// A seed in `dir` for the backend, with `token` as the sensor's token and SSH on or off;
+/// returns its image.
+fn seed_with(dir: &Path, backend: &Backend, token: &str, ssh: bool) -> PathBuf {
     let files = dir.join("seed");
     let dcwatch = files.join("dcwatch");
     fs::create_dir_all(&dcwatch).expect("the seed's folder");
@@ -199,9 +200,18 @@ fn seed_with(dir: &Path, backend: &Backend, token: &str) -> PathBuf {
     .expect("meta-data");
     fs::write(
         dcwatch.join("appliance.conf"),
-        format!("MANAGEMENT_NIC={MANAGEMENT_MAC}\nMANAGEMENT_ADDRESS=dhcp\nSSH=off\n"),
+        format!(
+            "MANAGEMENT_NIC={MANAGEMENT_MAC}\nMANAGEMENT_ADDRESS=dhcp\nSSH={}\n",
+            if ssh { "on" } else { "off" }
+        ),
     )
     .expect("appliance.conf");
+    // sshd reads the keys only when someone logs in: any key line will do.
+    fs::write(
+        dcwatch.join("authorized_keys"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ test\n",
+    )
+    .expect("authorized_keys");
     fs::write(
         dcwatch.join("dcwatch.toml"),
         format!(
@@ -266,7 +276,7 @@ fn the_appliance_captures_on_its_mirror_nic_and_streams_to_the_backend() {
     let (namespace, tap) = namespace_with_tap();
     let dir = RunDir::create().expect("a scratch folder");
     let backend = Backend::start(&namespace, dir.path());
-    let seed = seed_with(dir.path(), &backend, &backend.token);
+    let seed = seed_with(dir.path(), &backend, &backend.token, false);
     let mut vm = Vm::boot(&namespace, &image, &seed, &tap, dir.path());
 
     let capturing = vm.wait_for(&[
@@ -309,12 +319,13 @@ fn the_appliance_captures_on_its_mirror_nic_and_streams_to_the_backend() {
     );
     drop(vm);
 
-    // The same appliance, freshly booted, with a token the backend never issued.
+    // The same appliance, freshly booted, with a token the backend never issued, and SSH on.
     let wrong_dir = RunDir::create().expect("a scratch folder");
     let wrong_token = format!("dcw-not-a-token-{}", unique_name("x"));
-    let seed = seed_with(wrong_dir.path(), &backend, &wrong_token);
+    let seed = seed_with(wrong_dir.path(), &backend, &wrong_token, true);
     let mut vm = Vm::boot(&namespace, &image, &seed, &tap, wrong_dir.path());
     vm.wait_for(&["refused this sensor's token"]);
+    vm.wait_for(&["dcwatch-appliance: listening on the network: tcp", ":22"]);
     assert!(
         !vm.console().contains(&wrong_token),
         "the token reached the console"
