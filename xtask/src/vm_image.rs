@@ -158,7 +158,9 @@ fn inputs_digest(deb: &Path, sources: &[PathBuf]) -> anyhow::Result<String> {
     let mut files = vec![deb.to_path_buf()];
     files.extend(files_under(&vm_images())?.into_iter().filter(|path| {
         path.extension().is_none_or(|extension| extension != "md")
-            && !path.components().any(|part| part.as_os_str() == "seed-example")
+            && !path
+                .components()
+                .any(|part| part.as_os_str() == "seed-example")
     }));
     files.extend(sources.iter().cloned());
     let mut digest = Sha256::new();
@@ -166,7 +168,9 @@ fn inputs_digest(deb: &Path, sources: &[PathBuf]) -> anyhow::Result<String> {
         digest.update(file.to_string_lossy().as_bytes());
         digest.update(fs::read(file).with_context(|| format!("reading {}", file.display()))?);
     }
-    digest.update(format!("{PACKAGES:?}{PATH_EXCLUDES:?}{DISK_MIB}{BOOT_MIB}{ROOT_LABEL}"));
+    digest.update(format!(
+        "{PACKAGES:?}{PATH_EXCLUDES:?}{DISK_MIB}{BOOT_MIB}{ROOT_LABEL}"
+    ));
     Ok(format!("{:x}\n", digest.finalize()))
 }
 
@@ -257,7 +261,14 @@ fn disk(root: &Path, boot: &Path, raw: &Path) -> anyhow::Result<()> {
     // The boot partition, written in place (offsets in 512-byte sectors, sizes in KiB).
     shell::run(
         Command::new("mkfs.fat")
-            .args(["-F", "16", "-n", "DCWBOOT", "--offset", &(MIB / 512).to_string()])
+            .args([
+                "-F",
+                "16",
+                "-n",
+                "DCWBOOT",
+                "--offset",
+                &(MIB / 512).to_string(),
+            ])
             .arg(raw)
             .arg((BOOT_MIB * 1024).to_string()),
     )?;
@@ -278,7 +289,10 @@ fn disk(root: &Path, boot: &Path, raw: &Path) -> anyhow::Result<()> {
     let mbr = fs::read(MBR).with_context(|| format!("reading {MBR}"))?;
     let mut disk = fs::OpenOptions::new().write(true).open(raw)?;
     // The boot code only: the partition table after it stays.
-    disk.write_all(mbr.get(..440).context("mbr.bin is shorter than 440 bytes")?)?;
+    disk.write_all(
+        mbr.get(..440)
+            .context("mbr.bin is shorter than 440 bytes")?,
+    )?;
     drop(disk);
     shell::run(
         Command::new("mkfs.ext4")

@@ -81,7 +81,9 @@ impl Vm {
                 "virtio-net-pci,netdev=management,mac={MANAGEMENT_MAC},addr={MANAGEMENT_SLOT:#x}"
             ))
             .arg("-netdev")
-            .arg(format!("tap,id=capture,ifname={tap},script=no,downscript=no"))
+            .arg(format!(
+                "tap,id=capture,ifname={tap},script=no,downscript=no"
+            ))
             .arg("-device")
             .arg(format!(
                 "virtio-net-pci,netdev=capture,mac=52:54:00:dc:00:04,addr={CAPTURE_SLOT:#x}"
@@ -195,7 +197,10 @@ fn seed_with(dir: &Path, backend: &Backend, token: &str, ssh: bool) -> PathBuf {
     fs::create_dir_all(&dcwatch).expect("the seed's folder");
     fs::write(
         files.join("meta-data"),
-        format!("instance-id: {}\nlocal-hostname: {SENSOR_ID}\n", unique_name("test")),
+        format!(
+            "instance-id: {}\nlocal-hostname: {SENSOR_ID}\n",
+            unique_name("test")
+        ),
     )
     .expect("meta-data");
     fs::write(
@@ -264,7 +269,17 @@ fn replayed(capture: &Path) -> Vec<String> {
 fn namespace_with_tap() -> (NetNs, String) {
     let namespace = NetNs::create("dcwv").expect("a namespace");
     let tap = unique_name("dcwt");
-    ip(&["-n", namespace.name(), "tuntap", "add", "dev", &tap, "mode", "tap"]).expect("a tap");
+    ip(&[
+        "-n",
+        namespace.name(),
+        "tuntap",
+        "add",
+        "dev",
+        &tap,
+        "mode",
+        "tap",
+    ])
+    .expect("a tap");
     ip(&["-n", namespace.name(), "link", "set", &tap, "up"]).expect("the tap up");
     (namespace, tap)
 }
@@ -279,17 +294,17 @@ fn the_appliance_captures_on_its_mirror_nic_and_streams_to_the_backend() {
     let seed = seed_with(dir.path(), &backend, &backend.token, false);
     let mut vm = Vm::boot(&namespace, &image, &seed, &tap, dir.path());
 
-    let capturing = vm.wait_for(&[
-        "capturing on ens4",
-        "generic XDP",
-        "Mirror mode",
-    ]);
+    let capturing = vm.wait_for(&["capturing on ens4", "generic XDP", "Mirror mode"]);
     vm.wait_for(&["dcwatch-appliance: listening on the network: nothing"]);
     let capture = shell::workspace_root().join(CAPTURE);
     let frames = pcap::read_frames(&capture).expect("the capture's frames");
     send_frames(&namespace, &tap, frames.iter().map(Vec::as_slice)).expect("frames into the tap");
     let expected = replayed(&capture);
-    assert!(expected.len() >= 50, "only {} activities replayed", expected.len());
+    assert!(
+        expected.len() >= 50,
+        "only {} activities replayed",
+        expected.len()
+    );
     let mut first_activity = None;
     let deadline = Instant::now() + Duration::from_secs(120);
     let stored = loop {
