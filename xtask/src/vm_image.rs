@@ -21,7 +21,7 @@ use sha2::{Digest as _, Sha256};
 use crate::shell;
 
 /// The image's file name in the output folder.
-pub const IMAGE: &str = "dcwatch-sensor.qcow2";
+const IMAGE: &str = "dcwatch-sensor.qcow2";
 /// The root filesystem's label, which the kernel command line (vm-images/syslinux.cfg) and the
 /// appliance's fstab name.
 const ROOT_LABEL: &str = "dcwatch-root";
@@ -74,7 +74,7 @@ pub fn run(out: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// `target/vm-image`.
-pub fn default_out() -> PathBuf {
+fn default_out() -> PathBuf {
     shell::workspace_root().join("target/vm-image")
 }
 
