@@ -81,6 +81,12 @@ pub enum Command {
     /// Manage the console's users.
     #[command(subcommand)]
     User(crate::console::cli::UserCommand),
+    /// Write the man page and the bash, zsh and fish completions into DIR (for packaging).
+    #[command(hide = true)]
+    Docs {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
     /// List the sensors' health issues (newest first): those sensors raise, and those the
     /// backend derives (a sensor silent for 5 minutes, a sensor older than the backend).
     Health(HealthArgs),

@@ -100,6 +100,13 @@ pub struct TlsConfig {
 pub struct RetentionConfig {
     /// Activities older than this many days are deleted (at start, then hourly); 0 keeps them all.
     pub days: u32,
+    /// The store may use this many MiB; past it the oldest activities are deleted (hourly).
+    /// 0: no budget.
+    pub max_mib: u64,
+    /// Activities older than this many seconds (and judged by detection) are compacted into
+    /// compressed blocks; 0: never (queries of an account seen in every block get slower,
+    /// bench/RESULTS.md store-size).
+    pub compact_after_secs: u64,
 }
 
 /// What a batch may weigh; a batch over a limit is refused (counted in `bad_batches`), the

@@ -74,6 +74,12 @@ dcwatch_telemetry::counters! {
         counter directory_objects_stored: AtomicU64,
         /// Stored activities whose account the directory knew (SID and tags added on ingest).
         counter accounts_enriched: AtomicU64,
+        /// Activities deleted by retention (age or disk budget).
+        counter activities_pruned: AtomicU64,
+        /// Activities moved into compressed blocks.
+        counter activities_compacted: AtomicU64,
+        /// Compressed blocks written.
+        counter blocks_compacted: AtomicU64,
     }
 }
 
@@ -427,9 +433,14 @@ impl Session {
                     State::Open => " (opened)",
                     State::Closed => " (closed)",
                 };
+                let about = if event.subject.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", event.subject)
+                };
                 let text = format!(
-                    "sensor {sensor:?}: {}{state} {}: {}",
-                    event.kind, event.subject, event.message
+                    "sensor {sensor:?}: {}{state}{about}: {}",
+                    event.kind, event.message
                 );
                 match event.severity() {
                     Severity::Error if event.state() != State::Closed => error!("{text}"),

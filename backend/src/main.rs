@@ -18,6 +18,31 @@ use dcwatch_backend::{
 };
 use log::{error, info};
 
+/// The man page (section 8) and the shell completions, generated from the CLI (as
+/// `dcwatch-sensor docs` does for the sensor).
+fn docs(out: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    std::fs::create_dir_all(out)?;
+    let mut command = Cli::command();
+    let name = command.get_name().to_owned();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone())
+        .section("8")
+        .render(&mut page)?;
+    std::fs::write(out.join(format!("{name}.8")), page)?;
+    for (shell, file) in [
+        (Shell::Bash, format!("{name}.bash")),
+        (Shell::Zsh, format!("_{name}")),
+        (Shell::Fish, format!("{name}.fish")),
+    ] {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, &name, &mut script);
+        std::fs::write(out.join(file), script)?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     dcwatch_telemetry::logging::init(cli.log_format, &cli.log_level);
@@ -36,6 +61,7 @@ fn main() -> ExitCode {
         Command::User(command) => dcwatch_backend::console::cli::run(&command).map_err(Into::into),
         Command::Health(args) => health(&args),
         Command::Config(ConfigCommand::Check { config }) => config_check(config.as_deref()),
+        Command::Docs { out } => docs(&out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::{
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, RetentionConfig},
     detection::{Detection, DirectorySource},
     ingest::{Counters, IngestService},
     outputs::{OutputCounters, OutputError, Outputs},
@@ -33,8 +33,8 @@ use crate::{
 /// How long queued alerts may take to reach the outputs at shutdown.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 
-/// How often old activities are deleted when a retention is set.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often activities are compacted, and old ones deleted when a retention is set.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 /// HTTP/2 pings on idle connections, so a sensor that vanished without closing its connection
 /// frees its stream (and its sensor id) within about a minute.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -318,6 +318,8 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_service(IngestServer::new(service).max_decoding_message_size(message_limit));
     info!("listening on {address}");
+    // Under systemd (Type=notify): ready once listening.
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
 
     let housekeeping = tokio::spawn(housekeeping(
         reloaded,
@@ -417,9 +419,20 @@ async fn housekeeping(
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut directory_check = tokio::time::interval(DIRECTORY_CHECK_INTERVAL);
     let mut health_check = tokio::time::interval(HEALTH_CHECK_INTERVAL);
+    // systemd's watchdog (WatchdogSec=), pinged at half its timeout from this loop.
+    let mut usec = 0;
+    let mut watchdog = sd_notify::watchdog_enabled(false, &mut usec).then(|| {
+        tokio::time::interval(Duration::from_micros(usec / 2).max(Duration::from_millis(1)))
+    });
     let store = &work.store;
     loop {
         tokio::select! {
+            () = async {
+                match watchdog.as_mut() {
+                    Some(watchdog) => { watchdog.tick().await; }
+                    None => std::future::pending().await,
+                }
+            } => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
             changed = config.changed() => {
                 if changed.is_err() {
                     return;
@@ -446,11 +459,7 @@ async fn housekeeping(
                     publish(store, published, snapshot).await;
                 }
             }
-            _ = prune.tick() => {
-                if running.retention.days > 0 {
-                    prune_old(store, running.retention.days).await;
-                }
-            }
+            _ = prune.tick() => retention(store, &running.retention, &work.counters.ingest).await,
             _ = stopping.changed() => return,
         }
     }
@@ -505,6 +514,13 @@ async fn publish(store: &Arc<Mutex<Store>>, published: &Published, snapshot: Sna
     }
 }
 
+/// Tells systemd, when it started the backend with a notification socket; without, nothing.
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(failure) = sd_notify::notify(false, state) {
+        warn!("telling systemd {state:?}: {failure}");
+    }
+}
+
 /// How often the detection engine's directory is checked against the store's.
 const DIRECTORY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -549,28 +565,65 @@ async fn refresh_directory(
     }
 }
 
-async fn prune_old(store: &Arc<Mutex<Store>>, days: u32) {
-    let keep = Duration::from_secs(u64::from(days).saturating_mul(86_400));
-    let before = SystemTime::now()
-        .checked_sub(keep)
-        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |since| {
-            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
-        });
+/// Compacts what left the hot window, then deletes by age and by disk budget, whichever bites
+/// first; counts what each did.
+async fn retention(store: &Arc<Mutex<Store>>, settings: &RetentionConfig, counters: &Counters) {
+    let ago = |seconds: u64| {
+        SystemTime::now()
+            .checked_sub(Duration::from_secs(seconds))
+            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |since| {
+                i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+            })
+    };
+    let compact_before =
+        (settings.compact_after_secs > 0).then(|| ago(settings.compact_after_secs));
+    let prune_before = (settings.days > 0).then(|| ago(u64::from(settings.days) * 86_400));
+    let budget = (settings.max_mib > 0).then_some(settings.max_mib << 20);
     let store = Arc::clone(store);
-    let pruned = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .prune(before)
+    let done = tokio::task::spawn_blocking(move || {
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        let compacted = match compact_before {
+            Some(before) => store.compact(before)?,
+            None => crate::store::Compacted::default(),
+        };
+        let by_age = match prune_before {
+            Some(before) => store.prune(before)?,
+            None => 0,
+        };
+        let by_budget = match budget {
+            Some(bytes) => store.prune_to_budget(bytes)?,
+            None => 0,
+        };
+        Ok::<_, StoreError>((compacted, by_age, by_budget))
     })
     .await;
-    match pruned {
-        Ok(Ok(0)) => {}
-        Ok(Ok(count)) => info!("retention: deleted {count} activities older than {days} days"),
+    match done {
+        Ok(Ok((compacted, by_age, by_budget))) => {
+            add(&counters.activities_compacted, compacted.activities);
+            add(&counters.blocks_compacted, compacted.blocks);
+            add(&counters.activities_pruned, by_age + by_budget);
+            if by_age > 0 {
+                info!(
+                    "retention: deleted {by_age} activities older than {} days",
+                    settings.days
+                );
+            }
+            if by_budget > 0 {
+                info!(
+                    "retention: deleted the {by_budget} oldest activities to keep the store under \
+                     {} MiB",
+                    settings.max_mib
+                );
+            }
+        }
         Ok(Err(failure)) => warn!("retention: {failure}"),
         Err(failure) => warn!("retention: {failure}"),
     }
+}
+
+fn add(counter: &std::sync::atomic::AtomicU64, value: u64) {
+    counter.fetch_add(value, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Completes on SIGINT or SIGTERM, watched from this call on rather than from the future's

@@ -3,11 +3,14 @@
 //! Each activity is kept whole (its prost encoding, so nothing the sensor sent is lost and the
 //! JSON line printed back is the sensor's own) beside the columns queries filter on: time,
 //! protocol, account name, source and destination address, and the sensor and batch it came in.
+//! Activities older than the hot window are compacted into compressed blocks ([`blocks`]);
+//! queries read both tiers.
 //! A batch's activities and its sensor's new `stored_through` are written in one transaction,
 //! so a batch is either wholly stored and counted as stored, or not at all: a crash between the
 //! two cannot make a resend store it twice.
 
 mod alerts;
+pub mod blocks;
 mod health;
 
 pub(crate) use alerts::decode_row as decode_alert_row;
@@ -105,6 +108,15 @@ pub enum StoreError {
     },
     #[error("a token named {0:?} already exists (revoke it first)")]
     TokenExists(String),
+    #[error("store: activity block {id}: {source}")]
+    Block { id: i64, source: blocks::BlockError },
+}
+
+/// What one compaction did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compacted {
+    pub blocks: u64,
+    pub activities: u64,
 }
 
 /// What storing a batch did.
@@ -160,6 +172,7 @@ impl Store {
             connection.execute_batch(alerts::SCHEMA)?;
             connection.execute_batch(health::SCHEMA)?;
             connection.execute_batch(crate::directory::SCHEMA)?;
+            connection.execute_batch(blocks::SCHEMA)?;
             add_spool_instance_column(&connection)?;
             Ok(connection)
         };
@@ -352,11 +365,137 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes activities older than `before_ns`; returns how many.
-    pub fn prune(&self, before_ns: i64) -> Result<usize, StoreError> {
-        Ok(self
+    /// Deletes activities older than `before_ns` (blocks whose newest activity is); returns
+    /// how many.
+    pub fn prune(&mut self, before_ns: i64) -> Result<u64, StoreError> {
+        let transaction = self.write_transaction()?;
+        let rows = transaction.execute("DELETE FROM activities WHERE time_ns < ?1", [before_ns])?;
+        let blocks: Vec<(i64, i64)> = transaction
+            .prepare("SELECT id, count FROM activity_blocks WHERE max_time_ns < ?1")?
+            .query_map([before_ns], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let in_blocks = delete_blocks(&transaction, &blocks)?;
+        transaction.commit()?;
+        Ok(rows as u64 + in_blocks)
+    }
+
+    /// Bytes the store's pages hold (free pages left out: SQLite reuses them).
+    pub fn used_bytes(&self) -> Result<u64, StoreError> {
+        let pragma = |name: &str| -> rusqlite::Result<i64> {
+            self.connection
+                .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+        };
+        let pages = pragma("page_count")? - pragma("freelist_count")?;
+        Ok(to_u64(pages.saturating_mul(pragma("page_size")?)))
+    }
+
+    /// Deletes the oldest activities until the store holds at most `max_bytes`; returns how
+    /// many were deleted.
+    pub fn prune_to_budget(&mut self, max_bytes: u64) -> Result<u64, StoreError> {
+        /// Deleted per step before the size is read again.
+        const STEP_BLOCKS: i64 = 8;
+        const STEP_ROWS: i64 = 8 * blocks::BLOCK_ACTIVITIES as i64;
+        let mut pruned = 0;
+        while self.used_bytes()? > max_bytes {
+            let transaction = self.write_transaction()?;
+            let oldest: Vec<(i64, i64)> = transaction
+                .prepare("SELECT id, count FROM activity_blocks ORDER BY min_time_ns LIMIT ?1")?
+                .query_map([STEP_BLOCKS], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let step = if oldest.is_empty() {
+                // No blocks left: the hot tier's oldest rows, the newest row kept (its id
+                // numbers the rows after it).
+                transaction.execute(
+                    "DELETE FROM activities WHERE id IN (SELECT id FROM activities
+                     WHERE id < (SELECT MAX(id) FROM activities) ORDER BY time_ns LIMIT ?1)",
+                    [STEP_ROWS],
+                )? as u64
+            } else {
+                delete_blocks(&transaction, &oldest)?
+            };
+            transaction.commit()?;
+            if step == 0 {
+                break;
+            }
+            pruned += step;
+        }
+        Ok(pruned)
+    }
+
+    /// Moves activities stored before `before_ns` that detection has judged (and never the
+    /// newest row, whose id numbers the next ones) into compressed blocks of up to
+    /// `BLOCK_ACTIVITIES` per sensor.
+    pub fn compact(&mut self, before_ns: i64) -> Result<Compacted, StoreError> {
+        let limit: i64 = self.connection.query_row(
+            "SELECT MIN(COALESCE((SELECT MAX(id) FROM activities) - 1, 0),
+                        COALESCE((SELECT value FROM detection_state WHERE name = 'activity_cursor'),
+                                 (SELECT MAX(id) FROM activities) - 1, 0))",
+            [],
+            |row| row.get(0),
+        )?;
+        let sensors: Vec<String> = self
             .connection
-            .execute("DELETE FROM activities WHERE time_ns < ?1", [before_ns])?)
+            .prepare("SELECT DISTINCT sensor_id FROM activities WHERE id <= ?1 AND time_ns < ?2")?
+            .query_map(params![limit, before_ns], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut done = Compacted::default();
+        for sensor in sensors {
+            loop {
+                let transaction = self.write_transaction()?;
+                let mut ids = Vec::new();
+                let mut entries = Vec::new();
+                {
+                    let mut statement = transaction.prepare_cached(
+                        "SELECT id, sequence, position, activity FROM activities
+                         WHERE sensor_id = ?1 AND id <= ?2 AND time_ns < ?3 ORDER BY id LIMIT ?4",
+                    )?;
+                    let mut rows = statement.query(params![
+                        sensor,
+                        limit,
+                        before_ns,
+                        blocks::BLOCK_ACTIVITIES as i64
+                    ])?;
+                    while let Some(row) = rows.next()? {
+                        let id: i64 = row.get(0)?;
+                        let bytes: Vec<u8> = row.get(3)?;
+                        entries.push(blocks::Entry {
+                            sequence: to_u64(row.get(1)?),
+                            position: to_u64(row.get(2)?),
+                            activity: Activity::decode(bytes.as_slice())
+                                .map_err(|source| StoreError::Decode { id, source })?,
+                        });
+                        ids.push(id);
+                    }
+                }
+                if entries.is_empty() {
+                    break;
+                }
+                insert_block(&transaction, &sensor, &entries)?;
+                let mut delete =
+                    transaction.prepare_cached("DELETE FROM activities WHERE id = ?1")?;
+                for id in &ids {
+                    delete.execute([id])?;
+                }
+                drop(delete);
+                transaction.commit()?;
+                done.blocks += 1;
+                done.activities += entries.len() as u64;
+                if entries.len() < blocks::BLOCK_ACTIVITIES {
+                    break;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// The activity `sensor_id` sent at `position` of its batch `sequence`, in either tier.
+    pub fn activity_at(
+        &self,
+        sensor_id: &str,
+        sequence: u64,
+        position: u64,
+    ) -> Result<Option<Activity>, StoreError> {
+        activity_at(&self.connection, sensor_id, sequence, position)
     }
 
     /// The activities `query` selects, by time, then sensor, then sequence (then their place in
@@ -403,22 +542,65 @@ impl Store {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let mut statement = self.connection.prepare(&format!(
-            "SELECT id, sensor_id, sequence, activity FROM activities {filter}
+            "SELECT id, sensor_id, sequence, position, activity FROM activities {filter}
              ORDER BY time_ns, sensor_id, sequence, position"
         ))?;
         let mut rows = statement.query(params_from_iter(values))?;
-        while let Some(row) = rows.next()? {
-            let id: i64 = row.get(0)?;
-            let bytes: Vec<u8> = row.get(3)?;
-            let activity = Activity::decode(bytes.as_slice())
-                .map_err(|source| StoreError::Decode { id, source })?;
-            each(StoredActivity {
-                sensor_id: row.get(1)?,
-                sequence: to_u64(row.get(2)?),
-                activity,
-            })?;
+        let mut hot = std::iter::from_fn(|| match rows.next() {
+            Ok(Some(row)) => Some(hot_row(row)),
+            Ok(None) => None,
+            Err(error) => Some(Err(error.into())),
+        })
+        .peekable();
+        // The compacted tier, merged in time order: a block is opened once the output reaches
+        // its oldest activity, so only overlapping blocks are held at once.
+        let mut pending = query_blocks(&self.connection, query)?
+            .into_iter()
+            .peekable();
+        let mut open: std::collections::BinaryHeap<std::cmp::Reverse<Ordered>> =
+            std::collections::BinaryHeap::new();
+        loop {
+            if matches!(hot.peek(), Some(Err(_)))
+                && let Some(Err(error)) = hot.next()
+            {
+                return Err(error);
+            }
+            let hot_first = hot.peek().and_then(|row| row.as_ref().ok());
+            let open_first = open.peek().map(|top| &top.0);
+            let (next_time, from_hot) = match (hot_first, open_first) {
+                (Some(hot), Some(open)) => (Some(hot.time_ns()), hot <= open),
+                (Some(hot), None) => (Some(hot.time_ns()), true),
+                (None, Some(open)) => (Some(open.time_ns()), false),
+                (None, None) => (None, false),
+            };
+            if let Some(block) =
+                pending.next_if(|block| next_time.is_none_or(|time| block.min_time_ns <= time))
+            {
+                for entry in read_block(&self.connection, block.id)? {
+                    let stored = StoredActivity {
+                        sensor_id: block.sensor_id.clone(),
+                        sequence: entry.sequence,
+                        activity: entry.activity,
+                    };
+                    if query.matches(&stored) {
+                        open.push(std::cmp::Reverse(Ordered {
+                            position: entry.position,
+                            stored,
+                        }));
+                    }
+                }
+                continue;
+            }
+            let next = if from_hot {
+                hot.next().transpose()?
+            } else {
+                open.pop().map(|top| top.0)
+            };
+            match next {
+                Some(ordered) => each(ordered.stored)?,
+                None => return Ok(()),
+            }
         }
-        Ok(())
     }
 
     /// Adds a token named `name`; stores only its SHA-256.
@@ -513,6 +695,273 @@ fn add_spool_instance_column(connection: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// An activity in the order queries return them: time, sensor, sequence, position.
+#[derive(Debug)]
+struct Ordered {
+    position: u64,
+    stored: StoredActivity,
+}
+
+impl Ordered {
+    fn time_ns(&self) -> i64 {
+        time_ns(&self.stored.activity)
+    }
+}
+
+impl PartialEq for Ordered {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Ordered {}
+
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.time_ns()
+            .cmp(&other.time_ns())
+            .then_with(|| self.stored.sensor_id.cmp(&other.stored.sensor_id))
+            .then(self.stored.sequence.cmp(&other.stored.sequence))
+            .then(self.position.cmp(&other.position))
+    }
+}
+
+fn hot_row(row: &rusqlite::Row<'_>) -> Result<Ordered, StoreError> {
+    let id: i64 = row.get(0)?;
+    let bytes: Vec<u8> = row.get(4)?;
+    let activity =
+        Activity::decode(bytes.as_slice()).map_err(|source| StoreError::Decode { id, source })?;
+    Ok(Ordered {
+        position: to_u64(row.get(3)?),
+        stored: StoredActivity {
+            sensor_id: row.get(1)?,
+            sequence: to_u64(row.get(2)?),
+            activity,
+        },
+    })
+}
+
+impl Query {
+    /// The filter applied to a compacted activity, as the hot tier's SQL applies it.
+    fn matches(&self, stored: &StoredActivity) -> bool {
+        let activity = &stored.activity;
+        let time = time_ns(activity);
+        let account = activity.account.as_ref();
+        let ips = || {
+            [&activity.src, &activity.dst]
+                .into_iter()
+                .flatten()
+                .filter_map(endpoint_ip)
+        };
+        self.since_ns.is_none_or(|since| time >= since)
+            && self.until_ns.is_none_or(|until| time < until)
+            && self.protocol.as_ref().is_none_or(|protocol| {
+                protocol.to_lowercase() == protocol_name(activity.body.as_ref())
+            })
+            && self.account.as_ref().is_none_or(|wanted| {
+                let (domain, name) = match wanted.split_once('\\') {
+                    Some((domain, name)) => (Some(domain), name),
+                    None => (None, wanted.as_str()),
+                };
+                account.is_some_and(|account| {
+                    account.name.eq_ignore_ascii_case(name)
+                        && domain.is_none_or(|domain| account.domain.eq_ignore_ascii_case(domain))
+                })
+            })
+            && self.ip.is_none_or(|ip| ips().any(|seen| seen == ip))
+            && self
+                .sensor_id
+                .as_ref()
+                .is_none_or(|sensor| *sensor == stored.sensor_id)
+    }
+}
+
+/// A block's row without its data.
+#[derive(Debug)]
+struct BlockRow {
+    id: i64,
+    sensor_id: String,
+    min_time_ns: i64,
+}
+
+/// The blocks that may hold activities `query` selects, oldest first: by time range, sensor,
+/// and the index keys of its protocol, account and address.
+fn query_blocks(connection: &Connection, query: &Query) -> Result<Vec<BlockRow>, StoreError> {
+    let mut conditions = vec!["1".to_owned()];
+    let mut values: Vec<Value> = Vec::new();
+    let mut condition = |sql: &str, value: Value| {
+        values.push(value);
+        conditions.push(sql.replace('?', &format!("?{}", values.len())));
+    };
+    if let Some(since) = query.since_ns {
+        condition("max_time_ns >= ?", Value::Integer(since));
+    }
+    if let Some(until) = query.until_ns {
+        condition("min_time_ns < ?", Value::Integer(until));
+    }
+    if let Some(sensor) = &query.sensor_id {
+        condition("sensor_id = ?", Value::Text(sensor.clone()));
+    }
+    let key = "id IN (SELECT block_id FROM activity_block_keys WHERE key = ?)";
+    if let Some(protocol) = &query.protocol {
+        condition(key, Value::Text(blocks::protocol_key(protocol)));
+    }
+    if let Some(account) = &query.account {
+        let name = account
+            .split_once('\\')
+            .map_or(account.as_str(), |(_, name)| name);
+        condition(key, Value::Text(blocks::account_key(name)));
+    }
+    if let Some(ip) = query.ip {
+        condition(key, Value::Text(blocks::address_key(&ip.to_string())));
+    }
+    let mut statement = connection.prepare(&format!(
+        "SELECT id, sensor_id, min_time_ns FROM activity_blocks WHERE {}
+         ORDER BY min_time_ns, id",
+        conditions.join(" AND ")
+    ))?;
+    let rows = statement.query_map(params_from_iter(values), |row| {
+        Ok(BlockRow {
+            id: row.get(0)?,
+            sensor_id: row.get(1)?,
+            min_time_ns: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The compacted activities `query` selects, block by block (oldest block first, or newest
+/// first), each with its position in its batch, until `each` returns false.
+pub(crate) fn compacted(
+    connection: &Connection,
+    query: &Query,
+    newest_first: bool,
+    mut each: impl FnMut(StoredActivity, u64) -> bool,
+) -> Result<(), StoreError> {
+    let mut found = query_blocks(connection, query)?;
+    if newest_first {
+        found.reverse();
+    }
+    for block in found {
+        let mut entries = read_block(connection, block.id)?;
+        if newest_first {
+            entries.reverse();
+        }
+        for entry in entries {
+            let stored = StoredActivity {
+                sensor_id: block.sensor_id.clone(),
+                sequence: entry.sequence,
+                activity: entry.activity,
+            };
+            if query.matches(&stored) && !each(stored, entry.position) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The entries of block `id`.
+pub(crate) fn read_block(
+    connection: &Connection,
+    id: i64,
+) -> Result<Vec<blocks::Entry>, StoreError> {
+    let data: Vec<u8> = connection.query_row(
+        "SELECT data FROM activity_blocks WHERE id = ?1",
+        [id],
+        |row| row.get(0),
+    )?;
+    blocks::decode(&data).map_err(|source| StoreError::Block { id, source })
+}
+
+fn insert_block(
+    transaction: &rusqlite::Transaction<'_>,
+    sensor_id: &str,
+    entries: &[blocks::Entry],
+) -> Result<(), StoreError> {
+    let times = entries.iter().map(|entry| time_ns(&entry.activity));
+    let sequences = entries.iter().map(|entry| entry.sequence);
+    let data = blocks::encode(entries).map_err(|source| StoreError::Block { id: 0, source })?;
+    transaction.execute(
+        "INSERT INTO activity_blocks (sensor_id, first_sequence, last_sequence, min_time_ns,
+         max_time_ns, count, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            sensor_id,
+            to_i64(sequences.clone().min().unwrap_or(0)),
+            to_i64(sequences.max().unwrap_or(0)),
+            times.clone().min().unwrap_or(0),
+            times.max().unwrap_or(0),
+            i64::try_from(entries.len()).unwrap_or(i64::MAX),
+            data,
+        ],
+    )?;
+    let id = transaction.last_insert_rowid();
+    let mut key = transaction
+        .prepare_cached("INSERT INTO activity_block_keys (key, block_id) VALUES (?1, ?2)")?;
+    for name in blocks::keys(entries) {
+        key.execute(params![name, id])?;
+    }
+    Ok(())
+}
+
+/// Deletes blocks with their keys; returns the activities they held.
+fn delete_blocks(
+    transaction: &rusqlite::Transaction<'_>,
+    blocks: &[(i64, i64)],
+) -> Result<u64, StoreError> {
+    let mut activities = 0;
+    for (id, count) in blocks {
+        transaction.execute("DELETE FROM activity_block_keys WHERE block_id = ?1", [id])?;
+        transaction.execute("DELETE FROM activity_blocks WHERE id = ?1", [id])?;
+        activities += to_u64(*count);
+    }
+    Ok(activities)
+}
+
+/// The activity at (`sensor_id`, `sequence`, `position`) in either tier.
+pub(crate) fn activity_at(
+    connection: &Connection,
+    sensor_id: &str,
+    sequence: u64,
+    position: u64,
+) -> Result<Option<Activity>, StoreError> {
+    let hot: Option<(i64, Vec<u8>)> = connection
+        .query_row(
+            "SELECT id, activity FROM activities WHERE sensor_id = ?1 AND sequence = ?2
+             AND position = ?3",
+            params![sensor_id, to_i64(sequence), to_i64(position)],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    if let Some((id, bytes)) = hot {
+        return Activity::decode(bytes.as_slice())
+            .map(Some)
+            .map_err(|source| StoreError::Decode { id, source });
+    }
+    let candidates: Vec<i64> = connection
+        .prepare_cached(
+            "SELECT id FROM activity_blocks WHERE sensor_id = ?1 AND first_sequence <= ?2
+             AND last_sequence >= ?2",
+        )?
+        .query_map(params![sensor_id, to_i64(sequence)], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in candidates {
+        if let Some(entry) = read_block(connection, id)?
+            .into_iter()
+            .find(|entry| entry.sequence == sequence && entry.position == position)
+        {
+            return Ok(Some(entry.activity));
+        }
+    }
+    Ok(None)
+}
+
 fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -533,7 +982,8 @@ pub fn timestamp_ns(seconds: i64, nanos: i32) -> i64 {
         .saturating_add(i64::from(nanos))
 }
 
-fn time_ns(activity: &Activity) -> i64 {
+/// An activity's time in Unix nanoseconds (0 without one), as the store orders by.
+pub(crate) fn time_ns(activity: &Activity) -> i64 {
     activity
         .time
         .as_ref()
@@ -658,7 +1108,7 @@ mod tests {
         };
         assert_eq!(all(&store, &by_dst)[0].activity, batch[0]);
         drop(store);
-        let store = Store::open(directory.path()).expect("reopen");
+        let mut store = Store::open(directory.path()).expect("reopen");
         assert_eq!(store.stored_through("s1").expect("through"), 1);
         assert_eq!(
             store.prune(15_000_000_000).expect("prune"),
@@ -671,6 +1121,87 @@ mod tests {
             1,
             "kept by pruning"
         );
+    }
+
+    #[test]
+    fn compacted_activities_answer_queries_as_the_hot_ones_did() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        let names = ["alice", "bob", "carol"];
+        // Two sensors, 5 batches of 1000: more than a block's worth each.
+        for sequence in 1..=5_u64 {
+            for sensor in ["s1", "s2"] {
+                let batch: Vec<Activity> = (0..1000_i64)
+                    .map(|i| {
+                        let n = i64::try_from(sequence).expect("small") * 1000 + i;
+                        activity(n, names[(n % 3) as usize], [10, 0, 1, (n % 200) as u8])
+                    })
+                    .collect();
+                store
+                    .store_batch(sensor, "spool", sequence, &batch)
+                    .expect("store");
+            }
+        }
+        let queries = [
+            Query::default(),
+            Query {
+                account: Some("CORP\\Bob".to_owned()),
+                ..Query::default()
+            },
+            Query {
+                ip: Some("10.0.1.7".parse().expect("ip")),
+                since_ns: Some(2_500_000_000_000),
+                until_ns: Some(4_200_000_000_000),
+                ..Query::default()
+            },
+            Query {
+                protocol: Some("DNS".to_owned()),
+                sensor_id: Some("s2".to_owned()),
+                ..Query::default()
+            },
+            Query {
+                protocol: Some("kerberos".to_owned()),
+                ..Query::default()
+            },
+        ];
+        let before: Vec<Vec<StoredActivity>> = queries.iter().map(|q| all(&store, q)).collect();
+        let referenced = store.activity_at("s2", 3, 17).expect("hot").expect("there");
+        // Everything older than 4000 s and judged (no detection cursor: all but the newest row).
+        let done = store.compact(4_000_000_000_000).expect("compact");
+        assert_eq!(
+            done.activities,
+            2 * 3000,
+            "the first three batches of each sensor"
+        );
+        assert_eq!(done.blocks, 2, "one block of 3000 per sensor");
+        for (query, expected) in queries.iter().zip(&before) {
+            assert_eq!(&all(&store, query), expected, "{query:?}");
+        }
+        assert_eq!(before[0].len(), 10_000);
+        assert_eq!(before[4].len(), 0);
+        assert_eq!(
+            store.activity_at("s2", 3, 17).expect("compacted"),
+            Some(referenced)
+        );
+        assert_eq!(store.activity_at("s2", 3, 1000).expect("none"), None);
+
+        // Retention by age counts what it deleted, across both tiers.
+        assert_eq!(
+            store.prune(3_500_000_000_000).expect("prune"),
+            0,
+            "blocks straddle it"
+        );
+        assert_eq!(
+            store.prune(4_500_000_000_000).expect("prune"),
+            2 * 3000 + 2 * 500
+        );
+        assert_eq!(all(&store, &Query::default()).len(), 2 * 1500);
+        // A budget below what is left deletes the oldest until it fits, keeping the newest row.
+        let pruned = store.prune_to_budget(1).expect("budget");
+        assert_eq!(pruned, 2 * 1500 - 1);
+        let left = all(&store, &Query::default());
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].sequence, 5);
     }
 
     #[test]

@@ -11,8 +11,14 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::{Ebpf, programs::Xdp};
-use dcwatch_pipeline::{capture_file::CaptureFile, decode::LinkType};
+use dcwatch_pipeline::{
+    capture_file::CaptureFile,
+    decode::{LinkType, packet},
+    dissect::Dissector,
+};
+use dcwatch_proto::v1::Activity;
 use dcwatch_tests::corpus;
+use sensor_user::config::Config;
 
 /// The reference programs (`bench_pass`, `bench_drop`, `bench_tx`), loaded.
 pub fn load_reference_programs() -> anyhow::Result<Ebpf> {
@@ -119,6 +125,27 @@ pub fn build_repeated_corpus(copies: u16, output: &Path) -> anyhow::Result<(u64,
     }
     out.flush()?;
     Ok((count, bytes))
+}
+
+/// The activities of a capture file, as `replay` makes them (the default configuration), each
+/// named as coming from `sensor_id`.
+pub fn dissect(input: &Path, sensor_id: &str) -> anyhow::Result<Vec<Activity>> {
+    let config = Config::default();
+    let mut dissector = Dissector::new(config.dissect_limits());
+    let mut file = CaptureFile::open(input)?;
+    let mut activities = Vec::new();
+    let mut last = 0;
+    while let Some(frame) = file.next_frame()? {
+        last = last.max(frame.timestamp_ns);
+        if let Ok(decoded) = packet(frame.link, frame.data) {
+            dissector.packet(frame.timestamp_ns, &decoded, &mut activities);
+        }
+    }
+    dissector.finish(last, &mut activities);
+    for activity in &mut activities {
+        sensor_id.clone_into(&mut activity.sensor_id);
+    }
+    Ok(activities)
 }
 
 /// Rewrites both addresses of an IPv4 or IPv6 packet the same way for a given copy, so each copy

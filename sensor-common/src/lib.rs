@@ -97,6 +97,28 @@ pub fn flow_affinity(a: &[u8], b: &[u8]) -> u32 {
     mixed ^ (mixed >> 15)
 }
 
+/// Classes of traffic the resource limiter can shed in the XDP program: indices into the `SHED`
+/// map, whose value says how much of the class is kept ([`shed_keep`]).
+pub mod shed_class {
+    /// DNS, NetBIOS name and datagram, LLMNR and mDNS exchanges of a client that is not a DC
+    /// (any client when no DC addresses are configured): the traffic worth least.
+    pub const NAME_QUERIES: u32 = 0;
+    /// Entries in the `SHED` map.
+    pub const COUNT: u32 = 1;
+}
+
+/// Values of the `SHED` map: keep one frame of the class in N, sampled at random.
+pub mod shed_keep {
+    /// Keep every frame (0 reads the same: a map entry never written).
+    pub const ALL: u32 = 1;
+    /// Keep none.
+    pub const NONE: u32 = u32::MAX;
+}
+
+/// The ports of the name services whose exchanges make up `shed_class::NAME_QUERIES`: DNS,
+/// NetBIOS name service and datagram service, mDNS, LLMNR.
+pub const NAME_QUERY_PORTS: [u16; 5] = [53, 137, 138, 5353, 5355];
+
 /// Values of the `CAPTURE_MODE` global, set by the loader.
 pub mod capture_mode {
     /// The sensor shares the NIC with the host: every frame continues up the stack (`XDP_PASS`).
@@ -118,16 +140,18 @@ pub mod names {
     pub const SNAP_LEN: &str = "SNAP_LEN";
     pub const DECAP: &str = "DECAP";
     pub const VXLAN_PORT: &str = "VXLAN_PORT";
+    pub const SHED: &str = "SHED";
 }
 
 /// The per-CPU packet counters kept by the XDP program, indices into the `COUNTERS` map.
 ///
 /// Every frame bumps `Seen` and `Bytes`; a tunnelled one, taken apart, also exactly one of the
 /// `Decap*` counters (its outer frame) and is then judged by its inner frame. Then exactly one of
-/// `NonIp`, `Malformed`, `Matched`, or none of them (an IP frame that is not watched). Every matched frame is then exactly one of
-/// `Copied` or `RingbufFull`, so `Matched == Copied + RingbufFull` always holds; `RpcHeader`
-/// counts the matched frames the DCE-RPC header test let through. Each counter's meaning is its
-/// [`Counter::help`] (the stats file's and `/metrics`' text).
+/// `NonIp`, `Malformed`, `Matched`, or `Shed`, or none of them (an IP frame that is not watched).
+/// Every matched frame is then exactly one of `Copied` or `RingbufFull`, so
+/// `Matched == Copied + RingbufFull` always holds; `RpcHeader` counts the matched frames the
+/// DCE-RPC header test let through. Each counter's meaning is its [`Counter::help`] (the stats
+/// file's and `/metrics`' text).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -146,10 +170,11 @@ pub enum Counter {
     DecapGreEthernet = 12,
     DecapVxlan = 13,
     DecapGeneve = 14,
+    Shed = 15,
 }
 
 impl Counter {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Seen,
         Self::Bytes,
         Self::Matched,
@@ -165,6 +190,7 @@ impl Counter {
         Self::DecapGreEthernet,
         Self::DecapVxlan,
         Self::DecapGeneve,
+        Self::Shed,
     ];
 
     /// Number of entries in the `COUNTERS` map.
@@ -188,6 +214,7 @@ impl Counter {
             Self::DecapGreEthernet => "decap_gre_ethernet",
             Self::DecapVxlan => "decap_vxlan",
             Self::DecapGeneve => "decap_geneve",
+            Self::Shed => "limiter_shed_frames",
         }
     }
 
@@ -227,6 +254,10 @@ impl Counter {
             }
             Self::DecapVxlan => "Outer frames of VXLAN, taken apart.",
             Self::DecapGeneve => "Outer frames of Geneve carrying Ethernet, taken apart.",
+            Self::Shed => {
+                "Frames on a watched port that the resource limiter shed (the SHED map): never \
+                 copied, never counted as matched."
+            }
         }
     }
 }

@@ -10,7 +10,9 @@
 //! record, so userspace watches the port from then on (DCE-RPC to an endpoint announced before
 //! the sensor started). With decapsulation on (the default), a mirror that arrives in a tunnel
 //! (ERSPAN I/II/III, Ethernet over GRE, VXLAN, Geneve) is taken apart first, counted by tunnel
-//! type, and its inner frame judged and copied in its place. The verdict depends on the mode only: `mirror` drops every frame (a mirror NIC's
+//! type, and its inner frame judged and copied in its place. The resource limiter sheds classes
+//! of traffic through the `SHED` map: a shed frame is counted and not copied. The verdict depends
+//! on the mode only: `mirror` drops every frame (a mirror NIC's
 //! traffic is of no use to the host), `host` passes every frame (never break a host's traffic).
 #![no_std]
 #![no_main]
@@ -19,14 +21,15 @@ use core::{ffi::c_void, ptr};
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_ktime_get_ns, generated::bpf_xdp_load_bytes},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, generated::bpf_xdp_load_bytes},
     macros::{map, xdp},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use sensor_common::{
-    Counter, DEFAULT_SNAP_LEN, MAX_DC_ADDRESSES, MAX_SNAP_LEN, RPC_DYNAMIC_PORT_MIN,
-    RPC_MAX_FRAG_LENGTH, Record, RecordHeader, capture_mode, decap_mode, port_flags,
+    Counter, DEFAULT_SNAP_LEN, MAX_DC_ADDRESSES, MAX_SNAP_LEN, NAME_QUERY_PORTS,
+    RPC_DYNAMIC_PORT_MIN, RPC_MAX_FRAG_LENGTH, Record, RecordHeader, capture_mode, decap_mode,
+    port_flags, shed_class, shed_keep,
     tunnel::{self, MAX_OUTER_LEN},
 };
 use sensor_ebpf as _;
@@ -57,6 +60,10 @@ static DC_V4: HashMap<[u8; 4], u8> = HashMap::with_max_entries(MAX_DC_ADDRESSES,
 static DC_V6: HashMap<[u8; 16], u8> = HashMap::with_max_entries(MAX_DC_ADDRESSES, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+/// How much of each `shed_class` the resource limiter keeps (`shed_keep`); written by userspace
+/// while the program runs.
+#[map]
+static SHED: Array<u32> = Array::with_max_entries(shed_class::COUNT, 0);
 /// Resized by the loader to the configured size.
 #[map]
 static FRAMES: RingBuf = RingBuf::with_byte_size(1 << 24, 0);
@@ -109,6 +116,8 @@ enum Class {
     /// On an unwatched port, but a DCE-RPC PDU starts here on this port of a DC's.
     RpcHeader(u16),
     NonIp,
+    /// On a watched port, but of a class the resource limiter sheds now.
+    Shed,
 }
 
 /// The addresses of a frame that passed the DC filter, for the DCE-RPC header test to ask
@@ -213,6 +222,7 @@ fn capture(ctx: &XdpContext) {
             copy_frame(view, u32::from(port));
         }
         Ok(Class::Unwatched) => {}
+        Ok(Class::Shed) => count(Counter::Shed, 1),
         Ok(Class::NonIp) => count(Counter::NonIp, 1),
         Err(Malformed) => count(Counter::Malformed, 1),
     }
@@ -547,6 +557,9 @@ fn classify_l4(
     let src_port = u16::from_be_bytes([ports[0], ports[1]]);
     let dst_port = u16::from_be_bytes([ports[2], ports[3]]);
     if watched(src_port) || watched(dst_port) {
+        if shed_name_query(src_port, dst_port, &peers) {
+            return Ok(Class::Shed);
+        }
         return Ok(Class::Matched);
     }
     if payload == 0
@@ -558,6 +571,30 @@ fn classify_l4(
     Ok(rpc_header(
         view, payload, ip_end, src_port, dst_port, &peers,
     ))
+}
+
+#[inline(always)]
+fn is_name_port(port: u16) -> bool {
+    NAME_QUERY_PORTS.contains(&port)
+}
+
+/// Whether the limiter sheds this frame of a name-service exchange: the class is being shed, the
+/// client (the side not on the service's port) is not a DC, and the sample does not keep it.
+#[inline(always)]
+fn shed_name_query(src_port: u16, dst_port: u16, peers: &Peers) -> bool {
+    let keep = match SHED.get(shed_class::NAME_QUERIES) {
+        Some(&keep) if keep > shed_keep::ALL => keep,
+        _ => return false,
+    };
+    let server_is_destination = is_name_port(dst_port);
+    if !server_is_destination && !is_name_port(src_port) {
+        return false;
+    }
+    if peers.is_dc(!server_is_destination) {
+        return false;
+    }
+    // SAFETY: a helper without arguments.
+    keep == shed_keep::NONE || unsafe { bpf_get_prandom_u32() } % keep != 0
 }
 
 /// The DCE-RPC header test: a connection-oriented PDU of version 5.0 of a known type, with a

@@ -62,6 +62,12 @@ pub enum Command {
     /// The directory of the domains in `[directory]`.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Write the man page and the bash, zsh and fish completions into DIR (for packaging).
+    #[command(hide = true)]
+    Docs {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
     /// The configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -62,6 +62,7 @@ pub struct Config {
     pub directory: crate::directory::config::DirectoryConfig,
     pub health: HealthConfig,
     pub metrics: MetricsConfig,
+    pub limiter: LimiterConfig,
 }
 
 /// When the health checks (`crate::health::checks`) call a source silent.
@@ -91,6 +92,88 @@ impl HealthConfig {
 pub struct MetricsConfig {
     /// Where to serve them (`--metrics-listen` overrides); unset: not served.
     pub listen: Option<SocketAddr>,
+}
+
+/// The resource limiter (`crate::limiter`): what share of the host it keeps free, how often it
+/// looks, and the sensor's own memory cap, which the flow and reassembly budgets derive from.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimiterConfig {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    pub min_free_cpu_percent: u8,
+    pub min_free_memory_percent: u8,
+    pub restore_margin_percent: u8,
+    pub restore_ticks: u32,
+    pub memory_mib: u32,
+}
+
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 10,
+            min_free_cpu_percent: 15,
+            min_free_memory_percent: 15,
+            restore_margin_percent: 10,
+            restore_ticks: 3,
+            memory_mib: 512,
+        }
+    }
+}
+
+/// Of the memory cap, the share reassembly may hold by default.
+const REASSEMBLY_SHARE_OF_CAP: u32 = 16;
+/// Of the memory cap, the share the flow table may take by default, at [`FLOW_BUDGET_BYTES`]
+/// per flow.
+const FLOW_SHARE_OF_CAP: u64 = 4;
+/// What one followed TCP connection is budgeted: its table entry, TCP state and session state.
+pub const FLOW_BUDGET_BYTES: u64 = 1280;
+/// Of the memory cap, the share the ring buffer, reassembly and flows may take together; the rest
+/// is for everything else (batches, the spool writer, name resolution, the allocator's slack).
+const FIXED_SHARE_NUMERATOR: u64 = 3;
+const FIXED_SHARE_DENOMINATOR: u64 = 4;
+
+impl LimiterConfig {
+    pub fn policy(&self) -> crate::limiter::Policy {
+        let share = |percent: u8| f64::from(percent) / 100.0;
+        crate::limiter::Policy {
+            min_free_cpu: share(self.min_free_cpu_percent),
+            min_free_memory: share(self.min_free_memory_percent),
+            restore_margin: share(self.restore_margin_percent),
+            restore_ticks: self.restore_ticks,
+            memory_cap_bytes: u64::from(self.memory_mib) << 20,
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.interval_secs == 0 {
+            return Err(("limiter.interval_secs", "must be at least 1".to_owned()));
+        }
+        for (key, percent) in [
+            ("limiter.min_free_cpu_percent", self.min_free_cpu_percent),
+            (
+                "limiter.min_free_memory_percent",
+                self.min_free_memory_percent,
+            ),
+            (
+                "limiter.restore_margin_percent",
+                self.restore_margin_percent,
+            ),
+        ] {
+            if percent > 90 {
+                return Err((key, "must be from 0 to 90".to_owned()));
+            }
+        }
+        if self.memory_mib < 64 {
+            return Err(("limiter.memory_mib", "must be at least 64".to_owned()));
+        }
+        Ok(())
+    }
 }
 
 /// Network name resolution (`dcwatch_entity::nnr`): how long evidence stays good and how close
@@ -147,8 +230,10 @@ impl SensorConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DissectConfig {
-    pub memory_mib: u32,
-    pub max_flows: u32,
+    /// Default: a sixteenth of `limiter.memory_mib`.
+    pub memory_mib: Option<u32>,
+    /// Default: what a quarter of `limiter.memory_mib` holds at `FLOW_BUDGET_BYTES` a flow.
+    pub max_flows: Option<u32>,
     pub tcp_idle_timeout_secs: u64,
     pub max_buffered_per_direction_kib: u32,
     pub max_fragmented_datagrams: u32,
@@ -160,8 +245,8 @@ pub struct DissectConfig {
 impl Default for DissectConfig {
     fn default() -> Self {
         Self {
-            memory_mib: 32,
-            max_flows: 100_000,
+            memory_mib: None,
+            max_flows: None,
             tcp_idle_timeout_secs: 300,
             max_buffered_per_direction_kib: 1024,
             max_fragmented_datagrams: 4096,
@@ -172,13 +257,29 @@ impl Default for DissectConfig {
 }
 
 impl DissectConfig {
-    pub fn limits(&self) -> DissectLimits {
+    /// Reassembly memory in MiB: as configured, or derived from the limiter's memory cap.
+    pub fn memory_mib(&self, limiter: &LimiterConfig) -> u32 {
+        self.memory_mib
+            .unwrap_or((limiter.memory_mib / REASSEMBLY_SHARE_OF_CAP).max(1))
+    }
+
+    /// Flows followed at once: as configured, or derived from the limiter's memory cap.
+    pub fn max_flows(&self, limiter: &LimiterConfig) -> u32 {
+        self.max_flows.unwrap_or_else(|| {
+            let bytes = (u64::from(limiter.memory_mib) << 20) / FLOW_SHARE_OF_CAP;
+            u32::try_from(bytes / FLOW_BUDGET_BYTES)
+                .unwrap_or(u32::MAX)
+                .max(1)
+        })
+    }
+
+    pub fn limits(&self, limiter: &LimiterConfig) -> DissectLimits {
         const KIB: usize = 1024;
         const NS_PER_SECOND: u64 = 1_000_000_000;
-        let memory_bytes = self.memory_mib as usize * KIB * KIB;
+        let memory_bytes = self.memory_mib(limiter) as usize * KIB * KIB;
         DissectLimits {
             flows: FlowLimits {
-                max_flows: self.max_flows as usize,
+                max_flows: self.max_flows(limiter) as usize,
                 idle_timeout_ns: self.tcp_idle_timeout_secs.saturating_mul(NS_PER_SECOND),
                 max_buffered_per_direction: self.max_buffered_per_direction_kib as usize * KIB,
                 max_buffered_total: memory_bytes,
@@ -208,7 +309,7 @@ impl Config {
     pub fn dissect_limits(&self) -> DissectLimits {
         DissectLimits {
             radius: self.radius.secrets(),
-            ..self.dissect.limits()
+            ..self.dissect.limits(&self.limiter)
         }
     }
 }
@@ -370,6 +471,8 @@ pub struct BackendConfig {
     pub url: Option<String>,
     /// The access token `dcwatch-backend token add` printed for this sensor.
     pub token: String,
+    /// The name of a systemd credential holding the token instead (`LoadCredential=NAME:...`).
+    pub token_credential: Option<String>,
     /// PEM file of the CA that signed the backend's certificate; unset: the system's roots.
     pub ca: Option<PathBuf>,
     pub spool_dir: PathBuf,
@@ -383,6 +486,7 @@ impl Default for BackendConfig {
         Self {
             url: None,
             token: String::new(),
+            token_credential: None,
             ca: None,
             spool_dir: PathBuf::from("/var/lib/dcwatch/spool"),
             spool_max_mib: 1024,
@@ -442,10 +546,12 @@ impl BackendConfig {
                 }
                 _ => return Err(("backend.url", "must be https://HOST:PORT".to_owned())),
             }
-            if self.token.is_empty() {
+            if self.token.is_empty() == self.token_credential.is_none() {
                 return Err((
                     "backend.token",
-                    "a backend needs the sensor's access token".to_owned(),
+                    "a backend needs the sensor's access token: token or token_credential, not \
+                     both"
+                        .to_owned(),
                 ));
             }
         }
@@ -578,12 +684,14 @@ impl Config {
             ));
         }
         let dissect = &self.dissect;
-        if !(1..=65536).contains(&dissect.memory_mib) {
+        if !(1..=65536).contains(&dissect.memory_mib(&self.limiter)) {
             return Err(("dissect.memory_mib", "must be from 1 to 65536".to_owned()));
         }
-        if dissect.max_flows == 0 {
+        if dissect.max_flows(&self.limiter) == 0 {
             return Err(("dissect.max_flows", "must be at least 1".to_owned()));
         }
+        self.limiter.validate()?;
+        self.fits_memory_cap()?;
         if dissect.tcp_idle_timeout_secs == 0 {
             return Err((
                 "dissect.tcp_idle_timeout_secs",
@@ -626,6 +734,33 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The ring buffer, reassembly and the flow table fit in their share of the memory cap.
+    fn fits_memory_cap(&self) -> Result<(), (&'static str, String)> {
+        const MIB: u64 = 1 << 20;
+        let limiter = &self.limiter;
+        let fixed = u64::from(self.capture.ring_buffer_mib) * MIB
+            + u64::from(self.dissect.memory_mib(limiter)) * MIB
+            + u64::from(self.dissect.max_flows(limiter)) * FLOW_BUDGET_BYTES;
+        let allowed =
+            (u64::from(limiter.memory_mib) * MIB) / FIXED_SHARE_DENOMINATOR * FIXED_SHARE_NUMERATOR;
+        if fixed > allowed {
+            return Err((
+                "limiter.memory_mib",
+                format!(
+                    "{} MiB is too small: the ring buffer, reassembly and {} flows at {} B take {} \
+                     MiB, more than three quarters of it",
+                    limiter.memory_mib,
+                    self.dissect.max_flows(limiter),
+                    FLOW_BUDGET_BYTES,
+                    fixed.div_ceil(MIB)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -641,6 +776,30 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         assert_eq!(parse(""), Ok(Config::default()));
+    }
+
+    #[test]
+    fn flow_and_reassembly_budgets_derive_from_the_memory_cap() {
+        let defaults = Config::default();
+        assert_eq!(defaults.dissect.memory_mib(&defaults.limiter), 512 / 16);
+        // A quarter of 512 MiB at 1280 bytes a flow.
+        assert_eq!(defaults.dissect.max_flows(&defaults.limiter), 104_857);
+        let doubled = parse("[limiter]\nmemory_mib = 1024\n").expect("valid");
+        assert_eq!(doubled.dissect_limits().memory_bytes, 64 << 20);
+        assert_eq!(doubled.dissect_limits().flows.max_flows, 209_715);
+        let explicit = parse("[dissect]\nmax_flows = 10\n").expect("valid");
+        assert_eq!(
+            explicit.dissect_limits().flows.max_flows,
+            10,
+            "a set key wins"
+        );
+        // 64 MiB: the default 64 MiB ring buffer alone is more than three quarters of it.
+        let error = parse("[limiter]\nmemory_mib = 64\n").expect_err("too small");
+        assert!(error.contains("limiter.memory_mib"), "{error}");
+        let fits = "[limiter]\nmemory_mib = 64\n[capture]\nring_buffer_mib = 8\n";
+        parse(fits).expect("a smaller ring buffer fits");
+        let error = parse("[limiter]\nmin_free_cpu_percent = 95\n").expect_err("too much");
+        assert!(error.contains("limiter.min_free_cpu_percent"), "{error}");
     }
 
     #[test]

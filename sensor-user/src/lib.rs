@@ -10,6 +10,7 @@ pub mod config;
 pub mod directory;
 pub mod epm_query;
 pub mod health;
+pub mod limiter;
 pub mod live;
 pub mod output;
 pub mod pipeline;

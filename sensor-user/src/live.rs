@@ -18,6 +18,7 @@ use crate::{
         Health, IssueKind,
         checks::{Checks, Expectations},
     },
+    limiter::{Limiter, measure::Meter},
     pipeline::{Output, Pipeline},
     reload::{self, Outcome},
     stats::{self, UserCounters},
@@ -116,6 +117,9 @@ pub async fn run<W: Write>(
         .with_sink(sink)
         .with_resolver(config.resolver());
     pipeline.watch_dcs(&config.capture.dc_addresses);
+    let mut limiter = config.limiter.enabled.then(|| Governor::new(&config));
+    let mut limiter_ticker = tokio::time::interval(config.limiter.interval());
+    limiter_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dynamic_ports = DynamicPorts::new(&config.capture.ports.tcp);
     let mut discovery = Discovery::default();
     let mut header_ports = Vec::new();
@@ -130,6 +134,10 @@ pub async fn run<W: Write>(
         }
         _ => (None, None),
     };
+    // Under systemd (Type=notify): ready once attached and listening; the watchdog is pinged
+    // from this loop, so a loop stuck anywhere stops the pings and systemd restarts the sensor.
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let mut watchdog = watchdog_interval().map(tokio::time::interval);
     let mut batch_ticker = tokio::time::interval(BATCH_TICK);
     batch_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -174,6 +182,12 @@ pub async fn run<W: Write>(
                 }
             }
             _ = batch_ticker.tick(), if pipeline.sink().is_some() => pipeline.tick_sink(),
+            _ = next_tick(watchdog.as_mut()) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            _ = limiter_ticker.tick(), if limiter.is_some() => {
+                if let Some(limiter) = limiter.as_mut() {
+                    limiter.tick(capture.as_mut(), &mut pipeline);
+                }
+            }
             Some(new) = next_reload(reloads.as_mut()) => {
                 let running = Running {
                     capture: capture.as_mut(),
@@ -191,13 +205,14 @@ pub async fn run<W: Write>(
                 if let Some(capture) = capture.as_mut() {
                     unwatch_expired_ports(capture, &mut dynamic_ports);
                 }
-                reporting.report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, &discovery);
+                reporting.report(capture.as_ref(), &pipeline, &listeners, &dynamic_ports, &discovery, limiter.as_ref());
             }
         }
     }
     if let Some(published) = &reporting.published {
         published.set_ready(Err("stopping".to_owned()));
     }
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // Detach first so nothing new arrives, then take what is still in the ring.
     if let Some(task) = epm_task {
         task.abort();
@@ -237,6 +252,7 @@ pub async fn run<W: Write>(
         &listeners,
         &dynamic_ports,
         &discovery,
+        limiter.as_ref(),
     );
     log_summary(&summary, capture.is_some());
     match output_error {
@@ -281,6 +297,31 @@ fn attach(config: &Config, health: &Health) -> Result<Capture, LiveError> {
         );
     }
     Ok(capture)
+}
+
+/// Tells systemd, when it started the sensor with a notification socket; without, nothing.
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(false, state) {
+        warn!("telling systemd {state:?}: {error}");
+    }
+}
+
+/// Half the watchdog timeout systemd set (`WatchdogSec=`), if it set one.
+fn watchdog_interval() -> Option<std::time::Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| {
+        std::time::Duration::from_micros(usec / 2).max(std::time::Duration::from_millis(1))
+    })
+}
+
+/// The next tick of an interval; without one, never resolves.
+async fn next_tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads the ring buffer when there is one; without, never resolves.
@@ -502,10 +543,16 @@ impl Reporting {
         listeners: &Listeners,
         dynamic_ports: &DynamicPorts,
         discovery: &Discovery,
+        limiter: Option<&Governor>,
     ) {
-        let Some((kernel, snapshot)) =
-            self.write(capture, pipeline, listeners, dynamic_ports, discovery)
-        else {
+        let Some((kernel, snapshot)) = self.write(
+            capture,
+            pipeline,
+            listeners,
+            dynamic_ports,
+            discovery,
+            limiter,
+        ) else {
             return;
         };
         if let Some(kernel) = kernel {
@@ -529,6 +576,7 @@ impl Reporting {
         listeners: &Listeners,
         dynamic_ports: &DynamicPorts,
         discovery: &Discovery,
+        limiter: Option<&Governor>,
     ) -> Option<(Option<KernelCounters>, Snapshot)> {
         let kernel = match capture.map(Capture::counters) {
             Some(Ok(kernel)) => Some(kernel),
@@ -538,10 +586,11 @@ impl Reporting {
             }
             None => None,
         };
-        let snapshot = stats::snapshot(
-            kernel.as_ref(),
-            stats(pipeline, listeners, dynamic_ports, discovery),
-        );
+        let mut user = stats(pipeline, listeners, dynamic_ports, discovery);
+        if let Some(limiter) = limiter {
+            user.add_prefixed("limiter_", &limiter.stats);
+        }
+        let snapshot = stats::snapshot(kernel.as_ref(), user);
         if let Some(path) = &self.stats_file
             && let Err(error) = stats_file::write(path, &stats_file::object(snapshot.pairs()))
         {
@@ -551,6 +600,97 @@ impl Reporting {
             sink.publish(snapshot.clone());
         }
         Some((kernel, snapshot))
+    }
+}
+
+/// The resource limiter at work: measures every tick, and applies a new level to the XDP
+/// program and the pipeline.
+#[derive(Debug)]
+struct Governor {
+    meter: Meter,
+    limiter: Limiter,
+    stats: LimiterStats,
+}
+
+dcwatch_telemetry::counters! {
+    /// What the resource limiter measured and did (named `limiter_*`).
+    #[derive(Clone, Copy, Debug, Default)]
+    struct LimiterStats {
+        /// The shedding level in force: 0 sheds nothing, higher sheds more.
+        gauge level: u64,
+        /// Measurements taken.
+        counter ticks: u64,
+        /// Changes of level.
+        counter level_changes: u64,
+        /// The host's CPU free at the last measurement, in whole percent.
+        gauge cpu_free_percent: u64,
+        /// The host's memory free at the last measurement, in whole percent.
+        gauge memory_free_percent: u64,
+        /// The sensor's own resident memory at the last measurement.
+        gauge own_memory_bytes: u64,
+        /// Measurements that failed (/proc unreadable).
+        counter measure_errors: u64,
+    }
+}
+
+impl Governor {
+    fn new(config: &Config) -> Self {
+        Self {
+            meter: Meter::new(std::path::Path::new("/proc")),
+            limiter: Limiter::new(config.limiter.policy()),
+            stats: LimiterStats {
+                cpu_free_percent: 100,
+                memory_free_percent: 100,
+                ..LimiterStats::default()
+            },
+        }
+    }
+
+    fn tick<W: Write>(&mut self, capture: Option<&mut Capture>, pipeline: &mut Pipeline<W>) {
+        self.stats.ticks += 1;
+        let load = match self.meter.sample() {
+            Ok(Some(load)) => load,
+            Ok(None) => return,
+            Err(error) => {
+                self.stats.measure_errors += 1;
+                warn!("resource limiter: {error}");
+                return;
+            }
+        };
+        let percent = |share: f64| (share * 100.0).round() as u64;
+        self.stats.cpu_free_percent = percent(load.cpu_free);
+        self.stats.memory_free_percent = percent(load.memory_free);
+        self.stats.own_memory_bytes = load.own_bytes;
+        let Some(change) = self.limiter.decide(&load) else {
+            return;
+        };
+        self.stats.level_changes += 1;
+        let level = change.to;
+        self.stats.level = level.number();
+        if let Some(capture) = capture
+            && let Err(error) = capture.set_shed(
+                sensor_common::shed_class::NAME_QUERIES,
+                level.name_query_keep(),
+            )
+        {
+            warn!("resource limiter: setting the XDP program's shedding: {error}");
+        }
+        pipeline.shedder_mut().set_level(level);
+        let message = format!(
+            "resource limiter: {} ({}: CPU {}% free, memory {}% free, sensor {} MiB)",
+            level.name(),
+            change.cause.name(),
+            self.stats.cpu_free_percent,
+            self.stats.memory_free_percent,
+            load.own_bytes >> 20
+        );
+        if level > change.from {
+            warn!("{message}");
+        } else {
+            info!("{message}");
+        }
+        // What is shed is counted (limiter_shed_*): the health checks raise TRAFFIC_DROPPED
+        // from those counters with the rest of the drops.
     }
 }
 

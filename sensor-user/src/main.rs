@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(&args),
         Command::Directory(DirectoryCommand::Sync { config, out }) => directory_sync(&config, &out),
         Command::Config(ConfigCommand::Check { config }) => config_check(config.as_deref()),
+        Command::Docs { out } => docs(&out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,6 +46,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The man page (section 8) and the shell completions, generated from the CLI.
+fn docs(out: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    std::fs::create_dir_all(out)?;
+    let mut command = Cli::command();
+    let name = command.get_name().to_owned();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone())
+        .section("8")
+        .render(&mut page)?;
+    std::fs::write(out.join(format!("{name}.8")), page)?;
+    for (shell, file) in [
+        (Shell::Bash, format!("{name}.bash")),
+        (Shell::Zsh, format!("_{name}")),
+        (Shell::Fish, format!("{name}.fish")),
+    ] {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, &name, &mut script);
+        std::fs::write(out.join(file), script)?;
+    }
+    Ok(())
 }
 
 fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {
@@ -77,9 +102,15 @@ fn detection_engine(
 
 /// The transport to the backend, when one is configured.
 fn transport(config: &Config) -> anyhow::Result<Option<Transport>> {
-    let Some(settings) = config.backend.transport(config.sensor.id()) else {
+    let Some(mut settings) = config.backend.transport(config.sensor.id()) else {
         return Ok(None);
     };
+    if let Some(name) = &config.backend.token_credential {
+        settings.token = sensor_user::directory::secret::read_credential(name)
+            .context("reading the backend token")?
+            .expose()
+            .to_owned();
+    }
     let url = settings.url.clone();
     let transport = Transport::start(settings).context("starting the transport")?;
     info!(

@@ -27,6 +27,7 @@ use dcwatch_pipeline::{
 use crate::{
     cli::OutputFormat,
     health::checks::Heard,
+    limiter::Shedder,
     output::{JsonLines, PacketLine, rfc3339_micros},
     stats::UserCounters,
     transport::ActivitySink,
@@ -81,6 +82,8 @@ pub struct Pipeline<W: Write> {
     /// Takes tunnels apart, with what it found (replay: live frames come out of XDP bare).
     decap: Option<(DecapConfig, DecapCounters)>,
     heard: Heard,
+    /// The resource limiter's userspace shedding.
+    shedder: Shedder,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -106,6 +109,7 @@ impl<W: Write> Pipeline<W> {
             directory: None,
             decap: None,
             heard: Heard::default(),
+            shedder: Shedder::default(),
         }
     }
 
@@ -116,6 +120,11 @@ impl<W: Write> Pipeline<W> {
             self.stage = FlowStage::Workers(Workers::start(count, limits)?);
         }
         Ok(self)
+    }
+
+    /// The limiter's userspace shedding (its level is set here).
+    pub fn shedder_mut(&mut self) -> &mut Shedder {
+        &mut self.shedder
     }
 
     /// Also runs every activity through the detectors.
@@ -207,6 +216,7 @@ impl<W: Write> Pipeline<W> {
             FlowStage::Workers(workers) => workers.snapshot(),
         });
         snapshot.extend(self.resolver.snapshot());
+        snapshot.add_prefixed("limiter_shed_", self.shedder.counters());
         if let Some(sink) = &self.sink {
             snapshot.extend(sink.shared().snapshot());
         }
@@ -230,9 +240,11 @@ impl<W: Write> Pipeline<W> {
         &self.heard
     }
 
-    /// Remembers when each of `dcs` was last heard from (for the health checks).
+    /// The configured DCs: when each was last heard from (for the health checks), and whose
+    /// name queries the limiter never sheds.
     pub fn watch_dcs(&mut self, dcs: &[std::net::IpAddr]) {
         self.heard.watch(dcs);
+        self.shedder.set_dcs(dcs.iter().copied());
     }
 
     pub fn handle(&mut self, link: LinkType, mut frame: Frame<'_>) -> io::Result<()> {
@@ -316,6 +328,9 @@ impl<W: Write> Pipeline<W> {
 
     fn emit(&mut self) -> io::Result<()> {
         for mut activity in self.activities.drain(..) {
+            if !self.shedder.keep(&activity) {
+                continue;
+            }
             activity.sensor_id.clone_from(&self.sensor_id);
             if let Some(Body::Radius(_)) = activity.body {
                 self.heard.radius_ns = Some(self.last_time_ns);

@@ -57,6 +57,12 @@ mod tests {
                 "non_ip",
                 "malformed",
                 "rpc_header_matched",
+                "decap_erspan1",
+                "decap_erspan2",
+                "decap_erspan3",
+                "decap_gre_ethernet",
+                "decap_vxlan",
+                "decap_geneve",
                 "delivered",
                 "decode_errors",
                 "unprintable_activities"

@@ -13,7 +13,7 @@ use dcwatch_tests::{
     },
     traffic::WATCHED,
 };
-use sensor_common::Counter;
+use sensor_common::{Counter, shed_class, shed_keep};
 use sensor_user::{
     capture::{Capture, FrameRing, KernelCounters, PortChange},
     config::{CaptureConfig, Mode},
@@ -28,6 +28,8 @@ enum Outcome {
     Unwatched,
     NonIp,
     Malformed,
+    /// On a watched port, shed by the resource limiter.
+    Shed,
 }
 
 struct Harness {
@@ -117,6 +119,7 @@ impl Harness {
             one_if(Outcome::Malformed),
             "{what}: malformed"
         );
+        assert_eq!(delta(Counter::Shed), one_if(Outcome::Shed), "{what}: shed");
         assert_eq!(delta(Counter::RingbufFull), 0, "{what}: ringbuf_full");
         assert_eq!(delta(Counter::RpcHeader), 0, "{what}: rpc_header_matched");
         let truncated = outcome == Outcome::Matched && frame.len() > self.snap_len;
@@ -428,6 +431,76 @@ fn dc_address_sets_restrict_matching() {
         &ipv6(CLIENT_V6, CLIENT_V6, PROTO_TCP, &tcp(50_000, 389, &payload)),
     );
     harness.expect("IPv6 between others", &v6_elsewhere, Outcome::Unwatched);
+}
+
+#[test]
+fn the_limiter_sheds_name_queries_of_clients_that_are_not_dcs() {
+    let mut harness = Harness::new(CaptureConfig {
+        ring_buffer_mib: 4,
+        dc_addresses: vec![IpAddr::V4(DC_V4)],
+        ..CaptureConfig::default()
+    });
+    let payload = [7_u8; 24];
+    let query = frames::udp_v4(53, &payload);
+    harness.expect("DNS query, nothing shed yet", &query, Outcome::Matched);
+    let set = |harness: &mut Harness, keep| {
+        harness
+            .capture
+            .set_shed(shed_class::NAME_QUERIES, keep)
+            .expect("SHED map");
+    };
+    set(&mut harness, shed_keep::NONE);
+    harness.expect("DNS query to the DC", &query, Outcome::Shed);
+    let answer = ipv4_frame(
+        Ipv4::new(DC_V4, CLIENT_V4, PROTO_UDP),
+        &udp(53, 50_000, &payload),
+    );
+    harness.expect("its answer", &answer, Outcome::Shed);
+    harness.expect(
+        "NetBIOS name query",
+        &frames::udp_v4(137, &payload),
+        Outcome::Shed,
+    );
+    harness.expect("DNS over TCP", &frames::tcp_v4(53, &payload), Outcome::Shed);
+    let dc_asks = ipv4_frame(
+        Ipv4::new(DC_V4, Ipv4Addr::new(10, 99, 1, 3), PROTO_UDP),
+        &udp(50_000, 53, &payload),
+    );
+    harness.expect("the DC's own query", &dc_asks, Outcome::Matched);
+    harness.expect("Kerberos", &frames::udp_v4(88, &payload), Outcome::Matched);
+    harness.expect("LDAP", &frames::tcp_v4(389, &payload), Outcome::Matched);
+
+    // One in four kept, at random: each frame is exactly one of matched or shed.
+    set(&mut harness, 4);
+    let before = harness.counters();
+    for _ in 0..400 {
+        harness.run(&query);
+    }
+    let after = harness.counters();
+    let delta = |counter| after.get(counter) - before.get(counter);
+    assert_eq!(delta(Counter::Matched) + delta(Counter::Shed), 400);
+    assert_eq!(delta(Counter::Copied), delta(Counter::Matched));
+    // 300 expected, standard deviation 8.7.
+    assert!(
+        (240..=360).contains(&delta(Counter::Shed)),
+        "{}",
+        delta(Counter::Shed)
+    );
+
+    set(&mut harness, shed_keep::ALL);
+    harness.expect("restored", &query, Outcome::Matched);
+
+    // Without DC addresses every client is not a DC.
+    let mut any = Harness::mirror();
+    any.capture
+        .set_shed(shed_class::NAME_QUERIES, shed_keep::NONE)
+        .expect("SHED map");
+    any.expect("DNS, no DC filter", &query, Outcome::Shed);
+    any.expect(
+        "Kerberos, no DC filter",
+        &frames::udp_v4(88, &payload),
+        Outcome::Matched,
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod backend_process;
 pub mod corpus;
 pub mod exposition;
 pub mod frames;
+pub mod hog;
 pub mod netns;
 pub mod pcap;
 pub mod sender;

@@ -30,6 +30,8 @@ pub fn run() -> anyhow::Result<()> {
         "transport-cost",
         "alert-latency",
         "directory-cost",
+        "store-size",
+        "limiter-cost",
     ] {
         shell::run(cargo().current_dir(&root).args([
             "run",

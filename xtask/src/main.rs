@@ -10,6 +10,7 @@ mod demo;
 mod e2e;
 mod forward;
 mod lab;
+mod package;
 mod setup;
 mod shell;
 mod test;
@@ -37,6 +38,10 @@ enum Task {
         /// Skip the end-to-end run (the lab): for a quick check while developing.
         #[arg(long)]
         no_e2e: bool,
+        /// Also run the slow tests (`#[ignore]`d ones: floods, a minute of CPU hog, the .deb
+        /// install and purge).
+        #[arg(long)]
+        full: bool,
     },
     /// Set up, build, bring up the AD lab, watch its mirror port while every scenario plays,
     /// summarise each, then keep watching until Ctrl-C and take the lab down.
@@ -51,6 +56,10 @@ enum Task {
     },
     /// Set up, build, then run the benchmarks and print their figures.
     Bench,
+    /// Set up, build, then make the Debian packages of both daemons (cargo-deb) in
+    /// target/debian: binaries, systemd units, conffiles, the system users, man pages and
+    /// completions.
+    Package,
     /// Build the virtual sensor appliance (vm-images/README.md): a Debian qcow2 holding the
     /// dcwatch-sensor package, configured at first boot from a seed. Rebuilt only when its
     /// inputs change; prints its size.
@@ -93,9 +102,10 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::run(),
-        Task::Test { no_e2e } => test::run(!no_e2e),
+        Task::Test { no_e2e, full } => test::run(!no_e2e, full),
         Task::Demo { captures, rounds } => demo::run(rounds, !captures),
         Task::Bench => bench::run(),
+        Task::Package => package::run().map(drop),
         Task::E2e {
             scenarios,
             keep,

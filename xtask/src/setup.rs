@@ -46,12 +46,15 @@ const VM_PACKAGES: &[&str] = &[
     "qemu-system-x86",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Builds the .deb packages (`cargo xtask package`).
+const CARGO_DEB_VERSION: &str = "3.8.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn run() -> anyhow::Result<()> {
     apt_packages()?;
     rust_src()?;
     bpf_linker()?;
+    cargo_deb()?;
     eprintln!("setup: ready");
     Ok(())
 }
@@ -143,4 +146,18 @@ fn bpf_linker() -> anyhow::Result<()> {
             ])
             .env("LLVM_PREFIX", LLVM_PREFIX),
     )
+}
+
+fn cargo_deb() -> anyhow::Result<()> {
+    let version = output(shell::cargo().args(["deb", "--version"])).unwrap_or_default();
+    if version.contains(CARGO_DEB_VERSION) {
+        return Ok(());
+    }
+    eprintln!("setup: cargo install cargo-deb@{CARGO_DEB_VERSION}");
+    shell::run(shell::cargo().args([
+        "install",
+        &format!("cargo-deb@{CARGO_DEB_VERSION}"),
+        "--locked",
+        "--force",
+    ]))
 }

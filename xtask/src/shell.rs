@@ -113,13 +113,18 @@ pub fn build_sensor(task: &str) -> anyhow::Result<std::path::PathBuf> {
     crate::setup::run()?;
     require_root(task)?;
     let root = workspace_root();
-    run(cargo().current_dir(&root).args([
+    build_release(&root)?;
+    Ok(root.join("target/release/dcwatch-sensor"))
+}
+
+/// Builds both daemons in release mode.
+pub fn build_release(root: &std::path::Path) -> anyhow::Result<()> {
+    run(cargo().current_dir(root).args([
         "build",
         "--release",
         "-p",
         "sensor-user",
         "-p",
         "dcwatch-backend",
-    ]))?;
-    Ok(root.join("target/release/dcwatch-sensor"))
+    ]))
 }

@@ -2,7 +2,7 @@
 
 use crate::shell::{self, cargo};
 
-pub fn run(end_to_end: bool) -> anyhow::Result<()> {
+pub fn run(end_to_end: bool, full: bool) -> anyhow::Result<()> {
     crate::setup::run()?;
     shell::require_root("test")?;
     let root = shell::workspace_root();
@@ -38,6 +38,16 @@ pub fn run(end_to_end: bool) -> anyhow::Result<()> {
             .env("RUSTC_BOOTSTRAP", "1"),
     )?;
     let mut totals = shell::run_tests(cargo().current_dir(&root).args(["test", "--release"]))?;
+    if full {
+        let slow = shell::run_tests(cargo().current_dir(&root).args([
+            "test",
+            "--release",
+            "--",
+            "--ignored",
+        ]))?;
+        totals.passed += slow.passed;
+        totals.failed += slow.failed;
+    }
     if end_to_end {
         // Each lab scenario counts as one test.
         let scenarios = crate::e2e::play_all(&[], false, None)?;

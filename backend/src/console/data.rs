@@ -69,7 +69,9 @@ pub enum DataError {
     #[error(transparent)]
     User(#[from] users::UserError),
     #[error("store {path}: {message}")]
-    Store { path: String, message: String },
+    Open { path: String, message: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("the alert report: {0}")]
     Report(String),
 }
@@ -457,7 +459,7 @@ impl Data {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         // The ingest schema first (the console may start before any sensor), then ours.
         drop(
-            crate::store::Store::open(data_dir).map_err(|error| DataError::Store {
+            crate::store::Store::open(data_dir).map_err(|error| DataError::Open {
                 path: data_dir.display().to_string(),
                 message: error.to_string(),
             })?,
@@ -699,15 +701,16 @@ impl Data {
         else {
             return Ok(None);
         };
-        let blob: Option<Vec<u8>> = lock(&self.connection)
-            .query_row(
-                "SELECT activity FROM activities WHERE sensor_id = ?1 AND sequence = ?2
-                 AND position = ?3",
-                params![sensor, sequence, position],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(blob.and_then(|blob| Activity::decode(blob.as_slice()).ok()))
+        let (Ok(sequence), Ok(position)) = (u64::try_from(sequence), u64::try_from(position))
+        else {
+            return Ok(None);
+        };
+        Ok(crate::store::activity_at(
+            &lock(&self.connection),
+            sensor,
+            sequence,
+            position,
+        )?)
     }
 
     /// Closes an alert with a classification; with `exclude`, also excludes its primary entity
@@ -912,6 +915,52 @@ impl Data {
             }
             out.push(shown);
         }
+        drop(rows);
+        drop(statement);
+        // Then the compacted tier, newest block first, one query per account or address.
+        let since = parse_time(AlertFilter::nonempty(filter.since.as_ref()));
+        let until = parse_time(AlertFilter::nonempty(filter.until.as_ref()));
+        let protocol = AlertFilter::nonempty(filter.protocol.as_ref()).map(str::to_owned);
+        let queries: Vec<crate::store::Query> = if kind == "account" {
+            vec![crate::store::Query {
+                account: Some(key.to_owned()),
+                ..crate::store::Query::default()
+            }]
+        } else {
+            addresses
+                .iter()
+                .filter_map(|address| address.parse().ok())
+                .map(|ip| crate::store::Query {
+                    ip: Some(ip),
+                    ..crate::store::Query::default()
+                })
+                .collect()
+        };
+        let mut seen = std::collections::HashSet::new();
+        for mut query in queries {
+            if truncated {
+                break;
+            }
+            query.since_ns = since;
+            query.until_ns = until;
+            query.protocol.clone_from(&protocol);
+            crate::store::compacted(&connection, &query, true, |stored, position| {
+                let reference = format!("{}:{}:{position}", stored.sensor_id, stored.sequence);
+                if !seen.insert(reference.clone()) {
+                    return true;
+                }
+                let shown = activity_row(reference, &stored.activity);
+                if kind_filter.as_ref().is_some_and(|kind| shown.kind != *kind) {
+                    return true;
+                }
+                if out.len() >= limit {
+                    truncated = true;
+                    return false;
+                }
+                out.push(shown);
+                true
+            })?;
+        }
         Ok((out, truncated))
     }
 
@@ -1063,15 +1112,43 @@ impl Data {
                 row.get::<_, i64>(3)?,
             ))
         })?;
-        let mut protocols = serde_json::Map::new();
+        let mut by_protocol: BTreeMap<String, i64> = Default::default();
         let (mut total, mut first, mut last) = (0_i64, i64::MAX, 0_i64);
         for row in rows {
             let (protocol, count, min, max) = row?;
             total += count;
             first = first.min(min);
             last = last.max(max);
-            protocols.insert(protocol, count.into());
+            *by_protocol.entry(protocol).or_default() += count;
         }
+        // The compacted tier: its activities are counted one by one.
+        let query = if kind == "account" {
+            crate::store::Query {
+                account: Some(key.to_owned()),
+                ..crate::store::Query::default()
+            }
+        } else {
+            crate::store::Query {
+                ip: if address.is_empty() { key } else { address }.parse().ok(),
+                ..crate::store::Query::default()
+            }
+        };
+        if query.account.is_some() || query.ip.is_some() {
+            crate::store::compacted(&connection, &query, false, |stored, _| {
+                let time = crate::store::time_ns(&stored.activity);
+                total += 1;
+                first = first.min(time);
+                last = last.max(time);
+                *by_protocol
+                    .entry(protocol_name(stored.activity.body.as_ref()).to_owned())
+                    .or_default() += 1;
+                true
+            })?;
+        }
+        let protocols: serde_json::Map<String, serde_json::Value> = by_protocol
+            .into_iter()
+            .map(|(protocol, count)| (protocol, count.into()))
+            .collect();
         Ok(serde_json::json!({
             "activities": total,
             "first_seen": if total > 0 { rfc3339(first) } else { String::new() },
@@ -1214,6 +1291,29 @@ impl Data {
                 })
             })?;
             results.accounts = rows.collect::<Result<_, _>>()?;
+            // Names only in the compacted tier: its index keeps them lowercased, without domain.
+            let mut statement = connection.prepare(
+                "SELECT DISTINCT substr(key, 3) FROM activity_block_keys WHERE key LIKE ?1
+                 LIMIT ?2",
+            )?;
+            let compacted = statement.query_map(
+                params![crate::store::blocks::account_key(&pattern), limit],
+                |row| row.get::<_, String>(0),
+            )?;
+            for name in compacted {
+                let name = name?;
+                if results.accounts.len() < 50
+                    && !results.accounts.iter().any(|known| {
+                        known
+                            .rsplit('\\')
+                            .next()
+                            .is_some_and(|known| known.eq_ignore_ascii_case(&name))
+                    })
+                {
+                    results.accounts.push(name);
+                }
+            }
+            let address_pattern = format!("{}%", query.replace(['%', '_'], ""));
             // A range, not LIKE: LIKE is case-insensitive and cannot use the addresses' (binary)
             // indexes, so it scanned every activity (0.7-1.0 s on 1,000,000 of them; the range
             // reads only the matching index entries, under a millisecond).
@@ -1230,6 +1330,20 @@ impl Data {
             )?;
             let rows = statement.query_map(params![low, high, limit], |row| row.get(0))?;
             results.addresses = rows.collect::<Result<_, _>>()?;
+            let mut statement = connection.prepare(
+                "SELECT DISTINCT substr(key, 3) FROM activity_block_keys WHERE key LIKE ?1
+                 LIMIT ?2",
+            )?;
+            let compacted = statement.query_map(
+                params![crate::store::blocks::address_key(&address_pattern), limit],
+                |row| row.get::<_, String>(0),
+            )?;
+            for address in compacted {
+                let address = address?;
+                if results.addresses.len() < 50 && !results.addresses.contains(&address) {
+                    results.addresses.push(address);
+                }
+            }
         }
         let lower = query.to_lowercase();
         for object in self.directory.current().objects() {

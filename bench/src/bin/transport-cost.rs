@@ -30,21 +30,17 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use bench::{build_repeated_corpus, count_lines, measure, median, process_cpu};
-use dcwatch_pipeline::{capture_file::CaptureFile, decode::packet, dissect::Dissector};
+use bench::{build_repeated_corpus, count_lines, dissect, measure, median, process_cpu};
 use dcwatch_proto::{
     json::write_json_line,
     v1::{Activity, Batch, Compression, SensorMessage, sensor_message},
 };
 use dcwatch_tests::backend_process::BackendProcess;
 use prost::Message as _;
-use sensor_user::{
-    config::Config,
-    transport::{
-        ZSTD_LEVEL,
-        batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
-        spool::{RECORD_ALIGN, RECORD_HEADER_LEN},
-    },
+use sensor_user::transport::{
+    ZSTD_LEVEL,
+    batcher::{BatchLimits, Batcher, EncodedBatch, MAX_BATCH_ACTIVITIES},
+    spool::{RECORD_ALIGN, RECORD_HEADER_LEN},
 };
 
 /// Copies of the corpus in the input.
@@ -95,7 +91,7 @@ fn main() -> anyhow::Result<()> {
     let config = workdir.join("sensor.toml");
     std::fs::write(&config, format!("[sensor]\nid = \"{SENSOR_ID}\"\n"))?;
 
-    let activities = dissect(&input)?;
+    let activities = dissect(&input, SENSOR_ID)?;
     let end_to_end = end_to_end(&sensor, &backend, &input, &config, &workdir, &activities)?;
     print_end_to_end(&end_to_end, activities.len());
     let density = activities.len() as f64 / frames as f64;
@@ -113,25 +109,6 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The activities of `input`, as `replay` makes them (same dissector, same limits).
-fn dissect(input: &Path) -> anyhow::Result<Vec<Activity>> {
-    let config = Config::default();
-    let mut dissector = Dissector::new(config.dissect_limits());
-    let mut file = CaptureFile::open(input)?;
-    let mut activities = Vec::new();
-    let mut last = 0;
-    while let Some(frame) = file.next_frame()? {
-        last = last.max(frame.timestamp_ns);
-        if let Ok(decoded) = packet(frame.link, frame.data) {
-            dissector.packet(frame.timestamp_ns, &decoded, &mut activities);
-        }
-    }
-    dissector.finish(last, &mut activities);
-    for activity in &mut activities {
-        SENSOR_ID.clone_into(&mut activity.sensor_id);
-    }
-    Ok(activities)
-}
-
 struct EndToEnd {
     /// Wall seconds and CPU seconds of `replay --backend`, of the baseline, of the backend.
     backend_wall: f64,

@@ -184,6 +184,13 @@ impl Capture {
             .map_err(|error| map_error(names::PORTS, &error))
     }
 
+    /// Sets how much of a `shed_class` the program keeps (`shed_keep`, or N for one in N).
+    pub fn set_shed(&mut self, class: u32, keep_one_in: u32) -> Result<(), CaptureError> {
+        let mut shed: Array<_, u32> = self.map(names::SHED)?;
+        shed.set(class, keep_one_in, 0)
+            .map_err(|error| map_error(names::SHED, &error))
+    }
+
     fn fill_addresses(&mut self, addresses: &[IpAddr]) -> Result<(), CaptureError> {
         for address in addresses {
             match address {

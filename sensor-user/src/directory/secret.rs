@@ -51,12 +51,17 @@ pub fn read(domain: &DomainConfig) -> Result<Secret, SecretError> {
         return read_file(path, true);
     }
     if let Some(name) = &domain.password_credential {
-        let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
-            .ok_or_else(|| SecretError::NoCredentials(name.clone()))?;
-        // systemd made the directory and its files for this service alone.
-        return read_file(&Path::new(&dir).join(name), false);
+        return read_credential(name);
     }
     Err(SecretError::Missing)
+}
+
+/// Reads the systemd credential `name` (`LoadCredential=NAME:...`): its first line.
+pub fn read_credential(name: &str) -> Result<Secret, SecretError> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .ok_or_else(|| SecretError::NoCredentials(name.to_owned()))?;
+    // systemd made the directory and its files for this service alone.
+    read_file(&Path::new(&dir).join(name), false)
 }
 
 fn read_file(path: &Path, check_mode: bool) -> Result<Secret, SecretError> {

@@ -10,8 +10,7 @@ use super::{Health, IssueKind};
 
 /// The stats names whose growth means traffic was not analysed: frames the ring had no room
 /// for, activities the spool's queue refused, stream bytes and datagrams given up for memory,
-/// syslog messages too long to read. A component that sheds or drops (the resource limiter)
-/// adds its counter here.
+/// syslog messages too long to read, frames and activities the resource limiter shed.
 pub const DROP_COUNTERS: &[&str] = &[
     "ringbuf_full",
     "spool_queue_full_activities",
@@ -21,11 +20,19 @@ pub const DROP_COUNTERS: &[&str] = &[
     "fragment_budget_cap_hits",
     "fragment_evicted",
     "syslog_oversized",
+    "limiter_shed_frames",
+    "limiter_shed_name_query_activities",
+    "limiter_shed_smb_file_activities",
+    "limiter_shed_normal_activities",
 ];
 
 /// Memory in use at or above this share of the cgroup's `memory.max` opens
 /// [`IssueKind::MemoryLimit`].
 pub const MEMORY_LIMIT_PERCENT: u64 = 95;
+
+/// How long a capture link must stay down to be an issue: attaching XDP resets the link of some
+/// drivers (veth, virtio) for a moment.
+pub const NIC_DOWN_AFTER_NS: u64 = 5_000_000_000;
 
 /// What the checks were configured with.
 #[derive(Clone, Debug, Default)]
@@ -82,6 +89,8 @@ pub struct Checks {
     previous: Option<Snapshot>,
     /// Per interface: the last `rx_packets` and when it last changed.
     received: HashMap<String, (u64, u64)>,
+    /// Per interface seen down: since when.
+    down_since: HashMap<String, u64>,
     /// `syslog_events` and when it last changed.
     windows_events: (u64, u64),
 }
@@ -93,6 +102,7 @@ impl Checks {
             started_ns: now_ns,
             previous: None,
             received: HashMap::new(),
+            down_since: HashMap::new(),
             windows_events: (0, now_ns),
         }
     }
@@ -148,7 +158,18 @@ impl Checks {
                 Some(state) => Some(format!("{name} is {state}")),
                 None => Some(format!("{name} is gone")),
             };
-            health.set(IssueKind::NicDown, name, down);
+            let since = match down {
+                Some(_) => *self.down_since.entry(name.clone()).or_insert(now_ns),
+                None => {
+                    self.down_since.remove(name);
+                    now_ns
+                }
+            };
+            health.set(
+                IssueKind::NicDown,
+                name,
+                down.filter(|_| now_ns.saturating_sub(since) >= NIC_DOWN_AFTER_NS),
+            );
             let packets = read_trimmed(&format!("/sys/class/net/{name}/statistics/rx_packets"))
                 .and_then(|text| text.parse::<u64>().ok());
             let Some(packets) = packets else {
@@ -230,8 +251,10 @@ pub fn dropped(before: &Snapshot, now: &Snapshot) -> Option<String> {
     if drops.is_empty() {
         return None;
     }
-    let matched = grown("matched");
-    let lost = grown("ringbuf_full");
+    // Frames the limiter shed in XDP were on watched ports but never counted as matched.
+    let shed = grown("limiter_shed_frames");
+    let matched = grown("matched") + shed;
+    let lost = grown("ringbuf_full") + shed;
     // Tenths of a percent, in integers; nothing to say when nothing matched.
     let share = lost
         .saturating_mul(1000)
@@ -327,6 +350,35 @@ mod tests {
             dropped(&before, &queue).as_deref(),
             Some("spool_queue_full_activities +9")
         );
+    }
+
+    #[test]
+    fn a_link_down_for_a_moment_is_not_an_issue_and_one_that_stays_down_is() {
+        let health = Health::default();
+        let expect = Expectations {
+            interfaces: vec!["dcwgone0".to_owned()],
+            silent_after_ns: u64::MAX,
+            ..Expectations::default()
+        };
+        let nic_down = |health: &Health| {
+            health
+                .open()
+                .iter()
+                .filter(|issue| issue.kind == IssueKind::NicDown)
+                .map(|issue| issue.detail.clone())
+                .collect::<Vec<_>>()
+        };
+        let mut checks = Checks::new(expect, 0);
+        let counters = snapshot(&[]);
+        checks.run(&health, &counters, &Heard::default(), 1_000);
+        assert!(nic_down(&health).is_empty(), "just seen down");
+        checks.run(
+            &health,
+            &counters,
+            &Heard::default(),
+            1_000 + NIC_DOWN_AFTER_NS,
+        );
+        assert_eq!(nic_down(&health), ["dcwgone0 is gone"]);
     }
 
     #[test]
