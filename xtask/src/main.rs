@@ -39,7 +39,7 @@ enum Task {
         #[arg(long)]
         no_e2e: bool,
         /// Also run the slow tests (`#[ignore]`d ones: floods, a minute of CPU hog, the .deb
-        /// install and purge).
+        /// install and purge, the appliance image booted under qemu).
         #[arg(long)]
         full: bool,
     },
