@@ -63,6 +63,7 @@ mod tests {
                 "decap_gre_ethernet",
                 "decap_vxlan",
                 "decap_geneve",
+                "limiter_shed_frames",
                 "delivered",
                 "decode_errors",
                 "unprintable_activities"

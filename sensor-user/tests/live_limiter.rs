@@ -1,8 +1,9 @@
 //! The resource limiter in a real sensor on a real veth pair, with a real CPU hog: while the
 //! host is short of CPU, DNS from a non-DC client is shed in XDP and every Kerberos frame is
-//! still captured, the shed frames are counted exactly, and once the hog stops the limiter
-//! restores. Needs root. The default run sends one flood; `--full` (ignored test) keeps the hog
-//! for a minute and floods throughout.
+//! still captured, the shed frames are counted exactly and open the TRAFFIC_DROPPED health
+//! issue, which closes when nothing more is shed, and once the hog stops the limiter restores.
+//! Needs root. The default run sends one flood; `--full` (ignored test) keeps the hog for a
+//! minute and floods throughout.
 #![expect(
     clippy::print_stdout,
     reason = "the test says what it measured: when shedding began, and why a restore was not checked"
@@ -141,6 +142,18 @@ fn shed_under_a_hog(floods: u32, hog_for: Duration) {
             .iter()
             .any(|line| line.contains("resource limiter: shedding")),
         "the level change is logged: {:?}",
+        finished.stderr
+    );
+    let logged = |needle: &str| finished.stderr.iter().any(|line| line.contains(needle));
+    assert!(
+        logged("health issue: Some network traffic could not be analysed")
+            && logged("limiter_shed_frames +"),
+        "the shed frames opened TRAFFIC_DROPPED: {:?}",
+        finished.stderr
+    );
+    assert!(
+        logged("health issue closed: Some network traffic could not be analysed"),
+        "and it closed once nothing more was shed: {:?}",
         finished.stderr
     );
     let stats = stats_file::read(&run.stats).expect("final stats");
