@@ -37,6 +37,21 @@ const HOST_SAMBA_SERVICES: &[&str] = &["samba-ad-dc", "smbd", "nmbd", "winbind"]
 /// Services Debian starts with PostgreSQL and NATS: the tests run their own, unprivileged, on
 /// loopback ports of their choosing.
 const HOST_CLUSTER_SERVICES: &[&str] = &["postgresql", "nats-server"];
+
+/// Building and booting the virtual appliance (`cargo xtask vm-image`, its boot test in
+/// `cargo xtask test --full`): the Debian tree (mmdebstrap), the disk (sfdisk, mkfs.fat, mtools,
+/// syslinux's MBR and loader; e2fsprogs is essential), the qcow2 and the emulator. Installed on
+/// first use only, not by `setup`: about 120 MiB that the default run never needs.
+const VM_PACKAGES: &[&str] = &[
+    "mmdebstrap",
+    "fdisk",
+    "dosfstools",
+    "mtools",
+    "syslinux",
+    "syslinux-common",
+    "qemu-utils",
+    "qemu-system-x86",
+];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Builds the .deb packages (`cargo xtask package`).
 const CARGO_DEB_VERSION: &str = "3.8.0";
@@ -73,6 +88,11 @@ fn apt_packages() -> anyhow::Result<()> {
             .status();
     }
     Ok(())
+}
+
+/// What the virtual appliance's build and boot need ([`VM_PACKAGES`]).
+pub fn vm_tools() -> anyhow::Result<()> {
+    apt_install(VM_PACKAGES)
 }
 
 /// Installs those of `packages` that are missing.
