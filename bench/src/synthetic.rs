@@ -1,13 +1,24 @@
 //! Synthetic sensor traffic for the backend's benchmarks: workstations' AS-REQs and DNS
 //! queries, and DCSync-like markers that each raise an alert of their own.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    net::SocketAddr,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
+use anyhow::bail;
 use dcwatch_proto::v1::{
-    Account, Activity, ActivityBatch, Batch, Compression, DceRpcActivity, DnsActivity, Endpoint,
-    KerberosActivity, activity::Body, dce_rpc_activity, dns_activity, kerberos_activity,
+    Account, Activity, ActivityBatch, BackendMessage, Batch, Compression, DceRpcActivity,
+    DnsActivity, Endpoint, Hello, KerberosActivity, SensorMessage, activity::Body, backend_message,
+    dce_rpc_activity, dns_activity, ingest_client::IngestClient, kerberos_activity, sensor_message,
 };
 use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{
+    Streaming,
+    transport::{Certificate, Channel, ClientTlsConfig},
+};
 
 const ZSTD_LEVEL: i32 = 3;
 
@@ -105,4 +116,49 @@ pub fn batch(sequence: u64, activities: Vec<Activity>) -> anyhow::Result<Batch> 
         activity_count: count,
         uncompressed_len: u32::try_from(plain.len())?,
     })
+}
+
+pub fn message(message: sensor_message::Message) -> SensorMessage {
+    SensorMessage {
+        message: Some(message),
+    }
+}
+
+/// Opens sensor `name`'s stream to the backend at `address` (TLS with the backend's CA `ca`),
+/// says hello and waits for the welcome: the queue towards the backend, `queue` messages deep,
+/// and the backend's replies.
+pub async fn open_stream(
+    address: SocketAddr,
+    ca: &[u8],
+    name: &str,
+    token: &str,
+    queue: usize,
+) -> anyhow::Result<(mpsc::Sender<SensorMessage>, Streaming<BackendMessage>)> {
+    let channel = Channel::from_shared(format!("https://localhost:{}", address.port()))?
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("localhost"),
+        )?
+        .connect()
+        .await?;
+    let (outbound, requests) = mpsc::channel(queue);
+    outbound
+        .send(message(sensor_message::Message::Hello(Hello {
+            sensor_id: name.to_owned(),
+            version: "bench".to_owned(),
+            token: token.to_owned(),
+            spool_instance: format!("bench-{name}"),
+        })))
+        .await?;
+    let mut inbound = IngestClient::new(channel)
+        .stream(ReceiverStream::new(requests))
+        .await?
+        .into_inner();
+    match inbound.message().await? {
+        Some(BackendMessage {
+            message: Some(backend_message::Message::Welcome(_)),
+        }) => Ok((outbound, inbound)),
+        other => bail!("{name}: expected a welcome, got {other:?}"),
+    }
 }

@@ -31,16 +31,10 @@ use std::{
 use anyhow::{Context as _, bail};
 use bench::{
     process_cpu,
-    synthetic::{batch, benign, marker},
+    synthetic::{batch, benign, marker, message, open_stream},
 };
-use dcwatch_proto::v1::{
-    Activity, BackendMessage, Hello, SensorMessage, backend_message, ingest_client::IngestClient,
-    sensor_message,
-};
+use dcwatch_proto::v1::{Activity, backend_message, sensor_message};
 use dcwatch_tests::backend_process::BackendProcess;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 const SENSORS: u8 = 10;
 const BATCHES_PER_SECOND: u32 = 10;
@@ -275,12 +269,6 @@ fn watch_alerts(path: &Path, shared: &Shared, watching: &AtomicBool) {
     }
 }
 
-fn message(message: sensor_message::Message) -> SensorMessage {
-    SensorMessage {
-        message: Some(message),
-    }
-}
-
 /// One sensor: a batch every 100 ms for WARMUP + MEASURE; acknowledgements timed as they come.
 async fn client(
     index: usize,
@@ -292,33 +280,7 @@ async fn client(
     started: Instant,
 ) -> anyhow::Result<()> {
     let sensor = u8::try_from(index)?;
-    let channel = Channel::from_shared(format!("https://localhost:{}", address.port()))?
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .domain_name("localhost"),
-        )?
-        .connect()
-        .await?;
-    let (outbound, requests) = mpsc::channel(64);
-    outbound
-        .send(message(sensor_message::Message::Hello(Hello {
-            sensor_id: name.to_owned(),
-            version: "bench".to_owned(),
-            token: token.to_owned(),
-            spool_instance: format!("bench-{name}"),
-        })))
-        .await?;
-    let mut inbound = IngestClient::new(channel)
-        .stream(ReceiverStream::new(requests))
-        .await?
-        .into_inner();
-    match inbound.message().await? {
-        Some(BackendMessage {
-            message: Some(backend_message::Message::Welcome(_)),
-        }) => {}
-        other => bail!("{name}: expected a welcome, got {other:?}"),
-    }
+    let (outbound, mut inbound) = open_stream(address, ca, name, token, 64).await?;
     let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let acks = {
         let sent_at = Arc::clone(&sent_at);

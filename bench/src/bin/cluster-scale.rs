@@ -32,19 +32,13 @@ use std::{
 use anyhow::{Context as _, bail};
 use bench::{
     median, process_cpu,
-    synthetic::{batch, benign, marker},
+    synthetic::{batch, benign, marker, message, open_stream},
 };
-use dcwatch_proto::v1::{
-    BackendMessage, Hello, SensorMessage, backend_message, ingest_client::IngestClient,
-    sensor_message,
-};
+use dcwatch_proto::v1::{BackendMessage, backend_message, sensor_message};
 use dcwatch_tests::{
     backend_process::BackendProcess,
     cluster_servers::{Nats, Postgres},
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 const SENSORS: u8 = 8;
 const BATCHES: u64 = 100;
@@ -426,36 +420,7 @@ async fn client(
     sent: &Mutex<HashMap<String, Instant>>,
 ) -> anyhow::Result<()> {
     let sensor = u8::try_from(index)?;
-    let channel = Channel::from_shared(format!("https://localhost:{}", address.port()))?
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .domain_name("localhost"),
-        )?
-        .connect()
-        .await?;
-    let (outbound, requests) = mpsc::channel(4);
-    let message = |message| SensorMessage {
-        message: Some(message),
-    };
-    outbound
-        .send(message(sensor_message::Message::Hello(Hello {
-            sensor_id: name.to_owned(),
-            version: "bench".to_owned(),
-            token: token.to_owned(),
-            spool_instance: format!("bench-{name}"),
-        })))
-        .await?;
-    let mut inbound = IngestClient::new(channel)
-        .stream(ReceiverStream::new(requests))
-        .await?
-        .into_inner();
-    match inbound.message().await? {
-        Some(BackendMessage {
-            message: Some(backend_message::Message::Welcome(_)),
-        }) => {}
-        other => bail!("{name}: expected a welcome, got {other:?}"),
-    }
+    let (outbound, mut inbound) = open_stream(address, ca, name, token, 4).await?;
     let mut number = 0_u64;
     for sequence in 1..=BATCHES {
         let mut activities: Vec<_> = (0..ACTIVITIES_PER_BATCH)
