@@ -17,7 +17,7 @@ use crate::{
     cli::{AlertListArgs, AlertsCommand, ClassificationArg, ExcludeArgs, Location, StatusArg},
     config::Config,
     outputs::{now_ns, syslog},
-    store::{AlertQuery, Closed, Excluded, ExclusionKind, Store},
+    store::{AlertQuery, Closed, Excluded, ExclusionKind, Storage},
 };
 
 pub fn run(command: Option<AlertsCommand>, list: &AlertListArgs) -> anyhow::Result<()> {
@@ -31,7 +31,7 @@ pub fn run(command: Option<AlertsCommand>, list: &AlertListArgs) -> anyhow::Resu
             location,
         }) => close(&location, &id, classification, &comment, exclude),
         Some(AlertsCommand::Comment { id, text, location }) => {
-            let store = open(&location)?;
+            let mut store = open(&location)?;
             anyhow::ensure!(
                 store.comment_alert(&id, &actor(), &text, now_ns())?,
                 "no alert {id:?}"
@@ -39,7 +39,7 @@ pub fn run(command: Option<AlertsCommand>, list: &AlertListArgs) -> anyhow::Resu
             Ok(())
         }
         Some(AlertsCommand::History { id, location }) => {
-            let store = open(&location)?;
+            let mut store = open(&location)?;
             let history = store.alert_history(&id, 0)?;
             anyhow::ensure!(!history.is_empty(), "no alert {id:?}");
             let mut out = io::stdout().lock();
@@ -56,14 +56,8 @@ pub fn run(command: Option<AlertsCommand>, list: &AlertListArgs) -> anyhow::Resu
 
 /// The store in the configured data directory, which must exist (a typo would otherwise make
 /// an empty store and report nothing).
-fn open(location: &Location) -> anyhow::Result<Store> {
-    let config = location.config()?;
-    anyhow::ensure!(
-        config.data_dir.join(crate::store::FILE_NAME).exists(),
-        "no store in {} (is --data-dir right?)",
-        config.data_dir.display()
-    );
-    Ok(Store::open(&config.data_dir)?)
+fn open(location: &Location) -> anyhow::Result<Box<dyn Storage>> {
+    Ok(crate::store::open_existing(&location.config()?)?)
 }
 
 /// Who is acting, for the history: the login name.
@@ -75,7 +69,7 @@ fn actor() -> String {
 }
 
 fn print_alerts(args: &AlertListArgs) -> anyhow::Result<()> {
-    let store = open(&args.location)?;
+    let mut store = open(&args.location)?;
     let query = AlertQuery {
         since_ns: args.since,
         status: args.status.map(|status| match status {
@@ -165,7 +159,7 @@ fn close(
 }
 
 fn exclude(args: &ExcludeArgs) -> anyhow::Result<()> {
-    let store = open(&args.location)?;
+    let mut store = open(&args.location)?;
     if args.list {
         let mut out = io::stdout().lock();
         for exclusion in store.exclusions()? {

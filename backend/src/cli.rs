@@ -85,6 +85,9 @@ pub enum Command {
     /// Manage the console's users.
     #[command(subcommand)]
     User(crate::console::cli::UserCommand),
+    /// The store's schema.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Write the man page and the bash, zsh and fish completions into DIR (for packaging).
     #[command(hide = true)]
     Docs {
@@ -121,6 +124,16 @@ pub enum ConfigCommand {
         /// Configuration file (TOML); without it, the defaults are checked.
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Apply the PostgreSQL store's migrations not yet applied ([cluster] postgres_url), in
+    /// order; the SQLite store makes its own schema when opened.
+    Migrate {
+        #[command(flatten)]
+        location: Location,
     },
 }
 
@@ -356,6 +369,10 @@ pub struct ServeArgs {
     /// Serve the analyst's console (HTTPS) on this address ([console] listen).
     #[arg(long, value_name = "ADDR:PORT")]
     pub console: Option<SocketAddr>,
+    /// Which parts to run: all (one process, the default), or one role of a cluster (ingest,
+    /// detect, api) over [cluster]'s PostgreSQL and NATS.
+    #[arg(long, value_enum, default_value_t)]
+    pub role: crate::serve::Role,
     /// Serve Prometheus `/metrics`, `/livez` and `/readyz` at ADDR:PORT (metrics.listen).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<SocketAddr>,

@@ -29,6 +29,7 @@ pub struct Config {
     pub outputs: OutputsConfig,
     pub entities: EntitiesConfig,
     pub console: crate::console::ConsoleConfig,
+    pub cluster: ClusterConfig,
     /// error, warn, info, debug or trace; unset: `--log-level`. A SIGHUP applies a change.
     pub log_level: Option<String>,
     pub metrics: MetricsConfig,
@@ -40,6 +41,45 @@ pub struct Config {
 pub struct MetricsConfig {
     /// Where to serve them (`--metrics-listen`); unset: not served.
     pub listen: Option<SocketAddr>,
+}
+
+/// When one backend is not enough (README "Scaling out"): PostgreSQL as the shared store, NATS
+/// JetStream between the ingest and detect roles.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The shared store, `postgres://USER:PASSWORD@HOST:PORT/DATABASE` or libpq's `key=value`
+    /// form. Empty: the SQLite store in `data_dir` (the `all` role alone).
+    pub postgres_url: String,
+    /// The NATS servers (`nats://` or `tls://HOST:PORT`); any one is enough to start.
+    pub nats_urls: Vec<String>,
+    /// A NATS credentials file (JWT and NKey seed), when the servers ask for one.
+    pub nats_credentials: Option<PathBuf>,
+    /// The PEM CA the NATS servers' certificates chain to (implies TLS).
+    pub nats_ca: Option<PathBuf>,
+    /// Partitions of the activity stream: the most detect nodes that share the work.
+    pub partitions: u32,
+    /// Copies JetStream keeps of the stream (3 on a 3-node cluster).
+    pub replicas: usize,
+    /// What the stream may hold before ingest refuses batches (the sensors spool them).
+    pub stream_max_mib: u64,
+    /// This node's name in partition claims; empty: the host name and process id.
+    pub node: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            postgres_url: String::new(),
+            nats_urls: Vec::new(),
+            nats_credentials: None,
+            nats_ca: None,
+            partitions: 16,
+            replicas: 1,
+            stream_max_mib: 1024,
+            node: String::new(),
+        }
+    }
 }
 
 /// What the configuration adds to the directory's own facts when entities are tagged.
@@ -76,6 +116,7 @@ impl Default for Config {
             outputs: OutputsConfig::default(),
             entities: EntitiesConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+            cluster: ClusterConfig::default(),
             log_level: None,
             metrics: MetricsConfig::default(),
         }
@@ -279,6 +320,12 @@ impl Config {
     /// What serde cannot check: alert types the catalogue knows, usable syslog destinations.
     pub fn check(&self) -> Result<(), String> {
         self.detect.check().map_err(|failure| failure.to_string())?;
+        if !(1..=1024).contains(&self.cluster.partitions) {
+            return Err(format!(
+                "cluster.partitions: {} is not 1..=1024",
+                self.cluster.partitions
+            ));
+        }
         if let Some(level) = &self.log_level {
             dcwatch_telemetry::logging::parse_level(level)
                 .map_err(|message| format!("log_level: {message}"))?;

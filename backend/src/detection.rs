@@ -11,18 +11,16 @@
 //!
 //! Between chunks it applies what other processes wrote to the store: analysts' closes
 //! (`alerts close`) are handed to the engine, and a B-TP close with exclude of a learning
-//! detection's alert (a `taught` history row) teaches the engine's profiles; exclusions
-//! (`alerts exclude`) rebuild it (the detectors' windows start over; the alerts and profiles
-//! are restored from the store).
+//! detection's alert (a `taught` history row) teaches the engines' profiles; exclusions
+//! (`alerts exclude`) rebuild them (the detectors' windows start over; the alerts and profiles
+//! are restored from the store, and the taught alerts taught again).
 //!
-//! The profiles (Part II) that changed are written with each chunk, just before its alerts and
-//! cursor: a crash between the two makes the chunk's activities judged again after the restart,
-//! against profiles that already learned them (learning is idempotent: sets of items, first
-//! and last times).
+//! The profiles (Part II) that changed are written with each chunk's alerts and cursor, in
+//! the same transaction: after a crash, the chunk is judged again against profiles that have
+//! not learned it, so an alert its behaviour raised is raised again rather than lost.
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -39,8 +37,80 @@ use log::{error, info, warn};
 
 use crate::{
     outputs::{Outputs, now_ns},
-    store::{AlertQuery, DETECTION, Exclusion, ExclusionKind, ProfileStore, Store, StoreError},
+    store::{
+        ACTIVITY_CURSOR, AlertQuery, DETECTION, Exclusion, ExclusionKind, NewActivity, Storage,
+        StoreError,
+    },
 };
+
+/// Activities to judge, from one partition of the stream (the `all` role has one: the store's
+/// rows in the order they were stored).
+#[derive(Debug)]
+pub struct Chunk {
+    pub partition: u32,
+    /// The detection cursor saved with the chunk's alerts: its name and the chunk's last place.
+    pub cursor: (String, i64),
+    pub activities: Vec<NewActivity>,
+}
+
+/// Where detection takes its activities from.
+pub trait Source: Send + std::fmt::Debug {
+    /// The next activities to judge (`None`: nothing new now).
+    fn next(&mut self, store: &mut dyn Storage, limit: usize) -> Result<Option<Chunk>, StoreError>;
+    /// The chunk's alerts and cursor are stored: what it came from may forget it.
+    fn done(&mut self, chunk: &Chunk);
+    /// Storing the chunk's alerts failed; true when its partition's engine must be rebuilt from
+    /// the store (its activities come again).
+    fn failed(&mut self, chunk: &Chunk) -> bool;
+    /// Partitions this node judged and no longer owns: their engines are dropped.
+    fn lost(&mut self) -> Vec<u32>;
+}
+
+/// The `all` role's source: the store's activity rows after the cursor kept in the store.
+#[derive(Debug)]
+pub struct StoreSource {
+    cursor: i64,
+}
+
+impl StoreSource {
+    /// Reads the cursor; at the first start, activities stored before detection existed are
+    /// history, not news.
+    pub fn new(store: &mut dyn Storage) -> Result<Self, StoreError> {
+        let cursor = match store.detection_state(ACTIVITY_CURSOR)? {
+            Some(cursor) => cursor,
+            None => {
+                let last = store.last_activity_row()?;
+                store.set_detection_state(ACTIVITY_CURSOR, last)?;
+                last
+            }
+        };
+        Ok(Self { cursor })
+    }
+}
+
+impl Source for StoreSource {
+    fn next(&mut self, store: &mut dyn Storage, limit: usize) -> Result<Option<Chunk>, StoreError> {
+        let activities = store.activities_after(self.cursor, limit)?;
+        Ok(activities.last().map(|last| last.row).map(|last| Chunk {
+            partition: 0,
+            cursor: (ACTIVITY_CURSOR.to_owned(), last),
+            activities,
+        }))
+    }
+
+    fn done(&mut self, chunk: &Chunk) {
+        self.cursor = chunk.cursor.1;
+    }
+
+    /// The rows are read again after the unchanged cursor; the engine goes on.
+    fn failed(&mut self, _chunk: &Chunk) -> bool {
+        false
+    }
+
+    fn lost(&mut self) -> Vec<u32> {
+        Vec::new()
+    }
+}
 
 /// Activities judged between two looks at the store's closes: a few hundred milliseconds of
 /// a busy backend's ingest.
@@ -94,14 +164,14 @@ pub struct Detection {
 }
 
 impl Detection {
-    /// Opens its store connection, restores the engine and starts the thread.
+    /// Starts the thread judging what `source` gives, with its own store connection.
     pub fn start(
-        data_dir: PathBuf,
+        store: Box<dyn Storage>,
+        source: Box<dyn Source>,
         config: Config,
         outputs: Arc<Outputs>,
         directory: Arc<DirectorySource>,
     ) -> Result<Self, StoreError> {
-        let store = Store::open(&data_dir)?;
         let (wake, woken) = mpsc::sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Mutex::new(Vec::new()));
@@ -113,7 +183,7 @@ impl Detection {
         let thread = std::thread::Builder::new()
             .name("detection".to_owned())
             .spawn(
-                move || match Loop::new(store, config, outputs, directory, published) {
+                move || match Loop::new(store, source, config, outputs, directory, published) {
                     Ok(mut state) => {
                         let _ = started.send(Ok(()));
                         state.run(&woken, &stopping);
@@ -184,14 +254,15 @@ struct Change {
 }
 
 struct Loop {
-    store: Store,
+    store: Box<dyn Storage>,
+    source: Box<dyn Source>,
     config: Config,
-    engine: Engine,
+    /// One engine per partition judged here: a partition's state stays with its engine.
+    engines: HashMap<u32, Engine>,
     outputs: Arc<Outputs>,
     directory_source: Arc<DirectorySource>,
     directory: Arc<Directory>,
     exclusions: Vec<Exclusion>,
-    cursor: i64,
     applied_history: i64,
     counts: Counts,
     published: Arc<Mutex<Vec<(&'static str, u64)>>>,
@@ -199,36 +270,26 @@ struct Loop {
 
 impl Loop {
     fn new(
-        store: Store,
+        mut store: Box<dyn Storage>,
+        source: Box<dyn Source>,
         config: Config,
         outputs: Arc<Outputs>,
         directory_source: Arc<DirectorySource>,
         published: Arc<Mutex<Vec<(&'static str, u64)>>>,
     ) -> Result<Self, StoreError> {
-        let cursor = match store.detection_cursor()? {
-            Some(cursor) => cursor,
-            None => {
-                // First start: activities stored before detection existed are history, not
-                // news.
-                let last = store.last_activity_row()?;
-                store.set_detection_cursor(last)?;
-                last
-            }
-        };
         // Closes already in the store are in the restored alerts' status.
         let applied_history = store.last_history_row()?;
         let exclusions = store.exclusions()?;
         let directory = directory_source.current();
-        let engine = build_engine(&store, &config, &exclusions, Arc::clone(&directory))?;
         Ok(Self {
             store,
+            source,
             config,
-            engine,
+            engines: HashMap::new(),
             outputs,
             directory_source,
             directory,
             exclusions,
-            cursor,
             applied_history,
             counts: Counts::default(),
             published,
@@ -298,10 +359,11 @@ impl Loop {
             }
             let classification = Classification::from_str_name(&entry.classification)
                 .unwrap_or(Classification::Unspecified);
-            if self
-                .engine
-                .close(&entry.alert_id, classification, entry.time_ns / 1_000_000)
-            {
+            let mut closed = false;
+            for engine in self.engines.values_mut() {
+                closed |= engine.close(&entry.alert_id, classification, entry.time_ns / 1_000_000);
+            }
+            if closed {
                 self.counts.closes_applied += 1;
                 info!(
                     "alert {} closed by {} ({})",
@@ -312,20 +374,31 @@ impl Loop {
         Ok(())
     }
 
-    /// Teaches the profiles an alert's behaviour, and stores them at once (an idle backend may
-    /// judge nothing for a while).
+    /// Teaches the engines' profiles an alert's behaviour, and stores them at once (an idle
+    /// backend may judge nothing for a while). An engine built later is taught by
+    /// [`build_engine`].
     fn teach(&mut self, alert_id: &str, time: i64) -> Result<(), StoreError> {
         let query = AlertQuery {
             id: Some(alert_id.to_owned()),
             ..AlertQuery::default()
         };
         for alert in self.store.alerts(&query)? {
-            if self.engine.teach(&alert, time) {
-                info!("alert {alert_id}: its entity's profile learned the behaviour");
+            for (partition, engine) in &mut self.engines {
+                if engine.teach(&alert, time) {
+                    info!("alert {alert_id}: its entity's profile learned the behaviour");
+                }
+                self.store
+                    .save_profiles(*partition, &engine.take_profile_changes())?;
             }
         }
+        Ok(())
+    }
+
+    /// Stores what a partition's profiles learned since its last chunk, before its engine is
+    /// dropped.
+    fn save_profiles(&mut self, partition: u32, engine: &mut Engine) -> Result<(), StoreError> {
         self.store
-            .save_profiles(&self.engine.take_profile_changes())
+            .save_profiles(partition, &engine.take_profile_changes())
     }
 
     /// A new directory, new exclusions.
@@ -333,7 +406,15 @@ impl Loop {
         let directory = self.directory_source.current();
         if !Arc::ptr_eq(&directory, &self.directory) {
             self.directory = Arc::clone(&directory);
-            self.engine.set_directory(directory);
+            for engine in self.engines.values_mut() {
+                engine.set_directory(Arc::clone(&directory));
+            }
+        }
+        for partition in self.source.lost() {
+            if let Some(mut engine) = self.engines.remove(&partition) {
+                self.save_profiles(partition, &mut engine)?;
+                info!("detection: partition {partition} moved to another node");
+            }
         }
         let exclusions = self.store.exclusions()?;
         if exclusions != self.exclusions {
@@ -341,15 +422,10 @@ impl Loop {
                 "exclusions changed ({} in the store): detection restarts its windows",
                 exclusions.len()
             );
-            // The rebuilt engine reads the profiles back: store what changed first.
-            self.store
-                .save_profiles(&self.engine.take_profile_changes())?;
-            self.engine = build_engine(
-                &self.store,
-                &self.config,
-                &exclusions,
-                Arc::clone(&self.directory),
-            )?;
+            // Rebuilt as their partitions come next, reading the profiles back.
+            for (partition, mut engine) in std::mem::take(&mut self.engines) {
+                self.save_profiles(partition, &mut engine)?;
+            }
             self.exclusions = exclusions;
             self.applied_history = self.store.last_history_row()?;
             self.counts.engine_rebuilds += 1;
@@ -359,9 +435,18 @@ impl Loop {
 
     /// Judges up to [`CHUNK`] new activities; how many.
     fn chunk(&mut self) -> Result<usize, StoreError> {
-        let activities = self.store.activities_after(self.cursor, CHUNK)?;
-        let Some(last) = activities.last().map(|stored| stored.row) else {
+        let Some(chunk) = self.source.next(self.store.as_mut(), CHUNK)? else {
             return Ok(0);
+        };
+        let engine = match self.engines.entry(chunk.partition) {
+            std::collections::hash_map::Entry::Occupied(engine) => engine.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(build_engine(
+                self.store.as_mut(),
+                chunk.partition,
+                &self.config,
+                &self.exclusions,
+                Arc::clone(&self.directory),
+            )?),
         };
         // One entry per alert changed in this chunk, in the order of its first change: whether
         // any of its changes was to be emitted, and whether it was new in this chunk. The engine
@@ -369,8 +454,8 @@ impl Loop {
         // stands.
         let mut order: Vec<String> = Vec::new();
         let mut changes: HashMap<String, Change> = HashMap::new();
-        for stored in &activities {
-            for raised in self.engine.observe(&stored.activity, &stored.reference()) {
+        for stored in &chunk.activities {
+            for raised in engine.observe(&stored.activity, &stored.reference()) {
                 if raised.new {
                     self.counts.alerts_new += 1;
                 } else {
@@ -388,14 +473,28 @@ impl Loop {
         // detect_alerts_evicted) has no state left to save.
         let (alerts, changed): (Vec<_>, Vec<_>) = order
             .iter()
-            .filter_map(|id| Some((self.engine.alert(id)?.clone(), changes.remove(id)?)))
+            .filter_map(|id| Some((engine.alert(id)?.clone(), changes.remove(id)?)))
             .unzip();
-        self.store
-            .save_profiles(&self.engine.take_profile_changes())?;
-        let may_emit = self
-            .store
-            .save_alerts(&alerts, last, self.applied_history, now_ns())?;
-        self.cursor = last;
+        let learned = engine.take_profile_changes();
+        let saved = self.store.save_alerts(
+            &alerts,
+            (chunk.partition, &learned),
+            (&chunk.cursor.0, chunk.cursor.1),
+            self.applied_history,
+            now_ns(),
+        );
+        let may_emit = match saved {
+            Ok(may_emit) => may_emit,
+            Err(failure) => {
+                // Profiles that learned what was not stored would judge the chunk's activities
+                // again as known: the engine is rebuilt from the store.
+                if self.source.failed(&chunk) || !learned.is_empty() {
+                    self.engines.remove(&chunk.partition);
+                }
+                return Err(failure);
+            }
+        };
+        self.source.done(&chunk);
         for ((mut alert, change), may_emit) in alerts.into_iter().zip(changed).zip(may_emit) {
             if !may_emit {
                 self.counts.alerts_held_closed += 1;
@@ -409,7 +508,7 @@ impl Loop {
                 self.counts.alerts_emitted += 1;
             }
         }
-        Ok(activities.len())
+        Ok(chunk.activities.len())
     }
 
     fn publish(&self) {
@@ -422,7 +521,17 @@ impl Loop {
             ("detect_engine_rebuilds", self.counts.engine_rebuilds),
             ("detect_store_errors", self.counts.store_errors),
         ];
-        counters.extend(self.engine.counters());
+        // The engines' counters, summed over the partitions judged here.
+        let mut engines: Vec<(&'static str, u64)> = Vec::new();
+        for engine in self.engines.values() {
+            for (name, value) in engine.counters() {
+                match engines.iter_mut().find(|(known, _)| *known == name) {
+                    Some((_, total)) => *total += value,
+                    None => engines.push((name, value)),
+                }
+            }
+        }
+        counters.extend(engines);
         *self
             .published
             .lock()
@@ -431,9 +540,10 @@ impl Loop {
 }
 
 /// An engine for the configuration plus the store's exclusions, with the store's open and
-/// recently closed alerts and its profiles.
+/// recently closed alerts and `partition`'s profiles, taught what analysts taught.
 fn build_engine(
-    store: &Store,
+    store: &mut dyn Storage,
+    partition: u32,
     config: &Config,
     exclusions: &[Exclusion],
     directory: Arc<Directory>,
@@ -447,11 +557,18 @@ fn build_engine(
         );
     }
     engine.restore(alerts);
-    let profiles = store.load_profiles()?;
+    let profiles = store.load_profiles(partition)?;
     if !profiles.is_empty() {
-        info!("detection: {} profiles restored", profiles.len());
+        info!(
+            "detection: {} profiles restored (partition {partition})",
+            profiles.len()
+        );
     }
     engine.load_profiles(profiles);
+    for (alert, time_ns) in store.taught_alerts()? {
+        engine.teach(&alert, time_ns / 1_000_000);
+    }
+    // What teaching changed is stored with the partition's first chunk.
     Ok(engine)
 }
 

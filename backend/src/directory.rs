@@ -10,7 +10,7 @@ use prost::Message as _;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use serde::Serialize;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Storage, Store, StoreError};
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS directory_domains (
@@ -168,14 +168,18 @@ fn read_from(connection: &Connection) -> Result<(Vec<Domain>, Vec<Object>), Stor
 }
 
 /// The directory the store holds, tagged as of `now_ms`: what detection asks.
-pub fn load(store: &Store, config: &TagConfig, now_ms: i64) -> Result<Directory, StoreError> {
-    let (domains, objects) = read(store)?;
+pub fn load(
+    store: &mut dyn Storage,
+    config: &TagConfig,
+    now_ms: i64,
+) -> Result<Directory, StoreError> {
+    let (domains, objects) = store.directory()?;
     Ok(Directory::new(domains, objects, config, now_ms))
 }
 
 /// What changes whenever the stored directory does (its domains' count and latest update), so
 /// the detection engine reloads the directory only when there is something new.
-pub fn version(store: &Store) -> Result<(i64, i64), StoreError> {
+pub(crate) fn sqlite_version(store: &Store) -> Result<(i64, i64), StoreError> {
     Ok(store.connection().query_row(
         "SELECT COUNT(*), COALESCE(MAX(updated_ns), 0) FROM directory_domains",
         [],
@@ -196,8 +200,8 @@ pub fn last_update(store: &Store, domain: &str) -> Result<Option<(String, i64)>,
 }
 
 /// Writes the stored directory as a snapshot (entity::snapshot's JSON lines).
-pub fn export(store: &Store, out: &mut impl Write) -> Result<usize, StoreError> {
-    let (domains, objects) = read(store)?;
+pub fn export(store: &mut dyn Storage, out: &mut impl Write) -> Result<usize, StoreError> {
+    let (domains, objects) = store.directory()?;
     snapshot::write(out, &domains, &objects).map_err(StoreError::Output)?;
     Ok(objects.len())
 }
@@ -362,7 +366,7 @@ mod tests {
                 )],
             )
             .expect("stored");
-        let directory = load(&store, &TagConfig::default(), 0).expect("load");
+        let directory = load(&mut store, &TagConfig::default(), 0).expect("load");
         let alice = directory.account("LAB\\alice").expect("alice");
         assert!(directory.has_tag(alice, TagName::Sensitive));
         assert_eq!(directory.groups(alice), std::slice::from_ref(&admins_dn));
@@ -393,7 +397,7 @@ mod tests {
         store
             .store_batch_with_directory("s1", "i", 4, &[], &[delta("b", Vec::new(), true)])
             .expect("stored");
-        let directory = load(&store, &TagConfig::default(), 0).expect("load");
+        let directory = load(&mut store, &TagConfig::default(), 0).expect("load");
         assert!(!directory.account("carol").expect("carol").deleted);
         assert!(directory.account("bob").expect("bob").deleted);
         assert!(!directory.account("alice").expect("alice").deleted);
@@ -413,7 +417,7 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].uac_flags, ["NORMAL_ACCOUNT"]);
         let mut out = Vec::new();
-        assert_eq!(export(&store, &mut out).expect("export"), 4);
+        assert_eq!(export(&mut store, &mut out).expect("export"), 4);
         let (domains, objects) = snapshot::read(out.as_slice()).expect("snapshot");
         assert_eq!((domains.len(), objects.len()), (1, 4));
     }
@@ -442,12 +446,12 @@ mod tests {
             import(&mut store, std::slice::from_ref(&domain), &first).expect("import"),
             2
         );
-        let directory = load(&store, &TagConfig::default(), 0).expect("load");
+        let directory = load(&mut store, &TagConfig::default(), 0).expect("load");
         assert!(!directory.account("LAB\\alice").expect("alice").deleted);
         assert!(!directory.account("bob").expect("bob").deleted);
         // The next import no longer has bob: gone; the synced object stays.
         import(&mut store, &[domain], &[without_guid("alice")]).expect("import");
-        let directory = load(&store, &TagConfig::default(), 0).expect("load");
+        let directory = load(&mut store, &TagConfig::default(), 0).expect("load");
         assert!(directory.account("bob").expect("bob").deleted);
         assert!(!directory.account("alice").expect("alice").deleted);
         assert!(!directory.account("synced").expect("synced").deleted);

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use dcwatch_proto::v1::HealthEvent;
 use dcwatch_telemetry::health::{Issue, IssueKind, SENSOR_SILENT_AFTER_SECS};
 
-use crate::store::{Recorded, Store, StoreError, StoredIssue, is_derived};
+use crate::store::{Recorded, Storage, StoreError, StoredIssue, is_derived};
 
 /// The backend's version: a sensor below it is outdated.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -18,7 +18,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// event (from sensors that predate issues), or an issue that opened or closed; `None` for an
 /// issue sent again.
 pub fn receive(
-    store: &Store,
+    store: &mut dyn Storage,
     sensor_id: &str,
     event: &HealthEvent,
 ) -> Result<Option<HealthEvent>, StoreError> {
@@ -39,7 +39,7 @@ pub fn receive(
 /// A reconnected sensor's open issues: those it lists are recorded (opened if the backend
 /// missed them), the others it had open are closed now. Returns the events of what changed.
 pub fn reconcile(
-    store: &Store,
+    store: &mut dyn Storage,
     sensor_id: &str,
     open: &[HealthEvent],
     now_ns: u64,
@@ -62,7 +62,7 @@ pub fn reconcile(
 
 /// Opens and closes the issues the backend derives, for every sensor it knows, as of `now_ns`.
 /// Returns what changed, by sensor.
-pub fn derive(store: &Store, now_ns: u64) -> Result<Vec<(String, Issue)>, StoreError> {
+pub fn derive(store: &mut dyn Storage, now_ns: u64) -> Result<Vec<(String, Issue)>, StoreError> {
     let open = store.issues(None, true)?;
     let is_open = |sensor: &str, kind: IssueKind| {
         open.iter()
@@ -185,6 +185,7 @@ fn rfc3339(unix_ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     #[test]
     fn versions_compare_by_number() {
@@ -199,7 +200,7 @@ mod tests {
     #[test]
     fn silent_and_outdated_sensors_are_derived_and_cleared() {
         let directory = tempfile::tempdir().expect("directory");
-        let store = Store::open(directory.path()).expect("store");
+        let mut store = Store::open(directory.path()).expect("store");
         let minute: u64 = 60_000_000_000;
         store
             .sensor_seen("old", "0.0.1", i64::try_from(minute).expect("fits"))
@@ -207,7 +208,7 @@ mod tests {
         store
             .sensor_seen("new", VERSION, i64::try_from(5 * minute).expect("fits"))
             .expect("seen");
-        let changed = derive(&store, 7 * minute).expect("derive");
+        let changed = derive(&mut store, 7 * minute).expect("derive");
         let kinds: Vec<(&str, IssueKind)> = changed
             .iter()
             .map(|(sensor, issue)| (sensor.as_str(), issue.kind))
@@ -224,13 +225,13 @@ mod tests {
             "silent since it was last heard"
         );
         assert!(
-            derive(&store, 8 * minute).expect("again").is_empty(),
+            derive(&mut store, 8 * minute).expect("again").is_empty(),
             "no repeat"
         );
         store
             .sensor_seen("old", VERSION, i64::try_from(9 * minute).expect("fits"))
             .expect("back, upgraded");
-        let changed = derive(&store, 9 * minute).expect("derive");
+        let changed = derive(&mut store, 9 * minute).expect("derive");
         assert_eq!(changed.len(), 2);
         assert!(changed.iter().all(|(_, issue)| !issue.is_open()));
         assert!(store.issues(None, true).expect("open").is_empty());
@@ -240,7 +241,7 @@ mod tests {
     #[test]
     fn sent_issues_are_stored_once_and_reconciled() {
         let directory = tempfile::tempdir().expect("directory");
-        let store = Store::open(directory.path()).expect("store");
+        let mut store = Store::open(directory.path()).expect("store");
         let opened = Issue {
             kind: IssueKind::SpoolEvicting,
             subject: String::new(),
@@ -249,12 +250,12 @@ mod tests {
             end_ns: None,
         };
         assert!(
-            receive(&store, "s", &opened.to_event())
+            receive(&mut store, "s", &opened.to_event())
                 .expect("receive")
                 .is_some()
         );
         assert!(
-            receive(&store, "s", &opened.to_event())
+            receive(&mut store, "s", &opened.to_event())
                 .expect("again")
                 .is_none()
         );
@@ -263,11 +264,11 @@ mod tests {
             ..opened.clone()
         };
         assert!(
-            receive(&store, "s", &spoofed.to_event())
+            receive(&mut store, "s", &spoofed.to_event())
                 .expect("derived")
                 .is_none()
         );
-        let changed = reconcile(&store, "s", &[], 500).expect("reconcile");
+        let changed = reconcile(&mut store, "s", &[], 500).expect("reconcile");
         assert_eq!(changed.len(), 1);
         let closed = Issue::from_event(&changed[0]).expect("an issue");
         assert_eq!(closed.end_ns, Some(500));

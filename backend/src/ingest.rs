@@ -39,10 +39,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
+    cluster::publish::Publisher,
     config::Limits,
     detection::{DirectorySource, Wake},
     outputs::Outputs,
-    store::{Store, StoreError, Stored},
+    store::{SharedStore, Storage, StoreError, Stored},
 };
 
 /// How long a new stream may take to say hello: a connection that never does would otherwise
@@ -94,7 +95,7 @@ type Active = HashMap<String, (u64, oneshot::Sender<()>)>;
 /// The service, shared by every stream.
 #[derive(Debug)]
 pub struct IngestService {
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     counters: Arc<Counters>,
     limits: Limits,
     active: Arc<Mutex<Active>>,
@@ -108,16 +109,18 @@ pub struct IngestService {
     directory: Arc<DirectorySource>,
 }
 
-/// Where ingest hands on what it stored: health events to the outputs, a nudge to detection.
+/// Where ingest hands on what it stored: health events to the outputs, a nudge to detection,
+/// and (the ingest role of a cluster) the batch to the stream, before it is acknowledged.
 #[derive(Clone, Debug)]
 struct Alerts {
     outputs: Arc<Outputs>,
     detection: Option<Wake>,
+    stream: Option<Arc<Publisher>>,
 }
 
 impl IngestService {
     pub fn new(
-        store: Arc<Mutex<Store>>,
+        store: SharedStore,
         counters: Arc<Counters>,
         limits: Limits,
         stopping: watch::Receiver<bool>,
@@ -132,6 +135,7 @@ impl IngestService {
             alerts: Alerts {
                 outputs: Arc::new(Outputs::none()),
                 detection: None,
+                stream: None,
             },
             directory: Arc::default(),
         }
@@ -147,24 +151,29 @@ impl IngestService {
 
     /// Sends health events to `outputs` and wakes detection after each stored batch.
     #[must_use]
-    pub fn with_alerts(mut self, outputs: Arc<Outputs>, detection: Wake) -> Self {
-        self.alerts = Alerts {
-            outputs,
-            detection: Some(detection),
-        };
+    pub fn with_alerts(mut self, outputs: Arc<Outputs>, detection: Option<Wake>) -> Self {
+        self.alerts.outputs = outputs;
+        self.alerts.detection = detection;
+        self
+    }
+
+    /// Publishes each new batch to the cluster's stream, and acknowledges it to the sensor only
+    /// once JetStream has stored it.
+    pub fn with_stream(mut self, publisher: Arc<Publisher>) -> Self {
+        self.alerts.stream = Some(publisher);
         self
     }
 }
 
 /// Runs a store operation on the blocking pool (SQLite calls block, and fsync on commit).
 async fn with_store<T: Send + 'static>(
-    store: &Arc<Mutex<Store>>,
-    operation: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    store: &SharedStore,
+    operation: impl FnOnce(&mut dyn Storage) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Status> {
     let store = Arc::clone(store);
     let result = tokio::task::spawn_blocking(move || {
         let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-        operation(&mut store)
+        operation(store.as_mut())
     })
     .await
     .map_err(|failure| Status::internal(format!("store task: {failure}")))?;
@@ -348,7 +357,7 @@ struct Session {
     sensor: String,
     /// The hello's spool instance: stored with each new `stored_through`.
     spool_instance: String,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     counters: Arc<Counters>,
     limits: Limits,
     /// What the store holds for this sensor, as far as this stream knows: batches at or below
@@ -514,6 +523,27 @@ impl Session {
                 let count = u64::try_from(activities.len()).unwrap_or(u64::MAX);
                 let enriched = enrich(&self.directory.current(), &mut activities);
                 let objects: usize = directory.iter().map(|delta| delta.objects.len()).sum();
+                if let Some(publisher) = &self.alerts.stream {
+                    // Stored already (by another ingest node the sensor was on): not
+                    // published twice.
+                    let id = sensor.clone();
+                    let through =
+                        with_store(&self.store, move |store| store.stored_through(&id)).await?;
+                    if sequence <= through {
+                        add(&self.counters.duplicates, 1);
+                        self.stored_through = self.stored_through.max(through);
+                        return Ok(sequence);
+                    }
+                    publisher
+                        .publish(&sensor, &instance, sequence, &activities)
+                        .await
+                        .map_err(|failure| {
+                            warn!("sensor {:?}: batch {sequence}: {failure}", self.sensor);
+                            Status::unavailable(
+                                "the cluster's stream did not take the batch; retry later",
+                            )
+                        })?;
+                }
                 let stored = with_store(&self.store, move |store| {
                     store.store_batch_with_directory(
                         &sensor,

@@ -11,10 +11,7 @@ use dcwatch_detect::{
     profiles::Profiles,
 };
 
-use crate::{
-    cli::LearningArgs,
-    store::{ProfileStore, Store},
-};
+use crate::cli::LearningArgs;
 
 #[derive(serde::Serialize)]
 struct Line<'a> {
@@ -36,11 +33,6 @@ fn rfc3339(millis: i64) -> String {
 
 pub fn run(args: &LearningArgs) -> anyhow::Result<()> {
     let config = args.location.config()?;
-    anyhow::ensure!(
-        config.data_dir.join(crate::store::FILE_NAME).exists(),
-        "no store in {} (--data-dir)",
-        config.data_dir.display()
-    );
     if let Some(type_name) = &args.type_name {
         anyhow::ensure!(
             learning::period(type_name).is_some(),
@@ -52,12 +44,20 @@ pub fn run(args: &LearningArgs) -> anyhow::Result<()> {
                 .join(", ")
         );
     }
-    let store = Store::open(&config.data_dir)?;
-    let mut profiles = Profiles::default();
-    profiles.load(store.load_profiles()?);
+    let mut store = crate::store::open_existing(&config)?;
+    // One set of profiles per partition of the stream (the `all` role has one).
+    let mut partitions = Vec::new();
+    for partition in store.profile_partitions()? {
+        let mut profiles = Profiles::default();
+        profiles.load(store.load_profiles(partition)?);
+        partitions.push(profiles);
+    }
     let mut out = io::BufWriter::new(io::stdout().lock());
     let written = (|| -> io::Result<()> {
-        for standing in learning::standings(&profiles, &config.detect) {
+        let standings = partitions
+            .iter()
+            .flat_map(|profiles| learning::standings(profiles, &config.detect));
+        for standing in standings {
             if args
                 .type_name
                 .as_deref()

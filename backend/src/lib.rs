@@ -5,6 +5,7 @@
 
 pub mod alerts_cli;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod detection;
@@ -20,25 +21,23 @@ pub mod tls;
 use std::{
     fs::File,
     io::{self, Read as _, Write},
-    path::Path,
 };
 
 use dcwatch_proto::json::write_json_line;
 
-use crate::store::{Query, Store, StoreError};
+use crate::store::{Query, Storage, StoreError};
 
 /// Prints the activities `query` selects as JSON lines, the same bytes `dcwatch-sensor --output
 /// json` printed for them; returns how many.
 pub fn print_activities(
-    data_dir: &Path,
+    store: &mut dyn Storage,
     query: &Query,
     out: &mut impl Write,
 ) -> Result<u64, StoreError> {
-    let store = Store::open(data_dir)?;
     let mut scratch = Vec::new();
     let mut count = 0_u64;
     let mut unprintable = 0_u64;
-    store.activities(query, |stored| {
+    store.activities(query, &mut |stored| {
         // A value with no JSON form fails before anything is written: skip it, say so below.
         match write_json_line(&stored.activity, out, &mut scratch) {
             Err(error) if error.kind() == io::ErrorKind::InvalidData => unprintable += 1,

@@ -11,36 +11,22 @@ use clap::Parser as _;
 use dcwatch_backend::{
     cli::{
         ActivitiesArgs, Cli, Command, ConfigCommand, DirectoryCommand, EntitiesArgs, HealthArgs,
-        Location, ServeArgs, TokenCommand,
+        Location, ServeArgs, StoreCommand, TokenCommand,
     },
     directory, new_token, print_activities, serve,
-    store::{Store, StoreError},
+    store::{self, Storage, StoreError, postgres::PgStore},
 };
 use log::{error, info};
 
-/// The man page (section 8) and the shell completions, generated from the CLI (as
-/// `dcwatch-sensor docs` does for the sensor).
+/// The man page (section 8) and the shell completions, generated from the CLI.
 fn docs(out: &std::path::Path) -> anyhow::Result<()> {
     use clap::CommandFactory as _;
-    use clap_complete::Shell;
-    std::fs::create_dir_all(out)?;
-    let mut command = Cli::command();
-    let name = command.get_name().to_owned();
-    let mut page = Vec::new();
-    clap_mangen::Man::new(command.clone())
-        .section("8")
-        .render(&mut page)?;
-    std::fs::write(out.join(format!("{name}.8")), page)?;
-    for (shell, file) in [
-        (Shell::Bash, format!("{name}.bash")),
-        (Shell::Zsh, format!("_{name}")),
-        (Shell::Fish, format!("{name}.fish")),
-    ] {
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut command, &name, &mut script);
-        std::fs::write(out.join(file), script)?;
-    }
-    Ok(())
+    dcwatch_telemetry::docs::write(Cli::command(), out).with_context(|| {
+        format!(
+            "writing the man page and completions into {}",
+            out.display()
+        )
+    })
 }
 
 fn main() -> ExitCode {
@@ -60,6 +46,7 @@ fn main() -> ExitCode {
             import_directory(&file, &location)
         }
         Command::User(command) => dcwatch_backend::console::cli::run(&command).map_err(Into::into),
+        Command::Store(StoreCommand::Migrate { location }) => migrate(&location),
         Command::Health(args) => health(&args),
         Command::Config(ConfigCommand::Check { config }) => config_check(config.as_deref()),
         Command::Docs { out } => docs(&out),
@@ -89,6 +76,7 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         serve::serve(
             &config,
+            args.role,
             Box::new(move || reread.config()),
             serve::shutdown_signal(),
         )
@@ -100,7 +88,7 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
 /// `health`: the stored health issues, newest first.
 fn health(args: &HealthArgs) -> anyhow::Result<()> {
     let config = args.location.config()?;
-    let store = Store::open(&config.data_dir)?;
+    let mut store = store::open_existing(&config)?;
     let issues = store.issues(args.sensor.as_deref(), args.open)?;
     let mut out = io::stdout().lock();
     dcwatch_backend::health::print(&issues, args.json, &mut out).context("writing")?;
@@ -133,14 +121,14 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
             let config = location.config()?;
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("creating {}", config.data_dir.display()))?;
-            let store = Store::open(&config.data_dir)?;
+            let mut store = store::open(&config)?;
             let token = new_token().context("reading /dev/urandom")?;
             store.add_token(&name, &token, now_ns)?;
             info!("token {name:?} added; only its SHA-256 is kept");
             writeln!(io::stdout(), "{token}")?;
         }
         TokenCommand::List { location } => {
-            let store = Store::open(&location.config()?.data_dir)?;
+            let mut store = store::open_existing(&location.config()?)?;
             let mut out = io::stdout().lock();
             for (name, created_ns) in store.tokens()? {
                 let created =
@@ -153,7 +141,7 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { name, location } => {
-            let store = Store::open(&location.config()?.data_dir)?;
+            let mut store = store::open_existing(&location.config()?)?;
             anyhow::ensure!(store.revoke_token(&name)?, "no token named {name:?}");
             info!("token {name:?} revoked");
         }
@@ -162,34 +150,48 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
 }
 
 fn activities(args: &ActivitiesArgs) -> anyhow::Result<()> {
-    let config = args.location.config()?;
-    anyhow::ensure!(
-        config
-            .data_dir
-            .join(dcwatch_backend::store::FILE_NAME)
-            .exists(),
-        "no store in {} (is --data-dir right?)",
-        config.data_dir.display()
-    );
+    let mut store = store::open_existing(&args.location.config()?)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
-    match print_activities(&config.data_dir, &args.query(), &mut out) {
+    match print_activities(store.as_mut(), &args.query(), &mut out) {
         // `activities ... | head`: the reader had enough.
         Err(StoreError::Output(failure)) if failure.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other.map(drop)?),
     }
 }
 
-fn existing_store(location: &Location) -> anyhow::Result<(Store, dcwatch_backend::config::Config)> {
+fn existing_store(
+    location: &Location,
+) -> anyhow::Result<(Box<dyn Storage>, dcwatch_backend::config::Config)> {
     let config = location.config()?;
-    anyhow::ensure!(
-        config
-            .data_dir
-            .join(dcwatch_backend::store::FILE_NAME)
-            .exists(),
-        "no store in {} (is --data-dir right?)",
-        config.data_dir.display()
-    );
-    Ok((Store::open(&config.data_dir)?, config))
+    Ok((store::open_existing(&config)?, config))
+}
+
+/// `store migrate`: PostgreSQL's pending migrations; SQLite makes its schema on open.
+fn migrate(location: &Location) -> anyhow::Result<()> {
+    let config = location.config()?;
+    if config.cluster.postgres_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        drop(store::open(&config)?);
+        info!(
+            "the SQLite store in {} is current",
+            config.data_dir.display()
+        );
+        return Ok(());
+    }
+    let mut store = PgStore::connect_unchecked(&config.cluster.postgres_url)?;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        });
+    let applied = store.migrate(now_ns)?;
+    if applied.is_empty() {
+        info!("the PostgreSQL store is current");
+    } else {
+        info!("applied migrations {applied:?}");
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -201,8 +203,8 @@ fn now_ms() -> i64 {
 }
 
 fn entities(args: &EntitiesArgs) -> anyhow::Result<()> {
-    let (store, config) = existing_store(&args.location)?;
-    let directory = directory::load(&store, &config.entities.tag_config(), now_ms())?;
+    let (mut store, config) = existing_store(&args.location)?;
+    let directory = directory::load(store.as_mut(), &config.entities.tag_config(), now_ms())?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     for line in directory::entities(&directory, &args.filter()) {
         let written = serde_json::to_writer(&mut out, &line)
@@ -226,9 +228,13 @@ fn import_directory(file: &std::path::Path, location: &Location) -> anyhow::Resu
     ))
     .with_context(|| format!("reading the snapshot {}", file.display()))?;
     let config = location.config()?;
+    anyhow::ensure!(
+        config.cluster.postgres_url.is_empty(),
+        "directory import writes the SQLite store only; a cluster's sensors sync their directory"
+    );
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let mut store = Store::open(&config.data_dir)?;
+    let mut store = store::Store::open(&config.data_dir)?;
     let stored = directory::import(&mut store, &domains, &objects)?;
     let skipped = objects.len() - stored;
     info!(
@@ -244,15 +250,15 @@ fn import_directory(file: &std::path::Path, location: &Location) -> anyhow::Resu
 }
 
 fn export_directory(file: &std::path::Path, location: &Location) -> anyhow::Result<()> {
-    let (store, _) = existing_store(location)?;
+    let (mut store, _) = existing_store(location)?;
     let count = if file.as_os_str() == "-" {
         let mut out = io::BufWriter::new(io::stdout().lock());
-        directory::export(&store, &mut out)?
+        directory::export(store.as_mut(), &mut out)?
     } else {
         let mut out = io::BufWriter::new(
             std::fs::File::create(file).with_context(|| format!("creating {}", file.display()))?,
         );
-        let count = directory::export(&store, &mut out)?;
+        let count = directory::export(store.as_mut(), &mut out)?;
         out.flush()
             .with_context(|| format!("writing {}", file.display()))?;
         count

@@ -22,11 +22,16 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::{
+    cluster::{
+        claims::{self, Claims},
+        publish::Publisher,
+        source::{SourceCounters, StreamSource},
+    },
     config::{Config, ConfigError, RetentionConfig},
-    detection::{Detection, DirectorySource},
+    detection::{Detection, DirectorySource, Source, StoreSource},
     ingest::{Counters, IngestService},
     outputs::{OutputCounters, OutputError, Outputs},
-    store::{Store, StoreError},
+    store::{SharedStore, Storage, StoreError},
     tls::{self, TlsError},
 };
 
@@ -66,14 +71,68 @@ pub enum ServeError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("{0}")]
+    Role(String),
 }
 
-/// Every counter the stats file shows: ingest's, the outputs', detection's.
-#[derive(Clone, Debug)]
+/// Which parts of the backend this process runs (README "Scaling out").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Everything in one process: ingest, detection, the console, on the configured store.
+    #[default]
+    All,
+    /// Sensors' streams: batches checked, published to the stream, stored, acknowledged.
+    Ingest,
+    /// Detection on the partitions of the stream this node claims.
+    Detect,
+    /// Retention and the counters over the shared store (the console is the `all` role's).
+    Api,
+}
+
+impl Role {
+    fn ingests(self) -> bool {
+        matches!(self, Self::All | Self::Ingest)
+    }
+
+    fn detects(self) -> bool {
+        matches!(self, Self::All | Self::Detect)
+    }
+
+    /// Once per store: retention, the derived health issues (the `all` node, or a cluster's
+    /// api nodes).
+    fn keeps_store(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+
+    /// What the role needs of the configuration.
+    fn check(self, config: &Config) -> Result<(), ServeError> {
+        let cluster = &config.cluster;
+        if self != Self::All && cluster.postgres_url.is_empty() {
+            return Err(ServeError::Role(format!(
+                "--role {self:?} shares the store: set [cluster] postgres_url"
+            )));
+        }
+        if matches!(self, Self::Ingest | Self::Detect) && cluster.nats_urls.is_empty() {
+            return Err(ServeError::Role(format!(
+                "--role {self:?} needs the stream: set [cluster] nats_urls"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A part's counters, read when the stats file is written.
+type CounterSource = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
+
+/// Every counter the stats file shows: ingest's, the outputs', detection's, the cluster's.
+#[derive(Clone)]
 struct AllCounters {
     ingest: Arc<Counters>,
     outputs: Arc<OutputCounters>,
     detection: Arc<Mutex<Option<Arc<Detection>>>>,
+    cluster: Vec<CounterSource>,
 }
 
 impl AllCounters {
@@ -87,21 +146,22 @@ impl AllCounters {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
         {
-            add_detection(&mut all, detection.counters());
+            add_counters(&mut all, detection.counters(), DETECTION_HELP);
+        }
+        for source in &self.cluster {
+            add_counters(&mut all, source(), CLUSTER_HELP);
         }
         all
     }
 }
 
-/// The detection engine's counters (`dcwatch_detect` names them itself).
-fn add_detection(snapshot: &mut Snapshot, counters: Vec<(&'static str, u64)>) {
+const DETECTION_HELP: &str = "Counted by the detection engine.";
+const CLUSTER_HELP: &str = "Counted by the cluster's stream (README \"Scaling out\").";
+
+/// Counters named by the part that counts them (detection, the cluster's stream).
+fn add_counters(snapshot: &mut Snapshot, counters: Vec<(&'static str, u64)>, help: &'static str) {
     for (name, value) in counters {
-        snapshot.push(
-            name,
-            Kind::Counter,
-            "Counted by the detection engine.",
-            value,
-        );
+        snapshot.push(name, Kind::Counter, help, value);
     }
 }
 
@@ -144,6 +204,15 @@ fn watch_hangups(
             }
         }
     }))
+}
+
+/// Opens the configured store off the runtime's threads (connecting to PostgreSQL blocks).
+async fn open_store(config: &Config) -> Result<Box<dyn Storage>, ServeError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || crate::store::open(&config))
+        .await
+        .map_err(|failure| ServeError::Role(format!("opening the store: {failure}")))?
+        .map_err(ServeError::Store)
 }
 
 /// What a reload changes: the log level, the stats settings and retention apply; the rest is
@@ -201,23 +270,28 @@ pub fn reload_plan(running: &Config, new: &Config) -> Vec<Item> {
             &describe(&new.console),
         ),
         Item::restart("metrics", &running.metrics, &new.metrics),
+        Item::restart("cluster", &running.cluster, &new.cluster),
     ]
 }
 
-/// Serves until `shutdown` completes, then ends the open streams, writes the stats file one
-/// last time and returns the final counters.
+/// Serves `role` until `shutdown` completes, then ends the open streams, writes the stats file
+/// one last time and returns the final counters.
 pub async fn serve(
     config: &Config,
+    role: Role,
     reread: Reread,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Snapshot, ServeError> {
+    role.check(config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
-    let store = Store::open(&config.data_dir)?;
+    let store: SharedStore = Arc::new(Mutex::new(open_store(config).await?));
     let identity = tls::server_identity(&config.tls, &config.data_dir)?;
-    if let Some(ca) = &identity.ca {
+    if role.ingests()
+        && let Some(ca) = &identity.ca
+    {
         if identity.created {
             info!(
                 "made a CA and a server certificate in {}",
@@ -229,18 +303,15 @@ pub async fn serve(
             ca.display()
         );
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            address: config.listen,
-            source,
-        })?;
-    let address = listener.local_addr().map_err(|source| ServeError::Listen {
-        address: config.listen,
-        source,
-    })?;
+    let node = crate::cluster::node_name(&config.cluster);
+    let stream = if matches!(role, Role::Ingest | Role::Detect) {
+        let context = crate::cluster::connect(&config.cluster, &node).await?;
+        let stream = crate::cluster::activity_stream(&context, &config.cluster).await?;
+        Some((context, stream))
+    } else {
+        None
+    };
 
-    let store = Arc::new(Mutex::new(store));
     let counters = Arc::new(Counters::default());
     let (stop, stopping) = watch::channel(false);
     let outputs = Arc::new(Outputs::start(&config.outputs)?);
@@ -277,52 +348,110 @@ pub async fn serve(
     };
     let directory = Arc::new(DirectorySource::default());
     let mut directory_version = None;
+    // Ingest enriches activities from it, detection judges with it, the console shows it.
     refresh_directory(&store, config, &directory, &mut directory_version).await;
-    let detection = Arc::new(Detection::start(
-        config.data_dir.clone(),
-        config.detect.clone(),
-        Arc::clone(&outputs),
-        Arc::clone(&directory),
-    )?);
-    let all_counters = AllCounters {
+    let mut all_counters = AllCounters {
         ingest: Arc::clone(&counters),
         outputs: Arc::clone(outputs.counters()),
-        detection: Arc::new(Mutex::new(Some(Arc::clone(&detection)))),
+        detection: Arc::new(Mutex::new(None)),
+        cluster: Vec::new(),
     };
-    let console = crate::console::start(
-        config,
-        &identity.cert_pem,
-        &identity.key_pem,
-        Arc::clone(&directory),
-        stopping.clone(),
-    )
-    .await?;
-    let service = IngestService::new(
-        Arc::clone(&store),
-        Arc::clone(&counters),
-        config.limits,
-        stopping.clone(),
-    )
-    .with_alerts(Arc::clone(&outputs), detection.waker())
-    .with_directory(Arc::clone(&directory));
-    let message_limit = config
-        .limits
-        .max_batch_bytes
-        .saturating_mul(MESSAGE_SIZE_FACTOR);
-    let router = Server::builder()
-        .tls_config(
-            ServerTlsConfig::new()
-                .identity(Identity::from_pem(identity.cert_pem, identity.key_pem)),
-        )?
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .add_service(IngestServer::new(service).max_decoding_message_size(message_limit));
-    info!("listening on {address}");
-    // Under systemd (Type=notify): ready once listening.
-    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let mut claiming = None;
+    let detection = if role.detects() {
+        let mut detection_store = open_store(config).await?;
+        let source: Box<dyn Source> = match &stream {
+            Some((context, activity_stream)) => {
+                let claims = Arc::new(Claims::default());
+                let bucket = claims::bucket(context, config.cluster.replicas).await?;
+                claiming = Some(tokio::spawn(claims::run(
+                    bucket,
+                    node.clone(),
+                    config.cluster.partitions,
+                    Arc::clone(&claims),
+                    stopping.clone(),
+                )));
+                let source_counters = Arc::new(SourceCounters::default());
+                let shown = Arc::clone(&source_counters);
+                all_counters
+                    .cluster
+                    .push(Arc::new(move || shown.snapshot()));
+                Box::new(StreamSource::new(
+                    tokio::runtime::Handle::current(),
+                    activity_stream.clone(),
+                    claims,
+                    source_counters,
+                ))
+            }
+            None => {
+                let (store, source) = tokio::task::spawn_blocking(move || {
+                    let source = StoreSource::new(detection_store.as_mut());
+                    (detection_store, source)
+                })
+                .await
+                .map_err(|failure| ServeError::Role(format!("detection: {failure}")))?;
+                detection_store = store;
+                Box::new(source?)
+            }
+        };
+        let detection = Arc::new(Detection::start(
+            detection_store,
+            source,
+            config.detect.clone(),
+            Arc::clone(&outputs),
+            Arc::clone(&directory),
+        )?);
+        *all_counters
+            .detection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&detection));
+        Some(detection)
+    } else {
+        None
+    };
+    let console = if role == Role::All {
+        crate::console::start(
+            config,
+            &identity.cert_pem,
+            &identity.key_pem,
+            Arc::clone(&directory),
+            stopping.clone(),
+        )
+        .await?
+    } else {
+        None
+    };
+    let publisher = match (&stream, role) {
+        (Some((context, _)), Role::Ingest) => {
+            let publisher = Arc::new(Publisher::new(context.clone(), config.cluster.partitions));
+            let shown = Arc::clone(&publisher);
+            all_counters
+                .cluster
+                .push(Arc::new(move || shown.snapshot()));
+            Some(publisher)
+        }
+        _ => None,
+    };
 
+    let service = role.ingests().then(|| {
+        let service = IngestService::new(
+            Arc::clone(&store),
+            Arc::clone(&counters),
+            config.limits,
+            stopping.clone(),
+        )
+        .with_alerts(
+            Arc::clone(&outputs),
+            detection.as_ref().map(|detection| detection.waker()),
+        )
+        .with_directory(Arc::clone(&directory));
+        match &publisher {
+            Some(publisher) => service.with_stream(Arc::clone(publisher)),
+            None => service,
+        }
+    });
     let housekeeping = tokio::spawn(housekeeping(
         reloaded,
+        role,
         Housekeeping {
             store: Arc::clone(&store),
             counters: all_counters.clone(),
@@ -337,12 +466,20 @@ pub async fn serve(
         info!("stopping: ending the open streams");
         let _closed = stop.send(true);
     };
-    router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signalled)
-        .await?;
+    match service {
+        Some(service) => serve_ingest(config, &identity, service, signalled).await?,
+        None => {
+            info!("serving as {role:?}");
+            notify_systemd(&[sd_notify::NotifyState::Ready]);
+            signalled.await;
+        }
+    }
     let _finished = housekeeping.await;
     if let Some(console) = console {
         let _finished = console.await;
+    }
+    if let Some(claiming) = claiming {
+        let _finished = claiming.await;
     }
     let _finished = hangups.await;
     // Detection judges what was stored, then the outputs get what it emitted.
@@ -351,20 +488,24 @@ pub async fn serve(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
-    let detection_counters = match Arc::try_unwrap(detection) {
-        Ok(detection) => tokio::task::spawn_blocking(move || detection.stop())
+    let detection_counters = match detection.map(Arc::try_unwrap) {
+        Some(Ok(detection)) => tokio::task::spawn_blocking(move || detection.stop())
             .await
             .unwrap_or_default(),
-        Err(_) => {
+        Some(Err(_)) => {
             warn!("detection still in use at exit");
             Vec::new()
         }
+        None => Vec::new(),
     };
     finish_outputs(outputs).await;
     let mut final_counters = Snapshot::default();
     final_counters.add(&*counters);
     final_counters.add(&*all_counters.outputs);
-    add_detection(&mut final_counters, detection_counters);
+    add_counters(&mut final_counters, detection_counters, DETECTION_HELP);
+    for source in &all_counters.cluster {
+        add_counters(&mut final_counters, source(), CLUSTER_HELP);
+    }
     if let Some(file) = &config.stats.file
         && let Err(failure) = stats_file::write(file, &stats_file::object(final_counters.pairs()))
     {
@@ -376,6 +517,44 @@ pub async fn serve(
         .collect();
     info!("stopped: {}", summary.join(" "));
     Ok(final_counters)
+}
+
+/// The sensors' gRPC service over TLS, until `signalled` completes.
+async fn serve_ingest(
+    config: &Config,
+    identity: &tls::ServerIdentity,
+    service: IngestService,
+    signalled: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| ServeError::Listen {
+        address: config.listen,
+        source,
+    })?;
+    let message_limit = config
+        .limits
+        .max_batch_bytes
+        .saturating_mul(MESSAGE_SIZE_FACTOR);
+    let router = Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(
+            identity.cert_pem.clone(),
+            identity.key_pem.clone(),
+        )))?
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .add_service(IngestServer::new(service).max_decoding_message_size(message_limit));
+    info!("listening on {address}");
+    // Under systemd (Type=notify): ready once listening.
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signalled)
+        .await?;
+    Ok(())
 }
 
 /// Lets queued messages reach the outputs, once every stream (and its handle on them) ended.
@@ -394,9 +573,8 @@ async fn finish_outputs(mut outputs: Arc<Outputs>) {
 }
 
 /// What housekeeping works on.
-#[derive(Debug)]
 struct Housekeeping {
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     counters: AllCounters,
     outputs: Arc<Outputs>,
     published: Option<Arc<Published>>,
@@ -410,6 +588,7 @@ const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// stops; a reloaded configuration (`config`) takes effect at once.
 async fn housekeeping(
     mut config: watch::Receiver<Config>,
+    role: Role,
     work: Housekeeping,
     (directory, mut directory_version): (Arc<DirectorySource>, Option<(i64, i64)>),
     mut stopping: watch::Receiver<bool>,
@@ -446,7 +625,9 @@ async fn housekeeping(
             _ = directory_check.tick() => {
                 refresh_directory(store, &running, &directory, &mut directory_version).await;
             }
-            _ = health_check.tick() => derive_health(store, &work.outputs).await,
+            _ = health_check.tick(), if role.keeps_store() => {
+                derive_health(store, &work.outputs).await;
+            }
             _ = stats.tick() => {
                 let snapshot = work.counters.snapshot();
                 if let Some(file) = &running.stats.file
@@ -459,7 +640,10 @@ async fn housekeeping(
                     publish(store, published, snapshot).await;
                 }
             }
-            _ = prune.tick() => retention(store, &running.retention, &work.counters.ingest).await,
+            // Once per store: the `all` node, or a cluster's api nodes.
+            _ = prune.tick(), if role.keeps_store() => {
+                retention(store, &running.retention, &work.counters.ingest).await;
+            }
             _ = stopping.changed() => return,
         }
     }
@@ -467,12 +651,15 @@ async fn housekeeping(
 
 /// Opens and closes the issues the backend derives (silent or outdated sensors); each change
 /// goes to the outputs.
-async fn derive_health(store: &Arc<Mutex<Store>>, outputs: &Arc<Outputs>) {
+async fn derive_health(store: &SharedStore, outputs: &Arc<Outputs>) {
     let store = Arc::clone(store);
     let now_ns = u64::try_from(crate::outputs::now_ns()).unwrap_or_default();
     let derived = tokio::task::spawn_blocking(move || {
         crate::health::derive(
-            &store.lock().unwrap_or_else(PoisonError::into_inner),
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_mut(),
             now_ns,
         )
     })
@@ -495,7 +682,7 @@ async fn derive_health(store: &Arc<Mutex<Store>>, outputs: &Arc<Outputs>) {
 }
 
 /// Hands the probes the counters and the open health issues; ready once the store answers.
-async fn publish(store: &Arc<Mutex<Store>>, published: &Published, snapshot: Snapshot) {
+async fn publish(store: &SharedStore, published: &Published, snapshot: Snapshot) {
     let store = Arc::clone(store);
     let open = tokio::task::spawn_blocking(move || {
         store
@@ -526,7 +713,7 @@ const DIRECTORY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Gives detection the directory the sensors synced, when it changed since `version`.
 async fn refresh_directory(
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     config: &Config,
     source: &Arc<DirectorySource>,
     version: &mut Option<(i64, i64)>,
@@ -535,8 +722,8 @@ async fn refresh_directory(
     let tags = config.entities.tag_config();
     let known = *version;
     let loaded = tokio::task::spawn_blocking(move || {
-        let store = store.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = crate::directory::version(&store)?;
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = store.directory_version()?;
         if Some(current) == known {
             return Ok(None);
         }
@@ -545,7 +732,8 @@ async fn refresh_directory(
             .map_or(0, |since| {
                 i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
             });
-        crate::directory::load(&store, &tags, now_ms).map(|directory| Some((current, directory)))
+        crate::directory::load(store.as_mut(), &tags, now_ms)
+            .map(|directory| Some((current, directory)))
     })
     .await;
     match loaded {
@@ -567,7 +755,7 @@ async fn refresh_directory(
 
 /// Compacts what left the hot window, then deletes by age and by disk budget, whichever bites
 /// first; counts what each did.
-async fn retention(store: &Arc<Mutex<Store>>, settings: &RetentionConfig, counters: &Counters) {
+async fn retention(store: &SharedStore, settings: &RetentionConfig, counters: &Counters) {
     let ago = |seconds: u64| {
         SystemTime::now()
             .checked_sub(Duration::from_secs(seconds))

@@ -12,12 +12,14 @@
 mod alerts;
 pub mod blocks;
 mod health;
+pub mod postgres;
 mod profiles;
+mod storage;
 
 pub(crate) use alerts::decode_row as decode_alert_row;
+pub use storage::{ACTIVITY_CURSOR, SharedStore, Storage, open, open_existing};
 
 pub use health::{Recorded, StoredIssue, is_derived};
-pub use profiles::ProfileStore;
 
 pub use alerts::{
     AlertQuery, Closed, DETECTION, Excluded, Exclusion, ExclusionKind, HistoryEntry, NewActivity,
@@ -110,6 +112,16 @@ pub enum StoreError {
     },
     #[error("a token named {0:?} already exists (revoke it first)")]
     TokenExists(String),
+    #[error("no store in {} (is --data-dir right?)", .0.display())]
+    Missing(PathBuf),
+    #[error("store (PostgreSQL): {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("store (PostgreSQL): migration {version} is unknown to this version of dcwatch")]
+    NewerSchema { version: i32 },
+    #[error(
+        "store (PostgreSQL): migration {version} is not applied (run `dcwatch-backend store migrate`)"
+    )]
+    MigrationPending { version: i32 },
     #[error("store: activity block {id}: {source}")]
     Block { id: i64, source: blocks::BlockError },
 }

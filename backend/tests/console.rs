@@ -543,7 +543,8 @@ async fn cross_site_and_tokenless_posts_are_refused() {
     .await
     .json();
     assert_eq!(exclusions[0]["type"], "dcsync");
-    assert_eq!(exclusions[0]["kind"], "computer");
+    // An address is excluded as a one-address subnet (detection matches computers by name).
+    assert_eq!(exclusions[0]["kind"], "subnet");
     assert_eq!(exclusions[0]["value"], "10.99.0.2");
 }
 

@@ -157,15 +157,16 @@ async fn profiles_survive_a_restart_and_only_new_behaviour_alerts() -> anyhow::R
 
     // Restarted: three more weeks; WS11's learned enumeration stays quiet, a new one alerts.
     let backend = Backend::start(&config_path)?;
+    let (mut sensor, _) = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
+    let mut second = benign(t0, 14..35);
+    second.push(samr(t0 + 30 * DAY, WS11, 11, "SamrEnumerateGroupsInDomain"));
+    let judged_so_far = stream(&mut sensor, 2, &second, &data, 0).await?;
+    // The engine is built, with the stored profiles, when its partition's first chunk comes.
     assert!(
         backend.log().contains("profiles restored"),
         "{}",
         backend.log()
     );
-    let (mut sensor, _) = Sensor::open(backend.address, &ca, SENSOR, &token).await?;
-    let mut second = benign(t0, 14..35);
-    second.push(samr(t0 + 30 * DAY, WS11, 11, "SamrEnumerateGroupsInDomain"));
-    let judged_so_far = stream(&mut sensor, 2, &second, &data, 0).await?;
     assert!(samr_alerts(config)?.is_empty());
     assert_eq!(samr_dc_state(config)?["state"], "active");
     let attack = [samr(

@@ -1,5 +1,7 @@
 //! What the benchmarks share: the reference programs and robust statistics.
 
+pub mod synthetic;
+
 use std::{
     fs::File,
     io::{BufRead as _, BufReader, BufWriter, Read as _, Write as _},

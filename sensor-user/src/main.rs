@@ -51,25 +51,12 @@ fn main() -> ExitCode {
 /// The man page (section 8) and the shell completions, generated from the CLI.
 fn docs(out: &std::path::Path) -> anyhow::Result<()> {
     use clap::CommandFactory as _;
-    use clap_complete::Shell;
-    std::fs::create_dir_all(out)?;
-    let mut command = Cli::command();
-    let name = command.get_name().to_owned();
-    let mut page = Vec::new();
-    clap_mangen::Man::new(command.clone())
-        .section("8")
-        .render(&mut page)?;
-    std::fs::write(out.join(format!("{name}.8")), page)?;
-    for (shell, file) in [
-        (Shell::Bash, format!("{name}.bash")),
-        (Shell::Zsh, format!("_{name}")),
-        (Shell::Fish, format!("{name}.fish")),
-    ] {
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut command, &name, &mut script);
-        std::fs::write(out.join(file), script)?;
-    }
-    Ok(())
+    dcwatch_telemetry::docs::write(Cli::command(), out).with_context(|| {
+        format!(
+            "writing the man page and completions into {}",
+            out.display()
+        )
+    })
 }
 
 fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {

@@ -32,12 +32,24 @@ impl BackendProcess {
     /// As [`BackendProcess::start`], reading the configuration file `config` when one is given
     /// (the listening address and the data folder given here override its own).
     pub fn start_configured(
-        mut command: Command,
+        command: Command,
         listen: &str,
         data_dir: &Path,
         config: Option<&Path>,
     ) -> io::Result<Self> {
-        command.args(["--log-level", "debug", "serve"]);
+        Self::start_role(command, "all", listen, data_dir, config)
+    }
+
+    /// As [`BackendProcess::start_configured`], as `serve --role ROLE`. A role without a
+    /// listener (detect, api) is up once it says so; its `address` is then unspecified.
+    pub fn start_role(
+        mut command: Command,
+        role: &str,
+        listen: &str,
+        data_dir: &Path,
+        config: Option<&Path>,
+    ) -> io::Result<Self> {
+        command.args(["--log-level", "debug", "serve", "--role", role]);
         if let Some(config) = config {
             command.arg("--config").arg(config);
         }
@@ -61,6 +73,9 @@ impl BackendProcess {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some((_, address)) = line.split_once("listening on ") {
                     drop(found.send(address.trim().to_owned()));
+                }
+                if line.contains("serving as ") {
+                    drop(found.send("0.0.0.0:0".to_owned()));
                 }
                 if let Ok(mut log) = lines.lock() {
                     log.push_str(&line);

@@ -6,6 +6,7 @@
 //! toolchain is installed.
 
 pub mod backend_process;
+pub mod cluster_servers;
 pub mod corpus;
 pub mod exposition;
 pub mod frames;

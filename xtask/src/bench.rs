@@ -12,7 +12,7 @@ pub fn run() -> anyhow::Result<()> {
     shell::build_sensor("bench")?;
     setup::apt_install(BASELINE_PACKAGES)?;
     let root = shell::workspace_root();
-    // transport-cost and alert-latency run a real backend.
+    // transport-cost, alert-latency and cluster-scale run a real backend.
     shell::run(cargo().current_dir(&root).args([
         "build",
         "--release",
@@ -29,6 +29,7 @@ pub fn run() -> anyhow::Result<()> {
         "detect-cost",
         "transport-cost",
         "alert-latency",
+        "cluster-scale",
         "directory-cost",
         "profile-cost",
         "store-size",

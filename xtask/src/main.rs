@@ -14,6 +14,7 @@ mod package;
 mod setup;
 mod shell;
 mod test;
+mod vm_image;
 
 use clap::{Parser, Subcommand};
 
@@ -38,7 +39,8 @@ enum Task {
         #[arg(long)]
         no_e2e: bool,
         /// Also run the slow tests (`#[ignore]`d ones: floods, a minute of CPU hog, the .deb
-        /// install and purge, the profiles' bounds).
+        /// install and purge, the backend's cluster under faults, the appliance image booted under
+        /// qemu, the profiles' bounds).
         #[arg(long)]
         full: bool,
     },
@@ -59,6 +61,23 @@ enum Task {
     /// target/debian: binaries, systemd units, conffiles, the system users, man pages and
     /// completions.
     Package,
+    /// Build the virtual sensor appliance (vm-images/README.md): a Debian qcow2 holding the
+    /// dcwatch-sensor package, configured at first boot from a seed. Rebuilt only when its
+    /// inputs change; prints its size.
+    VmImage {
+        /// Where the image goes (default target/vm-image).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Make the appliance's seed (a FAT image labelled CIDATA) from a folder laid out as
+    /// vm-images/seed-example.
+    VmSeed {
+        /// The folder: meta-data, dcwatch/appliance.conf, dcwatch/dcwatch.toml, dcwatch/token...
+        dir: std::path::PathBuf,
+        /// The seed image to write.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
     /// Set up, build, bring up the lab, and play each scenario with the sensor on the lab's
     /// mirror port: checks the activities each scenario must produce and that no frame was lost,
     /// then takes the lab down.
@@ -94,5 +113,7 @@ fn main() -> anyhow::Result<()> {
             save,
         } => e2e::run(&scenarios, keep, save.as_deref()),
         Task::Lab { task } => lab::run(task),
+        Task::VmImage { out } => vm_image::run(out.as_deref()).map(drop),
+        Task::VmSeed { dir, out } => vm_image::seed(&dir, &out),
     }
 }

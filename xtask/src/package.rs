@@ -3,9 +3,14 @@
 //! the example configurations as conffiles, maintainer scripts that add and remove the system
 //! users, and the man pages and completions each binary generates from its CLI.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Mutex};
 
 use crate::shell::{self, cargo};
+
+/// The packages this process has built. The slow tests that need them (this module's install
+/// and purge, the appliance's image) run at once: the second must not remake them while the
+/// first installs them.
+static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// The packages, by cargo package name and binary.
 const PACKAGES: [(&str, &str); 2] = [
@@ -13,8 +18,18 @@ const PACKAGES: [(&str, &str); 2] = [
     ("dcwatch-backend", "dcwatch-backend"),
 ];
 
-/// Builds both packages into `target/debian`; returns their paths.
+/// Builds both packages into `target/debian`, once per process; returns their paths.
 pub fn run() -> anyhow::Result<Vec<PathBuf>> {
+    let mut built = BUILT
+        .lock()
+        .map_err(|_| anyhow::anyhow!("an earlier package build panicked"))?;
+    if built.is_empty() {
+        *built = build()?;
+    }
+    Ok(built.clone())
+}
+
+fn build() -> anyhow::Result<Vec<PathBuf>> {
     crate::setup::run()?;
     let root = shell::workspace_root();
     let release = root.join("target/release");

@@ -11,7 +11,8 @@ use crate::shell::{self, output};
 /// backend's syslog-output tests (a real receiver over UDP, TCP and TLS), a Samba AD DC and
 /// openssl for the directory sync tests (sensor-user/tests/directory_sync.rs,
 /// tests/lab/tools/sync_dc.sh), Chromium and its WebDriver (one source package, so they always
-/// match) for the console's browser tests.
+/// match) for the console's browser tests, PostgreSQL and nats-server for the cluster's tests
+/// and benchmark (backend/tests/cluster.rs, bench/src/bin/cluster-scale.rs).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libllvm22",
@@ -27,10 +28,30 @@ const APT_PACKAGES: &[&str] = &[
     "openssl",
     "chromium",
     "chromium-driver",
+    "postgresql",
+    "nats-server",
 ];
 /// Services Debian starts when Samba is installed: the tests' DCs run in their own namespaces,
 /// never on the host.
 const HOST_SAMBA_SERVICES: &[&str] = &["samba-ad-dc", "smbd", "nmbd", "winbind"];
+/// Services Debian starts with PostgreSQL and NATS: the tests run their own, unprivileged, on
+/// loopback ports of their choosing.
+const HOST_CLUSTER_SERVICES: &[&str] = &["postgresql", "nats-server"];
+
+/// Building and booting the virtual appliance (`cargo xtask vm-image`, its boot test in
+/// `cargo xtask test --full`): the Debian tree (mmdebstrap), the disk (sfdisk, mkfs.fat, mtools,
+/// syslinux's MBR and loader; e2fsprogs is essential), the qcow2 and the emulator. Installed on
+/// first use only, not by `setup`: about 120 MiB that the default run never needs.
+const VM_PACKAGES: &[&str] = &[
+    "mmdebstrap",
+    "fdisk",
+    "dosfstools",
+    "mtools",
+    "syslinux",
+    "syslinux-common",
+    "qemu-utils",
+    "qemu-system-x86",
+];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Builds the .deb packages (`cargo xtask package`).
 const CARGO_DEB_VERSION: &str = "3.8.0";
@@ -46,17 +67,32 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn apt_packages() -> anyhow::Result<()> {
-    let had_samba = output(Command::new("dpkg-query").args(["-W", "-f=${Status}", "samba"]))
-        .is_some_and(|status| status.contains("ok installed"));
+    let installed = |package: &str| {
+        output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+            .is_some_and(|status| status.contains("ok installed"))
+    };
+    let had_samba = installed("samba");
+    let had_cluster = installed("postgresql") && installed("nats-server");
     apt_install(APT_PACKAGES)?;
+    // Best effort: a machine without systemd runs none of them anyway.
     if !had_samba {
-        // Best effort: a machine without systemd runs none of them anyway.
         let _ = Command::new("systemctl")
             .args(["disable", "--now"])
             .args(HOST_SAMBA_SERVICES)
             .status();
     }
+    if !had_cluster {
+        let _ = Command::new("systemctl")
+            .args(["disable", "--now"])
+            .args(HOST_CLUSTER_SERVICES)
+            .status();
+    }
     Ok(())
+}
+
+/// What the virtual appliance's build and boot need ([`VM_PACKAGES`]).
+pub fn vm_tools() -> anyhow::Result<()> {
+    apt_install(VM_PACKAGES)
 }
 
 /// Installs those of `packages` that are missing.

@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::{
     console::users,
     detection::DirectorySource,
-    store::{FILE_NAME, timestamp_ns},
+    store::{Excluded, FILE_NAME, timestamp_ns},
 };
 
 const ALERTS: &str = "alerts";
@@ -750,53 +750,32 @@ impl Data {
                 comment
             ],
         )?;
-        let learns = dcwatch_detect::learning::Behaviour::from_details(
-            alert
-                .details
-                .iter()
-                .map(|detail| (detail.name.as_str(), detail.value.as_str())),
-        )
-        .is_some();
-        if exclude && learns && classification == Classification::Btp {
-            // A learning detection's alert (Part II): its entity's profile learns the
-            // behaviour (the detection loop applies the `taught` row), so new behaviour of the
-            // same entity still alerts.
-            transaction.execute(
-                &format!(
-                    "INSERT INTO {HISTORY} (alert_id, time_ns, event, actor, text)
-                     VALUES (?1, ?2, 'taught', ?3, 'the behaviour is learned for its entity')"
-                ),
-                params![id, now_ns, actor],
-            )?;
-        } else if exclude {
-            let (kind, value) = match alert.primary_key.split_once(':') {
-                Some(("src", value)) => ("computer", value),
-                Some(("account", value)) => ("account", value),
-                Some((kind, value)) => (kind, value),
-                None => ("entity", alert.primary_key.as_str()),
+        if exclude {
+            // Only an allowed behaviour (B-TP) is learned; a true positive's entity is excluded.
+            let excluded = if classification == Classification::Btp {
+                Excluded::of(&alert)
+            } else {
+                Excluded::entity(&alert)
             };
-            transaction.execute(
-                "INSERT INTO alert_exclusions (type, kind, value, created_ns, comment)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    alert.r#type,
-                    kind,
-                    value,
-                    now_ns,
-                    format!("closed {id} by {actor}")
-                ],
-            )?;
+            if let Excluded::Entity(kind, value) = &excluded {
+                transaction.execute(
+                    "INSERT INTO alert_exclusions (type, kind, value, created_ns, comment)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        alert.r#type,
+                        kind.name(),
+                        value,
+                        now_ns,
+                        format!("closed {id} by {actor}")
+                    ],
+                )?;
+            }
             transaction.execute(
                 &format!(
                     "INSERT INTO {HISTORY} (alert_id, time_ns, event, actor, text)
-                     VALUES (?1, ?2, 'excluded', ?3, ?4)"
+                     VALUES (?1, ?2, ?3, ?4, ?5)"
                 ),
-                params![
-                    id,
-                    now_ns,
-                    actor,
-                    format!("{kind} {value} from {}", alert.r#type)
-                ],
+                params![id, now_ns, excluded.event(), actor, excluded.text(&alert)],
             )?;
         }
         transaction.commit()?;

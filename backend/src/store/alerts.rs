@@ -11,7 +11,7 @@
 //! alert keeps the analyst's status (and is not emitted): the close wins over evidence the
 //! engine judged before it knew of the close.
 
-use dcwatch_detect::learning::Behaviour;
+use dcwatch_detect::{learning::Behaviour, profiles::Changes};
 use dcwatch_proto::v1::{
     Activity, Alert,
     alert::{Classification, Status},
@@ -106,6 +106,53 @@ pub enum Excluded {
     Entity(ExclusionKind, String),
 }
 
+impl Excluded {
+    /// What "close and exclude" does to `alert`: an alert of a detection that learns (its
+    /// details carry the behaviour, Part II) teaches the profile (a `taught` history row the
+    /// detection loop applies), so the same behaviour stops alerting and new behaviour of the
+    /// same entity still does; any other excludes its primary entity from its detection.
+    pub fn of(alert: &Alert) -> Self {
+        let details = alert
+            .details
+            .iter()
+            .map(|detail| (detail.name.as_str(), detail.value.as_str()));
+        if Behaviour::from_details(details).is_some() {
+            return Self::Taught;
+        }
+        Self::entity(alert)
+    }
+
+    /// Excluding `alert`'s primary entity from its detection (an account; an address as a
+    /// one-address subnet; else a computer).
+    pub fn entity(alert: &Alert) -> Self {
+        let (kind, value) = match alert.primary_key.split_once(':') {
+            Some(("account", value)) => (ExclusionKind::Account, value),
+            Some((_, value)) if value.parse::<std::net::IpAddr>().is_ok() => {
+                (ExclusionKind::Subnet, value)
+            }
+            Some((_, value)) => (ExclusionKind::Computer, value),
+            None => (ExclusionKind::Computer, alert.primary_key.as_str()),
+        };
+        Self::Entity(kind, value.to_owned())
+    }
+
+    /// The history row's event.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Self::Taught => "taught",
+            Self::Entity(..) => "excluded",
+        }
+    }
+
+    /// The history row's text.
+    pub fn text(&self, alert: &Alert) -> String {
+        match self {
+            Self::Taught => "the behaviour is learned for its entity".to_owned(),
+            Self::Entity(kind, value) => format!("{} {value} from {}", kind.name(), alert.r#type),
+        }
+    }
+}
+
 /// Who an exclusion names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExclusionKind {
@@ -123,7 +170,7 @@ impl ExclusionKind {
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    pub(super) fn from_name(name: &str) -> Option<Self> {
         match name {
             "account" => Some(Self::Account),
             "computer" => Some(Self::Computer),
@@ -162,18 +209,18 @@ impl NewActivity {
     }
 }
 
-fn status_name(status: Status) -> &'static str {
+pub(super) fn status_name(status: Status) -> &'static str {
     status.as_str_name()
 }
 
-fn classification_name(classification: Classification) -> &'static str {
+pub(super) fn classification_name(classification: Classification) -> &'static str {
     match classification {
         Classification::Unspecified => "",
         other => other.as_str_name(),
     }
 }
 
-fn time_of(time: Option<&pbjson_types::Timestamp>) -> i64 {
+pub(super) fn time_of(time: Option<&pbjson_types::Timestamp>) -> i64 {
     time.map_or(0, |time| timestamp_ns(time.seconds, time.nanos))
 }
 
@@ -194,32 +241,40 @@ pub(crate) fn decode_row(
     let status: String = row.get(2)?;
     let classification: String = row.get(3)?;
     let closed: Option<i64> = row.get(4)?;
-    Ok(match Alert::decode(blob.as_slice()) {
-        Ok(mut alert) => {
-            alert.status = Status::from_str_name(&status)
-                .unwrap_or(Status::Open)
-                .into();
-            alert.classification = Classification::from_str_name(&classification)
-                .unwrap_or(Classification::Unspecified)
-                .into();
-            alert.closed = closed.map(timestamp);
-            Ok(alert)
-        }
-        Err(source) => Err((id, source)),
-    })
+    Ok(with_status(&blob, &status, &classification, closed).map_err(|source| (id, source)))
+}
+
+/// An alert's blob with its status columns laid over it: both stores keep the status (which
+/// analysts change) beside the alert detection made.
+pub(super) fn with_status(
+    blob: &[u8],
+    status: &str,
+    classification: &str,
+    closed_ns: Option<i64>,
+) -> Result<Alert, prost::DecodeError> {
+    let mut alert = Alert::decode(blob)?;
+    alert.status = Status::from_str_name(status).unwrap_or(Status::Open).into();
+    alert.classification = Classification::from_str_name(classification)
+        .unwrap_or(Classification::Unspecified)
+        .into();
+    alert.closed = closed_ns.map(timestamp);
+    Ok(alert)
 }
 
 const ALERT_COLUMNS: &str = "id, alert, status, classification, closed_ns";
 
 impl Store {
-    /// Writes what detection raised and moves its cursor (the last activity row judged) in one
-    /// transaction. For each alert, whether it may be emitted:
+    /// Writes what detection raised, what `partition`'s profiles learned, and moves its cursor
+    /// named `cursor_name` (the `all` role's is the last activity row judged), in one
+    /// transaction: a restart judges again exactly what the stored profiles have not learned.
+    /// For each alert, whether it may be emitted:
     /// false when an analyst closed it after `applied_history` (detection has not seen the
     /// close yet, so the stored status stays the analyst's).
-    pub fn save_alerts(
+    pub fn save_alerts_at(
         &mut self,
         alerts: &[Alert],
-        cursor: i64,
+        (partition, profiles): (u32, &Changes),
+        (cursor_name, cursor): (&str, i64),
         applied_history: i64,
         now_ns: i64,
     ) -> Result<Vec<bool>, StoreError> {
@@ -296,25 +351,26 @@ impl Store {
             }
             emit.push(true);
         }
-        set_state(&transaction, "activity_cursor", cursor)?;
+        super::profiles::write(&transaction, partition, profiles)?;
+        set_state(&transaction, cursor_name, cursor)?;
         transaction.commit()?;
         Ok(emit)
     }
 
-    /// Detection's cursor: the last activity row it judged (`None` before it first ran).
-    pub fn detection_cursor(&self) -> Result<Option<i64>, StoreError> {
+    /// A detection cursor (`None` before detection first set it).
+    pub fn detection_state(&self, name: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .connection
             .query_row(
-                "SELECT value FROM detection_state WHERE name = 'activity_cursor'",
-                [],
+                "SELECT value FROM detection_state WHERE name = ?1",
+                [name],
                 |row| row.get(0),
             )
             .optional()?)
     }
 
-    pub fn set_detection_cursor(&self, cursor: i64) -> Result<(), StoreError> {
-        set_state(&self.connection, "activity_cursor", cursor)?;
+    pub fn set_detection_state(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        set_state(&self.connection, name, value)?;
         Ok(())
     }
 
@@ -503,11 +559,7 @@ impl Store {
         )?)
     }
 
-    /// "Close and exclude" after a close: an alert of a detection that learns (its details
-    /// carry the behaviour, Part II) teaches the profile (a `taught` history row the detection
-    /// loop applies), so the same behaviour stops alerting and new behaviour of the same entity
-    /// still does; any other excludes its primary entity from its detection. `None`: no such
-    /// alert.
+    /// "Close and exclude" after a close ([`Excluded::of`]). `None`: no such alert.
     pub fn exclude_alert(
         &mut self,
         id: &str,
@@ -521,27 +573,9 @@ impl Store {
         let Some(alert) = self.alerts(&query)?.into_iter().next() else {
             return Ok(None);
         };
-        let details = alert
-            .details
-            .iter()
-            .map(|detail| (detail.name.as_str(), detail.value.as_str()));
+        let excluded = Excluded::of(&alert);
         let transaction = self.write_transaction()?;
-        let excluded = if Behaviour::from_details(details).is_some() {
-            transaction.execute(
-                "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
-                 VALUES (?1, ?2, 'taught', ?3, 'the behaviour is learned for its entity')",
-                params![id, now_ns, actor],
-            )?;
-            Excluded::Taught
-        } else {
-            let (kind, value) = match alert.primary_key.split_once(':') {
-                Some(("account", value)) => (ExclusionKind::Account, value),
-                Some((_, value)) if value.parse::<std::net::IpAddr>().is_ok() => {
-                    (ExclusionKind::Subnet, value)
-                }
-                Some((_, value)) => (ExclusionKind::Computer, value),
-                None => (ExclusionKind::Computer, alert.primary_key.as_str()),
-            };
+        if let Excluded::Entity(kind, value) = &excluded {
             transaction.execute(
                 "INSERT INTO alert_exclusions (type, kind, value, created_ns, comment)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -553,20 +587,40 @@ impl Store {
                     format!("closed {id} by {actor}")
                 ],
             )?;
-            transaction.execute(
-                "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
-                 VALUES (?1, ?2, 'excluded', ?3, ?4)",
-                params![
-                    id,
-                    now_ns,
-                    actor,
-                    format!("{} {value} from {}", kind.name(), alert.r#type)
-                ],
-            )?;
-            Excluded::Entity(kind, value.to_owned())
-        };
+        }
+        transaction.execute(
+            "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, now_ns, excluded.event(), actor, excluded.text(&alert)],
+        )?;
         transaction.commit()?;
         Ok(Some(excluded))
+    }
+
+    /// Alerts whose behaviour an analyst taught, with when: an engine built later (a restart,
+    /// a partition moving here) teaches its profiles them again (learning is idempotent).
+    pub fn taught_alerts(&mut self) -> Result<Vec<(Alert, i64)>, StoreError> {
+        let taught: Vec<(String, i64)> = {
+            let mut statement = self.connection.prepare_cached(
+                "SELECT alert_id, MAX(time_ns) FROM alert_history WHERE event = 'taught'
+                 GROUP BY alert_id",
+            )?;
+            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut alerts = Vec::with_capacity(taught.len());
+        for (id, time_ns) in taught {
+            let query = AlertQuery {
+                id: Some(id),
+                ..AlertQuery::default()
+            };
+            alerts.extend(
+                self.alerts(&query)?
+                    .into_iter()
+                    .map(|alert| (alert, time_ns)),
+            );
+        }
+        Ok(alerts)
     }
 
     pub fn add_exclusion(
@@ -638,6 +692,16 @@ mod tests {
 
     use super::*;
 
+    /// A chunk that taught the profiles nothing.
+    const NO_PROFILES: (u32, &Changes) = (
+        0,
+        &Changes {
+            upserts: Vec::new(),
+            removed: Vec::new(),
+        },
+    );
+    use crate::store::ACTIVITY_CURSOR;
+
     const SECOND: i64 = 1_000_000_000;
 
     fn alert(id: &str, end_s: i64, status: Status) -> Alert {
@@ -668,15 +732,27 @@ mod tests {
     fn alerts_upsert_close_reopen_and_restore() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut store = Store::open(directory.path()).expect("open");
-        assert_eq!(store.detection_cursor().expect("cursor"), None);
+        assert_eq!(
+            store.detection_state(ACTIVITY_CURSOR).expect("cursor"),
+            None
+        );
         let first = alert("a", 100, Status::Open);
         assert_eq!(
             store
-                .save_alerts(&[first.clone(), alert("b", 50, Status::Open)], 7, 0, 1)
+                .save_alerts_at(
+                    &[first.clone(), alert("b", 50, Status::Open)],
+                    NO_PROFILES,
+                    (ACTIVITY_CURSOR, 7),
+                    0,
+                    1
+                )
                 .expect("save"),
             [true, true]
         );
-        assert_eq!(store.detection_cursor().expect("cursor"), Some(7));
+        assert_eq!(
+            store.detection_state(ACTIVITY_CURSOR).expect("cursor"),
+            Some(7)
+        );
         let listed = store.alerts(&AlertQuery::default()).expect("list");
         assert_eq!(
             listed
@@ -722,7 +798,9 @@ mod tests {
         update.count = 2;
         update.trigger = Trigger::Update.into();
         assert_eq!(
-            store.save_alerts(&[update.clone()], 8, 2, 2).expect("save"),
+            store
+                .save_alerts_at(&[update.clone()], NO_PROFILES, (ACTIVITY_CURSOR, 8), 2, 2)
+                .expect("save"),
             [false]
         );
         let kept = store
@@ -734,7 +812,12 @@ mod tests {
         assert_eq!(kept[0].status(), Status::Closed);
         assert_eq!(kept[0].count, 2, "the evidence is kept");
         // Once it has applied the close (row 3), its reopening stands.
-        assert_eq!(store.save_alerts(&[update], 9, 3, 3).expect("save"), [true]);
+        assert_eq!(
+            store
+                .save_alerts_at(&[update], NO_PROFILES, (ACTIVITY_CURSOR, 9), 3, 3)
+                .expect("save"),
+            [true]
+        );
         assert_eq!(events(&store, "a"), ["raised", "closed", "reopened"]);
         assert!(store.comment_alert("a", "ana", "seen", 4).expect("comment"));
         assert!(
@@ -779,7 +862,7 @@ mod tests {
         for round in 0..300 {
             let alert = alert(&format!("a{}", round % 7), round, Status::Open);
             detection
-                .save_alerts(&[alert], round, 0, round)
+                .save_alerts_at(&[alert], NO_PROFILES, (ACTIVITY_CURSOR, round), 0, round)
                 .expect("alerts are saved while ingest writes");
         }
         writer.join().expect("the writer");

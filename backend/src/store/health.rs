@@ -89,35 +89,6 @@ impl Store {
         }
     }
 
-    /// Closes, at `now_ns`, the issues open for `sensor_id` that the sensor no longer has open
-    /// (`open`, its list after a reconnection). Issues the backend derives are left alone.
-    /// Returns the issues closed.
-    pub fn reconcile_issues(
-        &self,
-        sensor_id: &str,
-        open: &[Issue],
-        now_ns: u64,
-    ) -> Result<Vec<Issue>, StoreError> {
-        let stale: Vec<Issue> = self
-            .issues(Some(sensor_id), true)?
-            .into_iter()
-            .map(|stored| stored.issue)
-            .filter(|issue| !is_derived(issue.kind))
-            .filter(|issue| {
-                !open
-                    .iter()
-                    .any(|still| still.kind == issue.kind && still.subject == issue.subject)
-            })
-            .collect();
-        let mut closed = Vec::with_capacity(stale.len());
-        for mut issue in stale {
-            issue.end_ns = Some(now_ns.max(issue.start_ns));
-            self.record_issue(sensor_id, &issue)?;
-            closed.push(issue);
-        }
-        Ok(closed)
-    }
-
     /// Issues, newest first; with `sensor_id`, that sensor's only; `open_only`: still open.
     pub fn issues(
         &self,
@@ -189,6 +160,7 @@ pub fn is_derived(kind: IssueKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Storage as _;
 
     fn issue(kind: IssueKind, subject: &str, start_ns: u64, end_ns: Option<u64>) -> Issue {
         Issue {
@@ -203,7 +175,7 @@ mod tests {
     #[test]
     fn issues_open_close_and_reconcile() {
         let directory = tempfile::tempdir().expect("directory");
-        let store = Store::open(directory.path()).expect("store");
+        let mut store = Store::open(directory.path()).expect("store");
         let dropped = issue(IssueKind::TrafficDropped, "", 10, None);
         assert_eq!(
             store.record_issue("s1", &dropped).expect("record"),

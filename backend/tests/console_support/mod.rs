@@ -283,7 +283,7 @@ pub fn console_with_directory(dir: &Path) -> (Arc<Console>, Arc<DirectorySource>
     directory::import(&mut store, &domains, &objects).expect("import");
     let source = Arc::new(DirectorySource::default());
     source.replace(Arc::new(
-        directory::load(&store, &dcwatch_entity::TagConfig::default(), 0).expect("load"),
+        directory::load(&mut store, &dcwatch_entity::TagConfig::default(), 0).expect("load"),
     ));
     let console = Console::open(
         dir,

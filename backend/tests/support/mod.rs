@@ -82,15 +82,21 @@ impl Backend {
                 if let Some((_, address)) = line.split_once("listening on ") {
                     let _ = found.send(address.trim().to_owned());
                 }
+                if line.contains("serving as ") {
+                    let _ = found.send("0.0.0.0:0".to_owned());
+                }
                 let mut log = lines.lock().expect("log");
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        let address = address
-            .recv_timeout(WAIT)
-            .context("the backend never said where it listens")?
-            .parse()?;
+        let address = match address.recv_timeout(WAIT) {
+            Ok(address) => address.parse()?,
+            Err(_) => anyhow::bail!(
+                "the backend never said where it listens: {}",
+                log.lock().expect("log")
+            ),
+        };
         Ok(Self {
             child,
             address,

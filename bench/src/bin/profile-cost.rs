@@ -17,7 +17,7 @@
 use std::{sync::Arc, time::Instant};
 
 use bench::median;
-use dcwatch_backend::store::{ProfileStore, Store};
+use dcwatch_backend::store::Store;
 use dcwatch_detect::{
     Config, Engine, knowledge::Knowledge, observed::Observed, profiles::Profiles, profiling,
     time::DAY,
@@ -220,7 +220,7 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut store = Store::open(dir.path())?;
     let start = Instant::now();
-    store.save_profiles(&changes)?;
+    store.save_profiles(0, &changes)?;
     let written = start.elapsed();
     drop(store);
     let file = std::fs::metadata(dir.path().join(dcwatch_backend::store::FILE_NAME))?.len()
@@ -243,12 +243,12 @@ fn main() -> anyhow::Result<()> {
     let mut load_s = Vec::new();
     for _ in 0..TRIALS {
         let start = Instant::now();
-        let rows = store.load_profiles()?;
+        let rows = store.load_profiles(0)?;
         read_s.push(start.elapsed().as_secs_f64());
         drop(rows);
         let start = Instant::now();
         let mut loaded = Profiles::default();
-        loaded.load(store.load_profiles()?);
+        loaded.load(store.load_profiles(0)?);
         load_s.push(start.elapsed().as_secs_f64());
         assert_eq!(loaded.len(), count);
     }

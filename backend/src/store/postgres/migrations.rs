@@ -1,0 +1,218 @@
+//! The PostgreSQL schema, as numbered migrations applied in order by `dcwatch-backend store
+//! migrate`. A migration, once released, never changes: a change is a new migration.
+//!
+//! The tables are SQLite's (store.rs, store/alerts.rs, directory.rs) in PostgreSQL's types:
+//! BYTEA for blobs, identity columns for row ids, `lower()` indexes where SQLite compares
+//! with NOCASE.
+
+use postgres::{Client, GenericClient};
+
+use crate::store::StoreError;
+
+/// (version, SQL), in order.
+pub const MIGRATIONS: &[(i32, &str)] = &[(1, INITIAL), (2, HEALTH_ISSUES), (3, PROFILES)];
+
+/// store/profiles.rs's table.
+const PROFILES: &str = "
+CREATE TABLE profiles (
+    partition BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    profile BYTEA NOT NULL,
+    PRIMARY KEY (partition, key)
+);
+";
+
+/// store/health.rs's table.
+const HEALTH_ISSUES: &str = "
+CREATE TABLE health_issues (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sensor_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    start_ns BIGINT NOT NULL,
+    end_ns BIGINT
+);
+CREATE INDEX health_issues_open ON health_issues (sensor_id, kind, subject, end_ns);
+CREATE INDEX health_issues_start ON health_issues (start_ns);
+";
+
+const INITIAL: &str = "
+CREATE TABLE activities (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    time_ns BIGINT NOT NULL,
+    sensor_id TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    position BIGINT NOT NULL,
+    protocol TEXT NOT NULL,
+    account TEXT,
+    domain TEXT,
+    src_ip TEXT,
+    dst_ip TEXT,
+    activity BYTEA NOT NULL,
+    UNIQUE (sensor_id, sequence, position)
+);
+CREATE INDEX activities_time ON activities (time_ns, sensor_id, sequence, position);
+CREATE INDEX activities_protocol ON activities (protocol, time_ns);
+CREATE INDEX activities_account ON activities (lower(account), time_ns);
+CREATE INDEX activities_src ON activities (src_ip, time_ns);
+CREATE INDEX activities_dst ON activities (dst_ip, time_ns);
+CREATE TABLE sensors (
+    sensor_id TEXT PRIMARY KEY,
+    stored_through BIGINT NOT NULL DEFAULT 0,
+    spool_instance TEXT NOT NULL DEFAULT '',
+    version TEXT NOT NULL DEFAULT '',
+    last_seen_ns BIGINT NOT NULL DEFAULT 0,
+    counters TEXT
+);
+CREATE TABLE refused_batches (
+    sensor_id TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    received_ns BIGINT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE health_events (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sensor_id TEXT NOT NULL,
+    time_ns BIGINT NOT NULL,
+    severity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE TABLE tokens (
+    name TEXT PRIMARY KEY,
+    sha256 BYTEA NOT NULL UNIQUE,
+    created_ns BIGINT NOT NULL
+);
+CREATE TABLE alerts (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    primary_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    classification TEXT NOT NULL,
+    closed_ns BIGINT,
+    severity INTEGER NOT NULL,
+    start_ns BIGINT NOT NULL,
+    end_ns BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    updated_ns BIGINT NOT NULL,
+    alert BYTEA NOT NULL
+);
+CREATE INDEX alerts_end ON alerts (end_ns);
+CREATE INDEX alerts_status ON alerts (status, end_ns);
+CREATE INDEX alerts_type ON alerts (type, end_ns);
+CREATE TABLE alert_history (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    time_ns BIGINT NOT NULL,
+    event TEXT NOT NULL,
+    classification TEXT NOT NULL DEFAULT '',
+    actor TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX alert_history_alert ON alert_history (alert_id, id);
+CREATE TABLE alert_exclusions (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created_ns BIGINT NOT NULL,
+    comment TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE detection_state (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+CREATE TABLE directory_domains (
+    name TEXT NOT NULL,
+    domain BYTEA NOT NULL,
+    sensor_id TEXT NOT NULL,
+    sync_id TEXT NOT NULL,
+    usn BIGINT NOT NULL,
+    updated_ns BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX directory_domains_name ON directory_domains (lower(name));
+CREATE TABLE directory_objects (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    guid TEXT NOT NULL UNIQUE,
+    domain TEXT NOT NULL,
+    sensor_id TEXT NOT NULL,
+    sync_id TEXT NOT NULL,
+    deleted BOOLEAN NOT NULL,
+    object BYTEA NOT NULL
+);
+CREATE INDEX directory_objects_sync ON directory_objects (lower(domain), sensor_id, sync_id);
+";
+
+/// Serialises migrators: two nodes started at once do not both run migration 1.
+const LOCK: i64 = 0x0064_6377_6174_6368;
+
+/// The migrations applied (none: an empty database).
+fn applied(client: &mut impl GenericClient) -> Result<Vec<i32>, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query("SELECT version FROM schema_migrations", &[])?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
+/// Applies the migrations not yet applied, each in its own transaction with its record;
+/// returns their versions.
+pub fn migrate(client: &mut Client, now_ns: i64) -> Result<Vec<i32>, StoreError> {
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
+    let done = applied(&mut transaction)?;
+    if done.is_empty() {
+        transaction.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version INTEGER PRIMARY KEY,
+                 applied_ns BIGINT NOT NULL
+             )",
+        )?;
+    }
+    check_known(&done)?;
+    let mut ran = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        transaction.batch_execute(sql)?;
+        transaction.execute(
+            "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, $2)",
+            &[version, &now_ns],
+        )?;
+        ran.push(*version);
+    }
+    transaction.commit()?;
+    Ok(ran)
+}
+
+/// Refuses a database a newer dcwatch migrated, or one with migrations still to run.
+pub fn check_current(client: &mut Client) -> Result<(), StoreError> {
+    let done = applied(client)?;
+    check_known(&done)?;
+    if let Some((version, _)) = MIGRATIONS
+        .iter()
+        .find(|(version, _)| !done.contains(version))
+    {
+        return Err(StoreError::MigrationPending { version: *version });
+    }
+    Ok(())
+}
+
+fn check_known(done: &[i32]) -> Result<(), StoreError> {
+    match done
+        .iter()
+        .find(|version| !MIGRATIONS.iter().any(|(known, _)| known == *version))
+    {
+        Some(version) => Err(StoreError::NewerSchema { version: *version }),
+        None => Ok(()),
+    }
+}

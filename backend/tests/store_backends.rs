@@ -1,0 +1,635 @@
+//! The store's scenarios (those of store.rs, store/alerts.rs and directory.rs) run through the
+//! `Storage` trait against both stores: SQLite in a temporary directory, and a real PostgreSQL
+//! (Debian's, an unprivileged cluster on loopback) migrated by `dcwatch-backend store migrate`.
+//! Each store must give the same answers.
+
+use dcwatch_backend::store::{
+    ACTIVITY_CURSOR, AlertQuery, Closed, Excluded, ExclusionKind, Query, Storage, Store,
+    StoreError, Stored, StoredActivity, postgres::PgStore,
+};
+use dcwatch_detect::{
+    learning::{ITEM_DETAIL, SUBJECT_DETAIL},
+    profiles::{Changes, Profiles},
+};
+use dcwatch_proto::v1::{
+    Account, Activity, Alert, DirectoryDelta, DirectoryDomain, DirectoryObject, DnsActivity,
+    Endpoint, HealthEvent,
+    activity::Body,
+    alert::{Classification, Status, Trigger},
+};
+use dcwatch_tests::cluster_servers::Postgres;
+
+const SECOND: i64 = 1_000_000_000;
+
+/// A chunk that taught the profiles nothing.
+const NO_PROFILES: (u32, &Changes) = (
+    0,
+    &Changes {
+        upserts: Vec::new(),
+        removed: Vec::new(),
+    },
+);
+
+/// Opens the store under test again (a reopen must find what was written).
+type Opener<'a> = &'a mut dyn FnMut() -> Box<dyn Storage>;
+
+/// Runs `scenario` against SQLite, then against PostgreSQL.
+fn on_both(scenario: fn(Opener<'_>)) {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().to_owned();
+    scenario(&mut || Box::new(Store::open(&path).expect("sqlite")));
+
+    let postgres = Postgres::start(false).expect("PostgreSQL");
+    let url = postgres.database("scenario").expect("a database");
+    assert!(
+        matches!(
+            PgStore::connect(&url),
+            Err(StoreError::MigrationPending { version: 1 })
+        ),
+        "an unmigrated database is refused"
+    );
+    let migrated = std::process::Command::new(env!("CARGO_BIN_EXE_dcwatch-backend"))
+        .args(["store", "migrate", "--config"])
+        .arg(config_with(&url, directory.path()))
+        .output()
+        .expect("dcwatch-backend");
+    assert!(
+        migrated.status.success(),
+        "store migrate: {}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(
+        PgStore::connect(&url).is_ok(),
+        "the migrated schema is current"
+    );
+    scenario(&mut || Box::new(PgStore::connect(&url).expect("postgres")));
+}
+
+/// A configuration file naming the PostgreSQL store.
+fn config_with(url: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("backend.toml");
+    std::fs::write(&path, format!("[cluster]\npostgres_url = \"{url}\"\n")).expect("config");
+    path
+}
+
+fn activity(seconds: i64, name: &str, src: [u8; 4]) -> Activity {
+    Activity {
+        time: Some(pbjson_types::Timestamp { seconds, nanos: 0 }),
+        src: Some(Endpoint {
+            ip: src.to_vec(),
+            port: 5000,
+        }),
+        dst: Some(Endpoint {
+            ip: vec![10, 0, 0, 1],
+            port: 53,
+        }),
+        account: Some(Account {
+            domain: "CORP".to_owned(),
+            name: name.to_owned(),
+            sid: String::new(),
+            tags: Vec::new(),
+        }),
+        body: Some(Body::Dns(DnsActivity::default())),
+        ..Activity::default()
+    }
+}
+
+fn all(store: &mut dyn Storage, query: &Query) -> Vec<StoredActivity> {
+    let mut out = Vec::new();
+    store
+        .activities(query, &mut |stored| {
+            out.push(stored);
+            Ok(())
+        })
+        .expect("query");
+    out
+}
+
+#[test]
+fn a_batch_is_stored_once_and_queries_filter_and_order() {
+    on_both(|open| {
+        let mut store = open();
+        let batch = [
+            activity(20, "alice", [10, 0, 0, 5]),
+            activity(10, "bob", [10, 0, 0, 6]),
+        ];
+        assert_eq!(
+            store
+                .store_batch_with_directory("s1", "spool-1", 1, &batch, &[])
+                .expect("store"),
+            Stored::New
+        );
+        assert_eq!(
+            store
+                .store_batch_with_directory("s1", "spool-1", 1, &batch, &[])
+                .expect("store"),
+            Stored::Duplicate
+        );
+        assert_eq!(store.stored_through("s1").expect("through"), 1);
+        assert_eq!(store.stored_through("s2").expect("through"), 0);
+        let every = all(store.as_mut(), &Query::default());
+        assert_eq!(every.len(), 2);
+        assert_eq!(every[0].activity, batch[1], "ordered by time");
+        assert_eq!((every[0].sensor_id.as_str(), every[0].sequence), ("s1", 1));
+        let alice = Query {
+            account: Some("CORP\\ALICE".to_owned()),
+            ..Query::default()
+        };
+        assert_eq!(
+            all(store.as_mut(), &alice).len(),
+            1,
+            "names match in any case"
+        );
+        let by_ip = Query {
+            ip: Some("10.0.0.6".parse().expect("ip")),
+            protocol: Some("DNS".to_owned()),
+            ..Query::default()
+        };
+        assert_eq!(all(store.as_mut(), &by_ip)[0].activity, batch[1]);
+        let by_dst = Query {
+            ip: Some("10.0.0.1".parse().expect("ip")),
+            since_ns: Some(15 * SECOND),
+            ..Query::default()
+        };
+        assert_eq!(all(store.as_mut(), &by_dst)[0].activity, batch[0]);
+        let none = Query {
+            sensor_id: Some("s2".to_owned()),
+            ..Query::default()
+        };
+        assert!(all(store.as_mut(), &none).is_empty());
+        drop(store);
+        let mut store = open();
+        assert_eq!(store.stored_through("s1").expect("through"), 1);
+        assert_eq!(store.prune(15 * SECOND).expect("prune"), 1, "the older one");
+        assert_eq!(all(store.as_mut(), &Query::default())[0].activity, batch[0]);
+        assert_eq!(
+            store.stored_through("s1").expect("through"),
+            1,
+            "kept by pruning"
+        );
+        assert_eq!(
+            store.last_activity_row().expect("rows"),
+            1,
+            "the older activity was the second row"
+        );
+        let after = store.activities_after(0, 10).expect("after");
+        assert_eq!(
+            after
+                .iter()
+                .map(|stored| (stored.position, stored.reference()))
+                .collect::<Vec<_>>(),
+            [(0, "s1:1:0".to_owned())],
+            "the kept row, with its place in the batch"
+        );
+    });
+}
+
+#[test]
+fn the_spool_instance_is_kept_with_stored_through_and_refusals_move_it() {
+    on_both(|open| {
+        let mut store = open();
+        assert_eq!(store.spool_instance("s1").expect("instance"), "");
+        store.sensor_seen("s1", "1.0", 5).expect("hello");
+        let batch = [activity(20, "alice", [10, 0, 0, 5])];
+        store
+            .store_batch_with_directory("s1", "spool-a", 5, &batch, &[])
+            .expect("store");
+        assert_eq!(store.spool_instance("s1").expect("instance"), "spool-a");
+        store
+            .store_batch_with_directory("s1", "spool-b", 5, &batch, &[])
+            .expect("store");
+        assert_eq!(
+            store.spool_instance("s1").expect("instance"),
+            "spool-a",
+            "a duplicate changes nothing"
+        );
+        assert_eq!(
+            store
+                .refuse_batch("s1", "spool-b", 6, "undecodable", 0)
+                .expect("refuse"),
+            Stored::New
+        );
+        assert_eq!(
+            store
+                .refuse_batch("s1", "spool-b", 6, "undecodable", 0)
+                .expect("refuse"),
+            Stored::Duplicate
+        );
+        store
+            .store_health("s1", &HealthEvent::default())
+            .expect("health");
+        store
+            .store_counters("s1", "{\"frames\":1}")
+            .expect("counters");
+        drop(store);
+        let mut store = open();
+        assert_eq!(store.spool_instance("s1").expect("instance"), "spool-b");
+        assert_eq!(store.stored_through("s1").expect("through"), 6);
+    });
+}
+
+#[test]
+fn tokens_are_kept_as_hashes() {
+    on_both(|open| {
+        let mut store = open();
+        store.add_token("dc1", "secret", 1).expect("add");
+        assert!(matches!(
+            store.add_token("dc1", "other", 2),
+            Err(StoreError::TokenExists(_))
+        ));
+        store.add_token("dc0", "other", 3).expect("add");
+        assert_eq!(
+            store.tokens().expect("list"),
+            [("dc0".to_owned(), 3), ("dc1".to_owned(), 1)]
+        );
+        assert_eq!(
+            store.token_name("secret").expect("lookup").as_deref(),
+            Some("dc1")
+        );
+        assert_eq!(store.token_name("wrong").expect("lookup"), None);
+        assert!(store.revoke_token("dc1").expect("revoke"));
+        assert!(!store.revoke_token("dc1").expect("revoke"));
+        assert_eq!(store.token_name("secret").expect("lookup"), None);
+    });
+}
+
+fn timestamp(ns: i64) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
+        seconds: ns.div_euclid(SECOND),
+        nanos: 0,
+    }
+}
+
+fn alert(id: &str, end_s: i64, status: Status) -> Alert {
+    Alert {
+        id: id.to_owned(),
+        r#type: "dcsync".to_owned(),
+        primary_key: format!("src:{id}"),
+        status: status.into(),
+        start: Some(timestamp(end_s * SECOND)),
+        end: Some(timestamp(end_s * SECOND)),
+        count: 1,
+        trigger: Trigger::New.into(),
+        description: format!("alert {id}"),
+        ..Alert::default()
+    }
+}
+
+fn events(store: &mut dyn Storage, id: &str) -> Vec<String> {
+    store
+        .alert_history(id, 0)
+        .expect("history")
+        .into_iter()
+        .map(|entry| entry.event)
+        .collect()
+}
+
+#[test]
+fn alerts_upsert_close_reopen_and_restore() {
+    on_both(|open| {
+        let mut store = open();
+        assert_eq!(
+            store.detection_state(ACTIVITY_CURSOR).expect("cursor"),
+            None
+        );
+        let first = alert("a", 100, Status::Open);
+        assert_eq!(
+            store
+                .save_alerts(
+                    &[first.clone(), alert("b", 50, Status::Open)],
+                    NO_PROFILES,
+                    (ACTIVITY_CURSOR, 7),
+                    0,
+                    1
+                )
+                .expect("save"),
+            [true, true]
+        );
+        assert_eq!(
+            store.detection_state(ACTIVITY_CURSOR).expect("cursor"),
+            Some(7)
+        );
+        // The same alert saved again (a redelivered chunk): updated, not raised twice.
+        store
+            .save_alerts(
+                std::slice::from_ref(&first),
+                NO_PROFILES,
+                ("partition.3", 11),
+                0,
+                1,
+            )
+            .expect("save");
+        assert_eq!(
+            store.detection_state("partition.3").expect("cursor"),
+            Some(11)
+        );
+        assert_eq!(events(store.as_mut(), "a"), ["raised"]);
+        let listed = store.alerts(&AlertQuery::default()).expect("list");
+        assert_eq!(
+            listed
+                .iter()
+                .map(|alert| alert.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"],
+            "latest evidence first"
+        );
+        assert_eq!(listed[0], first);
+
+        assert_eq!(
+            store
+                .close_alert("a", Classification::Btp, "ana", "pentest", 200 * SECOND)
+                .expect("close"),
+            Closed::Closed
+        );
+        assert_eq!(
+            store
+                .close_alert("a", Classification::Fp, "ana", "", 201 * SECOND)
+                .expect("close"),
+            Closed::AlreadyClosed
+        );
+        assert_eq!(
+            store
+                .close_alert("zz", Classification::Fp, "ana", "", 201 * SECOND)
+                .expect("close"),
+            Closed::NoSuchAlert
+        );
+        let closed = store
+            .alerts(&AlertQuery {
+                status: Some(Status::Closed),
+                ..AlertQuery::default()
+            })
+            .expect("list");
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].classification(), Classification::Btp);
+        assert_eq!(closed[0].closed, Some(timestamp(200 * SECOND)));
+
+        // Detection, not yet aware of the close (it applied history up to row 2), updates the
+        // alert: the analyst's status stays, nothing is emitted.
+        let mut update = alert("a", 150, Status::Open);
+        update.count = 2;
+        update.trigger = Trigger::Update.into();
+        assert_eq!(
+            store
+                .save_alerts(&[update.clone()], NO_PROFILES, (ACTIVITY_CURSOR, 8), 2, 2)
+                .expect("save"),
+            [false]
+        );
+        let kept = store
+            .alerts(&AlertQuery {
+                id: Some("a".to_owned()),
+                ..AlertQuery::default()
+            })
+            .expect("list");
+        assert_eq!(kept[0].status(), Status::Closed);
+        assert_eq!(kept[0].count, 2, "the evidence is kept");
+        assert_eq!(
+            store
+                .save_alerts(&[update], NO_PROFILES, (ACTIVITY_CURSOR, 9), 3, 3)
+                .expect("save"),
+            [true]
+        );
+        assert_eq!(
+            events(store.as_mut(), "a"),
+            ["raised", "closed", "reopened"]
+        );
+        assert!(store.comment_alert("a", "ana", "seen", 4).expect("comment"));
+        assert!(
+            !store
+                .comment_alert("zz", "ana", "seen", 4)
+                .expect("comment")
+        );
+        let history = store.alert_history("", 3).expect("history");
+        assert_eq!(
+            history
+                .iter()
+                .map(|entry| entry.event.as_str())
+                .collect::<Vec<_>>(),
+            ["reopened", "comment"],
+            "every alert's rows after row 3"
+        );
+
+        store
+            .close_alert("b", Classification::Tp, "ana", "", 300 * SECOND)
+            .expect("close");
+        drop(store);
+        let mut store = open();
+        let mut restore = |since: i64| -> Vec<String> {
+            store
+                .alerts_to_restore(since * SECOND)
+                .expect("restore")
+                .into_iter()
+                .map(|alert| alert.id)
+                .collect()
+        };
+        assert_eq!(restore(299), ["b", "a"]);
+        assert_eq!(restore(301), ["a"]);
+        assert_eq!(store.last_history_row().expect("rows"), 6);
+    });
+}
+
+#[test]
+fn profiles_are_kept_per_partition_with_their_chunk_and_taught_alerts_are_listed() {
+    on_both(|open| {
+        let mut store = open();
+        let mut profiles = Profiles::with_capacity(16);
+        profiles.learn("computer:10.0.0.7", 1_000, "samr_recon", "users");
+        profiles.learn("computer:10.0.0.8", 2_000, "samr_recon", "groups");
+        let learned = profiles.take_changes();
+        for key in ["computer:10.0.0.7", "computer:10.0.0.8"] {
+            assert!(learned.upserts.iter().any(|(upserted, _)| upserted == key));
+        }
+        store
+            .save_alerts(
+                &[alert("p", 10, Status::Open)],
+                (2, &learned),
+                ("partition.2", 40),
+                0,
+                1,
+            )
+            .expect("save");
+        // Only the profile that changed is written again, in the same partition.
+        profiles.learn("computer:10.0.0.7", 3_000, "samr_recon", "aliases");
+        store
+            .save_profiles(2, &profiles.take_changes())
+            .expect("save profiles");
+
+        let mut store = open();
+        assert_eq!(store.profile_partitions().expect("partitions"), [2]);
+        assert!(store.load_profiles(0).expect("partition 0").is_empty());
+        let mut loaded = Profiles::with_capacity(16);
+        loaded.load(store.load_profiles(2).expect("partition 2"));
+        assert_eq!(loaded.len(), profiles.len());
+        assert!(loaded.knows("computer:10.0.0.7", "samr_recon", "aliases"));
+        assert!(loaded.knows("computer:10.0.0.8", "samr_recon", "groups"));
+        assert!(!loaded.knows("computer:10.0.0.8", "samr_recon", "aliases"));
+
+        // Close and exclude: a learning detection's alert teaches, any other excludes its
+        // primary entity.
+        let mut learning = alert("learned", 20, Status::Open);
+        learning.details = vec![
+            dcwatch_proto::v1::Detail {
+                name: SUBJECT_DETAIL.to_owned(),
+                value: "computer:10.0.0.7".to_owned(),
+            },
+            dcwatch_proto::v1::Detail {
+                name: ITEM_DETAIL.to_owned(),
+                value: "samr_recon\tdomains".to_owned(),
+            },
+        ];
+        let mut plain = alert("plain", 20, Status::Open);
+        plain.primary_key = "account:CORP\\svc".to_owned();
+        store
+            .save_alerts(&[learning, plain], NO_PROFILES, (ACTIVITY_CURSOR, 1), 0, 2)
+            .expect("save");
+        assert_eq!(
+            store
+                .exclude_alert("learned", "ana", 3 * SECOND)
+                .expect("exclude"),
+            Some(Excluded::Taught)
+        );
+        assert_eq!(
+            store
+                .exclude_alert("plain", "ana", 4 * SECOND)
+                .expect("exclude"),
+            Some(Excluded::Entity(
+                ExclusionKind::Account,
+                "CORP\\svc".to_owned()
+            ))
+        );
+        assert_eq!(
+            store.exclude_alert("none", "ana", 5).expect("exclude"),
+            None
+        );
+        let taught = store.taught_alerts().expect("taught");
+        assert_eq!(
+            taught
+                .iter()
+                .map(|(alert, time)| (alert.id.as_str(), *time))
+                .collect::<Vec<_>>(),
+            [("learned", 3 * SECOND)]
+        );
+        let exclusions = store.exclusions().expect("exclusions");
+        assert_eq!(exclusions.len(), 1);
+        assert_eq!(exclusions[0].value, "CORP\\svc");
+        assert_eq!(
+            events(store.as_mut(), "learned").last().map(String::as_str),
+            Some("taught")
+        );
+        assert_eq!(
+            events(store.as_mut(), "plain").last().map(String::as_str),
+            Some("excluded")
+        );
+    });
+}
+
+#[test]
+fn exclusions_are_added_listed_and_removed() {
+    on_both(|open| {
+        let mut store = open();
+        let first = store
+            .add_exclusion("", ExclusionKind::Subnet, "10.0.0.0/8", "scanners", 1)
+            .expect("add");
+        store
+            .add_exclusion("dcsync", ExclusionKind::Account, "CORP\\aadsync", "", 2)
+            .expect("add");
+        let listed = store.exclusions().expect("list");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            (
+                listed[1].type_name.as_str(),
+                listed[1].kind,
+                listed[1].value.as_str()
+            ),
+            ("dcsync", ExclusionKind::Account, "CORP\\aadsync")
+        );
+        assert!(store.remove_exclusion(first).expect("remove"));
+        assert!(!store.remove_exclusion(first).expect("remove"));
+        assert_eq!(store.exclusions().expect("list").len(), 1);
+    });
+}
+
+fn delta(sync_id: &str, guids: &[&str], full_sync_complete: bool) -> DirectoryDelta {
+    DirectoryDelta {
+        domain: Some(DirectoryDomain {
+            name: "corp.example".to_owned(),
+            ..DirectoryDomain::default()
+        }),
+        sync_id: sync_id.to_owned(),
+        usn: 10,
+        objects: guids
+            .iter()
+            .map(|guid| DirectoryObject {
+                guid: (*guid).to_owned(),
+                ..DirectoryObject::default()
+            })
+            .collect(),
+        full_sync_complete,
+    }
+}
+
+#[test]
+fn the_directory_is_merged_and_a_full_sync_finds_what_was_deleted() {
+    on_both(|open| {
+        let mut store = open();
+        assert_eq!(store.directory_version().expect("version"), (0, 0));
+        store
+            .store_batch_with_directory("s1", "i", 1, &[], &[delta("a", &["g1", "g2"], true)])
+            .expect("stored");
+        let (domains, objects) = store.directory().expect("read");
+        assert_eq!((domains.len(), objects.len()), (1, 2));
+        let first = store.directory_version().expect("version");
+        assert_eq!(first.0, 1);
+        // A second full sync that names only g2: g1 is marked deleted, not removed.
+        store
+            .store_batch_with_directory("s1", "i", 2, &[], &[delta("b", &["g2"], true)])
+            .expect("stored");
+        let (_, objects) = store.directory().expect("read");
+        let deleted: Vec<bool> = objects.iter().map(|object| object.deleted).collect();
+        assert_eq!(
+            deleted,
+            [true, false],
+            "g1 then g2, in the order first stored"
+        );
+        // A duplicate batch writes no directory either.
+        store
+            .store_batch_with_directory("s1", "i", 2, &[], &[delta("c", &["g3"], false)])
+            .expect("stored");
+        assert_eq!(store.directory().expect("read").1.len(), 2);
+    });
+}
+
+#[test]
+fn two_handles_write_at_once() {
+    on_both(|open| {
+        let mut ingest = open();
+        let mut detection = open();
+        let writer = std::thread::spawn(move || {
+            for sequence in 1..=200 {
+                ingest
+                    .store_batch_with_directory(
+                        "s1",
+                        "spool",
+                        sequence,
+                        &[Activity::default()],
+                        &[],
+                    )
+                    .expect("a batch is stored while detection writes");
+            }
+        });
+        for round in 0..200 {
+            let alert = alert(&format!("a{}", round % 7), round, Status::Open);
+            detection
+                .save_alerts(&[alert], NO_PROFILES, (ACTIVITY_CURSOR, round), 0, round)
+                .expect("alerts are saved while ingest writes");
+        }
+        writer.join().expect("the writer");
+        assert_eq!(detection.last_activity_row().expect("rows"), 200);
+        assert_eq!(
+            detection
+                .alerts(&AlertQuery::default())
+                .expect("list")
+                .len(),
+            7
+        );
+    });
+}
