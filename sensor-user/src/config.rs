@@ -947,7 +947,11 @@ mod tests {
         let cases = [
             (
                 "tls = \"none\"",
-                "key `directory.domains[0].tls`: unknown variant `none`",
+                "\"none\" only with bind = \"kerberos\": a simple bind would send the password",
+            ),
+            (
+                "tls = \"clear\"",
+                "key `directory.domains[0].tls`: unknown variant",
             ),
             ("bind = \"anonymous\"", "key `directory.domains[0].bind`"),
             (
@@ -964,6 +968,50 @@ mod tests {
             let text = domain.replace("sync = true", &format!("sync = true\n{line}"));
             let error = parse(&text).expect_err(line);
             assert!(error.contains(expected), "{line:?} gave {error:?}");
+        }
+    }
+
+    #[test]
+    fn a_kerberos_bind_needs_a_keytab_and_a_principal_with_its_realm() {
+        let domain = r#"
+            [[directory.domains]]
+            base_dn = "DC=lab,DC=example"
+            dcs = ["dc1.lab.example"]
+            bind = "kerberos"
+            tls = "none"
+            keytab = "/etc/dcwatch/dcwatch.keytab"
+            principal = "dcwatch@LAB.EXAMPLE"
+            sync = true
+            "#;
+        let config = parse(domain).expect("valid");
+        let read = &config.directory.domains[0];
+        assert_eq!(read.port(), 389);
+        assert_eq!(read.realm(), Some("LAB.EXAMPLE"));
+        let cases = [
+            (
+                "principal = \"dcwatch@LAB.EXAMPLE\"",
+                "principal = \"dcwatch\"",
+                "name@REALM",
+            ),
+            (
+                "principal = \"dcwatch@LAB.EXAMPLE\"",
+                "principal = \"@LAB\"",
+                "name@REALM",
+            ),
+            (
+                "keytab = \"/etc/dcwatch/dcwatch.keytab\"",
+                "",
+                "needs a keytab",
+            ),
+            (
+                "sync = true",
+                "sync = true\npassword_file = \"/p\"",
+                "not a password",
+            ),
+        ];
+        for (line, replacement, expected) in cases {
+            let error = parse(&domain.replace(line, replacement)).expect_err(replacement);
+            assert!(error.contains(expected), "{replacement:?} gave {error:?}");
         }
     }
 

@@ -1,8 +1,9 @@
 //! The directory sync against a real Samba AD DC: a DC of its own (tests/lab/tools/sync_dc.sh:
 //! namespace dcwsync-dc, 10.97.0.1, realm SYNC.EXAMPLE), filled with thousands of accounts and
 //! nested groups. A full sync through paging, then each kind of change seen by the next
-//! incremental sync; tags and chains; LDAPS and StartTLS; a wrong password and a DC that does
-//! not answer, as health events. Needs root and Samba (cargo xtask setup installs it); the
+//! incremental sync; tags and chains; LDAPS, StartTLS and a Kerberos bind from a keytab (sealed,
+//! the same objects as a simple bind's); a wrong password, a wrong principal, a KDC and a DC
+//! that do not answer, as health events. Needs root and Samba (cargo xtask setup installs it); the
 //! first run provisions and fills the DC (minutes), later runs reuse it.
 
 use std::{
@@ -153,9 +154,15 @@ fn directory(sync: &DomainSync) -> Directory {
     )
 }
 
+/// Held by the tests that change the directory, and by those that compare two syncs.
+static CHANGES: Mutex<()> = Mutex::new(());
+
 #[test]
 fn full_sync_then_each_change_in_the_next_incremental_sync() {
     dc();
+    let _changes = CHANGES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Names of this run, so runs do not trip over what earlier ones left.
     let run = format!("{:x}", std::process::id() ^ fastrand_seed());
     let (ren, dis, del, grp, spn, add) = (
@@ -590,4 +597,246 @@ fn deltas_reach_the_backend_which_prints_entities_and_snapshots() {
     assert_eq!(domains[0].netbios_name, "SYNC");
     assert_eq!(objects.len(), synced);
     serve.kill();
+}
+
+/// The Kerberos test's account. Its simple bind (the password) and its Kerberos bind (the keys
+/// exported after the password is set) see the same objects: tombstones, for one, only some
+/// accounts may read.
+const KT_USER: &str = "dcwatch_kt";
+const KT_PW: &str = "Kt!Passw0rd-2026";
+
+/// `dcwatch-sensor directory sync` in the DC's namespace with `config`, Kerberos configured by
+/// `krb5_conf`: whether it succeeded, and its log.
+fn directory_sync(config: &Path, out: &Path, krb5_conf: &Path) -> (bool, String) {
+    let output = Command::new("ip")
+        .args(["netns", "exec", NAMESPACE])
+        .arg(env!("CARGO_BIN_EXE_dcwatch-sensor"))
+        .args(["directory", "sync", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .env("KRB5_CONFIG", krb5_conf)
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("dcwatch-sensor");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A snapshot's objects in objectGUID order. lastLogonTimestamp is left out: the binds being
+/// compared are logons, and the DC may move it between the two syncs.
+fn snapshot_objects(path: &Path) -> (Vec<dcwatch_entity::Domain>, Vec<dcwatch_entity::Object>) {
+    let (domains, mut objects) = dcwatch_entity::snapshot::read(std::io::BufReader::new(
+        std::fs::File::open(path).expect("the snapshot"),
+    ))
+    .expect("a snapshot");
+    for object in &mut objects {
+        object.last_logon_timestamp = None;
+    }
+    objects.sort_by(|a, b| a.guid.cmp(&b.guid));
+    (domains, objects)
+}
+
+#[test]
+fn a_kerberos_bind_from_a_keytab_is_sealed_and_reads_what_a_simple_bind_reads() {
+    use std::os::unix::fs::PermissionsExt as _;
+    dc();
+    let _changes = CHANGES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let work = tempfile::tempdir().expect("dir");
+    let keytab = work.path().join("dcwatch.keytab");
+    // The DC's ldap/ SPN: a Windows DC registers it, and Samba's samba_spnupdate would, but
+    // sync_dc.sh runs only the ldap, kdc and dns services.
+    samba(&format!(
+        "set -e; samba-tool spn list 'DC1$' --configfile=$CONF | grep -q ldap/dc1.sync.example || \
+         samba-tool spn add ldap/dc1.sync.example 'DC1$' --configfile=$CONF >/dev/null
+         samba-tool user show {KT_USER} --configfile=$CONF >/dev/null 2>&1 || \
+         samba-tool user add {KT_USER} --random-password --configfile=$CONF >/dev/null
+         samba-tool user setpassword {KT_USER} --newpassword='{KT_PW}' --configfile=$CONF \
+         >/dev/null
+         samba-tool domain exportkeytab {} --principal={KT_USER}@SYNC.EXAMPLE \
+         --configfile=$CONF >/dev/null",
+        keytab.display()
+    ));
+    std::fs::set_permissions(&keytab, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let krb5_conf = |kdc: &str| {
+        let path = work
+            .path()
+            .join(format!("krb5-{}.conf", kdc.replace(':', "-")));
+        std::fs::write(
+            &path,
+            format!(
+                "[libdefaults]\n default_realm = SYNC.EXAMPLE\n dns_lookup_kdc = false\n \
+                 rdns = false\n dns_canonicalize_hostname = false\n\
+                 [realms]\n SYNC.EXAMPLE = {{\n  kdc = {kdc}\n }}\n"
+            ),
+        )
+        .expect("krb5.conf");
+        path
+    };
+    let kdc = krb5_conf("10.97.0.1");
+    let config = |name: &str, domain: &str| {
+        let path = work.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[directory]\npage_size = 100\ntimeout_secs = 60\n[[directory.domains]]\n\
+                 base_dn = \"{BASE_DN}\"\ndcs = [\"dc1.sync.example\"]\n\
+                 dc_addresses = [\"10.97.0.1\"]\nsync = true\n{domain}"
+            ),
+        )
+        .expect("config");
+        path
+    };
+    let kerberos = |principal: &str, keytab: &Path| {
+        format!(
+            "bind = \"kerberos\"\ntls = \"none\"\nkeytab = \"{}\"\nprincipal = \"{principal}\"\n",
+            keytab.display()
+        )
+    };
+    let principal = format!("{KT_USER}@SYNC.EXAMPLE");
+
+    // The Kerberos sync, with the wire recorded: after the bind, nothing readable.
+    let capture = work.path().join("ldap.pcap");
+    let mut tcpdump = Command::new("ip")
+        .args([
+            "netns", "exec", NAMESPACE, "tcpdump", "-i", "lo", "-U", "-w",
+        ])
+        .arg(&capture)
+        .args(["tcp", "port", "389"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcpdump");
+    // tcpdump says it listens once the capture is open.
+    {
+        use std::io::BufRead as _;
+        let mut said = String::new();
+        let mut stderr = std::io::BufReader::new(tcpdump.stderr.take().expect("stderr"));
+        while !said.contains("listening on") {
+            assert!(
+                stderr.read_line(&mut said).expect("tcpdump's stderr") > 0,
+                "{said}"
+            );
+        }
+    }
+    let sealed = work.path().join("kerberos.jsonl");
+    let (ok, log) = directory_sync(
+        &config("kerberos", &kerberos(&principal, &keytab)),
+        &sealed,
+        &kdc,
+    );
+    // SAFETY: kill on the child we started; it writes out its capture on SIGINT.
+    unsafe { libc::kill(i32::try_from(tcpdump.id()).expect("pid"), libc::SIGINT) };
+    tcpdump.wait().expect("tcpdump ends");
+    assert!(ok, "the Kerberos sync failed: {log}");
+    assert!(log.contains("full sync from dc1.sync.example"), "{log}");
+    let wire = std::fs::read(&capture).expect("the capture");
+    let shows = |text: &[u8]| wire.windows(text.len()).any(|window| window == text);
+    assert!(
+        shows(b"GSSAPI"),
+        "the bind's mechanism, in clear: the capture works"
+    );
+    for clear in [&b"sAMAccountName"[..], b"DC=sync,DC=example", b"svc_sql"] {
+        assert!(
+            !shows(clear),
+            "{} in clear on the wire",
+            String::from_utf8_lossy(clear)
+        );
+    }
+    // Neither the keytab's path nor any of its bytes in the log.
+    let key_bytes = std::fs::read(&keytab).expect("the keytab");
+    assert!(!log.contains(&keytab.display().to_string()), "{log}");
+    let hex: String = key_bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    for window in key_bytes.windows(16) {
+        assert!(!log.as_bytes().windows(16).any(|logged| logged == window));
+    }
+    for window in hex.as_bytes().windows(32).step_by(2) {
+        assert!(
+            !log.to_ascii_lowercase()
+                .contains(std::str::from_utf8(window).expect("hex"))
+        );
+    }
+
+    // The same objects as a simple bind over LDAPS reads.
+    let password = password_file("kt", KT_PW);
+    let simple = work.path().join("simple.jsonl");
+    let (ok, log) = directory_sync(
+        &config(
+            "simple",
+            &format!(
+                "ca = \"{STATE}/dc/tls/ca.pem\"\nuser = \"{KT_USER}@sync.example\"\n\
+                 password_file = \"{}\"\n",
+                password.display()
+            ),
+        ),
+        &simple,
+        &kdc,
+    );
+    assert!(ok, "the simple sync failed: {log}");
+    let (sealed_domains, sealed_objects) = snapshot_objects(&sealed);
+    let (simple_domains, simple_objects) = snapshot_objects(&simple);
+    assert!(sealed_objects.len() > 1000, "{}", sealed_objects.len());
+    assert_eq!(sealed_domains, simple_domains);
+    let names = |objects: &[dcwatch_entity::Object]| -> Vec<String> {
+        objects.iter().map(|o| o.dn.clone()).collect()
+    };
+    assert_eq!(names(&sealed_objects), names(&simple_objects));
+    for (sealed, simple) in sealed_objects.iter().zip(&simple_objects) {
+        assert_eq!(sealed, simple);
+    }
+    assert!(sealed_objects.iter().any(|o| o.sam_account_name == KT_USER));
+
+    // A principal the keytab does not hold, a keytab others may read, a missing one: refused.
+    // A KDC that does not answer: the DC is unreachable.
+    let open = work.path().join("open.keytab");
+    std::fs::copy(&keytab, &open).expect("copy");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let missing = work.path().join("missing.keytab");
+    let cases = [
+        (
+            "wrong-principal",
+            kerberos("svc_sql@SYNC.EXAMPLE", &keytab),
+            &kdc,
+            "Kerberos refused: credentials of svc_sql@SYNC.EXAMPLE from the keytab",
+        ),
+        (
+            "open-keytab",
+            kerberos(&principal, &open),
+            &kdc,
+            &*format!(
+                "the keytab: {} is readable by group or others (mode 644): refused",
+                open.display()
+            ),
+        ),
+        (
+            "missing-keytab",
+            kerberos(&principal, &missing),
+            &kdc,
+            &*format!(
+                "the keytab: {}: No such file or directory",
+                missing.display()
+            ),
+        ),
+        (
+            "no-kdc",
+            kerberos(&principal, &keytab),
+            &krb5_conf("10.97.0.1:9"),
+            "Kerberos, no KDC reached: credentials of dcwatch_kt@SYNC.EXAMPLE from the keytab: \
+             No credentials were supplied, or the credentials were unavailable or inaccessible \
+             (Cannot contact any KDC for realm 'SYNC.EXAMPLE')",
+        ),
+    ];
+    for (name, domain, krb5, expected) in cases {
+        let (ok, log) = directory_sync(
+            &config(name, &domain),
+            &work.path().join(format!("{name}.jsonl")),
+            krb5,
+        );
+        assert!(!ok, "{name} synced: {log}");
+        assert!(log.contains(expected), "{name}: {log}");
+        assert!(!log.contains("panicked"), "{name}: {log}");
+    }
 }

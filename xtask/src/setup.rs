@@ -12,7 +12,9 @@ use crate::shell::{self, output};
 /// openssl for the directory sync tests (sensor-user/tests/directory_sync.rs,
 /// tests/lab/tools/sync_dc.sh), Chromium and its WebDriver (one source package, so they always
 /// match) for the console's browser tests, PostgreSQL and nats-server for the cluster's tests
-/// and benchmark (backend/tests/cluster.rs, bench/src/bin/cluster-scale.rs).
+/// and benchmark (backend/tests/cluster.rs, bench/src/bin/cluster-scale.rs); MIT krb5's headers,
+/// pkg-config and libclang to build the sensor's Kerberos bind (libgssapi-sys runs bindgen), and
+/// tcpdump for its test (the session on the wire is sealed).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libllvm22",
@@ -30,6 +32,10 @@ const APT_PACKAGES: &[&str] = &[
     "chromium-driver",
     "postgresql",
     "nats-server",
+    "libkrb5-dev",
+    "libclang-dev",
+    "pkg-config",
+    "tcpdump",
 ];
 /// Services Debian starts when Samba is installed: the tests' DCs run in their own namespaces,
 /// never on the host.

@@ -1,5 +1,6 @@
 //! One LDAP session with a DC: connect (LDAPS or StartTLS, the DC's certificate checked against
-//! its name), simple bind, and the searches the sync needs. ldap3 does the protocol.
+//! its name; or plain LDAP for a Kerberos bind, which seals it), bind (simple, or SASL GSSAPI
+//! with a keytab's credentials), and the searches the sync needs. ldap3 does the protocol.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,8 +12,18 @@ use ldap3::{
 
 use super::{
     config::{DomainConfig, TlsMode},
+    kerberos::{self, KerberosError},
     secret::Secret,
 };
+
+/// What a session binds with.
+#[derive(Debug)]
+pub enum Credentials {
+    /// A simple bind's password.
+    Password(Secret),
+    /// A keytab's Kerberos credentials (`kerberos::acquire`).
+    Keytab(libgssapi::credential::Cred),
+}
 
 /// LDAP_SERVER_SHOW_DELETED_OID: tombstones come back in searches, with isDeleted.
 pub const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";
@@ -107,7 +118,7 @@ impl Session {
     pub async fn open(
         domain: &DomainConfig,
         index: usize,
-        secret: &Secret,
+        credentials: &Credentials,
         page_size: u32,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
@@ -134,30 +145,64 @@ impl Session {
             .map_err(|error| unreachable(error.to_string()))?;
         let scheme = match domain.tls {
             TlsMode::Ldaps => "ldaps",
-            TlsMode::Starttls => "ldap",
+            TlsMode::Starttls | TlsMode::None => "ldap",
         };
         // The URL names the DC as its certificate does; the stream is already connected.
         let url = format!("{scheme}://{name}:{port}");
-        let settings = LdapConnSettings::new()
-            .set_config(tls_config(domain)?)
+        let mut settings = LdapConnSettings::new()
             .set_starttls(domain.tls == TlsMode::Starttls)
             .set_std_stream(StdStream::Tcp(tcp))
             .set_conn_timeout(timeout);
+        if domain.tls != TlsMode::None {
+            settings = settings.set_config(tls_config(domain)?);
+        }
         let (connection, mut ldap) = LdapConnAsync::with_settings(settings, &url)
             .await
             .map_err(|error| unreachable(format!("TLS or LDAP: {error}")))?;
         ldap3::drive!(connection);
-        let bound = ldap
-            .with_timeout(timeout)
-            .simple_bind(&domain.user, secret.expose())
-            .await
-            .map_err(|error| unreachable(error.to_string()))?;
+        let refused = |reason: String| ClientError::Credentials {
+            dc: name.clone(),
+            user: match credentials {
+                Credentials::Password(_) => domain.user.clone(),
+                Credentials::Keytab(_) => domain.principal.clone(),
+            },
+            reason,
+        };
+        let bound = match credentials {
+            Credentials::Password(secret) => ldap
+                .with_timeout(timeout)
+                .simple_bind(&domain.user, secret.expose())
+                .await
+                .map_err(|error| unreachable(error.to_string()))?,
+            Credentials::Keytab(cred) => {
+                // The DC's service principal in the principal's realm: no DNS canonicalisation
+                // nor domain-to-realm mapping needed. ldap3 puts the `ldap/` in front.
+                let server = format!("{name}@{}", domain.realm().unwrap_or_default());
+                // The KDC exchange blocks this thread (the directory sync's own) for at most
+                // the Kerberos library's timeouts.
+                kerberos::fetch_ticket(cred, &format!("ldap/{server}")).map_err(
+                    |error| match error {
+                        KerberosError::Unreachable(_) => unreachable(error.to_string()),
+                        KerberosError::Refused(_) => refused(error.to_string()),
+                    },
+                )?;
+                // Over plain LDAP ldap3 asks for, and then requires, the sealing layer.
+                ldap.with_timeout(timeout)
+                    .sasl_gssapi_cred_bind(cross_krb5::Cred::from(cred.clone()), &server)
+                    .await
+                    .map_err(|error| match error {
+                        LdapError::GssapiOperationError(_) | LdapError::NoGssapiToken => {
+                            refused(format!("GSSAPI: {error}"))
+                        }
+                        other => unreachable(other.to_string()),
+                    })?
+            }
+        };
         if bound.rc == INVALID_CREDENTIALS {
-            return Err(ClientError::Credentials {
-                dc: name,
-                user: domain.user.clone(),
-                reason: format!("invalidCredentials (49) {}", bound.text.trim()),
-            });
+            return Err(refused(format!(
+                "invalidCredentials (49) {}",
+                bound.text.trim()
+            )));
         }
         bound.success().map_err(|error| ClientError::Ldap {
             dc: name.clone(),

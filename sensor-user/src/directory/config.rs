@@ -35,8 +35,8 @@ impl Default for DirectoryConfig {
     }
 }
 
-/// How the connection to a DC is protected. There is no clear-text choice: a simple bind sends
-/// the password as it is.
+/// How the connection to a DC is protected. A simple bind sends the password as it is: it is
+/// only ever made inside TLS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
@@ -45,6 +45,9 @@ pub enum TlsMode {
     Ldaps,
     /// LDAP on port 389, upgraded with the StartTLS extended operation before the bind.
     Starttls,
+    /// LDAP on port 389 without TLS: only with a Kerberos bind, whose GSSAPI security layer
+    /// signs and seals every message after it.
+    None,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -53,6 +56,9 @@ pub enum BindMode {
     /// A simple bind (DN or user@domain, and a password), inside TLS.
     #[default]
     Simple,
+    /// SASL GSSAPI with Kerberos keys from `keytab` for `principal`; without TLS the session is
+    /// signed and sealed by Kerberos.
+    Kerberos,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -73,8 +79,12 @@ pub struct DomainConfig {
     /// PEM file of the CA that signed the DCs' certificates; unset: the system's roots.
     pub ca: Option<PathBuf>,
     pub bind: BindMode,
-    /// Who binds: a DN or `user@domain`.
+    /// Who binds (simple): a DN or `user@domain`.
     pub user: String,
+    /// The keytab holding `principal`'s keys (Kerberos bind), readable by the sensor's user only.
+    pub keytab: Option<PathBuf>,
+    /// Who binds (Kerberos): `name@REALM`.
+    pub principal: String,
     /// A file holding the password (its first line), readable by the sensor's user only.
     pub password_file: Option<PathBuf>,
     /// The name of a systemd credential (`LoadCredential=NAME:...`) holding the password, read
@@ -96,7 +106,7 @@ impl DomainConfig {
     pub fn port(&self) -> u16 {
         match (self.port, self.tls) {
             (0, TlsMode::Ldaps) => 636,
-            (0, TlsMode::Starttls) => 389,
+            (0, TlsMode::Starttls | TlsMode::None) => 389,
             (port, _) => port,
         }
     }
@@ -161,6 +171,17 @@ impl DomainConfig {
                 "one address per DC of `dcs`, in the same order".into(),
             ));
         }
+        if self.bind == BindMode::Kerberos {
+            return self.validate_kerberos();
+        }
+        if self.tls == TlsMode::None {
+            return Err((
+                "directory.domains.tls",
+                "\"none\" only with bind = \"kerberos\": a simple bind would send the password \
+                 in clear"
+                    .into(),
+            ));
+        }
         if self.user.is_empty() {
             return Err((
                 "directory.domains.user",
@@ -175,6 +196,36 @@ impl DomainConfig {
                  itself never goes in the configuration)"
                     .into(),
             )),
+        }
+    }
+
+    fn validate_kerberos(&self) -> Result<(), (&'static str, String)> {
+        if self.keytab.is_none() {
+            return Err((
+                "directory.domains.keytab",
+                "a Kerberos bind needs a keytab".into(),
+            ));
+        }
+        if self.realm().is_none() {
+            return Err((
+                "directory.domains.principal",
+                "a Kerberos bind needs its principal as name@REALM".into(),
+            ));
+        }
+        if self.password_file.is_some() || self.password_credential.is_some() {
+            return Err((
+                "directory.domains.password_file",
+                "a Kerberos bind takes its keys from the keytab, not a password".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The realm of `principal` (`name@REALM`), when it names one.
+    pub fn realm(&self) -> Option<&str> {
+        match self.principal.rsplit_once('@') {
+            Some((name, realm)) if !name.is_empty() && !realm.is_empty() => Some(realm),
+            _ => None,
         }
     }
 }

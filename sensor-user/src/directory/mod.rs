@@ -1,10 +1,11 @@
 //! Directory sync (`[directory]`): this sensor reads the directory of the domains it is the
-//! synchroniser of (`sync = true`) over LDAPS or StartTLS, and sends it to the backend as deltas
+//! synchroniser of (`sync = true`) over LDAPS, StartTLS or Kerberos-sealed LDAP, and sends it to the backend as deltas
 //! on the activity stream (spooled like batches). The LDAP-entry mapping and the replica are
 //! pure (`dcwatch_entity::{ldap, replica}`); this module connects, schedules and reports.
 
 pub mod client;
 pub mod config;
+pub mod kerberos;
 pub mod secret;
 pub mod sync;
 

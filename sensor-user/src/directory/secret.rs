@@ -64,29 +64,38 @@ pub fn read_credential(name: &str) -> Result<Secret, SecretError> {
     read_file(&Path::new(&dir).join(name), false)
 }
 
+/// Refuses a file that others than the sensor's user may read, or that it does not own.
+pub fn check_private(path: &Path) -> Result<(), SecretError> {
+    let metadata = std::fs::metadata(path).map_err(|source| SecretError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mode = metadata.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::Mode {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if metadata.uid() != uid && uid != 0 {
+        return Err(SecretError::Owner {
+            path: path.to_owned(),
+            owner: metadata.uid(),
+            uid,
+        });
+    }
+    Ok(())
+}
+
 fn read_file(path: &Path, check_mode: bool) -> Result<Secret, SecretError> {
     let failed = |source| SecretError::Read {
         path: path.to_owned(),
         source,
     };
     if check_mode {
-        let metadata = std::fs::metadata(path).map_err(failed)?;
-        let mode = metadata.mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(SecretError::Mode {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
-        if metadata.uid() != uid && uid != 0 {
-            return Err(SecretError::Owner {
-                path: path.to_owned(),
-                owner: metadata.uid(),
-                uid,
-            });
-        }
+        check_private(path)?;
     }
     let text = std::fs::read_to_string(path).map_err(failed)?;
     let password = text.lines().next().unwrap_or_default().to_owned();

@@ -3,7 +3,10 @@
 //! changed objects as deltas. The health of it (credentials refused, no DC reachable, lagging)
 //! is reported when it changes, not at every interval.
 
-use std::time::{Duration, Instant};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use dcwatch_entity::{Domain, ldap::RawEntry, replica::Replica};
 use dcwatch_proto::v1::{DirectoryDelta, DirectoryDomain, DirectoryObject, health_event::Severity};
@@ -13,8 +16,9 @@ use crate::health::IssueKind;
 use prost::Message as _;
 
 use super::{
-    client::{ClientError, Session},
-    config::{DirectoryConfig, DomainConfig},
+    client::{ClientError, Credentials, Session},
+    config::{BindMode, DirectoryConfig, DomainConfig},
+    kerberos::{self, KerberosError},
     secret,
 };
 
@@ -121,10 +125,15 @@ impl DomainSync {
             }
             Err(error) => {
                 let (kind, severity) = match &error {
-                    SyncError::Client(ClientError::Credentials { .. }) | SyncError::Secret(_) => {
+                    SyncError::Client(ClientError::Credentials { .. })
+                    | SyncError::Secret(_)
+                    | SyncError::Keytab(_)
+                    | SyncError::Kerberos(KerberosError::Refused(_)) => {
                         (CREDENTIALS_REFUSED, Severity::Error)
                     }
-                    SyncError::NoDc(_) => (DC_UNREACHABLE, Severity::Error),
+                    SyncError::NoDc(_) | SyncError::Kerberos(KerberosError::Unreachable(_)) => {
+                        (DC_UNREACHABLE, Severity::Error)
+                    }
                     SyncError::Client(_) => (SYNC_FAILED, Severity::Warning),
                 };
                 let message = format!("directory {name}: {error}");
@@ -163,12 +172,20 @@ impl DomainSync {
 
     async fn try_sync(&mut self, settings: &DirectoryConfig) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
-        let secret = secret::read(&self.config).map_err(SyncError::Secret)?;
+        let credentials = self.credentials()?;
         let timeout = Duration::from_secs(settings.timeout_secs);
         let mut failures = Vec::new();
         let mut session = None;
         for index in 0..self.config.dcs.len() {
-            match Session::open(&self.config, index, &secret, settings.page_size, timeout).await {
+            match Session::open(
+                &self.config,
+                index,
+                &credentials,
+                settings.page_size,
+                timeout,
+            )
+            .await
+            {
                 Ok(opened) => {
                     session = Some(opened);
                     break;
@@ -178,7 +195,7 @@ impl DomainSync {
                 Err(error) => failures.push(error.to_string()),
             }
         }
-        drop(secret);
+        drop(credentials);
         let mut session = session.ok_or_else(|| SyncError::NoDc(failures.join("; ")))?;
         let result = self.read(&mut session, settings).await;
         let dc = session.dc.clone();
@@ -187,6 +204,24 @@ impl DomainSync {
         report.dc = dc;
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// The password, or the keytab's Kerberos credentials with their tickets in a memory cache
+    /// named after this replica (the same cache at every sync: tickets are reused while valid).
+    fn credentials(&self) -> Result<Credentials, SyncError> {
+        match self.config.bind {
+            BindMode::Simple => secret::read(&self.config)
+                .map(Credentials::Password)
+                .map_err(SyncError::Secret),
+            BindMode::Kerberos => {
+                let keytab = self.config.keytab.as_deref().unwrap_or(Path::new(""));
+                secret::check_private(keytab).map_err(SyncError::Keytab)?;
+                let cache = format!("MEMORY:dcwatch-directory-{}", self.sync_id);
+                kerberos::acquire(keytab, &self.config.principal, &cache)
+                    .map(Credentials::Keytab)
+                    .map_err(SyncError::Kerberos)
+            }
+        }
     }
 
     async fn read(
@@ -326,6 +361,10 @@ impl DomainSync {
 pub enum SyncError {
     #[error("the directory password: {0}")]
     Secret(secret::SecretError),
+    #[error("the keytab: {0}")]
+    Keytab(secret::SecretError),
+    #[error(transparent)]
+    Kerberos(KerberosError),
     #[error("no DC answered: {0}")]
     NoDc(String),
     #[error(transparent)]
