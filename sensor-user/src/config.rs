@@ -183,6 +183,15 @@ impl LimiterConfig {
 pub struct NnrConfig {
     pub lease_secs: u64,
     pub conflict_window_secs: u64,
+    /// Active probes (`crate::probe`) of addresses named with LOW certainty or not at all.
+    pub active: bool,
+    /// The only addresses probed.
+    pub probe_subnets: Vec<dcwatch_detect::config::Subnet>,
+    /// Where PTR queries go; unset: the first of `capture.dc_addresses`, if any.
+    pub probe_dns_server: Option<IpAddr>,
+    pub probe_rate_per_sec: u32,
+    pub probe_retry_secs: u64,
+    pub probe_timeout_ms: u64,
 }
 
 impl Default for NnrConfig {
@@ -192,11 +201,58 @@ impl Default for NnrConfig {
             lease_secs: u64::try_from(defaults.lease_ms / 1000).unwrap_or(u64::MAX),
             conflict_window_secs: u64::try_from(defaults.conflict_window_ms / 1000)
                 .unwrap_or(u64::MAX),
+            active: false,
+            probe_subnets: Vec::new(),
+            probe_dns_server: None,
+            probe_rate_per_sec: 10,
+            probe_retry_secs: 3600,
+            probe_timeout_ms: 1000,
         }
     }
 }
 
 impl NnrConfig {
+    /// The probes' settings when they are on; `dcs`: the configured DCs, whose DNS server
+    /// answers PTR queries unless `probe_dns_server` says otherwise.
+    pub fn probes(&self, dcs: &[IpAddr]) -> Option<crate::probe::ProbeSettings> {
+        self.active.then(|| crate::probe::ProbeSettings {
+            subnets: self.probe_subnets.clone(),
+            dns_server: self
+                .probe_dns_server
+                .or_else(|| dcs.first().copied())
+                .map(|server| SocketAddr::new(server, 53)),
+            netbios_port: crate::probe::NETBIOS_PORT,
+            rate_per_sec: self.probe_rate_per_sec,
+            retry: Duration::from_secs(self.probe_retry_secs),
+            timeout: Duration::from_millis(self.probe_timeout_ms),
+        })
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.active {
+            return Ok(());
+        }
+        if self.probe_subnets.is_empty() {
+            return Err((
+                "nnr.probe_subnets",
+                "active probes need the subnets they may probe".to_owned(),
+            ));
+        }
+        if !(1..=1000).contains(&self.probe_rate_per_sec) {
+            return Err((
+                "nnr.probe_rate_per_sec",
+                "must be from 1 to 1000".to_owned(),
+            ));
+        }
+        if !(10..=10_000).contains(&self.probe_timeout_ms) {
+            return Err((
+                "nnr.probe_timeout_ms",
+                "must be from 10 to 10000".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn table_config(&self) -> dcwatch_entity::nnr::NnrConfig {
         let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         dcwatch_entity::nnr::NnrConfig {
@@ -730,6 +786,7 @@ impl Config {
             return Err(("health.silent_minutes", "must be at least 1".to_owned()));
         }
         self.backend.validate()?;
+        self.nnr.validate()?;
         self.directory.validate()
     }
 }

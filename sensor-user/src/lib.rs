@@ -14,6 +14,7 @@ pub mod limiter;
 pub mod live;
 pub mod output;
 pub mod pipeline;
+pub mod probe;
 pub mod reload;
 pub mod replay;
 pub mod stats;

@@ -20,6 +20,7 @@ use crate::{
     },
     limiter::{Limiter, measure::Meter},
     pipeline::{Output, Pipeline},
+    probe::Prober,
     reload::{self, Outcome},
     stats::{self, UserCounters},
     syslog::{self, Listeners, SyslogError},
@@ -45,6 +46,8 @@ pub enum LiveError {
     Output(std::io::Error),
     #[error("starting the pipeline's worker threads: {0}")]
     Workers(std::io::Error),
+    #[error("starting the name resolution probes: {0}")]
+    Probes(std::io::Error),
 }
 
 /// The counters at the end of a run.
@@ -110,12 +113,19 @@ pub async fn run<W: Write>(
         Some(capture) => Some(FrameReader::new(capture.take_frames()?)?),
         None => None,
     };
+    let prober = config
+        .nnr
+        .probes(&config.capture.dc_addresses)
+        .map(Prober::start)
+        .transpose()
+        .map_err(LiveError::Probes)?;
     let limits = config.dissect_limits();
     let mut pipeline = Pipeline::new(output, names, limits.clone(), config.sensor.id())
         .with_workers(config.capture.workers(), &limits)
         .map_err(LiveError::Workers)?
         .with_sink(sink)
-        .with_resolver(config.resolver());
+        .with_resolver(config.resolver())
+        .with_prober(prober);
     pipeline.watch_dcs(&config.capture.dc_addresses);
     let mut limiter = config.limiter.enabled.then(|| Governor::new(&config));
     let mut limiter_ticker = tokio::time::interval(config.limiter.interval());

@@ -29,6 +29,7 @@ use crate::{
     health::checks::Heard,
     limiter::Shedder,
     output::{JsonLines, PacketLine, rfc3339_micros},
+    probe::Prober,
     stats::UserCounters,
     transport::ActivitySink,
 };
@@ -84,6 +85,8 @@ pub struct Pipeline<W: Write> {
     heard: Heard,
     /// The resource limiter's userspace shedding.
     shedder: Shedder,
+    /// Active name resolution probes (`[nnr] active`): uncertain addresses out, names in.
+    prober: Option<Prober>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -110,6 +113,7 @@ impl<W: Write> Pipeline<W> {
             decap: None,
             heard: Heard::default(),
             shedder: Shedder::default(),
+            prober: None,
         }
     }
 
@@ -158,6 +162,17 @@ impl<W: Write> Pipeline<W> {
     #[must_use]
     pub fn with_decap(mut self, decap: DecapConfig) -> Self {
         self.decap = Some((decap, DecapCounters::default()));
+        self
+    }
+
+    /// Probes the addresses the resolver cannot name with HIGH certainty, and records what the
+    /// probes answer (live only: a replay never sends). After `with_resolver`.
+    #[must_use]
+    pub fn with_prober(mut self, prober: Option<Prober>) -> Self {
+        if prober.is_some() {
+            self.resolver = std::mem::take(&mut self.resolver).collecting_uncertain();
+        }
+        self.prober = prober;
         self
     }
 
@@ -216,6 +231,9 @@ impl<W: Write> Pipeline<W> {
             FlowStage::Workers(workers) => workers.snapshot(),
         });
         snapshot.extend(self.resolver.snapshot());
+        if let Some(prober) = &self.prober {
+            snapshot.add_prefixed("nnr_", prober.counters());
+        }
         snapshot.add_prefixed("limiter_shed_", self.shedder.counters());
         if let Some(sink) = &self.sink {
             snapshot.extend(sink.shared().snapshot());
@@ -327,6 +345,11 @@ impl<W: Write> Pipeline<W> {
     }
 
     fn emit(&mut self) -> io::Result<()> {
+        if let Some(prober) = &self.prober {
+            for (evidence, time_ms) in prober.answers() {
+                self.resolver.record(&evidence, time_ms);
+            }
+        }
         for mut activity in self.activities.drain(..) {
             if !self.shedder.keep(&activity) {
                 continue;
@@ -363,6 +386,11 @@ impl<W: Write> Pipeline<W> {
                     }
                     written => written?,
                 }
+            }
+        }
+        if let Some(prober) = &self.prober {
+            for address in self.resolver.take_uncertain() {
+                prober.ask(address);
             }
         }
         Ok(())

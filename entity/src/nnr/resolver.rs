@@ -48,8 +48,13 @@ dcwatch_telemetry::counters! {
         counter learned_dcs: u64,
         /// Domain controllers not learned: MAX_LEARNED_DCS was reached.
         counter learned_dcs_dropped: u64,
+        /// Addresses to probe not kept: MAX_UNCERTAIN were waiting already.
+        counter probe_candidates_dropped: u64,
     }
 }
+
+/// Unresolved or uncertain addresses kept for the active probes between two takes.
+pub const MAX_UNCERTAIN: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct Resolver {
@@ -62,6 +67,8 @@ pub struct Resolver {
     watch: CertaintyWatch,
     /// What the watch said last, until taken.
     alarm: Option<CertaintyAlarm>,
+    /// With active probes: the addresses resolved with LOW certainty or not at all, until taken.
+    uncertain: Option<Vec<IpAddr>>,
 }
 
 impl Resolver {
@@ -71,6 +78,27 @@ impl Resolver {
             configured_dcs: dc_addresses.into_iter().collect(),
             ..Self::default()
         }
+    }
+
+    /// Keeps the addresses it cannot name with HIGH certainty, for [`Resolver::take_uncertain`].
+    #[must_use]
+    pub fn collecting_uncertain(mut self) -> Self {
+        self.uncertain = Some(Vec::new());
+        self
+    }
+
+    /// The addresses named with LOW certainty or not at all since the last call (repeats
+    /// included: the prober's plan drops them), at most MAX_UNCERTAIN.
+    pub fn take_uncertain(&mut self) -> Vec<IpAddr> {
+        self.uncertain
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Evidence that no activity carried (an active probe's answer), seen at `time_ms`.
+    pub fn record(&mut self, evidence: &Evidence, time_ms: i64) {
+        self.table.insert(evidence, time_ms);
     }
 
     pub fn table(&self) -> &EvidenceTable {
@@ -156,8 +184,12 @@ impl Resolver {
         }) = self.table.resolve(address, time_ms)
         else {
             self.counters.unresolved += 1;
+            self.uncertain(address);
             return None;
         };
+        if certainty != Certainty::High {
+            self.uncertain(address);
+        }
         match certainty {
             Certainty::High => self.counters.resolved_high += 1,
             _ => self.counters.resolved_low += 1,
@@ -169,6 +201,16 @@ impl Resolver {
             method: method.into(),
             ..Computer::default()
         })
+    }
+
+    fn uncertain(&mut self, address: IpAddr) {
+        if let Some(uncertain) = &mut self.uncertain {
+            if uncertain.len() < MAX_UNCERTAIN {
+                uncertain.push(address);
+            } else {
+                self.counters.probe_candidates_dropped += 1;
+            }
+        }
     }
 
     /// Every counter, named as the stats file names them.
@@ -335,6 +377,53 @@ mod tests {
                 computer.method(),
             )
         })
+    }
+
+    #[test]
+    fn uncertain_addresses_are_kept_for_probes_and_a_probe_answer_names_them() {
+        let mut resolver = Resolver::new(NnrConfig::default(), [IpAddr::from(DC)]);
+        // Without probes nothing is kept.
+        let mut first = ntlm_to_server(100, "WS05");
+        resolver.process(&mut first);
+        assert!(resolver.take_uncertain().is_empty());
+
+        let mut resolver =
+            Resolver::new(NnrConfig::default(), [IpAddr::from(DC)]).collecting_uncertain();
+        let mut weak = ntlm_to_server(100, "WS05");
+        resolver.process(&mut weak);
+        // The client is named LOW (one weak method), the server not at all.
+        assert_eq!(
+            names(weak.source_computer.as_ref()),
+            Some(("WS05", Certainty::Low, ResolutionMethod::NtlmWorkstation))
+        );
+        assert_eq!(
+            resolver.take_uncertain(),
+            [IpAddr::from(CLIENT), IpAddr::from(SERVER)]
+        );
+        assert!(resolver.take_uncertain().is_empty(), "taken once");
+        // A node status answer (strong) for the client, from a probe.
+        resolver.record(
+            &Evidence {
+                address: IpAddr::from(CLIENT),
+                name: "WS05".into(),
+                method: ResolutionMethod::NetbiosNodeStatus,
+                strong: true,
+            },
+            101_000,
+        );
+        let mut again = ntlm_to_server(102, "WS05");
+        resolver.process(&mut again);
+        assert_eq!(
+            again.source_computer.as_ref().map(Computer::certainty),
+            Some(Certainty::High)
+        );
+        assert_eq!(resolver.take_uncertain(), [IpAddr::from(SERVER)]);
+        // Bounded between takes.
+        for second in 0..(MAX_UNCERTAIN as i64 + 10) {
+            resolver.process(&mut ntlm_to_server(200 + second, "WS05"));
+        }
+        assert_eq!(resolver.take_uncertain().len(), MAX_UNCERTAIN);
+        assert_eq!(resolver.counters().probe_candidates_dropped, 10);
     }
 
     #[test]
