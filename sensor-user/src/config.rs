@@ -1029,6 +1029,29 @@ mod tests {
     }
 
     #[test]
+    fn active_probes_need_their_subnets_and_ask_the_first_dc_by_default() {
+        let text = "[capture]\ndc_addresses = [\"10.0.0.1\"]\n[nnr]\nactive = true\n";
+        let error = parse(text).expect_err("no subnets");
+        assert!(error.contains("nnr.probe_subnets"), "{error}");
+        let config = parse(&format!("{text}probe_subnets = [\"10.1.0.0/16\"]\n")).expect("valid");
+        let probes = config
+            .nnr
+            .probes(&config.capture.dc_addresses)
+            .expect("probes on");
+        assert_eq!(
+            probes.dns_server,
+            Some("10.0.0.1:53".parse().expect("address"))
+        );
+        assert!(probes.subnets[0].contains("10.1.2.3".parse().expect("address")));
+        assert_eq!(Config::default().nnr.probes(&[]), None, "off by default");
+        let error = parse(&format!(
+            "{text}probe_subnets = [\"10.1.0.0/16\"]\nprobe_rate_per_sec = 0\n"
+        ))
+        .expect_err("zero rate");
+        assert!(error.contains("nnr.probe_rate_per_sec"), "{error}");
+    }
+
+    #[test]
     fn a_kerberos_bind_needs_a_keytab_and_a_principal_with_its_realm() {
         let domain = r#"
             [[directory.domains]]
@@ -1064,6 +1087,11 @@ mod tests {
                 "sync = true",
                 "sync = true\npassword_file = \"/p\"",
                 "not a password",
+            ),
+            (
+                "tls = \"none\"",
+                "tls = \"ldaps\"",
+                "signed and sealed by Kerberos itself",
             ),
         ];
         for (line, replacement, expected) in cases {

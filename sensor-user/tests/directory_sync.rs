@@ -73,8 +73,15 @@ fn samba(command: &str) {
 /// Runs `body` on a thread inside the DC's network namespace: the DC's address is reachable
 /// only there, so no test traffic leaves namespaces the test made.
 fn in_namespace<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    in_namespace_of(NAMESPACE, body)
+}
+
+fn in_namespace_of<T: Send + 'static>(
+    namespace: &'static str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
     std::thread::spawn(move || {
-        let netns = std::fs::File::open(format!("/run/netns/{NAMESPACE}")).expect("the netns");
+        let netns = std::fs::File::open(format!("/run/netns/{namespace}")).expect("the netns");
         // SAFETY: setns on this thread only, with a namespace file descriptor we hold open.
         let joined = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(joined, 0, "setns: {}", std::io::Error::last_os_error());
@@ -839,4 +846,87 @@ fn a_kerberos_bind_from_a_keytab_is_sealed_and_reads_what_a_simple_bind_reads() 
         assert!(log.contains(expected), "{name}: {log}");
         assert!(!log.contains("panicked"), "{name}: {log}");
     }
+}
+
+/// The directory at the lab's size (issue #12): a second DC of sync_dc.sh's (namespace
+/// dcwsync-big, 10.97.1.1, state in /tmp/dcwsync-big) filled with 5,000 users, 1,000 computers
+/// and 100 nested groups, read in one full sync through pages of 500. The default run's
+/// version is `full_sync_then_each_change_in_the_next_incremental_sync` (1,000 users).
+#[test]
+#[ignore = "slow: provisions and fills a DC of its own, minutes the first time (cargo xtask test --full)"]
+fn a_full_sync_reads_5000_users_and_1000_computers_through_pages() {
+    const BIG_NS: &str = "dcwsync-big";
+    const BIG_STATE: &str = "/tmp/dcwsync-big";
+    let status = Command::new("bash")
+        .arg(script())
+        .arg("up")
+        .env("DCWSYNC_DIR", BIG_STATE)
+        .env("DCWSYNC_NS", BIG_NS)
+        .env("DCWSYNC_IP", "10.97.1.1")
+        .env("DCWSYNC_FILL", "5000 1000 100")
+        .status()
+        .expect("sync_dc.sh");
+    assert!(status.success(), "sync_dc.sh up (the big DC) failed");
+    let password = password_file("admin", ADMIN_PW);
+    in_namespace_of(BIG_NS, move || {
+        let runtime = runtime();
+        let health = Recorded::default();
+        let mut sync = DomainSync::new(DomainConfig {
+            dc_addresses: vec!["10.97.1.1".into()],
+            ca: Some(format!("{BIG_STATE}/dc/tls/ca.pem").into()),
+            ..domain(TlsMode::Ldaps, &password)
+        });
+        let settings = DirectoryConfig {
+            page_size: 500,
+            ..settings()
+        };
+        let report = runtime
+            .block_on(sync.sync(&settings, &health))
+            .unwrap_or_else(|| panic!("a full sync of the big DC: {}", health.said()));
+        assert!(report.full && report.entries >= 6100, "{report:?}");
+        let deltas = sync.take_deltas();
+        assert!(deltas.len() > 1, "6,000 objects do not fit one delta");
+        assert!(
+            deltas
+                .iter()
+                .all(|delta| delta.encoded_len() <= MAX_DELTA_BYTES)
+        );
+        let sent: usize = deltas.iter().map(|delta| delta.objects.len()).sum();
+        assert_eq!(sent, sync.replica().len());
+        let found = directory(&sync);
+        let count = |kind| {
+            found
+                .objects()
+                .filter(|o| o.kind == kind && !o.deleted)
+                .count()
+        };
+        assert!(
+            count(ObjectKind::User) >= 5000,
+            "{}",
+            count(ObjectKind::User)
+        );
+        assert!(
+            count(ObjectKind::Computer) >= 1000,
+            "{}",
+            count(ObjectKind::Computer)
+        );
+        assert!(
+            count(ObjectKind::Group) >= 100,
+            "{}",
+            count(ObjectKind::Group)
+        );
+        // The last user of the fill: in team099, nested nine deep up to team090
+        // (fill_directory.py).
+        let last = found.account("u04999").expect("u04999");
+        assert!(
+            found
+                .groups(last)
+                .iter()
+                .any(|dn| dn.starts_with("CN=team090,")),
+            "{:?}",
+            found.groups(last)
+        );
+        assert!(found.account("WS00999$").is_some(), "the last computer");
+        assert!(health.0.lock().expect("lock").is_empty());
+    });
 }

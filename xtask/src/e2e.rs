@@ -785,7 +785,8 @@ pub fn run(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyhow::Res
 
 /// Brings the lab and a backend up, plays `scenarios` (all when empty) with the checks of each,
 /// and takes the lab down unless `keep`. A failing scenario is reported and counted; the others
-/// still play. With `save`, each scenario's activities are written to `DIR/SCENARIO.jsonl`.
+/// still play. With `save`, each scenario's activities are written to `DIR/SCENARIO.jsonl`, and
+/// the lab's entities to `DIR/entities.jsonl` ([`save_entities`]).
 pub fn play_all(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyhow::Result<Totals> {
     shell::require_root("e2e")?;
     let sensor = shell::build_sensor("e2e")?;
@@ -826,6 +827,9 @@ fn play_each(sensor: &Path, scenarios: &[String], save: Option<&Path>) -> anyhow
                 failures.push(scenario.clone());
             }
         }
+    }
+    if let Some(dir) = save {
+        save_entities(sensor, dir).context("saving the lab's entities")?;
     }
     if !failures.is_empty() {
         eprintln!("e2e: failed: {}", failures.join(", "));
@@ -1138,6 +1142,80 @@ fn check(sensor: &Path, scenario: &str, save: Option<&Path>) -> anyhow::Result<C
         frames,
         alerts: alerts.len(),
     })
+}
+
+/// The lab's DC as the sensor's `[directory]` sees it: a Kerberos bind, sealed, with the keys in
+/// `keytab` (tests/lab/lab.sh: realm LAB.EXAMPLE, DC dc1.lab.example at 10.98.0.1).
+fn lab_directory_config(keytab: &Path) -> String {
+    format!(
+        "[directory]\n[[directory.domains]]\nbase_dn = \"DC=lab,DC=example\"\n\
+         dcs = [\"dc1.lab.example\"]\ndc_addresses = [\"10.98.0.1\"]\nbind = \"kerberos\"\n\
+         tls = \"none\"\nkeytab = \"{}\"\nprincipal = \"Administrator@LAB.EXAMPLE\"\nsync = true\n",
+        keytab.display()
+    )
+}
+
+/// The shell line, run in the lab's DC namespace (where `$0` is the DC's state directory and
+/// KRB5_CONFIG the lab's), that exports Administrator's keys to `keytab` (0600) and has the
+/// sensor sync the directory to `snapshot`. The DC's ldap/ SPN is added when samba_spnupdate has
+/// not. No password is handled: the keys come from the DC's own database.
+fn lab_directory_sync(sensor: &Path, config: &Path, keytab: &Path, snapshot: &Path) -> String {
+    format!(
+        "set -e; samba-tool spn list 'DC1$' --configfile=$0/etc/smb.conf | \
+         grep -qi ldap/dc1.lab.example || samba-tool spn add ldap/dc1.lab.example 'DC1$' \
+         --configfile=$0/etc/smb.conf >/dev/null; \
+         rm -f {keytab}; (umask 077; samba-tool domain exportkeytab {keytab} \
+         --principal=Administrator@LAB.EXAMPLE --configfile=$0/etc/smb.conf >/dev/null); \
+         {sensor} directory sync --config {config} --out {snapshot}",
+        keytab = keytab.display(),
+        sensor = sensor.display(),
+        config = config.display(),
+        snapshot = snapshot.display(),
+    )
+}
+
+/// With `--save`: `DIR/entities.jsonl`, the lab's directory as a backend prints it
+/// (`dcwatch-backend entities --json`, with the lab's honeytoken configured): the sensor syncs
+/// it from the lab's DC, and a backend of its own imports the snapshot.
+fn save_entities(sensor: &Path, dir: &Path) -> anyhow::Result<()> {
+    let run = RunDir::create()?;
+    let keytab = run.path().join("lab.keytab");
+    let config = run.path().join("directory.toml");
+    let snapshot = run.path().join("directory.jsonl");
+    std::fs::write(&config, lab_directory_config(&keytab))?;
+    lab::run(LabTask::Exec {
+        namespace: lab::Namespace::Dc,
+        command: vec![lab_directory_sync(sensor, &config, &keytab, &snapshot)],
+    })
+    .context("syncing the lab's directory")?;
+    let backend = sensor.with_file_name("dcwatch-backend");
+    let data = run.path().join("backend");
+    std::fs::create_dir_all(&data)?;
+    shell::run(
+        Command::new(&backend)
+            .args(["directory", "import"])
+            .arg(&snapshot)
+            .arg("--data-dir")
+            .arg(&data),
+    )?;
+    let backend_config = run.path().join("backend.toml");
+    std::fs::write(
+        &backend_config,
+        format!(
+            "data_dir = \"{}\"\n[entities]\nhoneytokens = [\"honey_admin\"]\n",
+            data.display()
+        ),
+    )?;
+    let entities = shell::stdout_of(
+        Command::new(&backend)
+            .args(["entities", "--json", "--config"])
+            .arg(&backend_config),
+    )?;
+    let lines: Vec<String> = entities.lines().map(str::to_owned).collect();
+    if lines.is_empty() {
+        bail!("the lab's directory gave no entities");
+    }
+    write_lines(&dir.join("entities.jsonl"), &lines)
 }
 
 /// Scenarios played a second time against the same backend: the attack repeated updates its

@@ -87,7 +87,8 @@ enum Task {
         /// Leave the lab running afterwards.
         #[arg(long)]
         keep: bool,
-        /// Write each scenario's activities to DIR/SCENARIO.jsonl.
+        /// Write each scenario's activities to DIR/SCENARIO.jsonl, its alerts to
+        /// DIR/SCENARIO.alerts.jsonl, and the lab's directory to DIR/entities.jsonl.
         #[arg(long, value_name = "DIR")]
         save: Option<std::path::PathBuf>,
     },

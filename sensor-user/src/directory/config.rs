@@ -56,8 +56,8 @@ pub enum BindMode {
     /// A simple bind (DN or user@domain, and a password), inside TLS.
     #[default]
     Simple,
-    /// SASL GSSAPI with Kerberos keys from `keytab` for `principal`; without TLS the session is
-    /// signed and sealed by Kerberos.
+    /// SASL GSSAPI with Kerberos keys from `keytab` for `principal`, on plain LDAP (`tls =
+    /// "none"`): the session is signed and sealed by Kerberos.
     Kerberos,
 }
 
@@ -200,6 +200,15 @@ impl DomainConfig {
     }
 
     fn validate_kerberos(&self) -> Result<(), (&'static str, String)> {
+        if self.tls != TlsMode::None {
+            // ldap3 asks for no GSSAPI security layer inside TLS, and a DC that requires
+            // signing (Samba's default, Windows' hardened one) refuses the bind.
+            return Err((
+                "directory.domains.tls",
+                "a Kerberos bind is signed and sealed by Kerberos itself: set tls = \"none\""
+                    .into(),
+            ));
+        }
         if self.keytab.is_none() {
             return Err((
                 "directory.domains.keytab",

@@ -183,7 +183,7 @@ mod tests {
         let query = ptr_query(0x1234, ADDRESS);
         let parsed = dns::parse(&query).expect("a DNS query");
         assert_eq!((parsed.id, parsed.is_response), (0x1234, false));
-        assert!(parsed.flags.recursion_desired);
+        assert!(parsed.flags.rd);
         assert_eq!(parsed.questions.len(), 1);
         assert_eq!(parsed.questions[0].name, "5.0.98.10.in-addr.arpa");
         assert_eq!(parsed.questions[0].qtype, dns::RecordType::PTR);
