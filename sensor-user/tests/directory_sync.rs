@@ -457,8 +457,11 @@ fn backend_bin() -> PathBuf {
         .to_owned();
     let bin = dir.join("dcwatch-backend");
     if !bin.exists() {
+        // In the profile of this test's binaries, whose folder is the profile's.
+        let release = dir.file_name().and_then(|name| name.to_str()) == Some("release");
         let status = Command::new(env!("CARGO"))
             .args(["build", "-p", "dcwatch-backend", "--bin", "dcwatch-backend"])
+            .args(release.then_some("--release"))
             .env("CARGO_TARGET_DIR", dir.parent().expect("the target folder"))
             .status()
             .expect("cargo build");
