@@ -95,11 +95,6 @@ impl Planner {
             }
         }
     }
-
-    /// Addresses remembered now (at most MAX_RECENT).
-    pub fn remembered(&self) -> usize {
-        self.recent.len()
-    }
 }
 
 #[cfg(test)]
@@ -173,7 +168,7 @@ mod tests {
             plan.tokens = 1.0;
             assert_eq!(plan.admit(IpAddr::V4(Ipv4Addr::from(i)), 0), Admit::Probe);
         }
-        assert_eq!(plan.remembered(), MAX_RECENT);
+        assert_eq!(plan.recent.len(), MAX_RECENT);
         assert!(plan.order.len() <= MAX_RECENT);
         // The oldest were forgotten, the newest are still remembered.
         plan.tokens = 1.0;
