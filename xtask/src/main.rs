@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod e2e;
 mod forward;
+mod fuzz;
 mod lab;
 mod package;
 mod setup;
@@ -30,17 +31,19 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Install what building and testing need, idempotently: apt packages (LLVM 22, iproute2,
-    /// ethtool), rust-src, and bpf-linker 0.13.0 built against LLVM 22.
+    /// ethtool...), rust-src, bpf-linker 0.13.0 built against LLVM 22, and pinned cargo tools
+    /// (cargo-deb, cargo-deny, typos, cargo-fuzz).
     Setup,
-    /// Set up, then run every check CI runs: rustfmt, clippy, the tests (as root: they load XDP
-    /// programs and make network namespaces), and the end-to-end run against the AD lab.
+    /// Set up, then run every check CI runs: rustfmt, clippy, cargo-deny (licences, bans,
+    /// sources), typos, the tests (as root: they load XDP programs and make network namespaces),
+    /// 30 seconds of every fuzz target, and the end-to-end run against the AD lab.
     Test {
         /// Skip the end-to-end run (the lab): for a quick check while developing.
         #[arg(long)]
         no_e2e: bool,
         /// Also run the slow tests (`#[ignore]`d ones: floods, a minute of CPU hog, the .deb
         /// install and purge, the backend's cluster under faults, the appliance image booted under
-        /// qemu, the profiles' bounds).
+        /// qemu, the profiles' bounds), and each fuzz target for 5 minutes instead of 30 seconds.
         #[arg(long)]
         full: bool,
     },
@@ -54,6 +57,13 @@ enum Task {
         /// Rounds of the traffic mix to send, with `--captures`.
         #[arg(long, default_value_t = 3)]
         rounds: u32,
+    },
+    /// Set up, then build every fuzz target (cargo-fuzz, AddressSanitizer) and run each from
+    /// its seeds for the given time, one per core: what `cargo xtask test` runs.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
     },
     /// Set up, build, then run the benchmarks and print their figures.
     Bench,
@@ -106,6 +116,7 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::run(),
         Task::Test { no_e2e, full } => test::run(!no_e2e, full),
         Task::Demo { captures, rounds } => demo::run(rounds, !captures),
+        Task::Fuzz { seconds } => setup::run().and_then(|()| fuzz::run(seconds)),
         Task::Bench => bench::run(),
         Task::Package => package::run().map(drop),
         Task::E2e {

@@ -59,15 +59,25 @@ const VM_PACKAGES: &[&str] = &[
     "qemu-system-x86",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
-/// Builds the .deb packages (`cargo xtask package`).
-const CARGO_DEB_VERSION: &str = "3.8.0";
+/// Cargo tools from crates.io, pinned: the crate, its version, and the command whose output
+/// names that version once it is installed. cargo-deb builds the .deb packages
+/// (`cargo xtask package`); cargo-deny checks licences, bans and sources (deny.toml), typos the
+/// spelling (_typos.toml), and cargo-fuzz runs the fuzz targets, all in `cargo xtask test`.
+const CARGO_TOOLS: &[(&str, &str, &[&str])] = &[
+    ("cargo-deb", "3.8.0", &["cargo", "deb", "--version"]),
+    ("cargo-deny", "0.20.2", &["cargo", "deny", "--version"]),
+    ("typos-cli", "1.52.0", &["typos", "--version"]),
+    ("cargo-fuzz", "0.13.2", &["cargo", "fuzz", "--version"]),
+];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn run() -> anyhow::Result<()> {
     apt_packages()?;
     rust_src()?;
     bpf_linker()?;
-    cargo_deb()?;
+    for (name, version, version_command) in CARGO_TOOLS {
+        cargo_tool(name, version, version_command)?;
+    }
     eprintln!("setup: ready");
     Ok(())
 }
@@ -171,15 +181,22 @@ fn bpf_linker() -> anyhow::Result<()> {
     )
 }
 
-fn cargo_deb() -> anyhow::Result<()> {
-    let version = output(shell::cargo().args(["deb", "--version"])).unwrap_or_default();
-    if version.contains(CARGO_DEB_VERSION) {
+/// Installs `name@version` unless `version_command` already reports that version.
+fn cargo_tool(name: &str, version: &str, version_command: &[&str]) -> anyhow::Result<()> {
+    let (program, args) = version_command.split_first().context("a version command")?;
+    let mut command = if *program == "cargo" {
+        shell::cargo()
+    } else {
+        Command::new(program)
+    };
+    let reported = output(command.args(args)).unwrap_or_default();
+    if reported.split_whitespace().any(|word| word == version) {
         return Ok(());
     }
-    eprintln!("setup: cargo install cargo-deb@{CARGO_DEB_VERSION}");
+    eprintln!("setup: cargo install {name}@{version}");
     shell::run(shell::cargo().args([
         "install",
-        &format!("cargo-deb@{CARGO_DEB_VERSION}"),
+        &format!("{name}@{version}"),
         "--locked",
         "--force",
     ]))

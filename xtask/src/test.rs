@@ -1,6 +1,12 @@
 //! `cargo xtask test`: what CI runs.
 
+use std::process::Command;
+
 use crate::shell::{self, cargo};
+
+/// How long each fuzz target runs: a smoke run by default, longer with `--full`.
+const SMOKE_FUZZ_SECS: u64 = 30;
+const FULL_FUZZ_SECS: u64 = 300;
 
 pub fn run(end_to_end: bool, full: bool) -> anyhow::Result<()> {
     crate::setup::run()?;
@@ -37,7 +43,21 @@ pub fn run(end_to_end: bool, full: bool) -> anyhow::Result<()> {
             ])
             .env("RUSTC_BOOTSTRAP", "1"),
     )?;
+    // Licences, banned crates and sources (deny.toml); advisories need the RustSec database,
+    // which CI cannot fetch.
+    shell::run(
+        cargo()
+            .current_dir(&root)
+            .args(["deny", "check", "licenses", "bans", "sources"]),
+    )?;
+    // Spelling, with the project's own words in _typos.toml.
+    shell::run(Command::new("typos").current_dir(&root))?;
     let mut totals = shell::run_tests(cargo().current_dir(&root).args(["test", "--release"]))?;
+    crate::fuzz::run(if full {
+        FULL_FUZZ_SECS
+    } else {
+        SMOKE_FUZZ_SECS
+    })?;
     if full {
         let slow = shell::run_tests(cargo().current_dir(&root).args([
             "test",
