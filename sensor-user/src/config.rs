@@ -72,17 +72,27 @@ pub struct HealthConfig {
     /// A capture interface, a configured DC, the syslog listener (when configured) or RADIUS
     /// (when secrets are configured) silent this long opens its health issue.
     pub silent_minutes: u64,
+    /// A DC whose clock (from its KRB-ERRORs) is further than this from the sensor's opens
+    /// `CLOCK_SKEW`: Kerberos' own tolerance by default.
+    pub max_clock_skew_minutes: u64,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        Self { silent_minutes: 10 }
+        Self {
+            silent_minutes: 10,
+            max_clock_skew_minutes: dcwatch_telemetry::health::MAX_CLOCK_SKEW_SECS / 60,
+        }
     }
 }
 
 impl HealthConfig {
     pub fn silent_after_ns(&self) -> u64 {
         self.silent_minutes.saturating_mul(60_000_000_000)
+    }
+
+    pub fn max_clock_skew_ns(&self) -> u64 {
+        self.max_clock_skew_minutes.saturating_mul(60_000_000_000)
     }
 }
 

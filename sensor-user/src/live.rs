@@ -724,6 +724,7 @@ fn expectations(config: &Config) -> Expectations {
         windows_events: !config.syslog.listen.is_empty(),
         radius: !config.radius.secret.is_empty() || !config.radius.secrets.is_empty(),
         silent_after_ns: config.health.silent_after_ns(),
+        max_clock_skew_ns: config.health.max_clock_skew_ns(),
     }
 }
 

@@ -10,8 +10,11 @@ use dcwatch_entity::{
     Directory, enrich,
     nnr::{CertaintyAlarm, Resolver},
 };
-use dcwatch_proto::v1::{Activity, activity::Body};
-use dcwatch_telemetry::{Kind, Snapshot};
+use dcwatch_proto::{
+    json::endpoint_ip,
+    v1::{Activity, activity::Body},
+};
+use dcwatch_telemetry::{Kind, Snapshot, health::unix_ns};
 use log::{debug, info, warn};
 
 use dcwatch_pipeline::{
@@ -235,6 +238,12 @@ impl<W: Write> Pipeline<W> {
             snapshot.add_prefixed("nnr_", prober.counters());
         }
         snapshot.add_prefixed("limiter_shed_", self.shedder.counters());
+        snapshot.push(
+            "clock_skew_dcs_evicted",
+            Kind::Counter,
+            "DCs the clock skew check stopped following to make room for others (it follows 64 at most).",
+            self.heard.clock_skews.evicted(),
+        );
         if let Some(sink) = &self.sink {
             snapshot.extend(sink.shared().snapshot());
         }
@@ -355,8 +364,20 @@ impl<W: Write> Pipeline<W> {
                 continue;
             }
             activity.sensor_id.clone_from(&self.sensor_id);
-            if let Some(Body::Radius(_)) = activity.body {
-                self.heard.radius_ns = Some(self.last_time_ns);
+            match &activity.body {
+                Some(Body::Radius(_)) => self.heard.radius_ns = Some(self.last_time_ns),
+                Some(Body::Kerberos(kerberos)) => {
+                    // A KRB-ERROR: the KDC's clock against the capture's.
+                    let dc = activity.src.as_ref().and_then(endpoint_ip);
+                    if let (Some(dc), Some(server), Some(captured)) =
+                        (dc, &kerberos.server_time, &activity.time)
+                    {
+                        self.heard
+                            .clock_skews
+                            .sample(dc, unix_ns(server), unix_ns(captured));
+                    }
+                }
+                _ => {}
             }
             self.resolver.process(&mut activity);
             if let Some(alarm) = self.resolver.take_alarm() {

@@ -55,7 +55,10 @@ pub fn plan(running: &Config, new: &Config) -> Vec<Item> {
     item(
         "health",
         changed_to(&running.health, &new.health, |_, new| {
-            format!("silent after {} minutes", new.silent_minutes)
+            format!(
+                "silent after {} minutes, clock skew over {} minutes",
+                new.silent_minutes, new.max_clock_skew_minutes
+            )
         }),
     );
     let restart = |same: bool| {

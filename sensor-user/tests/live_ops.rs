@@ -1,6 +1,6 @@
 //! Running the sensor as an operator would: a SIGHUP reload that opens a port in the XDP filter
-//! while the process stays up, and `/metrics` scraped and checked line by line against the
-//! stats file. The real sensor in its own namespaces (prefix `dcwo`), frames over a veth pair.
+//! while the process stays up, `/metrics` scraped and checked line by line against the stats
+//! file, and a DC whose clock is off opening `CLOCK_SKEW` until it is set right. The real sensor in its own namespaces (prefix `dcwo`), frames over a veth pair.
 //! Needs root.
 
 use std::{
@@ -8,12 +8,12 @@ use std::{
     io::{Read as _, Write as _},
     net::TcpStream,
     path::Path,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use dcwatch_tests::{
     exposition,
-    frames::{tcp_v4, udp_v4},
+    frames::{CLIENT_V4, DC_V4, ETHERTYPE_IPV4, Ipv4, PROTO_UDP, ethernet, tcp_v4, udp, udp_v4},
     netns::{self, NetNs, VethPair},
     sender::send_frames,
     sensor_process::{RunDir, SensorProcess},
@@ -58,13 +58,20 @@ impl Lab {
     }
 }
 
-fn write_config(run: &RunDir, tcp_ports: &[u16], extra: &str) {
-    let ports: Vec<String> = tcp_ports.iter().map(u16::to_string).collect();
+fn write_config(run: &RunDir, tcp_ports: &[u16], udp_ports: &[u16], extra: &str) {
+    let list = |ports: &[u16]| {
+        ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     std::fs::write(
         &run.config,
         format!(
-            "[stats]\ninterval_secs = 1\n{extra}\n[capture.ports]\ntcp = [{}]\nudp = [53]\n",
-            ports.join(", ")
+            "[stats]\ninterval_secs = 1\n{extra}\n[capture.ports]\ntcp = [{}]\nudp = [{}]\n",
+            list(tcp_ports),
+            list(udp_ports)
         ),
     )
     .expect("write the config");
@@ -74,7 +81,7 @@ fn write_config(run: &RunDir, tcp_ports: &[u16], extra: &str) {
 fn sighup_opens_a_port_in_xdp_and_the_sensor_stays_up() {
     let lab = Lab::new();
     let run = RunDir::create().expect("run directory");
-    write_config(&run, &[88], "[sensor]\nlog_level = \"info\"");
+    write_config(&run, &[88], &[53], "[sensor]\nlog_level = \"info\"");
     let mut sensor = lab.start(&run);
 
     let on_8080 = tcp_v4(8080, b"GET / HTTP/1.1\r\n\r\n");
@@ -87,7 +94,7 @@ fn sighup_opens_a_port_in_xdp_and_the_sensor_stays_up() {
         "only the DNS frame: 8080 is not watched yet"
     );
 
-    write_config(&run, &[88, 8080], "[sensor]\nlog_level = \"info\"");
+    write_config(&run, &[88, 8080], &[53], "[sensor]\nlog_level = \"info\"");
     sensor.signal(libc::SIGHUP).expect("SIGHUP");
     // The reload is asynchronous: send on 8080 until a frame is matched (or time runs out).
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -153,7 +160,12 @@ fn get(lab: &Lab, path: &str) -> (String, String) {
 fn metrics_are_valid_exposition_and_equal_the_stats_file() {
     let lab = Lab::new();
     let run = RunDir::create().expect("run directory");
-    write_config(&run, &[88], &format!("[metrics]\nlisten = \"{METRICS}\""));
+    write_config(
+        &run,
+        &[88],
+        &[53],
+        &format!("[metrics]\nlisten = \"{METRICS}\""),
+    );
     let sensor = lab.start(&run);
     let frames: Vec<Vec<u8>> = (0..20)
         .map(|index| {
@@ -214,4 +226,101 @@ fn metrics_are_valid_exposition_and_equal_the_stats_file() {
 
 fn metric(samples: &BTreeMap<String, f64>, name: &str) -> Option<u64> {
     exposition::stat(samples, "dcwatch_sensor", name)
+}
+
+/// A real KRB-ERROR (PREAUTH_REQUIRED, suricata-verify's krb5_msg_type capture, frame 9) from
+/// the DC over UDP, its stime set to `dc_time` (whole seconds; its susec stays 649488).
+fn krb_error_at(dc_time: SystemTime, client_port: u16) -> Vec<u8> {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../parsers/tests/fixtures/kerberos/msgtype_f9_error_preauth_required.hex"
+    );
+    let text = std::fs::read_to_string(fixture).expect("fixture");
+    let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    let mut message: Vec<u8> = digits
+        .chunks_exact(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).expect("ascii"), 16).expect("hex"))
+        .collect();
+    // stime: [4] EXPLICIT, a GeneralizedTime of 15 characters (RFC 4120 5.9.1, 5.2.3).
+    let at = message
+        .windows(4)
+        .position(|window| window == [0xa4, 0x11, 0x18, 0x0f])
+        .expect("stime")
+        + 4;
+    // "2021-06-22T09:27:40Z" -> "20210622092740Z".
+    let generalized: String = humantime::format_rfc3339_seconds(dc_time)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':' | 'T'))
+        .collect();
+    message[at..at + 15].copy_from_slice(generalized.as_bytes());
+    let ip = Ipv4::new(DC_V4, CLIENT_V4, PROTO_UDP).packet(&udp(88, client_port, &message));
+    ethernet(&[], ETHERTYPE_IPV4, &ip)
+}
+
+#[test]
+fn a_dc_clock_ten_minutes_behind_opens_clock_skew_until_it_is_set_right() {
+    let lab = Lab::new();
+    let run = RunDir::create().expect("run directory");
+    write_config(
+        &run,
+        &[88],
+        &[88],
+        &format!("[sensor]\nlog_level = \"info\"\n[metrics]\nlisten = \"{METRICS}\""),
+    );
+    let sensor = lab.start(&run);
+    let skew_open = |lab: &Lab| {
+        let (_, body) = get(lab, "/metrics");
+        let samples = exposition::parse(&body).unwrap_or_else(|error| panic!("{error}"));
+        samples
+            .get("dcwatch_sensor_health_issues_open{kind=\"CLOCK_SKEW\"}")
+            .copied()
+    };
+    let wait_for = |lab: &Lab, open: f64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while skew_open(lab) != Some(open) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        skew_open(lab)
+    };
+    let behind = Duration::from_secs(600);
+    // Two errors are not yet an estimate; a third is.
+    lab.send(&[
+        krb_error_at(SystemTime::now() - behind, 50_001),
+        krb_error_at(SystemTime::now() - behind, 50_002),
+    ]);
+    stats_file::wait_for(&run.stats, "activities", 2, Duration::from_secs(15))
+        .expect("two KRB-ERRORs dissected");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(skew_open(&lab), Some(0.0), "two errors are not enough");
+    lab.send(&[krb_error_at(SystemTime::now() - behind, 50_003)]);
+    assert_eq!(wait_for(&lab, 1.0), Some(1.0), "open after the third");
+    // The DC's clock set right: one error does not move the median of four...
+    lab.send(&[krb_error_at(SystemTime::now(), 50_004)]);
+    stats_file::wait_for(&run.stats, "activities", 4, Duration::from_secs(15))
+        .expect("four KRB-ERRORs dissected");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(skew_open(&lab), Some(1.0), "one right error of four");
+    // ...four of seven do.
+    lab.send(&[
+        krb_error_at(SystemTime::now(), 50_005),
+        krb_error_at(SystemTime::now(), 50_006),
+        krb_error_at(SystemTime::now(), 50_007),
+    ]);
+    assert_eq!(wait_for(&lab, 0.0), Some(0.0), "closed");
+
+    let finished = sensor.stop().expect("sensor stops");
+    assert!(finished.status.success(), "{:#?}", finished.stderr);
+    let logged = |needle: &str| finished.stderr.iter().any(|line| line.contains(needle));
+    assert!(
+        logged("health issue: Clock skew with domain controllers (10.99.1.1): the DC's clock is"),
+        "{:#?}",
+        finished.stderr
+    );
+    assert!(logged("s behind the sensor's"), "{:#?}", finished.stderr);
+    assert!(
+        logged("health issue closed: Clock skew with domain controllers (10.99.1.1)"),
+        "{:#?}",
+        finished.stderr
+    );
 }

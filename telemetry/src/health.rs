@@ -241,7 +241,8 @@ fn timestamp(unix_ns: u64) -> Timestamp {
     }
 }
 
-fn unix_ns(timestamp: &Timestamp) -> u64 {
+/// A timestamp as unix nanoseconds, 0 before 1970, saturating far after.
+pub fn unix_ns(timestamp: &Timestamp) -> u64 {
     u64::try_from(timestamp.seconds)
         .unwrap_or_default()
         .saturating_mul(1_000_000_000)

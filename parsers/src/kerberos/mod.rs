@@ -255,8 +255,10 @@ pub struct KrbError {
     pub cname: Option<Principal>,
     pub realm: String,
     pub sname: Principal,
-    /// Unix seconds; `None` when unreadable.
+    /// The KDC's clock when it answered, unix seconds; `None` when unreadable.
     pub stime: Option<i64>,
+    /// Its microseconds; `None` outside 0..=999,999.
+    pub susec: Option<u32>,
     pub ctime: Option<i64>,
     pub e_text: Option<String>,
     pub e_data_present: bool,
@@ -509,6 +511,9 @@ fn krb_error(err: asn1::KrbError, anomalies: &mut Anomalies) -> KrbError {
         realm: text(&err.realm.0, anomalies),
         sname: principal(&err.sname, anomalies),
         stime: time(&err.stime, anomalies),
+        susec: u32::try_from(err.susec)
+            .ok()
+            .filter(|microseconds| *microseconds < 1_000_000),
         ctime: err.ctime.as_ref().and_then(|t| time(t, anomalies)),
         e_text: err.e_text.as_ref().map(|t| text(&t.0, anomalies)),
         e_data_present: err.e_data.is_some(),

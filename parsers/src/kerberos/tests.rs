@@ -176,7 +176,7 @@ fn as_req_without_sname() {
 
 // suricata-verify/tests/krb5-krb5_msg_type/input.pcap: frame 9, KRB-ERROR PREAUTH_REQUIRED.
 // tshark: error_code 25, SNameString krbtgt,CYLERA.LAB, realm CYLERA.LAB,
-// padata_type (e-data) 19,2,16,15, stime Jun 22 2021 09:27:40.
+// padata_type (e-data) 19,2,16,15, stime Jun 22 2021 09:27:40, susec 649488.
 #[test]
 fn error_preauth_required() {
     let msg = parse(&fixture!("msgtype_f9_error_preauth_required")).unwrap();
@@ -192,6 +192,7 @@ fn error_preauth_required() {
     // tshark: kerberos.etype 18,23,-133,-128 in PA-ETYPE-INFO2.
     assert_eq!(err.offered_etypes, etypes(&[18, 23, -133, -128]));
     assert_eq!(err.stime, Some(1_624_354_060));
+    assert_eq!(err.susec, Some(649_488));
     assert_eq!(msg.anomalies, Anomalies::default());
 }
 

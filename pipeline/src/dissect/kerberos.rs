@@ -136,6 +136,12 @@ pub fn activity(message: &KrbMessage, seen: &Seen, carrier: Carrier) -> Option<A
             body.service = error.sname.to_string();
             body.pa_data_types = error.e_data_padata_types.iter().map(|pa| pa.0).collect();
             body.offered_etypes = error.offered_etypes.iter().map(|etype| etype.0).collect();
+            body.server_time = error.stime.and_then(unix_seconds).map(|mut time| {
+                time.nanos = error.susec.map_or(0, |microseconds| {
+                    i32::try_from(microseconds * 1000).unwrap_or_default()
+                });
+                time
+            });
             account = error
                 .cname
                 .as_ref()
@@ -292,11 +298,14 @@ mod tests {
         assert_eq!(key_list.pa_data_types, [1, 161]);
     }
 
-    // Frame 9: PA-ETYPE-INFO2 with tshark's etypes 18,23,-133,-128.
+    // Frame 9: PA-ETYPE-INFO2 with tshark's etypes 18,23,-133,-128; tshark's stime Jun 22 2021
+    // 09:27:40 UTC and susec 649488.
     #[test]
-    fn krb_error_offered_etypes() {
+    fn krb_error_offered_etypes_and_server_time() {
         let error = body(&fixture!("msgtype_f9_error_preauth_required"));
         assert_eq!(error.offered_etypes, [18, 23, -133, -128]);
+        let time = error.server_time.expect("stime");
+        assert_eq!((time.seconds, time.nanos), (1_624_354_060, 649_488_000));
         let old = body(&fixture!("crafted_error_etype_info"));
         assert_eq!(old.offered_etypes, [23, 1]);
     }

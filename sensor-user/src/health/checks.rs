@@ -1,12 +1,13 @@
 //! The health checks the live loop runs at every stats tick, from the sensor's own
 //! measurements: its counters (this tick's against the last), the capture interfaces' state in
-//! sysfs, its cgroup's memory, and when it last heard from each DC and from RADIUS.
+//! sysfs, its cgroup's memory, when it last heard from each DC and from RADIUS, and the DCs'
+//! clocks against its own.
 
 use std::{collections::HashMap, net::IpAddr, path::Path};
 
 use dcwatch_telemetry::Snapshot;
 
-use super::{Health, IssueKind};
+use super::{Health, IssueKind, skew::ClockSkews};
 
 /// The stats names whose growth means traffic was not analysed: frames the ring had no room
 /// for, activities the spool's queue refused, stream bytes and datagrams given up for memory,
@@ -47,6 +48,8 @@ pub struct Expectations {
     pub radius: bool,
     /// How long a source may stay silent before its issue opens.
     pub silent_after_ns: u64,
+    /// How far a DC's clock may be from the sensor's before its issue opens.
+    pub max_clock_skew_ns: u64,
 }
 
 /// When the pipeline last heard from what the checks expect to hear from.
@@ -59,6 +62,8 @@ pub struct Heard {
     /// What network name resolution's hourly watch last said, while too few sources were
     /// named with HIGH certainty.
     pub low_certainty: Option<String>,
+    /// The KDCs' clocks, from the times their KRB-ERRORs carry.
+    pub clock_skews: ClockSkews,
 }
 
 impl Heard {
@@ -145,6 +150,7 @@ impl Checks {
         );
         self.interfaces(health, now_ns);
         self.sources(health, snapshot, heard, now_ns);
+        self.clock_skews(health, &heard.clock_skews, now_ns);
         health.set(IssueKind::MemoryLimit, "", memory_limit(Path::new("/")));
         self.previous = Some(snapshot.clone());
     }
@@ -230,6 +236,24 @@ impl Checks {
                     .then(|| format!("no RADIUS message for {}s", silent_ns / 1_000_000_000)),
             );
         }
+    }
+
+    /// `CLOCK_SKEW` per DC with a current estimate; a DC without one (forgotten, or no longer
+    /// followed) closes its issue.
+    fn clock_skews(&self, health: &Health, skews: &ClockSkews, now_ns: u64) {
+        let mut current = Vec::new();
+        for (dc, skew) in skews.estimates(now_ns) {
+            let subject = dc.to_string();
+            health.set(
+                IssueKind::ClockSkew,
+                &subject,
+                skew.issue(self.expect.max_clock_skew_ns),
+            );
+            current.push(subject);
+        }
+        health.retain(IssueKind::ClockSkew, |subject| {
+            current.iter().any(|dc| dc == subject)
+        });
     }
 }
 

@@ -1,9 +1,10 @@
 //! The sensor's health issues (dcwatch-telemetry's model): whatever measures something — the
-//! live loop's checks ([`checks`]), the directory sync, the resource limiter — says through a
+//! live loop's checks ([`checks`], with the DCs' clock skew from [`skew`]), the directory sync, the resource limiter — says through a
 //! [`Health`] whether its condition holds; openings and closings are logged and sent to the
 //! backend, and the open ones show in `/metrics`.
 
 pub mod checks;
+pub mod skew;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
