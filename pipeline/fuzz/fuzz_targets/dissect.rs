@@ -31,11 +31,7 @@ const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 
 fn check(dissector: &Dissector, activities: &mut Vec<Activity>, scratch: &mut Vec<u8>) {
-    let memory = dissector.counter_pairs();
-    let peak = memory
-        .iter()
-        .find(|(name, _)| name == "memory_peak")
-        .map_or(0, |(_, value)| *value);
+    let peak = dissector.snapshot().get("memory_peak").unwrap_or_default();
     assert!(peak <= MEMORY as u64, "memory peak {peak} over {MEMORY}");
     for activity in activities.drain(..) {
         let mut line = Vec::new();
