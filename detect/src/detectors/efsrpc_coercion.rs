@@ -51,8 +51,7 @@ impl Detector for EfsrpcCoercion {
                     ""
                 };
                 format!(
-                    ", naming {}: the DC authenticates to {shown_host}{whose}, a listener that can relay its credentials",
-                    file_name
+                    ", naming {file_name}: the DC authenticates to {shown_host}{whose}, a listener that can relay its credentials"
                 )
             }
             None if rpc.file_name.is_empty() => {

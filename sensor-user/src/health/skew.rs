@@ -80,14 +80,13 @@ impl ClockSkews {
     /// Records a KRB-ERROR from `dc` stamped `server_ns` by the DC (unix ns) and captured at
     /// `captured_ns` (unix ns, the sensor's clock).
     pub fn sample(&mut self, dc: IpAddr, server_ns: u64, captured_ns: u64) {
-        let difference = i64::try_from(i128::from(server_ns) - i128::from(captured_ns))
-            .unwrap_or_else(|_| {
-                if server_ns > captured_ns {
-                    i64::MAX
-                } else {
-                    i64::MIN
-                }
-            });
+        let saturated = if server_ns > captured_ns {
+            i64::MAX
+        } else {
+            i64::MIN
+        };
+        let difference =
+            i64::try_from(i128::from(server_ns) - i128::from(captured_ns)).unwrap_or(saturated);
         if !self.sources.contains_key(&dc) && self.sources.len() >= MAX_SOURCES {
             let stalest = self
                 .sources
