@@ -834,7 +834,11 @@ fn hot_row(row: &rusqlite::Row<'_>) -> Result<Ordered, StoreError> {
 impl Query {
     /// The filter applied to a compacted activity, as the hot tier's SQL applies it.
     fn matches(&self, stored: &StoredActivity) -> bool {
-        let activity = &stored.activity;
+        self.matches_activity(&stored.sensor_id, &stored.activity)
+    }
+
+    /// [`Self::matches`], for `activity` stored by `sensor_id`.
+    fn matches_activity(&self, sensor_id: &str, activity: &Activity) -> bool {
         let time = time_ns(activity);
         let account = activity.account.as_ref();
         let ips = || {
@@ -862,7 +866,7 @@ impl Query {
             && self
                 .sensor_id
                 .as_ref()
-                .is_none_or(|sensor| *sensor == stored.sensor_id)
+                .is_none_or(|sensor| sensor == sensor_id)
     }
 }
 

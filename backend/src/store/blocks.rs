@@ -16,9 +16,12 @@
 //!
 //! A block holds its activities whole: decoding gives back what the sensor sent.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+};
 
-use dcwatch_pipeline::community_id;
+use dcwatch_pipeline::{community_id, dissect::datagram_flow_id};
 use dcwatch_proto::{
     json::{endpoint_ip, protocol_name},
     v1::{Activity, Endpoint},
@@ -75,6 +78,7 @@ CREATE TABLE IF NOT EXISTS activity_frames (
 CREATE TABLE IF NOT EXISTS activity_dictionaries (
     id INTEGER PRIMARY KEY,
     created_ns INTEGER NOT NULL,
+    digest BLOB NOT NULL,
     data BLOB NOT NULL
 );
 ";
@@ -166,6 +170,8 @@ const COMMUNITY_ID_UDP: u64 = 4;
 const TIME_NANOS: u64 = 8;
 /// ... or in microseconds, when it is a whole number of them (most captures' resolution).
 const TIME_MICROS: u64 = 16;
+/// The flow id is a UDP exchange's, recomputed from the endpoints.
+const FLOW_ID_UDP: u64 = 32;
 
 /// One activity as a frame lays it out: its place, what was left out ([`strip`]), its time
 /// when left out of the protobuf, and the rest as protobuf.
@@ -199,6 +205,13 @@ fn strip(sensor_id: &str, entry: &Entry) -> Row {
             }
         }
     }
+    if !stripped.flow_id.is_empty()
+        && sockets(activity).map(|(src, dst)| datagram_flow_id(src, dst)).as_ref()
+            == Some(&activity.flow_id)
+    {
+        stripped.flow_id.clear();
+        flags |= FLOW_ID_UDP;
+    }
     let mut time_ns = 0;
     if let Some(time) = &activity.time
         && (0..1_000_000_000).contains(&time.nanos)
@@ -224,8 +237,8 @@ fn strip(sensor_id: &str, entry: &Entry) -> Row {
     }
 }
 
-/// What [`strip`] left out, put back.
-fn restore(sensor_id: &str, activity: &mut Activity, row: &Row) -> Result<(), BlockError> {
+/// What [`strip`] left out that costs little to put back: the sensor id and the time.
+fn restore_plain(sensor_id: &str, activity: &mut Activity, row: &Row) -> Result<(), BlockError> {
     if row.flags & SENSOR_ID_OF_BLOCK != 0 {
         sensor_id.clone_into(&mut activity.sensor_id);
     }
@@ -236,31 +249,42 @@ fn restore(sensor_id: &str, activity: &mut Activity, row: &Row) -> Result<(), Bl
                 .map_err(|_| BlockError::Malformed)?,
         });
     }
-    for (flag, protocol) in [
-        (COMMUNITY_ID_TCP, community_id::TCP),
-        (COMMUNITY_ID_UDP, community_id::UDP),
-    ] {
-        if row.flags & flag != 0 {
-            activity.community_id =
-                recomputed_community_id(activity, protocol).ok_or(BlockError::Malformed)?;
-        }
+    Ok(())
+}
+
+/// The hashes [`strip`] left out, recomputed (a SHA-1 each: done only for what a query keeps).
+fn restore_hashes(activity: &mut Activity, flags: u64) -> Result<(), BlockError> {
+    let hashed = COMMUNITY_ID_TCP | COMMUNITY_ID_UDP | FLOW_ID_UDP;
+    if flags & hashed == 0 {
+        return Ok(());
+    }
+    let (src, dst) = sockets(activity).ok_or(BlockError::Malformed)?;
+    if flags & COMMUNITY_ID_TCP != 0 {
+        activity.community_id = community_id::community_id(src, dst, community_id::TCP);
+    } else if flags & COMMUNITY_ID_UDP != 0 {
+        activity.community_id = community_id::community_id(src, dst, community_id::UDP);
+    }
+    if flags & FLOW_ID_UDP != 0 {
+        activity.flow_id = datagram_flow_id(src, dst);
     }
     Ok(())
 }
 
 fn recomputed_community_id(activity: &Activity, protocol: u8) -> Option<String> {
+    let (src, dst) = sockets(activity)?;
+    Some(community_id::community_id(src, dst, protocol))
+}
+
+/// The activity's source and destination as socket addresses, when both are.
+fn sockets(activity: &Activity) -> Option<(SocketAddr, SocketAddr)> {
     let socket = |endpoint: &Option<Endpoint>| {
         let endpoint = endpoint.as_ref()?;
-        Some(std::net::SocketAddr::new(
+        Some(SocketAddr::new(
             endpoint_ip(endpoint)?,
             u16::try_from(endpoint.port).ok()?,
         ))
     };
-    Some(community_id::community_id(
-        socket(&activity.src)?,
-        socket(&activity.dst)?,
-        protocol,
-    ))
+    Some((socket(&activity.src)?, socket(&activity.dst)?))
 }
 
 /// The frames `entries` (of one sensor, in order) are cut into: up to [`FRAME_ACTIVITIES`]
@@ -313,10 +337,15 @@ pub fn train(samples: &[Vec<u8>]) -> Option<Vec<u8>> {
 pub fn compressor(dictionary: &[u8]) -> Result<zstd::bulk::Compressor<'static>, BlockError> {
     let mut compressor = zstd::bulk::Compressor::with_dictionary(BLOCK_ZSTD_LEVEL, dictionary)
         .map_err(BlockError::Zstd)?;
-    // The block row names its dictionary; the frame need not.
-    compressor
-        .set_parameter(zstd::zstd_safe::CParameter::DictIdFlag(false))
-        .map_err(BlockError::Zstd)?;
+    // The block row names its dictionary and the index each frame's size: the frame need not.
+    for parameter in [
+        zstd::zstd_safe::CParameter::DictIdFlag(false),
+        zstd::zstd_safe::CParameter::ContentSizeFlag(false),
+    ] {
+        compressor
+            .set_parameter(parameter)
+            .map_err(BlockError::Zstd)?;
+    }
     Ok(compressor)
 }
 
@@ -452,14 +481,14 @@ pub fn frame_index(
     Ok(frames)
 }
 
-/// The entries of a frame (given what the index says of it) whose (sequence, position) `keep`
-/// keeps: the others are not decoded.
+/// The entries of a frame (given what the index says of it) that `keep` keeps, given their
+/// sequence, position and activity (its hashes not yet recomputed: they are, for those kept).
 pub fn decode_frame(
     sensor_id: &str,
     frame: &[u8],
     info: &FrameInfo,
     decompressor: &mut zstd::bulk::Decompressor<'_>,
-    keep: impl Fn(u64, u64) -> bool,
+    keep: impl Fn(u64, u64, &Activity) -> bool,
 ) -> Result<Vec<Entry>, BlockError> {
     let plain = decompressor
         .decompress(frame, info.plain_len)
@@ -467,23 +496,25 @@ pub fn decode_frame(
     if plain.len() != info.plain_len {
         return Err(BlockError::Malformed);
     }
-    from_columns(&plain, Some(info.min_time_ns), keep)?
-        .into_iter()
-        .map(|(row, mut activity)| {
-            restore(sensor_id, &mut activity, &row)?;
-            Ok(Entry {
+    let mut entries = Vec::new();
+    for (row, mut activity) in from_columns(&plain, Some(info.min_time_ns))? {
+        restore_plain(sensor_id, &mut activity, &row)?;
+        if keep(row.sequence, row.position, &activity) {
+            restore_hashes(&mut activity, row.flags)?;
+            entries.push(Entry {
                 sequence: row.sequence,
                 position: row.position,
                 activity,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(entries)
 }
 
 /// A format 1 block's entries, in the order they were encoded.
 pub fn decode_single(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
     let plain = zstd::stream::decode_all(block).map_err(BlockError::Zstd)?;
-    Ok(from_columns(&plain, None, |_, _| true)?
+    Ok(from_columns(&plain, None)?
         .into_iter()
         .map(|(row, activity)| Entry {
             sequence: row.sequence,
@@ -545,13 +576,9 @@ fn to_columns(rows: &[Row], base_ns: Option<i64>) -> Result<Vec<u8>, BlockError>
     Ok(plain)
 }
 
-/// [`to_columns`] undone, for the rows whose (sequence, position) `keep` keeps: each row (its
-/// protobuf left empty) with its activity as decoded, before [`restore`].
-fn from_columns(
-    plain: &[u8],
-    base_ns: Option<i64>,
-    keep: impl Fn(u64, u64) -> bool,
-) -> Result<Vec<(Row, Activity)>, BlockError> {
+/// [`to_columns`] undone: each row (its protobuf left empty) with its activity as decoded,
+/// before what was left out is put back.
+fn from_columns(plain: &[u8], base_ns: Option<i64>) -> Result<Vec<(Row, Activity)>, BlockError> {
     let mut header = plain;
     let count = take_varint(&mut header)?;
     let streams = take_varint(&mut header)?;
@@ -609,10 +636,8 @@ fn from_columns(
             bytes.extend_from_slice(field);
             *stream = rest;
         }
-        if keep(sequence, position) {
-            let activity = Activity::decode(bytes.as_slice())?;
-            rows.push((row, activity));
-        }
+        let activity = Activity::decode(bytes.as_slice())?;
+        rows.push((row, activity));
     }
     Ok(rows)
 }
@@ -746,6 +771,12 @@ mod tests {
             body: Some(body),
             ..Activity::default()
         };
+        let (from, to) = sockets(&activity).expect("endpoints");
+        activity.flow_id = match position % 3 {
+            0 => datagram_flow_id(from, to),
+            1 => "0123456789abcdef".to_owned(),
+            _ => String::new(),
+        };
         activity.community_id = match position % 4 {
             // TCP's and UDP's, recomputable; one that is not; none.
             0 => recomputed_community_id(&activity, community_id::TCP).expect("endpoints"),
@@ -800,7 +831,7 @@ mod tests {
             .iter()
             .zip(&encoded.frames)
             .flat_map(|(info, frame)| {
-                decode_frame(sensor_id, frame, info, &mut decompressor, |_, _| true)
+                decode_frame(sensor_id, frame, info, &mut decompressor, |_, _, _| true)
                     .expect("frame")
             })
             .collect()
@@ -899,7 +930,7 @@ mod tests {
             .decompress(&encoded.frames[0], info.plain_len)
             .expect("zstd");
         let sized = |plain_len| FrameInfo { plain_len, ..info };
-        let all = |_, _| true;
+        let all = |_, _, _: &Activity| true;
         for cut in 0..plain.len() {
             let damaged = compressor.compress(&plain[..cut]).expect("compress");
             assert!(

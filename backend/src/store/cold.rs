@@ -1,7 +1,9 @@
 //! The compacted tier in SQLite: which blocks and frames a query may want, reading them, and
 //! writing and deleting them. The block format itself is [`super::blocks`]'s.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use sha2::{Digest as _, Sha256};
 
 use dcwatch_proto::v1::Activity;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter, types::Value};
@@ -146,7 +148,7 @@ impl<'c> BlockReader<'c> {
                     })
                     .collect()
             },
-            |_, _| true,
+            |_, _, activity| query.matches_activity(&block.sensor_id, activity),
         )
     }
 
@@ -156,17 +158,16 @@ impl<'c> BlockReader<'c> {
         &mut self,
         block: &BlockRow,
         select: impl FnOnce(&[blocks::FrameInfo]) -> Vec<usize>,
-        keep: impl Fn(u64, u64) -> bool + Copy,
+        keep: impl Fn(u64, u64, &Activity) -> bool + Copy,
     ) -> Result<Vec<blocks::Entry>, StoreError> {
         let failed = |source| StoreError::Block {
             id: block.id,
             source,
         };
-        let data: Vec<u8> = self.connection.query_row(
-            "SELECT data FROM activity_blocks WHERE id = ?1",
-            [block.id],
-            |row| row.get(0),
-        )?;
+        let data: Vec<u8> = self
+            .connection
+            .prepare_cached("SELECT data FROM activity_blocks WHERE id = ?1")?
+            .query_row([block.id], |row| row.get(0))?;
         if block.format == blocks::FORMAT_SINGLE {
             return blocks::decode_single(&data).map_err(failed);
         }
@@ -175,11 +176,10 @@ impl<'c> BlockReader<'c> {
         let mut entries = Vec::new();
         for number in select(&index) {
             let info = index.get(number).ok_or(failed(blocks::BlockError::Malformed))?;
-            let frame: Vec<u8> = self.connection.query_row(
-                "SELECT data FROM activity_frames WHERE id = ?1",
-                [frame_id(block.id, number)],
-                |row| row.get(0),
-            )?;
+            let frame: Vec<u8> = self
+                .connection
+                .prepare_cached("SELECT data FROM activity_frames WHERE id = ?1")?
+                .query_row([frame_id(block.id, number)], |row| row.get(0))?;
             let decompressor = self.decompressor(block.dictionary_id)?;
             entries.extend(
                 blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, keep)
@@ -196,23 +196,56 @@ impl<'c> BlockReader<'c> {
         match self.decompressors.entry(dictionary_id) {
             std::collections::hash_map::Entry::Occupied(known) => Ok(known.into_mut()),
             std::collections::hash_map::Entry::Vacant(new) => {
-                let dictionary: Vec<u8> = match dictionary_id {
-                    Some(id) => self.connection.query_row(
-                        "SELECT data FROM activity_dictionaries WHERE id = ?1",
-                        [id],
-                        |row| row.get(0),
-                    )?,
-                    None => Vec::new(),
+                let zstd_failed = |error| StoreError::Block {
+                    id: dictionary_id.unwrap_or(0),
+                    source: blocks::BlockError::Zstd(error),
                 };
-                let decompressor = zstd::bulk::Decompressor::with_dictionary(&dictionary)
-                    .map_err(|error| StoreError::Block {
-                        id: dictionary_id.unwrap_or(0),
-                        source: blocks::BlockError::Zstd(error),
-                    })?;
+                let decompressor = match dictionary_id {
+                    Some(id) => zstd::bulk::Decompressor::with_prepared_dictionary(
+                        prepared_dictionary(self.connection, id)?,
+                    ),
+                    None => zstd::bulk::Decompressor::new(),
+                }
+                .map_err(zstd_failed)?;
                 Ok(new.insert(decompressor))
             }
         }
     }
+}
+
+/// Dictionaries prepared for decompression, by their SHA-256: preparing one costs about as
+/// much as a query, and a store has one (a new one only if it is trained again), so each is
+/// prepared once per process and kept for its life.
+static PREPARED: std::sync::Mutex<
+    BTreeMap<[u8; 32], &'static zstd::dict::DecoderDictionary<'static>>,
+> = std::sync::Mutex::new(BTreeMap::new());
+
+/// Dictionary `id` of the store, prepared.
+fn prepared_dictionary(
+    connection: &Connection,
+    id: i64,
+) -> Result<&'static zstd::dict::DecoderDictionary<'static>, StoreError> {
+    let digest: Vec<u8> = connection
+        .prepare_cached("SELECT digest FROM activity_dictionaries WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))?;
+    let digest: [u8; 32] = digest
+        .try_into()
+        .map_err(|_| StoreError::Block {
+            id,
+            source: blocks::BlockError::Malformed,
+        })?;
+    let mut prepared = PREPARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = prepared.get(&digest) {
+        return Ok(known);
+    }
+    let data: Vec<u8> = connection.query_row(
+        "SELECT data FROM activity_dictionaries WHERE id = ?1",
+        [id],
+        |row| row.get(0),
+    )?;
+    let dictionary: &'static _ = Box::leak(Box::new(zstd::dict::DecoderDictionary::copy(&data)));
+    prepared.insert(digest, dictionary);
+    Ok(dictionary)
 }
 
 /// The row id of frame `number` of block `block_id`.
@@ -282,7 +315,7 @@ pub(crate) fn activity_at(
                         .into_iter()
                         .collect()
                 },
-                |at_sequence, at_position| (at_sequence, at_position) == (sequence, position),
+                |at_sequence, at_position, _| (at_sequence, at_position) == (sequence, position),
             )?
             .into_iter()
             .find(|entry| entry.sequence == sequence && entry.position == position);
@@ -327,8 +360,8 @@ pub(crate) fn dictionary(
         return Ok((None, Vec::new()));
     };
     transaction.execute(
-        "INSERT INTO activity_dictionaries (created_ns, data) VALUES (?1, ?2)",
-        params![now_ns, data],
+        "INSERT INTO activity_dictionaries (created_ns, digest, data) VALUES (?1, ?2, ?3)",
+        params![now_ns, Sha256::digest(&data).as_slice(), data],
     )?;
     Ok((Some(transaction.last_insert_rowid()), data))
 }
