@@ -190,7 +190,12 @@ impl Store {
             connection.execute_batch(health::SCHEMA)?;
             connection.execute_batch(crate::directory::SCHEMA)?;
             connection.execute_batch(blocks::SCHEMA)?;
-            add_column(&connection, "sensors", "spool_instance", "TEXT NOT NULL DEFAULT ''")?;
+            add_column(
+                &connection,
+                "sensors",
+                "spool_instance",
+                "TEXT NOT NULL DEFAULT ''",
+            )?;
             for (table, column, definition) in blocks::ADDED_COLUMNS {
                 add_column(&connection, table, column, definition)?;
             }
@@ -774,7 +779,9 @@ fn add_column(
         |row| row.get::<_, i64>(0).map(|count| count > 0),
     )?;
     if !present {
-        connection.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
+        connection.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+        ))?;
     }
     Ok(())
 }
@@ -1227,7 +1234,10 @@ mod tests {
             .expect("rows");
         assert_eq!(
             formats,
-            [(blocks::FORMAT_SINGLE, None), (blocks::FORMAT_FRAMES, Some(1))]
+            [
+                (blocks::FORMAT_SINGLE, None),
+                (blocks::FORMAT_FRAMES, Some(1))
+            ]
         );
         assert_eq!(
             store.activity_at("s1", 1, 999).expect("format 1"),

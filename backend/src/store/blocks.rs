@@ -206,7 +206,9 @@ fn strip(sensor_id: &str, entry: &Entry) -> Row {
         }
     }
     if !stripped.flow_id.is_empty()
-        && sockets(activity).map(|(src, dst)| datagram_flow_id(src, dst)).as_ref()
+        && sockets(activity)
+            .map(|(src, dst)| datagram_flow_id(src, dst))
+            .as_ref()
             == Some(&activity.flow_id)
     {
         stripped.flow_id.clear();
@@ -356,7 +358,11 @@ pub fn encode(
     entries: &[Entry],
     compressor: &mut zstd::bulk::Compressor<'_>,
 ) -> Result<Encoded, BlockError> {
-    let first_sequence = entries.iter().map(|entry| entry.sequence).min().unwrap_or(0);
+    let first_sequence = entries
+        .iter()
+        .map(|entry| entry.sequence)
+        .min()
+        .unwrap_or(0);
     let min_time = entries
         .iter()
         .map(|entry| super::time_ns(&entry.activity))
@@ -379,7 +385,10 @@ pub fn encode(
         put_varint(&mut index, high.unwrap_or(0).wrapping_sub(low.unwrap_or(0)));
         let earliest = earliest.unwrap_or(min_time);
         put_varint(&mut index, earliest.wrapping_sub(min_time) as u64);
-        put_varint(&mut index, latest.unwrap_or(earliest).wrapping_sub(earliest) as u64);
+        put_varint(
+            &mut index,
+            latest.unwrap_or(earliest).wrapping_sub(earliest) as u64,
+        );
         put_varint(&mut index, plain.len() as u64);
         frames.push(compressor.compress(&plain).map_err(BlockError::Zstd)?);
         for entry in frame {
@@ -483,11 +492,13 @@ pub fn frame_index(
 
 /// The entries of a frame (given what the index says of it) that `keep` keeps, given their
 /// sequence, position and activity (its hashes not yet recomputed: they are, for those kept).
+/// With `only`, the activity at that (sequence, position) alone is decoded.
 pub fn decode_frame(
     sensor_id: &str,
     frame: &[u8],
     info: &FrameInfo,
     decompressor: &mut zstd::bulk::Decompressor<'_>,
+    only: Option<(u64, u64)>,
     keep: impl Fn(u64, u64, &Activity) -> bool,
 ) -> Result<Vec<Entry>, BlockError> {
     let plain = decompressor
@@ -497,7 +508,7 @@ pub fn decode_frame(
         return Err(BlockError::Malformed);
     }
     let mut entries = Vec::new();
-    for (row, mut activity) in from_columns(&plain, Some(info.min_time_ns))? {
+    for (row, mut activity) in from_columns(&plain, Some(info.min_time_ns), only)? {
         restore_plain(sensor_id, &mut activity, &row)?;
         if keep(row.sequence, row.position, &activity) {
             restore_hashes(&mut activity, row.flags)?;
@@ -514,7 +525,7 @@ pub fn decode_frame(
 /// A format 1 block's entries, in the order they were encoded.
 pub fn decode_single(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
     let plain = zstd::stream::decode_all(block).map_err(BlockError::Zstd)?;
-    Ok(from_columns(&plain, None)?
+    Ok(from_columns(&plain, None, None)?
         .into_iter()
         .map(|(row, activity)| Entry {
             sequence: row.sequence,
@@ -577,8 +588,13 @@ fn to_columns(rows: &[Row], base_ns: Option<i64>) -> Result<Vec<u8>, BlockError>
 }
 
 /// [`to_columns`] undone: each row (its protobuf left empty) with its activity as decoded,
-/// before what was left out is put back.
-fn from_columns(plain: &[u8], base_ns: Option<i64>) -> Result<Vec<(Row, Activity)>, BlockError> {
+/// before what was left out is put back; with `only`, the row at that (sequence, position)
+/// alone.
+fn from_columns(
+    plain: &[u8],
+    base_ns: Option<i64>,
+    only: Option<(u64, u64)>,
+) -> Result<Vec<(Row, Activity)>, BlockError> {
     let mut header = plain;
     let count = take_varint(&mut header)?;
     let streams = take_varint(&mut header)?;
@@ -636,8 +652,10 @@ fn from_columns(plain: &[u8], base_ns: Option<i64>) -> Result<Vec<(Row, Activity
             bytes.extend_from_slice(field);
             *stream = rest;
         }
-        let activity = Activity::decode(bytes.as_slice())?;
-        rows.push((row, activity));
+        if only.is_none_or(|at| at == (sequence, position)) {
+            let activity = Activity::decode(bytes.as_slice())?;
+            rows.push((row, activity));
+        }
     }
     Ok(rows)
 }
@@ -831,8 +849,15 @@ mod tests {
             .iter()
             .zip(&encoded.frames)
             .flat_map(|(info, frame)| {
-                decode_frame(sensor_id, frame, info, &mut decompressor, |_, _, _| true)
-                    .expect("frame")
+                decode_frame(
+                    sensor_id,
+                    frame,
+                    info,
+                    &mut decompressor,
+                    None,
+                    |_, _, _| true,
+                )
+                .expect("frame")
             })
             .collect()
     }
@@ -840,7 +865,11 @@ mod tests {
     /// The first sequence and oldest time of a block of `entries`, as the block row keeps them.
     fn origin(entries: &[Entry]) -> (u64, i64) {
         (
-            entries.iter().map(|entry| entry.sequence).min().expect("some"),
+            entries
+                .iter()
+                .map(|entry| entry.sequence)
+                .min()
+                .expect("some"),
             frame_base(entries),
         )
     }
@@ -894,6 +923,19 @@ mod tests {
             assert_eq!(info.min_time_ns, *times.iter().min().expect("some"));
             assert_eq!(info.max_time_ns, *times.iter().max().expect("some"));
         }
+        // One activity of a frame, alone.
+        let wanted = &entries[FRAME_ACTIVITIES + 8];
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
+        let only = decode_frame(
+            "s1",
+            &encoded.frames[1],
+            &index[1],
+            &mut decompressor,
+            Some((wanted.sequence, wanted.position)),
+            |_, _, _| true,
+        )
+        .expect("frame");
+        assert_eq!(only, [wanted.clone()]);
     }
 
     #[test]
@@ -934,22 +976,32 @@ mod tests {
         for cut in 0..plain.len() {
             let damaged = compressor.compress(&plain[..cut]).expect("compress");
             assert!(
-                decode_frame("s1", &damaged, &sized(cut), &mut decompressor, all).is_err(),
+                decode_frame("s1", &damaged, &sized(cut), &mut decompressor, None, all).is_err(),
                 "cut at {cut}"
             );
         }
         let mut lying = plain.clone();
         lying[0] = 0x7f; // claims 127 activities
         let lying = compressor.compress(&lying).expect("compress");
-        assert!(decode_frame("s1", &lying, &info, &mut decompressor, all).is_err());
-        assert!(decode_frame("s1", b"not zstd", &sized(10), &mut decompressor, all).is_err());
+        assert!(decode_frame("s1", &lying, &info, &mut decompressor, None, all).is_err());
+        assert!(decode_frame("s1", b"not zstd", &sized(10), &mut decompressor, None, all).is_err());
         assert!(
-            decode_frame("s1", &encoded.frames[0], &sized(info.plain_len - 1), &mut decompressor, all)
-                .is_err(),
+            decode_frame(
+                "s1",
+                &encoded.frames[0],
+                &sized(info.plain_len - 1),
+                &mut decompressor,
+                None,
+                all
+            )
+            .is_err(),
             "a wrong size"
         );
         for cut in 0..encoded.index.len() {
-            assert!(frame_index(&encoded.index[..cut], 0, 0).is_err(), "cut at {cut}");
+            assert!(
+                frame_index(&encoded.index[..cut], 0, 0).is_err(),
+                "cut at {cut}"
+            );
         }
         // Format 1 too.
         let single = zstd::stream::decode_all(encode_single(&entries).as_slice()).expect("zstd");

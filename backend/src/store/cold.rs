@@ -143,21 +143,25 @@ impl<'c> BlockReader<'c> {
                             .frames
                             .as_ref()
                             .is_none_or(|frames| frames.contains(number))
-                            && query.since_ns.is_none_or(|since| frame.max_time_ns >= since)
+                            && query
+                                .since_ns
+                                .is_none_or(|since| frame.max_time_ns >= since)
                             && query.until_ns.is_none_or(|until| frame.min_time_ns < until)
                     })
                     .collect()
             },
+            None,
             |_, _, activity| query.matches_activity(&block.sensor_id, activity),
         )
     }
 
     /// The entries of the frames of `block` that `select` picks from its index, those of them
-    /// that `keep` keeps by (sequence, position) (a format 1 block: all of them).
+    /// that `keep` keeps ([`blocks::decode_frame`], with `only`); a format 1 block's every entry.
     fn read(
         &mut self,
         block: &BlockRow,
         select: impl FnOnce(&[blocks::FrameInfo]) -> Vec<usize>,
+        only: Option<(u64, u64)>,
         keep: impl Fn(u64, u64, &Activity) -> bool + Copy,
     ) -> Result<Vec<blocks::Entry>, StoreError> {
         let failed = |source| StoreError::Block {
@@ -171,18 +175,20 @@ impl<'c> BlockReader<'c> {
         if block.format == blocks::FORMAT_SINGLE {
             return blocks::decode_single(&data).map_err(failed);
         }
-        let index = blocks::frame_index(&data, block.first_sequence, block.min_time_ns)
-            .map_err(failed)?;
+        let index =
+            blocks::frame_index(&data, block.first_sequence, block.min_time_ns).map_err(failed)?;
         let mut entries = Vec::new();
         for number in select(&index) {
-            let info = index.get(number).ok_or(failed(blocks::BlockError::Malformed))?;
+            let info = index
+                .get(number)
+                .ok_or(failed(blocks::BlockError::Malformed))?;
             let frame: Vec<u8> = self
                 .connection
                 .prepare_cached("SELECT data FROM activity_frames WHERE id = ?1")?
                 .query_row([frame_id(block.id, number)], |row| row.get(0))?;
             let decompressor = self.decompressor(block.dictionary_id)?;
             entries.extend(
-                blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, keep)
+                blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, only, keep)
                     .map_err(failed)?,
             );
         }
@@ -228,13 +234,13 @@ fn prepared_dictionary(
     let digest: Vec<u8> = connection
         .prepare_cached("SELECT digest FROM activity_dictionaries WHERE id = ?1")?
         .query_row([id], |row| row.get(0))?;
-    let digest: [u8; 32] = digest
-        .try_into()
-        .map_err(|_| StoreError::Block {
-            id,
-            source: blocks::BlockError::Malformed,
-        })?;
-    let mut prepared = PREPARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::Block {
+        id,
+        source: blocks::BlockError::Malformed,
+    })?;
+    let mut prepared = PREPARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(known) = prepared.get(&digest) {
         return Ok(known);
     }
@@ -268,6 +274,9 @@ pub(crate) fn compacted(
     let mut reader = BlockReader::new(connection);
     for block in found {
         let mut entries = reader.entries(&block, query)?;
+        // A batch's activities are not all in time order (a request is reported when its
+        // answer comes): in time order, as the rows are read.
+        entries.sort_by_key(|entry| (time_ns(&entry.activity), entry.sequence, entry.position));
         if newest_first {
             entries.reverse();
         }
@@ -315,7 +324,8 @@ pub(crate) fn activity_at(
                         .into_iter()
                         .collect()
                 },
-                |at_sequence, at_position, _| (at_sequence, at_position) == (sequence, position),
+                Some((sequence, position)),
+                |_, _, _| true,
             )?
             .into_iter()
             .find(|entry| entry.sequence == sequence && entry.position == position);
@@ -396,8 +406,8 @@ pub(crate) fn insert_block(
         ],
     )?;
     let id = transaction.last_insert_rowid();
-    let mut frame = transaction
-        .prepare_cached("INSERT INTO activity_frames (id, data) VALUES (?1, ?2)")?;
+    let mut frame =
+        transaction.prepare_cached("INSERT INTO activity_frames (id, data) VALUES (?1, ?2)")?;
     for (number, data) in encoded.frames.iter().enumerate() {
         frame.execute(params![frame_id(id, number), data])?;
     }

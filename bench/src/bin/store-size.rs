@@ -145,7 +145,11 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("| table or index | as ingested, bytes per activity | compacted |");
     println!("|---|---:|---:|");
-    let mut names: Vec<&String> = hot_tables.iter().chain(&cold_tables).map(|(name, _)| name).collect();
+    let mut names: Vec<&String> = hot_tables
+        .iter()
+        .chain(&cold_tables)
+        .map(|(name, _)| name)
+        .collect();
     names.sort();
     names.dedup();
     for name in names {
@@ -313,7 +317,9 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
             name: "console: account profile (counts by protocol)".to_owned(),
             run: Box::new(move |_, console| {
                 Ok(vec![
-                    console.profile("account", &profile_account, "")?.to_string(),
+                    console
+                        .profile("account", &profile_account, "")?
+                        .to_string(),
                 ])
             }),
         },
@@ -321,10 +327,9 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
 }
 
 fn time_ns(activity: &Activity) -> i64 {
-    activity
-        .time
-        .as_ref()
-        .map_or(0, |time| time.seconds * 1_000_000_000 + i64::from(time.nanos))
+    activity.time.as_ref().map_or(0, |time| {
+        time.seconds * 1_000_000_000 + i64::from(time.nanos)
+    })
 }
 
 /// Each probe's median time and its answer.
