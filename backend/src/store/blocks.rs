@@ -771,14 +771,19 @@ mod tests {
             time: match position % 5 {
                 0 | 1 => Some(5),
                 2 | 3 => Some(123_000),
-                _ if sequence % 2 == 0 => None,
+                _ if sequence.is_multiple_of(2) => None,
                 _ => Some(1_500_000_000),
             }
             .map(|nanos| pbjson_types::Timestamp {
                 seconds: 1_700_000_000 + i64::try_from(sequence).expect("small"),
                 nanos,
             }),
-            sensor_id: if sequence % 4 == 0 { "other" } else { "s1" }.to_owned(),
+            sensor_id: if sequence.is_multiple_of(4) {
+                "other"
+            } else {
+                "s1"
+            }
+            .to_owned(),
             src: Some(src),
             dst: Some(dst),
             account: (!name.is_empty()).then(|| Account {
@@ -935,7 +940,7 @@ mod tests {
             |_, _, _| true,
         )
         .expect("frame");
-        assert_eq!(only, [wanted.clone()]);
+        assert_eq!(only, std::slice::from_ref(wanted));
     }
 
     #[test]

@@ -44,11 +44,13 @@ const RATE_PACKETS_PER_SECOND: f64 = 1000.0;
 const MDI_GB_PER_DAY: f64 = 0.3;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
+/// Runs a query once; returns what it found, to compare before and after.
+type Run = Box<dyn Fn(&Store, &Data) -> anyhow::Result<Vec<String>>>;
+
 /// One query of the benchmark, run on the store as it is.
 struct Probe {
     name: String,
-    /// Runs it once; returns what it found, to compare before and after.
-    run: Box<dyn Fn(&Store, &Data) -> anyhow::Result<Vec<String>>>,
+    run: Run,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -217,7 +219,7 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
         .iter()
         .filter_map(|activity| activity.src.as_ref())
         .find_map(dcwatch_proto::json::endpoint_ip);
-    let query = |query: Query| -> Box<dyn Fn(&Store, &Data) -> anyhow::Result<Vec<String>>> {
+    let query = |query: Query| -> Run {
         Box::new(move |store, _| {
             let mut out = Vec::new();
             store.activities(&query, |stored: StoredActivity| {
