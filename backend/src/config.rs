@@ -136,7 +136,7 @@ pub struct TlsConfig {
     pub sans: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Activities older than this many days are deleted (at start, then hourly); 0 keeps them all.
@@ -145,9 +145,19 @@ pub struct RetentionConfig {
     /// 0: no budget.
     pub max_mib: u64,
     /// Activities older than this many seconds (and judged by detection) are compacted into
-    /// compressed blocks; 0: never (queries of an account seen in every block get slower,
-    /// bench/RESULTS.md store-size).
+    /// compressed blocks (bench/RESULTS.md, store-size); 0: never.
     pub compact_after_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            days: 0,
+            max_mib: 0,
+            // The last hour stays in rows: the window detection and the console read most.
+            compact_after_secs: 3600,
+        }
+    }
 }
 
 /// What a batch may weigh; a batch over a limit is refused (counted in `bad_batches`), the

@@ -11,12 +11,14 @@
 
 mod alerts;
 pub mod blocks;
+mod cold;
 mod health;
 pub mod postgres;
 mod profiles;
 mod storage;
 
 pub(crate) use alerts::decode_row as decode_alert_row;
+pub(crate) use cold::compacted;
 pub use storage::{ACTIVITY_CURSOR, SharedStore, Storage, open, open_existing};
 
 pub use health::{Recorded, StoredIssue, is_derived};
@@ -188,7 +190,15 @@ impl Store {
             connection.execute_batch(health::SCHEMA)?;
             connection.execute_batch(crate::directory::SCHEMA)?;
             connection.execute_batch(blocks::SCHEMA)?;
-            add_spool_instance_column(&connection)?;
+            add_column(
+                &connection,
+                "sensors",
+                "spool_instance",
+                "TEXT NOT NULL DEFAULT ''",
+            )?;
+            for (table, column, definition) in blocks::ADDED_COLUMNS {
+                add_column(&connection, table, column, definition)?;
+            }
             Ok(connection)
         };
         let connection = open(&path).map_err(|source| StoreError::Open {
@@ -389,7 +399,7 @@ impl Store {
             .prepare("SELECT id, count FROM activity_blocks WHERE max_time_ns < ?1")?
             .query_map([before_ns], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        let in_blocks = delete_blocks(&transaction, &blocks)?;
+        let in_blocks = cold::delete_blocks(&transaction, &blocks)?;
         transaction.commit()?;
         Ok(rows as u64 + in_blocks)
     }
@@ -404,12 +414,22 @@ impl Store {
         Ok(to_u64(pages.saturating_mul(pragma("page_size")?)))
     }
 
+    /// Bytes each table and index takes (its pages), largest first: where the store's size
+    /// goes.
+    pub fn bytes_by_table(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut statement = self.connection.prepare(
+            "SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC",
+        )?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, to_u64(row.get(1)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Deletes the oldest activities until the store holds at most `max_bytes`; returns how
     /// many were deleted.
     pub fn prune_to_budget(&mut self, max_bytes: u64) -> Result<u64, StoreError> {
         /// Deleted per step before the size is read again.
-        const STEP_BLOCKS: i64 = 8;
-        const STEP_ROWS: i64 = 8 * blocks::BLOCK_ACTIVITIES as i64;
+        const STEP_BLOCKS: i64 = 2;
+        const STEP_ROWS: i64 = 2 * blocks::BLOCK_ACTIVITIES as i64;
         let mut pruned = 0;
         while self.used_bytes()? > max_bytes {
             let transaction = self.write_transaction()?;
@@ -426,7 +446,7 @@ impl Store {
                     [STEP_ROWS],
                 )? as u64
             } else {
-                delete_blocks(&transaction, &oldest)?
+                cold::delete_blocks(&transaction, &oldest)?
             };
             transaction.commit()?;
             if step == 0 {
@@ -454,38 +474,54 @@ impl Store {
             .query_map(params![limit, before_ns], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         let mut done = Compacted::default();
+        if sensors.is_empty() {
+            return Ok(done);
+        }
+        let (dictionary_id, dictionary) = {
+            let transaction = self.write_transaction()?;
+            let chosen = cold::dictionary(
+                &transaction,
+                || {
+                    let mut samples = Vec::new();
+                    let mut left = blocks::TRAIN_ACTIVITIES;
+                    for sensor in &sensors {
+                        let (_, entries) =
+                            compactable(&transaction, sensor, limit, before_ns, left)?;
+                        left -= entries.len();
+                        samples.push((sensor.clone(), entries));
+                        if left == 0 {
+                            break;
+                        }
+                    }
+                    Ok(samples)
+                },
+                crate::directory::now_ns(),
+            )?;
+            transaction.commit()?;
+            chosen
+        };
+        let mut compressor = blocks::compressor(&dictionary)
+            .map_err(|source| StoreError::Block { id: 0, source })?;
         for sensor in sensors {
             loop {
                 let transaction = self.write_transaction()?;
-                let mut ids = Vec::new();
-                let mut entries = Vec::new();
-                {
-                    let mut statement = transaction.prepare_cached(
-                        "SELECT id, sequence, position, activity FROM activities
-                         WHERE sensor_id = ?1 AND id <= ?2 AND time_ns < ?3 ORDER BY id LIMIT ?4",
-                    )?;
-                    let mut rows = statement.query(params![
-                        sensor,
-                        limit,
-                        before_ns,
-                        blocks::BLOCK_ACTIVITIES as i64
-                    ])?;
-                    while let Some(row) = rows.next()? {
-                        let id: i64 = row.get(0)?;
-                        let bytes: Vec<u8> = row.get(3)?;
-                        entries.push(blocks::Entry {
-                            sequence: to_u64(row.get(1)?),
-                            position: to_u64(row.get(2)?),
-                            activity: Activity::decode(bytes.as_slice())
-                                .map_err(|source| StoreError::Decode { id, source })?,
-                        });
-                        ids.push(id);
-                    }
-                }
+                let (ids, entries) = compactable(
+                    &transaction,
+                    &sensor,
+                    limit,
+                    before_ns,
+                    blocks::BLOCK_ACTIVITIES,
+                )?;
                 if entries.is_empty() {
                     break;
                 }
-                insert_block(&transaction, &sensor, &entries)?;
+                cold::insert_block(
+                    &transaction,
+                    &sensor,
+                    &entries,
+                    &mut compressor,
+                    dictionary_id,
+                )?;
                 let mut delete =
                     transaction.prepare_cached("DELETE FROM activities WHERE id = ?1")?;
                 for id in &ids {
@@ -569,7 +605,8 @@ impl Store {
         .peekable();
         // The compacted tier, merged in time order: a block is opened once the output reaches
         // its oldest activity, so only overlapping blocks are held at once.
-        let mut pending = query_blocks(&self.connection, query)?
+        let mut reader = cold::BlockReader::new(&self.connection);
+        let mut pending = cold::query_blocks(&self.connection, query)?
             .into_iter()
             .peekable();
         let mut open: std::collections::BinaryHeap<std::cmp::Reverse<Ordered>> =
@@ -591,7 +628,7 @@ impl Store {
             if let Some(block) =
                 pending.next_if(|block| next_time.is_none_or(|time| block.min_time_ns <= time))
             {
-                for entry in read_block(&self.connection, block.id)? {
+                for entry in reader.entries(&block, query)? {
                     let stored = StoredActivity {
                         sensor_id: block.sensor_id.clone(),
                         sequence: entry.sequence,
@@ -666,6 +703,40 @@ impl Store {
     }
 }
 
+/// Up to `count` of `sensor_id`'s oldest rows that compaction may take (row id at most `limit`,
+/// stored before `before_ns`): their row ids and entries.
+fn compactable(
+    connection: &Connection,
+    sensor_id: &str,
+    limit: i64,
+    before_ns: i64,
+    count: usize,
+) -> Result<(Vec<i64>, Vec<blocks::Entry>), StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, sequence, position, activity FROM activities
+         WHERE sensor_id = ?1 AND id <= ?2 AND time_ns < ?3 ORDER BY id LIMIT ?4",
+    )?;
+    let mut rows = statement.query(params![
+        sensor_id,
+        limit,
+        before_ns,
+        i64::try_from(count).unwrap_or(i64::MAX)
+    ])?;
+    let (mut ids, mut entries) = (Vec::new(), Vec::new());
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let bytes: Vec<u8> = row.get(3)?;
+        entries.push(blocks::Entry {
+            sequence: to_u64(row.get(1)?),
+            position: to_u64(row.get(2)?),
+            activity: Activity::decode(bytes.as_slice())
+                .map_err(|source| StoreError::Decode { id, source })?,
+        });
+        ids.push(id);
+    }
+    Ok((ids, entries))
+}
+
 /// The highest sequence stored for `sensor_id` (0 for none), read in `connection` or in a
 /// transaction on it.
 fn through_in(connection: &Connection, sensor_id: &str) -> rusqlite::Result<u64> {
@@ -695,17 +766,22 @@ fn set_through(
     Ok(())
 }
 
-/// `sensors.spool_instance`, added to stores made before it existed.
-fn add_spool_instance_column(connection: &Connection) -> rusqlite::Result<()> {
+/// `table.column`, added to stores made before it existed.
+fn add_column(
+    connection: &Connection,
+    table: &str,
+    column: &str,
+    definition: &str,
+) -> rusqlite::Result<()> {
     let present: bool = connection.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('sensors') WHERE name = 'spool_instance'",
-        [],
+        "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
         |row| row.get::<_, i64>(0).map(|count| count > 0),
     )?;
     if !present {
-        connection.execute_batch(
-            "ALTER TABLE sensors ADD COLUMN spool_instance TEXT NOT NULL DEFAULT ''",
-        )?;
+        connection.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+        ))?;
     }
     Ok(())
 }
@@ -765,7 +841,11 @@ fn hot_row(row: &rusqlite::Row<'_>) -> Result<Ordered, StoreError> {
 impl Query {
     /// The filter applied to a compacted activity, as the hot tier's SQL applies it.
     fn matches(&self, stored: &StoredActivity) -> bool {
-        let activity = &stored.activity;
+        self.matches_activity(&stored.sensor_id, &stored.activity)
+    }
+
+    /// [`Self::matches`], for `activity` stored by `sensor_id`.
+    fn matches_activity(&self, sensor_id: &str, activity: &Activity) -> bool {
         let time = time_ns(activity);
         let account = activity.account.as_ref();
         let ips = || {
@@ -793,150 +873,8 @@ impl Query {
             && self
                 .sensor_id
                 .as_ref()
-                .is_none_or(|sensor| *sensor == stored.sensor_id)
+                .is_none_or(|sensor| sensor == sensor_id)
     }
-}
-
-/// A block's row without its data.
-#[derive(Debug)]
-struct BlockRow {
-    id: i64,
-    sensor_id: String,
-    min_time_ns: i64,
-}
-
-/// The blocks that may hold activities `query` selects, oldest first: by time range, sensor,
-/// and the index keys of its protocol, account and address.
-fn query_blocks(connection: &Connection, query: &Query) -> Result<Vec<BlockRow>, StoreError> {
-    let mut conditions = vec!["1".to_owned()];
-    let mut values: Vec<Value> = Vec::new();
-    let mut condition = |sql: &str, value: Value| {
-        values.push(value);
-        conditions.push(sql.replace('?', &format!("?{}", values.len())));
-    };
-    if let Some(since) = query.since_ns {
-        condition("max_time_ns >= ?", Value::Integer(since));
-    }
-    if let Some(until) = query.until_ns {
-        condition("min_time_ns < ?", Value::Integer(until));
-    }
-    if let Some(sensor) = &query.sensor_id {
-        condition("sensor_id = ?", Value::Text(sensor.clone()));
-    }
-    let key = "id IN (SELECT block_id FROM activity_block_keys WHERE key = ?)";
-    if let Some(protocol) = &query.protocol {
-        condition(key, Value::Text(blocks::protocol_key(protocol)));
-    }
-    if let Some(account) = &query.account {
-        let name = account
-            .split_once('\\')
-            .map_or(account.as_str(), |(_, name)| name);
-        condition(key, Value::Text(blocks::account_key(name)));
-    }
-    if let Some(ip) = query.ip {
-        condition(key, Value::Text(blocks::address_key(&ip.to_string())));
-    }
-    let mut statement = connection.prepare(&format!(
-        "SELECT id, sensor_id, min_time_ns FROM activity_blocks WHERE {}
-         ORDER BY min_time_ns, id",
-        conditions.join(" AND ")
-    ))?;
-    let rows = statement.query_map(params_from_iter(values), |row| {
-        Ok(BlockRow {
-            id: row.get(0)?,
-            sensor_id: row.get(1)?,
-            min_time_ns: row.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The compacted activities `query` selects, block by block (oldest block first, or newest
-/// first), each with its position in its batch, until `each` returns false.
-pub(crate) fn compacted(
-    connection: &Connection,
-    query: &Query,
-    newest_first: bool,
-    mut each: impl FnMut(StoredActivity, u64) -> bool,
-) -> Result<(), StoreError> {
-    let mut found = query_blocks(connection, query)?;
-    if newest_first {
-        found.reverse();
-    }
-    for block in found {
-        let mut entries = read_block(connection, block.id)?;
-        if newest_first {
-            entries.reverse();
-        }
-        for entry in entries {
-            let stored = StoredActivity {
-                sensor_id: block.sensor_id.clone(),
-                sequence: entry.sequence,
-                activity: entry.activity,
-            };
-            if query.matches(&stored) && !each(stored, entry.position) {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The entries of block `id`.
-pub(crate) fn read_block(
-    connection: &Connection,
-    id: i64,
-) -> Result<Vec<blocks::Entry>, StoreError> {
-    let data: Vec<u8> = connection.query_row(
-        "SELECT data FROM activity_blocks WHERE id = ?1",
-        [id],
-        |row| row.get(0),
-    )?;
-    blocks::decode(&data).map_err(|source| StoreError::Block { id, source })
-}
-
-fn insert_block(
-    transaction: &rusqlite::Transaction<'_>,
-    sensor_id: &str,
-    entries: &[blocks::Entry],
-) -> Result<(), StoreError> {
-    let times = entries.iter().map(|entry| time_ns(&entry.activity));
-    let sequences = entries.iter().map(|entry| entry.sequence);
-    let data = blocks::encode(entries).map_err(|source| StoreError::Block { id: 0, source })?;
-    transaction.execute(
-        "INSERT INTO activity_blocks (sensor_id, first_sequence, last_sequence, min_time_ns,
-         max_time_ns, count, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            sensor_id,
-            to_i64(sequences.clone().min().unwrap_or(0)),
-            to_i64(sequences.max().unwrap_or(0)),
-            times.clone().min().unwrap_or(0),
-            times.max().unwrap_or(0),
-            i64::try_from(entries.len()).unwrap_or(i64::MAX),
-            data,
-        ],
-    )?;
-    let id = transaction.last_insert_rowid();
-    let mut key = transaction
-        .prepare_cached("INSERT INTO activity_block_keys (key, block_id) VALUES (?1, ?2)")?;
-    for name in blocks::keys(entries) {
-        key.execute(params![name, id])?;
-    }
-    Ok(())
-}
-
-/// Deletes blocks with their keys; returns the activities they held.
-fn delete_blocks(
-    transaction: &rusqlite::Transaction<'_>,
-    blocks: &[(i64, i64)],
-) -> Result<u64, StoreError> {
-    let mut activities = 0;
-    for (id, count) in blocks {
-        transaction.execute("DELETE FROM activity_block_keys WHERE block_id = ?1", [id])?;
-        transaction.execute("DELETE FROM activity_blocks WHERE id = ?1", [id])?;
-        activities += to_u64(*count);
-    }
-    Ok(activities)
 }
 
 /// The activity at (`sensor_id`, `sequence`, `position`) in either tier.
@@ -954,27 +892,12 @@ pub(crate) fn activity_at(
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
-    if let Some((id, bytes)) = hot {
-        return Activity::decode(bytes.as_slice())
+    match hot {
+        Some((id, bytes)) => Activity::decode(bytes.as_slice())
             .map(Some)
-            .map_err(|source| StoreError::Decode { id, source });
+            .map_err(|source| StoreError::Decode { id, source }),
+        None => cold::activity_at(connection, sensor_id, sequence, position),
     }
-    let candidates: Vec<i64> = connection
-        .prepare_cached(
-            "SELECT id FROM activity_blocks WHERE sensor_id = ?1 AND first_sequence <= ?2
-             AND last_sequence >= ?2",
-        )?
-        .query_map(params![sensor_id, to_i64(sequence)], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    for id in candidates {
-        if let Some(entry) = read_block(connection, id)?
-            .into_iter()
-            .find(|entry| entry.sequence == sequence && entry.position == position)
-        {
-            return Ok(Some(entry.activity));
-        }
-    }
-    Ok(None)
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
@@ -1217,6 +1140,122 @@ mod tests {
         let left = all(&store, &Query::default());
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].sequence, 5);
+    }
+
+    /// The compacted tier's tables as stores made before format 2 have them.
+    const FORMAT_1_SCHEMA: &str = "
+        CREATE TABLE activity_blocks (id INTEGER PRIMARY KEY, sensor_id TEXT NOT NULL,
+            first_sequence INTEGER NOT NULL, last_sequence INTEGER NOT NULL,
+            min_time_ns INTEGER NOT NULL, max_time_ns INTEGER NOT NULL, count INTEGER NOT NULL,
+            data BLOB NOT NULL);
+        CREATE TABLE activity_block_keys (key TEXT NOT NULL, block_id INTEGER NOT NULL,
+            PRIMARY KEY (key, block_id)) WITHOUT ROWID;";
+
+    fn batch(sequence: u64) -> Vec<Activity> {
+        let names = ["alice", "bob", "carol"];
+        (0..1000_i64)
+            .map(|i| {
+                let n = i64::try_from(sequence).expect("small") * 1000 + i;
+                activity(n, names[(n % 3) as usize], [10, 0, 1, (n % 200) as u8])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_store_compacted_in_format_1_still_reads_and_compacts_in_format_2() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let old = Connection::open(directory.path().join(FILE_NAME)).expect("sqlite");
+        old.execute_batch(FORMAT_1_SCHEMA).expect("old schema");
+        // Batch 1 of sensor s1, compacted by the previous version into one format 1 block.
+        let entries: Vec<blocks::Entry> = batch(1)
+            .into_iter()
+            .zip(0..)
+            .map(|(activity, position)| blocks::Entry {
+                sequence: 1,
+                position,
+                activity,
+            })
+            .collect();
+        old.execute(
+            "INSERT INTO activity_blocks (id, sensor_id, first_sequence, last_sequence,
+             min_time_ns, max_time_ns, count, data) VALUES (1, 's1', 1, 1, ?1, ?2, 1000, ?3)",
+            params![
+                1_000_000_000_000_i64,
+                1_999_000_000_000_i64,
+                blocks::encode_single(&entries)
+            ],
+        )
+        .expect("old block");
+        for key in blocks::single_keys(&entries) {
+            old.execute(
+                "INSERT INTO activity_block_keys (key, block_id) VALUES (?1, 1)",
+                [key],
+            )
+            .expect("old key");
+        }
+        drop(old);
+
+        let mut store = Store::open(directory.path()).expect("open migrates");
+        for sequence in 2..=12 {
+            store
+                .store_batch("s1", "spool", sequence, &batch(sequence))
+                .expect("store");
+        }
+        let queries = [
+            Query::default(),
+            Query {
+                account: Some("Bob".to_owned()),
+                ..Query::default()
+            },
+            Query {
+                ip: Some("10.0.1.7".parse().expect("ip")),
+                since_ns: Some(1_500_000_000_000),
+                until_ns: Some(9_200_000_000_000),
+                ..Query::default()
+            },
+        ];
+        let before: Vec<Vec<StoredActivity>> = queries.iter().map(|q| all(&store, q)).collect();
+        assert_eq!(before[0].len(), 12_000, "the old block's and the rows'");
+        assert_eq!(before[0][0].activity, entries[0].activity);
+        assert_eq!(before[1].len(), 4_000);
+        // Batches 2 to 11 go into format 2 blocks, with a dictionary trained on them.
+        let done = store.compact(12_000_000_000_000).expect("compact");
+        assert_eq!(done.activities, 10_000);
+        for (query, expected) in queries.iter().zip(&before) {
+            assert_eq!(&all(&store, query), expected, "{query:?}");
+        }
+        let formats: Vec<(i64, Option<i64>)> = store
+            .connection
+            .prepare("SELECT format, dictionary_id FROM activity_blocks ORDER BY id")
+            .expect("sql")
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            formats,
+            [
+                (blocks::FORMAT_SINGLE, None),
+                (blocks::FORMAT_FRAMES, Some(1))
+            ]
+        );
+        assert_eq!(
+            store.activity_at("s1", 1, 999).expect("format 1"),
+            Some(entries[999].activity.clone())
+        );
+        assert_eq!(
+            store.activity_at("s1", 7, 500).expect("format 2"),
+            Some(batch(7)[500].clone())
+        );
+        // Retention counts both formats' activities: the old block, then batches 2-11.
+        assert_eq!(store.prune(2_000_000_000_000).expect("prune"), 1000);
+        assert_eq!(store.prune(12_000_000_000_000).expect("prune"), 10_000);
+        assert_eq!(all(&store, &Query::default()).len(), 1000);
+        let frames: i64 = store
+            .connection
+            .query_row("SELECT COUNT(*) FROM activity_frames", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(frames, 0, "the blocks' frames went with them");
     }
 
     #[test]

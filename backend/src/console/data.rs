@@ -886,7 +886,7 @@ impl Data {
         let connection = lock(&self.connection);
         let mut statement = connection.prepare(&format!(
             "SELECT sensor_id, sequence, position, activity FROM activities WHERE {}
-             ORDER BY time_ns DESC",
+             ORDER BY time_ns DESC, sequence DESC, position DESC",
             conditions.join(" AND ")
         ))?;
         let mut rows = statement.query(params_from_iter(values))?;

@@ -1,23 +1,57 @@
 //! The compacted tier of the activity store: activities older than the hot window, in blocks
-//! of up to [`BLOCK_ACTIVITIES`] per sensor, each compressed with zstd after its protobuf fields
-//! are laid out column by column (every activity's field N together), with the keys queries
-//! filter on (protocol, account, address) indexed per block instead of per activity.
+//! of up to [`BLOCK_ACTIVITIES`] per sensor.
 //!
-//! A block holds its activities whole: decoding gives back the bytes the sensor sent.
+//! A block (format 2, [`FORMAT_FRAMES`]) is cut into frames of up to [`FRAME_ACTIVITIES`]; each
+//! frame is compressed on its own with zstd and the store's trained dictionary, after its
+//! protobuf fields are laid out column by column (every activity's field N together). The keys
+//! queries filter on (protocol, account, address) are indexed per block, each with the frames
+//! that hold it ([`postings`]), so a query decompresses only the frames it may want: the
+//! dictionary gives a small frame the context a large block would have. Fields the store can
+//! give back exactly are left out: the sensor id (the block's) and the Community ID (a hash of
+//! the endpoints), each only when recomputing it gives the same value.
+//!
+//! Format 1 blocks (one zstd frame for the whole block, no dictionary, every frame of it in
+//! the index) are still read: stores compacted before format 2 keep them until retention
+//! deletes them.
+//!
+//! A block holds its activities whole: decoding gives back what the sensor sent.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+};
 
+use dcwatch_pipeline::{community_id, dissect::datagram_flow_id};
 use dcwatch_proto::{
     json::{endpoint_ip, protocol_name},
-    v1::Activity,
+    v1::{Activity, Endpoint},
 };
 use prost::Message as _;
 
-/// Activities in one block at most: large enough for zstd to find the repetition between
-/// activities, small enough that a query decodes little it does not want.
-pub const BLOCK_ACTIVITIES: usize = 4096;
-/// zstd's level for blocks: compaction runs in the background, once per activity.
-pub const BLOCK_ZSTD_LEVEL: i32 = 15;
+/// Activities in one block at most: a block is the unit of the key index, so larger blocks
+/// mean fewer index rows per activity.
+pub const BLOCK_ACTIVITIES: usize = 16_384;
+/// Activities in one frame at most: the unit a query decompresses.
+pub const FRAME_ACTIVITIES: usize = 32;
+/// A frame is cut before this many bytes of protobuf, whatever its count (huge activities).
+const FRAME_MAX_PLAIN: usize = 1 << 20;
+/// zstd's level for frames: compaction runs in the background, once per activity.
+pub const BLOCK_ZSTD_LEVEL: i32 = 19;
+/// Activities a dictionary is trained on (the first compaction's oldest), and the fewest worth
+/// training on: below that, blocks are compressed without one until a later compaction has
+/// enough.
+pub const TRAIN_ACTIVITIES: usize = 65_536;
+pub const TRAIN_MIN_ACTIVITIES: usize = 8_192;
+/// The trained dictionary's size at most.
+pub const DICTIONARY_BYTES: usize = 512 << 10;
+
+/// One zstd frame per block, columns, no dictionary (stores compacted before format 2).
+pub const FORMAT_SINGLE: i64 = 1;
+/// Frames compressed one by one with the store's dictionary, fields left out when recomputable.
+pub const FORMAT_FRAMES: i64 = 2;
+
+/// A frame's row id in `activity_frames` is its block's id shifted by this, plus its index.
+pub const FRAME_ID_BITS: u32 = 16;
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS activity_blocks (
@@ -37,7 +71,25 @@ CREATE TABLE IF NOT EXISTS activity_block_keys (
     block_id INTEGER NOT NULL,
     PRIMARY KEY (key, block_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS activity_frames (
+    id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS activity_dictionaries (
+    id INTEGER PRIMARY KEY,
+    created_ns INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    data BLOB NOT NULL
+);
 ";
+
+/// Columns added to format 1's tables (by `ALTER TABLE` on stores that lack them): a block's
+/// format and dictionary, a key's frames (NULL: every frame).
+pub(crate) const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("activity_blocks", "format", "INTEGER NOT NULL DEFAULT 1"),
+    ("activity_blocks", "dictionary_id", "INTEGER"),
+    ("activity_block_keys", "frames", "BLOB"),
+];
 
 /// One activity of a block, with its place in the sensor's stream.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,7 +101,7 @@ pub struct Entry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
-    #[error("block is not zstd: {0}")]
+    #[error("zstd: {0}")]
     Zstd(std::io::Error),
     #[error("block is cut short or inconsistent")]
     Malformed,
@@ -57,25 +109,44 @@ pub enum BlockError {
     Decode(#[from] prost::DecodeError),
 }
 
-/// The keys of a block's index: protocol, account name and addresses, each as
-/// [`protocol_key`], [`account_key`], [`address_key`] spell them.
-pub fn keys(entries: &[Entry]) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for entry in entries {
-        let activity = &entry.activity;
-        keys.insert(protocol_key(protocol_name(activity.body.as_ref())));
-        if let Some(account) = &activity.account
-            && !account.name.is_empty()
-        {
-            keys.insert(account_key(&account.name));
-        }
-        for endpoint in [&activity.src, &activity.dst].into_iter().flatten() {
-            if let Some(ip) = endpoint_ip(endpoint) {
-                keys.insert(address_key(&ip.to_string()));
-            }
+/// A format 2 block as compaction writes it.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The frames' index ([`frame_index`] reads it): the block row's data.
+    pub index: Vec<u8>,
+    /// Each frame, compressed.
+    pub frames: Vec<Vec<u8>>,
+    /// Each key of the block with the frames that hold it ([`frames_of`] reads them).
+    pub keys: BTreeMap<String, Vec<u8>>,
+}
+
+/// What the index says of one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    pub first_sequence: u64,
+    /// The position of the frame's first activity (in batch `first_sequence`).
+    pub first_position: u64,
+    pub last_sequence: u64,
+    pub min_time_ns: i64,
+    pub max_time_ns: i64,
+    /// Its size once decompressed.
+    pub plain_len: usize,
+}
+
+/// The keys of one activity: protocol, account name and addresses, as [`protocol_key`],
+/// [`account_key`], [`address_key`] spell them.
+fn activity_keys(activity: &Activity, mut key: impl FnMut(String)) {
+    key(protocol_key(protocol_name(activity.body.as_ref())));
+    if let Some(account) = &activity.account
+        && !account.name.is_empty()
+    {
+        key(account_key(&account.name));
+    }
+    for endpoint in [&activity.src, &activity.dst].into_iter().flatten() {
+        if let Some(ip) = endpoint_ip(endpoint) {
+            key(address_key(&ip.to_string()));
         }
     }
-    keys
 }
 
 pub fn protocol_key(protocol: &str) -> String {
@@ -91,62 +162,440 @@ pub fn address_key(ip: &str) -> String {
     format!("i:{ip}")
 }
 
-/// A stream per top-level field number, and one for what is kept per activity (its place, and
-/// the field numbers in the order they came).
-#[derive(Default)]
-struct Columns {
-    layout: Vec<u8>,
-    fields: BTreeMap<u32, Vec<u8>>,
+/// Per-activity flags of format 2: what was left out and how to put it back.
+const SENSOR_ID_OF_BLOCK: u64 = 1;
+const COMMUNITY_ID_TCP: u64 = 2;
+const COMMUNITY_ID_UDP: u64 = 4;
+/// The time is in the layout, as a difference to the previous one's, in nanoseconds...
+const TIME_NANOS: u64 = 8;
+/// ... or in microseconds, when it is a whole number of them (most captures' resolution).
+const TIME_MICROS: u64 = 16;
+/// The flow id is a UDP exchange's, recomputed from the endpoints.
+const FLOW_ID_UDP: u64 = 32;
+
+/// One activity as a frame lays it out: its place, what was left out ([`strip`]), its time
+/// when left out of the protobuf, and the rest as protobuf.
+struct Row {
+    sequence: u64,
+    position: u64,
+    flags: u64,
+    time_ns: i64,
+    bytes: Vec<u8>,
+}
+
+/// The activity without what the block can give back, as a [`Row`].
+fn strip(sensor_id: &str, entry: &Entry) -> Row {
+    let activity = &entry.activity;
+    let mut stripped = activity.clone();
+    let mut flags = 0;
+    if stripped.sensor_id == sensor_id {
+        stripped.sensor_id.clear();
+        flags |= SENSOR_ID_OF_BLOCK;
+    }
+    if !stripped.community_id.is_empty() {
+        for (flag, protocol) in [
+            (COMMUNITY_ID_TCP, community_id::TCP),
+            (COMMUNITY_ID_UDP, community_id::UDP),
+        ] {
+            if recomputed_community_id(activity, protocol).as_ref() == Some(&activity.community_id)
+            {
+                stripped.community_id.clear();
+                flags |= flag;
+                break;
+            }
+        }
+    }
+    if !stripped.flow_id.is_empty()
+        && sockets(activity)
+            .map(|(src, dst)| datagram_flow_id(src, dst))
+            .as_ref()
+            == Some(&activity.flow_id)
+    {
+        stripped.flow_id.clear();
+        flags |= FLOW_ID_UDP;
+    }
+    let mut time_ns = 0;
+    if let Some(time) = &activity.time
+        && (0..1_000_000_000).contains(&time.nanos)
+        && let Some(exact) = time
+            .seconds
+            .checked_mul(1_000_000_000)
+            .and_then(|ns| ns.checked_add(i64::from(time.nanos)))
+    {
+        stripped.time = None;
+        time_ns = exact;
+        flags |= if time.nanos % 1000 == 0 {
+            TIME_MICROS
+        } else {
+            TIME_NANOS
+        };
+    }
+    Row {
+        sequence: entry.sequence,
+        position: entry.position,
+        flags,
+        time_ns,
+        bytes: stripped.encode_to_vec(),
+    }
+}
+
+/// What [`strip`] left out that costs little to put back: the sensor id and the time.
+fn restore_plain(sensor_id: &str, activity: &mut Activity, row: &Row) -> Result<(), BlockError> {
+    if row.flags & SENSOR_ID_OF_BLOCK != 0 {
+        sensor_id.clone_into(&mut activity.sensor_id);
+    }
+    if row.flags & (TIME_NANOS | TIME_MICROS) != 0 {
+        activity.time = Some(pbjson_types::Timestamp {
+            seconds: row.time_ns.div_euclid(1_000_000_000),
+            nanos: i32::try_from(row.time_ns.rem_euclid(1_000_000_000))
+                .map_err(|_| BlockError::Malformed)?,
+        });
+    }
+    Ok(())
+}
+
+/// The hashes [`strip`] left out, recomputed (a SHA-1 each: done only for what a query keeps).
+fn restore_hashes(activity: &mut Activity, flags: u64) -> Result<(), BlockError> {
+    let hashed = COMMUNITY_ID_TCP | COMMUNITY_ID_UDP | FLOW_ID_UDP;
+    if flags & hashed == 0 {
+        return Ok(());
+    }
+    let (src, dst) = sockets(activity).ok_or(BlockError::Malformed)?;
+    if flags & COMMUNITY_ID_TCP != 0 {
+        activity.community_id = community_id::community_id(src, dst, community_id::TCP);
+    } else if flags & COMMUNITY_ID_UDP != 0 {
+        activity.community_id = community_id::community_id(src, dst, community_id::UDP);
+    }
+    if flags & FLOW_ID_UDP != 0 {
+        activity.flow_id = datagram_flow_id(src, dst);
+    }
+    Ok(())
+}
+
+fn recomputed_community_id(activity: &Activity, protocol: u8) -> Option<String> {
+    let (src, dst) = sockets(activity)?;
+    Some(community_id::community_id(src, dst, protocol))
+}
+
+/// The activity's source and destination as socket addresses, when both are.
+fn sockets(activity: &Activity) -> Option<(SocketAddr, SocketAddr)> {
+    let socket = |endpoint: &Option<Endpoint>| {
+        let endpoint = endpoint.as_ref()?;
+        Some(SocketAddr::new(
+            endpoint_ip(endpoint)?,
+            u16::try_from(endpoint.port).ok()?,
+        ))
+    };
+    Some((socket(&activity.src)?, socket(&activity.dst)?))
+}
+
+/// The frames `entries` (of one sensor, in order) are cut into: up to [`FRAME_ACTIVITIES`]
+/// each and under [`FRAME_MAX_PLAIN`] bytes unless one activity alone is larger.
+fn frame_ranges(entries: &[Entry]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, entry) in entries.iter().enumerate() {
+        let size = entry.activity.encoded_len();
+        if index > start && (index - start == FRAME_ACTIVITIES || bytes + size > FRAME_MAX_PLAIN) {
+            ranges.push(start..index);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < entries.len() {
+        ranges.push(start..entries.len());
+    }
+    ranges
+}
+
+/// The uncompressed frames of `entries`: what a dictionary is trained on.
+pub fn plain_frames(sensor_id: &str, entries: &[Entry]) -> Result<Vec<Vec<u8>>, BlockError> {
+    frame_ranges(entries)
+        .into_iter()
+        .map(|range| {
+            let frame = &entries[range];
+            let rows: Vec<Row> = frame.iter().map(|entry| strip(sensor_id, entry)).collect();
+            to_columns(&rows, Some(frame_base(frame)))
+        })
+        .collect()
+}
+
+/// The time a frame's times are counted from: its oldest (the index keeps it).
+fn frame_base(frame: &[Entry]) -> i64 {
+    frame
+        .iter()
+        .map(|entry| super::time_ns(&entry.activity))
+        .min()
+        .unwrap_or(0)
+}
+
+/// A dictionary trained on `samples` ([`plain_frames`]); `None` when zstd finds too little
+/// to train on.
+pub fn train(samples: &[Vec<u8>]) -> Option<Vec<u8>> {
+    zstd::dict::from_samples(samples, DICTIONARY_BYTES).ok()
+}
+
+/// A compressor for frames, with the store's dictionary (empty: none).
+pub fn compressor(dictionary: &[u8]) -> Result<zstd::bulk::Compressor<'static>, BlockError> {
+    let mut compressor = zstd::bulk::Compressor::with_dictionary(BLOCK_ZSTD_LEVEL, dictionary)
+        .map_err(BlockError::Zstd)?;
+    // The block row names its dictionary and the index each frame's size: the frame need not.
+    for parameter in [
+        zstd::zstd_safe::CParameter::DictIdFlag(false),
+        zstd::zstd_safe::CParameter::ContentSizeFlag(false),
+    ] {
+        compressor
+            .set_parameter(parameter)
+            .map_err(BlockError::Zstd)?;
+    }
+    Ok(compressor)
+}
+
+/// Compresses `entries` (of `sensor_id`, in order) into a format 2 block whose first sequence
+/// and oldest time (the block row's) are `first_sequence` and `min_time_ns`.
+pub fn encode(
+    sensor_id: &str,
+    entries: &[Entry],
+    compressor: &mut zstd::bulk::Compressor<'_>,
+) -> Result<Encoded, BlockError> {
+    let first_sequence = entries
+        .iter()
+        .map(|entry| entry.sequence)
+        .min()
+        .unwrap_or(0);
+    let min_time = entries
+        .iter()
+        .map(|entry| super::time_ns(&entry.activity))
+        .min()
+        .unwrap_or(0);
+    let ranges = frame_ranges(entries);
+    let plains = plain_frames(sensor_id, entries)?;
+    let mut index = Vec::new();
+    put_varint(&mut index, ranges.len() as u64);
+    let mut frames = Vec::with_capacity(ranges.len());
+    let mut holders: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for (number, (range, plain)) in ranges.into_iter().zip(plains).enumerate() {
+        let frame = &entries[range];
+        let sequences = frame.iter().map(|entry| entry.sequence);
+        let times = frame.iter().map(|entry| super::time_ns(&entry.activity));
+        let (low, high) = (sequences.clone().min(), sequences.max());
+        let (earliest, latest) = (times.clone().min(), times.max());
+        put_varint(&mut index, low.unwrap_or(0).wrapping_sub(first_sequence));
+        put_varint(&mut index, frame[0].position);
+        put_varint(&mut index, high.unwrap_or(0).wrapping_sub(low.unwrap_or(0)));
+        let earliest = earliest.unwrap_or(min_time);
+        put_varint(&mut index, earliest.wrapping_sub(min_time) as u64);
+        put_varint(
+            &mut index,
+            latest.unwrap_or(earliest).wrapping_sub(earliest) as u64,
+        );
+        put_varint(&mut index, plain.len() as u64);
+        frames.push(compressor.compress(&plain).map_err(BlockError::Zstd)?);
+        for entry in frame {
+            activity_keys(&entry.activity, |key| {
+                holders.entry(key).or_default().insert(number as u64);
+            });
+        }
+    }
+    let keys = holders
+        .into_iter()
+        .map(|(key, frames)| (key, postings(&frames)))
+        .collect();
+    Ok(Encoded {
+        index,
+        frames,
+        keys,
+    })
+}
+
+/// The frames a key is in, as the shorter of a bitmap (tag 0) and delta-coded numbers (tag 1).
+fn postings(frames: &BTreeSet<u64>) -> Vec<u8> {
+    let mut list = vec![1];
+    let mut previous = 0;
+    for &frame in frames {
+        put_varint(&mut list, frame - previous);
+        previous = frame;
+    }
+    let last = frames.last().copied().unwrap_or(0);
+    let mut bitmap = vec![0; 1 + usize::try_from(last / 8).unwrap_or(0) + 1];
+    for &frame in frames {
+        if let Ok(at) = usize::try_from(frame / 8) {
+            bitmap[1 + at] |= 1 << (frame % 8);
+        }
+    }
+    if bitmap.len() < list.len() {
+        bitmap
+    } else {
+        list
+    }
+}
+
+/// The frame numbers a key's postings hold, in order.
+pub fn frames_of(postings: &[u8]) -> Result<BTreeSet<usize>, BlockError> {
+    let (&tag, mut rest) = postings.split_first().ok_or(BlockError::Malformed)?;
+    let mut frames = BTreeSet::new();
+    match tag {
+        0 => {
+            for (at, byte) in rest.iter().enumerate() {
+                for bit in 0..8 {
+                    if byte & (1 << bit) != 0 {
+                        frames.insert(at * 8 + bit);
+                    }
+                }
+            }
+        }
+        1 => {
+            let mut frame = 0_usize;
+            while !rest.is_empty() {
+                frame = frame
+                    .checked_add(take_len(&mut rest)?)
+                    .ok_or(BlockError::Malformed)?;
+                frames.insert(frame);
+            }
+        }
+        _ => return Err(BlockError::Malformed),
+    }
+    Ok(frames)
+}
+
+/// The frames of a format 2 block, from its index, given the block row's first sequence and
+/// oldest time.
+pub fn frame_index(
+    index: &[u8],
+    first_sequence: u64,
+    min_time_ns: i64,
+) -> Result<Vec<FrameInfo>, BlockError> {
+    let mut rest = index;
+    let count = take_len(&mut rest)?;
+    // Every frame takes at least six bytes: a count beyond that is a lie.
+    let mut frames = Vec::with_capacity(count.min(rest.len() / 6));
+    for _ in 0..count {
+        let low = first_sequence.wrapping_add(take_varint(&mut rest)?);
+        let first_position = take_varint(&mut rest)?;
+        let high = low.wrapping_add(take_varint(&mut rest)?);
+        let earliest = min_time_ns.wrapping_add_unsigned(take_varint(&mut rest)?);
+        let latest = earliest.wrapping_add_unsigned(take_varint(&mut rest)?);
+        frames.push(FrameInfo {
+            first_sequence: low,
+            first_position,
+            last_sequence: high,
+            min_time_ns: earliest,
+            max_time_ns: latest,
+            plain_len: take_len(&mut rest)?,
+        });
+    }
+    if !rest.is_empty() {
+        return Err(BlockError::Malformed);
+    }
+    Ok(frames)
+}
+
+/// The entries of a frame (given what the index says of it) that `keep` keeps, given their
+/// sequence, position and activity (its hashes not yet recomputed: they are, for those kept).
+/// With `only`, the activity at that (sequence, position) alone is decoded.
+pub fn decode_frame(
+    sensor_id: &str,
+    frame: &[u8],
+    info: &FrameInfo,
+    decompressor: &mut zstd::bulk::Decompressor<'_>,
+    only: Option<(u64, u64)>,
+    keep: impl Fn(u64, u64, &Activity) -> bool,
+) -> Result<Vec<Entry>, BlockError> {
+    let plain = decompressor
+        .decompress(frame, info.plain_len)
+        .map_err(BlockError::Zstd)?;
+    if plain.len() != info.plain_len {
+        return Err(BlockError::Malformed);
+    }
+    let mut entries = Vec::new();
+    for (row, mut activity) in from_columns(&plain, Some(info.min_time_ns), only)? {
+        restore_plain(sensor_id, &mut activity, &row)?;
+        if keep(row.sequence, row.position, &activity) {
+            restore_hashes(&mut activity, row.flags)?;
+            entries.push(Entry {
+                sequence: row.sequence,
+                position: row.position,
+                activity,
+            });
+        }
+    }
+    Ok(entries)
+}
+
+/// A format 1 block's entries, in the order they were encoded.
+pub fn decode_single(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
+    let plain = zstd::stream::decode_all(block).map_err(BlockError::Zstd)?;
+    Ok(from_columns(&plain, None, None)?
+        .into_iter()
+        .map(|(row, activity)| Entry {
+            sequence: row.sequence,
+            position: row.position,
+            activity,
+        })
+        .collect())
 }
 
 /// Marks the end of an activity's field numbers in the layout stream (0 is no field number).
 const END_OF_ACTIVITY: u32 = 0;
 
-/// Compresses `entries` (of one sensor) into a block.
-pub fn encode(entries: &[Entry]) -> Result<Vec<u8>, BlockError> {
-    let mut columns = Columns::default();
+/// Rows laid out column by column: a layout stream (per row: sequence delta, position, then
+/// in format 2 its flags and its time as a difference to the previous row's, starting from
+/// `base_ns`; then the field numbers in the order they came) and one stream per top-level
+/// field number. `base_ns` is `None` for format 1, which has neither flags nor times.
+fn to_columns(rows: &[Row], base_ns: Option<i64>) -> Result<Vec<u8>, BlockError> {
+    let mut layout = Vec::new();
+    let mut fields: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     let mut previous_sequence = 0_u64;
-    for entry in entries {
-        put_varint(
-            &mut columns.layout,
-            entry.sequence.wrapping_sub(previous_sequence),
-        );
-        previous_sequence = entry.sequence;
-        put_varint(&mut columns.layout, entry.position);
-        let bytes = entry.activity.encode_to_vec();
-        let mut rest = bytes.as_slice();
+    let mut previous_ns = base_ns.unwrap_or(0);
+    for row in rows {
+        put_varint(&mut layout, row.sequence.wrapping_sub(previous_sequence));
+        previous_sequence = row.sequence;
+        put_varint(&mut layout, row.position);
+        if base_ns.is_some() {
+            put_varint(&mut layout, row.flags);
+            if row.flags & TIME_MICROS != 0 {
+                let delta = (row.time_ns / 1000).wrapping_sub(previous_ns.div_euclid(1000));
+                put_varint(&mut layout, zigzag(delta));
+                previous_ns = row.time_ns;
+            } else if row.flags & TIME_NANOS != 0 {
+                put_varint(&mut layout, zigzag(row.time_ns.wrapping_sub(previous_ns)));
+                previous_ns = row.time_ns;
+            }
+        }
+        let mut rest = row.bytes.as_slice();
         while !rest.is_empty() {
             let (number, length) = field_extent(rest).ok_or(BlockError::Malformed)?;
-            put_varint(&mut columns.layout, u64::from(number));
+            put_varint(&mut layout, u64::from(number));
             let (field, tail) = rest.split_at(length);
-            columns
-                .fields
-                .entry(number)
-                .or_default()
-                .extend_from_slice(field);
+            fields.entry(number).or_default().extend_from_slice(field);
             rest = tail;
         }
-        put_varint(&mut columns.layout, u64::from(END_OF_ACTIVITY));
+        put_varint(&mut layout, u64::from(END_OF_ACTIVITY));
     }
     let mut plain = Vec::new();
-    put_varint(&mut plain, entries.len() as u64);
-    put_varint(&mut plain, columns.fields.len() as u64);
-    put_varint(&mut plain, columns.layout.len() as u64);
-    for (number, bytes) in &columns.fields {
+    put_varint(&mut plain, rows.len() as u64);
+    put_varint(&mut plain, fields.len() as u64);
+    put_varint(&mut plain, layout.len() as u64);
+    for (number, bytes) in &fields {
         put_varint(&mut plain, u64::from(*number));
         put_varint(&mut plain, bytes.len() as u64);
     }
-    plain.extend_from_slice(&columns.layout);
-    for bytes in columns.fields.values() {
+    plain.extend_from_slice(&layout);
+    for bytes in fields.values() {
         plain.extend_from_slice(bytes);
     }
-    zstd::bulk::compress(&plain, BLOCK_ZSTD_LEVEL).map_err(BlockError::Zstd)
+    Ok(plain)
 }
 
-/// A block's entries, in the order they were encoded.
-pub fn decode(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
-    let plain = zstd::stream::decode_all(block).map_err(BlockError::Zstd)?;
-    let mut header = plain.as_slice();
+/// [`to_columns`] undone: each row (its protobuf left empty) with its activity as decoded,
+/// before what was left out is put back; with `only`, the row at that (sequence, position)
+/// alone.
+fn from_columns(
+    plain: &[u8],
+    base_ns: Option<i64>,
+    only: Option<(u64, u64)>,
+) -> Result<Vec<(Row, Activity)>, BlockError> {
+    let mut header = plain;
     let count = take_varint(&mut header)?;
     let streams = take_varint(&mut header)?;
     let layout_len = take_len(&mut header)?;
@@ -163,12 +612,33 @@ pub fn decode(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
         body = rest;
     }
     // Every activity takes at least two layout bytes: a count beyond that is a lie.
-    let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(layout.len() / 2));
+    let mut rows = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(layout.len() / 2));
     let mut sequence = 0_u64;
+    let mut previous_ns = base_ns.unwrap_or(0);
     let mut bytes = Vec::new();
     for _ in 0..count {
         sequence = sequence.wrapping_add(take_varint(&mut layout)?);
         let position = take_varint(&mut layout)?;
+        let mut row = Row {
+            sequence,
+            position,
+            flags: 0,
+            time_ns: 0,
+            bytes: Vec::new(),
+        };
+        if base_ns.is_some() {
+            row.flags = take_varint(&mut layout)?;
+            if row.flags & TIME_MICROS != 0 {
+                let micros = previous_ns
+                    .div_euclid(1000)
+                    .wrapping_add(unzigzag(take_varint(&mut layout)?));
+                row.time_ns = micros.checked_mul(1000).ok_or(BlockError::Malformed)?;
+                previous_ns = row.time_ns;
+            } else if row.flags & TIME_NANOS != 0 {
+                row.time_ns = previous_ns.wrapping_add(unzigzag(take_varint(&mut layout)?));
+                previous_ns = row.time_ns;
+            }
+        }
         bytes.clear();
         loop {
             let number =
@@ -182,13 +652,20 @@ pub fn decode(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
             bytes.extend_from_slice(field);
             *stream = rest;
         }
-        entries.push(Entry {
-            sequence,
-            position,
-            activity: Activity::decode(bytes.as_slice())?,
-        });
+        if only.is_none_or(|at| at == (sequence, position)) {
+            let activity = Activity::decode(bytes.as_slice())?;
+            rows.push((row, activity));
+        }
     }
-    Ok(entries)
+    Ok(rows)
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
 fn split(bytes: &[u8], at: usize) -> Result<(&[u8], &[u8]), BlockError> {
@@ -245,6 +722,35 @@ fn field_extent(bytes: &[u8]) -> Option<(u32, usize)> {
     (total <= bytes.len()).then_some((number, total))
 }
 
+/// A format 1 block, as stores compacted before format 2 hold them: for the tests that read
+/// such stores.
+#[cfg(test)]
+pub(crate) fn encode_single(entries: &[Entry]) -> Vec<u8> {
+    let rows: Vec<Row> = entries
+        .iter()
+        .map(|entry| Row {
+            sequence: entry.sequence,
+            position: entry.position,
+            flags: 0,
+            time_ns: 0,
+            bytes: entry.activity.encode_to_vec(),
+        })
+        .collect();
+    zstd::bulk::compress(&to_columns(&rows, None).expect("columns"), 15).expect("zstd")
+}
+
+/// Format 1's keys of a block, for the same tests.
+#[cfg(test)]
+pub(crate) fn single_keys(entries: &[Entry]) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for entry in entries {
+        activity_keys(&entry.activity, |key| {
+            keys.insert(key);
+        });
+    }
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use dcwatch_proto::v1::{Account, DnsActivity, Endpoint, KerberosActivity, activity::Body};
@@ -252,37 +758,64 @@ mod tests {
     use super::*;
 
     fn entry(sequence: u64, position: u64, name: &str, body: Body) -> Entry {
+        let src = Endpoint {
+            ip: vec![10, 0, 0, 5],
+            port: 50_000 + u32::try_from(sequence % 7).expect("small"),
+        };
+        let dst = Endpoint {
+            ip: vec![10, 0, 0, 1],
+            port: 88,
+        };
+        let mut activity = Activity {
+            // In nanoseconds, in microseconds, none, and out of range (kept as it came).
+            time: match position % 5 {
+                0 | 1 => Some(5),
+                2 | 3 => Some(123_000),
+                _ if sequence.is_multiple_of(2) => None,
+                _ => Some(1_500_000_000),
+            }
+            .map(|nanos| pbjson_types::Timestamp {
+                seconds: 1_700_000_000 + i64::try_from(sequence).expect("small"),
+                nanos,
+            }),
+            sensor_id: if sequence.is_multiple_of(4) {
+                "other"
+            } else {
+                "s1"
+            }
+            .to_owned(),
+            src: Some(src),
+            dst: Some(dst),
+            account: (!name.is_empty()).then(|| Account {
+                domain: "CORP".to_owned(),
+                name: name.to_owned(),
+                ..Account::default()
+            }),
+            body: Some(body),
+            ..Activity::default()
+        };
+        let (from, to) = sockets(&activity).expect("endpoints");
+        activity.flow_id = match position % 3 {
+            0 => datagram_flow_id(from, to),
+            1 => "0123456789abcdef".to_owned(),
+            _ => String::new(),
+        };
+        activity.community_id = match position % 4 {
+            // TCP's and UDP's, recomputable; one that is not; none.
+            0 => recomputed_community_id(&activity, community_id::TCP).expect("endpoints"),
+            1 => recomputed_community_id(&activity, community_id::UDP).expect("endpoints"),
+            2 => "1:not-the-hash-of-these-endpoints=".to_owned(),
+            _ => String::new(),
+        };
         Entry {
             sequence,
             position,
-            activity: Activity {
-                time: Some(pbjson_types::Timestamp {
-                    seconds: 1_700_000_000 + i64::try_from(sequence).expect("small"),
-                    nanos: 5,
-                }),
-                sensor_id: "s1".to_owned(),
-                src: Some(Endpoint {
-                    ip: vec![10, 0, 0, 5],
-                    port: 50_000,
-                }),
-                dst: Some(Endpoint {
-                    ip: vec![10, 0, 0, 1],
-                    port: 88,
-                }),
-                account: (!name.is_empty()).then(|| Account {
-                    domain: "CORP".to_owned(),
-                    name: name.to_owned(),
-                    ..Account::default()
-                }),
-                body: Some(body),
-                ..Activity::default()
-            },
+            activity,
         }
     }
 
-    #[test]
-    fn a_block_gives_back_every_activity_byte_for_byte() {
-        let entries: Vec<Entry> = (0..300)
+    fn entries(count: u64) -> Vec<Entry> {
+        (0..count)
             .map(|i| {
                 let body = if i % 3 == 0 {
                     Body::Dns(DnsActivity {
@@ -295,49 +828,201 @@ mod tests {
                         ..KerberosActivity::default()
                     })
                 };
-                entry(
-                    100 + i / 10,
-                    i % 10,
-                    if i % 5 == 0 { "" } else { "Alice" },
-                    body,
-                )
+                let name = if i % 5 == 0 {
+                    ""
+                } else if i == 151 {
+                    "Mallory"
+                } else {
+                    "Alice"
+                };
+                entry(100 + i / 10, i % 10, name, body)
             })
-            .collect();
-        let block = encode(&entries).expect("encodes");
-        let back = decode(&block).expect("decodes");
-        assert_eq!(back, entries);
-        for (original, decoded) in entries.iter().zip(&back) {
+            .collect()
+    }
+
+    fn decode_all(
+        sensor_id: &str,
+        entries: &[Entry],
+        encoded: &Encoded,
+        dictionary: &[u8],
+    ) -> Vec<Entry> {
+        let first = origin(entries);
+        let mut decompressor = zstd::bulk::Decompressor::with_dictionary(dictionary).expect("zstd");
+        let index = frame_index(&encoded.index, first.0, first.1).expect("index");
+        assert_eq!(index.len(), encoded.frames.len());
+        index
+            .iter()
+            .zip(&encoded.frames)
+            .flat_map(|(info, frame)| {
+                decode_frame(
+                    sensor_id,
+                    frame,
+                    info,
+                    &mut decompressor,
+                    None,
+                    |_, _, _| true,
+                )
+                .expect("frame")
+            })
+            .collect()
+    }
+
+    /// The first sequence and oldest time of a block of `entries`, as the block row keeps them.
+    fn origin(entries: &[Entry]) -> (u64, i64) {
+        (
+            entries
+                .iter()
+                .map(|entry| entry.sequence)
+                .min()
+                .expect("some"),
+            frame_base(entries),
+        )
+    }
+
+    #[test]
+    fn a_block_gives_back_every_activity_byte_for_byte() {
+        let entries = entries(300);
+        let samples = plain_frames("s1", &entries).expect("plain");
+        for dictionary in [Vec::new(), train(&samples).unwrap_or_default()] {
+            let mut compressor = compressor(&dictionary).expect("compressor");
+            let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
+            assert_eq!(encoded.frames.len(), 300_usize.div_ceil(FRAME_ACTIVITIES));
+            let back = decode_all("s1", &entries, &encoded, &dictionary);
+            assert_eq!(back, entries);
+            for (original, decoded) in entries.iter().zip(&back) {
+                assert_eq!(
+                    original.activity.encode_to_vec(),
+                    decoded.activity.encode_to_vec()
+                );
+            }
+            let raw: usize = entries.iter().map(|e| e.activity.encoded_len()).sum();
+            let compressed: usize = encoded.frames.iter().map(Vec::len).sum();
+            assert!(compressed * 4 < raw, "{compressed} of {raw} bytes");
+            for key in ["p:dns", "p:kerberos", "a:alice", "i:10.0.0.5", "i:10.0.0.1"] {
+                let frames = frames_of(&encoded.keys[key]).expect("postings");
+                assert_eq!(frames.len(), encoded.frames.len(), "{key} in every frame");
+            }
+            // Mallory is the 152nd activity: in its frame only.
             assert_eq!(
-                original.activity.encode_to_vec(),
-                decoded.activity.encode_to_vec()
+                frames_of(&encoded.keys["a:mallory"]).expect("postings"),
+                BTreeSet::from([151 / FRAME_ACTIVITIES])
             );
+            assert_eq!(encoded.keys.len(), 6);
         }
-        let raw: usize = entries.iter().map(|e| e.activity.encoded_len()).sum();
-        assert!(block.len() * 5 < raw, "{} of {raw} bytes", block.len());
-        let keys = keys(&entries);
-        for key in ["p:dns", "p:kerberos", "a:alice", "i:10.0.0.5", "i:10.0.0.1"] {
-            assert!(keys.contains(key), "{key} in {keys:?}");
+    }
+
+    #[test]
+    fn the_index_bounds_each_frame() {
+        let entries = entries(200);
+        let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
+        let (first, oldest) = origin(&entries);
+        let index = frame_index(&encoded.index, first, oldest).expect("index");
+        for (info, chunk) in index.iter().zip(entries.chunks(FRAME_ACTIVITIES)) {
+            let times: Vec<i64> = chunk
+                .iter()
+                .map(|entry| super::super::time_ns(&entry.activity))
+                .collect();
+            assert_eq!(info.first_sequence, chunk[0].sequence);
+            assert_eq!(info.first_position, chunk[0].position);
+            assert_eq!(info.last_sequence, chunk[chunk.len() - 1].sequence);
+            assert_eq!(info.min_time_ns, *times.iter().min().expect("some"));
+            assert_eq!(info.max_time_ns, *times.iter().max().expect("some"));
         }
-        assert_eq!(keys.len(), 5);
+        // One activity of a frame, alone.
+        let wanted = &entries[FRAME_ACTIVITIES + 8];
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
+        let only = decode_frame(
+            "s1",
+            &encoded.frames[1],
+            &index[1],
+            &mut decompressor,
+            Some((wanted.sequence, wanted.position)),
+            |_, _, _| true,
+        )
+        .expect("frame");
+        assert_eq!(only, std::slice::from_ref(wanted));
+    }
+
+    #[test]
+    fn postings_read_back_as_bitmaps_and_lists() {
+        for frames in [
+            BTreeSet::from([0]),
+            BTreeSet::from([3, 200, 255]),
+            (0..256).collect(),
+            (0..256).step_by(3).collect(),
+        ] {
+            let encoded = postings(&frames);
+            let back: BTreeSet<u64> = frames_of(&encoded)
+                .expect("postings")
+                .into_iter()
+                .map(|frame| frame as u64)
+                .collect();
+            assert_eq!(back, frames);
+        }
+        assert!(postings(&(0..256).collect()).len() <= 33, "dense: a bitmap");
+        assert!(frames_of(&[]).is_err());
+        assert!(frames_of(&[9, 1]).is_err());
+        assert!(frames_of(&[1, 0xff]).is_err(), "a cut varint");
     }
 
     #[test]
     fn a_damaged_block_is_an_error_not_a_panic() {
-        let entries = vec![entry(1, 0, "bob", Body::Dns(DnsActivity::default()))];
-        let block = encode(&entries).expect("encodes");
-        let plain = zstd::stream::decode_all(block.as_slice()).expect("zstd");
+        let entries = entries(3);
+        let mut compressor = compressor(&[]).expect("zstd");
+        let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
+        let (first, oldest) = origin(&entries);
+        let info = frame_index(&encoded.index, first, oldest).expect("index")[0];
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
+        let plain = decompressor
+            .decompress(&encoded.frames[0], info.plain_len)
+            .expect("zstd");
+        let sized = |plain_len| FrameInfo { plain_len, ..info };
+        let all = |_, _, _: &Activity| true;
         for cut in 0..plain.len() {
-            let damaged = zstd::bulk::compress(&plain[..cut], 1).expect("compress");
-            assert!(decode(&damaged).is_err(), "cut at {cut}");
+            let damaged = compressor.compress(&plain[..cut]).expect("compress");
+            assert!(
+                decode_frame("s1", &damaged, &sized(cut), &mut decompressor, None, all).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut lying = plain.clone();
         lying[0] = 0x7f; // claims 127 activities
-        let lying = zstd::bulk::compress(&lying, 1).expect("compress");
-        assert!(decode(&lying).is_err());
-        assert!(decode(b"not zstd").is_err());
+        let lying = compressor.compress(&lying).expect("compress");
+        assert!(decode_frame("s1", &lying, &info, &mut decompressor, None, all).is_err());
+        assert!(decode_frame("s1", b"not zstd", &sized(10), &mut decompressor, None, all).is_err());
+        assert!(
+            decode_frame(
+                "s1",
+                &encoded.frames[0],
+                &sized(info.plain_len - 1),
+                &mut decompressor,
+                None,
+                all
+            )
+            .is_err(),
+            "a wrong size"
+        );
+        for cut in 0..encoded.index.len() {
+            assert!(
+                frame_index(&encoded.index[..cut], 0, 0).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // Format 1 too.
+        let single = zstd::stream::decode_all(encode_single(&entries).as_slice()).expect("zstd");
+        for cut in 0..single.len() {
+            let damaged = zstd::bulk::compress(&single[..cut], 1).expect("compress");
+            assert!(decode_single(&damaged).is_err(), "cut at {cut}");
+        }
+        assert!(decode_single(b"not zstd").is_err());
+    }
+
+    #[test]
+    fn a_format_1_block_still_reads() {
+        let entries = entries(50);
         assert_eq!(
-            decode(&encode(&[]).expect("empty")).expect("empty"),
-            Vec::new()
+            decode_single(&encode_single(&entries)).expect("decodes"),
+            entries
         );
     }
 }

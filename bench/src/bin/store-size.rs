@@ -1,29 +1,42 @@
-//! What the backend's store takes per activity, before and after compaction, and what queries
-//! cost in each: beside the 0.3 GB a day Microsoft gives for Defender for Identity at 1000
-//! packets/s.
+//! What the backend's store takes per activity, as ingested (rows) and compacted (blocks), and
+//! what queries cost in each: beside the 0.3 GB a day Microsoft gives for Defender for Identity
+//! at 1000 packets/s.
 //!
 //! The input is the bundled corpus repeated `COPIES` times with the addresses rewritten per
 //! copy (as `transport-cost` builds it), dissected by the sensor's library. Its activities are
 //! stored through the backend's own `Store` in batches of `BATCH` (what a sensor at 1000
-//! packets/s sends each second at the corpus's density). Then:
-//! 1. bytes per activity of the store as ingest leaves it (a row and five index entries each:
-//!    the figure bench/RESULTS.md had), and the same queries timed, `TRIALS` times, medians;
-//! 2. everything compacted into blocks (`Store::compact`), timed; bytes per activity and the
-//!    same queries again, whose answers must equal the first ones.
+//! packets/s sends each second at the corpus's density). Then, in the same run:
+//! 1. bytes per activity of the store as ingest leaves it (a row and five index entries each),
+//!    and the queries timed, `TRIALS` times each, medians;
+//! 2. everything compacted into blocks (`Store::compact`, which trains the dictionary), timed;
+//!    bytes per activity, by table, and the same queries again, whose answers must equal the
+//!    first ones.
 //!
 //! Bytes are the store's pages in use (`page_count - freelist_count` times `page_size`): SQLite
 //! reuses free pages, so this is what the file holds once it has grown to its steady size.
+//!
+//! The copies differ in addresses and times only: what repeats between them (names, tickets,
+//! DNS questions) is what a dictionary and large blocks exploit, as they would exploit a real
+//! network's repetition over a day. `COPIES=1` gives the figure with no copy to repeat.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
-use bench::{build_repeated_corpus, dissect, median};
-use dcwatch_backend::store::{Query, Store, StoredActivity};
+use bench::{build_repeated_corpus, dissect, median, process_cpu};
+use dcwatch_backend::{
+    console::data::{ActivityFilter, Data},
+    detection::DirectorySource,
+    store::{Query, Store, StoredActivity},
+};
+use dcwatch_proto::v1::Activity;
 
-const COPIES: u16 = 50;
 /// Activities a sensor at 1000 packets/s sends a second at the corpus's density (transport-cost).
 const BATCH: usize = 297;
-const TRIALS: usize = 5;
+const TRIALS: usize = 7;
+/// Alert evidence looked up, each by its reference, per trial.
+const LOOKUPS: usize = 100;
+/// The console's entity page shows this many activities.
+const PAGE: usize = 100;
 const SENSOR_ID: &str = "bench-sensor";
 const RATE_PACKETS_PER_SECOND: f64 = 1000.0;
 /// Defender for Identity (Azure ATP) FAQ: "For every one full day with an average of 1000
@@ -31,14 +44,27 @@ const RATE_PACKETS_PER_SECOND: f64 = 1000.0;
 const MDI_GB_PER_DAY: f64 = 0.3;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
+/// Runs a query once; returns what it found, to compare before and after.
+type Run = Box<dyn Fn(&Store, &Data) -> anyhow::Result<Vec<String>>>;
+
+/// One query of the benchmark, run on the store as it is.
+struct Probe {
+    name: String,
+    run: Run,
+}
+
 fn main() -> anyhow::Result<()> {
+    let copies: u16 = std::env::var("COPIES")
+        .ok()
+        .and_then(|copies| copies.parse().ok())
+        .unwrap_or(50);
     let workdir = tempfile::tempdir()?;
     let input = workdir.path().join("corpus-repeated.pcap");
-    let (frames, _) = build_repeated_corpus(COPIES, &input)?;
+    let (frames, _) = build_repeated_corpus(copies, &input)?;
     let activities = dissect(&input, SENSOR_ID)?;
     let density = activities.len() as f64 / frames as f64;
     println!(
-        "input: {COPIES} copies of the corpus, {frames} frames, {} activities ({density:.3} an \
+        "input: {copies} copies of the corpus, {frames} frames, {} activities ({density:.3} an \
          activity per packet), stored in batches of {BATCH}",
         activities.len()
     );
@@ -46,29 +72,42 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&data)?;
     let mut store = Store::open(&data)?;
     let started = Instant::now();
-    for (sequence, batch) in (1..).zip(activities.chunks(BATCH)) {
+    let mut references = Vec::new();
+    for (sequence, batch) in (1_u64..).zip(activities.chunks(BATCH)) {
         store.store_batch(SENSOR_ID, "bench", sequence, batch)?;
+        references.push((sequence, batch.len() as u64));
     }
     let ingest_seconds = started.elapsed().as_secs_f64();
-    let queries = queries(&activities);
+    let console = Data::open(&data, Arc::new(DirectorySource::default()))?;
+    let probes = probes(&activities, &references);
     let hot_bytes = store.used_bytes()?;
-    let hot_times = time_queries(&store, &queries)?;
+    let hot_tables = store.bytes_by_table()?;
+    let hot = time_probes(&store, &console, &probes)?;
 
     let started = Instant::now();
+    let cpu_before = process_cpu(std::process::id())?;
     let compacted = store.compact(i64::MAX)?;
+    let compact_cpu = process_cpu(std::process::id())? - cpu_before;
     let compact_seconds = started.elapsed().as_secs_f64();
     let cold_bytes = store.used_bytes()?;
-    let cold_times = time_queries(&store, &queries)?;
-    for ((name, query), (_, _, hot_answer)) in queries.iter().zip(&hot_times) {
-        let cold_answer = answer(&store, query)?;
+    let cold_tables = store.bytes_by_table()?;
+    let cold = time_probes(&store, &console, &probes)?;
+    for (probe, ((_, hot_answer), (_, cold_answer))) in probes.iter().zip(hot.iter().zip(&cold)) {
         anyhow::ensure!(
-            &cold_answer == hot_answer,
-            "{name}: {} activities after compaction, {} before",
+            cold_answer == hot_answer,
+            "{}: {} answers after compaction, {} before",
+            probe.name,
             cold_answer.len(),
             hot_answer.len()
         );
     }
 
+    let of = |tables: &[(String, u64)], name: &str| {
+        tables
+            .iter()
+            .find(|(table, _)| table == name)
+            .map_or(0, |(_, bytes)| *bytes)
+    };
     let per_day = |bytes: u64| {
         let per_activity = bytes as f64 / activities.len() as f64;
         let gb = per_activity * density * RATE_PACKETS_PER_SECOND * SECONDS_PER_DAY / 1e9;
@@ -81,7 +120,10 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---:|---:|---:|---:|");
     for (name, bytes) in [
         ("as ingested (rows, five indexes)", hot_bytes),
-        ("compacted (zstd blocks, block index)", cold_bytes),
+        (
+            "compacted (zstd frames with a dictionary, keys with their frames)",
+            cold_bytes,
+        ),
     ] {
         let (per_activity, gb) = per_day(bytes);
         println!(
@@ -89,125 +131,225 @@ fn main() -> anyhow::Result<()> {
             gb / MDI_GB_PER_DAY
         );
     }
+    // The dictionary is stored once, not per day: over a day at 1000 packets/s it is spread
+    // over that day's activities, not over this input's.
+    let dictionary = of(&cold_tables, "activity_dictionaries");
+    let day_activities = density * RATE_PACKETS_PER_SECOND * SECONDS_PER_DAY;
+    let steady = (cold_bytes - dictionary) as f64
+        + dictionary as f64 * activities.len() as f64 / day_activities;
+    let (per_activity, gb) = per_day(steady as u64);
+    println!(
+        "| compacted, the dictionary ({dictionary} bytes) spread over a day's {day_activities:.0} \
+         activities | | {per_activity:.1} | {gb:.3} | {:.2}x |",
+        gb / MDI_GB_PER_DAY
+    );
     println!("| Defender for Identity | | | {MDI_GB_PER_DAY:.3} | 1.00x |");
     println!();
+    println!("| table or index | as ingested, bytes per activity | compacted |");
+    println!("|---|---:|---:|");
+    let mut names: Vec<&String> = hot_tables
+        .iter()
+        .chain(&cold_tables)
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let (before, after) = (of(&hot_tables, name), of(&cold_tables, name));
+        if before + after >= 4096 * 4 {
+            println!(
+                "| {name} | {:.2} | {:.2} |",
+                before as f64 / activities.len() as f64,
+                after as f64 / activities.len() as f64
+            );
+        }
+    }
+    println!();
     println!(
-        "ingest {:.1} s ({:.0} activities/s); compaction {compact_seconds:.1} s for {} activities \
-         in {} blocks: {:.1} µs an activity, {:.0} CPU seconds a day at 1000 packets/s",
+        "ingest {:.1} s ({:.0} activities/s); compaction {compact_seconds:.1} s, {compact_cpu:.1} \
+         CPU s, for {} activities in {} blocks (dictionary training included): {:.1} CPU µs an \
+         activity, {:.0} CPU seconds a day at 1000 packets/s",
         ingest_seconds,
         activities.len() as f64 / ingest_seconds,
         compacted.activities,
         compacted.blocks,
-        compact_seconds * 1e6 / compacted.activities.max(1) as f64,
-        compact_seconds / compacted.activities.max(1) as f64
+        compact_cpu * 1e6 / compacted.activities.max(1) as f64,
+        compact_cpu / compacted.activities.max(1) as f64
             * density
             * RATE_PACKETS_PER_SECOND
             * SECONDS_PER_DAY
     );
     println!();
-    println!("| query | activities | as ingested (median of {TRIALS}) | compacted | ratio |");
+    println!("| query | answers | rows (median of {TRIALS}) | compacted | ratio |");
     println!("|---|---:|---:|---:|---:|");
-    for ((name, count, hot), (_, _, cold)) in hot_times
-        .iter()
-        .map(|(name, seconds, answer)| (name, answer.len(), seconds))
-        .zip(
-            cold_times
-                .iter()
-                .map(|(name, seconds, answer)| (name, answer, seconds)),
-        )
+    for (probe, ((hot_seconds, answer), (cold_seconds, _))) in
+        probes.iter().zip(hot.iter().zip(&cold))
     {
         println!(
-            "| {name} | {count} | {:.1} ms | {:.1} ms | {:.2}x |",
-            hot * 1e3,
-            cold * 1e3,
-            cold / hot
+            "| {} | {} | {:.3} ms | {:.3} ms | {:.2}x |",
+            probe.name,
+            answer.len(),
+            hot_seconds * 1e3,
+            cold_seconds * 1e3,
+            cold_seconds / hot_seconds
         );
     }
     Ok(())
 }
 
-/// Queries like the CLI's and the console's: one account, one address over a window, one
-/// protocol over a window, an hour of everything.
-fn queries(activities: &[dcwatch_proto::v1::Activity]) -> Vec<(String, Query)> {
-    let times: Vec<i64> = activities
-        .iter()
-        .filter_map(|activity| activity.time.as_ref())
-        .map(|time| time.seconds * 1_000_000_000 + i64::from(time.nanos))
-        .collect();
+/// The queries of the CLI and the console, on keys picked from the middle of the input: an
+/// account present in every copy, an address (a computer) seen in one copy, a protocol and
+/// everything over an hour, alert evidence by reference, and the console's entity pages.
+fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
+    let times: Vec<i64> = activities.iter().map(time_ns).collect();
     let first = times.iter().copied().min().unwrap_or(0);
     let middle = first + (times.iter().copied().max().unwrap_or(0) - first) / 2;
     let hour = 3_600_000_000_000;
-    let account = activities
+    let at_middle = activities
+        .iter()
+        .position(|activity| time_ns(activity) >= middle)
+        .unwrap_or(0);
+    let account = activities[at_middle..]
         .iter()
         .filter_map(|activity| activity.account.as_ref())
         .map(|account| account.name.clone())
-        .find(|name| !name.is_empty())
+        .find(|name| name.ends_with('$'))
         .unwrap_or_default();
-    let ip = activities
+    let ip = activities[at_middle..]
         .iter()
         .filter_map(|activity| activity.src.as_ref())
         .find_map(dcwatch_proto::json::endpoint_ip);
+    let query = |query: Query| -> Run {
+        Box::new(move |store, _| {
+            let mut out = Vec::new();
+            store.activities(&query, |stored: StoredActivity| {
+                out.push(format!(
+                    "{}:{}:{:?}",
+                    stored.sensor_id, stored.sequence, stored.activity
+                ));
+                Ok(())
+            })?;
+            Ok(out)
+        })
+    };
+    // Evidence spread over the whole input, as alerts over days would reference it.
+    let step = (references.len() / LOOKUPS).max(1);
+    let evidence: Vec<(u64, u64)> = references
+        .iter()
+        .step_by(step)
+        .map(|&(sequence, count)| (sequence, (sequence * 7) % count))
+        .collect();
+    let page_account = account.clone();
+    let page_address = ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let profile_account = account.clone();
     vec![
-        (
-            format!("account {account}"),
-            Query {
-                account: Some(account),
+        Probe {
+            name: format!("account {account} (CLI query)"),
+            run: query(Query {
+                account: Some(account.clone()),
                 ..Query::default()
-            },
-        ),
-        (
-            "an address, one hour".to_owned(),
-            Query {
+            }),
+        },
+        Probe {
+            name: format!(
+                "address {} (CLI query)",
+                ip.map(|ip| ip.to_string()).unwrap_or_default()
+            ),
+            run: query(Query {
                 ip,
-                since_ns: Some(middle),
-                until_ns: Some(middle + hour),
                 ..Query::default()
-            },
-        ),
-        (
-            "kerberos, one hour".to_owned(),
-            Query {
+            }),
+        },
+        Probe {
+            name: "kerberos, one hour".to_owned(),
+            run: query(Query {
                 protocol: Some("kerberos".to_owned()),
                 since_ns: Some(middle),
                 until_ns: Some(middle + hour),
                 ..Query::default()
-            },
-        ),
-        (
-            "everything, one hour".to_owned(),
-            Query {
+            }),
+        },
+        Probe {
+            name: "everything, one hour".to_owned(),
+            run: query(Query {
                 since_ns: Some(middle),
                 until_ns: Some(middle + hour),
                 ..Query::default()
-            },
-        ),
+            }),
+        },
+        Probe {
+            name: format!("{} alert evidence lookups by reference", evidence.len()),
+            run: Box::new(move |store, _| {
+                evidence
+                    .iter()
+                    .map(|&(sequence, position)| {
+                        Ok(format!(
+                            "{:?}",
+                            store.activity_at(SENSOR_ID, sequence, position)?
+                        ))
+                    })
+                    .collect()
+            }),
+        },
+        Probe {
+            name: format!("console: account page ({PAGE} newest activities)"),
+            run: Box::new(move |_, console| {
+                let page =
+                    console.entity("account", &page_account, &ActivityFilter::default(), PAGE)?;
+                Ok(page
+                    .activities
+                    .iter()
+                    .map(|row| serde_json::to_string(row).unwrap_or_default())
+                    .collect())
+            }),
+        },
+        Probe {
+            name: format!("console: address page ({PAGE} newest activities)"),
+            run: Box::new(move |_, console| {
+                let page =
+                    console.entity("computer", &page_address, &ActivityFilter::default(), PAGE)?;
+                Ok(page
+                    .activities
+                    .iter()
+                    .map(|row| serde_json::to_string(row).unwrap_or_default())
+                    .collect())
+            }),
+        },
+        Probe {
+            name: "console: account profile (counts by protocol)".to_owned(),
+            run: Box::new(move |_, console| {
+                Ok(vec![
+                    console
+                        .profile("account", &profile_account, "")?
+                        .to_string(),
+                ])
+            }),
+        },
     ]
 }
 
-fn answer(store: &Store, query: &Query) -> anyhow::Result<Vec<StoredActivity>> {
-    let mut out = Vec::new();
-    store.activities(query, |stored| {
-        out.push(stored);
-        Ok(())
-    })?;
-    Ok(out)
+fn time_ns(activity: &Activity) -> i64 {
+    activity.time.as_ref().map_or(0, |time| {
+        time.seconds * 1_000_000_000 + i64::from(time.nanos)
+    })
 }
 
-/// Each query's median time and its answer.
-fn time_queries(
+/// Each probe's median time and its answer.
+fn time_probes(
     store: &Store,
-    queries: &[(String, Query)],
-) -> anyhow::Result<Vec<(String, f64, Vec<StoredActivity>)>> {
+    console: &Data,
+    probes: &[Probe],
+) -> anyhow::Result<Vec<(f64, Vec<String>)>> {
     let mut out = Vec::new();
-    for (name, query) in queries {
+    for probe in probes {
         let mut seconds = Vec::new();
         let mut last = Vec::new();
         for _ in 0..TRIALS {
             let started = Instant::now();
-            last = answer(store, query)?;
+            last = (probe.run)(store, console)?;
             seconds.push(started.elapsed().as_secs_f64());
         }
-        out.push((name.clone(), median(&mut seconds), last));
+        out.push((median(&mut seconds), last));
     }
     Ok(out)
 }

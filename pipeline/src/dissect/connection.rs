@@ -104,8 +104,14 @@ pub fn annotate_datagram(activity: &mut Activity) {
     ) else {
         return;
     };
-    activity.flow_id = flow_id(src, dst, community_id::UDP, 0);
+    activity.flow_id = datagram_flow_id(src, dst);
     activity.community_id = community_id(src, dst, community_id::UDP);
+}
+
+/// The flow id of a UDP exchange between `a` and `b`: its endpoints' alone, so the backend's
+/// store recomputes it rather than keep it.
+pub fn datagram_flow_id(a: SocketAddr, b: SocketAddr) -> String {
+    flow_id(a, b, community_id::UDP, 0)
 }
 
 fn socket_address(endpoint: &dcwatch_proto::v1::Endpoint) -> Option<SocketAddr> {

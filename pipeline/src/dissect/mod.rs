@@ -6,6 +6,7 @@
 //! after the handshake are not a PDU of that protocol is counted and ignored.
 
 mod connection;
+pub use connection::datagram_flow_id;
 mod dcerpc;
 mod dns;
 mod endpoints;
