@@ -333,7 +333,12 @@ pub fn would_raise(
 
 /// Whether a finding of `type_name` whose learning counts on the profile `clock` would now be
 /// learned rather than judged (threshold high, inside the period).
-pub fn learning_now(type_name: &str, threshold: Threshold, clock: &str, profiles: &Profiles) -> bool {
+pub fn learning_now(
+    type_name: &str,
+    threshold: Threshold,
+    clock: &str,
+    profiles: &Profiles,
+) -> bool {
     threshold == Threshold::High
         && period(type_name)
             .is_some_and(|period| state(period, profiles, profiles.get(clock)) != State::Active)

@@ -405,7 +405,11 @@ impl Profiles {
     /// distinct one makes it popular network-wide (learned by `POPULAR_KEY`'s profile).
     pub fn note_shared(&mut self, subject: &str, time: Millis, facet: &str, item: &str) {
         let hash = item_hash(facet, item);
-        if self.profiles.get(POPULAR_KEY).is_some_and(|slot| slot.profile.items.contains(&hash)) {
+        if self
+            .profiles
+            .get(POPULAR_KEY)
+            .is_some_and(|slot| slot.profile.items.contains(&hash))
+        {
             return;
         }
         let who = item_hash("subject", subject);

@@ -123,11 +123,11 @@ fn name_hash(name: &str) -> u64 {
 }
 
 fn is_ptr(dns: &DnsActivity) -> bool {
-    let name = dns.query_name.trim_end_matches('.');
+    let name = dns.query_name.trim_end_matches('.').as_bytes();
     dns.query_type.eq_ignore_ascii_case("PTR")
         || [".in-addr.arpa", ".ip6.arpa"].iter().any(|suffix| {
             name.len() > suffix.len()
-                && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
         })
 }
 

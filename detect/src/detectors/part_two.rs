@@ -574,21 +574,31 @@ fn dns_volume_alerts_after_learning_for_a_sweep_and_never_for_the_learned_volume
     };
     assert_eq!(detail("distinct_names").as_deref(), Some("256"));
     assert!(
-        detail("sample_names").is_some_and(|names| names.starts_with("0.1.98.10.in-addr.arpa, 1.1.98.10.in-addr.arpa")),
+        detail("sample_names").is_some_and(
+            |names| names.starts_with("0.1.98.10.in-addr.arpa, 1.1.98.10.in-addr.arpa")
+        ),
         "{:?}",
         detail("sample_names")
     );
     // The sweep goes on: the same alert, updated at the next doubling.
-    let more = feed(&mut engine, &ptr_sweep(9 * DAY + 14 * HOUR + 3 * MINUTE, WS11, 3, 300));
+    let more = feed(
+        &mut engine,
+        &ptr_sweep(9 * DAY + 14 * HOUR + 3 * MINUTE, WS11, 3, 300),
+    );
     let more = dns_alerts(&more);
     assert_eq!(
-        more.iter().map(|alert| (alert.id.as_str(), alert.count)).collect::<Vec<_>>(),
+        more.iter()
+            .map(|alert| (alert.id.as_str(), alert.count))
+            .collect::<Vec<_>>(),
         [(alert.id.as_str(), 512)]
     );
     // The busy client at four times its usual volume is no longer usual.
     let burst = feed(&mut engine, &usual_names(10 * DAY + 7 * HOUR, APP, 600));
     assert_eq!(
-        dns_alerts(&burst).iter().map(|alert| alert.primary_key.as_str()).collect::<Vec<_>>(),
+        dns_alerts(&burst)
+            .iter()
+            .map(|alert| alert.primary_key.as_str())
+            .collect::<Vec<_>>(),
         ["src:10.98.0.30"]
     );
 }
@@ -612,7 +622,10 @@ fn dns_volume_is_quiet_while_learning_and_medium_and_low_fire_at_their_floors() 
         );
         let raised = feed(&mut engine, &sweep[floor - 1..]);
         assert_eq!(
-            dns_alerts(&raised).iter().map(|alert| alert.count).collect::<Vec<_>>(),
+            dns_alerts(&raised)
+                .iter()
+                .map(|alert| alert.count)
+                .collect::<Vec<_>>(),
             [floor as u64],
             "{threshold:?}"
         );
@@ -664,9 +677,9 @@ fn a_name_brute_force_is_told_by_its_nxdomain_answers() {
     let raised = dns_alerts(&raised);
     assert_eq!(raised.len(), 1, "{raised:#?}");
     assert!(
-        raised[0]
-            .description
-            .contains("(0 reverse lookups (PTR), 63 answered NXDOMAIN, 0 SRV/ANY), as a brute force of names"),
+        raised[0].description.contains(
+            "(0 reverse lookups (PTR), 63 answered NXDOMAIN, 0 SRV/ANY), as a brute force of names"
+        ),
         "{}",
         raised[0].description
     );
@@ -695,7 +708,13 @@ fn popular_after(config: Config, others: usize) -> Engine {
     let mut engine = engine(config);
     feed(&mut engine, &history(0..42));
     let searches: Vec<Activity> = (0..others)
-        .map(|n| ldap(42 * DAY + n as i64 * MINUTE, &format!("10.98.2.{n}"), ADMINS_FILTER))
+        .map(|n| {
+            ldap(
+                42 * DAY + n as i64 * MINUTE,
+                &format!("10.98.2.{n}"),
+                ADMINS_FILTER,
+            )
+        })
         .collect();
     feed(&mut engine, &searches);
     engine
@@ -756,9 +775,7 @@ fn popular_query_classes_survive_a_restart() {
     );
     let mut after = engine(Config::default());
     after.load_profiles(stored.upserts);
-    assert!(
-        ldap_alerts(&mut after, &[ldap(42 * DAY + HOUR, WS11, ADMINS_FILTER)]).is_empty()
-    );
+    assert!(ldap_alerts(&mut after, &[ldap(42 * DAY + HOUR, WS11, ADMINS_FILTER)]).is_empty());
 }
 
 #[test]
@@ -773,7 +790,11 @@ fn a_new_admin_workstation_taught_by_a_btp_close_stops_alerting_for_its_queries(
     assert!(engine.teach(&first[0], 42 * DAY + HOUR));
     assert!(ldap_alerts(&mut engine, &[ldap(44 * DAY, WS11, SPN_FILTER)]).is_empty());
     assert_eq!(
-        ldap_alerts(&mut engine, &[ldap(44 * DAY + MINUTE, WS11, "(objectClass=trustedDomain)")]).len(),
+        ldap_alerts(
+            &mut engine,
+            &[ldap(44 * DAY + MINUTE, WS11, "(objectClass=trustedDomain)")]
+        )
+        .len(),
         1
     );
 }
