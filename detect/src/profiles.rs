@@ -605,19 +605,33 @@ mod tests {
     fn a_behaviour_is_popular_from_its_fifth_subject_and_the_counts_are_bounded() {
         let mut profiles = Profiles::default();
         for n in 0..POPULAR_SUBJECTS - 1 {
-            profiles.note_shared(&format!("computer:10.0.0.{n}"), 0, "ldap_recon", "every trust");
+            profiles.note_shared(
+                &format!("computer:10.0.0.{n}"),
+                0,
+                "ldap_recon",
+                "every trust",
+            );
             profiles.note_shared("computer:10.0.0.0", 1, "ldap_recon", "every trust");
         }
-        assert!(!profiles.popular("ldap_recon", "every trust"), "one subject counts once");
+        assert!(
+            !profiles.popular("ldap_recon", "every trust"),
+            "one subject counts once"
+        );
         profiles.note_shared("computer:10.0.0.99", 2, "ldap_recon", "every trust");
         assert!(profiles.popular("ldap_recon", "every trust"));
         assert!(!profiles.popular("ldap_recon", "every user"));
         for n in 0..MAX_SHARED_BEHAVIOURS {
             profiles.note_shared("computer:10.0.0.1", 3, "ldap_recon", &format!("class {n}"));
         }
-        assert_eq!(profiles.counters()[3], ("detect_shared_behaviours_evicted", 0));
+        assert_eq!(
+            profiles.counters()[3],
+            ("detect_shared_behaviours_evicted", 0)
+        );
         profiles.note_shared("computer:10.0.0.1", 4, "ldap_recon", "one more");
-        assert_eq!(profiles.counters()[3], ("detect_shared_behaviours_evicted", 1));
+        assert_eq!(
+            profiles.counters()[3],
+            ("detect_shared_behaviours_evicted", 1)
+        );
         // The network's profile is never evicted for inactivity.
         let mut small = Profiles::with_capacity(64);
         for n in 0..POPULAR_SUBJECTS {

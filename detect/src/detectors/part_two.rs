@@ -650,7 +650,7 @@ fn a_name_brute_force_is_told_by_its_nxdomain_answers() {
     let mut activities = Vec::new();
     for n in 0..64 {
         let name = format!("guess{n}.lab.example");
-        let offset = n as i64 * SECOND;
+        let offset = i64::from(n) * SECOND;
         activities.push(dns(
             offset,
             &at(NEW),
