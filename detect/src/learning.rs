@@ -11,6 +11,11 @@
 //!
 //! Thresholds medium and low skip learning periods (MDI's advanced settings): their findings
 //! are raised unless an analyst taught the profile the behaviour.
+//!
+//! A behaviour marked `shared` (LDAP query classes) is also counted network-wide: once
+//! `POPULAR_SUBJECTS` other computers showed an item, it is popular, and at threshold high it
+//! no longer alerts for any computer (MDI: "popular queries are filtered"; medium disables the
+//! filter).
 
 use crate::{
     config::Threshold,
@@ -210,6 +215,10 @@ pub struct Behaviour {
     pub items: Vec<(String, String)>,
     /// What the subject did, as a description says it: "enumerated all users over SAMR".
     pub phrase: String,
+    /// Items many computers show are usual network-wide (MDI: "popular queries are
+    /// filtered"): the gate counts the subjects that show each, and at threshold high an item
+    /// `POPULAR_SUBJECTS` other computers showed is known to every computer.
+    pub shared: bool,
 }
 
 impl Behaviour {
@@ -225,7 +234,14 @@ impl Behaviour {
             subject_text,
             items: Vec::new(),
             phrase: phrase.into(),
+            shared: false,
         }
+    }
+
+    /// Marks the items as counted network-wide (`shared`).
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
+        self
     }
 
     pub fn item(mut self, facet: &str, item: impl Into<String>) -> Self {
@@ -233,12 +249,15 @@ impl Behaviour {
         self
     }
 
-    pub fn known(&self, profiles: &Profiles) -> bool {
+    /// Whether the profile knows every item; at threshold high a shared item popular
+    /// network-wide counts as known (medium and low disable that filter, as MDI's do).
+    pub fn known(&self, profiles: &Profiles, threshold: Threshold) -> bool {
+        let popular_filter = self.shared && threshold == Threshold::High;
         !self.items.is_empty()
-            && self
-                .items
-                .iter()
-                .all(|(facet, item)| profiles.knows(&self.subject, facet, item))
+            && self.items.iter().all(|(facet, item)| {
+                profiles.knows(&self.subject, facet, item)
+                    || (popular_filter && profiles.popular(facet, item))
+            })
     }
 
     /// Teaches the subject's profile every item (a finding during learning, a B-TP close).
@@ -281,6 +300,7 @@ impl Behaviour {
             subject,
             items,
             phrase: String::new(),
+            shared: false,
         })
     }
 }
@@ -307,15 +327,21 @@ pub fn would_raise(
     behaviour: &Behaviour,
     profiles: &Profiles,
 ) -> bool {
-    if behaviour.known(profiles) {
-        return false;
-    }
-    match period(type_name) {
-        Some(period) if threshold == Threshold::High => {
-            state(period, profiles, profiles.get(&behaviour.clock)) == State::Active
-        }
-        _ => true,
-    }
+    !behaviour.known(profiles, threshold)
+        && !learning_now(type_name, threshold, &behaviour.clock, profiles)
+}
+
+/// Whether a finding of `type_name` whose learning counts on the profile `clock` would now be
+/// learned rather than judged (threshold high, inside the period).
+pub fn learning_now(
+    type_name: &str,
+    threshold: Threshold,
+    clock: &str,
+    profiles: &Profiles,
+) -> bool {
+    threshold == Threshold::High
+        && period(type_name)
+            .is_some_and(|period| state(period, profiles, profiles.get(clock)) != State::Active)
 }
 
 /// Judges a behavioural finding of `type_name` at `threshold`.
@@ -326,7 +352,14 @@ pub fn gate(
     profiles: &mut Profiles,
     time: Millis,
 ) -> Gate {
-    if behaviour.known(profiles) {
+    // Judged before this subject counts: popular means made by that many *other* computers.
+    let known = behaviour.known(profiles, threshold);
+    if behaviour.shared {
+        for (facet, item) in &behaviour.items {
+            profiles.note_shared(&behaviour.subject, time, facet, item);
+        }
+    }
+    if known {
         return Gate::Known;
     }
     let Some(period) = period(type_name) else {

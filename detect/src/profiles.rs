@@ -17,7 +17,7 @@ use std::{
     net::IpAddr,
 };
 
-use crate::time::Millis;
+use crate::{bounded::BoundedMap, time::Millis};
 
 /// Items one profile keeps.
 pub const MAX_ITEMS: usize = 128;
@@ -32,6 +32,16 @@ const EVICTION_BATCH_DIVISOR: usize = 64;
 const FORMAT: u8 = 1;
 /// The key of the record that keeps when dcwatch started watching (the deployment).
 pub const META_KEY: &str = "meta:deployment";
+/// The network-wide profile: the behaviour many computers show (MDI: "popular queries are
+/// filtered"). It is never evicted for inactivity.
+pub const POPULAR_KEY: &str = "network:popular";
+/// Distinct computers that make one behaviour (an LDAP query class) popular (*ours*: MDI does
+/// not give its figure).
+pub const POPULAR_SUBJECTS: usize = 5;
+/// Behaviours whose computers are being counted toward `POPULAR_SUBJECTS` (the least recently
+/// seen go first, counted). The counts live in memory; the verdicts (`POPULAR_KEY`'s items) are
+/// stored with the profiles.
+pub const MAX_SHARED_BEHAVIOURS: usize = 4_096;
 
 /// Whose profile: a computer (its resolved name, else its address), a user (the account name
 /// without domain), a domain controller (its address).
@@ -40,6 +50,8 @@ pub enum Subject {
     Computer,
     User,
     Dc,
+    /// The whole network (`POPULAR_KEY`).
+    Network,
 }
 
 impl Subject {
@@ -48,6 +60,7 @@ impl Subject {
             Self::Computer => "computer",
             Self::User => "user",
             Self::Dc => "dc",
+            Self::Network => "network",
         }
     }
 
@@ -95,6 +108,7 @@ impl Subject {
             "computer" => Some(Self::Computer),
             "user" => Some(Self::User),
             "dc" => Some(Self::Dc),
+            "network" => Some(Self::Network),
             _ => None,
         }
     }
@@ -269,6 +283,9 @@ pub struct Profiles {
     meta_dirty: bool,
     /// The buffer `touch_address` writes keys into.
     scratch: String,
+    /// Per behaviour hash, the hashes of the distinct subjects that showed it (up to
+    /// `POPULAR_SUBJECTS`).
+    shared: BoundedMap<u64, Vec<u64>>,
     evicted_profiles: u64,
     evicted_items: u64,
     undecodable: u64,
@@ -291,6 +308,7 @@ impl Profiles {
             removed: HashSet::new(),
             meta_dirty: false,
             scratch: String::new(),
+            shared: BoundedMap::new(MAX_SHARED_BEHAVIOURS),
             evicted_profiles: 0,
             evicted_items: 0,
             undecodable: 0,
@@ -383,12 +401,42 @@ impl Profiles {
             .is_some_and(|slot| slot.profile.knows(facet, item))
     }
 
-    /// Evictions: (profiles, items), and stored profiles that did not decode.
-    pub fn counters(&self) -> [(&'static str, u64); 3] {
+    /// Counts `subject` among those that showed `item` of `facet`; the `POPULAR_SUBJECTS`th
+    /// distinct one makes it popular network-wide (learned by `POPULAR_KEY`'s profile).
+    pub fn note_shared(&mut self, subject: &str, time: Millis, facet: &str, item: &str) {
+        let hash = item_hash(facet, item);
+        if self
+            .profiles
+            .get(POPULAR_KEY)
+            .is_some_and(|slot| slot.profile.items.contains(&hash))
+        {
+            return;
+        }
+        let who = item_hash("subject", subject);
+        let subjects = self.shared.touch(hash, time, Vec::new);
+        if subjects.contains(&who) {
+            return;
+        }
+        subjects.push(who);
+        if subjects.len() >= POPULAR_SUBJECTS {
+            self.shared.remove(&hash);
+            self.learn(POPULAR_KEY, time, facet, item);
+        }
+    }
+
+    /// Whether `POPULAR_SUBJECTS` distinct subjects showed `item` of `facet`.
+    pub fn popular(&self, facet: &str, item: &str) -> bool {
+        self.knows(POPULAR_KEY, facet, item)
+    }
+
+    /// Evictions: (profiles, items, behaviours counted toward popularity), and stored profiles
+    /// that did not decode.
+    pub fn counters(&self) -> [(&'static str, u64); 4] {
         [
             ("detect_profiles_evicted", self.evicted_profiles),
             ("detect_profile_items_evicted", self.evicted_items),
             ("detect_profiles_undecodable", self.undecodable),
+            ("detect_shared_behaviours_evicted", self.shared.evicted()),
         ]
     }
 
@@ -460,8 +508,13 @@ impl Profiles {
         let mut by_age: Vec<(Millis, &String)> = self
             .profiles
             .iter()
+            .filter(|(key, _)| key.as_str() != POPULAR_KEY)
             .map(|(key, slot)| (slot.profile.last_seen, key))
             .collect();
+        if by_age.is_empty() {
+            return;
+        }
+        let batch = batch.min(by_age.len());
         by_age.select_nth_unstable_by(batch - 1, |a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         let gone: Vec<String> = by_age[..batch]
             .iter()
@@ -546,6 +599,48 @@ mod tests {
         assert_eq!(profiles.counters()[0], ("detect_profiles_evicted", 2));
         let changes = profiles.take_changes();
         assert_eq!(changes.removed, ["user:u1", "user:u2"]);
+    }
+
+    #[test]
+    fn a_behaviour_is_popular_from_its_fifth_subject_and_the_counts_are_bounded() {
+        let mut profiles = Profiles::default();
+        for n in 0..POPULAR_SUBJECTS - 1 {
+            profiles.note_shared(
+                &format!("computer:10.0.0.{n}"),
+                0,
+                "ldap_recon",
+                "every trust",
+            );
+            profiles.note_shared("computer:10.0.0.0", 1, "ldap_recon", "every trust");
+        }
+        assert!(
+            !profiles.popular("ldap_recon", "every trust"),
+            "one subject counts once"
+        );
+        profiles.note_shared("computer:10.0.0.99", 2, "ldap_recon", "every trust");
+        assert!(profiles.popular("ldap_recon", "every trust"));
+        assert!(!profiles.popular("ldap_recon", "every user"));
+        for n in 0..MAX_SHARED_BEHAVIOURS {
+            profiles.note_shared("computer:10.0.0.1", 3, "ldap_recon", &format!("class {n}"));
+        }
+        assert_eq!(
+            profiles.counters()[3],
+            ("detect_shared_behaviours_evicted", 0)
+        );
+        profiles.note_shared("computer:10.0.0.1", 4, "ldap_recon", "one more");
+        assert_eq!(
+            profiles.counters()[3],
+            ("detect_shared_behaviours_evicted", 1)
+        );
+        // The network's profile is never evicted for inactivity.
+        let mut small = Profiles::with_capacity(64);
+        for n in 0..POPULAR_SUBJECTS {
+            small.note_shared(&format!("computer:{n}"), 0, "ldap_recon", "every trust");
+        }
+        for n in 0..200 {
+            small.touch(&format!("user:u{n}"), 10 + n);
+        }
+        assert!(small.popular("ldap_recon", "every trust"));
     }
 
     #[test]

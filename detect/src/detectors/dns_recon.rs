@@ -3,7 +3,8 @@
 //! attacker wants (`nslookup`, `ls -d lab.example`). MDI alerts on the request whether the
 //! server answers or refuses, so does this; the answer, when seen, sets the alert's outcome.
 //! DNS servers (configured, or the directory's, and domain controllers) transfer zones among
-//! themselves: they are left alone. Part II adds MDI's volume baseline per source (8 days).
+//! themselves: they are left alone. Part II adds MDI's volume baseline per source (8 days):
+//! `dns_volume.rs`, whose alerts are the same source's one `dns_recon` alert.
 
 use std::net::IpAddr;
 
@@ -14,6 +15,7 @@ use dcwatch_proto::v1::{
 
 use super::{
     Context, Detector,
+    dns_volume::DnsVolume,
     target::{answered_client_text, clip, on_answer},
 };
 use crate::{
@@ -35,12 +37,14 @@ const ANSWER_WITHIN: Millis = 5 * MINUTE;
 #[derive(Debug)]
 pub struct DnsRecon {
     pending: BoundedMap<(IpAddr, u16, u32), Millis>,
+    volume: DnsVolume,
 }
 
 impl Default for DnsRecon {
     fn default() -> Self {
         Self {
             pending: BoundedMap::new(MAX_PENDING_TRANSFERS),
+            volume: DnsVolume::default(),
         }
     }
 }
@@ -62,6 +66,11 @@ impl Detector for DnsRecon {
             return;
         };
         let Some(transfer) = transfer_name(kind) else {
+            match kind {
+                dns_activity::Type::Query => self.volume.query(seen, dns, context),
+                dns_activity::Type::Response => self.volume.response(seen, dns),
+                _ => {}
+            }
             return;
         };
         match kind {
@@ -73,7 +82,7 @@ impl Detector for DnsRecon {
     }
 
     fn evicted(&self) -> u64 {
-        self.pending.evicted()
+        self.pending.evicted() + self.volume.evicted()
     }
 }
 

@@ -11,7 +11,9 @@
 //! Part II (MDI's per-computer learning: 15 days from the computer's first activity, none in the
 //! first 10 days of the deployment): at threshold high a computer's profile learns the
 //! categories it searches for while it learns, and only categories it never searched for alert
-//! after. Sealed (SASL-encrypted) searches are
+//! after. A category `POPULAR_SUBJECTS` other computers searched for is popular in this network
+//! and, at threshold high, alerts for no computer, a new one included (MDI: "popular queries
+//! are filtered"; medium and low disable the filter). Sealed (SASL-encrypted) searches are
 //! invisible, as they are to MDI's network-only sensors; DCs searching each other are left alone.
 
 use std::collections::BTreeSet;
@@ -357,7 +359,8 @@ impl Detector for LdapRecon {
             seen.src.is_none_or(|src| {
                 let subject = computer_key(src);
                 let behaviour = Behaviour::new(subject.clone(), subject, String::new(), "")
-                    .item(LDAP_RECON.type_name, what);
+                    .item(LDAP_RECON.type_name, what)
+                    .shared();
                 would_raise(
                     LDAP_RECON.type_name,
                     context.threshold(&LDAP_RECON),
@@ -420,7 +423,8 @@ impl Detector for LdapRecon {
                     subject,
                     source_text(seen),
                     format!("searched LDAP for {}", fired.join("; ")),
-                ),
+                )
+                .shared(),
                 |behaviour, what| behaviour.item(LDAP_RECON.type_name, what.clone()),
             );
             finding = finding.behaviour(behaviour);

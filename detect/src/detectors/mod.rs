@@ -20,6 +20,7 @@ mod dcsync;
 mod dfs_coercion;
 mod dns_recon;
 mod dns_suspicious_communication;
+mod dns_volume;
 mod dpapi_backup_key;
 mod efsrpc_coercion;
 mod golden_ticket;

@@ -486,3 +486,315 @@ fn many_entities_with_one_new_alert_type_are_damped() {
         dcwatch_proto::v1::alert::Severity::Low
     );
 }
+
+/// `count` distinct DNS queries from `src` to the DC, a second apart from `offset`.
+fn queries(offset: i64, src: &str, count: usize, name: impl Fn(usize) -> String) -> Vec<Activity> {
+    (0..count)
+        .map(|n| {
+            let name = name(n);
+            let kind = if name.ends_with(".in-addr.arpa") {
+                "PTR"
+            } else {
+                "A"
+            };
+            dns(
+                offset + n as i64 * SECOND / 2,
+                &at(src),
+                "10.98.0.1:53",
+                dns_activity::Type::Query,
+                &name,
+                kind,
+            )
+        })
+        .collect()
+}
+
+/// A reverse sweep of 10.98.`net`.0/24 and beyond: `count` PTR lookups.
+fn ptr_sweep(offset: i64, src: &str, net: usize, count: usize) -> Vec<Activity> {
+    queries(offset, src, count, |n| {
+        format!("{}.{}.98.10.in-addr.arpa", n % 256, net + n / 256)
+    })
+}
+
+/// A busy client's usual names (a file server's clients, its monitoring targets).
+fn usual_names(offset: i64, src: &str, count: usize) -> Vec<Activity> {
+    queries(offset, src, count, |n| format!("host{n}.lab.example"))
+}
+
+fn dns_alerts(alerts: &[Alert]) -> Vec<&Alert> {
+    alerts
+        .iter()
+        .filter(|alert| alert.r#type == "dns_recon")
+        .collect()
+}
+
+/// Nine days of history in which APP asks for 200 distinct names every morning.
+fn busy_history(engine: &mut Engine) -> Vec<Alert> {
+    let mut raised = Vec::new();
+    for day in 0..9 {
+        raised.extend(feed(engine, &benign_day(day)));
+        raised.extend(feed(engine, &usual_names(day * DAY + 7 * HOUR, APP, 200)));
+    }
+    raised
+}
+
+#[test]
+fn dns_volume_alerts_after_learning_for_a_sweep_and_never_for_the_learned_volume() {
+    let mut engine = engine(Config::default());
+    let benign = busy_history(&mut engine);
+    assert_eq!(types(&benign), Vec::<String>::new(), "{benign:#?}");
+    // The busy client asks 300 names (within twice its learned level): usual.
+    let busy = feed(&mut engine, &usual_names(9 * DAY + 7 * HOUR, APP, 300));
+    assert!(busy.is_empty(), "{busy:#?}");
+    // A workstation that asked for a name a day sweeps a /24's reverse names: 255 are not
+    // enough, the 256th is.
+    let sweep = ptr_sweep(9 * DAY + 14 * HOUR, WS11, 1, 300);
+    assert!(feed(&mut engine, &sweep[..255]).is_empty());
+    let raised = feed(&mut engine, &sweep[255..]);
+    let raised = dns_alerts(&raised);
+    assert_eq!(raised.len(), 1, "{raised:#?}");
+    let alert = raised[0];
+    assert_eq!(alert.primary_key, "src:10.98.0.11");
+    assert_eq!(alert.count, 256);
+    assert!(
+        alert.description.starts_with(
+            "10.98.0.11 asked 10.98.0.1 for 256 distinct DNS names within 10 minutes (256 reverse lookups (PTR), 0 answered NXDOMAIN, 0 SRV/ANY), as a reverse-lookup (PTR) sweep of an address range does (e.g. 0.1.98.10.in-addr.arpa"
+        ) && alert.description.ends_with(
+            "10.98.0.11 had never asked for 256 distinct DNS names within 10 minutes (its busiest learned period: under 32) in 9 days of learning"
+        ),
+        "{}",
+        alert.description
+    );
+    let detail = |name: &str| {
+        alert
+            .details
+            .iter()
+            .find(|detail| detail.name == name)
+            .map(|detail| detail.value.clone())
+    };
+    assert_eq!(detail("distinct_names").as_deref(), Some("256"));
+    assert!(
+        detail("sample_names").is_some_and(
+            |names| names.starts_with("0.1.98.10.in-addr.arpa, 1.1.98.10.in-addr.arpa")
+        ),
+        "{:?}",
+        detail("sample_names")
+    );
+    // The sweep goes on: the same alert, updated at the next doubling.
+    let more = feed(
+        &mut engine,
+        &ptr_sweep(9 * DAY + 14 * HOUR + 3 * MINUTE, WS11, 3, 300),
+    );
+    let more = dns_alerts(&more);
+    assert_eq!(
+        more.iter()
+            .map(|alert| (alert.id.as_str(), alert.count))
+            .collect::<Vec<_>>(),
+        [(alert.id.as_str(), 512)]
+    );
+    // The busy client at four times its usual volume is no longer usual.
+    let burst = feed(&mut engine, &usual_names(10 * DAY + 7 * HOUR, APP, 600));
+    assert_eq!(
+        dns_alerts(&burst)
+            .iter()
+            .map(|alert| alert.primary_key.as_str())
+            .collect::<Vec<_>>(),
+        ["src:10.98.0.30"]
+    );
+}
+
+#[test]
+fn dns_volume_is_quiet_while_learning_and_medium_and_low_fire_at_their_floors() {
+    let mut high = engine(Config::default());
+    feed(&mut high, &history(0..2));
+    let during = feed(&mut high, &ptr_sweep(2 * DAY, WS11, 1, 600));
+    assert!(dns_alerts(&during).is_empty(), "{during:#?}");
+    for (threshold, floor) in [(Threshold::Medium, 256), (Threshold::Low, 64)] {
+        let mut engine = engine(Config {
+            threshold,
+            ..Config::default()
+        });
+        feed(&mut engine, &history(0..2));
+        let sweep = ptr_sweep(2 * DAY, WS11, 1, floor);
+        assert!(
+            dns_alerts(&feed(&mut engine, &sweep[..floor - 1])).is_empty(),
+            "{threshold:?}"
+        );
+        let raised = feed(&mut engine, &sweep[floor - 1..]);
+        assert_eq!(
+            dns_alerts(&raised)
+                .iter()
+                .map(|alert| alert.count)
+                .collect::<Vec<_>>(),
+            [floor as u64],
+            "{threshold:?}"
+        );
+    }
+}
+
+#[test]
+fn dns_servers_dcs_and_forwarders_asking_for_everyone_are_not_dns_recon() {
+    let mut engine = engine(Config {
+        dns_servers: vec!["10.98.0.53".parse().expect("an address")],
+        ..Config::test_mode()
+    });
+    let mut forwarded = usual_names(0, "10.98.0.53", 1_000);
+    forwarded.extend(ptr_sweep(0, "10.98.0.1", 1, 1_000));
+    let raised = feed(&mut engine, &forwarded);
+    assert!(raised.is_empty(), "{raised:#?}");
+}
+
+#[test]
+fn a_name_brute_force_is_told_by_its_nxdomain_answers() {
+    let mut engine = engine(Config::test_mode());
+    let mut activities = Vec::new();
+    for n in 0..64 {
+        let name = format!("guess{n}.lab.example");
+        let offset = i64::from(n) * SECOND;
+        activities.push(dns(
+            offset,
+            &at(NEW),
+            "10.98.0.1:53",
+            dns_activity::Type::Query,
+            &name,
+            "A",
+        ));
+        let mut answer = dns(
+            offset + 1,
+            "10.98.0.1:53",
+            &at(NEW),
+            dns_activity::Type::Response,
+            &name,
+            "A",
+        );
+        if let Some(Body::Dns(body)) = &mut answer.body {
+            body.rcode = 3;
+            body.rcode_name = "NXDomain".into();
+        }
+        activities.push(answer);
+    }
+    let raised = feed(&mut engine, &activities);
+    let raised = dns_alerts(&raised);
+    assert_eq!(raised.len(), 1, "{raised:#?}");
+    assert!(
+        raised[0].description.contains(
+            "(0 reverse lookups (PTR), 63 answered NXDOMAIN, 0 SRV/ANY), as a brute force of names"
+        ),
+        "{}",
+        raised[0].description
+    );
+}
+
+#[test]
+fn a_btp_close_of_a_dns_volume_alert_teaches_that_volume_and_not_more() {
+    let mut engine = engine(Config::default());
+    busy_history(&mut engine);
+    // A new inventory server appears and sweeps the network every day.
+    let scanner = "10.98.0.70";
+    let first = feed(&mut engine, &ptr_sweep(9 * DAY, scanner, 1, 300));
+    let first = dns_alerts(&first);
+    assert_eq!(first.len(), 1);
+    assert!(engine.close(&first[0].id, Classification::Btp, 9 * DAY + HOUR));
+    assert!(engine.teach(first[0], 9 * DAY + HOUR));
+    let next = feed(&mut engine, &ptr_sweep(11 * DAY, scanner, 1, 300));
+    assert!(dns_alerts(&next).is_empty(), "{next:#?}");
+    let bigger = feed(&mut engine, &ptr_sweep(12 * DAY, scanner, 1, 1_000));
+    assert_eq!(dns_alerts(&bigger).len(), 1, "{bigger:#?}");
+}
+
+/// The day-42 engine of the history, after `others` more computers searched for privileged
+/// accounts (ADMIN already does, daily).
+fn popular_after(config: Config, others: usize) -> Engine {
+    let mut engine = engine(config);
+    feed(&mut engine, &history(0..42));
+    let searches: Vec<Activity> = (0..others)
+        .map(|n| {
+            ldap(
+                42 * DAY + n as i64 * MINUTE,
+                &format!("10.98.2.{n}"),
+                ADMINS_FILTER,
+            )
+        })
+        .collect();
+    feed(&mut engine, &searches);
+    engine
+}
+
+fn ldap_alerts(engine: &mut Engine, activities: &[Activity]) -> Vec<String> {
+    feed(engine, activities)
+        .iter()
+        .filter(|alert| alert.r#type == "ldap_recon")
+        .map(|alert| alert.description.clone())
+        .collect()
+}
+
+#[test]
+fn a_query_class_five_other_computers_make_is_popular_and_alerts_for_no_new_computer() {
+    let searched = |offset| ldap(42 * DAY + HOUR + offset, WS11, ADMINS_FILTER);
+    // ADMIN and three more: four other computers, not yet popular.
+    let mut four = popular_after(Config::default(), 3);
+    assert_eq!(ldap_alerts(&mut four, &[searched(0)]).len(), 1);
+    // ADMIN and four more: five, popular; WS11, past its learning, is not alerted.
+    let mut five = popular_after(Config::default(), 4);
+    assert!(ldap_alerts(&mut five, &[searched(0)]).is_empty());
+    // A query class nobody else makes still alerts, and lists only itself.
+    let both = ldap_alerts(
+        &mut five,
+        &[
+            ldap(42 * DAY + 2 * HOUR, WS11, ADMINS_FILTER),
+            ldap(42 * DAY + 2 * HOUR + 1, WS11, SPN_FILTER),
+        ],
+    );
+    assert_eq!(both.len(), 1, "{both:?}");
+    assert!(
+        both[0].contains("accounts with a service principal name")
+            && !both[0].contains("adminCount"),
+        "{}",
+        both[0]
+    );
+    // Medium disables the filter (MDI).
+    let mut medium = popular_after(
+        Config {
+            threshold: Threshold::Medium,
+            ..Config::default()
+        },
+        4,
+    );
+    assert_eq!(ldap_alerts(&mut medium, &[searched(0)]).len(), 1);
+}
+
+#[test]
+fn popular_query_classes_survive_a_restart() {
+    let mut before = popular_after(Config::default(), 4);
+    let stored = before.take_profile_changes();
+    assert!(
+        stored
+            .upserts
+            .iter()
+            .any(|(key, _)| key == crate::profiles::POPULAR_KEY)
+    );
+    let mut after = engine(Config::default());
+    after.load_profiles(stored.upserts);
+    assert!(ldap_alerts(&mut after, &[ldap(42 * DAY + HOUR, WS11, ADMINS_FILTER)]).is_empty());
+}
+
+#[test]
+fn a_new_admin_workstation_taught_by_a_btp_close_stops_alerting_for_its_queries() {
+    let mut engine = engine(Config::default());
+    feed(&mut engine, &history(0..42));
+    // WS11 becomes an admin workstation: its first SPN query alerts, the analyst closes it as
+    // B-TP and excludes; the same query is quiet after, a new one is not.
+    let first = feed(&mut engine, &[ldap(42 * DAY, WS11, SPN_FILTER)]);
+    assert_eq!(types(&first), ["ldap_recon"]);
+    assert!(engine.close(&first[0].id, Classification::Btp, 42 * DAY + HOUR));
+    assert!(engine.teach(&first[0], 42 * DAY + HOUR));
+    assert!(ldap_alerts(&mut engine, &[ldap(44 * DAY, WS11, SPN_FILTER)]).is_empty());
+    assert_eq!(
+        ldap_alerts(
+            &mut engine,
+            &[ldap(44 * DAY + MINUTE, WS11, "(objectClass=trustedDomain)")]
+        )
+        .len(),
+        1
+    );
+}
