@@ -12,7 +12,8 @@ use crate::shell::{self, output};
 /// openssl for the directory sync tests (sensor-user/tests/directory_sync.rs,
 /// tests/lab/tools/sync_dc.sh), Chromium and its WebDriver (one source package, so they always
 /// match) for the console's browser tests, PostgreSQL and nats-server for the cluster's tests
-/// and benchmark (backend/tests/cluster.rs, bench/src/bin/cluster-scale.rs).
+/// and benchmark (backend/tests/cluster.rs, bench/src/bin/cluster-scale.rs), tcpdump and tshark
+/// for the replay benchmark and the performance report's test (bench/tests/report.rs).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libllvm22",
@@ -30,6 +31,8 @@ const APT_PACKAGES: &[&str] = &[
     "chromium-driver",
     "postgresql",
     "nats-server",
+    "tcpdump",
+    "tshark",
 ];
 /// Services Debian starts when Samba is installed: the tests' DCs run in their own namespaces,
 /// never on the host.
