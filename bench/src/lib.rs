@@ -61,7 +61,11 @@ pub fn replay_binary() -> anyhow::Result<PathBuf> {
 
 /// `binary` (`dcwatch-replay`) logging warnings only, then `args`.
 pub fn replay_command(binary: &Path, args: &[&str]) -> Vec<String> {
-    let mut command = vec![binary.display().to_string(), "--log-level".into(), "warn".into()];
+    let mut command = vec![
+        binary.display().to_string(),
+        "--log-level".into(),
+        "warn".into(),
+    ];
     command.extend(args.iter().map(|&arg| arg.to_owned()));
     command
 }

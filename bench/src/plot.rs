@@ -43,7 +43,12 @@ pub fn figure(figure: &Figure, path: &Path) -> anyhow::Result<()> {
         "{}; median of runs (ticks: each run); ratio to {}",
         figure.unit, figure.baseline
     );
-    text(&root, (MARGIN, MARGIN + 2 * GLYPH), &subtitle, &RGBColor(80, 80, 80))?;
+    text(
+        &root,
+        (MARGIN, MARGIN + 2 * GLYPH),
+        &subtitle,
+        &RGBColor(80, 80, 80),
+    )?;
 
     let most = figure
         .rows
@@ -61,7 +66,12 @@ pub fn figure(figure: &Figure, path: &Path) -> anyhow::Result<()> {
     for (index, row) in (0..).zip(&figure.rows) {
         let top = HEADER + index * ROW_HEIGHT;
         let label: String = row.label.chars().take(60).collect();
-        text(&root, (MARGIN, top + (BAR_HEIGHT - GLYPH) / 2), &label, &BLACK)?;
+        text(
+            &root,
+            (MARGIN, top + (BAR_HEIGHT - GLYPH) / 2),
+            &label,
+            &BLACK,
+        )?;
         let median = row.median();
         let colour = if row.label == figure.baseline {
             BASELINE_COLOUR
@@ -85,9 +95,14 @@ pub fn figure(figure: &Figure, path: &Path) -> anyhow::Result<()> {
             Some(ratio) => format!("{} ({ratio:.2}x)", crate::render::number(median)),
             None => crate::render::number(median),
         };
+        // Right of the bar and of its last tick.
+        let end = row.runs.iter().copied().fold(median, f64::max);
         text(
             &root,
-            (left + scale(median) + MARGIN / 2, top + (BAR_HEIGHT - GLYPH) / 2),
+            (
+                left + scale(end) + MARGIN / 2,
+                top + (BAR_HEIGHT - GLYPH) / 2,
+            ),
             &value,
             &BLACK,
         )?;
@@ -132,8 +147,6 @@ fn text<DB: DrawingBackend>(
     Ok(())
 }
 
-fn draw_error<E: std::error::Error + Send + Sync>(
-    error: DrawingAreaErrorKind<E>,
-) -> anyhow::Error {
+fn draw_error<E: std::error::Error + Send + Sync>(error: DrawingAreaErrorKind<E>) -> anyhow::Error {
     anyhow::anyhow!("drawing: {error}")
 }

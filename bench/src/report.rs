@@ -74,7 +74,10 @@ impl Figure {
             id: id.to_owned(),
             title: title.into(),
             unit: unit.to_owned(),
-            baseline: rows.first().map(|row| row.label.clone()).unwrap_or_default(),
+            baseline: rows
+                .first()
+                .map(|row| row.label.clone())
+                .unwrap_or_default(),
             rows,
             method: method.into(),
         }
@@ -91,7 +94,8 @@ impl Figure {
 
     /// `row`'s median over the baseline's.
     pub fn ratio(&self, row: &Row) -> Option<f64> {
-        self.baseline_median().map(|baseline| row.median() / baseline)
+        self.baseline_median()
+            .map(|baseline| row.median() / baseline)
     }
 }
 
@@ -110,7 +114,12 @@ pub fn worker_counts() -> anyhow::Result<Vec<u16>> {
     match std::env::var("WORKERS") {
         Ok(list) => list
             .split(',')
-            .map(|count| count.trim().parse().context("WORKERS: a comma-separated list"))
+            .map(|count| {
+                count
+                    .trim()
+                    .parse()
+                    .context("WORKERS: a comma-separated list")
+            })
             .collect(),
         Err(_) => {
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
@@ -124,6 +133,17 @@ pub fn write(figures: &BenchFigures) -> anyhow::Result<()> {
     let Some(dir) = std::env::var_os(DIR_VARIABLE) else {
         return Ok(());
     };
+    for figure in &figures.figures {
+        for row in &figure.rows {
+            anyhow::ensure!(
+                row.runs.iter().all(|run| run.is_finite()),
+                "{}: {} has a value that is not a number: {:?}",
+                figure.id,
+                row.label,
+                row.runs
+            );
+        }
+    }
     let path = raw_path(Path::new(&dir), &figures.bench);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;

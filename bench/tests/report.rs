@@ -179,7 +179,10 @@ fn a_quick_report_holds_every_figure_as_its_raw_runs_say() {
             let printed = table(&report, id);
             assert_eq!(printed.len(), runs.len(), "{id}: rows in report.md");
             for ((label, values), [cell, median, ratio, listed]) in runs.iter().zip(&printed) {
-                assert!(values.len() >= 3, "{id}/{label}: {} runs", values.len());
+                // detect-cost leaves out (and says so) a trial where the detectors' share of CPU
+                // was not positive.
+                let least = if *label == "detectors alone" { 1 } else { 3 };
+                assert!(values.len() >= least, "{id}/{label}: {} runs", values.len());
                 assert!(
                     values.iter().all(|value| value.is_finite() && *value > 0.0),
                     "{id}/{label}: {values:?}"
@@ -192,7 +195,10 @@ fn a_quick_report_holds_every_figure_as_its_raw_runs_say() {
                 assert_eq!(cell.trim_end_matches(" (baseline)"), *label);
                 assert_eq!(cell.ends_with(" (baseline)"), *label == baseline);
                 let expected = median_of(values);
-                assert!(agrees(median, expected), "{id}/{label}: {median} for {expected}");
+                assert!(
+                    agrees(median, expected),
+                    "{id}/{label}: {median} for {expected}"
+                );
                 assert!(
                     agrees(ratio, expected / base),
                     "{id}/{label}: {ratio} for {}",
@@ -204,7 +210,10 @@ fn a_quick_report_holds_every_figure_as_its_raw_runs_say() {
                     assert!(agrees(text, *value), "{id}/{label}: run {text} for {value}");
                 }
             }
-            assert!(report.contains(&format!("({id}.png)")), "{id}: plot not linked");
+            assert!(
+                report.contains(&format!("({id}.png)")),
+                "{id}: plot not linked"
+            );
             let (width, height, colours) = png(&dir.path().join(format!("{id}.png")));
             assert!(width >= 400 && height >= 100, "{id}.png: {width}x{height}");
             // White, black text and ticks, the baseline's grey bar and the others' blue.

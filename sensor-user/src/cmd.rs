@@ -19,7 +19,6 @@ pub fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {
     format.map(|format| Output::new(io::stdout(), format))
 }
 
-
 /// The detectors a replay runs: the configuration's `[detect]` in test mode, the configured DC
 /// addresses, and the directory snapshot when one is given.
 fn detection_engine(
@@ -64,7 +63,6 @@ pub fn transport(config: &Config) -> anyhow::Result<Option<Transport>> {
     Ok(Some(transport))
 }
 
-
 /// A directory snapshot, tagged as of now ("new" and "expired" are relative to it).
 fn load_directory(path: &std::path::Path) -> anyhow::Result<dcwatch_entity::Directory> {
     let file = std::fs::File::open(path)
@@ -90,7 +88,6 @@ fn load_directory(path: &std::path::Path) -> anyhow::Result<dcwatch_entity::Dire
     );
     Ok(directory)
 }
-
 
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let config = args.common.config()?;
@@ -157,4 +154,3 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     result?;
     delivery
 }
-

@@ -9,8 +9,12 @@ const REPLAY: &str = env!("CARGO_BIN_EXE_dcwatch-replay");
 
 #[test]
 fn dcwatch_replay_prints_what_dcwatch_sensor_replay_prints() {
-    let captures = ["adlab/dcsync.pcap", "adlab/kerberoast.pcap", "adlab/lateral.pcap"]
-        .map(|capture| corpus::dir().join(capture));
+    let captures = [
+        "adlab/dcsync.pcap",
+        "adlab/kerberoast.pcap",
+        "adlab/lateral.pcap",
+    ]
+    .map(|capture| corpus::dir().join(capture));
     let config = corpus::dir().join("alerts/adlab.toml");
     let args = ["--output", "json", "--alerts", "json", "--config"];
     let sensor = Command::new(SENSOR)
@@ -44,7 +48,14 @@ fn dcwatch_replay_prints_what_dcwatch_sensor_replay_prints() {
 fn dependencies(package: &str, features: &[&str]) -> String {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
     let output = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-        .args(["tree", "--offline", "--manifest-path", manifest, "-p", package])
+        .args([
+            "tree",
+            "--offline",
+            "--manifest-path",
+            manifest,
+            "-p",
+            package,
+        ])
         .args(["-e", "normal,build", "--prefix", "none", "--format", "{p}"])
         .args(features)
         .output()
@@ -70,7 +81,10 @@ fn replay_and_its_benchmarks_build_without_the_ebpf_object() {
     for package in ["sensor-user", "bench"] {
         let tree = dependencies(package, &["--no-default-features"]);
         assert!(tree.contains("dcwatch-pipeline "), "{package}: {tree}");
-        assert!(!builds_ebpf(&tree), "{package} without default features: {tree}");
+        assert!(
+            !builds_ebpf(&tree),
+            "{package} without default features: {tree}"
+        );
         assert!(
             !tree.lines().any(|line| line.starts_with("aya ")),
             "{package} without default features still loads XDP programs: {tree}"

@@ -37,9 +37,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use bench::{
-    build_repeated_corpus, measure, median, pin_to_cpu,
+    build_repeated_corpus, measure, median, pin_to_cpu, replay_binary, replay_command,
     report::{self, BenchFigures, Figure, Row, scaled},
-    replay_binary, replay_command,
 };
 use dcwatch_entity::{Directory, TagConfig, enrich, snapshot};
 use dcwatch_pipeline::{capture_file::CaptureFile, decode::packet, dissect::Dissector};
@@ -176,7 +175,15 @@ fn main() -> anyhow::Result<()> {
     ]
     .concat();
     let mut tools: Vec<(&str, Vec<String>)> = vec![
-        ("tcpdump", vec!["tcpdump".into(), "-nn".into(), "-r".into(), input_arg.clone()]),
+        (
+            "tcpdump",
+            vec![
+                "tcpdump".into(),
+                "-nn".into(),
+                "-r".into(),
+                input_arg.clone(),
+            ],
+        ),
         ("dcwatch", dcwatch),
         ("tshark", [vec!["tshark".to_owned()], fields].concat()),
         ("dcwatch+dir", with_directory),
@@ -256,7 +263,9 @@ fn main() -> anyhow::Result<()> {
             *count as f64 / dcwatch_cpu,
         );
     }
-    write_figures(&tools, &cpu, &rss, frames, copies, trials, activities, notes)?;
+    write_figures(
+        &tools, &cpu, &rss, frames, copies, trials, activities, notes,
+    )?;
     let small = workdir.join("corpus-in-process.pcap");
     build_repeated_corpus(scaled(IN_PROCESS_COPIES, QUICK_IN_PROCESS_COPIES), &small)?;
     resolution_cost(&small, &directory, trials)

@@ -132,13 +132,21 @@ fn machine() -> Vec<String> {
         .unwrap_or_default()
         .lines()
         .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .map_or_else(
             || "unknown".to_owned(),
             |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0),
         );
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map_or_else(|_| "unknown".to_owned(), |release| release.trim().to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(
+        |_| "unknown".to_owned(),
+        |release| release.trim().to_owned(),
+    );
     let mut lines = vec![format!(
         "Machine: {model}, {cpus} CPUs, {memory}, Linux {kernel}"
     )];
@@ -169,6 +177,11 @@ fn commit() -> Option<String> {
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_else(|| "unknown".to_owned())
 }

@@ -34,9 +34,9 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use bench::{
-    build_repeated_corpus, count_lines, dissect, measure, median, process_cpu,
+    build_repeated_corpus, count_lines, dissect, measure, median, process_cpu, replay_binary,
+    replay_command,
     report::{self, BenchFigures, Figure, Row, scaled},
-    replay_binary, replay_command,
 };
 use dcwatch_proto::{
     json::write_json_line,
@@ -223,7 +223,12 @@ fn end_to_end(
 
 /// The report's figures of the end-to-end runs: activities per second, and per CPU-second of
 /// the backend.
-fn write_figures(run: &EndToEnd, activities: usize, frames: u64, copies: u16) -> anyhow::Result<()> {
+fn write_figures(
+    run: &EndToEnd,
+    activities: usize,
+    frames: u64,
+    copies: u16,
+) -> anyhow::Result<()> {
     let count = activities as f64;
     let per = |runs: &[f64]| -> Vec<f64> { runs.iter().map(|seconds| count / seconds).collect() };
     let method = format!(
@@ -244,7 +249,10 @@ fn write_figures(run: &EndToEnd, activities: usize, frames: u64, copies: u16) ->
                 method.clone(),
                 vec![
                     Row::new("replay --output json > /dev/null", per(&run.baseline_wall)),
-                    Row::new("replay --backend, until acknowledged", per(&run.backend_wall)),
+                    Row::new(
+                        "replay --backend, until acknowledged",
+                        per(&run.backend_wall),
+                    ),
                 ],
             ),
             Figure::new(
@@ -265,7 +273,13 @@ fn write_figures(run: &EndToEnd, activities: usize, frames: u64, copies: u16) ->
 
 fn print_end_to_end(run: &EndToEnd, activities: usize) {
     let count = activities as f64;
-    let [backend_wall, backend_sensor_cpu, baseline_wall, baseline_cpu, server_cpu] = [
+    let [
+        backend_wall,
+        backend_sensor_cpu,
+        baseline_wall,
+        baseline_cpu,
+        server_cpu,
+    ] = [
         &run.backend_wall,
         &run.backend_sensor_cpu,
         &run.baseline_wall,

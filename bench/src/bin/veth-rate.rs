@@ -98,18 +98,24 @@ fn main() -> anyhow::Result<()> {
         .zip(&figures)
         .map(|(receiver, figures)| Row::new(receiver.name(), figures.captured_pps.clone()))
         .collect();
-    let lost: Vec<String> = receivers
-        .iter()
-        .zip(&figures)
-        .filter(|(_, figures)| figures.ringbuf_full.iter().any(|&full| full > 0.0))
-        .map(|(receiver, figures)| {
-            format!(
-                "{}: frames found the ring buffer full in some trials ({:?})",
+    let mut lost = Vec::new();
+    for (receiver, figures) in receivers.iter().zip(&figures) {
+        if figures.ringbuf_full.iter().any(|&full| full > 0.0) {
+            lost.push(format!(
+                "{}: frames found the ring buffer full, by trial: {:?}",
                 receiver.name(),
                 figures.ringbuf_full
-            )
-        })
-        .collect();
+            ));
+        }
+        if figures.seen.iter().any(|&seen| seen < f64::from(packets)) {
+            lost.push(format!(
+                "{}: of {packets} frames sent, XDP saw {:?} by trial (the rest never left the \
+                 veth queue: before the sensor)",
+                receiver.name(),
+                figures.seen
+            ));
+        }
+    }
     report::write(&BenchFigures {
         bench: "veth-rate".to_owned(),
         figures: vec![Figure::new(

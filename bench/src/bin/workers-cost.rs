@@ -11,9 +11,8 @@
 use std::process::Stdio;
 
 use bench::{
-    build_repeated_corpus, count_lines, measure, median,
+    build_repeated_corpus, count_lines, measure, median, replay_binary, replay_command,
     report::{self, BenchFigures, Figure, Row, scaled, worker_counts},
-    replay_binary, replay_command,
 };
 
 const COPIES: u16 = 100;
