@@ -35,7 +35,7 @@ fn dcwatch_replay_prints_what_dcwatch_sensor_replay_prints() {
     // Activities and the alerts raised on them (dcsync.pcap raises one).
     assert!(lines > 100, "dcwatch-sensor replay printed {lines} lines");
     assert!(
-        String::from_utf8_lossy(&sensor.stdout).contains("\"type\":\"DCSYNC"),
+        String::from_utf8_lossy(&sensor.stdout).contains("\"type\":\"dcsync\""),
         "no DCSync alert"
     );
     assert_eq!(
