@@ -142,7 +142,7 @@ fn section(md: &mut String, figure: &Figure) -> anyhow::Result<()> {
 pub fn number(value: f64) -> String {
     let magnitude = value.abs();
     if magnitude >= 100.0 {
-        let whole = format!("{:.0}", magnitude);
+        let whole = format!("{magnitude:.0}");
         let mut grouped = String::new();
         for (index, digit) in whole.chars().enumerate() {
             if index > 0 && (whole.len() - index) % 3 == 0 {
