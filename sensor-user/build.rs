@@ -1,9 +1,12 @@
 //! Builds the XDP programs of `sensor-ebpf` for `bpfel-unknown-none` into `OUT_DIR`, where
-//! `include_bytes!` embeds them in the sensor.
-use anyhow::{Context as _, anyhow};
-use aya_build::{Package, Toolchain};
+//! `include_bytes!` embeds them in the sensor. Only with the `capture` feature: replay alone
+//! (`dcwatch-replay`, the benchmarks built without it) needs no eBPF toolchain.
 
+#[cfg(feature = "capture")]
 fn main() -> anyhow::Result<()> {
+    use anyhow::{Context as _, anyhow};
+    use aya_build::{Package, Toolchain};
+
     let metadata = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()
@@ -30,3 +33,6 @@ fn main() -> anyhow::Result<()> {
         Toolchain::Custom("stable"),
     )
 }
+
+#[cfg(not(feature = "capture"))]
+fn main() {}

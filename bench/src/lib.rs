@@ -1,18 +1,26 @@
-//! What the benchmarks share: the reference programs and robust statistics.
+//! What the benchmarks share: the reference programs, robust statistics, the replay binary, and
+//! the performance report's figures, plots and Markdown.
 
+pub mod plot;
+pub mod render;
+pub mod report;
 pub mod synthetic;
+#[cfg(feature = "ebpf")]
+mod xdp;
+
+#[cfg(feature = "ebpf")]
+pub use xdp::{bare_drop_received, load_reference_programs, reference_program};
 
 use std::{
     fs::File,
     io::{BufRead as _, BufReader, BufWriter, Read as _, Write as _},
     os::unix::process::ExitStatusExt as _,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
-use aya::{Ebpf, programs::Xdp};
 use dcwatch_pipeline::{
     capture_file::CaptureFile,
     decode::{LinkType, packet},
@@ -21,32 +29,6 @@ use dcwatch_pipeline::{
 use dcwatch_proto::v1::Activity;
 use dcwatch_tests::corpus;
 use sensor_user::config::Config;
-
-/// The reference programs (`bench_pass`, `bench_drop`, `bench_tx`), loaded.
-pub fn load_reference_programs() -> anyhow::Result<Ebpf> {
-    let mut ebpf = Ebpf::load(sensor_user::capture::objects::BENCH)
-        .context("loading the reference XDP programs")?;
-    for name in ["bench_pass", "bench_drop", "bench_tx"] {
-        reference_program(&mut ebpf, name)?.load()?;
-    }
-    Ok(ebpf)
-}
-
-pub fn reference_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
-    let program = ebpf
-        .program_mut(name)
-        .with_context(|| format!("{name} missing from the reference object"))?;
-    Ok(program.try_into()?)
-}
-
-/// Frames `bench_drop` has received, summed over CPUs.
-pub fn bare_drop_received(ebpf: &Ebpf) -> anyhow::Result<u64> {
-    let map = ebpf
-        .map("RECEIVED")
-        .context("RECEIVED missing from the reference object")?;
-    let received: aya::maps::PerCpuArray<_, u64> = aya::maps::PerCpuArray::try_from(map)?;
-    Ok(received.get(&0, 0)?.iter().sum())
-}
 
 /// Pins the calling thread to `cpu`, so the scheduler cannot move it mid-measurement; a failure
 /// (fewer CPUs than asked for) leaves it unpinned.
@@ -58,6 +40,34 @@ pub fn pin_to_cpu(cpu: usize) {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// The sensor's replay without live capture (`dcwatch-replay`, which the replay benchmarks run:
+/// it builds without the eBPF toolchain): the benchmark's first argument, or
+/// target/release/dcwatch-replay.
+pub fn replay_binary() -> anyhow::Result<PathBuf> {
+    let binary = std::env::args().nth(1).map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/dcwatch-replay"),
+        PathBuf::from,
+    );
+    if !binary.exists() {
+        bail!(
+            "{} not found: build it with cargo build --release -p sensor-user --bin dcwatch-replay",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// `binary` (`dcwatch-replay`) logging warnings only, then `args`.
+pub fn replay_command(binary: &Path, args: &[&str]) -> Vec<String> {
+    let mut command = vec![
+        binary.display().to_string(),
+        "--log-level".into(),
+        "warn".into(),
+    ];
+    command.extend(args.iter().map(|&arg| arg.to_owned()));
+    command
 }
 
 /// The median of `values` (the mean of the middle two for an even count); 0 for none.

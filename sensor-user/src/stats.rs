@@ -2,8 +2,10 @@
 //! userspace's (declared with `dcwatch_telemetry::counters!`). The stats file (`--stats-file`),
 //! the backend's `Counters` message and `/metrics` all show the same snapshot.
 
+#[cfg(feature = "capture")]
 use dcwatch_telemetry::{Kind, Snapshot};
 
+#[cfg(feature = "capture")]
 use crate::capture::KernelCounters;
 
 dcwatch_telemetry::counters! {
@@ -22,6 +24,7 @@ dcwatch_telemetry::counters! {
 }
 
 /// The kernel's counters, when capturing live, followed by `user`.
+#[cfg(feature = "capture")]
 pub fn snapshot(kernel: Option<&KernelCounters>, user: Snapshot) -> Snapshot {
     let mut snapshot = Snapshot::default();
     for (counter, value) in kernel.iter().flat_map(|kernel| kernel.iter()) {
@@ -31,7 +34,7 @@ pub fn snapshot(kernel: Option<&KernelCounters>, user: Snapshot) -> Snapshot {
     snapshot
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "capture"))]
 mod tests {
     use super::*;
 

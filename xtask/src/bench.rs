@@ -1,49 +1,54 @@
-//! `cargo xtask bench`: builds and runs the benchmarks in bench/, which print their figures.
+//! `cargo xtask bench`: builds and runs the benchmarks in bench/, which print their figures; with
+//! `--report DIR`, the performance report instead (bench/src/bin/report.rs).
 
-use crate::{
-    setup,
-    shell::{self, cargo},
-};
+use std::path::Path;
 
-/// The tools `replay-cost` measures the sensor against.
-const BASELINE_PACKAGES: &[&str] = &["tshark", "tcpdump"];
+use crate::shell::{self, cargo};
 
-pub fn run() -> anyhow::Result<()> {
-    shell::build_sensor("bench")?;
-    setup::apt_install(BASELINE_PACKAGES)?;
+/// Every benchmark, in the order `cargo xtask bench` runs them.
+const BENCHES: &[&str] = &[
+    "xdp-cost",
+    "veth-rate",
+    "replay-cost",
+    "workers-cost",
+    "detect-cost",
+    "transport-cost",
+    "alert-latency",
+    "cluster-scale",
+    "directory-cost",
+    "profile-cost",
+    "store-size",
+    "limiter-cost",
+];
+
+pub fn run(report: Option<&Path>, quick: bool) -> anyhow::Result<()> {
+    crate::setup::run()?;
+    shell::require_root("bench")?;
     let root = shell::workspace_root();
-    // transport-cost, alert-latency and cluster-scale run a real backend.
+    // One build of the daemons (the sensor, `dcwatch-replay`, the backend the transport and
+    // cluster benchmarks run) and the benchmarks, so they share one set of features.
     shell::run(cargo().current_dir(&root).args([
         "build",
         "--release",
         "-p",
+        "sensor-user",
+        "-p",
         "dcwatch-backend",
-        "--bin",
-        "dcwatch-backend",
+        "-p",
+        "bench",
+        "--bins",
     ]))?;
-    for bench in [
-        "xdp-cost",
-        "veth-rate",
-        "replay-cost",
-        "workers-cost",
-        "detect-cost",
-        "transport-cost",
-        "alert-latency",
-        "cluster-scale",
-        "directory-cost",
-        "profile-cost",
-        "store-size",
-        "limiter-cost",
-    ] {
-        shell::run(cargo().current_dir(&root).args([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "bench",
-            "--bin",
-            bench,
-        ]))?;
+    let binaries = root.join("target/release");
+    if let Some(dir) = report {
+        let mut command = std::process::Command::new(binaries.join("report"));
+        command.arg(dir);
+        if quick {
+            command.arg("--quick");
+        }
+        return shell::run(&mut command);
+    }
+    for bench in BENCHES {
+        shell::run(&mut std::process::Command::new(binaries.join(bench)))?;
     }
     Ok(())
 }

@@ -66,7 +66,16 @@ enum Task {
         seconds: u64,
     },
     /// Set up, build, then run the benchmarks and print their figures.
-    Bench,
+    Bench {
+        /// Instead: the performance report, DIR/report.md with a PNG per figure and the raw runs
+        /// (XDP cost, capture rate on veth, replay beside tcpdump and tshark (and Suricata 8 with
+        /// SURICATA=PATH), by workers, peak memory, detection and ingest rates).
+        #[arg(long, value_name = "DIR")]
+        report: Option<std::path::PathBuf>,
+        /// With --report: small inputs and three trials, to check the report is made.
+        #[arg(long, requires = "report")]
+        quick: bool,
+    },
     /// Set up, build, then make the Debian packages of both daemons (cargo-deb) in
     /// target/debian: binaries, systemd units, conffiles, the system users, man pages and
     /// completions.
@@ -117,7 +126,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { no_e2e, full } => test::run(!no_e2e, full),
         Task::Demo { captures, rounds } => demo::run(rounds, !captures),
         Task::Fuzz { seconds } => setup::run().and_then(|()| fuzz::run(seconds)),
-        Task::Bench => bench::run(),
+        Task::Bench { report, quick } => bench::run(report.as_deref(), quick),
         Task::Package => package::run().map(drop),
         Task::E2e {
             scenarios,

@@ -14,7 +14,8 @@ use crate::shell::{self, output};
 /// match) for the console's browser tests, PostgreSQL and nats-server for the cluster's tests
 /// and benchmark (backend/tests/cluster.rs, bench/src/bin/cluster-scale.rs); MIT krb5's headers,
 /// pkg-config and libclang to build the sensor's Kerberos bind (libgssapi-sys runs bindgen), and
-/// tcpdump for its test (the session on the wire is sealed).
+/// tcpdump for its test (the session on the wire is sealed); tcpdump and tshark for the replay
+/// benchmark and the performance report's test (bench/tests/report.rs).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libllvm22",
@@ -36,6 +37,7 @@ const APT_PACKAGES: &[&str] = &[
     "libclang-dev",
     "pkg-config",
     "tcpdump",
+    "tshark",
 ];
 /// Services Debian starts when Samba is installed: the tests' DCs run in their own namespaces,
 /// never on the host.

@@ -1,67 +1,97 @@
-//! What the detectors cost: the sensor's replay of the bundled corpus with every detector on
-//! (`--alerts json`) beside the same replay without them, in the same run.
+//! What the detectors cost: the sensor's replay (`dcwatch-replay`) of the bundled corpus with
+//! every detector on (`--alerts json`) beside the same replay without them, in the same run.
 //!
 //! The input is the bundled capture corpus, its frames repeated `COPIES` times with the IP
 //! addresses rewritten per copy (bench::build_repeated_corpus), so detectors see as many sources
 //! as copies. Both commands run pinned to one CPU, `TRIALS` times, interleaved; the figures are
 //! medians of CPU time (user + system) and peak resident memory. The detectors' own share is the
-//! difference; issue #13 allows at most 25% more CPU.
+//! difference; issue #13 allows at most 25% more CPU. For the report (`BENCH_REPORT_DIR`): the
+//! activities per CPU-second of both and of the detectors alone (trial by trial); a quick run
+//! (`BENCH_QUICK`) uses 10 copies and 3 trials.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
-use std::{path::PathBuf, process::Stdio};
+use std::process::Stdio;
 
-use anyhow::bail;
-use bench::{build_repeated_corpus, count_lines, measure, median};
+use bench::{
+    build_repeated_corpus, count_lines, measure, median, replay_binary, replay_command,
+    report::{self, BenchFigures, Figure, Row, scaled},
+};
 
 const COPIES: u16 = 100;
+/// Enough for the detectors' share to stand out of the CPU accounting's granularity.
+const QUICK_COPIES: u16 = 10;
 const TRIALS: usize = 5;
+const QUICK_TRIALS: usize = 3;
 const CPU: &str = "1";
 /// The CPU the detectors may add to a replay (issue #13).
 const BUDGET_PERCENT: f64 = 25.0;
 
 fn main() -> anyhow::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let sensor = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/dcwatch-sensor"));
-    if !sensor.exists() {
-        bail!(
-            "{} not found: build it with cargo build --release",
-            sensor.display()
-        );
-    }
+    let binary = replay_binary()?;
+    let (copies, trials) = (scaled(COPIES, QUICK_COPIES), scaled(TRIALS, QUICK_TRIALS));
     let workdir = std::env::temp_dir().join("dcwatch-detect-cost");
     std::fs::create_dir_all(&workdir)?;
     let input = workdir.join("corpus-repeated.pcap");
-    let (frames, _) = build_repeated_corpus(COPIES, &input)?;
+    let (frames, _) = build_repeated_corpus(copies, &input)?;
+    let input_arg = input.display().to_string();
     let replay = |extra: &[&str]| -> Vec<String> {
-        let mut command = vec![
-            sensor.display().to_string(),
-            "--log-level".into(),
-            "warn".into(),
-            "replay".into(),
-            input.display().to_string(),
-        ];
-        command.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        command
+        replay_command(&binary, &[[input_arg.as_str()].as_slice(), extra].concat())
     };
     let baseline = replay(&[]);
     let detecting = replay(&["--alerts", "json"]);
     let activities = count_lines(&replay(&["--output", "json"]))?;
     let alerts = count_lines(&detecting)?;
     println!(
-        "input: {COPIES} copies of the bundled corpus: {frames} frames, {activities} activities, {alerts} alerts raised"
+        "input: {copies} copies of the bundled corpus: {frames} frames, {activities} activities, {alerts} alerts raised"
     );
     let mut cpu = [Vec::new(), Vec::new()];
     let mut rss = [Vec::new(), Vec::new()];
-    for _ in 0..TRIALS {
+    for _ in 0..trials {
         for (index, command) in [&baseline, &detecting].into_iter().enumerate() {
             let usage = measure(command, Some(CPU), Stdio::null())?;
             cpu[index].push(usage.cpu.as_secs_f64());
             rss[index].push(usage.peak_rss_kib as f64 / 1024.0);
         }
     }
+    let rate = |runs: &[f64]| -> Vec<f64> {
+        runs.iter()
+            .map(|seconds| activities as f64 / seconds)
+            .collect()
+    };
+    // The detectors' own CPU, trial by trial: with them less without, in the same trial. A
+    // trial where the replay with them took no more CPU than without (noise on a short run) has
+    // no such rate: it is left out and said.
+    let alone: Vec<f64> = cpu[1]
+        .iter()
+        .zip(&cpu[0])
+        .filter(|(with, without)| with > without)
+        .map(|(with, without)| activities as f64 / (with - without))
+        .collect();
+    let mut notes = Vec::new();
+    if alone.len() < cpu[0].len() {
+        notes.push(format!(
+            "detectors alone: {} of {trials} trials left out, the replay with detectors used no \
+             more CPU than without",
+            cpu[0].len() - alone.len()
+        ));
+    }
+    let figure = Figure::new(
+        "detect-rate",
+        "The detection engine: activities per CPU-second",
+        "activities per CPU-second",
+        format!(
+            "`dcwatch-replay FILE` without and with `--alerts json` (every detector, test mode) on \
+             the bundled corpus repeated {copies} times: {frames} frames, {activities} \
+             activities, {alerts} alerts; pinned to CPU {CPU}, {trials} runs interleaved. \
+             \"detectors alone\" is the activities over the CPU the detectors added in each \
+             trial."
+        ),
+        vec![
+            Row::new("replay without detectors", rate(&cpu[0])),
+            Row::new("replay with every detector", rate(&cpu[1])),
+            Row::new("detectors alone", alone),
+        ],
+    );
     let [base_cpu, detect_cpu] = [median(&mut cpu[0]), median(&mut cpu[1])];
     let [base_rss, detect_rss] = [median(&mut rss[0]), median(&mut rss[1])];
     println!(
@@ -80,11 +110,15 @@ fn main() -> anyhow::Result<()> {
     let detectors = (detect_cpu - base_cpu).max(f64::MIN_POSITIVE);
     println!(
         "detectors alone: {:.0} activities/s per core; CPU with them {:.2}x without (+{:.1}%, \
-         issue #13 allows +{BUDGET_PERCENT:.0}%); medians of {TRIALS} runs pinned to CPU {CPU}",
+         issue #13 allows +{BUDGET_PERCENT:.0}%); medians of {trials} runs pinned to CPU {CPU}",
         activities as f64 / detectors,
         detect_cpu / base_cpu,
         (detect_cpu / base_cpu - 1.0) * 100.0
     );
     drop(std::fs::remove_dir_all(&workdir));
-    Ok(())
+    report::write(&BenchFigures {
+        bench: "detect-cost".to_owned(),
+        figures: vec![figure],
+        notes,
+    })
 }

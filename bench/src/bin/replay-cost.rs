@@ -6,13 +6,16 @@
 //! runs on one CPU (`taskset -c 1`) with its output thrown away, `TRIALS` times, interleaved;
 //! the figures are medians of CPU time (user + system, from `wait4`) and peak resident memory.
 //!
-//! - `dcwatch-sensor replay FILE --output json`: every activity as a JSON line;
+//! - `dcwatch-replay FILE --output json` (`dcwatch-sensor replay`, built without live capture):
+//!   every activity as a JSON line;
 //! - `tshark -r FILE -T fields -e ...`: the same fields from tshark's dissectors (every protocol
 //!   the sensor reports: Kerberos, NTLM, LDAP, DNS, SMB, DCE-RPC, NetBIOS, RDP, RADIUS);
 //! - `tcpdump -nn -r FILE`: a floor that decodes and prints headers only;
-//! - `dcwatch-sensor replay FILE --output json --directory adlab.jsonl`: the same with every
+//! - with `SURICATA=/path/to/suricata` (the user's own Suricata 8): `suricata -r FILE` with its
+//!   parsers for these protocols on and EVE output of their records (`suricata.yaml` here);
+//! - `dcwatch-replay FILE --output json --directory adlab.jsonl`: the same with every
 //!   activity enriched from the lab's directory snapshot (testdata/directory);
-//! - `dcwatch-sensor replay FILE --output json --config F`, F turning `dissect.rpc_by_content`
+//! - `dcwatch-replay FILE --output json --config F`, F turning `dissect.rpc_by_content`
 //!   off: the baseline of DCE-RPC found by its content (issue #11 allows it 5% more CPU).
 //!
 //! Then, in this process, the cost per activity of name resolution and enrichment beside the
@@ -20,6 +23,9 @@
 //! dissected once (timed: the baseline), the activities kept, then every one goes through the
 //! resolver (`dcwatch_entity::nnr::Resolver::process`, a fresh one per trial) and through
 //! enrichment (`dcwatch_entity::enrich::activity`) with and without a directory.
+//!
+//! For the report (`BENCH_REPORT_DIR`): packets per CPU-second and peak memory of every tool, to
+//! tcpdump's. A quick run (`BENCH_QUICK`) uses 2 copies and 3 trials.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
@@ -30,7 +36,10 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use bench::{build_repeated_corpus, measure, median, pin_to_cpu};
+use bench::{
+    build_repeated_corpus, measure, median, pin_to_cpu, replay_binary, replay_command,
+    report::{self, BenchFigures, Figure, Row, scaled},
+};
 use dcwatch_entity::{Directory, TagConfig, enrich, snapshot};
 use dcwatch_pipeline::{capture_file::CaptureFile, decode::packet, dissect::Dissector};
 use dcwatch_proto::v1::Activity;
@@ -38,9 +47,14 @@ use sensor_user::config::Config;
 
 /// Copies of the corpus in the input.
 const COPIES: u16 = 100;
+const QUICK_COPIES: u16 = 2;
 const TRIALS: usize = 5;
+const QUICK_TRIALS: usize = 3;
 /// Copies of the corpus whose activities are held in memory for the in-process figures.
 const IN_PROCESS_COPIES: u16 = 10;
+const QUICK_IN_PROCESS_COPIES: u16 = 1;
+/// Suricata's configuration: the parsers of the protocols the sensor reports, EVE records of them.
+const SURICATA_YAML: &str = include_str!("suricata.yaml");
 /// The CPU every tool is pinned to.
 const CPU: &str = "1";
 
@@ -125,30 +139,22 @@ const TSHARK_FIELDS: &[&str] = &[
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let sensor = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/dcwatch-sensor"));
-    if !sensor.exists() {
-        bail!(
-            "{} not found: build it with cargo build --release",
-            sensor.display()
-        );
-    }
+    let replay = replay_binary()?;
+    let (copies, trials) = (scaled(COPIES, QUICK_COPIES), scaled(TRIALS, QUICK_TRIALS));
     let workdir = std::env::temp_dir().join("dcwatch-replay-cost");
     std::fs::create_dir_all(&workdir)?;
     let input = workdir.join("corpus-repeated.pcap");
-    let (frames, bytes) = build_repeated_corpus(COPIES, &input)?;
+    let (frames, bytes) = build_repeated_corpus(copies, &input)?;
     println!(
-        "input: {} copies of the bundled corpus: {frames} frames, {:.1} MB ({})",
-        COPIES,
+        "input: {copies} copies of the bundled corpus: {frames} frames, {:.1} MB ({})",
         bytes as f64 / 1e6,
         input.display()
     );
+    let input_arg = input.display().to_string();
 
     let mut fields = vec![
         "-r".to_owned(),
-        input.display().to_string(),
+        input_arg.clone(),
         "-T".into(),
         "fields".into(),
     ];
@@ -157,23 +163,10 @@ fn main() -> anyhow::Result<()> {
         fields.push((*field).to_owned());
     }
     let directory = root.join("testdata/directory/adlab.jsonl");
-    let dcwatch = vec![
-        sensor.display().to_string(),
-        "--log-level".into(),
-        "warn".into(),
-        "replay".into(),
-        "--output".into(),
-        "json".into(),
-        // One thread, as every other tool here; workers-cost measures more.
-        "--workers".into(),
-        "1".into(),
-        input.display().to_string(),
-    ];
-    let with_directory = [
-        dcwatch.clone(),
-        vec!["--directory".into(), directory.display().to_string()],
-    ]
-    .concat();
+    let directory_arg = directory.display().to_string();
+    // One thread, as every other tool here; workers-cost measures more.
+    let dcwatch = replay_command(&replay, &["--output", "json", "--workers", "1", &input_arg]);
+    let with_directory = [dcwatch.clone(), vec!["--directory".into(), directory_arg]].concat();
     let no_rpc_by_content = workdir.join("no-rpc-by-content.toml");
     std::fs::write(&no_rpc_by_content, "[dissect]\nrpc_by_content = false\n")?;
     let without_rpc_by_content = [
@@ -181,26 +174,35 @@ fn main() -> anyhow::Result<()> {
         vec!["--config".into(), no_rpc_by_content.display().to_string()],
     ]
     .concat();
-    let tools: Vec<(&str, Vec<String>)> = vec![
-        ("dcwatch", dcwatch),
-        ("tshark", [vec!["tshark".to_owned()], fields].concat()),
+    let mut tools: Vec<(&str, Vec<String>)> = vec![
         (
             "tcpdump",
             vec![
                 "tcpdump".into(),
                 "-nn".into(),
                 "-r".into(),
-                input.display().to_string(),
+                input_arg.clone(),
             ],
         ),
+        ("dcwatch", dcwatch),
+        ("tshark", [vec!["tshark".to_owned()], fields].concat()),
         ("dcwatch+dir", with_directory),
         ("dcwatch-rpc", without_rpc_by_content),
     ];
-    let by_protocol = count_by_protocol(&tools[0].1)?;
+    let mut notes = Vec::new();
+    match suricata_command(&workdir, &input)? {
+        Some(command) => tools.push(("suricata", command)),
+        None => {
+            let note = "Suricata: not measured (set SURICATA to a Suricata 8 binary to compare)";
+            println!("{note}");
+            notes.push(note.to_owned());
+        }
+    }
+    let by_protocol = count_by_protocol(&tools[1].1)?;
     let activities: u64 = by_protocol.iter().map(|(_, count)| count).sum();
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
-    for _ in 0..TRIALS {
+    for _ in 0..trials {
         for (index, (_, command)) in tools.iter().enumerate() {
             let usage = measure(command, Some(CPU), Stdio::null())?;
             cpu[index].push(usage.cpu.as_secs_f64());
@@ -208,11 +210,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let medians: Vec<(f64, f64)> = cpu
-        .iter_mut()
-        .zip(rss.iter_mut())
-        .map(|(cpu, rss)| (median(cpu), median(rss)))
+        .iter()
+        .zip(&rss)
+        .map(|(cpu, rss)| (median(&mut cpu.clone()), median(&mut rss.clone())))
         .collect();
-    let tcpdump_cpu = medians[2].0;
+    let [tcpdump_cpu, dcwatch_cpu, tshark_cpu] = [medians[0].0, medians[1].0, medians[2].0];
     println!(
         "{:<11} {:>9} {:>12} {:>10} {:>12} {:>9} {:>10} {:>9}",
         "tool", "CPU s", "packets/s", "MB/s", "activities/s", "peak MiB", "/tcpdump", "/tshark"
@@ -232,19 +234,19 @@ fn main() -> anyhow::Result<()> {
             activities_per_second,
             peak,
             seconds / tcpdump_cpu,
-            seconds / medians[1].0,
+            seconds / tshark_cpu,
         );
     }
     println!(
-        "(medians of {TRIALS} runs, each pinned to CPU {CPU}; {activities} activities per dcwatch \
+        "(medians of {trials} runs, each pinned to CPU {CPU}; {activities} activities per dcwatch \
          run; CPU s = user + system; {} tshark fields)",
         TSHARK_FIELDS.len()
     );
     println!(
         "DCE-RPC found by content: {:.3} s on, {:.3} s off (dcwatch-rpc): {:.3}x",
-        medians[0].0,
+        dcwatch_cpu,
         medians[4].0,
-        medians[0].0 / medians[4].0
+        dcwatch_cpu / medians[4].0
     );
     // One run's CPU time spread over its activities: what each protocol's share of the corpus
     // makes of the whole run's rate, not a per-protocol measurement.
@@ -258,17 +260,120 @@ fn main() -> anyhow::Result<()> {
             protocol,
             count,
             *count as f64 * 100.0 / activities.max(1) as f64,
-            *count as f64 / medians[0].0,
+            *count as f64 / dcwatch_cpu,
         );
     }
+    write_figures(
+        &tools, &cpu, &rss, frames, copies, trials, activities, notes,
+    )?;
     let small = workdir.join("corpus-in-process.pcap");
-    build_repeated_corpus(IN_PROCESS_COPIES, &small)?;
-    resolution_cost(&small, &directory)
+    build_repeated_corpus(scaled(IN_PROCESS_COPIES, QUICK_IN_PROCESS_COPIES), &small)?;
+    resolution_cost(&small, &directory, trials)
+}
+
+/// What each tool's command line is, as the report names it.
+fn tool_label(name: &str) -> &'static str {
+    match name {
+        "tcpdump" => "tcpdump -nn -r (headers only)",
+        "dcwatch" => "dcwatch-replay --output json, 1 worker",
+        "tshark" => "tshark -T fields (68 fields, 9 protocols)",
+        "dcwatch+dir" => "dcwatch-replay, with the lab's directory",
+        "dcwatch-rpc" => "dcwatch-replay, rpc_by_content off",
+        "suricata" => "Suricata, these protocols' parsers, EVE",
+        _ => "?",
+    }
+}
+
+/// The report's figures: packets per CPU-second and peak memory, each tool against tcpdump.
+#[expect(clippy::too_many_arguments, reason = "the run's figures, written once")]
+fn write_figures(
+    tools: &[(&str, Vec<String>)],
+    cpu: &[Vec<f64>],
+    rss: &[Vec<f64>],
+    frames: u64,
+    copies: u16,
+    trials: usize,
+    activities: u64,
+    notes: Vec<String>,
+) -> anyhow::Result<()> {
+    let method = format!(
+        "The bundled corpus repeated {copies} times, addresses rewritten per copy: {frames} \
+         frames; {activities} activities per dcwatch run. Each tool pinned to CPU {CPU}, output \
+         to /dev/null, {trials} runs interleaved; CPU = user + system from `wait4`, peak memory \
+         its `ru_maxrss`."
+    );
+    let rate = tools
+        .iter()
+        .zip(cpu)
+        .map(|((name, _), runs)| {
+            let runs = runs.iter().map(|seconds| frames as f64 / seconds).collect();
+            Row::new(tool_label(name), runs)
+        })
+        .collect();
+    let memory = tools
+        .iter()
+        .zip(rss)
+        .map(|((name, _), runs)| Row::new(tool_label(name), runs.clone()))
+        .collect();
+    report::write(&BenchFigures {
+        bench: "replay-cost".to_owned(),
+        figures: vec![
+            Figure::new(
+                "replay-tools",
+                "Replay of a capture, one CPU: packets per CPU-second beside tcpdump, tshark (and Suricata)",
+                "packets per CPU-second",
+                method.clone(),
+                rate,
+            ),
+            Figure::new(
+                "replay-memory",
+                "Replay of a capture: peak memory",
+                "MiB (peak resident)",
+                method,
+                memory,
+            ),
+        ],
+        notes,
+    })
+}
+
+/// Suricata on `input`, when `SURICATA` names its binary: one packet thread, checksums not
+/// checked (the rewritten addresses break them), the configuration of [`SURICATA_YAML`], its EVE
+/// records into `workdir/suricata`.
+fn suricata_command(workdir: &Path, input: &Path) -> anyhow::Result<Option<Vec<String>>> {
+    let Some(binary) = std::env::var_os("SURICATA").filter(|path| !path.is_empty()) else {
+        return Ok(None);
+    };
+    let binary = PathBuf::from(binary);
+    if !binary.exists() {
+        bail!("SURICATA={}: no such file", binary.display());
+    }
+    let logs = workdir.join("suricata");
+    std::fs::create_dir_all(&logs)?;
+    let config = workdir.join("suricata.yaml");
+    std::fs::write(&config, SURICATA_YAML)?;
+    Ok(Some(vec![
+        binary.display().to_string(),
+        "-c".into(),
+        config.display().to_string(),
+        "-l".into(),
+        logs.display().to_string(),
+        "-k".into(),
+        "none".into(),
+        "--runmode".into(),
+        "single".into(),
+        "-r".into(),
+        input.display().to_string(),
+    ]))
 }
 
 /// Nanoseconds per activity of `work` over `activities`, median of TRIALS.
-fn per_activity(activities: &mut [Activity], mut work: impl FnMut(&mut [Activity])) -> f64 {
-    let mut runs: Vec<f64> = (0..TRIALS)
+fn per_activity(
+    activities: &mut [Activity],
+    trials: usize,
+    mut work: impl FnMut(&mut [Activity]),
+) -> f64 {
+    let mut runs: Vec<f64> = (0..trials)
         .map(|_| {
             let start = Instant::now();
             work(activities);
@@ -279,12 +384,12 @@ fn per_activity(activities: &mut [Activity], mut work: impl FnMut(&mut [Activity
 }
 
 /// Resolution and enrichment per activity, beside decoding and dissection per activity.
-fn resolution_cost(input: &Path, directory_path: &Path) -> anyhow::Result<()> {
+fn resolution_cost(input: &Path, directory_path: &Path, trials: usize) -> anyhow::Result<()> {
     pin_to_cpu(CPU.parse()?);
     let config = Config::default();
     let mut dissect = Vec::new();
     let mut activities = Vec::new();
-    for trial in 0..TRIALS {
+    for trial in 0..trials {
         let mut file = CaptureFile::open(input)?;
         let mut dissector = Dissector::new(config.dissect_limits());
         let mut out: Vec<Activity> = Vec::new();
@@ -310,7 +415,7 @@ fn resolution_cost(input: &Path, directory_path: &Path) -> anyhow::Result<()> {
     let directory = Directory::new(domains, objects, &TagConfig::default(), 0);
     let empty = Directory::default();
     let mut resolver_counters = HashMap::new();
-    let resolve = per_activity(&mut activities, |activities| {
+    let resolve = per_activity(&mut activities, trials, |activities| {
         let mut resolver = config.resolver();
         for activity in activities.iter_mut() {
             resolver.process(activity);
@@ -321,12 +426,12 @@ fn resolution_cost(input: &Path, directory_path: &Path) -> anyhow::Result<()> {
             .map(|(name, value)| (name.to_owned(), value))
             .collect();
     });
-    let enrich_empty = per_activity(&mut activities, |activities| {
+    let enrich_empty = per_activity(&mut activities, trials, |activities| {
         for activity in activities.iter_mut() {
             enrich::activity(&empty, activity);
         }
     });
-    let enrich_lab = per_activity(&mut activities, |activities| {
+    let enrich_lab = per_activity(&mut activities, trials, |activities| {
         for activity in activities.iter_mut() {
             enrich::activity(&directory, activity);
         }
@@ -341,7 +446,7 @@ fn resolution_cost(input: &Path, directory_path: &Path) -> anyhow::Result<()> {
         })
         .count();
     println!(
-        "in process, {} activities of {IN_PROCESS_COPIES} copies (medians of {TRIALS}, CPU {CPU}):",
+        "in process, {} activities (medians of {trials}, CPU {CPU}):",
         activities.len()
     );
     println!("{:<34} {:>12} {:>12}", "step", "ns/activity", "/dissection");

@@ -4,8 +4,8 @@
 //! per copy (as `replay-cost` builds it).
 //!
 //! 1. End to end, real processes on loopback: `dcwatch-backend serve` (a fresh data folder, a
-//!    token made with `token add`, the CA it generates) and `dcwatch-sensor replay FILE
-//!    --backend https://localhost:PORT ...`, timed from start to exit (a replay exits once the
+//!    token made with `token add`, the CA it generates) and `dcwatch-replay FILE
+//!    --backend https://localhost:PORT ...` (the sensor's replay), timed from start to exit (a replay exits once the
 //!    backend has acknowledged every batch), beside the same replay with `--output json` to
 //!    /dev/null, `TRIALS` times interleaved, medians. The backend's stored activities
 //!    (`activities --json`) are counted against the sensor's after each trial.
@@ -21,16 +21,23 @@
 //!    gives for Defender for Identity (Azure ATP) at the same packet rate. The corpus's density
 //!    of activities per packet is the assumption: it was chosen for authentication traffic, and
 //!    a real DC's mix (replication, file traffic, noise) differs.
+//!
+//! For the report (`BENCH_REPORT_DIR`): 1.'s activities per second and per backend CPU-second; a
+//! quick run (`BENCH_QUICK`) uses 2 copies and 3 trials.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::Instant,
 };
 
 use anyhow::{Context as _, bail};
-use bench::{build_repeated_corpus, count_lines, dissect, measure, median, process_cpu};
+use bench::{
+    build_repeated_corpus, count_lines, dissect, measure, median, process_cpu, replay_binary,
+    replay_command,
+    report::{self, BenchFigures, Figure, Row, scaled},
+};
 use dcwatch_proto::{
     json::write_json_line,
     v1::{Activity, Batch, Compression, SensorMessage, sensor_message},
@@ -45,7 +52,9 @@ use sensor_user::transport::{
 
 /// Copies of the corpus in the input.
 const COPIES: u16 = 50;
+const QUICK_COPIES: u16 = 2;
 const TRIALS: usize = 5;
+const QUICK_TRIALS: usize = 3;
 const SENSOR_ID: &str = "bench-sensor";
 /// The packet rate Microsoft sizes Defender for Identity's storage by.
 const RATE_PACKETS_PER_SECOND: f64 = 1000.0;
@@ -65,27 +74,22 @@ const TLS_RECORD_OVERHEAD: usize = 22;
 const TLS_MAX_RECORD: usize = 16_384;
 
 fn main() -> anyhow::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let sensor = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/dcwatch-sensor"));
+    let sensor = replay_binary()?;
     let backend = sensor.with_file_name("dcwatch-backend");
-    for binary in [&sensor, &backend] {
-        if !binary.exists() {
-            bail!(
-                "{} not found: build it with cargo build --release",
-                binary.display()
-            );
-        }
+    if !backend.exists() {
+        bail!(
+            "{} not found: build it with cargo build --release -p dcwatch-backend",
+            backend.display()
+        );
     }
+    let copies = scaled(COPIES, QUICK_COPIES);
     let workdir = std::env::temp_dir().join("dcwatch-transport-cost");
     drop(std::fs::remove_dir_all(&workdir));
     std::fs::create_dir_all(&workdir)?;
     let input = workdir.join("corpus-repeated.pcap");
-    let (frames, bytes) = build_repeated_corpus(COPIES, &input)?;
+    let (frames, bytes) = build_repeated_corpus(copies, &input)?;
     println!(
-        "input: {COPIES} copies of the bundled corpus: {frames} frames, {:.1} MB",
+        "input: {copies} copies of the bundled corpus: {frames} frames, {:.1} MB",
         bytes as f64 / 1e6
     );
     let config = workdir.join("sensor.toml");
@@ -94,6 +98,7 @@ fn main() -> anyhow::Result<()> {
     let activities = dissect(&input, SENSOR_ID)?;
     let end_to_end = end_to_end(&sensor, &backend, &input, &config, &workdir, &activities)?;
     print_end_to_end(&end_to_end, activities.len());
+    write_figures(&end_to_end, activities.len(), frames, copies)?;
     let density = activities.len() as f64 / frames as f64;
     let sizes = wire_sizes(&activities, density)?;
     print_sizes(&sizes);
@@ -110,12 +115,13 @@ fn main() -> anyhow::Result<()> {
 
 /// The activities of `input`, as `replay` makes them (same dissector, same limits).
 struct EndToEnd {
-    /// Wall seconds and CPU seconds of `replay --backend`, of the baseline, of the backend.
-    backend_wall: f64,
-    backend_sensor_cpu: f64,
-    baseline_wall: f64,
-    baseline_cpu: f64,
-    server_cpu: f64,
+    /// Wall seconds and CPU seconds of `replay --backend`, of the baseline, of the backend: every
+    /// trial's.
+    backend_wall: Vec<f64>,
+    backend_sensor_cpu: Vec<f64>,
+    baseline_wall: Vec<f64>,
+    baseline_cpu: Vec<f64>,
+    server_cpu: Vec<f64>,
     /// The backend's store (SQLite file and its WAL) after the last trial.
     store_bytes: u64,
     trials: usize,
@@ -129,17 +135,12 @@ fn end_to_end(
     workdir: &Path,
     activities: &[Activity],
 ) -> anyhow::Result<EndToEnd> {
-    let baseline = vec![
-        sensor.display().to_string(),
-        "--log-level".into(),
-        "warn".into(),
-        "replay".into(),
-        "--config".into(),
-        config.display().to_string(),
-        "--output".into(),
-        "json".into(),
-        input.display().to_string(),
-    ];
+    let config_arg = config.display().to_string();
+    let input_arg = input.display().to_string();
+    let baseline = replay_command(
+        sensor,
+        &["--config", &config_arg, "--output", "json", &input_arg],
+    );
     let expected = count_lines(&baseline)?;
     if expected != activities.len() as u64 {
         bail!(
@@ -150,7 +151,8 @@ fn end_to_end(
     let (mut backend_wall, mut backend_cpu, mut baseline_wall, mut baseline_cpu, mut server_cpu) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut store_bytes = 0;
-    for trial in 0..TRIALS {
+    let trials = scaled(TRIALS, QUICK_TRIALS);
+    for trial in 0..trials {
         let usage = measure(&baseline, None, Stdio::null())?;
         baseline_wall.push(usage.wall.as_secs_f64());
         baseline_cpu.push(usage.cpu.as_secs_f64());
@@ -163,25 +165,27 @@ fn end_to_end(
             .to_owned();
         let server = BackendProcess::start(Command::new(backend), "127.0.0.1:0", &data)?;
         let before = process_cpu(server.pid())?;
-        let streaming = vec![
-            sensor.display().to_string(),
-            "--log-level".into(),
-            "warn".into(),
-            "replay".into(),
-            "--config".into(),
-            config.display().to_string(),
-            "--backend".into(),
-            server.url(),
-            "--token".into(),
-            token,
-            "--ca".into(),
-            data.join("tls/ca.pem").display().to_string(),
-            "--spool-dir".into(),
-            dir.join("spool").display().to_string(),
-            "--wait-secs".into(),
-            "600".into(),
-            input.display().to_string(),
-        ];
+        let url = server.url();
+        let ca = data.join("tls/ca.pem").display().to_string();
+        let spool = dir.join("spool").display().to_string();
+        let streaming = replay_command(
+            sensor,
+            &[
+                "--config",
+                &config_arg,
+                "--backend",
+                &url,
+                "--token",
+                &token,
+                "--ca",
+                &ca,
+                "--spool-dir",
+                &spool,
+                "--wait-secs",
+                "600",
+                &input_arg,
+            ],
+        );
         let usage = measure(&streaming, None, Stdio::null())?;
         backend_wall.push(usage.wall.as_secs_f64());
         backend_cpu.push(usage.cpu.as_secs_f64());
@@ -207,18 +211,82 @@ fn end_to_end(
         drop(std::fs::remove_dir_all(&dir));
     }
     Ok(EndToEnd {
-        backend_wall: median(&mut backend_wall),
-        backend_sensor_cpu: median(&mut backend_cpu),
-        baseline_wall: median(&mut baseline_wall),
-        baseline_cpu: median(&mut baseline_cpu),
-        server_cpu: median(&mut server_cpu),
+        backend_wall,
+        backend_sensor_cpu: backend_cpu,
+        baseline_wall,
+        baseline_cpu,
+        server_cpu,
         store_bytes,
-        trials: TRIALS,
+        trials,
+    })
+}
+
+/// The report's figures of the end-to-end runs: activities per second, and per CPU-second of
+/// the backend.
+fn write_figures(
+    run: &EndToEnd,
+    activities: usize,
+    frames: u64,
+    copies: u16,
+) -> anyhow::Result<()> {
+    let count = activities as f64;
+    let per = |runs: &[f64]| -> Vec<f64> { runs.iter().map(|seconds| count / seconds).collect() };
+    let method = format!(
+        "The bundled corpus repeated {copies} times: {frames} frames, {activities} activities. \
+         A fresh `dcwatch-backend serve` per trial on loopback over TLS; `dcwatch-replay \
+         --backend` timed from start to exit (every batch acknowledged), beside the same replay \
+         with `--output json` to /dev/null; the backend stored every activity in every trial. \
+         Median of {} trials, interleaved.",
+        run.trials
+    );
+    report::write(&BenchFigures {
+        bench: "transport-cost".to_owned(),
+        figures: vec![
+            Figure::new(
+                "backend-ingest",
+                "The backend's ingest rate, end to end (capture file to SQLite)",
+                "activities per second (wall clock)",
+                method.clone(),
+                vec![
+                    Row::new("replay --output json > /dev/null", per(&run.baseline_wall)),
+                    Row::new(
+                        "replay --backend, until acknowledged",
+                        per(&run.backend_wall),
+                    ),
+                ],
+            ),
+            Figure::new(
+                "backend-ingest-cpu",
+                "The backend's ingest: activities per CPU-second, by process",
+                "activities per CPU-second",
+                method,
+                vec![
+                    Row::new("sensor, --output json", per(&run.baseline_cpu)),
+                    Row::new("sensor, --backend", per(&run.backend_sensor_cpu)),
+                    Row::new("backend (dcwatch-backend serve)", per(&run.server_cpu)),
+                ],
+            ),
+        ],
+        notes: Vec::new(),
     })
 }
 
 fn print_end_to_end(run: &EndToEnd, activities: usize) {
     let count = activities as f64;
+    let [
+        backend_wall,
+        backend_sensor_cpu,
+        baseline_wall,
+        baseline_cpu,
+        server_cpu,
+    ] = [
+        &run.backend_wall,
+        &run.backend_sensor_cpu,
+        &run.baseline_wall,
+        &run.baseline_cpu,
+        &run.server_cpu,
+    ]
+    .map(|runs| median(&mut runs.clone()));
     println!();
     println!(
         "end to end, loopback, TLS ({} trials interleaved, medians):",
@@ -231,21 +299,18 @@ fn print_end_to_end(run: &EndToEnd, activities: usize) {
     println!(
         "{:<44} {:>8.3} {:>14.0} {:>9.2}x {:>16}",
         "replay --output json > /dev/null (baseline)",
-        run.baseline_wall,
-        count / run.baseline_wall,
+        baseline_wall,
+        count / baseline_wall,
         1.0,
-        format!("{:.3}", run.baseline_cpu),
+        format!("{baseline_cpu:.3}"),
     );
     println!(
         "{:<44} {:>8.3} {:>14.0} {:>9.2}x {:>16}",
         "replay --backend (until all acknowledged)",
-        run.backend_wall,
-        count / run.backend_wall,
-        run.backend_wall / run.baseline_wall,
-        format!(
-            "{:.3} + {:.2} backend",
-            run.backend_sensor_cpu, run.server_cpu
-        ),
+        backend_wall,
+        count / backend_wall,
+        backend_wall / baseline_wall,
+        format!("{backend_sensor_cpu:.3} + {server_cpu:.2} backend"),
     );
     println!(
         "({activities} activities per run; the backend stored exactly as many in every trial)"

@@ -9,7 +9,9 @@
 //! counting only). "captured/s" is what
 //! reached XDP (bare) or was copied to the ring buffer (sensor) per second of generation; frames
 //! the veth queue could not take never reach XDP, which is why `seen` can fall short of what was
-//! generated. Figures are medians over `TRIALS` trials.
+//! generated. The sensor runs with 1 up to as many workers as CPUs (`WORKERS=1,2,4` to choose).
+//! Figures are medians over `TRIALS` trials, the receivers interleaved; a quick run
+//! (`BENCH_QUICK`) sends fewer frames.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
@@ -19,7 +21,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, XdpMode};
-use bench::{bare_drop_received, load_reference_programs, median, reference_program};
+use bench::{
+    bare_drop_received, load_reference_programs, median, reference_program,
+    report::{self, BenchFigures, Figure, Row, scaled, worker_counts},
+};
 use dcwatch_tests::{
     frames,
     netns::{NetNs, VethPair},
@@ -28,13 +33,27 @@ use dcwatch_tests::{
 };
 
 const PACKETS: u32 = 2_000_000;
+const QUICK_PACKETS: u32 = 200_000;
 const BATCH: u32 = 256;
 const TRIALS: usize = 3;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Receiver {
     BareDrop,
-    Sensor(&'static str),
+    /// The sensor in a mode with a number of workers.
+    Sensor(&'static str, u16),
+}
+
+impl Receiver {
+    fn name(self) -> String {
+        match self {
+            Self::BareDrop => "bare XDP_DROP".to_owned(),
+            Self::Sensor(mode, 1) => format!("dcwatch-sensor, {mode} mode, 1 worker"),
+            Self::Sensor(mode, workers) => {
+                format!("dcwatch-sensor, {mode} mode, {workers} workers")
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -56,33 +75,72 @@ fn main() -> anyhow::Result<()> {
     }
     // Kerberos-sized request: 128-byte frames to UDP/88.
     let frame = frames::udp_v4(88, &[0x6a; 86]);
-    let receivers = [
-        Receiver::BareDrop,
-        Receiver::Sensor("mirror"),
-        Receiver::Sensor("host"),
-    ];
+    let packets = scaled(PACKETS, QUICK_PACKETS);
+    let mut receivers = vec![Receiver::BareDrop];
+    let workers = worker_counts()?;
+    for mode in ["mirror", "host"] {
+        receivers.extend(workers.iter().map(|&count| Receiver::Sensor(mode, count)));
+    }
     let mut figures: Vec<Figures> = receivers.iter().map(|_| Figures::default()).collect();
     for _ in 0..TRIALS {
         for (receiver, figures) in receivers.iter().zip(&mut figures) {
-            trial(*receiver, &sensor, &frame, figures)?;
+            trial(*receiver, &sensor, &frame, packets, figures)?;
         }
     }
 
     println!(
-        "veth-rate: {PACKETS} frames of {} B per trial from an XDP_TX live-frames generator, \
+        "veth-rate: {packets} frames of {} B per trial from an XDP_TX live-frames generator, \
          median of {TRIALS} trials",
         frame.len()
     );
+    let rows = receivers
+        .iter()
+        .zip(&figures)
+        .map(|(receiver, figures)| Row::new(receiver.name(), figures.captured_pps.clone()))
+        .collect();
+    let mut lost = Vec::new();
+    for (receiver, figures) in receivers.iter().zip(&figures) {
+        if figures.ringbuf_full.iter().any(|&full| full > 0.0) {
+            lost.push(format!(
+                "{}: frames found the ring buffer full, by trial: {:?}",
+                receiver.name(),
+                figures.ringbuf_full
+            ));
+        }
+        if figures.seen.iter().any(|&seen| seen < f64::from(packets)) {
+            lost.push(format!(
+                "{}: of {packets} frames sent, XDP saw {:?} by trial (the rest never left the \
+                 veth queue: before the sensor)",
+                receiver.name(),
+                figures.seen
+            ));
+        }
+    }
+    report::write(&BenchFigures {
+        bench: "veth-rate".to_owned(),
+        figures: vec![Figure::new(
+            "veth-rate",
+            "Capture rate on veth, by mode and workers",
+            "frames captured per second",
+            format!(
+                "{packets} frames of {} B (UDP/88) per trial from an in-kernel `XDP_TX` generator \
+                 into a veth pair; the sensor with its default configuration and no output; \
+                 \"captured\" is what reached XDP (bare) or was copied to the ring buffer \
+                 (sensor) per second of generation. The generator shares the machine's CPUs \
+                 with the receiver. Median of {TRIALS} trials, receivers interleaved.",
+                frame.len()
+            ),
+            rows,
+        )],
+        notes: lost,
+    })?;
     println!(
-        "{:<28} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}",
+        "{:<40} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}",
         "receiver", "generated/s", "captured/s", "vs bare", "seen", "delivered", "ringbuf_full"
     );
     let bare = median(&mut figures[0].captured_pps);
     for (receiver, figures) in receivers.iter().zip(&mut figures) {
-        let name = match receiver {
-            Receiver::BareDrop => "bare XDP_DROP (baseline)".to_owned(),
-            Receiver::Sensor(mode) => format!("dcwatch-sensor, {mode} mode"),
-        };
+        let name = receiver.name();
         let generated = median(&mut figures.generated_pps);
         let captured = median(&mut figures.captured_pps);
         let or_dash = |values: &mut Vec<f64>| {
@@ -93,7 +151,7 @@ fn main() -> anyhow::Result<()> {
             }
         };
         println!(
-            "{name:<28} {generated:>12.0} {captured:>12.0} {:>9.2}x {:>12.0} {:>12} {:>12}",
+            "{name:<40} {generated:>12.0} {captured:>12.0} {:>9.2}x {:>12.0} {:>12} {:>12}",
             captured / bare,
             median(&mut figures.seen),
             or_dash(&mut figures.delivered),
@@ -107,6 +165,7 @@ fn trial(
     receiver: Receiver,
     sensor: &std::path::Path,
     frame: &[u8],
+    packets: u32,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
     let peer = NetNs::create("dcwb")?;
@@ -126,8 +185,12 @@ fn trial(
                     .map_err(std::io::Error::other)
             })?;
         }
-        Receiver::Sensor(mode) => {
-            let args = run.run_args(&[&veth.receiver], &["--mode", mode, "--attach", "native"]);
+        Receiver::Sensor(mode, workers) => {
+            let workers = workers.to_string();
+            let args = run.run_args(
+                &[&veth.receiver],
+                &["--mode", mode, "--attach", "native", "--workers", &workers],
+            );
             running = Some(SensorProcess::start(&capture, sensor, &args, 1)?);
         }
     }
@@ -141,7 +204,7 @@ fn trial(
             .test_run(TestRunOptions {
                 data_in: Some(frame),
                 ctx_in: Some(&context),
-                repeat: PACKETS,
+                repeat: packets,
                 attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
                 ..TestRunOptions::new()
             })
@@ -150,7 +213,7 @@ fn trial(
     })?;
     figures
         .generated_pps
-        .push(f64::from(PACKETS) / elapsed.as_secs_f64());
+        .push(f64::from(packets) / elapsed.as_secs_f64());
 
     if receiver == Receiver::BareDrop {
         // The veth queue empties within milliseconds of the generator's end.

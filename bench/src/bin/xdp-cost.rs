@@ -7,6 +7,8 @@
 //! 256 MiB, one after the other, each drained while the program runs by a consumer thread pinned
 //! to the other CPU, as the sensor's reader would be. The copied and ring-full counts are printed so the figures say
 //! which path they measured. Last, decapsulation: the same frame bare and in each tunnel type.
+//! For the report (`BENCH_REPORT_DIR`), the 64 MiB ring's figures and decapsulation's; a quick
+//! run (`BENCH_QUICK`) measures the default ring only, with fewer runs.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
@@ -19,7 +21,10 @@ use std::{
 };
 
 use aya::programs::{TestRun, TestRunOptions};
-use bench::{load_reference_programs, median, pin_to_cpu, reference_program};
+use bench::{
+    load_reference_programs, median, pin_to_cpu, reference_program,
+    report::{self, BenchFigures, Figure, Row, scaled},
+};
 use dcwatch_tests::frames;
 use sensor_common::Counter;
 use sensor_user::{
@@ -28,8 +33,12 @@ use sensor_user::{
 };
 
 const REPEAT: u32 = 1_000_000;
+const QUICK_REPEAT: u32 = 50_000;
 const TRIALS: usize = 7;
-const RING_SIZES_MIB: [u32; 3] = [16, 64, 256];
+const QUICK_TRIALS: usize = 3;
+const RING_SIZES_MIB: &[u32] = &[16, 64, 256];
+/// The sensor's default ring, the one the report shows.
+const DEFAULT_RING_MIB: u32 = 64;
 /// The program runs on one CPU, the consumer on the other, as in the sensor.
 const RUN_CPU: usize = 0;
 const DRAIN_CPU: usize = 1;
@@ -91,6 +100,8 @@ fn drain_until(mut ring: FrameRing, stop: &AtomicBool) -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    let repeat = scaled(REPEAT, QUICK_REPEAT);
+    let trials = scaled(TRIALS, QUICK_TRIALS);
     pin_to_cpu(RUN_CPU);
     let mut reference = load_reference_programs()?;
     let pass = reference_program(&mut reference, "bench_pass")?;
@@ -105,29 +116,56 @@ fn main() -> anyhow::Result<()> {
             frames::tcp_v4(445, &[0; 1460]),
         ),
     ];
-    println!("xdp-cost: BPF_PROG_TEST_RUN, {REPEAT} runs per trial, median of {TRIALS} trials");
+    println!("xdp-cost: BPF_PROG_TEST_RUN, {repeat} runs per trial, median of {trials} trials");
     println!(
         "{:<46} {:>10} {:>12}",
         "program and frame", "ns/packet", "vs XDP_PASS"
     );
+    let method = format!(
+        "`BPF_PROG_TEST_RUN`, {repeat} runs per trial (the kernel's mean per run), median of \
+         {trials} trials interleaved with the bare program; the capture program on CPU {RUN_CPU}, a \
+         consumer draining its ring buffer on CPU {DRAIN_CPU}."
+    );
+    let mut figures = Vec::new();
     // One ring at a time: two consumer threads and the test run would share two cores.
-    for ring_mib in RING_SIZES_MIB {
+    let rings = scaled(RING_SIZES_MIB, &[DEFAULT_RING_MIB]);
+    for &ring_mib in rings {
         let mut program = Drained::load(ring_mib)?;
         let mut baseline = Vec::new();
         let mut samples = vec![Vec::new(); frames.len()];
-        for _ in 0..TRIALS {
+        for _ in 0..trials {
             let result = pass.test_run(TestRunOptions {
                 data_in: Some(&frames[0].1),
-                repeat: REPEAT,
+                repeat,
                 ..TestRunOptions::new()
             })?;
             baseline.push(result.duration.as_nanos() as f64);
             for ((_, frame), samples) in frames.iter().zip(&mut samples) {
-                let result = program.capture.test_run(frame, REPEAT)?;
+                let result = program.capture.test_run(frame, repeat)?;
                 samples.push(result.duration.as_nanos() as f64);
             }
         }
         let (counters, drained) = program.finish()?;
+        if ring_mib == DEFAULT_RING_MIB {
+            let mut rows = vec![Row::new("bare XDP_PASS, 64 B", baseline.clone())];
+            rows.extend(
+                frames
+                    .iter()
+                    .zip(&samples)
+                    .map(|((name, _), samples)| Row::new(*name, samples.clone())),
+            );
+            figures.push(Figure::new(
+                "xdp-cost",
+                "XDP program: cost per packet (64 MiB ring)",
+                "ns per packet",
+                format!(
+                    "{method} {} frames copied, {} found the ring full.",
+                    counters.get(Counter::Copied),
+                    counters.get(Counter::RingbufFull)
+                ),
+                rows,
+            ));
+        }
         let baseline = median(&mut baseline);
         println!("ring buffer {ring_mib} MiB:");
         println!(
@@ -145,13 +183,23 @@ fn main() -> anyhow::Result<()> {
             drained
         );
     }
-    rpc_header_costs(pass)?;
-    decap_costs(pass)
+    rpc_header_costs(pass, repeat, trials)?;
+    figures.push(decap_costs(pass, repeat, trials, &method)?);
+    report::write(&BenchFigures {
+        bench: "xdp-cost".to_owned(),
+        figures,
+        notes: Vec::new(),
+    })
 }
 
 /// Decapsulation's cost: a Kerberos-sized frame bare and inside each tunnel type (all matched
 /// and copied), and an unwatched one bare and in VXLAN, beside the bare program.
-fn decap_costs(pass: &aya::programs::Xdp) -> anyhow::Result<()> {
+fn decap_costs(
+    pass: &aya::programs::Xdp,
+    repeat: u32,
+    trials: usize,
+    method: &str,
+) -> anyhow::Result<Figure> {
     let kerberos = frames::udp_v4(88, &[0; 258]);
     let web = frames::tcp_v4(80, &[0; 10]);
     let mut cases = vec![
@@ -171,19 +219,38 @@ fn decap_costs(pass: &aya::programs::Xdp) -> anyhow::Result<()> {
     let mut program = Drained::load(64)?;
     let mut baseline = Vec::new();
     let mut samples = vec![Vec::new(); cases.len()];
-    for _ in 0..TRIALS {
+    for _ in 0..trials {
         let result = pass.test_run(TestRunOptions {
             data_in: Some(&cases[0].1),
-            repeat: REPEAT,
+            repeat,
             ..TestRunOptions::new()
         })?;
         baseline.push(result.duration.as_nanos() as f64);
         for ((_, frame), samples) in cases.iter().zip(&mut samples) {
-            let result = program.capture.test_run(frame, REPEAT)?;
+            let result = program.capture.test_run(frame, repeat)?;
             samples.push(result.duration.as_nanos() as f64);
         }
     }
     let (counters, drained) = program.finish()?;
+    let mut rows = vec![Row::new("bare XDP_PASS, 300 B", baseline.clone())];
+    rows.extend(
+        cases
+            .iter()
+            .zip(&samples)
+            .map(|((name, _), samples)| Row::new(name.clone(), samples.clone())),
+    );
+    let figure = Figure::new(
+        "xdp-decap",
+        "XDP program: decapsulation's cost per packet (64 MiB ring)",
+        "ns per packet",
+        format!(
+            "{method} Kerberos-sized frames (UDP/88, 300 B inside) bare and in each tunnel; \
+             {} frames copied, {} found the ring full.",
+            counters.get(Counter::Copied),
+            counters.get(Counter::RingbufFull)
+        ),
+        rows,
+    );
     let baseline = median(&mut baseline);
     println!("decapsulation, ring buffer 64 MiB:");
     println!(
@@ -206,7 +273,7 @@ fn decap_costs(pass: &aya::programs::Xdp) -> anyhow::Result<()> {
         counters.get(Counter::RingbufFull),
         drained
     );
-    Ok(())
+    Ok(figure)
 }
 
 // testdata/pcaps/adlab/dcsync.pcap frame 53, the first 32 bytes of its payload: impacket's
@@ -231,7 +298,7 @@ fn tcp_frame(
 /// segment to a DC's high port that matches (and is copied), one that does not (its payload
 /// read and refused), a segment to a DC's unwatched low port (refused on the port alone), and one
 /// to another host's high port (refused on the address), beside the bare program.
-fn rpc_header_costs(pass: &aya::programs::Xdp) -> anyhow::Result<()> {
+fn rpc_header_costs(pass: &aya::programs::Xdp, repeat: u32, trials: usize) -> anyhow::Result<()> {
     const OTHER_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 99, 1, 3);
     let mut program = Drained::load_with(CaptureConfig {
         dc_addresses: vec![std::net::IpAddr::V4(frames::DC_V4)],
@@ -262,15 +329,15 @@ fn rpc_header_costs(pass: &aya::programs::Xdp) -> anyhow::Result<()> {
     ];
     let mut baseline = Vec::new();
     let mut samples = vec![Vec::new(); cases.len()];
-    for _ in 0..TRIALS {
+    for _ in 0..trials {
         let result = pass.test_run(TestRunOptions {
             data_in: Some(&cases[0].1),
-            repeat: REPEAT,
+            repeat,
             ..TestRunOptions::new()
         })?;
         baseline.push(result.duration.as_nanos() as f64);
         for ((_, frame), samples) in cases.iter().zip(&mut samples) {
-            let result = program.capture.test_run(frame, REPEAT)?;
+            let result = program.capture.test_run(frame, repeat)?;
             samples.push(result.duration.as_nanos() as f64);
         }
     }
