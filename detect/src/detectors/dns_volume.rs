@@ -259,7 +259,7 @@ fn judge(period: &mut Period, seen: &Observed<'_>, context: &mut Context<'_>) {
         &DNS_RECON,
         source_key(seen),
         seen,
-        format!("dns {} distinct names", count),
+        format!("dns {count} distinct names"),
     );
     if !learning && !behaviour.known(context.profiles, threshold) {
         let learned = learned_level(context.profiles, &subject).map_or_else(
