@@ -17,7 +17,7 @@ pub mod postgres;
 mod profiles;
 mod storage;
 
-pub(crate) use alerts::decode_row as decode_alert_row;
+pub(crate) use alerts::{decode_row as decode_alert_row, record_exclusion};
 pub(crate) use cold::compacted;
 pub use storage::{ACTIVITY_CURSOR, SharedStore, Storage, open, open_existing};
 

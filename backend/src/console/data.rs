@@ -757,26 +757,7 @@ impl Data {
             } else {
                 Excluded::entity(&alert)
             };
-            if let Excluded::Entity(kind, value) = &excluded {
-                transaction.execute(
-                    "INSERT INTO alert_exclusions (type, kind, value, created_ns, comment)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        alert.r#type,
-                        kind.name(),
-                        value,
-                        now_ns,
-                        format!("closed {id} by {actor}")
-                    ],
-                )?;
-            }
-            transaction.execute(
-                &format!(
-                    "INSERT INTO {HISTORY} (alert_id, time_ns, event, actor, text)
-                     VALUES (?1, ?2, ?3, ?4, ?5)"
-                ),
-                params![id, now_ns, excluded.event(), actor, excluded.text(&alert)],
-            )?;
+            crate::store::record_exclusion(&transaction, &alert, &excluded, actor, now_ns)?;
         }
         transaction.commit()?;
         Ok(true)

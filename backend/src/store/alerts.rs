@@ -153,6 +153,42 @@ impl Excluded {
     }
 }
 
+/// Writes what excluding `alert` does (an exclusion row for an entity) and its history row,
+/// in the caller's transaction: `alerts close --exclude` and the console's "close and exclude".
+pub(crate) fn record_exclusion(
+    connection: &rusqlite::Connection,
+    alert: &Alert,
+    excluded: &Excluded,
+    actor: &str,
+    now_ns: i64,
+) -> rusqlite::Result<()> {
+    if let Excluded::Entity(kind, value) = excluded {
+        connection.execute(
+            "INSERT INTO alert_exclusions (type, kind, value, created_ns, comment)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                alert.r#type,
+                kind.name(),
+                value,
+                now_ns,
+                format!("closed {} by {actor}", alert.id)
+            ],
+        )?;
+    }
+    connection.execute(
+        "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            alert.id,
+            now_ns,
+            excluded.event(),
+            actor,
+            excluded.text(alert)
+        ],
+    )?;
+    Ok(())
+}
+
 /// Who an exclusion names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExclusionKind {
@@ -575,24 +611,7 @@ impl Store {
         };
         let excluded = Excluded::of(&alert);
         let transaction = self.write_transaction()?;
-        if let Excluded::Entity(kind, value) = &excluded {
-            transaction.execute(
-                "INSERT INTO alert_exclusions (type, kind, value, created_ns, comment)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    alert.r#type,
-                    kind.name(),
-                    value,
-                    now_ns,
-                    format!("closed {id} by {actor}")
-                ],
-            )?;
-        }
-        transaction.execute(
-            "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, now_ns, excluded.event(), actor, excluded.text(&alert)],
-        )?;
+        record_exclusion(&transaction, &alert, &excluded, actor, now_ns)?;
         transaction.commit()?;
         Ok(Some(excluded))
     }
