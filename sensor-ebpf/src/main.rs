@@ -193,7 +193,7 @@ impl View<'_> {
 }
 
 #[xdp]
-pub fn dcwatch_capture(ctx: XdpContext) -> u32 {
+fn dcwatch_capture(ctx: XdpContext) -> u32 {
     capture(&ctx);
     verdict()
 }

@@ -15,7 +15,7 @@ use sensor_user::{
     transport::{Leftover, Transport},
 };
 
-pub fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {
+pub(crate) fn output(format: Option<OutputFormat>) -> Option<Output<io::Stdout>> {
     format.map(|format| Output::new(io::stdout(), format))
 }
 
@@ -44,7 +44,7 @@ fn detection_engine(
 }
 
 /// The transport to the backend, when one is configured.
-pub fn transport(config: &Config) -> anyhow::Result<Option<Transport>> {
+pub(crate) fn transport(config: &Config) -> anyhow::Result<Option<Transport>> {
     let Some(mut settings) = config.backend.transport(config.sensor.id()) else {
         return Ok(None);
     };
@@ -89,7 +89,7 @@ fn load_directory(path: &std::path::Path) -> anyhow::Result<dcwatch_entity::Dire
     Ok(directory)
 }
 
-pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+pub(crate) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let config = args.common.config()?;
     let directory = args.directory.as_deref().map(load_directory).transpose()?;
     let transport = transport(&config)?;

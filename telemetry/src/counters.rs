@@ -241,7 +241,7 @@ mod tests {
     crate::counters! {
         /// Atomics, as shared between threads.
         #[derive(Debug, Default)]
-        pub struct Shared {
+        pub(super) struct Shared {
             /// Batches sent
             /// to the backend.
             counter batches: AtomicU64,

@@ -21,7 +21,7 @@ const BENCHES: &[&str] = &[
     "limiter-cost",
 ];
 
-pub fn run(report: Option<&Path>, quick: bool) -> anyhow::Result<()> {
+pub(crate) fn run(report: Option<&Path>, quick: bool) -> anyhow::Result<()> {
     crate::setup::run()?;
     shell::require_root("bench")?;
     let root = shell::workspace_root();

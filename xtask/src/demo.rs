@@ -40,7 +40,7 @@ const LAB_CAPTURES: [&str; 5] = [
     "dns.pcap",
 ];
 
-pub fn run(rounds: u32, live_lab: bool) -> anyhow::Result<()> {
+pub(crate) fn run(rounds: u32, live_lab: bool) -> anyhow::Result<()> {
     let sensor = shell::build_sensor("demo")?;
     if live_lab {
         return watch_the_lab(&sensor);

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 /// Listens on `listen` here; each connection is joined to `target` as seen from inside
 /// `namespace` (a name under /run/netns). Runs until the process ends; returns the address it
 /// listens on.
-pub fn start(
+pub(crate) fn start(
     listen: SocketAddr,
     namespace: &str,
     target: SocketAddr,

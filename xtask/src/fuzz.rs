@@ -31,7 +31,7 @@ struct Target {
 
 /// Builds every target, then runs each for `seconds` from its seeds, as many at once as there
 /// are cores.
-pub fn run(seconds: u64) -> anyhow::Result<()> {
+pub(crate) fn run(seconds: u64) -> anyhow::Result<()> {
     let root = shell::workspace_root();
     let target_dir = root.join("target/fuzz");
     let started = Instant::now();

@@ -13,7 +13,7 @@ use clap::{Subcommand, ValueEnum};
 use crate::shell;
 
 #[derive(Debug, Subcommand)]
-pub enum LabTask {
+pub(crate) enum LabTask {
     /// Install what the lab needs (Debian packages, impacket in a virtual environment), make the
     /// namespaces and the mirror, provision the domain and start Samba. About a minute the first
     /// time, seconds after that.
@@ -50,7 +50,7 @@ pub enum LabTask {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Namespace {
+pub(crate) enum Namespace {
     /// The domain controller, dcwlab-dc.
     Dc,
     /// The client with the attack tools, dcwlab-client.
@@ -59,7 +59,7 @@ pub enum Namespace {
     Sensor,
 }
 
-pub fn run(task: LabTask) -> anyhow::Result<()> {
+pub(crate) fn run(task: LabTask) -> anyhow::Result<()> {
     shell::require_root("lab").context(
         "the lab makes network namespaces, installs Debian packages and runs a domain controller",
     )?;
@@ -90,7 +90,7 @@ pub fn run(task: LabTask) -> anyhow::Result<()> {
 }
 
 /// The names of the lab's scenarios, in the order `scenario all` plays them.
-pub fn scenario_names() -> anyhow::Result<Vec<String>> {
+pub(crate) fn scenario_names() -> anyhow::Result<Vec<String>> {
     let listing = shell::output(
         Command::new(shell::workspace_root().join("tests/lab/lab.sh")).args(["scenario", "list"]),
     )

@@ -19,7 +19,7 @@ const PACKAGES: [(&str, &str); 2] = [
 ];
 
 /// Builds both packages into `target/debian`, once per process; returns their paths.
-pub fn run() -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn run() -> anyhow::Result<Vec<PathBuf>> {
     let mut built = BUILT
         .lock()
         .map_err(|_| anyhow::anyhow!("an earlier package build panicked"))?;

@@ -73,7 +73,7 @@ const CARGO_TOOLS: &[(&str, &str, &[&str])] = &[
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
-pub fn run() -> anyhow::Result<()> {
+pub(crate) fn run() -> anyhow::Result<()> {
     apt_packages()?;
     rust_src()?;
     bpf_linker()?;
@@ -109,12 +109,12 @@ fn apt_packages() -> anyhow::Result<()> {
 }
 
 /// What the virtual appliance's build and boot need ([`VM_PACKAGES`]).
-pub fn vm_tools() -> anyhow::Result<()> {
+pub(crate) fn vm_tools() -> anyhow::Result<()> {
     apt_install(VM_PACKAGES)
 }
 
 /// Installs those of `packages` that are missing.
-pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()

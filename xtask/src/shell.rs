@@ -8,7 +8,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 /// Runs `command` with inherited output; fails unless it exits 0.
-pub fn run(command: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run(command: &mut Command) -> anyhow::Result<()> {
     let status = command
         .status()
         .with_context(|| format!("starting {command:?}"))?;
@@ -20,13 +20,13 @@ pub fn run(command: &mut Command) -> anyhow::Result<()> {
 
 /// What `cargo test` reported over all its test binaries.
 #[derive(Debug, Default)]
-pub struct TestTotals {
+pub(crate) struct TestTotals {
     pub passed: u64,
     pub failed: u64,
 }
 
 /// Runs `cargo test ...`, passing its output through, and adds up its `test result:` lines.
-pub fn run_tests(command: &mut Command) -> anyhow::Result<TestTotals> {
+pub(crate) fn run_tests(command: &mut Command) -> anyhow::Result<TestTotals> {
     let mut child = command
         .stdout(Stdio::piped())
         .spawn()
@@ -61,7 +61,7 @@ fn count_before(text: &str, label: &str) -> u64 {
 }
 
 /// Runs `command` and returns its standard output; `None` if it cannot start or fails.
-pub fn output(command: &mut Command) -> Option<String> {
+pub(crate) fn output(command: &mut Command) -> Option<String> {
     let output = command.output().ok()?;
     output
         .status
@@ -70,7 +70,7 @@ pub fn output(command: &mut Command) -> Option<String> {
 }
 
 /// Runs `command` and returns its standard output, or an error with its standard error.
-pub fn stdout_of(command: &mut Command) -> anyhow::Result<String> {
+pub(crate) fn stdout_of(command: &mut Command) -> anyhow::Result<String> {
     let output = command
         .output()
         .with_context(|| format!("starting {command:?}"))?;
@@ -85,19 +85,19 @@ pub fn stdout_of(command: &mut Command) -> anyhow::Result<String> {
 }
 
 /// `cargo`, as the one running this task (falls back to PATH).
-pub fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
 /// The workspace root: xtask lives one level below it.
-pub fn workspace_root() -> std::path::PathBuf {
+pub(crate) fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default()
 }
 
-pub fn require_root(task: &str) -> anyhow::Result<()> {
+pub(crate) fn require_root(task: &str) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!(
@@ -109,7 +109,7 @@ pub fn require_root(task: &str) -> anyhow::Result<()> {
 
 /// Sets up, checks for root, builds the sensor in release mode, and returns its binary's path:
 /// the prologue of every task that runs it.
-pub fn build_sensor(task: &str) -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn build_sensor(task: &str) -> anyhow::Result<std::path::PathBuf> {
     crate::setup::run()?;
     require_root(task)?;
     let root = workspace_root();
@@ -118,7 +118,7 @@ pub fn build_sensor(task: &str) -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// Builds both daemons in release mode.
-pub fn build_release(root: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn build_release(root: &std::path::Path) -> anyhow::Result<()> {
     run(cargo().current_dir(root).args([
         "build",
         "--release",

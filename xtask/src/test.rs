@@ -8,7 +8,7 @@ use crate::shell::{self, cargo};
 const SMOKE_FUZZ_SECS: u64 = 30;
 const FULL_FUZZ_SECS: u64 = 300;
 
-pub fn run(end_to_end: bool, full: bool) -> anyhow::Result<()> {
+pub(crate) fn run(end_to_end: bool, full: bool) -> anyhow::Result<()> {
     crate::setup::run()?;
     shell::require_root("test")?;
     let root = shell::workspace_root();

@@ -58,7 +58,7 @@ const SEED_LABEL: &str = "CIDATA";
 
 /// Builds the packages, then the image into `out` (default `target/vm-image`) unless it is up
 /// to date; returns its path.
-pub fn run(out: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn run(out: Option<&Path>) -> anyhow::Result<PathBuf> {
     shell::require_root("vm-image")?;
     crate::setup::vm_tools()?;
     let debs = crate::package::run()?;
@@ -319,7 +319,7 @@ fn print_size(image: &Path) -> anyhow::Result<()> {
 
 /// `cargo xtask vm-seed DIR --out FILE`: the seed the appliance reads at first boot, a FAT image
 /// labelled CIDATA holding DIR's files (meta-data, dcwatch/...: vm-images/README.md).
-pub fn seed(dir: &Path, out: &Path) -> anyhow::Result<()> {
+pub(crate) fn seed(dir: &Path, out: &Path) -> anyhow::Result<()> {
     crate::setup::vm_tools()?;
     if !dir.join("meta-data").is_file() {
         bail!("{} has no meta-data file", dir.display());

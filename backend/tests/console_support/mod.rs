@@ -16,9 +16,9 @@ use dcwatch_proto::v1::{Activity, Endpoint, activity::Body};
 use dcwatch_telemetry::health::{Issue, IssueKind};
 use serde_json::{Map, Value};
 
-pub const PASSWORD: &str = "a long test password";
+pub(crate) const PASSWORD: &str = "a long test password";
 /// The lab account name of the hostile-name test (the issue's `<img src=x onerror=alert(1)>`).
-pub const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+pub(crate) const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 
 fn endpoint(text: &str) -> Option<Endpoint> {
     let address: SocketAddr = text.parse().ok()?;
@@ -39,7 +39,7 @@ fn take<T: serde::de::DeserializeOwned>(object: &mut Map<String, Value>, name: &
 
 /// An activity back from its JSON line (`dcwatch_proto::json::write_json_line`'s layout: the
 /// header's members, then the body's beside them).
-pub fn activity_from_line(line: &str) -> Activity {
+pub(crate) fn activity_from_line(line: &str) -> Activity {
     let mut object: Map<String, Value> = serde_json::from_str(line).expect("a JSON line");
     let protocol: String = take(&mut object, "protocol").expect("protocol");
     let src: String = take(&mut object, "src").unwrap_or_default();
@@ -127,7 +127,7 @@ fn hostile_copy(activities: &[Activity]) -> Vec<Activity> {
 
 /// What `seed` made.
 #[derive(Debug)]
-pub struct Seeded {
+pub(crate) struct Seeded {
     /// The DCSync alert of the lab capture (LAB\Administrator from 10.99.0.2).
     pub dcsync: String,
     /// The same attack by the hostile-named account from 10.99.0.66.
@@ -139,7 +139,7 @@ pub struct Seeded {
 /// Stores the captures' activities as one sensor's batches, runs them through the detection
 /// engine in test mode with their stored references, saves the alerts, and adds the users
 /// `viewer`, `analyst` and `admin` (password `PASSWORD`).
-pub fn seed(dir: &Path) -> Seeded {
+pub(crate) fn seed(dir: &Path) -> Seeded {
     let dcsync = capture("dcsync.jsonl");
     let batches = [
         dcsync.clone(),
@@ -253,12 +253,12 @@ pub fn seed(dir: &Path) -> Seeded {
     }
 }
 
-pub fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     console::data::now_ns()
 }
 
 /// The console's state over a seeded directory.
-pub fn console(dir: &Path) -> Arc<Console> {
+pub(crate) fn console(dir: &Path) -> Arc<Console> {
     Arc::new(
         Console::open(
             dir,
@@ -273,7 +273,7 @@ pub fn console(dir: &Path) -> Arc<Console> {
 /// The console's state over a seeded directory whose store also holds the lab's directory
 /// (imported from testdata/directory/adlab.jsonl, as a sync would store it), loaded as serve
 /// loads it; the source, to give it a newer directory.
-pub fn console_with_directory(dir: &Path) -> (Arc<Console>, Arc<DirectorySource>) {
+pub(crate) fn console_with_directory(dir: &Path) -> (Arc<Console>, Arc<DirectorySource>) {
     let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/directory/adlab.jsonl");
     let (domains, objects) = dcwatch_entity::snapshot::read(std::io::BufReader::new(
         std::fs::File::open(snapshot).expect("the lab's snapshot"),

@@ -1,7 +1,7 @@
 //! What the backend's process tests share (ingest, alerts): a real `dcwatch-backend serve`
 //! process, a sensor-like gRPC client, and a real rsyslog from Debian listening on loopback.
 
-pub mod rsyslog;
+pub(crate) mod rsyslog;
 
 use std::{
     ffi::OsStr,
@@ -26,11 +26,11 @@ use tonic::{
     transport::{Certificate, Channel, ClientTlsConfig},
 };
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_dcwatch-backend");
-pub const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_dcwatch-backend");
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// Runs the binary to completion; its standard output.
-pub fn run(args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn run(args: &[&str]) -> anyhow::Result<String> {
     let output = Command::new(BIN).args(args).output()?;
     anyhow::ensure!(
         output.status.success(),
@@ -42,7 +42,7 @@ pub fn run(args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// Polls `check` every 100 ms until it gives a value, for at most [`WAIT`].
-pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+pub(crate) fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
     let start = Instant::now();
     loop {
         if let Some(value) = check() {
@@ -54,7 +54,7 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> anyhow
 }
 
 /// A `dcwatch-backend serve` process, killed when dropped.
-pub struct Backend {
+pub(crate) struct Backend {
     pub child: Child,
     pub address: SocketAddr,
     log: Arc<Mutex<String>>,
@@ -62,12 +62,12 @@ pub struct Backend {
 
 impl Backend {
     /// `serve` with the configuration file `config`.
-    pub fn start(config: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(config: &Path) -> anyhow::Result<Self> {
         Self::serve([OsStr::new("--config"), config.as_os_str()])
     }
 
     /// `serve --listen 127.0.0.1:0 ARGS`.
-    pub fn serve(args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> anyhow::Result<Self> {
+    pub(crate) fn serve(args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> anyhow::Result<Self> {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -104,11 +104,11 @@ impl Backend {
         })
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().expect("log").clone()
     }
 
-    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+    pub(crate) fn signal(&self, signal: &str) -> anyhow::Result<()> {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()?;
@@ -117,7 +117,7 @@ impl Backend {
     }
 
     /// SIGTERM; fails unless the backend exits cleanly.
-    pub fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         self.signal("-TERM")?;
         let exit = self.child.wait()?;
         anyhow::ensure!(
@@ -136,7 +136,7 @@ impl Drop for Backend {
     }
 }
 
-pub async fn channel(
+pub(crate) async fn channel(
     address: SocketAddr,
     ca_pem: &[u8],
 ) -> Result<Channel, tonic::transport::Error> {
@@ -153,14 +153,14 @@ pub async fn channel(
 }
 
 /// One sensor's stream, as the sensor side drives it.
-pub struct Sensor {
+pub(crate) struct Sensor {
     pub outbound: mpsc::Sender<SensorMessage>,
     pub inbound: Streaming<BackendMessage>,
 }
 
 impl Sensor {
     /// Opens a stream and says hello; the stream and the welcome's `stored_through`.
-    pub async fn open(
+    pub(crate) async fn open(
         address: SocketAddr,
         ca_pem: &[u8],
         sensor_id: &str,
@@ -193,7 +193,7 @@ impl Sensor {
         Ok((Self { outbound, inbound }, welcome.stored_through))
     }
 
-    pub async fn send(&self, message: sensor_message::Message) -> anyhow::Result<()> {
+    pub(crate) async fn send(&self, message: sensor_message::Message) -> anyhow::Result<()> {
         self.outbound
             .send(SensorMessage {
                 message: Some(message),
@@ -203,7 +203,7 @@ impl Sensor {
     }
 
     /// The next acknowledgement.
-    pub async fn ack(&mut self) -> anyhow::Result<u64> {
+    pub(crate) async fn ack(&mut self) -> anyhow::Result<u64> {
         match tokio::time::timeout(WAIT, self.inbound.message()).await?? {
             Some(BackendMessage {
                 message: Some(backend_message::Message::Ack(ack)),
@@ -213,7 +213,7 @@ impl Sensor {
     }
 
     /// Sends a batch and waits for its acknowledgement.
-    pub async fn batch(
+    pub(crate) async fn batch(
         &mut self,
         sequence: u64,
         activities: &[dcwatch_proto::v1::Activity],
@@ -224,13 +224,13 @@ impl Sensor {
     }
 }
 
-pub fn message(message: sensor_message::Message) -> SensorMessage {
+pub(crate) fn message(message: sensor_message::Message) -> SensorMessage {
     SensorMessage {
         message: Some(message),
     }
 }
 
-pub fn batch(sequence: u64, activities: &[dcwatch_proto::v1::Activity]) -> Batch {
+pub(crate) fn batch(sequence: u64, activities: &[dcwatch_proto::v1::Activity]) -> Batch {
     let plain = ActivityBatch {
         activities: activities.to_vec(),
         ..ActivityBatch::default()

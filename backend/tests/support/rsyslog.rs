@@ -17,7 +17,7 @@ const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
 
 /// A message as rsyslog received and parsed it.
 #[derive(Clone, Debug)]
-pub struct Received {
+pub(crate) struct Received {
     /// `udp`, `tcp` or `tls`.
     pub input: String,
     pub app: String,
@@ -26,7 +26,7 @@ pub struct Received {
     pub raw: String,
 }
 
-pub struct Rsyslog {
+pub(crate) struct Rsyslog {
     child: Child,
     pub udp: u16,
     pub tcp: u16,
@@ -45,7 +45,7 @@ fn free_udp_port() -> anyhow::Result<u16> {
 }
 
 impl Rsyslog {
-    pub fn start(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(dir: &Path) -> anyhow::Result<Self> {
         anyhow::ensure!(
             Path::new(RSYSLOGD).exists(),
             "{RSYSLOGD} is missing: apt-get install rsyslog rsyslog-gnutls (cargo xtask setup \
@@ -110,7 +110,7 @@ action(type="omfile" file="{out}" template="received")
     }
 
     /// Everything received so far.
-    pub fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
         text.lines()
             .filter_map(|line| {
@@ -126,7 +126,7 @@ action(type="omfile" file="{out}" template="received")
     }
 
     /// Waits until `count` received messages satisfy `matches`; those messages.
-    pub fn wait_for(
+    pub(crate) fn wait_for(
         &self,
         what: &str,
         count: usize,

@@ -27,14 +27,14 @@ use crate::{
 
 /// Distinct unknown names from one source within `WINDOW` that make an enumeration (*ours*;
 /// Splunk uses 30 in 5 minutes, Sigma 10 in 24 hours).
-pub const UNKNOWN_NAMES_THRESHOLD: usize = 10;
-pub const WINDOW: Millis = 10 * MINUTE;
+pub(super) const UNKNOWN_NAMES_THRESHOLD: usize = 10;
+pub(super) const WINDOW: Millis = 10 * MINUTE;
 /// Sources followed at once.
-pub const MAX_SOURCES: usize = 50_000;
+pub(super) const MAX_SOURCES: usize = 50_000;
 /// Names remembered per source (a dictionary run passes it; the count goes on).
-pub const MAX_NAMES_PER_SOURCE: usize = 1_000;
+pub(super) const MAX_NAMES_PER_SOURCE: usize = 1_000;
 /// Names an alert's details list, per kind.
-pub const MAX_NAMES_LISTED: usize = 50;
+pub(super) const MAX_NAMES_LISTED: usize = 50;
 
 /// Kerberos errors (RFC 4120 7.5.9) that say the principal exists or not.
 const KDC_ERR_C_PRINCIPAL_UNKNOWN: i32 = 6;
@@ -57,7 +57,7 @@ const STATUSES_OF_EXISTING: [u32; 8] = [
 ];
 
 #[derive(Debug)]
-pub struct AccountEnumeration {
+pub(super) struct AccountEnumeration {
     sources: BoundedMap<String, Guesses>,
     /// Names dropped from full per-source lists, summed over sources since forgotten.
     dropped: u64,

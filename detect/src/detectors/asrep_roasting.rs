@@ -30,16 +30,16 @@ use crate::{
 
 /// Accounts probed without pre-authentication and never followed up that make a roast (*ours*,
 /// DETECTIONS.md: 3).
-pub const PROBES: usize = 3;
+pub(super) const PROBES: usize = 3;
 /// ... within this long (*ours*).
-pub const PROBE_WINDOW: Millis = 10 * MINUTE;
+pub(super) const PROBE_WINDOW: Millis = 10 * MINUTE;
 /// A client that follows PREAUTH_REQUIRED with a pre-authenticated AS-REQ does so within this
 /// (Windows: milliseconds; *ours*, with room for a slow link).
-pub const FOLLOW_UP: Millis = 10 * SECOND;
+pub(super) const FOLLOW_UP: Millis = 10 * SECOND;
 /// Sources followed at once.
-pub const MAX_PROBING_SOURCES: usize = 10_000;
+pub(super) const MAX_PROBING_SOURCES: usize = 10_000;
 /// Probes one source keeps.
-pub const MAX_PROBES_PER_SOURCE: usize = 64;
+pub(super) const MAX_PROBES_PER_SOURCE: usize = 64;
 
 #[derive(Debug, Default)]
 struct Probes {
@@ -51,7 +51,7 @@ struct Probes {
 }
 
 #[derive(Debug)]
-pub struct AsrepRoasting {
+pub(super) struct AsrepRoasting {
     sources: BoundedMap<IpAddr, Probes>,
 }
 

@@ -18,17 +18,17 @@ use crate::{
 };
 
 /// Kerberos errors (RFC 4120 7.5.9).
-pub const KDC_ERR_PREAUTH_FAILED: i32 = 24;
-pub const KDC_ERR_PREAUTH_REQUIRED: i32 = 25;
+pub(super) const KDC_ERR_PREAUTH_FAILED: i32 = 24;
+pub(super) const KDC_ERR_PREAUTH_REQUIRED: i32 = 25;
 /// NTSTATUS of a wrong password: STATUS_WRONG_PASSWORD, and STATUS_LOGON_FAILURE, which SMB and
 /// LDAP servers answer for it (MS-ERREF 2.3.1).
-pub const STATUS_WRONG_PASSWORD: u32 = 0xC000_006A;
-pub const STATUS_LOGON_FAILURE: u32 = 0xC000_006D;
+pub(super) const STATUS_WRONG_PASSWORD: u32 = 0xC000_006A;
+pub(super) const STATUS_LOGON_FAILURE: u32 = 0xC000_006D;
 /// Event 4776: the DC validated NTLM credentials.
-pub const EVENT_CREDENTIAL_VALIDATION: u32 = 4776;
+pub(super) const EVENT_CREDENTIAL_VALIDATION: u32 = 4776;
 
 /// Whether the message went from a server to its client (a KDC's reply, an NTLM CHALLENGE).
-pub fn from_server(seen: &Observed<'_>) -> bool {
+pub(super) fn from_server(seen: &Observed<'_>) -> bool {
     use kerberos_activity::Type;
     match seen.body() {
         Some(Body::Kerberos(kerberos)) => matches!(
@@ -41,7 +41,7 @@ pub fn from_server(seen: &Observed<'_>) -> bool {
 }
 
 /// The client's address: the sender of a request, the destination of a reply.
-pub fn client_address(seen: &Observed<'_>) -> Option<IpAddr> {
+pub(super) fn client_address(seen: &Observed<'_>) -> Option<IpAddr> {
     if from_server(seen) {
         seen.dst
     } else {
@@ -50,7 +50,7 @@ pub fn client_address(seen: &Observed<'_>) -> Option<IpAddr> {
 }
 
 /// The server's address: the destination of a request, the sender of a reply.
-pub fn server_address(seen: &Observed<'_>) -> Option<IpAddr> {
+pub(super) fn server_address(seen: &Observed<'_>) -> Option<IpAddr> {
     if from_server(seen) {
         seen.src
     } else {
@@ -59,17 +59,17 @@ pub fn server_address(seen: &Observed<'_>) -> Option<IpAddr> {
 }
 
 /// The primary key of what a client address did (`finding::source_key` for either direction).
-pub fn client_key(seen: &Observed<'_>) -> String {
+pub(super) fn client_key(seen: &Observed<'_>) -> String {
     address_key(client_address(seen))
 }
 
 /// The client as a description names it: `WS01 (10.0.0.5)`.
-pub fn client_text(seen: &Observed<'_>) -> String {
+pub(super) fn client_text(seen: &Observed<'_>) -> String {
     computer_text(source_name(seen), client_address(seen))
 }
 
 /// Whether the client's name was resolved with high certainty.
-pub fn client_resolved_high(seen: &Observed<'_>) -> bool {
+pub(super) fn client_resolved_high(seen: &Observed<'_>) -> bool {
     seen.activity
         .source_computer
         .as_ref()
@@ -79,7 +79,7 @@ pub fn client_resolved_high(seen: &Observed<'_>) -> bool {
 }
 
 /// A finding on one activity whose source computer is the client, whichever way it went.
-pub fn client_finding(
+pub(super) fn client_finding(
     kind: &'static Kind,
     key: String,
     seen: &Observed<'_>,
@@ -94,7 +94,7 @@ pub fn client_finding(
 
 /// Where an attempt came from: an address on the wire, or the workstation name a 4776 names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Origin {
+pub(super) enum Origin {
     Address(IpAddr),
     Workstation(String),
 }
@@ -102,7 +102,7 @@ pub enum Origin {
 impl Origin {
     /// A finding on an attempt from this origin: its source computer is the client address, or
     /// the workstation a 4776 names (the event's sender is the DC, not the client).
-    pub fn finding(
+    pub(super) fn finding(
         &self,
         kind: &'static Kind,
         seen: &Observed<'_>,
@@ -120,7 +120,7 @@ impl Origin {
     }
 
     /// How a description names the origin.
-    pub fn text(&self, seen: &Observed<'_>) -> String {
+    pub(super) fn text(&self, seen: &Observed<'_>) -> String {
         match self {
             Self::Address(_) => client_text(seen),
             Self::Workstation(name) => format!("workstation {name} (event 4776)"),
@@ -128,7 +128,7 @@ impl Origin {
     }
 
     /// The profile of the origin (its learned baseline, Part II).
-    pub fn profile_key(&self) -> String {
+    pub(super) fn profile_key(&self) -> String {
         match self {
             Self::Address(ip) => crate::profiling::computer_key(*ip),
             Self::Workstation(name) => crate::profiles::Subject::Computer.key(name),
@@ -136,7 +136,7 @@ impl Origin {
     }
 
     /// The primary key of what the origin did.
-    pub fn key(&self) -> String {
+    pub(super) fn key(&self) -> String {
         match self {
             Self::Address(ip) => format!("src:{ip}"),
             Self::Workstation(name) => format!("src:{name}"),
@@ -145,14 +145,14 @@ impl Origin {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guess {
+pub(super) enum Guess {
     Wrong,
     Right,
 }
 
 /// One authentication attempt with a password (or a key derived from it).
 #[derive(Debug, Clone)]
-pub struct Attempt {
+pub(super) struct Attempt {
     pub origin: Origin,
     /// `LAB\alice` or `alice`.
     pub account: String,
@@ -167,7 +167,7 @@ pub struct Attempt {
 
 impl Attempt {
     /// What says the guess was wrong or right, for an alert's `relied_on`.
-    pub fn basis(&self) -> &'static str {
+    pub(super) fn basis(&self) -> &'static str {
         match self.via {
             "Kerberos" => "traffic: the KDC's PREAUTH_FAILED answers (and AS-REPs for a guess)",
             "NTLM" => "traffic: the NTLM carrier's answers (wrong password, logon failure)",
@@ -180,7 +180,7 @@ impl Attempt {
 /// an NTLM AUTHENTICATE with its carrier's outcome (an NTSTATUS over SMB, invalidCredentials
 /// over LDAP, 401 over HTTP), a 4776 with its status. Other failures
 /// (unknown user, locked out, clock skew) are not password guesses.
-pub fn attempt(seen: &Observed<'_>) -> Option<Attempt> {
+pub(super) fn attempt(seen: &Observed<'_>) -> Option<Attempt> {
     let (origin, account, guess, via, workstation) = match seen.body()? {
         Body::Kerberos(kerberos) => {
             use kerberos_activity::Type;
@@ -306,13 +306,13 @@ fn outcome_code(seen: &Observed<'_>) -> u32 {
 
 /// A 4776 logs on the DC the NTLM validation a sensor may also have seen on the wire; within
 /// this long of a wire attempt for the same account and workstation it is the same attempt.
-pub const ECHO_WITHIN: crate::time::Millis = 5 * crate::time::SECOND;
+pub(super) const ECHO_WITHIN: crate::time::Millis = 5 * crate::time::SECOND;
 /// Wire attempts remembered for matching their 4776.
-pub const MAX_ECHOES: usize = 16_384;
+pub(super) const MAX_ECHOES: usize = 16_384;
 
 /// Recent NTLM attempts seen on the wire, so a 4776 logging one is not counted twice.
 #[derive(Debug)]
-pub struct Echoes {
+pub(super) struct Echoes {
     wire: crate::bounded::BoundedMap<(String, String, bool), crate::time::Millis>,
 }
 
@@ -327,7 +327,7 @@ impl Default for Echoes {
 impl Echoes {
     /// Whether the attempt is new: a wire NTLM attempt is remembered, a 4776 matching one is not
     /// new.
-    pub fn is_new(&mut self, attempt: &Attempt, time: crate::time::Millis) -> bool {
+    pub(super) fn is_new(&mut self, attempt: &Attempt, time: crate::time::Millis) -> bool {
         let slot = (
             attempt.key.clone(),
             attempt.workstation.clone(),
@@ -347,11 +347,11 @@ impl Echoes {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.wire.len()
     }
 
-    pub fn evicted(&self) -> u64 {
+    pub(super) fn evicted(&self) -> u64 {
         self.wire.evicted()
     }
 }

@@ -31,15 +31,15 @@ use crate::{
 
 /// Wrong guesses against one account from one source that make a brute force (*ours*;
 /// DETECTIONS.md: MDI does not document its count, Splunk uses 30 users in 5 minutes).
-pub const BRUTE_FORCE_GUESSES: usize = 10;
+pub(super) const BRUTE_FORCE_GUESSES: usize = 10;
 /// ... within this long (*ours*).
-pub const BRUTE_FORCE_WINDOW: Millis = 10 * MINUTE;
+pub(super) const BRUTE_FORCE_WINDOW: Millis = 10 * MINUTE;
 /// (source, account) pairs followed at once.
-pub const MAX_PAIRS: usize = 100_000;
+pub(super) const MAX_PAIRS: usize = 100_000;
 /// Sources with an open brute force followed at once.
-pub const MAX_ATTACKERS: usize = 10_000;
+pub(super) const MAX_ATTACKERS: usize = 10_000;
 /// Accounts an alert names one by one; the rest are counted.
-pub const MAX_NAMED_ACCOUNTS: usize = 20;
+pub(super) const MAX_NAMED_ACCOUNTS: usize = 20;
 
 #[derive(Debug)]
 struct Pair {
@@ -60,7 +60,7 @@ struct Attacker {
 }
 
 #[derive(Debug)]
-pub struct BruteForce {
+pub(super) struct BruteForce {
     pairs: BoundedMap<(Origin, String), Pair>,
     attackers: BoundedMap<Origin, Attacker>,
     echoes: Echoes,

@@ -10,7 +10,7 @@ use dcwatch_proto::v1::{
 use super::testing::{activity, with_account, with_outcome};
 
 /// A DNS message of `kind` for `name` (`qtype`: "A", "TXT", "AXFR"...).
-pub fn dns(
+pub(super) fn dns(
     offset_ms: i64,
     src: &str,
     dst: &str,
@@ -36,7 +36,7 @@ pub fn dns(
 }
 
 /// A KRB-ERROR from the KDC at `kdc` to the client at `client` about principal `name`.
-pub fn krb_error(offset_ms: i64, kdc: &str, client: &str, name: &str, code: i32) -> Activity {
+pub(super) fn krb_error(offset_ms: i64, kdc: &str, client: &str, name: &str, code: i32) -> Activity {
     let error = activity(
         offset_ms,
         kdc,
@@ -54,7 +54,7 @@ pub fn krb_error(offset_ms: i64, kdc: &str, client: &str, name: &str, code: i32)
 }
 
 /// An event forwarded by syslog from `sender`.
-pub fn event(offset_ms: i64, sender: &str, body: WindowsEventActivity) -> Activity {
+pub(super) fn event(offset_ms: i64, sender: &str, body: WindowsEventActivity) -> Activity {
     activity(
         offset_ms,
         sender,
@@ -67,7 +67,7 @@ pub fn event(offset_ms: i64, sender: &str, body: WindowsEventActivity) -> Activi
 }
 
 /// Event 4776 on DC1: `workstation` validated `target`'s credentials with NTSTATUS `status`.
-pub fn event_4776(offset_ms: i64, workstation: &str, target: &str, status: u32) -> Activity {
+pub(super) fn event_4776(offset_ms: i64, workstation: &str, target: &str, status: u32) -> Activity {
     let event = event(
         offset_ms,
         "10.98.0.1:514",
@@ -93,7 +93,7 @@ pub fn event_4776(offset_ms: i64, workstation: &str, target: &str, status: u32) 
 }
 
 /// Event 7045 on `computer`: `service` installed with binary `file`.
-pub fn event_7045(offset_ms: i64, computer: &str, service: &str, file: &str) -> Activity {
+pub(super) fn event_7045(offset_ms: i64, computer: &str, service: &str, file: &str) -> Activity {
     event(
         offset_ms,
         "10.98.0.1:514",
@@ -111,7 +111,7 @@ pub fn event_7045(offset_ms: i64, computer: &str, service: &str, file: &str) -> 
 }
 
 /// An LDAP search, answered.
-pub fn ldap_search(
+pub(super) fn ldap_search(
     offset_ms: i64,
     src: &str,
     dst: &str,
@@ -137,7 +137,7 @@ pub fn ldap_search(
 }
 
 /// An LDAP ping over CLDAP naming `user` (empty: none), answered with `opcode` (0: unanswered).
-pub fn ldap_ping(offset_ms: i64, src: &str, dst: &str, user: &str, opcode: u32) -> Activity {
+pub(super) fn ldap_ping(offset_ms: i64, src: &str, dst: &str, user: &str, opcode: u32) -> Activity {
     let filter = if user.is_empty() {
         "(&(DnsDomain=lab.example)(NtVer=\\06\\00\\00\\00))".to_owned()
     } else {
@@ -168,7 +168,7 @@ pub fn ldap_ping(offset_ms: i64, src: &str, dst: &str, user: &str, opcode: u32) 
 }
 
 /// An SMB2 compression transform header from `src` to `dst`.
-pub fn smb_compressed(
+pub(super) fn smb_compressed(
     offset_ms: i64,
     src: &str,
     dst: &str,

@@ -35,7 +35,7 @@ const DS_ADD_ENTRY: u32 = 17;
 const REPLICATION_SPN: &str = "e3514235-4b06-11d1-ab04-00c04fc2dcd2/";
 
 #[derive(Debug)]
-pub struct Dcshadow;
+pub(super) struct Dcshadow;
 
 impl Detector for Dcshadow {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -19,7 +19,7 @@ const DS_REPLICA_SYNC: u32 = 2;
 const DS_GET_NC_CHANGES: u32 = 3;
 
 #[derive(Debug)]
-pub struct Dcsync;
+pub(super) struct Dcsync;
 
 impl Detector for Dcsync {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -21,7 +21,7 @@ const NETR_DFS_ADD_STD_ROOT: u32 = 12;
 const NETR_DFS_REMOVE_STD_ROOT: u32 = 13;
 
 #[derive(Debug, Default)]
-pub struct DfsCoercion;
+pub(super) struct DfsCoercion;
 
 impl Detector for DfsCoercion {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

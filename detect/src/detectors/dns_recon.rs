@@ -30,12 +30,12 @@ use crate::{
 };
 
 /// Transfers asked and not yet answered, by (client, port, DNS id).
-pub const MAX_PENDING_TRANSFERS: usize = 4_096;
+pub(super) const MAX_PENDING_TRANSFERS: usize = 4_096;
 /// A transfer's answer is matched to its request within this.
 const ANSWER_WITHIN: Millis = 5 * MINUTE;
 
 #[derive(Debug)]
-pub struct DnsRecon {
+pub(super) struct DnsRecon {
     pending: BoundedMap<(IpAddr, u16, u32), Millis>,
     volume: DnsVolume,
 }

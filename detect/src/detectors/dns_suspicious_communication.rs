@@ -28,26 +28,26 @@ use crate::{
 };
 
 /// Distinct encoded names to one domain from one source within `WINDOW` (*ours*).
-pub const THRESHOLD: usize = 20;
-pub const WINDOW: Millis = 5 * MINUTE;
+pub(super) const THRESHOLD: usize = 20;
+pub(super) const WINDOW: Millis = 5 * MINUTE;
 /// A label this long is a payload (DNS allows 63).
-pub const LONG_LABEL: usize = 30;
+pub(super) const LONG_LABEL: usize = 30;
 /// For TXT and NULL queries.
-pub const LONG_LABEL_TXT: usize = 16;
+pub(super) const LONG_LABEL_TXT: usize = 16;
 /// Characters before the domain, dots aside.
-pub const LONG_PAYLOAD: usize = 50;
+pub(super) const LONG_PAYLOAD: usize = 50;
 /// Shannon entropy of the payload's characters, bits per character.
-pub const MIN_ENTROPY: f64 = 3.0;
+pub(super) const MIN_ENTROPY: f64 = 3.0;
 /// Share of digits in the payload: hex has about 60%, base32 and base64 15 to 20%, a wordy host
 /// name with a number in it a few.
-pub const MIN_DIGIT_SHARE: f64 = 0.1;
+pub(super) const MIN_DIGIT_SHARE: f64 = 0.1;
 /// (source, domain) pairs followed at once.
-pub const MAX_CHANNELS: usize = 20_000;
+pub(super) const MAX_CHANNELS: usize = 20_000;
 /// Names remembered per pair.
-pub const MAX_NAMES_PER_CHANNEL: usize = 256;
+pub(super) const MAX_NAMES_PER_CHANNEL: usize = 256;
 
 #[derive(Debug)]
-pub struct DnsSuspiciousCommunication {
+pub(super) struct DnsSuspiciousCommunication {
     channels: BoundedMap<(String, String), Guesses>,
     dropped: u64,
 }

@@ -41,23 +41,23 @@ use crate::{
 };
 
 /// The span distinct names are counted over (*ours*).
-pub const PERIOD: Millis = 10 * MINUTE;
+pub(super) const PERIOD: Millis = 10 * MINUTE;
 /// Distinct names in a period that may alert at thresholds high and medium (*ours*: a /24's
 /// reverse sweep; a browsing workstation asks well under this).
-pub const VOLUME_FLOOR: usize = 256;
+pub(super) const VOLUME_FLOOR: usize = 256;
 /// ... at threshold low (MDI's low lowers its thresholds).
-pub const LOW_VOLUME_FLOOR: usize = VOLUME_FLOOR / 4;
+pub(super) const LOW_VOLUME_FLOOR: usize = VOLUME_FLOOR / 4;
 /// Levels (doublings) above the busiest learned period before a period alerts.
-pub const MARGIN_LEVELS: u32 = 1;
+pub(super) const MARGIN_LEVELS: u32 = 1;
 /// Sources followed at once (the least recently active go first, counted).
-pub const MAX_SOURCES: usize = 10_000;
+pub(super) const MAX_SOURCES: usize = 10_000;
 /// Distinct names counted per source and period (more are counted as dropped: the period is
 /// far above every floor by then).
-pub const MAX_NAMES_PER_PERIOD: usize = 1_024;
+pub(super) const MAX_NAMES_PER_PERIOD: usize = 1_024;
 /// Names an alert quotes.
-pub const MAX_SAMPLES: usize = 8;
+pub(super) const MAX_SAMPLES: usize = 8;
 /// The profile facet of the learned levels.
-pub const FACET: &str = "dns_volume";
+pub(super) const FACET: &str = "dns_volume";
 /// The lowest level taught: the low floor's, less the margin (lower ones never alert).
 const LEARN_MIN_LEVEL: u32 = LOW_VOLUME_FLOOR.ilog2() - MARGIN_LEVELS;
 /// NXDOMAIN (RFC 1035 name error).
@@ -98,7 +98,7 @@ impl Period {
 }
 
 #[derive(Debug)]
-pub struct DnsVolume {
+pub(super) struct DnsVolume {
     sources: BoundedMap<IpAddr, Period>,
     dropped: u64,
 }
@@ -139,12 +139,12 @@ fn learned_level(profiles: &Profiles, subject: &str) -> Option<u32> {
 }
 
 impl DnsVolume {
-    pub fn evicted(&self) -> u64 {
+    pub(super) fn evicted(&self) -> u64 {
         self.sources.evicted() + self.dropped
     }
 
     /// A query: counts its name for its source, and judges the source at each new level.
-    pub fn query(&mut self, seen: &Observed<'_>, dns: &DnsActivity, context: &mut Context<'_>) {
+    pub(super) fn query(&mut self, seen: &Observed<'_>, dns: &DnsActivity, context: &mut Context<'_>) {
         let Some(src) = seen.src else {
             return;
         };
@@ -188,7 +188,7 @@ impl DnsVolume {
     }
 
     /// A response: an NXDOMAIN for a name its client asked this period counts once.
-    pub fn response(&mut self, seen: &Observed<'_>, dns: &DnsActivity) {
+    pub(super) fn response(&mut self, seen: &Observed<'_>, dns: &DnsActivity) {
         if dns.rcode != NXDOMAIN {
             return;
         }

@@ -27,7 +27,7 @@ const LSAR_RETRIEVE_PRIVATE_DATA: u32 = 43;
 const BACKUP_KEY_PREFIX: &str = "G$BCKUPKEY";
 
 #[derive(Debug, Default)]
-pub struct DpapiBackupKey;
+pub(super) struct DpapiBackupKey;
 
 impl Detector for DpapiBackupKey {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -22,7 +22,7 @@ use crate::{
 const ERROR_BAD_NETPATH: u32 = 0x35;
 
 #[derive(Debug, Default)]
-pub struct EfsrpcCoercion;
+pub(super) struct EfsrpcCoercion;
 
 impl Detector for EfsrpcCoercion {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -35,17 +35,17 @@ use crate::{
 
 /// The default policy's maximum lifetime of a user ticket (MaxTicketAge), when the directory
 /// does not say.
-pub const DEFAULT_MAX_TICKET_AGE: Millis = 10 * HOUR;
+pub(super) const DEFAULT_MAX_TICKET_AGE: Millis = 10 * HOUR;
 /// The default policy's maximum lifetime of a renewal (MaxRenewAge).
-pub const MAX_RENEW_AGE: Millis = 7 * DAY;
+pub(super) const MAX_RENEW_AGE: Millis = 7 * DAY;
 /// Kerberos' default clock skew tolerance (MaxClockSkew).
-pub const CLOCK_SKEW: Millis = 5 * MINUTE;
+pub(super) const CLOCK_SKEW: Millis = 5 * MINUTE;
 /// TGS-REQs waiting for their answer.
-pub const MAX_PENDING_TGS_REQUESTS: usize = 16_384;
+pub(super) const MAX_PENDING_TGS_REQUESTS: usize = 16_384;
 /// TGTs first seen in use (never seen issued), by hash.
-pub const MAX_FIRST_USES: usize = 100_000;
+pub(super) const MAX_FIRST_USES: usize = 100_000;
 /// Computers seen holding AES TGTs.
-pub const MAX_AES_TGT_COMPUTERS: usize = 100_000;
+pub(super) const MAX_AES_TGT_COMPUTERS: usize = 100_000;
 
 /// KDC option `renew` (RFC 4120 5.4.1, bit 30).
 const KDC_OPTION_RENEW: u32 = 0x0000_0002;
@@ -59,7 +59,7 @@ struct Presented {
 }
 
 #[derive(Debug)]
-pub struct GoldenTicket {
+pub(super) struct GoldenTicket {
     pending: BoundedMap<(IpAddr, u16), Presented>,
     first_uses: BoundedMap<Vec<u8>, Millis>,
     aes_tgt_computers: BoundedMap<IpAddr, ()>,
@@ -362,7 +362,7 @@ fn ticket_owner(kerberos: &KerberosActivity) -> String {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 

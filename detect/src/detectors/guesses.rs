@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use crate::time::Millis;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Answer {
+pub(super) enum Answer {
     Exists,
     Unknown,
     /// Not answered, or answered in a way that says neither.
@@ -24,7 +24,7 @@ struct Guess {
 
 /// Distinct names within `span`, at most `cap` of them (the oldest go first, counted).
 #[derive(Debug)]
-pub struct Guesses {
+pub(super) struct Guesses {
     items: VecDeque<Guess>,
     cap: usize,
     dropped: u64,
@@ -33,7 +33,7 @@ pub struct Guesses {
 }
 
 impl Guesses {
-    pub fn new(cap: usize) -> Self {
+    pub(super) fn new(cap: usize) -> Self {
         Self {
             items: VecDeque::new(),
             cap: cap.max(1),
@@ -44,7 +44,7 @@ impl Guesses {
 
     /// Records `name` at `time` and forgets names older than `time - span`. Returns whether the
     /// name is new within the window. A later answer that says more replaces an unsaid one.
-    pub fn add(&mut self, time: Millis, name: &str, answer: Answer, span: Millis) -> bool {
+    pub(super) fn add(&mut self, time: Millis, name: &str, answer: Answer, span: Millis) -> bool {
         let since = time.saturating_sub(span);
         let newest = self
             .items
@@ -77,29 +77,29 @@ impl Guesses {
         true
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.items.len()
     }
 
-    pub fn count(&self, answer: Answer) -> usize {
+    pub(super) fn count(&self, answer: Answer) -> usize {
         self.items
             .iter()
             .filter(|guess| guess.answer == answer)
             .count()
     }
 
-    pub fn names(&self, answer: Answer) -> impl Iterator<Item = &str> {
+    pub(super) fn names(&self, answer: Answer) -> impl Iterator<Item = &str> {
         self.items
             .iter()
             .filter(move |guess| guess.answer == answer)
             .map(|guess| guess.name.as_str())
     }
 
-    pub fn first_time(&self) -> Option<Millis> {
+    pub(super) fn first_time(&self) -> Option<Millis> {
         self.items.iter().map(|guess| guess.time).min()
     }
 
-    pub fn dropped(&self) -> u64 {
+    pub(super) fn dropped(&self) -> u64 {
         self.dropped
     }
 }

@@ -23,7 +23,7 @@ use crate::{
 };
 
 #[derive(Debug, Default)]
-pub struct HoneytokenActivity;
+pub(super) struct HoneytokenActivity;
 
 impl Detector for HoneytokenActivity {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

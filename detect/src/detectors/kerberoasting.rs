@@ -34,15 +34,15 @@ use crate::{
 
 /// Distinct user SPNs asked RC4-first from one source that make a roast (*ours*, after Splunk's
 /// `dc(ServiceName) > 2` and Sigma).
-pub const ROAST_SPNS: usize = 3;
+pub(super) const ROAST_SPNS: usize = 3;
 /// ... within this long (*ours*, Splunk's 2-minute buckets).
-pub const ROAST_WINDOW: Millis = 2 * MINUTE;
+pub(super) const ROAST_WINDOW: Millis = 2 * MINUTE;
 /// Sources followed at once.
-pub const MAX_ROAST_SOURCES: usize = 10_000;
+pub(super) const MAX_ROAST_SOURCES: usize = 10_000;
 /// SPNs a source's window keeps.
-pub const MAX_ROAST_SPNS: usize = 64;
+pub(super) const MAX_ROAST_SPNS: usize = 64;
 /// Services whose tickets were seen in AES (their account has AES keys).
-pub const MAX_AES_SERVICES: usize = 100_000;
+pub(super) const MAX_AES_SERVICES: usize = 100_000;
 
 /// Service classes registered on computer accounts (MS-ADTS's host SPN aliases, the default
 /// sPNMappings, and kin): with no directory, a ticket for one is not a roast.
@@ -73,7 +73,7 @@ const COMPUTER_SERVICE_CLASSES: &[&str] = &[
 
 /// Who owns a service principal, as far as is known.
 #[derive(Debug)]
-pub struct Owner {
+pub(super) struct Owner {
     /// The user account (its sAMAccountName, or the SPN's own name).
     pub account: String,
     /// Whether it can use AES: the directory's attribute, else AES seen for it.
@@ -83,7 +83,7 @@ pub struct Owner {
 }
 
 /// The user account behind `service`, or `None` for a computer's, krbtgt's, or an unknown one.
-pub fn user_owner(
+pub(super) fn user_owner(
     context: &Context<'_>,
     service: &str,
     aes_services: &BoundedMap<String, ()>,
@@ -139,7 +139,7 @@ pub fn user_owner(
 }
 
 #[derive(Debug)]
-pub struct Kerberoasting {
+pub(super) struct Kerberoasting {
     /// Per source: (SPN, its account when known) asked RC4-first, and whether its alert is open.
     sources: BoundedMap<IpAddr, (Window<(String, String)>, bool)>,
     aes_services: BoundedMap<String, ()>,
@@ -148,7 +148,7 @@ pub struct Kerberoasting {
 }
 
 /// RC4-first requests remembered until their answer.
-pub const MAX_RC4_REQUESTS: usize = 10_000;
+pub(super) const MAX_RC4_REQUESTS: usize = 10_000;
 
 impl Default for Kerberoasting {
     fn default() -> Self {

@@ -25,7 +25,7 @@ const PA_KEY_LIST_REQ: i32 = 161;
 const RODC_KVNO: u32 = 0x1_0000;
 
 #[derive(Debug, Default)]
-pub struct KeyList;
+pub(super) struct KeyList;
 
 impl Detector for KeyList {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -21,13 +21,13 @@ use crate::{
 /// LDAP result invalidCredentials (RFC 4511 4.1.9).
 const INVALID_CREDENTIALS: u32 = 49;
 /// Failed simple binds from one source that make a brute force (*ours*).
-pub const LDAP_GUESSES: usize = 10;
+pub(super) const LDAP_GUESSES: usize = 10;
 /// ... within this long (*ours*).
-pub const LDAP_WINDOW: Millis = 10 * MINUTE;
+pub(super) const LDAP_WINDOW: Millis = 10 * MINUTE;
 /// Sources followed at once.
-pub const MAX_LDAP_SOURCES: usize = 10_000;
+pub(super) const MAX_LDAP_SOURCES: usize = 10_000;
 /// Accounts remembered per attacking source (for "guessed" and the list); the rest are counted.
-pub const MAX_LDAP_ACCOUNTS: usize = 256;
+pub(super) const MAX_LDAP_ACCOUNTS: usize = 256;
 
 #[derive(Debug)]
 struct Source {
@@ -41,7 +41,7 @@ struct Source {
 }
 
 #[derive(Debug)]
-pub struct LdapBruteForce {
+pub(super) struct LdapBruteForce {
     sources: BoundedMap<std::net::IpAddr, Source>,
 }
 

@@ -24,14 +24,14 @@ use crate::{
 };
 
 /// Distinct `User=` values from one source within `WINDOW` that make an enumeration (*ours*).
-pub const DISTINCT_USERS_THRESHOLD: usize = 10;
-pub const WINDOW: Millis = 10 * MINUTE;
+pub(super) const DISTINCT_USERS_THRESHOLD: usize = 10;
+pub(super) const WINDOW: Millis = 10 * MINUTE;
 /// Sources followed at once.
-pub const MAX_SOURCES: usize = 50_000;
+pub(super) const MAX_SOURCES: usize = 50_000;
 /// Names remembered per source.
-pub const MAX_NAMES_PER_SOURCE: usize = 1_000;
+pub(super) const MAX_NAMES_PER_SOURCE: usize = 1_000;
 /// Names an alert's details list, per kind.
-pub const MAX_NAMES_LISTED: usize = 50;
+pub(super) const MAX_NAMES_LISTED: usize = 50;
 
 /// NETLOGON response opcodes (MS-ADTS 6.3.1.2, 6.3.5): the account exists, or it does not.
 const LOGON_SAM_LOGON_RESPONSE: u32 = 0x13;
@@ -40,7 +40,7 @@ const LOGON_SAM_LOGON_RESPONSE_EX: u32 = 0x17;
 const LOGON_SAM_USER_UNKNOWN_EX: u32 = 0x19;
 
 #[derive(Debug)]
-pub struct LdapPingEnumeration {
+pub(super) struct LdapPingEnumeration {
     sources: BoundedMap<String, Guesses>,
     dropped: u64,
 }

@@ -42,11 +42,11 @@ use crate::{
 };
 
 /// Distinct broad enumerations from one source within `WINDOW` that make reconnaissance (*ours*).
-pub const BROAD_THRESHOLD: usize = 5;
-pub const WINDOW: Millis = 10 * MINUTE;
-pub const MAX_SOURCES: usize = 50_000;
+pub(super) const BROAD_THRESHOLD: usize = 5;
+pub(super) const WINDOW: Millis = 10 * MINUTE;
+pub(super) const MAX_SOURCES: usize = 50_000;
 /// Categories listed per source in the description.
-pub const MAX_CATEGORIES_LISTED: usize = 20;
+pub(super) const MAX_CATEGORIES_LISTED: usize = 20;
 /// Categories a broad window holds per source (there are fewer kinds than this).
 const MAX_BROAD_PER_SOURCE: usize = 32;
 /// Filter text an alert quotes.
@@ -72,7 +72,7 @@ const SENSITIVE_GROUPS: [&str; 14] = [
 
 /// What a search looks for, as reconnaissance.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recon {
+pub(super) struct Recon {
     pub what: String,
     /// The tools known to make it: a tool's query is enough alone; a broad one (None) counts.
     pub tool: Option<&'static str>,
@@ -151,7 +151,7 @@ fn selects_by_class_only(filter: &str) -> bool {
 }
 
 /// The reconnaissance a search shows, if any.
-pub fn recon(ldap: &LdapActivity, knowledge: &Knowledge) -> Vec<Recon> {
+pub(super) fn recon(ldap: &LdapActivity, knowledge: &Knowledge) -> Vec<Recon> {
     // Lower case only: values (group names) keep their spaces.
     let filter = ldap.filter.to_lowercase();
     let attributes: Vec<String> = ldap.attributes.iter().map(|a| a.to_lowercase()).collect();
@@ -289,7 +289,7 @@ struct Searches {
 }
 
 #[derive(Debug)]
-pub struct LdapRecon {
+pub(super) struct LdapRecon {
     sources: BoundedMap<String, Searches>,
 }
 

@@ -28,7 +28,7 @@ const MAX_DELETIONS: usize = 100_000;
 const MAX_DOMAINS: usize = 64;
 
 #[derive(Debug)]
-pub struct MassiveObjectDeletion {
+pub(super) struct MassiveObjectDeletion {
     domains: BoundedMap<String, Deletions>,
 }
 

@@ -23,9 +23,9 @@ use crate::{
 };
 
 /// From the TGT for the DC's name to the S4U2self request (*ours*, DETECTIONS.md).
-pub const NOPAC_WINDOW: Millis = 10 * MINUTE;
+pub(super) const NOPAC_WINDOW: Millis = 10 * MINUTE;
 /// Sources with a pending TGT request for a DC's name.
-pub const MAX_NOPAC_PENDING: usize = 4_096;
+pub(super) const MAX_NOPAC_PENDING: usize = 4_096;
 /// PA-FOR-USER and PA-S4U-X509-USER (MS-SFU 2.2.1, 2.2.2).
 const PA_FOR_USER: i32 = 129;
 const PA_S4U_X509_USER: i32 = 130;
@@ -38,7 +38,7 @@ struct Pending {
 }
 
 #[derive(Debug)]
-pub struct Nopac {
+pub(super) struct Nopac {
     pending: BoundedMap<IpAddr, Pending>,
 }
 

@@ -28,12 +28,12 @@ use crate::{
 
 /// From a coercion call to the relayed authentication from the same address (*ours*; Elastic's
 /// sequence uses 5 seconds, a relay to a slower target takes longer).
-pub const RELAY_AFTER_COERCION: Millis = 60 * SECOND;
+pub(super) const RELAY_AFTER_COERCION: Millis = 60 * SECOND;
 /// Addresses remembered as having made a coercion call.
-pub const MAX_COERCERS: usize = 4_096;
+pub(super) const MAX_COERCERS: usize = 4_096;
 
 #[derive(Debug)]
-pub struct NtlmRelay {
+pub(super) struct NtlmRelay {
     coercions: BoundedMap<IpAddr, (Millis, String)>,
 }
 

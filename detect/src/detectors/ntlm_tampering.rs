@@ -20,7 +20,7 @@ use crate::{
 const MIC_PRESENT: u32 = 0x2;
 
 #[derive(Debug, Default)]
-pub struct NtlmTampering;
+pub(super) struct NtlmTampering;
 
 impl Detector for NtlmTampering {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

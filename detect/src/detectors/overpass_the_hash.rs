@@ -34,10 +34,10 @@ use crate::{
 };
 
 /// Computers remembered as having pre-authenticated with AES.
-pub const MAX_AES_COMPUTERS: usize = 100_000;
+pub(super) const MAX_AES_COMPUTERS: usize = 100_000;
 
 #[derive(Debug)]
-pub struct OverpassTheHash {
+pub(super) struct OverpassTheHash {
     aes_computers: BoundedMap<IpAddr, ()>,
 }
 

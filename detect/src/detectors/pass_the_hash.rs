@@ -23,10 +23,10 @@ use crate::{
 };
 
 /// How recent the user's last logon elsewhere must be for their hash to be in use (*ours*).
-pub const HASH_IN_USE: Millis = 24 * HOUR;
+pub(super) const HASH_IN_USE: Millis = 24 * HOUR;
 
 #[derive(Debug, Default)]
-pub struct PassTheHash;
+pub(super) struct PassTheHash;
 
 impl Detector for PassTheHash {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -24,11 +24,11 @@ use crate::{
 };
 
 /// Tickets followed at once, by hash.
-pub const MAX_TICKET_HOLDERS: usize = 200_000;
+pub(super) const MAX_TICKET_HOLDERS: usize = 200_000;
 /// Alerts held at once; when full, the oldest is raised early rather than lost.
-pub const MAX_HELD_ALERTS: usize = 4_096;
+pub(super) const MAX_HELD_ALERTS: usize = 4_096;
 /// Other computers one ticket's alert names.
-pub const MAX_THIEVES_PER_TICKET: usize = 8;
+pub(super) const MAX_THIEVES_PER_TICKET: usize = 8;
 
 #[derive(Debug, Clone)]
 struct Holder {
@@ -41,7 +41,7 @@ struct Holder {
 }
 
 #[derive(Debug)]
-pub struct PassTheTicket {
+pub(super) struct PassTheTicket {
     holders: BoundedMap<Vec<u8>, Holder>,
     held: VecDeque<(Millis, Finding)>,
     released_early: u64,

@@ -26,18 +26,18 @@ use crate::{
 };
 
 /// Distinct accounts guessed from one source that make a spray (*ours*, as Splunk's 10).
-pub const SPRAY_ACCOUNTS: usize = 10;
+pub(super) const SPRAY_ACCOUNTS: usize = 10;
 /// Wrong guesses per account a spray makes at most (*ours*: one password per round, and a
 /// second round within the window).
-pub const SPRAY_MAX_GUESSES: usize = 2;
+pub(super) const SPRAY_MAX_GUESSES: usize = 2;
 /// The window (*ours*: spray rounds are often 30 minutes apart, research §1b).
-pub const SPRAY_WINDOW: Millis = 60 * MINUTE;
+pub(super) const SPRAY_WINDOW: Millis = 60 * MINUTE;
 /// Sources followed at once.
-pub const MAX_SPRAY_SOURCES: usize = 10_000;
+pub(super) const MAX_SPRAY_SOURCES: usize = 10_000;
 /// Accounts followed per source; a fuller table first forgets the accounts out of the window.
-pub const MAX_SPRAY_ACCOUNTS_PER_SOURCE: usize = 4_096;
+pub(super) const MAX_SPRAY_ACCOUNTS_PER_SOURCE: usize = 4_096;
 /// Accounts an alert names one by one; the rest are counted.
-pub const MAX_NAMED_ACCOUNTS: usize = 20;
+pub(super) const MAX_NAMED_ACCOUNTS: usize = 20;
 
 #[derive(Debug, Default)]
 struct Source {
@@ -65,7 +65,7 @@ impl Source {
 }
 
 #[derive(Debug)]
-pub struct PasswordSpray {
+pub(super) struct PasswordSpray {
     sources: BoundedMap<Origin, Source>,
     echoes: Echoes,
 }

@@ -25,7 +25,7 @@ const RPC_ASYNC_ADD_PRINTER_DRIVER: u32 = 39;
 const MAX_PATHS_LISTED: usize = 10;
 
 #[derive(Debug, Default)]
-pub struct PrintSpooler;
+pub(super) struct PrintSpooler;
 
 impl Detector for PrintSpooler {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

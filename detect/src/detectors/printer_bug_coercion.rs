@@ -24,7 +24,7 @@ const RPC_REMOTE_FIND_FIRST_PRINTER_CHANGE_NOTIFICATION: u32 = 62;
 const RPC_REMOTE_FIND_FIRST_PRINTER_CHANGE_NOTIFICATION_EX: u32 = 65;
 
 #[derive(Debug, Default)]
-pub struct PrinterBugCoercion;
+pub(super) struct PrinterBugCoercion;
 
 impl Detector for PrinterBugCoercion {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

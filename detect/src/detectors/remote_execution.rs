@@ -22,9 +22,9 @@ use crate::{
     observed::Observed,
 };
 
-pub const MAX_SOURCES: usize = 20_000;
+pub(super) const MAX_SOURCES: usize = 20_000;
 /// Actions a description lists per source.
-pub const MAX_ACTIONS_LISTED: usize = 10;
+pub(super) const MAX_ACTIONS_LISTED: usize = 10;
 /// Command text an alert quotes.
 const MAX_COMMAND_QUOTED: usize = 300;
 
@@ -32,7 +32,7 @@ const MAX_COMMAND_QUOTED: usize = 300;
 const EXECUTING_CLASSES: [&str; 3] = ["MMC20.Application", "ShellWindows", "ShellBrowserWindow"];
 
 #[derive(Debug)]
-pub struct RemoteExecution {
+pub(super) struct RemoteExecution {
     sources: BoundedMap<String, BTreeSet<String>>,
 }
 

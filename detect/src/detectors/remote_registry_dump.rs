@@ -25,7 +25,7 @@ const BASE_REG_SAVE_KEY_EX: u32 = 31;
 const HIVES: [&str; 3] = ["SAM", "SECURITY", "SYSTEM"];
 
 #[derive(Debug)]
-pub struct RemoteRegistryDump;
+pub(super) struct RemoteRegistryDump;
 
 impl Detector for RemoteRegistryDump {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

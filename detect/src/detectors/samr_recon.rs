@@ -72,14 +72,14 @@ const SENSITIVE_NAMES: [&str; 17] = [
 ];
 
 /// Sources followed at once, and the queries listed per source.
-pub const MAX_SOURCES: usize = 50_000;
-pub const MAX_QUERIES_LISTED: usize = 20;
+pub(super) const MAX_SOURCES: usize = 50_000;
+pub(super) const MAX_QUERIES_LISTED: usize = 20;
 /// SAMR associations followed (the domain opened, the group or alias opened).
-pub const MAX_ASSOCIATIONS: usize = 16_384;
+pub(super) const MAX_ASSOCIATIONS: usize = 16_384;
 
 /// What one SAMR request asked: the unit MDI learns per (computer, query).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Query {
+pub(super) enum Query {
     /// An enumeration of the domain: "all users", "all groups"...
     Enumeration(&'static str),
     /// A lookup, open or member listing of one object, by what names it (a name, `RID 512`).
@@ -112,7 +112,7 @@ struct Association {
 }
 
 #[derive(Debug)]
-pub struct SamrRecon {
+pub(super) struct SamrRecon {
     sources: BoundedMap<String, BTreeSet<String>>,
     associations: BoundedMap<String, Association>,
 }

@@ -27,7 +27,7 @@ const MEMBER_ADDED: [u32; 3] = [4728, 4732, 4756];
 const MEMBER_REMOVED: [u32; 3] = [4729, 4733, 4757];
 
 #[derive(Debug)]
-pub struct SensitiveGroupChange;
+pub(super) struct SensitiveGroupChange;
 
 /// A group as the evidence names it.
 struct Group {

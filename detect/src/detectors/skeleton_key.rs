@@ -21,10 +21,10 @@ use crate::{
 };
 
 /// Accounts remembered as offered AES by a DC.
-pub const MAX_AES_OFFERS: usize = 200_000;
+pub(super) const MAX_AES_OFFERS: usize = 200_000;
 
 #[derive(Debug)]
-pub struct SkeletonKey {
+pub(super) struct SkeletonKey {
     /// account key → the DC that offered it AES.
     offered_aes: BoundedMap<String, Option<IpAddr>>,
 }

@@ -20,10 +20,10 @@ use crate::{
 const NETR_SESSION_ENUM: u32 = 12;
 /// Sessions a description names; the details list up to `MAX_SESSIONS_LISTED`.
 const SESSIONS_DESCRIBED: usize = 5;
-pub const MAX_SESSIONS_LISTED: usize = 100;
+pub(super) const MAX_SESSIONS_LISTED: usize = 100;
 
 #[derive(Debug, Default)]
-pub struct SmbSessionEnumeration;
+pub(super) struct SmbSessionEnumeration;
 
 impl Detector for SmbSessionEnumeration {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

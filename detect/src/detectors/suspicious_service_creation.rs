@@ -26,10 +26,10 @@ use crate::{
 };
 
 /// A 7045 and an SVCCTL creation of the same service name this close are one creation.
-pub const MATCH_WITHIN: Millis = 10 * MINUTE;
+pub(super) const MATCH_WITHIN: Millis = 10 * MINUTE;
 /// Remote creations and events remembered for the match.
-pub const MAX_WIRE_CREATIONS: usize = 4_096;
-pub const MAX_EVENTS: usize = 4_096;
+pub(super) const MAX_WIRE_CREATIONS: usize = 4_096;
+pub(super) const MAX_EVENTS: usize = 4_096;
 /// Binary path text an alert quotes.
 const MAX_PATH_QUOTED: usize = 300;
 
@@ -81,7 +81,7 @@ const DROP_ROOTS: [&str; 6] = [
 ];
 
 /// Why a service looks like a tool's, if it does.
-pub fn suspicious(service: &str, path: &str) -> Option<String> {
+pub(super) fn suspicious(service: &str, path: &str) -> Option<String> {
     let lower = path.to_lowercase();
     if let Some((_, why)) = MARKS.iter().find(|(mark, _)| lower.contains(mark)) {
         return Some((*why).to_owned());
@@ -127,7 +127,7 @@ struct Installed {
 }
 
 #[derive(Debug)]
-pub struct SuspiciousServiceCreation {
+pub(super) struct SuspiciousServiceCreation {
     wire: BoundedMap<String, WireCreation>,
     events: BoundedMap<String, Installed>,
 }

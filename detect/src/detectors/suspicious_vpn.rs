@@ -21,7 +21,7 @@ use crate::{
 };
 
 #[derive(Debug, Default)]
-pub struct SuspiciousVpn;
+pub(super) struct SuspiciousVpn;
 
 impl Detector for SuspiciousVpn {
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

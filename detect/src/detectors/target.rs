@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// Whether the destination is a domain controller, for the rules that say "against a DC".
-pub struct DcTarget {
+pub(super) struct DcTarget {
     pub verdict: Verdict,
     /// High when something said it is a DC; medium when nothing was known either way.
     pub confidence: Confidence,
@@ -27,7 +27,7 @@ pub struct DcTarget {
 /// `Some` when the destination is a DC, or when nothing at all is known of it (no directory, no
 /// DC list, and it never answered as a DC: the sensor watches DCs, so it is taken as one, at
 /// medium confidence); `None` when the directory or the configuration says it is not one.
-pub fn dc_target(seen: &Observed<'_>, knowledge: &Knowledge) -> Option<DcTarget> {
+pub(super) fn dc_target(seen: &Observed<'_>, knowledge: &Knowledge) -> Option<DcTarget> {
     let verdict = knowledge.domain_controller(seen.dst, destination_name(seen));
     if verdict.yes {
         return Some(DcTarget {
@@ -49,7 +49,7 @@ pub fn dc_target(seen: &Observed<'_>, knowledge: &Knowledge) -> Option<DcTarget>
 
 /// The host of a UNC path or a bare host name: `\\10.0.0.66\share\f` and `\\evil@80/x` name
 /// `10.0.0.66` and `evil`; `\\?\UNC\host\share` names `host`. `None` for a local path or nothing.
-pub fn unc_host(text: &str) -> Option<&str> {
+pub(super) fn unc_host(text: &str) -> Option<&str> {
     let text = text.trim().trim_matches('\0');
     let text = text
         .strip_prefix("\\\\?\\UNC\\")
@@ -74,7 +74,7 @@ pub fn unc_host(text: &str) -> Option<&str> {
 
 /// Who a host named in a call is.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Named {
+pub(super) enum Named {
     /// The computer that made the call.
     Caller,
     /// The computer the call went to.
@@ -88,7 +88,7 @@ pub enum Named {
 }
 
 /// Who `host` (an address or a name) is, as far as the traffic and the directory tell.
-pub fn named(host: &str, seen: &Observed<'_>, knowledge: &Knowledge) -> Named {
+pub(super) fn named(host: &str, seen: &Observed<'_>, knowledge: &Knowledge) -> Named {
     let host = host.trim_matches(['[', ']']);
     if let Ok(address) = host.parse::<IpAddr>() {
         if Some(address) == seen.src {
@@ -131,23 +131,23 @@ pub fn named(host: &str, seen: &Observed<'_>, knowledge: &Knowledge) -> Named {
 
 /// The client of an answer (a KRB-ERROR, a response): the address it went to, and the computer
 /// the sensor resolved for the client side.
-pub fn answered_client(seen: &Observed<'_>) -> AlertEntity {
+pub(super) fn answered_client(seen: &Observed<'_>) -> AlertEntity {
     source_computer_at(seen, seen.dst)
 }
 
 /// The key of the client an answer went to.
-pub fn answered_client_key(seen: &Observed<'_>) -> String {
+pub(super) fn answered_client_key(seen: &Observed<'_>) -> String {
     address_key(seen.dst)
 }
 
 /// The client of an answer as a description names it.
-pub fn answered_client_text(seen: &Observed<'_>) -> String {
+pub(super) fn answered_client_text(seen: &Observed<'_>) -> String {
     computer_text(source_name(seen), seen.dst)
 }
 
 /// A finding about what the client of an answer did: its source computer is the answer's
 /// destination.
-pub fn on_answer(
+pub(super) fn on_answer(
     kind: &'static crate::catalogue::Kind,
     seen: &Observed<'_>,
     summary: impl Into<String>,
@@ -158,7 +158,7 @@ pub fn on_answer(
 }
 
 /// The host a coercion makes the victim authenticate to.
-pub fn listener(host: &str) -> AlertEntity {
+pub(super) fn listener(host: &str) -> AlertEntity {
     AlertEntity {
         role: Role::Listener.into(),
         name: host.to_owned(),
@@ -172,7 +172,7 @@ pub fn listener(host: &str) -> AlertEntity {
 }
 
 /// Adds the account the activity names, with its directory SID and tags.
-pub fn with_account(finding: Finding, seen: &Observed<'_>, context: &Context<'_>) -> Finding {
+pub(super) fn with_account(finding: Finding, seen: &Observed<'_>, context: &Context<'_>) -> Finding {
     match &seen.activity.account {
         Some(account) if !account.name.is_empty() => finding.entity(account_entity(
             Role::SourceAccount,
@@ -185,7 +185,7 @@ pub fn with_account(finding: Finding, seen: &Observed<'_>, context: &Context<'_>
 }
 
 /// "successfully ", "unsuccessfully " or nothing, as the outcome says.
-pub fn outcome_word(seen: &Observed<'_>) -> &'static str {
+pub(super) fn outcome_word(seen: &Observed<'_>) -> &'static str {
     if seen.succeeded() {
         "successfully "
     } else if seen.failed() {
@@ -196,11 +196,11 @@ pub fn outcome_word(seen: &Observed<'_>) -> &'static str {
 }
 
 /// Characters of a wire-supplied text (a name, a path) a description quotes.
-pub const MAX_QUOTED: usize = 200;
+pub(super) const MAX_QUOTED: usize = 200;
 
 /// A wire-supplied text cut for a description: the first `MAX_QUOTED` characters, and an
 /// ellipsis when there were more.
-pub fn clip(text: &str) -> String {
+pub(super) fn clip(text: &str) -> String {
     let mut chars = text.chars();
     let mut clipped: String = chars.by_ref().take(MAX_QUOTED).collect();
     if chars.next().is_some() {
@@ -210,7 +210,7 @@ pub fn clip(text: &str) -> String {
 }
 
 /// A list for a description or a detail: the first `max` items, and how many more.
-pub fn listed<'a>(items: impl IntoIterator<Item = &'a str>, max: usize) -> String {
+pub(super) fn listed<'a>(items: impl IntoIterator<Item = &'a str>, max: usize) -> String {
     let mut shown = Vec::new();
     let mut more = 0_usize;
     for item in items {

@@ -13,9 +13,9 @@ use dcwatch_proto::v1::{
 use crate::{Config, Engine, time::timestamp};
 
 /// 2026-12-01T00:00:00Z.
-pub const T0: i64 = 1_796_083_200_000;
+pub(crate) const T0: i64 = 1_796_083_200_000;
 
-pub fn endpoint(text: &str) -> Endpoint {
+pub(crate) fn endpoint(text: &str) -> Endpoint {
     let (ip, port) = text.rsplit_once(':').expect("ip:port");
     let ip: IpAddr = ip.trim_matches(['[', ']']).parse().expect("an address");
     Endpoint {
@@ -28,7 +28,7 @@ pub fn endpoint(text: &str) -> Endpoint {
 }
 
 /// An activity at `T0 + offset_ms` from `src` to `dst` ("ip:port").
-pub fn activity(offset_ms: i64, src: &str, dst: &str, body: Body) -> Activity {
+pub(crate) fn activity(offset_ms: i64, src: &str, dst: &str, body: Body) -> Activity {
     Activity {
         sensor_id: "test".into(),
         time: Some(timestamp(T0 + offset_ms)),
@@ -39,7 +39,7 @@ pub fn activity(offset_ms: i64, src: &str, dst: &str, body: Body) -> Activity {
     }
 }
 
-pub fn with_account(mut activity: Activity, domain: &str, name: &str) -> Activity {
+pub(crate) fn with_account(mut activity: Activity, domain: &str, name: &str) -> Activity {
     activity.account = Some(Account {
         domain: domain.into(),
         name: name.into(),
@@ -48,7 +48,7 @@ pub fn with_account(mut activity: Activity, domain: &str, name: &str) -> Activit
     activity
 }
 
-pub fn with_outcome(mut activity: Activity, status: Status, code: u32) -> Activity {
+pub(crate) fn with_outcome(mut activity: Activity, status: Status, code: u32) -> Activity {
     activity.outcome = Some(Outcome {
         status: status.into(),
         code,
@@ -57,7 +57,7 @@ pub fn with_outcome(mut activity: Activity, status: Status, code: u32) -> Activi
     activity
 }
 
-pub fn with_source_computer(
+pub(crate) fn with_source_computer(
     mut activity: Activity,
     name: &str,
     certainty: dcwatch_proto::v1::Certainty,
@@ -72,7 +72,7 @@ pub fn with_source_computer(
 }
 
 /// A DCE-RPC REQUEST of `interface`'s `operation`, answered.
-pub fn rpc_request(interface: &str, opnum: u32, operation: &str) -> DceRpcActivity {
+pub(crate) fn rpc_request(interface: &str, opnum: u32, operation: &str) -> DceRpcActivity {
     DceRpcActivity {
         r#type: dce_rpc_activity::Type::Request.into(),
         interface_name: interface.into(),
@@ -84,7 +84,7 @@ pub fn rpc_request(interface: &str, opnum: u32, operation: &str) -> DceRpcActivi
 }
 
 /// The alerts an engine holds after `activities`, in test mode unless a config is given.
-pub fn run(config: Option<Config>, directory: Directory, activities: &[Activity]) -> Vec<Alert> {
+pub(crate) fn run(config: Option<Config>, directory: Directory, activities: &[Activity]) -> Vec<Alert> {
     let mut engine = Engine::new(
         config.unwrap_or_else(Config::test_mode),
         Arc::new(directory),
@@ -98,17 +98,17 @@ pub fn run(config: Option<Config>, directory: Directory, activities: &[Activity]
 }
 
 /// (type, primary key, count) of each alert: what most tests assert.
-pub fn summary(alerts: &[Alert]) -> Vec<(String, String, u64)> {
+pub(crate) fn summary(alerts: &[Alert]) -> Vec<(String, String, u64)> {
     alerts
         .iter()
         .map(|alert| (alert.r#type.clone(), alert.primary_key.clone(), alert.count))
         .collect()
 }
 
-pub const DC: &str = "10.98.0.1";
+pub(crate) const DC: &str = "10.98.0.1";
 
 /// A Kerberos message as the sensor writes it: `account` from the client and its realm.
-pub fn kerberos(
+pub(crate) fn kerberos(
     offset_ms: i64,
     src: &str,
     dst: &str,
@@ -138,7 +138,7 @@ pub fn kerberos(
 }
 
 /// The KDC's KRB-ERROR `code` to `client` at `client_addr` ("ip:port").
-pub fn krb_error(offset_ms: i64, client_addr: &str, client: &str, code: i32) -> Activity {
+pub(crate) fn krb_error(offset_ms: i64, client_addr: &str, client: &str, code: i32) -> Activity {
     let activity = kerberos(
         offset_ms,
         &format!("{DC}:88"),
@@ -156,7 +156,7 @@ pub fn krb_error(offset_ms: i64, client_addr: &str, client: &str, code: i32) -> 
 }
 
 /// An AS-REQ from `client_addr`: pre-authenticated with AES unless `build` says otherwise.
-pub fn as_req(
+pub(crate) fn as_req(
     offset_ms: i64,
     client_addr: &str,
     client: &str,
@@ -179,7 +179,7 @@ pub fn as_req(
 }
 
 /// The KDC's AS-REP to `client_addr`, a TGT with hash `hash`.
-pub fn as_rep(
+pub(crate) fn as_rep(
     offset_ms: i64,
     client_addr: &str,
     client: &str,
@@ -205,7 +205,7 @@ pub fn as_rep(
 }
 
 /// A TGS-REQ from `client_addr` presenting the TGT `tgt` for `service`.
-pub fn tgs_req(
+pub(crate) fn tgs_req(
     offset_ms: i64,
     client_addr: &str,
     service: &str,
@@ -231,7 +231,7 @@ pub fn tgs_req(
 }
 
 /// The KDC's TGS-REP to `client_addr`: a ticket `hash` for `client` to `service`.
-pub fn tgs_rep(
+pub(crate) fn tgs_rep(
     offset_ms: i64,
     client_addr: &str,
     client: &str,
@@ -260,7 +260,7 @@ pub fn tgs_rep(
 }
 
 /// An NTLM AUTHENTICATE from `src` to `dst` with its carrier's outcome (`status` 0: success).
-pub fn ntlm_authenticate(
+pub(crate) fn ntlm_authenticate(
     offset_ms: i64,
     src: &str,
     dst: &str,
@@ -293,7 +293,7 @@ pub fn ntlm_authenticate(
 }
 
 /// A 4776 the DC at `DC` sent over syslog: `account` validated from `workstation`.
-pub fn event_4776(offset_ms: i64, workstation: &str, account: &str, status: u32) -> Activity {
+pub(crate) fn event_4776(offset_ms: i64, workstation: &str, account: &str, status: u32) -> Activity {
     let body = WindowsEventActivity {
         r#type: windows_event_activity::Type::Event.into(),
         event_id: 4776,
@@ -324,7 +324,7 @@ pub fn event_4776(offset_ms: i64, workstation: &str, account: &str, status: u32)
 }
 
 /// An LDAP request from `src` to the DC, answered `result_code`.
-pub fn ldap(
+pub(crate) fn ldap(
     offset_ms: i64,
     src: &str,
     result_code: u32,
@@ -345,7 +345,7 @@ pub fn ldap(
 }
 
 /// A directory with the accounts the tests name.
-pub fn directory(objects: Vec<dcwatch_entity::Object>, honeytokens: &[&str]) -> Directory {
+pub(crate) fn directory(objects: Vec<dcwatch_entity::Object>, honeytokens: &[&str]) -> Directory {
     Directory::new(
         vec![dcwatch_entity::Domain {
             name: "lab.example".into(),
@@ -364,7 +364,7 @@ pub fn directory(objects: Vec<dcwatch_entity::Object>, honeytokens: &[&str]) -> 
 }
 
 /// A user of lab.example with RID `rid`.
-pub fn user(sam: &str, rid: u32) -> dcwatch_entity::Object {
+pub(crate) fn user(sam: &str, rid: u32) -> dcwatch_entity::Object {
     dcwatch_entity::Object {
         kind: dcwatch_entity::ObjectKind::User,
         domain: "lab.example".into(),
@@ -377,7 +377,7 @@ pub fn user(sam: &str, rid: u32) -> dcwatch_entity::Object {
 }
 
 /// A computer of lab.example (`WS01$`, ws01.lab.example) with RID `rid`.
-pub fn computer(name: &str, rid: u32, flags: u32) -> dcwatch_entity::Object {
+pub(crate) fn computer(name: &str, rid: u32, flags: u32) -> dcwatch_entity::Object {
     dcwatch_entity::Object {
         kind: dcwatch_entity::ObjectKind::Computer,
         domain: "lab.example".into(),
@@ -391,6 +391,6 @@ pub fn computer(name: &str, rid: u32, flags: u32) -> dcwatch_entity::Object {
 }
 
 /// A 16-byte ticket hash made of one byte.
-pub fn hash(byte: u8) -> Vec<u8> {
+pub(crate) fn hash(byte: u8) -> Vec<u8> {
     vec![byte; 16]
 }

@@ -18,13 +18,13 @@ use crate::{
 };
 
 /// Distinct RIDs from one source that make a roast (*ours*, DETECTIONS.md).
-pub const TIMEROAST_RIDS: usize = 20;
+pub(super) const TIMEROAST_RIDS: usize = 20;
 /// ... within this long (*ours*).
-pub const TIMEROAST_WINDOW: Millis = MINUTE;
+pub(super) const TIMEROAST_WINDOW: Millis = MINUTE;
 /// Sources followed at once.
-pub const MAX_TIMEROAST_SOURCES: usize = 10_000;
+pub(super) const MAX_TIMEROAST_SOURCES: usize = 10_000;
 /// Requests a source's window keeps.
-pub const MAX_TIMEROAST_REQUESTS: usize = 256;
+pub(super) const MAX_TIMEROAST_REQUESTS: usize = 256;
 
 #[derive(Debug)]
 struct Source {
@@ -34,7 +34,7 @@ struct Source {
 }
 
 #[derive(Debug)]
-pub struct Timeroasting {
+pub(super) struct Timeroasting {
     sources: BoundedMap<IpAddr, Source>,
 }
 

@@ -36,11 +36,11 @@ const NETR_SERVER_PASSWORD_SET2: u32 = 30;
 
 /// Challenges and authentications from one source within `VOLUME_WINDOW` (corelight: more than
 /// 20 of each in 2 minutes; a computer sets up its secure channel with one of each).
-pub const VOLUME_THRESHOLD: usize = 20;
-pub const VOLUME_WINDOW: Millis = 2 * MINUTE;
+pub(super) const VOLUME_THRESHOLD: usize = 20;
+pub(super) const VOLUME_WINDOW: Millis = 2 * MINUTE;
 /// A password set this soon after an attempt from the same source completes the attack.
-pub const ESCALATION_WITHIN: Millis = 30 * MINUTE;
-pub const MAX_SOURCES: usize = 20_000;
+pub(super) const ESCALATION_WITHIN: Millis = 30 * MINUTE;
+pub(super) const MAX_SOURCES: usize = 20_000;
 
 #[derive(Debug)]
 struct Attempts {
@@ -51,7 +51,7 @@ struct Attempts {
 }
 
 #[derive(Debug)]
-pub struct Zerologon {
+pub(super) struct Zerologon {
     sources: BoundedMap<String, Attempts>,
 }
 

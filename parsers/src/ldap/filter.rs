@@ -117,16 +117,16 @@ impl Out {
 }
 
 mod tag {
-    pub const AND: u32 = 0;
-    pub const OR: u32 = 1;
-    pub const NOT: u32 = 2;
-    pub const EQUALITY: u32 = 3;
-    pub const SUBSTRINGS: u32 = 4;
-    pub const GREATER_OR_EQUAL: u32 = 5;
-    pub const LESS_OR_EQUAL: u32 = 6;
-    pub const PRESENT: u32 = 7;
-    pub const APPROX: u32 = 8;
-    pub const EXTENSIBLE: u32 = 9;
+    pub(super) const AND: u32 = 0;
+    pub(super) const OR: u32 = 1;
+    pub(super) const NOT: u32 = 2;
+    pub(super) const EQUALITY: u32 = 3;
+    pub(super) const SUBSTRINGS: u32 = 4;
+    pub(super) const GREATER_OR_EQUAL: u32 = 5;
+    pub(super) const LESS_OR_EQUAL: u32 = 6;
+    pub(super) const PRESENT: u32 = 7;
+    pub(super) const APPROX: u32 = 8;
+    pub(super) const EXTENSIBLE: u32 = 9;
 }
 
 fn render_node(f: Tlv<'_>, depth: Depth, out: &mut Out) -> Result<(), BerError> {

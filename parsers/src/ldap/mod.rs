@@ -527,27 +527,27 @@ pub enum ProtocolOp<'a> {
 
 /// Application tag numbers of the protocolOp choices (RFC 4511 Appendix B).
 mod op {
-    pub const BIND_REQUEST: u32 = 0;
-    pub const BIND_RESPONSE: u32 = 1;
-    pub const UNBIND_REQUEST: u32 = 2;
-    pub const SEARCH_REQUEST: u32 = 3;
-    pub const SEARCH_RES_ENTRY: u32 = 4;
-    pub const SEARCH_RES_DONE: u32 = 5;
-    pub const MODIFY_REQUEST: u32 = 6;
-    pub const MODIFY_RESPONSE: u32 = 7;
-    pub const ADD_REQUEST: u32 = 8;
-    pub const ADD_RESPONSE: u32 = 9;
-    pub const DEL_REQUEST: u32 = 10;
-    pub const DEL_RESPONSE: u32 = 11;
-    pub const MOD_DN_REQUEST: u32 = 12;
-    pub const MOD_DN_RESPONSE: u32 = 13;
-    pub const COMPARE_REQUEST: u32 = 14;
-    pub const COMPARE_RESPONSE: u32 = 15;
-    pub const ABANDON_REQUEST: u32 = 16;
-    pub const SEARCH_RES_REF: u32 = 19;
-    pub const EXTENDED_REQUEST: u32 = 23;
-    pub const EXTENDED_RESPONSE: u32 = 24;
-    pub const INTERMEDIATE_RESPONSE: u32 = 25;
+    pub(super) const BIND_REQUEST: u32 = 0;
+    pub(super) const BIND_RESPONSE: u32 = 1;
+    pub(super) const UNBIND_REQUEST: u32 = 2;
+    pub(super) const SEARCH_REQUEST: u32 = 3;
+    pub(super) const SEARCH_RES_ENTRY: u32 = 4;
+    pub(super) const SEARCH_RES_DONE: u32 = 5;
+    pub(super) const MODIFY_REQUEST: u32 = 6;
+    pub(super) const MODIFY_RESPONSE: u32 = 7;
+    pub(super) const ADD_REQUEST: u32 = 8;
+    pub(super) const ADD_RESPONSE: u32 = 9;
+    pub(super) const DEL_REQUEST: u32 = 10;
+    pub(super) const DEL_RESPONSE: u32 = 11;
+    pub(super) const MOD_DN_REQUEST: u32 = 12;
+    pub(super) const MOD_DN_RESPONSE: u32 = 13;
+    pub(super) const COMPARE_REQUEST: u32 = 14;
+    pub(super) const COMPARE_RESPONSE: u32 = 15;
+    pub(super) const ABANDON_REQUEST: u32 = 16;
+    pub(super) const SEARCH_RES_REF: u32 = 19;
+    pub(super) const EXTENDED_REQUEST: u32 = 23;
+    pub(super) const EXTENDED_RESPONSE: u32 = 24;
+    pub(super) const INTERMEDIATE_RESPONSE: u32 = 25;
 }
 
 /// The identifier octets of every protocolOp RFC 4511 defines: APPLICATION class,

@@ -30,7 +30,7 @@ const SECURITY_FLAGS: [(NegotiateFlags, &str); 4] = [
 
 /// One connection's ids, and the NEGOTIATE flags waiting for their AUTHENTICATE.
 #[derive(Clone, Debug, Default)]
-pub struct ConnectionNotes {
+pub(super) struct ConnectionNotes {
     flow_id: String,
     community_id: String,
     negotiate: [Option<u32>; CARRIER_SLOTS],
@@ -38,7 +38,7 @@ pub struct ConnectionNotes {
 
 impl ConnectionNotes {
     /// A TCP connection first seen at `start_ns`.
-    pub fn tcp(client: SocketAddr, server: SocketAddr, start_ns: u64) -> Self {
+    pub(super) fn tcp(client: SocketAddr, server: SocketAddr, start_ns: u64) -> Self {
         Self {
             flow_id: flow_id(client, server, community_id::TCP, start_ns),
             community_id: community_id(client, server, community_id::TCP),
@@ -47,7 +47,7 @@ impl ConnectionNotes {
     }
 
     /// Stamps the activities the connection just produced, in order.
-    pub fn annotate(&mut self, activities: &mut [Activity]) {
+    pub(super) fn annotate(&mut self, activities: &mut [Activity]) {
         for activity in activities {
             if activity.flow_id.is_empty() {
                 activity.flow_id.clone_from(&self.flow_id);
@@ -81,7 +81,7 @@ impl ConnectionNotes {
 }
 
 /// The security flags set in the NEGOTIATE and clear in the AUTHENTICATE, by name.
-pub fn dropped_flags(negotiate: u32, authenticate: u32) -> Vec<String> {
+pub(super) fn dropped_flags(negotiate: u32, authenticate: u32) -> Vec<String> {
     SECURITY_FLAGS
         .iter()
         .filter(|(flag, _)| {
@@ -94,7 +94,7 @@ pub fn dropped_flags(negotiate: u32, authenticate: u32) -> Vec<String> {
 
 /// Stamps an activity of a UDP exchange from its own endpoints: a datagram and its answer share
 /// the 5-tuple, which is all a UDP exchange has.
-pub fn annotate_datagram(activity: &mut Activity) {
+pub(super) fn annotate_datagram(activity: &mut Activity) {
     if !activity.flow_id.is_empty() {
         return;
     }

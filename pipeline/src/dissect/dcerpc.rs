@@ -49,19 +49,19 @@ use crate::{
 
 /// Presentation contexts remembered per association. A client binds a handful; DCOM a few
 /// dozen. The bound keeps a hostile client that binds in a loop from growing the table.
-pub const MAX_CONTEXTS: usize = 256;
+pub(super) const MAX_CONTEXTS: usize = 256;
 
 /// Binds (and alter contexts) waiting for their ack. A client sends one at a time.
-pub const MAX_PENDING_BINDS: usize = 16;
+pub(super) const MAX_PENDING_BINDS: usize = 16;
 
 /// Calls waiting for their response per association. A client without CONC_MPX has one
 /// outstanding; 256 allows pipelining. The oldest is reported unanswered beyond it.
-pub const MAX_PENDING_CALLS: usize = 256;
+pub(super) const MAX_PENDING_CALLS: usize = 256;
 
 /// Bytes of one call's stub put back together from its fragments, in each direction. The stubs
 /// dcwatch reads (a service's binary path, names looked up, endpoint towers) fit in a few KiB;
 /// a stub longer than this is not decoded.
-pub const MAX_STUB_BYTES: usize = 64 * 1024;
+pub(super) const MAX_STUB_BYTES: usize = 64 * 1024;
 
 /// Budget charged for a call or bind waiting for its answer beyond its activity (charged at
 /// its encoded length) and its stub buffers: map entry, struct, allocator.
@@ -113,7 +113,7 @@ struct Call {
 
 /// The DCE-RPC state of one association (a TCP connection, or a named pipe).
 #[derive(Debug)]
-pub struct DceRpc {
+pub(super) struct DceRpc {
     carrier: Carrier,
     contexts: HashMap<u16, ContextInfo>,
     binds: HashMap<u32, PendingBind>,
@@ -131,7 +131,7 @@ pub struct DceRpc {
 
 impl DceRpc {
     /// `carrier` is what the DCE-RPC activities are carried by: none over TCP, SMB on pipes.
-    pub fn new(carrier: Carrier, budget: MemoryBudget) -> Self {
+    pub(super) fn new(carrier: Carrier, budget: MemoryBudget) -> Self {
         Self {
             carrier,
             contexts: HashMap::new(),
@@ -146,7 +146,7 @@ impl DceRpc {
     }
 
     /// The association was recognised by its content: its activities say so.
-    pub fn found_by_content(mut self) -> Self {
+    pub(super) fn found_by_content(mut self) -> Self {
         self.by_content = true;
         self
     }
@@ -185,7 +185,7 @@ impl DceRpc {
     }
 
     /// One whole PDU in `direction`.
-    pub fn message(
+    pub(super) fn message(
         &mut self,
         direction: Direction,
         bytes: &[u8],
@@ -656,7 +656,7 @@ impl DceRpc {
 
     /// The association ended: binds and calls still waiting are reported unanswered, in call
     /// order.
-    pub fn close(mut self, out: &mut Vec<Activity>) {
+    pub(super) fn close(mut self, out: &mut Vec<Activity>) {
         let mut waiting: Vec<(u32, Activity)> = self
             .binds
             .drain()
@@ -822,13 +822,13 @@ fn truncated_stub(activity: &mut Activity) {
 /// One DCE-RPC association carried by an SMB named pipe (an open file on IPC$): the bytes
 /// written to it and read from it, in each direction, are a stream of DCE-RPC PDUs.
 #[derive(Debug)]
-pub struct RpcPipe {
+pub(super) struct RpcPipe {
     streams: Duplex<DceRpc>,
     budget: MemoryBudget,
 }
 
 impl RpcPipe {
-    pub fn new(budget: MemoryBudget) -> Self {
+    pub(super) fn new(budget: MemoryBudget) -> Self {
         Self {
             streams: Duplex::new(DceRpc::new(Carrier::Smb, budget.clone()), &budget),
             budget,
@@ -837,13 +837,13 @@ impl RpcPipe {
 
     /// Bytes written to the pipe (`ToServer`) or read from it (`ToClient`), in order: whole PDUs,
     /// several, or part of one.
-    pub fn data(&mut self, direction: Direction, bytes: &[u8], seen: &Seen, sink: &mut Sink<'_>) {
+    pub(super) fn data(&mut self, direction: Direction, bytes: &[u8], seen: &Seen, sink: &mut Sink<'_>) {
         self.streams
             .data(direction, bytes, seen, sink.reborrow(), &self.budget);
     }
 
     /// Bytes of the pipe were lost in this direction (a read or write the sensor did not see).
-    pub fn gap(&mut self, direction: Direction, sink: &mut Sink<'_>) {
+    pub(super) fn gap(&mut self, direction: Direction, sink: &mut Sink<'_>) {
         // The stream's gap needs a `Seen` only to build its feed; nothing is reported from it.
         let seen = Seen {
             time_ns: 0,
@@ -856,7 +856,7 @@ impl RpcPipe {
     }
 
     /// The pipe was closed, or its SMB connection ended.
-    pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
+    pub(super) fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
         self.streams.finish(counters).close(out);
     }
 }

@@ -21,11 +21,11 @@ use crate::{
 };
 
 /// Records copied into one activity; the header's counts say how many there were.
-pub const MAX_RECORDS_PER_ACTIVITY: usize = 64;
+pub(super) const MAX_RECORDS_PER_ACTIVITY: usize = 64;
 
 /// DNS over TCP (RFC 1035 4.2.2): each message behind a 2-byte length.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct DnsStream;
+pub(super) struct DnsStream;
 
 const LENGTH_PREFIX_LEN: usize = 2;
 
@@ -51,7 +51,7 @@ impl StreamProtocol for DnsStream {
 }
 
 /// One message: a UDP datagram, or a TCP message without its length.
-pub fn message(bytes: &[u8], seen: &Seen, sink: &mut Sink<'_>) -> Result<(), Malformed> {
+pub(super) fn message(bytes: &[u8], seen: &Seen, sink: &mut Sink<'_>) -> Result<(), Malformed> {
     let message = dns::parse(bytes).map_err(|_| Malformed)?;
     if let Some(token) = message.tkey_key_data()
         && !gss::token(token, seen, Carrier::DnsTkey, sink.out)

@@ -12,15 +12,15 @@ use super::DissectCounters;
 /// How long a TCP endpoint an endpoint mapper announced stays known as DCE-RPC, in capture
 /// time: a server keeps its dynamic ports until it restarts, and clients connect within
 /// seconds of asking; an hour covers retries and long sessions without keeping stale ports.
-pub const LEARNED_ENDPOINT_TTL_NS: u64 = 3_600 * 1_000_000_000;
+pub(super) const LEARNED_ENDPOINT_TTL_NS: u64 = 3_600 * 1_000_000_000;
 
 /// TCP endpoints known as DCE-RPC at once. A DC announces a dozen; the bound keeps a hostile
 /// endpoint mapper from growing the table (the entry closest to expiry goes first).
-pub const MAX_LEARNED_ENDPOINTS: usize = 4096;
+pub(super) const MAX_LEARNED_ENDPOINTS: usize = 4096;
 
 /// Announcements held between two packets: one ept_map answer's towers (the parser's own
 /// bound) fit many times over; more are counted as dropped.
-pub const MAX_ANNOUNCED: usize = 1024;
+pub(super) const MAX_ANNOUNCED: usize = 1024;
 
 /// A TCP endpoint an endpoint mapper's answer announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl Announcements {
 /// TCP endpoints endpoint mappers announced, each known as DCE-RPC until its expiry (capture
 /// time).
 #[derive(Debug, Default)]
-pub struct LearnedEndpoints {
+pub(super) struct LearnedEndpoints {
     table: HashMap<SocketAddr, u64>,
     /// Learned (or renewed) since the last [`LearnedEndpoints::take_fresh`].
     fresh: Vec<(SocketAddr, u64)>,
@@ -68,7 +68,7 @@ impl LearnedEndpoints {
     /// Learns the endpoints announced on the mapper's own address, emptying `announced`. A
     /// tower naming another host is not learned: any endpoint mapper could otherwise have the
     /// capture open a port for every address; it is counted instead.
-    pub fn learn_from(
+    pub(super) fn learn_from(
         &mut self,
         time_ns: u64,
         announced: &mut Announcements,
@@ -112,14 +112,14 @@ impl LearnedEndpoints {
     }
 
     /// Whether `address` was announced as a DCE-RPC endpoint and has not expired.
-    pub fn contains(&self, address: SocketAddr, time_ns: u64) -> bool {
+    pub(super) fn contains(&self, address: SocketAddr, time_ns: u64) -> bool {
         self.table
             .get(&address)
             .is_some_and(|until| *until > time_ns)
     }
 
     /// The endpoints learned since the last call, with their expiry (ns, capture time).
-    pub fn take_fresh(&mut self) -> Vec<(SocketAddr, u64)> {
+    pub(super) fn take_fresh(&mut self) -> Vec<(SocketAddr, u64)> {
         std::mem::take(&mut self.fresh)
     }
 }

@@ -15,7 +15,7 @@ const NTLMSSP_SIGNATURE: &[u8] = b"NTLMSSP\0";
 const PER_MESSAGE_TOKEN_IDS: [[u8; 2]; 2] = [[0x04, 0x04], [0x05, 0x04]];
 
 /// Appends the activities of a token to `out`; `false` when the token could not be read.
-pub fn token(bytes: &[u8], seen: &Seen, carrier: Carrier, out: &mut Vec<Activity>) -> bool {
+pub(super) fn token(bytes: &[u8], seen: &Seen, carrier: Carrier, out: &mut Vec<Activity>) -> bool {
     if bytes.starts_with(NTLMSSP_SIGNATURE) {
         return ntlm_token(bytes, seen, carrier, out);
     }

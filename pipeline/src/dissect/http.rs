@@ -26,7 +26,7 @@ use crate::{
 
 /// Requests waiting for their response on one connection (pipelining); beyond it the oldest is
 /// reported without an outcome.
-pub const MAX_PENDING_REQUESTS: usize = 32;
+pub(super) const MAX_PENDING_REQUESTS: usize = 32;
 
 /// HTTP statuses that refuse the credentials presented (RFC 9110 15.5.2, 15.5.8).
 const UNAUTHORIZED: u16 = 401;
@@ -53,7 +53,7 @@ enum Body {
 }
 
 #[derive(Debug)]
-pub struct HttpSession {
+pub(super) struct HttpSession {
     pending: VecDeque<PendingRequest>,
     /// Activities given up waiting (after a gap), written out with the next PDU or at the end.
     orphaned: Vec<Activity>,
@@ -68,7 +68,7 @@ pub struct HttpSession {
 }
 
 impl HttpSession {
-    pub fn new(budget: MemoryBudget) -> Self {
+    pub(super) fn new(budget: MemoryBudget) -> Self {
         Self {
             pending: VecDeque::new(),
             orphaned: Vec::new(),
@@ -80,7 +80,7 @@ impl HttpSession {
     }
 
     /// The connection ended: tokens of requests never answered are reported without outcome.
-    pub fn close(mut self, out: &mut Vec<Activity>) {
+    pub(super) fn close(mut self, out: &mut Vec<Activity>) {
         out.append(&mut self.orphaned);
         while let Some(request) = self.pending.pop_front() {
             self.budget.release(request.charge);

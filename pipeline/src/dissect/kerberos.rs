@@ -18,7 +18,7 @@ use crate::{
 
 /// Kerberos over TCP (RFC 4120 7.2.2): each message behind a 4-byte length.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct KerberosStream;
+pub(super) struct KerberosStream;
 
 /// The record mark in front of each message over TCP.
 const RECORD_MARK_LEN: usize = 4;
@@ -49,14 +49,14 @@ impl StreamProtocol for KerberosStream {
 }
 
 /// One message: a UDP datagram, or a TCP record without its mark.
-pub fn message(bytes: &[u8], seen: &Seen, out: &mut Vec<Activity>) -> Result<(), Malformed> {
+pub(super) fn message(bytes: &[u8], seen: &Seen, out: &mut Vec<Activity>) -> Result<(), Malformed> {
     let message = kerberos::parse(bytes).map_err(|_| Malformed)?;
     out.extend(activity(&message, seen, Carrier::None));
     Ok(())
 }
 
 /// The activity of a message, when it is one the sensor reports (not KRB-SAFE, -PRIV, -CRED).
-pub fn activity(message: &KrbMessage, seen: &Seen, carrier: Carrier) -> Option<Activity> {
+pub(super) fn activity(message: &KrbMessage, seen: &Seen, carrier: Carrier) -> Option<Activity> {
     let mut body = KerberosActivity {
         tcp: seen.tcp,
         anomalies: anomaly_names(&message.anomalies),

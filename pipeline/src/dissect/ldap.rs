@@ -41,13 +41,13 @@ use crate::{
 /// Requests waiting for their answer on one connection. A client that sends more without
 /// waiting has the oldest reported unanswered: the bound keeps a hostile client from growing
 /// the table.
-pub const MAX_PENDING_PER_FLOW: usize = 256;
+pub(super) const MAX_PENDING_PER_FLOW: usize = 256;
 
 /// CLDAP requests waiting for their answer, across all clients.
-pub const MAX_PENDING_CLDAP: usize = 4096;
+pub(super) const MAX_PENDING_CLDAP: usize = 4096;
 
 /// How long a CLDAP request waits for its answer: a DC answers a locator ping at once.
-pub const CLDAP_TIMEOUT_NS: u64 = 10_000_000_000;
+pub(super) const CLDAP_TIMEOUT_NS: u64 = 10_000_000_000;
 
 /// The StartTLS extended operation (RFC 4511 4.14): after its success the stream is TLS.
 const START_TLS: &[u8] = b"1.3.6.1.4.1.1466.20037";
@@ -130,7 +130,7 @@ fn carries_gss_token(mechanism: &[u8]) -> bool {
 }
 
 #[derive(Debug)]
-pub struct LdapSession {
+pub(super) struct LdapSession {
     pending: HashMap<u32, Pending>,
     budget: MemoryBudget,
     /// A SASL bind happened (or a wrapped buffer was seen): messages may come wrapped in a
@@ -142,7 +142,7 @@ pub struct LdapSession {
 }
 
 impl LdapSession {
-    pub fn new(budget: MemoryBudget) -> Self {
+    pub(super) fn new(budget: MemoryBudget) -> Self {
         Self {
             pending: HashMap::new(),
             budget,
@@ -384,7 +384,7 @@ impl LdapSession {
     }
 
     /// The connection ended: requests never answered are reported as such.
-    pub fn close(mut self, out: &mut Vec<Activity>) {
+    pub(super) fn close(mut self, out: &mut Vec<Activity>) {
         let mut pending: Vec<_> = self.pending.drain().collect();
         pending.sort_by_key(|(id, _)| *id);
         for (_, pending) in pending {
@@ -419,7 +419,7 @@ fn peek_id_and_op(pdu: &[u8]) -> Option<(u32, u8)> {
 
 /// CLDAP requests waiting for their datagram of answers, oldest first.
 #[derive(Debug)]
-pub struct Cldap {
+pub(super) struct Cldap {
     pending: HashMap<(SocketAddr, SocketAddr, u32), Pending>,
     /// Keys in the order their requests came, with the time they came; may name requests
     /// already answered, which are skipped.
@@ -428,7 +428,7 @@ pub struct Cldap {
 }
 
 impl Cldap {
-    pub fn new(budget: MemoryBudget) -> Self {
+    pub(super) fn new(budget: MemoryBudget) -> Self {
         Self {
             pending: HashMap::new(),
             order: VecDeque::new(),
@@ -438,7 +438,7 @@ impl Cldap {
 
     /// One CLDAP datagram: requests (to the server) or their answers, told apart by their
     /// operations rather than their ports.
-    pub fn datagram(
+    pub(super) fn datagram(
         &mut self,
         payload: &[u8],
         seen: &Seen,
@@ -513,7 +513,7 @@ impl Cldap {
     }
 
     /// Reports the requests that waited longer than [`CLDAP_TIMEOUT_NS`], unanswered.
-    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<Activity>) {
+    pub(super) fn expire(&mut self, now_ns: u64, out: &mut Vec<Activity>) {
         while let Some(&(time_ns, key)) = self.order.front() {
             if now_ns.saturating_sub(time_ns) <= CLDAP_TIMEOUT_NS {
                 break;
@@ -527,7 +527,7 @@ impl Cldap {
     }
 
     /// Reports every request still waiting, unanswered, oldest first.
-    pub fn flush(&mut self, out: &mut Vec<Activity>) {
+    pub(super) fn flush(&mut self, out: &mut Vec<Activity>) {
         while let Some((_, key)) = self.order.pop_front() {
             if let Some(pending) = self.pending.remove(&key) {
                 self.budget.release(pending.charge);

@@ -11,7 +11,7 @@ use super::stream::Malformed;
 use crate::activity::{Seen, flag_names, outcome};
 
 /// One NBNS datagram.
-pub fn message(bytes: &[u8], seen: &Seen, out: &mut Vec<Activity>) -> Result<(), Malformed> {
+pub(super) fn message(bytes: &[u8], seen: &Seen, out: &mut Vec<Activity>) -> Result<(), Malformed> {
     let message = nbns::parse(bytes).map_err(|_| Malformed)?;
     out.push(activity(&message, seen));
     Ok(())

@@ -11,7 +11,7 @@ use dcwatch_proto::v1::{
 use crate::activity::{Seen, flag_names};
 
 /// Parses one NTLMSSP message; `None` when it is not one.
-pub fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity> {
+pub(super) fn activity(bytes: &[u8], seen: &Seen, carrier: Carrier) -> Option<Activity> {
     let message = ntlm::parse(bytes).ok()?;
     let mut body = NtlmActivity::default();
     let mut account = None;

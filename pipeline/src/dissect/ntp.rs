@@ -15,10 +15,10 @@ use crate::activity::{Seen, flag_names};
 
 /// Requests waiting for their answer, across all clients. A DC answers at once; a Timeroasting
 /// run sends thousands a minute, which this holds for [`REQUEST_WAIT_NS`].
-pub const MAX_PENDING_NTP: usize = 4096;
+pub(super) const MAX_PENDING_NTP: usize = 4096;
 
 /// How long a request waits for its answer: SNTP clients give up after a few seconds.
-pub const REQUEST_WAIT_NS: u64 = 10_000_000_000;
+pub(super) const REQUEST_WAIT_NS: u64 = 10_000_000_000;
 
 /// A request by client, server, Transmit timestamp and key identifier: the answer's Origin is
 /// the request's Transmit (RFC 5905 8), and Timeroasting tools send the same Transmit with
@@ -27,7 +27,7 @@ type RequestKey = (SocketAddr, SocketAddr, u64, Option<u32>);
 
 /// NTP requests waiting for their answer, oldest first.
 #[derive(Debug, Default)]
-pub struct NtpState {
+pub(super) struct NtpState {
     pending: HashMap<RequestKey, Activity>,
     /// Keys in the order their requests came, with the time they came; may name requests
     /// already answered, which are skipped.
@@ -37,7 +37,7 @@ pub struct NtpState {
 impl NtpState {
     /// One NTP datagram. Requests reported early because the table was full are counted as
     /// `requests_not_awaited`.
-    pub fn datagram(
+    pub(super) fn datagram(
         &mut self,
         bytes: &[u8],
         seen: &Seen,
@@ -92,7 +92,7 @@ impl NtpState {
     }
 
     /// Reports the requests that waited longer than [`REQUEST_WAIT_NS`], unanswered.
-    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<Activity>) {
+    pub(super) fn expire(&mut self, now_ns: u64, out: &mut Vec<Activity>) {
         while let Some(&(time_ns, key)) = self.order.front() {
             if now_ns.saturating_sub(time_ns) <= REQUEST_WAIT_NS {
                 break;
@@ -103,7 +103,7 @@ impl NtpState {
     }
 
     /// Reports every request still waiting, unanswered, oldest first.
-    pub fn flush(&mut self, out: &mut Vec<Activity>) {
+    pub(super) fn flush(&mut self, out: &mut Vec<Activity>) {
         while let Some((_, key)) = self.order.pop_front() {
             out.extend(self.pending.remove(&key));
         }

@@ -20,17 +20,17 @@ use dcwatch_parsers::{
 use crate::flow::{Direction, MemoryBudget};
 
 /// Bytes held per flow while it is probed: a bind with a Kerberos token and its ack fit.
-pub const MAX_PROBE_BYTES: usize = 16 * 1024;
+pub(super) const MAX_PROBE_BYTES: usize = 16 * 1024;
 
 /// Data events per direction looked at before the flow is given up.
-pub const MAX_PROBE_SEGMENTS: u8 = 4;
+pub(super) const MAX_PROBE_SEGMENTS: u8 = 4;
 
 /// PDUs passing the strict test that confirm a flow.
 const CONFIRMING_PDUS: usize = 2;
 
 /// What the probe makes of a flow so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(super) enum Verdict {
     Undecided,
     NotRpc,
     /// DCE-RPC; `flipped` when the flow table took the server for the client (the first PDU
@@ -41,7 +41,7 @@ pub enum Verdict {
 }
 
 #[derive(Debug)]
-pub struct Probe {
+pub(super) struct Probe {
     /// The held bytes, in arrival order.
     held: Vec<(Direction, Vec<u8>)>,
     held_len: usize,
@@ -78,7 +78,7 @@ fn from_client(kind: PacketType) -> bool {
 }
 
 impl Probe {
-    pub fn new(budget: MemoryBudget) -> Self {
+    pub(super) fn new(budget: MemoryBudget) -> Self {
         Self {
             held: Vec::new(),
             held_len: 0,
@@ -93,7 +93,7 @@ impl Probe {
     }
 
     /// Bytes of one direction, in order.
-    pub fn data(&mut self, direction: Direction, bytes: &[u8]) -> Verdict {
+    pub(super) fn data(&mut self, direction: Direction, bytes: &[u8]) -> Verdict {
         let side = index(direction);
         self.segments[side] = self.segments[side].saturating_add(1);
         if self.segments[side] > MAX_PROBE_SEGMENTS {
@@ -149,7 +149,7 @@ impl Probe {
 
     /// Bytes of one direction were lost: before any arrived (a flow picked up mid-stream), the
     /// probe starts at the next; after, the held bytes no longer make a stream.
-    pub fn gap(&mut self, direction: Direction) -> Verdict {
+    pub(super) fn gap(&mut self, direction: Direction) -> Verdict {
         if self.held.iter().any(|(held, _)| *held == direction) {
             Verdict::NotRpc
         } else {
@@ -166,7 +166,7 @@ impl Probe {
     }
 
     /// The held bytes, in arrival order, to be dissected; the budget they held is given back.
-    pub fn take_held(&mut self) -> Vec<(Direction, Vec<u8>)> {
+    pub(super) fn take_held(&mut self) -> Vec<(Direction, Vec<u8>)> {
         self.budget.release(std::mem::take(&mut self.charge));
         self.held_len = 0;
         std::mem::take(&mut self.held)

@@ -23,7 +23,7 @@ use crate::{
 
 /// One RDP connection: which directions still carry something readable.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RdpSession {
+pub(super) struct RdpSession {
     to_server_done: bool,
     to_client_done: bool,
 }

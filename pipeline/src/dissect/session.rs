@@ -27,7 +27,7 @@ use crate::{
 
 /// The parsers a flow can get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     Kerberos,
     Ldap,
     Dns,
@@ -64,17 +64,17 @@ impl Kind {
         service_name(transport, port).and_then(Self::for_service)
     }
 
-    pub fn for_tcp(port: u16) -> Option<Self> {
+    pub(super) fn for_tcp(port: u16) -> Option<Self> {
         Self::for_port(Transport::Tcp, port)
     }
 
-    pub fn for_udp(port: u16) -> Option<Self> {
+    pub(super) fn for_udp(port: u16) -> Option<Self> {
         Self::for_port(Transport::Udp, port)
     }
 }
 
 /// A datagram on a watched UDP port: one message, one parse.
-pub fn datagram(
+pub(super) fn datagram(
     kind: Kind,
     payload: &[u8],
     seen: &Seen,
@@ -195,7 +195,7 @@ impl StreamProtocol for Protocol {
 
 /// The dissection state of one TCP connection.
 #[derive(Debug)]
-pub struct Session {
+pub(super) struct Session {
     state: State,
     notes: ConnectionNotes,
 }
@@ -220,7 +220,7 @@ enum State {
 
 impl Session {
     /// `None` for a kind that has no stream form (a UDP-only protocol).
-    pub fn new(kind: Kind, budget: MemoryBudget) -> Option<Self> {
+    pub(super) fn new(kind: Kind, budget: MemoryBudget) -> Option<Self> {
         let protocol = match kind {
             Kind::Kerberos => Protocol::Kerberos(KerberosStream),
             Kind::Ldap => Protocol::Ldap(Box::new(LdapSession::new(budget.clone()))),
@@ -244,13 +244,13 @@ impl Session {
     }
 
     /// The session of this connection: its activities carry its ids.
-    pub fn on_connection(mut self, notes: ConnectionNotes) -> Self {
+    pub(super) fn on_connection(mut self, notes: ConnectionNotes) -> Self {
         self.notes = notes;
         self
     }
 
     /// A flow on a port no service names: probed for DCE-RPC by its content.
-    pub fn probe(budget: MemoryBudget) -> Self {
+    pub(super) fn probe(budget: MemoryBudget) -> Self {
         Self {
             state: State::Probing(Box::new(Probe::new(budget))),
             notes: ConnectionNotes::default(),
@@ -261,7 +261,7 @@ impl Session {
         clippy::too_many_arguments,
         reason = "the flow table's callback hands these over separately"
     )]
-    pub fn event(
+    pub(super) fn event(
         &mut self,
         time_ns: u64,
         key: &FlowKey,
@@ -330,7 +330,7 @@ impl Session {
 
     /// Whether either direction is still being parsed: a flow that is not its port's protocol,
     /// or has turned to TLS both ways, need not be reassembled any more.
-    pub fn follows(&self) -> bool {
+    pub(super) fn follows(&self) -> bool {
         match &self.state {
             State::Streams { streams, .. } => streams.follows(),
             State::Probing(_) => true,
@@ -340,7 +340,7 @@ impl Session {
 
     /// The flow is gone: requests still waiting for an answer are reported without one, and
     /// PDUs cut short by the end are counted.
-    pub fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
+    pub(super) fn close(self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
         let State::Streams { streams, .. } = self.state else {
             return;
         };

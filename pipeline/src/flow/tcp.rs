@@ -83,7 +83,7 @@ fn slice_at(bytes: &[u8], origin: u64, from: u64, to: u64) -> &[u8] {
 }
 
 impl HalfStream {
-    pub fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
 
@@ -93,25 +93,25 @@ impl HalfStream {
     }
 
     /// Whether a SYN with sequence number `seq` is a retransmission of the one already seen.
-    pub fn is_same_syn(&self, seq: u32) -> bool {
+    pub(super) fn is_same_syn(&self, seq: u32) -> bool {
         self.isn == Some(seq)
     }
 
     /// Whether a SYN with sequence number `seq` belongs to this stream: its first byte follows
     /// that SYN (the SYN seen before, or the one a mid-stream pickup started just after).
-    pub fn starts_after_syn(&self, seq: u32) -> bool {
+    pub(super) fn starts_after_syn(&self, seq: u32) -> bool {
         self.base == seq.wrapping_add(1)
     }
 
     /// Whether the stream has moved on from its first byte (so a new SYN means a new connection).
-    pub fn has_progressed(&self) -> bool {
+    pub(super) fn has_progressed(&self) -> bool {
         !self.is_pristine()
     }
 
     /// A SYN from this direction: the stream's first byte is `seq + 1`. A retransmitted SYN
     /// changes nothing; a different one re-bases a stream that has not delivered anything yet
     /// (the first SYN's connection attempt was abandoned).
-    pub fn syn(&mut self, seq: u32) {
+    pub(super) fn syn(&mut self, seq: u32) {
         if self.phase == Phase::Closed || self.isn == Some(seq) {
             return;
         }
@@ -126,7 +126,7 @@ impl HalfStream {
 
     /// The peer's SYN+ACK acknowledged `ack`: this direction's first byte, even if its SYN was
     /// not captured.
-    pub fn start_at_acked(&mut self, ack: u32) {
+    pub(super) fn start_at_acked(&mut self, ack: u32) {
         if self.phase == Phase::Unknown {
             self.phase = Phase::Open;
             self.base = ack;
@@ -145,7 +145,7 @@ impl HalfStream {
     }
 
     /// Data from this direction: `seq` is the sequence number of `payload[0]`.
-    pub fn data<F>(&mut self, ctx: &mut Ctx<'_>, seq: u32, payload: &[u8], sink: &mut F)
+    pub(super) fn data<F>(&mut self, ctx: &mut Ctx<'_>, seq: u32, payload: &[u8], sink: &mut F)
     where
         F: FnMut(StreamEvent<'_>),
     {
@@ -392,7 +392,7 @@ impl HalfStream {
 
     /// The peer acknowledged up to `ack`: it has every byte before it, so the holes below it
     /// are bytes the capture lost. Gives them up now rather than waiting for a cap.
-    pub fn acked<F: FnMut(StreamEvent<'_>)>(&mut self, ctx: &mut Ctx<'_>, ack: u32, sink: &mut F) {
+    pub(super) fn acked<F: FnMut(StreamEvent<'_>)>(&mut self, ctx: &mut Ctx<'_>, ack: u32, sink: &mut F) {
         if self.phase != Phase::Open {
             return;
         }
@@ -418,7 +418,7 @@ impl HalfStream {
 
     /// FIN from this direction, at sequence number `seq` (just after the segment's data): gives
     /// up whatever is missing before it, drops what was held beyond it, and closes.
-    pub fn fin<F: FnMut(StreamEvent<'_>)>(&mut self, ctx: &mut Ctx<'_>, seq: u32, sink: &mut F) {
+    pub(super) fn fin<F: FnMut(StreamEvent<'_>)>(&mut self, ctx: &mut Ctx<'_>, seq: u32, sink: &mut F) {
         match self.phase {
             Phase::Closed => return,
             Phase::Unknown => {
@@ -470,12 +470,12 @@ impl HalfStream {
     }
 
     /// Gives up every hole: what is held is delivered, after a gap for each hole before it.
-    pub fn flush<F: FnMut(StreamEvent<'_>)>(&mut self, ctx: &mut Ctx<'_>, sink: &mut F) {
+    pub(super) fn flush<F: FnMut(StreamEvent<'_>)>(&mut self, ctx: &mut Ctx<'_>, sink: &mut F) {
         while self.skip_first_hole(ctx, sink) {}
     }
 
     /// Delivers [`StreamEvent::Closed`] (once).
-    pub fn close<F: FnMut(StreamEvent<'_>)>(&mut self, sink: &mut F) {
+    pub(super) fn close<F: FnMut(StreamEvent<'_>)>(&mut self, sink: &mut F) {
         if self.phase != Phase::Closed {
             self.phase = Phase::Closed;
             sink(StreamEvent::Closed);
@@ -483,7 +483,7 @@ impl HalfStream {
     }
 
     /// Gives the budget back without delivering (the table is being dropped).
-    pub fn discard(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn discard(&mut self, ctx: &mut Ctx<'_>) {
         let held = std::mem::take(&mut self.held);
         for data in held.values() {
             self.unhold(ctx, data);

@@ -17,12 +17,12 @@ use sensor_ebpf as _;
 static RECEIVED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[xdp]
-pub fn bench_pass(_ctx: XdpContext) -> u32 {
+fn bench_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
 #[xdp]
-pub fn bench_drop(_ctx: XdpContext) -> u32 {
+fn bench_drop(_ctx: XdpContext) -> u32 {
     if let Some(received) = RECEIVED.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; XDP programs do not nest on a CPU.
         unsafe { *received += 1 };
@@ -31,7 +31,7 @@ pub fn bench_drop(_ctx: XdpContext) -> u32 {
 }
 
 #[xdp]
-pub fn bench_tx(_ctx: XdpContext) -> u32 {
+fn bench_tx(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_TX
 }
 

@@ -9,7 +9,7 @@ use super::CaptureError;
 const MIN_KERNEL: (u32, u32) = (5, 18);
 
 /// Checks for kernel BTF at `btf_path` and a recent enough kernel `release` (`uname -r`).
-pub fn check_kernel(btf_path: &Path, release: &str) -> Result<(), CaptureError> {
+pub(super) fn check_kernel(btf_path: &Path, release: &str) -> Result<(), CaptureError> {
     if !btf_path.exists() {
         return Err(CaptureError::NoBtf {
             path: btf_path.display().to_string(),

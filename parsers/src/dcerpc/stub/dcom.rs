@@ -114,7 +114,7 @@ fn interface_pointer<'a>(ndr: &mut Ndr<'a>) -> Option<Option<&'a [u8]>> {
 /// HRESULT RemoteGetClassObject([in] handle_t rpc, [in] ORPCTHIS* orpcthis,
 ///   [in, unique] MInterfacePointer* pActProperties, ...);
 /// ```
-pub fn activation_class(
+pub(super) fn activation_class(
     opnum: u16,
     stub: &[u8],
     encoding: Encoding,
@@ -129,7 +129,7 @@ pub fn activation_class(
 }
 
 /// IActivation RemoteActivation (opnum 0, [MS-DCOM] 3.1.2.5.1.1): the CLSID follows ORPCTHIS.
-pub fn remote_activation_class(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Uuid> {
+pub(super) fn remote_activation_class(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Uuid> {
     let mut ndr = Ndr::new(stub, encoding, order);
     orpcthis(&mut ndr)?;
     ndr.uuid()
@@ -219,7 +219,7 @@ fn bstr(ndr: &mut Ndr<'_>) -> Option<String> {
 /// ```text
 /// HRESULT ExecMethod([in] ORPCTHIS, [in] BSTR strObjectPath, [in] BSTR strMethodName, ...);
 /// ```
-pub fn exec_method(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<WmiMethod> {
+pub(super) fn exec_method(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<WmiMethod> {
     let mut ndr = Ndr::new(stub, encoding, order);
     orpcthis(&mut ndr)?;
     let path = bstr(&mut ndr)?;

@@ -15,7 +15,7 @@ use super::{ByteOrder, Encoding, ndr::Ndr};
 /// ```
 ///
 /// The others pass a context handle (1-3) or no name (10, 11, 14, 17, 20).
-pub fn file_name(opnum: u16, stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn file_name(opnum: u16, stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
     let mut ndr = Ndr::new(stub, encoding, order);
     match opnum {
         0 | 4..=9 | 12 | 13 | 18 | 19 | 21 | 22 => ndr.wstring(),
@@ -35,6 +35,6 @@ pub fn file_name(opnum: u16, stub: &[u8], encoding: Encoding, order: ByteOrder) 
 }
 
 /// Whether an EFSRPC opnum names a file.
-pub fn file_name_opnum(opnum: u16) -> bool {
+pub(super) fn file_name_opnum(opnum: u16) -> bool {
     matches!(opnum, 0 | 4..=9 | 12 | 13 | 15 | 16 | 18 | 19 | 21 | 22)
 }

@@ -15,7 +15,7 @@ use super::{ByteOrder, Encoding, ndr::Ndr};
 /// ```
 ///
 /// The stored data that follows in LsarStorePrivateData is never read.
-pub fn secret_name(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn secret_name(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.handle()?;
     ndr.unicode_string()?

@@ -19,14 +19,14 @@ use crate::dcerpc::Uuid;
 const MAX_SUB_AUTHORITIES: usize = 15;
 
 /// Length of an NDR context handle (C706 14.2.3.1 / [MS-RPCE] 2.2.4.1.2).
-pub const CONTEXT_HANDLE_LEN: usize = 20;
+pub(crate) const CONTEXT_HANDLE_LEN: usize = 20;
 
 /// A context handle's bytes: what an answer hands out and later requests name.
 pub type Handle = [u8; CONTEXT_HANDLE_LEN];
 
 /// An NDR reader over a stub, in the PDU's byte order.
 #[derive(Clone, Copy, Debug)]
-pub struct Ndr<'a> {
+pub(crate) struct Ndr<'a> {
     pub bytes: &'a [u8],
     pub at: usize,
     pub encoding: Encoding,
@@ -34,7 +34,7 @@ pub struct Ndr<'a> {
 }
 
 impl<'a> Ndr<'a> {
-    pub fn new(bytes: &'a [u8], encoding: Encoding, order: ByteOrder) -> Self {
+    pub(crate) fn new(bytes: &'a [u8], encoding: Encoding, order: ByteOrder) -> Self {
         Self {
             bytes,
             at: 0,
@@ -43,51 +43,51 @@ impl<'a> Ndr<'a> {
         }
     }
 
-    pub fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, len: usize) -> Option<&'a [u8]> {
         let end = self.at.checked_add(len)?;
         let slice = self.bytes.get(self.at..end)?;
         self.at = end;
         Some(slice)
     }
 
-    pub fn align(&mut self, to: usize) -> Option<()> {
+    pub(crate) fn align(&mut self, to: usize) -> Option<()> {
         let pad = (to - self.at % to) % to;
         self.take(pad).map(|_| ())
     }
 
     /// The start of a structure holding pointers or sizes: aligned to their width (4 in NDR,
     /// 8 in NDR64, [MS-RPCE] 2.2.5.3.4.1).
-    pub fn structure(&mut self) -> Option<()> {
+    pub(crate) fn structure(&mut self) -> Option<()> {
         self.align(self.width())
     }
 
     /// Bytes of a pointer or a size.
-    pub fn width(&self) -> usize {
+    pub(crate) fn width(&self) -> usize {
         match self.encoding {
             Encoding::Ndr => 4,
             Encoding::Ndr64 => 8,
         }
     }
 
-    pub fn u8(&mut self) -> Option<u8> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
         self.take(1).and_then(|bytes| bytes.first().copied())
     }
 
-    pub fn u16(&mut self) -> Option<u16> {
+    pub(crate) fn u16(&mut self) -> Option<u16> {
         self.align(2)?;
         self.take(2)
             .and_then(|bytes| bytes.try_into().ok())
             .map(|bytes| self.order.u16(bytes))
     }
 
-    pub fn u32(&mut self) -> Option<u32> {
+    pub(crate) fn u32(&mut self) -> Option<u32> {
         self.align(4)?;
         self.take(4)
             .and_then(|bytes| bytes.try_into().ok())
             .map(|bytes| self.order.u32(bytes))
     }
 
-    pub fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         self.align(8)?;
         self.take(8)
             .and_then(|bytes| bytes.try_into().ok())
@@ -95,7 +95,7 @@ impl<'a> Ndr<'a> {
     }
 
     /// A conformance, variance or count: 4 bytes in NDR, 8 in NDR64.
-    pub fn size(&mut self) -> Option<usize> {
+    pub(crate) fn size(&mut self) -> Option<usize> {
         let value = match self.encoding {
             Encoding::Ndr => u64::from(self.u32()?),
             Encoding::Ndr64 => self.u64()?,
@@ -104,12 +104,12 @@ impl<'a> Ndr<'a> {
     }
 
     /// A pointer's referent id (0 = NULL): the same width as a size.
-    pub fn pointer(&mut self) -> Option<usize> {
+    pub(crate) fn pointer(&mut self) -> Option<usize> {
         self.size()
     }
 
     /// An enum: 2 bytes in NDR, 4 in NDR64.
-    pub fn enumeration(&mut self) -> Option<u16> {
+    pub(crate) fn enumeration(&mut self) -> Option<u16> {
         match self.encoding {
             Encoding::Ndr => self.u16(),
             Encoding::Ndr64 => self.u32().and_then(|value| u16::try_from(value).ok()),
@@ -117,25 +117,25 @@ impl<'a> Ndr<'a> {
     }
 
     /// A context handle: 20 bytes, aligned to 4.
-    pub fn handle(&mut self) -> Option<Handle> {
+    pub(crate) fn handle(&mut self) -> Option<Handle> {
         self.align(4)?;
         self.take(CONTEXT_HANDLE_LEN)?.try_into().ok()
     }
 
     /// A GUID (aligned to 4; its first three fields in the stub's byte order).
-    pub fn uuid(&mut self) -> Option<Uuid> {
+    pub(crate) fn uuid(&mut self) -> Option<Uuid> {
         self.align(4)?;
         let bytes = self.take(16)?.try_into().ok()?;
         Some(Uuid::from_wire(bytes, self.order == ByteOrder::Little))
     }
 
     /// A conformant varying string of UTF-16 units ([string] wchar_t*), its NUL dropped.
-    pub fn wstring(&mut self) -> Option<String> {
+    pub(crate) fn wstring(&mut self) -> Option<String> {
         self.wstring_up_to(MAX_STRING_UNITS)
     }
 
     /// A conformant varying string of at most `limit` units.
-    pub fn wstring_up_to(&mut self, limit: usize) -> Option<String> {
+    pub(crate) fn wstring_up_to(&mut self, limit: usize) -> Option<String> {
         let _max_count = self.size()?;
         let offset = self.size()?;
         let actual = self.size()?;
@@ -147,7 +147,7 @@ impl<'a> Ndr<'a> {
     }
 
     /// A conformant varying string of 8-bit characters ([string] char*), its NUL dropped.
-    pub fn string(&mut self) -> Option<String> {
+    pub(crate) fn string(&mut self) -> Option<String> {
         let _max_count = self.size()?;
         let offset = self.size()?;
         let actual = self.size()?;
@@ -160,7 +160,7 @@ impl<'a> Ndr<'a> {
     }
 
     /// A unique pointer to a string: `Some(None)` for NULL.
-    pub fn unique_wstring(&mut self) -> Option<Option<String>> {
+    pub(crate) fn unique_wstring(&mut self) -> Option<Option<String>> {
         match self.pointer()? {
             0 => Some(None),
             _ => self.wstring().map(Some),
@@ -169,13 +169,13 @@ impl<'a> Ndr<'a> {
 
     /// A conformant array of bytes (a pointee of `[size_is(n)] byte*`): its count, then the
     /// bytes.
-    pub fn conformant_bytes(&mut self) -> Option<&'a [u8]> {
+    pub(crate) fn conformant_bytes(&mut self) -> Option<&'a [u8]> {
         let count = self.size()?;
         self.take(count)
     }
 
     /// A conformant array of UTF-16 units (`[size_is(n)] wchar_t*`, a multi-string).
-    pub fn conformant_units(&mut self) -> Option<&'a [u8]> {
+    pub(crate) fn conformant_units(&mut self) -> Option<&'a [u8]> {
         let count = self.size()?;
         if count > MAX_STRING_UNITS {
             return None;
@@ -186,7 +186,7 @@ impl<'a> Ndr<'a> {
 
     /// An RPC_UNICODE_STRING passed by reference at the top level: the structure, then its
     /// buffer (`None` inside for a NULL buffer).
-    pub fn unicode_string(&mut self) -> Option<Option<String>> {
+    pub(crate) fn unicode_string(&mut self) -> Option<Option<String>> {
         self.structure()?;
         let _length = self.u16()?;
         let _maximum = self.u16()?;
@@ -197,12 +197,12 @@ impl<'a> Ndr<'a> {
     }
 
     /// The deferred buffer of an RPC_UNICODE_STRING: a conformant varying array of units.
-    pub fn unicode_buffer(&mut self) -> Option<String> {
+    pub(crate) fn unicode_buffer(&mut self) -> Option<String> {
         self.wstring()
     }
 
     /// An RPC_SID, its conformance first ([MS-DTYP] 2.4.2.3), as text (S-1-5-21-...).
-    pub fn sid(&mut self) -> Option<String> {
+    pub(crate) fn sid(&mut self) -> Option<String> {
         let count = self.size()?;
         let _revision = self.u8()?;
         let declared = usize::from(self.u8()?);
@@ -219,7 +219,7 @@ impl<'a> Ndr<'a> {
 }
 
 /// A SID as text: the authority (48-bit big-endian) and the sub-authorities.
-pub fn sid_text(authority: &[u8], subs: &[u32]) -> String {
+pub(super) fn sid_text(authority: &[u8], subs: &[u32]) -> String {
     let authority = authority
         .iter()
         .fold(0_u64, |value, byte| value << 8 | u64::from(*byte));
@@ -232,7 +232,7 @@ pub fn sid_text(authority: &[u8], subs: &[u32]) -> String {
 }
 
 /// A SID in its binary form ([MS-DTYP] 2.4.2.2, little-endian sub-authorities), as in a DSNAME.
-pub fn binary_sid(bytes: &[u8]) -> Option<String> {
+pub(super) fn binary_sid(bytes: &[u8]) -> Option<String> {
     let (&_revision, rest) = bytes.split_first()?;
     let (&count, rest) = rest.split_first()?;
     let count = usize::from(count);
@@ -250,7 +250,7 @@ pub fn binary_sid(bytes: &[u8]) -> Option<String> {
 
 /// UTF-16 (wchar_t units in the stub's byte order) to text, a trailing NUL dropped, unpaired
 /// surrogates replaced.
-pub fn utf16(bytes: &[u8], order: ByteOrder) -> String {
+pub(super) fn utf16(bytes: &[u8], order: ByteOrder) -> String {
     let units: Vec<u16> = bytes
         .chunks_exact(2)
         .map(|pair| order.u16([pair[0], pair[1]]))

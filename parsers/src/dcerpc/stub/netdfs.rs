@@ -10,6 +10,6 @@ use super::{ByteOrder, Encoding, ndr::Ndr};
 /// NET_API_STATUS NetrDfsRemoveStdRoot([in, string] WCHAR* ServerName,
 ///   [in, string] WCHAR* RootShare, [in] DWORD ApiFlags);
 /// ```
-pub fn server_name(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn server_name(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
     Ndr::new(stub, encoding, order).wstring()
 }

@@ -140,7 +140,7 @@ pub struct PasswordSet {
 /// ```
 ///
 /// NetrServerPasswordSet carries an ENCRYPTED_NT_OWF_PASSWORD in place of the trusted password.
-pub fn netr_server_password_set(
+pub(super) fn netr_server_password_set(
     stub: &[u8],
     encoding: Encoding,
     order: ByteOrder,

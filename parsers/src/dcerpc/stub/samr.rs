@@ -46,7 +46,7 @@ pub fn samr_open_user(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Opti
 /// long SamrOpenDomain([in] SAMPR_HANDLE ServerHandle, [in] unsigned long DesiredAccess,
 ///   [in] PRPC_SID DomainId, [out] SAMPR_HANDLE* DomainHandle);
 /// ```
-pub fn samr_open_domain(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn samr_open_domain(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.handle()?;
     let _access = ndr.u32()?;
@@ -59,7 +59,7 @@ pub fn samr_open_domain(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Op
 /// long SamrLookupIdsInDomain([in] SAMPR_HANDLE DomainHandle, [in, range(0,1000)] unsigned
 ///   long Count, [in, size_is(1000), length_is(Count)] unsigned long* RelativeIds, ...);
 /// ```
-pub fn samr_lookup_ids(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<u32>> {
+pub(super) fn samr_lookup_ids(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<u32>> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.handle()?;
     let count = usize::try_from(ndr.u32()?).ok()?;
@@ -93,7 +93,7 @@ fn ulong_array(ndr: &mut Ndr<'_>) -> Option<Vec<u32>> {
 /// [out] PSAMPR_ULONG_ARRAY RelativeIds, [out] PSAMPR_ULONG_ARRAY Use
 /// SAMPR_ULONG_ARRAY = unsigned long Count; [size_is(Count)] unsigned long* Element
 /// ```
-pub fn samr_lookup_names_response(
+pub(super) fn samr_lookup_names_response(
     stub: &[u8],
     encoding: Encoding,
     order: ByteOrder,
@@ -107,7 +107,7 @@ pub fn samr_lookup_names_response(
 /// [out] PSAMPR_RETURNED_USTRING_ARRAY Names, [out] PSAMPR_ULONG_ARRAY Use
 /// SAMPR_RETURNED_USTRING_ARRAY = unsigned long Count; [size_is(Count)] PRPC_UNICODE_STRING Element
 /// ```
-pub fn samr_lookup_ids_response(
+pub(super) fn samr_lookup_ids_response(
     stub: &[u8],
     encoding: Encoding,
     order: ByteOrder,
@@ -152,7 +152,7 @@ fn unicode_strings(ndr: &mut Ndr<'_>, count: usize) -> Option<Vec<String>> {
 /// SAMPR_GET_MEMBERS_BUFFER = unsigned long MemberCount; [size_is(MemberCount)] unsigned long*
 ///   Members; [size_is(MemberCount)] unsigned long* Attributes
 /// ```
-pub fn samr_group_member_count(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
+pub(super) fn samr_group_member_count(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
     let mut ndr = Ndr::new(stub, encoding, order);
     if ndr.pointer()? == 0 {
         return Some(0);
@@ -167,7 +167,7 @@ pub fn samr_group_member_count(stub: &[u8], encoding: Encoding, order: ByteOrder
 /// [out] PSAMPR_PSID_ARRAY_OUT Members
 /// SAMPR_PSID_ARRAY_OUT = unsigned long Count; [size_is(Count)] PSAMPR_SID_INFORMATION Sids
 /// ```
-pub fn samr_alias_member_count(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
+pub(super) fn samr_alias_member_count(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.structure()?;
     ndr.u32()

@@ -12,7 +12,7 @@ use super::{ByteOrder, Encoding, ndr::Ndr};
 ///   [in] DWORD fdwFlags, [in] DWORD fdwOptions, [in, string, unique] wchar_t* pszLocalMachine,
 ///   [in] DWORD dwPrinterLocal, [in, unique] RPC_V2_NOTIFY_OPTIONS* pOptions);
 /// ```
-pub fn local_machine(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn local_machine(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.handle()?;
     let _flags = ndr.u32()?;
@@ -82,7 +82,7 @@ pub struct PrinterDriver {
 ///   [in] DRIVER_CONTAINER* pDriverContainer, [in] DWORD dwFileCopyFlags);
 /// DRIVER_CONTAINER = DWORD Level; [switch_is(Level)] union { DRIVER_INFO_<Level>* }
 /// ```
-pub fn add_printer_driver(
+pub(super) fn add_printer_driver(
     stub: &[u8],
     encoding: Encoding,
     order: ByteOrder,

@@ -83,13 +83,13 @@ fn request_level(stub: &[u8], encoding: Encoding, order: ByteOrder, strings: usi
 }
 
 /// NetrSessionEnum [in] (opnum 12): ServerName, ClientName, UserName, then the level.
-pub fn session_enum_level(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
+pub(super) fn session_enum_level(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
     request_level(stub, encoding, order, 3)
 }
 
 /// NetrShareEnum [in] (opnum 15) and NetrWkstaUserEnum [in] (WKSSVC opnum 2): ServerName, then
 /// the level.
-pub fn enum_level(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
+pub(super) fn enum_level(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
     request_level(stub, encoding, order, 1)
 }
 
@@ -158,7 +158,7 @@ fn entries(
 }
 
 /// NetrSessionEnum [out] (opnum 12): the sessions.
-pub fn sessions(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<Session>> {
+pub(super) fn sessions(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<Session>> {
     let entries = entries(stub, encoding, order, session_fields)?;
     Some(
         entries
@@ -180,14 +180,14 @@ pub fn sessions(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec
 }
 
 /// NetrShareEnum [out] (opnum 15): the shares' names.
-pub fn shares(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<String>> {
+pub(super) fn shares(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<String>> {
     let entries = entries(stub, encoding, order, share_fields)?;
     Some(first_strings(entries))
 }
 
 /// NetrWkstaUserEnum [out] (WKSSVC opnum 2): the users, DOMAIN\user where level 1 gives the
 /// logon domain.
-pub fn users(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<String>> {
+pub(super) fn users(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<String>> {
     let entries = entries(stub, encoding, order, user_fields)?;
     Some(
         entries

@@ -55,7 +55,7 @@ pub fn create_service_w(
 ///   [in, string, range(0, SC_MAX_NAME_LENGTH)] wchar_t* lpServiceName,
 ///   [in] DWORD dwDesiredAccess, [out] LPSC_RPC_HANDLE lpServiceHandle);
 /// ```
-pub fn open_service_w(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn open_service_w(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.handle()?;
     ndr.wstring()
@@ -63,7 +63,7 @@ pub fn open_service_w(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Opti
 
 /// The service handle a request acts on: its first parameter (RControlService opnum 1,
 /// RDeleteService 2, RChangeServiceConfigW 11, RStartServiceW 19).
-pub fn service_handle(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Handle> {
+pub(super) fn service_handle(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Handle> {
     Ndr::new(stub, encoding, order).handle()
 }
 
@@ -88,7 +88,7 @@ pub struct ServiceConfig {
 /// ```
 ///
 /// The password's bytes are passed over, never kept.
-pub fn change_service_config_w(
+pub(super) fn change_service_config_w(
     stub: &[u8],
     encoding: Encoding,
     order: ByteOrder,
@@ -126,7 +126,7 @@ pub fn change_service_config_w(
 /// ```text
 /// [in, out, unique] LPDWORD lpdwTagId, [out] LPSC_RPC_HANDLE lpServiceHandle, DWORD return
 /// ```
-pub fn created_service_handle(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Handle> {
+pub(super) fn created_service_handle(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Handle> {
     if super::return_value(stub, order)? != 0 {
         return None;
     }

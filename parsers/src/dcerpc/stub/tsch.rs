@@ -16,7 +16,7 @@ const MAX_COMMAND_CHARS: usize = 4096;
 /// ```
 ///
 /// DWORD_PTR is as wide as a pointer: 4 bytes in NDR, 8 in NDR64.
-pub fn job_command(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn job_command(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
     let mut ndr = Ndr::new(stub, encoding, order);
     let _server = ndr.unique_wstring()?;
     ndr.structure()?;
@@ -45,7 +45,7 @@ pub struct Task {
 /// HRESULT SchRpcRegisterTask([in, string, unique] const wchar_t* path,
 ///   [in, string] const wchar_t* xml, [in] DWORD flags, ...);
 /// ```
-pub fn register_task(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Task> {
+pub(super) fn register_task(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Task> {
     let mut ndr = Ndr::new(stub, encoding, order);
     let path = ndr.unique_wstring()?.unwrap_or_default();
     let xml = ndr.wstring_up_to(MAX_XML_UNITS)?;
@@ -58,7 +58,7 @@ pub fn register_task(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Optio
 
 /// The path of SchRpcRun (opnum 12, 3.2.5.4.13) and SchRpcDelete (opnum 13, 3.2.5.4.14), their
 /// first parameter (`[in, string] const wchar_t* path`).
-pub fn task_path(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn task_path(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
     Ndr::new(stub, encoding, order).wstring()
 }
 

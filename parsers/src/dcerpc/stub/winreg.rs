@@ -8,7 +8,7 @@ use super::{
 
 /// The predefined key an Open* call (opnums 0-4, 27, [MS-RRP] 3.1.5.1-3.1.5.5, 3.1.5.25)
 /// opens, by opnum.
-pub fn hive(opnum: u16) -> Option<&'static str> {
+pub(super) fn hive(opnum: u16) -> Option<&'static str> {
     Some(match opnum {
         0 => "HKCR",
         1 => "HKCU",
@@ -28,7 +28,7 @@ pub fn hive(opnum: u16) -> Option<&'static str> {
 ///   [in] DWORD dwOptions, [in] REGSAM samDesired, [out] PRPC_HKEY phkResult);
 /// RRP_UNICODE_STRING = RPC_UNICODE_STRING (its Length counting the terminating NUL)
 /// ```
-pub fn sub_key(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<(Handle, String)> {
+pub(super) fn sub_key(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<(Handle, String)> {
     let mut ndr = Ndr::new(stub, encoding, order);
     let handle = ndr.handle()?;
     let name = ndr.unicode_string()?.unwrap_or_default();
@@ -37,6 +37,6 @@ pub fn sub_key(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<(Han
 
 /// The key a BaseRegSaveKey (opnum 20, 3.1.5.20) or BaseRegSaveKeyEx (opnum 31, 3.1.5.29)
 /// saves: its handle, the first parameter.
-pub fn saved_key(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Handle> {
+pub(super) fn saved_key(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Handle> {
     Ndr::new(stub, encoding, order).handle()
 }

@@ -10,24 +10,24 @@ use crate::flow::MemoryBudget;
 
 /// Handles remembered per association. A remote registry dump opens a handful of keys; a
 /// client walking the registry without closing its keys has the oldest-named one forgotten.
-pub const MAX_HANDLES: usize = 256;
+pub(super) const MAX_HANDLES: usize = 256;
 
 /// Characters of a handle's name kept: a registry path is at most 255 characters per key, and
 /// the paths dumps use are short.
-pub const MAX_HANDLE_NAME: usize = 512;
+pub(super) const MAX_HANDLE_NAME: usize = 512;
 
 /// Budget charged per handle beyond its name: map entry, the handle, allocator.
 const ENTRY_OVERHEAD: usize = 96;
 
 #[derive(Debug)]
-pub struct Handles {
+pub(super) struct Handles {
     names: HashMap<Handle, String>,
     budget: MemoryBudget,
     charged: usize,
 }
 
 impl Handles {
-    pub fn new(budget: MemoryBudget) -> Self {
+    pub(super) fn new(budget: MemoryBudget) -> Self {
         Self {
             names: HashMap::new(),
             budget,
@@ -35,13 +35,13 @@ impl Handles {
         }
     }
 
-    pub fn name(&self, handle: &Handle) -> Option<&str> {
+    pub(super) fn name(&self, handle: &Handle) -> Option<&str> {
         self.names.get(handle).map(String::as_str)
     }
 
     /// Remembers what `handle` stands for; `false` when it could not be (the budget is spent),
     /// or when another handle was forgotten to make room.
-    pub fn remember(&mut self, handle: Handle, name: &str) -> bool {
+    pub(super) fn remember(&mut self, handle: Handle, name: &str) -> bool {
         let name: String = name.chars().take(MAX_HANDLE_NAME).collect();
         let mut kept = true;
         if !self.names.contains_key(&handle)

@@ -52,23 +52,23 @@ use crate::{
 
 /// Requests waiting for their answer on one connection. SMB2 clients keep up to their credits
 /// outstanding (Windows grants a few hundred); a client that sends more has the oldest given up.
-pub const MAX_PENDING_PER_FLOW: usize = 512;
+pub(super) const MAX_PENDING_PER_FLOW: usize = 512;
 
 /// Sessions (logged on or in the middle of a multi-leg setup) remembered per connection. A
 /// connection rarely carries more than a few (one per user of a multi-user client).
-pub const MAX_SESSIONS_PER_FLOW: usize = 64;
+pub(super) const MAX_SESSIONS_PER_FLOW: usize = 64;
 
 /// Tree connections remembered per connection: shares a client uses at once.
-pub const MAX_TREES_PER_FLOW: usize = 256;
+pub(super) const MAX_TREES_PER_FLOW: usize = 256;
 
 /// Open files remembered per connection, for their names and read/write volume. Explorer on a
 /// large share keeps a few hundred open; past this bound new opens are reported but not
 /// followed.
-pub const MAX_FILES_PER_FLOW: usize = 1024;
+pub(super) const MAX_FILES_PER_FLOW: usize = 1024;
 
 /// Encrypted messages counted before the count is reported, so a long-lived encrypted
 /// connection reports now and then rather than only when it ends.
-pub const ENCRYPTED_REPORT_EVERY: u64 = 10_000;
+pub(super) const ENCRYPTED_REPORT_EVERY: u64 = 10_000;
 
 /// The SMB2 FileId that, in a related compounded request, means "the file the previous
 /// command opened" ([MS-SMB2] 3.2.4.1.4).
@@ -80,7 +80,7 @@ const RELATED_FILE_ID: FileId = FileId {
 /// Bytes of a related compounded write or transceive kept until the chain's CREATE answer
 /// names the file: a pipe call (a DCE-RPC request) fits; larger writes are counted, their bytes
 /// beyond this not handed to the pipe.
-pub const MAX_DEFERRED_BYTES: usize = 64 * 1024;
+pub(super) const MAX_DEFERRED_BYTES: usize = 64 * 1024;
 
 /// Fixed cost charged per remembered item, besides its strings: map entry, struct, allocator.
 const ENTRY_OVERHEAD: usize = 128;
@@ -199,7 +199,7 @@ struct Encrypted {
 }
 
 #[derive(Debug)]
-pub struct SmbSession {
+pub(super) struct SmbSession {
     budget: MemoryBudget,
     /// 1 or 2/3 once known (the negotiated dialect's major version).
     version: u32,
@@ -224,7 +224,7 @@ pub struct SmbSession {
 }
 
 impl SmbSession {
-    pub fn new(budget: MemoryBudget) -> Self {
+    pub(super) fn new(budget: MemoryBudget) -> Self {
         Self {
             budget,
             version: 0,

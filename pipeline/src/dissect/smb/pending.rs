@@ -130,7 +130,7 @@ impl SmbSession {
     /// The connection is gone: requests never answered are reported as such (at the time of
     /// the last message, so a flow's activities stay in time order), then files still open,
     /// then the encrypted count.
-    pub fn close(mut self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
+    pub(crate) fn close(mut self, counters: &mut DissectCounters, out: &mut Vec<Activity>) {
         let time_ns = self.last_seen.map_or(0, |seen| seen.time_ns);
         let restamp = |mut activity: Activity| {
             if self.last_seen.is_some() {
