@@ -26,12 +26,12 @@ use crate::{
 };
 
 /// The namespace and interface of the lab's mirror port (tests/lab/lab.sh).
-pub const SENSOR_NAMESPACE: &str = "dcwlab-sensor";
-pub const MIRROR_INTERFACE: &str = "sensor0";
+pub(crate) const SENSOR_NAMESPACE: &str = "dcwlab-sensor";
+pub(crate) const MIRROR_INTERFACE: &str = "sensor0";
 
 /// Where the sensor listens for the Windows events a SIEM forwards: its address on the lab's
 /// client-to-sensor link (tests/lab/lab.sh, `SENSOR_IP` and `SYSLOG_PORT`).
-pub const SYSLOG_LISTEN: &str = "10.98.1.1:514";
+pub(crate) const SYSLOG_LISTEN: &str = "10.98.1.1:514";
 
 /// What one scenario's activities must include.
 struct Expectation {
@@ -766,12 +766,12 @@ fn attack_expectations(scenario: &str) -> Vec<Expectation> {
 
 /// How many scenarios met their expectations.
 #[derive(Clone, Copy, Debug)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub passed: u64,
     pub failed: u64,
 }
 
-pub fn run(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn run(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyhow::Result<()> {
     let totals = play_all(scenarios, keep, save)?;
     if totals.failed > 0 {
         bail!(
@@ -787,7 +787,11 @@ pub fn run(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyhow::Res
 /// and takes the lab down unless `keep`. A failing scenario is reported and counted; the others
 /// still play. With `save`, each scenario's activities are written to `DIR/SCENARIO.jsonl`, and
 /// the lab's entities to `DIR/entities.jsonl` ([`save_entities`]).
-pub fn play_all(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyhow::Result<Totals> {
+pub(crate) fn play_all(
+    scenarios: &[String],
+    keep: bool,
+    save: Option<&Path>,
+) -> anyhow::Result<Totals> {
     shell::require_root("e2e")?;
     let sensor = shell::build_sensor("e2e")?;
     lab::run(LabTask::Up)?;
@@ -843,11 +847,11 @@ fn play_each(sensor: &Path, scenarios: &[String], save: Option<&Path>) -> anyhow
 /// The sensor id the lab backend's token is added for. A token admits only the sensor id it
 /// was added for, and the sensor's default id (the host name) varies, so the sensor is given
 /// this one in its config (`[sensor] id`, see [`LabBackend::configure_sensor`]).
-pub const LAB_SENSOR_ID: &str = "lab-sensor";
+pub(crate) const LAB_SENSOR_ID: &str = "lab-sensor";
 
 /// `dcwatch-backend` in the sensor's namespace, on its loopback, with a token for the sensor:
 /// every scenario's activities are streamed to it, and must all arrive.
-pub struct LabBackend {
+pub(crate) struct LabBackend {
     bin: PathBuf,
     dir: RunDir,
     token: String,
@@ -856,19 +860,19 @@ pub struct LabBackend {
 
 /// What the lab's traffic is judged with, live and offline: the lab's DC and its honeytoken.
 /// The golden-alert test replays the lab's bundled captures with the same file.
-pub fn lab_detect_config() -> PathBuf {
+pub(crate) fn lab_detect_config() -> PathBuf {
     shell::workspace_root().join("testdata/pcaps/alerts/adlab.toml")
 }
 
 impl LabBackend {
     /// Starts the backend built beside `sensor`.
-    pub fn start(sensor: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(sensor: &Path) -> anyhow::Result<Self> {
         Self::start_with(sensor, "")
     }
 
     /// Starts the backend built beside `sensor`, with `tables` (TOML: `[console]`...) ahead of
     /// the lab's `[detect]` in its configuration.
-    pub fn start_with(sensor: &Path, tables: &str) -> anyhow::Result<Self> {
+    pub(crate) fn start_with(sensor: &Path, tables: &str) -> anyhow::Result<Self> {
         let bin = sensor.with_file_name("dcwatch-backend");
         let dir = RunDir::create()?;
         let data = dir.path().join("backend");
@@ -901,7 +905,7 @@ impl LabBackend {
 
     /// Stops the backend once detection has judged everything it stored (the store stays
     /// readable).
-    pub fn stop(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(process) = self.process.take() {
             let status = process.stop().context("stopping dcwatch-backend")?;
             if !status.success() {
@@ -913,7 +917,7 @@ impl LabBackend {
 
     /// The alerts once detection has caught up with what the backend stored: it judges on its
     /// own thread, so the alerts are read until they stop changing (5 s at most).
-    pub fn settled_alerts(&self) -> anyhow::Result<Vec<Value>> {
+    pub(crate) fn settled_alerts(&self) -> anyhow::Result<Vec<Value>> {
         let mut alerts = self.alerts()?;
         for _ in 0..10 {
             std::thread::sleep(Duration::from_millis(500));
@@ -927,7 +931,7 @@ impl LabBackend {
     }
 
     /// Every alert in the store, as `dcwatch-backend alerts --json` prints them.
-    pub fn alerts(&self) -> anyhow::Result<Vec<Value>> {
+    pub(crate) fn alerts(&self) -> anyhow::Result<Vec<Value>> {
         let out = shell::stdout_of(
             Command::new(&self.bin)
                 .args(["alerts", "--json", "--data-dir"])
@@ -939,7 +943,7 @@ impl LabBackend {
 
     /// Adds `[sensor] id = LAB_SENSOR_ID` to the sensor config file at `config` (made if
     /// missing): the id the token admits.
-    pub fn configure_sensor(config: &Path) -> anyhow::Result<()> {
+    pub(crate) fn configure_sensor(config: &Path) -> anyhow::Result<()> {
         let mut text = match std::fs::read_to_string(config) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -952,7 +956,7 @@ impl LabBackend {
     }
 
     /// A sensor config file with only `[sensor] id`, for a run that has no config of its own.
-    pub fn sensor_config(&self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn sensor_config(&self) -> anyhow::Result<PathBuf> {
         let config = self.dir.path().join("sensor.toml");
         std::fs::write(&config, "")?;
         Self::configure_sensor(&config)?;
@@ -961,7 +965,7 @@ impl LabBackend {
 
     /// What `dcwatch-sensor run` needs to stream to it (the sensor id comes with its config:
     /// [`LabBackend::configure_sensor`]).
-    pub fn sensor_args(&self) -> Vec<String> {
+    pub(crate) fn sensor_args(&self) -> Vec<String> {
         let data = self.dir.path().join("backend");
         let url = self
             .process
@@ -981,7 +985,7 @@ impl LabBackend {
     }
 
     /// Every activity stored, as the JSON lines the sensor prints.
-    pub fn stored(&self) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn stored(&self) -> anyhow::Result<Vec<String>> {
         let out = shell::stdout_of(
             Command::new(&self.bin)
                 .args(["activities", "--json", "--data-dir"])
@@ -992,11 +996,11 @@ impl LabBackend {
     }
 
     /// The `dcwatch-backend` binary, for its other commands.
-    pub fn bin(&self) -> &Path {
+    pub(crate) fn bin(&self) -> &Path {
         &self.bin
     }
 
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("backend")
     }
 }
@@ -1011,7 +1015,7 @@ fn multiset(lines: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> 
 }
 
 /// What the sensor reported while one scenario played.
-pub struct Played {
+pub(crate) struct Played {
     pub activities: Vec<Value>,
     /// The JSON lines as printed.
     pub lines: Vec<String>,
@@ -1022,7 +1026,7 @@ pub struct Played {
 /// Runs the sensor on the mirror while `scenario` plays, streaming to `backend`; checks that
 /// no frame was lost. With `capture`, what the mirror carried is also written to
 /// `CAPTURE/SCENARIO.pcap`.
-pub fn play(
+pub(crate) fn play(
     sensor: &Path,
     scenario: &str,
     backend: &LabBackend,
@@ -1212,10 +1216,65 @@ fn save_entities(sensor: &Path, dir: &Path) -> anyhow::Result<()> {
             .arg(&backend_config),
     )?;
     let lines: Vec<String> = entities.lines().map(str::to_owned).collect();
-    if lines.is_empty() {
-        bail!("the lab's directory gave no entities");
+    write_lines(&dir.join("entities.jsonl"), &lines)?;
+    check_lab_entities(&json_lines(&entities)?)
+}
+
+/// What tests/lab/lab.sh made, as `entities --json` must print it: each the fact a detection
+/// relies on (a honeytoken, an AS-REP roastable user, sensitivity through a nested group, a
+/// user's SPN, the DC).
+fn check_lab_entities(entities: &[Value]) -> anyhow::Result<()> {
+    let by_name = |name: &str| {
+        entities
+            .iter()
+            .find(|entity| entity["sam_account_name"] == name)
+            .with_context(|| format!("the lab's {name} is not among the entities"))
+    };
+    let tag = |entity: &Value, tag: &str| -> Option<String> {
+        entity["tags"].as_array()?.iter().find_map(|t| {
+            (t["name"] == tag).then(|| t["reason"].as_str().unwrap_or_default().to_owned())
+        })
+    };
+    let expect_tag = |name: &str, wanted: &str, reason_has: &str| -> anyhow::Result<()> {
+        let entity = by_name(name)?;
+        match tag(entity, wanted) {
+            Some(reason) if reason.contains(reason_has) => Ok(()),
+            Some(reason) => bail!("{name} is tagged {wanted} for {reason:?}, not {reason_has:?}"),
+            None => bail!("{name} is not tagged {wanted}: {}", entity["tags"]),
+        }
+    };
+    for entity in entities {
+        for field in [
+            "kind",
+            "domain",
+            "dn",
+            "sid",
+            "sam_account_name",
+            "tags",
+            "groups",
+        ] {
+            if entity.get(field).is_none() {
+                bail!("an entity has no {field}: {entity}");
+            }
+        }
     }
-    write_lines(&dir.join("entities.jsonl"), &lines)
+    expect_tag("honey_admin", "honeytoken", "configured")?;
+    expect_tag("bob", "dont_req_preauth", "DONT_REQ_PREAUTH")?;
+    expect_tag("Administrator", "sensitive", "Administrators")?;
+    expect_tag("it_admin", "sensitive", "Domain Admins via IT-Admins")?;
+    expect_tag("DC1$", "dc", "SERVER_TRUST_ACCOUNT")?;
+    let svc_sql = by_name("svc_sql")?;
+    let spn = "MSSQLSvc/sql01.lab.example:1433";
+    if !svc_sql["spns"].as_array().is_some_and(|spns| {
+        spns.iter()
+            .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(spn)))
+    }) {
+        bail!("svc_sql lacks its SPN {spn}: {}", svc_sql["spns"]);
+    }
+    if tag(by_name("alice")?, "sensitive").is_some() {
+        bail!("alice, in no privileged group, is tagged sensitive");
+    }
+    Ok(())
 }
 
 /// Scenarios played a second time against the same backend: the attack repeated updates its
@@ -1358,4 +1417,83 @@ fn expected_alerts(scenario: &str) -> Vec<&'static str> {
     };
     types.sort_unstable();
     types
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_lab_entities;
+    use serde_json::{Value, json};
+
+    fn user(name: &str, tags: &[(&str, &str)], spns: &[&str]) -> Value {
+        json!({
+            "kind": "user", "domain": "lab.example", "dn": format!("CN={name},CN=Users,DC=lab,DC=example"),
+            "sid": "S-1-5-21-1-2-3-1000", "sam_account_name": name, "groups": [],
+            "tags": tags.iter().map(|(n, r)| json!({"name": n, "reason": r})).collect::<Vec<_>>(),
+            "spns": spns,
+        })
+    }
+
+    /// The lab as lab.sh makes it, as far as the check reads it.
+    fn lab() -> Vec<Value> {
+        vec![
+            user(
+                "honey_admin",
+                &[("honeytoken", "configured as a honeytoken")],
+                &[],
+            ),
+            user(
+                "bob",
+                &[("dont_req_preauth", "userAccountControl DONT_REQ_PREAUTH")],
+                &[],
+            ),
+            user(
+                "Administrator",
+                &[("sensitive", "member of Administrators")],
+                &[],
+            ),
+            user(
+                "it_admin",
+                &[("sensitive", "member of Domain Admins via IT-Admins")],
+                &[],
+            ),
+            user(
+                "DC1$",
+                &[("dc", "userAccountControl SERVER_TRUST_ACCOUNT")],
+                &[],
+            ),
+            user("svc_sql", &[], &["MSSQLSvc/sql01.lab.example:1433"]),
+            user("alice", &[], &[]),
+        ]
+    }
+
+    #[test]
+    fn the_lab_as_made_passes() {
+        check_lab_entities(&lab()).expect("the lab's facts");
+    }
+
+    #[test]
+    fn each_missing_fact_fails() {
+        for (index, broken) in [
+            user("honey_admin", &[], &[]),
+            user("bob", &[], &[]),
+            user("Administrator", &[], &[]),
+            user("it_admin", &[("sensitive", "member of Domain Admins")], &[]),
+            user("DC1$", &[], &[]),
+            user("svc_sql", &[], &[]),
+            user("alice", &[("sensitive", "member of Domain Admins")], &[]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut entities = lab();
+            entities[index] = broken;
+            assert!(
+                check_lab_entities(&entities).is_err(),
+                "entity {index} broken still passed"
+            );
+        }
+        let mut nameless = lab();
+        nameless[0].as_object_mut().map(|o| o.remove("sid"));
+        assert!(check_lab_entities(&nameless).is_err());
+    }
 }
