@@ -36,7 +36,13 @@ pub(super) fn dns(
 }
 
 /// A KRB-ERROR from the KDC at `kdc` to the client at `client` about principal `name`.
-pub(super) fn krb_error(offset_ms: i64, kdc: &str, client: &str, name: &str, code: i32) -> Activity {
+pub(super) fn krb_error(
+    offset_ms: i64,
+    kdc: &str,
+    client: &str,
+    name: &str,
+    code: i32,
+) -> Activity {
     let error = activity(
         offset_ms,
         kdc,

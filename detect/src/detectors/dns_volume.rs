@@ -144,7 +144,12 @@ impl DnsVolume {
     }
 
     /// A query: counts its name for its source, and judges the source at each new level.
-    pub(super) fn query(&mut self, seen: &Observed<'_>, dns: &DnsActivity, context: &mut Context<'_>) {
+    pub(super) fn query(
+        &mut self,
+        seen: &Observed<'_>,
+        dns: &DnsActivity,
+        context: &mut Context<'_>,
+    ) {
         let Some(src) = seen.src else {
             return;
         };

@@ -172,7 +172,11 @@ pub(super) fn listener(host: &str) -> AlertEntity {
 }
 
 /// Adds the account the activity names, with its directory SID and tags.
-pub(super) fn with_account(finding: Finding, seen: &Observed<'_>, context: &Context<'_>) -> Finding {
+pub(super) fn with_account(
+    finding: Finding,
+    seen: &Observed<'_>,
+    context: &Context<'_>,
+) -> Finding {
     match &seen.activity.account {
         Some(account) if !account.name.is_empty() => finding.entity(account_entity(
             Role::SourceAccount,

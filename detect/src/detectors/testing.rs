@@ -84,7 +84,11 @@ pub(crate) fn rpc_request(interface: &str, opnum: u32, operation: &str) -> DceRp
 }
 
 /// The alerts an engine holds after `activities`, in test mode unless a config is given.
-pub(crate) fn run(config: Option<Config>, directory: Directory, activities: &[Activity]) -> Vec<Alert> {
+pub(crate) fn run(
+    config: Option<Config>,
+    directory: Directory,
+    activities: &[Activity],
+) -> Vec<Alert> {
     let mut engine = Engine::new(
         config.unwrap_or_else(Config::test_mode),
         Arc::new(directory),
@@ -293,7 +297,12 @@ pub(crate) fn ntlm_authenticate(
 }
 
 /// A 4776 the DC at `DC` sent over syslog: `account` validated from `workstation`.
-pub(crate) fn event_4776(offset_ms: i64, workstation: &str, account: &str, status: u32) -> Activity {
+pub(crate) fn event_4776(
+    offset_ms: i64,
+    workstation: &str,
+    account: &str,
+    status: u32,
+) -> Activity {
     let body = WindowsEventActivity {
         r#type: windows_event_activity::Type::Event.into(),
         event_id: 4776,

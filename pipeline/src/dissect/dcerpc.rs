@@ -837,7 +837,13 @@ impl RpcPipe {
 
     /// Bytes written to the pipe (`ToServer`) or read from it (`ToClient`), in order: whole PDUs,
     /// several, or part of one.
-    pub(super) fn data(&mut self, direction: Direction, bytes: &[u8], seen: &Seen, sink: &mut Sink<'_>) {
+    pub(super) fn data(
+        &mut self,
+        direction: Direction,
+        bytes: &[u8],
+        seen: &Seen,
+        sink: &mut Sink<'_>,
+    ) {
         self.streams
             .data(direction, bytes, seen, sink.reborrow(), &self.budget);
     }

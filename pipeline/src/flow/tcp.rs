@@ -392,7 +392,12 @@ impl HalfStream {
 
     /// The peer acknowledged up to `ack`: it has every byte before it, so the holes below it
     /// are bytes the capture lost. Gives them up now rather than waiting for a cap.
-    pub(super) fn acked<F: FnMut(StreamEvent<'_>)>(&mut self, ctx: &mut Ctx<'_>, ack: u32, sink: &mut F) {
+    pub(super) fn acked<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        ack: u32,
+        sink: &mut F,
+    ) {
         if self.phase != Phase::Open {
             return;
         }
@@ -418,7 +423,12 @@ impl HalfStream {
 
     /// FIN from this direction, at sequence number `seq` (just after the segment's data): gives
     /// up whatever is missing before it, drops what was held beyond it, and closes.
-    pub(super) fn fin<F: FnMut(StreamEvent<'_>)>(&mut self, ctx: &mut Ctx<'_>, seq: u32, sink: &mut F) {
+    pub(super) fn fin<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seq: u32,
+        sink: &mut F,
+    ) {
         match self.phase {
             Phase::Closed => return,
             Phase::Unknown => {

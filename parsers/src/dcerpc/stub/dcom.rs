@@ -129,7 +129,11 @@ pub(super) fn activation_class(
 }
 
 /// IActivation RemoteActivation (opnum 0, [MS-DCOM] 3.1.2.5.1.1): the CLSID follows ORPCTHIS.
-pub(super) fn remote_activation_class(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Uuid> {
+pub(super) fn remote_activation_class(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<Uuid> {
     let mut ndr = Ndr::new(stub, encoding, order);
     orpcthis(&mut ndr)?;
     ndr.uuid()

@@ -101,7 +101,11 @@ fn dsname(ndr: &mut Ndr<'_>) -> Option<String> {
 ///
 /// pNC is the first pointer of the request, so its DSNAME is the first pointee after the fixed
 /// part. Other versions are not read.
-pub(super) fn get_nc_changes(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<GetNcChanges> {
+pub(super) fn get_nc_changes(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<GetNcChanges> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.handle()?;
     let version = ndr.u32()?;
@@ -412,7 +416,11 @@ fn attr_block(ndr: &mut Ndr<'_>, count: usize, classes: &mut Vec<ObjectClass>) -
 /// pointees) comes before this entry's DSNAME and ATTRs, so a list's entries are read from the
 /// last. The classes are objectClass's values (ATTRTYP 0), each a 4-byte ATTRTYP, in list
 /// order, each once. Version 1 (Windows 2000's) is not read.
-pub(super) fn add_entry(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<ObjectClass>> {
+pub(super) fn add_entry(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<Vec<ObjectClass>> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.handle()?;
     let version = ndr.u32()?;

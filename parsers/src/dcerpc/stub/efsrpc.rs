@@ -15,7 +15,12 @@ use super::{ByteOrder, Encoding, ndr::Ndr};
 /// ```
 ///
 /// The others pass a context handle (1-3) or no name (10, 11, 14, 17, 20).
-pub(super) fn file_name(opnum: u16, stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn file_name(
+    opnum: u16,
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<String> {
     let mut ndr = Ndr::new(stub, encoding, order);
     match opnum {
         0 | 4..=9 | 12 | 13 | 18 | 19 | 21 | 22 => ndr.wstring(),

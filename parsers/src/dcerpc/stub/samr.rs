@@ -46,7 +46,11 @@ pub fn samr_open_user(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Opti
 /// long SamrOpenDomain([in] SAMPR_HANDLE ServerHandle, [in] unsigned long DesiredAccess,
 ///   [in] PRPC_SID DomainId, [out] SAMPR_HANDLE* DomainHandle);
 /// ```
-pub(super) fn samr_open_domain(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<String> {
+pub(super) fn samr_open_domain(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<String> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.handle()?;
     let _access = ndr.u32()?;
@@ -59,7 +63,11 @@ pub(super) fn samr_open_domain(stub: &[u8], encoding: Encoding, order: ByteOrder
 /// long SamrLookupIdsInDomain([in] SAMPR_HANDLE DomainHandle, [in, range(0,1000)] unsigned
 ///   long Count, [in, size_is(1000), length_is(Count)] unsigned long* RelativeIds, ...);
 /// ```
-pub(super) fn samr_lookup_ids(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Vec<u32>> {
+pub(super) fn samr_lookup_ids(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<Vec<u32>> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.handle()?;
     let count = usize::try_from(ndr.u32()?).ok()?;
@@ -152,7 +160,11 @@ fn unicode_strings(ndr: &mut Ndr<'_>, count: usize) -> Option<Vec<String>> {
 /// SAMPR_GET_MEMBERS_BUFFER = unsigned long MemberCount; [size_is(MemberCount)] unsigned long*
 ///   Members; [size_is(MemberCount)] unsigned long* Attributes
 /// ```
-pub(super) fn samr_group_member_count(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
+pub(super) fn samr_group_member_count(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<u32> {
     let mut ndr = Ndr::new(stub, encoding, order);
     if ndr.pointer()? == 0 {
         return Some(0);
@@ -167,7 +179,11 @@ pub(super) fn samr_group_member_count(stub: &[u8], encoding: Encoding, order: By
 /// [out] PSAMPR_PSID_ARRAY_OUT Members
 /// SAMPR_PSID_ARRAY_OUT = unsigned long Count; [size_is(Count)] PSAMPR_SID_INFORMATION Sids
 /// ```
-pub(super) fn samr_alias_member_count(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<u32> {
+pub(super) fn samr_alias_member_count(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<u32> {
     let mut ndr = Ndr::new(stub, encoding, order);
     ndr.structure()?;
     ndr.u32()

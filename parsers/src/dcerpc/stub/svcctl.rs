@@ -126,7 +126,11 @@ pub(super) fn change_service_config_w(
 /// ```text
 /// [in, out, unique] LPDWORD lpdwTagId, [out] LPSC_RPC_HANDLE lpServiceHandle, DWORD return
 /// ```
-pub(super) fn created_service_handle(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<Handle> {
+pub(super) fn created_service_handle(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<Handle> {
     if super::return_value(stub, order)? != 0 {
         return None;
     }

@@ -28,7 +28,11 @@ pub(super) fn hive(opnum: u16) -> Option<&'static str> {
 ///   [in] DWORD dwOptions, [in] REGSAM samDesired, [out] PRPC_HKEY phkResult);
 /// RRP_UNICODE_STRING = RPC_UNICODE_STRING (its Length counting the terminating NUL)
 /// ```
-pub(super) fn sub_key(stub: &[u8], encoding: Encoding, order: ByteOrder) -> Option<(Handle, String)> {
+pub(super) fn sub_key(
+    stub: &[u8],
+    encoding: Encoding,
+    order: ByteOrder,
+) -> Option<(Handle, String)> {
     let mut ndr = Ndr::new(stub, encoding, order);
     let handle = ndr.handle()?;
     let name = ndr.unicode_string()?.unwrap_or_default();
