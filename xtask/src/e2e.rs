@@ -786,7 +786,8 @@ pub(crate) fn run(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyh
 /// Brings the lab and a backend up, plays `scenarios` (all when empty) with the checks of each,
 /// and takes the lab down unless `keep`. A failing scenario is reported and counted; the others
 /// still play. With `save`, each scenario's activities are written to `DIR/SCENARIO.jsonl`, and
-/// the lab's entities to `DIR/entities.jsonl` ([`save_entities`]).
+/// the lab's entities to `DIR/entities.jsonl`. The lab's directory is checked after the
+/// scenarios ([`lab_entities`]).
 pub(crate) fn play_all(
     scenarios: &[String],
     keep: bool,
@@ -832,8 +833,18 @@ fn play_each(sensor: &Path, scenarios: &[String], save: Option<&Path>) -> anyhow
             }
         }
     }
-    if let Some(dir) = save {
-        save_entities(sensor, dir).context("saving the lab's entities")?;
+    match lab_entities(sensor, save) {
+        Ok(entities) => println!(
+            "{:<22} {entities:>10} {:>8} {:>6}  ok",
+            "entities", "-", "-"
+        ),
+        Err(failure) => {
+            println!(
+                "{:<22} {:>10} {:>8} {:>6}  FAILED: {failure:#}",
+                "entities", "-", "-", "-"
+            );
+            failures.push("entities".to_owned());
+        }
     }
     if !failures.is_empty() {
         eprintln!("e2e: failed: {}", failures.join(", "));
@@ -1178,10 +1189,11 @@ fn lab_directory_sync(sensor: &Path, config: &Path, keytab: &Path, snapshot: &Pa
     )
 }
 
-/// With `--save`: `DIR/entities.jsonl`, the lab's directory as a backend prints it
-/// (`dcwatch-backend entities --json`, with the lab's honeytoken configured): the sensor syncs
-/// it from the lab's DC, and a backend of its own imports the snapshot.
-fn save_entities(sensor: &Path, dir: &Path) -> anyhow::Result<()> {
+/// The lab's directory as a backend prints it (`dcwatch-backend entities --json`, with the
+/// lab's honeytoken configured): the sensor syncs it from the lab's DC, and a backend of its own
+/// imports the snapshot. Checked against what lab.sh made ([`check_lab_entities`]), and written
+/// to `DIR/entities.jsonl` with `--save`. Returns how many entities there are.
+fn lab_entities(sensor: &Path, save: Option<&Path>) -> anyhow::Result<usize> {
     let run = RunDir::create()?;
     let keytab = run.path().join("lab.keytab");
     let config = run.path().join("directory.toml");
@@ -1215,9 +1227,13 @@ fn save_entities(sensor: &Path, dir: &Path) -> anyhow::Result<()> {
             .args(["entities", "--json", "--config"])
             .arg(&backend_config),
     )?;
-    let lines: Vec<String> = entities.lines().map(str::to_owned).collect();
-    write_lines(&dir.join("entities.jsonl"), &lines)?;
-    check_lab_entities(&json_lines(&entities)?)
+    if let Some(dir) = save {
+        let lines: Vec<String> = entities.lines().map(str::to_owned).collect();
+        write_lines(&dir.join("entities.jsonl"), &lines)?;
+    }
+    let entities = json_lines(&entities)?;
+    check_lab_entities(&entities)?;
+    Ok(entities.len())
 }
 
 /// What tests/lab/lab.sh made, as `entities --json` must print it: each the fact a detection
