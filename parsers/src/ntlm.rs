@@ -362,6 +362,29 @@ pub fn parse(bytes: &[u8]) -> Result<NtlmMessage<'_>, NtlmError> {
     }
 }
 
+/// A NEGOTIATE_MESSAGE ([MS-NLMP] 2.2.1.1) with `flags` and neither a domain nor a workstation
+/// supplied: what a client sends first, and all a prober needs to get a server's CHALLENGE
+/// (whose TargetInfo names the server). No Version: `flags` should not ask for one.
+///
+/// ```text
+/// "NTLMSSP\0" (8) MessageType = 1 (u32le) NegotiateFlags (u32le)
+/// DomainNameFields, WorkstationFields: Len = 0, MaxLen = 0, BufferOffset = 32 (the payload's end)
+/// ```
+pub fn negotiate_message(flags: NegotiateFlags) -> Vec<u8> {
+    let empty_field = {
+        let mut field = [0u8; 8];
+        field[4..].copy_from_slice(&(NEGOTIATE_FIXED as u32).to_le_bytes());
+        field
+    };
+    let mut message = Vec::with_capacity(NEGOTIATE_FIXED);
+    message.extend_from_slice(&SIGNATURE);
+    message.extend_from_slice(&NEGOTIATE.to_le_bytes());
+    message.extend_from_slice(&flags.0.to_le_bytes());
+    message.extend_from_slice(&empty_field);
+    message.extend_from_slice(&empty_field);
+    message
+}
+
 fn parse_negotiate(bytes: &[u8]) -> Result<Negotiate, NtlmError> {
     need(bytes, NEGOTIATE_SHORT)?;
     let flags = NegotiateFlags(u32_at(bytes, 12)?);
@@ -797,6 +820,19 @@ mod tests {
             other => panic!("not an AUTHENTICATE: {other:?}"),
         }
     }
+    #[test]
+    fn a_built_negotiate_parses_as_what_it_asks() {
+        let flags = NegotiateFlags(
+            NegotiateFlags::UNICODE.0 | NegotiateFlags::NTLM.0 | NegotiateFlags::TARGET_INFO.0,
+        );
+        let built = negotiate_message(flags);
+        assert_eq!(built.len(), 32);
+        let parsed = negotiate(&built);
+        assert_eq!(parsed.flags, flags);
+        assert_eq!((parsed.domain, parsed.workstation, parsed.version), (None, None, None));
+        assert_eq!(parsed.anomalies, Anomalies::default());
+    }
+
     fn s(v: &Option<String>) -> Option<&str> {
         v.as_deref()
     }

@@ -232,6 +232,7 @@ impl NnrConfig {
                 .or_else(|| dcs.first().copied())
                 .map(|server| SocketAddr::new(server, 53)),
             netbios_port: crate::probe::NETBIOS_PORT,
+            rpc_port: crate::epm_query::EPM_PORT,
             rate_per_sec: self.probe_rate_per_sec,
             retry: Duration::from_secs(self.probe_retry_secs),
             timeout: Duration::from_millis(self.probe_timeout_ms),

@@ -1,11 +1,12 @@
-//! The active name resolution probes against real UDP responders in a namespace of the test's
-//! own (dcwprb*, removed on drop): a DNS server answering one PTR record, a host answering node
-//! status, an address where nothing answers, one outside the probed subnets, and the rate.
-//! The responders are written from RFC 1035 4.1 and RFC 1002 4.2.18, not from the prober's
-//! code. Needs root.
+//! The active name resolution probes against real responders in a namespace of the test's own
+//! (dcwprb*, removed on drop): a DNS server answering one PTR record, a host answering node
+//! status and, on TCP 135, an NTLM-over-RPC bind, an address where nothing answers, one outside
+//! the probed subnets, and the rate. The responders are written from RFC 1035 4.1, RFC 1002
+//! 4.2.18, C706 12.6 and [MS-NLMP] 2.2 (dcwatch_tests::ntlm_rpc), not from the prober's code.
+//! Needs root.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket},
     sync::atomic::Ordering,
     thread,
     time::{Duration, Instant},
@@ -15,7 +16,10 @@ use dcwatch_entity::nnr::{NnrConfig, Resolver};
 use dcwatch_proto::v1::{
     Activity, Certainty, Endpoint, NtlmActivity, ResolutionMethod, activity::Body, ntlm_activity,
 };
-use dcwatch_tests::netns::{NetNs, ip};
+use dcwatch_tests::{
+    netns::{NetNs, ip},
+    ntlm_rpc::{self, HostNames},
+};
 use sensor_user::probe::{ProbeCounters, ProbeSettings, Prober};
 
 const DNS: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 1);
@@ -96,6 +100,15 @@ fn netbios_host(socket: UdpSocket) {
     }
 }
 
+/// What the host at NAMED says of itself over RPC: a DNS name apart from its PTR record's, so
+/// the test sees which probe gave which name.
+const RPC_NAMES: HostNames = HostNames {
+    nb_computer: "WS05-RPC",
+    nb_domain: "PROBE",
+    dns_computer: "WS05-RPC.probe.example",
+    dns_domain: "probe.example",
+};
+
 fn responder(address: Ipv4Addr, port: u16, serve: fn(UdpSocket)) -> thread::JoinHandle<()> {
     let socket = UdpSocket::bind((address, port)).expect("responder socket");
     socket
@@ -109,6 +122,7 @@ fn settings(rate_per_sec: u32, timeout: Duration, dns: bool) -> ProbeSettings {
         subnets: vec!["10.98.0.0/24".parse().expect("subnet")],
         dns_server: dns.then(|| SocketAddr::new(IpAddr::V4(DNS), 53)),
         netbios_port: 137,
+        rpc_port: 135,
         rate_per_sec,
         retry: Duration::from_secs(3600),
         timeout,
@@ -155,13 +169,16 @@ fn probes_name_what_answers_count_what_does_not_and_keep_to_their_subnets() {
         .run(|| {
             let dns = responder(DNS, 53, dns_server);
             let host = responder(NAMED, 137, netbios_host);
+            let rpc_listener = TcpListener::bind((NAMED, 135))?;
+            let until = Instant::now() + Duration::from_secs(20);
+            let rpc = thread::spawn(move || ntlm_rpc::serve(&rpc_listener, RPC_NAMES, until));
             let prober = Prober::start(settings(100, Duration::from_millis(500), true))?;
             for address in [NAMED, SILENT, OUTSIDE, NAMED] {
                 prober.ask(IpAddr::V4(address));
             }
             let counters = prober.counters();
             wait_for(counters, |c| {
-                load(&c.probes_answered) + load(&c.probes_no_name) + load(&c.probes_timed_out) == 4
+                load(&c.probes_answered) + load(&c.probes_no_name) + load(&c.probes_timed_out) == 6
                     && load(&c.probes_skipped) == 2
             });
             let answers: Vec<_> = prober.answers().collect();
@@ -174,12 +191,13 @@ fn probes_name_what_answers_count_what_does_not_and_keep_to_their_subnets() {
                 load(&counters.probes_rate_limited),
             );
             drop(prober);
-            drop((dns, host));
+            drop((dns, host, rpc));
             Ok((answers, seen))
         })
         .expect("in the namespace");
-    // Two probes per address probed: .5 named both ways; .6 has no PTR record and no host.
-    assert_eq!(counters, (4, 2, 1, 1, 0, 0));
+    // Three probes per address probed: .5 named all three ways; .6 has no PTR record, no
+    // NetBIOS host (a time-out) and refuses TCP 135.
+    assert_eq!(counters, (6, 3, 2, 1, 0, 0));
     let mut found: Vec<(IpAddr, String, ResolutionMethod, bool)> = answers
         .iter()
         .map(|(evidence, _)| {
@@ -206,6 +224,12 @@ fn probes_name_what_answers_count_what_does_not_and_keep_to_their_subnets() {
                 "ws05.probe.example".to_owned(),
                 ResolutionMethod::ReverseDns,
                 false
+            ),
+            (
+                IpAddr::V4(NAMED),
+                "ws05-rpc.probe.example".to_owned(),
+                ResolutionMethod::NtlmRpcProbe,
+                true
             ),
         ]
     );
@@ -238,23 +262,26 @@ fn probes_beyond_the_rate_are_not_sent_and_are_counted() {
     let ns = namespace();
     let counters = ns
         .run(|| {
-            // One probe a second, and each probe of a silent address takes 100 ms: of three
-            // asked at once, the first is sent, the other two find no token.
+            // One address a second, and probing a silent address takes 100 ms (node status
+            // unanswered, TCP 135 refused): of three asked at once, the first is probed, the
+            // other two find no token.
             let prober = Prober::start(settings(1, Duration::from_millis(100), false))?;
             for last in [6, 7, 8] {
                 prober.ask(IpAddr::V4(Ipv4Addr::new(10, 98, 0, last)));
             }
             let counters = prober.counters();
             wait_for(counters, |c| {
-                load(&c.probes_timed_out) + load(&c.probes_rate_limited) == 3
+                load(&c.probes_timed_out) + load(&c.probes_no_name) + load(&c.probes_rate_limited)
+                    == 4
             });
             let seen = (
                 load(&counters.probes_sent),
                 load(&counters.probes_timed_out),
+                load(&counters.probes_no_name),
                 load(&counters.probes_rate_limited),
             );
             Ok(seen)
         })
         .expect("in the namespace");
-    assert_eq!(counters, (1, 1, 2));
+    assert_eq!(counters, (2, 1, 1, 2));
 }

@@ -12,6 +12,7 @@ pub mod exposition;
 pub mod frames;
 pub mod hog;
 pub mod netns;
+pub mod ntlm_rpc;
 pub mod pcap;
 pub mod sender;
 pub mod sensor_process;

@@ -16,7 +16,8 @@
 //! daemon's.
 
 use super::{
-    HEADER_LEN, PacketType, PfcFlags, SyntaxId, Uuid, interfaces,
+    AuthLevel, AuthType, HEADER_LEN, PacketType, PfcFlags, SEC_TRAILER_LEN, SyntaxId, Uuid,
+    interfaces,
     stub::{self, ByteOrder, CONTEXT_HANDLE_LEN, Encoding, Ndr, TowerEndpoint},
 };
 
@@ -81,10 +82,16 @@ fn uuid_le(uuid: Uuid) -> [u8; 16] {
     bytes
 }
 
-/// The common header of a little-endian, single-fragment PDU whose body is `body_len` long.
-fn header(packet_type: PacketType, call_id: u32, body_len: usize) -> Vec<u8> {
-    let frag_length = u16::try_from(HEADER_LEN + body_len).unwrap_or(u16::MAX);
-    let mut pdu = Vec::with_capacity(HEADER_LEN + body_len);
+/// The common header of a little-endian, single-fragment PDU whose body is `body_len` long,
+/// followed by an auth verifier of `auth_len` bytes (sec_trailer excluded) when `auth_len` > 0.
+fn header(packet_type: PacketType, call_id: u32, body_len: usize, auth_len: u16) -> Vec<u8> {
+    let verifier = if auth_len > 0 {
+        SEC_TRAILER_LEN + usize::from(auth_len)
+    } else {
+        0
+    };
+    let frag_length = u16::try_from(HEADER_LEN + body_len + verifier).unwrap_or(u16::MAX);
+    let mut pdu = Vec::with_capacity(HEADER_LEN + body_len + verifier);
     pdu.extend_from_slice(&[
         5,
         0,
@@ -96,16 +103,39 @@ fn header(packet_type: PacketType, call_id: u32, body_len: usize) -> Vec<u8> {
         0,
     ]);
     pdu.extend_from_slice(&frag_length.to_le_bytes());
-    pdu.extend_from_slice(&0_u16.to_le_bytes());
+    pdu.extend_from_slice(&auth_len.to_le_bytes());
     pdu.extend_from_slice(&call_id.to_le_bytes());
     pdu
 }
 
 /// A BIND offering one context: EPMv4 3.0 over NDR 2.0, no authentication.
 pub fn bind(call_id: u32) -> Vec<u8> {
-    // max_xmit, max_recv, assoc_group; the context list head; two syntaxes.
-    const BODY_LEN: usize = 8 + 8 + 20 + 20;
-    let mut pdu = header(PacketType::BIND, call_id, BODY_LEN);
+    bind_pdu(call_id, 0)
+}
+
+/// The same BIND with an auth verifier ([MS-RPCE] 2.2.2.11): `token` (an NTLMSSP NEGOTIATE,
+/// say) at `level`, context 0, no padding (the body ends 4-aligned). The server's BIND_ACK
+/// carries its answer token (an NTLM CHALLENGE). A token longer than 64 KiB less the PDU is cut.
+pub fn authenticated_bind(
+    call_id: u32,
+    auth_type: AuthType,
+    level: AuthLevel,
+    token: &[u8],
+) -> Vec<u8> {
+    let room = usize::from(u16::MAX) - HEADER_LEN - BIND_BODY_LEN - SEC_TRAILER_LEN;
+    let token = token.get(..room).unwrap_or(token);
+    let mut pdu = bind_pdu(call_id, u16::try_from(token.len()).unwrap_or(0));
+    pdu.extend_from_slice(&[auth_type.0, level.0, 0, 0]);
+    pdu.extend_from_slice(&0_u32.to_le_bytes());
+    pdu.extend_from_slice(token);
+    pdu
+}
+
+/// max_xmit, max_recv, assoc_group; the context list head; two syntaxes.
+const BIND_BODY_LEN: usize = 8 + 8 + 20 + 20;
+
+fn bind_pdu(call_id: u32, auth_len: u16) -> Vec<u8> {
+    let mut pdu = header(PacketType::BIND, call_id, BIND_BODY_LEN, auth_len);
     pdu.extend_from_slice(&MAX_FRAG.to_le_bytes());
     pdu.extend_from_slice(&MAX_FRAG.to_le_bytes());
     pdu.extend_from_slice(&0_u32.to_le_bytes());
@@ -122,7 +152,7 @@ pub fn bind(call_id: u32) -> Vec<u8> {
 /// zero for the first call).
 pub fn lookup_request(call_id: u32, handle: &EntryHandle, max_entries: u32) -> Vec<u8> {
     const STUB_LEN: usize = 4 + 4 + 4 + 4 + CONTEXT_HANDLE_LEN + 4;
-    let mut pdu = header(PacketType::REQUEST, call_id, 8 + STUB_LEN);
+    let mut pdu = header(PacketType::REQUEST, call_id, 8 + STUB_LEN, 0);
     pdu.extend_from_slice(&(STUB_LEN as u32).to_le_bytes());
     pdu.extend_from_slice(&0_u16.to_le_bytes());
     pdu.extend_from_slice(&EPT_LOOKUP.to_le_bytes());

@@ -1,8 +1,9 @@
 //! Optional active probes for network name resolution (`[nnr] active = true`; off by default):
 //! for an address the passive evidence names with LOW certainty or not at all, the sensor asks
-//! a DC's DNS server for the address's PTR record and the address itself for its NetBIOS node
-//! status, two of the methods Defender for Identity's sensor uses. Only addresses in
-//! `probe_subnets`, at most `probe_rate_per_sec` a second, one address once per
+//! a DC's DNS server for the address's PTR record, the address itself for its NetBIOS node
+//! status, and the address's endpoint mapper (TCP 135) for an NTLM CHALLENGE, whose target info
+//! names the host: the methods Defender for Identity's sensor uses. Only addresses in
+//! `probe_subnets`, at most `probe_rate_per_sec` addresses a second, one address once per
 //! `probe_retry_secs`; every probe is counted. The packets and the plan are pure (`packet`,
 //! `plan`); this thread sends, waits and hands the names found to the pipeline, which records
 //! them like passive evidence, with their method.
@@ -11,8 +12,8 @@ pub mod packet;
 pub mod plan;
 
 use std::{
-    io,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
+    io::{self, Read as _, Write as _},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -24,6 +25,7 @@ use std::{
 
 use dcwatch_detect::config::Subnet;
 use dcwatch_entity::nnr::Evidence;
+use dcwatch_parsers::dcerpc;
 use dcwatch_proto::v1::ResolutionMethod;
 
 use self::{
@@ -43,6 +45,8 @@ pub struct ProbeSettings {
     pub dns_server: Option<SocketAddr>,
     /// Where node status requests go on each address (137).
     pub netbios_port: u16,
+    /// Where NTLM-over-RPC binds go on each address (the endpoint mapper, 135).
+    pub rpc_port: u16,
     pub rate_per_sec: u32,
     pub retry: Duration,
     pub timeout: Duration,
@@ -52,11 +56,12 @@ dcwatch_telemetry::counters! {
     /// What the active probes did.
     #[derive(Debug, Default)]
     pub struct ProbeCounters {
-        /// Probes sent: reverse DNS queries and node status requests.
+        /// Probes sent: reverse DNS queries, node status requests and NTLM-over-RPC binds.
         counter probes_sent: AtomicU64,
         /// Probes answered with a name.
         counter probes_answered: AtomicU64,
-        /// Probes answered without a name (no PTR record, no unique host name).
+        /// Probes answered without a name (no PTR record, no unique host name, a refused
+        /// connection or bind, a CHALLENGE that names no computer).
         counter probes_no_name: AtomicU64,
         /// Probes without an answer within the timeout.
         counter probes_timed_out: AtomicU64,
@@ -194,43 +199,22 @@ fn run(
                 continue;
             }
         }
-        let mut probes = Vec::with_capacity(2);
-        if let Some(server) = settings.dns_server {
-            let id = fastrand::u16(..);
-            probes.push((
-                server,
-                packet::ptr_query(id, address),
-                ResolutionMethod::ReverseDns,
-                id,
-            ));
-        }
-        if address.is_ipv4() {
-            let id = fastrand::u16(..);
-            probes.push((
-                SocketAddr::new(address, settings.netbios_port),
-                packet::node_status_query(id),
-                ResolutionMethod::NetbiosNodeStatus,
-                id,
-            ));
-        }
-        for (target, query, method, id) in probes {
-            let read = |bytes: &[u8]| match method {
-                ResolutionMethod::ReverseDns => packet::ptr_answer(bytes, id, address),
-                _ => packet::node_status_answer(bytes, id),
+        for method in METHODS {
+            let Some(outcome) = probe(method, address, settings, sockets) else {
+                continue;
             };
-            let outcome = exchange(sockets, target, &query, settings.timeout, read);
             if !matches!(outcome, Outcome::Failed(_)) {
                 count(&counters.probes_sent);
             }
             let counter = match outcome {
                 Outcome::Named(name) => {
                     // A DNS record may outlive its host (weak, as a passive DNS answer); a node
-                    // status answer comes from the host itself (strong).
+                    // status answer and an NTLM CHALLENGE come from the host itself (strong).
                     let evidence = Evidence {
                         address,
                         name,
                         method,
-                        strong: method == ResolutionMethod::NetbiosNodeStatus,
+                        strong: method != ResolutionMethod::ReverseDns,
                     };
                     if answered.try_send((evidence, now_ms())).is_err() {
                         count(&counters.probe_answers_dropped);
@@ -240,13 +224,60 @@ fn run(
                 Outcome::NoName => &counters.probes_no_name,
                 Outcome::TimedOut => &counters.probes_timed_out,
                 Outcome::Failed(error) => {
-                    log::debug!("name resolution probe to {target}: {error}");
+                    log::debug!("name resolution probe ({method:?}) of {address}: {error}");
                     &counters.probes_failed
                 }
             };
             count(counter);
         }
     }
+}
+
+/// The methods tried on each address admitted, in this order.
+const METHODS: [ResolutionMethod; 3] = [
+    ResolutionMethod::ReverseDns,
+    ResolutionMethod::NetbiosNodeStatus,
+    ResolutionMethod::NtlmRpcProbe,
+];
+
+/// One probe of `address` by `method`; none when the method does not apply (no DNS server
+/// configured, NetBIOS over IPv6).
+fn probe(
+    method: ResolutionMethod,
+    address: IpAddr,
+    settings: &ProbeSettings,
+    sockets: &Sockets,
+) -> Option<Outcome> {
+    let id = fastrand::u16(..);
+    Some(match method {
+        ResolutionMethod::ReverseDns => {
+            let server = settings.dns_server?;
+            exchange(
+                sockets,
+                server,
+                &packet::ptr_query(id, address),
+                settings.timeout,
+                |bytes| packet::ptr_answer(bytes, id, address),
+            )
+        }
+        ResolutionMethod::NetbiosNodeStatus if address.is_ipv4() => exchange(
+            sockets,
+            SocketAddr::new(address, settings.netbios_port),
+            &packet::node_status_query(id),
+            settings.timeout,
+            |bytes| packet::node_status_answer(bytes, id),
+        ),
+        ResolutionMethod::NtlmRpcProbe => {
+            let call_id = u32::from(id);
+            rpc_exchange(
+                SocketAddr::new(address, settings.rpc_port),
+                &packet::ntlm_rpc_bind(call_id),
+                settings.timeout,
+                |bytes| packet::ntlm_rpc_answer(bytes, call_id),
+            )
+        }
+        _ => return None,
+    })
 }
 
 enum Outcome {
@@ -297,5 +328,79 @@ fn exchange(
             }
             Err(error) => return Outcome::Failed(error),
         }
+    }
+}
+
+/// Connects to `target`, sends `request` and reads one DCE-RPC PDU back, all within `timeout`,
+/// then closes the connection. A refused connection is an answer without a name (the host is
+/// there, without an endpoint mapper); a PDU is at most 64 KiB (its frag_length).
+fn rpc_exchange(
+    target: SocketAddr,
+    request: &[u8],
+    timeout: Duration,
+    read: impl Fn(&[u8]) -> Result<String, AnswerError>,
+) -> Outcome {
+    let deadline = Instant::now() + timeout;
+    let mut stream = match TcpStream::connect_timeout(&target, timeout) {
+        Ok(stream) => stream,
+        Err(error) => return io_outcome(error),
+    };
+    let answer = (|| {
+        stream.set_write_timeout(Some(left(deadline)?))?;
+        stream.write_all(request)?;
+        let mut pdu = vec![0; dcerpc::HEADER_LEN];
+        read_by(&mut stream, &mut pdu, deadline)?;
+        let header = dcerpc::header(&pdu).map_err(io::Error::other)?;
+        let frag_length = usize::from(header.frag_length).max(dcerpc::HEADER_LEN);
+        pdu.resize(frag_length, 0);
+        read_by(&mut stream, &mut pdu[dcerpc::HEADER_LEN..], deadline)?;
+        Ok(pdu)
+    })();
+    match answer {
+        Ok(pdu) => match read(&pdu) {
+            Ok(name) => Outcome::Named(name),
+            Err(AnswerError::NoName(_)) => Outcome::NoName,
+            Err(error @ (AnswerError::NotOurs | AnswerError::Malformed(_))) => {
+                log::debug!("name resolution probe of {target}: {error}");
+                Outcome::NoName
+            }
+        },
+        Err(error) => io_outcome(error),
+    }
+}
+
+/// The time left until `deadline`, or a timeout error when there is none.
+fn left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(io::ErrorKind::TimedOut.into())
+    } else {
+        Ok(left)
+    }
+}
+
+/// Fills `buffer` from `stream` before `deadline`.
+fn read_by(stream: &mut TcpStream, buffer: &mut [u8], deadline: Instant) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        stream.set_read_timeout(Some(left(deadline)?))?;
+        match stream.read(&mut buffer[filled..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+fn io_outcome(error: io::Error) -> Outcome {
+    match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Outcome::TimedOut,
+        // The host answered: nothing listens there, or it closed before naming itself.
+        io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::UnexpectedEof => Outcome::NoName,
+        _ => Outcome::Failed(error),
     }
 }

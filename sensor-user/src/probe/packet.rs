@@ -1,10 +1,16 @@
 //! The active name-resolution probes on the wire: a PTR query for an address (RFC 1035 4.1) sent
-//! to a DC's DNS server, and a NetBIOS node status request (RFC 1002 4.2.17) sent to the address
-//! itself; and the name each answer gives. The answers are read by the project's parsers.
+//! to a DC's DNS server, a NetBIOS node status request (RFC 1002 4.2.17) sent to the address
+//! itself, and a DCE-RPC bind to its endpoint mapper carrying an NTLM NEGOTIATE (C706 12.6,
+//! [MS-RPCE] 2.2.2.11, [MS-NLMP] 2.2.1.1); and the name each answer gives. The answers are read
+//! by the project's parsers.
 
 use std::net::IpAddr;
 
-use dcwatch_parsers::{dns, nbns};
+use dcwatch_parsers::{
+    dcerpc::{self, AuthLevel, AuthType, Body, epm},
+    dns, nbns,
+    ntlm::{self, NegotiateFlags, NtlmMessage},
+};
 
 /// DNS type PTR and class IN.
 const PTR: u16 = 12;
@@ -132,6 +138,62 @@ pub fn node_status_answer(bytes: &[u8], id: u16) -> Result<String, AnswerError> 
         .ok_or(AnswerError::NoName(u16::from(message.rcode.0)))
 }
 
+/// What the NEGOTIATE asks for: Unicode names, NTLM, and the server's target info (the AV pairs
+/// that name it). Nothing is signed or sealed: the exchange stops at the CHALLENGE.
+const NEGOTIATE_FLAGS: NegotiateFlags = NegotiateFlags(
+    NegotiateFlags::UNICODE.0
+        | NegotiateFlags::REQUEST_TARGET.0
+        | NegotiateFlags::NTLM.0
+        | NegotiateFlags::ALWAYS_SIGN.0
+        | NegotiateFlags::EXTENDED_SESSIONSECURITY.0
+        | NegotiateFlags::TARGET_INFO.0,
+);
+
+/// A BIND to the endpoint mapper (TCP 135) at CONNECT level with an NTLM NEGOTIATE: a host
+/// answers with a BIND_ACK whose auth verifier is its NTLM CHALLENGE, naming itself in its target
+/// info. Defender for Identity's "NTLM over RPC" probe; no credentials are involved and the
+/// exchange ends there, before any AUTHENTICATE.
+pub fn ntlm_rpc_bind(call_id: u32) -> Vec<u8> {
+    epm::authenticated_bind(
+        call_id,
+        AuthType::NTLM,
+        AuthLevel::CONNECT,
+        &ntlm::negotiate_message(NEGOTIATE_FLAGS),
+    )
+}
+
+/// The host's name in the answer to `ntlm_rpc_bind(call_id)`: the CHALLENGE's
+/// MsvAvDnsComputerName, lower case (`ws05.corp.example`), or, when the host has no DNS name, its
+/// MsvAvNbComputerName, upper case (`WS05`). A BIND_NAK or a CHALLENGE without either name is
+/// an answer without a name.
+pub fn ntlm_rpc_answer(bytes: &[u8], call_id: u32) -> Result<String, AnswerError> {
+    let malformed = |error: &dyn std::fmt::Display| AnswerError::Malformed(error.to_string());
+    let pdu = dcerpc::parse(bytes).map_err(|error| malformed(&error))?;
+    if pdu.header.call_id != call_id {
+        return Err(AnswerError::NotOurs);
+    }
+    match pdu.body {
+        Body::BindAck(_) => {}
+        Body::BindNak { reason } => return Err(AnswerError::NoName(reason.0)),
+        _ => return Err(AnswerError::NotOurs),
+    }
+    let token = pdu
+        .auth
+        .filter(|auth| auth.auth_type == AuthType::NTLM)
+        .map(|auth| auth.token)
+        .ok_or(AnswerError::NoName(0))?;
+    let NtlmMessage::Challenge(challenge) = ntlm::parse(token).map_err(|error| malformed(&error))?
+    else {
+        return Err(malformed(&"not an NTLM CHALLENGE"));
+    };
+    let info = challenge.target_info.unwrap_or_default();
+    let named = |name: Option<String>| name.filter(|name| !name.is_empty());
+    named(info.dns_computer_name)
+        .map(|name| name.trim_end_matches('.').to_ascii_lowercase())
+        .or_else(|| named(info.nb_computer_name).map(|name| name.to_ascii_uppercase()))
+        .ok_or(AnswerError::NoName(0))
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -254,22 +316,83 @@ mod tests {
         );
     }
 
+    /// testdata/pcaps/adlab/project-dcomexec.pcap frame 6: the lab's Samba 4.17 DC answering a
+    /// bind on TCP 135 (call 1) with NTLMSSP, a BIND_ACK (provider rejection: Samba has no
+    /// DCOM) whose verifier is its CHALLENGE. tshark 4.0 reads its target info as
+    /// NbComputerName DC1, DnsComputerName dc1.lab.example, DnsDomainName lab.example.
+    const SAMBA_BIND_ACK: &str = "05000c0310000000e2009e0001000000b810b810b30300000400313335000000\
+        010000000200010000000000000000000000000000000000000000000a0600007f3501004e544c4d5353500002\
+        0000000600060038000000358289e20ccf71c0e542b28b0000000000000000600060003e000000060100000000\
+        000f4c0041004200020006004c004100420001000600440043003100040016006c00610062002e006500780061\
+        006d0070006c00650003001e006400630031002e006c00610062002e006500780061006d0070006c0065000700\
+        080022cccc924d85dd0100000000";
+
+    fn hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks_exact(2)
+            .map(|pair| {
+                u8::from_str_radix(std::str::from_utf8(pair).expect("ASCII"), 16).expect("hex")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_rpc_bind_carries_an_ntlm_negotiate_for_the_targets_names() {
+        let bind = ntlm_rpc_bind(3);
+        let pdu = dcerpc::parse(&bind).expect("a PDU");
+        assert_eq!(pdu.header.call_id, 3);
+        assert!(matches!(pdu.body, Body::Bind(_)));
+        let auth = pdu.auth.expect("a verifier");
+        assert_eq!((auth.auth_type, auth.auth_level), (AuthType::NTLM, AuthLevel::CONNECT));
+        let NtlmMessage::Negotiate(negotiate) = ntlm::parse(auth.token).expect("NTLM") else {
+            panic!("not a NEGOTIATE");
+        };
+        assert!(negotiate.flags.contains(NegotiateFlags::TARGET_INFO));
+        assert!(!negotiate.flags.contains(NegotiateFlags::SEAL));
+    }
+
+    #[test]
+    fn sambas_bind_ack_names_the_dc() {
+        let answer = hex(SAMBA_BIND_ACK);
+        assert_eq!(ntlm_rpc_answer(&answer, 1), Ok("dc1.lab.example".into()));
+        assert_eq!(ntlm_rpc_answer(&answer, 2), Err(AnswerError::NotOurs));
+        // Our own bind is not an answer.
+        assert_eq!(ntlm_rpc_answer(&ntlm_rpc_bind(1), 1), Err(AnswerError::NotOurs));
+        // Without its verifier (auth_length 0, the PDU cut there) the answer names nothing.
+        let mut bare = answer[..60].to_vec();
+        bare[8..10].copy_from_slice(&60_u16.to_le_bytes());
+        bare[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(ntlm_rpc_answer(&bare, 1), Err(AnswerError::NoName(0)));
+    }
+
+    #[test]
+    fn a_bind_nak_is_an_answer_without_a_name() {
+        // C706 12.6.4.4: header (bind_nak, 18 octets), provider_reject_reason 2, no versions.
+        let mut nak = vec![5, 0, 13, 3, 0x10, 0, 0, 0, 18, 0, 0, 0, 9, 0, 0, 0];
+        nak.extend_from_slice(&[2, 0]);
+        assert_eq!(ntlm_rpc_answer(&nak, 9), Err(AnswerError::NoName(2)));
+    }
+
     #[test]
     fn malformed_answers_are_errors_never_panics() {
         let answers = [
             ptr_response(7, 0, b"\x04ws05\x04sync\x07example\x00"),
             node_status_response(9),
+            hex(SAMBA_BIND_ACK),
         ];
         for answer in &answers {
             for end in 0..answer.len() {
                 let _ = ptr_answer(&answer[..end], 7, ADDRESS);
                 let _ = node_status_answer(&answer[..end], 9);
+                let _ = ntlm_rpc_answer(&answer[..end], 1);
             }
             let mut flipped = answer.clone();
             for index in 0..flipped.len() {
                 flipped[index] ^= 0xff;
                 let _ = ptr_answer(&flipped, 7, ADDRESS);
                 let _ = node_status_answer(&flipped, 9);
+                let _ = ntlm_rpc_answer(&flipped, 1);
                 flipped[index] ^= 0xff;
             }
         }

@@ -11,7 +11,12 @@ Domain Admins with it_admin in it, and honey_admin (a honeytoken the configurati
 Accounts are made without passwords and disabled (ACCOUNTDISABLE | PASSWD_NOTREQD), except
 it_admin and honey_admin, whose password is given on stdin (one line). Idempotent: a second run
 adds nothing.
+
+Resumable: entries go in in order, a thousand per transaction, so a run stopped part way (killed,
+or at FILL_DEADLINE, a Unix time in the environment) is gone on with by the next, from what each
+OU already holds. Exits 3 when it stopped at the deadline with the directory not yet whole.
 """
+import os
 import sys
 import time
 
@@ -33,20 +38,37 @@ if db.search(base=base, scope=ldb.SCOPE_SUBTREE, expression="(sAMAccountName=it_
     sys.exit(0)
 
 started = time.time()
-for ou in ("Staff", "Workstations", "Teams"):
-    db.add({"dn": "OU=%s,%s" % (ou, base), "objectClass": "organizationalUnit"})
+deadline = float(os.environ.get("FILL_DEADLINE", "inf"))
+
+
+def held(ou):
+    """Entries already in OU=ou (creating it if need be): where a stopped run left off."""
+    dn = "OU=%s,%s" % (ou, base)
+    if not db.search(base=base, scope=ldb.SCOPE_ONELEVEL, expression="(ou=%s)" % ou, attrs=["dn"]):
+        db.add({"dn": dn, "objectClass": "organizationalUnit"})
+        return 0
+    return len(db.search(base=dn, scope=ldb.SCOPE_ONELEVEL, attrs=["dn"]))
+
+
+def stop_if_late():
+    if time.time() > deadline:
+        print("stopped at the deadline after %.1f s; run again to go on" % (time.time() - started))
+        sys.exit(3)
+
 
 DISABLED_NO_PASSWORD = 0x0002 | 0x0020
 BATCH = 1000
 
 
 def batched(entries):
+    stop_if_late()
     db.transaction_start()
     try:
         for count, entry in enumerate(entries, 1):
             db.add(entry)
             if count % BATCH == 0:
                 db.transaction_commit()
+                stop_if_late()
                 db.transaction_start()
         db.transaction_commit()
     except Exception:
@@ -62,7 +84,7 @@ batched(
         "userPrincipalName": "u%05d@%s" % (i, dns),
         "userAccountControl": str(0x0200 | DISABLED_NO_PASSWORD),
     }
-    for i in range(users)
+    for i in range(held("Staff"), users)
 )
 batched(
     {
@@ -74,7 +96,7 @@ batched(
         "operatingSystemVersion": "10.0 (22631)",
         "userAccountControl": str(0x1000 | DISABLED_NO_PASSWORD),
     }
-    for i in range(computers)
+    for i in range(held("Workstations"), computers)
 )
 
 
@@ -86,7 +108,8 @@ def team(i):
     return entry
 
 
-batched(team(i) for i in range(groups))
+batched(team(i) for i in range(held("Teams"), groups))
+stop_if_late()
 # Nesting: team N is a member of team N-1 unless N is a multiple of 10.
 db.transaction_start()
 for i in range(1, groups):

@@ -204,3 +204,26 @@ fn every_prefix_is_refused_without_panicking() {
         }
     }
 }
+
+#[test]
+fn an_authenticated_bind_is_the_bind_with_its_verifier() {
+    let token = b"NTLMSSP\0\x01\0\0\0token";
+    let pdu = authenticated_bind(7, AuthType::NTLM, AuthLevel::CONNECT, token);
+    let unauthenticated = bind(7);
+    // The same body; frag_length and auth_length grow by the verifier.
+    assert_eq!(pdu[HEADER_LEN..unauthenticated.len()], unauthenticated[HEADER_LEN..]);
+    assert_eq!(pdu.len(), unauthenticated.len() + SEC_TRAILER_LEN + token.len());
+    let parsed = parse(&pdu).expect("a PDU");
+    assert_eq!(usize::from(parsed.header.frag_length), pdu.len());
+    assert_eq!(usize::from(parsed.header.auth_length), token.len());
+    assert_eq!(parsed.header.call_id, 7);
+    assert_eq!(parsed.anomalies, crate::dcerpc::Anomalies::default());
+    let Body::Bind(body) = &parsed.body else {
+        panic!("not a bind: {:?}", parsed.body)
+    };
+    assert_eq!(body.contexts[0].abstract_syntax.uuid, interfaces::EPM);
+    let auth = parsed.auth.expect("an auth verifier");
+    assert_eq!((auth.auth_type, auth.auth_level), (AuthType::NTLM, AuthLevel::CONNECT));
+    assert_eq!((auth.pad_length, auth.context_id), (0, 0));
+    assert_eq!(auth.token, token);
+}
