@@ -21,7 +21,7 @@ const BENCHES: &[&str] = &[
     "limiter-cost",
 ];
 
-pub(crate) fn run(report: Option<&Path>, quick: bool) -> anyhow::Result<()> {
+pub(crate) fn run(report: Option<&Path>, quick: bool, full: bool) -> anyhow::Result<()> {
     crate::setup::run()?;
     shell::require_root("bench")?;
     let root = shell::workspace_root();
@@ -48,7 +48,11 @@ pub(crate) fn run(report: Option<&Path>, quick: bool) -> anyhow::Result<()> {
         return shell::run(&mut command);
     }
     for bench in BENCHES {
-        shell::run(&mut std::process::Command::new(binaries.join(bench)))?;
+        let mut command = std::process::Command::new(binaries.join(bench));
+        if full && *bench == "directory-cost" {
+            command.arg("--full");
+        }
+        shell::run(&mut command)?;
     }
     Ok(())
 }

@@ -75,6 +75,10 @@ enum Task {
         /// With --report: small inputs and three trials, to check the report is made.
         #[arg(long, requires = "report")]
         quick: bool,
+        /// Also the slow parts: directory-cost's full syncs of larger DCs (filled for up to
+        /// BENCH_FILL_MINUTES, 30 by default, a run), extrapolated to 100,000 objects.
+        #[arg(long, conflicts_with = "report")]
+        full: bool,
     },
     /// Set up, build, then make the Debian packages of both daemons (cargo-deb) in
     /// target/debian: binaries, systemd units, conffiles, the system users, man pages and
@@ -126,7 +130,11 @@ fn main() -> anyhow::Result<()> {
         Task::Test { no_e2e, full } => test::run(!no_e2e, full),
         Task::Demo { captures, rounds } => demo::run(rounds, !captures),
         Task::Fuzz { seconds } => setup::run().and_then(|()| fuzz::run(seconds)),
-        Task::Bench { report, quick } => bench::run(report.as_deref(), quick),
+        Task::Bench {
+            report,
+            quick,
+            full,
+        } => bench::run(report.as_deref(), quick, full),
         Task::Package => package::run().map(drop),
         Task::E2e {
             scenarios,

@@ -13,6 +13,13 @@
 //!    computers, groups) into `entity::Directory` (read, index, transitive groups, tags), in a
 //!    child process for its peak RSS, beside the baseline of parsing the same file's lines into
 //!    `serde_json::Value`s and dropping them.
+//! 4. With `--full` (or alone: `directory-cost sizes`): the full sync of part 1 against DCs of
+//!    growing size, each in its own namespace: the directory tests' `--full` DC (5,000 users,
+//!    1,000 computers, 100 groups) and a large one filled towards 40,000 users, 9,000 computers
+//!    and 400 groups. Filling runs at tens to hundreds of milliseconds an object, so the large
+//!    DC's fill is bounded to `BENCH_FILL_MINUTES` (default 30) a run and goes on at the next;
+//!    each size is measured as far as it got, and the cost per object of the two largest is
+//!    extrapolated to 100,000 objects (a straight line: said so where printed).
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
@@ -33,9 +40,43 @@ use sensor_user::directory::{
 };
 
 const TRIALS: usize = 3;
-const NAMESPACE: &str = "dcwsync-dc";
-const STATE: &str = "/tmp/dcwsync";
-const DC_IP: &str = "10.97.0.1";
+/// A sync DC of tests/lab/tools/sync_dc.sh: its namespace, state folder, address and fill.
+#[derive(Clone, Copy, Debug)]
+struct Dc {
+    namespace: &'static str,
+    state: &'static str,
+    ip: &'static str,
+    fill: &'static str,
+}
+
+/// The DC of parts 1-3 (the directory tests' DC, grown by `BENCH_USERS`).
+const DEFAULT_DC: Dc = Dc {
+    namespace: "dcwsync-dc",
+    state: "/tmp/dcwsync",
+    ip: "10.97.0.1",
+    fill: "5000 1000 120",
+};
+/// Part 4's DCs: the directory tests' `--full` DC (sensor-user/tests/directory_sync.rs) and a
+/// large one of the benchmark's own.
+const SIZED_DCS: [Dc; 2] = [
+    Dc {
+        namespace: "dcwsync-big",
+        state: "/tmp/dcwsync-big",
+        ip: "10.97.1.1",
+        fill: "5000 1000 100",
+    },
+    Dc {
+        namespace: "dcwsync-50k",
+        state: "/tmp/dcwsync-50k",
+        ip: "10.97.3.1",
+        fill: "40000 9000 400",
+    },
+];
+const NAMESPACE: &str = DEFAULT_DC.namespace;
+const STATE: &str = DEFAULT_DC.state;
+const DC_IP: &str = DEFAULT_DC.ip;
+/// What part 4 extrapolates to.
+const EXTRAPOLATED_OBJECTS: f64 = 100_000.0;
 const BASE_DN: &str = "DC=sync,DC=example";
 const USER: &str = "Administrator@sync.example";
 const PASSWORD: &str = "Adm1n!Passw0rd";
@@ -62,15 +103,43 @@ fn main() -> anyhow::Result<()> {
             sensor.display()
         );
     }
-    // The fill applies only to a DC not yet configured; the tests' smaller one stays as it is.
-    let status = Command::new("bash")
+    let work = std::env::temp_dir().join("dcwatch-directory-cost");
+    drop(std::fs::remove_dir_all(&work));
+    std::fs::create_dir_all(&work)?;
+    let sizes_only = std::env::args().nth(1).as_deref() == Some("sizes");
+    if !sizes_only {
+        default_parts(&root, &sensor, &work)?;
+    }
+    if sizes_only || std::env::args().any(|arg| arg == "--full") {
+        sizes(&root, &sensor, &work)?;
+    }
+    Ok(())
+}
+
+/// Brings `dc` up (provisioned and filled the first time; a fill bounded by `fill_minutes` may
+/// leave it part filled).
+fn dc_up(root: &Path, dc: Dc, fill_minutes: Option<u32>) -> anyhow::Result<()> {
+    let mut command = Command::new("bash");
+    command
         .arg(root.join("tests/lab/tools/sync_dc.sh"))
         .arg("up")
-        .env("DCWSYNC_FILL", "5000 1000 120")
-        .status()?;
-    if !status.success() {
-        bail!("sync_dc.sh up failed");
+        .env("DCWSYNC_DIR", dc.state)
+        .env("DCWSYNC_NS", dc.namespace)
+        .env("DCWSYNC_IP", dc.ip)
+        .env("DCWSYNC_FILL", dc.fill);
+    if let Some(minutes) = fill_minutes {
+        command.env("DCWSYNC_FILL_MINUTES", minutes.to_string());
     }
+    if !command.status()?.success() {
+        bail!("sync_dc.sh up failed for {}", dc.namespace);
+    }
+    Ok(())
+}
+
+/// Parts 1-3.
+fn default_parts(root: &Path, sensor: &Path, work: &Path) -> anyhow::Result<()> {
+    // The fill applies only to a DC not yet configured; the tests' smaller one stays as it is.
+    dc_up(root, DEFAULT_DC, None)?;
     // About 10,000 objects in all with the fill above.
     let status = Command::new("bash")
         .arg(root.join("tests/lab/tools/sync_dc.sh"))
@@ -83,12 +152,69 @@ fn main() -> anyhow::Result<()> {
     if !status.success() {
         bail!("add_users.py failed");
     }
-    let work = std::env::temp_dir().join("dcwatch-directory-cost");
-    drop(std::fs::remove_dir_all(&work));
-    std::fs::create_dir_all(&work)?;
-    full_sync(&sensor, &work)?;
-    incremental(&root)?;
-    snapshot_load(&work)?;
+    let (objects, theirs, ours) = full_sync(DEFAULT_DC, sensor, work)?;
+    println!(
+        "full sync of {objects} directory objects over LDAPS, pages of {PAGE_SIZE}, median of \
+         {TRIALS}:"
+    );
+    report("ldapsearch to /dev/null (baseline)", &theirs, None);
+    report("dcwatch-sensor directory sync --out", &ours, Some(&theirs));
+    incremental(root)?;
+    snapshot_load(work)?;
+    Ok(())
+}
+
+/// Part 4: the full sync at each size, and the line through the two largest.
+fn sizes(root: &Path, sensor: &Path, work: &Path) -> anyhow::Result<()> {
+    let fill_minutes = std::env::var("BENCH_FILL_MINUTES")
+        .ok()
+        .and_then(|minutes| minutes.parse().ok())
+        .unwrap_or(30);
+    let mut points = Vec::new();
+    for dc in SIZED_DCS {
+        dc_up(root, dc, Some(fill_minutes))?;
+        let (objects, theirs, ours) = full_sync(dc, sensor, work)?;
+        let stat = |runs: &[Usage], of: fn(&Usage) -> f64| {
+            median(&mut runs.iter().map(of).collect::<Vec<_>>())
+        };
+        let wall = |usage: &Usage| usage.wall.as_secs_f64();
+        let cpu = |usage: &Usage| usage.cpu.as_secs_f64();
+        let rss = |usage: &Usage| usage.peak_rss_kib as f64 / 1024.0;
+        println!("full sync of {objects} objects ({}), median of {TRIALS}:", dc.namespace);
+        report("ldapsearch to /dev/null (baseline)", &theirs, None);
+        report("dcwatch-sensor directory sync --out", &ours, Some(&theirs));
+        points.push((
+            objects as f64,
+            stat(&ours, wall),
+            stat(&ours, cpu),
+            stat(&ours, rss),
+            stat(&theirs, wall),
+        ));
+    }
+    let [small, large] = points.as_slice() else {
+        bail!("one point per DC expected");
+    };
+    let per_object = |at: fn(&(f64, f64, f64, f64, f64)) -> f64| {
+        (at(large) - at(small)) / (large.0 - small.0)
+    };
+    let extrapolate = |at: fn(&(f64, f64, f64, f64, f64)) -> f64| {
+        at(large) + per_object(at) * (EXTRAPOLATED_OBJECTS - large.0)
+    };
+    println!(
+        "extrapolated along the line through {:.0} and {:.0} objects (not measured) to {:.0}:",
+        small.0, large.0, EXTRAPOLATED_OBJECTS
+    );
+    println!(
+        "  wall {:.1} s ({:.0} us an object; ldapsearch {:.1} s), CPU {:.2} s ({:.1} us an \
+         object), peak RSS {:.0} MiB ({:.2} KiB an object)",
+        extrapolate(|p| p.1),
+        per_object(|p| p.1) * 1e6,
+        extrapolate(|p| p.4),
+        extrapolate(|p| p.2),
+        per_object(|p| p.2) * 1e6,
+        extrapolate(|p| p.3),
+        per_object(|p| p.3) * 1024.0,
+    );
     Ok(())
 }
 
@@ -113,7 +239,15 @@ fn domain_config(password_file: &Path) -> DomainConfig {
     }
 }
 
-fn full_sync(sensor: &Path, work: &Path) -> anyhow::Result<()> {
+/// `TRIALS` interleaved runs each of ldapsearch and the sensor's full sync from `dc`: the
+/// objects synced, then ldapsearch's usage and the sensor's.
+fn full_sync(dc: Dc, sensor: &Path, work: &Path) -> anyhow::Result<(usize, Vec<Usage>, Vec<Usage>)> {
+    let Dc {
+        namespace,
+        state,
+        ip,
+        ..
+    } = dc;
     let password = work.join("password");
     private_file(&password, &format!("{PASSWORD}\n"))?;
     // ldapsearch -y sends the file's bytes as they are: no newline.
@@ -124,14 +258,14 @@ fn full_sync(sensor: &Path, work: &Path) -> anyhow::Result<()> {
         &config,
         format!(
             "[directory]\npage_size = {PAGE_SIZE}\n[[directory.domains]]\nbase_dn = \"{BASE_DN}\"\n\
-             dcs = [\"dc1.sync.example\"]\ndc_addresses = [\"{DC_IP}\"]\n\
-             ca = \"{STATE}/dc/tls/ca.pem\"\nuser = \"{USER}\"\npassword_file = \"{}\"\nsync = true\n",
+             dcs = [\"dc1.sync.example\"]\ndc_addresses = [\"{ip}\"]\n\
+             ca = \"{state}/dc/tls/ca.pem\"\nuser = \"{USER}\"\npassword_file = \"{}\"\nsync = true\n",
             password.display()
         ),
     )?;
     let out = work.join("snapshot.jsonl");
     let in_namespace = |command: &[&str]| -> Vec<String> {
-        ["ip", "netns", "exec", NAMESPACE]
+        ["ip", "netns", "exec", namespace]
             .iter()
             .chain(command)
             .map(|part| (*part).to_owned())
@@ -151,8 +285,8 @@ fn full_sync(sensor: &Path, work: &Path) -> anyhow::Result<()> {
     let filter = dcwatch_entity::ldap::FILTER;
     let page = format!("pr={PAGE_SIZE}/noprompt");
     let show_deleted = format!("!{}", sensor_user::directory::client::SHOW_DELETED_OID);
-    let ca = format!("LDAPTLS_CACERT={STATE}/dc/tls/ca.pem");
-    let url = format!("ldaps://{DC_IP}");
+    let ca = format!("LDAPTLS_CACERT={state}/dc/tls/ca.pem");
+    let url = format!("ldaps://{ip}");
     let raw = raw_password.to_string_lossy();
     let mut search = vec![
         "env",
@@ -190,13 +324,7 @@ fn full_sync(sensor: &Path, work: &Path) -> anyhow::Result<()> {
                 .is_ok_and(|line| line.starts_with("{\"object\""))
         })
         .count();
-    println!(
-        "full sync of {objects} directory objects over LDAPS, pages of {PAGE_SIZE}, median of \
-         {TRIALS}:"
-    );
-    report("ldapsearch to /dev/null (baseline)", &theirs, None);
-    report("dcwatch-sensor directory sync --out", &ours, Some(&theirs));
-    Ok(())
+    Ok((objects, theirs, ours))
 }
 
 fn report(name: &str, runs: &[Usage], baseline: Option<&[Usage]>) {
