@@ -23,10 +23,11 @@
 //!
 //! Strong methods are the ones a third party vouches for or that cannot be claimed from
 //! elsewhere without the account's key: a KDC's ticket for a computer account sent to the
-//! address, an SMB session a server accepted for a computer account, a node status answer the
-//! host itself sent, a NAS's accounting record for the address it assigned. Weak ones are what a
-//! client claims about itself (NTLM workstation and RDP client names, NetBIOS registrations, a
-//! Kerberos AS-REQ before any answer) or what may be out of date (DNS records, NetBIOS answers).
+//! address, an SMB session a server accepted for a computer account, a node status answer or an
+//! NTLM CHALLENGE (to an active probe) the host itself sent, a NAS's accounting record for the
+//! address it assigned. Weak ones are what a client claims about itself (NTLM workstation and
+//! RDP client names, NetBIOS registrations, a Kerberos AS-REQ before any answer) or what may be
+//! out of date (DNS records, NetBIOS answers).
 
 pub mod evidence;
 pub mod resolver;
