@@ -829,7 +829,10 @@ mod tests {
         assert_eq!(built.len(), 32);
         let parsed = negotiate(&built);
         assert_eq!(parsed.flags, flags);
-        assert_eq!((parsed.domain, parsed.workstation, parsed.version), (None, None, None));
+        assert_eq!(
+            (parsed.domain, parsed.workstation, parsed.version),
+            (None, None, None)
+        );
         assert_eq!(parsed.anomalies, Anomalies::default());
     }
 

@@ -135,7 +135,13 @@ fn a_weakly_named_address_is_probed_and_its_next_activity_is_named_with_high_cer
         .iter()
         .filter_map(|line| source_computer(line))
         .collect();
-    let name = |certainty: &str| ("WS05-NB".to_owned(), "NETBIOS".to_owned(), certainty.to_owned());
+    let name = |certainty: &str| {
+        (
+            "WS05-NB".to_owned(),
+            "NETBIOS".to_owned(),
+            certainty.to_owned(),
+        )
+    };
     assert_eq!(
         named,
         [name("LOW"), name("HIGH")],
@@ -144,7 +150,11 @@ fn a_weakly_named_address_is_probed_and_its_next_activity_is_named_with_high_cer
     );
     // One address probed once (the second activity was HIGH: no probe asked), by node status
     // (nothing answers on UDP 137) and over RPC.
-    assert_eq!(stats_file::counter(&stats, "nnr_probes_sent"), 2, "{stats:?}");
+    assert_eq!(
+        stats_file::counter(&stats, "nnr_probes_sent"),
+        2,
+        "{stats:?}"
+    );
     assert_eq!(stats_file::counter(&stats, "nnr_probes_timed_out"), 1);
     assert_eq!(stats_file::counter(&stats, "nnr_probes_failed"), 0);
 }

@@ -180,7 +180,10 @@ fn sizes(root: &Path, sensor: &Path, work: &Path) -> anyhow::Result<()> {
         let wall = |usage: &Usage| usage.wall.as_secs_f64();
         let cpu = |usage: &Usage| usage.cpu.as_secs_f64();
         let rss = |usage: &Usage| usage.peak_rss_kib as f64 / 1024.0;
-        println!("full sync of {objects} objects ({}), median of {TRIALS}:", dc.namespace);
+        println!(
+            "full sync of {objects} objects ({}), median of {TRIALS}:",
+            dc.namespace
+        );
         report("ldapsearch to /dev/null (baseline)", &theirs, None);
         report("dcwatch-sensor directory sync --out", &ours, Some(&theirs));
         points.push((
@@ -194,9 +197,8 @@ fn sizes(root: &Path, sensor: &Path, work: &Path) -> anyhow::Result<()> {
     let [small, large] = points.as_slice() else {
         bail!("one point per DC expected");
     };
-    let per_object = |at: fn(&(f64, f64, f64, f64, f64)) -> f64| {
-        (at(large) - at(small)) / (large.0 - small.0)
-    };
+    let per_object =
+        |at: fn(&(f64, f64, f64, f64, f64)) -> f64| (at(large) - at(small)) / (large.0 - small.0);
     let extrapolate = |at: fn(&(f64, f64, f64, f64, f64)) -> f64| {
         at(large) + per_object(at) * (EXTRAPOLATED_OBJECTS - large.0)
     };
@@ -241,7 +243,11 @@ fn domain_config(password_file: &Path) -> DomainConfig {
 
 /// `TRIALS` interleaved runs each of ldapsearch and the sensor's full sync from `dc`: the
 /// objects synced, then ldapsearch's usage and the sensor's.
-fn full_sync(dc: Dc, sensor: &Path, work: &Path) -> anyhow::Result<(usize, Vec<Usage>, Vec<Usage>)> {
+fn full_sync(
+    dc: Dc,
+    sensor: &Path,
+    work: &Path,
+) -> anyhow::Result<(usize, Vec<Usage>, Vec<Usage>)> {
     let Dc {
         namespace,
         state,

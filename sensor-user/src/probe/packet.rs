@@ -182,7 +182,8 @@ pub fn ntlm_rpc_answer(bytes: &[u8], call_id: u32) -> Result<String, AnswerError
         .filter(|auth| auth.auth_type == AuthType::NTLM)
         .map(|auth| auth.token)
         .ok_or(AnswerError::NoName(0))?;
-    let NtlmMessage::Challenge(challenge) = ntlm::parse(token).map_err(|error| malformed(&error))?
+    let NtlmMessage::Challenge(challenge) =
+        ntlm::parse(token).map_err(|error| malformed(&error))?
     else {
         return Err(malformed(&"not an NTLM CHALLENGE"));
     };
@@ -344,7 +345,10 @@ mod tests {
         assert_eq!(pdu.header.call_id, 3);
         assert!(matches!(pdu.body, Body::Bind(_)));
         let auth = pdu.auth.expect("a verifier");
-        assert_eq!((auth.auth_type, auth.auth_level), (AuthType::NTLM, AuthLevel::CONNECT));
+        assert_eq!(
+            (auth.auth_type, auth.auth_level),
+            (AuthType::NTLM, AuthLevel::CONNECT)
+        );
         let NtlmMessage::Negotiate(negotiate) = ntlm::parse(auth.token).expect("NTLM") else {
             panic!("not a NEGOTIATE");
         };
@@ -358,7 +362,10 @@ mod tests {
         assert_eq!(ntlm_rpc_answer(&answer, 1), Ok("dc1.lab.example".into()));
         assert_eq!(ntlm_rpc_answer(&answer, 2), Err(AnswerError::NotOurs));
         // Our own bind is not an answer.
-        assert_eq!(ntlm_rpc_answer(&ntlm_rpc_bind(1), 1), Err(AnswerError::NotOurs));
+        assert_eq!(
+            ntlm_rpc_answer(&ntlm_rpc_bind(1), 1),
+            Err(AnswerError::NotOurs)
+        );
         // Without its verifier (auth_length 0, the PDU cut there) the answer names nothing.
         let mut bare = answer[..60].to_vec();
         bare[8..10].copy_from_slice(&60_u16.to_le_bytes());

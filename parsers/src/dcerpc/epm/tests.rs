@@ -211,8 +211,14 @@ fn an_authenticated_bind_is_the_bind_with_its_verifier() {
     let pdu = authenticated_bind(7, AuthType::NTLM, AuthLevel::CONNECT, token);
     let unauthenticated = bind(7);
     // The same body; frag_length and auth_length grow by the verifier.
-    assert_eq!(pdu[HEADER_LEN..unauthenticated.len()], unauthenticated[HEADER_LEN..]);
-    assert_eq!(pdu.len(), unauthenticated.len() + SEC_TRAILER_LEN + token.len());
+    assert_eq!(
+        pdu[HEADER_LEN..unauthenticated.len()],
+        unauthenticated[HEADER_LEN..]
+    );
+    assert_eq!(
+        pdu.len(),
+        unauthenticated.len() + SEC_TRAILER_LEN + token.len()
+    );
     let parsed = parse(&pdu).expect("a PDU");
     assert_eq!(usize::from(parsed.header.frag_length), pdu.len());
     assert_eq!(usize::from(parsed.header.auth_length), token.len());
@@ -223,7 +229,10 @@ fn an_authenticated_bind_is_the_bind_with_its_verifier() {
     };
     assert_eq!(body.contexts[0].abstract_syntax.uuid, interfaces::EPM);
     let auth = parsed.auth.expect("an auth verifier");
-    assert_eq!((auth.auth_type, auth.auth_level), (AuthType::NTLM, AuthLevel::CONNECT));
+    assert_eq!(
+        (auth.auth_type, auth.auth_level),
+        (AuthType::NTLM, AuthLevel::CONNECT)
+    );
     assert_eq!((auth.pad_length, auth.context_id), (0, 0));
     assert_eq!(auth.token, token);
 }
