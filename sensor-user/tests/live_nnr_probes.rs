@@ -55,7 +55,9 @@ fn registration(id: u16, name: &str, address: Ipv4Addr) -> Vec<u8> {
 
 fn source_computer(line: &str) -> Option<(String, String, String)> {
     let activity: Value = serde_json::from_str(line).ok()?;
-    activity.get("netbios")?;
+    if activity["protocol"] != "netbios" {
+        return None;
+    }
     let computer = &activity["source_computer"];
     Some((
         computer["name"].as_str()?.to_owned(),
@@ -91,7 +93,7 @@ fn a_weakly_named_address_is_probed_and_its_next_activity_is_named_with_high_cer
         dns_computer: "ws05-nb.probe.example",
         dns_domain: "probe.example",
     };
-    let responder = std::thread::spawn(move || ntlm_rpc::serve(&listener, names, until));
+    let responder = std::thread::spawn(move || ntlm_rpc::serve(&listener, names, 1, until));
 
     let run = RunDir::create().expect("run directory");
     std::fs::write(

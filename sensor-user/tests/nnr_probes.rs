@@ -171,7 +171,7 @@ fn probes_name_what_answers_count_what_does_not_and_keep_to_their_subnets() {
             let host = responder(NAMED, 137, netbios_host);
             let rpc_listener = TcpListener::bind((NAMED, 135))?;
             let until = Instant::now() + Duration::from_secs(20);
-            let rpc = thread::spawn(move || ntlm_rpc::serve(&rpc_listener, RPC_NAMES, until));
+            let rpc = thread::spawn(move || ntlm_rpc::serve(&rpc_listener, RPC_NAMES, 1, until));
             let prober = Prober::start(settings(100, Duration::from_millis(500), true))?;
             for address in [NAMED, SILENT, OUTSIDE, NAMED] {
                 prober.ask(IpAddr::V4(address));

@@ -20,12 +20,17 @@ pub struct HostNames {
     pub dns_domain: &'static str,
 }
 
-/// Serves every connection `listener` accepts until `until`, one at a time; returns how many
-/// binds it answered.
-pub fn serve(listener: &TcpListener, names: HostNames, until: Instant) -> io::Result<usize> {
+/// Serves the connections `listener` accepts, one at a time, until it has answered `binds` binds
+/// or `until` comes; returns how many it answered.
+pub fn serve(
+    listener: &TcpListener,
+    names: HostNames,
+    binds: usize,
+    until: Instant,
+) -> io::Result<usize> {
     listener.set_nonblocking(true)?;
     let mut answered = 0;
-    while Instant::now() < until {
+    while answered < binds && Instant::now() < until {
         match listener.accept() {
             Ok((mut stream, _)) => {
                 stream.set_nonblocking(false)?;
