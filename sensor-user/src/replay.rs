@@ -86,9 +86,9 @@ pub fn replay<W: Write>(
 }
 
 /// The engine's alerts, oldest first. The engine itself is not freed: a replay ends its process,
-/// and freeing the detectors' state entry by entry (hundreds of thousands of small table
-/// entries) cost a tenth of what the detectors add to a replay (bench/RESULTS.md, detect-cost);
-/// the OS takes the memory back at once.
+/// and the OS takes the detectors' state (tens of MiB in small table entries) back at once
+/// rather than entry by entry (about 2% of what the detectors add to a replay, bench/RESULTS.md
+/// detect-cost).
 fn sorted_alerts(mut engine: dcwatch_detect::Engine) -> Vec<Alert> {
     let mut alerts = engine.take_alerts();
     std::mem::forget(engine);
