@@ -163,8 +163,10 @@ impl Book {
         self.alerts.values().map(|tracked| &tracked.alert)
     }
 
-    pub fn into_alerts(self) -> Vec<Alert> {
-        self.alerts
+    /// Takes every alert out of the book, which is left empty.
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        self.latest.clear();
+        std::mem::take(&mut self.alerts)
             .into_values()
             .map(|tracked| tracked.alert)
             .collect()

@@ -3,9 +3,11 @@
 
 use std::{
     cmp::{Ordering, Reverse},
-    collections::{BinaryHeap, HashMap, VecDeque, hash_map},
+    collections::{BinaryHeap, VecDeque},
     hash::Hash,
 };
+
+use hashbrown::{HashMap, hash_map};
 
 use crate::time::Millis;
 

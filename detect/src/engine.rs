@@ -230,9 +230,9 @@ impl Engine {
         self.book.alerts()
     }
 
-    /// Every alert the engine holds, its own (the end of a replay).
-    pub fn into_alerts(self) -> Vec<Alert> {
-        self.book.into_alerts()
+    /// Takes every alert the engine holds out of it (the end of a replay).
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        self.book.take_alerts()
     }
 
     /// A raised alert as it stands now (`None` once evicted, which `detect_alerts_evicted`

@@ -12,10 +12,9 @@
 //! backend persists what changed (`take_changes`) in its store and hands it back at start
 //! (`load`): profiles are plain bytes to it (`encode`/`decode`, versioned).
 
-use std::{
-    collections::{HashMap, HashSet},
-    net::IpAddr,
-};
+use std::{collections::HashSet, net::IpAddr};
+
+use hashbrown::HashMap;
 
 use crate::{bounded::BoundedMap, time::Millis};
 
@@ -349,19 +348,14 @@ impl Profiles {
             self.clock = time;
             self.meta_dirty = true;
         }
-        if !self.profiles.contains_key(key) {
+        if self.profiles.len() >= self.capacity && !self.profiles.contains_key(key) {
             self.make_room();
-            self.profiles.insert(
-                key.to_owned(),
-                Slot {
-                    profile: Profile::new(time),
-                    dirty: false,
-                },
-            );
         }
-        let Some(slot) = self.profiles.get_mut(key) else {
-            unreachable!("inserted above")
-        };
+        // One lookup; the key is copied only for a new profile.
+        let slot = self.profiles.entry_ref(key).or_insert_with(|| Slot {
+            profile: Profile::new(time),
+            dirty: false,
+        });
         if !slot.dirty {
             slot.dirty = true;
             self.dirty.push(key.to_owned());

@@ -116,8 +116,9 @@ pub(crate) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         summary.activities
     );
     if let Some(format) = args.alerts {
-        replay::write_alerts(&summary.alerts, format, &mut io::stdout().lock())
-            .context("writing alerts")?;
+        // Buffered: stdout flushes every line, and an alert's line is kilobytes.
+        let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+        replay::write_alerts(&summary.alerts, format, &mut out).context("writing alerts")?;
         info!("{} alerts", summary.alerts.len());
     }
     let mut stats = summary.stats;
