@@ -18,7 +18,7 @@ mod profiles;
 mod storage;
 
 pub(crate) use alerts::{decode_row as decode_alert_row, record_exclusion};
-pub(crate) use cold::compacted;
+pub(crate) use cold::{compacted, compacted_keys};
 pub use storage::{ACTIVITY_CURSOR, SharedStore, Storage, open, open_existing};
 
 pub use health::{Recorded, StoredIssue, is_derived};

@@ -1100,7 +1100,7 @@ impl Data {
             last = last.max(max);
             *by_protocol.entry(protocol).or_default() += count;
         }
-        // The compacted tier: its activities are counted one by one.
+        // The compacted tier: its activities are counted one by one, from their keys alone.
         let query = if kind == "account" {
             crate::store::Query {
                 account: Some(key.to_owned()),
@@ -1113,15 +1113,14 @@ impl Data {
             }
         };
         if query.account.is_some() || query.ip.is_some() {
-            crate::store::compacted(&connection, &query, false, |stored, _| {
-                let time = crate::store::time_ns(&stored.activity);
+            crate::store::compacted_keys(&connection, &query, |keys| {
+                let time = crate::store::time_ns(keys);
                 total += 1;
                 first = first.min(time);
                 last = last.max(time);
                 *by_protocol
-                    .entry(protocol_name(stored.activity.body.as_ref()).to_owned())
+                    .entry(protocol_name(keys.body.as_ref()).to_owned())
                     .or_default() += 1;
-                true
             })?;
         }
         let protocols: serde_json::Map<String, serde_json::Value> = by_protocol

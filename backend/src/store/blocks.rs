@@ -8,7 +8,9 @@
 //! that hold it ([`postings`]), so a query decompresses only the frames it may want: the
 //! dictionary gives a small frame the context a large block would have. Fields the store can
 //! give back exactly are left out: the sensor id (the block's) and the Community ID (a hash of
-//! the endpoints), each only when recomputing it gives the same value.
+//! the endpoints), each only when recomputing it gives the same value. A query reads an
+//! activity's keys (account, addresses, protocol, time) before the rest, and decodes whole only
+//! those it keeps.
 //!
 //! Format 1 blocks (one zstd frame for the whole block, no dictionary, every frame of it in
 //! the index) are still read: stores compacted before format 2 keep them until retention
@@ -491,15 +493,16 @@ pub fn frame_index(
 }
 
 /// The entries of a frame (given what the index says of it) that `keep` keeps, given their
-/// sequence, position and activity (its hashes not yet recomputed: they are, for those kept).
-/// With `only`, the activity at that (sequence, position) alone is decoded.
+/// sequence, position and activity. `keep` sees the activity's keys only (time, sensor,
+/// endpoints, account, protocol: [`keys_of`]); those it keeps are decoded whole, their hashes
+/// recomputed. With `only`, the activity at that (sequence, position) alone is looked at.
 pub fn decode_frame(
     sensor_id: &str,
     frame: &[u8],
     info: &FrameInfo,
     decompressor: &mut zstd::bulk::Decompressor<'_>,
     only: Option<(u64, u64)>,
-    keep: impl Fn(u64, u64, &Activity) -> bool,
+    mut keep: impl FnMut(u64, u64, &Activity) -> bool,
 ) -> Result<Vec<Entry>, BlockError> {
     let plain = decompressor
         .decompress(frame, info.plain_len)
@@ -508,31 +511,69 @@ pub fn decode_frame(
         return Err(BlockError::Malformed);
     }
     let mut entries = Vec::new();
-    for (row, mut activity) in from_columns(&plain, Some(info.min_time_ns), only)? {
-        restore_plain(sensor_id, &mut activity, &row)?;
-        if keep(row.sequence, row.position, &activity) {
-            restore_hashes(&mut activity, row.flags)?;
-            entries.push(Entry {
-                sequence: row.sequence,
-                position: row.position,
-                activity,
-            });
+    let mut bytes = Vec::new();
+    from_columns(&plain, Some(info.min_time_ns), |row, fields| {
+        if only.is_some_and(|at| at != (row.sequence, row.position)) {
+            return Ok(());
+        }
+        keys_of(fields, &mut bytes);
+        let mut keys = Activity::decode(bytes.as_slice())?;
+        restore_plain(sensor_id, &mut keys, row)?;
+        if !keep(row.sequence, row.position, &keys) {
+            return Ok(());
+        }
+        bytes.clear();
+        for (_, field) in fields {
+            bytes.extend_from_slice(field);
+        }
+        let mut activity = Activity::decode(bytes.as_slice())?;
+        restore_plain(sensor_id, &mut activity, row)?;
+        restore_hashes(&mut activity, row.flags)?;
+        entries.push(Entry {
+            sequence: row.sequence,
+            position: row.position,
+            activity,
+        });
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// The fields of an activity a query filters on (`Query::matches_activity`), as protobuf in
+/// `out`: the sensor id, time, endpoints and account as they are, and the body's field with
+/// nothing in it, which is enough to name the protocol.
+fn keys_of(fields: &[(u32, &[u8])], out: &mut Vec<u8>) {
+    out.clear();
+    for &(number, field) in fields {
+        match number {
+            1..=4 | 6 => out.extend_from_slice(field),
+            16.. => {
+                put_varint(out, (u64::from(number) << 3) | 2);
+                put_varint(out, 0);
+            }
+            _ => {}
         }
     }
-    Ok(entries)
 }
 
 /// A format 1 block's entries, in the order they were encoded.
 pub fn decode_single(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
     let plain = zstd::stream::decode_all(block).map_err(BlockError::Zstd)?;
-    Ok(from_columns(&plain, None, None)?
-        .into_iter()
-        .map(|(row, activity)| Entry {
+    let mut entries = Vec::new();
+    let mut bytes = Vec::new();
+    from_columns(&plain, None, |row, fields| {
+        bytes.clear();
+        for (_, field) in fields {
+            bytes.extend_from_slice(field);
+        }
+        entries.push(Entry {
             sequence: row.sequence,
             position: row.position,
-            activity,
-        })
-        .collect())
+            activity: Activity::decode(bytes.as_slice())?,
+        });
+        Ok(())
+    })?;
+    Ok(entries)
 }
 
 /// Marks the end of an activity's field numbers in the layout stream (0 is no field number).
@@ -587,14 +628,14 @@ fn to_columns(rows: &[Row], base_ns: Option<i64>) -> Result<Vec<u8>, BlockError>
     Ok(plain)
 }
 
-/// [`to_columns`] undone: each row (its protobuf left empty) with its activity as decoded,
-/// before what was left out is put back; with `only`, the row at that (sequence, position)
-/// alone.
+/// [`to_columns`] undone: each row (its protobuf left empty) handed to `each` with its fields
+/// (number and bytes, tag included) in the order they came, before what was left out is put
+/// back.
 fn from_columns(
     plain: &[u8],
     base_ns: Option<i64>,
-    only: Option<(u64, u64)>,
-) -> Result<Vec<(Row, Activity)>, BlockError> {
+    mut each: impl FnMut(&Row, &[(u32, &[u8])]) -> Result<(), BlockError>,
+) -> Result<(), BlockError> {
     let mut header = plain;
     let count = take_varint(&mut header)?;
     let streams = take_varint(&mut header)?;
@@ -611,11 +652,9 @@ fn from_columns(
         fields.insert(number, stream);
         body = rest;
     }
-    // Every activity takes at least two layout bytes: a count beyond that is a lie.
-    let mut rows = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(layout.len() / 2));
     let mut sequence = 0_u64;
     let mut previous_ns = base_ns.unwrap_or(0);
-    let mut bytes = Vec::new();
+    let mut row_fields: Vec<(u32, &[u8])> = Vec::new();
     for _ in 0..count {
         sequence = sequence.wrapping_add(take_varint(&mut layout)?);
         let position = take_varint(&mut layout)?;
@@ -639,7 +678,7 @@ fn from_columns(
                 previous_ns = row.time_ns;
             }
         }
-        bytes.clear();
+        row_fields.clear();
         loop {
             let number =
                 u32::try_from(take_varint(&mut layout)?).map_err(|_| BlockError::Malformed)?;
@@ -649,15 +688,12 @@ fn from_columns(
             let stream = fields.get_mut(&number).ok_or(BlockError::Malformed)?;
             let (_, length) = field_extent(stream).ok_or(BlockError::Malformed)?;
             let (field, rest) = split(stream, length)?;
-            bytes.extend_from_slice(field);
+            row_fields.push((number, field));
             *stream = rest;
         }
-        if only.is_none_or(|at| at == (sequence, position)) {
-            let activity = Activity::decode(bytes.as_slice())?;
-            rows.push((row, activity));
-        }
+        each(&row, &row_fields)?;
     }
-    Ok(rows)
+    Ok(())
 }
 
 fn zigzag(value: i64) -> u64 {
@@ -908,6 +944,48 @@ mod tests {
                 BTreeSet::from([151 / FRAME_ACTIVITIES])
             );
             assert_eq!(encoded.keys.len(), 6);
+        }
+    }
+
+    #[test]
+    fn a_query_sees_an_activitys_keys_and_decodes_only_what_it_keeps() {
+        let entries = entries(300);
+        let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
+        let (first, oldest) = origin(&entries);
+        let index = frame_index(&encoded.index, first, oldest).expect("index");
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
+        let mut seen = Vec::new();
+        let mut kept = Vec::new();
+        for (info, frame) in index.iter().zip(&encoded.frames) {
+            kept.extend(
+                decode_frame("s1", frame, info, &mut decompressor, None, |_, _, keys| {
+                    seen.push(keys.clone());
+                    keys.account
+                        .as_ref()
+                        .is_some_and(|account| account.name == "Mallory")
+                })
+                .expect("frame"),
+            );
+        }
+        assert_eq!(kept, [entries[151].clone()]);
+        assert_eq!(seen.len(), entries.len());
+        for (keys, entry) in seen.iter().zip(&entries) {
+            let original = &entry.activity;
+            assert_eq!(
+                (&keys.time, &keys.sensor_id, &keys.src, &keys.dst),
+                (
+                    &original.time,
+                    &original.sensor_id,
+                    &original.src,
+                    &original.dst
+                )
+            );
+            assert_eq!(keys.account, original.account);
+            assert_eq!(
+                protocol_name(keys.body.as_ref()),
+                protocol_name(original.body.as_ref())
+            );
+            assert_ne!(keys.body, original.body, "the body itself is not decoded");
         }
     }
 

@@ -135,24 +135,38 @@ impl<'c> BlockReader<'c> {
     ) -> Result<Vec<blocks::Entry>, StoreError> {
         self.read(
             block,
-            |index| {
-                (0..index.len())
-                    .filter(|number| {
-                        let frame = &index[*number];
-                        block
-                            .frames
-                            .as_ref()
-                            .is_none_or(|frames| frames.contains(number))
-                            && query
-                                .since_ns
-                                .is_none_or(|since| frame.max_time_ns >= since)
-                            && query.until_ns.is_none_or(|until| frame.min_time_ns < until)
-                    })
-                    .collect()
-            },
+            |index| wanted_frames(block, query, index),
             None,
             |_, _, activity| query.matches_activity(&block.sensor_id, activity),
         )
+    }
+
+    /// Hands `each` the keys (time, sensor, endpoints, account, protocol; not the body) of
+    /// `block`'s activities that `query` selects, decoding nothing more ([`blocks::decode_frame`]):
+    /// what counting them needs.
+    fn keys(
+        &mut self,
+        block: &BlockRow,
+        query: &Query,
+        each: &mut impl FnMut(&Activity),
+    ) -> Result<(), StoreError> {
+        let matches = |activity: &Activity| query.matches_activity(&block.sensor_id, activity);
+        let whole = self.read(
+            block,
+            |index| wanted_frames(block, query, index),
+            None,
+            |_, _, keys| {
+                if matches(keys) {
+                    each(keys);
+                }
+                false
+            },
+        )?;
+        // A format 1 block's entries come whole, not through the filter.
+        for entry in whole.iter().filter(|entry| matches(&entry.activity)) {
+            each(&entry.activity);
+        }
+        Ok(())
     }
 
     /// The entries of the frames of `block` that `select` picks from its index, those of them
@@ -162,7 +176,7 @@ impl<'c> BlockReader<'c> {
         block: &BlockRow,
         select: impl FnOnce(&[blocks::FrameInfo]) -> Vec<usize>,
         only: Option<(u64, u64)>,
-        keep: impl Fn(u64, u64, &Activity) -> bool + Copy,
+        mut keep: impl FnMut(u64, u64, &Activity) -> bool,
     ) -> Result<Vec<blocks::Entry>, StoreError> {
         let failed = |source| StoreError::Block {
             id: block.id,
@@ -188,8 +202,15 @@ impl<'c> BlockReader<'c> {
                 .query_row([frame_id(block.id, number)], |row| row.get(0))?;
             let decompressor = self.decompressor(block.dictionary_id)?;
             entries.extend(
-                blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, only, keep)
-                    .map_err(failed)?,
+                blocks::decode_frame(
+                    &block.sensor_id,
+                    &frame,
+                    info,
+                    decompressor,
+                    only,
+                    &mut keep,
+                )
+                .map_err(failed)?,
             );
         }
         Ok(entries)
@@ -257,6 +278,38 @@ fn prepared_dictionary(
 /// The row id of frame `number` of block `block_id`.
 fn frame_id(block_id: i64, number: usize) -> i64 {
     (block_id << blocks::FRAME_ID_BITS) | i64::try_from(number).unwrap_or(0)
+}
+
+/// The frames of `block` (given its index) that may hold activities `query` selects: its keys'
+/// frames, its time range.
+fn wanted_frames(block: &BlockRow, query: &Query, index: &[blocks::FrameInfo]) -> Vec<usize> {
+    (0..index.len())
+        .filter(|number| {
+            let frame = &index[*number];
+            block
+                .frames
+                .as_ref()
+                .is_none_or(|frames| frames.contains(number))
+                && query
+                    .since_ns
+                    .is_none_or(|since| frame.max_time_ns >= since)
+                && query.until_ns.is_none_or(|until| frame.min_time_ns < until)
+        })
+        .collect()
+}
+
+/// The keys (time, sensor, endpoints, account, protocol; not the body) of every compacted
+/// activity `query` selects, in no particular order: what counts need.
+pub(crate) fn compacted_keys(
+    connection: &Connection,
+    query: &Query,
+    mut each: impl FnMut(&Activity),
+) -> Result<(), StoreError> {
+    let mut reader = BlockReader::new(connection);
+    for block in query_blocks(connection, query)? {
+        reader.keys(&block, query, &mut each)?;
+    }
+    Ok(())
 }
 
 /// The compacted activities `query` selects, block by block (oldest block first, or newest
