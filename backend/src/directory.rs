@@ -93,7 +93,7 @@ pub(crate) fn apply(
 
 /// An object's row: its objectGUID; a snapshot written by hand may have none, and is keyed by
 /// its DN then (a rename in a later import is a new object, the old one marked deleted).
-fn row_key(object: &DirectoryObject) -> Option<std::borrow::Cow<'_, str>> {
+pub(crate) fn row_key(object: &DirectoryObject) -> Option<std::borrow::Cow<'_, str>> {
     if !object.guid.is_empty() {
         Some(std::borrow::Cow::Borrowed(object.guid.as_str()))
     } else if !object.dn.is_empty() {
@@ -214,7 +214,7 @@ pub const IMPORT_SOURCE: &str = "import";
 /// what an earlier import named and this one does not is marked deleted. The objects of a
 /// domain the snapshot does not list are skipped; how many were stored.
 pub fn import(
-    store: &mut Store,
+    store: &mut dyn Storage,
     domains: &[Domain],
     objects: &[Object],
 ) -> Result<usize, StoreError> {
