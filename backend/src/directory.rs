@@ -270,18 +270,18 @@ pub struct EntityLine<'a> {
 
 /// The entities `filter` selects, in store order.
 pub fn entities<'a>(directory: &'a Directory, filter: &EntityFilter) -> Vec<EntityLine<'a>> {
+    // The object itself, not its GUID: a hand-written snapshot's objects may have none.
     let named = filter
         .name
         .as_deref()
-        .and_then(|name| directory.account(name))
-        .map(|object| object.guid.clone());
+        .and_then(|name| directory.account(name));
     directory
         .objects()
         .filter(|object| filter.kind.is_none_or(|kind| object.kind == kind))
         .filter(|object| filter.tag.is_none_or(|tag| directory.has_tag(object, tag)))
         .filter(|object| {
             filter.name.as_deref().is_none_or(|name| {
-                named.as_deref() == Some(object.guid.as_str())
+                named.is_some_and(|found| std::ptr::eq(found, object))
                     || object.sam_account_name.eq_ignore_ascii_case(name)
                     || object.dn.to_lowercase().contains(&name.to_lowercase())
             })

@@ -836,9 +836,9 @@ fn postgres_is_reached_over_tls_verified_against_its_ca() {
     );
 }
 
-/// `directory import` through the trait: the lab's snapshot stored as one full sync, read back
-/// as `entities` shows it; a hand-written object without an objectGUID is kept by its DN, and
-/// a later import drops what it no longer names.
+/// `directory import` through the trait: the lab's snapshot (written by hand: its objects have
+/// no objectGUID, so they are kept by their DN) stored as one full sync, read back as
+/// `entities` shows it; a later import drops what it no longer names.
 #[test]
 fn a_snapshot_is_imported_and_read_back_as_entities() {
     use dcwatch_backend::directory::{self, EntityFilter};
@@ -854,7 +854,7 @@ fn a_snapshot_is_imported_and_read_back_as_entities() {
             .find(|object| object.sam_account_name.eq_ignore_ascii_case("bob"))
             .expect("bob")
             .clone();
-        by_hand.guid = String::new();
+        assert!(by_hand.guid.is_empty(), "keyed by DN");
         by_hand.sid = String::new();
         by_hand.sam_account_name = "handmade".to_owned();
         by_hand.dn = by_hand.dn.replace("CN=bob", "CN=handmade");

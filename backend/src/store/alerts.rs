@@ -233,14 +233,14 @@ impl AlertQuery {
             filter.push("id = ?", Param::Text(id.clone()));
         }
         if let Some(entity) = &self.entity {
-            filter.push(
-                "id IN (SELECT alert_id FROM alert_entities WHERE kind = ?)",
-                Param::Text(entity.kind.name().to_owned()),
-            );
+            // The kind is one of two fixed names: written in the SQL, so one row must match
+            // both the kind and the name or address.
             let name = dialect.eq_nocase("name");
             filter.push(
                 &format!(
-                    "id IN (SELECT alert_id FROM alert_entities WHERE {name} OR address = lower(?))"
+                    "id IN (SELECT alert_id FROM alert_entities WHERE kind = '{}'
+                     AND ({name} OR address = lower(?)))",
+                    entity.kind.name()
                 ),
                 Param::Text(entity.key.clone()),
             );

@@ -178,10 +178,18 @@ where
     }
 }
 
-#[derive(Debug)]
 pub struct RustlsConnector {
     connector: tokio_rustls::TlsConnector,
     name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for RustlsConnector {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RustlsConnector")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> TlsConnect<S> for RustlsConnector
