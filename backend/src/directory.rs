@@ -281,7 +281,7 @@ pub fn entities<'a>(directory: &'a Directory, filter: &EntityFilter) -> Vec<Enti
         .filter(|object| filter.tag.is_none_or(|tag| directory.has_tag(object, tag)))
         .filter(|object| {
             filter.name.as_deref().is_none_or(|name| {
-                named.is_some_and(|found| std::ptr::eq(found, object))
+                named.is_some_and(|found| std::ptr::eq(found, *object))
                     || object.sam_account_name.eq_ignore_ascii_case(name)
                     || object.dn.to_lowercase().contains(&name.to_lowercase())
             })
