@@ -131,11 +131,10 @@ impl Postgres {
                     std::os::unix::fs::chown(file, Some(NOBODY), Some(NOBODY))?;
                 }
             }
-            settings.push_str(&format!(
-                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
-                cert.display(),
-                key.display()
-            ));
+            for (name, file) in [("ssl_cert_file", &cert), ("ssl_key_file", &key)] {
+                settings.push_str(&[" -c ", name, "=", &file.display().to_string()].concat());
+            }
+            settings.push_str(" -c ssl=on");
         }
         std::fs::write(postgres.dir.path().join("settings"), &settings)?;
         postgres.pg_ctl("start")?;

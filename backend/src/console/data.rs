@@ -540,7 +540,7 @@ impl Data {
         for piece in &alert.evidence {
             match self.activity_by_ref(&piece.activity_ref)? {
                 Some(activity) => {
-                    evidence.push(activity_row(piece.activity_ref.clone(), &activity))
+                    evidence.push(activity_row(piece.activity_ref.clone(), &activity));
                 }
                 None => evidence_missing += 1,
             }
@@ -675,7 +675,7 @@ impl Data {
                 })
             })?;
         }
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|(time, _)| std::cmp::Reverse(*time));
         let truncated = found.len() > limit;
         Ok((
             found.into_iter().take(limit).map(|(_, row)| row).collect(),
@@ -902,7 +902,7 @@ impl Data {
                 )
             }))
             .collect();
-        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_by_key(|(time, _)| std::cmp::Reverse(*time));
         Ok(rows
             .into_iter()
             .take(MAX_ROWS)
