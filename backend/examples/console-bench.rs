@@ -20,9 +20,10 @@ use axum::{
     http::{Request, header},
 };
 use dcwatch_backend::{
-    console::{self, Console, ConsoleConfig, auth::COOKIE, data::Data, users},
+    console::{self, Console, ConsoleConfig, auth::COOKIE, users},
     store::Store,
 };
+use dcwatch_detect::profiles::Changes;
 use dcwatch_proto::v1::{
     Account, Activity, Alert, AlertEntity, Endpoint, Evidence, KerberosActivity,
     activity::Body as ActivityBody,
@@ -162,43 +163,43 @@ async fn main() {
             .store_batch("bench", "bench", u64::try_from(batch + 1).unwrap(), &chunk)
             .unwrap();
     }
-    drop(store);
-    let data = Data::open(dir.path(), Arc::default()).unwrap();
     let now = console::data::now_ns();
     let made: Vec<Alert> = (0..alerts)
         .map(|index| alert(index, 10, activities))
         .collect();
+    let no_profiles = Changes {
+        upserts: Vec::new(),
+        removed: Vec::new(),
+    };
     for chunk in made.chunks(1000) {
-        data.save_alerts(chunk, now).unwrap();
+        store
+            .save_alerts_at(chunk, (0, &no_profiles), ("bench", 0), 0, now)
+            .unwrap();
     }
     let mut huge = alert(alerts, big, activities);
     huge.id = "bench-big".into();
-    data.save_alerts(&[huge], now).unwrap();
-    data.with(|connection| {
-        users::add(
-            connection,
-            "admin",
-            users::Role::Admin,
-            "a long bench password",
-            now,
-        )
+    store
+        .save_alerts_at(&[huge], (0, &no_profiles), ("bench", 0), 0, now)
         .unwrap();
-    });
-    drop(data);
+    users::add(
+        &mut store,
+        "admin",
+        users::Role::Admin,
+        "a long bench password",
+        now,
+    )
+    .unwrap();
     println!(
         "store: {activities} activities, {alerts} alerts (+1 with {big} evidence) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
-    let state = Arc::new(
-        Console::open(
-            dir.path(),
-            &ConsoleConfig::default(),
-            "https://bench".into(),
-            Arc::default(),
-        )
-        .unwrap(),
-    );
+    let state = Arc::new(Console::new(
+        Box::new(store),
+        &ConsoleConfig::default(),
+        "https://bench".into(),
+        Arc::default(),
+    ));
     let router = console::router(Arc::clone(&state));
     let (token, _) = state
         .auth

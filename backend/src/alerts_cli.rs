@@ -78,6 +78,7 @@ fn print_alerts(args: &AlertListArgs) -> anyhow::Result<()> {
         }),
         type_name: args.type_name.clone(),
         id: args.id.clone(),
+        ..AlertQuery::default()
     };
     let alerts = store.alerts(&query)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
@@ -141,7 +142,7 @@ fn close(
         Closed::Closed => {
             log::info!("alert {id} closed ({})", classification.as_str_name());
             if exclude {
-                match store.exclude_alert(id, &actor(), now_ns())? {
+                match store.exclude_alert(id, classification, &actor(), now_ns())? {
                     Some(Excluded::Taught) => {
                         log::info!("alert {id}: its entity's profile learns the behaviour");
                     }

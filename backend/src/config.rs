@@ -51,6 +51,9 @@ pub struct ClusterConfig {
     /// The shared store, `postgres://USER:PASSWORD@HOST:PORT/DATABASE` or libpq's `key=value`
     /// form. Empty: the SQLite store in `data_dir` (the `all` role alone).
     pub postgres_url: String,
+    /// The PEM CA PostgreSQL's certificate chains to: with `sslmode=verify-full` (the name
+    /// checked too), `verify-ca` or `require` in the URL, TLS verified against it.
+    pub postgres_ca: Option<PathBuf>,
     /// The NATS servers (`nats://` or `tls://HOST:PORT`); any one is enough to start.
     pub nats_urls: Vec<String>,
     /// A NATS credentials file (JWT and NKey seed), when the servers ask for one.
@@ -71,6 +74,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             postgres_url: String::new(),
+            postgres_ca: None,
             nats_urls: Vec::new(),
             nats_credentials: None,
             nats_ca: None,

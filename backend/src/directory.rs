@@ -93,7 +93,7 @@ pub(crate) fn apply(
 
 /// An object's row: its objectGUID; a snapshot written by hand may have none, and is keyed by
 /// its DN then (a rename in a later import is a new object, the old one marked deleted).
-fn row_key(object: &DirectoryObject) -> Option<std::borrow::Cow<'_, str>> {
+pub(crate) fn row_key(object: &DirectoryObject) -> Option<std::borrow::Cow<'_, str>> {
     if !object.guid.is_empty() {
         Some(std::borrow::Cow::Borrowed(object.guid.as_str()))
     } else if !object.dn.is_empty() {
@@ -214,7 +214,7 @@ pub const IMPORT_SOURCE: &str = "import";
 /// what an earlier import named and this one does not is marked deleted. The objects of a
 /// domain the snapshot does not list are skipped; how many were stored.
 pub fn import(
-    store: &mut Store,
+    store: &mut dyn Storage,
     domains: &[Domain],
     objects: &[Object],
 ) -> Result<usize, StoreError> {
@@ -270,18 +270,18 @@ pub struct EntityLine<'a> {
 
 /// The entities `filter` selects, in store order.
 pub fn entities<'a>(directory: &'a Directory, filter: &EntityFilter) -> Vec<EntityLine<'a>> {
+    // The object itself, not its GUID: a hand-written snapshot's objects may have none.
     let named = filter
         .name
         .as_deref()
-        .and_then(|name| directory.account(name))
-        .map(|object| object.guid.clone());
+        .and_then(|name| directory.account(name));
     directory
         .objects()
         .filter(|object| filter.kind.is_none_or(|kind| object.kind == kind))
         .filter(|object| filter.tag.is_none_or(|tag| directory.has_tag(object, tag)))
         .filter(|object| {
             filter.name.as_deref().is_none_or(|name| {
-                named.as_deref() == Some(object.guid.as_str())
+                named.is_some_and(|found| std::ptr::eq(found, *object))
                     || object.sam_account_name.eq_ignore_ascii_case(name)
                     || object.dn.to_lowercase().contains(&name.to_lowercase())
             })

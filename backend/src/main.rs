@@ -179,7 +179,10 @@ fn migrate(location: &Location) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let mut store = PgStore::connect_unchecked(&config.cluster.postgres_url)?;
+    let mut store = PgStore::connect_unchecked(
+        &config.cluster.postgres_url,
+        config.cluster.postgres_ca.as_deref(),
+    )?;
     let now_ns = std::time::SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {
@@ -228,14 +231,10 @@ fn import_directory(file: &std::path::Path, location: &Location) -> anyhow::Resu
     ))
     .with_context(|| format!("reading the snapshot {}", file.display()))?;
     let config = location.config()?;
-    anyhow::ensure!(
-        config.cluster.postgres_url.is_empty(),
-        "directory import writes the SQLite store only; a cluster's sensors sync their directory"
-    );
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let mut store = store::Store::open(&config.data_dir)?;
-    let stored = directory::import(&mut store, &domains, &objects)?;
+    let mut store = store::open(&config)?;
+    let stored = directory::import(store.as_mut(), &domains, &objects)?;
     let skipped = objects.len() - stored;
     info!(
         "{stored} directory objects of {} domains imported{}",

@@ -87,7 +87,7 @@ pub enum Role {
     Ingest,
     /// Detection on the partitions of the stream this node claims.
     Detect,
-    /// Retention and the counters over the shared store (the console is the `all` role's).
+    /// The console over the shared store, retention and the derived health issues.
     Api,
 }
 
@@ -408,7 +408,7 @@ pub async fn serve(
     } else {
         None
     };
-    let console = if role == Role::All {
+    let console = if matches!(role, Role::All | Role::Api) {
         crate::console::start(
             config,
             &identity.cert_pem,

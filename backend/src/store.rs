@@ -12,20 +12,22 @@
 mod alerts;
 pub mod blocks;
 mod cold;
+mod console;
 mod health;
 pub mod postgres;
 mod profiles;
 mod storage;
 
-pub(crate) use alerts::{decode_row as decode_alert_row, record_exclusion};
-pub(crate) use cold::{compacted, compacted_keys};
 pub use storage::{ACTIVITY_CURSOR, SharedStore, Storage, open, open_existing};
 
 pub use health::{Recorded, StoredIssue, is_derived};
 
 pub use alerts::{
-    AlertQuery, Closed, DETECTION, Excluded, Exclusion, ExclusionKind, HistoryEntry, NewActivity,
+    AlertQuery, Closed, DETECTION, EntityKey, EntityKind, Excluded, Exclusion, ExclusionKind,
+    HistoryEntry, NewActivity,
 };
+pub(crate) use alerts::{Dialect, Filter, Param};
+pub use console::{Found, ProtocolCount, SensorState, StoredEvent, StoredUser};
 
 use std::{
     net::IpAddr,
@@ -38,7 +40,7 @@ use dcwatch_proto::{
     v1::{Activity, DirectoryDelta, HealthEvent},
 };
 use prost::Message as _;
-use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter, types::Value};
+use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use sha2::{Digest as _, Sha256};
 
 /// The store's file name inside the data directory.
@@ -124,6 +126,8 @@ pub enum StoreError {
         "store (PostgreSQL): migration {version} is not applied (run `dcwatch-backend store migrate`)"
     )]
     MigrationPending { version: i32 },
+    #[error("store (PostgreSQL): TLS: {0}")]
+    Tls(String),
     #[error("store: activity block {id}: {source}")]
     Block { id: i64, source: blocks::BlockError },
 }
@@ -190,6 +194,7 @@ impl Store {
             connection.execute_batch(health::SCHEMA)?;
             connection.execute_batch(crate::directory::SCHEMA)?;
             connection.execute_batch(blocks::SCHEMA)?;
+            connection.execute_batch(console::SCHEMA)?;
             add_column(
                 &connection,
                 "sensors",
@@ -201,10 +206,11 @@ impl Store {
             }
             Ok(connection)
         };
-        let connection = open(&path).map_err(|source| StoreError::Open {
+        let mut connection = open(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
+        console::migrate(&mut connection)?;
         Ok(Self { connection })
     }
 
@@ -556,47 +562,15 @@ impl Store {
         query: &Query,
         mut each: impl FnMut(StoredActivity) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut conditions = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        let mut condition = |sql: &str, value: Value| {
-            values.push(value);
-            conditions.push(sql.replace('?', &format!("?{}", values.len())));
-        };
-        if let Some(since) = query.since_ns {
-            condition("time_ns >= ?", Value::Integer(since));
-        }
-        if let Some(until) = query.until_ns {
-            condition("time_ns < ?", Value::Integer(until));
-        }
-        if let Some(protocol) = &query.protocol {
-            condition("protocol = ?", Value::Text(protocol.to_lowercase()));
-        }
-        if let Some(account) = &query.account {
-            match account.split_once('\\') {
-                Some((domain, name)) => {
-                    condition("account = ? COLLATE NOCASE", Value::Text(name.to_owned()));
-                    condition("domain = ? COLLATE NOCASE", Value::Text(domain.to_owned()));
-                }
-                None => condition("account = ? COLLATE NOCASE", Value::Text(account.clone())),
-            }
-        }
-        if let Some(ip) = query.ip {
-            // Both placeholders become the same numbered one.
-            condition("(src_ip = ? OR dst_ip = ?)", Value::Text(ip.to_string()));
-        }
-        if let Some(sensor) = &query.sensor_id {
-            condition("sensor_id = ?", Value::Text(sensor.clone()));
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let filter = query.filter(Dialect::Sqlite);
         let mut statement = self.connection.prepare(&format!(
-            "SELECT id, sensor_id, sequence, position, activity FROM activities {filter}
-             ORDER BY time_ns, sensor_id, sequence, position"
+            "SELECT id, sensor_id, sequence, position, activity FROM activities {}
+             ORDER BY time_ns, sensor_id, sequence, position",
+            filter.clause()
         ))?;
-        let mut rows = statement.query(params_from_iter(values))?;
+        let mut rows = statement.query(params_from_iter(
+            filter.values.into_iter().map(alerts::sqlite_value),
+        ))?;
         let mut hot = std::iter::from_fn(|| match rows.next() {
             Ok(Some(row)) => Some(hot_row(row)),
             Ok(None) => None,
@@ -839,6 +813,39 @@ fn hot_row(row: &rusqlite::Row<'_>) -> Result<Ordered, StoreError> {
 }
 
 impl Query {
+    /// The query's conditions on the activity rows, in `dialect` (both stores' one builder).
+    pub(crate) fn filter(&self, dialect: Dialect) -> Filter {
+        let mut filter = Filter::new(dialect);
+        if let Some(since) = self.since_ns {
+            filter.push("time_ns >= ?", Param::Int(since));
+        }
+        if let Some(until) = self.until_ns {
+            filter.push("time_ns < ?", Param::Int(until));
+        }
+        if let Some(protocol) = &self.protocol {
+            filter.push("protocol = ?", Param::Text(protocol.to_lowercase()));
+        }
+        if let Some(account) = &self.account {
+            let (domain, name) = account
+                .split_once('\\')
+                .map_or((None, account.as_str()), |(domain, name)| {
+                    (Some(domain), name)
+                });
+            filter.push(&dialect.eq_nocase("account"), Param::Text(name.to_owned()));
+            if let Some(domain) = domain {
+                filter.push(&dialect.eq_nocase("domain"), Param::Text(domain.to_owned()));
+            }
+        }
+        if let Some(ip) = self.ip {
+            // Both placeholders become the same numbered one.
+            filter.push("(src_ip = ? OR dst_ip = ?)", Param::Text(ip.to_string()));
+        }
+        if let Some(sensor) = &self.sensor_id {
+            filter.push("sensor_id = ?", Param::Text(sensor.clone()));
+        }
+        filter
+    }
+
     /// The filter applied to a compacted activity, as the hot tier's SQL applies it.
     fn matches(&self, stored: &StoredActivity) -> bool {
         self.matches_activity(&stored.sensor_id, &stored.activity)

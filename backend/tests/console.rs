@@ -11,29 +11,32 @@ use axum::{
     http::{Method, Request, StatusCode, header},
 };
 use calamine::{Reader as _, Xlsx};
-use console_support::{HOSTILE, PASSWORD, Seeded, seed};
+use console_support::{Backend, HOSTILE, PASSWORD, Seeded, TestStore, seed};
 use dcwatch_backend::console::{self, Console, auth::COOKIE};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     router: Router,
     seeded: Seeded,
     console: Arc<Console>,
+    // Last: the store outlives the console's handle on it.
+    _store: TestStore,
 }
 
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let seeded = seed(dir.path());
-    let console = console_support::console(dir.path());
-    Fixture {
-        router: console::router(Arc::clone(&console)),
-        _dir: dir,
-        seeded,
-        console,
-    }
+fn fixture(backend: Backend) -> Fixture {
+    console_support::off_runtime(|| {
+        let store = TestStore::new(backend);
+        let seeded = seed(&store);
+        let console = console_support::console(&store);
+        Fixture {
+            router: console::router(Arc::clone(&console)),
+            seeded,
+            console,
+            _store: store,
+        }
+    })
 }
 
 struct Answer {
@@ -245,9 +248,8 @@ fn operations(spec: &Value, alert: &str) -> Vec<(Method, String, Option<String>,
     out
 }
 
-#[tokio::test]
-async fn the_seeded_alerts_are_the_engines_dcsync() {
-    let fixture = fixture();
+async fn the_seeded_alerts_are_the_engines_dcsync(backend: Backend) {
+    let fixture = fixture(backend);
     assert!(fixture.seeded.activities > 400, "{:?}", fixture.seeded);
     let session = login(&fixture.router, "viewer").await;
     let detail = call(
@@ -302,9 +304,8 @@ async fn the_seeded_alerts_are_the_engines_dcsync() {
     assert_eq!(detail["history"][0]["event"], "raised");
 }
 
-#[tokio::test]
-async fn every_operation_of_the_spec_answers_as_the_spec_says() {
-    let fixture = fixture();
+async fn every_operation_of_the_spec_answers_as_the_spec_says(backend: Backend) {
+    let fixture = fixture(backend);
     let spec = spec();
     let session = login(&fixture.router, "admin").await;
     let operations = operations(&spec, &fixture.seeded.dcsync);
@@ -354,9 +355,8 @@ async fn every_operation_of_the_spec_answers_as_the_spec_says() {
     }
 }
 
-#[tokio::test]
-async fn nothing_answers_without_a_login() {
-    let fixture = fixture();
+async fn nothing_answers_without_a_login(backend: Backend) {
+    let fixture = fixture(backend);
     let spec = spec();
     for (method, uri, body, operation) in operations(&spec, &fixture.seeded.dcsync) {
         if uri == "/api/v1/login" {
@@ -424,9 +424,8 @@ async fn nothing_answers_without_a_login() {
     assert_eq!(open.status, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn cross_site_and_tokenless_posts_are_refused() {
-    let fixture = fixture();
+async fn cross_site_and_tokenless_posts_are_refused(backend: Backend) {
+    let fixture = fixture(backend);
     let session = login(&fixture.router, "analyst").await;
     let close = format!("/api/v1/alerts/{}/close", fixture.seeded.dcsync);
     let body = json!({"classification": "TP"}).to_string();
@@ -548,9 +547,8 @@ async fn cross_site_and_tokenless_posts_are_refused() {
     assert_eq!(exclusions[0]["value"], "10.99.0.2");
 }
 
-#[tokio::test]
-async fn a_viewer_cannot_change_an_alert() {
-    let fixture = fixture();
+async fn a_viewer_cannot_change_an_alert(backend: Backend) {
+    let fixture = fixture(backend);
     let viewer = login(&fixture.router, "viewer").await;
     let id = &fixture.seeded.dcsync;
     for (path, body) in [
@@ -596,9 +594,8 @@ async fn a_viewer_cannot_change_an_alert() {
     assert!(page.contains("id=\"close\""), "an analyst gets the form");
 }
 
-#[tokio::test]
-async fn logins_are_rate_limited() {
-    let fixture = fixture();
+async fn logins_are_rate_limited(backend: Backend) {
+    let fixture = fixture(backend);
     let attempt = |password: &'static str| {
         let router = fixture.router.clone();
         async move {
@@ -648,9 +645,8 @@ async fn logins_are_rate_limited() {
     assert!(form.text().contains("Too many failed logins"));
 }
 
-#[tokio::test]
-async fn the_timeline_filters_and_counts() {
-    let fixture = fixture();
+async fn the_timeline_filters_and_counts(backend: Backend) {
+    let fixture = fixture(backend);
     let session = login(&fixture.router, "viewer").await;
     let get = |uri: String| {
         let router = fixture.router.clone();
@@ -734,9 +730,8 @@ async fn the_timeline_filters_and_counts() {
     assert!(!page.contains(&format!("data-alert=\"{}\"", fixture.seeded.hostile)));
 }
 
-#[tokio::test]
-async fn a_hostile_account_name_is_inert_everywhere() {
-    let fixture = fixture();
+async fn a_hostile_account_name_is_inert_everywhere(backend: Backend) {
+    let fixture = fixture(backend);
     let session = login(&fixture.router, "analyst").await;
     let hostile = &fixture.seeded.hostile;
     let account = format!("LAB\\{HOSTILE}");
@@ -823,9 +818,8 @@ async fn a_hostile_account_name_is_inert_everywhere() {
     );
 }
 
-#[tokio::test]
-async fn the_report_has_mdis_tabs_and_cells() {
-    let fixture = fixture();
+async fn the_report_has_mdis_tabs_and_cells(backend: Backend) {
+    let fixture = fixture(backend);
     let session = login(&fixture.router, "viewer").await;
     let id = &fixture.seeded.dcsync;
     let answer = call(
@@ -951,9 +945,8 @@ async fn the_report_has_mdis_tabs_and_cells() {
     }
 }
 
-#[tokio::test]
-async fn entity_sensor_health_and_search_pages() {
-    let fixture = fixture();
+async fn entity_sensor_health_and_search_pages(backend: Backend) {
+    let fixture = fixture(backend);
     let session = login(&fixture.router, "viewer").await;
     let get = |uri: &'static str| {
         let router = fixture.router.clone();
@@ -1012,11 +1005,13 @@ async fn entity_sensor_health_and_search_pages() {
     assert_eq!(sensors[0]["sensor_id"], "vm");
     assert_eq!(sensors[0]["status"], "connected");
     assert_eq!(sensors[0]["open_issues"], 1);
-    fixture
-        .console
-        .data
-        .sample_counters(console::data::now_ns())
-        .expect("sample");
+    console_support::off_runtime(|| {
+        fixture
+            .console
+            .data
+            .sample_counters(console::data::now_ns())
+            .expect("sample");
+    });
     let sensor = get("/api/v1/sensors/vm").await.json();
     assert_eq!(sensor["samples"][0]["counters"]["frames"], 120);
     assert_eq!(sensor["health"][0]["kind"], "CAPTURE_LOSS");
@@ -1067,11 +1062,13 @@ async fn entity_sensor_health_and_search_pages() {
 /// Entity pages read the directory the store holds (here imported from the lab's snapshot, as
 /// a sync would store it), as serve loads it: attributes, tags with their reasons, direct and
 /// transitive groups; a newer directory shows without a restart.
-#[tokio::test]
-async fn entity_pages_show_the_stored_directory() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    seed(dir.path());
-    let (console, source) = console_support::console_with_directory(dir.path());
+async fn entity_pages_show_the_stored_directory(backend: Backend) {
+    let (_store, (console, source)) = console_support::off_runtime(|| {
+        let store = TestStore::new(backend);
+        seed(&store);
+        let console = console_support::console_with_directory(&store);
+        (store, console)
+    });
     let router = console::router(console);
     let session = login(&router, "viewer").await;
     let get = |uri: &'static str| {
@@ -1135,3 +1132,29 @@ async fn entity_pages_show_the_stored_directory() {
     let bob = get("/api/v1/accounts?name=bob").await.json();
     assert!(bob["directory"].is_null(), "{bob}");
 }
+
+/// Every test above, on SQLite (the `all` role's store) and on PostgreSQL (the `api` role's).
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_stores!(
+    the_seeded_alerts_are_the_engines_dcsync,
+    every_operation_of_the_spec_answers_as_the_spec_says,
+    nothing_answers_without_a_login,
+    cross_site_and_tokenless_posts_are_refused,
+    a_viewer_cannot_change_an_alert,
+    logins_are_rate_limited,
+    the_timeline_filters_and_counts,
+    a_hostile_account_name_is_inert_everywhere,
+    the_report_has_mdis_tabs_and_cells,
+    entity_sensor_health_and_search_pages,
+    entity_pages_show_the_stored_directory,
+);

@@ -344,15 +344,16 @@ async fn an_analyst_works_an_alert_in_chromium() {
         );
         return;
     }
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let seeded = seed(dir.path());
-    let identity = tls::server_identity(&TlsConfig::default(), dir.path()).expect("certificate");
+    let store = console_support::TestStore::new(console_support::Backend::Sqlite);
+    let seeded = seed(&store);
+    let identity =
+        tls::server_identity(&TlsConfig::default(), store.dir.path()).expect("certificate");
     let acceptor = console::acceptor(&identity.cert_pem, &identity.key_pem).expect("acceptor");
     let listener = console::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
-    let (state, _) = console_support::console_with_directory(dir.path());
+    let (state, _) = console_support::console_with_directory(&store);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(console::serve(
         listener,

@@ -4,18 +4,19 @@
 //! Each store must give the same answers.
 
 use dcwatch_backend::store::{
-    ACTIVITY_CURSOR, AlertQuery, Closed, Excluded, ExclusionKind, Query, Storage, Store,
-    StoreError, Stored, StoredActivity, postgres::PgStore,
+    ACTIVITY_CURSOR, AlertQuery, Closed, EntityKey, EntityKind, Excluded, ExclusionKind, Query,
+    Storage, Store, StoreError, Stored, StoredActivity, postgres::PgStore,
 };
 use dcwatch_detect::{
     learning::{ITEM_DETAIL, SUBJECT_DETAIL},
     profiles::{Changes, Profiles},
 };
 use dcwatch_proto::v1::{
-    Account, Activity, Alert, DirectoryDelta, DirectoryDomain, DirectoryObject, DnsActivity,
-    Endpoint, HealthEvent,
+    Account, Activity, Alert, AlertEntity, DirectoryDelta, DirectoryDomain, DirectoryObject,
+    DnsActivity, Endpoint, HealthEvent,
     activity::Body,
     alert::{Classification, Status, Trigger},
+    alert_entity::Role,
 };
 use dcwatch_tests::cluster_servers::Postgres;
 
@@ -483,13 +484,13 @@ fn profiles_are_kept_per_partition_with_their_chunk_and_taught_alerts_are_listed
             .expect("save");
         assert_eq!(
             store
-                .exclude_alert("learned", "ana", 3 * SECOND)
+                .exclude_alert("learned", Classification::Btp, "ana", 3 * SECOND)
                 .expect("exclude"),
             Some(Excluded::Taught)
         );
         assert_eq!(
             store
-                .exclude_alert("plain", "ana", 4 * SECOND)
+                .exclude_alert("plain", Classification::Btp, "ana", 4 * SECOND)
                 .expect("exclude"),
             Some(Excluded::Entity(
                 ExclusionKind::Account,
@@ -497,7 +498,9 @@ fn profiles_are_kept_per_partition_with_their_chunk_and_taught_alerts_are_listed
             ))
         );
         assert_eq!(
-            store.exclude_alert("none", "ana", 5).expect("exclude"),
+            store
+                .exclude_alert("none", Classification::Btp, "ana", 5)
+                .expect("exclude"),
             None
         );
         let taught = store.taught_alerts().expect("taught");
@@ -518,6 +521,16 @@ fn profiles_are_kept_per_partition_with_their_chunk_and_taught_alerts_are_listed
         assert_eq!(
             events(store.as_mut(), "plain").last().map(String::as_str),
             Some("excluded")
+        );
+        // A true positive of a learning detection is not taught: its entity is excluded.
+        assert_eq!(
+            store
+                .exclude_alert("learned", Classification::Tp, "ana", 6 * SECOND)
+                .expect("exclude"),
+            Some(Excluded::Entity(
+                ExclusionKind::Computer,
+                "learned".to_owned()
+            ))
         );
     });
 }
@@ -630,6 +643,258 @@ fn two_handles_write_at_once() {
                 .expect("list")
                 .len(),
             7
+        );
+    });
+}
+
+fn entity(role: Role, name: &str, address: &str) -> AlertEntity {
+    AlertEntity {
+        role: role.into(),
+        name: name.to_owned(),
+        address: address.to_owned(),
+        ..AlertEntity::default()
+    }
+}
+
+fn ids(alerts: &[Alert]) -> Vec<&str> {
+    alerts.iter().map(|alert| alert.id.as_str()).collect()
+}
+
+/// The alerts' entities are indexed with their alert: an entity page's alerts and the
+/// timeline's entity filter are queries, in both stores, and an update replaces them.
+#[test]
+fn alerts_are_found_by_their_entities() {
+    on_both(|open| {
+        let mut store = open();
+        let mut first = alert("a", 10, Status::Open);
+        first.entities = vec![
+            entity(Role::SourceAccount, "CORP\\Alice", ""),
+            entity(Role::SourceComputer, "WS1.corp.example", "10.0.0.5"),
+            entity(Role::DomainController, "DC1", "10.0.0.1"),
+        ];
+        let mut second = alert("b", 20, Status::Open);
+        second.entities = vec![
+            entity(Role::AttackedAccount, "CORP\\bob_x", ""),
+            entity(Role::SourceComputer, "ws2", "10.0.0.6"),
+        ];
+        store
+            .save_alerts(
+                &[first.clone(), second],
+                NO_PROFILES,
+                (ACTIVITY_CURSOR, 1),
+                0,
+                1,
+            )
+            .expect("save");
+        let mut by = |kind, key: &str| {
+            let query = AlertQuery {
+                entity: Some(EntityKey {
+                    kind,
+                    key: key.to_owned(),
+                }),
+                ..AlertQuery::default()
+            };
+            ids(&store.alerts(&query).expect("alerts"))
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(by(EntityKind::Account, "corp\\ALICE"), ["a"]);
+        assert_eq!(by(EntityKind::Computer, "10.0.0.5"), ["a"]);
+        assert_eq!(by(EntityKind::Computer, "WS2"), ["b"]);
+        assert!(
+            by(EntityKind::Account, "ws1.corp.example").is_empty(),
+            "a computer is not an account"
+        );
+        assert!(
+            by(EntityKind::Account, "corp\\alic").is_empty(),
+            "whole names only"
+        );
+        let mut containing = |part: &str| {
+            let query = AlertQuery {
+                entity_containing: Some(part.to_owned()),
+                ..AlertQuery::default()
+            };
+            ids(&store.alerts(&query).expect("alerts"))
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(containing("10.0.0"), ["b", "a"], "latest evidence first");
+        assert_eq!(containing("ALI"), ["a"]);
+        assert_eq!(containing("b_x"), ["b"]);
+        assert!(containing("b%").is_empty(), "LIKE's wildcards are escaped");
+        assert!(containing("o_x").is_empty(), "LIKE's wildcards are escaped");
+        assert_eq!(
+            store.search("ws", 10).expect("search").computers,
+            ["WS1.corp.example", "ws2"],
+            "computers the alerts name"
+        );
+        // Detection updates the alert: its entities are the new ones.
+        first.entities.truncate(1);
+        first.entities[0].name = "CORP\\carol".to_owned();
+        store
+            .save_alerts(&[first], NO_PROFILES, (ACTIVITY_CURSOR, 2), 0, 2)
+            .expect("save");
+        let mut store = open();
+        let query = |key: &str| AlertQuery {
+            entity: Some(EntityKey {
+                kind: EntityKind::Account,
+                key: key.to_owned(),
+            }),
+            ..AlertQuery::default()
+        };
+        assert!(
+            store
+                .alerts(&query("CORP\\Alice"))
+                .expect("alerts")
+                .is_empty()
+        );
+        assert_eq!(
+            ids(&store.alerts(&query("CORP\\carol")).expect("alerts")),
+            ["a"]
+        );
+    });
+}
+
+/// TLS to PostgreSQL (rustls): a real server with `ssl = on` and a certificate of a test CA
+/// (the backend's own, for localhost and 127.0.0.1). `verify-full` checks the chain and the
+/// name, `verify-ca` the chain only; another CA, a wrong name, or `require` without a CA file
+/// are refused.
+#[test]
+fn postgres_is_reached_over_tls_verified_against_its_ca() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let identity = dcwatch_backend::tls::server_identity(
+        &dcwatch_backend::config::TlsConfig::default(),
+        &dir.path().join("ours"),
+    )
+    .expect("a test CA and certificate");
+    let ca = identity.ca.expect("the CA file");
+    let other_ca = dcwatch_backend::tls::server_identity(
+        &dcwatch_backend::config::TlsConfig::default(),
+        &dir.path().join("theirs"),
+    )
+    .expect("another CA")
+    .ca
+    .expect("its file");
+    let postgres =
+        Postgres::start_tls(&identity.cert_pem, &identity.key_pem).expect("PostgreSQL with TLS");
+    let plain_url = postgres.database("tls").expect("a database");
+    let url = |host: &str, mode: &str| {
+        format!(
+            "host={host} hostaddr=127.0.0.1 port={} user=dcwatch dbname=tls sslmode={mode}",
+            postgres.port
+        )
+    };
+    PgStore::connect_unchecked(&url("localhost", "verify-full"), Some(&ca))
+        .expect("verify-full against the CA")
+        .migrate(1)
+        .expect("migrated over TLS");
+    let mut store =
+        PgStore::connect_with(&url("localhost", "verify-full"), Some(&ca)).expect("connect");
+    store.add_token("dc1", "secret", 1).expect("a write");
+    assert_eq!(
+        store.token_name("secret").expect("a read").as_deref(),
+        Some("dc1")
+    );
+    // The server's view: the session of that store is encrypted.
+    let mut observer =
+        postgres::Client::connect(&plain_url, postgres::NoTls).expect("a plain session");
+    let encrypted: i64 = observer
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+             WHERE s.ssl AND a.datname = 'tls'",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(encrypted >= 1, "no encrypted session");
+
+    let refused = |url: &str, ca: Option<&std::path::Path>| PgStore::connect_with(url, ca).is_err();
+    assert!(
+        refused(&url("pg.invalid", "verify-full"), Some(&ca)),
+        "a name the certificate does not hold"
+    );
+    assert!(
+        !refused(&url("pg.invalid", "verify-ca"), Some(&ca)),
+        "verify-ca checks the chain only"
+    );
+    assert!(
+        !refused(&url("pg.invalid", "require"), Some(&ca)),
+        "require with a CA file checks the chain, as libpq"
+    );
+    assert!(
+        refused(&url("localhost", "verify-full"), Some(&other_ca)),
+        "a certificate of another CA"
+    );
+    assert!(
+        matches!(
+            PgStore::connect_with(&url("localhost", "require"), None),
+            Err(StoreError::Tls(_))
+        ),
+        "require without a CA file"
+    );
+}
+
+/// `directory import` through the trait: the lab's snapshot (written by hand: its objects have
+/// no objectGUID, so they are kept by their DN) stored as one full sync, read back as
+/// `entities` shows it; a later import drops what it no longer names.
+#[test]
+fn a_snapshot_is_imported_and_read_back_as_entities() {
+    use dcwatch_backend::directory::{self, EntityFilter};
+    on_both(|open| {
+        let snapshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/directory/adlab.jsonl");
+        let (domains, mut objects) = dcwatch_entity::snapshot::read(std::io::BufReader::new(
+            std::fs::File::open(snapshot).expect("the lab's snapshot"),
+        ))
+        .expect("a snapshot");
+        let mut by_hand = objects
+            .iter()
+            .find(|object| object.sam_account_name.eq_ignore_ascii_case("bob"))
+            .expect("bob")
+            .clone();
+        assert!(by_hand.guid.is_empty(), "keyed by DN");
+        by_hand.sid = String::new();
+        by_hand.sam_account_name = "handmade".to_owned();
+        by_hand.dn = by_hand.dn.replace("CN=bob", "CN=handmade");
+        objects.push(by_hand);
+        let mut store = open();
+        let stored = directory::import(store.as_mut(), &domains, &objects).expect("import");
+        assert_eq!(stored, objects.len());
+        let mut store = open();
+        let named = |store: &mut dyn Storage, name: &str| {
+            let loaded =
+                directory::load(store, &dcwatch_entity::TagConfig::default(), 0).expect("load");
+            directory::entities(
+                &loaded,
+                &EntityFilter {
+                    name: Some(name.to_owned()),
+                    ..EntityFilter::default()
+                },
+            )
+            .iter()
+            .filter(|line| !line.deleted)
+            .map(|line| (line.sam_account_name.to_owned(), line.sid.to_owned()))
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            named(store.as_mut(), "LAB\\Administrator"),
+            [(
+                "Administrator".to_owned(),
+                "S-1-5-21-3865083622-992237312-3860965316-500".to_owned()
+            )]
+        );
+        assert_eq!(
+            named(store.as_mut(), "handmade"),
+            [("handmade".to_owned(), String::new())],
+            "kept by its DN"
+        );
+        objects.pop();
+        directory::import(store.as_mut(), &domains, &objects).expect("import again");
+        assert!(
+            named(store.as_mut(), "handmade").is_empty(),
+            "no longer named"
         );
     });
 }

@@ -78,6 +78,15 @@ impl Postgres {
     /// `durable`: fsync on (the benchmark's settings); off for the tests, whose data dies with
     /// them anyway.
     pub fn start(durable: bool) -> anyhow::Result<Self> {
+        Self::start_with(durable, None)
+    }
+
+    /// [`Self::start`], serving TLS too (`ssl = on`) with this PEM certificate chain and key.
+    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<Self> {
+        Self::start_with(false, Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(durable: bool, tls: Option<(&[u8], &[u8])>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         if is_root() {
             std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY))?;
@@ -106,6 +115,26 @@ impl Postgres {
         );
         if !durable {
             settings.push_str(" -c fsync=off -c synchronous_commit=off");
+        }
+        if let Some((cert_pem, key_pem)) = tls {
+            use std::os::unix::fs::PermissionsExt as _;
+            let (cert, key) = (
+                postgres.dir.path().join("server.crt"),
+                postgres.dir.path().join("server.key"),
+            );
+            std::fs::write(&cert, cert_pem)?;
+            std::fs::write(&key, key_pem)?;
+            // PostgreSQL refuses a key others may read, or one not its user's.
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+            if is_root() {
+                for file in [&cert, &key] {
+                    std::os::unix::fs::chown(file, Some(NOBODY), Some(NOBODY))?;
+                }
+            }
+            for (name, file) in [("ssl_cert_file", &cert), ("ssl_key_file", &key)] {
+                settings.push_str(&[" -c ", name, "=", &file.display().to_string()].concat());
+            }
+            settings.push_str(" -c ssl=on");
         }
         std::fs::write(postgres.dir.path().join("settings"), &settings)?;
         postgres.pg_ctl("start")?;

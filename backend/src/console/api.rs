@@ -113,8 +113,8 @@ pub async fn try_login(
     }
     let (owned_name, owned_password) = (name.to_owned(), password.to_owned());
     let verified = blocking(state, move |data| {
-        data.with(|connection| {
-            crate::console::users::verify(connection, &owned_name, &owned_password)
+        data.with(|store| {
+            crate::console::users::verify(store, &owned_name, &owned_password)
                 .map_err(DataError::from)
         })
     })

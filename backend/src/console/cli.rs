@@ -12,7 +12,7 @@ use crate::{
     cli::Location,
     config::ConfigError,
     console::{data::now_ns, users},
-    store::StoreError,
+    store::{Storage, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +21,6 @@ pub enum UserCliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("store: {0}")]
-    Sql(#[from] rusqlite::Error),
     #[error(transparent)]
     User(#[from] users::UserError),
     #[error("{what}: {source}")]
@@ -86,15 +84,12 @@ fn read_password(file: Option<&PathBuf>) -> Result<String, UserCliError> {
     Ok(first_line(&line))
 }
 
-fn connection(location: &Location) -> Result<rusqlite::Connection, UserCliError> {
+/// The configured store (SQLite made in the data directory if needed, or PostgreSQL).
+fn store(location: &Location) -> Result<Box<dyn Storage>, UserCliError> {
     let config = location.config()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(io_error(format!("creating {}", config.data_dir.display())))?;
-    drop(crate::store::Store::open(&config.data_dir)?);
-    let connection = rusqlite::Connection::open(config.data_dir.join(crate::store::FILE_NAME))?;
-    connection.busy_timeout(std::time::Duration::from_secs(10))?;
-    connection.execute_batch(users::SCHEMA)?;
-    Ok(connection)
+    Ok(crate::store::open(&config)?)
 }
 
 pub fn run(command: &UserCommand) -> Result<(), UserCliError> {
@@ -108,17 +103,17 @@ pub fn run(command: &UserCommand) -> Result<(), UserCliError> {
             // clap allows only the three names.
             let role = users::Role::parse(role).unwrap_or(users::Role::Viewer);
             let password = read_password(password_file.as_ref())?;
-            users::add(&connection(location)?, name, role, &password, now_ns())?;
+            users::add(store(location)?.as_mut(), name, role, &password, now_ns())?;
             log::info!("user {name:?} added as {}", role.name());
         }
         UserCommand::List { location } => {
             let mut out = io::stdout().lock();
-            for (name, role) in users::list(&connection(location)?)? {
+            for (name, role) in store(location)?.users()? {
                 writeln!(out, "{name}\t{role}").map_err(io_error("standard output"))?;
             }
         }
         UserCommand::Remove { name, location } => {
-            if !users::remove(&connection(location)?, name)? {
+            if !store(location)?.remove_user(name)? {
                 return Err(UserCliError::NoSuchUser(name.clone()));
             }
             log::info!("user {name:?} removed");

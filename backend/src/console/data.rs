@@ -1,15 +1,15 @@
 //! The console's way into the store: alerts and their history, activities, sensors, health
-//! events, users, and the directory snapshot.
+//! events, users, and the directory snapshot, all through the [`Storage`] trait, so the `all`
+//! role serves them from SQLite and a cluster's `api` role from PostgreSQL.
 //!
-//! Alerts are the alert store's (`alerts`, `alert_history`, `alert_exclusions`: the alert's
-//! prost blob with its status columns over it; history rows `raised`, `reopened`, `closed`,
-//! `comment`, and here also `assigned`): what detection writes, the console reads and changes,
-//! and a close or an exclusion made here reaches the running detection as one from the CLI.
+//! Alerts are the alert store's (the alert as detection made it, with its status; history rows
+//! `raised`, `reopened`, `closed`, `comment`, and here also `assigned`): what detection writes,
+//! the console reads and changes, and a close or an exclusion made here reaches the running
+//! detection as one from the CLI.
 
 use std::{
     collections::BTreeMap,
     net::IpAddr,
-    path::Path,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -22,29 +22,13 @@ use dcwatch_proto::{
         alert::{Category, Classification, Severity, Status},
     },
 };
-use prost::Message as _;
-use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter, types::Value};
 use serde::Serialize;
 
 use crate::{
     console::users,
     detection::DirectorySource,
-    store::{Excluded, FILE_NAME, timestamp_ns},
+    store::{AlertQuery, Closed, EntityKey, EntityKind, Query, Storage, timestamp_ns},
 };
-
-const ALERTS: &str = "alerts";
-const HISTORY: &str = "alert_history";
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS console_sensor_counters (
-    sensor_id TEXT NOT NULL,
-    time_ns INTEGER NOT NULL,
-    counters TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS console_sensor_counters_sensor
-    ON console_sensor_counters (sensor_id, time_ns);
-CREATE INDEX IF NOT EXISTS console_activities_ref ON activities (sensor_id, sequence, position);
-";
 
 /// Rows a list answers at most (the page says when there were more).
 pub const MAX_ROWS: usize = 1000;
@@ -59,17 +43,8 @@ pub const DISCONNECTED_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("store: {0}")]
-    Sql(#[from] rusqlite::Error),
-    #[error("store: alert {id} does not decode: {source}")]
-    Decode {
-        id: String,
-        source: prost::DecodeError,
-    },
     #[error(transparent)]
     User(#[from] users::UserError),
-    #[error("store {path}: {message}")]
-    Open { path: String, message: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("the alert report: {0}")]
@@ -78,7 +53,7 @@ pub enum DataError {
 
 #[derive(Debug)]
 pub struct Data {
-    connection: Mutex<Connection>,
+    store: Mutex<Box<dyn Storage>>,
     /// The directory the store holds, as serve last loaded it.
     directory: Arc<DirectorySource>,
 }
@@ -153,7 +128,7 @@ pub struct Counts {
     pub by_type: BTreeMap<String, usize>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Timeline {
     pub alerts: Vec<AlertRow>,
     pub counts: Counts,
@@ -304,10 +279,6 @@ pub struct SearchResults {
     pub addresses: Vec<String>,
 }
 
-fn lock(mutex: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -345,12 +316,9 @@ fn enum_name(name: &str) -> String {
 }
 
 pub fn entity_ref(entity: &AlertEntity) -> EntityRef {
-    use dcwatch_proto::v1::alert_entity::Role;
     let role = entity.role();
-    let is_account = matches!(
-        role,
-        Role::SourceAccount | Role::AttackedAccount | Role::CompromisedAccount | Role::Group
-    );
+    let kind = EntityKind::of(role);
+    let is_account = kind == EntityKind::Account;
     let key = if is_account || entity.address.is_empty() {
         entity.name.clone()
     } else {
@@ -358,7 +326,7 @@ pub fn entity_ref(entity: &AlertEntity) -> EntityRef {
     };
     EntityRef {
         role: enum_name(role.as_str_name()),
-        kind: if is_account { "account" } else { "computer" },
+        kind: kind.name(),
         key,
         name: entity.name.clone(),
         address: entity.address.clone(),
@@ -440,221 +408,120 @@ pub fn activity_row(reference: String, activity: &Activity) -> ActivityRow {
     }
 }
 
-fn decode_alert(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Alert, DataError>> {
-    crate::store::decode_alert_row(row)
-        .map(|decoded| decoded.map_err(|(id, source)| DataError::Decode { id, source }))
+/// The entity kind a page names (`account` or anything else: a computer).
+fn entity_kind(kind: &str) -> EntityKind {
+    if kind == EntityKind::Account.name() {
+        EntityKind::Account
+    } else {
+        EntityKind::Computer
+    }
 }
 
-fn classification_name(classification: Classification) -> &'static str {
-    match classification {
-        Classification::Unspecified => "",
-        other => other.as_str_name(),
+/// The activities of an account, or of a computer's address (`None`: a computer known by no
+/// address has none to select).
+fn entity_query(kind: &str, key: &str, address: &str) -> Option<Query> {
+    if entity_kind(kind) == EntityKind::Account {
+        Some(Query {
+            account: Some(key.to_owned()),
+            ..Query::default()
+        })
+    } else {
+        let ip = if address.is_empty() { key } else { address }
+            .parse()
+            .ok()?;
+        Some(Query {
+            ip: Some(ip),
+            ..Query::default()
+        })
     }
 }
 
 impl Data {
-    pub fn open(data_dir: &Path, directory: Arc<DirectorySource>) -> Result<Self, DataError> {
-        let connection = Connection::open(data_dir.join(FILE_NAME))?;
-        connection.busy_timeout(Duration::from_secs(10))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        // The ingest schema first (the console may start before any sensor), then ours.
-        drop(
-            crate::store::Store::open(data_dir).map_err(|error| DataError::Open {
-                path: data_dir.display().to_string(),
-                message: error.to_string(),
-            })?,
-        );
-        connection.execute_batch(SCHEMA)?;
-        connection.execute_batch(users::SCHEMA)?;
-        Ok(Self {
-            connection: Mutex::new(connection),
+    pub fn new(store: Box<dyn Storage>, directory: Arc<DirectorySource>) -> Self {
+        Self {
+            store: Mutex::new(store),
             directory,
-        })
-    }
-
-    /// Runs `work` on the store's connection.
-    pub fn with<T>(&self, work: impl FnOnce(&Connection) -> T) -> T {
-        work(&lock(&self.connection))
-    }
-
-    /// Stores alerts as detection made them (new, or updating the stored one's evidence and
-    /// status), with a `raised` / `reopened` history row.
-    pub fn save_alerts(&self, alerts: &[Alert], now_ns: i64) -> Result<(), DataError> {
-        let mut connection = lock(&self.connection);
-        let transaction = connection.transaction()?;
-        for alert in alerts {
-            let stored: Option<String> = transaction
-                .query_row(
-                    &format!("SELECT status FROM {ALERTS} WHERE id = ?1"),
-                    [&alert.id],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let status = alert.status().as_str_name();
-            transaction.execute(
-                &format!(
-                    "INSERT INTO {ALERTS} (id, type, primary_key, status, classification,
-                     closed_ns, severity, start_ns, end_ns, count, updated_ns, alert)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (id) DO UPDATE SET status = ?4, classification = ?5,
-                     closed_ns = ?6, severity = ?7, start_ns = ?8, end_ns = ?9, count = ?10,
-                     updated_ns = ?11, alert = ?12"
-                ),
-                params![
-                    alert.id,
-                    alert.r#type,
-                    alert.primary_key,
-                    status,
-                    classification_name(alert.classification()),
-                    alert.closed.as_ref().map(|time| ts_ns(Some(time))),
-                    alert.severity,
-                    ts_ns(alert.start.as_ref()),
-                    ts_ns(alert.end.as_ref()),
-                    i64::try_from(alert.count).unwrap_or(i64::MAX),
-                    now_ns,
-                    alert.encode_to_vec()
-                ],
-            )?;
-            let event = match stored.as_deref() {
-                None => Some("raised"),
-                Some(before) if before != status && alert.status() == Status::Open => {
-                    Some("reopened")
-                }
-                Some(_) => None,
-            };
-            if let Some(event) = event {
-                transaction.execute(
-                    &format!(
-                        "INSERT INTO {HISTORY} (alert_id, time_ns, event, actor, text)
-                         VALUES (?1, ?2, ?3, 'detection', ?4)"
-                    ),
-                    params![alert.id, now_ns, event, alert.description],
-                )?;
-            }
         }
-        transaction.commit()?;
-        Ok(())
+    }
+
+    /// Runs `work` on the store.
+    pub fn with<T>(&self, work: impl FnOnce(&mut dyn Storage) -> T) -> T {
+        work(
+            self.store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_mut(),
+        )
     }
 
     /// The timeline: alerts newest first (by latest evidence) with the filters, and counts of
     /// what matched.
     pub fn timeline(&self, filter: &AlertFilter) -> Result<Timeline, DataError> {
-        let mut conditions = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        let mut condition = |sql: &str, value: Value| {
-            values.push(value);
-            conditions.push(sql.replace('?', &format!("?{}", values.len())));
+        let mut query = AlertQuery {
+            limit: Some(MAX_ALERTS_SCANNED),
+            ..AlertQuery::default()
         };
         if let Some(status) = AlertFilter::nonempty(filter.status.as_ref()) {
-            condition("status = ?", Value::Text(status.to_uppercase()));
+            match Status::from_str_name(&status.to_uppercase()) {
+                Some(status) => query.status = Some(status),
+                // No alert has an unknown status.
+                None => return Ok(Timeline::default()),
+            }
         }
         if let Some(severity) = AlertFilter::nonempty(filter.severity.as_ref()) {
-            let number = Severity::from_str_name(&severity.to_uppercase()).map_or(-1, i32::from);
-            condition("severity = ?", Value::Integer(number.into()));
+            query.severity =
+                Some(Severity::from_str_name(&severity.to_uppercase()).map_or(-1, i32::from));
         }
-        if let Some(type_name) = AlertFilter::nonempty(filter.type_name.as_ref()) {
-            condition("type = ?", Value::Text(type_name.to_owned()));
-        }
-        if let Some(since) = parse_time(AlertFilter::nonempty(filter.since.as_ref())) {
-            condition("end_ns >= ?", Value::Integer(since));
-        }
-        if let Some(until) = parse_time(AlertFilter::nonempty(filter.until.as_ref())) {
-            condition("start_ns < ?", Value::Integer(until));
-        }
-        let filter_sql = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        values.push(Value::Integer(
-            i64::try_from(MAX_ALERTS_SCANNED).unwrap_or(i64::MAX),
-        ));
-        let alerts = self.select_alerts(
-            &format!(
-                "SELECT id, alert, status, classification, closed_ns FROM {ALERTS} {filter_sql}
-                 ORDER BY end_ns DESC, id LIMIT ?{}",
-                values.len()
-            ),
-            values,
-        )?;
+        query.type_name = AlertFilter::nonempty(filter.type_name.as_ref()).map(str::to_owned);
+        query.since_ns = parse_time(AlertFilter::nonempty(filter.since.as_ref()));
+        query.until_ns = parse_time(AlertFilter::nonempty(filter.until.as_ref()));
+        query.entity_containing = AlertFilter::nonempty(filter.entity.as_ref()).map(str::to_owned);
+        let alerts = self.with(|store| store.alerts(&query))?;
         let category = AlertFilter::nonempty(filter.category.as_ref())
             .map(|category| Category::from_str_name(&category.to_uppercase()));
-        let entity = AlertFilter::nonempty(filter.entity.as_ref()).map(str::to_lowercase);
-        let mut counts = Counts::default();
-        let mut rows = Vec::new();
-        let mut truncated = false;
+        let mut timeline = Timeline::default();
         for alert in alerts {
             if let Some(category) = category
                 && Some(alert.category()) != category
             {
                 continue;
             }
-            if let Some(entity) = &entity
-                && !alert.entities.iter().any(|e| {
-                    e.name.to_lowercase().contains(entity.as_str())
-                        || e.address.to_lowercase().contains(entity.as_str())
-                })
-            {
-                continue;
-            }
             let row = alert_row(&alert);
+            let counts = &mut timeline.counts;
             counts.total += 1;
             *counts.by_status.entry(row.status.clone()).or_default() += 1;
             *counts.by_severity.entry(row.severity.clone()).or_default() += 1;
             *counts.by_category.entry(row.category.clone()).or_default() += 1;
             *counts.by_type.entry(row.type_name.clone()).or_default() += 1;
-            if rows.len() < MAX_ROWS {
-                rows.push(row);
+            if timeline.alerts.len() < MAX_ROWS {
+                timeline.alerts.push(row);
             } else {
-                truncated = true;
+                timeline.truncated = true;
             }
         }
-        Ok(Timeline {
-            alerts: rows,
-            counts,
-            truncated,
-        })
-    }
-
-    fn select_alerts(&self, sql: &str, values: Vec<Value>) -> Result<Vec<Alert>, DataError> {
-        let connection = lock(&self.connection);
-        let mut statement = connection.prepare(sql)?;
-        let rows = statement.query_map(params_from_iter(values), decode_alert)?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row??);
-        }
-        Ok(out)
+        Ok(timeline)
     }
 
     pub fn alert(&self, id: &str) -> Result<Option<Alert>, DataError> {
-        Ok(self
-            .select_alerts(
-                &format!(
-                    "SELECT id, alert, status, classification, closed_ns FROM {ALERTS}
-                     WHERE id = ?1"
-                ),
-                vec![Value::Text(id.to_owned())],
-            )?
-            .pop())
+        let query = AlertQuery {
+            id: Some(id.to_owned()),
+            ..AlertQuery::default()
+        };
+        Ok(self.with(|store| store.alerts(&query))?.pop())
     }
 
     pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, DataError> {
-        let connection = lock(&self.connection);
-        let mut statement = connection.prepare(&format!(
-            "SELECT time_ns, event, classification, actor, text FROM {HISTORY}
-             WHERE alert_id = ?1 ORDER BY id"
-        ))?;
-        let rows = statement.query_map([id], |row| {
-            Ok(HistoryEntry {
-                time: rfc3339(row.get(0)?),
-                event: row.get(1)?,
-                classification: row.get(2)?,
-                actor: row.get(3)?,
-                text: row.get(4)?,
+        Ok(self
+            .with(|store| store.alert_history(id, 0))?
+            .into_iter()
+            .map(|entry| HistoryEntry {
+                time: rfc3339(entry.time_ns),
+                event: entry.event,
+                classification: entry.classification,
+                actor: entry.actor,
+                text: entry.text,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect())
     }
 
     /// The alert, its history, assignment and evidence activities.
@@ -673,7 +540,7 @@ impl Data {
         for piece in &alert.evidence {
             match self.activity_by_ref(&piece.activity_ref)? {
                 Some(activity) => {
-                    evidence.push(activity_row(piece.activity_ref.clone(), &activity))
+                    evidence.push(activity_row(piece.activity_ref.clone(), &activity));
                 }
                 None => evidence_missing += 1,
             }
@@ -697,25 +564,17 @@ impl Data {
         else {
             return Ok(None);
         };
-        let (Ok(position), Ok(sequence)) = (position.parse::<i64>(), sequence.parse::<i64>())
+        let (Ok(position), Ok(sequence)) = (position.parse::<u64>(), sequence.parse::<u64>())
         else {
             return Ok(None);
         };
-        let (Ok(sequence), Ok(position)) = (u64::try_from(sequence), u64::try_from(position))
-        else {
-            return Ok(None);
-        };
-        Ok(crate::store::activity_at(
-            &lock(&self.connection),
-            sensor,
-            sequence,
-            position,
-        )?)
+        Ok(self.with(|store| store.activity_at(sensor, sequence, position))?)
     }
 
     /// Closes an alert with a classification; with `exclude`, also excludes its primary entity
     /// from that detection, or, for a B-TP close of a learning detection's alert, teaches its
-    /// entity's profile the behaviour. False when there is no such alert.
+    /// entity's profile the behaviour (`Excluded::on_close`). False when there is no such
+    /// alert; an alert closed already keeps its close.
     pub fn close_alert(
         &self,
         id: &str,
@@ -725,64 +584,21 @@ impl Data {
         exclude: bool,
         now_ns: i64,
     ) -> Result<bool, DataError> {
-        let Some(alert) = self.alert(id)? else {
-            return Ok(false);
-        };
-        let mut connection = lock(&self.connection);
-        let transaction = connection.transaction()?;
-        transaction.execute(
-            &format!(
-                "UPDATE {ALERTS} SET status = 'CLOSED', classification = ?2, closed_ns = ?3,
-                 updated_ns = ?3 WHERE id = ?1"
-            ),
-            params![id, classification_name(classification), now_ns],
-        )?;
-        transaction.execute(
-            &format!(
-                "INSERT INTO {HISTORY} (alert_id, time_ns, event, classification, actor, text)
-                 VALUES (?1, ?2, 'closed', ?3, ?4, ?5)"
-            ),
-            params![
-                id,
-                now_ns,
-                classification_name(classification),
-                actor,
-                comment
-            ],
-        )?;
-        if exclude {
-            // Only an allowed behaviour (B-TP) is learned; a true positive's entity is excluded.
-            let excluded = if classification == Classification::Btp {
-                Excluded::of(&alert)
-            } else {
-                Excluded::entity(&alert)
-            };
-            crate::store::record_exclusion(&transaction, &alert, &excluded, actor, now_ns)?;
-        }
-        transaction.commit()?;
-        Ok(true)
+        self.with(|store| {
+            match store.close_alert(id, classification, actor, comment, now_ns)? {
+                Closed::NoSuchAlert => return Ok(false),
+                Closed::Closed | Closed::AlreadyClosed => {}
+            }
+            if exclude {
+                store.exclude_alert(id, classification, actor, now_ns)?;
+            }
+            Ok(true)
+        })
     }
 
     /// Reopens a closed alert.
     pub fn reopen_alert(&self, id: &str, actor: &str, now_ns: i64) -> Result<bool, DataError> {
-        let connection = lock(&self.connection);
-        let changed = connection.execute(
-            &format!(
-                "UPDATE {ALERTS} SET status = 'OPEN', classification = '', closed_ns = NULL,
-                 updated_ns = ?2 WHERE id = ?1"
-            ),
-            params![id, now_ns],
-        )?;
-        if changed > 0 {
-            connection.execute(
-                &format!(
-                    "INSERT INTO {HISTORY} (alert_id, time_ns, event, actor) VALUES
-                     (?1, ?2, 'reopened', ?3)"
-                ),
-                params![id, now_ns, actor],
-            )?;
-        }
-        Ok(changed > 0)
+        Ok(self.with(|store| store.reopen_alert(id, actor, now_ns))?)
     }
 
     /// Adds a history row (`comment`, `assigned`) to an existing alert.
@@ -794,28 +610,27 @@ impl Data {
         text: &str,
         now_ns: i64,
     ) -> Result<bool, DataError> {
-        Ok(lock(&self.connection).execute(
-            &format!(
-                "INSERT INTO {HISTORY} (alert_id, time_ns, event, actor, text)
-                 SELECT id, ?2, ?3, ?4, ?5 FROM {ALERTS} WHERE id = ?1"
-            ),
-            params![id, now_ns, event, actor, text],
-        )? > 0)
+        Ok(self.with(|store| store.note_alert(id, event, actor, text, now_ns))?)
     }
 
     /// Exclusions "close and exclude" made: (type, kind, value, comment).
     pub fn exclusions(&self) -> Result<Vec<(String, String, String, String)>, DataError> {
-        let connection = lock(&self.connection);
-        let mut statement = connection
-            .prepare("SELECT type, kind, value, comment FROM alert_exclusions ORDER BY id")?;
-        let rows = statement.query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(self
+            .with(|store| store.exclusions())?
+            .into_iter()
+            .map(|exclusion| {
+                (
+                    exclusion.type_name,
+                    exclusion.kind.name().to_owned(),
+                    exclusion.value,
+                    exclusion.comment,
+                )
+            })
+            .collect())
     }
 
-    /// The activities of an account (`DOMAIN\name` or a name) or a computer (an address, or a
-    /// name the alerts gave it), newest first, at most `MAX_ROWS`.
+    /// The activities of an account (`DOMAIN\name` or a name) or a computer (its addresses),
+    /// newest first, at most `limit`; whether there were more.
     fn entity_activities(
         &self,
         kind: &str,
@@ -824,126 +639,52 @@ impl Data {
         filter: &ActivityFilter,
         limit: usize,
     ) -> Result<(Vec<ActivityRow>, bool), DataError> {
-        let mut conditions = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        let mut condition = |sql: &str, value: Value| {
-            values.push(value);
-            conditions.push(sql.replace('?', &format!("?{}", values.len())));
-        };
-        if kind == "account" {
-            match key.split_once('\\') {
-                Some((domain, name)) => {
-                    condition("account = ? COLLATE NOCASE", Value::Text(name.to_owned()));
-                    condition("domain = ? COLLATE NOCASE", Value::Text(domain.to_owned()));
-                }
-                None => condition("account = ? COLLATE NOCASE", Value::Text(key.to_owned())),
-            }
-        } else {
-            let mut any = Vec::new();
-            for address in addresses {
-                values.push(Value::Text(address.clone()));
-                let n = values.len();
-                any.push(format!("src_ip = ?{n} OR dst_ip = ?{n}"));
-            }
-            if any.is_empty() {
-                return Ok((Vec::new(), false));
-            }
-            conditions.push(format!("({})", any.join(" OR ")));
-        }
-        let mut condition = |sql: &str, value: Value| {
-            values.push(value);
-            conditions.push(sql.replace('?', &format!("?{}", values.len())));
-        };
-        if let Some(protocol) = AlertFilter::nonempty(filter.protocol.as_ref()) {
-            condition("protocol = ?", Value::Text(protocol.to_lowercase()));
-        }
-        if let Some(since) = parse_time(AlertFilter::nonempty(filter.since.as_ref())) {
-            condition("time_ns >= ?", Value::Integer(since));
-        }
-        if let Some(until) = parse_time(AlertFilter::nonempty(filter.until.as_ref())) {
-            condition("time_ns < ?", Value::Integer(until));
-        }
-        let kind_filter = AlertFilter::nonempty(filter.kind.as_ref()).map(str::to_uppercase);
-        let connection = lock(&self.connection);
-        let mut statement = connection.prepare(&format!(
-            "SELECT sensor_id, sequence, position, activity FROM activities WHERE {}
-             ORDER BY time_ns DESC, sequence DESC, position DESC",
-            conditions.join(" AND ")
-        ))?;
-        let mut rows = statement.query(params_from_iter(values))?;
-        let mut out = Vec::new();
-        let mut truncated = false;
-        while let Some(row) = rows.next()? {
-            let blob: Vec<u8> = row.get(3)?;
-            let Ok(activity) = Activity::decode(blob.as_slice()) else {
-                continue;
-            };
-            let reference = format!(
-                "{}:{}:{}",
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?
-            );
-            let shown = activity_row(reference, &activity);
-            if kind_filter.as_ref().is_some_and(|kind| shown.kind != *kind) {
-                continue;
-            }
-            if out.len() >= limit {
-                truncated = true;
-                break;
-            }
-            out.push(shown);
-        }
-        drop(rows);
-        drop(statement);
-        // Then the compacted tier, newest block first, one query per account or address.
-        let since = parse_time(AlertFilter::nonempty(filter.since.as_ref()));
-        let until = parse_time(AlertFilter::nonempty(filter.until.as_ref()));
-        let protocol = AlertFilter::nonempty(filter.protocol.as_ref()).map(str::to_owned);
-        let queries: Vec<crate::store::Query> = if kind == "account" {
-            vec![crate::store::Query {
-                account: Some(key.to_owned()),
-                ..crate::store::Query::default()
-            }]
+        let queries: Vec<Query> = if entity_kind(kind) == EntityKind::Account {
+            entity_query(kind, key, "").into_iter().collect()
         } else {
             addresses
                 .iter()
-                .filter_map(|address| address.parse().ok())
-                .map(|ip| crate::store::Query {
-                    ip: Some(ip),
-                    ..crate::store::Query::default()
-                })
+                .filter_map(|address| entity_query(kind, key, address))
                 .collect()
         };
+        let since = parse_time(AlertFilter::nonempty(filter.since.as_ref()));
+        let until = parse_time(AlertFilter::nonempty(filter.until.as_ref()));
+        let protocol = AlertFilter::nonempty(filter.protocol.as_ref()).map(str::to_owned);
+        let kind_filter = AlertFilter::nonempty(filter.kind.as_ref()).map(str::to_uppercase);
+        // Each address's newest (one more than shown, to know of more), then merged.
+        let mut found: Vec<(i64, ActivityRow)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for mut query in queries {
-            if truncated {
-                break;
-            }
             query.since_ns = since;
             query.until_ns = until;
             query.protocol.clone_from(&protocol);
-            crate::store::compacted(&connection, &query, true, |stored, position| {
-                let reference = format!("{}:{}:{position}", stored.sensor_id, stored.sequence);
-                if !seen.insert(reference.clone()) {
-                    return true;
-                }
-                let shown = activity_row(reference, &stored.activity);
-                if kind_filter.as_ref().is_some_and(|kind| shown.kind != *kind) {
-                    return true;
-                }
-                if out.len() >= limit {
-                    truncated = true;
-                    return false;
-                }
-                out.push(shown);
-                true
+            let mut taken = 0;
+            self.with(|store| {
+                store.newest_activities(&query, &mut |stored, position| {
+                    let reference = format!("{}:{}:{position}", stored.sensor_id, stored.sequence);
+                    if !seen.insert(reference.clone()) {
+                        return true;
+                    }
+                    let shown = activity_row(reference, &stored.activity);
+                    if kind_filter.as_ref().is_some_and(|kind| shown.kind != *kind) {
+                        return true;
+                    }
+                    found.push((crate::store::time_ns(&stored.activity), shown));
+                    taken += 1;
+                    taken <= limit
+                })
             })?;
         }
-        Ok((out, truncated))
+        found.sort_by_key(|(time, _)| std::cmp::Reverse(*time));
+        let truncated = found.len() > limit;
+        Ok((
+            found.into_iter().take(limit).map(|(_, row)| row).collect(),
+            truncated,
+        ))
     }
 
-    /// An account's or a computer's page: directory data, activities, alerts.
+    /// An account's or a computer's page: directory data, activities, alerts (those the
+    /// alerts' entity index names it in).
     pub fn entity(
         &self,
         kind: &'static str,
@@ -951,44 +692,38 @@ impl Data {
         filter: &ActivityFilter,
         limit: usize,
     ) -> Result<EntityPage, DataError> {
-        let all = self.timeline(&AlertFilter::default())?;
+        let query = AlertQuery {
+            entity: Some(EntityKey {
+                kind: entity_kind(kind),
+                key: key.to_owned(),
+            }),
+            limit: Some(MAX_ROWS),
+            ..AlertQuery::default()
+        };
+        let found = self.with(|store| store.alerts(&query))?;
         let key_lower = key.to_lowercase();
-        let mut alert_tags = Vec::new();
+        let mut alert_tags: Vec<TagView> = Vec::new();
         let mut addresses: Vec<String> = Vec::new();
         if kind == "computer" && key.parse::<IpAddr>().is_ok() {
             addresses.push(key.to_owned());
         }
-        let mut alerts = Vec::new();
-        for row in all.alerts {
-            let involved = row.entities.iter().any(|e| {
-                e.kind == kind
-                    && (e.key.to_lowercase() == key_lower || e.name.to_lowercase() == key_lower)
-            });
-            if involved {
-                for e in row.entities.iter().filter(|e| e.kind == kind) {
-                    if (e.name.to_lowercase() == key_lower || e.key.to_lowercase() == key_lower)
-                        && !e.address.is_empty()
-                        && !addresses.contains(&e.address)
-                    {
-                        addresses.push(e.address.clone());
-                    }
+        for alert in &found {
+            for entity in &alert.entities {
+                let shown = entity_ref(entity);
+                let named = entity.name.to_lowercase() == key_lower
+                    || entity.address.to_lowercase() == key_lower;
+                if shown.kind != kind || !named {
+                    continue;
                 }
-                alerts.push(row);
-            }
-        }
-        for alert in &alerts {
-            if let Ok(Some(full)) = self.alert(&alert.id) {
-                for entity in &full.entities {
-                    if entity.name.to_lowercase() == key_lower || entity.address == key {
-                        for tag in &entity.tags {
-                            let view = TagView {
-                                name: tag.name.clone(),
-                                reason: tag.reason.clone(),
-                            };
-                            if !alert_tags.iter().any(|t: &TagView| t.name == view.name) {
-                                alert_tags.push(view);
-                            }
-                        }
+                if !entity.address.is_empty() && !addresses.contains(&entity.address) {
+                    addresses.push(entity.address.clone());
+                }
+                for tag in &entity.tags {
+                    if !alert_tags.iter().any(|known| known.name == tag.name) {
+                        alert_tags.push(TagView {
+                            name: tag.name.clone(),
+                            reason: tag.reason.clone(),
+                        });
                     }
                 }
             }
@@ -1004,7 +739,7 @@ impl Data {
             addresses,
             activities,
             activities_truncated,
-            alerts,
+            alerts: found.iter().map(alert_row).collect(),
         })
     }
 
@@ -1059,73 +794,16 @@ impl Data {
         key: &str,
         address: &str,
     ) -> Result<serde_json::Value, DataError> {
-        let connection = lock(&self.connection);
-        let (sql, values): (&str, Vec<Value>) = if kind == "account" {
-            let (domain, name) = key
-                .split_once('\\')
-                .map_or((None, key), |(domain, name)| (Some(domain), name));
-            (
-                "SELECT protocol, COUNT(*), MIN(time_ns), MAX(time_ns) FROM activities
-                 WHERE account = ?1 COLLATE NOCASE AND (?2 IS NULL OR domain = ?2 COLLATE NOCASE)
-                 GROUP BY protocol ORDER BY protocol",
-                vec![
-                    Value::Text(name.to_owned()),
-                    domain.map_or(Value::Null, |domain| Value::Text(domain.to_owned())),
-                ],
-            )
-        } else {
-            (
-                "SELECT protocol, COUNT(*), MIN(time_ns), MAX(time_ns) FROM activities
-                 WHERE src_ip = ?1 OR dst_ip = ?1 GROUP BY protocol ORDER BY protocol",
-                vec![Value::Text(
-                    if address.is_empty() { key } else { address }.to_owned(),
-                )],
-            )
+        let counts = match entity_query(kind, key, address) {
+            Some(query) => self.with(|store| store.activity_counts(&query))?,
+            None => Vec::new(),
         };
-        let mut statement = connection.prepare(sql)?;
-        let rows = statement.query_map(params_from_iter(values), |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
-            ))
-        })?;
-        let mut by_protocol: BTreeMap<String, i64> = Default::default();
-        let (mut total, mut first, mut last) = (0_i64, i64::MAX, 0_i64);
-        for row in rows {
-            let (protocol, count, min, max) = row?;
-            total += count;
-            first = first.min(min);
-            last = last.max(max);
-            *by_protocol.entry(protocol).or_default() += count;
-        }
-        // The compacted tier: its activities are counted one by one, from their keys alone.
-        let query = if kind == "account" {
-            crate::store::Query {
-                account: Some(key.to_owned()),
-                ..crate::store::Query::default()
-            }
-        } else {
-            crate::store::Query {
-                ip: if address.is_empty() { key } else { address }.parse().ok(),
-                ..crate::store::Query::default()
-            }
-        };
-        if query.account.is_some() || query.ip.is_some() {
-            crate::store::compacted_keys(&connection, &query, |keys| {
-                let time = crate::store::time_ns(keys);
-                total += 1;
-                first = first.min(time);
-                last = last.max(time);
-                *by_protocol
-                    .entry(protocol_name(keys.body.as_ref()).to_owned())
-                    .or_default() += 1;
-            })?;
-        }
-        let protocols: serde_json::Map<String, serde_json::Value> = by_protocol
+        let total: i64 = counts.iter().map(|count| count.count).sum();
+        let first = counts.iter().map(|count| count.first_ns).min().unwrap_or(0);
+        let last = counts.iter().map(|count| count.last_ns).max().unwrap_or(0);
+        let protocols: serde_json::Map<String, serde_json::Value> = counts
             .into_iter()
-            .map(|(protocol, count)| (protocol, count.into()))
+            .map(|count| (count.protocol, count.count.into()))
             .collect();
         Ok(serde_json::json!({
             "activities": total,
@@ -1138,210 +816,126 @@ impl Data {
     pub fn sensors(&self) -> Result<Vec<SensorRow>, DataError> {
         let now = now_ns();
         let disconnected = now - i64::try_from(DISCONNECTED_AFTER.as_nanos()).unwrap_or(i64::MAX);
-        let connection = lock(&self.connection);
-        let mut statement = connection.prepare(
-            "SELECT s.sensor_id, s.version, s.last_seen_ns, s.stored_through, s.counters,
-             (SELECT COUNT(*) FROM health_issues h WHERE h.sensor_id = s.sensor_id
-              AND h.end_ns IS NULL)
-             FROM sensors s ORDER BY s.sensor_id",
-        )?;
-        let rows = statement.query_map([], |row| {
-            let last_seen: i64 = row.get(2)?;
-            let counters: Option<String> = row.get(4)?;
-            Ok(SensorRow {
-                sensor_id: row.get(0)?,
-                version: row.get(1)?,
-                last_seen: rfc3339(last_seen),
-                status: if last_seen >= disconnected {
+        Ok(self
+            .with(|store| store.sensors())?
+            .into_iter()
+            .map(|sensor| SensorRow {
+                sensor_id: sensor.sensor_id,
+                version: sensor.version,
+                last_seen: rfc3339(sensor.last_seen_ns),
+                status: if sensor.last_seen_ns >= disconnected {
                     "connected"
                 } else {
                     "disconnected"
                 }
                 .to_owned(),
-                stored_through: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
-                counters: counters
+                stored_through: sensor.stored_through,
+                counters: sensor
+                    .counters
                     .and_then(|text| serde_json::from_str(&text).ok())
                     .unwrap_or(serde_json::Value::Null),
-                open_issues: usize::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
+                open_issues: usize::try_from(sensor.open_issues).unwrap_or(usize::MAX),
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect())
     }
 
     /// The sensor's counters as sampled, newest first.
     pub fn counter_samples(&self, sensor_id: &str) -> Result<Vec<CounterSample>, DataError> {
-        let connection = lock(&self.connection);
-        let mut statement = connection.prepare(
-            "SELECT time_ns, counters FROM console_sensor_counters WHERE sensor_id = ?1
-             ORDER BY time_ns DESC LIMIT ?2",
-        )?;
-        let rows = statement.query_map(
-            params![sensor_id, i64::try_from(MAX_ROWS).unwrap_or(i64::MAX)],
-            |row| {
-                let counters: String = row.get(1)?;
-                Ok(CounterSample {
-                    time: rfc3339(row.get(0)?),
-                    counters: serde_json::from_str(&counters).unwrap_or(serde_json::Value::Null),
-                })
-            },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(self
+            .with(|store| store.counter_samples(sensor_id, MAX_ROWS))?
+            .into_iter()
+            .map(|(time_ns, counters)| CounterSample {
+                time: rfc3339(time_ns),
+                counters: serde_json::from_str(&counters).unwrap_or(serde_json::Value::Null),
+            })
+            .collect())
     }
 
     /// Records every sensor's latest counters now, keeping `MAX_COUNTER_SAMPLES` per sensor.
     pub fn sample_counters(&self, now_ns: i64) -> Result<(), DataError> {
-        let connection = lock(&self.connection);
-        connection.execute(
-            "INSERT INTO console_sensor_counters (sensor_id, time_ns, counters)
-             SELECT sensor_id, ?1, counters FROM sensors WHERE counters IS NOT NULL",
-            [now_ns],
-        )?;
-        connection.execute(
-            "DELETE FROM console_sensor_counters WHERE rowid IN (SELECT rowid FROM
-             (SELECT rowid, ROW_NUMBER() OVER (PARTITION BY sensor_id ORDER BY time_ns DESC)
-              AS n FROM console_sensor_counters) WHERE n > ?1)",
-            [MAX_COUNTER_SAMPLES],
-        )?;
-        Ok(())
+        Ok(self.with(|store| store.sample_counters(now_ns, MAX_COUNTER_SAMPLES))?)
     }
 
     /// Health issues and events, newest first; with `sensor_id`, that sensor's only.
     pub fn health(&self, sensor_id: Option<&str>) -> Result<Vec<HealthRow>, DataError> {
-        let connection = lock(&self.connection);
-        let mut statement = connection.prepare(
-            "SELECT sensor_id, start_ns, end_ns, severity, kind, subject, detail, 1
-             FROM health_issues WHERE ?1 IS NULL OR sensor_id = ?1
-             UNION ALL
-             SELECT sensor_id, time_ns, NULL, severity, kind, '', message, 0
-             FROM health_events WHERE ?1 IS NULL OR sensor_id = ?1
-             ORDER BY 2 DESC LIMIT ?2",
-        )?;
-        let rows = statement.query_map(
-            params![sensor_id, i64::try_from(MAX_ROWS).unwrap_or(i64::MAX)],
-            |row| {
-                let end: Option<i64> = row.get(2)?;
-                let issue: bool = row.get(7)?;
-                Ok(HealthRow {
-                    sensor_id: row.get(0)?,
-                    time: rfc3339(row.get(1)?),
-                    end: end.map(rfc3339).unwrap_or_default(),
-                    severity: row.get(3)?,
-                    kind: row.get(4)?,
-                    subject: row.get(5)?,
-                    message: row.get(6)?,
-                    state: match (issue, end) {
-                        (false, _) => "event",
-                        (true, None) => "open",
-                        (true, Some(_)) => "closed",
-                    }
-                    .to_owned(),
-                })
-            },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let (issues, events) = self.with(|store| {
+            Ok::<_, crate::store::StoreError>((
+                store.issues(sensor_id, false)?,
+                store.health_events(sensor_id, MAX_ROWS)?,
+            ))
+        })?;
+        let mut rows: Vec<(i64, HealthRow)> = issues
+            .into_iter()
+            .map(|stored| {
+                let issue = stored.issue;
+                let start = i64::try_from(issue.start_ns).unwrap_or(i64::MAX);
+                let end = issue
+                    .end_ns
+                    .map(|end| i64::try_from(end).unwrap_or(i64::MAX));
+                (
+                    start,
+                    HealthRow {
+                        sensor_id: stored.sensor_id,
+                        time: rfc3339(start),
+                        end: end.map(rfc3339).unwrap_or_default(),
+                        severity: issue.kind.severity().as_str_name().to_owned(),
+                        kind: issue.kind.name().to_owned(),
+                        subject: issue.subject,
+                        message: issue.detail,
+                        state: if end.is_some() { "closed" } else { "open" }.to_owned(),
+                    },
+                )
+            })
+            .chain(events.into_iter().map(|event| {
+                (
+                    event.time_ns,
+                    HealthRow {
+                        sensor_id: event.sensor_id,
+                        time: rfc3339(event.time_ns),
+                        end: String::new(),
+                        severity: event.severity,
+                        kind: event.kind,
+                        subject: String::new(),
+                        message: event.message,
+                        state: "event".to_owned(),
+                    },
+                )
+            }))
+            .collect();
+        rows.sort_by_key(|(time, _)| std::cmp::Reverse(*time));
+        Ok(rows
+            .into_iter()
+            .take(MAX_ROWS)
+            .map(|(_, row)| row)
+            .collect())
     }
 
     /// Accounts whose name starts with `query`, computers the alerts or the directory name
     /// so, and addresses seen that start with it.
     pub fn search(&self, query: &str) -> Result<SearchResults, DataError> {
+        const LIMIT: usize = 50;
         let query = query.trim();
-        let mut results = SearchResults::default();
         if query.is_empty() {
-            return Ok(results);
+            return Ok(SearchResults::default());
         }
-        let limit = 50_i64;
-        let (domain, name) = query
-            .split_once('\\')
-            .map_or((None, query), |(domain, name)| (Some(domain), name));
-        let pattern = format!("{}%", name.replace(['%', '_'], ""));
-        {
-            let connection = lock(&self.connection);
-            let mut statement = connection.prepare(
-                "SELECT DISTINCT domain, account FROM activities WHERE account LIKE ?1
-                 AND (?2 IS NULL OR domain = ?2 COLLATE NOCASE) LIMIT ?3",
-            )?;
-            let rows = statement.query_map(params![pattern, domain, limit], |row| {
-                let domain: Option<String> = row.get(0)?;
-                let account: String = row.get(1)?;
-                Ok(match domain {
-                    Some(domain) => format!("{domain}\\{account}"),
-                    None => account,
-                })
-            })?;
-            results.accounts = rows.collect::<Result<_, _>>()?;
-            // Names only in the compacted tier: its index keeps them lowercased, without domain.
-            let mut statement = connection.prepare(
-                "SELECT DISTINCT substr(key, 3) FROM activity_block_keys WHERE key LIKE ?1
-                 LIMIT ?2",
-            )?;
-            let compacted = statement.query_map(
-                params![crate::store::blocks::account_key(&pattern), limit],
-                |row| row.get::<_, String>(0),
-            )?;
-            for name in compacted {
-                let name = name?;
-                if results.accounts.len() < 50
-                    && !results.accounts.iter().any(|known| {
-                        known
-                            .rsplit('\\')
-                            .next()
-                            .is_some_and(|known| known.eq_ignore_ascii_case(&name))
-                    })
-                {
-                    results.accounts.push(name);
-                }
-            }
-            let address_pattern = format!("{}%", query.replace(['%', '_'], ""));
-            // A range, not LIKE: LIKE is case-insensitive and cannot use the addresses' (binary)
-            // indexes, so it scanned every activity (0.7-1.0 s on 1,000,000 of them; the range
-            // reads only the matching index entries, under a millisecond).
-            let low = query.to_lowercase();
-            let high = format!("{low}\u{10FFFF}");
-            let mut statement = connection.prepare(
-                "SELECT ip FROM (
-                   SELECT * FROM (SELECT DISTINCT src_ip AS ip FROM activities
-                                  WHERE src_ip >= ?1 AND src_ip < ?2 LIMIT ?3)
-                   UNION
-                   SELECT * FROM (SELECT DISTINCT dst_ip FROM activities
-                                  WHERE dst_ip >= ?1 AND dst_ip < ?2 LIMIT ?3))
-                 LIMIT ?3",
-            )?;
-            let rows = statement.query_map(params![low, high, limit], |row| row.get(0))?;
-            results.addresses = rows.collect::<Result<_, _>>()?;
-            let mut statement = connection.prepare(
-                "SELECT DISTINCT substr(key, 3) FROM activity_block_keys WHERE key LIKE ?1
-                 LIMIT ?2",
-            )?;
-            let compacted = statement.query_map(
-                params![crate::store::blocks::address_key(&address_pattern), limit],
-                |row| row.get::<_, String>(0),
-            )?;
-            for address in compacted {
-                let address = address?;
-                if results.addresses.len() < 50 && !results.addresses.contains(&address) {
-                    results.addresses.push(address);
-                }
-            }
-        }
+        let found = self.with(|store| store.search(query, LIMIT))?;
+        let mut results = SearchResults {
+            accounts: found.accounts,
+            computers: Vec::new(),
+            addresses: found.addresses,
+        };
         let lower = query.to_lowercase();
         for object in self.directory.current().objects() {
             if !object.dns_host_name.is_empty()
                 && object.dns_host_name.to_lowercase().starts_with(&lower)
-                && results.computers.len() < 50
+                && results.computers.len() < LIMIT
             {
                 results.computers.push(object.dns_host_name.clone());
             }
         }
-        for row in self.timeline(&AlertFilter::default())?.alerts {
-            for entity in row.entities {
-                if entity.kind == "computer"
-                    && !entity.name.is_empty()
-                    && entity.name.to_lowercase().starts_with(&lower)
-                    && !results.computers.contains(&entity.name)
-                    && results.computers.len() < 50
-                {
-                    results.computers.push(entity.name);
-                }
+        for computer in found.computers {
+            if !results.computers.contains(&computer) && results.computers.len() < LIMIT {
+                results.computers.push(computer);
             }
         }
         Ok(results)

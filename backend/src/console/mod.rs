@@ -17,7 +17,7 @@ pub mod pages;
 pub mod report;
 pub mod users;
 
-use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -71,7 +71,9 @@ pub enum ConsoleError {
     #[error("console: TLS: {0}")]
     Tls(String),
     #[error(transparent)]
-    Data(#[from] data::DataError),
+    Store(#[from] crate::store::StoreError),
+    #[error("console: opening the store: {0}")]
+    Opening(String),
 }
 
 /// What every handler shares.
@@ -86,18 +88,18 @@ pub struct Console {
 pub type State = Arc<Console>;
 
 impl Console {
-    pub fn open(
-        data_dir: &Path,
+    /// The console over `store` (SQLite's or the cluster's PostgreSQL).
+    pub fn new(
+        store: Box<dyn crate::store::Storage>,
         config: &ConsoleConfig,
         url: String,
         directory: Arc<DirectorySource>,
-    ) -> Result<Self, ConsoleError> {
-        let data = Data::open(data_dir, directory)?;
-        Ok(Self {
-            data,
+    ) -> Self {
+        Self {
+            data: Data::new(store, directory),
             auth: Auth::default(),
             url: config.url.clone().unwrap_or(url),
-        })
+        }
     }
 }
 
@@ -237,12 +239,16 @@ pub async fn start(
     let bound = listener
         .local_addr()
         .map_err(|source| ConsoleError::Listen { address, source })?;
-    let console = Arc::new(Console::open(
-        &config.data_dir,
+    let opened = config.clone();
+    let store = tokio::task::spawn_blocking(move || crate::store::open(&opened))
+        .await
+        .map_err(|failure| ConsoleError::Opening(failure.to_string()))??;
+    let console = Arc::new(Console::new(
+        store,
         &config.console,
         format!("https://localhost:{}", bound.port()),
         directory,
-    )?);
+    ));
     info!("console on https://{bound}/");
     let sampler = Arc::clone(&console);
     let mut sampler_stopping = stopping.clone();

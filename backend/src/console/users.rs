@@ -1,20 +1,12 @@
 //! The console's local users: a name, a role and an argon2id hash of the password (PHC string),
-//! in the store's `console_users` table.
+//! in the store's `console_users` table (either store).
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _, password_hash::SaltString,
 };
-use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS console_users (
-    name TEXT PRIMARY KEY COLLATE NOCASE,
-    role TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    created_ns INTEGER NOT NULL
-);
-";
+use crate::store::{Storage, StoreError};
 
 /// A password shorter than this is refused.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -59,13 +51,13 @@ pub enum UserError {
     ShortPassword,
     #[error("hashing the password: {0}")]
     Hash(String),
-    #[error("store: {0}")]
-    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Adds a user; the password is kept only as its argon2id hash.
 pub fn add(
-    connection: &Connection,
+    store: &mut dyn Storage,
     name: &str,
     role: Role,
     password: &str,
@@ -92,32 +84,10 @@ pub fn add(
         .hash_password(password.as_bytes(), &salt)
         .map_err(|error| UserError::Hash(error.to_string()))?
         .to_string();
-    let exists: Option<String> = connection
-        .query_row(
-            "SELECT name FROM console_users WHERE name = ?1",
-            [name],
-            |row| row.get(0),
-        )
-        .optional()?;
-    if exists.is_some() {
+    if !store.add_user(name, role.name(), &hash, now_ns)? {
         return Err(UserError::Exists(name.to_owned()));
     }
-    connection.execute(
-        "INSERT INTO console_users (name, role, hash, created_ns) VALUES (?1, ?2, ?3, ?4)",
-        params![name, role.name(), hash, now_ns],
-    )?;
     Ok(())
-}
-
-/// The users' names and roles.
-pub fn list(connection: &Connection) -> Result<Vec<(String, String)>, UserError> {
-    let mut statement = connection.prepare("SELECT name, role FROM console_users ORDER BY name")?;
-    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub fn remove(connection: &Connection, name: &str) -> Result<bool, UserError> {
-    Ok(connection.execute("DELETE FROM console_users WHERE name = ?1", [name])? > 0)
 }
 
 /// A hash of a password nobody has, checked when the user is unknown so that an unknown name
@@ -127,27 +97,19 @@ const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 /// The user's name (as stored) and role when `password` is theirs.
 pub fn verify(
-    connection: &Connection,
+    store: &mut dyn Storage,
     name: &str,
     password: &str,
 ) -> Result<Option<(String, Role)>, UserError> {
-    let row: Option<(String, String, String)> = connection
-        .query_row(
-            "SELECT name, role, hash FROM console_users WHERE name = ?1",
-            [name],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()?;
-    let hash = row
-        .as_ref()
-        .map_or(DECOY_HASH, |(_, _, hash)| hash.as_str());
+    let row = store.user(name)?;
+    let hash = row.as_ref().map_or(DECOY_HASH, |user| user.hash.as_str());
     let matches = PasswordHash::new(hash).is_ok_and(|parsed| {
         Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok()
     });
     Ok(match row {
-        Some((name, role, _)) if matches => Role::parse(&role).map(|role| (name, role)),
+        Some(user) if matches => Role::parse(&user.role).map(|role| (user.name, role)),
         _ => None,
     })
 }
@@ -158,10 +120,11 @@ mod tests {
 
     #[test]
     fn passwords_are_hashed_and_checked() {
-        let connection = Connection::open_in_memory().expect("sqlite");
-        connection.execute_batch(SCHEMA).expect("schema");
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = crate::store::Store::open(directory.path()).expect("store");
+        let connection: &mut dyn Storage = &mut store;
         add(
-            &connection,
+            connection,
             "alice",
             Role::Analyst,
             "correct horse battery",
@@ -170,7 +133,7 @@ mod tests {
         .expect("add");
         assert!(matches!(
             add(
-                &connection,
+                connection,
                 "ALICE",
                 Role::Viewer,
                 "another long password",
@@ -179,24 +142,26 @@ mod tests {
             Err(UserError::Exists(_))
         ));
         assert!(matches!(
-            add(&connection, "bob", Role::Viewer, "short", 2),
+            add(connection, "bob", Role::Viewer, "short", 2),
             Err(UserError::ShortPassword)
         ));
         assert!(matches!(
-            add(&connection, "<b>", Role::Viewer, "long enough password", 2),
+            add(connection, "<b>", Role::Viewer, "long enough password", 2),
             Err(UserError::BadName)
         ));
-        let stored: String = connection
-            .query_row("SELECT hash FROM console_users", [], |row| row.get(0))
-            .expect("hash");
+        let stored = connection
+            .user("Alice")
+            .expect("user")
+            .expect("found in any case")
+            .hash;
         assert!(stored.starts_with("$argon2id$"), "{stored}");
         assert!(!stored.contains("correct horse"));
         assert_eq!(
-            verify(&connection, "alice", "correct horse battery").expect("verify"),
+            verify(connection, "alice", "correct horse battery").expect("verify"),
             Some(("alice".to_owned(), Role::Analyst))
         );
-        assert_eq!(verify(&connection, "alice", "wrong").expect("verify"), None);
-        assert_eq!(verify(&connection, "nobody", "x").expect("verify"), None);
+        assert_eq!(verify(connection, "alice", "wrong").expect("verify"), None);
+        assert_eq!(verify(connection, "nobody", "x").expect("verify"), None);
         assert!(PasswordHash::new(DECOY_HASH).is_ok(), "the decoy parses");
     }
 }

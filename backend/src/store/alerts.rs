@@ -71,9 +71,199 @@ pub const DETECTION: &str = "detection";
 pub struct AlertQuery {
     /// Alerts whose latest evidence is at or after this (Unix ns).
     pub since_ns: Option<i64>,
+    /// Alerts whose first evidence is before this (Unix ns).
+    pub until_ns: Option<i64>,
     pub status: Option<Status>,
+    pub severity: Option<i32>,
     pub type_name: Option<String>,
     pub id: Option<String>,
+    /// Alerts naming this entity (`alert_entities`): an account by name, a computer by name
+    /// or address, in any case.
+    pub entity: Option<EntityKey>,
+    /// Alerts naming an entity whose name or address contains this, in any case.
+    pub entity_containing: Option<String>,
+    /// At most this many (the latest).
+    pub limit: Option<usize>,
+}
+
+/// An entity as the console keys it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntityKey {
+    pub kind: EntityKind,
+    /// An account's name (`DOMAIN\name` as alerts name it); a computer's name or address.
+    pub key: String,
+}
+
+/// Accounts (and groups) or computers: the two kinds of entity pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityKind {
+    Account,
+    Computer,
+}
+
+impl EntityKind {
+    /// The kind of an alert's entity in its role.
+    pub fn of(role: dcwatch_proto::v1::alert_entity::Role) -> Self {
+        use dcwatch_proto::v1::alert_entity::Role;
+        match role {
+            Role::SourceAccount
+            | Role::AttackedAccount
+            | Role::CompromisedAccount
+            | Role::Group => Self::Account,
+            _ => Self::Computer,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Computer => "computer",
+        }
+    }
+}
+
+/// A value bound to a query both stores build the same way.
+#[derive(Clone, Debug)]
+pub(crate) enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// The SQL dialect a shared query is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `column` equal to the placeholder, in any case.
+    pub(crate) fn eq_nocase(self, column: &str) -> String {
+        match self {
+            Self::Sqlite => format!("{column} = ? COLLATE NOCASE"),
+            Self::Postgres => format!("lower({column}) = lower(?)"),
+        }
+    }
+
+    /// `column` LIKE the placeholder (escaped with `\`), in any case.
+    pub(crate) fn like_nocase(self, column: &str) -> String {
+        match self {
+            Self::Sqlite => format!("{column} LIKE ? ESCAPE '\\'"),
+            Self::Postgres => format!("lower({column}) LIKE lower(?) ESCAPE '\\'"),
+        }
+    }
+}
+
+/// `text` with LIKE's wildcards (and the escape) escaped.
+pub(crate) fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Conditions joined by AND, each `?` numbered after its value (a condition's several `?`
+/// share its one value), in a dialect's placeholders.
+#[derive(Debug)]
+pub(crate) struct Filter {
+    dialect: Dialect,
+    conditions: Vec<String>,
+    pub(crate) values: Vec<Param>,
+}
+
+impl Filter {
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            conditions: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str, value: Param) {
+        self.values.push(value);
+        let placeholder = self.placeholder(self.values.len());
+        self.conditions.push(sql.replace('?', &placeholder));
+    }
+
+    /// The placeholder of the `n`th value.
+    pub(crate) fn placeholder(&self, n: usize) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// `WHERE ...`, or nothing without conditions.
+    pub(crate) fn clause(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+}
+
+impl AlertQuery {
+    /// The query's `SELECT` of `ALERT_COLUMNS` in `dialect`, latest evidence first, and its
+    /// values: one builder for both stores.
+    pub(crate) fn select(&self, dialect: Dialect) -> (String, Vec<Param>) {
+        let mut filter = Filter::new(dialect);
+        if let Some(since) = self.since_ns {
+            filter.push("end_ns >= ?", Param::Int(since));
+        }
+        if let Some(until) = self.until_ns {
+            filter.push("start_ns < ?", Param::Int(until));
+        }
+        if let Some(status) = self.status {
+            filter.push("status = ?", Param::Text(status_name(status).to_owned()));
+        }
+        if let Some(severity) = self.severity {
+            // As BIGINT: PostgreSQL's column is an INTEGER, the value an i64.
+            filter.push("CAST(severity AS BIGINT) = ?", Param::Int(severity.into()));
+        }
+        if let Some(type_name) = &self.type_name {
+            filter.push("type = ?", Param::Text(type_name.clone()));
+        }
+        if let Some(id) = &self.id {
+            filter.push("id = ?", Param::Text(id.clone()));
+        }
+        if let Some(entity) = &self.entity {
+            // The kind is one of two fixed names: written in the SQL, so one row must match
+            // both the kind and the name or address.
+            let name = dialect.eq_nocase("name");
+            filter.push(
+                &format!(
+                    "id IN (SELECT alert_id FROM alert_entities WHERE kind = '{}'
+                     AND ({name} OR address = lower(?)))",
+                    entity.kind.name()
+                ),
+                Param::Text(entity.key.clone()),
+            );
+        }
+        if let Some(part) = &self.entity_containing {
+            let (name, address) = (dialect.like_nocase("name"), dialect.like_nocase("address"));
+            filter.push(
+                &format!("id IN (SELECT alert_id FROM alert_entities WHERE {name} OR {address})"),
+                Param::Text(format!("%{}%", like_escaped(part))),
+            );
+        }
+        let limit = self
+            .limit
+            .map(|limit| format!(" LIMIT {limit}"))
+            .unwrap_or_default();
+        (
+            format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts {} ORDER BY end_ns DESC, id{limit}",
+                filter.clause()
+            ),
+            filter.values,
+        )
+    }
 }
 
 /// One line of an alert's history.
@@ -122,6 +312,17 @@ impl Excluded {
         Self::entity(alert)
     }
 
+    /// What "close and exclude" does on a close as `classification`: only an allowed
+    /// behaviour (B-TP) is learned ([`Self::of`]); a true or false positive's entity is
+    /// excluded.
+    pub fn on_close(alert: &Alert, classification: Classification) -> Self {
+        if classification == Classification::Btp {
+            Self::of(alert)
+        } else {
+            Self::entity(alert)
+        }
+    }
+
     /// Excluding `alert`'s primary entity from its detection (an account; an address as a
     /// one-address subnet; else a computer).
     pub fn entity(alert: &Alert) -> Self {
@@ -155,7 +356,7 @@ impl Excluded {
 
 /// Writes what excluding `alert` does (an exclusion row for an entity) and its history row,
 /// in the caller's transaction: `alerts close --exclude` and the console's "close and exclude".
-pub(crate) fn record_exclusion(
+fn record_exclusion(
     connection: &rusqlite::Connection,
     alert: &Alert,
     excluded: &Excluded,
@@ -297,7 +498,7 @@ pub(super) fn with_status(
     Ok(alert)
 }
 
-const ALERT_COLUMNS: &str = "id, alert, status, classification, closed_ns";
+pub(super) const ALERT_COLUMNS: &str = "id, alert, status, classification, closed_ns";
 
 impl Store {
     /// Writes what detection raised, what `partition`'s profiles learned, and moves its cursor
@@ -346,6 +547,7 @@ impl Store {
                         blob
                     ],
                 )?;
+                super::console::write_entities(&transaction, alert)?;
                 emit.push(false);
                 continue;
             }
@@ -385,6 +587,7 @@ impl Store {
                     params![alert.id, now_ns, event, DETECTION, alert.description],
                 )?;
             }
+            super::console::write_entities(&transaction, alert)?;
             emit.push(true);
         }
         super::profiles::write(&transaction, partition, profiles)?;
@@ -450,33 +653,8 @@ impl Store {
 
     /// The alerts `query` selects, latest evidence first.
     pub fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
-        let mut conditions = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        let mut condition = |sql: &str, value: Value| {
-            values.push(value);
-            conditions.push(sql.replace('?', &format!("?{}", values.len())));
-        };
-        if let Some(since) = query.since_ns {
-            condition("end_ns >= ?", Value::Integer(since));
-        }
-        if let Some(status) = query.status {
-            condition("status = ?", Value::Text(status_name(status).to_owned()));
-        }
-        if let Some(type_name) = &query.type_name {
-            condition("type = ?", Value::Text(type_name.clone()));
-        }
-        if let Some(id) = &query.id {
-            condition("id = ?", Value::Text(id.clone()));
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        self.select_alerts(
-            &format!("SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY end_ns DESC, id"),
-            values,
-        )
+        let (sql, values) = query.select(Dialect::Sqlite);
+        self.select_alerts(&sql, values.into_iter().map(sqlite_value).collect())
     }
 
     /// What detection takes back at start: open alerts, and those closed at or after
@@ -546,21 +724,6 @@ impl Store {
         Ok(Closed::Closed)
     }
 
-    /// Adds a comment to an alert's history; false when there is no such alert.
-    pub fn comment_alert(
-        &self,
-        id: &str,
-        actor: &str,
-        text: &str,
-        now_ns: i64,
-    ) -> Result<bool, StoreError> {
-        Ok(self.connection.execute(
-            "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
-             SELECT id, ?2, 'comment', ?3, ?4 FROM alerts WHERE id = ?1",
-            params![id, now_ns, actor, text],
-        )? > 0)
-    }
-
     /// The history of one alert, oldest first; or, with `alert_id` empty, every row after
     /// `after` (detection reads closes this way).
     pub fn alert_history(
@@ -595,10 +758,12 @@ impl Store {
         )?)
     }
 
-    /// "Close and exclude" after a close ([`Excluded::of`]). `None`: no such alert.
+    /// "Close and exclude" after a close as `classification` ([`Excluded::on_close`]).
+    /// `None`: no such alert.
     pub fn exclude_alert(
         &mut self,
         id: &str,
+        classification: Classification,
         actor: &str,
         now_ns: i64,
     ) -> Result<Option<Excluded>, StoreError> {
@@ -609,7 +774,7 @@ impl Store {
         let Some(alert) = self.alerts(&query)?.into_iter().next() else {
             return Ok(None);
         };
-        let excluded = Excluded::of(&alert);
+        let excluded = Excluded::on_close(&alert, classification);
         let transaction = self.write_transaction()?;
         record_exclusion(&transaction, &alert, &excluded, actor, now_ns)?;
         transaction.commit()?;
@@ -693,6 +858,14 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// A shared query's value as SQLite binds it.
+pub(super) fn sqlite_value(param: Param) -> Value {
+    match param {
+        Param::Int(value) => Value::Integer(value),
+        Param::Text(value) => Value::Text(value),
     }
 }
 
@@ -838,10 +1011,14 @@ mod tests {
             [true]
         );
         assert_eq!(events(&store, "a"), ["raised", "closed", "reopened"]);
-        assert!(store.comment_alert("a", "ana", "seen", 4).expect("comment"));
+        assert!(
+            store
+                .note_alert("a", "comment", "ana", "seen", 4)
+                .expect("comment")
+        );
         assert!(
             !store
-                .comment_alert("zz", "ana", "seen", 4)
+                .note_alert("zz", "comment", "ana", "seen", 4)
                 .expect("comment")
         );
         assert_eq!(

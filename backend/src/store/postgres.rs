@@ -11,10 +11,12 @@
 //! transactions make them.
 
 mod alerts;
+mod console;
 mod directory;
 mod health;
 pub mod migrations;
 mod profiles;
+pub mod tls;
 
 use ::postgres::{Client, NoTls, Transaction, types::ToSql};
 use dcwatch_detect::profiles::Changes;
@@ -27,15 +29,19 @@ use dcwatch_telemetry::health::Issue;
 use prost::Message as _;
 
 use super::{
-    AlertQuery, Closed, Excluded, Exclusion, ExclusionKind, HistoryEntry, NewActivity, Query,
-    Recorded, Storage, StoreError, Stored, StoredActivity, StoredIssue, time_ns, timestamp_ns,
-    to_i64, to_u64, token_hash,
+    AlertQuery, Closed, Dialect, Excluded, Exclusion, ExclusionKind, Found, HistoryEntry,
+    NewActivity, ProtocolCount, Query, Recorded, SensorState, Storage, StoreError, Stored,
+    StoredActivity, StoredEvent, StoredIssue, StoredUser, time_ns, timestamp_ns, to_i64, to_u64,
+    token_hash,
 };
 
 /// A connection to the shared store; a connection the server closed (PostgreSQL restarted)
 /// is made again at the next call.
 pub struct PgStore {
+    /// As the `postgres` crate takes it (`tls::ssl_mode`).
     url: String,
+    /// TLS, when the URL's `sslmode` asks for it.
+    tls: Option<tls::RustlsConnect>,
     /// Always `Some` but while dropping.
     client: Option<Client>,
 }
@@ -63,16 +69,33 @@ impl PgStore {
     /// Connects to `url` (a `postgres://` URL or `key=value` string) and checks that its schema
     /// is the one this version knows.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut store = Self::connect_unchecked(url)?;
+        Self::connect_with(url, None)
+    }
+
+    /// [`Self::connect`], with TLS verified against the CA file `ca` when the URL's
+    /// `sslmode` asks for TLS (`tls`).
+    pub fn connect_with(url: &str, ca: Option<&std::path::Path>) -> Result<Self, StoreError> {
+        let mut store = Self::connect_unchecked(url, ca)?;
         migrations::check_current(store.client()?)?;
         Ok(store)
     }
 
     /// Connects without looking at the schema (`store migrate`).
-    pub fn connect_unchecked(url: &str) -> Result<Self, StoreError> {
+    pub fn connect_unchecked(url: &str, ca: Option<&std::path::Path>) -> Result<Self, StoreError> {
+        let (mode, url) = tls::ssl_mode(url);
+        let tls = tls::connector(mode, ca)?;
+        let client = Self::open(&url, tls.as_ref())?;
         Ok(Self {
-            url: url.to_owned(),
-            client: Some(Client::connect(url, NoTls)?),
+            url,
+            tls,
+            client: Some(client),
+        })
+    }
+
+    fn open(url: &str, tls: Option<&tls::RustlsConnect>) -> Result<Client, StoreError> {
+        Ok(match tls {
+            Some(tls) => Client::connect(url, tls.clone())?,
+            None => Client::connect(url, NoTls)?,
         })
     }
 
@@ -80,7 +103,7 @@ impl PgStore {
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         match &mut self.client {
             Some(client) if !client.is_closed() => {}
-            slot => *slot = Some(Client::connect(&self.url, NoTls)?),
+            slot => *slot = Some(Self::open(&self.url, self.tls.as_ref())?),
         }
         self.client
             .as_mut()
@@ -322,48 +345,15 @@ impl Storage for PgStore {
         query: &Query,
         each: &mut dyn FnMut(StoredActivity) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut conditions = Vec::new();
-        let mut values: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-        let mut condition = |sql: &str, value: Box<dyn ToSql + Sync>| {
-            values.push(value);
-            conditions.push(sql.replace('?', &format!("${}", values.len())));
-        };
-        if let Some(since) = query.since_ns {
-            condition("time_ns >= ?", Box::new(since));
-        }
-        if let Some(until) = query.until_ns {
-            condition("time_ns < ?", Box::new(until));
-        }
-        if let Some(protocol) = &query.protocol {
-            condition("protocol = ?", Box::new(protocol.to_lowercase()));
-        }
-        if let Some(account) = &query.account {
-            match account.split_once('\\') {
-                Some((domain, name)) => {
-                    condition("lower(account) = lower(?)", Box::new(name.to_owned()));
-                    condition("lower(domain) = lower(?)", Box::new(domain.to_owned()));
-                }
-                None => condition("lower(account) = lower(?)", Box::new(account.clone())),
-            }
-        }
-        if let Some(ip) = query.ip {
-            // Both placeholders become the same numbered one.
-            condition("(src_ip = ? OR dst_ip = ?)", Box::new(ip.to_string()));
-        }
-        if let Some(sensor) = &query.sensor_id {
-            condition("sensor_id = ?", Box::new(sensor.clone()));
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let filter = query.filter(Dialect::Postgres);
+        let clause = filter.clause();
+        let values = console::bound(filter.values);
         let parameters: Vec<&(dyn ToSql + Sync)> = values.iter().map(AsRef::as_ref).collect();
         // A portal fetched in pages: a query over millions of rows holds a page at a time.
         let mut transaction = self.client()?.transaction()?;
         let portal = transaction.bind(
             &format!(
-                "SELECT id, sensor_id, sequence, activity FROM activities {filter}
+                "SELECT id, sensor_id, sequence, activity FROM activities {clause}
                  ORDER BY time_ns, sensor_id, sequence, position"
             ),
             &parameters,
@@ -460,10 +450,11 @@ impl Storage for PgStore {
     fn exclude_alert(
         &mut self,
         id: &str,
+        classification: Classification,
         actor: &str,
         now_ns: i64,
     ) -> Result<Option<Excluded>, StoreError> {
-        alerts::exclude(self.client()?, id, actor, now_ns)
+        alerts::exclude(self.client()?, id, classification, actor, now_ns)
     }
 
     fn taught_alerts(&mut self) -> Result<Vec<(Alert, i64)>, StoreError> {
@@ -537,18 +528,19 @@ impl Storage for PgStore {
         alerts::close(self.client()?, id, classification, actor, comment, now_ns)
     }
 
-    fn comment_alert(
+    fn note_alert(
         &mut self,
         id: &str,
+        event: &str,
         actor: &str,
         text: &str,
         now_ns: i64,
     ) -> Result<bool, StoreError> {
-        Ok(self.client()?.execute(
-            "INSERT INTO alert_history (alert_id, time_ns, event, actor, text)
-             SELECT id, $2, 'comment', $3, $4 FROM alerts WHERE id = $1",
-            &[&id, &now_ns, &actor, &text],
-        )? > 0)
+        console::note_alert(self.client()?, id, event, actor, text, now_ns)
+    }
+
+    fn reopen_alert(&mut self, id: &str, actor: &str, now_ns: i64) -> Result<bool, StoreError> {
+        console::reopen_alert(self.client()?, id, actor, now_ns)
     }
 
     fn alert_history(
@@ -593,6 +585,93 @@ impl Storage for PgStore {
 
     fn exclusions(&mut self) -> Result<Vec<Exclusion>, StoreError> {
         alerts::exclusions(self.client()?)
+    }
+
+    fn activity_at(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+        position: u64,
+    ) -> Result<Option<Activity>, StoreError> {
+        console::activity_at(self.client()?, sensor_id, sequence, position)
+    }
+
+    fn newest_activities(
+        &mut self,
+        query: &Query,
+        each: &mut dyn FnMut(StoredActivity, u64) -> bool,
+    ) -> Result<(), StoreError> {
+        console::newest_activities(self.client()?, query, each)
+    }
+
+    fn activity_counts(&mut self, query: &Query) -> Result<Vec<ProtocolCount>, StoreError> {
+        console::activity_counts(self.client()?, query)
+    }
+
+    fn sensors(&mut self) -> Result<Vec<SensorState>, StoreError> {
+        console::sensors(self.client()?)
+    }
+
+    fn health_events(
+        &mut self,
+        sensor_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        console::health_events(self.client()?, sensor_id, limit)
+    }
+
+    fn sample_counters(&mut self, now_ns: i64, keep: i64) -> Result<(), StoreError> {
+        console::sample_counters(self.client()?, now_ns, keep)
+    }
+
+    fn counter_samples(
+        &mut self,
+        sensor_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        console::counter_samples(self.client()?, sensor_id, limit)
+    }
+
+    fn search(&mut self, prefix: &str, limit: usize) -> Result<Found, StoreError> {
+        console::search(self.client()?, prefix, limit)
+    }
+
+    fn add_user(
+        &mut self,
+        name: &str,
+        role: &str,
+        hash: &str,
+        now_ns: i64,
+    ) -> Result<bool, StoreError> {
+        console::add_user(self.client()?, name, role, hash, now_ns)
+    }
+
+    fn user(&mut self, name: &str) -> Result<Option<StoredUser>, StoreError> {
+        console::user(self.client()?, name)
+    }
+
+    fn users(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        console::users(self.client()?)
+    }
+
+    fn remove_user(&mut self, name: &str) -> Result<bool, StoreError> {
+        console::remove_user(self.client()?, name)
+    }
+
+    fn apply_directory(
+        &mut self,
+        sensor_id: &str,
+        deltas: &[DirectoryDelta],
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.client()?.transaction()?;
+        directory::apply(
+            &mut transaction,
+            sensor_id,
+            deltas,
+            crate::directory::now_ns(),
+        )?;
+        transaction.commit()?;
+        Ok(())
     }
 
     fn directory(&mut self) -> Result<(Vec<Domain>, Vec<Object>), StoreError> {

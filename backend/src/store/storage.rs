@@ -13,8 +13,9 @@ use dcwatch_proto::v1::{Activity, Alert, DirectoryDelta, HealthEvent, alert::Cla
 use dcwatch_telemetry::health::Issue;
 
 use super::{
-    AlertQuery, Closed, Excluded, Exclusion, ExclusionKind, HistoryEntry, NewActivity, Query,
-    Recorded, Store, StoreError, Stored, StoredActivity, StoredIssue, is_derived,
+    AlertQuery, Closed, Excluded, Exclusion, ExclusionKind, Found, HistoryEntry, NewActivity,
+    ProtocolCount, Query, Recorded, SensorState, Store, StoreError, Stored, StoredActivity,
+    StoredEvent, StoredIssue, StoredUser, is_derived,
 };
 
 /// The detection cursor of the `all` role: the last activity row judged.
@@ -94,10 +95,12 @@ pub trait Storage: Send + std::fmt::Debug {
     fn profile_partitions(&mut self) -> Result<Vec<u32>, StoreError>;
     /// Writes what a partition's profiles learned outside a chunk (an analyst's teaching).
     fn save_profiles(&mut self, partition: u32, changes: &Changes) -> Result<(), StoreError>;
-    /// "Close and exclude" after a close ([`Excluded::of`]). `None`: no such alert.
+    /// "Close and exclude" after a close as `classification` ([`Excluded::on_close`]).
+    /// `None`: no such alert.
     fn exclude_alert(
         &mut self,
         id: &str,
+        classification: Classification,
         actor: &str,
         now_ns: i64,
     ) -> Result<Option<Excluded>, StoreError>;
@@ -126,13 +129,27 @@ pub trait Storage: Send + std::fmt::Debug {
         comment: &str,
         now_ns: i64,
     ) -> Result<Closed, StoreError>;
+    /// Adds a comment to an alert's history; false when there is no such alert.
     fn comment_alert(
         &mut self,
         id: &str,
         actor: &str,
         text: &str,
         now_ns: i64,
+    ) -> Result<bool, StoreError> {
+        self.note_alert(id, "comment", actor, text, now_ns)
+    }
+    /// Adds a history row (`comment`, `assigned`) to an alert; false when there is none.
+    fn note_alert(
+        &mut self,
+        id: &str,
+        event: &str,
+        actor: &str,
+        text: &str,
+        now_ns: i64,
     ) -> Result<bool, StoreError>;
+    /// Reopens a closed alert (an analyst's); false when there is no closed alert `id`.
+    fn reopen_alert(&mut self, id: &str, actor: &str, now_ns: i64) -> Result<bool, StoreError>;
     /// One alert's history, or with `alert_id` empty every row after `after`.
     fn alert_history(
         &mut self,
@@ -151,6 +168,60 @@ pub trait Storage: Send + std::fmt::Debug {
     fn remove_exclusion(&mut self, id: i64) -> Result<bool, StoreError>;
     fn exclusions(&mut self) -> Result<Vec<Exclusion>, StoreError>;
 
+    /// The activity `sensor_id` sent at `position` of its batch `sequence`.
+    fn activity_at(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+        position: u64,
+    ) -> Result<Option<Activity>, StoreError>;
+    /// The activities `query` selects, newest first, each with its position in its batch,
+    /// until `each` returns false.
+    fn newest_activities(
+        &mut self,
+        query: &Query,
+        each: &mut dyn FnMut(StoredActivity, u64) -> bool,
+    ) -> Result<(), StoreError>;
+    /// Per protocol, how many activities `query` selects, and the first and last times.
+    fn activity_counts(&mut self, query: &Query) -> Result<Vec<ProtocolCount>, StoreError>;
+    /// Every sensor with its state and how many issues it has open.
+    fn sensors(&mut self) -> Result<Vec<SensorState>, StoreError>;
+    /// Point health events, newest first, at most `limit`; with `sensor_id`, its only.
+    fn health_events(
+        &mut self,
+        sensor_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Records every sensor's latest counters at `now_ns`, keeping `keep` samples per sensor.
+    fn sample_counters(&mut self, now_ns: i64, keep: i64) -> Result<(), StoreError>;
+    /// A sensor's sampled counters, newest first, at most `limit`: (time, JSON object).
+    fn counter_samples(
+        &mut self,
+        sensor_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Accounts and addresses seen that start with `prefix`, and computers alerts name so.
+    fn search(&mut self, prefix: &str, limit: usize) -> Result<Found, StoreError>;
+    /// Adds a console user; false when the name exists (in any case).
+    fn add_user(
+        &mut self,
+        name: &str,
+        role: &str,
+        hash: &str,
+        now_ns: i64,
+    ) -> Result<bool, StoreError>;
+    /// The console user named `name` (in any case).
+    fn user(&mut self, name: &str) -> Result<Option<StoredUser>, StoreError>;
+    /// The console users' names and roles.
+    fn users(&mut self) -> Result<Vec<(String, String)>, StoreError>;
+    fn remove_user(&mut self, name: &str) -> Result<bool, StoreError>;
+
+    /// Merges directory deltas that came with no batch (`directory import`), as `sensor_id`.
+    fn apply_directory(
+        &mut self,
+        sensor_id: &str,
+        deltas: &[DirectoryDelta],
+    ) -> Result<(), StoreError>;
     /// The stored directory's domains and objects.
     fn directory(&mut self) -> Result<(Vec<Domain>, Vec<Object>), StoreError>;
     /// What changes whenever the stored directory does (its domains' count and latest update).
@@ -300,10 +371,11 @@ impl Storage for Store {
     fn exclude_alert(
         &mut self,
         id: &str,
+        classification: Classification,
         actor: &str,
         now_ns: i64,
     ) -> Result<Option<Excluded>, StoreError> {
-        Self::exclude_alert(self, id, actor, now_ns)
+        Self::exclude_alert(self, id, classification, actor, now_ns)
     }
     fn taught_alerts(&mut self) -> Result<Vec<(Alert, i64)>, StoreError> {
         Self::taught_alerts(self)
@@ -340,14 +412,18 @@ impl Storage for Store {
     ) -> Result<Closed, StoreError> {
         Self::close_alert(self, id, classification, actor, comment, now_ns)
     }
-    fn comment_alert(
+    fn note_alert(
         &mut self,
         id: &str,
+        event: &str,
         actor: &str,
         text: &str,
         now_ns: i64,
     ) -> Result<bool, StoreError> {
-        Self::comment_alert(self, id, actor, text, now_ns)
+        Self::note_alert(self, id, event, actor, text, now_ns)
+    }
+    fn reopen_alert(&mut self, id: &str, actor: &str, now_ns: i64) -> Result<bool, StoreError> {
+        Self::reopen_alert(self, id, actor, now_ns)
     }
     fn alert_history(
         &mut self,
@@ -374,6 +450,72 @@ impl Storage for Store {
     }
     fn exclusions(&mut self) -> Result<Vec<Exclusion>, StoreError> {
         Self::exclusions(self)
+    }
+    fn activity_at(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+        position: u64,
+    ) -> Result<Option<Activity>, StoreError> {
+        Self::activity_at(self, sensor_id, sequence, position)
+    }
+    fn newest_activities(
+        &mut self,
+        query: &Query,
+        each: &mut dyn FnMut(StoredActivity, u64) -> bool,
+    ) -> Result<(), StoreError> {
+        Self::newest_activities(self, query, each)
+    }
+    fn activity_counts(&mut self, query: &Query) -> Result<Vec<ProtocolCount>, StoreError> {
+        Self::activity_counts(self, query)
+    }
+    fn sensors(&mut self) -> Result<Vec<SensorState>, StoreError> {
+        Self::sensors(self)
+    }
+    fn health_events(
+        &mut self,
+        sensor_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Self::health_events(self, sensor_id, limit)
+    }
+    fn sample_counters(&mut self, now_ns: i64, keep: i64) -> Result<(), StoreError> {
+        Self::sample_counters(self, now_ns, keep)
+    }
+    fn counter_samples(
+        &mut self,
+        sensor_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        Self::counter_samples(self, sensor_id, limit)
+    }
+    fn search(&mut self, prefix: &str, limit: usize) -> Result<Found, StoreError> {
+        Self::search(self, prefix, limit)
+    }
+    fn add_user(
+        &mut self,
+        name: &str,
+        role: &str,
+        hash: &str,
+        now_ns: i64,
+    ) -> Result<bool, StoreError> {
+        Self::add_user(self, name, role, hash, now_ns)
+    }
+    fn user(&mut self, name: &str) -> Result<Option<StoredUser>, StoreError> {
+        Self::user(self, name)
+    }
+    fn users(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        Self::users(self)
+    }
+    fn remove_user(&mut self, name: &str) -> Result<bool, StoreError> {
+        Self::remove_user(self, name)
+    }
+    fn apply_directory(
+        &mut self,
+        sensor_id: &str,
+        deltas: &[DirectoryDelta],
+    ) -> Result<(), StoreError> {
+        Self::apply_directory(self, sensor_id, deltas)
     }
     fn directory(&mut self) -> Result<(Vec<Domain>, Vec<Object>), StoreError> {
         crate::directory::read(self)
@@ -408,8 +550,9 @@ pub fn open(config: &crate::config::Config) -> Result<Box<dyn Storage>, StoreErr
     if config.cluster.postgres_url.is_empty() {
         Ok(Box::new(Store::open(&config.data_dir)?))
     } else {
-        Ok(Box::new(super::postgres::PgStore::connect(
+        Ok(Box::new(super::postgres::PgStore::connect_with(
             &config.cluster.postgres_url,
+            config.cluster.postgres_ca.as_deref(),
         )?))
     }
 }

@@ -7,11 +7,12 @@
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use dcwatch_backend::{
-    console::{self, Console, ConsoleConfig, data::Data, users},
+    console::{self, Console, ConsoleConfig, users},
     detection::DirectorySource,
     directory,
-    store::Store,
+    store::{ACTIVITY_CURSOR, Storage, Store, postgres::PgStore},
 };
+use dcwatch_detect::profiles::Changes;
 use dcwatch_proto::v1::{Activity, Endpoint, activity::Body};
 use dcwatch_telemetry::health::{Issue, IssueKind};
 use serde_json::{Map, Value};
@@ -136,24 +137,73 @@ pub(crate) struct Seeded {
     pub activities: usize,
 }
 
+/// Runs `work` on a thread of its own: PostgreSQL's blocking client cannot be used on an async
+/// test's runtime thread (the console itself reaches the store from blocking threads).
+pub(crate) fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(work).join().expect("the work panicked"))
+}
+
+/// Which store the console runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// SQLite in a temporary directory (the `all` role).
+    Sqlite,
+    /// A real PostgreSQL (Debian's, an unprivileged cluster on loopback), migrated (the
+    /// cluster's `api` role).
+    Postgres,
+}
+
+/// A store under test, removed (its server stopped) when dropped.
+#[derive(Debug)]
+pub(crate) struct TestStore {
+    pub dir: tempfile::TempDir,
+    postgres: Option<(dcwatch_tests::cluster_servers::Postgres, String)>,
+}
+
+impl TestStore {
+    pub(crate) fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let postgres = (backend == Backend::Postgres).then(|| {
+            let server =
+                dcwatch_tests::cluster_servers::Postgres::start(false).expect("PostgreSQL");
+            let url = server.database("console").expect("a database");
+            PgStore::connect_unchecked(&url, None)
+                .expect("connect")
+                .migrate(now_ns())
+                .expect("migrate");
+            (server, url)
+        });
+        Self { dir, postgres }
+    }
+
+    /// A new handle on the store.
+    pub(crate) fn open(&self) -> Box<dyn Storage> {
+        match &self.postgres {
+            Some((_, url)) => Box::new(PgStore::connect(url).expect("postgres")),
+            None => Box::new(Store::open(self.dir.path()).expect("sqlite")),
+        }
+    }
+}
+
 /// Stores the captures' activities as one sensor's batches, runs them through the detection
 /// engine in test mode with their stored references, saves the alerts, and adds the users
 /// `viewer`, `analyst` and `admin` (password `PASSWORD`).
-pub(crate) fn seed(dir: &Path) -> Seeded {
+pub(crate) fn seed(test_store: &TestStore) -> Seeded {
     let dcsync = capture("dcsync.jsonl");
     let batches = [
         dcsync.clone(),
         capture("bruteforce.jsonl"),
         hostile_copy(&dcsync),
     ];
-    let mut store = Store::open(dir).expect("store");
+    let mut store = test_store.open();
     for (index, batch) in batches.iter().enumerate() {
         store
-            .store_batch(
+            .store_batch_with_directory(
                 "vm",
                 "seed",
                 u64::try_from(index + 1).expect("small"),
                 batch,
+                &[],
             )
             .expect("store a batch");
     }
@@ -206,9 +256,7 @@ pub(crate) fn seed(dir: &Path) -> Seeded {
     ] {
         store.record_issue("vm", &stored).expect("issue");
     }
-    drop(store);
 
-    let data = Data::open(dir, Arc::default()).expect("console data");
     let mut engine = dcwatch_detect::Engine::new(
         dcwatch_detect::Config::test_mode(),
         Arc::new(dcwatch_entity::Directory::default()),
@@ -222,7 +270,20 @@ pub(crate) fn seed(dir: &Path) -> Seeded {
         }
     }
     let alerts: Vec<_> = engine.alerts().cloned().collect();
-    data.save_alerts(&alerts, now_ns()).expect("save alerts");
+    let judged = store.last_activity_row().expect("rows");
+    let no_profiles = Changes {
+        upserts: Vec::new(),
+        removed: Vec::new(),
+    };
+    store
+        .save_alerts(
+            &alerts,
+            (0, &no_profiles),
+            (ACTIVITY_CURSOR, judged),
+            0,
+            now_ns(),
+        )
+        .expect("save alerts");
     let find = |address: &str| {
         alerts
             .iter()
@@ -236,15 +297,13 @@ pub(crate) fn seed(dir: &Path) -> Seeded {
             .map(|alert| alert.id.clone())
             .expect("a DCSync alert from that address")
     };
-    data.with(|connection| {
-        for (name, role) in [
-            ("viewer", users::Role::Viewer),
-            ("analyst", users::Role::Analyst),
-            ("admin", users::Role::Admin),
-        ] {
-            users::add(connection, name, role, PASSWORD, now_ns()).expect("user");
-        }
-    });
+    for (name, role) in [
+        ("viewer", users::Role::Viewer),
+        ("analyst", users::Role::Analyst),
+        ("admin", users::Role::Admin),
+    ] {
+        users::add(store.as_mut(), name, role, PASSWORD, now_ns()).expect("user");
+    }
     Seeded {
         dcsync: find("10.99.0.2"),
         hostile: find("10.99.0.66"),
@@ -257,40 +316,38 @@ pub(crate) fn now_ns() -> i64 {
     console::data::now_ns()
 }
 
-/// The console's state over a seeded directory.
-pub(crate) fn console(dir: &Path) -> Arc<Console> {
-    Arc::new(
-        Console::open(
-            dir,
-            &ConsoleConfig::default(),
-            "https://console.test".to_owned(),
-            Arc::default(),
-        )
-        .expect("console"),
-    )
+/// The console's state over a seeded store.
+pub(crate) fn console(store: &TestStore) -> Arc<Console> {
+    Arc::new(Console::new(
+        store.open(),
+        &ConsoleConfig::default(),
+        "https://console.test".to_owned(),
+        Arc::default(),
+    ))
 }
 
-/// The console's state over a seeded directory whose store also holds the lab's directory
-/// (imported from testdata/directory/adlab.jsonl, as a sync would store it), loaded as serve
-/// loads it; the source, to give it a newer directory.
-pub(crate) fn console_with_directory(dir: &Path) -> (Arc<Console>, Arc<DirectorySource>) {
+/// The console's state over a seeded store that also holds the lab's directory (imported from
+/// testdata/directory/adlab.jsonl, as a sync would store it), loaded as serve loads it; the
+/// source, to give it a newer directory.
+pub(crate) fn console_with_directory(
+    test_store: &TestStore,
+) -> (Arc<Console>, Arc<DirectorySource>) {
     let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/directory/adlab.jsonl");
     let (domains, objects) = dcwatch_entity::snapshot::read(std::io::BufReader::new(
         std::fs::File::open(snapshot).expect("the lab's snapshot"),
     ))
     .expect("a snapshot");
-    let mut store = Store::open(dir).expect("store");
-    directory::import(&mut store, &domains, &objects).expect("import");
+    let mut store = test_store.open();
+    directory::import(store.as_mut(), &domains, &objects).expect("import");
     let source = Arc::new(DirectorySource::default());
     source.replace(Arc::new(
-        directory::load(&mut store, &dcwatch_entity::TagConfig::default(), 0).expect("load"),
+        directory::load(store.as_mut(), &dcwatch_entity::TagConfig::default(), 0).expect("load"),
     ));
-    let console = Console::open(
-        dir,
+    let console = Console::new(
+        store,
         &ConsoleConfig::default(),
         "https://console.test".to_owned(),
         Arc::clone(&source),
-    )
-    .expect("console");
+    );
     (Arc::new(console), source)
 }

@@ -78,7 +78,10 @@ fn main() -> anyhow::Result<()> {
         references.push((sequence, batch.len() as u64));
     }
     let ingest_seconds = started.elapsed().as_secs_f64();
-    let console = Data::open(&data, Arc::new(DirectorySource::default()))?;
+    let console = Data::new(
+        Box::new(Store::open(&data)?),
+        Arc::new(DirectorySource::default()),
+    );
     let probes = probes(&activities, &references);
     let hot_bytes = store.used_bytes()?;
     let hot_tables = store.bytes_by_table()?;

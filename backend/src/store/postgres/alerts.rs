@@ -11,11 +11,10 @@ use dcwatch_proto::v1::{
 use prost::Message as _;
 
 use crate::store::{
-    AlertQuery, Closed, DETECTION, Excluded, Exclusion, ExclusionKind, HistoryEntry, StoreError,
-    alerts::{classification_name, status_name, time_of, with_status},
+    AlertQuery, Closed, DETECTION, Dialect, Excluded, Exclusion, ExclusionKind, HistoryEntry,
+    StoreError,
+    alerts::{ALERT_COLUMNS, classification_name, status_name, time_of, with_status},
 };
-
-const ALERT_COLUMNS: &str = "id, alert, status, classification, closed_ns";
 
 pub(super) fn set_state(
     client: &mut impl GenericClient,
@@ -74,6 +73,7 @@ pub(super) fn save(
                     &blob,
                 ],
             )?;
+            super::console::write_entities(&mut transaction, alert)?;
             emit.push(false);
             continue;
         }
@@ -111,6 +111,7 @@ pub(super) fn save(
                 &[&alert.id, &now_ns, &event, &DETECTION, &alert.description],
             )?;
         }
+        super::console::write_entities(&mut transaction, alert)?;
         emit.push(true);
     }
     super::profiles::write(&mut transaction, partition, profiles)?;
@@ -120,35 +121,10 @@ pub(super) fn save(
 }
 
 pub(super) fn list(client: &mut Client, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
-    let mut conditions = Vec::new();
-    let mut values: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-    let mut condition = |sql: &str, value: Box<dyn ToSql + Sync>| {
-        values.push(value);
-        conditions.push(sql.replace('?', &format!("${}", values.len())));
-    };
-    if let Some(since) = query.since_ns {
-        condition("end_ns >= ?", Box::new(since));
-    }
-    if let Some(status) = query.status {
-        condition("status = ?", Box::new(status_name(status)));
-    }
-    if let Some(type_name) = &query.type_name {
-        condition("type = ?", Box::new(type_name.clone()));
-    }
-    if let Some(id) = &query.id {
-        condition("id = ?", Box::new(id.clone()));
-    }
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
+    let (sql, values) = query.select(Dialect::Postgres);
+    let values = super::console::bound(values);
     let parameters: Vec<&(dyn ToSql + Sync)> = values.iter().map(AsRef::as_ref).collect();
-    select(
-        client,
-        &format!("SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY end_ns DESC, id"),
-        &parameters,
-    )
+    select(client, &sql, &parameters)
 }
 
 pub(super) fn to_restore(
@@ -264,6 +240,7 @@ pub(super) fn exclusions(client: &mut Client) -> Result<Vec<Exclusion>, StoreErr
 pub(super) fn exclude(
     client: &mut Client,
     id: &str,
+    classification: Classification,
     actor: &str,
     now_ns: i64,
 ) -> Result<Option<Excluded>, StoreError> {
@@ -274,7 +251,7 @@ pub(super) fn exclude(
     let Some(alert) = list(client, &query)?.into_iter().next() else {
         return Ok(None);
     };
-    let excluded = Excluded::of(&alert);
+    let excluded = Excluded::on_close(&alert, classification);
     let mut transaction = client.transaction()?;
     if let Excluded::Entity(kind, value) = &excluded {
         transaction.execute(

@@ -40,13 +40,13 @@ pub(super) fn apply(
              deleted = $4, object = $5",
         )?;
         for object in &delta.objects {
-            if object.guid.is_empty() {
+            let Some(key) = crate::directory::row_key(object) else {
                 continue;
-            }
+            };
             transaction.execute(
                 &upsert,
                 &[
-                    &object.guid,
+                    &key.as_ref(),
                     &domain.name,
                     &delta.sync_id,
                     &object.deleted,

@@ -10,7 +10,47 @@ use postgres::{Client, GenericClient};
 use crate::store::StoreError;
 
 /// (version, SQL), in order.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, INITIAL), (2, HEALTH_ISSUES), (3, PROFILES)];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, INITIAL),
+    (2, HEALTH_ISSUES),
+    (3, PROFILES),
+    (ALERT_ENTITIES, CONSOLE),
+];
+
+/// The migration whose data (the stored alerts' entities) is written by code after its SQL.
+const ALERT_ENTITIES: i32 = 4;
+
+/// store/console.rs's tables (the alerts' entities, the console's counters and users), and
+/// the prefix indexes its search reads.
+const CONSOLE: &str = "
+CREATE TABLE alert_entities (
+    alert_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    address TEXT NOT NULL
+);
+CREATE INDEX alert_entities_alert ON alert_entities (alert_id);
+CREATE INDEX alert_entities_name ON alert_entities (lower(name) text_pattern_ops);
+CREATE INDEX alert_entities_address ON alert_entities (address);
+CREATE TABLE console_sensor_counters (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sensor_id TEXT NOT NULL,
+    time_ns BIGINT NOT NULL,
+    counters TEXT NOT NULL
+);
+CREATE INDEX console_sensor_counters_sensor ON console_sensor_counters (sensor_id, time_ns);
+CREATE TABLE console_users (
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created_ns BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX console_users_name ON console_users (lower(name));
+CREATE INDEX activities_account_prefix ON activities (lower(account) text_pattern_ops);
+CREATE INDEX activities_src_prefix ON activities (src_ip text_pattern_ops);
+CREATE INDEX activities_dst_prefix ON activities (dst_ip text_pattern_ops);
+";
 
 /// store/profiles.rs's table.
 const PROFILES: &str = "
@@ -184,6 +224,9 @@ pub fn migrate(client: &mut Client, now_ns: i64) -> Result<Vec<i32>, StoreError>
             continue;
         }
         transaction.batch_execute(sql)?;
+        if *version == ALERT_ENTITIES {
+            super::console::index_stored_alerts(&mut transaction)?;
+        }
         transaction.execute(
             "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, $2)",
             &[version, &now_ns],
