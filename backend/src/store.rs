@@ -16,6 +16,7 @@ mod health;
 pub mod postgres;
 mod profiles;
 mod storage;
+mod windows;
 
 pub(crate) use alerts::{decode_row as decode_alert_row, record_exclusion};
 pub(crate) use cold::compacted;
@@ -187,6 +188,7 @@ impl Store {
             connection.execute_batch(SCHEMA)?;
             connection.execute_batch(alerts::SCHEMA)?;
             connection.execute_batch(profiles::SCHEMA)?;
+            connection.execute_batch(windows::SCHEMA)?;
             connection.execute_batch(health::SCHEMA)?;
             connection.execute_batch(crate::directory::SCHEMA)?;
             connection.execute_batch(blocks::SCHEMA)?;

@@ -10,7 +10,22 @@ use postgres::{Client, GenericClient};
 use crate::store::StoreError;
 
 /// (version, SQL), in order.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, INITIAL), (2, HEALTH_ISSUES), (3, PROFILES)];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, INITIAL),
+    (2, HEALTH_ISSUES),
+    (3, PROFILES),
+    (4, WINDOWS),
+];
+
+/// store/windows.rs's table.
+const WINDOWS: &str = "
+CREATE TABLE windows (
+    partition BIGINT NOT NULL,
+    segment BIGINT NOT NULL,
+    journal BYTEA NOT NULL,
+    PRIMARY KEY (partition, segment)
+);
+";
 
 /// store/profiles.rs's table.
 const PROFILES: &str = "
