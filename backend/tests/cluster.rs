@@ -326,20 +326,20 @@ fn a_small_cluster_stores_the_union_and_alerts_as_one_node() {
     }
 }
 
-/// The brute-force capture as batches cut after the 5th of its 15 wrong NTLM passwords (the
-/// alert opens at the 10th), and how many batches come before the cut.
+/// The brute-force capture as batches cut after the 5th of its 10 LDAP binds with a wrong
+/// password (LDAP brute force opens at the 10th), and how many batches come before the cut.
 fn brute_force_cut_mid_burst() -> (Vec<Vec<Activity>>, usize) {
     let activities = capture("bruteforce");
     let mut wrong = 0;
     let cut = activities
         .iter()
         .position(|activity| {
-            let ntlm = matches!(activity.body, Some(activity::Body::Ntlm(_)));
-            if ntlm
+            let ldap = matches!(activity.body, Some(activity::Body::Ldap(_)));
+            if ldap
                 && activity
                     .outcome
                     .as_ref()
-                    .is_some_and(|outcome| outcome.name == "STATUS_LOGON_FAILURE")
+                    .is_some_and(|outcome| outcome.name == "invalidCredentials")
             {
                 wrong += 1;
             }
@@ -363,7 +363,7 @@ fn a_detect_node_killed_mid_burst_goes_on_with_its_windows_and_alerts_as_one_nod
         sensors: vec![("sensor-00".to_owned(), batches)],
     };
     let expected = single_node_alerts(dir.path(), &plan);
-    let is_brute_force = |key: &(String, String, String, u64)| key.1 == "brute_force";
+    let is_brute_force = |key: &(String, String, String, u64)| key.1 == "ldap_brute_force";
     assert!(expected.iter().any(is_brute_force), "{expected:?}");
 
     let postgres = Postgres::start(false).expect("PostgreSQL");
