@@ -12,12 +12,14 @@
 //! Between chunks it applies what other processes wrote to the store: analysts' closes
 //! (`alerts close`) are handed to the engine, and a B-TP close with exclude of a learning
 //! detection's alert (a `taught` history row) teaches the engines' profiles; exclusions
-//! (`alerts exclude`) rebuild them (the detectors' windows start over; the alerts and profiles
-//! are restored from the store, and the taught alerts taught again).
+//! (`alerts exclude`) rebuild them (the alerts, profiles and windows are restored from the
+//! store, and the taught alerts taught again).
 //!
-//! The profiles (Part II) that changed are written with each chunk's alerts and cursor, in
-//! the same transaction: after a crash, the chunk is judged again against profiles that have
-//! not learned it, so an alert its behaviour raised is raised again rather than lost.
+//! The profiles (Part II) that changed and the detectors' windows (the journal of what the
+//! engine judged within them, `dcwatch_detect::checkpoint`) are written with each chunk's
+//! alerts and cursor, in the same transaction: after a crash, the chunk is judged again by an
+//! engine whose profiles and windows have not taken it in, so an alert its behaviour raised is
+//! raised again rather than lost, and a burst cut by the crash is counted whole, once.
 
 use std::{
     collections::HashMap,
@@ -59,9 +61,9 @@ pub trait Source: Send + std::fmt::Debug {
     fn next(&mut self, store: &mut dyn Storage, limit: usize) -> Result<Option<Chunk>, StoreError>;
     /// The chunk's alerts and cursor are stored: what it came from may forget it.
     fn done(&mut self, chunk: &Chunk);
-    /// Storing the chunk's alerts failed; true when its partition's engine must be rebuilt from
-    /// the store (its activities come again).
-    fn failed(&mut self, chunk: &Chunk) -> bool;
+    /// Storing the chunk's alerts failed: its activities must come again, to an engine
+    /// rebuilt from the store.
+    fn failed(&mut self, chunk: &Chunk);
     /// Partitions this node judged and no longer owns: their engines are dropped.
     fn lost(&mut self) -> Vec<u32>;
 }
@@ -102,10 +104,8 @@ impl Source for StoreSource {
         self.cursor = chunk.cursor.1;
     }
 
-    /// The rows are read again after the unchanged cursor; the engine goes on.
-    fn failed(&mut self, _chunk: &Chunk) -> bool {
-        false
-    }
+    /// The rows are read again after the unchanged cursor.
+    fn failed(&mut self, _chunk: &Chunk) {}
 
     fn lost(&mut self) -> Vec<u32> {
         Vec::new()
@@ -419,10 +419,10 @@ impl Loop {
         let exclusions = self.store.exclusions()?;
         if exclusions != self.exclusions {
             info!(
-                "exclusions changed ({} in the store): detection restarts its windows",
+                "exclusions changed ({} in the store): detection's engines are rebuilt",
                 exclusions.len()
             );
-            // Rebuilt as their partitions come next, reading the profiles back.
+            // Rebuilt as their partitions come next, reading the profiles and windows back.
             for (partition, mut engine) in std::mem::take(&mut self.engines) {
                 self.save_profiles(partition, &mut engine)?;
             }
@@ -475,10 +475,10 @@ impl Loop {
             .iter()
             .filter_map(|id| Some((engine.alert(id)?.clone(), changes.remove(id)?)))
             .unzip();
-        let learned = engine.take_profile_changes();
+        let checkpoint = engine.take_checkpoint();
         let saved = self.store.save_alerts(
             &alerts,
-            (chunk.partition, &learned),
+            (chunk.partition, &checkpoint),
             (&chunk.cursor.0, chunk.cursor.1),
             self.applied_history,
             now_ns(),
@@ -486,11 +486,11 @@ impl Loop {
         let may_emit = match saved {
             Ok(may_emit) => may_emit,
             Err(failure) => {
-                // Profiles that learned what was not stored would judge the chunk's activities
-                // again as known: the engine is rebuilt from the store.
-                if self.source.failed(&chunk) || !learned.is_empty() {
-                    self.engines.remove(&chunk.partition);
-                }
+                // Profiles and windows that took in what was not stored would judge the chunk's
+                // activities twice: the engine is rebuilt from the store, and the chunk comes
+                // again.
+                self.source.failed(&chunk);
+                self.engines.remove(&chunk.partition);
                 return Err(failure);
             }
         };
@@ -540,7 +540,8 @@ impl Loop {
 }
 
 /// An engine for the configuration plus the store's exclusions, with the store's open and
-/// recently closed alerts and `partition`'s profiles, taught what analysts taught.
+/// recently closed alerts and `partition`'s profiles, taught what analysts taught, its windows
+/// rebuilt by replaying `partition`'s journal.
 fn build_engine(
     store: &mut dyn Storage,
     partition: u32,
@@ -548,7 +549,7 @@ fn build_engine(
     exclusions: &[Exclusion],
     directory: Arc<Directory>,
 ) -> Result<Engine, StoreError> {
-    let mut engine = Engine::new(with_exclusions(config, exclusions), directory);
+    let mut engine = Engine::new(with_exclusions(config, exclusions), directory).with_checkpoints();
     let alerts = store.alerts_to_restore(now_ns().saturating_sub(REOPEN_WINDOW_NS))?;
     if !alerts.is_empty() {
         info!(
@@ -568,6 +569,14 @@ fn build_engine(
     for (alert, time_ns) in store.taught_alerts()? {
         engine.teach(&alert, time_ns / 1_000_000);
     }
+    let windows = store.load_windows(partition)?;
+    if !windows.is_empty() {
+        info!(
+            "detection: {} window segments replayed (partition {partition})",
+            windows.len()
+        );
+    }
+    engine.restore_windows(windows);
     // What teaching changed is stored with the partition's first chunk.
     Ok(engine)
 }

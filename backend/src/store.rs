@@ -17,6 +17,7 @@ mod health;
 pub mod postgres;
 mod profiles;
 mod storage;
+mod windows;
 
 pub use storage::{ACTIVITY_CURSOR, SharedStore, Storage, open, open_existing};
 
@@ -191,6 +192,7 @@ impl Store {
             connection.execute_batch(SCHEMA)?;
             connection.execute_batch(alerts::SCHEMA)?;
             connection.execute_batch(profiles::SCHEMA)?;
+            connection.execute_batch(windows::SCHEMA)?;
             connection.execute_batch(health::SCHEMA)?;
             connection.execute_batch(crate::directory::SCHEMA)?;
             connection.execute_batch(blocks::SCHEMA)?;

@@ -24,7 +24,7 @@ use std::{
 };
 
 use dcwatch_backend::store::{AlertQuery, Query, Storage, Store, postgres::PgStore};
-use dcwatch_proto::v1::Activity;
+use dcwatch_proto::v1::{Activity, activity};
 use dcwatch_tests::cluster_servers::{Nats, Postgres};
 use prost::Message as _;
 use support::{Backend, Sensor, eventually, run};
@@ -187,15 +187,27 @@ async fn replay_async(
     tokens: &BTreeMap<String, String>,
 ) {
     for (id, batches) in &plan.sensors {
-        let (mut sensor, _) = Sensor::open(backend.address, ca, id, &tokens[id])
-            .await
-            .expect("a sensor's stream");
-        for (sequence, batch) in (1_u64..).zip(batches) {
-            assert_eq!(
-                sensor.batch(sequence, batch).await.expect("acknowledged"),
-                sequence
-            );
-        }
+        send_batches(backend, ca, (id, &tokens[id]), 1, batches).await;
+    }
+}
+
+/// Sends `batches` as sensor (id, token), numbered from `first`, each acknowledged before the
+/// next.
+async fn send_batches(
+    backend: &Backend,
+    ca: &[u8],
+    (id, token): (&str, &str),
+    first: u64,
+    batches: &[Vec<Activity>],
+) {
+    let (mut sensor, _) = Sensor::open(backend.address, ca, id, token)
+        .await
+        .expect("a sensor's stream");
+    for (sequence, batch) in (first..).zip(batches) {
+        assert_eq!(
+            sensor.batch(sequence, batch).await.expect("acknowledged"),
+            sequence
+        );
     }
 }
 
@@ -310,6 +322,124 @@ fn a_small_cluster_stores_the_union_and_alerts_as_one_node() {
     assert_eq!(listed.lines().count(), expected.len());
     assert!(counter(&ingest_dir, "cluster_messages_published") > 0);
     for node in [ingest, detect, api] {
+        node.stop().expect("a clean stop");
+    }
+}
+
+/// The brute-force capture as batches cut after the 5th of its 10 LDAP binds with a wrong
+/// password (LDAP brute force opens at the 10th), and how many batches come before the cut.
+fn brute_force_cut_mid_burst() -> (Vec<Vec<Activity>>, usize) {
+    let activities = capture("bruteforce");
+    let mut wrong = 0;
+    let cut = activities
+        .iter()
+        .position(|activity| {
+            let ldap = matches!(activity.body, Some(activity::Body::Ldap(_)));
+            if ldap
+                && activity
+                    .outcome
+                    .as_ref()
+                    .is_some_and(|outcome| outcome.name == "invalidCredentials")
+            {
+                wrong += 1;
+            }
+            wrong == 6
+        })
+        .expect("the capture's sixth wrong password");
+    let before: Vec<Vec<Activity>> = activities[..cut]
+        .chunks(BATCH)
+        .map(<[Activity]>::to_vec)
+        .collect();
+    let count = before.len();
+    let after = activities[cut..].chunks(BATCH).map(<[Activity]>::to_vec);
+    (before.into_iter().chain(after).collect(), count)
+}
+
+#[test]
+fn a_detect_node_killed_mid_burst_goes_on_with_its_windows_and_alerts_as_one_node() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (batches, before) = brute_force_cut_mid_burst();
+    let plan = Plan {
+        sensors: vec![("sensor-00".to_owned(), batches)],
+    };
+    let expected = single_node_alerts(dir.path(), &plan);
+    let is_brute_force = |key: &(String, String, String, u64)| key.1 == "ldap_brute_force";
+    assert!(expected.iter().any(is_brute_force), "{expected:?}");
+
+    let postgres = Postgres::start(false).expect("PostgreSQL");
+    let url = postgres.database("dcwatch").expect("a database");
+    let nats = Nats::start(1).expect("nats-server");
+    // The restarted detect node has the killed one's name: it takes its claims back at once.
+    let cluster = format!(
+        "{}node = \"detect-a\"\n",
+        cluster_section(&url, &nats.urls(), 4)
+    );
+    let node = |name: &str| {
+        let data_dir = dir.path().join(name);
+        (write_config(dir.path(), &data_dir, &cluster), data_dir)
+    };
+    let (ingest_config, ingest_dir) = node("ingest");
+    let (detect_config, detect_dir) = node("detect");
+    let (again_config, again_dir) = node("detect-again");
+    run(&[
+        "store",
+        "migrate",
+        "--config",
+        ingest_config.to_str().expect("utf-8"),
+    ])
+    .expect("store migrate");
+    let tokens = tokens(&ingest_config, &plan);
+    let ingest = start_role(&ingest_config, "ingest").expect("the ingest node");
+    let detect = start_role(&detect_config, "detect").expect("the detect node");
+    let ca = std::fs::read(ingest_dir.join("tls/ca.pem")).expect("the ingest node's CA");
+    let (id, batches) = &plan.sensors[0];
+    let sensor = (id.as_str(), tokens[id].as_str());
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let count = |batches: &[Vec<Activity>]| {
+        u64::try_from(batches.iter().map(Vec::len).sum::<usize>()).expect("count")
+    };
+
+    runtime.block_on(send_batches(&ingest, &ca, sensor, 1, &batches[..before]));
+    eventually("the detect node judged the burst's first part", || {
+        (counter(&detect_dir, "detect_activities") >= count(&batches[..before])).then_some(())
+    })
+    .expect("judged");
+    // Its acknowledgements reach NATS (a lost one is redelivered and skipped, only later).
+    std::thread::sleep(Duration::from_secs(1));
+    let mut store = PgStore::connect(&url).expect("the shared store");
+    assert!(
+        !alert_keys(&mut store).iter().any(is_brute_force),
+        "the cut falls before the alert"
+    );
+    detect.signal("-KILL").expect("kill -9");
+    drop(detect);
+
+    let again = start_role(&again_config, "detect").expect("the detect node again");
+    let first = u64::try_from(before).expect("count") + 1;
+    runtime.block_on(send_batches(
+        &ingest,
+        &ca,
+        sensor,
+        first,
+        &batches[before..],
+    ));
+    let after = count(&batches[before..]);
+    eventually("the restarted detect node judged the rest", || {
+        (counter(&again_dir, "detect_activities") >= after).then_some(())
+    })
+    .expect("judged");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        alert_keys(&mut store),
+        expected,
+        "the alerts are the single node's, the brute force raised once with every guess"
+    );
+    assert_eq!(counter(&again_dir, "detect_activities"), after);
+    assert!(
+        counter(&again_dir, "detect_windows_replayed") > 0,
+        "the windows were rebuilt from the checkpoint"
+    );
+    for node in [ingest, again] {
         node.stop().expect("a clean stop");
     }
 }

@@ -8,6 +8,7 @@ use dcwatch_backend::store::{
     Storage, Store, StoreError, Stored, StoredActivity, postgres::PgStore,
 };
 use dcwatch_detect::{
+    checkpoint::{Checkpoint, WindowChanges},
     learning::{ITEM_DETAIL, SUBJECT_DETAIL},
     profiles::{Changes, Profiles},
 };
@@ -22,14 +23,8 @@ use dcwatch_tests::cluster_servers::Postgres;
 
 const SECOND: i64 = 1_000_000_000;
 
-/// A chunk that taught the profiles nothing.
-const NO_PROFILES: (u32, &Changes) = (
-    0,
-    &Changes {
-        upserts: Vec::new(),
-        removed: Vec::new(),
-    },
-);
+/// A chunk that left the partition's state as it was.
+const NO_PROFILES: (u32, &Checkpoint) = (0, &Checkpoint::NOTHING);
 
 /// Opens the store under test again (a reopen must find what was written).
 type Opener<'a> = &'a mut dyn FnMut() -> Box<dyn Storage>;
@@ -442,7 +437,13 @@ fn profiles_are_kept_per_partition_with_their_chunk_and_taught_alerts_are_listed
         store
             .save_alerts(
                 &[alert("p", 10, Status::Open)],
-                (2, &learned),
+                (
+                    2,
+                    &Checkpoint {
+                        profiles: learned,
+                        windows: WindowChanges::default(),
+                    },
+                ),
                 ("partition.2", 40),
                 0,
                 1,
@@ -531,6 +532,68 @@ fn profiles_are_kept_per_partition_with_their_chunk_and_taught_alerts_are_listed
                 ExclusionKind::Computer,
                 "learned".to_owned()
             ))
+        );
+    });
+}
+
+#[test]
+fn windows_are_kept_per_partition_with_their_chunk_until_they_leave_the_window() {
+    on_both(|open| {
+        let mut store = open();
+        let chunk = |append: Option<(u64, &[u8])>, forget_before| Checkpoint {
+            profiles: Changes::default(),
+            windows: WindowChanges {
+                append: append.map(|(segment, bytes)| (segment, bytes.to_vec())),
+                forget_before,
+            },
+        };
+        let segments: [(u64, &[u8]); 3] = [(0, b"zero"), (1, b"one"), (2, b"two")];
+        for (segment, bytes) in segments {
+            store
+                .save_alerts(
+                    &[],
+                    (3, &chunk(Some((segment, bytes)), 0)),
+                    ("partition.3", i64::try_from(segment).expect("small") + 1),
+                    0,
+                    1,
+                )
+                .expect("save");
+        }
+        store
+            .save_alerts(
+                &[],
+                (4, &chunk(Some((0, b"four")), 0)),
+                ("partition.4", 1),
+                0,
+                1,
+            )
+            .expect("save");
+        let mut store = open();
+        let stored = |bytes: &[&[u8]], from: u64| -> Vec<(u64, Vec<u8>)> {
+            (from..)
+                .zip(bytes.iter().map(|bytes| bytes.to_vec()))
+                .collect()
+        };
+        assert_eq!(
+            store.load_windows(3).expect("partition 3"),
+            stored(&[b"zero", b"one", b"two"], 0)
+        );
+        // A chunk with nothing new to keep still forgets what left the window.
+        store
+            .save_alerts(&[], (3, &chunk(None, 2)), ("partition.3", 4), 0, 2)
+            .expect("save");
+        assert_eq!(
+            store.load_windows(3).expect("partition 3"),
+            stored(&[b"two"], 2)
+        );
+        assert_eq!(
+            store.load_windows(4).expect("partition 4"),
+            stored(&[b"four"], 0)
+        );
+        assert!(store.load_windows(5).expect("partition 5").is_empty());
+        assert_eq!(
+            store.detection_state("partition.3").expect("cursor"),
+            Some(4)
         );
     });
 }

@@ -12,6 +12,7 @@ use dcwatch_proto::v1::{
 use crate::{
     book::{Book, Raised},
     bounded::Window,
+    checkpoint::{Checkpoint, Journal},
     config::{Config, Exclusions},
     detectors::{self, Context, Detector},
     finding::Finding,
@@ -36,6 +37,9 @@ pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
     book: Book,
     profiles: Profiles,
+    /// What this engine judged within the detectors' windows, for its checkpoints (`None`
+    /// offline: nothing would take it).
+    journal: Option<Journal>,
     /// New alerts per type within the damping window: (time, primary key).
     recent_new: HashMap<&'static str, Window<String>>,
     findings: Vec<Finding>,
@@ -60,6 +64,7 @@ impl Engine {
             detectors: detectors::all(),
             book: Book::default(),
             profiles: Profiles::default(),
+            journal: None,
             recent_new: HashMap::new(),
             findings: Vec::new(),
             clock: Millis::MIN,
@@ -74,6 +79,14 @@ impl Engine {
         }
     }
 
+    /// Keeps a journal of the activities within the detectors' windows, which
+    /// [`Self::take_checkpoint`] hands out (a backend storing its state).
+    #[must_use]
+    pub fn with_checkpoints(mut self) -> Self {
+        self.journal = Some(Journal::default());
+        self
+    }
+
     pub fn set_directory(&mut self, directory: Arc<Directory>) {
         self.knowledge.set_directory(directory);
     }
@@ -86,24 +99,10 @@ impl Engine {
             self.untimed += 1;
             return Vec::new();
         };
-        if seen.time > self.clock {
-            let day_changed = seen.time / DAY != self.clock / DAY;
-            self.clock = seen.time;
-            if day_changed {
-                self.knowledge
-                    .expire(self.clock.saturating_sub(LEARNED_LIFETIME));
-            }
+        if let Some(journal) = &mut self.journal {
+            journal.record(activity);
         }
-        self.knowledge.learn(&seen);
-        let mut context = Context {
-            knowledge: &self.knowledge,
-            profiles: &self.profiles,
-            config: &self.config,
-            findings: &mut self.findings,
-        };
-        for detector in &mut self.detectors {
-            detector.observe(&seen, &mut context);
-        }
+        self.watch(&seen);
         let mut raised = Vec::new();
         for mut finding in std::mem::take(&mut self.findings) {
             self.findings_total += 1;
@@ -146,6 +145,40 @@ impl Engine {
         }
         profiling::learn(&mut self.profiles, &seen, &self.knowledge);
         raised
+    }
+
+    /// Advances the clock and what the engine knows, and lets every detector judge the activity
+    /// (its findings wait in `findings`).
+    fn watch(&mut self, seen: &Observed<'_>) {
+        if seen.time > self.clock {
+            let day_changed = seen.time / DAY != self.clock / DAY;
+            self.clock = seen.time;
+            if day_changed {
+                self.knowledge
+                    .expire(self.clock.saturating_sub(LEARNED_LIFETIME));
+            }
+        }
+        self.knowledge.learn(seen);
+        let mut context = Context {
+            knowledge: &self.knowledge,
+            profiles: &self.profiles,
+            config: &self.config,
+            findings: &mut self.findings,
+        };
+        for detector in &mut self.detectors {
+            detector.observe(seen, &mut context);
+        }
+    }
+
+    /// Replays a checkpoint's activity: the detectors' windows and the engine's knowledge take
+    /// it in; its findings are dropped (their alerts are in the store) and the profiles, stored
+    /// after it, have learned it already.
+    fn replay(&mut self, activity: &Activity) -> Millis {
+        if let Some(seen) = Observed::new(activity, "") {
+            self.watch(&seen);
+            self.findings.clear();
+        }
+        self.clock
     }
 
     /// Damping (MDI: "an increase of alerts of the exact same type reduces their importance"):
@@ -213,6 +246,28 @@ impl Engine {
         self.profiles.take_changes()
     }
 
+    /// What the engine judged and learned since the last call, to store with the alerts it
+    /// raised: the changed profiles and the windows' journal.
+    pub fn take_checkpoint(&mut self) -> Checkpoint {
+        Checkpoint {
+            profiles: self.profiles.take_changes(),
+            windows: self
+                .journal
+                .as_mut()
+                .map(|journal| journal.take(self.clock))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Takes back the windows a store kept (the segments of [`Self::take_checkpoint`], in
+    /// order), replaying them; call it after [`Self::restore`] and [`Self::load_profiles`]. The
+    /// engine keeps checkpoints from then on.
+    pub fn restore_windows(&mut self, segments: Vec<(u64, Vec<u8>)>) {
+        let mut journal = self.journal.take().unwrap_or_default();
+        journal.restore(segments, |activity| self.replay(activity));
+        self.journal = Some(journal);
+    }
+
     /// Takes back the profiles a store kept.
     pub fn load_profiles(&mut self, records: impl IntoIterator<Item = (String, Vec<u8>)>) {
         self.profiles.load(records);
@@ -261,6 +316,9 @@ impl Engine {
                     .sum(),
             ),
         ];
+        if let Some(journal) = &self.journal {
+            counters.extend(journal.counters());
+        }
         counters.extend(self.knowledge.evictions());
         counters.extend(self.profiles.counters());
         counters
@@ -313,8 +371,8 @@ mod tests {
     use crate::{
         Config,
         config::Exclusions,
-        detectors::testing::{T0, activity, rpc_request, with_account},
-        time::{DAY, HOUR},
+        detectors::testing::{T0, activity, krb_error, rpc_request, summary, with_account},
+        time::{DAY, HOUR, SECOND},
     };
 
     fn dcsync(offset: i64, src: &str) -> dcwatch_proto::v1::Activity {
@@ -411,5 +469,62 @@ mod tests {
             .map(|offset| engine.observe(&dcsync(*offset, "10.98.0.2:5000"), "")[0].emit)
             .collect();
         assert_eq!(emitted, [true, false, false, true, false]);
+    }
+
+    #[test]
+    fn an_engine_rebuilt_from_checkpoints_goes_on_with_the_windows_and_raises_once() {
+        // 14 wrong passwords: 6 before the move, 8 after; neither half is a brute force alone.
+        let guesses: Vec<_> = (0..14)
+            .map(|n| krb_error(n * SECOND, "10.98.0.5:50000", "alice", 24))
+            .collect();
+        let mut single = engine(Config::test_mode());
+        let mut raised_single = 0;
+        for guess in &guesses {
+            raised_single += single.observe(guess, "").iter().filter(|r| r.new).count();
+        }
+        let expected = summary(&single.alerts().cloned().collect::<Vec<_>>());
+        assert_eq!(raised_single, 1);
+
+        let mut before = engine(Config::test_mode()).with_checkpoints();
+        let mut segments = Vec::new();
+        for half in guesses[..6].chunks(4) {
+            for guess in half {
+                assert!(before.observe(guess, "").is_empty());
+            }
+            let checkpoint = before.take_checkpoint();
+            assert_eq!(checkpoint.windows.forget_before, 0);
+            segments.extend(checkpoint.windows.append);
+        }
+        assert_eq!(segments.len(), 2, "one segment per chunk");
+        for (restored, raises) in [(true, 1), (false, 0)] {
+            let mut after = engine(Config::test_mode());
+            if restored {
+                after.restore_windows(segments.clone());
+            }
+            let raised: usize = guesses[6..]
+                .iter()
+                .map(|guess| after.observe(guess, "").iter().filter(|r| r.new).count())
+                .sum();
+            assert_eq!(raised, raises, "restored: {restored}");
+            if restored {
+                assert_eq!(
+                    summary(&after.alerts().cloned().collect::<Vec<_>>()),
+                    expected
+                );
+                let counter = |name| {
+                    after
+                        .counters()
+                        .into_iter()
+                        .find(|(known, _)| *known == name)
+                        .map(|(_, value)| value)
+                };
+                assert_eq!(counter("detect_windows_replayed"), Some(6));
+                assert_eq!(
+                    counter("detect_activities"),
+                    Some(8),
+                    "replays are not judged"
+                );
+            }
+        }
     }
 }

@@ -14,10 +14,13 @@
 //! - The `book` merges findings into alerts: one open alert per (type, primary entity).
 //! - `profiles` keep what each computer, user and DC usually does; `learning` holds the
 //!   learning periods and the gate behavioural findings pass (Part II).
+//! - `checkpoint` is what a backend stores with each chunk's alerts so that an engine rebuilt
+//!   elsewhere holds the same profiles and windows.
 
 pub mod book;
 pub mod bounded;
 pub mod catalogue;
+pub mod checkpoint;
 pub mod config;
 pub mod detectors;
 pub mod engine;

@@ -251,7 +251,7 @@ impl Source for StreamSource {
 
     /// The messages go back to JetStream at once, to be judged again in order by an engine
     /// rebuilt from the store (which has none of this chunk's alerts).
-    fn failed(&mut self, _chunk: &Chunk) -> bool {
+    fn failed(&mut self, _chunk: &Chunk) {
         for message in std::mem::take(&mut self.in_flight) {
             if let Err(failure) = self
                 .runtime
@@ -260,7 +260,6 @@ impl Source for StreamSource {
                 warn!("cluster: giving a message back: {failure}");
             }
         }
-        true
     }
 
     fn lost(&mut self) -> Vec<u32> {

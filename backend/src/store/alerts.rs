@@ -11,7 +11,7 @@
 //! alert keeps the analyst's status (and is not emitted): the close wins over evidence the
 //! engine judged before it knew of the close.
 
-use dcwatch_detect::{learning::Behaviour, profiles::Changes};
+use dcwatch_detect::{checkpoint::Checkpoint, learning::Behaviour};
 use dcwatch_proto::v1::{
     Activity, Alert,
     alert::{Classification, Status},
@@ -501,16 +501,17 @@ pub(super) fn with_status(
 pub(super) const ALERT_COLUMNS: &str = "id, alert, status, classification, closed_ns";
 
 impl Store {
-    /// Writes what detection raised, what `partition`'s profiles learned, and moves its cursor
-    /// named `cursor_name` (the `all` role's is the last activity row judged), in one
-    /// transaction: a restart judges again exactly what the stored profiles have not learned.
+    /// Writes what detection raised, `partition`'s checkpoint (what its profiles learned, its
+    /// windows' journal), and moves its cursor named `cursor_name` (the `all` role's is the last
+    /// activity row judged), in one transaction: a restart judges again exactly what the stored
+    /// profiles and windows have not taken in.
     /// For each alert, whether it may be emitted:
     /// false when an analyst closed it after `applied_history` (detection has not seen the
     /// close yet, so the stored status stays the analyst's).
     pub fn save_alerts_at(
         &mut self,
         alerts: &[Alert],
-        (partition, profiles): (u32, &Changes),
+        (partition, checkpoint): (u32, &Checkpoint),
         (cursor_name, cursor): (&str, i64),
         applied_history: i64,
         now_ns: i64,
@@ -590,7 +591,8 @@ impl Store {
             super::console::write_entities(&transaction, alert)?;
             emit.push(true);
         }
-        super::profiles::write(&transaction, partition, profiles)?;
+        super::profiles::write(&transaction, partition, &checkpoint.profiles)?;
+        super::windows::write(&transaction, partition, &checkpoint.windows)?;
         set_state(&transaction, cursor_name, cursor)?;
         transaction.commit()?;
         Ok(emit)
@@ -884,14 +886,8 @@ mod tests {
 
     use super::*;
 
-    /// A chunk that taught the profiles nothing.
-    const NO_PROFILES: (u32, &Changes) = (
-        0,
-        &Changes {
-            upserts: Vec::new(),
-            removed: Vec::new(),
-        },
-    );
+    /// A chunk that left the partition's state as it was.
+    const NO_PROFILES: (u32, &Checkpoint) = (0, &Checkpoint::NOTHING);
     use crate::store::ACTIVITY_CURSOR;
 
     const SECOND: i64 = 1_000_000_000;

@@ -17,9 +17,10 @@ mod health;
 pub mod migrations;
 mod profiles;
 pub mod tls;
+mod windows;
 
 use ::postgres::{Client, NoTls, Transaction, types::ToSql};
-use dcwatch_detect::profiles::Changes;
+use dcwatch_detect::{checkpoint::Checkpoint, profiles::Changes};
 use dcwatch_entity::{Domain, Object};
 use dcwatch_proto::{
     json::{endpoint_ip, protocol_name},
@@ -420,7 +421,7 @@ impl Storage for PgStore {
     fn save_alerts(
         &mut self,
         alerts: &[Alert],
-        profiles: (u32, &Changes),
+        checkpoint: (u32, &Checkpoint),
         cursor: (&str, i64),
         applied_history: i64,
         now_ns: i64,
@@ -428,7 +429,7 @@ impl Storage for PgStore {
         alerts::save(
             self.client()?,
             alerts,
-            profiles,
+            checkpoint,
             cursor,
             applied_history,
             now_ns,
@@ -437,6 +438,10 @@ impl Storage for PgStore {
 
     fn load_profiles(&mut self, partition: u32) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         profiles::load(self.client()?, partition)
+    }
+
+    fn load_windows(&mut self, partition: u32) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        windows::load(self.client()?, partition)
     }
 
     fn profile_partitions(&mut self) -> Result<Vec<u32>, StoreError> {

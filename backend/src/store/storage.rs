@@ -6,7 +6,7 @@
 //! Every method takes `&mut self`: a PostgreSQL client needs it, and each process keeps its
 //! own store handle per task (ingest's behind a mutex, detection's on its thread).
 
-use dcwatch_detect::profiles::Changes;
+use dcwatch_detect::{checkpoint::Checkpoint, profiles::Changes};
 use dcwatch_entity::{Domain, Object};
 use dcwatch_proto::v1::{Activity, Alert, DirectoryDelta, HealthEvent, alert::Classification};
 
@@ -78,19 +78,22 @@ pub trait Storage: Send + std::fmt::Debug {
     fn token_name(&mut self, token: &str) -> Result<Option<String>, StoreError>;
 
     /// Upserts what detection raised (keyed by the alert's id, so a redelivered activity
-    /// updates its alert rather than raising a second), writes what `profiles.0`'s profiles
-    /// learned, and moves the detection cursor named `cursor.0` to `cursor.1`, in one
-    /// transaction. For each alert: whether it may be emitted.
+    /// updates its alert rather than raising a second), writes partition `checkpoint.0`'s
+    /// checkpoint (what its profiles learned, its windows' journal), and moves the detection
+    /// cursor named `cursor.0` to `cursor.1`, in one transaction. For each alert: whether it
+    /// may be emitted.
     fn save_alerts(
         &mut self,
         alerts: &[Alert],
-        profiles: (u32, &Changes),
+        checkpoint: (u32, &Checkpoint),
         cursor: (&str, i64),
         applied_history: i64,
         now_ns: i64,
     ) -> Result<Vec<bool>, StoreError>;
     /// A partition's stored profiles: (key, bytes).
     fn load_profiles(&mut self, partition: u32) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// A partition's windows: its journal segments (number, bytes), in order.
+    fn load_windows(&mut self, partition: u32) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// The partitions that have profiles.
     fn profile_partitions(&mut self) -> Result<Vec<u32>, StoreError>;
     /// Writes what a partition's profiles learned outside a chunk (an analyst's teaching).
@@ -352,15 +355,18 @@ impl Storage for Store {
     fn save_alerts(
         &mut self,
         alerts: &[Alert],
-        profiles: (u32, &Changes),
+        checkpoint: (u32, &Checkpoint),
         cursor: (&str, i64),
         applied_history: i64,
         now_ns: i64,
     ) -> Result<Vec<bool>, StoreError> {
-        Self::save_alerts_at(self, alerts, profiles, cursor, applied_history, now_ns)
+        Self::save_alerts_at(self, alerts, checkpoint, cursor, applied_history, now_ns)
     }
     fn load_profiles(&mut self, partition: u32) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Self::load_profiles(self, partition)
+    }
+    fn load_windows(&mut self, partition: u32) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Self::load_windows(self, partition)
     }
     fn profile_partitions(&mut self) -> Result<Vec<u32>, StoreError> {
         Self::profile_partitions(self)

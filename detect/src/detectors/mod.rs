@@ -9,6 +9,7 @@ use crate::{
     knowledge::Knowledge,
     observed::Observed,
     profiles::Profiles,
+    time::Millis,
 };
 
 mod account_enumeration;
@@ -53,6 +54,10 @@ mod suspicious_vpn;
 mod target;
 mod timeroasting;
 mod zerologon;
+
+/// The longest of the detectors' sliding windows (password spraying's): how far back an
+/// engine's checkpointed journal reaches.
+pub const LONGEST_WINDOW: Millis = password_spray::SPRAY_WINDOW;
 
 /// What a detector sees of the engine while it judges one activity.
 #[derive(Debug)]

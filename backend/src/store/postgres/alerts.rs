@@ -3,7 +3,7 @@
 //! closed), in PostgreSQL's dialect.
 
 use ::postgres::{Client, GenericClient, types::ToSql};
-use dcwatch_detect::profiles::Changes;
+use dcwatch_detect::checkpoint::Checkpoint;
 use dcwatch_proto::v1::{
     Alert,
     alert::{Classification, Status},
@@ -32,7 +32,7 @@ pub(super) fn set_state(
 pub(super) fn save(
     client: &mut Client,
     alerts: &[Alert],
-    (partition, profiles): (u32, &Changes),
+    (partition, checkpoint): (u32, &Checkpoint),
     (cursor_name, cursor): (&str, i64),
     applied_history: i64,
     now_ns: i64,
@@ -114,7 +114,8 @@ pub(super) fn save(
         super::console::write_entities(&mut transaction, alert)?;
         emit.push(true);
     }
-    super::profiles::write(&mut transaction, partition, profiles)?;
+    super::profiles::write(&mut transaction, partition, &checkpoint.profiles)?;
+    super::windows::write(&mut transaction, partition, &checkpoint.windows)?;
     set_state(&mut transaction, cursor_name, cursor)?;
     transaction.commit()?;
     Ok(emit)

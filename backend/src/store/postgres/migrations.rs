@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (2, HEALTH_ISSUES),
     (3, PROFILES),
     (ALERT_ENTITIES, CONSOLE),
+    (5, WINDOWS),
 ];
 
 /// The migration whose data (the stored alerts' entities) is written by code after its SQL.
@@ -50,6 +51,16 @@ CREATE UNIQUE INDEX console_users_name ON console_users (lower(name));
 CREATE INDEX activities_account_prefix ON activities (lower(account) text_pattern_ops);
 CREATE INDEX activities_src_prefix ON activities (src_ip text_pattern_ops);
 CREATE INDEX activities_dst_prefix ON activities (dst_ip text_pattern_ops);
+";
+
+/// store/windows.rs's table.
+const WINDOWS: &str = "
+CREATE TABLE windows (
+    partition BIGINT NOT NULL,
+    segment BIGINT NOT NULL,
+    journal BYTEA NOT NULL,
+    PRIMARY KEY (partition, segment)
+);
 ";
 
 /// store/profiles.rs's table.
