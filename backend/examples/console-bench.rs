@@ -23,7 +23,7 @@ use dcwatch_backend::{
     console::{self, Console, ConsoleConfig, auth::COOKIE, users},
     store::Store,
 };
-use dcwatch_detect::profiles::Changes;
+use dcwatch_detect::checkpoint::Checkpoint;
 use dcwatch_proto::v1::{
     Account, Activity, Alert, AlertEntity, Endpoint, Evidence, KerberosActivity,
     activity::Body as ActivityBody,
@@ -167,19 +167,15 @@ async fn main() {
     let made: Vec<Alert> = (0..alerts)
         .map(|index| alert(index, 10, activities))
         .collect();
-    let no_profiles = Changes {
-        upserts: Vec::new(),
-        removed: Vec::new(),
-    };
     for chunk in made.chunks(1000) {
         store
-            .save_alerts_at(chunk, (0, &no_profiles), ("bench", 0), 0, now)
+            .save_alerts_at(chunk, (0, &Checkpoint::NOTHING), ("bench", 0), 0, now)
             .unwrap();
     }
     let mut huge = alert(alerts, big, activities);
     huge.id = "bench-big".into();
     store
-        .save_alerts_at(&[huge], (0, &no_profiles), ("bench", 0), 0, now)
+        .save_alerts_at(&[huge], (0, &Checkpoint::NOTHING), ("bench", 0), 0, now)
         .unwrap();
     users::add(
         &mut store,

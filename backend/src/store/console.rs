@@ -493,7 +493,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use dcwatch_detect::profiles::Changes;
+    use dcwatch_detect::checkpoint::Checkpoint;
     use dcwatch_proto::v1::{AlertEntity, alert_entity::Role};
 
     use super::*;
@@ -514,12 +514,8 @@ mod tests {
             }],
             ..Alert::default()
         };
-        let none = Changes {
-            upserts: Vec::new(),
-            removed: Vec::new(),
-        };
         store
-            .save_alerts_at(&[alert], (0, &none), ("cursor", 0), 0, 1)
+            .save_alerts_at(&[alert], (0, &Checkpoint::NOTHING), ("cursor", 0), 0, 1)
             .expect("save");
         store
             .connection

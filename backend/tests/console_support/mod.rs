@@ -12,7 +12,7 @@ use dcwatch_backend::{
     directory,
     store::{ACTIVITY_CURSOR, Storage, Store, postgres::PgStore},
 };
-use dcwatch_detect::profiles::Changes;
+use dcwatch_detect::checkpoint::Checkpoint;
 use dcwatch_proto::v1::{Activity, Endpoint, activity::Body};
 use dcwatch_telemetry::health::{Issue, IssueKind};
 use serde_json::{Map, Value};
@@ -271,14 +271,10 @@ pub(crate) fn seed(test_store: &TestStore) -> Seeded {
     }
     let alerts: Vec<_> = engine.alerts().cloned().collect();
     let judged = store.last_activity_row().expect("rows");
-    let no_profiles = Changes {
-        upserts: Vec::new(),
-        removed: Vec::new(),
-    };
     store
         .save_alerts(
             &alerts,
-            (0, &no_profiles),
+            (0, &Checkpoint::NOTHING),
             (ACTIVITY_CURSOR, judged),
             0,
             now_ns(),
