@@ -20,7 +20,6 @@ const FIGURES: &[&str] = &[
     "xdp-cost",
     "xdp-decap",
     "veth-rate",
-    "veth-cpu",
     "replay-tools",
     "replay-memory",
     "workers-wall",
