@@ -465,14 +465,13 @@ impl ActivitiesArgs {
 
 /// RFC 3339, or an age before now, to Unix nanoseconds.
 fn parse_time(text: &str) -> Result<i64, String> {
-    let time = match humantime::parse_rfc3339_weak(text) {
-        Ok(time) => time,
-        Err(_) => {
-            let age = humantime::parse_duration(text).map_err(|_| {
-                format!("{text:?} is neither an RFC 3339 time nor an age like 15m or 2h")
-            })?;
-            SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH)
-        }
+    let time = if let Ok(time) = humantime::parse_rfc3339_weak(text) {
+        time
+    } else {
+        let age = humantime::parse_duration(text).map_err(|_| {
+            format!("{text:?} is neither an RFC 3339 time nor an age like 15m or 2h")
+        })?;
+        SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH)
     };
     let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     Ok(i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))

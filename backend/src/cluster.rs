@@ -24,7 +24,7 @@ const SUBJECT_PREFIX: &str = "dcwatch.activities";
 /// lost acknowledgement (an ingest node killed between publishing and answering) is stored
 /// once. Sensors resend within seconds; beyond the window, detection's alerts are still
 /// upserts by key.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+const DUPLICATE_WINDOW: Duration = Duration::from_mins(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

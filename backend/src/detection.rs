@@ -78,13 +78,12 @@ impl StoreSource {
     /// Reads the cursor; at the first start, activities stored before detection existed are
     /// history, not news.
     pub fn new(store: &mut dyn Storage) -> Result<Self, StoreError> {
-        let cursor = match store.detection_state(ACTIVITY_CURSOR)? {
-            Some(cursor) => cursor,
-            None => {
-                let last = store.last_activity_row()?;
-                store.set_detection_state(ACTIVITY_CURSOR, last)?;
-                last
-            }
+        let cursor = if let Some(cursor) = store.detection_state(ACTIVITY_CURSOR)? {
+            cursor
+        } else {
+            let last = store.last_activity_row()?;
+            store.set_detection_state(ACTIVITY_CURSOR, last)?;
+            last
         };
         Ok(Self { cursor })
     }

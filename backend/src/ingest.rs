@@ -215,20 +215,18 @@ impl Ingest for IngestService {
                 );
                 Status::deadline_exceeded("no hello in time")
             })??;
-        let hello = match first {
-            Some(SensorMessage {
-                message: Some(sensor_message::Message::Hello(hello)),
-            }) => hello,
-            _ => {
-                add(&self.counters.refused_streams, 1);
-                warn!(
-                    "refused a stream from {}: its first message was not a hello",
-                    peer_text(peer)
-                );
-                return Err(Status::invalid_argument(
-                    "the first message must be a hello",
-                ));
-            }
+        let Some(SensorMessage {
+            message: Some(sensor_message::Message::Hello(hello)),
+        }) = first
+        else {
+            add(&self.counters.refused_streams, 1);
+            warn!(
+                "refused a stream from {}: its first message was not a hello",
+                peer_text(peer)
+            );
+            return Err(Status::invalid_argument(
+                "the first message must be a hello",
+            ));
         };
         let sensor = self.admit(&hello, peer).await?;
         let (stored_through, spool_instance) = {

@@ -39,7 +39,7 @@ use crate::{
 const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 
 /// How often activities are compacted, and old ones deleted when a retention is set.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+const PRUNE_INTERVAL: Duration = Duration::from_mins(10);
 /// HTTP/2 pings on idle connections, so a sensor that vanished without closing its connection
 /// frees its stream (and its sensor id) within about a minute.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -359,39 +359,36 @@ pub async fn serve(
     let mut claiming = None;
     let detection = if role.detects() {
         let mut detection_store = open_store(config).await?;
-        let source: Box<dyn Source> = match &stream {
-            Some((context, activity_stream)) => {
-                let claims = Arc::new(Claims::default());
-                let bucket = claims::bucket(context, config.cluster.replicas).await?;
-                claiming = Some(tokio::spawn(claims::run(
-                    bucket,
-                    node.clone(),
-                    config.cluster.partitions,
-                    Arc::clone(&claims),
-                    stopping.clone(),
-                )));
-                let source_counters = Arc::new(SourceCounters::default());
-                let shown = Arc::clone(&source_counters);
-                all_counters
-                    .cluster
-                    .push(Arc::new(move || shown.snapshot()));
-                Box::new(StreamSource::new(
-                    tokio::runtime::Handle::current(),
-                    activity_stream.clone(),
-                    claims,
-                    source_counters,
-                ))
-            }
-            None => {
-                let (store, source) = tokio::task::spawn_blocking(move || {
-                    let source = StoreSource::new(detection_store.as_mut());
-                    (detection_store, source)
-                })
-                .await
-                .map_err(|failure| ServeError::Role(format!("detection: {failure}")))?;
-                detection_store = store;
-                Box::new(source?)
-            }
+        let source: Box<dyn Source> = if let Some((context, activity_stream)) = &stream {
+            let claims = Arc::new(Claims::default());
+            let bucket = claims::bucket(context, config.cluster.replicas).await?;
+            claiming = Some(tokio::spawn(claims::run(
+                bucket,
+                node.clone(),
+                config.cluster.partitions,
+                Arc::clone(&claims),
+                stopping.clone(),
+            )));
+            let source_counters = Arc::new(SourceCounters::default());
+            let shown = Arc::clone(&source_counters);
+            all_counters
+                .cluster
+                .push(Arc::new(move || shown.snapshot()));
+            Box::new(StreamSource::new(
+                tokio::runtime::Handle::current(),
+                activity_stream.clone(),
+                claims,
+                source_counters,
+            ))
+        } else {
+            let (store, source) = tokio::task::spawn_blocking(move || {
+                let source = StoreSource::new(detection_store.as_mut());
+                (detection_store, source)
+            })
+            .await
+            .map_err(|failure| ServeError::Role(format!("detection: {failure}")))?;
+            detection_store = store;
+            Box::new(source?)
         };
         let detection = Arc::new(Detection::start(
             detection_store,
@@ -466,13 +463,12 @@ pub async fn serve(
         info!("stopping: ending the open streams");
         let _closed = stop.send(true);
     };
-    match service {
-        Some(service) => serve_ingest(config, &identity, service, signalled).await?,
-        None => {
-            info!("serving as {role:?}");
-            notify_systemd(&[sd_notify::NotifyState::Ready]);
-            signalled.await;
-        }
+    if let Some(service) = service {
+        serve_ingest(config, &identity, service, signalled).await?;
+    } else {
+        info!("serving as {role:?}");
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
+        signalled.await;
     }
     let _finished = housekeeping.await;
     if let Some(console) = console {
@@ -581,7 +577,7 @@ struct Housekeeping {
 }
 
 /// How often the backend looks for sensors gone silent or outdated.
-const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+const HEALTH_CHECK_INTERVAL: Duration = Duration::from_mins(1);
 
 /// The stats file and the probes every interval, the derived health issues every minute,
 /// retention every hour, and the directory for detection every minute, until the server
@@ -709,7 +705,7 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
 }
 
 /// How often the detection engine's directory is checked against the store's.
-const DIRECTORY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+const DIRECTORY_CHECK_INTERVAL: Duration = Duration::from_mins(1);
 
 /// Gives detection the directory the sensors synced, when it changed since `version`.
 async fn refresh_directory(

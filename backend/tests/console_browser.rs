@@ -54,7 +54,7 @@ fn free_port() -> u16 {
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+        .set_read_timeout(Some(Duration::from_mins(1)))
         .map_err(|e| e.to_string())?;
     let body = body.map(Value::to_string).unwrap_or_default();
     write!(

@@ -38,7 +38,7 @@ pub fn pin_to_cpu(cpu: usize) {
     // SAFETY: CPU_SET writes a bit of the set we own; sched_setaffinity(0) is this thread.
     unsafe {
         libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set);
     }
 }
 
@@ -76,7 +76,7 @@ pub fn median(values: &mut [f64]) -> f64 {
     match values.len() {
         0 => 0.0,
         len if len % 2 == 1 => values[len / 2],
-        len => (values[len / 2 - 1] + values[len / 2]) / 2.0,
+        len => f64::midpoint(values[len / 2 - 1], values[len / 2]),
     }
 }
 
@@ -206,17 +206,14 @@ pub struct Usage {
 /// Runs `command` to its end with `stdout` (and stderr discarded), pinned to `cpu` if given
 /// (`taskset -c CPU`); what it used, from `wait4`. Fails if it does not exit with success.
 pub fn measure(command: &[String], cpu: Option<&str>, stdout: Stdio) -> anyhow::Result<Usage> {
-    let mut process = match cpu {
-        Some(cpu) => {
-            let mut process = Command::new("taskset");
-            process.args(["-c", cpu]).args(command);
-            process
-        }
-        None => {
-            let mut process = Command::new(&command[0]);
-            process.args(&command[1..]);
-            process
-        }
+    let mut process = if let Some(cpu) = cpu {
+        let mut process = Command::new("taskset");
+        process.args(["-c", cpu]).args(command);
+        process
+    } else {
+        let mut process = Command::new(&command[0]);
+        process.args(&command[1..]);
+        process
     };
     let started = Instant::now();
     let child = process
@@ -230,7 +227,7 @@ pub fn measure(command: &[String], cpu: Option<&str>, stdout: Stdio) -> anyhow::
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: wait4 on our own child, with pointers to locals that outlive the call; the Child
     // handle is not waited on afterwards.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let waited = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
     let wall = started.elapsed();
     if waited != pid {
         bail!("wait4: {}", std::io::Error::last_os_error());
@@ -301,6 +298,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[expect(clippy::float_cmp, reason = "the medians of small integers are exact")]
     fn median_of_odd_and_even_counts() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);

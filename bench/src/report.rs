@@ -111,20 +111,18 @@ pub fn scaled<T>(full: T, short: T) -> T {
 
 /// Worker counts to measure: `WORKERS` (comma-separated) or 1 up to the CPUs.
 pub fn worker_counts() -> anyhow::Result<Vec<u16>> {
-    match std::env::var("WORKERS") {
-        Ok(list) => list
-            .split(',')
+    if let Ok(list) = std::env::var("WORKERS") {
+        list.split(',')
             .map(|count| {
                 count
                     .trim()
                     .parse()
                     .context("WORKERS: a comma-separated list")
             })
-            .collect(),
-        Err(_) => {
-            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-            Ok((1..=u16::try_from(cpus).unwrap_or(u16::MAX)).collect())
-        }
+            .collect()
+    } else {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok((1..=u16::try_from(cpus).unwrap_or(u16::MAX)).collect())
     }
 }
 

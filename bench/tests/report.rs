@@ -37,7 +37,7 @@ fn median_of(values: &[f64]) -> f64 {
     if sorted.len() % 2 == 1 {
         sorted[middle]
     } else {
-        (sorted[middle - 1] + sorted[middle]) / 2.0
+        f64::midpoint(sorted[middle - 1], sorted[middle])
     }
 }
 
@@ -174,8 +174,10 @@ fn a_quick_report_holds_every_figure_as_its_raw_runs_say() {
             let base = runs
                 .iter()
                 .find(|(label, _)| *label == baseline)
-                .map(|(_, values)| median_of(values))
-                .unwrap_or_else(|| panic!("{id}: no baseline row {baseline}"));
+                .map_or_else(
+                    || panic!("{id}: no baseline row {baseline}"),
+                    |(_, values)| median_of(values),
+                );
             let printed = table(&report, id);
             assert_eq!(printed.len(), runs.len(), "{id}: rows in report.md");
             for ((label, values), [cell, median, ratio, listed]) in runs.iter().zip(&printed) {

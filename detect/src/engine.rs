@@ -456,7 +456,9 @@ mod tests {
         assert_ne!(later[0].id, id);
         assert!(later[0].new);
         assert_eq!(
-            engine.alert(&later[0].id).map(|alert| alert.trigger()),
+            engine
+                .alert(&later[0].id)
+                .map(dcwatch_proto::v1::Alert::trigger),
             Some(dcwatch_proto::v1::alert::Trigger::New)
         );
     }

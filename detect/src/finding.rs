@@ -138,7 +138,7 @@ impl Finding {
             .activity
             .source_computer
             .as_ref()
-            .map(|computer| computer.certainty());
+            .map(dcwatch_proto::v1::Computer::certainty);
         if certainty != Some(Certainty::High) && self.confidence == Confidence::HighConfidence {
             self.confidence = Confidence::MediumConfidence;
         }
@@ -225,10 +225,16 @@ fn computer_entity(
             .unwrap_or_default(),
         address: address.map(|ip| ip.to_string()).unwrap_or_default(),
         certainty: computer
-            .map_or(Certainty::Unspecified, |computer| computer.certainty())
+            .map_or(
+                Certainty::Unspecified,
+                dcwatch_proto::v1::Computer::certainty,
+            )
             .into(),
         method: computer
-            .map_or(ResolutionMethod::Unspecified, |computer| computer.method())
+            .map_or(
+                ResolutionMethod::Unspecified,
+                dcwatch_proto::v1::Computer::method,
+            )
             .into(),
         tags: computer
             .map(|computer| computer.tags.clone())

@@ -102,11 +102,9 @@ impl RawEntry {
     /// An unsigned 32-bit attribute; AD writes flags above 2^31 as negative INTEGERs.
     fn flags(&self, name: &str) -> Option<u32> {
         let value = self.integer(name)?;
-        u32::try_from(value).ok().or_else(|| {
-            i32::try_from(value)
-                .ok()
-                .map(|signed| signed.cast_unsigned())
-        })
+        u32::try_from(value)
+            .ok()
+            .or_else(|| i32::try_from(value).ok().map(i32::cast_unsigned))
     }
 
     fn boolean(&self, name: &str) -> bool {

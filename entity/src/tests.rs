@@ -111,7 +111,7 @@ fn every_name_form_the_wire_uses_finds_the_account() {
         "lab.example\\Alice",
     ] {
         assert_eq!(
-            lab.account(form).map(|found| found.rid()),
+            lab.account(form).map(Object::rid),
             Some(Some(1104)),
             "{form}"
         );
@@ -122,14 +122,10 @@ fn every_name_form_the_wire_uses_finds_the_account() {
         Some("ws01.lab.example")
     );
     assert_eq!(
-        lab.account("host/ws01.lab.example")
-            .map(|found| found.rid()),
+        lab.account("host/ws01.lab.example").map(Object::rid),
         Some(Some(1200))
     );
-    assert_eq!(
-        lab.account("cifs/WS01").map(|found| found.rid()),
-        Some(Some(1200))
-    );
+    assert_eq!(lab.account("cifs/WS01").map(Object::rid), Some(Some(1200)));
     assert!(lab.account("mallory").is_none());
     assert!(lab.account("").is_none());
 }

@@ -623,9 +623,8 @@ fn walk_chunks(bytes: &[u8], mut pos: usize) -> Framing {
         else {
             return Framing::NotPdu;
         };
-        let after = match bytes.get(data_end..) {
-            Some(a) => a,
-            None => return Framing::NeedMore,
+        let Some(after) = bytes.get(data_end..) else {
+            return Framing::NeedMore;
         };
         let crlf = match after {
             [b'\r', b'\n', ..] => 2,
@@ -822,7 +821,7 @@ fn request_line<'a>(c: &mut Cursor<'a>, strict: bool) -> Result<StartLine<'a>, S
         return Err(c.fail());
     }
     c.expect(b" ")?;
-    let target = c.take_while(|b| b.is_ascii_graphic());
+    let target = c.take_while(u8::is_ascii_graphic);
     if target.is_empty() {
         return Err(c.fail());
     }
@@ -844,7 +843,7 @@ fn request_line<'a>(c: &mut Cursor<'a>, strict: bool) -> Result<StartLine<'a>, S
 fn status_line<'a>(c: &mut Cursor<'a>, strict: bool) -> Result<StartLine<'a>, ScanError> {
     let minor = version(c)?;
     c.expect(b" ")?;
-    let digits = c.take_while(|b| b.is_ascii_digit());
+    let digits = c.take_while(u8::is_ascii_digit);
     if digits.len() != 3 {
         return Err(if digits.len() < 3 && c.at_end() {
             c.fail()

@@ -649,19 +649,18 @@ fn name_of(labels: &[&[u8]], anomalies: &mut Anomalies) -> Result<NetbiosName, N
     let decoded = (first.len() == ENCODED_NAME_LEN)
         .then(|| decode_label(first))
         .flatten();
-    Ok(match decoded {
-        Some(octets) => NetbiosName {
+    Ok(if let Some(octets) = decoded {
+        NetbiosName {
             scope,
             ..plain_name(&octets)
-        },
-        None => {
-            anomalies.bad_encoded_name = true;
-            NetbiosName {
-                name: render(first),
-                suffix: 0,
-                scope,
-                raw: true,
-            }
+        }
+    } else {
+        anomalies.bad_encoded_name = true;
+        NetbiosName {
+            name: render(first),
+            suffix: 0,
+            scope,
+            raw: true,
         }
     })
 }

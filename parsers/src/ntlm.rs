@@ -530,19 +530,18 @@ fn parse_ntlmv2<'a>(nt: &'a [u8], anomalies: &mut Anomalies) -> Option<NtlmV2Cli
         .and_then(|b| b.try_into().ok())
         .map(u64::from_le_bytes);
     let pairs = blob.get(28..);
-    match (resp_type, hi_resp_type, timestamp, pairs) {
-        (Some(1), Some(hi_resp_type), Some(timestamp), Some(pairs)) => {
-            let target_info = parse_av_pairs(pairs);
-            Some(NtlmV2ClientChallenge {
-                hi_resp_type,
-                timestamp,
-                target_info,
-            })
-        }
-        _ => {
-            anomalies.bad_ntlmv2_response = true;
-            None
-        }
+    if let (Some(1), Some(hi_resp_type), Some(timestamp), Some(pairs)) =
+        (resp_type, hi_resp_type, timestamp, pairs)
+    {
+        let target_info = parse_av_pairs(pairs);
+        Some(NtlmV2ClientChallenge {
+            hi_resp_type,
+            timestamp,
+            target_info,
+        })
+    } else {
+        anomalies.bad_ntlmv2_response = true;
+        None
     }
 }
 
@@ -670,14 +669,13 @@ impl Field {
 
     /// The part of the field inside the message, and whether it was cut.
     fn clamped(self, bytes: &[u8]) -> (&[u8], bool) {
-        match self.slice(bytes) {
-            Ok(s) => (s, false),
-            Err(_) => {
-                let limit = bytes.len().min(MAX_MESSAGE_LEN);
-                let r = self.range().unwrap_or(0..0);
-                let start = r.start.min(limit);
-                (bytes.get(start..r.end.min(limit)).unwrap_or(&[]), true)
-            }
+        if let Ok(s) = self.slice(bytes) {
+            (s, false)
+        } else {
+            let limit = bytes.len().min(MAX_MESSAGE_LEN);
+            let r = self.range().unwrap_or(0..0);
+            let start = r.start.min(limit);
+            (bytes.get(start..r.end.min(limit)).unwrap_or(&[]), true)
         }
     }
 }

@@ -353,13 +353,13 @@ fn connection_request(tpdu: &[u8]) -> Result<ConnectionRequest<'_>, RdpError> {
         anomalies: Anomalies::default(),
     };
     if !rest.is_empty() && !is_negotiation(rest, 1) {
-        let (token, after) = match rest.windows(CRLF.len()).position(|pair| pair == CRLF) {
-            Some(end) => (&rest[..end], &rest[end + CRLF.len()..]),
-            None => {
+        let (token, after) =
+            if let Some(end) = rest.windows(CRLF.len()).position(|pair| pair == CRLF) {
+                (&rest[..end], &rest[end + CRLF.len()..])
+            } else {
                 request.anomalies.unterminated_token = true;
                 (rest, &rest[rest.len()..])
-            }
-        };
+            };
         match token.strip_prefix(COOKIE_PREFIX) {
             Some(cookie) => request.cookie = Some(cookie),
             None => request.routing_token = Some(token),

@@ -272,14 +272,13 @@ impl<R: Read> CaptureFile<R> {
                 Ok(())
             }
         };
-        let (interface_id, timestamp, captured, orig_len, data_start) = match block_type {
-            PCAPNG_SIMPLE_PACKET => {
+        let (interface_id, timestamp, captured, orig_len, data_start) =
+            if block_type == PCAPNG_SIMPLE_PACKET {
                 need(4)?;
                 let orig_len = endian.u32(&body[0..4]);
                 let captured = (orig_len as usize).min(body.len() - 4);
                 (0, 0, captured, orig_len, 4)
-            }
-            _ => {
+            } else {
                 need(20)?;
                 let interface_id = if block_type == PCAPNG_OBSOLETE_PACKET {
                     u32::from(endian.u16(&body[0..2]))
@@ -296,8 +295,7 @@ impl<R: Read> CaptureFile<R> {
                     endian.u32(&body[16..20]),
                     20,
                 )
-            }
-        };
+            };
         if captured > body.len() - data_start {
             return Err(self.malformed(format!(
                 "packet of {captured} bytes in a block body of {} bytes",

@@ -50,7 +50,7 @@ fn clock_ns(clock: libc::clockid_t) -> i128 {
         tv_nsec: 0,
     };
     // SAFETY: `now` is a valid timespec to write to; both clocks exist on every Linux.
-    unsafe { libc::clock_gettime(clock, &mut now) };
+    unsafe { libc::clock_gettime(clock, &raw mut now) };
     i128::from(now.tv_sec) * 1_000_000_000 + i128::from(now.tv_nsec)
 }
 

@@ -12,6 +12,7 @@ pub mod json;
 pub mod v1 {
     #![expect(
         clippy::all,
+        clippy::pedantic,
         clippy::allow_attributes,
         clippy::allow_attributes_without_reason,
         reason = "generated code"

@@ -204,12 +204,9 @@ fn capture(ctx: &XdpContext) {
     let frame_len = ctx.data_end() - ctx.data();
     count(Counter::Seen, 1);
     count(Counter::Bytes, frame_len as u64);
-    let view = match decapsulate(ctx) {
-        Ok(view) => view,
-        Err(Malformed) => {
-            count(Counter::Malformed, 1);
-            return;
-        }
+    let Ok(view) = decapsulate(ctx) else {
+        count(Counter::Malformed, 1);
+        return;
     };
     match classify(view) {
         Ok(Class::Matched) => {
@@ -232,7 +229,7 @@ fn capture(ctx: &XdpContext) {
 #[inline(always)]
 fn verdict() -> u32 {
     // SAFETY: a plain read of a global the loader sets before the program runs.
-    if unsafe { ptr::read_volatile(&CAPTURE_MODE) } == capture_mode::HOST {
+    if unsafe { ptr::read_volatile(&raw const CAPTURE_MODE) } == capture_mode::HOST {
         xdp_action::XDP_PASS
     } else {
         xdp_action::XDP_DROP
@@ -297,7 +294,7 @@ fn classify(view: View<'_>) -> Result<Class, Malformed> {
 fn decapsulate(ctx: &XdpContext) -> Result<View<'_>, Malformed> {
     let whole = View { ctx, base: 0 };
     // SAFETY: a plain read of a global the loader sets before the program runs.
-    if unsafe { ptr::read_volatile(&DECAP) } != decap_mode::AUTO {
+    if unsafe { ptr::read_volatile(&raw const DECAP) } != decap_mode::AUTO {
         return Ok(whole);
     }
     let Ok((ethertype, l3)) = ethernet(whole) else {
@@ -398,7 +395,7 @@ fn udp_tunnel(view: View<'_>, l4: usize) -> Result<Option<(Counter, usize)>, Mal
     let dst_port = u16::from_be_bytes([header[2], header[3]]);
     let payload = l4 + UDP_HEADER_LEN;
     // SAFETY: a plain read of a global the loader sets before the program runs.
-    if u32::from(dst_port) == unsafe { ptr::read_volatile(&VXLAN_PORT) } {
+    if u32::from(dst_port) == unsafe { ptr::read_volatile(&raw const VXLAN_PORT) } {
         let vxlan: [u8; tunnel::VXLAN_LEN] = view.read(payload)?;
         if vxlan[0] & tunnel::VXLAN_FLAG_I == 0 {
             return Err(Malformed);
@@ -442,7 +439,7 @@ fn classify_ipv4(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
     let src = [header[12], header[13], header[14], header[15]];
     let dst = [header[16], header[17], header[18], header[19]];
     // SAFETY: a plain read of a global the loader sets before the program runs.
-    let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
+    let peers = if unsafe { ptr::read_volatile(&raw const FILTER_DC_ADDRESSES) } != 0 {
         let src_is_dc = DC_V4.get_ptr(src).is_some();
         if !src_is_dc && DC_V4.get_ptr(dst).is_none() {
             return Ok(Class::Unwatched);
@@ -472,7 +469,7 @@ fn classify_ipv6(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
     src.copy_from_slice(&header[8..24]);
     dst.copy_from_slice(&header[24..40]);
     // SAFETY: a plain read of a global the loader sets before the program runs.
-    let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
+    let peers = if unsafe { ptr::read_volatile(&raw const FILTER_DC_ADDRESSES) } != 0 {
         let src_is_dc = DC_V6.get_ptr(src).is_some();
         if !src_is_dc && DC_V6.get_ptr(dst).is_none() {
             return Ok(Class::Unwatched);
@@ -669,7 +666,7 @@ fn copy_frame(view: View<'_>, rpc_port: u32) {
     let ctx = view.ctx;
     let frame_len = view.len() as u32;
     // SAFETY: a plain read of a global the loader sets before the program runs.
-    let snap_len = unsafe { ptr::read_volatile(&SNAP_LEN) };
+    let snap_len = unsafe { ptr::read_volatile(&raw const SNAP_LEN) };
     let wanted = if frame_len < snap_len {
         frame_len
     } else {

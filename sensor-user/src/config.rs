@@ -1011,7 +1011,7 @@ mod tests {
         let read = &config.directory.domains[0];
         assert_eq!(read.dns_name(), "lab.example");
         assert_eq!(read.port(), 636);
-        assert_eq!(config.directory.lag(), Duration::from_secs(180));
+        assert_eq!(config.directory.lag(), Duration::from_mins(3));
         let cases = [
             (
                 "tls = \"none\"",

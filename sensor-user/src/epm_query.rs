@@ -26,14 +26,14 @@ pub const EPM_PORT: u16 = 135;
 
 /// How often each DC is asked again: a DC picks its dynamic ports at boot, so this is how late
 /// a rebooted DC's new ports are watched at worst.
-pub const QUERY_INTERVAL: Duration = Duration::from_secs(600);
+pub const QUERY_INTERVAL: Duration = Duration::from_mins(10);
 
 /// How long one DC's whole exchange may take.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long an answered port stays watched without being announced again: three rounds, so
 /// one failed query does not close the ports of a DC that is still there.
-pub const PORT_TTL: Duration = Duration::from_secs(3 * 600);
+pub const PORT_TTL: Duration = Duration::from_mins(30);
 
 /// ept_lookup calls in one exchange: a mapper that keeps handing out handles must end.
 pub const MAX_LOOKUP_CALLS: u32 = 32;

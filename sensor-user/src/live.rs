@@ -106,7 +106,7 @@ pub async fn run<W: Write>(
     };
     let names: HashMap<u32, String> = capture
         .iter()
-        .flat_map(|capture| capture.attached())
+        .flat_map(Capture::attached)
         .map(|interface| (interface.ifindex, interface.name.clone()))
         .collect();
     let mut reader = match capture.as_mut() {
@@ -192,7 +192,7 @@ pub async fn run<W: Write>(
                 }
             }
             _ = batch_ticker.tick(), if pipeline.sink().is_some() => pipeline.tick_sink(),
-            _ = next_tick(watchdog.as_mut()) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            () = next_tick(watchdog.as_mut()) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
             _ = limiter_ticker.tick(), if limiter.is_some() => {
                 if let Some(limiter) = limiter.as_mut() {
                     limiter.tick(capture.as_mut(), &mut pipeline);
@@ -384,7 +384,7 @@ const MAX_PENDING_HEADER_PORTS: usize = 256;
 /// How long a port found by the header test stays watched: as long as an endpoint mapper's
 /// announcement (an hour). Once watched, the program no longer tests the port's segments, so
 /// a port in use for longer is found again by its next PDU header after it expires.
-const HEADER_PORT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+const HEADER_PORT_TTL: std::time::Duration = std::time::Duration::from_hours(1);
 
 dcwatch_telemetry::counters! {
     /// DCE-RPC ports found by the XDP program's header test, and the learned ports watched.

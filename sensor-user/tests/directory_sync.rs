@@ -524,7 +524,7 @@ fn deltas_reach_the_backend_which_prints_entities_and_snapshots() {
         }
         sync.replica().len()
     });
-    let left = transport.finish(Duration::from_secs(60)).expect("finished");
+    let left = transport.finish(Duration::from_mins(1)).expect("finished");
     assert_eq!(left.batches, 0, "every delta acknowledged: {left:?}");
 
     let config = work.path().join("backend.toml");

@@ -86,7 +86,7 @@ fn a_weakly_named_address_is_probed_and_its_next_activity_is_named_with_high_cer
     let listener = capture
         .run(|| TcpListener::bind((CLIENT_V4, 135)))
         .expect("the client's endpoint mapper");
-    let until = Instant::now() + Duration::from_secs(60);
+    let until = Instant::now() + Duration::from_mins(1);
     let names = HostNames {
         nb_computer: "WS05-NB",
         nb_domain: "PROBE",

@@ -124,7 +124,7 @@ fn settings(rate_per_sec: u32, timeout: Duration, dns: bool) -> ProbeSettings {
         netbios_port: 137,
         rpc_port: 135,
         rate_per_sec,
-        retry: Duration::from_secs(3600),
+        retry: Duration::from_hours(1),
         timeout,
     }
 }
@@ -240,7 +240,10 @@ fn probes_name_what_answers_count_what_does_not_and_keep_to_their_subnets() {
     let mut alone = ntlm_from(NAMED, 1_000);
     resolver.process(&mut alone);
     assert_eq!(
-        alone.source_computer.as_ref().map(|c| c.certainty()),
+        alone
+            .source_computer
+            .as_ref()
+            .map(dcwatch_proto::v1::Computer::certainty),
         Some(Certainty::Low)
     );
     let node_status = answers

@@ -182,27 +182,24 @@ impl Issues {
         now_ns: u64,
     ) -> Option<Issue> {
         let key = (kind, subject.to_owned());
-        match condition {
-            Some(detail) => {
-                if let Some(open) = self.open.get_mut(&key) {
-                    open.detail = detail;
-                    return None;
-                }
-                let issue = Issue {
-                    kind,
-                    subject: key.1.clone(),
-                    detail,
-                    start_ns: now_ns,
-                    end_ns: None,
-                };
-                self.open.insert(key, issue.clone());
-                Some(issue)
+        if let Some(detail) = condition {
+            if let Some(open) = self.open.get_mut(&key) {
+                open.detail = detail;
+                return None;
             }
-            None => {
-                let mut closed = self.open.remove(&key)?;
-                closed.end_ns = Some(now_ns.max(closed.start_ns));
-                Some(closed)
-            }
+            let issue = Issue {
+                kind,
+                subject: key.1.clone(),
+                detail,
+                start_ns: now_ns,
+                end_ns: None,
+            };
+            self.open.insert(key, issue.clone());
+            Some(issue)
+        } else {
+            let mut closed = self.open.remove(&key)?;
+            closed.end_ns = Some(now_ns.max(closed.start_ns));
+            Some(closed)
         }
     }
 

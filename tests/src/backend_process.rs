@@ -83,16 +83,13 @@ impl BackendProcess {
                 }
             }
         });
-        let address = match address.recv_timeout(START_TIMEOUT) {
-            Ok(address) => address,
-            Err(_) => {
-                drop(child.kill());
-                drop(child.wait());
-                let log = log.lock().map(|log| log.clone()).unwrap_or_default();
-                return Err(io::Error::other(format!(
-                    "the backend never said where it listens: {log}"
-                )));
-            }
+        let Ok(address) = address.recv_timeout(START_TIMEOUT) else {
+            drop(child.kill());
+            drop(child.wait());
+            let log = log.lock().map(|log| log.clone()).unwrap_or_default();
+            return Err(io::Error::other(format!(
+                "the backend never said where it listens: {log}"
+            )));
         };
         let address = address
             .parse()

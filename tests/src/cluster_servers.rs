@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::Context as _;
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_mins(1);
 /// initdb refuses root: the servers run as `nobody` when the tests run as root.
 const NOBODY: u32 = 65_534;
 

@@ -260,7 +260,9 @@ fn expectations(scenario: &str) -> Vec<Expectation> {
                     && field(a, "interface_name") == "svcctl"
                     && field(a, "operation").starts_with("RCreateService")
                     && !field(a, "service_name").is_empty()
-                    && field(a, "binary_path").ends_with(".exe")
+                    && Path::new(field(a, "binary_path"))
+                        .extension()
+                        .is_some_and(|extension| extension.eq_ignore_ascii_case("exe"))
             },
         }],
         "asreproast" => vec![Expectation {

@@ -35,7 +35,7 @@ use crate::{
 const FETCH: usize = 64;
 /// How long JetStream waits for an acknowledgement before redelivering: longer than a chunk
 /// takes to judge and store.
-const ACK_WAIT: Duration = Duration::from_secs(60);
+const ACK_WAIT: Duration = Duration::from_mins(1);
 
 /// What the source counts.
 #[derive(Debug, Default)]
@@ -191,10 +191,9 @@ impl Source for StreamSource {
             let mut activities = Vec::new();
             let mut last = state.cursor;
             for message in self.fetch(state) {
-                let stream_sequence = message
-                    .info()
-                    .map(|info| i64::try_from(info.stream_sequence).unwrap_or(i64::MAX))
-                    .unwrap_or(0);
+                let stream_sequence = message.info().map_or(0, |info| {
+                    i64::try_from(info.stream_sequence).unwrap_or(i64::MAX)
+                });
                 if stream_sequence <= state.cursor {
                     self.counters
                         .redelivered_skipped

@@ -120,19 +120,16 @@ pub async fn try_login(
     })
     .await
     .map_err(|error| LoginError::Internal(format!("{error:?}")))?;
-    match verified {
-        Some((name, role)) => {
-            log::info!("console: {name} logged in from {client}");
-            state
-                .auth
-                .start(name, role)
-                .map_err(|error| LoginError::Internal(error.to_string()))
-        }
-        None => {
-            log::warn!("console: failed login for {name:?} from {client}");
-            state.auth.login_failed(&client, name);
-            Err(LoginError::Wrong)
-        }
+    if let Some((name, role)) = verified {
+        log::info!("console: {name} logged in from {client}");
+        state
+            .auth
+            .start(name, role)
+            .map_err(|error| LoginError::Internal(error.to_string()))
+    } else {
+        log::warn!("console: failed login for {name:?} from {client}");
+        state.auth.login_failed(&client, name);
+        Err(LoginError::Wrong)
     }
 }
 
@@ -519,7 +516,7 @@ async fn sensors(
     Shared(state): Shared<State>,
     _user: User,
 ) -> Result<Json<Vec<data::SensorRow>>, ApiError> {
-    Ok(Json(blocking(&state, |data| data.sensors()).await?))
+    Ok(Json(blocking(&state, data::Data::sensors).await?))
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -588,7 +585,7 @@ async fn exclusions(
     Shared(state): Shared<State>,
     _user: User,
 ) -> Result<Json<Vec<ExclusionRow>>, ApiError> {
-    let rows = blocking(&state, |data| data.exclusions()).await?;
+    let rows = blocking(&state, data::Data::exclusions).await?;
     Ok(Json(
         rows.into_iter()
             .map(|(type_name, kind, value, comment)| ExclusionRow {

@@ -31,10 +31,10 @@ use crate::console::{State, users::Role};
 pub const COOKIE: &str = "__Host-dcwatch-session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const MAX_SESSIONS: usize = 10_000;
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
-pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub const IDLE_TIMEOUT: Duration = Duration::from_hours(8);
+pub const MAX_AGE: Duration = Duration::from_hours(24);
 pub const MAX_FAILURES: usize = 5;
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+pub const FAILURE_WINDOW: Duration = Duration::from_mins(5);
 /// Addresses and names whose failures are remembered; beyond it the oldest are forgotten.
 pub const MAX_TRACKED: usize = 10_000;
 

@@ -37,9 +37,9 @@ pub const MAX_ALERTS_SCANNED: usize = 100_000;
 /// Counter samples kept per sensor.
 pub const MAX_COUNTER_SAMPLES: i64 = 10_080;
 /// How often sensors' counters are sampled for the "over time" view.
-pub const COUNTER_SAMPLE_INTERVAL: Duration = Duration::from_secs(60);
+pub const COUNTER_SAMPLE_INTERVAL: Duration = Duration::from_mins(1);
 /// A sensor not heard from for this long is shown as disconnected (MDI: 10 minutes).
-pub const DISCONNECTED_AFTER: Duration = Duration::from_secs(600);
+pub const DISCONNECTED_AFTER: Duration = Duration::from_mins(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {

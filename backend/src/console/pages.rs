@@ -589,7 +589,7 @@ fn issue_title(kind: &str) -> String {
 }
 
 async fn sensors(Shared(state): Shared<State>, user: User) -> Response {
-    let sensors = match blocking(&state, |data| data.sensors()).await {
+    let sensors = match blocking(&state, data::Data::sensors).await {
         Ok(sensors) => sensors,
         Err(error) => return failure(Some(&user), error),
     };

@@ -23,7 +23,7 @@ use crate::config::{SyslogDestination, SyslogFormat, SyslogFraming, SyslogTransp
 
 /// The first wait after a failed connection; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_mins(1);
 /// How long a connection attempt (TCP and the TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write may take before the connection is deemed dead.
@@ -327,13 +327,14 @@ async fn run(target: Target, mut messages: mpsc::Receiver<Vec<u8>>, counters: Ar
         loop {
             let message = match next.take() {
                 Some(message) => message,
-                None => match messages.recv().await {
-                    Some(message) => message,
-                    None => {
+                None => {
+                    if let Some(message) = messages.recv().await {
+                        message
+                    } else {
                         let _ = connection.close().await;
                         return;
                     }
-                },
+                }
             };
             match connection.send(&message).await {
                 Ok(()) => {

@@ -48,10 +48,10 @@ const DRAIN: Duration = Duration::from_secs(15);
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let backend = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/dcwatch-backend"));
+    let backend = std::env::args().nth(1).map_or_else(
+        || root.join("target/release/dcwatch-backend"),
+        PathBuf::from,
+    );
     if !backend.exists() {
         bail!(
             "{} not found: build it with cargo build --release -p dcwatch-backend",

@@ -47,7 +47,7 @@ const MARKER_EVERY: u64 = 4;
 /// Partitions of the stream: more than detect nodes, as a deployment would have.
 const PARTITIONS: u32 = 8;
 /// After the last acknowledgement, how long the alerts may take.
-const DRAIN: Duration = Duration::from_secs(180);
+const DRAIN: Duration = Duration::from_mins(3);
 
 /// A layout: ingest and detect nodes; (0, 0) is the single `all` node on SQLite.
 #[derive(Clone, Copy, Debug)]
@@ -79,10 +79,10 @@ struct Figures {
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let backend = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/dcwatch-backend"));
+    let backend = std::env::args().nth(1).map_or_else(
+        || root.join("target/release/dcwatch-backend"),
+        PathBuf::from,
+    );
     if !backend.exists() {
         bail!(
             "{} not found: build it with cargo build --release -p dcwatch-backend",

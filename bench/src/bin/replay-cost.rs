@@ -190,13 +190,12 @@ fn main() -> anyhow::Result<()> {
         ("dcwatch-rpc", without_rpc_by_content),
     ];
     let mut notes = Vec::new();
-    match suricata_command(&workdir, &input)? {
-        Some(command) => tools.push(("suricata", command)),
-        None => {
-            let note = "Suricata: not measured (set SURICATA to a Suricata 8 binary to compare)";
-            println!("{note}");
-            notes.push(note.to_owned());
-        }
+    if let Some(command) = suricata_command(&workdir, &input)? {
+        tools.push(("suricata", command));
+    } else {
+        let note = "Suricata: not measured (set SURICATA to a Suricata 8 binary to compare)";
+        println!("{note}");
+        notes.push(note.to_owned());
     }
     let by_protocol = count_by_protocol(&tools[1].1)?;
     let activities: u64 = by_protocol.iter().map(|(_, count)| count).sum();

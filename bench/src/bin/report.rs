@@ -175,13 +175,13 @@ fn commit() -> Option<String> {
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|text| {
+    std::fs::read_to_string("/proc/loadavg").ok().map_or_else(
+        || "unknown".to_owned(),
+        |text| {
             text.split_whitespace()
                 .take(3)
                 .collect::<Vec<_>>()
                 .join(", ")
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
+        },
+    )
 }

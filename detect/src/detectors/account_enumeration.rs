@@ -179,47 +179,44 @@ fn finding(
     unknown: &[&str],
     context: &Context<'_>,
 ) -> Finding {
-    let (mut finding, source, server) = match seen.body() {
-        Some(Body::WindowsEvent(event)) => {
-            let mut finding = Finding::on(
-                &ACCOUNT_ENUMERATION,
-                tried.key.clone(),
-                seen,
-                format!("4776 {} status {:#x}", clip(tried.name), event.status),
-            );
-            // The syslog sender is not the guesser: the event's workstation is.
-            finding.entities = vec![dcwatch_proto::v1::AlertEntity {
-                role: Role::SourceComputer.into(),
-                name: clip(&event.workstation),
-                ..Default::default()
-            }];
-            let finding = finding.relied_on(format!(
-                    "event 4776 of {}: the workstation name the client gave, not resolved to an address",
-                    clip(&event.computer)
-                ));
-            (
-                finding,
-                computer_text(&clip(&event.workstation), None),
-                clip(&event.computer),
-            )
-        }
-        _ => {
-            let finding = on_answer(
-                &ACCOUNT_ENUMERATION,
-                seen,
-                format!(
-                    "kerberos KRB-ERROR {} for {}",
-                    clip(&error_text(seen)),
-                    clip(tried.name)
-                ),
-            )
-            .weighed_by_resolution(seen);
-            (
-                finding,
-                answered_client_text(seen),
-                computer_text("", seen.src),
-            )
-        }
+    let (mut finding, source, server) = if let Some(Body::WindowsEvent(event)) = seen.body() {
+        let mut finding = Finding::on(
+            &ACCOUNT_ENUMERATION,
+            tried.key.clone(),
+            seen,
+            format!("4776 {} status {:#x}", clip(tried.name), event.status),
+        );
+        // The syslog sender is not the guesser: the event's workstation is.
+        finding.entities = vec![dcwatch_proto::v1::AlertEntity {
+            role: Role::SourceComputer.into(),
+            name: clip(&event.workstation),
+            ..Default::default()
+        }];
+        let finding = finding.relied_on(format!(
+            "event 4776 of {}: the workstation name the client gave, not resolved to an address",
+            clip(&event.computer)
+        ));
+        (
+            finding,
+            computer_text(&clip(&event.workstation), None),
+            clip(&event.computer),
+        )
+    } else {
+        let finding = on_answer(
+            &ACCOUNT_ENUMERATION,
+            seen,
+            format!(
+                "kerberos KRB-ERROR {} for {}",
+                clip(&error_text(seen)),
+                clip(tried.name)
+            ),
+        )
+        .weighed_by_resolution(seen);
+        (
+            finding,
+            answered_client_text(seen),
+            computer_text("", seen.src),
+        )
     };
     let exist_text = if existing.is_empty() {
         "none exists".to_owned()

@@ -40,8 +40,7 @@ impl Detector for DfsCoercion {
         let host = unc_host(&rpc.server_name);
         let (naming, confidence) = match host.map(|host| (host, named(host, seen, context.knowledge))) {
             Some((_, Named::Callee | Named::DomainController(_))) => return,
-            Some((host, Named::Caller))
-            | Some((host, Named::Other))
+            Some((host, Named::Caller | Named::Other))
                 if host.parse::<std::net::IpAddr>().is_ok() || context.knowledge.has_directory() =>
             {
                 (

@@ -292,7 +292,7 @@ mod tests {
             s4u(2),
             as_req(3, "10.98.0.17:50000", "DC1", |_| {}),
             tgs_req(11 * MINUTE, "10.98.0.17:50001", "DC1", &hash(6), |body| {
-                body.s4u_user = "bob".into()
+                body.s4u_user = "bob".into();
             }),
         ];
         assert!(run(None, lab(), &activities).is_empty());

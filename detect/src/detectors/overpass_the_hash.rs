@@ -225,7 +225,7 @@ mod tests {
                 body.fast_armor = fast;
             }),
             as_rep(offset + 1, CLIENT, "Administrator", |body| {
-                body.reply_etype = 23
+                body.reply_etype = 23;
             }),
         ]
     }

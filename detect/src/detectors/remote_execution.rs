@@ -265,7 +265,7 @@ mod tests {
                     "Administrator",
                 ),
                 call(10, "svcctl", 19, "RStartServiceW", |rpc| {
-                    rpc.service_name = "RKjq".into()
+                    rpc.service_name = "RKjq".into();
                 }),
             ],
         );
@@ -315,10 +315,10 @@ mod tests {
                 .contains("executed a WMI method (its class and name sealed)")
         );
         let dcom = call(0, "ISystemActivator", 4, "RemoteCreateInstance", |rpc| {
-            rpc.clsid_name = "MMC20.Application".into()
+            rpc.clsid_name = "MMC20.Application".into();
         });
         let job = call(1, "atsvc", 0, "NetrJobAdd", |rpc| {
-            rpc.command = "cmd /c calc".into()
+            rpc.command = "cmd /c calc".into();
         });
         let alerts = run(None, Directory::default(), &[dcom, job]);
         assert_eq!(alerts.len(), 1);
@@ -343,7 +343,7 @@ mod tests {
             call(4, "atsvc", 2, "NetrJobEnum", |_| {}),
             call(5, "IWbemServices", 20, "ExecQuery", |_| {}),
             call(6, "ISystemActivator", 4, "RemoteCreateInstance", |rpc| {
-                rpc.clsid_name = "WbemLevel1Login".into()
+                rpc.clsid_name = "WbemLevel1Login".into();
             }),
             call(7, "ISystemActivator", 4, "RemoteCreateInstance", |_| {}),
         ];

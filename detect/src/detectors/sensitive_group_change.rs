@@ -96,11 +96,10 @@ impl Detector for SensitiveGroupChange {
                             .collect::<Vec<_>>()
                             .join(", ")
                     };
-                    let actor = context
-                        .knowledge
-                        .flow_account(seen)
-                        .map(|account| join(&account.domain, &account.name))
-                        .unwrap_or_else(|| seen.account_text());
+                    let actor = context.knowledge.flow_account(seen).map_or_else(
+                        || seen.account_text(),
+                        |account| join(&account.domain, &account.name),
+                    );
                     let on = format!(" over LDAP from {}", source_text(seen));
                     judge(seen, context, &group, &member, &actor, added, &on, "Ldap");
                 }

@@ -701,7 +701,7 @@ pub fn is_pdu_start(bytes: &[u8]) -> Start {
     let auth_fits = auth == 0 || frag >= HEADER_LEN + SEC_TRAILER_LEN + auth;
     if header.packet_type.is_connection_oriented()
         && header.flags.0 & 0x08 == 0
-        && d0 & 0x0f == 0
+        && d0.trailing_zeros() >= 4
         && d1 == 0
         && d2 == 0
         && d3 == 0
@@ -845,12 +845,11 @@ fn bind(reader: &mut Reader<'_>, anomalies: &mut Anomalies) -> Option<Bind> {
         anomalies.too_many_items = true;
     }
     for _ in 0..usize::from(count).min(MAX_CONTEXTS) {
-        match context_element(reader, anomalies) {
-            Some(element) => bind.contexts.push(element),
-            None => {
-                anomalies.truncated_body = true;
-                break;
-            }
+        if let Some(element) = context_element(reader, anomalies) {
+            bind.contexts.push(element);
+        } else {
+            anomalies.truncated_body = true;
+            break;
         }
     }
     Some(bind)

@@ -745,7 +745,7 @@ fn is_pdu_start_rejects_random_bytes() {
     let mut buf = [0u8; 64];
     let mut yes = 0;
     for _ in 0..100_000 {
-        for b in buf.iter_mut() {
+        for b in &mut buf {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;

@@ -356,14 +356,13 @@ fn decode<T: rasn::Decode>(
     msg_type: MessageType,
     anomalies: &mut Anomalies,
 ) -> Result<T, KerberosError> {
-    let (value, rest) = match rasn::der::decode_with_remainder::<T>(bytes) {
-        Ok(decoded) => decoded,
-        Err(_) => {
-            let decoded = rasn::ber::decode_with_remainder::<T>(bytes)
-                .map_err(|e| decode_error(&e, msg_type))?;
-            anomalies.non_der = true;
-            decoded
-        }
+    let (value, rest) = if let Ok(decoded) = rasn::der::decode_with_remainder::<T>(bytes) {
+        decoded
+    } else {
+        let decoded =
+            rasn::ber::decode_with_remainder::<T>(bytes).map_err(|e| decode_error(&e, msg_type))?;
+        anomalies.non_der = true;
+        decoded
     };
     anomalies.trailing_data |= !rest.is_empty();
     Ok(value)

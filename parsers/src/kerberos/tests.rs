@@ -732,7 +732,7 @@ fn lists_and_strings_are_capped() {
             nonce: -1,
             etype: (0..MAX_ETYPES as i32 * 100).collect::<SequenceOf<i32>>(),
             addresses: Some(
-                (0..MAX_ADDRESSES + 1)
+                (0..=MAX_ADDRESSES)
                     .map(|_| asn1::HostAddress {
                         addr_type: 99,
                         address: OctetString::from_slice(&[0xab; 100]),

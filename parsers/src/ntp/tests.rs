@@ -63,7 +63,7 @@ fn ms_sntp_request_and_answer() {
 fn key_identifier_alone_and_old_password_bit() {
     let mut bytes = hex(CLIENT);
     bytes.truncate(HEADER_LEN);
-    bytes.extend_from_slice(&(0x8000_0000u32 | 1104).to_le_bytes());
+    bytes.extend_from_slice(&(0x8000_0000u32 | 0x450).to_le_bytes());
     let auth = parse(&bytes).unwrap().authenticator.unwrap();
     assert_eq!((auth.rid(), auth.old_password(), auth.len), (1104, true, 4));
     // The 20-octet form.

@@ -590,12 +590,11 @@ fn negotiate_request<'a>(bytes: &[u8], anomalies: &mut Anomalies) -> Body<'a> {
             break;
         }
         let end = after.iter().position(|&b| b == 0);
-        let (text, next) = match end {
-            Some(end) => (&after[..end], after.get(end + 1..).unwrap_or_default()),
-            None => {
-                anomalies.unterminated_string = true;
-                (after, &[][..])
-            }
+        let (text, next) = if let Some(end) = end {
+            (&after[..end], after.get(end + 1..).unwrap_or_default())
+        } else {
+            anomalies.unterminated_string = true;
+            (after, &[][..])
         };
         let (name, cut) = oem(text);
         anomalies.name_truncated |= cut;
@@ -708,14 +707,13 @@ impl Strings<'_> {
             .chunks_exact(2)
             .position(|pair| pair == [0, 0])
             .map(|units| units * 2);
-        let (raw, next) = match end {
-            Some(end) => (&rest[..end], at.saturating_add(end + 2)),
-            None => {
-                if !rest.is_empty() {
-                    anomalies.unterminated_string = true;
-                }
-                (rest, self.message.len())
+        let (raw, next) = if let Some(end) = end {
+            (&rest[..end], at.saturating_add(end + 2))
+        } else {
+            if !rest.is_empty() {
+                anomalies.unterminated_string = true;
             }
+            (rest, self.message.len())
         };
         let (text, cut) = utf16(raw);
         anomalies.name_truncated |= cut;
@@ -724,14 +722,13 @@ impl Strings<'_> {
 
     fn read_oem(&self, at: usize, anomalies: &mut Anomalies) -> (String, usize) {
         let rest = self.message.get(at..).unwrap_or_default();
-        let (raw, next) = match rest.iter().position(|&b| b == 0) {
-            Some(end) => (&rest[..end], at.saturating_add(end + 1)),
-            None => {
-                if !rest.is_empty() {
-                    anomalies.unterminated_string = true;
-                }
-                (rest, self.message.len())
+        let (raw, next) = if let Some(end) = rest.iter().position(|&b| b == 0) {
+            (&rest[..end], at.saturating_add(end + 1))
+        } else {
+            if !rest.is_empty() {
+                anomalies.unterminated_string = true;
             }
+            (rest, self.message.len())
         };
         let (text, cut) = oem(raw);
         anomalies.name_truncated |= cut;

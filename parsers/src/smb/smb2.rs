@@ -444,12 +444,11 @@ pub fn parse(message: &[u8]) -> Result<Message<'_>, SmbError> {
             chain_truncated = true;
             break;
         }
-        match rest.get(next..) {
-            Some(following) => rest = following,
-            None => {
-                chain_truncated = true;
-                break;
-            }
+        if let Some(following) = rest.get(next..) {
+            rest = following;
+        } else {
+            chain_truncated = true;
+            break;
         }
     }
     Ok(Message {

@@ -482,7 +482,7 @@ pub fn is_octet_counted(first: u8) -> bool {
 }
 
 /// A field value: trimmed, `-` and empty read as absent.
-fn value<'a>(text: Cow<'a, str>) -> Option<Cow<'a, str>> {
+fn value(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
     let trimmed = text.trim();
     if trimmed.is_empty() || trimmed == "-" {
         return None;

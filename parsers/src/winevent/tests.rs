@@ -189,7 +189,7 @@ fn qradar(case: &Case) -> String {
 }
 
 fn text_of<'a>(field: Option<&'a Cow<'_, str>>) -> Option<&'a str> {
-    field.map(|value| value.as_ref())
+    field.map(AsRef::as_ref)
 }
 
 /// What every layout carries: id, time, DC, provider, log.

@@ -18,8 +18,8 @@ use dcwatch_parsers::{
     ber,
     framing::{Framing, Start},
     ldap::{
-        self, Anomalies, BindAuth, Change, LdapMessage, LdapResult, ProtocolOp, ResultCode,
-        SaslPayload, Scope, SicilyStep, ping,
+        self, Anomalies, BindAuth, Change, FilterFlags, LdapMessage, LdapResult, ProtocolOp,
+        ResultCode, SaslPayload, Scope, SicilyStep, ping,
     },
 };
 use dcwatch_proto::v1::{
@@ -642,7 +642,7 @@ fn request_activity(
             body.attributes = changes
                 .iter()
                 .map(|change| {
-                    let operation = change.operation.and_then(|operation| operation.name());
+                    let operation = change.operation.and_then(ldap::Operation::name);
                     format!("{}:{}", operation.unwrap_or("unknown"), change.attribute)
                 })
                 .collect();
@@ -817,7 +817,7 @@ fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
         (anomalies.list_truncated, "list_truncated"),
         (anomalies.unusual_bind_version, "unusual_bind_version"),
     ]);
-    if *filter != Default::default() {
+    if *filter != FilterFlags::default() {
         names.push(format!("filter:{filter:?}"));
     }
     names

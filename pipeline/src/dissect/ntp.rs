@@ -137,8 +137,8 @@ fn activity(packet: &NtpPacket, kind: Type, seen: &Seen) -> Activity {
         mode: u32::from(packet.mode.0),
         version: u32::from(packet.version),
         key_id: auth.map_or(0, |auth| auth.key_id),
-        rid: auth.map_or(0, |auth| auth.rid()),
-        old_password: auth.is_some_and(|auth| auth.old_password()),
+        rid: auth.map_or(0, ntp::Authenticator::rid),
+        old_password: auth.is_some_and(ntp::Authenticator::old_password),
         authenticator_len: u32::try_from(packet.trailer_len).unwrap_or(u32::MAX),
         answered: false,
         anomalies: flag_names([(packet.anomalies.unknown_trailer, "unknown_trailer")]),
@@ -251,7 +251,7 @@ mod tests {
         state.expire(1 + REQUEST_WAIT_NS + 1, &mut out);
         let unanswered = body(&out[2]);
         assert_eq!((unanswered.rid, unanswered.old_password), (1104, true));
-        assert_eq!(unanswered.key_id, 0x8000_0000 | 1104);
+        assert_eq!(unanswered.key_id, 0x8000_0000 | 0x450);
         assert!(!unanswered.answered);
     }
 

@@ -265,21 +265,18 @@ impl<S> FlowTable<S> {
             last_seen_ns: 0,
         };
         self.counters.flows_created += 1;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                if let Some(entry) = self.slots.get_mut(slot) {
-                    entry.flow = Some(flow);
-                }
-                slot
+        let slot = if let Some(slot) = self.free.pop() {
+            if let Some(entry) = self.slots.get_mut(slot) {
+                entry.flow = Some(flow);
             }
-            None => {
-                self.slots.push(Slot {
-                    flow: Some(flow),
-                    prev: NIL,
-                    next: NIL,
-                });
-                self.slots.len() - 1
-            }
+            slot
+        } else {
+            self.slots.push(Slot {
+                flow: Some(flow),
+                prev: NIL,
+                next: NIL,
+            });
+            self.slots.len() - 1
         };
         self.push_back(slot);
         self.index.insert(ends, slot);

@@ -369,7 +369,7 @@ fn interface_index(interface: &str) -> Result<u32, CaptureError> {
 fn host_address(interface: &str) -> Option<IpAddr> {
     let mut addresses: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut addresses) } != 0 {
+    if unsafe { libc::getifaddrs(&raw mut addresses) } != 0 {
         return None;
     }
     let mut found = None;

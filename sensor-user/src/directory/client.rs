@@ -64,26 +64,22 @@ pub struct Session {
 fn tls_config(domain: &DomainConfig) -> Result<Arc<rustls::ClientConfig>, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    match &domain.ca {
-        Some(path) => {
-            let failed = |reason: String| ClientError::Ca {
-                path: path.display().to_string(),
-                reason,
-            };
-            let pem = std::fs::read(path).map_err(|error| failed(error.to_string()))?;
-            use rustls::pki_types::{CertificateDer, pem::PemObject as _};
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|error| failed(error.to_string()))?;
-                roots.add(cert).map_err(|error| failed(error.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(failed("no certificate in it".into()));
-            }
+    if let Some(path) = &domain.ca {
+        use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+        let failed = |reason: String| ClientError::Ca {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|error| failed(error.to_string()))?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|error| failed(error.to_string()))?;
+            roots.add(cert).map_err(|error| failed(error.to_string()))?;
         }
-        None => {
-            let found = rustls_native_roots();
-            roots.add_parsable_certificates(found);
+        if roots.is_empty() {
+            return Err(failed("no certificate in it".into()));
         }
+    } else {
+        roots.add_parsable_certificates(rustls_native_roots());
     }
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

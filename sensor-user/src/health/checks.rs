@@ -164,12 +164,11 @@ impl Checks {
                 Some(state) => Some(format!("{name} is {state}")),
                 None => Some(format!("{name} is gone")),
             };
-            let since = match down {
-                Some(_) => *self.down_since.entry(name.clone()).or_insert(now_ns),
-                None => {
-                    self.down_since.remove(name);
-                    now_ns
-                }
+            let since = if down.is_some() {
+                *self.down_since.entry(name.clone()).or_insert(now_ns)
+            } else {
+                self.down_since.remove(name);
+                now_ns
             };
             health.set(
                 IssueKind::NicDown,

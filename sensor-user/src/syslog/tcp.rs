@@ -150,27 +150,26 @@ impl Connection {
             if self.closed {
                 return false;
             }
-            let framing = match self.framing {
-                Some(framing) => framing,
-                None => {
-                    // Leading line breaks between messages do not decide the framing.
-                    let blank = self
-                        .buffer
-                        .iter()
-                        .take_while(|byte| byte.is_ascii_whitespace())
-                        .count();
-                    self.buffer.drain(..blank);
-                    let Some(&first) = self.buffer.first() else {
-                        return true;
-                    };
-                    let framing = if winevent::is_octet_counted(first) {
-                        Framing6587::OctetCounted
-                    } else {
-                        Framing6587::Newline
-                    };
-                    self.framing = Some(framing);
-                    framing
-                }
+            let framing = if let Some(framing) = self.framing {
+                framing
+            } else {
+                // Leading line breaks between messages do not decide the framing.
+                let blank = self
+                    .buffer
+                    .iter()
+                    .take_while(|byte| byte.is_ascii_whitespace())
+                    .count();
+                self.buffer.drain(..blank);
+                let Some(&first) = self.buffer.first() else {
+                    return true;
+                };
+                let framing = if winevent::is_octet_counted(first) {
+                    Framing6587::OctetCounted
+                } else {
+                    Framing6587::Newline
+                };
+                self.framing = Some(framing);
+                framing
             };
             let more = match framing {
                 Framing6587::OctetCounted => self.octet_counted().await,
@@ -232,20 +231,16 @@ impl Connection {
 
     async fn newline(&mut self) -> Step {
         if self.skip_line {
-            match self
+            let Some(end) = self
                 .buffer
                 .iter()
                 .position(|byte| matches!(byte, b'\n' | b'\0'))
-            {
-                Some(end) => {
-                    self.buffer.drain(..=end);
-                    self.skip_line = false;
-                }
-                None => {
-                    self.buffer.clear();
-                    return Step::NeedMore;
-                }
-            }
+            else {
+                self.buffer.clear();
+                return Step::NeedMore;
+            };
+            self.buffer.drain(..=end);
+            self.skip_line = false;
         }
         match winevent::newline_frame(&self.buffer) {
             Framing::Pdu(total) => {

@@ -9,7 +9,7 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 /// back.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Delay after the backend refused the token: an operator has to act, no point hurrying.
-pub const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
+pub const REFUSED_BACKOFF: Duration = Duration::from_mins(1);
 
 #[derive(Debug)]
 pub struct Backoff {

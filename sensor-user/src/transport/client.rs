@@ -47,7 +47,7 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest backend message accepted (welcomes and acks are a few bytes).
 pub const MAX_BACKEND_MESSAGE: usize = 64 * 1024;
 /// An outage at least this long is reported as a health event once the backend is back.
-pub const OUTAGE_REPORT: Duration = Duration::from_secs(60);
+pub const OUTAGE_REPORT: Duration = Duration::from_mins(1);
 /// How often a session checks for room in the outbound queue when it was full.
 const QUEUE_POLL: Duration = Duration::from_millis(50);
 

@@ -317,10 +317,10 @@ fn activities_at_the_ends_of_time_never_panic_any_detector() {
             as_req(0, ATTACKER, "alice", |_| {}),
             as_rep(0, ATTACKER, "alice", |body| body.ticket_hash = hash(1)),
             tgs_req(0, ATTACKER, "krbtgt/LAB.EXAMPLE", &hash(1), |body| {
-                body.ticket_etype = 23
+                body.ticket_etype = 23;
             }),
             tgs_rep(0, ATTACKER, "alice", "svc_sql", &hash(2), |body| {
-                body.ticket_etype = 23
+                body.ticket_etype = 23;
             }),
             ntlm_authenticate(0, ATTACKER, SMB, "LAB", "DC1$", 0xC000_006D, |body| {
                 body.av_flags_present = true;

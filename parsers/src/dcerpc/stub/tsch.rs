@@ -98,15 +98,12 @@ fn unescape(text: &str) -> String {
                 .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
                 .and_then(char::from_u32),
         };
-        match replaced {
-            Some(character) => {
-                out.push(character);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
+        if let Some(character) = replaced {
+            out.push(character);
+            rest = &rest[end + 1..];
+        } else {
+            out.push('&');
+            rest = &rest[1..];
         }
     }
     out.push_str(rest);

@@ -60,14 +60,13 @@ fn request_fields(
         Decoded::InfoLevel(level) => body.info_level = level,
         Decoded::GetNcChanges(request) => {
             body.naming_context = request.naming_context;
-            body.extended_operation = request
-                .extended_operation
-                .name()
-                .map(str::to_owned)
-                .unwrap_or_else(|| match request.extended_operation.0 {
+            body.extended_operation = request.extended_operation.name().map_or_else(
+                || match request.extended_operation.0 {
                     0 => String::new(),
                     other => other.to_string(),
-                });
+                },
+                str::to_owned,
+            );
         }
         Decoded::ReplicaAdd(add) => {
             body.naming_context = add.naming_context;

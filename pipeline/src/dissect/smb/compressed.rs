@@ -3,7 +3,7 @@
 //! reported; otherwise the first of a connection is, so that compression in use is visible
 //! without an activity per message.
 
-use super::*;
+use super::{Seen, Sink, SmbSession, Type, activity, smb2};
 
 impl SmbSession {
     /// One compressed message; `client` has the client's endpoints as source.

@@ -1,6 +1,6 @@
 //! Encrypted (SMB3 transform) messages: counted, one activity per connection.
 
-use super::*;
+use super::{Activity, ENCRYPTED_REPORT_EVERY, Seen, Sink, SmbSession, Type, activity};
 
 impl SmbSession {
     /// One transform message; `client` has the client's endpoints as source.

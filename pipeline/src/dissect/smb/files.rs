@@ -1,7 +1,12 @@
 //! The tree and file tables: shares connected, files opened with their read/write volume,
 //! and the memory each entry is charged.
 
-use super::{pipe::pipe_data, *};
+use super::{
+    Activity, Direction, ENTRY_OVERHEAD, File, FileKey, Framing, MAX_FILES_PER_FLOW,
+    MAX_TREES_PER_FLOW, NtStatus, RELATED_FILE_ID, RpcPipe, Seen, ShareType, Sink, SmbActivity,
+    SmbSession, Start, Tree, Type, activity, admin_share, executable, finish, join_path,
+    pipe::pipe_data, share_type_value, swapped, with_outcome,
+};
 
 impl SmbSession {
     pub(super) fn body(&self, kind: Type, session: u64) -> SmbActivity {

@@ -1,6 +1,8 @@
 //! The bridge from named pipes to DCE-RPC: pipe bytes handed over, and gaps where they were lost.
 
-use super::*;
+use super::{
+    Direction, File, FileKey, MAX_DEFERRED_BYTES, RpcPipe, Seen, Sink, SmbSession, Waiting,
+};
 
 impl SmbSession {
     /// A request that moved pipe bytes will not be followed up (not awaited, or given up): the
@@ -19,11 +21,11 @@ impl SmbSession {
             Waiting::Write { file, .. } => (*file, &[Direction::ToServer]),
             _ => return,
         };
-        let pipe = match self.files.get_mut(&file) {
-            Some(File {
-                pipe: Some(pipe), ..
-            }) => pipe,
-            _ => return,
+        let Some(File {
+            pipe: Some(pipe), ..
+        }) = self.files.get_mut(&file)
+        else {
+            return;
         };
         for direction in directions {
             sink.counters.pipe_gaps += 1;

@@ -1,7 +1,10 @@
 //! Logons: session setups, their tokens handed to Kerberos and NTLM, and the account each
 //! session id stands for.
 
-use super::*;
+use super::{
+    Account, Activity, Carrier, Logon, MAX_SESSIONS_PER_FLOW, Mechanism, NtStatus, Seen, Sink,
+    SmbSession, Status, activity, finish, gss, outcome, timestamp,
+};
 
 impl SmbSession {
     /// The activities of a session setup's token, and what they say about the logon.

@@ -1,6 +1,9 @@
 //! SMB1 messages, AndX chains included.
 
-use super::*;
+use super::{
+    Body1, FileId, FileKey, Logon, Mechanism, NtStatus, Seen, ShareType, Sink, SmbSession, Type,
+    Waiting, activity, len32, smb1, smb1_anomalies,
+};
 
 impl SmbSession {
     pub(super) fn smb1(&mut self, message: &smb1::Message<'_>, seen: &Seen, sink: &mut Sink<'_>) {

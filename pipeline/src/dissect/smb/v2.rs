@@ -1,6 +1,10 @@
 //! SMB 2/3 messages: requests remembered, answers matched, compounded chains followed.
 
-use super::{pipe::deferred, *};
+use super::{
+    Body2, Command, CtlCode, Deferred, Direction, FileId, FileKey, NtStatus, RELATED_FILE_ID, Seen,
+    SessionFlags, ShareType, Sink, SmbSession, Type, Waiting, activity, dialect_text, len32,
+    pipe::deferred, smb2, smb2_anomalies,
+};
 
 impl SmbSession {
     pub(super) fn smb2(
@@ -23,16 +27,16 @@ impl SmbSession {
             // Only the last command of a cut message runs into the cut.
             self.cut = pdu.anomalies.data_truncated || (truncated && index == last);
             let header = &pdu.header;
-            if !header.flags.contains(smb2::Flags::RELATED_OPERATIONS) {
-                session = header.session_id;
-                tree = header.tree_id;
-            } else {
+            if header.flags.contains(smb2::Flags::RELATED_OPERATIONS) {
                 if header.session_id != u64::MAX {
                     session = header.session_id;
                 }
                 if header.tree_id != u32::MAX {
                     tree = header.tree_id;
                 }
+            } else {
+                session = header.session_id;
+                tree = header.tree_id;
             }
             let anomalies = smb2_anomalies(&pdu.anomalies);
             if header.is_response() && direction == Direction::ToClient {
@@ -165,7 +169,15 @@ impl SmbSession {
                 input,
             } if *ctl_code == CtlCode::PIPE_TRANSCEIVE => {
                 let key = file_key(*file_id, chain_file);
-                if key.id != RELATED_FILE_ID {
+                if key.id == RELATED_FILE_ID {
+                    let input = Some(Deferred {
+                        length: len32(input),
+                        data: deferred(input),
+                        cut: self.cut,
+                        client: *seen,
+                    });
+                    (Waiting::Transceive { file: key, input }, None)
+                } else {
                     self.wrote(key, len32(input), input, self.cut, seen, sink);
                     (
                         Waiting::Transceive {
@@ -174,14 +186,6 @@ impl SmbSession {
                         },
                         None,
                     )
-                } else {
-                    let input = Some(Deferred {
-                        length: len32(input),
-                        data: deferred(input),
-                        cut: self.cut,
-                        client: *seen,
-                    });
-                    (Waiting::Transceive { file: key, input }, None)
                 }
             }
             Body2::TreeDisconnect => {
