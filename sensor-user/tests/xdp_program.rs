@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use dcwatch_pipeline::decap::{DecapConfig, DecapMode, Decapsulated, decapsulate};
+use dcwatch_tests::fixture::hex;
 use dcwatch_tests::{
     frames::{
         self, CLIENT_V4, CLIENT_V6, DC_V4, DC_V6, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
@@ -929,13 +930,6 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
         decapsulated > cases / 20,
         "only {decapsulated} of {cases} mutated frames were tunnels taken apart"
     );
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
 }
 
 // testdata/pcaps/adlab/dcsync.pcap, the DCSync against the lab's Samba DC on its DRSUAPI port
