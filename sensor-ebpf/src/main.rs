@@ -3,7 +3,8 @@
 //! It parses Ethernet, up to two 802.1Q/802.1ad tags, IPv4 (with options) and IPv6 (with the
 //! common extension headers) down to the TCP or UDP ports, matches them against the watched port
 //! set and, when configured, the domain-controller address sets, copies each matched frame (up to
-//! the snap length) into the `FRAMES` ring buffer, and counts everything in `COUNTERS`. Non-first
+//! the snap length) into a `FRAMES_*` ring buffer (one chosen by the flow's addresses when the
+//! loader asks for several, one per userspace worker), and counts everything in `COUNTERS`. Non-first
 //! IP fragments carry no ports: those to or from a watched address are copied for userspace to
 //! reassemble. With DC addresses configured, a TCP segment on an unwatched port of a DC's in the
 //! dynamic range whose payload starts with a DCE-RPC header is copied too, with that port in its
@@ -27,9 +28,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use sensor_common::{
-    Counter, DEFAULT_SNAP_LEN, MAX_DC_ADDRESSES, MAX_SNAP_LEN, NAME_QUERY_PORTS,
+    Counter, DEFAULT_SNAP_LEN, MAX_DC_ADDRESSES, MAX_RINGS, MAX_SNAP_LEN, NAME_QUERY_PORTS,
     RPC_DYNAMIC_PORT_MIN, RPC_MAX_FRAG_LENGTH, Record, RecordHeader, capture_mode, decap_mode,
-    port_flags, shed_class, shed_keep,
+    flow_affinity, flow_affinity_v4, port_flags, ring_counter, shed_class, shed_keep,
     tunnel::{self, MAX_OUTER_LEN},
 };
 use sensor_ebpf as _;
@@ -46,6 +47,10 @@ static SNAP_LEN: u32 = DEFAULT_SNAP_LEN;
 /// `decap_mode::AUTO` or `decap_mode::OFF`; set by the loader.
 #[unsafe(no_mangle)]
 static DECAP: u32 = decap_mode::AUTO;
+/// Ring buffers in use, 1 to `MAX_RINGS`: a matched frame goes to `FRAMES_{hash % RINGS}`, the
+/// hash of its two addresses userspace shards flows by; set by the loader.
+#[unsafe(no_mangle)]
+static RINGS: u32 = 1;
 /// The UDP port VXLAN arrives on; set by the loader.
 #[unsafe(no_mangle)]
 static VXLAN_PORT: u32 = tunnel::VXLAN_DEFAULT_PORT as u32;
@@ -64,9 +69,38 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT
 /// while the program runs.
 #[map]
 static SHED: Array<u32> = Array::with_max_entries(shed_class::COUNT, 0);
-/// Resized by the loader to the configured size.
+/// The ring buffers, resized by the loader: those in use share the configured size, the others
+/// take a page. Separate maps rather than an array of maps: aya-ebpf 0.2 declares no map of maps.
+macro_rules! rings {
+    ($($name:ident),*) => {
+        $(
+            #[map]
+            static $name: RingBuf = RingBuf::with_byte_size(1 << 24, 0);
+        )*
+        /// Writes `bytes` to ring `index` (`rings!`' order); false when it had no room. One
+        /// call per arm: the verifier needs each map pointer to be a constant where it is used.
+        #[inline(always)]
+        fn output(index: u32, bytes: &[u8]) -> bool {
+            let mut arm = 0;
+            $(
+                if index == arm {
+                    return $name.output::<[u8]>(bytes, 0).is_ok();
+                }
+                arm += 1;
+            )*
+            let _ = arm;
+            false
+        }
+    };
+}
+rings!(
+    FRAMES_0, FRAMES_1, FRAMES_2, FRAMES_3, FRAMES_4, FRAMES_5, FRAMES_6, FRAMES_7, FRAMES_8,
+    FRAMES_9, FRAMES_10, FRAMES_11, FRAMES_12, FRAMES_13, FRAMES_14, FRAMES_15
+);
+/// Per ring, frames written and reserve failures (`ring_counter`): per CPU, as `COUNTERS`.
 #[map]
-static FRAMES: RingBuf = RingBuf::with_byte_size(1 << 24, 0);
+static RING_COUNTERS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(MAX_RINGS * ring_counter::KINDS, 0);
 /// Where a record is assembled before it is written to the ring buffer in one piece of exactly its
 /// own size (a ring reservation must be of constant size, which would waste room on small frames).
 #[map]
@@ -212,18 +246,18 @@ fn capture(ctx: &XdpContext) {
         }
     };
     match classify(view) {
-        Ok(Class::Matched) => {
+        Ok((Class::Matched, ring)) => {
             count(Counter::Matched, 1);
-            copy_frame(view, 0);
+            copy_frame(view, 0, ring);
         }
-        Ok(Class::RpcHeader(port)) => {
+        Ok((Class::RpcHeader(port), ring)) => {
             count(Counter::Matched, 1);
             count(Counter::RpcHeader, 1);
-            copy_frame(view, u32::from(port));
+            copy_frame(view, u32::from(port), ring);
         }
-        Ok(Class::Unwatched) => {}
-        Ok(Class::Shed) => count(Counter::Shed, 1),
-        Ok(Class::NonIp) => count(Counter::NonIp, 1),
+        Ok((Class::Unwatched, _)) => {}
+        Ok((Class::Shed, _)) => count(Counter::Shed, 1),
+        Ok((Class::NonIp, _)) => count(Counter::NonIp, 1),
         Err(Malformed) => count(Counter::Malformed, 1),
     }
 }
@@ -278,14 +312,28 @@ fn ethernet(view: View<'_>) -> Result<(u16, usize), Malformed> {
     Ok((ethertype, l3))
 }
 
+/// The frame's class, and for a frame to copy, the ring it goes to.
 #[inline(always)]
-fn classify(view: View<'_>) -> Result<Class, Malformed> {
+fn classify(view: View<'_>) -> Result<(Class, u32), Malformed> {
     let (ethertype, l3) = ethernet(view)?;
     match ethertype {
         ETH_P_IPV4 => classify_ipv4(view, l3),
         ETH_P_IPV6 => classify_ipv6(view, l3),
         tag if is_vlan_tag(tag) => Err(Malformed),
-        _ => Ok(Class::NonIp),
+        _ => Ok((Class::NonIp, 0)),
+    }
+}
+
+/// The ring a frame of `class` goes to: by the hash of its addresses when there are several
+/// rings and it is to be copied; 0 otherwise (the hash is not worth computing).
+#[inline(always)]
+fn ring_of(class: &Class, hash: impl FnOnce() -> u32) -> u32 {
+    // SAFETY: a plain read of a global the loader sets before the program runs.
+    let rings = unsafe { ptr::read_volatile(&RINGS) };
+    if rings > 1 && matches!(class, Class::Matched | Class::RpcHeader(_)) {
+        hash() % rings
+    } else {
+        0
     }
 }
 
@@ -427,7 +475,7 @@ fn udp_tunnel(view: View<'_>, l4: usize) -> Result<Option<(Counter, usize)>, Mal
 // variable-offset check, which the verifier cannot follow.
 
 #[inline(always)]
-fn classify_ipv4(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
+fn classify_ipv4(view: View<'_>, l3: usize) -> Result<(Class, u32), Malformed> {
     let header: [u8; IPV4_MIN_HEADER_LEN] = view.read(l3)?;
     let header_len = usize::from(header[0] & 0x0f) * 4;
     if header[0] >> 4 != 4 || header_len < IPV4_MIN_HEADER_LEN {
@@ -445,20 +493,23 @@ fn classify_ipv4(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
     let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
         let src_is_dc = DC_V4.get_ptr(src).is_some();
         if !src_is_dc && DC_V4.get_ptr(dst).is_none() {
-            return Ok(Class::Unwatched);
+            return Ok((Class::Unwatched, 0));
         }
         Peers::V4 { src_is_dc, dst }
     } else {
         Peers::Any
     };
-    if fragment_offset != 0 {
-        return Ok(Class::Matched);
-    }
-    classify_l4(view, header[9], l4, ip_end, peers)
+    let class = if fragment_offset != 0 {
+        Class::Matched
+    } else {
+        classify_l4(view, header[9], l4, ip_end, peers)?
+    };
+    let ring = ring_of(&class, || flow_affinity_v4(src, dst));
+    Ok((class, ring))
 }
 
 #[inline(always)]
-fn classify_ipv6(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
+fn classify_ipv6(view: View<'_>, l3: usize) -> Result<(Class, u32), Malformed> {
     let header: [u8; IPV6_HEADER_LEN] = view.read(l3)?;
     if header[0] >> 4 != 6 {
         return Err(Malformed);
@@ -475,13 +526,27 @@ fn classify_ipv6(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
     let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
         let src_is_dc = DC_V6.get_ptr(src).is_some();
         if !src_is_dc && DC_V6.get_ptr(dst).is_none() {
-            return Ok(Class::Unwatched);
+            return Ok((Class::Unwatched, 0));
         }
         Peers::V6 { src_is_dc, dst }
     } else {
         Peers::Any
     };
-    let mut next_header = header[6];
+    let class = classify_ipv6_payload(view, header[6], l3, ip_end, peers)?;
+    let ring = ring_of(&class, || flow_affinity(&src, &dst));
+    Ok((class, ring))
+}
+
+/// The class of an IPv6 packet by what follows its fixed header.
+#[inline(always)]
+fn classify_ipv6_payload(
+    view: View<'_>,
+    first_header: u8,
+    l3: usize,
+    ip_end: usize,
+    peers: Peers,
+) -> Result<Class, Malformed> {
+    let mut next_header = first_header;
     let mut offset = l3 + IPV6_HEADER_LEN;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         if !matches!(
@@ -665,7 +730,7 @@ fn rpc_header(
 /// Writes the frame (the inner one of a tunnel), up to the snap length, behind a header into the
 /// ring buffer, and counts the outcome: every matched frame ends up `Copied` or `RingbufFull`.
 #[inline(always)]
-fn copy_frame(view: View<'_>, rpc_port: u32) {
+fn copy_frame(view: View<'_>, rpc_port: u32, ring: u32) {
     let ctx = view.ctx;
     let frame_len = view.len() as u32;
     // SAFETY: a plain read of a global the loader sets before the program runs.
@@ -716,13 +781,23 @@ fn copy_frame(view: View<'_>, rpc_port: u32) {
             RecordHeader::SIZE + cap_len as usize,
         )
     };
-    if FRAMES.output::<[u8]>(bytes, 0).is_ok() {
+    if output(ring, bytes) {
         count(Counter::Copied, 1);
+        count_ring(ring, ring_counter::COPIED);
         if cap_len < frame_len {
             count(Counter::Truncated, 1);
         }
     } else {
         count(Counter::RingbufFull, 1);
+        count_ring(ring, ring_counter::FULL);
+    }
+}
+
+#[inline(always)]
+fn count_ring(ring: u32, kind: u32) {
+    if let Some(slot) = RING_COUNTERS.get_ptr_mut(ring * ring_counter::KINDS + kind) {
+        // SAFETY: the slot is this CPU's, and XDP programs do not nest on a CPU.
+        unsafe { *slot += 1 };
     }
 }
 

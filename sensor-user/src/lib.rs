@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod epm_query;
+pub mod fanout;
 pub mod health;
 pub mod limiter;
 #[cfg(feature = "capture")]

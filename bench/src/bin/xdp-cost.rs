@@ -60,7 +60,7 @@ impl Drained {
 
     fn load_with(config: CaptureConfig) -> anyhow::Result<Self> {
         let mut capture = Capture::load(&config)?;
-        let ring = capture.take_frames()?;
+        let ring = capture.take_ring(0)?;
         let stop = Arc::new(AtomicBool::new(false));
         let drainer = std::thread::spawn({
             let stop = Arc::clone(&stop);
