@@ -142,16 +142,51 @@ const RPC_HEADER_LEN: usize = 16;
 /// Its sec_trailer, which an auth verifier of auth_length bytes follows.
 const RPC_SEC_TRAILER_LEN: usize = 8;
 
-/// What the parser made of a frame.
+/// What the parser made of a frame. Fieldless on purpose: see `Classified`.
+#[derive(Clone, Copy)]
 enum Class {
     /// IP, but not on a watched port or address.
     Unwatched,
     Matched,
     /// On an unwatched port, but a DCE-RPC PDU starts here on this port of a DC's.
-    RpcHeader(u16),
+    RpcHeader,
     NonIp,
     /// On a watched port, but of a class the resource limiter sheds now.
     Shed,
+}
+
+/// A frame's class with what copying it needs, every field set on every path. A port carried
+/// in the enum (`RpcHeader(u16)`) and returned beside the ring made LLVM move the port for every
+/// variant, undefined for those without one: a register never written, which the verifier
+/// refuses (`!read_ok`) in some configurations (decapsulation and the DC filter on).
+#[derive(Clone, Copy)]
+struct Classified {
+    class: Class,
+    /// The DC's dynamic port of a `RpcHeader` frame, for its record; 0 otherwise.
+    rpc_port: u32,
+    /// The ring buffer a frame to copy goes to; 0 otherwise.
+    ring: u32,
+}
+
+impl Classified {
+    /// `class`, without a port, for ring 0 (until `with_ring`).
+    #[inline(always)]
+    const fn of(class: Class) -> Self {
+        Self {
+            class,
+            rpc_port: 0,
+            ring: 0,
+        }
+    }
+
+    /// Itself, for the ring `ring_of` chooses by `hash` of its addresses.
+    #[inline(always)]
+    fn with_ring(self, hash: impl FnOnce() -> u32) -> Self {
+        Self {
+            ring: ring_of(self.class, hash),
+            ..self
+        }
+    }
 }
 
 /// The addresses of a frame that passed the DC filter, for the DCE-RPC header test to ask
@@ -245,20 +280,26 @@ fn capture(ctx: &XdpContext) {
             return;
         }
     };
-    match classify(view) {
-        Ok((Class::Matched, ring)) => {
-            count(Counter::Matched, 1);
-            copy_frame(view, 0, ring);
+    let classified = match classify(view) {
+        Ok(classified) => classified,
+        Err(Malformed) => {
+            count(Counter::Malformed, 1);
+            return;
         }
-        Ok((Class::RpcHeader(port), ring)) => {
+    };
+    match classified.class {
+        Class::Matched => {
+            count(Counter::Matched, 1);
+            copy_frame(view, classified.rpc_port, classified.ring);
+        }
+        Class::RpcHeader => {
             count(Counter::Matched, 1);
             count(Counter::RpcHeader, 1);
-            copy_frame(view, u32::from(port), ring);
+            copy_frame(view, classified.rpc_port, classified.ring);
         }
-        Ok((Class::Unwatched, _)) => {}
-        Ok((Class::Shed, _)) => count(Counter::Shed, 1),
-        Ok((Class::NonIp, _)) => count(Counter::NonIp, 1),
-        Err(Malformed) => count(Counter::Malformed, 1),
+        Class::Unwatched => {}
+        Class::Shed => count(Counter::Shed, 1),
+        Class::NonIp => count(Counter::NonIp, 1),
     }
 }
 
@@ -314,23 +355,23 @@ fn ethernet(view: View<'_>) -> Result<(u16, usize), Malformed> {
 
 /// The frame's class, and for a frame to copy, the ring it goes to.
 #[inline(always)]
-fn classify(view: View<'_>) -> Result<(Class, u32), Malformed> {
+fn classify(view: View<'_>) -> Result<Classified, Malformed> {
     let (ethertype, l3) = ethernet(view)?;
     match ethertype {
         ETH_P_IPV4 => classify_ipv4(view, l3),
         ETH_P_IPV6 => classify_ipv6(view, l3),
         tag if is_vlan_tag(tag) => Err(Malformed),
-        _ => Ok((Class::NonIp, 0)),
+        _ => Ok(Classified::of(Class::NonIp)),
     }
 }
 
 /// The ring a frame of `class` goes to: by the hash of its addresses when there are several
 /// rings and it is to be copied; 0 otherwise (the hash is not worth computing).
 #[inline(always)]
-fn ring_of(class: &Class, hash: impl FnOnce() -> u32) -> u32 {
+fn ring_of(class: Class, hash: impl FnOnce() -> u32) -> u32 {
     // SAFETY: a plain read of a global the loader sets before the program runs.
     let rings = unsafe { ptr::read_volatile(&RINGS) };
-    if rings > 1 && matches!(class, Class::Matched | Class::RpcHeader(_)) {
+    if rings > 1 && matches!(class, Class::Matched | Class::RpcHeader) {
         hash() % rings
     } else {
         0
@@ -475,7 +516,7 @@ fn udp_tunnel(view: View<'_>, l4: usize) -> Result<Option<(Counter, usize)>, Mal
 // variable-offset check, which the verifier cannot follow.
 
 #[inline(always)]
-fn classify_ipv4(view: View<'_>, l3: usize) -> Result<(Class, u32), Malformed> {
+fn classify_ipv4(view: View<'_>, l3: usize) -> Result<Classified, Malformed> {
     let header: [u8; IPV4_MIN_HEADER_LEN] = view.read(l3)?;
     let header_len = usize::from(header[0] & 0x0f) * 4;
     if header[0] >> 4 != 4 || header_len < IPV4_MIN_HEADER_LEN {
@@ -493,23 +534,22 @@ fn classify_ipv4(view: View<'_>, l3: usize) -> Result<(Class, u32), Malformed> {
     let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
         let src_is_dc = DC_V4.get_ptr(src).is_some();
         if !src_is_dc && DC_V4.get_ptr(dst).is_none() {
-            return Ok((Class::Unwatched, 0));
+            return Ok(Classified::of(Class::Unwatched));
         }
         Peers::V4 { src_is_dc, dst }
     } else {
         Peers::Any
     };
-    let class = if fragment_offset != 0 {
-        Class::Matched
+    let classified = if fragment_offset != 0 {
+        Classified::of(Class::Matched)
     } else {
         classify_l4(view, header[9], l4, ip_end, peers)?
     };
-    let ring = ring_of(&class, || flow_affinity_v4(src, dst));
-    Ok((class, ring))
+    Ok(classified.with_ring(|| flow_affinity_v4(src, dst)))
 }
 
 #[inline(always)]
-fn classify_ipv6(view: View<'_>, l3: usize) -> Result<(Class, u32), Malformed> {
+fn classify_ipv6(view: View<'_>, l3: usize) -> Result<Classified, Malformed> {
     let header: [u8; IPV6_HEADER_LEN] = view.read(l3)?;
     if header[0] >> 4 != 6 {
         return Err(Malformed);
@@ -526,15 +566,14 @@ fn classify_ipv6(view: View<'_>, l3: usize) -> Result<(Class, u32), Malformed> {
     let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
         let src_is_dc = DC_V6.get_ptr(src).is_some();
         if !src_is_dc && DC_V6.get_ptr(dst).is_none() {
-            return Ok((Class::Unwatched, 0));
+            return Ok(Classified::of(Class::Unwatched));
         }
         Peers::V6 { src_is_dc, dst }
     } else {
         Peers::Any
     };
-    let class = classify_ipv6_payload(view, header[6], l3, ip_end, peers)?;
-    let ring = ring_of(&class, || flow_affinity(&src, &dst));
-    Ok((class, ring))
+    let classified = classify_ipv6_payload(view, header[6], l3, ip_end, peers)?;
+    Ok(classified.with_ring(|| flow_affinity(&src, &dst)))
 }
 
 /// The class of an IPv6 packet by what follows its fixed header.
@@ -545,7 +584,7 @@ fn classify_ipv6_payload(
     l3: usize,
     ip_end: usize,
     peers: Peers,
-) -> Result<Class, Malformed> {
+) -> Result<Classified, Malformed> {
     let mut next_header = first_header;
     let mut offset = l3 + IPV6_HEADER_LEN;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
@@ -560,7 +599,7 @@ fn classify_ipv6_payload(
         let header_len = match next_header {
             IPPROTO_FRAGMENT => {
                 if u16::from_be_bytes([extension[2], extension[3]]) >> 3 != 0 {
-                    return Ok(Class::Matched);
+                    return Ok(Classified::of(Class::Matched));
                 }
                 8
             }
@@ -583,7 +622,7 @@ fn classify_l4(
     l4: usize,
     ip_end: usize,
     peers: Peers,
-) -> Result<Class, Malformed> {
+) -> Result<Classified, Malformed> {
     if l4 > MAX_L4_OFFSET {
         return Err(Malformed);
     }
@@ -612,7 +651,7 @@ fn classify_l4(
                 [header[0], header[1], header[2], header[3]],
             )
         }
-        _ => return Ok(Class::Unwatched),
+        _ => return Ok(Classified::of(Class::Unwatched)),
     };
     let watched = |port: u16| {
         PORTS
@@ -623,15 +662,15 @@ fn classify_l4(
     let dst_port = u16::from_be_bytes([ports[2], ports[3]]);
     if watched(src_port) || watched(dst_port) {
         if shed_name_query(src_port, dst_port, &peers) {
-            return Ok(Class::Shed);
+            return Ok(Classified::of(Class::Shed));
         }
-        return Ok(Class::Matched);
+        return Ok(Classified::of(Class::Matched));
     }
     if payload == 0
         || matches!(peers, Peers::Any)
         || (src_port < RPC_DYNAMIC_PORT_MIN && dst_port < RPC_DYNAMIC_PORT_MIN)
     {
-        return Ok(Class::Unwatched);
+        return Ok(Classified::of(Class::Unwatched));
     }
     Ok(rpc_header(
         view, payload, ip_end, src_port, dst_port, &peers,
@@ -675,19 +714,20 @@ fn rpc_header(
     src_port: u16,
     dst_port: u16,
     peers: &Peers,
-) -> Class {
+) -> Classified {
+    let unwatched = Classified::of(Class::Unwatched);
     if payload + RPC_HEADER_LEN > ip_end {
-        return Class::Unwatched;
+        return unwatched;
     }
     let Ok(header) = view.read::<[u8; RPC_HEADER_LEN]>(payload) else {
-        return Class::Unwatched;
+        return unwatched;
     };
     let to_server = match header[2] {
         // request, bind, alter_context, auth3, co_cancel, orphaned
         0 | 11 | 14 | 16 | 18 | 19 => true,
         // response, fault, bind_ack, bind_nak, alter_context_resp, shutdown
         2 | 3 | 12 | 13 | 15 | 17 => false,
-        _ => return Class::Unwatched,
+        _ => return unwatched,
     };
     let drep = header[4];
     if header[0] != 5
@@ -698,7 +738,7 @@ fn rpc_header(
         || header[6] != 0
         || header[7] != 0
     {
-        return Class::Unwatched;
+        return unwatched;
     }
     let (frag_length, auth_length) = if drep == 0x10 {
         (
@@ -717,13 +757,17 @@ fn rpc_header(
             && usize::from(frag_length)
                 < RPC_HEADER_LEN + RPC_SEC_TRAILER_LEN + usize::from(auth_length))
     {
-        return Class::Unwatched;
+        return unwatched;
     }
     let server_port = if to_server { dst_port } else { src_port };
     if server_port >= RPC_DYNAMIC_PORT_MIN && peers.is_dc(to_server) {
-        Class::RpcHeader(server_port)
+        Classified {
+            class: Class::RpcHeader,
+            rpc_port: u32::from(server_port),
+            ring: 0,
+        }
     } else {
-        Class::Unwatched
+        unwatched
     }
 }
 
