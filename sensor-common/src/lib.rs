@@ -84,56 +84,17 @@ pub mod decap_mode {
 /// connections an endpoint mapper's answer announces between the same hosts) meet in one worker.
 /// FNV-1a of each address, combined by a commutative operation.
 pub fn flow_affinity(a: &[u8], b: &[u8]) -> u32 {
-    mix(fnv1a(FNV_OFFSET_BASIS, a), fnv1a(FNV_OFFSET_BASIS, b))
-}
-
-/// [`flow_affinity`] of two IPv4 addresses as their IPv4-mapped IPv6 forms (`::ffff:a.b.c.d`),
-/// the form userspace hashes them in: the FNV-1a state after the 12-byte prefix is a constant,
-/// so the XDP program hashes 4 bytes per address rather than 16.
-pub fn flow_affinity_v4(a: [u8; 4], b: [u8; 4]) -> u32 {
-    let (x, y) = (
-        fnv1a(V4_MAPPED_PREFIX_STATE, &a),
-        fnv1a(V4_MAPPED_PREFIX_STATE, &b),
-    );
-    mix(x, y)
-}
-
-/// FNV-1a's offset basis folded over `::ffff:`, the prefix of an IPv4-mapped IPv6 address.
-const V4_MAPPED_PREFIX_STATE: u32 = fnv1a(
-    FNV_OFFSET_BASIS,
-    &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff],
-);
-const FNV_OFFSET_BASIS: u32 = 0x811c_9dc5;
-
-#[inline(always)]
-const fn fnv1a(mut hash: u32, bytes: &[u8]) -> u32 {
-    let mut index = 0;
-    while index < bytes.len() {
-        hash = (hash ^ bytes[index] as u32).wrapping_mul(0x0100_0193);
-        index += 1;
+    fn fnv1a(bytes: &[u8]) -> u32 {
+        let mut hash: u32 = 0x811c_9dc5;
+        for &byte in bytes {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+        hash
     }
-    hash
-}
-
-/// Combines the two addresses' hashes: sum and xor are both symmetric; mixing both keeps
-/// a == b from collapsing to 0.
-#[inline(always)]
-const fn mix(x: u32, y: u32) -> u32 {
+    let (x, y) = (fnv1a(a), fnv1a(b));
+    // Sum and xor are both symmetric; mixing both keeps a == b from collapsing to 0.
     let mixed = x.wrapping_add(y) ^ (x ^ y).rotate_left(16);
     mixed ^ (mixed >> 15)
-}
-
-/// Most ring buffers the XDP program shares frames out over (`[capture] fanout = "xdp"`): one
-/// per worker. Each is a map of its own in the object (`names::FRAMES`), those not in use sized
-/// to one page.
-pub const MAX_RINGS: u32 = 16;
-
-/// Indices into the `RING_COUNTERS` map: per ring, what was written to it and what found it
-/// full, at `ring * RING_COUNTER_KINDS + kind`.
-pub mod ring_counter {
-    pub const COPIED: u32 = 0;
-    pub const FULL: u32 = 1;
-    pub const KINDS: u32 = 2;
 }
 
 /// Classes of traffic the resource limiter can shed in the XDP program: indices into the `SHED`
@@ -173,27 +134,7 @@ pub mod names {
     pub const DC_V4: &str = "DC_V4";
     pub const DC_V6: &str = "DC_V6";
     pub const COUNTERS: &str = "COUNTERS";
-    /// The ring buffers, one per worker with `fanout = "xdp"`; only the first otherwise.
-    pub const FRAMES: [&str; super::MAX_RINGS as usize] = [
-        "FRAMES_0",
-        "FRAMES_1",
-        "FRAMES_2",
-        "FRAMES_3",
-        "FRAMES_4",
-        "FRAMES_5",
-        "FRAMES_6",
-        "FRAMES_7",
-        "FRAMES_8",
-        "FRAMES_9",
-        "FRAMES_10",
-        "FRAMES_11",
-        "FRAMES_12",
-        "FRAMES_13",
-        "FRAMES_14",
-        "FRAMES_15",
-    ];
-    pub const RING_COUNTERS: &str = "RING_COUNTERS";
-    pub const RINGS: &str = "RINGS";
+    pub const FRAMES: &str = "FRAMES";
     pub const CAPTURE_MODE: &str = "CAPTURE_MODE";
     pub const FILTER_DC_ADDRESSES: &str = "FILTER_DC_ADDRESSES";
     pub const SNAP_LEN: &str = "SNAP_LEN";
@@ -401,28 +342,6 @@ mod tests {
             per_worker.iter().all(|&n| (32..=96).contains(&n)),
             "{per_worker:?}"
         );
-    }
-
-    #[test]
-    fn the_v4_shortcut_hashes_as_the_mapped_addresses_do() {
-        let mapped = |v4: [u8; 4]| {
-            let mut octets = [0_u8; 16];
-            octets[10] = 0xff;
-            octets[11] = 0xff;
-            octets[12..].copy_from_slice(&v4);
-            octets
-        };
-        for (a, b) in [
-            ([10, 0, 0, 1], [10, 0, 0, 2]),
-            ([192, 168, 7, 200], [172, 16, 0, 9]),
-            ([1, 2, 3, 4], [1, 2, 3, 4]),
-        ] {
-            assert_eq!(
-                flow_affinity_v4(a, b),
-                flow_affinity(&mapped(a), &mapped(b))
-            );
-            assert_eq!(flow_affinity_v4(a, b), flow_affinity_v4(b, a));
-        }
     }
 
     #[test]

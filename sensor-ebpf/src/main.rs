@@ -3,8 +3,7 @@
 //! It parses Ethernet, up to two 802.1Q/802.1ad tags, IPv4 (with options) and IPv6 (with the
 //! common extension headers) down to the TCP or UDP ports, matches them against the watched port
 //! set and, when configured, the domain-controller address sets, copies each matched frame (up to
-//! the snap length) into a `FRAMES_*` ring buffer (one chosen by the flow's addresses when the
-//! loader asks for several, one per userspace worker), and counts everything in `COUNTERS`. Non-first
+//! the snap length) into the `FRAMES` ring buffer, and counts everything in `COUNTERS`. Non-first
 //! IP fragments carry no ports: those to or from a watched address are copied for userspace to
 //! reassemble. With DC addresses configured, a TCP segment on an unwatched port of a DC's in the
 //! dynamic range whose payload starts with a DCE-RPC header is copied too, with that port in its
@@ -28,9 +27,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use sensor_common::{
-    Counter, DEFAULT_SNAP_LEN, MAX_DC_ADDRESSES, MAX_RINGS, MAX_SNAP_LEN, NAME_QUERY_PORTS,
+    Counter, DEFAULT_SNAP_LEN, MAX_DC_ADDRESSES, MAX_SNAP_LEN, NAME_QUERY_PORTS,
     RPC_DYNAMIC_PORT_MIN, RPC_MAX_FRAG_LENGTH, Record, RecordHeader, capture_mode, decap_mode,
-    flow_affinity, flow_affinity_v4, port_flags, ring_counter, shed_class, shed_keep,
+    port_flags, shed_class, shed_keep,
     tunnel::{self, MAX_OUTER_LEN},
 };
 use sensor_ebpf as _;
@@ -47,10 +46,6 @@ static SNAP_LEN: u32 = DEFAULT_SNAP_LEN;
 /// `decap_mode::AUTO` or `decap_mode::OFF`; set by the loader.
 #[unsafe(no_mangle)]
 static DECAP: u32 = decap_mode::AUTO;
-/// Ring buffers in use, 1 to `MAX_RINGS`: a matched frame goes to `FRAMES_{hash % RINGS}`, the
-/// hash of its two addresses userspace shards flows by; set by the loader.
-#[unsafe(no_mangle)]
-static RINGS: u32 = 1;
 /// The UDP port VXLAN arrives on; set by the loader.
 #[unsafe(no_mangle)]
 static VXLAN_PORT: u32 = tunnel::VXLAN_DEFAULT_PORT as u32;
@@ -69,38 +64,9 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT
 /// while the program runs.
 #[map]
 static SHED: Array<u32> = Array::with_max_entries(shed_class::COUNT, 0);
-/// The ring buffers, resized by the loader: those in use share the configured size, the others
-/// take a page. Separate maps rather than an array of maps: aya-ebpf 0.2 declares no map of maps.
-macro_rules! rings {
-    ($($name:ident),*) => {
-        $(
-            #[map]
-            static $name: RingBuf = RingBuf::with_byte_size(1 << 24, 0);
-        )*
-        /// Writes `bytes` to ring `index` (`rings!`' order); false when it had no room. One
-        /// call per arm: the verifier needs each map pointer to be a constant where it is used.
-        #[inline(always)]
-        fn output(index: u32, bytes: &[u8]) -> bool {
-            let mut arm = 0;
-            $(
-                if index == arm {
-                    return $name.output::<[u8]>(bytes, 0).is_ok();
-                }
-                arm += 1;
-            )*
-            let _ = arm;
-            false
-        }
-    };
-}
-rings!(
-    FRAMES_0, FRAMES_1, FRAMES_2, FRAMES_3, FRAMES_4, FRAMES_5, FRAMES_6, FRAMES_7, FRAMES_8,
-    FRAMES_9, FRAMES_10, FRAMES_11, FRAMES_12, FRAMES_13, FRAMES_14, FRAMES_15
-);
-/// Per ring, frames written and reserve failures (`ring_counter`): per CPU, as `COUNTERS`.
+/// Resized by the loader to the configured size.
 #[map]
-static RING_COUNTERS: PerCpuArray<u64> =
-    PerCpuArray::with_max_entries(MAX_RINGS * ring_counter::KINDS, 0);
+static FRAMES: RingBuf = RingBuf::with_byte_size(1 << 24, 0);
 /// Where a record is assembled before it is written to the ring buffer in one piece of exactly its
 /// own size (a ring reservation must be of constant size, which would waste room on small frames).
 #[map]
@@ -142,51 +108,16 @@ const RPC_HEADER_LEN: usize = 16;
 /// Its sec_trailer, which an auth verifier of auth_length bytes follows.
 const RPC_SEC_TRAILER_LEN: usize = 8;
 
-/// What the parser made of a frame. Fieldless on purpose: see `Classified`.
-#[derive(Clone, Copy)]
+/// What the parser made of a frame.
 enum Class {
     /// IP, but not on a watched port or address.
     Unwatched,
     Matched,
     /// On an unwatched port, but a DCE-RPC PDU starts here on this port of a DC's.
-    RpcHeader,
+    RpcHeader(u16),
     NonIp,
     /// On a watched port, but of a class the resource limiter sheds now.
     Shed,
-}
-
-/// A frame's class with what copying it needs, every field set on every path. A port carried
-/// in the enum (`RpcHeader(u16)`) and returned beside the ring made LLVM move the port for every
-/// variant, undefined for those without one: a register never written, which the verifier
-/// refuses (`!read_ok`) in some configurations (decapsulation and the DC filter on).
-#[derive(Clone, Copy)]
-struct Classified {
-    class: Class,
-    /// The DC's dynamic port of a `RpcHeader` frame, for its record; 0 otherwise.
-    rpc_port: u32,
-    /// The ring buffer a frame to copy goes to; 0 otherwise.
-    ring: u32,
-}
-
-impl Classified {
-    /// `class`, without a port, for ring 0 (until `with_ring`).
-    #[inline(always)]
-    const fn of(class: Class) -> Self {
-        Self {
-            class,
-            rpc_port: 0,
-            ring: 0,
-        }
-    }
-
-    /// Itself, for the ring `ring_of` chooses by `hash` of its addresses.
-    #[inline(always)]
-    fn with_ring(self, hash: impl FnOnce() -> u32) -> Self {
-        Self {
-            ring: ring_of(self.class, hash),
-            ..self
-        }
-    }
 }
 
 /// The addresses of a frame that passed the DC filter, for the DCE-RPC header test to ask
@@ -280,26 +211,20 @@ fn capture(ctx: &XdpContext) {
             return;
         }
     };
-    let classified = match classify(view) {
-        Ok(classified) => classified,
-        Err(Malformed) => {
-            count(Counter::Malformed, 1);
-            return;
-        }
-    };
-    match classified.class {
-        Class::Matched => {
+    match classify(view) {
+        Ok(Class::Matched) => {
             count(Counter::Matched, 1);
-            copy_frame(view, classified.rpc_port, classified.ring);
+            copy_frame(view, 0);
         }
-        Class::RpcHeader => {
+        Ok(Class::RpcHeader(port)) => {
             count(Counter::Matched, 1);
             count(Counter::RpcHeader, 1);
-            copy_frame(view, classified.rpc_port, classified.ring);
+            copy_frame(view, u32::from(port));
         }
-        Class::Unwatched => {}
-        Class::Shed => count(Counter::Shed, 1),
-        Class::NonIp => count(Counter::NonIp, 1),
+        Ok(Class::Unwatched) => {}
+        Ok(Class::Shed) => count(Counter::Shed, 1),
+        Ok(Class::NonIp) => count(Counter::NonIp, 1),
+        Err(Malformed) => count(Counter::Malformed, 1),
     }
 }
 
@@ -353,28 +278,14 @@ fn ethernet(view: View<'_>) -> Result<(u16, usize), Malformed> {
     Ok((ethertype, l3))
 }
 
-/// The frame's class, and for a frame to copy, the ring it goes to.
 #[inline(always)]
-fn classify(view: View<'_>) -> Result<Classified, Malformed> {
+fn classify(view: View<'_>) -> Result<Class, Malformed> {
     let (ethertype, l3) = ethernet(view)?;
     match ethertype {
         ETH_P_IPV4 => classify_ipv4(view, l3),
         ETH_P_IPV6 => classify_ipv6(view, l3),
         tag if is_vlan_tag(tag) => Err(Malformed),
-        _ => Ok(Classified::of(Class::NonIp)),
-    }
-}
-
-/// The ring a frame of `class` goes to: by the hash of its addresses when there are several
-/// rings and it is to be copied; 0 otherwise (the hash is not worth computing).
-#[inline(always)]
-fn ring_of(class: Class, hash: impl FnOnce() -> u32) -> u32 {
-    // SAFETY: a plain read of a global the loader sets before the program runs.
-    let rings = unsafe { ptr::read_volatile(&RINGS) };
-    if rings > 1 && matches!(class, Class::Matched | Class::RpcHeader) {
-        hash() % rings
-    } else {
-        0
+        _ => Ok(Class::NonIp),
     }
 }
 
@@ -516,7 +427,7 @@ fn udp_tunnel(view: View<'_>, l4: usize) -> Result<Option<(Counter, usize)>, Mal
 // variable-offset check, which the verifier cannot follow.
 
 #[inline(always)]
-fn classify_ipv4(view: View<'_>, l3: usize) -> Result<Classified, Malformed> {
+fn classify_ipv4(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
     let header: [u8; IPV4_MIN_HEADER_LEN] = view.read(l3)?;
     let header_len = usize::from(header[0] & 0x0f) * 4;
     if header[0] >> 4 != 4 || header_len < IPV4_MIN_HEADER_LEN {
@@ -534,22 +445,20 @@ fn classify_ipv4(view: View<'_>, l3: usize) -> Result<Classified, Malformed> {
     let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
         let src_is_dc = DC_V4.get_ptr(src).is_some();
         if !src_is_dc && DC_V4.get_ptr(dst).is_none() {
-            return Ok(Classified::of(Class::Unwatched));
+            return Ok(Class::Unwatched);
         }
         Peers::V4 { src_is_dc, dst }
     } else {
         Peers::Any
     };
-    let classified = if fragment_offset != 0 {
-        Classified::of(Class::Matched)
-    } else {
-        classify_l4(view, header[9], l4, ip_end, peers)?
-    };
-    Ok(classified.with_ring(|| flow_affinity_v4(src, dst)))
+    if fragment_offset != 0 {
+        return Ok(Class::Matched);
+    }
+    classify_l4(view, header[9], l4, ip_end, peers)
 }
 
 #[inline(always)]
-fn classify_ipv6(view: View<'_>, l3: usize) -> Result<Classified, Malformed> {
+fn classify_ipv6(view: View<'_>, l3: usize) -> Result<Class, Malformed> {
     let header: [u8; IPV6_HEADER_LEN] = view.read(l3)?;
     if header[0] >> 4 != 6 {
         return Err(Malformed);
@@ -566,26 +475,13 @@ fn classify_ipv6(view: View<'_>, l3: usize) -> Result<Classified, Malformed> {
     let peers = if unsafe { ptr::read_volatile(&FILTER_DC_ADDRESSES) } != 0 {
         let src_is_dc = DC_V6.get_ptr(src).is_some();
         if !src_is_dc && DC_V6.get_ptr(dst).is_none() {
-            return Ok(Classified::of(Class::Unwatched));
+            return Ok(Class::Unwatched);
         }
         Peers::V6 { src_is_dc, dst }
     } else {
         Peers::Any
     };
-    let classified = classify_ipv6_payload(view, header[6], l3, ip_end, peers)?;
-    Ok(classified.with_ring(|| flow_affinity(&src, &dst)))
-}
-
-/// The class of an IPv6 packet by what follows its fixed header.
-#[inline(always)]
-fn classify_ipv6_payload(
-    view: View<'_>,
-    first_header: u8,
-    l3: usize,
-    ip_end: usize,
-    peers: Peers,
-) -> Result<Classified, Malformed> {
-    let mut next_header = first_header;
+    let mut next_header = header[6];
     let mut offset = l3 + IPV6_HEADER_LEN;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         if !matches!(
@@ -599,7 +495,7 @@ fn classify_ipv6_payload(
         let header_len = match next_header {
             IPPROTO_FRAGMENT => {
                 if u16::from_be_bytes([extension[2], extension[3]]) >> 3 != 0 {
-                    return Ok(Classified::of(Class::Matched));
+                    return Ok(Class::Matched);
                 }
                 8
             }
@@ -622,7 +518,7 @@ fn classify_l4(
     l4: usize,
     ip_end: usize,
     peers: Peers,
-) -> Result<Classified, Malformed> {
+) -> Result<Class, Malformed> {
     if l4 > MAX_L4_OFFSET {
         return Err(Malformed);
     }
@@ -651,7 +547,7 @@ fn classify_l4(
                 [header[0], header[1], header[2], header[3]],
             )
         }
-        _ => return Ok(Classified::of(Class::Unwatched)),
+        _ => return Ok(Class::Unwatched),
     };
     let watched = |port: u16| {
         PORTS
@@ -662,15 +558,15 @@ fn classify_l4(
     let dst_port = u16::from_be_bytes([ports[2], ports[3]]);
     if watched(src_port) || watched(dst_port) {
         if shed_name_query(src_port, dst_port, &peers) {
-            return Ok(Classified::of(Class::Shed));
+            return Ok(Class::Shed);
         }
-        return Ok(Classified::of(Class::Matched));
+        return Ok(Class::Matched);
     }
     if payload == 0
         || matches!(peers, Peers::Any)
         || (src_port < RPC_DYNAMIC_PORT_MIN && dst_port < RPC_DYNAMIC_PORT_MIN)
     {
-        return Ok(Classified::of(Class::Unwatched));
+        return Ok(Class::Unwatched);
     }
     Ok(rpc_header(
         view, payload, ip_end, src_port, dst_port, &peers,
@@ -714,20 +610,19 @@ fn rpc_header(
     src_port: u16,
     dst_port: u16,
     peers: &Peers,
-) -> Classified {
-    let unwatched = Classified::of(Class::Unwatched);
+) -> Class {
     if payload + RPC_HEADER_LEN > ip_end {
-        return unwatched;
+        return Class::Unwatched;
     }
     let Ok(header) = view.read::<[u8; RPC_HEADER_LEN]>(payload) else {
-        return unwatched;
+        return Class::Unwatched;
     };
     let to_server = match header[2] {
         // request, bind, alter_context, auth3, co_cancel, orphaned
         0 | 11 | 14 | 16 | 18 | 19 => true,
         // response, fault, bind_ack, bind_nak, alter_context_resp, shutdown
         2 | 3 | 12 | 13 | 15 | 17 => false,
-        _ => return unwatched,
+        _ => return Class::Unwatched,
     };
     let drep = header[4];
     if header[0] != 5
@@ -738,7 +633,7 @@ fn rpc_header(
         || header[6] != 0
         || header[7] != 0
     {
-        return unwatched;
+        return Class::Unwatched;
     }
     let (frag_length, auth_length) = if drep == 0x10 {
         (
@@ -757,24 +652,20 @@ fn rpc_header(
             && usize::from(frag_length)
                 < RPC_HEADER_LEN + RPC_SEC_TRAILER_LEN + usize::from(auth_length))
     {
-        return unwatched;
+        return Class::Unwatched;
     }
     let server_port = if to_server { dst_port } else { src_port };
     if server_port >= RPC_DYNAMIC_PORT_MIN && peers.is_dc(to_server) {
-        Classified {
-            class: Class::RpcHeader,
-            rpc_port: u32::from(server_port),
-            ring: 0,
-        }
+        Class::RpcHeader(server_port)
     } else {
-        unwatched
+        Class::Unwatched
     }
 }
 
 /// Writes the frame (the inner one of a tunnel), up to the snap length, behind a header into the
 /// ring buffer, and counts the outcome: every matched frame ends up `Copied` or `RingbufFull`.
 #[inline(always)]
-fn copy_frame(view: View<'_>, rpc_port: u32, ring: u32) {
+fn copy_frame(view: View<'_>, rpc_port: u32) {
     let ctx = view.ctx;
     let frame_len = view.len() as u32;
     // SAFETY: a plain read of a global the loader sets before the program runs.
@@ -825,23 +716,13 @@ fn copy_frame(view: View<'_>, rpc_port: u32, ring: u32) {
             RecordHeader::SIZE + cap_len as usize,
         )
     };
-    if output(ring, bytes) {
+    if FRAMES.output::<[u8]>(bytes, 0).is_ok() {
         count(Counter::Copied, 1);
-        count_ring(ring, ring_counter::COPIED);
         if cap_len < frame_len {
             count(Counter::Truncated, 1);
         }
     } else {
         count(Counter::RingbufFull, 1);
-        count_ring(ring, ring_counter::FULL);
-    }
-}
-
-#[inline(always)]
-fn count_ring(ring: u32, kind: u32) {
-    if let Some(slot) = RING_COUNTERS.get_ptr_mut(ring * ring_counter::KINDS + kind) {
-        // SAFETY: the slot is this CPU's, and XDP programs do not nest on a CPU.
-        unsafe { *slot += 1 };
     }
 }
 

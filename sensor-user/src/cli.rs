@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{Attach, Config, ConfigError, Fanout, Mode};
+use crate::config::{Attach, Config, ConfigError, Mode};
 
 const ABOUT: &str = "dcwatch's network sensor for Active Directory domain controllers.";
 
@@ -109,10 +109,6 @@ pub struct RunArgs {
     /// auto: native XDP, else generic with a warning. native or generic: that mode only.
     #[arg(long, value_enum)]
     pub attach: Option<Attach>,
-    /// reader: one ring buffer, whose reader hands frames to the workers. xdp: the XDP program
-    /// writes each flow's frames to its worker's own ring buffer (capture.fanout).
-    #[arg(long, value_enum)]
-    pub fanout: Option<Fanout>,
     #[command(flatten)]
     pub common: CommonArgs,
     /// Listen for Windows events a SIEM forwards over syslog, on UDP and TCP at ADDR:PORT
@@ -231,20 +227,15 @@ impl CommonArgs {
         if let Some(workers) = self.workers {
             config.capture.workers = Some(workers);
         }
-        validated(config)
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Key {
+                path: PathBuf::from("(command line)"),
+                key: key.to_owned(),
+                message,
+            })?;
+        Ok(config)
     }
-}
-
-/// `config` once its range checks pass with the command line's overrides.
-fn validated(config: Config) -> Result<Config, ConfigError> {
-    config
-        .validate()
-        .map_err(|(key, message)| ConfigError::Key {
-            path: PathBuf::from("(command line)"),
-            key: key.to_owned(),
-            message,
-        })?;
-    Ok(config)
 }
 
 impl RunArgs {
@@ -258,10 +249,6 @@ impl RunArgs {
         }
         if let Some(attach) = self.attach {
             config.capture.attach = attach;
-        }
-        if let Some(fanout) = self.fanout {
-            config.capture.fanout = fanout;
-            config = validated(config)?;
         }
         if !self.syslog_listen.is_empty() {
             config.syslog.listen.clone_from(&self.syslog_listen);
@@ -297,8 +284,6 @@ mod tests {
             "host",
             "--attach",
             "generic",
-            "--fanout",
-            "xdp",
             "--stats-file",
             "/tmp/s.json",
             "--syslog-listen",
@@ -328,8 +313,6 @@ mod tests {
         assert_eq!(config.capture.interfaces, ["a", "b"]);
         assert_eq!(config.capture.mode, Mode::Host);
         assert_eq!(config.capture.attach, Attach::Generic);
-        assert_eq!(config.capture.fanout, Fanout::Xdp);
-        assert_eq!(config.capture.rings(), 3);
         assert_eq!(config.stats.file, Some(PathBuf::from("/tmp/s.json")));
         assert_eq!(config.syslog.listen.len(), 2);
         assert_eq!(config.syslog.listen[1].to_string(), "[::1]:5514");

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use sensor_common::{DEFAULT_SNAP_LEN, MAX_RINGS, MAX_SNAP_LEN};
+use sensor_common::{DEFAULT_SNAP_LEN, MAX_SNAP_LEN};
 use serde::Deserialize;
 
 use dcwatch_pipeline::{
@@ -31,18 +31,6 @@ pub enum Mode {
     Mirror,
     /// The sensor shares the NIC with the host (a DC's own NIC): frames go on (`XDP_PASS`).
     Host,
-}
-
-/// How captured frames are shared out among the workers (`capture.workers`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Fanout {
-    /// One ring buffer; one reader decodes every frame and hands it to its flow's worker.
-    #[default]
-    Reader,
-    /// The XDP program writes each frame to its flow's worker's own ring buffer (one per
-    /// worker, at most `sensor_common::MAX_RINGS`), which that worker reads.
-    Xdp,
 }
 
 /// How the XDP program is attached to an interface.
@@ -442,8 +430,6 @@ pub struct CaptureConfig {
     pub vxlan_port: u16,
     /// Threads that decode and dissect; `None`: the CPUs less one (the reader's), at least one.
     pub workers: Option<u16>,
-    /// Who shares frames out among the workers: the reader, or the XDP program.
-    pub fanout: Fanout,
 }
 
 impl CaptureConfig {
@@ -453,17 +439,6 @@ impl CaptureConfig {
             Some(workers) => usize::from(workers),
             None => std::thread::available_parallelism()
                 .map_or(1, |cpus| cpus.get().saturating_sub(1).max(1)),
-        }
-    }
-
-    /// Ring buffers the XDP program writes to: one per worker when it shares frames out
-    /// (`fanout = "xdp"`, at most `MAX_RINGS`: more workers would have no ring), else one.
-    pub fn rings(&self) -> u32 {
-        match self.fanout {
-            Fanout::Reader => 1,
-            Fanout::Xdp => u32::try_from(self.workers())
-                .unwrap_or(MAX_RINGS)
-                .clamp(1, MAX_RINGS),
         }
     }
 
@@ -490,7 +465,6 @@ impl Default for CaptureConfig {
             decap: DecapMode::default(),
             vxlan_port: DecapConfig::default().vxlan_port,
             workers: None,
-            fanout: Fanout::default(),
         }
     }
 }
@@ -760,18 +734,6 @@ impl Config {
                 format!("{workers} is out of range: 1 to {MAX_WORKERS}"),
             ));
         }
-        if let Some(workers) = capture.workers
-            && capture.fanout == Fanout::Xdp
-            && u32::from(workers) > MAX_RINGS
-        {
-            return Err((
-                "capture.workers",
-                format!(
-                    "{workers} workers with fanout = \"xdp\": the XDP program has {MAX_RINGS} \
-                     ring buffers, one per worker"
-                ),
-            ));
-        }
         if capture.ports.tcp.is_empty() && capture.ports.udp.is_empty() {
             return Err((
                 "capture.ports",
@@ -978,11 +940,6 @@ mod tests {
             ),
             ("[capture]\nsnap_len = 10", "key `capture.snap_len`"),
             ("[capture]\nworkers = 0", "key `capture.workers`"),
-            (
-                "[capture]\nworkers = 17\nfanout = \"xdp\"",
-                "key `capture.workers`",
-            ),
-            ("[capture]\nfanout = \"kernel\"", "key `capture.fanout`"),
             ("[capture]\ndecap = \"on\"", "key `capture.decap`"),
             (
                 "[capture]\nring_buffer_mib = 3",

@@ -11,7 +11,6 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod epm_query;
-pub mod fanout;
 pub mod health;
 pub mod limiter;
 #[cfg(feature = "capture")]

@@ -12,9 +12,8 @@ use dcwatch_pipeline::decode::LinkType;
 
 use crate::{
     capture::{Capture, CaptureError, DynamicPorts, FrameReader, KernelCounters},
-    config::{Config, Fanout},
+    config::Config,
     epm_query::{self, DcAnswer, QueryCounters},
-    fanout::RingWorkers,
     health::{
         Health, IssueKind,
         checks::{Checks, Expectations},
@@ -49,11 +48,6 @@ pub enum LiveError {
     Workers(std::io::Error),
     #[error("starting the name resolution probes: {0}")]
     Probes(std::io::Error),
-    #[error(
-        "--output packets needs capture.fanout = \"reader\": with \"xdp\", no thread sees \
-         every frame"
-    )]
-    PacketsWithXdpFanout,
 }
 
 /// The counters at the end of a run.
@@ -115,17 +109,9 @@ pub async fn run<W: Write>(
         .flat_map(|capture| capture.attached())
         .map(|interface| (interface.ifindex, interface.name.clone()))
         .collect();
-    // Either the loop reads the one ring, or each worker reads its own.
-    let xdp_fanout = config.capture.fanout == Fanout::Xdp;
-    let (mut reader, rings) = match capture.as_mut() {
-        Some(capture) if xdp_fanout => {
-            let rings = (0..capture.rings())
-                .map(|index| capture.take_ring(index))
-                .collect::<Result<Vec<_>, _>>()?;
-            (None, Some(rings))
-        }
-        Some(capture) => (Some(FrameReader::new(capture.take_ring(0)?)?), None),
-        None => (None, None),
+    let mut reader = match capture.as_mut() {
+        Some(capture) => Some(FrameReader::new(capture.take_frames()?)?),
+        None => None,
     };
     let prober = config
         .nnr
@@ -134,17 +120,9 @@ pub async fn run<W: Write>(
         .transpose()
         .map_err(LiveError::Probes)?;
     let limits = config.dissect_limits();
-    let pipeline = Pipeline::new(output, names, limits.clone(), config.sensor.id());
-    let pipeline = match rings {
-        Some(_) if pipeline.prints_packets() => return Err(LiveError::PacketsWithXdpFanout),
-        Some(rings) => pipeline
-            .with_ring_workers(RingWorkers::start(rings, &limits).map_err(LiveError::Workers)?),
-        None => pipeline
-            .with_workers(config.capture.workers(), &limits)
-            .map_err(LiveError::Workers)?,
-    };
-    let rings_ready = pipeline.rings_ready();
-    let mut pipeline = pipeline
+    let mut pipeline = Pipeline::new(output, names, limits.clone(), config.sensor.id())
+        .with_workers(config.capture.workers(), &limits)
+        .map_err(LiveError::Workers)?
         .with_sink(sink)
         .with_resolver(config.resolver())
         .with_prober(prober);
@@ -188,18 +166,17 @@ pub async fn run<W: Write>(
             () = &mut shutdown => break,
             read = read_frames(reader.as_mut(), |record| feed(&mut pipeline, record, &mut header_ports, &mut output_error)) => {
                 read?;
-                if after_frames(capture.as_mut(), &mut pipeline, &mut dynamic_ports, &mut header_ports, &mut discovery, &mut output_error) {
-                    break;
+                // At once, not at the next tick: the client connects to an announced port
+                // right after the answer, and the rest of a PDU whose header opened a port
+                // follows it closely.
+                if let Some(capture) = capture.as_mut() {
+                    watch_learned_ports(capture, &mut pipeline, &mut dynamic_ports);
+                    watch_header_ports(capture, &mut header_ports, &mut dynamic_ports, &mut discovery);
                 }
-            }
-            () = next_notified(rings_ready.as_deref()) => {
-                if let Err(error) = pipeline.collect_rings() {
-                    output_error.get_or_insert(error);
+                if output_error.is_none() {
+                    output_error = pipeline.flush().err();
                 }
-                for port in pipeline.take_rpc_ports() {
-                    note_header_port(&mut header_ports, port);
-                }
-                if after_frames(capture.as_mut(), &mut pipeline, &mut dynamic_ports, &mut header_ports, &mut discovery, &mut output_error) {
+                if output_error.is_some() {
                     break;
                 }
             }
@@ -353,36 +330,6 @@ async fn next_tick(interval: Option<&mut tokio::time::Interval>) {
         Some(interval) => {
             interval.tick().await;
         }
-        None => std::future::pending().await,
-    }
-}
-
-/// What follows frames' arrival: ports to watch, and the output flushed. True when the output
-/// failed (the loop ends).
-fn after_frames<W: Write>(
-    capture: Option<&mut Capture>,
-    pipeline: &mut Pipeline<W>,
-    dynamic_ports: &mut DynamicPorts,
-    header_ports: &mut Vec<u16>,
-    discovery: &mut Discovery,
-    output_error: &mut Option<std::io::Error>,
-) -> bool {
-    // At once, not at the next tick: the client connects to an announced port right after the
-    // answer, and the rest of a PDU whose header opened a port follows it closely.
-    if let Some(capture) = capture {
-        watch_learned_ports(capture, pipeline, dynamic_ports);
-        watch_header_ports(capture, header_ports, dynamic_ports, discovery);
-    }
-    if output_error.is_none() {
-        *output_error = pipeline.flush().err();
-    }
-    output_error.is_some()
-}
-
-/// The next notification, when there is something to be notified by; without, never resolves.
-async fn next_notified(notify: Option<&tokio::sync::Notify>) {
-    match notify {
-        Some(notify) => notify.notified().await,
         None => std::future::pending().await,
     }
 }
@@ -571,21 +518,17 @@ fn feed<W: Write>(
 ) {
     match record {
         Ok(frame) => {
-            if let Some(port) = frame.rpc_port {
-                note_header_port(header_ports, port);
+            if let Some(port) = frame.rpc_port
+                && !header_ports.contains(&port)
+                && header_ports.len() < MAX_PENDING_HEADER_PORTS
+            {
+                header_ports.push(port);
             }
             if let Err(error) = pipeline.handle(LinkType::Ethernet, frame) {
                 output_error.get_or_insert(error);
             }
         }
         Err(_) => pipeline.invalid_record(),
-    }
-}
-
-/// Adds a port the XDP header test found to those waiting to be watched, if there is room.
-fn note_header_port(header_ports: &mut Vec<u16>, port: u16) {
-    if !header_ports.contains(&port) && header_ports.len() < MAX_PENDING_HEADER_PORTS {
-        header_ports.push(port);
     }
 }
 

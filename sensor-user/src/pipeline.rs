@@ -29,7 +29,6 @@ use dcwatch_pipeline::{
 
 use crate::{
     cli::OutputFormat,
-    fanout::{Results, RingWorkers},
     health::checks::Heard,
     limiter::Shedder,
     output::{JsonLines, PacketLine, rfc3339_micros},
@@ -61,16 +60,6 @@ enum FlowStage {
     Inline(Box<Dissector>),
     /// On worker threads, the flows shared out among them.
     Workers(Workers),
-    /// On worker threads that read the ring buffers the XDP program shared the flows out to.
-    Rings(RingStage),
-}
-
-/// The ring workers, and what their results carried for the live loop to take.
-#[derive(Debug)]
-struct RingStage {
-    workers: RingWorkers,
-    learned: Vec<(std::net::SocketAddr, u64)>,
-    rpc_ports: Vec<u16>,
 }
 
 #[derive(Debug)]
@@ -140,68 +129,6 @@ impl<W: Write> Pipeline<W> {
         Ok(self)
     }
 
-    /// Takes its frames' results from ring workers (`capture.fanout = "xdp"`) instead of
-    /// [`Pipeline::handle`].
-    #[must_use]
-    pub fn with_ring_workers(mut self, workers: RingWorkers) -> Self {
-        self.stage = FlowStage::Rings(RingStage {
-            workers,
-            learned: Vec::new(),
-            rpc_ports: Vec::new(),
-        });
-        self
-    }
-
-    /// Told whenever the ring workers have results for [`Pipeline::collect_rings`]; `None`
-    /// without ring workers.
-    pub fn rings_ready(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        match &self.stage {
-            FlowStage::Rings(rings) => Some(rings.workers.ready()),
-            FlowStage::Inline(_) | FlowStage::Workers(_) => None,
-        }
-    }
-
-    /// Takes the ring workers' results waiting now through the global stages.
-    pub fn collect_rings(&mut self) -> io::Result<()> {
-        let FlowStage::Rings(rings) = &mut self.stage else {
-            return Ok(());
-        };
-        let results = rings.workers.try_results().map_err(io::Error::other)?;
-        self.absorb(results)
-    }
-
-    /// The ports the ring workers' frames carried a DCE-RPC header on, since the last call.
-    pub fn take_rpc_ports(&mut self) -> Vec<u16> {
-        match &mut self.stage {
-            FlowStage::Rings(rings) => std::mem::take(&mut rings.rpc_ports),
-            FlowStage::Inline(_) | FlowStage::Workers(_) => Vec::new(),
-        }
-    }
-
-    /// What ring workers handed back, counted and taken through the global stages as frames
-    /// handed to [`Pipeline::handle`] are.
-    fn absorb(&mut self, batches: Vec<Results>) -> io::Result<()> {
-        for results in batches {
-            self.counters.delivered += results.delivered;
-            self.counters.decode_errors += results.decode_errors;
-            self.last_time_ns = self.last_time_ns.max(results.last_time_ns);
-            for (source, time_ns) in results.heard {
-                self.heard.frame(source, time_ns);
-            }
-            if let FlowStage::Rings(rings) = &mut self.stage {
-                rings.learned.extend(results.learned);
-                for port in results.rpc_ports {
-                    if !rings.rpc_ports.contains(&port) {
-                        rings.rpc_ports.push(port);
-                    }
-                }
-            }
-            self.activities.extend(results.activities);
-            self.emit()?;
-        }
-        Ok(())
-    }
-
     /// The limiter's userspace shedding (its level is set here).
     pub fn shedder_mut(&mut self) -> &mut Shedder {
         &mut self.shedder
@@ -263,17 +190,6 @@ impl<W: Write> Pipeline<W> {
         self
     }
 
-    /// Whether it prints a line per packet (`--output packets`).
-    pub fn prints_packets(&self) -> bool {
-        matches!(
-            self.output,
-            Some(Output {
-                format: OutputFormat::Packets,
-                ..
-            })
-        )
-    }
-
     pub fn sink(&self) -> Option<&ActivitySink> {
         self.sink.as_ref()
     }
@@ -294,7 +210,6 @@ impl<W: Write> Pipeline<W> {
         match &self.stage {
             FlowStage::Inline(dissector) => dissector.counters().activities,
             FlowStage::Workers(workers) => workers.snapshot().get("activities").unwrap_or(0),
-            FlowStage::Rings(rings) => rings.workers.snapshot().get("activities").unwrap_or(0),
         }
     }
 
@@ -304,7 +219,6 @@ impl<W: Write> Pipeline<W> {
         match &mut self.stage {
             FlowStage::Inline(dissector) => dissector.take_learned_endpoints(),
             FlowStage::Workers(workers) => workers.take_learned_endpoints(),
-            FlowStage::Rings(rings) => std::mem::take(&mut rings.learned),
         }
     }
 
@@ -318,7 +232,6 @@ impl<W: Write> Pipeline<W> {
         snapshot.extend(match &self.stage {
             FlowStage::Inline(dissector) => dissector.snapshot(),
             FlowStage::Workers(workers) => workers.snapshot(),
-            FlowStage::Rings(rings) => rings.workers.snapshot(),
         });
         snapshot.extend(self.resolver.snapshot());
         if let Some(prober) = &self.prober {
@@ -408,8 +321,6 @@ impl<W: Write> Pipeline<W> {
                     &mut self.activities,
                 )
                 .map_err(io::Error::other)?,
-            // Their frames never come through here: the ring workers read them.
-            FlowStage::Rings(_) => {}
         }
         self.emit()
     }
@@ -421,8 +332,6 @@ impl<W: Write> Pipeline<W> {
             FlowStage::Workers(workers) => workers
                 .tick(now_ns, &mut self.activities)
                 .map_err(io::Error::other)?,
-            // Their answers come back with their other results.
-            FlowStage::Rings(rings) => rings.workers.tick(now_ns).map_err(io::Error::other)?,
         }
         self.emit()
     }
@@ -436,18 +345,6 @@ impl<W: Write> Pipeline<W> {
             FlowStage::Workers(workers) => workers
                 .finish(self.last_time_ns, &mut self.activities)
                 .map_err(io::Error::other)?,
-            FlowStage::Rings(rings) => {
-                // Every ring emptied first: the last frame's time is known only then.
-                let drained = rings.workers.drain().map_err(io::Error::other)?;
-                self.absorb(drained)?;
-                if let FlowStage::Rings(rings) = &mut self.stage {
-                    let finished = rings
-                        .workers
-                        .finish(self.last_time_ns)
-                        .map_err(io::Error::other)?;
-                    self.absorb(finished)?;
-                }
-            }
         }
         self.emit()?;
         if let Some(sink) = &mut self.sink {

@@ -76,13 +76,10 @@ pub fn plan(running: &Config, new: &Config) -> Vec<Item> {
             capture.snap_len,
             capture.ring_buffer_mib,
             capture.rpc_endpoint_query,
-            capture.workers,
-            capture.fanout,
         )
     };
     item(
-        "capture (interfaces, mode, attach, snap_len, ring_buffer_mib, rpc_endpoint_query, workers, \
-         fanout)",
+        "capture (interfaces, mode, attach, snap_len, ring_buffer_mib, rpc_endpoint_query)",
         restart(other_capture(old_capture) == other_capture(new_capture)),
     );
     item("sensor.id", restart(running.sensor.id == new.sensor.id));

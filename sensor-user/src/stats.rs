@@ -30,21 +30,6 @@ pub fn snapshot(kernel: Option<&KernelCounters>, user: Snapshot) -> Snapshot {
     for (counter, value) in kernel.iter().flat_map(|kernel| kernel.iter()) {
         snapshot.push(counter.name(), Kind::Counter, counter.help(), value);
     }
-    for (ring, (copied, full)) in kernel.iter().flat_map(|kernel| kernel.rings()).enumerate() {
-        snapshot.push(
-            format!("ring{ring}_copied"),
-            Kind::Counter,
-            "Matched frames written to this ring buffer (one per worker with capture.fanout = \
-             \"xdp\").",
-            *copied,
-        );
-        snapshot.push(
-            format!("ring{ring}_full"),
-            Kind::Counter,
-            "Matched frames lost because this ring buffer had no room: its reader fell behind.",
-            *full,
-        );
-    }
     snapshot.extend(user);
     snapshot
 }

@@ -1,8 +1,9 @@
 //! Every load-time setting of the XDP program through the kernel's verifier: the program is
-//! loaded for each combination of the settings it is specialised on (the DC filter, decapsulation
-//! and the number of rings, with the mode, snap length and VXLAN port varied across them),
-//! attached to a veth in its own namespace, and run once (`BPF_PROG_TEST_RUN`) on a frame of each
-//! path that copies: IPv4 and IPv6, plain and in VXLAN, by watched port and by DCE-RPC header.
+//! loaded for each combination of the settings the loader sets in it (mode, DC filter,
+//! decapsulation, snap length at its bounds and default, VXLAN port), attached to a veth in its
+//! own namespace (natively and generically in turn), and run once (`BPF_PROG_TEST_RUN`) on a
+//! frame of each path that copies: IPv4 and IPv6, plain and in VXLAN, by watched port and by
+//! DCE-RPC header.
 //! The verifier judges each configuration apart (the settings are constants it prunes by), so a
 //! program it accepts in one may be refused in another. Needs root; takes seconds.
 
@@ -16,14 +17,16 @@ use dcwatch_tests::{
     },
     netns::{NetNs, VethPair},
 };
-use sensor_common::{Counter, DEFAULT_SNAP_LEN, MAX_RINGS, MAX_SNAP_LEN};
+use sensor_common::{Counter, DEFAULT_SNAP_LEN, MAX_SNAP_LEN};
 use sensor_user::{
     capture::{Capture, FrameRing},
-    config::{Attach, CaptureConfig, Fanout, Mode},
+    config::{Attach, CaptureConfig, Mode},
 };
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
+/// The smallest snap length the configuration takes (`capture.snap_len`).
+const MIN_SNAP_LEN: u32 = 64;
 /// Linux's own VXLAN port, the other one a mirror may use.
 const VXLAN_LINUX_PORT: u16 = 8472;
 
@@ -45,8 +48,6 @@ struct Case {
     frame: Vec<u8>,
     /// What is copied when it matches: the frame itself, or its inner frame.
     copied: Vec<u8>,
-    /// Its flow's hash, which chooses the ring.
-    hash: u32,
     /// Matched only through the DCE-RPC header test (the DC filter on).
     by_rpc_header: bool,
     /// Matched only when tunnels are taken apart.
@@ -54,8 +55,6 @@ struct Case {
 }
 
 fn cases(vxlan_port: u16) -> Vec<Case> {
-    let v4_hash = sensor_common::flow_affinity_v4(CLIENT_V4.octets(), DC_V4.octets());
-    let v6_hash = sensor_common::flow_affinity(&CLIENT_V6.octets(), &DC_V6.octets());
     let kerberos_v4 = frames::ethernet(
         &[],
         ETHERTYPE_IPV4,
@@ -82,51 +81,44 @@ fn cases(vxlan_port: u16) -> Vec<Case> {
         ETHERTYPE_IPV6,
         &frames::ipv6(CLIENT_V6, DC_V6, PROTO_TCP, &bind),
     );
-    let plain = |what, frame: Vec<u8>, hash, by_rpc_header| Case {
+    let plain = |what, frame: Vec<u8>, by_rpc_header| Case {
         what,
         copied: frame.clone(),
         frame,
-        hash,
         by_rpc_header,
         tunnelled: false,
     };
-    let vxlan = |what, inner: &Vec<u8>, hash, by_rpc_header| Case {
+    let vxlan = |what, inner: &Vec<u8>, by_rpc_header| Case {
         what,
         frame: Tunnel::Vxlan { port: vxlan_port }.wrap(inner),
         copied: inner.clone(),
-        hash,
         by_rpc_header,
         tunnelled: true,
     };
     vec![
-        vxlan("Kerberos over IPv4 in VXLAN", &kerberos_v4, v4_hash, false),
-        vxlan("LDAP over IPv6 in VXLAN", &ldap_v6, v6_hash, false),
-        vxlan("DCE-RPC bind over IPv6 in VXLAN", &bind_v6, v6_hash, true),
-        plain("Kerberos over IPv4", kerberos_v4, v4_hash, false),
-        plain("LDAP over IPv6", ldap_v6, v6_hash, false),
-        plain("DCE-RPC bind over IPv4", bind_v4, v4_hash, true),
-        plain("DCE-RPC bind over IPv6", bind_v6, v6_hash, true),
+        vxlan("Kerberos over IPv4 in VXLAN", &kerberos_v4, false),
+        vxlan("LDAP over IPv6 in VXLAN", &ldap_v6, false),
+        vxlan("DCE-RPC bind over IPv6 in VXLAN", &bind_v6, true),
+        plain("Kerberos over IPv4", kerberos_v4, false),
+        plain("LDAP over IPv6", ldap_v6, false),
+        plain("DCE-RPC bind over IPv4", bind_v4, true),
+        plain("DCE-RPC bind over IPv6", bind_v6, true),
     ]
 }
 
 /// Loads and attaches the program with `config`, then checks each case: its verdict, whether it
-/// was copied, to which ring, with which DCE-RPC port.
+/// was copied, and with which DCE-RPC port.
 fn check(config: &CaptureConfig, attach: Attach, namespace: &NetNs, interface: &str) {
     let name = format!(
-        "{:?} attached {attach:?}, dc filter {}, decap {:?}, {:?} fanout with {} workers, snap {}, \
-         vxlan {}",
+        "{:?} attached {attach:?}, dc filter {}, decap {:?}, snap {}, vxlan {}",
         config.mode,
         !config.dc_addresses.is_empty(),
         config.decap,
-        config.fanout,
-        config.workers(),
         config.snap_len,
         config.vxlan_port,
     );
     let mut capture = Capture::load(config)
         .unwrap_or_else(|error| panic!("{name}: the verifier refused the program: {error}"));
-    let rings = capture.rings();
-    assert_eq!(rings, config.rings(), "{name}: rings");
     namespace
         .run(|| {
             capture
@@ -135,9 +127,7 @@ fn check(config: &CaptureConfig, attach: Attach, namespace: &NetNs, interface: &
                 .map_err(std::io::Error::other)
         })
         .unwrap_or_else(|error| panic!("{name}: attach: {error}"));
-    let mut frame_rings: Vec<FrameRing> = (0..rings)
-        .map(|index| capture.take_ring(index).expect("ring"))
-        .collect();
+    let mut ring: FrameRing = capture.take_frames().expect("ring buffer");
     let verdict = if config.mode == Mode::Host {
         XDP_PASS
     } else {
@@ -160,53 +150,42 @@ fn check(config: &CaptureConfig, attach: Attach, namespace: &NetNs, interface: &
             "{what}: rpc_header_matched"
         );
         assert_eq!(delta(Counter::Malformed), 0, "{what}: malformed");
-        let ring = case.hash % rings;
-        for (index, frame_ring) in (0..).zip(&mut frame_rings) {
-            let mut records = Vec::new();
-            frame_ring.drain(|record| {
-                let frame = record.expect("whole record");
-                records.push((frame.data.to_vec(), frame.rpc_port));
-            });
-            let expected = if matches && index == ring {
-                let snapped = case.copied.len().min(config.snap_len as usize);
-                let port = case.by_rpc_header.then_some(DRSUAPI_PORT);
-                vec![(case.copied[..snapped].to_vec(), port)]
-            } else {
-                Vec::new()
-            };
-            assert_eq!(records, expected, "{what}: ring {index} of {rings}");
-        }
+        let mut records = Vec::new();
+        ring.drain(|record| {
+            let frame = record.expect("whole record");
+            records.push((frame.data.to_vec(), frame.rpc_port));
+        });
+        let expected = if matches {
+            let snapped = case.copied.len().min(config.snap_len as usize);
+            let port = case.by_rpc_header.then_some(DRSUAPI_PORT);
+            vec![(case.copied[..snapped].to_vec(), port)]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(records, expected, "{what}: ring buffer");
     }
 }
 
 /// Every configuration the loader can make of the program: each combination of the settings it
-/// specialises the program on (mode, DC filter, decapsulation, rings), with the settings the
-/// verifier sees only as bounds or compared values (snap length, VXLAN port) and the attach mode
-/// cycled across them. `rings` chooses which ring counts to take (1 is the reader's fanout).
-fn configurations(rings: impl Iterator<Item = u16> + Clone) -> Vec<(CaptureConfig, Attach)> {
+/// sets in it, the attach mode alternating.
+fn configurations() -> Vec<(CaptureConfig, Attach)> {
     let mut all = Vec::new();
     for mode in [Mode::Mirror, Mode::Host] {
         for dc_addresses in [Vec::new(), vec![IpAddr::V4(DC_V4), IpAddr::V6(DC_V6)]] {
             for decap in [DecapMode::Auto, DecapMode::Off] {
-                for workers in rings.clone() {
-                    let index = all.len();
-                    let fanout = if workers == 1 && index % 2 == 0 {
-                        Fanout::Reader
-                    } else {
-                        Fanout::Xdp
-                    };
-                    let config = CaptureConfig {
-                        mode,
-                        snap_len: [DEFAULT_SNAP_LEN, 64, MAX_SNAP_LEN][index % 3],
-                        vxlan_port: [4789, VXLAN_LINUX_PORT][index / 3 % 2],
-                        ring_buffer_mib: 1,
-                        dc_addresses: dc_addresses.clone(),
-                        decap,
-                        fanout,
-                        workers: Some(workers),
-                        ..CaptureConfig::default()
-                    };
-                    all.push((config, [Attach::Native, Attach::Generic][index / 2 % 2]));
+                for snap_len in [MIN_SNAP_LEN, DEFAULT_SNAP_LEN, MAX_SNAP_LEN] {
+                    for vxlan_port in [4789, VXLAN_LINUX_PORT] {
+                        let config = CaptureConfig {
+                            mode,
+                            snap_len,
+                            vxlan_port,
+                            ring_buffer_mib: 1,
+                            dc_addresses: dc_addresses.clone(),
+                            decap,
+                            ..CaptureConfig::default()
+                        };
+                        all.push((config, [Attach::Native, Attach::Generic][all.len() % 2]));
+                    }
                 }
             }
         }
@@ -214,27 +193,13 @@ fn configurations(rings: impl Iterator<Item = u16> + Clone) -> Vec<(CaptureConfi
     all
 }
 
-fn check_all(configurations: &[(CaptureConfig, Attach)]) {
-    let namespace = NetNs::create("dcwxc").expect("namespace");
-    let veth = VethPair::create(&namespace, &namespace).expect("veth pair");
-    for (config, attach) in configurations {
-        check(config, *attach, &namespace, &veth.receiver);
-    }
-}
-
-/// Every combination of mode, DC filter and decapsulation, with one ring, two, and every ring.
 #[test]
 fn every_load_time_setting_passes_the_verifier_and_copies_on_every_path() {
-    let max = u16::try_from(MAX_RINGS).expect("16");
-    let configurations = configurations([1, 2, max].into_iter());
-    assert_eq!(configurations.len(), 2 * 2 * 2 * 3);
-    check_all(&configurations);
-}
-
-/// The same with every ring count (`cargo xtask test --full`).
-#[test]
-#[ignore = "loads the program 128 times; the default run loads it under 1, 2 and 16 rings"]
-fn every_ring_count_passes_the_verifier() {
-    let max = u16::try_from(MAX_RINGS).expect("16");
-    check_all(&configurations(1..=max));
+    let configurations = configurations();
+    assert_eq!(configurations.len(), 2 * 2 * 2 * 3 * 2);
+    let namespace = NetNs::create("dcwxc").expect("namespace");
+    let veth = VethPair::create(&namespace, &namespace).expect("veth pair");
+    for (config, attach) in &configurations {
+        check(config, *attach, &namespace, &veth.receiver);
+    }
 }

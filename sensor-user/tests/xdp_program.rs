@@ -42,7 +42,7 @@ struct Harness {
 impl Harness {
     fn new(config: CaptureConfig) -> Self {
         let mut capture = Capture::load(&config).expect("load the XDP program (as root)");
-        let ring = capture.take_ring(0).expect("ring buffer");
+        let ring = capture.take_frames().expect("ring buffer");
         Self {
             capture,
             ring,

@@ -10,9 +10,7 @@
 //! so that workers have flows to share. "captured/s" is what
 //! reached XDP (bare) or was copied to the ring buffer (sensor) per second of generation; frames
 //! the veth queue could not take never reach XDP, which is why `seen` can fall short of what was
-//! generated. The sensor runs with 1 up to as many workers as CPUs (`WORKERS=1,2,4` to choose),
-//! with both ways of sharing frames out among them (`--fanout reader`: one ring, whose reader
-//! hands frames to the workers; `--fanout xdp`: one ring per worker, chosen by the XDP program).
+//! generated. The sensor runs with 1 up to as many workers as CPUs (`WORKERS=1,2,4` to choose).
 //! Besides the rate: the sensor's own CPU time per captured frame, from the first frame until
 //! the last is delivered (the XDP program's time is the kernel's, not the sensor's). Figures
 //! are medians over `TRIALS` trials, the receivers interleaved; a quick run (`BENCH_QUICK`)
@@ -45,19 +43,17 @@ const TRIALS: usize = 3;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Receiver {
     BareDrop,
-    /// The sensor in a mode, with a fanout and a number of workers.
-    Sensor(&'static str, &'static str, u16),
+    /// The sensor in a mode with a number of workers.
+    Sensor(&'static str, u16),
 }
-
-const FANOUTS: [&str; 2] = ["reader", "xdp"];
 
 impl Receiver {
     fn name(self) -> String {
         match self {
             Self::BareDrop => "bare XDP_DROP".to_owned(),
-            Self::Sensor(mode, fanout, workers) => {
+            Self::Sensor(mode, workers) => {
                 let plural = if workers == 1 { "" } else { "s" };
-                format!("dcwatch-sensor, {mode}, {fanout} fanout, {workers} worker{plural}")
+                format!("dcwatch-sensor, {mode} mode, {workers} worker{plural}")
             }
         }
     }
@@ -88,13 +84,7 @@ fn main() -> anyhow::Result<()> {
     let mut receivers = vec![Receiver::BareDrop];
     let workers = worker_counts()?;
     for mode in ["mirror", "host"] {
-        for fanout in FANOUTS {
-            receivers.extend(
-                workers
-                    .iter()
-                    .map(|&count| Receiver::Sensor(mode, fanout, count)),
-            );
-        }
+        receivers.extend(workers.iter().map(|&count| Receiver::Sensor(mode, count)));
     }
     let mut figures: Vec<Figures> = receivers.iter().map(|_| Figures::default()).collect();
     for _ in 0..TRIALS {
@@ -156,7 +146,7 @@ fn main() -> anyhow::Result<()> {
             ),
             Figure::new(
                 "veth-cpu",
-                "Sensor CPU per captured frame on veth, by mode, fanout and workers",
+                "Sensor CPU per captured frame on veth, by mode and workers",
                 "CPU ns per captured frame",
                 format!(
                     "The same runs: the sensor process's CPU time (all its threads, \
@@ -228,20 +218,11 @@ fn trial(
                     .map_err(std::io::Error::other)
             })?;
         }
-        Receiver::Sensor(mode, fanout, workers) => {
+        Receiver::Sensor(mode, workers) => {
             let workers = workers.to_string();
             let args = run.run_args(
                 &[&veth.receiver],
-                &[
-                    "--mode",
-                    mode,
-                    "--attach",
-                    "native",
-                    "--fanout",
-                    fanout,
-                    "--workers",
-                    &workers,
-                ],
+                &["--mode", mode, "--attach", "native", "--workers", &workers],
             );
             running = Some(SensorProcess::start(&capture, sensor, &args, 1)?);
         }

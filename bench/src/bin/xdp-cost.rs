@@ -6,9 +6,7 @@
 //! hits them alike. The capture program is measured with ring buffers of 16, 64 (the default) and
 //! 256 MiB, one after the other, each drained while the program runs by a consumer thread pinned
 //! to the other CPU, as the sensor's reader would be. The copied and ring-full counts are printed so the figures say
-//! which path they measured. Then the fanout: the same frames with one ring (`fanout = "reader"`)
-//! and with the program choosing one of 2 or 16 rings by the flow's hash (`fanout = "xdp"`).
-//! Last, decapsulation: the same frame bare and in each tunnel type.
+//! which path they measured. Last, decapsulation: the same frame bare and in each tunnel type.
 //! For the report (`BENCH_REPORT_DIR`), the 64 MiB ring's figures and decapsulation's; a quick
 //! run (`BENCH_QUICK`) measures the default ring only, with fewer runs.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
@@ -31,7 +29,7 @@ use dcwatch_tests::frames;
 use sensor_common::Counter;
 use sensor_user::{
     capture::{Capture, FrameRing},
-    config::{CaptureConfig, Fanout},
+    config::CaptureConfig,
 };
 
 const REPEAT: u32 = 1_000_000;
@@ -45,7 +43,7 @@ const DEFAULT_RING_MIB: u32 = 64;
 const RUN_CPU: usize = 0;
 const DRAIN_CPU: usize = 1;
 
-/// The capture program with a thread emptying its ring buffers as fast as it can.
+/// The capture program with a thread emptying its ring buffer as fast as it can.
 struct Drained {
     capture: Capture,
     stop: Arc<AtomicBool>,
@@ -62,15 +60,13 @@ impl Drained {
 
     fn load_with(config: CaptureConfig) -> anyhow::Result<Self> {
         let mut capture = Capture::load(&config)?;
-        let rings = (0..capture.rings())
-            .map(|index| capture.take_ring(index))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ring = capture.take_frames()?;
         let stop = Arc::new(AtomicBool::new(false));
         let drainer = std::thread::spawn({
             let stop = Arc::clone(&stop);
             move || {
                 pin_to_cpu(DRAIN_CPU);
-                drain_until(rings, &stop)
+                drain_until(ring, &stop)
             }
         });
         Ok(Self {
@@ -91,22 +87,16 @@ impl Drained {
     }
 }
 
-fn drain_until(mut rings: Vec<FrameRing>, stop: &AtomicBool) -> u64 {
-    let mut drain_all = || {
-        rings
-            .iter_mut()
-            .map(|ring| ring.drain(|_| {}))
-            .sum::<u64>()
-    };
+fn drain_until(mut ring: FrameRing, stop: &AtomicBool) -> u64 {
     let mut drained = 0;
     while !stop.load(Ordering::Relaxed) {
-        let batch = drain_all();
+        let batch = ring.drain(|_| {});
         drained += batch;
         if batch == 0 {
             std::thread::sleep(Duration::from_micros(50));
         }
     }
-    drained + drain_all()
+    drained + ring.drain(|_| {})
 }
 
 fn main() -> anyhow::Result<()> {
@@ -194,7 +184,6 @@ fn main() -> anyhow::Result<()> {
         );
     }
     rpc_header_costs(pass, repeat, trials)?;
-    fanout_costs(pass, repeat, trials)?;
     figures.push(decap_costs(pass, repeat, trials, &method)?);
     report::write(&BenchFigures {
         bench: "xdp-cost".to_owned(),
@@ -285,68 +274,6 @@ fn decap_costs(
         drained
     );
     Ok(figure)
-}
-
-/// The fanout's cost: one ring (`fanout = "reader"`, whatever the workers) against the program
-/// hashing the flow's addresses to choose one of 2 or 16 rings (`fanout = "xdp"`), on a matched
-/// and an unmatched frame, interleaved with the bare program. The frame's ring is printed: the
-/// program tests the ring index arm by arm, so a later ring costs a few more comparisons.
-fn fanout_costs(pass: &aya::programs::Xdp, repeat: u32, trials: usize) -> anyhow::Result<()> {
-    let kerberos = frames::udp_v4(88, &[0; 258]);
-    let web = frames::tcp_v4(80, &[0; 10]);
-    let hash = sensor_common::flow_affinity_v4(frames::CLIENT_V4.octets(), frames::DC_V4.octets());
-    let configs = [(Fanout::Reader, 1_u16), (Fanout::Xdp, 2), (Fanout::Xdp, 16)];
-    let mut programs = Vec::new();
-    for (fanout, workers) in configs {
-        programs.push(Drained::load_with(CaptureConfig {
-            fanout,
-            workers: Some(workers),
-            ..CaptureConfig::default()
-        })?);
-    }
-    let cases = [
-        ("matched: UDP/88, 300 B", &kerberos),
-        ("not matched: TCP/80, 64 B", &web),
-    ];
-    let mut baseline = Vec::new();
-    let mut samples = vec![vec![Vec::new(); cases.len()]; programs.len()];
-    for _ in 0..trials {
-        let result = pass.test_run(TestRunOptions {
-            data_in: Some(&kerberos),
-            repeat,
-            ..TestRunOptions::new()
-        })?;
-        baseline.push(result.duration.as_nanos() as f64);
-        for (program, samples) in programs.iter_mut().zip(&mut samples) {
-            for ((_, frame), samples) in cases.iter().zip(samples) {
-                let result = program.capture.test_run(frame, repeat)?;
-                samples.push(result.duration.as_nanos() as f64);
-            }
-        }
-    }
-    let baseline = median(&mut baseline);
-    println!("fanout, ring buffers sharing 64 MiB:");
-    println!(
-        "  {:<44} {baseline:>10.1} {:>12}",
-        "bare XDP_PASS (baseline), 300 B", "1.00x"
-    );
-    for ((program, samples), (fanout, workers)) in programs.into_iter().zip(&mut samples).zip(configs) {
-        let label = format!("{fanout:?} fanout, {workers} workers");
-        for ((name, _), samples) in cases.iter().zip(samples) {
-            let ns = median(samples);
-            println!("  {:<44} {ns:>10.1} {:>11.2}x", format!("{label}, {name}"), ns / baseline);
-        }
-        let rings = program.capture.rings();
-        let (counters, drained) = program.finish()?;
-        println!(
-            "  {label}: the frame's ring {} of {rings}; {} copied, {} found a ring full, {} drained",
-            hash % rings,
-            counters.get(Counter::Copied),
-            counters.get(Counter::RingbufFull),
-            drained
-        );
-    }
-    Ok(())
 }
 
 // testdata/pcaps/adlab/dcsync.pcap frame 53, the first 32 bytes of its payload: impacket's

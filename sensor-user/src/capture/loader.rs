@@ -7,9 +7,7 @@ use aya::{
 };
 use dcwatch_pipeline::decap::DecapMode;
 use log::warn;
-use sensor_common::{
-    Counter, MAX_RINGS, capture_mode, decap_mode, names, port_flags, ring_counter,
-};
+use sensor_common::{Counter, capture_mode, decap_mode, names, port_flags};
 
 use super::{
     CaptureError,
@@ -28,8 +26,6 @@ const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub struct Capture {
     ebpf: Ebpf,
     mode: Mode,
-    /// Ring buffers the program writes to (`FRAMES_0` up to this one).
-    rings: u32,
     attached: Vec<AttachedInterface>,
 }
 
@@ -42,24 +38,13 @@ pub struct AttachedInterface {
     link: XdpLinkId,
 }
 
-/// The program's counters, summed over CPUs: by `Counter`, and per ring in use.
+/// The program's counters, summed over CPUs, indexed by `Counter`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelCounters {
-    totals: [u64; Counter::COUNT as usize],
-    /// Per ring: frames written to it, and frames that found it full.
-    rings: [(u64, u64); MAX_RINGS as usize],
-    in_use: usize,
-}
+pub struct KernelCounters([u64; Counter::COUNT as usize]);
 
 impl KernelCounters {
     pub fn get(&self, counter: Counter) -> u64 {
-        self.totals[counter as usize]
-    }
-
-    /// Per ring in use: frames written to it, and frames that found it full (with one ring,
-    /// `copied` and `ringbuf_full` themselves).
-    pub fn rings(&self) -> &[(u64, u64)] {
-        &self.rings[..self.in_use]
+        self.0[counter as usize]
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
@@ -79,30 +64,19 @@ impl Capture {
             Mode::Host => capture_mode::HOST,
         };
         let filter_addresses = u32::from(!config.dc_addresses.is_empty());
-        let rings = config.rings();
-        let ring_bytes = ring_bytes(config.ring_buffer_mib, rings);
+        let ring_bytes = config.ring_buffer_mib << 20;
         let decap = match config.decap {
             DecapMode::Auto => decap_mode::AUTO,
             DecapMode::Off => decap_mode::OFF,
         };
         let vxlan_port = u32::from(config.vxlan_port);
-        let mut loader = EbpfLoader::new();
-        loader
+        let mut ebpf = EbpfLoader::new()
             .override_global(names::CAPTURE_MODE, &mode, true)
             .override_global(names::FILTER_DC_ADDRESSES, &filter_addresses, true)
             .override_global(names::SNAP_LEN, &config.snap_len, true)
             .override_global(names::DECAP, &decap, true)
             .override_global(names::VXLAN_PORT, &vxlan_port, true)
-            .override_global(names::RINGS, &rings, true);
-        for (index, name) in (0..).zip(names::FRAMES) {
-            let bytes = if index < rings {
-                ring_bytes
-            } else {
-                page_size()
-            };
-            loader.map_max_entries(name, bytes);
-        }
-        let mut ebpf = loader
+            .map_max_entries(names::FRAMES, ring_bytes)
             .load(super::objects::CAPTURE)
             .map_err(|error| load_error("create BPF maps", &error))?;
         let program = xdp_program(&mut ebpf)?;
@@ -112,7 +86,6 @@ impl Capture {
         let mut capture = Self {
             ebpf,
             mode: config.mode,
-            rings,
             attached: Vec::new(),
         };
         capture.fill_ports(&config.ports.tcp, &config.ports.udp)?;
@@ -331,53 +304,24 @@ impl Capture {
         })?;
         let counters: PerCpuArray<_, u64> =
             PerCpuArray::try_from(map).map_err(|error| map_error(names::COUNTERS, &error))?;
-        let mut totals = KernelCounters {
-            in_use: self.rings as usize,
-            ..KernelCounters::default()
-        };
+        let mut totals = KernelCounters::default();
         for counter in Counter::ALL {
-            totals.totals[counter as usize] =
-                sum_per_cpu(&counters, counter as u32, names::COUNTERS)?;
-        }
-        let map = self
-            .ebpf
-            .map(names::RING_COUNTERS)
-            .ok_or(CaptureError::Map {
-                map: names::RING_COUNTERS,
-                reason: "missing from the XDP object".to_owned(),
-            })?;
-        let per_ring: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(map).map_err(|error| map_error(names::RING_COUNTERS, &error))?;
-        for (ring, slot) in (0..self.rings).zip(&mut totals.rings) {
-            let at = |kind| ring * ring_counter::KINDS + kind;
-            *slot = (
-                sum_per_cpu(&per_ring, at(ring_counter::COPIED), names::RING_COUNTERS)?,
-                sum_per_cpu(&per_ring, at(ring_counter::FULL), names::RING_COUNTERS)?,
-            );
+            let per_cpu = counters
+                .get(&(counter as u32), 0)
+                .map_err(|error| map_error(names::COUNTERS, &error))?;
+            totals.0[counter as usize] = per_cpu.iter().sum();
         }
         Ok(totals)
     }
 
-    /// Ring buffers the program writes to: one per worker with `fanout = "xdp"`, else one.
-    pub fn rings(&self) -> u32 {
-        self.rings
-    }
-
-    /// Takes ring buffer `index` (below [`Capture::rings`]); a second call for it fails.
-    pub fn take_ring(&mut self, index: u32) -> Result<FrameRing, CaptureError> {
-        let name = names::FRAMES
-            .get(index as usize)
-            .filter(|_| index < self.rings)
-            .ok_or(CaptureError::Map {
-                map: names::FRAMES[0],
-                reason: format!("no ring {index}: {} in use", self.rings),
-            })?;
-        let map = self.ebpf.take_map(name).ok_or(CaptureError::Map {
-            map: name,
+    /// Takes the ring buffer the program writes frames into; a second call fails.
+    pub fn take_frames(&mut self) -> Result<FrameRing, CaptureError> {
+        let map = self.ebpf.take_map(names::FRAMES).ok_or(CaptureError::Map {
+            map: names::FRAMES,
             reason: "already taken".to_owned(),
         })?;
         let ring: RingBuf<MapData> =
-            RingBuf::try_from(map).map_err(|error| map_error(name, &error))?;
+            RingBuf::try_from(map).map_err(|error| map_error(names::FRAMES, &error))?;
         Ok(FrameRing::new(ring))
     }
 
@@ -399,30 +343,6 @@ impl Capture {
             .test_run(options)
             .map_err(|error| CaptureError::ProgramRejected(chain(&error)))
     }
-}
-
-/// Bytes of each of `rings` rings sharing `total_mib`: a power of two (the kernel's rule), at
-/// least a page.
-fn ring_bytes(total_mib: u32, rings: u32) -> u32 {
-    let share = (total_mib << 20) / rings.max(1);
-    (1_u32 << share.max(1).ilog2()).max(page_size())
-}
-
-fn page_size() -> u32 {
-    // SAFETY: sysconf only reads a system constant.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u32::try_from(size).unwrap_or(4096)
-}
-
-fn sum_per_cpu(
-    map: &PerCpuArray<&MapData, u64>,
-    index: u32,
-    name: &'static str,
-) -> Result<u64, CaptureError> {
-    let per_cpu = map
-        .get(&index, 0)
-        .map_err(|error| map_error(name, &error))?;
-    Ok(per_cpu.iter().sum())
 }
 
 fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, CaptureError> {
@@ -515,21 +435,5 @@ fn map_error(map: &'static str, error: &(dyn std::error::Error + 'static)) -> Ca
     CaptureError::Map {
         map,
         reason: chain(error),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rings_share_the_configured_size_in_powers_of_two() {
-        let page = page_size();
-        assert_eq!(ring_bytes(64, 1), 64 << 20);
-        assert_eq!(ring_bytes(64, 2), 32 << 20);
-        // 64 MiB over 3 rings: 21.3 MiB each, down to 16 (the total stays within the setting).
-        assert_eq!(ring_bytes(64, 3), 16 << 20);
-        assert_eq!(ring_bytes(1, 16), 64 << 10);
-        assert!(ring_bytes(1, 16) >= page);
     }
 }

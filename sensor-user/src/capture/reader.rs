@@ -1,14 +1,10 @@
-use std::{
-    os::fd::{AsRawFd, RawFd},
-    time::Duration,
-};
+use std::os::fd::{AsRawFd, RawFd};
 
 use aya::maps::{MapData, RingBuf};
 use sensor_common::RecordHeader;
 use tokio::io::unix::AsyncFd;
 
 use super::CaptureError;
-use crate::fanout::FrameSource;
 use dcwatch_pipeline::frame::{Frame, WallClock};
 
 /// A ring-buffer record that does not hold what its header says.
@@ -33,43 +29,13 @@ impl FrameRing {
     }
 
     /// Hands every record in the ring to `handle`, oldest first; returns how many there were.
-    pub fn drain(&mut self, handle: impl FnMut(Result<Frame<'_>, InvalidRecord>)) -> u64 {
-        self.drain_at_most(u64::MAX, handle)
-    }
-
-    /// Hands up to `limit` records in the ring to `handle`, oldest first.
-    fn drain_at_most(
-        &mut self,
-        limit: u64,
-        mut handle: impl FnMut(Result<Frame<'_>, InvalidRecord>),
-    ) -> u64 {
+    pub fn drain(&mut self, mut handle: impl FnMut(Result<Frame<'_>, InvalidRecord>)) -> u64 {
         let mut records = 0;
-        while records < limit
-            && let Some(record) = self.ring.next()
-        {
+        while let Some(record) = self.ring.next() {
             records += 1;
             handle(parse_record(&record, &self.clock));
         }
         records
-    }
-}
-
-/// A ring read by its own worker thread (`capture.fanout = "xdp"`).
-impl FrameSource for FrameRing {
-    fn take(&mut self, limit: u64, handle: &mut dyn FnMut(Option<Frame<'_>>)) -> u64 {
-        self.drain_at_most(limit, |record| handle(record.ok()))
-    }
-
-    fn wait(&mut self, timeout: Duration) {
-        let mut ready = libc::pollfd {
-            fd: self.ring.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd, for the duration of the call. An error (EINTR) returns
-        // early, which the caller treats as a wake-up like any other.
-        unsafe { libc::poll(&mut ready, 1, millis) };
     }
 }
 
