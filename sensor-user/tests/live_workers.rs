@@ -131,5 +131,8 @@ fn two_workers_give_the_counters_and_activities_of_one() {
         .map(|(name, value)| format!("{name}: {value} vs {:?}", two.counters.get(name)))
         .collect();
     assert!(differ.is_empty(), "2 workers: {differ:#?}");
-    assert_eq!(two.activities, one.activities, "2 workers: activities differ");
+    assert_eq!(
+        two.activities, one.activities,
+        "2 workers: activities differ"
+    );
 }
