@@ -47,8 +47,8 @@ pub const TRAIN_ACTIVITIES: usize = 131_072;
 pub const TRAIN_MIN_ACTIVITIES: usize = 8_192;
 /// The dictionary's size: stored once and used by every block after it, so a large one costs
 /// little a day (1 MiB is 0.04 bytes an activity over a day at 1000 packets/s) and lets a frame
-/// of 32 activities find most of its content in it (store-size: frames of 7.8 bytes an activity
-/// with 1 MiB, 9.4 with 512 KiB, 15 with 128 KiB).
+/// of 32 activities find most of its content in it (store-size: frames of 8.5 bytes an activity
+/// with 1 MiB, 10.2 with 512 KiB).
 pub const DICTIONARY_BYTES: usize = 1 << 20;
 /// The smallest dictionary [`train`] settles for when the samples are too few for a larger one.
 const DICTIONARY_MIN_BYTES: usize = 16 << 10;
