@@ -1313,8 +1313,11 @@ mod tests {
         assert_eq!(frames, 0, "the blocks' frames went with them");
     }
 
-    /// The dictionaries of the store: (id, bytes, activities trained on), and each block's.
-    fn dictionaries(store: &Store) -> (Vec<(i64, usize, Option<i64>)>, Vec<Option<i64>>) {
+    /// A stored dictionary: its id, its size in bytes, the activities it was trained on.
+    type DictionaryRow = (i64, usize, Option<i64>);
+
+    /// The dictionaries of the store, and each block's.
+    fn dictionaries(store: &Store) -> (Vec<DictionaryRow>, Vec<Option<i64>>) {
         let of_store = store
             .connection
             .prepare("SELECT id, LENGTH(data), trained_on FROM activity_dictionaries ORDER BY id")
