@@ -117,17 +117,17 @@ enum Contents {
     Whole(Vec<blocks::Entry>),
 }
 
-/// Reads blocks, keeping one decompressor per dictionary for the reads of one query.
+/// Reads blocks, finding each dictionary's digest once for the reads of one query.
 pub(crate) struct BlockReader<'c> {
     connection: &'c Connection,
-    decompressors: HashMap<Option<i64>, zstd::bulk::Decompressor<'static>>,
+    digests: HashMap<i64, [u8; 32]>,
 }
 
 impl<'c> BlockReader<'c> {
     pub(crate) fn new(connection: &'c Connection) -> Self {
         Self {
             connection,
-            decompressors: HashMap::new(),
+            digests: HashMap::new(),
         }
     }
 
@@ -233,37 +233,87 @@ impl<'c> BlockReader<'c> {
             .connection
             .prepare_cached("SELECT data FROM activity_frames WHERE id = ?1")?
             .query_row([frame_id(block.id, number)], |row| row.get(0))?;
-        let decompressor = self.decompressor(block.dictionary_id)?;
-        blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, sieve, keep).map_err(
-            |source| StoreError::Block {
-                id: block.id,
-                source,
+        let digest = match block.dictionary_id {
+            Some(id) => Some(self.digest(id)?),
+            None => None,
+        };
+        with_decompressor(
+            self.connection,
+            block.dictionary_id,
+            digest,
+            |decompressor| {
+                blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, sieve, keep)
+                    .map_err(|source| StoreError::Block {
+                        id: block.id,
+                        source,
+                    })
             },
         )
     }
 
-    fn decompressor(
-        &mut self,
-        dictionary_id: Option<i64>,
-    ) -> Result<&mut zstd::bulk::Decompressor<'static>, StoreError> {
-        match self.decompressors.entry(dictionary_id) {
-            std::collections::hash_map::Entry::Occupied(known) => Ok(known.into_mut()),
-            std::collections::hash_map::Entry::Vacant(new) => {
+    /// The SHA-256 of dictionary `id` of the store.
+    fn digest(&mut self, id: i64) -> Result<[u8; 32], StoreError> {
+        if let Some(known) = self.digests.get(&id) {
+            return Ok(*known);
+        }
+        let digest: Vec<u8> = self
+            .connection
+            .prepare_cached("SELECT digest FROM activity_dictionaries WHERE id = ?1")?
+            .query_row([id], |row| row.get(0))?;
+        let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::Block {
+            id,
+            source: blocks::BlockError::Malformed,
+        })?;
+        self.digests.insert(id, digest);
+        Ok(digest)
+    }
+}
+
+/// Decompressors most recently used on this thread, by their dictionary's SHA-256 (`None`: no
+/// dictionary). Creating one costs an allocation of about 160 KiB and referencing the prepared
+/// dictionary; an evidence lookup decodes one frame, so a decompressor per lookup cost as much
+/// as the decoding. Kept per thread (a decompressor is used by one at a time), and by digest
+/// since a thread may read several stores.
+const KEPT_DECOMPRESSORS: usize = 4;
+
+thread_local! {
+    static DECOMPRESSORS: std::cell::RefCell<Vec<(Option<[u8; 32]>, zstd::bulk::Decompressor<'static>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` with this thread's decompressor for dictionary `id` of the store (its SHA-256
+/// `digest`), created if it has none.
+fn with_decompressor<T>(
+    connection: &Connection,
+    id: Option<i64>,
+    digest: Option<[u8; 32]>,
+    work: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    DECOMPRESSORS.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let at = match kept.iter().position(|(known, _)| *known == digest) {
+            Some(at) => at,
+            None => {
                 let zstd_failed = |error| StoreError::Block {
-                    id: dictionary_id.unwrap_or(0),
+                    id: id.unwrap_or(0),
                     source: blocks::BlockError::Zstd(error),
                 };
-                let decompressor = match dictionary_id {
-                    Some(id) => zstd::bulk::Decompressor::with_prepared_dictionary(
-                        prepared_dictionary(self.connection, id)?,
+                let decompressor = match (id, digest) {
+                    (Some(id), Some(digest)) => zstd::bulk::Decompressor::with_prepared_dictionary(
+                        prepared_dictionary(connection, id, digest)?,
                     ),
-                    None => zstd::bulk::Decompressor::new(),
+                    _ => zstd::bulk::Decompressor::new(),
                 }
                 .map_err(zstd_failed)?;
-                Ok(new.insert(decompressor))
+                if kept.len() == KEPT_DECOMPRESSORS {
+                    kept.remove(0);
+                }
+                kept.push((digest, decompressor));
+                kept.len() - 1
             }
-        }
-    }
+        };
+        work(&mut kept[at].1)
+    })
 }
 
 /// Dictionaries prepared for decompression, by their SHA-256: preparing one costs about as
@@ -273,18 +323,12 @@ static PREPARED: std::sync::Mutex<
     BTreeMap<[u8; 32], &'static zstd::dict::DecoderDictionary<'static>>,
 > = std::sync::Mutex::new(BTreeMap::new());
 
-/// Dictionary `id` of the store, prepared.
+/// Dictionary `id` of the store (its SHA-256 `digest`), prepared.
 fn prepared_dictionary(
     connection: &Connection,
     id: i64,
+    digest: [u8; 32],
 ) -> Result<&'static zstd::dict::DecoderDictionary<'static>, StoreError> {
-    let digest: Vec<u8> = connection
-        .prepare_cached("SELECT digest FROM activity_dictionaries WHERE id = ?1")?
-        .query_row([id], |row| row.get(0))?;
-    let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::Block {
-        id,
-        source: blocks::BlockError::Malformed,
-    })?;
     let mut prepared = PREPARED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
