@@ -276,9 +276,11 @@ impl<'c> BlockReader<'c> {
 /// since a thread may read several stores.
 const KEPT_DECOMPRESSORS: usize = 4;
 
+/// A decompressor and its dictionary's SHA-256 (`None`: no dictionary).
+type Kept = (Option<[u8; 32]>, zstd::bulk::Decompressor<'static>);
+
 thread_local! {
-    static DECOMPRESSORS: std::cell::RefCell<Vec<(Option<[u8; 32]>, zstd::bulk::Decompressor<'static>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static DECOMPRESSORS: std::cell::RefCell<Vec<Kept>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `work` with this thread's decompressor for dictionary `id` of the store (its SHA-256
