@@ -293,26 +293,25 @@ fn with_decompressor<T>(
 ) -> Result<T, StoreError> {
     DECOMPRESSORS.with(|kept| {
         let mut kept = kept.borrow_mut();
-        let at = match kept.iter().position(|(known, _)| *known == digest) {
-            Some(at) => at,
-            None => {
-                let zstd_failed = |error| StoreError::Block {
-                    id: id.unwrap_or(0),
-                    source: blocks::BlockError::Zstd(error),
-                };
-                let decompressor = match (id, digest) {
-                    (Some(id), Some(digest)) => zstd::bulk::Decompressor::with_prepared_dictionary(
-                        prepared_dictionary(connection, id, digest)?,
-                    ),
-                    _ => zstd::bulk::Decompressor::new(),
-                }
-                .map_err(zstd_failed)?;
-                if kept.len() == KEPT_DECOMPRESSORS {
-                    kept.remove(0);
-                }
-                kept.push((digest, decompressor));
-                kept.len() - 1
+        let at = if let Some(at) = kept.iter().position(|(known, _)| *known == digest) {
+            at
+        } else {
+            let zstd_failed = |error| StoreError::Block {
+                id: id.unwrap_or(0),
+                source: blocks::BlockError::Zstd(error),
+            };
+            let decompressor = match (id, digest) {
+                (Some(id), Some(digest)) => zstd::bulk::Decompressor::with_prepared_dictionary(
+                    prepared_dictionary(connection, id, digest)?,
+                ),
+                _ => zstd::bulk::Decompressor::new(),
             }
+            .map_err(zstd_failed)?;
+            if kept.len() == KEPT_DECOMPRESSORS {
+                kept.remove(0);
+            }
+            kept.push((digest, decompressor));
+            kept.len() - 1
         };
         work(&mut kept[at].1)
     })
