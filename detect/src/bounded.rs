@@ -250,15 +250,17 @@ impl<T> Window<T> {
             }
             return;
         }
-        let mut kept = VecDeque::with_capacity(self.items.len());
-        for (at, old) in self.items.drain(..) {
-            if at >= since {
-                kept.push_back((at, old));
-            } else {
-                forgotten(old);
+        // Each item once round the ring, the kept ones back in their order: no copy of the
+        // window per push while it is out of order.
+        for _ in 0..self.items.len() {
+            if let Some((at, old)) = self.items.pop_front() {
+                if at >= since {
+                    self.items.push_back((at, old));
+                } else {
+                    forgotten(old);
+                }
             }
         }
-        self.items = kept;
         self.in_order = self.items.iter().is_sorted_by_key(|(at, _)| *at);
     }
 
@@ -321,7 +323,7 @@ mod tests {
         let mut full = Window::new(2);
         for time in [1, 2, 3] {
             full.push_forgetting(time, time, 100, |old| {
-                forgotten.push(char::from(b'0' + old as u8))
+                forgotten.push(char::from(b'0' + old as u8));
             });
         }
         assert_eq!((full.len(), full.dropped()), (2, 1));
