@@ -176,8 +176,8 @@ pub struct Standing {
 /// Every (detection, entity) pair's standing at the profiles' clock, sorted by detection then
 /// entity; thresholds medium and low make every entity of their detections active.
 pub fn standings(profiles: &Profiles, config: &crate::Config) -> Vec<Standing> {
-    let mut keys: Vec<(&String, &Profile)> = profiles.iter().collect();
-    keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut keys: Vec<(String, &Profile)> = profiles.iter().collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
     for period in PERIODS {
         let skipped = config.threshold(period.type_name) != Threshold::High;
@@ -194,7 +194,7 @@ pub fn standings(profiles: &Profiles, config: &crate::Config) -> Vec<Standing> {
             };
             out.push(Standing {
                 type_name: period.type_name,
-                entity: (*key).clone(),
+                entity: key.clone(),
                 state,
             });
         }

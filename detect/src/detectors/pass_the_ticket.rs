@@ -11,7 +11,7 @@ use std::{collections::VecDeque, net::IpAddr};
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     auth::{client_address, client_finding, client_resolved_high},
     golden_ticket::hex,
 };
@@ -58,6 +58,11 @@ impl Default for PassTheTicket {
 }
 
 impl Detector for PassTheTicket {
+    fn kinds(&self) -> Kinds {
+        // Every activity: its time releases the findings it held.
+        Kinds::ALL
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         while self.held.front().is_some_and(|(due, _)| *due <= seen.time) {
             if let Some((_, finding)) = self.held.pop_front() {
