@@ -272,10 +272,7 @@ impl Book {
 /// capture and the backend that ingested it name their alerts alike.
 fn alert_id(type_name: &str, key: &str, start: Millis) -> String {
     let digest = Sha256::digest(format!("{type_name}\n{key}\n{start}").as_bytes());
-    digest[..10]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(&digest[..10])
 }
 
 fn new_alert(finding: Finding, entities: &mut EntityPrints) -> Alert {

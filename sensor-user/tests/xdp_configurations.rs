@@ -11,6 +11,7 @@ use std::net::IpAddr;
 
 use dcwatch_pipeline::decap::DecapMode;
 use dcwatch_tests::{
+    fixture::{DCSYNC_BIND, DRSUAPI_PORT, hex},
     frames::{
         self, CLIENT_V4, CLIENT_V6, DC_V4, DC_V6, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ipv4, PROTO_TCP,
         PROTO_UDP, Tunnel,
@@ -29,18 +30,6 @@ const XDP_PASS: u32 = 2;
 const MIN_SNAP_LEN: u32 = 64;
 /// Linux's own VXLAN port, the other one a mirror may use.
 const VXLAN_LINUX_PORT: u16 = 8472;
-
-// testdata/pcaps/adlab/dcsync.pcap, frame 53: the client's BIND of DRSUAPI on the DC's dynamic
-// port 49153 (the first 32 bytes of the segment, as in xdp_program.rs).
-const DCSYNC_BIND: &str = "05000b03100000007000200001000000b810b810000000000100000000000100";
-const DRSUAPI_PORT: u16 = 49_153;
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
-}
 
 /// A frame to run, and what must come of it under a configuration.
 struct Case {

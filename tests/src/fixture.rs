@@ -27,6 +27,19 @@ fn nibble(digit: u8) -> u8 {
     }
 }
 
+// The first 32 bytes of DCE-RPC segments of a real DCSync (testdata/pcaps/adlab/dcsync.pcap, the
+// lab's Samba DC on its DRSUAPI port; tshark -e tcp.payload), for the XDP program's DCE-RPC header
+// test.
+/// Frame 53, client to DC: BIND of DRSUAPI (frag_length 112, auth_length 32).
+pub const DCSYNC_BIND: &str = "05000b03100000007000200001000000b810b810000000000100000000000100";
+/// Frame 60, client to DC: REQUEST, call 2 (frag_length 132, auth_length 16, sealed stub).
+pub const DCSYNC_REQUEST: &str = "050000031000000084001000020000005400000000000000b59c08b9c38dae43";
+/// Frame 62, DC to client: RESPONSE, call 2 (frag_length 144, auth_length 16).
+pub const DCSYNC_RESPONSE: &str =
+    "050002031000000090001000020000005400000000000000794cd52bf51fa838";
+/// The DC's DRSUAPI port in that capture.
+pub const DRSUAPI_PORT: u16 = 49_153;
+
 #[cfg(test)]
 mod tests {
     use super::hex;

@@ -313,7 +313,7 @@ impl GoldenTicket {
         description: String,
     ) -> crate::finding::Finding {
         let key = if kerberos.client.is_empty() {
-            format!("ticket:{}", hex(&presented.hash))
+            format!("ticket:{}", hex::encode(&presented.hash))
         } else {
             account_key(&kerberos.client)
         };
@@ -323,12 +323,12 @@ impl GoldenTicket {
             seen,
             format!(
                 "TGS-REQ with TGT {} (etype {})",
-                hex(&presented.hash),
+                hex::encode(&presented.hash),
                 presented.etype
             ),
         )
         .describe(description)
-        .detail("ticket_hash", hex(&presented.hash))
+        .detail("ticket_hash", hex::encode(&presented.hash))
         .detail("ticket_etype", presented.etype.to_string())
         .weighed_by_resolution(seen);
         if !kerberos.client.is_empty() {
@@ -366,10 +366,6 @@ fn ticket_owner(kerberos: &KerberosActivity) -> String {
     } else {
         format!(" of {}", account_text(kerberos))
     }
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// RFC 3339 UTC, to the second (Howard Hinnant's days-to-civil).

@@ -13,7 +13,6 @@ use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity};
 use super::{
     Context, Detector, Kinds,
     auth::{client_address, client_finding, client_resolved_high},
-    golden_ticket::hex,
 };
 use crate::{
     bounded::BoundedMap,
@@ -158,7 +157,7 @@ impl PassTheTicket {
             format!("{}\\{}", first.client_realm, first.client)
         };
         let key = if first.client.is_empty() {
-            format!("ticket:{}", hex(&kerberos.ticket_hash))
+            format!("ticket:{}", hex::encode(&kerberos.ticket_hash))
         } else {
             crate::finding::account_key(&first.client)
         };
@@ -183,7 +182,7 @@ impl PassTheTicket {
             seen,
             format!(
                 "{what} {} used for {}",
-                hex(&kerberos.ticket_hash),
+                hex::encode(&kerberos.ticket_hash),
                 kerberos.service
             ),
         )
@@ -194,7 +193,7 @@ impl PassTheTicket {
             address: first.address.to_string(),
             ..Default::default()
         })
-        .detail("ticket_hash", hex(&kerberos.ticket_hash))
+        .detail("ticket_hash", hex::encode(&kerberos.ticket_hash))
         .detail("service", kerberos.service.clone())
         .relied_on(format!(
             "name resolution: {} and {} both HIGH certainty, neither in a NAT/VPN/VDI subnet",
