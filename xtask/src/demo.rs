@@ -41,7 +41,7 @@ const LAB_CAPTURES: [&str; 5] = [
 ];
 
 pub(crate) fn run(rounds: u32, live_lab: bool) -> anyhow::Result<()> {
-    let sensor = shell::build_sensor("demo")?;
+    let sensor = shell::sensor("demo", shell::Binaries::Build)?;
     if live_lab {
         return watch_the_lab(&sensor);
     }

@@ -774,7 +774,7 @@ pub(crate) struct Totals {
 }
 
 pub(crate) fn run(scenarios: &[String], keep: bool, save: Option<&Path>) -> anyhow::Result<()> {
-    let totals = play_all(scenarios, keep, save)?;
+    let totals = play_all(scenarios, keep, save, shell::Binaries::Build)?;
     if totals.failed > 0 {
         bail!(
             "{} of {} scenario(s) failed",
@@ -794,9 +794,10 @@ pub(crate) fn play_all(
     scenarios: &[String],
     keep: bool,
     save: Option<&Path>,
+    binaries: shell::Binaries,
 ) -> anyhow::Result<Totals> {
     shell::require_root("e2e")?;
-    let sensor = shell::build_sensor("e2e")?;
+    let sensor = shell::sensor("e2e", binaries)?;
     lab::run(LabTask::Up)?;
     let played = play_each(&sensor, scenarios, save);
     if !keep {

@@ -31,8 +31,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Install what building and testing need, idempotently: apt packages (LLVM 22, iproute2,
-    /// ethtool...), rust-src, bpf-linker 0.13.0 built against LLVM 22, and pinned cargo tools
-    /// (cargo-deb, cargo-deny, typos, cargo-fuzz).
+    /// ethtool...), rust-src, bpf-linker 0.13.0 built against LLVM 22, pinned cargo tools
+    /// (cargo-deny, cargo-fuzz) and typos (PyPI's wheel). cargo-deb comes with `package`.
     Setup,
     /// Set up, then run every check CI runs: rustfmt, clippy, cargo-deny (licences, bans,
     /// sources), typos, the tests (as root: they load XDP programs and make network namespaces),

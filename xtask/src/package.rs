@@ -31,6 +31,7 @@ pub(crate) fn run() -> anyhow::Result<Vec<PathBuf>> {
 
 fn build() -> anyhow::Result<Vec<PathBuf>> {
     crate::setup::run()?;
+    crate::setup::CARGO_DEB.install()?;
     let root = shell::workspace_root();
     let release = root.join("target/release");
     shell::build_release(&root)?;

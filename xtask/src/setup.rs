@@ -62,24 +62,42 @@ const VM_PACKAGES: &[&str] = &[
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Cargo tools from crates.io, pinned: the crate, its version, and the command whose output
-/// names that version once it is installed. cargo-deb builds the .deb packages
-/// (`cargo xtask package`); cargo-deny checks licences, bans and sources (deny.toml), typos the
-/// spelling (_typos.toml), and cargo-fuzz runs the fuzz targets, all in `cargo xtask test`.
-const CARGO_TOOLS: &[(&str, &str, &[&str])] = &[
-    ("cargo-deb", "3.8.0", &["cargo", "deb", "--version"]),
-    ("cargo-deny", "0.20.2", &["cargo", "deny", "--version"]),
-    ("typos-cli", "1.52.0", &["typos", "--version"]),
-    ("cargo-fuzz", "0.13.2", &["cargo", "fuzz", "--version"]),
+/// names that version once it is installed. cargo-deny checks licences, bans and sources
+/// (deny.toml) and cargo-fuzz runs the fuzz targets, both in `cargo xtask test`.
+const CARGO_TOOLS: &[CargoTool] = &[
+    CargoTool {
+        name: "cargo-deny",
+        version: "0.20.2",
+        version_command: &["cargo", "deny", "--version"],
+    },
+    CargoTool {
+        name: "cargo-fuzz",
+        version: "0.13.2",
+        version_command: &["cargo", "fuzz", "--version"],
+    },
 ];
+/// cargo-deb builds the .deb packages (`cargo xtask package`, in `--full` only): installed on
+/// first use, not by `setup`.
+pub(crate) const CARGO_DEB: CargoTool = CargoTool {
+    name: "cargo-deb",
+    version: "3.8.0",
+    version_command: &["cargo", "deb", "--version"],
+};
+/// typos checks the spelling (_typos.toml) in `cargo xtask test`. Its authors publish the same
+/// binary as a wheel on PyPI, which installs in seconds where `cargo install typos-cli` builds
+/// for minutes; it goes into a virtual environment of its own.
+const TYPOS_VERSION: &str = "1.52.0";
+const TOOLS_VENV: &str = "/var/cache/dcwatch/tools";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub(crate) fn run() -> anyhow::Result<()> {
     apt_packages()?;
     rust_src()?;
     bpf_linker()?;
-    for (name, version, version_command) in CARGO_TOOLS {
-        cargo_tool(name, version, version_command)?;
+    for tool in CARGO_TOOLS {
+        tool.install()?;
     }
+    typos()?;
     eprintln!("setup: ready");
     Ok(())
 }
@@ -169,9 +187,8 @@ fn bpf_linker() -> anyhow::Result<()> {
     );
     // Its default feature wants LLVM 23, which Debian does not ship (TOOLCHAIN.md).
     shell::run(
-        shell::cargo()
+        tool_install()
             .args([
-                "install",
                 &format!("bpf-linker@{BPF_LINKER_VERSION}"),
                 "--locked",
                 "--force",
@@ -183,23 +200,68 @@ fn bpf_linker() -> anyhow::Result<()> {
     )
 }
 
-/// Installs `name@version` unless `version_command` already reports that version.
-fn cargo_tool(name: &str, version: &str, version_command: &[&str]) -> anyhow::Result<()> {
-    let (program, args) = version_command.split_first().context("a version command")?;
-    let mut command = if *program == "cargo" {
-        shell::cargo()
-    } else {
-        Command::new(program)
-    };
-    let reported = output(command.args(args)).unwrap_or_default();
-    if reported.split_whitespace().any(|word| word == version) {
-        return Ok(());
+/// A command-line tool installed with `cargo install`.
+pub(crate) struct CargoTool {
+    name: &'static str,
+    version: &'static str,
+    version_command: &'static [&'static str],
+}
+
+impl CargoTool {
+    /// Installs `name@version` unless `version_command` already reports that version.
+    pub(crate) fn install(&self) -> anyhow::Result<()> {
+        let (program, args) = self
+            .version_command
+            .split_first()
+            .context("a version command")?;
+        let mut command = if *program == "cargo" {
+            shell::cargo()
+        } else {
+            Command::new(program)
+        };
+        let reported = output(command.args(args)).unwrap_or_default();
+        if reported.split_whitespace().any(|word| word == self.version) {
+            return Ok(());
+        }
+        eprintln!("setup: cargo install {}@{}", self.name, self.version);
+        shell::run(tool_install().args([
+            &format!("{}@{}", self.name, self.version),
+            "--locked",
+            "--force",
+        ]))
     }
-    eprintln!("setup: cargo install {name}@{version}");
-    shell::run(shell::cargo().args([
-        "install",
-        &format!("{name}@{version}"),
-        "--locked",
-        "--force",
-    ]))
+}
+
+/// `cargo install` for tools this project only runs: their own release profiles ask for fat LTO
+/// in one codegen unit (cargo-deny) or full debug information (bpf-linker), which on a fresh
+/// 2-core machine cost minutes of the test run and buy nothing a check or a link needs.
+fn tool_install() -> Command {
+    let mut command = shell::cargo();
+    command
+        .arg("install")
+        .env("CARGO_PROFILE_RELEASE_LTO", "off")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+    command
+}
+
+/// The typos binary, installed from PyPI where missing ([`TYPOS_VERSION`]).
+pub(crate) fn typos() -> anyhow::Result<std::path::PathBuf> {
+    let venv = std::path::Path::new(TOOLS_VENV);
+    let typos = venv.join("bin/typos");
+    let reported = output(Command::new(&typos).arg("--version")).unwrap_or_default();
+    if reported
+        .split_whitespace()
+        .any(|word| word == TYPOS_VERSION)
+    {
+        return Ok(typos);
+    }
+    eprintln!("setup: typos {TYPOS_VERSION} from PyPI into {TOOLS_VENV}");
+    shell::run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+    shell::run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check"])
+            .arg(format!("typos=={TYPOS_VERSION}")),
+    )?;
+    Ok(typos)
 }

@@ -107,13 +107,23 @@ pub(crate) fn require_root(task: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sets up, checks for root, builds the sensor in release mode, and returns its binary's path:
-/// the prologue of every task that runs it.
-pub(crate) fn build_sensor(task: &str) -> anyhow::Result<std::path::PathBuf> {
-    crate::setup::run()?;
-    require_root(task)?;
+/// Whether a task builds the daemons or finds them built.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Binaries {
+    Build,
+    /// `cargo test --release` of this process built them (and set up the machine).
+    BuiltByTests,
+}
+
+/// Sets up, checks for root, builds the sensor in release mode unless it is built, and returns
+/// its binary's path: the prologue of every task that runs it.
+pub(crate) fn sensor(task: &str, binaries: Binaries) -> anyhow::Result<std::path::PathBuf> {
     let root = workspace_root();
-    build_release(&root)?;
+    if let Binaries::Build = binaries {
+        crate::setup::run()?;
+        require_root(task)?;
+        build_release(&root)?;
+    }
     Ok(root.join("target/release/dcwatch-sensor"))
 }
 

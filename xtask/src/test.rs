@@ -51,7 +51,7 @@ pub(crate) fn run(end_to_end: bool, full: bool) -> anyhow::Result<()> {
             .args(["deny", "check", "licenses", "bans", "sources"]),
     )?;
     // Spelling, with the project's own words in _typos.toml.
-    shell::run(Command::new("typos").current_dir(&root))?;
+    shell::run(Command::new(crate::setup::typos()?).current_dir(&root))?;
     let mut totals = shell::run_tests(cargo().current_dir(&root).args(["test", "--release"]))?;
     crate::fuzz::run(if full {
         FULL_FUZZ_SECS
@@ -69,8 +69,10 @@ pub(crate) fn run(end_to_end: bool, full: bool) -> anyhow::Result<()> {
         totals.failed += slow.failed;
     }
     if end_to_end {
-        // Each lab scenario counts as one test.
-        let scenarios = crate::e2e::play_all(&[], false, None)?;
+        // Each lab scenario counts as one test. `cargo test` has just built both daemons: a
+        // `cargo build` of them alone would build them again, its features unified without the
+        // tests' dev-dependencies (minutes on a fresh machine).
+        let scenarios = crate::e2e::play_all(&[], false, None, shell::Binaries::BuiltByTests)?;
         totals.passed += scenarios.passed;
         totals.failed += scenarios.failed;
     }
