@@ -11,7 +11,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Key,
     auth::{client_finding, client_text},
 };
 use crate::{
@@ -26,6 +26,10 @@ use crate::{
 pub(super) struct HoneytokenActivity;
 
 impl Detector for HoneytokenActivity {
+    fn key(&self) -> Key {
+        Key::Account
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         if context.knowledge.honeytokens().is_empty() {
             return;

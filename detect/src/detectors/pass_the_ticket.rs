@@ -11,7 +11,7 @@ use std::{collections::VecDeque, net::IpAddr};
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Key,
     auth::{client_address, client_finding, client_resolved_high},
     golden_ticket::hex,
 };
@@ -58,6 +58,10 @@ impl Default for PassTheTicket {
 }
 
 impl Detector for PassTheTicket {
+    fn key(&self) -> Key {
+        Key::Ticket
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         while self.held.front().is_some_and(|(due, _)| *due <= seen.time) {
             if let Some((_, finding)) = self.held.pop_front() {

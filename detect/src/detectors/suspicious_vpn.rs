@@ -10,7 +10,7 @@
 
 use dcwatch_proto::v1::alert_entity::Role;
 
-use super::{Context, Detector, target::clip};
+use super::{Context, Detector, Key, target::clip};
 use crate::finding::account_entity;
 use crate::{
     catalogue::SUSPICIOUS_VPN,
@@ -24,6 +24,10 @@ use crate::{
 pub(super) struct SuspiciousVpn;
 
 impl Detector for SuspiciousVpn {
+    fn key(&self) -> Key {
+        Key::Account
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(radius) = vpn_start(seen) else {
             return;
