@@ -65,9 +65,11 @@ pub const LONGEST_WINDOW: Millis = password_spray::SPRAY_WINDOW;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Key {
     /// The client's address: counting, reconnaissance, roasting, coercion, most detectors.
+    /// Group changes too: over LDAP their actor is the connection's bind, which only the
+    /// client's engine has seen.
     Source,
-    /// The account an activity is about: honeytokens, group changes, and the user profiles of
-    /// pass-the-hash and suspicious VPN.
+    /// The account an activity is about: honeytokens, and the user profiles of pass-the-hash
+    /// and suspicious VPN.
     Account,
     /// A Kerberos ticket's hash: pass-the-ticket.
     Ticket,

@@ -12,7 +12,7 @@ use dcwatch_proto::v1::{
     EventAccount, activity::Body, alert::Confidence, alert_entity::Role, ldap_activity,
 };
 
-use super::{Context, Detector, Key, target::clip};
+use super::{Context, Detector, target::clip};
 use crate::{
     catalogue::{HONEYTOKEN_GROUP_CHANGE, Kind, SENSITIVE_GROUP_CHANGE},
     finding::{Finding, account_entity, account_key, source_text},
@@ -37,10 +37,6 @@ struct Group {
 }
 
 impl Detector for SensitiveGroupChange {
-    fn key(&self) -> Key {
-        Key::Account
-    }
-
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         match seen.body() {
             Some(Body::WindowsEvent(event)) => {
