@@ -25,7 +25,7 @@ use log::warn;
 use prost::Message as _;
 use tokio::runtime::Handle;
 
-use super::{PartitionBatch, claims::Claims, subject};
+use super::{PartitionBatch, claims::Claims, key_of, subject};
 use crate::{
     detection::{Chunk, Source},
     store::{NewActivity, Storage, StoreError},
@@ -74,6 +74,8 @@ pub struct StreamSource {
     runtime: Handle,
     stream: Stream,
     claims: Arc<Claims>,
+    /// Partitions per key (`cluster.partitions`).
+    per_key: u32,
     partitions: HashMap<u32, Partition>,
     /// Where the next look starts, so every owned partition gets its turn.
     next_partition: u32,
@@ -101,12 +103,14 @@ impl StreamSource {
         runtime: Handle,
         stream: Stream,
         claims: Arc<Claims>,
+        per_key: u32,
         counters: Arc<SourceCounters>,
     ) -> Self {
         Self {
             runtime,
             stream,
             claims,
+            per_key,
             partitions: HashMap::new(),
             next_partition: 0,
             in_flight: Vec::new(),
@@ -232,6 +236,7 @@ impl Source for StreamSource {
             self.next_partition = partition.saturating_add(1);
             return Ok(Some(Chunk {
                 partition,
+                key: Some(key_of(partition, self.per_key)),
                 cursor: (cursor_name(partition), last),
                 activities,
             }));
