@@ -105,12 +105,16 @@ pub async fn connect(
     Ok(jetstream::new(client))
 }
 
-/// The activity stream, made if missing (every role may be first to start).
+/// The activity stream and every partition's consumer, made if missing (every role may be
+/// first to start). The consumers are made at once, not when a detect node first claims their
+/// partition: a consumer of a stream on R replicas needs all R NATS nodes to be made, so one
+/// made late, with a NATS node down, failed, and its partition's messages filled the stream
+/// (ingest refusing every batch) until the node came back.
 pub async fn activity_stream(
     context: &jetstream::Context,
     config: &ClusterConfig,
 ) -> Result<stream::Stream, ClusterError> {
-    context
+    let stream = context
         .get_or_create_stream(stream::Config {
             name: STREAM.to_owned(),
             subjects: vec![format!("{SUBJECT_PREFIX}.*")],
@@ -124,7 +128,15 @@ pub async fn activity_stream(
             ..stream::Config::default()
         })
         .await
-        .map_err(ClusterError::jetstream)
+        .map_err(ClusterError::jetstream)?;
+    for partition in 0..all_partitions(config.partitions) {
+        let (name, consumer) = source::consumer_config(partition);
+        stream
+            .get_or_create_consumer(&name, consumer)
+            .await
+            .map_err(ClusterError::jetstream)?;
+    }
+    Ok(stream)
 }
 
 /// The partitions that judge `activity`, one per [`Key`] it has (README "Scaling out"). With

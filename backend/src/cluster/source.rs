@@ -98,6 +98,21 @@ pub fn cursor_name(partition: u32) -> String {
     format!("partition.{partition}")
 }
 
+/// A partition's durable consumer: its name and configuration. [`super::activity_stream`]
+/// makes every partition's with the stream, a detect node gets the one of each partition it
+/// claims.
+pub fn consumer_config(partition: u32) -> (String, consumer::pull::Config) {
+    let name = format!("detect-{partition}");
+    let config = consumer::pull::Config {
+        durable_name: Some(name.clone()),
+        filter_subject: subject(partition),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        ..consumer::pull::Config::default()
+    };
+    (name, config)
+}
+
 impl StreamSource {
     pub fn new(
         runtime: Handle,
@@ -123,17 +138,10 @@ impl StreamSource {
             return Ok(());
         }
         let cursor = store.detection_state(&cursor_name(partition))?.unwrap_or(0);
-        let name = format!("detect-{partition}");
-        let made = self.runtime.block_on(self.stream.get_or_create_consumer(
-            &name,
-            consumer::pull::Config {
-                durable_name: Some(name.clone()),
-                filter_subject: subject(partition),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
-                ..consumer::pull::Config::default()
-            },
-        ));
+        let (name, config) = consumer_config(partition);
+        let made = self
+            .runtime
+            .block_on(self.stream.get_or_create_consumer(&name, config));
         match made {
             Ok(consumer) => {
                 self.partitions
