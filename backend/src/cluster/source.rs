@@ -33,6 +33,8 @@ use crate::{
 
 /// Messages fetched from a partition at a time (each a batch's share of it).
 const FETCH: usize = 64;
+/// The longest a fetch waits for NATS's answer.
+const FETCH_WAIT: Duration = Duration::from_secs(2);
 /// How long JetStream waits for an acknowledgement before redelivering: longer than a chunk
 /// takes to judge and store.
 const ACK_WAIT: Duration = Duration::from_mins(1);
@@ -157,15 +159,18 @@ impl StreamSource {
 
     /// Up to [`FETCH`] messages of one partition, without waiting for more.
     fn fetch(&self, partition: &Partition) -> Vec<Message> {
+        // Each wait is bounded: a pull request a NATS node never answers (the consumer's
+        // leader stopped) would otherwise stall every partition of this node. What came before
+        // the wait ran out is kept: dropped, it would come back after later messages and be
+        // skipped by the cursor.
         let fetched = self.runtime.block_on(async {
-            let mut batch = partition
-                .consumer
-                .fetch()
-                .max_messages(FETCH)
-                .messages()
-                .await?;
+            let mut batch = tokio::time::timeout(
+                FETCH_WAIT,
+                partition.consumer.fetch().max_messages(FETCH).messages(),
+            )
+            .await??;
             let mut messages = Vec::new();
-            while let Some(message) = batch.next().await {
+            while let Ok(Some(message)) = tokio::time::timeout(FETCH_WAIT, batch.next()).await {
                 messages.push(message?);
             }
             Ok::<_, async_nats::Error>(messages)
