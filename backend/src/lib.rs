@@ -62,5 +62,5 @@ pub const TOKEN_BYTES: usize = 32;
 pub fn new_token() -> io::Result<String> {
     let mut bytes = [0_u8; TOKEN_BYTES];
     File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(hex::encode(bytes))
 }

@@ -1070,18 +1070,18 @@ mod tests {
         );
     }
 
-    #[test]
-    fn compacted_activities_answer_queries_as_the_hot_ones_did() {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let mut store = Store::open(directory.path()).expect("open");
+    /// Stores batches 1 to `batches` of 1000 activities from sensors s1 and s2: activity `n`
+    /// (the batch's sequence times 1000, plus its position) of sensor `k` (0 or 1) at
+    /// `seconds(n, k)`, of alice, bob or carol in turn, from 10.0.1.(n % 200).
+    fn store_two_sensors(store: &mut Store, batches: u64, seconds: impl Fn(i64, i64) -> i64) {
         let names = ["alice", "bob", "carol"];
-        // Two sensors, 5 batches of 1000: more than a block's worth each.
-        for sequence in 1..=5_u64 {
-            for sensor in ["s1", "s2"] {
+        for sequence in 1..=batches {
+            for (k, sensor) in [(0, "s1"), (1, "s2")] {
                 let batch: Vec<Activity> = (0..1000_i64)
                     .map(|i| {
                         let n = i64::try_from(sequence).expect("small") * 1000 + i;
-                        activity(n, names[(n % 3) as usize], [10, 0, 1, (n % 200) as u8])
+                        let src = [10, 0, 1, (n % 200) as u8];
+                        activity(seconds(n, k), names[(n % 3) as usize], src)
                     })
                     .collect();
                 store
@@ -1089,6 +1089,14 @@ mod tests {
                     .expect("store");
             }
         }
+    }
+
+    #[test]
+    fn compacted_activities_answer_queries_as_the_hot_ones_did() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        // Two sensors, 5 batches of 1000: more than a block's worth each.
+        store_two_sensors(&mut store, 5, |n, _| n);
         let queries = [
             Query::default(),
             Query {
@@ -1149,6 +1157,44 @@ mod tests {
         let left = all(&store, &Query::default());
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].sequence, 5);
+    }
+
+    #[test]
+    fn the_newest_activities_come_newest_first_across_tiers_and_sensors() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        // Two sensors whose activities alternate in time, so their blocks overlap.
+        store_two_sensors(&mut store, 4, |n, sensor| 2 * n + sensor);
+        let done = store.compact(2 * 3500 * 1_000_000_000).expect("compact");
+        assert_eq!(done.blocks, 2, "one per sensor, overlapping in time");
+        let queries = [
+            Query::default(),
+            Query {
+                account: Some("CORP\\Bob".to_owned()),
+                ..Query::default()
+            },
+            Query {
+                ip: Some("10.0.1.3".parse().expect("ip")),
+                until_ns: Some(2 * 4200 * 1_000_000_000),
+                ..Query::default()
+            },
+        ];
+        let place = |stored: &StoredActivity| (time_ns(&stored.activity), stored.sensor_id.clone());
+        for query in &queries {
+            let mut oldest_first: Vec<_> = all(&store, query).iter().map(place).collect();
+            oldest_first.reverse();
+            for limit in [7, usize::MAX] {
+                let mut newest = Vec::new();
+                store
+                    .newest_activities(query, &mut |stored, _| {
+                        newest.push(place(&stored));
+                        newest.len() < limit
+                    })
+                    .expect("query");
+                let expected = &oldest_first[..limit.min(oldest_first.len())];
+                assert_eq!(newest, expected, "{query:?}, {limit}");
+            }
+        }
     }
 
     /// The compacted tier's tables as stores made before format 2 have them.
@@ -1265,6 +1311,88 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM activity_frames", [], |row| row.get(0))
             .expect("count");
         assert_eq!(frames, 0, "the blocks' frames went with them");
+    }
+
+    /// A stored dictionary: its id, its size in bytes, the activities it was trained on.
+    type DictionaryRow = (i64, usize, Option<i64>);
+
+    /// The dictionaries of the store, and each block's.
+    fn dictionaries(store: &Store) -> (Vec<DictionaryRow>, Vec<Option<i64>>) {
+        let of_store = store
+            .connection
+            .prepare("SELECT id, LENGTH(data), trained_on FROM activity_dictionaries ORDER BY id")
+            .expect("sql")
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let of_blocks = store
+            .connection
+            .prepare("SELECT dictionary_id FROM activity_blocks ORDER BY id")
+            .expect("sql")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        (of_store, of_blocks)
+    }
+
+    #[test]
+    fn a_dictionary_trained_on_few_activities_is_replaced_once_a_compaction_has_twice_as_many() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        let mut stored = 0;
+        let mut compact_batches = |store: &mut Store, batches: u64| {
+            for _ in 0..batches {
+                stored += 1;
+                store
+                    .store_batch("s1", "spool", stored, &batch(stored))
+                    .expect("store");
+            }
+            // Everything but the newest row (never compacted: the next call takes it).
+            store.compact(i64::MAX).expect("compact").activities
+        };
+        assert_eq!(compact_batches(&mut store, 10), 9_999);
+        let (first, blocks_first) = dictionaries(&store);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(first[0].2, Some(9_999));
+        assert!(first[0].1 < blocks::DICTIONARY_BYTES, "{first:?}");
+        assert_eq!(blocks_first, [Some(1)]);
+        let carol = Query {
+            account: Some("carol".to_owned()),
+            ..Query::default()
+        };
+        let (everything, of_carol) = (all(&store, &Query::default()), all(&store, &carol));
+
+        // 15,000 next: fewer than twice 9,999, the dictionary stays.
+        assert_eq!(compact_batches(&mut store, 15), 15_000);
+        // 20,000 next: twice as many, a new one (in blocks of 16,384: two).
+        assert_eq!(compact_batches(&mut store, 20), 20_000);
+        let (dictionaries, of_blocks) = dictionaries(&store);
+        assert_eq!(dictionaries.len(), 2, "{dictionaries:?}");
+        assert_eq!(dictionaries[0], first[0], "the old one is kept");
+        assert_eq!(dictionaries[1].2, Some(20_000));
+        assert_eq!(
+            of_blocks,
+            [Some(1), Some(1), Some(2), Some(2)],
+            "earlier blocks keep theirs"
+        );
+        // What was compacted under the first dictionary reads as it did.
+        assert_eq!(
+            all(&store, &Query::default())[..everything.len()],
+            everything
+        );
+        let carol_now = all(&store, &carol);
+        assert_eq!(carol_now[..of_carol.len()], of_carol);
+        assert_eq!(carol_now.len(), 45_000 / 3);
+        assert_eq!(
+            store.activity_at("s1", 3, 500).expect("dictionary 1"),
+            Some(batch(3)[500].clone())
+        );
+        assert_eq!(
+            store.activity_at("s1", 40, 500).expect("dictionary 2"),
+            Some(batch(40)[500].clone())
+        );
     }
 
     #[test]

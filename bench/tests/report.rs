@@ -20,6 +20,7 @@ const FIGURES: &[&str] = &[
     "xdp-cost",
     "xdp-decap",
     "veth-rate",
+    "veth-cpu",
     "replay-tools",
     "replay-memory",
     "workers-wall",

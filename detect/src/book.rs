@@ -2,10 +2,12 @@
 //! that new evidence updates rather than duplicates; a closed alert matched again within 24
 //! hours reopens; updates reach the outputs at most once per 15 minutes of activity time.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use hashbrown::{Equivalent, HashMap};
 
 use dcwatch_proto::v1::{
-    Alert, Detail,
+    Alert, AlertEntity, Detail,
     alert::{Classification, Confidence, Severity, Status, Trigger},
     outcome,
 };
@@ -46,6 +48,63 @@ pub struct Raised {
 struct Tracked {
     alert: Alert,
     last_emitted: Millis,
+    entities: EntityPrints,
+}
+
+/// Fingerprints of an alert's entities. A finding's entity is compared field by field with the
+/// alert's (up to `MAX_ENTITIES`, each several strings) only when its fingerprint is among
+/// them: comparing them all took most of the book's time on long alerts (a spray's accounts).
+#[derive(Debug, Default)]
+struct EntityPrints {
+    /// Each print, and where the first entity with it is in the alert's entities.
+    prints: HashMap<u64, usize>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl EntityPrints {
+    fn of(entities: &[AlertEntity]) -> Self {
+        let mut prints = Self::default();
+        for (index, entity) in entities.iter().enumerate() {
+            let print = prints.print(entity);
+            prints.prints.entry(print).or_insert(index);
+        }
+        prints
+    }
+
+    /// A hash of the entity's fields but its tags: equal entities have equal prints.
+    fn print(&self, entity: &AlertEntity) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        (entity.role, &entity.name, &entity.sid, &entity.address).hash(&mut hasher);
+        (entity.certainty, entity.method).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Whether `entity` is not among `known` (the alert's entities), noting its print where the
+    /// caller pushes a new one (at the end). Most findings repeat an entity (the same source):
+    /// the one with its print is compared first.
+    fn is_new(&mut self, entity: &AlertEntity, known: &[AlertEntity]) -> bool {
+        let print = self.print(entity);
+        match self.prints.entry(print) {
+            hashbrown::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(known.len());
+                true
+            }
+            hashbrown::hash_map::Entry::Occupied(first) => {
+                known.get(*first.get()) != Some(entity) && !known.contains(entity)
+            }
+        }
+    }
+}
+
+/// An alert's (type, primary key) as a finding has them: looked up without copying them (it
+/// hashes as the `(String, String)` it stands for).
+#[derive(Hash)]
+struct SlotRef<'a>(&'a str, &'a str);
+
+impl Equivalent<(String, String)> for SlotRef<'_> {
+    fn equivalent(&self, (type_name, key): &(String, String)) -> bool {
+        self.0 == type_name && self.1 == key
+    }
 }
 
 #[derive(Debug, Default)]
@@ -58,15 +117,16 @@ pub struct Book {
 
 impl Book {
     pub fn apply(&mut self, finding: Finding) -> Raised {
-        let slot = (finding.kind.type_name.to_owned(), finding.key.clone());
-        if let Some(id) = self.latest.get(&slot)
+        if let Some(id) = self
+            .latest
+            .get(&SlotRef(finding.kind.type_name, &finding.key))
             && let Some(tracked) = self.alerts.get_mut(id)
         {
             let status = tracked.alert.status();
             let closed_at = millis(tracked.alert.closed.as_ref()).unwrap_or(Millis::MIN);
             if status == Status::Open || finding.end.saturating_sub(closed_at) <= REOPEN_WITHIN {
                 let reopened = status == Status::Closed;
-                merge(&mut tracked.alert, finding);
+                merge(&mut tracked.alert, &mut tracked.entities, finding);
                 tracked.alert.trigger = Trigger::Update.into();
                 let end = millis(tracked.alert.end.as_ref()).unwrap_or(0);
                 let emit = reopened || end.saturating_sub(tracked.last_emitted) >= UPDATE_INTERVAL;
@@ -85,7 +145,9 @@ impl Book {
                 };
             }
         }
-        let alert = new_alert(finding);
+        let slot = (finding.kind.type_name.to_owned(), finding.key.clone());
+        let mut entities = EntityPrints::default();
+        let alert = new_alert(finding, &mut entities);
         let end = millis(alert.end.as_ref()).unwrap_or(0);
         let id = alert.id.clone();
         self.make_room();
@@ -95,6 +157,7 @@ impl Book {
             Tracked {
                 alert,
                 last_emitted: end,
+                entities,
             },
         );
         Raised {
@@ -152,6 +215,7 @@ impl Book {
             self.alerts.insert(
                 alert.id.clone(),
                 Tracked {
+                    entities: EntityPrints::of(&alert.entities),
                     alert,
                     last_emitted: end,
                 },
@@ -208,13 +272,10 @@ impl Book {
 /// capture and the backend that ingested it name their alerts alike.
 fn alert_id(type_name: &str, key: &str, start: Millis) -> String {
     let digest = Sha256::digest(format!("{type_name}\n{key}\n{start}").as_bytes());
-    digest[..10]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(&digest[..10])
 }
 
-fn new_alert(finding: Finding) -> Alert {
+fn new_alert(finding: Finding, entities: &mut EntityPrints) -> Alert {
     let kind = finding.kind;
     let mut alert = Alert {
         id: alert_id(kind.type_name, &finding.key, finding.start),
@@ -232,11 +293,11 @@ fn new_alert(finding: Finding) -> Alert {
         primary_key: finding.key.clone(),
         ..Alert::default()
     };
-    merge_fields(&mut alert, finding);
+    merge_fields(&mut alert, entities, finding);
     alert
 }
 
-fn merge(alert: &mut Alert, finding: Finding) {
+fn merge(alert: &mut Alert, entities: &mut EntityPrints, finding: Finding) {
     let start = millis(alert.start.as_ref())
         .unwrap_or(finding.start)
         .min(finding.start);
@@ -255,10 +316,10 @@ fn merge(alert: &mut Alert, finding: Finding) {
         alert.title = finding.kind.title.to_owned();
         alert.severity = finding.kind.severity.into();
     }
-    merge_fields(alert, finding);
+    merge_fields(alert, entities, finding);
 }
 
-fn merge_fields(alert: &mut Alert, finding: Finding) {
+fn merge_fields(alert: &mut Alert, prints: &mut EntityPrints, finding: Finding) {
     alert.count = alert.count.saturating_add(finding.count);
     if !finding.description.is_empty() {
         alert.description = finding.description;
@@ -267,7 +328,7 @@ fn merge_fields(alert: &mut Alert, finding: Finding) {
         alert.details = finding.details;
     }
     for entity in finding.entities {
-        if alert.entities.len() < MAX_ENTITIES && !alert.entities.contains(&entity) {
+        if alert.entities.len() < MAX_ENTITIES && prints.is_new(&entity, &alert.entities) {
             alert.entities.push(entity);
         }
     }

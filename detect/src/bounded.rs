@@ -203,6 +203,9 @@ pub struct Window<T> {
     items: VecDeque<(Millis, T)>,
     cap: usize,
     dropped: u64,
+    /// Whether the items are in time order (they were pushed in order): then the old ones are
+    /// at the front, and forgetting them does not read the whole window.
+    in_order: bool,
 }
 
 impl<T> Window<T> {
@@ -211,18 +214,54 @@ impl<T> Window<T> {
             items: VecDeque::new(),
             cap: cap.max(1),
             dropped: 0,
+            in_order: true,
         }
     }
 
     /// Adds an item at `time` and forgets those older than `time - span`.
     pub fn push(&mut self, time: Millis, item: T, span: Millis) {
-        if self.items.len() >= self.cap {
-            self.items.pop_front();
+        self.push_forgetting(time, item, span, drop);
+    }
+
+    /// `push`, handing each item it forgets (for the cap or for age) to `forgotten`.
+    pub fn push_forgetting(
+        &mut self,
+        time: Millis,
+        item: T,
+        span: Millis,
+        mut forgotten: impl FnMut(T),
+    ) {
+        if self.items.len() >= self.cap
+            && let Some((_, oldest)) = self.items.pop_front()
+        {
             self.dropped += 1;
+            forgotten(oldest);
+        }
+        if self.items.back().is_some_and(|(last, _)| *last > time) {
+            self.in_order = false;
         }
         self.items.push_back((time, item));
         let since = time.saturating_sub(span);
-        self.items.retain(|(at, _)| *at >= since);
+        if self.in_order {
+            while self.items.front().is_some_and(|(at, _)| *at < since) {
+                if let Some((_, old)) = self.items.pop_front() {
+                    forgotten(old);
+                }
+            }
+            return;
+        }
+        // Each item once round the ring, the kept ones back in their order: no copy of the
+        // window per push while it is out of order.
+        for _ in 0..self.items.len() {
+            if let Some((at, old)) = self.items.pop_front() {
+                if at >= since {
+                    self.items.push_back((at, old));
+                } else {
+                    forgotten(old);
+                }
+            }
+        }
+        self.in_order = self.items.iter().is_sorted_by_key(|(at, _)| *at);
     }
 
     pub fn items(&self) -> impl Iterator<Item = &(Millis, T)> {
@@ -238,6 +277,9 @@ impl<T> Window<T> {
     }
 
     pub fn first_time(&self) -> Option<Millis> {
+        if self.in_order {
+            return self.items.front().map(|(time, _)| *time);
+        }
         self.items.iter().map(|(time, _)| *time).min()
     }
 
@@ -260,6 +302,32 @@ mod tests {
         assert_eq!(map.get(&"b"), None);
         assert_eq!(map.get(&"a"), Some(&2));
         assert_eq!((map.len(), map.evicted()), (2, 1));
+    }
+
+    #[test]
+    fn a_window_forgets_what_is_too_old_wherever_it_arrived() {
+        let mut window = Window::new(10);
+        let mut forgotten = Vec::new();
+        for (time, item) in [(100, 'a'), (200, 'b'), (150, 'c'), (210, 'd')] {
+            window.push_forgetting(time, item, 100, |old| forgotten.push(old));
+        }
+        // At 210 the window starts at 110: a (100) goes, c (150) pushed after b stays.
+        assert_eq!(forgotten, ['a']);
+        assert_eq!(window.first_time(), Some(150));
+        window.push_forgetting(260, 'e', 100, |old| forgotten.push(old));
+        assert_eq!(forgotten, ['a', 'c']);
+        let left: Vec<char> = window.items().map(|(_, item)| *item).collect();
+        assert_eq!(left, ['b', 'd', 'e']);
+        assert_eq!(window.first_time(), Some(200));
+        // Full: the first pushed goes, counted.
+        let mut full = Window::new(2);
+        for time in [1, 2, 3] {
+            full.push_forgetting(time, time, 100, |old| {
+                forgotten.push(char::from(b'0' + old as u8));
+            });
+        }
+        assert_eq!((full.len(), full.dropped()), (2, 1));
+        assert_eq!(forgotten.last(), Some(&'1'));
     }
 
     #[test]

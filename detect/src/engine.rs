@@ -1,5 +1,5 @@
 //! The detection engine: activities in (from any number of sensors, in roughly time order),
-//! alerts out. It learns from each activity, lets every detector judge it, drops what the
+//! alerts out. It learns from each activity, lets every detector of its kind judge it, drops what the
 //! exclusions name, and merges the rest into alerts.
 
 use std::{collections::HashMap, sync::Arc};
@@ -11,10 +11,10 @@ use dcwatch_proto::v1::{
 
 use crate::{
     book::{Book, Raised},
-    bounded::Window,
     checkpoint::{Checkpoint, Journal},
     config::{Config, Exclusions},
-    detectors::{self, Context, Detector, Key},
+    damping::RecentNew,
+    detectors::{self, Context, Detectors, Key},
     finding::Finding,
     knowledge::{Knowledge, short_name},
     learning::{self, Behaviour, Gate},
@@ -24,9 +24,6 @@ use crate::{
     time::{DAY, HOUR, Millis},
 };
 
-/// New alerts of one type remembered for damping (the window holds at most this many).
-const MAX_DAMPING_WINDOW: usize = 10_000;
-
 /// Learned facts not refreshed for this long are forgotten.
 const LEARNED_LIFETIME: Millis = 30 * DAY;
 
@@ -34,14 +31,14 @@ const LEARNED_LIFETIME: Millis = 30 * DAY;
 pub struct Engine {
     config: Config,
     knowledge: Knowledge,
-    detectors: Vec<Box<dyn Detector>>,
+    detectors: Detectors,
     book: Book,
     profiles: Profiles,
     /// What this engine judged within the detectors' windows, for its checkpoints (`None`
     /// offline: nothing would take it).
     journal: Option<Journal>,
-    /// New alerts per type within the damping window: (time, primary key).
-    recent_new: HashMap<&'static str, Window<String>>,
+    /// New alerts per type within the damping window.
+    recent_new: HashMap<&'static str, RecentNew>,
     findings: Vec<Finding>,
     /// The latest activity time seen: the engine's clock.
     clock: Millis,
@@ -91,7 +88,7 @@ impl Engine {
     /// (the others' alerts are raised by the engines of their own keys).
     #[must_use]
     pub fn keyed_by(mut self, key: Key) -> Self {
-        self.detectors.retain(|detector| detector.key() == key);
+        self.detectors = self.detectors.keyed_by(key);
         self
     }
 
@@ -155,7 +152,7 @@ impl Engine {
         raised
     }
 
-    /// Advances the clock and what the engine knows, and lets every detector judge the activity
+    /// Advances the clock and what the engine knows, and lets the detectors of its kind judge the activity
     /// (its findings wait in `findings`).
     fn watch(&mut self, seen: &Observed<'_>) {
         if seen.time > self.clock {
@@ -173,9 +170,7 @@ impl Engine {
             config: &self.config,
             findings: &mut self.findings,
         };
-        for detector in &mut self.detectors {
-            detector.observe(seen, &mut context);
-        }
+        self.detectors.observe(seen, &mut context);
     }
 
     /// Replays a checkpoint's activity: the detectors' windows and the engine's knowledge take
@@ -204,26 +199,17 @@ impl Engine {
             return;
         };
         let span = Millis::from(damping.window_hours) * HOUR;
-        let window = self
-            .recent_new
-            .entry(kind.type_name)
-            .or_insert_with(|| Window::new(MAX_DAMPING_WINDOW));
-        window.push(time, alert.primary_key.clone(), span);
-        let mut others: Vec<&str> = window
-            .items()
-            .map(|(_, key)| key.as_str())
-            .filter(|key| *key != alert.primary_key)
-            .collect();
-        others.sort_unstable();
-        others.dedup();
-        if others.len() < damping.entities as usize {
+        let others =
+            self.recent_new
+                .entry(kind.type_name)
+                .or_default()
+                .note(time, &alert.primary_key, span);
+        if others < damping.entities as usize {
             return;
         }
         let note = format!(
-            "{} other entities raised {} within {} hours: importance lowered",
-            others.len(),
-            alert.r#type,
-            damping.window_hours
+            "{others} other entities raised {} within {} hours: importance lowered",
+            alert.r#type, damping.window_hours
         );
         self.alerts_damped += 1;
         self.book.damp(id, note);
@@ -316,13 +302,7 @@ impl Engine {
             ("detect_profiles_taught", self.taught),
             ("detect_profiles", self.profiles.len() as u64),
             ("detect_alerts_evicted", self.book.evicted()),
-            (
-                "detect_state_evicted",
-                self.detectors
-                    .iter()
-                    .map(|detector| detector.evicted())
-                    .sum(),
-            ),
+            ("detect_state_evicted", self.detectors.evicted()),
         ];
         if let Some(journal) = &self.journal {
             counters.extend(journal.counters());

@@ -175,8 +175,8 @@ pub struct Standing {
 /// Every (detection, entity) pair's standing at the profiles' clock, sorted by detection then
 /// entity; thresholds medium and low make every entity of their detections active.
 pub fn standings(profiles: &Profiles, config: &crate::Config) -> Vec<Standing> {
-    let mut keys: Vec<(&String, &Profile)> = profiles.iter().collect();
-    keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut keys: Vec<(String, &Profile)> = profiles.iter().collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
     for period in PERIODS {
         let skipped = config.threshold(period.type_name) != Threshold::High;
@@ -193,7 +193,7 @@ pub fn standings(profiles: &Profiles, config: &crate::Config) -> Vec<Standing> {
             };
             out.push(Standing {
                 type_name: period.type_name,
-                entity: (*key).clone(),
+                entity: key.clone(),
                 state,
             });
         }
@@ -479,12 +479,22 @@ mod tests {
         profiles.touch("computer:10.98.0.7", 16 * DAY);
         let ldap = period("ldap_recon").expect("a period");
         assert_eq!(
-            state(ldap, &profiles, profiles.get("computer:10.98.0.7")),
+            state(
+                ldap,
+                &profiles,
+                profiles.get("computer:10.98.0.7"),
+                16 * DAY
+            ),
             State::Active
         );
         profiles.touch("computer:10.98.0.8", 16 * DAY - 1);
         assert_eq!(
-            state(ldap, &profiles, profiles.get("computer:10.98.0.8")),
+            state(
+                ldap,
+                &profiles,
+                profiles.get("computer:10.98.0.8"),
+                16 * DAY
+            ),
             State::Learning {
                 until: Some(31 * DAY - 1),
                 why: ldap.source.into()
@@ -496,7 +506,7 @@ mod tests {
         }
         profiles.touch("user:alice", 40 * DAY);
         assert!(matches!(
-            state(vpn, &profiles, profiles.get("user:alice")),
+            state(vpn, &profiles, profiles.get("user:alice"), 40 * DAY),
             State::Learning { until: None, .. }
         ));
         for day in 36..40 {
@@ -504,7 +514,7 @@ mod tests {
         }
         profiles.vpn_connected("user:alice", 40 * DAY);
         assert_eq!(
-            state(vpn, &profiles, profiles.get("user:alice")),
+            state(vpn, &profiles, profiles.get("user:alice"), 40 * DAY),
             State::Active
         );
     }

@@ -22,6 +22,7 @@ pub mod bounded;
 pub mod catalogue;
 pub mod checkpoint;
 pub mod config;
+mod damping;
 pub mod detectors;
 pub mod engine;
 pub mod finding;

@@ -16,7 +16,11 @@ use std::{collections::HashSet, net::IpAddr};
 
 use hashbrown::HashMap;
 
+use self::key::Key;
+pub use self::key::KeyRef;
 use crate::{bounded::BoundedMap, time::Millis};
+
+mod key;
 
 /// Items one profile keeps.
 pub const MAX_ITEMS: usize = 128;
@@ -71,35 +75,7 @@ impl Subject {
     /// The profile key of the entity at `address`, as `key` gives it for the address's text
     /// (which has no capitals to fold).
     pub fn address_key(self, address: IpAddr) -> String {
-        let mut key = String::new();
-        self.write_address_key(address, &mut key);
-        key
-    }
-
-    /// Writes `address_key` into `key` (cleared first). IPv4 addresses, the ones on every
-    /// activity, are written digit by digit: the formatting machinery cost more than the
-    /// profile's lookup.
-    pub fn write_address_key(self, address: IpAddr, key: &mut String) {
-        key.clear();
-        key.push_str(self.prefix());
-        key.push(':');
-        match address {
-            IpAddr::V4(v4) => {
-                for (index, octet) in v4.octets().into_iter().enumerate() {
-                    if index > 0 {
-                        key.push('.');
-                    }
-                    if octet >= 100 {
-                        key.push(char::from(b'0' + octet / 100));
-                    }
-                    if octet >= 10 {
-                        key.push(char::from(b'0' + octet / 10 % 10));
-                    }
-                    key.push(char::from(b'0' + octet % 10));
-                }
-            }
-            IpAddr::V6(v6) => key.push_str(&v6.to_string()),
-        }
+        format!("{}:{address}", self.prefix())
     }
 
     pub fn of_key(key: &str) -> Option<Self> {
@@ -269,7 +245,7 @@ struct Slot {
 
 #[derive(Debug)]
 pub struct Profiles {
-    profiles: HashMap<String, Slot>,
+    profiles: HashMap<Key, Slot>,
     capacity: usize,
     /// When the first activity was seen (MDI's "deployment": LDAP recon waits 10 days from it).
     deployed: Option<Millis>,
@@ -277,11 +253,9 @@ pub struct Profiles {
     clock: Millis,
     /// The keys of the profiles marked dirty since the last `take_changes` (a key evicted and
     /// made again may be listed twice).
-    dirty: Vec<String>,
+    dirty: Vec<Key>,
     removed: HashSet<String>,
     meta_dirty: bool,
-    /// The buffer `touch_address` writes keys into.
-    scratch: String,
     /// Per behaviour hash, the hashes of the distinct subjects that showed it (up to
     /// `POPULAR_SUBJECTS`).
     shared: BoundedMap<u64, Vec<u64>>,
@@ -306,7 +280,6 @@ impl Profiles {
             dirty: Vec::new(),
             removed: HashSet::new(),
             meta_dirty: false,
-            scratch: String::new(),
             shared: BoundedMap::new(MAX_SHARED_BEHAVIOURS),
             evicted_profiles: 0,
             evicted_items: 0,
@@ -314,12 +287,15 @@ impl Profiles {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Profile> {
-        self.profiles.get(key).map(|slot| &slot.profile)
+    pub fn get<'a>(&self, key: impl Into<KeyRef<'a>>) -> Option<&Profile> {
+        self.profiles.get(&key.into()).map(|slot| &slot.profile)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Profile)> {
-        self.profiles.iter().map(|(key, slot)| (key, &slot.profile))
+    /// Every profile with its key's text.
+    pub fn iter(&self) -> impl Iterator<Item = (String, &Profile)> {
+        self.profiles
+            .iter()
+            .map(|(key, slot)| (key.to_string(), &slot.profile))
     }
 
     pub fn len(&self) -> usize {
@@ -339,7 +315,8 @@ impl Profiles {
     }
 
     /// Marks `key` active at `time`, making its profile when it has none.
-    pub fn touch(&mut self, key: &str, time: Millis) -> &mut Profile {
+    pub fn touch<'a>(&mut self, key: impl Into<KeyRef<'a>>, time: Millis) -> &mut Profile {
+        let key = key.into();
         if self.deployed.is_none_or(|deployed| time < deployed) {
             self.deployed = Some(time);
             self.meta_dirty = true;
@@ -348,17 +325,20 @@ impl Profiles {
             self.clock = time;
             self.meta_dirty = true;
         }
-        if self.profiles.len() >= self.capacity && !self.profiles.contains_key(key) {
+        if self.profiles.len() >= self.capacity && !self.profiles.contains_key(&key) {
             self.make_room();
         }
-        // One lookup; the key is copied only for a new profile.
-        let slot = self.profiles.entry_ref(key).or_insert_with(|| Slot {
-            profile: Profile::new(time),
-            dirty: false,
-        });
+        // One lookup; an address key is copied on the stack, a text one on the heap.
+        let slot = self
+            .profiles
+            .entry(Key::from(&key))
+            .or_insert_with(|| Slot {
+                profile: Profile::new(time),
+                dirty: false,
+            });
         if !slot.dirty {
             slot.dirty = true;
-            self.dirty.push(key.to_owned());
+            self.dirty.push(Key::from(&key));
         }
         let profile = &mut slot.profile;
         profile.first_seen = profile.first_seen.min(time);
@@ -366,17 +346,14 @@ impl Profiles {
         profile
     }
 
-    /// `touch` of the profile of the entity at `address` (its key written into a buffer the
-    /// profiles keep, not allocated per activity).
-    pub fn touch_address(&mut self, subject: Subject, address: IpAddr, time: Millis) {
-        let mut key = std::mem::take(&mut self.scratch);
-        subject.write_address_key(address, &mut key);
-        self.touch(&key, time);
-        self.scratch = key;
-    }
-
     /// Learns `item` of `facet` for `key` at `time`; true when it was new to the profile.
-    pub fn learn(&mut self, key: &str, time: Millis, facet: &str, item: &str) -> bool {
+    pub fn learn<'a>(
+        &mut self,
+        key: impl Into<KeyRef<'a>>,
+        time: Millis,
+        facet: &str,
+        item: &str,
+    ) -> bool {
         let (new, evicted) = self.touch(key, time).learn(item_hash(facet, item));
         if evicted {
             self.evicted_items += 1;
@@ -389,9 +366,9 @@ impl Profiles {
         self.touch(key, time).vpn_connected(time);
     }
 
-    pub fn knows(&self, key: &str, facet: &str, item: &str) -> bool {
+    pub fn knows<'a>(&self, key: impl Into<KeyRef<'a>>, facet: &str, item: &str) -> bool {
         self.profiles
-            .get(key)
+            .get(&key.into())
             .is_some_and(|slot| slot.profile.knows(facet, item))
     }
 
@@ -401,7 +378,7 @@ impl Profiles {
         let hash = item_hash(facet, item);
         if self
             .profiles
-            .get(POPULAR_KEY)
+            .get(&KeyRef::from(POPULAR_KEY))
             .is_some_and(|slot| slot.profile.items.contains(&hash))
         {
             return;
@@ -442,7 +419,7 @@ impl Profiles {
                 && slot.dirty
             {
                 slot.dirty = false;
-                upserts.push((key, slot.profile.encode()));
+                upserts.push((key.to_string(), slot.profile.encode()));
             }
         }
         if std::mem::take(&mut self.meta_dirty) {
@@ -470,6 +447,7 @@ impl Profiles {
                 self.undecodable += 1;
                 continue;
             }
+            let key = Key::from(&KeyRef::from(&key));
             if !self.profiles.contains_key(&key) {
                 self.make_room();
             }
@@ -499,24 +477,27 @@ impl Profiles {
             return;
         }
         let batch = (self.capacity / EVICTION_BATCH_DIVISOR).max(1);
-        let mut by_age: Vec<(Millis, &String)> = self
+        let popular = KeyRef::from(POPULAR_KEY);
+        let mut by_age: Vec<(Millis, &Key)> = self
             .profiles
             .iter()
-            .filter(|(key, _)| key.as_str() != POPULAR_KEY)
+            .filter(|(key, _)| key.borrowed() != popular)
             .map(|(key, slot)| (slot.profile.last_seen, key))
             .collect();
         if by_age.is_empty() {
             return;
         }
         let batch = batch.min(by_age.len());
-        by_age.select_nth_unstable_by(batch - 1, |a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        let gone: Vec<String> = by_age[..batch]
+        by_age.select_nth_unstable_by(batch - 1, |a, b| {
+            a.0.cmp(&b.0).then_with(|| a.1.cmp_text(b.1))
+        });
+        let gone: Vec<Key> = by_age[..batch]
             .iter()
             .map(|(_, key)| (*key).clone())
             .collect();
         for key in gone {
             self.profiles.remove(&key);
-            self.removed.insert(key);
+            self.removed.insert(key.to_string());
             self.evicted_profiles += 1;
         }
     }
@@ -527,24 +508,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_address_key_is_the_key_of_the_address_text() {
-        for address in [
-            "10.98.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "192.168.10.100",
-            "fe80::1:AB",
-        ] {
-            let address: IpAddr = address.parse().expect("an address");
-            assert_eq!(
-                Subject::Computer.address_key(address),
-                Subject::Computer.key(&address.to_string())
-            );
-        }
+    fn a_profile_touched_by_address_is_the_profile_of_its_text() {
+        let mut profiles = Profiles::default();
+        let address: IpAddr = [10, 9, 0, 51].into();
+        profiles.touch((Subject::Dc, address), 100);
+        profiles.touch(Subject::Dc.address_key(address).as_str(), 200);
+        profiles.learn("computer:10.9.0.7", 150, "samr", "enumerated all users");
+        assert_eq!(profiles.len(), 2);
         assert_eq!(
-            Subject::Dc.address_key([10, 9, 0, 51].into()),
-            "dc:10.9.0.51"
+            profiles
+                .get("dc:10.9.0.51")
+                .map(|p| (p.first_seen, p.last_seen)),
+            Some((100, 200))
         );
+        assert!(profiles.knows(
+            (Subject::Computer, [10, 9, 0, 7].into()),
+            "samr",
+            "enumerated all users"
+        ));
+        assert!(profiles.get((Subject::User, address)).is_none());
+        let keys: Vec<String> = profiles
+            .take_changes()
+            .upserts
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(keys, ["computer:10.9.0.7", "dc:10.9.0.51", META_KEY]);
+        let mut texts: Vec<String> = profiles.iter().map(|(key, _)| key).collect();
+        texts.sort();
+        assert_eq!(texts, ["computer:10.9.0.7", "dc:10.9.0.51"]);
     }
 
     #[test]

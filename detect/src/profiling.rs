@@ -110,15 +110,15 @@ pub fn learn(profiles: &mut Profiles, seen: &Observed<'_>, knowledge: &Knowledge
     let (src_dc, dst_dc) = (is_dc(seen.src), is_dc(seen.dst));
     match (seen.src, seen.dst) {
         (Some(src), Some(dst)) if dst_dc && !src_dc => {
-            profiles.touch_address(Subject::Dc, dst, time);
-            profiles.touch_address(Subject::Computer, src, time);
+            profiles.touch((Subject::Dc, dst), time);
+            profiles.touch((Subject::Computer, src), time);
         }
         (Some(src), Some(dst)) if src_dc && !dst_dc => {
-            profiles.touch_address(Subject::Dc, src, time);
-            profiles.touch_address(Subject::Computer, dst, time);
+            profiles.touch((Subject::Dc, src), time);
+            profiles.touch((Subject::Computer, dst), time);
         }
         (Some(src), _) if !src_dc => {
-            profiles.touch_address(Subject::Computer, src, time);
+            profiles.touch((Subject::Computer, src), time);
         }
         _ => {}
     }
@@ -134,7 +134,7 @@ pub fn learn(profiles: &mut Profiles, seen: &Observed<'_>, knowledge: &Knowledge
             _ => None,
         };
         if let Some(facet) = aes {
-            profiles.learn(&computer_key(src), time, facet, "aes");
+            profiles.learn((Subject::Computer, src), time, facet, "aes");
         }
     }
     if let Some((user, computer)) = logon(seen) {

@@ -178,10 +178,7 @@ pub fn guid_to_string(bytes: &[u8]) -> Option<String> {
         u16::from_le_bytes([bytes[6], bytes[7]]),
         bytes[8],
         bytes[9],
-        bytes[10..]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        hex::encode(&bytes[10..])
     ))
 }
 

@@ -409,13 +409,7 @@ mod tests {
     use super::*;
     use crate::kerberos;
     use crate::kerberos::{Body, EncryptionType, MessageType};
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-        s.chunks_exact(2)
-            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use dcwatch_tests::fixture::hex;
 
     /// Leaked, so that tokens borrowing from a fixture can outlive the statement.
     macro_rules! fixture {

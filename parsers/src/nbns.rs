@@ -669,13 +669,7 @@ fn name_of(labels: &[&[u8]], anomalies: &mut Anomalies) -> Result<NetbiosName, N
 #[expect(clippy::unwrap_used, reason = "in tests a panic is a failed test")]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-        s.chunks_exact(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use dcwatch_tests::fixture::hex;
 
     // nDPI/tests/cfgs/default/pcap/netbios.pcap: frame 1, name query XSTREAM_HY<00>, broadcast
     // (tshark -r F -Y frame.number==1 -T fields -e udp.payload).

@@ -782,13 +782,7 @@ fn len_u16(b: &[u8]) -> u16 {
 #[expect(clippy::unwrap_used, reason = "in tests a panic is a failed test")]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-        s.chunks_exact(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use dcwatch_tests::fixture::hex;
 
     /// Fixtures in tests/fixtures/ntlm/: the NTLMSSP message cut from its signature to the end
     /// of its last payload field (except where the name says "trailing").

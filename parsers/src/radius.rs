@@ -503,13 +503,7 @@ fn digest_matches(packet: &[u8], authenticator: &[u8; AUTHENTICATOR_LEN], secret
 #[expect(clippy::unwrap_used, reason = "in tests a panic is a failed test")]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-        s.chunks_exact(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use dcwatch_tests::fixture::hex;
 
     // arkime/tests/pcap/radius.pcap: frame 1, Accounting-Request Interim-Update from an Aruba
     // controller (tshark -r F -T fields -e udp.payload). Its authenticator is all zeros (the

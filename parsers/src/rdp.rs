@@ -501,13 +501,7 @@ fn core_data(data: &[u8], anomalies: &mut Anomalies) -> Option<ClientCoreData> {
 #[expect(clippy::unwrap_used, reason = "in tests a panic is a failed test")]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-        s.chunks_exact(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use dcwatch_tests::fixture::hex;
 
     // zeek/testing/btest/Traces/rdp/rdp-to-ssl.pcap: frames 4 and 6 (tshark -r F -T fields
     // -e tcp.payload): CR with "Cookie: mstshash=AWAKECODI" requesting SSL|HYBRID, and the CC

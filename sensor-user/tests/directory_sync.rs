@@ -759,7 +759,7 @@ fn a_kerberos_bind_from_a_keytab_is_sealed_and_reads_what_a_simple_bind_reads() 
     // Neither the keytab's path nor any of its bytes in the log.
     let key_bytes = std::fs::read(&keytab).expect("the keytab");
     assert!(!log.contains(&keytab.display().to_string()), "{log}");
-    let hex: String = key_bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let hex = hex::encode(&key_bytes);
     for window in key_bytes.windows(16) {
         assert!(!log.as_bytes().windows(16).any(|logged| logged == window));
     }

@@ -496,8 +496,8 @@ fn tshark_value(attribute: &str, value: &[u8]) -> String {
             u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             u16::from_le_bytes([b[4], b[5]]),
             u16::from_le_bytes([b[6], b[7]]),
-            hex_octets(&b[8..10]),
-            hex_octets(&b[10..]),
+            hex::encode(&b[8..10]),
+            hex::encode(&b[10..]),
         );
     }
     if value.iter().all(|byte| (0x20..0x7f).contains(byte)) {
@@ -509,10 +509,6 @@ fn tshark_value(attribute: &str, value: &[u8]) -> String {
             .collect::<Vec<_>>()
             .join(":")
     }
-}
-
-fn hex_octets(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[test]

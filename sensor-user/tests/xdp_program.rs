@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use dcwatch_pipeline::decap::{DecapConfig, DecapMode, Decapsulated, decapsulate};
 use dcwatch_tests::{
+    fixture::{DCSYNC_BIND, DCSYNC_REQUEST, DCSYNC_RESPONSE, DRSUAPI_PORT, hex},
     frames::{
         self, CLIENT_V4, CLIENT_V6, DC_V4, DC_V6, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
         IPV6_DESTINATION, IPV6_FRAGMENT, IPV6_HOP_BY_HOP, IPV6_ROUTING, Ipv4, PROTO_TCP, PROTO_UDP,
@@ -931,23 +932,6 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
     );
 }
 
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
-}
-
-// testdata/pcaps/adlab/dcsync.pcap, the DCSync against the lab's Samba DC on its DRSUAPI port
-// 49153 (tshark -e tcp.payload, first 32 bytes of each segment):
-// frame 53, client to DC: BIND of DRSUAPI (frag_length 112, auth_length 32).
-const DCSYNC_BIND: &str = "05000b03100000007000200001000000b810b810000000000100000000000100";
-// frame 60, client to DC: REQUEST, call 2 (frag_length 132, auth_length 16, sealed stub).
-const DCSYNC_REQUEST: &str = "050000031000000084001000020000005400000000000000b59c08b9c38dae43";
-// frame 62, DC to client: RESPONSE, call 2 (frag_length 144, auth_length 16).
-const DCSYNC_RESPONSE: &str = "050002031000000090001000020000005400000000000000794cd52bf51fa838";
-
-const DRSUAPI_PORT: u16 = 49_153;
 const OTHER_HOST_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 1, 3);
 
 /// With the DC addresses set: runs `frame` and returns whether the header test matched it, and

@@ -9,6 +9,7 @@ pub mod backend_process;
 pub mod cluster_servers;
 pub mod corpus;
 pub mod exposition;
+pub mod fixture;
 pub mod frames;
 pub mod hog;
 pub mod netns;

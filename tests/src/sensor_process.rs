@@ -112,6 +112,24 @@ impl SensorProcess {
         Ok(())
     }
 
+    /// CPU time the sensor's running threads have spent so far, in nanoseconds: the sum of
+    /// each thread's `/proc/PID/task/TID/schedstat` (finer than `/proc/PID/stat`'s clock ticks).
+    pub fn cpu_time(&self) -> io::Result<Duration> {
+        let mut total = 0_u64;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
+            let Ok(stat) = std::fs::read_to_string(task?.path().join("schedstat")) else {
+                // The thread ended meanwhile.
+                continue;
+            };
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .ok_or_else(|| io::Error::other(format!("unexpected schedstat: {stat}")))?;
+        }
+        Ok(Duration::from_nanos(total))
+    }
+
     /// Whether the sensor is still running.
     pub fn is_running(&mut self) -> io::Result<bool> {
         Ok(self.child.try_wait()?.is_none())

@@ -191,7 +191,7 @@ fn show_the_console(backend: &e2e::LabBackend) -> anyhow::Result<()> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut random))
         .context("reading /dev/urandom")?;
-    let password: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    let password = hex::encode(random);
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         let mut file = std::fs::OpenOptions::new()

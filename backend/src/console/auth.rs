@@ -13,8 +13,6 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    fs::File,
-    io::Read as _,
     sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
@@ -75,13 +73,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// 32 random bytes from the kernel, hex.
-pub fn random_token() -> std::io::Result<String> {
-    let mut bytes = [0_u8; 32];
-    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
-}
-
 impl Auth {
     /// Whether a login from `client` for `name` may be tried now.
     pub fn login_allowed(&self, client: &str, name: &str) -> bool {
@@ -128,11 +119,11 @@ impl Auth {
 
     /// Starts a session; returns its token (the cookie's value).
     pub fn start(&self, name: String, role: Role) -> std::io::Result<(String, User)> {
-        let token = random_token()?;
+        let token = crate::new_token()?;
         let user = User {
             name,
             role,
-            csrf: random_token()?,
+            csrf: crate::new_token()?,
         };
         let now = Instant::now();
         let mut sessions = lock(&self.sessions);

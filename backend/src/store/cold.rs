@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 use dcwatch_proto::v1::Activity;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter, types::Value};
 
-use super::{Query, StoreError, StoredActivity, blocks, time_ns, to_i64, to_u64};
+use super::{Ordered, Query, StoreError, StoredActivity, blocks, time_ns, to_i64, to_u64};
 
 /// A block's row without its data, with the frames the query's keys are in (`None`: every
 /// frame may hold a match).
@@ -64,10 +64,7 @@ pub(crate) fn query_blocks(
         keys.push(blocks::protocol_key(protocol));
     }
     if let Some(account) = &query.account {
-        let name = account
-            .split_once('\\')
-            .map_or(account.as_str(), |(_, name)| name);
-        keys.push(blocks::account_key(name));
+        keys.push(blocks::account_key(account_name(account)));
     }
     if let Some(ip) = query.ip {
         keys.push(blocks::address_key(&ip.to_string()));
@@ -112,17 +109,25 @@ pub(crate) fn query_blocks(
     Ok(found)
 }
 
-/// Reads blocks, keeping one decompressor per dictionary for the reads of one query.
+/// What a block's row holds ([`BlockReader::contents`]).
+enum Contents {
+    /// A format 2 block's frame index.
+    Frames(Vec<blocks::FrameInfo>),
+    /// A format 1 block's every entry (its one zstd frame, decoded).
+    Whole(Vec<blocks::Entry>),
+}
+
+/// Reads blocks, finding each dictionary's digest once for the reads of one query.
 pub(crate) struct BlockReader<'c> {
     connection: &'c Connection,
-    decompressors: HashMap<Option<i64>, zstd::bulk::Decompressor<'static>>,
+    digests: HashMap<i64, [u8; 32]>,
 }
 
 impl<'c> BlockReader<'c> {
     pub(crate) fn new(connection: &'c Connection) -> Self {
         Self {
             connection,
-            decompressors: HashMap::new(),
+            digests: HashMap::new(),
         }
     }
 
@@ -136,7 +141,7 @@ impl<'c> BlockReader<'c> {
         self.read(
             block,
             |index| wanted_frames(block, query, index),
-            None,
+            &sieve(query),
             |_, _, activity| query.matches_activity(&block.sensor_id, activity),
         )
     }
@@ -154,7 +159,7 @@ impl<'c> BlockReader<'c> {
         let whole = self.read(
             block,
             |index| wanted_frames(block, query, index),
-            None,
+            &sieve(query),
             |_, _, keys| {
                 if matches(keys) {
                     each(keys);
@@ -170,14 +175,32 @@ impl<'c> BlockReader<'c> {
     }
 
     /// The entries of the frames of `block` that `select` picks from its index, those of them
-    /// that `keep` keeps ([`blocks::decode_frame`], with `only`); a format 1 block's every entry.
+    /// that `sieve` passes and `keep` keeps ([`blocks::decode_frame`]); a format 1 block's
+    /// every entry.
     fn read(
         &mut self,
         block: &BlockRow,
         select: impl FnOnce(&[blocks::FrameInfo]) -> Vec<usize>,
-        only: Option<(u64, u64)>,
+        sieve: &blocks::Sieve,
         mut keep: impl FnMut(u64, u64, &Activity) -> bool,
     ) -> Result<Vec<blocks::Entry>, StoreError> {
+        let index = match self.contents(block)? {
+            Contents::Frames(index) => index,
+            Contents::Whole(entries) => return Ok(entries),
+        };
+        let mut entries = Vec::new();
+        for number in select(&index) {
+            let info = index.get(number).ok_or(StoreError::Block {
+                id: block.id,
+                source: blocks::BlockError::Malformed,
+            })?;
+            entries.extend(self.frame(block, number, info, sieve, &mut keep)?);
+        }
+        Ok(entries)
+    }
+
+    /// What `block`'s row holds: a format 2 block's frame index, a format 1 block's entries.
+    fn contents(&mut self, block: &BlockRow) -> Result<Contents, StoreError> {
         let failed = |source| StoreError::Block {
             id: block.id,
             source,
@@ -186,58 +209,112 @@ impl<'c> BlockReader<'c> {
             .connection
             .prepare_cached("SELECT data FROM activity_blocks WHERE id = ?1")?
             .query_row([block.id], |row| row.get(0))?;
-        if block.format == blocks::FORMAT_SINGLE {
-            return blocks::decode_single(&data).map_err(failed);
-        }
-        let index =
-            blocks::frame_index(&data, block.first_sequence, block.min_time_ns).map_err(failed)?;
-        let mut entries = Vec::new();
-        for number in select(&index) {
-            let info = index
-                .get(number)
-                .ok_or(failed(blocks::BlockError::Malformed))?;
-            let frame: Vec<u8> = self
-                .connection
-                .prepare_cached("SELECT data FROM activity_frames WHERE id = ?1")?
-                .query_row([frame_id(block.id, number)], |row| row.get(0))?;
-            let decompressor = self.decompressor(block.dictionary_id)?;
-            entries.extend(
-                blocks::decode_frame(
-                    &block.sensor_id,
-                    &frame,
-                    info,
-                    decompressor,
-                    only,
-                    &mut keep,
-                )
-                .map_err(failed)?,
-            );
-        }
-        Ok(entries)
+        Ok(if block.format == blocks::FORMAT_SINGLE {
+            Contents::Whole(blocks::decode_single(&data).map_err(failed)?)
+        } else {
+            Contents::Frames(
+                blocks::frame_index(&data, block.first_sequence, block.min_time_ns)
+                    .map_err(failed)?,
+            )
+        })
     }
 
-    fn decompressor(
+    /// The entries of frame `number` of `block` (`info` its index entry) that `sieve` passes
+    /// and `keep` keeps.
+    fn frame(
         &mut self,
-        dictionary_id: Option<i64>,
-    ) -> Result<&mut zstd::bulk::Decompressor<'static>, StoreError> {
-        match self.decompressors.entry(dictionary_id) {
-            std::collections::hash_map::Entry::Occupied(known) => Ok(known.into_mut()),
-            std::collections::hash_map::Entry::Vacant(new) => {
-                let zstd_failed = |error| StoreError::Block {
-                    id: dictionary_id.unwrap_or(0),
-                    source: blocks::BlockError::Zstd(error),
-                };
-                let decompressor = match dictionary_id {
-                    Some(id) => zstd::bulk::Decompressor::with_prepared_dictionary(
-                        prepared_dictionary(self.connection, id)?,
-                    ),
-                    None => zstd::bulk::Decompressor::new(),
-                }
-                .map_err(zstd_failed)?;
-                Ok(new.insert(decompressor))
-            }
-        }
+        block: &BlockRow,
+        number: usize,
+        info: &blocks::FrameInfo,
+        sieve: &blocks::Sieve,
+        keep: impl FnMut(u64, u64, &Activity) -> bool,
+    ) -> Result<Vec<blocks::Entry>, StoreError> {
+        let frame: Vec<u8> = self
+            .connection
+            .prepare_cached("SELECT data FROM activity_frames WHERE id = ?1")?
+            .query_row([frame_id(block.id, number)], |row| row.get(0))?;
+        let digest = match block.dictionary_id {
+            Some(id) => Some(self.digest(id)?),
+            None => None,
+        };
+        with_decompressor(
+            self.connection,
+            block.dictionary_id,
+            digest,
+            |decompressor| {
+                blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, sieve, keep)
+                    .map_err(|source| StoreError::Block {
+                        id: block.id,
+                        source,
+                    })
+            },
+        )
     }
+
+    /// The SHA-256 of dictionary `id` of the store.
+    fn digest(&mut self, id: i64) -> Result<[u8; 32], StoreError> {
+        if let Some(known) = self.digests.get(&id) {
+            return Ok(*known);
+        }
+        let digest: Vec<u8> = self
+            .connection
+            .prepare_cached("SELECT digest FROM activity_dictionaries WHERE id = ?1")?
+            .query_row([id], |row| row.get(0))?;
+        let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::Block {
+            id,
+            source: blocks::BlockError::Malformed,
+        })?;
+        self.digests.insert(id, digest);
+        Ok(digest)
+    }
+}
+
+/// Decompressors most recently used on this thread, by their dictionary's SHA-256 (`None`: no
+/// dictionary). Creating one costs an allocation of about 160 KiB and referencing the prepared
+/// dictionary; an evidence lookup decodes one frame, so a decompressor per lookup cost as much
+/// as the decoding. Kept per thread (a decompressor is used by one at a time), and by digest
+/// since a thread may read several stores.
+const KEPT_DECOMPRESSORS: usize = 4;
+
+/// A decompressor and its dictionary's SHA-256 (`None`: no dictionary).
+type Kept = (Option<[u8; 32]>, zstd::bulk::Decompressor<'static>);
+
+thread_local! {
+    static DECOMPRESSORS: std::cell::RefCell<Vec<Kept>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` with this thread's decompressor for dictionary `id` of the store (its SHA-256
+/// `digest`), created if it has none.
+fn with_decompressor<T>(
+    connection: &Connection,
+    id: Option<i64>,
+    digest: Option<[u8; 32]>,
+    work: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    DECOMPRESSORS.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let at = if let Some(at) = kept.iter().position(|(known, _)| *known == digest) {
+            at
+        } else {
+            let zstd_failed = |error| StoreError::Block {
+                id: id.unwrap_or(0),
+                source: blocks::BlockError::Zstd(error),
+            };
+            let decompressor = match (id, digest) {
+                (Some(id), Some(digest)) => zstd::bulk::Decompressor::with_prepared_dictionary(
+                    prepared_dictionary(connection, id, digest)?,
+                ),
+                _ => zstd::bulk::Decompressor::new(),
+            }
+            .map_err(zstd_failed)?;
+            if kept.len() == KEPT_DECOMPRESSORS {
+                kept.remove(0);
+            }
+            kept.push((digest, decompressor));
+            kept.len() - 1
+        };
+        work(&mut kept[at].1)
+    })
 }
 
 /// Dictionaries prepared for decompression, by their SHA-256: preparing one costs about as
@@ -247,18 +324,12 @@ static PREPARED: std::sync::Mutex<
     BTreeMap<[u8; 32], &'static zstd::dict::DecoderDictionary<'static>>,
 > = std::sync::Mutex::new(BTreeMap::new());
 
-/// Dictionary `id` of the store, prepared.
+/// Dictionary `id` of the store (its SHA-256 `digest`), prepared.
 fn prepared_dictionary(
     connection: &Connection,
     id: i64,
+    digest: [u8; 32],
 ) -> Result<&'static zstd::dict::DecoderDictionary<'static>, StoreError> {
-    let digest: Vec<u8> = connection
-        .prepare_cached("SELECT digest FROM activity_dictionaries WHERE id = ?1")?
-        .query_row([id], |row| row.get(0))?;
-    let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::Block {
-        id,
-        source: blocks::BlockError::Malformed,
-    })?;
     let mut prepared = PREPARED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -273,6 +344,17 @@ fn prepared_dictionary(
     let dictionary: &'static _ = Box::leak(Box::new(zstd::dict::DecoderDictionary::copy(&data)));
     prepared.insert(digest, dictionary);
     Ok(dictionary)
+}
+
+/// The account name `account` (`DOMAIN\name` or a name) names, as blocks index it.
+fn account_name(account: &str) -> &str {
+    account.split_once('\\').map_or(account, |(_, name)| name)
+}
+
+/// What an activity must show, undecoded, to be one `query` may select: its account name and
+/// address.
+fn sieve(query: &Query) -> blocks::Sieve {
+    blocks::Sieve::named(query.account.as_deref().map(account_name), query.ip)
 }
 
 /// The row id of frame `number` of block `block_id`.
@@ -312,39 +394,80 @@ pub(crate) fn compacted_keys(
     Ok(())
 }
 
-/// The compacted activities `query` selects, block by block (oldest block first, or newest
-/// first), each with its position in its batch, until `each` returns false.
-pub(crate) fn compacted(
+/// The compacted activities `query` selects, newest first (by time, then sensor, sequence and
+/// position), each with its position in its batch, until `each` returns false.
+///
+/// Frames are opened newest first, by the newest time the index gives each, and an activity is
+/// handed on once no frame left unopened may hold a newer one: a page of the newest 100
+/// decodes the frames those 100 are in (and any that overlap them in time), not every frame
+/// of every block holding the query's keys.
+pub(crate) fn newest_compacted(
     connection: &Connection,
     query: &Query,
-    newest_first: bool,
     mut each: impl FnMut(StoredActivity, u64) -> bool,
 ) -> Result<(), StoreError> {
-    let mut found = query_blocks(connection, query)?;
-    if newest_first {
-        found.reverse();
-    }
+    let found = query_blocks(connection, query)?;
     let mut reader = BlockReader::new(connection);
-    for block in found {
-        let mut entries = reader.entries(&block, query)?;
-        // A batch's activities are not all in time order (a request is reported when its
-        // answer comes): in time order, as the rows are read.
-        entries.sort_by_key(|entry| (time_ns(&entry.activity), entry.sequence, entry.position));
-        if newest_first {
-            entries.reverse();
+    let wanted = sieve(query);
+    // Decoded, not yet handed on: a max-heap, the newest on top.
+    let mut ready = std::collections::BinaryHeap::new();
+    // Every wanted frame of every block, oldest first (popped from the end): (its newest
+    // time, its block, its number, its index entry). A format 1 block is read whole now.
+    let mut frames = Vec::new();
+    for (at, block) in found.iter().enumerate() {
+        match reader.contents(block)? {
+            Contents::Whole(entries) => hold(&mut ready, query, block, entries),
+            Contents::Frames(index) => frames.extend(
+                wanted_frames(block, query, &index)
+                    .into_iter()
+                    .map(|number| (index[number].max_time_ns, at, number, index[number])),
+            ),
         }
-        for entry in entries {
-            let stored = StoredActivity {
-                sensor_id: block.sensor_id.clone(),
-                sequence: entry.sequence,
-                activity: entry.activity,
-            };
-            if query.matches(&stored) && !each(stored, entry.position) {
-                return Ok(());
+    }
+    frames.sort_unstable_by_key(|&(newest, at, number, _)| (newest, at, number));
+    loop {
+        let unopened = frames.last().map(|&(newest, ..)| newest);
+        if let Some(top) = ready.peek_mut()
+            && unopened.is_none_or(|newest| top.time_ns() > newest)
+        {
+            let top = std::collections::binary_heap::PeekMut::pop(top);
+            if !each(top.stored, top.position) {
+                break;
             }
+            continue;
         }
+        let Some((_, at, number, info)) = frames.pop() else {
+            break;
+        };
+        let block = &found[at];
+        let entries = reader.frame(block, number, &info, &wanted, |_, _, activity| {
+            query.matches_activity(&block.sensor_id, activity)
+        })?;
+        hold(&mut ready, query, block, entries);
     }
     Ok(())
+}
+
+/// Adds the entries of `block` that `query` selects to `ready`.
+fn hold(
+    ready: &mut std::collections::BinaryHeap<Ordered>,
+    query: &Query,
+    block: &BlockRow,
+    entries: Vec<blocks::Entry>,
+) {
+    for entry in entries {
+        let stored = StoredActivity {
+            sensor_id: block.sensor_id.clone(),
+            sequence: entry.sequence,
+            activity: entry.activity,
+        };
+        if query.matches(&stored) {
+            ready.push(Ordered {
+                position: entry.position,
+                stored,
+            });
+        }
+    }
 }
 
 /// The compacted activity at (`sensor_id`, `sequence`, `position`).
@@ -377,7 +500,7 @@ pub(crate) fn activity_at(
                         .into_iter()
                         .collect()
                 },
-                Some((sequence, position)),
+                &blocks::Sieve::at(sequence, position),
                 |_, _, _| true,
             )?
             .into_iter()
@@ -389,42 +512,60 @@ pub(crate) fn activity_at(
     Ok(None)
 }
 
-/// The dictionary new blocks are compressed with, and its id: the newest one stored, else one
-/// trained on `samples` (activities about to be compacted, of one sensor each) when there
-/// are enough; else none.
+/// The dictionary new blocks are compressed with, and its id: the newest one stored, unless it
+/// was trained on fewer than [`blocks::TRAIN_ACTIVITIES`] and `samples` (activities about to
+/// be compacted, of one sensor each, up to that many) are twice as many or that many: then
+/// one trained on them. With no dictionary yet, one trained on `samples` when they are enough
+/// ([`blocks::TRAIN_MIN_ACTIVITIES`]); else none. Blocks keep the id of theirs, so a replaced
+/// dictionary stays readable.
 pub(crate) fn dictionary(
     transaction: &rusqlite::Transaction<'_>,
     samples: impl FnOnce() -> Result<Vec<(String, Vec<blocks::Entry>)>, StoreError>,
     now_ns: i64,
 ) -> Result<(Option<i64>, Vec<u8>), StoreError> {
-    let newest: Option<(i64, Vec<u8>)> = transaction
+    const TRAIN: usize = blocks::TRAIN_ACTIVITIES;
+    let newest: Option<(i64, Vec<u8>, Option<i64>)> = transaction
         .query_row(
-            "SELECT id, data FROM activity_dictionaries ORDER BY id DESC LIMIT 1",
+            "SELECT id, data, trained_on FROM activity_dictionaries ORDER BY id DESC LIMIT 1",
             [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()?;
-    if let Some((id, data)) = newest {
-        return Ok((Some(id), data));
+    let (kept_id, kept, trained_on) = match newest {
+        Some((id, data, Some(trained_on))) if to_u64(trained_on) < TRAIN as u64 => {
+            (Some(id), data, usize::try_from(trained_on).unwrap_or(0))
+        }
+        Some((id, data, _)) => return Ok((Some(id), data)),
+        None => (None, Vec::new(), 0),
+    };
+    let samples = samples()?;
+    let activities: usize = samples.iter().map(|(_, entries)| entries.len()).sum();
+    // Retrained only on twice the samples (or the full count): a store that grows slowly
+    // keeps a handful of dictionaries, not one a compaction.
+    if activities < blocks::TRAIN_MIN_ACTIVITIES
+        || (trained_on > 0 && activities < (2 * trained_on).min(TRAIN))
+    {
+        return Ok((kept_id, kept));
     }
     let mut plain = Vec::new();
-    let mut activities = 0;
-    for (sensor_id, entries) in samples()? {
-        activities += entries.len();
+    for (sensor_id, entries) in &samples {
         plain.extend(
-            blocks::plain_frames(&sensor_id, &entries)
+            blocks::plain_frames(sensor_id, entries)
                 .map_err(|source| StoreError::Block { id: 0, source })?,
         );
     }
-    if activities < blocks::TRAIN_MIN_ACTIVITIES {
-        return Ok((None, Vec::new()));
-    }
     let Some(data) = blocks::train(&plain) else {
-        return Ok((None, Vec::new()));
+        return Ok((kept_id, kept));
     };
     transaction.execute(
-        "INSERT INTO activity_dictionaries (created_ns, digest, data) VALUES (?1, ?2, ?3)",
-        params![now_ns, Sha256::digest(&data).as_slice(), data],
+        "INSERT INTO activity_dictionaries (created_ns, digest, data, trained_on)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            now_ns,
+            Sha256::digest(&data).as_slice(),
+            data,
+            to_i64(activities as u64)
+        ],
     )?;
     Ok((Some(transaction.last_insert_rowid()), data))
 }

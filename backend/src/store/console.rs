@@ -198,11 +198,7 @@ impl Store {
                 return Ok(());
             }
         }
-        let mut going = true;
-        cold::compacted(&self.connection, query, true, |stored, position| {
-            going = each(stored, position);
-            going
-        })
+        cold::newest_compacted(&self.connection, query, each)
     }
 
     /// Per protocol, how many activities `query` selects and when the first and last were.

@@ -6,12 +6,15 @@
 //! live frames transmits each frame out of the sender's veth, about as fast as this machine can
 //! make packets. The receiver end, in its own namespace, runs either the bare program (which
 //! counts what reaches it) or the sensor binary with its default configuration (no output,
-//! counting only). "captured/s" is what
+//! counting only). The generator rewrites each frame's client address to one of 64 at random,
+//! so that workers have flows to share. "captured/s" is what
 //! reached XDP (bare) or was copied to the ring buffer (sensor) per second of generation; frames
 //! the veth queue could not take never reach XDP, which is why `seen` can fall short of what was
 //! generated. The sensor runs with 1 up to as many workers as CPUs (`WORKERS=1,2,4` to choose).
-//! Figures are medians over `TRIALS` trials, the receivers interleaved; a quick run
-//! (`BENCH_QUICK`) sends fewer frames.
+//! Besides the rate: the sensor's own CPU time per captured frame, from the first frame until
+//! the last is delivered (the XDP program's time is the kernel's, not the sensor's). Figures
+//! are medians over `TRIALS` trials, the receivers interleaved; a quick run (`BENCH_QUICK`)
+//! sends fewer frames.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
@@ -48,9 +51,9 @@ impl Receiver {
     fn name(self) -> String {
         match self {
             Self::BareDrop => "bare XDP_DROP".to_owned(),
-            Self::Sensor(mode, 1) => format!("dcwatch-sensor, {mode} mode, 1 worker"),
             Self::Sensor(mode, workers) => {
-                format!("dcwatch-sensor, {mode} mode, {workers} workers")
+                let plural = if workers == 1 { "" } else { "s" };
+                format!("dcwatch-sensor, {mode} mode, {workers} worker{plural}")
             }
         }
     }
@@ -63,6 +66,8 @@ struct Figures {
     seen: Vec<f64>,
     delivered: Vec<f64>,
     ringbuf_full: Vec<f64>,
+    /// The sensor's CPU nanoseconds per captured frame.
+    cpu_ns: Vec<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,7 +78,7 @@ fn main() -> anyhow::Result<()> {
             sensor.display()
         );
     }
-    // Kerberos-sized request: 128-byte frames to UDP/88.
+    // Kerberos-sized request: 128-byte frames to UDP/88 (from 64 clients: `bench_tx`).
     let frame = frames::udp_v4(88, &[0x6a; 86]);
     let packets = scaled(PACKETS, QUICK_PACKETS);
     let mut receivers = vec![Receiver::BareDrop];
@@ -116,27 +121,54 @@ fn main() -> anyhow::Result<()> {
             ));
         }
     }
+    let cpu_rows = receivers
+        .iter()
+        .zip(&figures)
+        .filter(|(receiver, _)| **receiver != Receiver::BareDrop)
+        .map(|(receiver, figures)| Row::new(receiver.name(), figures.cpu_ns.clone()))
+        .collect();
     report::write(&BenchFigures {
         bench: "veth-rate".to_owned(),
-        figures: vec![Figure::new(
-            "veth-rate",
-            "Capture rate on veth, by mode and workers",
-            "frames captured per second",
-            format!(
-                "{packets} frames of {} B (UDP/88) per trial from an in-kernel `XDP_TX` generator \
+        figures: vec![
+            Figure::new(
+                "veth-rate",
+                "Capture rate on veth, by mode and workers",
+                "frames captured per second",
+                format!(
+                    "{packets} frames of {} B (UDP/88) per trial from an in-kernel `XDP_TX` generator \
                  into a veth pair; the sensor with its default configuration and no output; \
                  \"captured\" is what reached XDP (bare) or was copied to the ring buffer \
                  (sensor) per second of generation. The generator shares the machine's CPUs \
                  with the receiver. Median of {TRIALS} trials, receivers interleaved.",
-                frame.len()
+                    frame.len()
+                ),
+                rows,
             ),
-            rows,
-        )],
+            Figure::new(
+                "veth-cpu",
+                "Sensor CPU per captured frame on veth, by mode and workers",
+                "CPU ns per captured frame",
+                format!(
+                    "The same runs: the sensor process's CPU time (all its threads, \
+                     /proc/PID/task/*/schedstat) from just before the generator starts until \
+                     every copied frame is delivered, over the frames copied. The XDP program's \
+                     own time is the kernel's and not in it. Median of {TRIALS} trials."
+                ),
+                cpu_rows,
+            ),
+        ],
         notes: lost,
     })?;
     println!(
-        "{:<40} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}",
-        "receiver", "generated/s", "captured/s", "vs bare", "seen", "delivered", "ringbuf_full"
+        "{:<52} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10}",
+        "receiver",
+        "generated/s",
+        "captured/s",
+        "vs bare",
+        "seen",
+        "delivered",
+        "ringbuf_full",
+        "CPU ns/fr"
     );
     let bare = median(&mut figures[0].captured_pps);
     for (receiver, figures) in receivers.iter().zip(&mut figures) {
@@ -151,11 +183,12 @@ fn main() -> anyhow::Result<()> {
             }
         };
         println!(
-            "{name:<40} {generated:>12.0} {captured:>12.0} {:>9.2}x {:>12.0} {:>12} {:>12}",
+            "{name:<52} {generated:>12.0} {captured:>12.0} {:>9.2}x {:>12.0} {:>12} {:>12} {:>10}",
             captured / bare,
             median(&mut figures.seen),
             or_dash(&mut figures.delivered),
             or_dash(&mut figures.ringbuf_full),
+            or_dash(&mut figures.cpu_ns),
         );
     }
     Ok(())
@@ -194,6 +227,7 @@ fn trial(
             running = Some(SensorProcess::start(&capture, sensor, &args, 1)?);
         }
     }
+    let cpu_before = running.as_ref().map(SensorProcess::cpu_time).transpose()?;
 
     let generator = reference_program(&mut reference, "bench_tx")?;
     let elapsed = peer.run(|| {
@@ -227,6 +261,9 @@ fn trial(
         let copied_then = stats_file::wait_for(stats, "seen", 1, Duration::from_secs(10))?;
         let target = stats_file::counter(&copied_then, "copied").max(1);
         stats_file::wait_for(stats, "delivered", target, Duration::from_secs(30))?;
+        let cpu = process
+            .cpu_time()?
+            .saturating_sub(cpu_before.unwrap_or_default());
         let finished = process.stop()?;
         if !finished.status.success() {
             bail!("sensor failed: {}", finished.stderr.join("\n"));
@@ -239,6 +276,9 @@ fn trial(
         figures.seen.push(counter("seen"));
         figures.delivered.push(counter("delivered"));
         figures.ringbuf_full.push(counter("ringbuf_full"));
+        figures
+            .cpu_ns
+            .push(cpu.as_nanos() as f64 / counter("copied").max(1.0));
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     guesses::{Answer, Guesses},
     target::{answered_client_text, clip, listed, on_answer},
 };
@@ -137,6 +137,10 @@ fn tried<'a>(seen: &Observed<'a>) -> Option<Tried<'a>> {
 }
 
 impl Detector for AccountEnumeration {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS | Kinds::WINDOWS_EVENT
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(tried) = tried(seen) else {
             return;

@@ -16,7 +16,7 @@ use dcwatch_entity::TagName;
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, kerberos_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     auth::{KDC_ERR_PREAUTH_REQUIRED, client_finding, client_key, client_text},
 };
 use crate::{
@@ -64,6 +64,10 @@ impl Default for AsrepRoasting {
 }
 
 impl Detector for AsrepRoasting {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         use kerberos_activity::Type;
         let Some(Body::Kerberos(kerberos)) = seen.body() else {

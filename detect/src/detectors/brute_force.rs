@@ -17,7 +17,7 @@
 use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     auth::{Attempt, Echoes, Guess, Origin, attempt},
 };
 use crate::{
@@ -77,6 +77,10 @@ impl Default for BruteForce {
 }
 
 impl Detector for BruteForce {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS | Kinds::NTLM | Kinds::WINDOWS_EVENT
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(attempt) = attempt(seen) else {
             return;

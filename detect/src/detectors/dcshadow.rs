@@ -14,7 +14,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{clip, with_account},
 };
 use crate::{
@@ -38,6 +38,10 @@ const REPLICATION_SPN: &str = "e3514235-4b06-11d1-ab04-00c04fc2dcd2/";
 pub(super) struct Dcshadow;
 
 impl Detector for Dcshadow {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC | Kinds::LDAP
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         match seen.body() {
             Some(Body::Dcerpc(rpc))

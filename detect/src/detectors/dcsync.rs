@@ -6,7 +6,7 @@
 
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
-use super::{Context, Detector};
+use super::{Context, Detector, Kinds};
 use crate::{
     catalogue::DCSYNC,
     finding::{Finding, actor_text, destination, destination_text, source_key, source_name},
@@ -22,6 +22,10 @@ const DS_GET_NC_CHANGES: u32 = 3;
 pub(super) struct Dcsync;
 
 impl Detector for Dcsync {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

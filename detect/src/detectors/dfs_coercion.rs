@@ -7,7 +7,7 @@
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{Named, clip, dc_target, listener, named, unc_host, with_account},
 };
 use crate::{
@@ -24,6 +24,10 @@ const NETR_DFS_REMOVE_STD_ROOT: u32 = 13;
 pub(super) struct DfsCoercion;
 
 impl Detector for DfsCoercion {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

@@ -14,7 +14,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     dns_volume::DnsVolume,
     target::{answered_client_text, clip, on_answer},
 };
@@ -58,6 +58,10 @@ fn transfer_name(kind: dns_activity::Type) -> Option<&'static str> {
 }
 
 impl Detector for DnsRecon {
+    fn kinds(&self) -> Kinds {
+        Kinds::DNS
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dns(dns)) = seen.body() else {
             return;

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dns_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     guesses::{Answer, Guesses},
     target::clip,
 };
@@ -106,14 +106,29 @@ fn entropy(text: &str) -> f64 {
 }
 
 /// Whether the labels before the domain look like encoded data.
-fn encoded(payload: &[&str], query_type: &str) -> bool {
-    let longest = payload.iter().map(|label| label.len()).max().unwrap_or(0);
-    let joined: String = payload.concat();
-    let long_label = if matches!(query_type, "TXT" | "NULL") {
+/// The length from which a label is a payload for this query type.
+fn long_label(query_type: &str) -> usize {
+    if matches!(query_type, "TXT" | "NULL") {
         LONG_LABEL_TXT
     } else {
         LONG_LABEL
-    };
+    }
+}
+
+/// Whether a name is long enough to hold an encoded payload at all (`encoded`'s length test on
+/// the whole name, whose labels include the payload's): most queries are not, and are let go
+/// before their labels are split and copied.
+fn may_carry_payload(name: &str, query_type: &str) -> bool {
+    name.len() >= LONG_PAYLOAD
+        || name
+            .split('.')
+            .any(|label| label.len() >= long_label(query_type))
+}
+
+fn encoded(payload: &[&str], query_type: &str) -> bool {
+    let longest = payload.iter().map(|label| label.len()).max().unwrap_or(0);
+    let joined: String = payload.concat();
+    let long_label = long_label(query_type);
     (longest >= long_label || joined.len() >= LONG_PAYLOAD)
         && joined.chars().filter(char::is_ascii_digit).count() as f64
             >= MIN_DIGIT_SHARE * joined.len() as f64
@@ -139,11 +154,17 @@ fn in_forest(domain: &str, name: &str, knowledge: &Knowledge, forest: &[String])
 }
 
 impl Detector for DnsSuspiciousCommunication {
+    fn kinds(&self) -> Kinds {
+        Kinds::DNS
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dns(dns)) = seen.body() else {
             return;
         };
-        if dns.r#type != dns_activity::Type::Query as i32 {
+        if dns.r#type != dns_activity::Type::Query as i32
+            || !may_carry_payload(&dns.query_name, &dns.query_type)
+        {
             return;
         }
         let Some((domain, payload)) = split_domain(&dns.query_name) else {
@@ -228,7 +249,7 @@ mod tests {
     use dcwatch_entity::Directory;
     use dcwatch_proto::v1::{Activity, dns_activity::Type};
 
-    use super::{encoded, split_domain};
+    use super::{encoded, may_carry_payload, split_domain};
     use crate::{
         Config,
         detectors::{
@@ -343,6 +364,30 @@ mod tests {
             "A"
         ));
         assert!(encoded(&["6f9a03bc1d2e4f5a6b7c8d9e0f1a2b3c"], "A"));
+    }
+
+    #[test]
+    fn only_names_too_short_for_a_payload_are_let_go_before_splitting() {
+        // Each of these is encoded: the shortcut must keep it.
+        for (name, query_type) in [
+            ("6f9a03bc1d2e4f5a6b7c8d9e0f1a2b3c.attacker.net", "A"),
+            ("6f9a03bc1d2e4f5a.attacker.net", "TXT"),
+            (
+                "6f9a03bc1d.2e4f5a6b7c.8d9e0f1a2b.3c4d5e6f7a.9b8c7d6e5f.attacker.net",
+                "A",
+            ),
+        ] {
+            let (_, payload) = split_domain(name).expect("a name under a domain");
+            assert!(encoded(&payload, query_type), "{name}");
+            assert!(may_carry_payload(name, query_type), "{name}");
+        }
+        for (name, query_type) in [
+            ("6f9a03bc1d2e4f5a.attacker.net", "A"),
+            ("_ldap._tcp.dc._msdcs.lab.example", "SRV"),
+            ("ws01.lab.example", "A"),
+        ] {
+            assert!(!may_carry_payload(name, query_type), "{name}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{clip, outcome_word, with_account},
 };
 use crate::{
@@ -30,6 +30,10 @@ const BACKUP_KEY_PREFIX: &str = "G$BCKUPKEY";
 pub(super) struct DpapiBackupKey;
 
 impl Detector for DpapiBackupKey {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

@@ -9,7 +9,7 @@
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, dce_rpc_activity, outcome::Status};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{Named, clip, dc_target, listener, named, unc_host, with_account},
 };
 use crate::{
@@ -25,6 +25,10 @@ const ERROR_BAD_NETPATH: u32 = 0x35;
 pub(super) struct EfsrpcCoercion;
 
 impl Detector for EfsrpcCoercion {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

@@ -17,7 +17,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     auth::{client_finding, client_text},
 };
 use crate::{
@@ -76,6 +76,10 @@ impl Default for GoldenTicket {
 }
 
 impl Detector for GoldenTicket {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         use kerberos_activity::Type;
         let Some(Body::Kerberos(kerberos)) = seen.body() else {
@@ -141,29 +145,18 @@ impl GoldenTicket {
         presented: &Presented,
         client: IpAddr,
     ) {
-        let issued = context.knowledge.issued_ticket(&presented.hash).cloned();
+        // The knowledge outlives this borrow of the context, which raises findings below.
+        let knowledge = context.knowledge;
+        let issued = knowledge.issued_ticket(&presented.hash);
+        let first_use = issued
+            .is_none()
+            .then(|| self.first_uses.get(&presented.hash).copied())
+            .flatten();
         let lifetime = max_ticket_age(context, &kerberos.client_realm);
-        let (since, basis, confidence) = match &issued {
-            Some(ticket) => (
-                ticket.issued,
-                format!(
-                    "traffic: the KDC issued this TGT to {} at {}",
-                    ticket.client,
-                    iso(ticket.issued)
-                ),
-                Confidence::HighConfidence,
-            ),
-            None => match self.first_uses.get(&presented.hash) {
-                Some(first) => (
-                    *first,
-                    format!(
-                        "traffic: this TGT was first seen in use at {} (its issue was not seen)",
-                        iso(*first)
-                    ),
-                    Confidence::MediumConfidence,
-                ),
-                None => (presented.time, String::new(), Confidence::LowConfidence),
-            },
+        let (since, confidence) = match (issued, first_use) {
+            (Some(ticket), _) => (ticket.issued, Confidence::HighConfidence),
+            (None, Some(first)) => (first, Confidence::MediumConfidence),
+            (None, None) => (presented.time, Confidence::LowConfidence),
         };
         let age = presented.time.saturating_sub(since);
         let allowed = if presented.renew {
@@ -172,6 +165,19 @@ impl GoldenTicket {
             lifetime
         };
         if age > allowed + CLOCK_SKEW {
+            // Written for a finding only: most exchanges raise none.
+            let basis = match (issued, first_use) {
+                (Some(ticket), _) => format!(
+                    "traffic: the KDC issued this TGT to {} at {}",
+                    ticket.client,
+                    iso(ticket.issued)
+                ),
+                (None, Some(first)) => format!(
+                    "traffic: this TGT was first seen in use at {} (its issue was not seen)",
+                    iso(first)
+                ),
+                (None, None) => String::new(),
+            };
             let description = format!(
                 "{} used a TGT{} {:.1} hours after its issue, beyond the maximum ticket lifetime of {} hours: a forged (golden) ticket",
                 client_text(seen),
@@ -307,7 +313,7 @@ impl GoldenTicket {
         description: String,
     ) -> crate::finding::Finding {
         let key = if kerberos.client.is_empty() {
-            format!("ticket:{}", hex(&presented.hash))
+            format!("ticket:{}", hex::encode(&presented.hash))
         } else {
             account_key(&kerberos.client)
         };
@@ -317,12 +323,12 @@ impl GoldenTicket {
             seen,
             format!(
                 "TGS-REQ with TGT {} (etype {})",
-                hex(&presented.hash),
+                hex::encode(&presented.hash),
                 presented.etype
             ),
         )
         .describe(description)
-        .detail("ticket_hash", hex(&presented.hash))
+        .detail("ticket_hash", hex::encode(&presented.hash))
         .detail("ticket_etype", presented.etype.to_string())
         .weighed_by_resolution(seen);
         if !kerberos.client.is_empty() {
@@ -360,10 +366,6 @@ fn ticket_owner(kerberos: &KerberosActivity) -> String {
     } else {
         format!(" of {}", account_text(kerberos))
     }
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// RFC 3339 UTC, to the second (Howard Hinnant's days-to-civil).

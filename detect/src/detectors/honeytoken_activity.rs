@@ -11,7 +11,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector, Key,
+    Context, Detector, Key, Kinds,
     auth::{client_finding, client_text},
 };
 use crate::{
@@ -26,6 +26,15 @@ use crate::{
 pub(super) struct HoneytokenActivity;
 
 impl Detector for HoneytokenActivity {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS
+            | Kinds::NTLM
+            | Kinds::LDAP
+            | Kinds::WINDOWS_EVENT
+            | Kinds::RADIUS
+            | Kinds::DCERPC
+    }
+
     fn key(&self) -> Key {
         Key::Account
     }

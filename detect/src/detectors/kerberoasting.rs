@@ -20,7 +20,7 @@ use dcwatch_entity::ObjectKind;
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, kerberos_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     auth::{client_finding, client_key, client_text},
 };
 use crate::{
@@ -161,6 +161,10 @@ impl Default for Kerberoasting {
 }
 
 impl Detector for Kerberoasting {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         use kerberos_activity::Type;
         let Some(Body::Kerberos(kerberos)) = seen.body() else {

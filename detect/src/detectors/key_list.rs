@@ -12,7 +12,7 @@
 use dcwatch_entity::{TagName, Uac};
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, kerberos_activity};
 
-use super::{Context, Detector};
+use super::{Context, Detector, Kinds};
 use crate::{
     catalogue::KEY_LIST,
     finding::{Finding, destination, source_key, source_text},
@@ -28,6 +28,10 @@ const RODC_KVNO: u32 = 0x1_0000;
 pub(super) struct KeyList;
 
 impl Detector for KeyList {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Kerberos(kerberos)) = seen.body() else {
             return;

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, ldap_activity, outcome::Status};
 
-use super::{Context, Detector};
+use super::{Context, Detector, Kinds};
 use crate::{
     bounded::{BoundedMap, Window},
     catalogue::LDAP_BRUTE_FORCE,
@@ -54,6 +54,10 @@ impl Default for LdapBruteForce {
 }
 
 impl Detector for LdapBruteForce {
+    fn kinds(&self) -> Kinds {
+        Kinds::LDAP
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Ldap(ldap)) = seen.body() else {
             return;

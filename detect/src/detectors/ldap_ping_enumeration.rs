@@ -10,7 +10,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     guesses::{Answer, Guesses},
     target::{clip, listed},
 };
@@ -83,6 +83,10 @@ fn ping_user(ldap: &LdapActivity) -> Option<(&str, u32)> {
 }
 
 impl Detector for LdapPingEnumeration {
+    fn kinds(&self) -> Kinds {
+        Kinds::LDAP
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Ldap(ldap)) = seen.body() else {
             return;

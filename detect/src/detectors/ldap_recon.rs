@@ -24,7 +24,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     guesses::{Answer, Guesses},
     target::{clip, listed, with_account},
 };
@@ -302,6 +302,10 @@ impl Default for LdapRecon {
 }
 
 impl Detector for LdapRecon {
+    fn kinds(&self) -> Kinds {
+        Kinds::LDAP
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Ldap(ldap)) = seen.body() else {
             return;

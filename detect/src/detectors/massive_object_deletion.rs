@@ -5,7 +5,7 @@
 
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role};
 
-use super::{Context, Detector, target::listed};
+use super::{Context, Detector, Kinds, target::listed};
 use crate::{
     bounded::{BoundedMap, Window},
     catalogue::MASSIVE_OBJECT_DELETION,
@@ -52,6 +52,10 @@ impl Default for MassiveObjectDeletion {
 }
 
 impl Detector for MassiveObjectDeletion {
+    fn kinds(&self) -> Kinds {
+        Kinds::WINDOWS_EVENT
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::WindowsEvent(event)) = seen.body() else {
             return;

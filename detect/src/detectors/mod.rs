@@ -19,6 +19,7 @@ mod brute_force;
 mod dcshadow;
 mod dcsync;
 mod dfs_coercion;
+mod dispatch;
 mod dns_recon;
 mod dns_suspicious_communication;
 mod dns_volume;
@@ -54,6 +55,8 @@ mod suspicious_vpn;
 mod target;
 mod timeroasting;
 mod zerologon;
+
+pub use dispatch::{Detectors, Kinds};
 
 /// The longest of the detectors' sliding windows (password spraying's): how far back an
 /// engine's checkpointed journal reaches.
@@ -95,6 +98,9 @@ impl Context<'_> {
 }
 
 pub trait Detector: Send + std::fmt::Debug {
+    /// The activities it judges, by kind: the engine hands it no others.
+    fn kinds(&self) -> Kinds;
+
     /// Judges one activity; its time is the detector's clock.
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>);
 
@@ -109,9 +115,9 @@ pub trait Detector: Send + std::fmt::Debug {
     }
 }
 
-/// Every detector, fresh.
-pub fn all() -> Vec<Box<dyn Detector>> {
-    vec![
+/// Every detector, fresh, sorted by the kinds they judge.
+pub fn all() -> Detectors {
+    Detectors::new(vec![
         Box::new(dcsync::Dcsync),
         Box::new(dcshadow::Dcshadow),
         Box::new(sensitive_group_change::SensitiveGroupChange),
@@ -150,7 +156,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(ntlm_relay::NtlmRelay::default()),
         Box::new(ntlm_tampering::NtlmTampering),
         Box::new(honeytoken_activity::HoneytokenActivity),
-    ]
+    ])
 }
 
 #[cfg(test)]

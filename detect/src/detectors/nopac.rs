@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity, ldap_activity};
 
-use super::{Context, Detector};
+use super::{Context, Detector, Kinds};
 use crate::{
     bounded::BoundedMap,
     catalogue::NOPAC,
@@ -51,6 +51,10 @@ impl Default for Nopac {
 }
 
 impl Detector for Nopac {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS | Kinds::LDAP
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         match seen.body() {
             Some(Body::Kerberos(kerberos)) => self.kerberos(seen, context, kerberos),

@@ -17,7 +17,7 @@ use dcwatch_proto::v1::{
     ntlm_activity,
 };
 
-use super::{Context, Detector};
+use super::{Context, Detector, Kinds};
 use crate::{
     bounded::BoundedMap,
     catalogue::NTLM_RELAY,
@@ -62,6 +62,10 @@ fn coercion(rpc: &dcwatch_proto::v1::DceRpcActivity) -> Option<String> {
 }
 
 impl Detector for NtlmRelay {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC | Kinds::NTLM
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         match seen.body() {
             Some(Body::Dcerpc(rpc)) => {

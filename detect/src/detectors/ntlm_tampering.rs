@@ -8,7 +8,7 @@
 
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, ntlm_activity};
 
-use super::{Context, Detector};
+use super::{Context, Detector, Kinds};
 use crate::{
     catalogue::NTLM_TAMPERING,
     finding::{Finding, account_entity, actor_text, destination, destination_text, source_key},
@@ -23,6 +23,10 @@ const MIC_PRESENT: u32 = 0x2;
 pub(super) struct NtlmTampering;
 
 impl Detector for NtlmTampering {
+    fn kinds(&self) -> Kinds {
+        Kinds::NTLM
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Ntlm(ntlm)) = seen.body() else {
             return;

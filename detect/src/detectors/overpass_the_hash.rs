@@ -19,7 +19,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     auth::{KDC_ERR_PREAUTH_REQUIRED, client_finding, client_text},
 };
 use crate::{
@@ -50,6 +50,10 @@ impl Default for OverpassTheHash {
 }
 
 impl Detector for OverpassTheHash {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         use kerberos_activity::Type;
         let Some(Body::Kerberos(kerberos)) = seen.body() else {

@@ -11,7 +11,7 @@
 
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, ntlm_activity};
 
-use super::{Context, Detector, Key};
+use super::{Context, Detector, Key, Kinds};
 use crate::finding::account_entity;
 use crate::{
     catalogue::PASS_THE_HASH,
@@ -29,6 +29,10 @@ pub(super) const HASH_IN_USE: Millis = 24 * HOUR;
 pub(super) struct PassTheHash;
 
 impl Detector for PassTheHash {
+    fn kinds(&self) -> Kinds {
+        Kinds::NTLM
+    }
+
     fn key(&self) -> Key {
         Key::Account
     }

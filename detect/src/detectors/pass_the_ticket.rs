@@ -11,9 +11,8 @@ use std::{collections::VecDeque, net::IpAddr};
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity};
 
 use super::{
-    Context, Detector, Key,
+    Context, Detector, Key, Kinds,
     auth::{client_address, client_finding, client_resolved_high},
-    golden_ticket::hex,
 };
 use crate::{
     bounded::BoundedMap,
@@ -58,6 +57,11 @@ impl Default for PassTheTicket {
 }
 
 impl Detector for PassTheTicket {
+    fn kinds(&self) -> Kinds {
+        // Every activity: its time releases the findings it held.
+        Kinds::ALL
+    }
+
     fn key(&self) -> Key {
         Key::Ticket
     }
@@ -157,7 +161,7 @@ impl PassTheTicket {
             format!("{}\\{}", first.client_realm, first.client)
         };
         let key = if first.client.is_empty() {
-            format!("ticket:{}", hex(&kerberos.ticket_hash))
+            format!("ticket:{}", hex::encode(&kerberos.ticket_hash))
         } else {
             crate::finding::account_key(&first.client)
         };
@@ -182,7 +186,7 @@ impl PassTheTicket {
             seen,
             format!(
                 "{what} {} used for {}",
-                hex(&kerberos.ticket_hash),
+                hex::encode(&kerberos.ticket_hash),
                 kerberos.service
             ),
         )
@@ -193,7 +197,7 @@ impl PassTheTicket {
             address: first.address.to_string(),
             ..Default::default()
         })
-        .detail("ticket_hash", hex(&kerberos.ticket_hash))
+        .detail("ticket_hash", hex::encode(&kerberos.ticket_hash))
         .detail("service", kerberos.service.clone())
         .relied_on(format!(
             "name resolution: {} and {} both HIGH certainty, neither in a NAT/VPN/VDI subnet",

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     auth::{Attempt, Echoes, Guess, Origin, attempt},
 };
 use crate::{
@@ -80,6 +80,10 @@ impl Default for PasswordSpray {
 }
 
 impl Detector for PasswordSpray {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS | Kinds::NTLM | Kinds::WINDOWS_EVENT
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(attempt) = attempt(seen) else {
             return;

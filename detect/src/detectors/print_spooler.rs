@@ -8,7 +8,7 @@
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{clip, dc_target, listed, outcome_word, unc_host, with_account},
 };
 use crate::{
@@ -28,6 +28,10 @@ const MAX_PATHS_LISTED: usize = 10;
 pub(super) struct PrintSpooler;
 
 impl Detector for PrintSpooler {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

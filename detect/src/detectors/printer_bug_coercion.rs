@@ -10,7 +10,7 @@
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{Named, clip, dc_target, listener, named, unc_host, with_account},
 };
 use crate::{
@@ -27,6 +27,10 @@ const RPC_REMOTE_FIND_FIRST_PRINTER_CHANGE_NOTIFICATION_EX: u32 = 65;
 pub(super) struct PrinterBugCoercion;
 
 impl Detector for PrinterBugCoercion {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

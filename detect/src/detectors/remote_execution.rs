@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use dcwatch_proto::v1::{DceRpcActivity, activity::Body, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{clip, listed, outcome_word, with_account},
 };
 use crate::{
@@ -153,6 +153,10 @@ fn execution(rpc: &DceRpcActivity) -> Option<Execution> {
 }
 
 impl Detector for RemoteExecution {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

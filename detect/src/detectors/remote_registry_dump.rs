@@ -7,7 +7,7 @@
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{clip, outcome_word, with_account},
 };
 use crate::{
@@ -28,6 +28,10 @@ const HIVES: [&str; 3] = ["SAM", "SECURITY", "SYSTEM"];
 pub(super) struct RemoteRegistryDump;
 
 impl Detector for RemoteRegistryDump {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

@@ -18,7 +18,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{clip, listed, outcome_word, with_account},
 };
 use crate::{
@@ -296,6 +296,10 @@ impl SamrRecon {
 }
 
 impl Detector for SamrRecon {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

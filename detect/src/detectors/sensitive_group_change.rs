@@ -12,7 +12,7 @@ use dcwatch_proto::v1::{
     EventAccount, activity::Body, alert::Confidence, alert_entity::Role, ldap_activity,
 };
 
-use super::{Context, Detector, target::clip};
+use super::{Context, Detector, Kinds, target::clip};
 use crate::{
     catalogue::{HONEYTOKEN_GROUP_CHANGE, Kind, SENSITIVE_GROUP_CHANGE},
     finding::{Finding, account_entity, account_key, source_text},
@@ -37,6 +37,10 @@ struct Group {
 }
 
 impl Detector for SensitiveGroupChange {
+    fn kinds(&self) -> Kinds {
+        Kinds::WINDOWS_EVENT | Kinds::LDAP
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         match seen.body() {
             Some(Body::WindowsEvent(event)) => {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     auth::{KDC_ERR_PREAUTH_REQUIRED, client_finding, client_text},
 };
 use crate::{
@@ -38,6 +38,10 @@ impl Default for SkeletonKey {
 }
 
 impl Detector for SkeletonKey {
+    fn kinds(&self) -> Kinds {
+        Kinds::KERBEROS
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Kerberos(kerberos)) = seen.body() else {
             return;

@@ -7,7 +7,7 @@
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{dc_target, listed, outcome_word, with_account},
 };
 use crate::{
@@ -26,6 +26,10 @@ pub(super) const MAX_SESSIONS_LISTED: usize = 100;
 pub(super) struct SmbSessionEnumeration;
 
 impl Detector for SmbSessionEnumeration {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

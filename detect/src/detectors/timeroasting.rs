@@ -8,7 +8,7 @@ use std::{collections::HashSet, net::IpAddr};
 
 use dcwatch_proto::v1::{activity::Body, ntp_activity};
 
-use super::{Context, Detector};
+use super::{Context, Detector, Kinds};
 use crate::{
     bounded::{BoundedMap, Window},
     catalogue::TIMEROASTING,
@@ -47,6 +47,10 @@ impl Default for Timeroasting {
 }
 
 impl Detector for Timeroasting {
+    fn kinds(&self) -> Kinds {
+        Kinds::NTP
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Ntp(ntp)) = seen.body() else {
             return;

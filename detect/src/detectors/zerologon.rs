@@ -13,7 +13,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector,
+    Context, Detector, Kinds,
     target::{clip, outcome_word},
 };
 use crate::{
@@ -72,6 +72,10 @@ fn impersonated(rpc: &DceRpcActivity) -> &str {
 }
 
 impl Detector for Zerologon {
+    fn kinds(&self) -> Kinds {
+        Kinds::DCERPC
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let Some(Body::Dcerpc(rpc)) = seen.body() else {
             return;

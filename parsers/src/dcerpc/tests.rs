@@ -2,14 +2,7 @@ use super::{
     stub::{self, ByteOrder, Decoded, Encoding, SecureChannelType, TowerProtocol},
     *,
 };
-
-fn hex(text: &str) -> Vec<u8> {
-    let text: String = text.split_whitespace().collect();
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 // testdata/pcaps/suricata-verify/tests/dcerpc/zerologon/input.pcap (tshark -T fields -e tcp.payload)
 // frame 4: BIND, call 1, EPMv4 3.0 over NDR.

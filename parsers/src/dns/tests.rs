@@ -5,14 +5,8 @@
 //! dns.resp.{name,type,class,ttl}` for the same frames (quoted next to each test).
 
 use super::*;
+use dcwatch_tests::fixture::hex;
 use std::net::{Ipv4Addr, Ipv6Addr};
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    s.chunks_exact(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).expect("ascii"), 16).expect("hex"))
-        .collect()
-}
 
 fn ok(bytes: &[u8]) -> DnsMessage<'_> {
     parse(bytes).expect("parses")

@@ -646,11 +646,7 @@ fn address(addr: &asn1::HostAddress) -> String {
         _ => {}
     }
     let kept = bytes.get(..MAX_ADDRESS_LEN).unwrap_or(bytes);
-    let mut out = format!("type {}:", addr.addr_type);
-    for byte in kept {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    format!("type {}:{}", addr.addr_type, hex::encode(kept))
 }
 
 /// Unix seconds of a `KerberosTime`: `YYYYMMDDHHMMSSZ` (RFC 4120 5.2.3), tolerating the

@@ -10,13 +10,7 @@
 //!  -e kerberos.addr_nb -e kerberos.addr_ip -e kerberos.include_pac -e kerberos.ap_options
 //!  -e kerberos.stime -e kerberos.e_text`.
 use super::*;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-    s.chunks_exact(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 macro_rules! fixture {
     ($name:literal) => {

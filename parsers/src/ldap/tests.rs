@@ -3,13 +3,7 @@
 //! tcp.payload` (or udp.payload); SOURCES.tsv there names the capture and frame of each.
 
 use super::*;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-    s.chunks_exact(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 macro_rules! fixture {
     ($name:literal) => {

@@ -1,13 +1,7 @@
 //! Fixtures are UDP payloads (`tshark -T fields -e udp.payload`); the expected values are
 //! tshark 4.0's `-V` for the same frames.
 use super::*;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-    s.chunks_exact(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 /// OTRF covenant_ldap_searchrequest_domainuser.cap frame 171: "NTP Version 3, client", stratum
 /// 4, Origin Aug 6 2020 15:56:41.84, Transmit 16:13:45.863574199, Key ID 58040000, then the

@@ -1,13 +1,7 @@
 //! Fixtures: parsers/tests/fixtures/ldap/sasl_*.hex, whole SASL buffers (length included);
 //! SOURCES.tsv there names each one's capture and frame, or how it was crafted.
 use super::*;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-    s.chunks_exact(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 macro_rules! token {
     ($name:literal) => {

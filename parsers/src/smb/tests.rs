@@ -1,14 +1,7 @@
 use super::smb1::{self, Body as Body1};
 use super::smb2::{self, Body as Body2, Command, CtlCode, Dialect, FileId};
 use super::*;
-
-fn hex(text: &str) -> Vec<u8> {
-    let text: String = text.split_whitespace().collect();
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 // zeek/testing/btest/Traces/smb/smb3.pcap: frame 1, SMB2 NEGOTIATE request offering 3.0
 // (tshark -r F -Y frame.number==1 -T fields -e tcp.payload).

@@ -136,12 +136,7 @@ fn flow_id(a: SocketAddr, b: SocketAddr, protocol: u8, start_ns: u64) -> String 
     }
     hasher.update([protocol]);
     hasher.update(start_ns.to_be_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(&hasher.finalize()[..8])
 }
 
 #[cfg(test)]

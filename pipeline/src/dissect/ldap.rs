@@ -792,11 +792,7 @@ fn value_text(value: &[u8]) -> String {
                 .unwrap_or(0);
             text.get(..end).unwrap_or_default().to_owned()
         }
-        _ => value
-            .iter()
-            .take(MAX_CHANGE_VALUE_LEN / 2)
-            .map(|byte| format!("{byte:02x}"))
-            .collect(),
+        _ => hex::encode(value.get(..MAX_CHANGE_VALUE_LEN / 2).unwrap_or(value)),
     }
 }
 
@@ -829,16 +825,7 @@ mod tests {
 
     use super::*;
     use crate::dissect::DissectCounters;
-
-    fn hex(text: &str) -> Vec<u8> {
-        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
-        digits
-            .chunks_exact(2)
-            .map(|pair| {
-                u8::from_str_radix(std::str::from_utf8(pair).expect("ASCII"), 16).expect("hex")
-            })
-            .collect()
-    }
+    use dcwatch_tests::fixture::hex;
 
     macro_rules! fixture {
         ($name:literal) => {

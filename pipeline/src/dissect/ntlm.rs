@@ -131,16 +131,7 @@ fn anomaly_names(anomalies: &Anomalies, pairs: Option<&AvAnomalies>) -> Vec<Stri
 mod tests {
     use super::*;
     use crate::dissect::connection::ConnectionNotes;
-
-    fn hex(text: &str) -> Vec<u8> {
-        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
-        digits
-            .chunks_exact(2)
-            .map(|pair| {
-                u8::from_str_radix(std::str::from_utf8(pair).expect("ASCII"), 16).expect("hex")
-            })
-            .collect()
-    }
+    use dcwatch_tests::fixture::hex;
 
     macro_rules! fixture {
         ($name:literal) => {

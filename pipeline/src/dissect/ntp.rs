@@ -149,6 +149,7 @@ fn activity(packet: &NtpPacket, kind: Type, seen: &Seen) -> Activity {
 mod tests {
     use super::*;
     use crate::dissect::DissectCounters;
+    use dcwatch_tests::fixture::hex;
 
     /// Feeds one datagram; the counters after it.
     fn feed(
@@ -166,13 +167,6 @@ mod tests {
         };
         state.datagram(bytes, seen, &mut sink)?;
         Ok(counters)
-    }
-
-    fn hex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-            .collect()
     }
 
     /// A Timeroasting request as the tools build it: version 3, mode 3, a fixed Transmit

@@ -279,6 +279,7 @@ fn anomaly_names(anomalies: &Anomalies) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dcwatch_tests::fixture::hex;
 
     #[test]
     fn accounts_from_user_names() {
@@ -303,13 +304,6 @@ mod tests {
         let printed = format!("{secrets:?}");
         assert!(!printed.contains("fallback") && !printed.contains("per-nas"));
         assert_eq!(RadiusSecrets::new("", []).for_nas(nas), None);
-    }
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
     }
 
     // arkime/tests/pcap/radius.pcap frame 1 (an Interim-Update for 10.0.0.3), cut to

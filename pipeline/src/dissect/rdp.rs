@@ -159,13 +159,7 @@ mod tests {
     use super::*;
     use crate::dissect::DissectCounters;
     use crate::dissect::endpoints::Announcements;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
-    }
+    use dcwatch_tests::fixture::hex;
 
     // zeek/testing/btest/Traces/rdp/rdp-to-ssl.pcap frames 4 and 6 (tshark -T fields
     // -e tcp.payload): a request from AWAKECODI for SSL|HYBRID, the server choosing HYBRID.

@@ -6,13 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use tokio::net::TcpListener;
 
 use super::*;
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 // testdata/pcaps/suricata-verify/tests/dcerpc/zerologon/input.pcap frame 5: BIND_ACK accepting
 // EPMv4 over NDR.

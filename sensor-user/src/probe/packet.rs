@@ -200,6 +200,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
+    use dcwatch_tests::fixture::hex;
 
     const ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 98, 0, 5));
 
@@ -327,16 +328,6 @@ mod tests {
         000f4c0041004200020006004c004100420001000600440043003100040016006c00610062002e006500780061\
         006d0070006c00650003001e006400630031002e006c00610062002e006500780061006d0070006c0065000700\
         080022cccc924d85dd0100000000";
-
-    fn hex(text: &str) -> Vec<u8> {
-        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
-        digits
-            .chunks_exact(2)
-            .map(|pair| {
-                u8::from_str_radix(std::str::from_utf8(pair).expect("ASCII"), 16).expect("hex")
-            })
-            .collect()
-    }
 
     #[test]
     fn the_rpc_bind_carries_an_ntlm_negotiate_for_the_targets_names() {

@@ -757,7 +757,7 @@ fn new_instance(dir: &Path) -> Result<String, SpoolError> {
             path: dir.join(STATE_FILE),
             source,
         })?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
 /// Zeros written at a time when the file system cannot `fallocate`.

@@ -1,13 +1,6 @@
 use super::*;
 use crate::dcerpc::{Body, parse, stub::TowerProtocol};
-
-fn hex(text: &str) -> Vec<u8> {
-    let text: String = text.split_whitespace().collect();
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 fn stub_of(pdu: &[u8]) -> Vec<u8> {
     match parse(pdu).expect("pdu").body {

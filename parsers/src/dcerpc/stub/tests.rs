@@ -7,13 +7,7 @@ use crate::dcerpc::interfaces::{
     ACTIVATION, ATSVC, DRSUAPI, EFSRPC, EFSRPC_LSARPC, LSARPC, NETDFS, NETLOGON, REMOTE_WINSPOOL,
     SAMR, SPOOLSS, SRVSVC, SVCCTL, SYSTEM_ACTIVATOR, TASK_SCHEDULER, WBEM_SERVICES, WINREG, WKSSVC,
 };
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 const NDR: Encoding = Encoding::Ndr;
 const NDR64: Encoding = Encoding::Ndr64;

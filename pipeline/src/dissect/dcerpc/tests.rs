@@ -7,13 +7,7 @@ use super::*;
 use crate::dissect::endpoints::{Announced, Announcements, LEARNED_ENDPOINT_TTL_NS};
 use crate::dissect::session::{Kind, Session};
 use crate::flow::{FlowKey, StreamEvent};
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
-}
+use dcwatch_tests::fixture::hex;
 
 // testdata/pcaps/suricata-verify/tests/dcerpc/zerologon/input.pcap (tshark -e tcp.payload):
 // frames 4, 5, 7, 8 on port 135 (EPM bind, ack, ept_map request and answer), then 16, 17, 19,

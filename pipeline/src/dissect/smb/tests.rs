@@ -2,6 +2,7 @@ use dcwatch_proto::v1::outcome::Status;
 
 use super::*;
 use crate::dissect::stream::Duplex;
+use dcwatch_tests::fixture::hex;
 
 const SUCCESS: u32 = 0;
 
@@ -303,13 +304,6 @@ fn pipe_open() -> Connection {
 // testdata/pcaps/suricata-verify/tests/dcerpc/zerologon/input.pcap: frame 19,
 // NetrServerReqChallenge (call id 1), as in the dcerpc tests.
 const REQ_CHALLENGE: &str = "050000031000000068000000010000005000000000000400e85a00000c000000000000000c0000005c005c004200410053002d00410044002d003000310000000a000000000000000a0000004200410053002d00410044002d003000310000000000000000000000";
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn rpc_call_ids(activities: &[Activity]) -> Vec<u32> {
     activities
