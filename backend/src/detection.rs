@@ -63,8 +63,8 @@ pub trait Source: Send + std::fmt::Debug {
     fn next(&mut self, store: &mut dyn Storage, limit: usize) -> Result<Option<Chunk>, StoreError>;
     /// The chunk's alerts and cursor are stored: what it came from may forget it.
     fn done(&mut self, chunk: &Chunk);
-    /// Storing the chunk's alerts failed: its activities must come again, to an engine
-    /// rebuilt from the store.
+    /// Storing the chunk's alerts (or building its engine) failed: its activities must come
+    /// again, to an engine rebuilt from the store.
     fn failed(&mut self, chunk: &Chunk);
     /// Partitions this node judged and no longer owns: their engines are dropped.
     fn lost(&mut self) -> Vec<u32>;
@@ -442,13 +442,24 @@ impl Loop {
         };
         let engine = match self.engines.entry(chunk.partition) {
             std::collections::hash_map::Entry::Occupied(engine) => engine.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(build_engine(
-                self.store.as_mut(),
-                (chunk.partition, chunk.key),
-                &self.config,
-                &self.exclusions,
-                Arc::clone(&self.directory),
-            )?),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let built = build_engine(
+                    self.store.as_mut(),
+                    (chunk.partition, chunk.key),
+                    &self.config,
+                    &self.exclusions,
+                    Arc::clone(&self.directory),
+                );
+                match built {
+                    Ok(engine) => slot.insert(engine),
+                    Err(failure) => {
+                        // Not judged: the chunk comes again (left in flight, the next chunk's
+                        // acknowledgement would have taken it along).
+                        self.source.failed(&chunk);
+                        return Err(failure);
+                    }
+                }
+            }
         };
         // One entry per alert changed in this chunk, in the order of its first change: whether
         // any of its changes was to be emitted, and whether it was new in this chunk. The engine
