@@ -133,11 +133,11 @@ pub async fn run(
         refresh(&store, &node, &mut held).await;
         claims.set(held.keys().copied().collect());
         // Given up last round: the detection loop has had a round to finish with them.
-        let store = &store;
+        let bucket = &store;
         let released = futures::future::join_all(releasing.drain(..).map(|partition| async move {
             (
                 partition,
-                bounded(store.delete(partition_key(partition))).await,
+                bounded(bucket.delete(partition_key(partition))).await,
             )
         }))
         .await;
