@@ -2,7 +2,8 @@
 //! ingest and detect roles, how an activity finds its partition, and the message that carries
 //! a batch's share of one partition (README "Scaling out" tells the design and guarantees).
 //!
-//! The stream `DCWATCH_ACTIVITIES` takes subjects `dcwatch.activities.<partition>`. It is a
+//! The stream `DCWATCH_ACTIVITIES` takes subjects `dcwatch.activities.<partition>`, `partitions`
+//! per key its detectors keep their state by ([`partitions_of`]). It is a
 //! work queue (a message goes once its partition's consumer acknowledged it) bounded by
 //! `stream_max_mib`, refusing new messages when full: a stalled detect role fills it, ingest
 //! then refuses batches and the sensors keep them in their spools.
@@ -14,11 +15,14 @@ pub mod source;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use dcwatch_proto::v1::Activity;
+use dcwatch_detect::{Key, knowledge};
+use dcwatch_proto::v1::{Activity, activity::Body};
 
 use crate::config::ClusterConfig;
 
 pub const STREAM: &str = "DCWATCH_ACTIVITIES";
+/// The keys partitioned by: source, account, ticket.
+const KEYS: u32 = 3;
 const SUBJECT_PREFIX: &str = "dcwatch.activities";
 /// JetStream drops a message whose id it stored within this window: a batch resent after a
 /// lost acknowledgement (an ingest node killed between publishing and answering) is stored
@@ -101,12 +105,16 @@ pub async fn connect(
     Ok(jetstream::new(client))
 }
 
-/// The activity stream, made if missing (every role may be first to start).
+/// The activity stream and every partition's consumer, made if missing (every role may be
+/// first to start). The consumers are made at once, not when a detect node first claims their
+/// partition: a consumer of a stream on R replicas needs all R NATS nodes to be made, so one
+/// made late, with a NATS node down, failed, and its partition's messages filled the stream
+/// (ingest refusing every batch) until the node came back.
 pub async fn activity_stream(
     context: &jetstream::Context,
     config: &ClusterConfig,
 ) -> Result<stream::Stream, ClusterError> {
-    context
+    let stream = context
         .get_or_create_stream(stream::Config {
             name: STREAM.to_owned(),
             subjects: vec![format!("{SUBJECT_PREFIX}.*")],
@@ -120,27 +128,76 @@ pub async fn activity_stream(
             ..stream::Config::default()
         })
         .await
-        .map_err(ClusterError::jetstream)
+        .map_err(ClusterError::jetstream)?;
+    for partition in 0..all_partitions(config.partitions) {
+        let (name, consumer) = source::consumer_config(partition);
+        stream
+            .get_or_create_consumer(&name, consumer)
+            .await
+            .map_err(ClusterError::jetstream)?;
+    }
+    Ok(stream)
 }
 
-/// The partition that judges `activity`: its client's address hashed (FNV-1a, the same on
-/// every node and version), so one client's requests and the answers to them meet in one detect
-/// node's engine. The client is the side with the higher port (the service listens on the
-/// well-known one: a KDC's reply to a roasting request comes from port 88 to the client's
-/// ephemeral port), else the source. An activity without an address goes by its sensor.
-pub fn partition(activity: &Activity, sensor_id: &str, partitions: u32) -> u32 {
+/// The partitions that judge `activity`, one per [`Key`] it has (README "Scaling out"). With
+/// `partitions` P per key, 0..P are keyed by source, P..2P by account and 2P..3P by ticket.
+/// - Source: its client's address. The client is the side with the higher port (the service
+///   listens on the well-known one: a KDC's reply to a roasting request comes from port 88 to
+///   the client's ephemeral port), else the source; an activity without an address goes by its
+///   sensor.
+/// - Account: the account it is about, as the detectors compare accounts (no domain, lower
+///   case); without one, the source's key, so the account-keyed detectors still see it (an LDAP
+///   search or SAMR lookup naming a honeytoken).
+/// - Ticket: a Kerberos activity's ticket hash, when it has one.
+///
+/// The hash is FNV-1a, the same on every node and version.
+pub fn partitions_of(activity: &Activity, sensor_id: &str, partitions: u32) -> Vec<u32> {
+    let per_key = partitions.max(1);
     let client = match (activity.src.as_ref(), activity.dst.as_ref()) {
         (Some(src), Some(dst)) if dst.port > src.port && !dst.ip.is_empty() => Some(dst),
         (src, _) => src,
     };
-    let key: &[u8] = match client {
+    let source: &[u8] = match client {
         Some(endpoint) if !endpoint.ip.is_empty() => &endpoint.ip,
         _ => sensor_id.as_bytes(),
     };
+    let account = activity
+        .account
+        .as_ref()
+        .map(|account| knowledge::account_key(&account.name))
+        .filter(|account| !account.is_empty());
+    let mut routes = vec![
+        bucket(source, per_key),
+        per_key + bucket(account.as_ref().map_or(source, String::as_bytes), per_key),
+    ];
+    if let Some(Body::Kerberos(kerberos)) = &activity.body
+        && !kerberos.ticket_hash.is_empty()
+    {
+        routes.push(2 * per_key + bucket(&kerberos.ticket_hash, per_key));
+    }
+    routes
+}
+
+/// The key of a partition's detectors, `partitions` P per key.
+pub fn key_of(partition: u32, partitions: u32) -> Key {
+    match partition / partitions.max(1) {
+        0 => Key::Source,
+        1 => Key::Account,
+        _ => Key::Ticket,
+    }
+}
+
+/// Partitions in all: P per key.
+pub fn all_partitions(partitions: u32) -> u32 {
+    partitions.max(1).saturating_mul(KEYS)
+}
+
+/// `key`'s place among `count` partitions.
+fn bucket(key: &[u8], count: u32) -> u32 {
     let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     });
-    u32::try_from(hash % u64::from(partitions.max(1))).unwrap_or(0)
+    u32::try_from(hash % u64::from(count.max(1))).unwrap_or(0)
 }
 
 /// A batch's activities of one partition, as published: where each came from, for the
@@ -160,7 +217,7 @@ pub struct PartitionBatch {
 
 #[cfg(test)]
 mod tests {
-    use dcwatch_proto::v1::Endpoint;
+    use dcwatch_proto::v1::{Account, Endpoint, KerberosActivity};
 
     use super::*;
 
@@ -178,26 +235,80 @@ mod tests {
         }
     }
 
+    fn source(activity: &Activity, sensor: &str) -> u32 {
+        partitions_of(activity, sensor, 16)[0]
+    }
+
     #[test]
-    fn a_client_always_lands_in_the_same_partition_and_clients_spread() {
+    fn a_client_always_lands_in_the_same_source_partition_and_clients_spread() {
         let request = from(&[10, 0, 0, 5]);
-        let first = partition(&request, "s1", 16);
-        assert_eq!(first, partition(&request, "s2", 16));
+        let first = source(&request, "s1");
+        assert_eq!(first, source(&request, "s2"));
         let reply = Activity {
             src: request.dst.clone(),
             dst: request.src.clone(),
             ..Activity::default()
         };
-        assert_eq!(
-            partition(&reply, "s1", 16),
-            first,
-            "the answer meets its request"
-        );
+        assert_eq!(source(&reply, "s1"), first, "the answer meets its request");
         let used: std::collections::BTreeSet<u32> = (0..=255_u8)
-            .map(|last| partition(&from(&[10, 0, 0, last]), "s1", 16))
+            .map(|last| source(&from(&[10, 0, 0, last]), "s1"))
             .collect();
         assert_eq!(used.len(), 16, "256 addresses reach every partition");
         assert!(used.iter().all(|partition| *partition < 16));
-        assert_eq!(partition(&Activity::default(), "s1", 1), 0);
+        assert_eq!(partitions_of(&Activity::default(), "s1", 1), [0, 1]);
+    }
+
+    #[test]
+    fn an_account_and_a_ticket_land_in_their_partitions_from_any_client() {
+        let as_user = |ip: &[u8], domain: &str, name: &str| Activity {
+            account: Some(Account {
+                domain: domain.to_owned(),
+                name: name.to_owned(),
+                ..Account::default()
+            }),
+            ..from(ip)
+        };
+        let alice = partitions_of(&as_user(&[10, 0, 0, 5], "LAB", "alice"), "s1", 16);
+        let again = partitions_of(&as_user(&[10, 0, 0, 6], "", "Alice@lab.example"), "s2", 16);
+        assert_eq!(alice.len(), 2, "no ticket: source and account");
+        assert_ne!(alice[0], again[0], "two clients");
+        assert_eq!(alice[1], again[1], "one account, however written");
+        assert!((16..32).contains(&alice[1]));
+        let accounts: std::collections::BTreeSet<u32> = (0..64)
+            .map(|user| {
+                partitions_of(&as_user(&[10, 0, 0, 5], "", &format!("u{user}")), "s1", 16)[1]
+            })
+            .collect();
+        assert_eq!(
+            accounts.len(),
+            16,
+            "64 accounts reach every account partition"
+        );
+
+        let nobody = from(&[10, 0, 0, 5]);
+        let routes = partitions_of(&nobody, "s1", 16);
+        assert_eq!(
+            routes[1],
+            16 + routes[0],
+            "without an account, by its source"
+        );
+
+        let ticket = |ip: &[u8], hash: u8| Activity {
+            body: Some(Body::Kerberos(KerberosActivity {
+                ticket_hash: vec![hash; 16],
+                ..KerberosActivity::default()
+            })),
+            ..from(ip)
+        };
+        let issued = partitions_of(&ticket(&[10, 0, 0, 5], 3), "s1", 16);
+        let passed = partitions_of(&ticket(&[10, 0, 0, 9], 3), "s2", 16);
+        assert_eq!(issued.len(), 3);
+        assert_eq!(issued[2], passed[2], "one ticket, two clients");
+        assert!((32..48).contains(&issued[2]));
+        assert_eq!(
+            [issued[0], issued[1], issued[2]].map(|partition| key_of(partition, 16)),
+            [Key::Source, Key::Account, Key::Ticket]
+        );
+        assert_eq!(all_partitions(16), 48);
     }
 }

@@ -60,7 +60,8 @@ pub struct ClusterConfig {
     pub nats_credentials: Option<PathBuf>,
     /// The PEM CA the NATS servers' certificates chain to (implies TLS).
     pub nats_ca: Option<PathBuf>,
-    /// Partitions of the activity stream: the most detect nodes that share the work.
+    /// Partitions of the activity stream per key (source, account, ticket: three times as many
+    /// in all), and so the most detect nodes that share the work of one key.
     pub partitions: u32,
     /// Copies JetStream keeps of the stream (3 on a 3-node cluster).
     pub replicas: usize,

@@ -32,7 +32,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dcwatch_detect::{Config, Engine, config::Subnet};
+use dcwatch_detect::{Config, Engine, Key, config::Subnet};
 use dcwatch_entity::Directory;
 use dcwatch_proto::v1::alert::{Classification, Trigger};
 use log::{error, info, warn};
@@ -50,6 +50,8 @@ use crate::{
 #[derive(Debug)]
 pub struct Chunk {
     pub partition: u32,
+    /// The key of the partition's detectors (`None`: every detector, the `all` role).
+    pub key: Option<Key>,
     /// The detection cursor saved with the chunk's alerts: its name and the chunk's last place.
     pub cursor: (String, i64),
     pub activities: Vec<NewActivity>,
@@ -61,8 +63,8 @@ pub trait Source: Send + std::fmt::Debug {
     fn next(&mut self, store: &mut dyn Storage, limit: usize) -> Result<Option<Chunk>, StoreError>;
     /// The chunk's alerts and cursor are stored: what it came from may forget it.
     fn done(&mut self, chunk: &Chunk);
-    /// Storing the chunk's alerts failed: its activities must come again, to an engine
-    /// rebuilt from the store.
+    /// Storing the chunk's alerts (or building its engine) failed: its activities must come
+    /// again, to an engine rebuilt from the store.
     fn failed(&mut self, chunk: &Chunk);
     /// Partitions this node judged and no longer owns: their engines are dropped.
     fn lost(&mut self) -> Vec<u32>;
@@ -94,6 +96,7 @@ impl Source for StoreSource {
         let activities = store.activities_after(self.cursor, limit)?;
         Ok(activities.last().map(|last| last.row).map(|last| Chunk {
             partition: 0,
+            key: None,
             cursor: (ACTIVITY_CURSOR.to_owned(), last),
             activities,
         }))
@@ -439,13 +442,24 @@ impl Loop {
         };
         let engine = match self.engines.entry(chunk.partition) {
             std::collections::hash_map::Entry::Occupied(engine) => engine.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(build_engine(
-                self.store.as_mut(),
-                chunk.partition,
-                &self.config,
-                &self.exclusions,
-                Arc::clone(&self.directory),
-            )?),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let built = build_engine(
+                    self.store.as_mut(),
+                    (chunk.partition, chunk.key),
+                    &self.config,
+                    &self.exclusions,
+                    Arc::clone(&self.directory),
+                );
+                match built {
+                    Ok(engine) => slot.insert(engine),
+                    Err(failure) => {
+                        // Not judged: the chunk comes again (left in flight, the next chunk's
+                        // acknowledgement would have taken it along).
+                        self.source.failed(&chunk);
+                        return Err(failure);
+                    }
+                }
+            }
         };
         // One entry per alert changed in this chunk, in the order of its first change: whether
         // any of its changes was to be emitted, and whether it was new in this chunk. The engine
@@ -538,17 +552,21 @@ impl Loop {
     }
 }
 
-/// An engine for the configuration plus the store's exclusions, with the store's open and
-/// recently closed alerts and `partition`'s profiles, taught what analysts taught, its windows
-/// rebuilt by replaying `partition`'s journal.
+/// An engine for the configuration plus the store's exclusions, with the detectors of the
+/// partition's key (all without one), the store's open and recently closed alerts and
+/// `partition`'s profiles, taught what analysts taught, its windows rebuilt by replaying
+/// `partition`'s journal.
 fn build_engine(
     store: &mut dyn Storage,
-    partition: u32,
+    (partition, key): (u32, Option<Key>),
     config: &Config,
     exclusions: &[Exclusion],
     directory: Arc<Directory>,
 ) -> Result<Engine, StoreError> {
     let mut engine = Engine::new(with_exclusions(config, exclusions), directory).with_checkpoints();
+    if let Some(key) = key {
+        engine = engine.keyed_by(key);
+    }
     let alerts = store.alerts_to_restore(now_ns().saturating_sub(REOPEN_WINDOW_NS))?;
     if !alerts.is_empty() {
         info!(

@@ -365,7 +365,7 @@ pub async fn serve(
             claiming = Some(tokio::spawn(claims::run(
                 bucket,
                 node.clone(),
-                config.cluster.partitions,
+                crate::cluster::all_partitions(config.cluster.partitions),
                 Arc::clone(&claims),
                 stopping.clone(),
             )));
@@ -378,6 +378,7 @@ pub async fn serve(
                 tokio::runtime::Handle::current(),
                 activity_stream.clone(),
                 claims,
+                config.cluster.partitions,
                 source_counters,
             ))
         } else {

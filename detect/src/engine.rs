@@ -14,7 +14,7 @@ use crate::{
     checkpoint::{Checkpoint, Journal},
     config::{Config, Exclusions},
     damping::RecentNew,
-    detectors::{self, Context, Detectors},
+    detectors::{self, Context, Detectors, Key},
     finding::Finding,
     knowledge::{Knowledge, short_name},
     learning::{self, Behaviour, Gate},
@@ -81,6 +81,14 @@ impl Engine {
     #[must_use]
     pub fn with_checkpoints(mut self) -> Self {
         self.journal = Some(Journal::default());
+        self
+    }
+
+    /// Keeps only the detectors keyed by `key`: the engine of a cluster partition keyed so
+    /// (the others' alerts are raised by the engines of their own keys).
+    #[must_use]
+    pub fn keyed_by(mut self, key: Key) -> Self {
+        self.detectors = self.detectors.keyed_by(key);
         self
     }
 
@@ -351,7 +359,13 @@ mod tests {
     use crate::{
         Config,
         config::Exclusions,
-        detectors::testing::{T0, activity, krb_error, rpc_request, summary, with_account},
+        detectors::{
+            Key,
+            testing::{
+                T0, activity, hash, krb_error, rpc_request, summary, tgs_rep, tgs_req,
+                with_account, with_source_computer,
+            },
+        },
         time::{DAY, HOUR, SECOND},
     };
 
@@ -441,6 +455,57 @@ mod tests {
                 .map(dcwatch_proto::v1::Alert::trigger),
             Some(dcwatch_proto::v1::alert::Trigger::New)
         );
+    }
+
+    #[test]
+    fn engines_keyed_by_source_account_and_ticket_raise_one_engines_alerts_between_them() {
+        let ticket = |activity, name| {
+            with_source_computer(activity, name, dcwatch_proto::v1::Certainty::High)
+        };
+        let activities = [
+            dcsync(0, "10.98.0.9:5000"),
+            ticket(
+                tgs_rep(
+                    0,
+                    "10.98.0.20:50000",
+                    "alice",
+                    "krbtgt/LAB.EXAMPLE",
+                    &hash(3),
+                    |_| {},
+                ),
+                "WS20",
+            ),
+            ticket(
+                tgs_req(SECOND, "10.98.0.21:50000", "cifs/fs1", &hash(3), |_| {}),
+                "WS21",
+            ),
+            ticket(
+                tgs_req(2 * SECOND, "10.98.0.21:50001", "cifs/fs1", &hash(3), |_| {}),
+                "WS21",
+            ),
+        ];
+        let alerts = |engine: Engine| {
+            let mut engine = engine;
+            for activity in &activities {
+                engine.observe(activity, "");
+            }
+            let mut alerts: Vec<_> = engine.alerts().cloned().collect();
+            alerts.sort_by(|a, b| a.r#type.cmp(&b.r#type));
+            summary(&alerts)
+        };
+        let one = alerts(engine(Config::test_mode()));
+        assert_eq!(
+            one.iter()
+                .map(|(kind, _, _)| kind.as_str())
+                .collect::<Vec<_>>(),
+            ["dcsync", "pass_the_ticket"]
+        );
+        let keyed: Vec<_> = [Key::Source, Key::Account, Key::Ticket]
+            .map(|key| alerts(engine(Config::test_mode()).keyed_by(key)))
+            .into();
+        assert_eq!(keyed[0], one[..1], "dcsync is keyed by its source");
+        assert!(keyed[1].is_empty(), "{:?}", keyed[1]);
+        assert_eq!(keyed[2], one[1..], "pass-the-ticket by its ticket");
     }
 
     #[test]

@@ -120,9 +120,8 @@ pub enum State {
     Active,
 }
 
-/// The state of `period` for the profile `clock` at the profiles' clock.
-pub fn state(period: &Period, profiles: &Profiles, clock: Option<&Profile>) -> State {
-    let now = profiles.clock();
+/// The state of `period` for the profile `clock` at `now`.
+pub fn state(period: &Period, profiles: &Profiles, clock: Option<&Profile>, now: Millis) -> State {
     let Some(profile) = clock else {
         return State::Learning {
             until: None,
@@ -190,7 +189,7 @@ pub fn standings(profiles: &Profiles, config: &crate::Config) -> Vec<Standing> {
             let state = if skipped {
                 State::Active
             } else {
-                state(period, profiles, Some(profile))
+                state(period, profiles, Some(profile), profiles.clock())
             };
             out.push(Standing {
                 type_name: period.type_name,
@@ -340,8 +339,9 @@ pub fn learning_now(
     profiles: &Profiles,
 ) -> bool {
     threshold == Threshold::High
-        && period(type_name)
-            .is_some_and(|period| state(period, profiles, profiles.get(clock)) != State::Active)
+        && period(type_name).is_some_and(|period| {
+            state(period, profiles, profiles.get(clock), profiles.clock()) != State::Active
+        })
 }
 
 /// Judges a behavioural finding of `type_name` at `threshold`.
@@ -371,7 +371,12 @@ pub fn gate(
     // The clock entity's first activity may not have been told apart (a DC only the
     // detection's own evidence shows): its learning starts no later than this.
     profiles.touch(&behaviour.clock, time);
-    if let State::Learning { .. } = state(period, profiles, profiles.get(&behaviour.clock)) {
+    // Judged at the finding's time, not the profiles' clock (the latest activity the engine
+    // saw): the clock depends on which other activities reached this engine and when (a
+    // cluster partition's engine sees a share of them, a late sensor's batch arrives after
+    // later ones), the finding's time only on the entity's own activities.
+    let at = state(period, profiles, profiles.get(&behaviour.clock), time);
+    if let State::Learning { .. } = at {
         behaviour.teach(profiles, time);
         return Gate::Learning;
     }
@@ -474,12 +479,22 @@ mod tests {
         profiles.touch("computer:10.98.0.7", 16 * DAY);
         let ldap = period("ldap_recon").expect("a period");
         assert_eq!(
-            state(ldap, &profiles, profiles.get("computer:10.98.0.7")),
+            state(
+                ldap,
+                &profiles,
+                profiles.get("computer:10.98.0.7"),
+                16 * DAY
+            ),
             State::Active
         );
         profiles.touch("computer:10.98.0.8", 16 * DAY - 1);
         assert_eq!(
-            state(ldap, &profiles, profiles.get("computer:10.98.0.8")),
+            state(
+                ldap,
+                &profiles,
+                profiles.get("computer:10.98.0.8"),
+                16 * DAY
+            ),
             State::Learning {
                 until: Some(31 * DAY - 1),
                 why: ldap.source.into()
@@ -491,7 +506,7 @@ mod tests {
         }
         profiles.touch("user:alice", 40 * DAY);
         assert!(matches!(
-            state(vpn, &profiles, profiles.get("user:alice")),
+            state(vpn, &profiles, profiles.get("user:alice"), 40 * DAY),
             State::Learning { until: None, .. }
         ));
         for day in 36..40 {
@@ -499,7 +514,7 @@ mod tests {
         }
         profiles.vpn_connected("user:alice", 40 * DAY);
         assert_eq!(
-            state(vpn, &profiles, profiles.get("user:alice")),
+            state(vpn, &profiles, profiles.get("user:alice"), 40 * DAY),
             State::Active
         );
     }

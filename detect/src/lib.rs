@@ -36,4 +36,5 @@ pub mod time;
 
 pub use book::Raised;
 pub use config::{Config, Threshold};
+pub use detectors::Key;
 pub use engine::Engine;

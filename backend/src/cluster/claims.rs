@@ -8,7 +8,7 @@
 //! acknowledged, which it acknowledged only once the alerts it made were stored.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     sync::{Mutex, PoisonError},
     time::Duration,
 };
@@ -24,6 +24,14 @@ const BUCKET: &str = "dcwatch-claims";
 /// How long a claim outlives its last refresh.
 pub const CLAIM_TTL: Duration = Duration::from_secs(10);
 const REFRESH: Duration = Duration::from_secs(2);
+/// The longest a request to NATS may take in a round, and the longest its claiming of new
+/// partitions may take: NATS answers late or never while a node of its cluster is down, and
+/// rounds that waited the client's own timeout (5 s) for each step let every claim expire
+/// before it was refreshed again (the claims flapped between the nodes, their engines were
+/// rebuilt again and again, and the stream drained for minutes). Bounded, a round refreshes
+/// its claims at least every `REFRESH + STEP_WAIT + REBALANCE_WAIT`, within [`CLAIM_TTL`].
+const STEP_WAIT: Duration = Duration::from_secs(2);
+const REBALANCE_WAIT: Duration = Duration::from_secs(4);
 
 /// The partitions this node owns now, and those it gave up since the detection loop last
 /// asked (their engines go).
@@ -111,74 +119,103 @@ pub async fn run(
     mut stopping: watch::Receiver<bool>,
 ) {
     // Partition -> the revision of our claim.
-    let mut held: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+    let mut held: BTreeMap<u32, u64> = BTreeMap::new();
     let mut releasing: Vec<u32> = Vec::new();
     let mut tick = tokio::time::interval(REFRESH);
+    // A round that ran late must not be followed by a burst of rounds.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stopping.changed() => break,
         }
+        // First thing in a round, so that nothing else it waits for can let them expire.
+        refresh(&store, &node, &mut held).await;
+        claims.set(held.keys().copied().collect());
         // Given up last round: the detection loop has had a round to finish with them.
-        for partition in releasing.drain(..) {
-            if let Err(failure) = store.delete(partition_key(partition)).await {
+        let bucket = &store;
+        let released = futures::future::join_all(releasing.drain(..).map(|partition| async move {
+            (
+                partition,
+                bounded(bucket.delete(partition_key(partition))).await,
+            )
+        }))
+        .await;
+        for (partition, answer) in released {
+            if let Err(failure) = answer {
                 warn!("cluster: releasing partition {partition}: {failure}");
             }
         }
-        if let Err(failure) = round(&store, &node, partitions, &mut held, &mut releasing).await {
+        let rebalanced = tokio::time::timeout(
+            REBALANCE_WAIT,
+            rebalance(&store, &node, partitions, &mut held, &mut releasing),
+        )
+        .await
+        .unwrap_or_else(|_| Err(ClusterError::jetstream("no answer in time")));
+        if let Err(failure) = rebalanced {
             warn!("cluster: partition claims: {failure}");
         }
         claims.set(held.keys().copied().collect());
     }
     claims.set(BTreeSet::new());
     for partition in held.keys() {
-        let _released = store.delete(partition_key(*partition)).await;
+        let _released = bounded(store.delete(partition_key(*partition))).await;
     }
-    let _gone = store.delete(node_key(&node)).await;
+    let _gone = bounded(store.delete(node_key(&node))).await;
 }
 
-async fn round(
+/// `step`, given at most [`STEP_WAIT`].
+async fn bounded<T, E: std::fmt::Display>(
+    step: impl Future<Output = Result<T, E>>,
+) -> Result<T, ClusterError> {
+    tokio::time::timeout(STEP_WAIT, step)
+        .await
+        .map_err(|_| ClusterError::jetstream("no answer in time"))?
+        .map_err(ClusterError::jetstream)
+}
+
+/// Refreshes every claim at once. A claim that changed hands meanwhile (we were cut off past the
+/// TTL) is lost; one whose refresh was not answered is kept, and lost next round if it expired.
+async fn refresh(store: &kv::Store, node: &str, held: &mut BTreeMap<u32, u64>) {
+    let refreshed =
+        futures::future::join_all(held.iter().map(|(partition, revision)| async move {
+            let update = store.update(
+                partition_key(*partition),
+                node.as_bytes().to_vec().into(),
+                *revision,
+            );
+            (*partition, tokio::time::timeout(STEP_WAIT, update).await)
+        }))
+        .await;
+    for (partition, answer) in refreshed {
+        match answer {
+            Ok(Ok(revision)) => {
+                held.insert(partition, revision);
+            }
+            Ok(Err(failure)) if failure.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                warn!("cluster: partition {partition} lost: {failure}");
+                held.remove(&partition);
+            }
+            Ok(Err(failure)) => warn!("cluster: refreshing partition {partition}: {failure}"),
+            Err(_) => warn!("cluster: refreshing partition {partition}: no answer in time"),
+        }
+    }
+}
+
+/// Says this node is alive, gives back what is over its share and claims free partitions up to
+/// it.
+async fn rebalance(
     store: &kv::Store,
     node: &str,
     partitions: u32,
-    held: &mut std::collections::BTreeMap<u32, u64>,
+    held: &mut BTreeMap<u32, u64>,
     releasing: &mut Vec<u32>,
 ) -> Result<(), ClusterError> {
     store
         .put(node_key(node), node.as_bytes().to_vec().into())
         .await
         .map_err(ClusterError::jetstream)?;
-    // Our claims, refreshed; one that changed hands meanwhile (we were cut off past the TTL)
-    // is lost.
-    let mut kept = std::collections::BTreeMap::new();
-    for (partition, revision) in std::mem::take(held) {
-        match store
-            .update(
-                partition_key(partition),
-                node.as_bytes().to_vec().into(),
-                revision,
-            )
-            .await
-        {
-            Ok(revision) => {
-                kept.insert(partition, revision);
-            }
-            Err(failure) => warn!("cluster: partition {partition} lost: {failure}"),
-        }
-    }
-    *held = kept;
-    let live: Vec<String> = store
-        .keys()
-        .await
-        .map_err(ClusterError::jetstream)?
-        .try_collect()
-        .await
-        .map_err(ClusterError::jetstream)?;
-    let nodes = live
-        .iter()
-        .filter(|key| key.starts_with("node."))
-        .count()
-        .max(1);
+    let nodes = live_nodes(store).await?.max(1);
     let share = usize::try_from(partitions)
         .unwrap_or(usize::MAX)
         .div_ceil(nodes);
@@ -218,4 +255,20 @@ async fn round(
         }
     }
     Ok(())
+}
+
+/// Nodes whose liveness key has not expired, read from the bucket stream's subjects: one
+/// request to the stream's leader. (Listing the keys made an ordered consumer, which a NATS
+/// cluster with a node down often did not answer.) A node that stopped cleanly is counted
+/// until its key expires: its share is taken a little later.
+async fn live_nodes(store: &kv::Store) -> Result<usize, ClusterError> {
+    let subjects: Vec<(String, usize)> = store
+        .stream
+        .info_with_subjects(format!("$KV.{BUCKET}.{}", node_key("*")))
+        .await
+        .map_err(ClusterError::jetstream)?
+        .try_collect()
+        .await
+        .map_err(ClusterError::jetstream)?;
+    Ok(subjects.len())
 }

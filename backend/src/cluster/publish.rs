@@ -1,5 +1,6 @@
-//! The ingest role's side of the stream: a batch's activities, split by partition, published
-//! with ids JetStream deduplicates by, and acknowledged to the sensor only once JetStream has
+//! The ingest role's side of the stream: a batch's activities, split by partition (each to its
+//! source's, its account's and its ticket's: the republish by key), published with ids
+//! JetStream deduplicates by, and acknowledged to the sensor only once JetStream has
 //! acknowledged every part (stored it, on as many replicas as the stream has).
 
 use std::{
@@ -11,7 +12,7 @@ use async_nats::jetstream::{self, context::Publish};
 use dcwatch_proto::v1::Activity;
 use prost::Message as _;
 
-use super::{ClusterError, PartitionBatch, partition, subject};
+use super::{ClusterError, PartitionBatch, partitions_of, subject};
 
 /// What publishing counts (the stats file's names).
 #[derive(Debug, Default)]
@@ -49,7 +50,8 @@ impl Publisher {
         ]
     }
 
-    /// Publishes a batch, one message per partition it touches, and waits for JetStream's
+    /// Publishes a batch, one message per partition it touches (an activity touches one per key
+    /// it has, [`partitions_of`]), and waits for JetStream's
     /// acknowledgement of each. The ids name the sensor's spool, the batch and the partition:
     /// the same batch published again is dropped by JetStream as a duplicate.
     pub async fn publish(
@@ -77,15 +79,15 @@ impl Publisher {
     ) -> Result<(), ClusterError> {
         let mut parts: BTreeMap<u32, PartitionBatch> = BTreeMap::new();
         for (position, activity) in (0_u64..).zip(activities) {
-            let part = parts
-                .entry(partition(activity, sensor_id, self.partitions))
-                .or_insert_with(|| PartitionBatch {
+            for partition in partitions_of(activity, sensor_id, self.partitions) {
+                let part = parts.entry(partition).or_insert_with(|| PartitionBatch {
                     sensor_id: sensor_id.to_owned(),
                     sequence,
                     ..PartitionBatch::default()
                 });
-            part.positions.push(position);
-            part.activities.push(activity.clone());
+                part.positions.push(position);
+                part.activities.push(activity.clone());
+            }
         }
         let mut acknowledgements = Vec::with_capacity(parts.len());
         for (partition, part) in parts {

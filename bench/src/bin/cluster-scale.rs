@@ -13,6 +13,13 @@
 //! activities judged per second (to the last marker's alert), alerts per second over the same
 //! time, the alert latency's p50 and p99, and the CPU seconds each role's processes, NATS and
 //! PostgreSQL (the postmaster and its backends) used. Ratios are against the `all` node.
+//!
+//! `cluster-scale BACKEND BASELINE` measures instead what the republish by key costs a detect
+//! node: the same load stored through one ingest node, then drained by one detect node started
+//! only then, with BACKEND and with BASELINE (a build that partitions by source only, main's
+//! before the republish), alternating, twice each. Figures: the drain's activities per second
+//! (from the detect node's start, so its claim of the partitions too, to the last marker's
+//! alert) and the detect node's CPU seconds per 100,000 activities, with their ratios.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{
@@ -49,11 +56,14 @@ const PARTITIONS: u32 = 8;
 /// After the last acknowledgement, how long the alerts may take.
 const DRAIN: Duration = Duration::from_mins(3);
 
-/// A layout: ingest and detect nodes; (0, 0) is the single `all` node on SQLite.
+/// A layout: ingest and detect nodes; (0, 0) is the single `all` node on SQLite. With
+/// `detect_late` the detect nodes start once every batch is stored, and judged/s is the rate at
+/// which they drain the stream.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     ingest: usize,
     detect: usize,
+    detect_late: bool,
 }
 
 impl Layout {
@@ -83,11 +93,17 @@ fn main() -> anyhow::Result<()> {
         || root.join("target/release/dcwatch-backend"),
         PathBuf::from,
     );
-    if !backend.exists() {
-        bail!(
-            "{} not found: build it with cargo build --release -p dcwatch-backend",
-            backend.display()
-        );
+    let baseline = std::env::args().nth(2).map(PathBuf::from);
+    for binary in std::iter::once(&backend).chain(&baseline) {
+        if !binary.exists() {
+            bail!(
+                "{} not found: build it with cargo build --release -p dcwatch-backend",
+                binary.display()
+            );
+        }
+    }
+    if let Some(baseline) = baseline {
+        return republish_cost(&backend, &baseline);
     }
     println!(
         "cluster-scale: {SENSORS} sensors x {BATCHES} batches x {ACTIVITIES_PER_BATCH} activities \
@@ -95,28 +111,11 @@ fn main() -> anyhow::Result<()> {
          fsync on",
         u64::from(SENSORS) * BATCHES * ACTIVITIES_PER_BATCH as u64
     );
-    let layouts = [
-        Layout {
-            ingest: 0,
-            detect: 0,
-        },
-        Layout {
-            ingest: 1,
-            detect: 1,
-        },
-        Layout {
-            ingest: 2,
-            detect: 1,
-        },
-        Layout {
-            ingest: 1,
-            detect: 2,
-        },
-        Layout {
-            ingest: 2,
-            detect: 2,
-        },
-    ];
+    let layouts = [(0, 0), (1, 1), (2, 1), (1, 2), (2, 2)].map(|(ingest, detect)| Layout {
+        ingest,
+        detect,
+        detect_late: false,
+    });
     let postgres = Postgres::start(true)?;
     let mut results = Vec::new();
     for (index, layout) in layouts.into_iter().enumerate() {
@@ -152,6 +151,57 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One ingest node stores the load, then one detect node drains it: with `backend` and with
+/// `baseline`, alternating, twice each.
+fn republish_cost(backend: &Path, baseline: &Path) -> anyhow::Result<()> {
+    let layout = Layout {
+        ingest: 1,
+        detect: 1,
+        detect_late: true,
+    };
+    let postgres = Postgres::start(true)?;
+    let mut runs: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+    for index in 0..4 {
+        let (build, binary) = if index % 2 == 0 {
+            (0, baseline)
+        } else {
+            (1, backend)
+        };
+        let figures = run_layout(binary, layout, &postgres, index)?;
+        let detect_cpu = figures
+            .cpu
+            .iter()
+            .find(|(what, _)| what == "detect")
+            .map_or(f64::NAN, |(_, seconds)| *seconds);
+        let per_100k = detect_cpu / total_activities() * 1e5;
+        println!(
+            "run {index} ({}): drained {:.0} activities/s, detect CPU {detect_cpu:.1} s \
+             ({per_100k:.2} s per 100,000)",
+            binary.display(),
+            figures.judged_per_second
+        );
+        runs[build].push((figures.judged_per_second, per_100k));
+    }
+    let medians = runs.map(|mut runs| {
+        let (mut rates, mut cpu): (Vec<f64>, Vec<f64>) = runs.drain(..).unzip();
+        (median(&mut rates), median(&mut cpu))
+    });
+    let [(base_rate, base_cpu), (rate, cpu)] = medians;
+    println!("| build | drained/s (median of 2) | detect CPU s per 100,000 |");
+    println!("|---|---:|---:|");
+    println!("| baseline | {base_rate:.0} (1.00x) | {base_cpu:.2} (1.00x) |");
+    println!(
+        "| republish | {rate:.0} ({:.2}x) | {cpu:.2} ({:.2}x) |",
+        rate / base_rate,
+        cpu / base_cpu
+    );
+    Ok(())
+}
+
+fn total_activities() -> f64 {
+    f64::from(SENSORS) * BATCHES as f64 * ACTIVITIES_PER_BATCH as f64
 }
 
 /// A node's configuration file: its data folder, stats, alerts as JSON lines, the cluster.
@@ -193,7 +243,7 @@ fn run_layout(
         None => String::new(),
     };
     // The roles and their nodes: (role, config, data folder).
-    let mut nodes: Vec<(&str, PathBuf, PathBuf)> = Vec::new();
+    let mut nodes: Vec<(&'static str, PathBuf, PathBuf)> = Vec::new();
     if layout.ingest == 0 {
         let (config, data) = write_config(&dir, "all", "")?;
         nodes.push(("all", config, data));
@@ -226,56 +276,67 @@ fn run_layout(
         }
         tokens.push((name, String::from_utf8(output.stdout)?.trim().to_owned()));
     }
-    let processes: Vec<(&str, BackendProcess, PathBuf)> = nodes
+    let start = |nodes: &[&(&'static str, PathBuf, PathBuf)]| {
+        nodes
+            .iter()
+            .map(|(role, config, data)| {
+                let process = BackendProcess::start_role(
+                    Command::new(backend),
+                    role,
+                    "127.0.0.1:0",
+                    data,
+                    Some(config),
+                )?;
+                Ok((*role, process, data.clone()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let (late, early): (Vec<_>, Vec<_>) = nodes
         .iter()
-        .map(|(role, config, data)| {
-            let process = BackendProcess::start_role(
-                Command::new(backend),
-                role,
-                "127.0.0.1:0",
-                data,
-                Some(config),
-            )?;
-            Ok((*role, process, data.clone()))
-        })
-        .collect::<anyhow::Result<_>>()?;
+        .partition(|(role, _, _)| layout.detect_late && *role == "detect");
+    let mut processes = start(&early)?;
     let targets: Vec<(SocketAddr, Vec<u8>)> = processes
         .iter()
         .filter(|(role, _, _)| matches!(*role, "all" | "ingest"))
         .map(|(_, process, data)| Ok((process.address, std::fs::read(data.join("tls/ca.pem"))?)))
         .collect::<anyhow::Result<_>>()?;
-    let alert_files: Vec<PathBuf> = processes
+    let alert_files: Vec<PathBuf> = nodes
         .iter()
         .filter(|(role, _, _)| matches!(*role, "all" | "detect"))
         .map(|(_, _, data)| data.join("alerts.jsonl"))
         .collect();
     // The detect nodes claim their partitions before the load starts.
-    thread::sleep(if layout.detect > 1 {
+    thread::sleep(if layout.detect > 1 && !layout.detect_late {
         Duration::from_secs(6)
     } else {
         Duration::from_secs(2)
     });
 
-    let cpu_of =
-        |processes: &[(&str, BackendProcess, PathBuf)]| -> anyhow::Result<Vec<(String, f64)>> {
-            let mut cpu: Vec<(String, f64)> = Vec::new();
-            let mut add =
-                |what: &str, seconds: f64| match cpu.iter_mut().find(|(known, _)| known == what) {
-                    Some((_, total)) => *total += seconds,
-                    None => cpu.push((what.to_owned(), seconds)),
-                };
-            for (role, process, _) in processes {
-                add(role, process_cpu(process.pid())?);
+    let cpu_of = |processes: &[(&str, BackendProcess, PathBuf)],
+                  servers: bool|
+     -> anyhow::Result<Vec<(String, f64)>> {
+        let mut cpu: Vec<(String, f64)> = Vec::new();
+        let mut add =
+            |what: &str, seconds: f64| match cpu.iter_mut().find(|(known, _)| known == what) {
+                Some((_, total)) => *total += seconds,
+                None => cpu.push((what.to_owned(), seconds)),
+            };
+        for (role, process, _) in processes {
+            add(role, process_cpu(process.pid())?);
+        }
+        // Late detect nodes are measured from their start, the servers from the load's.
+        if !servers {
+            return Ok(cpu);
+        }
+        if let Some(nats) = &nats {
+            for pid in nats.pids() {
+                add("nats", process_cpu(pid)?);
             }
-            if let Some(nats) = &nats {
-                for pid in nats.pids() {
-                    add("nats", process_cpu(pid)?);
-                }
-                add("postgres", tree_cpu(postgres.pid()?)?);
-            }
-            Ok(cpu)
-        };
-    let cpu_before = cpu_of(&processes)?;
+            add("postgres", tree_cpu(postgres.pid()?)?);
+        }
+        Ok(cpu)
+    };
+    let mut cpu_before = cpu_of(&processes, true)?;
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let watching = Arc::new(AtomicBool::new(true));
@@ -304,6 +365,13 @@ fn run_layout(
         anyhow::Ok(())
     })?;
     let stored_elapsed = started.elapsed().as_secs_f64();
+    let mut judging_started = started;
+    if !late.is_empty() {
+        judging_started = Instant::now();
+        let detect = start(&late)?;
+        cpu_before.extend(cpu_of(&detect, false)?);
+        processes.extend(detect);
+    }
     let markers = lock(&sent).len();
     let deadline = Instant::now() + DRAIN;
     while lock(&seen).len() < markers && Instant::now() < deadline {
@@ -311,13 +379,13 @@ fn run_layout(
     }
     watching.store(false, Ordering::Relaxed);
     drop(watcher.join());
-    let cpu_after = cpu_of(&processes)?;
+    let cpu_after = cpu_of(&processes, true)?;
     let seen = lock(&seen);
     if seen.len() < markers {
         bail!("{} markers raised no alert in time", markers - seen.len());
     }
     let last_alert = seen.values().max().copied().unwrap_or(started);
-    let judged_elapsed = last_alert.duration_since(started).as_secs_f64();
+    let judged_elapsed = last_alert.duration_since(judging_started).as_secs_f64();
     let mut latencies: Vec<f64> = lock(&sent)
         .iter()
         .filter_map(|(key, sent)| Some(seen.get(key)?.duration_since(*sent).as_secs_f64() * 1e3))
@@ -330,7 +398,7 @@ fn run_layout(
     for (_, process, _) in processes {
         process.stop()?;
     }
-    let total = f64::from(SENSORS) * BATCHES as f64 * ACTIVITIES_PER_BATCH as f64;
+    let total = total_activities();
     let cpu = cpu_after
         .into_iter()
         .map(|(what, after)| {

@@ -7,7 +7,7 @@ use std::ops::BitOr;
 
 use dcwatch_proto::v1::activity::Body;
 
-use super::{Context, Detector};
+use super::{Context, Detector, Key};
 use crate::observed::Observed;
 
 /// A set of activity kinds: the body's protocol, or no body at all.
@@ -81,6 +81,14 @@ impl Detectors {
                 .collect()
         });
         Self { all, by_kind }
+    }
+
+    /// Only the detectors keyed by `key`, still sorted by kind.
+    #[must_use]
+    pub fn keyed_by(self, key: Key) -> Self {
+        let mut all = self.all;
+        all.retain(|detector| detector.key() == key);
+        Self::new(all)
     }
 
     /// Lets every detector that reads this activity's kind judge it.

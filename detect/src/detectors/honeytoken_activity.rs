@@ -11,7 +11,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Key, Kinds,
     auth::{client_finding, client_text},
 };
 use crate::{
@@ -33,6 +33,10 @@ impl Detector for HoneytokenActivity {
             | Kinds::WINDOWS_EVENT
             | Kinds::RADIUS
             | Kinds::DCERPC
+    }
+
+    fn key(&self) -> Key {
+        Key::Account
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

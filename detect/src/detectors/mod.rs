@@ -62,6 +62,22 @@ pub use dispatch::{Detectors, Kinds};
 /// engine's checkpointed journal reaches.
 pub const LONGEST_WINDOW: Millis = password_spray::SPRAY_WINDOW;
 
+/// What a detector keeps its state and its alerts by, of which it must see every activity, in
+/// order: a cluster partitions the stream by it (backend README "Scaling out"), so each alert
+/// is raised by exactly one engine. One engine judging everything serves every key at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// The client's address: counting, reconnaissance, roasting, coercion, most detectors.
+    /// Group changes too: over LDAP their actor is the connection's bind, which only the
+    /// client's engine has seen.
+    Source,
+    /// The account an activity is about: honeytokens, and the user profiles of pass-the-hash
+    /// and suspicious VPN.
+    Account,
+    /// A Kerberos ticket's hash: pass-the-ticket.
+    Ticket,
+}
+
 /// What a detector sees of the engine while it judges one activity.
 #[derive(Debug)]
 pub struct Context<'a> {
@@ -91,6 +107,11 @@ pub trait Detector: Send + std::fmt::Debug {
     /// Entries its bounded tables had to forget, for the engine's counters.
     fn evicted(&self) -> u64 {
         0
+    }
+
+    /// What its state and alerts are keyed by.
+    fn key(&self) -> Key {
+        Key::Source
     }
 }
 

@@ -11,7 +11,7 @@
 
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, ntlm_activity};
 
-use super::{Context, Detector, Kinds};
+use super::{Context, Detector, Key, Kinds};
 use crate::finding::account_entity;
 use crate::{
     catalogue::PASS_THE_HASH,
@@ -31,6 +31,10 @@ pub(super) struct PassTheHash;
 impl Detector for PassTheHash {
     fn kinds(&self) -> Kinds {
         Kinds::NTLM
+    }
+
+    fn key(&self) -> Key {
+        Key::Account
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
@@ -162,5 +166,29 @@ mod tests {
         let mut cold = usual(10);
         cold.push(logon(12 * DAY, "10.98.0.66"));
         assert!(run(Some(Config::default()), Directory::default(), &cold).is_empty());
+    }
+
+    /// Her first week is judged at her logon's time, whatever else the engine saw before it: a
+    /// later activity of another sensor (bob, ten days on) must not end it, or an engine seeing
+    /// only alice's account would judge her otherwise than one seeing everything.
+    #[test]
+    fn her_first_week_ends_with_her_own_logons_not_with_others_later_activity() {
+        let bob = ntlm_authenticate(10 * DAY, "10.98.0.12:50000", DC, "LAB", "bob", 0, |_| {});
+        let mut late = usual(1);
+        late.push(bob);
+        late.push(logon(9 * HOUR + 2 * HOUR, "10.98.0.66"));
+        assert!(
+            run(Some(Config::default()), Directory::default(), &late).is_empty(),
+            "{:?}",
+            summary(&run(Some(Config::default()), Directory::default(), &late))
+        );
+        let mut later = usual(1);
+        later.push(logon(8 * DAY, "10.98.0.11"));
+        later.push(logon(8 * DAY + 2 * HOUR, "10.98.0.66"));
+        assert_eq!(
+            summary(&run(Some(Config::default()), Directory::default(), &later)),
+            [("pass_the_hash".into(), "account:alice".into(), 1)],
+            "after her week, by her own logons"
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::{collections::VecDeque, net::IpAddr};
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, kerberos_activity};
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Key, Kinds,
     auth::{client_address, client_finding, client_resolved_high},
 };
 use crate::{
@@ -60,6 +60,10 @@ impl Detector for PassTheTicket {
     fn kinds(&self) -> Kinds {
         // Every activity: its time releases the findings it held.
         Kinds::ALL
+    }
+
+    fn key(&self) -> Key {
+        Key::Ticket
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -10,7 +10,7 @@
 
 use dcwatch_proto::v1::alert_entity::Role;
 
-use super::{Context, Detector, Kinds, target::clip};
+use super::{Context, Detector, Key, Kinds, target::clip};
 use crate::finding::account_entity;
 use crate::{
     catalogue::SUSPICIOUS_VPN,
@@ -26,6 +26,10 @@ pub(super) struct SuspiciousVpn;
 impl Detector for SuspiciousVpn {
     fn kinds(&self) -> Kinds {
         Kinds::RADIUS
+    }
+
+    fn key(&self) -> Key {
+        Key::Account
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
