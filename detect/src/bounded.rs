@@ -7,7 +7,7 @@ use std::{
     hash::Hash,
 };
 
-use hashbrown::{HashMap, hash_map};
+use hashbrown::{Equivalent, HashMap, hash_map};
 
 use crate::time::Millis;
 
@@ -67,6 +67,22 @@ struct Entry<V> {
     recorded: Touched,
 }
 
+impl<V> Entry<V> {
+    fn new(value: V, touched: Touched) -> Self {
+        Self {
+            value,
+            touched,
+            recorded: touched,
+        }
+    }
+}
+
+/// Marks an existing entry touched (its record in the order is brought up to date lazily).
+fn retouch<V>(entry: &mut Entry<V>, now: Millis, sequence: u64) -> &mut V {
+    entry.touched = (entry.touched.0.max(now), sequence);
+    &mut entry.value
+}
+
 impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -79,38 +95,65 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
+        self.get_ref(key)
+    }
+
+    /// [`Self::get`] by a borrowed key (a `&str` for a `String` key).
+    pub fn get_ref<Q>(&self, key: &Q) -> Option<&V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
         self.entries.get(key).map(|entry| &entry.value)
     }
 
     /// The entry for `key`, made with `make` when absent, marked touched at `now` (or later,
     /// when an earlier touch was later: activities may arrive slightly out of order).
     pub fn touch(&mut self, key: K, now: Millis, make: impl FnOnce() -> V) -> &mut V {
-        self.sequence += 1;
-        let sequence = self.sequence;
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            self.evict_one();
-        }
+        let sequence = self.make_room_for(&key);
         match self.entries.entry(key) {
-            hash_map::Entry::Occupied(occupied) => {
-                let entry = occupied.into_mut();
-                entry.touched = (entry.touched.0.max(now), sequence);
-                &mut entry.value
-            }
+            hash_map::Entry::Occupied(occupied) => retouch(occupied.into_mut(), now, sequence),
             hash_map::Entry::Vacant(vacant) => {
                 let touched = (now, sequence);
                 self.order.push(Reverse(Record {
                     touched,
                     key: vacant.key().clone(),
                 }));
-                &mut vacant
-                    .insert(Entry {
-                        value: make(),
-                        touched,
-                        recorded: touched,
-                    })
-                    .value
+                &mut vacant.insert(Entry::new(make(), touched)).value
             }
         }
+    }
+
+    /// [`Self::touch`] by a borrowed key (a `&str` for a `String` key): the key is copied only
+    /// for a new entry, not on every touch of an existing one.
+    pub fn touch_ref<Q>(&mut self, key: &Q, now: Millis, make: impl FnOnce() -> V) -> &mut V
+    where
+        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+    {
+        let sequence = self.make_room_for(key);
+        match self.entries.entry_ref(key) {
+            hash_map::EntryRef::Occupied(occupied) => retouch(occupied.into_mut(), now, sequence),
+            hash_map::EntryRef::Vacant(vacant) => {
+                let touched = (now, sequence);
+                self.order.push(Reverse(Record {
+                    touched,
+                    key: key.to_owned(),
+                }));
+                &mut vacant.insert(Entry::new(make(), touched)).value
+            }
+        }
+    }
+
+    /// The next touch's sequence, after evicting the least recently touched entry when the map
+    /// is full and `key` is not in it.
+    fn make_room_for<Q>(&mut self, key: &Q) -> u64
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        self.sequence += 1;
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(key) {
+            self.evict_one();
+        }
+        self.sequence
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
