@@ -348,6 +348,22 @@ mod tests {
     }
 
     #[test]
+    fn touches_by_reference_share_entries_and_eviction_with_owned_touches() {
+        let mut map: BoundedMap<String, u32> = BoundedMap::new(2);
+        *map.touch_ref("a", 10, || 0) += 1;
+        *map.touch("b".to_owned(), 20, || 0) += 1;
+        *map.touch_ref("a", 30, || 0) += 1;
+        *map.touch_ref("c", 40, || 0) += 1;
+        assert_eq!(map.get_ref("b"), None, "b was touched least recently");
+        assert_eq!(map.get_ref("a"), Some(&2), "both touches of a reached one entry");
+        assert_eq!(map.get(&"c".to_owned()), Some(&1));
+        assert_eq!((map.len(), map.evicted()), (2, 1));
+        map.expire(35);
+        assert_eq!(map.get_ref("a"), None, "a's last touch was at 30");
+        assert_eq!(map.get_ref("c"), Some(&1));
+    }
+
+    #[test]
     fn a_window_forgets_what_is_too_old_wherever_it_arrived() {
         let mut window = Window::new(10);
         let mut forgotten = Vec::new();
