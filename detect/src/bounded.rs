@@ -355,7 +355,11 @@ mod tests {
         *map.touch_ref("a", 30, || 0) += 1;
         *map.touch_ref("c", 40, || 0) += 1;
         assert_eq!(map.get_ref("b"), None, "b was touched least recently");
-        assert_eq!(map.get_ref("a"), Some(&2), "both touches of a reached one entry");
+        assert_eq!(
+            map.get_ref("a"),
+            Some(&2),
+            "both touches of a reached one entry"
+        );
         assert_eq!(map.get(&"c".to_owned()), Some(&1));
         assert_eq!((map.len(), map.evicted()), (2, 1));
         map.expire(35);

@@ -182,9 +182,9 @@ impl Knowledge {
                 _ => false,
             }
         {
-            let flow = self
-                .flows
-                .touch_ref(flow_key(seen).as_ref(), seen.time, FlowAccount::default);
+            let flow =
+                self.flows
+                    .touch_ref(flow_key(seen).as_ref(), seen.time, FlowAccount::default);
             // A connection's every message names its account: copied when it changes only.
             if flow.name != account.name || flow.domain != account.domain {
                 flow.domain.clone_from(&account.domain);
