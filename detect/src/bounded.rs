@@ -67,13 +67,18 @@ struct Entry<V> {
     recorded: Touched,
 }
 
-impl<V> Entry<V> {
-    fn new(value: V, touched: Touched) -> Self {
-        Self {
-            value,
-            touched,
-            recorded: touched,
-        }
+/// A new entry, its key recorded in the eviction order at its first touch.
+fn first_touch<K, V>(
+    order: &mut BinaryHeap<Reverse<Record<K>>>,
+    key: K,
+    value: V,
+    touched: Touched,
+) -> Entry<V> {
+    order.push(Reverse(Record { touched, key }));
+    Entry {
+        value,
+        touched,
+        recorded: touched,
     }
 }
 
@@ -113,12 +118,9 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         match self.entries.entry(key) {
             hash_map::Entry::Occupied(occupied) => retouch(occupied.into_mut(), now, sequence),
             hash_map::Entry::Vacant(vacant) => {
-                let touched = (now, sequence);
-                self.order.push(Reverse(Record {
-                    touched,
-                    key: vacant.key().clone(),
-                }));
-                &mut vacant.insert(Entry::new(make(), touched)).value
+                let key = vacant.key().clone();
+                let entry = first_touch(&mut self.order, key, make(), (now, sequence));
+                &mut vacant.insert(entry).value
             }
         }
     }
@@ -133,12 +135,8 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         match self.entries.entry_ref(key) {
             hash_map::EntryRef::Occupied(occupied) => retouch(occupied.into_mut(), now, sequence),
             hash_map::EntryRef::Vacant(vacant) => {
-                let touched = (now, sequence);
-                self.order.push(Reverse(Record {
-                    touched,
-                    key: key.to_owned(),
-                }));
-                &mut vacant.insert(Entry::new(make(), touched)).value
+                let entry = first_touch(&mut self.order, key.to_owned(), make(), (now, sequence));
+                &mut vacant.insert(entry).value
             }
         }
     }
