@@ -7,7 +7,7 @@ use std::{
     hash::Hash,
 };
 
-use hashbrown::{HashMap, hash_map};
+use hashbrown::{Equivalent, HashMap, hash_map};
 
 use crate::time::Millis;
 
@@ -67,6 +67,27 @@ struct Entry<V> {
     recorded: Touched,
 }
 
+/// A new entry, its key recorded in the eviction order at its first touch.
+fn first_touch<K, V>(
+    order: &mut BinaryHeap<Reverse<Record<K>>>,
+    key: K,
+    value: V,
+    touched: Touched,
+) -> Entry<V> {
+    order.push(Reverse(Record { touched, key }));
+    Entry {
+        value,
+        touched,
+        recorded: touched,
+    }
+}
+
+/// Marks an existing entry touched (its record in the order is brought up to date lazily).
+fn retouch<V>(entry: &mut Entry<V>, now: Millis, sequence: u64) -> &mut V {
+    entry.touched = (entry.touched.0.max(now), sequence);
+    &mut entry.value
+}
+
 impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -79,38 +100,58 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
+        self.get_ref(key)
+    }
+
+    /// [`Self::get`] by a borrowed key (a `&str` for a `String` key).
+    pub fn get_ref<Q>(&self, key: &Q) -> Option<&V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
         self.entries.get(key).map(|entry| &entry.value)
     }
 
     /// The entry for `key`, made with `make` when absent, marked touched at `now` (or later,
     /// when an earlier touch was later: activities may arrive slightly out of order).
     pub fn touch(&mut self, key: K, now: Millis, make: impl FnOnce() -> V) -> &mut V {
+        let sequence = self.make_room_for(&key);
+        match self.entries.entry(key) {
+            hash_map::Entry::Occupied(occupied) => retouch(occupied.into_mut(), now, sequence),
+            hash_map::Entry::Vacant(vacant) => {
+                let key = vacant.key().clone();
+                let entry = first_touch(&mut self.order, key, make(), (now, sequence));
+                &mut vacant.insert(entry).value
+            }
+        }
+    }
+
+    /// [`Self::touch`] by a borrowed key (a `&str` for a `String` key): the key is copied only
+    /// for a new entry, not on every touch of an existing one.
+    pub fn touch_ref<Q>(&mut self, key: &Q, now: Millis, make: impl FnOnce() -> V) -> &mut V
+    where
+        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+    {
+        let sequence = self.make_room_for(key);
+        match self.entries.entry_ref(key) {
+            hash_map::EntryRef::Occupied(occupied) => retouch(occupied.into_mut(), now, sequence),
+            hash_map::EntryRef::Vacant(vacant) => {
+                let entry = first_touch(&mut self.order, key.to_owned(), make(), (now, sequence));
+                &mut vacant.insert(entry).value
+            }
+        }
+    }
+
+    /// The next touch's sequence, after evicting the least recently touched entry when the map
+    /// is full and `key` is not in it.
+    fn make_room_for<Q>(&mut self, key: &Q) -> u64
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
         self.sequence += 1;
-        let sequence = self.sequence;
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(key) {
             self.evict_one();
         }
-        match self.entries.entry(key) {
-            hash_map::Entry::Occupied(occupied) => {
-                let entry = occupied.into_mut();
-                entry.touched = (entry.touched.0.max(now), sequence);
-                &mut entry.value
-            }
-            hash_map::Entry::Vacant(vacant) => {
-                let touched = (now, sequence);
-                self.order.push(Reverse(Record {
-                    touched,
-                    key: vacant.key().clone(),
-                }));
-                &mut vacant
-                    .insert(Entry {
-                        value: make(),
-                        touched,
-                        recorded: touched,
-                    })
-                    .value
-            }
-        }
+        self.sequence
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
@@ -302,6 +343,26 @@ mod tests {
         assert_eq!(map.get(&"b"), None);
         assert_eq!(map.get(&"a"), Some(&2));
         assert_eq!((map.len(), map.evicted()), (2, 1));
+    }
+
+    #[test]
+    fn touches_by_reference_share_entries_and_eviction_with_owned_touches() {
+        let mut map: BoundedMap<String, u32> = BoundedMap::new(2);
+        *map.touch_ref("a", 10, || 0) += 1;
+        *map.touch("b".to_owned(), 20, || 0) += 1;
+        *map.touch_ref("a", 30, || 0) += 1;
+        *map.touch_ref("c", 40, || 0) += 1;
+        assert_eq!(map.get_ref("b"), None, "b was touched least recently");
+        assert_eq!(
+            map.get_ref("a"),
+            Some(&2),
+            "both touches of a reached one entry"
+        );
+        assert_eq!(map.get(&"c".to_owned()), Some(&1));
+        assert_eq!((map.len(), map.evicted()), (2, 1));
+        map.expire(35);
+        assert_eq!(map.get_ref("a"), None, "a's last touch was at 30");
+        assert_eq!(map.get_ref("c"), Some(&1));
     }
 
     #[test]

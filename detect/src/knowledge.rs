@@ -4,7 +4,7 @@
 //! pre-authentication does not require it). Every answer says what it rests on, so an alert can
 //! name what it relied on.
 
-use std::{collections::HashSet, net::IpAddr, sync::Arc};
+use std::{borrow::Cow, collections::HashSet, net::IpAddr, sync::Arc};
 
 use dcwatch_entity::{Directory, Object, TagName};
 use dcwatch_proto::v1::{
@@ -182,9 +182,9 @@ impl Knowledge {
                 _ => false,
             }
         {
-            let flow = self
-                .flows
-                .touch(flow_key(seen), seen.time, FlowAccount::default);
+            let flow =
+                self.flows
+                    .touch_ref(flow_key(seen).as_ref(), seen.time, FlowAccount::default);
             // A connection's every message names its account: copied when it changes only.
             if flow.name != account.name || flow.domain != account.domain {
                 flow.domain.clone_from(&account.domain);
@@ -308,7 +308,7 @@ impl Knowledge {
 
     /// The account that authenticated the activity's connection, when one did.
     pub fn flow_account(&self, seen: &Observed<'_>) -> Option<&FlowAccount> {
-        self.flows.get(&flow_key(seen))
+        self.flows.get_ref(flow_key(seen).as_ref())
     }
 
     /// Whether `address` is a domain controller, and on what.
@@ -586,19 +586,20 @@ pub fn is_pre_authenticated(kerberos: &dcwatch_proto::v1::KerberosActivity) -> b
 }
 
 /// A connection's key: the sensor's flow id, else its addresses and ports from the client's side
-/// (requests and the authentications before them are both client to server).
-fn flow_key(seen: &Observed<'_>) -> String {
+/// (requests and the authentications before them are both client to server). Borrowed when the
+/// sensor named the flow, as it does for every message of a connection.
+fn flow_key<'a>(seen: &Observed<'a>) -> Cow<'a, str> {
     if !seen.activity.flow_id.is_empty() {
-        return seen.activity.flow_id.clone();
+        return Cow::Borrowed(&seen.activity.flow_id);
     }
     let text = |ip: Option<IpAddr>| ip.map(|ip| ip.to_string()).unwrap_or_default();
-    format!(
+    Cow::Owned(format!(
         "{}:{}>{}:{}",
         text(seen.src),
         seen.src_port,
         text(seen.dst),
         seen.dst_port
-    )
+    ))
 }
 
 /// Why an address is or is not a domain controller, before the basis is written out.
