@@ -1291,7 +1291,7 @@ mod tests {
             formats,
             [
                 (blocks::FORMAT_SINGLE, None),
-                (blocks::FORMAT_FRAMES, Some(1))
+                (blocks::FORMAT_FRAMES_MICROS, Some(1))
             ]
         );
         assert_eq!(

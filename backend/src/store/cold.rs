@@ -213,7 +213,7 @@ impl<'c> BlockReader<'c> {
             Contents::Whole(blocks::decode_single(&data).map_err(failed)?)
         } else {
             Contents::Frames(
-                blocks::frame_index(&data, block.first_sequence, block.min_time_ns)
+                blocks::frame_index(&data, block.format, block.first_sequence, block.min_time_ns)
                     .map_err(failed)?,
             )
         })
@@ -595,7 +595,7 @@ pub(crate) fn insert_block(
             times.max().unwrap_or(0),
             i64::try_from(entries.len()).unwrap_or(i64::MAX),
             encoded.index,
-            blocks::FORMAT_FRAMES,
+            blocks::FORMAT_FRAMES_MICROS,
             dictionary_id,
         ],
     )?;
