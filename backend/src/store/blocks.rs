@@ -1205,7 +1205,7 @@ mod tests {
                 times.iter().max().expect("some"),
             );
             assert_eq!(info.min_time_ns, oldest / 1000 * 1000, "{oldest}");
-            assert_eq!(info.max_time_ns, newest.div_ceil(1000) * 1000, "{newest}");
+            assert_eq!(info.max_time_ns, (newest + 999) / 1000 * 1000, "{newest}");
         }
         // One activity of a frame, alone.
         let wanted = &entries[FRAME_ACTIVITIES + 8];
