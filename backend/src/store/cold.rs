@@ -661,7 +661,7 @@ pub(crate) fn dictionary(
     let mut plain = Vec::new();
     for (sensor_id, entries) in &samples {
         plain.extend(
-            blocks::plain_frames(sensor_id, entries)
+            blocks::plain_frames(sensor_id, entries, blocks::SAMPLE_ACTIVITIES)
                 .map_err(|source| StoreError::Block { id: 0, source })?,
         );
     }
