@@ -1422,7 +1422,7 @@ mod tests {
 
         // 15,000 next: fewer than twice 9,999, the dictionary stays.
         assert_eq!(compact_batches(&mut store, 15), 15_000);
-        // 20,000 next: twice as many, a new one (in blocks of 16,384: two).
+        // 20,000 next: twice as many, a new one (in one block of up to 32,768).
         assert_eq!(compact_batches(&mut store, 20), 20_000);
         let (dictionaries, of_blocks) = dictionaries(&store);
         assert_eq!(dictionaries.len(), 2, "{dictionaries:?}");
@@ -1430,7 +1430,7 @@ mod tests {
         assert_eq!(dictionaries[1].2, Some(20_000));
         assert_eq!(
             of_blocks,
-            [Some(1), Some(1), Some(2), Some(2)],
+            [Some(1), Some(1), Some(2)],
             "earlier blocks keep theirs"
         );
         // What was compacted under the first dictionary reads as it did.
