@@ -563,7 +563,7 @@ pub fn frame_index(
 /// place in the sensor's stream, its account name, an address. Tested on its raw fields (the
 /// name as bytes anywhere in its account field, ignoring ASCII case as queries do; the
 /// address's octets anywhere in its endpoints), it passes every activity a query can select
-/// and, in a frame of 32, few others: the query tests those it passes ([`decode_frame`]).
+/// and, in a frame of 64, few others: the query tests those it passes ([`decode_frame`]).
 #[derive(Clone, Debug, Default)]
 pub struct Sieve {
     at: Option<(u64, u64)>,

@@ -366,7 +366,7 @@ fn newest(account: &str, connection: Connection) -> Run {
         match connection {
             Connection::Ingest => store.newest_activities(&query, &mut each)?,
             Connection::Console => {
-                console.with(|store| store.newest_activities(&query, &mut each))?
+                console.with(|store| store.newest_activities(&query, &mut each))?;
             }
         }
         Ok(out)
