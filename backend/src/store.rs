@@ -176,6 +176,8 @@ pub struct StoredActivity {
 #[derive(Debug)]
 pub struct Store {
     connection: Connection,
+    /// The frame indexes of the compacted blocks this store read last.
+    indexes: cold::IndexCache,
 }
 
 impl Store {
@@ -213,7 +215,10 @@ impl Store {
             source,
         })?;
         console::migrate(&mut connection)?;
-        Ok(Self { connection })
+        Ok(Self {
+            connection,
+            indexes: cold::IndexCache::default(),
+        })
     }
 
     /// A transaction that takes the write lock at once. Detection and the `alerts` commands
@@ -554,7 +559,13 @@ impl Store {
         sequence: u64,
         position: u64,
     ) -> Result<Option<Activity>, StoreError> {
-        activity_at(&self.connection, sensor_id, sequence, position)
+        activity_at(
+            &self.connection,
+            &self.indexes,
+            sensor_id,
+            sequence,
+            position,
+        )
     }
 
     /// The activities `query` selects, by time, then sensor, then sequence (then their place in
@@ -581,7 +592,7 @@ impl Store {
         .peekable();
         // The compacted tier, merged in time order: a block is opened once the output reaches
         // its oldest activity, so only overlapping blocks are held at once.
-        let mut reader = cold::BlockReader::new(&self.connection);
+        let mut reader = cold::BlockReader::new(&self.connection, &self.indexes);
         let mut pending = cold::query_blocks(&self.connection, query)?
             .into_iter()
             .peekable();
@@ -889,6 +900,7 @@ impl Query {
 /// The activity at (`sensor_id`, `sequence`, `position`) in either tier.
 pub(crate) fn activity_at(
     connection: &Connection,
+    indexes: &cold::IndexCache,
     sensor_id: &str,
     sequence: u64,
     position: u64,
@@ -905,7 +917,7 @@ pub(crate) fn activity_at(
         Some((id, bytes)) => Activity::decode(bytes.as_slice())
             .map(Some)
             .map_err(|source| StoreError::Decode { id, source }),
-        None => cold::activity_at(connection, sensor_id, sequence, position),
+        None => cold::activity_at(connection, indexes, sensor_id, sequence, position),
     }
 }
 
@@ -1089,6 +1101,50 @@ mod tests {
                     .expect("store");
             }
         }
+    }
+
+    #[test]
+    fn a_block_that_takes_a_deleted_blocks_id_is_read_with_its_own_frame_index() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut ingest = Store::open(directory.path()).expect("open");
+        // The console's store: it keeps the frame index of what it read.
+        let console = Store::open(directory.path()).expect("open");
+        let some = |sequence: u64, count: usize| {
+            let mut activities = batch(sequence);
+            activities.truncate(count);
+            activities
+        };
+        for (sequence, count) in [(1, 1000), (2, 1000)] {
+            ingest
+                .store_batch("s1", "spool", sequence, &some(sequence, count))
+                .expect("store");
+        }
+        assert_eq!(ingest.compact(i64::MAX).expect("compact").blocks, 1);
+        assert_eq!(all(&console, &Query::default()).len(), 2000);
+        // Everything deleted, then fewer activities compacted: their block takes id 1 again.
+        assert_eq!(ingest.prune(i64::MAX).expect("prune"), 2000);
+        for (sequence, count) in [(7, 300), (8, 300)] {
+            ingest
+                .store_batch("s1", "spool", sequence, &some(sequence, count))
+                .expect("store");
+        }
+        assert_eq!(ingest.compact(i64::MAX).expect("compact").blocks, 1);
+        let ids: Vec<i64> = ingest
+            .connection
+            .prepare("SELECT id FROM activity_blocks")
+            .expect("sql")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(ids, [1], "the deleted block's id");
+        let expected = all(&ingest, &Query::default());
+        assert_eq!(expected.len(), 600, "599 compacted, the newest row not");
+        assert_eq!(all(&console, &Query::default()), expected);
+        assert_eq!(
+            console.activity_at("s1", 8, 17).expect("read"),
+            Some(some(8, 300)[17].clone())
+        );
     }
 
     #[test]
@@ -1291,7 +1347,7 @@ mod tests {
             formats,
             [
                 (blocks::FORMAT_SINGLE, None),
-                (blocks::FORMAT_FRAMES, Some(1))
+                (blocks::FORMAT_FRAMES_MICROS, Some(1))
             ]
         );
         assert_eq!(
@@ -1366,7 +1422,7 @@ mod tests {
 
         // 15,000 next: fewer than twice 9,999, the dictionary stays.
         assert_eq!(compact_batches(&mut store, 15), 15_000);
-        // 20,000 next: twice as many, a new one (in blocks of 16,384: two).
+        // 20,000 next: twice as many, a new one (in one block of up to 32,768).
         assert_eq!(compact_batches(&mut store, 20), 20_000);
         let (dictionaries, of_blocks) = dictionaries(&store);
         assert_eq!(dictionaries.len(), 2, "{dictionaries:?}");
@@ -1374,7 +1430,7 @@ mod tests {
         assert_eq!(dictionaries[1].2, Some(20_000));
         assert_eq!(
             of_blocks,
-            [Some(1), Some(1), Some(2), Some(2)],
+            [Some(1), Some(1), Some(2)],
             "earlier blocks keep theirs"
         );
         // What was compacted under the first dictionary reads as it did.

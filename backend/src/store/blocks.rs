@@ -31,10 +31,18 @@ use dcwatch_proto::{
 use prost::Message as _;
 
 /// Activities in one block at most: a block is the unit of the key index, so larger blocks
-/// mean fewer index rows per activity.
-pub const BLOCK_ACTIVITIES: usize = 16_384;
-/// Activities in one frame at most: the unit a query decompresses.
-pub const FRAME_ACTIVITIES: usize = 32;
+/// mean fewer index rows per activity (store-size: keys 0.95 bytes an activity with 32,768,
+/// 1.01 with 16,384; about 50 s of a sensor's activities each at 1000 packets/s, now 100 s).
+pub const BLOCK_ACTIVITIES: usize = 32_768;
+/// Activities in one frame at most: the unit a query decompresses. 64 rather than 32: half
+/// the frame index and fewer keys' frames, more context a frame (store-size: 9.9 bytes an
+/// activity, from 11.2 with 32).
+pub const FRAME_ACTIVITIES: usize = 64;
+/// Activities in one of the samples a dictionary is trained on: frames of 32, not of
+/// [`FRAME_ACTIVITIES`]. zstd's trainer fills a 1 MiB dictionary from 131,072 activities in
+/// samples of 32, not in half as many of 64 (it gave 512 KiB, and frames of 9.1 bytes an
+/// activity where 1 MiB gives 8.4).
+pub const SAMPLE_ACTIVITIES: usize = 32;
 /// A frame is cut before this many bytes of protobuf, whatever its count (huge activities).
 const FRAME_MAX_PLAIN: usize = 1 << 20;
 /// zstd's level for frames: compaction runs in the background, once per activity.
@@ -55,8 +63,14 @@ const DICTIONARY_MIN_BYTES: usize = 16 << 10;
 
 /// One zstd frame per block, columns, no dictionary (stores compacted before format 2).
 pub const FORMAT_SINGLE: i64 = 1;
-/// Frames compressed one by one with the store's dictionary, fields left out when recomputable.
+/// Frames compressed one by one with the store's dictionary, fields left out when recomputable;
+/// the frame index's times in nanoseconds from the block's oldest (stores compacted before
+/// format 3).
 pub const FORMAT_FRAMES: i64 = 2;
+/// Format 2 with a smaller frame index: its times in microseconds (a frame's oldest rounded
+/// down, its newest up), each frame's oldest and first sequence as differences to the previous
+/// frame's (store-size: 0.58 bytes an activity of index in format 2).
+pub const FORMAT_FRAMES_MICROS: i64 = 3;
 
 /// A frame's row id in `activity_frames` is its block's id shifted by this, plus its index.
 pub const FRAME_ID_BITS: u32 = 16;
@@ -299,14 +313,14 @@ fn sockets(activity: &Activity) -> Option<(SocketAddr, SocketAddr)> {
     Some((socket(&activity.src)?, socket(&activity.dst)?))
 }
 
-/// The frames `entries` (of one sensor, in order) are cut into: up to [`FRAME_ACTIVITIES`]
-/// each and under [`FRAME_MAX_PLAIN`] bytes unless one activity alone is larger.
-fn frame_ranges(entries: &[Entry]) -> Vec<std::ops::Range<usize>> {
+/// The frames `entries` (of one sensor, in order) are cut into: up to `per_frame` each and
+/// under [`FRAME_MAX_PLAIN`] bytes unless one activity alone is larger.
+fn frame_ranges(entries: &[Entry], per_frame: usize) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (index, entry) in entries.iter().enumerate() {
         let size = entry.activity.encoded_len();
-        if index > start && (index - start == FRAME_ACTIVITIES || bytes + size > FRAME_MAX_PLAIN) {
+        if index > start && (index - start == per_frame || bytes + size > FRAME_MAX_PLAIN) {
             ranges.push(start..index);
             (start, bytes) = (index, 0);
         }
@@ -318,9 +332,14 @@ fn frame_ranges(entries: &[Entry]) -> Vec<std::ops::Range<usize>> {
     ranges
 }
 
-/// The uncompressed frames of `entries`: what a dictionary is trained on.
-pub fn plain_frames(sensor_id: &str, entries: &[Entry]) -> Result<Vec<Vec<u8>>, BlockError> {
-    frame_ranges(entries)
+/// The uncompressed frames of `entries`, of up to `per_frame` activities: what is compressed
+/// ([`FRAME_ACTIVITIES`]) and what a dictionary is trained on ([`SAMPLE_ACTIVITIES`]).
+pub fn plain_frames(
+    sensor_id: &str,
+    entries: &[Entry],
+    per_frame: usize,
+) -> Result<Vec<Vec<u8>>, BlockError> {
+    frame_ranges(entries, per_frame)
         .into_iter()
         .map(|range| {
             let frame = &entries[range];
@@ -330,13 +349,16 @@ pub fn plain_frames(sensor_id: &str, entries: &[Entry]) -> Result<Vec<Vec<u8>>, 
         .collect()
 }
 
-/// The time a frame's times are counted from: its oldest (the index keeps it).
+/// The time a frame's times are counted from: its oldest, rounded down to a microsecond, as
+/// the index keeps it.
 fn frame_base(frame: &[Entry]) -> i64 {
     frame
         .iter()
         .map(|entry| super::time_ns(&entry.activity))
         .min()
         .unwrap_or(0)
+        .div_euclid(1000)
+        .saturating_mul(1000)
 }
 
 /// A dictionary trained on `samples` ([`plain_frames`]): [`DICTIONARY_BYTES`], or the largest
@@ -394,28 +416,34 @@ pub fn encode(
         .map(|entry| super::time_ns(&entry.activity))
         .min()
         .unwrap_or(0);
-    let ranges = frame_ranges(entries);
-    let plains = plain_frames(sensor_id, entries)?;
+    let ranges = frame_ranges(entries, FRAME_ACTIVITIES);
+    let plains = plain_frames(sensor_id, entries, FRAME_ACTIVITIES)?;
     let mut index = Vec::new();
     put_varint(&mut index, ranges.len() as u64);
     let mut frames = Vec::with_capacity(ranges.len());
     let mut holders: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let (mut previous_sequence, mut previous_micros) = (first_sequence, min_time.div_euclid(1000));
     for (number, (range, plain)) in ranges.into_iter().zip(plains).enumerate() {
         let frame = &entries[range];
         let sequences = frame.iter().map(|entry| entry.sequence);
         let times = frame.iter().map(|entry| super::time_ns(&entry.activity));
         let (low, high) = (sequences.clone().min(), sequences.max());
-        let (earliest, latest) = (times.clone().min(), times.max());
-        put_varint(&mut index, low.unwrap_or(0).wrapping_sub(first_sequence));
+        let low = low.unwrap_or(previous_sequence);
+        // The oldest rounded down (it is also the base the frame's times count from,
+        // [`frame_base`]), the newest up: the index bounds the frame's times.
+        let earliest = times.clone().min().unwrap_or(min_time).div_euclid(1000);
+        let latest = times
+            .max()
+            .unwrap_or(min_time)
+            .saturating_add(999)
+            .div_euclid(1000);
+        put_varint(&mut index, low.wrapping_sub(previous_sequence));
         put_varint(&mut index, frame[0].position);
-        put_varint(&mut index, high.unwrap_or(0).wrapping_sub(low.unwrap_or(0)));
-        let earliest = earliest.unwrap_or(min_time);
-        put_varint(&mut index, earliest.wrapping_sub(min_time) as u64);
-        put_varint(
-            &mut index,
-            latest.unwrap_or(earliest).wrapping_sub(earliest) as u64,
-        );
+        put_varint(&mut index, high.unwrap_or(low).wrapping_sub(low));
+        put_varint(&mut index, zigzag(earliest.wrapping_sub(previous_micros)));
+        put_varint(&mut index, latest.wrapping_sub(earliest) as u64);
         put_varint(&mut index, plain.len() as u64);
+        (previous_sequence, previous_micros) = (low, earliest);
         frames.push(compressor.compress(&plain).map_err(BlockError::Zstd)?);
         for entry in frame {
             activity_keys(&entry.activity, |key| {
@@ -484,23 +512,38 @@ pub fn frames_of(postings: &[u8]) -> Result<BTreeSet<usize>, BlockError> {
     Ok(frames)
 }
 
-/// The frames of a format 2 block, from its index, given the block row's first sequence and
-/// oldest time.
+/// The frames of a format 2 or 3 block (`format`), from its index, given the block row's
+/// first sequence and oldest time.
 pub fn frame_index(
     index: &[u8],
+    format: i64,
     first_sequence: u64,
     min_time_ns: i64,
 ) -> Result<Vec<FrameInfo>, BlockError> {
+    let micros = format == FORMAT_FRAMES_MICROS;
     let mut rest = index;
     let count = take_len(&mut rest)?;
     // Every frame takes at least six bytes: a count beyond that is a lie.
     let mut frames = Vec::with_capacity(count.min(rest.len() / 6));
+    let (mut previous_sequence, mut previous_micros) =
+        (first_sequence, min_time_ns.div_euclid(1000));
     for _ in 0..count {
-        let low = first_sequence.wrapping_add(take_varint(&mut rest)?);
+        let low = previous_sequence.wrapping_add(take_varint(&mut rest)?);
         let first_position = take_varint(&mut rest)?;
         let high = low.wrapping_add(take_varint(&mut rest)?);
-        let earliest = min_time_ns.wrapping_add_unsigned(take_varint(&mut rest)?);
-        let latest = earliest.wrapping_add_unsigned(take_varint(&mut rest)?);
+        let (earliest, latest) = if micros {
+            let earliest = previous_micros.wrapping_add(unzigzag(take_varint(&mut rest)?));
+            let latest = earliest.wrapping_add_unsigned(take_varint(&mut rest)?);
+            (previous_sequence, previous_micros) = (low, earliest);
+            // Saturating as [`frame_base`] does: the bounds of the extreme times still hold.
+            (earliest.saturating_mul(1000), latest.saturating_mul(1000))
+        } else {
+            let earliest = min_time_ns.wrapping_add_unsigned(take_varint(&mut rest)?);
+            (
+                earliest,
+                earliest.wrapping_add_unsigned(take_varint(&mut rest)?),
+            )
+        };
         frames.push(FrameInfo {
             first_sequence: low,
             first_position,
@@ -520,7 +563,7 @@ pub fn frame_index(
 /// place in the sensor's stream, its account name, an address. Tested on its raw fields (the
 /// name as bytes anywhere in its account field, ignoring ASCII case as queries do; the
 /// address's octets anywhere in its endpoints), it passes every activity a query can select
-/// and, in a frame of 32, few others: the query tests those it passes ([`decode_frame`]).
+/// and, in a frame of 64, few others: the query tests those it passes ([`decode_frame`]).
 #[derive(Clone, Debug, Default)]
 pub struct Sieve {
     at: Option<(u64, u64)>,
@@ -971,7 +1014,8 @@ mod tests {
     ) -> Vec<Entry> {
         let first = origin(entries);
         let mut decompressor = zstd::bulk::Decompressor::with_dictionary(dictionary).expect("zstd");
-        let index = frame_index(&encoded.index, first.0, first.1).expect("index");
+        let index =
+            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first.0, first.1).expect("index");
         assert_eq!(index.len(), encoded.frames.len());
         index
             .iter()
@@ -1005,7 +1049,7 @@ mod tests {
     #[test]
     fn a_block_gives_back_every_activity_byte_for_byte() {
         let entries = entries(300);
-        let samples = plain_frames("s1", &entries).expect("plain");
+        let samples = plain_frames("s1", &entries, SAMPLE_ACTIVITIES).expect("plain");
         for dictionary in [Vec::new(), train(&samples).unwrap_or_default()] {
             let mut compressor = compressor(&dictionary).expect("compressor");
             let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
@@ -1039,7 +1083,8 @@ mod tests {
         let entries = entries(300);
         let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
         let (first, oldest) = origin(&entries);
-        let index = frame_index(&encoded.index, first, oldest).expect("index");
+        let index =
+            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
         let mut seen = Vec::new();
         let mut kept = Vec::new();
@@ -1113,7 +1158,8 @@ mod tests {
             .clone_from(&other);
         let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
         let (first, oldest) = origin(&entries);
-        let index = frame_index(&encoded.index, first, oldest).expect("index");
+        let index =
+            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
         // (what the sieve passed, what an exact test on the account name then kept), by index.
         let mut sift = |sieve: &Sieve| {
@@ -1156,7 +1202,8 @@ mod tests {
         let entries = entries(200);
         let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
         let (first, oldest) = origin(&entries);
-        let index = frame_index(&encoded.index, first, oldest).expect("index");
+        let index =
+            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
         for (info, chunk) in index.iter().zip(entries.chunks(FRAME_ACTIVITIES)) {
             let times: Vec<i64> = chunk
                 .iter()
@@ -1165,8 +1212,13 @@ mod tests {
             assert_eq!(info.first_sequence, chunk[0].sequence);
             assert_eq!(info.first_position, chunk[0].position);
             assert_eq!(info.last_sequence, chunk[chunk.len() - 1].sequence);
-            assert_eq!(info.min_time_ns, *times.iter().min().expect("some"));
-            assert_eq!(info.max_time_ns, *times.iter().max().expect("some"));
+            // In whole microseconds, the oldest rounded down and the newest up.
+            let (oldest, newest) = (
+                times.iter().min().expect("some"),
+                times.iter().max().expect("some"),
+            );
+            assert_eq!(info.min_time_ns, oldest / 1000 * 1000, "{oldest}");
+            assert_eq!(info.max_time_ns, (newest + 999) / 1000 * 1000, "{newest}");
         }
         // One activity of a frame, alone.
         let wanted = &entries[FRAME_ACTIVITIES + 8];
@@ -1181,6 +1233,37 @@ mod tests {
         )
         .expect("frame");
         assert_eq!(only, std::slice::from_ref(wanted));
+    }
+
+    #[test]
+    fn a_format_2_index_still_reads() {
+        // Two frames: sequences and times from the block's first and oldest, in nanoseconds.
+        let mut index = Vec::new();
+        for value in [2, 0, 3, 1, 5, 7, 400, 1, 0, 0, 1_000_000_123, 9, 350] {
+            put_varint(&mut index, value);
+        }
+        let read = frame_index(&index, FORMAT_FRAMES, 100, 1_000).expect("index");
+        assert_eq!(
+            read,
+            [
+                FrameInfo {
+                    first_sequence: 100,
+                    first_position: 3,
+                    last_sequence: 101,
+                    min_time_ns: 1_005,
+                    max_time_ns: 1_012,
+                    plain_len: 400,
+                },
+                FrameInfo {
+                    first_sequence: 101,
+                    first_position: 0,
+                    last_sequence: 101,
+                    min_time_ns: 1_000_001_123,
+                    max_time_ns: 1_000_001_132,
+                    plain_len: 350,
+                },
+            ]
+        );
     }
 
     #[test]
@@ -1211,7 +1294,8 @@ mod tests {
         let mut compressor = compressor(&[]).expect("zstd");
         let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
         let (first, oldest) = origin(&entries);
-        let info = frame_index(&encoded.index, first, oldest).expect("index")[0];
+        let info =
+            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index")[0];
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
         let plain = decompressor
             .decompress(&encoded.frames[0], info.plain_len)
@@ -1255,7 +1339,7 @@ mod tests {
         );
         for cut in 0..encoded.index.len() {
             assert!(
-                frame_index(&encoded.index[..cut], 0, 0).is_err(),
+                frame_index(&encoded.index[..cut], FORMAT_FRAMES_MICROS, 0, 0).is_err(),
                 "cut at {cut}"
             );
         }

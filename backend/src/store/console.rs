@@ -198,7 +198,7 @@ impl Store {
                 return Ok(());
             }
         }
-        cold::newest_compacted(&self.connection, query, each)
+        cold::newest_compacted(&self.connection, &self.indexes, query, each)
     }
 
     /// Per protocol, how many activities `query` selects and when the first and last were.
@@ -222,7 +222,7 @@ impl Store {
         )?;
         let mut counts: Vec<ProtocolCount> = rows.collect::<Result<_, _>>()?;
         // The compacted tier: its activities are counted one by one, from their keys alone.
-        cold::compacted_keys(&self.connection, query, |keys| {
+        cold::compacted_keys(&self.connection, &self.indexes, query, |keys| {
             let protocol = protocol_name(keys.body.as_ref());
             let time = time_ns(keys);
             match counts.iter_mut().find(|count| count.protocol == protocol) {

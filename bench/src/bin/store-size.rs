@@ -295,6 +295,14 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
             }),
         },
         Probe {
+            name: format!("account, {PAGE} newest, through the ingest connection"),
+            run: newest(&account, Connection::Ingest),
+        },
+        Probe {
+            name: format!("account, {PAGE} newest, through the console's connection"),
+            run: newest(&account, Connection::Console),
+        },
+        Probe {
             name: format!("console: account page ({PAGE} newest activities)"),
             run: Box::new(move |_, console| {
                 let page =
@@ -329,6 +337,40 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
             }),
         },
     ]
+}
+
+/// Which of the two connections to the store a probe reads through: the one ingest and
+/// compaction wrote with, or the console's, opened beside it before compaction.
+#[derive(Clone, Copy)]
+enum Connection {
+    Ingest,
+    Console,
+}
+
+/// The account's `PAGE` newest activities, as the console's page asks for them, through
+/// `connection`: the page's cost without the page.
+fn newest(account: &str, connection: Connection) -> Run {
+    let query = Query {
+        account: Some(account.to_owned()),
+        ..Query::default()
+    };
+    Box::new(move |store, console| {
+        let mut out = Vec::new();
+        let mut each = |stored: StoredActivity, position: u64| {
+            out.push(format!(
+                "{}:{}:{position}",
+                stored.sensor_id, stored.sequence
+            ));
+            out.len() < PAGE
+        };
+        match connection {
+            Connection::Ingest => store.newest_activities(&query, &mut each)?,
+            Connection::Console => {
+                console.with(|store| store.newest_activities(&query, &mut each))?;
+            }
+        }
+        Ok(out)
+    })
 }
 
 fn time_ns(activity: &Activity) -> i64 {
