@@ -15,7 +15,8 @@ use crate::shell::{self, output};
 /// and benchmark (backend/tests/cluster.rs, bench/src/bin/cluster-scale.rs); MIT krb5's headers,
 /// pkg-config and libclang to build the sensor's Kerberos bind (libgssapi-sys runs bindgen), and
 /// tcpdump for its test (the session on the wire is sealed); tcpdump and tshark for the replay
-/// benchmark and the performance report's test (bench/tests/report.rs).
+/// benchmark and the performance report's test (bench/tests/report.rs); python3-venv for the
+/// virtual environment typos is installed into.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libllvm22",
@@ -38,6 +39,7 @@ const APT_PACKAGES: &[&str] = &[
     "pkg-config",
     "tcpdump",
     "tshark",
+    "python3-venv",
 ];
 /// Services Debian starts when Samba is installed: the tests' DCs run in their own namespaces,
 /// never on the host.
@@ -257,7 +259,12 @@ pub(crate) fn typos() -> anyhow::Result<std::path::PathBuf> {
         return Ok(typos);
     }
     eprintln!("setup: typos {TYPOS_VERSION} from PyPI into {TOOLS_VENV}");
-    shell::run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+    // Debian's python3, whatever else is first on PATH: python3-venv is what apt installed.
+    shell::run(
+        Command::new("/usr/bin/python3")
+            .args(["-m", "venv"])
+            .arg(venv),
+    )?;
     shell::run(
         Command::new(venv.join("bin/pip"))
             .args(["install", "-q", "--disable-pip-version-check"])
