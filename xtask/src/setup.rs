@@ -221,8 +221,7 @@ impl CargoTool {
         } else {
             Command::new(program)
         };
-        let reported = output(command.args(args)).unwrap_or_default();
-        if reported.split_whitespace().any(|word| word == self.version) {
+        if reports_version(command.args(args), self.version) {
             return Ok(());
         }
         eprintln!("setup: cargo install {}@{}", self.name, self.version);
@@ -247,28 +246,34 @@ fn tool_install() -> Command {
     command
 }
 
-/// The typos binary, installed from PyPI where missing ([`TYPOS_VERSION`]).
-pub(crate) fn typos() -> anyhow::Result<std::path::PathBuf> {
-    let venv = std::path::Path::new(TOOLS_VENV);
-    let typos = venv.join("bin/typos");
-    let reported = output(Command::new(&typos).arg("--version")).unwrap_or_default();
-    if reported
+/// Whether `command` runs and prints `version` as one of its words.
+fn reports_version(command: &mut Command, version: &str) -> bool {
+    output(command)
+        .unwrap_or_default()
         .split_whitespace()
-        .any(|word| word == TYPOS_VERSION)
-    {
-        return Ok(typos);
+        .any(|word| word == version)
+}
+
+/// Where [`typos`] installs the typos binary.
+pub(crate) fn typos_binary() -> std::path::PathBuf {
+    std::path::Path::new(TOOLS_VENV).join("bin/typos")
+}
+
+/// Installs the typos binary from PyPI where missing ([`TYPOS_VERSION`]).
+fn typos() -> anyhow::Result<()> {
+    if reports_version(Command::new(typos_binary()).arg("--version"), TYPOS_VERSION) {
+        return Ok(());
     }
     eprintln!("setup: typos {TYPOS_VERSION} from PyPI into {TOOLS_VENV}");
     // Debian's python3, whatever else is first on PATH: python3-venv is what apt installed.
     shell::run(
         Command::new("/usr/bin/python3")
             .args(["-m", "venv"])
-            .arg(venv),
+            .arg(TOOLS_VENV),
     )?;
     shell::run(
-        Command::new(venv.join("bin/pip"))
+        Command::new(std::path::Path::new(TOOLS_VENV).join("bin/pip"))
             .args(["install", "-q", "--disable-pip-version-check"])
             .arg(format!("typos=={TYPOS_VERSION}")),
-    )?;
-    Ok(typos)
+    )
 }

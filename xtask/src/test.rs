@@ -51,7 +51,7 @@ pub(crate) fn run(end_to_end: bool, full: bool) -> anyhow::Result<()> {
             .args(["deny", "check", "licenses", "bans", "sources"]),
     )?;
     // Spelling, with the project's own words in _typos.toml.
-    shell::run(Command::new(crate::setup::typos()?).current_dir(&root))?;
+    shell::run(Command::new(crate::setup::typos_binary()).current_dir(&root))?;
     let mut totals = shell::run_tests(cargo().current_dir(&root).args(["test", "--release"]))?;
     crate::fuzz::run(if full {
         FULL_FUZZ_SECS
