@@ -232,14 +232,13 @@ impl StreamSource {
         messages.sort_by_key(stream_sequence);
         messages
     }
-}
 
-impl StreamSource {
     /// Removes the partition's messages at or below its cursor from the stream, at most every
-    /// [`PURGE_EVERY`], after a chunk or when idle. They are judged, stored and acknowledged, and a work queue removes an
-    /// acknowledged message, but nats-server 2.9 on 3 replicas (one stopped) once kept 93 with
-    /// every consumer caught up (the full cluster test; nats-server#6140). Kept, they would
-    /// take the bounded stream's room for good, and at last ingest would refuse every batch.
+    /// [`PURGE_EVERY`], after a chunk or when idle. They are judged, stored and acknowledged,
+    /// and a work queue removes an acknowledged message, but nats-server 2.9 on 3 replicas (one
+    /// stopped) once kept 93 with every consumer caught up (the full cluster test;
+    /// nats-server#6140). Kept, they would take the bounded stream's room for good, and at last
+    /// ingest would refuse every batch.
     fn purge_judged(&mut self, partition: u32) {
         let Some(state) = self.partitions.get_mut(&partition) else {
             return;
