@@ -36,15 +36,34 @@ pub(crate) trait Tier {
         sensor_id: &str,
         sequence: u64,
     ) -> Result<Vec<BlockRow>, StoreError>;
-    /// A block row's data: its frame index (a format 1 block's one frame).
-    fn block_data(&mut self, id: i64) -> Result<Vec<u8>, StoreError>;
-    /// Frame `id`'s data ([`frame_id`]).
-    fn frame_data(&mut self, id: i64) -> Result<Vec<u8>, StoreError>;
-    fn dictionary_digest(&mut self, id: i64) -> Result<Vec<u8>, StoreError>;
-    fn dictionary_data(&mut self, id: i64) -> Result<Vec<u8>, StoreError>;
+    /// The blob `blob` of row `id` ([`Blob::sql`]).
+    fn blob(&mut self, blob: Blob, id: i64) -> Result<Vec<u8>, StoreError>;
     /// Keys matching the LIKE `pattern` without their kind's prefix, distinct, at most
     /// `limit`: the compacted tier's names and addresses a search finds.
     fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError>;
+}
+
+/// A blob of the compacted tier, read by its row's id.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Blob {
+    /// A block row's data: its frame index (a format 1 block's one frame).
+    Block,
+    /// A frame's data (its id: [`frame_id`]).
+    Frame,
+    DictionaryDigest,
+    Dictionary,
+}
+
+impl Blob {
+    /// The query that reads it, in both stores' SQL (SQLite binds `$1` by position too).
+    pub(crate) const fn sql(self) -> &'static str {
+        match self {
+            Self::Block => "SELECT data FROM activity_blocks WHERE id = $1",
+            Self::Frame => "SELECT data FROM activity_frames WHERE id = $1",
+            Self::DictionaryDigest => "SELECT digest FROM activity_dictionaries WHERE id = $1",
+            Self::Dictionary => "SELECT data FROM activity_dictionaries WHERE id = $1",
+        }
+    }
 }
 
 /// A stored dictionary: its id, data, and how many activities it was trained on (`None`: one
@@ -400,7 +419,7 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
             id: block.id,
             source,
         };
-        let data = self.tier.block_data(block.id)?;
+        let data = self.tier.blob(Blob::Block, block.id)?;
         Ok(if block.format == blocks::FORMAT_SINGLE {
             Contents::Whole(blocks::decode_single(&data).map_err(failed)?)
         } else {
@@ -423,7 +442,7 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         sieve: &blocks::Sieve,
         keep: impl FnMut(u64, u64, &Activity) -> bool,
     ) -> Result<Vec<blocks::Entry>, StoreError> {
-        let frame = self.tier.frame_data(frame_id(block.id, number))?;
+        let frame = self.tier.blob(Blob::Frame, frame_id(block.id, number))?;
         let digest = match block.dictionary_id {
             Some(id) => Some(self.digest(id)?),
             None => None,
@@ -443,7 +462,7 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         if let Some(known) = self.digests.get(&id) {
             return Ok(*known);
         }
-        let digest = self.tier.dictionary_digest(id)?;
+        let digest = self.tier.blob(Blob::DictionaryDigest, id)?;
         let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::Block {
             id,
             source: blocks::BlockError::Malformed,
@@ -520,7 +539,7 @@ fn prepared_dictionary(
     if let Some(known) = prepared.get(&digest) {
         return Ok(known);
     }
-    let data = tier.dictionary_data(id)?;
+    let data = tier.blob(Blob::Dictionary, id)?;
     let dictionary: &'static _ = Box::leak(Box::new(zstd::dict::DecoderDictionary::copy(&data)));
     prepared.insert(digest, dictionary);
     Ok(dictionary)

@@ -6,7 +6,9 @@ use dcwatch_proto::v1::Activity;
 use prost::Message as _;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 
-use super::{BLOCK_COLUMNS, BlockRow, NewBlock, StoredDictionary, Tier, TierWriter, frame_id};
+use super::{
+    BLOCK_COLUMNS, Blob, BlockRow, NewBlock, StoredDictionary, Tier, TierWriter, frame_id,
+};
 use crate::store::{Dialect, Filter, StoreError, alerts::sqlite_value, blocks, to_i64, to_u64};
 
 /// A SQLite connection (or a transaction on one) as the compacted tier reads and writes it.
@@ -25,16 +27,6 @@ fn block_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlockRow> {
         count: row.get(8)?,
         frames: None,
     })
-}
-
-impl Sqlite<'_> {
-    /// The one blob column of the row `sql` selects by id.
-    fn blob(&self, sql: &str, id: i64) -> Result<Vec<u8>, StoreError> {
-        Ok(self
-            .0
-            .prepare_cached(sql)?
-            .query_row([id], |row| row.get(0))?)
-    }
 }
 
 impl Tier for Sqlite<'_> {
@@ -82,20 +74,11 @@ impl Tier for Sqlite<'_> {
             .collect::<Result<_, _>>()?)
     }
 
-    fn block_data(&mut self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.blob("SELECT data FROM activity_blocks WHERE id = ?1", id)
-    }
-
-    fn frame_data(&mut self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.blob("SELECT data FROM activity_frames WHERE id = ?1", id)
-    }
-
-    fn dictionary_digest(&mut self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.blob("SELECT digest FROM activity_dictionaries WHERE id = ?1", id)
-    }
-
-    fn dictionary_data(&mut self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.blob("SELECT data FROM activity_dictionaries WHERE id = ?1", id)
+    fn blob(&mut self, blob: Blob, id: i64) -> Result<Vec<u8>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(blob.sql())?
+            .query_row([id], |row| row.get(0))?)
     }
 
     fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError> {

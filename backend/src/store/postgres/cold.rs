@@ -14,7 +14,7 @@ use prost::Message as _;
 use crate::store::{
     Dialect, Filter, Ordered, StoreError, StoredActivity, blocks,
     cold::{
-        BLOCK_COLUMNS, BlockRow, NewBlock, StoredDictionary, Tier, TierWriter, delete_blocks,
+        BLOCK_COLUMNS, Blob, BlockRow, NewBlock, StoredDictionary, Tier, TierWriter, delete_blocks,
         frame_id,
     },
     to_i64, to_u64,
@@ -63,13 +63,6 @@ pub(super) fn hot_row(row: &Row) -> Result<Ordered, StoreError> {
             activity,
         },
     })
-}
-
-impl<C: GenericClient> Pg<'_, C> {
-    /// The one BYTEA column of the row `sql` selects by id.
-    fn blob(&mut self, sql: &str, id: i64) -> Result<Vec<u8>, StoreError> {
-        Ok(self.0.query_one(sql, &[&id])?.get(0))
-    }
 }
 
 impl<C: GenericClient> Tier for Pg<'_, C> {
@@ -127,20 +120,8 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
             .collect())
     }
 
-    fn block_data(&mut self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.blob("SELECT data FROM activity_blocks WHERE id = $1", id)
-    }
-
-    fn frame_data(&mut self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.blob("SELECT data FROM activity_frames WHERE id = $1", id)
-    }
-
-    fn dictionary_digest(&mut self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.blob("SELECT digest FROM activity_dictionaries WHERE id = $1", id)
-    }
-
-    fn dictionary_data(&mut self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.blob("SELECT data FROM activity_dictionaries WHERE id = $1", id)
+    fn blob(&mut self, blob: Blob, id: i64) -> Result<Vec<u8>, StoreError> {
+        Ok(self.0.query_one(blob.sql(), &[&id])?.get(0))
     }
 
     fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError> {
