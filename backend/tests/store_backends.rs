@@ -1134,3 +1134,32 @@ fn two_compactors_at_once_compact_each_activity_once() {
         assert_eq!(first.prune(i64::MAX).expect("prune"), total as u64);
     });
 }
+
+#[test]
+fn a_shrinking_disk_budget_deletes_the_oldest_first_and_counts_them() {
+    on_both(|open| {
+        let mut store = open();
+        let total = store_activities(store.as_mut(), 3, 10, 200);
+        let every = all(store.as_mut(), &Query::default());
+        store.compact(i64::MAX).expect("compact");
+        let mut left = total;
+        let mut partial = false;
+        // 10% less each time from 64 MiB: each budget deletes what it must, oldest first.
+        let mut budget: u64 = 64 << 20;
+        while budget > 0 {
+            let pruned = store.prune_to_budget(budget).expect("budget");
+            let kept = all(store.as_mut(), &Query::default());
+            assert_eq!(pruned, (left - kept.len()) as u64, "counted at {budget}");
+            assert_eq!(
+                kept,
+                every[total - kept.len()..],
+                "the newest kept at {budget}"
+            );
+            left = kept.len();
+            partial |= left > 1 && left < total;
+            budget = budget * 9 / 10;
+        }
+        assert!(partial, "some budget kept the newer blocks only");
+        assert_eq!(left, 1, "the newest row is never deleted");
+    });
+}
