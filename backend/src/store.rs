@@ -406,15 +406,7 @@ impl Store {
     /// Deletes activities older than `before_ns` (blocks whose newest activity is); returns
     /// how many.
     pub fn prune(&mut self, before_ns: i64) -> Result<u64, StoreError> {
-        let transaction = self.write_transaction()?;
-        let rows = transaction.execute("DELETE FROM activities WHERE time_ns < ?1", [before_ns])?;
-        let blocks: Vec<(i64, i64)> = transaction
-            .prepare("SELECT id, count FROM activity_blocks WHERE max_time_ns < ?1")?
-            .query_map([before_ns], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        let in_blocks = cold::delete_blocks(&transaction, &blocks)?;
-        transaction.commit()?;
-        Ok(rows as u64 + in_blocks)
+        cold::prune(self, before_ns)
     }
 
     /// Bytes the store's pages hold (free pages left out: SQLite reuses them).
@@ -459,7 +451,7 @@ impl Store {
                     [STEP_ROWS],
                 )? as u64
             } else {
-                cold::delete_blocks(&transaction, &oldest)?
+                cold::delete_blocks(&mut cold::Sqlite(&transaction), &oldest)?
             };
             transaction.commit()?;
             if step == 0 {
@@ -474,82 +466,7 @@ impl Store {
     /// newest row, whose id numbers the next ones) into compressed blocks of up to
     /// `BLOCK_ACTIVITIES` per sensor.
     pub fn compact(&mut self, before_ns: i64) -> Result<Compacted, StoreError> {
-        let limit: i64 = self.connection.query_row(
-            "SELECT MIN(COALESCE((SELECT MAX(id) FROM activities) - 1, 0),
-                        COALESCE((SELECT value FROM detection_state WHERE name = 'activity_cursor'),
-                                 (SELECT MAX(id) FROM activities) - 1, 0))",
-            [],
-            |row| row.get(0),
-        )?;
-        let sensors: Vec<String> = self
-            .connection
-            .prepare("SELECT DISTINCT sensor_id FROM activities WHERE id <= ?1 AND time_ns < ?2")?
-            .query_map(params![limit, before_ns], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut done = Compacted::default();
-        if sensors.is_empty() {
-            return Ok(done);
-        }
-        let (dictionary_id, dictionary) = {
-            let transaction = self.write_transaction()?;
-            let chosen = cold::dictionary(
-                &transaction,
-                || {
-                    let mut samples = Vec::new();
-                    let mut left = blocks::TRAIN_ACTIVITIES;
-                    for sensor in &sensors {
-                        let (_, entries) =
-                            compactable(&transaction, sensor, limit, before_ns, left)?;
-                        left -= entries.len();
-                        samples.push((sensor.clone(), entries));
-                        if left == 0 {
-                            break;
-                        }
-                    }
-                    Ok(samples)
-                },
-                crate::directory::now_ns(),
-            )?;
-            transaction.commit()?;
-            chosen
-        };
-        let mut compressor = blocks::compressor(&dictionary)
-            .map_err(|source| StoreError::Block { id: 0, source })?;
-        for sensor in sensors {
-            loop {
-                let transaction = self.write_transaction()?;
-                let (ids, entries) = compactable(
-                    &transaction,
-                    &sensor,
-                    limit,
-                    before_ns,
-                    blocks::BLOCK_ACTIVITIES,
-                )?;
-                if entries.is_empty() {
-                    break;
-                }
-                cold::insert_block(
-                    &transaction,
-                    &sensor,
-                    &entries,
-                    &mut compressor,
-                    dictionary_id,
-                )?;
-                let mut delete =
-                    transaction.prepare_cached("DELETE FROM activities WHERE id = ?1")?;
-                for id in &ids {
-                    delete.execute([id])?;
-                }
-                drop(delete);
-                transaction.commit()?;
-                done.blocks += 1;
-                done.activities += entries.len() as u64;
-                if entries.len() < blocks::BLOCK_ACTIVITIES {
-                    break;
-                }
-            }
-        }
-        Ok(done)
+        cold::compact(self, before_ns)
     }
 
     /// The activity `sensor_id` sent at `position` of its batch `sequence`, in either tier.
@@ -573,7 +490,7 @@ impl Store {
     pub fn activities(
         &self,
         query: &Query,
-        mut each: impl FnMut(StoredActivity) -> Result<(), StoreError>,
+        each: impl FnMut(StoredActivity) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let filter = query.filter(Dialect::Sqlite);
         let mut statement = self.connection.prepare(&format!(
@@ -584,62 +501,13 @@ impl Store {
         let mut rows = statement.query(params_from_iter(
             filter.values.into_iter().map(alerts::sqlite_value),
         ))?;
-        let mut hot = std::iter::from_fn(|| match rows.next() {
-            Ok(Some(row)) => Some(hot_row(row)),
-            Ok(None) => None,
-            Err(error) => Some(Err(error.into())),
-        })
-        .peekable();
-        // The compacted tier, merged in time order: a block is opened once the output reaches
-        // its oldest activity, so only overlapping blocks are held at once.
-        let mut reader = cold::BlockReader::new(&self.connection, &self.indexes);
-        let mut pending = cold::query_blocks(&self.connection, query)?
-            .into_iter()
-            .peekable();
-        let mut open: std::collections::BinaryHeap<std::cmp::Reverse<Ordered>> =
-            std::collections::BinaryHeap::new();
-        loop {
-            if matches!(hot.peek(), Some(Err(_)))
-                && let Some(Err(error)) = hot.next()
-            {
-                return Err(error);
-            }
-            let hot_first = hot.peek().and_then(|row| row.as_ref().ok());
-            let open_first = open.peek().map(|top| &top.0);
-            let (next_time, from_hot) = match (hot_first, open_first) {
-                (Some(hot), Some(open)) => (Some(hot.time_ns()), hot <= open),
-                (Some(hot), None) => (Some(hot.time_ns()), true),
-                (None, Some(open)) => (Some(open.time_ns()), false),
-                (None, None) => (None, false),
-            };
-            if let Some(block) =
-                pending.next_if(|block| next_time.is_none_or(|time| block.min_time_ns <= time))
-            {
-                for entry in reader.entries(&block, query)? {
-                    let stored = StoredActivity {
-                        sensor_id: block.sensor_id.clone(),
-                        sequence: entry.sequence,
-                        activity: entry.activity,
-                    };
-                    if query.matches(&stored) {
-                        open.push(std::cmp::Reverse(Ordered {
-                            position: entry.position,
-                            stored,
-                        }));
-                    }
-                }
-                continue;
-            }
-            let next = if from_hot {
-                hot.next().transpose()?
-            } else {
-                open.pop().map(|top| top.0)
-            };
-            match next {
-                Some(ordered) => each(ordered.stored)?,
-                None => return Ok(()),
-            }
-        }
+        cold::merged(
+            &mut cold::Sqlite(&self.connection),
+            &self.indexes,
+            query,
+            |_| rows.next()?.map(hot_row).transpose(),
+            each,
+        )
     }
 
     /// Adds a token named `name`; stores only its SHA-256.
@@ -690,38 +558,16 @@ impl Store {
     }
 }
 
-/// Up to `count` of `sensor_id`'s oldest rows that compaction may take (row id at most `limit`,
-/// stored before `before_ns`): their row ids and entries.
-fn compactable(
-    connection: &Connection,
-    sensor_id: &str,
-    limit: i64,
-    before_ns: i64,
-    count: usize,
-) -> Result<(Vec<i64>, Vec<blocks::Entry>), StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT id, sequence, position, activity FROM activities
-         WHERE sensor_id = ?1 AND id <= ?2 AND time_ns < ?3 ORDER BY id LIMIT ?4",
-    )?;
-    let mut rows = statement.query(params![
-        sensor_id,
-        limit,
-        before_ns,
-        i64::try_from(count).unwrap_or(i64::MAX)
-    ])?;
-    let (mut ids, mut entries) = (Vec::new(), Vec::new());
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let bytes: Vec<u8> = row.get(3)?;
-        entries.push(blocks::Entry {
-            sequence: to_u64(row.get(1)?),
-            position: to_u64(row.get(2)?),
-            activity: Activity::decode(bytes.as_slice())
-                .map_err(|source| StoreError::Decode { id, source })?,
-        });
-        ids.push(id);
+impl cold::Compacting for Store {
+    fn write<R>(
+        &mut self,
+        work: impl FnOnce(&mut dyn cold::TierWriter) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let transaction = self.write_transaction()?;
+        let done = work(&mut cold::Sqlite(&transaction))?;
+        transaction.commit()?;
+        Ok(done)
     }
-    Ok((ids, entries))
 }
 
 /// The highest sequence stored for `sensor_id` (0 for none), read in `connection` or in a
@@ -917,7 +763,13 @@ pub(crate) fn activity_at(
         Some((id, bytes)) => Activity::decode(bytes.as_slice())
             .map(Some)
             .map_err(|source| StoreError::Decode { id, source }),
-        None => cold::activity_at(connection, indexes, sensor_id, sequence, position),
+        None => cold::activity_at(
+            &mut cold::Sqlite(connection),
+            indexes,
+            sensor_id,
+            sequence,
+            position,
+        ),
     }
 }
 

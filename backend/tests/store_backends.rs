@@ -961,3 +961,205 @@ fn a_snapshot_is_imported_and_read_back_as_entities() {
         );
     });
 }
+
+/// `sensors` sensors' batches of `per_batch` activities, sensor by sensor in time (sensor
+/// `s` from second `s * 10_000`), names and addresses varying; stored, and returned in order.
+fn store_activities(
+    store: &mut dyn Storage,
+    sensors: usize,
+    batches: u64,
+    per_batch: i64,
+) -> usize {
+    let names = ["alice", "bob", "carol", "svc_backup"];
+    let mut stored = 0;
+    for sensor in 0..sensors {
+        for sequence in 1..=batches {
+            let batch: Vec<Activity> = (0..per_batch)
+                .map(|at| {
+                    let n = usize::try_from(at).expect("small") + stored;
+                    activity(
+                        i64::try_from(sensor).expect("small") * 10_000
+                            + i64::try_from(sequence).expect("small") * per_batch
+                            + at,
+                        names[n % names.len()],
+                        [10, 0, 1, u8::try_from(n % 7).expect("small")],
+                    )
+                })
+                .collect();
+            stored += batch.len();
+            store
+                .store_batch_with_directory(&format!("s{sensor}"), "spool", sequence, &batch, &[])
+                .expect("store");
+        }
+    }
+    stored
+}
+
+/// What the console and queries read of `store` for `query`: every activity in order, the
+/// newest 25, the counts per protocol.
+fn answers(
+    store: &mut dyn Storage,
+    query: &Query,
+) -> (
+    Vec<StoredActivity>,
+    Vec<(StoredActivity, u64)>,
+    Vec<dcwatch_backend::store::ProtocolCount>,
+) {
+    let mut newest = Vec::new();
+    store
+        .newest_activities(query, &mut |stored, position| {
+            newest.push((stored, position));
+            newest.len() < 25
+        })
+        .expect("newest");
+    (
+        all(store, query),
+        newest,
+        store.activity_counts(query).expect("counts"),
+    )
+}
+
+fn compaction_queries() -> Vec<Query> {
+    vec![
+        Query::default(),
+        Query {
+            account: Some("CORP\\Bob".to_owned()),
+            ..Query::default()
+        },
+        Query {
+            ip: Some("10.0.1.3".parse().expect("ip")),
+            since_ns: Some(12_000 * SECOND),
+            until_ns: Some(25_000 * SECOND),
+            ..Query::default()
+        },
+        Query {
+            protocol: Some("dns".to_owned()),
+            sensor_id: Some("s2".to_owned()),
+            ..Query::default()
+        },
+        Query {
+            protocol: Some("kerberos".to_owned()),
+            ..Query::default()
+        },
+    ]
+}
+
+#[test]
+fn compacted_activities_answer_as_rows_did_and_retention_deletes_the_oldest_counted() {
+    on_both(|open| {
+        let mut store = open();
+        let total = store_activities(store.as_mut(), 3, 10, 200);
+        let queries = compaction_queries();
+        let before: Vec<_> = queries
+            .iter()
+            .map(|query| answers(store.as_mut(), query))
+            .collect();
+        assert_eq!(before[0].0.len(), total);
+        assert_eq!(before[1].0.len(), total / 4, "bob, every fourth");
+        assert!(before[4].0.is_empty());
+        let evidence = [("s0", 1, 0), ("s1", 7, 123), ("s2", 10, 199)];
+        let found: Vec<_> = evidence
+            .iter()
+            .map(|&(sensor, sequence, position)| {
+                store
+                    .activity_at(sensor, sequence, position)
+                    .expect("evidence")
+                    .expect("stored")
+            })
+            .collect();
+
+        // No detection cursor: everything but the newest row, one block per sensor.
+        let compacted = store.compact(i64::MAX).expect("compact");
+        assert_eq!(compacted.activities, total as u64 - 1);
+        assert_eq!(compacted.blocks, 3);
+        assert_eq!(
+            store.compact(i64::MAX).expect("again"),
+            dcwatch_backend::store::Compacted::default(),
+            "nothing is compacted twice"
+        );
+        for (query, expected) in queries.iter().zip(&before) {
+            assert_eq!(&answers(store.as_mut(), query), expected, "{query:?}");
+        }
+        for (&(sensor, sequence, position), expected) in evidence.iter().zip(&found) {
+            assert_eq!(
+                store
+                    .activity_at(sensor, sequence, position)
+                    .expect("evidence"),
+                Some(expected.clone()),
+                "{sensor}:{sequence}:{position}"
+            );
+        }
+        assert_eq!(store.activity_at("s1", 7, 200).expect("none"), None);
+        let found = store.search("car", 10).expect("search");
+        assert_eq!(found.accounts, ["carol"], "a name only blocks hold");
+        let found = store.search("10.0.1.", 10).expect("search");
+        assert_eq!(found.addresses.len(), 7, "{found:?}");
+
+        // By age: sensor 0's block ends before second 10_000.
+        assert_eq!(store.prune(10_000 * SECOND).expect("prune"), 2_000);
+        assert_eq!(all(store.as_mut(), &Query::default()), before[0].0[2_000..]);
+        // By budget: blocks go oldest first, then rows, never the newest row.
+        assert_eq!(
+            store.prune_to_budget(1).expect("budget"),
+            total as u64 - 2_001
+        );
+        assert_eq!(
+            all(store.as_mut(), &Query::default()),
+            before[0].0[total - 1..],
+            "the newest activity is kept"
+        );
+        assert_eq!(store.prune_to_budget(1).expect("budget"), 0);
+    });
+}
+
+#[test]
+fn two_compactors_at_once_compact_each_activity_once() {
+    on_both(|open| {
+        let mut first = open();
+        let mut second = open();
+        let total = store_activities(first.as_mut(), 12, 4, 100);
+        let before = all(first.as_mut(), &Query::default());
+        let other = std::thread::spawn(move || {
+            let done = second.compact(i64::MAX).expect("the second compactor");
+            (second, done)
+        });
+        let done = first.compact(i64::MAX).expect("the first compactor");
+        let (_second, other_done) = other.join().expect("the second compactor");
+        assert_eq!(
+            done.activities + other_done.activities,
+            total as u64 - 1,
+            "{done:?} {other_done:?}"
+        );
+        assert_eq!(all(first.as_mut(), &Query::default()), before);
+        assert_eq!(first.prune(i64::MAX).expect("prune"), total as u64);
+    });
+}
+
+#[test]
+fn a_shrinking_disk_budget_deletes_the_oldest_first_and_counts_them() {
+    on_both(|open| {
+        let mut store = open();
+        let total = store_activities(store.as_mut(), 3, 10, 200);
+        let every = all(store.as_mut(), &Query::default());
+        store.compact(i64::MAX).expect("compact");
+        let mut left = total;
+        let mut partial = false;
+        // 10% less each time from 64 MiB: each budget deletes what it must, oldest first.
+        let mut budget: u64 = 64 << 20;
+        while budget > 0 {
+            let pruned = store.prune_to_budget(budget).expect("budget");
+            let kept = all(store.as_mut(), &Query::default());
+            assert_eq!(pruned, (left - kept.len()) as u64, "counted at {budget}");
+            assert_eq!(
+                kept,
+                every[total - kept.len()..],
+                "the newest kept at {budget}"
+            );
+            left = kept.len();
+            partial |= left > 1 && left < total;
+            budget = budget * 9 / 10;
+        }
+        assert!(partial, "some budget kept the newer blocks only");
+        assert_eq!(left, 1, "the newest row is never deleted");
+    });
+}

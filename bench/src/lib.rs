@@ -266,6 +266,32 @@ pub fn process_cpu(pid: u32) -> anyhow::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / hz.max(1.0))
 }
 
+/// CPU seconds of `pid` and of its living children (PostgreSQL's backends).
+pub fn tree_cpu(pid: u32) -> anyhow::Result<f64> {
+    let mut total = process_cpu(pid)?;
+    for entry in std::fs::read_dir("/proc")?.filter_map(Result::ok) {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // The parent is the second field after the command name in parentheses.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, after)| after.split_whitespace().nth(1))
+            .and_then(|parent| parent.parse::<u32>().ok());
+        if parent == Some(pid) {
+            total += process_cpu(child).unwrap_or(0.0);
+        }
+    }
+    Ok(total)
+}
+
 /// Hands each line `command` prints to `line` as it comes (holding them would swell this
 /// process's resident memory, which every tool forked from it afterwards starts its own
 /// `ru_maxrss` with); fails unless the command exits with success.

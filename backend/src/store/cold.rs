@@ -1,5 +1,11 @@
-//! The compacted tier in SQLite: which blocks and frames a query may want, reading them, and
-//! writing and deleting them. The block format itself is [`super::blocks`]'s.
+//! The compacted tier, on either store: which blocks and frames a query may want, reading
+//! them, and writing and deleting them. The block format itself is [`super::blocks`]'s; the
+//! SQL, all that differs between the stores, is behind [`Tier`] (SQLite's in [`sqlite`],
+//! PostgreSQL's in `postgres/cold.rs`).
+
+mod sqlite;
+
+pub(crate) use sqlite::Sqlite;
 
 use std::{
     cell::RefCell,
@@ -10,9 +16,135 @@ use std::{
 use sha2::{Digest as _, Sha256};
 
 use dcwatch_proto::v1::Activity;
-use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter, types::Value};
 
-use super::{Ordered, Query, StoreError, StoredActivity, blocks, time_ns, to_i64, to_u64};
+use super::{
+    Compacted, Dialect, Filter, Ordered, Param, Query, StoreError, StoredActivity, blocks, time_ns,
+    to_i64, to_u64,
+};
+
+/// The compacted tier's reads in one store's SQL.
+pub(crate) trait Tier {
+    /// The dialect [`query_blocks`] writes its conditions in.
+    fn dialect(&self) -> Dialect;
+    /// The rows ([`BLOCK_COLUMNS`]) of the blocks `filter` selects, by `min_time_ns` then id.
+    fn block_rows(&mut self, filter: Filter) -> Result<Vec<BlockRow>, StoreError>;
+    /// The blocks `key` is in that name its frames, with those frames' postings.
+    fn postings(&mut self, key: &str) -> Result<HashMap<i64, Vec<u8>>, StoreError>;
+    /// The rows of `sensor_id`'s blocks whose batches span `sequence`.
+    fn blocks_holding(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+    ) -> Result<Vec<BlockRow>, StoreError>;
+    /// The blob `blob` of row `id` ([`Blob::sql`]).
+    fn blob(&mut self, blob: Blob, id: i64) -> Result<Vec<u8>, StoreError>;
+    /// Keys matching the LIKE `pattern` without their kind's prefix, distinct, at most
+    /// `limit`: the compacted tier's names and addresses a search finds.
+    fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError>;
+}
+
+/// A blob of the compacted tier, read by its row's id.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Blob {
+    /// A block row's data: its frame index (a format 1 block's one frame).
+    Block,
+    /// A frame's data (its id: [`frame_id`]).
+    Frame,
+    DictionaryDigest,
+    Dictionary,
+}
+
+impl Blob {
+    /// The query that reads it, in both stores' SQL (SQLite binds `$1` by position too).
+    pub(crate) const fn sql(self) -> &'static str {
+        match self {
+            Self::Block => "SELECT data FROM activity_blocks WHERE id = $1",
+            Self::Frame => "SELECT data FROM activity_frames WHERE id = $1",
+            Self::DictionaryDigest => "SELECT digest FROM activity_dictionaries WHERE id = $1",
+            Self::Dictionary => "SELECT data FROM activity_dictionaries WHERE id = $1",
+        }
+    }
+}
+
+/// A stored dictionary: its id, data, and how many activities it was trained on (`None`: one
+/// trained before that was kept).
+pub(crate) type StoredDictionary = (i64, Vec<u8>, Option<i64>);
+
+/// The compacted tier's writes, and the rows compaction takes, in one store's SQL, in a
+/// transaction of [`Compacting::write`].
+pub(crate) trait TierWriter: Tier {
+    /// The newest dictionary.
+    fn newest_dictionary(&mut self) -> Result<Option<StoredDictionary>, StoreError>;
+    /// Stores a dictionary; its id.
+    fn insert_dictionary(
+        &mut self,
+        now_ns: i64,
+        digest: &[u8],
+        data: &[u8],
+        trained_on: i64,
+    ) -> Result<i64, StoreError>;
+    /// Stores a block's row, frames and keys; its id.
+    fn insert_block(&mut self, block: &NewBlock<'_>) -> Result<i64, StoreError>;
+    /// Deletes blocks `ids` with their frames and keys.
+    fn delete_block_rows(&mut self, ids: &[i64]) -> Result<(), StoreError>;
+    /// The highest activity row compaction may take: detection judged it (the `all` role's
+    /// cursor), and it is not the newest row, whose id numbers the next ones.
+    fn compact_limit(&mut self) -> Result<i64, StoreError>;
+    /// The sensors with rows compaction may take (row id at most `limit`, before `before_ns`).
+    fn compact_sensors(&mut self, limit: i64, before_ns: i64) -> Result<Vec<String>, StoreError>;
+    /// Up to `count` of `sensor_id`'s oldest rows compaction may take: their row ids and
+    /// entries.
+    fn compactable(
+        &mut self,
+        sensor_id: &str,
+        limit: i64,
+        before_ns: i64,
+        count: usize,
+    ) -> Result<(Vec<i64>, Vec<blocks::Entry>), StoreError>;
+    /// Deletes activity rows `ids`.
+    fn delete_rows(&mut self, ids: &[i64]) -> Result<(), StoreError>;
+    /// Deletes the activity rows older than `before_ns`; how many.
+    fn delete_rows_before(&mut self, before_ns: i64) -> Result<u64, StoreError>;
+    /// The blocks whose newest activity is older than `before_ns`: (id, count).
+    fn blocks_before(&mut self, before_ns: i64) -> Result<Vec<(i64, i64)>, StoreError>;
+}
+
+/// A store whose activities compaction moves into blocks.
+pub(crate) trait Compacting {
+    /// Runs `work` in one write transaction, committed when it succeeds. Writers of the
+    /// compacted tier take turns: on PostgreSQL, several nodes may compact and prune at once.
+    fn write<R>(
+        &mut self,
+        work: impl FnOnce(&mut dyn TierWriter) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError>;
+}
+
+/// A block as [`TierWriter::insert_block`] stores it.
+pub(crate) struct NewBlock<'e> {
+    pub(crate) sensor_id: &'e str,
+    pub(crate) first_sequence: i64,
+    pub(crate) last_sequence: i64,
+    pub(crate) min_time_ns: i64,
+    pub(crate) max_time_ns: i64,
+    pub(crate) count: i64,
+    pub(crate) format: i64,
+    pub(crate) dictionary_id: Option<i64>,
+    pub(crate) encoded: &'e blocks::Encoded,
+}
+
+impl NewBlock<'_> {
+    /// The bytes the block holds: its index, frames and keys.
+    pub(crate) fn bytes(&self) -> i64 {
+        let encoded = self.encoded;
+        let keys: usize = encoded
+            .keys
+            .iter()
+            .map(|(key, frames)| key.len() + frames.len())
+            .sum();
+        let frames: usize = encoded.frames.iter().map(Vec::len).sum();
+        i64::try_from(encoded.index.len() + frames + keys).unwrap_or(i64::MAX)
+    }
+}
 
 /// A block's row without its data, with the frames the query's keys are in (`None`: every
 /// frame may hold a match).
@@ -21,34 +153,21 @@ pub(crate) struct BlockRow {
     pub(crate) id: i64,
     pub(crate) sensor_id: String,
     pub(crate) min_time_ns: i64,
-    first_sequence: u64,
-    format: i64,
-    dictionary_id: Option<i64>,
+    pub(in crate::store) first_sequence: u64,
+    pub(in crate::store) format: i64,
+    pub(in crate::store) dictionary_id: Option<i64>,
     /// What else the row says of its block: with the above, what tells it from a block that
     /// took its id after it was deleted ([`IndexCache`]).
-    last_sequence: u64,
-    max_time_ns: i64,
-    count: i64,
-    frames: Option<BTreeSet<usize>>,
+    pub(in crate::store) last_sequence: u64,
+    pub(in crate::store) max_time_ns: i64,
+    pub(in crate::store) count: i64,
+    /// Set by [`query_blocks`]; `None` from the stores' SQL.
+    pub(in crate::store) frames: Option<BTreeSet<usize>>,
 }
 
-const BLOCK_COLUMNS: &str = "id, sensor_id, min_time_ns, first_sequence, format, dictionary_id,
-    last_sequence, max_time_ns, count";
-
-fn block_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlockRow> {
-    Ok(BlockRow {
-        id: row.get(0)?,
-        sensor_id: row.get(1)?,
-        min_time_ns: row.get(2)?,
-        first_sequence: to_u64(row.get(3)?),
-        format: row.get(4)?,
-        dictionary_id: row.get(5)?,
-        last_sequence: to_u64(row.get(6)?),
-        max_time_ns: row.get(7)?,
-        count: row.get(8)?,
-        frames: None,
-    })
-}
+/// The columns of a block's row, in [`BlockRow`]'s order.
+pub(in crate::store) const BLOCK_COLUMNS: &str = "id, sensor_id, min_time_ns, first_sequence,
+    format, dictionary_id, last_sequence, max_time_ns, count";
 
 impl BlockRow {
     /// Whether `other` is this row: the same block, not one that took its id once it was
@@ -140,24 +259,19 @@ impl IndexCache {
 /// The blocks that may hold activities `query` selects, oldest first: by time range, sensor,
 /// and the index keys of its protocol, account and address, with the frames holding all of
 /// those keys.
-pub(crate) fn query_blocks(
-    connection: &Connection,
+pub(crate) fn query_blocks<T: Tier + ?Sized>(
+    tier: &mut T,
     query: &Query,
 ) -> Result<Vec<BlockRow>, StoreError> {
-    let mut conditions = vec!["1".to_owned()];
-    let mut values: Vec<Value> = Vec::new();
-    let mut condition = |sql: &str, value: Value| {
-        values.push(value);
-        conditions.push(sql.replace('?', &format!("?{}", values.len())));
-    };
+    let mut filter = Filter::new(tier.dialect());
     if let Some(since) = query.since_ns {
-        condition("max_time_ns >= ?", Value::Integer(since));
+        filter.push("max_time_ns >= ?", Param::Int(since));
     }
     if let Some(until) = query.until_ns {
-        condition("min_time_ns < ?", Value::Integer(until));
+        filter.push("min_time_ns < ?", Param::Int(until));
     }
     if let Some(sensor) = &query.sensor_id {
-        condition("sensor_id = ?", Value::Text(sensor.clone()));
+        filter.push("sensor_id = ?", Param::Text(sensor.clone()));
     }
     let mut keys = Vec::new();
     if let Some(protocol) = &query.protocol {
@@ -170,29 +284,18 @@ pub(crate) fn query_blocks(
         keys.push(blocks::address_key(&ip.to_string()));
     }
     for key in &keys {
-        condition(
+        filter.push(
             "id IN (SELECT block_id FROM activity_block_keys WHERE key = ?)",
-            Value::Text(key.clone()),
+            Param::Text(key.clone()),
         );
     }
-    let mut found: Vec<BlockRow> = connection
-        .prepare(&format!(
-            "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE {} ORDER BY min_time_ns, id",
-            conditions.join(" AND ")
-        ))?
-        .query_map(params_from_iter(values), block_row)?
-        .collect::<Result<_, _>>()?;
+    let mut found = tier.block_rows(filter)?;
     if found.is_empty() {
         return Ok(found);
     }
     // The frames each key is in, intersected: a frame lacking one of them holds no match.
-    let mut postings = connection.prepare_cached(
-        "SELECT block_id, frames FROM activity_block_keys WHERE key = ?1 AND frames IS NOT NULL",
-    )?;
     for key in &keys {
-        let mut of_key: HashMap<i64, Vec<u8>> = postings
-            .query_map([key], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+        let mut of_key = tier.postings(key)?;
         for block in &mut found {
             if let Some(bytes) = of_key.remove(&block.id) {
                 let frames = blocks::frames_of(&bytes).map_err(|source| StoreError::Block {
@@ -219,19 +322,24 @@ enum Contents {
 
 /// Reads blocks, finding each dictionary's digest once for the reads of one query, and each
 /// block's frame index once while `indexes` keeps it.
-pub(crate) struct BlockReader<'c> {
-    connection: &'c Connection,
+pub(crate) struct BlockReader<'c, T: ?Sized> {
+    tier: &'c mut T,
     indexes: &'c IndexCache,
     digests: HashMap<i64, [u8; 32]>,
 }
 
-impl<'c> BlockReader<'c> {
-    pub(crate) fn new(connection: &'c Connection, indexes: &'c IndexCache) -> Self {
+impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
+    pub(crate) fn new(tier: &'c mut T, indexes: &'c IndexCache) -> Self {
         Self {
-            connection,
+            tier,
             indexes,
             digests: HashMap::new(),
         }
+    }
+
+    /// The store the reader reads, for the reads of its caller between blocks.
+    pub(crate) fn tier(&mut self) -> &mut T {
+        self.tier
     }
 
     /// The entries of `block`'s frames that may hold activities `query` selects (its keys'
@@ -311,10 +419,7 @@ impl<'c> BlockReader<'c> {
             id: block.id,
             source,
         };
-        let data: Vec<u8> = self
-            .connection
-            .prepare_cached("SELECT data FROM activity_blocks WHERE id = ?1")?
-            .query_row([block.id], |row| row.get(0))?;
+        let data = self.tier.blob(Blob::Block, block.id)?;
         Ok(if block.format == blocks::FORMAT_SINGLE {
             Contents::Whole(blocks::decode_single(&data).map_err(failed)?)
         } else {
@@ -337,26 +442,19 @@ impl<'c> BlockReader<'c> {
         sieve: &blocks::Sieve,
         keep: impl FnMut(u64, u64, &Activity) -> bool,
     ) -> Result<Vec<blocks::Entry>, StoreError> {
-        let frame: Vec<u8> = self
-            .connection
-            .prepare_cached("SELECT data FROM activity_frames WHERE id = ?1")?
-            .query_row([frame_id(block.id, number)], |row| row.get(0))?;
+        let frame = self.tier.blob(Blob::Frame, frame_id(block.id, number))?;
         let digest = match block.dictionary_id {
             Some(id) => Some(self.digest(id)?),
             None => None,
         };
-        with_decompressor(
-            self.connection,
-            block.dictionary_id,
-            digest,
-            |decompressor| {
-                blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, sieve, keep)
-                    .map_err(|source| StoreError::Block {
-                        id: block.id,
-                        source,
-                    })
-            },
-        )
+        with_decompressor(self.tier, block.dictionary_id, digest, |decompressor| {
+            blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, sieve, keep).map_err(
+                |source| StoreError::Block {
+                    id: block.id,
+                    source,
+                },
+            )
+        })
     }
 
     /// The SHA-256 of dictionary `id` of the store.
@@ -364,10 +462,7 @@ impl<'c> BlockReader<'c> {
         if let Some(known) = self.digests.get(&id) {
             return Ok(*known);
         }
-        let digest: Vec<u8> = self
-            .connection
-            .prepare_cached("SELECT digest FROM activity_dictionaries WHERE id = ?1")?
-            .query_row([id], |row| row.get(0))?;
+        let digest = self.tier.blob(Blob::DictionaryDigest, id)?;
         let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::Block {
             id,
             source: blocks::BlockError::Malformed,
@@ -393,12 +488,12 @@ thread_local! {
 
 /// Runs `work` with this thread's decompressor for dictionary `id` of the store (its SHA-256
 /// `digest`), created if it has none.
-fn with_decompressor<T>(
-    connection: &Connection,
+fn with_decompressor<R>(
+    tier: &mut (impl Tier + ?Sized),
     id: Option<i64>,
     digest: Option<[u8; 32]>,
-    work: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
+    work: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
     DECOMPRESSORS.with(|kept| {
         let mut kept = kept.borrow_mut();
         let at = if let Some(at) = kept.iter().position(|(known, _)| *known == digest) {
@@ -410,7 +505,7 @@ fn with_decompressor<T>(
             };
             let decompressor = match (id, digest) {
                 (Some(id), Some(digest)) => zstd::bulk::Decompressor::with_prepared_dictionary(
-                    prepared_dictionary(connection, id, digest)?,
+                    prepared_dictionary(tier, id, digest)?,
                 ),
                 _ => zstd::bulk::Decompressor::new(),
             }
@@ -434,7 +529,7 @@ static PREPARED: std::sync::Mutex<
 
 /// Dictionary `id` of the store (its SHA-256 `digest`), prepared.
 fn prepared_dictionary(
-    connection: &Connection,
+    tier: &mut (impl Tier + ?Sized),
     id: i64,
     digest: [u8; 32],
 ) -> Result<&'static zstd::dict::DecoderDictionary<'static>, StoreError> {
@@ -444,11 +539,7 @@ fn prepared_dictionary(
     if let Some(known) = prepared.get(&digest) {
         return Ok(known);
     }
-    let data: Vec<u8> = connection.query_row(
-        "SELECT data FROM activity_dictionaries WHERE id = ?1",
-        [id],
-        |row| row.get(0),
-    )?;
+    let data = tier.blob(Blob::Dictionary, id)?;
     let dictionary: &'static _ = Box::leak(Box::new(zstd::dict::DecoderDictionary::copy(&data)));
     prepared.insert(digest, dictionary);
     Ok(dictionary)
@@ -466,7 +557,7 @@ fn sieve(query: &Query) -> blocks::Sieve {
 }
 
 /// The row id of frame `number` of block `block_id`.
-fn frame_id(block_id: i64, number: usize) -> i64 {
+pub(in crate::store) fn frame_id(block_id: i64, number: usize) -> i64 {
     (block_id << blocks::FRAME_ID_BITS) | i64::try_from(number).unwrap_or(0)
 }
 
@@ -490,14 +581,15 @@ fn wanted_frames(block: &BlockRow, query: &Query, index: &[blocks::FrameInfo]) -
 
 /// The keys (time, sensor, endpoints, account, protocol; not the body) of every compacted
 /// activity `query` selects, in no particular order: what counts need.
-pub(crate) fn compacted_keys(
-    connection: &Connection,
+pub(crate) fn compacted_keys<T: Tier + ?Sized>(
+    tier: &mut T,
     indexes: &IndexCache,
     query: &Query,
     mut each: impl FnMut(&Activity),
 ) -> Result<(), StoreError> {
-    let mut reader = BlockReader::new(connection, indexes);
-    for block in query_blocks(connection, query)? {
+    let found = query_blocks(tier, query)?;
+    let mut reader = BlockReader::new(tier, indexes);
+    for block in found {
         reader.keys(&block, query, &mut each)?;
     }
     Ok(())
@@ -510,14 +602,14 @@ pub(crate) fn compacted_keys(
 /// handed on once no frame left unopened may hold a newer one: a page of the newest 100
 /// decodes the frames those 100 are in (and any that overlap them in time), not every frame
 /// of every block holding the query's keys.
-pub(crate) fn newest_compacted(
-    connection: &Connection,
+pub(crate) fn newest_compacted<T: Tier + ?Sized>(
+    tier: &mut T,
     indexes: &IndexCache,
     query: &Query,
     mut each: impl FnMut(StoredActivity, u64) -> bool,
 ) -> Result<(), StoreError> {
-    let found = query_blocks(connection, query)?;
-    let mut reader = BlockReader::new(connection, indexes);
+    let found = query_blocks(tier, query)?;
+    let mut reader = BlockReader::new(tier, indexes);
     let wanted = sieve(query);
     // Decoded, not yet handed on: a max-heap, the newest on top.
     let mut ready = std::collections::BinaryHeap::new();
@@ -581,21 +673,15 @@ fn hold(
 }
 
 /// The compacted activity at (`sensor_id`, `sequence`, `position`).
-pub(crate) fn activity_at(
-    connection: &Connection,
+pub(crate) fn activity_at<T: Tier + ?Sized>(
+    tier: &mut T,
     indexes: &IndexCache,
     sensor_id: &str,
     sequence: u64,
     position: u64,
 ) -> Result<Option<Activity>, StoreError> {
-    let candidates: Vec<BlockRow> = connection
-        .prepare_cached(&format!(
-            "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE sensor_id = ?1
-             AND first_sequence <= ?2 AND last_sequence >= ?2"
-        ))?
-        .query_map(params![sensor_id, to_i64(sequence)], block_row)?
-        .collect::<Result<_, _>>()?;
-    let mut reader = BlockReader::new(connection, indexes);
+    let candidates = tier.blocks_holding(sensor_id, sequence)?;
+    let mut reader = BlockReader::new(tier, indexes);
     for block in candidates {
         // Frames hold activities in (sequence, position) order: the one that may hold it is
         // the last that starts at or before it.
@@ -630,18 +716,12 @@ pub(crate) fn activity_at(
 /// ([`blocks::TRAIN_MIN_ACTIVITIES`]); else none. Blocks keep the id of theirs, so a replaced
 /// dictionary stays readable.
 pub(crate) fn dictionary(
-    transaction: &rusqlite::Transaction<'_>,
-    samples: impl FnOnce() -> Result<Vec<(String, Vec<blocks::Entry>)>, StoreError>,
+    writer: &mut dyn TierWriter,
+    samples: impl FnOnce(&mut dyn TierWriter) -> Result<Vec<(String, Vec<blocks::Entry>)>, StoreError>,
     now_ns: i64,
 ) -> Result<(Option<i64>, Vec<u8>), StoreError> {
     const TRAIN: usize = blocks::TRAIN_ACTIVITIES;
-    let newest: Option<(i64, Vec<u8>, Option<i64>)> = transaction
-        .query_row(
-            "SELECT id, data, trained_on FROM activity_dictionaries ORDER BY id DESC LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()?;
+    let newest = writer.newest_dictionary()?;
     let (kept_id, kept, trained_on) = match newest {
         Some((id, data, Some(trained_on))) if to_u64(trained_on) < TRAIN as u64 => {
             (Some(id), data, usize::try_from(trained_on).unwrap_or(0))
@@ -649,7 +729,7 @@ pub(crate) fn dictionary(
         Some((id, data, _)) => return Ok((Some(id), data)),
         None => (None, Vec::new(), 0),
     };
-    let samples = samples()?;
+    let samples = samples(writer)?;
     let activities: usize = samples.iter().map(|(_, entries)| entries.len()).sum();
     // Retrained only on twice the samples (or the full count): a store that grows slowly
     // keeps a handful of dictionaries, not one a compaction.
@@ -668,23 +748,19 @@ pub(crate) fn dictionary(
     let Some(data) = blocks::train(&plain) else {
         return Ok((kept_id, kept));
     };
-    transaction.execute(
-        "INSERT INTO activity_dictionaries (created_ns, digest, data, trained_on)
-         VALUES (?1, ?2, ?3, ?4)",
-        params![
-            now_ns,
-            Sha256::digest(&data).as_slice(),
-            data,
-            to_i64(activities as u64)
-        ],
+    let id = writer.insert_dictionary(
+        now_ns,
+        Sha256::digest(&data).as_slice(),
+        &data,
+        to_i64(activities as u64),
     )?;
-    Ok((Some(transaction.last_insert_rowid()), data))
+    Ok((Some(id), data))
 }
 
 /// Writes `entries` (of `sensor_id`, in order) as a block compressed with the dictionary
 /// `dictionary_id` (the one `compressor` holds).
 pub(crate) fn insert_block(
-    transaction: &rusqlite::Transaction<'_>,
+    writer: &mut dyn TierWriter,
     sensor_id: &str,
     entries: &[blocks::Entry],
     compressor: &mut zstd::bulk::Compressor<'_>,
@@ -694,64 +770,154 @@ pub(crate) fn insert_block(
     let sequences = entries.iter().map(|entry| entry.sequence);
     let encoded = blocks::encode(sensor_id, entries, compressor)
         .map_err(|source| StoreError::Block { id: 0, source })?;
-    transaction.execute(
-        "INSERT INTO activity_blocks (sensor_id, first_sequence, last_sequence, min_time_ns,
-         max_time_ns, count, data, format, dictionary_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            sensor_id,
-            to_i64(sequences.clone().min().unwrap_or(0)),
-            to_i64(sequences.max().unwrap_or(0)),
-            times.clone().min().unwrap_or(0),
-            times.max().unwrap_or(0),
-            i64::try_from(entries.len()).unwrap_or(i64::MAX),
-            encoded.index,
-            blocks::FORMAT_FRAMES_MICROS,
-            dictionary_id,
-        ],
-    )?;
-    let id = transaction.last_insert_rowid();
-    let mut frame =
-        transaction.prepare_cached("INSERT INTO activity_frames (id, data) VALUES (?1, ?2)")?;
-    for (number, data) in encoded.frames.iter().enumerate() {
-        frame.execute(params![frame_id(id, number), data])?;
-    }
-    let mut key = transaction.prepare_cached(
-        "INSERT INTO activity_block_keys (key, block_id, frames) VALUES (?1, ?2, ?3)",
-    )?;
-    for (name, frames) in &encoded.keys {
-        key.execute(params![name, id, frames])?;
-    }
+    writer.insert_block(&NewBlock {
+        sensor_id,
+        first_sequence: to_i64(sequences.clone().min().unwrap_or(0)),
+        last_sequence: to_i64(sequences.max().unwrap_or(0)),
+        min_time_ns: times.clone().min().unwrap_or(0),
+        max_time_ns: times.max().unwrap_or(0),
+        count: i64::try_from(entries.len()).unwrap_or(i64::MAX),
+        format: blocks::FORMAT_FRAMES_MICROS,
+        dictionary_id,
+        encoded: &encoded,
+    })?;
     Ok(())
 }
 
 /// Deletes blocks with their frames and keys; returns the activities they held.
 pub(crate) fn delete_blocks(
-    transaction: &rusqlite::Transaction<'_>,
+    writer: &mut dyn TierWriter,
     blocks: &[(i64, i64)],
 ) -> Result<u64, StoreError> {
     if blocks.is_empty() {
         return Ok(0);
     }
-    // The keys are indexed by key, not by block: one pass over them for many blocks (up to
-    // 500, well under SQLite's limit on parameters).
-    for chunk in blocks.chunks(500) {
-        transaction.execute(
-            &format!(
-                "DELETE FROM activity_block_keys WHERE block_id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            ),
-            params_from_iter(chunk.iter().map(|(id, _)| id)),
-        )?;
+    let ids: Vec<i64> = blocks.iter().map(|(id, _)| *id).collect();
+    writer.delete_block_rows(&ids)?;
+    Ok(blocks.iter().map(|(_, count)| to_u64(*count)).sum())
+}
+
+/// Deletes activities older than `before_ns` (blocks whose newest activity is); how many.
+pub(crate) fn prune(store: &mut impl Compacting, before_ns: i64) -> Result<u64, StoreError> {
+    store.write(|writer| {
+        let rows = writer.delete_rows_before(before_ns)?;
+        let blocks = writer.blocks_before(before_ns)?;
+        Ok(rows + delete_blocks(writer, &blocks)?)
+    })
+}
+
+/// Moves activities stored before `before_ns` that detection has judged (and never the
+/// newest row, whose id numbers the next ones) into compressed blocks of up to
+/// `BLOCK_ACTIVITIES` per sensor.
+pub(crate) fn compact(
+    store: &mut impl Compacting,
+    before_ns: i64,
+) -> Result<Compacted, StoreError> {
+    let (limit, sensors) = store.write(|writer| {
+        let limit = writer.compact_limit()?;
+        Ok((limit, writer.compact_sensors(limit, before_ns)?))
+    })?;
+    let mut done = Compacted::default();
+    if sensors.is_empty() {
+        return Ok(done);
     }
-    let mut activities = 0;
-    for (id, count) in blocks {
-        transaction.execute(
-            "DELETE FROM activity_frames WHERE id >= ?1 AND id < ?2",
-            [frame_id(*id, 0), frame_id(id + 1, 0)],
-        )?;
-        transaction.execute("DELETE FROM activity_blocks WHERE id = ?1", [id])?;
-        activities += to_u64(*count);
+    let (dictionary_id, dictionary) = store.write(|writer| {
+        dictionary(
+            writer,
+            |writer| {
+                let mut samples = Vec::new();
+                let mut left = blocks::TRAIN_ACTIVITIES;
+                for sensor in &sensors {
+                    let (_, entries) = writer.compactable(sensor, limit, before_ns, left)?;
+                    left -= entries.len();
+                    samples.push((sensor.clone(), entries));
+                    if left == 0 {
+                        break;
+                    }
+                }
+                Ok(samples)
+            },
+            crate::directory::now_ns(),
+        )
+    })?;
+    let mut compressor =
+        blocks::compressor(&dictionary).map_err(|source| StoreError::Block { id: 0, source })?;
+    for sensor in sensors {
+        loop {
+            let compacted = store.write(|writer| {
+                let (ids, entries) =
+                    writer.compactable(&sensor, limit, before_ns, blocks::BLOCK_ACTIVITIES)?;
+                if !entries.is_empty() {
+                    insert_block(writer, &sensor, &entries, &mut compressor, dictionary_id)?;
+                    writer.delete_rows(&ids)?;
+                }
+                Ok(entries.len())
+            })?;
+            if compacted == 0 {
+                break;
+            }
+            done.blocks += 1;
+            done.activities += compacted as u64;
+            if compacted < blocks::BLOCK_ACTIVITIES {
+                break;
+            }
+        }
     }
-    Ok(activities)
+    Ok(done)
+}
+
+/// Both tiers' activities `query` selects, in time order (then sensor, sequence, position),
+/// each handed to `each`: the hot tier's as `hot` gives them (the next, in that order, read
+/// through the store it is handed), merged with the blocks'. A block is opened once the output
+/// reaches its oldest activity, so only overlapping blocks are held at once.
+pub(crate) fn merged<T: Tier + ?Sized>(
+    tier: &mut T,
+    indexes: &IndexCache,
+    query: &Query,
+    mut hot: impl FnMut(&mut T) -> Result<Option<Ordered>, StoreError>,
+    mut each: impl FnMut(StoredActivity) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut pending = query_blocks(tier, query)?.into_iter().peekable();
+    let mut reader = BlockReader::new(tier, indexes);
+    let mut hot_first = hot(reader.tier())?;
+    let mut open: std::collections::BinaryHeap<std::cmp::Reverse<Ordered>> =
+        std::collections::BinaryHeap::new();
+    loop {
+        let open_first = open.peek().map(|top| &top.0);
+        let (next_time, from_hot) = match (&hot_first, open_first) {
+            (Some(hot), Some(open)) => (Some(hot.time_ns()), hot <= open),
+            (Some(hot), None) => (Some(hot.time_ns()), true),
+            (None, Some(open)) => (Some(open.time_ns()), false),
+            (None, None) => (None, false),
+        };
+        if let Some(block) =
+            pending.next_if(|block| next_time.is_none_or(|time| block.min_time_ns <= time))
+        {
+            for entry in reader.entries(&block, query)? {
+                let stored = StoredActivity {
+                    sensor_id: block.sensor_id.clone(),
+                    sequence: entry.sequence,
+                    activity: entry.activity,
+                };
+                if query.matches(&stored) {
+                    open.push(std::cmp::Reverse(Ordered {
+                        position: entry.position,
+                        stored,
+                    }));
+                }
+            }
+            continue;
+        }
+        let next = if from_hot {
+            let taken = hot_first.take();
+            hot_first = hot(reader.tier())?;
+            taken
+        } else {
+            open.pop().map(|top| top.0)
+        };
+        match next {
+            Some(ordered) => each(ordered.stored)?,
+            None => return Ok(()),
+        }
+    }
 }

@@ -175,6 +175,75 @@ pub(crate) fn account_name(domain: Option<String>, account: String) -> String {
     }
 }
 
+/// Adds the compacted activities `query` selects to `counts` (per protocol, sorted): counted
+/// one by one, from their keys alone.
+pub(super) fn count_compacted<T: cold::Tier + ?Sized>(
+    tier: &mut T,
+    indexes: &cold::IndexCache,
+    query: &Query,
+    counts: &mut Vec<ProtocolCount>,
+) -> Result<(), StoreError> {
+    cold::compacted_keys(tier, indexes, query, |keys| {
+        let protocol = protocol_name(keys.body.as_ref());
+        let time = time_ns(keys);
+        match counts.iter_mut().find(|count| count.protocol == protocol) {
+            Some(count) => {
+                count.count += 1;
+                count.first_ns = count.first_ns.min(time);
+                count.last_ns = count.last_ns.max(time);
+            }
+            None => counts.push(ProtocolCount {
+                protocol: protocol.to_owned(),
+                count: 1,
+                first_ns: time,
+                last_ns: time,
+            }),
+        }
+    })?;
+    counts.sort_by(|a, b| a.protocol.cmp(&b.protocol));
+    Ok(())
+}
+
+/// Adds to `accounts` the names starting with `name` found only in the compacted tier: its
+/// index keeps them lowercased, without domain (LIKE's `_` there matches any one character: a
+/// wider net, filtered here).
+pub(super) fn compacted_accounts(
+    tier: &mut dyn cold::Tier,
+    name: &str,
+    limit: usize,
+    accounts: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    let size = i64::try_from(limit).unwrap_or(i64::MAX);
+    for name_only in tier.keys_like(&super::blocks::account_key(&format!("{name}%")), size)? {
+        let known = accounts.iter().any(|known| {
+            known
+                .rsplit('\\')
+                .next()
+                .is_some_and(|known| known.eq_ignore_ascii_case(&name_only))
+        });
+        if !known && name_only.starts_with(&name.to_lowercase()) {
+            add_distinct(accounts, name_only, limit);
+        }
+    }
+    Ok(())
+}
+
+/// Adds to `addresses` those starting with `low` (lowercased) in the compacted tier.
+pub(super) fn compacted_addresses(
+    tier: &mut dyn cold::Tier,
+    low: &str,
+    limit: usize,
+    addresses: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    let size = i64::try_from(limit).unwrap_or(i64::MAX);
+    for address in tier.keys_like(&super::blocks::address_key(&format!("{low}%")), size)? {
+        if address.starts_with(low) {
+            add_distinct(addresses, address, limit);
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// The activities `query` selects, newest first (the hot rows, then the compacted tier,
     /// which is older), each handed to `each` until it returns false.
@@ -198,7 +267,12 @@ impl Store {
                 return Ok(());
             }
         }
-        cold::newest_compacted(&self.connection, &self.indexes, query, each)
+        cold::newest_compacted(
+            &mut cold::Sqlite(&self.connection),
+            &self.indexes,
+            query,
+            each,
+        )
     }
 
     /// Per protocol, how many activities `query` selects and when the first and last were.
@@ -221,25 +295,12 @@ impl Store {
             },
         )?;
         let mut counts: Vec<ProtocolCount> = rows.collect::<Result<_, _>>()?;
-        // The compacted tier: its activities are counted one by one, from their keys alone.
-        cold::compacted_keys(&self.connection, &self.indexes, query, |keys| {
-            let protocol = protocol_name(keys.body.as_ref());
-            let time = time_ns(keys);
-            match counts.iter_mut().find(|count| count.protocol == protocol) {
-                Some(count) => {
-                    count.count += 1;
-                    count.first_ns = count.first_ns.min(time);
-                    count.last_ns = count.last_ns.max(time);
-                }
-                None => counts.push(ProtocolCount {
-                    protocol: protocol.to_owned(),
-                    count: 1,
-                    first_ns: time,
-                    last_ns: time,
-                }),
-            }
-        })?;
-        counts.sort_by(|a, b| a.protocol.cmp(&b.protocol));
+        count_compacted(
+            &mut cold::Sqlite(&self.connection),
+            &self.indexes,
+            query,
+            &mut counts,
+        )?;
         Ok(counts)
     }
 
@@ -340,27 +401,12 @@ impl Store {
             Ok(account_name(row.get(0)?, row.get(1)?))
         })?;
         found.accounts = rows.collect::<Result<_, _>>()?;
-        // Names only in the compacted tier: its index keeps them lowercased, without domain
-        // (LIKE's `_` there matches any one character: a wider net, filtered below).
-        let mut statement = self.connection.prepare(
-            "SELECT DISTINCT substr(key, 3) FROM activity_block_keys WHERE key LIKE ?1 LIMIT ?2",
+        compacted_accounts(
+            &mut cold::Sqlite(&self.connection),
+            name,
+            limit,
+            &mut found.accounts,
         )?;
-        let compacted = statement.query_map(
-            params![super::blocks::account_key(&format!("{name}%")), size],
-            |row| row.get::<_, String>(0),
-        )?;
-        for name_only in compacted {
-            let name_only = name_only?;
-            let known = found.accounts.iter().any(|known| {
-                known
-                    .rsplit('\\')
-                    .next()
-                    .is_some_and(|known| known.eq_ignore_ascii_case(&name_only))
-            });
-            if !known && name_only.starts_with(&name.to_lowercase()) {
-                add_distinct(&mut found.accounts, name_only, limit);
-            }
-        }
         // A range, not LIKE: LIKE is case-insensitive and cannot use the addresses' (binary)
         // indexes, so it scanned every activity (0.7-1.0 s on 1,000,000 of them; the range
         // reads only the matching index entries, under a millisecond).
@@ -377,19 +423,12 @@ impl Store {
         )?;
         let rows = statement.query_map(params![low, high, size], |row| row.get(0))?;
         found.addresses = rows.collect::<Result<_, _>>()?;
-        let mut statement = self.connection.prepare(
-            "SELECT DISTINCT substr(key, 3) FROM activity_block_keys WHERE key LIKE ?1 LIMIT ?2",
+        compacted_addresses(
+            &mut cold::Sqlite(&self.connection),
+            &low,
+            limit,
+            &mut found.addresses,
         )?;
-        let compacted = statement.query_map(
-            params![super::blocks::address_key(&format!("{low}%")), size],
-            |row| row.get::<_, String>(0),
-        )?;
-        for address in compacted {
-            let address = address?;
-            if address.starts_with(&low) {
-                add_distinct(&mut found.addresses, address, limit);
-            }
-        }
         let mut statement = self.connection.prepare(
             "SELECT DISTINCT name FROM alert_entities WHERE kind = 'computer' AND name != ''
              AND name LIKE ?1 ESCAPE '\\' ORDER BY name LIMIT ?2",

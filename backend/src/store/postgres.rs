@@ -11,6 +11,7 @@
 //! transactions make them.
 
 mod alerts;
+mod cold;
 mod console;
 mod directory;
 mod health;
@@ -45,6 +46,8 @@ pub struct PgStore {
     tls: Option<tls::RustlsConnect>,
     /// Always `Some` but while dropping.
     client: Option<Client>,
+    /// The frame indexes of the compacted blocks this handle read last.
+    indexes: super::cold::IndexCache,
 }
 
 /// The blocking client closes its connection on its own runtime when dropped, which tokio
@@ -90,6 +93,7 @@ impl PgStore {
             url,
             tls,
             client: Some(client),
+            indexes: super::cold::IndexCache::default(),
         })
     }
 
@@ -102,13 +106,21 @@ impl PgStore {
 
     /// The connection, made again if the server closed it.
     fn client(&mut self) -> Result<&mut Client, StoreError> {
+        Ok(self.reading()?.0)
+    }
+
+    /// The connection (made again if the server closed it) and the compacted blocks' frame
+    /// indexes: what reading both tiers needs.
+    fn reading(&mut self) -> Result<(&mut Client, &super::cold::IndexCache), StoreError> {
         match &mut self.client {
             Some(client) if !client.is_closed() => {}
             slot => *slot = Some(Self::open(&self.url, self.tls.as_ref())?),
         }
-        self.client
+        let client = self
+            .client
             .as_mut()
-            .ok_or_else(|| StoreError::Output(std::io::Error::other("the store is closed")))
+            .ok_or_else(|| StoreError::Output(std::io::Error::other("the store is closed")))?;
+        Ok((client, &self.indexes))
     }
 
     /// Applies the migrations not applied yet; their versions.
@@ -192,6 +204,19 @@ impl Columns {
             columns.activity.push(activity.encode_to_vec());
         }
         columns
+    }
+}
+
+impl super::cold::Compacting for PgStore {
+    fn write<R>(
+        &mut self,
+        work: impl FnOnce(&mut dyn super::cold::TierWriter) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut transaction = self.client()?.transaction()?;
+        cold::lock(&mut transaction)?;
+        let done = work(&mut cold::Pg(&mut transaction))?;
+        transaction.commit()?;
+        Ok(done)
     }
 }
 
@@ -328,17 +353,15 @@ impl Storage for PgStore {
     }
 
     fn prune(&mut self, before_ns: i64) -> Result<u64, StoreError> {
-        Ok(self
-            .client()?
-            .execute("DELETE FROM activities WHERE time_ns < $1", &[&before_ns])?)
+        super::cold::prune(self, before_ns)
     }
 
-    fn prune_to_budget(&mut self, _max_bytes: u64) -> Result<u64, StoreError> {
-        Ok(0)
+    fn prune_to_budget(&mut self, max_bytes: u64) -> Result<u64, StoreError> {
+        cold::prune_to_budget(self.client()?, max_bytes)
     }
 
-    fn compact(&mut self, _before_ns: i64) -> Result<crate::store::Compacted, StoreError> {
-        Ok(crate::store::Compacted::default())
+    fn compact(&mut self, before_ns: i64) -> Result<crate::store::Compacted, StoreError> {
+        super::cold::compact(self, before_ns)
     }
 
     fn activities(
@@ -351,31 +374,28 @@ impl Storage for PgStore {
         let values = console::bound(filter.values);
         let parameters: Vec<&(dyn ToSql + Sync)> = values.iter().map(AsRef::as_ref).collect();
         // A portal fetched in pages: a query over millions of rows holds a page at a time.
-        let mut transaction = self.client()?.transaction()?;
+        let (client, indexes) = self.reading()?;
+        let mut transaction = client.transaction()?;
         let portal = transaction.bind(
             &format!(
-                "SELECT id, sensor_id, sequence, activity FROM activities {clause}
+                "SELECT id, sensor_id, sequence, position, activity FROM activities {clause}
                  ORDER BY time_ns, sensor_id, sequence, position"
             ),
             &parameters,
         )?;
-        loop {
-            let rows = transaction.query_portal(&portal, PAGE)?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in rows {
-                let id: i64 = row.get(0);
-                let bytes: &[u8] = row.get(3);
-                let activity =
-                    Activity::decode(bytes).map_err(|source| StoreError::Decode { id, source })?;
-                each(StoredActivity {
-                    sensor_id: row.get(1),
-                    sequence: to_u64(row.get(2)),
-                    activity,
-                })?;
-            }
-        }
+        let mut page = std::collections::VecDeque::new();
+        super::cold::merged(
+            &mut cold::Pg(&mut transaction),
+            indexes,
+            query,
+            |tier| {
+                if page.is_empty() {
+                    page.extend(tier.0.query_portal(&portal, PAGE)?);
+                }
+                page.pop_front().as_ref().map(cold::hot_row).transpose()
+            },
+            each,
+        )?;
         transaction.commit()?;
         Ok(())
     }
@@ -598,7 +618,8 @@ impl Storage for PgStore {
         sequence: u64,
         position: u64,
     ) -> Result<Option<Activity>, StoreError> {
-        console::activity_at(self.client()?, sensor_id, sequence, position)
+        let (client, indexes) = self.reading()?;
+        console::activity_at(client, indexes, sensor_id, sequence, position)
     }
 
     fn newest_activities(
@@ -606,11 +627,13 @@ impl Storage for PgStore {
         query: &Query,
         each: &mut dyn FnMut(StoredActivity, u64) -> bool,
     ) -> Result<(), StoreError> {
-        console::newest_activities(self.client()?, query, each)
+        let (client, indexes) = self.reading()?;
+        console::newest_activities(client, indexes, query, each)
     }
 
     fn activity_counts(&mut self, query: &Query) -> Result<Vec<ProtocolCount>, StoreError> {
-        console::activity_counts(self.client()?, query)
+        let (client, indexes) = self.reading()?;
+        console::activity_counts(client, indexes, query)
     }
 
     fn sensors(&mut self) -> Result<Vec<SensorState>, StoreError> {

@@ -59,11 +59,12 @@ pub trait Storage: Send + std::fmt::Debug {
     fn store_counters(&mut self, sensor_id: &str, counters_json: &str) -> Result<(), StoreError>;
     /// Deletes activities older than `before_ns`; returns how many.
     fn prune(&mut self, before_ns: i64) -> Result<u64, StoreError>;
-    /// Deletes the oldest activities until the store fits `max_bytes`; how many. PostgreSQL's
-    /// size is its operator's (`retention.max_mib` is SQLite's): none there.
+    /// Deletes the oldest activities until the store fits `max_bytes`; how many. SQLite
+    /// measures its file's used pages, PostgreSQL the bytes its activities hold
+    /// (`postgres/cold.rs`, `stored_bytes`).
     fn prune_to_budget(&mut self, max_bytes: u64) -> Result<u64, StoreError>;
-    /// Moves activities stored before `before_ns` into compressed blocks (SQLite's tier;
-    /// PostgreSQL keeps rows and compresses them itself).
+    /// Moves activities stored before `before_ns` into compressed blocks ([`super::blocks`]);
+    /// safe when several nodes sharing a PostgreSQL store run it at once.
     fn compact(&mut self, before_ns: i64) -> Result<super::Compacted, StoreError>;
     /// The activities `query` selects, by time, then sensor, then sequence, then position.
     fn activities(

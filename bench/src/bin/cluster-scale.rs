@@ -40,6 +40,7 @@ use anyhow::{Context as _, bail};
 use bench::{
     median, process_cpu,
     synthetic::{batch, benign, marker, message, open_stream},
+    tree_cpu,
 };
 use dcwatch_proto::v1::{BackendMessage, backend_message, sensor_message};
 use dcwatch_tests::{
@@ -422,32 +423,6 @@ fn run_layout(
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// CPU seconds of `pid` and of its living children (PostgreSQL's backends).
-fn tree_cpu(pid: u32) -> anyhow::Result<f64> {
-    let mut total = process_cpu(pid)?;
-    for entry in std::fs::read_dir("/proc")?.filter_map(Result::ok) {
-        let Some(child) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // The parent is the second field after the command name in parentheses.
-        let parent = stat
-            .rsplit_once(')')
-            .and_then(|(_, after)| after.split_whitespace().nth(1))
-            .and_then(|parent| parent.parse::<u32>().ok());
-        if parent == Some(pid) {
-            total += process_cpu(child).unwrap_or(0.0);
-        }
-    }
-    Ok(total)
 }
 
 /// Reads the alert files as they grow; the first time each primary key is seen.

@@ -1,34 +1,41 @@
-//! What the backend's store takes per activity, as ingested (rows) and compacted (blocks), and
+//! What the backend's stores take per activity, as ingested (rows) and compacted (blocks), and
 //! what queries cost in each: beside the 0.3 GB a day Microsoft gives for Defender for Identity
-//! at 1000 packets/s.
+//! at 1000 packets/s. SQLite (the `all` node's file) first, then PostgreSQL (a cluster's shared
+//! store, a server this run starts on loopback), each on the same input.
 //!
 //! The input is the bundled corpus repeated `COPIES` times with the addresses rewritten per
 //! copy (as `transport-cost` builds it), dissected by the sensor's library. Its activities are
-//! stored through the backend's own `Store` in batches of `BATCH` (what a sensor at 1000
-//! packets/s sends each second at the corpus's density). Then, in the same run:
-//! 1. bytes per activity of the store as ingest leaves it (a row and five index entries each),
+//! stored through the backend's own store in batches of `BATCH` (what a sensor at 1000
+//! packets/s sends each second at the corpus's density). Then, in the same run, per store:
+//! 1. bytes per activity of the store as ingest leaves it (a row and its index entries each),
 //!    and the queries timed, `TRIALS` times each, medians;
-//! 2. everything compacted into blocks (`Store::compact`, which trains the dictionary), timed;
+//! 2. everything compacted into blocks (`compact`, which trains the dictionary), timed;
 //!    bytes per activity, by table, and the same queries again, whose answers must equal the
 //!    first ones.
 //!
-//! Bytes are the store's pages in use (`page_count - freelist_count` times `page_size`): SQLite
-//! reuses free pages, so this is what the file holds once it has grown to its steady size.
+//! SQLite's bytes are the store's pages in use (`page_count - freelist_count` times
+//! `page_size`): SQLite reuses free pages, so this is what the file holds once it has grown to
+//! its steady size. PostgreSQL's are its tables' and indexes' sizes (`pg_table_size`, TOAST
+//! included, and `pg_relation_size`), the compacted figure after `VACUUM FULL activities`: the
+//! rows compaction deleted leave space PostgreSQL reuses for the next hour's rows, not returns,
+//! so the rewritten table stands for the hot window; the blocks' tables are as compaction wrote
+//! them. Its compaction CPU is this process's and the server's.
 //!
 //! The copies differ in addresses and times only: what repeats between them (names, tickets,
 //! DNS questions) is what a dictionary and large blocks exploit, as they would exploit a real
 //! network's repetition over a day. `COPIES=1` gives the figure with no copy to repeat.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
-use std::{sync::Arc, time::Instant};
+use std::{path::PathBuf, sync::Arc, time::Instant};
 
-use bench::{build_repeated_corpus, dissect, median, process_cpu};
+use bench::{build_repeated_corpus, dissect, median, process_cpu, tree_cpu};
 use dcwatch_backend::{
     console::data::{ActivityFilter, Data},
     detection::DirectorySource,
-    store::{Query, Store, StoredActivity},
+    store::{Compacted, Query, Storage, Store, StoredActivity, postgres::PgStore},
 };
 use dcwatch_proto::v1::Activity;
+use dcwatch_tests::cluster_servers::Postgres;
 
 /// Activities a sensor at 1000 packets/s sends a second at the corpus's density (transport-cost).
 const BATCH: usize = 297;
@@ -45,12 +52,134 @@ const MDI_GB_PER_DAY: f64 = 0.3;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
 /// Runs a query once; returns what it found, to compare before and after.
-type Run = Box<dyn Fn(&Store, &Data) -> anyhow::Result<Vec<String>>>;
+type Run = Box<dyn Fn(&mut dyn Storage, &Data) -> anyhow::Result<Vec<String>>>;
 
 /// One query of the benchmark, run on the store as it is.
 struct Probe {
     name: String,
     run: Run,
+}
+
+/// What measuring a store needs beyond the `Storage` trait: its bytes, and the CPU its server
+/// spends.
+trait Backend {
+    fn name(&self) -> &'static str;
+    /// A new handle on the store.
+    fn open(&self) -> anyhow::Result<Box<dyn Storage>>;
+    /// The bytes the store takes.
+    fn used(&mut self) -> anyhow::Result<u64>;
+    /// Bytes each table (with its TOAST) and index takes, largest first.
+    fn tables(&mut self) -> anyhow::Result<Vec<(String, u64)>>;
+    /// Brings the store to what it holds in steady state once `compacted` (PostgreSQL: its
+    /// statistics, and after compaction, the rows' table rewritten).
+    fn settle(&mut self, compacted: bool) -> anyhow::Result<()>;
+    /// CPU seconds the store's server has used (none for SQLite, which runs in this process).
+    fn server_cpu(&self) -> anyhow::Result<f64>;
+}
+
+struct Sqlite(PathBuf);
+
+impl Backend for Sqlite {
+    fn name(&self) -> &'static str {
+        "SQLite"
+    }
+
+    fn open(&self) -> anyhow::Result<Box<dyn Storage>> {
+        Ok(Box::new(Store::open(&self.0)?))
+    }
+
+    fn used(&mut self) -> anyhow::Result<u64> {
+        Ok(Store::open(&self.0)?.used_bytes()?)
+    }
+
+    fn tables(&mut self) -> anyhow::Result<Vec<(String, u64)>> {
+        Ok(Store::open(&self.0)?.bytes_by_table()?)
+    }
+
+    fn settle(&mut self, _compacted: bool) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn server_cpu(&self) -> anyhow::Result<f64> {
+        Ok(0.0)
+    }
+}
+
+struct Pg {
+    server: Postgres,
+    url: String,
+    client: postgres::Client,
+}
+
+impl Pg {
+    fn start() -> anyhow::Result<Self> {
+        let server = Postgres::start(true)?;
+        let url = server.database("store_size")?;
+        PgStore::connect_unchecked(&url, None)?.migrate(0)?;
+        let client = postgres::Client::connect(&url, postgres::NoTls)?;
+        Ok(Self {
+            server,
+            url,
+            client,
+        })
+    }
+}
+
+impl Backend for Pg {
+    fn name(&self) -> &'static str {
+        "PostgreSQL"
+    }
+
+    fn open(&self) -> anyhow::Result<Box<dyn Storage>> {
+        Ok(Box::new(PgStore::connect(&self.url)?))
+    }
+
+    fn used(&mut self) -> anyhow::Result<u64> {
+        Ok(self.tables()?.iter().map(|(_, bytes)| bytes).sum())
+    }
+
+    fn tables(&mut self) -> anyhow::Result<Vec<(String, u64)>> {
+        Ok(self
+            .client
+            .query(
+                "SELECT relname::TEXT, CASE relkind WHEN 'r' THEN pg_table_size(oid)
+                 ELSE pg_relation_size(oid) END FROM pg_class
+                 WHERE relkind IN ('r', 'i') AND relnamespace = 'public'::regnamespace
+                 ORDER BY 2 DESC",
+                &[],
+            )?
+            .iter()
+            .map(|row| (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap_or(0)))
+            .collect())
+    }
+
+    fn settle(&mut self, compacted: bool) -> anyhow::Result<()> {
+        // Only the rows' table is rewritten: the blocks' are measured as compaction wrote them.
+        if compacted {
+            self.client.batch_execute("VACUUM FULL activities")?;
+        }
+        self.client.batch_execute("ANALYZE")?;
+        Ok(())
+    }
+
+    fn server_cpu(&self) -> anyhow::Result<f64> {
+        tree_cpu(self.server.pid()?)
+    }
+}
+
+/// One store's figures.
+struct Figures {
+    hot_bytes: u64,
+    hot_tables: Vec<(String, u64)>,
+    cold_bytes: u64,
+    cold_tables: Vec<(String, u64)>,
+    /// Each probe's median time and answer, on the rows and on the blocks.
+    hot: Vec<(f64, Vec<String>)>,
+    cold: Vec<(f64, Vec<String>)>,
+    ingest_seconds: f64,
+    compacted: Compacted,
+    compact_seconds: f64,
+    compact_cpu: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,41 +199,98 @@ fn main() -> anyhow::Result<()> {
     );
     let data = workdir.path().join("store");
     std::fs::create_dir_all(&data)?;
-    let mut store = Store::open(&data)?;
-    let started = Instant::now();
     let mut references = Vec::new();
     for (sequence, batch) in (1_u64..).zip(activities.chunks(BATCH)) {
-        store.store_batch(SENSOR_ID, "bench", sequence, batch)?;
         references.push((sequence, batch.len() as u64));
     }
-    let ingest_seconds = started.elapsed().as_secs_f64();
-    let console = Data::new(
-        Box::new(Store::open(&data)?),
-        Arc::new(DirectorySource::default()),
-    );
     let probes = probes(&activities, &references);
-    let hot_bytes = store.used_bytes()?;
-    let hot_tables = store.bytes_by_table()?;
-    let hot = time_probes(&store, &console, &probes)?;
+    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(Sqlite(data)), Box::new(Pg::start()?)];
+    let mut all = Vec::new();
+    for backend in &mut backends {
+        let figures = measure(backend.as_mut(), &activities, &probes)?;
+        report(backend.name(), &figures, &activities, density);
+        all.push(figures);
+    }
+    println!();
+    println!(
+        "| query | answers | SQLite rows (median of {TRIALS}) | SQLite compacted | ratio | \
+         PostgreSQL rows | PostgreSQL compacted | ratio | PostgreSQL rows / SQLite rows |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (at, probe) in probes.iter().enumerate() {
+        let (sqlite, pg) = (&all[0], &all[1]);
+        let (sqlite_hot, sqlite_cold) = (sqlite.hot[at].0, sqlite.cold[at].0);
+        let (pg_hot, pg_cold) = (pg.hot[at].0, pg.cold[at].0);
+        println!(
+            "| {} | {} | {:.3} ms | {:.3} ms | {:.2}x | {:.3} ms | {:.3} ms | {:.2}x | {:.2}x |",
+            probe.name,
+            sqlite.hot[at].1.len(),
+            sqlite_hot * 1e3,
+            sqlite_cold * 1e3,
+            sqlite_cold / sqlite_hot,
+            pg_hot * 1e3,
+            pg_cold * 1e3,
+            pg_cold / pg_hot,
+            pg_hot / sqlite_hot,
+        );
+    }
+    Ok(())
+}
+
+/// Stores `activities` in `backend`, measures it, compacts it, measures it again; checks that
+/// each probe answers the same from the blocks as from the rows.
+fn measure(
+    backend: &mut dyn Backend,
+    activities: &[Activity],
+    probes: &[Probe],
+) -> anyhow::Result<Figures> {
+    let mut store = backend.open()?;
+    let started = Instant::now();
+    for (sequence, batch) in (1_u64..).zip(activities.chunks(BATCH)) {
+        store.store_batch_with_directory(SENSOR_ID, "bench", sequence, batch, &[])?;
+    }
+    let ingest_seconds = started.elapsed().as_secs_f64();
+    let console = Data::new(backend.open()?, Arc::new(DirectorySource::default()));
+    backend.settle(false)?;
+    let hot_bytes = backend.used()?;
+    let hot_tables = backend.tables()?;
+    let hot = time_probes(store.as_mut(), &console, probes)?;
 
     let started = Instant::now();
-    let cpu_before = process_cpu(std::process::id())?;
+    let cpu_before = process_cpu(std::process::id())? + backend.server_cpu()?;
     let compacted = store.compact(i64::MAX)?;
-    let compact_cpu = process_cpu(std::process::id())? - cpu_before;
+    let compact_cpu = process_cpu(std::process::id())? + backend.server_cpu()? - cpu_before;
     let compact_seconds = started.elapsed().as_secs_f64();
-    let cold_bytes = store.used_bytes()?;
-    let cold_tables = store.bytes_by_table()?;
-    let cold = time_probes(&store, &console, &probes)?;
+    backend.settle(true)?;
+    let cold_bytes = backend.used()?;
+    let cold_tables = backend.tables()?;
+    let cold = time_probes(store.as_mut(), &console, probes)?;
     for (probe, ((_, hot_answer), (_, cold_answer))) in probes.iter().zip(hot.iter().zip(&cold)) {
         anyhow::ensure!(
             cold_answer == hot_answer,
-            "{}: {} answers after compaction, {} before",
+            "{} ({}): {} answers after compaction, {} before",
             probe.name,
+            backend.name(),
             cold_answer.len(),
             hot_answer.len()
         );
     }
+    Ok(Figures {
+        hot_bytes,
+        hot_tables,
+        cold_bytes,
+        cold_tables,
+        hot,
+        cold,
+        ingest_seconds,
+        compacted,
+        compact_seconds,
+        compact_cpu,
+    })
+}
 
+/// Prints one store's bytes (per activity, per day, by table) and its compaction's cost.
+fn report(name: &str, figures: &Figures, activities: &[Activity], density: f64) {
     let of = |tables: &[(String, u64)], name: &str| {
         tables
             .iter()
@@ -117,28 +303,30 @@ fn main() -> anyhow::Result<()> {
         (per_activity, gb)
     };
     println!();
+    println!("### {name}");
+    println!();
     println!(
         "| store | bytes | bytes per activity | GB per day at 1000 packets/s | vs Defender for Identity |"
     );
     println!("|---|---:|---:|---:|---:|");
-    for (name, bytes) in [
-        ("as ingested (rows, five indexes)", hot_bytes),
+    for (state, bytes) in [
+        ("as ingested (rows and their indexes)", figures.hot_bytes),
         (
             "compacted (zstd frames with a dictionary, keys with their frames)",
-            cold_bytes,
+            figures.cold_bytes,
         ),
     ] {
         let (per_activity, gb) = per_day(bytes);
         println!(
-            "| {name} | {bytes} | {per_activity:.1} | {gb:.3} | {:.2}x |",
+            "| {state} | {bytes} | {per_activity:.1} | {gb:.3} | {:.2}x |",
             gb / MDI_GB_PER_DAY
         );
     }
     // The dictionary is stored once, not per day: over a day at 1000 packets/s it is spread
     // over that day's activities, not over this input's.
-    let dictionary = of(&cold_tables, "activity_dictionaries");
+    let dictionary = of(&figures.cold_tables, "activity_dictionaries");
     let day_activities = density * RATE_PACKETS_PER_SECOND * SECONDS_PER_DAY;
-    let steady = (cold_bytes - dictionary) as f64
+    let steady = figures.cold_bytes.saturating_sub(dictionary) as f64
         + dictionary as f64 * activities.len() as f64 / day_activities;
     let (per_activity, gb) = per_day(steady as u64);
     println!(
@@ -150,15 +338,19 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("| table or index | as ingested, bytes per activity | compacted |");
     println!("|---|---:|---:|");
-    let mut names: Vec<&String> = hot_tables
+    let mut names: Vec<&String> = figures
+        .hot_tables
         .iter()
-        .chain(&cold_tables)
+        .chain(&figures.cold_tables)
         .map(|(name, _)| name)
         .collect();
     names.sort();
     names.dedup();
     for name in names {
-        let (before, after) = (of(&hot_tables, name), of(&cold_tables, name));
+        let (before, after) = (
+            of(&figures.hot_tables, name),
+            of(&figures.cold_tables, name),
+        );
         if before + after >= 4096 * 4 {
             println!(
                 "| {name} | {:.2} | {:.2} |",
@@ -167,13 +359,16 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    let compacted = figures.compacted;
+    let compact_cpu = figures.compact_cpu;
     println!();
     println!(
-        "ingest {:.1} s ({:.0} activities/s); compaction {compact_seconds:.1} s, {compact_cpu:.1} \
-         CPU s, for {} activities in {} blocks (dictionary training included): {:.1} CPU µs an \
-         activity, {:.0} CPU seconds a day at 1000 packets/s",
-        ingest_seconds,
-        activities.len() as f64 / ingest_seconds,
+        "ingest {:.1} s ({:.0} activities/s); compaction {:.1} s, {compact_cpu:.1} CPU s, for {} \
+         activities in {} blocks (dictionary training included): {:.1} CPU µs an activity, {:.0} \
+         CPU seconds a day at 1000 packets/s",
+        figures.ingest_seconds,
+        activities.len() as f64 / figures.ingest_seconds,
+        figures.compact_seconds,
         compacted.activities,
         compacted.blocks,
         compact_cpu * 1e6 / compacted.activities.max(1) as f64,
@@ -182,22 +377,6 @@ fn main() -> anyhow::Result<()> {
             * RATE_PACKETS_PER_SECOND
             * SECONDS_PER_DAY
     );
-    println!();
-    println!("| query | answers | rows (median of {TRIALS}) | compacted | ratio |");
-    println!("|---|---:|---:|---:|---:|");
-    for (probe, ((hot_seconds, answer), (cold_seconds, _))) in
-        probes.iter().zip(hot.iter().zip(&cold))
-    {
-        println!(
-            "| {} | {} | {:.3} ms | {:.3} ms | {:.2}x |",
-            probe.name,
-            answer.len(),
-            hot_seconds * 1e3,
-            cold_seconds * 1e3,
-            cold_seconds / hot_seconds
-        );
-    }
-    Ok(())
 }
 
 /// The queries of the CLI and the console, on keys picked from the middle of the input: an
@@ -225,7 +404,7 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
     let query = |query: Query| -> Run {
         Box::new(move |store, _| {
             let mut out = Vec::new();
-            store.activities(&query, |stored: StoredActivity| {
+            store.activities(&query, &mut |stored: StoredActivity| {
                 out.push(format!(
                     "{}:{}:{:?}",
                     stored.sensor_id, stored.sequence, stored.activity
@@ -381,7 +560,7 @@ fn time_ns(activity: &Activity) -> i64 {
 
 /// Each probe's median time and its answer.
 fn time_probes(
-    store: &Store,
+    store: &mut dyn Storage,
     console: &Data,
     probes: &[Probe],
 ) -> anyhow::Result<Vec<(f64, Vec<String>)>> {
@@ -391,7 +570,7 @@ fn time_probes(
         let mut last = Vec::new();
         for _ in 0..TRIALS {
             let started = Instant::now();
-            last = (probe.run)(store, console)?;
+            last = (probe.run)(&mut *store, console)?;
             seconds.push(started.elapsed().as_secs_f64());
         }
         out.push((median(&mut seconds), last));

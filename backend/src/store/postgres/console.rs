@@ -9,9 +9,14 @@ use crate::store::{
     Dialect, Found, Param, ProtocolCount, Query, SensorState, StoreError, StoredActivity,
     StoredEvent, StoredUser,
     alerts::{ALERT_COLUMNS, like_escaped, with_status},
-    console::{account_name, entity_rows},
+    cold::{self, IndexCache},
+    console::{
+        account_name, compacted_accounts, compacted_addresses, count_compacted, entity_rows,
+    },
     to_i64, to_u64,
 };
+
+use super::cold::Pg;
 
 /// A shared query's values as PostgreSQL binds them.
 pub(super) fn bound(values: Vec<Param>) -> Vec<Box<dyn ToSql + Sync>> {
@@ -59,6 +64,7 @@ pub(super) fn index_stored_alerts(client: &mut impl GenericClient) -> Result<(),
 
 pub(super) fn activity_at(
     client: &mut Client,
+    indexes: &IndexCache,
     sensor_id: &str,
     sequence: u64,
     position: u64,
@@ -69,7 +75,7 @@ pub(super) fn activity_at(
         &[&sensor_id, &to_i64(sequence), &to_i64(position)],
     )?
     else {
-        return Ok(None);
+        return cold::activity_at(&mut Pg(client), indexes, sensor_id, sequence, position);
     };
     let id: i64 = row.get(0);
     Activity::decode(row.get::<_, &[u8]>(1))
@@ -79,6 +85,7 @@ pub(super) fn activity_at(
 
 pub(super) fn newest_activities(
     client: &mut Client,
+    indexes: &IndexCache,
     query: &Query,
     each: &mut dyn FnMut(StoredActivity, u64) -> bool,
 ) -> Result<(), StoreError> {
@@ -113,19 +120,22 @@ pub(super) fn newest_activities(
             }
         }
     }
+    // The compacted tier, older.
+    cold::newest_compacted(&mut Pg(&mut transaction), indexes, query, each)?;
     transaction.commit()?;
     Ok(())
 }
 
 pub(super) fn activity_counts(
     client: &mut Client,
+    indexes: &IndexCache,
     query: &Query,
 ) -> Result<Vec<ProtocolCount>, StoreError> {
     let filter = query.filter(Dialect::Postgres);
     let clause = filter.clause();
     let values = bound(filter.values);
     let parameters: Vec<&(dyn ToSql + Sync)> = values.iter().map(AsRef::as_ref).collect();
-    Ok(client
+    let mut counts = client
         .query(
             &format!(
                 "SELECT protocol, COUNT(*), MIN(time_ns), MAX(time_ns) FROM activities {clause}
@@ -140,7 +150,9 @@ pub(super) fn activity_counts(
             first_ns: row.get(2),
             last_ns: row.get(3),
         })
-        .collect())
+        .collect();
+    count_compacted(&mut Pg(client), indexes, query, &mut counts)?;
+    Ok(counts)
 }
 
 pub(super) fn sensors(client: &mut Client) -> Result<Vec<SensorState>, StoreError> {
@@ -228,7 +240,7 @@ pub(super) fn search(client: &mut Client, prefix: &str, limit: usize) -> Result<
         .split_once('\\')
         .map_or((None, prefix), |(domain, name)| (Some(domain), name));
     let size = i64::try_from(limit).unwrap_or(i64::MAX);
-    let accounts = client
+    let mut accounts = client
         .query(
             "SELECT DISTINCT domain, account FROM activities
              WHERE lower(account) LIKE lower($1) ESCAPE '\\'
@@ -238,7 +250,9 @@ pub(super) fn search(client: &mut Client, prefix: &str, limit: usize) -> Result<
         .iter()
         .map(|row| account_name(row.get(0), row.get(1)))
         .collect();
-    let addresses = client
+    compacted_accounts(&mut Pg(client), name, limit, &mut accounts)?;
+    let low = prefix.to_lowercase();
+    let mut addresses = client
         .query(
             "SELECT ip FROM (
                (SELECT DISTINCT src_ip AS ip FROM activities WHERE src_ip LIKE $1 ESCAPE '\\'
@@ -247,11 +261,12 @@ pub(super) fn search(client: &mut Client, prefix: &str, limit: usize) -> Result<
                (SELECT DISTINCT dst_ip FROM activities WHERE dst_ip LIKE $1 ESCAPE '\\'
                 LIMIT $2)) AS found
              LIMIT $2",
-            &[&format!("{}%", like_escaped(&prefix.to_lowercase())), &size],
+            &[&format!("{}%", like_escaped(&low)), &size],
         )?
         .iter()
         .map(|row| row.get(0))
         .collect();
+    compacted_addresses(&mut Pg(client), &low, limit, &mut addresses)?;
     let computers = client
         .query(
             "SELECT DISTINCT name FROM alert_entities WHERE kind = 'computer' AND name != ''

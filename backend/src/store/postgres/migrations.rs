@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (3, PROFILES),
     (ALERT_ENTITIES, CONSOLE),
     (5, WINDOWS),
+    (6, COMPACTED),
 ];
 
 /// The migration whose data (the stored alerts' entities) is written by code after its SQL.
@@ -51,6 +52,47 @@ CREATE UNIQUE INDEX console_users_name ON console_users (lower(name));
 CREATE INDEX activities_account_prefix ON activities (lower(account) text_pattern_ops);
 CREATE INDEX activities_src_prefix ON activities (src_ip text_pattern_ops);
 CREATE INDEX activities_dst_prefix ON activities (dst_ip text_pattern_ops);
+";
+
+/// The compacted tier (store/blocks.rs's SQLite tables, with format 2's columns): blocks of
+/// activities, their frames, the keys that find them, the dictionaries they are compressed
+/// with. A block row also keeps its bytes (index, frames, keys) for the disk budget. Keys are
+/// compared byte by byte (`C`), so a search's prefix LIKE reads the key index.
+const COMPACTED: &str = "
+CREATE TABLE activity_blocks (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sensor_id TEXT NOT NULL,
+    first_sequence BIGINT NOT NULL,
+    last_sequence BIGINT NOT NULL,
+    min_time_ns BIGINT NOT NULL,
+    max_time_ns BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    data BYTEA NOT NULL,
+    format BIGINT NOT NULL,
+    dictionary_id BIGINT,
+    bytes BIGINT NOT NULL
+);
+CREATE INDEX activity_blocks_time ON activity_blocks (min_time_ns, max_time_ns);
+CREATE INDEX activity_blocks_ref ON activity_blocks (sensor_id, first_sequence);
+CREATE TABLE activity_block_keys (
+    key TEXT COLLATE \"C\" NOT NULL,
+    block_id BIGINT NOT NULL,
+    frames BYTEA,
+    PRIMARY KEY (key, block_id)
+);
+CREATE INDEX activity_block_keys_block ON activity_block_keys (block_id);
+CREATE TABLE activity_frames (
+    id BIGINT PRIMARY KEY,
+    data BYTEA NOT NULL
+);
+ALTER TABLE activity_frames ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE TABLE activity_dictionaries (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_ns BIGINT NOT NULL,
+    digest BYTEA NOT NULL,
+    data BYTEA NOT NULL,
+    trained_on BIGINT
+);
 ";
 
 /// store/windows.rs's table.

@@ -1,0 +1,366 @@
+//! The compacted tier's SQL in PostgreSQL (migration 6's tables), and its disk budget.
+//!
+//! Compaction and pruning write through transactions that first take one advisory lock
+//! ([`LOCK`]): several ingest/api nodes share the store, and two compacting at once would
+//! otherwise both read the same rows, write each into a block, and count them twice. With the
+//! lock, the second waits, then reads what the first left.
+
+use std::collections::HashMap;
+
+use ::postgres::{GenericClient, Row, Transaction};
+use dcwatch_proto::v1::Activity;
+use prost::Message as _;
+
+use crate::store::{
+    Dialect, Filter, Ordered, StoreError, StoredActivity, blocks,
+    cold::{
+        BLOCK_COLUMNS, Blob, BlockRow, NewBlock, StoredDictionary, Tier, TierWriter, delete_blocks,
+        frame_id,
+    },
+    to_i64, to_u64,
+};
+
+/// Serialises the writers of the compacted tier across nodes (compaction, pruning).
+pub(super) const LOCK: i64 = 0x0064_6377_636f_6c64;
+
+/// Activity rows deleted per step when the budget finds no block left.
+const STEP_ROWS: i64 = 2 * blocks::BLOCK_ACTIVITIES as i64;
+
+/// A PostgreSQL client (or a transaction) as the compacted tier reads and writes it.
+pub(super) struct Pg<'c, C>(pub(super) &'c mut C);
+
+/// Takes [`LOCK`] for the rest of `transaction`.
+pub(super) fn lock(transaction: &mut Transaction<'_>) -> Result<(), StoreError> {
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
+    Ok(())
+}
+
+fn block_row(row: &Row) -> BlockRow {
+    BlockRow {
+        id: row.get(0),
+        sensor_id: row.get(1),
+        min_time_ns: row.get(2),
+        first_sequence: to_u64(row.get(3)),
+        format: row.get(4),
+        dictionary_id: row.get(5),
+        last_sequence: to_u64(row.get(6)),
+        max_time_ns: row.get(7),
+        count: row.get(8),
+        frames: None,
+    }
+}
+
+/// A hot row (`id, sensor_id, sequence, position, activity`) in the order queries return.
+pub(super) fn hot_row(row: &Row) -> Result<Ordered, StoreError> {
+    let id: i64 = row.get(0);
+    let activity = Activity::decode(row.get::<_, &[u8]>(4))
+        .map_err(|source| StoreError::Decode { id, source })?;
+    Ok(Ordered {
+        position: to_u64(row.get(3)),
+        stored: StoredActivity {
+            sensor_id: row.get(1),
+            sequence: to_u64(row.get(2)),
+            activity,
+        },
+    })
+}
+
+impl<C: GenericClient> Tier for Pg<'_, C> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn block_rows(&mut self, filter: Filter) -> Result<Vec<BlockRow>, StoreError> {
+        let clause = filter.clause();
+        let values = super::console::bound(filter.values);
+        let parameters: Vec<&(dyn ::postgres::types::ToSql + Sync)> =
+            values.iter().map(AsRef::as_ref).collect();
+        Ok(self
+            .0
+            .query(
+                &format!(
+                    "SELECT {BLOCK_COLUMNS} FROM activity_blocks {clause} ORDER BY min_time_ns, id"
+                ),
+                &parameters,
+            )?
+            .iter()
+            .map(block_row)
+            .collect())
+    }
+
+    fn postings(&mut self, key: &str) -> Result<HashMap<i64, Vec<u8>>, StoreError> {
+        Ok(self
+            .0
+            .query(
+                "SELECT block_id, frames FROM activity_block_keys WHERE key = $1
+                 AND frames IS NOT NULL",
+                &[&key],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+
+    fn blocks_holding(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+    ) -> Result<Vec<BlockRow>, StoreError> {
+        Ok(self
+            .0
+            .query(
+                &format!(
+                    "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE sensor_id = $1
+                     AND first_sequence <= $2 AND last_sequence >= $2"
+                ),
+                &[&sensor_id, &to_i64(sequence)],
+            )?
+            .iter()
+            .map(block_row)
+            .collect())
+    }
+
+    fn blob(&mut self, blob: Blob, id: i64) -> Result<Vec<u8>, StoreError> {
+        Ok(self.0.query_one(blob.sql(), &[&id])?.get(0))
+    }
+
+    fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .0
+            .query(
+                "SELECT DISTINCT substr(key, 3) FROM activity_block_keys WHERE key LIKE $1
+                 LIMIT $2",
+                &[&pattern, &limit],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+}
+
+impl<C: GenericClient> TierWriter for Pg<'_, C> {
+    fn newest_dictionary(&mut self) -> Result<Option<StoredDictionary>, StoreError> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT id, data, trained_on FROM activity_dictionaries ORDER BY id DESC LIMIT 1",
+                &[],
+            )?
+            .map(|row| (row.get(0), row.get(1), row.get(2))))
+    }
+
+    fn insert_dictionary(
+        &mut self,
+        now_ns: i64,
+        digest: &[u8],
+        data: &[u8],
+        trained_on: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(self
+            .0
+            .query_one(
+                "INSERT INTO activity_dictionaries (created_ns, digest, data, trained_on)
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+                &[&now_ns, &digest, &data, &trained_on],
+            )?
+            .get(0))
+    }
+
+    fn insert_block(&mut self, block: &NewBlock<'_>) -> Result<i64, StoreError> {
+        let id: i64 = self
+            .0
+            .query_one(
+                "INSERT INTO activity_blocks (sensor_id, first_sequence, last_sequence,
+                 min_time_ns, max_time_ns, count, data, format, dictionary_id, bytes)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                &[
+                    &block.sensor_id,
+                    &block.first_sequence,
+                    &block.last_sequence,
+                    &block.min_time_ns,
+                    &block.max_time_ns,
+                    &block.count,
+                    &block.encoded.index,
+                    &block.format,
+                    &block.dictionary_id,
+                    &block.bytes(),
+                ],
+            )?
+            .get(0);
+        let frame_ids: Vec<i64> = (0..block.encoded.frames.len())
+            .map(|number| frame_id(id, number))
+            .collect();
+        self.0.execute(
+            "INSERT INTO activity_frames (id, data)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[])",
+            &[&frame_ids, &block.encoded.frames],
+        )?;
+        let (keys, frames): (Vec<&String>, Vec<&Vec<u8>>) = block.encoded.keys.iter().unzip();
+        self.0.execute(
+            "INSERT INTO activity_block_keys (key, block_id, frames)
+             SELECT key, $3, frames FROM UNNEST($1::TEXT[], $2::BYTEA[]) AS k (key, frames)",
+            &[&keys, &frames, &id],
+        )?;
+        Ok(id)
+    }
+
+    fn delete_block_rows(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        self.0.execute(
+            "DELETE FROM activity_block_keys WHERE block_id = ANY($1)",
+            &[&ids],
+        )?;
+        for id in ids {
+            self.0.execute(
+                "DELETE FROM activity_frames WHERE id >= $1 AND id < $2",
+                &[&frame_id(*id, 0), &frame_id(id + 1, 0)],
+            )?;
+        }
+        self.0
+            .execute("DELETE FROM activity_blocks WHERE id = ANY($1)", &[&ids])?;
+        Ok(())
+    }
+
+    fn compact_limit(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .0
+            .query_one(
+                "SELECT LEAST(COALESCE((SELECT MAX(id) FROM activities) - 1, 0),
+                     COALESCE((SELECT value FROM detection_state WHERE name = 'activity_cursor'),
+                              (SELECT MAX(id) FROM activities) - 1, 0))",
+                &[],
+            )?
+            .get(0))
+    }
+
+    fn compact_sensors(&mut self, limit: i64, before_ns: i64) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .0
+            .query(
+                "SELECT DISTINCT sensor_id FROM activities WHERE id <= $1 AND time_ns < $2",
+                &[&limit, &before_ns],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
+    fn compactable(
+        &mut self,
+        sensor_id: &str,
+        limit: i64,
+        before_ns: i64,
+        count: usize,
+    ) -> Result<(Vec<i64>, Vec<blocks::Entry>), StoreError> {
+        let rows = self.0.query(
+            "SELECT id, sequence, position, activity FROM activities
+             WHERE sensor_id = $1 AND id <= $2 AND time_ns < $3 ORDER BY id LIMIT $4",
+            &[
+                &sensor_id,
+                &limit,
+                &before_ns,
+                &i64::try_from(count).unwrap_or(i64::MAX),
+            ],
+        )?;
+        let (mut ids, mut entries) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let id: i64 = row.get(0);
+            entries.push(blocks::Entry {
+                sequence: to_u64(row.get(1)),
+                position: to_u64(row.get(2)),
+                activity: Activity::decode(row.get::<_, &[u8]>(3))
+                    .map_err(|source| StoreError::Decode { id, source })?,
+            });
+            ids.push(id);
+        }
+        Ok((ids, entries))
+    }
+
+    fn delete_rows(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        self.0
+            .execute("DELETE FROM activities WHERE id = ANY($1)", &[&ids])?;
+        Ok(())
+    }
+
+    fn delete_rows_before(&mut self, before_ns: i64) -> Result<u64, StoreError> {
+        Ok(self
+            .0
+            .execute("DELETE FROM activities WHERE time_ns < $1", &[&before_ns])?)
+    }
+
+    fn blocks_before(&mut self, before_ns: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(self
+            .0
+            .query(
+                "SELECT id, count FROM activity_blocks WHERE max_time_ns < $1",
+                &[&before_ns],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+}
+
+/// The bytes the store's activities hold, as the disk budget counts them: the compacted
+/// tier's as written (each block's index, frames and keys, and the dictionaries), the hot
+/// tier's rows (`pg_column_size`) scaled by the table's whole size (its indexes) over its
+/// heap. Not the tables' sizes: PostgreSQL keeps the space of deleted rows for its next
+/// inserts, so the tables do not shrink as the budget deletes, and measuring them would
+/// delete everything; live bytes fall as rows go, and the space they free is what the next
+/// days reuse.
+pub(super) fn stored_bytes(client: &mut impl GenericClient) -> Result<u64, StoreError> {
+    let row = client.query_one(
+        "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM activity_blocks)::BIGINT,
+                (SELECT COALESCE(SUM(octet_length(data)), 0) FROM activity_dictionaries)::BIGINT,
+                (SELECT COALESCE(SUM(pg_column_size(a.*)), 0)::NUMERIC
+                    * pg_total_relation_size('activities')
+                    / GREATEST(pg_relation_size('activities'), 1) FROM activities a)::BIGINT",
+        &[],
+    )?;
+    let (blocks, dictionaries, hot): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    Ok(to_u64(blocks) + to_u64(dictionaries) + to_u64(hot))
+}
+
+/// Deletes the oldest activities until [`stored_bytes`] is at most `max_bytes`: the oldest
+/// blocks whose bytes cover the excess, or with none left, the oldest rows (the newest kept:
+/// its id numbers the next ones); how many activities.
+pub(super) fn prune_to_budget(
+    client: &mut ::postgres::Client,
+    max_bytes: u64,
+) -> Result<u64, StoreError> {
+    let mut pruned = 0;
+    loop {
+        let mut transaction = client.transaction()?;
+        lock(&mut transaction)?;
+        let used = stored_bytes(&mut transaction)?;
+        if used <= max_bytes {
+            break;
+        }
+        let excess = to_i64(used - max_bytes);
+        let oldest: Vec<(i64, i64)> = transaction
+            .query(
+                "SELECT id, count FROM (SELECT id, count, min_time_ns,
+                     (SUM(bytes) OVER (ORDER BY min_time_ns, id) - bytes)::BIGINT AS before
+                     FROM activity_blocks) AS running
+                 WHERE before < $1 ORDER BY min_time_ns, id",
+                &[&excess],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let step = if oldest.is_empty() {
+            transaction.execute(
+                "DELETE FROM activities WHERE id IN (SELECT id FROM activities
+                 WHERE id < (SELECT MAX(id) FROM activities) ORDER BY time_ns LIMIT $1)",
+                &[&STEP_ROWS],
+            )?
+        } else {
+            delete_blocks(&mut Pg(&mut transaction), &oldest)?
+        };
+        transaction.commit()?;
+        if step == 0 {
+            break;
+        }
+        pruned += step;
+    }
+    Ok(pruned)
+}
