@@ -1,7 +1,7 @@
 //! The compacted tier of the activity store: activities older than the hot window, in blocks
 //! of up to [`BLOCK_ACTIVITIES`] per sensor.
 //!
-//! A block (format 2, [`FORMAT_FRAMES`]) is cut into frames of up to [`FRAME_ACTIVITIES`]; each
+//! A block (format 2 on, [`FORMAT_FRAMES`]) is cut into frames of up to [`FRAME_ACTIVITIES`]; each
 //! frame is compressed on its own with zstd and the store's trained dictionary, after its
 //! protobuf fields are laid out column by column (every activity's field N together). The keys
 //! queries filter on (protocol, account, address) are indexed per block, each with the frames
@@ -12,9 +12,10 @@
 //! activity's keys (account, addresses, protocol, time) before the rest, and decodes whole only
 //! those it keeps.
 //!
-//! Format 1 blocks (one zstd frame for the whole block, no dictionary, every frame of it in
-//! the index) are still read: stores compacted before format 2 keep them until retention
-//! deletes them.
+//! Format 4 ([`FORMAT_POSITION_DELTAS`]) writes each activity's position in its batch as a
+//! difference to the expected one; formats 1 to 3 are still read (format 1: one zstd frame for
+//! the whole block, no dictionary, every frame of it in the index): stores compacted before
+//! keep them until retention deletes them.
 //!
 //! A block holds its activities whole: decoding gives back what the sensor sent.
 
@@ -71,6 +72,10 @@ pub const FORMAT_FRAMES: i64 = 2;
 /// down, its newest up), each frame's oldest and first sequence as differences to the previous
 /// frame's (store-size: 0.58 bytes an activity of index in format 2).
 pub const FORMAT_FRAMES_MICROS: i64 = 3;
+/// Format 3 with each activity's position in its batch written as its difference to the one
+/// expected (the previous activity's plus one in the same batch, else 0) instead of whole: an
+/// increasing count is new bytes to zstd at every activity, its differences are zeros.
+pub const FORMAT_POSITION_DELTAS: i64 = 4;
 
 /// A frame's row id in `activity_frames` is its block's id shifted by this, plus its index.
 pub const FRAME_ID_BITS: u32 = 16;
@@ -155,6 +160,8 @@ pub struct FrameInfo {
     pub max_time_ns: i64,
     /// Its size once decompressed.
     pub plain_len: usize,
+    /// The block's format, which says how the frame lays out its activities.
+    pub format: i64,
 }
 
 /// The keys of one activity: protocol, account name and addresses, as [`protocol_key`],
@@ -344,7 +351,7 @@ pub fn plain_frames(
         .map(|range| {
             let frame = &entries[range];
             let rows: Vec<Row> = frame.iter().map(|entry| strip(sensor_id, entry)).collect();
-            to_columns(&rows, Some(frame_base(frame)))
+            to_columns(&rows, Some(frame_base(frame)), true)
         })
         .collect()
 }
@@ -512,7 +519,7 @@ pub fn frames_of(postings: &[u8]) -> Result<BTreeSet<usize>, BlockError> {
     Ok(frames)
 }
 
-/// The frames of a format 2 or 3 block (`format`), from its index, given the block row's
+/// The frames of a format 2, 3 or 4 block (`format`), from its index, given the block row's
 /// first sequence and oldest time.
 pub fn frame_index(
     index: &[u8],
@@ -520,7 +527,7 @@ pub fn frame_index(
     first_sequence: u64,
     min_time_ns: i64,
 ) -> Result<Vec<FrameInfo>, BlockError> {
-    let micros = format == FORMAT_FRAMES_MICROS;
+    let micros = format >= FORMAT_FRAMES_MICROS;
     let mut rest = index;
     let count = take_len(&mut rest)?;
     // Every frame takes at least six bytes: a count beyond that is a lie.
@@ -551,6 +558,7 @@ pub fn frame_index(
             min_time_ns: earliest,
             max_time_ns: latest,
             plain_len: take_len(&mut rest)?,
+            format,
         });
     }
     if !rest.is_empty() {
@@ -642,7 +650,8 @@ pub fn decode_frame(
     }
     let mut entries = Vec::new();
     let mut bytes = Vec::new();
-    from_columns(&plain, Some(info.min_time_ns), |row, fields| {
+    let relative = info.format >= FORMAT_POSITION_DELTAS;
+    from_columns(&plain, Some(info.min_time_ns), relative, |row, fields| {
         if !sieve.passes(row, fields) {
             return Ok(());
         }
@@ -691,7 +700,7 @@ pub fn decode_single(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
     let plain = zstd::stream::decode_all(block).map_err(BlockError::Zstd)?;
     let mut entries = Vec::new();
     let mut bytes = Vec::new();
-    from_columns(&plain, None, |row, fields| {
+    from_columns(&plain, None, false, |row, fields| {
         bytes.clear();
         for (_, field) in fields {
             bytes.extend_from_slice(field);
@@ -710,18 +719,25 @@ pub fn decode_single(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
 const END_OF_ACTIVITY: u32 = 0;
 
 /// Rows laid out column by column: a layout stream (per row: sequence delta, position, then
-/// in format 2 its flags and its time as a difference to the previous row's, starting from
+/// in format 2 on its flags and its time as a difference to the previous row's, starting from
 /// `base_ns`; then the field numbers in the order they came) and one stream per top-level
-/// field number. `base_ns` is `None` for format 1, which has neither flags nor times.
-fn to_columns(rows: &[Row], base_ns: Option<i64>) -> Result<Vec<u8>, BlockError> {
+/// field number. `base_ns` is `None` for format 1, which has neither flags nor times. With
+/// `relative` (format 4), a position is its difference to the one expected ([`expected`]).
+fn to_columns(rows: &[Row], base_ns: Option<i64>, relative: bool) -> Result<Vec<u8>, BlockError> {
     let mut layout = Vec::new();
     let mut fields: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-    let mut previous_sequence = 0_u64;
+    let mut previous = None;
     let mut previous_ns = base_ns.unwrap_or(0);
     for row in rows {
+        let previous_sequence = previous.map_or(0, |(sequence, _)| sequence);
         put_varint(&mut layout, row.sequence.wrapping_sub(previous_sequence));
-        previous_sequence = row.sequence;
-        put_varint(&mut layout, row.position);
+        let base = if relative {
+            expected(previous, row.sequence)
+        } else {
+            0
+        };
+        put_varint(&mut layout, row.position.wrapping_sub(base));
+        previous = Some((row.sequence, row.position));
         if base_ns.is_some() {
             put_varint(&mut layout, row.flags);
             if row.flags & TIME_MICROS != 0 {
@@ -764,6 +780,7 @@ fn to_columns(rows: &[Row], base_ns: Option<i64>) -> Result<Vec<u8>, BlockError>
 fn from_columns(
     plain: &[u8],
     base_ns: Option<i64>,
+    relative: bool,
     mut each: impl FnMut(&Row, &[(u32, &[u8])]) -> Result<(), BlockError>,
 ) -> Result<(), BlockError> {
     let mut header = plain;
@@ -782,12 +799,20 @@ fn from_columns(
         fields.insert(number, stream);
         body = rest;
     }
-    let mut sequence = 0_u64;
+    let mut previous = None;
     let mut previous_ns = base_ns.unwrap_or(0);
     let mut row_fields: Vec<(u32, &[u8])> = Vec::new();
     for _ in 0..count {
-        sequence = sequence.wrapping_add(take_varint(&mut layout)?);
-        let position = take_varint(&mut layout)?;
+        let sequence = previous
+            .map_or(0_u64, |(sequence, _)| sequence)
+            .wrapping_add(take_varint(&mut layout)?);
+        let base = if relative {
+            expected(previous, sequence)
+        } else {
+            0
+        };
+        let position = base.wrapping_add(take_varint(&mut layout)?);
+        previous = Some((sequence, position));
         let mut row = Row {
             sequence,
             position,
@@ -824,6 +849,17 @@ fn from_columns(
         each(&row, &row_fields)?;
     }
     Ok(())
+}
+
+/// The position a row of batch `sequence` is expected at, after the row at `previous`
+/// (sequence, position): the next in the same batch, else the first.
+fn expected(previous: Option<(u64, u64)>, sequence: u64) -> u64 {
+    match previous {
+        Some((previous_sequence, position)) if previous_sequence == sequence => {
+            position.wrapping_add(1)
+        }
+        _ => 0,
+    }
 }
 
 fn zigzag(value: i64) -> u64 {
@@ -902,7 +938,7 @@ pub(crate) fn encode_single(entries: &[Entry]) -> Vec<u8> {
             bytes: entry.activity.encode_to_vec(),
         })
         .collect();
-    zstd::bulk::compress(&to_columns(&rows, None).expect("columns"), 15).expect("zstd")
+    zstd::bulk::compress(&to_columns(&rows, None, false).expect("columns"), 15).expect("zstd")
 }
 
 /// Format 1's keys of a block, for the same tests.
@@ -1015,7 +1051,7 @@ mod tests {
         let first = origin(entries);
         let mut decompressor = zstd::bulk::Decompressor::with_dictionary(dictionary).expect("zstd");
         let index =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first.0, first.1).expect("index");
+            frame_index(&encoded.index, FORMAT_POSITION_DELTAS, first.0, first.1).expect("index");
         assert_eq!(index.len(), encoded.frames.len());
         index
             .iter()
@@ -1084,7 +1120,7 @@ mod tests {
         let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
         let (first, oldest) = origin(&entries);
         let index =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
+            frame_index(&encoded.index, FORMAT_POSITION_DELTAS, first, oldest).expect("index");
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
         let mut seen = Vec::new();
         let mut kept = Vec::new();
@@ -1159,7 +1195,7 @@ mod tests {
         let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
         let (first, oldest) = origin(&entries);
         let index =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
+            frame_index(&encoded.index, FORMAT_POSITION_DELTAS, first, oldest).expect("index");
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
         // (what the sieve passed, what an exact test on the account name then kept), by index.
         let mut sift = |sieve: &Sieve| {
@@ -1203,7 +1239,7 @@ mod tests {
         let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
         let (first, oldest) = origin(&entries);
         let index =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
+            frame_index(&encoded.index, FORMAT_POSITION_DELTAS, first, oldest).expect("index");
         for (info, chunk) in index.iter().zip(entries.chunks(FRAME_ACTIVITIES)) {
             let times: Vec<i64> = chunk
                 .iter()
@@ -1253,6 +1289,7 @@ mod tests {
                     min_time_ns: 1_005,
                     max_time_ns: 1_012,
                     plain_len: 400,
+                    format: FORMAT_FRAMES,
                 },
                 FrameInfo {
                     first_sequence: 101,
@@ -1261,9 +1298,81 @@ mod tests {
                     min_time_ns: 1_000_001_123,
                     max_time_ns: 1_000_001_132,
                     plain_len: 350,
+                    format: FORMAT_FRAMES,
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_format_3_frame_still_reads_and_format_4_frames_are_smaller() {
+        let entries = entries(640);
+        let mut compressor = compressor(&[]).expect("zstd");
+        let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
+        let (first, oldest) = origin(&entries);
+        // Format 3's index is format 4's; its frames wrote each position whole.
+        let index =
+            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
+        let mut format_3_bytes = 0;
+        for (info, chunk) in index.iter().zip(entries.chunks(FRAME_ACTIVITIES)) {
+            let rows: Vec<Row> = chunk.iter().map(|entry| strip("s1", entry)).collect();
+            let plain = to_columns(&rows, Some(frame_base(chunk)), false).expect("columns");
+            let frame = compressor.compress(&plain).expect("compress");
+            format_3_bytes += frame.len();
+            let info = FrameInfo {
+                plain_len: plain.len(),
+                ..*info
+            };
+            let every = Sieve::default();
+            let back = decode_frame("s1", &frame, &info, &mut decompressor, &every, |_, _, _| {
+                true
+            })
+            .expect("frame");
+            assert_eq!(back, chunk);
+        }
+        let format_4_bytes: usize = encoded.frames.iter().map(Vec::len).sum();
+        assert!(
+            format_4_bytes < format_3_bytes,
+            "{format_4_bytes} bytes in format 4, {format_3_bytes} in format 3"
+        );
+    }
+
+    #[test]
+    fn positions_are_written_as_differences_to_the_expected_one() {
+        let row = |sequence, position| Row {
+            sequence,
+            position,
+            flags: 0,
+            time_ns: 0,
+            bytes: Vec::new(),
+        };
+        // The next in the batch, a gap, a new batch at 0, a new batch elsewhere, a step back.
+        let rows = [
+            row(7, 3),
+            row(7, 4),
+            row(7, 9),
+            row(8, 0),
+            row(9, 5),
+            row(9, 2),
+        ];
+        let plain = to_columns(&rows, Some(0), true).expect("columns");
+        let mut back = Vec::new();
+        from_columns(&plain, Some(0), true, |row, _| {
+            back.push((row.sequence, row.position));
+            Ok(())
+        })
+        .expect("layout");
+        assert_eq!(back, [(7, 3), (7, 4), (7, 9), (8, 0), (9, 5), (9, 2)]);
+        // After the header (count, streams, layout length), per row: sequence delta, position
+        // delta, flags, end of fields. The step back wraps around.
+        let mut layout = vec![
+            7, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 1, 0, 0, 0, 1, 5, 0, 0, 0,
+        ];
+        layout.extend([
+            0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0,
+        ]);
+        assert_eq!(plain[3..], layout);
     }
 
     #[test]
@@ -1295,7 +1404,7 @@ mod tests {
         let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
         let (first, oldest) = origin(&entries);
         let info =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index")[0];
+            frame_index(&encoded.index, FORMAT_POSITION_DELTAS, first, oldest).expect("index")[0];
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
         let plain = decompressor
             .decompress(&encoded.frames[0], info.plain_len)
@@ -1339,7 +1448,7 @@ mod tests {
         );
         for cut in 0..encoded.index.len() {
             assert!(
-                frame_index(&encoded.index[..cut], FORMAT_FRAMES_MICROS, 0, 0).is_err(),
+                frame_index(&encoded.index[..cut], FORMAT_POSITION_DELTAS, 0, 0).is_err(),
                 "cut at {cut}"
             );
         }

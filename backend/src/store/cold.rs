@@ -706,7 +706,7 @@ pub(crate) fn insert_block(
             times.max().unwrap_or(0),
             i64::try_from(entries.len()).unwrap_or(i64::MAX),
             encoded.index,
-            blocks::FORMAT_FRAMES_MICROS,
+            blocks::FORMAT_POSITION_DELTAS,
             dictionary_id,
         ],
     )?;
