@@ -1347,7 +1347,7 @@ mod tests {
             formats,
             [
                 (blocks::FORMAT_SINGLE, None),
-                (blocks::FORMAT_POSITION_DELTAS, Some(1))
+                (blocks::FORMAT_ACCOUNT_FRAMES, Some(1))
             ]
         );
         assert_eq!(

@@ -163,9 +163,11 @@ pub(crate) fn query_blocks(
     if let Some(protocol) = &query.protocol {
         keys.push(blocks::protocol_key(protocol));
     }
-    if let Some(account) = &query.account {
-        keys.push(blocks::account_key(account_name(account)));
-    }
+    let account_key = query
+        .account
+        .as_ref()
+        .map(|account| blocks::account_key(account_name(account)));
+    keys.extend(account_key.clone());
     if let Some(ip) = query.ip {
         keys.push(blocks::address_key(&ip.to_string()));
     }
@@ -185,15 +187,21 @@ pub(crate) fn query_blocks(
     if found.is_empty() {
         return Ok(found);
     }
-    // The frames each key is in, intersected: a frame lacking one of them holds no match.
+    // The frames each key is in, intersected: a frame lacking one of them holds no match. A
+    // block read by its account frames takes the account's alone (the other keys name the
+    // other frames).
     let mut postings = connection.prepare_cached(
         "SELECT block_id, frames FROM activity_block_keys WHERE key = ?1 AND frames IS NOT NULL",
     )?;
     for key in &keys {
+        let of_account = Some(key) == account_key.as_ref();
         let mut of_key: HashMap<i64, Vec<u8>> = postings
             .query_map([key], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?;
         for block in &mut found {
+            if by_account(block, query) && !of_account {
+                continue;
+            }
             if let Some(bytes) = of_key.remove(&block.id) {
                 let frames = blocks::frames_of(&bytes).map_err(|source| StoreError::Block {
                     id: block.id,
@@ -470,22 +478,30 @@ fn frame_id(block_id: i64, number: usize) -> i64 {
     (block_id << blocks::FRAME_ID_BITS) | i64::try_from(number).unwrap_or(0)
 }
 
-/// The frames of `block` (given its index) that may hold activities `query` selects: its keys'
-/// frames, its time range.
+/// Whether `query` reads `block` by its account frames (a format 5 block, a query naming an
+/// account): each activity is in one of those and in one of the others, read from one only.
+fn by_account(block: &BlockRow, query: &Query) -> bool {
+    block.format >= blocks::FORMAT_ACCOUNT_FRAMES && query.account.is_some()
+}
+
+/// The frames of `block` (given its index) that may hold activities `query` selects: its
+/// account frames or the others ([`by_account`]), its keys' frames, its time range.
 fn wanted_frames(block: &BlockRow, query: &Query, index: &[blocks::FrameInfo]) -> Vec<usize> {
-    (0..index.len())
-        .filter(|number| {
-            let frame = &index[*number];
-            block
-                .frames
-                .as_ref()
-                .is_none_or(|frames| frames.contains(number))
+    let by_account = by_account(block, query);
+    let wanted = |number: &usize| {
+        index.get(*number).is_some_and(|frame| {
+            frame.by_account == by_account
                 && query
                     .since_ns
                     .is_none_or(|since| frame.max_time_ns >= since)
                 && query.until_ns.is_none_or(|until| frame.min_time_ns < until)
         })
-        .collect()
+    };
+    // The keys' frames when known (a few of hundreds), else every frame.
+    match &block.frames {
+        Some(frames) => frames.iter().copied().filter(wanted).collect(),
+        None => (0..index.len()).filter(wanted).collect(),
+    }
 }
 
 /// The keys (time, sensor, endpoints, account, protocol; not the body) of every compacted
@@ -597,8 +613,8 @@ pub(crate) fn activity_at(
         .collect::<Result<_, _>>()?;
     let mut reader = BlockReader::new(connection, indexes);
     for block in candidates {
-        // Frames hold activities in (sequence, position) order: the one that may hold it is
-        // the last that starts at or before it.
+        // A block's frames (not its account frames) hold activities in (sequence, position)
+        // order: the one that may hold it is the last that starts at or before it.
         let found = reader
             .read(
                 &block,
@@ -606,7 +622,9 @@ pub(crate) fn activity_at(
                     index
                         .iter()
                         .rposition(|frame| {
-                            (frame.first_sequence, frame.first_position) <= (sequence, position)
+                            !frame.by_account
+                                && (frame.first_sequence, frame.first_position)
+                                    <= (sequence, position)
                         })
                         .into_iter()
                         .collect()
@@ -706,7 +724,7 @@ pub(crate) fn insert_block(
             times.max().unwrap_or(0),
             i64::try_from(entries.len()).unwrap_or(i64::MAX),
             encoded.index,
-            blocks::FORMAT_POSITION_DELTAS,
+            blocks::FORMAT_ACCOUNT_FRAMES,
             dictionary_id,
         ],
     )?;
