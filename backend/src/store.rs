@@ -1394,6 +1394,66 @@ mod tests {
     }
 
     #[test]
+    fn an_accounts_counts_are_the_same_once_compacted() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        for sequence in 1..=6 {
+            let mut batch = batch(sequence);
+            // Kerberos among the DNS; a name in another case; names beyond ASCII that the key
+            // (lowercased whole) does not tell apart and a query's ASCII-only case does.
+            for (at, activity) in batch.iter_mut().enumerate() {
+                match at % 10 {
+                    0 => activity.body = Some(Body::Kerberos(Default::default())),
+                    1 => activity.account.as_mut().expect("named").name = "ALICE".to_owned(),
+                    2 => activity.account.as_mut().expect("named").name = "jörg".to_owned(),
+                    3 => activity.account.as_mut().expect("named").name = "JÖRG".to_owned(),
+                    _ => {}
+                }
+            }
+            store
+                .store_batch("s1", "spool", sequence, &batch)
+                .expect("store");
+        }
+        let queries: Vec<Query> = [
+            "alice",
+            "Bob",
+            "CORP\\alice",
+            "OTHER\\alice",
+            "jörg",
+            "JÖRG",
+        ]
+        .into_iter()
+        .map(|account| Query {
+            account: Some(account.to_owned()),
+            ..Query::default()
+        })
+        .chain([Query {
+            account: Some("carol".to_owned()),
+            since_ns: Some(2_500_000_000_000),
+            ..Query::default()
+        }])
+        .collect();
+        let before: Vec<Vec<ProtocolCount>> = queries
+            .iter()
+            .map(|query| store.activity_counts(query).expect("counts"))
+            .collect();
+        assert_eq!(before[0].len(), 2, "{:?}", before[0]);
+        assert!(
+            before[4][0].count > 0 && before[5][0].count > 0,
+            "{before:?}"
+        );
+        // Everything but the newest row, in format 5 blocks.
+        assert_eq!(store.compact(i64::MAX).expect("compact").activities, 5_999);
+        for (query, expected) in queries.iter().zip(&before) {
+            assert_eq!(
+                &store.activity_counts(query).expect("counts"),
+                expected,
+                "{query:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_dictionary_trained_on_few_activities_is_replaced_once_a_compaction_has_twice_as_many() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut store = Store::open(directory.path()).expect("open");

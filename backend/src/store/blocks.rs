@@ -156,6 +156,17 @@ pub struct Encoded {
     pub keys: BTreeMap<String, Vec<u8>>,
 }
 
+/// How many of a block's activities of one account (by its key) are of one protocol, and the
+/// oldest and newest of their times: what a format 5 block's account key keeps with its
+/// frames ([`counts_of`]), so that an account's counts by protocol need no frame decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Count {
+    pub protocol: String,
+    pub count: u64,
+    pub first_ns: i64,
+    pub last_ns: i64,
+}
+
 /// What the index says of one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameInfo {
@@ -531,15 +542,129 @@ pub fn encode(
             });
         }
     }
+    let counts = account_counts(&named);
     let keys = holders
         .into_iter()
-        .map(|(key, frames)| (key, postings(&frames)))
+        .map(|(key, frames)| {
+            let postings = postings(&frames);
+            let with_counts = match counts.get(&key) {
+                Some(Some(counts)) => counted(counts, min_time, &postings),
+                _ => postings,
+            };
+            (key, with_counts)
+        })
         .collect();
     Ok(Encoded {
         index,
         frames,
         keys,
     })
+}
+
+/// Per account key of `named`, its [`Count`]s by protocol; `None` for a key some of whose
+/// activities spell the name with other than ASCII letters: a query's name matches an
+/// activity's ignoring ASCII case only, which the key (lowercased whole) does not tell.
+fn account_counts(named: &[Entry]) -> BTreeMap<String, Option<Vec<Count>>> {
+    let mut counts: BTreeMap<String, Option<BTreeMap<&str, Count>>> = BTreeMap::new();
+    for entry in named {
+        let Some(name) = account_of(&entry.activity) else {
+            continue;
+        };
+        let of_key = counts
+            .entry(account_key(name))
+            .or_insert_with(|| Some(BTreeMap::new()));
+        if !name.is_ascii() {
+            *of_key = None;
+        }
+        let Some(of_key) = of_key else {
+            continue;
+        };
+        let protocol = protocol_name(entry.activity.body.as_ref());
+        let time = super::time_ns(&entry.activity);
+        let count = of_key.entry(protocol).or_insert_with(|| Count {
+            protocol: protocol.to_owned(),
+            count: 0,
+            first_ns: time,
+            last_ns: time,
+        });
+        count.count += 1;
+        count.first_ns = count.first_ns.min(time);
+        count.last_ns = count.last_ns.max(time);
+    }
+    counts
+        .into_iter()
+        .map(|(key, of_key)| (key, of_key.map(|of_key| of_key.into_values().collect())))
+        .collect()
+}
+
+/// `postings` with `counts` before them (tag 2): their length, then per protocol its name,
+/// count, and first and last times (the first from the block's oldest, `min_time_ns`).
+fn counted(counts: &[Count], min_time_ns: i64, postings: &[u8]) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    put_varint(&mut encoded, counts.len() as u64);
+    for count in counts {
+        put_varint(&mut encoded, count.protocol.len() as u64);
+        encoded.extend_from_slice(count.protocol.as_bytes());
+        put_varint(&mut encoded, count.count);
+        put_varint(
+            &mut encoded,
+            zigzag(count.first_ns.wrapping_sub(min_time_ns)),
+        );
+        put_varint(
+            &mut encoded,
+            count.last_ns.wrapping_sub(count.first_ns) as u64,
+        );
+    }
+    let mut out = vec![2];
+    put_varint(&mut out, encoded.len() as u64);
+    out.extend(encoded);
+    out.extend_from_slice(postings);
+    out
+}
+
+/// The counts a key's postings keep (format 5's account keys), given the block row's oldest
+/// time; `None` when they keep none.
+pub fn counts_of(postings: &[u8], min_time_ns: i64) -> Result<Option<Vec<Count>>, BlockError> {
+    let Some((counts, _)) = split_counts(postings)? else {
+        return Ok(None);
+    };
+    let mut rest = counts;
+    let number = take_len(&mut rest)?;
+    // Every count takes at least five bytes: a number beyond that is a lie.
+    let mut counts = Vec::with_capacity(number.min(rest.len() / 5));
+    for _ in 0..number {
+        let length = take_len(&mut rest)?;
+        let (name, tail) = split(rest, length)?;
+        rest = tail;
+        let protocol = std::str::from_utf8(name)
+            .map_err(|_| BlockError::Malformed)?
+            .to_owned();
+        let count = take_varint(&mut rest)?;
+        let first_ns = min_time_ns.wrapping_add(unzigzag(take_varint(&mut rest)?));
+        let last_ns = first_ns.wrapping_add_unsigned(take_varint(&mut rest)?);
+        counts.push(Count {
+            protocol,
+            count,
+            first_ns,
+            last_ns,
+        });
+    }
+    if !rest.is_empty() {
+        return Err(BlockError::Malformed);
+    }
+    Ok(Some(counts))
+}
+
+/// A key's postings split into the counts before them (tag 2) and the postings themselves;
+/// `None` when there are no counts.
+fn split_counts(postings: &[u8]) -> Result<Option<(&[u8], &[u8])>, BlockError> {
+    match postings.split_first() {
+        Some((2, mut rest)) => {
+            let length = take_len(&mut rest)?;
+            Ok(Some(split(rest, length)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The frames a key is in, as the shorter of a bitmap (tag 0) and delta-coded numbers (tag 1).
@@ -564,8 +689,12 @@ fn postings(frames: &BTreeSet<u64>) -> Vec<u8> {
     }
 }
 
-/// The frame numbers a key's postings hold, in order.
+/// The frame numbers a key's postings hold, in order (after its counts, if it keeps some).
 pub fn frames_of(postings: &[u8]) -> Result<BTreeSet<usize>, BlockError> {
+    let postings = match split_counts(postings)? {
+        Some((_, postings)) => postings,
+        None => postings,
+    };
     let (&tag, mut rest) = postings.split_first().ok_or(BlockError::Malformed)?;
     let mut frames = BTreeSet::new();
     match tag {
@@ -1593,6 +1722,73 @@ mod tests {
                     frame(100, 3, 6_000, 13_000, 400),
                     frame(101, 0, 1_000_006_000, 1_000_015_000, 350),
                 ]
+            );
+        }
+    }
+
+    #[test]
+    fn an_account_key_keeps_its_counts_by_protocol() {
+        let mut entries = entries(300);
+        // Names in another case count with the key's; a name beyond ASCII keeps no counts.
+        entries[21].activity.account.as_mut().expect("named").name = "ALICE".to_owned();
+        entries[22].activity.account.as_mut().expect("named").name = "Zoë".to_owned();
+        let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
+        let min_time = entries
+            .iter()
+            .map(|entry| super::super::time_ns(&entry.activity))
+            .min()
+            .expect("some");
+        let alice: Vec<&Entry> = entries
+            .iter()
+            .filter(|entry| {
+                entry
+                    .activity
+                    .account
+                    .as_ref()
+                    .is_some_and(|account| account.name.eq_ignore_ascii_case("alice"))
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for protocol in ["dns", "kerberos"] {
+            let times: Vec<i64> = alice
+                .iter()
+                .filter(|entry| protocol_name(entry.activity.body.as_ref()) == protocol)
+                .map(|entry| super::super::time_ns(&entry.activity))
+                .collect();
+            expected.push(Count {
+                protocol: protocol.to_owned(),
+                count: times.len() as u64,
+                first_ns: *times.iter().min().expect("some"),
+                last_ns: *times.iter().max().expect("some"),
+            });
+        }
+        assert_eq!(
+            counts_of(&encoded.keys["a:alice"], min_time).expect("counts"),
+            Some(expected)
+        );
+        assert_eq!(
+            counts_of(&encoded.keys["a:zoë"], min_time).expect("read"),
+            None
+        );
+        assert_eq!(
+            counts_of(&encoded.keys["p:dns"], min_time).expect("read"),
+            None
+        );
+        // The frames read past the counts.
+        assert_eq!(
+            frames_of(&encoded.keys["a:mallory"])
+                .expect("postings")
+                .len(),
+            1
+        );
+        // Cut within the counts: an error, not a panic.
+        let counted = &encoded.keys["a:alice"];
+        let postings = split_counts(counted).expect("split").expect("counted").1;
+        for cut in 1..=counted.len() - postings.len() {
+            let damaged = &counted[..cut];
+            assert!(
+                counts_of(damaged, 0).is_err() || frames_of(damaged).is_err(),
+                "cut at {cut}"
             );
         }
     }

@@ -9,7 +9,7 @@ use std::{
 
 use sha2::{Digest as _, Sha256};
 
-use dcwatch_proto::v1::Activity;
+use dcwatch_proto::{json::protocol_name, v1::Activity};
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter, types::Value};
 
 use super::{Ordered, Query, StoreError, StoredActivity, blocks, time_ns, to_i64, to_u64};
@@ -30,6 +30,8 @@ pub(crate) struct BlockRow {
     max_time_ns: i64,
     count: i64,
     frames: Option<BTreeSet<usize>>,
+    /// The query's account's counts by protocol in the block, when its key keeps them.
+    counts: Option<Vec<blocks::Count>>,
 }
 
 const BLOCK_COLUMNS: &str = "id, sensor_id, min_time_ns, first_sequence, format, dictionary_id,
@@ -47,6 +49,7 @@ fn block_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlockRow> {
         max_time_ns: row.get(7)?,
         count: row.get(8)?,
         frames: None,
+        counts: None,
     })
 }
 
@@ -90,6 +93,7 @@ impl BlockRow {
             max_time_ns: self.max_time_ns,
             count: self.count,
             frames: None,
+            counts: None,
         }
     }
 }
@@ -203,10 +207,14 @@ pub(crate) fn query_blocks(
                 continue;
             }
             if let Some(bytes) = of_key.remove(&block.id) {
-                let frames = blocks::frames_of(&bytes).map_err(|source| StoreError::Block {
+                let failed = |source| StoreError::Block {
                     id: block.id,
                     source,
-                })?;
+                };
+                let frames = blocks::frames_of(&bytes).map_err(failed)?;
+                if of_account {
+                    block.counts = blocks::counts_of(&bytes, block.min_time_ns).map_err(failed)?;
+                }
                 block.frames = Some(match block.frames.take() {
                     Some(before) => before.intersection(&frames).copied().collect(),
                     None => frames,
@@ -504,19 +512,44 @@ fn wanted_frames(block: &BlockRow, query: &Query, index: &[blocks::FrameInfo]) -
     }
 }
 
-/// The keys (time, sensor, endpoints, account, protocol; not the body) of every compacted
-/// activity `query` selects, in no particular order: what counts need.
-pub(crate) fn compacted_keys(
+/// Per protocol, how many compacted activities `query` selects and their first and last
+/// times, handed to `each` (protocol, count, first, last) a block or an activity at a time.
+/// An account's blocks that keep its counts ([`counted`]) are answered from them; the others
+/// from their activities' keys (time, sensor, endpoints, account, protocol; not the body).
+pub(crate) fn compacted_counts(
     connection: &Connection,
     indexes: &IndexCache,
     query: &Query,
-    mut each: impl FnMut(&Activity),
+    mut each: impl FnMut(&str, u64, i64, i64),
 ) -> Result<(), StoreError> {
     let mut reader = BlockReader::new(connection, indexes);
     for block in query_blocks(connection, query)? {
-        reader.keys(&block, query, &mut each)?;
+        if let Some(counts) = block.counts.as_ref().filter(|_| counted(query)) {
+            for count in counts {
+                each(&count.protocol, count.count, count.first_ns, count.last_ns);
+            }
+            continue;
+        }
+        reader.keys(&block, query, &mut |keys| {
+            let time = time_ns(keys);
+            each(protocol_name(keys.body.as_ref()), 1, time, time);
+        })?;
     }
     Ok(())
+}
+
+/// Whether an account's counts kept with its key ([`blocks::Count`]) answer `query`: it asks
+/// for an account by a name alone, in ASCII (matched ignoring ASCII case, as the counts were
+/// made), and for nothing else a block's counts cannot tell (its sensor is the block's).
+fn counted(query: &Query) -> bool {
+    query
+        .account
+        .as_ref()
+        .is_some_and(|account| !account.is_empty() && account.is_ascii() && !account.contains('\\'))
+        && query.protocol.is_none()
+        && query.ip.is_none()
+        && query.since_ns.is_none()
+        && query.until_ns.is_none()
 }
 
 /// The compacted activities `query` selects, newest first (by time, then sensor, sequence and
