@@ -951,7 +951,7 @@ pub(crate) fn time_ns(activity: &Activity) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use dcwatch_proto::v1::{Account, DnsActivity, Endpoint, activity::Body};
+    use dcwatch_proto::v1::{Account, DnsActivity, Endpoint, KerberosActivity, activity::Body};
 
     use super::*;
 
@@ -1403,7 +1403,7 @@ mod tests {
             // (lowercased whole) does not tell apart and a query's ASCII-only case does.
             for (at, activity) in batch.iter_mut().enumerate() {
                 match at % 10 {
-                    0 => activity.body = Some(Body::Kerberos(Default::default())),
+                    0 => activity.body = Some(Body::Kerberos(KerberosActivity::default())),
                     1 => activity.account.as_mut().expect("named").name = "ALICE".to_owned(),
                     2 => activity.account.as_mut().expect("named").name = "jörg".to_owned(),
                     3 => activity.account.as_mut().expect("named").name = "JÖRG".to_owned(),

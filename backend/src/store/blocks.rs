@@ -625,7 +625,7 @@ fn counted(counts: &[Count], min_time_ns: i64, postings: &[u8]) -> Vec<u8> {
 /// The counts a key's postings keep (format 5's account keys), given the block row's oldest
 /// time; `None` when they keep none.
 pub fn counts_of(postings: &[u8], min_time_ns: i64) -> Result<Option<Vec<Count>>, BlockError> {
-    let Some((counts, _)) = split_counts(postings)? else {
+    let (Some(counts), _) = split_counts(postings)? else {
         return Ok(None);
     };
     let mut rest = counts;
@@ -655,15 +655,16 @@ pub fn counts_of(postings: &[u8], min_time_ns: i64) -> Result<Option<Vec<Count>>
     Ok(Some(counts))
 }
 
-/// A key's postings split into the counts before them (tag 2) and the postings themselves;
-/// `None` when there are no counts.
-fn split_counts(postings: &[u8]) -> Result<Option<(&[u8], &[u8])>, BlockError> {
+/// A key's postings split into the counts before them (tag 2), if any, and the postings
+/// themselves.
+fn split_counts(postings: &[u8]) -> Result<(Option<&[u8]>, &[u8]), BlockError> {
     match postings.split_first() {
         Some((2, mut rest)) => {
             let length = take_len(&mut rest)?;
-            Ok(Some(split(rest, length)?))
+            let (counts, postings) = split(rest, length)?;
+            Ok((Some(counts), postings))
         }
-        _ => Ok(None),
+        _ => Ok((None, postings)),
     }
 }
 
@@ -691,10 +692,7 @@ fn postings(frames: &BTreeSet<u64>) -> Vec<u8> {
 
 /// The frame numbers a key's postings hold, in order (after its counts, if it keeps some).
 pub fn frames_of(postings: &[u8]) -> Result<BTreeSet<usize>, BlockError> {
-    let postings = match split_counts(postings)? {
-        Some((_, postings)) => postings,
-        None => postings,
-    };
+    let (_, postings) = split_counts(postings)?;
     let (&tag, mut rest) = postings.split_first().ok_or(BlockError::Malformed)?;
     let mut frames = BTreeSet::new();
     match tag {
@@ -1783,7 +1781,7 @@ mod tests {
         );
         // Cut within the counts: an error, not a panic.
         let counted = &encoded.keys["a:alice"];
-        let postings = split_counts(counted).expect("split").expect("counted").1;
+        let postings = split_counts(counted).expect("split").1;
         for cut in 1..=counted.len() - postings.len() {
             let damaged = &counted[..cut];
             assert!(
