@@ -507,31 +507,16 @@ pub fn encode(
     put_varint(&mut index, account_frames.len() as u64);
     let mut frames = Vec::with_capacity(frames_of_block.len());
     let mut holders: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    let (mut previous_sequence, mut previous_micros) = (first_sequence, min_time.div_euclid(1000));
+    let mut previous = (first_sequence, min_time.div_euclid(1000));
     for (number, (frame, by_account)) in frames_of_block.into_iter().enumerate() {
         let plain = plain_frame(sensor_id, frame)?;
-        let sequences = frame.iter().map(|entry| entry.sequence);
-        let times = frame.iter().map(|entry| super::time_ns(&entry.activity));
-        let low = sequences.clone().min().unwrap_or(previous_sequence);
-        let high = sequences.max().unwrap_or(low);
-        // The oldest rounded down (it is also the base the frame's times count from,
-        // [`frame_base`]), the newest up: the index bounds the frame's times.
-        let earliest = times.clone().min().unwrap_or(min_time).div_euclid(1000);
-        let latest = times
-            .max()
-            .unwrap_or(min_time)
-            .saturating_add(999)
-            .div_euclid(1000);
-        put_varint(
+        index_frame(
             &mut index,
-            zigzag(low.wrapping_sub(previous_sequence) as i64),
+            FORMAT_ACCOUNT_FRAMES,
+            frame,
+            plain.len(),
+            &mut previous,
         );
-        put_varint(&mut index, frame.first().map_or(0, |entry| entry.position));
-        put_varint(&mut index, high.wrapping_sub(low));
-        put_varint(&mut index, zigzag(earliest.wrapping_sub(previous_micros)));
-        put_varint(&mut index, latest.wrapping_sub(earliest) as u64);
-        put_varint(&mut index, plain.len() as u64);
-        (previous_sequence, previous_micros) = (low, earliest);
         frames.push(compressor.compress(&plain).map_err(BlockError::Zstd)?);
         // An account's key names its account frames only; the other keys, the others.
         for entry in frame {
@@ -553,6 +538,97 @@ pub fn encode(
             };
             (key, with_counts)
         })
+        .collect();
+    Ok(Encoded {
+        index,
+        frames,
+        keys,
+    })
+}
+
+/// Writes `frame`'s entry in a block's index (format 3 on, `format`): its first sequence and
+/// oldest time as differences to the previous frame's (`previous`, in microseconds, updated),
+/// its first position, its ranges of sequences and times, and its size once decompressed.
+fn index_frame(
+    index: &mut Vec<u8>,
+    format: i64,
+    frame: &[Entry],
+    plain_len: usize,
+    previous: &mut (u64, i64),
+) {
+    let (previous_sequence, previous_micros) = *previous;
+    let sequences = frame.iter().map(|entry| entry.sequence);
+    let times = frame.iter().map(|entry| super::time_ns(&entry.activity));
+    let low = sequences.clone().min().unwrap_or(previous_sequence);
+    let high = sequences.max().unwrap_or(low);
+    // The oldest rounded down (it is also the base the frame's times count from,
+    // [`frame_base`]), the newest up: the index bounds the frame's times.
+    let earliest = times
+        .clone()
+        .min()
+        .map_or(previous_micros, |oldest| oldest.div_euclid(1000));
+    let latest = times.max().map_or(earliest, |newest| {
+        newest.saturating_add(999).div_euclid(1000)
+    });
+    let delta = low.wrapping_sub(previous_sequence);
+    put_varint(
+        index,
+        if format >= FORMAT_ACCOUNT_FRAMES {
+            zigzag(delta as i64)
+        } else {
+            delta
+        },
+    );
+    put_varint(index, frame.first().map_or(0, |entry| entry.position));
+    put_varint(index, high.wrapping_sub(low));
+    put_varint(index, zigzag(earliest.wrapping_sub(previous_micros)));
+    put_varint(index, latest.wrapping_sub(earliest) as u64);
+    put_varint(index, plain_len as u64);
+    *previous = (low, earliest);
+}
+
+/// A format 3 block of `entries` (in order), as stores compacted before format 4 hold them:
+/// for the tests that read such stores.
+#[cfg(test)]
+pub(crate) fn encode_format_3(
+    sensor_id: &str,
+    entries: &[Entry],
+    compressor: &mut zstd::bulk::Compressor<'_>,
+) -> Result<Encoded, BlockError> {
+    let first_sequence = entries.iter().map(|entry| entry.sequence).min();
+    let min_time = entries
+        .iter()
+        .map(|entry| super::time_ns(&entry.activity))
+        .min();
+    let ranges = frame_ranges(entries, FRAME_ACTIVITIES);
+    let mut index = Vec::new();
+    put_varint(&mut index, ranges.len() as u64);
+    let mut previous = (
+        first_sequence.unwrap_or(0),
+        min_time.unwrap_or(0).div_euclid(1000),
+    );
+    let (mut frames, mut holders) = (Vec::new(), BTreeMap::<String, BTreeSet<u64>>::new());
+    for (number, range) in ranges.into_iter().enumerate() {
+        let frame = &entries[range];
+        let rows: Vec<Row> = frame.iter().map(|entry| strip(sensor_id, entry)).collect();
+        let plain = to_columns(&rows, FORMAT_FRAMES_MICROS, Some(frame_base(frame)))?;
+        index_frame(
+            &mut index,
+            FORMAT_FRAMES_MICROS,
+            frame,
+            plain.len(),
+            &mut previous,
+        );
+        frames.push(compressor.compress(&plain).map_err(BlockError::Zstd)?);
+        for entry in frame {
+            activity_keys(&entry.activity, |key, _| {
+                holders.entry(key).or_default().insert(number as u64);
+            });
+        }
+    }
+    let keys = holders
+        .into_iter()
+        .map(|(key, frames)| (key, postings(&frames)))
         .collect();
     Ok(Encoded {
         index,
