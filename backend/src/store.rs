@@ -803,7 +803,7 @@ pub(crate) fn time_ns(activity: &Activity) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use dcwatch_proto::v1::{Account, DnsActivity, Endpoint, activity::Body};
+    use dcwatch_proto::v1::{Account, DnsActivity, Endpoint, KerberosActivity, activity::Body};
 
     use super::*;
 
@@ -1199,7 +1199,7 @@ mod tests {
             formats,
             [
                 (blocks::FORMAT_SINGLE, None),
-                (blocks::FORMAT_FRAMES_MICROS, Some(1))
+                (blocks::FORMAT_ACCOUNT_FRAMES, Some(1))
             ]
         );
         assert_eq!(
@@ -1243,6 +1243,155 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("rows");
         (of_store, of_blocks)
+    }
+
+    #[test]
+    fn a_store_compacted_in_format_3_still_reads() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        for sequence in 1..=5 {
+            store
+                .store_batch("s1", "spool", sequence, &batch(sequence))
+                .expect("store");
+        }
+        let account = |name: &str| Query {
+            account: Some(name.to_owned()),
+            ..Query::default()
+        };
+        let queries = [
+            Query::default(),
+            account("Bob"),
+            Query {
+                ip: Some("10.0.1.7".parse().expect("ip")),
+                since_ns: Some(1_500_000_000_000),
+                until_ns: Some(4_200_000_000_000),
+                ..Query::default()
+            },
+        ];
+        let before: Vec<Vec<StoredActivity>> = queries.iter().map(|q| all(&store, q)).collect();
+        let counts = store.activity_counts(&account("alice")).expect("counts");
+        // Everything but the newest row, in one block, rewritten as format 3 wrote it.
+        assert_eq!(store.compact(i64::MAX).expect("compact").activities, 4_999);
+        let entries: Vec<blocks::Entry> = (1..=5)
+            .flat_map(|sequence| {
+                batch(sequence)
+                    .into_iter()
+                    .zip(0..)
+                    .map(move |(activity, position)| blocks::Entry {
+                        sequence,
+                        position,
+                        activity,
+                    })
+            })
+            .take(4_999)
+            .collect();
+        let encoded =
+            blocks::encode_format_3("s1", &entries, &mut blocks::compressor(&[]).expect("zstd"))
+                .expect("encodes");
+        let id: i64 = store
+            .connection
+            .query_row("SELECT id FROM activity_blocks", [], |row| row.get(0))
+            .expect("one block");
+        store
+            .connection
+            .execute_batch("DELETE FROM activity_frames; DELETE FROM activity_block_keys;")
+            .expect("delete");
+        store
+            .connection
+            .execute(
+                "UPDATE activity_blocks SET data = ?1, format = ?2, dictionary_id = NULL",
+                params![encoded.index, blocks::FORMAT_FRAMES_MICROS],
+            )
+            .expect("block");
+        for (number, frame) in (0..).zip(&encoded.frames) {
+            store
+                .connection
+                .execute(
+                    "INSERT INTO activity_frames (id, data) VALUES (?1, ?2)",
+                    params![(id << blocks::FRAME_ID_BITS) | number, frame],
+                )
+                .expect("frame");
+        }
+        for (key, frames) in &encoded.keys {
+            store
+                .connection
+                .execute(
+                    "INSERT INTO activity_block_keys (key, block_id, frames) VALUES (?1, ?2, ?3)",
+                    params![key, id, frames],
+                )
+                .expect("key");
+        }
+        for (query, expected) in queries.iter().zip(&before) {
+            assert_eq!(&all(&store, query), expected, "{query:?}");
+        }
+        assert_eq!(
+            store.activity_counts(&account("alice")).expect("counts"),
+            counts
+        );
+        assert_eq!(
+            store.activity_at("s1", 3, 500).expect("format 3"),
+            Some(batch(3)[500].clone())
+        );
+    }
+
+    #[test]
+    fn an_accounts_counts_are_the_same_once_compacted() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(directory.path()).expect("open");
+        for sequence in 1..=6 {
+            let mut batch = batch(sequence);
+            // Kerberos among the DNS; a name in another case; names beyond ASCII that the key
+            // (lowercased whole) does not tell apart and a query's ASCII-only case does.
+            for (at, activity) in batch.iter_mut().enumerate() {
+                match at % 10 {
+                    0 => activity.body = Some(Body::Kerberos(KerberosActivity::default())),
+                    1 => activity.account.as_mut().expect("named").name = "ALICE".to_owned(),
+                    2 => activity.account.as_mut().expect("named").name = "jörg".to_owned(),
+                    3 => activity.account.as_mut().expect("named").name = "JÖRG".to_owned(),
+                    _ => {}
+                }
+            }
+            store
+                .store_batch("s1", "spool", sequence, &batch)
+                .expect("store");
+        }
+        let queries: Vec<Query> = [
+            "alice",
+            "Bob",
+            "CORP\\alice",
+            "OTHER\\alice",
+            "jörg",
+            "JÖRG",
+        ]
+        .into_iter()
+        .map(|account| Query {
+            account: Some(account.to_owned()),
+            ..Query::default()
+        })
+        .chain([Query {
+            account: Some("carol".to_owned()),
+            since_ns: Some(2_500_000_000_000),
+            ..Query::default()
+        }])
+        .collect();
+        let before: Vec<Vec<ProtocolCount>> = queries
+            .iter()
+            .map(|query| store.activity_counts(query).expect("counts"))
+            .collect();
+        assert_eq!(before[0].len(), 2, "{:?}", before[0]);
+        assert!(
+            before[4][0].count > 0 && before[5][0].count > 0,
+            "{before:?}"
+        );
+        // Everything but the newest row, in format 5 blocks.
+        assert_eq!(store.compact(i64::MAX).expect("compact").activities, 5_999);
+        for (query, expected) in queries.iter().zip(&before) {
+            assert_eq!(
+                &store.activity_counts(query).expect("counts"),
+                expected,
+                "{query:?}"
+            );
+        }
     }
 
     #[test]

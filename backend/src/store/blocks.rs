@@ -1,7 +1,7 @@
 //! The compacted tier of the activity store: activities older than the hot window, in blocks
 //! of up to [`BLOCK_ACTIVITIES`] per sensor.
 //!
-//! A block (format 2, [`FORMAT_FRAMES`]) is cut into frames of up to [`FRAME_ACTIVITIES`]; each
+//! A block (format 2 on, [`FORMAT_FRAMES`]) is cut into frames of up to [`FRAME_ACTIVITIES`]; each
 //! frame is compressed on its own with zstd and the store's trained dictionary, after its
 //! protobuf fields are laid out column by column (every activity's field N together). The keys
 //! queries filter on (protocol, account, address) are indexed per block, each with the frames
@@ -12,9 +12,10 @@
 //! activity's keys (account, addresses, protocol, time) before the rest, and decodes whole only
 //! those it keeps.
 //!
-//! Format 1 blocks (one zstd frame for the whole block, no dictionary, every frame of it in
-//! the index) are still read: stores compacted before format 2 keep them until retention
-//! deletes them.
+//! Format 4 ([`FORMAT_POSITION_DELTAS`]) writes each activity's position in its batch as a
+//! difference to the expected one; formats 1 to 3 are still read (format 1: one zstd frame for
+//! the whole block, no dictionary, every frame of it in the index): stores compacted before
+//! keep them until retention deletes them.
 //!
 //! A block holds its activities whole: decoding gives back what the sensor sent.
 
@@ -71,6 +72,17 @@ pub const FORMAT_FRAMES: i64 = 2;
 /// down, its newest up), each frame's oldest and first sequence as differences to the previous
 /// frame's (store-size: 0.58 bytes an activity of index in format 2).
 pub const FORMAT_FRAMES_MICROS: i64 = 3;
+/// Format 3 with each activity's position in its batch written as its difference to the one
+/// expected (the previous activity's plus one in the same batch, else 0) instead of whole: an
+/// increasing count is new bytes to zstd at every activity, its differences are zeros.
+pub const FORMAT_POSITION_DELTAS: i64 = 4;
+/// Format 4 with account frames: after the block's frames (every activity, in the order they
+/// came), its activities that name an account once more, ordered by account ([`encode`]), so
+/// that an account's activities of a block sit in a frame or two rather than in one frame of
+/// every stretch of time it was active in. An account's key gives its account frames; every
+/// other key, and a query without an account, the others. Sequences are written as signed
+/// differences (an account frame goes back in sequence between accounts).
+pub const FORMAT_ACCOUNT_FRAMES: i64 = 5;
 
 /// A frame's row id in `activity_frames` is its block's id shifted by this, plus its index.
 pub const FRAME_ID_BITS: u32 = 16;
@@ -144,6 +156,17 @@ pub struct Encoded {
     pub keys: BTreeMap<String, Vec<u8>>,
 }
 
+/// How many of a block's activities of one account (by its key) are of one protocol, and the
+/// oldest and newest of their times: what a format 5 block's account key keeps with its
+/// frames ([`counts_of`]), so that an account's counts by protocol need no frame decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Count {
+    pub protocol: String,
+    pub count: u64,
+    pub first_ns: i64,
+    pub last_ns: i64,
+}
+
 /// What the index says of one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameInfo {
@@ -155,22 +178,61 @@ pub struct FrameInfo {
     pub max_time_ns: i64,
     /// Its size once decompressed.
     pub plain_len: usize,
+    /// The block's format, which says how the frame lays out its activities.
+    pub format: i64,
+    /// Whether it is one of a format 5 block's account frames.
+    pub by_account: bool,
 }
 
 /// The keys of one activity: protocol, account name and addresses, as [`protocol_key`],
-/// [`account_key`], [`address_key`] spell them.
-fn activity_keys(activity: &Activity, mut key: impl FnMut(String)) {
-    key(protocol_key(protocol_name(activity.body.as_ref())));
-    if let Some(account) = &activity.account
-        && !account.name.is_empty()
-    {
-        key(account_key(&account.name));
+/// [`account_key`], [`address_key`] spell them; each with whether it is the account's.
+fn activity_keys(activity: &Activity, mut key: impl FnMut(String, bool)) {
+    key(protocol_key(protocol_name(activity.body.as_ref())), false);
+    if let Some(name) = account_of(activity) {
+        key(account_key(name), true);
     }
     for endpoint in [&activity.src, &activity.dst].into_iter().flatten() {
         if let Some(ip) = endpoint_ip(endpoint) {
-            key(address_key(&ip.to_string()));
+            key(address_key(&ip.to_string()), false);
         }
     }
+}
+
+/// The account name `activity` is indexed by, if it names one.
+fn account_of(activity: &Activity) -> Option<&str> {
+    activity
+        .account
+        .as_ref()
+        .map(|account| account.name.as_str())
+        .filter(|name| !name.is_empty())
+}
+
+/// The entries of `entries` (of one sensor, in order) that name an account, ordered by
+/// account, then as they came, and the frames format 5 cuts them into: up to `per_frame`
+/// each ([`frame_ranges`]), of one account each, so that a query by account decompresses its
+/// own activities and few others.
+fn by_account(entries: &[Entry], per_frame: usize) -> (Vec<Entry>, Vec<std::ops::Range<usize>>) {
+    let mut named: Vec<(String, &Entry)> = entries
+        .iter()
+        .filter_map(|entry| Some((account_key(account_of(&entry.activity)?), entry)))
+        .collect();
+    // Stable: within one account, the order they came in.
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    for at in 1..=named.len() {
+        if at == named.len() || named[at].0 != named[start].0 {
+            let run: Vec<&Entry> = named[start..at].iter().map(|(_, entry)| *entry).collect();
+            ranges.extend(
+                frame_ranges(&run, per_frame)
+                    .into_iter()
+                    .map(|range| range.start + start..range.end + start),
+            );
+            start = at;
+        }
+    }
+    let named = named.into_iter().map(|(_, entry)| entry.clone()).collect();
+    (named, ranges)
 }
 
 pub fn protocol_key(protocol: &str) -> String {
@@ -315,11 +377,14 @@ fn sockets(activity: &Activity) -> Option<(SocketAddr, SocketAddr)> {
 
 /// The frames `entries` (of one sensor, in order) are cut into: up to `per_frame` each and
 /// under [`FRAME_MAX_PLAIN`] bytes unless one activity alone is larger.
-fn frame_ranges(entries: &[Entry], per_frame: usize) -> Vec<std::ops::Range<usize>> {
+fn frame_ranges(
+    entries: &[impl std::borrow::Borrow<Entry>],
+    per_frame: usize,
+) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (index, entry) in entries.iter().enumerate() {
-        let size = entry.activity.encoded_len();
+        let size = entry.borrow().activity.encoded_len();
         if index > start && (index - start == per_frame || bytes + size > FRAME_MAX_PLAIN) {
             ranges.push(start..index);
             (start, bytes) = (index, 0);
@@ -332,21 +397,31 @@ fn frame_ranges(entries: &[Entry], per_frame: usize) -> Vec<std::ops::Range<usiz
     ranges
 }
 
-/// The uncompressed frames of `entries`, of up to `per_frame` activities: what is compressed
-/// ([`FRAME_ACTIVITIES`]) and what a dictionary is trained on ([`SAMPLE_ACTIVITIES`]).
+/// The uncompressed frames of `entries` (of one sensor, in order), of up to `per_frame`
+/// activities, and its account frames ([`by_account`]) each block's worth: what a dictionary
+/// is trained on ([`SAMPLE_ACTIVITIES`]), as [`encode`] compresses them.
 pub fn plain_frames(
     sensor_id: &str,
     entries: &[Entry],
     per_frame: usize,
 ) -> Result<Vec<Vec<u8>>, BlockError> {
-    frame_ranges(entries, per_frame)
-        .into_iter()
-        .map(|range| {
-            let frame = &entries[range];
-            let rows: Vec<Row> = frame.iter().map(|entry| strip(sensor_id, entry)).collect();
-            to_columns(&rows, Some(frame_base(frame)))
-        })
-        .collect()
+    let mut plains = Vec::new();
+    for block in entries.chunks(BLOCK_ACTIVITIES) {
+        let (named, account_frames) = by_account(block, per_frame);
+        for range in frame_ranges(block, per_frame) {
+            plains.push(plain_frame(sensor_id, &block[range])?);
+        }
+        for range in account_frames {
+            plains.push(plain_frame(sensor_id, &named[range])?);
+        }
+    }
+    Ok(plains)
+}
+
+/// One frame of a format 5 block, uncompressed.
+fn plain_frame(sensor_id: &str, frame: &[Entry]) -> Result<Vec<u8>, BlockError> {
+    let rows: Vec<Row> = frame.iter().map(|entry| strip(sensor_id, entry)).collect();
+    to_columns(&rows, FORMAT_ACCOUNT_FRAMES, Some(frame_base(frame)))
 }
 
 /// The time a frame's times are counted from: its oldest, rounded down to a microsecond, as
@@ -399,8 +474,9 @@ pub fn compressor(dictionary: &[u8]) -> Result<zstd::bulk::Compressor<'static>, 
     Ok(compressor)
 }
 
-/// Compresses `entries` (of `sensor_id`, in order) into a format 2 block whose first sequence
-/// and oldest time (the block row's) are `first_sequence` and `min_time_ns`.
+/// Compresses `entries` (of `sensor_id`, in order) into a format 5 block: its frames, then
+/// its account frames ([`FORMAT_ACCOUNT_FRAMES`]), each bounded in the index by its sequences
+/// and times (from the block row's first sequence and oldest time).
 pub fn encode(
     sensor_id: &str,
     entries: &[Entry],
@@ -416,37 +492,136 @@ pub fn encode(
         .map(|entry| super::time_ns(&entry.activity))
         .min()
         .unwrap_or(0);
+    let (named, account_frames) = by_account(entries, FRAME_ACTIVITIES);
+    let frames_of_block: Vec<(&[Entry], bool)> = frame_ranges(entries, FRAME_ACTIVITIES)
+        .into_iter()
+        .map(|range| (&entries[range], false))
+        .chain(
+            account_frames
+                .iter()
+                .map(|range| (&named[range.clone()], true)),
+        )
+        .collect();
+    let mut index = Vec::new();
+    put_varint(&mut index, frames_of_block.len() as u64);
+    put_varint(&mut index, account_frames.len() as u64);
+    let mut frames = Vec::with_capacity(frames_of_block.len());
+    let mut holders: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut previous = (first_sequence, min_time.div_euclid(1000));
+    for (number, (frame, by_account)) in frames_of_block.into_iter().enumerate() {
+        let plain = plain_frame(sensor_id, frame)?;
+        index_frame(
+            &mut index,
+            FORMAT_ACCOUNT_FRAMES,
+            frame,
+            plain.len(),
+            &mut previous,
+        );
+        frames.push(compressor.compress(&plain).map_err(BlockError::Zstd)?);
+        // An account's key names its account frames only; the other keys, the others.
+        for entry in frame {
+            activity_keys(&entry.activity, |key, of_account| {
+                if of_account == by_account {
+                    holders.entry(key).or_default().insert(number as u64);
+                }
+            });
+        }
+    }
+    let counts = account_counts(&named);
+    let keys = holders
+        .into_iter()
+        .map(|(key, frames)| {
+            let postings = postings(&frames);
+            let with_counts = match counts.get(&key) {
+                Some(Some(counts)) => counted(counts, min_time, &postings),
+                _ => postings,
+            };
+            (key, with_counts)
+        })
+        .collect();
+    Ok(Encoded {
+        index,
+        frames,
+        keys,
+    })
+}
+
+/// Writes `frame`'s entry in a block's index (format 3 on, `format`): its first sequence and
+/// oldest time as differences to the previous frame's (`previous`, in microseconds, updated),
+/// its first position, its ranges of sequences and times, and its size once decompressed.
+fn index_frame(
+    index: &mut Vec<u8>,
+    format: i64,
+    frame: &[Entry],
+    plain_len: usize,
+    previous: &mut (u64, i64),
+) {
+    let (previous_sequence, previous_micros) = *previous;
+    let sequences = frame.iter().map(|entry| entry.sequence);
+    let times = frame.iter().map(|entry| super::time_ns(&entry.activity));
+    let low = sequences.clone().min().unwrap_or(previous_sequence);
+    let high = sequences.max().unwrap_or(low);
+    // The oldest rounded down (it is also the base the frame's times count from,
+    // [`frame_base`]), the newest up: the index bounds the frame's times.
+    let earliest = times
+        .clone()
+        .min()
+        .map_or(previous_micros, |oldest| oldest.div_euclid(1000));
+    let latest = times.max().map_or(earliest, |newest| {
+        newest.saturating_add(999).div_euclid(1000)
+    });
+    let delta = low.wrapping_sub(previous_sequence);
+    put_varint(
+        index,
+        if format >= FORMAT_ACCOUNT_FRAMES {
+            zigzag(delta as i64)
+        } else {
+            delta
+        },
+    );
+    put_varint(index, frame.first().map_or(0, |entry| entry.position));
+    put_varint(index, high.wrapping_sub(low));
+    put_varint(index, zigzag(earliest.wrapping_sub(previous_micros)));
+    put_varint(index, latest.wrapping_sub(earliest) as u64);
+    put_varint(index, plain_len as u64);
+    *previous = (low, earliest);
+}
+
+/// A format 3 block of `entries` (in order), as stores compacted before format 4 hold them:
+/// for the tests that read such stores.
+#[cfg(test)]
+pub(crate) fn encode_format_3(
+    sensor_id: &str,
+    entries: &[Entry],
+    compressor: &mut zstd::bulk::Compressor<'_>,
+) -> Result<Encoded, BlockError> {
+    let first_sequence = entries.iter().map(|entry| entry.sequence).min();
+    let min_time = entries
+        .iter()
+        .map(|entry| super::time_ns(&entry.activity))
+        .min();
     let ranges = frame_ranges(entries, FRAME_ACTIVITIES);
-    let plains = plain_frames(sensor_id, entries, FRAME_ACTIVITIES)?;
     let mut index = Vec::new();
     put_varint(&mut index, ranges.len() as u64);
-    let mut frames = Vec::with_capacity(ranges.len());
-    let mut holders: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    let (mut previous_sequence, mut previous_micros) = (first_sequence, min_time.div_euclid(1000));
-    for (number, (range, plain)) in ranges.into_iter().zip(plains).enumerate() {
+    let mut previous = (
+        first_sequence.unwrap_or(0),
+        min_time.unwrap_or(0).div_euclid(1000),
+    );
+    let (mut frames, mut holders) = (Vec::new(), BTreeMap::<String, BTreeSet<u64>>::new());
+    for (number, range) in ranges.into_iter().enumerate() {
         let frame = &entries[range];
-        let sequences = frame.iter().map(|entry| entry.sequence);
-        let times = frame.iter().map(|entry| super::time_ns(&entry.activity));
-        let (low, high) = (sequences.clone().min(), sequences.max());
-        let low = low.unwrap_or(previous_sequence);
-        // The oldest rounded down (it is also the base the frame's times count from,
-        // [`frame_base`]), the newest up: the index bounds the frame's times.
-        let earliest = times.clone().min().unwrap_or(min_time).div_euclid(1000);
-        let latest = times
-            .max()
-            .unwrap_or(min_time)
-            .saturating_add(999)
-            .div_euclid(1000);
-        put_varint(&mut index, low.wrapping_sub(previous_sequence));
-        put_varint(&mut index, frame[0].position);
-        put_varint(&mut index, high.unwrap_or(low).wrapping_sub(low));
-        put_varint(&mut index, zigzag(earliest.wrapping_sub(previous_micros)));
-        put_varint(&mut index, latest.wrapping_sub(earliest) as u64);
-        put_varint(&mut index, plain.len() as u64);
-        (previous_sequence, previous_micros) = (low, earliest);
+        let rows: Vec<Row> = frame.iter().map(|entry| strip(sensor_id, entry)).collect();
+        let plain = to_columns(&rows, FORMAT_FRAMES_MICROS, Some(frame_base(frame)))?;
+        index_frame(
+            &mut index,
+            FORMAT_FRAMES_MICROS,
+            frame,
+            plain.len(),
+            &mut previous,
+        );
         frames.push(compressor.compress(&plain).map_err(BlockError::Zstd)?);
         for entry in frame {
-            activity_keys(&entry.activity, |key| {
+            activity_keys(&entry.activity, |key, _| {
                 holders.entry(key).or_default().insert(number as u64);
             });
         }
@@ -460,6 +635,113 @@ pub fn encode(
         frames,
         keys,
     })
+}
+
+/// Per account key of `named`, its [`Count`]s by protocol; `None` for a key some of whose
+/// activities spell the name with other than ASCII letters: a query's name matches an
+/// activity's ignoring ASCII case only, which the key (lowercased whole) does not tell.
+fn account_counts(named: &[Entry]) -> BTreeMap<String, Option<Vec<Count>>> {
+    let mut counts: BTreeMap<String, Option<BTreeMap<&str, Count>>> = BTreeMap::new();
+    for entry in named {
+        let Some(name) = account_of(&entry.activity) else {
+            continue;
+        };
+        let of_key = counts
+            .entry(account_key(name))
+            .or_insert_with(|| Some(BTreeMap::new()));
+        if !name.is_ascii() {
+            *of_key = None;
+        }
+        let Some(of_key) = of_key else {
+            continue;
+        };
+        let protocol = protocol_name(entry.activity.body.as_ref());
+        let time = super::time_ns(&entry.activity);
+        let count = of_key.entry(protocol).or_insert_with(|| Count {
+            protocol: protocol.to_owned(),
+            count: 0,
+            first_ns: time,
+            last_ns: time,
+        });
+        count.count += 1;
+        count.first_ns = count.first_ns.min(time);
+        count.last_ns = count.last_ns.max(time);
+    }
+    counts
+        .into_iter()
+        .map(|(key, of_key)| (key, of_key.map(|of_key| of_key.into_values().collect())))
+        .collect()
+}
+
+/// `postings` with `counts` before them (tag 2): their length, then per protocol its name,
+/// count, and first and last times (the first from the block's oldest, `min_time_ns`).
+fn counted(counts: &[Count], min_time_ns: i64, postings: &[u8]) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    put_varint(&mut encoded, counts.len() as u64);
+    for count in counts {
+        put_varint(&mut encoded, count.protocol.len() as u64);
+        encoded.extend_from_slice(count.protocol.as_bytes());
+        put_varint(&mut encoded, count.count);
+        put_varint(
+            &mut encoded,
+            zigzag(count.first_ns.wrapping_sub(min_time_ns)),
+        );
+        put_varint(
+            &mut encoded,
+            count.last_ns.wrapping_sub(count.first_ns) as u64,
+        );
+    }
+    let mut out = vec![2];
+    put_varint(&mut out, encoded.len() as u64);
+    out.extend(encoded);
+    out.extend_from_slice(postings);
+    out
+}
+
+/// The counts a key's postings keep (format 5's account keys), given the block row's oldest
+/// time; `None` when they keep none.
+pub fn counts_of(postings: &[u8], min_time_ns: i64) -> Result<Option<Vec<Count>>, BlockError> {
+    let (Some(counts), _) = split_counts(postings)? else {
+        return Ok(None);
+    };
+    let mut rest = counts;
+    let number = take_len(&mut rest)?;
+    // Every count takes at least five bytes: a number beyond that is a lie.
+    let mut counts = Vec::with_capacity(number.min(rest.len() / 5));
+    for _ in 0..number {
+        let length = take_len(&mut rest)?;
+        let (name, tail) = split(rest, length)?;
+        rest = tail;
+        let protocol = std::str::from_utf8(name)
+            .map_err(|_| BlockError::Malformed)?
+            .to_owned();
+        let count = take_varint(&mut rest)?;
+        let first_ns = min_time_ns.wrapping_add(unzigzag(take_varint(&mut rest)?));
+        let last_ns = first_ns.wrapping_add_unsigned(take_varint(&mut rest)?);
+        counts.push(Count {
+            protocol,
+            count,
+            first_ns,
+            last_ns,
+        });
+    }
+    if !rest.is_empty() {
+        return Err(BlockError::Malformed);
+    }
+    Ok(Some(counts))
+}
+
+/// A key's postings split into the counts before them (tag 2), if any, and the postings
+/// themselves.
+fn split_counts(postings: &[u8]) -> Result<(Option<&[u8]>, &[u8]), BlockError> {
+    match postings.split_first() {
+        Some((2, mut rest)) => {
+            let length = take_len(&mut rest)?;
+            let (counts, postings) = split(rest, length)?;
+            Ok((Some(counts), postings))
+        }
+        _ => Ok((None, postings)),
+    }
 }
 
 /// The frames a key is in, as the shorter of a bitmap (tag 0) and delta-coded numbers (tag 1).
@@ -484,8 +766,9 @@ fn postings(frames: &BTreeSet<u64>) -> Vec<u8> {
     }
 }
 
-/// The frame numbers a key's postings hold, in order.
+/// The frame numbers a key's postings hold, in order (after its counts, if it keeps some).
 pub fn frames_of(postings: &[u8]) -> Result<BTreeSet<usize>, BlockError> {
+    let (_, postings) = split_counts(postings)?;
     let (&tag, mut rest) = postings.split_first().ok_or(BlockError::Malformed)?;
     let mut frames = BTreeSet::new();
     match tag {
@@ -512,7 +795,7 @@ pub fn frames_of(postings: &[u8]) -> Result<BTreeSet<usize>, BlockError> {
     Ok(frames)
 }
 
-/// The frames of a format 2 or 3 block (`format`), from its index, given the block row's
+/// The frames of a format 2 to 5 block (`format`), from its index, given the block row's
 /// first sequence and oldest time.
 pub fn frame_index(
     index: &[u8],
@@ -520,15 +803,24 @@ pub fn frame_index(
     first_sequence: u64,
     min_time_ns: i64,
 ) -> Result<Vec<FrameInfo>, BlockError> {
-    let micros = format == FORMAT_FRAMES_MICROS;
+    let micros = format >= FORMAT_FRAMES_MICROS;
+    let signed = format >= FORMAT_ACCOUNT_FRAMES;
     let mut rest = index;
     let count = take_len(&mut rest)?;
+    let account_frames = if signed { take_len(&mut rest)? } else { 0 };
+    let first_account_frame = count
+        .checked_sub(account_frames)
+        .ok_or(BlockError::Malformed)?;
     // Every frame takes at least six bytes: a count beyond that is a lie.
     let mut frames = Vec::with_capacity(count.min(rest.len() / 6));
     let (mut previous_sequence, mut previous_micros) =
         (first_sequence, min_time_ns.div_euclid(1000));
-    for _ in 0..count {
-        let low = previous_sequence.wrapping_add(take_varint(&mut rest)?);
+    for number in 0..count {
+        let low = if signed {
+            previous_sequence.wrapping_add_signed(unzigzag(take_varint(&mut rest)?))
+        } else {
+            previous_sequence.wrapping_add(take_varint(&mut rest)?)
+        };
         let first_position = take_varint(&mut rest)?;
         let high = low.wrapping_add(take_varint(&mut rest)?);
         let (earliest, latest) = if micros {
@@ -551,6 +843,8 @@ pub fn frame_index(
             min_time_ns: earliest,
             max_time_ns: latest,
             plain_len: take_len(&mut rest)?,
+            format,
+            by_account: number >= first_account_frame,
         });
     }
     if !rest.is_empty() {
@@ -642,30 +936,35 @@ pub fn decode_frame(
     }
     let mut entries = Vec::new();
     let mut bytes = Vec::new();
-    from_columns(&plain, Some(info.min_time_ns), |row, fields| {
-        if !sieve.passes(row, fields) {
-            return Ok(());
-        }
-        keys_of(fields, &mut bytes);
-        let mut keys = Activity::decode(bytes.as_slice())?;
-        restore_plain(sensor_id, &mut keys, row)?;
-        if !keep(row.sequence, row.position, &keys) {
-            return Ok(());
-        }
-        bytes.clear();
-        for (_, field) in fields {
-            bytes.extend_from_slice(field);
-        }
-        let mut activity = Activity::decode(bytes.as_slice())?;
-        restore_plain(sensor_id, &mut activity, row)?;
-        restore_hashes(&mut activity, row.flags)?;
-        entries.push(Entry {
-            sequence: row.sequence,
-            position: row.position,
-            activity,
-        });
-        Ok(())
-    })?;
+    from_columns(
+        &plain,
+        info.format,
+        Some(info.min_time_ns),
+        |row, fields| {
+            if !sieve.passes(row, fields) {
+                return Ok(());
+            }
+            keys_of(fields, &mut bytes);
+            let mut keys = Activity::decode(bytes.as_slice())?;
+            restore_plain(sensor_id, &mut keys, row)?;
+            if !keep(row.sequence, row.position, &keys) {
+                return Ok(());
+            }
+            bytes.clear();
+            for (_, field) in fields {
+                bytes.extend_from_slice(field);
+            }
+            let mut activity = Activity::decode(bytes.as_slice())?;
+            restore_plain(sensor_id, &mut activity, row)?;
+            restore_hashes(&mut activity, row.flags)?;
+            entries.push(Entry {
+                sequence: row.sequence,
+                position: row.position,
+                activity,
+            });
+            Ok(())
+        },
+    )?;
     Ok(entries)
 }
 
@@ -691,7 +990,7 @@ pub fn decode_single(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
     let plain = zstd::stream::decode_all(block).map_err(BlockError::Zstd)?;
     let mut entries = Vec::new();
     let mut bytes = Vec::new();
-    from_columns(&plain, None, |row, fields| {
+    from_columns(&plain, FORMAT_SINGLE, None, |row, fields| {
         bytes.clear();
         for (_, field) in fields {
             bytes.extend_from_slice(field);
@@ -710,18 +1009,34 @@ pub fn decode_single(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
 const END_OF_ACTIVITY: u32 = 0;
 
 /// Rows laid out column by column: a layout stream (per row: sequence delta, position, then
-/// in format 2 its flags and its time as a difference to the previous row's, starting from
+/// in format 2 on its flags and its time as a difference to the previous row's, starting from
 /// `base_ns`; then the field numbers in the order they came) and one stream per top-level
-/// field number. `base_ns` is `None` for format 1, which has neither flags nor times.
-fn to_columns(rows: &[Row], base_ns: Option<i64>) -> Result<Vec<u8>, BlockError> {
+/// field number. `base_ns` is `None` for format 1, which has neither flags nor times. From
+/// format 4 (`format`) on, a position is its difference to the one expected ([`expected`]);
+/// from format 5 on, a sequence's difference is signed.
+fn to_columns(rows: &[Row], format: i64, base_ns: Option<i64>) -> Result<Vec<u8>, BlockError> {
     let mut layout = Vec::new();
     let mut fields: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-    let mut previous_sequence = 0_u64;
+    let mut previous = None;
     let mut previous_ns = base_ns.unwrap_or(0);
     for row in rows {
-        put_varint(&mut layout, row.sequence.wrapping_sub(previous_sequence));
-        previous_sequence = row.sequence;
-        put_varint(&mut layout, row.position);
+        let previous_sequence = previous.map_or(0, |(sequence, _)| sequence);
+        let delta = row.sequence.wrapping_sub(previous_sequence);
+        put_varint(
+            &mut layout,
+            if format >= FORMAT_ACCOUNT_FRAMES {
+                zigzag(delta as i64)
+            } else {
+                delta
+            },
+        );
+        let base = if format >= FORMAT_POSITION_DELTAS {
+            expected(previous, row.sequence)
+        } else {
+            0
+        };
+        put_varint(&mut layout, row.position.wrapping_sub(base));
+        previous = Some((row.sequence, row.position));
         if base_ns.is_some() {
             put_varint(&mut layout, row.flags);
             if row.flags & TIME_MICROS != 0 {
@@ -763,6 +1078,7 @@ fn to_columns(rows: &[Row], base_ns: Option<i64>) -> Result<Vec<u8>, BlockError>
 /// back.
 fn from_columns(
     plain: &[u8],
+    format: i64,
     base_ns: Option<i64>,
     mut each: impl FnMut(&Row, &[(u32, &[u8])]) -> Result<(), BlockError>,
 ) -> Result<(), BlockError> {
@@ -782,12 +1098,24 @@ fn from_columns(
         fields.insert(number, stream);
         body = rest;
     }
-    let mut sequence = 0_u64;
+    let mut previous = None;
     let mut previous_ns = base_ns.unwrap_or(0);
     let mut row_fields: Vec<(u32, &[u8])> = Vec::new();
     for _ in 0..count {
-        sequence = sequence.wrapping_add(take_varint(&mut layout)?);
-        let position = take_varint(&mut layout)?;
+        let delta = take_varint(&mut layout)?;
+        let previous_sequence = previous.map_or(0_u64, |(sequence, _)| sequence);
+        let sequence = if format >= FORMAT_ACCOUNT_FRAMES {
+            previous_sequence.wrapping_add_signed(unzigzag(delta))
+        } else {
+            previous_sequence.wrapping_add(delta)
+        };
+        let base = if format >= FORMAT_POSITION_DELTAS {
+            expected(previous, sequence)
+        } else {
+            0
+        };
+        let position = base.wrapping_add(take_varint(&mut layout)?);
+        previous = Some((sequence, position));
         let mut row = Row {
             sequence,
             position,
@@ -824,6 +1152,17 @@ fn from_columns(
         each(&row, &row_fields)?;
     }
     Ok(())
+}
+
+/// The position a row of batch `sequence` is expected at, after the row at `previous`
+/// (sequence, position): the next in the same batch, else the first.
+fn expected(previous: Option<(u64, u64)>, sequence: u64) -> u64 {
+    match previous {
+        Some((previous_sequence, position)) if previous_sequence == sequence => {
+            position.wrapping_add(1)
+        }
+        _ => 0,
+    }
 }
 
 fn zigzag(value: i64) -> u64 {
@@ -902,7 +1241,11 @@ pub(crate) fn encode_single(entries: &[Entry]) -> Vec<u8> {
             bytes: entry.activity.encode_to_vec(),
         })
         .collect();
-    zstd::bulk::compress(&to_columns(&rows, None).expect("columns"), 15).expect("zstd")
+    zstd::bulk::compress(
+        &to_columns(&rows, FORMAT_SINGLE, None).expect("columns"),
+        15,
+    )
+    .expect("zstd")
 }
 
 /// Format 1's keys of a block, for the same tests.
@@ -910,7 +1253,7 @@ pub(crate) fn encode_single(entries: &[Entry]) -> Vec<u8> {
 pub(crate) fn single_keys(entries: &[Entry]) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     for entry in entries {
-        activity_keys(&entry.activity, |key| {
+        activity_keys(&entry.activity, |key, _| {
             keys.insert(key);
         });
     }
@@ -1006,31 +1349,52 @@ mod tests {
             .collect()
     }
 
+    /// Every entry of the block's frames, and of its account frames.
     fn decode_all(
         sensor_id: &str,
         entries: &[Entry],
         encoded: &Encoded,
         dictionary: &[u8],
-    ) -> Vec<Entry> {
+    ) -> (Vec<Entry>, Vec<Entry>) {
         let first = origin(entries);
         let mut decompressor = zstd::bulk::Decompressor::with_dictionary(dictionary).expect("zstd");
         let index =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first.0, first.1).expect("index");
+            frame_index(&encoded.index, FORMAT_ACCOUNT_FRAMES, first.0, first.1).expect("index");
         assert_eq!(index.len(), encoded.frames.len());
-        index
+        let (mut in_order, mut by_account) = (Vec::new(), Vec::new());
+        for (info, frame) in index.iter().zip(&encoded.frames) {
+            let found = decode_frame(
+                sensor_id,
+                frame,
+                info,
+                &mut decompressor,
+                &Sieve::default(),
+                |_, _, _| true,
+            )
+            .expect("frame");
+            if info.by_account {
+                by_account.extend(found);
+            } else {
+                in_order.extend(found);
+            }
+        }
+        (in_order, by_account)
+    }
+
+    /// The entries of `entries` naming `names`, each name's together.
+    fn named(entries: &[Entry], names: &[&str]) -> Vec<Entry> {
+        names
             .iter()
-            .zip(&encoded.frames)
-            .flat_map(|(info, frame)| {
-                decode_frame(
-                    sensor_id,
-                    frame,
-                    info,
-                    &mut decompressor,
-                    &Sieve::default(),
-                    |_, _, _| true,
-                )
-                .expect("frame")
+            .flat_map(|name| {
+                entries.iter().filter(|entry| {
+                    entry
+                        .activity
+                        .account
+                        .as_ref()
+                        .is_some_and(|account| account.name == *name)
+                })
             })
+            .cloned()
             .collect()
     }
 
@@ -1053,26 +1417,38 @@ mod tests {
         for dictionary in [Vec::new(), train(&samples).unwrap_or_default()] {
             let mut compressor = compressor(&dictionary).expect("compressor");
             let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
-            assert_eq!(encoded.frames.len(), 300_usize.div_ceil(FRAME_ACTIVITIES));
-            let back = decode_all("s1", &entries, &encoded, &dictionary);
+            // Alice's 239 activities in account frames of their own, Mallory's one in hers.
+            let in_order = 300_usize.div_ceil(FRAME_ACTIVITIES);
+            let alices = 239_usize.div_ceil(FRAME_ACTIVITIES);
+            assert_eq!(encoded.frames.len(), in_order + alices + 1);
+            let (back, by_account) = decode_all("s1", &entries, &encoded, &dictionary);
             assert_eq!(back, entries);
+            assert_eq!(by_account, named(&entries, &["Alice", "Mallory"]));
             for (original, decoded) in entries.iter().zip(&back) {
                 assert_eq!(
                     original.activity.encode_to_vec(),
                     decoded.activity.encode_to_vec()
                 );
             }
-            let raw: usize = entries.iter().map(|e| e.activity.encoded_len()).sum();
+            let raw: usize = entries
+                .iter()
+                .chain(&by_account)
+                .map(|e| e.activity.encoded_len())
+                .sum();
             let compressed: usize = encoded.frames.iter().map(Vec::len).sum();
             assert!(compressed * 4 < raw, "{compressed} of {raw} bytes");
-            for key in ["p:dns", "p:kerberos", "a:alice", "i:10.0.0.5", "i:10.0.0.1"] {
+            for key in ["p:dns", "p:kerberos", "i:10.0.0.5", "i:10.0.0.1"] {
                 let frames = frames_of(&encoded.keys[key]).expect("postings");
-                assert_eq!(frames.len(), encoded.frames.len(), "{key} in every frame");
+                assert_eq!(frames, (0..in_order).collect(), "{key} in every frame");
             }
-            // Mallory is the 152nd activity: in its frame only.
+            // An account's key names its account frames only.
+            assert_eq!(
+                frames_of(&encoded.keys["a:alice"]).expect("postings"),
+                (in_order..in_order + alices).collect()
+            );
             assert_eq!(
                 frames_of(&encoded.keys["a:mallory"]).expect("postings"),
-                BTreeSet::from([151 / FRAME_ACTIVITIES])
+                BTreeSet::from([in_order + alices])
             );
             assert_eq!(encoded.keys.len(), 6);
         }
@@ -1084,11 +1460,14 @@ mod tests {
         let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
         let (first, oldest) = origin(&entries);
         let index =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
+            frame_index(&encoded.index, FORMAT_ACCOUNT_FRAMES, first, oldest).expect("index");
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
         let mut seen = Vec::new();
         let mut kept = Vec::new();
         for (info, frame) in index.iter().zip(&encoded.frames) {
+            if info.by_account {
+                continue;
+            }
             kept.extend(
                 decode_frame(
                     "s1",
@@ -1159,13 +1538,16 @@ mod tests {
         let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
         let (first, oldest) = origin(&entries);
         let index =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
+            frame_index(&encoded.index, FORMAT_ACCOUNT_FRAMES, first, oldest).expect("index");
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
         // (what the sieve passed, what an exact test on the account name then kept), by index.
         let mut sift = |sieve: &Sieve| {
             let mut passed = Vec::new();
             let mut kept = Vec::new();
             for (info, frame) in index.iter().zip(&encoded.frames) {
+                if info.by_account {
+                    continue;
+                }
                 let found =
                     decode_frame("s1", frame, info, &mut decompressor, sieve, |s, p, keys| {
                         passed.push((s - 100) * 10 + p);
@@ -1203,7 +1585,7 @@ mod tests {
         let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
         let (first, oldest) = origin(&entries);
         let index =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index");
+            frame_index(&encoded.index, FORMAT_ACCOUNT_FRAMES, first, oldest).expect("index");
         for (info, chunk) in index.iter().zip(entries.chunks(FRAME_ACTIVITIES)) {
             let times: Vec<i64> = chunk
                 .iter()
@@ -1253,6 +1635,8 @@ mod tests {
                     min_time_ns: 1_005,
                     max_time_ns: 1_012,
                     plain_len: 400,
+                    format: FORMAT_FRAMES,
+                    by_account: false,
                 },
                 FrameInfo {
                     first_sequence: 101,
@@ -1261,9 +1645,226 @@ mod tests {
                     min_time_ns: 1_000_001_123,
                     max_time_ns: 1_000_001_132,
                     plain_len: 350,
+                    format: FORMAT_FRAMES,
+                    by_account: false,
                 },
             ]
         );
+    }
+
+    #[test]
+    fn format_3_and_4_frames_still_read_and_format_5_frames_are_smaller_than_format_3() {
+        let entries = entries(640);
+        let mut compressor = compressor(&[]).expect("zstd");
+        let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
+        // Frames of the same activities as formats 3 (positions whole) and 4 (unsigned
+        // sequence differences) laid them out.
+        let mut format_3_bytes = 0;
+        for format in [FORMAT_FRAMES_MICROS, FORMAT_POSITION_DELTAS] {
+            for chunk in entries.chunks(FRAME_ACTIVITIES) {
+                let rows: Vec<Row> = chunk.iter().map(|entry| strip("s1", entry)).collect();
+                let plain = to_columns(&rows, format, Some(frame_base(chunk))).expect("columns");
+                let frame = compressor.compress(&plain).expect("compress");
+                if format == FORMAT_FRAMES_MICROS {
+                    format_3_bytes += frame.len();
+                }
+                let info = FrameInfo {
+                    first_sequence: chunk[0].sequence,
+                    first_position: chunk[0].position,
+                    last_sequence: chunk[chunk.len() - 1].sequence,
+                    min_time_ns: frame_base(chunk),
+                    max_time_ns: i64::MAX,
+                    plain_len: plain.len(),
+                    format,
+                    by_account: false,
+                };
+                let every = Sieve::default();
+                let back =
+                    decode_frame("s1", &frame, &info, &mut decompressor, &every, |_, _, _| {
+                        true
+                    })
+                    .expect("frame");
+                assert_eq!(back, chunk, "format {format}");
+            }
+        }
+        let in_order = entries.len().div_ceil(FRAME_ACTIVITIES);
+        let format_5_bytes: usize = encoded.frames[..in_order].iter().map(Vec::len).sum();
+        assert!(
+            format_5_bytes < format_3_bytes,
+            "{format_5_bytes} bytes in format 5, {format_3_bytes} in format 3"
+        );
+    }
+
+    #[test]
+    fn positions_and_sequences_are_written_as_differences() {
+        let row = |sequence, position| Row {
+            sequence,
+            position,
+            flags: 0,
+            time_ns: 0,
+            bytes: Vec::new(),
+        };
+        // The next in the batch, a gap, a new batch at 0, a new batch elsewhere, a step back,
+        // an earlier batch (an account frame's).
+        let places = [(7, 3), (7, 4), (7, 9), (8, 0), (9, 5), (9, 2), (4, 1)];
+        let rows: Vec<Row> = places.iter().map(|&(s, p)| row(s, p)).collect();
+        for format in [FORMAT_POSITION_DELTAS, FORMAT_ACCOUNT_FRAMES] {
+            let plain = to_columns(&rows, format, Some(0)).expect("columns");
+            let mut back = Vec::new();
+            from_columns(&plain, format, Some(0), |row, _| {
+                back.push((row.sequence, row.position));
+                Ok(())
+            })
+            .expect("layout");
+            assert_eq!(back, places, "format {format}");
+            if format == FORMAT_ACCOUNT_FRAMES {
+                // After the header (count, streams, layout length), per row: sequence delta
+                // (signed), position delta, flags, end of fields. The steps back wrap around.
+                let mut layout = vec![14, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 2, 0, 0, 0, 2, 5];
+                layout.extend([
+                    0, 0, 0, 0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                ]);
+                layout.extend([0x01, 0, 0, 9, 1, 0, 0]);
+                assert_eq!(plain[3..], layout);
+            }
+        }
+    }
+
+    #[test]
+    fn an_accounts_activities_sit_in_its_own_account_frames() {
+        // Eight accounts taking turns, and activities naming none between them.
+        let mut entries = entries(1024);
+        for (at, entry) in entries.iter_mut().enumerate() {
+            if let Some(account) = entry.activity.account.as_mut() {
+                account.name = format!("user{}", at % 8);
+            }
+        }
+        let mut compressor = compressor(&[]).expect("zstd");
+        let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
+        let (first, oldest) = origin(&entries);
+        let index =
+            frame_index(&encoded.index, FORMAT_ACCOUNT_FRAMES, first, oldest).expect("index");
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
+        for user in 0..8 {
+            let name = format!("user{user}");
+            let frames = frames_of(&encoded.keys[&account_key(&name)]).expect("postings");
+            let mut found = Vec::new();
+            for &number in &frames {
+                assert!(index[number].by_account, "{name}: frame {number}");
+                found.extend(
+                    decode_frame(
+                        "s1",
+                        &encoded.frames[number],
+                        &index[number],
+                        &mut decompressor,
+                        &Sieve::default(),
+                        |_, _, _| true,
+                    )
+                    .expect("frame"),
+                );
+            }
+            // Its frames hold its activities, all of them, and no one else's.
+            let its = named(&entries, &[&name]);
+            assert_eq!(found, its, "{name}");
+            assert_eq!(frames.len(), its.len().div_ceil(FRAME_ACTIVITIES), "{name}");
+        }
+    }
+
+    #[test]
+    fn format_3_and_4_indexes_still_read() {
+        // Two frames: sequences from the previous frame's, times in microseconds from it.
+        let mut index = Vec::new();
+        for value in [2, 0, 3, 1, 10, 7, 400, 1, 0, 0, 2_000_000, 9, 350] {
+            put_varint(&mut index, value);
+        }
+        for format in [FORMAT_FRAMES_MICROS, FORMAT_POSITION_DELTAS] {
+            let frame =
+                |first_sequence, first_position, min_time_ns, max_time_ns, plain_len| FrameInfo {
+                    first_sequence,
+                    first_position,
+                    last_sequence: 101,
+                    min_time_ns,
+                    max_time_ns,
+                    plain_len,
+                    format,
+                    by_account: false,
+                };
+            assert_eq!(
+                frame_index(&index, format, 100, 1_000).expect("index"),
+                [
+                    frame(100, 3, 6_000, 13_000, 400),
+                    frame(101, 0, 1_000_006_000, 1_000_015_000, 350),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn an_account_key_keeps_its_counts_by_protocol() {
+        let mut entries = entries(300);
+        // Names in another case count with the key's; a name beyond ASCII keeps no counts.
+        entries[21].activity.account.as_mut().expect("named").name = "ALICE".to_owned();
+        entries[22].activity.account.as_mut().expect("named").name = "Zoë".to_owned();
+        let encoded = encode("s1", &entries, &mut compressor(&[]).expect("zstd")).expect("encodes");
+        let min_time = entries
+            .iter()
+            .map(|entry| super::super::time_ns(&entry.activity))
+            .min()
+            .expect("some");
+        let alice: Vec<&Entry> = entries
+            .iter()
+            .filter(|entry| {
+                entry
+                    .activity
+                    .account
+                    .as_ref()
+                    .is_some_and(|account| account.name.eq_ignore_ascii_case("alice"))
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for protocol in ["dns", "kerberos"] {
+            let times: Vec<i64> = alice
+                .iter()
+                .filter(|entry| protocol_name(entry.activity.body.as_ref()) == protocol)
+                .map(|entry| super::super::time_ns(&entry.activity))
+                .collect();
+            expected.push(Count {
+                protocol: protocol.to_owned(),
+                count: times.len() as u64,
+                first_ns: *times.iter().min().expect("some"),
+                last_ns: *times.iter().max().expect("some"),
+            });
+        }
+        assert_eq!(
+            counts_of(&encoded.keys["a:alice"], min_time).expect("counts"),
+            Some(expected)
+        );
+        assert_eq!(
+            counts_of(&encoded.keys["a:zoë"], min_time).expect("read"),
+            None
+        );
+        assert_eq!(
+            counts_of(&encoded.keys["p:dns"], min_time).expect("read"),
+            None
+        );
+        // The frames read past the counts.
+        assert_eq!(
+            frames_of(&encoded.keys["a:mallory"])
+                .expect("postings")
+                .len(),
+            1
+        );
+        // Cut within the counts: an error, not a panic.
+        let counted = &encoded.keys["a:alice"];
+        let postings = split_counts(counted).expect("split").1;
+        for cut in 1..=counted.len() - postings.len() {
+            let damaged = &counted[..cut];
+            assert!(
+                counts_of(damaged, 0).is_err() || frames_of(damaged).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]
@@ -1295,7 +1896,7 @@ mod tests {
         let encoded = encode("s1", &entries, &mut compressor).expect("encodes");
         let (first, oldest) = origin(&entries);
         let info =
-            frame_index(&encoded.index, FORMAT_FRAMES_MICROS, first, oldest).expect("index")[0];
+            frame_index(&encoded.index, FORMAT_ACCOUNT_FRAMES, first, oldest).expect("index")[0];
         let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
         let plain = decompressor
             .decompress(&encoded.frames[0], info.plain_len)
@@ -1339,7 +1940,7 @@ mod tests {
         );
         for cut in 0..encoded.index.len() {
             assert!(
-                frame_index(&encoded.index[..cut], FORMAT_FRAMES_MICROS, 0, 0).is_err(),
+                frame_index(&encoded.index[..cut], FORMAT_ACCOUNT_FRAMES, 0, 0).is_err(),
                 "cut at {cut}"
             );
         }

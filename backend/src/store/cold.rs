@@ -15,7 +15,7 @@ use std::{
 
 use sha2::{Digest as _, Sha256};
 
-use dcwatch_proto::v1::Activity;
+use dcwatch_proto::{json::protocol_name, v1::Activity};
 
 use super::{
     Compacted, Dialect, Filter, Ordered, Param, Query, StoreError, StoredActivity, blocks, time_ns,
@@ -163,6 +163,9 @@ pub(crate) struct BlockRow {
     pub(in crate::store) count: i64,
     /// Set by [`query_blocks`]; `None` from the stores' SQL.
     pub(in crate::store) frames: Option<BTreeSet<usize>>,
+    /// The query's account's counts by protocol in the block, when its key keeps them. Set by
+    /// [`query_blocks`]; `None` from the stores' SQL.
+    pub(in crate::store) counts: Option<Vec<blocks::Count>>,
 }
 
 /// The columns of a block's row, in [`BlockRow`]'s order.
@@ -209,6 +212,7 @@ impl BlockRow {
             max_time_ns: self.max_time_ns,
             count: self.count,
             frames: None,
+            counts: None,
         }
     }
 }
@@ -277,9 +281,11 @@ pub(crate) fn query_blocks<T: Tier + ?Sized>(
     if let Some(protocol) = &query.protocol {
         keys.push(blocks::protocol_key(protocol));
     }
-    if let Some(account) = &query.account {
-        keys.push(blocks::account_key(account_name(account)));
-    }
+    let account_key = query
+        .account
+        .as_ref()
+        .map(|account| blocks::account_key(account_name(account)));
+    keys.extend(account_key.clone());
     if let Some(ip) = query.ip {
         keys.push(blocks::address_key(&ip.to_string()));
     }
@@ -293,15 +299,25 @@ pub(crate) fn query_blocks<T: Tier + ?Sized>(
     if found.is_empty() {
         return Ok(found);
     }
-    // The frames each key is in, intersected: a frame lacking one of them holds no match.
+    // The frames each key is in, intersected: a frame lacking one of them holds no match. A
+    // block read by its account frames takes the account's alone (the other keys name the
+    // other frames).
     for key in &keys {
+        let of_account = Some(key) == account_key.as_ref();
         let mut of_key = tier.postings(key)?;
         for block in &mut found {
+            if by_account(block, query) && !of_account {
+                continue;
+            }
             if let Some(bytes) = of_key.remove(&block.id) {
-                let frames = blocks::frames_of(&bytes).map_err(|source| StoreError::Block {
+                let failed = |source| StoreError::Block {
                     id: block.id,
                     source,
-                })?;
+                };
+                let frames = blocks::frames_of(&bytes).map_err(failed)?;
+                if of_account {
+                    block.counts = blocks::counts_of(&bytes, block.min_time_ns).map_err(failed)?;
+                }
                 block.frames = Some(match block.frames.take() {
                     Some(before) => before.intersection(&frames).copied().collect(),
                     None => frames,
@@ -561,38 +577,71 @@ pub(in crate::store) fn frame_id(block_id: i64, number: usize) -> i64 {
     (block_id << blocks::FRAME_ID_BITS) | i64::try_from(number).unwrap_or(0)
 }
 
-/// The frames of `block` (given its index) that may hold activities `query` selects: its keys'
-/// frames, its time range.
+/// Whether `query` reads `block` by its account frames (a format 5 block, a query naming an
+/// account): each activity is in one of those and in one of the others, read from one only.
+fn by_account(block: &BlockRow, query: &Query) -> bool {
+    block.format >= blocks::FORMAT_ACCOUNT_FRAMES && query.account.is_some()
+}
+
+/// The frames of `block` (given its index) that may hold activities `query` selects: its
+/// account frames or the others ([`by_account`]), its keys' frames, its time range.
 fn wanted_frames(block: &BlockRow, query: &Query, index: &[blocks::FrameInfo]) -> Vec<usize> {
-    (0..index.len())
-        .filter(|number| {
-            let frame = &index[*number];
-            block
-                .frames
-                .as_ref()
-                .is_none_or(|frames| frames.contains(number))
+    let by_account = by_account(block, query);
+    let wanted = |number: &usize| {
+        index.get(*number).is_some_and(|frame| {
+            frame.by_account == by_account
                 && query
                     .since_ns
                     .is_none_or(|since| frame.max_time_ns >= since)
                 && query.until_ns.is_none_or(|until| frame.min_time_ns < until)
         })
-        .collect()
+    };
+    // The keys' frames when known (a few of hundreds), else every frame.
+    match &block.frames {
+        Some(frames) => frames.iter().copied().filter(wanted).collect(),
+        None => (0..index.len()).filter(wanted).collect(),
+    }
 }
 
-/// The keys (time, sensor, endpoints, account, protocol; not the body) of every compacted
-/// activity `query` selects, in no particular order: what counts need.
-pub(crate) fn compacted_keys<T: Tier + ?Sized>(
+/// Per protocol, how many compacted activities `query` selects and their first and last
+/// times, handed to `each` (protocol, count, first, last) a block or an activity at a time.
+/// An account's blocks that keep its counts ([`counted`]) are answered from them; the others
+/// from their activities' keys (time, sensor, endpoints, account, protocol; not the body).
+pub(crate) fn compacted_counts<T: Tier + ?Sized>(
     tier: &mut T,
     indexes: &IndexCache,
     query: &Query,
-    mut each: impl FnMut(&Activity),
+    mut each: impl FnMut(&str, u64, i64, i64),
 ) -> Result<(), StoreError> {
     let found = query_blocks(tier, query)?;
     let mut reader = BlockReader::new(tier, indexes);
     for block in found {
-        reader.keys(&block, query, &mut each)?;
+        if let Some(counts) = block.counts.as_ref().filter(|_| counted(query)) {
+            for count in counts {
+                each(&count.protocol, count.count, count.first_ns, count.last_ns);
+            }
+            continue;
+        }
+        reader.keys(&block, query, &mut |keys| {
+            let time = time_ns(keys);
+            each(protocol_name(keys.body.as_ref()), 1, time, time);
+        })?;
     }
     Ok(())
+}
+
+/// Whether an account's counts kept with its key ([`blocks::Count`]) answer `query`: it asks
+/// for an account by a name alone, in ASCII (matched ignoring ASCII case, as the counts were
+/// made), and for nothing else a block's counts cannot tell (its sensor is the block's).
+fn counted(query: &Query) -> bool {
+    query
+        .account
+        .as_ref()
+        .is_some_and(|account| !account.is_empty() && account.is_ascii() && !account.contains('\\'))
+        && query.protocol.is_none()
+        && query.ip.is_none()
+        && query.since_ns.is_none()
+        && query.until_ns.is_none()
 }
 
 /// The compacted activities `query` selects, newest first (by time, then sensor, sequence and
@@ -683,8 +732,8 @@ pub(crate) fn activity_at<T: Tier + ?Sized>(
     let candidates = tier.blocks_holding(sensor_id, sequence)?;
     let mut reader = BlockReader::new(tier, indexes);
     for block in candidates {
-        // Frames hold activities in (sequence, position) order: the one that may hold it is
-        // the last that starts at or before it.
+        // A block's frames (not its account frames) hold activities in (sequence, position)
+        // order: the one that may hold it is the last that starts at or before it.
         let found = reader
             .read(
                 &block,
@@ -692,7 +741,9 @@ pub(crate) fn activity_at<T: Tier + ?Sized>(
                     index
                         .iter()
                         .rposition(|frame| {
-                            (frame.first_sequence, frame.first_position) <= (sequence, position)
+                            !frame.by_account
+                                && (frame.first_sequence, frame.first_position)
+                                    <= (sequence, position)
                         })
                         .into_iter()
                         .collect()
@@ -777,7 +828,7 @@ pub(crate) fn insert_block(
         min_time_ns: times.clone().min().unwrap_or(0),
         max_time_ns: times.max().unwrap_or(0),
         count: i64::try_from(entries.len()).unwrap_or(i64::MAX),
-        format: blocks::FORMAT_FRAMES_MICROS,
+        format: blocks::FORMAT_ACCOUNT_FRAMES,
         dictionary_id,
         encoded: &encoded,
     })?;

@@ -3,13 +3,13 @@
 //! the sensors' counters sampled over time, the console's users, and the reads pages need
 //! (sensors, health events, activity summaries, search).
 
-use dcwatch_proto::{json::protocol_name, v1::Alert};
+use dcwatch_proto::v1::Alert;
 use rusqlite::{OptionalExtension as _, params, params_from_iter};
 
 use super::{
     Query, Store, StoreError, StoredActivity,
     alerts::{Dialect, EntityKind, like_escaped, sqlite_value},
-    cold, time_ns, to_u64,
+    cold, to_u64,
 };
 
 pub(super) const SCHEMA: &str = "
@@ -175,28 +175,28 @@ pub(crate) fn account_name(domain: Option<String>, account: String) -> String {
     }
 }
 
-/// Adds the compacted activities `query` selects to `counts` (per protocol, sorted): counted
-/// one by one, from their keys alone.
+/// Adds the compacted activities `query` selects to `counts` (per protocol, sorted): an
+/// account's counts where its blocks keep them, else its activities counted one by one, from
+/// their keys alone.
 pub(super) fn count_compacted<T: cold::Tier + ?Sized>(
     tier: &mut T,
     indexes: &cold::IndexCache,
     query: &Query,
     counts: &mut Vec<ProtocolCount>,
 ) -> Result<(), StoreError> {
-    cold::compacted_keys(tier, indexes, query, |keys| {
-        let protocol = protocol_name(keys.body.as_ref());
-        let time = time_ns(keys);
+    cold::compacted_counts(tier, indexes, query, |protocol, number, first, last| {
+        let number = i64::try_from(number).unwrap_or(i64::MAX);
         match counts.iter_mut().find(|count| count.protocol == protocol) {
             Some(count) => {
-                count.count += 1;
-                count.first_ns = count.first_ns.min(time);
-                count.last_ns = count.last_ns.max(time);
+                count.count = count.count.saturating_add(number);
+                count.first_ns = count.first_ns.min(first);
+                count.last_ns = count.last_ns.max(last);
             }
             None => counts.push(ProtocolCount {
                 protocol: protocol.to_owned(),
-                count: 1,
-                first_ns: time,
-                last_ns: time,
+                count: number,
+                first_ns: first,
+                last_ns: last,
             }),
         }
     })?;

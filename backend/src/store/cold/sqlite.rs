@@ -26,6 +26,7 @@ fn block_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlockRow> {
         max_time_ns: row.get(7)?,
         count: row.get(8)?,
         frames: None,
+        counts: None,
     })
 }
 

@@ -47,6 +47,7 @@ fn block_row(row: &Row) -> BlockRow {
         max_time_ns: row.get(7),
         count: row.get(8),
         frames: None,
+        counts: None,
     }
 }
 
