@@ -77,6 +77,8 @@ pub struct Knowledge {
     honeytoken_names: Vec<Honeytoken>,
     /// NetBIOS names of computers the traffic shows are DCs (their NTLM CHALLENGE), lower case.
     dc_names: BoundedMap<String, ()>,
+    /// Directories set since the start (part of [`Self::dc_generation`]).
+    directories_set: u64,
 }
 
 /// The account that authenticated a connection (its NTLM AUTHENTICATE, its SMB session setup):
@@ -155,12 +157,14 @@ impl Knowledge {
             honeytoken_names: honeytokens_of(&directory, &config.honeytokens),
             dc_names: BoundedMap::new(MAX_LEARNED_SERVERS),
             directory,
+            directories_set: 0,
         }
     }
 
     pub fn set_directory(&mut self, directory: Arc<Directory>) {
         self.honeytoken_names = honeytokens_of(&directory, &self.honeytokens);
         self.directory = directory;
+        self.directories_set += 1;
     }
 
     pub fn directory(&self) -> &Directory {
@@ -373,6 +377,13 @@ impl Knowledge {
     /// name, without writing out its basis (for what asks on every activity).
     pub fn is_domain_controller(&self, address: IpAddr) -> bool {
         self.dc_reason(address, "").yes()
+    }
+
+    /// Changes so far of what [`Self::is_domain_controller`] rests on (the servers learned from
+    /// the traffic, the directory; the configuration is fixed): while it is the same, so are
+    /// its answers.
+    pub fn dc_generation(&self) -> u64 {
+        self.servers.generation() + self.directories_set
     }
 
     fn dc_reason<'a>(&'a self, address: IpAddr, computer_name: &str) -> DcReason<'a> {
