@@ -531,11 +531,14 @@ impl Knowledge {
 
     /// Whether `name` (`DC1`, `dc1$`) is a domain controller's computer name, and on what.
     pub fn dc_name(&self, name: &str) -> Option<Verdict> {
-        let short = account_key(name).trim_end_matches('$').to_owned();
+        let key = account_key(name);
+        let short = key.trim_end_matches('$');
         if short.is_empty() {
             return None;
         }
-        if let Some(computer) = self.directory.account(&format!("{short}$"))
+        // Asked of every AS-REQ's client (noPac): no account name written for an empty directory.
+        if self.has_directory()
+            && let Some(computer) = self.directory.account(&format!("{short}$"))
             && computer.is_domain_controller()
         {
             return Some(verdict(
@@ -547,7 +550,7 @@ impl Knowledge {
                 ),
             ));
         }
-        self.dc_names.get(&short).map(|()| {
+        self.dc_names.get_ref(short).map(|()| {
             verdict(
                 true,
                 Source::Traffic,
