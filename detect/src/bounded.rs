@@ -30,6 +30,9 @@ pub struct BoundedMap<K, V> {
     order: BinaryHeap<Reverse<Record<K>>>,
     sequence: u64,
     evicted: u64,
+    /// Changes of the set of keys (an entry made, removed, expired or evicted), for what caches
+    /// an answer that depends on which keys are present.
+    generation: u64,
 }
 
 /// A key at a touch, ordered by the touch alone (the sequence makes touches unique).
@@ -96,6 +99,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
             order: BinaryHeap::new(),
             sequence: 0,
             evicted: 0,
+            generation: 0,
         }
     }
 
@@ -118,6 +122,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         match self.entries.entry(key) {
             hash_map::Entry::Occupied(occupied) => retouch(occupied.into_mut(), now, sequence),
             hash_map::Entry::Vacant(vacant) => {
+                self.generation += 1;
                 let key = vacant.key().clone();
                 let entry = first_touch(&mut self.order, key, make(), (now, sequence));
                 &mut vacant.insert(entry).value
@@ -135,6 +140,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         match self.entries.entry_ref(key) {
             hash_map::EntryRef::Occupied(occupied) => retouch(occupied.into_mut(), now, sequence),
             hash_map::EntryRef::Vacant(vacant) => {
+                self.generation += 1;
                 let entry = first_touch(&mut self.order, key.to_owned(), make(), (now, sequence));
                 &mut vacant.insert(entry).value
             }
@@ -156,6 +162,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let entry = self.entries.remove(key)?;
+        self.generation += 1;
         if self.order.len() > 2 * self.entries.len() + 64 {
             self.rebuild_order();
         }
@@ -171,6 +178,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         {
             if let Some(key) = self.pop_oldest() {
                 self.entries.remove(&key);
+                self.generation += 1;
             }
         }
     }
@@ -181,6 +189,11 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Changes so far of which keys the map holds: equal generations, the same keys.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Entries forgotten because the map was full.
@@ -197,6 +210,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
             if let Some(key) = self.pop_oldest() {
                 self.entries.remove(&key);
                 self.evicted += 1;
+                self.generation += 1;
                 return;
             }
         }
@@ -343,6 +357,21 @@ mod tests {
         assert_eq!(map.get(&"b"), None);
         assert_eq!(map.get(&"a"), Some(&2));
         assert_eq!((map.len(), map.evicted()), (2, 1));
+    }
+
+    #[test]
+    fn the_generation_moves_when_the_keys_change_and_only_then() {
+        let mut map = BoundedMap::new(1);
+        map.touch("a", 10, || ());
+        let made = map.generation();
+        map.touch("a", 20, || ());
+        assert_eq!(map.generation(), made, "a touch of a present key");
+        map.touch("b", 30, || ());
+        let evicted = map.generation();
+        assert!(evicted > made, "a evicted, b made");
+        map.expire(40);
+        assert!(map.generation() > evicted, "b expired");
+        assert!(map.is_empty());
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub struct Engine {
     detectors: Detectors,
     book: Book,
     profiles: Profiles,
+    dc_tests: profiling::DcTests,
     /// What this engine judged within the detectors' windows, for its checkpoints (`None`
     /// offline: nothing would take it).
     journal: Option<Journal>,
@@ -61,6 +62,7 @@ impl Engine {
             detectors: detectors::all(),
             book: Book::default(),
             profiles: Profiles::default(),
+            dc_tests: profiling::DcTests::default(),
             journal: None,
             recent_new: HashMap::new(),
             findings: Vec::new(),
@@ -148,7 +150,12 @@ impl Engine {
             }
             raised.push(made);
         }
-        profiling::learn(&mut self.profiles, &seen, &self.knowledge);
+        profiling::learn(
+            &mut self.profiles,
+            &seen,
+            &self.knowledge,
+            &mut self.dc_tests,
+        );
         raised
     }
 

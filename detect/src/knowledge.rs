@@ -77,6 +77,8 @@ pub struct Knowledge {
     honeytoken_names: Vec<Honeytoken>,
     /// NetBIOS names of computers the traffic shows are DCs (their NTLM CHALLENGE), lower case.
     dc_names: BoundedMap<String, ()>,
+    /// Directories set since the start (part of [`Self::dc_generation`]).
+    directories_set: u64,
 }
 
 /// The account that authenticated a connection (its NTLM AUTHENTICATE, its SMB session setup):
@@ -155,12 +157,14 @@ impl Knowledge {
             honeytoken_names: honeytokens_of(&directory, &config.honeytokens),
             dc_names: BoundedMap::new(MAX_LEARNED_SERVERS),
             directory,
+            directories_set: 0,
         }
     }
 
     pub fn set_directory(&mut self, directory: Arc<Directory>) {
         self.honeytoken_names = honeytokens_of(&directory, &self.honeytokens);
         self.directory = directory;
+        self.directories_set += 1;
     }
 
     pub fn directory(&self) -> &Directory {
@@ -375,6 +379,13 @@ impl Knowledge {
         self.dc_reason(address, "").yes()
     }
 
+    /// Changes so far of what [`Self::is_domain_controller`] rests on (the servers learned from
+    /// the traffic, the directory; the configuration is fixed): while it is the same, so are
+    /// its answers.
+    pub fn dc_generation(&self) -> u64 {
+        self.servers.generation() + self.directories_set
+    }
+
     fn dc_reason<'a>(&'a self, address: IpAddr, computer_name: &str) -> DcReason<'a> {
         if self.configured_dcs.contains(&address) {
             return DcReason::Configured;
@@ -520,11 +531,14 @@ impl Knowledge {
 
     /// Whether `name` (`DC1`, `dc1$`) is a domain controller's computer name, and on what.
     pub fn dc_name(&self, name: &str) -> Option<Verdict> {
-        let short = account_key(name).trim_end_matches('$').to_owned();
+        let key = account_key(name);
+        let short = key.trim_end_matches('$');
         if short.is_empty() {
             return None;
         }
-        if let Some(computer) = self.directory.account(&format!("{short}$"))
+        // Asked of every AS-REQ's client (noPac): no account name written for an empty directory.
+        if self.has_directory()
+            && let Some(computer) = self.directory.account(&format!("{short}$"))
             && computer.is_domain_controller()
         {
             return Some(verdict(
@@ -536,7 +550,7 @@ impl Knowledge {
                 ),
             ));
         }
-        self.dc_names.get(&short).map(|()| {
+        self.dc_names.get_ref(short).map(|()| {
             verdict(
                 true,
                 Source::Traffic,

@@ -95,8 +95,55 @@ pub fn logon<'a>(seen: &Observed<'a>) -> Option<(&'a str, IpAddr)> {
     }
 }
 
+/// The DC test of the last activity's two ends, kept while what it rests on is unchanged:
+/// activities come in runs between the same two hosts (a connection's messages), and the test is
+/// a table lookup per end.
+#[derive(Debug, Default)]
+pub struct DcTests {
+    last: Option<DcTest>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DcTest {
+    ends: (Option<IpAddr>, Option<IpAddr>),
+    generation: u64,
+    answers: (bool, bool),
+}
+
+impl DcTests {
+    /// Whether each end is a domain controller, as [`Knowledge::is_domain_controller`] says.
+    pub fn of(
+        &mut self,
+        knowledge: &Knowledge,
+        ends: (Option<IpAddr>, Option<IpAddr>),
+    ) -> (bool, bool) {
+        let generation = knowledge.dc_generation();
+        if let Some(last) = self.last
+            && last.ends == ends
+            && last.generation == generation
+        {
+            return last.answers;
+        }
+        let is_dc = |address: Option<IpAddr>| {
+            address.is_some_and(|address| knowledge.is_domain_controller(address))
+        };
+        let answers = (is_dc(ends.0), is_dc(ends.1));
+        self.last = Some(DcTest {
+            ends,
+            generation,
+            answers,
+        });
+        answers
+    }
+}
+
 /// Teaches the profiles what `seen` shows.
-pub fn learn(profiles: &mut Profiles, seen: &Observed<'_>, knowledge: &Knowledge) {
+pub fn learn(
+    profiles: &mut Profiles,
+    seen: &Observed<'_>,
+    knowledge: &Knowledge,
+    dc_tests: &mut DcTests,
+) {
     let time = seen.time;
     if let Some(Body::WindowsEvent(event)) = seen.body() {
         if !event.computer.is_empty() {
@@ -104,10 +151,7 @@ pub fn learn(profiles: &mut Profiles, seen: &Observed<'_>, knowledge: &Knowledge
         }
         return;
     }
-    let is_dc = |address: Option<IpAddr>| {
-        address.is_some_and(|address| knowledge.is_domain_controller(address))
-    };
-    let (src_dc, dst_dc) = (is_dc(seen.src), is_dc(seen.dst));
+    let (src_dc, dst_dc) = dc_tests.of(knowledge, (seen.src, seen.dst));
     match (seen.src, seen.dst) {
         (Some(src), Some(dst)) if dst_dc && !src_dc => {
             profiles.touch((Subject::Dc, dst), time);
@@ -149,5 +193,29 @@ pub fn learn(profiles: &mut Profiles, seen: &Observed<'_>, knowledge: &Knowledge
         if let Some(location) = vpn_location(radius) {
             profiles.learn(&user, time, VPN_LOCATION, &location);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::DcTests;
+    use crate::{
+        config::Config, detectors::testing::krb_error, knowledge::Knowledge, observed::Observed,
+    };
+
+    #[test]
+    fn the_dc_test_kept_for_the_same_ends_follows_what_the_traffic_teaches() {
+        let mut knowledge = Knowledge::new(&Config::test_mode(), Arc::default());
+        let mut tests = DcTests::default();
+        // The KDC's answer: its sender is a DC once the engine has learned from it.
+        let reply = krb_error(0, "10.0.0.5:50000", "alice", 25);
+        let seen = Observed::new(&reply, "").expect("a timed activity");
+        let ends = (seen.src, seen.dst);
+        assert_eq!(tests.of(&knowledge, ends), (false, false));
+        knowledge.learn(&seen);
+        assert_eq!(tests.of(&knowledge, ends), (true, false));
+        assert_eq!(tests.of(&knowledge, (seen.dst, seen.src)), (false, true));
     }
 }

@@ -45,23 +45,25 @@ impl Tickets {
         if kerberos.ticket_hash.is_empty() {
             return;
         }
-        let ticket = IssuedTicket {
-            client: kerberos.client.clone(),
-            client_realm: kerberos.client_realm.clone(),
-            service: kerberos.service.clone(),
-            issued: seen.time,
-            etype: kerberos.ticket_etype,
-            to: seen.dst,
-        };
+        // Names and hash copied for a new ticket only, not for a reply seen again.
         let slot = self
             .issued
-            .touch(kerberos.ticket_hash.clone(), seen.time, || ticket.clone());
+            .touch_ref(kerberos.ticket_hash.as_slice(), seen.time, || {
+                IssuedTicket {
+                    client: kerberos.client.clone(),
+                    client_realm: kerberos.client_realm.clone(),
+                    service: kerberos.service.clone(),
+                    issued: seen.time,
+                    etype: kerberos.ticket_etype,
+                    to: seen.dst,
+                }
+            });
         // A replay of the same reply keeps the first issue time.
-        slot.issued = slot.issued.min(ticket.issued);
+        slot.issued = slot.issued.min(seen.time);
     }
 
     pub fn get(&self, hash: &[u8]) -> Option<&IssuedTicket> {
-        self.issued.get(&hash.to_vec())
+        self.issued.get_ref(hash)
     }
 
     pub fn evicted(&self) -> u64 {

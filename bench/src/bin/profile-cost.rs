@@ -184,9 +184,10 @@ fn main() -> anyhow::Result<()> {
             knowledge.learn(observed);
         }
         let mut profiles = Profiles::default();
+        let mut dc_tests = profiling::DcTests::default();
         let start = Instant::now();
         for observed in &seen {
-            profiling::learn(&mut profiles, observed, &knowledge);
+            profiling::learn(&mut profiles, observed, &knowledge, &mut dc_tests);
         }
         update_ns.push(start.elapsed().as_nanos() as f64 / seen.len() as f64);
     }

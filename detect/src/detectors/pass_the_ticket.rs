@@ -93,13 +93,13 @@ impl Detector for PassTheTicket {
         match Type::try_from(kerberos.r#type) {
             Ok(Type::AsRep | Type::TgsRep) => {
                 self.holders
-                    .touch(kerberos.ticket_hash.clone(), seen.time, holder);
+                    .touch_ref(kerberos.ticket_hash.as_slice(), seen.time, holder);
             }
             Ok(Type::TgsReq | Type::ApReq) => {
                 let known = self.holders.get(&kerberos.ticket_hash).cloned();
                 let Some(first) = known else {
                     self.holders
-                        .touch(kerberos.ticket_hash.clone(), seen.time, holder);
+                        .touch_ref(kerberos.ticket_hash.as_slice(), seen.time, holder);
                     return;
                 };
                 if first.address == address
@@ -118,7 +118,7 @@ impl Detector for PassTheTicket {
                     return;
                 }
                 self.holders
-                    .touch(kerberos.ticket_hash.clone(), seen.time, holder)
+                    .touch_ref(kerberos.ticket_hash.as_slice(), seen.time, holder)
                     .thieves
                     .push(address);
                 let finding = self.finding(seen, context, kerberos, &first);
