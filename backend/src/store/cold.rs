@@ -26,9 +26,6 @@ use super::{
 pub(crate) trait Tier {
     /// The dialect [`query_blocks`] writes its conditions in.
     fn dialect(&self) -> Dialect;
-    /// The condition, on a block row, that the block holds the key bound to its `?`: the
-    /// stores keep keys in tables of their own shape.
-    fn holds_key(&self) -> &'static str;
     /// The rows ([`BLOCK_COLUMNS`]) of the blocks `filter` selects, by `min_time_ns` then id.
     fn block_rows(&mut self, filter: Filter) -> Result<Vec<BlockRow>, StoreError>;
     /// The blocks `key` is in that name its frames, with those frames' postings.
@@ -298,7 +295,10 @@ pub(crate) fn query_blocks<T: Tier + ?Sized>(
         keys.push(blocks::address_key(&ip.to_string()));
     }
     for key in &keys {
-        filter.push(tier.holds_key(), Param::Text(key.clone()));
+        filter.push(
+            "id IN (SELECT block_id FROM activity_block_keys WHERE key = ?)",
+            Param::Text(key.clone()),
+        );
     }
     let mut found = tier.block_rows(filter)?;
     if found.is_empty() {

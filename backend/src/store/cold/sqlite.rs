@@ -35,10 +35,6 @@ impl Tier for Sqlite<'_> {
         Dialect::Sqlite
     }
 
-    fn holds_key(&self) -> &'static str {
-        "id IN (SELECT block_id FROM activity_block_keys WHERE key = ?)"
-    }
-
     fn block_rows(&mut self, filter: Filter) -> Result<Vec<BlockRow>, StoreError> {
         Ok(self
             .0

@@ -1,5 +1,4 @@
-//! The compacted tier's SQL in PostgreSQL (migration 6's tables, keys as migration 7 keeps
-//! them), and its disk budget.
+//! The compacted tier's SQL in PostgreSQL (migration 6's tables), and its disk budget.
 //!
 //! Compaction and pruning write through transactions that first take one advisory lock
 //! ([`LOCK`]): several ingest/api nodes share the store, and two compacting at once would
@@ -72,10 +71,6 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
         Dialect::Postgres
     }
 
-    fn holds_key(&self) -> &'static str {
-        "id IN (SELECT block_id FROM activity_block_key_lists WHERE keys @> ARRAY[?::TEXT])"
-    }
-
     fn block_rows(&mut self, filter: Filter) -> Result<Vec<BlockRow>, StoreError> {
         let clause = filter.clause();
         let values = super::console::bound(filter.values);
@@ -98,9 +93,8 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
         Ok(self
             .0
             .query(
-                "SELECT block_id, frames[array_position(keys, $1)]
-                 FROM activity_block_key_lists WHERE keys @> ARRAY[$1::TEXT]
-                 AND frames[array_position(keys, $1)] IS NOT NULL",
+                "SELECT block_id, frames FROM activity_block_keys WHERE key = $1
+                 AND frames IS NOT NULL",
                 &[&key],
             )?
             .iter()
@@ -155,7 +149,8 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
         Ok(self
             .0
             .query(
-                "SELECT substr(key, 3) FROM activity_key_names WHERE key LIKE $1 LIMIT $2",
+                "SELECT DISTINCT substr(key, 3) FROM activity_block_keys WHERE key LIKE $1
+                 LIMIT $2",
                 &[&pattern, &limit],
             )?
             .iter()
@@ -223,34 +218,17 @@ impl<C: GenericClient> TierWriter for Pg<'_, C> {
         )?;
         let (keys, frames): (Vec<&String>, Vec<&Vec<u8>>) = block.encoded.keys.iter().unzip();
         self.0.execute(
-            "INSERT INTO activity_block_key_lists (block_id, keys, frames) VALUES ($1, $2, $3)",
-            &[&id, &keys, &frames],
-        )?;
-        self.0.execute(
-            "INSERT INTO activity_key_names (key) SELECT UNNEST($1::TEXT[])
-             ON CONFLICT DO NOTHING",
-            &[&keys],
+            "INSERT INTO activity_block_keys (key, block_id, frames)
+             SELECT key, $3, frames FROM UNNEST($1::TEXT[], $2::BYTEA[]) AS k (key, frames)",
+            &[&keys, &frames, &id],
         )?;
         Ok(id)
     }
 
     fn delete_block_rows(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-        // A name goes with the last block holding it (a statement's later check would see
-        // the blocks it deleted itself, hence two).
-        let gone: Vec<String> = self
-            .0
-            .query(
-                "WITH gone AS (DELETE FROM activity_block_key_lists WHERE block_id = ANY($1)
-                 RETURNING keys) SELECT DISTINCT UNNEST(keys) FROM gone",
-                &[&ids],
-            )?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
         self.0.execute(
-            "DELETE FROM activity_key_names n WHERE key = ANY($1) AND NOT EXISTS
-             (SELECT 1 FROM activity_block_key_lists WHERE keys @> ARRAY[n.key])",
-            &[&gone],
+            "DELETE FROM activity_block_keys WHERE block_id = ANY($1)",
+            &[&ids],
         )?;
         for id in ids {
             self.0.execute(

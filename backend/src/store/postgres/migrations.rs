@@ -17,7 +17,6 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (ALERT_ENTITIES, CONSOLE),
     (5, WINDOWS),
     (6, COMPACTED),
-    (7, KEY_LISTS),
 ];
 
 /// The migration whose data (the stored alerts' entities) is written by code after its SQL.
@@ -94,29 +93,6 @@ CREATE TABLE activity_dictionaries (
     data BYTEA NOT NULL,
     trained_on BIGINT
 );
-";
-
-/// The compacted tier's keys as one row a block (its keys and their postings, in arrays), found
-/// by a GIN index, which keeps each distinct key once with the rows holding it; and the
-/// distinct keys, for a search's prefix LIKE. A row a key and block, as migration 6 kept them,
-/// paid a row header, a primary-key copy of the key and a by-block index entry for each: 4.1
-/// bytes an activity against SQLite's 0.95 (bench/RESULTS.md, store-size). The index is
-/// written as rows come (`fastupdate` off): its pending list would otherwise hold up to 4 MiB
-/// of unsorted entries that lookups scan in full.
-const KEY_LISTS: &str = "
-CREATE TABLE activity_block_key_lists (
-    block_id BIGINT PRIMARY KEY,
-    keys TEXT[] COLLATE \"C\" NOT NULL,
-    frames BYTEA[] NOT NULL
-);
-INSERT INTO activity_block_key_lists (block_id, keys, frames)
-    SELECT block_id, array_agg(key ORDER BY key), array_agg(frames ORDER BY key)
-    FROM activity_block_keys GROUP BY block_id;
-CREATE INDEX activity_block_key_lists_keys ON activity_block_key_lists USING GIN (keys)
-    WITH (fastupdate = off);
-CREATE TABLE activity_key_names (key TEXT COLLATE \"C\" PRIMARY KEY);
-INSERT INTO activity_key_names (key) SELECT DISTINCT key FROM activity_block_keys;
-DROP TABLE activity_block_keys;
 ";
 
 /// store/windows.rs's table.
