@@ -1098,6 +1098,8 @@ fn compacted_activities_answer_as_rows_did_and_retention_deletes_the_oldest_coun
         // By age: sensor 0's block ends before second 10_000.
         assert_eq!(store.prune(10_000 * SECOND).expect("prune"), 2_000);
         assert_eq!(all(store.as_mut(), &Query::default()), before[0].0[2_000..]);
+        let found = store.search("car", 10).expect("search");
+        assert_eq!(found.accounts, ["carol"], "still in the blocks left");
         // By budget: blocks go oldest first, then rows, never the newest row.
         assert_eq!(
             store.prune_to_budget(1).expect("budget"),
@@ -1107,6 +1109,11 @@ fn compacted_activities_answer_as_rows_did_and_retention_deletes_the_oldest_coun
             all(store.as_mut(), &Query::default()),
             before[0].0[total - 1..],
             "the newest activity is kept"
+        );
+        let found = store.search("car", 10).expect("search");
+        assert!(
+            found.accounts.is_empty(),
+            "a name goes with the last block holding it: {found:?}"
         );
         assert_eq!(store.prune_to_budget(1).expect("budget"), 0);
     });

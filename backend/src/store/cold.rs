@@ -38,6 +38,11 @@ pub(crate) trait Tier {
     ) -> Result<Vec<BlockRow>, StoreError>;
     /// The blob `blob` of row `id` ([`Blob::sql`]).
     fn blob(&mut self, blob: Blob, id: i64) -> Result<Vec<u8>, StoreError>;
+    /// The data of frames `ids` ([`frame_id`]), in their order. A query reads several frames
+    /// of a block; a store that pays a round trip a query reads them in one.
+    fn frames(&mut self, ids: &[i64]) -> Result<Vec<Vec<u8>>, StoreError> {
+        ids.iter().map(|id| self.blob(Blob::Frame, *id)).collect()
+    }
     /// Keys matching the LIKE `pattern` without their kind's prefix, distinct, at most
     /// `limit`: the compacted tier's names and addresses a search finds.
     fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError>;
@@ -415,13 +420,24 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
             Contents::Frames(index) => index,
             Contents::Whole(entries) => return Ok(entries),
         };
+        let numbers = select(&index);
+        let infos = numbers
+            .iter()
+            .map(|number| {
+                index.get(*number).ok_or(StoreError::Block {
+                    id: block.id,
+                    source: blocks::BlockError::Malformed,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<i64> = numbers
+            .iter()
+            .map(|number| frame_id(block.id, *number))
+            .collect();
+        let frames = self.tier.frames(&ids)?;
         let mut entries = Vec::new();
-        for number in select(&index) {
-            let info = index.get(number).ok_or(StoreError::Block {
-                id: block.id,
-                source: blocks::BlockError::Malformed,
-            })?;
-            entries.extend(self.frame(block, number, info, sieve, &mut keep)?);
+        for (data, info) in frames.iter().zip(infos) {
+            entries.extend(self.decode(block, data, info, sieve, &mut keep)?);
         }
         Ok(entries)
     }
@@ -459,12 +475,25 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         keep: impl FnMut(u64, u64, &Activity) -> bool,
     ) -> Result<Vec<blocks::Entry>, StoreError> {
         let frame = self.tier.blob(Blob::Frame, frame_id(block.id, number))?;
+        self.decode(block, &frame, info, sieve, keep)
+    }
+
+    /// The entries of `frame` (a frame of `block`, `info` its index entry) that `sieve`
+    /// passes and `keep` keeps.
+    fn decode(
+        &mut self,
+        block: &BlockRow,
+        frame: &[u8],
+        info: &blocks::FrameInfo,
+        sieve: &blocks::Sieve,
+        keep: impl FnMut(u64, u64, &Activity) -> bool,
+    ) -> Result<Vec<blocks::Entry>, StoreError> {
         let digest = match block.dictionary_id {
             Some(id) => Some(self.digest(id)?),
             None => None,
         };
         with_decompressor(self.tier, block.dictionary_id, digest, |decompressor| {
-            blocks::decode_frame(&block.sensor_id, &frame, info, decompressor, sieve, keep).map_err(
+            blocks::decode_frame(&block.sensor_id, frame, info, decompressor, sieve, keep).map_err(
                 |source| StoreError::Block {
                     id: block.id,
                     source,

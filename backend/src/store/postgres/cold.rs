@@ -125,6 +125,26 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
         Ok(self.0.query_one(blob.sql(), &[&id])?.get(0))
     }
 
+    fn frames(&mut self, ids: &[i64]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut found: HashMap<i64, Vec<u8>> = self
+            .0
+            .query(
+                "SELECT id, data FROM activity_frames WHERE id = ANY($1)",
+                &[&ids],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        ids.iter()
+            .map(|id| {
+                found.remove(id).ok_or(StoreError::Block {
+                    id: id >> blocks::FRAME_ID_BITS,
+                    source: blocks::BlockError::Malformed,
+                })
+            })
+            .collect()
+    }
+
     fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError> {
         Ok(self
             .0
