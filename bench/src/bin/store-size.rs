@@ -232,7 +232,10 @@ fn main() -> anyhow::Result<()> {
     if all.len() > 1 {
         print!(" PostgreSQL rows | PostgreSQL compacted | ratio | PostgreSQL rows / SQLite rows |");
     }
-    println!("\n|---|---:|---:|---:|---:|{}", "---:|".repeat(4 * (all.len() - 1)));
+    println!(
+        "\n|---|---:|---:|---:|---:|{}",
+        "---:|".repeat(4 * (all.len() - 1))
+    );
     for (at, probe) in probes.iter().enumerate() {
         let sqlite = &all[0];
         let (sqlite_hot, sqlite_cold) = (sqlite.hot[at].0, sqlite.cold[at].0);
