@@ -31,21 +31,18 @@ fn with_seed(seed: u16, a: SocketAddr, b: SocketAddr, protocol: u8) -> String {
     hasher.update([protocol, 0]);
     hasher.update(first.port().to_be_bytes());
     hasher.update(second.port().to_be_bytes());
-    format!("1:{}", STANDARD.encode(hasher.finalize()))
+    let mut id = String::from("1:");
+    STANDARD.encode_string(hasher.finalize(), &mut id);
+    id
 }
 
 /// The two endpoints, the smaller first: by address octets, then by port. An IPv4 and an IPv6
-/// endpoint never share a flow; IPv4 orders first so the result is still defined.
+/// endpoint never share a flow; IPv4 orders first so the result is still defined. (`IpAddr`
+/// orders so: IPv4 first, then by octets; the backend's store recomputes these ids for every
+/// activity it reads back, so no allocation here.)
 pub fn ordered(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
-    let key = |s: SocketAddr| (matches!(s.ip(), IpAddr::V6(_)), octets(s.ip()), s.port());
+    let key = |s: SocketAddr| (s.ip(), s.port());
     if key(a) <= key(b) { (a, b) } else { (b, a) }
-}
-
-fn octets(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(ip) => ip.octets().to_vec(),
-        IpAddr::V6(ip) => ip.octets().to_vec(),
-    }
 }
 
 fn hash_ip(hasher: &mut Sha1, ip: IpAddr) {

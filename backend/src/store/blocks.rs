@@ -945,17 +945,15 @@ pub fn decode_frame(
                 return Ok(());
             }
             keys_of(fields, &mut bytes);
-            let mut keys = Activity::decode(bytes.as_slice())?;
-            restore_plain(sensor_id, &mut keys, row)?;
-            if !keep(row.sequence, row.position, &keys) {
-                return Ok(());
-            }
-            bytes.clear();
-            for (_, field) in fields {
-                bytes.extend_from_slice(field);
-            }
             let mut activity = Activity::decode(bytes.as_slice())?;
             restore_plain(sensor_id, &mut activity, row)?;
+            if !keep(row.sequence, row.position, &activity) {
+                return Ok(());
+            }
+            // The other fields merged into the keys, not the whole decoded again: a query by
+            // account keeps nearly every activity its sieve passes.
+            rest_of(fields, &mut bytes);
+            activity.merge(bytes.as_slice())?;
             restore_hashes(&mut activity, row.flags)?;
             entries.push(Entry {
                 sequence: row.sequence,
@@ -974,15 +972,30 @@ pub fn decode_frame(
 fn keys_of(fields: &[(u32, &[u8])], out: &mut Vec<u8>) {
     out.clear();
     for &(number, field) in fields {
-        match number {
-            1..=4 | 6 => out.extend_from_slice(field),
-            16.. => {
-                put_varint(out, (u64::from(number) << 3) | 2);
-                put_varint(out, 0);
-            }
-            _ => {}
+        if is_key(number) {
+            out.extend_from_slice(field);
+        } else if number >= 16 {
+            put_varint(out, (u64::from(number) << 3) | 2);
+            put_varint(out, 0);
         }
     }
+}
+
+/// The fields of an activity [`keys_of`] leaves out or empties, as protobuf in `out`: merged
+/// into the keys decoded, they give the whole activity (its body merged into the empty one).
+fn rest_of(fields: &[(u32, &[u8])], out: &mut Vec<u8>) {
+    out.clear();
+    for &(number, field) in fields {
+        if !is_key(number) {
+            out.extend_from_slice(field);
+        }
+    }
+}
+
+/// Whether field `number` of an activity is one [`keys_of`] keeps as it is: the sensor id,
+/// time, endpoints and account (each a single field, so decoding it once is enough).
+fn is_key(number: u32) -> bool {
+    matches!(number, 1..=4 | 6)
 }
 
 /// A format 1 block's entries, in the order they were encoded.

@@ -696,7 +696,13 @@ pub(crate) fn newest_compacted<T: Tier + ?Sized>(
     let mut frames = Vec::new();
     for (at, block) in found.iter().enumerate() {
         match reader.contents(block)? {
-            Contents::Whole(entries) => hold(&mut ready, query, block, entries),
+            Contents::Whole(entries) => hold(
+                &mut ready,
+                block,
+                entries
+                    .into_iter()
+                    .filter(|entry| query.matches_activity(&block.sensor_id, &entry.activity)),
+            ),
             Contents::Frames(index) => frames.extend(
                 wanted_frames(block, query, &index)
                     .into_iter()
@@ -723,31 +729,26 @@ pub(crate) fn newest_compacted<T: Tier + ?Sized>(
         let entries = reader.frame(block, number, &info, &wanted, |_, _, activity| {
             query.matches_activity(&block.sensor_id, activity)
         })?;
-        hold(&mut ready, query, block, entries);
+        // The frame's entries are those `query` selects already (tested as decoded).
+        hold(&mut ready, block, entries);
     }
     Ok(())
 }
 
-/// Adds the entries of `block` that `query` selects to `ready`.
+/// Adds `entries` of `block` to `ready`.
 fn hold(
     ready: &mut std::collections::BinaryHeap<Ordered>,
-    query: &Query,
     block: &BlockRow,
-    entries: Vec<blocks::Entry>,
+    entries: impl IntoIterator<Item = blocks::Entry>,
 ) {
-    for entry in entries {
-        let stored = StoredActivity {
+    ready.extend(entries.into_iter().map(|entry| Ordered {
+        position: entry.position,
+        stored: StoredActivity {
             sensor_id: block.sensor_id.clone(),
             sequence: entry.sequence,
             activity: entry.activity,
-        };
-        if query.matches(&stored) {
-            ready.push(Ordered {
-                position: entry.position,
-                stored,
-            });
-        }
-    }
+        },
+    }));
 }
 
 /// The compacted activity at (`sensor_id`, `sequence`, `position`).

@@ -8,7 +8,7 @@
 //! stored through the backend's own store in batches of `BATCH` (what a sensor at 1000
 //! packets/s sends each second at the corpus's density). Then, in the same run, per store:
 //! 1. bytes per activity of the store as ingest leaves it (a row and its index entries each),
-//!    and the queries timed, `TRIALS` times each, medians;
+//!    and the queries timed, `TRIALS` times each (7 unless set), medians;
 //! 2. everything compacted into blocks (`compact`, which trains the dictionary), timed;
 //!    bytes per activity, by table, and the same queries again, whose answers must equal the
 //!    first ones.
@@ -24,6 +24,10 @@
 //! The copies differ in addresses and times only: what repeats between them (names, tickets,
 //! DNS questions) is what a dictionary and large blocks exploit, as they would exploit a real
 //! network's repetition over a day. `COPIES=1` gives the figure with no copy to repeat.
+//!
+//! For quick probes: `STORES=sqlite` skips PostgreSQL, `PROBES=text` times only the queries
+//! whose names contain `text`, and `TRIALS=n` runs each query `n` times (default 7), e.g. to
+//! profile one query in a loop.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
 use std::{path::PathBuf, sync::Arc, time::Instant};
@@ -39,6 +43,7 @@ use dcwatch_tests::cluster_servers::Postgres;
 
 /// Activities a sensor at 1000 packets/s sends a second at the corpus's density (transport-cost).
 const BATCH: usize = 297;
+/// Times each query runs by default (`TRIALS`), the median quoted.
 const TRIALS: usize = 7;
 /// Alert evidence looked up, each by its reference, per trial.
 const LOOKUPS: usize = 100;
@@ -203,36 +208,56 @@ fn main() -> anyhow::Result<()> {
     for (sequence, batch) in (1_u64..).zip(activities.chunks(BATCH)) {
         references.push((sequence, batch.len() as u64));
     }
-    let probes = probes(&activities, &references);
-    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(Sqlite(data)), Box::new(Pg::start()?)];
+    let only = std::env::var("PROBES").unwrap_or_default();
+    let probes: Vec<Probe> = probes(&activities, &references)
+        .into_iter()
+        .filter(|probe| probe.name.contains(&only))
+        .collect();
+    let trials = std::env::var("TRIALS")
+        .ok()
+        .and_then(|trials| trials.parse().ok())
+        .unwrap_or(TRIALS);
+    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(Sqlite(data))];
+    if std::env::var("STORES").map_or(true, |stores| stores.contains("postgres")) {
+        backends.push(Box::new(Pg::start()?));
+    }
     let mut all = Vec::new();
     for backend in &mut backends {
-        let figures = measure(backend.as_mut(), &activities, &probes)?;
+        let figures = measure(backend.as_mut(), &activities, &probes, trials)?;
         report(backend.name(), &figures, &activities, density);
         all.push(figures);
     }
     println!();
+    print!("| query | answers | SQLite rows (median of {trials}) | SQLite compacted | ratio |");
+    if all.len() > 1 {
+        print!(" PostgreSQL rows | PostgreSQL compacted | ratio | PostgreSQL rows / SQLite rows |");
+    }
     println!(
-        "| query | answers | SQLite rows (median of {TRIALS}) | SQLite compacted | ratio | \
-         PostgreSQL rows | PostgreSQL compacted | ratio | PostgreSQL rows / SQLite rows |"
+        "\n|---|---:|---:|---:|---:|{}",
+        "---:|".repeat(4 * (all.len() - 1))
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (at, probe) in probes.iter().enumerate() {
-        let (sqlite, pg) = (&all[0], &all[1]);
+        let sqlite = &all[0];
         let (sqlite_hot, sqlite_cold) = (sqlite.hot[at].0, sqlite.cold[at].0);
-        let (pg_hot, pg_cold) = (pg.hot[at].0, pg.cold[at].0);
-        println!(
-            "| {} | {} | {:.3} ms | {:.3} ms | {:.2}x | {:.3} ms | {:.3} ms | {:.2}x | {:.2}x |",
+        print!(
+            "| {} | {} | {:.3} ms | {:.3} ms | {:.2}x |",
             probe.name,
             sqlite.hot[at].1.len(),
             sqlite_hot * 1e3,
             sqlite_cold * 1e3,
             sqlite_cold / sqlite_hot,
-            pg_hot * 1e3,
-            pg_cold * 1e3,
-            pg_cold / pg_hot,
-            pg_hot / sqlite_hot,
         );
+        if let Some(pg) = all.get(1) {
+            let (pg_hot, pg_cold) = (pg.hot[at].0, pg.cold[at].0);
+            print!(
+                " {:.3} ms | {:.3} ms | {:.2}x | {:.2}x |",
+                pg_hot * 1e3,
+                pg_cold * 1e3,
+                pg_cold / pg_hot,
+                pg_hot / sqlite_hot,
+            );
+        }
+        println!();
     }
     Ok(())
 }
@@ -243,6 +268,7 @@ fn measure(
     backend: &mut dyn Backend,
     activities: &[Activity],
     probes: &[Probe],
+    trials: usize,
 ) -> anyhow::Result<Figures> {
     let mut store = backend.open()?;
     let started = Instant::now();
@@ -254,7 +280,7 @@ fn measure(
     backend.settle(false)?;
     let hot_bytes = backend.used()?;
     let hot_tables = backend.tables()?;
-    let hot = time_probes(store.as_mut(), &console, probes)?;
+    let hot = time_probes(store.as_mut(), &console, probes, trials)?;
 
     let started = Instant::now();
     let cpu_before = process_cpu(std::process::id())? + backend.server_cpu()?;
@@ -264,7 +290,7 @@ fn measure(
     backend.settle(true)?;
     let cold_bytes = backend.used()?;
     let cold_tables = backend.tables()?;
-    let cold = time_probes(store.as_mut(), &console, probes)?;
+    let cold = time_probes(store.as_mut(), &console, probes, trials)?;
     for (probe, ((_, hot_answer), (_, cold_answer))) in probes.iter().zip(hot.iter().zip(&cold)) {
         anyhow::ensure!(
             cold_answer == hot_answer,
@@ -563,12 +589,13 @@ fn time_probes(
     store: &mut dyn Storage,
     console: &Data,
     probes: &[Probe],
+    trials: usize,
 ) -> anyhow::Result<Vec<(f64, Vec<String>)>> {
     let mut out = Vec::new();
     for probe in probes {
         let mut seconds = Vec::new();
         let mut last = Vec::new();
-        for _ in 0..TRIALS {
+        for _ in 0..trials {
             let started = Instant::now();
             last = (probe.run)(&mut *store, console)?;
             seconds.push(started.elapsed().as_secs_f64());

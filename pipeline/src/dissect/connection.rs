@@ -7,7 +7,7 @@
 //! carrier brought the NTLM messages (SMB session setup, LDAP bind, HTTP header, DCE-RPC
 //! verifier, or a DCE-RPC bind inside an SMB pipe).
 
-use std::net::SocketAddr;
+use std::{fmt::Write as _, net::SocketAddr};
 
 use dcwatch_parsers::ntlm::NegotiateFlags;
 use dcwatch_proto::v1::{Activity, activity::Body, ntlm_activity::Type as NtlmType};
@@ -127,11 +127,22 @@ fn socket_address(endpoint: &dcwatch_proto::v1::Endpoint) -> Option<SocketAddr> 
 /// 16 hex digits of SHA-1 over the ordered endpoints, the protocol and the flow's first-seen
 /// time: the same for every activity of a connection, different for the next connection on the
 /// same ports.
+/// Text written into a SHA-1 as it is formatted.
+struct Hashing<'h>(&'h mut Sha1);
+
+impl std::fmt::Write for Hashing<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.update(text.as_bytes());
+        Ok(())
+    }
+}
+
 fn flow_id(a: SocketAddr, b: SocketAddr, protocol: u8, start_ns: u64) -> String {
     let (first, second) = ordered(a, b);
     let mut hasher = Sha1::new();
     for endpoint in [first, second] {
-        hasher.update(endpoint.to_string().as_bytes());
+        // Written into the hash as it is formatted: no string per endpoint.
+        let _ = write!(Hashing(&mut hasher), "{endpoint}");
         hasher.update([0]);
     }
     hasher.update([protocol]);

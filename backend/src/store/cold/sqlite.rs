@@ -36,9 +36,10 @@ impl Tier for Sqlite<'_> {
     }
 
     fn block_rows(&mut self, filter: Filter) -> Result<Vec<BlockRow>, StoreError> {
+        // Cached: parsing the statement took about 25 µs, a tenth of an account's page.
         Ok(self
             .0
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {BLOCK_COLUMNS} FROM activity_blocks {} ORDER BY min_time_ns, id",
                 filter.clause()
             ))?
