@@ -124,9 +124,6 @@ fn socket_address(endpoint: &dcwatch_proto::v1::Endpoint) -> Option<SocketAddr> 
     Some(SocketAddr::new(ip, port))
 }
 
-/// 16 hex digits of SHA-1 over the ordered endpoints, the protocol and the flow's first-seen
-/// time: the same for every activity of a connection, different for the next connection on the
-/// same ports.
 /// Text written into a SHA-1 as it is formatted.
 struct Hashing<'h>(&'h mut Sha1);
 
@@ -137,6 +134,9 @@ impl std::fmt::Write for Hashing<'_> {
     }
 }
 
+/// 16 hex digits of SHA-1 over the ordered endpoints, the protocol and the flow's first-seen
+/// time: the same for every activity of a connection, different for the next connection on the
+/// same ports.
 fn flow_id(a: SocketAddr, b: SocketAddr, protocol: u8, start_ns: u64) -> String {
     let (first, second) = ordered(a, b);
     let mut hasher = Sha1::new();
