@@ -71,6 +71,10 @@ impl Blob {
     }
 }
 
+/// The query that reads the newest dictionary ([`StoredDictionary`]), in both stores' SQL.
+pub(crate) const NEWEST_DICTIONARY: &str =
+    "SELECT id, data, trained_on FROM activity_dictionaries ORDER BY id DESC LIMIT 1";
+
 /// A stored dictionary: its id, data, and how many activities it was trained on (`None`: one
 /// trained before that was kept).
 pub(crate) type StoredDictionary = (i64, Vec<u8>, Option<i64>);

@@ -99,11 +99,9 @@ impl TierWriter for Sqlite<'_> {
     fn newest_dictionary(&mut self) -> Result<Option<StoredDictionary>, StoreError> {
         Ok(self
             .0
-            .query_row(
-                "SELECT id, data, trained_on FROM activity_dictionaries ORDER BY id DESC LIMIT 1",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
+            .query_row(super::NEWEST_DICTIONARY, [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
             .optional()?)
     }
 

@@ -14,8 +14,8 @@ use prost::Message as _;
 use crate::store::{
     Dialect, Filter, Ordered, StoreError, StoredActivity, blocks,
     cold::{
-        BLOCK_COLUMNS, Blob, BlockRow, NewBlock, StoredDictionary, Tier, TierWriter, delete_blocks,
-        frame_id,
+        BLOCK_COLUMNS, Blob, BlockRow, NEWEST_DICTIONARY, NewBlock, StoredDictionary, Tier,
+        TierWriter, delete_blocks, frame_id,
     },
     to_i64, to_u64,
 };
@@ -163,10 +163,7 @@ impl<C: GenericClient> TierWriter for Pg<'_, C> {
     fn newest_dictionary(&mut self) -> Result<Option<StoredDictionary>, StoreError> {
         Ok(self
             .0
-            .query_opt(
-                "SELECT id, data, trained_on FROM activity_dictionaries ORDER BY id DESC LIMIT 1",
-                &[],
-            )?
+            .query_opt(NEWEST_DICTIONARY, &[])?
             .map(|row| (row.get(0), row.get(1), row.get(2))))
     }
 
