@@ -255,13 +255,23 @@ impl Drop for Browser {
 fn wait_for_file(dir: &Path, extension: &str) -> PathBuf {
     let started = Instant::now();
     loop {
-        let found = std::fs::read_dir(dir)
+        let paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
             .map(|entry| entry.path())
-            .find(|path| path.extension().is_some_and(|ext| ext == extension));
-        if let Some(path) = found {
+            .collect();
+        // Chromium reserves the final name with an empty file, writes into a .crdownload beside
+        // it and renames that over the placeholder when complete: the file is whole once it has
+        // bytes and no .crdownload is left.
+        let in_progress = paths
+            .iter()
+            .any(|path| path.extension().is_some_and(|ext| ext == "crdownload"));
+        let found = paths.into_iter().find(|path| {
+            path.extension().is_some_and(|ext| ext == extension)
+                && std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0)
+        });
+        if let (Some(path), false) = (found, in_progress) {
             return path;
         }
         assert!(started.elapsed() < PATIENCE, "no .{extension} downloaded");
@@ -442,7 +452,6 @@ fn run_flow(base: &str, trust: &str, seeded: &console_support::Seeded, shots: &P
     // The report downloads and reads back with the new status.
     browser.click("#report");
     let file = wait_for_file(downloads.path(), "xlsx");
-    // Chromium renames the file into place when complete; a partial one ends in .crdownload.
     let mut book: Xlsx<_> = Xlsx::new(std::io::Cursor::new(
         std::fs::read(&file).expect("the download"),
     ))
