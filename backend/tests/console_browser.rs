@@ -254,6 +254,7 @@ impl Drop for Browser {
 
 fn wait_for_file(dir: &Path, extension: &str) -> PathBuf {
     let started = Instant::now();
+    let mut last_seen: Option<(PathBuf, u64)> = None;
     loop {
         let paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .into_iter()
@@ -261,19 +262,25 @@ fn wait_for_file(dir: &Path, extension: &str) -> PathBuf {
             .flatten()
             .map(|entry| entry.path())
             .collect();
-        // Chromium reserves the final name with an empty file, writes into a .crdownload beside
-        // it and renames that over the placeholder when complete: the file is whole once it has
-        // bytes and no .crdownload is left.
+        // Chromium reserves the final name with an empty file and writes into a .crdownload
+        // beside it, renamed over the placeholder when complete. The file is taken once it has
+        // bytes, no .crdownload is left, and its size held between two looks.
         let in_progress = paths
             .iter()
             .any(|path| path.extension().is_some_and(|ext| ext == "crdownload"));
-        let found = paths.into_iter().find(|path| {
-            path.extension().is_some_and(|ext| ext == extension)
-                && std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0)
-        });
-        if let (Some(path), false) = (found, in_progress) {
-            return path;
+        let seen = paths
+            .into_iter()
+            .filter(|path| path.extension().is_some_and(|ext| ext == extension))
+            .find_map(|path| {
+                let size = std::fs::metadata(&path).ok()?.len();
+                (size > 0).then_some((path, size))
+            });
+        if let (false, Some(now), Some(before)) = (in_progress, &seen, &last_seen)
+            && now == before
+        {
+            return now.0.clone();
         }
+        last_seen = seen;
         assert!(started.elapsed() < PATIENCE, "no .{extension} downloaded");
         std::thread::sleep(Duration::from_millis(100));
     }
