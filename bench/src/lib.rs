@@ -1,6 +1,7 @@
 //! What the benchmarks share: the reference programs, robust statistics, the replay binary, and
 //! the performance report's figures, plots and Markdown.
 
+pub mod packet_socket;
 pub mod plot;
 pub mod render;
 pub mod report;

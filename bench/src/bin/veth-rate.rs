@@ -4,7 +4,9 @@
 //!
 //! The generator is the kernel itself: `bench_tx` (`XDP_TX`) run under `BPF_PROG_TEST_RUN` with
 //! live frames transmits each frame out of the sender's veth, about as fast as this machine can
-//! make packets. The receiver end, in its own namespace, runs either the bare program (which
+//! make packets. Where the kernel refuses live frames (EPERM: some sandboxed kernels filter the
+//! flag), a userspace AF_PACKET sender takes its place (bench::packet_socket), slower, and the
+//! output says which one ran. The receiver end, in its own namespace, runs either the bare program (which
 //! counts what reaches it) or the sensor binary with its default configuration (no output,
 //! counting only). The generator rewrites each frame's client address to one of 64 at random,
 //! so that workers have flows to share. "captured/s" is what
@@ -23,9 +25,12 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, XdpMode};
+use aya::{
+    programs::{ProgramError, TestRun, TestRunAttrs, TestRunOptions, XdpMode},
+    sys::SyscallError,
+};
 use bench::{
-    bare_drop_received, load_reference_programs, median, reference_program,
+    bare_drop_received, load_reference_programs, median, packet_socket, reference_program,
     report::{self, BenchFigures, Figure, Row, scaled, worker_counts},
 };
 use dcwatch_tests::{
@@ -39,6 +44,8 @@ const PACKETS: u32 = 2_000_000;
 const QUICK_PACKETS: u32 = 200_000;
 const BATCH: u32 = 256;
 const TRIALS: usize = 3;
+/// The offset of the IPv4 source address's last byte in an untagged frame (as `bench_tx` has it).
+const SOURCE_LAST_BYTE: usize = 14 + 15;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Receiver {
@@ -54,6 +61,27 @@ impl Receiver {
             Self::Sensor(mode, workers) => {
                 let plural = if workers == 1 { "" } else { "s" };
                 format!("dcwatch-sensor, {mode} mode, {workers} worker{plural}")
+            }
+        }
+    }
+}
+
+/// What puts the frames on the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Generator {
+    /// `bench_tx` under a live-frames test run: in the kernel, from one of 64 clients at random.
+    LiveFrames,
+    /// AF_PACKET `sendmmsg` from userspace, cycling through the same 64 clients.
+    PacketSocket,
+}
+
+impl Generator {
+    fn description(self) -> &'static str {
+        match self {
+            Self::LiveFrames => "an in-kernel `XDP_TX` live-frames generator",
+            Self::PacketSocket => {
+                "a userspace AF_PACKET `sendmmsg` generator (this kernel refused live-frames \
+                 test runs)"
             }
         }
     }
@@ -86,17 +114,18 @@ fn main() -> anyhow::Result<()> {
     for mode in ["mirror", "host"] {
         receivers.extend(workers.iter().map(|&count| Receiver::Sensor(mode, count)));
     }
+    let generator = choose_generator(&frame)?;
     let mut figures: Vec<Figures> = receivers.iter().map(|_| Figures::default()).collect();
     for _ in 0..TRIALS {
         for (receiver, figures) in receivers.iter().zip(&mut figures) {
-            trial(*receiver, &sensor, &frame, packets, figures)?;
+            trial(*receiver, generator, &sensor, &frame, packets, figures)?;
         }
     }
 
     println!(
-        "veth-rate: {packets} frames of {} B per trial from an XDP_TX live-frames generator, \
-         median of {TRIALS} trials",
-        frame.len()
+        "veth-rate: {packets} frames of {} B per trial from {}, median of {TRIALS} trials",
+        frame.len(),
+        generator.description()
     );
     let rows = receivers
         .iter()
@@ -135,12 +164,13 @@ fn main() -> anyhow::Result<()> {
                 "Capture rate on veth, by mode and workers",
                 "frames captured per second",
                 format!(
-                    "{packets} frames of {} B (UDP/88) per trial from an in-kernel `XDP_TX` generator \
+                    "{packets} frames of {} B (UDP/88) per trial from {} \
                  into a veth pair; the sensor with its default configuration and no output; \
                  \"captured\" is what reached XDP (bare) or was copied to the ring buffer \
                  (sensor) per second of generation. The generator shares the machine's CPUs \
                  with the receiver. Median of {TRIALS} trials, receivers interleaved.",
-                    frame.len()
+                    frame.len(),
+                    generator.description()
                 ),
                 rows,
             ),
@@ -194,8 +224,65 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Live frames where the kernel allows them (one frame sent between two fresh namespaces to
+/// find out), else the packet socket.
+fn choose_generator(frame: &[u8]) -> anyhow::Result<Generator> {
+    let peer = NetNs::create("dcwb")?;
+    let capture = NetNs::create("dcwb")?;
+    let veth = VethPair::create(&peer, &capture)?;
+    let mut reference = load_reference_programs()?;
+    let generator = reference_program(&mut reference, "bench_tx")?;
+    match peer.run(|| Ok(send_live(generator, &veth.sender, frame, 1))) {
+        Ok(Ok(_)) => Ok(Generator::LiveFrames),
+        Ok(Err(ProgramError::SyscallError(SyscallError { io_error, .. })))
+            if io_error.raw_os_error() == Some(libc::EPERM) =>
+        {
+            Ok(Generator::PacketSocket)
+        }
+        Ok(Err(error)) => Err(error).context("a live-frames test run"),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn send_live(
+    generator: &aya::programs::Xdp,
+    interface: &str,
+    frame: &[u8],
+    packets: u32,
+) -> Result<Duration, ProgramError> {
+    let ifindex = if_index(interface).map_err(|io_error| SyscallError {
+        call: "if_nametoindex",
+        io_error,
+    })?;
+    let context = xdp_md(frame.len(), ifindex);
+    let started = Instant::now();
+    generator.test_run(TestRunOptions {
+        data_in: Some(frame),
+        ctx_in: Some(&context),
+        repeat: packets,
+        attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+        ..TestRunOptions::new()
+    })?;
+    Ok(started.elapsed())
+}
+
+/// The frame from each of `bench_tx`'s 64 clients: the last byte of the IPv4 source address 64
+/// to 127 (the packet socket's frames, prepared once).
+fn frames_from_clients(frame: &[u8]) -> Vec<Vec<u8>> {
+    (64..128_u8)
+        .map(|client| {
+            let mut copy = frame.to_vec();
+            if copy.get(12..14) == Some(&[0x08, 0x00]) && copy.len() > SOURCE_LAST_BYTE {
+                copy[SOURCE_LAST_BYTE] = client;
+            }
+            copy
+        })
+        .collect()
+}
+
 fn trial(
     receiver: Receiver,
+    generator_kind: Generator,
     sensor: &std::path::Path,
     frame: &[u8],
     packets: u32,
@@ -230,20 +317,15 @@ fn trial(
     let cpu_before = running.as_ref().map(SensorProcess::cpu_time).transpose()?;
 
     let generator = reference_program(&mut reference, "bench_tx")?;
-    let elapsed = peer.run(|| {
-        let ifindex = if_index(&veth.sender)?;
-        let context = xdp_md(frame.len(), ifindex);
-        let started = Instant::now();
-        generator
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                ctx_in: Some(&context),
-                repeat: packets,
-                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
-                ..TestRunOptions::new()
-            })
-            .map_err(std::io::Error::other)?;
-        Ok(started.elapsed())
+    let elapsed = peer.run(|| match generator_kind {
+        Generator::LiveFrames => {
+            send_live(generator, &veth.sender, frame, packets).map_err(std::io::Error::other)
+        }
+        Generator::PacketSocket => packet_socket::send(
+            if_index(&veth.sender)?,
+            &frames_from_clients(frame),
+            packets,
+        ),
     })?;
     figures
         .generated_pps
