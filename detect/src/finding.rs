@@ -159,9 +159,8 @@ impl Finding {
             // resolution: WS01 by NTLM, HIGH certainty".
             let method = computer.method().as_str_name();
             let certainty = computer.certainty().as_str_name();
-            let mut basis = String::with_capacity(
-                40 + computer.name.len() + method.len() + certainty.len(),
-            );
+            let mut basis =
+                String::with_capacity(40 + computer.name.len() + method.len() + certainty.len());
             for piece in [
                 "name resolution: ",
                 &computer.name,
@@ -276,7 +275,13 @@ impl Ascii {
             if index > 0 {
                 self.byte(b'.');
             }
-            self.decimal(u16::from(octet));
+            if octet >= 100 {
+                self.byte(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                self.byte(b'0' + octet / 10 % 10);
+            }
+            self.byte(b'0' + octet % 10);
         }
     }
 
