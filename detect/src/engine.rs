@@ -111,7 +111,9 @@ impl Engine {
         }
         self.watch(&seen);
         let mut raised = Vec::new();
-        for mut finding in std::mem::take(&mut self.findings) {
+        // Drained and put back: the list keeps its room from one activity to the next.
+        let mut findings = std::mem::take(&mut self.findings);
+        for mut finding in findings.drain(..) {
             self.findings_total += 1;
             if self.is_excluded(&finding) {
                 self.excluded += 1;
@@ -138,7 +140,7 @@ impl Engine {
                         if let Some(differs) = differs {
                             finding.description = format!("{}; {differs}", finding.description);
                         }
-                        for (name, value) in behaviour.details() {
+                        for (name, value) in behaviour.into_details() {
                             finding = finding.detail(name, value);
                         }
                     }
@@ -150,6 +152,7 @@ impl Engine {
             }
             raised.push(made);
         }
+        self.findings = findings;
         profiling::learn(
             &mut self.profiles,
             &seen,

@@ -43,13 +43,25 @@ impl Finding {
         seen: &Observed<'_>,
         summary: impl Into<String>,
     ) -> Self {
-        let mut finding = Self {
+        Self::from_source(kind, key, seen, summary, source_computer(seen))
+    }
+
+    /// A finding on one activity whose source computer is `source` (the client of an answer,
+    /// the workstation an event names), built once rather than replaced.
+    pub fn from_source(
+        kind: &'static Kind,
+        key: String,
+        seen: &Observed<'_>,
+        summary: impl Into<String>,
+        source: AlertEntity,
+    ) -> Self {
+        Self {
             kind,
             key,
             start: seen.time,
             end: seen.time,
             description: String::new(),
-            entities: Vec::new(),
+            entities: vec![source],
             evidence: vec![seen.evidence(summary)],
             count: 1,
             details: Vec::new(),
@@ -58,9 +70,7 @@ impl Finding {
             outcome: seen.status(),
             protocol: app_name(seen),
             behaviour: None,
-        };
-        finding.entities.push(source_computer(seen));
-        finding
+        }
     }
 
     /// For evidence whose sender is not the actor (a Windows event forwarded by a SIEM): no
@@ -145,12 +155,24 @@ impl Finding {
         if let Some(computer) = &seen.activity.source_computer
             && !computer.name.is_empty()
         {
-            self.relied_on.push(format!(
-                "name resolution: {} by {}, {} certainty",
-                computer.name,
-                computer.method().as_str_name(),
-                computer.certainty().as_str_name()
-            ));
+            // Appended piece by piece (`format!` cost more than the rest of this): "name
+            // resolution: WS01 by NTLM, HIGH certainty".
+            let method = computer.method().as_str_name();
+            let certainty = computer.certainty().as_str_name();
+            let mut basis =
+                String::with_capacity(40 + computer.name.len() + method.len() + certainty.len());
+            for piece in [
+                "name resolution: ",
+                &computer.name,
+                " by ",
+                method,
+                ", ",
+                certainty,
+                " certainty",
+            ] {
+                basis.push_str(piece);
+            }
+            self.relied_on.push(basis);
         }
         self
     }
@@ -158,7 +180,121 @@ impl Finding {
 
 /// The key of what an address did: `src:10.0.0.5`.
 pub fn address_key(address: Option<IpAddr>) -> String {
-    address.map_or_else(|| "src:unknown".to_owned(), |ip| format!("src:{ip}"))
+    let Some(address) = address else {
+        return "src:unknown".to_owned();
+    };
+    let mut key = String::with_capacity(4 + MAX_ADDRESS_TEXT);
+    key.push_str("src:");
+    push_address(&mut key, address);
+    key
+}
+
+/// The longest text `push_address` writes without growing the string (an IPv6 address may be
+/// longer, and then it does).
+const MAX_ADDRESS_TEXT: usize = 15;
+
+/// Writes an address as `Display` does. IPv4 by hand: the formatting machinery was most of the
+/// cost of an address's text, and every finding writes several (its key, its descriptions, its
+/// entities).
+pub fn push_address(out: &mut String, address: IpAddr) {
+    match address {
+        IpAddr::V4(v4) => {
+            let mut text = Ascii::default();
+            text.ipv4(v4);
+            out.push_str(text.as_str());
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// An endpoint as `SocketAddr`'s `Display` writes it (`10.0.0.5:49152`, `[fe80::1]:88`), empty
+/// without an address: an evidence line's `src` and `dst`.
+pub fn endpoint_text(address: Option<IpAddr>, port: u16) -> String {
+    match address {
+        None => String::new(),
+        Some(IpAddr::V4(v4)) => {
+            let mut text = Ascii::default();
+            text.ipv4(v4);
+            text.byte(b':');
+            text.decimal(port);
+            text.as_str().to_owned()
+        }
+        Some(v6) => {
+            let mut text = String::with_capacity(48);
+            text.push('[');
+            push_address(&mut text, v6);
+            text.push_str("]:");
+            let mut digits = Ascii::default();
+            digits.decimal(port);
+            text.push_str(digits.as_str());
+            text
+        }
+    }
+}
+
+/// An IPv4 endpoint's characters, gathered on the stack and appended at once (a `String::push`
+/// per character checks the capacity each time).
+#[derive(Default)]
+struct Ascii {
+    /// `255.255.255.255:65535`, the longest it holds.
+    bytes: [u8; 21],
+    len: usize,
+}
+
+impl Ascii {
+    fn byte(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn decimal(&mut self, number: u16) {
+        let mut digits = [0_u8; 5];
+        let mut start = digits.len();
+        let mut rest = number;
+        loop {
+            start -= 1;
+            digits[start] = b"0123456789"[usize::from(rest % 10)];
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        for &digit in &digits[start..] {
+            self.byte(digit);
+        }
+    }
+
+    fn ipv4(&mut self, address: std::net::Ipv4Addr) {
+        for (index, octet) in address.octets().into_iter().enumerate() {
+            if index > 0 {
+                self.byte(b'.');
+            }
+            if octet >= 100 {
+                self.byte(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                self.byte(b'0' + octet / 10 % 10);
+            }
+            self.byte(b'0' + octet % 10);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+/// An address as text (`push_address`).
+pub fn address_text(address: IpAddr) -> String {
+    let mut text = String::with_capacity(MAX_ADDRESS_TEXT);
+    push_address(&mut text, address);
+    text
 }
 
 /// The key of what a source address did.
@@ -223,7 +359,7 @@ fn computer_entity(
         sid: computer
             .map(|computer| computer.sid.clone())
             .unwrap_or_default(),
-        address: address.map(|ip| ip.to_string()).unwrap_or_default(),
+        address: address.map(address_text).unwrap_or_default(),
         certainty: computer
             .map_or(
                 Certainty::Unspecified,
@@ -244,20 +380,27 @@ fn computer_entity(
 
 /// An account in a role, with its SID and tags when the directory knows it.
 pub fn account_entity(role: Role, domain: &str, name: &str, directory: &Directory) -> AlertEntity {
-    let found = if domain.is_empty() {
+    let full = if domain.is_empty() {
+        name.to_owned()
+    } else {
+        let mut full = String::with_capacity(domain.len() + 1 + name.len());
+        full.push_str(domain);
+        full.push('\\');
+        full.push_str(name);
+        full
+    };
+    // Without a directory (a replay without one) there is nothing to look up, and a lookup
+    // lowercases its name into a new string.
+    let found = if directory.is_empty() {
+        None
+    } else if domain.is_empty() {
         directory.account(name)
     } else {
-        directory
-            .account(&format!("{domain}\\{name}"))
-            .or_else(|| directory.account(name))
+        directory.account(&full).or_else(|| directory.account(name))
     };
     AlertEntity {
         role: role.into(),
-        name: if domain.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{domain}\\{name}")
-        },
+        name: full,
         sid: found.map(|object| object.sid.clone()).unwrap_or_default(),
         tags: found
             .map(|object| {
@@ -277,11 +420,23 @@ pub fn account_entity(role: Role, domain: &str, name: &str, directory: &Director
 
 /// How a description names a computer: `WS01 (10.0.0.5)`, or the address alone.
 pub fn computer_text(name: &str, address: Option<IpAddr>) -> String {
+    let mut text = String::with_capacity(name.len() + 3 + MAX_ADDRESS_TEXT);
+    push_computer_text(&mut text, name, address);
+    text
+}
+
+/// Appends `computer_text(name, address)` to `out`.
+fn push_computer_text(out: &mut String, name: &str, address: Option<IpAddr>) {
     match (name.is_empty(), address) {
-        (false, Some(address)) => format!("{name} ({address})"),
-        (false, None) => name.to_owned(),
-        (true, Some(address)) => address.to_string(),
-        (true, None) => "an unknown computer".to_owned(),
+        (false, Some(address)) => {
+            out.push_str(name);
+            out.push_str(" (");
+            push_address(out, address);
+            out.push(')');
+        }
+        (false, None) => out.push_str(name),
+        (true, Some(address)) => push_address(out, address),
+        (true, None) => out.push_str("an unknown computer"),
     }
 }
 
@@ -297,12 +452,13 @@ pub fn destination_text(seen: &Observed<'_>) -> String {
 
 /// Who acted, as a description names them: `LAB\alice on WS01 (10.0.0.5)`, or the source alone.
 pub fn actor_text(seen: &Observed<'_>) -> String {
-    let account = seen.account_text();
-    if account.is_empty() {
-        source_text(seen)
-    } else {
-        format!("{account} on {}", source_text(seen))
+    let mut text = seen.account_text();
+    if text.is_empty() {
+        return source_text(seen);
     }
+    text.push_str(" on ");
+    push_computer_text(&mut text, source_name(seen), seen.src);
+    text
 }
 
 /// CEF's `app=`: the protocol, named as MDI's samples name it.
@@ -329,5 +485,62 @@ fn app_name(seen: &Observed<'_>) -> &'static str {
         Some(Body::WindowsEvent(_)) => "WindowsEvent",
         Some(Body::Ntp(_)) => "Ntp",
         None => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use std::net::SocketAddr;
+
+    use super::{address_key, address_text, computer_text, endpoint_text};
+
+    #[test]
+    fn addresses_read_as_std_writes_them() {
+        for octet in 0..=255_u8 {
+            let v4 = IpAddr::V4(Ipv4Addr::new(octet, 0, 99, octet.wrapping_mul(7)));
+            assert_eq!(address_text(v4), v4.to_string());
+        }
+        for v6 in [
+            Ipv6Addr::LOCALHOST,
+            Ipv6Addr::UNSPECIFIED,
+            "fe80::1:2".parse().expect("an address"),
+            "::ffff:10.0.0.5".parse().expect("an address"),
+            "2001:db8:0:0:1:0:0:1".parse().expect("an address"),
+        ] {
+            assert_eq!(address_text(IpAddr::V6(v6)), v6.to_string());
+        }
+        assert_eq!(
+            address_text(IpAddr::V4(Ipv4Addr::BROADCAST)),
+            "255.255.255.255"
+        );
+    }
+
+    #[test]
+    fn endpoints_read_as_socket_addresses_write_them() {
+        let v6: IpAddr = "fe80::1".parse().expect("an address");
+        let v4 = IpAddr::V4(Ipv4Addr::new(10, 98, 0, 5));
+        for port in [0, 7, 88, 389, 5000, 49_152, 65_535] {
+            for address in [v4, v6] {
+                assert_eq!(
+                    endpoint_text(Some(address), port),
+                    SocketAddr::new(address, port).to_string()
+                );
+            }
+        }
+        assert_eq!(endpoint_text(Some(v6), 88), "[fe80::1]:88");
+        assert_eq!(endpoint_text(None, 88), "");
+    }
+
+    #[test]
+    fn keys_and_computers_name_their_address() {
+        let address = Some(IpAddr::V4(Ipv4Addr::new(10, 98, 0, 105)));
+        assert_eq!(address_key(address), "src:10.98.0.105");
+        assert_eq!(address_key(None), "src:unknown");
+        assert_eq!(computer_text("WS01", address), "WS01 (10.98.0.105)");
+        assert_eq!(computer_text("", address), "10.98.0.105");
+        assert_eq!(computer_text("WS01", None), "WS01");
+        assert_eq!(computer_text("", None), "an unknown computer");
     }
 }

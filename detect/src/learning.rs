@@ -266,14 +266,16 @@ impl Behaviour {
         }
     }
 
-    /// The alert details that carry it, so a close can teach it after a restart.
-    pub fn details(&self) -> Vec<(&'static str, String)> {
-        let mut details = vec![(SUBJECT_DETAIL, self.subject.clone())];
-        details.extend(
-            self.items
-                .iter()
-                .map(|(facet, item)| (ITEM_DETAIL, format!("{facet}\t{item}"))),
-        );
+    /// The alert details that carry it, so a close can teach it after a restart. It is taken
+    /// apart: a raised finding has no more use for it.
+    pub fn into_details(self) -> Vec<(&'static str, String)> {
+        let mut details = Vec::with_capacity(1 + self.items.len());
+        details.push((SUBJECT_DETAIL, self.subject));
+        details.extend(self.items.into_iter().map(|(mut facet, item)| {
+            facet.push('\t');
+            facet.push_str(&item);
+            (ITEM_DETAIL, facet)
+        }));
         details
     }
 
@@ -565,7 +567,7 @@ mod tests {
         )
         .item("samr_recon", "enumerated all users")
         .item("vpn_device", "aa-bb");
-        let details = behaviour.details();
+        let details = behaviour.clone().into_details();
         let back = Behaviour::from_details(details.iter().map(|(n, v)| (*n, v.as_str())))
             .expect("a behaviour");
         assert_eq!(

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use dcwatch_proto::{
-    json::{endpoint_ip, endpoint_text, protocol_name},
+    json::{endpoint_ip, protocol_name},
     v1::{Activity, Evidence, activity::Body, outcome::Status},
 };
 
@@ -87,8 +87,8 @@ impl<'a> Observed<'a> {
         Evidence {
             time: Some(timestamp(self.time)),
             summary: summary.into(),
-            src: endpoint_text(self.activity.src.as_ref()),
-            dst: endpoint_text(self.activity.dst.as_ref()),
+            src: crate::finding::endpoint_text(self.src, self.src_port),
+            dst: crate::finding::endpoint_text(self.dst, self.dst_port),
             flow_id: self.activity.flow_id.clone(),
             sensor_id: self.activity.sensor_id.clone(),
             activity_ref: self.reference.to_owned(),

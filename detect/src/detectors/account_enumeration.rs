@@ -184,18 +184,18 @@ fn finding(
     context: &Context<'_>,
 ) -> Finding {
     let (mut finding, source, server) = if let Some(Body::WindowsEvent(event)) = seen.body() {
-        let mut finding = Finding::on(
+        // The syslog sender is not the guesser: the event's workstation is.
+        let finding = Finding::from_source(
             &ACCOUNT_ENUMERATION,
             tried.key.clone(),
             seen,
             format!("4776 {} status {:#x}", clip(tried.name), event.status),
+            dcwatch_proto::v1::AlertEntity {
+                role: Role::SourceComputer.into(),
+                name: clip(&event.workstation),
+                ..Default::default()
+            },
         );
-        // The syslog sender is not the guesser: the event's workstation is.
-        finding.entities = vec![dcwatch_proto::v1::AlertEntity {
-            role: Role::SourceComputer.into(),
-            name: clip(&event.workstation),
-            ..Default::default()
-        }];
         let finding = finding.relied_on(format!(
             "event 4776 of {}: the workstation name the client gave, not resolved to an address",
             clip(&event.computer)

@@ -22,7 +22,7 @@ use super::{
 use crate::{
     bounded::BoundedMap,
     catalogue::ASREP_ROASTING,
-    finding::account_entity,
+    finding::{account_entity, address_key},
     knowledge::{account_key, is_rc4},
     observed::Observed,
     time::{MINUTE, Millis, SECOND},
@@ -244,7 +244,7 @@ impl AsrepRoasting {
         );
         let finding = client_finding(
             &ASREP_ROASTING,
-            format!("src:{address}"),
+            address_key(Some(address)),
             seen,
             "AS-REQs without pre-authentication, not followed up",
         )

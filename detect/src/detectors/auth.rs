@@ -85,11 +85,13 @@ pub(super) fn client_finding(
     seen: &Observed<'_>,
     summary: impl Into<String>,
 ) -> Finding {
-    let mut finding = Finding::on(kind, key, seen, summary);
-    if let Some(first) = finding.entities.first_mut() {
-        *first = source_computer_at(seen, client_address(seen));
-    }
-    finding
+    Finding::from_source(
+        kind,
+        key,
+        seen,
+        summary,
+        source_computer_at(seen, client_address(seen)),
+    )
 }
 
 /// Where an attempt came from: an address on the wire, or the workstation name a 4776 names.
@@ -108,15 +110,20 @@ impl Origin {
         seen: &Observed<'_>,
         summary: impl Into<String>,
     ) -> Finding {
-        let mut finding = client_finding(kind, self.key(), seen, summary);
-        if let (Self::Workstation(name), Some(first)) = (self, finding.entities.first_mut()) {
-            *first = AlertEntity {
-                role: Role::SourceComputer.into(),
-                name: name.clone(),
-                ..AlertEntity::default()
-            };
+        match self {
+            Self::Address(_) => client_finding(kind, self.key(), seen, summary),
+            Self::Workstation(name) => Finding::from_source(
+                kind,
+                self.key(),
+                seen,
+                summary,
+                AlertEntity {
+                    role: Role::SourceComputer.into(),
+                    name: name.clone(),
+                    ..AlertEntity::default()
+                },
+            ),
         }
-        finding
     }
 
     /// How a description names the origin.
@@ -138,7 +145,7 @@ impl Origin {
     /// The primary key of what the origin did.
     pub(super) fn key(&self) -> String {
         match self {
-            Self::Address(ip) => format!("src:{ip}"),
+            Self::Address(ip) => address_key(Some(*ip)),
             Self::Workstation(name) => format!("src:{name}"),
         }
     }

@@ -20,8 +20,8 @@ use super::{
 use crate::{
     catalogue::{DCSHADOW_PROMOTION, DCSHADOW_REPLICATION, Kind},
     finding::{
-        Finding, destination, destination_name, destination_text, source_key, source_name,
-        source_text,
+        Finding, address_key, destination, destination_name, destination_text, source_key,
+        source_name, source_text,
     },
     knowledge::Source,
     observed::Observed,
@@ -202,9 +202,7 @@ impl Dcshadow {
             source_text(seen),
             destination_text(seen)
         );
-        let rogue_key = seen
-            .dst
-            .map_or_else(|| "src:unknown".to_owned(), |ip| format!("src:{ip}"));
+        let rogue_key = address_key(seen.dst);
         let finding = Finding::on(
             &DCSHADOW_REPLICATION,
             rogue_key,

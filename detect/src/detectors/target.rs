@@ -152,9 +152,13 @@ pub(super) fn on_answer(
     seen: &Observed<'_>,
     summary: impl Into<String>,
 ) -> Finding {
-    let mut finding = Finding::on(kind, answered_client_key(seen), seen, summary);
-    finding.entities = vec![answered_client(seen)];
-    finding
+    Finding::from_source(
+        kind,
+        answered_client_key(seen),
+        seen,
+        summary,
+        answered_client(seen),
+    )
 }
 
 /// The host a coercion makes the victim authenticate to.
@@ -205,28 +209,50 @@ pub(super) const MAX_QUOTED: usize = 200;
 /// A wire-supplied text cut for a description: the first `MAX_QUOTED` characters, and an
 /// ellipsis when there were more.
 pub(super) fn clip(text: &str) -> String {
-    let mut chars = text.chars();
-    let mut clipped: String = chars.by_ref().take(MAX_QUOTED).collect();
-    if chars.next().is_some() {
-        clipped.push('…');
+    // No more bytes than the limit in characters: nothing to cut, and no character to count.
+    if text.len() <= MAX_QUOTED {
+        return text.to_owned();
     }
+    let mut clipped = String::new();
+    push_clipped(&mut clipped, text);
     clipped
 }
 
-/// A list for a description or a detail: the first `max` items, and how many more.
+/// Appends `clip(text)` to `out`.
+fn push_clipped(out: &mut String, text: &str) {
+    if text.len() <= MAX_QUOTED {
+        out.push_str(text);
+        return;
+    }
+    let mut chars = text.chars();
+    out.extend(chars.by_ref().take(MAX_QUOTED));
+    if chars.next().is_some() {
+        out.push('…');
+    }
+}
+
+/// A list for a description or a detail: the first `max` items, and how many more. Written
+/// into one string: a list per finding, each item clipped into its own string and then
+/// joined, was a visible share of the findings' cost.
 pub(super) fn listed<'a>(items: impl IntoIterator<Item = &'a str>, max: usize) -> String {
-    let mut shown = Vec::new();
+    let mut text = String::new();
+    let mut shown = 0_usize;
     let mut more = 0_usize;
     for item in items {
-        if shown.len() < max {
-            shown.push(clip(item));
+        if shown < max {
+            if shown > 0 {
+                text.push_str(", ");
+            }
+            push_clipped(&mut text, item);
+            shown += 1;
         } else {
             more += 1;
         }
     }
-    let mut text = shown.join(", ");
     if more > 0 {
-        text.push_str(&format!(" and {more} more"));
+        use std::fmt::Write as _;
+        // Writing to a String cannot fail.
+        let _ = write!(text, " and {more} more");
     }
     text
 }
@@ -253,5 +279,17 @@ mod tests {
         assert_eq!(short_name("WS01.lab.example"), "ws01");
         assert_eq!(short_name("WS01$"), "ws01");
         assert_eq!(listed(["a", "b", "c"], 2), "a, b and 1 more");
+    }
+
+    #[test]
+    fn clipping_counts_characters_not_bytes() {
+        let exact = "a".repeat(MAX_QUOTED);
+        assert_eq!(clip(&exact), exact);
+        assert_eq!(clip(&format!("{exact}b")), format!("{exact}…"));
+        // 150 characters in 300 bytes: longer than the limit in bytes, not in characters.
+        let wide = "é".repeat(150);
+        assert_eq!(clip(&wide), wide);
+        let wider = "é".repeat(MAX_QUOTED + 1);
+        assert_eq!(clip(&wider), format!("{}…", "é".repeat(MAX_QUOTED)));
     }
 }
