@@ -95,20 +95,19 @@ pub fn logon<'a>(seen: &Observed<'a>) -> Option<(&'a str, IpAddr)> {
     }
 }
 
-/// The DC test of the last activity's two ends, kept while what it rests on is unchanged:
-/// activities come in runs between the same two hosts (a connection's messages), and the test is
-/// a table lookup per end.
+/// The DC tests of the last few addresses, kept while what they rest on is unchanged:
+/// activities come in runs between the same two hosts (a connection's messages, its replies with
+/// the ends swapped), and the test is a table lookup per end.
 #[derive(Debug, Default)]
 pub struct DcTests {
-    last: Option<DcTest>,
+    generation: u64,
+    recent: [Option<(IpAddr, bool)>; RECENT_DC_TESTS],
+    /// The slot the next new answer takes (the oldest).
+    next: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct DcTest {
-    ends: (Option<IpAddr>, Option<IpAddr>),
-    generation: u64,
-    answers: (bool, bool),
-}
+/// Addresses whose DC test is kept: both ends of the current and of the previous connection.
+const RECENT_DC_TESTS: usize = 4;
 
 impl DcTests {
     /// Whether each end is a domain controller, as [`Knowledge::is_domain_controller`] says.
@@ -118,22 +117,31 @@ impl DcTests {
         ends: (Option<IpAddr>, Option<IpAddr>),
     ) -> (bool, bool) {
         let generation = knowledge.dc_generation();
-        if let Some(last) = self.last
-            && last.ends == ends
-            && last.generation == generation
-        {
-            return last.answers;
+        if generation != self.generation {
+            *self = Self {
+                generation,
+                ..Self::default()
+            };
         }
-        let is_dc = |address: Option<IpAddr>| {
-            address.is_some_and(|address| knowledge.is_domain_controller(address))
+        (self.is_dc(knowledge, ends.0), self.is_dc(knowledge, ends.1))
+    }
+
+    fn is_dc(&mut self, knowledge: &Knowledge, address: Option<IpAddr>) -> bool {
+        let Some(address) = address else {
+            return false;
         };
-        let answers = (is_dc(ends.0), is_dc(ends.1));
-        self.last = Some(DcTest {
-            ends,
-            generation,
-            answers,
-        });
-        answers
+        if let Some((_, answer)) = self
+            .recent
+            .iter()
+            .flatten()
+            .find(|(known, _)| *known == address)
+        {
+            return *answer;
+        }
+        let answer = knowledge.is_domain_controller(address);
+        self.recent[self.next] = Some((address, answer));
+        self.next = (self.next + 1) % RECENT_DC_TESTS;
+        answer
     }
 }
 
@@ -217,5 +225,12 @@ mod tests {
         knowledge.learn(&seen);
         assert_eq!(tests.of(&knowledge, ends), (true, false));
         assert_eq!(tests.of(&knowledge, (seen.dst, seen.src)), (false, true));
+        // More addresses than are kept: the DC is still one when its answer was pushed out.
+        let dc = seen.src;
+        for last in 1..=10_u8 {
+            let client = Some(std::net::IpAddr::from([10, 1, 0, last]));
+            assert_eq!(tests.of(&knowledge, (client, dc)), (false, true), "{last}");
+            assert_eq!(tests.of(&knowledge, (None, client)), (false, false));
+        }
     }
 }
