@@ -43,7 +43,18 @@ pub fn dc_key(name: &str) -> String {
 }
 
 pub fn user_key(name: &str) -> String {
-    Subject::User.key(&account_key(name))
+    let account = account_key(name);
+    if !account.is_ascii() {
+        return Subject::User.key(&account);
+    }
+    // `Subject::key`'s text, written without lowercasing the lower-case key again (every
+    // logon asks for it).
+    let prefix = Subject::User.prefix();
+    let mut key = String::with_capacity(prefix.len() + 1 + account.len());
+    key.push_str(prefix);
+    key.push(':');
+    key.push_str(&account);
+    key
 }
 
 /// Where a VPN client connects from: its public address's /24 (IPv4) or /48 (IPv6).
@@ -212,6 +223,18 @@ mod tests {
     use crate::{
         config::Config, detectors::testing::krb_error, knowledge::Knowledge, observed::Observed,
     };
+
+    #[test]
+    fn a_user_key_is_the_subject_key_of_the_account_key() {
+        for name in ["LAB\\Alice", "alice@LAB.EXAMPLE", "bob", "LAB\\ÉLODIE", ""] {
+            assert_eq!(
+                super::user_key(name),
+                crate::profiles::Subject::User.key(&crate::knowledge::account_key(name)),
+                "{name}"
+            );
+        }
+        assert_eq!(super::user_key("LAB\\Alice"), "user:alice");
+    }
 
     #[test]
     fn the_dc_test_kept_for_the_same_ends_follows_what_the_traffic_teaches() {
