@@ -691,3 +691,64 @@ impl DcReason<'_> {
 fn verdict(yes: bool, source: Source, basis: String) -> Verdict {
     Verdict { yes, source, basis }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dcwatch_proto::v1::{DceRpcActivity, activity::Body};
+
+    use super::{FlowAccount, Knowledge};
+    use crate::{
+        config::Config,
+        detectors::testing::{activity, ntlm_authenticate},
+        observed::Observed,
+    };
+
+    /// The account the traffic taught for a request on the connection `flow_id` between `src`
+    /// and `dst`.
+    fn caller(knowledge: &Knowledge, flow_id: &str, src: &str, dst: &str) -> Option<FlowAccount> {
+        let mut request = activity(10, src, dst, Body::Dcerpc(DceRpcActivity::default()));
+        request.flow_id = flow_id.into();
+        let seen = Observed::new(&request, "").expect("a timed activity");
+        knowledge.flow_account(&seen).cloned()
+    }
+
+    #[test]
+    fn a_connection_is_found_by_its_flow_id_in_any_form_or_by_its_ends() {
+        let mut knowledge = Knowledge::new(&Config::test_mode(), Arc::default());
+        let (client, server) = ("10.0.0.5:50000", "10.0.0.1:445");
+        for (flow_id, user) in [
+            ("00ff0a1b2c3d4e5f", "alice"),
+            ("00FF0A1B2C3D4E5F", "bob"),
+            ("flow-7", "carol"),
+            ("", "dave"),
+        ] {
+            let mut logon = ntlm_authenticate(0, client, server, "LAB", user, 0, |_| {});
+            logon.flow_id = flow_id.into();
+            knowledge.learn(&Observed::new(&logon, "").expect("a timed activity"));
+        }
+        let name = |flow_id: &str, src: &str, dst: &str| {
+            caller(&knowledge, flow_id, src, dst).map(|account| account.name)
+        };
+        assert_eq!(
+            name("00ff0a1b2c3d4e5f", client, server).as_deref(),
+            Some("alice")
+        );
+        // Another text is another connection, as it always was: only the sensor's own form
+        // is held as a number.
+        assert_eq!(
+            name("00FF0A1B2C3D4E5F", client, server).as_deref(),
+            Some("bob")
+        );
+        assert_eq!(name("flow-7", client, server).as_deref(), Some("carol"));
+        assert_eq!(name("", client, server).as_deref(), Some("dave"));
+        assert_eq!(
+            name("", server, client),
+            None,
+            "the ends from the client's side"
+        );
+        assert_eq!(name("00ff0a1b2c3d4e5e", client, server), None);
+        assert_eq!(name("00ff0a1b2c3d4e5", client, server), None);
+    }
+}
