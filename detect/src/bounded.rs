@@ -136,13 +136,29 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     where
         Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
     {
+        self.touch_with(key, Q::to_owned, now, make)
+    }
+
+    /// [`Self::touch_ref`] by any borrowed form of the key that hashes as the key does (a
+    /// tuple of borrowed parts): `own` makes the key of a new entry.
+    pub fn touch_with<Q>(
+        &mut self,
+        key: &Q,
+        own: impl FnOnce(&Q) -> K,
+        now: Millis,
+        make: impl FnOnce() -> V,
+    ) -> &mut V
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
         let sequence = self.make_room_for(key);
         match self.entries.entry_ref(key) {
             hash_map::EntryRef::Occupied(occupied) => retouch(occupied.into_mut(), now, sequence),
             hash_map::EntryRef::Vacant(vacant) => {
                 self.generation += 1;
-                let entry = first_touch(&mut self.order, key.to_owned(), make(), (now, sequence));
-                &mut vacant.insert(entry).value
+                let owned = own(key);
+                let entry = first_touch(&mut self.order, owned.clone(), make(), (now, sequence));
+                &mut vacant.insert_with_key(owned, entry).value
             }
         }
     }

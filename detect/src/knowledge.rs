@@ -4,7 +4,7 @@
 //! pre-authentication does not require it). Every answer says what it rests on, so an alert can
 //! name what it relied on.
 
-use std::{borrow::Cow, collections::HashSet, net::IpAddr, sync::Arc};
+use std::{collections::HashSet, net::IpAddr, sync::Arc};
 
 use dcwatch_entity::{Directory, Object, TagName};
 use dcwatch_proto::v1::{
@@ -69,7 +69,7 @@ pub struct Knowledge {
     servers: BoundedMap<IpAddr, ServerRoles>,
     accounts: BoundedMap<String, LearnedAccount>,
     requests: BoundedMap<(IpAddr, u16), AsRequest>,
-    flows: BoundedMap<String, FlowAccount>,
+    flows: BoundedMap<FlowKey, FlowAccount>,
     /// The tickets the KDCs issued, by hash (golden ticket, pass-the-ticket).
     tickets: Tickets,
     /// Every honeytoken with the names a query may use for it, from the directory and the
@@ -126,9 +126,25 @@ pub fn is_rc4(etype: i32) -> bool {
 
 /// The lookup key of an account name: lower case, without its domain or realm.
 pub fn account_key(name: &str) -> String {
+    account_name(name).to_lowercase()
+}
+
+/// The name without its domain or realm.
+fn account_name(name: &str) -> &str {
     let name = name.rsplit('\\').next().unwrap_or(name);
-    let name = name.split('@').next().unwrap_or(name);
-    name.to_lowercase()
+    name.split('@').next().unwrap_or(name)
+}
+
+/// Writes [`account_key`] of `name` into `key`, reusing its buffer.
+fn write_account_key(key: &mut String, name: &str) {
+    let name = account_name(name);
+    key.clear();
+    if name.is_ascii() {
+        key.push_str(name);
+        key.make_ascii_lowercase();
+    } else {
+        key.push_str(&name.to_lowercase());
+    }
 }
 
 /// A computer name without its domain or `$`, lower case: `WS01.lab.example` and `ws01$` are
@@ -186,9 +202,9 @@ impl Knowledge {
                 _ => false,
             }
         {
-            let flow =
-                self.flows
-                    .touch_ref(flow_key(seen).as_ref(), seen.time, FlowAccount::default);
+            let flow = self
+                .flows
+                .touch(flow_key(seen), seen.time, FlowAccount::default);
             // A connection's every message names its account: copied when it changes only.
             if flow.name != account.name || flow.domain != account.domain {
                 flow.domain.clone_from(&account.domain);
@@ -254,28 +270,30 @@ impl Knowledge {
         if kerberos.client.is_empty() {
             return;
         }
-        let key = account_key(&kerberos.client);
         match kind {
             Type::AsReq => {
                 if let Some(client) = seen.src {
-                    *self
-                        .requests
-                        .touch((client, seen.src_port), seen.time, || AsRequest {
-                            client: String::new(),
-                            pre_authenticated: false,
-                            etypes: Vec::new(),
-                            timestamp_etype: 0,
-                            fast: false,
-                        }) = AsRequest {
-                        client: key,
-                        pre_authenticated: is_pre_authenticated(kerberos),
-                        etypes: kerberos.etypes.clone(),
-                        timestamp_etype: kerberos.timestamp_etype,
-                        fast: kerberos.fast_armor || kerberos.pa_data_types.contains(&PA_FX_FAST),
-                    };
+                    let request =
+                        self.requests
+                            .touch((client, seen.src_port), seen.time, || AsRequest {
+                                client: String::new(),
+                                pre_authenticated: false,
+                                etypes: Vec::new(),
+                                timestamp_etype: 0,
+                                fast: false,
+                            });
+                    // A client's retries reuse its port: the request's buffers are refilled,
+                    // not allocated again.
+                    write_account_key(&mut request.client, &kerberos.client);
+                    request.pre_authenticated = is_pre_authenticated(kerberos);
+                    request.etypes.clone_from(&kerberos.etypes);
+                    request.timestamp_etype = kerberos.timestamp_etype;
+                    request.fast =
+                        kerberos.fast_armor || kerberos.pa_data_types.contains(&PA_FX_FAST);
                 }
             }
             Type::AsRep => {
+                let key = account_key(&kerberos.client);
                 let no_preauth = self
                     .as_request(seen)
                     .is_some_and(|request| request.client == key && !request.pre_authenticated);
@@ -295,7 +313,11 @@ impl Knowledge {
                     _ => None,
                 };
                 if exists.is_some() {
-                    let learned = self.accounts.touch(key, seen.time, LearnedAccount::default);
+                    let learned = self.accounts.touch(
+                        account_key(&kerberos.client),
+                        seen.time,
+                        LearnedAccount::default,
+                    );
                     learned.exists = exists;
                     learned.aes_seen |= kerberos.offered_etypes.iter().any(|etype| is_aes(*etype));
                 }
@@ -312,7 +334,7 @@ impl Knowledge {
 
     /// The account that authenticated the activity's connection, when one did.
     pub fn flow_account(&self, seen: &Observed<'_>) -> Option<&FlowAccount> {
-        self.flows.get_ref(flow_key(seen).as_ref())
+        self.flows.get(&flow_key(seen))
     }
 
     /// Whether `address` is a domain controller, and on what.
@@ -600,14 +622,36 @@ pub fn is_pre_authenticated(kerberos: &dcwatch_proto::v1::KerberosActivity) -> b
 }
 
 /// A connection's key: the sensor's flow id, else its addresses and ports from the client's side
-/// (requests and the authentications before them are both client to server). Borrowed when the
-/// sensor named the flow, as it does for every message of a connection.
-fn flow_key<'a>(seen: &Observed<'a>) -> Cow<'a, str> {
-    if !seen.activity.flow_id.is_empty() {
-        return Cow::Borrowed(&seen.activity.flow_id);
+/// (requests and the authentications before them are both client to server).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum FlowKey {
+    /// A flow id as the sensor writes it (16 lower-case hex digits), as its number: every
+    /// NTLM, SMB and LDAP message with an account touches its connection's entry, and a number
+    /// is hashed, compared and copied without the heap.
+    Id(u64),
+    /// Any other flow id, or the addresses and ports.
+    Text(String),
+}
+
+fn flow_key(seen: &Observed<'_>) -> FlowKey {
+    let id = &seen.activity.flow_id;
+    if id.len() == 16
+        && let Some(number) = id.bytes().try_fold(0_u64, |number, byte| {
+            let digit = match byte {
+                b'0'..=b'9' => byte - b'0',
+                b'a'..=b'f' => byte - b'a' + 10,
+                _ => return None,
+            };
+            Some(number << 4 | u64::from(digit))
+        })
+    {
+        return FlowKey::Id(number);
+    }
+    if !id.is_empty() {
+        return FlowKey::Text(id.clone());
     }
     let text = |ip: Option<IpAddr>| ip.map(|ip| ip.to_string()).unwrap_or_default();
-    Cow::Owned(format!(
+    FlowKey::Text(format!(
         "{}:{}>{}:{}",
         text(seen.src),
         seen.src_port,
@@ -646,4 +690,65 @@ impl DcReason<'_> {
 
 fn verdict(yes: bool, source: Source, basis: String) -> Verdict {
     Verdict { yes, source, basis }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dcwatch_proto::v1::{DceRpcActivity, activity::Body};
+
+    use super::{FlowAccount, Knowledge};
+    use crate::{
+        config::Config,
+        detectors::testing::{activity, ntlm_authenticate},
+        observed::Observed,
+    };
+
+    /// The account the traffic taught for a request on the connection `flow_id` between `src`
+    /// and `dst`.
+    fn caller(knowledge: &Knowledge, flow_id: &str, src: &str, dst: &str) -> Option<FlowAccount> {
+        let mut request = activity(10, src, dst, Body::Dcerpc(DceRpcActivity::default()));
+        request.flow_id = flow_id.into();
+        let seen = Observed::new(&request, "").expect("a timed activity");
+        knowledge.flow_account(&seen).cloned()
+    }
+
+    #[test]
+    fn a_connection_is_found_by_its_flow_id_in_any_form_or_by_its_ends() {
+        let mut knowledge = Knowledge::new(&Config::test_mode(), Arc::default());
+        let (client, server) = ("10.0.0.5:50000", "10.0.0.1:445");
+        for (flow_id, user) in [
+            ("00ff0a1b2c3d4e5f", "alice"),
+            ("00FF0A1B2C3D4E5F", "bob"),
+            ("flow-7", "carol"),
+            ("", "dave"),
+        ] {
+            let mut logon = ntlm_authenticate(0, client, server, "LAB", user, 0, |_| {});
+            logon.flow_id = flow_id.into();
+            knowledge.learn(&Observed::new(&logon, "").expect("a timed activity"));
+        }
+        let name = |flow_id: &str, src: &str, dst: &str| {
+            caller(&knowledge, flow_id, src, dst).map(|account| account.name)
+        };
+        assert_eq!(
+            name("00ff0a1b2c3d4e5f", client, server).as_deref(),
+            Some("alice")
+        );
+        // Another text is another connection, as it always was: only the sensor's own form
+        // is held as a number.
+        assert_eq!(
+            name("00FF0A1B2C3D4E5F", client, server).as_deref(),
+            Some("bob")
+        );
+        assert_eq!(name("flow-7", client, server).as_deref(), Some("carol"));
+        assert_eq!(name("", client, server).as_deref(), Some("dave"));
+        assert_eq!(
+            name("", server, client),
+            None,
+            "the ends from the client's side"
+        );
+        assert_eq!(name("00ff0a1b2c3d4e5e", client, server), None);
+        assert_eq!(name("00ff0a1b2c3d4e5", client, server), None);
+    }
 }

@@ -93,12 +93,20 @@ impl Subject {
 /// stored profiles stay readable; not a defence against crafted collisions, which would only
 /// hide one item behind another).
 pub fn item_hash(facet: &str, item: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in facet
-        .bytes()
-        .chain(std::iter::once(0))
-        .chain(item.to_lowercase().bytes())
-    {
+    let hash = fnv1a(OFFSET_BASIS, facet.bytes().chain(std::iter::once(0)));
+    // Asked for every item a detector checks: an ASCII item (nearly all) is folded as it is
+    // hashed, the same bytes `to_lowercase` gives it, without a copy.
+    if item.is_ascii() {
+        fnv1a(hash, item.bytes().map(|byte| byte.to_ascii_lowercase()))
+    } else {
+        fnv1a(hash, item.to_lowercase().bytes())
+    }
+}
+
+const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv1a(mut hash: u64, bytes: impl Iterator<Item = u8>) -> u64 {
+    for byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -328,14 +336,17 @@ impl Profiles {
         if self.profiles.len() >= self.capacity && !self.profiles.contains_key(&key) {
             self.make_room();
         }
-        // One lookup; an address key is copied on the stack, a text one on the heap.
-        let slot = self
-            .profiles
-            .entry(Key::from(&key))
-            .or_insert_with(|| Slot {
-                profile: Profile::new(time),
-                dirty: false,
-            });
+        // One lookup; the key is copied for a new profile only (a text one on the heap).
+        let slot = match self.profiles.entry_ref(&key) {
+            hashbrown::hash_map::EntryRef::Occupied(occupied) => occupied.into_mut(),
+            hashbrown::hash_map::EntryRef::Vacant(vacant) => vacant.insert_with_key(
+                Key::from(&key),
+                Slot {
+                    profile: Profile::new(time),
+                    dirty: false,
+                },
+            ),
+        };
         if !slot.dirty {
             slot.dirty = true;
             self.dirty.push(Key::from(&key));
@@ -537,6 +548,27 @@ mod tests {
         let mut texts: Vec<String> = profiles.iter().map(|(key, _)| key).collect();
         texts.sort();
         assert_eq!(texts, ["computer:10.9.0.7", "dc:10.9.0.51"]);
+    }
+
+    #[test]
+    fn an_item_hashes_as_fnv1a_of_its_facet_and_its_lower_case_text() {
+        // The hash stored profiles were written with: FNV-1a 64 of `facet\0item` lowercased.
+        let stored = |facet: &str, item: &str| {
+            let text = format!("{facet}\0{}", item.to_lowercase());
+            text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            })
+        };
+        for (facet, item) in [
+            ("logon", "10.0.0.7"),
+            ("samr", "Enumerated ALL users"),
+            ("vpn_device", "ÉCOLE-ΣΟΦΙΑΣ"),
+            ("logon", ""),
+        ] {
+            assert_eq!(item_hash(facet, item), stored(facet, item), "{item}");
+        }
+        assert_eq!(item_hash("samr", "ABC"), item_hash("samr", "abc"));
+        assert_ne!(item_hash("samr", "abc"), item_hash("sam", "rabc"));
     }
 
     #[test]

@@ -43,7 +43,18 @@ pub fn dc_key(name: &str) -> String {
 }
 
 pub fn user_key(name: &str) -> String {
-    Subject::User.key(&account_key(name))
+    let account = account_key(name);
+    if !account.is_ascii() {
+        return Subject::User.key(&account);
+    }
+    // `Subject::key`'s text, written without lowercasing the lower-case key again (every
+    // logon asks for it).
+    let prefix = Subject::User.prefix();
+    let mut key = String::with_capacity(prefix.len() + 1 + account.len());
+    key.push_str(prefix);
+    key.push(':');
+    key.push_str(&account);
+    key
 }
 
 /// Where a VPN client connects from: its public address's /24 (IPv4) or /48 (IPv6).
@@ -95,20 +106,19 @@ pub fn logon<'a>(seen: &Observed<'a>) -> Option<(&'a str, IpAddr)> {
     }
 }
 
-/// The DC test of the last activity's two ends, kept while what it rests on is unchanged:
-/// activities come in runs between the same two hosts (a connection's messages), and the test is
-/// a table lookup per end.
+/// The DC tests of the last few addresses, kept while what they rest on is unchanged:
+/// activities come in runs between the same two hosts (a connection's messages, its replies with
+/// the ends swapped), and the test is a table lookup per end.
 #[derive(Debug, Default)]
 pub struct DcTests {
-    last: Option<DcTest>,
+    generation: u64,
+    recent: [Option<(IpAddr, bool)>; RECENT_DC_TESTS],
+    /// The slot the next new answer takes (the oldest).
+    next: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct DcTest {
-    ends: (Option<IpAddr>, Option<IpAddr>),
-    generation: u64,
-    answers: (bool, bool),
-}
+/// Addresses whose DC test is kept: both ends of the current and of the previous connection.
+const RECENT_DC_TESTS: usize = 4;
 
 impl DcTests {
     /// Whether each end is a domain controller, as [`Knowledge::is_domain_controller`] says.
@@ -118,22 +128,31 @@ impl DcTests {
         ends: (Option<IpAddr>, Option<IpAddr>),
     ) -> (bool, bool) {
         let generation = knowledge.dc_generation();
-        if let Some(last) = self.last
-            && last.ends == ends
-            && last.generation == generation
-        {
-            return last.answers;
+        if generation != self.generation {
+            *self = Self {
+                generation,
+                ..Self::default()
+            };
         }
-        let is_dc = |address: Option<IpAddr>| {
-            address.is_some_and(|address| knowledge.is_domain_controller(address))
+        (self.is_dc(knowledge, ends.0), self.is_dc(knowledge, ends.1))
+    }
+
+    fn is_dc(&mut self, knowledge: &Knowledge, address: Option<IpAddr>) -> bool {
+        let Some(address) = address else {
+            return false;
         };
-        let answers = (is_dc(ends.0), is_dc(ends.1));
-        self.last = Some(DcTest {
-            ends,
-            generation,
-            answers,
-        });
-        answers
+        if let Some((_, answer)) = self
+            .recent
+            .iter()
+            .flatten()
+            .find(|(known, _)| *known == address)
+        {
+            return *answer;
+        }
+        let answer = knowledge.is_domain_controller(address);
+        self.recent[self.next] = Some((address, answer));
+        self.next = (self.next + 1) % RECENT_DC_TESTS;
+        answer
     }
 }
 
@@ -206,6 +225,18 @@ mod tests {
     };
 
     #[test]
+    fn a_user_key_is_the_subject_key_of_the_account_key() {
+        for name in ["LAB\\Alice", "alice@LAB.EXAMPLE", "bob", "LAB\\ÉLODIE", ""] {
+            assert_eq!(
+                super::user_key(name),
+                crate::profiles::Subject::User.key(&crate::knowledge::account_key(name)),
+                "{name}"
+            );
+        }
+        assert_eq!(super::user_key("LAB\\Alice"), "user:alice");
+    }
+
+    #[test]
     fn the_dc_test_kept_for_the_same_ends_follows_what_the_traffic_teaches() {
         let mut knowledge = Knowledge::new(&Config::test_mode(), Arc::default());
         let mut tests = DcTests::default();
@@ -217,5 +248,12 @@ mod tests {
         knowledge.learn(&seen);
         assert_eq!(tests.of(&knowledge, ends), (true, false));
         assert_eq!(tests.of(&knowledge, (seen.dst, seen.src)), (false, true));
+        // More addresses than are kept: the DC is still one when its answer was pushed out.
+        let dc = seen.src;
+        for last in 1..=10_u8 {
+            let client = Some(std::net::IpAddr::from([10, 1, 0, last]));
+            assert_eq!(tests.of(&knowledge, (client, dc)), (false, true), "{last}");
+            assert_eq!(tests.of(&knowledge, (None, client)), (false, false));
+        }
     }
 }

@@ -317,6 +317,24 @@ pub(super) const ECHO_WITHIN: crate::time::Millis = 5 * crate::time::SECOND;
 /// Wire attempts remembered for matching their 4776.
 pub(super) const MAX_ECHOES: usize = 16_384;
 
+/// An echo's key as its attempt holds it (account key, workstation, wrong): hashed and compared
+/// as the owned key, so looking it up copies nothing.
+#[derive(Hash)]
+struct EchoRef<'a>((&'a str, &'a str, bool));
+
+impl EchoRef<'_> {
+    fn owned(&self) -> (String, String, bool) {
+        let (key, workstation, wrong) = self.0;
+        (key.to_owned(), workstation.to_owned(), wrong)
+    }
+}
+
+impl hashbrown::Equivalent<(String, String, bool)> for EchoRef<'_> {
+    fn equivalent(&self, (key, workstation, wrong): &(String, String, bool)) -> bool {
+        self.0 == (key.as_str(), workstation.as_str(), *wrong)
+    }
+}
+
 /// Recent NTLM attempts seen on the wire, so a 4776 logging one is not counted twice.
 #[derive(Debug)]
 pub(super) struct Echoes {
@@ -335,19 +353,19 @@ impl Echoes {
     /// Whether the attempt is new: a wire NTLM attempt is remembered, a 4776 matching one is not
     /// new.
     pub(super) fn is_new(&mut self, attempt: &Attempt, time: crate::time::Millis) -> bool {
-        let slot = (
-            attempt.key.clone(),
-            attempt.workstation.clone(),
+        let slot = EchoRef((
+            &attempt.key,
+            &attempt.workstation,
             attempt.guess == Guess::Wrong,
-        );
+        ));
         match attempt.via {
             "NTLM" if !attempt.workstation.is_empty() => {
-                *self.wire.touch(slot, time, || time) = time;
+                *self.wire.touch_with(&slot, EchoRef::owned, time, || time) = time;
                 true
             }
             "event 4776" => self
                 .wire
-                .get(&slot)
+                .get_ref(&slot)
                 .is_none_or(|wire| time.abs_diff(*wire) > ECHO_WITHIN.unsigned_abs()),
             _ => true,
         }

@@ -48,13 +48,24 @@ struct Pair {
     last: Millis,
 }
 
+/// An account an attacking source guessed at.
+#[derive(Debug)]
+struct Named {
+    /// As the attempt named it (`LAB\alice`).
+    name: String,
+    /// Its `account_key`, kept to match later attempts without working it out again.
+    key: String,
+    guesses: u64,
+    guessed: bool,
+}
+
 /// What one attacking source did, for its alert's description.
 #[derive(Debug, Default)]
 struct Attacker {
     last: Millis,
     guesses: u64,
-    /// (account, guesses, guessed), the first `MAX_NAMED_ACCOUNTS`.
-    accounts: Vec<(String, u64, bool)>,
+    /// The first `MAX_NAMED_ACCOUNTS` accounts.
+    accounts: Vec<Named>,
     more_accounts: u64,
     via: Vec<&'static str>,
 }
@@ -145,13 +156,16 @@ impl BruteForce {
         let named = attacker
             .accounts
             .iter()
-            .position(|(name, _, _)| crate::knowledge::account_key(name) == attempt.key);
+            .position(|named| named.key == attempt.key);
         match named {
-            Some(index) => attacker.accounts[index].1 += count,
+            Some(index) => attacker.accounts[index].guesses += count,
             None if attacker.accounts.len() < MAX_NAMED_ACCOUNTS => {
-                attacker
-                    .accounts
-                    .push((attempt.account.clone(), count, false));
+                attacker.accounts.push(Named {
+                    name: attempt.account.clone(),
+                    key: attempt.key.clone(),
+                    guesses: count,
+                    guessed: false,
+                });
             }
             None => attacker.more_accounts += 1,
         }
@@ -179,14 +193,14 @@ impl BruteForce {
         let Some(account) = attacker
             .accounts
             .iter_mut()
-            .find(|(name, _, _)| crate::knowledge::account_key(name) == attempt.key)
+            .find(|named| named.key == attempt.key)
         else {
             return;
         };
-        if account.2 {
+        if account.guessed {
             return;
         }
-        account.2 = true;
+        account.guessed = true;
         let finding =
             finding(seen, context, attempt, attacker, Status::Success).spanning(seen.time, 0);
         context.raise(finding);
@@ -204,16 +218,16 @@ fn finding(
     let named: Vec<String> = attacker
         .accounts
         .iter()
-        .map(|(name, guesses, _)| format!("{name} ({guesses})"))
+        .map(|named| format!("{} ({})", named.name, named.guesses))
         .collect();
     let guessed: Vec<&str> = attacker
         .accounts
         .iter()
-        .filter(|(_, _, guessed)| *guessed)
-        .map(|(name, _, _)| name.as_str())
+        .filter(|named| named.guessed)
+        .map(|named| named.name.as_str())
         .collect();
     let target = if attacker.accounts.len() == 1 && attacker.more_accounts == 0 {
-        attacker.accounts[0].0.clone()
+        attacker.accounts[0].name.clone()
     } else {
         format!(
             "{} accounts",

@@ -19,9 +19,10 @@
 //! (asked only when a source reaches a level, not per query). Per query the cost is one lookup
 //! of the source and one of the name's 64-bit hash.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::net::IpAddr;
 
 use dcwatch_proto::v1::{DnsActivity, alert::Confidence, alert_entity::Role};
+use hashbrown::{HashMap, hash_map::Entry};
 
 use super::{
     Context,
@@ -69,7 +70,8 @@ struct Period {
     /// The period's index (`time / PERIOD`).
     index: Millis,
     first: Millis,
-    /// Name hash -> answered NXDOMAIN.
+    /// Name hash -> answered NXDOMAIN. Looked up on every query and never read in its order:
+    /// hashbrown's hash, not SipHash.
     names: HashMap<u64, bool>,
     ptr: usize,
     srv_any: usize,
@@ -165,15 +167,17 @@ impl DnsVolume {
             }
             period.restart(index, seen.time);
         }
-        let hash = name_hash(&dns.query_name);
-        if period.names.contains_key(&hash) {
-            return;
+        let full = period.names.len() >= MAX_NAMES_PER_PERIOD;
+        match period.names.entry(name_hash(&dns.query_name)) {
+            Entry::Occupied(_) => return,
+            Entry::Vacant(_) if full => {
+                self.dropped += 1;
+                return;
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(false);
+            }
         }
-        if period.names.len() >= MAX_NAMES_PER_PERIOD {
-            self.dropped += 1;
-            return;
-        }
-        period.names.insert(hash, false);
         if is_ptr(dns) {
             period.ptr += 1;
         }

@@ -5,6 +5,8 @@
 //! DC locator's own pings carry no `User=`, or the computer's own account (`WS01$`), so those
 //! never count.
 
+use std::net::IpAddr;
+
 use dcwatch_proto::v1::{
     LdapActivity, activity::Body, alert::Confidence, alert_entity::Role, ldap_activity,
 };
@@ -41,7 +43,7 @@ const LOGON_SAM_USER_UNKNOWN_EX: u32 = 0x19;
 
 #[derive(Debug)]
 pub(super) struct LdapPingEnumeration {
-    sources: BoundedMap<String, Guesses>,
+    sources: BoundedMap<Option<IpAddr>, Guesses>,
     dropped: u64,
 }
 
@@ -106,9 +108,9 @@ impl Detector for LdapPingEnumeration {
         if user.ends_with('$') && !own.is_empty() && short_name(user) == short_name(own) {
             return;
         }
-        let guesses = self.sources.touch(source_key(seen), seen.time, || {
-            Guesses::new(MAX_NAMES_PER_SOURCE)
-        });
+        let guesses = self
+            .sources
+            .touch(seen.src, seen.time, || Guesses::new(MAX_NAMES_PER_SOURCE));
         let before = guesses.dropped();
         let new = guesses.add(seen.time, user, answer(opcode), WINDOW);
         self.dropped += guesses.dropped() - before;

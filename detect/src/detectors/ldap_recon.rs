@@ -16,7 +16,7 @@
 //! are filtered"; medium and low disable the filter). Sealed (SASL-encrypted) searches are
 //! invisible, as they are to MDI's network-only sensors; DCs searching each other are left alone.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use dcwatch_entity::sensitive;
 use dcwatch_proto::v1::{
@@ -290,7 +290,7 @@ struct Searches {
 
 #[derive(Debug)]
 pub(super) struct LdapRecon {
-    sources: BoundedMap<String, Searches>,
+    sources: BoundedMap<Option<IpAddr>, Searches>,
 }
 
 impl Default for LdapRecon {
@@ -323,12 +323,10 @@ impl Detector for LdapRecon {
         if verdict.yes {
             return;
         }
-        let searches = self
-            .sources
-            .touch(source_key(seen), seen.time, || Searches {
-                broad: Guesses::new(MAX_BROAD_PER_SOURCE),
-                listed: BTreeSet::new(),
-            });
+        let searches = self.sources.touch(seen.src, seen.time, || Searches {
+            broad: Guesses::new(MAX_BROAD_PER_SOURCE),
+            listed: BTreeSet::new(),
+        });
         let mut tools = Vec::new();
         let mut fired = Vec::new();
         let mut new_broad = false;

@@ -96,8 +96,7 @@ impl Detector for PassTheTicket {
                     .touch_ref(kerberos.ticket_hash.as_slice(), seen.time, holder);
             }
             Ok(Type::TgsReq | Type::ApReq) => {
-                let known = self.holders.get(&kerberos.ticket_hash).cloned();
-                let Some(first) = known else {
+                let Some(first) = self.holders.get(&kerberos.ticket_hash) else {
                     self.holders
                         .touch_ref(kerberos.ticket_hash.as_slice(), seen.time, holder);
                     return;
@@ -117,6 +116,8 @@ impl Detector for PassTheTicket {
                 {
                     return;
                 }
+                // A theft: copied only now, not on every use of a ticket.
+                let first = first.clone();
                 self.holders
                     .touch_ref(kerberos.ticket_hash.as_slice(), seen.time, holder)
                     .thieves

@@ -8,9 +8,8 @@
 //! Part II (MDI: a week per source): at threshold high a source that sprays during its first
 //! week (a server relaying many users' failures) is learned as one, and does not alert after.
 
-use std::collections::HashMap;
-
 use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
+use hashbrown::HashMap;
 
 use super::{
     Context, Detector, Kinds,
@@ -43,7 +42,7 @@ pub(super) const MAX_NAMED_ACCOUNTS: usize = 20;
 struct Source {
     last: Millis,
     /// account key → (its name, the times of its wrong guesses in the window, at most
-    /// `SPRAY_MAX_GUESSES + 1`).
+    /// `SPRAY_MAX_GUESSES + 1`). Never read in its order: hashbrown's faster hash will do.
     accounts: HashMap<String, (String, Vec<Millis>)>,
     spraying: bool,
     guesses: u64,
@@ -113,9 +112,10 @@ impl Detector for PasswordSpray {
                         return;
                     }
                 }
+                // The key is copied for an account new to the source only.
                 let (_, times) = source
                     .accounts
-                    .entry(attempt.key.clone())
+                    .entry_ref(attempt.key.as_str())
                     .or_insert_with(|| (attempt.account.clone(), Vec::new()));
                 times.retain(|time| *time >= since);
                 times.push(seen.time);

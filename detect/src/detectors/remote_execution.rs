@@ -7,7 +7,7 @@
 //! the command, binary path or task when readable (WMI is usually sealed: then the method alone).
 //! Querying services, listing tasks or a WMI query are administration, not execution.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use dcwatch_proto::v1::{DceRpcActivity, activity::Body, alert_entity::Role, dce_rpc_activity};
 
@@ -33,7 +33,7 @@ const EXECUTING_CLASSES: [&str; 3] = ["MMC20.Application", "ShellWindows", "Shel
 
 #[derive(Debug)]
 pub(super) struct RemoteExecution {
-    sources: BoundedMap<String, BTreeSet<String>>,
+    sources: BoundedMap<Option<IpAddr>, BTreeSet<String>>,
 }
 
 impl Default for RemoteExecution {
@@ -170,9 +170,7 @@ impl Detector for RemoteExecution {
         let dc = context
             .knowledge
             .domain_controller(seen.dst, destination_name(seen));
-        let actions = self
-            .sources
-            .touch(source_key(seen), seen.time, BTreeSet::new);
+        let actions = self.sources.touch(seen.src, seen.time, BTreeSet::new);
         if actions.len() < MAX_ACTIONS_LISTED {
             actions.insert(execution.action.clone());
         }

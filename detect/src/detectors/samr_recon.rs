@@ -10,7 +10,7 @@
 //! Which objects are sensitive: the directory's tags when there is a directory (with the domain
 //! SID SamrOpenDomain gave, a RID is a SID), honeytokens; else the well-known RIDs and names.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use dcwatch_entity::{TagName, sensitive};
 use dcwatch_proto::v1::{
@@ -113,7 +113,7 @@ struct Association {
 
 #[derive(Debug)]
 pub(super) struct SamrRecon {
-    sources: BoundedMap<String, BTreeSet<String>>,
+    sources: BoundedMap<Option<IpAddr>, BTreeSet<String>>,
     associations: BoundedMap<String, Association>,
 }
 
@@ -348,9 +348,7 @@ impl Detector for SamrRecon {
                 context.profiles,
             )
         });
-        let asked = self
-            .sources
-            .touch(source_key(seen), seen.time, BTreeSet::new);
+        let asked = self.sources.touch(seen.src, seen.time, BTreeSet::new);
         if listed_now && asked.len() < MAX_QUERIES_LISTED {
             asked.insert(phrase.clone());
         }

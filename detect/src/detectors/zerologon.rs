@@ -8,6 +8,8 @@
 //! with an all-zero new password, escalates. A computer's monthly machine password change is a
 //! NetrServerPasswordSet2 too, alone: not this.
 
+use std::net::IpAddr;
+
 use dcwatch_proto::v1::{
     DceRpcActivity, activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity,
 };
@@ -52,7 +54,7 @@ struct Attempts {
 
 #[derive(Debug)]
 pub(super) struct Zerologon {
-    sources: BoundedMap<String, Attempts>,
+    sources: BoundedMap<Option<IpAddr>, Attempts>,
 }
 
 impl Default for Zerologon {
@@ -96,14 +98,12 @@ impl Detector for Zerologon {
         {
             return;
         }
-        let attempts = self
-            .sources
-            .touch(source_key(seen), seen.time, || Attempts {
-                // One more than the threshold is all the rule needs to hold.
-                challenges: Window::new(VOLUME_THRESHOLD + 1),
-                authentications: Window::new(VOLUME_THRESHOLD + 1),
-                caught: None,
-            });
+        let attempts = self.sources.touch(seen.src, seen.time, || Attempts {
+            // One more than the threshold is all the rule needs to hold.
+            challenges: Window::new(VOLUME_THRESHOLD + 1),
+            authentications: Window::new(VOLUME_THRESHOLD + 1),
+            caught: None,
+        });
         let target = clip(impersonated(rpc));
         let target = target.as_str();
         let operation = clip(&rpc.operation);

@@ -27,10 +27,30 @@ pub(super) enum Key {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyRef<'a>(Form<'a>);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Form<'a> {
     Address(Subject, IpAddr),
     Text(&'a str),
+}
+
+/// An address key is hashed as one number (every activity looks one or two up), a text as its
+/// text; the leading byte keeps the forms apart.
+impl Hash for Form<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Address(subject, IpAddr::V4(address)) => {
+                state.write_u64(u64::from(*subject as u8) << 32 | u64::from(address.to_bits()));
+            }
+            Self::Address(subject, IpAddr::V6(address)) => {
+                state.write_u8(*subject as u8 | 0x80);
+                state.write_u128(address.to_bits());
+            }
+            Self::Text(text) => {
+                state.write_u8(0xff);
+                text.hash(state);
+            }
+        }
+    }
 }
 
 impl<'a> From<&'a str> for KeyRef<'a> {
