@@ -1170,3 +1170,29 @@ fn a_shrinking_disk_budget_deletes_the_oldest_first_and_counts_them() {
         assert_eq!(left, 1, "the newest row is never deleted");
     });
 }
+
+#[test]
+fn without_compaction_a_shrinking_disk_budget_deletes_the_oldest_rows_and_counts_them() {
+    on_both(|open| {
+        let mut store = open();
+        let total = store_activities(store.as_mut(), 2, 10, 300);
+        let every = all(store.as_mut(), &Query::default());
+        let mut left = total;
+        // 20% less each time from 16 MiB, the rows never compacted: each budget deletes the
+        // oldest rows it must (PostgreSQL: as many as hold the excess at their mean size).
+        let mut budget: u64 = 16 << 20;
+        while budget > 0 {
+            let pruned = store.prune_to_budget(budget).expect("budget");
+            let kept = all(store.as_mut(), &Query::default());
+            assert_eq!(pruned, (left - kept.len()) as u64, "counted at {budget}");
+            assert_eq!(
+                kept,
+                every[total - kept.len()..],
+                "the newest kept at {budget}"
+            );
+            left = kept.len();
+            budget = budget * 4 / 5;
+        }
+        assert_eq!(left, 1, "the newest row is never deleted");
+    });
+}
