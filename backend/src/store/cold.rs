@@ -267,12 +267,15 @@ struct Indexes {
 /// oldest decompressed is dropped first.
 #[derive(Debug, Default)]
 struct Frames {
-    by_id: HashMap<i64, (Arc<[blocks::FrameInfo]>, Arc<[u8]>)>,
+    by_id: HashMap<i64, KeptFrame>,
     /// Frame ids, the oldest decompressed first.
     order: VecDeque<i64>,
     /// The plain bytes of those kept.
     bytes: usize,
 }
+
+/// A kept frame: the index of the block it was read under, and its plain bytes.
+type KeptFrame = (Arc<[blocks::FrameInfo]>, Arc<[u8]>);
 
 impl BlockCache {
     fn index(&self, block: &BlockRow) -> Option<Arc<[blocks::FrameInfo]>> {
