@@ -176,8 +176,8 @@ pub struct StoredActivity {
 #[derive(Debug)]
 pub struct Store {
     connection: Connection,
-    /// The frame indexes of the compacted blocks this store read last.
-    indexes: cold::IndexCache,
+    /// What this store keeps of the compacted blocks it read last.
+    blocks: cold::BlockCache,
 }
 
 impl Store {
@@ -217,7 +217,7 @@ impl Store {
         console::migrate(&mut connection)?;
         Ok(Self {
             connection,
-            indexes: cold::IndexCache::default(),
+            blocks: cold::BlockCache::default(),
         })
     }
 
@@ -478,7 +478,7 @@ impl Store {
     ) -> Result<Option<Activity>, StoreError> {
         activity_at(
             &self.connection,
-            &self.indexes,
+            &self.blocks,
             sensor_id,
             sequence,
             position,
@@ -503,7 +503,7 @@ impl Store {
         ))?;
         cold::merged(
             &mut cold::Sqlite(&self.connection),
-            &self.indexes,
+            &self.blocks,
             query,
             |_| rows.next()?.map(hot_row).transpose(),
             each,
@@ -746,31 +746,39 @@ impl Query {
 /// The activity at (`sensor_id`, `sequence`, `position`) in either tier.
 pub(crate) fn activity_at(
     connection: &Connection,
-    indexes: &cold::IndexCache,
+    cache: &cold::BlockCache,
     sensor_id: &str,
     sequence: u64,
     position: u64,
 ) -> Result<Option<Activity>, StoreError> {
-    let hot: Option<(i64, Vec<u8>)> = connection
-        .query_row(
+    // One read transaction for both tiers: compaction moving the activity between them cannot
+    // hide it, and SQLite takes its read locks once, not at each of the compacted tier's
+    // statements.
+    let transaction = connection.unchecked_transaction()?;
+    let hot: Option<(i64, Vec<u8>)> = transaction
+        .prepare_cached(
             "SELECT id, activity FROM activities WHERE sensor_id = ?1 AND sequence = ?2
              AND position = ?3",
+        )?
+        .query_row(
             params![sensor_id, to_i64(sequence), to_i64(position)],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
-    match hot {
+    let found = match hot {
         Some((id, bytes)) => Activity::decode(bytes.as_slice())
             .map(Some)
-            .map_err(|source| StoreError::Decode { id, source }),
+            .map_err(|source| StoreError::Decode { id, source })?,
         None => cold::activity_at(
-            &mut cold::Sqlite(connection),
-            indexes,
+            &mut cold::Sqlite(&transaction),
+            cache,
             sensor_id,
             sequence,
             position,
-        ),
-    }
+        )?,
+    };
+    transaction.commit()?;
+    Ok(found)
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
@@ -956,7 +964,7 @@ mod tests {
     }
 
     #[test]
-    fn a_block_that_takes_a_deleted_blocks_id_is_read_with_its_own_frame_index() {
+    fn a_block_that_takes_a_deleted_blocks_id_is_read_with_its_own_frame_index_and_frames() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut ingest = Store::open(directory.path()).expect("open");
         // The console's store: it keeps the frame index of what it read.
@@ -973,6 +981,11 @@ mod tests {
         }
         assert_eq!(ingest.compact(i64::MAX).expect("compact").blocks, 1);
         assert_eq!(all(&console, &Query::default()).len(), 2000);
+        // Its fifth frame (batch 1 from position 256) kept by the evidence lookup.
+        assert_eq!(
+            console.activity_at("s1", 1, 270).expect("read"),
+            Some(some(1, 1000)[270].clone())
+        );
         // Everything deleted, then fewer activities compacted: their block takes id 1 again.
         assert_eq!(ingest.prune(i64::MAX).expect("prune"), 2000);
         for (sequence, count) in [(7, 300), (8, 300)] {
@@ -993,6 +1006,8 @@ mod tests {
         let expected = all(&ingest, &Query::default());
         assert_eq!(expected.len(), 600, "599 compacted, the newest row not");
         assert_eq!(all(&console, &Query::default()), expected);
+        // In the new block's fifth frame (batch 7 from position 256, then batch 8), not in
+        // the one kept of the deleted block.
         assert_eq!(
             console.activity_at("s1", 8, 17).expect("read"),
             Some(some(8, 300)[17].clone())

@@ -1142,31 +1142,58 @@ fn two_compactors_at_once_compact_each_activity_once() {
     });
 }
 
+/// Prunes `store`, holding `every` (oldest first), to a budget falling from `budget` by
+/// `tenths` tenths each time to 0, checking at each budget that what it deleted is counted and
+/// was the oldest; whether some budget kept more than the newest and less than all.
+fn shrinking_budgets(
+    store: &mut dyn Storage,
+    every: &[StoredActivity],
+    mut budget: u64,
+    tenths: u64,
+) -> bool {
+    let total = every.len();
+    let mut left = total;
+    let mut partial = false;
+    while budget > 0 {
+        let pruned = store.prune_to_budget(budget).expect("budget");
+        let kept = all(store, &Query::default());
+        assert_eq!(pruned, (left - kept.len()) as u64, "counted at {budget}");
+        assert_eq!(
+            kept,
+            every[total - kept.len()..],
+            "the newest kept at {budget}"
+        );
+        left = kept.len();
+        partial |= left > 1 && left < total;
+        budget = budget * (10 - tenths) / 10;
+    }
+    assert_eq!(left, 1, "the newest row is never deleted");
+    partial
+}
+
 #[test]
 fn a_shrinking_disk_budget_deletes_the_oldest_first_and_counts_them() {
     on_both(|open| {
         let mut store = open();
-        let total = store_activities(store.as_mut(), 3, 10, 200);
+        store_activities(store.as_mut(), 3, 10, 200);
         let every = all(store.as_mut(), &Query::default());
         store.compact(i64::MAX).expect("compact");
-        let mut left = total;
-        let mut partial = false;
         // 10% less each time from 64 MiB: each budget deletes what it must, oldest first.
-        let mut budget: u64 = 64 << 20;
-        while budget > 0 {
-            let pruned = store.prune_to_budget(budget).expect("budget");
-            let kept = all(store.as_mut(), &Query::default());
-            assert_eq!(pruned, (left - kept.len()) as u64, "counted at {budget}");
-            assert_eq!(
-                kept,
-                every[total - kept.len()..],
-                "the newest kept at {budget}"
-            );
-            left = kept.len();
-            partial |= left > 1 && left < total;
-            budget = budget * 9 / 10;
-        }
-        assert!(partial, "some budget kept the newer blocks only");
-        assert_eq!(left, 1, "the newest row is never deleted");
+        assert!(
+            shrinking_budgets(store.as_mut(), &every, 64 << 20, 1),
+            "some budget kept the newer blocks only"
+        );
+    });
+}
+
+#[test]
+fn without_compaction_a_shrinking_disk_budget_deletes_the_oldest_rows_and_counts_them() {
+    on_both(|open| {
+        let mut store = open();
+        store_activities(store.as_mut(), 2, 10, 300);
+        let every = all(store.as_mut(), &Query::default());
+        // 20% less each time from 16 MiB, the rows never compacted: each budget deletes the
+        // oldest rows it must (PostgreSQL: as many as hold the excess at their mean size).
+        shrinking_budgets(store.as_mut(), &every, 16 << 20, 2);
     });
 }

@@ -22,6 +22,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::{IpAddr, SocketAddr},
+    ops::ControlFlow,
 };
 
 use dcwatch_pipeline::{community_id, dissect::datagram_flow_id};
@@ -886,6 +887,12 @@ impl Sieve {
         }
     }
 
+    /// Whether `row` comes after every activity the sieve passes, in a frame in (sequence,
+    /// position) order: nothing after it can pass.
+    fn is_past(&self, row: &Row) -> bool {
+        self.at.is_some_and(|at| (row.sequence, row.position) > at)
+    }
+
     fn passes(&self, row: &Row, fields: &[(u32, &[u8])]) -> bool {
         let field = |wanted: &'static [u32]| {
             fields
@@ -926,43 +933,63 @@ pub fn decode_frame(
     info: &FrameInfo,
     decompressor: &mut zstd::bulk::Decompressor<'_>,
     sieve: &Sieve,
-    mut keep: impl FnMut(u64, u64, &Activity) -> bool,
+    keep: impl FnMut(u64, u64, &Activity) -> bool,
 ) -> Result<Vec<Entry>, BlockError> {
+    let plain = decompress_frame(frame, info, decompressor)?;
+    decode_plain(sensor_id, &plain, info, sieve, keep)
+}
+
+/// A frame (given what the index says of it) decompressed: what [`decode_plain`] reads.
+pub fn decompress_frame(
+    frame: &[u8],
+    info: &FrameInfo,
+    decompressor: &mut zstd::bulk::Decompressor<'_>,
+) -> Result<Vec<u8>, BlockError> {
     let plain = decompressor
         .decompress(frame, info.plain_len)
         .map_err(BlockError::Zstd)?;
     if plain.len() != info.plain_len {
         return Err(BlockError::Malformed);
     }
+    Ok(plain)
+}
+
+/// [`decode_frame`] on a frame already decompressed ([`decompress_frame`]).
+pub fn decode_plain(
+    sensor_id: &str,
+    plain: &[u8],
+    info: &FrameInfo,
+    sieve: &Sieve,
+    mut keep: impl FnMut(u64, u64, &Activity) -> bool,
+) -> Result<Vec<Entry>, BlockError> {
     let mut entries = Vec::new();
     let mut bytes = Vec::new();
-    from_columns(
-        &plain,
-        info.format,
-        Some(info.min_time_ns),
-        |row, fields| {
-            if !sieve.passes(row, fields) {
-                return Ok(());
-            }
-            keys_of(fields, &mut bytes);
-            let mut activity = Activity::decode(bytes.as_slice())?;
-            restore_plain(sensor_id, &mut activity, row)?;
-            if !keep(row.sequence, row.position, &activity) {
-                return Ok(());
-            }
-            // The other fields merged into the keys, not the whole decoded again: a query by
-            // account keeps nearly every activity its sieve passes.
-            rest_of(fields, &mut bytes);
-            activity.merge(bytes.as_slice())?;
-            restore_hashes(&mut activity, row.flags)?;
-            entries.push(Entry {
-                sequence: row.sequence,
-                position: row.position,
-                activity,
-            });
-            Ok(())
-        },
-    )?;
+    from_columns(plain, info.format, Some(info.min_time_ns), |row, fields| {
+        // A block's frames (not its account frames) are in (sequence, position) order.
+        if !info.by_account && sieve.is_past(row) {
+            return Ok(ControlFlow::Break(()));
+        }
+        if !sieve.passes(row, fields) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        keys_of(fields, &mut bytes);
+        let mut activity = Activity::decode(bytes.as_slice())?;
+        restore_plain(sensor_id, &mut activity, row)?;
+        if !keep(row.sequence, row.position, &activity) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        // The other fields merged into the keys, not the whole decoded again: a query by
+        // account keeps nearly every activity its sieve passes.
+        rest_of(fields, &mut bytes);
+        activity.merge(bytes.as_slice())?;
+        restore_hashes(&mut activity, row.flags)?;
+        entries.push(Entry {
+            sequence: row.sequence,
+            position: row.position,
+            activity,
+        });
+        Ok(ControlFlow::Continue(()))
+    })?;
     Ok(entries)
 }
 
@@ -1013,7 +1040,7 @@ pub fn decode_single(block: &[u8]) -> Result<Vec<Entry>, BlockError> {
             position: row.position,
             activity: Activity::decode(bytes.as_slice())?,
         });
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     Ok(entries)
 }
@@ -1088,12 +1115,12 @@ fn to_columns(rows: &[Row], format: i64, base_ns: Option<i64>) -> Result<Vec<u8>
 
 /// [`to_columns`] undone: each row (its protobuf left empty) handed to `each` with its fields
 /// (number and bytes, tag included) in the order they came, before what was left out is put
-/// back.
+/// back, until `each` breaks.
 fn from_columns(
     plain: &[u8],
     format: i64,
     base_ns: Option<i64>,
-    mut each: impl FnMut(&Row, &[(u32, &[u8])]) -> Result<(), BlockError>,
+    mut each: impl FnMut(&Row, &[(u32, &[u8])]) -> Result<ControlFlow<()>, BlockError>,
 ) -> Result<(), BlockError> {
     let mut header = plain;
     let count = take_varint(&mut header)?;
@@ -1162,7 +1189,9 @@ fn from_columns(
             row_fields.push((number, field));
             *stream = rest;
         }
-        each(&row, &row_fields)?;
+        if each(&row, &row_fields)?.is_break() {
+            break;
+        }
     }
     Ok(())
 }
@@ -1727,7 +1756,7 @@ mod tests {
             let mut back = Vec::new();
             from_columns(&plain, format, Some(0), |row, _| {
                 back.push((row.sequence, row.position));
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })
             .expect("layout");
             assert_eq!(back, places, "format {format}");

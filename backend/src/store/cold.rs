@@ -166,7 +166,7 @@ pub(crate) struct BlockRow {
     pub(in crate::store) format: i64,
     pub(in crate::store) dictionary_id: Option<i64>,
     /// What else the row says of its block: with the above, what tells it from a block that
-    /// took its id after it was deleted ([`IndexCache`]).
+    /// took its id after it was deleted ([`BlockCache`]).
     pub(in crate::store) last_sequence: u64,
     pub(in crate::store) max_time_ns: i64,
     pub(in crate::store) count: i64,
@@ -208,7 +208,7 @@ impl BlockRow {
         )
     }
 
-    /// The row without the frames a query's keys are in: what [`IndexCache`] keeps.
+    /// The row without the frames a query's keys are in: what [`BlockCache`] keeps.
     fn columns(&self) -> Self {
         Self {
             id: self.id,
@@ -230,14 +230,27 @@ impl BlockRow {
 /// 32,768 activities a block, 8.4 million activities (about 7 hours at 1000 packets/s).
 const INDEXED_BLOCKS: usize = 256;
 
+/// Bytes of decompressed frames a store keeps for evidence lookups: about 250 frames of 64
+/// activities, the evidence of a few dozen alerts.
+const KEPT_FRAME_BYTES: usize = 4 << 20;
+
+/// What a store keeps of the compacted blocks it read last, so that reading them again takes
+/// neither SQL nor decompression: their frame indexes, the frames evidence was looked up in,
+/// and the dictionaries' digests.
+#[derive(Debug, Default)]
+pub(crate) struct BlockCache {
+    indexes: RefCell<Indexes>,
+    frames: RefCell<Frames>,
+    /// Each dictionary's SHA-256 by its id: dictionaries are never deleted, so an id names
+    /// one for the store's life.
+    digests: RefCell<HashMap<i64, [u8; 32]>>,
+}
+
 /// The frame indexes of the blocks a store read last, parsed. Reading a block's index (a row
 /// of several KB, on overflow pages SQLite reads around its cache) and parsing it cost half of
 /// an evidence lookup (store-size: 63 of 130 µs) and a query about 100 µs a block. Kept by
 /// block id with the row they were read for, and given back only for that same row; the
 /// oldest read is dropped first.
-#[derive(Debug, Default)]
-pub(crate) struct IndexCache(RefCell<Indexes>);
-
 #[derive(Debug, Default)]
 struct Indexes {
     by_id: HashMap<i64, (BlockRow, Arc<[blocks::FrameInfo]>)>,
@@ -245,15 +258,34 @@ struct Indexes {
     order: VecDeque<i64>,
 }
 
-impl IndexCache {
-    fn get(&self, block: &BlockRow) -> Option<Arc<[blocks::FrameInfo]>> {
-        let indexes = self.0.borrow();
+/// Frames evidence lookups decompressed, up to [`KEPT_FRAME_BYTES`]: an alert's evidence is
+/// close in time and shares frames, and an alert's page is opened more than once, while a
+/// lookup's decompression with the 1 MiB dictionary costs more than the rest of it. Kept by
+/// frame id ([`frame_id`]) with the index of the block they were read under, and given back
+/// only for that same index (the one [`Indexes`] gives for the block's row: this entry keeps
+/// it alive, so no other index takes its address, even once [`Indexes`] dropped it); the
+/// oldest decompressed is dropped first.
+#[derive(Debug, Default)]
+struct Frames {
+    by_id: HashMap<i64, KeptFrame>,
+    /// Frame ids, the oldest decompressed first.
+    order: VecDeque<i64>,
+    /// The plain bytes of those kept.
+    bytes: usize,
+}
+
+/// A kept frame: the index of the block it was read under, and its plain bytes.
+type KeptFrame = (Arc<[blocks::FrameInfo]>, Arc<[u8]>);
+
+impl BlockCache {
+    fn index(&self, block: &BlockRow) -> Option<Arc<[blocks::FrameInfo]>> {
+        let indexes = self.indexes.borrow();
         let (row, index) = indexes.by_id.get(&block.id)?;
         row.same_block(block).then(|| Arc::clone(index))
     }
 
-    fn insert(&self, block: &BlockRow, index: Arc<[blocks::FrameInfo]>) {
-        let mut indexes = self.0.borrow_mut();
+    fn keep_index(&self, block: &BlockRow, index: Arc<[blocks::FrameInfo]>) {
+        let mut indexes = self.indexes.borrow_mut();
         if indexes
             .by_id
             .insert(block.id, (block.columns(), index))
@@ -264,6 +296,33 @@ impl IndexCache {
         while indexes.order.len() > INDEXED_BLOCKS {
             if let Some(oldest) = indexes.order.pop_front() {
                 indexes.by_id.remove(&oldest);
+            }
+        }
+    }
+
+    /// Frame `id`, decompressed, if kept for the block whose index is `index`.
+    fn frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>) -> Option<Arc<[u8]>> {
+        let frames = self.frames.borrow();
+        let (kept_for, plain) = frames.by_id.get(&id)?;
+        Arc::ptr_eq(kept_for, index).then(|| Arc::clone(plain))
+    }
+
+    fn keep_frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>, plain: Arc<[u8]>) {
+        if plain.len() > KEPT_FRAME_BYTES {
+            return;
+        }
+        let mut frames = self.frames.borrow_mut();
+        frames.bytes += plain.len();
+        match frames.by_id.insert(id, (Arc::clone(index), plain)) {
+            Some((_, replaced)) => frames.bytes -= replaced.len(),
+            None => frames.order.push_back(id),
+        }
+        while frames.bytes > KEPT_FRAME_BYTES {
+            let Some(oldest) = frames.order.pop_front() else {
+                break;
+            };
+            if let Some((_, dropped)) = frames.by_id.remove(&oldest) {
+                frames.bytes -= dropped.len();
             }
         }
     }
@@ -345,21 +404,16 @@ enum Contents {
     Whole(Vec<blocks::Entry>),
 }
 
-/// Reads blocks, finding each dictionary's digest once for the reads of one query, and each
-/// block's frame index once while `indexes` keeps it.
+/// Reads blocks, finding each dictionary's digest and each block's frame index once while
+/// `cache` keeps them.
 pub(crate) struct BlockReader<'c, T: ?Sized> {
     tier: &'c mut T,
-    indexes: &'c IndexCache,
-    digests: HashMap<i64, [u8; 32]>,
+    cache: &'c BlockCache,
 }
 
 impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
-    pub(crate) fn new(tier: &'c mut T, indexes: &'c IndexCache) -> Self {
-        Self {
-            tier,
-            indexes,
-            digests: HashMap::new(),
-        }
+    pub(crate) fn new(tier: &'c mut T, cache: &'c BlockCache) -> Self {
+        Self { tier, cache }
     }
 
     /// The store the reader reads, for the reads of its caller between blocks.
@@ -448,7 +502,7 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
 
     /// What `block`'s row holds: a format 2 block's frame index, a format 1 block's entries.
     fn contents(&mut self, block: &BlockRow) -> Result<Contents, StoreError> {
-        if let Some(index) = self.indexes.get(block) {
+        if let Some(index) = self.cache.index(block) {
             return Ok(Contents::Frames(index));
         }
         let failed = |source| StoreError::Block {
@@ -463,7 +517,7 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
                 blocks::frame_index(&data, block.format, block.first_sequence, block.min_time_ns)
                     .map_err(failed)?
                     .into();
-            self.indexes.insert(block, Arc::clone(&index));
+            self.cache.keep_index(block, Arc::clone(&index));
             Contents::Frames(index)
         })
     }
@@ -492,31 +546,68 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         sieve: &blocks::Sieve,
         keep: impl FnMut(u64, u64, &Activity) -> bool,
     ) -> Result<Vec<blocks::Entry>, StoreError> {
+        self.with_decompressor(block, |decompressor| {
+            blocks::decode_frame(&block.sensor_id, frame, info, decompressor, sieve, keep)
+        })
+    }
+
+    /// Frame `number` of `block` (`index` its frame index) decompressed, from the cache or
+    /// kept there for the next lookups in it.
+    fn kept_frame(
+        &mut self,
+        block: &BlockRow,
+        index: &Arc<[blocks::FrameInfo]>,
+        number: usize,
+    ) -> Result<Arc<[u8]>, StoreError> {
+        let id = frame_id(block.id, number);
+        if let Some(plain) = self.cache.frame(id, index) {
+            return Ok(plain);
+        }
+        let info = index.get(number).ok_or(StoreError::Block {
+            id: block.id,
+            source: blocks::BlockError::Malformed,
+        })?;
+        let frame = self.tier.blob(Blob::Frame, id)?;
+        let plain: Arc<[u8]> = self
+            .with_decompressor(block, |decompressor| {
+                blocks::decompress_frame(&frame, info, decompressor)
+            })?
+            .into();
+        self.cache.keep_frame(id, index, Arc::clone(&plain));
+        Ok(plain)
+    }
+
+    /// Runs `work` with this thread's decompressor for `block`'s dictionary; its errors are
+    /// `block`'s.
+    fn with_decompressor<R>(
+        &mut self,
+        block: &BlockRow,
+        work: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> Result<R, blocks::BlockError>,
+    ) -> Result<R, StoreError> {
         let digest = match block.dictionary_id {
             Some(id) => Some(self.digest(id)?),
             None => None,
         };
         with_decompressor(self.tier, block.dictionary_id, digest, |decompressor| {
-            blocks::decode_frame(&block.sensor_id, frame, info, decompressor, sieve, keep).map_err(
-                |source| StoreError::Block {
-                    id: block.id,
-                    source,
-                },
-            )
+            work(decompressor).map_err(|source| StoreError::Block {
+                id: block.id,
+                source,
+            })
         })
     }
 
     /// The SHA-256 of dictionary `id` of the store.
     fn digest(&mut self, id: i64) -> Result<[u8; 32], StoreError> {
-        if let Some(known) = self.digests.get(&id) {
-            return Ok(*known);
+        let known = self.cache.digests.borrow().get(&id).copied();
+        if let Some(known) = known {
+            return Ok(known);
         }
         let digest = self.tier.blob(Blob::DictionaryDigest, id)?;
         let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::Block {
             id,
             source: blocks::BlockError::Malformed,
         })?;
-        self.digests.insert(id, digest);
+        self.cache.digests.borrow_mut().insert(id, digest);
         Ok(digest)
     }
 }
@@ -642,12 +733,12 @@ fn wanted_frames(block: &BlockRow, query: &Query, index: &[blocks::FrameInfo]) -
 /// from their activities' keys (time, sensor, endpoints, account, protocol; not the body).
 pub(crate) fn compacted_counts<T: Tier + ?Sized>(
     tier: &mut T,
-    indexes: &IndexCache,
+    cache: &BlockCache,
     query: &Query,
     mut each: impl FnMut(&str, u64, i64, i64),
 ) -> Result<(), StoreError> {
     let found = query_blocks(tier, query)?;
-    let mut reader = BlockReader::new(tier, indexes);
+    let mut reader = BlockReader::new(tier, cache);
     for block in found {
         if let Some(counts) = block.counts.as_ref().filter(|_| counted(query)) {
             for count in counts {
@@ -686,12 +777,12 @@ fn counted(query: &Query) -> bool {
 /// of every block holding the query's keys.
 pub(crate) fn newest_compacted<T: Tier + ?Sized>(
     tier: &mut T,
-    indexes: &IndexCache,
+    cache: &BlockCache,
     query: &Query,
     mut each: impl FnMut(StoredActivity, u64) -> bool,
 ) -> Result<(), StoreError> {
     let found = query_blocks(tier, query)?;
-    let mut reader = BlockReader::new(tier, indexes);
+    let mut reader = BlockReader::new(tier, cache);
     let wanted = sieve(query);
     // Decoded, not yet handed on: a max-heap, the newest on top.
     let mut ready = std::collections::BinaryHeap::new();
@@ -758,35 +849,44 @@ fn hold(
 /// The compacted activity at (`sensor_id`, `sequence`, `position`).
 pub(crate) fn activity_at<T: Tier + ?Sized>(
     tier: &mut T,
-    indexes: &IndexCache,
+    cache: &BlockCache,
     sensor_id: &str,
     sequence: u64,
     position: u64,
 ) -> Result<Option<Activity>, StoreError> {
     let candidates = tier.blocks_holding(sensor_id, sequence)?;
-    let mut reader = BlockReader::new(tier, indexes);
+    let mut reader = BlockReader::new(tier, cache);
+    let at = |entry: &blocks::Entry| entry.sequence == sequence && entry.position == position;
     for block in candidates {
+        let index = match reader.contents(&block)? {
+            Contents::Frames(index) => index,
+            Contents::Whole(entries) => match entries.into_iter().find(at) {
+                Some(entry) => return Ok(Some(entry.activity)),
+                None => continue,
+            },
+        };
         // A block's frames (not its account frames) hold activities in (sequence, position)
         // order: the one that may hold it is the last that starts at or before it.
-        let found = reader
-            .read(
-                &block,
-                |index| {
-                    index
-                        .iter()
-                        .rposition(|frame| {
-                            !frame.by_account
-                                && (frame.first_sequence, frame.first_position)
-                                    <= (sequence, position)
-                        })
-                        .into_iter()
-                        .collect()
-                },
-                &blocks::Sieve::at(sequence, position),
-                |_, _, _| true,
-            )?
-            .into_iter()
-            .find(|entry| entry.sequence == sequence && entry.position == position);
+        let Some(number) = index.iter().rposition(|frame| {
+            !frame.by_account
+                && (frame.first_sequence, frame.first_position) <= (sequence, position)
+        }) else {
+            continue;
+        };
+        let plain = reader.kept_frame(&block, &index, number)?;
+        let found = blocks::decode_plain(
+            &block.sensor_id,
+            &plain,
+            &index[number],
+            &blocks::Sieve::at(sequence, position),
+            |_, _, _| true,
+        )
+        .map_err(|source| StoreError::Block {
+            id: block.id,
+            source,
+        })?
+        .into_iter()
+        .find(at);
         if let Some(entry) = found {
             return Ok(Some(entry.activity));
         }
@@ -957,13 +1057,13 @@ pub(crate) fn compact(
 /// reaches its oldest activity, so only overlapping blocks are held at once.
 pub(crate) fn merged<T: Tier + ?Sized>(
     tier: &mut T,
-    indexes: &IndexCache,
+    cache: &BlockCache,
     query: &Query,
     mut hot: impl FnMut(&mut T) -> Result<Option<Ordered>, StoreError>,
     mut each: impl FnMut(StoredActivity) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut pending = query_blocks(tier, query)?.into_iter().peekable();
-    let mut reader = BlockReader::new(tier, indexes);
+    let mut reader = BlockReader::new(tier, cache);
     let mut hot_first = hot(reader.tier())?;
     let mut open: std::collections::BinaryHeap<std::cmp::Reverse<Ordered>> =
         std::collections::BinaryHeap::new();
@@ -1004,5 +1104,56 @@ pub(crate) fn merged<T: Tier + ?Sized>(
             Some(ordered) => each(ordered.stored)?,
             None => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_frames_stay_within_their_bytes_the_oldest_dropped_first() {
+        let cache = BlockCache::default();
+        let info = blocks::FrameInfo {
+            first_sequence: 1,
+            first_position: 0,
+            last_sequence: 1,
+            min_time_ns: 0,
+            max_time_ns: 0,
+            plain_len: 0,
+            format: blocks::FORMAT_ACCOUNT_FRAMES,
+            by_account: false,
+        };
+        // Two blocks' indexes, equal in content: a frame is told apart by the one it was read
+        // under.
+        let index: Arc<[blocks::FrameInfo]> = vec![info].into();
+        let other: Arc<[blocks::FrameInfo]> = vec![info].into();
+        let quarter = KEPT_FRAME_BYTES / 4;
+        for id in 0..6 {
+            cache.keep_frame(
+                id,
+                &index,
+                vec![u8::try_from(id).expect("small"); quarter].into(),
+            );
+        }
+        assert!(cache.frames.borrow().bytes <= KEPT_FRAME_BYTES);
+        let kept: Vec<i64> = (0..6)
+            .filter(|id| cache.frame(*id, &index).is_some())
+            .collect();
+        assert_eq!(kept, [2, 3, 4, 5], "the four newest fit");
+        assert_eq!(cache.frame(5, &index).expect("kept")[0], 5);
+        assert!(
+            cache.frame(5, &other).is_none(),
+            "given back for the index it was read under only"
+        );
+        cache.keep_frame(9, &index, vec![0; KEPT_FRAME_BYTES + 1].into());
+        assert!(
+            cache.frame(9, &index).is_none(),
+            "larger than the whole cache"
+        );
+        assert_eq!(
+            cache.frame(2, &index).map(|plain| plain.len()),
+            Some(quarter)
+        );
     }
 }

@@ -180,11 +180,11 @@ pub(crate) fn account_name(domain: Option<String>, account: String) -> String {
 /// their keys alone.
 pub(super) fn count_compacted<T: cold::Tier + ?Sized>(
     tier: &mut T,
-    indexes: &cold::IndexCache,
+    cache: &cold::BlockCache,
     query: &Query,
     counts: &mut Vec<ProtocolCount>,
 ) -> Result<(), StoreError> {
-    cold::compacted_counts(tier, indexes, query, |protocol, number, first, last| {
+    cold::compacted_counts(tier, cache, query, |protocol, number, first, last| {
         let number = i64::try_from(number).unwrap_or(i64::MAX);
         match counts.iter_mut().find(|count| count.protocol == protocol) {
             Some(count) => {
@@ -273,7 +273,7 @@ impl Store {
         }
         drop(rows);
         drop(statement);
-        cold::newest_compacted(&mut cold::Sqlite(&transaction), &self.indexes, query, each)?;
+        cold::newest_compacted(&mut cold::Sqlite(&transaction), &self.blocks, query, each)?;
         Ok(transaction.commit()?)
     }
 
@@ -299,7 +299,7 @@ impl Store {
         let mut counts: Vec<ProtocolCount> = rows.collect::<Result<_, _>>()?;
         count_compacted(
             &mut cold::Sqlite(&self.connection),
-            &self.indexes,
+            &self.blocks,
             query,
             &mut counts,
         )?;

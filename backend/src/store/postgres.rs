@@ -46,8 +46,8 @@ pub struct PgStore {
     tls: Option<tls::RustlsConnect>,
     /// Always `Some` but while dropping.
     client: Option<Client>,
-    /// The frame indexes of the compacted blocks this handle read last.
-    indexes: super::cold::IndexCache,
+    /// What this handle keeps of the compacted blocks it read last.
+    blocks: super::cold::BlockCache,
 }
 
 /// The blocking client closes its connection on its own runtime when dropped, which tokio
@@ -93,7 +93,7 @@ impl PgStore {
             url,
             tls,
             client: Some(client),
-            indexes: super::cold::IndexCache::default(),
+            blocks: super::cold::BlockCache::default(),
         })
     }
 
@@ -109,9 +109,9 @@ impl PgStore {
         Ok(self.reading()?.0)
     }
 
-    /// The connection (made again if the server closed it) and the compacted blocks' frame
-    /// indexes: what reading both tiers needs.
-    fn reading(&mut self) -> Result<(&mut Client, &super::cold::IndexCache), StoreError> {
+    /// The connection (made again if the server closed it) and what it keeps of the
+    /// compacted blocks: what reading both tiers needs.
+    fn reading(&mut self) -> Result<(&mut Client, &super::cold::BlockCache), StoreError> {
         match &mut self.client {
             Some(client) if !client.is_closed() => {}
             slot => *slot = Some(Self::open(&self.url, self.tls.as_ref())?),
@@ -120,7 +120,7 @@ impl PgStore {
             .client
             .as_mut()
             .ok_or_else(|| StoreError::Output(std::io::Error::other("the store is closed")))?;
-        Ok((client, &self.indexes))
+        Ok((client, &self.blocks))
     }
 
     /// Applies the migrations not applied yet; their versions.
@@ -374,7 +374,7 @@ impl Storage for PgStore {
         let values = console::bound(filter.values);
         let parameters: Vec<&(dyn ToSql + Sync)> = values.iter().map(AsRef::as_ref).collect();
         // A portal fetched in pages: a query over millions of rows holds a page at a time.
-        let (client, indexes) = self.reading()?;
+        let (client, blocks) = self.reading()?;
         let mut transaction = client.transaction()?;
         let portal = transaction.bind(
             &format!(
@@ -386,7 +386,7 @@ impl Storage for PgStore {
         let mut page = std::collections::VecDeque::new();
         super::cold::merged(
             &mut cold::Pg(&mut transaction),
-            indexes,
+            blocks,
             query,
             |tier| {
                 if page.is_empty() {
@@ -618,8 +618,8 @@ impl Storage for PgStore {
         sequence: u64,
         position: u64,
     ) -> Result<Option<Activity>, StoreError> {
-        let (client, indexes) = self.reading()?;
-        console::activity_at(client, indexes, sensor_id, sequence, position)
+        let (client, blocks) = self.reading()?;
+        console::activity_at(client, blocks, sensor_id, sequence, position)
     }
 
     fn newest_activities(
@@ -627,13 +627,13 @@ impl Storage for PgStore {
         query: &Query,
         each: &mut dyn FnMut(StoredActivity, u64) -> bool,
     ) -> Result<(), StoreError> {
-        let (client, indexes) = self.reading()?;
-        console::newest_activities(client, indexes, query, each)
+        let (client, blocks) = self.reading()?;
+        console::newest_activities(client, blocks, query, each)
     }
 
     fn activity_counts(&mut self, query: &Query) -> Result<Vec<ProtocolCount>, StoreError> {
-        let (client, indexes) = self.reading()?;
-        console::activity_counts(client, indexes, query)
+        let (client, blocks) = self.reading()?;
+        console::activity_counts(client, blocks, query)
     }
 
     fn sensors(&mut self) -> Result<Vec<SensorState>, StoreError> {

@@ -61,7 +61,7 @@ pub trait Storage: Send + std::fmt::Debug {
     fn prune(&mut self, before_ns: i64) -> Result<u64, StoreError>;
     /// Deletes the oldest activities until the store fits `max_bytes`; how many. SQLite
     /// measures its file's used pages, PostgreSQL the bytes its activities hold
-    /// (`postgres/cold.rs`, `stored_bytes`).
+    /// (`postgres/cold.rs`, `StoredBytes`).
     fn prune_to_budget(&mut self, max_bytes: u64) -> Result<u64, StoreError>;
     /// Moves activities stored before `before_ns` into compressed blocks ([`super::blocks`]);
     /// safe when several nodes sharing a PostgreSQL store run it at once.

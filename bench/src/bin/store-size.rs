@@ -56,8 +56,9 @@ const RATE_PACKETS_PER_SECOND: f64 = 1000.0;
 const MDI_GB_PER_DAY: f64 = 0.3;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
-/// Runs a query once; returns what it found, to compare before and after.
-type Run = Box<dyn Fn(&mut dyn Storage, &Data) -> anyhow::Result<Vec<String>>>;
+/// Runs a query once, in trial number `trial`; returns what it found, to compare before and
+/// after.
+type Run = Box<dyn Fn(&mut dyn Storage, &Data, usize) -> anyhow::Result<Vec<String>>>;
 
 /// One query of the benchmark, run on the store as it is.
 struct Probe {
@@ -407,7 +408,8 @@ fn report(name: &str, figures: &Figures, activities: &[Activity], density: f64) 
 
 /// The queries of the CLI and the console, on keys picked from the middle of the input: an
 /// account present in every copy, an address (a computer) seen in one copy, a protocol and
-/// everything over an hour, alert evidence by reference, and the console's entity pages.
+/// everything over an hour, alert evidence by reference (the same each trial, and other each
+/// trial), and the console's entity pages.
 fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
     let times: Vec<i64> = activities.iter().map(time_ns).collect();
     let first = times.iter().copied().min().unwrap_or(0);
@@ -428,7 +430,7 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
         .filter_map(|activity| activity.src.as_ref())
         .find_map(dcwatch_proto::json::endpoint_ip);
     let query = |query: Query| -> Run {
-        Box::new(move |store, _| {
+        Box::new(move |store, _, _| {
             let mut out = Vec::new();
             store.activities(&query, &mut |stored: StoredActivity| {
                 out.push(format!(
@@ -440,13 +442,32 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
             Ok(out)
         })
     };
-    // Evidence spread over the whole input, as alerts over days would reference it.
+    // Evidence spread over the whole input, as alerts over days would reference it: the same
+    // each trial (an alert's page opened again), or other evidence each trial, in other
+    // frames (`step` sets of it), so that nothing read by a trial before is read again.
     let step = (references.len() / LOOKUPS).max(1);
-    let evidence: Vec<(u64, u64)> = references
-        .iter()
-        .step_by(step)
-        .map(|&(sequence, count)| (sequence, (sequence * 7) % count))
-        .collect();
+    let evidence_from = move |first: usize| -> Vec<(u64, u64)> {
+        references
+            .iter()
+            .skip(first)
+            .step_by(step)
+            .map(|&(sequence, count)| (sequence, (sequence * 7) % count))
+            .collect()
+    };
+    let evidence = evidence_from(0);
+    let other_evidence: Vec<Vec<(u64, u64)>> = (0..step).map(evidence_from).collect();
+    let look_up =
+        |store: &mut dyn Storage, evidence: &[(u64, u64)]| -> anyhow::Result<Vec<String>> {
+            evidence
+                .iter()
+                .map(|&(sequence, position)| {
+                    Ok(format!(
+                        "{:?}",
+                        store.activity_at(SENSOR_ID, sequence, position)?
+                    ))
+                })
+                .collect()
+        };
     let page_account = account.clone();
     let page_address = ip.map(|ip| ip.to_string()).unwrap_or_default();
     let profile_account = account.clone();
@@ -487,16 +508,15 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
         },
         Probe {
             name: format!("{} alert evidence lookups by reference", evidence.len()),
-            run: Box::new(move |store, _| {
-                evidence
-                    .iter()
-                    .map(|&(sequence, position)| {
-                        Ok(format!(
-                            "{:?}",
-                            store.activity_at(SENSOR_ID, sequence, position)?
-                        ))
-                    })
-                    .collect()
+            run: Box::new(move |store, _, _| look_up(store, &evidence)),
+        },
+        Probe {
+            name: format!(
+                "{} alert evidence lookups by reference, other evidence each trial",
+                other_evidence[0].len()
+            ),
+            run: Box::new(move |store, _, trial| {
+                look_up(store, &other_evidence[trial % other_evidence.len()])
             }),
         },
         Probe {
@@ -509,7 +529,7 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
         },
         Probe {
             name: format!("console: account page ({PAGE} newest activities)"),
-            run: Box::new(move |_, console| {
+            run: Box::new(move |_, console, _| {
                 let page =
                     console.entity("account", &page_account, &ActivityFilter::default(), PAGE)?;
                 Ok(page
@@ -521,7 +541,7 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
         },
         Probe {
             name: format!("console: address page ({PAGE} newest activities)"),
-            run: Box::new(move |_, console| {
+            run: Box::new(move |_, console, _| {
                 let page =
                     console.entity("computer", &page_address, &ActivityFilter::default(), PAGE)?;
                 Ok(page
@@ -533,7 +553,7 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
         },
         Probe {
             name: "console: account profile (counts by protocol)".to_owned(),
-            run: Box::new(move |_, console| {
+            run: Box::new(move |_, console, _| {
                 Ok(vec![
                     console
                         .profile("account", &profile_account, "")?
@@ -559,7 +579,7 @@ fn newest(account: &str, connection: Connection) -> Run {
         account: Some(account.to_owned()),
         ..Query::default()
     };
-    Box::new(move |store, console| {
+    Box::new(move |store, console, _| {
         let mut out = Vec::new();
         let mut each = |stored: StoredActivity, position: u64| {
             out.push(format!(
@@ -595,9 +615,9 @@ fn time_probes(
     for probe in probes {
         let mut seconds = Vec::new();
         let mut last = Vec::new();
-        for _ in 0..trials {
+        for trial in 0..trials {
             let started = Instant::now();
-            last = (probe.run)(&mut *store, console)?;
+            last = (probe.run)(&mut *store, console, trial)?;
             seconds.push(started.elapsed().as_secs_f64());
         }
         out.push((median(&mut seconds), last));

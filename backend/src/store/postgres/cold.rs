@@ -23,9 +23,6 @@ use crate::store::{
 /// Serialises the writers of the compacted tier across nodes (compaction, pruning).
 pub(super) const LOCK: i64 = 0x0064_6377_636f_6c64;
 
-/// Activity rows deleted per step when the budget finds no block left.
-const STEP_ROWS: i64 = 2 * blocks::BLOCK_ACTIVITIES as i64;
-
 /// A PostgreSQL client (or a transaction) as the compacted tier reads and writes it.
 pub(super) struct Pg<'c, C>(pub(super) &'c mut C);
 
@@ -325,22 +322,53 @@ impl<C: GenericClient> TierWriter for Pg<'_, C> {
 /// inserts, so the tables do not shrink as the budget deletes, and measuring them would
 /// delete everything; live bytes fall as rows go, and the space they free is what the next
 /// days reuse.
-pub(super) fn stored_bytes(client: &mut impl GenericClient) -> Result<u64, StoreError> {
-    let row = client.query_one(
-        "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM activity_blocks)::BIGINT,
-                (SELECT COALESCE(SUM(octet_length(data)), 0) FROM activity_dictionaries)::BIGINT,
-                (SELECT COALESCE(SUM(pg_column_size(a.*)), 0)::NUMERIC
-                    * pg_total_relation_size('activities')
-                    / GREATEST(pg_relation_size('activities'), 1) FROM activities a)::BIGINT",
-        &[],
-    )?;
-    let (blocks, dictionaries, hot): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-    Ok(to_u64(blocks) + to_u64(dictionaries) + to_u64(hot))
+struct StoredBytes {
+    /// The blocks' and the dictionaries' bytes.
+    compacted: u64,
+    /// The hot tier's bytes, and its rows.
+    hot: u64,
+    rows: u64,
 }
 
-/// Deletes the oldest activities until [`stored_bytes`] is at most `max_bytes`: the oldest
-/// blocks whose bytes cover the excess, or with none left, the oldest rows (the newest kept:
-/// its id numbers the next ones); how many activities.
+impl StoredBytes {
+    fn measure(client: &mut impl GenericClient) -> Result<Self, StoreError> {
+        let row = client.query_one(
+            "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM activity_blocks)::BIGINT,
+                    (SELECT COALESCE(SUM(octet_length(data)), 0)
+                        FROM activity_dictionaries)::BIGINT,
+                    hot.bytes, hot.rows
+             FROM (SELECT (COALESCE(SUM(pg_column_size(a.*)), 0)::NUMERIC
+                         * pg_total_relation_size('activities')
+                         / GREATEST(pg_relation_size('activities'), 1))::BIGINT AS bytes,
+                         COUNT(*) AS rows
+                   FROM activities a) AS hot",
+            &[],
+        )?;
+        let (blocks, dictionaries, hot, rows): (i64, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        Ok(Self {
+            compacted: to_u64(blocks) + to_u64(dictionaries),
+            hot: to_u64(hot),
+            rows: to_u64(rows),
+        })
+    }
+
+    fn total(&self) -> u64 {
+        self.compacted + self.hot
+    }
+
+    /// How many of the hot tier's rows hold `excess` bytes, at their mean size (at least one).
+    fn rows_holding(&self, excess: u64) -> i64 {
+        let per_row = self.hot.div_ceil(self.rows.max(1)).max(1);
+        to_i64(excess.div_ceil(per_row).max(1))
+    }
+}
+
+/// Deletes the oldest activities until [`StoredBytes`] is at most `max_bytes`: the oldest
+/// blocks whose bytes cover the excess, or with none left, as many of the oldest rows as hold
+/// it at their mean size (the newest kept: its id numbers the next ones), measuring again
+/// after each deletion (measuring reads every row: a pass, not a step of rows, between two);
+/// how many activities.
 pub(super) fn prune_to_budget(
     client: &mut ::postgres::Client,
     max_bytes: u64,
@@ -349,18 +377,18 @@ pub(super) fn prune_to_budget(
     loop {
         let mut transaction = client.transaction()?;
         lock(&mut transaction)?;
-        let used = stored_bytes(&mut transaction)?;
-        if used <= max_bytes {
+        let used = StoredBytes::measure(&mut transaction)?;
+        if used.total() <= max_bytes {
             break;
         }
-        let excess = to_i64(used - max_bytes);
+        let excess = used.total() - max_bytes;
         let oldest: Vec<(i64, i64)> = transaction
             .query(
                 "SELECT id, count FROM (SELECT id, count, min_time_ns,
                      (SUM(bytes) OVER (ORDER BY min_time_ns, id) - bytes)::BIGINT AS before
                      FROM activity_blocks) AS running
                  WHERE before < $1 ORDER BY min_time_ns, id",
-                &[&excess],
+                &[&to_i64(excess)],
             )?
             .iter()
             .map(|row| (row.get(0), row.get(1)))
@@ -369,7 +397,7 @@ pub(super) fn prune_to_budget(
             transaction.execute(
                 "DELETE FROM activities WHERE id IN (SELECT id FROM activities
                  WHERE id < (SELECT MAX(id) FROM activities) ORDER BY time_ns LIMIT $1)",
-                &[&STEP_ROWS],
+                &[&used.rows_holding(excess)],
             )?
         } else {
             delete_blocks(&mut Pg(&mut transaction), &oldest)?

@@ -9,7 +9,7 @@ use crate::store::{
     Dialect, Found, Param, ProtocolCount, Query, SensorState, StoreError, StoredActivity,
     StoredEvent, StoredUser,
     alerts::{ALERT_COLUMNS, like_escaped, with_status},
-    cold::{self, IndexCache},
+    cold::{self, BlockCache},
     console::{
         account_name, compacted_accounts, compacted_addresses, count_compacted, entity_rows,
     },
@@ -64,7 +64,7 @@ pub(super) fn index_stored_alerts(client: &mut impl GenericClient) -> Result<(),
 
 pub(super) fn activity_at(
     client: &mut Client,
-    indexes: &IndexCache,
+    cache: &BlockCache,
     sensor_id: &str,
     sequence: u64,
     position: u64,
@@ -75,7 +75,7 @@ pub(super) fn activity_at(
         &[&sensor_id, &to_i64(sequence), &to_i64(position)],
     )?
     else {
-        return cold::activity_at(&mut Pg(client), indexes, sensor_id, sequence, position);
+        return cold::activity_at(&mut Pg(client), cache, sensor_id, sequence, position);
     };
     let id: i64 = row.get(0);
     Activity::decode(row.get::<_, &[u8]>(1))
@@ -85,7 +85,7 @@ pub(super) fn activity_at(
 
 pub(super) fn newest_activities(
     client: &mut Client,
-    indexes: &IndexCache,
+    cache: &BlockCache,
     query: &Query,
     each: &mut dyn FnMut(StoredActivity, u64) -> bool,
 ) -> Result<(), StoreError> {
@@ -121,14 +121,14 @@ pub(super) fn newest_activities(
         }
     }
     // The compacted tier, older.
-    cold::newest_compacted(&mut Pg(&mut transaction), indexes, query, each)?;
+    cold::newest_compacted(&mut Pg(&mut transaction), cache, query, each)?;
     transaction.commit()?;
     Ok(())
 }
 
 pub(super) fn activity_counts(
     client: &mut Client,
-    indexes: &IndexCache,
+    cache: &BlockCache,
     query: &Query,
 ) -> Result<Vec<ProtocolCount>, StoreError> {
     let filter = query.filter(Dialect::Postgres);
@@ -151,7 +151,7 @@ pub(super) fn activity_counts(
             last_ns: row.get(3),
         })
         .collect();
-    count_compacted(&mut Pg(client), indexes, query, &mut counts)?;
+    count_compacted(&mut Pg(client), cache, query, &mut counts)?;
     Ok(counts)
 }
 
