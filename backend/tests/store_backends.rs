@@ -5,7 +5,8 @@
 
 use dcwatch_backend::store::{
     ACTIVITY_CURSOR, AlertQuery, Closed, EntityKey, EntityKind, Excluded, ExclusionKind, Query,
-    Storage, Store, StoreError, Stored, StoredActivity, postgres::PgStore,
+    Storage, Store, StoreError, Stored, StoredActivity, blocks,
+    postgres::{PgStore, migrations::MIGRATIONS},
 };
 use dcwatch_detect::{
     checkpoint::{Checkpoint, WindowChanges},
@@ -1196,4 +1197,151 @@ fn without_compaction_a_shrinking_disk_budget_deletes_the_oldest_rows_and_counts
         // oldest rows it must (PostgreSQL: as many as hold the excess at their mean size).
         shrinking_budgets(store.as_mut(), &every, 16 << 20, 2);
     });
+}
+
+/// Migration 6's insert of a block: its row, a row a frame (its id the block's shifted by 16,
+/// plus its number), a row a key.
+fn insert_migration_6_block(
+    client: &mut postgres::Client,
+    sensor_id: &str,
+    entries: &[blocks::Entry],
+) {
+    let mut compressor = blocks::compressor(&[]).expect("compressor");
+    let encoded = blocks::encode(sensor_id, entries, &mut compressor).expect("encode");
+    let times: Vec<i64> = entries
+        .iter()
+        .map(|entry| entry.activity.time.as_ref().expect("time").seconds * SECOND)
+        .collect();
+    let sequences: Vec<i64> = entries
+        .iter()
+        .map(|entry| i64::try_from(entry.sequence).expect("small"))
+        .collect();
+    let id: i64 = client
+        .query_one(
+            "INSERT INTO activity_blocks (sensor_id, first_sequence, last_sequence, min_time_ns,
+             max_time_ns, count, data, format, dictionary_id, bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 0) RETURNING id",
+            &[
+                &sensor_id,
+                &sequences.iter().min(),
+                &sequences.iter().max(),
+                &times.iter().min(),
+                &times.iter().max(),
+                &i64::try_from(entries.len()).expect("small"),
+                &encoded.index,
+                &blocks::FORMAT_ACCOUNT_FRAMES,
+            ],
+        )
+        .expect("block")
+        .get(0);
+    for (number, frame) in (0_i64..).zip(&encoded.frames) {
+        client
+            .execute(
+                "INSERT INTO activity_frames (id, data) VALUES ($1, $2)",
+                &[&((id << blocks::FRAME_ID_BITS) | number), frame],
+            )
+            .expect("frame");
+    }
+    for (key, frames) in &encoded.keys {
+        client
+            .execute(
+                "INSERT INTO activity_block_keys (key, block_id, frames) VALUES ($1, $2, $3)",
+                &[key, &id, frames],
+            )
+            .expect("key");
+    }
+}
+
+#[test]
+fn migration_7_carries_migration_6_blocks_over() {
+    let postgres = Postgres::start(false).expect("PostgreSQL");
+    let url = postgres.database("migration").expect("a database");
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("client");
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,
+             applied_ns BIGINT NOT NULL)",
+        )
+        .expect("migrations table");
+    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version <= 6) {
+        client.batch_execute(sql).expect("migration");
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, 0)",
+                &[version],
+            )
+            .expect("recorded");
+    }
+    // Two sensors' blocks: names in both (carol), in one (a name longer than a lexeme, one
+    // with a quote and a backslash), addresses in one or both.
+    let long = "x".repeat(600);
+    let names = ["alice", "carol", &long, "o'brien\\x"];
+    let mut expected = Vec::new();
+    for (sensor, block) in [("s0", 0_u8), ("s1", 1)] {
+        let entries: Vec<blocks::Entry> = (0..300_u64)
+            .map(|at| {
+                let n = usize::try_from(at).expect("small");
+                let name = if block == 1 && n % 4 == 2 { "carol" } else { names[n % 4] };
+                blocks::Entry {
+                    sequence: 1 + at / 100,
+                    position: at % 100,
+                    activity: activity(
+                        i64::from(block) * 1000 + i64::try_from(at).expect("small"),
+                        name,
+                        [10, block, 0, u8::try_from(n % 5).expect("small")],
+                    ),
+                }
+            })
+            .collect();
+        insert_migration_6_block(&mut client, sensor, &entries);
+        expected.extend(entries.into_iter().map(|entry| StoredActivity {
+            sensor_id: sensor.to_owned(),
+            sequence: entry.sequence,
+            activity: entry.activity,
+        }));
+    }
+    let total = expected.len();
+
+    let mut migrating = PgStore::connect_unchecked(&url, None).expect("connect");
+    assert_eq!(migrating.migrate(0).expect("migrate"), [7]);
+    let mut store = PgStore::connect(&url).expect("current");
+    assert_eq!(all(&mut store, &Query::default()), expected);
+    for name in names {
+        let query = Query {
+            account: Some(format!("CORP\\{name}")),
+            ..Query::default()
+        };
+        let named: Vec<_> = expected
+            .iter()
+            .filter(|stored| stored.activity.account.as_ref().expect("account").name == name)
+            .cloned()
+            .collect();
+        assert!(!named.is_empty());
+        assert_eq!(all(&mut store, &query), named, "{name}");
+        let counts = store.activity_counts(&query).expect("counts");
+        assert_eq!(
+            counts.iter().map(|count| count.count).sum::<u64>(),
+            named.len() as u64,
+            "{name}"
+        );
+    }
+    let query = Query {
+        ip: Some("10.1.0.3".parse().expect("ip")),
+        ..Query::default()
+    };
+    assert_eq!(all(&mut store, &query).len(), 60, "one in five of s1's");
+    assert_eq!(
+        store.activity_at("s1", 2, 7).expect("evidence"),
+        Some(expected[300 + 107].activity.clone())
+    );
+    assert_eq!(store.search("car", 10).expect("search").accounts, ["carol"]);
+    assert_eq!(store.search("o'b", 10).expect("search").accounts, ["o'brien\\x"]);
+    assert_eq!(store.search("xxx", 10).expect("search").accounts, [long.clone()]);
+    let mut addresses = store.search("10.", 20).expect("search").addresses;
+    addresses.sort();
+    assert_eq!(addresses.len(), 10, "10.0.0.0-4 and 10.1.0.0-4: {addresses:?}");
+
+    assert_eq!(store.prune(i64::MAX).expect("prune"), total as u64);
+    assert!(all(&mut store, &Query::default()).is_empty());
+    assert!(store.search("car", 10).expect("search").accounts.is_empty());
 }

@@ -60,7 +60,8 @@ pub(crate) enum Blob {
 }
 
 impl Blob {
-    /// The query that reads it, in both stores' SQL (SQLite binds `$1` by position too).
+    /// The query that reads it, in both stores' SQL (SQLite binds `$1` by position too; a
+    /// frame, SQLite's only: PostgreSQL slices frames out of their block's row).
     pub(crate) const fn sql(self) -> &'static str {
         match self {
             Self::Block => "SELECT data FROM activity_blocks WHERE id = $1",

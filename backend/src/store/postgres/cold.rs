@@ -1,4 +1,4 @@
-//! The compacted tier's SQL in PostgreSQL (migration 6's tables), and its disk budget.
+//! The compacted tier's SQL in PostgreSQL (migrations 6 and 7's tables), and its disk budget.
 //!
 //! Compaction and pruning write through transactions that first take one advisory lock
 //! ([`LOCK`]): several ingest/api nodes share the store, and two compacting at once would
@@ -15,7 +15,7 @@ use crate::store::{
     Dialect, Filter, Ordered, StoreError, StoredActivity, blocks,
     cold::{
         BLOCK_COLUMNS, Blob, BlockRow, NEWEST_DICTIONARY, NewBlock, StoredDictionary, Tier,
-        TierWriter, delete_blocks, frame_id,
+        TierWriter, delete_blocks,
     },
     to_i64, to_u64,
 };
@@ -46,6 +46,22 @@ fn block_row(row: &Row) -> BlockRow {
         frames: None,
         counts: None,
     }
+}
+
+/// `frames` one after the other, and where each starts followed by where the last ends, as
+/// migration 7's `frames` and `frame_starts` hold them.
+fn joined(frames: &[Vec<u8>]) -> Result<(Vec<u8>, Vec<i32>), StoreError> {
+    let mut all = Vec::with_capacity(frames.iter().map(Vec::len).sum());
+    let mut starts = vec![0];
+    for frame in frames {
+        all.extend_from_slice(frame);
+        // PostgreSQL holds at most 1 GiB a value: the insert would fail past that anyway.
+        starts.push(i32::try_from(all.len()).map_err(|_| StoreError::Block {
+            id: 0,
+            source: blocks::BlockError::Malformed,
+        })?);
+    }
+    Ok((all, starts))
 }
 
 /// A hot row (`id, sensor_id, sequence, position, activity`) in the order queries return.
@@ -119,23 +135,46 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
     }
 
     fn blob(&mut self, blob: Blob, id: i64) -> Result<Vec<u8>, StoreError> {
+        if let Blob::Frame = blob {
+            return Ok(self.frames(&[id])?.pop().unwrap_or_default());
+        }
         Ok(self.0.query_one(blob.sql(), &[&id])?.get(0))
     }
 
+    /// Each frame sliced out of its block's frames (migration 7), reading only the TOAST
+    /// chunks it is in.
     fn frames(&mut self, ids: &[i64]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut found: HashMap<i64, Vec<u8>> = self
-            .0
-            .query(
-                "SELECT id, data FROM activity_frames WHERE id = ANY($1)",
-                &[&ids],
-            )?
+        let (block_ids, numbers): (Vec<i64>, Vec<i32>) = ids
             .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect();
-        ids.iter()
             .map(|id| {
-                found.remove(id).ok_or(StoreError::Block {
-                    id: id >> blocks::FRAME_ID_BITS,
+                let number = id & ((1 << blocks::FRAME_ID_BITS) - 1);
+                (
+                    id >> blocks::FRAME_ID_BITS,
+                    i32::try_from(number).unwrap_or(i32::MAX),
+                )
+            })
+            .unzip();
+        let rows = self.0.query(
+            "SELECT wanted.at, substring(b.frames FROM b.frame_starts[wanted.number + 1] + 1
+                 FOR b.frame_starts[wanted.number + 2] - b.frame_starts[wanted.number + 1])
+             FROM unnest($1::BIGINT[], $2::INTEGER[]) WITH ORDINALITY
+                 AS wanted (block_id, number, at)
+             JOIN activity_blocks b ON b.id = wanted.block_id",
+            &[&block_ids, &numbers],
+        )?;
+        let mut found: Vec<Option<Vec<u8>>> = vec![None; ids.len()];
+        for row in &rows {
+            let at: i64 = row.get(0);
+            if let Some(slot) = usize::try_from(at - 1).ok().and_then(|at| found.get_mut(at)) {
+                *slot = row.get(1);
+            }
+        }
+        found
+            .into_iter()
+            .zip(block_ids)
+            .map(|(frame, block)| {
+                frame.ok_or(StoreError::Block {
+                    id: block,
                     source: blocks::BlockError::Malformed,
                 })
             })
@@ -182,12 +221,14 @@ impl<C: GenericClient> TierWriter for Pg<'_, C> {
     }
 
     fn insert_block(&mut self, block: &NewBlock<'_>) -> Result<i64, StoreError> {
+        let (frames, starts) = joined(&block.encoded.frames)?;
         let id: i64 = self
             .0
             .query_one(
                 "INSERT INTO activity_blocks (sensor_id, first_sequence, last_sequence,
-                 min_time_ns, max_time_ns, count, data, format, dictionary_id, bytes)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                 min_time_ns, max_time_ns, count, data, format, dictionary_id, bytes, frames,
+                 frame_starts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
                 &[
                     &block.sensor_id,
                     &block.first_sequence,
@@ -199,17 +240,11 @@ impl<C: GenericClient> TierWriter for Pg<'_, C> {
                     &block.format,
                     &block.dictionary_id,
                     &block.bytes(),
+                    &frames,
+                    &starts,
                 ],
             )?
             .get(0);
-        let frame_ids: Vec<i64> = (0..block.encoded.frames.len())
-            .map(|number| frame_id(id, number))
-            .collect();
-        self.0.execute(
-            "INSERT INTO activity_frames (id, data)
-             SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[])",
-            &[&frame_ids, &block.encoded.frames],
-        )?;
         let (keys, frames): (Vec<&String>, Vec<&Vec<u8>>) = block.encoded.keys.iter().unzip();
         self.0.execute(
             "INSERT INTO activity_block_keys (key, block_id, frames)
@@ -224,12 +259,6 @@ impl<C: GenericClient> TierWriter for Pg<'_, C> {
             "DELETE FROM activity_block_keys WHERE block_id = ANY($1)",
             &[&ids],
         )?;
-        for id in ids {
-            self.0.execute(
-                "DELETE FROM activity_frames WHERE id >= $1 AND id < $2",
-                &[&frame_id(*id, 0), &frame_id(id + 1, 0)],
-            )?;
-        }
         self.0
             .execute("DELETE FROM activity_blocks WHERE id = ANY($1)", &[&ids])?;
         Ok(())

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (ALERT_ENTITIES, CONSOLE),
     (5, WINDOWS),
     (6, COMPACTED),
+    (7, BLOCK_FRAMES),
 ];
 
 /// The migration whose data (the stored alerts' entities) is written by code after its SQL.
@@ -94,6 +95,30 @@ CREATE TABLE activity_dictionaries (
     trained_on BIGINT
 );
 ";
+
+/// A block's frames in one value of its row, uncompressed and out of line (`EXTERNAL`), so that
+/// `substring` reads only the TOAST chunks a frame is in; `frame_starts` holds where each frame
+/// starts, then where the last ends (frame `n` is bytes `frame_starts[n + 1]` to
+/// `frame_starts[n + 2]`, arrays counting from 1). A row a frame cost a 24-byte header and a
+/// primary-key entry per frame of 64 activities. Migration 6's frames are moved into their
+/// blocks (a frame's id was its block's shifted by 16, plus its number).
+const BLOCK_FRAMES: &str = r#"
+ALTER TABLE activity_blocks ADD COLUMN frames BYTEA NOT NULL DEFAULT ''::BYTEA,
+    ADD COLUMN frame_starts INTEGER[] NOT NULL DEFAULT '{0}';
+ALTER TABLE activity_blocks ALTER COLUMN frames SET STORAGE EXTERNAL;
+UPDATE activity_blocks SET frames = moved.data, frame_starts = moved.starts
+FROM (SELECT block_id, string_agg(data, ''::BYTEA ORDER BY id) AS data,
+             array_prepend(0, array_agg(ends ORDER BY id)) AS starts
+      FROM (SELECT id, id >> 16 AS block_id, data,
+                   (SUM(octet_length(data)) OVER (PARTITION BY id >> 16 ORDER BY id))::INTEGER
+                       AS ends
+            FROM activity_frames) AS frames
+      GROUP BY block_id) AS moved
+WHERE activity_blocks.id = moved.block_id;
+ALTER TABLE activity_blocks ALTER COLUMN frames DROP DEFAULT,
+    ALTER COLUMN frame_starts DROP DEFAULT;
+DROP TABLE activity_frames;
+"#;
 
 /// store/windows.rs's table.
 const WINDOWS: &str = "
