@@ -142,7 +142,8 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
     }
 
     /// Each frame sliced out of its block's frames (migration 7), reading only the TOAST
-    /// chunks it is in.
+    /// chunks it is in. Its bounds are taken in one slice of `frame_starts` (kept out of line:
+    /// each subscript of the column would fetch it again).
     fn frames(&mut self, ids: &[i64]) -> Result<Vec<Vec<u8>>, StoreError> {
         let (block_ids, numbers): (Vec<i64>, Vec<i32>) = ids
             .iter()
@@ -155,11 +156,12 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
             })
             .unzip();
         let rows = self.0.query(
-            "SELECT wanted.at, substring(b.frames FROM b.frame_starts[wanted.number + 1] + 1
-                 FOR b.frame_starts[wanted.number + 2] - b.frame_starts[wanted.number + 1])
+            "SELECT wanted.at, substring(b.frames FROM bounds[1] + 1 FOR bounds[2] - bounds[1])
              FROM unnest($1::BIGINT[], $2::INTEGER[]) WITH ORDINALITY
                  AS wanted (block_id, number, at)
-             JOIN activity_blocks b ON b.id = wanted.block_id",
+             JOIN activity_blocks b ON b.id = wanted.block_id
+             CROSS JOIN LATERAL (SELECT b.frame_starts[wanted.number + 1 : wanted.number + 2]
+                                 AS bounds OFFSET 0) AS frame",
             &[&block_ids, &numbers],
         )?;
         let mut found: Vec<Option<Vec<u8>>> = vec![None; ids.len()];
