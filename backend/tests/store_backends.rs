@@ -1281,7 +1281,11 @@ fn migration_7_carries_migration_6_blocks_over() {
         let entries: Vec<blocks::Entry> = (0..300_u64)
             .map(|at| {
                 let n = usize::try_from(at).expect("small");
-                let name = if block == 1 && n % 4 == 2 { "carol" } else { names[n % 4] };
+                let name = if block == 1 && n % 4 == 2 {
+                    "carol"
+                } else {
+                    names[n % 4]
+                };
                 blocks::Entry {
                     sequence: 1 + at / 100,
                     position: at % 100,
@@ -1335,11 +1339,21 @@ fn migration_7_carries_migration_6_blocks_over() {
         Some(expected[300 + 107].activity.clone())
     );
     assert_eq!(store.search("car", 10).expect("search").accounts, ["carol"]);
-    assert_eq!(store.search("o'b", 10).expect("search").accounts, ["o'brien\\x"]);
-    assert_eq!(store.search("xxx", 10).expect("search").accounts, [long.clone()]);
+    assert_eq!(
+        store.search("o'b", 10).expect("search").accounts,
+        ["o'brien\\x"]
+    );
+    assert_eq!(
+        store.search("xxx", 10).expect("search").accounts,
+        [long]
+    );
     let mut addresses = store.search("10.", 20).expect("search").addresses;
     addresses.sort();
-    assert_eq!(addresses.len(), 10, "10.0.0.0-4 and 10.1.0.0-4: {addresses:?}");
+    assert_eq!(
+        addresses.len(),
+        10,
+        "10.0.0.0-4 and 10.1.0.0-4: {addresses:?}"
+    );
 
     assert_eq!(store.prune(i64::MAX).expect("prune"), total as u64);
     assert!(all(&mut store, &Query::default()).is_empty());

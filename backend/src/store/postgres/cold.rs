@@ -167,7 +167,10 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
         let mut found: Vec<Option<Vec<u8>>> = vec![None; ids.len()];
         for row in &rows {
             let at: i64 = row.get(0);
-            if let Some(slot) = usize::try_from(at - 1).ok().and_then(|at| found.get_mut(at)) {
+            if let Some(slot) = usize::try_from(at - 1)
+                .ok()
+                .and_then(|at| found.get_mut(at))
+            {
                 *slot = row.get(1);
             }
         }

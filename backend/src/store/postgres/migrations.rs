@@ -102,7 +102,7 @@ CREATE TABLE activity_dictionaries (
 /// `frame_starts[n + 2]`, arrays counting from 1). A row a frame cost a 24-byte header and a
 /// primary-key entry per frame of 64 activities. Migration 6's frames are moved into their
 /// blocks (a frame's id was its block's shifted by 16, plus its number).
-const BLOCK_FRAMES: &str = r#"
+const BLOCK_FRAMES: &str = r"
 ALTER TABLE activity_blocks ADD COLUMN frames BYTEA NOT NULL DEFAULT ''::BYTEA,
     ADD COLUMN frame_starts INTEGER[] NOT NULL DEFAULT '{0}';
 ALTER TABLE activity_blocks ALTER COLUMN frames SET STORAGE EXTERNAL;
@@ -118,7 +118,7 @@ WHERE activity_blocks.id = moved.block_id;
 ALTER TABLE activity_blocks ALTER COLUMN frames DROP DEFAULT,
     ALTER COLUMN frame_starts DROP DEFAULT;
 DROP TABLE activity_frames;
-"#;
+";
 
 /// store/windows.rs's table.
 const WINDOWS: &str = "
