@@ -1343,10 +1343,7 @@ fn migration_7_carries_migration_6_blocks_over() {
         store.search("o'b", 10).expect("search").accounts,
         ["o'brien\\x"]
     );
-    assert_eq!(
-        store.search("xxx", 10).expect("search").accounts,
-        [long]
-    );
+    assert_eq!(store.search("xxx", 10).expect("search").accounts, [long]);
     let mut addresses = store.search("10.", 20).expect("search").addresses;
     addresses.sort();
     assert_eq!(

@@ -1116,14 +1116,45 @@ struct Checked {
 fn check(sensor: &Path, scenario: &str, save: Option<&Path>) -> anyhow::Result<Checked> {
     let mut backend = LabBackend::start(sensor)?;
     let captures = RunDir::create()?;
-    let Played {
+    let played = play(sensor, scenario, &backend, Some(captures.path()))?;
+    let pcap = captures.path().join(format!("{scenario}.pcap"));
+    judge(sensor, scenario, save, &mut backend, played, &pcap)
+        .map_err(|failure| keep_capture(failure, scenario, &pcap))
+}
+
+/// A failed scenario's capture, copied where the run directory's removal does not reach, so
+/// that the failure can be replayed and read.
+fn keep_capture(failure: anyhow::Error, scenario: &str, pcap: &Path) -> anyhow::Error {
+    let kept = shell::workspace_root()
+        .join("target/e2e-failures")
+        .join(format!("{scenario}.pcap"));
+    let copied = kept
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::copy(pcap, &kept));
+    match copied {
+        Ok(_) => failure.context(format!("its capture is kept in {}", kept.display())),
+        Err(error) => failure.context(format!("its capture could not be kept: {error}")),
+    }
+}
+
+/// The checks of a played scenario: what the backend stored, the scenario's expectations and
+/// absences, and its alerts.
+fn judge(
+    sensor: &Path,
+    scenario: &str,
+    save: Option<&Path>,
+    backend: &mut LabBackend,
+    Played {
         activities,
         lines,
         frames,
-    } = play(sensor, scenario, &backend, Some(captures.path()))?;
+    }: Played,
+    pcap: &Path,
+) -> anyhow::Result<Checked> {
     let mut sent = lines.clone();
     if PLAYED_TWICE.contains(&scenario) {
-        sent.extend(again_updates(sensor, scenario, &backend)?);
+        sent.extend(again_updates(sensor, scenario, backend)?);
     }
     backend.stop()?;
     if let Some(dir) = save {
@@ -1153,8 +1184,7 @@ fn check(sensor: &Path, scenario: &str, save: Option<&Path>) -> anyhow::Result<C
         let lines: Vec<String> = alerts.iter().map(Value::to_string).collect();
         write_lines(&dir.join(format!("{scenario}.alerts.jsonl")), &lines)?;
     }
-    let pcap = captures.path().join(format!("{scenario}.pcap"));
-    judge_alerts(sensor, scenario, &alerts, &pcap)?;
+    judge_alerts(sensor, scenario, &alerts, pcap)?;
     Ok(Checked {
         activities: activities.len(),
         frames,
