@@ -223,16 +223,8 @@ pub fn endpoint_text(address: Option<IpAddr>, port: u16) -> String {
             text.decimal(port);
             text.as_str().to_owned()
         }
-        Some(v6) => {
-            let mut text = String::with_capacity(48);
-            text.push('[');
-            push_address(&mut text, v6);
-            text.push_str("]:");
-            let mut digits = Ascii::default();
-            digits.decimal(port);
-            text.push_str(digits.as_str());
-            text
-        }
+        // Rare: std's own text, `[fe80::1]:88`.
+        Some(v6) => std::net::SocketAddr::new(v6, port).to_string(),
     }
 }
 

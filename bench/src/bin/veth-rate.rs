@@ -6,13 +6,13 @@
 //! live frames transmits each frame out of the sender's veth, about as fast as this machine can
 //! make packets. Where the kernel refuses live frames (EPERM: some sandboxed kernels filter the
 //! flag), a userspace AF_PACKET sender takes its place (bench::packet_socket), slower, and the
-//! output says which one ran. The receiver end, in its own namespace, runs either the bare program (which
-//! counts what reaches it) or the sensor binary with its default configuration (no output,
-//! counting only). The generator rewrites each frame's client address to one of 64 at random,
-//! so that workers have flows to share. "captured/s" is what
-//! reached XDP (bare) or was copied to the ring buffer (sensor) per second of generation; frames
-//! the veth queue could not take never reach XDP, which is why `seen` can fall short of what was
-//! generated. The sensor runs with 1 up to as many workers as CPUs (`WORKERS=1,2,4` to choose).
+//! output says which one ran. The receiver end, in its own namespace, runs either the bare
+//! program (which counts what reaches it) or the sensor binary with its default configuration
+//! (no output, counting only). The generator rewrites each frame's client address to one of 64
+//! at random, so that workers have flows to share. "captured/s" is what reached XDP (bare) or
+//! was copied to the ring buffer (sensor) per second of generation; frames the veth queue could
+//! not take never reach XDP, which is why `seen` can fall short of what was generated. The
+//! sensor runs with 1 up to as many workers as CPUs (`WORKERS=1,2,4` to choose).
 //! Besides the rate: the sensor's own CPU time per captured frame, from the first frame until
 //! the last is delivered (the XDP program's time is the kernel's, not the sensor's). Figures
 //! are medians over `TRIALS` trials, the receivers interleaved; a quick run (`BENCH_QUICK`)
