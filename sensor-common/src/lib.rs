@@ -239,7 +239,7 @@ impl Counter {
             }
             Self::RpcHeader => {
                 "Of the matched frames, the TCP segments on an unwatched port of a DC's (at least \
-                 RPC_DYNAMIC_PORT_MIN) matched only because their payload starts with a DCE-RPC \
+                 RPC_DYNAMIC_PORT_MIN; any server's without DC addresses) matched only because their payload starts with a DCE-RPC \
                  connection-oriented header; their record carries that port in rpc_port."
             }
             Self::DecapErspan1 => {

@@ -5,10 +5,11 @@
 //! set and, when configured, the domain-controller address sets, copies each matched frame (up to
 //! the snap length) into the `FRAMES` ring buffer, and counts everything in `COUNTERS`. Non-first
 //! IP fragments carry no ports: those to or from a watched address are copied for userspace to
-//! reassemble. With DC addresses configured, a TCP segment on an unwatched port of a DC's in the
-//! dynamic range whose payload starts with a DCE-RPC header is copied too, with that port in its
-//! record, so userspace watches the port from then on (DCE-RPC to an endpoint announced before
-//! the sensor started). With decapsulation on (the default), a mirror that arrives in a tunnel
+//! reassemble. A TCP segment on an unwatched port in the dynamic range whose payload starts with
+//! a DCE-RPC header, that port on the server's side (a DC's, when DC addresses are configured),
+//! is copied too, with that port in its record, so userspace watches the port from then on:
+//! DCE-RPC to an endpoint announced before the sensor started, or whose client connected before
+//! userspace had read the endpoint mapper's answer and opened the port. With decapsulation on (the default), a mirror that arrives in a tunnel
 //! (ERSPAN I/II/III, Ethernet over GRE, VXLAN, Geneve) is taken apart first, counted by tunnel
 //! type, and its inner frame judged and copied in its place. The resource limiter sheds classes
 //! of traffic through the `SHED` map: a shed frame is counted and not copied. The verdict depends
@@ -124,7 +125,7 @@ enum Class {
 /// whether the server's side is a DC without a second lookup in the common case.
 #[derive(Clone, Copy)]
 enum Peers {
-    /// No DC filter: the header test does not run.
+    /// No DC filter: no side is known to be a DC, and any server may be one.
     Any,
     V4 {
         src_is_dc: bool,
@@ -137,6 +138,15 @@ enum Peers {
 }
 
 impl Peers {
+    /// Whether the source (`false`) or the destination (`true`) may be a DC's: known to be one,
+    /// or with no DC filter, any. Without addresses to go by, a DCE-RPC server on a dynamic port
+    /// is taken as one rather than its conversation lost whenever the client connects before
+    /// userspace has opened the port the endpoint mapper announced.
+    #[inline(always)]
+    fn may_be_dc(&self, destination: bool) -> bool {
+        matches!(self, Self::Any) || self.is_dc(destination)
+    }
+
     /// Whether the source (`false`) or the destination (`true`) is a DC. The frame passed the
     /// filter, so one of them is: only a DC source leaves the destination to look up.
     #[inline(always)]
@@ -559,10 +569,7 @@ fn classify_l4(
         }
         return Ok(Class::Matched);
     }
-    if payload == 0
-        || matches!(peers, Peers::Any)
-        || (src_port < RPC_DYNAMIC_PORT_MIN && dst_port < RPC_DYNAMIC_PORT_MIN)
-    {
+    if payload == 0 || (src_port < RPC_DYNAMIC_PORT_MIN && dst_port < RPC_DYNAMIC_PORT_MIN) {
         return Ok(Class::Unwatched);
     }
     Ok(rpc_header(
@@ -597,8 +604,8 @@ fn shed_name_query(src_port: u16, dst_port: u16, peers: &Peers) -> bool {
 /// The DCE-RPC header test: a connection-oriented PDU of version 5.0 of a known type, with a
 /// defined drep (integers either way, ASCII, IEEE floats), a frag_length from 16 to
 /// `RPC_MAX_FRAG_LENGTH` and an auth verifier that fits in it, starts the payload, and the
-/// server's side (the destination of a client's PDU types, the source of a server's) is a DC's
-/// port in the dynamic range. `RpcHeader` with that port, or `Unwatched`.
+/// server's side (the destination of a client's PDU types, the source of a server's) is a port
+/// in the dynamic range of a host that may be a DC ([`Peers::may_be_dc`]). `RpcHeader` with that port, or `Unwatched`.
 #[inline(always)]
 fn rpc_header(
     view: View<'_>,
@@ -652,7 +659,7 @@ fn rpc_header(
         return Class::Unwatched;
     }
     let server_port = if to_server { dst_port } else { src_port };
-    if server_port >= RPC_DYNAMIC_PORT_MIN && peers.is_dc(to_server) {
+    if server_port >= RPC_DYNAMIC_PORT_MIN && peers.may_be_dc(to_server) {
         Class::RpcHeader(server_port)
     } else {
         Class::Unwatched

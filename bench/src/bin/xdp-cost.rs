@@ -294,61 +294,85 @@ fn tcp_frame(
     frames::ethernet(&[], frames::ETHERTYPE_IPV4, &ip)
 }
 
-/// The DCE-RPC header test's cost: with DC addresses configured (the only case it runs in), a
-/// segment to a DC's high port that matches (and is copied), one that does not (its payload
-/// read and refused), a segment to a DC's unwatched low port (refused on the port alone), and one
-/// to another host's high port (refused on the address), beside the bare program.
+/// The DCE-RPC header test's cost. With DC addresses configured: a segment to a DC's high port
+/// that matches (and is copied), one that does not (its payload read and refused), a segment to
+/// a DC's unwatched low port (refused on the port alone), and one to another host's high port
+/// (refused on the address). Without them (any server may be a DC): an unwatched segment to a
+/// high port, whose payload the test now reads, beside one it refuses on the ports alone: what
+/// the test adds to a mirror's traffic on no watched port. Beside the bare program.
 fn rpc_header_costs(pass: &aya::programs::Xdp, repeat: u32, trials: usize) -> anyhow::Result<()> {
     const OTHER_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 99, 1, 3);
-    let mut program = Drained::load_with(CaptureConfig {
-        dc_addresses: vec![std::net::IpAddr::V4(frames::DC_V4)],
-        ..CaptureConfig::default()
-    })?;
+    const WITH_DCS: usize = 0;
+    const WITHOUT_DCS: usize = 1;
+    let mut programs = [
+        Drained::load_with(CaptureConfig {
+            dc_addresses: vec![std::net::IpAddr::V4(frames::DC_V4)],
+            ..CaptureConfig::default()
+        })?,
+        Drained::load_with(CaptureConfig::default())?,
+    ];
     let not_rpc = *b"GET / HTTP/1.1\r\nHost: dc.lab\r\n\r\n";
     let cases = [
         (
             "DC high port, DCE-RPC bind: matches, 86 B",
+            WITH_DCS,
             tcp_frame(frames::CLIENT_V4, frames::DC_V4, 49_153, &DCSYNC_BIND),
         ),
         (
             "DC high port, not DCE-RPC: no match, 86 B",
+            WITH_DCS,
             tcp_frame(frames::CLIENT_V4, frames::DC_V4, 49_153, &not_rpc[..32]),
         ),
         (
             "DC TCP/80 (low port): no match, 86 B",
+            WITH_DCS,
             tcp_frame(frames::CLIENT_V4, frames::DC_V4, 80, &DCSYNC_BIND),
         ),
         (
             "non-DC high port, DCE-RPC bind: no match",
+            WITH_DCS,
             tcp_frame(frames::CLIENT_V4, OTHER_HOST, 49_153, &DCSYNC_BIND),
         ),
         (
             "DC TCP/445 (watched), 86 B: matches",
+            WITH_DCS,
             tcp_frame(frames::CLIENT_V4, frames::DC_V4, 445, &DCSYNC_BIND),
+        ),
+        (
+            "no DCs set, high port, not DCE-RPC: no match",
+            WITHOUT_DCS,
+            tcp_frame(frames::CLIENT_V4, OTHER_HOST, 49_153, &not_rpc[..32]),
+        ),
+        (
+            "no DCs set, TCP/80 (low port): no match",
+            WITHOUT_DCS,
+            tcp_frame(frames::CLIENT_V4, OTHER_HOST, 80, &not_rpc[..32]),
         ),
     ];
     let mut baseline = Vec::new();
     let mut samples = vec![Vec::new(); cases.len()];
     for _ in 0..trials {
         let result = pass.test_run(TestRunOptions {
-            data_in: Some(&cases[0].1),
+            data_in: Some(&cases[0].2),
             repeat,
             ..TestRunOptions::new()
         })?;
         baseline.push(result.duration.as_nanos() as f64);
-        for ((_, frame), samples) in cases.iter().zip(&mut samples) {
-            let result = program.capture.test_run(frame, repeat)?;
+        for ((_, program, frame), samples) in cases.iter().zip(&mut samples) {
+            let result = programs[*program].capture.test_run(frame, repeat)?;
             samples.push(result.duration.as_nanos() as f64);
         }
     }
-    let (counters, drained) = program.finish()?;
+    let [with_dcs, without_dcs] = programs;
+    without_dcs.finish()?;
+    let (counters, drained) = with_dcs.finish()?;
     let baseline = median(&mut baseline);
-    println!("DCE-RPC header test, DC addresses set, ring buffer 64 MiB:");
+    println!("DCE-RPC header test, ring buffer 64 MiB:");
     println!(
         "  {:<44} {baseline:>10.1} {:>12}",
         "bare XDP_PASS (baseline), 86 B", "1.00x"
     );
-    for ((name, _), samples) in cases.iter().zip(&mut samples) {
+    for ((name, _, _), samples) in cases.iter().zip(&mut samples) {
         let ns = median(samples);
         println!("  {name:<44} {ns:>10.1} {:>11.2}x", ns / baseline);
     }
