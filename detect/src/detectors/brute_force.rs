@@ -19,6 +19,7 @@ use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
 use super::{
     Context, Detector, Kinds,
     auth::{Attempt, Echoes, Guess, Origin, attempt},
+    password_spray::PasswordSpray,
 };
 use crate::{
     bounded::{BoundedMap, Window},
@@ -70,24 +71,17 @@ struct Attacker {
     via: Vec<&'static str>,
 }
 
-#[derive(Debug)]
-pub(super) struct BruteForce {
-    pairs: BoundedMap<(Origin, String), Pair>,
-    attackers: BoundedMap<Origin, Attacker>,
+/// Brute force and password spray, which judge the same attempts: each activity's attempt is
+/// worked out, and matched against the wire's echoes, once for both (each detector did both
+/// and kept its own echo table, the same table twice; issue #13's detect-cost).
+#[derive(Debug, Default)]
+pub(super) struct Guessing {
     echoes: Echoes,
+    brute_force: BruteForce,
+    spray: PasswordSpray,
 }
 
-impl Default for BruteForce {
-    fn default() -> Self {
-        Self {
-            pairs: BoundedMap::new(MAX_PAIRS),
-            attackers: BoundedMap::new(MAX_ATTACKERS),
-            echoes: Echoes::default(),
-        }
-    }
-}
-
-impl Detector for BruteForce {
+impl Detector for Guessing {
     fn kinds(&self) -> Kinds {
         Kinds::KERBEROS | Kinds::NTLM | Kinds::WINDOWS_EVENT
     }
@@ -99,19 +93,43 @@ impl Detector for BruteForce {
         if !self.echoes.is_new(&attempt, seen.time) {
             return;
         }
-        let slot = (attempt.origin.clone(), attempt.key.clone());
-        match attempt.guess {
-            Guess::Wrong => self.wrong(seen, context, &attempt, slot),
-            Guess::Right => self.right(seen, context, &attempt, &slot),
-        }
+        self.brute_force.judge(seen, context, &attempt);
+        self.spray.judge(seen, context, &attempt);
     }
 
     fn evicted(&self) -> u64 {
-        self.pairs.evicted() + self.attackers.evicted() + self.echoes.evicted()
+        self.echoes.evicted() + self.brute_force.evicted() + self.spray.evicted()
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct BruteForce {
+    pairs: BoundedMap<(Origin, String), Pair>,
+    attackers: BoundedMap<Origin, Attacker>,
+}
+
+impl Default for BruteForce {
+    fn default() -> Self {
+        Self {
+            pairs: BoundedMap::new(MAX_PAIRS),
+            attackers: BoundedMap::new(MAX_ATTACKERS),
+        }
     }
 }
 
 impl BruteForce {
+    fn judge(&mut self, seen: &Observed<'_>, context: &mut Context<'_>, attempt: &Attempt) {
+        let slot = (attempt.origin.clone(), attempt.key.clone());
+        match attempt.guess {
+            Guess::Wrong => self.wrong(seen, context, attempt, slot),
+            Guess::Right => self.right(seen, context, attempt, &slot),
+        }
+    }
+
+    fn evicted(&self) -> u64 {
+        self.pairs.evicted() + self.attackers.evicted()
+    }
+
     fn wrong(
         &mut self,
         seen: &Observed<'_>,

@@ -12,8 +12,8 @@ use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
 use hashbrown::HashMap;
 
 use super::{
-    Context, Detector, Kinds,
-    auth::{Attempt, Echoes, Guess, Origin, attempt},
+    Context,
+    auth::{Attempt, Guess, Origin},
 };
 use crate::{
     bounded::BoundedMap,
@@ -63,33 +63,27 @@ impl Source {
     }
 }
 
+/// Judged by `brute_force::Guessing`, which works the attempt out for both.
 #[derive(Debug)]
 pub(super) struct PasswordSpray {
     sources: BoundedMap<Origin, Source>,
-    echoes: Echoes,
 }
 
 impl Default for PasswordSpray {
     fn default() -> Self {
         Self {
             sources: BoundedMap::new(MAX_SPRAY_SOURCES),
-            echoes: Echoes::default(),
         }
     }
 }
 
-impl Detector for PasswordSpray {
-    fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS | Kinds::NTLM | Kinds::WINDOWS_EVENT
-    }
-
-    fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
-        let Some(attempt) = attempt(seen) else {
-            return;
-        };
-        if !self.echoes.is_new(&attempt, seen.time) {
-            return;
-        }
+impl PasswordSpray {
+    pub(super) fn judge(
+        &mut self,
+        seen: &Observed<'_>,
+        context: &mut Context<'_>,
+        attempt: &Attempt,
+    ) {
         let since = seen.time.saturating_sub(SPRAY_WINDOW);
         let source = self
             .sources
@@ -139,7 +133,7 @@ impl Detector for PasswordSpray {
                     return;
                 };
                 source.guesses += count;
-                let finding = finding(seen, context, &attempt, source, sprayed, Status::Failure)
+                let finding = finding(seen, context, attempt, source, sprayed, Status::Failure)
                     .spanning(since.max(first_guess(source)), count);
                 context.raise(finding);
             }
@@ -154,18 +148,16 @@ impl Detector for PasswordSpray {
                 source.guessed.push(name);
                 if source.spraying {
                     let sprayed = source.sprayed(since);
-                    let finding =
-                        finding(seen, context, &attempt, source, sprayed, Status::Success)
-                            .spanning(seen.time, 0);
+                    let finding = finding(seen, context, attempt, source, sprayed, Status::Success)
+                        .spanning(seen.time, 0);
                     context.raise(finding);
                 }
             }
         }
     }
 
-    fn evicted(&self) -> u64 {
+    pub(super) fn evicted(&self) -> u64 {
         self.sources.evicted()
-            + self.echoes.evicted()
             + self
                 .sources
                 .iter()

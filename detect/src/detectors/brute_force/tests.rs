@@ -141,7 +141,7 @@ fn flood(sources: u32, total: u32) -> (Vec<dcwatch_proto::v1::Alert>, u64, f64, 
     use crate::{
         Config,
         book::Book,
-        detectors::{Context, Detector, password_spray::PasswordSpray},
+        detectors::{Context, Detector},
         knowledge::Knowledge,
         observed::Observed,
     };
@@ -174,8 +174,7 @@ fn flood(sources: u32, total: u32) -> (Vec<dcwatch_proto::v1::Alert>, u64, f64, 
         started.elapsed().as_secs_f64()
     };
     let mut knowledge = Knowledge::new(&config, Arc::new(Directory::default()));
-    let mut brute_force = super::BruteForce::default();
-    let mut spray = PasswordSpray::default();
+    let mut guessing = super::Guessing::default();
     let mut book = Book::default();
     let mut findings = Vec::new();
     let profiles = crate::profiles::Profiles::default();
@@ -193,16 +192,16 @@ fn flood(sources: u32, total: u32) -> (Vec<dcwatch_proto::v1::Alert>, u64, f64, 
             config: &config,
             findings: &mut findings,
         };
-        brute_force.observe(&seen, &mut context);
-        spray.observe(&seen, &mut context);
+        guessing.observe(&seen, &mut context);
         for finding in findings.drain(..) {
             book.apply(finding);
             changes += 1;
         }
         if n % 10_000 == 0 {
+            let brute_force = &guessing.brute_force;
             assert!(brute_force.pairs.len() <= super::MAX_PAIRS);
             assert!(brute_force.attackers.len() <= super::MAX_ATTACKERS);
-            assert!(brute_force.echoes.len() <= super::super::auth::MAX_ECHOES);
+            assert!(guessing.echoes.len() <= super::super::auth::MAX_ECHOES);
             assert!(brute_force.pairs.len() <= sources as usize);
             assert!(
                 brute_force
@@ -217,7 +216,7 @@ fn flood(sources: u32, total: u32) -> (Vec<dcwatch_proto::v1::Alert>, u64, f64, 
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(brute_force.evicted() + spray.evicted(), 0);
+    assert_eq!(guessing.evicted(), 0);
     let mut alerts: Vec<_> = book.alerts().cloned().collect();
     alerts.sort_by(|a, b| a.primary_key.cmp(&b.primary_key));
     (alerts, changes, seconds, baseline)
