@@ -1075,7 +1075,10 @@ impl ParsedFrame {
             None => 0,
         };
         let row = self.rows.get(at).ok_or(BlockError::Malformed)?;
-        let bytes = self.bytes.get(start..row.end).ok_or(BlockError::Malformed)?;
+        let bytes = self
+            .bytes
+            .get(start..row.end)
+            .ok_or(BlockError::Malformed)?;
         let mut activity = Activity::decode(bytes)?;
         restore_plain(sensor_id, &mut activity, row.flags, row.time_ns)?;
         restore_hashes(&mut activity, row.flags)?;
@@ -1622,13 +1625,23 @@ mod tests {
             assert_eq!(parsed.activity_at("s1", 100, 10).expect("decodes"), None);
         }
         let in_order = found.iter().filter(|(by_account, ..)| !by_account).count();
-        assert_eq!(in_order, 300, "each activity in one frame of the block's order");
-        assert_eq!(found.len(), 300 + 240, "and Alice's and Mallory's in theirs");
+        assert_eq!(
+            in_order, 300,
+            "each activity in one frame of the block's order"
+        );
+        assert_eq!(
+            found.len(),
+            300 + 240,
+            "and Alice's and Mallory's in theirs"
+        );
         // A cut frame is an error, not a panic.
         let info = index.first().expect("a frame");
         let plain = decompress_frame(&encoded.frames[0], info, &mut decompressor).expect("frame");
         for cut in [0, 1, plain.len() / 2, plain.len() - 1] {
-            assert!(ParsedFrame::parse(&plain[..cut], info).is_err(), "cut at {cut}");
+            assert!(
+                ParsedFrame::parse(&plain[..cut], info).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 

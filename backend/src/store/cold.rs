@@ -1168,31 +1168,38 @@ mod tests {
         let index: Arc<[blocks::FrameInfo]> = vec![info].into();
         let other: Arc<[blocks::FrameInfo]> = vec![info].into();
         let quarter = KEPT_FRAME_BYTES / 4;
+        let plain = |byte: u8, length: usize| KeptFrame::Plain(vec![byte; length].into());
+        let first_byte = |frame: KeptFrame| match frame {
+            KeptFrame::Plain(plain) => plain.first().copied(),
+            KeptFrame::Parsed(_) => None,
+        };
         for id in 0..6 {
-            cache.keep_frame(
-                id,
-                &index,
-                vec![u8::try_from(id).expect("small"); quarter].into(),
-            );
+            cache.keep_frame(id, &index, plain(u8::try_from(id).expect("small"), quarter));
         }
         assert!(cache.frames.borrow().bytes <= KEPT_FRAME_BYTES);
         let kept: Vec<i64> = (0..6)
             .filter(|id| cache.frame(*id, &index).is_some())
             .collect();
         assert_eq!(kept, [2, 3, 4, 5], "the four newest fit");
-        assert_eq!(cache.frame(5, &index).expect("kept")[0], 5);
+        assert_eq!(first_byte(cache.frame(5, &index).expect("kept")), Some(5));
         assert!(
             cache.frame(5, &other).is_none(),
             "given back for the index it was read under only"
         );
-        cache.keep_frame(9, &index, vec![0; KEPT_FRAME_BYTES + 1].into());
+        cache.keep_frame(9, &index, plain(0, KEPT_FRAME_BYTES + 1));
         assert!(
             cache.frame(9, &index).is_none(),
             "larger than the whole cache"
         );
         assert_eq!(
-            cache.frame(2, &index).map(|plain| plain.len()),
+            cache.frame(2, &index).map(|frame| frame.size()),
             Some(quarter)
         );
+        // A frame parsed (here one of no activity) takes the place of its plain bytes, and
+        // their count.
+        let parsed = blocks::ParsedFrame::parse(&[0, 0, 0], &info).expect("an empty frame");
+        cache.keep_frame(5, &index, KeptFrame::Parsed(parsed.into()));
+        assert!(matches!(cache.frame(5, &index), Some(KeptFrame::Parsed(_))));
+        assert_eq!(cache.frames.borrow().bytes, 3 * quarter);
     }
 }
