@@ -262,11 +262,10 @@ struct Indexes {
 /// Frames evidence lookups decompressed, up to [`KEPT_FRAME_BYTES`]: an alert's evidence is
 /// close in time and shares frames, and an alert's page is opened more than once, while a
 /// lookup's decompression with the 1 MiB dictionary costs more than the rest of it. A frame
-/// looked up again is kept parsed ([`KeptFrame`]). Kept by
-/// frame id ([`frame_id`]) with the index of the block they were read under, and given back
-/// only for that same index (the one [`Indexes`] gives for the block's row: this entry keeps
-/// it alive, so no other index takes its address, even once [`Indexes`] dropped it); the
-/// oldest decompressed is dropped first.
+/// looked up again is kept parsed ([`KeptFrame`]). Kept by frame id ([`frame_id`]) with the
+/// index of the block they were read under, and given back only for that same index (the one
+/// [`Indexes`] gives for the block's row: this entry keeps it alive, so no other index takes
+/// its address, even once [`Indexes`] dropped it); the oldest decompressed is dropped first.
 #[derive(Debug, Default)]
 struct Frames {
     /// Each frame with the index of the block it was read under.
