@@ -231,8 +231,8 @@ impl BlockRow {
 /// 32,768 activities a block, 8.4 million activities (about 7 hours at 1000 packets/s).
 const INDEXED_BLOCKS: usize = 256;
 
-/// Bytes of decompressed frames a store keeps for evidence lookups: about 250 frames of 64
-/// activities, the evidence of a few dozen alerts.
+/// Bytes of frames a store keeps for evidence lookups, decompressed or parsed: about 250
+/// frames of 64 activities, the evidence of a few dozen alerts.
 const KEPT_FRAME_BYTES: usize = 4 << 20;
 
 /// What a store keeps of the compacted blocks it read last, so that reading them again takes
@@ -261,22 +261,39 @@ struct Indexes {
 
 /// Frames evidence lookups decompressed, up to [`KEPT_FRAME_BYTES`]: an alert's evidence is
 /// close in time and shares frames, and an alert's page is opened more than once, while a
-/// lookup's decompression with the 1 MiB dictionary costs more than the rest of it. Kept by
-/// frame id ([`frame_id`]) with the index of the block they were read under, and given back
-/// only for that same index (the one [`Indexes`] gives for the block's row: this entry keeps
-/// it alive, so no other index takes its address, even once [`Indexes`] dropped it); the
-/// oldest decompressed is dropped first.
+/// lookup's decompression with the 1 MiB dictionary costs more than the rest of it. A frame
+/// looked up again is kept parsed ([`KeptFrame`]). Kept by frame id ([`frame_id`]) with the
+/// index of the block they were read under, and given back only for that same index (the one
+/// [`Indexes`] gives for the block's row: this entry keeps it alive, so no other index takes
+/// its address, even once [`Indexes`] dropped it); the oldest decompressed is dropped first.
 #[derive(Debug, Default)]
 struct Frames {
-    by_id: HashMap<i64, KeptFrame>,
+    /// Each frame with the index of the block it was read under.
+    by_id: HashMap<i64, (Arc<[blocks::FrameInfo]>, KeptFrame)>,
     /// Frame ids, the oldest decompressed first.
     order: VecDeque<i64>,
-    /// The plain bytes of those kept.
+    /// The bytes of those kept ([`KeptFrame::size`]).
     bytes: usize,
 }
 
-/// A kept frame: the index of the block it was read under, and its plain bytes.
-type KeptFrame = (Arc<[blocks::FrameInfo]>, Arc<[u8]>);
+/// A frame as [`Frames`] keeps it: decompressed at its first lookup, parsed at the next. Most
+/// evidence is looked up once, and parsing a frame walks all of it where one lookup walks to
+/// its activity; a frame looked up again is likely to be again (an alert's page reopened).
+#[derive(Clone, Debug)]
+enum KeptFrame {
+    Plain(Arc<[u8]>),
+    Parsed(Arc<blocks::ParsedFrame>),
+}
+
+impl KeptFrame {
+    /// The bytes it takes, as [`KEPT_FRAME_BYTES`] counts them.
+    fn size(&self) -> usize {
+        match self {
+            Self::Plain(plain) => plain.len(),
+            Self::Parsed(parsed) => parsed.size(),
+        }
+    }
+}
 
 impl BlockCache {
     fn index(&self, block: &BlockRow) -> Option<Arc<[blocks::FrameInfo]>> {
@@ -301,21 +318,23 @@ impl BlockCache {
         }
     }
 
-    /// Frame `id`, decompressed, if kept for the block whose index is `index`.
-    fn frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>) -> Option<Arc<[u8]>> {
+    /// Frame `id`, if kept for the block whose index is `index`.
+    fn frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>) -> Option<KeptFrame> {
         let frames = self.frames.borrow();
-        let (kept_for, plain) = frames.by_id.get(&id)?;
-        Arc::ptr_eq(kept_for, index).then(|| Arc::clone(plain))
+        let (kept_for, frame) = frames.by_id.get(&id)?;
+        Arc::ptr_eq(kept_for, index).then(|| frame.clone())
     }
 
-    fn keep_frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>, plain: Arc<[u8]>) {
-        if plain.len() > KEPT_FRAME_BYTES {
+    /// Keeps frame `id` of the block whose index is `index`, in place of what was kept of it.
+    fn keep_frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>, frame: KeptFrame) {
+        let size = frame.size();
+        if size > KEPT_FRAME_BYTES {
             return;
         }
         let mut frames = self.frames.borrow_mut();
-        frames.bytes += plain.len();
-        match frames.by_id.insert(id, (Arc::clone(index), plain)) {
-            Some((_, replaced)) => frames.bytes -= replaced.len(),
+        frames.bytes += size;
+        match frames.by_id.insert(id, (Arc::clone(index), frame)) {
+            Some((_, replaced)) => frames.bytes -= replaced.size(),
             None => frames.order.push_back(id),
         }
         while frames.bytes > KEPT_FRAME_BYTES {
@@ -323,7 +342,7 @@ impl BlockCache {
                 break;
             };
             if let Some((_, dropped)) = frames.by_id.remove(&oldest) {
-                frames.bytes -= dropped.len();
+                frames.bytes -= dropped.size();
             }
         }
     }
@@ -552,30 +571,60 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         })
     }
 
-    /// Frame `number` of `block` (`index` its frame index) decompressed, from the cache or
-    /// kept there for the next lookups in it.
-    fn kept_frame(
+    /// The activity at `position` of batch `sequence` in frame `number` of `block` (`index`
+    /// its frame index), the frame read from the cache, or kept there for the next lookups in
+    /// it: decompressed at the first, parsed at the second ([`KeptFrame`]).
+    fn activity_in_frame(
         &mut self,
         block: &BlockRow,
         index: &Arc<[blocks::FrameInfo]>,
         number: usize,
-    ) -> Result<Arc<[u8]>, StoreError> {
-        let id = frame_id(block.id, number);
-        if let Some(plain) = self.cache.frame(id, index) {
-            return Ok(plain);
-        }
-        let info = index.get(number).ok_or(StoreError::Block {
+        sequence: u64,
+        position: u64,
+    ) -> Result<Option<Activity>, StoreError> {
+        let failed = |source| StoreError::Block {
             id: block.id,
-            source: blocks::BlockError::Malformed,
-        })?;
-        let frame = self.tier.blob(Blob::Frame, id)?;
-        let plain: Arc<[u8]> = self
-            .with_decompressor(block, |decompressor| {
-                blocks::decompress_frame(&frame, info, decompressor)
-            })?
-            .into();
-        self.cache.keep_frame(id, index, Arc::clone(&plain));
-        Ok(plain)
+            source,
+        };
+        let id = frame_id(block.id, number);
+        let info = index
+            .get(number)
+            .ok_or_else(|| failed(blocks::BlockError::Malformed))?;
+        let plain = match self.cache.frame(id, index) {
+            Some(KeptFrame::Parsed(parsed)) => {
+                return parsed
+                    .activity_at(&block.sensor_id, sequence, position)
+                    .map_err(failed);
+            }
+            Some(KeptFrame::Plain(plain)) => {
+                let parsed = Arc::new(blocks::ParsedFrame::parse(&plain, info).map_err(failed)?);
+                self.cache
+                    .keep_frame(id, index, KeptFrame::Parsed(Arc::clone(&parsed)));
+                return parsed
+                    .activity_at(&block.sensor_id, sequence, position)
+                    .map_err(failed);
+            }
+            None => {
+                let frame = self.tier.blob(Blob::Frame, id)?;
+                let plain: Arc<[u8]> = self
+                    .with_decompressor(block, |decompressor| {
+                        blocks::decompress_frame(&frame, info, decompressor)
+                    })?
+                    .into();
+                self.cache
+                    .keep_frame(id, index, KeptFrame::Plain(Arc::clone(&plain)));
+                plain
+            }
+        };
+        let found = blocks::decode_plain(
+            &block.sensor_id,
+            &plain,
+            info,
+            &blocks::Sieve::at(sequence, position),
+            |_, _, _| true,
+        )
+        .map_err(failed)?;
+        Ok(found.into_iter().next().map(|entry| entry.activity))
     }
 
     /// Runs `work` with this thread's decompressor for `block`'s dictionary; its errors are
@@ -874,22 +923,10 @@ pub(crate) fn activity_at<T: Tier + ?Sized>(
         }) else {
             continue;
         };
-        let plain = reader.kept_frame(&block, &index, number)?;
-        let found = blocks::decode_plain(
-            &block.sensor_id,
-            &plain,
-            &index[number],
-            &blocks::Sieve::at(sequence, position),
-            |_, _, _| true,
-        )
-        .map_err(|source| StoreError::Block {
-            id: block.id,
-            source,
-        })?
-        .into_iter()
-        .find(at);
-        if let Some(entry) = found {
-            return Ok(Some(entry.activity));
+        if let Some(activity) =
+            reader.activity_in_frame(&block, &index, number, sequence, position)?
+        {
+            return Ok(Some(activity));
         }
     }
     Ok(None)
@@ -1130,31 +1167,38 @@ mod tests {
         let index: Arc<[blocks::FrameInfo]> = vec![info].into();
         let other: Arc<[blocks::FrameInfo]> = vec![info].into();
         let quarter = KEPT_FRAME_BYTES / 4;
+        let plain = |byte: u8, length: usize| KeptFrame::Plain(vec![byte; length].into());
+        let first_byte = |frame: KeptFrame| match frame {
+            KeptFrame::Plain(plain) => plain.first().copied(),
+            KeptFrame::Parsed(_) => None,
+        };
         for id in 0..6 {
-            cache.keep_frame(
-                id,
-                &index,
-                vec![u8::try_from(id).expect("small"); quarter].into(),
-            );
+            cache.keep_frame(id, &index, plain(u8::try_from(id).expect("small"), quarter));
         }
         assert!(cache.frames.borrow().bytes <= KEPT_FRAME_BYTES);
         let kept: Vec<i64> = (0..6)
             .filter(|id| cache.frame(*id, &index).is_some())
             .collect();
         assert_eq!(kept, [2, 3, 4, 5], "the four newest fit");
-        assert_eq!(cache.frame(5, &index).expect("kept")[0], 5);
+        assert_eq!(first_byte(cache.frame(5, &index).expect("kept")), Some(5));
         assert!(
             cache.frame(5, &other).is_none(),
             "given back for the index it was read under only"
         );
-        cache.keep_frame(9, &index, vec![0; KEPT_FRAME_BYTES + 1].into());
+        cache.keep_frame(9, &index, plain(0, KEPT_FRAME_BYTES + 1));
         assert!(
             cache.frame(9, &index).is_none(),
             "larger than the whole cache"
         );
         assert_eq!(
-            cache.frame(2, &index).map(|plain| plain.len()),
+            cache.frame(2, &index).map(|frame| frame.size()),
             Some(quarter)
         );
+        // A frame parsed (here one of no activity) takes the place of its plain bytes, and
+        // their count.
+        let parsed = blocks::ParsedFrame::parse(&[0, 0, 0], &info).expect("an empty frame");
+        cache.keep_frame(5, &index, KeptFrame::Parsed(parsed.into()));
+        assert!(matches!(cache.frame(5, &index), Some(KeptFrame::Parsed(_))));
+        assert_eq!(cache.frames.borrow().bytes, 3 * quarter);
     }
 }
