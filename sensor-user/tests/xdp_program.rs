@@ -934,8 +934,8 @@ fn mutated_frames_keep_the_counters_whole_and_agree_with_etherparse_both_ways() 
 
 const OTHER_HOST_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 1, 3);
 
-/// Runs `frame` and returns the port its record names when the DCE-RPC header test matched it. Every other counter is checked to move as a match (or nothing)
-/// must move it.
+/// Runs `frame` and returns the port its record names when the DCE-RPC header test matched it.
+/// Every other counter is checked to move as a match (or nothing) must move it.
 fn rpc_header_run(harness: &mut Harness, what: &str, frame: &[u8]) -> Option<u16> {
     let run = harness.run(frame);
     let matched = run.delta(Counter::Matched);
