@@ -9,9 +9,10 @@
 //! a DCE-RPC header, that port on the server's side (a DC's, when DC addresses are configured),
 //! is copied too, with that port in its record, so userspace watches the port from then on:
 //! DCE-RPC to an endpoint announced before the sensor started, or whose client connected before
-//! userspace had read the endpoint mapper's answer and opened the port. With decapsulation on (the default), a mirror that arrives in a tunnel
-//! (ERSPAN I/II/III, Ethernet over GRE, VXLAN, Geneve) is taken apart first, counted by tunnel
-//! type, and its inner frame judged and copied in its place. The resource limiter sheds classes
+//! userspace had read the endpoint mapper's answer and opened the port. With decapsulation on
+//! (the default), a mirror that arrives in a tunnel (ERSPAN I/II/III, Ethernet over GRE, VXLAN,
+//! Geneve) is taken apart first, counted by tunnel type, and its inner frame judged and copied in
+//! its place. The resource limiter sheds classes
 //! of traffic through the `SHED` map: a shed frame is counted and not copied. The verdict depends
 //! on the mode only: `mirror` drops every frame (a mirror NIC's
 //! traffic is of no use to the host), `host` passes every frame (never break a host's traffic).
@@ -114,7 +115,8 @@ enum Class {
     /// IP, but not on a watched port or address.
     Unwatched,
     Matched,
-    /// On an unwatched port, but a DCE-RPC PDU starts here on this port of a DC's.
+    /// On an unwatched port, but a DCE-RPC PDU starts here on this dynamic port of a server that
+    /// may be a DC ([`Peers::may_be_dc`]).
     RpcHeader(u16),
     NonIp,
     /// On a watched port, but of a class the resource limiter sheds now.
@@ -605,7 +607,8 @@ fn shed_name_query(src_port: u16, dst_port: u16, peers: &Peers) -> bool {
 /// defined drep (integers either way, ASCII, IEEE floats), a frag_length from 16 to
 /// `RPC_MAX_FRAG_LENGTH` and an auth verifier that fits in it, starts the payload, and the
 /// server's side (the destination of a client's PDU types, the source of a server's) is a port
-/// in the dynamic range of a host that may be a DC ([`Peers::may_be_dc`]). `RpcHeader` with that port, or `Unwatched`.
+/// in the dynamic range of a host that may be a DC ([`Peers::may_be_dc`]). `RpcHeader` with
+/// that port, or `Unwatched`.
 #[inline(always)]
 fn rpc_header(
     view: View<'_>,
