@@ -3,10 +3,13 @@
 //!
 //! The input is the bundled capture corpus, its frames repeated `COPIES` times with the IP
 //! addresses rewritten per copy (bench::build_repeated_corpus), so detectors see as many sources
-//! as copies. Both commands run pinned to one CPU, `TRIALS` times, interleaved; the figures are
-//! medians of CPU time (user + system) and peak resident memory. The detectors' own share is the
-//! difference; issue #13 allows at most 25% more CPU. For the report (`BENCH_REPORT_DIR`): the
-//! activities per CPU-second of both and of the detectors alone (trial by trial); a quick run
+//! as copies. Both commands run pinned to one CPU, `TRIALS` times (11 by default), interleaved,
+//! the order swapped every other trial; the figures are medians of CPU time (user + system) and
+//! peak resident memory. Issue #13 allows the detectors at most 25% more CPU: the verdict is the
+//! median of the trials' own ratios (with detectors over without, in the same trial), which a
+//! machine whose speed drifts over seconds disturbs less than the ratio of the two medians (both
+//! are printed, with the trials' spread). For the report (`BENCH_REPORT_DIR`): the activities
+//! per CPU-second of both and of the detectors alone (trial by trial); a quick run
 //! (`BENCH_QUICK`) uses 10 copies and 3 trials.
 #![expect(clippy::print_stdout, reason = "a benchmark's output is its figures")]
 
@@ -20,7 +23,8 @@ use bench::{
 const COPIES: u16 = 100;
 /// Enough for the detectors' share to stand out of the CPU accounting's granularity.
 const QUICK_COPIES: u16 = 10;
-const TRIALS: usize = 5;
+/// Enough trials for a median ratio on a machine whose runs of one binary spread over 20 points.
+const TRIALS: usize = 11;
 const QUICK_TRIALS: usize = 3;
 const CPU: &str = "1";
 /// The CPU the detectors may add to a replay (issue #13).
@@ -28,7 +32,13 @@ const BUDGET_PERCENT: f64 = 25.0;
 
 fn main() -> anyhow::Result<()> {
     let binary = replay_binary()?;
-    let (copies, trials) = (scaled(COPIES, QUICK_COPIES), scaled(TRIALS, QUICK_TRIALS));
+    let copies = scaled(COPIES, QUICK_COPIES);
+    let trials = match std::env::var("TRIALS") {
+        Ok(count) => count
+            .parse()
+            .map_err(|error| anyhow::anyhow!("TRIALS={count}: {error}"))?,
+        Err(_) => scaled(TRIALS, QUICK_TRIALS),
+    };
     let workdir = std::env::temp_dir().join("dcwatch-detect-cost");
     std::fs::create_dir_all(&workdir)?;
     let input = workdir.join("corpus-repeated.pcap");
@@ -46,13 +56,22 @@ fn main() -> anyhow::Result<()> {
     );
     let mut cpu = [Vec::new(), Vec::new()];
     let mut rss = [Vec::new(), Vec::new()];
-    for _ in 0..trials {
-        for (index, command) in [&baseline, &detecting].into_iter().enumerate() {
+    for trial in 0..trials {
+        // Which of the two runs second alternates, so that neither always meets a cache or a
+        // frequency the other left behind.
+        let order = if trial % 2 == 0 { [0, 1] } else { [1, 0] };
+        for index in order {
+            let command = [&baseline, &detecting][index];
             let usage = measure(command, Some(CPU), Stdio::null())?;
             cpu[index].push(usage.cpu.as_secs_f64());
             rss[index].push(usage.peak_rss_kib as f64 / 1024.0);
         }
     }
+    let mut ratios: Vec<f64> = cpu[1]
+        .iter()
+        .zip(&cpu[0])
+        .map(|(with, without)| with / without)
+        .collect();
     let rate = |runs: &[f64]| -> Vec<f64> {
         runs.iter()
             .map(|seconds| activities as f64 / seconds)
@@ -108,12 +127,20 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let detectors = (detect_cpu - base_cpu).max(f64::MIN_POSITIVE);
+    let percent = |ratio: f64| (ratio - 1.0) * 100.0;
+    let trial_ratio = median(&mut ratios);
     println!(
-        "detectors alone: {:.0} activities/s per core; CPU with them {:.2}x without (+{:.1}%, \
-         issue #13 allows +{BUDGET_PERCENT:.0}%); medians of {trials} runs pinned to CPU {CPU}",
+        "detectors alone: {:.0} activities/s per core; ratio of the medians {:.2}x ({:+.1}%)",
         activities as f64 / detectors,
         detect_cpu / base_cpu,
-        (detect_cpu / base_cpu - 1.0) * 100.0
+        percent(detect_cpu / base_cpu)
+    );
+    println!(
+        "CPU with detectors over without, trial by trial: median {:+.1}% (trials {:+.1}% to \
+         {:+.1}%); issue #13 allows +{BUDGET_PERCENT:.0}%; {trials} trials pinned to CPU {CPU}",
+        percent(trial_ratio),
+        percent(ratios.first().copied().unwrap_or(1.0)),
+        percent(ratios.last().copied().unwrap_or(1.0)),
     );
     drop(std::fs::remove_dir_all(&workdir));
     report::write(&BenchFigures {
