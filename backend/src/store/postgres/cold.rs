@@ -1,4 +1,4 @@
-//! The compacted tier's SQL in PostgreSQL (migrations 6 and 7's tables), and its disk budget.
+//! The compacted tier's SQL in PostgreSQL (migrations 6 to 8's tables), and its disk budget.
 //!
 //! Compaction and pruning write through transactions that first take one advisory lock
 //! ([`LOCK`]): several ingest/api nodes share the store, and two compacting at once would
@@ -106,7 +106,7 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
         Ok(self
             .0
             .query(
-                "SELECT block_id, frames FROM activity_block_keys WHERE key = $1
+                "SELECT block_id::BIGINT, frames FROM activity_block_keys WHERE key = $1
                  AND frames IS NOT NULL",
                 &[&key],
             )?
@@ -251,17 +251,28 @@ impl<C: GenericClient> TierWriter for Pg<'_, C> {
             )?
             .get(0);
         let (keys, frames): (Vec<&String>, Vec<&Vec<u8>>) = block.encoded.keys.iter().unzip();
+        // Migration 8's block ids are 4 bytes: past 2^31 blocks the cast fails the insert.
         self.0.execute(
-            "INSERT INTO activity_block_keys (key, block_id, frames)
-             SELECT key, $3, frames FROM UNNEST($1::TEXT[], $2::BYTEA[]) AS k (key, frames)",
+            "INSERT INTO activity_block_keys (block_id, key, frames)
+             SELECT $3::BIGINT::INTEGER, key, frames
+             FROM UNNEST($1::TEXT[], $2::BYTEA[]) AS k (key, frames)",
             &[&keys, &frames, &id],
         )?;
         Ok(id)
     }
 
+    /// The blocks' keys found through migration 8's BRIN index of block ids, whose ranges the
+    /// deleted keys were in are then desummarised: the blocks written next fill those pages,
+    /// and a range summarised still would keep the deleted ids as its lower bound, so that
+    /// deleting any block between them and the new ones would read it. Vacuum summarises the
+    /// range again from the rows it then holds.
     fn delete_block_rows(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         self.0.execute(
-            "DELETE FROM activity_block_keys WHERE block_id = ANY($1)",
+            "WITH deleted AS (DELETE FROM activity_block_keys WHERE block_id = ANY($1::BIGINT[])
+                 RETURNING ctid)
+             SELECT brin_desummarize_range('activity_block_keys_block', page)
+             FROM (SELECT DISTINCT ((ctid::TEXT::POINT)[0])::BIGINT AS page FROM deleted)
+                 AS pages",
             &[&ids],
         )?;
         self.0
