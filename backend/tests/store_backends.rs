@@ -1254,6 +1254,18 @@ fn insert_migration_6_block(
 
 #[test]
 fn migration_7_carries_migration_6_blocks_over() {
+    carries_migration_6_blocks_over(6, &[7, 8]);
+}
+
+#[test]
+fn migration_8_carries_migration_7_keys_over() {
+    carries_migration_6_blocks_over(7, &[8]);
+}
+
+/// Migration 6's blocks, written by hand, then the migrations through `by_hand` applied by
+/// hand and the others (`then`) by the store: every query answers what the blocks hold, and
+/// pruning deletes them and their keys.
+fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
     let postgres = Postgres::start(false).expect("PostgreSQL");
     let url = postgres.database("migration").expect("a database");
     let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("client");
@@ -1305,9 +1317,21 @@ fn migration_7_carries_migration_6_blocks_over() {
         }));
     }
     let total = expected.len();
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .filter(|(version, _)| (7..=by_hand).contains(version))
+    {
+        client.batch_execute(sql).expect("migration");
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, 0)",
+                &[version],
+            )
+            .expect("recorded");
+    }
 
     let mut migrating = PgStore::connect_unchecked(&url, None).expect("connect");
-    assert_eq!(migrating.migrate(0).expect("migrate"), [7]);
+    assert_eq!(migrating.migrate(0).expect("migrate"), then);
     let mut store = PgStore::connect(&url).expect("current");
     assert_eq!(all(&mut store, &Query::default()), expected);
     for name in names {
@@ -1352,7 +1376,31 @@ fn migration_7_carries_migration_6_blocks_over() {
         "10.0.0.0-4 and 10.1.0.0-4: {addresses:?}"
     );
 
-    assert_eq!(store.prune(i64::MAX).expect("prune"), total as u64);
+    // s0's block first (its activities' times are seconds 0-299, s1's 1000-1299): a name
+    // both held is then found in s1's alone.
+    assert_eq!(store.prune(500 * SECOND).expect("prune"), 300);
+    let query = Query {
+        account: Some("CORP\\carol".to_owned()),
+        ..Query::default()
+    };
+    let carol: Vec<_> = expected[300..]
+        .iter()
+        .filter(|stored| stored.activity.account.as_ref().expect("account").name == "carol")
+        .cloned()
+        .collect();
+    assert_eq!(all(&mut store, &query), carol);
+    assert_eq!(store.search("alice", 10).expect("search").accounts, ["alice"]);
+    assert_eq!(
+        store.search("10.0.", 10).expect("search").addresses,
+        ["10.0.0.1"],
+        "s0's sources gone, the destination of all kept"
+    );
+    assert_eq!(store.prune(i64::MAX).expect("prune"), total as u64 - 300);
     assert!(all(&mut store, &Query::default()).is_empty());
     assert!(store.search("car", 10).expect("search").accounts.is_empty());
+    let keys: i64 = client
+        .query_one("SELECT COUNT(*) FROM activity_block_keys", &[])
+        .expect("keys")
+        .get(0);
+    assert_eq!(keys, 0, "a deleted block's keys go with it");
 }
