@@ -1389,7 +1389,10 @@ fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
         .cloned()
         .collect();
     assert_eq!(all(&mut store, &query), carol);
-    assert_eq!(store.search("alice", 10).expect("search").accounts, ["alice"]);
+    assert_eq!(
+        store.search("alice", 10).expect("search").accounts,
+        ["alice"]
+    );
     assert_eq!(
         store.search("10.0.", 10).expect("search").addresses,
         ["10.0.0.1"],
