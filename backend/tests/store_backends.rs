@@ -1262,6 +1262,22 @@ fn migration_8_carries_migration_7_keys_over() {
     carries_migration_6_blocks_over(7, &[8]);
 }
 
+/// Applies the migrations in `versions` and records them, as an older dcwatch did.
+fn migrate_by_hand(client: &mut postgres::Client, versions: std::ops::RangeInclusive<i32>) {
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .filter(|(version, _)| versions.contains(version))
+    {
+        client.batch_execute(sql).expect("migration");
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, 0)",
+                &[version],
+            )
+            .expect("recorded");
+    }
+}
+
 /// Migration 6's blocks, written by hand, then the migrations through `by_hand` applied by
 /// hand and the others (`then`) by the store: every query answers what the blocks hold, and
 /// pruning deletes them and their keys.
@@ -1275,15 +1291,7 @@ fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
              applied_ns BIGINT NOT NULL)",
         )
         .expect("migrations table");
-    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version <= 6) {
-        client.batch_execute(sql).expect("migration");
-        client
-            .execute(
-                "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, 0)",
-                &[version],
-            )
-            .expect("recorded");
-    }
+    migrate_by_hand(&mut client, 1..=6);
     // Two sensors' blocks: names in both (carol), in one (a name longer than a lexeme, one
     // with a quote and a backslash), addresses in one or both.
     let long = "x".repeat(600);
@@ -1317,18 +1325,7 @@ fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
         }));
     }
     let total = expected.len();
-    for (version, sql) in MIGRATIONS
-        .iter()
-        .filter(|(version, _)| (7..=by_hand).contains(version))
-    {
-        client.batch_execute(sql).expect("migration");
-        client
-            .execute(
-                "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, 0)",
-                &[version],
-            )
-            .expect("recorded");
-    }
+    migrate_by_hand(&mut client, 7..=by_hand);
 
     let mut migrating = PgStore::connect_unchecked(&url, None).expect("connect");
     assert_eq!(migrating.migrate(0).expect("migrate"), then);
