@@ -1293,7 +1293,8 @@ fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
         .expect("migrations table");
     migrate_by_hand(&mut client, 1..=6);
     // Two sensors' blocks: names in both (carol), in one (a name longer than a lexeme, one
-    // with a quote and a backslash), addresses in one or both.
+    // with a quote and a backslash; aliza, in s1's alone, whose key's group in PostgreSQL's
+    // migration 8 is alice's), addresses in one or both.
     let long = "x".repeat(600);
     let names = ["alice", "carol", &long, "o'brien\\x"];
     let mut expected = Vec::new();
@@ -1301,8 +1302,10 @@ fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
         let entries: Vec<blocks::Entry> = (0..300_u64)
             .map(|at| {
                 let n = usize::try_from(at).expect("small");
-                let name = if block == 1 && n % 4 == 2 {
+                let name = if block == 1 && n % 8 == 2 {
                     "carol"
+                } else if block == 1 && n % 8 == 6 {
+                    "aliza"
                 } else {
                     names[n % 4]
                 };
@@ -1350,6 +1353,24 @@ fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
             "{name}"
         );
     }
+    let account = |name: &str| Query {
+        account: Some(format!("CORP\\{name}")),
+        ..Query::default()
+    };
+    let aliza: Vec<_> = expected[300..]
+        .iter()
+        .filter(|stored| stored.activity.account.as_ref().expect("account").name == "aliza")
+        .cloned()
+        .collect();
+    assert_eq!(aliza.len(), 37);
+    assert_eq!(all(&mut store, &account("aliza")), aliza);
+    assert!(
+        all(&mut store, &account("alizz")).is_empty(),
+        "its group lacks it"
+    );
+    let mut found = store.search("ali", 10).expect("search").accounts;
+    found.sort();
+    assert_eq!(found, ["alice", "aliza"]);
     let query = Query {
         ip: Some("10.1.0.3".parse().expect("ip")),
         ..Query::default()
@@ -1399,7 +1420,7 @@ fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
     assert!(all(&mut store, &Query::default()).is_empty());
     assert!(store.search("car", 10).expect("search").accounts.is_empty());
     let keys: i64 = client
-        .query_one("SELECT COUNT(*) FROM activity_block_keys", &[])
+        .query_one("SELECT COUNT(*) FROM activity_key_groups", &[])
         .expect("keys")
         .get(0);
     assert_eq!(keys, 0, "a deleted block's keys go with it");
