@@ -1357,11 +1357,15 @@ fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
         account: Some(format!("CORP\\{name}")),
         ..Query::default()
     };
-    let aliza: Vec<_> = expected[300..]
-        .iter()
-        .filter(|stored| stored.activity.account.as_ref().expect("account").name == "aliza")
-        .cloned()
-        .collect();
+    // s1's activities of account `name`.
+    let of_s1 = |name: &str| -> Vec<StoredActivity> {
+        expected[300..]
+            .iter()
+            .filter(|stored| stored.activity.account.as_ref().expect("account").name == name)
+            .cloned()
+            .collect()
+    };
+    let aliza = of_s1("aliza");
     assert_eq!(aliza.len(), 37);
     assert_eq!(all(&mut store, &account("aliza")), aliza);
     assert!(
@@ -1397,16 +1401,7 @@ fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
     // s0's block first (its activities' times are seconds 0-299, s1's 1000-1299): a name
     // both held is then found in s1's alone.
     assert_eq!(store.prune(500 * SECOND).expect("prune"), 300);
-    let query = Query {
-        account: Some("CORP\\carol".to_owned()),
-        ..Query::default()
-    };
-    let carol: Vec<_> = expected[300..]
-        .iter()
-        .filter(|stored| stored.activity.account.as_ref().expect("account").name == "carol")
-        .cloned()
-        .collect();
-    assert_eq!(all(&mut store, &query), carol);
+    assert_eq!(all(&mut store, &account("carol")), of_s1("carol"));
     assert_eq!(
         store.search("alice", 10).expect("search").accounts,
         ["alice"]
