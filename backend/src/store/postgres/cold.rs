@@ -194,14 +194,16 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
     }
 
     fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let (longer, shorter) = key_groups::buckets_matching(pattern);
         Ok(self
             .0
             .query(
                 "SELECT DISTINCT substr(bucket || suffix, 3)
                  FROM activity_key_groups,
                      unnest((string_to_array(keys, chr(1)))[2:]) AS held (suffix)
-                 WHERE bucket LIKE $1 AND bucket || suffix LIKE $2 LIMIT $3",
-                &[&key_groups::bucket_pattern(pattern), &pattern, &limit],
+                 WHERE (bucket LIKE $1 OR bucket = ANY($2::TEXT[]))
+                     AND bucket || suffix LIKE $3 LIMIT $4",
+                &[&longer, &shorter.as_slice(), &pattern, &limit],
             )?
             .iter()
             .map(|row| row.get(0))

@@ -57,10 +57,11 @@ pub(super) fn needle(suffix: &str) -> String {
     format!("{SEPARATOR}{suffix}{SEPARATOR}")
 }
 
-/// A LIKE pattern of buckets that every key matching the LIKE `pattern` has a bucket
-/// matching: the literal start of `pattern` (up to its first wildcard) without the two
-/// characters a suffix may take, its kind's kept.
-pub(super) fn bucket_pattern(pattern: &str) -> String {
+/// The buckets of the keys matching the LIKE `pattern`: a key starts with the pattern's
+/// literal start (up to its first wildcard), and its bucket is at most two characters shorter
+/// than it, its kind's kept. So its bucket matches the first (a LIKE pattern of the buckets as
+/// long as that start or longer) or is one of the two others (that start cut by one or two).
+pub(super) fn buckets_matching(pattern: &str) -> (String, [String; 2]) {
     let mut literal = String::new();
     let mut characters = pattern.chars();
     while let Some(character) = characters.next() {
@@ -74,11 +75,14 @@ pub(super) fn bucket_pattern(pattern: &str) -> String {
         }
     }
     let count = literal.chars().count();
-    let keep = count
-        .saturating_sub(SUFFIX_CHARS)
-        .max(KIND_CHARS.min(count));
-    let kept: String = literal.chars().take(keep).collect();
-    format!("{}%", crate::store::alerts::like_escaped(&kept))
+    let cut = |by: usize| -> String {
+        let keep = count.saturating_sub(by).max(KIND_CHARS.min(count));
+        literal.chars().take(keep).collect()
+    };
+    (
+        format!("{}%", crate::store::alerts::like_escaped(&literal)),
+        [cut(SUFFIX_CHARS), cut(1)],
+    )
 }
 
 /// A row of `activity_key_groups` (without its block).
@@ -213,16 +217,30 @@ mod tests {
     }
 
     #[test]
-    fn a_key_matching_a_pattern_has_a_bucket_matching_its_bucket_pattern() {
-        for (pattern, buckets) in [
-            ("a:alice%", "a:ali%"),
-            ("a:al%", "a:%"),
-            ("a:%", "a:%"),
-            ("a:o'b_ien%", "a:o%"),
-            (r"a:a\_bcd%", r"a:a\_b%"),
-            ("i:10.%", "i:1%"),
+    fn a_key_matching_a_pattern_has_one_of_the_buckets_matching_it() {
+        for (pattern, longer, shorter) in [
+            ("a:alice%", "a:alice%", ["a:ali", "a:alic"]),
+            ("a:al%", "a:al%", ["a:", "a:a"]),
+            ("a:%", "a:%", ["a:", "a:"]),
+            ("a:o'b_ien%", "a:o'b%", ["a:o", "a:o'"]),
+            (r"a:a\_bcd%", r"a:a\_bcd%", ["a:a_b", "a:a_bc"]),
+            ("i:10.%", "i:10.%", ["i:1", "i:10"]),
         ] {
-            assert_eq!(bucket_pattern(pattern), buckets, "{pattern}");
+            assert_eq!(
+                buckets_matching(pattern),
+                (longer.to_owned(), shorter.map(str::to_owned)),
+                "{pattern}"
+            );
+        }
+        // Each key's bucket, as `split` gives it, is among them.
+        for key in ["a:alice", "a:alicia", "a:alic", "a:alice$"] {
+            let (bucket, _) = split(key);
+            let (longer, shorter) = buckets_matching("a:alic%");
+            assert!(
+                bucket.starts_with(longer.trim_end_matches('%'))
+                    || shorter.contains(&bucket.to_owned()),
+                "{key}"
+            );
         }
     }
 }
