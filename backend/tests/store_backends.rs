@@ -1254,6 +1254,34 @@ fn insert_migration_6_block(
 
 #[test]
 fn migration_7_carries_migration_6_blocks_over() {
+    carries_migration_6_blocks_over(6, &[7, 8]);
+}
+
+#[test]
+fn migration_8_carries_migration_7_keys_over() {
+    carries_migration_6_blocks_over(7, &[8]);
+}
+
+/// Applies the migrations in `versions` and records them, as an older dcwatch did.
+fn migrate_by_hand(client: &mut postgres::Client, versions: std::ops::RangeInclusive<i32>) {
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .filter(|(version, _)| versions.contains(version))
+    {
+        client.batch_execute(sql).expect("migration");
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, 0)",
+                &[version],
+            )
+            .expect("recorded");
+    }
+}
+
+/// Migration 6's blocks, written by hand, then the migrations through `by_hand` applied by
+/// hand and the others (`then`) by the store: every query answers what the blocks hold, and
+/// pruning deletes them and their keys.
+fn carries_migration_6_blocks_over(by_hand: i32, then: &[i32]) {
     let postgres = Postgres::start(false).expect("PostgreSQL");
     let url = postgres.database("migration").expect("a database");
     let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("client");
@@ -1263,17 +1291,10 @@ fn migration_7_carries_migration_6_blocks_over() {
              applied_ns BIGINT NOT NULL)",
         )
         .expect("migrations table");
-    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version <= 6) {
-        client.batch_execute(sql).expect("migration");
-        client
-            .execute(
-                "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, 0)",
-                &[version],
-            )
-            .expect("recorded");
-    }
+    migrate_by_hand(&mut client, 1..=6);
     // Two sensors' blocks: names in both (carol), in one (a name longer than a lexeme, one
-    // with a quote and a backslash), addresses in one or both.
+    // with a quote and a backslash; aliza, in s1's alone, whose key's group in PostgreSQL's
+    // migration 8 is alice's), addresses in one or both.
     let long = "x".repeat(600);
     let names = ["alice", "carol", &long, "o'brien\\x"];
     let mut expected = Vec::new();
@@ -1281,8 +1302,10 @@ fn migration_7_carries_migration_6_blocks_over() {
         let entries: Vec<blocks::Entry> = (0..300_u64)
             .map(|at| {
                 let n = usize::try_from(at).expect("small");
-                let name = if block == 1 && n % 4 == 2 {
+                let name = if block == 1 && n % 8 == 2 {
                     "carol"
+                } else if block == 1 && n % 8 == 6 {
+                    "aliza"
                 } else {
                     names[n % 4]
                 };
@@ -1305,9 +1328,10 @@ fn migration_7_carries_migration_6_blocks_over() {
         }));
     }
     let total = expected.len();
+    migrate_by_hand(&mut client, 7..=by_hand);
 
     let mut migrating = PgStore::connect_unchecked(&url, None).expect("connect");
-    assert_eq!(migrating.migrate(0).expect("migrate"), [7]);
+    assert_eq!(migrating.migrate(0).expect("migrate"), then);
     let mut store = PgStore::connect(&url).expect("current");
     assert_eq!(all(&mut store, &Query::default()), expected);
     for name in names {
@@ -1329,6 +1353,28 @@ fn migration_7_carries_migration_6_blocks_over() {
             "{name}"
         );
     }
+    let account = |name: &str| Query {
+        account: Some(format!("CORP\\{name}")),
+        ..Query::default()
+    };
+    // s1's activities of account `name`.
+    let of_s1 = |name: &str| -> Vec<StoredActivity> {
+        expected[300..]
+            .iter()
+            .filter(|stored| stored.activity.account.as_ref().expect("account").name == name)
+            .cloned()
+            .collect()
+    };
+    let aliza = of_s1("aliza");
+    assert_eq!(aliza.len(), 37);
+    assert_eq!(all(&mut store, &account("aliza")), aliza);
+    assert!(
+        all(&mut store, &account("alizz")).is_empty(),
+        "its group lacks it"
+    );
+    let mut found = store.search("ali", 10).expect("search").accounts;
+    found.sort();
+    assert_eq!(found, ["alice", "aliza"]);
     let query = Query {
         ip: Some("10.1.0.3".parse().expect("ip")),
         ..Query::default()
@@ -1352,7 +1398,25 @@ fn migration_7_carries_migration_6_blocks_over() {
         "10.0.0.0-4 and 10.1.0.0-4: {addresses:?}"
     );
 
-    assert_eq!(store.prune(i64::MAX).expect("prune"), total as u64);
+    // s0's block first (its activities' times are seconds 0-299, s1's 1000-1299): a name
+    // both held is then found in s1's alone.
+    assert_eq!(store.prune(500 * SECOND).expect("prune"), 300);
+    assert_eq!(all(&mut store, &account("carol")), of_s1("carol"));
+    assert_eq!(
+        store.search("alice", 10).expect("search").accounts,
+        ["alice"]
+    );
+    assert_eq!(
+        store.search("10.0.", 10).expect("search").addresses,
+        ["10.0.0.1"],
+        "s0's sources gone, the destination of all kept"
+    );
+    assert_eq!(store.prune(i64::MAX).expect("prune"), total as u64 - 300);
     assert!(all(&mut store, &Query::default()).is_empty());
     assert!(store.search("car", 10).expect("search").accounts.is_empty());
+    let keys: i64 = client
+        .query_one("SELECT COUNT(*) FROM activity_key_groups", &[])
+        .expect("keys")
+        .get(0);
+    assert_eq!(keys, 0, "a deleted block's keys go with it");
 }

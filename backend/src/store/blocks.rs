@@ -1324,7 +1324,7 @@ fn take_len(bytes: &mut &[u8]) -> Result<usize, BlockError> {
     usize::try_from(take_varint(bytes)?).map_err(|_| BlockError::Malformed)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -1332,7 +1332,7 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-fn take_varint(bytes: &mut &[u8]) -> Result<u64, BlockError> {
+pub(crate) fn take_varint(bytes: &mut &[u8]) -> Result<u64, BlockError> {
     let (value, used) = varint(bytes).ok_or(BlockError::Malformed)?;
     *bytes = &bytes[used..];
     Ok(value)

@@ -46,6 +46,13 @@ pub(crate) trait Tier {
     /// Keys matching the LIKE `pattern` without their kind's prefix, distinct, at most
     /// `limit`: the compacted tier's names and addresses a search finds.
     fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError>;
+    /// The condition on a block's id that it holds index key `key`, and its one value.
+    fn holding_key(&self, key: &str) -> (&'static str, Param) {
+        (
+            "id IN (SELECT block_id FROM activity_block_keys WHERE key = ?)",
+            Param::Text(key.to_owned()),
+        )
+    }
 }
 
 /// A blob of the compacted tier, read by its row's id.
@@ -378,10 +385,8 @@ pub(crate) fn query_blocks<T: Tier + ?Sized>(
         keys.push(blocks::address_key(&ip.to_string()));
     }
     for key in &keys {
-        filter.push(
-            "id IN (SELECT block_id FROM activity_block_keys WHERE key = ?)",
-            Param::Text(key.clone()),
-        );
+        let (condition, value) = tier.holding_key(key);
+        filter.push(condition, value);
     }
     let mut found = tier.block_rows(filter)?;
     if found.is_empty() {

@@ -15,6 +15,7 @@ mod cold;
 mod console;
 mod directory;
 mod health;
+mod key_groups;
 pub mod migrations;
 mod profiles;
 pub mod tls;

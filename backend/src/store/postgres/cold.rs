@@ -1,4 +1,5 @@
-//! The compacted tier's SQL in PostgreSQL (migrations 6 and 7's tables), and its disk budget.
+//! The compacted tier's SQL in PostgreSQL (migrations 6 to 8's tables, the keys' groups in
+//! key_groups.rs), and its disk budget.
 //!
 //! Compaction and pruning write through transactions that first take one advisory lock
 //! ([`LOCK`]): several ingest/api nodes share the store, and two compacting at once would
@@ -11,8 +12,9 @@ use ::postgres::{GenericClient, Row, Transaction};
 use dcwatch_proto::v1::Activity;
 use prost::Message as _;
 
+use super::key_groups;
 use crate::store::{
-    Dialect, Filter, Ordered, StoreError, StoredActivity, blocks,
+    Dialect, Filter, Ordered, Param, StoreError, StoredActivity, blocks,
     cold::{
         BLOCK_COLUMNS, Blob, BlockRow, NEWEST_DICTIONARY, NewBlock, StoredDictionary, Tier,
         TierWriter, delete_blocks,
@@ -103,16 +105,21 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
     }
 
     fn postings(&mut self, key: &str) -> Result<HashMap<i64, Vec<u8>>, StoreError> {
-        Ok(self
-            .0
-            .query(
-                "SELECT block_id, frames FROM activity_block_keys WHERE key = $1
-                 AND frames IS NOT NULL",
-                &[&key],
-            )?
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect())
+        let (bucket, suffix) = key_groups::split(key);
+        let mut found = HashMap::new();
+        for row in self.0.query(
+            "SELECT block_id::BIGINT, keys, postings FROM activity_key_groups
+             WHERE bucket = $1 AND strpos(keys || chr(1), $2) > 0",
+            &[&bucket, &key_groups::needle(suffix)],
+        )? {
+            let id: i64 = row.get(0);
+            let postings = key_groups::postings_of(row.get(1), row.get(2), suffix)
+                .map_err(|source| StoreError::Block { id, source })?;
+            if let Some(postings) = postings {
+                found.insert(id, postings.to_vec());
+            }
+        }
+        Ok(found)
     }
 
     fn blocks_holding(
@@ -187,16 +194,27 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
     }
 
     fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let (longer, shorter) = key_groups::buckets_matching(pattern);
         Ok(self
             .0
             .query(
-                "SELECT DISTINCT substr(key, 3) FROM activity_block_keys WHERE key LIKE $1
-                 LIMIT $2",
-                &[&pattern, &limit],
+                "SELECT DISTINCT substr(bucket || suffix, 3)
+                 FROM activity_key_groups,
+                     unnest((string_to_array(keys, chr(1)))[2:]) AS held (suffix)
+                 WHERE (bucket LIKE $1 OR bucket = ANY($2::TEXT[]))
+                     AND bucket || suffix LIKE $3 LIMIT $4",
+                &[&longer, &shorter.as_slice(), &pattern, &limit],
             )?
             .iter()
             .map(|row| row.get(0))
             .collect())
+    }
+
+    fn holding_key(&self, key: &str) -> (&'static str, Param) {
+        (
+            key_groups::HOLDING_KEY,
+            Param::Text(key_groups::key_value(key)),
+        )
     }
 }
 
@@ -250,18 +268,30 @@ impl<C: GenericClient> TierWriter for Pg<'_, C> {
                 ],
             )?
             .get(0);
-        let (keys, frames): (Vec<&String>, Vec<&Vec<u8>>) = block.encoded.keys.iter().unzip();
-        self.0.execute(
-            "INSERT INTO activity_block_keys (key, block_id, frames)
-             SELECT key, $3, frames FROM UNNEST($1::TEXT[], $2::BYTEA[]) AS k (key, frames)",
-            &[&keys, &frames, &id],
+        insert_groups(
+            self.0,
+            id,
+            block
+                .encoded
+                .keys
+                .iter()
+                .map(|(key, postings)| (key.as_str(), Some(postings.as_slice()))),
         )?;
         Ok(id)
     }
 
+    /// The blocks' key groups found through migration 8's BRIN index of block ids, whose ranges the
+    /// deleted keys were in are then desummarised: the blocks written next fill those pages,
+    /// and a range summarised still would keep the deleted ids as its lower bound, so that
+    /// deleting any block between them and the new ones would read it. Vacuum summarises the
+    /// range again from the rows it then holds.
     fn delete_block_rows(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         self.0.execute(
-            "DELETE FROM activity_block_keys WHERE block_id = ANY($1)",
+            "WITH deleted AS (DELETE FROM activity_key_groups WHERE block_id = ANY($1::BIGINT[])
+                 RETURNING ctid)
+             SELECT brin_desummarize_range('activity_key_groups_block', page)
+             FROM (SELECT DISTINCT ((ctid::TEXT::POINT)[0])::BIGINT AS page FROM deleted)
+                 AS pages",
             &[&ids],
         )?;
         self.0
@@ -347,6 +377,54 @@ impl<C: GenericClient> TierWriter for Pg<'_, C> {
             .map(|row| (row.get(0), row.get(1)))
             .collect())
     }
+}
+
+/// Writes block `id`'s `keys` (in key order) as their groups (key_groups.rs). Migration 8's
+/// block ids are 4 bytes: past 2^31 blocks the cast fails the insert.
+pub(super) fn insert_groups<'k>(
+    client: &mut impl GenericClient,
+    id: i64,
+    keys: impl IntoIterator<Item = (&'k str, Option<&'k [u8]>)>,
+) -> Result<(), StoreError> {
+    let groups = key_groups::groups(keys);
+    let buckets: Vec<&str> = groups.iter().map(|group| group.bucket.as_str()).collect();
+    let suffixes: Vec<&str> = groups.iter().map(|group| group.keys.as_str()).collect();
+    let postings: Vec<&[u8]> = groups
+        .iter()
+        .map(|group| group.postings.as_slice())
+        .collect();
+    client.execute(
+        "INSERT INTO activity_key_groups (block_id, bucket, keys, postings)
+         SELECT $4::BIGINT::INTEGER, bucket, keys, postings
+         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BYTEA[]) AS g (bucket, keys, postings)",
+        &[&buckets, &suffixes, &postings, &id],
+    )?;
+    Ok(())
+}
+
+/// Migration 8's rows: migration 7's keys, a row a key, written as their blocks' groups,
+/// block by block.
+pub(super) fn group_keys(transaction: &mut Transaction<'_>) -> Result<(), StoreError> {
+    let ids: Vec<i64> = transaction
+        .query(
+            "SELECT DISTINCT block_id FROM activity_block_keys ORDER BY block_id",
+            &[],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for id in ids {
+        let rows = transaction.query(
+            "SELECT key, frames FROM activity_block_keys WHERE block_id = $1 ORDER BY key",
+            &[&id],
+        )?;
+        insert_groups(
+            transaction,
+            id,
+            rows.iter().map(|row| (row.get(0), row.get(1))),
+        )?;
+    }
+    Ok(())
 }
 
 /// The bytes the store's activities hold, as the disk budget counts them: the compacted

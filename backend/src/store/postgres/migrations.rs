@@ -18,10 +18,14 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (5, WINDOWS),
     (6, COMPACTED),
     (7, BLOCK_FRAMES),
+    (KEY_GROUPS, GROUPED_KEYS),
 ];
 
 /// The migration whose data (the stored alerts' entities) is written by code after its SQL.
 const ALERT_ENTITIES: i32 = 4;
+/// The migration whose rows (the keys' groups) are written by code after its SQL, then
+/// [`GROUPED_KEYS_INDEXED`] run.
+const KEY_GROUPS: i32 = 8;
 
 /// store/console.rs's tables (the alerts' entities, the console's counters and users), and
 /// the prefix indexes its search reads.
@@ -118,6 +122,31 @@ WHERE activity_blocks.id = moved.block_id;
 ALTER TABLE activity_blocks ALTER COLUMN frames DROP DEFAULT,
     ALTER COLUMN frame_starts DROP DEFAULT;
 DROP TABLE activity_frames;
+";
+
+/// The keys grouped (key_groups.rs): a row a bucket of a block's keys (its suffixes and
+/// postings in one value each) where migration 6 wrote a row a key. The block id is 4 bytes
+/// and first (no padding before it); cold.rs's `group_keys` writes the rows from migration 7's,
+/// block by block, then [`GROUPED_KEYS_INDEXED`] drops those and indexes the groups.
+const GROUPED_KEYS: &str = r#"
+CREATE TABLE activity_key_groups (
+    block_id INTEGER NOT NULL,
+    bucket TEXT COLLATE "C" NOT NULL,
+    keys TEXT NOT NULL,
+    postings BYTEA NOT NULL
+);
+"#;
+
+/// Migration 8's indexes once its rows are written: the buckets' B-tree (collation C: a LIKE
+/// prefix is a range of it), and a BRIN index of block ids, a page range an entry, through
+/// which a block's groups are deleted (they are written together, into the pages deleted
+/// blocks left; cold.rs desummarises those ranges as it deletes, so that a range's bounds stay
+/// those of the blocks it now holds).
+const GROUPED_KEYS_INDEXED: &str = "
+DROP TABLE activity_block_keys;
+CREATE INDEX activity_key_groups_bucket ON activity_key_groups (bucket);
+CREATE INDEX activity_key_groups_block ON activity_key_groups USING BRIN (block_id)
+    WITH (pages_per_range = 16);
 ";
 
 /// store/windows.rs's table.
@@ -304,6 +333,10 @@ pub fn migrate(client: &mut Client, now_ns: i64) -> Result<Vec<i32>, StoreError>
         transaction.batch_execute(sql)?;
         if *version == ALERT_ENTITIES {
             super::console::index_stored_alerts(&mut transaction)?;
+        }
+        if *version == KEY_GROUPS {
+            super::cold::group_keys(&mut transaction)?;
+            transaction.batch_execute(GROUPED_KEYS_INDEXED)?;
         }
         transaction.execute(
             "INSERT INTO schema_migrations (version, applied_ns) VALUES ($1, $2)",
