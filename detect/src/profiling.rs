@@ -156,6 +156,24 @@ impl DcTests {
     }
 }
 
+/// The facet of the AES a Kerberos request shows of its sending computer, when it shows one:
+/// AES pre-authentication, or a TGS-REQ with an AES TGT.
+fn aes_facet(seen: &Observed<'_>) -> Option<&'static str> {
+    use kerberos_activity::Type;
+    let Some(Body::Kerberos(kerberos)) = seen.body() else {
+        return None;
+    };
+    match Type::try_from(kerberos.r#type) {
+        Ok(Type::AsReq) if is_pre_authenticated(kerberos) => Some(AS_ETYPE).filter(|_| {
+            is_aes(kerberos.timestamp_etype)
+                || (kerberos.timestamp_etype == 0
+                    && kerberos.etypes.first().is_some_and(|etype| is_aes(*etype)))
+        }),
+        Ok(Type::TgsReq) => Some(TGT_ETYPE).filter(|_| is_aes(kerberos.ticket_etype)),
+        _ => None,
+    }
+}
+
 /// Teaches the profiles what `seen` shows.
 pub fn learn(
     profiles: &mut Profiles,
@@ -171,34 +189,32 @@ pub fn learn(
         return;
     }
     let (src_dc, dst_dc) = dc_tests.of(knowledge, (seen.src, seen.dst));
+    // The sending computer's AES is learned in the lookup that touches it, when one does.
+    let aes = aes_facet(seen);
+    let mut aes_learned = false;
+    let mut touch_computer = |profiles: &mut Profiles, computer: IpAddr| match aes {
+        Some(facet) if seen.src == Some(computer) => {
+            profiles.learn((Subject::Computer, computer), time, facet, "aes");
+            aes_learned = true;
+        }
+        _ => {
+            profiles.touch((Subject::Computer, computer), time);
+        }
+    };
     match (seen.src, seen.dst) {
         (Some(src), Some(dst)) if dst_dc && !src_dc => {
             profiles.touch((Subject::Dc, dst), time);
-            profiles.touch((Subject::Computer, src), time);
+            touch_computer(profiles, src);
         }
         (Some(src), Some(dst)) if src_dc && !dst_dc => {
             profiles.touch((Subject::Dc, src), time);
-            profiles.touch((Subject::Computer, dst), time);
+            touch_computer(profiles, dst);
         }
-        (Some(src), _) if !src_dc => {
-            profiles.touch((Subject::Computer, src), time);
-        }
+        (Some(src), _) if !src_dc => touch_computer(profiles, src),
         _ => {}
     }
-    if let (Some(Body::Kerberos(kerberos)), Some(src)) = (seen.body(), seen.src) {
-        use kerberos_activity::Type;
-        let aes = match Type::try_from(kerberos.r#type) {
-            Ok(Type::AsReq) if is_pre_authenticated(kerberos) => Some(AS_ETYPE).filter(|_| {
-                is_aes(kerberos.timestamp_etype)
-                    || (kerberos.timestamp_etype == 0
-                        && kerberos.etypes.first().is_some_and(|etype| is_aes(*etype)))
-            }),
-            Ok(Type::TgsReq) => Some(TGT_ETYPE).filter(|_| is_aes(kerberos.ticket_etype)),
-            _ => None,
-        };
-        if let Some(facet) = aes {
-            profiles.learn((Subject::Computer, src), time, facet, "aes");
-        }
+    if let (Some(facet), Some(src), false) = (aes, seen.src, aes_learned) {
+        profiles.learn((Subject::Computer, src), time, facet, "aes");
     }
     if let Some((user, computer)) = logon(seen) {
         profiles.learn(&user_key(user), time, LOGON, &computer.to_string());
