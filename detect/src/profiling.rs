@@ -235,17 +235,89 @@ pub fn learn(
 mod tests {
     use std::sync::Arc;
 
-    use super::DcTests;
+    use super::{AS_ETYPE, DcTests, TGT_ETYPE};
     use crate::{
-        config::Config, detectors::testing::krb_error, knowledge::Knowledge, observed::Observed,
+        config::Config,
+        detectors::testing::{DC, as_req, kerberos, krb_error, tgs_req},
+        knowledge::Knowledge,
+        observed::Observed,
+        profiles::{Profiles, Subject},
     };
+
+    #[test]
+    fn a_kerberos_request_teaches_its_sender_aes_whichever_end_is_a_dc() {
+        use dcwatch_proto::v1::kerberos_activity::Type;
+        let mut knowledge = Knowledge::new(&Config::test_mode(), Arc::default());
+        let (mut profiles, mut tests) = (Profiles::default(), DcTests::default());
+        let mut learn = |knowledge: &Knowledge, activity| {
+            let seen = Observed::new(&activity, "").expect("a timed activity");
+            super::learn(&mut profiles, &seen, knowledge, &mut tests);
+            profiles
+                .get((Subject::Computer, seen.src.expect("a sender")))
+                .map(|profile| {
+                    (
+                        profile.knows(AS_ETYPE, "aes"),
+                        profile.knows(TGT_ETYPE, "aes"),
+                    )
+                })
+        };
+        // No DC known yet: the sender is a computer of its own.
+        assert_eq!(
+            learn(&knowledge, as_req(0, "10.0.0.7:50000", "alice", |_| {})),
+            Some((true, false))
+        );
+        // The KDC answered: from then on the request goes from a computer to a DC.
+        let reply = krb_error(1, "10.0.0.8:50001", "bob", 25);
+        knowledge.learn(&Observed::new(&reply, "").expect("a timed activity"));
+        assert_eq!(
+            learn(
+                &knowledge,
+                tgs_req(2, "10.0.0.8:50002", "cifs/fs1", &[1; 16], |_| {})
+            ),
+            Some((false, true))
+        );
+        // RC4 pre-authentication teaches nothing.
+        assert_eq!(
+            learn(
+                &knowledge,
+                as_req(3, "10.0.0.9:50003", "carol", |body| {
+                    body.timestamp_etype = 23;
+                })
+            ),
+            Some((false, false))
+        );
+        // A DC's own requests, to another computer and to itself: the DC's computer profile
+        // learns them, as a sender's does.
+        let from_dc = |offset, dst: &str| {
+            kerberos(
+                offset,
+                &format!("{DC}:50004"),
+                dst,
+                Type::AsReq,
+                "dc1$",
+                |body| {
+                    body.encrypted_timestamp = true;
+                    body.timestamp_etype = 18;
+                    body.pa_data_types = vec![2];
+                },
+            )
+        };
+        assert_eq!(
+            learn(&knowledge, from_dc(4, "10.0.0.10:88")),
+            Some((true, false))
+        );
+        assert_eq!(
+            learn(&knowledge, from_dc(5, &format!("{DC}:88"))),
+            Some((true, false))
+        );
+    }
 
     #[test]
     fn a_user_key_is_the_subject_key_of_the_account_key() {
         for name in ["LAB\\Alice", "alice@LAB.EXAMPLE", "bob", "LAB\\ÉLODIE", ""] {
             assert_eq!(
                 super::user_key(name),
-                crate::profiles::Subject::User.key(&crate::knowledge::account_key(name)),
+                Subject::User.key(&crate::knowledge::account_key(name)),
                 "{name}"
             );
         }
