@@ -357,14 +357,7 @@ impl Profiles {
 
     /// Marks `key` active at `time`, making its profile when it has none.
     pub fn touch<'a>(&mut self, key: impl Into<KeyRef<'a>>, time: Millis) -> &mut Profile {
-        self.touch_key(key.into(), time)
-    }
-
-    /// [`Self::touch`]'s one copy: every activity touches one or two profiles from several
-    /// places, and a copy of the lookup inlined at each is more code for the instruction cache
-    /// to fetch again on each activity (issue #13: cachegrind's I1 misses).
-    #[inline(never)]
-    fn touch_key(&mut self, key: KeyRef<'_>, time: Millis) -> &mut Profile {
+        let key = key.into();
         if self.deployed.is_none_or(|deployed| time < deployed) {
             self.deployed = Some(time);
             self.meta_dirty = true;
