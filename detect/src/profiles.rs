@@ -119,8 +119,8 @@ pub struct Profile {
     pub last_seen: Millis,
     /// What it learned, out of line and made at its first item or VPN connection: every
     /// activity touches one or two profiles for their times, most of them (the addresses')
-    /// learn nothing, and the map's buckets stay a third of the size they would be with the
-    /// lists inline (issue #13: the touches' cache misses).
+    /// learn nothing, and the map's buckets are 56 bytes instead of 104 with the lists inline
+    /// (issue #13: the touches' cache misses).
     learned: Option<Box<Learned>>,
 }
 
