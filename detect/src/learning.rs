@@ -129,13 +129,13 @@ pub fn state(period: &Period, profiles: &Profiles, clock: Option<&Profile>, now:
         };
     };
     if period.type_name == "suspicious_vpn" {
-        if profile.vpn_first == 0 {
+        if profile.vpn_first() == 0 {
             return State::Learning {
                 until: None,
                 why: "no VPN connection yet".into(),
             };
         }
-        let until = profile.vpn_first.saturating_add(period.span);
+        let until = profile.vpn_first().saturating_add(period.span);
         let recent = profile.vpn_connections_since(now.saturating_sub(VPN_WINDOW));
         if now < until || recent < VPN_MIN_CONNECTIONS {
             return State::Learning {
@@ -182,7 +182,7 @@ pub fn standings(profiles: &Profiles, config: &crate::Config) -> Vec<Standing> {
         let skipped = config.threshold(period.type_name) != Threshold::High;
         for (key, profile) in &keys {
             if Subject::of_key(key) != Some(period.clock)
-                || (period.type_name == "suspicious_vpn" && profile.vpn_first == 0)
+                || (period.type_name == "suspicious_vpn" && profile.vpn_first() == 0)
             {
                 continue;
             }

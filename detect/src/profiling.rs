@@ -156,6 +156,24 @@ impl DcTests {
     }
 }
 
+/// The facet of the AES a Kerberos request shows of its sending computer, when it shows one:
+/// AES pre-authentication, or a TGS-REQ with an AES TGT.
+fn aes_facet(seen: &Observed<'_>) -> Option<&'static str> {
+    use kerberos_activity::Type;
+    let Some(Body::Kerberos(kerberos)) = seen.body() else {
+        return None;
+    };
+    match Type::try_from(kerberos.r#type) {
+        Ok(Type::AsReq) if is_pre_authenticated(kerberos) => Some(AS_ETYPE).filter(|_| {
+            is_aes(kerberos.timestamp_etype)
+                || (kerberos.timestamp_etype == 0
+                    && kerberos.etypes.first().is_some_and(|etype| is_aes(*etype)))
+        }),
+        Ok(Type::TgsReq) => Some(TGT_ETYPE).filter(|_| is_aes(kerberos.ticket_etype)),
+        _ => None,
+    }
+}
+
 /// Teaches the profiles what `seen` shows.
 pub fn learn(
     profiles: &mut Profiles,
@@ -171,34 +189,32 @@ pub fn learn(
         return;
     }
     let (src_dc, dst_dc) = dc_tests.of(knowledge, (seen.src, seen.dst));
+    // The sending computer's AES is learned in the lookup that touches it, when one does.
+    let aes = aes_facet(seen);
+    let mut aes_learned = false;
+    let mut touch_computer = |profiles: &mut Profiles, computer: IpAddr| match aes {
+        Some(facet) if seen.src == Some(computer) => {
+            profiles.learn((Subject::Computer, computer), time, facet, "aes");
+            aes_learned = true;
+        }
+        _ => {
+            profiles.touch((Subject::Computer, computer), time);
+        }
+    };
     match (seen.src, seen.dst) {
         (Some(src), Some(dst)) if dst_dc && !src_dc => {
             profiles.touch((Subject::Dc, dst), time);
-            profiles.touch((Subject::Computer, src), time);
+            touch_computer(profiles, src);
         }
         (Some(src), Some(dst)) if src_dc && !dst_dc => {
             profiles.touch((Subject::Dc, src), time);
-            profiles.touch((Subject::Computer, dst), time);
+            touch_computer(profiles, dst);
         }
-        (Some(src), _) if !src_dc => {
-            profiles.touch((Subject::Computer, src), time);
-        }
+        (Some(src), _) if !src_dc => touch_computer(profiles, src),
         _ => {}
     }
-    if let (Some(Body::Kerberos(kerberos)), Some(src)) = (seen.body(), seen.src) {
-        use kerberos_activity::Type;
-        let aes = match Type::try_from(kerberos.r#type) {
-            Ok(Type::AsReq) if is_pre_authenticated(kerberos) => Some(AS_ETYPE).filter(|_| {
-                is_aes(kerberos.timestamp_etype)
-                    || (kerberos.timestamp_etype == 0
-                        && kerberos.etypes.first().is_some_and(|etype| is_aes(*etype)))
-            }),
-            Ok(Type::TgsReq) => Some(TGT_ETYPE).filter(|_| is_aes(kerberos.ticket_etype)),
-            _ => None,
-        };
-        if let Some(facet) = aes {
-            profiles.learn((Subject::Computer, src), time, facet, "aes");
-        }
+    if let (Some(facet), Some(src), false) = (aes, seen.src, aes_learned) {
+        profiles.learn((Subject::Computer, src), time, facet, "aes");
     }
     if let Some((user, computer)) = logon(seen) {
         profiles.learn(&user_key(user), time, LOGON, &computer.to_string());
@@ -219,17 +235,89 @@ pub fn learn(
 mod tests {
     use std::sync::Arc;
 
-    use super::DcTests;
+    use super::{AS_ETYPE, DcTests, TGT_ETYPE};
     use crate::{
-        config::Config, detectors::testing::krb_error, knowledge::Knowledge, observed::Observed,
+        config::Config,
+        detectors::testing::{DC, as_req, kerberos, krb_error, tgs_req},
+        knowledge::Knowledge,
+        observed::Observed,
+        profiles::{Profiles, Subject},
     };
+
+    #[test]
+    fn a_kerberos_request_teaches_its_sender_aes_whichever_end_is_a_dc() {
+        use dcwatch_proto::v1::kerberos_activity::Type;
+        let mut knowledge = Knowledge::new(&Config::test_mode(), Arc::default());
+        let (mut profiles, mut tests) = (Profiles::default(), DcTests::default());
+        let mut learn = |knowledge: &Knowledge, activity| {
+            let seen = Observed::new(&activity, "").expect("a timed activity");
+            super::learn(&mut profiles, &seen, knowledge, &mut tests);
+            profiles
+                .get((Subject::Computer, seen.src.expect("a sender")))
+                .map(|profile| {
+                    (
+                        profile.knows(AS_ETYPE, "aes"),
+                        profile.knows(TGT_ETYPE, "aes"),
+                    )
+                })
+        };
+        // No DC known yet: the sender is a computer of its own.
+        assert_eq!(
+            learn(&knowledge, as_req(0, "10.0.0.7:50000", "alice", |_| {})),
+            Some((true, false))
+        );
+        // The KDC answered: from then on the request goes from a computer to a DC.
+        let reply = krb_error(1, "10.0.0.8:50001", "bob", 25);
+        knowledge.learn(&Observed::new(&reply, "").expect("a timed activity"));
+        assert_eq!(
+            learn(
+                &knowledge,
+                tgs_req(2, "10.0.0.8:50002", "cifs/fs1", &[1; 16], |_| {})
+            ),
+            Some((false, true))
+        );
+        // RC4 pre-authentication teaches nothing.
+        assert_eq!(
+            learn(
+                &knowledge,
+                as_req(3, "10.0.0.9:50003", "carol", |body| {
+                    body.timestamp_etype = 23;
+                })
+            ),
+            Some((false, false))
+        );
+        // A DC's own requests, to another computer and to itself: the DC's computer profile
+        // learns them, as a sender's does.
+        let from_dc = |offset, dst: &str| {
+            kerberos(
+                offset,
+                &format!("{DC}:50004"),
+                dst,
+                Type::AsReq,
+                "dc1$",
+                |body| {
+                    body.encrypted_timestamp = true;
+                    body.timestamp_etype = 18;
+                    body.pa_data_types = vec![2];
+                },
+            )
+        };
+        assert_eq!(
+            learn(&knowledge, from_dc(4, "10.0.0.10:88")),
+            Some((true, false))
+        );
+        assert_eq!(
+            learn(&knowledge, from_dc(5, &format!("{DC}:88"))),
+            Some((true, false))
+        );
+    }
 
     #[test]
     fn a_user_key_is_the_subject_key_of_the_account_key() {
         for name in ["LAB\\Alice", "alice@LAB.EXAMPLE", "bob", "LAB\\ÉLODIE", ""] {
             assert_eq!(
                 super::user_key(name),
-                crate::profiles::Subject::User.key(&crate::knowledge::account_key(name)),
+                Subject::User.key(&crate::knowledge::account_key(name)),
                 "{name}"
             );
         }
