@@ -195,6 +195,18 @@ pub struct FrameInfo {
     pub by_account: bool,
 }
 
+/// The frame of a block's `index` that may hold the activity at `position` of batch
+/// `sequence`: a block's frames (its account frames come after them) hold its activities in
+/// (sequence, position) order, so it is the last that starts at or before that. Found by
+/// bisection: an index has hundreds of frames, and walking them from its end took 13% of an
+/// evidence lookup's instructions (callgrind).
+pub fn frame_holding(index: &[FrameInfo], sequence: u64, position: u64) -> Option<usize> {
+    let frames = index.partition_point(|frame| !frame.by_account);
+    index[..frames]
+        .partition_point(|frame| (frame.first_sequence, frame.first_position) <= (sequence, position))
+        .checked_sub(1)
+}
+
 /// The keys of one activity: protocol, account name and addresses, as [`protocol_key`],
 /// [`account_key`], [`address_key`] spell them; each with whether it is the account's.
 fn activity_keys(activity: &Activity, mut key: impl FnMut(String, bool)) {

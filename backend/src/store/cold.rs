@@ -30,6 +30,14 @@ pub(crate) trait Tier {
     fn block_rows(&mut self, filter: Filter) -> Result<Vec<BlockRow>, StoreError>;
     /// The blocks `key` is in that name its frames, with those frames' postings.
     fn postings(&mut self, key: &str) -> Result<HashMap<i64, Vec<u8>>, StoreError>;
+    /// The row of `sensor_id`'s block that starts nearest at or before `sequence`: the one
+    /// holding it, unless blocks overlap there ([`Self::blocks_holding`]). One index entry
+    /// read, where [`Self::blocks_holding`] reads every block of the sensor up to `sequence`.
+    fn nearest_block(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+    ) -> Result<Option<BlockRow>, StoreError>;
     /// The rows of `sensor_id`'s blocks whose batches span `sequence`.
     fn blocks_holding(
         &mut self,
@@ -281,7 +289,8 @@ struct Frames {
 /// its activity; a frame looked up again is likely to be again (an alert's page reopened).
 #[derive(Clone, Debug)]
 enum KeptFrame {
-    Plain(Arc<[u8]>),
+    /// In the vector it was decompressed into: an `Arc<[u8]>` would copy it.
+    Plain(Arc<Vec<u8>>),
     Parsed(Arc<blocks::ParsedFrame>),
 }
 
@@ -571,6 +580,28 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         })
     }
 
+    /// The activity at `position` of batch `sequence`, if `block` holds it.
+    fn activity_in_block(
+        &mut self,
+        block: &BlockRow,
+        sequence: u64,
+        position: u64,
+    ) -> Result<Option<Activity>, StoreError> {
+        let index = match self.contents(block)? {
+            Contents::Frames(index) => index,
+            Contents::Whole(entries) => {
+                return Ok(entries
+                    .into_iter()
+                    .find(|entry| entry.sequence == sequence && entry.position == position)
+                    .map(|entry| entry.activity));
+            }
+        };
+        match blocks::frame_holding(&index, sequence, position) {
+            Some(number) => self.activity_in_frame(block, &index, number, sequence, position),
+            None => Ok(None),
+        }
+    }
+
     /// The activity at `position` of batch `sequence` in frame `number` of `block` (`index`
     /// its frame index), the frame read from the cache, or kept there for the next lookups in
     /// it: decompressed at the first, parsed at the second ([`KeptFrame`]).
@@ -606,11 +637,9 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
             }
             None => {
                 let frame = self.tier.blob(Blob::Frame, id)?;
-                let plain: Arc<[u8]> = self
-                    .with_decompressor(block, |decompressor| {
-                        blocks::decompress_frame(&frame, info, decompressor)
-                    })?
-                    .into();
+                let plain = Arc::new(self.with_decompressor(block, |decompressor| {
+                    blocks::decompress_frame(&frame, info, decompressor)
+                })?);
                 self.cache
                     .keep_frame(id, index, KeptFrame::Plain(Arc::clone(&plain)));
                 plain
@@ -896,7 +925,8 @@ fn hold(
     }));
 }
 
-/// The compacted activity at (`sensor_id`, `sequence`, `position`).
+/// The compacted activity at (`sensor_id`, `sequence`, `position`) (the newest block's, were
+/// there two).
 pub(crate) fn activity_at<T: Tier + ?Sized>(
     tier: &mut T,
     cache: &BlockCache,
@@ -904,28 +934,25 @@ pub(crate) fn activity_at<T: Tier + ?Sized>(
     sequence: u64,
     position: u64,
 ) -> Result<Option<Activity>, StoreError> {
-    let candidates = tier.blocks_holding(sensor_id, sequence)?;
+    // The block starting nearest before it holds it, but where blocks overlap: rows are
+    // compacted by id once old enough, so a late row of an older batch goes to a later block,
+    // and a batch cut between two blocks starts the second. Those are looked up in every block
+    // spanning the sequence, which walks every block of the sensor up to it.
+    let nearest = tier
+        .nearest_block(sensor_id, sequence)?
+        .filter(|block| block.last_sequence >= sequence);
     let mut reader = BlockReader::new(tier, cache);
-    let at = |entry: &blocks::Entry| entry.sequence == sequence && entry.position == position;
-    for block in candidates {
-        let index = match reader.contents(&block)? {
-            Contents::Frames(index) => index,
-            Contents::Whole(entries) => match entries.into_iter().find(at) {
-                Some(entry) => return Ok(Some(entry.activity)),
-                None => continue,
-            },
-        };
-        // A block's frames (not its account frames) hold activities in (sequence, position)
-        // order: the one that may hold it is the last that starts at or before it.
-        let Some(number) = index.iter().rposition(|frame| {
-            !frame.by_account
-                && (frame.first_sequence, frame.first_position) <= (sequence, position)
-        }) else {
+    if let Some(block) = &nearest
+        && let Some(activity) = reader.activity_in_block(block, sequence, position)?
+    {
+        return Ok(Some(activity));
+    }
+    let candidates = reader.tier().blocks_holding(sensor_id, sequence)?;
+    for block in &candidates {
+        if nearest.as_ref().is_some_and(|nearest| nearest.same_block(block)) {
             continue;
-        };
-        if let Some(activity) =
-            reader.activity_in_frame(&block, &index, number, sequence, position)?
-        {
+        }
+        if let Some(activity) = reader.activity_in_block(block, sequence, position)? {
             return Ok(Some(activity));
         }
     }

@@ -61,6 +61,23 @@ impl Tier for Sqlite<'_> {
             .collect::<Result<_, _>>()?)
     }
 
+    fn nearest_block(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+    ) -> Result<Option<BlockRow>, StoreError> {
+        // `SEARCH activity_blocks USING COVERING INDEX activity_blocks_holding (sensor_id=?
+        // AND first_sequence<?)`, walked from its end: no sort, one entry read.
+        Ok(self
+            .0
+            .prepare_cached(&format!(
+                "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE sensor_id = ?1
+                 AND first_sequence <= ?2 ORDER BY first_sequence DESC LIMIT 1"
+            ))?
+            .query_row(params![sensor_id, to_i64(sequence)], block_row)
+            .optional()?)
+    }
+
     fn blocks_holding(
         &mut self,
         sensor_id: &str,

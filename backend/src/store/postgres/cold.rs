@@ -115,6 +115,24 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
             .collect())
     }
 
+    fn nearest_block(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+    ) -> Result<Option<BlockRow>, StoreError> {
+        Ok(self
+            .0
+            .query_opt(
+                &format!(
+                    "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE sensor_id = $1
+                     AND first_sequence <= $2 ORDER BY first_sequence DESC LIMIT 1"
+                ),
+                &[&sensor_id, &to_i64(sequence)],
+            )?
+            .as_ref()
+            .map(block_row))
+    }
+
     fn blocks_holding(
         &mut self,
         sensor_id: &str,
