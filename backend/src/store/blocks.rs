@@ -981,6 +981,24 @@ pub fn decompress_frame(
     Ok(plain)
 }
 
+/// [`decompress_frame`] into `plain`, replacing what it held: a buffer reused between frames.
+pub fn decompress_frame_into(
+    frame: &[u8],
+    info: &FrameInfo,
+    decompressor: &mut zstd::bulk::Decompressor<'_>,
+    plain: &mut Vec<u8>,
+) -> Result<(), BlockError> {
+    plain.clear();
+    plain.reserve(info.plain_len);
+    decompressor
+        .decompress_to_buffer(frame, plain)
+        .map_err(BlockError::Zstd)?;
+    if plain.len() != info.plain_len {
+        return Err(BlockError::Malformed);
+    }
+    Ok(())
+}
+
 /// [`decode_frame`] on a frame already decompressed ([`decompress_frame`]).
 pub fn decode_plain(
     sensor_id: &str,

@@ -9,7 +9,7 @@ pub(crate) use sqlite::Sqlite;
 
 use std::{
     cell::RefCell,
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
     sync::Arc,
 };
 
@@ -239,9 +239,17 @@ impl BlockRow {
 /// 32,768 activities a block, 8.4 million activities (about 7 hours at 1000 packets/s).
 const INDEXED_BLOCKS: usize = 256;
 
-/// Bytes of frames a store keeps for evidence lookups, decompressed or parsed: about 250
-/// frames of 64 activities, the evidence of a few dozen alerts.
+/// Bytes of parsed frames a store keeps for evidence lookups: about 250 frames of 64
+/// activities, the evidence of a few dozen alerts.
 const KEPT_FRAME_BYTES: usize = 4 << 20;
+
+/// Frames evidence lookups decompressed whose ids a store keeps ([`Seen`]): four times the
+/// frames [`KEPT_FRAME_BYTES`] holds, 32 KiB of ids.
+const SEEN_FRAMES: usize = 1024;
+
+/// The capacity the buffer evidence lookups decompress frames into keeps between lookups: a
+/// frame of 64 activities is a few KiB, and one of huge activities up to about 1 MiB.
+const KEPT_PLAIN_CAPACITY: usize = 256 << 10;
 
 /// What a store keeps of the compacted blocks it read last, so that reading them again takes
 /// neither SQL nor decompression: their frame indexes, the frames evidence was looked up in,
@@ -250,6 +258,10 @@ const KEPT_FRAME_BYTES: usize = 4 << 20;
 pub(crate) struct BlockCache {
     indexes: RefCell<Indexes>,
     frames: RefCell<Frames>,
+    seen: RefCell<Seen>,
+    /// The frame an evidence lookup decompressed last: one buffer, warm in the processor's
+    /// caches, not an allocation a lookup.
+    plain: RefCell<Vec<u8>>,
     /// Each dictionary's SHA-256 by its id: dictionaries are never deleted, so an id names
     /// one for the store's life.
     digests: RefCell<HashMap<i64, [u8; 32]>>,
@@ -267,41 +279,35 @@ struct Indexes {
     order: VecDeque<i64>,
 }
 
-/// Frames evidence lookups decompressed, up to [`KEPT_FRAME_BYTES`]: an alert's evidence is
-/// close in time and shares frames, and an alert's page is opened more than once, while a
-/// lookup's decompression with the 1 MiB dictionary costs more than the rest of it. A frame
-/// looked up again is kept parsed ([`KeptFrame`]). Kept by frame id ([`frame_id`]) with the
-/// index of the block they were read under, and given back only for that same index (the one
-/// [`Indexes`] gives for the block's row: this entry keeps it alive, so no other index takes
-/// its address, even once [`Indexes`] dropped it); the oldest decompressed is dropped first.
+/// Frames evidence lookups read more than once, parsed, up to [`KEPT_FRAME_BYTES`]: an
+/// alert's evidence is close in time and shares frames, and an alert's page is opened more
+/// than once, while a lookup's decompression with the 1 MiB dictionary costs more than the
+/// rest of it. Kept by frame id ([`frame_id`]) with the index of the block they were read
+/// under, and given back only for that same index (the one [`Indexes`] gives for the block's
+/// row: this entry keeps it alive, so no other index takes its address, even once [`Indexes`]
+/// dropped it); the oldest parsed is dropped first.
 #[derive(Debug, Default)]
 struct Frames {
     /// Each frame with the index of the block it was read under.
-    by_id: HashMap<i64, (Arc<[blocks::FrameInfo]>, KeptFrame)>,
-    /// Frame ids, the oldest decompressed first.
+    by_id: HashMap<i64, (Arc<[blocks::FrameInfo]>, Arc<blocks::ParsedFrame>)>,
+    /// Frame ids, the oldest parsed first.
     order: VecDeque<i64>,
-    /// The bytes of those kept ([`KeptFrame::size`]).
+    /// The bytes of those kept ([`blocks::ParsedFrame::size`]).
     bytes: usize,
 }
 
-/// A frame as [`Frames`] keeps it: decompressed at its first lookup, parsed at the next. Most
-/// evidence is looked up once, and parsing a frame walks all of it where one lookup walks to
-/// its activity; a frame looked up again is likely to be again (an alert's page reopened).
-#[derive(Clone, Debug)]
-enum KeptFrame {
-    /// In the vector it was decompressed into: an `Arc<[u8]>` would copy it.
-    Plain(Arc<Vec<u8>>),
-    Parsed(Arc<blocks::ParsedFrame>),
-}
-
-impl KeptFrame {
-    /// The bytes it takes, as [`KEPT_FRAME_BYTES`] counts them.
-    fn size(&self) -> usize {
-        match self {
-            Self::Plain(plain) => plain.len(),
-            Self::Parsed(parsed) => parsed.size(),
-        }
-    }
+/// The frames evidence lookups decompressed once, by id, the newest [`SEEN_FRAMES`]: a frame
+/// looked up again is likely to be again (an alert's page reopened), and is kept parsed
+/// ([`Frames`]). Only ids: most evidence is looked up once, and keeping each frame it
+/// decompressed (allocated, and dropped from a cache that turns over every few hundred
+/// lookups) made a lookup of evidence never read before cost more than decompressing again
+/// the frames read twice. An id that a reused block id names again only has that block's
+/// frame parsed at its first lookup.
+#[derive(Debug, Default)]
+struct Seen {
+    ids: HashSet<i64>,
+    /// The same ids, the oldest seen first.
+    order: VecDeque<i64>,
 }
 
 impl BlockCache {
@@ -328,14 +334,14 @@ impl BlockCache {
     }
 
     /// Frame `id`, if kept for the block whose index is `index`.
-    fn frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>) -> Option<KeptFrame> {
+    fn frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>) -> Option<Arc<blocks::ParsedFrame>> {
         let frames = self.frames.borrow();
         let (kept_for, frame) = frames.by_id.get(&id)?;
-        Arc::ptr_eq(kept_for, index).then(|| frame.clone())
+        Arc::ptr_eq(kept_for, index).then(|| Arc::clone(frame))
     }
 
     /// Keeps frame `id` of the block whose index is `index`, in place of what was kept of it.
-    fn keep_frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>, frame: KeptFrame) {
+    fn keep_frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>, frame: Arc<blocks::ParsedFrame>) {
         let size = frame.size();
         if size > KEPT_FRAME_BYTES {
             return;
@@ -354,6 +360,22 @@ impl BlockCache {
                 frames.bytes -= dropped.size();
             }
         }
+    }
+
+    /// Whether frame `id` was decompressed before (among the last [`SEEN_FRAMES`]); it is
+    /// from now on.
+    fn seen_before(&self, id: i64) -> bool {
+        let mut seen = self.seen.borrow_mut();
+        if !seen.ids.insert(id) {
+            return true;
+        }
+        seen.order.push_back(id);
+        while seen.order.len() > SEEN_FRAMES {
+            if let Some(oldest) = seen.order.pop_front() {
+                seen.ids.remove(&oldest);
+            }
+        }
+        false
     }
 }
 
@@ -603,8 +625,8 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
     }
 
     /// The activity at `position` of batch `sequence` in frame `number` of `block` (`index`
-    /// its frame index), the frame read from the cache, or kept there for the next lookups in
-    /// it: decompressed at the first, parsed at the second ([`KeptFrame`]).
+    /// its frame index), the frame read from the cache, or kept there parsed for the next
+    /// lookups in it if it was decompressed before ([`Seen`]).
     fn activity_in_frame(
         &mut self,
         block: &BlockRow,
@@ -621,39 +643,40 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         let info = index
             .get(number)
             .ok_or_else(|| failed(blocks::BlockError::Malformed))?;
-        let plain = match self.cache.frame(id, index) {
-            Some(KeptFrame::Parsed(parsed)) => {
-                return parsed
-                    .activity_at(&block.sensor_id, sequence, position)
-                    .map_err(failed);
-            }
-            Some(KeptFrame::Plain(plain)) => {
-                let parsed = Arc::new(blocks::ParsedFrame::parse(&plain, info).map_err(failed)?);
-                self.cache
-                    .keep_frame(id, index, KeptFrame::Parsed(Arc::clone(&parsed)));
-                return parsed
-                    .activity_at(&block.sensor_id, sequence, position)
-                    .map_err(failed);
-            }
-            None => {
-                let frame = self.tier.blob(Blob::Frame, id)?;
-                let plain = Arc::new(self.with_decompressor(block, |decompressor| {
-                    blocks::decompress_frame(&frame, info, decompressor)
-                })?);
-                self.cache
-                    .keep_frame(id, index, KeptFrame::Plain(Arc::clone(&plain)));
-                plain
-            }
+        if let Some(parsed) = self.cache.frame(id, index) {
+            return parsed
+                .activity_at(&block.sensor_id, sequence, position)
+                .map_err(failed);
+        }
+        let frame = self.tier.blob(Blob::Frame, id)?;
+        let cache = self.cache;
+        let mut plain = cache.plain.borrow_mut();
+        self.with_decompressor(block, |decompressor| {
+            blocks::decompress_frame_into(&frame, info, decompressor, &mut plain)
+        })?;
+        let found = if cache.seen_before(id) {
+            let parsed = Arc::new(blocks::ParsedFrame::parse(&plain, info).map_err(failed)?);
+            cache.keep_frame(id, index, Arc::clone(&parsed));
+            parsed
+                .activity_at(&block.sensor_id, sequence, position)
+                .map_err(failed)?
+        } else {
+            blocks::decode_plain(
+                &block.sensor_id,
+                &plain,
+                info,
+                &blocks::Sieve::at(sequence, position),
+                |_, _, _| true,
+            )
+            .map_err(failed)?
+            .into_iter()
+            .next()
+            .map(|entry| entry.activity)
         };
-        let found = blocks::decode_plain(
-            &block.sensor_id,
-            &plain,
-            info,
-            &blocks::Sieve::at(sequence, position),
-            |_, _, _| true,
-        )
-        .map_err(failed)?;
-        Ok(found.into_iter().next().map(|entry| entry.activity))
+        if plain.capacity() > KEPT_PLAIN_CAPACITY {
+            *plain = Vec::new();
+        }
+        Ok(found)
     }
 
     /// Runs `work` with this thread's decompressor for `block`'s dictionary; its errors are
