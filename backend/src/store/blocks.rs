@@ -203,7 +203,9 @@ pub struct FrameInfo {
 pub fn frame_holding(index: &[FrameInfo], sequence: u64, position: u64) -> Option<usize> {
     let frames = index.partition_point(|frame| !frame.by_account);
     index[..frames]
-        .partition_point(|frame| (frame.first_sequence, frame.first_position) <= (sequence, position))
+        .partition_point(|frame| {
+            (frame.first_sequence, frame.first_position) <= (sequence, position)
+        })
         .checked_sub(1)
 }
 
@@ -1084,6 +1086,15 @@ impl ParsedFrame {
     /// The bytes it takes, as a cache counts them.
     pub fn size(&self) -> usize {
         self.bytes.len() + self.rows.len() * size_of::<RowAt>()
+    }
+
+    /// A frame of no activity taking `bytes` bytes, to fill a cache.
+    #[cfg(test)]
+    pub(crate) fn filler(bytes: usize) -> Self {
+        Self {
+            rows: Vec::new(),
+            bytes: vec![0; bytes],
+        }
     }
 
     /// The activity at `position` of batch `sequence` (the first, were there two), whole.

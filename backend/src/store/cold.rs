@@ -243,9 +243,11 @@ const INDEXED_BLOCKS: usize = 256;
 /// activities, the evidence of a few dozen alerts.
 const KEPT_FRAME_BYTES: usize = 4 << 20;
 
-/// Frames evidence lookups decompressed whose ids a store keeps ([`Seen`]): four times the
-/// frames [`KEPT_FRAME_BYTES`] holds, 32 KiB of ids.
-const SEEN_FRAMES: usize = 1024;
+/// Frames evidence lookups decompressed whose ids a store keeps ([`Seen`]): about as many as
+/// [`KEPT_FRAME_BYTES`] holds parsed. A frame read again after more lookups than that would
+/// be dropped before it is read a third time: parsing it (all its activities) would cost more
+/// than decoding the one wanted.
+const SEEN_FRAMES: usize = 256;
 
 /// The capacity the buffer evidence lookups decompress frames into keeps between lookups: a
 /// frame of 64 activities is a few KiB, and one of huge activities up to about 1 MiB.
@@ -341,7 +343,12 @@ impl BlockCache {
     }
 
     /// Keeps frame `id` of the block whose index is `index`, in place of what was kept of it.
-    fn keep_frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>, frame: Arc<blocks::ParsedFrame>) {
+    fn keep_frame(
+        &self,
+        id: i64,
+        index: &Arc<[blocks::FrameInfo]>,
+        frame: Arc<blocks::ParsedFrame>,
+    ) {
         let size = frame.size();
         if size > KEPT_FRAME_BYTES {
             return;
@@ -972,7 +979,10 @@ pub(crate) fn activity_at<T: Tier + ?Sized>(
     }
     let candidates = reader.tier().blocks_holding(sensor_id, sequence)?;
     for block in &candidates {
-        if nearest.as_ref().is_some_and(|nearest| nearest.same_block(block)) {
+        if nearest
+            .as_ref()
+            .is_some_and(|nearest| nearest.same_block(block))
+        {
             continue;
         }
         if let Some(activity) = reader.activity_in_block(block, sequence, position)? {
@@ -1217,25 +1227,20 @@ mod tests {
         let index: Arc<[blocks::FrameInfo]> = vec![info].into();
         let other: Arc<[blocks::FrameInfo]> = vec![info].into();
         let quarter = KEPT_FRAME_BYTES / 4;
-        let plain = |byte: u8, length: usize| KeptFrame::Plain(vec![byte; length].into());
-        let first_byte = |frame: KeptFrame| match frame {
-            KeptFrame::Plain(plain) => plain.first().copied(),
-            KeptFrame::Parsed(_) => None,
-        };
+        let frame = |length: usize| Arc::new(blocks::ParsedFrame::filler(length));
         for id in 0..6 {
-            cache.keep_frame(id, &index, plain(u8::try_from(id).expect("small"), quarter));
+            cache.keep_frame(id, &index, frame(quarter));
         }
         assert!(cache.frames.borrow().bytes <= KEPT_FRAME_BYTES);
         let kept: Vec<i64> = (0..6)
             .filter(|id| cache.frame(*id, &index).is_some())
             .collect();
         assert_eq!(kept, [2, 3, 4, 5], "the four newest fit");
-        assert_eq!(first_byte(cache.frame(5, &index).expect("kept")), Some(5));
         assert!(
             cache.frame(5, &other).is_none(),
             "given back for the index it was read under only"
         );
-        cache.keep_frame(9, &index, plain(0, KEPT_FRAME_BYTES + 1));
+        cache.keep_frame(9, &index, frame(KEPT_FRAME_BYTES + 1));
         assert!(
             cache.frame(9, &index).is_none(),
             "larger than the whole cache"
@@ -1244,11 +1249,24 @@ mod tests {
             cache.frame(2, &index).map(|frame| frame.size()),
             Some(quarter)
         );
-        // A frame parsed (here one of no activity) takes the place of its plain bytes, and
-        // their count.
-        let parsed = blocks::ParsedFrame::parse(&[0, 0, 0], &info).expect("an empty frame");
-        cache.keep_frame(5, &index, KeptFrame::Parsed(parsed.into()));
-        assert!(matches!(cache.frame(5, &index), Some(KeptFrame::Parsed(_))));
+        // A frame kept again takes the place of what was kept of it, and of its count.
+        cache.keep_frame(5, &index, frame(0));
+        assert_eq!(cache.frame(5, &index).map(|frame| frame.size()), Some(0));
         assert_eq!(cache.frames.borrow().bytes, 3 * quarter);
+    }
+
+    #[test]
+    fn frames_seen_are_the_newest_bounded_in_number() {
+        let cache = BlockCache::default();
+        assert!(!cache.seen_before(7), "new");
+        assert!(cache.seen_before(7), "seen once");
+        for id in 100..100 + i64::try_from(SEEN_FRAMES).expect("small") {
+            assert!(!cache.seen_before(id));
+        }
+        assert_eq!(cache.seen.borrow().ids.len(), SEEN_FRAMES);
+        assert_eq!(cache.seen.borrow().order.len(), SEEN_FRAMES);
+        assert!(!cache.seen_before(7), "forgotten once the oldest");
+        assert!(cache.seen_before(101), "remembered");
+        assert!(!cache.seen_before(100), "the oldest, dropped for 7");
     }
 }
