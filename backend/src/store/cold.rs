@@ -190,6 +190,16 @@ pub(crate) struct BlockRow {
 pub(in crate::store) const BLOCK_COLUMNS: &str = "id, sensor_id, min_time_ns, first_sequence,
     format, dictionary_id, last_sequence, max_time_ns, count";
 
+/// The query [`Tier::nearest_block`] runs, in both stores' SQL (SQLite binds `$1` by position
+/// too). On SQLite: `SEARCH activity_blocks USING COVERING INDEX activity_blocks_holding
+/// (sensor_id=? AND first_sequence<?)`, walked from its end: no sort, one entry read.
+pub(in crate::store) fn nearest_block_sql() -> String {
+    format!(
+        "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE sensor_id = $1
+         AND first_sequence <= $2 ORDER BY first_sequence DESC LIMIT 1"
+    )
+}
+
 impl BlockRow {
     /// Whether `other` is this row: the same block, not one that took its id once it was
     /// deleted (a block is never rewritten; ids are reused after the highest is deleted).

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 
 use super::{
     BLOCK_COLUMNS, Blob, BlockRow, NewBlock, StoredDictionary, Tier, TierWriter, frame_id,
+    nearest_block_sql,
 };
 use crate::store::{Dialect, Filter, StoreError, alerts::sqlite_value, blocks, to_i64, to_u64};
 
@@ -66,14 +67,9 @@ impl Tier for Sqlite<'_> {
         sensor_id: &str,
         sequence: u64,
     ) -> Result<Option<BlockRow>, StoreError> {
-        // `SEARCH activity_blocks USING COVERING INDEX activity_blocks_holding (sensor_id=?
-        // AND first_sequence<?)`, walked from its end: no sort, one entry read.
         Ok(self
             .0
-            .prepare_cached(&format!(
-                "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE sensor_id = ?1
-                 AND first_sequence <= ?2 ORDER BY first_sequence DESC LIMIT 1"
-            ))?
+            .prepare_cached(&nearest_block_sql())?
             .query_row(params![sensor_id, to_i64(sequence)], block_row)
             .optional()?)
     }

@@ -15,7 +15,7 @@ use crate::store::{
     Dialect, Filter, Ordered, StoreError, StoredActivity, blocks,
     cold::{
         BLOCK_COLUMNS, Blob, BlockRow, NEWEST_DICTIONARY, NewBlock, StoredDictionary, Tier,
-        TierWriter, delete_blocks,
+        TierWriter, delete_blocks, nearest_block_sql,
     },
     to_i64, to_u64,
 };
@@ -122,13 +122,7 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
     ) -> Result<Option<BlockRow>, StoreError> {
         Ok(self
             .0
-            .query_opt(
-                &format!(
-                    "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE sensor_id = $1
-                     AND first_sequence <= $2 ORDER BY first_sequence DESC LIMIT 1"
-                ),
-                &[&sensor_id, &to_i64(sequence)],
-            )?
+            .query_opt(&nearest_block_sql(), &[&sensor_id, &to_i64(sequence)])?
             .as_ref()
             .map(block_row))
     }
