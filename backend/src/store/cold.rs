@@ -9,7 +9,7 @@ pub(crate) use sqlite::Sqlite;
 
 use std::{
     cell::RefCell,
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
     sync::Arc,
 };
 
@@ -30,6 +30,14 @@ pub(crate) trait Tier {
     fn block_rows(&mut self, filter: Filter) -> Result<Vec<BlockRow>, StoreError>;
     /// The blocks `key` is in that name its frames, with those frames' postings.
     fn postings(&mut self, key: &str) -> Result<HashMap<i64, Vec<u8>>, StoreError>;
+    /// The row of `sensor_id`'s block that starts nearest at or before `sequence`: the one
+    /// holding it, unless blocks overlap there ([`Self::blocks_holding`]). One index entry
+    /// read, where [`Self::blocks_holding`] reads every block of the sensor up to `sequence`.
+    fn nearest_block(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+    ) -> Result<Option<BlockRow>, StoreError>;
     /// The rows of `sensor_id`'s blocks whose batches span `sequence`.
     fn blocks_holding(
         &mut self,
@@ -189,6 +197,16 @@ pub(crate) struct BlockRow {
 pub(in crate::store) const BLOCK_COLUMNS: &str = "id, sensor_id, min_time_ns, first_sequence,
     format, dictionary_id, last_sequence, max_time_ns, count";
 
+/// The query [`Tier::nearest_block`] runs, in both stores' SQL (SQLite binds `$1` by position
+/// too). On SQLite: `SEARCH activity_blocks USING COVERING INDEX activity_blocks_holding
+/// (sensor_id=? AND first_sequence<?)`, walked from its end: no sort, one entry read.
+pub(in crate::store) fn nearest_block_sql() -> String {
+    format!(
+        "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE sensor_id = $1
+         AND first_sequence <= $2 ORDER BY first_sequence DESC LIMIT 1"
+    )
+}
+
 impl BlockRow {
     /// Whether `other` is this row: the same block, not one that took its id once it was
     /// deleted (a block is never rewritten; ids are reused after the highest is deleted).
@@ -238,9 +256,19 @@ impl BlockRow {
 /// 32,768 activities a block, 8.4 million activities (about 7 hours at 1000 packets/s).
 const INDEXED_BLOCKS: usize = 256;
 
-/// Bytes of frames a store keeps for evidence lookups, decompressed or parsed: about 250
-/// frames of 64 activities, the evidence of a few dozen alerts.
+/// Bytes of parsed frames a store keeps for evidence lookups: about 250 frames of 64
+/// activities, the evidence of a few dozen alerts.
 const KEPT_FRAME_BYTES: usize = 4 << 20;
+
+/// Frames evidence lookups decompressed whose ids a store keeps ([`Seen`]): about as many as
+/// [`KEPT_FRAME_BYTES`] holds parsed. A frame read again after more lookups than that would
+/// be dropped before it is read a third time: parsing it (all its activities) would cost more
+/// than decoding the one wanted.
+const SEEN_FRAMES: usize = 256;
+
+/// The capacity the buffer evidence lookups decompress frames into keeps between lookups: a
+/// frame of 64 activities is a few KiB, and one of huge activities up to about 1 MiB.
+const KEPT_PLAIN_CAPACITY: usize = 256 << 10;
 
 /// What a store keeps of the compacted blocks it read last, so that reading them again takes
 /// neither SQL nor decompression: their frame indexes, the frames evidence was looked up in,
@@ -249,6 +277,10 @@ const KEPT_FRAME_BYTES: usize = 4 << 20;
 pub(crate) struct BlockCache {
     indexes: RefCell<Indexes>,
     frames: RefCell<Frames>,
+    seen: RefCell<Seen>,
+    /// The frame an evidence lookup decompressed last: one buffer, warm in the processor's
+    /// caches, not an allocation a lookup.
+    plain: RefCell<Vec<u8>>,
     /// Each dictionary's SHA-256 by its id: dictionaries are never deleted, so an id names
     /// one for the store's life.
     digests: RefCell<HashMap<i64, [u8; 32]>>,
@@ -266,40 +298,36 @@ struct Indexes {
     order: VecDeque<i64>,
 }
 
-/// Frames evidence lookups decompressed, up to [`KEPT_FRAME_BYTES`]: an alert's evidence is
-/// close in time and shares frames, and an alert's page is opened more than once, while a
-/// lookup's decompression with the 1 MiB dictionary costs more than the rest of it. A frame
-/// looked up again is kept parsed ([`KeptFrame`]). Kept by frame id ([`frame_id`]) with the
-/// index of the block they were read under, and given back only for that same index (the one
-/// [`Indexes`] gives for the block's row: this entry keeps it alive, so no other index takes
-/// its address, even once [`Indexes`] dropped it); the oldest decompressed is dropped first.
+/// Frames evidence lookups read more than once, parsed, up to [`KEPT_FRAME_BYTES`]: an
+/// alert's evidence is close in time and shares frames, and an alert's page is opened more
+/// than once, while a lookup's decompression with the 1 MiB dictionary costs more than the
+/// rest of it. Kept by frame id ([`frame_id`]) with the index of the block they were read
+/// under, and given back only for that same index (the one [`Indexes`] gives for the block's
+/// row: this entry keeps it alive, so no other index takes its address, even once [`Indexes`]
+/// dropped it); the oldest parsed is dropped first.
 #[derive(Debug, Default)]
 struct Frames {
     /// Each frame with the index of the block it was read under.
-    by_id: HashMap<i64, (Arc<[blocks::FrameInfo]>, KeptFrame)>,
-    /// Frame ids, the oldest decompressed first.
+    by_id: HashMap<i64, (Arc<[blocks::FrameInfo]>, Arc<blocks::ParsedFrame>)>,
+    /// Frame ids, the oldest parsed first.
     order: VecDeque<i64>,
-    /// The bytes of those kept ([`KeptFrame::size`]).
+    /// The bytes of those kept ([`blocks::ParsedFrame::size`]).
     bytes: usize,
 }
 
-/// A frame as [`Frames`] keeps it: decompressed at its first lookup, parsed at the next. Most
-/// evidence is looked up once, and parsing a frame walks all of it where one lookup walks to
-/// its activity; a frame looked up again is likely to be again (an alert's page reopened).
-#[derive(Clone, Debug)]
-enum KeptFrame {
-    Plain(Arc<[u8]>),
-    Parsed(Arc<blocks::ParsedFrame>),
-}
-
-impl KeptFrame {
-    /// The bytes it takes, as [`KEPT_FRAME_BYTES`] counts them.
-    fn size(&self) -> usize {
-        match self {
-            Self::Plain(plain) => plain.len(),
-            Self::Parsed(parsed) => parsed.size(),
-        }
-    }
+/// The frames evidence lookups decompressed once, by id, the newest [`SEEN_FRAMES`]: a frame
+/// looked up again is likely to be again (an alert's page reopened), and is kept parsed
+/// ([`Frames`]). Only ids: most evidence is looked up once, and keeping each frame it
+/// decompressed (allocated, and dropped from a cache that turns over every few hundred
+/// lookups) cost such a lookup the allocator's churn (an eighth of its time, perf) and 4 MiB
+/// of fresh memory every few hundred lookups, more than decompressing again the frames read
+/// twice. An id that a reused block id names again only has that block's frame parsed at its
+/// first lookup.
+#[derive(Debug, Default)]
+struct Seen {
+    ids: HashSet<i64>,
+    /// The same ids, the oldest seen first.
+    order: VecDeque<i64>,
 }
 
 impl BlockCache {
@@ -326,14 +354,19 @@ impl BlockCache {
     }
 
     /// Frame `id`, if kept for the block whose index is `index`.
-    fn frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>) -> Option<KeptFrame> {
+    fn frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>) -> Option<Arc<blocks::ParsedFrame>> {
         let frames = self.frames.borrow();
         let (kept_for, frame) = frames.by_id.get(&id)?;
-        Arc::ptr_eq(kept_for, index).then(|| frame.clone())
+        Arc::ptr_eq(kept_for, index).then(|| Arc::clone(frame))
     }
 
     /// Keeps frame `id` of the block whose index is `index`, in place of what was kept of it.
-    fn keep_frame(&self, id: i64, index: &Arc<[blocks::FrameInfo]>, frame: KeptFrame) {
+    fn keep_frame(
+        &self,
+        id: i64,
+        index: &Arc<[blocks::FrameInfo]>,
+        frame: Arc<blocks::ParsedFrame>,
+    ) {
         let size = frame.size();
         if size > KEPT_FRAME_BYTES {
             return;
@@ -352,6 +385,22 @@ impl BlockCache {
                 frames.bytes -= dropped.size();
             }
         }
+    }
+
+    /// Whether frame `id` was decompressed before (among the last [`SEEN_FRAMES`]); it is
+    /// from now on.
+    fn seen_before(&self, id: i64) -> bool {
+        let mut seen = self.seen.borrow_mut();
+        if !seen.ids.insert(id) {
+            return true;
+        }
+        seen.order.push_back(id);
+        while seen.order.len() > SEEN_FRAMES {
+            if let Some(oldest) = seen.order.pop_front() {
+                seen.ids.remove(&oldest);
+            }
+        }
+        false
     }
 }
 
@@ -576,9 +625,31 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         })
     }
 
+    /// The activity at `position` of batch `sequence`, if `block` holds it.
+    fn activity_in_block(
+        &mut self,
+        block: &BlockRow,
+        sequence: u64,
+        position: u64,
+    ) -> Result<Option<Activity>, StoreError> {
+        let index = match self.contents(block)? {
+            Contents::Frames(index) => index,
+            Contents::Whole(entries) => {
+                return Ok(entries
+                    .into_iter()
+                    .find(|entry| entry.sequence == sequence && entry.position == position)
+                    .map(|entry| entry.activity));
+            }
+        };
+        match blocks::frame_holding(&index, sequence, position) {
+            Some(number) => self.activity_in_frame(block, &index, number, sequence, position),
+            None => Ok(None),
+        }
+    }
+
     /// The activity at `position` of batch `sequence` in frame `number` of `block` (`index`
-    /// its frame index), the frame read from the cache, or kept there for the next lookups in
-    /// it: decompressed at the first, parsed at the second ([`KeptFrame`]).
+    /// its frame index), the frame read from the cache, or kept there parsed for the next
+    /// lookups in it if it was decompressed before ([`Seen`]).
     fn activity_in_frame(
         &mut self,
         block: &BlockRow,
@@ -595,41 +666,40 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         let info = index
             .get(number)
             .ok_or_else(|| failed(blocks::BlockError::Malformed))?;
-        let plain = match self.cache.frame(id, index) {
-            Some(KeptFrame::Parsed(parsed)) => {
-                return parsed
-                    .activity_at(&block.sensor_id, sequence, position)
-                    .map_err(failed);
-            }
-            Some(KeptFrame::Plain(plain)) => {
-                let parsed = Arc::new(blocks::ParsedFrame::parse(&plain, info).map_err(failed)?);
-                self.cache
-                    .keep_frame(id, index, KeptFrame::Parsed(Arc::clone(&parsed)));
-                return parsed
-                    .activity_at(&block.sensor_id, sequence, position)
-                    .map_err(failed);
-            }
-            None => {
-                let frame = self.tier.blob(Blob::Frame, id)?;
-                let plain: Arc<[u8]> = self
-                    .with_decompressor(block, |decompressor| {
-                        blocks::decompress_frame(&frame, info, decompressor)
-                    })?
-                    .into();
-                self.cache
-                    .keep_frame(id, index, KeptFrame::Plain(Arc::clone(&plain)));
-                plain
-            }
+        if let Some(parsed) = self.cache.frame(id, index) {
+            return parsed
+                .activity_at(&block.sensor_id, sequence, position)
+                .map_err(failed);
+        }
+        let frame = self.tier.blob(Blob::Frame, id)?;
+        let cache = self.cache;
+        let mut plain = cache.plain.borrow_mut();
+        self.with_decompressor(block, |decompressor| {
+            blocks::decompress_frame_into(&frame, info, decompressor, &mut plain)
+        })?;
+        let found = if cache.seen_before(id) {
+            let parsed = Arc::new(blocks::ParsedFrame::parse(&plain, info).map_err(failed)?);
+            cache.keep_frame(id, index, Arc::clone(&parsed));
+            parsed
+                .activity_at(&block.sensor_id, sequence, position)
+                .map_err(failed)?
+        } else {
+            blocks::decode_plain(
+                &block.sensor_id,
+                &plain,
+                info,
+                &blocks::Sieve::at(sequence, position),
+                |_, _, _| true,
+            )
+            .map_err(failed)?
+            .into_iter()
+            .next()
+            .map(|entry| entry.activity)
         };
-        let found = blocks::decode_plain(
-            &block.sensor_id,
-            &plain,
-            info,
-            &blocks::Sieve::at(sequence, position),
-            |_, _, _| true,
-        )
-        .map_err(failed)?;
-        Ok(found.into_iter().next().map(|entry| entry.activity))
+        if plain.capacity() > KEPT_PLAIN_CAPACITY {
+            *plain = Vec::new();
+        }
+        Ok(found)
     }
 
     /// Runs `work` with this thread's decompressor for `block`'s dictionary; its errors are
@@ -901,7 +971,8 @@ fn hold(
     }));
 }
 
-/// The compacted activity at (`sensor_id`, `sequence`, `position`).
+/// The compacted activity at (`sensor_id`, `sequence`, `position`); were there two, the one
+/// in the block starting nearest before it ([`Tier::nearest_block`]) if that holds one.
 pub(crate) fn activity_at<T: Tier + ?Sized>(
     tier: &mut T,
     cache: &BlockCache,
@@ -909,28 +980,28 @@ pub(crate) fn activity_at<T: Tier + ?Sized>(
     sequence: u64,
     position: u64,
 ) -> Result<Option<Activity>, StoreError> {
-    let candidates = tier.blocks_holding(sensor_id, sequence)?;
+    // The block starting nearest before it holds it, but where blocks overlap: rows are
+    // compacted by id once old enough, so a late row of an older batch goes to a later block,
+    // and a batch cut between two blocks starts the second. Those are looked up in every block
+    // spanning the sequence, which walks every block of the sensor up to it.
+    let nearest = tier
+        .nearest_block(sensor_id, sequence)?
+        .filter(|block| block.last_sequence >= sequence);
     let mut reader = BlockReader::new(tier, cache);
-    let at = |entry: &blocks::Entry| entry.sequence == sequence && entry.position == position;
-    for block in candidates {
-        let index = match reader.contents(&block)? {
-            Contents::Frames(index) => index,
-            Contents::Whole(entries) => match entries.into_iter().find(at) {
-                Some(entry) => return Ok(Some(entry.activity)),
-                None => continue,
-            },
-        };
-        // A block's frames (not its account frames) hold activities in (sequence, position)
-        // order: the one that may hold it is the last that starts at or before it.
-        let Some(number) = index.iter().rposition(|frame| {
-            !frame.by_account
-                && (frame.first_sequence, frame.first_position) <= (sequence, position)
-        }) else {
-            continue;
-        };
-        if let Some(activity) =
-            reader.activity_in_frame(&block, &index, number, sequence, position)?
+    if let Some(block) = &nearest
+        && let Some(activity) = reader.activity_in_block(block, sequence, position)?
+    {
+        return Ok(Some(activity));
+    }
+    let candidates = reader.tier().blocks_holding(sensor_id, sequence)?;
+    for block in &candidates {
+        if nearest
+            .as_ref()
+            .is_some_and(|nearest| nearest.same_block(block))
         {
+            continue;
+        }
+        if let Some(activity) = reader.activity_in_block(block, sequence, position)? {
             return Ok(Some(activity));
         }
     }
@@ -1172,25 +1243,20 @@ mod tests {
         let index: Arc<[blocks::FrameInfo]> = vec![info].into();
         let other: Arc<[blocks::FrameInfo]> = vec![info].into();
         let quarter = KEPT_FRAME_BYTES / 4;
-        let plain = |byte: u8, length: usize| KeptFrame::Plain(vec![byte; length].into());
-        let first_byte = |frame: KeptFrame| match frame {
-            KeptFrame::Plain(plain) => plain.first().copied(),
-            KeptFrame::Parsed(_) => None,
-        };
+        let frame = |length: usize| Arc::new(blocks::ParsedFrame::filler(length));
         for id in 0..6 {
-            cache.keep_frame(id, &index, plain(u8::try_from(id).expect("small"), quarter));
+            cache.keep_frame(id, &index, frame(quarter));
         }
         assert!(cache.frames.borrow().bytes <= KEPT_FRAME_BYTES);
         let kept: Vec<i64> = (0..6)
             .filter(|id| cache.frame(*id, &index).is_some())
             .collect();
         assert_eq!(kept, [2, 3, 4, 5], "the four newest fit");
-        assert_eq!(first_byte(cache.frame(5, &index).expect("kept")), Some(5));
         assert!(
             cache.frame(5, &other).is_none(),
             "given back for the index it was read under only"
         );
-        cache.keep_frame(9, &index, plain(0, KEPT_FRAME_BYTES + 1));
+        cache.keep_frame(9, &index, frame(KEPT_FRAME_BYTES + 1));
         assert!(
             cache.frame(9, &index).is_none(),
             "larger than the whole cache"
@@ -1199,11 +1265,24 @@ mod tests {
             cache.frame(2, &index).map(|frame| frame.size()),
             Some(quarter)
         );
-        // A frame parsed (here one of no activity) takes the place of its plain bytes, and
-        // their count.
-        let parsed = blocks::ParsedFrame::parse(&[0, 0, 0], &info).expect("an empty frame");
-        cache.keep_frame(5, &index, KeptFrame::Parsed(parsed.into()));
-        assert!(matches!(cache.frame(5, &index), Some(KeptFrame::Parsed(_))));
+        // A frame kept again takes the place of what was kept of it, and of its count.
+        cache.keep_frame(5, &index, frame(0));
+        assert_eq!(cache.frame(5, &index).map(|frame| frame.size()), Some(0));
         assert_eq!(cache.frames.borrow().bytes, 3 * quarter);
+    }
+
+    #[test]
+    fn frames_seen_are_the_newest_bounded_in_number() {
+        let cache = BlockCache::default();
+        assert!(!cache.seen_before(7), "new");
+        assert!(cache.seen_before(7), "seen once");
+        for id in 100..100 + i64::try_from(SEEN_FRAMES).expect("small") {
+            assert!(!cache.seen_before(id));
+        }
+        assert_eq!(cache.seen.borrow().ids.len(), SEEN_FRAMES);
+        assert_eq!(cache.seen.borrow().order.len(), SEEN_FRAMES);
+        assert!(!cache.seen_before(7), "forgotten once the oldest");
+        assert!(cache.seen_before(101), "remembered");
+        assert!(!cache.seen_before(100), "the oldest, dropped for 7");
     }
 }

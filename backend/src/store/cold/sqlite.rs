@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 
 use super::{
     BLOCK_COLUMNS, Blob, BlockRow, NewBlock, StoredDictionary, Tier, TierWriter, frame_id,
+    nearest_block_sql,
 };
 use crate::store::{Dialect, Filter, StoreError, alerts::sqlite_value, blocks, to_i64, to_u64};
 
@@ -59,6 +60,18 @@ impl Tier for Sqlite<'_> {
             )?
             .query_map([key], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?)
+    }
+
+    fn nearest_block(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+    ) -> Result<Option<BlockRow>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(&nearest_block_sql())?
+            .query_row(params![sensor_id, to_i64(sequence)], block_row)
+            .optional()?)
     }
 
     fn blocks_holding(

@@ -17,7 +17,7 @@ use crate::store::{
     Dialect, Filter, Ordered, Param, StoreError, StoredActivity, blocks,
     cold::{
         BLOCK_COLUMNS, Blob, BlockRow, NEWEST_DICTIONARY, NewBlock, StoredDictionary, Tier,
-        TierWriter, delete_blocks,
+        TierWriter, delete_blocks, nearest_block_sql,
     },
     to_i64, to_u64,
 };
@@ -120,6 +120,18 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
             }
         }
         Ok(found)
+    }
+
+    fn nearest_block(
+        &mut self,
+        sensor_id: &str,
+        sequence: u64,
+    ) -> Result<Option<BlockRow>, StoreError> {
+        Ok(self
+            .0
+            .query_opt(&nearest_block_sql(), &[&sensor_id, &to_i64(sequence)])?
+            .as_ref()
+            .map(block_row))
     }
 
     fn blocks_holding(
