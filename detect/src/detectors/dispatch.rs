@@ -2,20 +2,107 @@
 //! activity to all of them cost about 38 calls per activity that returned at once (issue #13's
 //! detect-cost). Each detector declares the kinds it reads ([`Detector::kinds`]); the
 //! detectors are sorted by kind once, when the engine is made.
+//!
+//! DCE-RPC is split further: most of its detectors judge requests to one interface (DRSUAPI,
+//! SAMR, NETLOGON...), and with the protocol alone every DCE-RPC activity called about 15 of
+//! them, each paying a cache miss on its own state to return at once. A request to an
+//! interface of [`Interface`] is a kind of its own; a detector that declares the interface
+//! still checks the request itself, the dispatch only spares the calls that cannot match.
 
 use std::ops::BitOr;
 
-use dcwatch_proto::v1::activity::Body;
+use dcwatch_proto::v1::{DceRpcActivity, activity::Body, dce_rpc_activity};
 
 use super::{Context, Detector, Key};
 use crate::observed::Observed;
 
-/// A set of activity kinds: the body's protocol, or no body at all.
+/// A set of activity kinds: the body's protocol, or no body at all; for DCE-RPC, requests to
+/// each interface of [`Interface`] apart from everything else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Kinds(u16);
+pub struct Kinds(u32);
 
-/// Kinds there are: every body variant and "no body".
-const COUNT: usize = 12;
+/// Kinds there are: every body variant, "no body", and one per DCE-RPC interface.
+const COUNT: usize = FIRST_INTERFACE + Interface::ALL.len();
+/// The kind of DCE-RPC activities no interface kind takes: binds, and requests to other
+/// interfaces or to one whose bind was not seen.
+const OTHER_DCERPC: usize = 6;
+/// The first interface's kind: after the body variants.
+const FIRST_INTERFACE: usize = 12;
+
+/// The DCE-RPC interfaces some detector reads requests of, by the name the sensor gives them
+/// (`DceRpcActivity::interface_name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interface {
+    Drsuapi,
+    Samr,
+    Lsarpc,
+    Netlogon,
+    Efsrpc,
+    Srvsvc,
+    Spoolss,
+    IRemoteWinspool,
+    Netdfs,
+    Winreg,
+    Svcctl,
+    Atsvc,
+    ITaskSchedulerService,
+    IWbemServices,
+    ISystemActivator,
+    IActivation,
+}
+
+impl Interface {
+    const ALL: [Self; 16] = [
+        Self::Drsuapi,
+        Self::Samr,
+        Self::Lsarpc,
+        Self::Netlogon,
+        Self::Efsrpc,
+        Self::Srvsvc,
+        Self::Spoolss,
+        Self::IRemoteWinspool,
+        Self::Netdfs,
+        Self::Winreg,
+        Self::Svcctl,
+        Self::Atsvc,
+        Self::ITaskSchedulerService,
+        Self::IWbemServices,
+        Self::ISystemActivator,
+        Self::IActivation,
+    ];
+
+    /// The name the sensor's parser gives it (parsers' `dcerpc::interfaces::INTERFACES`).
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Drsuapi => "drsuapi",
+            Self::Samr => "samr",
+            Self::Lsarpc => "lsarpc",
+            Self::Netlogon => "netlogon",
+            Self::Efsrpc => "efsrpc",
+            Self::Srvsvc => "srvsvc",
+            Self::Spoolss => "spoolss",
+            Self::IRemoteWinspool => "IRemoteWinspool",
+            Self::Netdfs => "netdfs",
+            Self::Winreg => "winreg",
+            Self::Svcctl => "svcctl",
+            Self::Atsvc => "atsvc",
+            Self::ITaskSchedulerService => "ITaskSchedulerService",
+            Self::IWbemServices => "IWbemServices",
+            Self::ISystemActivator => "ISystemActivator",
+            Self::IActivation => "IActivation",
+        }
+    }
+
+    /// The interface a request names, if it is one of these.
+    fn of(rpc: &DceRpcActivity) -> Option<Self> {
+        if rpc.r#type != dce_rpc_activity::Type::Request as i32 {
+            return None;
+        }
+        Self::ALL
+            .into_iter()
+            .find(|interface| interface.name() == rpc.interface_name)
+    }
+}
 
 impl Kinds {
     pub const KERBEROS: Self = Self::of(1);
@@ -23,15 +110,23 @@ impl Kinds {
     pub const LDAP: Self = Self::of(3);
     pub const DNS: Self = Self::of(4);
     pub const SMB: Self = Self::of(5);
-    pub const DCERPC: Self = Self::of(6);
+    /// Every DCE-RPC activity: binds and requests to any interface.
+    pub const DCERPC: Self = Self(Self::of(OTHER_DCERPC).0 | Self::INTERFACES.0);
     pub const RADIUS: Self = Self::of(9);
     pub const WINDOWS_EVENT: Self = Self::of(10);
     pub const NTP: Self = Self::of(11);
     /// Every activity, whatever it carries (a detector whose clock releases what it held).
     pub const ALL: Self = Self((1 << COUNT) - 1);
+    /// Requests to any interface of [`Interface`].
+    const INTERFACES: Self = Self(((1 << Interface::ALL.len()) - 1) << FIRST_INTERFACE);
 
     const fn of(index: usize) -> Self {
         Self(1 << index)
+    }
+
+    /// DCE-RPC requests to `interface`, nothing else of DCE-RPC.
+    pub const fn requests(interface: Interface) -> Self {
+        Self::of(FIRST_INTERFACE + interface as usize)
     }
 
     fn contains(self, index: usize) -> bool {
@@ -56,7 +151,9 @@ fn index(body: Option<&Body>) -> usize {
         Some(Body::Ldap(_)) => 3,
         Some(Body::Dns(_)) => 4,
         Some(Body::Smb(_)) => 5,
-        Some(Body::Dcerpc(_)) => 6,
+        Some(Body::Dcerpc(rpc)) => Interface::of(rpc).map_or(OTHER_DCERPC, |interface| {
+            FIRST_INTERFACE + interface as usize
+        }),
         Some(Body::Netbios(_)) => 7,
         Some(Body::Rdp(_)) => 8,
         Some(Body::Radius(_)) => 9,
@@ -108,9 +205,12 @@ impl Detectors {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use dcwatch_proto::v1::{DnsActivity, KerberosActivity, NtlmActivity, activity::Body};
+    use dcwatch_proto::v1::{
+        DceRpcActivity, DnsActivity, KerberosActivity, NtlmActivity, activity::Body,
+        dce_rpc_activity,
+    };
 
-    use super::{Detectors, Kinds};
+    use super::{Detectors, Interface, Kinds};
     use crate::{
         Config,
         detectors::{
@@ -142,29 +242,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_activity_reaches_the_detectors_of_its_kind_in_their_order() {
-        let (src, dst) = ("10.0.0.1:50000", "10.0.0.2:445");
-        let mut bodiless = activity(3, src, dst, Body::Dns(DnsActivity::default()));
-        bodiless.body = None;
-        let activities = [
-            activity(0, src, dst, Body::Kerberos(KerberosActivity::default())),
-            activity(1, src, dst, Body::Dns(DnsActivity::default())),
-            activity(2, src, dst, Body::Ntlm(NtlmActivity::default())),
-            bodiless,
-        ];
+    /// The (detector, offset) pairs of what reached each detector, one declaring each of
+    /// `kinds`, when `activities` are observed in order.
+    fn reached(kinds: &[Kinds], activities: &[dcwatch_proto::v1::Activity]) -> Vec<(usize, i64)> {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let kinds = [
-            Kinds::KERBEROS,
-            Kinds::DNS | Kinds::NTLM,
-            Kinds::ALL,
-            Kinds::LDAP,
-        ];
         let mut detectors = Detectors::new(
             kinds
-                .into_iter()
+                .iter()
                 .enumerate()
-                .map(|(number, kinds)| {
+                .map(|(number, &kinds)| {
                     Box::new(Noting {
                         number,
                         kinds,
@@ -177,7 +263,7 @@ mod tests {
         let knowledge = Knowledge::new(&config, Arc::default());
         let profiles = Profiles::default();
         let mut findings = Vec::new();
-        for activity in &activities {
+        for activity in activities {
             let seen = Observed::new(activity, "").expect("a timed activity");
             let mut context = Context {
                 knowledge: &knowledge,
@@ -187,10 +273,95 @@ mod tests {
             };
             detectors.observe(&seen, &mut context);
         }
-        let log = log.lock().map(|log| log.clone()).unwrap_or_default();
+        log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_activity_reaches_the_detectors_of_its_kind_in_their_order() {
+        let (src, dst) = ("10.0.0.1:50000", "10.0.0.2:445");
+        let mut bodiless = activity(3, src, dst, Body::Dns(DnsActivity::default()));
+        bodiless.body = None;
+        let activities = [
+            activity(0, src, dst, Body::Kerberos(KerberosActivity::default())),
+            activity(1, src, dst, Body::Dns(DnsActivity::default())),
+            activity(2, src, dst, Body::Ntlm(NtlmActivity::default())),
+            bodiless,
+        ];
+        let kinds = [
+            Kinds::KERBEROS,
+            Kinds::DNS | Kinds::NTLM,
+            Kinds::ALL,
+            Kinds::LDAP,
+        ];
         assert_eq!(
-            log,
+            reached(&kinds, &activities),
             [(0, 0), (2, 0), (1, 1), (2, 1), (1, 2), (2, 2), (2, 3)]
         );
+    }
+
+    fn rpc(
+        offset: i64,
+        r#type: dce_rpc_activity::Type,
+        interface: &str,
+    ) -> dcwatch_proto::v1::Activity {
+        let body = DceRpcActivity {
+            r#type: r#type.into(),
+            interface_name: interface.to_owned(),
+            ..DceRpcActivity::default()
+        };
+        activity(
+            offset,
+            "10.0.0.1:50000",
+            "10.0.0.2:49667",
+            Body::Dcerpc(body),
+        )
+    }
+
+    #[test]
+    fn a_dcerpc_request_reaches_the_detectors_of_its_interface_and_of_every_dcerpc() {
+        use dce_rpc_activity::Type;
+        let activities = [
+            rpc(0, Type::Request, "drsuapi"),
+            rpc(1, Type::Request, "samr"),
+            // A bind names its interfaces in its contexts, not as a request's interface.
+            rpc(2, Type::Bind, "drsuapi"),
+            rpc(3, Type::Request, "wkssvc"),
+            // Names are the parser's, compared as they are.
+            rpc(4, Type::Request, "DRSUAPI"),
+            rpc(5, Type::Request, "IRemoteWinspool"),
+        ];
+        let kinds = [
+            Kinds::requests(Interface::Drsuapi),
+            Kinds::requests(Interface::Samr) | Kinds::requests(Interface::IRemoteWinspool),
+            Kinds::DCERPC,
+            Kinds::NTLM,
+        ];
+        assert_eq!(
+            reached(&kinds, &activities),
+            [
+                (0, 0),
+                (2, 0),
+                (1, 1),
+                (2, 1),
+                (2, 2),
+                (2, 3),
+                (2, 4),
+                (1, 5),
+                (2, 5)
+            ]
+        );
+    }
+
+    #[test]
+    fn every_interface_has_a_kind_of_its_own() {
+        let mut seen = 0;
+        for interface in Interface::ALL {
+            let Kinds(bit) = Kinds::requests(interface);
+            assert_eq!(bit.count_ones(), 1, "{interface:?}");
+            assert_eq!(seen & bit, 0, "{interface:?} shares a kind");
+            assert_eq!(Kinds::DCERPC.0 & bit, bit, "{interface:?} is DCE-RPC");
+            assert_eq!(Kinds::ALL.0 & bit, bit, "{interface:?} is in ALL");
+            seen |= bit;
+        }
     }
 }

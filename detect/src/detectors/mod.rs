@@ -56,7 +56,7 @@ mod target;
 mod timeroasting;
 mod zerologon;
 
-pub use dispatch::{Detectors, Kinds};
+pub use dispatch::{Detectors, Interface, Kinds};
 
 /// The longest of the detectors' sliding windows (password spraying's): how far back an
 /// engine's checkpointed journal reaches.
