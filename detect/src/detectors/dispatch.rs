@@ -14,7 +14,7 @@ use std::ops::BitOr;
 use dcwatch_proto::v1::{DceRpcActivity, activity::Body, dce_rpc_activity};
 
 use super::{Context, Detector, Key};
-use crate::observed::Observed;
+use crate::{observed::Observed, time::Millis};
 
 /// A set of activity kinds: the body's protocol, or no body at all; for DCE-RPC, requests to
 /// each interface of [`Interface`] apart from everything else.
@@ -23,6 +23,8 @@ pub struct Kinds(u32);
 
 /// Kinds there are: every body variant, "no body", and one per DCE-RPC interface.
 const COUNT: usize = FIRST_INTERFACE + Interface::ALL.len();
+/// Not a kind: the flag of [`Kinds::ALARM`], after the kinds.
+const ALARM: usize = COUNT;
 /// The kind of DCE-RPC activities no interface kind takes: binds, and requests to other
 /// interfaces or to one whose bind was not seen.
 const OTHER_DCERPC: usize = 6;
@@ -115,8 +117,13 @@ impl Kinds {
     pub const RADIUS: Self = Self::of(9);
     pub const WINDOWS_EVENT: Self = Self::of(10);
     pub const NTP: Self = Self::of(11);
-    /// Every activity, whatever it carries (a detector whose clock releases what it held).
+    /// Every activity, whatever it carries.
     pub const ALL: Self = Self((1 << COUNT) - 1);
+    /// Not a kind: besides its kinds, the detector is handed the first activity of any kind at
+    /// or after its [`Detector::alarm`] (a clock that releases what it held). Calling such a
+    /// detector on every activity cost a call and a cache miss on its state per activity for
+    /// the rare one that had something to release.
+    pub const ALARM: Self = Self::of(ALARM);
     /// Requests to any interface of [`Interface`].
     const INTERFACES: Self = Self(((1 << Interface::ALL.len()) - 1) << FIRST_INTERFACE);
 
@@ -168,6 +175,12 @@ fn index(body: Option<&Body>) -> usize {
 pub struct Detectors {
     all: Vec<Box<dyn Detector>>,
     by_kind: [Vec<usize>; COUNT],
+    /// Whether each detector has an alarm ([`Kinds::ALARM`]).
+    alarmed: Vec<bool>,
+    /// Each detector's alarm as it said after its last call; `Millis::MAX` for none.
+    alarms: Vec<Millis>,
+    /// The earliest of `alarms`: an activity before it wakes no detector outside its kinds.
+    earliest: Millis,
 }
 
 impl Detectors {
@@ -177,7 +190,27 @@ impl Detectors {
                 .filter(|&detector| all[detector].kinds().contains(kind))
                 .collect()
         });
-        Self { all, by_kind }
+        let alarmed = all
+            .iter()
+            .map(|detector| detector.kinds().contains(ALARM))
+            .collect();
+        let alarms = all
+            .iter()
+            .map(|detector| {
+                if detector.kinds().contains(ALARM) {
+                    detector.alarm()
+                } else {
+                    Millis::MAX
+                }
+            })
+            .collect::<Vec<_>>();
+        Self {
+            earliest: alarms.iter().copied().min().unwrap_or(Millis::MAX),
+            all,
+            by_kind,
+            alarmed,
+            alarms,
+        }
     }
 
     /// Only the detectors keyed by `key`, still sorted by kind.
@@ -188,10 +221,34 @@ impl Detectors {
         Self::new(all)
     }
 
-    /// Lets every detector that reads this activity's kind judge it.
+    /// Lets every detector that reads this activity's kind judge it, and every detector whose
+    /// alarm is due.
     pub fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
-        for &detector in &self.by_kind[index(seen.body())] {
-            self.all[detector].observe(seen, context);
+        let kind = index(seen.body());
+        if seen.time < self.earliest {
+            for at in 0..self.by_kind[kind].len() {
+                let detector = self.by_kind[kind][at];
+                self.call(detector, seen, context);
+            }
+            return;
+        }
+        // Rare: a detector woken outside its kinds takes its place in the order.
+        for detector in 0..self.all.len() {
+            if self.all[detector].kinds().contains(kind) || self.alarms[detector] <= seen.time {
+                self.call(detector, seen, context);
+            }
+        }
+    }
+
+    fn call(&mut self, detector: usize, seen: &Observed<'_>, context: &mut Context<'_>) {
+        let judge = &mut self.all[detector];
+        judge.observe(seen, context);
+        if self.alarmed[detector] {
+            let alarm = judge.alarm();
+            if alarm != self.alarms[detector] {
+                self.alarms[detector] = alarm;
+                self.earliest = self.alarms.iter().copied().min().unwrap_or(Millis::MAX);
+            }
         }
     }
 
@@ -220,6 +277,7 @@ mod tests {
         knowledge::Knowledge,
         observed::Observed,
         profiles::Profiles,
+        time::Millis,
     };
 
     /// A mock detector: it notes (its number, the activity's offset) of what reached it.
@@ -348,6 +406,95 @@ mod tests {
                 (2, 4),
                 (1, 5),
                 (2, 5)
+            ]
+        );
+    }
+
+    /// A mock detector of Kerberos with an alarm: each Kerberos activity holds something for
+    /// two milliseconds; it notes what reached it, like [`Noting`].
+    #[derive(Debug)]
+    struct Holding {
+        log: Arc<Mutex<Vec<(usize, i64)>>>,
+        due: Millis,
+    }
+
+    impl Detector for Holding {
+        fn kinds(&self) -> Kinds {
+            Kinds::KERBEROS | Kinds::ALARM
+        }
+
+        fn observe(&mut self, seen: &Observed<'_>, _: &mut Context<'_>) {
+            if let Ok(mut log) = self.log.lock() {
+                log.push((1, seen.time - T0));
+            }
+            if matches!(seen.body(), Some(Body::Kerberos(_))) {
+                self.due = seen.time + 2;
+            } else if seen.time >= self.due {
+                self.due = Millis::MAX;
+            }
+        }
+
+        fn alarm(&self) -> Millis {
+            self.due
+        }
+    }
+
+    #[test]
+    fn a_detector_is_handed_any_activity_once_its_alarm_is_due_in_its_place() {
+        let (src, dst) = ("10.0.0.1:50000", "10.0.0.2:53");
+        let dns = |offset| activity(offset, src, dst, Body::Dns(DnsActivity::default()));
+        let activities = [
+            dns(0),
+            activity(1, src, dst, Body::Kerberos(KerberosActivity::default())),
+            dns(2),
+            // Due: handed this one, between the detectors before and after it.
+            dns(3),
+            dns(4),
+        ];
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let noting = |number| {
+            Box::new(Noting {
+                number,
+                kinds: Kinds::DNS,
+                log: Arc::clone(&log),
+            }) as Box<dyn Detector>
+        };
+        let mut detectors = Detectors::new(vec![
+            noting(0),
+            Box::new(Holding {
+                log: Arc::clone(&log),
+                due: Millis::MAX,
+            }),
+            noting(2),
+        ]);
+        let config = Config::test_mode();
+        let knowledge = Knowledge::new(&config, Arc::default());
+        let profiles = Profiles::default();
+        let mut findings = Vec::new();
+        for activity in &activities {
+            let seen = Observed::new(activity, "").expect("a timed activity");
+            let mut context = Context {
+                knowledge: &knowledge,
+                profiles: &profiles,
+                config: &config,
+                findings: &mut findings,
+            };
+            detectors.observe(&seen, &mut context);
+        }
+        let log = log.lock().map(|log| log.clone()).unwrap_or_default();
+        assert_eq!(
+            log,
+            [
+                (0, 0),
+                (2, 0),
+                (1, 1),
+                (0, 2),
+                (2, 2),
+                (0, 3),
+                (1, 3),
+                (2, 3),
+                (0, 4),
+                (2, 4)
             ]
         );
     }

@@ -104,6 +104,13 @@ pub trait Detector: Send + std::fmt::Debug {
     /// Judges one activity; its time is the detector's clock.
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>);
 
+    /// With [`Kinds::ALARM`]: the time from which it must be handed the next activity, whatever
+    /// its kind, to release what it holds; `Millis::MAX` while it holds nothing. Read after each
+    /// of its calls.
+    fn alarm(&self) -> Millis {
+        Millis::MAX
+    }
+
     /// Entries its bounded tables had to forget, for the engine's counters.
     fn evicted(&self) -> u64 {
         0
