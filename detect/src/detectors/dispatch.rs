@@ -8,21 +8,29 @@
 //! them, each paying a cache miss on its own state to return at once. A request to an
 //! interface of [`Interface`] is a kind of its own; a detector that declares the interface
 //! still checks the request itself, the dispatch only spares the calls that cannot match.
+//! Kerberos likewise by message type: several of its detectors read one or two of them.
 
 use std::ops::BitOr;
 
-use dcwatch_proto::v1::{DceRpcActivity, activity::Body, dce_rpc_activity};
+use dcwatch_proto::v1::{DceRpcActivity, activity::Body, dce_rpc_activity, kerberos_activity};
 
 use super::{Context, Detector, Key};
 use crate::{observed::Observed, time::Millis};
 
 /// A set of activity kinds: the body's protocol, or no body at all; for DCE-RPC, requests to
-/// each interface of [`Interface`] apart from everything else.
+/// each interface of [`Interface`] apart from everything else; for Kerberos, each message type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Kinds(u32);
+pub struct Kinds(u64);
 
-/// Kinds there are: every body variant, "no body", and one per DCE-RPC interface.
-const COUNT: usize = FIRST_INTERFACE + Interface::ALL.len();
+/// Kinds there are: every body variant, "no body", one per DCE-RPC interface, one per
+/// Kerberos message type.
+const COUNT: usize = FIRST_MESSAGE + MESSAGES;
+/// The kind of Kerberos activities of no known message type.
+const OTHER_KERBEROS: usize = 1;
+/// The first Kerberos message type's kind (AS-REQ, numbered 1), after the interfaces'.
+const FIRST_MESSAGE: usize = FIRST_INTERFACE + Interface::ALL.len();
+/// Kerberos message types, AS-REQ (1) to KRB-ERROR (7).
+const MESSAGES: usize = kerberos_activity::Type::KrbError as usize;
 /// Not a kind: the flag of [`Kinds::ALARM`], after the kinds.
 const ALARM: usize = COUNT;
 /// The kind of DCE-RPC activities no interface kind takes: binds, and requests to other
@@ -107,7 +115,9 @@ impl Interface {
 }
 
 impl Kinds {
-    pub const KERBEROS: Self = Self::of(1);
+    /// Every Kerberos activity, whatever its message.
+    pub const KERBEROS: Self =
+        Self(Self::of(OTHER_KERBEROS).0 | (((1 << MESSAGES) - 1) << FIRST_MESSAGE));
     pub const NTLM: Self = Self::of(2);
     pub const LDAP: Self = Self::of(3);
     pub const DNS: Self = Self::of(4);
@@ -136,6 +146,14 @@ impl Kinds {
         Self::of(FIRST_INTERFACE + interface as usize)
     }
 
+    /// Kerberos messages of one type, no other Kerberos (`TYPE_UNSPECIFIED`: none at all).
+    pub const fn kerberos(message: kerberos_activity::Type) -> Self {
+        match message {
+            kerberos_activity::Type::Unspecified => Self(0),
+            message => Self::of(FIRST_MESSAGE + message as usize - 1),
+        }
+    }
+
     fn contains(self, index: usize) -> bool {
         self.0 & (1 << index) != 0
     }
@@ -153,7 +171,12 @@ impl BitOr for Kinds {
 fn index(body: Option<&Body>) -> usize {
     match body {
         None => 0,
-        Some(Body::Kerberos(_)) => 1,
+        Some(Body::Kerberos(kerberos)) => {
+            match kerberos_activity::Type::try_from(kerberos.r#type) {
+                Ok(kerberos_activity::Type::Unspecified) | Err(_) => OTHER_KERBEROS,
+                Ok(message) => FIRST_MESSAGE + message as usize - 1,
+            }
+        }
         Some(Body::Ntlm(_)) => 2,
         Some(Body::Ldap(_)) => 3,
         Some(Body::Dns(_)) => 4,
@@ -510,5 +533,51 @@ mod tests {
             assert_eq!(Kinds::ALL.0 & bit, bit, "{interface:?} is in ALL");
             seen |= bit;
         }
+    }
+
+    #[test]
+    fn every_kerberos_message_has_a_kind_of_its_own() {
+        use dcwatch_proto::v1::kerberos_activity::Type;
+        let messages = [
+            Type::AsReq,
+            Type::AsRep,
+            Type::TgsReq,
+            Type::TgsRep,
+            Type::ApReq,
+            Type::ApRep,
+            Type::KrbError,
+        ];
+        let mut seen = 0;
+        for message in messages {
+            let Kinds(bit) = Kinds::kerberos(message);
+            assert_eq!(bit.count_ones(), 1, "{message:?}");
+            assert_eq!(seen & bit, 0, "{message:?} shares a kind");
+            assert_eq!(Kinds::KERBEROS.0 & bit, bit, "{message:?} is Kerberos");
+            seen |= bit;
+        }
+        assert_eq!(Kinds::kerberos(Type::Unspecified), Kinds(0));
+        let activities = [
+            activity(
+                0,
+                "10.0.0.1:50000",
+                "10.0.0.2:88",
+                Body::Kerberos(KerberosActivity {
+                    r#type: Type::TgsReq.into(),
+                    ..KerberosActivity::default()
+                }),
+            ),
+            activity(
+                1,
+                "10.0.0.1:50000",
+                "10.0.0.2:88",
+                Body::Kerberos(KerberosActivity::default()),
+            ),
+        ];
+        let kinds = [
+            Kinds::kerberos(Type::TgsReq),
+            Kinds::kerberos(Type::AsReq),
+            Kinds::KERBEROS,
+        ];
+        assert_eq!(reached(&kinds, &activities), [(0, 0), (2, 0), (2, 1)]);
     }
 }
