@@ -198,12 +198,56 @@ fn index(body: Option<&Body>) -> usize {
 pub struct Detectors {
     all: Vec<Box<dyn Detector>>,
     by_kind: [Vec<usize>; COUNT],
-    /// Whether each detector has an alarm ([`Kinds::ALARM`]).
+    alarms: Alarms,
+}
+
+/// The detectors' alarms ([`Kinds::ALARM`]), apart from the detectors so that the dispatch's
+/// loop borrows both at once.
+#[derive(Debug)]
+struct Alarms {
+    /// Whether each detector has one.
     alarmed: Vec<bool>,
-    /// Each detector's alarm as it said after its last call; `Millis::MAX` for none.
-    alarms: Vec<Millis>,
-    /// The earliest of `alarms`: an activity before it wakes no detector outside its kinds.
+    /// Each detector's, as it said after its last call; `Millis::MAX` for none.
+    at: Vec<Millis>,
+    /// The earliest of `at`: an activity before it wakes no detector outside its kinds.
     earliest: Millis,
+}
+
+impl Alarms {
+    fn new(all: &[Box<dyn Detector>]) -> Self {
+        let alarmed: Vec<bool> = all
+            .iter()
+            .map(|detector| detector.kinds().contains(ALARM))
+            .collect();
+        let at: Vec<Millis> = all
+            .iter()
+            .zip(&alarmed)
+            .map(|(detector, &alarmed)| {
+                if alarmed {
+                    detector.alarm()
+                } else {
+                    Millis::MAX
+                }
+            })
+            .collect();
+        Self {
+            earliest: at.iter().copied().min().unwrap_or(Millis::MAX),
+            alarmed,
+            at,
+        }
+    }
+
+    /// Reads the alarm of a detector just called, while its state is in the cache.
+    fn heard(&mut self, detector: usize, judge: &dyn Detector) {
+        if !self.alarmed[detector] {
+            return;
+        }
+        let alarm = judge.alarm();
+        if alarm != self.at[detector] {
+            self.at[detector] = alarm;
+            self.earliest = self.at.iter().copied().min().unwrap_or(Millis::MAX);
+        }
+    }
 }
 
 impl Detectors {
@@ -213,26 +257,10 @@ impl Detectors {
                 .filter(|&detector| all[detector].kinds().contains(kind))
                 .collect()
         });
-        let alarmed = all
-            .iter()
-            .map(|detector| detector.kinds().contains(ALARM))
-            .collect();
-        let alarms = all
-            .iter()
-            .map(|detector| {
-                if detector.kinds().contains(ALARM) {
-                    detector.alarm()
-                } else {
-                    Millis::MAX
-                }
-            })
-            .collect::<Vec<_>>();
         Self {
-            earliest: alarms.iter().copied().min().unwrap_or(Millis::MAX),
+            alarms: Alarms::new(&all),
             all,
             by_kind,
-            alarmed,
-            alarms,
         }
     }
 
@@ -248,29 +276,24 @@ impl Detectors {
     /// alarm is due.
     pub fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let kind = index(seen.body());
-        if seen.time < self.earliest {
-            for at in 0..self.by_kind[kind].len() {
-                let detector = self.by_kind[kind][at];
-                self.call(detector, seen, context);
+        let Self {
+            all,
+            by_kind,
+            alarms,
+        } = self;
+        if seen.time < alarms.earliest {
+            for &detector in &by_kind[kind] {
+                let judge = &mut all[detector];
+                judge.observe(seen, context);
+                alarms.heard(detector, judge.as_ref());
             }
             return;
         }
         // Rare: a detector woken outside its kinds takes its place in the order.
-        for detector in 0..self.all.len() {
-            if self.all[detector].kinds().contains(kind) || self.alarms[detector] <= seen.time {
-                self.call(detector, seen, context);
-            }
-        }
-    }
-
-    fn call(&mut self, detector: usize, seen: &Observed<'_>, context: &mut Context<'_>) {
-        let judge = &mut self.all[detector];
-        judge.observe(seen, context);
-        if self.alarmed[detector] {
-            let alarm = judge.alarm();
-            if alarm != self.alarms[detector] {
-                self.alarms[detector] = alarm;
-                self.earliest = self.alarms.iter().copied().min().unwrap_or(Millis::MAX);
+        for (detector, judge) in all.iter_mut().enumerate() {
+            if judge.kinds().contains(kind) || alarms.at[detector] <= seen.time {
+                judge.observe(seen, context);
+                alarms.heard(detector, judge.as_ref());
             }
         }
     }
