@@ -363,6 +363,12 @@ mod tests {
                 })
                 .collect(),
         );
+        observe_all(&mut detectors, activities);
+        log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    /// Hands `activities` to `detectors` in order.
+    fn observe_all(detectors: &mut Detectors, activities: &[dcwatch_proto::v1::Activity]) {
         let config = Config::test_mode();
         let knowledge = Knowledge::new(&config, Arc::default());
         let profiles = Profiles::default();
@@ -377,7 +383,6 @@ mod tests {
             };
             detectors.observe(&seen, &mut context);
         }
-        log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
     #[test]
@@ -513,20 +518,7 @@ mod tests {
             }),
             noting(2),
         ]);
-        let config = Config::test_mode();
-        let knowledge = Knowledge::new(&config, Arc::default());
-        let profiles = Profiles::default();
-        let mut findings = Vec::new();
-        for activity in &activities {
-            let seen = Observed::new(activity, "").expect("a timed activity");
-            let mut context = Context {
-                knowledge: &knowledge,
-                profiles: &profiles,
-                config: &config,
-                findings: &mut findings,
-            };
-            detectors.observe(&seen, &mut context);
-        }
+        observe_all(&mut detectors, &activities);
         let log = log.lock().map(|log| log.clone()).unwrap_or_default();
         assert_eq!(
             log,
