@@ -14,7 +14,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{clip, with_account},
 };
 use crate::{
@@ -39,7 +39,7 @@ pub(super) struct Dcshadow;
 
 impl Detector for Dcshadow {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC | Kinds::LDAP
+        Kinds::requests(Interface::Drsuapi) | Kinds::LDAP
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

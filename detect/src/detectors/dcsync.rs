@@ -6,7 +6,7 @@
 
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
-use super::{Context, Detector, Kinds};
+use super::{Context, Detector, Interface, Kinds};
 use crate::{
     catalogue::DCSYNC,
     finding::{Finding, actor_text, destination, destination_text, source_key, source_name},
@@ -23,7 +23,7 @@ pub(super) struct Dcsync;
 
 impl Detector for Dcsync {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Drsuapi)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -7,7 +7,7 @@
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{Named, clip, dc_target, listener, named, unc_host, with_account},
 };
 use crate::{
@@ -25,7 +25,7 @@ pub(super) struct DfsCoercion;
 
 impl Detector for DfsCoercion {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Netdfs)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

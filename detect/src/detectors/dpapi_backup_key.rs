@@ -11,7 +11,7 @@
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{clip, outcome_word, with_account},
 };
 use crate::{
@@ -31,7 +31,7 @@ pub(super) struct DpapiBackupKey;
 
 impl Detector for DpapiBackupKey {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Lsarpc)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -9,7 +9,7 @@
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, dce_rpc_activity, outcome::Status};
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{Named, clip, dc_target, listener, named, unc_host, with_account},
 };
 use crate::{
@@ -26,7 +26,7 @@ pub(super) struct EfsrpcCoercion;
 
 impl Detector for EfsrpcCoercion {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Efsrpc)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -77,7 +77,10 @@ impl Default for GoldenTicket {
 
 impl Detector for GoldenTicket {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS
+        Kinds::kerberos(kerberos_activity::Type::AsRep)
+            | Kinds::kerberos(kerberos_activity::Type::TgsReq)
+            | Kinds::kerberos(kerberos_activity::Type::TgsRep)
+            | Kinds::kerberos(kerberos_activity::Type::KrbError)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -11,7 +11,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector, Key, Kinds,
+    Context, Detector, Interface, Key, Kinds,
     auth::{client_finding, client_text},
 };
 use crate::{
@@ -32,7 +32,7 @@ impl Detector for HoneytokenActivity {
             | Kinds::LDAP
             | Kinds::WINDOWS_EVENT
             | Kinds::RADIUS
-            | Kinds::DCERPC
+            | Kinds::requests(Interface::Samr)
     }
 
     fn key(&self) -> Key {

@@ -162,7 +162,8 @@ impl Default for Kerberoasting {
 
 impl Detector for Kerberoasting {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS
+        Kinds::kerberos(kerberos_activity::Type::TgsReq)
+            | Kinds::kerberos(kerberos_activity::Type::TgsRep)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

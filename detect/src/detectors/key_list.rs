@@ -29,7 +29,7 @@ pub(super) struct KeyList;
 
 impl Detector for KeyList {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS
+        Kinds::kerberos(kerberos_activity::Type::TgsReq)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -56,7 +56,7 @@ mod target;
 mod timeroasting;
 mod zerologon;
 
-pub use dispatch::{Detectors, Kinds};
+pub use dispatch::{Detectors, Interface, Kinds};
 
 /// The longest of the detectors' sliding windows (password spraying's): how far back an
 /// engine's checkpointed journal reaches.
@@ -103,6 +103,13 @@ pub trait Detector: Send + std::fmt::Debug {
 
     /// Judges one activity; its time is the detector's clock.
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>);
+
+    /// With [`Kinds::ALARM`]: the time from which it must be handed the next activity, whatever
+    /// its kind, to release what it holds; `Millis::MAX` while it holds nothing. Read after each
+    /// of its calls.
+    fn alarm(&self) -> Millis {
+        Millis::MAX
+    }
 
     /// Entries its bounded tables had to forget, for the engine's counters.
     fn evicted(&self) -> u64 {

@@ -17,7 +17,7 @@ use dcwatch_proto::v1::{
     ntlm_activity,
 };
 
-use super::{Context, Detector, Kinds};
+use super::{Context, Detector, Interface, Kinds};
 use crate::{
     bounded::BoundedMap,
     catalogue::NTLM_RELAY,
@@ -63,7 +63,13 @@ fn coercion(rpc: &dcwatch_proto::v1::DceRpcActivity) -> Option<String> {
 
 impl Detector for NtlmRelay {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC | Kinds::NTLM
+        Kinds::requests(Interface::Efsrpc)
+            | Kinds::requests(Interface::Lsarpc)
+            | Kinds::requests(Interface::Samr)
+            | Kinds::requests(Interface::Netlogon)
+            | Kinds::requests(Interface::Netdfs)
+            | Kinds::requests(Interface::Spoolss)
+            | Kinds::NTLM
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -51,7 +51,8 @@ impl Default for OverpassTheHash {
 
 impl Detector for OverpassTheHash {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS
+        Kinds::kerberos(kerberos_activity::Type::AsRep)
+            | Kinds::kerberos(kerberos_activity::Type::KrbError)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -58,8 +58,12 @@ impl Default for PassTheTicket {
 
 impl Detector for PassTheTicket {
     fn kinds(&self) -> Kinds {
-        // Every activity: its time releases the findings it held.
-        Kinds::ALL
+        // And any activity once a held finding is due: its time releases it.
+        Kinds::KERBEROS | Kinds::ALARM
+    }
+
+    fn alarm(&self) -> Millis {
+        self.held.front().map_or(Millis::MAX, |(due, _)| *due)
     }
 
     fn key(&self) -> Key {
@@ -236,11 +240,13 @@ fn in_nat(context: &Context<'_>, address: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use dcwatch_entity::Directory;
-    use dcwatch_proto::v1::{Activity, Certainty};
+    use dcwatch_proto::v1::{Activity, Certainty, DnsActivity, activity::Body};
 
     use crate::{
         Config,
-        detectors::testing::{T0, hash, run, summary, tgs_rep, tgs_req, with_source_computer},
+        detectors::testing::{
+            T0, activity, hash, run, summary, tgs_rep, tgs_req, with_source_computer,
+        },
         time::{HOUR, MINUTE},
     };
 
@@ -305,13 +311,18 @@ mod tests {
             used(MINUTE, "10.98.0.21:50000", "WS21", Certainty::High),
         ];
         assert!(run(Some(Config::default()), Directory::default(), &activities).is_empty());
-        // Any activity after the two hours releases it.
-        activities.push(used(
-            MINUTE + 2 * HOUR,
-            "10.98.0.30:50000",
-            "WS30",
-            Certainty::Low,
-        ));
+        // Any activity after the two hours releases it, of any protocol.
+        let dns = |offset| {
+            activity(
+                offset,
+                "10.98.0.30:50000",
+                "10.98.0.1:53",
+                Body::Dns(DnsActivity::default()),
+            )
+        };
+        activities.push(dns(MINUTE + 2 * HOUR - 1));
+        assert!(run(Some(Config::default()), Directory::default(), &activities).is_empty());
+        activities.push(dns(MINUTE + 2 * HOUR));
         let alerts = run(Some(config), Directory::default(), &activities);
         assert_eq!(alerts.len(), 1);
         assert_eq!(

@@ -8,7 +8,7 @@
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{clip, dc_target, listed, outcome_word, unc_host, with_account},
 };
 use crate::{
@@ -29,7 +29,7 @@ pub(super) struct PrintSpooler;
 
 impl Detector for PrintSpooler {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Spoolss) | Kinds::requests(Interface::IRemoteWinspool)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

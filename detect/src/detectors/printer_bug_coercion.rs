@@ -10,7 +10,7 @@
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{Named, clip, dc_target, listener, named, unc_host, with_account},
 };
 use crate::{
@@ -28,7 +28,7 @@ pub(super) struct PrinterBugCoercion;
 
 impl Detector for PrinterBugCoercion {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Spoolss)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -12,7 +12,7 @@ use std::{collections::BTreeSet, net::IpAddr};
 use dcwatch_proto::v1::{DceRpcActivity, activity::Body, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{clip, listed, outcome_word, with_account},
 };
 use crate::{
@@ -154,7 +154,12 @@ fn execution(rpc: &DceRpcActivity) -> Option<Execution> {
 
 impl Detector for RemoteExecution {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Svcctl)
+            | Kinds::requests(Interface::Atsvc)
+            | Kinds::requests(Interface::ITaskSchedulerService)
+            | Kinds::requests(Interface::IWbemServices)
+            | Kinds::requests(Interface::ISystemActivator)
+            | Kinds::requests(Interface::IActivation)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

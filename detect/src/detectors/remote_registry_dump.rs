@@ -7,7 +7,7 @@
 use dcwatch_proto::v1::{activity::Body, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{clip, outcome_word, with_account},
 };
 use crate::{
@@ -29,7 +29,7 @@ pub(super) struct RemoteRegistryDump;
 
 impl Detector for RemoteRegistryDump {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Winreg)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

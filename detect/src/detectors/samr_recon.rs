@@ -18,7 +18,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{clip, listed, outcome_word, with_account},
 };
 use crate::{
@@ -297,7 +297,7 @@ impl SamrRecon {
 
 impl Detector for SamrRecon {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Samr)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -39,7 +39,7 @@ impl Default for SkeletonKey {
 
 impl Detector for SkeletonKey {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS
+        Kinds::kerberos(kerberos_activity::Type::KrbError)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -7,7 +7,7 @@
 use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity};
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{dc_target, listed, outcome_word, with_account},
 };
 use crate::{
@@ -27,7 +27,7 @@ pub(super) struct SmbSessionEnumeration;
 
 impl Detector for SmbSessionEnumeration {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Srvsvc)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -14,7 +14,7 @@ use dcwatch_proto::v1::{
     AlertEntity, activity::Body, alert::Confidence, alert_entity::Role, dce_rpc_activity,
 };
 
-use super::{Context, Detector, Kinds, target::clip};
+use super::{Context, Detector, Interface, Kinds, target::clip};
 use crate::{
     bounded::BoundedMap,
     catalogue::SUSPICIOUS_SERVICE_CREATION,
@@ -177,7 +177,7 @@ fn quoted(text: &str) -> String {
 
 impl Detector for SuspiciousServiceCreation {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC | Kinds::WINDOWS_EVENT
+        Kinds::requests(Interface::Svcctl) | Kinds::WINDOWS_EVENT
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

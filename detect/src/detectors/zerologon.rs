@@ -15,7 +15,7 @@ use dcwatch_proto::v1::{
 };
 
 use super::{
-    Context, Detector, Kinds,
+    Context, Detector, Interface, Kinds,
     target::{clip, outcome_word},
 };
 use crate::{
@@ -75,7 +75,7 @@ fn impersonated(rpc: &DceRpcActivity) -> &str {
 
 impl Detector for Zerologon {
     fn kinds(&self) -> Kinds {
-        Kinds::DCERPC
+        Kinds::requests(Interface::Netlogon)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
