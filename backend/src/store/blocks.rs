@@ -974,12 +974,8 @@ pub fn decompress_frame(
     info: &FrameInfo,
     decompressor: &mut zstd::bulk::Decompressor<'_>,
 ) -> Result<Vec<u8>, BlockError> {
-    let plain = decompressor
-        .decompress(frame, info.plain_len)
-        .map_err(BlockError::Zstd)?;
-    if plain.len() != info.plain_len {
-        return Err(BlockError::Malformed);
-    }
+    let mut plain = Vec::new();
+    decompress_frame_into(frame, info, decompressor, &mut plain)?;
     Ok(plain)
 }
 

@@ -55,12 +55,7 @@ pub(crate) trait Tier {
     /// `limit`: the compacted tier's names and addresses a search finds.
     fn keys_like(&mut self, pattern: &str, limit: i64) -> Result<Vec<String>, StoreError>;
     /// The condition on a block's id that it holds index key `key`, and its one value.
-    fn holding_key(&self, key: &str) -> (&'static str, Param) {
-        (
-            "id IN (SELECT block_id FROM activity_block_keys WHERE key = ?)",
-            Param::Text(key.to_owned()),
-        )
-    }
+    fn holding_key(&self, key: &str) -> (&'static str, Param);
 }
 
 /// A blob of the compacted tier, read by its row's id.

@@ -10,7 +10,9 @@ use super::{
     BLOCK_COLUMNS, Blob, BlockRow, NewBlock, StoredDictionary, Tier, TierWriter, frame_id,
     nearest_block_sql,
 };
-use crate::store::{Dialect, Filter, StoreError, alerts::sqlite_value, blocks, to_i64, to_u64};
+use crate::store::{
+    Dialect, Filter, Param, StoreError, alerts::sqlite_value, blocks, to_i64, to_u64,
+};
 
 /// A SQLite connection (or a transaction on one) as the compacted tier reads and writes it.
 pub(crate) struct Sqlite<'c>(pub(crate) &'c Connection);
@@ -105,6 +107,13 @@ impl Tier for Sqlite<'_> {
             )?
             .query_map(params![pattern, limit], |row| row.get(0))?
             .collect::<Result<_, _>>()?)
+    }
+
+    fn holding_key(&self, key: &str) -> (&'static str, Param) {
+        (
+            "id IN (SELECT block_id FROM activity_block_keys WHERE key = ?)",
+            Param::Text(key.to_owned()),
+        )
     }
 }
 
