@@ -1058,6 +1058,47 @@ mod tests {
     }
 
     #[test]
+    fn the_frame_decompressed_last_answers_for_its_own_block_only() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut ingest = Store::open(directory.path()).expect("open");
+        let console = Store::open(directory.path()).expect("open");
+        let some = |sequence: u64, count: usize| {
+            let mut activities = batch(sequence);
+            activities.truncate(count);
+            activities
+        };
+        for (sequence, count) in [(1, 1000), (2, 1000)] {
+            ingest
+                .store_batch("s1", "spool", sequence, &some(sequence, count))
+                .expect("store");
+        }
+        assert_eq!(ingest.compact(i64::MAX).expect("compact").blocks, 1);
+        // Pieces of evidence one after the other: three in the fifth frame (batch 1 from
+        // position 256: decompressed, then read from the buffer, then kept parsed), then one in
+        // the sixth (from position 320), whose bytes are left in the buffer.
+        for position in [270_usize, 271, 272, 330] {
+            assert_eq!(
+                console.activity_at("s1", 1, position as u64).expect("read"),
+                Some(some(1, 1000)[position].clone())
+            );
+        }
+        // Everything deleted, then other activities compacted into a block of the same id,
+        // whose sixth frame (batch 7 from position 20) is read from the new block.
+        assert_eq!(ingest.prune(i64::MAX).expect("prune"), 2000);
+        for (sequence, count) in [(6, 300), (7, 300)] {
+            ingest
+                .store_batch("s1", "spool", sequence, &some(sequence, count))
+                .expect("store");
+        }
+        assert_eq!(ingest.compact(i64::MAX).expect("compact").blocks, 1);
+        assert_eq!(console.activity_at("s1", 1, 340).expect("read"), None);
+        assert_eq!(
+            console.activity_at("s1", 7, 40).expect("read"),
+            Some(some(7, 300)[40].clone())
+        );
+    }
+
+    #[test]
     fn compacted_activities_answer_queries_as_the_hot_ones_did() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut store = Store::open(directory.path()).expect("open");

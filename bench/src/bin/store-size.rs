@@ -574,7 +574,12 @@ fn probes(
                 pages.first().map_or(0, Vec::len)
             ),
             run: Box::new(move |store, _, trial| {
-                look_up(store, pages.get(trial % pages.len().max(1)).map_or(&[], Vec::as_slice))
+                look_up(
+                    store,
+                    pages
+                        .get(trial % pages.len().max(1))
+                        .map_or(&[], Vec::as_slice),
+                )
             }),
         },
         Probe {
