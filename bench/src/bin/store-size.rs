@@ -13,6 +13,11 @@
 //!    bytes per activity, by table, and the same queries again, whose answers must equal the
 //!    first ones.
 //!
+//! The alert-evidence probes look activities up by reference, as the console's alert page does
+//! for each piece of an alert's evidence: references picked over the whole input, and the
+//! evidence of alerts the detection engine raises on the input (test mode, every threshold
+//! low, as `dcwatch-replay --alerts` judges), whose count the run prints.
+//!
 //! SQLite's bytes are the store's pages in use (`page_count - freelist_count` times
 //! `page_size`): SQLite reuses free pages, so this is what the file holds once it has grown to
 //! its steady size. PostgreSQL's are its tables' and indexes' sizes (`pg_table_size`, TOAST
@@ -501,7 +506,7 @@ fn probes(
                 .collect()
         };
     // The console's alert page looks each piece of an alert's evidence up by its reference
-    // (`Data::alert`): whole alerts, spread over the input, other alerts each trial, about
+    // (`Data::alert_detail`): whole alerts, spread over the input, other alerts each trial, about
     // `LOOKUPS` references a trial.
     let cited: usize = alerts.iter().map(Vec::len).sum();
     let alert_step = (cited / LOOKUPS).max(1);
