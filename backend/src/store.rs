@@ -1001,40 +1001,43 @@ mod tests {
         }
     }
 
+    /// The first `count` activities of [`batch`] `sequence`.
+    fn first_of(sequence: u64, count: usize) -> Vec<Activity> {
+        let mut activities = batch(sequence);
+        activities.truncate(count);
+        activities
+    }
+
+    /// Stores the first `count` activities of each (`sequence`, `count`) of `batches` from
+    /// sensor s1, and compacts them into one block.
+    fn compact_batches(store: &mut Store, batches: &[(u64, usize)]) {
+        for &(sequence, count) in batches {
+            store
+                .store_batch("s1", "spool", sequence, &first_of(sequence, count))
+                .expect("store");
+        }
+        assert_eq!(store.compact(i64::MAX).expect("compact").blocks, 1);
+    }
+
     #[test]
     fn a_block_that_takes_a_deleted_blocks_id_is_read_with_its_own_frame_index_and_frames() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut ingest = Store::open(directory.path()).expect("open");
         // The console's store: it keeps the frame index of what it read.
         let console = Store::open(directory.path()).expect("open");
-        let some = |sequence: u64, count: usize| {
-            let mut activities = batch(sequence);
-            activities.truncate(count);
-            activities
-        };
-        for (sequence, count) in [(1, 1000), (2, 1000)] {
-            ingest
-                .store_batch("s1", "spool", sequence, &some(sequence, count))
-                .expect("store");
-        }
-        assert_eq!(ingest.compact(i64::MAX).expect("compact").blocks, 1);
+        compact_batches(&mut ingest, &[(1, 1000), (2, 1000)]);
         assert_eq!(all(&console, &Query::default()).len(), 2000);
         // Its fifth frame (batch 1 from position 256) kept by the evidence lookups: decompressed
         // by the first, parsed by the second.
         for position in [270_usize, 271] {
             assert_eq!(
                 console.activity_at("s1", 1, position as u64).expect("read"),
-                Some(some(1, 1000)[position].clone())
+                Some(first_of(1, 1000)[position].clone())
             );
         }
         // Everything deleted, then fewer activities compacted: their block takes id 1 again.
         assert_eq!(ingest.prune(i64::MAX).expect("prune"), 2000);
-        for (sequence, count) in [(7, 300), (8, 300)] {
-            ingest
-                .store_batch("s1", "spool", sequence, &some(sequence, count))
-                .expect("store");
-        }
-        assert_eq!(ingest.compact(i64::MAX).expect("compact").blocks, 1);
+        compact_batches(&mut ingest, &[(7, 300), (8, 300)]);
         let ids: Vec<i64> = ingest
             .connection
             .prepare("SELECT id FROM activity_blocks")
@@ -1052,9 +1055,35 @@ mod tests {
         for position in [17_usize, 17, 18] {
             assert_eq!(
                 console.activity_at("s1", 8, position as u64).expect("read"),
-                Some(some(8, 300)[position].clone())
+                Some(first_of(8, 300)[position].clone())
             );
         }
+    }
+
+    #[test]
+    fn the_frame_decompressed_last_answers_for_its_own_block_only() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut ingest = Store::open(directory.path()).expect("open");
+        let console = Store::open(directory.path()).expect("open");
+        compact_batches(&mut ingest, &[(1, 1000), (2, 1000)]);
+        // Pieces of evidence one after the other: three in the fifth frame (batch 1 from
+        // position 256: decompressed, then read from the buffer, then kept parsed), then one in
+        // the sixth (from position 320), whose bytes are left in the buffer.
+        for position in [270_usize, 271, 272, 330] {
+            assert_eq!(
+                console.activity_at("s1", 1, position as u64).expect("read"),
+                Some(first_of(1, 1000)[position].clone())
+            );
+        }
+        // Everything deleted, then other activities compacted into a block of the same id,
+        // whose sixth frame (batch 7 from position 20) is read from the new block.
+        assert_eq!(ingest.prune(i64::MAX).expect("prune"), 2000);
+        compact_batches(&mut ingest, &[(6, 300), (7, 300)]);
+        assert_eq!(console.activity_at("s1", 1, 340).expect("read"), None);
+        assert_eq!(
+            console.activity_at("s1", 7, 40).expect("read"),
+            Some(first_of(7, 300)[40].clone())
+        );
     }
 
     #[test]

@@ -275,7 +275,7 @@ pub(crate) struct BlockCache {
     seen: RefCell<Seen>,
     /// The frame an evidence lookup decompressed last: one buffer, warm in the processor's
     /// caches, not an allocation a lookup.
-    plain: RefCell<Vec<u8>>,
+    plain: RefCell<Plain>,
     /// Each dictionary's SHA-256 by its id: dictionaries are never deleted, so an id names
     /// one for the store's life.
     digests: RefCell<HashMap<i64, [u8; 32]>>,
@@ -323,6 +323,28 @@ struct Seen {
     ids: HashSet<i64>,
     /// The same ids, the oldest seen first.
     order: VecDeque<i64>,
+}
+
+/// The buffer evidence lookups decompress frames into, and the frame it holds: an alert's
+/// evidence is looked up piece after piece (the console's alert page), in time order, so the
+/// next piece is most often in the frame the last one was, which is then read from here, not
+/// decompressed again.
+#[derive(Debug, Default)]
+struct Plain {
+    bytes: Vec<u8>,
+    /// The frame `bytes` hold ([`frame_id`]) with the index of the block it was read under
+    /// (as [`Frames`] keeps it, and for the same reason); `None` while they are written, and
+    /// once a decompression failed or the buffer was dropped.
+    holds: Option<(i64, Arc<[blocks::FrameInfo]>)>,
+}
+
+impl Plain {
+    /// Whether the buffer holds frame `id` of the block whose index is `index`.
+    fn holds(&self, id: i64, index: &Arc<[blocks::FrameInfo]>) -> bool {
+        self.holds
+            .as_ref()
+            .is_some_and(|(held, kept_for)| *held == id && Arc::ptr_eq(kept_for, index))
+    }
 }
 
 impl BlockCache {
@@ -643,8 +665,9 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
     }
 
     /// The activity at `position` of batch `sequence` in frame `number` of `block` (`index`
-    /// its frame index), the frame read from the cache, or kept there parsed for the next
-    /// lookups in it if it was decompressed before ([`Seen`]).
+    /// its frame index), the frame read from the cache, else from the buffer if the last
+    /// lookup decompressed it ([`Plain`]), else decompressed; kept in the cache parsed for the
+    /// next lookups in it if it was decompressed before ([`Seen`]).
     fn activity_in_frame(
         &mut self,
         block: &BlockRow,
@@ -666,14 +689,19 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
                 .activity_at(&block.sensor_id, sequence, position)
                 .map_err(failed);
         }
-        let frame = self.tier.blob(Blob::Frame, id)?;
         let cache = self.cache;
         let mut plain = cache.plain.borrow_mut();
-        self.with_decompressor(block, |decompressor| {
-            blocks::decompress_frame_into(&frame, info, decompressor, &mut plain)
-        })?;
+        if !plain.holds(id, index) {
+            let frame = self.tier.blob(Blob::Frame, id)?;
+            plain.holds = None;
+            self.with_decompressor(block, |decompressor| {
+                blocks::decompress_frame_into(&frame, info, decompressor, &mut plain.bytes)
+            })?;
+            plain.holds = Some((id, Arc::clone(index)));
+        }
+        let plain = &mut *plain;
         let found = if cache.seen_before(id) {
-            let parsed = Arc::new(blocks::ParsedFrame::parse(&plain, info).map_err(failed)?);
+            let parsed = Arc::new(blocks::ParsedFrame::parse(&plain.bytes, info).map_err(failed)?);
             cache.keep_frame(id, index, Arc::clone(&parsed));
             parsed
                 .activity_at(&block.sensor_id, sequence, position)
@@ -681,7 +709,7 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         } else {
             blocks::decode_plain(
                 &block.sensor_id,
-                &plain,
+                &plain.bytes,
                 info,
                 &blocks::Sieve::at(sequence, position),
                 |_, _, _| true,
@@ -691,8 +719,8 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
             .next()
             .map(|entry| entry.activity)
         };
-        if plain.capacity() > KEPT_PLAIN_CAPACITY {
-            *plain = Vec::new();
+        if plain.bytes.capacity() > KEPT_PLAIN_CAPACITY {
+            *plain = Plain::default();
         }
         Ok(found)
     }

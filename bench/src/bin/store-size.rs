@@ -13,6 +13,11 @@
 //!    bytes per activity, by table, and the same queries again, whose answers must equal the
 //!    first ones.
 //!
+//! The alert-evidence probes look activities up by reference, as the console's alert page does
+//! for each piece of an alert's evidence: references picked over the whole input, and the
+//! evidence of alerts the detection engine raises on the input (test mode, every threshold
+//! low, as `dcwatch-replay --alerts` judges), whose count the run prints.
+//!
 //! SQLite's bytes are the store's pages in use (`page_count - freelist_count` times
 //! `page_size`): SQLite reuses free pages, so this is what the file holds once it has grown to
 //! its steady size. PostgreSQL's are its tables' and indexes' sizes (`pg_table_size`, TOAST
@@ -210,7 +215,17 @@ fn main() -> anyhow::Result<()> {
         references.push((sequence, batch.len() as u64));
     }
     let only = std::env::var("PROBES").unwrap_or_default();
-    let probes: Vec<Probe> = probes(&activities, &references)
+    let alerts = alert_evidence(&activities);
+    let cited: std::collections::HashSet<&(u64, u64)> = alerts.iter().flatten().collect();
+    println!(
+        "detection (test mode, every threshold low, as a replay judges): {} alerts citing {} \
+         evidence references, {} activities ({:.1}% of the input)",
+        alerts.len(),
+        alerts.iter().map(Vec::len).sum::<usize>(),
+        cited.len(),
+        cited.len() as f64 * 100.0 / activities.len() as f64
+    );
+    let probes: Vec<Probe> = probes(&activities, &references, alerts)
         .into_iter()
         .filter(|probe| probe.name.contains(&only))
         .collect();
@@ -426,8 +441,13 @@ fn report(name: &str, figures: &Figures, activities: &[Activity], density: f64) 
 /// The queries of the CLI and the console, on keys picked from the middle of the input: an
 /// account present in every copy, an address (a computer) seen in one copy, a protocol and
 /// everything over an hour, alert evidence by reference (the same each trial, and other each
-/// trial), and the console's entity pages.
-fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
+/// trial), the evidence of alerts detection raised on the input (as the console's alert page
+/// reads it), and the console's entity pages.
+fn probes(
+    activities: &[Activity],
+    references: &[(u64, u64)],
+    alerts: Vec<Vec<(u64, u64)>>,
+) -> Vec<Probe> {
     let times: Vec<i64> = activities.iter().map(time_ns).collect();
     let first = times.iter().copied().min().unwrap_or(0);
     let middle = first + (times.iter().copied().max().unwrap_or(0) - first) / 2;
@@ -485,6 +505,22 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
                 })
                 .collect()
         };
+    // The console's alert page looks each piece of an alert's evidence up by its reference
+    // (`Data::alert_detail`): whole alerts, spread over the input, other alerts each trial, about
+    // `LOOKUPS` references a trial.
+    let cited: usize = alerts.iter().map(Vec::len).sum();
+    let alert_step = (cited / LOOKUPS).max(1);
+    let pages: Vec<Vec<(u64, u64)>> = (0..alert_step.min(alerts.len()))
+        .map(|first| {
+            alerts
+                .iter()
+                .skip(first)
+                .step_by(alert_step)
+                .flatten()
+                .copied()
+                .collect()
+        })
+        .collect();
     let page_account = account.clone();
     let page_address = ip.map(|ip| ip.to_string()).unwrap_or_default();
     let profile_account = account.clone();
@@ -537,6 +573,21 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
             }),
         },
         Probe {
+            name: format!(
+                "alert pages' evidence ({} alerts, {} lookups), other alerts each trial",
+                alerts.len().div_ceil(alert_step),
+                pages.first().map_or(0, Vec::len)
+            ),
+            run: Box::new(move |store, _, trial| {
+                look_up(
+                    store,
+                    pages
+                        .get(trial % pages.len().max(1))
+                        .map_or(&[], Vec::as_slice),
+                )
+            }),
+        },
+        Probe {
             name: format!("account, {PAGE} newest, through the ingest connection"),
             run: newest(&account, Connection::Ingest),
         },
@@ -579,6 +630,46 @@ fn probes(activities: &[Activity], references: &[(u64, u64)]) -> Vec<Probe> {
             }),
         },
     ]
+}
+
+/// The evidence references, (sequence, position), of each alert the detection engine raises on
+/// `activities` stored as the benchmark stores them, alerts in the order they were first
+/// raised. Test mode (every threshold low, as `dcwatch-replay --alerts` judges): the corpus's
+/// attacks alert without a learning period.
+fn alert_evidence(activities: &[Activity]) -> Vec<Vec<(u64, u64)>> {
+    let mut engine = dcwatch_detect::Engine::new(
+        dcwatch_detect::Config::test_mode(),
+        Arc::new(dcwatch_entity::Directory::default()),
+    );
+    let mut raised = Vec::new();
+    for (sequence, batch) in (1_u64..).zip(activities.chunks(BATCH)) {
+        for (position, activity) in batch.iter().enumerate() {
+            let reference = format!("{SENSOR_ID}:{sequence}:{position}");
+            raised.extend(
+                engine
+                    .observe(activity, &reference)
+                    .into_iter()
+                    .filter(|raised| raised.new)
+                    .map(|raised| raised.id),
+            );
+        }
+    }
+    raised
+        .iter()
+        .filter_map(|id| engine.alert(id))
+        .map(|alert| {
+            alert
+                .evidence
+                .iter()
+                .filter_map(|piece| {
+                    let mut parts = piece.activity_ref.rsplitn(3, ':');
+                    let position = parts.next()?.parse().ok()?;
+                    let sequence = parts.next()?.parse().ok()?;
+                    Some((sequence, position))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Which of the two connections to the store a probe reads through: the one ingest and
