@@ -130,7 +130,7 @@ pub fn account_key(name: &str) -> String {
 }
 
 /// The name without its domain or realm.
-fn account_name(name: &str) -> &str {
+pub(crate) fn account_name(name: &str) -> &str {
     let name = name.rsplit('\\').next().unwrap_or(name);
     name.split('@').next().unwrap_or(name)
 }

@@ -39,7 +39,9 @@ pub(super) struct Dcshadow;
 
 impl Detector for Dcshadow {
     fn kinds(&self) -> Kinds {
-        Kinds::requests(Interface::Drsuapi) | Kinds::LDAP
+        Kinds::requests(Interface::Drsuapi)
+            | Kinds::ldap(ldap_activity::Type::Add)
+            | Kinds::ldap(ldap_activity::Type::Modify)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -303,7 +303,7 @@ impl Default for LdapRecon {
 
 impl Detector for LdapRecon {
     fn kinds(&self) -> Kinds {
-        Kinds::LDAP
+        Kinds::ldap(ldap_activity::Type::Search)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
