@@ -700,7 +700,9 @@ impl DcAnswer<'_> {
             DcReason::NotListed => format!(
                 "{address} is not in the configured or directory list of domain controllers"
             ),
-            DcReason::Served(role) => format!("traffic: {address} {role}, as domain controllers do"),
+            DcReason::Served(role) => {
+                format!("traffic: {address} {role}, as domain controllers do")
+            }
             DcReason::NeverServed {
                 none_configured: true,
             } => format!(

@@ -14,9 +14,7 @@
 //! profile learns the accounts it fails against during its first week (a script with an old
 //! password), and only accounts outside that baseline alert after; this count stays the floor.
 
-use dcwatch_proto::v1::{
-    alert_entity::Role, kerberos_activity, ntlm_activity, outcome::Status,
-};
+use dcwatch_proto::v1::{alert_entity::Role, kerberos_activity, ntlm_activity, outcome::Status};
 
 use super::{
     Context, Detector, Kinds,

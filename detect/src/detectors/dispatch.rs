@@ -31,32 +31,17 @@ pub struct Kinds(u128);
 const OTHER_DCERPC: usize = 6;
 /// The first interface's kind: after the body variants.
 const FIRST_INTERFACE: usize = 12;
-/// Kerberos messages by type, after the interfaces'.
+/// Kerberos messages by type, after the interfaces'; each protocol's types after the last's.
+/// The last of each is its enum's last variant (a test holds them so).
 const KERBEROS: Typed = Typed {
     other: 1,
     first: FIRST_INTERFACE + Interface::ALL.len(),
     types: kerberos_activity::Type::KrbError as usize,
 };
-const NTLM: Typed = Typed {
-    other: 2,
-    first: KERBEROS.end(),
-    types: ntlm_activity::Type::Authenticate as usize,
-};
-const LDAP: Typed = Typed {
-    other: 3,
-    first: NTLM.end(),
-    types: ldap_activity::Type::Sealed as usize,
-};
-const DNS: Typed = Typed {
-    other: 4,
-    first: LDAP.end(),
-    types: dns_activity::Type::NotifyResponse as usize,
-};
-const SMB: Typed = Typed {
-    other: 5,
-    first: DNS.end(),
-    types: smb_activity::Type::Compressed as usize,
-};
+const NTLM: Typed = KERBEROS.then(2, ntlm_activity::Type::Authenticate as usize);
+const LDAP: Typed = NTLM.then(3, ldap_activity::Type::Sealed as usize);
+const DNS: Typed = LDAP.then(4, dns_activity::Type::NotifyResponse as usize);
+const SMB: Typed = DNS.then(5, smb_activity::Type::Compressed as usize);
 /// DNS responses NXDOMAIN: a kind apart from other responses (the query volume counts them).
 const NXDOMAIN_RESPONSE: usize = SMB.end();
 /// Kinds there are: every body variant, "no body", one per DCE-RPC interface, one per message
@@ -80,6 +65,15 @@ impl Typed {
     /// The kind after its types' kinds.
     const fn end(self) -> usize {
         self.first + self.types
+    }
+
+    /// The protocol of body kind `other` and `types` types, its kinds after this one's.
+    const fn then(self, other: usize, types: usize) -> Self {
+        Self {
+            other,
+            first: self.end(),
+            types,
+        }
     }
 
     /// Every message of the protocol, whatever its type.
@@ -241,9 +235,7 @@ impl Kinds {
     /// include those NXDOMAIN ([`Self::DNS_NXDOMAIN`] alone takes only those).
     pub const fn dns(message: dns_activity::Type) -> Self {
         match message {
-            dns_activity::Type::Response => {
-                Self(DNS.one(message as i32).0 | Self::DNS_NXDOMAIN.0)
-            }
+            dns_activity::Type::Response => Self(DNS.one(message as i32).0 | Self::DNS_NXDOMAIN.0),
             message => DNS.one(message as i32),
         }
     }
@@ -745,7 +737,10 @@ mod tests {
         let mut seen = 0;
         for (typed, all, known) in protocols {
             let last = i32::try_from(typed.types).expect("a few types");
-            assert!(known(last) && !known(last + 1), "{all:?} ends at type {last}");
+            assert!(
+                known(last) && !known(last + 1),
+                "{all:?} ends at type {last}"
+            );
             assert_eq!(typed.one(0), Kinds(0));
             assert_eq!(typed.index(0), typed.other);
             assert_eq!(typed.index(last + 1), typed.other);
@@ -761,7 +756,10 @@ mod tests {
         }
         let Kinds(nxdomain) = Kinds::DNS_NXDOMAIN;
         assert_eq!(seen & nxdomain, 0);
-        assert_eq!(Kinds::dns(dns_activity::Type::Response).0 & nxdomain, nxdomain);
+        assert_eq!(
+            Kinds::dns(dns_activity::Type::Response).0 & nxdomain,
+            nxdomain
+        );
         assert_eq!(Kinds::DNS.0 & nxdomain, nxdomain);
     }
 
@@ -868,7 +866,11 @@ mod tests {
                 .iter()
                 .map(|&detector| &detectors.all[detector])
                 .collect();
-            assert!(readers.is_empty(), "{:?} reaches {readers:?}", activity.body);
+            assert!(
+                readers.is_empty(),
+                "{:?} reaches {readers:?}",
+                activity.body
+            );
         }
     }
 }
