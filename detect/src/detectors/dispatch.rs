@@ -712,12 +712,15 @@ mod tests {
         assert_eq!(reached(&kinds, &activities), [(0, 0), (2, 0), (2, 1)]);
     }
 
+    /// A typed protocol, all its kinds, and whether its enum has a value.
+    type Protocol = (Typed, Kinds, fn(i32) -> bool);
+
     /// Each type of each typed protocol: a kind of its own within the protocol's, and the
     /// protobuf enum ends where the protocol's kinds do (a type it adds needs a kind, or its
     /// messages would go to "other" and miss the detectors that declare it).
     #[test]
     fn every_message_type_of_every_typed_protocol_has_a_kind_of_its_own() {
-        let protocols: [(Typed, Kinds, fn(i32) -> bool); 5] = [
+        let protocols: [Protocol; 5] = [
             (KERBEROS, Kinds::KERBEROS, |value| {
                 kerberos_activity::Type::try_from(value).is_ok()
             }),
