@@ -56,10 +56,13 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: Config, directory: Arc<Directory>) -> Self {
+        let knowledge = Knowledge::new(&config, directory);
+        let mut detectors = detectors::all();
+        detectors.fit(&knowledge);
         Self {
-            knowledge: Knowledge::new(&config, directory),
+            knowledge,
             config,
-            detectors: detectors::all(),
+            detectors,
             book: Book::default(),
             profiles: Profiles::default(),
             dc_tests: profiling::DcTests::default(),
@@ -91,11 +94,14 @@ impl Engine {
     #[must_use]
     pub fn keyed_by(mut self, key: Key) -> Self {
         self.detectors = self.detectors.keyed_by(key);
+        self.detectors.fit(&self.knowledge);
         self
     }
 
     pub fn set_directory(&mut self, directory: Arc<Directory>) {
         self.knowledge.set_directory(directory);
+        // Its honeytokens may have come or gone.
+        self.detectors.fit(&self.knowledge);
     }
 
     /// Judges one activity; returns the alerts it made or changed. `reference` names the stored

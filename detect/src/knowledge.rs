@@ -130,7 +130,7 @@ pub fn account_key(name: &str) -> String {
 }
 
 /// The name without its domain or realm.
-fn account_name(name: &str) -> &str {
+pub(crate) fn account_name(name: &str) -> &str {
     let name = name.rsplit('\\').next().unwrap_or(name);
     name.split('@').next().unwrap_or(name)
 }
@@ -339,60 +339,16 @@ impl Knowledge {
 
     /// Whether `address` is a domain controller, and on what.
     pub fn domain_controller(&self, address: Option<IpAddr>, computer_name: &str) -> Verdict {
-        let Some(address) = address else {
-            return Verdict {
-                yes: false,
-                source: Source::Assumed,
-                basis: "the address is unknown".into(),
-            };
-        };
-        let reason = self.dc_reason(address, computer_name);
-        let yes = reason.yes();
-        let (source, basis) = match reason {
-            DcReason::Configured => (
-                Source::Configuration,
-                format!("configuration: {address} is a domain controller"),
-            ),
-            DcReason::DirectoryDomain(domain) => (
-                Source::Directory,
-                format!("directory: {address} is a domain controller of {domain}"),
-            ),
-            DcReason::DirectoryComputer { yes: true, name } => (
-                Source::Directory,
-                format!("directory: {name} is a domain controller (userAccountControl)"),
-            ),
-            DcReason::DirectoryComputer { yes: false, name } => (
-                Source::Directory,
-                format!("directory: {name} is not a domain controller"),
-            ),
-            DcReason::NotListed => (
-                Source::Directory,
-                format!(
-                    "{address} is not in the configured or directory list of domain controllers"
-                ),
-            ),
-            DcReason::Served(role) => (
-                Source::Traffic,
-                format!("traffic: {address} {role}, as domain controllers do"),
-            ),
-            DcReason::NeverServed {
-                none_configured: true,
-            } => (
-                Source::Assumed,
-                format!(
-                    "traffic: {address} never answered as a KDC or served LDAP or DRSUAPI (no directory or DC list configured)"
-                ),
-            ),
-            DcReason::NeverServed {
-                none_configured: false,
-            } => (
-                Source::Directory,
-                format!(
-                    "{address} is not a configured or directory domain controller and never answered as one"
-                ),
-            ),
-        };
-        verdict(yes, source, basis)
+        self.dc_answer(address, computer_name).verdict()
+    }
+
+    /// What [`Self::domain_controller`] says, its basis written only when asked: most who ask
+    /// let the activity go on the answer alone (a DC replicating is no DCSync), and writing the
+    /// basis was an allocation a call.
+    pub fn dc_answer(&self, address: Option<IpAddr>, computer_name: &str) -> DcAnswer<'_> {
+        DcAnswer {
+            reason: address.map(|address| (address, self.dc_reason(address, computer_name))),
+        }
     }
 
     /// Whether `address` is a domain controller, as `domain_controller` says without a computer
@@ -661,6 +617,7 @@ fn flow_key(seen: &Observed<'_>) -> FlowKey {
 }
 
 /// Why an address is or is not a domain controller, before the basis is written out.
+#[derive(Debug)]
 enum DcReason<'a> {
     Configured,
     /// A DC address of this directory domain.
@@ -685,6 +642,79 @@ impl DcReason<'_> {
             Self::DirectoryComputer { yes, .. } => *yes,
             Self::NotListed | Self::NeverServed { .. } => false,
         }
+    }
+}
+
+/// [`Knowledge::dc_answer`]'s answer: whether the address is a DC, why, or that it is unknown.
+#[derive(Debug)]
+pub struct DcAnswer<'a> {
+    reason: Option<(IpAddr, DcReason<'a>)>,
+}
+
+impl DcAnswer<'_> {
+    pub fn yes(&self) -> bool {
+        self.reason.as_ref().is_some_and(|(_, reason)| reason.yes())
+    }
+
+    /// How sure the answer is.
+    pub fn source(&self) -> Source {
+        match &self.reason {
+            None
+            | Some((
+                _,
+                DcReason::NeverServed {
+                    none_configured: true,
+                },
+            )) => Source::Assumed,
+            Some((_, DcReason::Configured)) => Source::Configuration,
+            Some((_, DcReason::Served(_))) => Source::Traffic,
+            Some((
+                _,
+                DcReason::DirectoryDomain(_)
+                | DcReason::DirectoryComputer { .. }
+                | DcReason::NotListed
+                | DcReason::NeverServed {
+                    none_configured: false,
+                },
+            )) => Source::Directory,
+        }
+    }
+
+    /// The answer with its basis written out.
+    pub fn verdict(self) -> Verdict {
+        let (yes, source) = (self.yes(), self.source());
+        let Some((address, reason)) = self.reason else {
+            return verdict(yes, source, "the address is unknown".into());
+        };
+        let basis = match reason {
+            DcReason::Configured => format!("configuration: {address} is a domain controller"),
+            DcReason::DirectoryDomain(domain) => {
+                format!("directory: {address} is a domain controller of {domain}")
+            }
+            DcReason::DirectoryComputer { yes: true, name } => {
+                format!("directory: {name} is a domain controller (userAccountControl)")
+            }
+            DcReason::DirectoryComputer { yes: false, name } => {
+                format!("directory: {name} is not a domain controller")
+            }
+            DcReason::NotListed => format!(
+                "{address} is not in the configured or directory list of domain controllers"
+            ),
+            DcReason::Served(role) => {
+                format!("traffic: {address} {role}, as domain controllers do")
+            }
+            DcReason::NeverServed {
+                none_configured: true,
+            } => format!(
+                "traffic: {address} never answered as a KDC or served LDAP or DRSUAPI (no directory or DC list configured)"
+            ),
+            DcReason::NeverServed {
+                none_configured: false,
+            } => format!(
+                "{address} is not a configured or directory domain controller and never answered as one"
+            ),
+        };
+        verdict(yes, source, basis)
     }
 }
 

@@ -19,7 +19,7 @@ use dcwatch_proto::v1::{
 };
 
 use crate::{
-    knowledge::{Knowledge, account_key, is_aes, is_pre_authenticated},
+    knowledge::{Knowledge, account_key, account_name, is_aes, is_pre_authenticated},
     observed::Observed,
     profiles::{Profiles, Subject},
 };
@@ -43,17 +43,19 @@ pub fn dc_key(name: &str) -> String {
 }
 
 pub fn user_key(name: &str) -> String {
-    let account = account_key(name);
+    let account = account_name(name);
     if !account.is_ascii() {
-        return Subject::User.key(&account);
+        return Subject::User.key(&account_key(name));
     }
-    // `Subject::key`'s text, written without lowercasing the lower-case key again (every
-    // logon asks for it).
+    // `Subject::key`'s text, the account folded in place: one allocation (every logon asks for
+    // it; `account_key` first made a copy of its own).
     let prefix = Subject::User.prefix();
     let mut key = String::with_capacity(prefix.len() + 1 + account.len());
     key.push_str(prefix);
     key.push(':');
-    key.push_str(&account);
+    let start = key.len();
+    key.push_str(account);
+    key[start..].make_ascii_lowercase();
     key
 }
 

@@ -138,7 +138,7 @@ fn tried<'a>(seen: &Observed<'a>) -> Option<Tried<'a>> {
 
 impl Detector for AccountEnumeration {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS | Kinds::WINDOWS_EVENT
+        Kinds::kerberos(kerberos_activity::Type::KrbError) | Kinds::WINDOWS_EVENT
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

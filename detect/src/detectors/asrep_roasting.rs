@@ -65,7 +65,10 @@ impl Default for AsrepRoasting {
 
 impl Detector for AsrepRoasting {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS
+        use kerberos_activity::Type;
+        Kinds::kerberos(Type::AsReq)
+            | Kinds::kerberos(Type::AsRep)
+            | Kinds::kerberos(Type::KrbError)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

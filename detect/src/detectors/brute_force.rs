@@ -14,7 +14,7 @@
 //! profile learns the accounts it fails against during its first week (a script with an old
 //! password), and only accounts outside that baseline alert after; this count stays the floor.
 
-use dcwatch_proto::v1::{alert_entity::Role, outcome::Status};
+use dcwatch_proto::v1::{alert_entity::Role, kerberos_activity, ntlm_activity, outcome::Status};
 
 use super::{
     Context, Detector, Kinds,
@@ -83,7 +83,10 @@ pub(super) struct Guessing {
 
 impl Detector for Guessing {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS | Kinds::NTLM | Kinds::WINDOWS_EVENT
+        Kinds::kerberos(kerberos_activity::Type::AsRep)
+            | Kinds::kerberos(kerberos_activity::Type::KrbError)
+            | Kinds::ntlm(ntlm_activity::Type::Authenticate)
+            | Kinds::WINDOWS_EVENT
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

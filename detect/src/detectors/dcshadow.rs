@@ -39,7 +39,9 @@ pub(super) struct Dcshadow;
 
 impl Detector for Dcshadow {
     fn kinds(&self) -> Kinds {
-        Kinds::requests(Interface::Drsuapi) | Kinds::LDAP
+        Kinds::requests(Interface::Drsuapi)
+            | Kinds::ldap(ldap_activity::Type::Add)
+            | Kinds::ldap(ldap_activity::Type::Modify)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
@@ -137,12 +139,12 @@ impl Dcshadow {
         source_dsa: &str,
         classes: &[String],
     ) {
-        let verdict = context
-            .knowledge
-            .domain_controller(seen.src, source_name(seen));
-        if verdict.yes {
+        // The basis is written only for what is not a DC: nearly all who ask are DCs.
+        let answer = context.knowledge.dc_answer(seen.src, source_name(seen));
+        if answer.yes() {
             return;
         }
+        let verdict = answer.verdict();
         let (kind, what): (&'static Kind, String) = if opnum == DS_ADD_ENTRY {
             let classes = if classes.is_empty() {
                 String::new()
@@ -188,15 +190,16 @@ impl Dcshadow {
     /// A DC replicating from its peer: fine when the peer is a DC, DCShadow when it is not.
     fn pull_from_rogue(&self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let knowledge = context.knowledge;
-        let puller = knowledge.domain_controller(seen.src, source_name(seen));
+        let puller = knowledge.dc_answer(seen.src, source_name(seen));
         // Only a DC known as one counts as the puller: an unknown puller is DCSync's case.
-        if !puller.yes || puller.source == Source::Assumed {
+        if !puller.yes() || puller.source() == Source::Assumed {
             return;
         }
-        let served = knowledge.domain_controller(seen.dst, destination_name(seen));
-        if served.yes || served.source == Source::Assumed {
+        let served = knowledge.dc_answer(seen.dst, destination_name(seen));
+        if served.yes() || served.source() == Source::Assumed {
             return;
         }
+        let (puller, served) = (puller.verdict(), served.verdict());
         let description = format!(
             "The domain controller {} replicated changes from {}, which is not a domain controller",
             source_text(seen),

@@ -36,12 +36,12 @@ impl Detector for Dcsync {
         {
             return;
         }
-        let verdict = context
-            .knowledge
-            .domain_controller(seen.src, source_name(seen));
-        if verdict.yes {
+        // The basis is written only for what is not a DC: nearly all who ask are DCs.
+        let answer = context.knowledge.dc_answer(seen.src, source_name(seen));
+        if answer.yes() {
             return;
         }
+        let verdict = answer.verdict();
         let operation = if rpc.opnum == DS_GET_NC_CHANGES {
             "DsGetNCChanges"
         } else {

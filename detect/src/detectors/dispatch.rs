@@ -12,32 +12,91 @@
 
 use std::ops::BitOr;
 
-use dcwatch_proto::v1::{DceRpcActivity, activity::Body, dce_rpc_activity, kerberos_activity};
+use dcwatch_proto::v1::{
+    DceRpcActivity, activity::Body, dce_rpc_activity, dns_activity, kerberos_activity,
+    ldap_activity, ntlm_activity, smb_activity,
+};
 
-use super::{Context, Detector, Key};
-use crate::{observed::Observed, time::Millis};
+use super::{Context, Detector, Key, dns_volume::NXDOMAIN};
+use crate::{knowledge::Knowledge, observed::Observed, time::Millis};
 
 /// A set of activity kinds: the body's protocol, or no body at all; for DCE-RPC, requests to
-/// each interface of [`Interface`] apart from everything else; for Kerberos, each message type.
+/// each interface of [`Interface`] apart from everything else; for Kerberos, NTLM, LDAP, SMB and
+/// DNS, each message type (and DNS responses NXDOMAIN apart from the others).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Kinds(u64);
+pub struct Kinds(u128);
 
-/// Kinds there are: every body variant, "no body", one per DCE-RPC interface, one per
-/// Kerberos message type.
-const COUNT: usize = FIRST_MESSAGE + MESSAGES;
-/// The kind of Kerberos activities of no known message type.
-const OTHER_KERBEROS: usize = 1;
-/// The first Kerberos message type's kind (AS-REQ, numbered 1), after the interfaces'.
-const FIRST_MESSAGE: usize = FIRST_INTERFACE + Interface::ALL.len();
-/// Kerberos message types, AS-REQ (1) to KRB-ERROR (7).
-const MESSAGES: usize = kerberos_activity::Type::KrbError as usize;
-/// Not a kind: the flag of [`Kinds::ALARM`], after the kinds.
-const ALARM: usize = COUNT;
 /// The kind of DCE-RPC activities no interface kind takes: binds, and requests to other
 /// interfaces or to one whose bind was not seen.
 const OTHER_DCERPC: usize = 6;
 /// The first interface's kind: after the body variants.
 const FIRST_INTERFACE: usize = 12;
+/// Kerberos messages by type, after the interfaces'; each protocol's types after the last's.
+/// The last of each is its enum's last variant (a test holds them so).
+const KERBEROS: Typed = Typed {
+    other: 1,
+    first: FIRST_INTERFACE + Interface::ALL.len(),
+    types: kerberos_activity::Type::KrbError as usize,
+};
+const NTLM: Typed = KERBEROS.then(2, ntlm_activity::Type::Authenticate as usize);
+const LDAP: Typed = NTLM.then(3, ldap_activity::Type::Sealed as usize);
+const DNS: Typed = LDAP.then(4, dns_activity::Type::NotifyResponse as usize);
+const SMB: Typed = DNS.then(5, smb_activity::Type::Compressed as usize);
+/// DNS responses NXDOMAIN: a kind apart from other responses (the query volume counts them).
+const NXDOMAIN_RESPONSE: usize = SMB.end();
+/// Kinds there are: every body variant, "no body", one per DCE-RPC interface, one per message
+/// type of the typed protocols, DNS responses NXDOMAIN.
+const COUNT: usize = NXDOMAIN_RESPONSE + 1;
+/// Not a kind: the flag of [`Kinds::ALARM`], after the kinds.
+const ALARM: usize = COUNT;
+
+/// A protocol whose messages have a kind per type, numbered 1 to `types` in its protobuf enum;
+/// its body's own kind (`other`) takes those of type 0 or of a type this build does not know.
+/// Most of its detectors judge one or two types: the protocol alone called each of them for
+/// every message, to return at once on most.
+#[derive(Clone, Copy)]
+struct Typed {
+    other: usize,
+    first: usize,
+    types: usize,
+}
+
+impl Typed {
+    /// The kind after its types' kinds.
+    const fn end(self) -> usize {
+        self.first + self.types
+    }
+
+    /// The protocol of body kind `other` and `types` types, its kinds after this one's.
+    const fn then(self, other: usize, types: usize) -> Self {
+        Self {
+            other,
+            first: self.end(),
+            types,
+        }
+    }
+
+    /// Every message of the protocol, whatever its type.
+    const fn all(self) -> Kinds {
+        Kinds(Kinds::of(self.other).0 | (((1 << self.types) - 1) << self.first))
+    }
+
+    /// Messages of one type (none at all for type 0, "unspecified").
+    const fn one(self, value: i32) -> Kinds {
+        if value < 1 || value as usize > self.types {
+            return Kinds(0);
+        }
+        Kinds::of(self.first + value as usize - 1)
+    }
+
+    /// The kind of a message of type `value`.
+    fn index(self, value: i32) -> usize {
+        match usize::try_from(value) {
+            Ok(value @ 1..) if value <= self.types => self.first + value - 1,
+            _ => self.other,
+        }
+    }
+}
 
 /// The DCE-RPC interfaces some detector reads requests of, by the name the sensor gives them
 /// (`DceRpcActivity::interface_name`).
@@ -62,7 +121,7 @@ pub enum Interface {
 }
 
 impl Interface {
-    const ALL: [Self; 16] = [
+    pub const ALL: [Self; 16] = [
         Self::Drsuapi,
         Self::Samr,
         Self::Lsarpc,
@@ -81,8 +140,9 @@ impl Interface {
         Self::IActivation,
     ];
 
-    /// The name the sensor's parser gives it (parsers' `dcerpc::interfaces::INTERFACES`).
-    const fn name(self) -> &'static str {
+    /// The name the sensor's parser gives it (parsers' `dcerpc::interfaces::INTERFACES`; a
+    /// test of sensor-user, which sees both, holds them equal).
+    pub const fn name(self) -> &'static str {
         match self {
             Self::Drsuapi => "drsuapi",
             Self::Samr => "samr",
@@ -116,17 +176,22 @@ impl Interface {
 
 impl Kinds {
     /// Every Kerberos activity, whatever its message.
-    pub const KERBEROS: Self =
-        Self(Self::of(OTHER_KERBEROS).0 | (((1 << MESSAGES) - 1) << FIRST_MESSAGE));
-    pub const NTLM: Self = Self::of(2);
-    pub const LDAP: Self = Self::of(3);
-    pub const DNS: Self = Self::of(4);
-    pub const SMB: Self = Self::of(5);
+    pub const KERBEROS: Self = KERBEROS.all();
+    /// Every NTLM activity, whatever its message.
+    pub const NTLM: Self = NTLM.all();
+    /// Every LDAP activity, whatever its operation.
+    pub const LDAP: Self = LDAP.all();
+    /// Every DNS activity, whatever its type and answer.
+    pub const DNS: Self = Self(DNS.all().0 | Self::DNS_NXDOMAIN.0);
+    /// Every SMB activity, whatever its type.
+    pub const SMB: Self = SMB.all();
     /// Every DCE-RPC activity: binds and requests to any interface.
     pub const DCERPC: Self = Self(Self::of(OTHER_DCERPC).0 | Self::INTERFACES.0);
     pub const RADIUS: Self = Self::of(9);
     pub const WINDOWS_EVENT: Self = Self::of(10);
     pub const NTP: Self = Self::of(11);
+    /// DNS responses NXDOMAIN, no other response.
+    pub const DNS_NXDOMAIN: Self = Self::of(NXDOMAIN_RESPONSE);
     /// Every activity, whatever it carries.
     pub const ALL: Self = Self((1 << COUNT) - 1);
     /// Not a kind: besides its kinds, the detector is handed the first activity of any kind at
@@ -148,9 +213,30 @@ impl Kinds {
 
     /// Kerberos messages of one type, no other Kerberos (`TYPE_UNSPECIFIED`: none at all).
     pub const fn kerberos(message: kerberos_activity::Type) -> Self {
+        KERBEROS.one(message as i32)
+    }
+
+    /// NTLM messages of one type, no other NTLM (`TYPE_UNSPECIFIED`: none at all).
+    pub const fn ntlm(message: ntlm_activity::Type) -> Self {
+        NTLM.one(message as i32)
+    }
+
+    /// LDAP operations of one type, no other LDAP (`TYPE_UNSPECIFIED`: none at all).
+    pub const fn ldap(operation: ldap_activity::Type) -> Self {
+        LDAP.one(operation as i32)
+    }
+
+    /// SMB activities of one type, no other SMB (`TYPE_UNSPECIFIED`: none at all).
+    pub const fn smb(message: smb_activity::Type) -> Self {
+        SMB.one(message as i32)
+    }
+
+    /// DNS messages of one type, no other DNS (`TYPE_UNSPECIFIED`: none at all); responses
+    /// include those NXDOMAIN ([`Self::DNS_NXDOMAIN`] alone takes only those).
+    pub const fn dns(message: dns_activity::Type) -> Self {
         match message {
-            kerberos_activity::Type::Unspecified => Self(0),
-            message => Self::of(FIRST_MESSAGE + message as usize - 1),
+            dns_activity::Type::Response => Self(DNS.one(message as i32).0 | Self::DNS_NXDOMAIN.0),
+            message => DNS.one(message as i32),
         }
     }
 
@@ -171,16 +257,16 @@ impl BitOr for Kinds {
 fn index(body: Option<&Body>) -> usize {
     match body {
         None => 0,
-        Some(Body::Kerberos(kerberos)) => {
-            match kerberos_activity::Type::try_from(kerberos.r#type) {
-                Ok(kerberos_activity::Type::Unspecified) | Err(_) => OTHER_KERBEROS,
-                Ok(message) => FIRST_MESSAGE + message as usize - 1,
-            }
+        Some(Body::Kerberos(kerberos)) => KERBEROS.index(kerberos.r#type),
+        Some(Body::Ntlm(ntlm)) => NTLM.index(ntlm.r#type),
+        Some(Body::Ldap(ldap)) => LDAP.index(ldap.r#type),
+        Some(Body::Dns(dns))
+            if dns.r#type == dns_activity::Type::Response as i32 && dns.rcode == NXDOMAIN =>
+        {
+            NXDOMAIN_RESPONSE
         }
-        Some(Body::Ntlm(_)) => 2,
-        Some(Body::Ldap(_)) => 3,
-        Some(Body::Dns(_)) => 4,
-        Some(Body::Smb(_)) => 5,
+        Some(Body::Dns(dns)) => DNS.index(dns.r#type),
+        Some(Body::Smb(smb)) => SMB.index(smb.r#type),
         Some(Body::Dcerpc(rpc)) => Interface::of(rpc).map_or(OTHER_DCERPC, |interface| {
             FIRST_INTERFACE + interface as usize
         }),
@@ -197,6 +283,8 @@ fn index(body: Option<&Body>) -> usize {
 #[derive(Debug)]
 pub struct Detectors {
     all: Vec<Box<dyn Detector>>,
+    /// Each detector's kinds; none while it cannot raise anything ([`Self::fit`]).
+    kinds: Vec<Kinds>,
     by_kind: [Vec<usize>; COUNT],
     alarms: Alarms,
 }
@@ -251,20 +339,37 @@ impl Alarms {
 }
 
 impl Detectors {
+    /// Every detector reading its kinds, whatever the engine knows (see [`Self::fit`]).
     pub fn new(all: Vec<Box<dyn Detector>>) -> Self {
-        let by_kind = std::array::from_fn(|kind| {
-            (0..all.len())
-                .filter(|&detector| all[detector].kinds().contains(kind))
-                .collect()
-        });
+        let kinds: Vec<Kinds> = all.iter().map(|detector| detector.kinds()).collect();
         Self {
             alarms: Alarms::new(&all),
+            by_kind: by_kind(&kinds),
+            kinds,
             all,
-            by_kind,
         }
     }
 
-    /// Only the detectors keyed by `key`, still sorted by kind.
+    /// Leaves out of the dispatch the detectors that cannot raise anything with what the
+    /// engine knows ([`Detector::applies`]), and takes back those that can again; call it
+    /// whenever that knowledge changes. A detector left out keeps its alarm.
+    pub fn fit(&mut self, knowledge: &Knowledge) {
+        self.kinds = self
+            .all
+            .iter()
+            .map(|detector| {
+                if detector.applies(knowledge) {
+                    detector.kinds()
+                } else {
+                    Kinds(0)
+                }
+            })
+            .collect();
+        self.by_kind = by_kind(&self.kinds);
+    }
+
+    /// Only the detectors keyed by `key`, still sorted by kind, each reading its kinds (call
+    /// [`Self::fit`] again).
     #[must_use]
     pub fn keyed_by(self, key: Key) -> Self {
         let mut all = self.all;
@@ -278,6 +383,7 @@ impl Detectors {
         let kind = index(seen.body());
         let Self {
             all,
+            kinds,
             by_kind,
             alarms,
         } = self;
@@ -291,7 +397,7 @@ impl Detectors {
         }
         // Rare: a detector woken outside its kinds takes its place in the order.
         for (detector, judge) in all.iter_mut().enumerate() {
-            if judge.kinds().contains(kind) || alarms.at[detector] <= seen.time {
+            if kinds[detector].contains(kind) || alarms.at[detector] <= seen.time {
                 judge.observe(seen, context);
                 alarms.heard(detector, judge.as_ref());
             }
@@ -304,16 +410,26 @@ impl Detectors {
     }
 }
 
+/// For each kind, the detectors that read it, in their order.
+fn by_kind(kinds: &[Kinds]) -> [Vec<usize>; COUNT] {
+    std::array::from_fn(|kind| {
+        (0..kinds.len())
+            .filter(|&detector| kinds[detector].contains(kind))
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
     use dcwatch_proto::v1::{
-        DceRpcActivity, DnsActivity, KerberosActivity, NtlmActivity, activity::Body,
-        dce_rpc_activity,
+        DceRpcActivity, DnsActivity, KerberosActivity, LdapActivity, NtlmActivity, SmbActivity,
+        activity::Body, dce_rpc_activity, dns_activity, kerberos_activity, ldap_activity,
+        ntlm_activity, smb_activity,
     };
 
-    use super::{Detectors, Interface, Kinds};
+    use super::{DNS, Detectors, Interface, KERBEROS, Kinds, LDAP, NTLM, SMB, Typed, index};
     use crate::{
         Config,
         detectors::{
@@ -594,5 +710,170 @@ mod tests {
             Kinds::KERBEROS,
         ];
         assert_eq!(reached(&kinds, &activities), [(0, 0), (2, 0), (2, 1)]);
+    }
+
+    /// A typed protocol, all its kinds, and whether its enum has a value.
+    type Protocol = (Typed, Kinds, fn(i32) -> bool);
+
+    /// Each type of each typed protocol: a kind of its own within the protocol's, and the
+    /// protobuf enum ends where the protocol's kinds do (a type it adds needs a kind, or its
+    /// messages would go to "other" and miss the detectors that declare it).
+    #[test]
+    fn every_message_type_of_every_typed_protocol_has_a_kind_of_its_own() {
+        let protocols: [Protocol; 5] = [
+            (KERBEROS, Kinds::KERBEROS, |value| {
+                kerberos_activity::Type::try_from(value).is_ok()
+            }),
+            (NTLM, Kinds::NTLM, |value| {
+                ntlm_activity::Type::try_from(value).is_ok()
+            }),
+            (LDAP, Kinds::LDAP, |value| {
+                ldap_activity::Type::try_from(value).is_ok()
+            }),
+            (DNS, Kinds::DNS, |value| {
+                dns_activity::Type::try_from(value).is_ok()
+            }),
+            (SMB, Kinds::SMB, |value| {
+                smb_activity::Type::try_from(value).is_ok()
+            }),
+        ];
+        let mut seen = 0;
+        for (typed, all, known) in protocols {
+            let last = i32::try_from(typed.types).expect("a few types");
+            assert!(
+                known(last) && !known(last + 1),
+                "{all:?} ends at type {last}"
+            );
+            assert_eq!(typed.one(0), Kinds(0));
+            assert_eq!(typed.index(0), typed.other);
+            assert_eq!(typed.index(last + 1), typed.other);
+            for value in 1..=last {
+                let Kinds(bit) = typed.one(value);
+                assert_eq!(bit.count_ones(), 1, "{all:?} type {value}");
+                assert_eq!(seen & bit, 0, "{all:?} type {value} shares a kind");
+                assert_eq!(all.0 & bit, bit, "{all:?} type {value} is in its protocol");
+                assert_eq!(Kinds::ALL.0 & bit, bit, "{all:?} type {value} is in ALL");
+                assert_eq!(1 << typed.index(value), bit);
+                seen |= bit;
+            }
+        }
+        let Kinds(nxdomain) = Kinds::DNS_NXDOMAIN;
+        assert_eq!(seen & nxdomain, 0);
+        assert_eq!(
+            Kinds::dns(dns_activity::Type::Response).0 & nxdomain,
+            nxdomain
+        );
+        assert_eq!(Kinds::DNS.0 & nxdomain, nxdomain);
+    }
+
+    fn ntlm(offset: i64, message: ntlm_activity::Type) -> dcwatch_proto::v1::Activity {
+        let body = NtlmActivity {
+            r#type: message.into(),
+            ..NtlmActivity::default()
+        };
+        activity(offset, "10.0.0.1:50000", "10.0.0.2:445", Body::Ntlm(body))
+    }
+
+    fn ldap(offset: i64, operation: ldap_activity::Type) -> dcwatch_proto::v1::Activity {
+        let body = LdapActivity {
+            r#type: operation.into(),
+            ..LdapActivity::default()
+        };
+        activity(offset, "10.0.0.1:50000", "10.0.0.2:389", Body::Ldap(body))
+    }
+
+    fn smb(offset: i64, message: smb_activity::Type) -> dcwatch_proto::v1::Activity {
+        let body = SmbActivity {
+            r#type: message.into(),
+            ..SmbActivity::default()
+        };
+        activity(offset, "10.0.0.1:50000", "10.0.0.2:445", Body::Smb(body))
+    }
+
+    fn dns(offset: i64, message: dns_activity::Type, rcode: u32) -> dcwatch_proto::v1::Activity {
+        let body = DnsActivity {
+            r#type: message.into(),
+            rcode,
+            ..DnsActivity::default()
+        };
+        activity(offset, "10.0.0.2:53", "10.0.0.1:50000", Body::Dns(body))
+    }
+
+    #[test]
+    fn ntlm_ldap_smb_and_dns_reach_the_detectors_of_their_message_type() {
+        use dns_activity::Type as Dns;
+        let activities = [
+            ntlm(0, ntlm_activity::Type::Negotiate),
+            ntlm(1, ntlm_activity::Type::Authenticate),
+            ldap(2, ldap_activity::Type::Bind),
+            ldap(3, ldap_activity::Type::Modify),
+            smb(4, smb_activity::Type::Create),
+            smb(5, smb_activity::Type::Compressed),
+            dns(6, Dns::Query, 0),
+            dns(7, Dns::Response, 0),
+            // NXDOMAIN (3): a response of its own kind, still a response.
+            dns(8, Dns::Response, 3),
+            dns(9, Dns::Axfr, 0),
+            // No type: the protocol's "other" kind, which only whole protocols take.
+            ntlm(10, ntlm_activity::Type::Unspecified),
+        ];
+        let kinds = [
+            Kinds::ntlm(ntlm_activity::Type::Authenticate),
+            Kinds::ldap(ldap_activity::Type::Modify) | Kinds::smb(smb_activity::Type::Compressed),
+            Kinds::dns(Dns::Query) | Kinds::DNS_NXDOMAIN,
+            Kinds::dns(Dns::Response),
+            Kinds::NTLM | Kinds::LDAP | Kinds::SMB | Kinds::DNS,
+        ];
+        assert_eq!(
+            reached(&kinds, &activities),
+            [
+                (4, 0),
+                (0, 1),
+                (4, 1),
+                (4, 2),
+                (1, 3),
+                (4, 3),
+                (4, 4),
+                (1, 5),
+                (4, 5),
+                (2, 6),
+                (4, 6),
+                (3, 7),
+                (4, 7),
+                (2, 8),
+                (3, 8),
+                (4, 8),
+                (4, 9),
+                (4, 10)
+            ]
+        );
+    }
+
+    /// What no detector judges reaches none: NTLM's NEGOTIATE and CHALLENGE, SMB other than a
+    /// compression header, DNS responses that are not NXDOMAIN, LDAP's unbind. Each was a call
+    /// per activity (or several) that returned at once.
+    #[test]
+    fn messages_no_detector_judges_reach_none_of_them() {
+        let detectors = crate::detectors::all();
+        let unread = [
+            ntlm(0, ntlm_activity::Type::Negotiate),
+            ntlm(0, ntlm_activity::Type::Challenge),
+            smb(0, smb_activity::Type::Create),
+            smb(0, smb_activity::Type::SessionSetup),
+            dns(0, dns_activity::Type::Response, 0),
+            ldap(0, ldap_activity::Type::Unbind),
+        ];
+        for activity in unread {
+            let kind = index(activity.body.as_ref());
+            let readers: Vec<_> = detectors.by_kind[kind]
+                .iter()
+                .map(|&detector| &detectors.all[detector])
+                .collect();
+            assert!(
+                readers.is_empty(),
+                "{:?} reaches {readers:?}",
+                activity.body
+            );
+        }
     }
 }

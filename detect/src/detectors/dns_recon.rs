@@ -59,7 +59,13 @@ fn transfer_name(kind: dns_activity::Type) -> Option<&'static str> {
 
 impl Detector for DnsRecon {
     fn kinds(&self) -> Kinds {
-        Kinds::DNS
+        use dns_activity::Type;
+        Kinds::dns(Type::Query)
+            | Kinds::DNS_NXDOMAIN
+            | Kinds::dns(Type::Axfr)
+            | Kinds::dns(Type::AxfrResponse)
+            | Kinds::dns(Type::Ixfr)
+            | Kinds::dns(Type::IxfrResponse)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

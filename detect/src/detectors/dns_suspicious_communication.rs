@@ -155,7 +155,7 @@ fn in_forest(domain: &str, name: &str, knowledge: &Knowledge, forest: &[String])
 
 impl Detector for DnsSuspiciousCommunication {
     fn kinds(&self) -> Kinds {
-        Kinds::DNS
+        Kinds::dns(dns_activity::Type::Query)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -62,7 +62,7 @@ pub(super) const FACET: &str = "dns_volume";
 /// The lowest level taught: the low floor's, less the margin (lower ones never alert).
 const LEARN_MIN_LEVEL: u32 = LOW_VOLUME_FLOOR.ilog2() - MARGIN_LEVELS;
 /// NXDOMAIN (RFC 1035 name error).
-const NXDOMAIN: u32 = 3;
+pub(super) const NXDOMAIN: u32 = 3;
 
 /// One source's current period.
 #[derive(Debug, Default)]

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     catalogue::{HONEYTOKEN_ACTIVITY, HONEYTOKEN_LDAP_QUERY, HONEYTOKEN_SAMR_QUERY, Kind},
     finding::{account_entity, account_key, destination, destination_text},
-    knowledge::account_key as name_key,
+    knowledge::{Knowledge, account_key as name_key},
     observed::Observed,
     tickets::Honeytoken,
 };
@@ -27,9 +27,12 @@ pub(super) struct HoneytokenActivity;
 
 impl Detector for HoneytokenActivity {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS
-            | Kinds::NTLM
-            | Kinds::LDAP
+        Kinds::kerberos(kerberos_activity::Type::AsRep)
+            | Kinds::kerberos(kerberos_activity::Type::KrbError)
+            | Kinds::kerberos(kerberos_activity::Type::TgsRep)
+            | Kinds::ntlm(ntlm_activity::Type::Authenticate)
+            | Kinds::ldap(ldap_activity::Type::Bind)
+            | Kinds::ldap(ldap_activity::Type::Search)
             | Kinds::WINDOWS_EVENT
             | Kinds::RADIUS
             | Kinds::requests(Interface::Samr)
@@ -39,10 +42,13 @@ impl Detector for HoneytokenActivity {
         Key::Account
     }
 
+    /// Without honeytokens it has nothing to find: most deployments name none, and it was
+    /// called for every authentication and query only to return.
+    fn applies(&self, knowledge: &Knowledge) -> bool {
+        !knowledge.honeytokens().is_empty()
+    }
+
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
-        if context.knowledge.honeytokens().is_empty() {
-            return;
-        }
         match seen.body() {
             Some(Body::Kerberos(kerberos)) => {
                 use kerberos_activity::Type;
@@ -325,11 +331,13 @@ fn samr_query(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use dcwatch_entity::Directory;
     use dcwatch_proto::v1::{activity::Body, ldap_activity};
 
     use crate::{
-        Config,
+        Config, Engine,
         detectors::testing::{
             activity, as_rep, directory, event_4776, hash, krb_error, ldap, ntlm_authenticate,
             rpc_request, run, summary, tgs_rep, user,
@@ -373,6 +381,41 @@ mod tests {
         assert_eq!(
             alerts[0].description,
             "The honeytoken LAB\\BACKUP_ADMIN authenticated (NTLM) from 10.98.0.21 to 10.98.0.1, unsuccessfully: no one should use this account"
+        );
+    }
+
+    /// Without honeytokens the detector is left out of the dispatch; a directory that tags one
+    /// later takes it back in, and one that drops the tag leaves it out again.
+    #[test]
+    fn a_honeytoken_tagged_by_a_later_directory_is_watched_from_then_on() {
+        let logon = |offset| {
+            ntlm_authenticate(
+                offset,
+                WS,
+                "10.98.0.1:445",
+                "LAB",
+                "backup_admin",
+                0,
+                |_| {},
+            )
+        };
+        let untagged = || directory(vec![user("alice", 1104), user("backup_admin", 1666)], &[]);
+        let mut engine = Engine::new(Config::test_mode(), Arc::new(untagged()));
+        engine.observe(&logon(0), "");
+        assert_eq!(engine.alerts().count(), 0);
+        engine.set_directory(Arc::new(lab()));
+        engine.observe(&logon(1), "");
+        engine.observe(&logon(2), "");
+        engine.set_directory(Arc::new(untagged()));
+        engine.observe(&logon(3), "");
+        let alerts: Vec<_> = engine.alerts().cloned().collect();
+        assert_eq!(
+            summary(&alerts),
+            [(
+                "honeytoken_activity".into(),
+                "account:backup_admin".into(),
+                2
+            )]
         );
     }
 

@@ -55,7 +55,7 @@ impl Default for LdapBruteForce {
 
 impl Detector for LdapBruteForce {
     fn kinds(&self) -> Kinds {
-        Kinds::LDAP
+        Kinds::ldap(ldap_activity::Type::Bind)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -86,7 +86,7 @@ fn ping_user(ldap: &LdapActivity) -> Option<(&str, u32)> {
 
 impl Detector for LdapPingEnumeration {
     fn kinds(&self) -> Kinds {
-        Kinds::LDAP
+        Kinds::ldap(ldap_activity::Type::Search)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

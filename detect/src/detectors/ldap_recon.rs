@@ -303,7 +303,7 @@ impl Default for LdapRecon {
 
 impl Detector for LdapRecon {
     fn kinds(&self) -> Kinds {
-        Kinds::LDAP
+        Kinds::ldap(ldap_activity::Type::Search)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
@@ -317,12 +317,12 @@ impl Detector for LdapRecon {
         if found.is_empty() {
             return;
         }
-        let verdict = context
-            .knowledge
-            .domain_controller(seen.src, source_name(seen));
-        if verdict.yes {
+        // The basis is written only for what is not a DC: nearly all who ask are DCs.
+        let answer = context.knowledge.dc_answer(seen.src, source_name(seen));
+        if answer.yes() {
             return;
         }
+        let verdict = answer.verdict();
         let searches = self.sources.touch(seen.src, seen.time, || Searches {
             broad: Guesses::new(MAX_BROAD_PER_SOURCE),
             listed: BTreeSet::new(),

@@ -111,6 +111,13 @@ pub trait Detector: Send + std::fmt::Debug {
         Millis::MAX
     }
 
+    /// Whether it can raise anything with what the engine knows (honeytokens' detector: only
+    /// once some account is one). The engine hands a detector that cannot no activity, and asks
+    /// again whenever that knowledge changes ([`Detectors::fit`]).
+    fn applies(&self, _knowledge: &Knowledge) -> bool {
+        true
+    }
+
     /// Entries its bounded tables had to forget, for the engine's counters.
     fn evicted(&self) -> u64 {
         0

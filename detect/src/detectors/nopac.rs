@@ -52,7 +52,9 @@ impl Default for Nopac {
 
 impl Detector for Nopac {
     fn kinds(&self) -> Kinds {
-        Kinds::KERBEROS | Kinds::LDAP
+        Kinds::kerberos(kerberos_activity::Type::AsReq)
+            | Kinds::kerberos(kerberos_activity::Type::TgsReq)
+            | Kinds::ldap(ldap_activity::Type::Modify)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

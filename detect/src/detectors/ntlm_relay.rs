@@ -69,7 +69,7 @@ impl Detector for NtlmRelay {
             | Kinds::requests(Interface::Netlogon)
             | Kinds::requests(Interface::Netdfs)
             | Kinds::requests(Interface::Spoolss)
-            | Kinds::NTLM
+            | Kinds::ntlm(ntlm_activity::Type::Authenticate)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

@@ -24,7 +24,7 @@ pub(super) struct NtlmTampering;
 
 impl Detector for NtlmTampering {
     fn kinds(&self) -> Kinds {
-        Kinds::NTLM
+        Kinds::ntlm(ntlm_activity::Type::Authenticate)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {

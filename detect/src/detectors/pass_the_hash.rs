@@ -30,7 +30,7 @@ pub(super) struct PassTheHash;
 
 impl Detector for PassTheHash {
     fn kinds(&self) -> Kinds {
-        Kinds::NTLM
+        Kinds::ntlm(ntlm_activity::Type::Authenticate)
     }
 
     fn key(&self) -> Key {

@@ -59,7 +59,12 @@ impl Default for PassTheTicket {
 impl Detector for PassTheTicket {
     fn kinds(&self) -> Kinds {
         // And any activity once a held finding is due: its time releases it.
-        Kinds::KERBEROS | Kinds::ALARM
+        use kerberos_activity::Type;
+        Kinds::kerberos(Type::AsRep)
+            | Kinds::kerberos(Type::TgsRep)
+            | Kinds::kerberos(Type::TgsReq)
+            | Kinds::kerberos(Type::ApReq)
+            | Kinds::ALARM
     }
 
     fn alarm(&self) -> Millis {
@@ -245,7 +250,7 @@ mod tests {
     use crate::{
         Config,
         detectors::testing::{
-            T0, activity, hash, run, summary, tgs_rep, tgs_req, with_source_computer,
+            T0, activity, as_req, hash, run, summary, tgs_rep, tgs_req, with_source_computer,
         },
         time::{HOUR, MINUTE},
     };
@@ -329,5 +334,20 @@ mod tests {
             crate::time::millis(alerts[0].start.as_ref()),
             Some(T0 + MINUTE)
         );
+    }
+
+    /// It reads no AS-REQ, but one at the due time still releases what it held (its alarm).
+    #[test]
+    fn a_kerberos_message_it_does_not_read_releases_the_alert_when_due() {
+        let mut activities = vec![
+            issued("10.98.0.20:50000", "WS20"),
+            used(MINUTE, "10.98.0.21:50000", "WS21", Certainty::High),
+            as_req(MINUTE + 2 * HOUR - 1, "10.98.0.30:50000", "bob", |_| {}),
+        ];
+        assert!(run(Some(Config::default()), Directory::default(), &activities).is_empty());
+        activities.push(as_req(MINUTE + 2 * HOUR, "10.98.0.30:50000", "bob", |_| {}));
+        let alerts = run(Some(Config::default()), Directory::default(), &activities);
+        assert_eq!(summary(&alerts).len(), 1);
+        assert_eq!(alerts[0].r#type, "pass_the_ticket");
     }
 }

@@ -313,12 +313,12 @@ impl Detector for SamrRecon {
         if matches!(judged.query, Query::Object { .. }) && judged.sensitive.is_none() {
             return;
         }
-        let verdict = context
-            .knowledge
-            .domain_controller(seen.src, source_name(seen));
-        if verdict.yes {
+        // The basis is written only for what is not a DC: nearly all who ask are DCs.
+        let answer = context.knowledge.dc_answer(seen.src, source_name(seen));
+        if answer.yes() {
             return;
         }
+        let verdict = answer.verdict();
         let phrase = match &judged.sensitive {
             Some(why) => format!("{} ({why})", judged.query.phrase()),
             None => judged.query.phrase(),

@@ -38,7 +38,7 @@ struct Group {
 
 impl Detector for SensitiveGroupChange {
     fn kinds(&self) -> Kinds {
-        Kinds::WINDOWS_EVENT | Kinds::LDAP
+        Kinds::WINDOWS_EVENT | Kinds::ldap(ldap_activity::Type::Modify)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
