@@ -322,6 +322,7 @@ impl Engine {
         counters
     }
 
+    #[cold]
     fn is_excluded(&self, finding: &Finding) -> bool {
         let per_type = self.config.exclude.get(finding.kind.type_name);
         std::iter::once(&self.config.exclusions)
