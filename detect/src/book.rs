@@ -116,8 +116,8 @@ pub struct Book {
 }
 
 impl Book {
-    /// Cold, as the findings' construction: a few activities in a hundred raise one, and inlined
-    /// into the engine's loop its code sat between the lines every activity runs.
+    /// Cold, as the findings' construction (finding.rs): a few activities in a hundred raise one,
+    /// and the engine's loop over findings is laid out after its per-activity path.
     #[cold]
     pub fn apply(&mut self, finding: Finding) -> Raised {
         if let Some(id) = self

@@ -224,6 +224,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         self.entries.iter().map(|(key, entry)| (key, &entry.value))
     }
 
+    /// Cold: only a full map evicts, and out of line its loop stays out of every touch's code.
     #[cold]
     fn evict_one(&mut self) {
         while !self.order.is_empty() {

@@ -35,10 +35,9 @@ pub struct Finding {
 }
 
 /// The constructors and the builders that do work are `#[cold]`: a few activities in a hundred
-/// make a finding, and inlined into a detector's `observe` their code sat between the lines every
-/// activity runs (issue #13: the detectors' CPU is mostly instruction-cache misses). Cold calls
-/// also mark the blocks leading to them unlikely, so the compiler lays them out after the hot
-/// path.
+/// make a finding. A cold call marks the blocks that lead to it (a finding's texts and entities)
+/// unlikely, so the compiler lays them out after a detector's per-activity path instead of among
+/// its lines (issue #13: instruction-cache misses are most of what the detectors add to a replay).
 impl Finding {
     /// A finding on one activity: its time, its evidence line, its protocol, and the source
     /// computer and account it names.
