@@ -116,6 +116,9 @@ pub struct Book {
 }
 
 impl Book {
+    /// Cold, as the findings' construction (finding.rs): a few activities in a hundred raise one,
+    /// and the engine's loop over findings is laid out after its per-activity path.
+    #[cold]
     pub fn apply(&mut self, finding: Finding) -> Raised {
         if let Some(id) = self
             .latest

@@ -328,6 +328,8 @@ impl Engine {
         counters
     }
 
+    /// Cold, with the rest of a finding's handling (finding.rs): out of the per-activity path.
+    #[cold]
     fn is_excluded(&self, finding: &Finding) -> bool {
         let per_type = self.config.exclude.get(finding.kind.type_name);
         std::iter::once(&self.config.exclusions)

@@ -34,9 +34,14 @@ pub struct Finding {
     pub behaviour: Option<Behaviour>,
 }
 
+/// The constructors and the builders that do work are `#[cold]`: a few activities in a hundred
+/// make a finding. A cold call marks the blocks that lead to it (a finding's texts and entities)
+/// unlikely, so the compiler lays them out after a detector's per-activity path instead of among
+/// its lines (issue #13: instruction-cache misses are most of what the detectors add to a replay).
 impl Finding {
     /// A finding on one activity: its time, its evidence line, its protocol, and the source
     /// computer and account it names.
+    #[cold]
     pub fn on(
         kind: &'static Kind,
         key: String,
@@ -48,6 +53,7 @@ impl Finding {
 
     /// A finding on one activity whose source computer is `source` (the client of an answer,
     /// the workstation an event names), built once rather than replaced.
+    #[cold]
     pub fn from_source(
         kind: &'static Kind,
         key: String,
@@ -75,6 +81,7 @@ impl Finding {
 
     /// For evidence whose sender is not the actor (a Windows event forwarded by a SIEM): no
     /// source computer.
+    #[cold]
     pub fn without_source_computer(mut self) -> Self {
         self.entities
             .retain(|entity| entity.role() != Role::SourceComputer);
@@ -86,6 +93,7 @@ impl Finding {
         self
     }
 
+    #[cold]
     pub fn entity(mut self, entity: AlertEntity) -> Self {
         if !self.entities.contains(&entity) {
             self.entities.push(entity);
@@ -93,6 +101,7 @@ impl Finding {
         self
     }
 
+    #[cold]
     pub fn detail(mut self, name: &str, value: impl Into<String>) -> Self {
         self.details.push(Detail {
             name: name.to_owned(),
@@ -101,6 +110,7 @@ impl Finding {
         self
     }
 
+    #[cold]
     pub fn relied_on(mut self, basis: impl Into<String>) -> Self {
         let basis = basis.into();
         if !basis.is_empty() && !self.relied_on.contains(&basis) {
@@ -126,6 +136,7 @@ impl Finding {
         self
     }
 
+    #[cold]
     pub fn evidence(mut self, evidence: impl IntoIterator<Item = Evidence>) -> Self {
         self.evidence.splice(0..0, evidence);
         self
@@ -143,6 +154,7 @@ impl Finding {
 
     /// Lowers the confidence when the source computer was resolved with low certainty
     /// (DETECTIONS.md: a LOW-certainty source lowers the alert's confidence).
+    #[cold]
     pub fn weighed_by_resolution(mut self, seen: &Observed<'_>) -> Self {
         let certainty = seen
             .activity
@@ -338,6 +350,7 @@ pub fn destination(seen: &Observed<'_>, role: Role) -> AlertEntity {
     computer_entity(role, seen.dst, seen.activity.destination_computer.as_ref())
 }
 
+#[cold]
 fn computer_entity(
     role: Role,
     address: Option<IpAddr>,
@@ -371,6 +384,7 @@ fn computer_entity(
 }
 
 /// An account in a role, with its SID and tags when the directory knows it.
+#[cold]
 pub fn account_entity(role: Role, domain: &str, name: &str, directory: &Directory) -> AlertEntity {
     let full = if domain.is_empty() {
         name.to_owned()
@@ -433,16 +447,19 @@ fn push_computer_text(out: &mut String, name: &str, address: Option<IpAddr>) {
 }
 
 /// The source as a description names it: `WS01 (10.0.0.5)`.
+#[cold]
 pub fn source_text(seen: &Observed<'_>) -> String {
     computer_text(source_name(seen), seen.src)
 }
 
 /// The destination as a description names it.
+#[cold]
 pub fn destination_text(seen: &Observed<'_>) -> String {
     computer_text(destination_name(seen), seen.dst)
 }
 
 /// Who acted, as a description names them: `LAB\alice on WS01 (10.0.0.5)`, or the source alone.
+#[cold]
 pub fn actor_text(seen: &Observed<'_>) -> String {
     let mut text = seen.account_text();
     if text.is_empty() {

@@ -346,7 +346,9 @@ pub fn learning_now(
         })
 }
 
-/// Judges a behavioural finding of `type_name` at `threshold`.
+/// Judges a behavioural finding of `type_name` at `threshold`. Cold, as the findings' other
+/// steps (finding.rs): out of the path every activity runs.
+#[cold]
 pub fn gate(
     type_name: &str,
     threshold: Threshold,
