@@ -1019,6 +1019,18 @@ mod tests {
         assert_eq!(store.compact(i64::MAX).expect("compact").blocks, 1);
     }
 
+    /// The ids of the compacted blocks `store` holds.
+    fn block_ids(store: &Store) -> Vec<i64> {
+        store
+            .connection
+            .prepare("SELECT id FROM activity_blocks")
+            .expect("sql")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
     #[test]
     fn a_block_that_takes_a_deleted_blocks_id_is_read_with_its_own_frame_index_and_frames() {
         let directory = tempfile::tempdir().expect("temporary directory");
@@ -1038,15 +1050,7 @@ mod tests {
         // Everything deleted, then fewer activities compacted: their block takes id 1 again.
         assert_eq!(ingest.prune(i64::MAX).expect("prune"), 2000);
         compact_batches(&mut ingest, &[(7, 300), (8, 300)]);
-        let ids: Vec<i64> = ingest
-            .connection
-            .prepare("SELECT id FROM activity_blocks")
-            .expect("sql")
-            .query_map([], |row| row.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        assert_eq!(ids, [1], "the deleted block's id");
+        assert_eq!(block_ids(&ingest), [1], "the deleted block's id");
         let expected = all(&ingest, &Query::default());
         assert_eq!(expected.len(), 600, "599 compacted, the newest row not");
         assert_eq!(all(&console, &Query::default()), expected);
@@ -1079,6 +1083,7 @@ mod tests {
         // whose sixth frame (batch 7 from position 20) is read from the new block.
         assert_eq!(ingest.prune(i64::MAX).expect("prune"), 2000);
         compact_batches(&mut ingest, &[(6, 300), (7, 300)]);
+        assert_eq!(block_ids(&ingest), [1], "the deleted block's id");
         assert_eq!(console.activity_at("s1", 1, 340).expect("read"), None);
         assert_eq!(
             console.activity_at("s1", 7, 40).expect("read"),
