@@ -9,6 +9,10 @@
 //!   and gets it chose the crackable ticket; raised at medium confidence, since a legacy client
 //!   configured for RC4 only does the same.
 //!
+//! The same rules hold for an AS-REQ naming a service instead of krbtgt: Kerberoasting without
+//! pre-authentication (Rubeus `kerberoast /nopreauth`, impacket `GetUserSPNs -no-preauth`) asks
+//! the service ticket straight from the AS exchange with an account that has DONT_REQ_PREAUTH.
+//!
 //! Computer accounts (`$`) and krbtgt have random 120-character passwords: not roastable. An
 //! RC4-only legacy account (msDS-SupportedEncryptionTypes without AES) gets RC4 tickets
 //! normally, so the first rule needs the directory's AES bit, or AES seen for the account; with
@@ -162,8 +166,11 @@ impl Default for Kerberoasting {
 
 impl Detector for Kerberoasting {
     fn kinds(&self) -> Kinds {
-        Kinds::kerberos(kerberos_activity::Type::TgsReq)
-            | Kinds::kerberos(kerberos_activity::Type::TgsRep)
+        use kerberos_activity::Type;
+        Kinds::kerberos(Type::TgsReq)
+            | Kinds::kerberos(Type::TgsRep)
+            | Kinds::kerberos(Type::AsReq)
+            | Kinds::kerberos(Type::AsRep)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
@@ -174,15 +181,23 @@ impl Detector for Kerberoasting {
         if kerberos.service.is_empty() {
             return;
         }
-        match Type::try_from(kerberos.r#type) {
-            Ok(Type::TgsRep) if is_aes(kerberos.ticket_etype) => {
+        // An AS exchange naming a service is judged as the TGS exchange it stands in for;
+        // nearly every AS exchange is for a TGT, which no roast asks.
+        let step = match Type::try_from(kerberos.r#type) {
+            Ok(step @ (Type::TgsReq | Type::TgsRep)) => step,
+            Ok(Type::AsReq) if !names_krbtgt(&kerberos.service) => Type::TgsReq,
+            Ok(Type::AsRep) if !names_krbtgt(&kerberos.service) => Type::TgsRep,
+            _ => return,
+        };
+        match step {
+            Type::TgsRep if is_aes(kerberos.ticket_etype) => {
                 self.aes_services
                     .touch(kerberos.service.to_lowercase(), seen.time, || ());
             }
-            Ok(Type::TgsRep) if is_rc4(kerberos.ticket_etype) => {
+            Type::TgsRep if is_rc4(kerberos.ticket_etype) => {
                 self.rc4_ticket(seen, context, kerberos);
             }
-            Ok(Type::TgsReq) if kerberos.etypes.first().is_some_and(|etype| is_rc4(*etype)) => {
+            Type::TgsReq if kerberos.etypes.first().is_some_and(|etype| is_rc4(*etype)) => {
                 if let Some(client) = seen.src {
                     *self
                         .rc4_requests
@@ -198,6 +213,14 @@ impl Detector for Kerberoasting {
     fn evicted(&self) -> u64 {
         self.sources.evicted() + self.aes_services.evicted() + self.rc4_requests.evicted()
     }
+}
+
+/// Whether `service` is the ticket-granting service (`krbtgt/REALM`), compared without
+/// allocating: it is on nearly every AS exchange.
+fn names_krbtgt(service: &str) -> bool {
+    service
+        .get(..6)
+        .is_some_and(|class| class.eq_ignore_ascii_case("krbtgt"))
 }
 
 impl Kerberoasting {
@@ -239,11 +262,16 @@ impl Kerberoasting {
             client_text(seen),
             kerberos.service,
         );
+        let reply = if kerberos.r#type == kerberos_activity::Type::AsRep as i32 {
+            "AS-REP without pre-authentication"
+        } else {
+            "TGS-REP"
+        };
         let mut finding = client_finding(
             &KERBEROASTING,
             client_key(seen),
             seen,
-            format!("TGS-REP RC4 ticket for {}", kerberos.service),
+            format!("{reply} RC4 ticket for {}", kerberos.service),
         )
         .describe(description)
         .entity(account_entity(
@@ -372,7 +400,7 @@ mod tests {
     use dcwatch_entity::Directory;
 
     use crate::detectors::testing::{
-        computer, directory, hash, run, summary, tgs_rep, tgs_req, user,
+        as_rep, as_req, computer, directory, hash, run, summary, tgs_rep, tgs_req, user,
     };
 
     const CLIENT: &str = "10.98.0.8:50000";
@@ -560,5 +588,119 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn kerberoasting_without_pre_authentication_asks_the_ticket_in_an_as_exchange() {
+        // Rubeus `kerberoast /nopreauth:svc_np`, impacket `GetUserSPNs -no-preauth svc_np`: an
+        // AS-REQ of the no-pre-authentication account naming the SPN, answered with its ticket.
+        let spn = "MSSQLSvc/sql01.lab.example:1433";
+        let roast = [
+            as_req(0, CLIENT, "svc_np", |body| {
+                body.service = spn.into();
+                body.etypes = vec![23];
+                body.encrypted_timestamp = false;
+                body.timestamp_etype = 0;
+                body.pa_data_types = vec![128];
+            }),
+            as_rep(1, CLIENT, "svc_np", |body| {
+                body.service = spn.into();
+                body.ticket_etype = 23;
+                body.reply_etype = 23;
+            }),
+        ];
+        let alerts = run(None, lab(Some(0x18)), &roast);
+        let roasts: Vec<_> = summary(&alerts)
+            .into_iter()
+            .filter(|(kind, _, _)| kind == "kerberoasting")
+            .collect();
+        assert_eq!(
+            roasts,
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 1)]
+        );
+        let alert = alerts
+            .iter()
+            .find(|alert| alert.r#type == "kerberoasting")
+            .expect("raised");
+        assert!(
+            alert.description.contains(
+                "got an RC4 service ticket for MSSQLSvc/sql01.lab.example:1433 (account svc_sql)"
+            ),
+            "{}",
+            alert.description
+        );
+        // Without a directory, three SPNs asked RC4-first in AS-REQs make a roast too.
+        let asks: Vec<_> = ["svc_sql", "svc_web", "MSSQLSvc/sql02:1433"]
+            .iter()
+            .enumerate()
+            .map(|(n, spn)| {
+                as_req(n as i64, CLIENT, "svc_np", |body| {
+                    body.service = (*spn).into();
+                    body.etypes = vec![23, 18, 17];
+                    body.encrypted_timestamp = false;
+                    body.pa_data_types = vec![128];
+                })
+            })
+            .collect();
+        assert!(
+            summary(&run(None, Directory::default(), &asks))
+                .iter()
+                .any(|(kind, _, _)| kind == "kerberoasting")
+        );
+    }
+
+    #[test]
+    fn an_rc4_tgt_or_a_password_change_ticket_is_not_kerberoasting() {
+        // A legacy client's RC4 TGT, and kpasswd's AS exchange for kadmin/changepw.
+        let exchanges = [
+            as_req(0, CLIENT, "alice", |body| body.etypes = vec![23]),
+            as_rep(1, CLIENT, "alice", |body| {
+                body.ticket_etype = 23;
+                body.reply_etype = 23;
+            }),
+            as_req(2, CLIENT, "alice", |body| {
+                body.service = "kadmin/changepw".into();
+                body.etypes = vec![23];
+            }),
+            as_rep(3, CLIENT, "alice", |body| {
+                body.service = "kadmin/changepw".into();
+                body.ticket_etype = 23;
+            }),
+        ];
+        for directory in [lab(Some(0x18)), Directory::default()] {
+            let alerts = run(None, directory, &exchanges);
+            assert!(
+                alerts.iter().all(|alert| alert.r#type != "kerberoasting"),
+                "{:?}",
+                summary(&alerts)
+            );
+        }
+    }
+
+    #[test]
+    fn spns_named_as_impacket_and_rubeus_name_them_are_roasted_user_accounts() {
+        // impacket's GetUserSPNs asks `LAB\svc_sql` (NT-MS-PRINCIPAL), Rubeus `/enterprise`
+        // asks `svc_web@LAB.EXAMPLE` (NT-ENTERPRISE); both name the user, not a computer.
+        let asks: Vec<_> = ["LAB\\svc_sql", "svc_web@LAB.EXAMPLE", "MSSQLSvc/sql02:1433"]
+            .iter()
+            .enumerate()
+            .map(|(n, spn)| {
+                tgs_req(n as i64, CLIENT, spn, &hash(1), |body| {
+                    body.etypes = vec![23];
+                })
+            })
+            .collect();
+        let alerts = run(None, Directory::default(), &asks);
+        assert_eq!(
+            summary(&alerts),
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 3)]
+        );
+        // With the directory, the NT-MS-PRINCIPAL form's RC4 ticket is svc_sql's.
+        let alerts = run(None, lab(Some(0x18)), &[rc4_reply(0, "LAB\\svc_sql")]);
+        assert_eq!(
+            summary(&alerts),
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 1)]
+        );
+        assert!(alerts[0].description.contains("(account svc_sql)"));
     }
 }

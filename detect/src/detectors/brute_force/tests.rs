@@ -115,6 +115,62 @@ fn ntlm_failures_over_smb_count_once_each_and_a_4776_of_the_same_logon_is_not_a_
 }
 
 #[test]
+fn an_expired_or_must_change_answer_says_the_password_was_guessed() {
+    // The DC checks the password before it refuses it as expired, and kerbrute
+    // (KDC_ERR_KEY_EXPIRED) and NetExec (STATUS_PASSWORD_MUST_CHANGE) report it as found.
+    let guessed = |alerts: &[dcwatch_proto::v1::Alert], account: &str| {
+        alerts.len() == 1
+            && alerts[0].outcome() == OutcomeStatus::Success
+            && alerts[0]
+                .description
+                .ends_with(&format!("the password of {account} was then guessed"))
+    };
+    let mut kerberos: Vec<_> = (0..10).map(|n| preauth_failed(n, "alice")).collect();
+    kerberos.push(krb_error(20 * SECOND, ATTACKER, "alice", 23));
+    let alerts = run(None, Directory::default(), &kerberos);
+    assert!(guessed(&alerts, "LAB.EXAMPLE\\alice"), "{alerts:?}");
+    let mut ntlm: Vec<_> = (0..10)
+        .map(|n| {
+            ntlm_authenticate(
+                n * SECOND,
+                ATTACKER,
+                SMB,
+                "LAB",
+                "carol",
+                0xC000_006D,
+                |_| {},
+            )
+        })
+        .collect();
+    ntlm.push(ntlm_authenticate(
+        20 * SECOND,
+        ATTACKER,
+        SMB,
+        "LAB",
+        "carol",
+        0xC000_0224,
+        |_| {},
+    ));
+    let alerts = run(None, Directory::default(), &ntlm);
+    assert!(guessed(&alerts, "LAB\\carol"), "{alerts:?}");
+    let mut events: Vec<_> = (0..10)
+        .map(|n| event_4776(n * SECOND, "KALI", "carol", 0xC000_006A))
+        .collect();
+    events.push(event_4776(20 * SECOND, "KALI", "carol", 0xC000_0071));
+    let alerts = run(None, Directory::default(), &events);
+    assert!(
+        alerts[0].description.ends_with("was then guessed"),
+        "{alerts:?}"
+    );
+    // A user whose password expired, logging on with it: no guessing at all.
+    let expired = [
+        krb_error(0, ATTACKER, "bob", 23),
+        ntlm_authenticate(SECOND, ATTACKER, SMB, "LAB", "bob", 0xC000_0224, |_| {}),
+    ];
+    assert!(run(None, Directory::default(), &expired).is_empty());
+}
+
+#[test]
 fn events_4776_alone_name_the_workstation() {
     let activities: Vec<_> = (0..10)
         .map(|n| event_4776(n * SECOND, "KALI", "carol", 0xC000_006A))
