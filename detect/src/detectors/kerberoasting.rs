@@ -239,6 +239,14 @@ impl Kerberoasting {
             .is_some_and(|service| service == kerberos.service.to_lowercase());
         let downgraded = owner.aes != Some(false) && asked_rc4_first;
         if owner.aes != Some(true) && !downgraded {
+            // Windows' own stack asks AES first and still gets RC4 for an account whose
+            // encryption types are unknown (Rubeus kerberoast by default, Invoke-Kerberoast):
+            // one such ticket is ordinary, `ROAST_SPNS` for distinct SPNs in the window a roast.
+            if owner.aes.is_none()
+                && let Some(client) = seen.dst
+            {
+                self.count_spn(seen, context, client, kerberos, &owner, Spn::GotRc4);
+            }
             return;
         }
         let account = if owner.account.is_empty() {
@@ -318,6 +326,21 @@ impl Kerberoasting {
         let Some(address) = seen.src else {
             return;
         };
+        self.count_spn(seen, context, address, kerberos, &owner, Spn::AskedRc4First);
+    }
+
+    /// Counts `kerberos`'s SPN in `address`'s window; from `ROAST_SPNS` distinct ones the alert
+    /// opens and each later new one updates it.
+    fn count_spn(
+        &mut self,
+        seen: &Observed<'_>,
+        context: &mut Context<'_>,
+        address: IpAddr,
+        kerberos: &dcwatch_proto::v1::KerberosActivity,
+        owner: &Owner,
+        counted: Spn,
+    ) {
+        let spn = kerberos.service.as_str();
         let (window, roasting) = self
             .sources
             .touch(address, seen.time, || (Window::new(MAX_ROAST_SPNS), false));
@@ -327,13 +350,12 @@ impl Kerberoasting {
         {
             *roasting = false;
         }
-        let spn = kerberos.service.clone();
         let new = !window
             .items()
-            .any(|(_, (known, _))| known.eq_ignore_ascii_case(&spn));
+            .any(|(_, (known, _))| known.eq_ignore_ascii_case(spn));
         window.push(
             seen.time,
-            (spn.clone(), owner.account.clone()),
+            (spn.to_owned(), owner.account.clone()),
             ROAST_WINDOW,
         );
         if !new {
@@ -363,23 +385,23 @@ impl Kerberoasting {
         };
         let start = window.first_time().unwrap_or(seen.time);
         let description = format!(
-            "{} asked RC4-first service tickets for {} user SPNs within {} minutes ({}), as Kerberoasting tools do",
+            "{} {} for {} user SPNs within {} minutes ({}), as Kerberoasting tools do",
             client_text(seen),
+            counted.verb(),
             spns.len(),
             ROAST_WINDOW / MINUTE,
             spns.join(", "),
         );
-        let mut finding = client_finding(
-            &KERBEROASTING,
-            client_key(seen),
-            seen,
-            format!("TGS-REQ for {spn}, etypes {:?}", kerberos.etypes),
-        )
-        .describe(description)
-        .detail("spns", spns.join(", "))
-        .spanning(start, count)
-        .relied_on(owner.basis.clone())
-        .weighed_by_resolution(seen);
+        let summary = match counted {
+            Spn::AskedRc4First => format!("TGS-REQ for {spn}, etypes {:?}", kerberos.etypes),
+            Spn::GotRc4 => format!("TGS-REP RC4 ticket for {spn}"),
+        };
+        let mut finding = client_finding(&KERBEROASTING, client_key(seen), seen, summary)
+            .describe(description)
+            .detail("spns", spns.join(", "))
+            .spanning(start, count)
+            .relied_on(owner.basis.clone())
+            .weighed_by_resolution(seen);
         if !owner.account.is_empty() {
             finding = finding.entity(account_entity(
                 Role::AttackedAccount,
@@ -388,10 +410,30 @@ impl Kerberoasting {
                 context.knowledge.directory(),
             ));
         }
-        if !owner.from_directory {
+        // Only a tool asks RC4 first; RC4 answered to an AES-first request may be a legacy
+        // estate's ordinary traffic.
+        if !owner.from_directory || counted == Spn::GotRc4 {
             finding = finding.confidence(Confidence::MediumConfidence);
         }
         context.raise(finding);
+    }
+}
+
+/// What a roast's window counted for an SPN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spn {
+    /// A TGS-REQ asking RC4 first (impacket, Rubeus with `/tgtdeleg` or `/rc4opsec`).
+    AskedRc4First,
+    /// An RC4 ticket for an account whose encryption types are unknown.
+    GotRc4,
+}
+
+impl Spn {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::AskedRc4First => "asked RC4-first service tickets",
+            Self::GotRc4 => "got RC4 service tickets",
+        }
     }
 }
 
@@ -702,5 +744,73 @@ mod tests {
             [("kerberoasting".into(), "src:10.98.0.8".into(), 1)]
         );
         assert!(alerts[0].description.contains("(account svc_sql)"));
+    }
+
+    #[test]
+    fn three_rc4_tickets_for_user_spns_to_a_windows_client_are_kerberoasting() {
+        // Rubeus kerberoast without /tgtdeleg and Invoke-Kerberoast go through Windows' own
+        // stack: AES first in the request, RC4 in the ticket for accounts of unknown etypes.
+        let roast: Vec<_> = ["MSSQLSvc/sql02:1433", "svc_backup", "exchangeAB/mail01"]
+            .iter()
+            .enumerate()
+            .flat_map(|(n, spn)| {
+                let at = n as i64 * 1_000;
+                [
+                    tgs_req(at, CLIENT, spn, &hash(1), |body| {
+                        body.etypes = vec![18, 17, 23, 24, -135];
+                    }),
+                    rc4_reply(at + 1, spn),
+                ]
+            })
+            .collect();
+        let alerts = run(None, Directory::default(), &roast);
+        assert_eq!(
+            summary(&alerts),
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 3)]
+        );
+        assert!(
+            alerts[0]
+                .description
+                .contains("got RC4 service tickets for 3 user SPNs within 2 minutes"),
+            "{}",
+            alerts[0].description
+        );
+        assert_eq!(
+            alerts[0].confidence(),
+            dcwatch_proto::v1::alert::Confidence::MediumConfidence
+        );
+    }
+
+    #[test]
+    fn rc4_tickets_for_two_services_or_for_rc4_only_accounts_are_not_kerberoasting() {
+        // A client of two legacy services, and of three the directory says have no AES key.
+        let two = [rc4_reply(0, "svc_sql"), rc4_reply(1, "svc_web")];
+        assert!(run(None, Directory::default(), &two).is_empty());
+        let mut legacy = Vec::new();
+        let mut objects = Vec::new();
+        for (n, name) in ["svc_a", "svc_b", "svc_c"].iter().enumerate() {
+            let mut account = user(name, 1300 + n as u32);
+            account.spns = vec![format!("MSSQLSvc/{name}.lab.example:1433")];
+            account.supported_etypes = Some(0x4);
+            objects.push(account);
+            legacy.push(rc4_reply(
+                n as i64,
+                &format!("MSSQLSvc/{name}.lab.example:1433"),
+            ));
+        }
+        // (alice is no account of this directory: golden_ticket's 2027 is not this test's.)
+        let alerts = run(None, directory(objects, &[]), &legacy);
+        assert!(
+            alerts.iter().all(|alert| alert.r#type != "kerberoasting"),
+            "{:?}",
+            summary(&alerts)
+        );
+        // Spread over more than the window: a working day's ordinary tickets.
+        let spread: Vec<_> = ["svc_sql", "svc_web", "svc_app"]
+            .iter()
+            .enumerate()
+            .map(|(n, spn)| rc4_reply(n as i64 * 3 * 60_000, spn))
+            .collect();
+        assert!(run(None, Directory::default(), &spread).is_empty());
     }
 }

@@ -79,11 +79,14 @@ pub(super) struct Recon {
     pub tool: Option<&'static str>,
 }
 
-/// Whether `needle` occurs in `filter` other than right inside a NOT (`(!(needle...`).
+/// Whether `needle` occurs in `filter` other than right inside a NOT (`(!(needle...`), whether
+/// the needle is a term's inside (`objectcategory=computer`) or the whole term
+/// (`(objectcategory=computer)`, which NetExec's Kerberoasting filter negates).
 fn positive(filter: &str, needle: &str) -> bool {
+    let negation = if needle.starts_with('(') { "(!" } else { "!(" };
     filter
         .match_indices(needle)
-        .any(|(at, _)| !filter[..at].ends_with("!("))
+        .any(|(at, _)| !filter[..at].ends_with(negation))
 }
 
 /// The value of the first `attribute=` (or `attribute:rule:=`) term.
@@ -504,6 +507,40 @@ mod tests {
             "{}",
             alerts[0].description
         );
+    }
+
+    #[test]
+    fn roasting_target_searches_of_other_tools_are_ldap_recon_each_alone() {
+        // The filters as each tool writes them (its source): PowerView Get-DomainUser -SPN,
+        // Rubeus kerberoast, NetExec --kerberoasting, Rubeus asreproast, PowerView
+        // -PreauthNotRequired, and the OR bit-match rule (.804) some scripts use.
+        let filters = [
+            "(&(samAccountType=805306368)(servicePrincipalName=*))",
+            "(&(samAccountType=805306368)(servicePrincipalName=*)(!(samAccountName=krbtgt))(!(UserAccountControl:1.2.840.113556.1.4.803:=2)))",
+            "(&(servicePrincipalName=*)(UserAccountControl:1.2.840.113556.1.4.803:=512)(!(UserAccountControl:1.2.840.113556.1.4.803:=2))(!(objectCategory=computer)))",
+            "(&(samAccountType=805306368)(userAccountControl:1.2.840.113556.1.4.803:=4194304))",
+            "(userAccountControl:1.2.840.113556.1.4.803:=4194304)",
+            "(userAccountControl:1.2.840.113556.1.4.804:=4194304)",
+        ];
+        for filter in filters {
+            let alerts = run(
+                None,
+                Directory::default(),
+                &[search(0, filter, &["sAMAccountName"])],
+            );
+            assert_eq!(
+                summary(&alerts),
+                [("ldap_recon".into(), "src:10.98.0.50".into(), 1)],
+                "{filter}"
+            );
+        }
+        // Computers' SPNs (a management tool listing servers) are not a roast's targets.
+        let servers = search(
+            0,
+            "(&(objectCategory=computer)(servicePrincipalName=*))",
+            &["dNSHostName"],
+        );
+        assert!(run(None, Directory::default(), &[servers]).is_empty());
     }
 
     #[test]
