@@ -81,7 +81,8 @@ pub(super) struct Recon {
 
 /// Whether `needle` occurs in `filter` other than right inside a NOT (`(!(needle...`), whether
 /// the needle is a term's inside (`objectcategory=computer`) or the whole term
-/// (`(objectcategory=computer)`, which NetExec's Kerberoasting filter negates).
+/// (`(objectcategory=computer)`, which the Kerberoasting filter of impacket's GetUserSPNs before
+/// 0.10 and of NetExec negates).
 fn positive(filter: &str, needle: &str) -> bool {
     let negation = if needle.starts_with('(') { "(!" } else { "!(" };
     filter
@@ -512,7 +513,8 @@ mod tests {
     #[test]
     fn roasting_target_searches_of_other_tools_are_ldap_recon_each_alone() {
         // The filters as each tool writes them (its source): PowerView Get-DomainUser -SPN,
-        // Rubeus kerberoast, NetExec --kerberoasting, Rubeus asreproast, PowerView
+        // Rubeus kerberoast, impacket GetUserSPNs before 0.10 and NetExec (as
+        // suricata-verify's krb5-frag.pcap shows it), Rubeus asreproast, PowerView
         // -PreauthNotRequired, and the OR bit-match rule (.804) some scripts use.
         let filters = [
             "(&(samAccountType=805306368)(servicePrincipalName=*))",
