@@ -345,6 +345,24 @@ pub fn destination_name<'a>(seen: &Observed<'a>) -> &'a str {
         .map_or("", |computer| computer.name.as_str())
 }
 
+/// The source's name when it may vouch for what the source is (a DC or not): resolved with high
+/// certainty. A low-certainty name is the client's own claim (NTLM's workstation field), which
+/// an attacker sets to a DC's name at will.
+pub fn vouched_source_name<'a>(seen: &Observed<'a>) -> &'a str {
+    vouched(seen.activity.source_computer.as_ref())
+}
+
+/// [`vouched_source_name`] for the other end.
+pub fn vouched_destination_name<'a>(seen: &Observed<'a>) -> &'a str {
+    vouched(seen.activity.destination_computer.as_ref())
+}
+
+fn vouched(computer: Option<&dcwatch_proto::v1::Computer>) -> &str {
+    computer
+        .filter(|computer| computer.certainty() == Certainty::High)
+        .map_or("", |computer| computer.name.as_str())
+}
+
 /// The computer the activity went to.
 pub fn destination(seen: &Observed<'_>, role: Role) -> AlertEntity {
     computer_entity(role, seen.dst, seen.activity.destination_computer.as_ref())

@@ -20,10 +20,18 @@ use crate::{
 /// Kerberos errors (RFC 4120 7.5.9).
 pub(super) const KDC_ERR_PREAUTH_FAILED: i32 = 24;
 pub(super) const KDC_ERR_PREAUTH_REQUIRED: i32 = 25;
+/// The password was right but has expired: the KDC says so only after the pre-authentication
+/// checked out (MS-KILE 3.3.5.7.1), and kerbrute reports it as a found password.
+const KDC_ERR_KEY_EXPIRED: i32 = 23;
 /// NTSTATUS of a wrong password: STATUS_WRONG_PASSWORD, and STATUS_LOGON_FAILURE, which SMB and
 /// LDAP servers answer for it (MS-ERREF 2.3.1).
 pub(super) const STATUS_WRONG_PASSWORD: u32 = 0xC000_006A;
 pub(super) const STATUS_LOGON_FAILURE: u32 = 0xC000_006D;
+/// NTSTATUS of a right password the account may not use until it is changed
+/// (STATUS_PASSWORD_EXPIRED, STATUS_PASSWORD_MUST_CHANGE, MS-ERREF 2.3.1): Windows answers them
+/// only after the password checked out, and NetExec reports them as found passwords.
+const STATUS_PASSWORD_EXPIRED: u32 = 0xC000_0071;
+const STATUS_PASSWORD_MUST_CHANGE: u32 = 0xC000_0224;
 /// Event 4776: the DC validated NTLM credentials.
 pub(super) const EVENT_CREDENTIAL_VALIDATION: u32 = 4776;
 
@@ -193,6 +201,7 @@ pub(super) fn attempt(seen: &Observed<'_>) -> Option<Attempt> {
             use kerberos_activity::Type;
             let guess = match Type::try_from(kerberos.r#type).ok()? {
                 Type::KrbError if kerberos.error_code == KDC_ERR_PREAUTH_FAILED => Guess::Wrong,
+                Type::KrbError if kerberos.error_code == KDC_ERR_KEY_EXPIRED => Guess::Right,
                 Type::AsRep => Guess::Right,
                 _ => return None,
             };
@@ -219,7 +228,9 @@ pub(super) fn attempt(seen: &Observed<'_>) -> Option<Attempt> {
             {
                 return None;
             }
-            let guess = if seen.succeeded() {
+            let guess = if seen.succeeded()
+                || (seen.failed() && is_right_but_expired(outcome_code(seen)))
+            {
                 Guess::Right
             } else if seen.failed() && carrier_says_wrong_password(seen) {
                 Guess::Wrong
@@ -247,7 +258,7 @@ pub(super) fn attempt(seen: &Observed<'_>) -> Option<Attempt> {
             {
                 return None;
             }
-            let guess = if event.status == 0 {
+            let guess = if event.status == 0 || is_right_but_expired(event.status) {
                 Guess::Right
             } else if is_wrong_password(event.status) {
                 Guess::Wrong
@@ -286,6 +297,13 @@ pub(super) fn attempt(seen: &Observed<'_>) -> Option<Attempt> {
 
 fn is_wrong_password(status: u32) -> bool {
     matches!(status, STATUS_WRONG_PASSWORD | STATUS_LOGON_FAILURE)
+}
+
+fn is_right_but_expired(status: u32) -> bool {
+    matches!(
+        status,
+        STATUS_PASSWORD_EXPIRED | STATUS_PASSWORD_MUST_CHANGE
+    )
 }
 
 /// LDAP result invalidCredentials (RFC 4511), which an NTLM bind's failure answers.

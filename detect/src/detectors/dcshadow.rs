@@ -20,8 +20,8 @@ use super::{
 use crate::{
     catalogue::{DCSHADOW_PROMOTION, DCSHADOW_REPLICATION, Kind},
     finding::{
-        Finding, address_key, destination, destination_name, destination_text, source_key,
-        source_name, source_text,
+        Finding, address_key, destination, destination_text, source_key, source_text,
+        vouched_destination_name, vouched_source_name,
     },
     knowledge::Source,
     observed::Observed,
@@ -140,7 +140,9 @@ impl Dcshadow {
         classes: &[String],
     ) {
         // The basis is written only for what is not a DC: nearly all who ask are DCs.
-        let answer = context.knowledge.dc_answer(seen.src, source_name(seen));
+        let answer = context
+            .knowledge
+            .dc_answer(seen.src, vouched_source_name(seen));
         if answer.yes() {
             return;
         }
@@ -190,12 +192,12 @@ impl Dcshadow {
     /// A DC replicating from its peer: fine when the peer is a DC, DCShadow when it is not.
     fn pull_from_rogue(&self, seen: &Observed<'_>, context: &mut Context<'_>) {
         let knowledge = context.knowledge;
-        let puller = knowledge.dc_answer(seen.src, source_name(seen));
+        let puller = knowledge.dc_answer(seen.src, vouched_source_name(seen));
         // Only a DC known as one counts as the puller: an unknown puller is DCSync's case.
         if !puller.yes() || puller.source() == Source::Assumed {
             return;
         }
-        let served = knowledge.dc_answer(seen.dst, destination_name(seen));
+        let served = knowledge.dc_answer(seen.dst, vouched_destination_name(seen));
         if served.yes() || served.source() == Source::Assumed {
             return;
         }

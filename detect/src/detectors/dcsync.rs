@@ -9,7 +9,9 @@ use dcwatch_proto::v1::{activity::Body, alert::Confidence, alert_entity::Role, d
 use super::{Context, Detector, Interface, Kinds};
 use crate::{
     catalogue::DCSYNC,
-    finding::{Finding, actor_text, destination, destination_text, source_key, source_name},
+    finding::{
+        Finding, actor_text, destination, destination_text, source_key, vouched_source_name,
+    },
     knowledge::Source,
     observed::Observed,
 };
@@ -37,7 +39,9 @@ impl Detector for Dcsync {
             return;
         }
         // The basis is written only for what is not a DC: nearly all who ask are DCs.
-        let answer = context.knowledge.dc_answer(seen.src, source_name(seen));
+        let answer = context
+            .knowledge
+            .dc_answer(seen.src, vouched_source_name(seen));
         if answer.yes() {
             return;
         }
@@ -123,7 +127,8 @@ mod tests {
     use crate::{
         Config,
         detectors::testing::{
-            activity, rpc_request, run, summary, with_account, with_outcome, with_source_computer,
+            activity, computer, directory, rpc_request, run, summary, with_account, with_outcome,
+            with_source_computer,
         },
     };
 
@@ -301,6 +306,41 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_dc_name_the_client_claims_does_not_make_it_a_dc() {
+        // secretsdump with DC01$'s hash from a workstation: NTLM's workstation field says DC01,
+        // a name the client chooses (LOW certainty), while its address is no DC's.
+        let lab = || {
+            directory(
+                vec![
+                    computer("DC01", 1000, 0x2000),
+                    computer("WS01", 1200, 0x1000),
+                ],
+                &[],
+            )
+        };
+        let claimed = with_source_computer(
+            get_nc_changes(0, "10.98.0.66:50000"),
+            "DC01",
+            dcwatch_proto::v1::Certainty::Low,
+        );
+        assert_eq!(
+            summary(&run(None, lab(), &[claimed])),
+            [("dcsync".into(), "src:10.98.0.66".into(), 1)]
+        );
+        // The same DC on an address the directory does not list, named with high certainty
+        // (a second interface): a DC replicating, not DCSync.
+        let mut vouched = with_source_computer(
+            get_nc_changes(0, "10.98.0.3:50000"),
+            "dc01.lab.example",
+            dcwatch_proto::v1::Certainty::High,
+        );
+        if let Some(computer) = vouched.source_computer.as_mut() {
+            computer.method = dcwatch_proto::v1::ResolutionMethod::ReverseDns.into();
+        }
+        assert!(run(None, lab(), &[vouched]).is_empty());
     }
 
     #[test]

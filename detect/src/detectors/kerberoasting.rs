@@ -9,6 +9,10 @@
 //!   and gets it chose the crackable ticket; raised at medium confidence, since a legacy client
 //!   configured for RC4 only does the same.
 //!
+//! The same rules hold for an AS-REQ naming a service instead of krbtgt: Kerberoasting without
+//! pre-authentication (Rubeus `kerberoast /nopreauth`, impacket `GetUserSPNs -no-preauth`) asks
+//! the service ticket straight from the AS exchange with an account that has DONT_REQ_PREAUTH.
+//!
 //! Computer accounts (`$`) and krbtgt have random 120-character passwords: not roastable. An
 //! RC4-only legacy account (msDS-SupportedEncryptionTypes without AES) gets RC4 tickets
 //! normally, so the first rule needs the directory's AES bit, or AES seen for the account; with
@@ -162,8 +166,11 @@ impl Default for Kerberoasting {
 
 impl Detector for Kerberoasting {
     fn kinds(&self) -> Kinds {
-        Kinds::kerberos(kerberos_activity::Type::TgsReq)
-            | Kinds::kerberos(kerberos_activity::Type::TgsRep)
+        use kerberos_activity::Type;
+        Kinds::kerberos(Type::TgsReq)
+            | Kinds::kerberos(Type::TgsRep)
+            | Kinds::kerberos(Type::AsReq)
+            | Kinds::kerberos(Type::AsRep)
     }
 
     fn observe(&mut self, seen: &Observed<'_>, context: &mut Context<'_>) {
@@ -174,15 +181,23 @@ impl Detector for Kerberoasting {
         if kerberos.service.is_empty() {
             return;
         }
-        match Type::try_from(kerberos.r#type) {
-            Ok(Type::TgsRep) if is_aes(kerberos.ticket_etype) => {
+        // An AS exchange naming a service is judged as the TGS exchange it stands in for;
+        // nearly every AS exchange is for a TGT, which no roast asks.
+        let step = match Type::try_from(kerberos.r#type) {
+            Ok(step @ (Type::TgsReq | Type::TgsRep)) => step,
+            Ok(Type::AsReq) if !names_krbtgt(&kerberos.service) => Type::TgsReq,
+            Ok(Type::AsRep) if !names_krbtgt(&kerberos.service) => Type::TgsRep,
+            _ => return,
+        };
+        match step {
+            Type::TgsRep if is_aes(kerberos.ticket_etype) => {
                 self.aes_services
                     .touch(kerberos.service.to_lowercase(), seen.time, || ());
             }
-            Ok(Type::TgsRep) if is_rc4(kerberos.ticket_etype) => {
+            Type::TgsRep if is_rc4(kerberos.ticket_etype) => {
                 self.rc4_ticket(seen, context, kerberos);
             }
-            Ok(Type::TgsReq) if kerberos.etypes.first().is_some_and(|etype| is_rc4(*etype)) => {
+            Type::TgsReq if kerberos.etypes.first().is_some_and(|etype| is_rc4(*etype)) => {
                 if let Some(client) = seen.src {
                     *self
                         .rc4_requests
@@ -198,6 +213,14 @@ impl Detector for Kerberoasting {
     fn evicted(&self) -> u64 {
         self.sources.evicted() + self.aes_services.evicted() + self.rc4_requests.evicted()
     }
+}
+
+/// Whether `service` is the ticket-granting service (`krbtgt/REALM`), compared without
+/// allocating: it is on nearly every AS exchange.
+fn names_krbtgt(service: &str) -> bool {
+    service
+        .get(..6)
+        .is_some_and(|class| class.eq_ignore_ascii_case("krbtgt"))
 }
 
 impl Kerberoasting {
@@ -216,6 +239,14 @@ impl Kerberoasting {
             .is_some_and(|service| service == kerberos.service.to_lowercase());
         let downgraded = owner.aes != Some(false) && asked_rc4_first;
         if owner.aes != Some(true) && !downgraded {
+            // Windows' own stack asks AES first and still gets RC4 for an account whose
+            // encryption types are unknown (Rubeus kerberoast by default, Invoke-Kerberoast):
+            // one such ticket is ordinary, `ROAST_SPNS` for distinct SPNs in the window a roast.
+            if owner.aes.is_none()
+                && let Some(client) = seen.dst
+            {
+                self.count_spn(seen, context, client, kerberos, &owner, Spn::GotRc4);
+            }
             return;
         }
         let account = if owner.account.is_empty() {
@@ -239,11 +270,16 @@ impl Kerberoasting {
             client_text(seen),
             kerberos.service,
         );
+        let reply = if kerberos.r#type == kerberos_activity::Type::AsRep as i32 {
+            "AS-REP without pre-authentication"
+        } else {
+            "TGS-REP"
+        };
         let mut finding = client_finding(
             &KERBEROASTING,
             client_key(seen),
             seen,
-            format!("TGS-REP RC4 ticket for {}", kerberos.service),
+            format!("{reply} RC4 ticket for {}", kerberos.service),
         )
         .describe(description)
         .entity(account_entity(
@@ -290,6 +326,21 @@ impl Kerberoasting {
         let Some(address) = seen.src else {
             return;
         };
+        self.count_spn(seen, context, address, kerberos, &owner, Spn::AskedRc4First);
+    }
+
+    /// Counts `kerberos`'s SPN in `address`'s window; from `ROAST_SPNS` distinct ones the alert
+    /// opens and each later new one updates it.
+    fn count_spn(
+        &mut self,
+        seen: &Observed<'_>,
+        context: &mut Context<'_>,
+        address: IpAddr,
+        kerberos: &dcwatch_proto::v1::KerberosActivity,
+        owner: &Owner,
+        counted: Spn,
+    ) {
+        let spn = kerberos.service.as_str();
         let (window, roasting) = self
             .sources
             .touch(address, seen.time, || (Window::new(MAX_ROAST_SPNS), false));
@@ -299,13 +350,12 @@ impl Kerberoasting {
         {
             *roasting = false;
         }
-        let spn = kerberos.service.clone();
         let new = !window
             .items()
-            .any(|(_, (known, _))| known.eq_ignore_ascii_case(&spn));
+            .any(|(_, (known, _))| known.eq_ignore_ascii_case(spn));
         window.push(
             seen.time,
-            (spn.clone(), owner.account.clone()),
+            (spn.to_owned(), owner.account.clone()),
             ROAST_WINDOW,
         );
         if !new {
@@ -335,23 +385,23 @@ impl Kerberoasting {
         };
         let start = window.first_time().unwrap_or(seen.time);
         let description = format!(
-            "{} asked RC4-first service tickets for {} user SPNs within {} minutes ({}), as Kerberoasting tools do",
+            "{} {} for {} user SPNs within {} minutes ({}), as Kerberoasting tools do",
             client_text(seen),
+            counted.verb(),
             spns.len(),
             ROAST_WINDOW / MINUTE,
             spns.join(", "),
         );
-        let mut finding = client_finding(
-            &KERBEROASTING,
-            client_key(seen),
-            seen,
-            format!("TGS-REQ for {spn}, etypes {:?}", kerberos.etypes),
-        )
-        .describe(description)
-        .detail("spns", spns.join(", "))
-        .spanning(start, count)
-        .relied_on(owner.basis.clone())
-        .weighed_by_resolution(seen);
+        let summary = match counted {
+            Spn::AskedRc4First => format!("TGS-REQ for {spn}, etypes {:?}", kerberos.etypes),
+            Spn::GotRc4 => format!("TGS-REP RC4 ticket for {spn}"),
+        };
+        let mut finding = client_finding(&KERBEROASTING, client_key(seen), seen, summary)
+            .describe(description)
+            .detail("spns", spns.join(", "))
+            .spanning(start, count)
+            .relied_on(owner.basis.clone())
+            .weighed_by_resolution(seen);
         if !owner.account.is_empty() {
             finding = finding.entity(account_entity(
                 Role::AttackedAccount,
@@ -360,10 +410,30 @@ impl Kerberoasting {
                 context.knowledge.directory(),
             ));
         }
-        if !owner.from_directory {
+        // Only a tool asks RC4 first; RC4 answered to an AES-first request may be a legacy
+        // estate's ordinary traffic.
+        if !owner.from_directory || counted == Spn::GotRc4 {
             finding = finding.confidence(Confidence::MediumConfidence);
         }
         context.raise(finding);
+    }
+}
+
+/// What a roast's window counted for an SPN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spn {
+    /// A TGS-REQ asking RC4 first (impacket, Rubeus with `/tgtdeleg` or `/rc4opsec`).
+    AskedRc4First,
+    /// An RC4 ticket for an account whose encryption types are unknown.
+    GotRc4,
+}
+
+impl Spn {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::AskedRc4First => "asked RC4-first service tickets",
+            Self::GotRc4 => "got RC4 service tickets",
+        }
     }
 }
 
@@ -372,7 +442,7 @@ mod tests {
     use dcwatch_entity::Directory;
 
     use crate::detectors::testing::{
-        computer, directory, hash, run, summary, tgs_rep, tgs_req, user,
+        as_rep, as_req, computer, directory, hash, run, summary, tgs_rep, tgs_req, user,
     };
 
     const CLIENT: &str = "10.98.0.8:50000";
@@ -560,5 +630,187 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn kerberoasting_without_pre_authentication_asks_the_ticket_in_an_as_exchange() {
+        // Rubeus `kerberoast /nopreauth:svc_np`, impacket `GetUserSPNs -no-preauth svc_np`: an
+        // AS-REQ of the no-pre-authentication account naming the SPN, answered with its ticket.
+        let spn = "MSSQLSvc/sql01.lab.example:1433";
+        let roast = [
+            as_req(0, CLIENT, "svc_np", |body| {
+                body.service = spn.into();
+                body.etypes = vec![23];
+                body.encrypted_timestamp = false;
+                body.timestamp_etype = 0;
+                body.pa_data_types = vec![128];
+            }),
+            as_rep(1, CLIENT, "svc_np", |body| {
+                body.service = spn.into();
+                body.ticket_etype = 23;
+                body.reply_etype = 23;
+            }),
+        ];
+        let alerts = run(None, lab(Some(0x18)), &roast);
+        let roasts: Vec<_> = summary(&alerts)
+            .into_iter()
+            .filter(|(kind, _, _)| kind == "kerberoasting")
+            .collect();
+        assert_eq!(
+            roasts,
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 1)]
+        );
+        let alert = alerts
+            .iter()
+            .find(|alert| alert.r#type == "kerberoasting")
+            .expect("raised");
+        assert!(
+            alert.description.contains(
+                "got an RC4 service ticket for MSSQLSvc/sql01.lab.example:1433 (account svc_sql)"
+            ),
+            "{}",
+            alert.description
+        );
+        // Without a directory, three SPNs asked RC4-first in AS-REQs make a roast too.
+        let asks: Vec<_> = ["svc_sql", "svc_web", "MSSQLSvc/sql02:1433"]
+            .iter()
+            .enumerate()
+            .map(|(n, spn)| {
+                as_req(n as i64, CLIENT, "svc_np", |body| {
+                    body.service = (*spn).into();
+                    body.etypes = vec![23, 18, 17];
+                    body.encrypted_timestamp = false;
+                    body.pa_data_types = vec![128];
+                })
+            })
+            .collect();
+        assert!(
+            summary(&run(None, Directory::default(), &asks))
+                .iter()
+                .any(|(kind, _, _)| kind == "kerberoasting")
+        );
+    }
+
+    #[test]
+    fn an_rc4_tgt_or_a_password_change_ticket_is_not_kerberoasting() {
+        // A legacy client's RC4 TGT, and kpasswd's AS exchange for kadmin/changepw.
+        let exchanges = [
+            as_req(0, CLIENT, "alice", |body| body.etypes = vec![23]),
+            as_rep(1, CLIENT, "alice", |body| {
+                body.ticket_etype = 23;
+                body.reply_etype = 23;
+            }),
+            as_req(2, CLIENT, "alice", |body| {
+                body.service = "kadmin/changepw".into();
+                body.etypes = vec![23];
+            }),
+            as_rep(3, CLIENT, "alice", |body| {
+                body.service = "kadmin/changepw".into();
+                body.ticket_etype = 23;
+            }),
+        ];
+        for directory in [lab(Some(0x18)), Directory::default()] {
+            let alerts = run(None, directory, &exchanges);
+            assert!(
+                alerts.iter().all(|alert| alert.r#type != "kerberoasting"),
+                "{:?}",
+                summary(&alerts)
+            );
+        }
+    }
+
+    #[test]
+    fn spns_named_as_impacket_and_rubeus_name_them_are_roasted_user_accounts() {
+        // impacket's GetUserSPNs asks `LAB\svc_sql` (NT-MS-PRINCIPAL), Rubeus `/enterprise`
+        // asks `svc_web@LAB.EXAMPLE` (NT-ENTERPRISE); both name the user, not a computer.
+        let asks: Vec<_> = ["LAB\\svc_sql", "svc_web@LAB.EXAMPLE", "MSSQLSvc/sql02:1433"]
+            .iter()
+            .enumerate()
+            .map(|(n, spn)| {
+                tgs_req(n as i64, CLIENT, spn, &hash(1), |body| {
+                    body.etypes = vec![23];
+                })
+            })
+            .collect();
+        let alerts = run(None, Directory::default(), &asks);
+        assert_eq!(
+            summary(&alerts),
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 3)]
+        );
+        // With the directory, the NT-MS-PRINCIPAL form's RC4 ticket is svc_sql's.
+        let alerts = run(None, lab(Some(0x18)), &[rc4_reply(0, "LAB\\svc_sql")]);
+        assert_eq!(
+            summary(&alerts),
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 1)]
+        );
+        assert!(alerts[0].description.contains("(account svc_sql)"));
+    }
+
+    #[test]
+    fn three_rc4_tickets_for_user_spns_to_a_windows_client_are_kerberoasting() {
+        // Rubeus kerberoast without /tgtdeleg and Invoke-Kerberoast go through Windows' own
+        // stack: AES first in the request, RC4 in the ticket for accounts of unknown etypes.
+        let roast: Vec<_> = ["MSSQLSvc/sql02:1433", "svc_backup", "exchangeAB/mail01"]
+            .iter()
+            .enumerate()
+            .flat_map(|(n, spn)| {
+                let at = n as i64 * 1_000;
+                [
+                    tgs_req(at, CLIENT, spn, &hash(1), |body| {
+                        body.etypes = vec![18, 17, 23, 24, -135];
+                    }),
+                    rc4_reply(at + 1, spn),
+                ]
+            })
+            .collect();
+        let alerts = run(None, Directory::default(), &roast);
+        assert_eq!(
+            summary(&alerts),
+            [("kerberoasting".into(), "src:10.98.0.8".into(), 3)]
+        );
+        assert!(
+            alerts[0]
+                .description
+                .contains("got RC4 service tickets for 3 user SPNs within 2 minutes"),
+            "{}",
+            alerts[0].description
+        );
+        assert_eq!(
+            alerts[0].confidence(),
+            dcwatch_proto::v1::alert::Confidence::MediumConfidence
+        );
+    }
+
+    #[test]
+    fn rc4_tickets_for_two_services_or_for_rc4_only_accounts_are_not_kerberoasting() {
+        // A client of two legacy services, and of three the directory says have no AES key.
+        let two = [rc4_reply(0, "svc_sql"), rc4_reply(1, "svc_web")];
+        assert!(run(None, Directory::default(), &two).is_empty());
+        let mut legacy = Vec::new();
+        let mut objects = Vec::new();
+        for (n, name) in ["svc_a", "svc_b", "svc_c"].iter().enumerate() {
+            let mut account = user(name, 1300 + n as u32);
+            account.spns = vec![format!("MSSQLSvc/{name}.lab.example:1433")];
+            account.supported_etypes = Some(0x4);
+            objects.push(account);
+            legacy.push(rc4_reply(
+                n as i64,
+                &format!("MSSQLSvc/{name}.lab.example:1433"),
+            ));
+        }
+        // (alice is no account of this directory: golden_ticket's 2027 is not this test's.)
+        let alerts = run(None, directory(objects, &[]), &legacy);
+        assert!(
+            alerts.iter().all(|alert| alert.r#type != "kerberoasting"),
+            "{:?}",
+            summary(&alerts)
+        );
+        // Spread over more than the window: a working day's ordinary tickets.
+        let spread: Vec<_> = ["svc_sql", "svc_web", "svc_app"]
+            .iter()
+            .enumerate()
+            .map(|(n, spn)| rc4_reply(n as i64 * 3 * 60_000, spn))
+            .collect();
+        assert!(run(None, Directory::default(), &spread).is_empty());
     }
 }

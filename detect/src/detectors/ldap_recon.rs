@@ -32,7 +32,8 @@ use crate::{
     bounded::BoundedMap,
     catalogue::LDAP_RECON,
     finding::{
-        Finding, actor_text, destination, destination_text, source_key, source_name, source_text,
+        Finding, actor_text, destination, destination_text, source_key, source_text,
+        vouched_source_name,
     },
     knowledge::{Knowledge, Source},
     learning::{Behaviour, would_raise},
@@ -78,11 +79,15 @@ pub(super) struct Recon {
     pub tool: Option<&'static str>,
 }
 
-/// Whether `needle` occurs in `filter` other than right inside a NOT (`(!(needle...`).
+/// Whether `needle` occurs in `filter` other than right inside a NOT (`(!(needle...`), whether
+/// the needle is a term's inside (`objectcategory=computer`) or the whole term
+/// (`(objectcategory=computer)`, which the Kerberoasting filter of impacket's GetUserSPNs before
+/// 0.10 and of NetExec negates).
 fn positive(filter: &str, needle: &str) -> bool {
+    let negation = if needle.starts_with('(') { "(!" } else { "!(" };
     filter
         .match_indices(needle)
-        .any(|(at, _)| !filter[..at].ends_with("!("))
+        .any(|(at, _)| !filter[..at].ends_with(negation))
 }
 
 /// The value of the first `attribute=` (or `attribute:rule:=`) term.
@@ -318,7 +323,9 @@ impl Detector for LdapRecon {
             return;
         }
         // The basis is written only for what is not a DC: nearly all who ask are DCs.
-        let answer = context.knowledge.dc_answer(seen.src, source_name(seen));
+        let answer = context
+            .knowledge
+            .dc_answer(seen.src, vouched_source_name(seen));
         if answer.yes() {
             return;
         }
@@ -501,6 +508,41 @@ mod tests {
             "{}",
             alerts[0].description
         );
+    }
+
+    #[test]
+    fn roasting_target_searches_of_other_tools_are_ldap_recon_each_alone() {
+        // The filters as each tool writes them (its source): PowerView Get-DomainUser -SPN,
+        // Rubeus kerberoast, impacket GetUserSPNs before 0.10 and NetExec (as
+        // suricata-verify's krb5-frag.pcap shows it), Rubeus asreproast, PowerView
+        // -PreauthNotRequired, and the OR bit-match rule (.804) some scripts use.
+        let filters = [
+            "(&(samAccountType=805306368)(servicePrincipalName=*))",
+            "(&(samAccountType=805306368)(servicePrincipalName=*)(!(samAccountName=krbtgt))(!(UserAccountControl:1.2.840.113556.1.4.803:=2)))",
+            "(&(servicePrincipalName=*)(UserAccountControl:1.2.840.113556.1.4.803:=512)(!(UserAccountControl:1.2.840.113556.1.4.803:=2))(!(objectCategory=computer)))",
+            "(&(samAccountType=805306368)(userAccountControl:1.2.840.113556.1.4.803:=4194304))",
+            "(userAccountControl:1.2.840.113556.1.4.803:=4194304)",
+            "(userAccountControl:1.2.840.113556.1.4.804:=4194304)",
+        ];
+        for filter in filters {
+            let alerts = run(
+                None,
+                Directory::default(),
+                &[search(0, filter, &["sAMAccountName"])],
+            );
+            assert_eq!(
+                summary(&alerts),
+                [("ldap_recon".into(), "src:10.98.0.50".into(), 1)],
+                "{filter}"
+            );
+        }
+        // Computers' SPNs (a management tool listing servers) are not a roast's targets.
+        let servers = search(
+            0,
+            "(&(objectCategory=computer)(servicePrincipalName=*))",
+            &["dNSHostName"],
+        );
+        assert!(run(None, Directory::default(), &[servers]).is_empty());
     }
 
     #[test]

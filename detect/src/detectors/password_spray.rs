@@ -339,4 +339,58 @@ mod tests {
                 .all(|(kind, _, _)| kind != "password_spray")
         );
     }
+
+    #[test]
+    fn a_spray_over_kerberos_smb_and_ldap_is_one_spray() {
+        // NetExec sprays over SMB and LDAP (NTLM binds), kerbrute over Kerberos, from one host.
+        let activities: Vec<_> = (0..10)
+            .map(|n| {
+                let account = format!("user{n:02}");
+                let at = n * SECOND;
+                match n % 3 {
+                    0 => krb_error(at, SPRAYER, &account, 24),
+                    1 => ntlm_authenticate(
+                        at,
+                        SPRAYER,
+                        "10.98.0.1:445",
+                        "LAB",
+                        &account,
+                        0xC000_006D,
+                        |_| {},
+                    ),
+                    _ => ntlm_bind_refused(at, &account),
+                }
+            })
+            .collect();
+        let alerts = run(None, Directory::default(), &activities);
+        assert_eq!(
+            summary(&alerts),
+            [("password_spray".into(), "src:10.98.0.6".into(), 10)]
+        );
+    }
+
+    #[test]
+    fn a_second_round_finding_an_expired_password_is_a_guess() {
+        // kerbrute's "valid password, expired" in the second round.
+        let mut activities = round(0, 10);
+        activities.push(krb_error(30 * MINUTE, SPRAYER, "user04", 23));
+        let alerts = run(None, Directory::default(), &activities);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].outcome(), Status::Success);
+        assert!(
+            alerts[0]
+                .description
+                .ends_with("the password of LAB.EXAMPLE\\user04 was then guessed"),
+            "{}",
+            alerts[0].description
+        );
+    }
+
+    /// An NTLM bind over LDAP the DC refused (invalidCredentials).
+    fn ntlm_bind_refused(at: i64, account: &str) -> dcwatch_proto::v1::Activity {
+        let mut activity =
+            ntlm_authenticate(at, SPRAYER, "10.98.0.1:389", "LAB", account, 49, |_| {});
+        activity.carrier = dcwatch_proto::v1::Carrier::Ldap.into();
+        activity
+    }
 }

@@ -25,7 +25,8 @@ use crate::{
     bounded::BoundedMap,
     catalogue::SAMR_RECON,
     finding::{
-        Finding, actor_text, destination, destination_text, source_key, source_name, source_text,
+        Finding, actor_text, destination, destination_text, source_key, source_text,
+        vouched_source_name,
     },
     knowledge::{Knowledge, Source},
     learning::{Behaviour, would_raise},
@@ -314,7 +315,9 @@ impl Detector for SamrRecon {
             return;
         }
         // The basis is written only for what is not a DC: nearly all who ask are DCs.
-        let answer = context.knowledge.dc_answer(seen.src, source_name(seen));
+        let answer = context
+            .knowledge
+            .dc_answer(seen.src, vouched_source_name(seen));
         if answer.yes() {
             return;
         }

@@ -11,6 +11,11 @@ fn preauth_failed(n: i64, client: &str) -> dcwatch_proto::v1::Activity {
     krb_error(n * SECOND, ATTACKER, client, 24)
 }
 
+/// An NTLM logon over SMB of `LAB\account` answered `status`, `at` milliseconds in.
+fn smb_logon(at: i64, account: &str, status: u32) -> dcwatch_proto::v1::Activity {
+    ntlm_authenticate(at, ATTACKER, SMB, "LAB", account, status, |_| {})
+}
+
 #[test]
 fn ten_wrong_kerberos_passwords_against_one_account_are_a_brute_force() {
     let activities: Vec<_> = (0..10).map(|n| preauth_failed(n, "alice")).collect();
@@ -94,15 +99,7 @@ fn preauth_required_and_unknown_users_are_not_guesses() {
 fn ntlm_failures_over_smb_count_once_each_and_a_4776_of_the_same_logon_is_not_a_second() {
     let mut activities = Vec::new();
     for n in 0..10 {
-        activities.push(ntlm_authenticate(
-            n * SECOND,
-            ATTACKER,
-            SMB,
-            "LAB",
-            "carol",
-            0xC000_006D,
-            |_| {},
-        ));
+        activities.push(smb_logon(n * SECOND, "carol", 0xC000_006D));
         // The DC logs the same validation; the sensor gets it over syslog.
         activities.push(event_4776(n * SECOND + 10, "WS01", "carol", 0xC000_006A));
     }
@@ -112,6 +109,44 @@ fn ntlm_failures_over_smb_count_once_each_and_a_4776_of_the_same_logon_is_not_a_
         [("brute_force".into(), "src:10.98.0.5".into(), 10)]
     );
     assert!(alerts[0].description.contains("(NTLM) against LAB\\carol"));
+}
+
+#[test]
+fn an_expired_or_must_change_answer_says_the_password_was_guessed() {
+    // The DC checks the password before it refuses it as expired, and kerbrute
+    // (KDC_ERR_KEY_EXPIRED) and NetExec (STATUS_PASSWORD_MUST_CHANGE) report it as found.
+    let guessed = |alerts: &[dcwatch_proto::v1::Alert], account: &str| {
+        alerts.len() == 1
+            && alerts[0].outcome() == OutcomeStatus::Success
+            && alerts[0]
+                .description
+                .ends_with(&format!("the password of {account} was then guessed"))
+    };
+    let mut kerberos: Vec<_> = (0..10).map(|n| preauth_failed(n, "alice")).collect();
+    kerberos.push(krb_error(20 * SECOND, ATTACKER, "alice", 23));
+    let alerts = run(None, Directory::default(), &kerberos);
+    assert!(guessed(&alerts, "LAB.EXAMPLE\\alice"), "{alerts:?}");
+    let mut ntlm: Vec<_> = (0..10)
+        .map(|n| smb_logon(n * SECOND, "carol", 0xC000_006D))
+        .collect();
+    ntlm.push(smb_logon(20 * SECOND, "carol", 0xC000_0224));
+    let alerts = run(None, Directory::default(), &ntlm);
+    assert!(guessed(&alerts, "LAB\\carol"), "{alerts:?}");
+    let mut events: Vec<_> = (0..10)
+        .map(|n| event_4776(n * SECOND, "KALI", "carol", 0xC000_006A))
+        .collect();
+    events.push(event_4776(20 * SECOND, "KALI", "carol", 0xC000_0071));
+    let alerts = run(None, Directory::default(), &events);
+    assert!(
+        alerts[0].description.ends_with("was then guessed"),
+        "{alerts:?}"
+    );
+    // A user whose password expired, logging on with it: no guessing at all.
+    let expired = [
+        krb_error(0, ATTACKER, "bob", 23),
+        smb_logon(SECOND, "bob", 0xC000_0224),
+    ];
+    assert!(run(None, Directory::default(), &expired).is_empty());
 }
 
 #[test]
