@@ -4,8 +4,8 @@
 //! Each store must give the same answers.
 
 use dcwatch_backend::store::{
-    ACTIVITY_CURSOR, ActivityRef, AlertQuery, Closed, EntityKey, EntityKind, Excluded, ExclusionKind, Query,
-    Storage, Store, StoreError, Stored, StoredActivity, blocks,
+    ACTIVITY_CURSOR, ActivityRef, AlertQuery, Closed, EntityKey, EntityKind, Excluded,
+    ExclusionKind, Query, Storage, Store, StoreError, Stored, StoredActivity, blocks,
     postgres::{PgStore, migrations::MIGRATIONS},
 };
 use dcwatch_detect::{
@@ -1172,18 +1172,18 @@ fn evidence_read_together_answers_each_reference_in_its_order() {
         // s1's batch 3 stays in rows, beside s1:2:99, the newest row before it.
         store_batches(store.as_mut(), "s1", 3..=3, 10_000, &mut stored);
         let refs = [
-            ("s1", 3, 5),  // rows
-            ("s0", 2, 10), // s0's first block, its second frame (positions 64 to 127)
-            ("s0", 6, 50), // s0's second block
-            ("s0", 2, 11), // the same frame as 2:10
-            ("s0", 9, 0),  // no batch 9
-            ("s0", 4, 5),  // s0's first block, where the nearest block (its second) lacks it
-            ("s0", 4, 99), // s0's second block, the nearest
-            ("s1", 2, 99), // rows: the newest row when compacted
-            ("s2", 1, 0),  // no such sensor
-            ("s1", 1, 3),  // s1's block
-            ("s0", 2, 10), // again
-            ("s0", 1, 0),  // s0's first block, its first frame
+            ("s1", 3, 5),   // rows
+            ("s0", 2, 10),  // s0's first block, its second frame (positions 64 to 127)
+            ("s0", 6, 50),  // s0's second block
+            ("s0", 2, 11),  // the same frame as 2:10
+            ("s0", 9, 0),   // no batch 9
+            ("s0", 4, 5),   // s0's first block, where the nearest block (its second) lacks it
+            ("s0", 4, 99),  // s0's second block, the nearest
+            ("s1", 2, 99),  // rows: the newest row when compacted
+            ("s2", 1, 0),   // no such sensor
+            ("s1", 1, 3),   // s1's block
+            ("s0", 2, 10),  // again
+            ("s0", 1, 0),   // s0's first block, its first frame
             ("s0", 2, 100), // past the batch's end
         ];
         let refs: Vec<ActivityRef<'_>> = refs
@@ -1229,7 +1229,10 @@ fn evidence_read_together_answers_each_reference_in_its_order() {
         // A fresh handle (nothing of the blocks kept): each in a call of its own, and all
         // but the rows.
         let mut fresh = open();
-        assert_eq!(fresh.activities_at(&refs[1..2]).expect("one"), expected[1..2]);
+        assert_eq!(
+            fresh.activities_at(&refs[1..2]).expect("one"),
+            expected[1..2]
+        );
         assert_eq!(
             fresh.activities_at(&refs[1..7]).expect("compacted"),
             expected[1..7]

@@ -1849,6 +1849,27 @@ mod tests {
         )
         .expect("frame");
         assert_eq!(only, std::slice::from_ref(wanted));
+        // Several of the frame's, asked out of order and one twice, in one walk: in the
+        // frame's order, each once; a place the frame lacks passes nothing.
+        let places = [12, 3, 40, 12, 63].map(|at| {
+            let entry = &entries[FRAME_ACTIVITIES + at];
+            (entry.sequence, entry.position)
+        });
+        let mut asked = places.to_vec();
+        asked.push((u64::MAX, 0));
+        let several = decode_frame(
+            "s1",
+            &encoded.frames[1],
+            &index[1],
+            &mut decompressor,
+            &Sieve::among(asked),
+            |_, _, _| true,
+        )
+        .expect("frame");
+        let expected: Vec<Entry> = [3, 12, 40, 63]
+            .map(|at| entries[FRAME_ACTIVITIES + at].clone())
+            .to_vec();
+        assert_eq!(several, expected);
     }
 
     #[test]

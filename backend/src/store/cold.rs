@@ -18,8 +18,8 @@ use sha2::{Digest as _, Sha256};
 use dcwatch_proto::{json::protocol_name, v1::Activity};
 
 use super::{
-    ActivityRef, Compacted, Dialect, Filter, Ordered, Param, Query, StoreError, StoredActivity, blocks, time_ns,
-    to_i64, to_u64,
+    ActivityRef, Compacted, Dialect, Filter, Ordered, Param, Query, StoreError, StoredActivity,
+    blocks, time_ns, to_i64, to_u64,
 };
 
 /// The compacted tier's reads in one store's SQL.
@@ -755,7 +755,11 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
             .filter(|&id| self.cache.frame(id, &index).is_none())
             .collect();
         let mut data: Vec<(i64, Vec<u8>)> = if unread.len() > 1 {
-            unread.iter().copied().zip(self.tier.frames(&unread)?).collect()
+            unread
+                .iter()
+                .copied()
+                .zip(self.tier.frames(&unread)?)
+                .collect()
         } else {
             Vec::new()
         };
@@ -1188,13 +1192,13 @@ pub(crate) fn fill_compacted<T: Tier + ?Sized>(
                 nearest_of.push(None);
                 continue;
             };
-            let number = match blocks.iter().position(|(kept, _)| kept.same_block(block)) {
-                Some(number) => number,
-                None => {
+            let number = blocks
+                .iter()
+                .position(|(kept, _)| kept.same_block(block))
+                .unwrap_or_else(|| {
                     blocks.push((block.columns(), Vec::new()));
                     blocks.len() - 1
-                }
-            };
+                });
             blocks[number].1.push(at);
             nearest_of.push(Some(number));
         }

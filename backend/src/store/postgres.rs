@@ -32,10 +32,10 @@ use dcwatch_telemetry::health::Issue;
 use prost::Message as _;
 
 use super::{
-    ActivityRef, AlertQuery, Closed, Dialect, Excluded, Exclusion, ExclusionKind, Found, HistoryEntry,
-    NewActivity, ProtocolCount, Query, Recorded, SensorState, Storage, StoreError, Stored,
-    StoredActivity, StoredEvent, StoredIssue, StoredUser, time_ns, timestamp_ns, to_i64, to_u64,
-    token_hash,
+    ActivityRef, AlertQuery, Closed, Dialect, Excluded, Exclusion, ExclusionKind, Found,
+    HistoryEntry, NewActivity, ProtocolCount, Query, Recorded, SensorState, Storage, StoreError,
+    Stored, StoredActivity, StoredEvent, StoredIssue, StoredUser, time_ns, timestamp_ns, to_i64,
+    to_u64, token_hash,
 };
 
 /// A connection to the shared store; a connection the server closed (PostgreSQL restarted)

@@ -13,9 +13,9 @@ use dcwatch_proto::v1::{Activity, Alert, DirectoryDelta, HealthEvent, alert::Cla
 use dcwatch_telemetry::health::Issue;
 
 use super::{
-    ActivityRef, AlertQuery, Closed, Excluded, Exclusion, ExclusionKind, Found, HistoryEntry, NewActivity,
-    ProtocolCount, Query, Recorded, SensorState, Store, StoreError, Stored, StoredActivity,
-    StoredEvent, StoredIssue, StoredUser, is_derived,
+    ActivityRef, AlertQuery, Closed, Excluded, Exclusion, ExclusionKind, Found, HistoryEntry,
+    NewActivity, ProtocolCount, Query, Recorded, SensorState, Store, StoreError, Stored,
+    StoredActivity, StoredEvent, StoredIssue, StoredUser, is_derived,
 };
 
 /// The detection cursor of the `all` role: the last activity row judged.

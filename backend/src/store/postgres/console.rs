@@ -6,8 +6,8 @@ use dcwatch_proto::v1::{Activity, Alert};
 use prost::Message as _;
 
 use crate::store::{
-    ActivityRef, Dialect, Found, Param, ProtocolCount, Query, SensorState, StoreError, StoredActivity,
-    StoredEvent, StoredUser,
+    ActivityRef, Dialect, Found, Param, ProtocolCount, Query, SensorState, StoreError,
+    StoredActivity, StoredEvent, StoredUser,
     alerts::{ALERT_COLUMNS, like_escaped, with_status},
     cold::{self, BlockCache},
     console::{
