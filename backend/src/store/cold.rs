@@ -725,35 +725,35 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
                 return Ok(());
             }
         };
-        // The references of each frame, the frames in the order first wanted.
-        let mut frames: Vec<(usize, Vec<usize>)> = Vec::new();
-        for &at in wanted {
-            let Some(number) = blocks::frame_holding(&index, refs[at].sequence, refs[at].position)
-            else {
-                continue;
-            };
-            match frames.iter_mut().find(|(held, _)| *held == number) {
-                Some((_, of_frame)) => of_frame.push(at),
-                None => frames.push((number, vec![at])),
-            }
-        }
-        // The frame the buffer holds first, before another takes its place; the others that
-        // neither the buffer nor the cache hold read in one go.
+        // Each reference with its frame's number; by frame, the one the buffer holds first
+        // (before another takes its place), a frame's references in the caller's order.
+        let mut by_frame: Vec<(usize, usize)> = wanted
+            .iter()
+            .filter_map(|&at| {
+                blocks::frame_holding(&index, refs[at].sequence, refs[at].position)
+                    .map(|number| (number, at))
+            })
+            .collect();
         let held = {
             let plain = self.cache.plain.borrow();
-            frames
+            by_frame
                 .iter()
-                .position(|(number, _)| plain.holds(frame_id(block.id, *number), &index))
+                .map(|&(number, _)| number)
+                .find(|&number| plain.holds(frame_id(block.id, number), &index))
         };
-        if let Some(held) = held {
-            frames[..=held].rotate_right(1);
-        }
-        let unread: Vec<i64> = frames
-            .iter()
-            .skip(usize::from(held.is_some()))
-            .map(|(number, _)| frame_id(block.id, *number))
-            .filter(|&id| self.cache.frame(id, &index).is_none())
-            .collect();
+        by_frame.sort_by_key(|&(number, _)| (Some(number) != held, number));
+        // The frames that neither the buffer nor the cache hold, read in one go if several.
+        let unread: Vec<i64> = if by_frame.len() > 1 {
+            by_frame
+                .chunk_by(|one, other| one.0 == other.0)
+                .map(|of_frame| of_frame[0].0)
+                .filter(|&number| Some(number) != held)
+                .map(|number| frame_id(block.id, number))
+                .filter(|&id| self.cache.frame(id, &index).is_none())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut data: Vec<(i64, Vec<u8>)> = if unread.len() > 1 {
             unread
                 .iter()
@@ -763,18 +763,19 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         } else {
             Vec::new()
         };
-        for (number, of_frame) in &frames {
-            let id = frame_id(block.id, *number);
+        for of_frame in by_frame.chunk_by(|one, other| one.0 == other.0) {
+            let number = of_frame[0].0;
+            let id = frame_id(block.id, number);
             let read = data
                 .iter()
                 .position(|(read, _)| *read == id)
                 .map(|at| data.swap_remove(at).1);
-            self.activities_in_frame(block, &index, *number, read, refs, of_frame, found)?;
+            self.activities_in_frame(block, &index, number, read, refs, of_frame, found)?;
         }
         Ok(())
     }
 
-    /// Sets `found[at]` for each of `wanted` (indexes of `refs`) that frame `number` of
+    /// Sets `found[at]` for each of `wanted` ((`number`, index of `refs`)) that frame `number` of
     /// `block` (`index` its frame index) holds, the frame read from the cache, else from the
     /// buffer if the last lookup decompressed it ([`Plain`]), else decompressed (from `read`
     /// when read already); kept in the cache parsed for the next lookups in it if it was
@@ -790,7 +791,7 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         number: usize,
         read: Option<Vec<u8>>,
         refs: &[ActivityRef<'_>],
-        wanted: &[usize],
+        wanted: &[(usize, usize)],
         found: &mut [Option<Activity>],
     ) -> Result<(), StoreError> {
         let failed = |source| StoreError::Block {
@@ -803,7 +804,7 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
             .ok_or_else(|| failed(blocks::BlockError::Malformed))?;
         let place = |at: usize| (refs[at].sequence, refs[at].position);
         if let Some(parsed) = self.cache.frame(id, index) {
-            for &at in wanted {
+            for &(_, at) in wanted {
                 let (sequence, position) = place(at);
                 found[at] = parsed
                     .activity_at(&block.sensor_id, sequence, position)
@@ -828,7 +829,7 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         if cache.seen_before(id) {
             let parsed = Arc::new(blocks::ParsedFrame::parse(&plain.bytes, info).map_err(failed)?);
             cache.keep_frame(id, index, Arc::clone(&parsed));
-            for &at in wanted {
+            for &(_, at) in wanted {
                 let (sequence, position) = place(at);
                 found[at] = parsed
                     .activity_at(&block.sensor_id, sequence, position)
@@ -836,14 +837,14 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
             }
         } else {
             // One walk of the frame's columns, up to the last wanted.
-            let sieve = blocks::Sieve::among(wanted.iter().map(|&at| place(at)).collect());
+            let sieve = blocks::Sieve::among(wanted.iter().map(|&(_, at)| place(at)).collect());
             let entries =
                 blocks::decode_plain(&block.sensor_id, &plain.bytes, info, &sieve, |_, _, _| true)
                     .map_err(failed)?;
             // The first entry at a place answers for it (as `ParsedFrame::activity_at`), the
             // same place wanted twice given a copy.
             for entry in entries {
-                let mut answers = wanted.iter().copied().filter(|&at| {
+                let mut answers = wanted.iter().map(|&(_, at)| at).filter(|&at| {
                     found[at].is_none() && place(at) == (entry.sequence, entry.position)
                 });
                 let Some(first) = answers.next() else {

@@ -16,7 +16,9 @@
 //! The alert-evidence probes look activities up by reference, as the console's alert page does
 //! for each piece of an alert's evidence: references picked over the whole input, and the
 //! evidence of alerts the detection engine raises on the input (test mode, every threshold
-//! low, as `dcwatch-replay --alerts` judges), whose count the run prints.
+//! low, as `dcwatch-replay --alerts` judges), whose count the run prints. Those alerts' evidence
+//! is read both one reference at a time (`activity_at`, as the console read it before) and one
+//! call an alert (`activities_at`, as `Data::alert_detail` reads it), whose answers must equal.
 //!
 //! SQLite's bytes are the store's pages in use (`page_count - freelist_count` times
 //! `page_size`): SQLite reuses free pages, so this is what the file holds once it has grown to
