@@ -173,6 +173,31 @@ pub struct StoredActivity {
     pub activity: Activity,
 }
 
+/// Where a sensor sent an activity: the batch `sequence` and the `position` in it, as an
+/// alert's evidence cites it (`SENSOR:SEQUENCE:POSITION`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ActivityRef<'s> {
+    pub sensor_id: &'s str,
+    pub sequence: u64,
+    pub position: u64,
+}
+
+impl<'s> ActivityRef<'s> {
+    /// `reference` read as `SENSOR:SEQUENCE:POSITION` (the sensor's id may hold colons);
+    /// `None` when it is not one.
+    pub fn parse(reference: &'s str) -> Option<Self> {
+        let mut parts = reference.rsplitn(3, ':');
+        let position = parts.next()?.parse().ok()?;
+        let sequence = parts.next()?.parse().ok()?;
+        let sensor_id = parts.next()?;
+        Some(Self {
+            sensor_id,
+            sequence,
+            position,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Store {
     connection: Connection,
@@ -486,6 +511,15 @@ impl Store {
         )
     }
 
+    /// The activities at `refs`, in their order, `None` where there is none: what
+    /// [`Self::activity_at`] answers for each, read together (an alert's evidence).
+    pub fn activities_at(
+        &self,
+        refs: &[ActivityRef<'_>],
+    ) -> Result<Vec<Option<Activity>>, StoreError> {
+        activities_at(&self.connection, &self.blocks, refs)
+    }
+
     /// The activities `query` selects, by time, then sensor, then sequence (then their place in
     /// the batch), each handed to `each`.
     pub fn activities(
@@ -778,6 +812,41 @@ pub(crate) fn activity_at(
             position,
         )?,
     };
+    transaction.end()?;
+    Ok(found)
+}
+
+/// [`activity_at`] of each of `refs`, in one read transaction: the rows first, one cached
+/// statement each, then the compacted tier for those not among them, each block's index read
+/// once and each frame decompressed once ([`cold::activities_at`]).
+pub(crate) fn activities_at(
+    connection: &Connection,
+    cache: &cold::BlockCache,
+    refs: &[ActivityRef<'_>],
+) -> Result<Vec<Option<Activity>>, StoreError> {
+    let transaction = ReadTransaction::begin(connection)?;
+    let mut found = Vec::with_capacity(refs.len());
+    let mut statement = connection.prepare_cached(
+        "SELECT id, activity FROM activities WHERE sensor_id = ?1 AND sequence = ?2
+         AND position = ?3",
+    )?;
+    for at in refs {
+        let hot: Option<(i64, Vec<u8>)> = statement
+            .query_row(
+                params![at.sensor_id, to_i64(at.sequence), to_i64(at.position)],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        found.push(match hot {
+            Some((id, bytes)) => Some(
+                Activity::decode(bytes.as_slice())
+                    .map_err(|source| StoreError::Decode { id, source })?,
+            ),
+            None => None,
+        });
+    }
+    drop(statement);
+    cold::fill_compacted(&mut cold::Sqlite(connection), cache, refs, &mut found)?;
     transaction.end()?;
     Ok(found)
 }

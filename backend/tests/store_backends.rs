@@ -4,8 +4,8 @@
 //! Each store must give the same answers.
 
 use dcwatch_backend::store::{
-    ACTIVITY_CURSOR, AlertQuery, Closed, EntityKey, EntityKind, Excluded, ExclusionKind, Query,
-    Storage, Store, StoreError, Stored, StoredActivity, blocks,
+    ACTIVITY_CURSOR, ActivityRef, AlertQuery, Closed, EntityKey, EntityKind, Excluded,
+    ExclusionKind, Query, Storage, Store, StoreError, Stored, StoredActivity, blocks,
     postgres::{PgStore, migrations::MIGRATIONS},
 };
 use dcwatch_detect::{
@@ -1117,6 +1117,126 @@ fn compacted_activities_answer_as_rows_did_and_retention_deletes_the_oldest_coun
             "a name goes with the last block holding it: {found:?}"
         );
         assert_eq!(store.prune_to_budget(1).expect("budget"), 0);
+    });
+}
+
+/// Stores batches `sequences` of `per_batch` activities from `sensor_id` (times from
+/// `second`, names and addresses varying), and reads back each activity's answer as the rows
+/// give it, by (sensor, sequence, position), into `stored`.
+fn store_batches(
+    store: &mut dyn Storage,
+    sensor_id: &str,
+    sequences: std::ops::RangeInclusive<u64>,
+    second: i64,
+    stored: &mut std::collections::HashMap<(String, u64, u64), Activity>,
+) {
+    const PER_BATCH: u64 = 100;
+    let names = ["alice", "bob", "carol"];
+    for sequence in sequences {
+        let batch: Vec<Activity> = (0..PER_BATCH)
+            .map(|at| {
+                let n = i64::try_from(sequence * PER_BATCH + at).expect("small");
+                activity(
+                    second + n,
+                    names[usize::try_from(n).expect("small") % names.len()],
+                    [10, 0, 2, u8::try_from(at).expect("small")],
+                )
+            })
+            .collect();
+        store
+            .store_batch_with_directory(sensor_id, "spool", sequence, &batch, &[])
+            .expect("store");
+        for position in 0..PER_BATCH {
+            let row = store
+                .activity_at(sensor_id, sequence, position)
+                .expect("read")
+                .expect("a row");
+            stored.insert((sensor_id.to_owned(), sequence, position), row);
+        }
+    }
+}
+
+#[test]
+fn evidence_read_together_answers_each_reference_in_its_order() {
+    on_both(|open| {
+        let mut store = open();
+        let mut stored = std::collections::HashMap::new();
+        // Sensor s0's batches 1 to 4 compacted into a block (all but the newest row, 4:99);
+        // then its batches 5 to 8 and s1's 1 and 2 compacted: s0's second block takes 4:99 too,
+        // so both of s0's blocks span batch 4 (the second the nearest), and s1 has one.
+        store_batches(store.as_mut(), "s0", 1..=4, 0, &mut stored);
+        assert_eq!(store.compact(i64::MAX).expect("compact").blocks, 1);
+        store_batches(store.as_mut(), "s0", 5..=8, 0, &mut stored);
+        store_batches(store.as_mut(), "s1", 1..=2, 10_000, &mut stored);
+        assert_eq!(store.compact(i64::MAX).expect("compact").blocks, 2);
+        // s1's batch 3 stays in rows, beside s1:2:99, the newest row before it.
+        store_batches(store.as_mut(), "s1", 3..=3, 10_000, &mut stored);
+        let refs = [
+            ("s1", 3, 5),   // rows
+            ("s0", 2, 10),  // s0's first block, its second frame (positions 64 to 127)
+            ("s0", 6, 50),  // s0's second block
+            ("s0", 2, 11),  // the same frame as 2:10
+            ("s0", 9, 0),   // no batch 9
+            ("s0", 4, 5),   // s0's first block, where the nearest block (its second) lacks it
+            ("s0", 4, 99),  // s0's second block, the nearest
+            ("s1", 2, 99),  // rows: the newest row when compacted
+            ("s2", 1, 0),   // no such sensor
+            ("s1", 1, 3),   // s1's block
+            ("s0", 2, 10),  // again
+            ("s0", 1, 0),   // s0's first block, its first frame
+            ("s0", 2, 100), // past the batch's end
+        ];
+        let refs: Vec<ActivityRef<'_>> = refs
+            .iter()
+            .map(|&(sensor_id, sequence, position)| ActivityRef {
+                sensor_id,
+                sequence,
+                position,
+            })
+            .collect();
+        let expected: Vec<Option<Activity>> = refs
+            .iter()
+            .map(|at| {
+                stored
+                    .get(&(at.sensor_id.to_owned(), at.sequence, at.position))
+                    .cloned()
+            })
+            .collect();
+        assert_eq!(
+            expected.iter().filter(|found| found.is_none()).count(),
+            3,
+            "three references to nothing"
+        );
+        // Three times: frames decompressed and walked once, then parsed (read before), then
+        // from the frames kept parsed.
+        for read in ["first", "second", "third"] {
+            assert_eq!(
+                store.activities_at(&refs).expect("evidence"),
+                expected,
+                "{read} read"
+            );
+        }
+        for (at, expected) in refs.iter().zip(&expected) {
+            assert_eq!(
+                &store
+                    .activity_at(at.sensor_id, at.sequence, at.position)
+                    .expect("evidence"),
+                expected,
+                "{at:?} alone"
+            );
+        }
+        assert_eq!(store.activities_at(&[]).expect("nothing"), []);
+        // A fresh handle (nothing of the blocks kept): each in a call of its own, and all
+        // but the rows.
+        let mut fresh = open();
+        assert_eq!(
+            fresh.activities_at(&refs[1..2]).expect("one"),
+            expected[1..2]
+        );
+        assert_eq!(
+            fresh.activities_at(&refs[1..7]).expect("compacted"),
+            expected[1..7]
+        );
     });
 }
 

@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::{
     console::users,
     detection::DirectorySource,
-    store::{AlertQuery, Closed, EntityKey, EntityKind, Query, Storage, timestamp_ns},
+    store::{ActivityRef, AlertQuery, Closed, EntityKey, EntityKind, Query, Storage, timestamp_ns},
 };
 
 /// Rows a list answers at most (the page says when there were more).
@@ -535,12 +535,24 @@ impl Data {
             .rev()
             .find(|entry| entry.event == "assigned")
             .map_or_else(|| alert.assigned_to.clone(), |entry| entry.text.clone());
-        let mut evidence = Vec::new();
-        let mut evidence_missing = 0;
-        for piece in &alert.evidence {
-            match self.activity_by_ref(&piece.activity_ref)? {
+        // Read together: the rows in one transaction (one statement on PostgreSQL), each
+        // compacted frame decompressed once for the pieces in it.
+        let refs: Vec<(&str, ActivityRef<'_>)> = alert
+            .evidence
+            .iter()
+            .filter_map(|piece| {
+                ActivityRef::parse(&piece.activity_ref).map(|at| (piece.activity_ref.as_str(), at))
+            })
+            .collect();
+        let places: Vec<ActivityRef<'_>> = refs.iter().map(|&(_, at)| at).collect();
+        let found = self.with(|store| store.activities_at(&places))?;
+        let mut evidence = Vec::with_capacity(found.len());
+        // A reference that does not read as one is evidence missing too.
+        let mut evidence_missing = alert.evidence.len() - refs.len();
+        for ((reference, _), activity) in refs.iter().zip(&found) {
+            match activity {
                 Some(activity) => {
-                    evidence.push(activity_row(piece.activity_ref.clone(), &activity));
+                    evidence.push(activity_row((*reference).to_owned(), activity));
                 }
                 None => evidence_missing += 1,
             }
@@ -554,21 +566,6 @@ impl Data {
             evidence,
             evidence_missing,
         }))
-    }
-
-    /// A stored activity by its reference, `SENSOR:SEQUENCE:POSITION`.
-    pub fn activity_by_ref(&self, reference: &str) -> Result<Option<Activity>, DataError> {
-        let mut parts = reference.rsplitn(3, ':');
-        let (Some(position), Some(sequence), Some(sensor)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return Ok(None);
-        };
-        let (Ok(position), Ok(sequence)) = (position.parse::<u64>(), sequence.parse::<u64>())
-        else {
-            return Ok(None);
-        };
-        Ok(self.with(|store| store.activity_at(sensor, sequence, position))?)
     }
 
     /// Closes an alert with a classification; with `exclude`, also excludes its primary entity

@@ -890,16 +890,20 @@ pub fn frame_index(
 /// and, in a frame of 64, few others: the query tests those it passes ([`decode_frame`]).
 #[derive(Clone, Debug, Default)]
 pub struct Sieve {
-    at: Option<(u64, u64)>,
+    /// The places (sequence, position) passed, in order; empty: any.
+    at: Vec<(u64, u64)>,
     account: Option<Vec<u8>>,
     address: Option<Vec<u8>>,
 }
 
 impl Sieve {
-    /// The activity at `position` of batch `sequence` only.
-    pub fn at(sequence: u64, position: u64) -> Self {
+    /// The activities at `places` (sequence, position) only: several looked up in one walk
+    /// of a frame.
+    pub fn among(mut places: Vec<(u64, u64)>) -> Self {
+        places.sort_unstable();
+        places.dedup();
         Self {
-            at: Some((sequence, position)),
+            at: places,
             ..Self::default()
         }
     }
@@ -907,7 +911,7 @@ impl Sieve {
     /// Activities naming the account `name` (without its domain) and the address `ip`.
     pub fn named(name: Option<&str>, ip: Option<IpAddr>) -> Self {
         Self {
-            at: None,
+            at: Vec::new(),
             account: name.map(|name| name.as_bytes().to_vec()),
             address: ip.map(|ip| match ip {
                 IpAddr::V4(ip) => ip.octets().to_vec(),
@@ -919,7 +923,9 @@ impl Sieve {
     /// Whether `row` comes after every activity the sieve passes, in a frame in (sequence,
     /// position) order: nothing after it can pass.
     fn is_past(&self, row: &Row) -> bool {
-        self.at.is_some_and(|at| (row.sequence, row.position) > at)
+        self.at
+            .last()
+            .is_some_and(|&last| (row.sequence, row.position) > last)
     }
 
     fn passes(&self, row: &Row, fields: &[(u32, &[u8])]) -> bool {
@@ -929,7 +935,7 @@ impl Sieve {
                 .filter(move |(number, _)| wanted.contains(number))
                 .map(|(_, bytes)| *bytes)
         };
-        self.at.is_none_or(|at| at == (row.sequence, row.position))
+        (self.at.is_empty() || self.at.binary_search(&(row.sequence, row.position)).is_ok())
             && self.account.as_ref().is_none_or(|name| {
                 field(&[ACCOUNT_FIELD]).any(|account| {
                     name.is_empty()
@@ -1838,11 +1844,32 @@ mod tests {
             &encoded.frames[1],
             &index[1],
             &mut decompressor,
-            &Sieve::at(wanted.sequence, wanted.position),
+            &Sieve::among(vec![(wanted.sequence, wanted.position)]),
             |_, _, _| true,
         )
         .expect("frame");
         assert_eq!(only, std::slice::from_ref(wanted));
+        // Several of the frame's, asked out of order and one twice, in one walk: in the
+        // frame's order, each once; a place the frame lacks passes nothing.
+        let places = [12, 3, 40, 12, 63].map(|at| {
+            let entry = &entries[FRAME_ACTIVITIES + at];
+            (entry.sequence, entry.position)
+        });
+        let mut asked = places.to_vec();
+        asked.push((u64::MAX, 0));
+        let several = decode_frame(
+            "s1",
+            &encoded.frames[1],
+            &index[1],
+            &mut decompressor,
+            &Sieve::among(asked),
+            |_, _, _| true,
+        )
+        .expect("frame");
+        let expected: Vec<Entry> = [3, 12, 40, 63]
+            .map(|at| entries[FRAME_ACTIVITIES + at].clone())
+            .to_vec();
+        assert_eq!(several, expected);
     }
 
     #[test]

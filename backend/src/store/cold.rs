@@ -18,8 +18,8 @@ use sha2::{Digest as _, Sha256};
 use dcwatch_proto::{json::protocol_name, v1::Activity};
 
 use super::{
-    Compacted, Dialect, Filter, Ordered, Param, Query, StoreError, StoredActivity, blocks, time_ns,
-    to_i64, to_u64,
+    ActivityRef, Compacted, Dialect, Filter, Ordered, Param, Query, StoreError, StoredActivity,
+    blocks, time_ns, to_i64, to_u64,
 };
 
 /// The compacted tier's reads in one store's SQL.
@@ -38,6 +38,18 @@ pub(crate) trait Tier {
         sensor_id: &str,
         sequence: u64,
     ) -> Result<Option<BlockRow>, StoreError>;
+    /// [`Self::nearest_block`] of each of `sequences`, in their order. A store that pays a
+    /// round trip a query reads them in one.
+    fn nearest_blocks(
+        &mut self,
+        sensor_id: &str,
+        sequences: &[u64],
+    ) -> Result<Vec<Option<BlockRow>>, StoreError> {
+        sequences
+            .iter()
+            .map(|&sequence| self.nearest_block(sensor_id, sequence))
+            .collect()
+    }
     /// The rows of `sensor_id`'s blocks whose batches span `sequence`.
     fn blocks_holding(
         &mut self,
@@ -227,6 +239,14 @@ impl BlockRow {
             other.format,
             other.dictionary_id,
         )
+    }
+
+    /// Whether the block's batches span `sequence`. The block starting nearest at or before
+    /// it holds it, but where blocks overlap: rows are compacted by id once old enough, so a
+    /// late row of an older batch goes to a later block, and a batch cut between two blocks
+    /// starts the second.
+    fn spans(&self, sequence: u64) -> bool {
+        (self.first_sequence..=self.last_sequence).contains(&sequence)
     }
 
     /// The row without the frames a query's keys are in: what [`BlockCache`] keeps.
@@ -649,33 +669,131 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         sequence: u64,
         position: u64,
     ) -> Result<Option<Activity>, StoreError> {
+        let wanted = [ActivityRef {
+            sensor_id: &block.sensor_id,
+            sequence,
+            position,
+        }];
+        let mut found = [None];
+        self.activities_in_block(block, &wanted, &[0], &mut found)?;
+        let [found] = found;
+        Ok(found)
+    }
+
+    /// The activity at (`sensor_id`, `sequence`, `position`) in a block spanning `sequence`
+    /// other than `nearest` (which lacks it): where blocks overlap. Finding them walks every
+    /// block of the sensor up to `sequence`.
+    fn activity_beside(
+        &mut self,
+        nearest: Option<&BlockRow>,
+        sensor_id: &str,
+        sequence: u64,
+        position: u64,
+    ) -> Result<Option<Activity>, StoreError> {
+        let candidates = self.tier.blocks_holding(sensor_id, sequence)?;
+        for block in &candidates {
+            if nearest.is_some_and(|nearest| nearest.same_block(block)) {
+                continue;
+            }
+            if let Some(activity) = self.activity_in_block(block, sequence, position)? {
+                return Ok(Some(activity));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sets `found[at]` for each of `wanted` (indexes of `refs`, of `block`'s sensor) that
+    /// `block` holds: its index read once, each frame read and decompressed once for every
+    /// reference in it, the frames to read read together ([`Tier::frames`]).
+    fn activities_in_block(
+        &mut self,
+        block: &BlockRow,
+        refs: &[ActivityRef<'_>],
+        wanted: &[usize],
+        found: &mut [Option<Activity>],
+    ) -> Result<(), StoreError> {
         let index = match self.contents(block)? {
             Contents::Frames(index) => index,
             Contents::Whole(entries) => {
-                return Ok(entries
-                    .into_iter()
-                    .find(|entry| entry.sequence == sequence && entry.position == position)
-                    .map(|entry| entry.activity));
+                for &at in wanted {
+                    let place = (refs[at].sequence, refs[at].position);
+                    found[at] = entries
+                        .iter()
+                        .find(|entry| (entry.sequence, entry.position) == place)
+                        .map(|entry| entry.activity.clone());
+                }
+                return Ok(());
             }
         };
-        match blocks::frame_holding(&index, sequence, position) {
-            Some(number) => self.activity_in_frame(block, &index, number, sequence, position),
-            None => Ok(None),
+        // Each reference with its frame's number; by frame, the one the buffer holds first
+        // (before another takes its place), a frame's references in the caller's order.
+        let mut by_frame: Vec<(usize, usize)> = wanted
+            .iter()
+            .filter_map(|&at| {
+                blocks::frame_holding(&index, refs[at].sequence, refs[at].position)
+                    .map(|number| (number, at))
+            })
+            .collect();
+        let held = {
+            let plain = self.cache.plain.borrow();
+            by_frame
+                .iter()
+                .map(|&(number, _)| number)
+                .find(|&number| plain.holds(frame_id(block.id, number), &index))
+        };
+        by_frame.sort_by_key(|&(number, _)| (Some(number) != held, number));
+        // The frames that neither the buffer nor the cache hold, read in one go if several.
+        let unread: Vec<i64> = if by_frame.len() > 1 {
+            by_frame
+                .chunk_by(|one, other| one.0 == other.0)
+                .map(|of_frame| of_frame[0].0)
+                .filter(|&number| Some(number) != held)
+                .map(|number| frame_id(block.id, number))
+                .filter(|&id| self.cache.frame(id, &index).is_none())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut data: Vec<(i64, Vec<u8>)> = if unread.len() > 1 {
+            unread
+                .iter()
+                .copied()
+                .zip(self.tier.frames(&unread)?)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for of_frame in by_frame.chunk_by(|one, other| one.0 == other.0) {
+            let number = of_frame[0].0;
+            let id = frame_id(block.id, number);
+            let read = data
+                .iter()
+                .position(|(read, _)| *read == id)
+                .map(|at| data.swap_remove(at).1);
+            self.activities_in_frame(block, &index, number, read, refs, of_frame, found)?;
         }
+        Ok(())
     }
 
-    /// The activity at `position` of batch `sequence` in frame `number` of `block` (`index`
-    /// its frame index), the frame read from the cache, else from the buffer if the last
-    /// lookup decompressed it ([`Plain`]), else decompressed; kept in the cache parsed for the
-    /// next lookups in it if it was decompressed before ([`Seen`]).
-    fn activity_in_frame(
+    /// Sets `found[at]` for each of `wanted` ((`number`, index of `refs`)) that frame `number` of
+    /// `block` (`index` its frame index) holds, the frame read from the cache, else from the
+    /// buffer if the last lookup decompressed it ([`Plain`]), else decompressed (from `read`
+    /// when read already); kept in the cache parsed for the next lookups in it if it was
+    /// decompressed before ([`Seen`]).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the frame's place (block, index, number), its data if read, and the references with their answers"
+    )]
+    fn activities_in_frame(
         &mut self,
         block: &BlockRow,
         index: &Arc<[blocks::FrameInfo]>,
         number: usize,
-        sequence: u64,
-        position: u64,
-    ) -> Result<Option<Activity>, StoreError> {
+        read: Option<Vec<u8>>,
+        refs: &[ActivityRef<'_>],
+        wanted: &[(usize, usize)],
+        found: &mut [Option<Activity>],
+    ) -> Result<(), StoreError> {
         let failed = |source| StoreError::Block {
             id: block.id,
             source,
@@ -684,15 +802,23 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
         let info = index
             .get(number)
             .ok_or_else(|| failed(blocks::BlockError::Malformed))?;
+        let place = |at: usize| (refs[at].sequence, refs[at].position);
         if let Some(parsed) = self.cache.frame(id, index) {
-            return parsed
-                .activity_at(&block.sensor_id, sequence, position)
-                .map_err(failed);
+            for &(_, at) in wanted {
+                let (sequence, position) = place(at);
+                found[at] = parsed
+                    .activity_at(&block.sensor_id, sequence, position)
+                    .map_err(failed)?;
+            }
+            return Ok(());
         }
         let cache = self.cache;
         let mut plain = cache.plain.borrow_mut();
         if !plain.holds(id, index) {
-            let frame = self.tier.blob(Blob::Frame, id)?;
+            let frame = match read {
+                Some(frame) => frame,
+                None => self.tier.blob(Blob::Frame, id)?,
+            };
             plain.holds = None;
             self.with_decompressor(block, |decompressor| {
                 blocks::decompress_frame_into(&frame, info, decompressor, &mut plain.bytes)
@@ -700,29 +826,41 @@ impl<'c, T: Tier + ?Sized> BlockReader<'c, T> {
             plain.holds = Some((id, Arc::clone(index)));
         }
         let plain = &mut *plain;
-        let found = if cache.seen_before(id) {
+        if cache.seen_before(id) {
             let parsed = Arc::new(blocks::ParsedFrame::parse(&plain.bytes, info).map_err(failed)?);
             cache.keep_frame(id, index, Arc::clone(&parsed));
-            parsed
-                .activity_at(&block.sensor_id, sequence, position)
-                .map_err(failed)?
+            for &(_, at) in wanted {
+                let (sequence, position) = place(at);
+                found[at] = parsed
+                    .activity_at(&block.sensor_id, sequence, position)
+                    .map_err(failed)?;
+            }
         } else {
-            blocks::decode_plain(
-                &block.sensor_id,
-                &plain.bytes,
-                info,
-                &blocks::Sieve::at(sequence, position),
-                |_, _, _| true,
-            )
-            .map_err(failed)?
-            .into_iter()
-            .next()
-            .map(|entry| entry.activity)
-        };
+            // One walk of the frame's columns, up to the last wanted.
+            let sieve = blocks::Sieve::among(wanted.iter().map(|&(_, at)| place(at)).collect());
+            let entries =
+                blocks::decode_plain(&block.sensor_id, &plain.bytes, info, &sieve, |_, _, _| true)
+                    .map_err(failed)?;
+            // The first entry at a place answers for it (as `ParsedFrame::activity_at`), the
+            // same place wanted twice given a copy.
+            for entry in entries {
+                let mut answers = wanted.iter().map(|&(_, at)| at).filter(|&at| {
+                    found[at].is_none() && place(at) == (entry.sequence, entry.position)
+                });
+                let Some(first) = answers.next() else {
+                    continue;
+                };
+                let copies: Vec<usize> = answers.collect();
+                for at in copies {
+                    found[at] = Some(entry.activity.clone());
+                }
+                found[first] = Some(entry.activity);
+            }
+        }
         if plain.bytes.capacity() > KEPT_PLAIN_CAPACITY {
             *plain = Plain::default();
         }
-        Ok(found)
+        Ok(())
     }
 
     /// Runs `work` with this thread's decompressor for `block`'s dictionary; its errors are
@@ -1003,32 +1141,87 @@ pub(crate) fn activity_at<T: Tier + ?Sized>(
     sequence: u64,
     position: u64,
 ) -> Result<Option<Activity>, StoreError> {
-    // The block starting nearest before it holds it, but where blocks overlap: rows are
-    // compacted by id once old enough, so a late row of an older batch goes to a later block,
-    // and a batch cut between two blocks starts the second. Those are looked up in every block
-    // spanning the sequence, which walks every block of the sensor up to it.
     let nearest = tier
         .nearest_block(sensor_id, sequence)?
-        .filter(|block| block.last_sequence >= sequence);
+        .filter(|block| block.spans(sequence));
     let mut reader = BlockReader::new(tier, cache);
     if let Some(block) = &nearest
         && let Some(activity) = reader.activity_in_block(block, sequence, position)?
     {
         return Ok(Some(activity));
     }
-    let candidates = reader.tier().blocks_holding(sensor_id, sequence)?;
-    for block in &candidates {
-        if nearest
-            .as_ref()
-            .is_some_and(|nearest| nearest.same_block(block))
-        {
-            continue;
-        }
-        if let Some(activity) = reader.activity_in_block(block, sequence, position)? {
-            return Ok(Some(activity));
+    reader.activity_beside(nearest.as_ref(), sensor_id, sequence, position)
+}
+
+/// [`activity_at`] of each of `refs` whose answer `found` (in their order) lacks, in place:
+/// the nearest blocks of a sensor's sequences read together, each block's index once, each
+/// frame read and decompressed once for all the references in it (an alert's evidence
+/// shares frames), the frames of a block read together (one round trip on PostgreSQL).
+pub(crate) fn fill_compacted<T: Tier + ?Sized>(
+    tier: &mut T,
+    cache: &BlockCache,
+    refs: &[ActivityRef<'_>],
+    found: &mut [Option<Activity>],
+) -> Result<(), StoreError> {
+    let mut by_sensor: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (at, reference) in refs.iter().enumerate() {
+        if found.get(at).is_some_and(Option::is_none) {
+            by_sensor.entry(reference.sensor_id).or_default().push(at);
         }
     }
-    Ok(None)
+    for (sensor_id, wanted) in by_sensor {
+        let sequences: Vec<u64> = wanted
+            .iter()
+            .map(|&at| refs[at].sequence)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let nearest = tier.nearest_blocks(sensor_id, &sequences)?;
+        // Each reference's nearest block (`None`: no block spans its sequence), and the
+        // references each distinct block is the nearest of.
+        let mut blocks: Vec<(BlockRow, Vec<usize>)> = Vec::new();
+        let mut nearest_of: Vec<Option<usize>> = Vec::with_capacity(wanted.len());
+        for &at in &wanted {
+            let sequence = refs[at].sequence;
+            let block = sequences
+                .binary_search(&sequence)
+                .ok()
+                .and_then(|number| nearest.get(number))
+                .and_then(Option::as_ref)
+                .filter(|block| block.spans(sequence));
+            let Some(block) = block else {
+                nearest_of.push(None);
+                continue;
+            };
+            let number = blocks
+                .iter()
+                .position(|(kept, _)| kept.same_block(block))
+                .unwrap_or_else(|| {
+                    blocks.push((block.columns(), Vec::new()));
+                    blocks.len() - 1
+                });
+            blocks[number].1.push(at);
+            nearest_of.push(Some(number));
+        }
+        let mut reader = BlockReader::new(tier, cache);
+        for (block, in_block) in &blocks {
+            reader.activities_in_block(block, refs, in_block, found)?;
+        }
+        // Those their nearest block lacks, looked for as `activity_at` does.
+        for (&at, nearest) in wanted.iter().zip(nearest_of) {
+            if found[at].is_some() {
+                continue;
+            }
+            let reference = refs[at];
+            found[at] = reader.activity_beside(
+                nearest.map(|number| &blocks[number].0),
+                sensor_id,
+                reference.sequence,
+                reference.position,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The dictionary new blocks are compressed with, and its id: the newest one stored, unless it

@@ -32,10 +32,10 @@ use dcwatch_telemetry::health::Issue;
 use prost::Message as _;
 
 use super::{
-    AlertQuery, Closed, Dialect, Excluded, Exclusion, ExclusionKind, Found, HistoryEntry,
-    NewActivity, ProtocolCount, Query, Recorded, SensorState, Storage, StoreError, Stored,
-    StoredActivity, StoredEvent, StoredIssue, StoredUser, time_ns, timestamp_ns, to_i64, to_u64,
-    token_hash,
+    ActivityRef, AlertQuery, Closed, Dialect, Excluded, Exclusion, ExclusionKind, Found,
+    HistoryEntry, NewActivity, ProtocolCount, Query, Recorded, SensorState, Storage, StoreError,
+    Stored, StoredActivity, StoredEvent, StoredIssue, StoredUser, time_ns, timestamp_ns, to_i64,
+    to_u64, token_hash,
 };
 
 /// A connection to the shared store; a connection the server closed (PostgreSQL restarted)
@@ -621,6 +621,14 @@ impl Storage for PgStore {
     ) -> Result<Option<Activity>, StoreError> {
         let (client, blocks) = self.reading()?;
         console::activity_at(client, blocks, sensor_id, sequence, position)
+    }
+
+    fn activities_at(
+        &mut self,
+        refs: &[ActivityRef<'_>],
+    ) -> Result<Vec<Option<Activity>>, StoreError> {
+        let (client, blocks) = self.reading()?;
+        console::activities_at(client, blocks, refs)
     }
 
     fn newest_activities(

@@ -13,9 +13,9 @@ use dcwatch_proto::v1::{Activity, Alert, DirectoryDelta, HealthEvent, alert::Cla
 use dcwatch_telemetry::health::Issue;
 
 use super::{
-    AlertQuery, Closed, Excluded, Exclusion, ExclusionKind, Found, HistoryEntry, NewActivity,
-    ProtocolCount, Query, Recorded, SensorState, Store, StoreError, Stored, StoredActivity,
-    StoredEvent, StoredIssue, StoredUser, is_derived,
+    ActivityRef, AlertQuery, Closed, Excluded, Exclusion, ExclusionKind, Found, HistoryEntry,
+    NewActivity, ProtocolCount, Query, Recorded, SensorState, Store, StoreError, Stored,
+    StoredActivity, StoredEvent, StoredIssue, StoredUser, is_derived,
 };
 
 /// The detection cursor of the `all` role: the last activity row judged.
@@ -179,6 +179,12 @@ pub trait Storage: Send + std::fmt::Debug {
         sequence: u64,
         position: u64,
     ) -> Result<Option<Activity>, StoreError>;
+    /// The activities at `refs`, in their order, `None` where there is none: what
+    /// [`Self::activity_at`] answers for each, read together (an alert's evidence).
+    fn activities_at(
+        &mut self,
+        refs: &[ActivityRef<'_>],
+    ) -> Result<Vec<Option<Activity>>, StoreError>;
     /// The activities `query` selects, newest first, each with its position in its batch,
     /// until `each` returns false.
     fn newest_activities(
@@ -465,6 +471,12 @@ impl Storage for Store {
         position: u64,
     ) -> Result<Option<Activity>, StoreError> {
         Self::activity_at(self, sensor_id, sequence, position)
+    }
+    fn activities_at(
+        &mut self,
+        refs: &[ActivityRef<'_>],
+    ) -> Result<Vec<Option<Activity>>, StoreError> {
+        Self::activities_at(self, refs)
     }
     fn newest_activities(
         &mut self,

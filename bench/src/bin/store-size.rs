@@ -16,7 +16,9 @@
 //! The alert-evidence probes look activities up by reference, as the console's alert page does
 //! for each piece of an alert's evidence: references picked over the whole input, and the
 //! evidence of alerts the detection engine raises on the input (test mode, every threshold
-//! low, as `dcwatch-replay --alerts` judges), whose count the run prints.
+//! low, as `dcwatch-replay --alerts` judges), whose count the run prints. Those alerts' evidence
+//! is read both one reference at a time (`activity_at`, as the console read it before) and one
+//! call an alert (`activities_at`, as `Data::alert_detail` reads it), whose answers must equal.
 //!
 //! SQLite's bytes are the store's pages in use (`page_count - freelist_count` times
 //! `page_size`): SQLite reuses free pages, so this is what the file holds once it has grown to
@@ -41,7 +43,7 @@ use bench::{build_repeated_corpus, dissect, median, process_cpu, tree_cpu};
 use dcwatch_backend::{
     console::data::{ActivityFilter, Data},
     detection::DirectorySource,
-    store::{Compacted, Query, Storage, Store, StoredActivity, postgres::PgStore},
+    store::{ActivityRef, Compacted, Query, Storage, Store, StoredActivity, postgres::PgStore},
 };
 use dcwatch_proto::v1::Activity;
 use dcwatch_tests::cluster_servers::Postgres;
@@ -69,6 +71,9 @@ type Run = Box<dyn Fn(&mut dyn Storage, &Data, usize) -> anyhow::Result<Vec<Stri
 struct Probe {
     name: String,
     run: Run,
+    /// The probe whose answers this one's must equal, trial for trial: the same question asked
+    /// through another call.
+    same_as: Option<String>,
 }
 
 /// What measuring a store needs beyond the `Storage` trait: its bytes, and the CPU its server
@@ -307,6 +312,21 @@ fn measure(
     let cold_bytes = backend.used()?;
     let cold_tables = backend.tables()?;
     let cold = time_probes(store.as_mut(), &console, probes, trials)?;
+    for (probe, answers) in probes.iter().zip(hot.iter().zip(&cold)) {
+        let Some(same_as) = &probe.same_as else {
+            continue;
+        };
+        let Some(other) = probes.iter().position(|other| other.name == *same_as) else {
+            continue;
+        };
+        anyhow::ensure!(
+            answers.0.1 == hot[other].1 && answers.1.1 == cold[other].1,
+            "{} ({}): answers other than {}'s",
+            probe.name,
+            backend.name(),
+            same_as
+        );
+    }
     for (probe, ((_, hot_answer), (_, cold_answer))) in probes.iter().zip(hot.iter().zip(&cold)) {
         anyhow::ensure!(
             cold_answer == hot_answer,
@@ -510,22 +530,31 @@ fn probes(
     // `LOOKUPS` references a trial.
     let cited: usize = alerts.iter().map(Vec::len).sum();
     let alert_step = (cited / LOOKUPS).max(1);
-    let pages: Vec<Vec<(u64, u64)>> = (0..alert_step.min(alerts.len()))
+    let alert_pages: Vec<Vec<Vec<(u64, u64)>>> = (0..alert_step.min(alerts.len()))
         .map(|first| {
             alerts
                 .iter()
                 .skip(first)
                 .step_by(alert_step)
-                .flatten()
-                .copied()
+                .cloned()
                 .collect()
         })
         .collect();
+    let pages: Vec<Vec<(u64, u64)>> = alert_pages
+        .iter()
+        .map(|page| page.iter().flatten().copied().collect())
+        .collect();
+    let pages_named = format!(
+        "{} alerts, {} lookups",
+        alerts.len().div_ceil(alert_step),
+        pages.first().map_or(0, Vec::len)
+    );
     let page_account = account.clone();
     let page_address = ip.map(|ip| ip.to_string()).unwrap_or_default();
     let profile_account = account.clone();
     vec![
         Probe {
+            same_as: None,
             name: format!("account {account} (CLI query)"),
             run: query(Query {
                 account: Some(account.clone()),
@@ -533,6 +562,7 @@ fn probes(
             }),
         },
         Probe {
+            same_as: None,
             name: format!(
                 "address {} (CLI query)",
                 ip.map(|ip| ip.to_string()).unwrap_or_default()
@@ -543,6 +573,7 @@ fn probes(
             }),
         },
         Probe {
+            same_as: None,
             name: "kerberos, one hour".to_owned(),
             run: query(Query {
                 protocol: Some("kerberos".to_owned()),
@@ -552,6 +583,7 @@ fn probes(
             }),
         },
         Probe {
+            same_as: None,
             name: "everything, one hour".to_owned(),
             run: query(Query {
                 since_ns: Some(middle),
@@ -560,10 +592,12 @@ fn probes(
             }),
         },
         Probe {
+            same_as: None,
             name: format!("{} alert evidence lookups by reference", evidence.len()),
             run: Box::new(move |store, _, _| look_up(store, &evidence)),
         },
         Probe {
+            same_as: None,
             name: format!(
                 "{} alert evidence lookups by reference, other evidence each trial",
                 other_evidence[0].len()
@@ -573,11 +607,8 @@ fn probes(
             }),
         },
         Probe {
-            name: format!(
-                "alert pages' evidence ({} alerts, {} lookups), other alerts each trial",
-                alerts.len().div_ceil(alert_step),
-                pages.first().map_or(0, Vec::len)
-            ),
+            same_as: None,
+            name: format!("alert pages' evidence ({pages_named}), other alerts each trial"),
             run: Box::new(move |store, _, trial| {
                 look_up(
                     store,
@@ -588,14 +619,48 @@ fn probes(
             }),
         },
         Probe {
+            name: format!(
+                "alert pages' evidence ({pages_named}), one call a page, other alerts each trial"
+            ),
+            same_as: Some(format!(
+                "alert pages' evidence ({pages_named}), other alerts each trial"
+            )),
+            run: Box::new(move |store, _, trial| {
+                let Some(page) = alert_pages.get(trial % alert_pages.len().max(1)) else {
+                    return Ok(Vec::new());
+                };
+                let mut out = Vec::new();
+                for alert in page {
+                    let refs: Vec<ActivityRef<'_>> = alert
+                        .iter()
+                        .map(|&(sequence, position)| ActivityRef {
+                            sensor_id: SENSOR_ID,
+                            sequence,
+                            position,
+                        })
+                        .collect();
+                    out.extend(
+                        store
+                            .activities_at(&refs)?
+                            .iter()
+                            .map(|found| format!("{found:?}")),
+                    );
+                }
+                Ok(out)
+            }),
+        },
+        Probe {
+            same_as: None,
             name: format!("account, {PAGE} newest, through the ingest connection"),
             run: newest(&account, Connection::Ingest),
         },
         Probe {
+            same_as: None,
             name: format!("account, {PAGE} newest, through the console's connection"),
             run: newest(&account, Connection::Console),
         },
         Probe {
+            same_as: None,
             name: format!("console: account page ({PAGE} newest activities)"),
             run: Box::new(move |_, console, _| {
                 let page =
@@ -608,6 +673,7 @@ fn probes(
             }),
         },
         Probe {
+            same_as: None,
             name: format!("console: address page ({PAGE} newest activities)"),
             run: Box::new(move |_, console, _| {
                 let page =
@@ -620,6 +686,7 @@ fn probes(
             }),
         },
         Probe {
+            same_as: None,
             name: "console: account profile (counts by protocol)".to_owned(),
             run: Box::new(move |_, console, _| {
                 Ok(vec![

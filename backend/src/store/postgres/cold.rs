@@ -134,6 +134,35 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
             .map(block_row))
     }
 
+    /// One round trip: each sequence's nearest block found beside the others on the server.
+    fn nearest_blocks(
+        &mut self,
+        sensor_id: &str,
+        sequences: &[u64],
+    ) -> Result<Vec<Option<BlockRow>>, StoreError> {
+        let wanted: Vec<i64> = sequences.iter().map(|&sequence| to_i64(sequence)).collect();
+        let rows = self.0.query(
+            &format!(
+                "SELECT nearest.*, wanted.at
+                 FROM unnest($2::BIGINT[]) WITH ORDINALITY AS wanted (sequence, at)
+                 CROSS JOIN LATERAL (SELECT {BLOCK_COLUMNS} FROM activity_blocks
+                     WHERE sensor_id = $1 AND first_sequence <= wanted.sequence
+                     ORDER BY first_sequence DESC LIMIT 1) AS nearest"
+            ),
+            &[&sensor_id, &wanted],
+        )?;
+        let mut found: Vec<Option<BlockRow>> = sequences.iter().map(|_| None).collect();
+        for row in &rows {
+            if let Some(slot) = usize::try_from(row.get::<_, i64>(9) - 1)
+                .ok()
+                .and_then(|at| found.get_mut(at))
+            {
+                *slot = Some(block_row(row));
+            }
+        }
+        Ok(found)
+    }
+
     fn blocks_holding(
         &mut self,
         sensor_id: &str,

@@ -6,8 +6,8 @@ use dcwatch_proto::v1::{Activity, Alert};
 use prost::Message as _;
 
 use crate::store::{
-    Dialect, Found, Param, ProtocolCount, Query, SensorState, StoreError, StoredActivity,
-    StoredEvent, StoredUser,
+    ActivityRef, Dialect, Found, Param, ProtocolCount, Query, SensorState, StoreError,
+    StoredActivity, StoredEvent, StoredUser,
     alerts::{ALERT_COLUMNS, like_escaped, with_status},
     cold::{self, BlockCache},
     console::{
@@ -81,6 +81,44 @@ pub(super) fn activity_at(
     Activity::decode(row.get::<_, &[u8]>(1))
         .map(Some)
         .map_err(|source| StoreError::Decode { id, source })
+}
+
+/// [`activity_at`] of each of `refs`, in their order: the rows in one statement, then the
+/// compacted tier for those not among them ([`cold::fill_compacted`]: a round trip for the
+/// nearest blocks of a sensor's references and one for the frames of each block, not three a
+/// reference).
+pub(super) fn activities_at(
+    client: &mut Client,
+    cache: &BlockCache,
+    refs: &[ActivityRef<'_>],
+) -> Result<Vec<Option<Activity>>, StoreError> {
+    let sensors: Vec<&str> = refs.iter().map(|at| at.sensor_id).collect();
+    let sequences: Vec<i64> = refs.iter().map(|at| to_i64(at.sequence)).collect();
+    let positions: Vec<i64> = refs.iter().map(|at| to_i64(at.position)).collect();
+    let rows = client.query(
+        "SELECT wanted.at, a.id, a.activity
+         FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[]) WITH ORDINALITY
+             AS wanted (sensor_id, sequence, position, at)
+         JOIN activities a ON a.sensor_id = wanted.sensor_id AND a.sequence = wanted.sequence
+             AND a.position = wanted.position",
+        &[&sensors, &sequences, &positions],
+    )?;
+    let mut found: Vec<Option<Activity>> = vec![None; refs.len()];
+    for row in &rows {
+        let Some(slot) = usize::try_from(row.get::<_, i64>(0) - 1)
+            .ok()
+            .and_then(|at| found.get_mut(at))
+        else {
+            continue;
+        };
+        let id: i64 = row.get(1);
+        *slot = Some(
+            Activity::decode(row.get::<_, &[u8]>(2))
+                .map_err(|source| StoreError::Decode { id, source })?,
+        );
+    }
+    cold::fill_compacted(&mut Pg(client), cache, refs, &mut found)?;
+    Ok(found)
 }
 
 pub(super) fn newest_activities(
