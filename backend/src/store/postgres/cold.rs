@@ -8,7 +8,7 @@
 //!
 //! Reads go out with their parameters' types (`query_typed`): one round trip a statement,
 //! where `query` first prepares it in a round trip of its own; a compacted query makes several
-//! statements (blocks, postings, frames), so the round trips were most of its time.
+//! statements (blocks, postings, frames), each of which paid that extra round trip.
 
 use std::collections::HashMap;
 
