@@ -5,10 +5,14 @@
 //! ([`LOCK`]): several ingest/api nodes share the store, and two compacting at once would
 //! otherwise both read the same rows, write each into a block, and count them twice. With the
 //! lock, the second waits, then reads what the first left.
+//!
+//! Reads go out with their parameters' types (`query_typed`): one round trip a statement,
+//! where `query` first prepares it in a round trip of its own; a compacted query makes several
+//! statements (blocks, postings, frames), each of which paid that extra round trip.
 
 use std::collections::HashMap;
 
-use ::postgres::{GenericClient, Row, Transaction};
+use ::postgres::{GenericClient, Row, Transaction, types::Type};
 use dcwatch_proto::v1::Activity;
 use prost::Message as _;
 
@@ -88,12 +92,14 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
 
     fn block_rows(&mut self, filter: Filter) -> Result<Vec<BlockRow>, StoreError> {
         let clause = filter.clause();
-        let values = super::console::bound(filter.values);
-        let parameters: Vec<&(dyn ::postgres::types::ToSql + Sync)> =
-            values.iter().map(AsRef::as_ref).collect();
+        let values = super::console::typed(filter.values);
+        let parameters: Vec<(&(dyn ::postgres::types::ToSql + Sync), Type)> = values
+            .iter()
+            .map(|(value, kind)| (value.as_ref(), kind.clone()))
+            .collect();
         Ok(self
             .0
-            .query(
+            .query_typed(
                 &format!(
                     "SELECT {BLOCK_COLUMNS} FROM activity_blocks {clause} ORDER BY min_time_ns, id"
                 ),
@@ -107,10 +113,13 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
     fn postings(&mut self, key: &str) -> Result<HashMap<i64, Vec<u8>>, StoreError> {
         let (bucket, suffix) = key_groups::split(key);
         let mut found = HashMap::new();
-        for row in self.0.query(
+        for row in self.0.query_typed(
             "SELECT block_id::BIGINT, keys, postings FROM activity_key_groups
              WHERE bucket = $1 AND strpos(keys || chr(1), $2) > 0",
-            &[&bucket, &key_groups::needle(suffix)],
+            &[
+                (&bucket, Type::TEXT),
+                (&key_groups::needle(suffix), Type::TEXT),
+            ],
         )? {
             let id: i64 = row.get(0);
             let postings = key_groups::postings_of(row.get(1), row.get(2), suffix)
@@ -129,7 +138,10 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
     ) -> Result<Option<BlockRow>, StoreError> {
         Ok(self
             .0
-            .query_opt(&nearest_block_sql(), &[&sensor_id, &to_i64(sequence)])?
+            .query_typed_opt(
+                &nearest_block_sql(),
+                &[(&sensor_id, Type::TEXT), (&to_i64(sequence), Type::INT8)],
+            )?
             .as_ref()
             .map(block_row))
     }
@@ -141,7 +153,7 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
         sequences: &[u64],
     ) -> Result<Vec<Option<BlockRow>>, StoreError> {
         let wanted: Vec<i64> = sequences.iter().map(|&sequence| to_i64(sequence)).collect();
-        let rows = self.0.query(
+        let rows = self.0.query_typed(
             &format!(
                 "SELECT nearest.*, wanted.at
                  FROM unnest($2::BIGINT[]) WITH ORDINALITY AS wanted (sequence, at)
@@ -149,7 +161,7 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
                      WHERE sensor_id = $1 AND first_sequence <= wanted.sequence
                      ORDER BY first_sequence DESC LIMIT 1) AS nearest"
             ),
-            &[&sensor_id, &wanted],
+            &[(&sensor_id, Type::TEXT), (&wanted, Type::INT8_ARRAY)],
         )?;
         let mut found: Vec<Option<BlockRow>> = sequences.iter().map(|_| None).collect();
         for row in &rows {
@@ -170,12 +182,12 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
     ) -> Result<Vec<BlockRow>, StoreError> {
         Ok(self
             .0
-            .query(
+            .query_typed(
                 &format!(
                     "SELECT {BLOCK_COLUMNS} FROM activity_blocks WHERE sensor_id = $1
                      AND first_sequence <= $2 AND last_sequence >= $2"
                 ),
-                &[&sensor_id, &to_i64(sequence)],
+                &[(&sensor_id, Type::TEXT), (&to_i64(sequence), Type::INT8)],
             )?
             .iter()
             .map(block_row)
@@ -186,7 +198,10 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
         if let Blob::Frame = blob {
             return Ok(self.frames(&[id])?.pop().unwrap_or_default());
         }
-        Ok(self.0.query_one(blob.sql(), &[&id])?.get(0))
+        Ok(self
+            .0
+            .query_typed_one(blob.sql(), &[(&id, Type::INT8)])?
+            .get(0))
     }
 
     /// Each frame sliced out of its block's frames (migration 7), reading only the TOAST
@@ -203,14 +218,14 @@ impl<C: GenericClient> Tier for Pg<'_, C> {
                 )
             })
             .unzip();
-        let rows = self.0.query(
+        let rows = self.0.query_typed(
             "SELECT wanted.at, substring(b.frames FROM bounds[1] + 1 FOR bounds[2] - bounds[1])
              FROM unnest($1::BIGINT[], $2::INTEGER[]) WITH ORDINALITY
                  AS wanted (block_id, number, at)
              JOIN activity_blocks b ON b.id = wanted.block_id
              CROSS JOIN LATERAL (SELECT b.frame_starts[wanted.number + 1 : wanted.number + 2]
                                  AS bounds OFFSET 0) AS frame",
-            &[&block_ids, &numbers],
+            &[(&block_ids, Type::INT8_ARRAY), (&numbers, Type::INT4_ARRAY)],
         )?;
         let mut found: Vec<Option<Vec<u8>>> = vec![None; ids.len()];
         for row in &rows {

@@ -1,7 +1,10 @@
 //! What the console reads and keeps, in PostgreSQL: store/console.rs's queries in PostgreSQL's
 //! dialect (migration 4), over the same tables.
 
-use ::postgres::{Client, GenericClient, types::ToSql};
+use ::postgres::{
+    Client, GenericClient,
+    types::{ToSql, Type},
+};
 use dcwatch_proto::v1::{Activity, Alert};
 use prost::Message as _;
 
@@ -20,12 +23,18 @@ use super::cold::Pg;
 
 /// A shared query's values as PostgreSQL binds them.
 pub(super) fn bound(values: Vec<Param>) -> Vec<Box<dyn ToSql + Sync>> {
+    typed(values).into_iter().map(|(value, _)| value).collect()
+}
+
+/// `values` with their types, for a statement sent in one round trip (`query_typed`: no
+/// prepare beforehand, which `query` makes a round trip of its own).
+pub(super) fn typed(values: Vec<Param>) -> Vec<(Box<dyn ToSql + Sync>, Type)> {
     values
         .into_iter()
-        .map(|value| -> Box<dyn ToSql + Sync> {
+        .map(|value| -> (Box<dyn ToSql + Sync>, Type) {
             match value {
-                Param::Int(value) => Box::new(value),
-                Param::Text(value) => Box::new(value),
+                Param::Int(value) => (Box::new(value), Type::INT8),
+                Param::Text(value) => (Box::new(value), Type::TEXT),
             }
         })
         .collect()
@@ -95,13 +104,17 @@ pub(super) fn activities_at(
     let sensors: Vec<&str> = refs.iter().map(|at| at.sensor_id).collect();
     let sequences: Vec<i64> = refs.iter().map(|at| to_i64(at.sequence)).collect();
     let positions: Vec<i64> = refs.iter().map(|at| to_i64(at.position)).collect();
-    let rows = client.query(
+    let rows = client.query_typed(
         "SELECT wanted.at, a.id, a.activity
          FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[]) WITH ORDINALITY
              AS wanted (sensor_id, sequence, position, at)
          JOIN activities a ON a.sensor_id = wanted.sensor_id AND a.sequence = wanted.sequence
              AND a.position = wanted.position",
-        &[&sensors, &sequences, &positions],
+        &[
+            (&sensors, Type::TEXT_ARRAY),
+            (&sequences, Type::INT8_ARRAY),
+            (&positions, Type::INT8_ARRAY),
+        ],
     )?;
     let mut found: Vec<Option<Activity>> = vec![None; refs.len()];
     for row in &rows {
