@@ -21,7 +21,10 @@ use super::{
 use crate::{
     bounded::BoundedMap,
     catalogue::DNS_RECON,
-    finding::{Finding, destination, source_key, source_name, source_text},
+    finding::{
+        Finding, destination, source_key, source_text, vouched_destination_name,
+        vouched_source_name,
+    },
     knowledge::Source,
     learning::Behaviour,
     observed::Observed,
@@ -121,7 +124,9 @@ impl DnsRecon {
         transfer: &str,
         context: &mut Context<'_>,
     ) {
-        let verdict = context.knowledge.dns_server(seen.src, source_name(seen));
+        let verdict = context
+            .knowledge
+            .dns_server(seen.src, vouched_source_name(seen));
         if verdict.yes {
             return;
         }
@@ -201,7 +206,9 @@ impl DnsRecon {
         // The answer adds no attempt to the count, only what became of it; it is judged as its
         // request was, since the alert takes the latest confidence.
         finding.count = 0;
-        let verdict = context.knowledge.dns_server(seen.dst, source_name(seen));
+        let verdict = context
+            .knowledge
+            .dns_server(seen.dst, vouched_destination_name(seen));
         if verdict.source == Source::Assumed {
             finding = finding.confidence(Confidence::MediumConfidence);
         }
@@ -234,7 +241,7 @@ mod tests {
         Config,
         detectors::{
             builders::dns,
-            testing::{run, summary},
+            testing::{computer, directory, run, summary, with_source_computer},
         },
     };
 
@@ -316,6 +323,32 @@ mod tests {
         let secondary = dns(0, "10.98.0.5:40000", DC, Type::Axfr, "lab.example", "AXFR");
         let other_dc = dns(0, "10.98.0.2:40000", DC, Type::Ixfr, "lab.example", "IXFR");
         assert!(run(Some(config), Directory::default(), &[secondary, other_dc]).is_empty());
+    }
+
+    #[test]
+    fn a_dc_name_the_client_claims_does_not_make_it_a_dns_server() {
+        // A workstation whose NTLM workstation field said dc01.lab.example (a name the client chooses, LOW
+        // certainty) asks for the zone: still recon. DC01 named with high certainty (reverse
+        // DNS) is a DC, and DCs serve DNS.
+        let lab = || directory(vec![computer("DC01", 1000, 0x2000)], &[]);
+        let claimed = with_source_computer(
+            dns(0, CLIENT, DC, Type::Axfr, "lab.example", "AXFR"),
+            "dc01.lab.example",
+            dcwatch_proto::v1::Certainty::Low,
+        );
+        assert_eq!(
+            summary(&run(None, lab(), &[claimed])),
+            [("dns_recon".into(), "src:10.98.0.20".into(), 1)]
+        );
+        let mut vouched = with_source_computer(
+            dns(0, CLIENT, DC, Type::Axfr, "lab.example", "AXFR"),
+            "dc01.lab.example",
+            dcwatch_proto::v1::Certainty::High,
+        );
+        if let Some(computer) = vouched.source_computer.as_mut() {
+            computer.method = dcwatch_proto::v1::ResolutionMethod::ReverseDns.into();
+        }
+        assert!(run(None, lab(), &[vouched]).is_empty());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     bounded::BoundedMap,
     catalogue::DNS_SUSPICIOUS_COMMUNICATION,
-    finding::{Finding, destination, source_key, source_name, source_text},
+    finding::{Finding, destination, source_key, source_text, vouched_source_name},
     knowledge::Knowledge,
     observed::Observed,
     time::{MINUTE, Millis},
@@ -180,7 +180,9 @@ impl Detector for DnsSuspiciousCommunication {
         {
             return;
         }
-        let server = context.knowledge.dns_server(seen.src, source_name(seen));
+        let server = context
+            .knowledge
+            .dns_server(seen.src, vouched_source_name(seen));
         if server.yes {
             return;
         }

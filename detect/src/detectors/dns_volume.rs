@@ -32,7 +32,9 @@ use crate::{
     bounded::BoundedMap,
     catalogue::DNS_RECON,
     config::Threshold,
-    finding::{Finding, destination, destination_text, source_key, source_name, source_text},
+    finding::{
+        Finding, destination, destination_text, source_key, source_text, vouched_source_name,
+    },
     knowledge::Source,
     learning::{Behaviour, learning_now},
     observed::Observed,
@@ -249,7 +251,9 @@ fn judge(period: &mut Period, seen: &Observed<'_>, context: &mut Context<'_>) {
     if !learning && count < floor {
         return;
     }
-    let server = context.knowledge.dns_server(seen.src, source_name(seen));
+    let server = context
+        .knowledge
+        .dns_server(seen.src, vouched_source_name(seen));
     if server.yes {
         return;
     }

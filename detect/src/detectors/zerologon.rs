@@ -22,8 +22,8 @@ use crate::{
     bounded::{BoundedMap, Window},
     catalogue::ZEROLOGON,
     finding::{
-        Finding, account_entity, destination, destination_text, source_key, source_name,
-        source_text,
+        Finding, account_entity, destination, destination_text, source_key, source_text,
+        vouched_source_name,
     },
     observed::Observed,
     time::{MINUTE, Millis},
@@ -180,7 +180,7 @@ impl Detector for Zerologon {
         attempts.caught = Some(seen.time);
         let dc = context
             .knowledge
-            .domain_controller(seen.src, source_name(seen));
+            .domain_controller(seen.src, vouched_source_name(seen));
         let mut finding = Finding::on(&ZEROLOGON, source_key(seen), seen, summary)
             .describe(description)
             .entity(destination(seen, Role::DomainController))
